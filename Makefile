@@ -1,0 +1,50 @@
+# The commands people type. Each target first installs missing Debian
+# packages (scripts/deps.sh), so every one works on a fresh Debian 12 machine.
+#   make          build into build/
+#   make run      build, then start build/kcobrad with etc/kcobrad.conf
+#   make test     sanitizer build (ASan+UBSan) in build-test/, all tests, fuzzers
+#   make bench    release build in build-bench/, kcobrad vs nats-server
+#   make fuzz     run each libFuzzer target longer (FUZZ_SECONDS, default 60)
+
+FUZZ_SECONDS ?= 60
+CI_FUZZ_SECONDS ?= 20
+
+.PHONY: all deps build run test unit fuzz bench clean format
+all: build
+
+deps:
+	@scripts/deps.sh
+
+build: deps
+	@[ -f build/build.ninja ] || meson setup build
+	ninja -C build
+
+run: build
+	./build/kcobrad -c etc/kcobrad.conf
+
+test: deps
+	@[ -f build-test/build.ninja ] || meson setup build-test -Dwerror=true \
+		-Db_sanitize=address,undefined -Db_lundef=false \
+		-Dc_args=-fno-sanitize-recover=undefined
+	ninja -C build-test
+	@[ -f build-fuzz/build.ninja ] || CC=clang meson setup build-fuzz -Dfuzz=true \
+		-Dtests=false -Dbench=false
+	ninja -C build-fuzz
+	scripts/run-tests.sh build-test build-fuzz $(CI_FUZZ_SECONDS)
+
+fuzz: deps
+	@[ -f build-fuzz/build.ninja ] || CC=clang meson setup build-fuzz -Dfuzz=true \
+		-Dtests=false -Dbench=false
+	ninja -C build-fuzz
+	scripts/run-fuzz.sh build-fuzz $(FUZZ_SECONDS)
+
+bench: deps
+	@[ -f build-bench/build.ninja ] || meson setup build-bench --buildtype=release -Dtests=false
+	ninja -C build-bench
+	bench/run.sh build-bench
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-test build-fuzz build-bench

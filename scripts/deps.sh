@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the Debian packages KingCobra needs, only those that are missing.
+# As root it runs apt-get; otherwise it prints the exact line to run.
+set -euo pipefail
+
+packages=(
+  gcc make pkg-config meson ninja-build          # build
+  clang libclang-rt-14-dev                         # libFuzzer targets
+  libssl-dev openssl                               # TLS (and test certificates)
+  libjansson-dev                                   # JSON: CONNECT, monitoring, CLI output
+  libnats-dev                                      # the NATS C client (tests, bench, libkingcobra)
+  libcmocka-dev                                    # unit tests
+  nats-server                                      # the peer for differential tests and bench
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+line="apt-get update && apt-get install -y ${missing[*]}"
+if [ "$(id -u)" -eq 0 ]; then
+  echo "deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q "${missing[@]}"
+else
+  echo "deps: missing Debian packages; run as root:" >&2
+  echo "  sudo sh -c '$line'" >&2
+  exit 1
+fi

@@ -1,0 +1,684 @@
+/* client.c - one client connection (see client.h): reading and parsing,
+ * the protocol operations, the output buffer, timers and closing.
+ *
+ * Reads go into the server's shared read buffer (the parser copies whatever
+ * must outlive a read), so an idle connection costs only this struct. */
+#include "client.h"
+
+#include <arpa/inet.h>
+#include <assert.h>
+#include <errno.h>
+#include <jansson.h>
+#include <openssl/err.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "common/log.h"
+#include "router.h"
+#include "subject.h"
+
+enum {
+    OUT_BUFFER_BYTES_MIN = 4096,
+    OUT_BUFFER_KEEP_BYTES = 64 * 1024, /* idle buffers above this are freed */
+    CONNECT_STRING_BYTES_MAX = 256,
+    CLOSE_DRAIN_READS_MAX = 4,
+    ERROR_LINE_BYTES_MAX = 512,
+    SUBSCRIPTIONS_INITIAL = 4,
+};
+
+#define CLIENT_LOG(level, client, format, ...)                                                     \
+    kci_log(level, "%s:%u - cid:%llu - " format, (client)->ip, (unsigned)(client)->port,           \
+            (unsigned long long)(client)->id, __VA_ARGS__)
+
+/* ---- output ---------------------------------------------------------- */
+
+uint32_t kci_client_pending_bytes(const kci_client *client)
+{
+    return client->out_tail - client->out_head;
+}
+
+static void slow_consumer(kci_client *client)
+{
+    kci_server *server = client->server;
+    server->stats.slow_consumers++;
+    CLIENT_LOG(KCI_LOG_WARN, client, "Slow Consumer Detected: MaxPending of %lld Exceeded",
+               (long long)server->options.max_pending_bytes);
+    kci_client_close(client, KCI_CLOSE_SLOW_CONSUMER);
+}
+
+/* Makes room for len more bytes after out_tail: compacts, then grows. */
+static bool make_room(kci_client *client, size_t len)
+{
+    size_t pending = kci_client_pending_bytes(client);
+    if (client->out_tail + len <= client->out_capacity) return true;
+    if (client->out_head > 0 && pending + len <= client->out_capacity) {
+        memmove(client->out, client->out + client->out_head, pending);
+        client->out_head = 0;
+        client->out_tail = (uint32_t)pending;
+        return true;
+    }
+    size_t capacity = client->out_capacity ? client->out_capacity : OUT_BUFFER_BYTES_MIN;
+    while (capacity < pending + len) capacity *= 2;
+    if (client->out_head > 0) {
+        memmove(client->out, client->out + client->out_head, pending);
+        client->out_head = 0;
+        client->out_tail = (uint32_t)pending;
+    }
+    uint8_t *bigger = realloc(client->out, capacity);
+    if (bigger == NULL) return false;
+    client->out = bigger;
+    client->out_capacity = (uint32_t)capacity;
+    return true;
+}
+
+bool kci_client_reserve(kci_client *client, size_t len, uint8_t **at)
+{
+    if (client->closing) return false;
+    size_t pending = kci_client_pending_bytes(client);
+    if ((int64_t)(pending + len) > client->server->options.max_pending_bytes) {
+        slow_consumer(client);
+        return false;
+    }
+    if (!make_room(client, len)) {
+        CLIENT_LOG(KCI_LOG_ERROR, client, "%s", "out of memory for output, closing");
+        kci_client_close(client, KCI_CLOSE_WRITE_ERROR);
+        return false;
+    }
+    *at = client->out + client->out_tail;
+    return true;
+}
+
+void kci_client_commit(kci_client *client, size_t used)
+{
+    assert(client->out_tail + used <= client->out_capacity);
+    client->out_tail += (uint32_t)used;
+    kci_server_mark_dirty(client->server, client);
+}
+
+bool kci_client_append(kci_client *client, const void *bytes, size_t len)
+{
+    uint8_t *at = NULL;
+    if (!kci_client_reserve(client, len, &at)) return false;
+    memcpy(at, bytes, len);
+    kci_client_commit(client, len);
+    return true;
+}
+
+void kci_client_send_error(kci_client *client, const char *text)
+{
+    char line[ERROR_LINE_BYTES_MAX];
+    int n = snprintf(line, sizeof line, "-ERR '%s'\r\n", text);
+    if (n < 0 || (size_t)n >= sizeof line) n = (int)sizeof line - 1;
+    /* An error goes out even past max_pending: it is what explains a close. */
+    if (make_room(client, (size_t)n)) {
+        memcpy(client->out + client->out_tail, line, (size_t)n);
+        client->out_tail += (uint32_t)n;
+        kci_server_mark_dirty(client->server, client);
+    }
+}
+
+static void set_want_write(kci_client *client, bool want)
+{
+    if (client->want_write == want || client->closing) return;
+    struct epoll_event event = {.events = EPOLLIN | (want ? EPOLLOUT : 0), .data.ptr = client};
+    if (epoll_ctl(client->server->epoll_fd, EPOLL_CTL_MOD, client->fd, &event) == 0)
+        client->want_write = want;
+}
+
+/* One write attempt; > 0 bytes written, 0 would block, < 0 error. */
+static ssize_t write_some(kci_client *client, const uint8_t *bytes, size_t len)
+{
+    if (client->ssl != NULL) {
+        ERR_clear_error();
+        int n = SSL_write(client->ssl, bytes, len > INT32_MAX ? INT32_MAX : (int)len);
+        if (n > 0) return n;
+        int reason = SSL_get_error(client->ssl, n);
+        return reason == SSL_ERROR_WANT_WRITE || reason == SSL_ERROR_WANT_READ ? 0 : -1;
+    }
+    ssize_t n = send(client->fd, bytes, len, MSG_NOSIGNAL);
+    if (n >= 0) return n;
+    return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -1;
+}
+
+void kci_client_flush(kci_client *client)
+{
+    if (client->closing || client->tls_state == KCI_TLS_HANDSHAKE) return;
+    while (client->out_head < client->out_tail) {
+        ssize_t n = write_some(client, client->out + client->out_head,
+                               client->out_tail - client->out_head);
+        if (n < 0) {
+            CLIENT_LOG(KCI_LOG_DEBUG, client, "write error: %s", strerror(errno));
+            kci_client_close(client, KCI_CLOSE_WRITE_ERROR);
+            return;
+        }
+        if (n == 0) {
+            if (client->write_stalled_since_ms == 0)
+                client->write_stalled_since_ms = client->server->now_ms;
+            set_want_write(client, true);
+            return;
+        }
+        client->out_head += (uint32_t)n;
+        client->write_stalled_since_ms = 0;
+    }
+    client->out_head = client->out_tail = 0;
+    client->write_stalled_since_ms = 0;
+    set_want_write(client, false);
+}
+
+/* ---- protocol operations --------------------------------------------- */
+
+static bool auth_required(const kci_client *client)
+{
+    return kci_auth_required(&client->server->options);
+}
+
+static void send_ok(kci_client *client)
+{
+    if (client->verbose) kci_client_append(client, "+OK\r\n", 5);
+}
+
+static char *json_string_copy(json_t *root, const char *key)
+{
+    const char *value = json_string_value(json_object_get(root, key));
+    if (value == NULL) return NULL;
+    return strndup(value, CONNECT_STRING_BYTES_MAX);
+}
+
+static bool json_flag(json_t *root, const char *key, bool fallback)
+{
+    json_t *value = json_object_get(root, key);
+    return json_is_boolean(value) ? json_is_true(value) : fallback;
+}
+
+static int authenticate(kci_client *client, json_t *root)
+{
+    kci_credentials credentials = {
+        .auth_token = json_string_value(json_object_get(root, "auth_token")),
+        .user = json_string_value(json_object_get(root, "user")),
+        .password = json_string_value(json_object_get(root, "pass")),
+    };
+    const kci_user *user = NULL;
+    if (!kci_auth_check(&client->server->options, &credentials, &user)) {
+        CLIENT_LOG(KCI_LOG_ERROR, client, "%s", "Authorization Error");
+        kci_client_send_error(client, "Authorization Violation");
+        kci_client_close(client, KCI_CLOSE_AUTH);
+        return -1;
+    }
+    free(client->user_name);
+    client->user_name = user ? strdup(user->user) : NULL;
+    client->permissions = kci_permissions_for(&client->server->options, user);
+    return 0;
+}
+
+static int on_connect(void *context, const char *json, size_t json_len)
+{
+    kci_client *client = context;
+    json_error_t json_error;
+    json_t *root = json_loadb(json, json_len, JSON_REJECT_DUPLICATES, &json_error);
+    if (root == NULL || !json_is_object(root)) {
+        CLIENT_LOG(KCI_LOG_ERROR, client, "invalid CONNECT: %s", json_error.text);
+        json_decref(root);
+        kci_client_send_error(client, "Invalid Connect Options");
+        kci_client_close(client, KCI_CLOSE_PROTOCOL);
+        return -1;
+    }
+    client->verbose = json_flag(root, "verbose", false);
+    client->pedantic = json_flag(root, "pedantic", false);
+    client->echo = json_flag(root, "echo", true);
+    client->headers = json_flag(root, "headers", false);
+    client->no_responders = json_flag(root, "no_responders", false);
+    free(client->name);
+    free(client->lang);
+    free(client->version);
+    client->name = json_string_copy(root, "name");
+    client->lang = json_string_copy(root, "lang");
+    client->version = json_string_copy(root, "version");
+    int stop = authenticate(client, root);
+    json_decref(root);
+    if (stop != 0) return stop;
+    client->connect_received = true;
+    CLIENT_LOG(KCI_LOG_DEBUG, client, "CONNECT name=%s lang=%s version=%s",
+               client->name ? client->name : "", client->lang ? client->lang : "",
+               client->version ? client->version : "");
+    send_ok(client);
+    return 0;
+}
+
+static int on_before_connect_op(void *context)
+{
+    kci_client *client = context;
+    if (!auth_required(client) || client->connect_received) return 0;
+    kci_client_send_error(client, "Authorization Violation");
+    kci_client_close(client, KCI_CLOSE_AUTH);
+    return -1;
+}
+
+static void send_permission_error(kci_client *client, const char *what, const char *subject,
+                                  size_t subject_len)
+{
+    char text[ERROR_LINE_BYTES_MAX];
+    int shown = subject_len > 256 ? 256 : (int)subject_len;
+    snprintf(text, sizeof text, "Permissions Violation for %s to \"%.*s\"", what, shown, subject);
+    CLIENT_LOG(KCI_LOG_WARN, client, "%s", text);
+    kci_client_send_error(client, text);
+}
+
+static int on_pub(void *context, const kci_pub_args *pub)
+{
+    kci_client *client = context;
+    kci_server *server = client->server;
+    client->in_msgs++;
+    client->in_bytes += pub->payload_len;
+    server->stats.in_msgs++;
+    server->stats.in_bytes += pub->payload_len;
+    if (!kci_subject_valid_literal(pub->subject, pub->subject_len)) {
+        kci_client_send_error(client, "Invalid Publish Subject");
+        return 0;
+    }
+    if (!kci_permissions_allow_publish(client->permissions, pub->subject, pub->subject_len)) {
+        send_permission_error(client, "Publish", pub->subject, pub->subject_len);
+        return 0;
+    }
+    kci_route_publish(client, pub);
+    send_ok(client);
+    return client->closing ? -1 : 0;
+}
+
+static kci_subscription *find_subscription(kci_client *client, const char *sid, size_t sid_len)
+{
+    for (uint32_t i = 0; i < client->subscription_count; i++) {
+        kci_subscription *subscription = client->subscriptions[i];
+        if (subscription->sid_len == sid_len && memcmp(subscription->sid, sid, sid_len) == 0)
+            return subscription;
+    }
+    return NULL;
+}
+
+static kci_subscription *subscription_new(kci_client *client, const char *subject,
+                                          size_t subject_len, const char *queue,
+                                          size_t queue_len, const char *sid, size_t sid_len)
+{
+    size_t strings = subject_len + 1 + queue_len + 1 + sid_len + 1;
+    kci_subscription *subscription = calloc(1, sizeof *subscription + strings);
+    if (subscription == NULL) return NULL;
+    char *at = (char *)(subscription + 1);
+    subscription->client = client;
+    subscription->subject = memcpy(at, subject, subject_len);
+    subscription->subject_len = (uint32_t)subject_len;
+    at += subject_len + 1;
+    if (queue != NULL) {
+        subscription->queue = memcpy(at, queue, queue_len);
+        subscription->queue_len = (uint32_t)queue_len;
+    }
+    at += queue_len + 1;
+    subscription->sid = memcpy(at, sid, sid_len);
+    subscription->sid_len = (uint32_t)sid_len;
+    return subscription;
+}
+
+static bool subscriptions_reserve(kci_client *client)
+{
+    if (client->subscription_count < client->subscription_capacity) return true;
+    uint32_t capacity =
+        client->subscription_capacity ? client->subscription_capacity * 2 : SUBSCRIPTIONS_INITIAL;
+    kci_subscription **bigger = realloc(client->subscriptions, capacity * sizeof *bigger);
+    if (bigger == NULL) return false;
+    client->subscriptions = bigger;
+    client->subscription_capacity = capacity;
+    return true;
+}
+
+static int on_sub(void *context, const char *subject, size_t subject_len, const char *queue,
+                  size_t queue_len, const char *sid, size_t sid_len)
+{
+    kci_client *client = context;
+    if (!kci_subject_valid_filter(subject, subject_len) ||
+        (queue != NULL && !kci_subject_valid_literal(queue, queue_len))) {
+        kci_client_send_error(client, "Invalid Subject");
+        return 0;
+    }
+    if (!kci_permissions_allow_subscribe(client->permissions, subject, subject_len)) {
+        send_permission_error(client, "Subscription", subject, subject_len);
+        return 0;
+    }
+    if (find_subscription(client, sid, sid_len) != NULL) { /* as nats-server: ignored */
+        send_ok(client);
+        return 0;
+    }
+    kci_subscription *subscription =
+        subscription_new(client, subject, subject_len, queue, queue_len, sid, sid_len);
+    if (subscription == NULL || !subscriptions_reserve(client) ||
+        kci_sublist_insert(client->server->sublist, subscription->subject, subject_len,
+                           subscription->queue, queue_len, subscription) != KC_OK) {
+        free(subscription);
+        CLIENT_LOG(KCI_LOG_ERROR, client, "%s", "cannot add subscription: out of memory");
+        kci_client_send_error(client, "Out of Memory");
+        kci_client_close(client, KCI_CLOSE_PROTOCOL);
+        return -1;
+    }
+    client->subscriptions[client->subscription_count++] = subscription;
+    send_ok(client);
+    return 0;
+}
+
+static int on_unsub(void *context, const char *sid, size_t sid_len, int64_t max_messages)
+{
+    kci_client *client = context;
+    kci_subscription *subscription = find_subscription(client, sid, sid_len);
+    if (subscription != NULL) {
+        if (max_messages > 0 && (uint64_t)max_messages > subscription->delivered_count)
+            subscription->max_messages = (uint64_t)max_messages;
+        else
+            kci_subscription_remove(subscription);
+    }
+    send_ok(client);
+    return 0;
+}
+
+static int on_ping(void *context)
+{
+    kci_client *client = context;
+    kci_client_append(client, "PONG\r\n", 6);
+    return client->closing ? -1 : 0;
+}
+
+static int on_pong(void *context)
+{
+    kci_client *client = context;
+    client->pings_outstanding = 0;
+    return 0;
+}
+
+static const kci_parser_handlers protocol_handlers = {
+    .on_connect = on_connect,
+    .on_pub = on_pub,
+    .on_sub = on_sub,
+    .on_unsub = on_unsub,
+    .on_ping = on_ping,
+    .on_pong = on_pong,
+    .on_before_connect_op = on_before_connect_op,
+};
+
+/* ---- reading ---------------------------------------------------------- */
+
+static void report_parse_error(kci_client *client, kci_parse_error error, size_t offset)
+{
+    if (error == KCI_PARSE_STOPPED) return;
+    const char *text = kci_parse_error_text(error);
+    CLIENT_LOG(KCI_LOG_ERROR, client, "Client parser ERROR (%s) at byte %zu", text, offset);
+    kci_close_reason reason =
+        error == KCI_PARSE_MAX_PAYLOAD ? KCI_CLOSE_MAX_PAYLOAD : KCI_CLOSE_PROTOCOL;
+    kci_client_send_error(client, text);
+    kci_client_close(client, reason);
+}
+
+static void process_input(kci_client *client, const uint8_t *bytes, size_t len)
+{
+    client->last_activity_ms = client->server->now_ms;
+    size_t offset = 0;
+    kci_parse_error error =
+        kci_parser_feed(&client->parser, &protocol_handlers, client, bytes, len, &offset);
+    if (error != KCI_PARSE_OK) report_parse_error(client, error, offset);
+}
+
+/* One read; > 0 bytes, 0 nothing now, -1 closed or failed (reason set). */
+static ssize_t read_some(kci_client *client, uint8_t *buffer, size_t size,
+                         kci_close_reason *reason)
+{
+    if (client->ssl != NULL) {
+        ERR_clear_error();
+        int n = SSL_read(client->ssl, buffer, (int)size);
+        if (n > 0) return n;
+        int ssl_error = SSL_get_error(client->ssl, n);
+        if (ssl_error == SSL_ERROR_WANT_READ || ssl_error == SSL_ERROR_WANT_WRITE) return 0;
+        *reason = ssl_error == SSL_ERROR_ZERO_RETURN ? KCI_CLOSE_CLIENT : KCI_CLOSE_TLS;
+        return -1;
+    }
+    ssize_t n = recv(client->fd, buffer, size, 0);
+    if (n > 0) return n;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return 0;
+    *reason = n == 0 ? KCI_CLOSE_CLIENT : KCI_CLOSE_READ_ERROR;
+    return -1;
+}
+
+static void continue_handshake(kci_client *client)
+{
+    ERR_clear_error();
+    int result = SSL_accept(client->ssl);
+    if (result == 1) {
+        client->tls_state = KCI_TLS_ESTABLISHED;
+        CLIENT_LOG(KCI_LOG_DEBUG, client, "TLS handshake complete (%s)",
+                   SSL_get_version(client->ssl));
+        kci_server_mark_dirty(client->server, client);
+        return;
+    }
+    int reason = SSL_get_error(client->ssl, result);
+    if (reason == SSL_ERROR_WANT_READ || reason == SSL_ERROR_WANT_WRITE) {
+        set_want_write(client, reason == SSL_ERROR_WANT_WRITE);
+        return;
+    }
+    char detail[256];
+    ERR_error_string_n(ERR_get_error(), detail, sizeof detail);
+    CLIENT_LOG(KCI_LOG_ERROR, client, "TLS handshake error: %s", detail);
+    kci_client_close(client, KCI_CLOSE_TLS);
+}
+
+void kci_client_on_readable(kci_client *client)
+{
+    if (client->closing) return;
+    if (client->tls_state == KCI_TLS_HANDSHAKE) {
+        continue_handshake(client);
+        if (client->tls_state != KCI_TLS_ESTABLISHED) return;
+    }
+    kci_close_reason reason = KCI_CLOSE_CLIENT;
+    uint8_t *buffer = client->server->read_buffer;
+    /* TLS may hold decrypted bytes the socket no longer signals: drain them. */
+    do {
+        ssize_t n = read_some(client, buffer, KCI_READ_BUFFER_BYTES, &reason);
+        if (n < 0) {
+            CLIENT_LOG(KCI_LOG_DEBUG, client, "connection closed: %s",
+                       kci_close_reason_text(reason));
+            kci_client_close(client, reason);
+            return;
+        }
+        if (n == 0) return;
+        process_input(client, buffer, (size_t)n);
+    } while (client->ssl != NULL && !client->closing && SSL_pending(client->ssl) > 0);
+}
+
+void kci_client_on_writable(kci_client *client)
+{
+    if (client->tls_state == KCI_TLS_HANDSHAKE) {
+        continue_handshake(client);
+        return;
+    }
+    kci_client_flush(client);
+}
+
+/* ---- life cycle -------------------------------------------------------- */
+
+static void peer_address(kci_client *client, const struct sockaddr_storage *address)
+{
+    if (address->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)address;
+        inet_ntop(AF_INET6, &v6->sin6_addr, client->ip, sizeof client->ip);
+        client->port = ntohs(v6->sin6_port);
+    } else {
+        const struct sockaddr_in *v4 = (const struct sockaddr_in *)address;
+        inet_ntop(AF_INET, &v4->sin_addr, client->ip, sizeof client->ip);
+        client->port = ntohs(v4->sin_port);
+    }
+}
+
+static bool send_info(kci_client *client)
+{
+    kci_server *server = client->server;
+    char tail[256];
+    int n = snprintf(tail, sizeof tail, ",\"client_id\":%llu,\"client_ip\":\"%s\"}\r\n",
+                     (unsigned long long)client->id, client->ip);
+    assert(n > 0 && (size_t)n < sizeof tail);
+    return kci_client_append(client, server->info_prefix, server->info_prefix_len) &&
+           kci_client_append(client, tail, (size_t)n);
+}
+
+kc_err kci_client_create(kci_server *server, int fd, const struct sockaddr_storage *address,
+                         kci_client **out)
+{
+    kci_client *client = calloc(1, sizeof *client);
+    if (client == NULL) return KC_ERR_NOMEM;
+    client->source.kind = KCI_SOURCE_CLIENT;
+    client->server = server;
+    client->fd = fd;
+    client->id = ++server->next_client_id;
+    client->echo = true;
+    client->start_ms = client->last_activity_ms = client->last_ping_ms = server->now_ms;
+    peer_address(client, address);
+    kci_parser_init(&client->parser, (uint32_t)server->options.max_control_line_bytes,
+                    (uint32_t)server->options.max_payload_bytes);
+    if (server->tls_context != NULL) {
+        client->ssl = SSL_new(server->tls_context);
+        if (client->ssl == NULL || SSL_set_fd(client->ssl, fd) != 1) {
+            SSL_free(client->ssl);
+            free(client);
+            return KC_ERR_TLS;
+        }
+        client->tls_state = KCI_TLS_HANDSHAKE;
+    }
+    *out = client;
+    return KC_OK;
+}
+
+/* INFO goes out in plain text before any TLS handshake, as nats-server does,
+ * so it is written here directly rather than through the TLS session. */
+kc_err kci_client_start(kci_client *client)
+{
+    if (!send_info(client)) return KC_ERR_NOMEM;
+    ssize_t n = send(client->fd, client->out, client->out_tail, MSG_NOSIGNAL);
+    if (n != (ssize_t)client->out_tail) return KC_ERR_IO; /* a fresh socket takes 1 KiB */
+    client->out_head = client->out_tail = 0;
+    CLIENT_LOG(KCI_LOG_DEBUG, client, "%s", "Client connection created");
+    return KC_OK;
+}
+
+const char *kci_close_reason_text(kci_close_reason reason)
+{
+    switch (reason) {
+    case KCI_CLOSE_CLIENT: return "Client Closed";
+    case KCI_CLOSE_PROTOCOL: return "Protocol Violation";
+    case KCI_CLOSE_AUTH: return "Authentication Failure";
+    case KCI_CLOSE_SLOW_CONSUMER: return "Slow Consumer";
+    case KCI_CLOSE_STALE: return "Stale Connection";
+    case KCI_CLOSE_MAX_PAYLOAD: return "Maximum Payload Exceeded";
+    case KCI_CLOSE_TLS: return "TLS Handshake Error";
+    case KCI_CLOSE_SERVER_SHUTDOWN: return "Server Shutdown";
+    case KCI_CLOSE_WRITE_ERROR: return "Write Error";
+    case KCI_CLOSE_READ_ERROR: return "Read Error";
+    case KCI_CLOSE_MAX_CONNECTIONS: return "Maximum Connections Exceeded";
+    }
+    return "Unknown";
+}
+
+/* Last words: one non-blocking write of what is pending (an -ERR line, or
+ * the tail of a shutdown flush), then drain unread input so close() sends
+ * FIN rather than RST and the peer can read the error. */
+static void say_goodbye(kci_client *client)
+{
+    if (client->out_head < client->out_tail && client->tls_state != KCI_TLS_HANDSHAKE)
+        (void)write_some(client, client->out + client->out_head,
+                         client->out_tail - client->out_head);
+    if (client->ssl == NULL) {
+        shutdown(client->fd, SHUT_WR);
+        for (int i = 0; i < CLOSE_DRAIN_READS_MAX; i++)
+            if (recv(client->fd, client->server->read_buffer, KCI_READ_BUFFER_BYTES,
+                     MSG_DONTWAIT) <= 0)
+                break;
+    }
+}
+
+void kci_client_close(kci_client *client, kci_close_reason reason)
+{
+    if (client->closing) return;
+    kci_server *server = client->server;
+    while (client->subscription_count > 0)
+        kci_subscription_remove(client->subscriptions[client->subscription_count - 1]);
+    if (reason != KCI_CLOSE_SLOW_CONSUMER) say_goodbye(client);
+    client->closing = true;
+    client->close_reason = reason;
+    epoll_ctl(server->epoll_fd, EPOLL_CTL_DEL, client->fd, NULL);
+    close(client->fd);
+    client->fd = -1;
+    if (client->prev) client->prev->next = client->next;
+    else server->clients = client->next;
+    if (client->next) client->next->prev = client->prev;
+    server->client_count--;
+    client->next = server->closed;
+    client->prev = NULL;
+    server->closed = client;
+    CLIENT_LOG(reason == KCI_CLOSE_CLIENT ? KCI_LOG_DEBUG : KCI_LOG_INFO, client,
+               "Client connection closed: %s", kci_close_reason_text(reason));
+}
+
+void kci_client_free(kci_client *client)
+{
+    assert(client->closing && client->subscription_count == 0);
+    kci_parser_release_buffers(&client->parser);
+    SSL_free(client->ssl);
+    free(client->subscriptions);
+    free(client->out);
+    free(client->name);
+    free(client->lang);
+    free(client->version);
+    free(client->user_name);
+    free(client);
+}
+
+static void release_idle_buffers(kci_client *client)
+{
+    if (client->out_head == client->out_tail && client->out_capacity > OUT_BUFFER_KEEP_BYTES) {
+        free(client->out);
+        client->out = NULL;
+        client->out_capacity = client->out_head = client->out_tail = 0;
+    }
+    if (kci_parser_idle(&client->parser)) kci_parser_release_buffers(&client->parser);
+}
+
+void kci_client_housekeeping(kci_client *client, int64_t now_ms)
+{
+    const kci_options *options = &client->server->options;
+    if (client->tls_state == KCI_TLS_HANDSHAKE && now_ms - client->start_ms > options->tls_timeout_ms) {
+        CLIENT_LOG(KCI_LOG_ERROR, client, "%s", "TLS handshake timeout");
+        kci_client_close(client, KCI_CLOSE_TLS);
+        return;
+    }
+    if (!client->connect_received && auth_required(client) &&
+        now_ms - client->start_ms > options->auth_timeout_ms) {
+        kci_client_send_error(client, "Authentication Timeout");
+        kci_client_close(client, KCI_CLOSE_AUTH);
+        return;
+    }
+    if (client->write_stalled_since_ms != 0 &&
+        now_ms - client->write_stalled_since_ms > options->write_deadline_ms) {
+        client->server->stats.slow_consumers++;
+        CLIENT_LOG(KCI_LOG_WARN, client, "Slow Consumer Detected: WriteDeadline of %lldms Exceeded",
+                   (long long)options->write_deadline_ms);
+        kci_client_close(client, KCI_CLOSE_SLOW_CONSUMER);
+        return;
+    }
+    if (now_ms - client->last_ping_ms >= options->ping_interval_ms) {
+        client->last_ping_ms = now_ms;
+        if (now_ms - client->last_activity_ms < options->ping_interval_ms) return;
+        if (client->pings_outstanding + 1 > options->ping_max) {
+            kci_client_send_error(client, "Stale Connection");
+            kci_client_close(client, KCI_CLOSE_STALE);
+            return;
+        }
+        client->pings_outstanding++;
+        kci_client_append(client, "PING\r\n", 6);
+    }
+    release_idle_buffers(client);
+}

@@ -1,0 +1,136 @@
+/* client.h - one client connection: its protocol state, its subscriptions
+ * and its output buffer.
+ *
+ * Output: everything for a client is appended to one contiguous buffer
+ * (out_head..out_tail) and written at the end of the batch. The buffer
+ * grows on demand up to max_pending; a client whose pending bytes would pass
+ * that is a slow consumer and is closed, so one stuck reader cannot hold the
+ * broker's memory or slow the others. Idle connections own no buffer. */
+#ifndef KCI_CLIENT_H
+#define KCI_CLIENT_H
+
+#include <netinet/in.h>
+#include <openssl/ssl.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "options.h"
+#include "parser.h"
+#include "server.h"
+
+typedef struct kci_subscription {
+    struct kci_client *client;
+    char *subject; /* subject, queue and sid share one allocation */
+    char *queue;   /* NULL when not in a queue group */
+    char *sid;
+    uint32_t subject_len;
+    uint32_t queue_len;
+    uint32_t sid_len;
+    bool removed;
+    uint64_t delivered_count;
+    uint64_t max_messages; /* 0: no automatic unsubscribe */
+    struct kci_subscription *next_retired;
+} kci_subscription;
+
+typedef enum kci_tls_state {
+    KCI_TLS_NONE = 0,
+    KCI_TLS_HANDSHAKE = 1,
+    KCI_TLS_ESTABLISHED = 2,
+} kci_tls_state;
+
+typedef enum kci_close_reason {
+    KCI_CLOSE_CLIENT = 1,        /* the peer closed */
+    KCI_CLOSE_PROTOCOL = 2,      /* a protocol violation */
+    KCI_CLOSE_AUTH = 3,          /* authorization violation or timeout */
+    KCI_CLOSE_SLOW_CONSUMER = 4, /* pending bytes or write deadline */
+    KCI_CLOSE_STALE = 5,         /* pings unanswered */
+    KCI_CLOSE_MAX_PAYLOAD = 6,
+    KCI_CLOSE_TLS = 7,
+    KCI_CLOSE_SERVER_SHUTDOWN = 8,
+    KCI_CLOSE_WRITE_ERROR = 9,
+    KCI_CLOSE_READ_ERROR = 10,
+    KCI_CLOSE_MAX_CONNECTIONS = 11,
+} kci_close_reason;
+
+typedef struct kci_client {
+    kci_source source; /* first: epoll data points here */
+    kci_server *server;
+    struct kci_client *prev;
+    struct kci_client *next;
+    uint64_t id;
+    int fd;
+    kci_parser parser;
+    /* CONNECT options */
+    bool connect_received;
+    bool verbose;
+    bool pedantic;
+    bool echo;
+    bool headers;
+    bool no_responders;
+    char *name;
+    char *lang;
+    char *version;
+    char *user_name;
+    const kci_permissions *permissions; /* NULL: everything allowed */
+    /* output */
+    uint8_t *out;
+    uint32_t out_head;
+    uint32_t out_tail;
+    uint32_t out_capacity;
+    bool in_flush_list;
+    bool want_write; /* EPOLLOUT is armed */
+    bool closing;
+    kci_close_reason close_reason;
+    /* subscriptions, by sid */
+    kci_subscription **subscriptions;
+    uint32_t subscription_count;
+    uint32_t subscription_capacity;
+    /* TLS */
+    SSL *ssl;
+    kci_tls_state tls_state;
+    /* timing */
+    int64_t start_ms;
+    int64_t last_activity_ms;
+    int64_t last_ping_ms;
+    int64_t write_stalled_since_ms; /* 0: not stalled */
+    uint32_t pings_outstanding;
+    /* stats */
+    uint64_t in_msgs;
+    uint64_t out_msgs;
+    uint64_t in_bytes;
+    uint64_t out_bytes;
+    /* peer */
+    char ip[INET6_ADDRSTRLEN];
+    uint16_t port;
+} kci_client;
+
+/* Creates a client for an accepted socket and sends INFO. */
+kc_err kci_client_create(kci_server *server, int fd, const struct sockaddr_storage *address,
+                         kci_client **out);
+/* Sends INFO (plain text, before any TLS handshake). */
+kc_err kci_client_start(kci_client *client);
+/* Reads once and processes what arrived. */
+void kci_client_on_readable(kci_client *client);
+/* EPOLLOUT: continues a TLS handshake or flushes. */
+void kci_client_on_writable(kci_client *client);
+/* Writes pending output; arms or disarms EPOLLOUT as needed. */
+void kci_client_flush(kci_client *client);
+/* Queues "-ERR 'text'" (best effort when closing). */
+void kci_client_send_error(kci_client *client, const char *text);
+/* Unlinks the client, best-effort flushes, closes the socket, and parks it
+ * on the server's closed list. Safe to call twice. */
+void kci_client_close(kci_client *client, kci_close_reason reason);
+/* Frees a closed client's memory (end of batch). */
+void kci_client_free(kci_client *client);
+/* Ping interval, auth timeout, write deadline: called on housekeeping. */
+void kci_client_housekeeping(kci_client *client, int64_t now_ms);
+/* Appends raw bytes; false (and the client is closed) on slow consumer. */
+bool kci_client_append(kci_client *client, const void *bytes, size_t len);
+/* Makes room for up to len bytes at *at; then kci_client_commit(used).
+ * False (and the client is closed) on slow consumer or no memory. */
+bool kci_client_reserve(kci_client *client, size_t len, uint8_t **at);
+void kci_client_commit(kci_client *client, size_t used);
+const char *kci_close_reason_text(kci_close_reason reason);
+uint32_t kci_client_pending_bytes(const kci_client *client);
+
+#endif

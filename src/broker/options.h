@@ -1,0 +1,118 @@
+/* options.h - everything that configures kcobrad's broker, with the
+ * defaults of nats-server where the two overlap.
+ *
+ * Sources, later ones winning: built-in defaults, the config file (-c), then
+ * command-line flags (flags compatible with nats-server where they overlap).
+ * kci_options_load() does all three; SIGHUP calls kci_options_reload() to
+ * re-read the file for permissions and limits. */
+#ifndef KCI_OPTIONS_H
+#define KCI_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conf.h"
+#include "kingcobra/err.h"
+
+enum {
+    KCI_DEFAULT_PORT = 4222,
+    KCI_DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024,
+    KCI_DEFAULT_MAX_PENDING_BYTES = 64 * 1024 * 1024,
+    KCI_DEFAULT_MAX_CONTROL_LINE_BYTES = 4096,
+    KCI_DEFAULT_MAX_CONNECTIONS = 64 * 1024,
+    KCI_DEFAULT_PING_INTERVAL_MS = 2 * 60 * 1000,
+    KCI_DEFAULT_PING_MAX = 2,
+    KCI_DEFAULT_WRITE_DEADLINE_MS = 10 * 1000,
+    KCI_DEFAULT_AUTH_TIMEOUT_MS = 2 * 1000,
+    KCI_DEFAULT_TLS_TIMEOUT_MS = 2 * 1000,
+    KCI_OPTIONS_USERS_MAX = 4096,
+    KCI_OPTIONS_PERMISSION_SUBJECTS_MAX = 1024,
+};
+
+/* One direction (publish or subscribe) of a user's permissions. An empty
+ * allow list with present == true means "allow nothing but what allow
+ * names" only when allow_count > 0; see docs/config.md: as in nats-server,
+ * a subject is allowed if (allow is empty or it matches allow) and it does
+ * not match deny. */
+typedef struct kci_permission_list {
+    bool present;
+    char **allow;
+    size_t allow_count;
+    char **deny;
+    size_t deny_count;
+} kci_permission_list;
+
+typedef struct kci_permissions {
+    kci_permission_list publish;
+    kci_permission_list subscribe;
+} kci_permissions;
+
+typedef struct kci_user {
+    char *user;
+    char *password; /* plain text, or a bcrypt hash starting with "$2" */
+    kci_permissions permissions;
+} kci_user;
+
+typedef struct kci_options {
+    /* listening */
+    char *host; /* default "0.0.0.0" */
+    int port;   /* default 4222; 0 picks an ephemeral port; -1 likewise */
+    char *server_name; /* default: the generated server id */
+    char *http_host;   /* default: same as host */
+    int http_port;     /* 0 = monitoring off (default) */
+    /* limits */
+    int64_t max_payload_bytes;
+    int64_t max_pending_bytes;
+    int64_t max_control_line_bytes;
+    int64_t max_connections;
+    int64_t ping_interval_ms;
+    int64_t ping_max;
+    int64_t write_deadline_ms;
+    int64_t auth_timeout_ms;
+    /* authentication: a token, or a single user/password, or a user list */
+    char *auth_token;
+    kci_user *users;
+    size_t user_count;
+    kci_permissions default_permissions; /* for users without their own */
+    /* TLS */
+    bool tls_enabled; /* true when cert and key are set */
+    char *tls_cert_file;
+    char *tls_key_file;
+    char *tls_ca_file;
+    bool tls_verify; /* require and verify client certificates */
+    int64_t tls_timeout_ms;
+    /* logging */
+    bool debug;
+    bool trace;
+    bool logtime; /* default true */
+    char *log_file;
+    char *pid_file;
+    /* where the options came from */
+    char *config_file;
+} kci_options;
+
+void kci_options_init_defaults(kci_options *options);
+void kci_options_free(kci_options *options);
+
+/* Applies a parsed config tree on top of options. Unknown keys are an
+ * error naming the key and its line, except keys listed in docs/config.md as
+ * accepted-and-ignored for nats-server compatibility. */
+kc_err kci_options_apply_conf(kci_options *options, const kci_conf_value *root, char *error,
+                              size_t error_size);
+
+/* Defaults, then the file named by -c/--config, then the flags. Returns
+ * KC_ERR_HELP after printing --help or --version to stdout (exit 0), or
+ * KC_ERR_CONFIG with a message in error (exit 1). */
+kc_err kci_options_load(kci_options *options, int argc, char **argv, char *error,
+                        size_t error_size);
+
+/* Re-reads options->config_file into fresh, returning KC_OK only if it
+ * parsed and validated; the caller then swaps in limits and permissions. */
+kc_err kci_options_reload(const kci_options *current, kci_options *fresh, char *error,
+                          size_t error_size);
+
+/* Prints the usage text of kcobrad to stdout. */
+void kci_options_print_usage(const char *program);
+
+#endif

@@ -1,0 +1,474 @@
+/* server.c - the listener, the epoll loop, batching, timers, signals and
+ * shutdown (see server.h for the design). */
+#include "server.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "client.h"
+#include "common/log.h"
+#include "monitor.h"
+#include "tls.h"
+
+enum {
+    ACCEPTS_PER_WAKEUP_MAX = 256,
+    SHUTDOWN_FLUSH_MS = 2000,
+    FLUSH_LIST_INITIAL = 64,
+};
+
+static const char MAX_CONNECTIONS_ERROR[] = "-ERR 'maximum connections exceeded'\r\n";
+
+int64_t kci_now_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+uint64_t kci_server_random(kci_server *server)
+{
+    uint64_t x = server->random_state; /* xorshift64*: fast, good enough to spread load */
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    server->random_state = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+void kci_server_mark_dirty(kci_server *server, kci_client *client)
+{
+    if (client->in_flush_list) return;
+    if (server->flush_count == server->flush_capacity) {
+        uint32_t capacity = server->flush_capacity ? server->flush_capacity * 2 : FLUSH_LIST_INITIAL;
+        kci_client **bigger = realloc(server->flush_list, capacity * sizeof *bigger);
+        if (bigger == NULL) { /* flush now rather than lose track of it */
+            kci_client_flush(client);
+            return;
+        }
+        server->flush_list = bigger;
+        server->flush_capacity = capacity;
+    }
+    client->in_flush_list = true;
+    server->flush_list[server->flush_count++] = client;
+}
+
+/* ---- set-up ----------------------------------------------------------- */
+
+static void make_server_id(kci_server *server)
+{
+    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    uint8_t random_bytes[KCI_SERVER_ID_BYTES];
+    if (getrandom(random_bytes, sizeof random_bytes, 0) != (ssize_t)sizeof random_bytes)
+        for (size_t i = 0; i < sizeof random_bytes; i++) random_bytes[i] = (uint8_t)rand();
+    server->server_id[0] = 'N';
+    for (size_t i = 1; i < KCI_SERVER_ID_BYTES; i++)
+        server->server_id[i] = alphabet[random_bytes[i] % 32];
+    server->server_id[KCI_SERVER_ID_BYTES] = '\0';
+    memcpy(&server->random_state, random_bytes, sizeof server->random_state);
+    server->random_state |= 1;
+}
+
+static void render_info(kci_server *server)
+{
+    const kci_options *options = &server->options;
+    int n = snprintf(server->info_prefix, sizeof server->info_prefix,
+                     "INFO {\"server_id\":\"%s\",\"server_name\":\"%s\",\"version\":\"%s\","
+                     "\"proto\":1,\"go\":\"kcobrad\",\"host\":\"%s\",\"port\":%d,"
+                     "\"headers\":true,\"max_payload\":%lld%s%s%s",
+                     server->server_id,
+                     options->server_name ? options->server_name : server->server_id,
+                     KC_VERSION, options->host, server->port,
+                     (long long)options->max_payload_bytes,
+                     kci_auth_required(options) ? ",\"auth_required\":true" : "",
+                     options->tls_enabled ? ",\"tls_required\":true" : "",
+                     options->tls_enabled && options->tls_verify ? ",\"tls_verify\":true" : "");
+    assert(n > 0 && (size_t)n < sizeof server->info_prefix);
+    server->info_prefix_len = (size_t)n;
+}
+
+static kc_err bind_listener(kci_server *server, char *error, size_t error_size)
+{
+    const kci_options *options = &server->options;
+    char port_text[16];
+    snprintf(port_text, sizeof port_text, "%d", options->port < 0 ? 0 : options->port);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *found = NULL;
+    int gai = getaddrinfo(options->host, port_text, &hints, &found);
+    if (gai != 0) {
+        snprintf(error, error_size, "cannot resolve listen address %s: %s", options->host,
+                 gai_strerror(gai));
+        return KC_ERR_CONFIG;
+    }
+    int fd = socket(found->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (fd < 0 || bind(fd, found->ai_addr, found->ai_addrlen) != 0 ||
+        listen(fd, KCI_LISTEN_BACKLOG) != 0) {
+        snprintf(error, error_size, "cannot listen on %s:%s: %s", options->host, port_text,
+                 strerror(errno));
+        if (fd >= 0) close(fd);
+        freeaddrinfo(found);
+        return KC_ERR_IO;
+    }
+    freeaddrinfo(found);
+    struct sockaddr_storage bound;
+    socklen_t bound_len = sizeof bound;
+    getsockname(fd, (struct sockaddr *)&bound, &bound_len);
+    server->port = ntohs(bound.ss_family == AF_INET6
+                             ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                             : ((struct sockaddr_in *)&bound)->sin_port);
+    server->listen_fd = fd;
+    return KC_OK;
+}
+
+static kc_err watch(kci_server *server, int fd, kci_source *source)
+{
+    struct epoll_event event = {.events = EPOLLIN, .data.ptr = source};
+    return epoll_ctl(server->epoll_fd, EPOLL_CTL_ADD, fd, &event) == 0 ? KC_OK : KC_ERR_IO;
+}
+
+static kc_err open_signals(kci_server *server)
+{
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    if (sigprocmask(SIG_BLOCK, &mask, NULL) != 0) return KC_ERR_IO;
+    signal(SIGPIPE, SIG_IGN);
+    server->signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (server->signal_fd < 0) return KC_ERR_IO;
+    server->signal_source.kind = KCI_SOURCE_SIGNAL;
+    return watch(server, server->signal_fd, &server->signal_source);
+}
+
+static kc_err open_everything(kci_server *server, char *error, size_t error_size)
+{
+    kc_err err = kci_sublist_create(&server->sublist, KCI_SUBLIST_CACHE_ENTRIES_DEFAULT);
+    if (err != KC_OK) return err;
+    server->read_buffer = malloc(KCI_READ_BUFFER_BYTES);
+    if (server->read_buffer == NULL) return KC_ERR_NOMEM;
+    if (server->options.tls_enabled) {
+        err = kci_tls_context_create(&server->options, &server->tls_context, error, error_size);
+        if (err != KC_OK) return err;
+    }
+    server->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    if (server->epoll_fd < 0) return KC_ERR_IO;
+    err = bind_listener(server, error, error_size);
+    if (err != KC_OK) return err;
+    server->listener.kind = KCI_SOURCE_LISTENER;
+    err = watch(server, server->listen_fd, &server->listener);
+    if (err == KC_OK) err = open_signals(server);
+    if (err != KC_OK) {
+        snprintf(error, error_size, "cannot set up the event loop: %s", strerror(errno));
+        return err;
+    }
+    return kci_monitor_create(server, &server->monitor, error, error_size);
+}
+
+kc_err kci_server_create(kci_server **out, kci_options *options, char *error,
+                         size_t error_size)
+{
+    kci_server *server = calloc(1, sizeof *server);
+    if (server == NULL) return KC_ERR_NOMEM;
+    server->options = *options;
+    memset(options, 0, sizeof *options);
+    server->epoll_fd = server->listen_fd = server->signal_fd = -1;
+    server->now_ms = server->start_ms = kci_now_ms();
+    server->start_wall_ms = wall_ms();
+    make_server_id(server);
+    kc_err err = open_everything(server, error, error_size);
+    if (err != KC_OK) {
+        kci_server_destroy(server);
+        return err;
+    }
+    render_info(server);
+    *out = server;
+    return KC_OK;
+}
+
+/* ---- connections -------------------------------------------------------- */
+
+static void reject_connection(kci_server *server, int fd)
+{
+    server->stats.rejected_connections++;
+    kci_warn("maximum connections (%lld) exceeded, rejecting a connection",
+             (long long)server->options.max_connections);
+    ssize_t ignored = send(fd, MAX_CONNECTIONS_ERROR, sizeof MAX_CONNECTIONS_ERROR - 1,
+                           MSG_NOSIGNAL);
+    (void)ignored;
+    close(fd);
+}
+
+static void admit(kci_server *server, int fd, const struct sockaddr_storage *address)
+{
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    kci_client *client = NULL;
+    if (kci_client_create(server, fd, address, &client) != KC_OK) {
+        kci_error("cannot create a client: out of memory or TLS failure");
+        close(fd);
+        return;
+    }
+    client->next = server->clients;
+    if (server->clients) server->clients->prev = client;
+    server->clients = client;
+    server->client_count++;
+    server->stats.total_connections++;
+    if (watch(server, fd, &client->source) != KC_OK || kci_client_start(client) != KC_OK) {
+        kci_client_close(client, KCI_CLOSE_WRITE_ERROR);
+        return;
+    }
+    if (client->tls_state == KCI_TLS_HANDSHAKE) kci_client_on_readable(client);
+}
+
+static void accept_clients(kci_server *server)
+{
+    for (int i = 0; i < ACCEPTS_PER_WAKEUP_MAX; i++) {
+        struct sockaddr_storage address;
+        socklen_t address_len = sizeof address;
+        int fd = accept4(server->listen_fd, (struct sockaddr *)&address, &address_len,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                kci_error("accept failed: %s", strerror(errno));
+            return;
+        }
+        if ((int64_t)server->client_count >= server->options.max_connections)
+            reject_connection(server, fd);
+        else
+            admit(server, fd, &address);
+    }
+}
+
+/* End of a batch: write what was queued, then free what was closed. */
+static void end_batch(kci_server *server)
+{
+    for (uint32_t i = 0; i < server->flush_count; i++) {
+        kci_client *client = server->flush_list[i];
+        client->in_flush_list = false;
+        kci_client_flush(client);
+    }
+    server->flush_count = 0;
+    kci_sublist_collect(server->sublist);
+    while (server->retired_subscriptions != NULL) {
+        kci_subscription *subscription = server->retired_subscriptions;
+        server->retired_subscriptions = subscription->next_retired;
+        free(subscription);
+    }
+    while (server->closed != NULL) {
+        kci_client *client = server->closed;
+        server->closed = client->next;
+        kci_client_free(client);
+    }
+}
+
+static void housekeeping(kci_server *server)
+{
+    kci_client *client = server->clients;
+    while (client != NULL) {
+        kci_client *next = client->next; /* housekeeping may close (unlink) it */
+        kci_client_housekeeping(client, server->now_ms);
+        client = next;
+    }
+    if (server->monitor) kci_monitor_housekeeping(server->monitor, server->now_ms);
+    server->next_housekeeping_ms = server->now_ms + KCI_HOUSEKEEPING_INTERVAL_MS;
+}
+
+/* ---- reload (SIGHUP) ------------------------------------------------------ */
+
+#define SWAP(a, b)                                                                                 \
+    do {                                                                                           \
+        __typeof__(a) swap_tmp = (a);                                                              \
+        (a) = (b);                                                                                 \
+        (b) = swap_tmp;                                                                            \
+    } while (0)
+
+/* Listening addresses and TLS files need a restart: keep the running ones. */
+static void keep_restart_only_fields(kci_options *fresh, kci_options *current)
+{
+    SWAP(fresh->host, current->host);
+    SWAP(fresh->port, current->port);
+    SWAP(fresh->http_host, current->http_host);
+    SWAP(fresh->http_port, current->http_port);
+    SWAP(fresh->tls_enabled, current->tls_enabled);
+    SWAP(fresh->tls_cert_file, current->tls_cert_file);
+    SWAP(fresh->tls_key_file, current->tls_key_file);
+    SWAP(fresh->tls_ca_file, current->tls_ca_file);
+    SWAP(fresh->tls_verify, current->tls_verify);
+}
+
+static void reapply_client_settings(kci_server *server, kci_client *client)
+{
+    const kci_options *options = &server->options;
+    client->parser.max_payload_bytes = (uint32_t)options->max_payload_bytes;
+    client->parser.max_control_line_bytes = (uint32_t)options->max_control_line_bytes;
+    if (!client->connect_received) return;
+    const kci_user *user = NULL;
+    for (size_t i = 0; client->user_name != NULL && i < options->user_count; i++)
+        if (strcmp(options->users[i].user, client->user_name) == 0) user = &options->users[i];
+    if (client->user_name != NULL && user == NULL) {
+        kci_client_send_error(client, "Authorization Violation");
+        kci_client_close(client, KCI_CLOSE_AUTH);
+        return;
+    }
+    client->permissions = kci_permissions_for(options, user);
+}
+
+void kci_server_reload(kci_server *server)
+{
+    char error[512] = "";
+    kci_options fresh;
+    if (kci_options_reload(&server->options, &fresh, error, sizeof error) != KC_OK) {
+        kci_error("reload failed, keeping the running configuration: %s", error);
+        return;
+    }
+    keep_restart_only_fields(&fresh, &server->options);
+    kci_options_free(&server->options);
+    server->options = fresh;
+    kci_configure_logging(&server->options);
+    render_info(server);
+    for (kci_client *client = server->clients, *next; client != NULL; client = next) {
+        next = client->next;
+        reapply_client_settings(server, client);
+    }
+    kci_info("reloaded configuration from %s",
+             server->options.config_file ? server->options.config_file : "(flags)");
+}
+
+static void on_signal(kci_server *server)
+{
+    struct signalfd_siginfo info;
+    while (read(server->signal_fd, &info, sizeof info) == (ssize_t)sizeof info) {
+        if (info.ssi_signo == SIGHUP) {
+            kci_server_reload(server);
+        } else {
+            kci_info("received %s, shutting down", info.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+            server->running = false;
+        }
+    }
+}
+
+void kci_configure_logging(const kci_options *options)
+{
+    kci_log_level level = options->trace ? KCI_LOG_TRACE : options->debug ? KCI_LOG_DEBUG
+                                                                          : KCI_LOG_INFO;
+    kci_log_configure(level, options->logtime);
+}
+
+/* ---- the loop ------------------------------------------------------------- */
+
+static void dispatch(kci_server *server, const struct epoll_event *event)
+{
+    kci_source *source = event->data.ptr;
+    switch (source->kind) {
+    case KCI_SOURCE_LISTENER: accept_clients(server); break;
+    case KCI_SOURCE_SIGNAL: on_signal(server); break;
+    case KCI_SOURCE_CLIENT: {
+        kci_client *client = (kci_client *)source;
+        if (event->events & (EPOLLIN | EPOLLHUP | EPOLLERR)) kci_client_on_readable(client);
+        if ((event->events & EPOLLOUT) && !client->closing) kci_client_on_writable(client);
+        break;
+    }
+    case KCI_SOURCE_HTTP_LISTENER:
+    case KCI_SOURCE_HTTP_CONNECTION:
+        kci_monitor_on_event(server->monitor, source, event->events);
+        break;
+    }
+}
+
+/* SIGTERM: stop accepting, give pending output a bounded time to drain,
+ * then close every connection. */
+static void shut_down(kci_server *server)
+{
+    epoll_ctl(server->epoll_fd, EPOLL_CTL_DEL, server->listen_fd, NULL);
+    close(server->listen_fd);
+    server->listen_fd = -1;
+    int64_t deadline_ms = kci_now_ms() + SHUTDOWN_FLUSH_MS;
+    struct epoll_event events[KCI_EPOLL_EVENTS_MAX];
+    for (;;) {
+        bool pending = false;
+        for (kci_client *client = server->clients; client != NULL; client = client->next) {
+            kci_client_flush(client);
+            pending |= !client->closing && kci_client_pending_bytes(client) > 0;
+        }
+        end_batch(server);
+        if (!pending || kci_now_ms() >= deadline_ms) break;
+        epoll_wait(server->epoll_fd, events, KCI_EPOLL_EVENTS_MAX, 50);
+    }
+    while (server->clients != NULL) kci_client_close(server->clients, KCI_CLOSE_SERVER_SHUTDOWN);
+    end_batch(server);
+}
+
+kc_err kci_server_run(kci_server *server)
+{
+    struct epoll_event events[KCI_EPOLL_EVENTS_MAX];
+    server->running = true;
+    server->next_housekeeping_ms = kci_now_ms() + KCI_HOUSEKEEPING_INTERVAL_MS;
+    kci_info("Listening for client connections on %s:%d", server->options.host, server->port);
+    kci_info("Server is ready");
+    while (server->running) {
+        int64_t wait_ms = server->next_housekeeping_ms - kci_now_ms();
+        int count = epoll_wait(server->epoll_fd, events, KCI_EPOLL_EVENTS_MAX,
+                               wait_ms < 0 ? 0 : (int)wait_ms);
+        if (count < 0 && errno != EINTR) {
+            kci_error("epoll_wait failed: %s", strerror(errno));
+            return KC_ERR_IO;
+        }
+        server->now_ms = kci_now_ms();
+        for (int i = 0; i < count; i++) dispatch(server, &events[i]);
+        end_batch(server);
+        if (server->now_ms >= server->next_housekeeping_ms) {
+            housekeeping(server);
+            end_batch(server);
+        }
+    }
+    shut_down(server);
+    kci_info("Server Exiting..");
+    return KC_OK;
+}
+
+void kci_server_stop(kci_server *server)
+{
+    server->running = false;
+}
+
+void kci_server_destroy(kci_server *server)
+{
+    if (server == NULL) return;
+    while (server->clients != NULL) kci_client_close(server->clients, KCI_CLOSE_SERVER_SHUTDOWN);
+    if (server->sublist) end_batch(server);
+    if (server->monitor) kci_monitor_destroy(server->monitor);
+    if (server->listen_fd >= 0) close(server->listen_fd);
+    if (server->signal_fd >= 0) close(server->signal_fd);
+    if (server->epoll_fd >= 0) close(server->epoll_fd);
+    kci_sublist_destroy(server->sublist);
+    SSL_CTX_free(server->tls_context);
+    free(server->flush_list);
+    free(server->read_buffer);
+    kci_options_free(&server->options);
+    free(server);
+}

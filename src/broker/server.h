@@ -1,0 +1,111 @@
+/* server.h - the broker's shared state and its event loop.
+ *
+ * One thread runs everything: an epoll loop over the client listener, the
+ * HTTP monitoring listener, a signalfd and every connection. Single-threaded
+ * on purpose: no locks on the hot path, and on a small machine the clients
+ * need the other cores. Work is batched per wake-up: every readable
+ * connection is read once, the messages it published are appended to the
+ * subscribers' output buffers, and at the end of the batch every connection
+ * with pending output is written once ("flush list").
+ *
+ * Lifetimes: a closed client or removed subscription is unlinked at once but
+ * freed only at the end of the batch, after kci_sublist_collect(), so match
+ * results and pointers taken during the batch stay valid. */
+#ifndef KCI_SERVER_H
+#define KCI_SERVER_H
+
+#include <openssl/ssl.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "options.h"
+#include "sublist.h"
+
+struct kci_client;
+struct kci_subscription;
+struct kci_monitor;
+
+enum {
+    KCI_READ_BUFFER_BYTES = 64 * 1024,
+    KCI_EPOLL_EVENTS_MAX = 256,
+    KCI_SERVER_ID_BYTES = 22,
+    KCI_INFO_BYTES_MAX = 1024,
+    KCI_HOUSEKEEPING_INTERVAL_MS = 250,
+    KCI_LISTEN_BACKLOG = 4096,
+};
+
+/* What an epoll event points at: the first member of each such struct. */
+typedef enum kci_source_kind {
+    KCI_SOURCE_LISTENER = 1,
+    KCI_SOURCE_CLIENT = 2,
+    KCI_SOURCE_SIGNAL = 3,
+    KCI_SOURCE_HTTP_LISTENER = 4,
+    KCI_SOURCE_HTTP_CONNECTION = 5,
+} kci_source_kind;
+
+typedef struct kci_source {
+    kci_source_kind kind;
+} kci_source;
+
+typedef struct kci_server_stats {
+    uint64_t in_msgs;
+    uint64_t out_msgs;
+    uint64_t in_bytes;
+    uint64_t out_bytes;
+    uint64_t slow_consumers;
+    uint64_t total_connections;
+    uint64_t rejected_connections;
+} kci_server_stats;
+
+typedef struct kci_server {
+    kci_options options;
+    char server_id[KCI_SERVER_ID_BYTES + 1];
+    kci_sublist *sublist;
+    SSL_CTX *tls_context;
+    int epoll_fd;
+    kci_source listener;
+    int listen_fd;
+    int port; /* the bound port (useful when 0 was asked) */
+    kci_source signal_source;
+    int signal_fd;
+    struct kci_monitor *monitor;
+    /* connections */
+    struct kci_client *clients; /* doubly linked, newest first */
+    uint64_t client_count;
+    uint64_t next_client_id;
+    struct kci_client *closed;  /* freed at the end of the batch */
+    struct kci_subscription *retired_subscriptions;
+    struct kci_client **flush_list;
+    uint32_t flush_count;
+    uint32_t flush_capacity;
+    /* INFO prefix, re-rendered on reload; each client appends its own id */
+    char info_prefix[KCI_INFO_BYTES_MAX];
+    size_t info_prefix_len;
+    uint8_t *read_buffer;
+    uint64_t random_state;
+    int64_t now_ms;   /* monotonic, refreshed per batch */
+    int64_t start_ms; /* monotonic */
+    int64_t start_wall_ms;
+    int64_t next_housekeeping_ms;
+    kci_server_stats stats;
+    bool running;
+} kci_server;
+
+/* Takes ownership of *options (zeroes it). Binds the listeners. */
+kc_err kci_server_create(kci_server **out, kci_options *options, char *error,
+                         size_t error_size);
+/* Runs until SIGTERM/SIGINT or kci_server_stop; flushes and returns. */
+kc_err kci_server_run(kci_server *server);
+void kci_server_stop(kci_server *server);
+void kci_server_destroy(kci_server *server);
+
+/* Used by client.c and monitor.c. */
+int64_t kci_now_ms(void);
+void kci_server_mark_dirty(kci_server *server, struct kci_client *client);
+uint64_t kci_server_random(kci_server *server);
+/* Applies debug/trace/logtime to the process logger. */
+void kci_configure_logging(const kci_options *options);
+/* Re-reads the config file: permissions, users and limits (SIGHUP). */
+void kci_server_reload(kci_server *server);
+
+#endif
