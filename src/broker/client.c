@@ -42,6 +42,11 @@ uint32_t kci_client_pending_bytes(const kci_client *client)
     return client->out_tail - client->out_head;
 }
 
+bool kci_client_over_stall_threshold(const kci_client *client)
+{
+    return (int64_t)kci_client_pending_bytes(client) > client->server->options.max_pending_bytes / 2;
+}
+
 static void slow_consumer(kci_client *client)
 {
     kci_server *server = client->server;
@@ -79,10 +84,16 @@ static bool make_room(kci_client *client, size_t len)
 bool kci_client_reserve(kci_client *client, size_t len, uint8_t **at)
 {
     if (client->closing) return false;
-    size_t pending = kci_client_pending_bytes(client);
-    if ((int64_t)(pending + len) > client->server->options.max_pending_bytes) {
-        slow_consumer(client);
-        return false;
+    int64_t max_pending = client->server->options.max_pending_bytes;
+    if ((int64_t)(kci_client_pending_bytes(client) + len) > max_pending) {
+        /* Output is written at the end of the batch; before calling this a
+         * slow consumer, give the socket a chance to take what it can now. */
+        kci_client_flush(client);
+        if (client->closing) return false;
+        if ((int64_t)(kci_client_pending_bytes(client) + len) > max_pending) {
+            slow_consumer(client);
+            return false;
+        }
     }
     if (!make_room(client, len)) {
         CLIENT_LOG(KCI_LOG_ERROR, client, "%s", "out of memory for output, closing");
@@ -97,7 +108,12 @@ void kci_client_commit(kci_client *client, size_t used)
 {
     assert(client->out_tail + used <= client->out_capacity);
     client->out_tail += (uint32_t)used;
-    kci_server_mark_dirty(client->server, client);
+    kci_server *server = client->server;
+    kci_server_mark_dirty(server, client);
+    kci_client *reader = server->current_reader;
+    if (reader != NULL && reader != client && reader->stall_on == NULL &&
+        kci_client_over_stall_threshold(client))
+        reader->stall_on = client;
 }
 
 bool kci_client_append(kci_client *client, const void *bytes, size_t len)
@@ -122,12 +138,18 @@ void kci_client_send_error(kci_client *client, const char *text)
     }
 }
 
+uint32_t kci_client_epoll_events(const kci_client *client)
+{
+    return (client->stalled ? 0 : EPOLLIN) | (client->want_write ? EPOLLOUT : 0);
+}
+
 static void set_want_write(kci_client *client, bool want)
 {
     if (client->want_write == want || client->closing) return;
-    struct epoll_event event = {.events = EPOLLIN | (want ? EPOLLOUT : 0), .data.ptr = client};
-    if (epoll_ctl(client->server->epoll_fd, EPOLL_CTL_MOD, client->fd, &event) == 0)
-        client->want_write = want;
+    client->want_write = want;
+    struct epoll_event event = {.events = kci_client_epoll_events(client), .data.ptr = client};
+    if (epoll_ctl(client->server->epoll_fd, EPOLL_CTL_MOD, client->fd, &event) != 0)
+        client->want_write = !want;
 }
 
 /* One write attempt; > 0 bytes written, 0 would block, < 0 error. */
@@ -223,12 +245,12 @@ static int on_connect(void *context, const char *json, size_t json_len)
     if (root == NULL || !json_is_object(root)) {
         CLIENT_LOG(KCI_LOG_ERROR, client, "invalid CONNECT: %s", json_error.text);
         json_decref(root);
-        kci_client_send_error(client, "Invalid Connect Options");
-        kci_client_close(client, KCI_CLOSE_PROTOCOL);
+        kci_client_close(client, KCI_CLOSE_PROTOCOL); /* silently, as nats-server */
         return -1;
     }
-    client->verbose = json_flag(root, "verbose", false);
-    client->pedantic = json_flag(root, "pedantic", false);
+    /* Absent fields take nats-server's defaults: verbose and pedantic on. */
+    client->verbose = json_flag(root, "verbose", true);
+    client->pedantic = json_flag(root, "pedantic", true);
     client->echo = json_flag(root, "echo", true);
     client->headers = json_flag(root, "headers", false);
     client->no_responders = json_flag(root, "no_responders", false);
@@ -241,6 +263,11 @@ static int on_connect(void *context, const char *json, size_t json_len)
     int stop = authenticate(client, root);
     json_decref(root);
     if (stop != 0) return stop;
+    if (client->no_responders && !client->headers) {
+        kci_client_send_error(client, "no responders requires headers support");
+        kci_client_close(client, KCI_CLOSE_PROTOCOL);
+        return -1;
+    }
     client->connect_received = true;
     CLIENT_LOG(KCI_LOG_DEBUG, client, "CONNECT name=%s lang=%s version=%s",
                client->name ? client->name : "", client->lang ? client->lang : "",
@@ -268,24 +295,36 @@ static void send_permission_error(kci_client *client, const char *what, const ch
     kci_client_send_error(client, text);
 }
 
+/* Subjects: a literal is routed; a wildcard subject gets -ERR from a
+ * pedantic client and is still routed as literal tokens (nats-server does
+ * both); anything else malformed is refused when pedantic, dropped if not. */
+static bool check_publish_subject(kci_client *client, const kci_pub_args *pub)
+{
+    if (kci_subject_valid_literal(pub->subject, pub->subject_len)) return true;
+    if (client->pedantic) kci_client_send_error(client, "Invalid Publish Subject");
+    return kci_subject_valid_filter(pub->subject, pub->subject_len);
+}
+
 static int on_pub(void *context, const kci_pub_args *pub)
 {
     kci_client *client = context;
     kci_server *server = client->server;
+    if (pub->header_bytes >= 0 && !client->headers) {
+        CLIENT_LOG(KCI_LOG_ERROR, client, "%s", "HPUB from a client without headers support");
+        kci_client_close(client, KCI_CLOSE_PROTOCOL);
+        return -1;
+    }
     client->in_msgs++;
     client->in_bytes += pub->payload_len;
     server->stats.in_msgs++;
     server->stats.in_bytes += pub->payload_len;
-    if (!kci_subject_valid_literal(pub->subject, pub->subject_len)) {
-        kci_client_send_error(client, "Invalid Publish Subject");
-        return 0;
-    }
     if (!kci_permissions_allow_publish(client->permissions, pub->subject, pub->subject_len)) {
         send_permission_error(client, "Publish", pub->subject, pub->subject_len);
         return 0;
     }
-    kci_route_publish(client, pub);
+    bool routable = check_publish_subject(client, pub);
     send_ok(client);
+    if (routable) kci_route_publish(client, pub);
     return client->closing ? -1 : 0;
 }
 
@@ -394,7 +433,19 @@ static int on_pong(void *context)
     return 0;
 }
 
+/* nats-server closes a client that sends -ERR: a client has no business
+ * reporting errors to the server, so the session is not trusted further. */
+static int on_error_from_peer(void *context, const char *text, size_t text_len)
+{
+    kci_client *client = context;
+    CLIENT_LOG(KCI_LOG_ERROR, client, "client sent -ERR %.*s", (int)(text_len > 200 ? 200 : text_len),
+               text);
+    kci_client_close(client, KCI_CLOSE_PROTOCOL);
+    return -1;
+}
+
 static const kci_parser_handlers protocol_handlers = {
+    .on_error_from_peer = on_error_from_peer,
     .on_connect = on_connect,
     .on_pub = on_pub,
     .on_sub = on_sub,
@@ -413,7 +464,9 @@ static void report_parse_error(kci_client *client, kci_parse_error error, size_t
     CLIENT_LOG(KCI_LOG_ERROR, client, "Client parser ERROR (%s) at byte %zu", text, offset);
     kci_close_reason reason =
         error == KCI_PARSE_MAX_PAYLOAD ? KCI_CLOSE_MAX_PAYLOAD : KCI_CLOSE_PROTOCOL;
-    kci_client_send_error(client, text);
+    /* Malformed arguments of a known operation close without -ERR, as in
+     * nats-server; the log line above says what was wrong. */
+    if (error != KCI_PARSE_BAD_ARGUMENTS) kci_client_send_error(client, text);
     kci_client_close(client, reason);
 }
 
@@ -468,6 +521,8 @@ static void continue_handshake(kci_client *client)
     kci_client_close(client, KCI_CLOSE_TLS);
 }
 
+static void read_and_process(kci_client *client, uint8_t *buffer, kci_close_reason *reason);
+
 void kci_client_on_readable(kci_client *client)
 {
     if (client->closing) return;
@@ -476,14 +531,23 @@ void kci_client_on_readable(kci_client *client)
         if (client->tls_state != KCI_TLS_ESTABLISHED) return;
     }
     kci_close_reason reason = KCI_CLOSE_CLIENT;
-    uint8_t *buffer = client->server->read_buffer;
+    kci_server *server = client->server;
+    uint8_t *buffer = server->read_buffer;
+    server->current_reader = client;
+    read_and_process(client, buffer, &reason);
+    server->current_reader = NULL;
+    if (client->stall_on != NULL && !client->closing) kci_server_stall(server, client);
+}
+
+static void read_and_process(kci_client *client, uint8_t *buffer, kci_close_reason *reason)
+{
     /* TLS may hold decrypted bytes the socket no longer signals: drain them. */
     do {
-        ssize_t n = read_some(client, buffer, KCI_READ_BUFFER_BYTES, &reason);
+        ssize_t n = read_some(client, buffer, KCI_READ_BUFFER_BYTES, reason);
         if (n < 0) {
             CLIENT_LOG(KCI_LOG_DEBUG, client, "connection closed: %s",
-                       kci_close_reason_text(reason));
-            kci_client_close(client, reason);
+                       kci_close_reason_text(*reason));
+            kci_client_close(client, *reason);
             return;
         }
         if (n == 0) return;

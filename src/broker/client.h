@@ -81,6 +81,12 @@ typedef struct kci_client {
     bool want_write; /* EPOLLOUT is armed */
     bool closing;
     kci_close_reason close_reason;
+    /* Back-pressure: a publisher whose messages filled a subscriber's
+     * output past half of max_pending is not read until that subscriber
+     * drains its output, closes, or KCI_STALL_MS_MAX passes. */
+    struct kci_client *stall_on;
+    bool stalled;
+    int64_t stall_until_ms;
     /* subscriptions, by sid */
     kci_subscription **subscriptions;
     uint32_t subscription_count;
@@ -132,5 +138,6 @@ bool kci_client_reserve(kci_client *client, size_t len, uint8_t **at);
 void kci_client_commit(kci_client *client, size_t used);
 const char *kci_close_reason_text(kci_close_reason reason);
 uint32_t kci_client_pending_bytes(const kci_client *client);
+bool kci_client_over_stall_threshold(const kci_client *client);
 
 #endif

@@ -24,6 +24,7 @@ enum parser_state {
     OP_U, OP_UN, OP_UNS, OP_UNSU, OP_UNSUB, UNSUB_SPC, UNSUB_ARG,
     OP_PLUS, OP_PLUS_O, OP_PLUS_OK, PLUS_OK_ARG,
     OP_MINUS, OP_MINUS_E, OP_MINUS_ER, OP_MINUS_ERR, MINUS_ERR_ARG,
+    OP_I, OP_IN, OP_INF, OP_INFO, INFO_ARG,
     MSG_PAYLOAD, MSG_END_R, MSG_END_N,
 };
 
@@ -69,7 +70,7 @@ const char *kci_parse_error_text(kci_parse_error error)
     switch (error) {
     case KCI_PARSE_OK: return "ok";
     case KCI_PARSE_UNKNOWN_OPERATION: return "Unknown Protocol Operation";
-    case KCI_PARSE_CONTROL_LINE_TOO_LONG: return "Maximum Control Line Exceeded";
+    case KCI_PARSE_CONTROL_LINE_TOO_LONG: return "maximum control line exceeded";
     case KCI_PARSE_MAX_PAYLOAD: return "Maximum Payload Violation";
     case KCI_PARSE_BAD_ARGUMENTS: return "Unknown Protocol Operation";
     case KCI_PARSE_NO_MEMORY: return "Out of Memory";
@@ -277,7 +278,9 @@ static int process_line(kci_parser *parser, const kci_parser_handlers *handlers,
     case UNSUB_ARG: return process_unsub_line(handlers, context, line, len, error);
     case PING_ARG: return handlers->on_ping(context);
     case PONG_ARG: return handlers->on_pong(context);
-    default: return 0; /* +OK, -ERR from a client: ignored */
+    case MINUS_ERR_ARG:
+        return handlers->on_error_from_peer ? handlers->on_error_from_peer(context, line, len) : 0;
+    default: return 0; /* +OK and INFO from a client: ignored */
     }
 }
 
@@ -344,7 +347,8 @@ static bool is_arg_state(uint8_t state)
     case PING_ARG:
     case PONG_ARG:
     case PLUS_OK_ARG:
-    case MINUS_ERR_ARG: return true;
+    case MINUS_ERR_ARG:
+    case INFO_ARG: return true;
     default: return false;
     }
 }
@@ -359,6 +363,7 @@ static int op_start(uint8_t c)
     case 'u': return OP_U;
     case '+': return OP_PLUS;
     case '-': return OP_MINUS;
+    case 'i': return OP_I;
     default: return -1;
     }
 }
@@ -422,6 +427,10 @@ static int op_transition(uint8_t state, uint8_t byte)
     case OP_MINUS_E: return c == 'r' ? OP_MINUS_ER : -1;
     case OP_MINUS_ER: return c == 'r' ? OP_MINUS_ERR : -1;
     case OP_MINUS_ERR: return MINUS_ERR_ARG;
+    case OP_I: return c == 'n' ? OP_IN : -1;
+    case OP_IN: return c == 'f' ? OP_INF : -1;
+    case OP_INF: return c == 'o' ? OP_INFO : -1;
+    case OP_INFO: return INFO_ARG;
     default: return -1;
     }
 }

@@ -49,6 +49,8 @@ typedef struct kci_parser_handlers {
     int (*on_unsub)(void *context, const char *sid, size_t sid_len, int64_t max_messages);
     int (*on_ping)(void *context);
     int (*on_pong)(void *context);
+    /* -ERR sent by the peer (optional; NULL ignores it). */
+    int (*on_error_from_peer)(void *context, const char *text, size_t text_len);
     /* Called before any other operation while awaiting CONNECT; returning
      * non-zero stops parsing (auth required and the first op is not CONNECT). */
     int (*on_before_connect_op)(void *context);

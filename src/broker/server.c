@@ -74,6 +74,56 @@ void kci_server_mark_dirty(kci_server *server, kci_client *client)
     server->flush_list[server->flush_count++] = client;
 }
 
+void kci_server_stall(kci_server *server, kci_client *client)
+{
+    if (client->stalled) return;
+    if (server->stalled_count == server->stalled_capacity) {
+        uint32_t capacity = server->stalled_capacity ? server->stalled_capacity * 2 : 16;
+        kci_client **bigger = realloc(server->stalled, capacity * sizeof *bigger);
+        if (bigger == NULL) { /* no back-pressure this time; max_pending still holds */
+            client->stall_on = NULL;
+            return;
+        }
+        server->stalled = bigger;
+        server->stalled_capacity = capacity;
+    }
+    client->stalled = true;
+    client->stall_until_ms = server->now_ms + KCI_STALL_MS_MAX;
+    struct epoll_event event = {.events = kci_client_epoll_events(client), .data.ptr = client};
+    epoll_ctl(server->epoll_fd, EPOLL_CTL_MOD, client->fd, &event);
+    server->stalled[server->stalled_count++] = client;
+}
+
+static bool stall_over(const kci_server *server, const kci_client *client)
+{
+    const kci_client *lagging = client->stall_on;
+    /* Wait for a full drain, not just below the threshold: the next
+     * publication may be as large as max_payload. */
+    return client->closing || lagging == NULL || lagging->closing ||
+           kci_client_pending_bytes(lagging) == 0 || server->now_ms >= client->stall_until_ms;
+}
+
+/* Reads stalled publishers again once their subscriber caught up. Runs in
+ * every end_batch before closed clients are freed, so stall_on is never a
+ * dangling pointer: a subscriber closed in this batch is still here. */
+static void resume_stalled(kci_server *server)
+{
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < server->stalled_count; i++) {
+        kci_client *client = server->stalled[i];
+        if (!stall_over(server, client)) {
+            server->stalled[kept++] = client;
+            continue;
+        }
+        client->stalled = false;
+        client->stall_on = NULL;
+        if (client->closing) continue;
+        struct epoll_event event = {.events = kci_client_epoll_events(client), .data.ptr = client};
+        epoll_ctl(server->epoll_fd, EPOLL_CTL_MOD, client->fd, &event);
+    }
+    server->stalled_count = kept;
+}
+
 /* ---- set-up ----------------------------------------------------------- */
 
 static void make_server_id(kci_server *server)
@@ -273,6 +323,10 @@ static void end_batch(kci_server *server)
         kci_client_flush(client);
     }
     server->flush_count = 0;
+    if (server->stalled_count > 0) {
+        server->now_ms = kci_now_ms();
+        resume_stalled(server);
+    }
     kci_sublist_collect(server->sublist);
     while (server->retired_subscriptions != NULL) {
         kci_subscription *subscription = server->retired_subscriptions;
@@ -432,6 +486,7 @@ kc_err kci_server_run(kci_server *server)
     kci_info("Server is ready");
     while (server->running) {
         int64_t wait_ms = server->next_housekeeping_ms - kci_now_ms();
+        if (server->stalled_count > 0 && wait_ms > KCI_STALL_POLL_MS) wait_ms = KCI_STALL_POLL_MS;
         int count = epoll_wait(server->epoll_fd, events, KCI_EPOLL_EVENTS_MAX,
                                wait_ms < 0 ? 0 : (int)wait_ms);
         if (count < 0 && errno != EINTR) {
@@ -468,6 +523,7 @@ void kci_server_destroy(kci_server *server)
     kci_sublist_destroy(server->sublist);
     SSL_CTX_free(server->tls_context);
     free(server->flush_list);
+    free(server->stalled);
     free(server->read_buffer);
     kci_options_free(&server->options);
     free(server);

@@ -32,6 +32,8 @@ enum {
     KCI_INFO_BYTES_MAX = 1024,
     KCI_HOUSEKEEPING_INTERVAL_MS = 250,
     KCI_LISTEN_BACKLOG = 4096,
+    KCI_STALL_MS_MAX = 1000, /* the longest a publisher waits for a lagging subscriber */
+    KCI_STALL_POLL_MS = 1,   /* how often stalled publishers are looked at */
 };
 
 /* What an epoll event points at: the first member of each such struct. */
@@ -75,6 +77,10 @@ typedef struct kci_server {
     uint64_t next_client_id;
     struct kci_client *closed;  /* freed at the end of the batch */
     struct kci_subscription *retired_subscriptions;
+    struct kci_client *current_reader; /* whose input is being processed */
+    struct kci_client **stalled;
+    uint32_t stalled_count;
+    uint32_t stalled_capacity;
     struct kci_client **flush_list;
     uint32_t flush_count;
     uint32_t flush_capacity;
@@ -102,6 +108,10 @@ void kci_server_destroy(kci_server *server);
 /* Used by client.c and monitor.c. */
 int64_t kci_now_ms(void);
 void kci_server_mark_dirty(kci_server *server, struct kci_client *client);
+/* Stops reading from client until client->stall_on drains (client.h). */
+void kci_server_stall(kci_server *server, struct kci_client *client);
+/* The epoll events a client should be watched for now. */
+uint32_t kci_client_epoll_events(const struct kci_client *client);
 uint64_t kci_server_random(kci_server *server);
 /* Applies debug/trace/logtime to the process logger. */
 void kci_configure_logging(const kci_options *options);

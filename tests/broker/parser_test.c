@@ -26,7 +26,7 @@ static const char SESSION[] =
     "UNSUB 22 10\r\n"
     "PING\r\nPONG\r\n"
     "pub lower 3\r\nabc\r\n"
-    "+OK\r\n-ERR 'whatever'\r\n"
+    "+OK\r\n-ERR 'whatever'\r\nINFO {}\r\n"
     "PUB  spaced \t 2\r\nok\r\n";
 
 static void record_whole(recorder *r, const char *input, size_t len)
