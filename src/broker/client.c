@@ -599,6 +599,10 @@ kc_err kci_client_create(kci_server *server, int fd, const struct sockaddr_stora
     client->server = server;
     client->fd = fd;
     client->id = ++server->next_client_id;
+    /* nats-server's defaults apply even before CONNECT (and when CONNECT
+     * omits them): verbose, pedantic and echo on. */
+    client->verbose = true;
+    client->pedantic = true;
     client->echo = true;
     client->start_ms = client->last_activity_ms = client->last_ping_ms = server->now_ms;
     peer_address(client, address);

@@ -145,11 +145,11 @@ static void render_info(kci_server *server)
     const kci_options *options = &server->options;
     int n = snprintf(server->info_prefix, sizeof server->info_prefix,
                      "INFO {\"server_id\":\"%s\",\"server_name\":\"%s\",\"version\":\"%s\","
-                     "\"proto\":1,\"go\":\"kcobrad\",\"host\":\"%s\",\"port\":%d,"
-                     "\"headers\":true,\"max_payload\":%lld%s%s%s",
+                     "\"kcobrad_version\":\"%s\",\"proto\":1,\"go\":\"kcobrad\","
+                     "\"host\":\"%s\",\"port\":%d,\"headers\":true,\"max_payload\":%lld%s%s%s",
                      server->server_id,
                      options->server_name ? options->server_name : server->server_id,
-                     KC_VERSION, options->host, server->port,
+                     KCI_NATS_COMPATIBLE_VERSION, KC_VERSION, options->host, server->port,
                      (long long)options->max_payload_bytes,
                      kci_auth_required(options) ? ",\"auth_required\":true" : "",
                      options->tls_enabled ? ",\"tls_required\":true" : "",

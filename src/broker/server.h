@@ -21,6 +21,11 @@
 #include "options.h"
 #include "sublist.h"
 
+/* The nats-server feature level kcobrad implements, reported as INFO's
+ * "version": clients gate features (headers, no-responders) on it. kcobrad's
+ * own version is INFO's "kcobrad_version". */
+#define KCI_NATS_COMPATIBLE_VERSION "2.9.0"
+
 struct kci_client;
 struct kci_subscription;
 struct kci_monitor;
