@@ -7,6 +7,10 @@
 #   make fuzz     run each libFuzzer target longer (FUZZ_SECONDS, default 60)
 
 FUZZ_SECONDS ?= 60
+# The whole library is built with coverage instrumentation and sanitizers,
+# so libFuzzer sees (and ASan checks) the code under test, not just the target.
+FUZZ_SETUP = CC=clang meson setup build-fuzz -Dfuzz=true -Dtests=false -Dbench=false \
+	-Db_sanitize=address,undefined -Db_lundef=false -Dc_args=-fsanitize=fuzzer-no-link
 CI_FUZZ_SECONDS ?= 20
 
 .PHONY: all deps build run test unit fuzz bench clean format
@@ -27,14 +31,12 @@ test: deps
 		-Db_sanitize=address,undefined -Db_lundef=false \
 		-Dc_args=-fno-sanitize-recover=undefined
 	ninja -C build-test
-	@[ -f build-fuzz/build.ninja ] || CC=clang meson setup build-fuzz -Dfuzz=true \
-		-Dtests=false -Dbench=false
+	@[ -f build-fuzz/build.ninja ] || $(FUZZ_SETUP)
 	ninja -C build-fuzz
 	scripts/run-tests.sh build-test build-fuzz $(CI_FUZZ_SECONDS)
 
 fuzz: deps
-	@[ -f build-fuzz/build.ninja ] || CC=clang meson setup build-fuzz -Dfuzz=true \
-		-Dtests=false -Dbench=false
+	@[ -f build-fuzz/build.ninja ] || $(FUZZ_SETUP)
 	ninja -C build-fuzz
 	scripts/run-fuzz.sh build-fuzz $(FUZZ_SECONDS)
 

@@ -481,6 +481,11 @@ kci_parse_error kci_parser_feed(kci_parser *parser, const kci_parser_handlers *h
             error = KCI_PARSE_STOPPED;
             break;
         }
+        if (state == OP_START && len - i >= 4 && memcmp(buffer + i, "PUB ", 4) == 0) {
+            parser->state = PUB_SPC; /* the common case, without four transitions */
+            i += 4;
+            continue;
+        }
         int next = op_transition(state, buffer[i]);
         if (next < 0) {
             error = KCI_PARSE_UNKNOWN_OPERATION;

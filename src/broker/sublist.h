@@ -60,8 +60,10 @@ kc_err kci_sublist_insert(kci_sublist *sublist, const char *subject, size_t subj
 /* Returns KC_ERR_NOT_FOUND if no such subscription. */
 kc_err kci_sublist_remove(kci_sublist *sublist, const char *subject, size_t subject_len,
                           const char *queue, size_t queue_len, void *sub);
-/* subject must be a valid literal (the caller validated it). *out is never
- * NULL on KC_OK (an empty result has zero counts). */
+/* subject must be a valid literal, or a valid filter whose '*' and '>'
+ * tokens are then matched as literal tokens (nats-server's behaviour for a
+ * non-pedantic publish; such results are not cached). *out is never NULL
+ * on KC_OK (an empty result has zero counts). */
 kc_err kci_sublist_match(kci_sublist *sublist, const char *subject, size_t subject_len,
                          const kci_match **out);
 /* Frees results retired since the previous call. */
