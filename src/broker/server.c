@@ -262,14 +262,21 @@ kc_err kci_server_create(kci_server **out, kci_options *options, char *error,
 
 /* ---- connections -------------------------------------------------------- */
 
+/* As nats-server: the refused client still gets INFO (so a client library
+ * reads a protocol error, not a bare close), then the error. */
 static void reject_connection(kci_server *server, int fd)
 {
     server->stats.rejected_connections++;
     kci_warn("maximum connections (%lld) exceeded, rejecting a connection",
              (long long)server->options.max_connections);
-    ssize_t ignored = send(fd, MAX_CONNECTIONS_ERROR, sizeof MAX_CONNECTIONS_ERROR - 1,
-                           MSG_NOSIGNAL);
-    (void)ignored;
+    char refusal[KCI_INFO_BYTES_MAX + sizeof MAX_CONNECTIONS_ERROR + 64];
+    int n = snprintf(refusal, sizeof refusal, "%.*s,\"client_id\":%llu}\r\n%s",
+                     (int)server->info_prefix_len, server->info_prefix,
+                     (unsigned long long)++server->next_client_id, MAX_CONNECTIONS_ERROR);
+    if (n > 0 && (size_t)n < sizeof refusal) {
+        ssize_t ignored = send(fd, refusal, (size_t)n, MSG_NOSIGNAL);
+        (void)ignored;
+    }
     close(fd);
 }
 
@@ -384,8 +391,9 @@ static void reapply_client_settings(kci_server *server, kci_client *client)
     const kci_user *user = NULL;
     for (size_t i = 0; client->user_name != NULL && i < options->user_count; i++)
         if (strcmp(options->users[i].user, client->user_name) == 0) user = &options->users[i];
-    if (client->user_name != NULL && user == NULL) {
-        kci_client_send_error(client, "Authorization Violation");
+    if (client->user_name != NULL && user == NULL) { /* closed without a word, as nats-server */
+        kci_info("user %s was removed by the reload; closing cid:%llu", client->user_name,
+                 (unsigned long long)client->id);
         kci_client_close(client, KCI_CLOSE_AUTH);
         return;
     }

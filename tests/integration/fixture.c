@@ -199,6 +199,11 @@ bool fixture_wait_reconnects(fixture *f, int reconnected_count, int timeout_ms)
     return events_wait(f->events, &f->events->reconnected_count, reconnected_count, timeout_ms);
 }
 
+bool fixture_wait_disconnects(fixture *f, int disconnected_count, int timeout_ms)
+{
+    return events_wait(f->events, &f->events->disconnected_count, disconnected_count, timeout_ms);
+}
+
 void fixture_error_at(fixture *f, int error_index, natsStatus *status, char *text, size_t text_size)
 {
     assert_in_range(error_index, 0, FIXTURE_ERRORS_MAX - 1);

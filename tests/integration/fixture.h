@@ -113,6 +113,7 @@ void fixture_expect_server_serves(fixture *f);
 /* Bounded waits for callbacks; true when the count was reached. */
 bool fixture_wait_errors(fixture *f, int error_count, int timeout_ms);
 bool fixture_wait_reconnects(fixture *f, int reconnected_count, int timeout_ms);
+bool fixture_wait_disconnects(fixture *f, int disconnected_count, int timeout_ms);
 /* Copies the error_index-th async error (text and status). */
 void fixture_error_at(fixture *f, int error_index, natsStatus *status, char *text,
                       size_t text_size);

@@ -379,6 +379,30 @@ harness_status harness_server_stop(harness_server *server)
     return status;
 }
 
+harness_status harness_server_signal(const harness_server *server, int signal_number)
+{
+    if (server->pid == 0) return HARNESS_ERROR;
+    return kill(server->pid, signal_number) == 0 ? HARNESS_OK : HARNESS_ERROR;
+}
+
+harness_status harness_server_wait_exit(harness_server *server, int timeout_ms,
+                                        int *exit_status_out)
+{
+    if (server->pid == 0) return HARNESS_ERROR;
+    int wait_status = 0;
+    if (!process_reap_by(server->pid, harness_now_ms() + timeout_ms, &wait_status))
+        return HARNESS_TIMEOUT;
+    server->pid = 0;
+    const int signalled_base = 128;
+    if (WIFEXITED(wait_status))
+        *exit_status_out = WEXITSTATUS(wait_status);
+    else if (WIFSIGNALED(wait_status))
+        *exit_status_out = signalled_base + WTERMSIG(wait_status);
+    else
+        *exit_status_out = -1;
+    return HARNESS_OK;
+}
+
 static int remove_entry(const char *path, const struct stat *info, int type, struct FTW *walk)
 {
     (void)info;

@@ -71,6 +71,14 @@ harness_status harness_server_path(const harness_server *server, const char *nam
 harness_status harness_server_start(harness_server *server, const char *config_text);
 /* SIGTERM, a bounded wait, then SIGKILL. Keeps the port and the directory. */
 harness_status harness_server_stop(harness_server *server);
+/* Sends signal_number (SIGHUP, SIGTERM...) to the running server. */
+harness_status harness_server_signal(const harness_server *server, int signal_number);
+/* Waits up to timeout_ms for the server to exit by itself (after a signal) and
+ * reaps it: exit_status_out gets its exit status, or 128 + the signal number
+ * when a signal killed it (the shell's convention). HARNESS_TIMEOUT if it still
+ * runs; it is then left for harness_server_stop or cleanup. */
+harness_status harness_server_wait_exit(harness_server *server, int timeout_ms,
+                                        int *exit_status_out);
 /* Set (to anything) to keep server directories and logs for a post-mortem. */
 #define HARNESS_KEEP_ENVIRONMENT "KC_INTEGRATION_KEEP"
 
