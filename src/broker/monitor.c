@@ -1,64 +1,42 @@
 /* monitor.c - HTTP monitoring (see monitor.h): /varz, /connz, /subsz,
  * /healthz, /metrics and a plain index, served from the broker's own epoll
- * loop.
+ * loop. This file renders the endpoints; http.c parses requests, holds the
+ * connections and writes the answers.
  *
  * Why on the loop rather than on a thread of its own: every number reported
  * lives in single-threaded broker state, so reading it from the loop needs
  * no lock and never tears. The price is that rendering an answer holds the
  * broker for as long as it takes, which is why /connz caps its limit.
  *
- * Transport: one request per connection, answered and closed (Connection:
- * close, Content-Length). A connection lives in a slot of a fixed pool; its
- * request is read into the slot's buffer and parsed by a resumable,
- * byte-at-a-time state machine (method, target, version, then header lines
- * up to the blank line; header contents are not interpreted). The answer is
- * rendered whole into one buffer and written as fast as the socket takes it
- * (EPOLLOUT when it would block).
+ * Each endpoint renders its whole answer into one malloc'd body: JSON
+ * through jansson (nats-server's field names where they exist), /metrics as
+ * Prometheus text. A rendering that runs out of memory leaves the body NULL,
+ * which http.c answers with 500. Requests http.c refuses are answered here
+ * too, as a JSON error like every other.
  *
- * Bounds: HTTP_CONNECTIONS_MAX connections at once (more get 503), requests
- * of at most HTTP_REQUEST_BYTES_MAX (more get 414 or 431), HTTP_READ_TIMEOUT_MS
- * to send the whole request and HTTP_WRITE_TIMEOUT_MS at most between two
- * writes of the answer; the housekeeping tick closes connections past their
- * deadline.
- *
- * Known limits: no keep-alive, no HTTPS, no percent-decoding of query values
- * (no accepted value needs it), no history of closed connections in /connz,
- * and http_port < 0 (ephemeral, as nats-server's -1) only for tests. */
+ * Known limits: no percent-decoding of query values (no accepted value needs
+ * it), no history of closed connections in /connz, and http_port < 0
+ * (ephemeral, as nats-server's -1) only for tests; the transport's own
+ * limits (no keep-alive, no HTTPS) are listed in http.c. */
 #include "monitor.h"
 
-#include <arpa/inet.h>
 #include <assert.h>
-#include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
-#include <netdb.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "auth.h"
 #include "client.h"
 #include "common/log.h"
+#include "http.h"
 
 enum {
-    HTTP_CONNECTIONS_MAX = 64,
-    HTTP_ACCEPTS_PER_WAKEUP_MAX = 64,
-    HTTP_LISTEN_BACKLOG = 128,
-    HTTP_REQUEST_BYTES_MAX = 8 * 1024,
-    HTTP_METHOD_BYTES_MAX = 16,
-    HTTP_TARGET_BYTES_MAX = 2 * 1024,
-    HTTP_VERSION_BYTES_MAX = 8, /* "HTTP/1.1" */
-    HTTP_HEADER_LINES_MAX = 100,
-    HTTP_HEAD_BYTES_MAX = 512,
-    HTTP_READ_TIMEOUT_MS = 5 * 1000,
-    HTTP_WRITE_TIMEOUT_MS = 10 * 1000,
-    HTTP_DRAIN_READS_MAX = 4,
     HTTP_ROUTES_MAX = 16,
     CONNZ_LIMIT_DEFAULT = 1024,
     CONNZ_LIMIT_MAX = 4096, /* rendering runs on the broker's loop */
@@ -76,219 +54,22 @@ enum {
 #define NS_PER_S INT64_C(1000000000)
 #define JSON_FLAGS (JSON_INDENT(2) | JSON_REAL_PRECISION(6))
 
-static const char INTERNAL_ERROR_BODY[] = "{\"error\": \"internal error\"}";
-#define BUSY_BODY "{\"error\": \"too many monitor connections\"}"
-static const char BUSY_RESPONSE[] = "HTTP/1.1 503 Service Unavailable\r\n"
-                                    "Content-Type: application/json\r\n"
-                                    "Content-Length: 41\r\n"
-                                    "Connection: close\r\n\r\n" BUSY_BODY;
-_Static_assert(sizeof BUSY_BODY - 1 == 41, "BUSY_RESPONSE's Content-Length is its body's");
-
 /* ---- types ---------------------------------------------------------------- */
-
-/* Each state names what has been matched so far. */
-typedef enum http_parse_state {
-    HTTP_PARSE_METHOD = 0,
-    HTTP_PARSE_TARGET = 1,
-    HTTP_PARSE_VERSION = 2,
-    HTTP_PARSE_REQUEST_LINE_CR = 3, /* the '\r' ending the request line */
-    HTTP_PARSE_LINE_START = 4,      /* the start of a header line or the blank line */
-    HTTP_PARSE_HEADER = 5,
-    HTTP_PARSE_HEADER_CR = 6,
-    HTTP_PARSE_BLANK_LINE_CR = 7,
-    HTTP_PARSE_DONE = 8,
-    HTTP_PARSE_FAILED = 9,
-} http_parse_state;
-
-/* Offsets into the connection's buffer, which holds the whole request. */
-typedef struct http_request {
-    http_parse_state state;
-    uint32_t position; /* bytes consumed */
-    uint32_t method_start;
-    uint32_t method_len;
-    uint32_t target_start;
-    uint32_t target_len;
-    uint32_t version_start;
-    uint32_t version_len;
-    uint32_t header_line_count;
-    int error_status; /* the status to answer with once FAILED */
-} http_request;
-
-typedef struct http_connection {
-    kci_source source; /* first: epoll data points here */
-    kci_monitor *monitor;
-    bool in_use; /* false: a free pool slot (calloc'd pool starts all free) */
-    bool want_write;
-    int fd;
-    int64_t deadline_ms;
-    char ip[INET6_ADDRSTRLEN];
-    uint16_t port;
-    http_request request;
-    uint32_t received_len;
-    char received[HTTP_REQUEST_BYTES_MAX];
-    char *out; /* the whole answer once rendered; NULL while reading */
-    size_t out_len;
-    size_t out_sent;
-} http_connection;
 
 typedef struct http_query {
     const char *text; /* after '?', not NUL-terminated */
     size_t len;
 } http_query;
 
-typedef struct http_response {
-    int status;
-    const char *content_type;
-    char *body; /* malloc'd; NULL means rendering failed (answered 500) */
-    size_t body_len;
-} http_response;
-
 struct kci_monitor {
-    kci_source listener; /* first: epoll data of the listening socket */
     kci_server *server;
-    int listen_fd;
-    int port;
+    kci_http_server *http;
     char *host;
-    http_connection *connections; /* HTTP_CONNECTIONS_MAX slots */
-    uint32_t connection_count;
     uint64_t route_requests[HTTP_ROUTES_MAX];
     uint64_t cpu_ticks_sampled;
     int64_t cpu_sampled_ms;
     double cpu_percent;
 };
-
-/* ---- the request parser --------------------------------------------------- */
-
-static void parse_fail(http_request *request, int status)
-{
-    request->state = HTTP_PARSE_FAILED;
-    request->error_status = status;
-}
-
-static bool is_token_byte(uint8_t byte)
-{
-    return (byte >= 'A' && byte <= 'Z') || (byte >= 'a' && byte <= 'z') || byte == '-';
-}
-
-static bool is_visible_byte(uint8_t byte)
-{
-    return byte > ' ' && byte != 0x7f;
-}
-
-/* Only HTTP/1.x: 0.9 has no version (caught as a missing one), 2 and 3
- * never arrive in plain text on a fresh connection. */
-static void parse_end_request_line(http_request *request, const char *bytes)
-{
-    const char *version = bytes + request->version_start;
-    if (request->version_len != HTTP_VERSION_BYTES_MAX || memcmp(version, "HTTP/", 5) != 0) {
-        parse_fail(request, 400);
-        return;
-    }
-    if (memcmp(version + 5, "1.", 2) != 0 || version[7] < '0' || version[7] > '9') {
-        parse_fail(request, 505);
-        return;
-    }
-    request->state = HTTP_PARSE_LINE_START;
-}
-
-static void parse_request_line_byte(http_request *request, const char *bytes, uint8_t byte)
-{
-    switch (request->state) {
-    case HTTP_PARSE_METHOD:
-        if (request->method_len == 0 && (byte == '\r' || byte == '\n')) {
-            request->method_start = request->position + 1; /* tolerated leading blank lines */
-        } else if (is_token_byte(byte)) {
-            if (++request->method_len > HTTP_METHOD_BYTES_MAX) parse_fail(request, 400);
-        } else if (byte == ' ' && request->method_len > 0) {
-            request->state = HTTP_PARSE_TARGET;
-            request->target_start = request->position + 1;
-        } else {
-            parse_fail(request, 400);
-        }
-        break;
-    case HTTP_PARSE_TARGET:
-        if (byte == ' ' && request->target_len > 0) {
-            request->state = HTTP_PARSE_VERSION;
-            request->version_start = request->position + 1;
-        } else if (!is_visible_byte(byte)) {
-            parse_fail(request, 400);
-        } else if (++request->target_len > HTTP_TARGET_BYTES_MAX) {
-            parse_fail(request, 414);
-        }
-        break;
-    case HTTP_PARSE_VERSION:
-        if (byte == '\r')
-            request->state = HTTP_PARSE_REQUEST_LINE_CR;
-        else if (byte == '\n')
-            parse_end_request_line(request, bytes);
-        else if (!is_visible_byte(byte) || ++request->version_len > HTTP_VERSION_BYTES_MAX)
-            parse_fail(request, 400);
-        break;
-    case HTTP_PARSE_REQUEST_LINE_CR:
-        if (byte == '\n')
-            parse_end_request_line(request, bytes);
-        else
-            parse_fail(request, 400);
-        break;
-    default: assert(false && "not a request line state");
-    }
-}
-
-/* Header lines are counted and skipped: no endpoint depends on one. A bare
- * '\n' ends a line too, as most servers accept. */
-static void parse_header_byte(http_request *request, uint8_t byte)
-{
-    switch (request->state) {
-    case HTTP_PARSE_LINE_START:
-        if (byte == '\r') {
-            request->state = HTTP_PARSE_BLANK_LINE_CR;
-        } else if (byte == '\n') {
-            request->state = HTTP_PARSE_DONE;
-        } else if (byte == '\0' || ++request->header_line_count > HTTP_HEADER_LINES_MAX) {
-            parse_fail(request, byte == '\0' ? 400 : 431);
-        } else {
-            request->state = HTTP_PARSE_HEADER;
-        }
-        break;
-    case HTTP_PARSE_HEADER:
-        if (byte == '\r')
-            request->state = HTTP_PARSE_HEADER_CR;
-        else if (byte == '\n')
-            request->state = HTTP_PARSE_LINE_START;
-        else if (byte == '\0')
-            parse_fail(request, 400);
-        break;
-    case HTTP_PARSE_HEADER_CR:
-        if (byte == '\n')
-            request->state = HTTP_PARSE_LINE_START;
-        else
-            parse_fail(request, 400);
-        break;
-    case HTTP_PARSE_BLANK_LINE_CR:
-        if (byte == '\n')
-            request->state = HTTP_PARSE_DONE;
-        else
-            parse_fail(request, 400);
-        break;
-    default: assert(false && "not a header state");
-    }
-}
-
-/* Consumes bytes[position..len) until the request is complete or wrong.
- * Resumable: call again with the same buffer once more bytes arrived. */
-static http_parse_state http_parse(http_request *request, const char *bytes, uint32_t len)
-{
-    while (request->position < len && request->state < HTTP_PARSE_DONE) {
-        uint8_t byte = (uint8_t)bytes[request->position];
-        if (request->state < HTTP_PARSE_LINE_START)
-            parse_request_line_byte(request, bytes, byte);
-        else
-            parse_header_byte(request, byte);
-        request->position++;
-    }
-    assert(request->position <= len);
-    return request->state;
-}
 
 /* ---- formatting helpers --------------------------------------------------- */
 
@@ -470,7 +251,7 @@ static int core_count(void)
 
 /* ---- responses ------------------------------------------------------------ */
 
-static void respond_bytes(http_response *response, int status, const char *content_type,
+static void respond_bytes(kci_http_response *response, int status, const char *content_type,
                           const char *bytes, size_t len)
 {
     response->status = status;
@@ -483,7 +264,7 @@ static void respond_bytes(http_response *response, int status, const char *conte
 }
 
 /* Takes the reference to root. */
-static void respond_json(http_response *response, int status, json_t *root, size_t flags)
+static void respond_json(kci_http_response *response, int status, json_t *root, size_t flags)
 {
     response->status = status;
     response->content_type = "application/json";
@@ -494,7 +275,7 @@ static void respond_json(http_response *response, int status, json_t *root, size
 
 /* The message may quote the request, whose bytes need not be UTF-8: JSON
  * gets them as '?' rather than the answer failing. */
-static void respond_error(http_response *response, int status, const char *message)
+static void respond_error(kci_http_response *response, int status, const char *message)
 {
     char text[ERROR_TEXT_BYTES_MAX];
     size_t len = 0;
@@ -524,7 +305,7 @@ static void add_varz_settings(json_builder *varz, const kci_monitor *monitor)
     add_integer(varz, "ping_interval", options->ping_interval_ms * NS_PER_MS);
     add_integer(varz, "ping_max", options->ping_max);
     add_text(varz, "http_host", monitor->host);
-    add_integer(varz, "http_port", monitor->port);
+    add_integer(varz, "http_port", kci_http_server_port(monitor->http));
     add_text(varz, "http_base_path", "");
     add_integer(varz, "https_port", 0);
     add_real(varz, "auth_timeout", (double)options->auth_timeout_ms / 1000.0);
@@ -577,7 +358,7 @@ static void add_varz_state(json_builder *varz, kci_monitor *monitor)
     add_value(varz, "http_req_stats", varz_request_counts(monitor));
 }
 
-static void handle_varz(kci_monitor *monitor, const http_query *query, http_response *response)
+static void handle_varz(kci_monitor *monitor, const http_query *query, kci_http_response *response)
 {
     json_builder varz = json_builder_start();
     add_varz_settings(&varz, monitor);
@@ -874,7 +655,7 @@ static json_t *connection_list(const kci_server *server, kci_client **clients, u
     return list;
 }
 
-static void handle_connz(kci_monitor *monitor, const http_query *query, http_response *response)
+static void handle_connz(kci_monitor *monitor, const http_query *query, kci_http_response *response)
 {
     const kci_server *server = monitor->server;
     connz_request request;
@@ -904,7 +685,7 @@ static void handle_connz(kci_monitor *monitor, const http_query *query, http_res
 
 /* ---- /subsz, /healthz ----------------------------------------------------- */
 
-static void handle_subsz(kci_monitor *monitor, const http_query *query, http_response *response)
+static void handle_subsz(kci_monitor *monitor, const http_query *query, kci_http_response *response)
 {
     kci_sublist_stats stats;
     kci_sublist_get_stats(monitor->server->sublist, &stats);
@@ -927,7 +708,8 @@ static void handle_subsz(kci_monitor *monitor, const http_query *query, http_res
 }
 
 /* Compact, byte for byte what nats-server answers. */
-static void handle_healthz(kci_monitor *monitor, const http_query *query, http_response *response)
+static void handle_healthz(kci_monitor *monitor, const http_query *query,
+                           kci_http_response *response)
 {
     respond_json(response, 200, json_pack("{s:s}", "status", "ok"), JSON_COMPACT);
 }
@@ -1000,7 +782,8 @@ static void render_metrics(const kci_server *server, metrics_text *text)
                    (double)(kci_now_ms() - server->start_ms) / 1000.0);
 }
 
-static void handle_metrics(kci_monitor *monitor, const http_query *query, http_response *response)
+static void handle_metrics(kci_monitor *monitor, const http_query *query,
+                           kci_http_response *response)
 {
     metrics_text text = {.bytes = malloc(METRICS_BYTES_MAX)};
     if (text.bytes == NULL) return;
@@ -1014,7 +797,7 @@ static void handle_metrics(kci_monitor *monitor, const http_query *query, http_r
 
 /* ---- routing -------------------------------------------------------------- */
 
-static void handle_index(kci_monitor *monitor, const http_query *query, http_response *response)
+static void handle_index(kci_monitor *monitor, const http_query *query, kci_http_response *response)
 {
     static const char INDEX[] = "kcobrad " KC_VERSION " monitoring\n"
                                 "\n"
@@ -1027,7 +810,7 @@ static void handle_index(kci_monitor *monitor, const http_query *query, http_res
 }
 
 typedef void (*http_handler)(kci_monitor *monitor, const http_query *query,
-                             http_response *response);
+                             kci_http_response *response);
 
 typedef struct http_route {
     const char *path;
@@ -1056,315 +839,50 @@ static json_t *varz_request_counts(const kci_monitor *monitor)
     return counts;
 }
 
-static void route(kci_monitor *monitor, const char *target, size_t target_len,
-                  http_response *response)
+/* The path is matched whole: "/varz/" is not "/varz". */
+static void route(kci_monitor *monitor, const char *path, size_t path_len, const http_query *query,
+                  kci_http_response *response)
 {
-    const char *question = memchr(target, '?', target_len);
-    size_t path_len = question != NULL ? (size_t)(question - target) : target_len;
-    http_query query = {.text = question != NULL ? question + 1 : target + target_len,
-                        .len = question != NULL ? target_len - path_len - 1 : 0};
     for (size_t i = 0; i < ROUTE_COUNT; i++) {
-        if (strlen(ROUTES[i].path) != path_len || memcmp(ROUTES[i].path, target, path_len) != 0)
+        if (strlen(ROUTES[i].path) != path_len || memcmp(ROUTES[i].path, path, path_len) != 0)
             continue;
         monitor->route_requests[i]++;
-        ROUTES[i].handler(monitor, &query, response);
+        ROUTES[i].handler(monitor, query, response);
         return;
     }
     respond_error(response, 404, "not found");
 }
 
-/* ---- connections ---------------------------------------------------------- */
+/* ---- answering a request -------------------------------------------------- */
 
-static void close_connection(http_connection *connection)
+/* The handler http.c calls once per connection. A refused request gets
+ * its reason phrase as the error text, but 405 keeps its own lower-case
+ * wording, which scripts may match on. */
+static void answer_request(void *context, const kci_http_request *request, const char *bytes,
+                           kci_http_response *response)
 {
-    kci_monitor *monitor = connection->monitor;
-    assert(connection->in_use && monitor->connection_count > 0);
-    epoll_ctl(monitor->server->epoll_fd, EPOLL_CTL_DEL, connection->fd, NULL);
-    /* FIN rather than RST: unread input at close() makes the kernel reset
-     * the connection, and the peer could lose the answer. */
-    shutdown(connection->fd, SHUT_WR);
-    for (int i = 0; i < HTTP_DRAIN_READS_MAX; i++)
-        if (recv(connection->fd, connection->received, sizeof connection->received, MSG_DONTWAIT) <=
-            0)
-            break;
-    close(connection->fd);
-    free(connection->out);
-    connection->out = NULL;
-    connection->fd = -1;
-    connection->in_use = false;
-    monitor->connection_count--;
-}
-
-static void arm_writable(http_connection *connection)
-{
-    if (connection->want_write) return;
-    struct epoll_event event = {.events = EPOLLOUT, .data.ptr = &connection->source};
-    if (epoll_ctl(connection->monitor->server->epoll_fd, EPOLL_CTL_MOD, connection->fd, &event) !=
-        0) {
-        close_connection(connection);
+    kci_monitor *monitor = context;
+    if (request->state == KCI_HTTP_PARSE_FAILED) {
+        int status = request->error_status;
+        respond_error(response, status,
+                      status == 405 ? "method not allowed" : kci_http_status_text(status));
         return;
     }
-    connection->want_write = true;
-}
-
-/* Writes what the socket takes; closes once all is sent or on error. */
-static void continue_writing(http_connection *connection)
-{
-    assert(connection->out != NULL && connection->out_sent <= connection->out_len);
-    while (connection->out_sent < connection->out_len) {
-        ssize_t n = send(connection->fd, connection->out + connection->out_sent,
-                         connection->out_len - connection->out_sent, MSG_NOSIGNAL);
-        if (n > 0) {
-            connection->out_sent += (size_t)n;
-            /* A deadline between writes, not for the whole answer: a slow
-             * reader that keeps taking bytes is served; a stuck one is not. */
-            connection->deadline_ms = connection->monitor->server->now_ms + HTTP_WRITE_TIMEOUT_MS;
-        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            arm_writable(connection);
-            return;
-        } else if (n == 0 || errno != EINTR) {
-            break;
-        }
-    }
-    close_connection(connection);
-}
-
-static const char *status_text(int status)
-{
-    switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 414: return "URI Too Long";
-    case 431: return "Request Header Fields Too Large";
-    case 503: return "Service Unavailable";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Internal Server Error";
-    }
-}
-
-/* The status line and headers. Date in the C locale's day and month
- * names, which are HTTP's (the daemon never calls setlocale). */
-static size_t render_head(char *head, size_t size, const http_response *response, size_t body_len)
-{
-    char date[TIME_TEXT_BYTES];
-    time_t now = time(NULL);
-    struct tm utc;
-    gmtime_r(&now, &utc);
-    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &utc);
-    int len =
-        snprintf(head, size,
-                 "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: %s\r\n"
-                 "Content-Length: %zu\r\n%sCache-Control: no-cache\r\n"
-                 "Connection: close\r\n\r\n",
-                 response->status, status_text(response->status), date, response->content_type,
-                 body_len, response->status == 405 ? "Allow: GET, HEAD\r\n" : "");
-    assert(len > 0 && (size_t)len < size && "HTTP_HEAD_BYTES_MAX fits every head");
-    return (size_t)len;
-}
-
-/* Renders head and body into one buffer (HEAD: the head alone) and starts
- * writing. Takes response->body. */
-static void send_response(http_connection *connection, http_response *response, bool head_only)
-{
-    const char *body = response->body;
-    size_t body_len = response->body_len;
-    if (body == NULL) { /* a handler ran out of memory */
-        response->status = 500;
-        response->content_type = "application/json";
-        body = INTERNAL_ERROR_BODY;
-        body_len = sizeof INTERNAL_ERROR_BODY - 1;
-    }
-    char head[HTTP_HEAD_BYTES_MAX];
-    size_t head_len = render_head(head, sizeof head, response, body_len);
-    size_t out_len = head_len + (head_only ? 0 : body_len);
-    connection->out = malloc(out_len);
-    if (connection->out != NULL) {
-        memcpy(connection->out, head, head_len);
-        if (!head_only) memcpy(connection->out + head_len, body, body_len);
-    }
-    free(response->body);
-    response->body = NULL;
-    if (connection->out == NULL) {
-        close_connection(connection);
-        return;
-    }
-    connection->out_len = out_len;
-    connection->out_sent = 0;
-    connection->deadline_ms = connection->monitor->server->now_ms + HTTP_WRITE_TIMEOUT_MS;
-    continue_writing(connection);
-}
-
-static bool method_is(const http_connection *connection, const char *method)
-{
-    const http_request *request = &connection->request;
-    return request->method_len == strlen(method) &&
-           memcmp(connection->received + request->method_start, method, request->method_len) == 0;
-}
-
-static void answer(http_connection *connection)
-{
-    const http_request *request = &connection->request;
-    http_response response = {0};
-    bool head_only = method_is(connection, "HEAD");
-    const char *target = connection->received + request->target_start;
-    if (request->state == HTTP_PARSE_FAILED)
-        respond_error(&response, request->error_status, status_text(request->error_status));
-    else if (!head_only && !method_is(connection, "GET"))
-        respond_error(&response, 405, "method not allowed");
-    else
-        route(connection->monitor, target, request->target_len, &response);
-    kci_debug("%s:%u - HTTP \"%.*s %.*s\" %d", connection->ip, (unsigned)connection->port,
-              (int)request->method_len, connection->received + request->method_start,
-              (int)request->target_len, target, response.body ? response.status : 500);
-    send_response(connection, &response, head_only);
-}
-
-/* Reads until the request is complete, wrong, or the socket is drained. The
- * loop is bounded by the buffer: every turn adds at least one byte. */
-static void read_request(http_connection *connection)
-{
-    http_request *request = &connection->request;
-    for (;;) {
-        if (connection->received_len == sizeof connection->received) {
-            parse_fail(request, request->state <= HTTP_PARSE_TARGET ? 414 : 431);
-            answer(connection);
-            return;
-        }
-        ssize_t n = recv(connection->fd, connection->received + connection->received_len,
-                         sizeof connection->received - connection->received_len, 0);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-        if (n <= 0) { /* the peer left before finishing its request */
-            close_connection(connection);
-            return;
-        }
-        connection->received_len += (uint32_t)n;
-        if (http_parse(request, connection->received, connection->received_len) >=
-            HTTP_PARSE_DONE) {
-            answer(connection);
-            return;
-        }
-    }
-}
-
-static void open_connection(kci_monitor *monitor, http_connection *connection, int fd,
-                            const struct sockaddr_storage *address)
-{
-    assert(!connection->in_use);
-    *connection = (http_connection){.source.kind = KCI_SOURCE_HTTP_CONNECTION,
-                                    .monitor = monitor,
-                                    .in_use = true,
-                                    .fd = fd,
-                                    .deadline_ms = monitor->server->now_ms + HTTP_READ_TIMEOUT_MS};
-    const void *ip = address->ss_family == AF_INET6
-                         ? (const void *)&((const struct sockaddr_in6 *)address)->sin6_addr
-                         : (const void *)&((const struct sockaddr_in *)address)->sin_addr;
-    inet_ntop(address->ss_family, ip, connection->ip, sizeof connection->ip);
-    connection->port =
-        ntohs(address->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)address)->sin6_port
-                                             : ((const struct sockaddr_in *)address)->sin_port);
-    monitor->connection_count++;
-    struct epoll_event event = {.events = EPOLLIN, .data.ptr = &connection->source};
-    if (epoll_ctl(monitor->server->epoll_fd, EPOLL_CTL_ADD, fd, &event) != 0) {
-        close_connection(connection);
-        return;
-    }
-    read_request(connection); /* the request often came with the handshake */
-}
-
-static http_connection *free_slot(kci_monitor *monitor)
-{
-    if (monitor->connection_count >= HTTP_CONNECTIONS_MAX) return NULL;
-    for (uint32_t i = 0; i < HTTP_CONNECTIONS_MAX; i++)
-        if (!monitor->connections[i].in_use) return &monitor->connections[i];
-    assert(false && "connection_count disagrees with the pool");
-    return NULL;
-}
-
-static void accept_connections(kci_monitor *monitor)
-{
-    for (int i = 0; i < HTTP_ACCEPTS_PER_WAKEUP_MAX; i++) {
-        struct sockaddr_storage address = {0};
-        socklen_t address_len = sizeof address;
-        int fd = accept4(monitor->listen_fd, (struct sockaddr *)&address, &address_len,
-                         SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                kci_error("http monitor: accept failed: %s", strerror(errno));
-            return;
-        }
-        http_connection *connection = free_slot(monitor);
-        if (connection != NULL) {
-            open_connection(monitor, connection, fd, &address);
-            continue;
-        }
-        /* Best effort: a fresh socket's buffer takes these few bytes. */
-        kci_debug("http monitor: %d connections open, refusing one", HTTP_CONNECTIONS_MAX);
-        ssize_t ignored =
-            send(fd, BUSY_RESPONSE, sizeof BUSY_RESPONSE - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-        (void)ignored;
-        close(fd);
-    }
+    assert(request->state == KCI_HTTP_PARSE_DONE);
+    http_query query = {.text = bytes + request->query_start, .len = request->query_len};
+    route(monitor, bytes + request->target_start, request->path_len, &query, response);
 }
 
 /* ---- API ------------------------------------------------------------------ */
-
-static kc_err bind_listener(kci_monitor *monitor, int port, char *error, size_t error_size)
-{
-    char port_text[16];
-    snprintf(port_text, sizeof port_text, "%d", port);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                             .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-    struct addrinfo *found = NULL;
-    int gai = getaddrinfo(monitor->host, port_text, &hints, &found);
-    if (gai != 0) {
-        snprintf(error, error_size, "cannot resolve http monitor address %s: %s", monitor->host,
-                 gai_strerror(gai));
-        return KC_ERR_CONFIG;
-    }
-    int fd = socket(found->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (fd < 0 || bind(fd, found->ai_addr, found->ai_addrlen) != 0 ||
-        listen(fd, HTTP_LISTEN_BACKLOG) != 0) {
-        snprintf(error, error_size, "cannot listen for http monitoring on %s:%s: %s", monitor->host,
-                 port_text, strerror(errno));
-        if (fd >= 0) close(fd);
-        freeaddrinfo(found);
-        return KC_ERR_IO;
-    }
-    freeaddrinfo(found);
-    struct sockaddr_storage bound = {0};
-    socklen_t bound_len = sizeof bound;
-    if (getsockname(fd, (struct sockaddr *)&bound, &bound_len) != 0) {
-        snprintf(error, error_size, "cannot read the http monitor address: %s", strerror(errno));
-        close(fd);
-        return KC_ERR_IO;
-    }
-    monitor->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                                                      : ((struct sockaddr_in *)&bound)->sin_port);
-    monitor->listen_fd = fd;
-    return KC_OK;
-}
 
 static kc_err open_monitor(kci_monitor *monitor, char *error, size_t error_size)
 {
     const kci_options *options = &monitor->server->options;
     monitor->host = strdup(text_or(options->http_host, text_or(options->host, "0.0.0.0")));
-    monitor->connections = calloc(HTTP_CONNECTIONS_MAX, sizeof *monitor->connections);
-    if (monitor->host == NULL || monitor->connections == NULL) return KC_ERR_NOMEM;
-    kc_err err =
-        bind_listener(monitor, options->http_port < 0 ? 0 : options->http_port, error, error_size);
-    if (err != KC_OK) return err;
-    struct epoll_event event = {.events = EPOLLIN, .data.ptr = &monitor->listener};
-    if (epoll_ctl(monitor->server->epoll_fd, EPOLL_CTL_ADD, monitor->listen_fd, &event) != 0) {
-        snprintf(error, error_size, "cannot watch the http monitor socket: %s", strerror(errno));
-        return KC_ERR_IO;
-    }
-    return KC_OK;
+    if (monitor->host == NULL) return KC_ERR_NOMEM;
+    int port = options->http_port < 0 ? 0 : options->http_port;
+    return kci_http_server_create(&monitor->http, monitor->server, monitor->host, port,
+                                  answer_request, monitor, error, error_size);
 }
 
 kc_err kci_monitor_create(kci_server *server, kci_monitor **out, char *error, size_t error_size)
@@ -1374,9 +892,7 @@ kc_err kci_monitor_create(kci_server *server, kci_monitor **out, char *error, si
     if (server->options.http_port == 0) return KC_OK;
     kci_monitor *monitor = calloc(1, sizeof *monitor);
     if (monitor == NULL) return KC_ERR_NOMEM;
-    monitor->listener.kind = KCI_SOURCE_HTTP_LISTENER;
     monitor->server = server;
-    monitor->listen_fd = -1;
     kc_err err = open_monitor(monitor, error, error_size);
     if (err != KC_OK) {
         if (err == KC_ERR_NOMEM) snprintf(error, error_size, "out of memory for http monitor");
@@ -1387,7 +903,7 @@ kc_err kci_monitor_create(kci_server *server, kci_monitor **out, char *error, si
     monitor->cpu_sampled_ms = server->start_ms;
     bool bracket = strchr(monitor->host, ':') != NULL; /* IPv6, as host:port needs */
     kci_info("Starting http monitor on %s%s%s:%d", bracket ? "[" : "", monitor->host,
-             bracket ? "]" : "", monitor->port);
+             bracket ? "]" : "", kci_http_server_port(monitor->http));
     *out = monitor;
     return KC_OK;
 }
@@ -1395,48 +911,24 @@ kc_err kci_monitor_create(kci_server *server, kci_monitor **out, char *error, si
 void kci_monitor_on_event(kci_monitor *monitor, kci_source *source, uint32_t events)
 {
     assert(monitor != NULL && source != NULL);
-    if (source->kind == KCI_SOURCE_HTTP_LISTENER) {
-        assert(source == &monitor->listener);
-        accept_connections(monitor);
-        return;
-    }
-    assert(source->kind == KCI_SOURCE_HTTP_CONNECTION);
-    http_connection *connection = (http_connection *)source;
-    if (!connection->in_use) return;
-    if (connection->out != NULL)
-        continue_writing(connection);
-    else
-        read_request(connection);
+    kci_http_server_on_event(monitor->http, source, events);
 }
 
 void kci_monitor_housekeeping(kci_monitor *monitor, int64_t now_ms)
 {
     assert(monitor != NULL);
-    for (uint32_t i = 0; i < HTTP_CONNECTIONS_MAX && monitor->connection_count > 0; i++) {
-        http_connection *connection = &monitor->connections[i];
-        if (!connection->in_use || now_ms < connection->deadline_ms) continue;
-        kci_debug("%s:%u - HTTP connection closed: %s deadline passed", connection->ip,
-                  (unsigned)connection->port, connection->out != NULL ? "write" : "read");
-        close_connection(connection);
-    }
+    kci_http_server_housekeeping(monitor->http, now_ms);
 }
 
 int kci_monitor_port(const kci_monitor *monitor)
 {
-    return monitor != NULL ? monitor->port : 0;
+    return monitor != NULL ? kci_http_server_port(monitor->http) : 0;
 }
 
 void kci_monitor_destroy(kci_monitor *monitor)
 {
     if (monitor == NULL) return;
-    for (uint32_t i = 0; monitor->connections != NULL && i < HTTP_CONNECTIONS_MAX; i++)
-        if (monitor->connections[i].in_use) close_connection(&monitor->connections[i]);
-    assert(monitor->connection_count == 0);
-    if (monitor->listen_fd >= 0) {
-        epoll_ctl(monitor->server->epoll_fd, EPOLL_CTL_DEL, monitor->listen_fd, NULL);
-        close(monitor->listen_fd);
-    }
-    free(monitor->connections);
+    kci_http_server_destroy(monitor->http);
     free(monitor->host);
     free(monitor);
 }
