@@ -27,12 +27,12 @@
 enum {
     KCI_CONF_DEPTH_MAX = 32,
     KCI_CONF_BYTES_MAX = 4 * 1024 * 1024,
-    KCI_CONF_TOKEN_BYTES_MAX = 64 * 1024,         /* one key or scalar value */
-    KCI_CONF_MAP_ENTRIES_MAX = 4096,              /* keys in one map */
-    KCI_CONF_ARRAY_ITEMS_MAX = 64 * 1024,         /* items in one array */
-    KCI_CONF_TREE_BYTES_MAX = 32 * 1024 * 1024,   /* memory of one parsed tree */
-    KCI_CONF_INCLUDE_DEPTH_MAX = 8,               /* include inside include ... */
-    KCI_CONF_VARIABLE_DEPTH_MAX = 8,              /* $VAR whose value uses $VAR ... */
+    KCI_CONF_TOKEN_BYTES_MAX = 64 * 1024,       /* one key or scalar value */
+    KCI_CONF_MAP_ENTRIES_MAX = 4096,            /* keys in one map */
+    KCI_CONF_ARRAY_ITEMS_MAX = 64 * 1024,       /* items in one array */
+    KCI_CONF_TREE_BYTES_MAX = 32 * 1024 * 1024, /* memory of one parsed tree */
+    KCI_CONF_INCLUDE_DEPTH_MAX = 8,             /* include inside include ... */
+    KCI_CONF_VARIABLE_DEPTH_MAX = 8,            /* $VAR whose value uses $VAR ... */
     KCI_CONF_ERROR_BYTES_MAX = 512,
 };
 
@@ -78,9 +78,9 @@ struct kci_conf_entry {
  * KC_ERR_PARSE or KC_ERR_TOO_LARGE or KC_ERR_NOMEM. */
 kc_err kci_conf_parse(const char *text, size_t text_len, kci_conf_value **out, char *error,
                       size_t error_size);
-/* Reads and parses a file; errors name the file. */
-kc_err kci_conf_parse_file(const char *path, kci_conf_value **out, char *error,
-                           size_t error_size);
+/* Reads and parses a file (include allowed, relative to its directory);
+ * errors name the file, and a file that cannot be read is KC_ERR_IO. */
+kc_err kci_conf_parse_file(const char *path, kci_conf_value **out, char *error, size_t error_size);
 void kci_conf_free(kci_conf_value *value);
 /* Looks up key (case-insensitive) in a MAP; NULL if absent or not a map. */
 const kci_conf_value *kci_conf_get(const kci_conf_value *map, const char *key);

@@ -56,8 +56,8 @@ typedef struct kci_user {
 
 typedef struct kci_options {
     /* listening */
-    char *host; /* default "0.0.0.0" */
-    int port;   /* default 4222; 0 picks an ephemeral port; -1 likewise */
+    char *host;        /* default "0.0.0.0" */
+    int port;          /* default 4222; 0 picks an ephemeral port; -1 likewise */
     char *server_name; /* default: the generated server id */
     char *http_host;   /* default: same as host */
     int http_port;     /* 0 = monitoring off (default) */
@@ -90,6 +90,8 @@ typedef struct kci_options {
     char *pid_file;
     /* where the options came from */
     char *config_file;
+    char **arguments;   /* a copy of argv made by kci_options_load, so that */
+    int argument_count; /* kci_options_reload can apply the flags again */
 } kci_options;
 
 void kci_options_init_defaults(kci_options *options);
@@ -97,18 +99,32 @@ void kci_options_free(kci_options *options);
 
 /* Applies a parsed config tree on top of options. Unknown keys are an
  * error naming the key and its line, except keys listed in docs/config.md as
- * accepted-and-ignored for nats-server compatibility. */
+ * accepted-and-ignored for nats-server compatibility. Checks each key's type
+ * and range, permission subjects and the authorization block; the checks
+ * that join several keys are kci_options_validate's. On error options may be
+ * partly changed: free them. */
 kc_err kci_options_apply_conf(kci_options *options, const kci_conf_value *root, char *error,
                               size_t error_size);
 
+/* Checks the options as a whole: ports in range, limits positive,
+ * max_payload <= max_pending, a token and users not both, TLS with both
+ * cert and key. kci_options_load and kci_options_reload call it last. */
+kc_err kci_options_validate(const kci_options *options, char *error, size_t error_size);
+
 /* Defaults, then the file named by -c/--config, then the flags. Returns
- * KC_ERR_HELP after printing --help or --version to stdout (exit 0), or
- * KC_ERR_CONFIG with a message in error (exit 1). */
+ * KC_ERR_HELP after printing --help, --version or the -t verdict to stdout
+ * (exit 0), or KC_ERR_CONFIG with a message in error (exit 1), or
+ * KC_ERR_NOMEM. On any error (and KC_ERR_HELP) options are already freed
+ * (all zero; freeing again is harmless); after KC_OK the caller frees them.
+ * After KC_OK, http_host is set (a copy of host unless configured) and
+ * tls_enabled says whether cert and key are set. */
 kc_err kci_options_load(kci_options *options, int argc, char **argv, char *error,
                         size_t error_size);
 
 /* Re-reads options->config_file into fresh, returning KC_OK only if it
- * parsed and validated; the caller then swaps in limits and permissions. */
+ * parsed and validated; the caller then swaps in limits and permissions.
+ * The saved flags are applied again on top, so they still win. On error
+ * fresh is already freed (all zero). */
 kc_err kci_options_reload(const kci_options *current, kci_options *fresh, char *error,
                           size_t error_size);
 
