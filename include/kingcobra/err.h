@@ -34,6 +34,11 @@ typedef enum kc_err {
     KC_ERR_HELP = 17,            /* --help or --version was shown; exit 0 */
     KC_ERR_CORRUPT = 18,         /* stored data failed its checksum */
     KC_ERR_UNSUPPORTED = 19,     /* the operation is not supported here */
+    KC_ERR_NO_RESPONDERS = 20,   /* nobody serves the request's type */
+    KC_ERR_SERVICE = 21,         /* the service answered with an error reply */
+    KC_ERR_NOT_CONNECTED = 22,   /* no connection to the fabric (yet, or any more) */
+    KC_ERR_BAD_HEADER = 23,      /* a KingCobra header is missing or malformed */
+    KC_ERR_EXPIRED = 24,         /* the request's deadline passed before it was served */
 } kc_err;
 
 /* Returns a static, human-readable text for err (never NULL). */

@@ -24,7 +24,6 @@
 
 enum {
     OUT_BUFFER_BYTES_MIN = 4096,
-    OUT_BUFFER_KEEP_BYTES = 64 * 1024, /* idle buffers above this are freed */
     CONNECT_STRING_BYTES_MAX = 256,
     CLOSE_DRAIN_READS_MAX = 4,
     ERROR_LINE_BYTES_MAX = 512,
@@ -36,6 +35,14 @@ enum {
             (unsigned long long)(client)->id, __VA_ARGS__)
 
 /* ---- output ---------------------------------------------------------- */
+
+static void release_output_buffer(kci_client *client)
+{
+    assert(client->out_head == client->out_tail);
+    free(client->out);
+    client->out = NULL;
+    client->out_capacity = client->out_head = client->out_tail = 0;
+}
 
 uint32_t kci_client_pending_bytes(const kci_client *client)
 {
@@ -628,7 +635,7 @@ kc_err kci_client_start(kci_client *client)
     if (!send_info(client)) return KC_ERR_NOMEM;
     ssize_t n = send(client->fd, client->out, client->out_tail, MSG_NOSIGNAL);
     if (n != (ssize_t)client->out_tail) return KC_ERR_IO; /* a fresh socket takes 1 KiB */
-    client->out_head = client->out_tail = 0;
+    release_output_buffer(client); /* most connections idle after INFO */
     CLIENT_LOG(KCI_LOG_DEBUG, client, "%s", "Client connection created");
     return KC_OK;
 }
@@ -705,13 +712,12 @@ void kci_client_free(kci_client *client)
     free(client);
 }
 
+/* Every housekeeping tick: an empty output buffer goes back to malloc, so
+ * an idle connection holds only its struct. A busy one re-allocates at most
+ * once per tick, which costs nothing next to its traffic. */
 static void release_idle_buffers(kci_client *client)
 {
-    if (client->out_head == client->out_tail && client->out_capacity > OUT_BUFFER_KEEP_BYTES) {
-        free(client->out);
-        client->out = NULL;
-        client->out_capacity = client->out_head = client->out_tail = 0;
-    }
+    if (client->out_head == client->out_tail) release_output_buffer(client);
     if (kci_parser_idle(&client->parser)) kci_parser_release_buffers(&client->parser);
 }
 

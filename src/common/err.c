@@ -25,6 +25,11 @@ const char *kc_strerror(kc_err err)
     case KC_ERR_HELP: return "help shown";
     case KC_ERR_CORRUPT: return "data corrupt";
     case KC_ERR_UNSUPPORTED: return "not supported";
+    case KC_ERR_NO_RESPONDERS: return "no responders for this request type";
+    case KC_ERR_SERVICE: return "the service replied with an error";
+    case KC_ERR_NOT_CONNECTED: return "not connected";
+    case KC_ERR_BAD_HEADER: return "malformed KingCobra header";
+    case KC_ERR_EXPIRED: return "deadline passed";
     }
     return "unknown error";
 }

@@ -1,0 +1,47 @@
+/* headers.h - the KingCobra headers on a nats.c message (see kingcobra.h for
+ * their meaning): stamping outgoing messages and reading incoming ones with
+ * validation. A malformed header is KC_ERR_BAD_HEADER with the header named
+ * in kc_last_error(); absent optional headers are empty strings / 0. */
+#ifndef KCI_HEADERS_H
+#define KCI_HEADERS_H
+
+#include <nats/nats.h>
+#include <stdbool.h>
+
+#include "hlc.h"
+#include "kingcobra/kingcobra.h"
+#include "uuid.h"
+
+#define KCI_HEADER_ID "Kc-Id"
+#define KCI_HEADER_TS "Kc-Ts"
+#define KCI_HEADER_NODE "Kc-Node"
+#define KCI_HEADER_TYPE "Kc-Type"
+#define KCI_HEADER_DEADLINE "Kc-Deadline"
+#define KCI_HEADER_REPLY_TO "Kc-Reply-To"
+#define KCI_HEADER_ERROR "Kc-Error"
+#define KCI_HEADER_PAY "Kc-Pay"
+
+typedef struct kci_kc_headers {
+    char id[KC_UUID_TEXT_BYTES + 1];
+    char ts[KCI_HLC_TEXT_BYTES_MAX];
+    kci_hlc_timestamp timestamp;
+    char node[KC_NODE_BYTES_MAX + 1];
+    char type[KC_TYPE_BYTES_MAX + 1];
+    int64_t deadline_ms; /* 0: none */
+    char reply_to[KC_UUID_TEXT_BYTES + 1];
+    int error_code; /* 0: not an error reply */
+    char error_message[KC_ERROR_MESSAGE_BYTES_MAX];
+    char pay[KC_UUID_TEXT_BYTES + 1];
+} kci_kc_headers;
+
+/* Sets Kc-Id, Kc-Ts, Kc-Node, and Kc-Type/Kc-Deadline/Kc-Reply-To/Kc-Error
+ * when the corresponding fields of headers are set; fills in id and ts. */
+kc_err kci_headers_stamp(natsMsg *message, kci_kc_headers *headers);
+/* Reads and validates. require_core: Kc-Id, Kc-Ts and Kc-Node must be
+ * present (requests and replies from libkingcobra); otherwise only what is
+ * present is validated (a plain NATS client's request). */
+kc_err kci_headers_read(natsMsg *message, bool require_core, kci_kc_headers *out);
+/* Node names and types must be one valid subject token. */
+bool kci_token_valid(const char *token);
+
+#endif
