@@ -635,6 +635,7 @@ kc_err kci_client_start(kci_client *client)
     if (!send_info(client)) return KC_ERR_NOMEM;
     ssize_t n = send(client->fd, client->out, client->out_tail, MSG_NOSIGNAL);
     if (n != (ssize_t)client->out_tail) return KC_ERR_IO; /* a fresh socket takes 1 KiB */
+    client->out_head = client->out_tail;
     release_output_buffer(client); /* most connections idle after INFO */
     CLIENT_LOG(KCI_LOG_DEBUG, client, "%s", "Client connection created");
     return KC_OK;
