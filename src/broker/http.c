@@ -28,7 +28,6 @@
 #include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +37,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/net.h"
 
 enum {
     HTTP_CONNECTIONS_MAX = 64,
@@ -48,7 +48,6 @@ enum {
     HTTP_WRITE_TIMEOUT_MS = 10 * 1000,
     HTTP_DRAIN_READS_MAX = 4,
     DATE_TEXT_BYTES = 48,
-    PORT_TEXT_BYTES = 16,
 };
 
 static const char INTERNAL_ERROR_BODY[] = "{\"error\": \"internal error\"}";
@@ -514,50 +513,11 @@ static void accept_connections(kci_http_server *http)
 
 /* ---- the listener --------------------------------------------------------- */
 
-static kc_err bind_listener(kci_http_server *http, const char *host, int port, char *error,
-                            size_t error_size)
-{
-    char port_text[PORT_TEXT_BYTES];
-    snprintf(port_text, sizeof port_text, "%d", port);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                             .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-    struct addrinfo *found = NULL;
-    int gai = getaddrinfo(host, port_text, &hints, &found);
-    if (gai != 0) {
-        snprintf(error, error_size, "cannot resolve http monitor address %s: %s", host,
-                 gai_strerror(gai));
-        return KC_ERR_CONFIG;
-    }
-    int fd = socket(found->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (fd < 0 || bind(fd, found->ai_addr, found->ai_addrlen) != 0 ||
-        listen(fd, HTTP_LISTEN_BACKLOG) != 0) {
-        snprintf(error, error_size, "cannot listen for http monitoring on %s:%s: %s", host,
-                 port_text, strerror(errno));
-        if (fd >= 0) close(fd);
-        freeaddrinfo(found);
-        return KC_ERR_IO;
-    }
-    freeaddrinfo(found);
-    struct sockaddr_storage bound = {0};
-    socklen_t bound_len = sizeof bound;
-    if (getsockname(fd, (struct sockaddr *)&bound, &bound_len) != 0) {
-        snprintf(error, error_size, "cannot read the http monitor address: %s", strerror(errno));
-        close(fd);
-        return KC_ERR_IO;
-    }
-    http->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                                                   : ((struct sockaddr_in *)&bound)->sin_port);
-    http->listen_fd = fd;
-    return KC_OK;
-}
-
 static kc_err open_listener(kci_http_server *http, const char *host, int port, char *error,
                             size_t error_size)
 {
-    kc_err err = bind_listener(http, host, port, error, error_size);
+    kc_err err = kci_listen_tcp(host, port, HTTP_LISTEN_BACKLOG, "http monitoring",
+                                &http->listen_fd, &http->port, error, error_size);
     if (err != KC_OK) return err;
     struct epoll_event event = {.events = EPOLLIN, .data.ptr = &http->listener};
     if (epoll_ctl(http->server->epoll_fd, EPOLL_CTL_ADD, http->listen_fd, &event) != 0) {

@@ -5,7 +5,6 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -22,6 +21,7 @@
 #include "auth.h"
 #include "client.h"
 #include "common/log.h"
+#include "common/net.h"
 #include "monitor.h"
 #include "tls.h"
 
@@ -158,42 +158,6 @@ static void render_info(kci_server *server)
     server->info_prefix_len = (size_t)n;
 }
 
-static kc_err bind_listener(kci_server *server, char *error, size_t error_size)
-{
-    const kci_options *options = &server->options;
-    char port_text[16];
-    snprintf(port_text, sizeof port_text, "%d", options->port < 0 ? 0 : options->port);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-    struct addrinfo *found = NULL;
-    int gai = getaddrinfo(options->host, port_text, &hints, &found);
-    if (gai != 0) {
-        snprintf(error, error_size, "cannot resolve listen address %s: %s", options->host,
-                 gai_strerror(gai));
-        return KC_ERR_CONFIG;
-    }
-    int fd = socket(found->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (fd < 0 || bind(fd, found->ai_addr, found->ai_addrlen) != 0 ||
-        listen(fd, KCI_LISTEN_BACKLOG) != 0) {
-        snprintf(error, error_size, "cannot listen on %s:%s: %s", options->host, port_text,
-                 strerror(errno));
-        if (fd >= 0) close(fd);
-        freeaddrinfo(found);
-        return KC_ERR_IO;
-    }
-    freeaddrinfo(found);
-    struct sockaddr_storage bound;
-    socklen_t bound_len = sizeof bound;
-    getsockname(fd, (struct sockaddr *)&bound, &bound_len);
-    server->port = ntohs(bound.ss_family == AF_INET6
-                             ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                             : ((struct sockaddr_in *)&bound)->sin_port);
-    server->listen_fd = fd;
-    return KC_OK;
-}
-
 static kc_err watch(kci_server *server, int fd, kci_source *source)
 {
     struct epoll_event event = {.events = EPOLLIN, .data.ptr = source};
@@ -227,7 +191,8 @@ static kc_err open_everything(kci_server *server, char *error, size_t error_size
     }
     server->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     if (server->epoll_fd < 0) return KC_ERR_IO;
-    err = bind_listener(server, error, error_size);
+    err = kci_listen_tcp(server->options.host, server->options.port, KCI_LISTEN_BACKLOG, "client",
+                         &server->listen_fd, &server->port, error, error_size);
     if (err != KC_OK) return err;
     server->listener.kind = KCI_SOURCE_LISTENER;
     err = watch(server, server->listen_fd, &server->listener);
