@@ -16,7 +16,7 @@ bool kci_auth_required(const kci_options *options)
 
 /* Compares without an early exit, so timing does not tell how much of a
  * secret was right. Lengths are not secret. */
-static bool secret_equal(const char *given, const char *expected)
+bool kci_secret_equal(const char *given, const char *expected)
 {
     if (given == NULL || expected == NULL) return false;
     size_t given_len = strlen(given);
@@ -33,13 +33,13 @@ bool kci_auth_check(const kci_options *options, const kci_credentials *credentia
 {
     *user = NULL;
     if (options->auth_token != NULL)
-        return secret_equal(credentials->auth_token, options->auth_token);
+        return kci_secret_equal(credentials->auth_token, options->auth_token);
     if (options->user_count == 0) return true;
     if (credentials->user == NULL) return false;
     for (size_t i = 0; i < options->user_count; i++) {
         const kci_user *candidate = &options->users[i];
         if (strcmp(candidate->user, credentials->user) != 0) continue;
-        if (!secret_equal(credentials->password, candidate->password)) return false;
+        if (!kci_secret_equal(credentials->password, candidate->password)) return false;
         *user = candidate;
         return true;
     }

@@ -22,6 +22,8 @@ typedef struct kci_credentials {
 } kci_credentials;
 
 bool kci_auth_required(const kci_options *options);
+/* Compares secrets in time that does not depend on where they differ. */
+bool kci_secret_equal(const char *given, const char *expected);
 /* On success, *user is the matching user (NULL for token or no auth). */
 bool kci_auth_check(const kci_options *options, const kci_credentials *credentials,
                     const kci_user **user);

@@ -1,4 +1,4 @@
-/* server.c - the listener, the epoll loop, batching, timers, signals and
+/* server.c - the listener, the epoll loop, batching, timers, control requests and
  * shutdown (see server.h for the design). */
 #include "server.h"
 
@@ -7,13 +7,13 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
-#include <sys/signalfd.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -136,6 +136,12 @@ static void make_server_id(kci_server *server)
     for (size_t i = 1; i < KCI_SERVER_ID_BYTES; i++)
         server->server_id[i] = alphabet[random_bytes[i] % 32];
     server->server_id[KCI_SERVER_ID_BYTES] = '\0';
+    uint8_t secret[KCI_INTERNAL_PASSWORD_BYTES];
+    if (getrandom(secret, sizeof secret, 0) != (ssize_t)sizeof secret)
+        for (size_t i = 0; i < sizeof secret; i++) secret[i] = (uint8_t)rand();
+    for (size_t i = 0; i < KCI_INTERNAL_PASSWORD_BYTES; i++)
+        server->internal_password[i] = alphabet[secret[i] % 32];
+    server->internal_password[KCI_INTERNAL_PASSWORD_BYTES] = '\0';
     memcpy(&server->random_state, random_bytes, sizeof server->random_state);
     server->random_state |= 1;
 }
@@ -164,19 +170,32 @@ static kc_err watch(kci_server *server, int fd, kci_source *source)
     return epoll_ctl(server->epoll_fd, EPOLL_CTL_ADD, fd, &event) == 0 ? KC_OK : KC_ERR_IO;
 }
 
-static kc_err open_signals(kci_server *server)
+/* The loop's doorbell: other threads (kcobrad's signal thread) ask for a
+ * reload or a stop by setting a bit and ringing the eventfd. */
+static kc_err open_control(kci_server *server)
 {
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGHUP);
-    if (sigprocmask(SIG_BLOCK, &mask, NULL) != 0) return KC_ERR_IO;
-    signal(SIGPIPE, SIG_IGN);
-    server->signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (server->signal_fd < 0) return KC_ERR_IO;
-    server->signal_source.kind = KCI_SOURCE_SIGNAL;
-    return watch(server, server->signal_fd, &server->signal_source);
+    server->control_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (server->control_fd < 0) return KC_ERR_IO;
+    server->control_source.kind = KCI_SOURCE_CONTROL;
+    return watch(server, server->control_fd, &server->control_source);
+}
+
+static void request(kci_server *server, unsigned bits)
+{
+    atomic_fetch_or(&server->control_requests, bits);
+    uint64_t one = 1;
+    ssize_t ignored = write(server->control_fd, &one, sizeof one);
+    (void)ignored;
+}
+
+void kci_server_request_reload(kci_server *server)
+{
+    request(server, KCI_CONTROL_RELOAD);
+}
+
+void kci_server_stop(kci_server *server)
+{
+    request(server, KCI_CONTROL_STOP);
 }
 
 static kc_err open_everything(kci_server *server, char *error, size_t error_size)
@@ -196,7 +215,7 @@ static kc_err open_everything(kci_server *server, char *error, size_t error_size
     if (err != KC_OK) return err;
     server->listener.kind = KCI_SOURCE_LISTENER;
     err = watch(server, server->listen_fd, &server->listener);
-    if (err == KC_OK) err = open_signals(server);
+    if (err == KC_OK) err = open_control(server);
     if (err != KC_OK) {
         snprintf(error, error_size, "cannot set up the event loop: %s", strerror(errno));
         return err;
@@ -211,7 +230,7 @@ kc_err kci_server_create(kci_server **out, kci_options *options, char *error,
     if (server == NULL) return KC_ERR_NOMEM;
     server->options = *options;
     memset(options, 0, sizeof *options);
-    server->epoll_fd = server->listen_fd = server->signal_fd = -1;
+    server->epoll_fd = server->listen_fd = server->control_fd = -1;
     server->now_ms = server->start_ms = kci_now_ms();
     server->start_wall_ms = wall_ms();
     make_server_id(server);
@@ -386,17 +405,14 @@ void kci_server_reload(kci_server *server)
              server->options.config_file ? server->options.config_file : "(flags)");
 }
 
-static void on_signal(kci_server *server)
+static void on_control(kci_server *server)
 {
-    struct signalfd_siginfo info;
-    while (read(server->signal_fd, &info, sizeof info) == (ssize_t)sizeof info) {
-        if (info.ssi_signo == SIGHUP) {
-            kci_server_reload(server);
-        } else {
-            kci_info("received %s, shutting down", info.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
-            server->running = false;
-        }
-    }
+    uint64_t rings = 0;
+    ssize_t ignored = read(server->control_fd, &rings, sizeof rings);
+    (void)ignored;
+    unsigned bits = atomic_exchange(&server->control_requests, 0u);
+    if (bits & KCI_CONTROL_RELOAD) kci_server_reload(server);
+    if (bits & KCI_CONTROL_STOP) server->running = false;
 }
 
 void kci_configure_logging(const kci_options *options)
@@ -413,7 +429,7 @@ static void dispatch(kci_server *server, const struct epoll_event *event)
     kci_source *source = event->data.ptr;
     switch (source->kind) {
     case KCI_SOURCE_LISTENER: accept_clients(server); break;
-    case KCI_SOURCE_SIGNAL: on_signal(server); break;
+    case KCI_SOURCE_CONTROL: on_control(server); break;
     case KCI_SOURCE_CLIENT: {
         kci_client *client = (kci_client *)source;
         if (event->events & (EPOLLIN | EPOLLHUP | EPOLLERR)) kci_client_on_readable(client);
@@ -479,10 +495,6 @@ kc_err kci_server_run(kci_server *server)
     return KC_OK;
 }
 
-void kci_server_stop(kci_server *server)
-{
-    server->running = false;
-}
 
 void kci_server_destroy(kci_server *server)
 {
@@ -491,7 +503,7 @@ void kci_server_destroy(kci_server *server)
     if (server->sublist) end_batch(server);
     if (server->monitor) kci_monitor_destroy(server->monitor);
     if (server->listen_fd >= 0) close(server->listen_fd);
-    if (server->signal_fd >= 0) close(server->signal_fd);
+    if (server->control_fd >= 0) close(server->control_fd);
     if (server->epoll_fd >= 0) close(server->epoll_fd);
     kci_sublist_destroy(server->sublist);
     SSL_CTX_free(server->tls_context);

@@ -1,7 +1,7 @@
 /* server.h - the broker's shared state and its event loop.
  *
  * One thread runs everything: an epoll loop over the client listener, the
- * HTTP monitoring listener, a signalfd and every connection. Single-threaded
+ * HTTP monitoring listener, a control eventfd and every connection. Single-threaded
  * on purpose: no locks on the hot path, and on a small machine the clients
  * need the other cores. Work is batched per wake-up: every readable
  * connection is read once, the messages it published are appended to the
@@ -15,11 +15,17 @@
 #define KCI_SERVER_H
 
 #include <openssl/ssl.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "options.h"
 #include "sublist.h"
+
+/* The user name kcobrad's own components log in with. Its password is made
+ * at start and never leaves the process; it survives reloads and has no
+ * permission limits. */
+#define KCI_INTERNAL_USER "kcobrad-internal"
 
 /* The nats-server feature level kcobrad implements, reported as INFO's
  * "version": clients gate features (headers, no-responders) on it. kcobrad's
@@ -37,6 +43,7 @@ enum {
     KCI_INFO_BYTES_MAX = 1024,
     KCI_HOUSEKEEPING_INTERVAL_MS = 250,
     KCI_LISTEN_BACKLOG = 4096,
+    KCI_INTERNAL_PASSWORD_BYTES = 32,
     KCI_STALL_MS_MAX = 1000, /* the longest a publisher waits for a lagging subscriber */
     KCI_STALL_POLL_MS = 1,   /* how often stalled publishers are looked at */
 };
@@ -45,7 +52,7 @@ enum {
 typedef enum kci_source_kind {
     KCI_SOURCE_LISTENER = 1,
     KCI_SOURCE_CLIENT = 2,
-    KCI_SOURCE_SIGNAL = 3,
+    KCI_SOURCE_CONTROL = 3,
     KCI_SOURCE_HTTP_LISTENER = 4,
     KCI_SOURCE_HTTP_CONNECTION = 5,
 } kci_source_kind;
@@ -67,14 +74,16 @@ typedef struct kci_server_stats {
 typedef struct kci_server {
     kci_options options;
     char server_id[KCI_SERVER_ID_BYTES + 1];
+    char internal_password[KCI_INTERNAL_PASSWORD_BYTES + 1];
     kci_sublist *sublist;
     SSL_CTX *tls_context;
     int epoll_fd;
     kci_source listener;
     int listen_fd;
     int port; /* the bound port (useful when 0 was asked) */
-    kci_source signal_source;
-    int signal_fd;
+    kci_source control_source;
+    int control_fd;
+    atomic_uint control_requests; /* KCI_CONTROL_* bits */
     struct kci_monitor *monitor;
     /* connections */
     struct kci_client *clients; /* doubly linked, newest first */
@@ -102,12 +111,17 @@ typedef struct kci_server {
     bool running;
 } kci_server;
 
+enum { KCI_CONTROL_RELOAD = 1u, KCI_CONTROL_STOP = 2u };
+
 /* Takes ownership of *options (zeroes it). Binds the listeners. */
 kc_err kci_server_create(kci_server **out, kci_options *options, char *error,
                          size_t error_size);
-/* Runs until SIGTERM/SIGINT or kci_server_stop; flushes and returns. */
+/* Runs until kci_server_stop; then stops accepting, flushes pending output
+ * (bounded) and returns. Signals are the caller's business (kcobrad). */
 kc_err kci_server_run(kci_server *server);
+/* Thread-safe: ask the loop to stop, or to re-read the config file. */
 void kci_server_stop(kci_server *server);
+void kci_server_request_reload(kci_server *server);
 void kci_server_destroy(kci_server *server);
 
 /* Used by client.c and monitor.c. */

@@ -1,9 +1,16 @@
-/* kcobrad - the KingCobra daemon: a NATS-protocol broker (and, as the
- * other components land, the persister, arbiter, ledger and ingress).
+/* kcobrad - the KingCobra daemon: the NATS-protocol broker plus the
+ * built-in components, each an ordinary client of the broker.
+ *
+ * Threads: the broker's event loop runs on its own thread; components run
+ * on theirs (nats.c's); the main thread only waits for signals. That order
+ * matters at shutdown: components drain through a broker that is still
+ * serving, and only then does the broker stop.
  *
  * Exit status: 0 after a clean shutdown (SIGTERM/SIGINT) or --help;
- * 1 when the configuration is invalid or the listeners cannot be opened. */
+ * 1 when the configuration is invalid or a listener cannot be opened. */
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -11,6 +18,12 @@
 #include "broker/options.h"
 #include "broker/server.h"
 #include "common/log.h"
+#include "components.h"
+
+typedef struct broker_thread {
+    kci_server *server;
+    kc_err result;
+} broker_thread;
 
 static int write_pid_file(const char *path)
 {
@@ -20,8 +33,75 @@ static int write_pid_file(const char *path)
     return fclose(file);
 }
 
+/* Blocked before any thread exists, so every thread inherits the mask and
+ * only sigwait() in the main thread ever takes these signals. */
+static void block_signals(sigset_t *mask)
+{
+    sigemptyset(mask);
+    sigaddset(mask, SIGTERM);
+    sigaddset(mask, SIGINT);
+    sigaddset(mask, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static void *run_broker(void *argument)
+{
+    broker_thread *thread = argument;
+    thread->result = kci_server_run(thread->server);
+    if (thread->result != KC_OK) kill(getpid(), SIGTERM); /* wake the main thread */
+    return NULL;
+}
+
+static void wait_for_shutdown(const sigset_t *mask, kci_server *server)
+{
+    for (;;) {
+        int signal_number = 0;
+        if (sigwait(mask, &signal_number) != 0) continue;
+        if (signal_number == SIGHUP) {
+            kci_server_request_reload(server);
+            continue;
+        }
+        kci_info("received %s, shutting down", signal_number == SIGINT ? "SIGINT" : "SIGTERM");
+        return;
+    }
+}
+
+static int start(kci_options *options, const sigset_t *mask)
+{
+    char error[1024] = "";
+    kci_components_config components_config;
+    kci_components_config_from_options(&components_config, options);
+    kci_server *server = NULL;
+    kc_err err = kci_server_create(&server, options, error, sizeof error);
+    if (err != KC_OK) {
+        kci_error("%s", error[0] ? error : kc_strerror(err));
+        kci_options_free(options);
+        return 1;
+    }
+    broker_thread broker = {.server = server};
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, run_broker, &broker) != 0) {
+        kci_error("cannot start the broker thread: %s", strerror(errno));
+        kci_server_destroy(server);
+        return 1;
+    }
+    kci_components *components = NULL;
+    err = kci_components_start(&components, &components_config, server, error, sizeof error);
+    if (err != KC_OK) kci_error("components: %s", error[0] ? error : kc_strerror(err));
+    if (err == KC_OK) wait_for_shutdown(mask, server);
+    kci_components_stop(components);
+    kci_server_stop(server);
+    pthread_join(thread, NULL);
+    kci_server_destroy(server);
+    kci_components_config_free(&components_config);
+    return err == KC_OK && broker.result == KC_OK ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
+    sigset_t mask;
+    block_signals(&mask);
     kci_options options;
     char error[1024] = "";
     kc_err err = kci_options_load(&options, argc, argv, error, sizeof error);
@@ -42,14 +122,5 @@ int main(int argc, char **argv)
     if (options.config_file != NULL) kci_info("Using configuration file: %s", options.config_file);
     if (options.pid_file != NULL && write_pid_file(options.pid_file) != 0)
         kci_warn("cannot write pid file %s: %s", options.pid_file, strerror(errno));
-    kci_server *server = NULL;
-    err = kci_server_create(&server, &options, error, sizeof error);
-    if (err != KC_OK) {
-        kci_error("%s", error[0] ? error : kc_strerror(err));
-        kci_options_free(&options);
-        return 1;
-    }
-    err = kci_server_run(server);
-    kci_server_destroy(server);
-    return err == KC_OK ? 0 : 1;
+    return start(&options, &mask);
 }

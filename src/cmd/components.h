@@ -1,0 +1,42 @@
+/* components.h - the built-in components kcobrad runs beside its broker:
+ * the suggestion keeper and the seed-format ingress (and, as they land, the
+ * persister, arbiter and ledger). Each is an ordinary libkingcobra client of
+ * the broker, logged in as KCI_INTERNAL_USER, so the same code can run as a
+ * separate process against any NATS-protocol server. */
+#ifndef KCI_COMPONENTS_H
+#define KCI_COMPONENTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "broker/options.h"
+#include "broker/server.h"
+#include "kingcobra/err.h"
+
+typedef struct kci_components kci_components;
+
+/* What the components need from the options, copied before the server
+ * takes ownership of them. */
+typedef struct kci_components_config {
+    char *node;                /* Kc-Node of the components; default: server name or host */
+    bool suggestions_enabled;  /* default true */
+    char *suggestions_file;    /* default "<data_dir>/suggestions.jsonl" */
+    bool ingress_enabled;      /* default false */
+    char *ingress_host;        /* default "0.0.0.0" */
+    int ingress_port;          /* default 4223 */
+    char *ingress_type;        /* request type for seed-format lines; default "default" */
+    int64_t ingress_timeout_ms; /* per request; default 5000 */
+} kci_components_config;
+
+void kci_components_config_from_options(kci_components_config *config,
+                                        const kci_options *options);
+void kci_components_config_free(kci_components_config *config);
+/* Starts the enabled components against the running server (its bound
+ * port, TLS, and internal credentials). */
+kc_err kci_components_start(kci_components **out, const kci_components_config *config,
+                            kci_server *server, char *error, size_t error_size);
+/* Drains and stops them (bounded); NULL is fine. */
+void kci_components_stop(kci_components *components);
+
+#endif
