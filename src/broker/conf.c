@@ -1,4 +1,7 @@
-/* conf.c - the config file parser (grammar in conf.h and docs/config.md).
+/* conf.c - the config file parser's state machine: text in, a tree of
+ * values out (grammar in conf.h and docs/config.md). Where values come from
+ * besides the text itself ($variables, include) and what can be done with a
+ * finished tree live in conf_tree.c; this file only reads bytes.
  *
  * Design: the text goes through a state machine one byte at a time. State
  * names spell what is being matched (KEY_BARE: inside an unquoted key;
@@ -25,47 +28,20 @@
 #include "conf.h"
 
 #include <assert.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
-#include <unistd.h>
+
+#include "conf_internal.h"
 
 enum {
     CONF_EOF = -1,
     STEP_REPEAT_MAX = 8, /* hand-offs of one byte between states */
-    PATH_BYTES_MAX = 4096,
-    READ_CHUNK_BYTES = 16 * 1024,
-    LAST_KEY_BYTES_MAX = 64,
     TOKEN_CAPACITY_MIN = 64,
 };
-
-typedef enum conf_state {
-    STATE_KEY_START,        /* before a key, a '}' or the end */
-    STATE_KEY_BARE,         /* inside an unquoted key */
-    STATE_KEY_QUOTED,       /* inside a quoted key */
-    STATE_KEY_END,          /* after a key: ':' or '=' or the value */
-    STATE_VALUE_START,      /* before a value */
-    STATE_VALUE_BARE,       /* inside an unquoted value */
-    STATE_VALUE_QUOTED,     /* inside "..." */
-    STATE_VALUE_RAW,        /* inside '...' */
-    STATE_ESCAPE,           /* after '\' */
-    STATE_ESCAPE_HEX_HIGH,  /* after '\x' */
-    STATE_ESCAPE_HEX_LOW,   /* after '\x' and one hex digit */
-    STATE_VALUE_END,        /* after a map value: new line , ; } or comment */
-    STATE_ARRAY_ITEM_START, /* after '[' or ',' */
-    STATE_ARRAY_ITEM_END,   /* after an array item: , ] new line or comment */
-    STATE_COMMENT,          /* after '#' or '//', up to the end of the line */
-    STATE_COMMENT_SLASH,    /* after a '/' that must be followed by '/' */
-    STATE_ROOT_END,         /* after the '}' closing a braced file */
-    STATE_DONE,
-    STATE_FAILED,
-} conf_state;
 
 static const char *const state_names[] = {
     [STATE_KEY_START] = "KEY_START",
@@ -89,169 +65,6 @@ static const char *const state_names[] = {
     [STATE_FAILED] = "FAILED",
 };
 
-typedef enum step_result {
-    STEP_CONSUMED, /* the byte is used up */
-    STEP_REPEAT,   /* hand the same byte to the new state */
-    STEP_FAILED,   /* parser->error holds the message */
-} step_result;
-
-typedef struct conf_frame {
-    kci_conf_value value; /* the MAP or ARRAY being filled */
-    size_t capacity;      /* entries or items allocated */
-    char *key;            /* MAP: the key waiting for its value */
-    bool key_is_include;  /* MAP: the "include" directive; the value is a path */
-    bool braced;          /* root only: the whole text is wrapped in { } */
-} conf_frame;
-
-struct kci_conf_parser {
-    conf_state state;
-    conf_state return_state; /* where COMMENT and ESCAPE go back to */
-    char quote;              /* KEY_QUOTED: '"' or '\'' */
-    int escape_high;         /* ESCAPE_HEX_LOW: value of the first digit */
-    bool finished;
-    conf_frame frames[KCI_CONF_DEPTH_MAX];
-    size_t depth; /* frames in use; frames[0] is the root map */
-    char *token;  /* always has room for a NUL after token_len bytes */
-    size_t token_len;
-    size_t token_capacity;
-    bool token_escaped; /* a bare token with an escape is always a string */
-    uint32_t token_line;
-    uint32_t token_column;
-    uint32_t line; /* of the byte being handled */
-    uint32_t column;
-    size_t bytes_seen;
-    size_t tree_bytes;
-    char *base_dir;    /* NULL: include is refused */
-    char *source_name; /* the file, for messages; NULL for text */
-    bool has_source_file;
-    dev_t source_device; /* the file, to find include cycles */
-    ino_t source_inode;
-    const kci_conf_parser *parent; /* whose include or $variable this reads */
-    const char *variable_name;     /* the environment variable this reads */
-    unsigned include_depth;
-    unsigned variable_depth;
-    kc_err error_code; /* KC_OK until the first error */
-    char last_key[LAST_KEY_BYTES_MAX];
-    char error[KCI_CONF_ERROR_BYTES_MAX];
-};
-
-static kc_err parse_file_at(const char *path, const kci_conf_parser *parent, kci_conf_value **out,
-                            char *error, size_t error_size);
-
-/* ---------------------------------------------------------------- values */
-
-static void value_release(kci_conf_value *value)
-{
-    switch (value->kind) {
-    case KCI_CONF_STRING: free(value->as.string); break;
-    case KCI_CONF_MAP:
-        for (size_t i = 0; i < value->as.map.count; i++) {
-            free(value->as.map.entries[i].key);
-            value_release(&value->as.map.entries[i].value);
-        }
-        free(value->as.map.entries);
-        break;
-    case KCI_CONF_ARRAY:
-        for (size_t i = 0; i < value->as.array.count; i++)
-            value_release(&value->as.array.items[i]);
-        free(value->as.array.items);
-        break;
-    default: break; /* scalars own nothing; kind 0 is a zeroed slot */
-    }
-    memset(value, 0, sizeof *value);
-}
-
-/* Levels of maps and arrays in value: 0 for a scalar. Trees are bounded by
- * KCI_CONF_DEPTH_MAX, so the recursion is too. */
-static size_t value_depth(const kci_conf_value *value)
-{
-    size_t deepest = 0;
-    if (value->kind == KCI_CONF_MAP) {
-        for (size_t i = 0; i < value->as.map.count; i++) {
-            size_t depth = value_depth(&value->as.map.entries[i].value);
-            if (depth > deepest) deepest = depth;
-        }
-        return deepest + 1;
-    }
-    if (value->kind == KCI_CONF_ARRAY) {
-        for (size_t i = 0; i < value->as.array.count; i++) {
-            size_t depth = value_depth(&value->as.array.items[i]);
-            if (depth > deepest) deepest = depth;
-        }
-        return deepest + 1;
-    }
-    return 0;
-}
-
-/* The memory a tree holds, as counted against KCI_CONF_TREE_BYTES_MAX. */
-static size_t value_bytes(const kci_conf_value *value)
-{
-    size_t bytes = sizeof *value;
-    if (value->kind == KCI_CONF_STRING) bytes += strlen(value->as.string) + 1;
-    if (value->kind == KCI_CONF_MAP) {
-        for (size_t i = 0; i < value->as.map.count; i++) {
-            const kci_conf_entry *entry = &value->as.map.entries[i];
-            bytes += strlen(entry->key) + 1 + value_bytes(&entry->value);
-        }
-    }
-    if (value->kind == KCI_CONF_ARRAY) {
-        for (size_t i = 0; i < value->as.array.count; i++)
-            bytes += value_bytes(&value->as.array.items[i]);
-    }
-    return bytes;
-}
-
-/* Deep copy. On failure (out of memory) returns false and leaves copy in a
- * state value_release() can free: unfilled slots are zero. */
-static bool value_copy(const kci_conf_value *source, kci_conf_value *copy)
-{
-    *copy = *source;
-    copy->referenced = false;
-    if (source->kind == KCI_CONF_STRING) {
-        copy->as.string = strdup(source->as.string);
-        return copy->as.string != NULL;
-    }
-    if (source->kind == KCI_CONF_MAP) {
-        size_t count = source->as.map.count;
-        copy->as.map.entries = calloc(count > 0 ? count : 1, sizeof(kci_conf_entry));
-        if (copy->as.map.entries == NULL) {
-            copy->as.map.count = 0;
-            return false;
-        }
-        for (size_t i = 0; i < count; i++) {
-            kci_conf_entry *entry = &copy->as.map.entries[i];
-            entry->key = strdup(source->as.map.entries[i].key);
-            if (entry->key == NULL) return false;
-            if (!value_copy(&source->as.map.entries[i].value, &entry->value)) return false;
-        }
-    }
-    if (source->kind == KCI_CONF_ARRAY) {
-        size_t count = source->as.array.count;
-        copy->as.array.items = calloc(count > 0 ? count : 1, sizeof(kci_conf_value));
-        if (copy->as.array.items == NULL) {
-            copy->as.array.count = 0;
-            return false;
-        }
-        for (size_t i = 0; i < count; i++)
-            if (!value_copy(&source->as.array.items[i], &copy->as.array.items[i])) return false;
-    }
-    return true;
-}
-
-static kci_conf_entry *map_find_entry(const kci_conf_value *map, const char *key)
-{
-    if (map == NULL || map->kind != KCI_CONF_MAP) return NULL;
-    for (size_t i = 0; i < map->as.map.count; i++)
-        if (strcasecmp(map->as.map.entries[i].key, key) == 0) return &map->as.map.entries[i];
-    return NULL;
-}
-
-static kci_conf_value *map_find(const kci_conf_value *map, const char *key)
-{
-    kci_conf_entry *entry = map_find_entry(map, key);
-    return entry != NULL ? &entry->value : NULL;
-}
-
 /* ------------------------------------------------------------- reporting */
 
 static void describe_byte(int byte, char *text, size_t text_size)
@@ -268,8 +81,7 @@ static void describe_byte(int byte, char *text, size_t text_size)
         snprintf(text, text_size, "byte 0x%02x", (unsigned)byte);
 }
 
-__attribute__((format(printf, 3, 4))) static step_result fail(kci_conf_parser *parser, kc_err code,
-                                                              const char *format, ...)
+step_result kci_conf_fail(kci_conf_parser *parser, kc_err code, const char *format, ...)
 {
     assert(code != KC_OK);
     size_t used = 0;
@@ -297,24 +109,24 @@ static step_result fail_unexpected(kci_conf_parser *parser, int byte, const char
 {
     char got[24];
     describe_byte(byte, got, sizeof got);
-    return fail(parser, KC_ERR_PARSE, "expected %s, got %s", expected, got);
+    return kci_conf_fail(parser, KC_ERR_PARSE, "expected %s, got %s", expected, got);
 }
 
-static step_result fail_no_memory(kci_conf_parser *parser)
+step_result kci_conf_fail_no_memory(kci_conf_parser *parser)
 {
-    return fail(parser, KC_ERR_NOMEM, "out of memory");
+    return kci_conf_fail(parser, KC_ERR_NOMEM, "out of memory");
 }
 
 /* Counts bytes of the tree against KCI_CONF_TREE_BYTES_MAX. */
-static step_result tree_account(kci_conf_parser *parser, size_t bytes)
+step_result kci_conf_tree_account(kci_conf_parser *parser, size_t bytes)
 {
     if (bytes > KCI_CONF_TREE_BYTES_MAX - parser->tree_bytes)
-        return fail(parser, KC_ERR_TOO_LARGE, "the parsed config would take more than %d bytes",
-                    KCI_CONF_TREE_BYTES_MAX);
+        return kci_conf_fail(parser, KC_ERR_TOO_LARGE,
+                             "the parsed config would take more than %d bytes",
+                             KCI_CONF_TREE_BYTES_MAX);
     parser->tree_bytes += bytes;
     return STEP_CONSUMED;
 }
-
 /* ----------------------------------------------------------------- token */
 
 static void token_begin(kci_conf_parser *parser)
@@ -328,14 +140,14 @@ static void token_begin(kci_conf_parser *parser)
 static step_result token_append(kci_conf_parser *parser, unsigned char byte)
 {
     if (parser->token_len == KCI_CONF_TOKEN_BYTES_MAX)
-        return fail(parser, KC_ERR_TOO_LARGE, "a key or value is longer than %d bytes",
-                    KCI_CONF_TOKEN_BYTES_MAX);
+        return kci_conf_fail(parser, KC_ERR_TOO_LARGE, "a key or value is longer than %d bytes",
+                             KCI_CONF_TOKEN_BYTES_MAX);
     if (parser->token_len + 1 >= parser->token_capacity) {
         size_t capacity = parser->token_capacity * 2;
         if (capacity < TOKEN_CAPACITY_MIN) capacity = TOKEN_CAPACITY_MIN;
         if (capacity > KCI_CONF_TOKEN_BYTES_MAX + 1) capacity = KCI_CONF_TOKEN_BYTES_MAX + 1;
         char *token = realloc(parser->token, capacity);
-        if (token == NULL) return fail_no_memory(parser);
+        if (token == NULL) return kci_conf_fail_no_memory(parser);
         parser->token = token;
         parser->token_capacity = capacity;
     }
@@ -348,10 +160,10 @@ static step_result token_append(kci_conf_parser *parser, unsigned char byte)
  * (then the parser has failed). */
 static char *token_take(kci_conf_parser *parser)
 {
-    if (tree_account(parser, parser->token_len + 1) == STEP_FAILED) return NULL;
+    if (kci_conf_tree_account(parser, parser->token_len + 1) == STEP_FAILED) return NULL;
     char *text = malloc(parser->token_len + 1);
     if (text == NULL) {
-        fail_no_memory(parser);
+        kci_conf_fail_no_memory(parser);
         return NULL;
     }
     if (parser->token_len > 0) memcpy(text, parser->token, parser->token_len);
@@ -366,34 +178,34 @@ static const char *token_text(const kci_conf_parser *parser)
 
 /* ---------------------------------------------------------------- frames */
 
-static step_result map_put(kci_conf_parser *parser, conf_frame *frame, char *key,
-                           kci_conf_value *value)
+step_result kci_conf_map_put(kci_conf_parser *parser, conf_frame *frame, char *key,
+                             kci_conf_value *value)
 {
     assert(frame->value.kind == KCI_CONF_MAP && key != NULL);
-    kci_conf_entry *existing = map_find_entry(&frame->value, key);
+    kci_conf_entry *existing = kci_conf_map_find_entry(&frame->value, key);
     if (existing != NULL) { /* the last value wins, as in nats-server */
         free(existing->key);
-        value_release(&existing->value);
+        kci_conf_value_release(&existing->value);
         existing->key = key;
         existing->value = *value;
         return STEP_CONSUMED;
     }
     size_t count = frame->value.as.map.count;
     if (count == KCI_CONF_MAP_ENTRIES_MAX ||
-        tree_account(parser, sizeof(kci_conf_entry)) == STEP_FAILED) {
+        kci_conf_tree_account(parser, sizeof(kci_conf_entry)) == STEP_FAILED) {
         free(key);
-        value_release(value);
+        kci_conf_value_release(value);
         if (parser->error_code != KC_OK) return STEP_FAILED;
-        return fail(parser, KC_ERR_TOO_LARGE, "a map has more than %d keys",
-                    KCI_CONF_MAP_ENTRIES_MAX);
+        return kci_conf_fail(parser, KC_ERR_TOO_LARGE, "a map has more than %d keys",
+                             KCI_CONF_MAP_ENTRIES_MAX);
     }
     if (count == frame->capacity) {
         size_t capacity = frame->capacity > 0 ? frame->capacity * 2 : 8;
         kci_conf_entry *entries = realloc(frame->value.as.map.entries, capacity * sizeof *entries);
         if (entries == NULL) {
             free(key);
-            value_release(value);
-            return fail_no_memory(parser);
+            kci_conf_value_release(value);
+            return kci_conf_fail_no_memory(parser);
         }
         frame->value.as.map.entries = entries;
         frame->capacity = capacity;
@@ -407,18 +219,19 @@ static step_result array_push(kci_conf_parser *parser, conf_frame *frame, kci_co
 {
     assert(frame->value.kind == KCI_CONF_ARRAY);
     size_t count = frame->value.as.array.count;
-    if (count == KCI_CONF_ARRAY_ITEMS_MAX || tree_account(parser, sizeof *value) == STEP_FAILED) {
-        value_release(value);
+    if (count == KCI_CONF_ARRAY_ITEMS_MAX ||
+        kci_conf_tree_account(parser, sizeof *value) == STEP_FAILED) {
+        kci_conf_value_release(value);
         if (parser->error_code != KC_OK) return STEP_FAILED;
-        return fail(parser, KC_ERR_TOO_LARGE, "an array has more than %d items",
-                    KCI_CONF_ARRAY_ITEMS_MAX);
+        return kci_conf_fail(parser, KC_ERR_TOO_LARGE, "an array has more than %d items",
+                             KCI_CONF_ARRAY_ITEMS_MAX);
     }
     if (count == frame->capacity) {
         size_t capacity = frame->capacity > 0 ? frame->capacity * 2 : 8;
         kci_conf_value *items = realloc(frame->value.as.array.items, capacity * sizeof *items);
         if (items == NULL) {
-            value_release(value);
-            return fail_no_memory(parser);
+            kci_conf_value_release(value);
+            return kci_conf_fail_no_memory(parser);
         }
         frame->value.as.array.items = items;
         frame->capacity = capacity;
@@ -427,8 +240,6 @@ static step_result array_push(kci_conf_parser *parser, conf_frame *frame, kci_co
     frame->value.as.array.count = count + 1;
     return STEP_CONSUMED;
 }
-
-static step_result include_file(kci_conf_parser *parser, conf_frame *frame, kci_conf_value *path);
 
 /* Attaches a finished value (ownership moves) to the frame on top and picks
  * the state that follows a value there. */
@@ -448,18 +259,18 @@ static step_result emit_value(kci_conf_parser *parser, kci_conf_value *value)
     if (top->key_is_include) {
         top->key_is_include = false;
         free(key);
-        return include_file(parser, top, value);
+        return kci_conf_include_file(parser, top, value);
     }
-    return map_put(parser, top, key, value);
+    return kci_conf_map_put(parser, top, key, value);
 }
 
 static step_result frame_push(kci_conf_parser *parser, kci_conf_kind kind)
 {
     assert(kind == KCI_CONF_MAP || kind == KCI_CONF_ARRAY);
     if (parser->depth == KCI_CONF_DEPTH_MAX)
-        return fail(parser, KC_ERR_TOO_LARGE, "maps and arrays nest deeper than %d levels",
-                    KCI_CONF_DEPTH_MAX);
-    if (tree_account(parser, sizeof(kci_conf_value)) == STEP_FAILED) return STEP_FAILED;
+        return kci_conf_fail(parser, KC_ERR_TOO_LARGE, "maps and arrays nest deeper than %d levels",
+                             KCI_CONF_DEPTH_MAX);
+    if (kci_conf_tree_account(parser, sizeof(kci_conf_value)) == STEP_FAILED) return STEP_FAILED;
     conf_frame *frame = &parser->frames[parser->depth++];
     memset(frame, 0, sizeof *frame);
     frame->value.kind = kind;
@@ -486,7 +297,7 @@ static step_result close_map(kci_conf_parser *parser)
         parser->state = STATE_ROOT_END;
         return STEP_CONSUMED;
     }
-    return fail(parser, KC_ERR_PARSE, "'}' without a matching '{'");
+    return kci_conf_fail(parser, KC_ERR_PARSE, "'}' without a matching '{'");
 }
 
 /* End of input where a key could start or a value has just ended. */
@@ -497,134 +308,10 @@ static step_result end_of_map(kci_conf_parser *parser)
         parser->state = STATE_DONE;
         return STEP_CONSUMED;
     }
-    return fail(parser, KC_ERR_PARSE, "end of input inside the map that starts at line %u: no '}'",
-                top->value.line);
+    return kci_conf_fail(parser, KC_ERR_PARSE,
+                         "end of input inside the map that starts at line %u: no '}'",
+                         top->value.line);
 }
-
-/* ------------------------------------------------ variables and includes */
-
-/* Moves (or, when source is in the tree, copies) a whole tree into *out after
- * checking the depth and memory bounds it adds. */
-static step_result adopt_tree(kci_conf_parser *parser, kci_conf_value *source, bool copy,
-                              kci_conf_value *out)
-{
-    if (parser->depth + value_depth(source) > KCI_CONF_DEPTH_MAX)
-        return fail(parser, KC_ERR_TOO_LARGE, "maps and arrays nest deeper than %d levels",
-                    KCI_CONF_DEPTH_MAX);
-    if (tree_account(parser, value_bytes(source)) == STEP_FAILED) return STEP_FAILED;
-    if (!copy) {
-        *out = *source;
-        memset(source, 0, sizeof *source);
-    } else if (!value_copy(source, out)) {
-        value_release(out);
-        return fail_no_memory(parser);
-    }
-    out->line = parser->token_line;
-    return STEP_CONSUMED;
-}
-
-/* nats-server reads an environment variable as a value ("pk=" + text), so
- * "1MB" is an integer and "[a, b]" an array; that value may use variables
- * too, so the chain of parsers is checked for a cycle, and bounded. */
-static step_result resolve_environment(kci_conf_parser *parser, const char *name,
-                                       kci_conf_value *out)
-{
-    const char *text = getenv(name);
-    if (text == NULL)
-        return fail(parser, KC_ERR_PARSE,
-                    "variable '$%.64s' is not defined (neither a key above nor in the environment)",
-                    name);
-    for (const kci_conf_parser *above = parser; above != NULL; above = above->parent)
-        if (above->variable_name != NULL && strcmp(above->variable_name, name) == 0)
-            return fail(parser, KC_ERR_PARSE, "variable '$%.64s' refers to itself", name);
-    if (parser->variable_depth == KCI_CONF_VARIABLE_DEPTH_MAX)
-        return fail(parser, KC_ERR_PARSE, "variables nest deeper than %d",
-                    KCI_CONF_VARIABLE_DEPTH_MAX);
-    kci_conf_parser *nested = NULL;
-    if (kci_conf_parser_create(&nested, NULL) != KC_OK) return fail_no_memory(parser);
-    nested->parent = parser;
-    nested->variable_name = name;
-    nested->variable_depth = parser->variable_depth + 1;
-    kci_conf_value *tree = NULL;
-    kc_err err = kci_conf_parser_feed(nested, "pk=", 3);
-    if (err == KC_OK) err = kci_conf_parser_feed(nested, text, strlen(text));
-    if (err == KC_OK) err = kci_conf_parser_finish(nested, &tree);
-    step_result result;
-    if (err != KC_OK)
-        result = fail(parser, err, "environment variable '%.64s' is not a value: %s", name,
-                      nested->error);
-    else if (map_find(tree, "pk") == NULL) /* e.g. the text itself set PK */
-        result = fail(parser, KC_ERR_PARSE, "environment variable '%.64s' is not a value", name);
-    else
-        result = adopt_tree(parser, map_find(tree, "pk"), false, out);
-    kci_conf_free(tree);
-    kci_conf_parser_destroy(nested);
-    return result;
-}
-
-/* $name: the nearest enclosing map's key "name" (already parsed), else the
- * environment. Like nats-server, "$2a$..." (a bcrypt hash) is a string. */
-static step_result resolve_variable(kci_conf_parser *parser, const char *name, kci_conf_value *out)
-{
-    if (name[0] == '\0') return fail(parser, KC_ERR_PARSE, "'$' must be followed by a name");
-    for (size_t level = parser->depth; level-- > 0;) {
-        kci_conf_value *found = map_find(&parser->frames[level].value, name);
-        if (found == NULL) continue;
-        found->referenced = true;
-        return adopt_tree(parser, found, true, out);
-    }
-    return resolve_environment(parser, name, out);
-}
-
-static step_result include_merge(kci_conf_parser *parser, conf_frame *frame, kci_conf_value *tree)
-{
-    if (parser->depth - 1 + value_depth(tree) > KCI_CONF_DEPTH_MAX)
-        return fail(parser, KC_ERR_TOO_LARGE, "maps and arrays nest deeper than %d levels",
-                    KCI_CONF_DEPTH_MAX);
-    if (tree_account(parser, value_bytes(tree)) == STEP_FAILED) return STEP_FAILED;
-    for (size_t i = 0; i < tree->as.map.count; i++) {
-        kci_conf_entry *entry = &tree->as.map.entries[i];
-        char *key = entry->key;
-        entry->key = NULL;
-        kci_conf_value value = entry->value;
-        memset(&entry->value, 0, sizeof entry->value);
-        if (map_put(parser, frame, key, &value) == STEP_FAILED) return STEP_FAILED;
-    }
-    return STEP_CONSUMED;
-}
-
-/* include "path": parses the file (relative to the including file) and puts
- * its keys into the current map, as nats-server does. */
-static step_result include_file(kci_conf_parser *parser, conf_frame *frame, kci_conf_value *path)
-{
-    step_result result;
-    char full_path[PATH_BYTES_MAX];
-    kci_conf_value *tree = NULL;
-    char nested_error[KCI_CONF_ERROR_BYTES_MAX];
-    if (path->kind != KCI_CONF_STRING || path->as.string[0] == '\0')
-        result = fail(parser, KC_ERR_PARSE, "include needs a file name");
-    else if (parser->base_dir == NULL)
-        result = fail(parser, KC_ERR_PARSE, "include is only allowed in a config file");
-    else if (parser->include_depth == KCI_CONF_INCLUDE_DEPTH_MAX)
-        result = fail(parser, KC_ERR_TOO_LARGE, "includes nest deeper than %d",
-                      KCI_CONF_INCLUDE_DEPTH_MAX);
-    else if ((size_t)snprintf(full_path, sizeof full_path, "%s%s%s",
-                              path->as.string[0] == '/' ? "" : parser->base_dir,
-                              path->as.string[0] == '/' ? "" : "/",
-                              path->as.string) >= sizeof full_path)
-        result = fail(parser, KC_ERR_TOO_LARGE, "include path is too long");
-    else {
-        kc_err err = parse_file_at(full_path, parser, &tree, nested_error, sizeof nested_error);
-        if (err != KC_OK)
-            result = fail(parser, err, "in included file: %s", nested_error);
-        else
-            result = include_merge(parser, frame, tree);
-    }
-    kci_conf_free(tree);
-    value_release(path);
-    return result;
-}
-
 /* ------------------------------------------------------ scalar decoding */
 
 static bool word_is(const char *text, const char *word)
@@ -682,13 +369,13 @@ static number_result bare_number(kci_conf_parser *parser, kci_conf_value *value)
         return NUMBER_FOUND;
     }
     if (err == KC_ERR_TOO_LARGE) {
-        fail(parser, KC_ERR_PARSE, "integer '%.64s' is out of range", text);
+        kci_conf_fail(parser, KC_ERR_PARSE, "integer '%.64s' is out of range", text);
         return NUMBER_FAILED;
     }
     if (is_float_text(text, parser->token_len)) {
         double real = strtod(text, NULL);
         if (!isfinite(real)) {
-            fail(parser, KC_ERR_PARSE, "float '%.64s' is out of range", text);
+            kci_conf_fail(parser, KC_ERR_PARSE, "float '%.64s' is out of range", text);
             return NUMBER_FAILED;
         }
         value->kind = KCI_CONF_FLOAT;
@@ -696,7 +383,7 @@ static number_result bare_number(kci_conf_parser *parser, kci_conf_value *value)
         return NUMBER_FOUND;
     }
     if (text[0] == '-') {
-        fail(parser, KC_ERR_PARSE, "expected a number after '-', got '%.64s'", text);
+        kci_conf_fail(parser, KC_ERR_PARSE, "expected a number after '-', got '%.64s'", text);
         return NUMBER_FAILED;
     }
     return NUMBER_NOT_ONE;
@@ -719,7 +406,8 @@ static step_result finish_bare_value(kci_conf_parser *parser)
             return emit_value(parser, &value);
         }
         if (text[0] == '$' && !is_bcrypt_hash(text)) {
-            if (resolve_variable(parser, text + 1, &value) == STEP_FAILED) return STEP_FAILED;
+            if (kci_conf_resolve_variable(parser, text + 1, &value) == STEP_FAILED)
+                return STEP_FAILED;
             return emit_value(parser, &value);
         }
         if (text[0] == '-' || is_digit(text[0])) {
@@ -747,7 +435,8 @@ static step_result finish_key(kci_conf_parser *parser)
 {
     conf_frame *top = &parser->frames[parser->depth - 1];
     assert(top->value.kind == KCI_CONF_MAP && top->key == NULL);
-    if (parser->token_len == 0) return fail(parser, KC_ERR_PARSE, "a key must not be empty");
+    if (parser->token_len == 0)
+        return kci_conf_fail(parser, KC_ERR_PARSE, "a key must not be empty");
     top->key = token_take(parser);
     return top->key == NULL ? STEP_FAILED : STEP_CONSUMED;
 }
@@ -837,8 +526,9 @@ static step_result on_key_quoted(kci_conf_parser *parser, int byte)
         return STEP_CONSUMED;
     }
     if (byte == CONF_EOF || is_newline(byte))
-        return fail(parser, KC_ERR_PARSE, "quoted key starting at line %u, column %u has no end",
-                    parser->token_line, parser->token_column);
+        return kci_conf_fail(parser, KC_ERR_PARSE,
+                             "quoted key starting at line %u, column %u has no end",
+                             parser->token_line, parser->token_column);
     return token_append(parser, (unsigned char)byte);
 }
 
@@ -854,7 +544,7 @@ static step_result on_key_end(kci_conf_parser *parser, int byte)
     if (byte_in(byte, "}],;#") || byte == CONF_EOF) {
         char got[24];
         describe_byte(byte, got, sizeof got);
-        return fail(parser, KC_ERR_PARSE, "key '%.64s' has no value (got %s)", key, got);
+        return kci_conf_fail(parser, KC_ERR_PARSE, "key '%.64s' has no value (got %s)", key, got);
     }
     parser->state = STATE_VALUE_START;
     return STEP_REPEAT;
@@ -875,7 +565,8 @@ static step_result on_value_start(kci_conf_parser *parser, int byte)
         token_begin(parser);
         parser->state = byte == '"' ? STATE_VALUE_QUOTED : STATE_VALUE_RAW;
         return STEP_CONSUMED;
-    case '(': return fail(parser, KC_ERR_PARSE, "block strings '( ... )' are not supported");
+    case '(':
+        return kci_conf_fail(parser, KC_ERR_PARSE, "block strings '( ... )' are not supported");
     }
     if (is_newline(byte) || byte == CONF_EOF || byte_in(byte, ",;]}") ||
         (top->key_is_include && byte_in(byte, ":=")))
@@ -906,8 +597,9 @@ static step_result on_value_quoted(kci_conf_parser *parser, int byte)
         parser->state = STATE_ESCAPE;
         return STEP_CONSUMED;
     case CONF_EOF:
-        return fail(parser, KC_ERR_PARSE, "string starting at line %u, column %u has no end",
-                    parser->token_line, parser->token_column);
+        return kci_conf_fail(parser, KC_ERR_PARSE,
+                             "string starting at line %u, column %u has no end", parser->token_line,
+                             parser->token_column);
     }
     return token_append(parser, (unsigned char)byte);
 }
@@ -916,8 +608,9 @@ static step_result on_value_raw(kci_conf_parser *parser, int byte)
 {
     if (byte == '\'') return finish_quoted_value(parser);
     if (byte == CONF_EOF)
-        return fail(parser, KC_ERR_PARSE, "string starting at line %u, column %u has no end",
-                    parser->token_line, parser->token_column);
+        return kci_conf_fail(parser, KC_ERR_PARSE,
+                             "string starting at line %u, column %u has no end", parser->token_line,
+                             parser->token_column);
     return token_append(parser, (unsigned char)byte);
 }
 
@@ -957,7 +650,8 @@ static step_result on_escape_hex(kci_conf_parser *parser, int byte)
         return STEP_CONSUMED;
     }
     int decoded = parser->escape_high * 16 + digit;
-    if (decoded == 0) return fail(parser, KC_ERR_PARSE, "'\\x00' is not allowed in a string");
+    if (decoded == 0)
+        return kci_conf_fail(parser, KC_ERR_PARSE, "'\\x00' is not allowed in a string");
     parser->state = parser->return_state;
     return token_append(parser, (unsigned char)decoded);
 }
@@ -977,16 +671,16 @@ static step_result on_value_end(kci_conf_parser *parser, int byte)
     }
     char got[24];
     describe_byte(byte, got, sizeof got);
-    return fail(parser, KC_ERR_PARSE,
-                "expected a new line, ',', ';' or '}' after the value of '%s', got %s",
-                parser->last_key, got);
+    return kci_conf_fail(parser, KC_ERR_PARSE,
+                         "expected a new line, ',', ';' or '}' after the value of '%s', got %s",
+                         parser->last_key, got);
 }
 
 static step_result fail_array_unclosed(kci_conf_parser *parser)
 {
-    return fail(parser, KC_ERR_PARSE,
-                "end of input inside the array that starts at line %u: no ']'",
-                parser->frames[parser->depth - 1].value.line);
+    return kci_conf_fail(parser, KC_ERR_PARSE,
+                         "end of input inside the array that starts at line %u: no ']'",
+                         parser->frames[parser->depth - 1].value.line);
 }
 
 static step_result on_array_item_start(kci_conf_parser *parser, int byte)
@@ -1066,7 +760,7 @@ static step_result dispatch(kci_conf_parser *parser, int byte)
     case STATE_DONE:
     case STATE_FAILED: break;
     }
-    return fail(parser, KC_ERR_INVALID_ARGUMENT, "input after the end");
+    return kci_conf_fail(parser, KC_ERR_INVALID_ARGUMENT, "input after the end");
 }
 
 /* One byte (or CONF_EOF) through the machine; a byte passes through at most
@@ -1079,7 +773,7 @@ static kc_err step(kci_conf_parser *parser, int byte)
         if (result == STEP_FAILED) return parser->error_code;
     }
     assert(!"a byte was handed between states without end");
-    fail(parser, KC_ERR_PARSE, "internal error: parser loop");
+    kci_conf_fail(parser, KC_ERR_PARSE, "internal error: parser loop");
     return parser->error_code;
 }
 
@@ -1110,18 +804,19 @@ kc_err kci_conf_parser_feed(kci_conf_parser *parser, const char *bytes, size_t b
     assert(parser != NULL && (bytes != NULL || bytes_len == 0));
     if (parser->error_code != KC_OK) return parser->error_code;
     if (parser->finished) {
-        fail(parser, KC_ERR_INVALID_ARGUMENT, "input after the end");
+        kci_conf_fail(parser, KC_ERR_INVALID_ARGUMENT, "input after the end");
         return parser->error_code;
     }
     if (bytes_len > KCI_CONF_BYTES_MAX - parser->bytes_seen) {
-        fail(parser, KC_ERR_TOO_LARGE, "the config is larger than %d bytes", KCI_CONF_BYTES_MAX);
+        kci_conf_fail(parser, KC_ERR_TOO_LARGE, "the config is larger than %d bytes",
+                      KCI_CONF_BYTES_MAX);
         return parser->error_code;
     }
     parser->bytes_seen += bytes_len;
     for (size_t i = 0; i < bytes_len; i++) {
         unsigned char byte = (unsigned char)bytes[i];
         if (byte == '\0') {
-            fail(parser, KC_ERR_PARSE, "NUL byte in the config");
+            kci_conf_fail(parser, KC_ERR_PARSE, "NUL byte in the config");
             return parser->error_code;
         }
         kc_err err = step(parser, byte);
@@ -1142,7 +837,7 @@ kc_err kci_conf_parser_finish(kci_conf_parser *parser, kci_conf_value **out)
     *out = NULL;
     if (parser->error_code != KC_OK) return parser->error_code;
     if (parser->finished) {
-        fail(parser, KC_ERR_INVALID_ARGUMENT, "finished twice");
+        kci_conf_fail(parser, KC_ERR_INVALID_ARGUMENT, "finished twice");
         return parser->error_code;
     }
     kc_err err = step(parser, CONF_EOF);
@@ -1150,7 +845,7 @@ kc_err kci_conf_parser_finish(kci_conf_parser *parser, kci_conf_value **out)
     assert(parser->state == STATE_DONE && parser->depth == 1);
     kci_conf_value *root = malloc(sizeof *root);
     if (root == NULL) {
-        fail_no_memory(parser);
+        kci_conf_fail_no_memory(parser);
         return parser->error_code;
     }
     *root = parser->frames[0].value;
@@ -1176,143 +871,13 @@ void kci_conf_parser_destroy(kci_conf_parser *parser)
     if (parser == NULL) return;
     for (size_t level = 0; level < parser->depth; level++) {
         free(parser->frames[level].key);
-        value_release(&parser->frames[level].value);
+        kci_conf_value_release(&parser->frames[level].value);
     }
     free(parser->token);
     free(parser->base_dir);
     free(parser->source_name);
     free(parser);
 }
-
-static void copy_error(char *error, size_t error_size, const char *message)
-{
-    if (error_size > 0) snprintf(error, error_size, "%s", message);
-}
-
-kc_err kci_conf_parse(const char *text, size_t text_len, kci_conf_value **out, char *error,
-                      size_t error_size)
-{
-    assert(out != NULL);
-    *out = NULL;
-    kci_conf_parser *parser = NULL;
-    if (kci_conf_parser_create(&parser, NULL) != KC_OK) {
-        copy_error(error, error_size, "out of memory");
-        return KC_ERR_NOMEM;
-    }
-    kc_err err = kci_conf_parser_feed(parser, text_len > 0 ? text : "", text_len);
-    if (err == KC_OK) err = kci_conf_parser_finish(parser, out);
-    if (err != KC_OK) copy_error(error, error_size, parser->error);
-    kci_conf_parser_destroy(parser);
-    return err;
-}
-
-/* The directory part of path, for relative includes. */
-static char *directory_of(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    if (slash == NULL) return strdup(".");
-    if (slash == path) return strdup("/");
-    return strndup(path, (size_t)(slash - path));
-}
-
-static kc_err feed_from_fd(kci_conf_parser *parser, int fd, const char *path)
-{
-    char chunk[READ_CHUNK_BYTES];
-    for (;;) { /* bounded: the parser refuses more than KCI_CONF_BYTES_MAX */
-        ssize_t got = read(fd, chunk, sizeof chunk);
-        if (got < 0 && errno == EINTR) continue;
-        if (got < 0) {
-            snprintf(parser->error, sizeof parser->error, "%s: cannot read: %s", path,
-                     strerror(errno));
-            parser->state = STATE_FAILED;
-            return parser->error_code = KC_ERR_IO;
-        }
-        if (got == 0) return KC_OK;
-        kc_err err = kci_conf_parser_feed(parser, chunk, (size_t)got);
-        if (err != KC_OK) return err;
-    }
-}
-
-static bool file_is_open_above(const kci_conf_parser *parent, const struct stat *status)
-{
-    for (const kci_conf_parser *above = parent; above != NULL; above = above->parent)
-        if (above->has_source_file && above->source_device == status->st_dev &&
-            above->source_inode == status->st_ino)
-            return true;
-    return false;
-}
-
-/* Opens and checks the file: a regular file (a FIFO or a device could block
- * or never end) that is not already being read by an including parser. */
-static int open_config_file(const char *path, const kci_conf_parser *parent, struct stat *status,
-                            char *error, size_t error_size)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || fstat(fd, status) != 0) {
-        if (error_size > 0) snprintf(error, error_size, "%s: %s", path, strerror(errno));
-        if (fd >= 0) close(fd);
-        return -1;
-    }
-    const char *problem = NULL;
-    if (!S_ISREG(status->st_mode))
-        problem = "not a regular file";
-    else if (file_is_open_above(parent, status))
-        problem = "included by itself (an include cycle)";
-    if (problem == NULL) return fd;
-    if (error_size > 0) snprintf(error, error_size, "%s: %s", path, problem);
-    close(fd);
-    return -1;
-}
-
-static kc_err parse_file_at(const char *path, const kci_conf_parser *parent, kci_conf_value **out,
-                            char *error, size_t error_size)
-{
-    *out = NULL;
-    struct stat status;
-    int fd = open_config_file(path, parent, &status, error, error_size);
-    if (fd < 0) return KC_ERR_IO;
-    char *directory = directory_of(path);
-    kci_conf_parser *parser = NULL;
-    kc_err err = directory != NULL ? kci_conf_parser_create(&parser, directory) : KC_ERR_NOMEM;
-    free(directory);
-    if (err == KC_OK && (parser->source_name = strdup(path)) == NULL) err = KC_ERR_NOMEM;
-    if (err != KC_OK) {
-        copy_error(error, error_size, "out of memory");
-        kci_conf_parser_destroy(parser);
-        close(fd);
-        return err;
-    }
-    parser->parent = parent;
-    parser->include_depth = parent != NULL ? parent->include_depth + 1 : 0;
-    parser->has_source_file = true;
-    parser->source_device = status.st_dev;
-    parser->source_inode = status.st_ino;
-    err = feed_from_fd(parser, fd, path);
-    close(fd);
-    if (err == KC_OK) err = kci_conf_parser_finish(parser, out);
-    if (err != KC_OK) copy_error(error, error_size, parser->error);
-    kci_conf_parser_destroy(parser);
-    return err;
-}
-
-kc_err kci_conf_parse_file(const char *path, kci_conf_value **out, char *error, size_t error_size)
-{
-    assert(path != NULL && out != NULL);
-    return parse_file_at(path, NULL, out, error, error_size);
-}
-
-void kci_conf_free(kci_conf_value *value)
-{
-    if (value == NULL) return;
-    value_release(value);
-    free(value);
-}
-
-const kci_conf_value *kci_conf_get(const kci_conf_value *map, const char *key)
-{
-    return map_find(map, key);
-}
-
 /* ------------------------------------------------------ size suffixes */
 
 /* As nats-server: k, m, g, t, p, e are powers of 1000; with b, i or ib

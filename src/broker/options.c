@@ -1,4 +1,7 @@
-/* options.c - kcobrad's options from defaults, the config file and flags.
+/* options.c - kcobrad's options: the defaults, the config file's keys
+ * applied to them, and the checks on the result. The command line (flags,
+ * --help, load and reload, which put defaults, file and flags together) is
+ * options_flags.c.
  *
  * Design: the keys of each config block (top level, authorization, users,
  * permissions, tls) are a table of rules naming the key, what kind of value
@@ -9,18 +12,12 @@
  * place, kci_options_validate, run after the flags so that a flag can finish
  * what the file started (--tlskey for a file's cert_file).
  *
- * Flags are parsed with getopt_long_only, so "-port 4222" works as it does
- * with nats-server's Go flags, and short clusters like "-DV" still work.
- * kci_options_load keeps a copy of argv; kci_options_reload applies it again.
- *
- * Limits: at most OPTIONS_ARGUMENTS_MAX arguments, KCI_OPTIONS_USERS_MAX
- * users and KCI_OPTIONS_PERMISSION_SUBJECTS_MAX subjects per list; durations
- * at most OPTIONS_DURATION_MS_MAX. The getopt state is process-wide, so load
- * and reload must not run on two threads at once. */
+ * Limits: at most KCI_OPTIONS_USERS_MAX users and
+ * KCI_OPTIONS_PERMISSION_SUBJECTS_MAX subjects per list; durations at most
+ * OPTIONS_DURATION_MS_MAX. */
 #include "options.h"
 
 #include <assert.h>
-#include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -29,21 +26,15 @@
 #include <strings.h>
 
 #include "common/log.h"
+#include "options_internal.h"
 #include "subject.h"
-
-#ifndef KC_VERSION
-#define KC_VERSION "0.0.0-unknown" /* meson defines the real one */
-#endif
 
 enum {
     OPTIONS_PORT_MAX = 65535,
     OPTIONS_PORT_ANY = -1,                         /* like 0: any free port, as in nats-server */
     OPTIONS_DURATION_MS_MAX = 24 * 60 * 60 * 1000, /* one day; longer is a mistake */
-    OPTIONS_ARGUMENTS_MAX = 256,
     OPTIONS_MESSAGE_BYTES_MAX = 512,
 };
-
-#define OPTIONS_DEFAULT_HOST "0.0.0.0"
 
 typedef struct apply_context {
     const char *source; /* the config file, or "config" */
@@ -81,7 +72,7 @@ static void user_free(kci_user *user)
     memset(user, 0, sizeof *user);
 }
 
-static void users_free(kci_user *users, size_t count)
+void kci_options_users_free(kci_user *users, size_t count)
 {
     for (size_t i = 0; i < count; i++)
         user_free(&users[i]);
@@ -89,7 +80,7 @@ static void users_free(kci_user *users, size_t count)
 }
 
 /* Replaces *slot with a copy of text (NULL clears it). */
-static kc_err string_set(char **slot, const char *text)
+kc_err kci_options_string_set(char **slot, const char *text)
 {
     char *copy = NULL;
     if (text != NULL && (copy = strdup(text)) == NULL) return KC_ERR_NOMEM;
@@ -102,7 +93,7 @@ void kci_options_init_defaults(kci_options *options)
 {
     assert(options != NULL);
     memset(options, 0, sizeof *options);
-    options->host = strdup(OPTIONS_DEFAULT_HOST); /* NULL here is reported by load */
+    options->host = strdup(KCI_OPTIONS_DEFAULT_HOST); /* NULL here is reported by load */
     options->port = KCI_DEFAULT_PORT;
     options->max_payload_bytes = KCI_DEFAULT_MAX_PAYLOAD_BYTES;
     options->max_pending_bytes = KCI_DEFAULT_MAX_PENDING_BYTES;
@@ -123,7 +114,7 @@ void kci_options_free(kci_options *options)
     free(options->server_name);
     free(options->http_host);
     free(options->auth_token);
-    users_free(options->users, options->user_count);
+    kci_options_users_free(options->users, options->user_count);
     permissions_free(&options->default_permissions);
     free(options->tls_cert_file);
     free(options->tls_key_file);
@@ -158,8 +149,7 @@ __attribute__((format(printf, 4, 5))) static kc_err config_error(const apply_con
     return code;
 }
 
-__attribute__((format(printf, 3, 4))) static kc_err plain_error(char *error, size_t error_size,
-                                                                const char *format, ...)
+kc_err kci_options_plain_error(char *error, size_t error_size, const char *format, ...)
 {
     if (error_size > 0) {
         va_list args;
@@ -278,7 +268,7 @@ static kc_err size_from_value(const apply_context *context, const char *key,
     return KC_OK;
 }
 
-static bool port_in_range(int64_t port)
+bool kci_options_port_in_range(int64_t port)
 {
     return port >= OPTIONS_PORT_ANY && port <= OPTIONS_PORT_MAX;
 }
@@ -287,7 +277,7 @@ static kc_err port_from_value(const apply_context *context, const char *key,
                               const kci_conf_value *value, int *out)
 {
     if (value->kind != KCI_CONF_INTEGER) return wrong_type(context, key, value, "a port number");
-    if (!port_in_range(value->as.integer))
+    if (!kci_options_port_in_range(value->as.integer))
         return config_error(context, value, KC_ERR_CONFIG,
                             "'%s' is %lld; a port is 0 to 65535 (0 or -1: any free port)", key,
                             (long long)value->as.integer);
@@ -314,7 +304,7 @@ static bool split_host_port(const char *text, size_t *host_start, size_t *host_l
     }
     int64_t number;
     if (kci_conf_parse_size(colon + 1, strlen(colon + 1), &number) != KC_OK ||
-        strspn(colon + 1, "-0123456789") != strlen(colon + 1) || !port_in_range(number))
+        strspn(colon + 1, "-0123456789") != strlen(colon + 1) || !kci_options_port_in_range(number))
         return false;
     *port = (int)number;
     return true;
@@ -375,7 +365,7 @@ static kc_err apply_rule(const apply_context *context, const key_rule *rule,
     case KEY_STRING:
         if (value->kind != KCI_CONF_STRING)
             return wrong_type(context, entry->key, value, "a string");
-        return string_set(field, value->as.string);
+        return kci_options_string_set(field, value->as.string);
     case KEY_BOOL:
         if (value->kind != KCI_CONF_BOOL)
             return wrong_type(context, entry->key, value, "true or false");
@@ -578,7 +568,7 @@ static kc_err apply_users(const apply_context *context, const kci_conf_entry *en
     if (count > KCI_OPTIONS_USERS_MAX)
         return config_error(context, value, KC_ERR_CONFIG, "more than %d users",
                             KCI_OPTIONS_USERS_MAX);
-    users_free(list->users, list->count);
+    kci_options_users_free(list->users, list->count);
     *list = (user_list){.present = true};
     if (count == 0) return KC_OK;
     if ((list->users = calloc(count, sizeof *list->users)) == NULL) return KC_ERR_NOMEM;
@@ -608,7 +598,7 @@ static void authorization_block_free(authorization_block *block)
     free(block->token);
     free(block->user);
     free(block->password);
-    users_free(block->users.users, block->users.count);
+    kci_options_users_free(block->users.users, block->users.count);
     permissions_free(&block->default_permissions);
 }
 
@@ -658,13 +648,13 @@ static kc_err authorization_commit(kci_options *options, authorization_block *bl
         user->password = block->password != NULL ? block->password : strdup("");
         block->user = block->password = NULL;
         if (user->password == NULL) {
-            users_free(user, 1);
+            kci_options_users_free(user, 1);
             return KC_ERR_NOMEM;
         }
         block->users = (user_list){user, 1, true};
     }
     free(options->auth_token);
-    users_free(options->users, options->user_count);
+    kci_options_users_free(options->users, options->user_count);
     permissions_free(&options->default_permissions);
     options->auth_token = block->token;
     options->users = block->users.users;
@@ -754,7 +744,8 @@ static kc_err apply_listen(const apply_context *context, const kci_conf_entry *e
     kci_options *options = field;
     kc_err err =
         listen_from_value(context, entry->key, &entry->value, &options->host, &options->port);
-    if (err == KC_OK && options->host == NULL) err = string_set(&options->host, "0.0.0.0");
+    if (err == KC_OK && options->host == NULL)
+        err = kci_options_string_set(&options->host, "0.0.0.0");
     return err;
 }
 
@@ -866,7 +857,8 @@ kc_err kci_options_apply_conf(kci_options *options, const kci_conf_value *root, 
     if (root->kind != KCI_CONF_MAP) return config_error(&context, root, KC_ERR_CONFIG, "not a map");
     kc_err err =
         apply_map(&context, "", root, top_level_rules, RULE_COUNT(top_level_rules), options);
-    if (err == KC_ERR_NOMEM) return plain_error(error, error_size, "out of memory"), KC_ERR_NOMEM;
+    if (err == KC_ERR_NOMEM)
+        return kci_options_plain_error(error, error_size, "out of memory"), KC_ERR_NOMEM;
     options->tls_enabled = options->tls_cert_file != NULL && options->tls_key_file != NULL;
     return err;
 }
@@ -876,67 +868,74 @@ kc_err kci_options_apply_conf(kci_options *options, const kci_conf_value *root, 
 static kc_err validate_limits(const kci_options *options, char *error, size_t error_size)
 {
     if (options->max_payload_bytes < 1 || options->max_payload_bytes > INT32_MAX)
-        return plain_error(error, error_size, "max_payload must be from 1 to %d", INT32_MAX);
+        return kci_options_plain_error(error, error_size, "max_payload must be from 1 to %d",
+                                       INT32_MAX);
     if (options->max_pending_bytes < 1)
-        return plain_error(error, error_size, "max_pending must be at least 1");
+        return kci_options_plain_error(error, error_size, "max_pending must be at least 1");
     if (options->max_payload_bytes > options->max_pending_bytes)
-        return plain_error(
+        return kci_options_plain_error(
             error, error_size, "max_payload (%lld) must not be larger than max_pending (%lld)",
             (long long)options->max_payload_bytes, (long long)options->max_pending_bytes);
     if (options->max_control_line_bytes < 1 || options->max_control_line_bytes > INT32_MAX)
-        return plain_error(error, error_size, "max_control_line must be from 1 to %d", INT32_MAX);
+        return kci_options_plain_error(error, error_size, "max_control_line must be from 1 to %d",
+                                       INT32_MAX);
     if (options->max_connections < 1)
-        return plain_error(error, error_size, "max_connections must be at least 1");
-    if (options->ping_max < 1) return plain_error(error, error_size, "ping_max must be at least 1");
+        return kci_options_plain_error(error, error_size, "max_connections must be at least 1");
+    if (options->ping_max < 1)
+        return kci_options_plain_error(error, error_size, "ping_max must be at least 1");
     const int64_t durations[] = {options->ping_interval_ms, options->write_deadline_ms,
                                  options->auth_timeout_ms, options->tls_timeout_ms};
     const char *duration_names[] = {"ping_interval", "write_deadline", "authorization timeout",
                                     "tls timeout"};
     for (size_t i = 0; i < sizeof durations / sizeof durations[0]; i++)
         if (durations[i] < 1 || durations[i] > OPTIONS_DURATION_MS_MAX)
-            return plain_error(error, error_size, "%s must be from 1 ms to one day",
-                               duration_names[i]);
+            return kci_options_plain_error(error, error_size, "%s must be from 1 ms to one day",
+                                           duration_names[i]);
     return KC_OK;
 }
 
 static kc_err validate_listen(const kci_options *options, char *error, size_t error_size)
 {
     if (options->host == NULL || options->host[0] == '\0')
-        return plain_error(error, error_size, "the listen host is empty");
-    if (!port_in_range(options->port) || !port_in_range(options->http_port))
-        return plain_error(error, error_size, "a port must be from 0 to 65535 (or -1)");
+        return kci_options_plain_error(error, error_size, "the listen host is empty");
+    if (!kci_options_port_in_range(options->port) || !kci_options_port_in_range(options->http_port))
+        return kci_options_plain_error(error, error_size, "a port must be from 0 to 65535 (or -1)");
     const char *http_host = options->http_host != NULL ? options->http_host : options->host;
     if (options->port > 0 && options->port == options->http_port &&
         strcmp(http_host, options->host) == 0)
-        return plain_error(error, error_size, "port and http_port are both %d", options->port);
+        return kci_options_plain_error(error, error_size, "port and http_port are both %d",
+                                       options->port);
     if (options->server_name != NULL && strpbrk(options->server_name, " \t\r\n") != NULL)
-        return plain_error(error, error_size, "server_name \"%s\" must not contain spaces",
-                           options->server_name);
+        return kci_options_plain_error(
+            error, error_size, "server_name \"%s\" must not contain spaces", options->server_name);
     return KC_OK;
 }
 
 static kc_err validate_security(const kci_options *options, char *error, size_t error_size)
 {
     if (options->auth_token != NULL && options->user_count > 0)
-        return plain_error(error, error_size,
-                           "an authorization token and users cannot be used together");
+        return kci_options_plain_error(error, error_size,
+                                       "an authorization token and users cannot be used together");
     if (options->auth_token != NULL && options->auth_token[0] == '\0')
-        return plain_error(error, error_size, "the authorization token is empty");
+        return kci_options_plain_error(error, error_size, "the authorization token is empty");
     for (size_t i = 0; i < options->user_count; i++) {
         const kci_user *user = &options->users[i];
         if (user->user == NULL || user->user[0] == '\0' || user->password == NULL)
-            return plain_error(error, error_size, "user %zu has no name or password", i + 1);
+            return kci_options_plain_error(error, error_size, "user %zu has no name or password",
+                                           i + 1);
         for (size_t j = 0; j < i; j++)
             if (strcmp(options->users[j].user, user->user) == 0)
-                return plain_error(error, error_size, "user \"%s\" is defined twice", user->user);
+                return kci_options_plain_error(error, error_size, "user \"%s\" is defined twice",
+                                               user->user);
     }
     bool cert = options->tls_cert_file != NULL, key = options->tls_key_file != NULL;
     if (cert != key)
-        return plain_error(
+        return kci_options_plain_error(
             error, error_size,
             "TLS needs both a certificate (cert_file, --tlscert) and a key (key_file, --tlskey)");
     if (!cert && (options->tls_verify || options->tls_ca_file != NULL))
-        return plain_error(error, error_size, "TLS verify and ca_file need cert_file and key_file");
+        return kci_options_plain_error(error, error_size,
+                                       "TLS verify and ca_file need cert_file and key_file");
     return KC_OK;
 }
 
@@ -947,375 +946,4 @@ kc_err kci_options_validate(const kci_options *options, char *error, size_t erro
     if (err == KC_OK) err = validate_limits(options, error, error_size);
     if (err == KC_OK) err = validate_security(options, error, error_size);
     return err;
-}
-
-/* -------------------------------------------------------------- flags */
-
-enum flag_id { /* flags without a short form; the others use their letter */
-               FLAG_USER = 256,
-               FLAG_PASS,
-               FLAG_AUTH,
-               FLAG_TLS,
-               FLAG_TLS_CERT,
-               FLAG_TLS_KEY,
-               FLAG_TLS_CA_CERT,
-               FLAG_TLS_VERIFY,
-               FLAG_MAX_PAYLOAD,
-};
-
-/* nats-server's names; getopt_long_only also takes them with one dash. */
-static const struct option long_flags[] = {
-    {"addr", required_argument, NULL, 'a'},
-    {"net", required_argument, NULL, 'a'},
-    {"port", required_argument, NULL, 'p'},
-    {"name", required_argument, NULL, 'n'},
-    {"server_name", required_argument, NULL, 'n'},
-    {"http_port", required_argument, NULL, 'm'},
-    {"config", required_argument, NULL, 'c'},
-    {"pid", required_argument, NULL, 'P'},
-    {"log", required_argument, NULL, 'l'},
-    {"logtime", optional_argument, NULL, 'T'},
-    {"T", optional_argument, NULL, 'T'}, /* so that -T=false works, as in Go */
-    {"debug", no_argument, NULL, 'D'},
-    {"trace", no_argument, NULL, 'V'},
-    {"user", required_argument, NULL, FLAG_USER},
-    {"pass", required_argument, NULL, FLAG_PASS},
-    {"auth", required_argument, NULL, FLAG_AUTH},
-    {"tls", no_argument, NULL, FLAG_TLS},
-    {"tlscert", required_argument, NULL, FLAG_TLS_CERT},
-    {"tlskey", required_argument, NULL, FLAG_TLS_KEY},
-    {"tlscacert", required_argument, NULL, FLAG_TLS_CA_CERT},
-    {"tlsverify", no_argument, NULL, FLAG_TLS_VERIFY},
-    {"max_payload", required_argument, NULL, FLAG_MAX_PAYLOAD},
-    {"help", no_argument, NULL, 'h'},
-    {"version", no_argument, NULL, 'v'},
-    {NULL, 0, NULL, 0},
-};
-
-/* '+': stop at the first non-flag, as Go's flag package does (and never
- * reorder argv); ':': report a missing value as ':'. */
-static const char short_flags[] = "+:a:p:n:m:c:P:l:TDVhvt";
-
-typedef struct flag_scan { /* what must be known before the file is read */
-    const char *config_path;
-    bool help;
-    bool version;
-    bool test;
-} flag_scan;
-
-typedef struct flag_auth { /* settled after all flags, as they interact */
-    const char *user;
-    const char *password;
-    const char *token;
-    bool tls_required;
-} flag_auth;
-
-typedef enum flag_pass {
-    FLAG_PASS_SCAN,
-    FLAG_PASS_APPLY,
-} flag_pass;
-
-static bool parse_port_text(const char *text, int *port)
-{
-    int64_t number;
-    if (text[0] == '\0' || strspn(text, "-0123456789") != strlen(text) ||
-        kci_conf_parse_size(text, strlen(text), &number) != KC_OK || !port_in_range(number))
-        return false;
-    *port = (int)number;
-    return true;
-}
-
-/* Go's strconv.ParseBool, which nats-server's -T=false goes through. */
-static bool parse_bool_text(const char *text, bool *out)
-{
-    static const char *const truths[] = {"1", "t", "T", "TRUE", "true", "True"};
-    static const char *const falsehoods[] = {"0", "f", "F", "FALSE", "false", "False"};
-    for (size_t i = 0; i < sizeof truths / sizeof truths[0]; i++) {
-        if (strcmp(text, truths[i]) == 0) return *out = true, true;
-        if (strcmp(text, falsehoods[i]) == 0) return *out = false, true;
-    }
-    return false;
-}
-
-static kc_err flag_port(int *port, const char *value, const char *flag, char *error,
-                        size_t error_size)
-{
-    if (parse_port_text(value, port)) return KC_OK;
-    return plain_error(error, error_size,
-                       "%s: '%s' is not a port (0 to 65535; 0 or -1: any free port)", flag, value);
-}
-
-static kc_err flag_text(char **slot, const char *value, const char *flag, char *error,
-                        size_t error_size)
-{
-    if (value[0] == '\0') return plain_error(error, error_size, "%s needs a value", flag);
-    return string_set(slot, value);
-}
-
-static kc_err apply_flag(kci_options *options, flag_auth *auth, int id, const char *value,
-                         char *error, size_t error_size)
-{
-    switch (id) {
-    case 'a': return flag_text(&options->host, value, "--addr", error, error_size);
-    case 'p': return flag_port(&options->port, value, "--port", error, error_size);
-    case 'n': return flag_text(&options->server_name, value, "--name", error, error_size);
-    case 'm': return flag_port(&options->http_port, value, "--http_port", error, error_size);
-    case 'P': return flag_text(&options->pid_file, value, "--pid", error, error_size);
-    case 'l': return flag_text(&options->log_file, value, "--log", error, error_size);
-    case 'D': options->debug = true; return KC_OK;
-    case 'V': options->trace = true; return KC_OK;
-    case 'T':
-        options->logtime = true;
-        if (value != NULL && !parse_bool_text(value, &options->logtime))
-            return plain_error(error, error_size, "--logtime: '%s' is not true or false", value);
-        return KC_OK;
-    case FLAG_USER: auth->user = value; return KC_OK;
-    case FLAG_PASS: auth->password = value; return KC_OK;
-    case FLAG_AUTH: auth->token = value; return KC_OK;
-    case FLAG_TLS: auth->tls_required = true; return KC_OK;
-    case FLAG_TLS_CERT:
-        return flag_text(&options->tls_cert_file, value, "--tlscert", error, error_size);
-    case FLAG_TLS_KEY:
-        return flag_text(&options->tls_key_file, value, "--tlskey", error, error_size);
-    case FLAG_TLS_CA_CERT:
-        return flag_text(&options->tls_ca_file, value, "--tlscacert", error, error_size);
-    case FLAG_TLS_VERIFY:
-        auth->tls_required = true;
-        options->tls_verify = true;
-        return KC_OK;
-    case FLAG_MAX_PAYLOAD:
-        if (kci_conf_parse_size(value, strlen(value), &options->max_payload_bytes) != KC_OK)
-            return plain_error(error, error_size, "--max_payload: '%s' is not a size", value);
-        return KC_OK;
-    }
-    return KC_OK; /* -c, -h, -v, -t: the scan pass took them */
-}
-
-static void scan_flag(flag_scan *scan, int id, const char *value)
-{
-    switch (id) {
-    case 'c': scan->config_path = value; break;
-    case 'h': scan->help = true; break;
-    case 'v': scan->version = true; break;
-    case 't': scan->test = true; break;
-    }
-}
-
-static kc_err flag_syntax_error(int result, char **argv, char *error, size_t error_size)
-{
-    const char *flag = optind > 0 ? argv[optind - 1] : "?";
-    if (result == ':') return plain_error(error, error_size, "flag '%s' needs a value", flag);
-    if (optopt > 0 && optopt < 256)
-        return plain_error(error, error_size, "unknown flag '-%c' (see --help)", optopt);
-    return plain_error(error, error_size, "unknown or ambiguous flag '%s' (see --help)", flag);
-}
-
-/* One getopt walk over the saved arguments: the scan pass notes -c, -h, -v
- * and -t; the apply pass sets everything else. */
-static kc_err walk_flags(kci_options *options, flag_pass pass, flag_scan *scan, flag_auth *auth,
-                         char *error, size_t error_size)
-{
-    int argc = options->argument_count;
-    char **argv = options->arguments;
-    if (argc < 2) return KC_OK;
-    assert(argc <= OPTIONS_ARGUMENTS_MAX && argv[argc] == NULL);
-    optind = 0; /* glibc: start over, forgetting any earlier walk */
-    opterr = 0;
-    for (int walked = 0; walked < OPTIONS_ARGUMENTS_MAX; walked++) {
-        int id = getopt_long_only(argc, argv, short_flags, long_flags, NULL);
-        if (id == -1) break;
-        if (id == '?' || id == ':') return flag_syntax_error(id, argv, error, error_size);
-        if (pass == FLAG_PASS_SCAN) {
-            scan_flag(scan, id, optarg);
-            continue;
-        }
-        kc_err err = apply_flag(options, auth, id, optarg, error, error_size);
-        if (err != KC_OK) return err;
-    }
-    if (optind < argc)
-        return plain_error(error, error_size, "unexpected argument '%s' (see --help)",
-                           argv[optind]);
-    return KC_OK;
-}
-
-/* --user/--pass replace the users with one; --auth replaces them with a
- * token; --tls and --tlsverify need a certificate and key from somewhere. */
-static kc_err apply_flag_auth(kci_options *options, const flag_auth *auth, char *error,
-                              size_t error_size)
-{
-    if (auth->token != NULL && auth->user != NULL)
-        return plain_error(error, error_size, "--auth and --user cannot be used together");
-    if (auth->password != NULL && auth->user == NULL && options->user_count != 1)
-        return plain_error(error, error_size, "--pass needs --user");
-    if (auth->user != NULL) {
-        kci_user *user = calloc(1, sizeof *user);
-        if (user == NULL) return KC_ERR_NOMEM;
-        user->user = strdup(auth->user);
-        user->password = strdup(auth->password != NULL ? auth->password : "");
-        if (user->user == NULL || user->password == NULL) {
-            users_free(user, 1);
-            return KC_ERR_NOMEM;
-        }
-        users_free(options->users, options->user_count);
-        options->users = user;
-        options->user_count = 1;
-        free(options->auth_token);
-        options->auth_token = NULL;
-    } else if (auth->password != NULL) {
-        if (string_set(&options->users[0].password, auth->password) != KC_OK) return KC_ERR_NOMEM;
-    }
-    if (auth->token != NULL) {
-        if (string_set(&options->auth_token, auth->token) != KC_OK) return KC_ERR_NOMEM;
-        users_free(options->users, options->user_count);
-        options->users = NULL;
-        options->user_count = 0;
-    }
-    if (auth->tls_required && (options->tls_cert_file == NULL || options->tls_key_file == NULL))
-        return plain_error(error, error_size,
-                           "--tls and --tlsverify need a certificate and key (--tlscert and "
-                           "--tlskey, or the tls block)");
-    return KC_OK;
-}
-
-static kc_err copy_arguments(kci_options *options, int argc, char *const *argv)
-{
-    assert(options->arguments == NULL);
-    if (argc < 0 || argc > OPTIONS_ARGUMENTS_MAX) return KC_ERR_TOO_LARGE;
-    options->arguments = calloc((size_t)argc + 1, sizeof *options->arguments);
-    if (options->arguments == NULL) return KC_ERR_NOMEM;
-    for (int i = 0; i < argc; i++) {
-        if ((options->arguments[i] = strdup(argv[i] != NULL ? argv[i] : "")) == NULL)
-            return KC_ERR_NOMEM; /* kci_options_free frees the ones copied */
-        options->argument_count = i + 1;
-    }
-    return KC_OK;
-}
-
-/* The file, then the flags on top, then the derived fields, then checks. */
-static kc_err build(kci_options *options, char *error, size_t error_size)
-{
-    if (options->host == NULL) return plain_error(error, error_size, "out of memory"), KC_ERR_NOMEM;
-    kc_err err = KC_OK;
-    if (options->config_file != NULL) {
-        kci_conf_value *root = NULL;
-        err = kci_conf_parse_file(options->config_file, &root, error, error_size);
-        if (err != KC_OK) return err == KC_ERR_NOMEM ? KC_ERR_NOMEM : KC_ERR_CONFIG;
-        err = kci_options_apply_conf(options, root, error, error_size);
-        kci_conf_free(root);
-        if (err != KC_OK) return err;
-    }
-    flag_auth auth = {0};
-    err = walk_flags(options, FLAG_PASS_APPLY, NULL, &auth, error, error_size);
-    if (err == KC_OK) err = apply_flag_auth(options, &auth, error, error_size);
-    if (err == KC_OK && options->http_host == NULL)
-        err = string_set(&options->http_host, options->host);
-    if (err == KC_ERR_NOMEM) return plain_error(error, error_size, "out of memory"), KC_ERR_NOMEM;
-    if (err != KC_OK) return err;
-    options->tls_enabled = options->tls_cert_file != NULL && options->tls_key_file != NULL;
-    return kci_options_validate(options, error, error_size);
-}
-
-static kc_err load(kci_options *options, int argc, char **argv, char *error, size_t error_size)
-{
-    kci_options_init_defaults(options);
-    kc_err err = copy_arguments(options, argc, argv);
-    if (err == KC_ERR_TOO_LARGE)
-        return plain_error(error, error_size, "more than %d arguments", OPTIONS_ARGUMENTS_MAX);
-    if (err != KC_OK) return plain_error(error, error_size, "out of memory"), KC_ERR_NOMEM;
-    flag_scan scan = {0};
-    err = walk_flags(options, FLAG_PASS_SCAN, &scan, NULL, error, error_size);
-    if (err != KC_OK) return err;
-    if (scan.help) {
-        const char *slash = argc > 0 ? strrchr(argv[0], '/') : NULL;
-        kci_options_print_usage(slash != NULL ? slash + 1 : argc > 0 ? argv[0] : "kcobrad");
-        return KC_ERR_HELP;
-    }
-    if (scan.version) {
-        printf("kcobrad version %s\n", KC_VERSION);
-        fflush(stdout);
-        return KC_ERR_HELP;
-    }
-    if (string_set(&options->config_file, scan.config_path) != KC_OK)
-        return plain_error(error, error_size, "out of memory"), KC_ERR_NOMEM;
-    err = build(options, error, error_size);
-    if (err == KC_OK && scan.test) {
-        printf("kcobrad: configuration file %s is valid\n",
-               options->config_file != NULL ? options->config_file : "(none)");
-        fflush(stdout);
-        return KC_ERR_HELP;
-    }
-    return err;
-}
-
-kc_err kci_options_load(kci_options *options, int argc, char **argv, char *error, size_t error_size)
-{
-    assert(options != NULL && (argv != NULL || argc == 0));
-    kc_err err = load(options, argc, argv, error, error_size);
-    if (err != KC_OK) kci_options_free(options); /* the caller only exits */
-    return err;
-}
-
-kc_err kci_options_reload(const kci_options *current, kci_options *fresh, char *error,
-                          size_t error_size)
-{
-    assert(current != NULL && fresh != NULL && current != fresh);
-    kci_options_init_defaults(fresh);
-    kc_err err = copy_arguments(fresh, current->argument_count, current->arguments);
-    if (err == KC_OK) err = string_set(&fresh->config_file, current->config_file);
-    if (err != KC_OK) {
-        plain_error(error, error_size, "out of memory");
-        err = KC_ERR_NOMEM;
-    }
-    if (err == KC_OK) err = build(fresh, error, error_size);
-    if (err != KC_OK) kci_options_free(fresh);
-    return err;
-}
-
-void kci_options_print_usage(const char *program)
-{
-    printf("Usage: %s [options]\n"
-           "\n"
-           "Server options:\n"
-           "    -a, --addr, --net <host>         Bind to host address (default: %s)\n"
-           "    -p, --port <port>                Use port for clients (default: %d)\n"
-           "    -n, --name, --server_name <name> Server name (default: the server id)\n"
-           "    -m, --http_port <port>           Use port for HTTP monitoring (default: 0, off)\n"
-           "    -c, --config <file>              Configuration file (default: none)\n"
-           "    -t                               Test the configuration and exit\n"
-           "    -P, --pid <file>                 File to store the PID (default: none)\n"
-           "        --max_payload <size>         Largest message payload (default: %d, 1MB)\n"
-           "\n"
-           "Logging options:\n"
-           "    -l, --log <file>                 File to redirect log output (default: stderr)\n"
-           "    -T, --logtime[=<bool>]           Timestamp log entries (default: true)\n"
-           "    -D, --debug                      Enable debugging output (default: false)\n"
-           "    -V, --trace                      Trace the raw protocol (default: false)\n"
-           "    -DV                              Debug and trace\n"
-           "\n"
-           "Authorization options:\n"
-           "        --user <user>                User required for connections (default: none)\n"
-           "        --pass <password>            Password required for connections (default: "
-           "none)\n"
-           "        --auth <token>               Authorization token required for connections "
-           "(default: none)\n"
-           "\n"
-           "TLS options:\n"
-           "        --tls                        Enable TLS, do not verify clients (default: "
-           "false)\n"
-           "        --tlscert <file>             Server certificate file (default: none)\n"
-           "        --tlskey <file>              Private key for server certificate (default: "
-           "none)\n"
-           "        --tlsverify                  Enable TLS, verify client certificates "
-           "(default: false)\n"
-           "        --tlscacert <file>           Client certificate CA for verification "
-           "(default: none)\n"
-           "\n"
-           "Common options:\n"
-           "    -h, --help                       Show this message\n"
-           "    -v, --version                    Show version\n"
-           "\n"
-           "Long flags also work with one dash (-port 4222), as with nats-server. Flags win\n"
-           "over the config file. SIGHUP re-reads the config file (see docs/config.md).\n",
-           program, OPTIONS_DEFAULT_HOST, KCI_DEFAULT_PORT, KCI_DEFAULT_MAX_PAYLOAD_BYTES);
-    fflush(stdout);
 }
