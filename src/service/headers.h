@@ -35,7 +35,13 @@ typedef struct kci_kc_headers {
 } kci_kc_headers;
 
 /* Sets Kc-Id, Kc-Ts, Kc-Node, and Kc-Type/Kc-Deadline/Kc-Reply-To/Kc-Error
- * when the corresponding fields of headers are set; fills in id and ts. */
+ * when the corresponding fields of headers are set; fills in id and ts.
+ * The clock is the process's, kci_process_hlc() (one HLC per process: every
+ * client in it is the same node as far as causality goes). Also sets Kc-Pay
+ * when pay is set, and deletes the optional headers whose fields are empty,
+ * so a message stamped twice carries only what the struct says. Fields that
+ * the reader would refuse are KC_ERR_INVALID_ARGUMENT (node is required);
+ * control bytes in error_message become spaces. */
 kc_err kci_headers_stamp(natsMsg *message, kci_kc_headers *headers);
 /* Reads and validates. require_core: Kc-Id, Kc-Ts and Kc-Node must be
  * present (requests and replies from libkingcobra); otherwise only what is
@@ -43,5 +49,24 @@ kc_err kci_headers_stamp(natsMsg *message, kci_kc_headers *headers);
 kc_err kci_headers_read(natsMsg *message, bool require_core, kci_kc_headers *out);
 /* Node names and types must be one valid subject token. */
 bool kci_token_valid(const char *token);
+
+/* Added by the implementation: */
+
+enum {
+    KCI_TOKEN_BYTES_MAX = 128, /* == KC_NODE_BYTES_MAX == KC_TYPE_BYTES_MAX */
+    KCI_ERROR_CODE_MAX = 2147483647,
+};
+/* The latest Kc-Deadline accepted, in Unix ms (the HLC's and UUIDv7's range). */
+#define KCI_DEADLINE_MS_MAX KCI_HLC_WALL_MS_MAX
+
+/* kci_headers_stamp with the clock passed in (tests; a process hosting
+ * several simulated nodes). */
+kc_err kci_headers_stamp_with_hlc(natsMsg *message, kci_kc_headers *headers, kci_hlc *hlc);
+/* The receive event for headers read by kci_headers_read: moves hlc past
+ * their Kc-Ts if they have one, else counts a plain local event. The drift
+ * bound applies: KC_ERR_BAD_HEADER if Kc-Ts is too far ahead (the clock is
+ * then unchanged). *out (may be NULL) gets the local time of the receive
+ * event. kci_headers_read itself touches no clock. */
+kc_err kci_headers_observe(kci_hlc *hlc, const kci_kc_headers *headers, kci_hlc_timestamp *out);
 
 #endif

@@ -35,7 +35,7 @@ typedef struct kci_hlc {
     int64_t drift_ms_max;
 } kci_hlc;
 
-/* clock NULL: the system's real-time clock. */
+/* clock NULL: the system's real-time clock. drift_ms_max 0: the default. */
 void kci_hlc_init(kci_hlc *hlc, kci_clock_ms clock, void *clock_context, int64_t drift_ms_max);
 void kci_hlc_destroy(kci_hlc *hlc);
 /* A local or send event. */
@@ -47,5 +47,18 @@ int kci_hlc_compare(const kci_hlc_timestamp *a, const kci_hlc_timestamp *b);
 /* Returns the length written (without NUL). */
 size_t kci_hlc_format(const kci_hlc_timestamp *timestamp, char text[KCI_HLC_TEXT_BYTES_MAX]);
 bool kci_hlc_parse(const char *text, size_t text_len, kci_hlc_timestamp *out);
+
+/* Added by the implementation: */
+
+/* The largest wall time a timestamp may carry: 48 bits of ms like a UUIDv7
+ * (year 10889). The parser refuses more; the clock never reaches it. */
+#define KCI_HLC_WALL_MS_MAX ((int64_t)0xFFFFFFFFFFFF)
+
+/* The process's clock (the node's): real time, KCI_HLC_DRIFT_MS_DEFAULT,
+ * made on first use and never destroyed. kci_headers_stamp reads it; the
+ * receive path passes received Kc-Ts to kci_hlc_observe on it. */
+kci_hlc *kci_process_hlc(void);
+/* The system's real-time clock in ms, in kci_clock_ms form (context unused). */
+int64_t kci_clock_real_ms(void *context);
 
 #endif

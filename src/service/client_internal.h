@@ -1,0 +1,104 @@
+/* client_internal.h - what client.c, request.c, reply.c, service.c and
+ * problem.c share about a kc_client: the nats.c connection, the node name,
+ * the services it runs (stopped by kc_client_close), and the asynchronous
+ * request machinery (request.c), made on first use.
+ *
+ * Clock: every message is stamped from the process's hybrid logical clock
+ * (kci_process_hlc(), hlc.h): one process is one node's clock, whatever the
+ * number of clients in it, and every received Kc-Ts is observed on it. */
+#ifndef KCI_CLIENT_INTERNAL_H
+#define KCI_CLIENT_INTERNAL_H
+
+#include <nats/nats.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "kingcobra/kingcobra.h"
+#include "service/headers.h"
+
+enum {
+    KCI_SUBJECT_BYTES_MAX = 256, /* "kc.req." + a type, "_INBOX.<nuid>.<token>" */
+    KCI_CLIENT_SERVERS_MAX = 32, /* URLs in kc_client_options.servers */
+    KCI_CLIENT_SERVERS_BYTES_MAX = 4096,
+    KCI_CLIENT_SERVICES_MAX = 1024, /* services one client runs at once */
+    KCI_ASYNC_SLOT_BITS = 16,
+    KCI_ASYNC_PENDING_MAX = 1 << KCI_ASYNC_SLOT_BITS, /* async requests in flight */
+    KCI_TIMEOUT_MS_MAX = 24 * 60 * 60 * 1000,         /* a request waits at most a day */
+    KCI_CLOSE_MARGIN_MS = 2000, /* after the drain deadline, for nats.c to report closed */
+    KCI_CLIENT_CONNECT_TIMEOUT_MS_DEFAULT = 2000,
+    KCI_CLIENT_RECONNECT_WAIT_MS_DEFAULT = 250,
+};
+
+/* HTTP-like codes the library itself puts in Kc-Error (docs/service.md). */
+enum {
+    KCI_CODE_BAD_REQUEST = 400,     /* a malformed KingCobra header; the handler did not run */
+    KCI_CODE_CONFLICT = 409,        /* the same Kc-Id is still being handled elsewhere */
+    KCI_CODE_INTERNAL = 500,        /* the library failed (memory) while serving */
+    KCI_CODE_DEADLINE_PASSED = 504, /* Kc-Deadline passed before a worker took it */
+};
+
+typedef struct kci_async kci_async;
+
+struct kc_client {
+    natsConnection *connection;
+    char node[KC_NODE_BYTES_MAX + 1];
+    pthread_mutex_t lock; /* everything below */
+    pthread_cond_t changed;
+    bool closing;           /* kc_client_close has begun: no new services or async requests */
+    bool connection_closed; /* nats.c's closed callback has run */
+    kc_service *services;   /* linked through kc_service.next (service.c) */
+    uint32_t service_count;
+    kci_async *async; /* NULL until the first kc_client_request_async */
+};
+
+struct kc_reply {
+    natsMsg *message; /* owns the payload */
+    kci_kc_headers headers;
+};
+
+/* ---- client.c ----------------------------------------------------------- */
+
+/* Maps a nats.c failure to a kc_err, recording what and nats.c's text. */
+kc_err kci_nats_fail(natsStatus status, const char *what);
+/* Stamps message for sending: a new Kc-Id and Kc-Ts (written back into
+ * headers), Kc-Node from client, and what else headers sets. */
+kc_err kci_client_stamp(kc_client *client, natsMsg *message, kci_kc_headers *headers);
+/* Observes a received Kc-Ts (when present) on the process clock. */
+kc_err kci_client_observe(const kci_kc_headers *headers);
+/* "kc.req.<type>" into subject; KC_ERR_INVALID_ARGUMENT unless type is a token. */
+kc_err kci_request_subject(char subject[KCI_SUBJECT_BYTES_MAX], const char *type);
+int64_t kci_monotonic_ms(void);
+int64_t kci_wall_ms(void);
+
+/* ---- service.c ---------------------------------------------------------- */
+
+typedef struct kci_service_stats {
+    uint64_t served_count;   /* handler ran */
+    uint64_t replayed_count; /* answered from the idempotence cache */
+    uint64_t expired_count;  /* Kc-Deadline had passed */
+    uint64_t rejected_count; /* malformed headers */
+    uint64_t busy_count;     /* in progress elsewhere past the wait */
+} kci_service_stats;
+
+void kci_service_stats_get(kc_service *service, kci_service_stats *out);
+
+/* ---- reply.c ------------------------------------------------------------ */
+
+/* Turns a reply message into a kc_reply, taking ownership of message in
+ * every case. request_id (may be empty) is checked against Kc-Reply-To.
+ * Returns KC_OK, KC_ERR_SERVICE (*out set), KC_ERR_NO_RESPONDERS,
+ * KC_ERR_BAD_HEADER or KC_ERR_NOMEM (*out NULL). */
+kc_err kci_reply_adopt(kc_reply **out, natsMsg *message, const char *request_id);
+
+/* ---- request.c ---------------------------------------------------------- */
+
+/* Waits until no asynchronous request is pending or deadline_ms (monotonic)
+ * passes. */
+void kci_async_wait_idle(kc_client *client, int64_t deadline_ms);
+/* After the connection closed: waits for the inbox subscription's last
+ * callback, stops the timeout thread, answers what is still pending with
+ * KC_ERR_CLOSED, frees. */
+void kci_async_destroy(kc_client *client);
+
+#endif
