@@ -224,6 +224,12 @@ static bool json_flag(json_t *root, const char *key, bool fallback)
     return json_is_boolean(value) ? json_is_true(value) : fallback;
 }
 
+/* With tls_verify, only the internal user may do without a certificate. */
+static bool missing_client_certificate(const kci_client *client)
+{
+    return client->server->options.tls_verify && client->ssl != NULL && !client->tls_peer_verified;
+}
+
 /* kcobrad's own components (see KCI_INTERNAL_USER). */
 static bool is_internal(const kci_client *client, const kci_credentials *credentials)
 {
@@ -244,7 +250,8 @@ static int authenticate(kci_client *client, json_t *root)
         client->permissions = NULL;
         return 0;
     }
-    if (!kci_auth_check(&client->server->options, &credentials, &user)) {
+    if (!kci_auth_check(&client->server->options, &credentials, &user) ||
+        missing_client_certificate(client)) {
         CLIENT_LOG(KCI_LOG_ERROR, client, "%s", "Authorization Error");
         kci_client_send_error(client, "Authorization Violation");
         kci_client_close(client, KCI_CLOSE_AUTH);
@@ -298,7 +305,8 @@ static int on_connect(void *context, const char *json, size_t json_len)
 static int on_before_connect_op(void *context)
 {
     kci_client *client = context;
-    if (!auth_required(client) || client->connect_received) return 0;
+    if (client->connect_received) return 0;
+    if (!auth_required(client) && !missing_client_certificate(client)) return 0;
     kci_client_send_error(client, "Authorization Violation");
     kci_client_close(client, KCI_CLOSE_AUTH);
     return -1;
@@ -524,6 +532,9 @@ static void continue_handshake(kci_client *client)
     int result = SSL_accept(client->ssl);
     if (result == 1) {
         client->tls_state = KCI_TLS_ESTABLISHED;
+        X509 *peer = SSL_get1_peer_certificate(client->ssl);
+        client->tls_peer_verified = peer != NULL && SSL_get_verify_result(client->ssl) == X509_V_OK;
+        X509_free(peer);
         CLIENT_LOG(KCI_LOG_DEBUG, client, "TLS handshake complete (%s)",
                    SSL_get_version(client->ssl));
         kci_server_mark_dirty(client->server, client);
@@ -742,7 +753,8 @@ void kci_client_housekeeping(kci_client *client, int64_t now_ms)
         kci_client_close(client, KCI_CLOSE_TLS);
         return;
     }
-    if (!client->connect_received && auth_required(client) &&
+    if (!client->connect_received &&
+        (auth_required(client) || missing_client_certificate(client)) &&
         now_ms - client->start_ms > options->auth_timeout_ms) {
         kci_client_send_error(client, "Authentication Timeout");
         kci_client_close(client, KCI_CLOSE_AUTH);

@@ -94,6 +94,7 @@ typedef struct kci_client {
     /* TLS */
     SSL *ssl;
     kci_tls_state tls_state;
+    bool tls_peer_verified; /* presented a client certificate that verified */
     /* timing */
     int64_t start_ms;
     int64_t last_activity_ms;
