@@ -18,6 +18,16 @@
 # KCOBRAD (default BUILD_DIR/kcobrad or BUILD_DIR/src/cmd/kcobrad). Pointing
 # KCOBRAD at a script that execs nats-server shows the noise floor: every
 # ratio should then be 1.00, and the "per round" column how far it strays.
+#
+# Section "libkingcobra overhead" (after the table): a fresh kcobrad per round
+# and BUILD_DIR/bench/bench_kingcobra, request/reply through libkingcobra
+# (kc_client_request to a kc_service echo with 1 and with 4 workers) and
+# through nats.c alone (natsConnection_Request to a raw echo), at 1 and 8
+# requesters, interleaved (the order flips every round). Prints requests/s
+# medians and the ratio libkingcobra/raw (target >= 0.90); writes every run to
+# BUILD_DIR/bench-overhead.json. Environment: BENCH_SECTIONS (default
+# "servers overhead": which sections run), BENCH_OVERHEAD_ROUNDS (default 3),
+# BENCH_OVERHEAD_BUDGET_S (default 120: no new overhead round after that).
 set -euo pipefail
 
 ROUNDS=${BENCH_ROUNDS:-9}
@@ -28,6 +38,12 @@ RUN_TIMEOUT_S=60        # one workload against one server (bench_nats bounds its
 READY_TIMEOUT_TRIES=100 # x 0.05 s for a server to accept connections
 STOP_TIMEOUT_TRIES=100  # x 0.05 s for a server to exit on SIGTERM
 FILE_DESCRIPTORS_MIN=4096
+SECTIONS=${BENCH_SECTIONS:-servers overhead}
+OVERHEAD_ROUNDS=${BENCH_OVERHEAD_ROUNDS:-3}
+OVERHEAD_BUDGET_S=${BENCH_OVERHEAD_BUDGET_S:-120}
+OVERHEAD_TARGET=0.90
+# requesters:service workers:client, in odd rounds' order (even rounds reverse it)
+OVERHEAD_RUNS=(1:1:raw 1:1:kingcobra 1:4:kingcobra 8:1:raw 8:1:kingcobra 8:4:kingcobra)
 
 usage() {
     echo "usage: $0 BUILD_DIR" >&2
@@ -35,6 +51,11 @@ usage() {
 }
 
 [ $# -eq 1 ] || usage
+for section in $SECTIONS; do
+    case $section in servers | overhead) ;; *) echo "run.sh: unknown section '$section' in BENCH_SECTIONS" >&2; exit 2 ;; esac
+done
+section_enabled() { case " $SECTIONS " in *" $1 "*) return 0 ;; esac; return 1; }
+section_enabled servers || ROUNDS=0
 BUILD_DIR=$1
 BENCH=$BUILD_DIR/bench/bench_nats
 RESULTS=$BUILD_DIR/bench-results.json
@@ -66,6 +87,7 @@ fi
 
 mkdir -p "$LOG_DIR"
 RAW=$(mktemp "$BUILD_DIR/bench-results.XXXXXX")
+OVERHEAD_RAW=$(mktemp "$BUILD_DIR/bench-overhead.XXXXXX")
 declare -A PID PORT
 failures=0
 
@@ -86,7 +108,7 @@ stop_servers() {
     local name
     for name in "${!PID[@]}"; do stop_server "$name"; done
 }
-trap 'stop_servers; rm -f "$RAW"' EXIT
+trap 'stop_servers; rm -f "$RAW" "$OVERHEAD_RAW"' EXIT
 trap 'exit 130' INT TERM
 
 binary_of() {
@@ -157,11 +179,13 @@ for ((round = 1; round <= ROUNDS; round++)); do
     run_round "$round"
 done
 
-{
-    echo "["
-    sed '$!s/$/,/' "$RAW"
-    echo "]"
-} >"$RESULTS"
+if section_enabled servers; then
+    {
+        echo "["
+        sed '$!s/$/,/' "$RAW"
+        echo "]"
+    } >"$RESULTS"
+fi
 
 # The table: medians per workload, figure and server, from the raw lines.
 TABLE_PROGRAM=$(
@@ -255,6 +279,142 @@ END {
 }
 AWK
 )
-awk -v kcobrad_present="${KCOBRAD:+yes}" "$TABLE_PROGRAM" "$RAW"
-echo "raw results: $RESULTS" >&2
+if section_enabled servers; then
+    awk -v kcobrad_present="${KCOBRAD:+yes}" "$TABLE_PROGRAM" "$RAW"
+    echo "raw results: $RESULTS" >&2
+fi
+
+# ---- libkingcobra overhead ------------------------------------------------
+
+OVERHEAD_BENCH=$BUILD_DIR/bench/bench_kingcobra
+OVERHEAD_RESULTS=$BUILD_DIR/bench-overhead.json
+
+# run_overhead_one ROUND REQUESTERS:WORKERS:CLIENT: one run, appended to OVERHEAD_RAW.
+run_overhead_one() {
+    local round=$1 requesters workers client line
+    IFS=: read -r requesters workers client <<<"$2"
+    local what="\"workload\":\"$client\",\"server\":\"kcobrad\",\"workers\":$workers,\"requesters\":$requesters"
+    if [ -z "${PID[kcobrad]:-}" ]; then
+        line="{$what,\"error\":\"server not running\"}"
+    else
+        line=$(timeout "$RUN_TIMEOUT_S" "$OVERHEAD_BENCH" -l kcobrad -r "$requesters" -w "$workers" \
+            "$client" "nats://127.0.0.1:${PORT[kcobrad]}" 2>>"$LOG_DIR/bench.log" | tail -n 1) || true
+        [ -n "$line" ] || line="{$what,\"error\":\"no result (crash or timeout)\"}"
+    fi
+    case $line in *'"error"'*) failures=$((failures + 1)) ;; esac
+    echo "{\"round\":$round,${line#\{}" >>"$OVERHEAD_RAW"
+    echo "  overhead round $round  ${line}" >&2
+}
+
+run_overhead_round() {
+    local round=$1 index count=${#OVERHEAD_RUNS[@]}
+    start_server kcobrad "overhead$round" || true
+    for ((index = 0; index < count; index++)); do
+        if ((round % 2 == 1)); then
+            run_overhead_one "$round" "${OVERHEAD_RUNS[$index]}"
+        else
+            run_overhead_one "$round" "${OVERHEAD_RUNS[$((count - 1 - index))]}"
+        fi
+    done
+    stop_servers
+}
+
+# The overhead table: per requesters and workers, medians and the ratio.
+OVERHEAD_PROGRAM=$(
+    cat <<'AWK'
+function field(line, name,    start) {
+    if (!match(line, "\"" name "\":(\"[^\"]*\"|[^,}]*)")) return ""
+    start = RSTART + length(name) + 3
+    return substr(line, start, RSTART + RLENGTH - start)
+}
+function median(figure, key,    n, round, values, i, j, swap) {
+    n = 0
+    for (round = 1; round <= rounds; round++)
+        if ((figure, key, round) in value) values[++n] = value[figure, key, round]
+    if (n == 0) return ""
+    for (i = 2; i <= n; i++)
+        for (j = i; j > 1 && values[j - 1] > values[j]; j--) {
+            swap = values[j]; values[j] = values[j - 1]; values[j - 1] = swap
+        }
+    return n % 2 ? values[(n + 1) / 2] : (values[n / 2] + values[n / 2 + 1]) / 2
+}
+# "min..max" of libkingcobra/raw requests/s within one round.
+function paired(ours, base,    round, ratio, low, high, n) {
+    n = 0
+    for (round = 1; round <= rounds; round++) {
+        if (!(("rps", ours, round) in value) || !(("rps", base, round) in value)) continue
+        if (value["rps", base, round] <= 0) continue
+        ratio = value["rps", ours, round] / value["rps", base, round]
+        if (n++ == 0 || ratio < low) low = ratio
+        if (n == 1 || ratio > high) high = ratio
+    }
+    return n == 0 ? "-" : sprintf("%.2f..%.2f", low, high)
+}
+function latency(key,    p50, p99) {
+    p50 = median("p50_us", key); p99 = median("p99_us", key)
+    return p50 == "" ? "-" : sprintf("%.0f/%.0f", p50, p99)
+}
+{
+    client = field($0, "workload"); gsub(/"/, "", client)
+    round = field($0, "round") + 0
+    if (round > rounds) rounds = round
+    if (field($0, "error") != "") { errors++; next }
+    key = field($0, "requesters") ":" (client == "raw" ? "raw" : field($0, "workers"))
+    value["rps", key, round] = field($0, "rps") + 0
+    value["p50_us", key, round] = field($0, "p50_us") + 0
+    value["p99_us", key, round] = field($0, "p99_us") + 0
+    request_errors += field($0, "errors") + 0
+}
+END {
+    printf "\nlibkingcobra overhead (kcobrad, 128-byte request/reply; workers: the kc_service's)\n"
+    printf "%-10s  %-7s  %12s  %12s  %-16s  %-10s  %-16s  %s\n", "requesters", "workers",
+           "raw req/s", "libkc req/s", "libkc/raw", "per round", "raw p50/p99 us",
+           "libkc p50/p99 us"
+    rows = split("1:1,1:4,8:1,8:4", row, ",")
+    for (i = 1; i <= rows; i++) {
+        split(row[i], part, ":")
+        base = part[1] ":raw"; ours = row[i]
+        base_rps = median("rps", base); ours_rps = median("rps", ours)
+        ratio = "-"; verdict = ""
+        if (base_rps != "" && ours_rps != "" && base_rps > 0) {
+            ratio = sprintf("%.2f", ours_rps / base_rps)
+            verdict = ours_rps / base_rps >= target ? " ok" : " (< " target ")"
+        }
+        printf "%-10s  %-7s  %12s  %12s  %-16s  %-10s  %-16s  %s\n", part[1], part[2],
+               base_rps == "" ? "-" : sprintf("%.0f", base_rps),
+               ours_rps == "" ? "-" : sprintf("%.0f", ours_rps), ratio verdict,
+               paired(ours, base), latency(base), latency(ours)
+    }
+    printf "\nMedians over %d rounds; target libkingcobra/raw >= %s (overhead at most 10%%).\n",
+           rounds, target
+    if (errors > 0) printf "%d failed runs (see bench-overhead.json)\n", errors
+    if (request_errors > 0) printf "%d request errors (timeouts)\n", request_errors
+}
+AWK
+)
+
+if section_enabled overhead; then
+    if [ -z "$KCOBRAD" ]; then
+        echo "run.sh: libkingcobra overhead skipped: kcobrad is missing" >&2
+    elif [ ! -x "$OVERHEAD_BENCH" ]; then
+        echo "run.sh: libkingcobra overhead skipped: $OVERHEAD_BENCH not built" >&2
+    else
+        overhead_started_s=$SECONDS
+        for ((round = 1; round <= OVERHEAD_ROUNDS; round++)); do
+            if ((SECONDS - overhead_started_s > OVERHEAD_BUDGET_S)); then
+                echo "run.sh: overhead budget ${OVERHEAD_BUDGET_S}s spent; stopping after $((round - 1)) rounds" >&2
+                break
+            fi
+            echo "run.sh: libkingcobra overhead, round $round of $OVERHEAD_ROUNDS" >&2
+            run_overhead_round "$round"
+        done
+        {
+            echo "["
+            sed '$!s/$/,/' "$OVERHEAD_RAW"
+            echo "]"
+        } >"$OVERHEAD_RESULTS"
+        awk -v target="$OVERHEAD_TARGET" "$OVERHEAD_PROGRAM" "$OVERHEAD_RAW"
+        echo "overhead results: $OVERHEAD_RESULTS" >&2
+    fi
+fi
 [ "$failures" -eq 0 ]

@@ -224,16 +224,11 @@ static bool json_flag(json_t *root, const char *key, bool fallback)
     return json_is_boolean(value) ? json_is_true(value) : fallback;
 }
 
-/* With tls_verify, only the internal user may do without a certificate. */
-static bool missing_client_certificate(const kci_client *client)
-{
-    return client->server->options.tls_verify && client->ssl != NULL && !client->tls_peer_verified;
-}
-
-/* kcobrad's own components (see KCI_INTERNAL_USER). */
+/* kcobrad's own components (see KCI_INTERNAL_USER): only on the internal
+ * listener, and only with the password made at start. */
 static bool is_internal(const kci_client *client, const kci_credentials *credentials)
 {
-    return credentials->user != NULL && credentials->password != NULL &&
+    return client->internal_listener && credentials->user != NULL && credentials->password != NULL &&
            strcmp(credentials->user, KCI_INTERNAL_USER) == 0 &&
            kci_secret_equal(credentials->password, client->server->internal_password);
 }
@@ -250,8 +245,7 @@ static int authenticate(kci_client *client, json_t *root)
         client->permissions = NULL;
         return 0;
     }
-    if (!kci_auth_check(&client->server->options, &credentials, &user) ||
-        missing_client_certificate(client)) {
+    if (client->internal_listener || !kci_auth_check(&client->server->options, &credentials, &user)) {
         CLIENT_LOG(KCI_LOG_ERROR, client, "%s", "Authorization Error");
         kci_client_send_error(client, "Authorization Violation");
         kci_client_close(client, KCI_CLOSE_AUTH);
@@ -306,7 +300,7 @@ static int on_before_connect_op(void *context)
 {
     kci_client *client = context;
     if (client->connect_received) return 0;
-    if (!auth_required(client) && !missing_client_certificate(client)) return 0;
+    if (!auth_required(client) && !client->internal_listener) return 0;
     kci_client_send_error(client, "Authorization Violation");
     kci_client_close(client, KCI_CLOSE_AUTH);
     return -1;
@@ -532,9 +526,6 @@ static void continue_handshake(kci_client *client)
     int result = SSL_accept(client->ssl);
     if (result == 1) {
         client->tls_state = KCI_TLS_ESTABLISHED;
-        X509 *peer = SSL_get1_peer_certificate(client->ssl);
-        client->tls_peer_verified = peer != NULL && SSL_get_verify_result(client->ssl) == X509_V_OK;
-        X509_free(peer);
         CLIENT_LOG(KCI_LOG_DEBUG, client, "TLS handshake complete (%s)",
                    SSL_get_version(client->ssl));
         kci_server_mark_dirty(client->server, client);
@@ -621,13 +612,14 @@ static bool send_info(kci_client *client)
 }
 
 kc_err kci_client_create(kci_server *server, int fd, const struct sockaddr_storage *address,
-                         kci_client **out)
+                         bool internal_listener, kci_client **out)
 {
     kci_client *client = calloc(1, sizeof *client);
     if (client == NULL) return KC_ERR_NOMEM;
     client->source.kind = KCI_SOURCE_CLIENT;
     client->server = server;
     client->fd = fd;
+    client->internal_listener = internal_listener;
     client->id = ++server->next_client_id;
     /* nats-server's defaults apply even before CONNECT (and when CONNECT
      * omits them): verbose, pedantic and echo on. */
@@ -638,7 +630,7 @@ kc_err kci_client_create(kci_server *server, int fd, const struct sockaddr_stora
     peer_address(client, address);
     kci_parser_init(&client->parser, (uint32_t)server->options.max_control_line_bytes,
                     (uint32_t)server->options.max_payload_bytes);
-    if (server->tls_context != NULL) {
+    if (server->tls_context != NULL && !internal_listener) { /* loopback: no TLS */
         client->ssl = SSL_new(server->tls_context);
         if (client->ssl == NULL || SSL_set_fd(client->ssl, fd) != 1) {
             SSL_free(client->ssl);
@@ -714,7 +706,7 @@ void kci_client_close(kci_client *client, kci_close_reason reason)
     if (client->prev) client->prev->next = client->next;
     else server->clients = client->next;
     if (client->next) client->next->prev = client->prev;
-    server->client_count--;
+    if (!client->internal_listener) server->client_count--;
     client->next = server->closed;
     client->prev = NULL;
     server->closed = client;
@@ -753,8 +745,7 @@ void kci_client_housekeeping(kci_client *client, int64_t now_ms)
         kci_client_close(client, KCI_CLOSE_TLS);
         return;
     }
-    if (!client->connect_received &&
-        (auth_required(client) || missing_client_certificate(client)) &&
+    if (!client->connect_received && (auth_required(client) || client->internal_listener) &&
         now_ms - client->start_ms > options->auth_timeout_ms) {
         kci_client_send_error(client, "Authentication Timeout");
         kci_client_close(client, KCI_CLOSE_AUTH);

@@ -59,6 +59,9 @@ typedef struct kci_client {
     struct kci_client *next;
     uint64_t id;
     int fd;
+    /* Accepted on the internal loopback listener: kcobrad's own components.
+     * Must log in as KCI_INTERNAL_USER; not counted in connections. */
+    bool internal_listener;
     kci_parser parser;
     /* CONNECT options */
     bool connect_received;
@@ -94,7 +97,6 @@ typedef struct kci_client {
     /* TLS */
     SSL *ssl;
     kci_tls_state tls_state;
-    bool tls_peer_verified; /* presented a client certificate that verified */
     /* timing */
     int64_t start_ms;
     int64_t last_activity_ms;
@@ -111,9 +113,9 @@ typedef struct kci_client {
     uint16_t port;
 } kci_client;
 
-/* Creates a client for an accepted socket and sends INFO. */
+/* Creates a client for an accepted socket (TLS unless internal). */
 kc_err kci_client_create(kci_server *server, int fd, const struct sockaddr_storage *address,
-                         kci_client **out);
+                         bool internal_listener, kci_client **out);
 /* Sends INFO (plain text, before any TLS handshake). */
 kc_err kci_client_start(kci_client *client);
 /* Reads once and processes what arrived. */

@@ -529,6 +529,14 @@ static kc_err open_listener(kci_http_server *http, const char *host, int port, c
 
 /* ---- API ------------------------------------------------------------------ */
 
+void kci_http_server_watch(kci_http_server *http, bool watched)
+{
+    if (http->listen_fd < 0) return;
+    struct epoll_event event = {.events = EPOLLIN, .data.ptr = &http->listener};
+    epoll_ctl(http->server->epoll_fd, watched ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, http->listen_fd,
+              &event);
+}
+
 kc_err kci_http_server_create(kci_http_server **out, kci_server *server, const char *host, int port,
                               kci_http_handler handler, void *context, char *error,
                               size_t error_size)

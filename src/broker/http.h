@@ -117,6 +117,9 @@ void kci_http_server_on_event(kci_http_server *http, kci_source *source, uint32_
 void kci_http_server_housekeeping(kci_http_server *http, int64_t now_ms);
 /* The bound port. */
 int kci_http_server_port(const kci_http_server *http);
+/* Stops or resumes watching the listening socket (connections wait in the
+ * backlog meanwhile). */
+void kci_http_server_watch(kci_http_server *http, bool watched);
 void kci_http_server_destroy(kci_http_server *http);
 
 #endif

@@ -633,7 +633,8 @@ static kc_err collect_clients(const kci_server *server, uint64_t cid, kci_client
     uint64_t found = 0;
     for (kci_client *client = server->clients; client != NULL && found < server->client_count;
          client = client->next)
-        if (cid == 0 || client->id == cid) clients[found++] = client;
+        if (!client->internal_listener && (cid == 0 || client->id == cid))
+            clients[found++] = client;
     *out = clients;
     *count = found;
     return KC_OK;
@@ -918,6 +919,11 @@ void kci_monitor_housekeeping(kci_monitor *monitor, int64_t now_ms)
 {
     assert(monitor != NULL);
     kci_http_server_housekeeping(monitor->http, now_ms);
+}
+
+void kci_monitor_watch(kci_monitor *monitor, bool watched)
+{
+    if (monitor != NULL) kci_http_server_watch(monitor->http, watched);
 }
 
 int kci_monitor_port(const kci_monitor *monitor)

@@ -5,6 +5,7 @@
 #ifndef KCI_MONITOR_H
 #define KCI_MONITOR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +23,8 @@ void kci_monitor_on_event(kci_monitor *monitor, kci_source *source, uint32_t eve
 /* Closes HTTP connections older than their deadline. */
 void kci_monitor_housekeeping(kci_monitor *monitor, int64_t now_ms);
 int kci_monitor_port(const kci_monitor *monitor);
+/* Stops or resumes serving the HTTP port (kci_server_hold_public). */
+void kci_monitor_watch(kci_monitor *monitor, bool watched);
 void kci_monitor_destroy(kci_monitor *monitor);
 
 #endif

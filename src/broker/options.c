@@ -34,6 +34,7 @@ enum {
     OPTIONS_PORT_ANY = -1,                         /* like 0: any free port, as in nats-server */
     OPTIONS_DURATION_MS_MAX = 24 * 60 * 60 * 1000, /* one day; longer is a mistake */
     OPTIONS_MESSAGE_BYTES_MAX = 512,
+    OPTIONS_TOKEN_BYTES_MAX = 128, /* a request type, as libkingcobra's KC_TYPE_BYTES_MAX */
 };
 
 typedef struct apply_context {
@@ -105,6 +106,9 @@ void kci_options_init_defaults(kci_options *options)
     options->auth_timeout_ms = KCI_DEFAULT_AUTH_TIMEOUT_MS;
     options->tls_timeout_ms = KCI_DEFAULT_TLS_TIMEOUT_MS;
     options->logtime = true;
+    options->suggestions_enabled = true;
+    options->ingress_port = KCI_DEFAULT_INGRESS_PORT;
+    options->ingress_timeout_ms = KCI_DEFAULT_INGRESS_TIMEOUT_MS;
 }
 
 void kci_options_free(kci_options *options)
@@ -121,6 +125,10 @@ void kci_options_free(kci_options *options)
     free(options->tls_ca_file);
     free(options->log_file);
     free(options->pid_file);
+    free(options->data_dir);
+    free(options->suggestions_file);
+    free(options->ingress_host);
+    free(options->ingress_type);
     free(options->config_file);
     for (int i = 0; i < options->argument_count; i++)
         free(options->arguments[i]);
@@ -737,6 +745,86 @@ static kc_err apply_tls(const apply_context *context, const kci_conf_entry *entr
     return err;
 }
 
+/* ------------------------------------------ suggestions and ingress */
+
+/* kcobrad's own components (docs/ingress.md). Each block is staged and
+ * replaces the earlier settings whole, as tls does. */
+
+typedef struct suggestions_block {
+    bool enabled;
+    char *file;
+} suggestions_block;
+
+static const key_rule suggestions_rules[] = {
+    {"enabled", KEY_BOOL, offsetof(suggestions_block, enabled), 0, NULL},
+    {"file", KEY_STRING, offsetof(suggestions_block, file), 0, NULL},
+};
+
+static kc_err apply_suggestions(const apply_context *context, const kci_conf_entry *entry,
+                                void *field)
+{
+    kci_options *options = field;
+    if (entry->value.kind != KCI_CONF_MAP)
+        return wrong_type(context, entry->key, &entry->value, "a map");
+    suggestions_block block = {.enabled = true};
+    kc_err err = apply_map(context, "suggestions", &entry->value, suggestions_rules,
+                           RULE_COUNT(suggestions_rules), &block);
+    if (err != KC_OK) {
+        free(block.file);
+        return err;
+    }
+    free(options->suggestions_file);
+    options->suggestions_file = block.file;
+    options->suggestions_enabled = block.enabled;
+    return KC_OK;
+}
+
+typedef struct ingress_block {
+    bool enabled;
+    char *host;
+    int port;
+    char *type;
+    int64_t timeout_ms;
+} ingress_block;
+
+static kc_err apply_ingress_listen(const apply_context *context, const kci_conf_entry *entry,
+                                   void *field)
+{
+    ingress_block *block = field;
+    return listen_from_value(context, entry->key, &entry->value, &block->host, &block->port);
+}
+
+static const key_rule ingress_rules[] = {
+    {"enabled", KEY_BOOL, offsetof(ingress_block, enabled), 0, NULL},
+    {"listen", KEY_HANDLER, 0, 0, apply_ingress_listen},
+    {"type", KEY_STRING, offsetof(ingress_block, type), 0, NULL},
+    {"timeout", KEY_DURATION_MS, offsetof(ingress_block, timeout_ms), 0, NULL},
+};
+
+static kc_err apply_ingress(const apply_context *context, const kci_conf_entry *entry, void *field)
+{
+    kci_options *options = field;
+    if (entry->value.kind != KCI_CONF_MAP)
+        return wrong_type(context, entry->key, &entry->value, "a map");
+    ingress_block block = {.port = KCI_DEFAULT_INGRESS_PORT,
+                           .timeout_ms = KCI_DEFAULT_INGRESS_TIMEOUT_MS};
+    kc_err err = apply_map(context, "ingress", &entry->value, ingress_rules,
+                           RULE_COUNT(ingress_rules), &block);
+    if (err != KC_OK) {
+        free(block.host);
+        free(block.type);
+        return err;
+    }
+    free(options->ingress_host);
+    free(options->ingress_type);
+    options->ingress_enabled = block.enabled;
+    options->ingress_host = block.host;
+    options->ingress_port = block.port;
+    options->ingress_type = block.type;
+    options->ingress_timeout_ms = block.timeout_ms;
+    return KC_OK;
+}
+
 /* ---------------------------------------------------------- top level */
 
 static kc_err apply_listen(const apply_context *context, const kci_conf_entry *entry, void *field)
@@ -802,6 +890,9 @@ static const key_rule top_level_rules[] = {
     {"authorization", KEY_HANDLER, 0, 0, apply_authorization},
     {"tls", KEY_HANDLER, 0, 0, apply_tls},
     {"jetstream", KEY_HANDLER, 0, 0, apply_jetstream},
+    {"data_dir", KEY_STRING, OPTION(data_dir), 0, NULL},
+    {"suggestions", KEY_HANDLER, 0, 0, apply_suggestions},
+    {"ingress", KEY_HANDLER, 0, 0, apply_ingress},
     /* accepted and ignored: see docs/config.md */
     {"client_advertise", KEY_IGNORED, 0, 0, NULL},
     {"ports_file_dir", KEY_IGNORED, 0, 0, NULL},
@@ -939,11 +1030,47 @@ static kc_err validate_security(const kci_options *options, char *error, size_t 
     return KC_OK;
 }
 
+/* One subject token as libkingcobra reads a request type: 1..128 bytes, no
+ * '.', '*', '>', space or control byte. */
+static bool request_type_valid(const char *type)
+{
+    size_t length = strlen(type);
+    if (length == 0 || length > OPTIONS_TOKEN_BYTES_MAX) return false;
+    for (size_t i = 0; i < length; i++) {
+        unsigned char byte = (unsigned char)type[i];
+        if (byte <= ' ' || byte == 0x7f || strchr(".*>", byte) != NULL) return false;
+    }
+    return true;
+}
+
+/* The components' keys: paths not empty, the type one subject token. */
+static kc_err validate_components(const kci_options *options, char *error, size_t error_size)
+{
+    if (options->data_dir != NULL && options->data_dir[0] == '\0')
+        return kci_options_plain_error(error, error_size, "data_dir is empty");
+    if (options->suggestions_file != NULL && options->suggestions_file[0] == '\0')
+        return kci_options_plain_error(error, error_size, "suggestions file is empty");
+    const char *type = options->ingress_type;
+    if (type != NULL && !request_type_valid(type))
+        return kci_options_plain_error(error, error_size,
+                                       "ingress type \"%s\" must be one subject token (no dots, "
+                                       "spaces or wildcards, at most %d bytes)",
+                                       type, OPTIONS_TOKEN_BYTES_MAX);
+    if (!kci_options_port_in_range(options->ingress_port))
+        return kci_options_plain_error(error, error_size,
+                                       "the ingress port must be from 0 to 65535 (or -1)");
+    if (options->ingress_timeout_ms < 1 || options->ingress_timeout_ms > OPTIONS_DURATION_MS_MAX)
+        return kci_options_plain_error(error, error_size,
+                                       "ingress timeout must be from 1 ms to one day");
+    return KC_OK;
+}
+
 kc_err kci_options_validate(const kci_options *options, char *error, size_t error_size)
 {
     assert(options != NULL);
     kc_err err = validate_listen(options, error, error_size);
     if (err == KC_OK) err = validate_limits(options, error, error_size);
     if (err == KC_OK) err = validate_security(options, error, error_size);
+    if (err == KC_OK) err = validate_components(options, error, error_size);
     return err;
 }

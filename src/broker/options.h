@@ -28,6 +28,8 @@ enum {
     KCI_DEFAULT_TLS_TIMEOUT_MS = 2 * 1000,
     KCI_OPTIONS_USERS_MAX = 4096,
     KCI_OPTIONS_PERMISSION_SUBJECTS_MAX = 1024,
+    KCI_DEFAULT_INGRESS_PORT = 4223,
+    KCI_DEFAULT_INGRESS_TIMEOUT_MS = 5 * 1000,
 };
 
 /* One direction (publish or subscribe) of a user's permissions. An empty
@@ -88,6 +90,16 @@ typedef struct kci_options {
     bool logtime; /* default true */
     char *log_file;
     char *pid_file;
+    /* built-in components (src/cmd/components.h, docs/ingress.md); NULL
+     * strings mean the default; read at start only, not on reload */
+    char *data_dir;             /* default "data" */
+    bool suggestions_enabled;   /* default true */
+    char *suggestions_file;     /* default <data_dir>/suggestions.jsonl */
+    bool ingress_enabled;       /* default false */
+    char *ingress_host;         /* default "0.0.0.0" */
+    int ingress_port;           /* default 4223 */
+    char *ingress_type;         /* default "default" */
+    int64_t ingress_timeout_ms; /* default 5000 */
     /* where the options came from */
     char *config_file;
     char **arguments;   /* a copy of argv made by kci_options_load, so that */

@@ -42,6 +42,8 @@ enum flag_id { /* flags without a short form; the others use their letter */
                FLAG_TLS_CA_CERT,
                FLAG_TLS_VERIFY,
                FLAG_MAX_PAYLOAD,
+               FLAG_DATA_DIR,
+               FLAG_INGRESS_PORT,
 };
 
 /* nats-server's names; getopt_long_only also takes them with one dash. */
@@ -68,6 +70,8 @@ static const struct option long_flags[] = {
     {"tlscacert", required_argument, NULL, FLAG_TLS_CA_CERT},
     {"tlsverify", no_argument, NULL, FLAG_TLS_VERIFY},
     {"max_payload", required_argument, NULL, FLAG_MAX_PAYLOAD},
+    {"data_dir", required_argument, NULL, FLAG_DATA_DIR},
+    {"ingress_port", required_argument, NULL, FLAG_INGRESS_PORT},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'v'},
     {NULL, 0, NULL, 0},
@@ -173,6 +177,11 @@ static kc_err apply_flag(kci_options *options, flag_auth *auth, int id, const ch
             return kci_options_plain_error(error, error_size, "--max_payload: '%s' is not a size",
                                            value);
         return KC_OK;
+    case FLAG_DATA_DIR:
+        return flag_text(&options->data_dir, value, "--data_dir", error, error_size);
+    case FLAG_INGRESS_PORT: /* a port for the ingress means: run it */
+        options->ingress_enabled = true;
+        return flag_port(&options->ingress_port, value, "--ingress_port", error, error_size);
     }
     return KC_OK; /* -c, -h, -v, -t: the scan pass took them */
 }
@@ -384,6 +393,10 @@ void kci_options_print_usage(const char *program)
            "    -t                               Test the configuration and exit\n"
            "    -P, --pid <file>                 File to store the PID (default: none)\n"
            "        --max_payload <size>         Largest message payload (default: %d, 1MB)\n"
+           "\n"
+           "Component options (docs/ingress.md):\n"
+           "        --data_dir <dir>             Directory for kept data (default: data)\n"
+           "        --ingress_port <port>        Run the seed-format ingress (default: off)\n"
            "\n"
            "Logging options:\n"
            "    -l, --log <file>                 File to redirect log output (default: stderr)\n"

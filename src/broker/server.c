@@ -193,6 +193,33 @@ void kci_server_request_reload(kci_server *server)
     request(server, KCI_CONTROL_RELOAD);
 }
 
+void kci_server_hold_public(kci_server *server)
+{
+    if (server->public_held) return;
+    epoll_ctl(server->epoll_fd, EPOLL_CTL_DEL, server->listen_fd, NULL);
+    kci_monitor_watch(server->monitor, false);
+    server->public_held = true;
+}
+
+void kci_server_open_public(kci_server *server)
+{
+    request(server, KCI_CONTROL_OPEN_PUBLIC);
+}
+
+static void open_public(kci_server *server)
+{
+    if (!server->public_held) return;
+    if (watch(server, server->listen_fd, &server->listener) != KC_OK) {
+        kci_error("cannot watch the client listener: %s", strerror(errno));
+        server->running = false;
+        return;
+    }
+    kci_monitor_watch(server->monitor, true);
+    server->public_held = false;
+    kci_info("Listening for client connections on %s:%d", server->options.host, server->port);
+    kci_info("Server is ready");
+}
+
 void kci_server_stop(kci_server *server)
 {
     request(server, KCI_CONTROL_STOP);
@@ -215,6 +242,12 @@ static kc_err open_everything(kci_server *server, char *error, size_t error_size
     if (err != KC_OK) return err;
     server->listener.kind = KCI_SOURCE_LISTENER;
     err = watch(server, server->listen_fd, &server->listener);
+    if (err == KC_OK)
+        err = kci_listen_tcp("127.0.0.1", 0, KCI_LISTEN_BACKLOG, "internal",
+                             &server->internal_listen_fd, &server->internal_port, error,
+                             error_size);
+    server->internal_listener.kind = KCI_SOURCE_INTERNAL_LISTENER;
+    if (err == KC_OK) err = watch(server, server->internal_listen_fd, &server->internal_listener);
     if (err == KC_OK) err = open_control(server);
     if (err != KC_OK) {
         snprintf(error, error_size, "cannot set up the event loop: %s", strerror(errno));
@@ -230,7 +263,7 @@ kc_err kci_server_create(kci_server **out, kci_options *options, char *error,
     if (server == NULL) return KC_ERR_NOMEM;
     server->options = *options;
     memset(options, 0, sizeof *options);
-    server->epoll_fd = server->listen_fd = server->control_fd = -1;
+    server->epoll_fd = server->listen_fd = server->control_fd = server->internal_listen_fd = -1;
     server->now_ms = server->start_ms = kci_now_ms();
     server->start_wall_ms = wall_ms();
     make_server_id(server);
@@ -264,12 +297,13 @@ static void reject_connection(kci_server *server, int fd)
     close(fd);
 }
 
-static void admit(kci_server *server, int fd, const struct sockaddr_storage *address)
+static void admit(kci_server *server, int fd, const struct sockaddr_storage *address,
+                  bool internal_listener)
 {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     kci_client *client = NULL;
-    if (kci_client_create(server, fd, address, &client) != KC_OK) {
+    if (kci_client_create(server, fd, address, internal_listener, &client) != KC_OK) {
         kci_error("cannot create a client: out of memory or TLS failure");
         close(fd);
         return;
@@ -277,8 +311,10 @@ static void admit(kci_server *server, int fd, const struct sockaddr_storage *add
     client->next = server->clients;
     if (server->clients) server->clients->prev = client;
     server->clients = client;
-    server->client_count++;
-    server->stats.total_connections++;
+    if (!internal_listener) {
+        server->client_count++;
+        server->stats.total_connections++;
+    }
     if (watch(server, fd, &client->source) != KC_OK || kci_client_start(client) != KC_OK) {
         kci_client_close(client, KCI_CLOSE_WRITE_ERROR);
         return;
@@ -286,22 +322,23 @@ static void admit(kci_server *server, int fd, const struct sockaddr_storage *add
     if (client->tls_state == KCI_TLS_HANDSHAKE) kci_client_on_readable(client);
 }
 
-static void accept_clients(kci_server *server)
+static void accept_clients(kci_server *server, bool internal_listener)
 {
+    int listen_fd = internal_listener ? server->internal_listen_fd : server->listen_fd;
     for (int i = 0; i < ACCEPTS_PER_WAKEUP_MAX; i++) {
         struct sockaddr_storage address;
         socklen_t address_len = sizeof address;
-        int fd = accept4(server->listen_fd, (struct sockaddr *)&address, &address_len,
+        int fd = accept4(listen_fd, (struct sockaddr *)&address, &address_len,
                          SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
                 kci_error("accept failed: %s", strerror(errno));
             return;
         }
-        if ((int64_t)server->client_count >= server->options.max_connections)
+        if (!internal_listener && (int64_t)server->client_count >= server->options.max_connections)
             reject_connection(server, fd);
         else
-            admit(server, fd, &address);
+            admit(server, fd, &address, internal_listener);
     }
 }
 
@@ -412,6 +449,7 @@ static void on_control(kci_server *server)
     (void)ignored;
     unsigned bits = atomic_exchange(&server->control_requests, 0u);
     if (bits & KCI_CONTROL_RELOAD) kci_server_reload(server);
+    if (bits & KCI_CONTROL_OPEN_PUBLIC) open_public(server);
     if (bits & KCI_CONTROL_STOP) server->running = false;
 }
 
@@ -428,7 +466,8 @@ static void dispatch(kci_server *server, const struct epoll_event *event)
 {
     kci_source *source = event->data.ptr;
     switch (source->kind) {
-    case KCI_SOURCE_LISTENER: accept_clients(server); break;
+    case KCI_SOURCE_LISTENER: accept_clients(server, false); break;
+    case KCI_SOURCE_INTERNAL_LISTENER: accept_clients(server, true); break;
     case KCI_SOURCE_CONTROL: on_control(server); break;
     case KCI_SOURCE_CLIENT: {
         kci_client *client = (kci_client *)source;
@@ -450,6 +489,9 @@ static void shut_down(kci_server *server)
     epoll_ctl(server->epoll_fd, EPOLL_CTL_DEL, server->listen_fd, NULL);
     close(server->listen_fd);
     server->listen_fd = -1;
+    epoll_ctl(server->epoll_fd, EPOLL_CTL_DEL, server->internal_listen_fd, NULL);
+    close(server->internal_listen_fd);
+    server->internal_listen_fd = -1;
     int64_t deadline_ms = kci_now_ms() + SHUTDOWN_FLUSH_MS;
     struct epoll_event events[KCI_EPOLL_EVENTS_MAX];
     for (;;) {
@@ -471,8 +513,10 @@ kc_err kci_server_run(kci_server *server)
     struct epoll_event events[KCI_EPOLL_EVENTS_MAX];
     server->running = true;
     server->next_housekeeping_ms = kci_now_ms() + KCI_HOUSEKEEPING_INTERVAL_MS;
-    kci_info("Listening for client connections on %s:%d", server->options.host, server->port);
-    kci_info("Server is ready");
+    if (!server->public_held) {
+        kci_info("Listening for client connections on %s:%d", server->options.host, server->port);
+        kci_info("Server is ready");
+    }
     while (server->running) {
         int64_t wait_ms = server->next_housekeeping_ms - kci_now_ms();
         if (server->stalled_count > 0 && wait_ms > KCI_STALL_POLL_MS) wait_ms = KCI_STALL_POLL_MS;
@@ -503,6 +547,7 @@ void kci_server_destroy(kci_server *server)
     if (server->sublist) end_batch(server);
     if (server->monitor) kci_monitor_destroy(server->monitor);
     if (server->listen_fd >= 0) close(server->listen_fd);
+    if (server->internal_listen_fd >= 0) close(server->internal_listen_fd);
     if (server->control_fd >= 0) close(server->control_fd);
     if (server->epoll_fd >= 0) close(server->epoll_fd);
     kci_sublist_destroy(server->sublist);

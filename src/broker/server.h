@@ -55,6 +55,7 @@ typedef enum kci_source_kind {
     KCI_SOURCE_CONTROL = 3,
     KCI_SOURCE_HTTP_LISTENER = 4,
     KCI_SOURCE_HTTP_CONNECTION = 5,
+    KCI_SOURCE_INTERNAL_LISTENER = 6,
 } kci_source_kind;
 
 typedef struct kci_source {
@@ -81,6 +82,12 @@ typedef struct kci_server {
     kci_source listener;
     int listen_fd;
     int port; /* the bound port (useful when 0 was asked) */
+    bool public_held; /* the client listener is not watched yet */
+    /* kcobrad's components connect here: 127.0.0.1, an ephemeral port, no
+     * TLS, only KCI_INTERNAL_USER, not counted as connections. */
+    kci_source internal_listener;
+    int internal_listen_fd;
+    int internal_port;
     kci_source control_source;
     int control_fd;
     atomic_uint control_requests; /* KCI_CONTROL_* bits */
@@ -111,7 +118,7 @@ typedef struct kci_server {
     bool running;
 } kci_server;
 
-enum { KCI_CONTROL_RELOAD = 1u, KCI_CONTROL_STOP = 2u };
+enum { KCI_CONTROL_RELOAD = 1u, KCI_CONTROL_STOP = 2u, KCI_CONTROL_OPEN_PUBLIC = 4u };
 
 /* Takes ownership of *options (zeroes it). Binds the listeners. */
 kc_err kci_server_create(kci_server **out, kci_options *options, char *error,
@@ -122,6 +129,11 @@ kc_err kci_server_run(kci_server *server);
 /* Thread-safe: ask the loop to stop, or to re-read the config file. */
 void kci_server_stop(kci_server *server);
 void kci_server_request_reload(kci_server *server);
+/* Before the loop runs: stop watching the client and monitoring listeners
+ * (connections wait in their backlogs), so kcobrad's components are up
+ * before anyone else is served or counts anything. kci_server_open_public (thread-safe) starts serving them. */
+void kci_server_hold_public(kci_server *server);
+void kci_server_open_public(kci_server *server);
 void kci_server_destroy(kci_server *server);
 
 /* Used by client.c and monitor.c. */

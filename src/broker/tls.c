@@ -35,11 +35,8 @@ kc_err kci_tls_context_create(const kci_options *options, SSL_CTX **out, char *e
     if (options->tls_ca_file != NULL &&
         SSL_CTX_load_verify_locations(context, options->tls_ca_file, NULL) != 1)
         return tls_fail(context, "cannot load CA", options->tls_ca_file, error, error_size);
-    /* A certificate that is presented must verify; one that is missing is
-     * refused at CONNECT instead (client.c), so that kcobrad's own
-     * components, which hold no client certificate, can still log in with
-     * the internal password over loopback. */
-    if (options->tls_verify) SSL_CTX_set_verify(context, SSL_VERIFY_PEER, NULL);
+    if (options->tls_verify)
+        SSL_CTX_set_verify(context, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
     *out = context;
     return KC_OK;
 }

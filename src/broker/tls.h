@@ -1,8 +1,7 @@
 /* tls.h - the server's OpenSSL context, built from the options.
  *
  * TLS 1.2 or newer; the certificate chain and key from files; with
- * tls_verify, a client certificate must be signed by the CA file, and a
- * client without one may only log in as kcobrad's internal user.
+ * tls_verify, clients must present a certificate signed by the CA file.
  * Partial writes and moving write buffers are enabled because a client's
  * output buffer may be compacted or grown between two SSL_write calls. */
 #ifndef KCI_TLS_H

@@ -1,38 +1,242 @@
-/* components.c - the host of kcobrad's built-in components (see
- * components.h). No component is wired in yet: the host starts none. */
+/* components.c - the host of kcobrad's built-in components (components.h):
+ * the suggestion keeper (src/keeper/) and the seed-format ingress
+ * (src/ingress/).
+ *
+ * Each component is a client of the running broker, logged in as
+ * KCI_INTERNAL_USER through the broker's internal listener
+ * (nats://127.0.0.1:<internal port>: loopback, no TLS, internal user only,
+ * not counted as a connection). kcobrad opens its public listener only
+ * after the components are up. The keeper has a nats.c connection of its
+ * own (it answers kc.suggest, which is not a kc.req.<type> service subject);
+ * the ingress has a kc_client.
+ *
+ * Failures: the keeper is on by default, so when it cannot start (its file
+ * locked by another kcobrad in the same directory, a directory it cannot
+ * write) the error is logged and kcobrad serves without it. The ingress is
+ * enabled on purpose, so its failure fails the start (kcobrad exits 1),
+ * stopping what started before it. Stop runs in reverse order, each with a bounded drain, while
+ * the broker still serves (kcobrad stops the broker afterwards). */
 #include "components.h"
 
+#include <nats/nats.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-struct kci_components {
-    int component_count;
+#include "common/log.h"
+#include "ingress/ingress.h"
+#include "keeper/suggestions.h"
+#include "kingcobra/kingcobra.h"
+#include "service/headers.h"
+
+enum {
+    URL_BYTES_MAX = 320,
+    NODE_BYTES_MAX = KC_NODE_BYTES_MAX,
+    CONNECT_TIMEOUT_MS = 2000,
+    RECONNECT_WAIT_MS = 250,
+    DRAIN_MS = 1000,        /* each component's drain at stop */
+    CLIENT_CLOSE_MS = 1000, /* then its connection's */
 };
 
-void kci_components_config_from_options(kci_components_config *config,
-                                        const kci_options *options)
+#define DEFAULT_DATA_DIR "data"
+#define SUGGESTIONS_FILE_NAME "suggestions.jsonl"
+#define DEFAULT_INGRESS_HOST "0.0.0.0"
+#define DEFAULT_INGRESS_TYPE "default"
+#define DEFAULT_INGRESS_TIMEOUT_MS KCI_DEFAULT_INGRESS_TIMEOUT_MS
+#define DEFAULT_NODE "kcobrad"
+
+struct kci_components {
+    natsConnection *keeper_connection;
+    kci_suggestions *suggestions;
+    kc_client *ingress_client;
+    kci_ingress *ingress;
+};
+
+/* ---- config ------------------------------------------------------------------ */
+
+/* The server name if it is one subject token, else the host name up to its
+ * first dot (as libkingcobra's default), else "kcobrad". */
+static char *node_name(const kci_options *options)
 {
-    (void)options;
+    if (options->server_name != NULL && strlen(options->server_name) <= NODE_BYTES_MAX &&
+        kci_token_valid(options->server_name))
+        return strdup(options->server_name);
+    char host[NODE_BYTES_MAX + 1] = {0};
+    if (gethostname(host, sizeof host - 1) == 0) host[strcspn(host, ".")] = '\0';
+    if (host[0] == '\0' || !kci_token_valid(host)) snprintf(host, sizeof host, DEFAULT_NODE);
+    return strdup(host);
+}
+
+static char *join_path(const char *directory, const char *name)
+{
+    size_t length = strlen(directory) + 1 + strlen(name) + 1;
+    char *path = malloc(length);
+    if (path != NULL) snprintf(path, length, "%s/%s", directory, name);
+    return path;
+}
+
+static char *copy_or(const char *text, const char *fallback)
+{
+    return strdup(text != NULL ? text : fallback);
+}
+
+void kci_components_config_from_options(kci_components_config *config, const kci_options *options)
+{
     memset(config, 0, sizeof *config);
+    const char *data_dir = options->data_dir != NULL ? options->data_dir : DEFAULT_DATA_DIR;
+    config->node = node_name(options);
+    config->suggestions_enabled = options->suggestions_enabled;
+    config->suggestions_file = options->suggestions_file != NULL
+                                   ? strdup(options->suggestions_file)
+                                   : join_path(data_dir, SUGGESTIONS_FILE_NAME);
+    config->ingress_enabled = options->ingress_enabled;
+    config->ingress_host = copy_or(options->ingress_host, DEFAULT_INGRESS_HOST);
+    config->ingress_port = options->ingress_port;
+    config->ingress_type = copy_or(options->ingress_type, DEFAULT_INGRESS_TYPE);
+    config->ingress_timeout_ms =
+        options->ingress_timeout_ms > 0 ? options->ingress_timeout_ms : DEFAULT_INGRESS_TIMEOUT_MS;
 }
 
 void kci_components_config_free(kci_components_config *config)
 {
+    free(config->node);
+    free(config->suggestions_file);
+    free(config->ingress_host);
+    free(config->ingress_type);
     memset(config, 0, sizeof *config);
+}
+
+/* ---- connections -------------------------------------------------------------- */
+
+/* The broker's internal listener: loopback, no TLS, internal user only. */
+static void broker_url(char url[URL_BYTES_MAX], const kci_server *server)
+{
+    snprintf(url, URL_BYTES_MAX, "nats://127.0.0.1:%d", server->internal_port);
+}
+
+static kc_err keeper_connect(natsConnection **out, const kci_server *server, char *error,
+                             size_t error_size)
+{
+    char url[URL_BYTES_MAX];
+    broker_url(url, server);
+    natsOptions *options = NULL;
+    natsStatus status = natsOptions_Create(&options);
+    if (status == NATS_OK) status = natsOptions_SetURL(options, url);
+    if (status == NATS_OK)
+        status = natsOptions_SetUserInfo(options, KCI_INTERNAL_USER, server->internal_password);
+    if (status == NATS_OK) status = natsOptions_SetName(options, "kcobrad-suggestions");
+    if (status == NATS_OK) status = natsOptions_SetTimeout(options, CONNECT_TIMEOUT_MS);
+    if (status == NATS_OK) status = natsOptions_SetMaxReconnect(options, -1);
+    if (status == NATS_OK) status = natsOptions_SetReconnectWait(options, RECONNECT_WAIT_MS);
+    if (status == NATS_OK) status = natsConnection_Connect(out, options);
+    natsOptions_Destroy(options);
+    if (status == NATS_OK) return KC_OK;
+    snprintf(error, error_size, "suggestions: cannot connect to %s: %s", url,
+             natsStatus_GetText(status));
+    return KC_ERR_NOT_CONNECTED;
+}
+
+static kc_err ingress_connect(kc_client **out, const kci_components_config *config,
+                              const kci_server *server, char *error, size_t error_size)
+{
+    char url[URL_BYTES_MAX];
+    broker_url(url, server);
+    kc_client_options options;
+    kc_client_options_init(&options);
+    options.servers = url;
+    options.node = config->node;
+    options.name = "kcobrad-ingress";
+    options.user = KCI_INTERNAL_USER;
+    options.password = server->internal_password;
+    options.connect_timeout_ms = CONNECT_TIMEOUT_MS;
+    options.reconnect_wait_ms = RECONNECT_WAIT_MS;
+    kc_err err = kc_client_open(out, &options);
+    if (err == KC_OK) return KC_OK;
+    snprintf(error, error_size, "ingress: cannot connect to %s: %s", url, kc_last_error());
+    return err;
+}
+
+/* ---- start and stop ------------------------------------------------------------- */
+
+static kc_err start_suggestions(kci_components *components, const kci_components_config *config,
+                                const kci_server *server, char *error, size_t error_size)
+{
+    kc_err err = keeper_connect(&components->keeper_connection, server, error, error_size);
+    if (err != KC_OK) return err;
+    kci_suggestions_config keeper_config = {.file_path = config->suggestions_file,
+                                            .node = config->node};
+    return kci_suggestions_start(&components->suggestions, components->keeper_connection,
+                                 &keeper_config, error, error_size);
+}
+
+static kc_err start_ingress(kci_components *components, const kci_components_config *config,
+                            const kci_server *server, char *error, size_t error_size)
+{
+    kc_err err = ingress_connect(&components->ingress_client, config, server, error, error_size);
+    if (err != KC_OK) return err;
+    kci_ingress_config ingress_config = {
+        .host = config->ingress_host,
+        .port = config->ingress_port,
+        .type = config->ingress_type,
+        .timeout_ms = config->ingress_timeout_ms,
+    };
+    return kci_ingress_start(&components->ingress, components->ingress_client, &ingress_config,
+                             error, error_size);
+}
+
+static void stop_suggestions(kci_components *components)
+{
+    kci_suggestions_stop(components->suggestions, DRAIN_MS);
+    components->suggestions = NULL;
+    if (components->keeper_connection != NULL) {
+        natsConnection_Close(components->keeper_connection);
+        natsConnection_Destroy(components->keeper_connection);
+    }
+    components->keeper_connection = NULL;
 }
 
 kc_err kci_components_start(kci_components **out, const kci_components_config *config,
                             kci_server *server, char *error, size_t error_size)
 {
-    (void)config;
-    (void)server;
-    (void)error;
-    (void)error_size;
-    *out = calloc(1, sizeof **out);
-    return *out == NULL ? KC_ERR_NOMEM : KC_OK;
+    *out = NULL;
+    kci_components *components = calloc(1, sizeof *components);
+    if (components == NULL) {
+        snprintf(error, error_size, "out of memory");
+        return KC_ERR_NOMEM;
+    }
+    kc_err err = KC_OK;
+    if (config->node == NULL || config->suggestions_file == NULL || config->ingress_host == NULL ||
+        config->ingress_type == NULL) {
+        snprintf(error, error_size, "out of memory");
+        err = KC_ERR_NOMEM;
+    }
+    if (err == KC_OK && config->suggestions_enabled &&
+        start_suggestions(components, config, server, error, error_size) != KC_OK) {
+        /* On by default, so it must not keep the broker from serving. */
+        kci_error("%s; running without the suggestion keeper", error);
+        error[0] = '\0';
+        stop_suggestions(components);
+    }
+    if (err == KC_OK && config->ingress_enabled)
+        err = start_ingress(components, config, server, error, error_size);
+    if (err != KC_OK) {
+        kci_components_stop(components);
+        return err;
+    }
+    *out = components;
+    return KC_OK;
 }
 
 void kci_components_stop(kci_components *components)
 {
+    if (components == NULL) return;
+    /* Reverse order of start. The ingress first stops taking lines, then its
+     * client closes, answering what is still in flight. */
+    kci_ingress_stop(components->ingress, DRAIN_MS);
+    if (components->ingress_client != NULL &&
+        kc_client_close(components->ingress_client, CLIENT_CLOSE_MS) != KC_OK)
+        kci_warn("ingress: closing its connection: %s", kc_last_error());
+    stop_suggestions(components);
     free(components);
 }

@@ -79,6 +79,7 @@ static int start(kci_options *options, const sigset_t *mask)
         kci_options_free(options);
         return 1;
     }
+    kci_server_hold_public(server); /* components first */
     broker_thread broker = {.server = server};
     pthread_t thread;
     if (pthread_create(&thread, NULL, run_broker, &broker) != 0) {
@@ -89,7 +90,10 @@ static int start(kci_options *options, const sigset_t *mask)
     kci_components *components = NULL;
     err = kci_components_start(&components, &components_config, server, error, sizeof error);
     if (err != KC_OK) kci_error("components: %s", error[0] ? error : kc_strerror(err));
-    if (err == KC_OK) wait_for_shutdown(mask, server);
+    if (err == KC_OK) {
+        kci_server_open_public(server);
+        wait_for_shutdown(mask, server);
+    }
     kci_components_stop(components);
     kci_server_stop(server);
     pthread_join(thread, NULL);

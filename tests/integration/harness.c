@@ -97,6 +97,11 @@ static harness_status port_pick(int *port_out)
     return status;
 }
 
+harness_status harness_port_pick(int *port_out)
+{
+    return port_pick(port_out);
+}
+
 static bool port_accepts(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -55,6 +55,11 @@ typedef struct harness_server {
 /* Monotonic clock in milliseconds, for deadlines. */
 int64_t harness_now_ms(void);
 void harness_sleep_ms(int duration_ms);
+/* A port that was free on 127.0.0.1 a moment ago (the kernel's pick for port
+ * 0), for a listener the harness does not pass on the command line, such as
+ * a cluster's route port in a config file. Someone else may take it first:
+ * the server then fails to start, and the caller picks again. */
+harness_status harness_port_pick(int *port_out);
 
 /* Creates the temporary directory; does not start anything. */
 harness_status harness_server_init(harness_server *server, const char *binary_path);

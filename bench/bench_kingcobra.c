@@ -1,0 +1,507 @@
+/* bench_kingcobra.c - what libkingcobra costs on top of nats.c: request/reply
+ * round trips through the library against the same round trips through
+ * nats.c alone, on the same server, with the same payload and requesters.
+ *
+ *   bench_kingcobra [-l LABEL] [-d DURATION_MS] [-r REQUESTERS] [-w WORKERS]
+ *                   kingcobra|raw URL
+ *
+ * kingcobra: each requester is a kc_client calling kc_client_request (type
+ *   "bench") against one kc_service echo with WORKERS workers (default 1)
+ *   on its own kc_client. Every request and reply carries the KingCobra
+ *   headers (Kc-Id, Kc-Ts, Kc-Node, Kc-Type, Kc-Deadline, Kc-Reply-To), the
+ *   service runs its idempotence cache, and a worker thread runs the handler.
+ * raw: each requester is a nats.c connection calling natsConnection_Request
+ *   on the same subject (kc.req.bench) against a nats.c echo responder in
+ *   queue group "bench" that answers from its subscription callback. All raw
+ *   connections use send-asap, as bench_nats.c does.
+ * Both: 128-byte payloads, REQUESTERS threads (default 1, at most 8) with one
+ * connection each; 1,000 unmeasured requests per requester, then all start
+ * together and run for DURATION_MS (default 3,000). The responder lives in
+ * this process on its own connection (see bench/README.md for why). Prints
+ * one JSON object: requests/s over the window, p50 and p99 of every round
+ * trip in µs, and lost replies (errors: timeouts or replies of the wrong
+ * size). A failure prints {"error": ...} and exits 1.
+ *
+ * Both paths use nats.c's request machinery on the requester side (one
+ * wildcard inbox subscription, a reply handed from the reader thread to the
+ * waiting caller), so the difference is what libkingcobra adds: headers
+ * built and parsed on both sides, the HLC, the service's ring and worker
+ * hand-off, the idempotence cache, and replies flushed by nats.c's flusher
+ * thread instead of send-asap. bench/run.sh runs both and prints the ratio.
+ *
+ * Limits: every loop, buffer and wait has a named bound below; latency
+ * samples are allocated before the measurement starts. */
+#include <assert.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <nats/nats.h>
+
+#include "kingcobra/kingcobra.h"
+
+enum {
+    PAYLOAD_BYTES = 128,
+    REQUESTER_COUNT_MAX = 8,
+    SERVICE_WORKERS_MAX = 64,
+    DURATION_MS_DEFAULT = 3000,
+    DURATION_MS_MAX = 60 * 1000,
+    REQUEST_TIMEOUT_MS = 2000,
+    REQUEST_WARMUP_COUNT = 1000,
+    LATENCY_SAMPLES_MAX = 1 << 21, /* per requester: >500k requests/s for 3 s */
+    CONNECT_TIMEOUT_MS = 5000,
+    FLUSH_TIMEOUT_MS = 5000,
+    CLOSE_TIMEOUT_MS = 5000,
+    LABEL_BYTES_MAX = 64,
+    NODE_BYTES_MAX = 32,
+    FAILURE_BYTES_MAX = 256,
+};
+
+static const char REQUEST_TYPE[] = "bench";
+static const char REQUEST_SUBJECT[] = "kc.req.bench"; /* what kc_client_request sends to */
+static const char RESPONDER_QUEUE[] = "bench";        /* and the queue group a kc_service uses */
+static const int64_t NS_PER_MS = 1000000;
+static const int64_t NS_PER_S = 1000000000;
+
+typedef enum client_kind { CLIENT_KINGCOBRA, CLIENT_RAW } client_kind;
+
+typedef struct bench_config {
+    client_kind kind;
+    const char *url;
+    const char *label;
+    int64_t duration_ms;
+    int requester_count;
+    int worker_count;
+} bench_config;
+
+/* How one round trip ended. */
+typedef enum round_trip {
+    ROUND_TRIP_OK,
+    ROUND_TRIP_LOST,   /* timed out or a wrong reply: counted, the run goes on */
+    ROUND_TRIP_FAILED, /* the connection broke: the run ends */
+} round_trip;
+
+/* Requesters warm up, then wait here so that all measure the same window. */
+typedef struct start_gate {
+    pthread_mutex_t mutex;
+    pthread_cond_t changed;
+    int arrived_count;
+    bool open;
+} start_gate;
+
+typedef struct requester {
+    pthread_t thread;
+    const bench_config *config;
+    natsConnection *connection; /* raw */
+    kc_client *client;          /* kingcobra */
+    start_gate *gate;
+    uint32_t *latency_ns; /* LATENCY_SAMPLES_MAX entries */
+    int64_t request_count;
+    int64_t error_count;
+    int64_t start_ns;
+    int64_t finish_ns;
+    bool failed;
+    char failure[FAILURE_BYTES_MAX];
+} requester;
+
+/* The responder side: a kc_service or a raw nats.c queue subscription. */
+typedef struct responder {
+    kc_client *client;
+    kc_service *service;
+    natsConnection *connection;
+    natsSubscription *subscription;
+} responder;
+
+/* ===================================================================== *
+ * Helpers
+ * ===================================================================== */
+
+static int64_t now_ns(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * NS_PER_S + now.tv_nsec;
+}
+
+static void gate_arrive_and_wait(start_gate *gate)
+{
+    pthread_mutex_lock(&gate->mutex);
+    gate->arrived_count++;
+    pthread_cond_broadcast(&gate->changed);
+    while (!gate->open)
+        pthread_cond_wait(&gate->changed, &gate->mutex);
+    pthread_mutex_unlock(&gate->mutex);
+}
+
+static void gate_open_after(start_gate *gate, int arrived_count)
+{
+    assert(arrived_count >= 0 && arrived_count <= REQUESTER_COUNT_MAX);
+    pthread_mutex_lock(&gate->mutex);
+    while (gate->arrived_count < arrived_count)
+        pthread_cond_wait(&gate->changed, &gate->mutex);
+    gate->open = true;
+    pthread_cond_broadcast(&gate->changed);
+    pthread_mutex_unlock(&gate->mutex);
+}
+
+static void print_prefix(const bench_config *config)
+{
+    printf("{\"workload\":\"%s\",\"server\":\"%s\"",
+           config->kind == CLIENT_KINGCOBRA ? "kingcobra" : "raw", config->label);
+}
+
+/* One nats.c connection with send-asap; reconnecting is off: a server that
+ * goes away must fail the run, not stall it. */
+static natsStatus raw_connect(natsConnection **connection, const char *url)
+{
+    natsOptions *options = NULL;
+    natsStatus status = natsOptions_Create(&options);
+    if (status == NATS_OK) status = natsOptions_SetURL(options, url);
+    if (status == NATS_OK) status = natsOptions_SetTimeout(options, CONNECT_TIMEOUT_MS);
+    if (status == NATS_OK) status = natsOptions_SetAllowReconnect(options, false);
+    if (status == NATS_OK) status = natsOptions_SetSendAsap(options, true);
+    if (status == NATS_OK) status = natsOptions_UseGlobalMessageDelivery(options, false);
+    if (status == NATS_OK) status = natsConnection_Connect(connection, options);
+    natsOptions_Destroy(options);
+    return status;
+}
+
+static kc_err kingcobra_connect(kc_client **client, const char *url, const char *node)
+{
+    kc_client_options options;
+    kc_client_options_init(&options);
+    options.servers = url;
+    options.node = node;
+    options.name = node;
+    options.connect_timeout_ms = CONNECT_TIMEOUT_MS;
+    options.reconnect_attempts_max = 0; /* as raw_connect: fail, do not stall */
+    return kc_client_open(client, &options);
+}
+
+/* ===================================================================== *
+ * Responders
+ * ===================================================================== */
+
+static void on_raw_request(natsConnection *connection, natsSubscription *subscription,
+                           natsMsg *message, void *closure)
+{
+    const char *reply = natsMsg_GetReply(message);
+    if (reply != NULL) {
+        natsConnection_Publish(connection, reply, natsMsg_GetData(message),
+                               natsMsg_GetDataLength(message));
+    }
+    natsMsg_Destroy(message);
+}
+
+static void on_kingcobra_request(const kc_request *request, kc_response *response, void *closure)
+{
+    size_t payload_len = 0;
+    const void *payload = kc_request_payload(request, &payload_len);
+    kc_response_set_payload(response, payload, payload_len);
+}
+
+/* Subscribed, and the server has the subscription, when this returns. */
+static bool responder_start(responder *self, const bench_config *config, char *failure,
+                            size_t failure_size)
+{
+    if (config->kind == CLIENT_RAW) {
+        natsStatus status = raw_connect(&self->connection, config->url);
+        if (status == NATS_OK)
+            status = natsConnection_QueueSubscribe(&self->subscription, self->connection,
+                                                   REQUEST_SUBJECT, RESPONDER_QUEUE, on_raw_request,
+                                                   NULL);
+        if (status == NATS_OK)
+            status = natsConnection_FlushTimeout(self->connection, FLUSH_TIMEOUT_MS);
+        if (status != NATS_OK)
+            snprintf(failure, failure_size, "responder: %s", natsStatus_GetText(status));
+        return status == NATS_OK;
+    }
+    kc_service_options options;
+    kc_service_options_init(&options);
+    options.worker_count = config->worker_count;
+    kc_err err = kingcobra_connect(&self->client, config->url, "bench-service");
+    if (err == KC_OK)
+        err = kc_service_start(&self->service, self->client, REQUEST_TYPE, on_kingcobra_request,
+                               NULL, &options);
+    if (err != KC_OK)
+        snprintf(failure, failure_size, "service: %s: %s", kc_strerror(err), kc_last_error());
+    return err == KC_OK;
+}
+
+/* Closes the connection before destroying the subscription: that joins the
+ * delivery thread, which could otherwise still run the callback. */
+static void responder_stop(responder *self)
+{
+    if (self->client != NULL) kc_client_close(self->client, CLOSE_TIMEOUT_MS); /* stops service */
+    if (self->connection != NULL) natsConnection_Close(self->connection);
+    natsSubscription_Destroy(self->subscription);
+    natsConnection_Destroy(self->connection);
+    memset(self, 0, sizeof(*self));
+}
+
+/* ===================================================================== *
+ * Requesters
+ * ===================================================================== */
+
+static bool requester_open(requester *self, int index)
+{
+    if (self->config->kind == CLIENT_RAW) {
+        natsStatus status = raw_connect(&self->connection, self->config->url);
+        if (status != NATS_OK)
+            snprintf(self->failure, sizeof(self->failure), "requester: %s",
+                     natsStatus_GetText(status));
+        return status == NATS_OK;
+    }
+    char node[NODE_BYTES_MAX];
+    snprintf(node, sizeof(node), "bench-requester-%d", index);
+    kc_err err = kingcobra_connect(&self->client, self->config->url, node);
+    if (err != KC_OK)
+        snprintf(self->failure, sizeof(self->failure), "requester: %s: %s", kc_strerror(err),
+                 kc_last_error());
+    return err == KC_OK;
+}
+
+static void requester_close(requester *self)
+{
+    if (self->client != NULL) kc_client_close(self->client, CLOSE_TIMEOUT_MS);
+    natsConnection_Destroy(self->connection);
+    self->client = NULL;
+    self->connection = NULL;
+}
+
+static round_trip raw_round_trip(requester *self, const char *payload)
+{
+    natsMsg *reply = NULL;
+    natsStatus status = natsConnection_Request(&reply, self->connection, REQUEST_SUBJECT, payload,
+                                               PAYLOAD_BYTES, REQUEST_TIMEOUT_MS);
+    bool complete = status == NATS_OK && natsMsg_GetDataLength(reply) == PAYLOAD_BYTES;
+    natsMsg_Destroy(reply);
+    if (complete) return ROUND_TRIP_OK;
+    if (status == NATS_OK || status == NATS_TIMEOUT) return ROUND_TRIP_LOST;
+    snprintf(self->failure, sizeof(self->failure), "request: %s", natsStatus_GetText(status));
+    return ROUND_TRIP_FAILED;
+}
+
+static round_trip kingcobra_round_trip(requester *self, const char *payload)
+{
+    kc_reply *reply = NULL;
+    kc_err err = kc_client_request(&reply, self->client, REQUEST_TYPE, payload, PAYLOAD_BYTES,
+                                   REQUEST_TIMEOUT_MS);
+    size_t reply_len = 0;
+    kc_reply_payload(reply, &reply_len);
+    kc_reply_destroy(reply);
+    if (err == KC_OK && reply_len == PAYLOAD_BYTES) return ROUND_TRIP_OK;
+    if (err == KC_OK || err == KC_ERR_TIMEOUT) return ROUND_TRIP_LOST;
+    snprintf(self->failure, sizeof(self->failure), "request: %s: %s", kc_strerror(err),
+             kc_last_error());
+    return ROUND_TRIP_FAILED;
+}
+
+static round_trip round_trip_once(requester *self, const char *payload, int64_t *latency_ns)
+{
+    int64_t start_ns = now_ns();
+    round_trip result = self->config->kind == CLIENT_RAW ? raw_round_trip(self, payload)
+                                                         : kingcobra_round_trip(self, payload);
+    *latency_ns = now_ns() - start_ns;
+    return result;
+}
+
+static void *requester_main(void *argument)
+{
+    requester *self = argument;
+    char payload[PAYLOAD_BYTES];
+    memset(payload, 'k', sizeof(payload));
+    int64_t latency_ns = 0;
+    for (int index = 0; index < REQUEST_WARMUP_COUNT && !self->failed; index++)
+        self->failed = round_trip_once(self, payload, &latency_ns) != ROUND_TRIP_OK;
+    if (self->failed && self->failure[0] == '\0')
+        snprintf(self->failure, sizeof(self->failure), "warm-up: a reply was lost");
+    gate_arrive_and_wait(self->gate); /* even after a failed warm-up */
+    self->start_ns = now_ns();
+    int64_t deadline_ns = self->start_ns + self->config->duration_ms * NS_PER_MS;
+    while (!self->failed && self->request_count < LATENCY_SAMPLES_MAX && now_ns() < deadline_ns) {
+        round_trip result = round_trip_once(self, payload, &latency_ns);
+        if (result == ROUND_TRIP_FAILED) self->failed = true;
+        if (result == ROUND_TRIP_LOST) self->error_count++;
+        if (result != ROUND_TRIP_OK) continue;
+        self->latency_ns[self->request_count++] =
+            latency_ns > UINT32_MAX ? UINT32_MAX : (uint32_t)latency_ns;
+    }
+    self->finish_ns = now_ns();
+    return NULL;
+}
+
+/* ===================================================================== *
+ * Run and report
+ * ===================================================================== */
+
+static int compare_uint32(const void *left, const void *right)
+{
+    uint32_t a = *(const uint32_t *)left;
+    uint32_t b = *(const uint32_t *)right;
+    return (a > b) - (a < b);
+}
+
+/* Merges every requester's samples into one sorted array and prints. */
+static bool report(const bench_config *config, requester *requesters, char *failure,
+                   size_t failure_size)
+{
+    int64_t total = 0, errors = 0, start_ns = INT64_MAX, finish_ns = 0;
+    for (int index = 0; index < config->requester_count; index++) {
+        total += requesters[index].request_count;
+        errors += requesters[index].error_count;
+        if (requesters[index].start_ns < start_ns) start_ns = requesters[index].start_ns;
+        if (requesters[index].finish_ns > finish_ns) finish_ns = requesters[index].finish_ns;
+    }
+    uint32_t *all = total > 0 ? malloc((size_t)total * sizeof(*all)) : NULL;
+    if (all == NULL) {
+        snprintf(failure, failure_size, total > 0 ? "out of memory" : "no reply at all");
+        return false;
+    }
+    size_t offset = 0;
+    for (int index = 0; index < config->requester_count; index++) {
+        size_t count = (size_t)requesters[index].request_count;
+        memcpy(all + offset, requesters[index].latency_ns, count * sizeof(*all));
+        offset += count;
+    }
+    assert(offset == (size_t)total);
+    qsort(all, (size_t)total, sizeof(*all), compare_uint32);
+    double elapsed_s = (double)(finish_ns - start_ns) / (double)NS_PER_S;
+    print_prefix(config);
+    printf(",\"workers\":%d,\"requesters\":%d,\"requests\":%" PRId64 ",\"errors\":%" PRId64
+           ",\"rps\":%.0f,\"p50_us\":%.1f,\"p99_us\":%.1f}\n",
+           config->kind == CLIENT_RAW ? 1 : config->worker_count, config->requester_count, total,
+           errors, (double)total / elapsed_s, all[(total - 1) * 50 / 100] / 1000.0,
+           all[(total - 1) * 99 / 100] / 1000.0);
+    free(all);
+    return true;
+}
+
+/* Starts the requesters, opens the gate when all have warmed up, joins. */
+static bool requesters_run(const bench_config *config, requester *requesters, char *failure,
+                           size_t failure_size)
+{
+    start_gate gate = {.mutex = PTHREAD_MUTEX_INITIALIZER, .changed = PTHREAD_COND_INITIALIZER};
+    int started_count = 0;
+    for (; started_count < config->requester_count; started_count++) {
+        requesters[started_count].gate = &gate;
+        if (pthread_create(&requesters[started_count].thread, NULL, requester_main,
+                           &requesters[started_count]) != 0)
+            break;
+    }
+    gate_open_after(&gate, started_count);
+    for (int index = 0; index < started_count; index++)
+        pthread_join(requesters[index].thread, NULL);
+    if (started_count < config->requester_count) {
+        snprintf(failure, failure_size, "cannot start requester threads");
+        return false;
+    }
+    for (int index = 0; index < config->requester_count; index++) {
+        if (requesters[index].failed) {
+            snprintf(failure, failure_size, "%s", requesters[index].failure);
+            return false;
+        }
+    }
+    return report(config, requesters, failure, failure_size);
+}
+
+static bool run(const bench_config *config, char *failure, size_t failure_size)
+{
+    requester requesters[REQUESTER_COUNT_MAX] = {0};
+    responder answering = {0};
+    bool ok = responder_start(&answering, config, failure, failure_size);
+    int opened_count = 0;
+    for (; ok && opened_count < config->requester_count; opened_count++) {
+        requester *self = &requesters[opened_count];
+        self->config = config;
+        self->latency_ns = malloc(LATENCY_SAMPLES_MAX * sizeof(uint32_t));
+        ok = self->latency_ns != NULL && requester_open(self, opened_count);
+        if (!ok)
+            snprintf(failure, failure_size, "%s",
+                     self->latency_ns == NULL ? "out of memory" : self->failure);
+    }
+    if (ok) ok = requesters_run(config, requesters, failure, failure_size);
+    for (int index = 0; index < opened_count; index++) {
+        requester_close(&requesters[index]);
+        free(requesters[index].latency_ns);
+    }
+    responder_stop(&answering);
+    return ok;
+}
+
+/* ===================================================================== *
+ * Command line, main
+ * ===================================================================== */
+
+/* The label goes into JSON unescaped, so it may hold only these bytes. */
+static bool label_valid(const char *label)
+{
+    size_t length = strlen(label);
+    if (length == 0 || length > LABEL_BYTES_MAX) return false;
+    return strspn(label, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") ==
+           length;
+}
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: bench_kingcobra [-l LABEL] [-d DURATION_MS] [-r REQUESTERS] "
+                    "[-w WORKERS] kingcobra|raw URL\n");
+    return 2;
+}
+
+static bool parse_arguments(bench_config *config, int argc, char **argv)
+{
+    int option;
+    while ((option = getopt(argc, argv, "l:d:r:w:")) != -1) {
+        switch (option) {
+        case 'l': config->label = optarg; break;
+        case 'd': config->duration_ms = strtoll(optarg, NULL, 10); break;
+        case 'r': config->requester_count = atoi(optarg); break;
+        case 'w': config->worker_count = atoi(optarg); break;
+        default: return false;
+        }
+    }
+    if (argc - optind != 2) return false;
+    if (strcmp(argv[optind], "kingcobra") == 0)
+        config->kind = CLIENT_KINGCOBRA;
+    else if (strcmp(argv[optind], "raw") == 0)
+        config->kind = CLIENT_RAW;
+    else
+        return false;
+    config->url = argv[optind + 1];
+    return label_valid(config->label) && config->duration_ms > 0 &&
+           config->duration_ms <= DURATION_MS_MAX && config->requester_count >= 1 &&
+           config->requester_count <= REQUESTER_COUNT_MAX && config->worker_count >= 1 &&
+           config->worker_count <= SERVICE_WORKERS_MAX;
+}
+
+int main(int argc, char **argv)
+{
+    bench_config config = {.label = "server",
+                           .duration_ms = DURATION_MS_DEFAULT,
+                           .requester_count = 1,
+                           .worker_count = 1};
+    if (!parse_arguments(&config, argc, argv)) return usage();
+    char failure[FAILURE_BYTES_MAX] = "";
+    natsStatus status = nats_Open(-1);
+    if (status != NATS_OK) snprintf(failure, sizeof(failure), "%s", natsStatus_GetText(status));
+    bool ok = status == NATS_OK && run(&config, failure, sizeof(failure));
+    if (!ok) {
+        /* The text goes into JSON: keep it to bytes that need no escaping. */
+        for (char *cursor = failure; *cursor != '\0'; cursor++)
+            if (*cursor == '"' || *cursor == '\\' || (unsigned char)*cursor < ' ') *cursor = '\'';
+        print_prefix(&config);
+        printf(",\"workers\":%d,\"requesters\":%d,\"error\":\"%s\"}\n",
+               config.kind == CLIENT_RAW ? 1 : config.worker_count, config.requester_count,
+               failure);
+    }
+    fflush(stdout);
+    nats_CloseAndWait(CLOSE_TIMEOUT_MS);
+    return ok ? 0 : 1;
+}

@@ -1,0 +1,732 @@
+/* suggestions.c - the suggestion keeper (see suggestions.h and
+ * docs/ingress.md, "Suggestion keeper").
+ *
+ * File: one JSON object per line, {"id","ts","node","text"}, appended with
+ * pwrite at the known end of the file and fsync'd before the acknowledgement.
+ * A write or sync that fails is undone (ftruncate back to the previous end)
+ * and answered 500; if even that fails, or a sync failed (the kernel may
+ * have dropped the dirty pages: the file's state is unknown), the keeper
+ * refuses further suggestions with 503 until a restart reloads the file.
+ *
+ * Load: the file is read in chunks; each complete line that is a valid
+ * suggestion is kept, a complete line that is not is logged and skipped
+ * (never served), and a last line without its LF is the tail of a write a
+ * crash interrupted: it was never acknowledged, so it is logged and cut off,
+ * and later appends start on a clean line.
+ *
+ * Memory: the newest lines (at most KCI_SUGGESTION_LIST_MAX, and
+ * KCI_SUGGESTION_MEMORY_BYTES_MAX bytes) stay in a ring of compact JSON
+ * texts, so a list reply is a concatenation; older suggestions stay only in
+ * the file.
+ *
+ * Threads: nats.c delivers each subscription on its own thread; one mutex
+ * guards the file and the ring. Stop drains both subscriptions and waits for
+ * nats.c's completion callbacks before freeing anything.
+ *
+ * Limits: one keeper per file (flock); delivery is at least once (a crash
+ * between the fsync and the acknowledgement leaves a suggestion stored that
+ * its sender may send again). */
+#include "suggestions.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "service/headers.h"
+#include "service/hlc.h"
+#include "service/uuid.h"
+
+enum {
+    MESSAGE_BYTES_MAX = 256,       /* an error reply's text */
+    LIST_ENVELOPE_BYTES = 128,     /* {"suggestions":[...],"total":N,...} around the lines */
+    LIST_HEADERS_BYTES_MAX = 1024, /* the reply's headers count against max_payload too */
+    LIST_REPLY_BYTES_DEFAULT = 1024 * 1024, /* if the server did not say its max_payload */
+    STOP_MARGIN_MS = 2000,                  /* after drain_ms, for nats.c's completion callbacks */
+    SUBSCRIPTION_COUNT = 2,
+};
+
+typedef struct kept_line {
+    char *json; /* compact JSON object, no newline */
+    size_t length;
+} kept_line;
+
+struct kci_suggestions {
+    natsConnection *connection;
+    natsSubscription *subscriptions[SUBSCRIPTION_COUNT];
+    char node[KC_NODE_BYTES_MAX + 1];
+    char *file_path;
+
+    pthread_mutex_t lock; /* everything below */
+    pthread_cond_t completed;
+    int subscriptions_open; /* until nats.c's completion callback ran */
+    int fd;
+    int64_t file_size_bytes; /* the end of the last complete line */
+    bool broken;
+    kept_line ring[KCI_SUGGESTION_LIST_MAX];
+    uint32_t ring_first; /* the oldest kept line */
+    uint32_t ring_count;
+    size_t ring_bytes;
+    uint64_t total_count; /* suggestions in the file */
+};
+
+/* A request's outcome: code 0 and id, or an error code and message. */
+typedef struct outcome {
+    int code;
+    char id[KC_UUID_TEXT_BYTES + 1];
+    char message[MESSAGE_BYTES_MAX];
+} outcome;
+
+static kc_err fail_text(char *error, size_t error_size, kc_err err, const char *format, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static kc_err fail_text(char *error, size_t error_size, kc_err err, const char *format, ...)
+{
+    va_list arguments;
+    va_start(arguments, format);
+    if (error != NULL && error_size > 0) vsnprintf(error, error_size, format, arguments);
+    va_end(arguments);
+    return err;
+}
+
+static void outcome_fail(outcome *result, int code, const char *format, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void outcome_fail(outcome *result, int code, const char *format, ...)
+{
+    assert(code > 0);
+    result->code = code;
+    va_list arguments;
+    va_start(arguments, format);
+    vsnprintf(result->message, sizeof result->message, format, arguments);
+    va_end(arguments);
+}
+
+/* ---- the ring of newest lines -------------------------------------------- */
+
+static void ring_drop_oldest(kci_suggestions *keeper)
+{
+    assert(keeper->ring_count > 0);
+    kept_line *oldest = &keeper->ring[keeper->ring_first];
+    keeper->ring_bytes -= oldest->length;
+    free(oldest->json);
+    *oldest = (kept_line){0};
+    keeper->ring_first = (keeper->ring_first + 1) % KCI_SUGGESTION_LIST_MAX;
+    keeper->ring_count--;
+}
+
+/* Takes json (malloc'd). */
+static void ring_push(kci_suggestions *keeper, char *json, size_t length)
+{
+    while (
+        keeper->ring_count == KCI_SUGGESTION_LIST_MAX ||
+        (keeper->ring_count > 0 && keeper->ring_bytes + length > KCI_SUGGESTION_MEMORY_BYTES_MAX))
+        ring_drop_oldest(keeper);
+    uint32_t index = (keeper->ring_first + keeper->ring_count) % KCI_SUGGESTION_LIST_MAX;
+    keeper->ring[index] = (kept_line){.json = json, .length = length};
+    keeper->ring_count++;
+    keeper->ring_bytes += length;
+}
+
+static const kept_line *ring_at(const kci_suggestions *keeper, uint32_t age_index)
+{
+    assert(age_index < keeper->ring_count); /* 0: the oldest */
+    return &keeper->ring[(keeper->ring_first + age_index) % KCI_SUGGESTION_LIST_MAX];
+}
+
+/* ---- the file --------------------------------------------------------- */
+
+/* mkdir -p of the directory part of path. */
+static kc_err make_directories(const char *path, char *error, size_t error_size)
+{
+    char directory[PATH_MAX];
+    if (snprintf(directory, sizeof directory, "%s", path) >= (int)sizeof directory)
+        return fail_text(error, error_size, KC_ERR_CONFIG, "suggestions file path too long");
+    char *slash = strrchr(directory, '/');
+    if (slash == NULL || slash == directory) return KC_OK;
+    *slash = '\0';
+    for (char *cursor = directory + 1; cursor != NULL; cursor = strchr(cursor + 1, '/')) {
+        char saved = *cursor;
+        if (saved == '/') *cursor = '\0';
+        if (mkdir(directory, 0755) != 0 && errno != EEXIST)
+            return fail_text(error, error_size, KC_ERR_IO, "cannot create directory %s: %s",
+                             directory, strerror(errno));
+        if (saved == '/')
+            *cursor = '/';
+        else
+            break;
+    }
+    return KC_OK;
+}
+
+/* After creating the file, its directory entry must be durable too. */
+static void sync_parent_directory(const char *path)
+{
+    char directory[PATH_MAX];
+    snprintf(directory, sizeof directory, "%s", path);
+    char *slash = strrchr(directory, '/');
+    if (slash == NULL)
+        snprintf(directory, sizeof directory, ".");
+    else if (slash == directory)
+        slash[1] = '\0';
+    else
+        *slash = '\0';
+    int fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd) != 0)
+        kci_warn("suggestions: cannot sync directory %s: %s", directory, strerror(errno));
+    if (fd >= 0) close(fd);
+}
+
+static kc_err open_file(kci_suggestions *keeper, char *error, size_t error_size)
+{
+    kc_err err = make_directories(keeper->file_path, error, error_size);
+    if (err != KC_OK) return err;
+    bool existed = access(keeper->file_path, F_OK) == 0;
+    keeper->fd = open(keeper->file_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (keeper->fd < 0)
+        return fail_text(error, error_size, KC_ERR_IO, "cannot open %s: %s", keeper->file_path,
+                         strerror(errno));
+    if (flock(keeper->fd, LOCK_EX | LOCK_NB) != 0)
+        return fail_text(error, error_size, KC_ERR_EXISTS,
+                         "%s is in use by another suggestion keeper: %s", keeper->file_path,
+                         strerror(errno));
+    if (!existed) sync_parent_directory(keeper->file_path);
+    return KC_OK;
+}
+
+/* A stored line is a suggestion if it is an object with the four strings and
+ * a usable id. Returns its compact form (malloc'd) or NULL. */
+static char *suggestion_from_line(const char *line, size_t length)
+{
+    json_error_t json_error;
+    json_t *object = json_loadb(line, length, 0, &json_error);
+    const char *id = json_string_value(json_object_get(object, "id"));
+    kci_uuid uuid;
+    bool valid = json_is_object(object) && id != NULL && kci_uuid_parse(id, strlen(id), &uuid) &&
+                 json_is_string(json_object_get(object, "ts")) &&
+                 json_is_string(json_object_get(object, "node")) &&
+                 json_is_string(json_object_get(object, "text"));
+    char *compact = valid ? json_dumps(object, JSON_COMPACT) : NULL;
+    json_decref(object);
+    return compact;
+}
+
+typedef struct load_state {
+    char *line; /* KCI_SUGGESTION_LINE_BYTES_MAX bytes */
+    size_t length;
+    bool oversized; /* the line passed the bound: corrupt, skipped to its LF */
+    uint64_t line_number;
+    int64_t complete_end; /* offset after the last complete line's LF */
+    uint64_t skipped_count;
+} load_state;
+
+static void load_accept_line(kci_suggestions *keeper, load_state *state)
+{
+    state->line_number++;
+    char *compact = state->oversized ? NULL : suggestion_from_line(state->line, state->length);
+    if (compact == NULL) {
+        kci_warn("suggestions: %s line %" PRIu64 " is not a suggestion; skipped", keeper->file_path,
+                 state->line_number);
+        state->skipped_count++;
+    } else {
+        ring_push(keeper, compact, strlen(compact));
+        keeper->total_count++;
+    }
+    state->length = 0;
+    state->oversized = false;
+}
+
+/* One chunk read at offset: lines end at LF. */
+static void load_chunk(kci_suggestions *keeper, load_state *state, const char *chunk, size_t size,
+                       int64_t offset)
+{
+    assert(state->line != NULL);
+    size_t index = 0;
+    while (index < size) {
+        const char *newline = memchr(chunk + index, '\n', size - index);
+        size_t run = newline != NULL ? (size_t)(newline - (chunk + index)) : size - index;
+        if (!state->oversized && state->length + run <= KCI_SUGGESTION_LINE_BYTES_MAX) {
+            memcpy(state->line + state->length, chunk + index, run);
+            state->length += run;
+        } else {
+            state->oversized = true;
+        }
+        index += run;
+        if (newline == NULL) break;
+        index++; /* the LF */
+        state->complete_end = offset + (int64_t)index;
+        load_accept_line(keeper, state);
+    }
+}
+
+/* The bytes after the last LF were never acknowledged: cut them off. */
+static kc_err cut_torn_tail(kci_suggestions *keeper, int64_t file_end, int64_t complete_end,
+                            char *error, size_t error_size)
+{
+    kci_warn("suggestions: %s ends in a torn line (%" PRId64 " bytes at offset %" PRId64
+             "), from an interrupted write; it was never acknowledged and is removed",
+             keeper->file_path, file_end - complete_end, complete_end);
+    if (ftruncate(keeper->fd, complete_end) != 0 || fsync(keeper->fd) != 0)
+        return fail_text(error, error_size, KC_ERR_IO, "cannot cut the torn tail of %s: %s",
+                         keeper->file_path, strerror(errno));
+    return KC_OK;
+}
+
+static kc_err load_file(kci_suggestions *keeper, char *error, size_t error_size)
+{
+    load_state state = {.line = malloc(KCI_SUGGESTION_LINE_BYTES_MAX)};
+    char *chunk = malloc(KCI_SUGGESTION_LOAD_CHUNK_BYTES);
+    kc_err err = state.line != NULL && chunk != NULL
+                     ? KC_OK
+                     : fail_text(error, error_size, KC_ERR_NOMEM, "out of memory");
+    int64_t offset = 0;
+    while (err == KC_OK) {
+        ssize_t got = pread(keeper->fd, chunk, KCI_SUGGESTION_LOAD_CHUNK_BYTES, offset);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0)
+            err = fail_text(error, error_size, KC_ERR_IO, "cannot read %s: %s", keeper->file_path,
+                            strerror(errno));
+        if (got <= 0) break;
+        load_chunk(keeper, &state, chunk, (size_t)got, offset);
+        offset += got;
+    }
+    if (err == KC_OK && offset > state.complete_end)
+        err = cut_torn_tail(keeper, offset, state.complete_end, error, error_size);
+    keeper->file_size_bytes = state.complete_end;
+    if (err == KC_OK)
+        kci_info("suggestions: %" PRIu64 " kept in %s (%" PRIu64 " lines skipped)",
+                 keeper->total_count, keeper->file_path, state.skipped_count);
+    free(chunk);
+    free(state.line);
+    return err;
+}
+
+/* Writes all of line at the end of the file and syncs. On failure the file
+ * is cut back; if that fails too, or the sync failed, the keeper breaks. */
+static int append_durably(kci_suggestions *keeper, const char *line, size_t length, outcome *result)
+{
+    size_t written = 0;
+    while (written < length) {
+        ssize_t done = pwrite(keeper->fd, line + written, length - written,
+                              keeper->file_size_bytes + (int64_t)written);
+        if (done < 0 && errno == EINTR) continue;
+        if (done <= 0) break;
+        written += (size_t)done;
+    }
+    int saved_errno = errno;
+    bool synced = written == length && fsync(keeper->fd) == 0;
+    if (written == length && !synced) saved_errno = errno;
+    if (synced) {
+        keeper->file_size_bytes += (int64_t)length;
+        return 0;
+    }
+    outcome_fail(result, KCI_SUGGESTION_CODE_STORAGE, "cannot store the suggestion: %s",
+                 strerror(saved_errno));
+    bool cut = ftruncate(keeper->fd, keeper->file_size_bytes) == 0;
+    if (!cut || written == length) {
+        keeper->broken = true;
+        kci_error("suggestions: %s is unusable until a restart (%s)", keeper->file_path,
+                  strerror(saved_errno));
+    }
+    return -1;
+}
+
+/* ---- kc.suggest ---------------------------------------------------------- */
+
+/* The request's text and node (the JSON's, else the sender's Kc-Node). */
+static void parse_suggestion(natsMsg *message, const kci_kc_headers *headers, json_t **root,
+                             const char **text, const char **node, outcome *result)
+{
+    json_error_t json_error;
+    *root = json_loadb(natsMsg_GetData(message), (size_t)natsMsg_GetDataLength(message), 0,
+                       &json_error);
+    if (*root == NULL) {
+        outcome_fail(result, KCI_SUGGESTION_CODE_BAD_REQUEST, "bad JSON: %s", json_error.text);
+        return;
+    }
+    json_t *text_value = json_object_get(*root, "text");
+    json_t *node_value = json_object_get(*root, "node");
+    *text = json_string_value(text_value);
+    *node = node_value != NULL ? json_string_value(node_value) : headers->node;
+    if (!json_is_object(*root) || *text == NULL)
+        outcome_fail(result, KCI_SUGGESTION_CODE_BAD_REQUEST,
+                     "expected a JSON object with a \"text\" string");
+    else if (*node == NULL)
+        outcome_fail(result, KCI_SUGGESTION_CODE_BAD_REQUEST, "\"node\" must be a string");
+    else if (json_string_length(text_value) == 0)
+        outcome_fail(result, KCI_SUGGESTION_CODE_BAD_REQUEST, "the text is empty");
+    else if (json_string_length(text_value) > KCI_SUGGESTION_TEXT_BYTES_MAX)
+        outcome_fail(result, KCI_SUGGESTION_CODE_TOO_LARGE, "the text is longer than %d bytes",
+                     KCI_SUGGESTION_TEXT_BYTES_MAX);
+    else if (strlen(*node) > KC_NODE_BYTES_MAX)
+        outcome_fail(result, KCI_SUGGESTION_CODE_BAD_REQUEST, "the node is longer than %d bytes",
+                     KC_NODE_BYTES_MAX);
+}
+
+/* The line to append, with its LF (malloc'd), or NULL. */
+static char *format_record(const char *id, const kci_hlc_timestamp *received, const char *node,
+                           const char *text, size_t *length)
+{
+    char ts[KCI_HLC_TEXT_BYTES_MAX];
+    kci_hlc_format(received, ts);
+    json_t *record =
+        json_pack("{s:s, s:s, s:s, s:s}", "id", id, "ts", ts, "node", node, "text", text);
+    char *compact = record != NULL ? json_dumps(record, JSON_COMPACT) : NULL;
+    json_decref(record);
+    if (compact == NULL) return NULL;
+    size_t compact_length = strlen(compact);
+    assert(memchr(compact, '\n', compact_length) == NULL); /* JSON escapes newlines */
+    char *line = realloc(compact, compact_length + 2);
+    if (line == NULL) {
+        free(compact);
+        return NULL;
+    }
+    line[compact_length] = '\n';
+    line[compact_length + 1] = '\0';
+    *length = compact_length + 1;
+    return line;
+}
+
+static void store_suggestion(kci_suggestions *keeper, const kci_hlc_timestamp *received,
+                             const char *node, const char *text, outcome *result)
+{
+    kci_uuid_v7_text(result->id);
+    size_t length = 0;
+    char *line = format_record(result->id, received, node, text, &length);
+    if (line == NULL) {
+        outcome_fail(result, KCI_SUGGESTION_CODE_STORAGE, "out of memory");
+        return;
+    }
+    pthread_mutex_lock(&keeper->lock);
+    if (keeper->broken) {
+        outcome_fail(result, KCI_SUGGESTION_CODE_UNAVAILABLE,
+                     "the suggestions file is unusable; see kcobrad's log");
+    } else if (append_durably(keeper, line, length, result) == 0) {
+        line[length - 1] = '\0'; /* the ring keeps the object without its LF */
+        ring_push(keeper, line, length - 1);
+        line = NULL;
+        keeper->total_count++;
+    }
+    pthread_mutex_unlock(&keeper->lock);
+    free(line);
+}
+
+/* Reads and observes the KingCobra headers a request carries (a plain NATS
+ * request may carry none); *received is the receive event's time. */
+static void read_headers(natsMsg *message, kci_kc_headers *headers, kci_hlc_timestamp *received,
+                         outcome *result)
+{
+    if (kci_headers_read(message, false, headers) != KC_OK ||
+        kci_headers_observe(kci_process_hlc(), headers, received) != KC_OK)
+        outcome_fail(result, KCI_SUGGESTION_CODE_BAD_REQUEST, "%s", kc_last_error());
+}
+
+/* Replies payload, stamped; error replies carry Kc-Error too. */
+static void respond(kci_suggestions *keeper, natsMsg *request, const kci_kc_headers *headers,
+                    const outcome *result, const char *payload, size_t payload_length)
+{
+    const char *reply_subject = natsMsg_GetReply(request);
+    if (reply_subject == NULL || reply_subject[0] == '\0') return;
+    natsMsg *reply = NULL;
+    natsStatus status = natsMsg_Create(&reply, reply_subject, NULL, payload, (int)payload_length);
+    if (status != NATS_OK) {
+        kci_warn("suggestions: cannot build a reply: %s", natsStatus_GetText(status));
+        return;
+    }
+    kci_kc_headers stamp = {0};
+    snprintf(stamp.node, sizeof stamp.node, "%s", keeper->node);
+    snprintf(stamp.type, sizeof stamp.type, "suggest");
+    snprintf(stamp.reply_to, sizeof stamp.reply_to, "%s", headers->id);
+    stamp.error_code = result->code;
+    snprintf(stamp.error_message, sizeof stamp.error_message, "%s", result->message);
+    if (kci_headers_stamp(reply, &stamp) != KC_OK)
+        kci_warn("suggestions: cannot stamp a reply: %s", kc_last_error());
+    else if ((status = natsConnection_PublishMsg(keeper->connection, reply)) != NATS_OK)
+        kci_warn("suggestions: cannot reply: %s", natsStatus_GetText(status));
+    natsMsg_Destroy(reply);
+}
+
+static void respond_outcome(kci_suggestions *keeper, natsMsg *request,
+                            const kci_kc_headers *headers, const outcome *result)
+{
+    json_t *body = result->code == 0
+                       ? json_pack("{s:s, s:b}", "id", result->id, "stored", 1)
+                       : json_pack("{s:b, s:s}", "stored", 0, "error", result->message);
+    char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    respond(keeper, request, headers, result, text != NULL ? text : "",
+            text != NULL ? strlen(text) : 0);
+    free(text);
+}
+
+static void on_suggest(natsConnection *connection, natsSubscription *subscription, natsMsg *message,
+                       void *closure)
+{
+    kci_suggestions *keeper = closure;
+    kci_kc_headers headers = {0};
+    kci_hlc_timestamp received = {0};
+    outcome result = {0};
+    json_t *root = NULL;
+    const char *text = NULL, *node = NULL;
+    read_headers(message, &headers, &received, &result);
+    if (result.code == 0) parse_suggestion(message, &headers, &root, &text, &node, &result);
+    if (result.code == 0) store_suggestion(keeper, &received, node, text, &result);
+    if (result.code == 0)
+        kci_debug("suggestions: stored %s from %s", result.id, node[0] ? node : "(no node)");
+    else
+        kci_debug("suggestions: refused a suggestion: %d %s", result.code, result.message);
+    json_decref(root);
+    respond_outcome(keeper, message, &headers, &result);
+    natsMsg_Destroy(message);
+}
+
+/* ---- kc.suggest.list ------------------------------------------------------ */
+
+/* An empty payload, {}, or {"limit": n >= 1}; n above KCI_SUGGESTION_LIST_MAX
+ * is clamped to it (the reply says "truncated"). */
+static uint32_t parse_limit(natsMsg *message, outcome *result)
+{
+    if (natsMsg_GetDataLength(message) == 0) return KCI_SUGGESTION_LIST_MAX;
+    json_error_t json_error;
+    json_t *root = json_loadb(natsMsg_GetData(message), (size_t)natsMsg_GetDataLength(message), 0,
+                              &json_error);
+    json_t *limit = json_object_get(root, "limit");
+    json_int_t value = limit != NULL ? json_integer_value(limit) : KCI_SUGGESTION_LIST_MAX;
+    if (root == NULL)
+        outcome_fail(result, KCI_SUGGESTION_CODE_BAD_REQUEST, "bad JSON: %s", json_error.text);
+    else if (!json_is_object(root) || (limit != NULL && !json_is_integer(limit)) || value < 1)
+        outcome_fail(result, KCI_SUGGESTION_CODE_BAD_REQUEST,
+                     "expected {} or {\"limit\": n} with n >= 1");
+    json_decref(root);
+    if (value > KCI_SUGGESTION_LIST_MAX) value = KCI_SUGGESTION_LIST_MAX;
+    return result->code == 0 ? (uint32_t)value : 0;
+}
+
+/* Under the lock: the newest lines (at most limit) that fit in
+ * bytes_max, oldest first, as the reply's JSON (malloc'd). */
+static char *build_list(const kci_suggestions *keeper, uint32_t limit, size_t bytes_max,
+                        size_t *length)
+{
+    uint32_t count = 0;
+    size_t lines_bytes = 0;
+    while (count < limit && count < keeper->ring_count) {
+        const kept_line *line = ring_at(keeper, keeper->ring_count - 1 - count);
+        if (LIST_HEADERS_BYTES_MAX + LIST_ENVELOPE_BYTES + lines_bytes + line->length + 1 >
+            bytes_max)
+            break;
+        lines_bytes += line->length + 1; /* and its comma */
+        count++;
+    }
+    size_t capacity = LIST_ENVELOPE_BYTES + lines_bytes + 1;
+    char *text = malloc(capacity);
+    if (text == NULL) return NULL;
+    size_t used = (size_t)snprintf(text, capacity, "{\"suggestions\":[");
+    for (uint32_t index = keeper->ring_count - count; index < keeper->ring_count; index++) {
+        const kept_line *line = ring_at(keeper, index);
+        if (index > keeper->ring_count - count) text[used++] = ',';
+        memcpy(text + used, line->json, line->length);
+        used += line->length;
+    }
+    int tail = snprintf(text + used, capacity - used,
+                        "],\"returned\":%" PRIu32 ",\"total\":%" PRIu64 ",\"truncated\":%s}", count,
+                        keeper->total_count, count < keeper->total_count ? "true" : "false");
+    assert(tail > 0 && used + (size_t)tail < capacity);
+    *length = used + (size_t)tail;
+    return text;
+}
+
+static void on_list(natsConnection *connection, natsSubscription *subscription, natsMsg *message,
+                    void *closure)
+{
+    kci_suggestions *keeper = closure;
+    kci_kc_headers headers = {0};
+    kci_hlc_timestamp received = {0};
+    outcome result = {0};
+    read_headers(message, &headers, &received, &result);
+    uint32_t limit = result.code == 0 ? parse_limit(message, &result) : 0;
+    if (result.code != 0) {
+        respond_outcome(keeper, message, &headers, &result);
+        natsMsg_Destroy(message);
+        return;
+    }
+    int64_t payload_max = natsConnection_GetMaxPayload(keeper->connection);
+    size_t bytes_max = payload_max > 0 ? (size_t)payload_max : LIST_REPLY_BYTES_DEFAULT;
+    size_t length = 0;
+    pthread_mutex_lock(&keeper->lock);
+    char *text = build_list(keeper, limit, bytes_max, &length);
+    pthread_mutex_unlock(&keeper->lock);
+    if (text == NULL) {
+        outcome_fail(&result, KCI_SUGGESTION_CODE_STORAGE, "out of memory");
+        respond_outcome(keeper, message, &headers, &result);
+    } else {
+        respond(keeper, message, &headers, &result, text, length);
+    }
+    free(text);
+    natsMsg_Destroy(message);
+}
+
+/* ---- start and stop ------------------------------------------------------- */
+
+static void on_subscription_complete(void *closure)
+{
+    kci_suggestions *keeper = closure;
+    pthread_mutex_lock(&keeper->lock);
+    keeper->subscriptions_open--;
+    pthread_cond_broadcast(&keeper->completed);
+    pthread_mutex_unlock(&keeper->lock);
+}
+
+static kc_err subscribe(kci_suggestions *keeper, int index, const char *subject, const char *queue,
+                        natsMsgHandler handler, char *error, size_t error_size)
+{
+    natsSubscription **subscription = &keeper->subscriptions[index];
+    natsStatus status = natsConnection_QueueSubscribe(subscription, keeper->connection, subject,
+                                                      queue, handler, keeper);
+    if (status == NATS_OK) {
+        pthread_mutex_lock(&keeper->lock);
+        keeper->subscriptions_open++; /* before the callback can possibly run */
+        pthread_mutex_unlock(&keeper->lock);
+        status = natsSubscription_SetOnCompleteCB(*subscription, on_subscription_complete, keeper);
+        if (status != NATS_OK) {
+            /* Nothing can have been delivered yet: nobody knew the keeper. */
+            natsSubscription_Unsubscribe(*subscription);
+            natsSubscription_Destroy(*subscription);
+            *subscription = NULL;
+            pthread_mutex_lock(&keeper->lock);
+            keeper->subscriptions_open--;
+            pthread_mutex_unlock(&keeper->lock);
+        }
+    }
+    if (status != NATS_OK)
+        return fail_text(error, error_size, KC_ERR_IO, "cannot subscribe to %s: %s", subject,
+                         natsStatus_GetText(status));
+    return KC_OK;
+}
+
+static kci_suggestions *keeper_new(const kci_suggestions_config *config)
+{
+    kci_suggestions *keeper = calloc(1, sizeof *keeper);
+    if (keeper == NULL) return NULL;
+    keeper->fd = -1;
+    keeper->file_path = strdup(config->file_path);
+    if (keeper->file_path == NULL) {
+        free(keeper);
+        return NULL;
+    }
+    snprintf(keeper->node, sizeof keeper->node, "%s", config->node);
+    pthread_condattr_t attributes;
+    pthread_condattr_init(&attributes);
+    pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC);
+    pthread_cond_init(&keeper->completed, &attributes);
+    pthread_condattr_destroy(&attributes);
+    pthread_mutex_init(&keeper->lock, NULL);
+    return keeper;
+}
+
+static void keeper_free(kci_suggestions *keeper)
+{
+    for (int index = 0; index < SUBSCRIPTION_COUNT; index++)
+        natsSubscription_Destroy(keeper->subscriptions[index]);
+    while (keeper->ring_count > 0)
+        ring_drop_oldest(keeper);
+    if (keeper->fd >= 0) close(keeper->fd); /* releases the flock */
+    pthread_cond_destroy(&keeper->completed);
+    pthread_mutex_destroy(&keeper->lock);
+    free(keeper->file_path);
+    free(keeper);
+}
+
+static kc_err check_config(const kci_suggestions_config *config, char *error, size_t error_size)
+{
+    if (config == NULL || config->file_path == NULL || config->file_path[0] == '\0')
+        return fail_text(error, error_size, KC_ERR_CONFIG, "suggestions: no file configured");
+    if (config->node == NULL || strlen(config->node) > KC_NODE_BYTES_MAX ||
+        !kci_token_valid(config->node))
+        return fail_text(error, error_size, KC_ERR_CONFIG,
+                         "suggestions: node \"%s\" is not one subject token",
+                         config->node != NULL ? config->node : "(null)");
+    return KC_OK;
+}
+
+kc_err kci_suggestions_start(kci_suggestions **out, natsConnection *connection,
+                             const kci_suggestions_config *config, char *error, size_t error_size)
+{
+    assert(out != NULL && connection != NULL);
+    *out = NULL;
+    kc_err err = check_config(config, error, error_size);
+    if (err != KC_OK) return err;
+    kci_suggestions *keeper = keeper_new(config);
+    if (keeper == NULL) return fail_text(error, error_size, KC_ERR_NOMEM, "out of memory");
+    keeper->connection = connection;
+    err = open_file(keeper, error, error_size);
+    if (err == KC_OK) err = load_file(keeper, error, error_size);
+    if (err == KC_OK)
+        err = subscribe(keeper, 0, KCI_SUGGEST_SUBJECT, KCI_SUGGEST_QUEUE, on_suggest, error,
+                        error_size);
+    if (err == KC_OK)
+        err = subscribe(keeper, 1, KCI_SUGGEST_LIST_SUBJECT, KCI_SUGGEST_LIST_QUEUE, on_list, error,
+                        error_size);
+    natsStatus status = NATS_OK;
+    if (err == KC_OK && (status = natsConnection_FlushTimeout(
+                             connection, KCI_SUGGESTION_SUBSCRIBE_TIMEOUT_MS)) != NATS_OK)
+        err = fail_text(error, error_size, KC_ERR_IO, "suggestions: cannot subscribe: %s",
+                        natsStatus_GetText(status));
+    if (err != KC_OK) {
+        kci_suggestions_stop(keeper, 0);
+        return err;
+    }
+    kci_info("suggestions: keeping %s on %s and %s", keeper->file_path, KCI_SUGGEST_SUBJECT,
+             KCI_SUGGEST_LIST_SUBJECT);
+    *out = keeper;
+    return KC_OK;
+}
+
+/* Waits for every completion callback until deadline; true once all ran. */
+static bool wait_completed(kci_suggestions *keeper, int64_t timeout_ms)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (timeout_ms % 1000) * 1000000;
+    if (deadline.tv_nsec >= 1000000000) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&keeper->lock);
+    while (keeper->subscriptions_open > 0)
+        if (pthread_cond_timedwait(&keeper->completed, &keeper->lock, &deadline) != 0) break;
+    bool done = keeper->subscriptions_open == 0;
+    pthread_mutex_unlock(&keeper->lock);
+    return done;
+}
+
+void kci_suggestions_stop(kci_suggestions *keeper, int64_t drain_ms)
+{
+    if (keeper == NULL) return;
+    if (drain_ms < 1) drain_ms = 1; /* nats.c reads 0 as "no timeout" */
+    for (int index = 0; index < SUBSCRIPTION_COUNT; index++) {
+        natsSubscription *subscription = keeper->subscriptions[index];
+        if (subscription != NULL &&
+            natsSubscription_DrainTimeout(subscription, drain_ms) != NATS_OK)
+            natsSubscription_Unsubscribe(subscription);
+    }
+    if (!wait_completed(keeper, drain_ms + STOP_MARGIN_MS)) {
+        /* A handler still runs (a hung disk?): leaking beats freeing under it. */
+        kci_error("suggestions: a handler did not finish; leaking the keeper");
+        return;
+    }
+    keeper_free(keeper);
+}
