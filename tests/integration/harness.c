@@ -170,10 +170,12 @@ static bool port_owned_by(int port, pid_t pid)
 /* ================================================================== processes */
 
 /* Only async-signal-safe calls between fork and exec: the parent has threads. */
-static void child_exec(const char *const argv[], const char *log_path, pid_t parent)
+static void child_exec(const char *const argv[], const char *log_path, const char *directory,
+                       pid_t parent)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(126);
+    if (directory != NULL && chdir(directory) != 0) _exit(126);
     int null_fd = open("/dev/null", O_RDONLY);
     int log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
     if (null_fd < 0 || log_fd < 0) _exit(126);
@@ -188,11 +190,14 @@ static void child_exec(const char *const argv[], const char *log_path, pid_t par
     _exit(127);
 }
 
-static pid_t process_spawn(const char *const argv[], const char *log_path)
+/* directory: the child's working directory (NULL: this one). A server gets
+ * its own, so what it writes relative to it (kcobrad's data/) stays in the
+ * case's temporary directory. */
+static pid_t process_spawn(const char *const argv[], const char *log_path, const char *directory)
 {
     pid_t parent = getpid();
     pid_t pid = fork();
-    if (pid == 0) child_exec(argv, log_path, parent);
+    if (pid == 0) child_exec(argv, log_path, directory, parent);
     return pid;
 }
 
@@ -220,7 +225,7 @@ static harness_status process_stop(pid_t pid, int timeout_ms)
 
 static harness_status command_run(const char *const argv[], const char *log_path)
 {
-    pid_t pid = process_spawn(argv, log_path);
+    pid_t pid = process_spawn(argv, log_path, NULL);
     if (pid < 0) return HARNESS_ERROR;
     int wait_status = 0;
     if (!process_reap_by(pid, harness_now_ms() + COMMAND_TIMEOUT_MS, &wait_status)) {
@@ -313,7 +318,7 @@ static harness_status server_spawn(harness_server *server)
         argv[argc++] = monitor_text;
     }
     argv[argc] = NULL;
-    server->pid = process_spawn(argv, server->log_path);
+    server->pid = process_spawn(argv, server->log_path, server->directory_path);
     return server->pid > 0 ? HARNESS_OK : HARNESS_ERROR;
 }
 
