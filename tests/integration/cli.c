@@ -15,7 +15,7 @@
  * Limits: time bounds are generous (a sanitizer build starts slowly), so a
  * kcobra that is slower than promised by less than the slack passes.
  */
-#include "harness.h"
+#include "fixture.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -28,12 +28,6 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-/* clang-format off */
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
-/* clang-format on */
 
 enum {
     EXIT_SKIP = 77,
@@ -62,7 +56,6 @@ enum {
 #define SERVER_CONFIG "max_payload: 65536\n"
 
 static const char *kcobra_path = NULL;
-static const char *server_binary = NULL;
 
 /* The result of one foreground run. */
 typedef struct run_result {
@@ -220,6 +213,20 @@ static void expect_contains(const char *haystack, const char *needle)
         fail_msg("expected to find \"%s\" in:\n%s", needle, haystack);
 }
 
+/* The last run exited with status and its stdout holds text. */
+static void expect_stdout(const cli_state *state, int status, const char *text)
+{
+    expect_status(&state->result, status);
+    expect_contains(state->result.out, text);
+}
+
+/* The last run exited with status and its stderr holds text. */
+static void expect_stderr(const cli_state *state, int status, const char *text)
+{
+    expect_status(&state->result, status);
+    expect_contains(state->result.err, text);
+}
+
 /* =============================================================== background */
 
 static void state_path(cli_state *state, const char *prefix, char *path)
@@ -323,7 +330,7 @@ static int group_setup(void **state_out)
 {
     cli_state *state = calloc(1, sizeof *state);
     if (state == NULL) return -1;
-    if (harness_server_init(&state->server, server_binary) != HARNESS_OK) return -1;
+    if (harness_server_init(&state->server, fixture_server_binary) != HARNESS_OK) return -1;
     state->server.monitor_enabled = true;
     if (harness_server_start(&state->server, SERVER_CONFIG) != HARNESS_OK) return -1;
     setenv("KCOBRA_SERVER", state->server.url, 1);
@@ -384,49 +391,40 @@ static void test_help_every_command(void **state_in)
         expect_contains(state->result.out, usage);
         expect_contains(state->result.out, "--timeout");
         RUN(state, "help", (char *)COMMANDS[index]);
-        expect_status(&state->result, STATUS_OK);
-        expect_contains(state->result.out, usage);
+        expect_stdout(state, STATUS_OK, usage);
     }
     RUN(state, "--help");
-    expect_status(&state->result, STATUS_OK);
-    expect_contains(state->result.out, "Exit status");
+    expect_stdout(state, STATUS_OK, "Exit status");
     expect_contains(state->result.out, "6  cannot connect");
     RUN(state, "--version");
-    expect_status(&state->result, STATUS_OK);
-    expect_contains(state->result.out, "kcobra ");
+    expect_stdout(state, STATUS_OK, "kcobra ");
 }
 
 static void test_usage_errors(void **state_in)
 {
     cli_state *state = *state_in;
     RUN(state, "frobnicate");
-    expect_status(&state->result, STATUS_USAGE);
-    expect_contains(state->result.err, "unknown command 'frobnicate'");
+    expect_stderr(state, STATUS_USAGE, "unknown command 'frobnicate'");
     RUN(state, "request");
     expect_status(&state->result, STATUS_USAGE);
     RUN(state, "request", "echo", "--timeout", "5");
-    expect_status(&state->result, STATUS_USAGE);
-    expect_contains(state->result.err, "invalid duration '5'");
+    expect_stderr(state, STATUS_USAGE, "invalid duration '5'");
     RUN(state, "request", "echo", "--bogus");
-    expect_status(&state->result, STATUS_USAGE);
-    expect_contains(state->result.err, "unknown option '--bogus'");
+    expect_stderr(state, STATUS_USAGE, "unknown option '--bogus'");
     RUN(state, "request", "a.b", "x");
     expect_status(&state->result, STATUS_USAGE);
     RUN(state, "serve", "echo");
-    expect_status(&state->result, STATUS_USAGE);
-    expect_contains(state->result.err, "--exec CMD is required");
+    expect_stderr(state, STATUS_USAGE, "--exec CMD is required");
 }
 
 static void test_problem_bad_reason(void **state_in)
 {
     cli_state *state = *state_in;
     RUN(state, "problem", "node-1", "too_cheap");
-    expect_status(&state->result, STATUS_USAGE);
-    expect_contains(state->result.err, "unknown reason 'too_cheap'");
+    expect_stderr(state, STATUS_USAGE, "unknown reason 'too_cheap'");
     expect_contains(state->result.err, "wrong_answer, slow, no_answer, error_reply, overcharged");
     RUN(state, "problem", "node-1", "slow", "--text", "3 s for a cache hit");
-    expect_status(&state->result, STATUS_OK);
-    expect_contains(state->result.out, "problem reported about node node-1 (slow)");
+    expect_stdout(state, STATUS_OK, "problem reported about node node-1 (slow)");
 }
 
 static void test_request_reply(void **state_in)
@@ -453,8 +451,7 @@ static void test_request_json(void **state_in)
     cli_state *state = *state_in;
     background *service = SERVE(state, "echo", "--exec", "cat", "--json");
     RUN(state, "request", "echo", "hello", "--json", "--node", "tester");
-    expect_status(&state->result, STATUS_OK);
-    expect_contains(state->result.out, "\"payload\":\"hello\"");
+    expect_stdout(state, STATUS_OK, "\"payload\":\"hello\"");
     expect_contains(state->result.out, "\"error\":null");
     expect_contains(state->result.out, "\"request_id\":\"");
     expect_contains(state->result.out, "\"timestamp\":\"");
@@ -463,8 +460,7 @@ static void test_request_json(void **state_in)
               "a\xff"
               "b",
               3, "request", "echo", "-", "--json");
-    expect_status(&state->result, STATUS_OK);
-    expect_contains(state->result.out, "\"payload_base64\":\"Yf9i\"");
+    expect_stdout(state, STATUS_OK, "\"payload_base64\":\"Yf9i\"");
     assert_int_equal(stop_background(service, SIGTERM), 0);
     char log[OUTPUT_BYTES_MAX];
     read_file(service->log_path, log, sizeof log);
@@ -490,9 +486,8 @@ static void test_no_responders(void **state_in)
 {
     cli_state *state = *state_in;
     RUN(state, "request", "nobody_serves_this", "hi");
-    expect_status(&state->result, STATUS_NO_RESPONDERS);
-    expect_contains(state->result.err,
-                    "kcobra: no service serves type 'nobody_serves_this' (no responders)");
+    expect_stderr(state, STATUS_NO_RESPONDERS,
+                  "kcobra: no service serves type 'nobody_serves_this' (no responders)");
 }
 
 static void test_request_timeout(void **state_in)
@@ -502,8 +497,7 @@ static void test_request_timeout(void **state_in)
     int64_t started_ms = harness_now_ms();
     RUN(state, "request", "sleepy", "x", "--timeout", "500ms");
     int64_t elapsed_ms = harness_now_ms() - started_ms;
-    expect_status(&state->result, STATUS_TIMEOUT);
-    expect_contains(state->result.err, "kcobra: timed out after 500ms");
+    expect_stderr(state, STATUS_TIMEOUT, "kcobra: timed out after 500ms");
     assert_true(elapsed_ms < SLOW_TIMEOUT_BOUND_MS);
 }
 
@@ -512,16 +506,13 @@ static void test_exec_fails(void **state_in)
     cli_state *state = *state_in;
     SERVE(state, "failing", "--exec", "cat >/dev/null; echo 'bad input: no digits' >&2; exit 7");
     RUN(state, "request", "failing", "abc");
-    expect_status(&state->result, STATUS_SERVICE_ERROR);
-    expect_contains(state->result.err, "kcobra: service error 7: bad input: no digits");
+    expect_stderr(state, STATUS_SERVICE_ERROR, "kcobra: service error 7: bad input: no digits");
     RUN(state, "request", "failing", "abc", "--json");
-    expect_status(&state->result, STATUS_SERVICE_ERROR);
-    expect_contains(state->result.out,
-                    "\"error\":{\"code\":7,\"message\":\"bad input: no digits\"}");
+    expect_stdout(state, STATUS_SERVICE_ERROR,
+                  "\"error\":{\"code\":7,\"message\":\"bad input: no digits\"}");
     SERVE(state, "silent", "--exec", "exit 3");
     RUN(state, "request", "silent", "abc");
-    expect_status(&state->result, STATUS_SERVICE_ERROR);
-    expect_contains(state->result.err, "service error 3: command exited with status 3");
+    expect_stderr(state, STATUS_SERVICE_ERROR, "service error 3: command exited with status 3");
 }
 
 static void test_exec_crashes(void **state_in)
@@ -529,8 +520,7 @@ static void test_exec_crashes(void **state_in)
     cli_state *state = *state_in;
     SERVE(state, "crashing", "--exec", "kill -SEGV $$");
     RUN(state, "request", "crashing", "x");
-    expect_status(&state->result, STATUS_SERVICE_ERROR);
-    expect_contains(state->result.err, "service error 139: command killed by signal 11");
+    expect_stderr(state, STATUS_SERVICE_ERROR, "service error 139: command killed by signal 11");
 }
 
 /* Child processes of pid (all its threads'), from /proc; -1 if unreadable. */
@@ -564,8 +554,7 @@ static void test_exec_timeout(void **state_in)
     snprintf(command, sizeof command, "echo $$ > '%s'; sleep 30; echo never", pid_path);
     background *service = SERVE(state, "stuck", "--exec", command, "--exec-timeout", "300ms");
     RUN(state, "request", "stuck", "x", "--timeout", "5s");
-    expect_status(&state->result, STATUS_SERVICE_ERROR);
-    expect_contains(state->result.err, "service error 124: command timed out");
+    expect_stderr(state, STATUS_SERVICE_ERROR, "service error 124: command timed out");
     /* The whole group was killed and the shell reaped: no zombie, no sleep. */
     char pid_text[32];
     read_file(pid_path, pid_text, sizeof pid_text);
@@ -593,25 +582,30 @@ static void test_payload_too_large(void **state_in)
     assert_non_null(payload);
     memset(payload, 'x', TOO_LARGE_PAYLOAD_BYTES);
     RUN_INPUT(state, payload, TOO_LARGE_PAYLOAD_BYTES, "request", "echo", "-");
-    expect_status(&state->result, STATUS_FAILURE);
-    expect_contains(state->result.err, "max_payload");
+    expect_stderr(state, STATUS_FAILURE, "max_payload");
     RUN_INPUT(state, payload, TOO_LARGE_PAYLOAD_BYTES, "pub", "cli.big", "-");
-    expect_status(&state->result, STATUS_FAILURE);
-    expect_contains(state->result.err, "exceeds the server's max_payload of 65536 bytes");
+    expect_stderr(state, STATUS_FAILURE, "exceeds the server's max_payload of 65536 bytes");
     free(payload);
     /* A reply larger than the server takes is an error reply, not a hang. */
     SERVE(state, "big", "--exec", "head -c 100000 /dev/zero");
     RUN(state, "request", "big", "x");
-    expect_status(&state->result, STATUS_SERVICE_ERROR);
-    expect_contains(state->result.err, "service error 125");
+    expect_stderr(state, STATUS_SERVICE_ERROR, "service error 125");
 }
 
 static void test_serve_stops_after_running_requests(void **state_in)
 {
     cli_state *state = *state_in;
-    background *service = SERVE(state, "lazy", "--exec", "sleep 1; echo done");
+    /* The command leaves a mark when it starts, so SIGTERM comes while the
+     * request is surely running, however slowly the requester started. */
+    char marker[PATH_BYTES_MAX + 16], command[2 * PATH_BYTES_MAX];
+    snprintf(marker, sizeof marker, "%s/lazy-started", state->server.directory_path);
+    snprintf(command, sizeof command, "touch '%s'; sleep 1; echo done", marker);
+    background *service = SERVE(state, "lazy", "--exec", command);
     background *requester = BACKGROUND(state, "request", "lazy", "x", "--timeout", "5s");
-    harness_sleep_ms(300);
+    int64_t deadline_ms = harness_now_ms() + READY_TIMEOUT_MS;
+    while (access(marker, F_OK) != 0 && harness_now_ms() < deadline_ms)
+        harness_sleep_ms(POLL_INTERVAL_MS);
+    assert_int_equal(access(marker, F_OK), 0);
     assert_int_equal(stop_background(service, SIGTERM), 0);
     assert_int_equal(wait_exit(requester, STOP_TIMEOUT_MS), 0);
     char out[64];
@@ -625,8 +619,7 @@ static void test_pub_sub(void **state_in)
     background *subscriber = BACKGROUND(state, "sub", "cli.>", "--count", "2");
     wait_ready(state, subscriber, "Listening on \"cli.>\"");
     RUN(state, "pub", "cli.a", "hello", "--header", "Color:blue", "--reply", "cli.inbox");
-    expect_status(&state->result, STATUS_OK);
-    expect_contains(state->result.out, "Published 5 bytes to \"cli.a\"");
+    expect_stdout(state, STATUS_OK, "Published 5 bytes to \"cli.a\"");
     RUN(state, "pub", "cli.b", "world");
     expect_status(&state->result, STATUS_OK);
     assert_int_equal(wait_exit(subscriber, STOP_TIMEOUT_MS), 0);
@@ -653,22 +646,19 @@ static void test_suggestions(void **state_in)
 {
     cli_state *state = *state_in;
     /* nats-server has no keeper; kcobrad gets one (then this answers 0). */
-    bool reference = strstr(server_binary, "nats-server") != NULL;
+    bool reference = strstr(fixture_server_binary, "nats-server") != NULL;
     RUN(state, "suggestions");
     if (reference || state->result.status == STATUS_NO_RESPONDERS) {
-        expect_status(&state->result, STATUS_NO_RESPONDERS);
-        expect_contains(state->result.err, "no suggestion keeper answers on kc.suggest.list");
+        expect_stderr(state, STATUS_NO_RESPONDERS,
+                      "no suggestion keeper answers on kc.suggest.list");
     } else {
-        expect_status(&state->result, STATUS_OK);
-        expect_contains(state->result.out, "ID");
+        expect_stdout(state, STATUS_OK, "ID");
     }
     RUN(state, "suggest", "more cache");
     if (reference || state->result.status == STATUS_NO_RESPONDERS) {
-        expect_status(&state->result, STATUS_NO_RESPONDERS);
-        expect_contains(state->result.err, "no suggestion keeper");
+        expect_stderr(state, STATUS_NO_RESPONDERS, "no suggestion keeper");
     } else {
-        expect_status(&state->result, STATUS_OK);
-        expect_contains(state->result.out, "suggestion stored");
+        expect_stdout(state, STATUS_OK, "suggestion stored");
     }
 }
 
@@ -676,13 +666,11 @@ static void test_stats(void **state_in)
 {
     cli_state *state = *state_in;
     RUN(state, "stats", "--monitor", state->monitor_url);
-    expect_status(&state->result, STATUS_OK);
-    expect_contains(state->result.out, "Version:");
+    expect_stdout(state, STATUS_OK, "Version:");
     expect_contains(state->result.out, "Total connections:");
     expect_contains(state->result.out, "Slow consumers:");
     RUN(state, "stats", "--monitor", state->monitor_url, "--json");
-    expect_status(&state->result, STATUS_OK);
-    expect_contains(state->result.out, "\"server_id\"");
+    expect_stdout(state, STATUS_OK, "\"server_id\"");
     expect_contains(state->result.out, "\"max_payload\": 65536");
     RUN(state, "stats", "--monitor", "http://127.0.0.1:1");
     expect_status(&state->result, STATUS_CONNECT);
@@ -694,8 +682,7 @@ static void test_cannot_connect(void **state_in)
 {
     cli_state *state = *state_in;
     RUN(state, "request", "echo", "hi", "--server", "nats://127.0.0.1:1");
-    expect_status(&state->result, STATUS_CONNECT);
-    expect_contains(state->result.err, "cannot connect to nats://127.0.0.1:1");
+    expect_stderr(state, STATUS_CONNECT, "cannot connect to nats://127.0.0.1:1");
     RUN(state, "pub", "x", "hi", "--server", "nats://127.0.0.1:1");
     expect_status(&state->result, STATUS_CONNECT);
 }
@@ -707,7 +694,7 @@ static void test_tls_and_password(void **state_in)
 {
     cli_state *state = *state_in;
     harness_server *secure = &state->secure_server;
-    assert_int_equal(harness_server_init(secure, server_binary), HARNESS_OK);
+    assert_int_equal(harness_server_init(secure, fixture_server_binary), HARNESS_OK);
     assert_int_equal(harness_tls_generate(secure), HARNESS_OK);
     char config[4 * HARNESS_PATH_SIZE_MAX + 256];
     const char *directory = secure->directory_path;
@@ -746,19 +733,12 @@ static void test_tls_and_password(void **state_in)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2 || argv[1][0] == '\0') {
-        fprintf(stderr, "usage: %s SERVER_BINARY (nats-server or kcobrad)\n", argv[0]);
-        return 2;
-    }
-    server_binary = argv[1];
+    if (!fixture_parse_arguments(argc, argv)) return 2;
     kcobra_path = getenv(KCOBRA_ENVIRONMENT);
     if (kcobra_path == NULL || kcobra_path[0] == '\0') {
         fprintf(stderr, "cli: KCOBRA (the kcobra binary) is not set; skipping\n");
         return EXIT_SKIP;
     }
-    const char *filter = getenv("KC_INTEGRATION_FILTER");
-    if (filter != NULL && filter[0] != '\0') cmocka_set_test_filter(filter);
-    signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         CASE(test_help_every_command),
         CASE(test_usage_errors),
