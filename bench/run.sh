@@ -86,6 +86,10 @@ if [ "$soft" != unlimited ] && [ "$soft" -lt "$FILE_DESCRIPTORS_MIN" ]; then
 fi
 
 mkdir -p "$LOG_DIR"
+LOG_DIR=$(cd "$LOG_DIR" && pwd)
+# Servers run in a scratch directory: kcobrad keeps data (suggestions)
+# relative to its working directory, and two kcobrads must not share it.
+SERVER_DIR=$(mktemp -d)
 RAW=$(mktemp "$BUILD_DIR/bench-results.XXXXXX")
 OVERHEAD_RAW=$(mktemp "$BUILD_DIR/bench-overhead.XXXXXX")
 declare -A PID PORT
@@ -108,7 +112,7 @@ stop_servers() {
     local name
     for name in "${!PID[@]}"; do stop_server "$name"; done
 }
-trap 'stop_servers; rm -f "$RAW" "$OVERHEAD_RAW"' EXIT
+trap 'stop_servers; rm -f "$RAW" "$OVERHEAD_RAW"; rm -rf "$SERVER_DIR"' EXIT
 trap 'exit 130' INT TERM
 
 binary_of() {
@@ -122,7 +126,10 @@ binary_of() {
 start_server() {
     local name=$1 round=$2 port try
     port=$("$BENCH" free-port)
-    "$(binary_of "$name")" -a 127.0.0.1 -p "$port" >"$LOG_DIR/$name-round$round.log" 2>&1 &
+    local binary
+    binary=$(realpath "$(binary_of "$name")")
+    (cd "$SERVER_DIR" && exec "$binary" -a 127.0.0.1 -p "$port") \
+        >"$LOG_DIR/$name-round$round.log" 2>&1 &
     PID[$name]=$!
     PORT[$name]=$port
     for ((try = 0; try < READY_TIMEOUT_TRIES; try++)); do
