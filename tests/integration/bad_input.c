@@ -38,9 +38,6 @@ enum {
     SPLIT_BYTE_PAUSE_MS = 5,
 };
 
-static const char *const FAST_CONNECT = "{\"verbose\":false,\"pedantic\":false}";
-static const char *const HEADERS_CONNECT =
-    "{\"verbose\":false,\"pedantic\":false,\"headers\":true}";
 static const char *const UNKNOWN_OPERATION = "-ERR 'Unknown Protocol Operation'";
 static const char *const CONTROL_LINE_EXCEEDED = "-ERR 'maximum control line exceeded'";
 static const char *const MAX_PAYLOAD_VIOLATION = "-ERR 'Maximum Payload Violation'";
@@ -50,47 +47,29 @@ static const char *const AUTHORIZATION_VIOLATION = "-ERR 'Authorization Violatio
 
 /* ==================================================================== helpers */
 
-static fixture *fixture_of(void **state)
+/* Sends input; the next line from the server is reply. */
+static void expect_reply(harness_raw *raw, const char *input, const char *reply)
 {
-    fixture *f = *state;
-    assert_non_null(f);
-    return f;
+    fixture_raw_send(raw, input);
+    fixture_raw_expect_line(raw, reply);
 }
 
-static void raw_send(harness_raw *raw, const char *text)
+/* Sends input; the server answers reply and closes the connection. */
+static void expect_reply_then_close(harness_raw *raw, const char *input, const char *reply)
 {
-    assert_int_equal(harness_raw_send_text(raw, text), HARNESS_OK);
+    expect_reply(raw, input, reply);
+    fixture_raw_expect_closed(raw);
 }
 
-static void expect_line(harness_raw *raw, const char *expected)
+/* Sends input; the server answers reply and the connection stays open. */
+static void expect_reply_then_open(harness_raw *raw, const char *input, const char *reply)
 {
-    assert_int_equal(harness_raw_expect_line(raw, expected, HARNESS_IO_TIMEOUT_MS), HARNESS_OK);
-}
-
-static void expect_payload(harness_raw *raw, const char *payload)
-{
-    char got[TEXT_SIZE_MAX] = {0};
-    size_t length = strlen(payload);
-    assert_true(length + 2 < sizeof(got));
-    assert_int_equal(harness_raw_read_exact(raw, got, length + 2, HARNESS_IO_TIMEOUT_MS),
-                     HARNESS_OK);
-    assert_memory_equal(got, payload, length);
-    assert_memory_equal(got + length, "\r\n", 2);
-}
-
-static void round_trip(harness_raw *raw)
-{
-    raw_send(raw, "PING\r\n");
-    expect_line(raw, "PONG");
-}
-
-static void expect_closed(harness_raw *raw)
-{
-    assert_int_equal(harness_raw_expect_closed(raw, HARNESS_IO_TIMEOUT_MS), HARNESS_OK);
+    expect_reply(raw, input, reply);
+    fixture_raw_round_trip(raw);
 }
 
 /* The server closes without sending an -ERR first. */
-static void expect_closed_silently(harness_raw *raw)
+static void expect_closed_without_error(harness_raw *raw)
 {
     char received[RECEIVED_SIZE_MAX];
     assert_int_equal(
@@ -117,8 +96,7 @@ static harness_raw *raw_subscriber(fixture *f, const char *connect_json, const c
     harness_raw *raw = fixture_raw_handshake(f, connect_json);
     char command[TEXT_SIZE_MAX];
     snprintf(command, sizeof(command), "SUB %s 1\r\n", subject);
-    raw_send(raw, command);
-    round_trip(raw);
+    fixture_raw_send_round_trip(raw, command);
     return raw;
 }
 
@@ -178,11 +156,11 @@ static void bad_line_check(fixture *f, const bad_line *row)
 {
     harness_raw *raw = row->connect_json == NULL ? raw_before_connect(f)
                                                  : fixture_raw_handshake(f, row->connect_json);
-    raw_send(raw, row->input);
-    if (row->reply != NULL) expect_line(raw, row->reply);
-    if (row->after == AFTER_CLOSES && row->reply != NULL) expect_closed(raw);
-    if (row->after == AFTER_CLOSES && row->reply == NULL) expect_closed_silently(raw);
-    if (row->after == AFTER_STAYS_OPEN) round_trip(raw);
+    fixture_raw_send(raw, row->input);
+    if (row->reply != NULL) fixture_raw_expect_line(raw, row->reply);
+    if (row->after == AFTER_CLOSES && row->reply != NULL) fixture_raw_expect_closed(raw);
+    if (row->after == AFTER_CLOSES && row->reply == NULL) expect_closed_without_error(raw);
+    if (row->after == AFTER_STAYS_OPEN) fixture_raw_round_trip(raw);
     raw_release(f, raw);
 }
 
@@ -214,8 +192,8 @@ static void test_protocol_table(void **state)
 
 /* =============================================================== control line */
 
-/* "SUB <subject> 1" whose arguments are exactly argument_bytes long. */
-static char *long_subscribe(size_t argument_bytes)
+/* Sends "SUB <subject> 1" whose arguments are exactly argument_bytes long. */
+static void send_long_subscribe(harness_raw *raw, size_t argument_bytes)
 {
     char *command = malloc(argument_bytes + 16);
     assert_non_null(command);
@@ -223,36 +201,30 @@ static char *long_subscribe(size_t argument_bytes)
     memcpy(command, "SUB ", 4);
     memset(command + 4, 'a', subject_bytes);
     memcpy(command + 4 + subject_bytes, " 1\r\n", 5);
-    return command;
+    harness_status status = harness_raw_send_text(raw, command);
+    free(command);
+    assert_int_equal(status, HARNESS_OK);
 }
 
 static void test_control_line_limit(void **state)
 {
     fixture *f = fixture_of(state);
     fixture_start(f, NULL);
-    harness_raw *at_limit = fixture_raw_handshake(f, FAST_CONNECT);
-    char *command = long_subscribe(CONTROL_LINE_ARGUMENTS_MAX);
-    harness_status status = harness_raw_send_text(at_limit, command);
-    free(command);
-    assert_int_equal(status, HARNESS_OK);
-    round_trip(at_limit);
+    harness_raw *at_limit = fixture_raw_handshake(f, FIXTURE_FAST_CONNECT);
+    send_long_subscribe(at_limit, CONTROL_LINE_ARGUMENTS_MAX);
+    fixture_raw_round_trip(at_limit);
 
-    harness_raw *over = fixture_raw_handshake(f, FAST_CONNECT);
-    command = long_subscribe(CONTROL_LINE_ARGUMENTS_MAX + 1);
-    status = harness_raw_send_text(over, command);
-    free(command);
-    assert_int_equal(status, HARNESS_OK);
-    expect_line(over, CONTROL_LINE_EXCEEDED);
-    expect_closed(over);
+    harness_raw *over = fixture_raw_handshake(f, FIXTURE_FAST_CONNECT);
+    send_long_subscribe(over, CONTROL_LINE_ARGUMENTS_MAX + 1);
+    fixture_raw_expect_line(over, CONTROL_LINE_EXCEEDED);
+    fixture_raw_expect_closed(over);
 
     /* No line end at all: the server must not buffer forever. */
-    harness_raw *unterminated = fixture_raw_handshake(f, FAST_CONNECT);
+    harness_raw *unterminated = fixture_raw_handshake(f, FIXTURE_FAST_CONNECT);
     static char endless[UNTERMINATED_LINE_BYTES + 1];
     memset(endless, 'a', UNTERMINATED_LINE_BYTES);
     memcpy(endless, "PUB ", 4);
-    raw_send(unterminated, endless);
-    expect_line(unterminated, CONTROL_LINE_EXCEEDED);
-    expect_closed(unterminated);
+    expect_reply_then_close(unterminated, endless, CONTROL_LINE_EXCEEDED);
     fixture_expect_server_serves(f);
 }
 
@@ -262,12 +234,10 @@ static void test_payload_longer_than_announced(void **state)
 {
     fixture *f = fixture_of(state);
     fixture_start(f, NULL);
-    harness_raw *subscriber = raw_subscriber(f, FAST_CONNECT, "foo");
-    harness_raw *publisher = fixture_raw_handshake(f, FAST_CONNECT);
-    raw_send(publisher, "PUB foo 2\r\nhello\r\n");
-    expect_line(publisher, UNKNOWN_OPERATION);
-    expect_closed(publisher);
-    round_trip(subscriber); /* the bad message was not delivered */
+    harness_raw *subscriber = raw_subscriber(f, FIXTURE_FAST_CONNECT, "foo");
+    harness_raw *publisher = fixture_raw_handshake(f, FIXTURE_FAST_CONNECT);
+    expect_reply_then_close(publisher, "PUB foo 2\r\nhello\r\n", UNKNOWN_OPERATION);
+    fixture_raw_round_trip(subscriber); /* the bad message was not delivered */
     fixture_expect_server_serves(f);
 }
 
@@ -277,14 +247,12 @@ static void test_payload_shorter_than_announced(void **state)
 {
     fixture *f = fixture_of(state);
     fixture_start(f, NULL);
-    harness_raw *subscriber = raw_subscriber(f, FAST_CONNECT, "foo");
-    harness_raw *publisher = fixture_raw_handshake(f, FAST_CONNECT);
-    raw_send(publisher, "PUB foo 5\r\nhi\r\n");
-    assert_int_equal(harness_raw_expect_silence(publisher, FIXTURE_QUIET_MS), HARNESS_OK);
-    raw_send(publisher, "PING\r\n");
-    expect_line(publisher, UNKNOWN_OPERATION);
-    expect_closed(publisher);
-    round_trip(subscriber);
+    harness_raw *subscriber = raw_subscriber(f, FIXTURE_FAST_CONNECT, "foo");
+    harness_raw *publisher = fixture_raw_handshake(f, FIXTURE_FAST_CONNECT);
+    fixture_raw_send(publisher, "PUB foo 5\r\nhi\r\n");
+    fixture_raw_expect_silence(publisher);
+    expect_reply_then_close(publisher, "PING\r\n", UNKNOWN_OPERATION);
+    fixture_raw_round_trip(subscriber);
     fixture_expect_server_serves(f);
 }
 
@@ -292,31 +260,25 @@ static void test_oversized_payload(void **state)
 {
     fixture *f = fixture_of(state);
     fixture_start(f, NULL);
-    harness_raw *subscriber = raw_subscriber(f, FAST_CONNECT, "foo");
-    harness_raw *connected = fixture_raw_handshake(f, FAST_CONNECT);
-    raw_send(connected, "PUB foo 1048577\r\n");
-    expect_line(connected, MAX_PAYLOAD_VIOLATION);
-    expect_closed(connected);
+    harness_raw *subscriber = raw_subscriber(f, FIXTURE_FAST_CONNECT, "foo");
+    harness_raw *connected = fixture_raw_handshake(f, FIXTURE_FAST_CONNECT);
+    expect_reply_then_close(connected, "PUB foo 1048577\r\n", MAX_PAYLOAD_VIOLATION);
 
     harness_raw *early = raw_before_connect(f);
-    raw_send(early, "PUB foo 1048577\r\n");
-    expect_line(early, MAX_PAYLOAD_VIOLATION);
-    expect_closed(early);
+    expect_reply_then_close(early, "PUB foo 1048577\r\n", MAX_PAYLOAD_VIOLATION);
 
-    harness_raw *with_headers = fixture_raw_handshake(f, HEADERS_CONNECT);
-    raw_send(with_headers, "HPUB foo 12 1048577\r\n");
-    expect_line(with_headers, MAX_PAYLOAD_VIOLATION);
-    expect_closed(with_headers);
+    harness_raw *with_headers = fixture_raw_handshake(f, FIXTURE_HEADERS_CONNECT);
+    expect_reply_then_close(with_headers, "HPUB foo 12 1048577\r\n", MAX_PAYLOAD_VIOLATION);
 
     /* Exactly max_payload is fine. */
-    harness_raw *at_limit = fixture_raw_handshake(f, FAST_CONNECT);
+    harness_raw *at_limit = fixture_raw_handshake(f, FIXTURE_FAST_CONNECT);
     static char payload[DEFAULT_MAX_PAYLOAD_BYTES + 2];
     memset(payload, 'p', DEFAULT_MAX_PAYLOAD_BYTES);
     memcpy(payload + DEFAULT_MAX_PAYLOAD_BYTES, "\r\n", 2);
-    raw_send(at_limit, "PUB foo 1048576\r\n");
+    fixture_raw_send(at_limit, "PUB foo 1048576\r\n");
     assert_int_equal(harness_raw_send(at_limit, payload, sizeof(payload)), HARNESS_OK);
-    round_trip(at_limit);
-    expect_line(subscriber, "MSG foo 1 1048576");
+    fixture_raw_round_trip(at_limit);
+    fixture_raw_expect_line(subscriber, "MSG foo 1 1048576");
     fixture_expect_server_serves(f);
 }
 
@@ -327,23 +289,18 @@ static void test_invalid_subjects(void **state)
     fixture *f = fixture_of(state);
     fixture_start(f, NULL);
     const char *const invalid[] = {"foo..bar", ".foo", "foo.", "foo.>.bar", ">.foo"};
-    harness_raw *raw = fixture_raw_handshake(f, FAST_CONNECT);
+    harness_raw *raw = fixture_raw_handshake(f, FIXTURE_FAST_CONNECT);
     char command[TEXT_SIZE_MAX];
     for (size_t index = 0; index < sizeof(invalid) / sizeof(invalid[0]); index++) {
         snprintf(command, sizeof(command), "SUB %s 1\r\n", invalid[index]);
-        raw_send(raw, command);
-        expect_line(raw, INVALID_SUBJECT);
-        round_trip(raw); /* and the connection stays open */
+        expect_reply_then_open(raw, command, INVALID_SUBJECT); /* and the connection stays open */
     }
     /* '*' inside a token is a literal, not a wildcard. */
-    raw_send(raw, "SUB foo*.bar 2\r\n");
-    round_trip(raw);
+    fixture_raw_send_round_trip(raw, "SUB foo*.bar 2\r\n");
 
     /* Verbose: the -ERR replaces the +OK. */
     harness_raw *verbose = fixture_raw_handshake(f, "{\"verbose\":true,\"pedantic\":false}");
-    raw_send(verbose, "SUB foo..bar 1\r\n");
-    expect_line(verbose, INVALID_SUBJECT);
-    round_trip(verbose);
+    expect_reply_then_open(verbose, "SUB foo..bar 1\r\n", INVALID_SUBJECT);
     fixture_expect_server_serves(f);
 }
 
@@ -353,33 +310,24 @@ static void test_pedantic_publish_subject(void **state)
 {
     fixture *f = fixture_of(state);
     fixture_start(f, NULL);
-    harness_raw *subscriber = raw_subscriber(f, FAST_CONNECT, "foo.*");
+    harness_raw *subscriber = raw_subscriber(f, FIXTURE_FAST_CONNECT, "foo.*");
     harness_raw *pedantic = fixture_raw_handshake(f, "{\"verbose\":false,\"pedantic\":true}");
-    raw_send(pedantic, "PUB foo.* 2\r\nhi\r\n");
-    expect_line(pedantic, INVALID_PUBLISH_SUBJECT);
-    round_trip(pedantic);
-    expect_line(subscriber, "MSG foo.* 1 2");
-    expect_payload(subscriber, "hi");
-    raw_send(pedantic, "PUB foo..bar 2\r\nhi\r\n");
-    expect_line(pedantic, INVALID_PUBLISH_SUBJECT);
-    round_trip(pedantic);
-    round_trip(subscriber); /* foo..bar does not match foo.* */
+    expect_reply_then_open(pedantic, "PUB foo.* 2\r\nhi\r\n", INVALID_PUBLISH_SUBJECT);
+    fixture_raw_expect_message(subscriber, "MSG foo.* 1 2", "hi");
+    expect_reply_then_open(pedantic, "PUB foo..bar 2\r\nhi\r\n", INVALID_PUBLISH_SUBJECT);
+    fixture_raw_round_trip(subscriber); /* foo..bar does not match foo.* */
 
     /* CONNECT without "pedantic" means pedantic; with verbose the +OK follows. */
     harness_raw *defaults = fixture_raw_handshake(f, "{}");
-    raw_send(defaults, "PUB foo.* 2\r\nhi\r\n");
-    expect_line(defaults, INVALID_PUBLISH_SUBJECT);
-    expect_line(defaults, "+OK");
-    round_trip(defaults);
-    expect_line(subscriber, "MSG foo.* 1 2");
-    expect_payload(subscriber, "hi");
+    expect_reply(defaults, "PUB foo.* 2\r\nhi\r\n", INVALID_PUBLISH_SUBJECT);
+    fixture_raw_expect_line(defaults, "+OK");
+    fixture_raw_round_trip(defaults);
+    fixture_raw_expect_message(subscriber, "MSG foo.* 1 2", "hi");
 
     /* Not pedantic: no -ERR, the wildcard subject is published as a literal. */
-    harness_raw *lenient = fixture_raw_handshake(f, FAST_CONNECT);
-    raw_send(lenient, "PUB foo.* 2\r\nhi\r\n");
-    round_trip(lenient);
-    expect_line(subscriber, "MSG foo.* 1 2");
-    expect_payload(subscriber, "hi");
+    harness_raw *lenient = fixture_raw_handshake(f, FIXTURE_FAST_CONNECT);
+    fixture_raw_send_round_trip(lenient, "PUB foo.* 2\r\nhi\r\n");
+    fixture_raw_expect_message(subscriber, "MSG foo.* 1 2", "hi");
     fixture_expect_server_serves(f);
 }
 
@@ -399,13 +347,11 @@ static void test_auth_required_before_connect(void **state)
                                  "CONNECT {\"auth_token\":\"guess\"}\r\n", "CONNECT {}\r\n"};
     for (size_t index = 0; index < sizeof(early) / sizeof(early[0]); index++) {
         harness_raw *raw = raw_before_connect(f);
-        raw_send(raw, early[index]);
-        expect_line(raw, AUTHORIZATION_VIOLATION);
-        expect_closed(raw);
+        expect_reply_then_close(raw, early[index], AUTHORIZATION_VIOLATION);
         raw_release(f, raw);
     }
     harness_raw *right = fixture_raw_handshake(f, "{\"verbose\":true,\"auth_token\":\"s3cr3t\"}");
-    round_trip(right);
+    fixture_raw_round_trip(right);
     use_token_for_health(f);
     fixture_expect_server_serves(f);
 }
@@ -418,7 +364,7 @@ static void test_auth_timeout(void **state)
     assert_int_equal(
         harness_raw_expect_line(idle, "-ERR 'Authentication Timeout'", AUTH_TIMEOUT_BOUND_MS),
         HARNESS_OK);
-    expect_closed(idle);
+    fixture_raw_expect_closed(idle);
     use_token_for_health(f);
     fixture_expect_server_serves(f);
 }
@@ -440,18 +386,13 @@ static void test_permission_violations(void **state)
     fixture_start(f, PERMISSIONS_CONFIG);
     harness_raw *raw =
         fixture_raw_handshake(f, "{\"verbose\":true,\"user\":\"alice\",\"pass\":\"wonder\"}");
-    raw_send(raw, "PUB bar 2\r\nhi\r\n");
-    expect_line(raw, "-ERR 'Permissions Violation for Publish to \"bar\"'");
-    round_trip(raw);
-    raw_send(raw, "SUB secret.x 1\r\n");
-    expect_line(raw, "-ERR 'Permissions Violation for Subscription to \"secret.x\"'");
-    round_trip(raw);
-    raw_send(raw, "SUB foo.x 2\r\n");
-    expect_line(raw, "+OK");
-    raw_send(raw, "PUB foo.x 2\r\nok\r\n");
-    expect_line(raw, "+OK");
-    expect_line(raw, "MSG foo.x 2 2");
-    expect_payload(raw, "ok");
+    expect_reply_then_open(raw, "PUB bar 2\r\nhi\r\n",
+                           "-ERR 'Permissions Violation for Publish to \"bar\"'");
+    expect_reply_then_open(raw, "SUB secret.x 1\r\n",
+                           "-ERR 'Permissions Violation for Subscription to \"secret.x\"'");
+    expect_reply(raw, "SUB foo.x 2\r\n", "+OK");
+    expect_reply(raw, "PUB foo.x 2\r\nok\r\n", "+OK");
+    fixture_raw_expect_message(raw, "MSG foo.x 2 2", "ok");
     f->health_options = fixture_options(f);
     assert_int_equal(natsOptions_SetUserInfo(f->health_options, "bob", "builder"), NATS_OK);
     fixture_expect_server_serves(f);
@@ -464,14 +405,13 @@ static void test_client_vanishes_mid_payload(void **state)
     fixture *f = fixture_of(state);
     fixture_start(f, NULL);
     natsConnection *connection = fixture_connect(f);
-    natsSubscription *subscription = fixture_subscribe_sync(f, connection, "mid.x");
-    fixture_flush(connection);
+    natsSubscription *subscription = fixture_subscribe_flushed(f, connection, "mid.x");
 
-    harness_raw *reset = fixture_raw_handshake(f, FAST_CONNECT);
-    raw_send(reset, "PUB mid.x 100\r\n0123456789012345678901234567890123456789");
+    harness_raw *reset = fixture_raw_handshake(f, FIXTURE_FAST_CONNECT);
+    fixture_raw_send(reset, "PUB mid.x 100\r\n0123456789012345678901234567890123456789");
     harness_raw_abort(reset); /* TCP reset */
-    harness_raw *fin = fixture_raw_handshake(f, FAST_CONNECT);
-    raw_send(fin, "PUB mid.x 100\r\n0123456789012345678901234567890123456789");
+    harness_raw *fin = fixture_raw_handshake(f, FIXTURE_FAST_CONNECT);
+    fixture_raw_send(fin, "PUB mid.x 100\r\n0123456789012345678901234567890123456789");
     harness_raw_close(fin); /* orderly close */
 
     assert_int_equal(natsConnection_PublishString(connection, "mid.x", "whole"), NATS_OK);
@@ -515,8 +455,8 @@ static void test_connection_churn(void **state)
         churn_round(f->server.port, round);
     assert_true(harness_now_ms() - started_ms < CHURN_BOUND_MS);
     fixture_expect_server_serves(f);
-    harness_raw *raw = fixture_raw_handshake(f, FAST_CONNECT);
-    round_trip(raw);
+    harness_raw *raw = fixture_raw_handshake(f, FIXTURE_FAST_CONNECT);
+    fixture_raw_round_trip(raw);
 }
 
 /* ============================================================= slow consumer */
@@ -554,12 +494,12 @@ static void test_slow_consumer(void **state)
     char info[INFO_SIZE_MAX];
     assert_int_equal(harness_raw_read_line(slow, info, sizeof(info), HARNESS_IO_TIMEOUT_MS),
                      HARNESS_OK);
-    raw_send(slow, "CONNECT {\"verbose\":false}\r\nSUB slow.data 1\r\n");
-    round_trip(slow); /* and never read again until the end */
+    fixture_raw_send_round_trip(
+        slow, "CONNECT {\"verbose\":false}\r\nSUB slow.data 1\r\n"); /* and never read again until
+                                                                        the end */
 
     natsConnection *fast = fixture_connect(f);
-    natsSubscription *subscription = fixture_subscribe_sync(f, fast, "slow.data");
-    fixture_flush(fast);
+    natsSubscription *subscription = fixture_subscribe_flushed(f, fast, "slow.data");
     natsConnection *publisher = fixture_connect(f);
     publish_in_lockstep(publisher, subscription);
     fixture_flush(publisher);
@@ -580,36 +520,26 @@ static void test_verbose_mode(void **state)
     fixture *f = fixture_of(state);
     fixture_start(f, NULL);
     harness_raw *raw = raw_before_connect(f);
-    raw_send(raw, "CONNECT {\"verbose\":true,\"pedantic\":false}\r\n");
-    expect_line(raw, "+OK");
-    raw_send(raw, "SUB foo 1\r\n");
-    expect_line(raw, "+OK");
-    raw_send(raw, "PUB foo 2\r\nhi\r\n");
-    expect_line(raw, "+OK");
-    expect_line(raw, "MSG foo 1 2");
-    expect_payload(raw, "hi");
-    raw_send(raw, "UNSUB 1\r\n");
-    expect_line(raw, "+OK");
-    raw_send(raw, "UNSUB 99\r\n"); /* an unknown sid is not an error */
-    expect_line(raw, "+OK");
-    round_trip(raw); /* PING gets PONG, no +OK */
-    assert_int_equal(harness_raw_expect_silence(raw, FIXTURE_QUIET_MS), HARNESS_OK);
+    expect_reply(raw, "CONNECT {\"verbose\":true,\"pedantic\":false}\r\n", "+OK");
+    expect_reply(raw, "SUB foo 1\r\n", "+OK");
+    expect_reply(raw, "PUB foo 2\r\nhi\r\n", "+OK");
+    fixture_raw_expect_message(raw, "MSG foo 1 2", "hi");
+    expect_reply(raw, "UNSUB 1\r\n", "+OK");
+    expect_reply(raw, "UNSUB 99\r\n", "+OK"); /* an unknown sid is not an error */
+    fixture_raw_round_trip(raw);              /* PING gets PONG, no +OK */
+    fixture_raw_expect_silence(raw);
 
     /* CONNECT without "verbose" means verbose. */
     harness_raw *defaults = raw_before_connect(f);
-    raw_send(defaults, "CONNECT {}\r\n");
-    expect_line(defaults, "+OK");
+    expect_reply(defaults, "CONNECT {}\r\n", "+OK");
 
     /* No CONNECT at all (no auth required): the same defaults, verbose and
      * pedantic, apply to a client that just starts talking. */
     harness_raw *silent = raw_before_connect(f);
-    raw_send(silent, "SUB foo.* 1\r\n");
-    expect_line(silent, "+OK");
-    raw_send(silent, "PUB foo.* 2\r\nhi\r\n");
-    expect_line(silent, INVALID_PUBLISH_SUBJECT);
-    expect_line(silent, "+OK");
-    expect_line(silent, "MSG foo.* 1 2");
-    expect_payload(silent, "hi");
+    expect_reply(silent, "SUB foo.* 1\r\n", "+OK");
+    expect_reply(silent, "PUB foo.* 2\r\nhi\r\n", INVALID_PUBLISH_SUBJECT);
+    fixture_raw_expect_line(silent, "+OK");
+    fixture_raw_expect_message(silent, "MSG foo.* 1 2", "hi");
     fixture_expect_server_serves(f);
 }
 
@@ -618,49 +548,44 @@ static void test_ping_pong(void **state)
     fixture *f = fixture_of(state);
     fixture_start(f, NULL);
     harness_raw *raw = raw_before_connect(f);
-    round_trip(raw); /* before CONNECT, when no auth is required */
-    raw_send(raw, "CONNECT {\"verbose\":false}\r\n");
-    round_trip(raw);
-    raw_send(raw, "ping\r\n");
-    expect_line(raw, "PONG");
-    raw_send(raw, "PING   \r\n");
-    expect_line(raw, "PONG");
+    fixture_raw_round_trip(raw); /* before CONNECT, when no auth is required */
+    fixture_raw_send_round_trip(raw, "CONNECT {\"verbose\":false}\r\n");
+    expect_reply(raw, "ping\r\n", "PONG");
+    expect_reply(raw, "PING   \r\n", "PONG");
     /* One byte per write: the parser must resume mid-operation. */
     const char split[] = "PING\r\n";
     for (size_t index = 0; index < sizeof(split) - 1; index++) {
         assert_int_equal(harness_raw_send(raw, &split[index], 1), HARNESS_OK);
         harness_sleep_ms(SPLIT_BYTE_PAUSE_MS);
     }
-    expect_line(raw, "PONG");
-    raw_send(raw, "PING\r\nPING\r\nPING\r\n");
+    fixture_raw_expect_line(raw, "PONG");
+    fixture_raw_send(raw, "PING\r\nPING\r\nPING\r\n");
     for (int index = 0; index < 3; index++)
-        expect_line(raw, "PONG");
+        fixture_raw_expect_line(raw, "PONG");
     fixture_expect_server_serves(f);
 }
 
 /* ======================================================================= main */
 
-#define CASE(function) cmocka_unit_test_setup_teardown(function, fixture_setup, fixture_teardown)
-
 int main(int argc, char **argv)
 {
     if (!fixture_parse_arguments(argc, argv)) return 2;
     const struct CMUnitTest tests[] = {
-        CASE(test_protocol_table),
-        CASE(test_control_line_limit),
-        CASE(test_payload_longer_than_announced),
-        CASE(test_payload_shorter_than_announced),
-        CASE(test_oversized_payload),
-        CASE(test_invalid_subjects),
-        CASE(test_pedantic_publish_subject),
-        CASE(test_auth_required_before_connect),
-        CASE(test_auth_timeout),
-        CASE(test_permission_violations),
-        CASE(test_client_vanishes_mid_payload),
-        CASE(test_connection_churn),
-        CASE(test_slow_consumer),
-        CASE(test_verbose_mode),
-        CASE(test_ping_pong),
+        FIXTURE_CASE(test_protocol_table),
+        FIXTURE_CASE(test_control_line_limit),
+        FIXTURE_CASE(test_payload_longer_than_announced),
+        FIXTURE_CASE(test_payload_shorter_than_announced),
+        FIXTURE_CASE(test_oversized_payload),
+        FIXTURE_CASE(test_invalid_subjects),
+        FIXTURE_CASE(test_pedantic_publish_subject),
+        FIXTURE_CASE(test_auth_required_before_connect),
+        FIXTURE_CASE(test_auth_timeout),
+        FIXTURE_CASE(test_permission_violations),
+        FIXTURE_CASE(test_client_vanishes_mid_payload),
+        FIXTURE_CASE(test_connection_churn),
+        FIXTURE_CASE(test_slow_consumer),
+        FIXTURE_CASE(test_verbose_mode),
+        FIXTURE_CASE(test_ping_pong),
     };
     return cmocka_run_group_tests_name("bad_input", tests, fixture_group_setup,
                                        fixture_group_teardown);

@@ -64,7 +64,6 @@ enum {
     SERVERS_TEXT_BYTES_MAX = CLUSTER_SIZE * HARNESS_URL_SIZE_MAX,
     ROUTES_TIMEOUT_MS = 15000,
     ROUTES_POLL_INTERVAL_MS = 50,
-    HTTP_REQUEST_BYTES_MAX = 256,
     HTTP_RESPONSE_BYTES_MAX = 16 * 1024,
     HTTP_TIMEOUT_MS = 2000,
     NUMBER_TEXT_BYTES_MAX = 32,
@@ -116,7 +115,6 @@ typedef struct cluster_node {
 static const char *server_binary;
 static cluster_node nodes[CLUSTER_SIZE];
 static char all_servers[SERVERS_TEXT_BYTES_MAX]; /* "nats://A,nats://B,nats://C" */
-static harness_raw http_connection;              /* 64 KiB of buffer: not on the stack */
 
 /* What a case opened, closed by its teardown even after a failed assertion. */
 static struct {
@@ -143,24 +141,14 @@ static void node_write_config(int index)
     assert_true(length > 0 && (size_t)length < sizeof(node->config));
 }
 
-static bool http_get(int port, const char *path, char *body, size_t body_size)
-{
-    char request[HTTP_REQUEST_BYTES_MAX];
-    snprintf(request, sizeof(request), "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
-    bool ok = harness_raw_connect(&http_connection, port, 0) == HARNESS_OK &&
-              harness_raw_send_text(&http_connection, request) == HARNESS_OK &&
-              harness_raw_read_until_closed(&http_connection, body, body_size, NULL,
-                                            HTTP_TIMEOUT_MS) == HARNESS_OK;
-    harness_raw_close(&http_connection);
-    return ok;
-}
-
 /* The server's num_routes from /routez, or -1. */
 static int node_route_count(const cluster_node *node)
 {
     static char body[HTTP_RESPONSE_BYTES_MAX];
     char value[NUMBER_TEXT_BYTES_MAX];
-    if (!http_get(node->server.monitor_port, "/routez", body, sizeof(body))) return -1;
+    if (harness_http_get(node->server.monitor_port, "/routez", body, sizeof(body),
+                         HTTP_TIMEOUT_MS) != HARNESS_OK)
+        return -1;
     if (harness_json_field(body, "num_routes", value, sizeof(value)) != HARNESS_OK) return -1;
     return atoi(value);
 }

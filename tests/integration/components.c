@@ -35,7 +35,7 @@
 
 #include <cmocka.h>
 
-#include "harness.h"
+#include "fixture.h"
 #include "kingcobra/kingcobra.h"
 
 enum {
@@ -188,6 +188,8 @@ static void raw_connect(world *w, harness_raw *raw)
     assert_int_equal(harness_raw_connect(raw, w->ingress_port, 0), HARNESS_OK);
 }
 
+/* The next line, read without any NATS PING handling (the ingress speaks
+ * its own protocol). */
 static void expect_line(harness_raw *raw, const char *expected)
 {
     char line[LINE_BYTES_MAX];
@@ -196,9 +198,11 @@ static void expect_line(harness_raw *raw, const char *expected)
     if (strcmp(line, expected) != 0) fail_msg("expected \"%s\", got \"%s\"", expected, line);
 }
 
-static void send_text(harness_raw *raw, const char *text)
+/* Sends lines; the next line the ingress answers is answer. */
+static void expect_answer(harness_raw *raw, const char *lines, const char *answer)
 {
-    assert_int_equal(harness_raw_send_text(raw, text), HARNESS_OK);
+    fixture_raw_send(raw, lines);
+    expect_line(raw, answer);
 }
 
 /* ---- ingress cases -------------------------------------------------------------------- */
@@ -208,14 +212,11 @@ static void test_ingress_good_line(void **state)
     world *w = *state;
     harness_raw raw;
     raw_connect(w, &raw);
-    send_text(&raw, "REQUEST#alice#17#hello\n");
-    expect_line(&raw, "REPLY#alice#17#hello");
-    send_text(&raw, "REQUEST#bob#2024-01-01T00:00:00Z#a#b#c\r\n");
-    expect_line(&raw, "REPLY#bob#2024-01-01T00:00:00Z#a#b#c");
-    send_text(&raw, "REQUEST#carol#3#\n");
-    expect_line(&raw, "REPLY#carol#3#");
-    send_text(&raw, "REQUEST#dave#4#multiline\n");
-    expect_line(&raw, "REPLY#dave#4#a\\nb\\\\c\\r");
+    expect_answer(&raw, "REQUEST#alice#17#hello\n", "REPLY#alice#17#hello");
+    expect_answer(&raw, "REQUEST#bob#2024-01-01T00:00:00Z#a#b#c\r\n",
+                  "REPLY#bob#2024-01-01T00:00:00Z#a#b#c");
+    expect_answer(&raw, "REQUEST#carol#3#\n", "REPLY#carol#3#");
+    expect_answer(&raw, "REQUEST#dave#4#multiline\n", "REPLY#dave#4#a\\nb\\\\c\\r");
     harness_raw_close(&raw);
 }
 
@@ -229,7 +230,7 @@ static void test_ingress_pipelined_in_order(void **state)
     char lines[LINE_BYTES_MAX];
     snprintf(lines, sizeof lines, "REQUEST#c#1#sleep:%d\nREQUEST#c#2#fast\nREQUEST#c#3#also fast\n",
              SLOW_HANDLER_MS);
-    send_text(&raw, lines);
+    fixture_raw_send(&raw, lines);
     char first[LINE_BYTES_MAX];
     snprintf(first, sizeof first, "REPLY#c#1#sleep:%d", SLOW_HANDLER_MS);
     expect_line(&raw, first);
@@ -243,16 +244,12 @@ static void test_ingress_malformed_lines(void **state)
     world *w = *state;
     harness_raw raw;
     raw_connect(w, &raw);
-    send_text(&raw, "hello there\n");
-    expect_line(&raw, "ERROR#expected REQUEST#<client>#<timestamp>#<payload>");
-    send_text(&raw, "REQUEST##17#x\r\n");
-    expect_line(&raw, "ERROR#empty client");
-    send_text(&raw, "REQUEST#alice#17\n");
-    expect_line(&raw, "ERROR#missing #<payload>");
-    send_text(&raw, "\n");
-    expect_line(&raw, "ERROR#empty line");
+    expect_answer(&raw, "hello there\n", "ERROR#expected REQUEST#<client>#<timestamp>#<payload>");
+    expect_answer(&raw, "REQUEST##17#x\r\n", "ERROR#empty client");
+    expect_answer(&raw, "REQUEST#alice#17\n", "ERROR#missing #<payload>");
+    expect_answer(&raw, "\n", "ERROR#empty line");
     /* Malformed and good lines pipelined: answered in order. */
-    send_text(&raw, "REQUEST#a b#1#x\nREQUEST#ok#2#still here\n");
+    fixture_raw_send(&raw, "REQUEST#a b#1#x\nREQUEST#ok#2#still here\n");
     expect_line(&raw, "ERROR#client holds a space or control byte");
     expect_line(&raw, "REPLY#ok#2#still here");
     /* A line over the bound (64 KiB) is refused without being stored. */
@@ -262,11 +259,10 @@ static void test_ingress_malformed_lines(void **state)
     memset(long_line, 'x', long_size);
     memcpy(long_line, "REQUEST#c#t#", 12);
     memcpy(long_line + long_size, "\n", 2);
-    send_text(&raw, long_line);
+    fixture_raw_send(&raw, long_line);
     free(long_line);
     expect_line(&raw, "ERROR#line too long (more than 65536 bytes)");
-    send_text(&raw, "REQUEST#alice#18#after all that\n");
-    expect_line(&raw, "REPLY#alice#18#after all that");
+    expect_answer(&raw, "REQUEST#alice#18#after all that\n", "REPLY#alice#18#after all that");
     harness_raw_close(&raw);
 }
 
@@ -275,12 +271,10 @@ static void test_ingress_service_error_and_timeout(void **state)
     world *w = *state;
     harness_raw raw;
     raw_connect(w, &raw);
-    send_text(&raw, "REQUEST#c#1#error\n");
-    expect_line(&raw, "ERROR#400 bad things");
+    expect_answer(&raw, "REQUEST#c#1#error\n", "ERROR#400 bad things");
     char line[LINE_BYTES_MAX];
     snprintf(line, sizeof line, "REQUEST#c#2#sleep:%d\n", TIMEOUT_HANDLER_MS);
-    send_text(&raw, line);
-    expect_line(&raw, "ERROR#timeout");
+    expect_answer(&raw, line, "ERROR#timeout");
     harness_raw_close(&raw);
 }
 
@@ -291,8 +285,7 @@ static void test_ingress_no_service(void **state)
     w->service = NULL;
     harness_raw raw;
     raw_connect(w, &raw);
-    send_text(&raw, "REQUEST#c#1#anyone?\n");
-    expect_line(&raw, "ERROR#no service for type " ECHO_TYPE);
+    expect_answer(&raw, "REQUEST#c#1#anyone?\n", "ERROR#no service for type " ECHO_TYPE);
     harness_raw_close(&raw);
 }
 
@@ -303,36 +296,33 @@ static void test_ingress_disconnects(void **state)
     world *w = *state;
     harness_raw steady;
     raw_connect(w, &steady);
-    send_text(&steady, "REQUEST#steady#1#before\n");
-    expect_line(&steady, "REPLY#steady#1#before");
+    expect_answer(&steady, "REQUEST#steady#1#before\n", "REPLY#steady#1#before");
 
     harness_raw mid_line;
     raw_connect(w, &mid_line);
-    send_text(&mid_line, "REQUEST#gone#1#hal");
+    fixture_raw_send(&mid_line, "REQUEST#gone#1#hal");
     harness_raw_abort(&mid_line);
 
     harness_raw mid_request;
     raw_connect(w, &mid_request);
     char line[LINE_BYTES_MAX];
     snprintf(line, sizeof line, "REQUEST#gone#2#sleep:%d\n", SLOW_HANDLER_MS);
-    send_text(&mid_request, line);
+    fixture_raw_send(&mid_request, line);
     harness_raw_abort(&mid_request);
 
     /* Half-close: the line is still answered, then the ingress closes. */
     harness_raw half;
     raw_connect(w, &half);
-    send_text(&half, "REQUEST#half#1#bye\nREQUEST#half#2#par");
+    fixture_raw_send(&half, "REQUEST#half#1#bye\nREQUEST#half#2#par");
     shutdown(half.fd, SHUT_WR);
     expect_line(&half, "REPLY#half#1#bye");
     expect_line(&half, "ERROR#incomplete line: the input ended without a newline");
     assert_int_equal(harness_raw_expect_closed(&half, ANSWER_WAIT_MS), HARNESS_OK);
     harness_raw_close(&half);
 
-    send_text(&steady, "REQUEST#steady#2#after\n");
-    expect_line(&steady, "REPLY#steady#2#after");
+    expect_answer(&steady, "REQUEST#steady#2#after\n", "REPLY#steady#2#after");
     harness_sleep_ms(SLOW_HANDLER_MS * 2); /* the orphaned answer arrives and is dropped */
-    send_text(&steady, "REQUEST#steady#3#still\n");
-    expect_line(&steady, "REPLY#steady#3#still");
+    expect_answer(&steady, "REQUEST#steady#3#still\n", "REPLY#steady#3#still");
     harness_raw_close(&steady);
 }
 

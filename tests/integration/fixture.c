@@ -108,6 +108,13 @@ int fixture_teardown(void **state)
     return 0;
 }
 
+fixture *fixture_of(void **state)
+{
+    fixture *f = *state;
+    assert_non_null(f);
+    return f;
+}
+
 void fixture_start(fixture *f, const char *config_text)
 {
     assert_int_equal(harness_server_start(&f->server, config_text), HARNESS_OK);
@@ -133,34 +140,34 @@ static void on_error(natsConnection *connection, natsSubscription *subscription,
     pthread_mutex_unlock(&events->mutex);
 }
 
+/* Adds one to *counter, which lives inside events, and wakes the waiters. */
+static void events_count(fixture_events *events, int *counter)
+{
+    pthread_mutex_lock(&events->mutex);
+    (*counter)++;
+    pthread_cond_broadcast(&events->changed);
+    pthread_mutex_unlock(&events->mutex);
+}
+
 static void on_disconnected(natsConnection *connection, void *closure)
 {
     (void)connection;
     fixture_events *events = closure;
-    pthread_mutex_lock(&events->mutex);
-    events->disconnected_count++;
-    pthread_cond_broadcast(&events->changed);
-    pthread_mutex_unlock(&events->mutex);
+    events_count(events, &events->disconnected_count);
 }
 
 static void on_reconnected(natsConnection *connection, void *closure)
 {
     (void)connection;
     fixture_events *events = closure;
-    pthread_mutex_lock(&events->mutex);
-    events->reconnected_count++;
-    pthread_cond_broadcast(&events->changed);
-    pthread_mutex_unlock(&events->mutex);
+    events_count(events, &events->reconnected_count);
 }
 
 static void on_closed(natsConnection *connection, void *closure)
 {
     (void)connection;
     fixture_events *events = closure;
-    pthread_mutex_lock(&events->mutex);
-    events->closed_count++;
-    pthread_cond_broadcast(&events->changed);
-    pthread_mutex_unlock(&events->mutex);
+    events_count(events, &events->closed_count);
 }
 
 static struct timespec deadline_after(int timeout_ms)
@@ -296,6 +303,14 @@ void fixture_flush(natsConnection *connection)
     assert_int_equal(natsConnection_FlushTimeout(connection, FIXTURE_FLUSH_TIMEOUT_MS), NATS_OK);
 }
 
+natsSubscription *fixture_subscribe_flushed(fixture *f, natsConnection *connection,
+                                            const char *subject)
+{
+    natsSubscription *subscription = fixture_subscribe_sync(f, connection, subject);
+    fixture_flush(connection);
+    return subscription;
+}
+
 /* ================================================================== raw clients */
 
 static harness_raw *raw_track(fixture *f)
@@ -322,6 +337,70 @@ harness_raw *fixture_raw_connect(fixture *f, int receive_buffer_bytes)
     return raw;
 }
 
+harness_raw *fixture_raw_read_info(fixture *f, int receive_buffer_bytes, char *info,
+                                   size_t info_size)
+{
+    harness_raw *raw = fixture_raw_connect(f, receive_buffer_bytes);
+    assert_int_equal(harness_raw_read_line(raw, info, info_size, HARNESS_IO_TIMEOUT_MS),
+                     HARNESS_OK);
+    if (strncmp(info, "INFO {", 6) != 0) fprintf(stderr, "expected INFO, got '%s'\n", info);
+    assert_memory_equal(info, "INFO {", 6);
+    return raw;
+}
+
+void fixture_raw_send(harness_raw *raw, const char *text)
+{
+    assert_int_equal(harness_raw_send_text(raw, text), HARNESS_OK);
+}
+
+void fixture_raw_expect_line(harness_raw *raw, const char *expected)
+{
+    assert_int_equal(harness_raw_expect_line(raw, expected, HARNESS_IO_TIMEOUT_MS), HARNESS_OK);
+}
+
+void fixture_raw_expect_payload(harness_raw *raw, const char *payload)
+{
+    size_t length = strlen(payload);
+    char *got = calloc(1, length + 3); /* the payload, CR LF, NUL */
+    assert_non_null(got);
+    harness_status status = harness_raw_read_exact(raw, got, length + 2, HARNESS_IO_TIMEOUT_MS);
+    bool same = status == HARNESS_OK && memcmp(got, payload, length) == 0 &&
+                memcmp(got + length, "\r\n", 2) == 0;
+    if (!same) fprintf(stderr, "expected payload '%s', got '%s'\n", payload, got);
+    /* Freed before asserting so a failure does not leak it. */
+    free(got);
+    assert_int_equal(status, HARNESS_OK);
+    assert_true(same);
+}
+
+void fixture_raw_expect_message(harness_raw *raw, const char *line, const char *payload)
+{
+    fixture_raw_expect_line(raw, line);
+    fixture_raw_expect_payload(raw, payload);
+}
+
+void fixture_raw_round_trip(harness_raw *raw)
+{
+    fixture_raw_send(raw, "PING\r\n");
+    fixture_raw_expect_line(raw, "PONG");
+}
+
+void fixture_raw_send_round_trip(harness_raw *raw, const char *text)
+{
+    fixture_raw_send(raw, text);
+    fixture_raw_round_trip(raw);
+}
+
+void fixture_raw_expect_closed(harness_raw *raw)
+{
+    assert_int_equal(harness_raw_expect_closed(raw, HARNESS_IO_TIMEOUT_MS), HARNESS_OK);
+}
+
+void fixture_raw_expect_silence(harness_raw *raw)
+{
+    assert_int_equal(harness_raw_expect_silence(raw, FIXTURE_QUIET_MS), HARNESS_OK);
+}
+
 /* ================================================================ expectations */
 
 void fixture_expect_message(natsSubscription *subscription, const char *subject, const char *data)
@@ -340,6 +419,16 @@ void fixture_expect_message(natsSubscription *subscription, const char *subject,
     natsMsg_Destroy(message);
     assert_string_equal(got_subject, subject);
     if (data != NULL) assert_string_equal(got_data, data);
+}
+
+void fixture_expect_messages(natsSubscription *subscription, int message_count)
+{
+    for (int index = 0; index < message_count; index++) {
+        natsMsg *message = NULL;
+        assert_int_equal(
+            natsSubscription_NextMsg(&message, subscription, FIXTURE_MESSAGE_TIMEOUT_MS), NATS_OK);
+        natsMsg_Destroy(message);
+    }
 }
 
 void fixture_expect_no_message(natsSubscription *subscription)

@@ -70,6 +70,11 @@ typedef struct fixture {
     harness_raw *raws[FIXTURE_RAWS_MAX];
 } fixture;
 
+/* CONNECT bodies for raw clients: no +OK after every command, no pedantic
+ * subject checks; the second also announces header support (HPUB, HMSG). */
+#define FIXTURE_FAST_CONNECT "{\"verbose\":false,\"pedantic\":false}"
+#define FIXTURE_HEADERS_CONNECT "{\"verbose\":false,\"pedantic\":false,\"headers\":true}"
+
 /* The server binary under test (argv[1]); main sets it. */
 extern const char *fixture_server_binary;
 
@@ -83,6 +88,11 @@ int fixture_group_setup(void **state);
 int fixture_group_teardown(void **state);
 int fixture_setup(void **state);
 int fixture_teardown(void **state);
+/* A case run between fixture_setup and fixture_teardown. */
+#define FIXTURE_CASE(function)                                                                     \
+    cmocka_unit_test_setup_teardown(function, fixture_setup, fixture_teardown)
+/* The case's fixture, from cmocka's state. */
+fixture *fixture_of(void **state);
 
 void fixture_start(fixture *f, const char *config_text);
 /* URL of the server, short timeouts, fast reconnects, event callbacks. */
@@ -96,6 +106,10 @@ natsSubscription *fixture_subscribe_sync(fixture *f, natsConnection *connection,
                                          const char *subject);
 natsSubscription *fixture_queue_subscribe_sync(fixture *f, natsConnection *connection,
                                                const char *subject, const char *group);
+/* fixture_subscribe_sync, then fixture_flush: the server has the SUB before
+ * anyone publishes. */
+natsSubscription *fixture_subscribe_flushed(fixture *f, natsConnection *connection,
+                                            const char *subject);
 void fixture_flush(natsConnection *connection);
 
 /* A tracked raw client, connected and past CONNECT/PING/PONG. */
@@ -103,9 +117,35 @@ harness_raw *fixture_raw_handshake(fixture *f, const char *connect_json);
 /* A tracked raw client, connected with receive_buffer_bytes (0: default); INFO
  * is left unread. */
 harness_raw *fixture_raw_connect(fixture *f, int receive_buffer_bytes);
+/* As fixture_raw_connect, then reads the first line into info, which must be
+ * "INFO {...}"; CONNECT is not sent. */
+harness_raw *fixture_raw_read_info(fixture *f, int receive_buffer_bytes, char *info,
+                                   size_t info_size);
+
+/* Raw-client steps that assert, each bounded by HARNESS_IO_TIMEOUT_MS. The
+ * line expectations answer and skip server PINGs (harness_raw_expect_line). */
+void fixture_raw_send(harness_raw *raw, const char *text);
+void fixture_raw_expect_line(harness_raw *raw, const char *expected);
+/* The payload bytes and the CR LF after them. */
+void fixture_raw_expect_payload(harness_raw *raw, const char *payload);
+/* A MSG or HMSG control line, then its payload. */
+void fixture_raw_expect_message(harness_raw *raw, const char *line, const char *payload);
+/* PING, then PONG: everything the server sent before is now read, and it was
+ * nothing but server PINGs. */
+void fixture_raw_round_trip(harness_raw *raw);
+/* fixture_raw_send, then fixture_raw_round_trip: the server took text
+ * without answering anything. */
+void fixture_raw_send_round_trip(harness_raw *raw, const char *text);
+/* The server closes the connection; what it sent first is not checked. */
+void fixture_raw_expect_closed(harness_raw *raw);
+/* Nothing but server PINGs for FIXTURE_QUIET_MS, and the connection stays. */
+void fixture_raw_expect_silence(harness_raw *raw);
 
 /* The next message has this subject and data. */
 void fixture_expect_message(natsSubscription *subscription, const char *subject, const char *data);
+/* message_count messages arrive, each within FIXTURE_MESSAGE_TIMEOUT_MS;
+ * their subjects and data are not checked. */
+void fixture_expect_messages(natsSubscription *subscription, int message_count);
 void fixture_expect_no_message(natsSubscription *subscription);
 /* A fresh nats.c client can still subscribe, publish and receive. */
 void fixture_expect_server_serves(fixture *f);

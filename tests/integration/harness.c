@@ -782,6 +782,24 @@ void harness_raw_abort(harness_raw *raw)
     harness_raw_close(raw);
 }
 
+/* ======================================================================= HTTP */
+
+harness_status harness_http_get(int port, const char *path, char *response, size_t response_size,
+                                int timeout_ms)
+{
+    harness_raw *raw = malloc(sizeof(*raw)); /* 64 KiB of buffer: not on the stack */
+    if (raw == NULL) return HARNESS_ERROR;
+    char request[TEXT_LINE_SIZE_MAX];
+    snprintf(request, sizeof(request), "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
+    harness_status status = harness_raw_connect(raw, port, 0);
+    if (status == HARNESS_OK) status = harness_raw_send_text(raw, request);
+    if (status == HARNESS_OK)
+        status = harness_raw_read_until_closed(raw, response, response_size, NULL, timeout_ms);
+    harness_raw_close(raw);
+    free(raw);
+    return status;
+}
+
 /* ======================================================================= JSON */
 
 static const char *skip_spaces(const char *cursor)

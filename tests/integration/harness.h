@@ -136,6 +136,12 @@ void harness_raw_close(harness_raw *raw);
 /* Closes with a TCP reset (SO_LINGER 0): a client that vanishes. */
 void harness_raw_abort(harness_raw *raw);
 
+/* An HTTP/1.0 GET of path from 127.0.0.1:port (a monitoring port): the whole
+ * response, status line and headers included, is copied (NUL-terminated,
+ * truncated) into response once the server closes. */
+harness_status harness_http_get(int port, const char *path, char *response, size_t response_size,
+                                int timeout_ms);
+
 /* The value of "key" in a flat JSON object such as an INFO line: strings
  * without their quotes, other values as written. */
 harness_status harness_json_field(const char *json, const char *key, char *value,

@@ -39,28 +39,7 @@ enum {
     HTTP_RESPONSE_SIZE_MAX = 65536,
 };
 
-static const char *const FAST_RAW_CONNECT = "{\"verbose\":false,\"pedantic\":false}";
-static const char *const HEADERS_RAW_CONNECT =
-    "{\"verbose\":false,\"pedantic\":false,\"headers\":true}";
-
 /* ==================================================================== helpers */
-
-static fixture *fixture_of(void **state)
-{
-    fixture *f = *state;
-    assert_non_null(f);
-    return f;
-}
-
-/* Reads the INFO line a new raw client gets; the client stays open. */
-static harness_raw *read_info(fixture *f, char *info, size_t info_size)
-{
-    harness_raw *raw = fixture_raw_connect(f, 0);
-    assert_int_equal(harness_raw_read_line(raw, info, info_size, HARNESS_IO_TIMEOUT_MS),
-                     HARNESS_OK);
-    assert_memory_equal(info, "INFO {", 6);
-    return raw;
-}
 
 static void expect_info_field(const char *info, const char *key, const char *expected)
 {
@@ -76,36 +55,6 @@ static void expect_absent_or_false(const char *info, const char *key)
     char value[TEXT_SIZE_MAX];
     if (harness_json_field(info, key, value, sizeof(value)) == HARNESS_OK)
         assert_string_equal(value, "false");
-}
-
-static void expect_raw_line(harness_raw *raw, const char *expected)
-{
-    assert_int_equal(harness_raw_expect_line(raw, expected, HARNESS_IO_TIMEOUT_MS), HARNESS_OK);
-}
-
-static void expect_raw_payload(harness_raw *raw, const char *payload)
-{
-    size_t length = strlen(payload);
-    char *got = calloc(1, length + 3);
-    assert_non_null(got);
-    harness_status status = harness_raw_read_exact(raw, got, length + 2, HARNESS_IO_TIMEOUT_MS);
-    bool same = status == HARNESS_OK && memcmp(got, payload, length) == 0 &&
-                memcmp(got + length, "\r\n", 2) == 0;
-    if (!same) fprintf(stderr, "expected payload '%s', got '%s'\n", payload, got);
-    free(got);
-    assert_true(same);
-}
-
-/* PING/PONG round trip: everything the server sent before is now read. */
-static void raw_round_trip(harness_raw *raw)
-{
-    assert_int_equal(harness_raw_send_text(raw, "PING\r\n"), HARNESS_OK);
-    expect_raw_line(raw, "PONG");
-}
-
-static void raw_send(harness_raw *raw, const char *text)
-{
-    assert_int_equal(harness_raw_send_text(raw, text), HARNESS_OK);
 }
 
 static void publish_text(natsConnection *connection, const char *subject, const char *text)
@@ -145,7 +94,7 @@ static void test_connect_info(void **state)
     assert_true(client_id > 0);
 
     char info[INFO_SIZE_MAX], port_text[16], name[TEXT_SIZE_MAX];
-    read_info(f, info, sizeof(info));
+    fixture_raw_read_info(f, 0, info, sizeof(info));
     expect_info_field(info, "server_id", server_id);
     assert_int_equal(harness_json_field(info, "server_name", name, sizeof(name)), HARNESS_OK);
     assert_true(strlen(name) > 0);
@@ -170,8 +119,8 @@ static void test_pub_sub(void **state)
     natsConnection *subscriber = fixture_connect(f);
     natsConnection *publisher = fixture_connect(f);
     natsSubscription *alice = fixture_subscribe_sync(f, subscriber, "greet.alice");
-    natsSubscription *bob = fixture_subscribe_sync(f, subscriber, "greet.bob");
-    fixture_flush(subscriber); /* the server has the SUBs before anyone publishes */
+    natsSubscription *bob = fixture_subscribe_flushed(
+        f, subscriber, "greet.bob"); /* the server has the SUBs before anyone publishes */
 
     const char *const texts[] = {"hello 0", "hello 1", "hello 2"};
     for (size_t index = 0; index < 3; index++)
@@ -191,20 +140,17 @@ static void test_raw_msg_and_unsub(void **state)
 {
     fixture *f = fixture_of(state);
     fixture_start(f, NULL);
-    harness_raw *raw = fixture_raw_handshake(f, FAST_RAW_CONNECT);
-    raw_send(raw, "SUB greet.alice 7\r\n");
-    raw_round_trip(raw);
+    harness_raw *raw = fixture_raw_handshake(f, FIXTURE_FAST_CONNECT);
+    fixture_raw_send_round_trip(raw, "SUB greet.alice 7\r\n");
     natsConnection *publisher = fixture_connect(f);
     publish_text(publisher, "greet.alice", "hello");
     fixture_flush(publisher);
-    expect_raw_line(raw, "MSG greet.alice 7 5");
-    expect_raw_payload(raw, "hello");
+    fixture_raw_expect_message(raw, "MSG greet.alice 7 5", "hello");
 
-    raw_send(raw, "UNSUB 7\r\n");
-    raw_round_trip(raw);
+    fixture_raw_send_round_trip(raw, "UNSUB 7\r\n");
     publish_text(publisher, "greet.alice", "gone");
     fixture_flush(publisher);
-    raw_round_trip(raw); /* a MSG here would arrive before the PONG */
+    fixture_raw_round_trip(raw); /* a MSG here would arrive before the PONG */
 }
 
 /* ================================================================== wildcards */
@@ -232,8 +178,7 @@ static void test_wildcards(void **state)
     natsConnection *connection = fixture_connect(f);
     natsSubscription *subscriptions[CASE_COUNT];
     for (size_t index = 0; index < CASE_COUNT; index++)
-        subscriptions[index] = fixture_subscribe_sync(f, connection, cases[index].pattern);
-    fixture_flush(connection);
+        subscriptions[index] = fixture_subscribe_flushed(f, connection, cases[index].pattern);
     for (size_t index = 0; index < sizeof(published) / sizeof(published[0]); index++)
         publish_text(connection, published[index], published[index]);
     fixture_flush(connection);
@@ -284,8 +229,7 @@ static void test_queue_groups(void **state)
         fixture_flush(connection);
     }
     natsConnection *watcher = fixture_connect(f);
-    natsSubscription *plain = fixture_subscribe_sync(f, watcher, "work.items");
-    fixture_flush(watcher);
+    natsSubscription *plain = fixture_subscribe_flushed(f, watcher, "work.items");
 
     natsConnection *publisher = fixture_connect(f);
     char text[32];
@@ -355,14 +299,11 @@ static void test_request_reply(void **state)
     }
 
     /* The reply subject on the wire: MSG <subject> <sid> <reply-to> <size>. */
-    harness_raw *raw = fixture_raw_handshake(f, FAST_RAW_CONNECT);
-    raw_send(raw, "SUB service.echo 5\r\nSUB raw.inbox.1 9\r\n");
-    raw_round_trip(raw);
-    raw_send(raw, "PUB service.echo raw.inbox.1 3\r\nabc\r\n");
-    expect_raw_line(raw, "MSG service.echo 5 raw.inbox.1 3");
-    expect_raw_payload(raw, "abc");
-    expect_raw_line(raw, "MSG raw.inbox.1 9 8");
-    expect_raw_payload(raw, "echo:abc");
+    harness_raw *raw = fixture_raw_handshake(f, FIXTURE_FAST_CONNECT);
+    fixture_raw_send_round_trip(raw, "SUB service.echo 5\r\nSUB raw.inbox.1 9\r\n");
+    fixture_raw_send(raw, "PUB service.echo raw.inbox.1 3\r\nabc\r\n");
+    fixture_raw_expect_message(raw, "MSG service.echo 5 raw.inbox.1 3", "abc");
+    fixture_raw_expect_message(raw, "MSG raw.inbox.1 9 8", "echo:abc");
 }
 
 /* ==================================================================== headers */
@@ -385,8 +326,7 @@ static void test_headers(void **state)
     fixture *f = fixture_of(state);
     fixture_start(f, NULL);
     natsConnection *connection = fixture_connect(f);
-    natsSubscription *subscription = fixture_subscribe_sync(f, connection, "hdr.test");
-    fixture_flush(connection);
+    natsSubscription *subscription = fixture_subscribe_flushed(f, connection, "hdr.test");
     natsMsg *message = NULL;
     assert_int_equal(natsMsg_Create(&message, "hdr.test", NULL, "body", 4), NATS_OK);
     natsStatus status = natsMsgHeader_Set(message, "Kc-Id", "0190a7e2-7c1f-7000-8000-000000000042");
@@ -414,25 +354,24 @@ static void test_raw_headers(void **state)
 {
     fixture *f = fixture_of(state);
     fixture_start(f, NULL);
-    harness_raw *with_headers = fixture_raw_handshake(f, HEADERS_RAW_CONNECT);
-    harness_raw *without = fixture_raw_handshake(f, FAST_RAW_CONNECT);
-    raw_send(with_headers, "SUB hdr.raw 1\r\n");
-    raw_send(without, "SUB hdr.raw 2\r\n");
-    raw_round_trip(with_headers);
-    raw_round_trip(without);
+    harness_raw *with_headers = fixture_raw_handshake(f, FIXTURE_HEADERS_CONNECT);
+    harness_raw *without = fixture_raw_handshake(f, FIXTURE_FAST_CONNECT);
+    fixture_raw_send(with_headers, "SUB hdr.raw 1\r\n");
+    fixture_raw_send(without, "SUB hdr.raw 2\r\n");
+    fixture_raw_round_trip(with_headers);
+    fixture_raw_round_trip(without);
 
     const char header[] = "NATS/1.0\r\nKc-Id: 42\r\nMulti: a\r\nMulti: b\r\n\r\n";
     const size_t header_length = sizeof(header) - 1, total_length = header_length + 4;
     char command[TEXT_SIZE_MAX], expected[TEXT_SIZE_MAX], payload[TEXT_SIZE_MAX];
     snprintf(command, sizeof(command), "HPUB hdr.raw %zu %zu\r\n%sbody\r\n", header_length,
              total_length, header);
-    raw_send(with_headers, command);
+    fixture_raw_send(with_headers, command);
     snprintf(expected, sizeof(expected), "HMSG hdr.raw 1 %zu %zu", header_length, total_length);
-    expect_raw_line(with_headers, expected);
+    fixture_raw_expect_line(with_headers, expected);
     snprintf(payload, sizeof(payload), "%sbody", header);
-    expect_raw_payload(with_headers, payload);
-    expect_raw_line(without, "MSG hdr.raw 2 4");
-    expect_raw_payload(without, "body");
+    fixture_raw_expect_payload(with_headers, payload);
+    fixture_raw_expect_message(without, "MSG hdr.raw 2 4", "body");
 }
 
 /* ============================================================== no responders */
@@ -454,15 +393,13 @@ static void test_no_responders(void **state)
     /* On the wire: an HMSG with status 503 and no body, to the reply subject. */
     harness_raw *raw = fixture_raw_handshake(
         f, "{\"verbose\":false,\"pedantic\":false,\"headers\":true,\"no_responders\":true}");
-    raw_send(raw, "SUB raw.reply 1\r\nPUB nobody.home raw.reply 2\r\nhi\r\n");
-    expect_raw_line(raw, "HMSG raw.reply 1 16 16");
-    expect_raw_payload(raw, "NATS/1.0 503\r\n\r\n");
+    fixture_raw_send(raw, "SUB raw.reply 1\r\nPUB nobody.home raw.reply 2\r\nhi\r\n");
+    fixture_raw_expect_message(raw, "HMSG raw.reply 1 16 16", "NATS/1.0 503\r\n\r\n");
 
     /* Without no_responders in CONNECT the request just goes unanswered. */
-    harness_raw *plain = fixture_raw_handshake(f, HEADERS_RAW_CONNECT);
-    raw_send(plain, "SUB raw.reply 1\r\nPUB nobody.home raw.reply 2\r\nhi\r\n");
-    raw_round_trip(plain);
-    assert_int_equal(harness_raw_expect_silence(plain, FIXTURE_QUIET_MS), HARNESS_OK);
+    harness_raw *plain = fixture_raw_handshake(f, FIXTURE_HEADERS_CONNECT);
+    fixture_raw_send_round_trip(plain, "SUB raw.reply 1\r\nPUB nobody.home raw.reply 2\r\nhi\r\n");
+    fixture_raw_expect_silence(plain);
 }
 
 /* ============================================================ auto-unsubscribe */
@@ -491,17 +428,14 @@ static void test_auto_unsubscribe(void **state)
     assert_int_not_equal(status, NATS_OK);
 
     /* nats.c also filters locally; the server itself must stop after max. */
-    harness_raw *raw = fixture_raw_handshake(f, FAST_RAW_CONNECT);
-    raw_send(raw, "SUB auto.raw 1\r\nUNSUB 1 2\r\n");
-    raw_round_trip(raw);
+    harness_raw *raw = fixture_raw_handshake(f, FIXTURE_FAST_CONNECT);
+    fixture_raw_send_round_trip(raw, "SUB auto.raw 1\r\nUNSUB 1 2\r\n");
     for (int index = 0; index < 3; index++)
         publish_text(connection, "auto.raw", "x");
     fixture_flush(connection);
-    for (int index = 0; index < 2; index++) {
-        expect_raw_line(raw, "MSG auto.raw 1 1");
-        expect_raw_payload(raw, "x");
-    }
-    raw_round_trip(raw);
+    for (int index = 0; index < 2; index++)
+        fixture_raw_expect_message(raw, "MSG auto.raw 1 1", "x");
+    fixture_raw_round_trip(raw);
 }
 
 /* ====================================================================== flush */
@@ -511,18 +445,12 @@ static void test_flush(void **state)
     fixture *f = fixture_of(state);
     fixture_start(f, NULL);
     natsConnection *connection = fixture_connect(f);
-    natsSubscription *subscription = fixture_subscribe_sync(f, connection, "flush.test");
-    fixture_flush(connection);
+    natsSubscription *subscription = fixture_subscribe_flushed(f, connection, "flush.test");
     for (int index = 0; index < FLUSH_MESSAGE_COUNT; index++)
         publish_text(connection, "flush.test", "x");
     assert_int_equal(natsConnection_FlushTimeout(connection, FIXTURE_FLUSH_TIMEOUT_MS), NATS_OK);
     assert_int_equal(natsConnection_Buffered(connection), 0);
-    for (int index = 0; index < FLUSH_MESSAGE_COUNT; index++) {
-        natsMsg *message = NULL;
-        assert_int_equal(
-            natsSubscription_NextMsg(&message, subscription, FIXTURE_MESSAGE_TIMEOUT_MS), NATS_OK);
-        natsMsg_Destroy(message);
-    }
+    fixture_expect_messages(subscription, FLUSH_MESSAGE_COUNT);
     fixture_expect_no_message(subscription);
 
     /* With the server gone a flush fails within its timeout instead of hanging. */
@@ -540,8 +468,7 @@ static void test_reconnect_after_restart(void **state)
     fixture *f = fixture_of(state);
     fixture_start(f, NULL);
     natsConnection *connection = fixture_connect(f);
-    natsSubscription *subscription = fixture_subscribe_sync(f, connection, "survive.restart");
-    fixture_flush(connection);
+    natsSubscription *subscription = fixture_subscribe_flushed(f, connection, "survive.restart");
     publish_text(connection, "survive.restart", "before");
     fixture_flush(connection);
     fixture_expect_message(subscription, "survive.restart", "before");
@@ -593,8 +520,7 @@ static natsOptions *tls_options(fixture *f, bool with_client_certificate)
 
 static void expect_pub_sub_works(fixture *f, natsConnection *connection, const char *subject)
 {
-    natsSubscription *subscription = fixture_subscribe_sync(f, connection, subject);
-    fixture_flush(connection);
+    natsSubscription *subscription = fixture_subscribe_flushed(f, connection, subject);
     publish_text(connection, subject, "over tls");
     fixture_flush(connection);
     fixture_expect_message(subscription, subject, "over tls");
@@ -607,7 +533,7 @@ static void test_tls_pub_sub(void **state)
     natsConnection *connection = fixture_connect_with(f, tls_options(f, false));
     expect_pub_sub_works(f, connection, "tls.test");
     char info[INFO_SIZE_MAX];
-    read_info(f, info, sizeof(info));
+    fixture_raw_read_info(f, 0, info, sizeof(info));
     expect_info_field(info, "tls_required", "true");
 }
 
@@ -631,9 +557,9 @@ static void test_tls_plaintext_rejected(void **state)
     fixture *f = fixture_of(state);
     start_tls_server(f, false);
     char info[INFO_SIZE_MAX], received[INFO_SIZE_MAX];
-    harness_raw *raw = read_info(f, info, sizeof(info));
+    harness_raw *raw = fixture_raw_read_info(f, 0, info, sizeof(info));
     expect_info_field(info, "tls_required", "true");
-    raw_send(raw, "CONNECT {\"verbose\":false}\r\nPING\r\n");
+    fixture_raw_send(raw, "CONNECT {\"verbose\":false}\r\nPING\r\n");
     assert_int_equal(
         harness_raw_read_until_closed(raw, received, sizeof(received), NULL, HARNESS_IO_TIMEOUT_MS),
         HARNESS_OK);
@@ -665,7 +591,7 @@ static void test_token_auth(void **state)
     fixture *f = fixture_of(state);
     fixture_start(f, "authorization { token: \"s3cr3t\" }\n");
     char info[INFO_SIZE_MAX];
-    read_info(f, info, sizeof(info));
+    fixture_raw_read_info(f, 0, info, sizeof(info));
     expect_info_field(info, "auth_required", "true");
 
     natsOptions *right = fixture_options(f);
@@ -733,15 +659,13 @@ static void test_permissions(void **state)
     assert_int_equal(natsConnection_Status(alice), NATS_CONN_STATUS_CONNECTED);
     expect_pub_sub_works(f, alice, "foo.allowed");
 
-    fixture_subscribe_sync(f, alice, "secret.plans");
-    fixture_flush(alice);
+    fixture_subscribe_flushed(f, alice, "secret.plans");
     expect_async_error(f, 1, "Permissions Violation for Subscription to \"secret.plans\"");
     assert_int_equal(natsConnection_Status(alice), NATS_CONN_STATUS_CONNECTED);
 
     /* A wildcard that covers a denied subject is accepted, but the denied
      * messages are filtered out on delivery. */
-    natsSubscription *everything = fixture_subscribe_sync(f, alice, ">");
-    fixture_flush(alice);
+    natsSubscription *everything = fixture_subscribe_flushed(f, alice, ">");
     natsConnection *bob = fixture_connect_with(f, user_options(f, "bob", "builder"));
     publish_text(bob, "secret.plans", "hidden");
     publish_text(bob, "foo.news", "visible");
@@ -758,8 +682,7 @@ static void test_max_payload(void **state)
     fixture_start(f, "max_payload: 1024\n");
     natsConnection *connection = fixture_connect(f);
     assert_int_equal(natsConnection_GetMaxPayload(connection), SMALL_MAX_PAYLOAD_BYTES);
-    natsSubscription *subscription = fixture_subscribe_sync(f, connection, "big");
-    fixture_flush(connection);
+    natsSubscription *subscription = fixture_subscribe_flushed(f, connection, "big");
     static char payload[SMALL_MAX_PAYLOAD_BYTES + 1];
     memset(payload, 'p', sizeof(payload));
     assert_int_equal(natsConnection_Publish(connection, "big", payload, sizeof(payload)),
@@ -775,12 +698,12 @@ static void test_max_payload(void **state)
     assert_int_equal(length, SMALL_MAX_PAYLOAD_BYTES);
 
     char info[INFO_SIZE_MAX];
-    read_info(f, info, sizeof(info));
+    fixture_raw_read_info(f, 0, info, sizeof(info));
     expect_info_field(info, "max_payload", "1024");
-    harness_raw *raw = fixture_raw_handshake(f, FAST_RAW_CONNECT);
-    raw_send(raw, "PUB big 1025\r\n");
-    expect_raw_line(raw, "-ERR 'Maximum Payload Violation'");
-    assert_int_equal(harness_raw_expect_closed(raw, HARNESS_IO_TIMEOUT_MS), HARNESS_OK);
+    harness_raw *raw = fixture_raw_handshake(f, FIXTURE_FAST_CONNECT);
+    fixture_raw_send(raw, "PUB big 1025\r\n");
+    fixture_raw_expect_line(raw, "-ERR 'Maximum Payload Violation'");
+    fixture_raw_expect_closed(raw);
     fixture_expect_server_serves(f);
 }
 
@@ -788,16 +711,9 @@ static void test_max_payload(void **state)
 
 static void http_get(fixture *f, const char *path, char *response, size_t response_size)
 {
-    harness_raw raw;
-    assert_int_equal(harness_raw_connect(&raw, f->server.monitor_port, 0), HARNESS_OK);
-    char request[TEXT_SIZE_MAX];
-    snprintf(request, sizeof(request), "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
-    harness_status status = harness_raw_send_text(&raw, request);
-    if (status == HARNESS_OK)
-        status = harness_raw_read_until_closed(&raw, response, response_size, NULL,
-                                               HARNESS_IO_TIMEOUT_MS);
-    harness_raw_close(&raw);
-    assert_int_equal(status, HARNESS_OK);
+    assert_int_equal(harness_http_get(f->server.monitor_port, path, response, response_size,
+                                      HARNESS_IO_TIMEOUT_MS),
+                     HARNESS_OK);
     assert_memory_equal(response, "HTTP/1.", 7);
 }
 
@@ -828,32 +744,30 @@ static void test_monitoring(void **state)
 
 /* ======================================================================= main */
 
-#define CASE(function) cmocka_unit_test_setup_teardown(function, fixture_setup, fixture_teardown)
-
 int main(int argc, char **argv)
 {
     if (!fixture_parse_arguments(argc, argv)) return 2;
     const struct CMUnitTest tests[] = {
-        CASE(test_connect_info),
-        CASE(test_pub_sub),
-        CASE(test_raw_msg_and_unsub),
-        CASE(test_wildcards),
-        CASE(test_queue_groups),
-        CASE(test_request_reply),
-        CASE(test_headers),
-        CASE(test_raw_headers),
-        CASE(test_no_responders),
-        CASE(test_auto_unsubscribe),
-        CASE(test_flush),
-        CASE(test_reconnect_after_restart),
-        CASE(test_tls_pub_sub),
-        CASE(test_tls_client_certificate),
-        CASE(test_tls_plaintext_rejected),
-        CASE(test_token_auth),
-        CASE(test_user_password),
-        CASE(test_permissions),
-        CASE(test_max_payload),
-        CASE(test_monitoring),
+        FIXTURE_CASE(test_connect_info),
+        FIXTURE_CASE(test_pub_sub),
+        FIXTURE_CASE(test_raw_msg_and_unsub),
+        FIXTURE_CASE(test_wildcards),
+        FIXTURE_CASE(test_queue_groups),
+        FIXTURE_CASE(test_request_reply),
+        FIXTURE_CASE(test_headers),
+        FIXTURE_CASE(test_raw_headers),
+        FIXTURE_CASE(test_no_responders),
+        FIXTURE_CASE(test_auto_unsubscribe),
+        FIXTURE_CASE(test_flush),
+        FIXTURE_CASE(test_reconnect_after_restart),
+        FIXTURE_CASE(test_tls_pub_sub),
+        FIXTURE_CASE(test_tls_client_certificate),
+        FIXTURE_CASE(test_tls_plaintext_rejected),
+        FIXTURE_CASE(test_token_auth),
+        FIXTURE_CASE(test_user_password),
+        FIXTURE_CASE(test_permissions),
+        FIXTURE_CASE(test_max_payload),
+        FIXTURE_CASE(test_monitoring),
     };
     return cmocka_run_group_tests_name("nats_suite", tests, fixture_group_setup,
                                        fixture_group_teardown);

@@ -77,48 +77,10 @@ enum {
     QUEUE_RUN_TIMEOUT_MS = 40000,
 };
 
-static const char *const FAST_RAW_CONNECT = "{\"verbose\":false,\"pedantic\":false}";
 static const char PERMISSION_VIOLATION_BAR[] =
     "-ERR 'Permissions Violation for Publish to \"bar\"'";
 
 /* ==================================================================== helpers */
-
-static fixture *fixture_of(void **state)
-{
-    fixture *f = *state;
-    assert_non_null(f);
-    return f;
-}
-
-static void raw_send(harness_raw *raw, const char *text)
-{
-    assert_int_equal(harness_raw_send_text(raw, text), HARNESS_OK);
-}
-
-static void expect_raw_line(harness_raw *raw, const char *expected)
-{
-    assert_int_equal(harness_raw_expect_line(raw, expected, HARNESS_IO_TIMEOUT_MS), HARNESS_OK);
-}
-
-static void expect_raw_payload(harness_raw *raw, const char *payload)
-{
-    size_t length = strlen(payload);
-    char got[TEXT_SIZE_MAX] = {0};
-    assert_true(length + 2 < sizeof(got));
-    assert_int_equal(harness_raw_read_exact(raw, got, length + 2, HARNESS_IO_TIMEOUT_MS),
-                     HARNESS_OK);
-    if (memcmp(got, payload, length) != 0 || memcmp(got + length, "\r\n", 2) != 0)
-        fprintf(stderr, "expected payload '%s', got '%s'\n", payload, got);
-    assert_memory_equal(got, payload, length);
-    assert_memory_equal(got + length, "\r\n", 2);
-}
-
-/* PING/PONG: everything the server sent before is now read. */
-static void raw_round_trip(harness_raw *raw)
-{
-    raw_send(raw, "PING\r\n");
-    expect_raw_line(raw, "PONG");
-}
 
 /* The peer closes within timeout_ms having sent nothing more at all. */
 static void expect_closed_silently(harness_raw *raw, int timeout_ms)
@@ -145,19 +107,21 @@ static harness_raw *user_handshake(fixture *f, const char *user, const char *pas
     return fixture_raw_handshake(f, json);
 }
 
-/* Replaces the config file in one rename, so a reload never reads half of it. */
-static void config_rewrite(fixture *f, const char *config_text)
+static void send_signal(fixture *f, int signal_number)
+{
+    assert_int_equal(harness_server_signal(&f->server, signal_number), HARNESS_OK);
+}
+
+/* Replaces the config file in one rename, so a reload never reads half of it,
+ * and sends SIGHUP. */
+static void reload(fixture *f, const char *config_text)
 {
     char staged_path[HARNESS_PATH_SIZE_MAX];
     assert_int_equal(harness_server_write_file(&f->server, "server.conf.new", config_text,
                                                staged_path, sizeof(staged_path)),
                      HARNESS_OK);
     assert_int_equal(rename(staged_path, f->server.config_path), 0);
-}
-
-static void send_signal(fixture *f, int signal_number)
-{
-    assert_int_equal(harness_server_signal(&f->server, signal_number), HARNESS_OK);
+    send_signal(f, SIGHUP);
 }
 
 /* ===================================================================== reload */
@@ -186,9 +150,9 @@ static const char RELOAD_CONFIG_BROKEN[] =
 
 static void expect_publish_to_bar_denied(harness_raw *alice)
 {
-    raw_send(alice, "PUB bar 6\r\ndenied\r\nPING\r\n");
-    expect_raw_line(alice, PERMISSION_VIOLATION_BAR);
-    expect_raw_line(alice, "PONG");
+    fixture_raw_send(alice, "PUB bar 6\r\ndenied\r\nPING\r\n");
+    fixture_raw_expect_line(alice, PERMISSION_VIOLATION_BAR);
+    fixture_raw_expect_line(alice, "PONG");
 }
 
 /* Publishes "allowed" to "bar" on alice's connection until the server stops
@@ -198,14 +162,14 @@ static void wait_until_bar_allowed(harness_raw *alice)
     int64_t deadline_ms = harness_now_ms() + RELOAD_APPLY_TIMEOUT_MS;
     char line[LINE_SIZE_MAX];
     for (int attempt = 0; harness_now_ms() < deadline_ms; attempt++) {
-        raw_send(alice, "PUB bar 7\r\nallowed\r\nPING\r\n");
+        fixture_raw_send(alice, "PUB bar 7\r\nallowed\r\nPING\r\n");
         assert_int_equal(harness_raw_read_line(alice, line, sizeof(line), HARNESS_IO_TIMEOUT_MS),
                          HARNESS_OK);
         if (strcmp(line, "PONG") == 0) return;
         if (strcmp(line, PERMISSION_VIOLATION_BAR) != 0)
             fprintf(stderr, "reload poll %d: unexpected '%s'\n", attempt, line);
         assert_string_equal(line, PERMISSION_VIOLATION_BAR);
-        expect_raw_line(alice, "PONG");
+        fixture_raw_expect_line(alice, "PONG");
         harness_sleep_ms(RELOAD_POLL_INTERVAL_MS);
     }
     fail_msg("the reload did not allow \"bar\" within %d ms", RELOAD_APPLY_TIMEOUT_MS);
@@ -218,26 +182,20 @@ static void test_reload_permissions(void **state)
     fixture *f = fixture_of(state);
     fixture_start(f, RELOAD_CONFIG_BEFORE);
     harness_raw *carol = user_handshake(f, "carol", "listener");
-    raw_send(carol, "SUB bar 1\r\n");
-    raw_round_trip(carol);
+    fixture_raw_send_round_trip(carol, "SUB bar 1\r\n");
     harness_raw *alice = user_handshake(f, "alice", "wonder");
     expect_publish_to_bar_denied(alice);
-    raw_round_trip(carol); /* nothing was delivered */
+    fixture_raw_round_trip(carol); /* nothing was delivered */
 
-    config_rewrite(f, RELOAD_CONFIG_AFTER);
-    send_signal(f, SIGHUP);
+    reload(f, RELOAD_CONFIG_AFTER);
     wait_until_bar_allowed(alice);
-    expect_raw_line(carol, "MSG bar 1 7");
-    expect_raw_payload(carol, "allowed");
-    raw_round_trip(carol);
+    fixture_raw_expect_message(carol, "MSG bar 1 7", "allowed");
+    fixture_raw_round_trip(carol);
 
     /* What was allowed before still is. */
-    raw_send(carol, "SUB foo.x 2\r\n");
-    raw_round_trip(carol);
-    raw_send(alice, "PUB foo.x 2\r\nok\r\n");
-    raw_round_trip(alice);
-    expect_raw_line(carol, "MSG foo.x 2 2");
-    expect_raw_payload(carol, "ok");
+    fixture_raw_send_round_trip(carol, "SUB foo.x 2\r\n");
+    fixture_raw_send_round_trip(alice, "PUB foo.x 2\r\nok\r\n");
+    fixture_raw_expect_message(carol, "MSG foo.x 2 2", "ok");
 }
 
 /* nats-server closes a removed user's connection without a word (its log:
@@ -247,25 +205,20 @@ static void test_reload_removes_user(void **state)
     fixture *f = fixture_of(state);
     fixture_start(f, RELOAD_CONFIG_BEFORE);
     harness_raw *bob = user_handshake(f, "bob", "builder");
-    raw_send(bob, "SUB foo.> 1\r\n");
-    raw_round_trip(bob);
+    fixture_raw_send_round_trip(bob, "SUB foo.> 1\r\n");
     harness_raw *carol = user_handshake(f, "carol", "listener");
 
-    config_rewrite(f, RELOAD_CONFIG_AFTER);
-    send_signal(f, SIGHUP);
+    reload(f, RELOAD_CONFIG_AFTER);
     expect_closed_silently(bob, RELOAD_CLOSE_TIMEOUT_MS);
-    raw_round_trip(carol);
+    fixture_raw_round_trip(carol);
 
-    harness_raw *again = fixture_raw_connect(f, 0);
     char line[LINE_SIZE_MAX], json[TEXT_SIZE_MAX], command[2 * TEXT_SIZE_MAX];
-    assert_int_equal(harness_raw_read_line(again, line, sizeof(line), HARNESS_IO_TIMEOUT_MS),
-                     HARNESS_OK);
-    assert_memory_equal(line, "INFO {", 6);
+    harness_raw *again = fixture_raw_read_info(f, 0, line, sizeof(line));
     user_connect_json(json, sizeof(json), "bob", "builder");
     snprintf(command, sizeof(command), "CONNECT %s\r\nPING\r\n", json);
-    raw_send(again, command);
-    expect_raw_line(again, "-ERR 'Authorization Violation'");
-    assert_int_equal(harness_raw_expect_closed(again, HARNESS_IO_TIMEOUT_MS), HARNESS_OK);
+    fixture_raw_send(again, command);
+    fixture_raw_expect_line(again, "-ERR 'Authorization Violation'");
+    fixture_raw_expect_closed(again);
 }
 
 /* A file that does not parse changes nothing: the server runs on, connected
@@ -276,26 +229,22 @@ static void test_reload_broken_config(void **state)
     fixture *f = fixture_of(state);
     fixture_start(f, RELOAD_CONFIG_BEFORE);
     harness_raw *carol = user_handshake(f, "carol", "listener");
-    raw_send(carol, "SUB bar 1\r\n");
-    raw_round_trip(carol);
+    fixture_raw_send_round_trip(carol, "SUB bar 1\r\n");
     harness_raw *alice = user_handshake(f, "alice", "wonder");
 
-    config_rewrite(f, RELOAD_CONFIG_BROKEN);
-    send_signal(f, SIGHUP);
+    reload(f, RELOAD_CONFIG_BROKEN);
     int exit_status = 0;
     assert_int_equal(harness_server_wait_exit(&f->server, BROKEN_RELOAD_SETTLE_MS, &exit_status),
                      HARNESS_TIMEOUT); /* still running */
-    raw_round_trip(alice);
-    raw_round_trip(carol);
+    fixture_raw_round_trip(alice);
+    fixture_raw_round_trip(carol);
     expect_publish_to_bar_denied(alice);
     harness_raw *bob = user_handshake(f, "bob", "builder"); /* old users still log in */
-    raw_round_trip(bob);
+    fixture_raw_round_trip(bob);
 
-    config_rewrite(f, RELOAD_CONFIG_AFTER);
-    send_signal(f, SIGHUP);
+    reload(f, RELOAD_CONFIG_AFTER);
     wait_until_bar_allowed(alice);
-    expect_raw_line(carol, "MSG bar 1 7");
-    expect_raw_payload(carol, "allowed");
+    fixture_raw_expect_message(carol, "MSG bar 1 7", "allowed");
     /* The bytes before the close are test_reload_removes_user's concern. */
     assert_int_equal(harness_raw_expect_closed(bob, RELOAD_CLOSE_TIMEOUT_MS), HARNESS_OK);
 }
@@ -307,12 +256,10 @@ static void test_reload_broken_config(void **state)
 static void expect_shutdown_on(fixture *f, int signal_number, int exit_status_expected)
 {
     fixture_start(f, NULL);
-    harness_raw *raw = fixture_raw_handshake(f, FAST_RAW_CONNECT);
-    raw_send(raw, "SUB shutdown.watch 1\r\n");
-    raw_round_trip(raw);
+    harness_raw *raw = fixture_raw_handshake(f, FIXTURE_FAST_CONNECT);
+    fixture_raw_send_round_trip(raw, "SUB shutdown.watch 1\r\n");
     natsConnection *connection = fixture_connect(f);
-    fixture_subscribe_sync(f, connection, "shutdown.watch");
-    fixture_flush(connection);
+    fixture_subscribe_flushed(f, connection, "shutdown.watch");
 
     int64_t started_ms = harness_now_ms();
     send_signal(f, signal_number);
@@ -347,7 +294,7 @@ static void handshake_when_admitted(fixture *f, harness_raw *raw)
 {
     int64_t deadline_ms = harness_now_ms() + ADMISSION_TIMEOUT_MS;
     while (harness_now_ms() < deadline_ms) {
-        if (harness_raw_handshake(raw, f->server.port, FAST_RAW_CONNECT, NULL, 0) == HARNESS_OK)
+        if (harness_raw_handshake(raw, f->server.port, FIXTURE_FAST_CONNECT, NULL, 0) == HARNESS_OK)
             return;
         harness_raw_close(raw);
         harness_sleep_ms(ADMISSION_RETRY_MS);
@@ -361,34 +308,25 @@ static void test_max_connections(void **state)
     fixture_start(f, "max_connections: 5\n");
     harness_raw *admitted[CONNECTIONS_MAX];
     for (int index = 0; index < CONNECTIONS_MAX; index++)
-        admitted[index] = fixture_raw_handshake(f, FAST_RAW_CONNECT);
+        admitted[index] = fixture_raw_handshake(f, FIXTURE_FAST_CONNECT);
 
     /* nats-server sends its INFO first, then the error, then closes. */
-    harness_raw *refused = fixture_raw_connect(f, 0);
     char line[LINE_SIZE_MAX];
-    assert_int_equal(harness_raw_read_line(refused, line, sizeof(line), HARNESS_IO_TIMEOUT_MS),
-                     HARNESS_OK);
-    if (strncmp(line, "INFO {", 6) != 0) fprintf(stderr, "6th connection got '%s'\n", line);
-    assert_memory_equal(line, "INFO {", 6);
-    expect_raw_line(refused, "-ERR 'maximum connections exceeded'");
-    assert_int_equal(harness_raw_expect_closed(refused, HARNESS_IO_TIMEOUT_MS), HARNESS_OK);
+    harness_raw *refused = fixture_raw_read_info(f, 0, line, sizeof(line));
+    fixture_raw_expect_line(refused, "-ERR 'maximum connections exceeded'");
+    fixture_raw_expect_closed(refused);
 
-    raw_send(admitted[0], "SUB limit.test 1\r\n");
-    raw_round_trip(admitted[0]);
-    raw_send(admitted[1], "PUB limit.test 5\r\nstill\r\n");
-    raw_round_trip(admitted[1]);
-    expect_raw_line(admitted[0], "MSG limit.test 1 5");
-    expect_raw_payload(admitted[0], "still");
+    fixture_raw_send_round_trip(admitted[0], "SUB limit.test 1\r\n");
+    fixture_raw_send_round_trip(admitted[1], "PUB limit.test 5\r\nstill\r\n");
+    fixture_raw_expect_message(admitted[0], "MSG limit.test 1 5", "still");
     for (int index = 0; index < CONNECTIONS_MAX; index++)
-        raw_round_trip(admitted[index]);
+        fixture_raw_round_trip(admitted[index]);
 
     harness_raw_close(admitted[CONNECTIONS_MAX - 1]);
     harness_raw_close(refused); /* reused for the newcomer, so teardown closes it */
     handshake_when_admitted(f, refused);
-    raw_send(refused, "PUB limit.test 3\r\nnew\r\n");
-    raw_round_trip(refused);
-    expect_raw_line(admitted[0], "MSG limit.test 1 3");
-    expect_raw_payload(admitted[0], "new");
+    fixture_raw_send_round_trip(refused, "PUB limit.test 3\r\nnew\r\n");
+    fixture_raw_expect_message(admitted[0], "MSG limit.test 1 3", "new");
 }
 
 /* ===================================================================== stale */
@@ -423,7 +361,7 @@ static void answer_pings(harness_raw *answering, int *ping_count)
     if (status == HARNESS_TIMEOUT) return;
     assert_int_equal(status, HARNESS_OK);
     assert_string_equal(line, "PING");
-    raw_send(answering, "PONG\r\n");
+    fixture_raw_send(answering, "PONG\r\n");
     (*ping_count)++;
 }
 
@@ -431,9 +369,9 @@ static void test_stale_connection(void **state)
 {
     fixture *f = fixture_of(state);
     fixture_start(f, "ping_interval: \"1s\"\nping_max: 2\n");
-    harness_raw *silent = fixture_raw_handshake(f, FAST_RAW_CONNECT);
+    harness_raw *silent = fixture_raw_handshake(f, FIXTURE_FAST_CONNECT);
     int64_t started_ms = harness_now_ms();
-    harness_raw *answering = fixture_raw_handshake(f, FAST_RAW_CONNECT);
+    harness_raw *answering = fixture_raw_handshake(f, FIXTURE_FAST_CONNECT);
     natsConnection *library = fixture_connect(f); /* nats.c answers PINGs itself */
 
     stale_watch watch = {.line_count = 0, .closed_after_ms = -1};
@@ -453,7 +391,7 @@ static void test_stale_connection(void **state)
     assert_in_range(watch.closed_after_ms, STALE_CLOSE_EARLIEST_MS, STALE_CLOSE_LATEST_MS);
 
     assert_true(answered_count >= PING_MAX + 1); /* pinged past the stale limit */
-    raw_round_trip(answering);
+    fixture_raw_round_trip(answering);
     assert_int_equal(natsConnection_Status(library), NATS_CONN_STATUS_CONNECTED);
     assert_false(fixture_wait_disconnects(f, 1, 0)); /* none, read under the lock */
     fixture_flush(library);
@@ -469,18 +407,9 @@ typedef struct http_answer {
 
 static void http_get(fixture *f, const char *path, http_answer *answer)
 {
-    harness_raw *raw = malloc(sizeof(*raw));
-    assert_non_null(raw);
-    harness_status status = harness_raw_connect(raw, f->server.monitor_port, 0);
-    char request[TEXT_SIZE_MAX];
-    snprintf(request, sizeof(request), "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
-    if (status == HARNESS_OK) status = harness_raw_send_text(raw, request);
-    if (status == HARNESS_OK)
-        status = harness_raw_read_until_closed(raw, answer->text, sizeof(answer->text), NULL,
-                                               HARNESS_IO_TIMEOUT_MS);
-    harness_raw_close(raw);
-    free(raw);
-    assert_int_equal(status, HARNESS_OK);
+    assert_int_equal(harness_http_get(f->server.monitor_port, path, answer->text,
+                                      sizeof(answer->text), HARNESS_IO_TIMEOUT_MS),
+                     HARNESS_OK);
     assert_int_equal(sscanf(answer->text, "HTTP/1.%*d %d", &answer->status_code), 1);
     const char *separator = strstr(answer->text, "\r\n\r\n");
     assert_non_null(separator);
@@ -500,12 +429,18 @@ static long long json_number(const char *json, const char *key)
     return number;
 }
 
-static long long varz_number(fixture *f, const char *key)
+/* A numeric field of the endpoint's JSON answer, which must be 200 OK. */
+static long long monitor_number(fixture *f, const char *path, const char *key)
 {
     static http_answer answer;
-    http_get(f, "/varz", &answer);
+    http_get(f, path, &answer);
     assert_int_equal(answer.status_code, 200);
     return json_number(answer.body, key);
+}
+
+static long long subsz_count(fixture *f)
+{
+    return monitor_number(f, "/subsz", "num_subscriptions");
 }
 
 /* Copies the /connz entry whose "name" is `name` (entries are flat objects
@@ -567,8 +502,7 @@ static void monitor_traffic(fixture *f)
     natsConnection *publisher = connect_named(f, "ops-publisher");
     natsSubscription *watched = fixture_subscribe_sync(f, subscriber, "ops.watched");
     fixture_subscribe_sync(f, subscriber, "ops.other");
-    fixture_subscribe_sync(f, subscriber, "ops.never.*");
-    fixture_flush(subscriber);
+    fixture_subscribe_flushed(f, subscriber, "ops.never.*");
     for (int index = 0; index < MONITOR_MESSAGE_COUNT; index++)
         assert_int_equal(natsConnection_PublishString(publisher, "ops.watched", "12345"), NATS_OK);
     fixture_flush(publisher);
@@ -616,12 +550,10 @@ static void test_monitoring_after_traffic(void **state)
     fixture *f = fixture_of(state);
     f->server.monitor_enabled = true;
     fixture_start(f, NULL);
-    static http_answer answer;
-    http_get(f, "/subsz", &answer);
-    assert_int_equal(answer.status_code, 200);
-    long long subscriptions_before = json_number(answer.body, "num_subscriptions");
+    long long subscriptions_before = subsz_count(f);
 
     monitor_traffic(f);
+    static http_answer answer;
     http_get(f, "/varz", &answer);
     assert_int_equal(answer.status_code, 200);
     bool kcobrad = server_is_kcobrad(answer.body);
@@ -637,10 +569,7 @@ static void test_monitoring_after_traffic(void **state)
     assert_int_equal(json_number(answer.body, "slow_consumers"), 0);
     expect_connz(f);
 
-    http_get(f, "/subsz", &answer);
-    assert_int_equal(answer.status_code, 200);
-    assert_int_equal(json_number(answer.body, "num_subscriptions") - subscriptions_before,
-                     MONITOR_SUBSCRIPTION_COUNT);
+    assert_int_equal(subsz_count(f) - subscriptions_before, MONITOR_SUBSCRIPTION_COUNT);
     http_get(f, "/healthz", &answer);
     assert_int_equal(answer.status_code, 200);
     assert_string_equal(answer.body, "{\"status\":\"ok\"}");
@@ -652,15 +581,12 @@ static void test_monitoring_after_traffic(void **state)
 /* A subscriber with a tiny receive buffer that never reads after its PONG. */
 static harness_raw *slow_reader(fixture *f, const char *subject)
 {
-    harness_raw *raw = fixture_raw_connect(f, SLOW_RECEIVE_BUFFER_BYTES);
     char line[LINE_SIZE_MAX], command[TEXT_SIZE_MAX];
-    assert_int_equal(harness_raw_read_line(raw, line, sizeof(line), HARNESS_IO_TIMEOUT_MS),
-                     HARNESS_OK);
-    assert_memory_equal(line, "INFO {", 6);
-    snprintf(command, sizeof(command), "CONNECT %s\r\nSUB %s 1\r\nPING\r\n", FAST_RAW_CONNECT,
+    harness_raw *raw = fixture_raw_read_info(f, SLOW_RECEIVE_BUFFER_BYTES, line, sizeof(line));
+    snprintf(command, sizeof(command), "CONNECT %s\r\nSUB %s 1\r\nPING\r\n", FIXTURE_FAST_CONNECT,
              subject);
-    raw_send(raw, command);
-    expect_raw_line(raw, "PONG");
+    fixture_raw_send(raw, command);
+    fixture_raw_expect_line(raw, "PONG");
     return raw;
 }
 
@@ -668,7 +594,7 @@ static harness_raw *slow_reader(fixture *f, const char *subject)
 static int64_t wait_slow_consumer(fixture *f, int64_t started_ms)
 {
     while (harness_now_ms() - started_ms < SLOW_DETECT_LATEST_MS) {
-        if (varz_number(f, "slow_consumers") > 0) return harness_now_ms() - started_ms;
+        if (monitor_number(f, "/varz", "slow_consumers") > 0) return harness_now_ms() - started_ms;
         harness_sleep_ms(SLOW_POLL_INTERVAL_MS);
     }
     return -1;
@@ -681,8 +607,7 @@ static void test_write_deadline(void **state)
     fixture_start(f, "write_deadline: \"1s\"\n");
     harness_raw *slow = slow_reader(f, "flood");
     natsConnection *reader = fixture_connect(f);
-    natsSubscription *fast = fixture_subscribe_sync(f, reader, "flood");
-    fixture_flush(reader);
+    natsSubscription *fast = fixture_subscribe_flushed(f, reader, "flood");
     natsConnection *publisher = fixture_connect(f);
 
     static char payload[SLOW_PAYLOAD_BYTES];
@@ -704,15 +629,10 @@ static void test_write_deadline(void **state)
         HARNESS_OK);
     assert_true(drained_bytes < (size_t)SLOW_MESSAGE_COUNT * SLOW_PAYLOAD_BYTES);
 
-    for (int index = 0; index < SLOW_MESSAGE_COUNT; index++) {
-        natsMsg *message = NULL;
-        assert_int_equal(natsSubscription_NextMsg(&message, fast, FIXTURE_MESSAGE_TIMEOUT_MS),
-                         NATS_OK);
-        natsMsg_Destroy(message);
-    }
+    fixture_expect_messages(fast, SLOW_MESSAGE_COUNT);
     fixture_flush(publisher);
-    assert_int_equal(varz_number(f, "connections"), 2);
-    assert_int_equal(varz_number(f, "slow_consumers"), 1);
+    assert_int_equal(monitor_number(f, "/varz", "connections"), 2);
+    assert_int_equal(monitor_number(f, "/varz", "slow_consumers"), 1);
     assert_false(fixture_wait_disconnects(f, 1, 0)); /* none, read under the lock */
 }
 
@@ -944,8 +864,16 @@ static void test_queue_churn(void **state)
 
 /* ======================================================== many subscriptions */
 
-/* SUB many.<i> <i + 1> (or the UNSUB of it) for every i in one buffer; the
- * server must have taken all of it by the PONG. */
+/* Sends length bytes of commands, then PING: the PONG says the server has
+ * taken all of them. */
+static void send_many(harness_raw *raw, const char *commands, size_t length)
+{
+    assert_int_equal(harness_raw_send(raw, commands, length), HARNESS_OK);
+    fixture_raw_send(raw, "PING\r\n");
+    assert_int_equal(harness_raw_expect_line(raw, "PONG", MANY_IO_TIMEOUT_MS), HARNESS_OK);
+}
+
+/* SUB many.<i> <i + 1> (or the UNSUB of it) for every i in one buffer. */
 static void raw_subscribe_each(harness_raw *raw, bool subscribe)
 {
     static char commands[MANY_SUBSCRIPTION_COUNT * MANY_LINE_SIZE_MAX];
@@ -958,17 +886,7 @@ static void raw_subscribe_each(harness_raw *raw, bool subscribe)
         assert_in_range(written, 1, MANY_LINE_SIZE_MAX - 1);
         length += (size_t)written;
     }
-    assert_int_equal(harness_raw_send(raw, commands, length), HARNESS_OK);
-    raw_send(raw, "PING\r\n");
-    assert_int_equal(harness_raw_expect_line(raw, "PONG", MANY_IO_TIMEOUT_MS), HARNESS_OK);
-}
-
-static long long subsz_count(fixture *f)
-{
-    static http_answer answer;
-    http_get(f, "/subsz", &answer);
-    assert_int_equal(answer.status_code, 200);
-    return json_number(answer.body, "num_subscriptions");
+    send_many(raw, commands, length);
 }
 
 /* "PUB many.<i> <length of i>\r\n<i>\r\n" for every i. */
@@ -982,9 +900,7 @@ static void publish_to_each(harness_raw *publisher)
         length += (size_t)snprintf(commands + length, MANY_LINE_SIZE_MAX,
                                    "PUB many.%d %d\r\n%s\r\n", index, text_length, text);
     }
-    assert_int_equal(harness_raw_send(publisher, commands, length), HARNESS_OK);
-    raw_send(publisher, "PING\r\n");
-    assert_int_equal(harness_raw_expect_line(publisher, "PONG", MANY_IO_TIMEOUT_MS), HARNESS_OK);
+    send_many(publisher, commands, length);
 }
 
 static void expect_each_delivered(harness_raw *subscriber)
@@ -993,10 +909,9 @@ static void expect_each_delivered(harness_raw *subscriber)
         char text[16], line[MANY_LINE_SIZE_MAX];
         int text_length = snprintf(text, sizeof(text), "%d", index);
         snprintf(line, sizeof(line), "MSG many.%d %d %d", index, index + 1, text_length);
-        expect_raw_line(subscriber, line);
-        expect_raw_payload(subscriber, text);
+        fixture_raw_expect_message(subscriber, line, text);
     }
-    raw_round_trip(subscriber);
+    fixture_raw_round_trip(subscriber);
 }
 
 static void test_many_subscriptions(void **state)
@@ -1005,8 +920,8 @@ static void test_many_subscriptions(void **state)
     f->server.monitor_enabled = true;
     fixture_start(f, NULL);
     long long subscriptions_before = subsz_count(f);
-    harness_raw *subscriber = fixture_raw_handshake(f, FAST_RAW_CONNECT);
-    harness_raw *publisher = fixture_raw_handshake(f, FAST_RAW_CONNECT);
+    harness_raw *subscriber = fixture_raw_handshake(f, FIXTURE_FAST_CONNECT);
+    harness_raw *publisher = fixture_raw_handshake(f, FIXTURE_FAST_CONNECT);
     raw_subscribe_each(subscriber, true);
     assert_int_equal(subsz_count(f) - subscriptions_before, MANY_SUBSCRIPTION_COUNT);
 
@@ -1016,7 +931,7 @@ static void test_many_subscriptions(void **state)
     raw_subscribe_each(subscriber, false);
     assert_int_equal(subsz_count(f), subscriptions_before);
     publish_to_each(publisher);
-    raw_round_trip(subscriber); /* a MSG would arrive before the PONG */
+    fixture_raw_round_trip(subscriber); /* a MSG would arrive before the PONG */
 
     natsConnection *requester = fixture_connect(f);
     natsMsg *reply = NULL;
@@ -1030,23 +945,21 @@ static void test_many_subscriptions(void **state)
 
 /* ======================================================================= main */
 
-#define CASE(function) cmocka_unit_test_setup_teardown(function, fixture_setup, fixture_teardown)
-
 int main(int argc, char **argv)
 {
     if (!fixture_parse_arguments(argc, argv)) return 2;
     const struct CMUnitTest tests[] = {
-        CASE(test_reload_permissions),
-        CASE(test_reload_removes_user),
-        CASE(test_reload_broken_config),
-        CASE(test_sigterm),
-        CASE(test_sigint),
-        CASE(test_max_connections),
-        CASE(test_stale_connection),
-        CASE(test_write_deadline),
-        CASE(test_monitoring_after_traffic),
-        CASE(test_queue_churn),
-        CASE(test_many_subscriptions),
+        FIXTURE_CASE(test_reload_permissions),
+        FIXTURE_CASE(test_reload_removes_user),
+        FIXTURE_CASE(test_reload_broken_config),
+        FIXTURE_CASE(test_sigterm),
+        FIXTURE_CASE(test_sigint),
+        FIXTURE_CASE(test_max_connections),
+        FIXTURE_CASE(test_stale_connection),
+        FIXTURE_CASE(test_write_deadline),
+        FIXTURE_CASE(test_monitoring_after_traffic),
+        FIXTURE_CASE(test_queue_churn),
+        FIXTURE_CASE(test_many_subscriptions),
     };
     return cmocka_run_group_tests_name("operations", tests, fixture_group_setup,
                                        fixture_group_teardown);
