@@ -31,8 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     recorder_feed_split(&whole_record, &parser, data, size, NULL, 0);
     kci_parser_release_buffers(&parser);
 
-    size_t cuts[2] = {(size_t)(selector & 0x0f) * size / 16,
-                      (size_t)(selector >> 4) * size / 16};
+    size_t cuts[2] = {(size_t)(selector & 0x0f) * size / 16, (size_t)(selector >> 4) * size / 16};
     if (cuts[1] < cuts[0]) {
         size_t swap = cuts[0];
         cuts[0] = cuts[1];

@@ -31,9 +31,9 @@ extern "C" {
 #endif
 
 enum {
-    KC_UUID_TEXT_BYTES = 36,      /* "0190b6e2-...": without the NUL */
-    KC_TYPE_BYTES_MAX = 128,      /* a request type is one subject token */
-    KC_NODE_BYTES_MAX = 128,      /* a node name is one subject token */
+    KC_UUID_TEXT_BYTES = 36, /* "0190b6e2-...": without the NUL */
+    KC_TYPE_BYTES_MAX = 128, /* a request type is one subject token */
+    KC_NODE_BYTES_MAX = 128, /* a node name is one subject token */
     KC_ERROR_MESSAGE_BYTES_MAX = 512,
 };
 
@@ -42,19 +42,19 @@ enum {
 typedef struct kc_client kc_client;
 
 typedef struct kc_client_options {
-    const char *servers;       /* "nats://h1:4222,nats://h2:4222"; default nats://127.0.0.1:4222 */
-    const char *node;          /* Kc-Node; default: the host name */
-    const char *name;          /* connection name shown in /connz; default "kingcobra" */
-    const char *token;         /* auth token, or */
-    const char *user;          /* user and password */
+    const char *servers; /* "nats://h1:4222,nats://h2:4222"; default nats://127.0.0.1:4222 */
+    const char *node;    /* Kc-Node; default: the host name */
+    const char *name;    /* connection name shown in /connz; default "kingcobra" */
+    const char *token;   /* auth token, or */
+    const char *user;    /* user and password */
     const char *password;
     bool tls;                  /* require TLS */
     const char *tls_ca_file;   /* CA to verify the server */
     const char *tls_cert_file; /* client certificate, when the server verifies clients */
     const char *tls_key_file;
-    int64_t connect_timeout_ms;  /* default 2000 */
-    int reconnect_attempts_max;  /* default -1: forever */
-    int64_t reconnect_wait_ms;   /* default 250 */
+    int64_t connect_timeout_ms; /* default 2000 */
+    int reconnect_attempts_max; /* default -1: forever */
+    int64_t reconnect_wait_ms;  /* default 250 */
 } kc_client_options;
 
 KC_EXPORT void kc_client_options_init(kc_client_options *options);
@@ -81,8 +81,7 @@ KC_EXPORT kc_err kc_client_request(kc_reply **out, kc_client *client, const char
 /* Called once per asynchronous request, on a library thread, with status as
  * kc_client_request would return it; reply is NULL on timeout or no
  * responders. The callback owns reply. */
-typedef void (*kc_reply_callback)(kc_client *client, kc_err status, kc_reply *reply,
-                                  void *closure);
+typedef void (*kc_reply_callback)(kc_client *client, kc_err status, kc_reply *reply, void *closure);
 KC_EXPORT kc_err kc_client_request_async(kc_client *client, const char *type, const void *payload,
                                          size_t payload_len, int64_t timeout_ms,
                                          kc_reply_callback callback, void *closure);

@@ -105,16 +105,17 @@ bool kci_permissions_deliver_allowed(const kci_permissions *permissions, const c
 
 /* Token-wise: '>' in cover takes the rest; '*' in cover takes any one token
  * of the filter except '>'; a literal in cover must equal the token. */
-bool kci_filter_covers(const char *cover, size_t cover_len, const char *filter,
-                       size_t filter_len)
+bool kci_filter_covers(const char *cover, size_t cover_len, const char *filter, size_t filter_len)
 {
     size_t ci = 0;
     size_t fi = 0;
     while (ci < cover_len && fi < filter_len) {
         size_t ce = ci;
-        while (ce < cover_len && cover[ce] != '.') ce++;
+        while (ce < cover_len && cover[ce] != '.')
+            ce++;
         size_t fe = fi;
-        while (fe < filter_len && filter[fe] != '.') fe++;
+        while (fe < filter_len && filter[fe] != '.')
+            fe++;
         bool cover_full = ce - ci == 1 && cover[ci] == '>';
         bool cover_one = ce - ci == 1 && cover[ci] == '*';
         bool filter_full = fe - fi == 1 && filter[fi] == '>';

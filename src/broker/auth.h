@@ -37,7 +37,6 @@ bool kci_permissions_allow_subscribe(const kci_permissions *permissions, const c
 bool kci_permissions_deliver_allowed(const kci_permissions *permissions, const char *subject,
                                      size_t subject_len);
 /* True if every subject the filter matches is also matched by cover. */
-bool kci_filter_covers(const char *cover, size_t cover_len, const char *filter,
-                       size_t filter_len);
+bool kci_filter_covers(const char *cover, size_t cover_len, const char *filter, size_t filter_len);
 
 #endif

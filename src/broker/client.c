@@ -51,7 +51,8 @@ uint32_t kci_client_pending_bytes(const kci_client *client)
 
 bool kci_client_over_stall_threshold(const kci_client *client)
 {
-    return (int64_t)kci_client_pending_bytes(client) > client->server->options.max_pending_bytes / 2;
+    return (int64_t)kci_client_pending_bytes(client) >
+           client->server->options.max_pending_bytes / 2;
 }
 
 static void slow_consumer(kci_client *client)
@@ -75,7 +76,8 @@ static bool make_room(kci_client *client, size_t len)
         return true;
     }
     size_t capacity = client->out_capacity ? client->out_capacity : OUT_BUFFER_BYTES_MIN;
-    while (capacity < pending + len) capacity *= 2;
+    while (capacity < pending + len)
+        capacity *= 2;
     if (client->out_head > 0) {
         memmove(client->out, client->out + client->out_head, pending);
         client->out_head = 0;
@@ -178,8 +180,8 @@ void kci_client_flush(kci_client *client)
 {
     if (client->closing || client->tls_state == KCI_TLS_HANDSHAKE) return;
     while (client->out_head < client->out_tail) {
-        ssize_t n = write_some(client, client->out + client->out_head,
-                               client->out_tail - client->out_head);
+        ssize_t n =
+            write_some(client, client->out + client->out_head, client->out_tail - client->out_head);
         if (n < 0) {
             CLIENT_LOG(KCI_LOG_DEBUG, client, "write error: %s", strerror(errno));
             kci_client_close(client, KCI_CLOSE_WRITE_ERROR);
@@ -228,8 +230,8 @@ static bool json_flag(json_t *root, const char *key, bool fallback)
  * listener, and only with the password made at start. */
 static bool is_internal(const kci_client *client, const kci_credentials *credentials)
 {
-    return client->internal_listener && credentials->user != NULL && credentials->password != NULL &&
-           strcmp(credentials->user, KCI_INTERNAL_USER) == 0 &&
+    return client->internal_listener && credentials->user != NULL &&
+           credentials->password != NULL && strcmp(credentials->user, KCI_INTERNAL_USER) == 0 &&
            kci_secret_equal(credentials->password, client->server->internal_password);
 }
 
@@ -245,7 +247,8 @@ static int authenticate(kci_client *client, json_t *root)
         client->permissions = NULL;
         return 0;
     }
-    if (client->internal_listener || !kci_auth_check(&client->server->options, &credentials, &user)) {
+    if (client->internal_listener ||
+        !kci_auth_check(&client->server->options, &credentials, &user)) {
         CLIENT_LOG(KCI_LOG_ERROR, client, "%s", "Authorization Error");
         kci_client_send_error(client, "Authorization Violation");
         kci_client_close(client, KCI_CLOSE_AUTH);
@@ -360,8 +363,8 @@ static kci_subscription *find_subscription(kci_client *client, const char *sid, 
 }
 
 static kci_subscription *subscription_new(kci_client *client, const char *subject,
-                                          size_t subject_len, const char *queue,
-                                          size_t queue_len, const char *sid, size_t sid_len)
+                                          size_t subject_len, const char *queue, size_t queue_len,
+                                          const char *sid, size_t sid_len)
 {
     size_t strings = subject_len + 1 + queue_len + 1 + sid_len + 1;
     kci_subscription *subscription = calloc(1, sizeof *subscription + strings);
@@ -459,8 +462,8 @@ static int on_pong(void *context)
 static int on_error_from_peer(void *context, const char *text, size_t text_len)
 {
     kci_client *client = context;
-    CLIENT_LOG(KCI_LOG_ERROR, client, "client sent -ERR %.*s", (int)(text_len > 200 ? 200 : text_len),
-               text);
+    CLIENT_LOG(KCI_LOG_ERROR, client, "client sent -ERR %.*s",
+               (int)(text_len > 200 ? 200 : text_len), text);
     kci_client_close(client, KCI_CLOSE_PROTOCOL);
     return -1;
 }
@@ -501,8 +504,7 @@ static void process_input(kci_client *client, const uint8_t *bytes, size_t len)
 }
 
 /* One read; > 0 bytes, 0 nothing now, -1 closed or failed (reason set). */
-static ssize_t read_some(kci_client *client, uint8_t *buffer, size_t size,
-                         kci_close_reason *reason)
+static ssize_t read_some(kci_client *client, uint8_t *buffer, size_t size, kci_close_reason *reason)
 {
     if (client->ssl != NULL) {
         ERR_clear_error();
@@ -703,8 +705,10 @@ void kci_client_close(kci_client *client, kci_close_reason reason)
     epoll_ctl(server->epoll_fd, EPOLL_CTL_DEL, client->fd, NULL);
     close(client->fd);
     client->fd = -1;
-    if (client->prev) client->prev->next = client->next;
-    else server->clients = client->next;
+    if (client->prev)
+        client->prev->next = client->next;
+    else
+        server->clients = client->next;
     if (client->next) client->next->prev = client->prev;
     if (!client->internal_listener) server->client_count--;
     client->next = server->closed;
@@ -740,7 +744,8 @@ static void release_idle_buffers(kci_client *client)
 void kci_client_housekeeping(kci_client *client, int64_t now_ms)
 {
     const kci_options *options = &client->server->options;
-    if (client->tls_state == KCI_TLS_HANDSHAKE && now_ms - client->start_ms > options->tls_timeout_ms) {
+    if (client->tls_state == KCI_TLS_HANDSHAKE &&
+        now_ms - client->start_ms > options->tls_timeout_ms) {
         CLIENT_LOG(KCI_LOG_ERROR, client, "%s", "TLS handshake timeout");
         kci_client_close(client, KCI_CLOSE_TLS);
         return;

@@ -16,8 +16,7 @@ typedef struct kci_monitor kci_monitor;
 
 /* Binds options.http_host:http_port and registers with the server's epoll.
  * Sets *out to NULL (and returns KC_OK) when monitoring is off. */
-kc_err kci_monitor_create(kci_server *server, kci_monitor **out, char *error,
-                          size_t error_size);
+kc_err kci_monitor_create(kci_server *server, kci_monitor **out, char *error, size_t error_size);
 /* An epoll event for a KCI_SOURCE_HTTP_* source. */
 void kci_monitor_on_event(kci_monitor *monitor, kci_source *source, uint32_t events);
 /* Closes HTTP connections older than their deadline. */

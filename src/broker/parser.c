@@ -15,22 +15,68 @@
 
 enum parser_state {
     OP_START = 0,
-    OP_C, OP_CO, OP_CON, OP_CONN, OP_CONNE, OP_CONNEC, OP_CONNECT, CONNECT_SPC, CONNECT_ARG,
-    OP_P, OP_PU, OP_PUB, PUB_SPC, PUB_ARG,
-    OP_PI, OP_PIN, OP_PING, PING_ARG,
-    OP_PO, OP_PON, OP_PONG, PONG_ARG,
-    OP_H, OP_HP, OP_HPU, OP_HPUB, HPUB_SPC, HPUB_ARG,
-    OP_S, OP_SU, OP_SUB, SUB_SPC, SUB_ARG,
-    OP_U, OP_UN, OP_UNS, OP_UNSU, OP_UNSUB, UNSUB_SPC, UNSUB_ARG,
-    OP_PLUS, OP_PLUS_O, OP_PLUS_OK, PLUS_OK_ARG,
-    OP_MINUS, OP_MINUS_E, OP_MINUS_ER, OP_MINUS_ERR, MINUS_ERR_ARG,
-    OP_I, OP_IN, OP_INF, OP_INFO, INFO_ARG,
-    MSG_PAYLOAD, MSG_END_R, MSG_END_N,
+    OP_C,
+    OP_CO,
+    OP_CON,
+    OP_CONN,
+    OP_CONNE,
+    OP_CONNEC,
+    OP_CONNECT,
+    CONNECT_SPC,
+    CONNECT_ARG,
+    OP_P,
+    OP_PU,
+    OP_PUB,
+    PUB_SPC,
+    PUB_ARG,
+    OP_PI,
+    OP_PIN,
+    OP_PING,
+    PING_ARG,
+    OP_PO,
+    OP_PON,
+    OP_PONG,
+    PONG_ARG,
+    OP_H,
+    OP_HP,
+    OP_HPU,
+    OP_HPUB,
+    HPUB_SPC,
+    HPUB_ARG,
+    OP_S,
+    OP_SU,
+    OP_SUB,
+    SUB_SPC,
+    SUB_ARG,
+    OP_U,
+    OP_UN,
+    OP_UNS,
+    OP_UNSU,
+    OP_UNSUB,
+    UNSUB_SPC,
+    UNSUB_ARG,
+    OP_PLUS,
+    OP_PLUS_O,
+    OP_PLUS_OK,
+    PLUS_OK_ARG,
+    OP_MINUS,
+    OP_MINUS_E,
+    OP_MINUS_ER,
+    OP_MINUS_ERR,
+    MINUS_ERR_ARG,
+    OP_I,
+    OP_IN,
+    OP_INF,
+    OP_INFO,
+    INFO_ARG,
+    MSG_PAYLOAD,
+    MSG_END_R,
+    MSG_END_N,
 };
 
 enum {
-    ARGS_MAX = 4,           /* HPUB subject reply header_bytes total_bytes */
-    SIZE_DIGITS_MAX = 10,   /* sizes are below 2^32 */
+    ARGS_MAX = 4,         /* HPUB subject reply header_bytes total_bytes */
+    SIZE_DIGITS_MAX = 10, /* sizes are below 2^32 */
     SCRATCH_BYTES_MIN = 256,
 };
 
@@ -93,10 +139,12 @@ static size_t split_args(const char *line, size_t len, arg_slice args[ARGS_MAX])
     size_t count = 0;
     size_t i = 0;
     while (i < len) {
-        while (i < len && is_space(line[i])) i++;
+        while (i < len && is_space(line[i]))
+            i++;
         if (i == len) break;
         size_t start = i;
-        while (i < len && !is_space(line[i])) i++;
+        while (i < len && !is_space(line[i]))
+            i++;
         if (count == ARGS_MAX) return ARGS_MAX + 1;
         args[count].start = line + start;
         args[count].len = i - start;
@@ -122,7 +170,8 @@ static bool scratch_reserve(kci_parser *parser, size_t capacity)
 {
     if (capacity <= parser->scratch_capacity) return true;
     size_t grown = parser->scratch_capacity ? parser->scratch_capacity * 2 : SCRATCH_BYTES_MIN;
-    while (grown < capacity) grown *= 2;
+    while (grown < capacity)
+        grown *= 2;
     char *bigger = realloc(parser->scratch, grown);
     if (bigger == NULL) return false;
     parser->scratch = bigger;
@@ -165,9 +214,8 @@ static kci_parse_error process_pub_line(kci_parser *parser, const char *line, si
     return KCI_PARSE_OK;
 }
 
-static int process_sub_line(kci_parser *parser, const kci_parser_handlers *handlers,
-                            void *context, const char *line, size_t len,
-                            kci_parse_error *error)
+static int process_sub_line(kci_parser *parser, const kci_parser_handlers *handlers, void *context,
+                            const char *line, size_t len, kci_parse_error *error)
 {
     (void)parser;
     arg_slice args[ARGS_MAX];
@@ -182,8 +230,8 @@ static int process_sub_line(kci_parser *parser, const kci_parser_handlers *handl
                             queue ? queue->len : 0, sid->start, sid->len);
 }
 
-static int process_unsub_line(const kci_parser_handlers *handlers, void *context,
-                              const char *line, size_t len, kci_parse_error *error)
+static int process_unsub_line(const kci_parser_handlers *handlers, void *context, const char *line,
+                              size_t len, kci_parse_error *error)
 {
     arg_slice args[ARGS_MAX];
     size_t count = split_args(line, len, args);
@@ -233,9 +281,8 @@ static kci_parse_error payload_reserve(kci_parser *parser, size_t capacity)
 
 /* Called with i just past the PUB/HPUB line. Delivers a whole payload from
  * the buffer, or starts gathering a split one. Returns the new index. */
-static size_t begin_payload(kci_parser *parser, const kci_parser_handlers *handlers,
-                            void *context, const uint8_t *buffer, size_t len, size_t i,
-                            kci_parse_error *error)
+static size_t begin_payload(kci_parser *parser, const kci_parser_handlers *handlers, void *context,
+                            const uint8_t *buffer, size_t len, size_t i, kci_parse_error *error)
 {
     size_t total = (size_t)parser->pub_total_bytes;
     if (len - i >= total + 2) {
@@ -266,9 +313,7 @@ static int process_line(kci_parser *parser, const kci_parser_handlers *handlers,
         return -1;
     }
     switch (parser->state) {
-    case CONNECT_ARG:
-        parser->connected = true;
-        return handlers->on_connect(context, line, len);
+    case CONNECT_ARG: parser->connected = true; return handlers->on_connect(context, line, len);
     case PUB_ARG:
     case HPUB_ARG:
         parser->pub_is_hpub = parser->state == HPUB_ARG;

@@ -24,7 +24,7 @@ typedef enum kci_parse_error {
     KCI_PARSE_OK = 0,
     KCI_PARSE_UNKNOWN_OPERATION = 1, /* bytes that are no operation */
     KCI_PARSE_CONTROL_LINE_TOO_LONG = 2,
-    KCI_PARSE_MAX_PAYLOAD = 3,  /* announced size above max_payload */
+    KCI_PARSE_MAX_PAYLOAD = 3,   /* announced size above max_payload */
     KCI_PARSE_BAD_ARGUMENTS = 4, /* wrong count, bad size, bad sid ... */
     KCI_PARSE_NO_MEMORY = 5,
     KCI_PARSE_STOPPED = 6, /* a handler asked to stop */
@@ -36,7 +36,7 @@ typedef struct kci_pub_args {
     size_t subject_len;
     const char *reply; /* NULL when absent */
     size_t reply_len;
-    int64_t header_bytes; /* -1 for PUB; >= 0 for HPUB */
+    int64_t header_bytes;   /* -1 for PUB; >= 0 for HPUB */
     const uint8_t *payload; /* headers then body for HPUB */
     size_t payload_len;
 } kci_pub_args;

@@ -34,17 +34,18 @@ static uint8_t *put_decimal(uint8_t *at, uint64_t value)
         digits[count++] = (uint8_t)('0' + value % 10);
         value /= 10;
     } while (value != 0);
-    while (count > 0) *at++ = digits[--count];
+    while (count > 0)
+        *at++ = digits[--count];
     return at;
 }
 
 /* Appends one MSG or HMSG to client's output. header_bytes < 0: no headers. */
 static bool append_message(kci_client *client, const kci_subscription *subscription,
-                           const kci_pub_args *pub, int64_t header_bytes,
-                           const uint8_t *payload, size_t payload_len)
+                           const kci_pub_args *pub, int64_t header_bytes, const uint8_t *payload,
+                           size_t payload_len)
 {
-    size_t line_max = MSG_LINE_FIXED_BYTES + pub->subject_len + subscription->sid_len +
-                      pub->reply_len;
+    size_t line_max =
+        MSG_LINE_FIXED_BYTES + pub->subject_len + subscription->sid_len + pub->reply_len;
     size_t needed = line_max + payload_len + 2;
     uint8_t *start = NULL;
     if (!kci_client_reserve(client, needed, &start)) return false;
@@ -76,9 +77,9 @@ void kci_subscription_remove(kci_subscription *subscription)
     if (subscription->removed) return;
     kci_client *client = subscription->client;
     kci_server *server = client->server;
-    kc_err err = kci_sublist_remove(server->sublist, subscription->subject,
-                                    subscription->subject_len, subscription->queue,
-                                    subscription->queue_len, subscription);
+    kc_err err =
+        kci_sublist_remove(server->sublist, subscription->subject, subscription->subject_len,
+                           subscription->queue, subscription->queue_len, subscription);
     assert(err == KC_OK);
     (void)err;
     subscription->removed = true;
@@ -169,8 +170,7 @@ void kci_route_publish(kci_client *publisher, const kci_pub_args *pub)
 {
     kci_server *server = publisher->server;
     const kci_match *match = NULL;
-    if (kci_sublist_match(server->sublist, pub->subject, pub->subject_len, &match) != KC_OK)
-        return;
+    if (kci_sublist_match(server->sublist, pub->subject, pub->subject_len, &match) != KC_OK) return;
     bool delivered = false;
     for (uint32_t i = 0; i < match->plain_count; i++) {
         kci_subscription *subscription = match->plain[i];
@@ -178,8 +178,7 @@ void kci_route_publish(kci_client *publisher, const kci_pub_args *pub)
         delivered |= deliver(subscription, pub);
     }
     for (uint32_t g = 0; g < match->group_count; g++)
-        delivered |= deliver_to_group(&match->groups[g], publisher, pub,
-                                      kci_server_random(server));
+        delivered |= deliver_to_group(&match->groups[g], publisher, pub, kci_server_random(server));
     if (!delivered && pub->reply != NULL && publisher->headers && publisher->no_responders)
         send_no_responders(publisher, pub);
 }

@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/random.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -61,7 +61,8 @@ void kci_server_mark_dirty(kci_server *server, kci_client *client)
 {
     if (client->in_flush_list) return;
     if (server->flush_count == server->flush_capacity) {
-        uint32_t capacity = server->flush_capacity ? server->flush_capacity * 2 : FLUSH_LIST_INITIAL;
+        uint32_t capacity =
+            server->flush_capacity ? server->flush_capacity * 2 : FLUSH_LIST_INITIAL;
         kci_client **bigger = realloc(server->flush_list, capacity * sizeof *bigger);
         if (bigger == NULL) { /* flush now rather than lose track of it */
             kci_client_flush(client);
@@ -131,14 +132,16 @@ static void make_server_id(kci_server *server)
     static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     uint8_t random_bytes[KCI_SERVER_ID_BYTES];
     if (getrandom(random_bytes, sizeof random_bytes, 0) != (ssize_t)sizeof random_bytes)
-        for (size_t i = 0; i < sizeof random_bytes; i++) random_bytes[i] = (uint8_t)rand();
+        for (size_t i = 0; i < sizeof random_bytes; i++)
+            random_bytes[i] = (uint8_t)rand();
     server->server_id[0] = 'N';
     for (size_t i = 1; i < KCI_SERVER_ID_BYTES; i++)
         server->server_id[i] = alphabet[random_bytes[i] % 32];
     server->server_id[KCI_SERVER_ID_BYTES] = '\0';
     uint8_t secret[KCI_INTERNAL_PASSWORD_BYTES];
     if (getrandom(secret, sizeof secret, 0) != (ssize_t)sizeof secret)
-        for (size_t i = 0; i < sizeof secret; i++) secret[i] = (uint8_t)rand();
+        for (size_t i = 0; i < sizeof secret; i++)
+            secret[i] = (uint8_t)rand();
     for (size_t i = 0; i < KCI_INTERNAL_PASSWORD_BYTES; i++)
         server->internal_password[i] = alphabet[secret[i] % 32];
     server->internal_password[KCI_INTERNAL_PASSWORD_BYTES] = '\0';
@@ -149,17 +152,17 @@ static void make_server_id(kci_server *server)
 static void render_info(kci_server *server)
 {
     const kci_options *options = &server->options;
-    int n = snprintf(server->info_prefix, sizeof server->info_prefix,
-                     "INFO {\"server_id\":\"%s\",\"server_name\":\"%s\",\"version\":\"%s\","
-                     "\"kcobrad_version\":\"%s\",\"proto\":1,\"go\":\"kcobrad\","
-                     "\"host\":\"%s\",\"port\":%d,\"headers\":true,\"max_payload\":%lld%s%s%s",
-                     server->server_id,
-                     options->server_name ? options->server_name : server->server_id,
-                     KCI_NATS_COMPATIBLE_VERSION, KC_VERSION, options->host, server->port,
-                     (long long)options->max_payload_bytes,
-                     kci_auth_required(options) ? ",\"auth_required\":true" : "",
-                     options->tls_enabled ? ",\"tls_required\":true" : "",
-                     options->tls_enabled && options->tls_verify ? ",\"tls_verify\":true" : "");
+    int n =
+        snprintf(server->info_prefix, sizeof server->info_prefix,
+                 "INFO {\"server_id\":\"%s\",\"server_name\":\"%s\",\"version\":\"%s\","
+                 "\"kcobrad_version\":\"%s\",\"proto\":1,\"go\":\"kcobrad\","
+                 "\"host\":\"%s\",\"port\":%d,\"headers\":true,\"max_payload\":%lld%s%s%s",
+                 server->server_id, options->server_name ? options->server_name : server->server_id,
+                 KCI_NATS_COMPATIBLE_VERSION, KC_VERSION, options->host, server->port,
+                 (long long)options->max_payload_bytes,
+                 kci_auth_required(options) ? ",\"auth_required\":true" : "",
+                 options->tls_enabled ? ",\"tls_required\":true" : "",
+                 options->tls_enabled && options->tls_verify ? ",\"tls_verify\":true" : "");
     assert(n > 0 && (size_t)n < sizeof server->info_prefix);
     server->info_prefix_len = (size_t)n;
 }
@@ -243,9 +246,9 @@ static kc_err open_everything(kci_server *server, char *error, size_t error_size
     server->listener.kind = KCI_SOURCE_LISTENER;
     err = watch(server, server->listen_fd, &server->listener);
     if (err == KC_OK)
-        err = kci_listen_tcp("127.0.0.1", 0, KCI_LISTEN_BACKLOG, "internal",
-                             &server->internal_listen_fd, &server->internal_port, error,
-                             error_size);
+        err =
+            kci_listen_tcp("127.0.0.1", 0, KCI_LISTEN_BACKLOG, "internal",
+                           &server->internal_listen_fd, &server->internal_port, error, error_size);
     server->internal_listener.kind = KCI_SOURCE_INTERNAL_LISTENER;
     if (err == KC_OK) err = watch(server, server->internal_listen_fd, &server->internal_listener);
     if (err == KC_OK) err = open_control(server);
@@ -256,8 +259,7 @@ static kc_err open_everything(kci_server *server, char *error, size_t error_size
     return kci_monitor_create(server, &server->monitor, error, error_size);
 }
 
-kc_err kci_server_create(kci_server **out, kci_options *options, char *error,
-                         size_t error_size)
+kc_err kci_server_create(kci_server **out, kci_options *options, char *error, size_t error_size)
 {
     kci_server *server = calloc(1, sizeof *server);
     if (server == NULL) return KC_ERR_NOMEM;
@@ -455,8 +457,9 @@ static void on_control(kci_server *server)
 
 void kci_configure_logging(const kci_options *options)
 {
-    kci_log_level level = options->trace ? KCI_LOG_TRACE : options->debug ? KCI_LOG_DEBUG
-                                                                          : KCI_LOG_INFO;
+    kci_log_level level = options->trace   ? KCI_LOG_TRACE
+                          : options->debug ? KCI_LOG_DEBUG
+                                           : KCI_LOG_INFO;
     kci_log_configure(level, options->logtime);
 }
 
@@ -504,7 +507,8 @@ static void shut_down(kci_server *server)
         if (!pending || kci_now_ms() >= deadline_ms) break;
         epoll_wait(server->epoll_fd, events, KCI_EPOLL_EVENTS_MAX, 50);
     }
-    while (server->clients != NULL) kci_client_close(server->clients, KCI_CLOSE_SERVER_SHUTDOWN);
+    while (server->clients != NULL)
+        kci_client_close(server->clients, KCI_CLOSE_SERVER_SHUTDOWN);
     end_batch(server);
 }
 
@@ -527,7 +531,8 @@ kc_err kci_server_run(kci_server *server)
             return KC_ERR_IO;
         }
         server->now_ms = kci_now_ms();
-        for (int i = 0; i < count; i++) dispatch(server, &events[i]);
+        for (int i = 0; i < count; i++)
+            dispatch(server, &events[i]);
         end_batch(server);
         if (server->now_ms >= server->next_housekeeping_ms) {
             housekeeping(server);
@@ -539,11 +544,11 @@ kc_err kci_server_run(kci_server *server)
     return KC_OK;
 }
 
-
 void kci_server_destroy(kci_server *server)
 {
     if (server == NULL) return;
-    while (server->clients != NULL) kci_client_close(server->clients, KCI_CLOSE_SERVER_SHUTDOWN);
+    while (server->clients != NULL)
+        kci_client_close(server->clients, KCI_CLOSE_SERVER_SHUTDOWN);
     if (server->sublist) end_batch(server);
     if (server->monitor) kci_monitor_destroy(server->monitor);
     if (server->listen_fd >= 0) close(server->listen_fd);

@@ -81,7 +81,7 @@ typedef struct kci_server {
     int epoll_fd;
     kci_source listener;
     int listen_fd;
-    int port; /* the bound port (useful when 0 was asked) */
+    int port;         /* the bound port (useful when 0 was asked) */
     bool public_held; /* the client listener is not watched yet */
     /* kcobrad's components connect here: 127.0.0.1, an ephemeral port, no
      * TLS, only KCI_INTERNAL_USER, not counted as connections. */
@@ -96,7 +96,7 @@ typedef struct kci_server {
     struct kci_client *clients; /* doubly linked, newest first */
     uint64_t client_count;
     uint64_t next_client_id;
-    struct kci_client *closed;  /* freed at the end of the batch */
+    struct kci_client *closed; /* freed at the end of the batch */
     struct kci_subscription *retired_subscriptions;
     struct kci_client *current_reader; /* whose input is being processed */
     struct kci_client **stalled;
@@ -121,8 +121,7 @@ typedef struct kci_server {
 enum { KCI_CONTROL_RELOAD = 1u, KCI_CONTROL_STOP = 2u, KCI_CONTROL_OPEN_PUBLIC = 4u };
 
 /* Takes ownership of *options (zeroes it). Binds the listeners. */
-kc_err kci_server_create(kci_server **out, kci_options *options, char *error,
-                         size_t error_size);
+kc_err kci_server_create(kci_server **out, kci_options *options, char *error, size_t error_size);
 /* Runs until kci_server_stop; then stops accepting, flushes pending output
  * (bounded) and returns. Signals are the caller's business (kcobrad). */
 kc_err kci_server_run(kci_server *server);
@@ -131,7 +130,8 @@ void kci_server_stop(kci_server *server);
 void kci_server_request_reload(kci_server *server);
 /* Before the loop runs: stop watching the client and monitoring listeners
  * (connections wait in their backlogs), so kcobrad's components are up
- * before anyone else is served or counts anything. kci_server_open_public (thread-safe) starts serving them. */
+ * before anyone else is served or counts anything. kci_server_open_public (thread-safe) starts
+ * serving them. */
 void kci_server_hold_public(kci_server *server);
 void kci_server_open_public(kci_server *server);
 void kci_server_destroy(kci_server *server);

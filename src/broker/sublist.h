@@ -43,8 +43,8 @@ typedef struct kci_sublist_stats {
     uint64_t remove_count;
     uint64_t match_count;
     uint64_t cache_hit_count;
-    uint32_t fanout_max;    /* most subscriptions one match returned */
-    double fanout_average;  /* subscriptions per match, averaged over matches */
+    uint32_t fanout_max;   /* most subscriptions one match returned */
+    double fanout_average; /* subscriptions per match, averaged over matches */
 } kci_sublist_stats;
 
 enum { KCI_SUBLIST_CACHE_ENTRIES_DEFAULT = 1024 };

@@ -22,8 +22,8 @@ kc_err kci_tls_context_create(const kci_options *options, SSL_CTX **out, char *e
     SSL_CTX *context = SSL_CTX_new(TLS_server_method());
     if (context == NULL) return tls_fail(NULL, "cannot create context", NULL, error, error_size);
     SSL_CTX_set_min_proto_version(context, TLS1_2_VERSION);
-    SSL_CTX_set_mode(context, SSL_MODE_ENABLE_PARTIAL_WRITE |
-                                  SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_mode(context, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                                  SSL_MODE_RELEASE_BUFFERS);
     if (SSL_CTX_use_certificate_chain_file(context, options->tls_cert_file) != 1)
         return tls_fail(context, "cannot load certificate", options->tls_cert_file, error,
                         error_size);

@@ -19,18 +19,17 @@ typedef struct kci_components kci_components;
 /* What the components need from the options, copied before the server
  * takes ownership of them. */
 typedef struct kci_components_config {
-    char *node;                /* Kc-Node of the components; default: server name or host */
-    bool suggestions_enabled;  /* default true */
-    char *suggestions_file;    /* default "<data_dir>/suggestions.jsonl" */
-    bool ingress_enabled;      /* default false */
-    char *ingress_host;        /* default "0.0.0.0" */
-    int ingress_port;          /* default 4223 */
-    char *ingress_type;        /* request type for seed-format lines; default "default" */
+    char *node;                 /* Kc-Node of the components; default: server name or host */
+    bool suggestions_enabled;   /* default true */
+    char *suggestions_file;     /* default "<data_dir>/suggestions.jsonl" */
+    bool ingress_enabled;       /* default false */
+    char *ingress_host;         /* default "0.0.0.0" */
+    int ingress_port;           /* default 4223 */
+    char *ingress_type;         /* request type for seed-format lines; default "default" */
     int64_t ingress_timeout_ms; /* per request; default 5000 */
 } kci_components_config;
 
-void kci_components_config_from_options(kci_components_config *config,
-                                        const kci_options *options);
+void kci_components_config_from_options(kci_components_config *config, const kci_options *options);
 void kci_components_config_free(kci_components_config *config);
 /* Starts the enabled components against the running server (its bound
  * port, TLS, and internal credentials). */

@@ -3,9 +3,9 @@
 #include "net.h"
 
 #include <errno.h>
-#include <stdbool.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -40,8 +40,8 @@ kc_err kci_listen_tcp(const char *host, int port, int backlog, const char *what,
     int fd = socket(found->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
     if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    bool failed = fd < 0 || bind(fd, found->ai_addr, found->ai_addrlen) != 0 ||
-                  listen(fd, backlog) != 0;
+    bool failed =
+        fd < 0 || bind(fd, found->ai_addr, found->ai_addrlen) != 0 || listen(fd, backlog) != 0;
     freeaddrinfo(found);
     int bound = failed ? -1 : bound_port(fd);
     if (failed || bound < 0) {

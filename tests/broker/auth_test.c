@@ -47,8 +47,10 @@ static void test_publish_permissions(void **state)
     (void)state;
     kci_permissions permissions = {0};
     assert_true(kci_permissions_allow_publish(NULL, "anything", 8));
-    permissions.publish = (kci_permission_list){.present = true, .allow = allow_foo,
-                                                .allow_count = 2, .deny = deny_secret,
+    permissions.publish = (kci_permission_list){.present = true,
+                                                .allow = allow_foo,
+                                                .allow_count = 2,
+                                                .deny = deny_secret,
                                                 .deny_count = 1};
     assert_true(kci_permissions_allow_publish(&permissions, "foo.bar", 7));
     assert_true(kci_permissions_allow_publish(&permissions, "_INBOX.x.y", 10));

@@ -22,9 +22,8 @@ typedef struct recorder {
     int refuse_before_connect;
 } recorder;
 
-static int recorder_add(recorder *r, const char *kind, const void *a, size_t a_len,
-                        const void *b, size_t b_len, long long number, const void *c,
-                        size_t c_len)
+static int recorder_add(recorder *r, const char *kind, const void *a, size_t a_len, const void *b,
+                        size_t b_len, long long number, const void *c, size_t c_len)
 {
     int n = snprintf(r->text + r->len, sizeof r->text - r->len, "%s[%.*s][%.*s][%lld][%.*s]\n",
                      kind, (int)a_len, a ? (const char *)a : "", (int)b_len,
@@ -41,15 +40,14 @@ static int rec_connect(void *context, const char *json, size_t len)
 
 static int rec_pub(void *context, const kci_pub_args *pub)
 {
-    return recorder_add(context, "PUB", pub->subject, pub->subject_len, pub->reply,
-                        pub->reply_len, pub->header_bytes, pub->payload, pub->payload_len);
+    return recorder_add(context, "PUB", pub->subject, pub->subject_len, pub->reply, pub->reply_len,
+                        pub->header_bytes, pub->payload, pub->payload_len);
 }
 
 static int rec_sub(void *context, const char *subject, size_t subject_len, const char *queue,
                    size_t queue_len, const char *sid, size_t sid_len)
 {
-    return recorder_add(context, "SUB", subject, subject_len, queue, queue_len, 0, sid,
-                        sid_len);
+    return recorder_add(context, "SUB", subject, subject_len, queue, queue_len, 0, sid, sid_len);
 }
 
 static int rec_unsub(void *context, const char *sid, size_t sid_len, int64_t max_messages)
@@ -96,9 +94,9 @@ static kci_parse_error recorder_feed_split(recorder *r, kci_parser *parser, cons
         /* copy each piece so a parser that kept a pointer into it would be caught by ASan */
         uint8_t *piece = malloc(end - start + 1);
         memcpy(piece, input + start, end - start);
-        kci_parse_error error = end > start ? kci_parser_feed(parser, &recorder_handlers, r,
-                                                              piece, end - start, NULL)
-                                            : KCI_PARSE_OK;
+        kci_parse_error error =
+            end > start ? kci_parser_feed(parser, &recorder_handlers, r, piece, end - start, NULL)
+                        : KCI_PARSE_OK;
         free(piece);
         if (error != KCI_PARSE_OK) {
             recorder_add(r, "ERROR", NULL, 0, NULL, 0, error, NULL, 0);

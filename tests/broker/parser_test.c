@@ -14,20 +14,19 @@
 
 enum { CONTROL_LINE_MAX = 256, PAYLOAD_MAX = 1024 };
 
-static const char SESSION[] =
-    "CONNECT {\"verbose\":false,\"name\":\"t\"}\r\n"
-    "SUB foo.* 1\r\n"
-    "SUB bar q 22\r\n"
-    "PUB foo.x 5\r\nhello\r\n"
-    "PUB foo.y _INBOX.1 0\r\n\r\n"
-    "HPUB foo.z 12 14\r\nNATS/1.0\r\n\r\nhi\r\n"
-    "HPUB foo.z reply.to 12 12\r\nNATS/1.0\r\n\r\n\r\n"
-    "UNSUB 1\r\n"
-    "UNSUB 22 10\r\n"
-    "PING\r\nPONG\r\n"
-    "pub lower 3\r\nabc\r\n"
-    "+OK\r\n-ERR 'whatever'\r\nINFO {}\r\n"
-    "PUB  spaced \t 2\r\nok\r\n";
+static const char SESSION[] = "CONNECT {\"verbose\":false,\"name\":\"t\"}\r\n"
+                              "SUB foo.* 1\r\n"
+                              "SUB bar q 22\r\n"
+                              "PUB foo.x 5\r\nhello\r\n"
+                              "PUB foo.y _INBOX.1 0\r\n\r\n"
+                              "HPUB foo.z 12 14\r\nNATS/1.0\r\n\r\nhi\r\n"
+                              "HPUB foo.z reply.to 12 12\r\nNATS/1.0\r\n\r\n\r\n"
+                              "UNSUB 1\r\n"
+                              "UNSUB 22 10\r\n"
+                              "PING\r\nPONG\r\n"
+                              "pub lower 3\r\nabc\r\n"
+                              "+OK\r\n-ERR 'whatever'\r\nINFO {}\r\n"
+                              "PUB  spaced \t 2\r\nok\r\n";
 
 static void record_whole(recorder *r, const char *input, size_t len)
 {
@@ -87,7 +86,8 @@ static void test_byte_at_a_time(void **state)
     record_whole(&whole, SESSION, sizeof SESSION - 1);
     size_t len = sizeof SESSION - 1;
     size_t *cuts = malloc(len * sizeof *cuts);
-    for (size_t i = 0; i < len; i++) cuts[i] = i + 1;
+    for (size_t i = 0; i < len; i++)
+        cuts[i] = i + 1;
     kci_parser parser;
     kci_parser_init(&parser, CONTROL_LINE_MAX, PAYLOAD_MAX);
     recorder_feed_split(&split, &parser, (const uint8_t *)SESSION, len, cuts, len - 1);
@@ -107,9 +107,9 @@ static void test_ping_state_per_byte(void **state)
     kci_parser_init(&parser, CONTROL_LINE_MAX, PAYLOAD_MAX);
     const char *ping = "PING\r\n";
     for (size_t i = 0; i < 6; i++) {
-        assert_int_equal(kci_parser_feed(&parser, &recorder_handlers, &r,
-                                         (const uint8_t *)ping + i, 1, NULL),
-                         KCI_PARSE_OK);
+        assert_int_equal(
+            kci_parser_feed(&parser, &recorder_handlers, &r, (const uint8_t *)ping + i, 1, NULL),
+            KCI_PARSE_OK);
         assert_int_equal(r.events, i == 5 ? 1 : 0);
         assert_int_equal(kci_parser_idle(&parser), i == 5);
     }
@@ -232,9 +232,9 @@ static void test_large_split_payload(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_session_events),     cmocka_unit_test(test_every_split_point),
-        cmocka_unit_test(test_byte_at_a_time),     cmocka_unit_test(test_ping_state_per_byte),
-        cmocka_unit_test(test_must_fail_table),    cmocka_unit_test(test_handler_stop),
+        cmocka_unit_test(test_session_events),      cmocka_unit_test(test_every_split_point),
+        cmocka_unit_test(test_byte_at_a_time),      cmocka_unit_test(test_ping_state_per_byte),
+        cmocka_unit_test(test_must_fail_table),     cmocka_unit_test(test_handler_stop),
         cmocka_unit_test(test_before_connect_hook), cmocka_unit_test(test_large_split_payload),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -697,14 +697,21 @@ static void test_wildcard_subject_matched_literally(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_create_limits),       cmocka_unit_test(test_insert_match_remove),
-        cmocka_unit_test(test_wildcards),           cmocka_unit_test(test_queue_groups),
-        cmocka_unit_test(test_duplicates),          cmocka_unit_test(test_remove_unknown),
+        cmocka_unit_test(test_create_limits),
+        cmocka_unit_test(test_insert_match_remove),
+        cmocka_unit_test(test_wildcards),
+        cmocka_unit_test(test_queue_groups),
+        cmocka_unit_test(test_duplicates),
+        cmocka_unit_test(test_remove_unknown),
         cmocka_unit_test(test_invalid_input),
-        cmocka_unit_test(test_wildcard_subject_matched_literally),       cmocka_unit_test(test_cache_coherence),
-        cmocka_unit_test(test_result_stability),    cmocka_unit_test(test_cache_disabled),
-        cmocka_unit_test(test_cache_bounded_clock), cmocka_unit_test(test_stats),
-        cmocka_unit_test(test_nodes_freed),         cmocka_unit_test(test_churn_against_oracle),
+        cmocka_unit_test(test_wildcard_subject_matched_literally),
+        cmocka_unit_test(test_cache_coherence),
+        cmocka_unit_test(test_result_stability),
+        cmocka_unit_test(test_cache_disabled),
+        cmocka_unit_test(test_cache_bounded_clock),
+        cmocka_unit_test(test_stats),
+        cmocka_unit_test(test_nodes_freed),
+        cmocka_unit_test(test_churn_against_oracle),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
