@@ -3,7 +3,7 @@
  * nats.c alone, on the same server, with the same payload and requesters.
  *
  *   bench_kingcobra [-l LABEL] [-d DURATION_MS] [-r REQUESTERS] [-w WORKERS]
- *                   kingcobra|raw URL
+ *                   kingcobra|raw|raw-headers URL
  *
  * kingcobra: each requester is a kc_client calling kc_client_request (type
  *   "bench") against one kc_service echo with WORKERS workers (default 1)
@@ -14,6 +14,14 @@
  *   on the same subject (kc.req.bench) against a nats.c echo responder in
  *   queue group "bench" that answers from its subscription callback. All raw
  *   connections use send-asap, as bench_nats.c does.
+ * raw-headers: raw, but each request and reply is a natsMsg carrying five
+ *   headers of the sizes libkingcobra sends (fixed values: no clock, no id
+ *   generator, no validation beyond "present once"), set with
+ *   natsMsgHeader_Set and read with natsMsgHeader_Values. It is the floor for
+ *   libkingcobra: what nats.c's own header handling costs (a hash table and
+ *   a few allocations per header, freed by nats.c's garbage-collector
+ *   thread), separate from what the library adds. run.sh does not run it;
+ *   run it by hand beside the other two.
  * Both: 128-byte payloads, REQUESTERS threads (default 1, at most 8) with one
  * connection each; 1,000 unmeasured requests per requester, then all start
  * together and run for DURATION_MS (default 3,000). The responder lives in
@@ -22,12 +30,13 @@
  * trip in µs, and lost replies (errors: timeouts or replies of the wrong
  * size). A failure prints {"error": ...} and exits 1.
  *
- * Both paths use nats.c's request machinery on the requester side (one
+ * All paths use nats.c's request machinery on the requester side (one
  * wildcard inbox subscription, a reply handed from the reader thread to the
- * waiting caller), so the difference is what libkingcobra adds: headers
- * built and parsed on both sides, the HLC, the service's ring and worker
- * hand-off, the idempotence cache, and replies flushed by nats.c's flusher
- * thread instead of send-asap. bench/run.sh runs both and prints the ratio.
+ * waiting caller), and one wake-up of the answering thread on the service
+ * side (libkingcobra's leader/followers workers, docs/service.md), so the
+ * difference is what libkingcobra adds: headers built, validated and parsed
+ * on both sides, the HLC and ids, and the idempotence cache. bench/run.sh
+ * runs kingcobra and raw and prints the ratio.
  *
  * Limits: every loop, buffer and wait has a named bound below; latency
  * samples are allocated before the measurement starts. */
@@ -69,7 +78,13 @@ static const char RESPONDER_QUEUE[] = "bench";        /* and the queue group a k
 static const int64_t NS_PER_MS = 1000000;
 static const int64_t NS_PER_S = 1000000000;
 
-typedef enum client_kind { CLIENT_KINGCOBRA, CLIENT_RAW } client_kind;
+typedef enum client_kind {
+    CLIENT_KINGCOBRA,
+    CLIENT_RAW,
+    CLIENT_RAW_HEADERS, /* raw, plus five constant headers each way */
+} client_kind;
+
+static const char *const CLIENT_KIND_NAMES[] = {"kingcobra", "raw", "raw-headers"};
 
 typedef struct bench_config {
     client_kind kind;
@@ -152,8 +167,8 @@ static void gate_open_after(start_gate *gate, int arrived_count)
 
 static void print_prefix(const bench_config *config)
 {
-    printf("{\"workload\":\"%s\",\"server\":\"%s\"",
-           config->kind == CLIENT_KINGCOBRA ? "kingcobra" : "raw", config->label);
+    printf("{\"workload\":\"%s\",\"server\":\"%s\"", CLIENT_KIND_NAMES[config->kind],
+           config->label);
 }
 
 /* One nats.c connection with send-asap; reconnecting is off: a server that
@@ -199,6 +214,66 @@ static void on_raw_request(natsConnection *connection, natsSubscription *subscri
     natsMsg_Destroy(message);
 }
 
+/* Five headers of the sizes libkingcobra sends (values fixed: no clock, no
+ * id generator), set on a message of nats.c's; the reader gets each. */
+typedef struct constant_header {
+    const char *name, *value;
+} constant_header;
+
+enum { CONSTANT_HEADER_COUNT = 5 };
+
+static const constant_header REQUEST_HEADERS[CONSTANT_HEADER_COUNT] = {
+    {"Kc-Id", "0190b6e2-5a1c-7d3e-8f00-0123456789ab"},
+    {"Kc-Ts", "1700000000000.3"},
+    {"Kc-Node", "bench-requester-0"},
+    {"Kc-Type", "bench"},
+    {"Kc-Deadline", "1700000002000"},
+};
+
+static const constant_header REPLY_HEADERS[CONSTANT_HEADER_COUNT] = {
+    {"Kc-Id", "0190b6e2-5a1c-7d3e-8f00-0123456789ac"},
+    {"Kc-Ts", "1700000000000.4"},
+    {"Kc-Node", "bench-service"},
+    {"Kc-Type", "bench"},
+    {"Kc-Reply-To", "0190b6e2-5a1c-7d3e-8f00-0123456789ab"},
+};
+
+static natsStatus headers_set(natsMsg *message, const constant_header *headers)
+{
+    natsStatus status = NATS_OK;
+    for (int index = 0; index < CONSTANT_HEADER_COUNT && status == NATS_OK; index++)
+        status = natsMsgHeader_Set(message, headers[index].name, headers[index].value);
+    return status;
+}
+
+/* True if every header is there, once (as libkingcobra checks). */
+static bool headers_present(natsMsg *message, const constant_header *headers)
+{
+    for (int index = 0; index < CONSTANT_HEADER_COUNT; index++) {
+        const char **values = NULL;
+        int count = 0;
+        if (natsMsgHeader_Values(message, headers[index].name, &values, &count) != NATS_OK)
+            return false;
+        free((void *)values);
+        if (count != 1) return false;
+    }
+    return true;
+}
+
+static void on_raw_headers_request(natsConnection *connection, natsSubscription *subscription,
+                                   natsMsg *message, void *closure)
+{
+    const char *reply_subject = natsMsg_GetReply(message);
+    natsMsg *reply = NULL;
+    if (reply_subject != NULL && headers_present(message, REQUEST_HEADERS) &&
+        natsMsg_Create(&reply, reply_subject, NULL, natsMsg_GetData(message),
+                       natsMsg_GetDataLength(message)) == NATS_OK &&
+        headers_set(reply, REPLY_HEADERS) == NATS_OK)
+        natsConnection_PublishMsg(connection, reply);
+    natsMsg_Destroy(reply);
+    natsMsg_Destroy(message);
+}
+
 static void on_kingcobra_request(const kc_request *request, kc_response *response, void *closure)
 {
     size_t payload_len = 0;
@@ -210,12 +285,12 @@ static void on_kingcobra_request(const kc_request *request, kc_response *respons
 static bool responder_start(responder *self, const bench_config *config, char *failure,
                             size_t failure_size)
 {
-    if (config->kind == CLIENT_RAW) {
+    if (config->kind != CLIENT_KINGCOBRA) {
         natsStatus status = raw_connect(&self->connection, config->url);
         if (status == NATS_OK)
-            status = natsConnection_QueueSubscribe(&self->subscription, self->connection,
-                                                   REQUEST_SUBJECT, RESPONDER_QUEUE, on_raw_request,
-                                                   NULL);
+            status = natsConnection_QueueSubscribe(
+                &self->subscription, self->connection, REQUEST_SUBJECT, RESPONDER_QUEUE,
+                config->kind == CLIENT_RAW ? on_raw_request : on_raw_headers_request, NULL);
         if (status == NATS_OK)
             status = natsConnection_FlushTimeout(self->connection, FLUSH_TIMEOUT_MS);
         if (status != NATS_OK)
@@ -251,7 +326,7 @@ static void responder_stop(responder *self)
 
 static bool requester_open(requester *self, int index)
 {
-    if (self->config->kind == CLIENT_RAW) {
+    if (self->config->kind != CLIENT_KINGCOBRA) {
         natsStatus status = raw_connect(&self->connection, self->config->url);
         if (status != NATS_OK)
             snprintf(self->failure, sizeof(self->failure), "requester: %s",
@@ -288,6 +363,24 @@ static round_trip raw_round_trip(requester *self, const char *payload)
     return ROUND_TRIP_FAILED;
 }
 
+static round_trip raw_headers_round_trip(requester *self, const char *payload)
+{
+    natsMsg *request = NULL;
+    natsMsg *reply = NULL;
+    natsStatus status = natsMsg_Create(&request, REQUEST_SUBJECT, NULL, payload, PAYLOAD_BYTES);
+    if (status == NATS_OK) status = headers_set(request, REQUEST_HEADERS);
+    if (status == NATS_OK)
+        status = natsConnection_RequestMsg(&reply, self->connection, request, REQUEST_TIMEOUT_MS);
+    natsMsg_Destroy(request);
+    bool complete = status == NATS_OK && natsMsg_GetDataLength(reply) == PAYLOAD_BYTES &&
+                    headers_present(reply, REPLY_HEADERS);
+    natsMsg_Destroy(reply);
+    if (complete) return ROUND_TRIP_OK;
+    if (status == NATS_OK || status == NATS_TIMEOUT) return ROUND_TRIP_LOST;
+    snprintf(self->failure, sizeof(self->failure), "request: %s", natsStatus_GetText(status));
+    return ROUND_TRIP_FAILED;
+}
+
 static round_trip kingcobra_round_trip(requester *self, const char *payload)
 {
     kc_reply *reply = NULL;
@@ -306,8 +399,12 @@ static round_trip kingcobra_round_trip(requester *self, const char *payload)
 static round_trip round_trip_once(requester *self, const char *payload, int64_t *latency_ns)
 {
     int64_t start_ns = now_ns();
-    round_trip result = self->config->kind == CLIENT_RAW ? raw_round_trip(self, payload)
-                                                         : kingcobra_round_trip(self, payload);
+    round_trip result = ROUND_TRIP_FAILED;
+    switch (self->config->kind) {
+    case CLIENT_RAW: result = raw_round_trip(self, payload); break;
+    case CLIENT_RAW_HEADERS: result = raw_headers_round_trip(self, payload); break;
+    case CLIENT_KINGCOBRA: result = kingcobra_round_trip(self, payload); break;
+    }
     *latency_ns = now_ns() - start_ns;
     return result;
 }
@@ -376,8 +473,8 @@ static bool report(const bench_config *config, requester *requesters, char *fail
     print_prefix(config);
     printf(",\"workers\":%d,\"requesters\":%d,\"requests\":%" PRId64 ",\"errors\":%" PRId64
            ",\"rps\":%.0f,\"p50_us\":%.1f,\"p99_us\":%.1f}\n",
-           config->kind == CLIENT_RAW ? 1 : config->worker_count, config->requester_count, total,
-           errors, (double)total / elapsed_s, all[(total - 1) * 50 / 100] / 1000.0,
+           config->kind == CLIENT_KINGCOBRA ? config->worker_count : 1, config->requester_count,
+           total, errors, (double)total / elapsed_s, all[(total - 1) * 50 / 100] / 1000.0,
            all[(total - 1) * 99 / 100] / 1000.0);
     free(all);
     return true;
@@ -451,7 +548,7 @@ static bool label_valid(const char *label)
 static int usage(void)
 {
     fprintf(stderr, "usage: bench_kingcobra [-l LABEL] [-d DURATION_MS] [-r REQUESTERS] "
-                    "[-w WORKERS] kingcobra|raw URL\n");
+                    "[-w WORKERS] kingcobra|raw|raw-headers URL\n");
     return 2;
 }
 
@@ -472,6 +569,8 @@ static bool parse_arguments(bench_config *config, int argc, char **argv)
         config->kind = CLIENT_KINGCOBRA;
     else if (strcmp(argv[optind], "raw") == 0)
         config->kind = CLIENT_RAW;
+    else if (strcmp(argv[optind], "raw-headers") == 0)
+        config->kind = CLIENT_RAW_HEADERS;
     else
         return false;
     config->url = argv[optind + 1];
@@ -498,7 +597,7 @@ int main(int argc, char **argv)
             if (*cursor == '"' || *cursor == '\\' || (unsigned char)*cursor < ' ') *cursor = '\'';
         print_prefix(&config);
         printf(",\"workers\":%d,\"requesters\":%d,\"error\":\"%s\"}\n",
-               config.kind == CLIENT_RAW ? 1 : config.worker_count, config.requester_count,
+               config.kind == CLIENT_KINGCOBRA ? config.worker_count : 1, config.requester_count,
                failure);
     }
     fflush(stdout);

@@ -153,8 +153,10 @@ KC_EXPORT kc_err kc_client_report_problem(kc_client *client, const char *node,
                                           kc_problem_reason reason, const char *request_id,
                                           const char *text);
 /* Sends a suggestion on kc.suggest and waits up to timeout_ms for the keeper
- * (a kcobrad component) to acknowledge that it is stored. */
-KC_EXPORT kc_err kc_client_suggest(kc_client *client, const char *text, int64_t timeout_ms);
+ * (a kcobrad component) to acknowledge that it is stored; id_out (may be
+ * NULL) receives the id the keeper gave it. */
+KC_EXPORT kc_err kc_client_suggest(kc_client *client, const char *text, int64_t timeout_ms,
+                                   char id_out[KC_UUID_TEXT_BYTES + 1]);
 
 #ifdef __cplusplus
 }

@@ -133,7 +133,8 @@ static int run_suggest(const kcobra_command *command, int argc, char **argv)
     kc_client *client = NULL;
     status = kcobra_client_open(&client, &invocation.common);
     if (status != KCOBRA_EXIT_OK) return status;
-    kc_err err = kc_client_suggest(client, text, invocation.common.timeout_ms);
+    char id[KC_UUID_TEXT_BYTES + 1];
+    kc_err err = kc_client_suggest(client, text, invocation.common.timeout_ms, id);
     if (err == KC_ERR_NO_RESPONDERS) {
         kcobra_error("no suggestion keeper answers on kc.suggest (no responders); "
                      "it runs in kcobrad");
@@ -145,9 +146,9 @@ static int run_suggest(const kcobra_command *command, int argc, char **argv)
     } else if (err != KC_OK) {
         kcobra_error("cannot store the suggestion: %s (%s)", kc_last_error(), kc_strerror(err));
     } else if (invocation.common.json) {
-        status = kcobra_json_print(json_pack("{s:b}", "stored", 1));
+        status = kcobra_json_print(json_pack("{s:b, s:s}", "stored", 1, "id", id));
     } else {
-        printf("suggestion stored\n");
+        printf("suggestion stored: %s\n", id);
         status = fflush(stdout) == 0 ? KCOBRA_EXIT_OK : KCOBRA_EXIT_FAILURE;
     }
     kcobra_client_close(client);

@@ -86,7 +86,7 @@ kc_err kci_nats_fail(natsStatus status, const char *what)
 kc_err kci_client_stamp(kc_client *client, natsMsg *message, kci_kc_headers *headers)
 {
     assert(client != NULL && message != NULL && headers != NULL);
-    snprintf(headers->node, sizeof(headers->node), "%s", client->node);
+    kci_text_copy(headers->node, sizeof(headers->node), client->node);
     return kci_headers_stamp(message, headers); /* a new Kc-Id, Kc-Ts from the process clock */
 }
 
@@ -103,11 +103,16 @@ kc_err kci_client_observe(const kci_kc_headers *headers)
 
 kc_err kci_request_subject(char subject[KCI_SUBJECT_BYTES_MAX], const char *type)
 {
-    if (type == NULL || !kci_token_valid(type) || strlen(type) > KC_TYPE_BYTES_MAX)
+    static const char prefix[] = "kc.req.";
+    /* kci_token_valid bounds the length by KC_TYPE_BYTES_MAX. */
+    if (type == NULL || !kci_token_valid(type))
         return kci_fail(KC_ERR_INVALID_ARGUMENT, "request type \"%s\" is not one subject token",
                         type != NULL ? type : "(null)");
-    int written = snprintf(subject, KCI_SUBJECT_BYTES_MAX, "kc.req.%s", type);
-    assert(written > 0 && written < KCI_SUBJECT_BYTES_MAX);
+    size_t type_length = strlen(type);
+    _Static_assert(sizeof(prefix) + KC_TYPE_BYTES_MAX <= KCI_SUBJECT_BYTES_MAX, "subject bound");
+    assert(type_length <= KC_TYPE_BYTES_MAX);
+    memcpy(subject, prefix, sizeof(prefix) - 1);
+    memcpy(subject + sizeof(prefix) - 1, type, type_length + 1);
     return KC_OK;
 }
 
@@ -212,6 +217,7 @@ static kc_err build_nats_options(natsOptions *nats_options, const kc_client_opti
     if (status == NATS_OK)
         status = natsOptions_SetMaxReconnect(nats_options, options->reconnect_attempts_max);
     if (status == NATS_OK) status = natsOptions_SetReconnectWait(nats_options, reconnect_wait_ms);
+    if (status == NATS_OK) status = natsOptions_SetSendAsap(nats_options, true);
     if (status == NATS_OK) status = natsOptions_SetClosedCB(nats_options, on_closed, client);
     if (status == NATS_OK) status = natsOptions_SetErrorHandler(nats_options, on_async_error, NULL);
     return status == NATS_OK ? KC_OK : kci_nats_fail(status, "options");

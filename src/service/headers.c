@@ -289,10 +289,10 @@ kc_err kci_headers_read(natsMsg *message, bool require_core, kci_kc_headers *out
 {
     if (message == NULL || out == NULL)
         return kci_fail(KC_ERR_INVALID_ARGUMENT, "headers: no message or no output");
-    memset(out, 0, sizeof *out);
+    kci_headers_clear(out);
     kc_err err = headers_read_fields(message, require_core, out);
     if (err != KC_OK) {
-        memset(out, 0, sizeof *out);
+        kci_headers_clear(out);
         return err;
     }
     assert(!require_core || (out->id[0] != '\0' && out->ts[0] != '\0' && out->node[0] != '\0'));
@@ -301,10 +301,18 @@ kc_err kci_headers_read(natsMsg *message, bool require_core, kci_kc_headers *out
 
 /* ---- stamping ------------------------------------------------------------ */
 
-static kc_err stamp_check_uuid(const char *name, const char *text)
+/* The canonical text of an optional UUID field ("" if unset), or
+ * KC_ERR_INVALID_ARGUMENT if it is set but not a usable UUID. */
+static kc_err stamp_uuid_canonical(const char *name, const char *text,
+                                   char canonical[KC_UUID_TEXT_BYTES + 1])
 {
+    canonical[0] = '\0';
+    if (text[0] == '\0') return KC_OK;
     kci_uuid uuid;
-    if (text[0] == '\0' || uuid_text_usable(text, &uuid)) return KC_OK;
+    if (uuid_text_usable(text, &uuid)) {
+        kci_uuid_format(&uuid, canonical);
+        return KC_OK;
+    }
     char quoted[QUOTE_TEXT_BYTES];
     return kci_fail(KC_ERR_INVALID_ARGUMENT, "%s: %s is not a usable UUID", name,
                     quote(text, quoted));
@@ -315,8 +323,9 @@ static bool field_terminated(const char *field, size_t size)
     return strnlen(field, size) < size;
 }
 
-/* The caller's fields, against the reader's rules. The text arrays may lack
- * a NUL (error_message may: it is cut to size when written). */
+/* The caller's fields, against the reader's rules (the UUID fields are
+ * checked as they are made canonical). The text arrays may lack a NUL
+ * (error_message may: it is cut to size when written). */
 static kc_err stamp_check(const kci_kc_headers *headers)
 {
     char quoted[QUOTE_TEXT_BYTES];
@@ -336,9 +345,7 @@ static kc_err stamp_check(const kci_kc_headers *headers)
                         headers->deadline_ms);
     if (headers->error_code < 0)
         return kci_fail(KC_ERR_INVALID_ARGUMENT, "Kc-Error: negative code %d", headers->error_code);
-    kc_err err = stamp_check_uuid(KCI_HEADER_REPLY_TO, headers->reply_to);
-    if (err != KC_OK) return err;
-    return stamp_check_uuid(KCI_HEADER_PAY, headers->pay);
+    return KC_OK;
 }
 
 /* "<code> <message>" with control bytes as spaces, the message cut (at a
@@ -375,37 +382,69 @@ static kc_err stamp_set(natsMsg *message, const char *name, const char *value)
     return status == NATS_OK ? KC_OK : status_to_err(status, name);
 }
 
-/* Canonical text of an optional UUID field, "" if unset. Checked before. */
-static void uuid_canonical(const char *text, char canonical[KC_UUID_TEXT_BYTES + 1])
+/* value (> 0) in decimal, NUL-terminated: a Kc-Deadline. No snprintf: it
+ * is on every request's path. */
+static void deadline_format(int64_t value, char text[DECIMAL_TEXT_BYTES])
 {
-    kci_uuid uuid;
-    canonical[0] = '\0';
-    if (text[0] == '\0') return;
-    bool usable = uuid_text_usable(text, &uuid);
-    assert(usable);
-    (void)usable;
-    kci_uuid_format(&uuid, canonical);
+    assert(value > 0 && value <= KCI_DEADLINE_MS_MAX);
+    char reversed[DEADLINE_DIGITS_MAX];
+    size_t digit_count = 0;
+    for (uint64_t rest = (uint64_t)value; rest != 0; rest /= 10) {
+        assert(digit_count < DEADLINE_DIGITS_MAX);
+        reversed[digit_count++] = (char)('0' + rest % 10);
+    }
+    for (size_t index = 0; index < digit_count; index++)
+        text[index] = reversed[digit_count - 1 - index];
+    text[digit_count] = '\0';
+}
+
+void kci_headers_clear(kci_kc_headers *headers)
+{
+    assert(headers != NULL);
+    headers->id[0] = '\0';
+    headers->ts[0] = '\0';
+    headers->timestamp.wall_ms = 0;
+    headers->timestamp.counter = 0;
+    headers->node[0] = '\0';
+    headers->type[0] = '\0';
+    headers->deadline_ms = 0;
+    headers->reply_to[0] = '\0';
+    headers->error_code = 0;
+    headers->error_message[0] = '\0';
+    headers->pay[0] = '\0';
+}
+
+size_t kci_text_copy(char *out, size_t out_size, const char *text)
+{
+    assert(out != NULL && out_size > 0 && text != NULL);
+    size_t length = strnlen(text, out_size - 1);
+    memcpy(out, text, length);
+    out[length] = '\0';
+    return length;
 }
 
 kc_err kci_headers_stamp_with_hlc(natsMsg *message, kci_kc_headers *headers, kci_hlc *hlc)
 {
     if (message == NULL || headers == NULL || hlc == NULL)
         return kci_fail(KC_ERR_INVALID_ARGUMENT, "headers: no message, fields or clock");
+    char reply_to[KC_UUID_TEXT_BYTES + 1], pay[KC_UUID_TEXT_BYTES + 1];
     kc_err err = stamp_check(headers);
+    if (err == KC_OK) err = stamp_uuid_canonical(KCI_HEADER_REPLY_TO, headers->reply_to, reply_to);
+    if (err == KC_OK) err = stamp_uuid_canonical(KCI_HEADER_PAY, headers->pay, pay);
     if (err != KC_OK) return err;
 
+    /* A fresh message has no optional header to delete: one lookup instead
+     * of a delete per empty field. */
+    const char *previous_id = NULL;
+    bool stamped_before = natsMsgHeader_Get(message, KCI_HEADER_ID, &previous_id) == NATS_OK;
     kci_uuid_v7_text(headers->id);
     kci_hlc_now(hlc, &headers->timestamp);
     kci_hlc_format(&headers->timestamp, headers->ts);
     char deadline[DECIMAL_TEXT_BYTES] = "";
-    if (headers->deadline_ms > 0)
-        snprintf(deadline, sizeof deadline, "%" PRId64, headers->deadline_ms);
+    if (headers->deadline_ms > 0) deadline_format(headers->deadline_ms, deadline);
     char error[ERROR_VALUE_BYTES] = "";
     if (headers->error_code > 0)
         error_value_format(headers->error_code, headers->error_message, error);
-    char reply_to[KC_UUID_TEXT_BYTES + 1], pay[KC_UUID_TEXT_BYTES + 1];
-    uuid_canonical(headers->reply_to, reply_to);
-    uuid_canonical(headers->pay, pay);
 
     const struct {
         const char *name, *value;
@@ -418,6 +457,7 @@ kc_err kci_headers_stamp_with_hlc(natsMsg *message, kci_kc_headers *headers, kci
     _Static_assert(sizeof settings / sizeof settings[0] == HEADER_FIELD_COUNT,
                    "stamp writes every header read reads");
     for (size_t index = 0; index < HEADER_FIELD_COUNT; index++) {
+        if (settings[index].value[0] == '\0' && !stamped_before) continue;
         err = stamp_set(message, settings[index].name, settings[index].value);
         if (err != KC_OK) return err;
     }

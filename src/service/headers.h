@@ -38,8 +38,9 @@ typedef struct kci_kc_headers {
  * when the corresponding fields of headers are set; fills in id and ts.
  * The clock is the process's, kci_process_hlc() (one HLC per process: every
  * client in it is the same node as far as causality goes). Also sets Kc-Pay
- * when pay is set, and deletes the optional headers whose fields are empty,
- * so a message stamped twice carries only what the struct says. Fields that
+ * when pay is set, and, on a message stamped before (it carries a Kc-Id),
+ * deletes the optional headers whose fields are empty, so a message stamped
+ * twice carries only what the struct says. Fields that
  * the reader would refuse are KC_ERR_INVALID_ARGUMENT (node is required);
  * control bytes in error_message become spaces. */
 kc_err kci_headers_stamp(natsMsg *message, kci_kc_headers *headers);
@@ -51,6 +52,14 @@ kc_err kci_headers_read(natsMsg *message, bool require_core, kci_kc_headers *out
 bool kci_token_valid(const char *token);
 
 /* Added by the implementation: */
+
+/* Empties every field (the strings to "", numbers to 0) without zeroing
+ * the whole struct: it is about 1 KiB, and there is one or two per message. */
+void kci_headers_clear(kci_kc_headers *headers);
+/* Copies text into out (out_size > 0 bytes), cut to out_size - 1 bytes and
+ * NUL-terminated, like snprintf "%s" without the format parsing; returns the
+ * length copied. For the header fields filled on every message. */
+size_t kci_text_copy(char *out, size_t out_size, const char *text);
 
 enum {
     KCI_TOKEN_BYTES_MAX = 128, /* == KC_NODE_BYTES_MAX == KC_TYPE_BYTES_MAX */

@@ -31,7 +31,6 @@
 
 #include <assert.h>
 #include <inttypes.h>
-#include <stdio.h>
 #include <time.h>
 
 #include "service/last_error.h"
@@ -173,13 +172,31 @@ int kci_hlc_compare(const kci_hlc_timestamp *a, const kci_hlc_timestamp *b)
     return 0;
 }
 
+/* value in decimal at text, no NUL; returns the digit count. Stamping a
+ * message formats two timestamps per round trip, so no snprintf here. */
+static size_t decimal_format(uint64_t value, char *text)
+{
+    char reversed[HLC_WALL_DIGITS_MAX + HLC_COUNTER_DIGITS_MAX];
+    size_t digit_count = 0;
+    do {
+        assert(digit_count < sizeof(reversed));
+        reversed[digit_count++] = (char)('0' + value % 10);
+        value /= 10;
+    } while (value != 0);
+    for (size_t index = 0; index < digit_count; index++)
+        text[index] = reversed[digit_count - 1 - index];
+    return digit_count;
+}
+
 size_t kci_hlc_format(const kci_hlc_timestamp *timestamp, char text[KCI_HLC_TEXT_BYTES_MAX])
 {
     assert(timestamp != NULL && text != NULL && timestamp_valid(timestamp));
-    int written = snprintf(text, KCI_HLC_TEXT_BYTES_MAX, "%" PRId64 ".%" PRIu32, timestamp->wall_ms,
-                           timestamp->counter);
-    assert(written > 0 && written < KCI_HLC_TEXT_BYTES_MAX);
-    return (size_t)written;
+    size_t length = decimal_format((uint64_t)timestamp->wall_ms, text);
+    text[length++] = '.';
+    length += decimal_format(timestamp->counter, text + length);
+    assert(length < KCI_HLC_TEXT_BYTES_MAX); /* at most 15 + 1 + 10 */
+    text[length] = '\0';
+    return length;
 }
 
 /* Canonical unsigned decimal of 1..digits_max digits, no leading zero. */

@@ -170,11 +170,11 @@ static void entry_release(kci_idempotence *cache, uint32_t index)
     cache->stats.entry_count--;
 }
 
-/* Drops expired entries from the LRU tail; then, if want_entry and nothing
- * is free, or while the bytes exceed bytes_needed's room, evicts the tail. */
-static void make_room(kci_idempotence *cache, bool want_entry, size_t bytes_needed)
+/* Drops entries expired at now_ms from the LRU tail; then, if want_entry
+ * and nothing is free, or while the bytes exceed bytes_needed's room,
+ * evicts the tail. */
+static void make_room(kci_idempotence *cache, int64_t now_ms, bool want_entry, size_t bytes_needed)
 {
-    int64_t now_ms = cache_now_ms(cache);
     for (uint32_t step = 0; cache->lru_tail != ENTRY_NONE && step < cache->entries_max; step++) {
         if (cache->entries[cache->lru_tail].expires_ms > now_ms) break;
         entry_release(cache, cache->lru_tail);
@@ -191,7 +191,7 @@ static void make_room(kci_idempotence *cache, bool want_entry, size_t bytes_need
 
 static uint32_t claim(kci_idempotence *cache, const char *id, size_t id_len, uint64_t hash)
 {
-    if (cache->free_head == ENTRY_NONE) make_room(cache, true, 0);
+    if (cache->free_head == ENTRY_NONE) make_room(cache, cache_now_ms(cache), true, 0);
     uint32_t index = cache->free_head;
     if (index == ENTRY_NONE) return ENTRY_NONE;
     entry *e = &cache->entries[index];
@@ -357,11 +357,12 @@ kc_err kci_idempotence_begin(kci_idempotence *cache, const char *id, int64_t wai
                              kci_idempotence_outcome *outcome, kci_stored_reply *stored)
 {
     assert(cache != NULL && outcome != NULL && stored != NULL);
-    memset(stored, 0, sizeof(*stored));
+    stored->payload = NULL; /* the rest is set with DONE (copy_out) */
+    stored->payload_len = 0;
     size_t id_len = id != NULL ? strnlen(id, KCI_IDEMPOTENCE_KEY_BYTES_MAX + 1) : 0;
     if (id_len == 0 || id_len > KCI_IDEMPOTENCE_KEY_BYTES_MAX) return KC_ERR_INVALID_ARGUMENT;
     uint64_t hash = kci_hash_bytes_seeded(id, id_len, cache->seed);
-    struct timespec deadline = monotonic_after(wait_ms > 0 ? wait_ms : 0);
+    struct timespec deadline = {0, 0}; /* read when first needed: most ids are new */
     kc_err err = KC_OK;
     bool waiting = false;
     bool timed_out = false;
@@ -369,6 +370,7 @@ kc_err kci_idempotence_begin(kci_idempotence *cache, const char *id, int64_t wai
     for (;;) {
         err = begin_once(cache, id, id_len, hash, outcome, stored, &waiting);
         if (err != KC_OK || !waiting || timed_out) break;
+        if (deadline.tv_sec == 0) deadline = monotonic_after(wait_ms > 0 ? wait_ms : 0);
         /* Spurious wake-ups and other ids' finishes just loop; the deadline
          * bounds the total wait. */
         timed_out = pthread_cond_timedwait(&cache->finished, &cache->lock, &deadline) == ETIMEDOUT;
@@ -399,7 +401,8 @@ static kc_err store(kci_idempotence *cache, uint32_t index, const char *reply_id
         entry_release(cache, index);
         return KC_OK; /* too large to remember: documented, not an error */
     }
-    make_room(cache, false, data_bytes);
+    int64_t now_ms = cache_now_ms(cache);
+    make_room(cache, now_ms, false, data_bytes);
     char *data = malloc(data_bytes);
     if (data == NULL) {
         entry_release(cache, index);
@@ -413,8 +416,10 @@ static kc_err store(kci_idempotence *cache, uint32_t index, const char *reply_id
     e->data_bytes = data_bytes;
     e->payload_len = payload_len;
     e->error_code = error_code;
-    snprintf(e->reply_id, sizeof(e->reply_id), "%s", reply_id != NULL ? reply_id : "");
-    e->expires_ms = cache_now_ms(cache) + cache->ttl_ms;
+    size_t reply_id_len = reply_id != NULL ? strnlen(reply_id, KC_UUID_TEXT_BYTES) : 0;
+    if (reply_id_len > 0) memcpy(e->reply_id, reply_id, reply_id_len);
+    e->reply_id[reply_id_len] = '\0';
+    e->expires_ms = now_ms + cache->ttl_ms;
     e->state = ENTRY_DONE;
     assert(cache->stats.in_progress_count > 0);
     cache->stats.in_progress_count--;

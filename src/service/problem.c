@@ -137,7 +137,8 @@ kc_err kc_client_report_problem(kc_client *client, const char *node, kc_problem_
 /* ---- suggestions -------------------------------------------------------- */
 
 /* The keeper's answer: headers (optional, observed) and {"stored": true}. */
-static kc_err read_keeper_reply(natsMsg *reply)
+/* id_out (may be NULL) receives the keeper's id for the stored suggestion. */
+static kc_err read_keeper_reply(natsMsg *reply, char id_out[KC_UUID_TEXT_BYTES + 1])
 {
     kci_kc_headers headers = {0};
     kc_err err = kci_headers_read(reply, false, &headers);
@@ -150,6 +151,8 @@ static kc_err read_keeper_reply(natsMsg *reply)
     json_t *object =
         json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0, &error);
     bool stored = object != NULL && json_is_true(json_object_get(object, "stored"));
+    const char *id = json_string_value(json_object_get(object, "id"));
+    if (stored && id_out != NULL) snprintf(id_out, KC_UUID_TEXT_BYTES + 1, "%s", id ? id : "");
     json_decref(object);
     if (!stored)
         return kci_fail(KC_ERR_SERVICE, "the suggestion keeper did not store it: %.200s",
@@ -183,8 +186,10 @@ static kc_err suggest_request(natsMsg **reply, kc_client *client, const char *pa
     return err;
 }
 
-kc_err kc_client_suggest(kc_client *client, const char *text, int64_t timeout_ms)
+kc_err kc_client_suggest(kc_client *client, const char *text, int64_t timeout_ms,
+                         char id_out[KC_UUID_TEXT_BYTES + 1])
 {
+    if (id_out != NULL) id_out[0] = '\0';
     if (client == NULL || text == NULL || text[0] == '\0')
         return kci_fail(KC_ERR_INVALID_ARGUMENT, "a suggestion needs a client and a text");
     if (timeout_ms <= 0 || timeout_ms > KCI_TIMEOUT_MS_MAX)
@@ -199,7 +204,7 @@ kc_err kc_client_suggest(kc_client *client, const char *text, int64_t timeout_ms
     natsMsg *reply = NULL;
     err = suggest_request(&reply, client, payload, timeout_ms);
     free(payload);
-    if (err == KC_OK) err = read_keeper_reply(reply);
+    if (err == KC_OK) err = read_keeper_reply(reply, id_out);
     natsMsg_Destroy(reply);
     return err;
 }

@@ -87,6 +87,13 @@ static kc_err check_timeout(int64_t timeout_ms)
     return KC_OK;
 }
 
+static kc_err too_large(size_t payload_len)
+{
+    return kci_fail(KC_ERR_TOO_LARGE,
+                    "payload of %zu bytes (with the headers) exceeds the server's maximum",
+                    payload_len);
+}
+
 /* A stamped request message; headers->id is the request's Kc-Id. */
 static kc_err build_request(natsMsg **out, kc_client *client, const char *subject,
                             const char *reply_subject, const char *type, const void *payload,
@@ -95,14 +102,16 @@ static kc_err build_request(natsMsg **out, kc_client *client, const char *subjec
     *out = NULL;
     if (payload == NULL && payload_len > 0)
         return kci_fail(KC_ERR_INVALID_ARGUMENT, "payload is NULL but payload_len > 0");
-    if (payload_len > (size_t)natsConnection_GetMaxPayload(client->connection))
-        return kci_fail(KC_ERR_TOO_LARGE, "payload of %zu bytes exceeds the server's maximum",
-                        payload_len);
+    /* The server's maximum is nats.c's to check, at publish (headers
+     * included, and current after a reconnect: NATS_MAX_PAYLOAD, then
+     * too_large). Asking here too would take the connection's lock once more
+     * per request. natsMsg_Create takes an int. */
+    if (payload_len > (size_t)INT32_MAX) return too_large(payload_len);
     natsMsg *message = NULL;
     natsStatus status = natsMsg_Create(&message, subject, reply_subject,
                                        payload_len > 0 ? payload : NULL, (int)payload_len);
     if (status != NATS_OK) return kci_nats_fail(status, "request");
-    snprintf(headers->type, sizeof(headers->type), "%s", type);
+    kci_text_copy(headers->type, sizeof(headers->type), type);
     headers->deadline_ms = kci_wall_ms() + timeout_ms;
     kc_err err = kci_client_stamp(client, message, headers);
     if (err != KC_OK) {
@@ -123,7 +132,8 @@ kc_err kc_client_request(kc_reply **out, kc_client *client, const char *type, co
     kc_err err = kci_request_subject(subject, type);
     if (err == KC_OK) err = check_timeout(timeout_ms);
     if (err != KC_OK) return err;
-    kci_kc_headers headers = {0};
+    kci_kc_headers headers;
+    kci_headers_clear(&headers);
     natsMsg *request = NULL;
     err = build_request(&request, client, subject, NULL, type, payload, payload_len, timeout_ms,
                         &headers);
@@ -131,6 +141,7 @@ kc_err kc_client_request(kc_reply **out, kc_client *client, const char *type, co
     natsMsg *reply = NULL;
     natsStatus status = natsConnection_RequestMsg(&reply, client->connection, request, timeout_ms);
     natsMsg_Destroy(request);
+    if (status == NATS_MAX_PAYLOAD) return too_large(payload_len);
     if (status == NATS_TIMEOUT)
         return kci_fail(KC_ERR_TIMEOUT, "no reply to %s %s within %" PRId64 " ms", type, headers.id,
                         timeout_ms);
@@ -541,14 +552,18 @@ kc_err kc_client_request_async(kc_client *client, const char *type, const void *
     if (err != KC_OK) return err;
     char reply_subject[KCI_SUBJECT_BYTES_MAX];
     snprintf(reply_subject, sizeof(reply_subject), "%s.%" PRIu64, async->inbox, token);
-    kci_kc_headers headers = {0};
+    kci_kc_headers headers;
+    kci_headers_clear(&headers);
     natsMsg *request = NULL;
     err = build_request(&request, client, subject, reply_subject, type, payload, payload_len,
                         timeout_ms, &headers);
     if (err == KC_OK) {
         slot_set_request_id(async, token, headers.id);
         natsStatus status = natsConnection_PublishMsg(client->connection, request);
-        if (status != NATS_OK) err = kci_nats_fail(status, "request");
+        if (status == NATS_MAX_PAYLOAD)
+            err = too_large(payload_len);
+        else if (status != NATS_OK)
+            err = kci_nats_fail(status, "request");
         natsMsg_Destroy(request);
     }
     slot_settle(async, token, err == KC_OK);

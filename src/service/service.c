@@ -1,15 +1,21 @@
 /* service.c - kc_service: serving one request type.
  *
- * Threading: one nats.c queue subscription on kc.req.<type> (queue group
- * <type>) whose delivery thread only puts each message on a bounded ring
- * (worker_count * QUEUE_PER_WORKER slots), and worker_count threads of our
- * own that take messages off the ring and run the handler. One subscription
- * feeding a pool (rather than worker_count subscriptions, each with its own
- * nats.c delivery thread) means a free worker always takes the next request:
- * the server's choice among queue members cannot pile requests on a busy
- * worker while another idles. When the ring is full the delivery thread
- * waits, so requests back up in nats.c's pending buffer (its default limits,
- * 65,536 messages or 64 MiB, then nats.c drops and reports a slow consumer).
+ * Threading (leader/followers; docs/service.md, "Threading"): one
+ * synchronous nats.c queue subscription on kc.req.<type> (queue group
+ * <type>) and worker_count threads of our own. At most one worker, the
+ * leader, waits in natsSubscription_NextMsg; when a request arrives it
+ * hands the leadership to an idle worker, if any, and runs the handler
+ * itself, on the thread nats.c's reader woke. So a request costs the same
+ * thread hand-offs as with a raw nats.c subscriber (reader thread to the
+ * thread that answers), where a delivery thread feeding a pool would add
+ * one more wake-up per request; and, unlike worker_count separate queue
+ * subscriptions, a free worker still always takes the next request: the
+ * server's random choice among queue members cannot pile requests behind a
+ * slow handler while another worker idles. Promoting a follower is one
+ * futex wake, paid only when another worker is idle; with worker_count 1
+ * nobody is ever woken. Requests nobody has taken yet wait in nats.c's
+ * pending list (its default limits, 65,536 messages or 64 MiB, then nats.c
+ * drops them and reports a slow consumer).
  *
  * Per request, in order:
  *  1. read the headers without requiring the core ones (a plain NATS client
@@ -32,8 +38,8 @@
  * hands to another process is not caught here.
  *
  * Stop: drain the subscription (requests already delivered are still
- * served), wait for its delivery thread to end (nats.c's completion
- * callback), let the workers empty the ring, join them, free. Stop waits
+ * served); the leader takes what nats.c holds, then NextMsg reports the
+ * subscription's end and every worker returns; join them, free. Stop waits
  * for running handlers: a handler that never returns blocks it, and a
  * handler must not stop its own service. */
 #include <assert.h>
@@ -51,10 +57,11 @@
 enum {
     WORKERS_DEFAULT = 4,
     WORKERS_MAX = 256,
-    QUEUE_PER_WORKER = 16,
+    LEADER_WAIT_MS = 1000, /* one wait in NextMsg; stop, drain and close end it sooner */
     IDEMPOTENCE_ENTRIES_DEFAULT = 10000,
     IDEMPOTENCE_TTL_MS_DEFAULT = 10 * 60 * 1000,
     IN_PROGRESS_WAIT_MS_MAX = 5000,
+    RESPONSE_INLINE_BYTES = 1024,      /* replies up to this size are not malloc'd */
     SUBSCRIBE_FLUSH_TIMEOUT_MS = 5000, /* the server has the SUB before start returns */
 };
 
@@ -69,17 +76,11 @@ struct kc_service {
     natsSubscription *subscription;
     size_t payload_max;
 
-    pthread_mutex_t lock; /* the ring and the flags */
-    pthread_cond_t not_empty;
-    pthread_cond_t not_full;
-    pthread_cond_t subscription_ended;
-    natsMsg **ring;
-    uint32_t ring_capacity;
-    uint32_t ring_head;
-    uint32_t ring_count;
-    bool stopping;
-    bool subscription_done;
-    bool completion_set; /* on_subscription_complete will run */
+    pthread_mutex_t lock;           /* the leadership, below */
+    pthread_cond_t leadership_free; /* followers wait here to lead */
+    bool has_leader;                /* a worker waits in NextMsg, or is about to */
+    bool ended;                     /* the subscription delivers nothing more */
+    int idle_count;                 /* followers waiting for the leadership */
     pthread_t *workers;
     int worker_count;
     int workers_started;
@@ -98,9 +99,10 @@ struct kc_request {
 };
 
 struct kc_response {
-    void *payload;
+    void *payload; /* inline_payload, or malloc'd when larger */
     size_t payload_len;
     size_t payload_max;
+    char inline_payload[RESPONSE_INLINE_BYTES];
     int error_code;
     char error_message[KC_ERROR_MESSAGE_BYTES_MAX];
 };
@@ -143,6 +145,12 @@ const void *kc_request_payload(const kc_request *request, size_t *payload_len)
     return natsMsg_GetData(request->message);
 }
 
+static void response_payload_free(kc_response *response)
+{
+    if (response->payload != response->inline_payload) free(response->payload);
+    response->payload = NULL;
+}
+
 kc_err kc_response_set_payload(kc_response *response, const void *payload, size_t payload_len)
 {
     if (response == NULL || (payload == NULL && payload_len > 0))
@@ -150,13 +158,20 @@ kc_err kc_response_set_payload(kc_response *response, const void *payload, size_
     if (payload_len > response->payload_max)
         return kci_fail(KC_ERR_TOO_LARGE, "reply of %zu bytes exceeds the server's maximum %zu",
                         payload_len, response->payload_max);
-    void *copy = NULL;
-    if (payload_len > 0) {
+    if (payload_len == 0) {
+        response_payload_free(response);
+        response->payload_len = 0;
+        return KC_OK;
+    }
+    void *copy = response->inline_payload;
+    if (payload_len > sizeof(response->inline_payload)) {
         copy = malloc(payload_len);
         if (copy == NULL) return kci_fail(KC_ERR_NOMEM, "reply payload");
-        memcpy(copy, payload, payload_len);
     }
-    free(response->payload);
+    /* Copied before the old copy is freed; memmove in case a caller hands
+     * back bytes of the current copy. */
+    memmove(copy, payload, payload_len);
+    response_payload_free(response);
     response->payload = copy;
     response->payload_len = payload_len;
     return KC_OK;
@@ -215,9 +230,10 @@ static natsMsg *build_reply(kc_service *service, const char *reply_subject, cons
         kci_nats_fail(status, "reply");
         return NULL;
     }
-    kci_kc_headers headers = {0};
-    snprintf(headers.type, sizeof(headers.type), "%s", service->type);
-    snprintf(headers.reply_to, sizeof(headers.reply_to), "%s", request_id);
+    kci_kc_headers headers;
+    kci_headers_clear(&headers);
+    kci_text_copy(headers.type, sizeof(headers.type), service->type);
+    kci_text_copy(headers.reply_to, sizeof(headers.reply_to), request_id);
     headers.error_code = reply->error_code;
     if (reply->error_code != 0)
         copy_header_text(headers.error_message, sizeof(headers.error_message),
@@ -231,8 +247,9 @@ static natsMsg *build_reply(kc_service *service, const char *reply_subject, cons
         natsMsg_Destroy(message);
         return NULL;
     }
-    snprintf(reply_id, KC_UUID_TEXT_BYTES + 1, "%s",
-             reply->reply_id != NULL && reply->reply_id[0] != '\0' ? reply->reply_id : headers.id);
+    kci_text_copy(reply_id, KC_UUID_TEXT_BYTES + 1,
+                  reply->reply_id != NULL && reply->reply_id[0] != '\0' ? reply->reply_id
+                                                                        : headers.id);
     return message;
 }
 
@@ -274,8 +291,12 @@ static void run_handler(kc_service *service, natsMsg *message, const kci_kc_head
                         bool claimed)
 {
     kc_request request = {headers, message, service->type};
-    kc_response response = {0};
+    kc_response response; /* the buffers need no zeroing: 1.5 KiB per request */
+    response.payload = NULL;
+    response.payload_len = 0;
     response.payload_max = service->payload_max;
+    response.error_code = 0;
+    response.error_message[0] = '\0';
     service->handler(&request, &response, service->closure);
     atomic_fetch_add(&service->served_count, 1);
 
@@ -299,7 +320,7 @@ static void run_handler(kc_service *service, natsMsg *message, const kci_kc_head
     }
     if (reply_subject != NULL && reply_subject[0] != '\0')
         publish_reply(service, reply_message, headers->id);
-    free(response.payload);
+    response_payload_free(&response);
 }
 
 static void replay(kc_service *service, natsMsg *message, const char *request_id,
@@ -389,7 +410,8 @@ static void reject(kc_service *service, natsMsg *message)
 
 static void serve(kc_service *service, natsMsg *message)
 {
-    kci_kc_headers headers = {0};
+    kci_kc_headers headers;
+    kci_headers_clear(&headers);
     kc_err err = kci_headers_read(message, false, &headers);
     if (err == KC_OK) err = kci_client_observe(&headers);
     if (err != KC_OK) {
@@ -407,55 +429,82 @@ static void serve(kc_service *service, natsMsg *message)
         run_handler(service, message, &headers, false);
 }
 
-/* ---- the ring and the threads ------------------------------------------- */
+/* ---- the workers: leader and followers ---------------------------------- */
 
-static void on_request(natsConnection *connection, natsSubscription *subscription, natsMsg *message,
-                       void *closure)
+/* Leader/followers (see the file comment). Why not let every idle worker
+ * wait in NextMsg: nats.c signals one waiter only when the pending list
+ * goes from empty to non-empty, so with several waiters a second request
+ * arriving before the first is taken wakes nobody and waits for a busy
+ * worker; and a drained synchronous subscription completes in the NextMsg
+ * that finds the list empty, which must happen once. One consumer at a
+ * time avoids both. Takes the leadership; false once the subscription
+ * ended. */
+static bool leader_take(kc_service *service)
 {
-    kc_service *service = closure;
     pthread_mutex_lock(&service->lock);
-    while (service->ring_count == service->ring_capacity && !service->stopping)
-        pthread_cond_wait(&service->not_full, &service->lock);
-    if (service->stopping) { /* cannot happen: stopping follows the subscription's end */
-        pthread_mutex_unlock(&service->lock);
-        natsMsg_Destroy(message);
-        return;
+    while (service->has_leader && !service->ended) {
+        service->idle_count++;
+        assert(service->idle_count < service->worker_count); /* the leader is not idle */
+        pthread_cond_wait(&service->leadership_free, &service->lock);
+        service->idle_count--;
     }
-    uint32_t tail = (service->ring_head + service->ring_count) % service->ring_capacity;
-    service->ring[tail] = message;
-    service->ring_count++;
-    pthread_cond_signal(&service->not_empty);
+    bool ended = service->ended;
+    if (!ended) service->has_leader = true;
+    pthread_mutex_unlock(&service->lock);
+    return !ended;
+}
+
+/* Gives the leadership up; wakes a follower to take it when one is idle
+ * (a request will keep this worker busy), or every worker when the
+ * subscription ended. */
+static void leader_release(kc_service *service, bool ended)
+{
+    pthread_mutex_lock(&service->lock);
+    assert(service->has_leader);
+    service->has_leader = false;
+    if (ended) {
+        service->ended = true;
+        pthread_cond_broadcast(&service->leadership_free);
+    } else if (service->idle_count > 0) {
+        pthread_cond_signal(&service->leadership_free);
+    }
     pthread_mutex_unlock(&service->lock);
 }
 
-static void on_subscription_complete(void *closure)
+/* NextMsg's answers that leave the subscription open: a timeout, or a slow
+ * consumer (nats.c dropped requests and told the error handler, which logs
+ * it). Drained, unsubscribed or closed ends it: nats.c then answers
+ * NATS_INVALID_SUBSCRIPTION or NATS_CONNECTION_CLOSED, after delivering
+ * every request it holds. */
+static bool wait_again(natsStatus status)
 {
-    kc_service *service = closure;
-    pthread_mutex_lock(&service->lock);
-    service->subscription_done = true;
-    pthread_cond_broadcast(&service->subscription_ended);
-    pthread_mutex_unlock(&service->lock);
+    return status == NATS_TIMEOUT || status == NATS_SLOW_CONSUMER;
+}
+
+/* The next request, as the leader: NATS_OK, or the status that ended the
+ * subscription. Loops for as long as the subscription lives; each wait is
+ * bounded by LEADER_WAIT_MS, and stop, drain and close wake it at once. */
+static natsStatus leader_next(kc_service *service, natsMsg **message)
+{
+    for (;;) {
+        natsStatus status =
+            natsSubscription_NextMsg(message, service->subscription, LEADER_WAIT_MS);
+        if (!wait_again(status)) return status;
+    }
 }
 
 static void *worker_main(void *argument)
 {
     kc_service *service = argument;
-    for (;;) {
-        pthread_mutex_lock(&service->lock);
-        while (service->ring_count == 0 && !service->stopping)
-            pthread_cond_wait(&service->not_empty, &service->lock);
-        if (service->ring_count == 0) { /* stopping, and nothing left to serve */
-            pthread_mutex_unlock(&service->lock);
-            return NULL;
-        }
-        natsMsg *message = service->ring[service->ring_head];
-        service->ring_head = (service->ring_head + 1) % service->ring_capacity;
-        service->ring_count--;
-        pthread_cond_signal(&service->not_full);
-        pthread_mutex_unlock(&service->lock);
+    while (leader_take(service)) {
+        natsMsg *message = NULL;
+        natsStatus status = leader_next(service, &message);
+        leader_release(service, status != NATS_OK);
+        if (status != NATS_OK) return NULL;
         serve(service, message);
         natsMsg_Destroy(message);
     }
+    return NULL;
 }
 
 /* ---- start and stop ----------------------------------------------------- */
@@ -477,11 +526,8 @@ static void service_free(kc_service *service)
 {
     if (service->subscription != NULL) natsSubscription_Destroy(service->subscription);
     kci_idempotence_destroy(service->cache);
-    pthread_cond_destroy(&service->subscription_ended);
-    pthread_cond_destroy(&service->not_full);
-    pthread_cond_destroy(&service->not_empty);
+    pthread_cond_destroy(&service->leadership_free);
     pthread_mutex_destroy(&service->lock);
-    free(service->ring);
     free(service->workers);
     free(service);
 }
@@ -491,14 +537,10 @@ static kc_service *service_alloc(const kc_service_options *options)
     kc_service *service = calloc(1, sizeof(*service));
     if (service == NULL) return NULL;
     service->worker_count = options->worker_count;
-    service->ring_capacity = (uint32_t)options->worker_count * QUEUE_PER_WORKER;
-    service->ring = calloc(service->ring_capacity, sizeof(natsMsg *));
     service->workers = calloc((size_t)options->worker_count, sizeof(pthread_t));
     pthread_mutex_init(&service->lock, NULL);
-    pthread_cond_init(&service->not_empty, NULL);
-    pthread_cond_init(&service->not_full, NULL);
-    pthread_cond_init(&service->subscription_ended, NULL);
-    bool ok = service->ring != NULL && service->workers != NULL;
+    pthread_cond_init(&service->leadership_free, NULL);
+    bool ok = service->workers != NULL;
     if (ok && options->idempotence_entries_max > 0)
         ok = kci_idempotence_create(&service->cache, options->idempotence_entries_max,
                                     KCI_IDEMPOTENCE_BYTES_DEFAULT, options->idempotence_ttl_ms,
@@ -543,18 +585,21 @@ static void client_unregister(kc_client *client, kc_service *service)
     pthread_mutex_unlock(&client->lock);
 }
 
-/* Lets the workers empty the ring, then joins them. */
-static void workers_stop(kc_service *service)
+/* Ends the subscription: drained (what nats.c holds is still served) or,
+ * if that cannot start (the connection is closed), unsubscribed. Either way
+ * the leader's NextMsg then reports the end and every worker returns. */
+static void subscription_end(kc_service *service)
 {
-    pthread_mutex_lock(&service->lock);
-    service->stopping = true;
-    pthread_cond_broadcast(&service->not_empty);
-    pthread_cond_broadcast(&service->not_full);
-    pthread_mutex_unlock(&service->lock);
+    if (natsSubscription_Drain(service->subscription) != NATS_OK)
+        natsSubscription_Unsubscribe(service->subscription); /* closed already: harmless */
+}
+
+static void workers_join(kc_service *service)
+{
     for (int i = 0; i < service->workers_started; i++)
         pthread_join(service->workers[i], NULL);
+    assert(service->workers_started == 0 || service->ended);
     service->workers_started = 0;
-    assert(service->ring_count == 0);
 }
 
 static kc_err workers_start(kc_service *service)
@@ -567,32 +612,18 @@ static kc_err workers_start(kc_service *service)
     return KC_OK;
 }
 
-static void wait_subscription_end(kc_service *service)
-{
-    if (!service->completion_set) return;
-    pthread_mutex_lock(&service->lock);
-    while (!service->subscription_done)
-        pthread_cond_wait(&service->subscription_ended, &service->lock);
-    pthread_mutex_unlock(&service->lock);
-}
-
+/* A synchronous queue subscription: the workers take its requests with
+ * NextMsg (see "the workers"), nats.c runs no delivery thread for it. */
 static kc_err subscribe(kc_service *service)
 {
     natsConnection *connection = service->client->connection;
-    natsStatus status = natsConnection_QueueSubscribe(
-        &service->subscription, connection, service->subject, service->type, on_request, service);
-    /* If the connection closed in between, the completion callback cannot
-     * be set; the subscription is closed then and delivers nothing more. */
-    if (status == NATS_OK)
-        status = natsSubscription_SetOnCompleteCB(service->subscription, on_subscription_complete,
-                                                  service);
-    service->completion_set = status == NATS_OK;
+    natsStatus status = natsConnection_QueueSubscribeSync(&service->subscription, connection,
+                                                          service->subject, service->type);
     if (status == NATS_OK)
         status = natsConnection_FlushTimeout(connection, SUBSCRIBE_FLUSH_TIMEOUT_MS);
     if (status != NATS_OK) {
         kc_err err = kci_nats_fail(status, "subscribe");
         if (service->subscription != NULL) natsSubscription_Unsubscribe(service->subscription);
-        wait_subscription_end(service);
         return err;
     }
     return KC_OK;
@@ -624,10 +655,15 @@ kc_err kc_service_start(kc_service **out, kc_client *client, const char *type, k
         service_free(service);
         return err;
     }
-    err = workers_start(service);
-    if (err == KC_OK) err = subscribe(service);
+    err = subscribe(service);
+    if (err == KC_OK) {
+        err = workers_start(service);
+        if (err != KC_OK) { /* the started workers see the subscription close, and return */
+            natsSubscription_Unsubscribe(service->subscription);
+            workers_join(service);
+        }
+    }
     if (err != KC_OK) {
-        workers_stop(service);
         client_unregister(client, service);
         service_free(service);
         return err;
@@ -639,10 +675,8 @@ kc_err kc_service_start(kc_service **out, kc_client *client, const char *type, k
 void kc_service_stop(kc_service *service)
 {
     if (service == NULL) return;
-    if (natsSubscription_Drain(service->subscription) != NATS_OK)
-        natsSubscription_Unsubscribe(service->subscription); /* closed already: harmless */
-    wait_subscription_end(service);
-    workers_stop(service);
+    subscription_end(service);
+    workers_join(service);
     client_unregister(service->client, service);
     service_free(service);
 }

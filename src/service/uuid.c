@@ -218,36 +218,33 @@ void kci_uuid_format(const kci_uuid *uuid, char text[KC_UUID_TEXT_BYTES + 1])
     text[position] = '\0';
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
+/* A hex digit's value + 1, 0 for any other byte: one load per digit. Every
+ * request and reply carries two or three ids to parse. */
+static const uint8_t HEX_VALUE_PLUS_ONE[256] = {
+    ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,  ['6'] = 7,  ['7'] = 8,
+    ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+    ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
+};
 
-static bool dash_position(size_t position)
-{
-    return position == UUID_DASH_0 || position == UUID_DASH_1 || position == UUID_DASH_2 ||
-           position == UUID_DASH_3;
-}
+/* Where each byte's two digits start in the 8-4-4-4-12 form. */
+static const uint8_t BYTE_POSITIONS[16] = {0,  2,  4,  6,  9,  11, 14, 16,
+                                           19, 21, 24, 26, 28, 30, 32, 34};
 
 bool kci_uuid_parse(const char *text, size_t text_len, kci_uuid *out)
 {
     assert(out != NULL);
     if (text == NULL || text_len != KC_UUID_TEXT_BYTES) return false;
+    if (text[UUID_DASH_0] != '-' || text[UUID_DASH_1] != '-' || text[UUID_DASH_2] != '-' ||
+        text[UUID_DASH_3] != '-')
+        return false;
     kci_uuid parsed;
     size_t byte_index = 0;
-    for (size_t position = 0; position < KC_UUID_TEXT_BYTES; position++) {
-        if (dash_position(position)) {
-            if (text[position] != '-') return false;
-            continue;
-        }
-        int high = hex_value(text[position]);
-        int low = hex_value(text[position + 1]);
-        if (high < 0 || low < 0 || dash_position(position + 1)) return false;
-        parsed.bytes[byte_index++] = (uint8_t)((high << 4) | low);
-        position++;
+    for (; byte_index < sizeof parsed.bytes; byte_index++) {
+        const unsigned char *digits = (const unsigned char *)text + BYTE_POSITIONS[byte_index];
+        unsigned high = HEX_VALUE_PLUS_ONE[digits[0]];
+        unsigned low = HEX_VALUE_PLUS_ONE[digits[1]];
+        if (high == 0 || low == 0) return false;
+        parsed.bytes[byte_index] = (uint8_t)(((high - 1) << 4) | (low - 1));
     }
     assert(byte_index == sizeof parsed.bytes);
     *out = parsed;

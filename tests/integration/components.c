@@ -333,7 +333,8 @@ static void suggest(world *w, const char *text)
 {
     int64_t deadline_ms = harness_now_ms() + KEEPER_WAIT_MS;
     kc_err err;
-    while ((err = kc_client_suggest(w->client, text, SUGGEST_TIMEOUT_MS)) == KC_ERR_NO_RESPONDERS &&
+    while ((err = kc_client_suggest(w->client, text, SUGGEST_TIMEOUT_MS, NULL)) ==
+               KC_ERR_NO_RESPONDERS &&
            harness_now_ms() < deadline_ms)
         harness_sleep_ms(LOG_POLL_MS);
     if (err != KC_OK) fail_msg("suggest \"%s\": %s (%s)", text, kc_strerror(err), kc_last_error());

@@ -2,9 +2,10 @@
  * and async requests, error replies, timeout versus no responders, replies
  * with bad headers, idempotence by Kc-Id (a raw nats.c client resends the
  * same Kc-Id, one after the other and at the same time), worker_count
- * concurrency, malformed and expired requests, plain NATS callers, HLC
- * order of request and reply, problem reports, suggestions, and a close
- * that drains.
+ * concurrency (a free worker takes the next request while another is busy),
+ * replies of every size, payloads over the server's maximum, malformed and
+ * expired requests, plain NATS callers, HLC order of request and reply,
+ * problem reports, suggestions, a prompt stop, and a close that drains.
  *
  * The server is the binary in argv[1] or in $KC_TEST_SERVER (kcobrad or
  * nats-server: both take `-a 127.0.0.1 -p PORT`); without either the test
@@ -39,6 +40,10 @@ enum {
     SLEEP_MS = 100,
     SLOW_HANDLER_MS = 600,
     CLOSE_REQUESTS = 10,
+    FAST_REQUESTS = 5,
+    BIG_REPLY_BYTES = 5000,            /* over the service's inline reply buffer */
+    OVERSIZED_BYTES = 2 * 1024 * 1024, /* over both servers' default max_payload */
+    STOP_PROMPT_MS = 3000, /* an idle service stops at once, not after a receive timeout */
     TEXT_BYTES_MAX = 512,
     SKIP_EXIT_CODE = 77,
 };
@@ -91,8 +96,9 @@ static kc_service *start(kc_client *client, const char *type, kc_handler handler
 
 typedef struct counter {
     atomic_int calls;
-    atomic_int running;         /* handlers inside echo_handler now */
-    atomic_int running_max;     /* the most that ever ran at once */
+    atomic_bool release;    /* lets slow_or_fast_handler's "slow" finish */
+    atomic_int running;     /* handlers inside echo_handler now */
+    atomic_int running_max; /* the most that ever ran at once */
     int sleep_ms;
     char last_timestamp[KCI_HLC_TEXT_BYTES_MAX];
     char last_id[KC_UUID_TEXT_BYTES + 1];
@@ -550,6 +556,140 @@ static void test_worker_concurrency(void **state)
     close_client(service_client);
 }
 
+/* "slow" sleeps SLOW_HANDLER_MS, anything else is answered at once. */
+static void slow_or_fast_handler(const kc_request *request, kc_response *response, void *closure)
+{
+    counter *c = closure;
+    atomic_fetch_add(&c->calls, 1);
+    size_t length = 0;
+    const char *payload = kc_request_payload(request, &length);
+    /* "slow" holds its worker until the test lets it go (bounded), so the
+     * test needs no clock to know the fast requests went around it. */
+    if (length == 4 && memcmp(payload, "slow", 4) == 0) {
+        for (int waited_ms = 0; !atomic_load(&c->release) && waited_ms < TIMEOUT_MS; waited_ms += 5)
+            sleep_ms(5);
+    }
+    kc_response_set_payload(response, payload, length);
+}
+
+/* The pool property of the leader/followers workers: while one worker runs a
+ * slow handler, requests behind it go to the other, never wait for it. */
+static void test_free_worker_takes_next(void **state)
+{
+    (void)state;
+    counter c;
+    counter_init(&c, 0);
+    kc_client *service_client = open_client("svc-node");
+    kc_client *client = open_client("caller");
+    kc_service *service = start(service_client, "mixed", slow_or_fast_handler, &c, 2);
+    static async_result result;
+    static async_call slow_call;
+    async_result_init(&result);
+    slow_call = (async_call){&result, 0};
+    assert_int_equal(
+        kc_client_request_async(client, "mixed", "slow", 4, TIMEOUT_MS, on_reply, &slow_call),
+        KC_OK);
+    while (atomic_load(&c.calls) == 0)
+        sleep_ms(5);
+    int64_t started_ms = harness_now_ms();
+    for (int i = 0; i < FAST_REQUESTS; i++) {
+        kc_reply *reply = NULL;
+        assert_int_equal(kc_client_request(&reply, client, "mixed", "fast", 4, TIMEOUT_MS), KC_OK);
+        assert_payload(reply, "fast");
+        kc_reply_destroy(reply);
+    }
+    fprintf(stderr, "service_test: %d requests beside a held handler took %lld ms\n", FAST_REQUESTS,
+            (long long)(harness_now_ms() - started_ms));
+    pthread_mutex_lock(&result.lock);
+    int answered = result.count;
+    pthread_mutex_unlock(&result.lock);
+    assert_int_equal(answered, 0); /* the slow one is still held */
+    atomic_store(&c.release, true);
+    await_count(&result, 1);
+    assert_int_equal(result.last_status, KC_OK);
+    kc_service_stop(service);
+    close_client(client);
+    close_client(service_client);
+}
+
+/* Sets the reply twice, crossing the service's inline buffer both ways. */
+static void resize_handler(const kc_request *request, kc_response *response, void *closure)
+{
+    (void)closure;
+    static char big[BIG_REPLY_BYTES];
+    memset(big, 'b', sizeof(big));
+    size_t length = 0;
+    const char *payload = kc_request_payload(request, &length);
+    bool grow = length == 4 && memcmp(payload, "grow", 4) == 0;
+    assert_int_equal(
+        kc_response_set_payload(response, grow ? "small" : big, grow ? 5 : sizeof(big)), KC_OK);
+    assert_int_equal(
+        kc_response_set_payload(response, grow ? big : "small", grow ? sizeof(big) : 5), KC_OK);
+}
+
+static void test_reply_sizes(void **state)
+{
+    (void)state;
+    kc_client *service_client = open_client("svc-node");
+    kc_client *client = open_client("caller");
+    kc_service *service = start(service_client, "resize", resize_handler, NULL, 1);
+    kc_reply *reply = NULL;
+    assert_int_equal(kc_client_request(&reply, client, "resize", "shrink", 6, TIMEOUT_MS), KC_OK);
+    assert_payload(reply, "small");
+    kc_reply_destroy(reply);
+    assert_int_equal(kc_client_request(&reply, client, "resize", "grow", 4, TIMEOUT_MS), KC_OK);
+    size_t length = 0;
+    const char *payload = kc_reply_payload(reply, &length);
+    assert_int_equal(length, BIG_REPLY_BYTES);
+    assert_true(payload[0] == 'b' && payload[BIG_REPLY_BYTES - 1] == 'b');
+    kc_reply_destroy(reply);
+
+    /* Over the server's maximum: refused by nats.c at publish, either way. */
+    static char oversized[OVERSIZED_BYTES];
+    assert_int_equal(
+        kc_client_request(&reply, client, "resize", oversized, sizeof(oversized), TIMEOUT_MS),
+        KC_ERR_TOO_LARGE);
+    assert_null(reply);
+    assert_non_null(strstr(kc_last_error(), "maximum"));
+    static async_result result;
+    static async_call call;
+    async_result_init(&result);
+    call = (async_call){&result, 0};
+    assert_int_equal(kc_client_request_async(client, "resize", oversized, sizeof(oversized),
+                                             TIMEOUT_MS, on_reply, &call),
+                     KC_ERR_TOO_LARGE);
+    kc_service_stop(service);
+    close_client(client);
+    assert_int_equal(result.count, 0); /* refused: no callback */
+    close_client(service_client);
+}
+
+/* Stop wakes the worker waiting for requests at once (it does not sit out
+ * its wait), with one worker and with several. */
+static void test_stop_is_prompt(void **state)
+{
+    (void)state;
+    counter c;
+    counter_init(&c, 0);
+    kc_client *service_client = open_client("svc-node");
+    kc_client *client = open_client("caller");
+    const int worker_counts[] = {1, WORKERS};
+    for (size_t i = 0; i < sizeof(worker_counts) / sizeof(worker_counts[0]); i++) {
+        kc_service *service = start(service_client, "idle", echo_handler, &c, worker_counts[i]);
+        kc_reply *reply = NULL;
+        assert_int_equal(kc_client_request(&reply, client, "idle", "x", 1, TIMEOUT_MS), KC_OK);
+        kc_reply_destroy(reply);
+        sleep_ms(50); /* the leader is back in its wait */
+        int64_t started_ms = harness_now_ms();
+        kc_service_stop(service);
+        assert_true(harness_now_ms() - started_ms < STOP_PROMPT_MS);
+        assert_int_equal(kc_client_request(&reply, client, "idle", "x", 1, TIMEOUT_MS),
+                         KC_ERR_NO_RESPONDERS);
+    }
+    close_client(client);
+    close_client(service_client);
+}
+
 /* ---- malformed, expired, plain ------------------------------------------ */
 
 static natsMsg *raw_round_trip(natsConnection *raw, natsMsg *request)
@@ -698,8 +838,8 @@ static void test_suggest(void **state)
 {
     (void)state;
     kc_client *client = open_client("caller");
-    assert_int_equal(kc_client_suggest(client, "", TIMEOUT_MS), KC_ERR_INVALID_ARGUMENT);
-    kc_err err = kc_client_suggest(client, "more cowbell", TIMEOUT_MS);
+    assert_int_equal(kc_client_suggest(client, "", TIMEOUT_MS, NULL), KC_ERR_INVALID_ARGUMENT);
+    kc_err err = kc_client_suggest(client, "more cowbell", TIMEOUT_MS, NULL);
     if (err == KC_OK) {
         /* This server runs a keeper of its own: the fake ones below would race it. */
         close_client(client);
@@ -714,14 +854,16 @@ static void test_suggest(void **state)
                                               "{\"id\":\"s-1\",\"stored\":true}"),
                      NATS_OK);
     assert_int_equal(natsConnection_Flush(raw), NATS_OK);
-    assert_int_equal(kc_client_suggest(client, "more cowbell", TIMEOUT_MS), KC_OK);
+    char id[KC_UUID_TEXT_BYTES + 1];
+    assert_int_equal(kc_client_suggest(client, "more cowbell", TIMEOUT_MS, id), KC_OK);
+    assert_string_equal(id, "s-1"); /* the keeper's id is handed back */
     natsSubscription_Unsubscribe(subscription);
     natsSubscription_Destroy(subscription);
     assert_int_equal(
         natsConnection_Subscribe(&subscription, raw, "kc.suggest", keeper, "{\"stored\":false}"),
         NATS_OK);
     assert_int_equal(natsConnection_Flush(raw), NATS_OK);
-    assert_int_equal(kc_client_suggest(client, "less cowbell", TIMEOUT_MS), KC_ERR_SERVICE);
+    assert_int_equal(kc_client_suggest(client, "less cowbell", TIMEOUT_MS, NULL), KC_ERR_SERVICE);
     natsSubscription_Unsubscribe(subscription);
     natsSubscription_Destroy(subscription);
     natsConnection_Destroy(raw);
@@ -821,6 +963,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_reply_with_bad_headers),
         cmocka_unit_test(test_idempotent_by_id),
         cmocka_unit_test(test_worker_concurrency),
+        cmocka_unit_test(test_free_worker_takes_next),
+        cmocka_unit_test(test_reply_sizes),
+        cmocka_unit_test(test_stop_is_prompt),
         cmocka_unit_test(test_malformed_expired_and_plain),
         cmocka_unit_test(test_problem_report),
         cmocka_unit_test(test_suggest),
