@@ -40,7 +40,6 @@
  *
  * Limits: every loop, buffer and wait has a named bound below; latency
  * samples are allocated before the measurement starts. */
-#include <assert.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -49,25 +48,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <nats/nats.h>
 
+#include "bench_common.h"
 #include "kingcobra/kingcobra.h"
 
 enum {
     PAYLOAD_BYTES = 128,
-    REQUESTER_COUNT_MAX = 8,
     SERVICE_WORKERS_MAX = 64,
     DURATION_MS_DEFAULT = 3000,
     DURATION_MS_MAX = 60 * 1000,
     REQUEST_TIMEOUT_MS = 2000,
     REQUEST_WARMUP_COUNT = 1000,
-    LATENCY_SAMPLES_MAX = 1 << 21, /* per requester: >500k requests/s for 3 s */
-    CONNECT_TIMEOUT_MS = 5000,
     FLUSH_TIMEOUT_MS = 5000,
     CLOSE_TIMEOUT_MS = 5000,
-    LABEL_BYTES_MAX = 64,
     NODE_BYTES_MAX = 32,
     FAILURE_BYTES_MAX = 256,
 };
@@ -75,8 +70,6 @@ enum {
 static const char REQUEST_TYPE[] = "bench";
 static const char REQUEST_SUBJECT[] = "kc.req.bench"; /* what kc_client_request sends to */
 static const char RESPONDER_QUEUE[] = "bench";        /* and the queue group a kc_service uses */
-static const int64_t NS_PER_MS = 1000000;
-static const int64_t NS_PER_S = 1000000000;
 
 typedef enum client_kind {
     CLIENT_KINGCOBRA,
@@ -102,25 +95,13 @@ typedef enum round_trip {
     ROUND_TRIP_FAILED, /* the connection broke: the run ends */
 } round_trip;
 
-/* Requesters warm up, then wait here so that all measure the same window. */
-typedef struct start_gate {
-    pthread_mutex_t mutex;
-    pthread_cond_t changed;
-    int arrived_count;
-    bool open;
-} start_gate;
-
 typedef struct requester {
     pthread_t thread;
     const bench_config *config;
     natsConnection *connection; /* raw */
     kc_client *client;          /* kingcobra */
-    start_gate *gate;
-    uint32_t *latency_ns; /* LATENCY_SAMPLES_MAX entries */
-    int64_t request_count;
-    int64_t error_count;
-    int64_t start_ns;
-    int64_t finish_ns;
+    bench_start_gate *gate;
+    bench_latency latency;
     bool failed;
     char failure[FAILURE_BYTES_MAX];
 } requester;
@@ -137,54 +118,15 @@ typedef struct responder {
  * Helpers
  * ===================================================================== */
 
-static int64_t now_ns(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (int64_t)now.tv_sec * NS_PER_S + now.tv_nsec;
-}
-
-static void gate_arrive_and_wait(start_gate *gate)
-{
-    pthread_mutex_lock(&gate->mutex);
-    gate->arrived_count++;
-    pthread_cond_broadcast(&gate->changed);
-    while (!gate->open)
-        pthread_cond_wait(&gate->changed, &gate->mutex);
-    pthread_mutex_unlock(&gate->mutex);
-}
-
-static void gate_open_after(start_gate *gate, int arrived_count)
-{
-    assert(arrived_count >= 0 && arrived_count <= REQUESTER_COUNT_MAX);
-    pthread_mutex_lock(&gate->mutex);
-    while (gate->arrived_count < arrived_count)
-        pthread_cond_wait(&gate->changed, &gate->mutex);
-    gate->open = true;
-    pthread_cond_broadcast(&gate->changed);
-    pthread_mutex_unlock(&gate->mutex);
-}
-
 static void print_prefix(const bench_config *config)
 {
-    printf("{\"workload\":\"%s\",\"server\":\"%s\"", CLIENT_KIND_NAMES[config->kind],
-           config->label);
+    bench_print_prefix(CLIENT_KIND_NAMES[config->kind], config->label);
 }
 
-/* One nats.c connection with send-asap; reconnecting is off: a server that
- * goes away must fail the run, not stall it. */
+/* One nats.c connection with send-asap (see bench_nats_connect). */
 static natsStatus raw_connect(natsConnection **connection, const char *url)
 {
-    natsOptions *options = NULL;
-    natsStatus status = natsOptions_Create(&options);
-    if (status == NATS_OK) status = natsOptions_SetURL(options, url);
-    if (status == NATS_OK) status = natsOptions_SetTimeout(options, CONNECT_TIMEOUT_MS);
-    if (status == NATS_OK) status = natsOptions_SetAllowReconnect(options, false);
-    if (status == NATS_OK) status = natsOptions_SetSendAsap(options, true);
-    if (status == NATS_OK) status = natsOptions_UseGlobalMessageDelivery(options, false);
-    if (status == NATS_OK) status = natsConnection_Connect(connection, options);
-    natsOptions_Destroy(options);
-    return status;
+    return bench_nats_connect(connection, url, true, NULL);
 }
 
 static kc_err kingcobra_connect(kc_client **client, const char *url, const char *node)
@@ -194,7 +136,7 @@ static kc_err kingcobra_connect(kc_client **client, const char *url, const char 
     options.servers = url;
     options.node = node;
     options.name = node;
-    options.connect_timeout_ms = CONNECT_TIMEOUT_MS;
+    options.connect_timeout_ms = BENCH_CONNECT_TIMEOUT_MS;
     options.reconnect_attempts_max = 0; /* as raw_connect: fail, do not stall */
     return kc_client_open(client, &options);
 }
@@ -202,17 +144,6 @@ static kc_err kingcobra_connect(kc_client **client, const char *url, const char 
 /* ===================================================================== *
  * Responders
  * ===================================================================== */
-
-static void on_raw_request(natsConnection *connection, natsSubscription *subscription,
-                           natsMsg *message, void *closure)
-{
-    const char *reply = natsMsg_GetReply(message);
-    if (reply != NULL) {
-        natsConnection_Publish(connection, reply, natsMsg_GetData(message),
-                               natsMsg_GetDataLength(message));
-    }
-    natsMsg_Destroy(message);
-}
 
 /* Five headers of the sizes libkingcobra sends (values fixed: no clock, no
  * id generator), set on a message of nats.c's; the reader gets each. */
@@ -290,7 +221,7 @@ static bool responder_start(responder *self, const bench_config *config, char *f
         if (status == NATS_OK)
             status = natsConnection_QueueSubscribe(
                 &self->subscription, self->connection, REQUEST_SUBJECT, RESPONDER_QUEUE,
-                config->kind == CLIENT_RAW ? on_raw_request : on_raw_headers_request, NULL);
+                config->kind == CLIENT_RAW ? bench_on_echo_request : on_raw_headers_request, NULL);
         if (status == NATS_OK)
             status = natsConnection_FlushTimeout(self->connection, FLUSH_TIMEOUT_MS);
         if (status != NATS_OK)
@@ -398,14 +329,14 @@ static round_trip kingcobra_round_trip(requester *self, const char *payload)
 
 static round_trip round_trip_once(requester *self, const char *payload, int64_t *latency_ns)
 {
-    int64_t start_ns = now_ns();
+    int64_t start_ns = bench_now_ns();
     round_trip result = ROUND_TRIP_FAILED;
     switch (self->config->kind) {
     case CLIENT_RAW: result = raw_round_trip(self, payload); break;
     case CLIENT_RAW_HEADERS: result = raw_headers_round_trip(self, payload); break;
     case CLIENT_KINGCOBRA: result = kingcobra_round_trip(self, payload); break;
     }
-    *latency_ns = now_ns() - start_ns;
+    *latency_ns = bench_now_ns() - start_ns;
     return result;
 }
 
@@ -419,18 +350,17 @@ static void *requester_main(void *argument)
         self->failed = round_trip_once(self, payload, &latency_ns) != ROUND_TRIP_OK;
     if (self->failed && self->failure[0] == '\0')
         snprintf(self->failure, sizeof(self->failure), "warm-up: a reply was lost");
-    gate_arrive_and_wait(self->gate); /* even after a failed warm-up */
-    self->start_ns = now_ns();
-    int64_t deadline_ns = self->start_ns + self->config->duration_ms * NS_PER_MS;
-    while (!self->failed && self->request_count < LATENCY_SAMPLES_MAX && now_ns() < deadline_ns) {
+    bench_gate_arrive_and_wait(self->gate); /* even after a failed warm-up */
+    self->latency.start_ns = bench_now_ns();
+    int64_t deadline_ns = self->latency.start_ns + self->config->duration_ms * BENCH_NS_PER_MS;
+    while (!self->failed && !bench_latency_full(&self->latency) && bench_now_ns() < deadline_ns) {
         round_trip result = round_trip_once(self, payload, &latency_ns);
         if (result == ROUND_TRIP_FAILED) self->failed = true;
-        if (result == ROUND_TRIP_LOST) self->error_count++;
+        if (result == ROUND_TRIP_LOST) self->latency.error_count++;
         if (result != ROUND_TRIP_OK) continue;
-        self->latency_ns[self->request_count++] =
-            latency_ns > UINT32_MAX ? UINT32_MAX : (uint32_t)latency_ns;
+        bench_latency_record(&self->latency, latency_ns);
     }
-    self->finish_ns = now_ns();
+    self->latency.finish_ns = bench_now_ns();
     return NULL;
 }
 
@@ -438,45 +368,26 @@ static void *requester_main(void *argument)
  * Run and report
  * ===================================================================== */
 
-static int compare_uint32(const void *left, const void *right)
-{
-    uint32_t a = *(const uint32_t *)left;
-    uint32_t b = *(const uint32_t *)right;
-    return (a > b) - (a < b);
-}
-
-/* Merges every requester's samples into one sorted array and prints. */
+/* Merges every requester's samples and prints. */
 static bool report(const bench_config *config, requester *requesters, char *failure,
                    size_t failure_size)
 {
-    int64_t total = 0, errors = 0, start_ns = INT64_MAX, finish_ns = 0;
-    for (int index = 0; index < config->requester_count; index++) {
-        total += requesters[index].request_count;
-        errors += requesters[index].error_count;
-        if (requesters[index].start_ns < start_ns) start_ns = requesters[index].start_ns;
-        if (requesters[index].finish_ns > finish_ns) finish_ns = requesters[index].finish_ns;
-    }
-    uint32_t *all = total > 0 ? malloc((size_t)total * sizeof(*all)) : NULL;
-    if (all == NULL) {
-        snprintf(failure, failure_size, total > 0 ? "out of memory" : "no reply at all");
+    const bench_latency *parts[BENCH_REQUESTER_COUNT_MAX];
+    for (int index = 0; index < config->requester_count; index++)
+        parts[index] = &requesters[index].latency;
+    bench_summary summary;
+    bench_summary_result result = bench_summarize(&summary, parts, config->requester_count);
+    if (result != BENCH_SUMMARY_OK) {
+        snprintf(failure, failure_size,
+                 result == BENCH_SUMMARY_NO_MEMORY ? "out of memory" : "no reply at all");
         return false;
     }
-    size_t offset = 0;
-    for (int index = 0; index < config->requester_count; index++) {
-        size_t count = (size_t)requesters[index].request_count;
-        memcpy(all + offset, requesters[index].latency_ns, count * sizeof(*all));
-        offset += count;
-    }
-    assert(offset == (size_t)total);
-    qsort(all, (size_t)total, sizeof(*all), compare_uint32);
-    double elapsed_s = (double)(finish_ns - start_ns) / (double)NS_PER_S;
     print_prefix(config);
     printf(",\"workers\":%d,\"requesters\":%d,\"requests\":%" PRId64 ",\"errors\":%" PRId64
            ",\"rps\":%.0f,\"p50_us\":%.1f,\"p99_us\":%.1f}\n",
            config->kind == CLIENT_KINGCOBRA ? config->worker_count : 1, config->requester_count,
-           total, errors, (double)total / elapsed_s, all[(total - 1) * 50 / 100] / 1000.0,
-           all[(total - 1) * 99 / 100] / 1000.0);
-    free(all);
+           summary.request_count, summary.error_count, summary.requests_per_s, summary.p50_us,
+           summary.p99_us);
     return true;
 }
 
@@ -484,7 +395,7 @@ static bool report(const bench_config *config, requester *requesters, char *fail
 static bool requesters_run(const bench_config *config, requester *requesters, char *failure,
                            size_t failure_size)
 {
-    start_gate gate = {.mutex = PTHREAD_MUTEX_INITIALIZER, .changed = PTHREAD_COND_INITIALIZER};
+    bench_start_gate gate = BENCH_START_GATE_INITIALIZER;
     int started_count = 0;
     for (; started_count < config->requester_count; started_count++) {
         requesters[started_count].gate = &gate;
@@ -492,7 +403,7 @@ static bool requesters_run(const bench_config *config, requester *requesters, ch
                            &requesters[started_count]) != 0)
             break;
     }
-    gate_open_after(&gate, started_count);
+    bench_gate_open_after(&gate, started_count);
     for (int index = 0; index < started_count; index++)
         pthread_join(requesters[index].thread, NULL);
     if (started_count < config->requester_count) {
@@ -510,23 +421,21 @@ static bool requesters_run(const bench_config *config, requester *requesters, ch
 
 static bool run(const bench_config *config, char *failure, size_t failure_size)
 {
-    requester requesters[REQUESTER_COUNT_MAX] = {0};
+    requester requesters[BENCH_REQUESTER_COUNT_MAX] = {0};
     responder answering = {0};
     bool ok = responder_start(&answering, config, failure, failure_size);
     int opened_count = 0;
     for (; ok && opened_count < config->requester_count; opened_count++) {
         requester *self = &requesters[opened_count];
         self->config = config;
-        self->latency_ns = malloc(LATENCY_SAMPLES_MAX * sizeof(uint32_t));
-        ok = self->latency_ns != NULL && requester_open(self, opened_count);
-        if (!ok)
-            snprintf(failure, failure_size, "%s",
-                     self->latency_ns == NULL ? "out of memory" : self->failure);
+        bool allocated = bench_latency_open(&self->latency);
+        ok = allocated && requester_open(self, opened_count);
+        if (!ok) snprintf(failure, failure_size, "%s", allocated ? self->failure : "out of memory");
     }
     if (ok) ok = requesters_run(config, requesters, failure, failure_size);
     for (int index = 0; index < opened_count; index++) {
         requester_close(&requesters[index]);
-        free(requesters[index].latency_ns);
+        bench_latency_close(&requesters[index].latency);
     }
     responder_stop(&answering);
     return ok;
@@ -535,15 +444,6 @@ static bool run(const bench_config *config, char *failure, size_t failure_size)
 /* ===================================================================== *
  * Command line, main
  * ===================================================================== */
-
-/* The label goes into JSON unescaped, so it may hold only these bytes. */
-static bool label_valid(const char *label)
-{
-    size_t length = strlen(label);
-    if (length == 0 || length > LABEL_BYTES_MAX) return false;
-    return strspn(label, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") ==
-           length;
-}
 
 static int usage(void)
 {
@@ -574,9 +474,9 @@ static bool parse_arguments(bench_config *config, int argc, char **argv)
     else
         return false;
     config->url = argv[optind + 1];
-    return label_valid(config->label) && config->duration_ms > 0 &&
+    return bench_label_valid(config->label) && config->duration_ms > 0 &&
            config->duration_ms <= DURATION_MS_MAX && config->requester_count >= 1 &&
-           config->requester_count <= REQUESTER_COUNT_MAX && config->worker_count >= 1 &&
+           config->requester_count <= BENCH_REQUESTER_COUNT_MAX && config->worker_count >= 1 &&
            config->worker_count <= SERVICE_WORKERS_MAX;
 }
 

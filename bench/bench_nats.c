@@ -61,19 +61,17 @@
 
 #include <nats/nats.h>
 
+#include "bench_common.h"
+
 enum {
     PAYLOAD_BYTES = 128,
-    CONNECT_TIMEOUT_MS = 5000,
     FLUSH_TIMEOUT_MS = 5000,
     CLOSE_TIMEOUT_MS = 5000,
-    LABEL_BYTES_MAX = 64,
     /* reqrep */
-    REQUESTER_COUNT_MAX = 8,
     REQREP_DURATION_MS_DEFAULT = 3000,
     REQREP_DURATION_MS_MAX = 60 * 1000,
     REQUEST_TIMEOUT_MS = 2000,
     REQUEST_WARMUP_COUNT = 1000,
-    LATENCY_SAMPLES_MAX = 1 << 21, /* per requester: >500k requests/s for 3 s */
     INBOX_BYTES_MAX = 64,
     REPLY_SUBJECT_BYTES_MAX = INBOX_BYTES_MAX + 24,
     STALE_REPLIES_MAX = 16, /* late replies to timed-out requests skipped */
@@ -103,8 +101,6 @@ enum {
 static const char REQUEST_SUBJECT[] = "bench.echo";
 static const char RESPONDER_QUEUE[] = "echo";
 static const char STREAM_SUBJECT[] = "bench.stream";
-static const int64_t NS_PER_MS = 1000000;
-static const int64_t NS_PER_S = 1000000000;
 
 typedef struct bench_config {
     const char *workload;
@@ -121,13 +117,6 @@ static atomic_int_fast64_t slow_consumer_count;
  * Helpers
  * ===================================================================== */
 
-static int64_t now_ns(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (int64_t)now.tv_sec * NS_PER_S + now.tv_nsec;
-}
-
 static void sleep_us(int64_t microseconds)
 {
     assert(microseconds >= 0);
@@ -143,21 +132,11 @@ static void on_async_error(natsConnection *connection, natsSubscription *subscri
     if (status == NATS_SLOW_CONSUMER) atomic_fetch_add(&slow_consumer_count, 1);
 }
 
-/* One connection to url; send_asap for the latency workloads. Reconnecting
- * is off: a server that goes away must fail the run, not stall it. */
+/* One connection to url that counts slow-consumer errors; send_asap for the
+ * latency workloads. */
 static natsStatus connect_to(natsConnection **connection, const char *url, bool send_asap)
 {
-    natsOptions *options = NULL;
-    natsStatus status = natsOptions_Create(&options);
-    if (status == NATS_OK) status = natsOptions_SetURL(options, url);
-    if (status == NATS_OK) status = natsOptions_SetTimeout(options, CONNECT_TIMEOUT_MS);
-    if (status == NATS_OK) status = natsOptions_SetAllowReconnect(options, false);
-    if (status == NATS_OK) status = natsOptions_SetSendAsap(options, send_asap);
-    if (status == NATS_OK) status = natsOptions_UseGlobalMessageDelivery(options, false);
-    if (status == NATS_OK) status = natsOptions_SetErrorHandler(options, on_async_error, NULL);
-    if (status == NATS_OK) status = natsConnection_Connect(connection, options);
-    natsOptions_Destroy(options);
-    return status;
+    return bench_nats_connect(connection, url, send_asap, on_async_error);
 }
 
 /* CPU time (user + system, all threads) the server has used, in ns, or -1
@@ -182,7 +161,7 @@ static int64_t server_cpu_ns(const bench_config *config)
     }
     long ticks_per_s = sysconf(_SC_CLK_TCK);
     if (ticks_per_s <= 0) return -1;
-    return (int64_t)(user_ticks + system_ticks) * (NS_PER_S / ticks_per_s);
+    return (int64_t)(user_ticks + system_ticks) * (BENCH_NS_PER_S / ticks_per_s);
 }
 
 /* Appends the server's CPU time per operation, when it is known. */
@@ -206,20 +185,12 @@ static void subscription_close(natsSubscription *subscription, natsConnection *c
 
 static void print_prefix(const bench_config *config)
 {
-    printf("{\"workload\":\"%s\",\"server\":\"%s\"", config->workload, config->label);
+    bench_print_prefix(config->workload, config->label);
 }
 
 /* ===================================================================== *
  * reqrep: request/reply round trips
  * ===================================================================== */
-
-/* Requesters warm up, then wait here so that all measure the same window. */
-typedef struct start_gate {
-    pthread_mutex_t mutex;
-    pthread_cond_t changed;
-    int arrived_count;
-    bool open;
-} start_gate;
 
 typedef struct requester {
     pthread_t thread;
@@ -227,47 +198,11 @@ typedef struct requester {
     natsSubscription *inbox; /* sync, on "<inbox_prefix>.*" */
     char inbox_prefix[INBOX_BYTES_MAX];
     uint64_t request_sequence; /* the reply subject's last token */
-    start_gate *gate;
+    bench_start_gate *gate;
     int64_t duration_ns;
-    uint32_t *latency_ns; /* LATENCY_SAMPLES_MAX entries */
-    int64_t request_count;
-    int64_t error_count;
-    int64_t start_ns;
-    int64_t finish_ns;
+    bench_latency latency;
     natsStatus status;
 } requester;
-
-static void gate_arrive_and_wait(start_gate *gate)
-{
-    pthread_mutex_lock(&gate->mutex);
-    gate->arrived_count++;
-    pthread_cond_broadcast(&gate->changed);
-    while (!gate->open)
-        pthread_cond_wait(&gate->changed, &gate->mutex);
-    pthread_mutex_unlock(&gate->mutex);
-}
-
-static void gate_open_after(start_gate *gate, int arrived_count)
-{
-    assert(arrived_count >= 0 && arrived_count <= REQUESTER_COUNT_MAX);
-    pthread_mutex_lock(&gate->mutex);
-    while (gate->arrived_count < arrived_count)
-        pthread_cond_wait(&gate->changed, &gate->mutex);
-    gate->open = true;
-    pthread_cond_broadcast(&gate->changed);
-    pthread_mutex_unlock(&gate->mutex);
-}
-
-static void on_echo_request(natsConnection *connection, natsSubscription *subscription,
-                            natsMsg *message, void *closure)
-{
-    const char *reply = natsMsg_GetReply(message);
-    if (reply != NULL) {
-        natsConnection_Publish(connection, reply, natsMsg_GetData(message),
-                               natsMsg_GetDataLength(message));
-    }
-    natsMsg_Destroy(message);
-}
 
 /* The requester's own inbox, "_INBOX.<nuid>", subscribed as "_INBOX.<nuid>.*":
  * what natsConnection_Request does on the wire (a new reply subject per
@@ -315,11 +250,11 @@ static natsStatus request_once(requester *self, const char *payload, int64_t *la
     char reply_subject[REPLY_SUBJECT_BYTES_MAX];
     snprintf(reply_subject, sizeof reply_subject, "%s.%" PRIu64, self->inbox_prefix,
              ++self->request_sequence);
-    int64_t start_ns = now_ns();
+    int64_t start_ns = bench_now_ns();
     natsStatus status = natsConnection_PublishRequest(self->connection, REQUEST_SUBJECT,
                                                       reply_subject, payload, PAYLOAD_BYTES);
     if (status == NATS_OK) status = reply_wait(self, reply_subject);
-    *latency_ns = now_ns() - start_ns;
+    *latency_ns = bench_now_ns() - start_ns;
     return status;
 }
 
@@ -339,84 +274,64 @@ static void *requester_main(void *argument)
     char payload[PAYLOAD_BYTES];
     memset(payload, 'k', sizeof payload);
     self->status = requester_warm_up(self, payload);
-    gate_arrive_and_wait(self->gate); /* even after a failed warm-up */
-    self->start_ns = now_ns();
-    int64_t deadline_ns = self->start_ns + self->duration_ns;
-    while (self->status == NATS_OK && self->request_count < LATENCY_SAMPLES_MAX &&
-           now_ns() < deadline_ns) {
+    bench_gate_arrive_and_wait(self->gate); /* even after a failed warm-up */
+    self->latency.start_ns = bench_now_ns();
+    int64_t deadline_ns = self->latency.start_ns + self->duration_ns;
+    while (self->status == NATS_OK && !bench_latency_full(&self->latency) &&
+           bench_now_ns() < deadline_ns) {
         int64_t latency_ns = 0;
         natsStatus status = request_once(self, payload, &latency_ns);
         if (status != NATS_OK) {
             /* A lost reply is counted; a dead connection ends the run. */
-            self->error_count++;
+            self->latency.error_count++;
             if (status != NATS_TIMEOUT && status != NATS_PROTOCOL_ERROR) self->status = status;
             continue;
         }
-        self->latency_ns[self->request_count++] =
-            latency_ns > UINT32_MAX ? UINT32_MAX : (uint32_t)latency_ns;
+        bench_latency_record(&self->latency, latency_ns);
     }
-    self->finish_ns = now_ns();
+    self->latency.finish_ns = bench_now_ns();
     return NULL;
 }
 
-static int compare_uint32(const void *left, const void *right)
-{
-    uint32_t a = *(const uint32_t *)left;
-    uint32_t b = *(const uint32_t *)right;
-    return (a > b) - (a < b);
-}
-
-/* Merges every requester's samples into one sorted array and prints. */
+/* Merges every requester's samples and prints. */
 static natsStatus reqrep_report(const bench_config *config, requester *requesters,
                                 int requester_count, const int64_t cpu_ns[2])
 {
-    int64_t total = 0, errors = 0, start_ns = INT64_MAX, finish_ns = 0;
+    const bench_latency *parts[BENCH_REQUESTER_COUNT_MAX];
     for (int index = 0; index < requester_count; index++) {
         if (requesters[index].status != NATS_OK) return requesters[index].status;
-        total += requesters[index].request_count;
-        errors += requesters[index].error_count;
-        if (requesters[index].start_ns < start_ns) start_ns = requesters[index].start_ns;
-        if (requesters[index].finish_ns > finish_ns) finish_ns = requesters[index].finish_ns;
+        parts[index] = &requesters[index].latency;
     }
-    if (total == 0) return NATS_TIMEOUT;
-    uint32_t *all = malloc((size_t)total * sizeof *all);
-    if (all == NULL) return NATS_NO_MEMORY;
-    size_t offset = 0;
-    for (int index = 0; index < requester_count; index++) {
-        size_t count = (size_t)requesters[index].request_count;
-        memcpy(all + offset, requesters[index].latency_ns, count * sizeof *all);
-        offset += count;
-    }
-    assert(offset == (size_t)total);
-    qsort(all, (size_t)total, sizeof *all, compare_uint32);
-    double elapsed_s = (double)(finish_ns - start_ns) / (double)NS_PER_S;
+    bench_summary summary;
+    bench_summary_result result = bench_summarize(&summary, parts, requester_count);
+    if (result == BENCH_SUMMARY_EMPTY) return NATS_TIMEOUT;
+    if (result == BENCH_SUMMARY_NO_MEMORY) return NATS_NO_MEMORY;
     print_prefix(config);
     printf(",\"requesters\":%d,\"requests\":%" PRId64 ",\"errors\":%" PRId64
            ",\"rps\":%.0f,\"p50_us\":%.1f,\"p99_us\":%.1f",
-           requester_count, total, errors, (double)total / elapsed_s,
-           all[(total - 1) * 50 / 100] / 1000.0, all[(total - 1) * 99 / 100] / 1000.0);
-    print_server_cpu(cpu_ns, total);
+           requester_count, summary.request_count, summary.error_count, summary.requests_per_s,
+           summary.p50_us, summary.p99_us);
+    print_server_cpu(cpu_ns, summary.request_count);
     printf("}\n");
-    free(all);
     return NATS_OK;
 }
 
 static natsStatus requesters_run(const bench_config *config, requester *requesters,
                                  int requester_count)
 {
-    start_gate gate = {.mutex = PTHREAD_MUTEX_INITIALIZER, .changed = PTHREAD_COND_INITIALIZER};
+    bench_start_gate gate = BENCH_START_GATE_INITIALIZER;
     int64_t duration_ms =
         config->duration_ms > 0 ? config->duration_ms : REQREP_DURATION_MS_DEFAULT;
     int started_count = 0;
     for (; started_count < requester_count; started_count++) {
         requester *self = &requesters[started_count];
         self->gate = &gate;
-        self->duration_ns = duration_ms * NS_PER_MS;
+        self->duration_ns = duration_ms * BENCH_NS_PER_MS;
         if (pthread_create(&self->thread, NULL, requester_main, self) != 0) break;
     }
     /* Warm-up ends at the gate, so the CPU window holds measured requests. */
     int64_t cpu_ns[2] = {0};
-    gate_open_after(&gate, started_count);
+    bench_gate_open_after(&gate, started_count);
     cpu_ns[0] = server_cpu_ns(config);
     for (int index = 0; index < started_count; index++) {
         pthread_join(requesters[index].thread, NULL);
@@ -428,26 +343,25 @@ static natsStatus requesters_run(const bench_config *config, requester *requeste
 
 static natsStatus run_reqrep(const bench_config *config, int requester_count)
 {
-    if (requester_count < 1 || requester_count > REQUESTER_COUNT_MAX) return NATS_INVALID_ARG;
-    requester requesters[REQUESTER_COUNT_MAX] = {0};
+    if (requester_count < 1 || requester_count > BENCH_REQUESTER_COUNT_MAX) return NATS_INVALID_ARG;
+    requester requesters[BENCH_REQUESTER_COUNT_MAX] = {0};
     natsConnection *responder = NULL;
     natsSubscription *subscription = NULL;
     natsStatus status = connect_to(&responder, config->url, true);
     if (status == NATS_OK) {
         status = natsConnection_QueueSubscribe(&subscription, responder, REQUEST_SUBJECT,
-                                               RESPONDER_QUEUE, on_echo_request, NULL);
+                                               RESPONDER_QUEUE, bench_on_echo_request, NULL);
     }
     if (status == NATS_OK) status = natsConnection_FlushTimeout(responder, FLUSH_TIMEOUT_MS);
     int ready = 0;
     for (; status == NATS_OK && ready < requester_count; ready++) {
-        requesters[ready].latency_ns = malloc(LATENCY_SAMPLES_MAX * sizeof(uint32_t));
-        if (requesters[ready].latency_ns == NULL) status = NATS_NO_MEMORY;
+        if (!bench_latency_open(&requesters[ready].latency)) status = NATS_NO_MEMORY;
         if (status == NATS_OK) status = requester_open(&requesters[ready], config->url);
     }
     if (status == NATS_OK) status = requesters_run(config, requesters, requester_count);
     for (int index = 0; index < requester_count; index++) {
         subscription_close(requesters[index].inbox, requesters[index].connection);
-        free(requesters[index].latency_ns);
+        bench_latency_close(&requesters[index].latency);
     }
     subscription_close(subscription, responder);
     return status;
@@ -482,9 +396,9 @@ static void on_stream_message(natsConnection *connection, natsSubscription *subs
 {
     subscriber *self = closure;
     int64_t count = atomic_load_explicit(&self->received_count, memory_order_relaxed) + 1;
-    if (count == 1) atomic_store_explicit(&self->first_ns, now_ns(), memory_order_relaxed);
+    if (count == 1) atomic_store_explicit(&self->first_ns, bench_now_ns(), memory_order_relaxed);
     if (count % STREAM_CLOCK_INTERVAL == 0 || count == self->expected_count) {
-        atomic_store_explicit(&self->last_ns, now_ns(), memory_order_relaxed);
+        atomic_store_explicit(&self->last_ns, bench_now_ns(), memory_order_relaxed);
     }
     natsMsg_Destroy(message);
     atomic_store_explicit(&self->received_count, count, memory_order_release);
@@ -509,14 +423,14 @@ static bool stream_wait(subscriber *subscribers, int subscriber_count, int64_t t
     assert(subscriber_count >= 1 && subscriber_count <= STREAM_SUBSCRIBER_COUNT_MAX);
     assert(in_flight_max >= 0);
     int64_t received = stream_received_min(subscribers, subscriber_count);
-    int64_t progress_ns = now_ns();
+    int64_t progress_ns = bench_now_ns();
     while (target - received > in_flight_max) {
         sleep_us(STREAM_POLL_US);
         int64_t now = stream_received_min(subscribers, subscriber_count);
         if (now != received) {
             received = now;
-            progress_ns = now_ns();
-        } else if (now_ns() - progress_ns > STREAM_STALL_TIMEOUT_MS * NS_PER_MS) {
+            progress_ns = bench_now_ns();
+        } else if (bench_now_ns() - progress_ns > STREAM_STALL_TIMEOUT_MS * BENCH_NS_PER_MS) {
             return false;
         }
     }
@@ -566,7 +480,7 @@ static natsStatus stream_report(const bench_config *config, subscriber *subscrib
     }
     if (delivered == 0 || last_ns <= first_ns) return NATS_TIMEOUT;
     int64_t expected = published_count * subscriber_count;
-    double elapsed_s = (double)(last_ns - first_ns) / (double)NS_PER_S;
+    double elapsed_s = (double)(last_ns - first_ns) / (double)BENCH_NS_PER_S;
     print_prefix(config);
     printf(",\"subscribers\":%d,\"messages\":%" PRId64 ",\"delivered\":%" PRId64
            ",\"dropped\":%" PRId64 ",\"client_dropped\":%" PRId64
@@ -754,15 +668,6 @@ static const workload *workload_find(const char *name)
     return NULL;
 }
 
-/* The label goes into JSON unescaped, so it may hold only these bytes. */
-static bool label_valid(const char *label)
-{
-    size_t length = strlen(label);
-    if (length == 0 || length > LABEL_BYTES_MAX) return false;
-    return strspn(label, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") ==
-           length;
-}
-
 static int usage(void)
 {
     fprintf(stderr, "usage: bench_nats [-l LABEL] [-d DURATION_MS] [-n COUNT] [-p SERVER_PID] "
@@ -786,7 +691,7 @@ static bool parse_arguments(bench_config *config, int argc, char **argv)
     if (argc - optind != 2) return false;
     config->workload = argv[optind];
     config->url = argv[optind + 1];
-    return label_valid(config->label) && config->duration_ms >= 0 &&
+    return bench_label_valid(config->label) && config->duration_ms >= 0 &&
            config->duration_ms <= REQREP_DURATION_MS_MAX && config->count >= 0;
 }
 
