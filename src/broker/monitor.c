@@ -225,7 +225,7 @@ static bool cpu_ticks(uint64_t *out)
  * than CPU_SAMPLE_INTERVAL_MS_MIN return the previous figure. */
 static double cpu_percent(kci_monitor *monitor)
 {
-    int64_t now_ms = kci_now_ms();
+    int64_t now_ms = kci_monotonic_ms();
     uint64_t ticks = 0;
     if (now_ms - monitor->cpu_sampled_ms < CPU_SAMPLE_INTERVAL_MS_MIN || !cpu_ticks(&ticks))
         return monitor->cpu_percent;
@@ -335,7 +335,7 @@ static void add_varz_state(json_builder *varz, kci_monitor *monitor)
     char start[TIME_TEXT_BYTES], now[TIME_TEXT_BYTES], uptime[DURATION_TEXT_BYTES];
     format_time(server->start_wall_ms * NS_PER_MS, start, sizeof start);
     format_time(wall_now_ns(), now, sizeof now);
-    format_duration(kci_now_ms() - server->start_ms, uptime, sizeof uptime);
+    format_duration(kci_monotonic_ms() - server->start_ms, uptime, sizeof uptime);
     kci_sublist_stats sublist;
     kci_sublist_get_stats(server->sublist, &sublist);
     add_text(varz, "start", start);
@@ -780,7 +780,7 @@ static void render_metrics(const kci_server *server, metrics_text *text)
                    "# HELP kcobrad_uptime_seconds Seconds since the server started.\n"
                    "# TYPE kcobrad_uptime_seconds gauge\n"
                    "kcobrad_uptime_seconds %.3f\n",
-                   (double)(kci_now_ms() - server->start_ms) / 1000.0);
+                   (double)(kci_monotonic_ms() - server->start_ms) / 1000.0);
 }
 
 static void handle_metrics(kci_monitor *monitor, const http_query *query,

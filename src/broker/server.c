@@ -20,6 +20,7 @@
 
 #include "auth.h"
 #include "client.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/net.h"
 #include "monitor.h"
@@ -32,20 +33,6 @@ enum {
 };
 
 static const char MAX_CONNECTIONS_ERROR[] = "-ERR 'maximum connections exceeded'\r\n";
-
-int64_t kci_now_ms(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
 
 uint64_t kci_server_random(kci_server *server)
 {
@@ -266,8 +253,8 @@ kc_err kci_server_create(kci_server **out, kci_options *options, char *error, si
     server->options = *options;
     memset(options, 0, sizeof *options);
     server->epoll_fd = server->listen_fd = server->control_fd = server->internal_listen_fd = -1;
-    server->now_ms = server->start_ms = kci_now_ms();
-    server->start_wall_ms = wall_ms();
+    server->now_ms = server->start_ms = kci_monotonic_ms();
+    server->start_wall_ms = kci_wall_ms();
     make_server_id(server);
     kc_err err = open_everything(server, error, error_size);
     if (err != KC_OK) {
@@ -354,7 +341,7 @@ static void end_batch(kci_server *server)
     }
     server->flush_count = 0;
     if (server->stalled_count > 0) {
-        server->now_ms = kci_now_ms();
+        server->now_ms = kci_monotonic_ms();
         resume_stalled(server);
     }
     kci_sublist_collect(server->sublist);
@@ -495,7 +482,7 @@ static void shut_down(kci_server *server)
     epoll_ctl(server->epoll_fd, EPOLL_CTL_DEL, server->internal_listen_fd, NULL);
     close(server->internal_listen_fd);
     server->internal_listen_fd = -1;
-    int64_t deadline_ms = kci_now_ms() + SHUTDOWN_FLUSH_MS;
+    int64_t deadline_ms = kci_monotonic_ms() + SHUTDOWN_FLUSH_MS;
     struct epoll_event events[KCI_EPOLL_EVENTS_MAX];
     for (;;) {
         bool pending = false;
@@ -504,7 +491,7 @@ static void shut_down(kci_server *server)
             pending |= !client->closing && kci_client_pending_bytes(client) > 0;
         }
         end_batch(server);
-        if (!pending || kci_now_ms() >= deadline_ms) break;
+        if (!pending || kci_monotonic_ms() >= deadline_ms) break;
         epoll_wait(server->epoll_fd, events, KCI_EPOLL_EVENTS_MAX, 50);
     }
     while (server->clients != NULL)
@@ -516,13 +503,13 @@ kc_err kci_server_run(kci_server *server)
 {
     struct epoll_event events[KCI_EPOLL_EVENTS_MAX];
     server->running = true;
-    server->next_housekeeping_ms = kci_now_ms() + KCI_HOUSEKEEPING_INTERVAL_MS;
+    server->next_housekeeping_ms = kci_monotonic_ms() + KCI_HOUSEKEEPING_INTERVAL_MS;
     if (!server->public_held) {
         kci_info("Listening for client connections on %s:%d", server->options.host, server->port);
         kci_info("Server is ready");
     }
     while (server->running) {
-        int64_t wait_ms = server->next_housekeeping_ms - kci_now_ms();
+        int64_t wait_ms = server->next_housekeeping_ms - kci_monotonic_ms();
         if (server->stalled_count > 0 && wait_ms > KCI_STALL_POLL_MS) wait_ms = KCI_STALL_POLL_MS;
         int count = epoll_wait(server->epoll_fd, events, KCI_EPOLL_EVENTS_MAX,
                                wait_ms < 0 ? 0 : (int)wait_ms);
@@ -530,7 +517,7 @@ kc_err kci_server_run(kci_server *server)
             kci_error("epoll_wait failed: %s", strerror(errno));
             return KC_ERR_IO;
         }
-        server->now_ms = kci_now_ms();
+        server->now_ms = kci_monotonic_ms();
         for (int i = 0; i < count; i++)
             dispatch(server, &events[i]);
         end_batch(server);

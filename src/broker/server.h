@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/clock.h"
 #include "options.h"
 #include "sublist.h"
 
@@ -137,7 +138,6 @@ void kci_server_open_public(kci_server *server);
 void kci_server_destroy(kci_server *server);
 
 /* Used by client.c and monitor.c. */
-int64_t kci_now_ms(void);
 void kci_server_mark_dirty(kci_server *server, struct kci_client *client);
 /* Stops reading from client until client->stall_on drains (client.h). */
 void kci_server_stall(kci_server *server, struct kci_client *client);

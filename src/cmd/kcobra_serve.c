@@ -46,6 +46,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "kcobra_common.h"
 
@@ -113,27 +114,6 @@ typedef struct exec_job {
     exec_outcome outcome;
     int code; /* exit status, signal number or errno, by outcome */
 } exec_job;
-
-static int64_t monotonic_ms(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
-
-static int64_t monotonic_us(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
 
 static void close_fd(int *fd)
 {
@@ -343,7 +323,7 @@ static bool exec_pump(exec_job *job)
 {
     assert(job->pid > 0);
     while (job->stdout_fd >= 0 || job->stderr_fd >= 0) {
-        int64_t remaining_ms = job->deadline_ms - monotonic_ms();
+        int64_t remaining_ms = job->deadline_ms - kci_monotonic_ms();
         if (remaining_ms <= 0) {
             job->outcome = EXEC_TIMED_OUT;
             return false;
@@ -387,7 +367,7 @@ static bool exec_wait(exec_job *job, int64_t deadline_ms, int *wait_status)
             *wait_status = 0; /* not our child any more: nothing to reap */
             return true;
         }
-        if (monotonic_ms() >= deadline_ms) return false;
+        if (kci_monotonic_ms() >= deadline_ms) return false;
         struct timespec pause = {0, EXEC_REAP_POLL_MS * 1000000L};
         nanosleep(&pause, NULL);
     }
@@ -495,7 +475,7 @@ static int64_t exec_limit_ms(const serve_config *config, const kc_request *reque
     if (config->exec_timeout_ms > 0) return config->exec_timeout_ms;
     int64_t deadline_ms = kc_request_deadline_ms(request);
     if (deadline_ms <= 0) return EXEC_TIMEOUT_MS_DEFAULT;
-    int64_t left_ms = deadline_ms - wall_ms();
+    int64_t left_ms = deadline_ms - kci_wall_ms();
     return left_ms > 0 ? left_ms + EXEC_DEADLINE_GRACE_MS : 0;
 }
 
@@ -529,8 +509,8 @@ static void log_event(const serve_config *config, const char *event, const char 
         kci_info("%s", message);
         return;
     }
-    log_json(json_pack("{s:I,s:s,s:s}", "time_ms", (json_int_t)wall_ms(), "event", event, "message",
-                       message));
+    log_json(json_pack("{s:I,s:s,s:s}", "time_ms", (json_int_t)kci_wall_ms(), "event", event,
+                       "message", message));
 }
 
 /* One line per request on stderr: the logger's text line, or with --json
@@ -552,16 +532,16 @@ static void log_request(const serve_config *config, const kc_request *request,
         return;
     }
     log_json(json_pack(
-        "{s:I,s:s,s:s?,s:s?,s:s,s:s,s:i,s:s,s:I,s:f}", "time_ms", (json_int_t)wall_ms(), "event",
-        "request", "id", kc_request_id(request), "type", kc_request_type(request), "from", node,
-        "status", summary->code == 0 ? "ok" : "error", "code", summary->code, "message",
+        "{s:I,s:s,s:s?,s:s?,s:s,s:s,s:i,s:s,s:I,s:f}", "time_ms", (json_int_t)kci_wall_ms(),
+        "event", "request", "id", kc_request_id(request), "type", kc_request_type(request), "from",
+        node, "status", summary->code == 0 ? "ok" : "error", "code", summary->code, "message",
         summary->message, "bytes", (json_int_t)summary->bytes, "duration_ms", duration_ms));
 }
 
 static void serve_handler(const kc_request *request, kc_response *response, void *closure)
 {
     const serve_config *config = closure;
-    int64_t started_us = monotonic_us();
+    int64_t started_us = kci_monotonic_us();
     int64_t limit_ms = exec_limit_ms(config, request);
     exec_job job;
     memset(&job, 0, sizeof job);
@@ -579,7 +559,7 @@ static void serve_handler(const kc_request *request, kc_response *response, void
         exec_run(&job, config->exec_command, request);
         respond(&job, limit_ms, response, &summary);
     }
-    log_request(config, request, &summary, (double)(monotonic_us() - started_us) / 1000.0);
+    log_request(config, request, &summary, (double)(kci_monotonic_us() - started_us) / 1000.0);
     kcobra_buffer_free(&job.output);
 }
 

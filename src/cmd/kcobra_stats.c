@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "kcobra_common.h"
 
 #define STATS_MONITOR_DEFAULT "http://127.0.0.1:8222"
@@ -42,13 +43,6 @@ typedef struct stats_url {
     char port[STATS_PORT_BYTES_MAX];
     char base_path[STATS_PATH_BYTES_MAX]; /* "" or "/prefix" without the trailing slash */
 } stats_url;
-
-static int64_t monotonic_ms(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
 
 /* ===================================================================== URL */
 
@@ -97,7 +91,7 @@ static bool url_parse(const char *text, stats_url *out)
 static int wait_fd(int fd, short events, int64_t deadline_ms)
 {
     for (;;) {
-        int64_t remaining_ms = deadline_ms - monotonic_ms();
+        int64_t remaining_ms = deadline_ms - kci_monotonic_ms();
         if (remaining_ms <= 0) return 0;
         struct pollfd entry = {.fd = fd, .events = events, .revents = 0};
         int ready = poll(&entry, 1, (int)remaining_ms);
@@ -225,7 +219,7 @@ static int http_body(const kcobra_buffer *response, const char *base_path, const
 
 static int http_get_varz(const stats_url *url, int64_t timeout_ms, kcobra_buffer *response)
 {
-    int64_t deadline_ms = monotonic_ms() + timeout_ms;
+    int64_t deadline_ms = kci_monotonic_ms() + timeout_ms;
     bool timed_out = false;
     int fd = tcp_connect(url, deadline_ms, &timed_out);
     if (fd < 0) return timed_out ? KCOBRA_EXIT_TIMEOUT : KCOBRA_EXIT_CONNECT;

@@ -38,6 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/net.h"
 #include "seed_line.h"
@@ -103,13 +104,6 @@ struct kci_ingress {
 
 static const char OUT_OF_MEMORY_LINE[] = "ERROR#out of memory\n";
 static const char TOO_MANY_CONNECTIONS_LINE[] = "ERROR#too many connections\n";
-
-static int64_t monotonic_ms(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
 
 /* ---- answer lines ---------------------------------------------------------- */
 
@@ -573,7 +567,7 @@ static bool drain_step(kci_ingress *ingress)
 {
     if (!ingress->drain_begun) {
         ingress->drain_begun = true;
-        ingress->drain_deadline_ms = monotonic_ms() + ingress->drain_ms;
+        ingress->drain_deadline_ms = kci_monotonic_ms() + ingress->drain_ms;
         epoll_ctl(ingress->epoll_fd, EPOLL_CTL_DEL, ingress->listen_fd, NULL);
         close(ingress->listen_fd);
         ingress->listen_fd = -1;
@@ -583,7 +577,7 @@ static bool drain_step(kci_ingress *ingress)
             connection_settle(ingress, owner); /* may close it: index moves down anyway */
         }
     }
-    return ingress->connection_count == 0 || monotonic_ms() >= ingress->drain_deadline_ms;
+    return ingress->connection_count == 0 || kci_monotonic_ms() >= ingress->drain_deadline_ms;
 }
 
 static void *ingress_main(void *argument)

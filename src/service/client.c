@@ -30,18 +30,6 @@
 
 /* ---- helpers shared by the service layer -------------------------------- */
 
-int64_t kci_monotonic_ms(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
-
-int64_t kci_wall_ms(void)
-{
-    return kci_clock_real_ms(NULL);
-}
-
 static kc_err nats_status_to_err(natsStatus status)
 {
     switch (status) {

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/clock.h"
 #include "kingcobra/kingcobra.h"
 #include "service/headers.h"
 
@@ -68,8 +69,6 @@ kc_err kci_client_stamp(kc_client *client, natsMsg *message, kci_kc_headers *hea
 kc_err kci_client_observe(const kci_kc_headers *headers);
 /* "kc.req.<type>" into subject; KC_ERR_INVALID_ARGUMENT unless type is a token. */
 kc_err kci_request_subject(char subject[KCI_SUBJECT_BYTES_MAX], const char *type);
-int64_t kci_monotonic_ms(void);
-int64_t kci_wall_ms(void);
 
 /* ---- service.c ---------------------------------------------------------- */
 

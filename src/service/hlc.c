@@ -33,6 +33,7 @@
 #include <inttypes.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "service/last_error.h"
 
 enum {
@@ -46,9 +47,7 @@ static pthread_once_t process_hlc_once = PTHREAD_ONCE_INIT;
 int64_t kci_clock_real_ms(void *context)
 {
     (void)context;
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    return kci_wall_ms();
 }
 
 void kci_hlc_init(kci_hlc *hlc, kci_clock_ms clock, void *clock_context, int64_t drift_ms_max)

@@ -28,6 +28,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/hash.h"
 
 #define ENTRY_NONE UINT32_MAX
@@ -79,9 +80,7 @@ struct kci_idempotence {
 static int64_t realtime_ms(void *context)
 {
     (void)context;
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    return kci_wall_ms();
 }
 
 static int64_t cache_now_ms(const kci_idempotence *cache)

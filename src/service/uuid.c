@@ -33,6 +33,7 @@
  * of the wall clock until the rate drops; times past KCI_UUID_TIME_MS_MAX
  * (year 10889) are not representable and are a bug (assertion). */
 #include "service/uuid.h"
+#include "common/clock.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -161,9 +162,7 @@ static uint32_t counter_seed(uuid_generator *g)
 
 static int64_t clock_real_ms(void)
 {
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    return kci_wall_ms();
 }
 
 void kci_uuid_v7_at(kci_uuid *out, int64_t now_ms)

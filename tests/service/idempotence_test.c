@@ -18,6 +18,7 @@
 #include <stdatomic.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "service/idempotence.h"
 
 enum {
@@ -39,13 +40,6 @@ typedef struct fake_clock {
 static int64_t fake_clock_read(void *context)
 {
     return atomic_load(&((fake_clock *)context)->now_ms);
-}
-
-static int64_t monotonic_ms(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 }
 
 static void sleep_ms(int duration_ms)
@@ -227,9 +221,9 @@ static void test_in_progress_waits_for_first(void **state)
     finisher job = {cache, "r", false};
     pthread_t thread;
     assert_int_equal(pthread_create(&thread, NULL, finish_later, &job), 0);
-    int64_t started_ms = monotonic_ms();
+    int64_t started_ms = kci_monotonic_ms();
     assert_int_equal(begin(cache, "r", WAIT_GENEROUS_MS, &stored), KCI_IDEMPOTENCE_DONE);
-    int64_t waited_ms = monotonic_ms() - started_ms;
+    int64_t waited_ms = kci_monotonic_ms() - started_ms;
     assert_true(waited_ms >= HANDLER_SLEEP_MS / 2 && waited_ms < WAIT_GENEROUS_MS);
     assert_int_equal(stored.payload_len, 5);
     assert_memory_equal(stored.payload, "first", 5);
@@ -245,9 +239,9 @@ static void test_in_progress_busy_after_bound(void **state)
     kci_idempotence *cache = create(ENTRIES, BYTES, NULL);
     kci_stored_reply stored;
     assert_int_equal(begin(cache, "r", 0, &stored), KCI_IDEMPOTENCE_CLAIMED);
-    int64_t started_ms = monotonic_ms();
+    int64_t started_ms = kci_monotonic_ms();
     assert_int_equal(begin(cache, "r", WAIT_SHORT_MS, &stored), KCI_IDEMPOTENCE_BUSY);
-    assert_true(monotonic_ms() - started_ms >= WAIT_SHORT_MS - 5);
+    assert_true(kci_monotonic_ms() - started_ms >= WAIT_SHORT_MS - 5);
     assert_int_equal(begin(cache, "r", 0, &stored), KCI_IDEMPOTENCE_BUSY);
     kci_idempotence_abandon(cache, "r");
     kci_idempotence_destroy(cache);
