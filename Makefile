@@ -3,7 +3,8 @@
 #   make          build into build/
 #   make run      build, then start build/kcobrad with etc/kcobrad.conf
 #   make test     sanitizer build (ASan+UBSan) in build-test/, all tests, fuzzers
-#   make bench    release build in build-bench/, kcobrad vs nats-server
+#   make bench    release build in build-bench/, kcobrad vs nats-server, and each
+#                 part's benchmark against its peer (bench/run_<part>.sh)
 #   make fuzz     run each libFuzzer target longer (FUZZ_SECONDS, default 60)
 
 FUZZ_SECONDS ?= 60
@@ -40,10 +41,15 @@ fuzz: deps
 	ninja -C build-fuzz
 	scripts/run-fuzz.sh build-fuzz $(FUZZ_SECONDS)
 
-bench: deps
+bench:
+	@scripts/deps.sh bench
 	@[ -f build-bench/build.ninja ] || meson setup build-bench --buildtype=release -Dtests=false
 	ninja -C build-bench
 	bench/run.sh build-bench
+	@# The later parts' benchmarks, each with its own peer (bench/README.md).
+	@for part in queue ledger econ; do \
+		[ ! -x bench/run_$$part.sh ] || bench/run_$$part.sh build-bench || exit 1; \
+	done
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -11,7 +11,17 @@ packages=(
   libnats-dev                                      # the NATS C client (tests, bench, libkingcobra)
   libcmocka-dev                                    # unit tests
   nats-server                                      # the peer for differential tests and bench
+  liblmdb-dev                                      # ledger state
+  libsodium-dev                                    # Ed25519 wallets, coin trail signatures
+  libigraph-dev                                    # money-flow graph algorithms
+  libglpk-dev                                      # linear programs (poverty LP)
+  graphviz                                         # kcobra econ --svg (dot)
+  python3-networkx python3-cvxopt                  # reference results in econ tests and bench
 )
+# "scripts/deps.sh bench" also installs the benchmarks' peers.
+if [ "${1:-}" = bench ]; then
+  packages+=(postgresql)                           # the ledger benchmark's peer
+fi
 
 missing=()
 for p in "${packages[@]}"; do

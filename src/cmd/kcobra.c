@@ -21,9 +21,34 @@ enum {
 };
 
 static const kcobra_command *const COMMANDS[] = {
-    &kcobra_command_request,     &kcobra_command_serve,   &kcobra_command_pub,
-    &kcobra_command_sub,         &kcobra_command_problem, &kcobra_command_suggest,
-    &kcobra_command_suggestions, &kcobra_command_stats,
+    &kcobra_command_request,
+    &kcobra_command_serve,
+    &kcobra_command_pub,
+    &kcobra_command_sub,
+    &kcobra_command_problem,
+    &kcobra_command_suggest,
+    &kcobra_command_suggestions,
+    &kcobra_command_stats,
+#ifdef KC_WITH_QUEUE
+    &kcobra_command_submit,
+    &kcobra_command_reply,
+    &kcobra_command_queue,
+#endif
+#ifdef KC_WITH_LEDGER
+    &kcobra_command_wallet,
+    &kcobra_command_mint,
+    &kcobra_command_exchange,
+    &kcobra_command_pay,
+    &kcobra_command_coin,
+    &kcobra_command_ledger,
+#endif
+#ifdef KC_WITH_ECON
+    &kcobra_command_econ,
+#endif
+#ifdef KC_WITH_ARBITER
+    &kcobra_command_arbiter,
+    &kcobra_command_sim,
+#endif
 };
 enum { COMMAND_COUNT = sizeof COMMANDS / sizeof COMMANDS[0] };
 

@@ -121,6 +121,28 @@ extern const kcobra_command kcobra_command_problem;
 extern const kcobra_command kcobra_command_suggest;
 extern const kcobra_command kcobra_command_suggestions;
 extern const kcobra_command kcobra_command_stats;
+/* The later parts' commands, present when their library is built
+ * (KC_WITH_<PART>, set by src/cmd/meson.build). */
+#ifdef KC_WITH_QUEUE
+extern const kcobra_command kcobra_command_submit; /* kcobra_queue.c */
+extern const kcobra_command kcobra_command_reply;
+extern const kcobra_command kcobra_command_queue;
+#endif
+#ifdef KC_WITH_LEDGER
+extern const kcobra_command kcobra_command_wallet; /* kcobra_ledger.c */
+extern const kcobra_command kcobra_command_mint;
+extern const kcobra_command kcobra_command_exchange;
+extern const kcobra_command kcobra_command_pay;
+extern const kcobra_command kcobra_command_coin;
+extern const kcobra_command kcobra_command_ledger;
+#endif
+#ifdef KC_WITH_ECON
+extern const kcobra_command kcobra_command_econ; /* kcobra_econ.c */
+#endif
+#ifdef KC_WITH_ARBITER
+extern const kcobra_command kcobra_command_arbiter; /* kcobra_arbiter.c */
+extern const kcobra_command kcobra_command_sim;
+#endif
 
 /* ---- parsing ------------------------------------------------------------ */
 
