@@ -29,6 +29,8 @@ static const kcobra_command *const COMMANDS[] = {
     &kcobra_command_suggest,
     &kcobra_command_suggestions,
     &kcobra_command_stats,
+    &kcobra_command_keeper,
+    &kcobra_command_ingress,
 #ifdef KC_WITH_QUEUE
     &kcobra_command_submit,
     &kcobra_command_reply,

@@ -9,6 +9,8 @@
 #include "kcobra_common.h"
 
 #include <assert.h>
+#include <pthread.h>
+#include <signal.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -642,13 +644,20 @@ static natsStatus nats_options_fill(natsOptions *options, const kcobra_common *c
     return NATS_OK;
 }
 
-int kcobra_nats_connect(natsConnection **out, const kcobra_common *common)
+static int nats_connect(natsConnection **out, const kcobra_common *common, bool long_running)
 {
     *out = NULL;
     natsOptions *options = NULL;
     const char *step = "create the connection options";
     natsStatus status = natsOptions_Create(&options);
     if (status == NATS_OK) status = nats_options_fill(options, common, &step);
+    if (status == NATS_OK && long_running) {
+        /* A component outlives server restarts: it reconnects for ever. */
+        step = "set the reconnect options";
+        status = natsOptions_SetMaxReconnect(options, -1);
+        if (status == NATS_OK)
+            status = natsOptions_SetReconnectWait(options, KCOBRA_RECONNECT_WAIT_MS);
+    }
     if (status != NATS_OK) {
         kcobra_error("cannot %s: %s", step, kcobra_nats_error(status));
         natsOptions_Destroy(options);
@@ -662,6 +671,33 @@ int kcobra_nats_connect(natsConnection **out, const kcobra_common *common)
     *out = NULL;
     nats_CloseAndWait(KCOBRA_TIMEOUT_MS_DEFAULT);
     return KCOBRA_EXIT_CONNECT;
+}
+
+int kcobra_nats_connect(natsConnection **out, const kcobra_common *common)
+{
+    return nats_connect(out, common, false);
+}
+
+int kcobra_nats_connect_long_running(natsConnection **out, const kcobra_common *common)
+{
+    return nats_connect(out, common, true);
+}
+
+void kcobra_stop_signals_block(sigset_t *stop_signals)
+{
+    sigemptyset(stop_signals);
+    sigaddset(stop_signals, SIGINT);
+    sigaddset(stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, stop_signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+int kcobra_stop_signal_wait(const sigset_t *stop_signals)
+{
+    int signal_number = 0;
+    while (sigwait(stop_signals, &signal_number) != 0) {
+    }
+    return signal_number;
 }
 
 void kcobra_nats_finish(natsConnection *connection)

@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 #include <nats/nats.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -32,6 +33,7 @@ typedef enum kcobra_exit {
 
 enum {
     KCOBRA_TIMEOUT_MS_DEFAULT = 2000,
+    KCOBRA_RECONNECT_WAIT_MS = 250, /* long-running components between attempts */
     KCOBRA_DURATION_MS_MAX = 24 * 60 * 60 * 1000, /* one day */
     KCOBRA_DURATION_SEGMENTS_MAX = 8,             /* "1h2m3s4ms" has four */
     KCOBRA_DURATION_TEXT_BYTES = 32,
@@ -121,6 +123,8 @@ extern const kcobra_command kcobra_command_problem;
 extern const kcobra_command kcobra_command_suggest;
 extern const kcobra_command kcobra_command_suggestions;
 extern const kcobra_command kcobra_command_stats;
+extern const kcobra_command kcobra_command_keeper; /* kcobra_components.c */
+extern const kcobra_command kcobra_command_ingress;
 /* The later parts' commands, present when their library is built
  * (KC_WITH_<PART>, set by src/cmd/meson.build). */
 #ifdef KC_WITH_QUEUE
@@ -143,6 +147,15 @@ extern const kcobra_command kcobra_command_econ; /* kcobra_econ.c */
 extern const kcobra_command kcobra_command_arbiter; /* kcobra_arbiter.c */
 extern const kcobra_command kcobra_command_sim;
 #endif
+
+/* ---- long-running commands ---------------------------------------------- */
+
+/* Blocks SIGINT and SIGTERM in the calling thread (call it before any
+ * thread starts, so every library thread inherits the mask and only
+ * kcobra_stop_signal_wait takes them) and ignores SIGPIPE. */
+void kcobra_stop_signals_block(sigset_t *stop_signals);
+/* Waits for one of them; returns its number. */
+int kcobra_stop_signal_wait(const sigset_t *stop_signals);
 
 /* ---- parsing ------------------------------------------------------------ */
 
@@ -212,6 +225,9 @@ int kcobra_client_open(kc_client **out, const kcobra_common *common);
 void kcobra_client_close(kc_client *client);
 /* A raw nats.c connection with the common flags. */
 int kcobra_nats_connect(natsConnection **out, const kcobra_common *common);
+/* The same for a long-running component (kcobra keeper/ingress serve): it
+ * reconnects for ever, every KCOBRA_RECONNECT_WAIT_MS. */
+int kcobra_nats_connect_long_running(natsConnection **out, const kcobra_common *common);
 /* Destroys the connection and releases nats.c's library resources. */
 void kcobra_nats_finish(natsConnection *connection);
 /* nats.c's last error text for the calling thread, or status's text. */

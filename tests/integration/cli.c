@@ -381,8 +381,9 @@ static int case_teardown(void **state_in)
 static void test_help_every_command(void **state_in)
 {
     cli_state *state = *state_in;
-    static const char *const COMMANDS[] = {"request", "serve",   "pub",         "sub",
-                                           "problem", "suggest", "suggestions", "stats"};
+    static const char *const COMMANDS[] = {"request",     "serve", "pub",    "sub",    "problem",
+                                           "suggest",     "stats", "keeper", "ingress",
+                                           "suggestions"};
     for (size_t index = 0; index < sizeof COMMANDS / sizeof COMMANDS[0]; index++) {
         RUN(state, (char *)COMMANDS[index], "--help");
         expect_status(&state->result, STATUS_OK);
@@ -662,6 +663,58 @@ static void test_suggestions(void **state_in)
     }
 }
 
+/* kcobra keeper serve: the keeper as a process of its own. On nats-server it
+ * is the only keeper; kcobrad has its own in the same queue group, so there
+ * only the start, the stored file and the clean stop are checked. */
+static void test_keeper_standalone(void **state_in)
+{
+    cli_state *state = *state_in;
+    char file[PATH_BYTES_MAX];
+    state_path(state, "suggestions", file);
+    background *keeper = BACKGROUND(state, "keeper", "serve", "--file", file);
+    wait_ready(state, keeper, "keeping");
+    if (strstr(fixture_server_binary, "nats-server") != NULL) {
+        RUN(state, "suggest", "standalone keeper");
+        expect_stdout(state, STATUS_OK, "suggestion stored");
+        RUN(state, "suggestions", "--json");
+        expect_stdout(state, STATUS_OK, "standalone keeper");
+        char stored[4096];
+        read_file(file, stored, sizeof stored);
+        expect_contains(stored, "standalone keeper");
+    }
+    RUN(state, "keeper", "start");
+    expect_stderr(state, STATUS_USAGE, "unknown action 'start'");
+    assert_int_equal(stop_background(keeper, SIGTERM), 0);
+}
+
+/* kcobra ingress serve: seed-format lines through the fabric to a service. */
+static void test_ingress_standalone(void **state_in)
+{
+    cli_state *state = *state_in;
+    SERVE(state, "seedup", "--exec", "tr a-z A-Z");
+    background *ingress =
+        BACKGROUND(state, "ingress", "serve", "--listen", "127.0.0.1:0", "--type", "seedup");
+    wait_ready(state, ingress, "listening for seed-format lines on 127.0.0.1:");
+    const char *where = strstr(state->result.err, "on 127.0.0.1:");
+    assert_non_null(where);
+    int port = atoi(where + strlen("on 127.0.0.1:"));
+    assert_true(port > 0);
+    harness_raw raw;
+    harness_raw_init(&raw);
+    assert_int_equal(harness_raw_connect(&raw, port, 0), HARNESS_OK);
+    assert_int_equal(harness_raw_send_text(&raw, "REQUEST#alice#17#hello\r\nnot a request\n"),
+                     HARNESS_OK);
+    assert_int_equal(harness_raw_expect_line(&raw, "REPLY#alice#17#HELLO", RUN_TIMEOUT_MS),
+                     HARNESS_OK);
+    char line[256];
+    assert_int_equal(harness_raw_read_line(&raw, line, sizeof line, RUN_TIMEOUT_MS), HARNESS_OK);
+    expect_contains(line, "ERROR#");
+    harness_raw_close(&raw);
+    RUN(state, "ingress", "serve", "--listen", "127.0.0.1:99999");
+    expect_stderr(state, STATUS_USAGE, "is not HOST:PORT");
+    assert_int_equal(stop_background(ingress, SIGTERM), 0);
+}
+
 static void test_stats(void **state_in)
 {
     cli_state *state = *state_in;
@@ -755,6 +808,8 @@ int main(int argc, char **argv)
         CASE(test_serve_stops_after_running_requests),
         CASE(test_pub_sub),
         CASE(test_suggestions),
+        CASE(test_keeper_standalone),
+        CASE(test_ingress_standalone),
         CASE(test_stats),
         CASE(test_cannot_connect),
         CASE(test_tls_and_password),
