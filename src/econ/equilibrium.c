@@ -45,6 +45,7 @@ static const double STEP_TO_BOUNDARY = 0.99;
 static const double POLISH_GAP = 1e-6;   /* try the polish below this gap */
 static const double FINAL_GAP = 1e-14;   /* the interior point stops here */
 static const double REGULARIZATION = 1e-13;
+static const double BETA_CHANGE_MAX = 0.5; /* relative, per step */
 
 typedef struct eg_problem {
     int64_t buyer_count, good_count, edge_count;
@@ -151,19 +152,27 @@ static bool problem_build(const kci_econ_market *market, eg_problem *problem)
         problem->good_edges[problem->good_offsets[j] + fill[j]++] = e;
     }
     free(fill);
-    /* Start: beta_i = 1/m (a best good costs about 1/m), prices above every
-     * u_ij beta_i, each good split evenly among those who want it. */
-    for (int64_t i = 0; i < n; i++) problem->beta[i] = 1.0 / (double)m;
-    for (int64_t j = 0; j < m; j++) problem->price[j] = 0;
-    for (e = 0; e < problem->edge_count; e++) {
-        int64_t j = problem->edge_good[e];
-        problem->price[j] = fmax(problem->price[j], problem->utility[e] * problem->beta[problem->edge_buyer[e]]);
-    }
-    for (int64_t j = 0; j < m; j++) problem->price[j] = 2 * problem->price[j] + 1.0 / (double)m;
+    /* Start: each good split evenly among those who want it; beta_i so that
+     * buyer i's stationarity holds (B_i / beta_i = sum_j u_ij x_ij), prices
+     * twice above every u_ij beta_i. Both residuals start at zero, so the
+     * path has only the nonlinearity of log beta to correct. */
     for (e = 0; e < problem->edge_count; e++) {
         int64_t j = problem->edge_good[e];
         problem->x[e] = 1.0 / (double)(problem->good_offsets[j + 1] - problem->good_offsets[j]);
     }
+    for (int64_t i = 0; i < n; i++) {
+        double utility = 0;
+        for (e = problem->buyer_offsets[i]; e < problem->buyer_offsets[i + 1]; e++)
+            utility += problem->utility[e] * problem->x[e];
+        problem->beta[i] = problem->budget[i] / utility;
+    }
+    for (int64_t j = 0; j < m; j++) problem->price[j] = 0;
+    for (e = 0; e < problem->edge_count; e++) {
+        int64_t j = problem->edge_good[e];
+        problem->price[j] =
+            fmax(problem->price[j], problem->utility[e] * problem->beta[problem->edge_buyer[e]]);
+    }
+    for (int64_t j = 0; j < m; j++) problem->price[j] *= 2;
     return true;
 }
 
@@ -329,11 +338,22 @@ static bool ipm_step(eg_problem *problem, const residuals *now, double *minus_lp
                      (problem->slack[e] + step * problem->dz_affine[e]);
     mu_affine /= (double)e_count;
     double sigma = pow(fmin(1, fmax(0, mu_affine / mu)), 3);
+    /* Stationarity is nonlinear in beta (B_i / beta_i): when it lags behind
+     * the gap, stay nearer the central path so the Newton steps can catch up
+     * before the system becomes ill-conditioned. */
+    if (fmax(now->primal, now->dual) > now->gap) sigma = fmax(sigma, 0.1);
     for (int64_t e = 0; e < e_count; e++)
         problem->rc[e] = sigma * mu - problem->x[e] * problem->slack[e] -
                          problem->dx_affine[e] * problem->dz_affine[e];
     newton_solve(problem, problem->rc, minus_lp, minus_lbeta, problem->dx, problem->dz);
     step = fmin(1, STEP_TO_BOUNDARY * step_max(problem, problem->dx, problem->dz));
+    /* B_i / beta_i is linearised in the Newton system; a step that more than
+     * doubles (or halves) some beta_i makes that linearisation meaningless
+     * and stationarity worse, so such steps are shortened. */
+    for (int64_t i = 0; i < problem->buyer_count; i++) {
+        double relative = fabs(problem->dbeta[i]) / problem->beta[i];
+        if (step * relative > BETA_CHANGE_MAX) step = BETA_CHANGE_MAX / relative;
+    }
     for (int64_t j = 0; j < problem->good_count; j++) problem->price[j] += step * problem->dp[j];
     for (int64_t i = 0; i < problem->buyer_count; i++) problem->beta[i] += step * problem->dbeta[i];
     for (int64_t e = 0; e < e_count; e++) problem->x[e] += step * problem->dx[e];

@@ -23,11 +23,15 @@ import sys
 import time
 
 
-def load_edges(path):
+def load_edges(path, names=None):
+    """(from, to) -> summed amount; names, if a set, gets every account,
+    also those that only paid themselves (kcobra keeps them as vertices)."""
     sums = {}
     with open(path, newline="") as handle:
         for row in csv.DictReader(handle):
             a, b = row["from"], row["to"]
+            if names is not None:
+                names.update((a, b))
             if a == b:
                 continue
             sums[(a, b)] = sums.get((a, b), 0.0) + float(row["amount"])
@@ -37,8 +41,10 @@ def load_edges(path):
 def graph(path):
     import networkx as nx
     g = nx.DiGraph()
-    for (a, b), amount in load_edges(path).items():
+    names = set()
+    for (a, b), amount in load_edges(path, names).items():
         g.add_edge(a, b, capacity=amount)
+    g.add_nodes_from(names)
     return g
 
 
@@ -54,20 +60,26 @@ def gen_graph(seed, nodes, edges, out):
         handle.write("".join(lines))
 
 
-def gen_market(seed, buyers, goods, out, density=1.0):
+def gen_market(seed, buyers, goods, out, density=1.0, integer=False):
+    """integer: small integer utilities, budgets and supplies, so that ties
+    (degenerate equilibria, cycles in the support) are common."""
     rng = random.Random(seed)
+
+    def value(low, high):
+        return float(rng.randint(1, 3)) if integer else round(rng.uniform(low, high), 6)
+
     utilities = [[0.0] * goods for _ in range(buyers)]
     for i in range(buyers):
         for j in range(goods):
             if rng.random() < density:
-                utilities[i][j] = round(rng.uniform(0.1, 10.0), 6)
-        utilities[i][rng.randrange(goods)] = round(rng.uniform(0.1, 10.0), 6)
+                utilities[i][j] = value(0.1, 10.0)
+        utilities[i][rng.randrange(goods)] = value(0.1, 10.0)
     for j in range(goods):
         if all(utilities[i][j] == 0 for i in range(buyers)):
-            utilities[rng.randrange(buyers)][j] = round(rng.uniform(0.1, 10.0), 6)
+            utilities[rng.randrange(buyers)][j] = value(0.1, 10.0)
     market = {
-        "goods": [{"name": "g%d" % j, "supply": round(rng.uniform(0.5, 5.0), 6)} for j in range(goods)],
-        "buyers": [{"name": "b%d" % i, "budget": round(rng.uniform(1.0, 100.0), 6),
+        "goods": [{"name": "g%d" % j, "supply": value(0.5, 5.0)} for j in range(goods)],
+        "buyers": [{"name": "b%d" % i, "budget": value(1.0, 100.0),
                     "utilities": utilities[i]} for i in range(buyers)],
     }
     with open(out, "w") as handle:
@@ -127,12 +139,22 @@ def kkt(supplies, budgets, utilities, prices, x):
             "max": max(supply, budget, bang, nonneg)}
 
 
-def equilibrium(path, tolerance=1e-10):
+def equilibrium(path, tolerance=1e-12):
     """The dual of Eisenberg-Gale with cvxopt.solvers.cp:
     min sum_j s_j p_j - sum_i B_i log beta_i  s.t.  u_ij beta_i - p_j <= 0."""
     from cvxopt import matrix, spmatrix, solvers, log
-    goods, supplies, budgets, utilities = read_market(path)
-    n, m = len(budgets), len(goods)
+    goods, supplies_given, budgets_given, utilities_given = read_market(path)
+    n, m = len(budgets_given), len(goods)
+    # Conditioning: supplies scaled to 1 (u_ij s_j), budgets to sum 1, each
+    # buyer's best utility to 1; prices are mapped back below.
+    total = sum(budgets_given)
+    budgets = [b / total for b in budgets_given]
+    supplies = [1.0] * m
+    utilities = []
+    for i in range(n):
+        row = [utilities_given[i][j] * supplies_given[j] for j in range(m)]
+        best = max(row)
+        utilities.append([v / best for v in row])
     edges = [(i, j) for i in range(n) for j in range(m) if utilities[i][j] > 0]
     # variables: p_0..p_{m-1}, beta_0..beta_{n-1}
     values, rows, cols = [], [], []
@@ -143,7 +165,6 @@ def equilibrium(path, tolerance=1e-10):
     G = spmatrix(values, rows, cols, (len(edges), m + n))
     h = matrix(0.0, (len(edges), 1))
     B = matrix(budgets)
-    total = sum(budgets)
 
     def F(x=None, z=None):
         if x is None:
@@ -151,15 +172,15 @@ def equilibrium(path, tolerance=1e-10):
             for i in range(n):
                 x0[m + i] = 1.0 / m
             for j in range(m):
-                x0[j] = 2.0 * max(utilities[i][j] for i in range(n)) / m + total
+                x0[j] = 2.0 / m + 1.0
             return 0, x0
         beta = x[m:]
         if min(beta) <= 0:
             return None
-        f = sum(supplies[j] * x[j] for j in range(m)) - sum(B[i] * math.log(beta[i]) for i in range(n))
+        f = sum(x[j] for j in range(m)) - sum(B[i] * math.log(beta[i]) for i in range(n))
         Df = matrix(0.0, (1, m + n))
         for j in range(m):
-            Df[j] = supplies[j]
+            Df[j] = 1.0
         for i in range(n):
             Df[m + i] = -B[i] / beta[i]
         if z is None:
@@ -174,13 +195,13 @@ def equilibrium(path, tolerance=1e-10):
     solvers.options["feastol"] = tolerance
     solvers.options["maxiters"] = 200
     solution = solvers.cp(F, G, h)
-    prices = [solution["x"][j] for j in range(m)]
+    prices = [solution["x"][j] * total / supplies_given[j] for j in range(m)]
     z = solution["zl"]
     x = [[0.0] * m for _ in range(n)]
     for k, (i, j) in enumerate(edges):
-        x[i][j] = z[k]
+        x[i][j] = z[k] * supplies_given[j]
     return {"status": solution["status"], "goods": goods, "prices": prices,
-            "kkt": kkt(supplies, budgets, utilities, prices, x),
+            "kkt": kkt(supplies_given, budgets_given, utilities_given, prices, x),
             "iterations": solution.get("iterations")}
 
 
@@ -218,7 +239,7 @@ def bench_market(path, rounds):
     times, result = [], None
     for _ in range(rounds):
         start = time.perf_counter()
-        result = equilibrium(path, 1e-10)
+        result = equilibrium(path, 1e-12)
         times.append(time.perf_counter() - start)
     return {"rounds": rounds, "solve_s": median(times), "kkt": result["kkt"],
             "status": result["status"], "peak_rss_kib": peak_kib()}
@@ -231,7 +252,7 @@ def main(argv):
         return
     if command == "gen-market":
         gen_market(int(argv[2]), int(argv[3]), int(argv[4]), argv[5],
-                   float(argv[6]) if len(argv) > 6 else 1.0)
+                   float(argv[6]) if len(argv) > 6 else 1.0, len(argv) > 7 and argv[7] == "integer")
         return
     if command == "maxflow":
         out = maxflow(argv[2], argv[3], argv[4])
