@@ -244,6 +244,7 @@ kc_err kci_econ_graph_finish(kci_econ_builder *builder, kci_econ_graph *graph,
     }
     memcpy(VECTOR(graph->amounts), builder->edge_amount,
            (size_t)builder->edge_count * sizeof(double));
+    graph->made = true;
     graph->names = builder->names;
     graph->node_count = builder->node_count;
     graph->edge_count = builder->edge_count;
@@ -260,7 +261,7 @@ kc_err kci_econ_graph_finish(kci_econ_builder *builder, kci_econ_graph *graph,
 
 void kci_econ_graph_free(kci_econ_graph *graph)
 {
-    if (graph->names == NULL && graph->node_count == 0) return;
+    if (!graph->made) return;
     igraph_destroy(&graph->graph);
     igraph_vector_destroy(&graph->amounts);
     for (int64_t index = 0; index < graph->node_count; index++) free(graph->names[index]);

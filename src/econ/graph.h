@@ -61,6 +61,7 @@ typedef struct kci_econ_graph {
     int64_t payments_read;
     int32_t *name_slots; /* kept for lookups by name */
     int64_t name_slot_count;
+    bool made; /* graph and amounts are allocated */
 } kci_econ_graph;
 
 void kci_econ_builder_init(kci_econ_builder *builder);
