@@ -1,0 +1,73 @@
+/* kcobra_econ.h - what the `kcobra econ` subcommands share: the graph input
+ * (an edge file or the ledger's history over the fabric), DOT/SVG output,
+ * progress on a terminal, --stats, and number parsing. */
+#ifndef KCOBRA_ECON_H
+#define KCOBRA_ECON_H
+
+#include "econ/dot.h"
+#include "econ/graph.h"
+#include "econ/graph_load.h"
+#include "kcobra_common.h"
+
+enum {
+    KCOBRA_ECON_TABLE_ROWS_MAX = 20, /* rows of a list in the table output */
+    KCOBRA_ECON_LEDGER_PAGE_LIMIT = 10000,
+    KCOBRA_ECON_LEDGER_PAGES_MAX = 100000,
+};
+
+/* The flags of every graph subcommand, bound by KCOBRA_ECON_GRAPH_FLAGS. */
+typedef struct kcobra_econ_input {
+    const char *edges_path;
+    bool ledger;
+    const char *since_ms;
+    const char *dot_path;
+    const char *svg_path;
+    bool stats;
+    int64_t load_started_us;
+    int64_t load_ms_x1000; /* microseconds */
+    int64_t compute_started_us;
+} kcobra_econ_input;
+
+#define KCOBRA_ECON_GRAPH_FLAGS(input)                                                             \
+    {"edges", "FILE", KCOBRA_FLAG_STRING, &(input).edges_path,                                    \
+     "the payments: a CSV or JSON edge file, - for stdin (docs/econ.md)"},                        \
+        {"ledger", NULL, KCOBRA_FLAG_BOOL, &(input).ledger,                                       \
+         "read the ledger's history over the fabric (kc.ledger.history, --server)"},              \
+        {"since-ms", "MS", KCOBRA_FLAG_STRING, &(input).since_ms,                                 \
+         "with --ledger: only transfers at or after this unix time in ms"},                       \
+        {"dot", "FILE", KCOBRA_FLAG_STRING, &(input).dot_path,                                    \
+         "write the graph as Graphviz DOT, the result highlighted"},                              \
+        {"svg", "FILE", KCOBRA_FLAG_STRING, &(input).svg_path,                                    \
+         "also render it to SVG with dot -Tsvg (needs --dot or writes FILE.dot)"},                \
+        {"stats", NULL, KCOBRA_FLAG_BOOL, &(input).stats,                                         \
+         "print load and compute time and peak memory on stderr"}
+
+#define KCOBRA_ECON_GRAPH_FLAG_COUNT 6
+
+/* Loads the graph from --edges or --ledger; prints the error and returns an
+ * exit code on failure. */
+int kcobra_econ_graph_open(const kcobra_command *command, const kcobra_invocation *invocation,
+                           kcobra_econ_input *input, kci_econ_graph *graph);
+/* Marks the end of the computation (for --stats) and writes the DOT/SVG. */
+int kcobra_econ_graph_output(kcobra_econ_input *input, const kci_econ_graph *graph,
+                             const kci_econ_dot_style *style);
+/* --stats line on stderr: load_ms, compute_ms, peak_rss_kib. */
+void kcobra_econ_stats_print(const kcobra_econ_input *input);
+
+/* The exit code for an econ error (prints it). */
+int kcobra_econ_fail(kc_err err, const kci_econ_error *error);
+/* A finite number; a usage error names the flag. */
+int kcobra_econ_number(const kcobra_command *command, const char *flag, const char *text,
+                       double *out);
+/* Progress on a terminal's stderr (nothing when stderr is not a tty). */
+void kcobra_econ_progress(void *context, const char *what, int64_t done, int64_t total);
+void kcobra_econ_progress_end(void);
+/* A JSON array of vertex names. */
+json_t *kcobra_econ_names(const kci_econ_graph *graph, const igraph_vector_int_t *vertices);
+
+/* The market subcommands, in kcobra_econ_market.c. */
+int kcobra_econ_run_value(const kcobra_command *command, int argc, char **argv);
+int kcobra_econ_run_equilibrium(const kcobra_command *command, int argc, char **argv);
+int kcobra_econ_run_dynamics(const kcobra_command *command, int argc, char **argv);
+
+#endif

@@ -1,0 +1,302 @@
+/* graph.c - building the money-flow graph (see graph.h).
+ *
+ * Two open-addressing tables with linear probing, both kept at most half
+ * full: account name -> vertex id, and (payer, payee) -> edge index, so a
+ * payment costs two hashes and a few probes. Memory is about 40 bytes per
+ * distinct edge and 24 bytes plus the name per account while building;
+ * the graph keeps the names and the name table for lookups. */
+#include "graph.h"
+
+#include <assert.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/hash.h"
+
+enum {
+    TABLE_SLOTS_INITIAL = 1024,
+    ARRAY_CAPACITY_INITIAL = 1024,
+};
+
+void kci_econ_error_set(kci_econ_error *error, const char *format, ...)
+{
+    if (error == NULL) return;
+    va_list arguments;
+    va_start(arguments, format);
+    vsnprintf(error->text, sizeof error->text, format, arguments);
+    va_end(arguments);
+}
+
+kc_err kci_econ_igraph_error(igraph_error_t status, const char *what, kci_econ_error *error)
+{
+    kci_econ_error_set(error, "%s failed in igraph: %s", what, igraph_strerror(status));
+    return status == IGRAPH_ENOMEM ? KC_ERR_NOMEM : KC_ERR_INVALID_ARGUMENT;
+}
+
+void kci_econ_builder_init(kci_econ_builder *builder)
+{
+    memset(builder, 0, sizeof *builder);
+}
+
+void kci_econ_builder_free(kci_econ_builder *builder)
+{
+    for (int64_t index = 0; index < builder->node_count; index++) free(builder->names[index]);
+    free(builder->names);
+    free(builder->name_slots);
+    free(builder->edge_from);
+    free(builder->edge_to);
+    free(builder->edge_amount);
+    free(builder->edge_slots);
+    memset(builder, 0, sizeof *builder);
+}
+
+static uint64_t edge_key_hash(int32_t from, int32_t to)
+{
+    uint64_t key = ((uint64_t)(uint32_t)from << 32) | (uint32_t)to;
+    key ^= key >> 33;
+    key *= 0xff51afd7ed558ccdULL;
+    key ^= key >> 33;
+    key *= 0xc4ceb9fe1a85ec53ULL;
+    return key ^ (key >> 33);
+}
+
+static int64_t name_probe(char *const *names, const int32_t *slots, int64_t slot_count,
+                          const char *name, size_t length)
+{
+    uint64_t mask = (uint64_t)slot_count - 1;
+    uint64_t slot = kci_hash_bytes(name, length) & mask;
+    for (;;) {
+        int32_t id = slots[slot];
+        if (id == 0) return -(int64_t)slot - 1;
+        const char *candidate = names[id - 1];
+        if (strncmp(candidate, name, length) == 0 && candidate[length] == '\0') return id - 1;
+        slot = (slot + 1) & mask;
+    }
+}
+
+static kc_err name_table_grow(kci_econ_builder *builder)
+{
+    int64_t slot_count = builder->name_slot_count == 0 ? TABLE_SLOTS_INITIAL
+                                                        : builder->name_slot_count * 2;
+    int32_t *slots = calloc((size_t)slot_count, sizeof *slots);
+    if (slots == NULL) return KC_ERR_NOMEM;
+    uint64_t mask = (uint64_t)slot_count - 1;
+    for (int64_t id = 0; id < builder->node_count; id++) {
+        const char *name = builder->names[id];
+        uint64_t slot = kci_hash_bytes(name, strlen(name)) & mask;
+        while (slots[slot] != 0) slot = (slot + 1) & mask;
+        slots[slot] = (int32_t)(id + 1);
+    }
+    free(builder->name_slots);
+    builder->name_slots = slots;
+    builder->name_slot_count = slot_count;
+    return KC_OK;
+}
+
+static kc_err intern(kci_econ_builder *builder, const char *name, size_t length, int32_t *id_out,
+                     kci_econ_error *error)
+{
+    if (length == 0) {
+        kci_econ_error_set(error, "empty account name");
+        return KC_ERR_PARSE;
+    }
+    if (length > KCI_ECON_NAME_BYTES_MAX || memchr(name, '\0', length) != NULL) {
+        kci_econ_error_set(error, "account name longer than %d bytes or holding a NUL byte",
+                           KCI_ECON_NAME_BYTES_MAX);
+        return KC_ERR_PARSE;
+    }
+    if ((builder->node_count + 1) * 2 > builder->name_slot_count &&
+        name_table_grow(builder) != KC_OK)
+        goto nomem;
+    int64_t found = name_probe(builder->names, builder->name_slots, builder->name_slot_count,
+                               name, length);
+    if (found >= 0) {
+        *id_out = (int32_t)found;
+        return KC_OK;
+    }
+    if (builder->node_count >= KCI_ECON_NODES_MAX) {
+        kci_econ_error_set(error, "more than %d accounts", KCI_ECON_NODES_MAX);
+        return KC_ERR_TOO_LARGE;
+    }
+    if (builder->node_count == builder->node_capacity) {
+        int64_t capacity = builder->node_capacity == 0 ? ARRAY_CAPACITY_INITIAL
+                                                       : builder->node_capacity * 2;
+        char **names = realloc(builder->names, (size_t)capacity * sizeof *names);
+        if (names == NULL) goto nomem;
+        builder->names = names;
+        builder->node_capacity = capacity;
+    }
+    char *copy = malloc(length + 1);
+    if (copy == NULL) goto nomem;
+    memcpy(copy, name, length);
+    copy[length] = '\0';
+    int64_t id = builder->node_count++;
+    builder->names[id] = copy;
+    builder->name_slots[-found - 1] = (int32_t)(id + 1);
+    *id_out = (int32_t)id;
+    return KC_OK;
+nomem:
+    kci_econ_error_set(error, "out of memory after %lld accounts", (long long)builder->node_count);
+    return KC_ERR_NOMEM;
+}
+
+static kc_err edge_table_grow(kci_econ_builder *builder)
+{
+    int64_t slot_count = builder->edge_slot_count == 0 ? TABLE_SLOTS_INITIAL
+                                                        : builder->edge_slot_count * 2;
+    int64_t *slots = calloc((size_t)slot_count, sizeof *slots);
+    if (slots == NULL) return KC_ERR_NOMEM;
+    uint64_t mask = (uint64_t)slot_count - 1;
+    for (int64_t index = 0; index < builder->edge_count; index++) {
+        uint64_t slot =
+            edge_key_hash(builder->edge_from[index], builder->edge_to[index]) & mask;
+        while (slots[slot] != 0) slot = (slot + 1) & mask;
+        slots[slot] = index + 1;
+    }
+    free(builder->edge_slots);
+    builder->edge_slots = slots;
+    builder->edge_slot_count = slot_count;
+    return KC_OK;
+}
+
+static kc_err edge_arrays_grow(kci_econ_builder *builder)
+{
+    int64_t capacity =
+        builder->edge_capacity == 0 ? ARRAY_CAPACITY_INITIAL : builder->edge_capacity * 2;
+    int32_t *from = realloc(builder->edge_from, (size_t)capacity * sizeof *from);
+    if (from == NULL) return KC_ERR_NOMEM;
+    builder->edge_from = from;
+    int32_t *to = realloc(builder->edge_to, (size_t)capacity * sizeof *to);
+    if (to == NULL) return KC_ERR_NOMEM;
+    builder->edge_to = to;
+    double *amount = realloc(builder->edge_amount, (size_t)capacity * sizeof *amount);
+    if (amount == NULL) return KC_ERR_NOMEM;
+    builder->edge_amount = amount;
+    builder->edge_capacity = capacity;
+    return KC_OK;
+}
+
+kc_err kci_econ_builder_add(kci_econ_builder *builder, const char *from, size_t from_length,
+                            const char *to, size_t to_length, double amount,
+                            kci_econ_error *error)
+{
+    assert(isfinite(amount) && amount >= 0);
+    int32_t from_id = 0;
+    int32_t to_id = 0;
+    kc_err err = intern(builder, from, from_length, &from_id, error);
+    if (err == KC_OK) err = intern(builder, to, to_length, &to_id, error);
+    if (err != KC_OK) return err;
+    builder->payments_read++;
+    if (from_id == to_id) {
+        builder->self_payments_dropped++;
+        return KC_OK;
+    }
+    if ((builder->edge_count + 1) * 2 > builder->edge_slot_count && edge_table_grow(builder) != KC_OK)
+        goto nomem;
+    uint64_t mask = (uint64_t)builder->edge_slot_count - 1;
+    uint64_t slot = edge_key_hash(from_id, to_id) & mask;
+    while (builder->edge_slots[slot] != 0) {
+        int64_t index = builder->edge_slots[slot] - 1;
+        if (builder->edge_from[index] == from_id && builder->edge_to[index] == to_id) {
+            builder->edge_amount[index] += amount;
+            return KC_OK;
+        }
+        slot = (slot + 1) & mask;
+    }
+    if (builder->edge_count >= KCI_ECON_EDGES_MAX) {
+        kci_econ_error_set(error, "more than %d distinct payer-payee pairs", KCI_ECON_EDGES_MAX);
+        return KC_ERR_TOO_LARGE;
+    }
+    if (builder->edge_count == builder->edge_capacity && edge_arrays_grow(builder) != KC_OK)
+        goto nomem;
+    int64_t index = builder->edge_count++;
+    builder->edge_from[index] = from_id;
+    builder->edge_to[index] = to_id;
+    builder->edge_amount[index] = amount;
+    builder->edge_slots[slot] = index + 1;
+    return KC_OK;
+nomem:
+    kci_econ_error_set(error, "out of memory after %lld edges", (long long)builder->edge_count);
+    return KC_ERR_NOMEM;
+}
+
+kc_err kci_econ_graph_finish(kci_econ_builder *builder, kci_econ_graph *graph,
+                             kci_econ_error *error)
+{
+    memset(graph, 0, sizeof *graph);
+    igraph_vector_int_t edges;
+    igraph_error_t status = igraph_vector_int_init(&edges, builder->edge_count * 2);
+    if (status != IGRAPH_SUCCESS) return kci_econ_igraph_error(status, "allocating edges", error);
+    for (int64_t index = 0; index < builder->edge_count; index++) {
+        VECTOR(edges)[2 * index] = builder->edge_from[index];
+        VECTOR(edges)[2 * index + 1] = builder->edge_to[index];
+    }
+    status = igraph_create(&graph->graph, &edges, builder->node_count, IGRAPH_DIRECTED);
+    igraph_vector_int_destroy(&edges);
+    if (status != IGRAPH_SUCCESS) return kci_econ_igraph_error(status, "building the graph", error);
+    status = igraph_vector_init(&graph->amounts, builder->edge_count);
+    if (status != IGRAPH_SUCCESS) {
+        igraph_destroy(&graph->graph);
+        return kci_econ_igraph_error(status, "allocating amounts", error);
+    }
+    memcpy(VECTOR(graph->amounts), builder->edge_amount,
+           (size_t)builder->edge_count * sizeof(double));
+    graph->made = true;
+    graph->names = builder->names;
+    graph->node_count = builder->node_count;
+    graph->edge_count = builder->edge_count;
+    graph->payments_read = builder->payments_read;
+    graph->name_slots = builder->name_slots;
+    graph->name_slot_count = builder->name_slot_count;
+    builder->names = NULL;
+    builder->node_count = 0;
+    builder->name_slots = NULL;
+    kci_econ_builder_free(builder);
+    assert(igraph_ecount(&graph->graph) == graph->edge_count);
+    return KC_OK;
+}
+
+void kci_econ_graph_free(kci_econ_graph *graph)
+{
+    if (!graph->made) return;
+    igraph_destroy(&graph->graph);
+    igraph_vector_destroy(&graph->amounts);
+    for (int64_t index = 0; index < graph->node_count; index++) free(graph->names[index]);
+    free(graph->names);
+    free(graph->name_slots);
+    memset(graph, 0, sizeof *graph);
+}
+
+int64_t kci_econ_graph_find(const kci_econ_graph *graph, const char *name)
+{
+    if (graph->name_slot_count == 0) return -1;
+    int64_t found =
+        name_probe(graph->names, graph->name_slots, graph->name_slot_count, name, strlen(name));
+    return found >= 0 ? found : -1;
+}
+
+kc_err kci_econ_graph_vertex(const kci_econ_graph *graph, const char *name, const char *what,
+                             int64_t *vertex_out, kci_econ_error *error)
+{
+    *vertex_out = kci_econ_graph_find(graph, name);
+    if (*vertex_out >= 0) return KC_OK;
+    kci_econ_error_set(error, "unknown account '%s' (given as %s): it neither pays nor is paid",
+                       name, what);
+    return KC_ERR_NOT_FOUND;
+}
+
+void kci_econ_graph_inflow(const kci_econ_graph *graph, double *inflow, double *outflow)
+{
+    for (int64_t vertex = 0; vertex < graph->node_count; vertex++) {
+        inflow[vertex] = 0;
+        outflow[vertex] = 0;
+    }
+    for (int64_t edge = 0; edge < graph->edge_count; edge++) {
+        double amount = VECTOR(graph->amounts)[edge];
+        inflow[IGRAPH_TO(&graph->graph, edge)] += amount;
+        outflow[IGRAPH_FROM(&graph->graph, edge)] += amount;
+    }
+}
