@@ -103,7 +103,9 @@ json_t *kci_ledger_query_coins(MDB_txn *txn, const kci_ledger_store *store,
         memcpy(coin.id, value.mv_data, KCI_LEDGER_ID_BYTES);
         if (kci_ledger_coin_get(txn, store, coin.id, &record) == 0)
             coin.denomination = record.denomination;
-        json_array_extend(coins, kci_ledger_coins_json(&coin, 1));
+        json_t *one = kci_ledger_coins_json(&coin, 1);
+        json_array_extend(coins, one);
+        json_decref(one);
         rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT_DUP);
     }
     if (cursor != NULL) mdb_cursor_close(cursor);
