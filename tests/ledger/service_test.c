@@ -47,6 +47,7 @@ enum {
     CRASH_COINS = 2000,
     CRASH_BATCH = 40,
     CRASH_ACKED_BEFORE_KILL = 200,
+    CRASH_STREAMS = 4, /* concurrent clients, so batches are in flight at the kill */
 };
 
 static const char *server_binary;
@@ -478,19 +479,24 @@ typedef struct stream {
     bool acked[CRASH_COINS];
     uint8_t ids[CRASH_COINS][16];
     bool stop;
+    uint32_t next_stream; /* each thread takes its slice of the coins */
 } stream;
 
 static void *stream_main(void *argument)
 {
     stream *s = argument;
     natsConnection *connection = connect_to(s->w);
-    for (uint32_t first = 0; first < CRASH_COINS; first += CRASH_BATCH) {
+    pthread_mutex_lock(&s->lock);
+    uint32_t slice = s->next_stream++;
+    pthread_mutex_unlock(&s->lock);
+    uint32_t begin = slice * (CRASH_COINS / CRASH_STREAMS), end = begin + CRASH_COINS / CRASH_STREAMS;
+    for (uint32_t first = begin; first < end; first += CRASH_BATCH) {
         pthread_mutex_lock(&s->lock);
         bool stop = s->stop;
         pthread_mutex_unlock(&s->lock);
         if (stop) break;
         json_t *list = json_array();
-        for (uint32_t index = first; index < first + CRASH_BATCH && index < CRASH_COINS; index++) {
+        for (uint32_t index = first; index < first + CRASH_BATCH && index < end; index++) {
             kci_ledger_transfer transfer;
             kci_ledger_transfer_make(&transfer, s->payer, s->payee.public_key, &s->coins[index], 1);
             memcpy(s->ids[index], transfer.id, 16);
@@ -529,8 +535,9 @@ static void test_crash_keeps_acknowledged(void **state)
     s.coins = coins;
     new_wallet(&s.payee);
     pthread_mutex_init(&s.lock, NULL);
-    pthread_t thread;
-    assert_int_equal(pthread_create(&thread, NULL, stream_main, &s), 0);
+    pthread_t threads[CRASH_STREAMS];
+    for (int index = 0; index < CRASH_STREAMS; index++)
+        assert_int_equal(pthread_create(&threads[index], NULL, stream_main, &s), 0);
     int64_t deadline = harness_now_ms() + 60000;
     for (;;) {
         pthread_mutex_lock(&s.lock);
@@ -548,14 +555,15 @@ static void test_crash_keeps_acknowledged(void **state)
     pthread_mutex_lock(&s.lock);
     s.stop = true;
     pthread_mutex_unlock(&s.lock);
-    pthread_join(thread, NULL);
+    for (int index = 0; index < CRASH_STREAMS; index++)
+        pthread_join(threads[index], NULL);
     natsConnection_Destroy(w->connection);
     ledger_start(w);
     w->connection = connect_to(w);
     wait_ready(w);
     uint32_t present = 0, acked = 0;
     for (uint32_t index = 0; index < CRASH_COINS; index++) {
-        if (!s.acked[index]) continue;
+        if (!s.acked[index]) continue; /* an unacknowledged one may or may not be there */
         acked++;
         char id[37];
         kci_ledger_id_text(id, s.ids[index]);
