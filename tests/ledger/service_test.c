@@ -583,6 +583,94 @@ static void test_crash_keeps_acknowledged(void **state)
     pthread_mutex_destroy(&s.lock);
 }
 
+/* ---- a paid service ------------------------------------------------------------------ */
+
+static void echo_handler(const kc_request *request, kc_response *response, void *closure)
+{
+    (void)closure;
+    size_t length = 0;
+    const void *payload = kc_request_payload(request, &length);
+    kc_response_set_payload(response, payload, length);
+}
+
+/* Pays coin from payer to payee; returns the transfer id (text). */
+static void pay(natsConnection *connection, const kci_wallet *payer, const kci_wallet *payee,
+                const kci_ledger_coin *coin, char id[37])
+{
+    kci_ledger_transfer transfer;
+    assert_int_equal(kci_ledger_transfer_make(&transfer, payer, payee->public_key, coin, 1), KC_OK);
+    kci_ledger_id_text(id, transfer.id);
+    json_decref(call_ok(connection, "transfer", kci_ledger_transfer_json(&transfer)));
+    kci_ledger_transfer_free(&transfer);
+}
+
+static void test_paid_service(void **state)
+{
+    world *w = *state;
+    kci_wallet alice, shop, other;
+    new_wallet(&alice);
+    new_wallet(&shop);
+    new_wallet(&other);
+    char shop_address[65];
+    kci_ledger_hex(shop_address, shop.public_key, 32);
+    kci_ledger_coin coins[3];
+    mint(w->connection, &alice, 1, 5, &coins[0]);
+    mint(w->connection, &alice, 1, 3, &coins[1]);
+    mint(w->connection, &alice, 1, 9, &coins[2]);
+    char paid[37], short_paid[37], elsewhere[37];
+    pay(w->connection, &alice, &shop, &coins[0], paid);
+    pay(w->connection, &alice, &shop, &coins[1], short_paid);
+    pay(w->connection, &alice, &other, &coins[2], elsewhere);
+
+    kc_client_options options;
+    kc_client_options_init(&options);
+    options.servers = w->server.url;
+    kc_client *client = NULL;
+    assert_int_equal(kc_client_open(&client, &options), KC_OK);
+    kc_service_options service_options;
+    kc_service_options_init(&service_options);
+    service_options.price = 5;
+    service_options.wallet = shop_address;
+    kc_service *service = NULL;
+    assert_int_equal(kc_service_start(&service, client, "paid-echo", echo_handler, NULL,
+                                      &service_options),
+                     KC_OK);
+    kc_reply *reply = NULL;
+    /* Unpaid. */
+    assert_int_equal(kc_client_request(&reply, client, "paid-echo", "hi", 2, TIMEOUT_MS),
+                     KC_ERR_SERVICE);
+    assert_int_equal(kc_reply_error_code(reply), 402);
+    assert_non_null(strstr(kc_reply_error_message(reply), "payment required"));
+    kc_reply_destroy(reply);
+    /* Too little, and paid to someone else. */
+    assert_int_equal(kc_client_request_paid(&reply, client, "paid-echo", "hi", 2, TIMEOUT_MS,
+                                            short_paid),
+                     KC_ERR_PAYMENT);
+    assert_non_null(strstr(kc_reply_error_message(reply), "the price is 5"));
+    kc_reply_destroy(reply);
+    assert_int_equal(kc_client_request_paid(&reply, client, "paid-echo", "hi", 2, TIMEOUT_MS,
+                                            elsewhere),
+                     KC_ERR_PAYMENT);
+    assert_non_null(strstr(kc_reply_error_message(reply), "not this service's wallet"));
+    kc_reply_destroy(reply);
+    /* Paid: served. */
+    assert_int_equal(kc_client_request_paid(&reply, client, "paid-echo", "hi", 2, TIMEOUT_MS, paid),
+                     KC_OK);
+    size_t length = 0;
+    const char *payload = kc_reply_payload(reply, &length);
+    assert_int_equal(length, 2);
+    assert_memory_equal(payload, "hi", 2);
+    kc_reply_destroy(reply);
+    /* The same payment for a second request: refused. */
+    assert_int_equal(kc_client_request_paid(&reply, client, "paid-echo", "again", 5, TIMEOUT_MS,
+                                            paid),
+                     KC_ERR_PAYMENT);
+    assert_non_null(strstr(kc_reply_error_message(reply), "already paid request"));
+    kc_reply_destroy(reply);
+    kc_service_stop(service);
+    assert_int_equal(kc_client_close(client, TIMEOUT_MS), KC_OK);
+}
+
 int main(int argc, char **argv)
 {
     server_binary = argc > 1 ? argv[1] : NULL;
@@ -603,6 +691,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_race_single_coins),
         cmocka_unit_test(test_race_coin_pairs),
+        cmocka_unit_test(test_paid_service),
         cmocka_unit_test(test_crash_keeps_acknowledged),
     };
     int failures = cmocka_run_group_tests(tests, group_setup, group_teardown);
