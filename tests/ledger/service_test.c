@@ -583,6 +583,140 @@ static void test_crash_keeps_acknowledged(void **state)
     pthread_mutex_destroy(&s.lock);
 }
 
+/* ---- history: the contract with kcobra econ ------------------------------------------ */
+
+static void test_history_pages(void **state)
+{
+    world *w = *state;
+    kci_wallet alice, bob;
+    new_wallet(&alice);
+    new_wallet(&bob);
+    kci_ledger_coin coins[3];
+    mint(w->connection, &alice, 3, 4, coins);
+    for (int index = 0; index < 3; index++) {
+        kci_ledger_transfer transfer;
+        assert_int_equal(kci_ledger_transfer_make(&transfer, &alice, bob.public_key, &coins[index], 1),
+                         KC_OK);
+        json_decref(call_ok(w->connection, "transfer", kci_ledger_transfer_json(&transfer)));
+        kci_ledger_transfer_free(&transfer);
+    }
+    json_t *all = call_ok(w->connection, "history", NULL);
+    size_t total = json_array_size(json_object_get(all, "edges"));
+    assert_true(json_is_null(json_object_get(all, "next")));
+    assert_true(total >= 4);
+    /* Pages of 2 give the same edges in the same order. */
+    json_t *after = json_null();
+    size_t seen = 0;
+    char alice_address[65], bob_address[65];
+    kci_ledger_hex(alice_address, alice.public_key, 32);
+    kci_ledger_hex(bob_address, bob.public_key, 32);
+    int mints = 0, payments = 0;
+    for (int page = 0; page < 1000; page++) {
+        json_t *body = json_pack("{s:i}", "limit", 2);
+        if (!json_is_null(after)) json_object_set(body, "after", after);
+        json_t *reply = call_ok(w->connection, "history", body);
+        json_t *edges = json_object_get(reply, "edges");
+        assert_true(json_array_size(edges) <= 2);
+        for (size_t index = 0; index < json_array_size(edges); index++, seen++) {
+            json_t *edge = json_array_get(edges, index);
+            assert_true(json_equal(edge, json_array_get(json_object_get(all, "edges"), seen)));
+            const char *from = json_string_value(json_object_get(edge, "from"));
+            const char *to = json_string_value(json_object_get(edge, "to"));
+            assert_true(json_is_integer(json_object_get(edge, "amount")));
+            assert_true(json_is_integer(json_object_get(edge, "time_ms")));
+            assert_non_null(json_string_value(json_object_get(edge, "transfer")));
+            mints += strcmp(from, "mint") == 0 && strcmp(to, alice_address) == 0;
+            payments += strcmp(from, alice_address) == 0 && strcmp(to, bob_address) == 0 &&
+                        json_integer_value(json_object_get(edge, "amount")) == 4;
+        }
+        json_decref(after);
+        after = json_incref(json_object_get(reply, "next"));
+        json_decref(reply);
+        if (json_is_null(after)) break;
+    }
+    json_decref(after);
+    assert_int_equal(seen, total);
+    assert_int_equal(mints, 1);
+    assert_int_equal(payments, 3);
+    /* since_ms after everything: nothing. */
+    json_t *none = call_ok(w->connection, "history", json_pack("{s:I}", "since_ms", (json_int_t)0xFFFFFFFFFFFF));
+    assert_int_equal(json_array_size(json_object_get(none, "edges")), 0);
+    json_decref(none);
+    json_decref(all);
+}
+
+/* ---- the CLI, end to end -------------------------------------------------------------- */
+
+/* Runs kcobra with arguments (a shell fragment) and --json; the parsed
+ * output, or NULL; *exit_status the exit status. */
+static json_t *kcobra_json(const world *w, const char *arguments, int *exit_status)
+{
+    char command[2048];
+    snprintf(command, sizeof command, "KCOBRA_WALLET_DIR='%.200s/wallets' '%s' %s --server %s --json 2>/dev/null",
+             w->server.directory_path, kcobra_binary, arguments, w->server.url);
+    FILE *pipe = popen(command, "r");
+    assert_non_null(pipe);
+    char output[65536];
+    size_t length = fread(output, 1, sizeof output - 1, pipe);
+    output[length] = '\0';
+    int status = pclose(pipe);
+    *exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return json_loads(output, 0, NULL);
+}
+
+static void test_cli(void **state)
+{
+    world *w = *state;
+    int status = 0;
+    json_t *alice = kcobra_json(w, "wallet new alice", &status);
+    assert_int_equal(status, 0);
+    json_t *shop = kcobra_json(w, "wallet new shop", &status);
+    assert_int_equal(status, 0);
+    json_decref(kcobra_json(w, "wallet new alice", &status));
+    assert_int_equal(status, 1); /* exists already */
+    json_t *minted = kcobra_json(w, "mint --to alice --denominations 100,50,10", &status);
+    assert_int_equal(status, 0);
+    assert_int_equal(json_array_size(json_object_get(json_array_get(json_object_get(minted, "issued"), 0), "coins")), 3);
+    char arguments[256];
+    snprintf(arguments, sizeof arguments, "pay --from alice --to %s --amount 30",
+             json_string_value(json_object_get(shop, "address")));
+    json_t *paid = kcobra_json(w, arguments, &status);
+    assert_int_equal(status, 0);
+    assert_true(json_is_true(json_object_get(paid, "exchanged"))); /* 30 needs change */
+    json_t *balance = kcobra_json(w, "wallet balance alice", &status);
+    assert_int_equal(json_integer_value(json_object_get(balance, "balance")), 130);
+    json_decref(balance);
+    balance = kcobra_json(w, "wallet balance shop", &status);
+    assert_int_equal(json_integer_value(json_object_get(balance, "balance")), 30);
+    json_decref(balance);
+    json_decref(kcobra_json(w, "pay --from shop --to alice --amount 31", &status));
+    assert_int_equal(status, 5); /* insufficient funds: the ledger's refusal */
+    json_t *coins = kcobra_json(w, "wallet coins shop", &status);
+    const char *coin = json_string_value(json_object_get(json_array_get(json_object_get(coins, "coins"), 0), "id"));
+    assert_non_null(coin);
+    snprintf(arguments, sizeof arguments, "coin trail %s", coin);
+    json_t *trail = kcobra_json(w, arguments, &status);
+    assert_int_equal(status, 0);
+    assert_true(json_is_true(json_object_get(trail, "verified")));
+    assert_int_equal(json_array_size(json_object_get(trail, "hops")), 2); /* issue, transfer */
+    json_t *audit = kcobra_json(w, "ledger audit", &status);
+    assert_int_equal(status, 0);
+    assert_true(json_is_true(json_object_get(audit, "ok")));
+    json_t *history = kcobra_json(w, "ledger history --limit 1", &status);
+    assert_int_equal(status, 0);
+    assert_int_equal(json_array_size(json_object_get(history, "edges")), 1);
+    json_decref(kcobra_json(w, "mint --to alice --amount -5", &status));
+    assert_int_equal(status, 2); /* a usage error */
+    json_decref(alice);
+    json_decref(shop);
+    json_decref(minted);
+    json_decref(paid);
+    json_decref(coins);
+    json_decref(trail);
+    json_decref(audit);
+    json_decref(history);
+}
+
 /* ---- a paid service ------------------------------------------------------------------ */
 
 static void echo_handler(const kc_request *request, kc_response *response, void *closure)
@@ -691,6 +825,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_race_single_coins),
         cmocka_unit_test(test_race_coin_pairs),
+        cmocka_unit_test(test_history_pages),
+        cmocka_unit_test(test_cli),
         cmocka_unit_test(test_paid_service),
         cmocka_unit_test(test_crash_keeps_acknowledged),
     };
