@@ -66,7 +66,8 @@ static natsConnection *connect_to(const char *server)
     natsConnection *connection = NULL;
     natsStatus status = natsConnection_ConnectTo(&connection, server);
     if (status != NATS_OK) {
-        fprintf(stderr, "ledger_bench: cannot connect to %s: %s\n", server, natsStatus_GetText(status));
+        fprintf(stderr, "ledger_bench: cannot connect to %s: %s\n", server,
+                natsStatus_GetText(status));
         exit(1);
     }
     return connection;
@@ -78,7 +79,8 @@ static void mint_all(natsConnection *connection, const options *config, const kc
     int total = config->client_count * config->coins_per_client;
     for (int first = 0; first < total; first += MINT_GRANTS_PER_REQUEST) {
         json_t *grants = json_array();
-        int count = total - first < MINT_GRANTS_PER_REQUEST ? total - first : MINT_GRANTS_PER_REQUEST;
+        int count =
+            total - first < MINT_GRANTS_PER_REQUEST ? total - first : MINT_GRANTS_PER_REQUEST;
         for (int index = 0; index < count; index++) {
             int coin = first + index;
             client *owner = &clients[coin % config->client_count];
@@ -86,8 +88,8 @@ static void mint_all(natsConnection *connection, const options *config, const kc
             owner->owners[slot] = (int)randombytes_uniform((uint32_t)config->wallet_count);
             char address[65];
             kci_ledger_hex(address, wallets[owner->owners[slot]].public_key, 32);
-            json_array_append_new(grants, json_pack("{s:s, s:[i]}", "to", address,
-                                                    "denominations", 1));
+            json_array_append_new(grants,
+                                  json_pack("{s:s, s:[i]}", "to", address, "denominations", 1));
         }
         json_t *reply = NULL;
         kci_ledger_outcome refusal;
@@ -100,7 +102,8 @@ static void mint_all(natsConnection *connection, const options *config, const kc
         for (int index = 0; index < count; index++) {
             int coin = first + index;
             client *owner = &clients[coin % config->client_count];
-            json_t *entry = json_array_get(json_object_get(json_array_get(issued, index), "coins"), 0);
+            json_t *entry =
+                json_array_get(json_object_get(json_array_get(issued, index), "coins"), 0);
             kci_ledger_id_parse(owner->coins[coin / config->client_count].id,
                                 json_string_value(json_object_get(entry, "id")));
             owner->coins[coin / config->client_count].denomination = 1;
@@ -146,9 +149,8 @@ static void *client_main(void *argument)
     for (int batch = 0; batch < self->batch_count; batch++) {
         int64_t sent_ns = now_ns();
         natsMsg *reply = NULL;
-        natsStatus status = natsConnection_RequestString(&reply, connection,
-                                                         "kc.ledger.transfer.batch",
-                                                         self->batches[batch], CALL_TIMEOUT_MS);
+        natsStatus status = natsConnection_RequestString(
+            &reply, connection, "kc.ledger.transfer.batch", self->batches[batch], CALL_TIMEOUT_MS);
         self->latency_ns[batch] = now_ns() - sent_ns;
         json_t *body = status == NATS_OK ? json_loadb(natsMsg_GetData(reply),
                                                       (size_t)natsMsg_GetDataLength(reply), 0, NULL)
@@ -186,13 +188,19 @@ static double percentile_ms(int64_t *samples, size_t count, double fraction)
 
 static void parse_options(int argc, char **argv, options *config)
 {
-    *config = (options){.server = "nats://127.0.0.1:4222", .wallet_count = 10000,
-                        .client_count = 16, .coins_per_client = 500,
-                        .transfers_per_client = 2000, .batch = 64};
+    *config = (options){.server = "nats://127.0.0.1:4222",
+                        .wallet_count = 10000,
+                        .client_count = 16,
+                        .coins_per_client = 500,
+                        .transfers_per_client = 2000,
+                        .batch = 64};
     static const struct option long_options[] = {
-        {"server", required_argument, NULL, 's'},   {"wallets", required_argument, NULL, 'w'},
-        {"clients", required_argument, NULL, 'c'},  {"coins", required_argument, NULL, 'k'},
-        {"transfers", required_argument, NULL, 't'}, {"batch", required_argument, NULL, 'b'},
+        {"server", required_argument, NULL, 's'},
+        {"wallets", required_argument, NULL, 'w'},
+        {"clients", required_argument, NULL, 'c'},
+        {"coins", required_argument, NULL, 'k'},
+        {"transfers", required_argument, NULL, 't'},
+        {"batch", required_argument, NULL, 'b'},
         {NULL, 0, NULL, 0},
     };
     int option;
@@ -250,8 +258,8 @@ int main(int argc, char **argv)
     double seconds = (double)(now_ns() - started_ns) / 1e9;
     int64_t acknowledged = 0, refused = 0, failed = 0;
     size_t sample_count = 0;
-    int64_t *samples = calloc((size_t)config.client_count * (size_t)clients[0].batch_count,
-                              sizeof *samples);
+    int64_t *samples =
+        calloc((size_t)config.client_count * (size_t)clients[0].batch_count, sizeof *samples);
     for (int index = 0; index < config.client_count; index++) {
         acknowledged += clients[index].acknowledged;
         refused += clients[index].refused;

@@ -24,10 +24,10 @@
     } while (0)
 
 static const kci_ledger_operation OPERATIONS[] = {
-    KCI_LEDGER_OP_MINT,         KCI_LEDGER_OP_EXCHANGE, KCI_LEDGER_OP_TRANSFER,
-    KCI_LEDGER_OP_TRANSFER_BATCH, KCI_LEDGER_OP_BALANCE, KCI_LEDGER_OP_COINS,
-    KCI_LEDGER_OP_TRAIL,        KCI_LEDGER_OP_HISTORY,  KCI_LEDGER_OP_AUDIT,
-    KCI_LEDGER_OP_PAYMENT,      KCI_LEDGER_OP_TRANSFER_GET,
+    KCI_LEDGER_OP_MINT,           KCI_LEDGER_OP_EXCHANGE,     KCI_LEDGER_OP_TRANSFER,
+    KCI_LEDGER_OP_TRANSFER_BATCH, KCI_LEDGER_OP_BALANCE,      KCI_LEDGER_OP_COINS,
+    KCI_LEDGER_OP_TRAIL,          KCI_LEDGER_OP_HISTORY,      KCI_LEDGER_OP_AUDIT,
+    KCI_LEDGER_OP_PAYMENT,        KCI_LEDGER_OP_TRANSFER_GET,
 };
 
 static void check_transfer(const kci_ledger_transfer *transfer)
@@ -78,7 +78,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1) return 0;
-    kci_ledger_operation operation = OPERATIONS[data[0] % (sizeof OPERATIONS / sizeof OPERATIONS[0])];
+    kci_ledger_operation operation =
+        OPERATIONS[data[0] % (sizeof OPERATIONS / sizeof OPERATIONS[0])];
     kci_ledger_request request;
     char error[KCI_LEDGER_ERROR_BYTES_MAX] = {0};
     kc_err err = kci_ledger_request_parse(&request, operation, (const char *)data + 1, size - 1,

@@ -91,8 +91,8 @@ KC_EXPORT kc_err kc_client_request_async(kc_client *client, const char *type, co
  * Kc-Pay. A service that refuses the payment answers error 402 and this
  * returns KC_ERR_PAYMENT (with *out set, as for KC_ERR_SERVICE). */
 KC_EXPORT kc_err kc_client_request_paid(kc_reply **out, kc_client *client, const char *type,
-                                        const void *payload, size_t payload_len,
-                                        int64_t timeout_ms, const char *pay);
+                                        const void *payload, size_t payload_len, int64_t timeout_ms,
+                                        const char *pay);
 
 KC_EXPORT const void *kc_reply_payload(const kc_reply *reply, size_t *payload_len);
 KC_EXPORT const char *kc_reply_id(const kc_reply *reply);         /* the reply's Kc-Id */

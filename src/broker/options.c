@@ -856,8 +856,8 @@ static kc_err apply_ledger(const apply_context *context, const kci_conf_entry *e
     if (entry->value.kind != KCI_CONF_MAP)
         return wrong_type(context, entry->key, &entry->value, "a map");
     ledger_block block = {.enabled = true, .mint = true, .reap_age_ms = -1};
-    kc_err err = apply_map(context, "ledger", &entry->value, ledger_rules,
-                           RULE_COUNT(ledger_rules), &block);
+    kc_err err =
+        apply_map(context, "ledger", &entry->value, ledger_rules, RULE_COUNT(ledger_rules), &block);
     if (err != KC_OK) {
         free(block.dir);
         return err;

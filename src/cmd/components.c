@@ -14,10 +14,12 @@
  * locked by another kcobrad in the same directory, a directory it cannot
  * write) the error is logged and kcobrad serves without it. The ingress is
  * enabled on purpose, so its failure fails the start (kcobrad exits 1),
- * stopping what started before it. The ledger (src/ledger/, built when
- * KC_WITH_LEDGER) is likewise enabled on purpose and fails the start; it
- * has a nats.c connection of its own (kc.ledger.> is not a service subject). Stop runs in reverse order, each with a bounded drain, while
- * the broker still serves (kcobrad stops the broker afterwards). */
+ * stopping what started before it. Stop runs in reverse order, each with a bounded drain, while
+ * the broker still serves (kcobrad stops the broker afterwards).
+ *
+ * The ledger (src/ledger/, built when KC_WITH_LEDGER) is enabled on purpose
+ * like the ingress and fails the start; it has a nats.c connection of its
+ * own (kc.ledger.> is not a service subject). */
 #include "components.h"
 
 #include <nats/nats.h>
@@ -276,8 +278,9 @@ kc_err kci_components_start(kci_components **out, const kci_components_config *c
         err = start_ingress(components, config, server, error, error_size);
     if (err == KC_OK && config->ledger_enabled) {
 #ifdef KC_WITH_LEDGER
-        err = config->ledger_dir != NULL ? start_ledger(components, config, server, error, error_size)
-                                         : KC_ERR_NOMEM;
+        err = config->ledger_dir != NULL
+                  ? start_ledger(components, config, server, error, error_size)
+                  : KC_ERR_NOMEM;
 #else
         snprintf(error, error_size, "ledger: this kcobrad was built without the ledger");
         err = KC_ERR_UNSUPPORTED;
@@ -294,8 +297,9 @@ kc_err kci_components_start(kci_components **out, const kci_components_config *c
 void kci_components_stop(kci_components *components)
 {
     if (components == NULL) return;
-    /* Reverse order of start. The ledger answers what it has queued. The ingress first stops taking lines, then its
-     * client closes, answering what is still in flight. */
+    /* Reverse order of start. The ingress first stops taking lines, then its
+     * client closes, answering what is still in flight. The ledger answers what
+     * it has queued. */
     stop_ledger(components);
     kci_ingress_stop(components->ingress, DRAIN_MS);
     if (components->ingress_client != NULL &&

@@ -40,10 +40,9 @@ static int wallet_path(char path[PATH_MAX], const char *directory, const char *n
     const char *home = getenv("HOME");
     const char *environment = getenv(WALLET_DIR_ENVIRONMENT);
     if (directory == NULL) directory = environment;
-    int wrote = directory != NULL
-                    ? snprintf(path, PATH_MAX, "%s/%s.key", directory, name)
-                    : snprintf(path, PATH_MAX, "%s/%s/%s.key", home != NULL ? home : ".",
-                               WALLET_DIR_DEFAULT, name);
+    int wrote = directory != NULL ? snprintf(path, PATH_MAX, "%s/%s.key", directory, name)
+                                  : snprintf(path, PATH_MAX, "%s/%s/%s.key",
+                                             home != NULL ? home : ".", WALLET_DIR_DEFAULT, name);
     return wrote > 0 && wrote < PATH_MAX ? KCOBRA_EXIT_OK : KCOBRA_EXIT_USAGE;
 }
 
@@ -244,7 +243,8 @@ static int run_wallet(const kcobra_command *command, int argc, char **argv)
     char text[KCI_LEDGER_ADDRESS_TEXT_BYTES + 1];
     kci_ledger_hex(text, address, KCI_LEDGER_KEY_BYTES);
     return call_and_print(&invocation.common, balance ? "balance" : "coins",
-                          json_pack("{s:s}", "wallet", text), balance ? print_balance : print_coins);
+                          json_pack("{s:s}", "wallet", text),
+                          balance ? print_balance : print_coins);
 }
 
 const kcobra_command kcobra_command_wallet = {
@@ -269,9 +269,10 @@ static void print_issued(const json_t *reply)
                json_string_value(json_object_get(grant, "to")),
                json_string_value(json_object_get(grant, "transfer")));
         for (size_t coin = 0; coin < json_array_size(coins); coin++)
-            printf("  %s  %" JSON_INTEGER_FORMAT "\n",
-                   json_string_value(json_object_get(json_array_get(coins, coin), "id")),
-                   json_integer_value(json_object_get(json_array_get(coins, coin), "denomination")));
+            printf(
+                "  %s  %" JSON_INTEGER_FORMAT "\n",
+                json_string_value(json_object_get(json_array_get(coins, coin), "id")),
+                json_integer_value(json_object_get(json_array_get(coins, coin), "denomination")));
     }
 }
 
@@ -312,9 +313,12 @@ static int run_mint(const kcobra_command *command, int argc, char **argv)
         if (status == KCOBRA_EXIT_OK && denomination_text != NULL)
             status = parse_amount(command, denomination_text, &each);
         if (status == KCOBRA_EXIT_OK && each == 0) each = amount;
-        if (status == KCOBRA_EXIT_OK && (amount % each != 0 || amount / each > DENOMINATION_LIST_MAX))
-            return kcobra_usage_error(command, "--amount must be a multiple of --denomination, "
-                                               "at most %d coins", DENOMINATION_LIST_MAX);
+        if (status == KCOBRA_EXIT_OK &&
+            (amount % each != 0 || amount / each > DENOMINATION_LIST_MAX))
+            return kcobra_usage_error(command,
+                                      "--amount must be a multiple of --denomination, "
+                                      "at most %d coins",
+                                      DENOMINATION_LIST_MAX);
         for (uint64_t index = 0; status == KCOBRA_EXIT_OK && index < amount / each; index++)
             denominations[count++] = each;
     }
@@ -327,7 +331,8 @@ static int run_mint(const kcobra_command *command, int argc, char **argv)
     for (uint32_t index = 0; index < count; index++)
         json_array_append_new(asked, json_integer((json_int_t)denominations[index]));
     return call_and_print(&invocation.common, "mint",
-                          json_pack("{s:s, s:o}", "to", text, "denominations", asked), print_issued);
+                          json_pack("{s:s, s:o}", "to", text, "denominations", asked),
+                          print_issued);
 }
 
 const kcobra_command kcobra_command_mint = {
@@ -363,7 +368,8 @@ static int pick_coins(const kcobra_command *command, const kci_ledger_coin *held
     if (snprintf(copy, sizeof copy, "%s", list) >= (int)sizeof copy)
         return kcobra_usage_error(command, "too many coins in --coins");
     char *save = NULL;
-    for (char *token = strtok_r(copy, ",", &save); token != NULL; token = strtok_r(NULL, ",", &save)) {
+    for (char *token = strtok_r(copy, ",", &save); token != NULL;
+         token = strtok_r(NULL, ",", &save)) {
         uint8_t id[KCI_LEDGER_ID_BYTES];
         if (!kci_ledger_id_parse(id, token))
             return kcobra_usage_error(command, "'%s' is not a coin id", token);
@@ -523,11 +529,11 @@ static bool verify_hop(const json_t *hop, const uint8_t mint[KCI_LEDGER_KEY_BYTE
     const char *kind = json_string_value(json_object_get(hop, "kind"));
     bool exchange = kind != NULL && strcmp(kind, "exchange") == 0;
     bool issue = kind != NULL && strcmp(kind, "issue") == 0;
-    json_t *copy = json_pack("{s:O, s:O, s:O, s:O, s:O, s:o}", "id", json_object_get(hop, "transfer"),
-                             "from", json_object_get(hop, "from"), "amount",
-                             json_object_get(hop, "amount"), "time_ms",
-                             json_object_get(hop, "time_ms"), "signature",
-                             json_object_get(hop, "signature"), "coins", json_array());
+    json_t *copy =
+        json_pack("{s:O, s:O, s:O, s:O, s:O, s:o}", "id", json_object_get(hop, "transfer"), "from",
+                  json_object_get(hop, "from"), "amount", json_object_get(hop, "amount"), "time_ms",
+                  json_object_get(hop, "time_ms"), "signature", json_object_get(hop, "signature"),
+                  "coins", json_array());
     if (copy == NULL) return false;
     const json_t *coins = json_object_get(hop, "coins");
     for (size_t index = 0; index < json_array_size(coins); index++)
@@ -539,15 +545,16 @@ static bool verify_hop(const json_t *hop, const uint8_t mint[KCI_LEDGER_KEY_BYTE
         json_object_set(copy, "to", json_object_get(hop, "to"));
     char *text = json_dumps(copy, JSON_COMPACT);
     json_decref(copy);
-    bool valid = text != NULL &&
-                 kci_ledger_request_parse(&parsed,
-                                          exchange ? KCI_LEDGER_OP_EXCHANGE : KCI_LEDGER_OP_TRANSFER,
-                                          text, strlen(text), error, sizeof error) == KC_OK;
+    bool valid =
+        text != NULL && kci_ledger_request_parse(
+                            &parsed, exchange ? KCI_LEDGER_OP_EXCHANGE : KCI_LEDGER_OP_TRANSFER,
+                            text, strlen(text), error, sizeof error) == KC_OK;
     free(text);
     if (!valid) return false;
     kci_ledger_transfer *transfer = &parsed.transfers[0];
-    transfer->kind = (uint8_t)(issue ? KCI_LEDGER_KIND_ISSUE
-                                     : exchange ? KCI_LEDGER_KIND_EXCHANGE : KCI_LEDGER_KIND_TRANSFER);
+    transfer->kind = (uint8_t)(issue      ? KCI_LEDGER_KIND_ISSUE
+                               : exchange ? KCI_LEDGER_KIND_EXCHANGE
+                                          : KCI_LEDGER_KIND_TRANSFER);
     if (exchange) memcpy(transfer->to, mint, KCI_LEDGER_KEY_BYTES);
     for (uint32_t index = 0; index < transfer->coin_count; index++)
         for (size_t entry = 0; entry < json_array_size(coins); entry++) {
@@ -631,7 +638,8 @@ static int run_coin(const kcobra_command *command, int argc, char **argv)
                    json_is_true(json_object_get(hop, "verified")) ? "signature ok"
                                                                   : "SIGNATURE BAD");
         }
-        printf("%s\n", bad == 0 ? "every hop verified back to the mint" : "the trail does NOT verify");
+        printf("%s\n",
+               bad == 0 ? "every hop verified back to the mint" : "the trail does NOT verify");
     }
     json_decref(reply);
     return status == KCOBRA_EXIT_OK && bad != 0 ? KCOBRA_EXIT_FAILURE : status;
@@ -669,8 +677,9 @@ static void print_history(const json_t *reply)
 static void print_audit(const json_t *reply)
 {
     printf("audit %s: supply %" JSON_INTEGER_FORMAT ", balances %" JSON_INTEGER_FORMAT
-           ", %" JSON_INTEGER_FORMAT " wallets, %" JSON_INTEGER_FORMAT " live coins, %" JSON_INTEGER_FORMAT
-           " transfers verified, %" JSON_INTEGER_FORMAT " hops checked\n",
+           ", %" JSON_INTEGER_FORMAT " wallets, %" JSON_INTEGER_FORMAT
+           " live coins, %" JSON_INTEGER_FORMAT " transfers verified, %" JSON_INTEGER_FORMAT
+           " hops checked\n",
            json_is_true(json_object_get(reply, "ok")) ? "passed" : "FAILED",
            json_integer_value(json_object_get(reply, "supply")),
            json_integer_value(json_object_get(reply, "balances_total")),

@@ -219,8 +219,7 @@ static int audit_references(audit *state)
 
 /* Sums a table of u64 values (balances), or of counts times their
  * denomination key (supply). */
-static int sum_table(audit *state, MDB_dbi dbi, bool weighted, uint64_t *total,
-                     uint64_t *entries)
+static int sum_table(audit *state, MDB_dbi dbi, bool weighted, uint64_t *total, uint64_t *entries)
 {
     MDB_cursor *cursor = NULL;
     MDB_val key, value;
@@ -242,8 +241,8 @@ static int sum_table(audit *state, MDB_dbi dbi, bool weighted, uint64_t *total,
 static int audit_totals(audit *state)
 {
     uint64_t balance_entries = 0, denominations = 0;
-    int rc = sum_table(state, state->store->balances, false, &state->balances_total,
-                       &balance_entries);
+    int rc =
+        sum_table(state, state->store->balances, false, &state->balances_total, &balance_entries);
     if (rc == 0)
         rc = sum_table(state, state->store->supply, true, &state->supply_table_total,
                        &denominations);
@@ -274,14 +273,13 @@ json_t *kci_ledger_audit(MDB_txn *txn, const kci_ledger_store *store, kci_ledger
         json_decref(state.problems);
         return NULL;
     }
-    return json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:I, s:o}", "ok",
-                     state.problem_count == 0, "supply", (json_int_t)store->supply_total,
-                     "balances_total", (json_int_t)state.balances_total, "wallets",
-                     (json_int_t)state.wallets, "coins_live", (json_int_t)state.coins_live,
-                     "coins_retired", (json_int_t)state.coins_retired, "coins_reaped",
-                     (json_int_t)state.coins_reaped, "transfers_verified",
-                     (json_int_t)state.transfers_verified, "hops_checked",
-                     (json_int_t)state.hops_checked, "references", (json_int_t)state.references,
-                     "mint", store->mint_address, "problem_count",
-                     (json_int_t)state.problem_count, "problems", state.problems);
+    return json_pack(
+        "{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:I, s:o}", "ok",
+        state.problem_count == 0, "supply", (json_int_t)store->supply_total, "balances_total",
+        (json_int_t)state.balances_total, "wallets", (json_int_t)state.wallets, "coins_live",
+        (json_int_t)state.coins_live, "coins_retired", (json_int_t)state.coins_retired,
+        "coins_reaped", (json_int_t)state.coins_reaped, "transfers_verified",
+        (json_int_t)state.transfers_verified, "hops_checked", (json_int_t)state.hops_checked,
+        "references", (json_int_t)state.references, "mint", store->mint_address, "problem_count",
+        (json_int_t)state.problem_count, "problems", state.problems);
 }

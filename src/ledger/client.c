@@ -95,8 +95,8 @@ kc_err kci_ledger_wallet_coins(kci_ledger_coin **coins, uint32_t *count,
         if (err == KC_OK && *count + size > KCI_LEDGER_CLIENT_COINS_MAX)
             err = refuse(refusal, KC_ERR_LIMIT, 0, "the wallet holds more than %d coins",
                          KCI_LEDGER_CLIENT_COINS_MAX);
-        kci_ledger_coin *grown = err == KC_OK ? realloc(*coins, (*count + size + 1) * sizeof **coins)
-                                              : NULL;
+        kci_ledger_coin *grown =
+            err == KC_OK ? realloc(*coins, (*count + size + 1) * sizeof **coins) : NULL;
         if (err == KC_OK && grown == NULL) err = refuse(refusal, KC_ERR_NOMEM, 0, "out of memory");
         if (grown != NULL) *coins = grown;
         for (size_t index = 0; err == KC_OK && index < size; index++) {
@@ -202,7 +202,8 @@ static bool choose_coins(kci_ledger_coin *coins, uint32_t count, uint64_t amount
     sum = 0;
     *chosen_count = 0;
     for (uint32_t index = 0;
-         index < count && sum < amount && *chosen_count < KCI_LEDGER_COINS_PER_TRANSFER_MAX; index++) {
+         index < count && sum < amount && *chosen_count < KCI_LEDGER_COINS_PER_TRANSFER_MAX;
+         index++) {
         chosen[(*chosen_count)++] = coins[index];
         sum += coins[index].denomination;
     }
@@ -231,7 +232,8 @@ static kc_err make_change(kci_ledger_coin *paid, natsConnection *connection,
     kci_ledger_transfer exchange;
     kc_err err = kci_ledger_exchange_make(&exchange, wallet, mint, chosen, chosen_count, asked,
                                           covered > amount ? 2 : 1);
-    if (err != KC_OK) return refuse(refusal, err, 0, "cannot sign the exchange: %s", kc_strerror(err));
+    if (err != KC_OK)
+        return refuse(refusal, err, 0, "cannot sign the exchange: %s", kc_strerror(err));
     json_t *reply = NULL;
     err = send_signed(&reply, connection, "exchange", &exchange, timeout_ms, refusal);
     json_t *coins = json_object_get(json_object_get(reply, "issued"), "coins");
@@ -280,8 +282,8 @@ kc_err kci_ledger_pay(json_t **out, bool *exchanged, natsConnection *connection,
         chosen_count = 1;
     }
     kci_ledger_transfer transfer;
-    if (err == KC_OK && (err = kci_ledger_transfer_make(&transfer, wallet, to, chosen,
-                                                        chosen_count)) != KC_OK)
+    if (err == KC_OK &&
+        (err = kci_ledger_transfer_make(&transfer, wallet, to, chosen, chosen_count)) != KC_OK)
         refuse(refusal, err, 0, "cannot sign the transfer: %s", kc_strerror(err));
     else if (err == KC_OK)
         err = send_signed(out, connection, "transfer", &transfer, timeout_ms, refusal);

@@ -89,8 +89,7 @@ void kci_ledger_id_text(char text[37], const uint8_t id[KCI_LEDGER_ID_BYTES])
 bool kci_ledger_id_parse(uint8_t id[KCI_LEDGER_ID_BYTES], const char *text)
 {
     kci_uuid uuid;
-    if (text == NULL || !kci_uuid_parse(text, strlen(text), &uuid) ||
-        kci_uuid_is_nil_or_max(&uuid))
+    if (text == NULL || !kci_uuid_parse(text, strlen(text), &uuid) || kci_uuid_is_nil_or_max(&uuid))
         return false;
     memcpy(id, uuid.bytes, KCI_LEDGER_ID_BYTES);
     return true;
@@ -188,11 +187,16 @@ static const struct {
     const char *name; /* after "kc.ledger." */
     kci_ledger_operation operation;
 } OPERATIONS[] = {
-    {"mint", KCI_LEDGER_OP_MINT},         {"exchange", KCI_LEDGER_OP_EXCHANGE},
-    {"transfer", KCI_LEDGER_OP_TRANSFER}, {"transfer.batch", KCI_LEDGER_OP_TRANSFER_BATCH},
-    {"balance", KCI_LEDGER_OP_BALANCE},   {"coins", KCI_LEDGER_OP_COINS},
-    {"trail", KCI_LEDGER_OP_TRAIL},       {"history", KCI_LEDGER_OP_HISTORY},
-    {"audit", KCI_LEDGER_OP_AUDIT},       {"payment", KCI_LEDGER_OP_PAYMENT},
+    {"mint", KCI_LEDGER_OP_MINT},
+    {"exchange", KCI_LEDGER_OP_EXCHANGE},
+    {"transfer", KCI_LEDGER_OP_TRANSFER},
+    {"transfer.batch", KCI_LEDGER_OP_TRANSFER_BATCH},
+    {"balance", KCI_LEDGER_OP_BALANCE},
+    {"coins", KCI_LEDGER_OP_COINS},
+    {"trail", KCI_LEDGER_OP_TRAIL},
+    {"history", KCI_LEDGER_OP_HISTORY},
+    {"audit", KCI_LEDGER_OP_AUDIT},
+    {"payment", KCI_LEDGER_OP_PAYMENT},
     {"transfer.get", KCI_LEDGER_OP_TRANSFER_GET},
 };
 
@@ -235,7 +239,8 @@ static kc_err check_fields(json_t *object, const char *const *allowed, const cha
     if (!json_is_object(object)) return fail(error, error_size, "%s must be a JSON object", what);
     const char *key;
     json_t *value;
-    json_object_foreach (object, key, value) {
+    json_object_foreach(object, key, value)
+    {
         bool known = false;
         for (const char *const *name = allowed; *name != NULL && !known; name++)
             known = strcmp(*name, key) == 0;
@@ -276,8 +281,8 @@ static kc_err get_time(int64_t *out, json_t *object, const char *name, bool requ
     return KC_OK;
 }
 
-static kc_err get_id(uint8_t id[KCI_LEDGER_ID_BYTES], json_t *object, const char *name,
-                     char *error, size_t error_size)
+static kc_err get_id(uint8_t id[KCI_LEDGER_ID_BYTES], json_t *object, const char *name, char *error,
+                     size_t error_size)
 {
     json_t *value = json_object_get(object, name);
     if (value == NULL) return fail(error, error_size, "\"%s\" is missing", name);
@@ -316,9 +321,8 @@ static kc_err get_denominations(uint64_t **out, uint32_t *count, uint64_t *sum, 
         json_int_t value = json_integer_value(json_array_get(list, index));
         if (!json_is_integer(json_array_get(list, index)) || value <= 0 ||
             (uint64_t)value > KCI_LEDGER_AMOUNT_MAX)
-            return fail(error, error_size,
-                        "denomination %zu must be an integer in 1..%" PRIu64, index,
-                        KCI_LEDGER_AMOUNT_MAX);
+            return fail(error, error_size, "denomination %zu must be an integer in 1..%" PRIu64,
+                        index, KCI_LEDGER_AMOUNT_MAX);
         (*out)[index] = (uint64_t)value;
         *sum += (uint64_t)value; /* both <= 2^53: cannot wrap */
         if (*sum > KCI_LEDGER_AMOUNT_MAX)
@@ -350,9 +354,8 @@ static kc_err get_coins(kci_ledger_transfer *transfer, json_t *object, char *err
     return KC_OK;
 }
 
-static const char *const TRANSFER_FIELDS[] = {"id",      "from",      "to",
-                                              "coins",   "amount",    "time_ms",
-                                              "signature", "denominations", NULL};
+static const char *const TRANSFER_FIELDS[] = {
+    "id", "from", "to", "coins", "amount", "time_ms", "signature", "denominations", NULL};
 
 /* A transfer (kind TRANSFER) or an exchange (kind EXCHANGE: no "to", the
  * mint is the payee and the writer fills it in; "denominations" asked). */
@@ -394,8 +397,7 @@ static kc_err parse_transfer(kci_ledger_transfer *out, json_t *object, kci_ledge
     return err;
 }
 
-static kc_err parse_transfers(kci_ledger_request *out, json_t *root, char *error,
-                              size_t error_size)
+static kc_err parse_transfers(kci_ledger_request *out, json_t *root, char *error, size_t error_size)
 {
     static const char *const fields[] = {"transfers", NULL};
     kc_err err = check_fields(root, fields, "a batch", error, error_size);
@@ -426,8 +428,8 @@ static kc_err parse_grant(kci_ledger_grant *out, json_t *object, char *error, si
     kc_err err = check_fields(object, fields, "a grant", error, error_size);
     if (err == KC_OK) err = get_address(out->to, object, "to", error, error_size);
     if (err == KC_OK)
-        err = get_denominations(&out->denominations, &out->denomination_count, &sum, object,
-                                error, error_size);
+        err = get_denominations(&out->denominations, &out->denomination_count, &sum, object, error,
+                                error_size);
     return err;
 }
 
@@ -544,8 +546,8 @@ static kc_err parse_root(kci_ledger_request *out, json_t *root, char *error, siz
     case KCI_LEDGER_OP_TRANSFER_GET:
         return parse_one_id(out->transfer, root, "transfer", error, error_size);
     case KCI_LEDGER_OP_HISTORY: return parse_history(out, root, error, error_size);
-    case KCI_LEDGER_OP_AUDIT: return check_fields(root, (const char *const[]){NULL}, "audit",
-                                                  error, error_size);
+    case KCI_LEDGER_OP_AUDIT:
+        return check_fields(root, (const char *const[]){NULL}, "audit", error, error_size);
     case KCI_LEDGER_OP_PAYMENT: return parse_payment(out, root, error, error_size);
     case KCI_LEDGER_OP_UNKNOWN: break;
     }
@@ -565,9 +567,9 @@ kc_err kci_ledger_request_parse(kci_ledger_request *out, kci_ledger_operation op
     }
     /* An empty body is {} (balance needs a wallet and will say so). */
     json_error_t json_error;
-    json_t *root = body_length == 0 ? json_object()
-                                    : json_loadb(body, body_length, JSON_REJECT_DUPLICATES,
-                                                 &json_error);
+    json_t *root = body_length == 0
+                       ? json_object()
+                       : json_loadb(body, body_length, JSON_REJECT_DUPLICATES, &json_error);
     if (root == NULL) return fail(error, error_size, "bad JSON: %s", json_error.text);
     kc_err err = json_is_object(root) ? parse_root(out, root, error, error_size)
                                       : fail(error, error_size, "the body must be a JSON object");

@@ -42,9 +42,9 @@ json_t *kci_ledger_coins_json(const kci_ledger_coin *coins, uint32_t count)
 {
     json_t *list = json_array();
     for (uint32_t index = 0; list != NULL && index < count; index++)
-        json_array_append_new(list, json_pack("{s:o, s:I}", "id", kci_ledger_id_json(coins[index].id),
-                                              "denomination",
-                                              (json_int_t)coins[index].denomination));
+        json_array_append_new(list,
+                              json_pack("{s:o, s:I}", "id", kci_ledger_id_json(coins[index].id),
+                                        "denomination", (json_int_t)coins[index].denomination));
     return list;
 }
 
@@ -131,10 +131,10 @@ static const char *state_name(uint8_t state)
 static json_t *hop_json(const kci_ledger_transfer *transfer, const char *paid_request)
 {
     json_t *hop = json_pack(
-        "{s:o, s:s, s:o, s:o, s:I, s:I, s:o}", "transfer", kci_ledger_id_json(transfer->id),
-        "kind", kci_ledger_kind_name(transfer->kind), "from",
-        kci_ledger_address_json(transfer->from), "to", kci_ledger_address_json(transfer->to),
-        "amount", (json_int_t)transfer->amount, "time_ms", (json_int_t)transfer->time_ms, "coins",
+        "{s:o, s:s, s:o, s:o, s:I, s:I, s:o}", "transfer", kci_ledger_id_json(transfer->id), "kind",
+        kci_ledger_kind_name(transfer->kind), "from", kci_ledger_address_json(transfer->from), "to",
+        kci_ledger_address_json(transfer->to), "amount", (json_int_t)transfer->amount, "time_ms",
+        (json_int_t)transfer->time_ms, "coins",
         kci_ledger_coins_json(transfer->coins, transfer->coin_count));
     char signature[KCI_LEDGER_SIGNATURE_TEXT_BYTES + 1];
     kci_ledger_hex(signature, transfer->signature, KCI_LEDGER_SIGNATURE_BYTES);
@@ -174,15 +174,12 @@ json_t *kci_ledger_query_trail(MDB_txn *txn, const kci_ledger_store *store,
         json_array_append_new(hops, hop_json(&transfer, NULL));
         kci_ledger_transfer_free(&transfer);
     }
-    json_t *reply = json_pack("{s:s, s:I, s:s, s:o, s:o, s:I, s:s, s:o}", "coin", coin_text,
-                              "denomination", (json_int_t)record.denomination, "state",
-                              state_name(record.state), "owner",
-                              record.state == KCI_LEDGER_COIN_LIVE
-                                  ? kci_ledger_address_json(record.owner)
-                                  : json_null(),
-                              "last_transfer", kci_ledger_id_json(record.last_transfer),
-                              "hop_count", (json_int_t)record.hop_count, "mint",
-                              store->mint_address, "hops", hops);
+    json_t *reply = json_pack(
+        "{s:s, s:I, s:s, s:o, s:o, s:I, s:s, s:o}", "coin", coin_text, "denomination",
+        (json_int_t)record.denomination, "state", state_name(record.state), "owner",
+        record.state == KCI_LEDGER_COIN_LIVE ? kci_ledger_address_json(record.owner) : json_null(),
+        "last_transfer", kci_ledger_id_json(record.last_transfer), "hop_count",
+        (json_int_t)record.hop_count, "mint", store->mint_address, "hops", hops);
     return reply;
 }
 

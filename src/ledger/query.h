@@ -16,7 +16,7 @@
 #include "ledger/store.h"
 
 enum {
-    KCI_LEDGER_AUDIT_PROBLEMS_MAX = 32, /* problems listed in an audit reply */
+    KCI_LEDGER_AUDIT_PROBLEMS_MAX = 32,    /* problems listed in an audit reply */
     KCI_LEDGER_REPLY_RESERVE_BYTES = 2048, /* headers and the envelope */
 };
 

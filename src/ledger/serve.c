@@ -46,11 +46,11 @@ typedef struct job {
     natsMsg *message;
     kci_kc_headers headers;
     kci_ledger_request request;
-    kci_ledger_outcome *outcomes; /* one per transfer, or one for the request */
-    uint32_t issue_count; /* entries of issue_ids and issued */
+    kci_ledger_outcome *outcomes;              /* one per transfer, or one for the request */
+    uint32_t issue_count;                      /* entries of issue_ids and issued */
     uint8_t (*issue_ids)[KCI_LEDGER_ID_BYTES]; /* mint: per grant; exchange: one */
-    kci_ledger_coin **issued;                   /* the new coins, likewise */
-    uint32_t transfer_weight;                   /* how much of a batch it takes */
+    kci_ledger_coin **issued;                  /* the new coins, likewise */
+    uint32_t transfer_weight;                  /* how much of a batch it takes */
 } job;
 
 struct kci_ledger {
@@ -79,8 +79,8 @@ struct kci_ledger {
 
 /* ---- replies ---------------------------------------------------------------- */
 
-static void publish(kci_ledger *ledger, natsMsg *request, const kci_kc_headers *headers,
-                    int code, const char *message, const char *body)
+static void publish(kci_ledger *ledger, natsMsg *request, const kci_kc_headers *headers, int code,
+                    const char *message, const char *body)
 {
     const char *reply_subject = natsMsg_GetReply(request);
     if (reply_subject == NULL || reply_subject[0] == '\0') return;
@@ -213,8 +213,8 @@ static void reply_job(kci_ledger *ledger, job *work)
         uint32_t applied = 0;
         for (uint32_t index = 0; index < request->transfer_count; index++) {
             applied += work->outcomes[index].code == 0;
-            json_array_append_new(results,
-                                  transfer_result(&request->transfers[index], &work->outcomes[index]));
+            json_array_append_new(
+                results, transfer_result(&request->transfers[index], &work->outcomes[index]));
         }
         reply_json(ledger, work->message, &work->headers,
                    json_pack("{s:o, s:I, s:I}", "results", results, "applied", (json_int_t)applied,
@@ -272,17 +272,17 @@ static void write_batch(kci_ledger *ledger, job *jobs)
         rc = kci_ledger_batch_commit(&batch);
     else
         kci_ledger_batch_abort(&batch);
-    if (rc != 0) kci_error("ledger: a batch failed and was not applied: %s", kci_ledger_rc_text(rc));
+    if (rc != 0)
+        kci_error("ledger: a batch failed and was not applied: %s", kci_ledger_rc_text(rc));
     for (job *work = jobs, *next; work != NULL; work = next) {
         next = work->next;
         if (rc != 0) {
             /* Nothing of the batch is on disk: every request in it failed. */
             kci_ledger_outcome failed = {0};
-            kci_ledger_outcome_fail(&failed,
-                                    rc == MDB_MAP_FULL ? KCI_LEDGER_CODE_FULL
-                                                       : KCI_LEDGER_CODE_INTERNAL,
-                                    "the ledger could not store this (nothing was applied): %s",
-                                    kci_ledger_rc_text(rc));
+            kci_ledger_outcome_fail(
+                &failed, rc == MDB_MAP_FULL ? KCI_LEDGER_CODE_FULL : KCI_LEDGER_CODE_INTERNAL,
+                "the ledger could not store this (nothing was applied): %s",
+                kci_ledger_rc_text(rc));
             reply_error(ledger, work->message, &work->headers, &failed);
         } else {
             reply_job(ledger, work);
@@ -297,7 +297,8 @@ static void reap(kci_ledger *ledger)
     uint32_t reaped = 0;
     int rc = kci_ledger_batch_begin(&batch, ledger->store);
     if (rc == 0)
-        rc = kci_ledger_reap(&batch, ledger->config.reap_age_ms, KCI_LEDGER_REAP_COUNT_MAX, &reaped);
+        rc =
+            kci_ledger_reap(&batch, ledger->config.reap_age_ms, KCI_LEDGER_REAP_COUNT_MAX, &reaped);
     if (rc == 0 && reaped > 0)
         rc = kci_ledger_batch_commit(&batch);
     else
@@ -352,8 +353,8 @@ static void *writer_main(void *argument)
             continue;
         }
         pthread_mutex_lock(&ledger->lock);
-        bool done = ledger->stopping && ledger->jobs_first == NULL &&
-                    ledger->jobs_in_flight == 0 && ledger->queue_count == 0;
+        bool done = ledger->stopping && ledger->jobs_first == NULL && ledger->jobs_in_flight == 0 &&
+                    ledger->queue_count == 0;
         pthread_mutex_unlock(&ledger->lock);
         if (done) return NULL;
     }
@@ -405,11 +406,10 @@ static job *job_new(natsMsg *message, const kci_kc_headers *headers,
     work->issued = calloc(issues, sizeof *work->issued);
     bool ok = work->outcomes != NULL && work->issue_ids != NULL && work->issued != NULL;
     for (uint32_t index = 0; ok && index < issues; index++) {
-        uint32_t coins = request->operation == KCI_LEDGER_OP_MINT
-                             ? request->grants[index].denomination_count
-                             : (request->transfer_count > 0
-                                    ? request->transfers[0].denomination_count
-                                    : 0);
+        uint32_t coins =
+            request->operation == KCI_LEDGER_OP_MINT
+                ? request->grants[index].denomination_count
+                : (request->transfer_count > 0 ? request->transfers[0].denomination_count : 0);
         work->issued[index] = calloc(coins + 1, sizeof(kci_ledger_coin));
         ok = work->issued[index] != NULL;
         work->transfer_weight += coins;
@@ -505,15 +505,14 @@ static void handle(kci_ledger *ledger, natsMsg *message)
         kci_ledger_outcome_fail(&outcome, KCI_LEDGER_CODE_FORBIDDEN,
                                 "minting is disabled on this ledger");
     else {
-        kc_err err = kci_ledger_request_parse(&request, operation, natsMsg_GetData(message),
-                                              (size_t)natsMsg_GetDataLength(message), error,
-                                              sizeof error);
+        kc_err err =
+            kci_ledger_request_parse(&request, operation, natsMsg_GetData(message),
+                                     (size_t)natsMsg_GetDataLength(message), error, sizeof error);
         if (err != KC_OK)
-            kci_ledger_outcome_fail(&outcome,
-                                    err == KC_ERR_TOO_LARGE ? KCI_LEDGER_CODE_TOO_LARGE
-                                                            : KCI_LEDGER_CODE_BAD_REQUEST,
-                                    "kc.ledger.%s: %s", kci_ledger_operation_name(operation),
-                                    error);
+            kci_ledger_outcome_fail(
+                &outcome,
+                err == KC_ERR_TOO_LARGE ? KCI_LEDGER_CODE_TOO_LARGE : KCI_LEDGER_CODE_BAD_REQUEST,
+                "kc.ledger.%s: %s", kci_ledger_operation_name(operation), error);
     }
     if (outcome.code != 0) {
         kci_debug("ledger: refused %s: %d %s", natsMsg_GetSubject(message), outcome.code,
@@ -564,8 +563,8 @@ static void *worker_main(void *argument)
 
 /* ---- the subscription -------------------------------------------------------------- */
 
-static void on_message(natsConnection *connection, natsSubscription *subscription,
-                       natsMsg *message, void *closure)
+static void on_message(natsConnection *connection, natsSubscription *subscription, natsMsg *message,
+                       void *closure)
 {
     (void)connection;
     (void)subscription;
@@ -601,15 +600,14 @@ static void on_complete(void *closure)
 
 static kc_err subscribe(kci_ledger *ledger, char *error, size_t error_size)
 {
-    natsStatus status = natsConnection_QueueSubscribe(&ledger->subscription, ledger->connection,
-                                                      KCI_LEDGER_SUBJECT, KCI_LEDGER_QUEUE,
-                                                      on_message, ledger);
+    natsStatus status =
+        natsConnection_QueueSubscribe(&ledger->subscription, ledger->connection, KCI_LEDGER_SUBJECT,
+                                      KCI_LEDGER_QUEUE, on_message, ledger);
     if (status == NATS_OK) {
         ledger->subscription_open = true;
         status = natsSubscription_SetOnCompleteCB(ledger->subscription, on_complete, ledger);
     }
-    if (status == NATS_OK)
-        status = natsSubscription_SetPendingLimits(ledger->subscription, -1, -1);
+    if (status == NATS_OK) status = natsSubscription_SetPendingLimits(ledger->subscription, -1, -1);
     if (status == NATS_OK)
         status = natsConnection_FlushTimeout(ledger->connection, KCI_LEDGER_SUBSCRIBE_TIMEOUT_MS);
     if (status == NATS_OK) return KC_OK;
@@ -632,9 +630,11 @@ static kc_err check_config(kci_ledger_config *config, char *error, size_t error_
         return KC_ERR_CONFIG;
     }
     if (config->worker_count <= 0) config->worker_count = WORKER_COUNT_DEFAULT;
-    if (config->worker_count > KCI_LEDGER_WORKERS_MAX) config->worker_count = KCI_LEDGER_WORKERS_MAX;
+    if (config->worker_count > KCI_LEDGER_WORKERS_MAX)
+        config->worker_count = KCI_LEDGER_WORKERS_MAX;
     if (config->map_bytes == 0) config->map_bytes = KCI_LEDGER_MAP_BYTES_DEFAULT;
-    if (config->reap_interval_ms <= 0) config->reap_interval_ms = KCI_LEDGER_REAP_INTERVAL_MS_DEFAULT;
+    if (config->reap_interval_ms <= 0)
+        config->reap_interval_ms = KCI_LEDGER_REAP_INTERVAL_MS_DEFAULT;
     if (config->reap_age_ms < 0) config->reap_age_ms = KCI_LEDGER_REAP_AGE_MS_DEFAULT;
     return KC_OK;
 }
@@ -674,8 +674,8 @@ kc_err kci_ledger_start(kci_ledger **out, natsConnection *connection,
     pthread_cond_init(&ledger->completed, &attributes);
     pthread_condattr_destroy(&attributes);
     ledger->queue = calloc(KCI_LEDGER_QUEUE_MAX, sizeof *ledger->queue);
-    kc_err err = ledger->queue != NULL ? check_config(&ledger->config, error, error_size)
-                                       : KC_ERR_NOMEM;
+    kc_err err =
+        ledger->queue != NULL ? check_config(&ledger->config, error, error_size) : KC_ERR_NOMEM;
     if (err == KC_OK) {
         kci_text_copy(ledger->node, sizeof ledger->node, ledger->config.node);
         int64_t payload_max = natsConnection_GetMaxPayload(connection);

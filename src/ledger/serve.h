@@ -28,10 +28,10 @@
 #define KCI_LEDGER_QUEUE "kc-ledger"
 
 enum {
-    KCI_LEDGER_QUEUE_MAX = 65536,             /* requests waiting for a worker */
+    KCI_LEDGER_QUEUE_MAX = 65536, /* requests waiting for a worker */
     KCI_LEDGER_WORKERS_MAX = 64,
-    KCI_LEDGER_BATCH_TRANSFERS_MAX = 16384,   /* writes in one LMDB transaction */
-    KCI_LEDGER_REAP_COUNT_MAX = 64,           /* coins the reaper frees per pass */
+    KCI_LEDGER_BATCH_TRANSFERS_MAX = 16384, /* writes in one LMDB transaction */
+    KCI_LEDGER_REAP_COUNT_MAX = 64,         /* coins the reaper frees per pass */
     KCI_LEDGER_SUBSCRIBE_TIMEOUT_MS = 5000,
     KCI_LEDGER_STOP_MARGIN_MS = 5000,
 };

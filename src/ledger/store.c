@@ -173,9 +173,9 @@ static int open_databases(kci_ledger_store *store)
     if (found == MDB_NOTFOUND) {
         value = value_of(store->mint.public_key, KCI_LEDGER_KEY_BYTES);
         rc = mdb_put(txn, store->meta, &key, &value, 0);
-    } else if (found == 0 && (value.mv_size != KCI_LEDGER_KEY_BYTES ||
-                              memcmp(value.mv_data, store->mint.public_key,
-                                     KCI_LEDGER_KEY_BYTES) != 0)) {
+    } else if (found == 0 &&
+               (value.mv_size != KCI_LEDGER_KEY_BYTES ||
+                memcmp(value.mv_data, store->mint.public_key, KCI_LEDGER_KEY_BYTES) != 0)) {
         rc = MDB_INCOMPATIBLE; /* mint.key was replaced: every trail would fail */
     } else {
         rc = found;
@@ -570,8 +570,8 @@ int kci_ledger_apply_issue(kci_ledger_batch *batch, const kci_ledger_grant *gran
         return 0;
     }
     kci_ledger_transfer issue;
-    if (issue_prepare(batch, &issue, grant->to, grant->denominations,
-                      grant->denomination_count) != KC_OK)
+    if (issue_prepare(batch, &issue, grant->to, grant->denominations, grant->denomination_count) !=
+        KC_OK)
         return ENOMEM;
     if (batch->supply_total + issue.amount > KCI_LEDGER_AMOUNT_MAX) {
         kci_ledger_outcome_fail(outcome, KCI_LEDGER_CODE_BAD_REQUEST,
@@ -628,8 +628,7 @@ static bool find_spend(MDB_txn *txn, const kci_ledger_store *store,
         MDB_val key = value_of(key_bytes, sizeof key_bytes), value;
         stored_head head;
         MDB_val transfer_value;
-        if (mdb_get(txn, store->trail, &key, &value) != 0 ||
-            value.mv_size != KCI_LEDGER_ID_BYTES ||
+        if (mdb_get(txn, store->trail, &key, &value) != 0 || value.mv_size != KCI_LEDGER_ID_BYTES ||
             head_get(txn, store, value.mv_data, &head, &transfer_value) != 0)
             return false;
         if (head.kind != KCI_LEDGER_KIND_ISSUE &&

@@ -115,11 +115,10 @@ kc_err kci_wallet_load(kci_wallet *out, const char *path, char *error, size_t er
     ssize_t got = err == KC_OK ? read(fd, text, sizeof text - 1) : 0;
     close(fd);
     size_t header = sizeof KCI_WALLET_HEADER - 1;
-    if (err == KC_OK &&
-        (got != KCI_WALLET_FILE_BYTES || memcmp(text, KCI_WALLET_HEADER, header) != 0 ||
-         text[got - 1] != '\n' ||
-         !kci_ledger_unhex(out->secret_key, KCI_LEDGER_SECRET_BYTES, text + header,
-                           2 * KCI_LEDGER_SECRET_BYTES)))
+    if (err == KC_OK && (got != KCI_WALLET_FILE_BYTES ||
+                         memcmp(text, KCI_WALLET_HEADER, header) != 0 || text[got - 1] != '\n' ||
+                         !kci_ledger_unhex(out->secret_key, KCI_LEDGER_SECRET_BYTES, text + header,
+                                           2 * KCI_LEDGER_SECRET_BYTES)))
         err = fail(error, error_size, KC_ERR_CORRUPT, "%s is not a KingCobra wallet file", path);
     uint8_t check_public[KCI_LEDGER_KEY_BYTES], check_secret[KCI_LEDGER_SECRET_BYTES];
     if (err == KC_OK) {
@@ -135,8 +134,7 @@ kc_err kci_wallet_load(kci_wallet *out, const char *path, char *error, size_t er
     return err;
 }
 
-kc_err kci_wallet_load_or_create(kci_wallet *out, const char *path, char *error,
-                                 size_t error_size)
+kc_err kci_wallet_load_or_create(kci_wallet *out, const char *path, char *error, size_t error_size)
 {
     kc_err err = kci_wallet_load(out, path, error, error_size);
     if (err != KC_ERR_NOT_FOUND) return err;

@@ -36,8 +36,7 @@ kc_err kci_wallet_create(kci_wallet *out, const char *path, char *error, size_t 
 /* Reads path; refuses a file others can read (KC_ERR_PERMISSION). */
 kc_err kci_wallet_load(kci_wallet *out, const char *path, char *error, size_t error_size);
 /* Loads path, or creates it when it does not exist (the mint key). */
-kc_err kci_wallet_load_or_create(kci_wallet *out, const char *path, char *error,
-                                 size_t error_size);
+kc_err kci_wallet_load_or_create(kci_wallet *out, const char *path, char *error, size_t error_size);
 /* The address (hex, KCI_LEDGER_ADDRESS_TEXT_BYTES + 1 bytes). */
 void kci_wallet_address(char *text, const kci_wallet *wallet);
 /* Zeroes the secret. */

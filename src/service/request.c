@@ -123,9 +123,8 @@ static kc_err build_request(natsMsg **out, kc_client *client, const char *subjec
 }
 
 /* A synchronous request; pay (may be NULL) becomes Kc-Pay. */
-static kc_err request_sync(kc_reply **out, kc_client *client, const char *type,
-                           const void *payload, size_t payload_len, int64_t timeout_ms,
-                           const char *pay)
+static kc_err request_sync(kc_reply **out, kc_client *client, const char *type, const void *payload,
+                           size_t payload_len, int64_t timeout_ms, const char *pay)
 {
     if (out == NULL || client == NULL)
         return kci_fail(KC_ERR_INVALID_ARGUMENT, "out or client is NULL");

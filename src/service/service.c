@@ -567,7 +567,8 @@ static kc_service *service_alloc(const kc_service_options *options)
     if (service == NULL) return NULL;
     service->worker_count = options->worker_count;
     service->price = options->price;
-    if (options->price > 0) kci_text_copy(service->wallet, sizeof(service->wallet), options->wallet);
+    if (options->price > 0)
+        kci_text_copy(service->wallet, sizeof(service->wallet), options->wallet);
     service->workers = calloc((size_t)options->worker_count, sizeof(pthread_t));
     pthread_mutex_init(&service->lock, NULL);
     pthread_cond_init(&service->leadership_free, NULL);

@@ -24,7 +24,8 @@ static void make_transfer(kci_ledger_transfer *transfer, const kci_wallet *walle
 {
     memset(transfer, 0, sizeof *transfer);
     transfer->kind = KCI_LEDGER_KIND_TRANSFER;
-    for (int index = 0; index < KCI_LEDGER_ID_BYTES; index++) transfer->id[index] = (uint8_t)index;
+    for (int index = 0; index < KCI_LEDGER_ID_BYTES; index++)
+        transfer->id[index] = (uint8_t)index;
     transfer->id[6] = 0x70; /* a v7 */
     transfer->id[8] = 0x80;
     memcpy(transfer->from, wallet->public_key, KCI_LEDGER_KEY_BYTES);

@@ -197,9 +197,10 @@ static void mint(natsConnection *connection, const kci_wallet *wallet, uint32_t 
         json_t *list = json_array();
         for (uint32_t index = 0; index < part; index++)
             json_array_append_new(list, json_integer((json_int_t)denomination));
-        json_t *reply =
-            call_ok(connection, "mint", json_pack("{s:s, s:o}", "to", address, "denominations", list));
-        json_t *coins = json_object_get(json_array_get(json_object_get(reply, "issued"), 0), "coins");
+        json_t *reply = call_ok(connection, "mint",
+                                json_pack("{s:s, s:o}", "to", address, "denominations", list));
+        json_t *coins =
+            json_object_get(json_array_get(json_object_get(reply, "issued"), 0), "coins");
         assert_int_equal(json_array_size(coins), part);
         for (uint32_t index = 0; index < part; index++) {
             json_t *coin = json_array_get(coins, index);
@@ -283,7 +284,8 @@ static void test_bad_input(void **state)
     free(text);
     kci_ledger_transfer_free(&transfer);
     /* Mallory signs her own transfer of Alice's coin. */
-    assert_int_equal(kci_ledger_transfer_make(&transfer, &mallory, bob.public_key, coins, 1), KC_OK);
+    assert_int_equal(kci_ledger_transfer_make(&transfer, &mallory, bob.public_key, coins, 1),
+                     KC_OK);
     text = signed_json(&transfer);
     expect_refused(w->connection, "kc.ledger.transfer", text, 409, "not owned");
     free(text);
@@ -327,10 +329,12 @@ static void test_bad_input(void **state)
     kci_ledger_id_text(coin_text, coins[0].id);
     text = signed_json(&transfer);
     char error[512];
-    assert_int_equal(raw_request(w->connection, "kc.ledger.transfer", text, error, sizeof error), 0);
+    assert_int_equal(raw_request(w->connection, "kc.ledger.transfer", text, error, sizeof error),
+                     0);
     free(text);
     kci_ledger_transfer_free(&transfer);
-    assert_int_equal(kci_ledger_transfer_make(&transfer, &alice, mallory.public_key, coins, 1), KC_OK);
+    assert_int_equal(kci_ledger_transfer_make(&transfer, &alice, mallory.public_key, coins, 1),
+                     KC_OK);
     text = signed_json(&transfer);
     expect_refused(w->connection, "kc.ledger.transfer", text, 409, spent_by);
     expect_refused(w->connection, "kc.ledger.transfer", text, 409, coin_text);
@@ -386,14 +390,15 @@ static void *race_main(void *argument)
                                      json_pack("{s:o}", "transfers", list), TIMEOUT_MS, &refusal);
         json_t *results = json_object_get(reply, "results");
         for (int attempt = 0; err == KC_OK && attempt < RACE_ATTEMPTS; attempt++)
-            r->succeeded[attempt] = json_is_true(json_object_get(json_array_get(results, attempt), "ok"));
+            r->succeeded[attempt] =
+                json_is_true(json_object_get(json_array_get(results, attempt), "ok"));
         json_decref(reply);
     } else {
         for (int attempt = 0; attempt < RACE_ATTEMPTS; attempt++) {
             json_t *reply = NULL;
-            kc_err err = kci_ledger_call(&reply, connection, "transfer",
-                                         json_incref(json_array_get(list, attempt)), TIMEOUT_MS,
-                                         &refusal);
+            kc_err err =
+                kci_ledger_call(&reply, connection, "transfer",
+                                json_incref(json_array_get(list, attempt)), TIMEOUT_MS, &refusal);
             r->succeeded[attempt] = err == KC_OK;
             json_decref(reply);
         }
@@ -412,7 +417,8 @@ static int holder(natsConnection *connection, const kci_ledger_coin *coin, const
     kci_ledger_id_text(id, coin->id);
     json_t *reply = call_ok(connection, "trail", json_pack("{s:s}", "coin", id));
     uint8_t owner[32];
-    assert_true(kci_ledger_address_parse(owner, json_string_value(json_object_get(reply, "owner"))));
+    assert_true(
+        kci_ledger_address_parse(owner, json_string_value(json_object_get(reply, "owner"))));
     json_decref(reply);
     for (int index = 0; index < RACE_CLIENTS; index++)
         if (memcmp(owner, racers[index].payee.public_key, 32) == 0) return index;
@@ -430,8 +436,13 @@ static void race_round(world *w, int pairs)
     pthread_barrier_t start;
     pthread_barrier_init(&start, NULL, RACE_CLIENTS);
     for (int index = 0; index < RACE_CLIENTS; index++) {
-        racers[index] = (racer){.w = w, .index = index, .payer = &payer, .coins = coins,
-                                .batch = index % 2 == 1, .pairs = pairs, .start = &start};
+        racers[index] = (racer){.w = w,
+                                .index = index,
+                                .payer = &payer,
+                                .coins = coins,
+                                .batch = index % 2 == 1,
+                                .pairs = pairs,
+                                .start = &start};
         new_wallet(&racers[index].payee);
         assert_int_equal(pthread_create(&threads[index], NULL, race_main, &racers[index]), 0);
     }
@@ -489,7 +500,8 @@ static void *stream_main(void *argument)
     pthread_mutex_lock(&s->lock);
     uint32_t slice = s->next_stream++;
     pthread_mutex_unlock(&s->lock);
-    uint32_t begin = slice * (CRASH_COINS / CRASH_STREAMS), end = begin + CRASH_COINS / CRASH_STREAMS;
+    uint32_t begin = slice * (CRASH_COINS / CRASH_STREAMS),
+             end = begin + CRASH_COINS / CRASH_STREAMS;
     for (uint32_t first = begin; first < end; first += CRASH_BATCH) {
         pthread_mutex_lock(&s->lock);
         bool stop = s->stop;
@@ -595,8 +607,8 @@ static void test_history_pages(void **state)
     mint(w->connection, &alice, 3, 4, coins);
     for (int index = 0; index < 3; index++) {
         kci_ledger_transfer transfer;
-        assert_int_equal(kci_ledger_transfer_make(&transfer, &alice, bob.public_key, &coins[index], 1),
-                         KC_OK);
+        assert_int_equal(
+            kci_ledger_transfer_make(&transfer, &alice, bob.public_key, &coins[index], 1), KC_OK);
         json_decref(call_ok(w->connection, "transfer", kci_ledger_transfer_json(&transfer)));
         kci_ledger_transfer_free(&transfer);
     }
@@ -639,7 +651,8 @@ static void test_history_pages(void **state)
     assert_int_equal(mints, 1);
     assert_int_equal(payments, 3);
     /* since_ms after everything: nothing. */
-    json_t *none = call_ok(w->connection, "history", json_pack("{s:I}", "since_ms", (json_int_t)0xFFFFFFFFFFFF));
+    json_t *none = call_ok(w->connection, "history",
+                           json_pack("{s:I}", "since_ms", (json_int_t)0xFFFFFFFFFFFF));
     assert_int_equal(json_array_size(json_object_get(none, "edges")), 0);
     json_decref(none);
     json_decref(all);
@@ -652,7 +665,8 @@ static void test_history_pages(void **state)
 static json_t *kcobra_json(const world *w, const char *arguments, int *exit_status)
 {
     char command[2048];
-    snprintf(command, sizeof command, "KCOBRA_WALLET_DIR='%.200s/wallets' '%s' %s --server %s --json 2>/dev/null",
+    snprintf(command, sizeof command,
+             "KCOBRA_WALLET_DIR='%.200s/wallets' '%s' %s --server %s --json 2>/dev/null",
              w->server.directory_path, kcobra_binary, arguments, w->server.url);
     FILE *pipe = popen(command, "r");
     assert_non_null(pipe);
@@ -676,7 +690,9 @@ static void test_cli(void **state)
     assert_int_equal(status, 1); /* exists already */
     json_t *minted = kcobra_json(w, "mint --to alice --denominations 100,50,10", &status);
     assert_int_equal(status, 0);
-    assert_int_equal(json_array_size(json_object_get(json_array_get(json_object_get(minted, "issued"), 0), "coins")), 3);
+    assert_int_equal(json_array_size(json_object_get(
+                         json_array_get(json_object_get(minted, "issued"), 0), "coins")),
+                     3);
     char arguments[256];
     snprintf(arguments, sizeof arguments, "pay --from alice --to %s --amount 30",
              json_string_value(json_object_get(shop, "address")));
@@ -692,7 +708,8 @@ static void test_cli(void **state)
     json_decref(kcobra_json(w, "pay --from shop --to alice --amount 31", &status));
     assert_int_equal(status, 5); /* insufficient funds: the ledger's refusal */
     json_t *coins = kcobra_json(w, "wallet coins shop", &status);
-    const char *coin = json_string_value(json_object_get(json_array_get(json_object_get(coins, "coins"), 0), "id"));
+    const char *coin = json_string_value(
+        json_object_get(json_array_get(json_object_get(coins, "coins"), 0), "id"));
     assert_non_null(coin);
     snprintf(arguments, sizeof arguments, "coin trail %s", coin);
     json_t *trail = kcobra_json(w, arguments, &status);
@@ -766,9 +783,9 @@ static void test_paid_service(void **state)
     service_options.price = 5;
     service_options.wallet = shop_address;
     kc_service *service = NULL;
-    assert_int_equal(kc_service_start(&service, client, "paid-echo", echo_handler, NULL,
-                                      &service_options),
-                     KC_OK);
+    assert_int_equal(
+        kc_service_start(&service, client, "paid-echo", echo_handler, NULL, &service_options),
+        KC_OK);
     kc_reply *reply = NULL;
     /* Unpaid. */
     assert_int_equal(kc_client_request(&reply, client, "paid-echo", "hi", 2, TIMEOUT_MS),
@@ -777,14 +794,14 @@ static void test_paid_service(void **state)
     assert_non_null(strstr(kc_reply_error_message(reply), "payment required"));
     kc_reply_destroy(reply);
     /* Too little, and paid to someone else. */
-    assert_int_equal(kc_client_request_paid(&reply, client, "paid-echo", "hi", 2, TIMEOUT_MS,
-                                            short_paid),
-                     KC_ERR_PAYMENT);
+    assert_int_equal(
+        kc_client_request_paid(&reply, client, "paid-echo", "hi", 2, TIMEOUT_MS, short_paid),
+        KC_ERR_PAYMENT);
     assert_non_null(strstr(kc_reply_error_message(reply), "the price is 5"));
     kc_reply_destroy(reply);
-    assert_int_equal(kc_client_request_paid(&reply, client, "paid-echo", "hi", 2, TIMEOUT_MS,
-                                            elsewhere),
-                     KC_ERR_PAYMENT);
+    assert_int_equal(
+        kc_client_request_paid(&reply, client, "paid-echo", "hi", 2, TIMEOUT_MS, elsewhere),
+        KC_ERR_PAYMENT);
     assert_non_null(strstr(kc_reply_error_message(reply), "not this service's wallet"));
     kc_reply_destroy(reply);
     /* Paid: served. */
@@ -796,9 +813,9 @@ static void test_paid_service(void **state)
     assert_memory_equal(payload, "hi", 2);
     kc_reply_destroy(reply);
     /* The same payment for a second request: refused. */
-    assert_int_equal(kc_client_request_paid(&reply, client, "paid-echo", "again", 5, TIMEOUT_MS,
-                                            paid),
-                     KC_ERR_PAYMENT);
+    assert_int_equal(
+        kc_client_request_paid(&reply, client, "paid-echo", "again", 5, TIMEOUT_MS, paid),
+        KC_ERR_PAYMENT);
     assert_non_null(strstr(kc_reply_error_message(reply), "already paid request"));
     kc_reply_destroy(reply);
     kc_service_stop(service);
@@ -816,7 +833,8 @@ int main(int argc, char **argv)
     const char *base = strrchr(server_binary, '/');
     ledger_in_server = strstr(base != NULL ? base : server_binary, "kcobrad") != NULL;
     if (!ledger_in_server && kcobra_binary == NULL) {
-        fprintf(stderr, "ledger service_test: no kcobra binary for `kcobra ledger serve`: skipped\n");
+        fprintf(stderr,
+                "ledger service_test: no kcobra binary for `kcobra ledger serve`: skipped\n");
         return SKIP_EXIT_CODE;
     }
     if (sodium_init() < 0) return 1;

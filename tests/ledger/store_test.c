@@ -61,7 +61,8 @@ static int teardown(void **state)
 static void mint(fixture *f, const kci_wallet *wallet, const uint64_t *denominations,
                  uint32_t count, kci_ledger_coin *coins_out)
 {
-    kci_ledger_grant grant = {.denomination_count = count, .denominations = (uint64_t *)denominations};
+    kci_ledger_grant grant = {.denomination_count = count,
+                              .denominations = (uint64_t *)denominations};
     memcpy(grant.to, wallet->public_key, 32);
     kci_ledger_batch batch;
     kci_ledger_outcome outcome = {0};
@@ -133,7 +134,8 @@ static void test_transfer_and_double_spend(void **state)
     mint(f, &f->alice, (uint64_t[]){100, 50, 10}, 3, coins);
     assert_int_equal(balance(f, &f->alice), 160);
     kci_ledger_transfer first, again, stranger;
-    assert_int_equal(kci_ledger_transfer_make(&first, &f->alice, f->bob.public_key, coins, 2), KC_OK);
+    assert_int_equal(kci_ledger_transfer_make(&first, &f->alice, f->bob.public_key, coins, 2),
+                     KC_OK);
     char first_id[37], coin_text[37];
     kci_ledger_id_text(first_id, first.id);
     kci_ledger_outcome outcome = apply(f, &first);
@@ -147,7 +149,8 @@ static void test_transfer_and_double_spend(void **state)
     assert_int_equal(balance(f, &f->bob), 150);
     /* Alice spends coin 0 again, with the coin she still has: all refused. */
     kci_ledger_coin both[2] = {coins[0], coins[2]};
-    assert_int_equal(kci_ledger_transfer_make(&again, &f->alice, f->carol.public_key, both, 2), KC_OK);
+    assert_int_equal(kci_ledger_transfer_make(&again, &f->alice, f->carol.public_key, both, 2),
+                     KC_OK);
     outcome = apply(f, &again);
     assert_int_equal(outcome.code, KCI_LEDGER_CODE_CONFLICT);
     kci_ledger_id_text(coin_text, coins[0].id);
@@ -175,7 +178,8 @@ static void test_refusals_change_nothing(void **state)
     mint(f, &f->alice, (uint64_t[]){5, 5}, 2, coins);
     kci_ledger_transfer transfer;
     /* Signed by Bob's key for Alice's wallet: the signature does not verify. */
-    assert_int_equal(kci_ledger_transfer_make(&transfer, &f->alice, f->bob.public_key, coins, 2), KC_OK);
+    assert_int_equal(kci_ledger_transfer_make(&transfer, &f->alice, f->bob.public_key, coins, 2),
+                     KC_OK);
     assert_int_equal(kci_ledger_sign(&transfer, f->bob.secret_key), KC_OK);
     assert_int_equal(apply(f, &transfer).code, KCI_LEDGER_CODE_BAD_SIGNATURE);
     kci_ledger_transfer_free(&transfer);
@@ -184,13 +188,15 @@ static void test_refusals_change_nothing(void **state)
     kci_uuid uuid;
     kci_uuid_v7(&uuid);
     memcpy(ghost.id, uuid.bytes, 16);
-    assert_int_equal(kci_ledger_transfer_make(&transfer, &f->alice, f->bob.public_key, &ghost, 1), KC_OK);
+    assert_int_equal(kci_ledger_transfer_make(&transfer, &f->alice, f->bob.public_key, &ghost, 1),
+                     KC_OK);
     kci_ledger_outcome outcome = apply(f, &transfer);
     assert_int_equal(outcome.code, KCI_LEDGER_CODE_NOT_FOUND);
     assert_non_null(strstr(outcome.message, "unknown coin"));
     kci_ledger_transfer_free(&transfer);
     /* An amount that is not what the coins are worth. */
-    assert_int_equal(kci_ledger_transfer_make(&transfer, &f->alice, f->bob.public_key, coins, 2), KC_OK);
+    assert_int_equal(kci_ledger_transfer_make(&transfer, &f->alice, f->bob.public_key, coins, 2),
+                     KC_OK);
     transfer.amount = 11;
     assert_int_equal(kci_ledger_sign(&transfer, f->alice.secret_key), KC_OK);
     assert_int_equal(apply(f, &transfer).code, KCI_LEDGER_CODE_BAD_REQUEST);
@@ -212,8 +218,8 @@ static void test_exchange_payment_reaper(void **state)
     kci_ledger_coin coins[1], issued[2];
     mint(f, &f->alice, (uint64_t[]){100}, 1, coins);
     kci_ledger_transfer exchange;
-    assert_int_equal(kci_ledger_exchange_make(&exchange, &f->alice, f->store->mint.public_key, coins, 1,
-                                              (uint64_t[]){60, 40}, 2),
+    assert_int_equal(kci_ledger_exchange_make(&exchange, &f->alice, f->store->mint.public_key,
+                                              coins, 1, (uint64_t[]){60, 40}, 2),
                      KC_OK);
     kci_ledger_outcome outcome = {0};
     MDB_txn *txn = NULL;
@@ -233,12 +239,14 @@ static void test_exchange_payment_reaper(void **state)
     assert_audit_ok(f);
     /* The retired coin cannot move. */
     kci_ledger_transfer transfer;
-    assert_int_equal(kci_ledger_transfer_make(&transfer, &f->alice, f->bob.public_key, coins, 1), KC_OK);
+    assert_int_equal(kci_ledger_transfer_make(&transfer, &f->alice, f->bob.public_key, coins, 1),
+                     KC_OK);
     outcome = apply(f, &transfer);
     assert_int_equal(outcome.code, KCI_LEDGER_CODE_CONFLICT);
     kci_ledger_transfer_free(&transfer);
     /* Pay Bob 40; claim it for a request, once. */
-    assert_int_equal(kci_ledger_transfer_make(&transfer, &f->alice, f->bob.public_key, &issued[1], 1), KC_OK);
+    assert_int_equal(
+        kci_ledger_transfer_make(&transfer, &f->alice, f->bob.public_key, &issued[1], 1), KC_OK);
     assert_int_equal(apply(f, &transfer).code, 0);
     struct {
         const uint8_t *payee;
