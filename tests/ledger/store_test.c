@@ -306,6 +306,54 @@ static void test_audit_catches_two_owners(void **state)
     json_decref(result);
 }
 
+/* Storage that fails mid-batch (a full LMDB map): the batch is aborted,
+ * nothing of it is applied, and the ledger stays consistent. */
+static void test_full_map_applies_nothing(void **state)
+{
+    (void)state;
+    char directory[] = "/tmp/kc-ledger-full-XXXXXX";
+    assert_non_null(mkdtemp(directory));
+    kci_ledger_store *store = NULL;
+    char error[512];
+    assert_int_equal(kci_ledger_store_open(&store, directory, 1024 * 1024, error, sizeof error),
+                     KC_OK);
+    kci_wallet wallet;
+    crypto_sign_keypair(wallet.public_key, wallet.secret_key);
+    uint64_t denominations[KCI_LEDGER_DENOMINATIONS_MAX];
+    for (int index = 0; index < KCI_LEDGER_DENOMINATIONS_MAX; index++)
+        denominations[index] = 1;
+    kci_ledger_grant grant = {.denomination_count = 256, .denominations = denominations};
+    memcpy(grant.to, wallet.public_key, 32);
+    static kci_ledger_coin coins[KCI_LEDGER_DENOMINATIONS_MAX];
+    uint64_t committed_supply = 0;
+    int rc = 0;
+    for (int attempt = 0; attempt < 100 && rc == 0; attempt++) {
+        kci_ledger_batch batch;
+        kci_ledger_outcome outcome = {0};
+        uint8_t id[16];
+        assert_int_equal(kci_ledger_batch_begin(&batch, store), 0);
+        rc = kci_ledger_apply_issue(&batch, &grant, id, coins, &outcome);
+        if (rc == 0)
+            rc = kci_ledger_batch_commit(&batch);
+        else
+            kci_ledger_batch_abort(&batch);
+        if (rc == 0) committed_supply += 256;
+    }
+    assert_int_equal(rc, MDB_MAP_FULL);
+    assert_true(committed_supply > 0);
+    assert_int_equal(store->supply_total, committed_supply);
+    fixture f = {.store = store};
+    json_t *result = audit(&f);
+    assert_true(json_is_true(json_object_get(result, "ok")));
+    assert_int_equal(json_integer_value(json_object_get(result, "balances_total")),
+                     committed_supply);
+    json_decref(result);
+    kci_ledger_store_close(store);
+    char command[128];
+    snprintf(command, sizeof command, "rm -rf %s", directory);
+    assert_int_equal(system(command), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -313,6 +361,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refusals_change_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exchange_payment_reaper, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_catches_two_owners, setup, teardown),
+        cmocka_unit_test(test_full_map_applies_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
