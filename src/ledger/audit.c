@@ -34,6 +34,7 @@ typedef struct audit {
     uint64_t wallets;
     uint64_t balances_total;
     uint64_t supply_table_total;
+    json_t *supply_by_denomination; /* "<denomination>": live coins, the first ones */
 } audit;
 
 static void problem(audit *state, const char *format, ...) __attribute__((format(printf, 2, 3)));
@@ -229,6 +230,13 @@ static int sum_table(audit *state, MDB_dbi dbi, bool weighted, uint64_t *total, 
         uint64_t number = 0;
         if (rc != 0 || value.mv_size != sizeof number) continue;
         memcpy(&number, value.mv_data, sizeof number);
+        if (weighted && key.mv_size == 8 &&
+            json_object_size(state->supply_by_denomination) < KCI_LEDGER_AUDIT_DENOMINATIONS_MAX) {
+            char name[24];
+            snprintf(name, sizeof name, "%" PRIu64, kci_ledger_sequence_from_key(key.mv_data));
+            json_object_set_new(state->supply_by_denomination, name,
+                                json_integer((json_int_t)number));
+        }
         *total += weighted && key.mv_size == 8 ? number * kci_ledger_sequence_from_key(key.mv_data)
                                                : number;
         (*entries)++;
@@ -263,23 +271,32 @@ static int audit_totals(audit *state)
 json_t *kci_ledger_audit(MDB_txn *txn, const kci_ledger_store *store, kci_ledger_outcome *outcome)
 {
     (void)outcome;
-    audit state = {.txn = txn, .store = store, .problems = json_array()};
-    if (state.problems == NULL) return NULL;
+    audit state = {.txn = txn,
+                   .store = store,
+                   .problems = json_array(),
+                   .supply_by_denomination = json_object()};
+    if (state.problems == NULL || state.supply_by_denomination == NULL) {
+        json_decref(state.problems);
+        json_decref(state.supply_by_denomination);
+        return NULL;
+    }
     int rc = audit_transfers(&state);
     if (rc == 0) rc = audit_coins(&state);
     if (rc == 0) rc = audit_references(&state);
     if (rc == 0) rc = audit_totals(&state);
     if (rc != 0) {
         json_decref(state.problems);
+        json_decref(state.supply_by_denomination);
         return NULL;
     }
     return json_pack(
-        "{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:I, s:o}", "ok",
+        "{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:I, s:o, s:o}", "ok",
         state.problem_count == 0, "supply", (json_int_t)store->supply_total, "balances_total",
         (json_int_t)state.balances_total, "wallets", (json_int_t)state.wallets, "coins_live",
         (json_int_t)state.coins_live, "coins_retired", (json_int_t)state.coins_retired,
         "coins_reaped", (json_int_t)state.coins_reaped, "transfers_verified",
         (json_int_t)state.transfers_verified, "hops_checked", (json_int_t)state.hops_checked,
         "references", (json_int_t)state.references, "mint", store->mint_address, "problem_count",
-        (json_int_t)state.problem_count, "problems", state.problems);
+        (json_int_t)state.problem_count, "problems", state.problems, "supply_by_denomination",
+        state.supply_by_denomination);
 }

@@ -16,8 +16,9 @@
 #include "ledger/store.h"
 
 enum {
-    KCI_LEDGER_AUDIT_PROBLEMS_MAX = 32,    /* problems listed in an audit reply */
-    KCI_LEDGER_REPLY_RESERVE_BYTES = 2048, /* headers and the envelope */
+    KCI_LEDGER_AUDIT_PROBLEMS_MAX = 32,        /* problems listed in an audit reply */
+    KCI_LEDGER_AUDIT_DENOMINATIONS_MAX = 1000, /* supply_by_denomination entries listed */
+    KCI_LEDGER_REPLY_RESERVE_BYTES = 2048,     /* headers and the envelope */
 };
 
 /* Each returns a new JSON object, or NULL with outcome set (or, when
