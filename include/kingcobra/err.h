@@ -39,6 +39,7 @@ typedef enum kc_err {
     KC_ERR_NOT_CONNECTED = 22,   /* no connection to the fabric (yet, or any more) */
     KC_ERR_BAD_HEADER = 23,      /* a KingCobra header is missing or malformed */
     KC_ERR_EXPIRED = 24,         /* the request's deadline passed before it was served */
+    KC_ERR_PAYMENT = 25,         /* a paid service refused the request's payment (Kc-Pay) */
 } kc_err;
 
 /* Returns a static, human-readable text for err (never NULL). */

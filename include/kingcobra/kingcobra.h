@@ -86,6 +86,14 @@ KC_EXPORT kc_err kc_client_request_async(kc_client *client, const char *type, co
                                          size_t payload_len, int64_t timeout_ms,
                                          kc_reply_callback callback, void *closure);
 
+/* kc_client_request for a paid service (docs/ledger.md, "Paying for
+ * service"): pay is the id of the ledger transfer that paid it, sent as
+ * Kc-Pay. A service that refuses the payment answers error 402 and this
+ * returns KC_ERR_PAYMENT (with *out set, as for KC_ERR_SERVICE). */
+KC_EXPORT kc_err kc_client_request_paid(kc_reply **out, kc_client *client, const char *type,
+                                        const void *payload, size_t payload_len, int64_t timeout_ms,
+                                        const char *pay);
+
 KC_EXPORT const void *kc_reply_payload(const kc_reply *reply, size_t *payload_len);
 KC_EXPORT const char *kc_reply_id(const kc_reply *reply);         /* the reply's Kc-Id */
 KC_EXPORT const char *kc_reply_request_id(const kc_reply *reply); /* Kc-Reply-To */
@@ -107,6 +115,8 @@ KC_EXPORT const char *kc_request_node(const kc_request *request); /* the request
 KC_EXPORT const char *kc_request_timestamp(const kc_request *request);
 KC_EXPORT int64_t kc_request_deadline_ms(const kc_request *request); /* 0: none */
 KC_EXPORT const void *kc_request_payload(const kc_request *request, size_t *payload_len);
+/* The request's Kc-Pay (a transfer id), "" when it carries none. */
+KC_EXPORT const char *kc_request_payment(const kc_request *request);
 
 /* A handler answers through response: a payload (copied), or an error code
  * (> 0) and message. Returning without setting either replies with an empty
@@ -121,6 +131,12 @@ typedef struct kc_service_options {
     int worker_count;                 /* concurrent handlers; default 4 */
     uint32_t idempotence_entries_max; /* replies remembered by Kc-Id; default 10,000 */
     int64_t idempotence_ttl_ms;       /* how long; default 10 minutes */
+    /* A paid service: when price > 0, each request must carry Kc-Pay, the id
+     * of a ledger transfer that paid wallet (its address, 64 hex digits) at
+     * least price and paid no other request; the service asks the ledger
+     * (kc.ledger.payment) before the handler runs and answers 402 otherwise. */
+    int64_t price;      /* smallest currency units; default 0: free */
+    const char *wallet; /* the service's wallet address; copied */
 } kc_service_options;
 
 KC_EXPORT void kc_service_options_init(kc_service_options *options);

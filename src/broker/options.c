@@ -109,6 +109,7 @@ void kci_options_init_defaults(kci_options *options)
     options->suggestions_enabled = true;
     options->ingress_port = KCI_DEFAULT_INGRESS_PORT;
     options->ingress_timeout_ms = KCI_DEFAULT_INGRESS_TIMEOUT_MS;
+    options->ledger_reap_age_ms = -1;
 }
 
 void kci_options_free(kci_options *options)
@@ -129,6 +130,7 @@ void kci_options_free(kci_options *options)
     free(options->suggestions_file);
     free(options->ingress_host);
     free(options->ingress_type);
+    free(options->ledger_dir);
     free(options->config_file);
     for (int i = 0; i < options->argument_count; i++)
         free(options->arguments[i]);
@@ -825,6 +827,52 @@ static kc_err apply_ingress(const apply_context *context, const kci_conf_entry *
     return KC_OK;
 }
 
+/* ---------------------------------------------------------- ledger */
+
+/* The ledger component (docs/ledger.md); off unless enabled. */
+typedef struct ledger_block {
+    bool enabled;
+    char *dir;
+    int64_t workers;
+    bool mint;
+    int64_t map_bytes;
+    int64_t reap_interval_ms;
+    int64_t reap_age_ms;
+} ledger_block;
+
+static const key_rule ledger_rules[] = {
+    {"enabled", KEY_BOOL, offsetof(ledger_block, enabled), 0, NULL},
+    {"dir", KEY_STRING, offsetof(ledger_block, dir), 0, NULL},
+    {"workers", KEY_SIZE, offsetof(ledger_block, workers), 64, NULL},
+    {"mint", KEY_BOOL, offsetof(ledger_block, mint), 0, NULL},
+    {"map_size", KEY_SIZE, offsetof(ledger_block, map_bytes), INT64_MAX, NULL},
+    {"reap_interval", KEY_DURATION_MS, offsetof(ledger_block, reap_interval_ms), 0, NULL},
+    {"reap_age", KEY_DURATION_MS, offsetof(ledger_block, reap_age_ms), 0, NULL},
+};
+
+static kc_err apply_ledger(const apply_context *context, const kci_conf_entry *entry, void *field)
+{
+    kci_options *options = field;
+    if (entry->value.kind != KCI_CONF_MAP)
+        return wrong_type(context, entry->key, &entry->value, "a map");
+    ledger_block block = {.enabled = true, .mint = true, .reap_age_ms = -1};
+    kc_err err =
+        apply_map(context, "ledger", &entry->value, ledger_rules, RULE_COUNT(ledger_rules), &block);
+    if (err != KC_OK) {
+        free(block.dir);
+        return err;
+    }
+    free(options->ledger_dir);
+    options->ledger_enabled = block.enabled;
+    options->ledger_dir = block.dir;
+    options->ledger_workers = block.workers;
+    options->ledger_mint_disabled = !block.mint;
+    options->ledger_map_bytes = block.map_bytes;
+    options->ledger_reap_interval_ms = block.reap_interval_ms;
+    options->ledger_reap_age_ms = block.reap_age_ms;
+    return KC_OK;
+}
+
 /* ---------------------------------------------------------- top level */
 
 static kc_err apply_listen(const apply_context *context, const kci_conf_entry *entry, void *field)
@@ -893,6 +941,7 @@ static const key_rule top_level_rules[] = {
     {"data_dir", KEY_STRING, OPTION(data_dir), 0, NULL},
     {"suggestions", KEY_HANDLER, 0, 0, apply_suggestions},
     {"ingress", KEY_HANDLER, 0, 0, apply_ingress},
+    {"ledger", KEY_HANDLER, 0, 0, apply_ledger},
     /* accepted and ignored: see docs/config.md */
     {"client_advertise", KEY_IGNORED, 0, 0, NULL},
     {"ports_file_dir", KEY_IGNORED, 0, 0, NULL},

@@ -100,6 +100,14 @@ typedef struct kci_options {
     int ingress_port;           /* default 4223 */
     char *ingress_type;         /* default "default" */
     int64_t ingress_timeout_ms; /* default 5000 */
+    /* the ledger (docs/ledger.md) */
+    bool ledger_enabled;             /* default false */
+    char *ledger_dir;                /* default <data_dir>/ledger */
+    int64_t ledger_workers;          /* default 2 */
+    bool ledger_mint_disabled;       /* "mint: false" */
+    int64_t ledger_map_bytes;        /* default 1 GiB */
+    int64_t ledger_reap_interval_ms; /* default 60 s */
+    int64_t ledger_reap_age_ms;      /* default 1 h; -1 before a block sets it */
     /* where the options came from */
     char *config_file;
     char **arguments;   /* a copy of argv made by kci_options_load, so that */

@@ -15,7 +15,11 @@
  * write) the error is logged and kcobrad serves without it. The ingress is
  * enabled on purpose, so its failure fails the start (kcobrad exits 1),
  * stopping what started before it. Stop runs in reverse order, each with a bounded drain, while
- * the broker still serves (kcobrad stops the broker afterwards). */
+ * the broker still serves (kcobrad stops the broker afterwards).
+ *
+ * The ledger (src/ledger/, built when KC_WITH_LEDGER) is enabled on purpose
+ * like the ingress and fails the start; it has a nats.c connection of its
+ * own (kc.ledger.> is not a service subject). */
 #include "components.h"
 
 #include <nats/nats.h>
@@ -29,6 +33,9 @@
 #include "keeper/suggestions.h"
 #include "kingcobra/kingcobra.h"
 #include "service/headers.h"
+#ifdef KC_WITH_LEDGER
+#include "ledger/serve.h"
+#endif
 
 enum {
     URL_BYTES_MAX = 320,
@@ -45,12 +52,17 @@ enum {
 #define DEFAULT_INGRESS_TYPE "default"
 #define DEFAULT_INGRESS_TIMEOUT_MS KCI_DEFAULT_INGRESS_TIMEOUT_MS
 #define DEFAULT_NODE "kcobrad"
+#define LEDGER_DIR_NAME "ledger"
 
 struct kci_components {
     natsConnection *keeper_connection;
     kci_suggestions *suggestions;
     kc_client *ingress_client;
     kci_ingress *ingress;
+    natsConnection *ledger_connection;
+#ifdef KC_WITH_LEDGER
+    kci_ledger *ledger;
+#endif
 };
 
 /* ---- config ------------------------------------------------------------------ */
@@ -96,6 +108,14 @@ void kci_components_config_from_options(kci_components_config *config, const kci
     config->ingress_type = copy_or(options->ingress_type, DEFAULT_INGRESS_TYPE);
     config->ingress_timeout_ms =
         options->ingress_timeout_ms > 0 ? options->ingress_timeout_ms : DEFAULT_INGRESS_TIMEOUT_MS;
+    config->ledger_enabled = options->ledger_enabled;
+    config->ledger_dir = options->ledger_dir != NULL ? strdup(options->ledger_dir)
+                                                     : join_path(data_dir, LEDGER_DIR_NAME);
+    config->ledger_workers = (int)options->ledger_workers;
+    config->ledger_mint_disabled = options->ledger_mint_disabled;
+    config->ledger_map_bytes = options->ledger_map_bytes;
+    config->ledger_reap_interval_ms = options->ledger_reap_interval_ms;
+    config->ledger_reap_age_ms = options->ledger_reap_age_ms;
 }
 
 void kci_components_config_free(kci_components_config *config)
@@ -104,6 +124,7 @@ void kci_components_config_free(kci_components_config *config)
     free(config->suggestions_file);
     free(config->ingress_host);
     free(config->ingress_type);
+    free(config->ledger_dir);
     memset(config, 0, sizeof *config);
 }
 
@@ -115,8 +136,8 @@ static void broker_url(char url[URL_BYTES_MAX], const kci_server *server)
     snprintf(url, URL_BYTES_MAX, "nats://127.0.0.1:%d", server->internal_port);
 }
 
-static kc_err keeper_connect(natsConnection **out, const kci_server *server, char *error,
-                             size_t error_size)
+static kc_err component_connect(natsConnection **out, const kci_server *server, const char *name,
+                                char *error, size_t error_size)
 {
     char url[URL_BYTES_MAX];
     broker_url(url, server);
@@ -125,14 +146,14 @@ static kc_err keeper_connect(natsConnection **out, const kci_server *server, cha
     if (status == NATS_OK) status = natsOptions_SetURL(options, url);
     if (status == NATS_OK)
         status = natsOptions_SetUserInfo(options, KCI_INTERNAL_USER, server->internal_password);
-    if (status == NATS_OK) status = natsOptions_SetName(options, "kcobrad-suggestions");
+    if (status == NATS_OK) status = natsOptions_SetName(options, name);
     if (status == NATS_OK) status = natsOptions_SetTimeout(options, CONNECT_TIMEOUT_MS);
     if (status == NATS_OK) status = natsOptions_SetMaxReconnect(options, -1);
     if (status == NATS_OK) status = natsOptions_SetReconnectWait(options, RECONNECT_WAIT_MS);
     if (status == NATS_OK) status = natsConnection_Connect(out, options);
     natsOptions_Destroy(options);
     if (status == NATS_OK) return KC_OK;
-    snprintf(error, error_size, "suggestions: cannot connect to %s: %s", url,
+    snprintf(error, error_size, "%s: cannot connect to %s: %s", name, url,
              natsStatus_GetText(status));
     return KC_ERR_NOT_CONNECTED;
 }
@@ -162,7 +183,8 @@ static kc_err ingress_connect(kc_client **out, const kci_components_config *conf
 static kc_err start_suggestions(kci_components *components, const kci_components_config *config,
                                 const kci_server *server, char *error, size_t error_size)
 {
-    kc_err err = keeper_connect(&components->keeper_connection, server, error, error_size);
+    kc_err err = component_connect(&components->keeper_connection, server, "kcobrad-suggestions",
+                                   error, error_size);
     if (err != KC_OK) return err;
     kci_suggestions_config keeper_config = {.file_path = config->suggestions_file,
                                             .node = config->node};
@@ -183,6 +205,40 @@ static kc_err start_ingress(kci_components *components, const kci_components_con
     };
     return kci_ingress_start(&components->ingress, components->ingress_client, &ingress_config,
                              error, error_size);
+}
+
+#ifdef KC_WITH_LEDGER
+static kc_err start_ledger(kci_components *components, const kci_components_config *config,
+                           const kci_server *server, char *error, size_t error_size)
+{
+    kc_err err = component_connect(&components->ledger_connection, server, "kcobrad-ledger", error,
+                                   error_size);
+    if (err != KC_OK) return err;
+    kci_ledger_config ledger_config = {
+        .directory = config->ledger_dir,
+        .node = config->node,
+        .worker_count = config->ledger_workers,
+        .map_bytes = (uint64_t)config->ledger_map_bytes,
+        .mint_disabled = config->ledger_mint_disabled,
+        .reap_interval_ms = config->ledger_reap_interval_ms,
+        .reap_age_ms = config->ledger_reap_age_ms,
+    };
+    return kci_ledger_start(&components->ledger, components->ledger_connection, &ledger_config,
+                            error, error_size);
+}
+#endif
+
+static void stop_ledger(kci_components *components)
+{
+#ifdef KC_WITH_LEDGER
+    kci_ledger_stop(components->ledger, DRAIN_MS);
+    components->ledger = NULL;
+#endif
+    if (components->ledger_connection != NULL) {
+        natsConnection_Close(components->ledger_connection);
+        natsConnection_Destroy(components->ledger_connection);
+    }
+    components->ledger_connection = NULL;
 }
 
 static void stop_suggestions(kci_components *components)
@@ -220,6 +276,16 @@ kc_err kci_components_start(kci_components **out, const kci_components_config *c
     }
     if (err == KC_OK && config->ingress_enabled)
         err = start_ingress(components, config, server, error, error_size);
+    if (err == KC_OK && config->ledger_enabled) {
+#ifdef KC_WITH_LEDGER
+        err = config->ledger_dir != NULL
+                  ? start_ledger(components, config, server, error, error_size)
+                  : KC_ERR_NOMEM;
+#else
+        snprintf(error, error_size, "ledger: this kcobrad was built without the ledger");
+        err = KC_ERR_UNSUPPORTED;
+#endif
+    }
     if (err != KC_OK) {
         kci_components_stop(components);
         return err;
@@ -232,7 +298,9 @@ void kci_components_stop(kci_components *components)
 {
     if (components == NULL) return;
     /* Reverse order of start. The ingress first stops taking lines, then its
-     * client closes, answering what is still in flight. */
+     * client closes, answering what is still in flight. The ledger answers what
+     * it has queued. */
+    stop_ledger(components);
     kci_ingress_stop(components->ingress, DRAIN_MS);
     if (components->ingress_client != NULL &&
         kc_client_close(components->ingress_client, CLIENT_CLOSE_MS) != KC_OK)

@@ -27,6 +27,14 @@ typedef struct kci_components_config {
     int ingress_port;           /* default 4223 */
     char *ingress_type;         /* request type for seed-format lines; default "default" */
     int64_t ingress_timeout_ms; /* per request; default 5000 */
+    /* the ledger (docs/ledger.md) */
+    bool ledger_enabled; /* default false */
+    char *ledger_dir;    /* default "<data_dir>/ledger" */
+    int ledger_workers;  /* default 2 */
+    bool ledger_mint_disabled;
+    int64_t ledger_map_bytes;        /* 0: the default */
+    int64_t ledger_reap_interval_ms; /* 0: the default */
+    int64_t ledger_reap_age_ms;      /* -1: the default */
 } kci_components_config;
 
 void kci_components_config_from_options(kci_components_config *config, const kci_options *options);

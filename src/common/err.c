@@ -30,6 +30,7 @@ const char *kc_strerror(kc_err err)
     case KC_ERR_NOT_CONNECTED: return "not connected";
     case KC_ERR_BAD_HEADER: return "malformed KingCobra header";
     case KC_ERR_EXPIRED: return "deadline passed";
+    case KC_ERR_PAYMENT: return "payment required or refused";
     }
     return "unknown error";
 }

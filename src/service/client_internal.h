@@ -34,6 +34,7 @@ enum {
 /* HTTP-like codes the library itself puts in Kc-Error (docs/service.md). */
 enum {
     KCI_CODE_BAD_REQUEST = 400,     /* a malformed KingCobra header; the handler did not run */
+    KCI_CODE_PAYMENT = 402,         /* a paid service: Kc-Pay missing or refused by the ledger */
     KCI_CODE_CONFLICT = 409,        /* the same Kc-Id is still being handled elsewhere */
     KCI_CODE_INTERNAL = 500,        /* the library failed (memory) while serving */
     KCI_CODE_DEADLINE_PASSED = 504, /* Kc-Deadline passed before a worker took it */
@@ -81,6 +82,20 @@ typedef struct kci_service_stats {
 } kci_service_stats;
 
 void kci_service_stats_get(kc_service *service, kci_service_stats *out);
+
+/* ---- payment.c ---------------------------------------------------------- */
+
+enum {
+    KCI_PAYMENT_TIMEOUT_MS = 5000, /* the ledger's answer to a claim, at most */
+    KCI_WALLET_TEXT_BYTES = 64,    /* a wallet address: an Ed25519 key in hex */
+};
+
+/* Claims the request's Kc-Pay with the ledger for wallet and price:
+ * KC_OK when paid; otherwise KC_ERR_PAYMENT with why in message. */
+kc_err kci_payment_claim(kc_client *client, const char *wallet, int64_t price,
+                         const kci_kc_headers *headers, char *message, size_t message_size);
+/* A wallet address: 64 hex digits. */
+bool kci_wallet_address_valid(const char *wallet);
 
 /* ---- reply.c ------------------------------------------------------------ */
 

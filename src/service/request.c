@@ -122,8 +122,9 @@ static kc_err build_request(natsMsg **out, kc_client *client, const char *subjec
     return KC_OK;
 }
 
-kc_err kc_client_request(kc_reply **out, kc_client *client, const char *type, const void *payload,
-                         size_t payload_len, int64_t timeout_ms)
+/* A synchronous request; pay (may be NULL) becomes Kc-Pay. */
+static kc_err request_sync(kc_reply **out, kc_client *client, const char *type, const void *payload,
+                           size_t payload_len, int64_t timeout_ms, const char *pay)
 {
     if (out == NULL || client == NULL)
         return kci_fail(KC_ERR_INVALID_ARGUMENT, "out or client is NULL");
@@ -134,6 +135,7 @@ kc_err kc_client_request(kc_reply **out, kc_client *client, const char *type, co
     if (err != KC_OK) return err;
     kci_kc_headers headers;
     kci_headers_clear(&headers);
+    if (pay != NULL) kci_text_copy(headers.pay, sizeof(headers.pay), pay);
     natsMsg *request = NULL;
     err = build_request(&request, client, subject, NULL, type, payload, payload_len, timeout_ms,
                         &headers);
@@ -149,6 +151,25 @@ kc_err kc_client_request(kc_reply **out, kc_client *client, const char *type, co
         return kci_fail(KC_ERR_NO_RESPONDERS, "no service serves type %s", type);
     if (status != NATS_OK) return kci_nats_fail(status, "request");
     return kci_reply_adopt(out, reply, headers.id);
+}
+
+kc_err kc_client_request(kc_reply **out, kc_client *client, const char *type, const void *payload,
+                         size_t payload_len, int64_t timeout_ms)
+{
+    return request_sync(out, client, type, payload, payload_len, timeout_ms, NULL);
+}
+
+kc_err kc_client_request_paid(kc_reply **out, kc_client *client, const char *type,
+                              const void *payload, size_t payload_len, int64_t timeout_ms,
+                              const char *pay)
+{
+    kci_uuid uuid;
+    if (pay == NULL || !kci_uuid_parse(pay, strlen(pay), &uuid))
+        return kci_fail(KC_ERR_INVALID_ARGUMENT, "pay must be a transfer id (a UUID)");
+    kc_err err = request_sync(out, client, type, payload, payload_len, timeout_ms, pay);
+    if (err == KC_ERR_SERVICE && *out != NULL && kc_reply_error_code(*out) == KCI_CODE_PAYMENT)
+        return kci_fail(KC_ERR_PAYMENT, "%s", kc_reply_error_message(*out));
+    return err;
 }
 
 /* ---- the deadline heap (under async->lock) ------------------------------ */

@@ -22,6 +22,10 @@
  *     may call a service) and observe Kc-Ts; a malformed KingCobra header is
  *     answered 400 "<header>: <what is wrong>" and the handler does not run;
  *  2. no Kc-Id: one is made up, and the request bypasses the cache;
+ *  2b. a paid service (price > 0): the Kc-Pay is claimed with the ledger
+ *     for this request's Kc-Id (payment.c; the ledger makes the claim
+ *     idempotent per request, so a redelivery passes again) and a missing
+ *     or refused payment is answered 402 without running the handler;
  *  3. the idempotence cache: a reply stored for this Kc-Id is sent again
  *     (same payload, error and reply Kc-Id), deadline or not; an id in
  *     progress on another worker is waited for (at most
@@ -90,6 +94,8 @@ struct kc_service {
     _Atomic uint64_t expired_count;
     _Atomic uint64_t rejected_count;
     _Atomic uint64_t busy_count;
+    int64_t price; /* > 0: a paid service */
+    char wallet[KCI_WALLET_TEXT_BYTES + 1];
 };
 
 struct kc_request {
@@ -128,6 +134,11 @@ const char *kc_request_node(const kc_request *request)
 const char *kc_request_timestamp(const kc_request *request)
 {
     return request != NULL ? request->headers->ts : "";
+}
+
+const char *kc_request_payment(const kc_request *request)
+{
+    return request != NULL ? request->headers->pay : "";
 }
 
 int64_t kc_request_deadline_ms(const kc_request *request)
@@ -205,6 +216,8 @@ void kc_service_options_init(kc_service_options *options)
     options->worker_count = WORKERS_DEFAULT;
     options->idempotence_entries_max = IDEMPOTENCE_ENTRIES_DEFAULT;
     options->idempotence_ttl_ms = IDEMPOTENCE_TTL_MS_DEFAULT;
+    options->price = 0;
+    options->wallet = NULL;
 }
 
 /* ---- replies ------------------------------------------------------------ */
@@ -408,6 +421,17 @@ static void reject(kc_service *service, natsMsg *message)
     send_error(service, message, request_id, KCI_CODE_BAD_REQUEST, detail);
 }
 
+/* False after answering 402: the payment is missing or the ledger refused it. */
+static bool payment_accepted(kc_service *service, natsMsg *message, const kci_kc_headers *headers)
+{
+    char detail[KC_ERROR_MESSAGE_BYTES_MAX];
+    if (kci_payment_claim(service->client, service->wallet, service->price, headers, detail,
+                          sizeof(detail)) == KC_OK)
+        return true;
+    send_error(service, message, headers->id, KCI_CODE_PAYMENT, detail);
+    return false;
+}
+
 static void serve(kc_service *service, natsMsg *message)
 {
     kci_kc_headers headers;
@@ -421,6 +445,7 @@ static void serve(kc_service *service, natsMsg *message)
     bool tracked = headers.id[0] != '\0';
     if (!tracked) kci_uuid_v7_text(headers.id);
     bool expired = headers.deadline_ms != 0 && kci_wall_ms() >= headers.deadline_ms;
+    if (service->price > 0 && !expired && !payment_accepted(service, message, &headers)) return;
     if (service->cache != NULL && tracked)
         serve_cached(service, message, &headers, expired);
     else if (expired)
@@ -519,6 +544,10 @@ static kc_err check_options(const kc_service_options *options)
                         options->idempotence_entries_max, KCI_IDEMPOTENCE_ENTRIES_MAX);
     if (options->idempotence_entries_max > 0 && options->idempotence_ttl_ms <= 0)
         return kci_fail(KC_ERR_INVALID_ARGUMENT, "idempotence_ttl_ms must be > 0");
+    if (options->price < 0) return kci_fail(KC_ERR_INVALID_ARGUMENT, "price must be >= 0");
+    if (options->price > 0 && !kci_wallet_address_valid(options->wallet))
+        return kci_fail(KC_ERR_INVALID_ARGUMENT,
+                        "a paid service needs its wallet address (64 hex digits)");
     return KC_OK;
 }
 
@@ -537,6 +566,9 @@ static kc_service *service_alloc(const kc_service_options *options)
     kc_service *service = calloc(1, sizeof(*service));
     if (service == NULL) return NULL;
     service->worker_count = options->worker_count;
+    service->price = options->price;
+    if (options->price > 0)
+        kci_text_copy(service->wallet, sizeof(service->wallet), options->wallet);
     service->workers = calloc((size_t)options->worker_count, sizeof(pthread_t));
     pthread_mutex_init(&service->lock, NULL);
     pthread_cond_init(&service->leadership_free, NULL);

@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# bench/run_ledger.sh BUILD_DIR - acknowledged, durable transfers/s through the
+# ledger (kcobrad's ledger component) beside the same workload on PostgreSQL,
+# measured in the same run.
+#
+# Ledger: a fresh kcobrad per round with a ledger in a scratch directory;
+# BUILD_DIR/bench/ledger_bench mints (untimed) one coin per client slot to
+# random wallets among 10,000, pre-signs (untimed) random payer -> payee
+# transfers of one coin, then CLIENTS connections each send them in
+# kc.ledger.transfer.batch requests of BATCH and wait for each
+# acknowledgement (sent after the LMDB commit, fsync'd). Every transfer's
+# Ed25519 signature is verified by the ledger.
+#
+# PostgreSQL (Debian postgresql 15): a scratch cluster (initdb, pg_ctl on
+# 127.0.0.1, a socket in the scratch directory; run as the user "nobody"
+# when this script runs as root), a coins table (id, owner, hops) with the
+# same number of coins among 10,000 wallets and a trail table; pgbench runs
+# CLIENTS clients for DURATION seconds, one SERIALIZABLE transaction per
+# transfer that reads the coin's owner (the check), moves it to a random
+# payee only if it is still that owner, and appends the trail row
+# (synchronous_commit on: durable like the ledger). Serialization failures
+# are retried (--max-tries) and counted by pgbench. No signatures: Postgres
+# is given the bookkeeping only.
+#
+# Prints per round and the medians: transfers/s, p50 and p99 latency (a
+# ledger transfer's latency is its batch's round trip; PostgreSQL's is one
+# transaction's), and the ratio ledger/PostgreSQL.
+#
+# Environment: BENCH_LEDGER_ROUNDS (3), BENCH_LEDGER_CLIENTS (16),
+# BENCH_LEDGER_BATCH (64), BENCH_LEDGER_TRANSFERS (per client, 2000),
+# BENCH_LEDGER_PG_SECONDS (10), PG_BIN (/usr/lib/postgresql/15/bin),
+# KCOBRAD (BUILD_DIR/src/cmd/kcobrad).
+set -euo pipefail
+
+ROUNDS=${BENCH_LEDGER_ROUNDS:-3}
+CLIENTS=${BENCH_LEDGER_CLIENTS:-16}
+BATCH=${BENCH_LEDGER_BATCH:-64}
+TRANSFERS=${BENCH_LEDGER_TRANSFERS:-2000}
+PG_SECONDS=${BENCH_LEDGER_PG_SECONDS:-10}
+WALLETS=10000
+COINS_PER_CLIENT=500
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+READY_TRIES=100 # x 0.05 s
+
+[ $# -eq 1 ] || { echo "usage: $0 BUILD_DIR" >&2; exit 2; }
+BUILD_DIR=$1
+BENCH=$BUILD_DIR/bench/ledger_bench
+KCOBRAD=${KCOBRAD:-$BUILD_DIR/src/cmd/kcobrad}
+for program in "$BENCH" "$KCOBRAD"; do
+    [ -x "$program" ] || { echo "run_ledger.sh: $program is missing (build $BUILD_DIR first)" >&2; exit 2; }
+done
+PG_OK=1
+for program in "$PG_BIN/initdb" "$PG_BIN/pg_ctl" "$(command -v pgbench || true)"; do
+    if [ -z "$program" ] || [ ! -x "$program" ]; then
+        echo "run_ledger.sh: PostgreSQL not found ($PG_BIN, pgbench): the ledger alone" >&2
+        PG_OK=0
+    fi
+done
+
+SCRATCH=$(mktemp -d /tmp/kc-bench-ledger-XXXXXX)
+KCOBRAD_PID=""
+PG_DATA=""
+cleanup() {
+    [ -z "$KCOBRAD_PID" ] || { kill "$KCOBRAD_PID" 2>/dev/null || true; wait "$KCOBRAD_PID" 2>/dev/null || true; }
+    [ -z "$PG_DATA" ] || as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$SCRATCH"
+}
+trap cleanup EXIT
+
+free_port() {
+    /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# PostgreSQL refuses to run as root.
+as_pg() {
+    if [ "$(id -u)" -eq 0 ]; then runuser -u nobody -- "$@"; else "$@"; fi
+}
+
+median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) print 0; else if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
+
+json_field() { # json_field FIELD < line
+    /usr/bin/python3 -c "import json,sys; print(json.loads(sys.stdin.read())['$1'])"
+}
+
+ledger_round() {
+    local round=$1 port dir
+    port=$(free_port)
+    dir=$SCRATCH/ledger-$round
+    mkdir -p "$dir"
+    printf 'data_dir: "%s/data"\nledger { dir: "%s/ledger" }\n' "$dir" "$dir" >"$dir/kcobrad.conf"
+    "$KCOBRAD" -a 127.0.0.1 -p "$port" -c "$dir/kcobrad.conf" >"$dir/kcobrad.log" 2>&1 &
+    KCOBRAD_PID=$!
+    local tries=0
+    until grep -q "Server is ready" "$dir/kcobrad.log" 2>/dev/null; do
+        tries=$((tries + 1))
+        [ $tries -lt $READY_TRIES ] || { echo "run_ledger.sh: kcobrad did not start:" >&2; cat "$dir/kcobrad.log" >&2; exit 1; }
+        sleep 0.05
+    done
+    "$BENCH" --server "nats://127.0.0.1:$port" --wallets $WALLETS --clients "$CLIENTS" \
+        --coins $COINS_PER_CLIENT --transfers "$TRANSFERS" --batch "$BATCH" >"$dir/result.json"
+    kill "$KCOBRAD_PID"
+    wait "$KCOBRAD_PID" 2>/dev/null || true
+    KCOBRAD_PID=""
+    cat "$dir/result.json"
+}
+
+pg_setup() {
+    PG_DATA=$SCRATCH/pg
+    local socket=$SCRATCH/pgsock
+    mkdir -p "$PG_DATA" "$socket"
+    [ "$(id -u)" -ne 0 ] || chown -R nobody "$SCRATCH"
+    PG_PORT=$(free_port)
+    as_pg "$PG_BIN/initdb" -D "$PG_DATA" -A trust -U postgres >"$SCRATCH/initdb.log" 2>&1
+    as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$SCRATCH/pg.log" -w \
+        -o "-k $socket -p $PG_PORT -c listen_addresses=127.0.0.1 -c max_connections=$((CLIENTS + 10))" \
+        start >/dev/null
+    PG_CONNECT=(-h 127.0.0.1 -p "$PG_PORT" -U postgres)
+    psql "${PG_CONNECT[@]}" -q -v ON_ERROR_STOP=1 postgres >/dev/null <<SQL
+CREATE TABLE coins (id bigint PRIMARY KEY, owner int NOT NULL, hops int NOT NULL);
+CREATE TABLE trail (coin bigint NOT NULL, hop int NOT NULL, payer int NOT NULL, payee int NOT NULL,
+                    amount bigint NOT NULL, at timestamptz NOT NULL DEFAULT now(),
+                    PRIMARY KEY (coin, hop));
+INSERT INTO coins SELECT g, 1 + (random() * ($WALLETS - 1))::int, 1
+    FROM generate_series(1, $((CLIENTS * COINS_PER_CLIENT))) g;
+VACUUM ANALYZE;
+SQL
+    cat >"$SCRATCH/transfer.sql" <<SQL
+\set coin random(1, $((CLIENTS * COINS_PER_CLIENT)))
+\set payee random(1, $WALLETS)
+BEGIN ISOLATION LEVEL SERIALIZABLE;
+SELECT owner AS payer, hops AS hop FROM coins WHERE id = :coin \gset
+UPDATE coins SET owner = :payee, hops = hops + 1 WHERE id = :coin AND owner = :payer;
+INSERT INTO trail (coin, hop, payer, payee, amount) VALUES (:coin, :hop, :payer, :payee, 1);
+END;
+SQL
+    [ "$(id -u)" -ne 0 ] || chown -R nobody "$SCRATCH"
+}
+
+pg_round() {
+    local round=$1 dir=$SCRATCH/pgrun-$round
+    mkdir -p "$dir"
+    [ "$(id -u)" -ne 0 ] || chown nobody "$dir"
+    (cd "$dir" && as_pg pgbench "${PG_CONNECT[@]}" -n -f "$SCRATCH/transfer.sql" -c "$CLIENTS" -j 2 \
+        -T "$PG_SECONDS" --protocol=prepared --max-tries=10 -l --log-prefix=tx postgres) \
+        >"$dir/pgbench.out" 2>&1 || { cat "$dir/pgbench.out" >&2; exit 1; }
+    local tps p50 p99
+    tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$dir/pgbench.out" | head -1)
+    # Per-transaction log: column 3 is the latency in microseconds.
+    cat "$dir"/tx.* | awk '{print $3}' | sort -n >"$dir/latencies"
+    p50=$(awk -v n="$(wc -l <"$dir/latencies")" 'NR==int(n*0.50)+1 {printf "%.2f", $1/1000; exit}' "$dir/latencies")
+    p99=$(awk -v n="$(wc -l <"$dir/latencies")" 'NR==int(n*0.99)+1 {printf "%.2f", $1/1000; exit}' "$dir/latencies")
+    printf '{"transfers_per_s":%s,"p50_ms":%s,"p99_ms":%s}\n' "$tps" "${p50:-0}" "${p99:-0}"
+}
+
+echo "ledger benchmark: $CLIENTS clients, batches of $BATCH, $WALLETS wallets, $ROUNDS rounds"
+echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+[ $PG_OK -eq 0 ] || pg_setup
+: >"$SCRATCH/ledger.tps"; : >"$SCRATCH/ledger.p50"; : >"$SCRATCH/ledger.p99"
+: >"$SCRATCH/pg.tps"; : >"$SCRATCH/pg.p50"; : >"$SCRATCH/pg.p99"
+for round in $(seq 1 "$ROUNDS"); do
+    line=$(ledger_round "$round")
+    echo "round $round ledger:     $line"
+    echo "$line" | json_field transfers_per_s >>"$SCRATCH/ledger.tps"
+    echo "$line" | json_field p50_ms >>"$SCRATCH/ledger.p50"
+    echo "$line" | json_field p99_ms >>"$SCRATCH/ledger.p99"
+    if [ $PG_OK -eq 1 ]; then
+        line=$(pg_round "$round")
+        echo "round $round postgresql: $line"
+        echo "$line" | json_field transfers_per_s >>"$SCRATCH/pg.tps"
+        echo "$line" | json_field p50_ms >>"$SCRATCH/pg.p50"
+        echo "$line" | json_field p99_ms >>"$SCRATCH/pg.p99"
+    fi
+done
+ledger_tps=$(median <"$SCRATCH/ledger.tps")
+printf '\n%-12s %14s %10s %10s\n' "" "transfers/s" "p50 ms" "p99 ms"
+printf '%-12s %14.0f %10s %10s\n' ledger "$ledger_tps" "$(median <"$SCRATCH/ledger.p50")" "$(median <"$SCRATCH/ledger.p99")"
+if [ $PG_OK -eq 1 ]; then
+    pg_tps=$(median <"$SCRATCH/pg.tps")
+    printf '%-12s %14.0f %10s %10s\n' postgresql "$pg_tps" "$(median <"$SCRATCH/pg.p50")" "$(median <"$SCRATCH/pg.p99")"
+    awk -v a="$ledger_tps" -v b="$pg_tps" 'BEGIN {printf "ratio ledger/postgresql: %.2fx (target 20x)\n", a / b}'
+fi
+echo "target: 100000 transfers/s; medians of $ROUNDS rounds"

@@ -1,0 +1,302 @@
+/* audit.c - the ledger's self-check (query.h), over one read snapshot.
+ *
+ * Passes, each linear in what it reads:
+ *   1. transfers: every signature verifies with its "from" key; an issue
+ *      is signed by the mint; an exchange goes to the mint.
+ *   2. coins: a live coin's last hop goes to its owner and its trail
+ *      chains: hop 0 is the mint's issue, each hop's "from" is the previous
+ *      hop's "to", each hop's transfer lists the coin at its denomination;
+ *      live coins' denominations add up to the supply table.
+ *   3. references: each entry wallet -> coin names a live coin owned by
+ *      that wallet, and there are as many entries as live coins: no coin
+ *      has two owners, none has none (the reference count is exactly 1).
+ *   4. balances: each wallet's balance is the sum of its coins, and the
+ *      balances add up to the total supply.
+ * Signatures are checked once per transfer (pass 1), not once per hop. */
+#include "query.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct audit {
+    MDB_txn *txn;
+    const kci_ledger_store *store;
+    json_t *problems;
+    uint64_t problem_count;
+    uint64_t transfers_verified;
+    uint64_t coins_live, coins_retired, coins_reaped;
+    uint64_t live_value; /* the sum of live coins' denominations */
+    uint64_t hops_checked;
+    uint64_t references;
+    uint64_t wallets;
+    uint64_t balances_total;
+    uint64_t supply_table_total;
+    json_t *supply_by_denomination; /* "<denomination>": live coins, the first ones */
+} audit;
+
+static void problem(audit *state, const char *format, ...) __attribute__((format(printf, 2, 3)));
+
+static void problem(audit *state, const char *format, ...)
+{
+    state->problem_count++;
+    if (json_array_size(state->problems) >= KCI_LEDGER_AUDIT_PROBLEMS_MAX) return;
+    char text[KCI_LEDGER_ERROR_BYTES_MAX];
+    va_list arguments;
+    va_start(arguments, format);
+    vsnprintf(text, sizeof text, format, arguments);
+    va_end(arguments);
+    json_array_append_new(state->problems, json_string(text));
+}
+
+/* Pass 1. */
+static int audit_transfers(audit *state)
+{
+    MDB_cursor *cursor = NULL;
+    MDB_val key, value;
+    int rc = mdb_cursor_open(state->txn, state->store->transfers, &cursor);
+    const uint8_t *mint = state->store->mint.public_key;
+    for (int op = MDB_FIRST; rc == 0; op = MDB_NEXT) {
+        rc = mdb_cursor_get(cursor, &key, &value, (MDB_cursor_op)op);
+        if (rc != 0) break;
+        kci_ledger_transfer transfer;
+        char id[37];
+        kci_ledger_id_text(id, key.mv_data);
+        if (key.mv_size != KCI_LEDGER_ID_BYTES ||
+            kci_ledger_transfer_get(state->txn, state->store, key.mv_data, &transfer, NULL) != 0) {
+            problem(state, "transfer %s: unreadable record", id);
+            continue;
+        }
+        bool issue = transfer.kind == KCI_LEDGER_KIND_ISSUE;
+        if (issue != (memcmp(transfer.from, mint, KCI_LEDGER_KEY_BYTES) == 0))
+            problem(state, "transfer %s: %s", id,
+                    issue ? "an issue not by the mint" : "the mint as a payer");
+        if (transfer.kind == KCI_LEDGER_KIND_EXCHANGE &&
+            memcmp(transfer.to, mint, KCI_LEDGER_KEY_BYTES) != 0)
+            problem(state, "exchange %s: not paid to the mint", id);
+        if (!kci_ledger_verify(&transfer, transfer.from))
+            problem(state, "transfer %s: the signature does not verify", id);
+        else
+            state->transfers_verified++;
+        kci_ledger_transfer_free(&transfer);
+    }
+    if (cursor != NULL) mdb_cursor_close(cursor);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static bool transfer_lists(const kci_ledger_transfer *transfer,
+                           const uint8_t coin[KCI_LEDGER_ID_BYTES], uint64_t denomination)
+{
+    kci_ledger_coin probe = {.denomination = 0};
+    memcpy(probe.id, coin, KCI_LEDGER_ID_BYTES);
+    for (uint32_t low = 0, high = transfer->coin_count; low < high;) {
+        uint32_t middle = low + (high - low) / 2;
+        int order = memcmp(transfer->coins[middle].id, coin, KCI_LEDGER_ID_BYTES);
+        if (order == 0) return transfer->coins[middle].denomination == denomination;
+        if (order < 0)
+            low = middle + 1;
+        else
+            high = middle;
+    }
+    return false;
+}
+
+/* The trail of one coin (pass 2). */
+static void audit_trail(audit *state, const uint8_t coin[KCI_LEDGER_ID_BYTES],
+                        const kci_ledger_coin_record *record, const char *coin_text)
+{
+    uint8_t previous_to[KCI_LEDGER_KEY_BYTES];
+    for (uint32_t hop = 0; hop < record->hop_count; hop++) {
+        uint8_t key_bytes[KCI_LEDGER_ID_BYTES + 4];
+        kci_ledger_trail_key(key_bytes, coin, hop);
+        MDB_val key = {.mv_size = sizeof key_bytes, .mv_data = key_bytes}, value;
+        kci_ledger_transfer transfer;
+        if (mdb_get(state->txn, state->store->trail, &key, &value) != 0 ||
+            value.mv_size != KCI_LEDGER_ID_BYTES ||
+            kci_ledger_transfer_get(state->txn, state->store, value.mv_data, &transfer, NULL) !=
+                0) {
+            problem(state, "coin %s: hop %" PRIu32 " is missing", coin_text, hop);
+            return;
+        }
+        state->hops_checked++;
+        if (hop == 0 && transfer.kind != KCI_LEDGER_KIND_ISSUE)
+            problem(state, "coin %s: its first hop is not the mint's issue", coin_text);
+        if (hop > 0 && memcmp(transfer.from, previous_to, KCI_LEDGER_KEY_BYTES) != 0)
+            problem(state, "coin %s: hop %" PRIu32 " is paid by a wallet that did not hold it",
+                    coin_text, hop);
+        if (!transfer_lists(&transfer, coin, record->denomination))
+            problem(state, "coin %s: hop %" PRIu32 "'s transfer does not list it", coin_text, hop);
+        memcpy(previous_to, transfer.to, KCI_LEDGER_KEY_BYTES);
+        kci_ledger_transfer_free(&transfer);
+    }
+    if (record->hop_count == 0 || memcmp(previous_to, record->owner, KCI_LEDGER_KEY_BYTES) != 0)
+        problem(state, "coin %s: its trail does not end at its owner", coin_text);
+}
+
+/* Pass 2. */
+static int audit_coins(audit *state)
+{
+    MDB_cursor *cursor = NULL;
+    MDB_val key, value;
+    int rc = mdb_cursor_open(state->txn, state->store->coins, &cursor);
+    for (int op = MDB_FIRST; rc == 0; op = MDB_NEXT) {
+        rc = mdb_cursor_get(cursor, &key, &value, (MDB_cursor_op)op);
+        if (rc != 0) break;
+        kci_ledger_coin_record record;
+        char coin_text[37];
+        kci_ledger_id_text(coin_text, key.mv_data);
+        if (key.mv_size != KCI_LEDGER_ID_BYTES || value.mv_size != sizeof record) {
+            problem(state, "coin %s: unreadable record", coin_text);
+            continue;
+        }
+        memcpy(&record, value.mv_data, sizeof record);
+        if (record.state == KCI_LEDGER_COIN_LIVE) {
+            state->coins_live++;
+            state->live_value += record.denomination;
+        } else if (record.state == KCI_LEDGER_COIN_RETIRED) {
+            state->coins_retired++;
+        } else {
+            state->coins_reaped++;
+            continue; /* its trail was freed */
+        }
+        audit_trail(state, key.mv_data, &record, coin_text);
+    }
+    if (cursor != NULL) mdb_cursor_close(cursor);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Compares one wallet's coins with its stored balance (pass 3 and 4). */
+static void wallet_done(audit *state, const uint8_t wallet[KCI_LEDGER_KEY_BYTES], uint64_t sum)
+{
+    uint64_t balance = kci_ledger_balance_get(state->txn, state->store, wallet);
+    char text[KCI_LEDGER_ADDRESS_TEXT_BYTES + 1];
+    kci_ledger_hex(text, wallet, KCI_LEDGER_KEY_BYTES);
+    if (balance != sum)
+        problem(state, "wallet %.16s...: balance %" PRIu64 " but its coins are worth %" PRIu64,
+                text, balance, sum);
+    state->wallets++;
+}
+
+/* Pass 3. */
+static int audit_references(audit *state)
+{
+    MDB_cursor *cursor = NULL;
+    MDB_val key, value;
+    uint8_t wallet[KCI_LEDGER_KEY_BYTES];
+    uint64_t sum = 0;
+    bool have_wallet = false;
+    int rc = mdb_cursor_open(state->txn, state->store->owned, &cursor);
+    for (int op = MDB_FIRST; rc == 0; op = MDB_NEXT) {
+        rc = mdb_cursor_get(cursor, &key, &value, (MDB_cursor_op)op);
+        if (rc != 0) break;
+        if (key.mv_size != KCI_LEDGER_KEY_BYTES || value.mv_size != KCI_LEDGER_ID_BYTES) continue;
+        if (have_wallet && memcmp(wallet, key.mv_data, KCI_LEDGER_KEY_BYTES) != 0) {
+            wallet_done(state, wallet, sum);
+            sum = 0;
+        }
+        memcpy(wallet, key.mv_data, KCI_LEDGER_KEY_BYTES);
+        have_wallet = true;
+        state->references++;
+        kci_ledger_coin_record record;
+        char coin_text[37];
+        kci_ledger_id_text(coin_text, value.mv_data);
+        if (kci_ledger_coin_get(state->txn, state->store, value.mv_data, &record) != 0 ||
+            record.state != KCI_LEDGER_COIN_LIVE ||
+            memcmp(record.owner, wallet, KCI_LEDGER_KEY_BYTES) != 0)
+            problem(state, "coin %s: referenced by a wallet that does not own it", coin_text);
+        else
+            sum += record.denomination;
+    }
+    if (have_wallet) wallet_done(state, wallet, sum);
+    if (cursor != NULL) mdb_cursor_close(cursor);
+    if (state->references != state->coins_live)
+        problem(state, "%" PRIu64 " references for %" PRIu64 " live coins: a coin has %s owner",
+                state->references, state->coins_live,
+                state->references > state->coins_live ? "a second" : "no");
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Sums a table of u64 values (balances), or of counts times their
+ * denomination key (supply). */
+static int sum_table(audit *state, MDB_dbi dbi, bool weighted, uint64_t *total, uint64_t *entries)
+{
+    MDB_cursor *cursor = NULL;
+    MDB_val key, value;
+    int rc = mdb_cursor_open(state->txn, dbi, &cursor);
+    for (int op = MDB_FIRST; rc == 0; op = MDB_NEXT) {
+        rc = mdb_cursor_get(cursor, &key, &value, (MDB_cursor_op)op);
+        uint64_t number = 0;
+        if (rc != 0 || value.mv_size != sizeof number) continue;
+        memcpy(&number, value.mv_data, sizeof number);
+        if (weighted && key.mv_size == 8 &&
+            json_object_size(state->supply_by_denomination) < KCI_LEDGER_AUDIT_DENOMINATIONS_MAX) {
+            char name[24];
+            snprintf(name, sizeof name, "%" PRIu64, kci_ledger_sequence_from_key(key.mv_data));
+            json_object_set_new(state->supply_by_denomination, name,
+                                json_integer((json_int_t)number));
+        }
+        *total += weighted && key.mv_size == 8 ? number * kci_ledger_sequence_from_key(key.mv_data)
+                                               : number;
+        (*entries)++;
+    }
+    if (cursor != NULL) mdb_cursor_close(cursor);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Pass 4. */
+static int audit_totals(audit *state)
+{
+    uint64_t balance_entries = 0, denominations = 0;
+    int rc =
+        sum_table(state, state->store->balances, false, &state->balances_total, &balance_entries);
+    if (rc == 0)
+        rc = sum_table(state, state->store->supply, true, &state->supply_table_total,
+                       &denominations);
+    if (rc != 0) return rc;
+    if (balance_entries != state->wallets)
+        problem(state, "%" PRIu64 " balances stored for %" PRIu64 " wallets holding coins",
+                balance_entries, state->wallets);
+    uint64_t supply = state->store->supply_total;
+    if (state->balances_total != supply || state->supply_table_total != supply ||
+        state->live_value != supply)
+        problem(state,
+                "total supply %" PRIu64 ", balances add up to %" PRIu64 ", live coins to %" PRIu64
+                ", the supply table to %" PRIu64,
+                supply, state->balances_total, state->live_value, state->supply_table_total);
+    return 0;
+}
+
+json_t *kci_ledger_audit(MDB_txn *txn, const kci_ledger_store *store, kci_ledger_outcome *outcome)
+{
+    (void)outcome;
+    audit state = {.txn = txn,
+                   .store = store,
+                   .problems = json_array(),
+                   .supply_by_denomination = json_object()};
+    if (state.problems == NULL || state.supply_by_denomination == NULL) {
+        json_decref(state.problems);
+        json_decref(state.supply_by_denomination);
+        return NULL;
+    }
+    int rc = audit_transfers(&state);
+    if (rc == 0) rc = audit_coins(&state);
+    if (rc == 0) rc = audit_references(&state);
+    if (rc == 0) rc = audit_totals(&state);
+    if (rc != 0) {
+        json_decref(state.problems);
+        json_decref(state.supply_by_denomination);
+        return NULL;
+    }
+    return json_pack(
+        "{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:I, s:o, s:o}", "ok",
+        state.problem_count == 0, "supply", (json_int_t)store->supply_total, "balances_total",
+        (json_int_t)state.balances_total, "wallets", (json_int_t)state.wallets, "coins_live",
+        (json_int_t)state.coins_live, "coins_retired", (json_int_t)state.coins_retired,
+        "coins_reaped", (json_int_t)state.coins_reaped, "transfers_verified",
+        (json_int_t)state.transfers_verified, "hops_checked", (json_int_t)state.hops_checked,
+        "references", (json_int_t)state.references, "mint", store->mint_address, "problem_count",
+        (json_int_t)state.problem_count, "problems", state.problems, "supply_by_denomination",
+        state.supply_by_denomination);
+}

@@ -1,0 +1,755 @@
+/* serve.c - the ledger service (serve.h): the request queue, the workers,
+ * the writer with group commit, the reaper's schedule, the replies.
+ *
+ * A write request becomes a job: the worker parses it, fills in the coins'
+ * denominations from a read snapshot (they never change) and verifies
+ * every signature, so the writer only checks ownership and writes. A
+ * transfer that fails verification gets its outcome there and the writer
+ * skips it. The writer takes every job queued (up to
+ * KCI_LEDGER_BATCH_TRANSFERS_MAX transfers), applies them in order in one
+ * LMDB write transaction, commits (LMDB syncs), then replies: a request is
+ * acknowledged only once its effect is on disk. If the commit fails,
+ * nothing of the batch happened and every job in it is answered 500 (or
+ * 507 when the map is full).
+ *
+ * Replies carry the KingCobra headers (Kc-Reply-To the request's Kc-Id) and,
+ * for an error, Kc-Error "<code> <message>" with the same in the JSON body. */
+#include "serve.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "ledger/codec.h"
+#include "ledger/query.h"
+#include "ledger/store.h"
+#include "service/headers.h"
+
+#define NODE_DEFAULT "ledger"
+
+enum {
+    WORKER_COUNT_DEFAULT = 2,
+    REPLY_BYTES_DEFAULT = 1024 * 1024, /* when the server does not say its max_payload */
+};
+
+typedef struct job {
+    struct job *next;
+    natsMsg *message;
+    kci_kc_headers headers;
+    kci_ledger_request request;
+    kci_ledger_outcome *outcomes;              /* one per transfer, or one for the request */
+    uint32_t issue_count;                      /* entries of issue_ids and issued */
+    uint8_t (*issue_ids)[KCI_LEDGER_ID_BYTES]; /* mint: per grant; exchange: one */
+    kci_ledger_coin **issued;                  /* the new coins, likewise */
+    uint32_t transfer_weight;                  /* how much of a batch it takes */
+} job;
+
+struct kci_ledger {
+    natsConnection *connection;
+    natsSubscription *subscription;
+    kci_ledger_store *store;
+    kci_ledger_config config;
+    char node[KC_NODE_BYTES_MAX + 1];
+    size_t reply_bytes_max;
+
+    pthread_mutex_t lock; /* the request queue, the job list, the flags */
+    pthread_cond_t requests_ready;
+    pthread_cond_t jobs_ready;
+    pthread_cond_t completed;
+    natsMsg **queue; /* ring of KCI_LEDGER_QUEUE_MAX */
+    uint32_t queue_first, queue_count;
+    job *jobs_first, *jobs_last;
+    uint32_t jobs_in_flight; /* taken by a worker, not yet queued for the writer */
+    bool subscription_open;
+    bool stopping;
+    pthread_t workers[KCI_LEDGER_WORKERS_MAX];
+    int worker_count;
+    pthread_t writer;
+    bool writer_started;
+};
+
+/* ---- replies ---------------------------------------------------------------- */
+
+static void publish(kci_ledger *ledger, natsMsg *request, const kci_kc_headers *headers, int code,
+                    const char *message, const char *body)
+{
+    const char *reply_subject = natsMsg_GetReply(request);
+    if (reply_subject == NULL || reply_subject[0] == '\0') return;
+    natsMsg *reply = NULL;
+    natsStatus status = natsMsg_Create(&reply, reply_subject, NULL, body, (int)strlen(body));
+    if (status != NATS_OK) {
+        kci_warn("ledger: cannot build a reply: %s", natsStatus_GetText(status));
+        return;
+    }
+    kci_kc_headers stamp;
+    kci_headers_clear(&stamp);
+    kci_text_copy(stamp.node, sizeof stamp.node, ledger->node);
+    kci_text_copy(stamp.type, sizeof stamp.type, "ledger");
+    kci_text_copy(stamp.reply_to, sizeof stamp.reply_to, headers->id);
+    stamp.error_code = code;
+    if (code != 0) kci_text_copy(stamp.error_message, sizeof stamp.error_message, message);
+    if (kci_headers_stamp(reply, &stamp) != KC_OK)
+        kci_warn("ledger: cannot stamp a reply: %s", kc_last_error());
+    else if ((status = natsConnection_PublishMsg(ledger->connection, reply)) != NATS_OK)
+        kci_warn("ledger: cannot reply: %s", natsStatus_GetText(status));
+    natsMsg_Destroy(reply);
+}
+
+/* Takes body (may be NULL: out of memory). */
+static void reply_json(kci_ledger *ledger, natsMsg *request, const kci_kc_headers *headers,
+                       json_t *body)
+{
+    char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (text == NULL)
+        publish(ledger, request, headers, KCI_LEDGER_CODE_INTERNAL, "out of memory",
+                "{\"error\":\"out of memory\",\"code\":500}");
+    else
+        publish(ledger, request, headers, 0, "", text);
+    free(text);
+}
+
+static void reply_error(kci_ledger *ledger, natsMsg *request, const kci_kc_headers *headers,
+                        const kci_ledger_outcome *outcome)
+{
+    assert(outcome->code > 0);
+    json_t *body = json_pack("{s:s, s:i}", "error", outcome->message, "code", outcome->code);
+    char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    publish(ledger, request, headers, outcome->code, outcome->message, text != NULL ? text : "{}");
+    free(text);
+}
+
+/* ---- the writer ------------------------------------------------------------------ */
+
+static int apply_mint(kci_ledger_batch *batch, job *work)
+{
+    int rc = 0;
+    for (uint32_t index = 0; rc == 0 && index < work->request.grant_count; index++) {
+        rc = kci_ledger_apply_issue(batch, &work->request.grants[index], work->issue_ids[index],
+                                    work->issued[index], &work->outcomes[0]);
+        if (work->outcomes[0].code != 0) break; /* all grants or none: rc aborts the batch */
+    }
+    return rc;
+}
+
+/* A mint refused after some grants were written must undo them: mints are
+ * rare, so it runs alone in its own nested transaction. */
+static int apply_job(kci_ledger_batch *batch, job *work)
+{
+    kci_ledger_request *request = &work->request;
+    switch (request->operation) {
+    case KCI_LEDGER_OP_MINT: {
+        MDB_txn *parent = batch->txn, *child = NULL;
+        uint64_t history = batch->history_next, supply = batch->supply_total;
+        int rc = mdb_txn_begin(batch->store->env, parent, 0, &child);
+        if (rc != 0) return rc;
+        batch->txn = child;
+        rc = apply_mint(batch, work);
+        batch->txn = parent;
+        if (rc == 0 && work->outcomes[0].code == 0) return mdb_txn_commit(child);
+        mdb_txn_abort(child);
+        batch->history_next = history;
+        batch->supply_total = supply;
+        return rc;
+    }
+    case KCI_LEDGER_OP_TRANSFER:
+    case KCI_LEDGER_OP_TRANSFER_BATCH: {
+        int rc = 0;
+        for (uint32_t index = 0; rc == 0 && index < request->transfer_count; index++)
+            if (work->outcomes[index].code == 0)
+                rc = kci_ledger_apply_transfer(batch, &request->transfers[index],
+                                               &work->outcomes[index]);
+        return rc;
+    }
+    case KCI_LEDGER_OP_EXCHANGE:
+        if (work->outcomes[0].code != 0) return 0;
+        return kci_ledger_apply_exchange(batch, &request->transfers[0], work->issue_ids[0],
+                                         work->issued[0], &work->outcomes[0]);
+    case KCI_LEDGER_OP_PAYMENT:
+        return kci_ledger_apply_payment(batch, request->transfer, request->payee,
+                                        request->min_amount, request->request_id,
+                                        &work->outcomes[0]);
+    default: assert(false); return EINVAL;
+    }
+}
+
+static json_t *transfer_result(const kci_ledger_transfer *transfer,
+                               const kci_ledger_outcome *outcome)
+{
+    json_t *result = json_pack("{s:o, s:b}", "transfer", kci_ledger_id_json(transfer->id), "ok",
+                               outcome->code == 0);
+    if (outcome->code != 0) {
+        json_object_set_new(result, "code", json_integer(outcome->code));
+        json_object_set_new(result, "error", json_string(outcome->message));
+    } else if (outcome->replayed) {
+        json_object_set_new(result, "replayed", json_true());
+    }
+    return result;
+}
+
+static json_t *issued_json(const job *work, uint32_t index, const uint8_t to[KCI_LEDGER_KEY_BYTES],
+                           uint32_t count)
+{
+    return json_pack("{s:o, s:o, s:o}", "transfer", kci_ledger_id_json(work->issue_ids[index]),
+                     "to", kci_ledger_address_json(to), "coins",
+                     kci_ledger_coins_json(work->issued[index], count));
+}
+
+static void reply_job(kci_ledger *ledger, job *work)
+{
+    kci_ledger_request *request = &work->request;
+    if (request->operation == KCI_LEDGER_OP_TRANSFER_BATCH) {
+        json_t *results = json_array();
+        uint32_t applied = 0;
+        for (uint32_t index = 0; index < request->transfer_count; index++) {
+            applied += work->outcomes[index].code == 0;
+            json_array_append_new(
+                results, transfer_result(&request->transfers[index], &work->outcomes[index]));
+        }
+        reply_json(ledger, work->message, &work->headers,
+                   json_pack("{s:o, s:I, s:I}", "results", results, "applied", (json_int_t)applied,
+                             "refused", (json_int_t)(request->transfer_count - applied)));
+        return;
+    }
+    if (work->outcomes[0].code != 0) {
+        reply_error(ledger, work->message, &work->headers, &work->outcomes[0]);
+        return;
+    }
+    json_t *body = NULL;
+    if (request->operation == KCI_LEDGER_OP_TRANSFER) {
+        body = transfer_result(&request->transfers[0], &work->outcomes[0]);
+    } else if (request->operation == KCI_LEDGER_OP_MINT) {
+        json_t *issued = json_array();
+        for (uint32_t index = 0; index < request->grant_count; index++)
+            json_array_append_new(issued, issued_json(work, index, request->grants[index].to,
+                                                      request->grants[index].denomination_count));
+        body = json_pack("{s:o}", "issued", issued);
+    } else if (request->operation == KCI_LEDGER_OP_EXCHANGE) {
+        const kci_ledger_transfer *exchange = &request->transfers[0];
+        body = transfer_result(exchange, &work->outcomes[0]);
+        if (!work->outcomes[0].replayed)
+            json_object_set_new(body, "issued",
+                                issued_json(work, 0, exchange->from, exchange->denomination_count));
+    } else {
+        body = json_pack("{s:b, s:o, s:s, s:b}", "paid", 1, "transfer",
+                         kci_ledger_id_json(request->transfer), "request", request->request_id,
+                         "replayed", work->outcomes[0].replayed);
+    }
+    reply_json(ledger, work->message, &work->headers, body);
+}
+
+static void job_free(job *work)
+{
+    if (work == NULL) return;
+    for (uint32_t index = 0; work->issued != NULL && index < work->issue_count; index++)
+        free(work->issued[index]);
+    free(work->issued);
+    free(work->issue_ids);
+    free(work->outcomes);
+    kci_ledger_request_free(&work->request);
+    natsMsg_Destroy(work->message);
+    free(work);
+}
+
+/* Applies jobs (a list) in one transaction and answers each. */
+static void write_batch(kci_ledger *ledger, job *jobs)
+{
+    kci_ledger_batch batch;
+    int rc = kci_ledger_batch_begin(&batch, ledger->store);
+    for (job *work = jobs; rc == 0 && work != NULL; work = work->next)
+        rc = apply_job(&batch, work);
+    if (rc == 0)
+        rc = kci_ledger_batch_commit(&batch);
+    else
+        kci_ledger_batch_abort(&batch);
+    if (rc != 0)
+        kci_error("ledger: a batch failed and was not applied: %s", kci_ledger_rc_text(rc));
+    for (job *work = jobs, *next; work != NULL; work = next) {
+        next = work->next;
+        if (rc != 0) {
+            /* Nothing of the batch is on disk: every request in it failed. */
+            kci_ledger_outcome failed = {0};
+            kci_ledger_outcome_fail(
+                &failed, rc == MDB_MAP_FULL ? KCI_LEDGER_CODE_FULL : KCI_LEDGER_CODE_INTERNAL,
+                "the ledger could not store this (nothing was applied): %s",
+                kci_ledger_rc_text(rc));
+            reply_error(ledger, work->message, &work->headers, &failed);
+        } else {
+            reply_job(ledger, work);
+        }
+        job_free(work);
+    }
+}
+
+static void reap(kci_ledger *ledger)
+{
+    kci_ledger_batch batch;
+    uint32_t reaped = 0;
+    int rc = kci_ledger_batch_begin(&batch, ledger->store);
+    if (rc == 0)
+        rc =
+            kci_ledger_reap(&batch, ledger->config.reap_age_ms, KCI_LEDGER_REAP_COUNT_MAX, &reaped);
+    if (rc == 0 && reaped > 0)
+        rc = kci_ledger_batch_commit(&batch);
+    else
+        kci_ledger_batch_abort(&batch);
+    if (rc != 0)
+        kci_warn("ledger: the reaper failed: %s", kci_ledger_rc_text(rc));
+    else if (reaped > 0)
+        kci_info("ledger: the reaper freed the trails of %" PRIu32 " retired coins", reaped);
+}
+
+/* Takes queued jobs up to the batch bound; NULL when stopping and idle. */
+static job *take_jobs(kci_ledger *ledger, int64_t *next_reap_ms)
+{
+    pthread_mutex_lock(&ledger->lock);
+    while (ledger->jobs_first == NULL &&
+           !(ledger->stopping && ledger->jobs_in_flight == 0 && ledger->queue_count == 0)) {
+        if (kci_monotonic_ms() >= *next_reap_ms) break;
+        struct timespec deadline;
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        deadline.tv_sec += 1;
+        pthread_cond_timedwait(&ledger->jobs_ready, &ledger->lock, &deadline);
+    }
+    job *first = ledger->jobs_first, *last = first;
+    uint32_t weight = first != NULL ? first->transfer_weight : 0;
+    while (last != NULL && last->next != NULL &&
+           weight + last->next->transfer_weight <= KCI_LEDGER_BATCH_TRANSFERS_MAX) {
+        last = last->next;
+        weight += last->transfer_weight;
+    }
+    if (last != NULL) {
+        ledger->jobs_first = last->next;
+        if (ledger->jobs_first == NULL) ledger->jobs_last = NULL;
+        last->next = NULL;
+    }
+    pthread_mutex_unlock(&ledger->lock);
+    return first;
+}
+
+static void *writer_main(void *argument)
+{
+    kci_ledger *ledger = argument;
+    int64_t next_reap_ms = kci_monotonic_ms() + ledger->config.reap_interval_ms;
+    for (;;) {
+        job *jobs = take_jobs(ledger, &next_reap_ms);
+        if (jobs != NULL) {
+            write_batch(ledger, jobs);
+            continue;
+        }
+        if (kci_monotonic_ms() >= next_reap_ms) {
+            reap(ledger);
+            next_reap_ms = kci_monotonic_ms() + ledger->config.reap_interval_ms;
+            continue;
+        }
+        pthread_mutex_lock(&ledger->lock);
+        bool done = ledger->stopping && ledger->jobs_first == NULL && ledger->jobs_in_flight == 0 &&
+                    ledger->queue_count == 0;
+        pthread_mutex_unlock(&ledger->lock);
+        if (done) return NULL;
+    }
+}
+
+/* ---- workers ------------------------------------------------------------------------ */
+
+/* Denominations and signatures of every transfer in the job, outside the
+ * writer: a refused one gets its outcome and the writer skips it. */
+static void verify_transfers(kci_ledger *ledger, job *work)
+{
+    MDB_txn *txn = NULL;
+    int rc = kci_ledger_read_begin(ledger->store, &txn);
+    for (uint32_t index = 0; index < work->request.transfer_count; index++) {
+        kci_ledger_transfer *transfer = &work->request.transfers[index];
+        kci_ledger_outcome *outcome = &work->outcomes[index];
+        if (transfer->kind == KCI_LEDGER_KIND_EXCHANGE)
+            memcpy(transfer->to, ledger->store->mint.public_key, KCI_LEDGER_KEY_BYTES);
+        if (rc == 0) rc = kci_ledger_fill_denominations(txn, ledger->store, transfer, outcome);
+        if (rc != 0) {
+            kci_ledger_outcome_fail(outcome, KCI_LEDGER_CODE_INTERNAL, "cannot read the ledger: %s",
+                                    kci_ledger_rc_text(rc));
+            continue;
+        }
+        char id[37];
+        kci_ledger_id_text(id, transfer->id);
+        if (outcome->code == 0 && !kci_ledger_verify(transfer, transfer->from))
+            kci_ledger_outcome_fail(outcome, KCI_LEDGER_CODE_BAD_SIGNATURE,
+                                    "transfer %s: the signature is not the payer's over this "
+                                    "transfer (forged, altered, or signed by another key)",
+                                    id);
+    }
+    if (txn != NULL) mdb_txn_abort(txn);
+}
+
+static job *job_new(natsMsg *message, const kci_kc_headers *headers,
+                    const kci_ledger_request *request)
+{
+    job *work = calloc(1, sizeof *work);
+    if (work == NULL) return NULL;
+    work->message = message;
+    work->headers = *headers;
+    work->request = *request;
+    uint32_t count = request->transfer_count > 0 ? request->transfer_count : 1;
+    uint32_t issues = request->grant_count > 0 ? request->grant_count : 1;
+    work->issue_count = issues;
+    work->outcomes = calloc(count, sizeof *work->outcomes);
+    work->issue_ids = calloc(issues, sizeof *work->issue_ids);
+    work->issued = calloc(issues, sizeof *work->issued);
+    bool ok = work->outcomes != NULL && work->issue_ids != NULL && work->issued != NULL;
+    for (uint32_t index = 0; ok && index < issues; index++) {
+        uint32_t coins =
+            request->operation == KCI_LEDGER_OP_MINT
+                ? request->grants[index].denomination_count
+                : (request->transfer_count > 0 ? request->transfers[0].denomination_count : 0);
+        work->issued[index] = calloc(coins + 1, sizeof(kci_ledger_coin));
+        ok = work->issued[index] != NULL;
+        work->transfer_weight += coins;
+    }
+    work->transfer_weight += count;
+    if (!ok) {
+        work->message = NULL; /* the caller still owns it */
+        work->request = (kci_ledger_request){0};
+        job_free(work);
+        return NULL;
+    }
+    return work;
+}
+
+static void queue_job(kci_ledger *ledger, job *work)
+{
+    pthread_mutex_lock(&ledger->lock);
+    if (ledger->jobs_last != NULL)
+        ledger->jobs_last->next = work;
+    else
+        ledger->jobs_first = work;
+    ledger->jobs_last = work;
+    pthread_cond_signal(&ledger->jobs_ready);
+    pthread_mutex_unlock(&ledger->lock);
+}
+
+/* A read: answered here from a snapshot. Takes request's contents. */
+static void answer_read(kci_ledger *ledger, natsMsg *message, const kci_kc_headers *headers,
+                        kci_ledger_request *request)
+{
+    MDB_txn *txn = NULL;
+    kci_ledger_outcome outcome = {0};
+    json_t *body = NULL;
+    int rc = kci_ledger_read_begin(ledger->store, &txn);
+    if (rc == 0) {
+        switch (request->operation) {
+        case KCI_LEDGER_OP_BALANCE:
+            body = kci_ledger_query_balance(txn, ledger->store, request, &outcome);
+            break;
+        case KCI_LEDGER_OP_COINS:
+            body = kci_ledger_query_coins(txn, ledger->store, request, ledger->reply_bytes_max,
+                                          &outcome);
+            break;
+        case KCI_LEDGER_OP_TRAIL:
+            body = kci_ledger_query_trail(txn, ledger->store, request, &outcome);
+            break;
+        case KCI_LEDGER_OP_HISTORY:
+            body = kci_ledger_query_history(txn, ledger->store, request, ledger->reply_bytes_max,
+                                            &outcome);
+            break;
+        case KCI_LEDGER_OP_TRANSFER_GET:
+            body = kci_ledger_query_transfer(txn, ledger->store, request, &outcome);
+            break;
+        default: body = kci_ledger_audit(txn, ledger->store, &outcome); break;
+        }
+        mdb_txn_abort(txn);
+    }
+    if (body == NULL && outcome.code == 0)
+        kci_ledger_outcome_fail(&outcome, KCI_LEDGER_CODE_INTERNAL, "cannot read the ledger: %s",
+                                rc != 0 ? kci_ledger_rc_text(rc) : "out of memory");
+    if (outcome.code != 0)
+        reply_error(ledger, message, headers, &outcome);
+    else
+        reply_json(ledger, message, headers, body);
+    kci_ledger_request_free(request);
+    natsMsg_Destroy(message);
+}
+
+static bool is_write(kci_ledger_operation operation)
+{
+    return operation == KCI_LEDGER_OP_MINT || operation == KCI_LEDGER_OP_TRANSFER ||
+           operation == KCI_LEDGER_OP_TRANSFER_BATCH || operation == KCI_LEDGER_OP_EXCHANGE ||
+           operation == KCI_LEDGER_OP_PAYMENT;
+}
+
+/* Parses, checks, and either answers or hands over to the writer. */
+static void handle(kci_ledger *ledger, natsMsg *message)
+{
+    kci_kc_headers headers;
+    kci_headers_clear(&headers);
+    kci_ledger_outcome outcome = {0};
+    kci_ledger_request request = {0};
+    kci_ledger_operation operation = kci_ledger_operation_from_subject(natsMsg_GetSubject(message));
+    char error[KCI_LEDGER_ERROR_BYTES_MAX] = {0};
+    if (kci_headers_read(message, false, &headers) != KC_OK ||
+        kci_headers_observe(kci_process_hlc(), &headers, NULL) != KC_OK)
+        kci_ledger_outcome_fail(&outcome, KCI_LEDGER_CODE_BAD_REQUEST, "%s", kc_last_error());
+    else if (operation == KCI_LEDGER_OP_UNKNOWN)
+        kci_ledger_outcome_fail(&outcome, KCI_LEDGER_CODE_NOT_FOUND,
+                                "no such ledger operation: %.80s (see docs/ledger.md)",
+                                natsMsg_GetSubject(message));
+    else if (operation == KCI_LEDGER_OP_MINT && ledger->config.mint_disabled)
+        kci_ledger_outcome_fail(&outcome, KCI_LEDGER_CODE_FORBIDDEN,
+                                "minting is disabled on this ledger");
+    else {
+        kc_err err =
+            kci_ledger_request_parse(&request, operation, natsMsg_GetData(message),
+                                     (size_t)natsMsg_GetDataLength(message), error, sizeof error);
+        if (err != KC_OK)
+            kci_ledger_outcome_fail(
+                &outcome,
+                err == KC_ERR_TOO_LARGE ? KCI_LEDGER_CODE_TOO_LARGE : KCI_LEDGER_CODE_BAD_REQUEST,
+                "kc.ledger.%s: %s", kci_ledger_operation_name(operation), error);
+    }
+    if (outcome.code != 0) {
+        kci_debug("ledger: refused %s: %d %s", natsMsg_GetSubject(message), outcome.code,
+                  outcome.message);
+        reply_error(ledger, message, &headers, &outcome);
+        natsMsg_Destroy(message);
+        return;
+    }
+    if (!is_write(operation)) {
+        answer_read(ledger, message, &headers, &request);
+        return;
+    }
+    job *work = job_new(message, &headers, &request);
+    if (work == NULL) {
+        kci_ledger_outcome_fail(&outcome, KCI_LEDGER_CODE_INTERNAL, "out of memory");
+        reply_error(ledger, message, &headers, &outcome);
+        kci_ledger_request_free(&request);
+        natsMsg_Destroy(message);
+        return;
+    }
+    if (work->request.transfer_count > 0) verify_transfers(ledger, work);
+    queue_job(ledger, work);
+}
+
+static void *worker_main(void *argument)
+{
+    kci_ledger *ledger = argument;
+    for (;;) {
+        pthread_mutex_lock(&ledger->lock);
+        while (ledger->queue_count == 0 && !ledger->stopping)
+            pthread_cond_wait(&ledger->requests_ready, &ledger->lock);
+        if (ledger->queue_count == 0) {
+            pthread_mutex_unlock(&ledger->lock);
+            return NULL;
+        }
+        natsMsg *message = ledger->queue[ledger->queue_first];
+        ledger->queue_first = (ledger->queue_first + 1) % KCI_LEDGER_QUEUE_MAX;
+        ledger->queue_count--;
+        ledger->jobs_in_flight++;
+        pthread_mutex_unlock(&ledger->lock);
+        handle(ledger, message);
+        pthread_mutex_lock(&ledger->lock);
+        ledger->jobs_in_flight--;
+        pthread_cond_broadcast(&ledger->jobs_ready);
+        pthread_mutex_unlock(&ledger->lock);
+    }
+}
+
+/* ---- the subscription -------------------------------------------------------------- */
+
+static void on_message(natsConnection *connection, natsSubscription *subscription, natsMsg *message,
+                       void *closure)
+{
+    (void)connection;
+    (void)subscription;
+    kci_ledger *ledger = closure;
+    pthread_mutex_lock(&ledger->lock);
+    bool full = ledger->queue_count == KCI_LEDGER_QUEUE_MAX;
+    if (!full) {
+        ledger->queue[(ledger->queue_first + ledger->queue_count) % KCI_LEDGER_QUEUE_MAX] = message;
+        ledger->queue_count++;
+        pthread_cond_signal(&ledger->requests_ready);
+    }
+    pthread_mutex_unlock(&ledger->lock);
+    if (!full) return;
+    kci_kc_headers headers;
+    kci_headers_clear(&headers);
+    (void)kci_headers_read(message, false, &headers);
+    kci_ledger_outcome outcome = {0};
+    kci_ledger_outcome_fail(&outcome, KCI_LEDGER_CODE_BUSY,
+                            "the ledger is busy (%d requests queued); try again",
+                            KCI_LEDGER_QUEUE_MAX);
+    reply_error(ledger, message, &headers, &outcome);
+    natsMsg_Destroy(message);
+}
+
+static void on_complete(void *closure)
+{
+    kci_ledger *ledger = closure;
+    pthread_mutex_lock(&ledger->lock);
+    ledger->subscription_open = false;
+    pthread_cond_broadcast(&ledger->completed);
+    pthread_mutex_unlock(&ledger->lock);
+}
+
+static kc_err subscribe(kci_ledger *ledger, char *error, size_t error_size)
+{
+    natsStatus status =
+        natsConnection_QueueSubscribe(&ledger->subscription, ledger->connection, KCI_LEDGER_SUBJECT,
+                                      KCI_LEDGER_QUEUE, on_message, ledger);
+    if (status == NATS_OK) {
+        ledger->subscription_open = true;
+        status = natsSubscription_SetOnCompleteCB(ledger->subscription, on_complete, ledger);
+    }
+    if (status == NATS_OK) status = natsSubscription_SetPendingLimits(ledger->subscription, -1, -1);
+    if (status == NATS_OK)
+        status = natsConnection_FlushTimeout(ledger->connection, KCI_LEDGER_SUBSCRIBE_TIMEOUT_MS);
+    if (status == NATS_OK) return KC_OK;
+    snprintf(error, error_size, "ledger: cannot subscribe to %s: %s", KCI_LEDGER_SUBJECT,
+             natsStatus_GetText(status));
+    return KC_ERR_IO;
+}
+
+/* ---- start and stop ------------------------------------------------------------------ */
+
+static kc_err check_config(kci_ledger_config *config, char *error, size_t error_size)
+{
+    if (config->directory == NULL || config->directory[0] == '\0') {
+        snprintf(error, error_size, "ledger: no data directory configured");
+        return KC_ERR_CONFIG;
+    }
+    if (config->node == NULL) config->node = NODE_DEFAULT;
+    if (strlen(config->node) > KC_NODE_BYTES_MAX || !kci_token_valid(config->node)) {
+        snprintf(error, error_size, "ledger: node \"%s\" is not one subject token", config->node);
+        return KC_ERR_CONFIG;
+    }
+    if (config->worker_count <= 0) config->worker_count = WORKER_COUNT_DEFAULT;
+    if (config->worker_count > KCI_LEDGER_WORKERS_MAX)
+        config->worker_count = KCI_LEDGER_WORKERS_MAX;
+    if (config->map_bytes == 0) config->map_bytes = KCI_LEDGER_MAP_BYTES_DEFAULT;
+    if (config->reap_interval_ms <= 0)
+        config->reap_interval_ms = KCI_LEDGER_REAP_INTERVAL_MS_DEFAULT;
+    if (config->reap_age_ms < 0) config->reap_age_ms = KCI_LEDGER_REAP_AGE_MS_DEFAULT;
+    return KC_OK;
+}
+
+static kc_err start_threads(kci_ledger *ledger, char *error, size_t error_size)
+{
+    for (int index = 0; index < ledger->config.worker_count; index++) {
+        if (pthread_create(&ledger->workers[index], NULL, worker_main, ledger) != 0) {
+            snprintf(error, error_size, "ledger: cannot start a worker thread");
+            return KC_ERR_NOMEM;
+        }
+        ledger->worker_count++;
+    }
+    if (pthread_create(&ledger->writer, NULL, writer_main, ledger) != 0) {
+        snprintf(error, error_size, "ledger: cannot start the writer thread");
+        return KC_ERR_NOMEM;
+    }
+    ledger->writer_started = true;
+    return KC_OK;
+}
+
+kc_err kci_ledger_start(kci_ledger **out, natsConnection *connection,
+                        const kci_ledger_config *config, char *error, size_t error_size)
+{
+    assert(out != NULL && connection != NULL && config != NULL);
+    *out = NULL;
+    kci_ledger *ledger = calloc(1, sizeof *ledger);
+    if (ledger == NULL) return KC_ERR_NOMEM;
+    ledger->connection = connection;
+    ledger->config = *config;
+    pthread_mutex_init(&ledger->lock, NULL);
+    pthread_cond_init(&ledger->requests_ready, NULL);
+    pthread_condattr_t attributes;
+    pthread_condattr_init(&attributes);
+    pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC);
+    pthread_cond_init(&ledger->jobs_ready, &attributes);
+    pthread_cond_init(&ledger->completed, &attributes);
+    pthread_condattr_destroy(&attributes);
+    ledger->queue = calloc(KCI_LEDGER_QUEUE_MAX, sizeof *ledger->queue);
+    kc_err err =
+        ledger->queue != NULL ? check_config(&ledger->config, error, error_size) : KC_ERR_NOMEM;
+    if (err == KC_OK) {
+        kci_text_copy(ledger->node, sizeof ledger->node, ledger->config.node);
+        int64_t payload_max = natsConnection_GetMaxPayload(connection);
+        ledger->reply_bytes_max = payload_max > 0 ? (size_t)payload_max : REPLY_BYTES_DEFAULT;
+        err = kci_ledger_store_open(&ledger->store, ledger->config.directory,
+                                    ledger->config.map_bytes, error, error_size);
+    }
+    if (err == KC_OK) err = start_threads(ledger, error, error_size);
+    if (err == KC_OK) err = subscribe(ledger, error, error_size);
+    if (err != KC_OK) {
+        kci_ledger_stop(ledger, 0);
+        return err;
+    }
+    kci_info("ledger: serving %s from %s (mint %s, %d workers)", KCI_LEDGER_SUBJECT,
+             ledger->config.directory, ledger->store->mint_address, ledger->worker_count);
+    *out = ledger;
+    return KC_OK;
+}
+
+const char *kci_ledger_mint_address(const kci_ledger *ledger)
+{
+    return ledger->store->mint_address;
+}
+
+static bool wait_subscription(kci_ledger *ledger, int64_t timeout_ms)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (timeout_ms % 1000) * 1000000;
+    if (deadline.tv_nsec >= 1000000000) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&ledger->lock);
+    while (ledger->subscription_open)
+        if (pthread_cond_timedwait(&ledger->completed, &ledger->lock, &deadline) != 0) break;
+    bool done = !ledger->subscription_open;
+    pthread_mutex_unlock(&ledger->lock);
+    return done;
+}
+
+void kci_ledger_stop(kci_ledger *ledger, int64_t drain_ms)
+{
+    if (ledger == NULL) return;
+    if (drain_ms < 1) drain_ms = 1;
+    if (ledger->subscription != NULL &&
+        natsSubscription_DrainTimeout(ledger->subscription, drain_ms) != NATS_OK)
+        natsSubscription_Unsubscribe(ledger->subscription);
+    if (ledger->subscription != NULL &&
+        !wait_subscription(ledger, drain_ms + KCI_LEDGER_STOP_MARGIN_MS)) {
+        kci_error("ledger: the subscription did not drain; leaking the ledger");
+        return;
+    }
+    /* The workers finish the queue, the writer applies and answers the rest. */
+    pthread_mutex_lock(&ledger->lock);
+    ledger->stopping = true;
+    pthread_cond_broadcast(&ledger->requests_ready);
+    pthread_cond_broadcast(&ledger->jobs_ready);
+    pthread_mutex_unlock(&ledger->lock);
+    for (int index = 0; index < ledger->worker_count; index++)
+        pthread_join(ledger->workers[index], NULL);
+    if (ledger->writer_started) pthread_join(ledger->writer, NULL);
+    natsSubscription_Destroy(ledger->subscription);
+    while (ledger->queue != NULL && ledger->queue_count > 0) { /* only if no worker ran */
+        natsMsg_Destroy(ledger->queue[ledger->queue_first]);
+        ledger->queue_first = (ledger->queue_first + 1) % KCI_LEDGER_QUEUE_MAX;
+        ledger->queue_count--;
+    }
+    kci_ledger_store_close(ledger->store);
+    free(ledger->queue);
+    pthread_cond_destroy(&ledger->requests_ready);
+    pthread_cond_destroy(&ledger->jobs_ready);
+    pthread_cond_destroy(&ledger->completed);
+    pthread_mutex_destroy(&ledger->lock);
+    free(ledger);
+}
