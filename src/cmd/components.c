@@ -29,6 +29,9 @@
 #include "keeper/suggestions.h"
 #include "kingcobra/kingcobra.h"
 #include "service/headers.h"
+#ifdef KC_WITH_QUEUE
+#include "queue/persister.h"
+#endif
 
 enum {
     URL_BYTES_MAX = 320,
@@ -41,6 +44,7 @@ enum {
 
 #define DEFAULT_DATA_DIR "data"
 #define SUGGESTIONS_FILE_NAME "suggestions.jsonl"
+#define QUEUE_DIRECTORY_NAME "queue"
 #define DEFAULT_INGRESS_HOST "0.0.0.0"
 #define DEFAULT_INGRESS_TYPE "default"
 #define DEFAULT_INGRESS_TIMEOUT_MS KCI_DEFAULT_INGRESS_TIMEOUT_MS
@@ -51,6 +55,10 @@ struct kci_components {
     kci_suggestions *suggestions;
     kc_client *ingress_client;
     kci_ingress *ingress;
+#ifdef KC_WITH_QUEUE
+    natsConnection *persister_connection;
+    kci_persister *persister;
+#endif
 };
 
 /* ---- config ------------------------------------------------------------------ */
@@ -96,6 +104,21 @@ void kci_components_config_from_options(kci_components_config *config, const kci
     config->ingress_type = copy_or(options->ingress_type, DEFAULT_INGRESS_TYPE);
     config->ingress_timeout_ms =
         options->ingress_timeout_ms > 0 ? options->ingress_timeout_ms : DEFAULT_INGRESS_TIMEOUT_MS;
+    config->persister_enabled = options->persister_enabled;
+    config->persister_dir = options->persister_dir != NULL
+                                ? strdup(options->persister_dir)
+                                : join_path(data_dir, QUEUE_DIRECTORY_NAME);
+    const char *durability = options->persister_durability;
+    config->persister_durability = durability == NULL              ? 0 /* batch */
+                                   : strcmp(durability, "always") == 0 ? 1
+                                   : strcmp(durability, "none") == 0   ? 2
+                                                                       : 0;
+    config->persister_segment_bytes = options->persister_segment_bytes;
+    config->persister_redelivery_timeout_ms = options->persister_redelivery_timeout_ms;
+    config->persister_redelivery_backoff_max_ms = options->persister_redelivery_backoff_max_ms;
+    config->persister_attempts_max = options->persister_attempts_max;
+    config->persister_retention_ms = options->persister_retention_ms;
+    config->persister_skip_corrupt = options->persister_skip_corrupt;
 }
 
 void kci_components_config_free(kci_components_config *config)
@@ -104,6 +127,7 @@ void kci_components_config_free(kci_components_config *config)
     free(config->suggestions_file);
     free(config->ingress_host);
     free(config->ingress_type);
+    free(config->persister_dir);
     memset(config, 0, sizeof *config);
 }
 
@@ -115,8 +139,8 @@ static void broker_url(char url[URL_BYTES_MAX], const kci_server *server)
     snprintf(url, URL_BYTES_MAX, "nats://127.0.0.1:%d", server->internal_port);
 }
 
-static kc_err keeper_connect(natsConnection **out, const kci_server *server, char *error,
-                             size_t error_size)
+static kc_err raw_connect(natsConnection **out, const kci_server *server, const char *name,
+                          char *error, size_t error_size)
 {
     char url[URL_BYTES_MAX];
     broker_url(url, server);
@@ -125,14 +149,14 @@ static kc_err keeper_connect(natsConnection **out, const kci_server *server, cha
     if (status == NATS_OK) status = natsOptions_SetURL(options, url);
     if (status == NATS_OK)
         status = natsOptions_SetUserInfo(options, KCI_INTERNAL_USER, server->internal_password);
-    if (status == NATS_OK) status = natsOptions_SetName(options, "kcobrad-suggestions");
+    if (status == NATS_OK) status = natsOptions_SetName(options, name);
     if (status == NATS_OK) status = natsOptions_SetTimeout(options, CONNECT_TIMEOUT_MS);
     if (status == NATS_OK) status = natsOptions_SetMaxReconnect(options, -1);
     if (status == NATS_OK) status = natsOptions_SetReconnectWait(options, RECONNECT_WAIT_MS);
     if (status == NATS_OK) status = natsConnection_Connect(out, options);
     natsOptions_Destroy(options);
     if (status == NATS_OK) return KC_OK;
-    snprintf(error, error_size, "suggestions: cannot connect to %s: %s", url,
+    snprintf(error, error_size, "%s: cannot connect to %s: %s", name, url,
              natsStatus_GetText(status));
     return KC_ERR_NOT_CONNECTED;
 }
@@ -162,7 +186,8 @@ static kc_err ingress_connect(kc_client **out, const kci_components_config *conf
 static kc_err start_suggestions(kci_components *components, const kci_components_config *config,
                                 const kci_server *server, char *error, size_t error_size)
 {
-    kc_err err = keeper_connect(&components->keeper_connection, server, error, error_size);
+    kc_err err = raw_connect(&components->keeper_connection, server, "kcobrad-suggestions", error,
+                             error_size);
     if (err != KC_OK) return err;
     kci_suggestions_config keeper_config = {.file_path = config->suggestions_file,
                                             .node = config->node};
@@ -184,6 +209,45 @@ static kc_err start_ingress(kci_components *components, const kci_components_con
     return kci_ingress_start(&components->ingress, components->ingress_client, &ingress_config,
                              error, error_size);
 }
+
+#ifdef KC_WITH_QUEUE
+/* The persister is on by default like the keeper, but it guards
+ * acknowledged requests: when it cannot start (its directory locked by
+ * another kcobrad, corruption in the middle of the log without
+ * skip_corrupt), kcobrad does not start either; serving without it would
+ * leave kc.submit unanswered. */
+static kc_err start_persister(kci_components *components, const kci_components_config *config,
+                              const kci_server *server, char *error, size_t error_size)
+{
+    kc_err err = raw_connect(&components->persister_connection, server, "kcobrad-persister",
+                             error, error_size);
+    if (err != KC_OK) return err;
+    kci_persister_config persister_config = {
+        .directory = config->persister_dir,
+        .durability = (kci_durability)config->persister_durability,
+        .segment_bytes = (uint32_t)config->persister_segment_bytes,
+        .skip_corrupt = config->persister_skip_corrupt,
+        .node = config->node,
+        .redelivery_timeout_ms = config->persister_redelivery_timeout_ms,
+        .redelivery_backoff_max_ms = config->persister_redelivery_backoff_max_ms,
+        .attempts_max = (int)config->persister_attempts_max,
+        .retention_ms = config->persister_retention_ms,
+    };
+    return kci_persister_start(&components->persister, components->persister_connection,
+                               &persister_config, error, error_size);
+}
+
+static void stop_persister(kci_components *components)
+{
+    kci_persister_stop(components->persister, DRAIN_MS);
+    components->persister = NULL;
+    if (components->persister_connection != NULL) {
+        natsConnection_Close(components->persister_connection);
+        natsConnection_Destroy(components->persister_connection);
+    }
+    components->persister_connection = NULL;
+}
+#endif
 
 static void stop_suggestions(kci_components *components)
 {
@@ -207,7 +271,7 @@ kc_err kci_components_start(kci_components **out, const kci_components_config *c
     }
     kc_err err = KC_OK;
     if (config->node == NULL || config->suggestions_file == NULL || config->ingress_host == NULL ||
-        config->ingress_type == NULL) {
+        config->ingress_type == NULL || config->persister_dir == NULL) {
         snprintf(error, error_size, "out of memory");
         err = KC_ERR_NOMEM;
     }
@@ -218,6 +282,10 @@ kc_err kci_components_start(kci_components **out, const kci_components_config *c
         error[0] = '\0';
         stop_suggestions(components);
     }
+#ifdef KC_WITH_QUEUE
+    if (err == KC_OK && config->persister_enabled)
+        err = start_persister(components, config, server, error, error_size);
+#endif
     if (err == KC_OK && config->ingress_enabled)
         err = start_ingress(components, config, server, error, error_size);
     if (err != KC_OK) {
@@ -237,6 +305,9 @@ void kci_components_stop(kci_components *components)
     if (components->ingress_client != NULL &&
         kc_client_close(components->ingress_client, CLIENT_CLOSE_MS) != KC_OK)
         kci_warn("ingress: closing its connection: %s", kc_last_error());
+#ifdef KC_WITH_QUEUE
+    stop_persister(components);
+#endif
     stop_suggestions(components);
     free(components);
 }
