@@ -211,17 +211,22 @@ static kc_err start_ingress(kci_components *components, const kci_components_con
 }
 
 #ifdef KC_WITH_QUEUE
-/* The persister is on by default like the keeper, but it guards
- * acknowledged requests: when it cannot start (its directory locked by
- * another kcobrad, corruption in the middle of the log without
- * skip_corrupt), kcobrad does not start either; serving without it would
- * leave kc.submit unanswered. */
+/* The persister is on by default like the keeper. When its log cannot be
+ * opened (the directory locked by another kcobrad, corruption in the middle
+ * of the log without skip_corrupt) kcobrad does not start: the operator must
+ * look. When only its connection fails (as the keeper's does when the
+ * internal listener speaks TLS), kcobrad serves without it, as without the
+ * keeper, and says so. */
 static kc_err start_persister(kci_components *components, const kci_components_config *config,
                               const kci_server *server, char *error, size_t error_size)
 {
     kc_err err = raw_connect(&components->persister_connection, server, "kcobrad-persister",
                              error, error_size);
-    if (err != KC_OK) return err;
+    if (err != KC_OK) {
+        kci_error("%s; running without the persister (kc.submit is not served)", error);
+        error[0] = '\0';
+        return KC_OK;
+    }
     kci_persister_config persister_config = {
         .directory = config->persister_dir,
         .durability = (kci_durability)config->persister_durability,
