@@ -110,6 +110,7 @@ void kci_options_init_defaults(kci_options *options)
     options->ingress_port = KCI_DEFAULT_INGRESS_PORT;
     options->ingress_timeout_ms = KCI_DEFAULT_INGRESS_TIMEOUT_MS;
     options->ledger_reap_age_ms = -1;
+    options->persister_enabled = true;
 }
 
 void kci_options_free(kci_options *options)
@@ -131,6 +132,8 @@ void kci_options_free(kci_options *options)
     free(options->ingress_host);
     free(options->ingress_type);
     free(options->ledger_dir);
+    free(options->persister_dir);
+    free(options->persister_durability);
     free(options->config_file);
     for (int i = 0; i < options->argument_count; i++)
         free(options->arguments[i]);
@@ -873,6 +876,64 @@ static kc_err apply_ledger(const apply_context *context, const kci_conf_entry *e
     return KC_OK;
 }
 
+/* ---------------------------------------------------------- persister */
+
+/* The persister (docs/queue.md): staged and replacing earlier settings
+ * whole, as the other component blocks. */
+typedef struct persister_block {
+    bool enabled;
+    char *dir;
+    char *durability;
+    int64_t segment_bytes;
+    int64_t redelivery_timeout_ms;
+    int64_t redelivery_backoff_max_ms;
+    int64_t attempts_max;
+    int64_t retention_ms;
+    bool skip_corrupt;
+} persister_block;
+
+static const key_rule persister_rules[] = {
+    {"enabled", KEY_BOOL, offsetof(persister_block, enabled), 0, NULL},
+    {"dir", KEY_STRING, offsetof(persister_block, dir), 0, NULL},
+    {"durability", KEY_STRING, offsetof(persister_block, durability), 0, NULL},
+    {"segment_size", KEY_SIZE, offsetof(persister_block, segment_bytes), 1024 * 1024 * 1024, NULL},
+    {"redelivery_timeout", KEY_DURATION_MS, offsetof(persister_block, redelivery_timeout_ms), 0,
+     NULL},
+    {"redelivery_backoff_max", KEY_DURATION_MS,
+     offsetof(persister_block, redelivery_backoff_max_ms), 0, NULL},
+    {"max_attempts", KEY_SIZE, offsetof(persister_block, attempts_max), 1000, NULL},
+    {"retention", KEY_DURATION_MS, offsetof(persister_block, retention_ms), 0, NULL},
+    {"skip_corrupt", KEY_BOOL, offsetof(persister_block, skip_corrupt), 0, NULL},
+};
+
+static kc_err apply_persister(const apply_context *context, const kci_conf_entry *entry,
+                              void *field)
+{
+    kci_options *options = field;
+    if (entry->value.kind != KCI_CONF_MAP)
+        return wrong_type(context, entry->key, &entry->value, "a map");
+    persister_block block = {.enabled = true};
+    kc_err err = apply_map(context, "persister", &entry->value, persister_rules,
+                           RULE_COUNT(persister_rules), &block);
+    if (err != KC_OK) {
+        free(block.dir);
+        free(block.durability);
+        return err;
+    }
+    free(options->persister_dir);
+    free(options->persister_durability);
+    options->persister_enabled = block.enabled;
+    options->persister_dir = block.dir;
+    options->persister_durability = block.durability;
+    options->persister_segment_bytes = block.segment_bytes;
+    options->persister_redelivery_timeout_ms = block.redelivery_timeout_ms;
+    options->persister_redelivery_backoff_max_ms = block.redelivery_backoff_max_ms;
+    options->persister_attempts_max = block.attempts_max;
+    options->persister_retention_ms = block.retention_ms;
+    options->persister_skip_corrupt = block.skip_corrupt;
+    return KC_OK;
+}
+
 /* ---------------------------------------------------------- top level */
 
 static kc_err apply_listen(const apply_context *context, const kci_conf_entry *entry, void *field)
@@ -942,6 +1003,7 @@ static const key_rule top_level_rules[] = {
     {"suggestions", KEY_HANDLER, 0, 0, apply_suggestions},
     {"ingress", KEY_HANDLER, 0, 0, apply_ingress},
     {"ledger", KEY_HANDLER, 0, 0, apply_ledger},
+    {"persister", KEY_HANDLER, 0, 0, apply_persister},
     /* accepted and ignored: see docs/config.md */
     {"client_advertise", KEY_IGNORED, 0, 0, NULL},
     {"ports_file_dir", KEY_IGNORED, 0, 0, NULL},
@@ -1105,6 +1167,17 @@ static kc_err validate_components(const kci_options *options, char *error, size_
                                        "ingress type \"%s\" must be one subject token (no dots, "
                                        "spaces or wildcards, at most %d bytes)",
                                        type, OPTIONS_TOKEN_BYTES_MAX);
+    const char *durability = options->persister_durability;
+    if (durability != NULL && strcmp(durability, "batch") != 0 &&
+        strcmp(durability, "always") != 0 && strcmp(durability, "none") != 0)
+        return kci_options_plain_error(error, error_size,
+                                       "persister durability \"%s\" must be batch, always or none",
+                                       durability);
+    if (options->persister_segment_bytes != 0 && options->persister_segment_bytes < 64 * 1024)
+        return kci_options_plain_error(error, error_size,
+                                       "persister segment_size must be at least 64KB");
+    if (options->persister_dir != NULL && options->persister_dir[0] == '\0')
+        return kci_options_plain_error(error, error_size, "persister dir is empty");
     if (!kci_options_port_in_range(options->ingress_port))
         return kci_options_plain_error(error, error_size,
                                        "the ingress port must be from 0 to 65535 (or -1)");

@@ -36,6 +36,9 @@
 #ifdef KC_WITH_LEDGER
 #include "ledger/serve.h"
 #endif
+#ifdef KC_WITH_QUEUE
+#include "queue/persister.h"
+#endif
 
 enum {
     URL_BYTES_MAX = 320,
@@ -48,6 +51,7 @@ enum {
 
 #define DEFAULT_DATA_DIR "data"
 #define SUGGESTIONS_FILE_NAME "suggestions.jsonl"
+#define QUEUE_DIRECTORY_NAME "queue"
 #define DEFAULT_INGRESS_HOST "0.0.0.0"
 #define DEFAULT_INGRESS_TYPE "default"
 #define DEFAULT_INGRESS_TIMEOUT_MS KCI_DEFAULT_INGRESS_TIMEOUT_MS
@@ -62,6 +66,10 @@ struct kci_components {
     natsConnection *ledger_connection;
 #ifdef KC_WITH_LEDGER
     kci_ledger *ledger;
+#endif
+#ifdef KC_WITH_QUEUE
+    natsConnection *persister_connection;
+    kci_persister *persister;
 #endif
 };
 
@@ -116,6 +124,21 @@ void kci_components_config_from_options(kci_components_config *config, const kci
     config->ledger_map_bytes = options->ledger_map_bytes;
     config->ledger_reap_interval_ms = options->ledger_reap_interval_ms;
     config->ledger_reap_age_ms = options->ledger_reap_age_ms;
+    config->persister_enabled = options->persister_enabled;
+    config->persister_dir = options->persister_dir != NULL
+                                ? strdup(options->persister_dir)
+                                : join_path(data_dir, QUEUE_DIRECTORY_NAME);
+    const char *durability = options->persister_durability;
+    config->persister_durability = durability == NULL              ? 0 /* batch */
+                                   : strcmp(durability, "always") == 0 ? 1
+                                   : strcmp(durability, "none") == 0   ? 2
+                                                                       : 0;
+    config->persister_segment_bytes = options->persister_segment_bytes;
+    config->persister_redelivery_timeout_ms = options->persister_redelivery_timeout_ms;
+    config->persister_redelivery_backoff_max_ms = options->persister_redelivery_backoff_max_ms;
+    config->persister_attempts_max = options->persister_attempts_max;
+    config->persister_retention_ms = options->persister_retention_ms;
+    config->persister_skip_corrupt = options->persister_skip_corrupt;
 }
 
 void kci_components_config_free(kci_components_config *config)
@@ -125,6 +148,7 @@ void kci_components_config_free(kci_components_config *config)
     free(config->ingress_host);
     free(config->ingress_type);
     free(config->ledger_dir);
+    free(config->persister_dir);
     memset(config, 0, sizeof *config);
 }
 
@@ -241,6 +265,50 @@ static void stop_ledger(kci_components *components)
     components->ledger_connection = NULL;
 }
 
+#ifdef KC_WITH_QUEUE
+/* The persister is on by default like the keeper. When its log cannot be
+ * opened (the directory locked by another kcobrad, corruption in the middle
+ * of the log without skip_corrupt) kcobrad does not start: the operator must
+ * look. When only its connection fails (as the keeper's does when the
+ * internal listener speaks TLS), kcobrad serves without it, as without the
+ * keeper, and says so. */
+static kc_err start_persister(kci_components *components, const kci_components_config *config,
+                              const kci_server *server, char *error, size_t error_size)
+{
+    kc_err err = component_connect(&components->persister_connection, server,
+                                   "kcobrad-persister", error, error_size);
+    if (err != KC_OK) {
+        kci_error("%s; running without the persister (kc.submit is not served)", error);
+        error[0] = '\0';
+        return KC_OK;
+    }
+    kci_persister_config persister_config = {
+        .directory = config->persister_dir,
+        .durability = (kci_durability)config->persister_durability,
+        .segment_bytes = (uint32_t)config->persister_segment_bytes,
+        .skip_corrupt = config->persister_skip_corrupt,
+        .node = config->node,
+        .redelivery_timeout_ms = config->persister_redelivery_timeout_ms,
+        .redelivery_backoff_max_ms = config->persister_redelivery_backoff_max_ms,
+        .attempts_max = (int)config->persister_attempts_max,
+        .retention_ms = config->persister_retention_ms,
+    };
+    return kci_persister_start(&components->persister, components->persister_connection,
+                               &persister_config, error, error_size);
+}
+
+static void stop_persister(kci_components *components)
+{
+    kci_persister_stop(components->persister, DRAIN_MS);
+    components->persister = NULL;
+    if (components->persister_connection != NULL) {
+        natsConnection_Close(components->persister_connection);
+        natsConnection_Destroy(components->persister_connection);
+    }
+    components->persister_connection = NULL;
+}
+#endif
+
 static void stop_suggestions(kci_components *components)
 {
     kci_suggestions_stop(components->suggestions, DRAIN_MS);
@@ -263,7 +331,7 @@ kc_err kci_components_start(kci_components **out, const kci_components_config *c
     }
     kc_err err = KC_OK;
     if (config->node == NULL || config->suggestions_file == NULL || config->ingress_host == NULL ||
-        config->ingress_type == NULL) {
+        config->ingress_type == NULL || config->persister_dir == NULL) {
         snprintf(error, error_size, "out of memory");
         err = KC_ERR_NOMEM;
     }
@@ -274,6 +342,10 @@ kc_err kci_components_start(kci_components **out, const kci_components_config *c
         error[0] = '\0';
         stop_suggestions(components);
     }
+#ifdef KC_WITH_QUEUE
+    if (err == KC_OK && config->persister_enabled)
+        err = start_persister(components, config, server, error, error_size);
+#endif
     if (err == KC_OK && config->ingress_enabled)
         err = start_ingress(components, config, server, error, error_size);
     if (err == KC_OK && config->ledger_enabled) {
@@ -305,6 +377,9 @@ void kci_components_stop(kci_components *components)
     if (components->ingress_client != NULL &&
         kc_client_close(components->ingress_client, CLIENT_CLOSE_MS) != KC_OK)
         kci_warn("ingress: closing its connection: %s", kc_last_error());
+#ifdef KC_WITH_QUEUE
+    stop_persister(components);
+#endif
     stop_suggestions(components);
     free(components);
 }

@@ -1,0 +1,668 @@
+/* kcobra_queue.c - the REQUEST_REPLY.queue from the command line
+ * (docs/queue.md): `kcobra submit` (a durable request through the
+ * persister), `kcobra reply` (its recorded reply, by id) and `kcobra queue
+ * dump|stats|verify|compact|serve`.
+ *
+ * submit and reply talk to a persister over the fabric with raw nats.c
+ * (kc.submit.<type> and kc.reply.get are not kc.req service subjects).
+ * dump, stats and verify read a queue directory directly and only read: they
+ * are safe while kcobrad appends to it (a record being written at that
+ * moment shows as a torn tail, which is reported, not an error). compact
+ * removes files, so it either asks the running persister (--live, over
+ * kc.sys.queue.compact) or takes the directory's lock itself, and refuses
+ * when a persister holds it. serve runs the persister against any
+ * NATS-protocol server until SIGINT or SIGTERM. */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kcobra_common.h"
+#include "queue/dump.h"
+#include "queue/persister.h"
+#include "queue/index.h"
+#include "queue/recovery.h"
+#include "service/headers.h"
+#include "service/hlc.h"
+#include "service/uuid.h"
+
+#define DEFAULT_DIRECTORY "data/queue"
+#define REQUEST_PREFIX "kc.req."
+
+enum {
+    ERROR_BYTES = 512,
+    WAIT_MS_DEFAULT = 30 * 1000,
+    FOLLOW_POLL_MS = 200,
+    STOP_DRAIN_MS = 2000,
+};
+
+static int nats_failure(natsStatus status, const char *what, const kcobra_common *common)
+{
+    if (status == NATS_NO_RESPONDERS) {
+        kcobra_error("no persister answers %s (no responders); it runs in kcobrad or as "
+                     "`kcobra queue serve`",
+                     what);
+        return KCOBRA_EXIT_NO_RESPONDERS;
+    }
+    if (status == NATS_TIMEOUT) {
+        char timeout_text[KCOBRA_DURATION_TEXT_BYTES];
+        kcobra_format_duration_ms(common->timeout_ms, timeout_text);
+        kcobra_error("timed out after %s waiting for the persister on %s", timeout_text, what);
+        return KCOBRA_EXIT_TIMEOUT;
+    }
+    kcobra_error("%s failed: %s", what, kcobra_nats_error(status));
+    return KCOBRA_EXIT_FAILURE;
+}
+
+static const char *header_or_null(natsMsg *message, const char *name)
+{
+    const char *value = NULL;
+    return natsMsgHeader_Get(message, name, &value) == NATS_OK ? value : NULL;
+}
+
+/* Prints a reply (forwarded or fetched): payload, or JSON. */
+static int print_reply(natsMsg *reply, const char *id, bool json)
+{
+    const char *error = header_or_null(reply, KCI_HEADER_ERROR);
+    const char *state = header_or_null(reply, KCI_HEADER_QUEUE_STATE);
+    const char *node = header_or_null(reply, "Kc-Replied-By");
+    if (json) {
+        json_t *object = json_pack("{s:s, s:s?, s:s?, s:s?}", "id", id, "state",
+                                   state != NULL ? state : "replied", "node", node, "error", error);
+        if (state == NULL || strcmp(state, "replied") == 0)
+            kcobra_json_set_payload(object, natsMsg_GetData(reply),
+                                    (size_t)natsMsg_GetDataLength(reply));
+        int status = kcobra_json_print(object);
+        return status != KCOBRA_EXIT_OK ? status
+               : error != NULL          ? KCOBRA_EXIT_SERVICE_ERROR
+                                        : KCOBRA_EXIT_OK;
+    }
+    if (error != NULL) {
+        bool recorded = state != NULL && strcmp(state, "replied") == 0;
+        kcobra_error("%s %s", recorded ? "the service answered with error" : "persister:", error);
+        return KCOBRA_EXIT_SERVICE_ERROR;
+    }
+    return kcobra_write_payload(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply));
+}
+
+/* ================================================================== submit */
+
+static const char SUBMIT_DESCRIPTION[] =
+    "Sends a durable request of <type> to the persister (kc.submit.<type>) and\n"
+    "waits up to --timeout for its acknowledgement: once acknowledged, the request\n"
+    "is on disk and will be dispatched on kc.req.<type> until a service replies.\n"
+    "Prints the request's id (the Kc-Id). With --wait, also waits up to --wait-for\n"
+    "for the reply and prints it. The payload is the argument, or stdin with '-'.\n"
+    "Submitting again with the same --id is acknowledged again and stored once.\n"
+    "\n"
+    "Examples:\n"
+    "  kcobra submit thumbnail '{\"image\":42}'\n"
+    "  kcobra submit thumbnail - --wait < job.json\n";
+
+static natsMsg *submit_message(const char *type, const kcobra_buffer *payload, const char *id,
+                               const char *node, const char *notify)
+{
+    char subject[KCI_RECORD_FIELD_BYTES_MAX];
+    snprintf(subject, sizeof subject, "%s%s", KCI_SUBMIT_PREFIX, type);
+    natsMsg *message = NULL;
+    if (natsMsg_Create(&message, subject, NULL, payload->bytes, (int)payload->length) != NATS_OK)
+        return NULL;
+    char ts[KCI_HLC_TEXT_BYTES_MAX];
+    kci_hlc_timestamp now;
+    kci_hlc_now(kci_process_hlc(), &now);
+    kci_hlc_format(&now, ts);
+    natsMsgHeader_Set(message, KCI_HEADER_ID, id);
+    natsMsgHeader_Set(message, KCI_HEADER_TS, ts);
+    natsMsgHeader_Set(message, KCI_HEADER_TYPE, type);
+    if (node != NULL) natsMsgHeader_Set(message, KCI_HEADER_NODE, node);
+    if (notify != NULL) natsMsgHeader_Set(message, KCI_HEADER_NOTIFY, notify);
+    return message;
+}
+
+static int submit_wait_reply(natsSubscription *subscription, const char *id, int64_t wait_ms,
+                             bool json)
+{
+    natsMsg *reply = NULL;
+    natsStatus status = natsSubscription_NextMsg(&reply, subscription, wait_ms);
+    if (status == NATS_TIMEOUT) {
+        char text[KCOBRA_DURATION_TEXT_BYTES];
+        kcobra_format_duration_ms(wait_ms, text);
+        kcobra_error("request %s is stored, but no reply came within %s; "
+                     "`kcobra reply %s` fetches it later",
+                     id, text, id);
+        return KCOBRA_EXIT_TIMEOUT;
+    }
+    if (status != NATS_OK) {
+        kcobra_error("waiting for the reply of %s: %s", id, kcobra_nats_error(status));
+        return KCOBRA_EXIT_FAILURE;
+    }
+    int printed = print_reply(reply, id, json);
+    natsMsg_Destroy(reply);
+    return printed;
+}
+
+static int submit_send(natsConnection *connection, const kcobra_invocation *invocation,
+                       const kcobra_buffer *payload, const char *id, bool wait, int64_t wait_ms)
+{
+    const kcobra_common *common = &invocation->common;
+    natsInbox *inbox = NULL;
+    natsSubscription *subscription = NULL;
+    if (wait && (natsInbox_Create(&inbox) != NATS_OK ||
+                 natsConnection_SubscribeSync(&subscription, connection, inbox) != NATS_OK)) {
+        kcobra_error("cannot subscribe for the reply: %s", kcobra_nats_error(NATS_ERR));
+        natsInbox_Destroy(inbox);
+        return KCOBRA_EXIT_FAILURE;
+    }
+    natsMsg *message = submit_message(invocation->positional[0], payload, id, common->node,
+                                      wait ? inbox : NULL);
+    natsMsg *ack = NULL;
+    natsStatus status = message != NULL
+                            ? natsConnection_RequestMsg(&ack, connection, message, common->timeout_ms)
+                            : NATS_NO_MEMORY;
+    int result = KCOBRA_EXIT_OK;
+    const char *error = ack != NULL ? header_or_null(ack, KCI_HEADER_ERROR) : NULL;
+    if (status != NATS_OK) {
+        result = nats_failure(status, "kc.submit", common);
+    } else if (error != NULL) {
+        kcobra_error("the persister refused the request: %s", error);
+        result = KCOBRA_EXIT_SERVICE_ERROR;
+    } else if (!wait) {
+        result = common->json ? kcobra_json_print(json_pack("{s:s, s:b}", "id", id, "stored", 1))
+                              : (printf("%s\n", id), fflush(stdout) == 0 ? KCOBRA_EXIT_OK
+                                                                         : KCOBRA_EXIT_FAILURE);
+    } else {
+        if (!common->json) fprintf(stderr, "stored %s; waiting for the reply\n", id);
+        result = submit_wait_reply(subscription, id, wait_ms, common->json);
+    }
+    natsMsg_Destroy(ack);
+    natsMsg_Destroy(message);
+    natsSubscription_Destroy(subscription);
+    natsInbox_Destroy(inbox);
+    return result;
+}
+
+static int run_submit(const kcobra_command *command, int argc, char **argv)
+{
+    bool wait = false;
+    int64_t wait_ms = WAIT_MS_DEFAULT;
+    const char *id_flag = NULL;
+    const kcobra_flag flags[] = {
+        {"wait", NULL, KCOBRA_FLAG_BOOL, &wait, "also wait for the reply and print it"},
+        {"wait-for", "DURATION", KCOBRA_FLAG_DURATION, &wait_ms,
+         "how long --wait waits for the reply (default 30s)"},
+        {"id", "ID", KCOBRA_FLAG_STRING, &id_flag,
+         "the request's id (a UUID; default: a new UUIDv7); resubmitting an id stores it once"},
+    };
+    kcobra_invocation invocation;
+    int status = kcobra_parse(command, flags, KCOBRA_ARRAY_COUNT(flags), argc, argv, &invocation);
+    if (status != KCOBRA_EXIT_OK || invocation.help) return status;
+    if (!kcobra_token_valid(invocation.positional[0], KC_TYPE_BYTES_MAX))
+        return kcobra_usage_error(command, "invalid type '%s': one subject token",
+                                  invocation.positional[0]);
+    char id[KC_UUID_TEXT_BYTES + 1];
+    kci_uuid parsed;
+    if (id_flag != NULL && !kci_uuid_parse(id_flag, strlen(id_flag), &parsed))
+        return kcobra_usage_error(command, "--id '%s' is not a UUID", id_flag);
+    if (id_flag != NULL)
+        kci_uuid_format(&parsed, id);
+    else
+        kci_uuid_v7_text(id);
+    kcobra_buffer payload = {0};
+    status = kcobra_read_payload(invocation.positional_count > 1 ? invocation.positional[1] : NULL,
+                                 &payload);
+    if (status != KCOBRA_EXIT_OK) return status;
+    natsConnection *connection = NULL;
+    status = kcobra_nats_connect(&connection, &invocation.common);
+    if (status == KCOBRA_EXIT_OK)
+        status = submit_send(connection, &invocation, &payload, id, wait, wait_ms);
+    if (connection != NULL) kcobra_nats_finish(connection);
+    kcobra_buffer_free(&payload);
+    return status;
+}
+
+const kcobra_command kcobra_command_submit = {
+    .name = "submit",
+    .synopsis = "submit <type> [payload|-] [--wait] [--id ID]",
+    .summary = "send a durable request through the persister",
+    .description = SUBMIT_DESCRIPTION,
+    .run = run_submit,
+    .positional_min = 1,
+    .positional_max = 2,
+};
+
+/* =================================================================== reply */
+
+static const char REPLY_DESCRIPTION[] =
+    "Fetches the recorded reply of durable request <id> from the persister\n"
+    "(kc.reply.get) and prints its payload. A request without a reply yet, a\n"
+    "dead one (no reply after the maximum attempts) or an unknown id is an error\n"
+    "(exit 5) that says which. --json prints {id, state, node, error, payload}.\n"
+    "\n"
+    "Example:\n"
+    "  kcobra reply 0190b6e2-5c1a-7d3e-9f00-1234567890ab\n";
+
+static int run_reply(const kcobra_command *command, int argc, char **argv)
+{
+    kcobra_invocation invocation;
+    int status = kcobra_parse(command, NULL, 0, argc, argv, &invocation);
+    if (status != KCOBRA_EXIT_OK || invocation.help) return status;
+    const char *id = invocation.positional[0];
+    kci_uuid parsed;
+    if (!kci_uuid_parse(id, strlen(id), &parsed))
+        return kcobra_usage_error(command, "'%s' is not a request id (a UUID)", id);
+    char canonical[KC_UUID_TEXT_BYTES + 1];
+    kci_uuid_format(&parsed, canonical);
+    natsConnection *connection = NULL;
+    status = kcobra_nats_connect(&connection, &invocation.common);
+    if (status != KCOBRA_EXIT_OK) return status;
+    natsMsg *reply = NULL;
+    natsStatus nats_status =
+        natsConnection_Request(&reply, connection, KCI_REPLY_GET_SUBJECT, canonical,
+                               KC_UUID_TEXT_BYTES, invocation.common.timeout_ms);
+    status = nats_status == NATS_OK ? print_reply(reply, canonical, invocation.common.json)
+                                    : nats_failure(nats_status, KCI_REPLY_GET_SUBJECT,
+                                                   &invocation.common);
+    natsMsg_Destroy(reply);
+    kcobra_nats_finish(connection);
+    return status;
+}
+
+const kcobra_command kcobra_command_reply = {
+    .name = "reply",
+    .synopsis = "reply <id>",
+    .summary = "fetch the recorded reply of a durable request",
+    .description = REPLY_DESCRIPTION,
+    .run = run_reply,
+    .positional_min = 1,
+    .positional_max = 1,
+};
+
+/* =================================================================== queue */
+
+static const char QUEUE_DESCRIPTION[] =
+    "Works on the REQUEST_REPLY.queue. <action> is one of:\n"
+    "  dump     print every record, one line each (--json: one object each);\n"
+    "           --id ID only that request's records; --follow keeps printing\n"
+    "  stats    count segments, records, requests, replies, pending and dead\n"
+    "  verify   check every record's checksum; exit 0 when the log is sound,\n"
+    "           1 when a record in the middle is corrupt (each is named)\n"
+    "  compact  remove the oldest segments whose requests are all replied and\n"
+    "           older than --retention (default 24h; 0: as soon as replied);\n"
+    "           --live asks the running persister, else the directory is locked\n"
+    "  serve    run the persister against --server until SIGINT/SIGTERM\n"
+    "dump, stats and verify only read --dir (default data/queue): they are safe\n"
+    "while kcobrad runs. A torn tail (a write interrupted by a crash, or being\n"
+    "written right now) is reported but is not corruption: it was never\n"
+    "acknowledged.\n"
+    "\n"
+    "Examples:\n"
+    "  kcobra queue dump --dir data/queue --id 0190b6e2-5c1a-7d3e-9f00-1234567890ab\n"
+    "  kcobra queue verify --dir /var/lib/kingcobra/queue\n"
+    "  kcobra queue serve --server nats://10.0.0.5:4222 --dir /srv/queue\n";
+
+typedef struct queue_flags {
+    const char *directory;
+    bool follow;
+    const char *id;
+    bool skip_corrupt;
+    const char *retention;
+    bool live;
+    const char *durability;
+    int64_t segment_bytes;
+    int64_t redelivery_timeout_ms;
+    int64_t backoff_max_ms;
+    int64_t attempts_max;
+} queue_flags;
+
+/* ---- dump ---- */
+
+typedef struct dump_state {
+    bool json;
+    bool filter;
+    kci_uuid id;
+    kci_position after; /* follow: print only records past it */
+    bool printed_any;
+    int status;
+} dump_state;
+
+static int dump_json(const kci_record *record, kci_position position)
+{
+    char id[KC_UUID_TEXT_BYTES + 1], where[32], ts[KCI_HLC_TEXT_BYTES_MAX];
+    kci_uuid_format(&record->id, id);
+    snprintf(where, sizeof where, "%u:%u", kci_position_segment(position),
+             kci_position_offset(position));
+    kci_hlc_timestamp timestamp = {.wall_ms = record->ts_wall_ms, .counter = record->ts_counter};
+    kci_hlc_format(&timestamp, ts);
+    json_t *object = json_pack("{s:s, s:s, s:s, s:s, s:s%, s:s%, s:s%, s:i}", "position", where,
+                               "kind", kci_record_kind_name(record->kind), "id", id, "ts", ts,
+                               "subject", record->subject, (size_t)record->subject_length,
+                               "reply", record->reply, (size_t)record->reply_length, "client",
+                               record->client, (size_t)record->client_length, "attempt",
+                               (int)record->attempt);
+    if (object == NULL) object = json_pack("{s:s, s:s}", "position", where, "id", id);
+    kcobra_json_set_payload(object, record->payload, record->payload_length);
+    return kcobra_json_print(object);
+}
+
+static kc_err dump_visit(void *context, const kci_record *record, kci_position position)
+{
+    dump_state *state = context;
+    if (state->printed_any && position <= state->after) return KC_OK;
+    state->after = position;
+    state->printed_any = true;
+    if (state->filter && memcmp(record->id.bytes, state->id.bytes, sizeof state->id.bytes) != 0)
+        return KC_OK;
+    int status = state->json ? dump_json(record, position) : kci_dump_line(stdout, record);
+    if (status != 0) {
+        state->status = KCOBRA_EXIT_FAILURE;
+        return KC_ERR_IO; /* stdout is gone (a closed pipe): stop */
+    }
+    return KC_OK;
+}
+
+static void report_problems(const kci_scan_report *report)
+{
+    for (uint32_t index = 0; index < report->corruption_count && index < KCI_SCAN_CORRUPTIONS_MAX;
+         index++)
+        kcobra_error("CORRUPT: segment %u offset %" PRIu64 ": %" PRIu64
+                     " bytes fail their checks (not shown)",
+                     report->corruptions[index].segment, report->corruptions[index].offset,
+                     report->corruptions[index].length_bytes);
+    if (report->corruption_count > KCI_SCAN_CORRUPTIONS_MAX)
+        kcobra_error("... and %u more corrupt spots",
+                     report->corruption_count - KCI_SCAN_CORRUPTIONS_MAX);
+    if (report->torn_tail)
+        fprintf(stderr,
+                "kcobra: note: segment %u ends in a torn or unfinished write at offset %" PRIu64
+                " (%" PRIu64 " bytes, never acknowledged)\n",
+                report->segment_last, report->torn_offset, report->torn_bytes);
+}
+
+static int queue_dump(const queue_flags *flags, bool json)
+{
+    dump_state state = {.json = json, .status = KCOBRA_EXIT_OK};
+    if (flags->id != NULL) {
+        if (!kci_uuid_parse(flags->id, strlen(flags->id), &state.id)) {
+            kcobra_error("--id '%s' is not a UUID", flags->id);
+            return KCOBRA_EXIT_USAGE;
+        }
+        state.filter = true;
+    }
+    kci_scan_options options = {.skip_corrupt = true};
+    char error[ERROR_BYTES] = "";
+    kci_scan_report report;
+    for (;;) {
+        kc_err err = kci_scan(flags->directory, &options, dump_visit, &state, &report, error,
+                              sizeof error);
+        fflush(stdout);
+        if (state.status != KCOBRA_EXIT_OK) return state.status;
+        if (err != KC_OK) {
+            kcobra_error("%s", error[0] ? error : kc_strerror(err));
+            return KCOBRA_EXIT_FAILURE;
+        }
+        if (!flags->follow) break;
+        options.from_segment = state.printed_any ? kci_position_segment(state.after) : 0;
+        struct timespec pause = {.tv_nsec = FOLLOW_POLL_MS * 1000000L};
+        nanosleep(&pause, NULL);
+    }
+    report_problems(&report);
+    return report.corruption_count > 0 ? KCOBRA_EXIT_FAILURE : KCOBRA_EXIT_OK;
+}
+
+/* ---- stats and verify ---- */
+
+typedef struct count_state {
+    kci_index index;
+    uint64_t requests, replied, dead;
+    bool out_of_memory;
+} count_state;
+
+static kc_err count_visit(void *context, const kci_record *record, kci_position position)
+{
+    count_state *state = context;
+    bool created = false;
+    kci_index_entry *entry = NULL;
+    if (record->kind == KCI_RECORD_REQUEST) {
+        entry = kci_index_insert(&state->index, &record->id, &created);
+        if (entry == NULL) return KC_ERR_NOMEM;
+        if (created) {
+            entry->state = KCI_ENTRY_PENDING;
+            state->requests++;
+        }
+        return KC_OK;
+    }
+    entry = kci_index_find(&state->index, &record->id);
+    if (entry == NULL || entry->state == KCI_ENTRY_REPLIED) return KC_OK;
+    if (record->kind == KCI_RECORD_REPLY) {
+        if (entry->state == KCI_ENTRY_DEAD) state->dead--;
+        entry->state = KCI_ENTRY_REPLIED;
+        state->replied++;
+    } else if (record->kind == KCI_RECORD_TOMBSTONE && entry->state == KCI_ENTRY_PENDING) {
+        entry->state = KCI_ENTRY_DEAD;
+        state->dead++;
+    }
+    return KC_OK;
+}
+
+static int queue_stats(const queue_flags *flags, bool json, bool verify_only)
+{
+    count_state state = {0};
+    if (!kci_index_init(&state.index)) {
+        kcobra_error("out of memory");
+        return KCOBRA_EXIT_FAILURE;
+    }
+    kci_scan_options options = {.skip_corrupt = true};
+    char error[ERROR_BYTES] = "";
+    kci_scan_report report;
+    kc_err err = kci_scan(flags->directory, &options, count_visit, &state, &report, error,
+                          sizeof error);
+    kci_index_destroy(&state.index);
+    if (err != KC_OK) {
+        kcobra_error("%s: %s", flags->directory, error[0] ? error : kc_strerror(err));
+        return KCOBRA_EXIT_FAILURE;
+    }
+    bool sound = report.corruption_count == 0;
+    uint64_t pending = state.requests - state.replied - state.dead;
+    if (json) {
+        json_t *object = json_pack(
+            "{s:s, s:b, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:i, s:I}",
+            "directory", flags->directory, "sound", sound, "segments", (int)report.segment_count,
+            "records", (json_int_t)report.record_count, "bytes", (json_int_t)report.record_bytes,
+            "requests", (json_int_t)state.requests, "replied", (json_int_t)state.replied,
+            "pending", (json_int_t)pending, "dead", (json_int_t)state.dead, "redeliveries",
+            (json_int_t)report.kind_count[KCI_RECORD_REDELIVERY], "replies",
+            (json_int_t)report.kind_count[KCI_RECORD_REPLY], "tombstones",
+            (json_int_t)report.kind_count[KCI_RECORD_TOMBSTONE], "torn_tail", report.torn_tail,
+            "corrupt", (int)report.corruption_count, "scan_us", (json_int_t)report.duration_us);
+        int status = kcobra_json_print(object);
+        report_problems(&report);
+        if (status != KCOBRA_EXIT_OK) return status;
+    } else {
+        if (verify_only)
+            printf("%s: %s: %u segments, %" PRIu64 " records, %" PRIu64 " bytes checked in %.3f s\n",
+                   flags->directory, sound ? "sound" : "CORRUPT", report.segment_count,
+                   report.record_count, report.record_bytes, (double)report.duration_us / 1e6);
+        else
+            printf("directory     %s\nsegments      %u\nrecords       %" PRIu64
+                   "\nbytes         %" PRIu64 "\nrequests      %" PRIu64 "\nreplied       %" PRIu64
+                   "\npending       %" PRIu64 "\ndead          %" PRIu64
+                   "\nredeliveries  %" PRIu64 "\ncorrupt       %u\ntorn tail     %s\n",
+                   flags->directory, report.segment_count, report.record_count,
+                   report.record_bytes, state.requests, state.replied, pending, state.dead,
+                   report.kind_count[KCI_RECORD_REDELIVERY], report.corruption_count,
+                   report.torn_tail ? "yes" : "no");
+        fflush(stdout);
+        report_problems(&report);
+    }
+    return sound ? KCOBRA_EXIT_OK : KCOBRA_EXIT_FAILURE;
+}
+
+/* ---- compact ---- */
+
+static bool parse_retention(const char *text, int64_t *out)
+{
+    if (text == NULL) {
+        *out = KCI_PERSISTER_RETENTION_MS_DEFAULT;
+        return true;
+    }
+    if (strcmp(text, "0") == 0) {
+        *out = 0;
+        return true;
+    }
+    return kcobra_parse_duration_ms(text, out);
+}
+
+static int compact_live(const kcobra_common *common, int64_t retention_ms)
+{
+    natsConnection *connection = NULL;
+    int status = kcobra_nats_connect(&connection, common);
+    if (status != KCOBRA_EXIT_OK) return status;
+    char body[64];
+    snprintf(body, sizeof body, "{\"retention_ms\":%" PRId64 "}", retention_ms);
+    natsMsg *reply = NULL;
+    natsStatus nats_status = natsConnection_Request(&reply, connection, KCI_QUEUE_COMPACT_SUBJECT,
+                                                    body, (int)strlen(body), common->timeout_ms);
+    if (nats_status != NATS_OK) {
+        status = nats_failure(nats_status, KCI_QUEUE_COMPACT_SUBJECT, common);
+    } else {
+        status = kcobra_write_payload(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply));
+        if (!isatty(STDOUT_FILENO)) printf("\n");
+    }
+    natsMsg_Destroy(reply);
+    kcobra_nats_finish(connection);
+    return status;
+}
+
+static int compact_offline(const queue_flags *flags, int64_t retention_ms, bool json)
+{
+    kci_persister_config config = {.directory = flags->directory,
+                                   .durability = KCI_DURABILITY_BATCH,
+                                   .skip_corrupt = flags->skip_corrupt,
+                                   .retention_ms = -1};
+    kci_persister *persister = NULL;
+    char error[ERROR_BYTES] = "";
+    kc_err err = kci_persister_start(&persister, NULL, &config, error, sizeof error);
+    if (err != KC_OK) {
+        kcobra_error("cannot compact %s: %s%s", flags->directory, error,
+                     err == KC_ERR_EXISTS ? " (use --live to ask the running persister)" : "");
+        return KCOBRA_EXIT_FAILURE;
+    }
+    uint32_t removed = kci_persister_compact(persister, retention_ms);
+    kci_persister_stop(persister, 0);
+    if (json) return kcobra_json_print(json_pack("{s:i}", "segments_removed", (int)removed));
+    printf("removed %u segment%s from %s\n", removed, removed == 1 ? "" : "s", flags->directory);
+    return fflush(stdout) == 0 ? KCOBRA_EXIT_OK : KCOBRA_EXIT_FAILURE;
+}
+
+/* ---- serve ---- */
+
+static int queue_serve(const kcobra_invocation *invocation, const queue_flags *flags,
+                       int64_t retention_ms)
+{
+    kci_durability durability = KCI_DURABILITY_BATCH;
+    if (flags->durability != NULL && !kci_durability_parse(flags->durability, &durability)) {
+        kcobra_error("--durability '%s': expected batch, always or none", flags->durability);
+        return KCOBRA_EXIT_USAGE;
+    }
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    natsConnection *connection = NULL;
+    int status = kcobra_nats_connect(&connection, &invocation->common);
+    if (status != KCOBRA_EXIT_OK) return status;
+    kci_persister_config config = {
+        .directory = flags->directory,
+        .durability = durability,
+        .segment_bytes = (uint32_t)flags->segment_bytes,
+        .skip_corrupt = flags->skip_corrupt,
+        .node = invocation->common.node,
+        .redelivery_timeout_ms = flags->redelivery_timeout_ms,
+        .redelivery_backoff_max_ms = flags->backoff_max_ms,
+        .attempts_max = (int)flags->attempts_max,
+        .retention_ms = retention_ms,
+    };
+    kci_persister *persister = NULL;
+    char error[ERROR_BYTES] = "";
+    if (kci_persister_start(&persister, connection, &config, error, sizeof error) != KC_OK) {
+        kcobra_error("cannot start the persister: %s", error);
+        kcobra_nats_finish(connection);
+        return KCOBRA_EXIT_FAILURE;
+    }
+    fprintf(stderr, "kcobra: persister serving %s on %s; log in %s\n", KCI_SUBMIT_SUBJECT,
+            invocation->common.server, flags->directory);
+    int signal_number = 0;
+    while (sigwait(&stop_signals, &signal_number) != 0) continue;
+    fprintf(stderr, "kcobra: %s: stopping the persister\n", strsignal(signal_number));
+    kci_persister_stop(persister, STOP_DRAIN_MS);
+    kcobra_nats_finish(connection);
+    return KCOBRA_EXIT_OK;
+}
+
+static int run_queue(const kcobra_command *command, int argc, char **argv)
+{
+    queue_flags flags = {.directory = DEFAULT_DIRECTORY};
+    const kcobra_flag table[] = {
+        {"dir", "DIR", KCOBRA_FLAG_STRING, &flags.directory,
+         "the queue directory (default data/queue)"},
+        {"id", "ID", KCOBRA_FLAG_STRING, &flags.id, "dump: only the records of this request"},
+        {"follow", NULL, KCOBRA_FLAG_BOOL, &flags.follow, "dump: keep printing new records"},
+        {"skip-corrupt", NULL, KCOBRA_FLAG_BOOL, &flags.skip_corrupt,
+         "serve, compact: start even with corrupt records in the middle (they are skipped)"},
+        {"retention", "DURATION", KCOBRA_FLAG_STRING, &flags.retention,
+         "compact, serve: keep replied segments this long (default 24h; 0: remove once replied)"},
+        {"live", NULL, KCOBRA_FLAG_BOOL, &flags.live,
+         "compact: ask the running persister over --server"},
+        {"durability", "MODE", KCOBRA_FLAG_STRING, &flags.durability,
+         "serve: batch (default), always or none"},
+        {"segment-size", "BYTES", KCOBRA_FLAG_COUNT, &flags.segment_bytes,
+         "serve: segment file size (default 64 MiB)"},
+        {"redelivery-timeout", "DURATION", KCOBRA_FLAG_DURATION, &flags.redelivery_timeout_ms,
+         "serve: dispatch again after this long without a reply (default 5s)"},
+        {"backoff-max", "DURATION", KCOBRA_FLAG_DURATION, &flags.backoff_max_ms,
+         "serve: the longest wait between dispatches (default 1m)"},
+        {"attempts", "N", KCOBRA_FLAG_COUNT, &flags.attempts_max,
+         "serve: dispatches before a request is dead (default 10)"},
+    };
+    kcobra_invocation invocation;
+    int status = kcobra_parse(command, table, KCOBRA_ARRAY_COUNT(table), argc, argv, &invocation);
+    if (status != KCOBRA_EXIT_OK || invocation.help) return status;
+    const char *action = invocation.positional[0];
+    int64_t retention_ms = 0;
+    if (!parse_retention(flags.retention, &retention_ms))
+        return kcobra_usage_error(command, "--retention '%s': expected a duration or 0",
+                                  flags.retention);
+    if (flags.segment_bytes != 0 &&
+        (flags.segment_bytes < KCI_SEGMENT_BYTES_MIN || flags.segment_bytes > KCI_SEGMENT_BYTES_MAX))
+        return kcobra_usage_error(command, "--segment-size must be from %d to %d bytes",
+                                  KCI_SEGMENT_BYTES_MIN, KCI_SEGMENT_BYTES_MAX);
+    bool json = invocation.common.json;
+    if (strcmp(action, "dump") == 0) return queue_dump(&flags, json);
+    if (strcmp(action, "stats") == 0) return queue_stats(&flags, json, false);
+    if (strcmp(action, "verify") == 0) return queue_stats(&flags, json, true);
+    if (strcmp(action, "compact") == 0)
+        return flags.live ? compact_live(&invocation.common, retention_ms)
+                          : compact_offline(&flags, retention_ms, json);
+    if (strcmp(action, "serve") == 0)
+        return queue_serve(&invocation, &flags,
+                           flags.retention == NULL ? 0 : retention_ms == 0 ? 1 : retention_ms);
+    return kcobra_usage_error(command,
+                              "unknown action '%s'; actions: dump, stats, verify, compact, serve",
+                              action);
+}
+
+const kcobra_command kcobra_command_queue = {
+    .name = "queue",
+    .synopsis = "queue dump|stats|verify|compact|serve [--dir DIR] [options]",
+    .summary = "read, check, compact or serve the REQUEST_REPLY.queue",
+    .description = QUEUE_DESCRIPTION,
+    .run = run_queue,
+    .positional_min = 1,
+    .positional_max = 1,
+};

@@ -1,0 +1,495 @@
+/* log.c - appends, group commit and roll-over (see log.h).
+ *
+ * Two batches, each a byte buffer of encoded records and an array of their
+ * completions. Appenders fill the active batch under the lock; the writer
+ * swaps it for the empty one and works on the full one without the lock, so
+ * appenders wait only when the active batch fills up while the writer is
+ * busy (the named bound: KCI_LOG_BATCH_BYTES / KCI_LOG_BATCH_RECORDS_MAX).
+ * Nothing is allocated per append.
+ *
+ * The writer owns the current segment (fd, number, offset). Positions are
+ * assigned by the writer, not the appender, so a failed batch leaves no hole:
+ * the next batch is written where the failed one started. A record that does
+ * not fit in the rest of the segment starts a new one: the old segment is
+ * synced, cut to its used length (so its end is not a run of preallocated
+ * zeros) and the new file is created, preallocated, and its directory entry
+ * synced before any record in it is acknowledged. */
+#include "log.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+enum { BROKEN_REASON_BYTES = 256, PATH_BYTES = PATH_MAX };
+
+typedef struct completion {
+    kci_queue_log_done done;
+    void *context;
+    uint32_t size;
+    kci_position position; /* set by the writer */
+} completion;
+
+typedef struct batch {
+    uint8_t *bytes;
+    size_t used;
+    completion *completions;
+    uint32_t count;
+} batch;
+
+struct kci_queue_log {
+    kci_queue_log_config config;
+    char directory[PATH_BYTES];
+    int lock_fd;
+
+    pthread_mutex_t lock; /* the fields up to the writer's own */
+    pthread_cond_t work;  /* the writer waits for records */
+    pthread_cond_t space; /* appenders wait for an empty batch */
+    batch batches[2];
+    int active; /* index of the batch appenders fill */
+    bool closing;
+    bool broken;
+    char broken_reason[BROKEN_REASON_BYTES];
+    kci_queue_log_stats stats;
+
+    /* The writer's own (read by stats under the lock as a snapshot). */
+    pthread_t writer;
+    bool writer_started;
+    int segment_fd;
+    uint32_t segment_number;
+    uint64_t segment_offset;
+    bool preallocated;
+};
+
+bool kci_durability_parse(const char *text, kci_durability *out)
+{
+    if (strcmp(text, "batch") == 0)
+        *out = KCI_DURABILITY_BATCH;
+    else if (strcmp(text, "always") == 0)
+        *out = KCI_DURABILITY_ALWAYS;
+    else if (strcmp(text, "none") == 0)
+        *out = KCI_DURABILITY_NONE;
+    else
+        return false;
+    return true;
+}
+
+const char *kci_durability_name(kci_durability durability)
+{
+    switch (durability) {
+    case KCI_DURABILITY_ALWAYS: return "always";
+    case KCI_DURABILITY_NONE: return "none";
+    case KCI_DURABILITY_BATCH: break;
+    }
+    return "batch";
+}
+
+/* ---- segment files (writer thread) ----------------------------------------- */
+
+static void preallocate(kci_queue_log *log)
+{
+    if (!log->config.preallocate || log->preallocated) return;
+    int result = posix_fallocate(log->segment_fd, 0, (off_t)log->config.segment_bytes);
+    if (result == 0) {
+        log->preallocated = true;
+        return;
+    }
+    /* Not fatal: the writes themselves say whether there is room. */
+    kci_debug("queue: cannot preallocate segment %u: %s", log->segment_number, strerror(result));
+}
+
+static kc_err segment_open(kci_queue_log *log, uint32_t number, bool create)
+{
+    char path[PATH_MAX];
+    if (!kci_segment_path(path, log->directory, number)) return KC_ERR_CONFIG;
+    int fd = open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0), 0644);
+    if (fd < 0) {
+        kci_error("queue: cannot %s %s: %s", create ? "create" : "open", path, strerror(errno));
+        return KC_ERR_IO;
+    }
+    if (log->segment_fd >= 0) close(log->segment_fd);
+    log->segment_fd = fd;
+    log->segment_number = number;
+    log->segment_offset = 0;
+    log->preallocated = false;
+    preallocate(log);
+    if (create && kci_directory_sync(log->directory) != KC_OK) {
+        kci_error("queue: cannot sync directory %s: %s", log->directory, strerror(errno));
+        return KC_ERR_IO;
+    }
+    return KC_OK;
+}
+
+static kc_err sync_segment(kci_queue_log *log)
+{
+    if (log->config.durability == KCI_DURABILITY_NONE) return KC_OK;
+    int result = fdatasync(log->segment_fd);
+    int saved = errno;
+    pthread_mutex_lock(&log->lock);
+    log->stats.sync_count++;
+    pthread_mutex_unlock(&log->lock);
+    errno = saved;
+    return result == 0 ? KC_OK : KC_ERR_IO;
+}
+
+/* The current segment is full: sync it, cut it to its data, start the next. */
+static kc_err roll(kci_queue_log *log)
+{
+    if (sync_segment(log) != KC_OK) return KC_ERR_IO;
+    if (ftruncate(log->segment_fd, (off_t)log->segment_offset) != 0)
+        kci_warn("queue: cannot cut segment %u to %llu bytes: %s", log->segment_number,
+                 (unsigned long long)log->segment_offset, strerror(errno));
+    return segment_open(log, log->segment_number + 1, true);
+}
+
+static kc_err write_all(int fd, const uint8_t *bytes, size_t length, uint64_t offset)
+{
+    size_t written = 0;
+    while (written < length) {
+        ssize_t result = pwrite(fd, bytes + written, length - written, (off_t)(offset + written));
+        if (result < 0 && errno == EINTR) continue;
+        if (result <= 0) return KC_ERR_IO;
+        written += (size_t)result;
+    }
+    return KC_OK;
+}
+
+/* ---- the writer ----------------------------------------------------------- */
+
+static void mark_broken(kci_queue_log *log, const char *what, int error_number)
+{
+    pthread_mutex_lock(&log->lock);
+    log->broken = true;
+    snprintf(log->broken_reason, sizeof log->broken_reason, "%s failed on segment %u: %s", what,
+             log->segment_number, strerror(error_number));
+    pthread_mutex_unlock(&log->lock);
+    kci_error("queue: %s; refusing appends until a restart re-checks the log",
+              log->broken_reason);
+}
+
+/* Writes completions [first, *next) (all in the current segment) as one run. */
+static kc_err write_run(kci_queue_log *log, const batch *full, uint32_t first, uint32_t *next,
+                        size_t *byte_cursor)
+{
+    uint64_t start = log->segment_offset;
+    size_t run_bytes = 0;
+    uint32_t index = first;
+    bool one_each = log->config.durability == KCI_DURABILITY_ALWAYS;
+    while (index < full->count) {
+        completion *entry = &full->completions[index];
+        if (start + run_bytes + entry->size > log->config.segment_bytes &&
+            start + run_bytes > 0)
+            break;
+        entry->position = kci_position_make(log->segment_number, (uint32_t)(start + run_bytes));
+        run_bytes += entry->size;
+        index++;
+        if (one_each) break;
+    }
+    *next = index;
+    if (run_bytes == 0) return KC_OK;
+    if (!log->preallocated) preallocate(log);
+    kc_err err = write_all(log->segment_fd, full->bytes + *byte_cursor, run_bytes, start);
+    if (err != KC_OK) {
+        int saved = errno;
+        /* Nothing of a failed run may look like data: cut it off. */
+        if (ftruncate(log->segment_fd, (off_t)start) != 0)
+            kci_warn("queue: cannot cut segment %u back: %s", log->segment_number,
+                     strerror(errno));
+        log->preallocated = false;
+        errno = saved;
+        return err;
+    }
+    log->segment_offset = start + run_bytes;
+    *byte_cursor += run_bytes;
+    return KC_OK;
+}
+
+static void complete(kci_queue_log *log, batch *full, uint32_t ok_count, kc_err failure)
+{
+    for (uint32_t index = 0; index < full->count; index++) {
+        completion *entry = &full->completions[index];
+        if (index < ok_count)
+            entry->done(entry->context, KC_OK, entry->position);
+        else
+            entry->done(entry->context, failure, 0);
+    }
+    pthread_mutex_lock(&log->lock);
+    log->stats.batch_count++;
+    log->stats.append_count += ok_count;
+    log->stats.append_failed_count += full->count - ok_count;
+    pthread_mutex_unlock(&log->lock);
+}
+
+/* Writes, syncs and completes one batch. */
+static void process(kci_queue_log *log, batch *full)
+{
+    uint32_t index = 0, durable_count = 0;
+    size_t byte_cursor = 0;
+    kc_err failure = KC_OK;
+    bool always = log->config.durability == KCI_DURABILITY_ALWAYS;
+    while (index < full->count && failure == KC_OK) {
+        uint32_t next = index;
+        failure = write_run(log, full, index, &next, &byte_cursor);
+        if (failure != KC_OK) {
+            kci_warn("queue: write to segment %u failed: %s; %u appends fail",
+                     log->segment_number, strerror(errno), full->count - index);
+            break;
+        }
+        if (next == index) { /* the next record does not fit: a new segment */
+            if ((failure = roll(log)) != KC_OK) {
+                mark_broken(log, "starting a new segment", errno);
+                break;
+            }
+            durable_count = index;
+            continue;
+        }
+        index = next;
+        if (always) {
+            if ((failure = sync_segment(log)) != KC_OK) {
+                mark_broken(log, "fdatasync", errno);
+                break;
+            }
+            durable_count = index;
+        }
+    }
+    if (failure == KC_OK && !always) {
+        if ((failure = sync_segment(log)) != KC_OK)
+            mark_broken(log, "fdatasync", errno);
+        else
+            durable_count = index;
+    }
+    pthread_mutex_lock(&log->lock);
+    log->stats.bytes_written += byte_cursor;
+    pthread_mutex_unlock(&log->lock);
+    complete(log, full, failure == KC_OK ? full->count : durable_count, failure);
+}
+
+static void *writer_main(void *argument)
+{
+    kci_queue_log *log = argument;
+    pthread_mutex_lock(&log->lock);
+    for (;;) {
+        batch *active = &log->batches[log->active];
+        while (active->count == 0 && !log->closing) pthread_cond_wait(&log->work, &log->lock);
+        if (active->count == 0) break;
+        log->active = 1 - log->active;
+        assert(log->batches[log->active].count == 0);
+        pthread_cond_broadcast(&log->space);
+        pthread_mutex_unlock(&log->lock);
+        process(log, active);
+        active->used = 0;
+        active->count = 0;
+        pthread_mutex_lock(&log->lock);
+        log->stats.segment_current = log->segment_number;
+        log->stats.segment_offset = log->segment_offset;
+        pthread_cond_broadcast(&log->space);
+    }
+    pthread_mutex_unlock(&log->lock);
+    return NULL;
+}
+
+/* ---- API --------------------------------------------------------------------- */
+
+kc_err kci_queue_log_append(kci_queue_log *log, const kci_record *record, kci_queue_log_done done, void *context)
+{
+    assert(done != NULL);
+    size_t size = kci_record_size(record);
+    if (size == 0) return KC_ERR_TOO_LARGE;
+    assert(size <= KCI_LOG_BATCH_BYTES);
+    pthread_mutex_lock(&log->lock);
+    for (;;) {
+        if (log->broken || log->closing) {
+            kc_err err = log->broken ? KC_ERR_IO : KC_ERR_CLOSED;
+            pthread_mutex_unlock(&log->lock);
+            return err;
+        }
+        batch *active = &log->batches[log->active];
+        if (active->used + size <= KCI_LOG_BATCH_BYTES &&
+            active->count < KCI_LOG_BATCH_RECORDS_MAX)
+            break;
+        pthread_cond_wait(&log->space, &log->lock);
+    }
+    batch *active = &log->batches[log->active];
+    kci_record_encode(record, active->bytes + active->used);
+    active->used += size;
+    active->completions[active->count++] =
+        (completion){.done = done, .context = context, .size = (uint32_t)size};
+    if (active->count == 1) pthread_cond_signal(&log->work);
+    pthread_mutex_unlock(&log->lock);
+    return KC_OK;
+}
+
+kc_err kci_queue_log_read(kci_queue_log *log, kci_position position, uint8_t *buffer, kci_record *out)
+{
+    return kci_record_read(log->directory, position, buffer, out);
+}
+
+void kci_queue_log_stats_get(kci_queue_log *log, kci_queue_log_stats *out)
+{
+    pthread_mutex_lock(&log->lock);
+    *out = log->stats;
+    out->broken = log->broken;
+    pthread_mutex_unlock(&log->lock);
+}
+
+const char *kci_queue_log_directory(const kci_queue_log *log) { return log->directory; }
+
+uint32_t kci_queue_log_remove_segments_below(kci_queue_log *log, uint32_t below)
+{
+    pthread_mutex_lock(&log->lock);
+    uint32_t current = log->stats.segment_current;
+    pthread_mutex_unlock(&log->lock);
+    if (below > current) below = current;
+    uint32_t *numbers = NULL;
+    size_t count = 0;
+    char error[256];
+    if (kci_segment_list(log->directory, &numbers, &count, error, sizeof error) != KC_OK)
+        return 0;
+    uint32_t removed = 0;
+    for (size_t index = 0; index < count && numbers[index] < below; index++) {
+        char path[PATH_MAX];
+        kci_segment_path(path, log->directory, numbers[index]);
+        if (unlink(path) == 0)
+            removed++;
+        else
+            kci_warn("queue: cannot remove %s: %s", path, strerror(errno));
+    }
+    free(numbers);
+    if (removed > 0) kci_directory_sync(log->directory);
+    return removed;
+}
+
+int kci_queue_log_lock_directory(const char *directory, char *error, size_t error_size)
+{
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s/%s", directory, KCI_LOCK_FILE_NAME) >= (int)sizeof path) {
+        snprintf(error, error_size, "queue directory path too long");
+        return -1;
+    }
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        snprintf(error, error_size, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        snprintf(error, error_size,
+                 "%s is in use by another persister (the lock %s is held): %s", directory, path,
+                 strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static kci_queue_log *log_new(const kci_queue_log_config *config)
+{
+    kci_queue_log *log = calloc(1, sizeof *log);
+    if (log == NULL) return NULL;
+    log->config = *config;
+    if (log->config.segment_bytes == 0) log->config.segment_bytes = KCI_SEGMENT_BYTES_DEFAULT;
+    snprintf(log->directory, sizeof log->directory, "%s", config->directory);
+    log->config.directory = log->directory;
+    log->lock_fd = -1;
+    log->segment_fd = -1;
+    pthread_mutex_init(&log->lock, NULL);
+    pthread_cond_init(&log->work, NULL);
+    pthread_cond_init(&log->space, NULL);
+    for (int index = 0; index < 2; index++) {
+        log->batches[index].bytes = malloc(KCI_LOG_BATCH_BYTES);
+        log->batches[index].completions =
+            calloc(KCI_LOG_BATCH_RECORDS_MAX, sizeof(completion));
+        if (log->batches[index].bytes == NULL || log->batches[index].completions == NULL) {
+            kci_queue_log_close(log);
+            return NULL;
+        }
+    }
+    return log;
+}
+
+static kc_err open_tail(kci_queue_log *log, const kci_scan_report *report)
+{
+    if (report->segment_count == 0) return segment_open(log, 1, true);
+    kc_err err = segment_open(log, report->segment_last, false);
+    if (err != KC_OK) return err;
+    /* Whatever follows the last valid record was never acknowledged: cut it
+     * so no stale bytes ever sit behind new records, then preallocate again. */
+    if (ftruncate(log->segment_fd, (off_t)report->end_offset) != 0) return KC_ERR_IO;
+    log->segment_offset = report->end_offset;
+    log->preallocated = false;
+    preallocate(log);
+    return KC_OK;
+}
+
+kc_err kci_queue_log_open(kci_queue_log **out, const kci_queue_log_config *config, kci_scan_visit visit,
+                    void *context, kci_scan_report *report, char *error, size_t error_size)
+{
+    *out = NULL;
+    if (config->segment_bytes != 0 && (config->segment_bytes < KCI_SEGMENT_BYTES_MIN ||
+                                       config->segment_bytes > KCI_SEGMENT_BYTES_MAX)) {
+        snprintf(error, error_size, "queue segment size must be from %d to %d bytes",
+                 KCI_SEGMENT_BYTES_MIN, KCI_SEGMENT_BYTES_MAX);
+        return KC_ERR_CONFIG;
+    }
+    kc_err err = kci_directory_make(config->directory, error, error_size);
+    if (err != KC_OK) return err;
+    kci_queue_log *log = log_new(config);
+    if (log == NULL) {
+        snprintf(error, error_size, "out of memory");
+        return KC_ERR_NOMEM;
+    }
+    log->lock_fd = kci_queue_log_lock_directory(log->directory, error, error_size);
+    if (log->lock_fd < 0) err = KC_ERR_EXISTS;
+    kci_scan_options options = {.repair = true, .skip_corrupt = config->skip_corrupt};
+    if (err == KC_OK)
+        err = kci_scan(log->directory, &options, visit, context, report, error, error_size);
+    if (err == KC_OK && (err = open_tail(log, report)) != KC_OK)
+        snprintf(error, error_size, "cannot open the tail segment in %s: %s", log->directory,
+                 strerror(errno));
+    if (err == KC_OK) {
+        log->stats.segment_current = log->segment_number;
+        log->stats.segment_offset = log->segment_offset;
+        if (pthread_create(&log->writer, NULL, writer_main, log) != 0) {
+            snprintf(error, error_size, "cannot start the queue writer thread");
+            err = KC_ERR_NOMEM;
+        } else {
+            log->writer_started = true;
+        }
+    }
+    if (err != KC_OK) {
+        kci_queue_log_close(log);
+        return err;
+    }
+    *out = log;
+    return KC_OK;
+}
+
+void kci_queue_log_close(kci_queue_log *log)
+{
+    if (log == NULL) return;
+    if (log->writer_started) {
+        pthread_mutex_lock(&log->lock);
+        log->closing = true;
+        pthread_cond_broadcast(&log->work);
+        pthread_cond_broadcast(&log->space);
+        pthread_mutex_unlock(&log->lock);
+        pthread_join(log->writer, NULL);
+    }
+    if (log->segment_fd >= 0) close(log->segment_fd);
+    if (log->lock_fd >= 0) close(log->lock_fd);
+    for (int index = 0; index < 2; index++) {
+        free(log->batches[index].bytes);
+        free(log->batches[index].completions);
+    }
+    pthread_cond_destroy(&log->work);
+    pthread_cond_destroy(&log->space);
+    pthread_mutex_destroy(&log->lock);
+    free(log);
+}

@@ -1,0 +1,97 @@
+/* log.h - the REQUEST_REPLY.queue log: appends with group commit, one
+ * writer thread, segment roll-over, and the three durability modes.
+ *
+ * kci_queue_log_append copies the encoded record into the batch being filled and
+ * returns; the writer thread takes the whole batch, writes it with as few
+ * pwrite calls as segments it spans, makes it durable with one fdatasync
+ * (batch mode), and only then calls each record's done callback, in log
+ * order, with its position. So an acknowledgement sent from done is never
+ * ahead of the disk. In `always` mode each record gets its own write and
+ * fdatasync; in `none` mode nothing is synced.
+ *
+ * Failures: a write that fails (ENOSPC, EFBIG, EIO) fails every record of
+ * its batch from that point (done gets the error, nothing of it counts: the
+ * file is cut back to where the batch started) and the next batch tries
+ * again, so the log serves again when space returns. A failed fdatasync is
+ * different: the kernel may have dropped the dirty pages, so what is on disk
+ * is unknown; the log then refuses every append (KC_ERR_IO) until it is
+ * reopened, which re-reads and checks the tail.
+ *
+ * One log per directory: open takes an exclusive flock on <dir>/LOCK. */
+#ifndef KCI_LOG_H_QUEUE
+#define KCI_LOG_H_QUEUE
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kingcobra/err.h"
+#include "record.h"
+#include "recovery.h"
+#include "segment.h"
+
+typedef enum kci_durability {
+    KCI_DURABILITY_BATCH = 0, /* done after the fdatasync of its group (default) */
+    KCI_DURABILITY_ALWAYS = 1, /* done after a fdatasync of its own */
+    KCI_DURABILITY_NONE = 2,   /* done after the write; never synced */
+} kci_durability;
+
+enum {
+    KCI_LOG_BATCH_BYTES = 8 * 1024 * 1024, /* each of the two batches; > one record */
+    KCI_LOG_BATCH_RECORDS_MAX = 16384,
+};
+
+typedef struct kci_queue_log kci_queue_log;
+
+typedef struct kci_queue_log_config {
+    const char *directory;
+    kci_durability durability;
+    uint32_t segment_bytes; /* 0: KCI_SEGMENT_BYTES_DEFAULT */
+    bool skip_corrupt;      /* open past corruption in the middle of the log */
+    bool preallocate;       /* fallocate each segment to its full size (default on) */
+} kci_queue_log_config;
+
+/* Called on the writer thread, once per append, in log order. */
+typedef void (*kci_queue_log_done)(void *context, kc_err status, kci_position position);
+
+typedef struct kci_queue_log_stats {
+    uint64_t append_count;
+    uint64_t append_failed_count;
+    uint64_t sync_count;
+    uint64_t batch_count;
+    uint64_t bytes_written;
+    uint32_t segment_current;
+    uint64_t segment_offset;
+    bool broken;
+} kci_queue_log_stats;
+
+/* "batch", "always", "none" -> mode; false if none of them. */
+bool kci_durability_parse(const char *text, kci_durability *out);
+const char *kci_durability_name(kci_durability durability);
+
+/* Creates the directory if needed, locks it, scans it (repairing a torn
+ * tail; visit sees every record, report says what was found) and starts the
+ * writer. KC_ERR_EXISTS: another process holds the lock. KC_ERR_CORRUPT:
+ * corruption in the middle and not skip_corrupt. */
+kc_err kci_queue_log_open(kci_queue_log **out, const kci_queue_log_config *config, kci_scan_visit visit,
+                    void *context, kci_scan_report *report, char *error, size_t error_size);
+/* Queues record; done is called exactly once, later, unless this returns an
+ * error (KC_ERR_TOO_LARGE, KC_ERR_IO when broken, KC_ERR_CLOSED). Blocks
+ * while both batches are full. */
+kc_err kci_queue_log_append(kci_queue_log *log, const kci_record *record, kci_queue_log_done done, void *context);
+/* Reads the record at position (durable: its done has run) into buffer
+ * (KCI_RECORD_BYTES_MAX bytes). */
+kc_err kci_queue_log_read(kci_queue_log *log, kci_position position, uint8_t *buffer, kci_record *out);
+void kci_queue_log_stats_get(kci_queue_log *log, kci_queue_log_stats *out);
+const char *kci_queue_log_directory(const kci_queue_log *log);
+/* Removes the segments numbered below `below` (never the current one) and
+ * syncs the directory; returns how many were removed. */
+uint32_t kci_queue_log_remove_segments_below(kci_queue_log *log, uint32_t below);
+/* Writes and completes what is queued, stops the writer, unlocks, frees. */
+void kci_queue_log_close(kci_queue_log *log);
+
+/* Takes the directory lock without opening the log (offline compaction);
+ * returns the lock's fd or -1 (KC_ERR_EXISTS when held: error says). */
+int kci_queue_log_lock_directory(const char *directory, char *error, size_t error_size);
+
+#endif
