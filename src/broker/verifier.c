@@ -19,9 +19,11 @@ struct kci_verifier {
     int event_fd;
     kci_verifier_done_fn done;
     void *done_context;
-    kci_auth_cache cache;   /* the loop's */
-    uint32_t pending_count; /* the loop's: submitted, not yet handed back */
-    pthread_mutex_t mutex;  /* guards what follows */
+    kci_auth_cache cache;        /* the loop's */
+    uint32_t pending_count;      /* the loop's: submitted, not yet handed back */
+    uint64_t verification_count; /* the loop's, as the rest of the stats */
+    uint64_t busy_refusal_count;
+    pthread_mutex_t mutex; /* guards what follows */
     pthread_cond_t work_ready;
     kci_verify_job *queue_head; /* to verify, oldest first */
     kci_verify_job *queue_tail;
@@ -109,7 +111,8 @@ static void *worker_main(void *argument)
     for (;;) {
         kci_verify_job *job = next_job(verifier);
         if (job == NULL) return NULL;
-        job->accepted = !atomic_load(&job->cancelled) && kci_bcrypt_verify(job->secret, job->hash);
+        job->hashed = !atomic_load(&job->cancelled);
+        job->accepted = job->hashed && kci_bcrypt_verify(job->secret, job->hash);
         pthread_mutex_lock(&verifier->mutex);
         job->next = verifier->done_list;
         verifier->done_list = job;
@@ -200,13 +203,26 @@ uint32_t kci_verifier_pending_count(const kci_verifier *verifier)
     return verifier->pending_count;
 }
 
+void kci_verifier_get_stats(const kci_verifier *verifier, kci_verifier_stats *stats)
+{
+    *stats = (kci_verifier_stats){
+        .verification_count = verifier->verification_count,
+        .cache_hit_count = verifier->cache.hit_count,
+        .busy_refusal_count = verifier->busy_refusal_count,
+        .pending_count = verifier->pending_count,
+    };
+}
+
 kc_err kci_verifier_submit(kci_verifier *verifier, struct kci_client *client,
                            const kci_credentials *given, const kci_auth_decision *decision,
                            kci_verify_job **job_out)
 {
     assert(decision->verdict == KCI_AUTH_HASH_NEEDED);
     assert(decision->secret != NULL && decision->hash != NULL);
-    if (verifier->pending_count >= KCI_VERIFIER_PENDING_MAX) return KC_ERR_LIMIT;
+    if (verifier->pending_count >= KCI_VERIFIER_PENDING_MAX) {
+        verifier->busy_refusal_count++;
+        return KC_ERR_LIMIT;
+    }
     if (start_workers(verifier) != KC_OK) return KC_ERR_IO;
     kci_verify_job *job = job_new(given, decision);
     if (job == NULL) return KC_ERR_NOMEM;
@@ -243,6 +259,7 @@ void kci_verifier_on_ready(kci_verifier *verifier)
         kci_verify_job *next = job->next;
         assert(verifier->pending_count > 0);
         verifier->pending_count--;
+        verifier->verification_count += job->hashed;
         /* A verified credential stays true for this hash, client or not. */
         if (job->accepted)
             kci_auth_cache_insert(&verifier->cache, job->matched_user, job->secret, job->hash);

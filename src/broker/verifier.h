@@ -68,6 +68,7 @@ typedef struct kci_verify_job {
     struct kci_client *client; /* the loop's; NULL once the client closed */
     atomic_bool cancelled;     /* set with client = NULL; workers skip the hash */
     bool accepted;             /* the worker's answer */
+    bool hashed;               /* the worker ran bcrypt (not skipped) */
     /* What the client sent (token, user, password: NULL when absent), the
      * configured user the hash belongs to (NULL: the token), and the secret
      * and hash the worker compares; one allocation. */
@@ -106,5 +107,14 @@ void kci_verifier_cancel(kci_verify_job *job);
 /* The eventfd rang: caches successes, calls done for each live job, frees. */
 void kci_verifier_on_ready(kci_verifier *verifier);
 uint32_t kci_verifier_pending_count(const kci_verifier *verifier);
+
+/* For /metrics (the loop's view; counters since start). */
+typedef struct kci_verifier_stats {
+    uint64_t verification_count; /* bcrypt checks run */
+    uint64_t cache_hit_count;    /* CONNECTs accepted from the cache */
+    uint64_t busy_refusal_count; /* CONNECTs refused at KCI_VERIFIER_PENDING_MAX */
+    uint32_t pending_count;
+} kci_verifier_stats;
+void kci_verifier_get_stats(const kci_verifier *verifier, kci_verifier_stats *stats);
 
 #endif

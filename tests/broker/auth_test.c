@@ -341,6 +341,13 @@ static void test_verifier(void **state)
     assert_null(refused);
     drain_until(verifier, 0);
     assert_int_equal(log.accepted_count, KCI_VERIFIER_PENDING_MAX);
+    kci_verifier_stats stats;
+    kci_verifier_get_stats(verifier, &stats);
+    assert_int_equal(stats.busy_refusal_count, 1);
+    assert_int_equal(stats.pending_count, 0);
+    /* The cancelled job ran or was skipped, depending on when it was cancelled. */
+    assert_true(stats.verification_count >= 2 + KCI_VERIFIER_PENDING_MAX);
+    assert_true(stats.verification_count <= 3 + KCI_VERIFIER_PENDING_MAX);
     assert_int_equal(submit(verifier, (struct kci_client *)&clients[0], "wonder", &jobs[0]), KC_OK);
     /* Destroyed with a job in flight: joined and freed (the sanitizer checks). */
     kci_verifier_destroy(verifier);
