@@ -1,10 +1,17 @@
 /* auth.c - authentication and permission checks (see auth.h).
  *
+ * bcrypt comes from libxcrypt's crypt_rn (the system's password hashing
+ * library, which verifies every bcrypt variant nats-server accepts) rather
+ * than a copy of Blowfish here. crypt_rn writes into a caller-owned
+ * crypt_data, so verifications on several threads share nothing.
+ *
  * Permission lists are short in practice (a handful of entries per user),
  * so they are scanned linearly; the publish check runs once per PUB only for
  * users that have permissions at all. */
 #include "auth.h"
 
+#include <crypt.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "subject.h"
@@ -28,22 +35,70 @@ bool kci_secret_equal(const char *given, const char *expected)
     return difference == 0;
 }
 
+bool kci_secret_is_bcrypt(const char *secret)
+{
+    if (secret == NULL || strncmp(secret, "$2", 2) != 0) return false;
+    char variant = secret[2];
+    if (variant != 'a' && variant != 'b' && variant != 'x' && variant != 'y') return false;
+    return secret[3] == '$' && secret[4] >= '0' && secret[4] <= '9' && secret[5] >= '0' &&
+           secret[5] <= '9' && secret[6] == '$';
+}
+
+bool kci_bcrypt_verify(const char *password, const char *hash)
+{
+    if (password == NULL || !kci_secret_is_bcrypt(hash)) return false;
+    /* 32 KiB of state: on the heap, since worker threads may have small stacks. */
+    struct crypt_data *data = calloc(1, sizeof *data);
+    if (data == NULL) return false;
+    const char *computed = crypt_rn(password, hash, data, (int)sizeof *data);
+    /* crypt_rn returns NULL (or a string starting with '*') for a hash it
+     * cannot use: a bad cost or salt. That verifies nothing. */
+    bool equal = computed != NULL && computed[0] != '*' && kci_secret_equal(computed, hash);
+    explicit_bzero(data, sizeof *data); /* it held key material */
+    free(data);
+    return equal;
+}
+
+/* A configured secret against the one given: plain text now, a hash later. */
+static kci_auth_decision decide_secret(const kci_user *user, const char *given,
+                                       const char *configured)
+{
+    kci_auth_decision decision = {.user = user};
+    if (kci_secret_is_bcrypt(configured)) {
+        decision.verdict = KCI_AUTH_HASH_NEEDED;
+        decision.hash = configured;
+        decision.secret = given != NULL ? given : ""; /* as nats-server: none is empty */
+        return decision;
+    }
+    decision.verdict = kci_secret_equal(given, configured) ? KCI_AUTH_ACCEPTED : KCI_AUTH_REFUSED;
+    if (decision.verdict == KCI_AUTH_REFUSED) decision.user = NULL;
+    return decision;
+}
+
+kci_auth_decision kci_auth_decide(const kci_options *options, const kci_credentials *credentials)
+{
+    kci_auth_decision refused = {.verdict = KCI_AUTH_REFUSED};
+    if (options->auth_token != NULL)
+        return decide_secret(NULL, credentials->auth_token, options->auth_token);
+    if (options->user_count == 0) return (kci_auth_decision){.verdict = KCI_AUTH_ACCEPTED};
+    if (credentials->user == NULL) return refused;
+    for (size_t i = 0; i < options->user_count; i++) {
+        const kci_user *candidate = &options->users[i];
+        if (strcmp(candidate->user, credentials->user) == 0)
+            return decide_secret(candidate, credentials->password, candidate->password);
+    }
+    return refused;
+}
+
 bool kci_auth_check(const kci_options *options, const kci_credentials *credentials,
                     const kci_user **user)
 {
-    *user = NULL;
-    if (options->auth_token != NULL)
-        return kci_secret_equal(credentials->auth_token, options->auth_token);
-    if (options->user_count == 0) return true;
-    if (credentials->user == NULL) return false;
-    for (size_t i = 0; i < options->user_count; i++) {
-        const kci_user *candidate = &options->users[i];
-        if (strcmp(candidate->user, credentials->user) != 0) continue;
-        if (!kci_secret_equal(credentials->password, candidate->password)) return false;
-        *user = candidate;
-        return true;
-    }
-    return false;
+    kci_auth_decision decision = kci_auth_decide(options, credentials);
+    bool accepted = decision.verdict == KCI_AUTH_ACCEPTED ||
+                    (decision.verdict == KCI_AUTH_HASH_NEEDED &&
+                     kci_bcrypt_verify(decision.secret, decision.hash));
+    *user = accepted ? decision.user : NULL;
+    return accepted;
 }
 
 static bool list_present(const kci_permission_list *list)

@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "router.h"
 #include "subject.h"
+#include "verifier.h"
 
 enum {
     OUT_BUFFER_BYTES_MIN = 4096,
@@ -149,7 +150,8 @@ void kci_client_send_error(kci_client *client, const char *text)
 
 uint32_t kci_client_epoll_events(const kci_client *client)
 {
-    return (client->stalled ? 0 : EPOLLIN) | (client->want_write ? EPOLLOUT : 0);
+    return (client->stalled || client->auth_pending ? 0 : EPOLLIN) |
+           (client->want_write ? EPOLLOUT : 0);
 }
 
 static void set_want_write(kci_client *client, bool want)
@@ -235,6 +237,73 @@ static bool is_internal(const kci_client *client, const kci_credentials *credent
            kci_secret_equal(credentials->password, client->server->internal_password);
 }
 
+static void refuse(kci_client *client)
+{
+    CLIENT_LOG(KCI_LOG_ERROR, client, "%s", "Authorization Error");
+    kci_client_send_error(client, "Authorization Violation");
+    kci_client_close(client, KCI_CLOSE_AUTH);
+}
+
+/* The epoll events follow auth_pending (kci_client_epoll_events). */
+static void rewatch(kci_client *client)
+{
+    struct epoll_event event = {.events = kci_client_epoll_events(client), .data.ptr = client};
+    epoll_ctl(client->server->epoll_fd, EPOLL_CTL_MOD, client->fd, &event);
+}
+
+/* Hands a bcrypt check to the verifier and pauses the client; 1, or -1
+ * when refused (too many verifications pending: nats-server's bad-password
+ * error, since the client cannot be told anything more useful). */
+static int verify_later(kci_client *client, const kci_credentials *credentials,
+                        const kci_auth_decision *decision)
+{
+    assert(!client->auth_pending && client->verify_job == NULL);
+    kc_err err = kci_verifier_submit(client->server->verifier, client, credentials, decision,
+                                     &client->verify_job);
+    if (err == KC_ERR_LIMIT)
+        CLIENT_LOG(KCI_LOG_WARN, client, "%d password verifications pending already, refusing",
+                   KCI_VERIFIER_PENDING_MAX);
+    else if (err != KC_OK)
+        CLIENT_LOG(KCI_LOG_ERROR, client, "cannot verify the password: %s", kc_strerror(err));
+    if (err != KC_OK) {
+        refuse(client);
+        return -1;
+    }
+    client->auth_pending = true;
+    rewatch(client);
+    return 1;
+}
+
+/* 0 accepted, 1 paused for a bcrypt verification, -1 refused (closed).
+ * finished: a verification that came back for these credentials; its
+ * result counts only if the configuration still holds the same hash
+ * (it may have been reloaded meanwhile, see verifier.h). */
+static int decide(kci_client *client, const kci_credentials *credentials,
+                  const kci_verify_job *finished)
+{
+    kci_server *server = client->server;
+    kci_auth_decision decision = kci_auth_decide(&server->options, credentials);
+    if (decision.verdict == KCI_AUTH_HASH_NEEDED) {
+        const char *user = decision.user != NULL ? decision.user->user : NULL;
+        if (finished != NULL && strcmp(finished->hash, decision.hash) == 0 &&
+            strcmp(finished->secret, decision.secret) == 0)
+            decision.verdict = finished->accepted ? KCI_AUTH_ACCEPTED : KCI_AUTH_REFUSED;
+        else if (kci_auth_cache_lookup(kci_verifier_cache(server->verifier), user, decision.secret,
+                                       decision.hash))
+            decision.verdict = KCI_AUTH_ACCEPTED;
+        else
+            return verify_later(client, credentials, &decision);
+    }
+    if (decision.verdict != KCI_AUTH_ACCEPTED) {
+        refuse(client);
+        return -1;
+    }
+    free(client->user_name);
+    client->user_name = decision.user ? strdup(decision.user->user) : NULL;
+    client->permissions = kci_permissions_for(&server->options, decision.user);
+    return 0;
+}
+
 static int authenticate(kci_client *client, json_t *root)
 {
     kci_credentials credentials = {
@@ -242,21 +311,30 @@ static int authenticate(kci_client *client, json_t *root)
         .user = json_string_value(json_object_get(root, "user")),
         .password = json_string_value(json_object_get(root, "pass")),
     };
-    const kci_user *user = NULL;
     if (is_internal(client, &credentials)) {
         client->permissions = NULL;
         return 0;
     }
-    if (client->internal_listener ||
-        !kci_auth_check(&client->server->options, &credentials, &user)) {
-        CLIENT_LOG(KCI_LOG_ERROR, client, "%s", "Authorization Error");
-        kci_client_send_error(client, "Authorization Violation");
-        kci_client_close(client, KCI_CLOSE_AUTH);
+    if (client->internal_listener) {
+        refuse(client);
         return -1;
     }
-    free(client->user_name);
-    client->user_name = user ? strdup(user->user) : NULL;
-    client->permissions = kci_permissions_for(&client->server->options, user);
+    return decide(client, &credentials, NULL);
+}
+
+/* After the credentials passed. */
+static int finish_connect(kci_client *client)
+{
+    if (client->no_responders && !client->headers) {
+        kci_client_send_error(client, "no responders requires headers support");
+        kci_client_close(client, KCI_CLOSE_PROTOCOL);
+        return -1;
+    }
+    client->connect_received = true;
+    CLIENT_LOG(KCI_LOG_DEBUG, client, "CONNECT name=%s lang=%s version=%s",
+               client->name ? client->name : "", client->lang ? client->lang : "",
+               client->version ? client->version : "");
+    send_ok(client);
     return 0;
 }
 
@@ -283,20 +361,10 @@ static int on_connect(void *context, const char *json, size_t json_len)
     client->name = json_string_copy(root, "name");
     client->lang = json_string_copy(root, "lang");
     client->version = json_string_copy(root, "version");
-    int stop = authenticate(client, root);
+    int verdict = authenticate(client, root);
     json_decref(root);
-    if (stop != 0) return stop;
-    if (client->no_responders && !client->headers) {
-        kci_client_send_error(client, "no responders requires headers support");
-        kci_client_close(client, KCI_CLOSE_PROTOCOL);
-        return -1;
-    }
-    client->connect_received = true;
-    CLIENT_LOG(KCI_LOG_DEBUG, client, "CONNECT name=%s lang=%s version=%s",
-               client->name ? client->name : "", client->lang ? client->lang : "",
-               client->version ? client->version : "");
-    send_ok(client);
-    return 0;
+    if (verdict != 0) return -1; /* refused, or paused: the parser stops here */
+    return finish_connect(client);
 }
 
 static int on_before_connect_op(void *context)
@@ -494,13 +562,32 @@ static void report_parse_error(kci_client *client, kci_parse_error error, size_t
     kci_client_close(client, reason);
 }
 
+/* A CONNECT being verified stopped the parser: what followed it in this
+ * read (at most one read buffer, since reading stops) waits here. */
+static void hold_input(kci_client *client, const uint8_t *bytes, size_t len)
+{
+    assert(client->held_input == NULL && len <= KCI_READ_BUFFER_BYTES);
+    if (len == 0) return;
+    client->held_input = malloc(len);
+    if (client->held_input == NULL) {
+        CLIENT_LOG(KCI_LOG_ERROR, client, "%s", "out of memory for input, closing");
+        kci_client_close(client, KCI_CLOSE_READ_ERROR);
+        return;
+    }
+    memcpy(client->held_input, bytes, len);
+    client->held_input_len = (uint32_t)len;
+}
+
 static void process_input(kci_client *client, const uint8_t *bytes, size_t len)
 {
     client->last_activity_ms = client->server->now_ms;
     size_t offset = 0;
     kci_parse_error error =
         kci_parser_feed(&client->parser, &protocol_handlers, client, bytes, len, &offset);
-    if (error != KCI_PARSE_OK) report_parse_error(client, error, offset);
+    if (error == KCI_PARSE_STOPPED && client->auth_pending && !client->closing)
+        hold_input(client, bytes + offset, len - offset);
+    else if (error != KCI_PARSE_OK)
+        report_parse_error(client, error, offset);
 }
 
 /* One read; > 0 bytes, 0 nothing now, -1 closed or failed (reason set). */
@@ -546,9 +633,24 @@ static void continue_handshake(kci_client *client)
 
 static void read_and_process(kci_client *client, uint8_t *buffer, kci_close_reason *reason);
 
+/* While a CONNECT is verified EPOLLIN is off: only a hang-up or a socket
+ * error (a reset) wakes the client. Close it now: its job is cancelled. */
+static void notice_hang_up(kci_client *client)
+{
+    uint8_t byte = 0;
+    ssize_t n = recv(client->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))) return;
+    CLIENT_LOG(KCI_LOG_DEBUG, client, "%s", "connection closed while its password was verified");
+    kci_client_close(client, n == 0 ? KCI_CLOSE_CLIENT : KCI_CLOSE_READ_ERROR);
+}
+
 void kci_client_on_readable(kci_client *client)
 {
     if (client->closing) return;
+    if (client->auth_pending) {
+        notice_hang_up(client);
+        return;
+    }
     if (client->tls_state == KCI_TLS_HANDSHAKE) {
         continue_handshake(client);
         if (client->tls_state != KCI_TLS_ESTABLISHED) return;
@@ -575,7 +677,47 @@ static void read_and_process(kci_client *client, uint8_t *buffer, kci_close_reas
         }
         if (n == 0) return;
         process_input(client, buffer, (size_t)n);
-    } while (client->ssl != NULL && !client->closing && SSL_pending(client->ssl) > 0);
+    } while (client->ssl != NULL && !client->closing && !client->auth_pending &&
+             SSL_pending(client->ssl) > 0);
+}
+
+/* Reading again after a verification: the held input first, then what TLS
+ * decrypted meanwhile (epoll does not signal it), then the socket via epoll. */
+static void resume_reading(kci_client *client)
+{
+    kci_server *server = client->server;
+    rewatch(client);
+    uint8_t *held = client->held_input;
+    uint32_t held_len = client->held_input_len;
+    client->held_input = NULL;
+    client->held_input_len = 0;
+    server->current_reader = client;
+    if (held != NULL) process_input(client, held, held_len);
+    free(held);
+    if (client->ssl != NULL && !client->closing && !client->auth_pending &&
+        SSL_pending(client->ssl) > 0) {
+        kci_close_reason reason = KCI_CLOSE_CLIENT;
+        read_and_process(client, server->read_buffer, &reason);
+    }
+    server->current_reader = NULL;
+    if (client->stall_on != NULL && !client->closing) kci_server_stall(server, client);
+}
+
+void kci_client_on_verified(kci_client *client, const kci_verify_job *job)
+{
+    assert(client->auth_pending && client->verify_job == job && !client->closing);
+    client->auth_pending = false;
+    client->verify_job = NULL;
+    kci_credentials credentials = {
+        .auth_token = job->auth_token,
+        .user = job->user,
+        .password = job->password,
+    };
+    int verdict = decide(client, &credentials, job);
+    if (verdict < 0) return;                 /* refused and closed */
+    if (verdict > 0) return;                 /* a reload changed the hash: verified again */
+    if (finish_connect(client) != 0) return; /* closed */
+    resume_reading(client);
 }
 
 void kci_client_on_writable(kci_client *client)
@@ -697,6 +839,10 @@ void kci_client_close(kci_client *client, kci_close_reason reason)
 {
     if (client->closing) return;
     kci_server *server = client->server;
+    if (client->verify_job != NULL) { /* the verification's result finds nobody */
+        kci_verifier_cancel(client->verify_job);
+        client->verify_job = NULL;
+    }
     while (client->subscription_count > 0)
         kci_subscription_remove(client->subscriptions[client->subscription_count - 1]);
     if (reason != KCI_CLOSE_SLOW_CONSUMER) say_goodbye(client);
@@ -729,6 +875,7 @@ void kci_client_free(kci_client *client)
     free(client->lang);
     free(client->version);
     free(client->user_name);
+    free(client->held_input);
     free(client);
 }
 
@@ -750,7 +897,8 @@ void kci_client_housekeeping(kci_client *client, int64_t now_ms)
         kci_client_close(client, KCI_CLOSE_TLS);
         return;
     }
-    if (!client->connect_received && (auth_required(client) || client->internal_listener) &&
+    if (!client->connect_received && !client->auth_pending &&
+        (auth_required(client) || client->internal_listener) &&
         now_ms - client->start_ms > options->auth_timeout_ms) {
         kci_client_send_error(client, "Authentication Timeout");
         kci_client_close(client, KCI_CLOSE_AUTH);

@@ -75,6 +75,12 @@ typedef struct kci_client {
     char *version;
     char *user_name;
     const kci_permissions *permissions; /* NULL: everything allowed */
+    /* A bcrypt verification of its CONNECT runs (verifier.h): not read,
+     * not parsed; what was read after the CONNECT line waits in held_input. */
+    bool auth_pending;
+    struct kci_verify_job *verify_job;
+    uint8_t *held_input;
+    uint32_t held_input_len;
     /* output */
     uint8_t *out;
     uint32_t out_head;
@@ -120,6 +126,9 @@ kc_err kci_client_create(kci_server *server, int fd, const struct sockaddr_stora
 kc_err kci_client_start(kci_client *client);
 /* Reads once and processes what arrived. */
 void kci_client_on_readable(kci_client *client);
+/* Its CONNECT's verification came back (verifier.h): finishes the CONNECT,
+ * then parses the held input and reads again. */
+void kci_client_on_verified(kci_client *client, const struct kci_verify_job *job);
 /* EPOLLOUT: continues a TLS handshake or flushes. */
 void kci_client_on_writable(kci_client *client);
 /* Writes pending output; arms or disarms EPOLLOUT as needed. */

@@ -35,6 +35,7 @@
 #include "client.h"
 #include "common/log.h"
 #include "http.h"
+#include "verifier.h"
 
 enum {
     HTTP_ROUTES_MAX = 16,
@@ -774,6 +775,18 @@ static void render_metrics(const kci_server *server, metrics_text *text)
            stats->slow_consumers);
     metric(text, "kcobrad_subscriptions", "gauge", "Subscriptions held now.",
            sublist.subscription_count);
+    kci_verifier_stats auth;
+    kci_verifier_get_stats(server->verifier, &auth);
+    metric(text, "kcobrad_auth_verifications_total", "counter",
+           "bcrypt password verifications run off the event loop.", auth.verification_count);
+    metric(text, "kcobrad_auth_cache_hits_total", "counter",
+           "CONNECTs with a bcrypt'd password accepted from the cache, without bcrypt.",
+           auth.cache_hit_count);
+    metric(text, "kcobrad_auth_busy_refusals_total", "counter",
+           "CONNECTs refused because the most verifications were pending.",
+           auth.busy_refusal_count);
+    metric(text, "kcobrad_auth_verifications_pending", "gauge",
+           "bcrypt verifications queued or running now.", auth.pending_count);
     metric(text, "kcobrad_mem_bytes", "gauge", "Resident memory (VmRSS) in bytes.",
            resident_memory_bytes());
     metrics_append(text,

@@ -25,6 +25,7 @@
 #include "common/net.h"
 #include "monitor.h"
 #include "tls.h"
+#include "verifier.h"
 
 enum {
     ACCEPTS_PER_WAKEUP_MAX = 256,
@@ -215,6 +216,19 @@ void kci_server_stop(kci_server *server)
     request(server, KCI_CONTROL_STOP);
 }
 
+static void on_verified(void *context, kci_verify_job *job)
+{
+    (void)context;
+    kci_client_on_verified(job->client, job);
+}
+
+static kc_err open_verifier(kci_server *server)
+{
+    kc_err err = kci_verifier_create(&server->verifier, on_verified, server);
+    if (err != KC_OK) return err;
+    return watch(server, kci_verifier_fd(server->verifier), kci_verifier_source(server->verifier));
+}
+
 static kc_err open_everything(kci_server *server, char *error, size_t error_size)
 {
     kc_err err = kci_sublist_create(&server->sublist, KCI_SUBLIST_CACHE_ENTRIES_DEFAULT);
@@ -239,6 +253,7 @@ static kc_err open_everything(kci_server *server, char *error, size_t error_size
     server->internal_listener.kind = KCI_SOURCE_INTERNAL_LISTENER;
     if (err == KC_OK) err = watch(server, server->internal_listen_fd, &server->internal_listener);
     if (err == KC_OK) err = open_control(server);
+    if (err == KC_OK) err = open_verifier(server);
     if (err != KC_OK) {
         snprintf(error, error_size, "cannot set up the event loop: %s", strerror(errno));
         return err;
@@ -419,6 +434,7 @@ void kci_server_reload(kci_server *server)
         return;
     }
     keep_restart_only_fields(&fresh, &server->options);
+    kci_auth_cache_clear(kci_verifier_cache(server->verifier)); /* verifier.h: reload */
     kci_options_free(&server->options);
     server->options = fresh;
     kci_configure_logging(&server->options);
@@ -459,6 +475,7 @@ static void dispatch(kci_server *server, const struct epoll_event *event)
     case KCI_SOURCE_LISTENER: accept_clients(server, false); break;
     case KCI_SOURCE_INTERNAL_LISTENER: accept_clients(server, true); break;
     case KCI_SOURCE_CONTROL: on_control(server); break;
+    case KCI_SOURCE_VERIFIER: kci_verifier_on_ready(server->verifier); break;
     case KCI_SOURCE_CLIENT: {
         kci_client *client = (kci_client *)source;
         if (event->events & (EPOLLIN | EPOLLHUP | EPOLLERR)) kci_client_on_readable(client);
@@ -538,6 +555,7 @@ void kci_server_destroy(kci_server *server)
         kci_client_close(server->clients, KCI_CLOSE_SERVER_SHUTDOWN);
     if (server->sublist) end_batch(server);
     if (server->monitor) kci_monitor_destroy(server->monitor);
+    kci_verifier_destroy(server->verifier); /* after the clients: their jobs are cancelled */
     if (server->listen_fd >= 0) close(server->listen_fd);
     if (server->internal_listen_fd >= 0) close(server->internal_listen_fd);
     if (server->control_fd >= 0) close(server->control_fd);

@@ -6,7 +6,9 @@
  * need the other cores. Work is batched per wake-up: every readable
  * connection is read once, the messages it published are appended to the
  * subscribers' output buffers, and at the end of the batch every connection
- * with pending output is written once ("flush list").
+ * with pending output is written once ("flush list"). The one exception is
+ * bcrypt password verification, which is slow on purpose and runs on worker
+ * threads that hand results back through an eventfd (verifier.h).
  *
  * Lifetimes: a closed client or removed subscription is unlinked at once but
  * freed only at the end of the batch, after kci_sublist_collect(), so match
@@ -36,6 +38,7 @@
 struct kci_client;
 struct kci_subscription;
 struct kci_monitor;
+struct kci_verifier;
 
 enum {
     KCI_READ_BUFFER_BYTES = 64 * 1024,
@@ -57,6 +60,7 @@ typedef enum kci_source_kind {
     KCI_SOURCE_HTTP_LISTENER = 4,
     KCI_SOURCE_HTTP_CONNECTION = 5,
     KCI_SOURCE_INTERNAL_LISTENER = 6,
+    KCI_SOURCE_VERIFIER = 7, /* bcrypt results are back (verifier.h) */
 } kci_source_kind;
 
 typedef struct kci_source {
@@ -93,6 +97,7 @@ typedef struct kci_server {
     int control_fd;
     atomic_uint control_requests; /* KCI_CONTROL_* bits */
     struct kci_monitor *monitor;
+    struct kci_verifier *verifier; /* bcrypt off the loop, and its cache */
     /* connections */
     struct kci_client *clients; /* doubly linked, newest first */
     uint64_t client_count;

@@ -378,6 +378,10 @@ static void test_metrics_are_prometheus_text(void **state)
         "kcobrad_mem_bytes",
         "kcobrad_uptime_seconds",
         "kcobrad_rejected_connections_total",
+        "kcobrad_auth_verifications_total",
+        "kcobrad_auth_cache_hits_total",
+        "kcobrad_auth_busy_refusals_total",
+        "kcobrad_auth_verifications_pending",
     };
     for (size_t i = 0; i < sizeof NAMES / sizeof NAMES[0]; i++) {
         char line[128];

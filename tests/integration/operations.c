@@ -30,6 +30,7 @@ enum {
     RELOAD_APPLY_TIMEOUT_MS = 3000,
     RELOAD_POLL_INTERVAL_MS = 20,
     RELOAD_CLOSE_TIMEOUT_MS = 3000,
+    BCRYPT_SLOW_TIMEOUT_MS = 15000, /* a cost-12 check on a loaded machine */
     BROKEN_RELOAD_SETTLE_MS = 300,
     SHUTDOWN_TIMEOUT_MS = 2000,
     /* nats-server 2.9 exits 1 after SIGTERM (os.Exit(1)); kcobrad's promise
@@ -247,6 +248,53 @@ static void test_reload_broken_config(void **state)
     fixture_raw_expect_message(carol, "MSG bar 1 7", "allowed");
     /* The bytes before the close are test_reload_removes_user's concern. */
     assert_int_equal(harness_raw_expect_closed(bob, RELOAD_CLOSE_TIMEOUT_MS), HARNESS_OK);
+}
+
+/* slow's password is a cost-12 bcrypt hash (100-500 ms to verify) of
+ * "patience"; after the reload it is a cost-4 hash of "renewed". */
+static const char RELOAD_BCRYPT_BEFORE[] =
+    "authorization {\n"
+    "  users: [\n"
+    "    {user: slow, password: $2a$12$oC.24ZL6z3Wgcu2RcHUziOPrgyoGDnEHloR7bylf7uq0hhMJS1DA6}\n"
+    "    {user: carol, password: listener}\n"
+    "  ]\n"
+    "}\n";
+static const char RELOAD_BCRYPT_AFTER[] =
+    "authorization {\n"
+    "  users: [\n"
+    "    {user: slow, password: $2a$04$TNgIGA7bpEOpYa7khRORKOphQTRAtRbO5xkqtnOlJfrlD480tPJGS}\n"
+    "    {user: carol, password: listener}\n"
+    "  ]\n"
+    "}\n";
+
+/* A reload lands while a CONNECT with the old password is verified (or just
+ * after: the order is the machine's). Either way the old password does not
+ * outlive the reload: the client ends closed (kcobrad checks the result
+ * against the new configuration; nats-server re-checks connected clients),
+ * the new password works, the old one no longer does. */
+static void test_reload_during_bcrypt_verification(void **state)
+{
+    fixture *f = fixture_of(state);
+    fixture_start(f, RELOAD_BCRYPT_BEFORE);
+    harness_raw *carol = user_handshake(f, "carol", "listener");
+    char line[LINE_SIZE_MAX], json[TEXT_SIZE_MAX], command[2 * TEXT_SIZE_MAX];
+    harness_raw *pending = fixture_raw_read_info(f, 0, line, sizeof(line));
+    user_connect_json(json, sizeof(json), "slow", "patience");
+    snprintf(command, sizeof(command), "CONNECT %s\r\nPING\r\n", json);
+    fixture_raw_send(pending, command);
+    reload(f, RELOAD_BCRYPT_AFTER);
+    char received[TEXT_SIZE_MAX];
+    assert_int_equal(harness_raw_read_until_closed(pending, received, sizeof(received), NULL,
+                                                   BCRYPT_SLOW_TIMEOUT_MS),
+                     HARNESS_OK);
+    fprintf(stderr, "the client verified across the reload got '%s' and was closed\n", received);
+    fixture_raw_round_trip(carol);
+    harness_raw *renewed = user_handshake(f, "slow", "renewed");
+    fixture_raw_round_trip(renewed);
+    harness_raw *old = fixture_raw_read_info(f, 0, line, sizeof(line));
+    fixture_raw_send(old, command);
+    fixture_raw_expect_line(old, "-ERR 'Authorization Violation'");
+    fixture_raw_expect_closed(old);
 }
 
 /* =================================================================== shutdown */
@@ -952,6 +1000,7 @@ int main(int argc, char **argv)
         FIXTURE_CASE(test_reload_permissions),
         FIXTURE_CASE(test_reload_removes_user),
         FIXTURE_CASE(test_reload_broken_config),
+        FIXTURE_CASE(test_reload_during_bcrypt_verification),
         FIXTURE_CASE(test_sigterm),
         FIXTURE_CASE(test_sigint),
         FIXTURE_CASE(test_max_connections),
