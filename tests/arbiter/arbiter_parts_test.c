@@ -1,0 +1,128 @@
+/* arbiter_parts_test.c - the small pieces of the arbiter: reporter
+ * credibility and perjury, the rate limit, the quorum count, and the
+ * reporting tree's shape and its three renderings. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "arbiter/credibility.h"
+#include "arbiter/quorum.h"
+#include "arbiter/tree.h"
+
+static void test_credibility(void **state)
+{
+    (void)state;
+    kci_credibility_params params;
+    kci_credibility_params_default(&params);
+    kci_credibility credibility = {0};
+    assert_float_equal(kci_credibility_value(&credibility), 0.5, 0);
+    for (int i = 0; i < 4; i++)
+        kci_credibility_judge(&credibility, false);
+    /* 1 / (1 + 5): low, but only 4 judged reports: not yet a perjurer */
+    assert_float_equal(kci_credibility_value(&credibility), 1.0 / 6, 1e-12);
+    assert_false(kci_credibility_perjurer(&credibility, &params));
+    kci_credibility_judge(&credibility, false);
+    assert_true(kci_credibility_perjurer(&credibility, &params));
+    kci_credibility honest = {0};
+    for (int i = 0; i < 20; i++)
+        kci_credibility_judge(&honest, i % 10 != 0); /* 18 right, 2 wrong */
+    assert_float_equal(kci_credibility_value(&honest), 19.0 / 22, 1e-12);
+    assert_false(kci_credibility_perjurer(&honest, &params));
+}
+
+static void test_rate_limit(void **state)
+{
+    (void)state;
+    kci_credibility_params params;
+    kci_credibility_params_default(&params);
+    params.rate_per_s = 10;
+    params.burst = 5;
+    kci_credibility credibility = {0};
+    int admitted = 0;
+    for (int i = 0; i < 100; i++)
+        admitted += kci_credibility_admit(&credibility, &params, 1000);
+    assert_int_equal(admitted, 5);
+    assert_int_equal(credibility.dropped, 95);
+    /* 0.5 s later: 5 more tokens */
+    admitted = 0;
+    for (int i = 0; i < 100; i++)
+        admitted += kci_credibility_admit(&credibility, &params, 1500);
+    assert_int_equal(admitted, 5);
+}
+
+static void test_quorum(void **state)
+{
+    (void)state;
+    assert_int_equal(kci_quorum_needed(1), 1);
+    assert_int_equal(kci_quorum_needed(4), 3);
+    assert_int_equal(kci_quorum_needed(7), 5);
+    assert_int_equal(kci_quorum_needed(3), 1); /* f = 0 */
+    kci_quorum quorum = {0};
+    assert_true(kci_quorum_vote_set(&quorum, "a", KCI_VOTE_QUARANTINE, 100));
+    assert_true(kci_quorum_vote_set(&quorum, "b", KCI_VOTE_QUARANTINE, 100));
+    assert_true(kci_quorum_vote_set(&quorum, "a", KCI_VOTE_QUARANTINE, 200)); /* same arbiter */
+    assert_int_equal(kci_quorum_count(&quorum, KCI_VOTE_QUARANTINE, 200, 0), 2);
+    assert_true(kci_quorum_vote_set(&quorum, "c", KCI_VOTE_CLEAR, 300));
+    assert_true(kci_quorum_vote_set(&quorum, "b", KCI_VOTE_CLEAR, 300)); /* changed its mind */
+    assert_int_equal(kci_quorum_count(&quorum, KCI_VOTE_QUARANTINE, 300, 0), 1);
+    assert_int_equal(kci_quorum_count(&quorum, KCI_VOTE_CLEAR, 300, 0), 2);
+    assert_int_equal(kci_quorum_count(&quorum, KCI_VOTE_QUARANTINE, 10000, 1000), 0); /* stale */
+    char id[16];
+    for (int i = 0; i < KCI_QUORUM_ARBITERS_MAX + 10; i++) {
+        snprintf(id, sizeof id, "x%d", i);
+        kci_quorum_vote_set(&quorum, id, KCI_VOTE_QUARANTINE, 1);
+    }
+    assert_int_equal(quorum.vote_count, KCI_QUORUM_ARBITERS_MAX);
+}
+
+static void test_tree(void **state)
+{
+    (void)state;
+    kci_tree_node nodes[] = {
+        {"d", 0.1, 1}, {"a", 1.0, 1}, {"c", 0.5, 0.2}, {"b", 0.5, 0.9}, {"e", 0.0, 1},
+    };
+    int32_t parent[5];
+    assert_int_equal(kci_tree_build(nodes, parent, 5, 2), KC_OK);
+    assert_string_equal(nodes[0].name, "a");
+    assert_string_equal(nodes[1].name, "b"); /* same merit as c, better qos */
+    assert_string_equal(nodes[2].name, "c");
+    assert_int_equal(parent[0], -1);
+    assert_int_equal(parent[1], 0);
+    assert_int_equal(parent[2], 0);
+    assert_int_equal(parent[3], 1);
+    assert_int_equal(parent[4], 1);
+    json_t *tree = kci_tree_json(nodes, parent, 5);
+    assert_string_equal(json_string_value(json_object_get(tree, "root")), "a");
+    char *text = NULL, *dot = NULL;
+    size_t text_size = 0, dot_size = 0;
+    FILE *out = open_memstream(&text, &text_size);
+    assert_int_equal(kci_tree_print_text(out, tree), KC_OK);
+    fclose(out);
+    assert_non_null(strstr(text, "a  merit 1.000"));
+    assert_non_null(strstr(text, "\n    d  merit")); /* d under b, two levels down */
+    out = open_memstream(&dot, &dot_size);
+    assert_int_equal(kci_tree_print_dot(out, tree), KC_OK);
+    fclose(out);
+    assert_non_null(strstr(dot, "\"b\" -> \"d\";"));
+    free(text);
+    free(dot);
+    json_decref(tree);
+    assert_int_equal(kci_tree_build(nodes, parent, 5, 0), KC_ERR_INVALID_ARGUMENT);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_credibility),
+        cmocka_unit_test(test_rate_limit),
+        cmocka_unit_test(test_quorum),
+        cmocka_unit_test(test_tree),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
