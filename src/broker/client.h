@@ -75,6 +75,7 @@ typedef struct kci_client {
     char *version;
     char *user_name;
     const kci_permissions *permissions; /* NULL: everything allowed */
+    bool quarantined; /* an arbiters' verdict: no kc.req.> deliveries (quarantine.h) */
     /* output */
     uint8_t *out;
     uint32_t out_head;
