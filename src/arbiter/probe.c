@@ -116,11 +116,17 @@ static void set_guarantee(kci_arbiter *arbiter, const char *type, const probe_st
         snprintf(arbiter->guarantee_text, sizeof arbiter->guarantee_text, "%s", "");
         kci_info("arbiter %s: n > 3f holds again on every probed type", arbiter->id);
     } else {
-        snprintf(arbiter->guarantee_text, sizeof arbiter->guarantee_text,
-                 "type %s: %u of %u replicas disagree with the rest, more than f = %u: "
-                 "the n > 3f guarantee does not hold, fusion condemns nobody",
-                 type, probe->last_found ? probe->last_suspects : probe->last_n - probe->last_n / 2,
-                 probe->last_n, probe->last_f);
+        if (probe->last_found)
+            snprintf(arbiter->guarantee_text, sizeof arbiter->guarantee_text,
+                     "type %s: %u of the %u replicas that answered miss the fused answer, more "
+                     "than f = %u: n > 3f does not hold, fusion condemns nobody",
+                     type, probe->last_suspects, probe->last_n, probe->last_f);
+        else
+            snprintf(arbiter->guarantee_text, sizeof arbiter->guarantee_text,
+                     "type %s: no answer is backed by n - f = %u of the %u replicas that "
+                     "answered: more than f = %u are faulty, n > 3f does not hold, fusion "
+                     "condemns nobody",
+                     type, probe->last_n - probe->last_f, probe->last_n, probe->last_f);
         kci_warn("arbiter %s: %s", arbiter->id, arbiter->guarantee_text);
     }
     kci_arbiter_publish_json(arbiter, "kc.arbiter.alarm",
