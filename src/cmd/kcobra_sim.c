@@ -574,7 +574,8 @@ static int start_arbiters(sim *s)
     uint32_t first = s->kcobrad_pid > 0 ? 1 : 0;
     for (uint32_t a = first; a < (uint32_t)s->options.arbiters; a++) {
         char id[SIM_NAME_BYTES];
-        snprintf(id, sizeof id, "arbiter-%u", a);
+        /* With --server, the server may host arbiters of its own: other ids. */
+        snprintf(id, sizeof id, "%sarbiter-%u", s->server_given ? "sim-" : "", a);
         kc_client **client = &s->arbiter_clients[s->arbiter_count];
         int status = open_client(client, s, id);
         if (status != KCOBRA_EXIT_OK) return status;
