@@ -195,16 +195,18 @@ static void settle(kci_arbiter *arbiter, kci_observation *observation)
     };
     kci_qos_add(&server->qos, &arbiter->config.qos, &sample, observation->replied_ms);
     server->qos_samples++;
-    bool bad = sample.failed || sample.deadline_missed || sample.latency_ms > arbiter->config.qos.slow_ms;
+    bool bad =
+        sample.failed || sample.deadline_missed || sample.latency_ms > arbiter->config.qos.slow_ms;
     if (bad) kci_arbiter_evidence_add(server, observation->id);
-    if (observation->price >= 0) kci_arbiter_price_add(server, observation->type, observation->price);
+    if (observation->price >= 0)
+        kci_arbiter_price_add(server, observation->type, observation->price);
     arbiter_node *requester = kci_arbiter_node(arbiter, observation->requester, true);
     if (requester != NULL && requester != server && !bad)
         kci_arbiter_edge_add(requester, kci_arbiter_node_number(arbiter, server), 1, 0);
 }
 
-static void on_request(natsConnection *connection, natsSubscription *subscription,
-                       natsMsg *message, void *closure)
+static void on_request(natsConnection *connection, natsSubscription *subscription, natsMsg *message,
+                       void *closure)
 {
     (void)connection, (void)subscription;
     kci_arbiter *arbiter = closure;
@@ -271,7 +273,8 @@ static void on_qos(natsConnection *connection, natsSubscription *subscription, n
     const char *name = subject + strlen("kc.qos.");
     json_t *root = NULL;
     if (kci_headers_read(message, false, &headers) == KC_OK && natsMsg_GetDataLength(message) > 0)
-        root = json_loadb(natsMsg_GetData(message), (size_t)natsMsg_GetDataLength(message), 0, NULL);
+        root =
+            json_loadb(natsMsg_GetData(message), (size_t)natsMsg_GetDataLength(message), 0, NULL);
     json_t *latency = json_object_get(root, "latency_ms");
     int64_t now_ms = kci_monotonic_ms();
     pthread_mutex_lock(&arbiter->lock);
@@ -345,11 +348,12 @@ static void *tick_main(void *context)
 static kc_err subscribe(kci_arbiter *arbiter, const char *subject, natsMsgHandler handler,
                         char *error, size_t error_size)
 {
-    assert(arbiter->subscription_count < sizeof arbiter->subscriptions / sizeof arbiter->subscriptions[0]);
+    assert(arbiter->subscription_count <
+           sizeof arbiter->subscriptions / sizeof arbiter->subscriptions[0]);
     natsSubscription **slot = &arbiter->subscriptions[arbiter->subscription_count];
-    natsStatus status = natsConnection_Subscribe(slot, arbiter->connection, subject, handler, arbiter);
-    if (status == NATS_OK)
-        status = natsSubscription_SetPendingLimits(*slot, 1 << 20, 256 << 20);
+    natsStatus status =
+        natsConnection_Subscribe(slot, arbiter->connection, subject, handler, arbiter);
+    if (status == NATS_OK) status = natsSubscription_SetPendingLimits(*slot, 1 << 20, 256 << 20);
     if (status != NATS_OK) {
         snprintf(error, error_size, "arbiter: cannot subscribe to %s: %s", subject,
                  natsStatus_GetText(status));
@@ -438,7 +442,8 @@ static kc_err check_config(const kci_arbiter_config *config, char *error, size_t
         what = "the probe interval must be at least the probe timeout";
     else if (config->tree_fanout == 0)
         what = "tree fanout must be at least 1";
-    else if (config->id != NULL && (strlen(config->id) > KCI_ARBITER_ID_BYTES_MAX || !kci_token_valid(config->id)))
+    else if (config->id != NULL &&
+             (strlen(config->id) > KCI_ARBITER_ID_BYTES_MAX || !kci_token_valid(config->id)))
         what = "the arbiter id must be one subject token";
     if (what == NULL) return KC_OK;
     snprintf(error, error_size, "arbiter: %s", what);
@@ -473,7 +478,8 @@ kc_err kci_arbiter_start(kci_arbiter **out, kc_client *client, const kci_arbiter
     pthread_cond_init(&arbiter->changed, NULL);
     arbiter->client = client;
     arbiter->connection = client->connection;
-    snprintf(arbiter->id, sizeof arbiter->id, "%s", config->id != NULL ? config->id : kc_client_node(client));
+    snprintf(arbiter->id, sizeof arbiter->id, "%s",
+             config->id != NULL ? config->id : kc_client_node(client));
     arbiter->start_ms = kci_monotonic_ms();
     arbiter->start_wall_ms = kci_wall_ms();
     arbiter->guarantee_holds = true;

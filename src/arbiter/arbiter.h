@@ -39,18 +39,18 @@ typedef struct kci_arbiter_probe {
 } kci_arbiter_probe;
 
 typedef struct kci_arbiter_config {
-    const char *id;          /* this arbiter's id; default: the client's node */
-    uint32_t arbiter_count;  /* the 3f + 1 configured arbiters; default 1 */
-    const char *data_dir;    /* verdicts file here; NULL: not persisted */
-    bool enforce;            /* publish kc.sys.quarantine.set (kcobrad) */
-    int64_t tick_ms;         /* default 1000 */
-    int64_t probe_timeout_ms; /* a round's answers are in by then; default 1000 */
-    int64_t probe_interval_ms; /* a round starts this often; default 5000 */
+    const char *id;             /* this arbiter's id; default: the client's node */
+    uint32_t arbiter_count;     /* the 3f + 1 configured arbiters; default 1 */
+    const char *data_dir;       /* verdicts file here; NULL: not persisted */
+    bool enforce;               /* publish kc.sys.quarantine.set (kcobrad) */
+    int64_t tick_ms;            /* default 1000 */
+    int64_t probe_timeout_ms;   /* a round's answers are in by then; default 1000 */
+    int64_t probe_interval_ms;  /* a round starts this often; default 5000 */
     int64_t request_timeout_ms; /* a request without reply by then is unanswered; default 5000 */
-    int64_t quarantine_ms;   /* first quarantine; doubles per repeat; default 300 s */
-    int64_t probation_ms;    /* after reinstatement; default 60 s */
-    uint32_t qos_samples_min; /* before QoS can condemn; default 20 */
-    double qos_below;        /* QoS score that condemns; default 0.5 */
+    int64_t quarantine_ms;      /* first quarantine; doubles per repeat; default 300 s */
+    int64_t probation_ms;       /* after reinstatement; default 60 s */
+    uint32_t qos_samples_min;   /* before QoS can condemn; default 20 */
+    double qos_below;           /* QoS score that condemns; default 0.5 */
     uint32_t price_samples_min; /* default 5 */
     double overcharge_factor;   /* over the reference price; default 1.5 */
     uint32_t fusion_rounds_min; /* rounds a node answered before fusion can condemn; default 2 */

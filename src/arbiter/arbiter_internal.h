@@ -73,7 +73,7 @@ typedef struct arbiter_node {
     uint32_t fusion_suspect;
     uint8_t fusion_history; /* bit i: suspect i rounds ago */
     uint8_t fusion_history_count;
-    kci_interval fusion_last;     /* its last answer */
+    kci_interval fusion_last; /* its last answer */
     kci_interval fusion_last_fused;
     node_price prices[ARBITER_PRICE_TYPES_MAX];
     uint32_t price_type_count;

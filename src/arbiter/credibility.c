@@ -41,7 +41,8 @@ bool kci_credibility_admit(kci_credibility *credibility, const kci_credibility_p
         credibility->tokens_ms = now_ms;
     }
     if (now_ms > credibility->tokens_ms) {
-        credibility->tokens += params->rate_per_s * (double)(now_ms - credibility->tokens_ms) / 1000.0;
+        credibility->tokens +=
+            params->rate_per_s * (double)(now_ms - credibility->tokens_ms) / 1000.0;
         if (credibility->tokens > params->burst) credibility->tokens = params->burst;
         credibility->tokens_ms = now_ms;
     }

@@ -35,7 +35,8 @@ static kc_err check_intervals(const kci_interval *intervals, uint32_t n, uint32_
 {
     if (n == 0 || n > KCI_FUSION_REPLICAS_MAX || f >= n) return KC_ERR_INVALID_ARGUMENT;
     for (uint32_t i = 0; i < n; i++) {
-        if (!isfinite(intervals[i].low) || !isfinite(intervals[i].high)) return KC_ERR_INVALID_ARGUMENT;
+        if (!isfinite(intervals[i].low) || !isfinite(intervals[i].high))
+            return KC_ERR_INVALID_ARGUMENT;
         if (intervals[i].low > intervals[i].high) return KC_ERR_INVALID_ARGUMENT;
     }
     return KC_OK;
@@ -62,7 +63,8 @@ static void add_region(kci_fusion_result *result, double *weighted_sum, uint32_t
 static void mark_suspects(kci_fusion_result *result, const kci_interval *intervals, uint32_t n)
 {
     for (uint32_t i = 0; i < n; i++) {
-        bool misses = intervals[i].high < result->fused.low || intervals[i].low > result->fused.high;
+        bool misses =
+            intervals[i].high < result->fused.low || intervals[i].low > result->fused.high;
         result->suspect[i] = misses;
         result->suspect_count += misses;
     }

@@ -35,7 +35,12 @@ enum {
     UNSEEN_ID_WINDOW_MS = 60 * 1000,
 };
 
-typedef enum judgement { JUDGE_UNKNOWN = 0, JUDGE_CONFIRMED = 1, JUDGE_REFUTED = 2, JUDGE_WAIT = 3 } judgement;
+typedef enum judgement {
+    JUDGE_UNKNOWN = 0,
+    JUDGE_CONFIRMED = 1,
+    JUDGE_REFUTED = 2,
+    JUDGE_WAIT = 3
+} judgement;
 
 /* ---- prices ----------------------------------------------------------------- */
 
@@ -161,8 +166,7 @@ static judgement judge_on_record(kci_arbiter *arbiter, arbiter_node *accused,
         int verdict = price_verdict(arbiter, accused, NULL);
         return verdict < 0 ? JUDGE_UNKNOWN : verdict ? JUDGE_CONFIRMED : JUDGE_REFUTED;
     }
-    default:
-        return JUDGE_UNKNOWN;
+    default: return JUDGE_UNKNOWN;
     }
 }
 
@@ -179,10 +183,8 @@ static judgement judge_observed(kci_arbiter *arbiter, arbiter_node *accused,
     switch (reason) {
     case KC_PROBLEM_SLOW:
         return latency_ms > arbiter->config.qos.slow_ms || late ? JUDGE_CONFIRMED : JUDGE_REFUTED;
-    case KC_PROBLEM_NO_ANSWER:
-        return late ? JUDGE_CONFIRMED : JUDGE_REFUTED;
-    case KC_PROBLEM_ERROR_REPLY:
-        return seen->error_code > 0 ? JUDGE_CONFIRMED : JUDGE_REFUTED;
+    case KC_PROBLEM_NO_ANSWER: return late ? JUDGE_CONFIRMED : JUDGE_REFUTED;
+    case KC_PROBLEM_ERROR_REPLY: return seen->error_code > 0 ? JUDGE_CONFIRMED : JUDGE_REFUTED;
     case KC_PROBLEM_OVERCHARGED: {
         if (seen->price < 0) return JUDGE_UNKNOWN;
         double reference = kci_arbiter_price_reference(arbiter, seen->type);
@@ -190,8 +192,7 @@ static judgement judge_observed(kci_arbiter *arbiter, arbiter_node *accused,
         return seen->price > arbiter->config.overcharge_factor * reference ? JUDGE_CONFIRMED
                                                                            : JUDGE_REFUTED;
     }
-    default:
-        return judge_on_record(arbiter, accused, reason, now_ms);
+    default: return judge_on_record(arbiter, accused, reason, now_ms);
     }
 }
 
@@ -247,7 +248,8 @@ void kci_arbiter_judge_pending(kci_arbiter *arbiter, int64_t now_ms)
 {
     uint32_t count = arbiter->report_count, kept = 0;
     for (uint32_t k = 0; k < count; k++) {
-        pending_report report = arbiter->reports[(arbiter->report_head + k) % ARBITER_REPORTS_PENDING_MAX];
+        pending_report report =
+            arbiter->reports[(arbiter->report_head + k) % ARBITER_REPORTS_PENDING_MAX];
         judgement outcome = judge(arbiter, &report, now_ms);
         if (outcome == JUDGE_WAIT &&
             now_ms - report.received_ms < 2 * arbiter->config.request_timeout_ms) {
@@ -282,23 +284,31 @@ static const char *parse_report(parsed_report *out, natsMsg *message)
     json_t *root = json_loadb(natsMsg_GetData(message), (size_t)length, 0, NULL);
     const char *node = json_string_value(json_object_get(root, "node"));
     const char *reason = json_string_value(json_object_get(root, "reason"));
-    const char *reporter = headers.node[0] != '\0' ? headers.node
-                                                   : json_string_value(json_object_get(root, "reporter"));
+    const char *reporter = headers.node[0] != '\0'
+                               ? headers.node
+                               : json_string_value(json_object_get(root, "reporter"));
     json_t *request = json_object_get(root, "request_id");
     const char *why = NULL;
     kci_uuid uuid;
-    if (root == NULL) why = "not JSON";
-    else if (node == NULL || strlen(node) > KC_NODE_BYTES_MAX || !kci_token_valid(node)) why = "no valid \"node\"";
-    else if (strcmp(node, natsMsg_GetSubject(message) + strlen("kc.problem.")) != 0) why = "\"node\" differs from the subject";
-    else if ((out->reason = kc_problem_reason_from_name(reason)) == 0) why = "unknown \"reason\"";
-    else if (reporter == NULL || strlen(reporter) > KC_NODE_BYTES_MAX || !kci_token_valid(reporter)) why = "no reporter";
+    if (root == NULL)
+        why = "not JSON";
+    else if (node == NULL || strlen(node) > KC_NODE_BYTES_MAX || !kci_token_valid(node))
+        why = "no valid \"node\"";
+    else if (strcmp(node, natsMsg_GetSubject(message) + strlen("kc.problem.")) != 0)
+        why = "\"node\" differs from the subject";
+    else if ((out->reason = kc_problem_reason_from_name(reason)) == 0)
+        why = "unknown \"reason\"";
+    else if (reporter == NULL || strlen(reporter) > KC_NODE_BYTES_MAX || !kci_token_valid(reporter))
+        why = "no reporter";
     else if (!json_is_null(request) && request != NULL &&
-             (!json_is_string(request) || !kci_uuid_parse(json_string_value(request), json_string_length(request), &uuid)))
+             (!json_is_string(request) ||
+              !kci_uuid_parse(json_string_value(request), json_string_length(request), &uuid)))
         why = "\"request_id\" is not a UUID";
     if (why == NULL) {
         snprintf(out->node, sizeof out->node, "%s", node);
         snprintf(out->reporter, sizeof out->reporter, "%s", reporter);
-        if (json_is_string(request)) snprintf(out->request_id, sizeof out->request_id, "%s", json_string_value(request));
+        if (json_is_string(request))
+            snprintf(out->request_id, sizeof out->request_id, "%s", json_string_value(request));
     }
     json_decref(root);
     return why;
@@ -330,7 +340,8 @@ static void queue_report(kci_arbiter *arbiter, const parsed_report *parsed, int6
         arbiter->reports_dropped++;
         return;
     }
-    pending_report *report = &arbiter->reports[(arbiter->report_head + arbiter->report_count) % ARBITER_REPORTS_PENDING_MAX];
+    pending_report *report = &arbiter->reports[(arbiter->report_head + arbiter->report_count) %
+                                               ARBITER_REPORTS_PENDING_MAX];
     arbiter->report_count++;
     report->reporter = kci_arbiter_node_number(arbiter, reporter);
     report->accused = kci_arbiter_node_number(arbiter, accused);

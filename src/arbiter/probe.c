@@ -37,9 +37,11 @@ static bool parse_numeric(const void *payload, size_t length, kci_interval *out)
         *out = (kci_interval){value, value};
         ok = isfinite(value);
     } else if (json_is_object(root)) {
-        json_t *value = json_object_get(root, "value"), *accuracy = json_object_get(root, "accuracy");
+        json_t *value = json_object_get(root, "value"),
+               *accuracy = json_object_get(root, "accuracy");
         if (json_is_number(value)) {
-            double v = json_number_value(value), a = json_is_number(accuracy) ? fabs(json_number_value(accuracy)) : 0;
+            double v = json_number_value(value),
+                   a = json_is_number(accuracy) ? fabs(json_number_value(accuracy)) : 0;
             *out = (kci_interval){v - a, v + a};
             ok = isfinite(v) && isfinite(a);
         }
@@ -96,8 +98,8 @@ int kci_arbiter_probe_verdict(const kci_arbiter *arbiter, const arbiter_node *no
 {
     uint32_t count = node->fusion_history_count;
     if (count < arbiter->config.fusion_rounds_min) return -1;
-    uint32_t suspect = (uint32_t)__builtin_popcount(
-        (unsigned)(node->fusion_history & ((1u << count) - 1)));
+    uint32_t suspect =
+        (uint32_t)__builtin_popcount((unsigned)(node->fusion_history & ((1u << count) - 1)));
     return 2 * suspect >= count && suspect >= 1 ? 1 : (suspect == 0 ? 0 : -1);
 }
 
@@ -107,7 +109,7 @@ static void set_guarantee(kci_arbiter *arbiter, const char *type, const probe_st
     for (uint32_t i = 0; i < arbiter->config.probe_count; i++) {
         const probe_state *other = &arbiter->probes[i];
         uint32_t window = other->round_count < ARBITER_GUARANTEE_WINDOW ? other->round_count
-                                                                       : ARBITER_GUARANTEE_WINDOW;
+                                                                        : ARBITER_GUARANTEE_WINDOW;
         holds &= (other->broken_history & ((1u << window) - 1)) == 0;
     }
     if (holds == arbiter->guarantee_holds) return;
@@ -131,7 +133,8 @@ static void set_guarantee(kci_arbiter *arbiter, const char *type, const probe_st
     }
     kci_arbiter_publish_json(arbiter, "kc.arbiter.alarm",
                              json_pack("{s:s, s:b, s:s}", "arbiter", arbiter->id, "guarantee_holds",
-                                       holds, "text", holds ? "n > 3f holds" : arbiter->guarantee_text));
+                                       holds, "text",
+                                       holds ? "n > 3f holds" : arbiter->guarantee_text));
 }
 
 /* Fuses (or votes on) the answers of one closed round. */
@@ -195,7 +198,8 @@ void kci_arbiter_probe_tick(kci_arbiter *arbiter, int64_t now_ms)
         probe_state *probe = &arbiter->probes[i];
         if (probe->open && now_ms - probe->started_ms < arbiter->config.probe_timeout_ms) continue;
         if (probe->open) close_round(arbiter, probe);
-        if (probe->started_ms != 0 && now_ms - probe->started_ms < arbiter->config.probe_interval_ms)
+        if (probe->started_ms != 0 &&
+            now_ms - probe->started_ms < arbiter->config.probe_interval_ms)
             continue;
         probe->open = true;
         probe->started_ms = now_ms;
@@ -210,11 +214,12 @@ void kci_arbiter_probe_tick(kci_arbiter *arbiter, int64_t now_ms)
     for (uint32_t i = 0; i < arbiter->config.probe_count; i++) {
         const kci_arbiter_probe *config = &arbiter->config.probes[i];
         for (uint32_t k = 0; k < attempts[i]; k++) {
-            kc_err err = stopping ? KC_ERR_CLOSED
-                                  : kc_client_request_async(arbiter->client, config->type, config->payload,
-                                                            strlen(config->payload),
-                                                            arbiter->config.probe_timeout_ms,
-                                                            on_probe_reply, &arbiter->probes[i]);
+            kc_err err = stopping
+                             ? KC_ERR_CLOSED
+                             : kc_client_request_async(arbiter->client, config->type,
+                                                       config->payload, strlen(config->payload),
+                                                       arbiter->config.probe_timeout_ms,
+                                                       on_probe_reply, &arbiter->probes[i]);
             if (err == KC_OK) continue;
             pthread_mutex_lock(&arbiter->lock);
             arbiter->probes_in_flight -= attempts[i] - k; /* none of the rest was sent */

@@ -38,7 +38,8 @@ typedef struct kci_quorum {
 /* 2f + 1 with f = (arbiter_count - 1) / 3; 1 for a single arbiter. */
 uint32_t kci_quorum_needed(uint32_t arbiter_count);
 /* Records arbiter's latest vote; false when the table is full. */
-bool kci_quorum_vote_set(kci_quorum *quorum, const char *arbiter, kci_vote_kind kind, int64_t at_ms);
+bool kci_quorum_vote_set(kci_quorum *quorum, const char *arbiter, kci_vote_kind kind,
+                         int64_t at_ms);
 /* Votes of kind no older than max_age_ms (0: any age). */
 uint32_t kci_quorum_count(const kci_quorum *quorum, kci_vote_kind kind, int64_t now_ms,
                           int64_t max_age_ms);

@@ -33,9 +33,9 @@ enum {
 };
 
 typedef struct kci_ranking_params {
-    double alpha;           /* weight of the pre-trusted: default 0.15 */
-    double distrust_weight; /* default 1 */
-    double epsilon;         /* L1 convergence: default 1e-10 */
+    double alpha;            /* weight of the pre-trusted: default 0.15 */
+    double distrust_weight;  /* default 1 */
+    double epsilon;          /* L1 convergence: default 1e-10 */
     uint32_t iterations_max; /* default 200 */
 } kci_ranking_params;
 

@@ -32,10 +32,10 @@ json_t *kci_tree_json(const kci_tree_node *nodes, const int32_t *parent, uint32_
     json_t *list = json_array();
     for (uint32_t i = 0; i < n; i++) {
         assert(parent[i] < (int32_t)i);
-        json_array_append_new(list, json_pack("{s:s, s:f, s:f, s:s?}", "name", nodes[i].name,
-                                              "merit", nodes[i].merit, "qos", nodes[i].qos,
-                                              "supervisor",
-                                              parent[i] < 0 ? NULL : nodes[parent[i]].name));
+        json_array_append_new(list,
+                              json_pack("{s:s, s:f, s:f, s:s?}", "name", nodes[i].name, "merit",
+                                        nodes[i].merit, "qos", nodes[i].qos, "supervisor",
+                                        parent[i] < 0 ? NULL : nodes[parent[i]].name));
     }
     return json_pack("{s:s?, s:o}", "root", n > 0 ? nodes[0].name : NULL, "nodes", list);
 }
@@ -49,14 +49,17 @@ static void print_subtree(FILE *out, json_t *nodes, const char *name, int depth)
 {
     size_t index;
     json_t *node;
-    json_array_foreach(nodes, index, node) {
+    json_array_foreach(nodes, index, node)
+    {
         const char *supervisor = supervisor_of(node);
         const char *self = json_string_value(json_object_get(node, "name"));
         if (self == NULL) continue;
-        if (!(name == NULL ? supervisor == NULL : supervisor != NULL && strcmp(supervisor, name) == 0))
+        if (!(name == NULL ? supervisor == NULL
+                           : supervisor != NULL && strcmp(supervisor, name) == 0))
             continue;
-        fprintf(out, "%*s%s  merit %.3f  qos %.3f\n", 2 * (depth < TREE_DEPTH_MAX ? depth : TREE_DEPTH_MAX), "",
-                self, json_number_value(json_object_get(node, "merit")),
+        fprintf(out, "%*s%s  merit %.3f  qos %.3f\n",
+                2 * (depth < TREE_DEPTH_MAX ? depth : TREE_DEPTH_MAX), "", self,
+                json_number_value(json_object_get(node, "merit")),
                 json_number_value(json_object_get(node, "qos")));
         if (depth < 4 * TREE_DEPTH_MAX) print_subtree(out, nodes, self, depth + 1);
     }
@@ -78,7 +81,8 @@ kc_err kci_tree_print_dot(FILE *out, json_t *tree)
     fprintf(out, "digraph reporting {\n  rankdir=TB;\n");
     size_t index;
     json_t *node;
-    json_array_foreach(nodes, index, node) {
+    json_array_foreach(nodes, index, node)
+    {
         const char *self = json_string_value(json_object_get(node, "name"));
         if (self == NULL) continue;
         fprintf(out, "  \"%s\" [label=\"%s\\nmerit %.3f qos %.3f\"];\n", self, self,

@@ -55,7 +55,8 @@ json_t *kci_arbiter_node_json(kci_arbiter *arbiter, arbiter_node *node, int64_t 
     json_t *reasons = json_array(), *ids = json_array();
     kci_arbiter_reasons_json(reasons, node->reasons);
     for (uint32_t i = 0; i < ARBITER_EVIDENCE_IDS_MAX; i++)
-        if (node->evidence_ids[i][0] != '\0') json_array_append_new(ids, json_string(node->evidence_ids[i]));
+        if (node->evidence_ids[i][0] != '\0')
+            json_array_append_new(ids, json_string(node->evidence_ids[i]));
     double price_ratio = 0;
     for (uint32_t i = 0; i < node->price_type_count; i++) {
         double reference = kci_arbiter_price_reference(arbiter, node->prices[i].type);
@@ -63,7 +64,8 @@ json_t *kci_arbiter_node_json(kci_arbiter *arbiter, arbiter_node *node, int64_t 
         if (ratio > price_ratio) price_ratio = ratio;
     }
     return json_pack(
-        "{s:s, s:s, s:i, s:o, s:f, s:f, s:I, s:f, s:i, s:i, s:[f,f], s:[f,f], s:f, s:f, s:i, s:i, s:f, "
+        "{s:s, s:s, s:i, s:o, s:f, s:f, s:I, s:f, s:i, s:i, s:[f,f], s:[f,f], s:f, s:f, s:i, s:i, "
+        "s:f, "
         "s:f, s:o, s:b}",
         "name", node->name, "status", status_names[node->status], "epoch", (json_int_t)node->epoch,
         "reasons", reasons, "qos", kci_qos_score(&node->qos, &arbiter->config.qos, now_ms),
@@ -74,7 +76,8 @@ json_t *kci_arbiter_node_json(kci_arbiter *arbiter, arbiter_node *node, int64_t 
         node->fusion_last_fused.low, node->fusion_last_fused.high, "price_ratio", price_ratio,
         "complaint_weight", node->complaint_weight, "reports_confirmed",
         (json_int_t)node->reports_confirmed, "reports_refuted", (json_int_t)node->reports_refuted,
-        "trust", node->trust, "merit", node->merit, "request_ids", ids, "arbiter", node->is_arbiter);
+        "trust", node->trust, "merit", node->merit, "request_ids", ids, "arbiter",
+        node->is_arbiter);
 }
 
 /* ---- verdicts -------------------------------------------------------------------- */
@@ -125,14 +128,14 @@ static void finalize(kci_arbiter *arbiter, arbiter_node *node, kci_vote_kind kin
     }
     char id[KC_NODE_BYTES_MAX + 16];
     snprintf(id, sizeof id, "%s:%u", node->name, node->epoch);
-    json_t *verdict = json_pack(
-        "{s:s, s:s, s:s, s:i, s:I, s:s, s:i, s:i, s:o, s:b, s:s, s:o}", "id", id, "action",
-        kind == KCI_VOTE_QUARANTINE ? "quarantine" : "reinstate", "node", node->name, "epoch",
-        (json_int_t)node->epoch, "ts_ms", (json_int_t)kci_wall_ms(), "arbiter", arbiter->id,
-        "arbiters", (json_int_t)arbiter->config.arbiter_count, "needed",
-        (json_int_t)kci_quorum_needed(arbiter->config.arbiter_count), "votes", votes,
-        "guarantee_holds", arbiter->guarantee_holds, "guarantee", arbiter->guarantee_text,
-        "evidence", evidence);
+    json_t *verdict =
+        json_pack("{s:s, s:s, s:s, s:i, s:I, s:s, s:i, s:i, s:o, s:b, s:s, s:o}", "id", id,
+                  "action", kind == KCI_VOTE_QUARANTINE ? "quarantine" : "reinstate", "node",
+                  node->name, "epoch", (json_int_t)node->epoch, "ts_ms", (json_int_t)kci_wall_ms(),
+                  "arbiter", arbiter->id, "arbiters", (json_int_t)arbiter->config.arbiter_count,
+                  "needed", (json_int_t)kci_quorum_needed(arbiter->config.arbiter_count), "votes",
+                  votes, "guarantee_holds", arbiter->guarantee_holds, "guarantee",
+                  arbiter->guarantee_text, "evidence", evidence);
     persist(arbiter, verdict);
     arbiter->verdict_count++;
     kci_info("arbiter %s: verdict %s: %s %s", arbiter->id, id,
@@ -184,8 +187,7 @@ static kci_vote_kind decide(kci_arbiter *arbiter, arbiter_node *node, int64_t no
             kci_info("arbiter %s: %s ends its probation", arbiter->id, node->name);
         }
         return KCI_VOTE_NONE;
-    default:
-        return node->reasons != 0 ? KCI_VOTE_QUARANTINE : KCI_VOTE_NONE;
+    default: return node->reasons != 0 ? KCI_VOTE_QUARANTINE : KCI_VOTE_NONE;
     }
 }
 
@@ -212,21 +214,22 @@ void kci_arbiter_on_vote(natsConnection *connection, natsSubscription *subscript
 {
     (void)connection, (void)subscription;
     kci_arbiter *arbiter = closure;
-    json_t *root = natsMsg_GetDataLength(message) > 0 && natsMsg_GetDataLength(message) < 64 * 1024
-                       ? json_loadb(natsMsg_GetData(message), (size_t)natsMsg_GetDataLength(message), 0, NULL)
-                       : NULL;
+    json_t *root =
+        natsMsg_GetDataLength(message) > 0 && natsMsg_GetDataLength(message) < 64 * 1024
+            ? json_loadb(natsMsg_GetData(message), (size_t)natsMsg_GetDataLength(message), 0, NULL)
+            : NULL;
     const char *voter = json_string_value(json_object_get(root, "arbiter"));
     const char *name = json_string_value(json_object_get(root, "node"));
     const char *vote = json_string_value(json_object_get(root, "vote"));
     json_t *epoch = json_object_get(root, "epoch");
-    kci_vote_kind kind = vote == NULL ? KCI_VOTE_NONE
+    kci_vote_kind kind = vote == NULL                      ? KCI_VOTE_NONE
                          : strcmp(vote, "quarantine") == 0 ? KCI_VOTE_QUARANTINE
                          : strcmp(vote, "clear") == 0      ? KCI_VOTE_CLEAR
                                                            : KCI_VOTE_NONE;
     int64_t now_ms = kci_monotonic_ms();
     pthread_mutex_lock(&arbiter->lock);
-    bool valid = voter != NULL && strlen(voter) <= KCI_ARBITER_ID_BYTES_MAX && kci_token_valid(voter) &&
-                 kind != KCI_VOTE_NONE && json_is_integer(epoch);
+    bool valid = voter != NULL && strlen(voter) <= KCI_ARBITER_ID_BYTES_MAX &&
+                 kci_token_valid(voter) && kind != KCI_VOTE_NONE && json_is_integer(epoch);
     arbiter_node *node = valid ? kci_arbiter_node(arbiter, name, false) : NULL;
     if (valid) {
         arbiter_node *voter_node = kci_arbiter_node(arbiter, voter, true);
@@ -273,8 +276,9 @@ void kci_arbiter_rank_tick(kci_arbiter *arbiter, int64_t now_ms)
                 arbiter_node *node = arbiter->nodes[i];
                 node->trust = trust[i], node->merit = merit[i];
                 if (node->served && node->status != NODE_QUARANTINED)
-                    tree_nodes[count++] = (kci_tree_node){node->name, merit[i],
-                                                          kci_qos_score(&node->qos, &arbiter->config.qos, now_ms)};
+                    tree_nodes[count++] =
+                        (kci_tree_node){node->name, merit[i],
+                                        kci_qos_score(&node->qos, &arbiter->config.qos, now_ms)};
             }
             if (kci_tree_build(tree_nodes, parent, count, arbiter->config.tree_fanout) == KC_OK) {
                 json_decref(arbiter->tree);
@@ -282,7 +286,8 @@ void kci_arbiter_rank_tick(kci_arbiter *arbiter, int64_t now_ms)
             }
         }
     }
-    free(positive), free(negative), free(trust), free(merit), free(pretrusted), free(tree_nodes), free(parent);
+    free(positive), free(negative), free(trust), free(merit), free(pretrusted), free(tree_nodes),
+        free(parent);
 }
 
 /* ---- requests: status, verdicts, tree, reinstate ---------------------------------------- */
@@ -294,10 +299,10 @@ static json_t *status_json(kci_arbiter *arbiter, int64_t now_ms)
         json_array_append_new(nodes, kci_arbiter_node_json(arbiter, arbiter->nodes[i], now_ms));
     return json_pack("{s:s, s:i, s:i, s:b, s:s, s:I, s:I, s:I, s:I, s:I, s:o}", "arbiter",
                      arbiter->id, "arbiters", (json_int_t)arbiter->config.arbiter_count, "needed",
-                     (json_int_t)kci_quorum_needed(arbiter->config.arbiter_count), "guarantee_holds",
-                     arbiter->guarantee_holds, "guarantee", arbiter->guarantee_text, "uptime_ms",
-                     (json_int_t)(now_ms - arbiter->start_ms), "reports_received",
-                     (json_int_t)arbiter->reports_received, "reports_malformed",
+                     (json_int_t)kci_quorum_needed(arbiter->config.arbiter_count),
+                     "guarantee_holds", arbiter->guarantee_holds, "guarantee",
+                     arbiter->guarantee_text, "uptime_ms", (json_int_t)(now_ms - arbiter->start_ms),
+                     "reports_received", (json_int_t)arbiter->reports_received, "reports_malformed",
                      (json_int_t)arbiter->reports_malformed, "reports_dropped",
                      (json_int_t)arbiter->reports_dropped, "verdicts",
                      (json_int_t)arbiter->verdict_count, "nodes", nodes);
@@ -322,9 +327,10 @@ static json_t *verdicts_json(kci_arbiter *arbiter)
 
 static json_t *reinstate_json(kci_arbiter *arbiter, natsMsg *message)
 {
-    json_t *root = natsMsg_GetDataLength(message) > 0
-                       ? json_loadb(natsMsg_GetData(message), (size_t)natsMsg_GetDataLength(message), 0, NULL)
-                       : NULL;
+    json_t *root =
+        natsMsg_GetDataLength(message) > 0
+            ? json_loadb(natsMsg_GetData(message), (size_t)natsMsg_GetDataLength(message), 0, NULL)
+            : NULL;
     const char *name = json_string_value(json_object_get(root, "node"));
     arbiter_node *node = name != NULL ? kci_arbiter_node(arbiter, name, false) : NULL;
     json_t *answer;
@@ -333,9 +339,9 @@ static json_t *reinstate_json(kci_arbiter *arbiter, natsMsg *message)
                            name == NULL ? "the request must be {\"node\": name}" : "unknown node");
     } else {
         node->reinstate_requested = node->status == NODE_QUARANTINED;
-        answer = json_pack("{s:s, s:s, s:s, s:b}", "arbiter", arbiter->id, "node", node->name,
-                           "status", status_names[node->status], "reinstating",
-                           node->reinstate_requested);
+        answer =
+            json_pack("{s:s, s:s, s:s, s:b}", "arbiter", arbiter->id, "node", node->name, "status",
+                      status_names[node->status], "reinstating", node->reinstate_requested);
         kci_info("arbiter %s: asked to reinstate %s (%s)", arbiter->id, node->name,
                  status_names[node->status]);
     }
@@ -358,7 +364,8 @@ void kci_arbiter_on_request(natsConnection *connection, natsSubscription *subscr
     else if (strcmp(subject, "kc.arbiter.verdicts") == 0)
         answer = verdicts_json(arbiter);
     else if (strcmp(subject, "kc.arbiter.tree") == 0)
-        answer = arbiter->tree != NULL ? json_deep_copy(arbiter->tree) : json_pack("{s:n, s:[]}", "root", "nodes");
+        answer = arbiter->tree != NULL ? json_deep_copy(arbiter->tree)
+                                       : json_pack("{s:n, s:[]}", "root", "nodes");
     else if (strcmp(subject, "kc.arbiter.reinstate") == 0)
         answer = reinstate_json(arbiter, message);
     pthread_mutex_unlock(&arbiter->lock);
@@ -377,7 +384,8 @@ static void restore_line(kci_arbiter *arbiter, const char *line, int64_t now_ms)
     const char *action = json_string_value(json_object_get(verdict, "action"));
     const char *name = json_string_value(json_object_get(verdict, "node"));
     json_t *epoch = json_object_get(verdict, "epoch");
-    arbiter_node *node = action != NULL && json_is_integer(epoch) ? kci_arbiter_node(arbiter, name, true) : NULL;
+    arbiter_node *node =
+        action != NULL && json_is_integer(epoch) ? kci_arbiter_node(arbiter, name, true) : NULL;
     if (node != NULL) {
         bool quarantine = strcmp(action, "quarantine") == 0;
         node->status = quarantine ? NODE_QUARANTINED : NODE_PROBATION;
@@ -401,7 +409,8 @@ kc_err kci_arbiter_restore(kci_arbiter *arbiter, char *error, size_t error_size)
     size_t length = strlen(directory) + strlen(arbiter->id) + 32;
     arbiter->verdicts_path = malloc(length);
     if (arbiter->verdicts_path == NULL) return KC_ERR_NOMEM;
-    snprintf(arbiter->verdicts_path, length, "%s/arbiter-%s.verdicts.jsonl", directory, arbiter->id);
+    snprintf(arbiter->verdicts_path, length, "%s/arbiter-%s.verdicts.jsonl", directory,
+             arbiter->id);
     FILE *file = fopen(arbiter->verdicts_path, "r");
     char *line = malloc(VERDICT_LINE_BYTES_MAX);
     uint32_t restored = 0;
@@ -413,10 +422,12 @@ kc_err kci_arbiter_restore(kci_arbiter *arbiter, char *error, size_t error_size)
     if (file != NULL) fclose(file);
     arbiter->verdicts_file = fopen(arbiter->verdicts_path, "a");
     if (arbiter->verdicts_file == NULL) {
-        snprintf(error, error_size, "arbiter: cannot open %s: %s", arbiter->verdicts_path, strerror(errno));
+        snprintf(error, error_size, "arbiter: cannot open %s: %s", arbiter->verdicts_path,
+                 strerror(errno));
         return KC_ERR_IO;
     }
     if (restored > 0)
-        kci_info("arbiter %s: replayed %u verdict(s) from %s", arbiter->id, restored, arbiter->verdicts_path);
+        kci_info("arbiter %s: replayed %u verdict(s) from %s", arbiter->id, restored,
+                 arbiter->verdicts_path);
     return KC_OK;
 }

@@ -884,9 +884,9 @@ static kc_err apply_arbiter_probes(const apply_context *context, const kci_conf_
     kc_err err = strings_from_value(context, entry, &block->probes, &block->probe_count);
     for (size_t i = 0; err == KC_OK && i < block->probe_count; i++)
         if (strchr(block->probes[i], '=') == NULL || block->probes[i][0] == '=')
-            err = config_error(context, &entry->value, KC_ERR_CONFIG,
-                               "arbiter probe \"%s\" is not \"<type>=<payload>\"",
-                               block->probes[i]);
+            err =
+                config_error(context, &entry->value, KC_ERR_CONFIG,
+                             "arbiter probe \"%s\" is not \"<type>=<payload>\"", block->probes[i]);
     return err;
 }
 

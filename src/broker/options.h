@@ -101,9 +101,9 @@ typedef struct kci_options {
     char *ingress_type;         /* default "default" */
     int64_t ingress_timeout_ms; /* default 5000 */
     /* the arbiter (docs/arbiter.md); 0 / NULL: the arbiter's default */
-    bool arbiter_enabled;          /* default false */
-    char *arbiter_id;              /* default: the components' node name */
-    int64_t arbiter_count;         /* the 3f + 1 arbiters of the cloud */
+    bool arbiter_enabled;  /* default false */
+    char *arbiter_id;      /* default: the components' node name */
+    int64_t arbiter_count; /* the 3f + 1 arbiters of the cloud */
     int64_t arbiter_tick_ms;
     int64_t arbiter_probe_interval_ms;
     int64_t arbiter_quarantine_ms;

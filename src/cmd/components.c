@@ -258,17 +258,22 @@ static kc_err start_arbiter(kci_components *components, const kci_components_con
         arbiter_config.probe_timeout_ms = arbiter_config.tick_ms;
     if (arbiter_config.probe_interval_ms < arbiter_config.probe_timeout_ms)
         arbiter_config.probe_interval_ms = arbiter_config.probe_timeout_ms;
-    if (config->arbiter_quarantine_ms > 0) arbiter_config.quarantine_ms = config->arbiter_quarantine_ms;
-    if (config->arbiter_probation_ms > 0) arbiter_config.probation_ms = config->arbiter_probation_ms;
+    if (config->arbiter_quarantine_ms > 0)
+        arbiter_config.quarantine_ms = config->arbiter_quarantine_ms;
+    if (config->arbiter_probation_ms > 0)
+        arbiter_config.probation_ms = config->arbiter_probation_ms;
     if (config->arbiter_slow_ms > 0) arbiter_config.qos.slow_ms = (double)config->arbiter_slow_ms;
-    if (config->arbiter_target_ms > 0) arbiter_config.qos.target_ms = (double)config->arbiter_target_ms;
-    if (config->arbiter_qos_samples > 0) arbiter_config.qos_samples_min = (uint32_t)config->arbiter_qos_samples;
+    if (config->arbiter_target_ms > 0)
+        arbiter_config.qos.target_ms = (double)config->arbiter_target_ms;
+    if (config->arbiter_qos_samples > 0)
+        arbiter_config.qos_samples_min = (uint32_t)config->arbiter_qos_samples;
     for (size_t i = 0; i < config->arbiter_probe_count && i < KCI_ARBITER_PROBES_MAX; i++)
         if (kci_arbiter_probe_parse(&arbiter_config.probes[arbiter_config.probe_count],
                                     config->arbiter_probes[i]))
             arbiter_config.probe_count++;
     for (size_t i = 0; i < config->arbiter_pretrusted_count && i < KCI_ARBITER_PRETRUSTED_MAX; i++)
-        arbiter_config.pretrusted[arbiter_config.pretrusted_count++] = config->arbiter_pretrusted[i];
+        arbiter_config.pretrusted[arbiter_config.pretrusted_count++] =
+            config->arbiter_pretrusted[i];
     return kci_arbiter_start(&components->arbiter, components->arbiter_client, &arbiter_config,
                              error, error_size);
 }

@@ -69,8 +69,8 @@ static int serve(const kcobra_invocation *invocation, const arbiter_flags *flags
         probe_texts[i] = strdup(flags->probes.values[i]);
         if (probe_texts[i] == NULL || config.probe_count == KCI_ARBITER_PROBES_MAX ||
             !kci_arbiter_probe_parse(&config.probes[config.probe_count++], probe_texts[i])) {
-            kcobra_error("--probe '%s' is not <type>=<payload> (at most %d)", flags->probes.values[i],
-                         KCI_ARBITER_PROBES_MAX);
+            kcobra_error("--probe '%s' is not <type>=<payload> (at most %d)",
+                         flags->probes.values[i], KCI_ARBITER_PROBES_MAX);
             status = KCOBRA_EXIT_USAGE;
         }
     }
@@ -87,7 +87,8 @@ static int serve(const kcobra_invocation *invocation, const arbiter_flags *flags
     if (status == KCOBRA_EXIT_OK) status = kcobra_client_open(&client, &invocation->common);
     kci_arbiter *arbiter = NULL;
     char error[512] = "";
-    if (status == KCOBRA_EXIT_OK && kci_arbiter_start(&arbiter, client, &config, error, sizeof error) != KC_OK) {
+    if (status == KCOBRA_EXIT_OK &&
+        kci_arbiter_start(&arbiter, client, &config, error, sizeof error) != KC_OK) {
         kcobra_error("%s", error);
         status = KCOBRA_EXIT_FAILURE;
     }
@@ -106,7 +107,8 @@ static int serve(const kcobra_invocation *invocation, const arbiter_flags *flags
 
 /* ---- asking the arbiters ---------------------------------------------------------- */
 
-static int ask(json_t **out, const kcobra_invocation *invocation, const char *subject, const char *payload)
+static int ask(json_t **out, const kcobra_invocation *invocation, const char *subject,
+               const char *payload)
 {
     *out = NULL;
     natsConnection *connection = NULL;
@@ -116,7 +118,8 @@ static int ask(json_t **out, const kcobra_invocation *invocation, const char *su
     natsStatus nats_status = natsConnection_RequestString(&reply, connection, subject, payload,
                                                           invocation->common.timeout_ms);
     if (nats_status == NATS_NO_RESPONDERS) {
-        kcobra_error("no arbiter is running (enable the arbiter block in kcobrad, or run kcobra arbiter serve)");
+        kcobra_error("no arbiter is running (enable the arbiter block in kcobrad, or run kcobra "
+                     "arbiter serve)");
         status = KCOBRA_EXIT_NO_RESPONDERS;
     } else if (nats_status == NATS_TIMEOUT) {
         kcobra_error("no arbiter answered on %s in time", subject);
@@ -141,7 +144,8 @@ static void reasons_text(json_t *reasons, char text[REASONS_TEXT_BYTES])
     size_t used = 0, index;
     json_t *reason;
     text[0] = '\0';
-    json_array_foreach(reasons, index, reason) {
+    json_array_foreach(reasons, index, reason)
+    {
         int wrote = snprintf(text + used, REASONS_TEXT_BYTES - used, "%s%s", used ? "," : "",
                              json_string_value(reason) ? json_string_value(reason) : "?");
         if (wrote < 0 || (size_t)wrote >= REASONS_TEXT_BYTES - used) break;
@@ -168,7 +172,8 @@ static int print_status(json_t *answer)
            "MERIT", "PROBES", "PRICE", "REASONS");
     size_t index;
     json_t *node;
-    json_array_foreach(json_object_get(answer, "nodes"), index, node) {
+    json_array_foreach(json_object_get(answer, "nodes"), index, node)
+    {
         char reasons[REASONS_TEXT_BYTES], probes[32];
         reasons_text(json_object_get(node, "reasons"), reasons);
         snprintf(probes, sizeof probes, "%lld/%lld",
@@ -177,8 +182,8 @@ static int print_status(json_t *answer)
         printf("%-20s %-12s %6.3f %7.1fms %6.3f %6.3f %7s %6.2f  %s\n",
                json_string_value(json_object_get(node, "name")),
                json_string_value(json_object_get(node, "status")), number(node, "qos"),
-               number(node, "latency_ms"), number(node, "credibility"), number(node, "merit"), probes,
-               number(node, "price_ratio"), reasons);
+               number(node, "latency_ms"), number(node, "credibility"), number(node, "merit"),
+               probes, number(node, "price_ratio"), reasons);
     }
     return fflush(stdout) == 0 ? KCOBRA_EXIT_OK : KCOBRA_EXIT_FAILURE;
 }
@@ -189,12 +194,14 @@ static int print_verdicts(json_t *answer)
     json_t *verdict;
     json_t *list = json_object_get(answer, "verdicts");
     if (json_array_size(list) == 0) printf("no verdicts yet\n");
-    json_array_foreach(list, index, verdict) {
+    json_array_foreach(list, index, verdict)
+    {
         char reasons[REASONS_TEXT_BYTES], votes[256] = "";
         reasons_text(json_object_get(json_object_get(verdict, "evidence"), "reasons"), reasons);
         size_t used = 0, k;
         json_t *vote;
-        json_array_foreach(json_object_get(verdict, "votes"), k, vote) {
+        json_array_foreach(json_object_get(verdict, "votes"), k, vote)
+        {
             int wrote = snprintf(votes + used, sizeof votes - used, "%s%s", used ? "," : "",
                                  json_string_value(vote));
             if (wrote < 0 || (size_t)wrote >= sizeof votes - used) break;
@@ -208,17 +215,22 @@ static int print_verdicts(json_t *answer)
     return fflush(stdout) == 0 ? KCOBRA_EXIT_OK : KCOBRA_EXIT_FAILURE;
 }
 
-static int query(const kcobra_command *command, const kcobra_invocation *invocation, const arbiter_flags *flags)
+static int query(const kcobra_command *command, const kcobra_invocation *invocation,
+                 const arbiter_flags *flags)
 {
     const char *what = invocation->positional[0];
     bool tree = strcmp(what, "tree") == 0;
-    const char *format = flags->format != NULL ? flags->format : invocation->common.json ? "json" : "text";
-    if (tree && strcmp(format, "text") != 0 && strcmp(format, "json") != 0 && strcmp(format, "dot") != 0)
+    const char *format = flags->format != NULL     ? flags->format
+                         : invocation->common.json ? "json"
+                                                   : "text";
+    if (tree && strcmp(format, "text") != 0 && strcmp(format, "json") != 0 &&
+        strcmp(format, "dot") != 0)
         return kcobra_usage_error(command, "--format is text, json or dot, not '%s'", format);
     char subject[64], payload[KC_NODE_BYTES_MAX + 32] = "";
     snprintf(subject, sizeof subject, "kc.arbiter.%s", what);
     if (strcmp(what, "reinstate") == 0) {
-        if (invocation->positional_count != 2 || !kcobra_token_valid(invocation->positional[1], KC_NODE_BYTES_MAX))
+        if (invocation->positional_count != 2 ||
+            !kcobra_token_valid(invocation->positional[1], KC_NODE_BYTES_MAX))
             return kcobra_usage_error(command, "reinstate needs one node name");
         json_t *request = json_pack("{s:s}", "node", invocation->positional[1]);
         char *text = json_dumps(request, JSON_COMPACT);
@@ -232,20 +244,28 @@ static int query(const kcobra_command *command, const kcobra_invocation *invocat
     int status = ask(&answer, invocation, subject, payload);
     if (status != KCOBRA_EXIT_OK) return status;
     if (json_object_get(answer, "error") != NULL) {
-        kcobra_error("the arbiter refused: %s", json_string_value(json_object_get(answer, "error")));
+        kcobra_error("the arbiter refused: %s",
+                     json_string_value(json_object_get(answer, "error")));
         json_decref(answer);
         return KCOBRA_EXIT_SERVICE_ERROR;
     }
-    if (tree && strcmp(format, "dot") == 0) status = kci_tree_print_dot(stdout, answer) == KC_OK ? 0 : 1;
-    else if (tree && strcmp(format, "text") == 0) status = kci_tree_print_text(stdout, answer) == KC_OK ? 0 : 1;
-    else if (invocation->common.json || tree) return kcobra_json_print(answer);
-    else if (strcmp(what, "status") == 0) status = print_status(answer);
-    else if (strcmp(what, "verdicts") == 0) status = print_verdicts(answer);
+    if (tree && strcmp(format, "dot") == 0)
+        status = kci_tree_print_dot(stdout, answer) == KC_OK ? 0 : 1;
+    else if (tree && strcmp(format, "text") == 0)
+        status = kci_tree_print_text(stdout, answer) == KC_OK ? 0 : 1;
+    else if (invocation->common.json || tree)
+        return kcobra_json_print(answer);
+    else if (strcmp(what, "status") == 0)
+        status = print_status(answer);
+    else if (strcmp(what, "verdicts") == 0)
+        status = print_verdicts(answer);
     else
         printf("arbiter %s: %s is %s%s\n", json_string_value(json_object_get(answer, "arbiter")),
                json_string_value(json_object_get(answer, "node")),
                json_string_value(json_object_get(answer, "status")),
-               json_is_true(json_object_get(answer, "reinstating")) ? "; reinstatement asked (needs a quorum)" : "");
+               json_is_true(json_object_get(answer, "reinstating"))
+                   ? "; reinstatement asked (needs a quorum)"
+                   : "");
     json_decref(answer);
     return status;
 }
@@ -255,13 +275,20 @@ static int run_arbiter(const kcobra_command *command, int argc, char **argv)
     arbiter_flags values = {0};
     const kcobra_flag flags[] = {
         {"id", "ID", KCOBRA_FLAG_STRING, &values.id, "serve: this arbiter's id (default: --node)"},
-        {"arbiters", "N", KCOBRA_FLAG_COUNT, &values.arbiters, "serve: the 3f+1 arbiters of the cloud (default 1)"},
-        {"probe", "TYPE=PAYLOAD", KCOBRA_FLAG_LIST, &values.probes, "serve: probe TYPE with PAYLOAD and fuse the replicas' answers"},
-        {"pretrusted", "NODE", KCOBRA_FLAG_LIST, &values.pretrusted, "serve: a pre-trusted node for the ranking"},
-        {"data-dir", "DIR", KCOBRA_FLAG_STRING, &values.data_dir, "serve: keep verdicts in DIR/arbiter-<id>.verdicts.jsonl"},
-        {"tick", "DURATION", KCOBRA_FLAG_DURATION, &values.tick_ms, "serve: how often to probe, rank and vote (default 1s)"},
-        {"quarantine", "DURATION", KCOBRA_FLAG_DURATION, &values.quarantine_ms, "serve: first quarantine length (default 5m)"},
-        {"slow", "DURATION", KCOBRA_FLAG_DURATION, &values.slow_ms, "serve: a reply slower than this is bad (default 250ms)"},
+        {"arbiters", "N", KCOBRA_FLAG_COUNT, &values.arbiters,
+         "serve: the 3f+1 arbiters of the cloud (default 1)"},
+        {"probe", "TYPE=PAYLOAD", KCOBRA_FLAG_LIST, &values.probes,
+         "serve: probe TYPE with PAYLOAD and fuse the replicas' answers"},
+        {"pretrusted", "NODE", KCOBRA_FLAG_LIST, &values.pretrusted,
+         "serve: a pre-trusted node for the ranking"},
+        {"data-dir", "DIR", KCOBRA_FLAG_STRING, &values.data_dir,
+         "serve: keep verdicts in DIR/arbiter-<id>.verdicts.jsonl"},
+        {"tick", "DURATION", KCOBRA_FLAG_DURATION, &values.tick_ms,
+         "serve: how often to probe, rank and vote (default 1s)"},
+        {"quarantine", "DURATION", KCOBRA_FLAG_DURATION, &values.quarantine_ms,
+         "serve: first quarantine length (default 5m)"},
+        {"slow", "DURATION", KCOBRA_FLAG_DURATION, &values.slow_ms,
+         "serve: a reply slower than this is bad (default 250ms)"},
         {"format", "F", KCOBRA_FLAG_STRING, &values.format, "tree: text (default), json or dot"},
     };
     kcobra_invocation invocation;
@@ -269,13 +296,15 @@ static int run_arbiter(const kcobra_command *command, int argc, char **argv)
     if (status != KCOBRA_EXIT_OK || invocation.help) return status;
     const char *what = invocation.positional[0];
     if (strcmp(what, "serve") == 0) {
-        if (invocation.positional_count != 1) return kcobra_usage_error(command, "serve takes no argument");
+        if (invocation.positional_count != 1)
+            return kcobra_usage_error(command, "serve takes no argument");
         return serve(&invocation, &values);
     }
     if (strcmp(what, "status") == 0 || strcmp(what, "verdicts") == 0 || strcmp(what, "tree") == 0 ||
         strcmp(what, "reinstate") == 0)
         return query(command, &invocation, &values);
-    return kcobra_usage_error(command, "unknown subcommand '%s': serve, status, verdicts, reinstate or tree", what);
+    return kcobra_usage_error(
+        command, "unknown subcommand '%s': serve, status, verdicts, reinstate or tree", what);
 }
 
 const kcobra_command kcobra_command_arbiter = {

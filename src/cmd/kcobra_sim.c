@@ -88,8 +88,9 @@ static const struct {
     const char *name;
     behaviour bit;
 } BEHAVIOURS[] = {
-    {"wrong", B_WRONG},       {"slow", B_SLOW},         {"overcharge", B_OVERCHARGE},
-    {"false-report", B_FALSE_REPORT}, {"collude", B_COLLUDE},
+    {"wrong", B_WRONG},           {"slow", B_SLOW},
+    {"overcharge", B_OVERCHARGE}, {"false-report", B_FALSE_REPORT},
+    {"collude", B_COLLUDE},
 };
 enum { BEHAVIOUR_COUNT = sizeof BEHAVIOURS / sizeof BEHAVIOURS[0] };
 
@@ -214,13 +215,16 @@ static void handle_sense(const kc_request *request, kc_response *response, void 
     uint64_t hash = kci_hash_bytes(id, strlen(id)) ^ kci_hash_bytes(node->name, strlen(node->name));
     double noise = ((double)(hash >> 11) / 9007199254740992.0 * 2 - 1) * SIM_NOISE;
     double value = 2 * x + 1 + noise;
-    if (node->behaviour & B_COLLUDE) value = 3 * x + 7; /* the colluders' common lie */
-    else if (node->behaviour & B_WRONG) value = 2 * x + 6 + 10 * (double)(hash & 0xffff) / 65535.0;
+    if (node->behaviour & B_COLLUDE)
+        value = 3 * x + 7; /* the colluders' common lie */
+    else if (node->behaviour & B_WRONG)
+        value = 2 * x + 6 + 10 * (double)(hash & 0xffff) / 65535.0;
     if (node->behaviour & B_SLOW) sleep_ms(SIM_SLOW_DELAY_MS);
     double price = node->base_price * (node->behaviour & B_OVERCHARGE ? 3 : 1);
     char answer[128];
-    int answer_length = snprintf(answer, sizeof answer, "{\"value\":%.6f,\"accuracy\":%.2f,\"price\":%.4f}",
-                                 value, SIM_ACCURACY, price);
+    int answer_length =
+        snprintf(answer, sizeof answer, "{\"value\":%.6f,\"accuracy\":%.2f,\"price\":%.4f}", value,
+                 SIM_ACCURACY, price);
     kc_response_set_payload(response, answer, (size_t)answer_length);
 }
 
@@ -296,7 +300,8 @@ static void check_reply(sim_client *client, kc_reply *reply, double x, int64_t l
     if (fabs(value - (2 * x + 1)) > 1) {
         problem = true;
         if (next_random(random) % 2 == 0)
-            kc_client_report_problem(client->client, server, KC_PROBLEM_WRONG_ANSWER, id, "sim: wrong");
+            kc_client_report_problem(client->client, server, KC_PROBLEM_WRONG_ANSWER, id,
+                                     "sim: wrong");
     }
     if (latency_ms > SIM_SLOW_DELAY_MS * 3 / 5) {
         problem = true;
@@ -306,10 +311,12 @@ static void check_reply(sim_client *client, kc_reply *reply, double x, int64_t l
     if (price > 2) {
         problem = true;
         if (next_random(random) % 2 == 0)
-            kc_client_report_problem(client->client, server, KC_PROBLEM_OVERCHARGED, id, "sim: price");
+            kc_client_report_problem(client->client, server, KC_PROBLEM_OVERCHARGED, id,
+                                     "sim: price");
     }
     if (!problem && client->false_reporter && unit_random(random) < 0.3) {
-        kc_problem_reason reason = next_random(random) % 2 ? KC_PROBLEM_SLOW : KC_PROBLEM_WRONG_ANSWER;
+        kc_problem_reason reason =
+            next_random(random) % 2 ? KC_PROBLEM_SLOW : KC_PROBLEM_WRONG_ANSWER;
         kc_client_report_problem(client->client, server, reason, id, "sim: a false report");
     }
 }
@@ -345,7 +352,8 @@ static void on_verdict(natsConnection *connection, natsSubscription *subscriptio
 {
     (void)connection, (void)subscription;
     sim *s = closure;
-    json_t *root = json_loadb(natsMsg_GetData(message), (size_t)natsMsg_GetDataLength(message), 0, NULL);
+    json_t *root =
+        json_loadb(natsMsg_GetData(message), (size_t)natsMsg_GetDataLength(message), 0, NULL);
     const char *action = json_string_value(json_object_get(root, "action"));
     const char *name = json_string_value(json_object_get(root, "node"));
     int64_t now_ms = kci_monotonic_ms();
@@ -375,12 +383,15 @@ static void on_alarm(natsConnection *connection, natsSubscription *subscription,
 {
     (void)connection, (void)subscription;
     sim *s = closure;
-    json_t *root = json_loadb(natsMsg_GetData(message), (size_t)natsMsg_GetDataLength(message), 0, NULL);
+    json_t *root =
+        json_loadb(natsMsg_GetData(message), (size_t)natsMsg_GetDataLength(message), 0, NULL);
     pthread_mutex_lock(&s->lock);
     if (json_is_false(json_object_get(root, "guarantee_holds")) && !s->guarantee_broken) {
         s->guarantee_broken = true;
         snprintf(s->guarantee_text, sizeof s->guarantee_text, "%s",
-                 json_string_value(json_object_get(root, "text")) ? json_string_value(json_object_get(root, "text")) : "");
+                 json_string_value(json_object_get(root, "text"))
+                     ? json_string_value(json_object_get(root, "text"))
+                     : "");
     }
     pthread_mutex_unlock(&s->lock);
     json_decref(root);
@@ -538,7 +549,8 @@ static void pick_corrupt(sim *s)
         node->random = next_random(&random);
     }
     for (uint32_t k = 0; k < s->corrupt_count; k++)
-        s->nodes[order[k]].behaviour = s->options.behaviours[k % (uint32_t)s->options.behaviour_count];
+        s->nodes[order[k]].behaviour =
+            s->options.behaviours[k % (uint32_t)s->options.behaviour_count];
     uint32_t false_count = (uint32_t)lround(s->options.false_reporters * s->client_count);
     for (uint32_t i = 0; i < s->client_count; i++) {
         sim_client *client = &s->clients[i];
@@ -560,7 +572,8 @@ static int start_nodes(sim *s)
         kc_service_options options;
         kc_service_options_init(&options);
         options.worker_count = node->behaviour & B_SLOW ? SIM_SLOW_WORKERS : SIM_WORKERS;
-        if (kc_service_start(&node->service, node->client, SIM_TYPE, handle_sense, node, &options) != KC_OK) {
+        if (kc_service_start(&node->service, node->client, SIM_TYPE, handle_sense, node,
+                             &options) != KC_OK) {
             kcobra_error("sim: %s cannot serve: %s", node->name, kc_last_error());
             return KCOBRA_EXIT_FAILURE;
         }
@@ -594,7 +607,8 @@ static int start_arbiters(sim *s)
         kci_arbiter_probe_parse(&config.probes[0], probe);
         config.probe_count = 1;
         char error[512] = "";
-        if (kci_arbiter_start(&s->arbiters[s->arbiter_count], *client, &config, error, sizeof error) != KC_OK) {
+        if (kci_arbiter_start(&s->arbiters[s->arbiter_count], *client, &config, error,
+                              sizeof error) != KC_OK) {
             kcobra_error("sim: %s", error);
             return KCOBRA_EXIT_FAILURE;
         }
@@ -608,8 +622,10 @@ static int start_observer(sim *s)
     int status = open_client(&s->observer, s, "sim-observer");
     if (status != KCOBRA_EXIT_OK) return status;
     natsConnection *connection = s->observer->connection;
-    if (natsConnection_Subscribe(&s->verdicts, connection, "kc.arbiter.verdict", on_verdict, s) != NATS_OK ||
-        natsConnection_Subscribe(&s->alarms, connection, "kc.arbiter.alarm", on_alarm, s) != NATS_OK ||
+    if (natsConnection_Subscribe(&s->verdicts, connection, "kc.arbiter.verdict", on_verdict, s) !=
+            NATS_OK ||
+        natsConnection_Subscribe(&s->alarms, connection, "kc.arbiter.alarm", on_alarm, s) !=
+            NATS_OK ||
         natsConnection_Flush(connection) != NATS_OK) {
         kcobra_error("sim: cannot subscribe to the verdicts");
         return KCOBRA_EXIT_FAILURE;
@@ -629,10 +645,12 @@ static int run_cloud(sim *s)
     for (uint32_t i = 0; i < s->node_count; i++) {
         sim_node *node = &s->nodes[i];
         if (node->behaviour & (B_FALSE_REPORT | B_COLLUDE))
-            node->reporter_started = pthread_create(&node->reporter, NULL, reporter_main, node) == 0;
+            node->reporter_started =
+                pthread_create(&node->reporter, NULL, reporter_main, node) == 0;
     }
     for (uint32_t i = 0; i < s->client_count; i++)
-        s->clients[i].started = pthread_create(&s->clients[i].thread, NULL, client_main, &s->clients[i]) == 0;
+        s->clients[i].started =
+            pthread_create(&s->clients[i].thread, NULL, client_main, &s->clients[i]) == 0;
     for (uint32_t i = 0; i < s->client_count; i++)
         if (s->clients[i].started) pthread_join(s->clients[i].thread, NULL);
     sleep_ms(s->options.settle_ms); /* the last verdicts */
@@ -645,7 +663,8 @@ static void stop_cloud(sim *s)
     for (uint32_t i = 0; i < s->node_count; i++)
         if (s->nodes[i].reporter_started) pthread_join(s->nodes[i].reporter, NULL);
     for (uint32_t i = 0; i < s->client_count; i++)
-        if (s->clients[i].client != NULL) kc_client_close(s->clients[i].client, SIM_CLOSE_TIMEOUT_MS);
+        if (s->clients[i].client != NULL)
+            kc_client_close(s->clients[i].client, SIM_CLOSE_TIMEOUT_MS);
     for (uint32_t a = 0; a < s->arbiter_count; a++)
         kci_arbiter_stop(s->arbiters[a], SIM_CLOSE_TIMEOUT_MS);
     for (uint32_t a = 0; a < s->arbiter_count; a++)
@@ -690,7 +709,8 @@ static void row_add(sim_row *row, const sim_node *node)
     row->ttd_ms_sum += node->detected_ms;
     row->ttd_requests_sum += node->detected_requests;
     if (node->detected_ms > row->ttd_ms_max) row->ttd_ms_max = node->detected_ms;
-    if (node->detected_requests > row->ttd_requests_max) row->ttd_requests_max = node->detected_requests;
+    if (node->detected_requests > row->ttd_requests_max)
+        row->ttd_requests_max = node->detected_requests;
 }
 
 static void compute(const sim *s, sim_result *r)
@@ -720,11 +740,12 @@ static void compute(const sim *s, sim_result *r)
 
 static json_t *row_json(const sim_row *row)
 {
-    return json_pack("{s:s, s:i, s:i, s:f, s:I, s:I, s:I, s:I}", "behaviour", row->behaviour, "corrupt",
-                     (json_int_t)row->corrupt, "detected", (json_int_t)row->detected, "recall",
-                     row->corrupt ? (double)row->detected / row->corrupt : 1.0, "ttd_ms_mean",
-                     (json_int_t)(row->detected ? row->ttd_ms_sum / row->detected : 0), "ttd_ms_max",
-                     (json_int_t)row->ttd_ms_max, "ttd_requests_mean",
+    return json_pack("{s:s, s:i, s:i, s:f, s:I, s:I, s:I, s:I}", "behaviour", row->behaviour,
+                     "corrupt", (json_int_t)row->corrupt, "detected", (json_int_t)row->detected,
+                     "recall", row->corrupt ? (double)row->detected / row->corrupt : 1.0,
+                     "ttd_ms_mean",
+                     (json_int_t)(row->detected ? row->ttd_ms_sum / row->detected : 0),
+                     "ttd_ms_max", (json_int_t)row->ttd_ms_max, "ttd_requests_mean",
                      (json_int_t)(row->detected ? row->ttd_requests_sum / row->detected : 0),
                      "ttd_requests_max", (json_int_t)row->ttd_requests_max);
 }
@@ -735,41 +756,48 @@ static int print_json(const sim *s, const sim_result *r)
     for (int b = 0; b < BEHAVIOUR_COUNT; b++)
         if (r->rows[b].corrupt > 0) json_array_append_new(rows, row_json(&r->rows[b]));
     for (uint32_t i = 0; i < s->node_count; i++) {
-        if (s->nodes[i].quarantined) json_array_append_new(quarantined, json_string(s->nodes[i].name));
+        if (s->nodes[i].quarantined)
+            json_array_append_new(quarantined, json_string(s->nodes[i].name));
         if (s->nodes[i].behaviour && !s->nodes[i].quarantined)
             json_array_append_new(missed, json_string(s->nodes[i].name));
     }
     return kcobra_json_print(json_pack(
-        "{s:i, s:i, s:i, s:I, s:I, s:I, s:i, s:f, s:f, s:f, s:i, s:o, s:b, s:s, s:i, s:o, s:o, s:o}", "nodes",
-        (json_int_t)s->node_count, "corrupt", (json_int_t)s->corrupt_count, "clients",
+        "{s:i, s:i, s:i, s:I, s:I, s:I, s:i, s:f, s:f, s:f, s:i, s:o, s:b, s:s, s:i, s:o, s:o, "
+        "s:o}",
+        "nodes", (json_int_t)s->node_count, "corrupt", (json_int_t)s->corrupt_count, "clients",
         (json_int_t)s->client_count, "requests", (json_int_t)s->options.requests, "requests_done",
         (json_int_t)atomic_load(&s->requests_done), "seed", (json_int_t)s->options.seed, "arbiters",
         (json_int_t)s->options.arbiters, "precision", r->precision, "recall", r->recall,
-        "false_quarantine_rate", r->false_rate, "false_quarantines", (json_int_t)r->false_quarantines,
-        "total", row_json(&r->total), "guarantee_holds", !s->guarantee_broken, "guarantee",
-        s->guarantee_text, "reporters_quarantined", (json_int_t)r->reporters_quarantined, "by_behaviour",
-        rows, "quarantined", quarantined, "missed", missed));
+        "false_quarantine_rate", r->false_rate, "false_quarantines",
+        (json_int_t)r->false_quarantines, "total", row_json(&r->total), "guarantee_holds",
+        !s->guarantee_broken, "guarantee", s->guarantee_text, "reporters_quarantined",
+        (json_int_t)r->reporters_quarantined, "by_behaviour", rows, "quarantined", quarantined,
+        "missed", missed));
 }
 
 static void print_row(const sim_row *row, double precision, uint32_t false_quarantines)
 {
     printf("%-13s %7u %8u %9.3f %7.3f %9lld %9lld %9lld %8u\n", row->behaviour, row->corrupt,
            row->detected, precision, row->corrupt ? (double)row->detected / row->corrupt : 1.0,
-           (long long)(row->detected ? row->ttd_ms_sum / row->detected : 0), (long long)row->ttd_ms_max,
-           (long long)(row->detected ? row->ttd_requests_sum / row->detected : 0), false_quarantines);
+           (long long)(row->detected ? row->ttd_ms_sum / row->detected : 0),
+           (long long)row->ttd_ms_max,
+           (long long)(row->detected ? row->ttd_requests_sum / row->detected : 0),
+           false_quarantines);
 }
 
 static void print_table(const sim *s, const sim_result *r)
 {
-    printf("kcobra sim: %u nodes (%u corrupt), %u clients, %lld requests, seed %lld, %lld arbiters\n",
-           s->node_count, s->corrupt_count, s->client_count, (long long)atomic_load(&s->requests_done),
-           (long long)s->options.seed, (long long)s->options.arbiters);
+    printf(
+        "kcobra sim: %u nodes (%u corrupt), %u clients, %lld requests, seed %lld, %lld arbiters\n",
+        s->node_count, s->corrupt_count, s->client_count, (long long)atomic_load(&s->requests_done),
+        (long long)s->options.seed, (long long)s->options.arbiters);
     printf("%-13s %7s %8s %9s %7s %9s %9s %9s %8s\n", "behaviour", "corrupt", "detected",
            "precision", "recall", "ttd_ms", "ttd_max", "ttd_reqs", "false_q");
     for (int b = 0; b < BEHAVIOUR_COUNT; b++)
         if (r->rows[b].corrupt > 0) print_row(&r->rows[b], r->precision, r->false_quarantines);
     print_row(&r->total, r->precision, r->false_quarantines);
-    printf("false-quarantine rate %.3f (%u of %u honest); %u false reporter(s) among the clients quarantined\n",
+    printf("false-quarantine rate %.3f (%u of %u honest); %u false reporter(s) among the clients "
+           "quarantined\n",
            r->false_rate, r->false_quarantines, r->honest, r->reporters_quarantined);
     if (s->guarantee_broken)
         printf("the arbiters report: n > 3f DOES NOT HOLD: %s\n", s->guarantee_text);
@@ -797,12 +825,16 @@ static bool check(const sim *s, const sim_result *r)
     parse_fraction(s->options.max_false_rate_text, &max_false_rate, 1);
     bool ok = true;
     if (r->precision < min_precision)
-        kcobra_error("sim: precision %.3f is below --min-precision %.3f", r->precision, min_precision), ok = false;
+        kcobra_error("sim: precision %.3f is below --min-precision %.3f", r->precision,
+                     min_precision),
+            ok = false;
     if (r->recall < min_recall)
-        kcobra_error("sim: recall %.3f is below --min-recall %.3f", r->recall, min_recall), ok = false;
+        kcobra_error("sim: recall %.3f is below --min-recall %.3f", r->recall, min_recall),
+            ok = false;
     if (r->false_rate > max_false_rate)
-        kcobra_error("sim: false-quarantine rate %.3f is above --max-false-rate %.3f", r->false_rate,
-                     max_false_rate), ok = false;
+        kcobra_error("sim: false-quarantine rate %.3f is above --max-false-rate %.3f",
+                     r->false_rate, max_false_rate),
+            ok = false;
     if (s->options.expect_broken && !s->guarantee_broken)
         kcobra_error("sim: the arbiters did not report that n > 3f no longer holds"), ok = false;
     return ok;
@@ -855,12 +887,16 @@ static int check_options(const kcobra_command *command, sim_options *o, const ch
     if (!parse_fraction(o->false_reporters_text, &o->false_reporters, 0))
         return kcobra_usage_error(command, "--false-reporters is a fraction from 0 to 1");
     double unused;
-    if (!parse_fraction(o->min_precision_text, &unused, 0) || !parse_fraction(o->min_recall_text, &unused, 0) ||
+    if (!parse_fraction(o->min_precision_text, &unused, 0) ||
+        !parse_fraction(o->min_recall_text, &unused, 0) ||
         !parse_fraction(o->max_false_rate_text, &unused, 1))
-        return kcobra_usage_error(command, "--min-precision, --min-recall and --max-false-rate are fractions");
+        return kcobra_usage_error(
+            command, "--min-precision, --min-recall and --max-false-rate are fractions");
     if (!parse_behaviours(behaviours, o))
-        return kcobra_usage_error(command, "--behaviour is a comma list of wrong, slow, overcharge, "
-                                           "false-report, collude; not '%s'", behaviours);
+        return kcobra_usage_error(command,
+                                  "--behaviour is a comma list of wrong, slow, overcharge, "
+                                  "false-report, collude; not '%s'",
+                                  behaviours);
     return KCOBRA_EXIT_OK;
 }
 
@@ -894,20 +930,29 @@ static int run_sim(const kcobra_command *command, int argc, char **argv)
     const char *behaviours = "wrong,slow,overcharge,false-report,collude";
     const kcobra_flag flags[] = {
         {"nodes", "N", KCOBRA_FLAG_COUNT, &o->nodes, "nodes serving (default 30)"},
-        {"corrupt", "F", KCOBRA_FLAG_STRING, &o->corrupt_text, "fraction of corrupt nodes (default 0.2)"},
-        {"behaviour", "LIST", KCOBRA_FLAG_STRING, &behaviours, "the corrupt nodes' behaviours, in turn (default all five)"},
+        {"corrupt", "F", KCOBRA_FLAG_STRING, &o->corrupt_text,
+         "fraction of corrupt nodes (default 0.2)"},
+        {"behaviour", "LIST", KCOBRA_FLAG_STRING, &behaviours,
+         "the corrupt nodes' behaviours, in turn (default all five)"},
         {"clients", "C", KCOBRA_FLAG_COUNT, &o->clients, "clients (default 20)"},
         {"requests", "R", KCOBRA_FLAG_COUNT, &o->requests, "requests in total (default 10000)"},
         {"seed", "S", KCOBRA_FLAG_COUNT, &o->seed, "the seed (default 1)"},
         {"arbiters", "A", KCOBRA_FLAG_COUNT, &o->arbiters, "arbiters, 3f+1 (default 4)"},
-        {"rate", "N", KCOBRA_FLAG_COUNT, &o->rate, "requests per second, all clients together (default 1000)"},
-        {"settle", "DURATION", KCOBRA_FLAG_DURATION, &o->settle_ms, "wait after the last request (default 3s)"},
-        {"false-reporters", "F", KCOBRA_FLAG_STRING, &o->false_reporters_text, "fraction of clients filing false reports (default 0)"},
-        {"kcobrad", "PATH", KCOBRA_FLAG_STRING, &o->kcobrad, "the kcobrad to start (default: beside kcobra, else PATH)"},
-        {"min-precision", "P", KCOBRA_FLAG_STRING, &o->min_precision_text, "exit 1 below this precision"},
+        {"rate", "N", KCOBRA_FLAG_COUNT, &o->rate,
+         "requests per second, all clients together (default 1000)"},
+        {"settle", "DURATION", KCOBRA_FLAG_DURATION, &o->settle_ms,
+         "wait after the last request (default 3s)"},
+        {"false-reporters", "F", KCOBRA_FLAG_STRING, &o->false_reporters_text,
+         "fraction of clients filing false reports (default 0)"},
+        {"kcobrad", "PATH", KCOBRA_FLAG_STRING, &o->kcobrad,
+         "the kcobrad to start (default: beside kcobra, else PATH)"},
+        {"min-precision", "P", KCOBRA_FLAG_STRING, &o->min_precision_text,
+         "exit 1 below this precision"},
         {"min-recall", "R", KCOBRA_FLAG_STRING, &o->min_recall_text, "exit 1 below this recall"},
-        {"max-false-rate", "X", KCOBRA_FLAG_STRING, &o->max_false_rate_text, "exit 1 above this false-quarantine rate"},
-        {"expect-guarantee-broken", NULL, KCOBRA_FLAG_BOOL, &o->expect_broken, "exit 1 unless the arbiters report n > 3f broken"},
+        {"max-false-rate", "X", KCOBRA_FLAG_STRING, &o->max_false_rate_text,
+         "exit 1 above this false-quarantine rate"},
+        {"expect-guarantee-broken", NULL, KCOBRA_FLAG_BOOL, &o->expect_broken,
+         "exit 1 unless the arbiters report n > 3f broken"},
         {"verbose", NULL, KCOBRA_FLAG_BOOL, &o->verbose,
          "log the arbiters and each verdict; keep kcobrad's directory (config, log, verdicts)"},
     };
@@ -915,7 +960,8 @@ static int run_sim(const kcobra_command *command, int argc, char **argv)
         s->server_given |= strncmp(argv[i], "--server", strlen("--server")) == 0;
     kcobra_invocation invocation;
     int status = kcobra_parse(command, flags, KCOBRA_ARRAY_COUNT(flags), argc, argv, &invocation);
-    if (status == KCOBRA_EXIT_OK && !invocation.help) status = check_options(command, o, behaviours);
+    if (status == KCOBRA_EXIT_OK && !invocation.help)
+        status = check_options(command, o, behaviours);
     if (status == KCOBRA_EXIT_OK && !invocation.help) {
         s->common = invocation.common;
         s->node_count = (uint32_t)o->nodes;
@@ -931,7 +977,8 @@ static int run_sim(const kcobra_command *command, int argc, char **argv)
 
 const kcobra_command kcobra_command_sim = {
     .name = "sim",
-    .synopsis = "sim [--nodes N] [--corrupt F] [--behaviour LIST] [--clients C] [--requests R] [--seed S]",
+    .synopsis =
+        "sim [--nodes N] [--corrupt F] [--behaviour LIST] [--clients C] [--requests R] [--seed S]",
     .summary = "simulate a cloud with corrupt nodes and measure the arbiters",
     .description = SIM_DESCRIPTION,
     .run = run_sim,

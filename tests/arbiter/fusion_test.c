@@ -218,14 +218,10 @@ static void test_vote(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_worked_example),
-        cmocka_unit_test(test_liar_is_suspect),
-        cmocka_unit_test(test_bound_not_met),
-        cmocka_unit_test(test_points),
-        cmocka_unit_test(test_bad_input),
-        cmocka_unit_test(test_random_against_brute_force),
-        cmocka_unit_test(test_guarantee),
-        cmocka_unit_test(test_vote),
+        cmocka_unit_test(test_worked_example), cmocka_unit_test(test_liar_is_suspect),
+        cmocka_unit_test(test_bound_not_met),  cmocka_unit_test(test_points),
+        cmocka_unit_test(test_bad_input),      cmocka_unit_test(test_random_against_brute_force),
+        cmocka_unit_test(test_guarantee),      cmocka_unit_test(test_vote),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

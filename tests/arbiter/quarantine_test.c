@@ -77,8 +77,8 @@ static kc_client *open_client(fixture *f, const char *name)
 static void serve(fixture *f, node *out, const char *name, bool slow)
 {
     out->client = open_client(f, name);
-    assert_int_equal(kc_service_start(&out->service, out->client, "t", handler, slow ? out : NULL, NULL),
-                     KC_OK);
+    assert_int_equal(
+        kc_service_start(&out->service, out->client, "t", handler, slow ? out : NULL, NULL), KC_OK);
 }
 
 static void unserve(node *n)
@@ -98,11 +98,13 @@ static bool ask(kc_client *client, char who[KC_NODE_BYTES_MAX + 1])
 }
 
 /* The next verdict about name with action, within VERDICT_WAIT_MS. */
-static bool verdict_seen(natsSubscription *verdicts, const char *name, const char *action, int wait_ms)
+static bool verdict_seen(natsSubscription *verdicts, const char *name, const char *action,
+                         int wait_ms)
 {
     natsMsg *message = NULL;
     while (natsSubscription_NextMsg(&message, verdicts, wait_ms) == NATS_OK) {
-        json_t *root = json_loadb(natsMsg_GetData(message), (size_t)natsMsg_GetDataLength(message), 0, NULL);
+        json_t *root =
+            json_loadb(natsMsg_GetData(message), (size_t)natsMsg_GetDataLength(message), 0, NULL);
         const char *node_name = json_string_value(json_object_get(root, "node"));
         const char *verdict_action = json_string_value(json_object_get(root, "action"));
         bool match = node_name != NULL && verdict_action != NULL && strcmp(node_name, name) == 0 &&
@@ -171,8 +173,9 @@ static void test_control_subject_is_internal(void **state)
     node good;
     serve(f, &good, "good", false);
     natsConnection *outsider = fixture_connect(f);
-    assert_int_equal(natsConnection_PublishString(outsider, "kc.sys.quarantine.set", "{\"nodes\":[\"good\"]}"),
-                     NATS_OK);
+    assert_int_equal(
+        natsConnection_PublishString(outsider, "kc.sys.quarantine.set", "{\"nodes\":[\"good\"]}"),
+        NATS_OK);
     fixture_flush(outsider);
     kc_client *client = open_client(f, "client");
     char who[KC_NODE_BYTES_MAX + 1];
@@ -195,7 +198,9 @@ static void test_bad_reports(void **state)
     assert_true(ask(client, who)); /* the arbiter knows "good" now */
     natsConnection *raw = fixture_connect(f);
     static const char *const garbage[] = {
-        "not json", "{}", "{\"node\":\"other\",\"reason\":\"slow\",\"reporter\":\"r\"}",
+        "not json",
+        "{}",
+        "{\"node\":\"other\",\"reason\":\"slow\",\"reporter\":\"r\"}",
         "{\"node\":\"good\",\"reason\":\"bored\",\"reporter\":\"r\"}",
         "{\"node\":\"good\",\"reason\":\"slow\",\"reporter\":\"r\",\"request_id\":\"nope\"}",
         "{\"node\":\"good\",\"reason\":\"slow\",\"reporter\":\"bad reporter\"}",
@@ -204,7 +209,8 @@ static void test_bad_reports(void **state)
         assert_int_equal(natsConnection_PublishString(raw, "kc.problem.good", garbage[i]), NATS_OK);
     natsConnection_Publish(raw, "kc.problem.good", "\xff\x00\x01", 3);
     /* about a node nobody knows */
-    assert_int_equal(kc_client_report_problem(client, "ghost", KC_PROBLEM_SLOW, NULL, "who?"), KC_OK);
+    assert_int_equal(kc_client_report_problem(client, "ghost", KC_PROBLEM_SLOW, NULL, "who?"),
+                     KC_OK);
     /* a flood from one reporter */
     kc_client *flooder = open_client(f, "flooder");
     for (int i = 0; i < FLOOD_REPORTS; i++)
@@ -212,9 +218,11 @@ static void test_bad_reports(void **state)
     fixture_flush(raw);
     sleep_ms(500);
     natsMsg *reply = NULL;
-    assert_int_equal(natsConnection_RequestString(&reply, raw, "kc.arbiter.status", "", REQUEST_TIMEOUT_MS),
-                     NATS_OK);
-    json_t *status = json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0, NULL);
+    assert_int_equal(
+        natsConnection_RequestString(&reply, raw, "kc.arbiter.status", "", REQUEST_TIMEOUT_MS),
+        NATS_OK);
+    json_t *status =
+        json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0, NULL);
     natsMsg_Destroy(reply);
     assert_non_null(status);
     assert_true(json_integer_value(json_object_get(status, "reports_malformed")) >= 6);

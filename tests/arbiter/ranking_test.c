@@ -117,7 +117,8 @@ static void test_bad_input(void **state)
                      KC_ERR_INVALID_ARGUMENT);
     /* no opinions at all: uniform */
     clear();
-    assert_int_equal(kci_ranking_compute(trust, merit, positive, negative, NULL, 2, &params), KC_OK);
+    assert_int_equal(kci_ranking_compute(trust, merit, positive, negative, NULL, 2, &params),
+                     KC_OK);
     assert_float_equal(trust[0], 0.5, 1e-12);
     assert_float_equal(merit[1], 1, 1e-12);
 }
