@@ -89,6 +89,8 @@ arbiter_node *kci_arbiter_node(kci_arbiter *arbiter, const char *name, bool crea
             for (uint32_t i = 0; i < arbiter->config.pretrusted_count; i++)
                 node->pretrusted |= strcmp(arbiter->config.pretrusted[i], name) == 0;
             node->is_arbiter = strcmp(name, arbiter->id) == 0;
+            for (uint32_t i = 0; i < arbiter->config.peer_count; i++)
+                node->is_arbiter |= strcmp(arbiter->config.peers[i], name) == 0;
             arbiter->nodes[arbiter->node_count++] = node;
             arbiter->node_index[at] = arbiter->node_count;
             return node;
@@ -413,6 +415,10 @@ static kc_err copy_config(kci_arbiter *arbiter, const kci_arbiter_config *config
         arbiter->config.pretrusted[i] = copy_text(config->pretrusted[i]);
         ok &= arbiter->config.pretrusted[i] != NULL;
     }
+    for (uint32_t i = 0; i < config->peer_count; i++) {
+        arbiter->config.peers[i] = copy_text(config->peers[i]);
+        ok &= arbiter->config.peers[i] != NULL;
+    }
     return ok ? KC_OK : KC_ERR_NOMEM;
 }
 
@@ -425,6 +431,8 @@ static void free_config(kci_arbiter_config *config)
     }
     for (uint32_t i = 0; i < config->pretrusted_count; i++)
         free((char *)config->pretrusted[i]);
+    for (uint32_t i = 0; i < config->peer_count; i++)
+        free((char *)config->peers[i]);
 }
 
 static kc_err check_config(const kci_arbiter_config *config, char *error, size_t error_size)
@@ -436,6 +444,8 @@ static kc_err check_config(const kci_arbiter_config *config, char *error, size_t
         what = "tick must be 10 ms .. 1 h";
     else if (config->probe_count > KCI_ARBITER_PROBES_MAX)
         what = "too many probes (at most 16)";
+    else if (config->peer_count > KCI_ARBITER_PEERS_MAX)
+        what = "too many peers (at most 64)";
     else if (config->pretrusted_count > KCI_ARBITER_PRETRUSTED_MAX)
         what = "too many pre-trusted nodes (at most 64)";
     else if (config->probe_timeout_ms <= 0 || config->probe_interval_ms < config->probe_timeout_ms)

@@ -31,6 +31,7 @@
 enum {
     KCI_ARBITER_PROBES_MAX = 16, /* probe types */
     KCI_ARBITER_PRETRUSTED_MAX = 64,
+    KCI_ARBITER_PEERS_MAX = 64,
 };
 
 typedef struct kci_arbiter_probe {
@@ -57,6 +58,8 @@ typedef struct kci_arbiter_config {
     uint32_t tree_fanout;       /* default 4 */
     uint32_t probe_count;
     kci_arbiter_probe probes[KCI_ARBITER_PROBES_MAX];
+    uint32_t peer_count; /* the other arbiters' ids; 0: votes from any id count */
+    const char *peers[KCI_ARBITER_PEERS_MAX];
     uint32_t pretrusted_count; /* besides the arbiters */
     const char *pretrusted[KCI_ARBITER_PRETRUSTED_MAX];
     kci_qos_params qos;

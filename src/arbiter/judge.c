@@ -23,13 +23,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arbiter/wire.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "service/headers.h"
 #include "service/uuid.h"
 
 enum {
-    REPORT_BYTES_MAX = 20 * 1024,
     REPORT_SETTLE_GRACE_MS = 500, /* a report may overtake the request it is about */
     UNSEEN_ID_GRACE_MS = 2000,    /* ids made this close to our start may predate us */
     UNSEEN_ID_WINDOW_MS = 60 * 1000,
@@ -264,57 +264,21 @@ void kci_arbiter_judge_pending(kci_arbiter *arbiter, int64_t now_ms)
 
 /* ---- receiving -------------------------------------------------------------------- */
 
-typedef struct parsed_report {
-    char node[KC_NODE_BYTES_MAX + 1];
-    char reporter[KC_NODE_BYTES_MAX + 1];
-    char request_id[KC_UUID_TEXT_BYTES + 1];
-    kc_problem_reason reason;
-} parsed_report;
-
-/* The payload of docs/service.md; the reporter is the Kc-Node header (the
- * payload's "reporter" only when there is no header). NULL: why not. */
-static const char *parse_report(parsed_report *out, natsMsg *message)
+/* The report in message, or why not. */
+static const char *parse_report(kci_report *out, natsMsg *message)
 {
-    memset(out, 0, sizeof *out);
-    int length = natsMsg_GetDataLength(message);
-    if (length <= 0 || length > REPORT_BYTES_MAX) return "empty or longer than 20 KiB";
     kci_kc_headers headers;
     kci_headers_clear(&headers);
-    if (kci_headers_read(message, false, &headers) != KC_OK) return "malformed KingCobra headers";
-    json_t *root = json_loadb(natsMsg_GetData(message), (size_t)length, 0, NULL);
-    const char *node = json_string_value(json_object_get(root, "node"));
-    const char *reason = json_string_value(json_object_get(root, "reason"));
-    const char *reporter = headers.node[0] != '\0'
-                               ? headers.node
-                               : json_string_value(json_object_get(root, "reporter"));
-    json_t *request = json_object_get(root, "request_id");
-    const char *why = NULL;
-    kci_uuid uuid;
-    if (root == NULL)
-        why = "not JSON";
-    else if (node == NULL || strlen(node) > KC_NODE_BYTES_MAX || !kci_token_valid(node))
-        why = "no valid \"node\"";
-    else if (strcmp(node, natsMsg_GetSubject(message) + strlen("kc.problem.")) != 0)
-        why = "\"node\" differs from the subject";
-    else if ((out->reason = kc_problem_reason_from_name(reason)) == 0)
-        why = "unknown \"reason\"";
-    else if (reporter == NULL || strlen(reporter) > KC_NODE_BYTES_MAX || !kci_token_valid(reporter))
-        why = "no reporter";
-    else if (!json_is_null(request) && request != NULL &&
-             (!json_is_string(request) ||
-              !kci_uuid_parse(json_string_value(request), json_string_length(request), &uuid)))
-        why = "\"request_id\" is not a UUID";
-    if (why == NULL) {
-        snprintf(out->node, sizeof out->node, "%s", node);
-        snprintf(out->reporter, sizeof out->reporter, "%s", reporter);
-        if (json_is_string(request))
-            snprintf(out->request_id, sizeof out->request_id, "%s", json_string_value(request));
+    if (kci_headers_read(message, false, &headers) != KC_OK) {
+        memset(out, 0, sizeof *out);
+        return "malformed KingCobra headers";
     }
-    json_decref(root);
-    return why;
+    int length = natsMsg_GetDataLength(message);
+    return kci_report_parse(out, natsMsg_GetSubject(message) + strlen("kc.problem."), headers.node,
+                            natsMsg_GetData(message), length > 0 ? (size_t)length : 0);
 }
 
-static void queue_report(kci_arbiter *arbiter, const parsed_report *parsed, int64_t now_ms)
+static void queue_report(kci_arbiter *arbiter, const kci_report *parsed, int64_t now_ms)
 {
     arbiter_node *reporter = kci_arbiter_node(arbiter, parsed->reporter, true);
     if (reporter == NULL) return;
@@ -355,7 +319,7 @@ void kci_arbiter_on_problem(natsConnection *connection, natsSubscription *subscr
 {
     (void)connection, (void)subscription;
     kci_arbiter *arbiter = closure;
-    parsed_report parsed;
+    kci_report parsed;
     const char *why = parse_report(&parsed, message);
     int64_t now_ms = kci_monotonic_ms();
     pthread_mutex_lock(&arbiter->lock);

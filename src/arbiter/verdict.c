@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "arbiter/tree.h"
+#include "arbiter/wire.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "service/headers.h"
@@ -209,40 +210,34 @@ void kci_arbiter_vote_tick(kci_arbiter *arbiter, int64_t now_ms)
     }
 }
 
+static bool peer_allowed(const kci_arbiter *arbiter, const char *id)
+{
+    if (arbiter->config.peer_count == 0 || strcmp(id, arbiter->id) == 0) return true;
+    for (uint32_t i = 0; i < arbiter->config.peer_count; i++)
+        if (strcmp(arbiter->config.peers[i], id) == 0) return true;
+    return false;
+}
+
 void kci_arbiter_on_vote(natsConnection *connection, natsSubscription *subscription,
                          natsMsg *message, void *closure)
 {
     (void)connection, (void)subscription;
     kci_arbiter *arbiter = closure;
-    json_t *root =
-        natsMsg_GetDataLength(message) > 0 && natsMsg_GetDataLength(message) < 64 * 1024
-            ? json_loadb(natsMsg_GetData(message), (size_t)natsMsg_GetDataLength(message), 0, NULL)
-            : NULL;
-    const char *voter = json_string_value(json_object_get(root, "arbiter"));
-    const char *name = json_string_value(json_object_get(root, "node"));
-    const char *vote = json_string_value(json_object_get(root, "vote"));
-    json_t *epoch = json_object_get(root, "epoch");
-    kci_vote_kind kind = vote == NULL                      ? KCI_VOTE_NONE
-                         : strcmp(vote, "quarantine") == 0 ? KCI_VOTE_QUARANTINE
-                         : strcmp(vote, "clear") == 0      ? KCI_VOTE_CLEAR
-                                                           : KCI_VOTE_NONE;
+    kci_vote vote;
+    int length = natsMsg_GetDataLength(message);
+    const char *why =
+        kci_vote_parse(&vote, natsMsg_GetData(message), length > 0 ? (size_t)length : 0);
+    if (why == NULL && !peer_allowed(arbiter, vote.arbiter)) why = "from an arbiter not in peers";
     int64_t now_ms = kci_monotonic_ms();
     pthread_mutex_lock(&arbiter->lock);
-    bool valid = voter != NULL && strlen(voter) <= KCI_ARBITER_ID_BYTES_MAX &&
-                 kci_token_valid(voter) && kind != KCI_VOTE_NONE && json_is_integer(epoch);
-    arbiter_node *node = valid ? kci_arbiter_node(arbiter, name, false) : NULL;
-    if (valid) {
-        arbiter_node *voter_node = kci_arbiter_node(arbiter, voter, true);
-        if (voter_node != NULL) voter_node->is_arbiter = true;
-    }
-    if (node != NULL && json_integer_value(epoch) >= node->epoch) {
-        kci_quorum_vote_set(&node->quorum, voter, kind, now_ms);
+    arbiter_node *node = why == NULL ? kci_arbiter_node(arbiter, vote.node, false) : NULL;
+    if (node != NULL && vote.epoch >= node->epoch) {
+        kci_quorum_vote_set(&node->quorum, vote.arbiter, vote.kind, now_ms);
         settle_node(arbiter, node, now_ms);
-    } else if (!valid && kci_arbiter_warn_due(arbiter, now_ms)) {
-        kci_warn("arbiter %s: ignored a malformed vote on kc.arbiter.vote", arbiter->id);
+    } else if (why != NULL && kci_arbiter_warn_due(arbiter, now_ms)) {
+        kci_warn("arbiter %s: ignored a vote on kc.arbiter.vote: %s", arbiter->id, why);
     }
     pthread_mutex_unlock(&arbiter->lock);
-    json_decref(root);
     natsMsg_Destroy(message);
 }
 

@@ -132,6 +132,7 @@ void kci_options_free(kci_options *options)
     free(options->arbiter_id);
     strings_free(options->arbiter_probes, options->arbiter_probe_count);
     strings_free(options->arbiter_pretrusted, options->arbiter_pretrusted_count);
+    strings_free(options->arbiter_peers, options->arbiter_peer_count);
     free(options->config_file);
     for (int i = 0; i < options->argument_count; i++)
         free(options->arguments[i]);
@@ -846,6 +847,8 @@ typedef struct arbiter_block {
     size_t probe_count;
     char **pretrusted;
     size_t pretrusted_count;
+    char **peers;
+    size_t peer_count;
 } arbiter_block;
 
 enum { ARBITER_LIST_MAX = 64 };
@@ -897,6 +900,13 @@ static kc_err apply_arbiter_pretrusted(const apply_context *context, const kci_c
     return strings_from_value(context, entry, &block->pretrusted, &block->pretrusted_count);
 }
 
+static kc_err apply_arbiter_peers(const apply_context *context, const kci_conf_entry *entry,
+                                  void *field)
+{
+    arbiter_block *block = field;
+    return strings_from_value(context, entry, &block->peers, &block->peer_count);
+}
+
 static const key_rule arbiter_rules[] = {
     {"enabled", KEY_BOOL, offsetof(arbiter_block, enabled), 0, NULL},
     {"id", KEY_STRING, offsetof(arbiter_block, id), 0, NULL},
@@ -910,6 +920,7 @@ static const key_rule arbiter_rules[] = {
     {"qos_samples", KEY_SIZE, offsetof(arbiter_block, qos_samples), 1000000, NULL},
     {"probes", KEY_HANDLER, 0, 0, apply_arbiter_probes},
     {"pretrusted", KEY_HANDLER, 0, 0, apply_arbiter_pretrusted},
+    {"peers", KEY_HANDLER, 0, 0, apply_arbiter_peers},
 };
 
 static kc_err apply_arbiter(const apply_context *context, const kci_conf_entry *entry, void *field)
@@ -924,11 +935,15 @@ static kc_err apply_arbiter(const apply_context *context, const kci_conf_entry *
         free(block.id);
         strings_free(block.probes, block.probe_count);
         strings_free(block.pretrusted, block.pretrusted_count);
+        strings_free(block.peers, block.peer_count);
         return err;
     }
     free(options->arbiter_id);
     strings_free(options->arbiter_probes, options->arbiter_probe_count);
     strings_free(options->arbiter_pretrusted, options->arbiter_pretrusted_count);
+    strings_free(options->arbiter_peers, options->arbiter_peer_count);
+    options->arbiter_peers = block.peers;
+    options->arbiter_peer_count = block.peer_count;
     options->arbiter_enabled = block.enabled;
     options->arbiter_id = block.id;
     options->arbiter_count = block.count;

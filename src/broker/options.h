@@ -115,6 +115,8 @@ typedef struct kci_options {
     size_t arbiter_probe_count;
     char **arbiter_pretrusted;
     size_t arbiter_pretrusted_count;
+    char **arbiter_peers; /* the other arbiters' ids */
+    size_t arbiter_peer_count;
     /* where the options came from */
     char *config_file;
     char **arguments;   /* a copy of argv made by kci_options_load, so that */

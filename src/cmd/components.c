@@ -122,6 +122,8 @@ static void arbiter_config_from_options(kci_components_config *config, const kci
     config->arbiter_pretrusted =
         copy_strings(options->arbiter_pretrusted, options->arbiter_pretrusted_count);
     config->arbiter_pretrusted_count = options->arbiter_pretrusted_count;
+    config->arbiter_peers = copy_strings(options->arbiter_peers, options->arbiter_peer_count);
+    config->arbiter_peer_count = options->arbiter_peer_count;
 }
 
 void kci_components_config_from_options(kci_components_config *config, const kci_options *options)
@@ -152,6 +154,7 @@ void kci_components_config_free(kci_components_config *config)
     free(config->arbiter_data_dir);
     free_strings(config->arbiter_probes, config->arbiter_probe_count);
     free_strings(config->arbiter_pretrusted, config->arbiter_pretrusted_count);
+    free_strings(config->arbiter_peers, config->arbiter_peer_count);
     memset(config, 0, sizeof *config);
 }
 
@@ -274,6 +277,8 @@ static kc_err start_arbiter(kci_components *components, const kci_components_con
     for (size_t i = 0; i < config->arbiter_pretrusted_count && i < KCI_ARBITER_PRETRUSTED_MAX; i++)
         arbiter_config.pretrusted[arbiter_config.pretrusted_count++] =
             config->arbiter_pretrusted[i];
+    for (size_t i = 0; i < config->arbiter_peer_count && i < KCI_ARBITER_PEERS_MAX; i++)
+        arbiter_config.peers[arbiter_config.peer_count++] = config->arbiter_peers[i];
     return kci_arbiter_start(&components->arbiter, components->arbiter_client, &arbiter_config,
                              error, error_size);
 }

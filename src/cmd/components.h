@@ -43,6 +43,8 @@ typedef struct kci_components_config {
     size_t arbiter_probe_count;
     char **arbiter_pretrusted;
     size_t arbiter_pretrusted_count;
+    char **arbiter_peers;
+    size_t arbiter_peer_count;
 } kci_components_config;
 
 void kci_components_config_from_options(kci_components_config *config, const kci_options *options);

@@ -34,7 +34,8 @@ static const char ARBITER_DESCRIPTION[] =
     "  tree [--format F]     the reporting structure: text, json or dot\n"
     "\n"
     "Examples:\n"
-    "  kcobra arbiter serve --id arbiter-2 --arbiters 4 --probe 'sense=21.5'\n"
+    "  kcobra arbiter serve --id arbiter-2 --arbiters 4 --probe 'sense=21.5' \\\n"
+    "      --peer arbiter-0 --peer arbiter-1 --peer arbiter-3\n"
     "  kcobra arbiter status\n"
     "  kcobra arbiter tree --format dot | dot -Tsvg > tree.svg\n"
     "  kcobra arbiter reinstate node-7\n";
@@ -44,6 +45,7 @@ typedef struct arbiter_flags {
     int64_t arbiters;
     kcobra_list probes;
     kcobra_list pretrusted;
+    kcobra_list peers;
     const char *data_dir;
     int64_t tick_ms;
     int64_t quarantine_ms;
@@ -76,6 +78,8 @@ static int serve(const kcobra_invocation *invocation, const arbiter_flags *flags
     }
     for (int i = 0; i < flags->pretrusted.count; i++)
         config.pretrusted[config.pretrusted_count++] = flags->pretrusted.values[i];
+    for (int i = 0; i < flags->peers.count; i++)
+        config.peers[config.peer_count++] = flags->peers.values[i];
     sigset_t stop_signals;
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGINT);
@@ -281,6 +285,8 @@ static int run_arbiter(const kcobra_command *command, int argc, char **argv)
          "serve: probe TYPE with PAYLOAD and fuse the replicas' answers"},
         {"pretrusted", "NODE", KCOBRA_FLAG_LIST, &values.pretrusted,
          "serve: a pre-trusted node for the ranking"},
+        {"peer", "ID", KCOBRA_FLAG_LIST, &values.peers,
+         "serve: another arbiter whose votes count (default: any)"},
         {"data-dir", "DIR", KCOBRA_FLAG_STRING, &values.data_dir,
          "serve: keep verdicts in DIR/arbiter-<id>.verdicts.jsonl"},
         {"tick", "DURATION", KCOBRA_FLAG_DURATION, &values.tick_ms,

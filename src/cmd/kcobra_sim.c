@@ -436,6 +436,11 @@ static void kcobrad_path(const sim *s, char path[SIM_PATH_BYTES])
 
 static bool write_config(const sim *s, int port, char config_path[SIM_PATH_BYTES])
 {
+    char peers[SIM_ARBITERS_MAX * SIM_NAME_BYTES] = "";
+    size_t used = 0;
+    for (int64_t a = 0; a < s->options.arbiters; a++)
+        used += (size_t)snprintf(peers + used, sizeof peers - used, "%s\"arbiter-%lld\"",
+                                 a > 0 ? ", " : "", (long long)a);
     snprintf(config_path, SIM_PATH_BYTES, "%.400s/kcobrad.conf", s->directory);
     FILE *file = fopen(config_path, "w");
     if (file == NULL) return false;
@@ -446,8 +451,8 @@ static bool write_config(const sim *s, int port, char config_path[SIM_PATH_BYTES
             "max_pending: 256MB\n"
             "arbiter {\n  enabled: true\n  id: \"arbiter-0\"\n  arbiters: %lld\n  tick: \"250ms\"\n"
             "  probe_interval: \"1s\"\n  slow: \"100ms\"\n  target: \"100ms\"\n  qos_samples: 20\n"
-            "  quarantine: \"10m\"\n  probes: [\"%s\"]\n}\n",
-            port, s->directory, s->directory, (long long)s->options.arbiters, SIM_PROBE);
+            "  quarantine: \"10m\"\n  probes: [\"%s\"]\n  peers: [%s]\n}\n",
+            port, s->directory, s->directory, (long long)s->options.arbiters, SIM_PROBE, peers);
     return fclose(file) == 0;
 }
 
@@ -603,6 +608,12 @@ static int start_arbiters(sim *s)
         config.qos.target_ms = 100;
         config.qos_samples_min = 20;
         config.quarantine_ms = 10 * 60 * 1000;
+        char peers[SIM_ARBITERS_MAX][SIM_NAME_BYTES];
+        for (uint32_t other = 0; other < (uint32_t)s->options.arbiters; other++) {
+            snprintf(peers[other], sizeof peers[other], "%sarbiter-%u",
+                     s->server_given ? "sim-" : "", other);
+            config.peers[config.peer_count++] = peers[other];
+        }
         char probe[] = SIM_PROBE;
         kci_arbiter_probe_parse(&config.probes[0], probe);
         config.probe_count = 1;

@@ -1,6 +1,7 @@
 /* arbiter_parts_test.c - the small pieces of the arbiter: reporter
  * credibility and perjury, the rate limit, the quorum count, and the
- * reporting tree's shape and its three renderings. */
+ * reporting tree's shape and its three renderings, and the parsers of
+ * reports and votes (good inputs, and a table of inputs that must fail). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +15,7 @@
 #include "arbiter/credibility.h"
 #include "arbiter/quorum.h"
 #include "arbiter/tree.h"
+#include "arbiter/wire.h"
 
 static void test_credibility(void **state)
 {
@@ -116,13 +118,84 @@ static void test_tree(void **state)
     assert_int_equal(kci_tree_build(nodes, parent, 5, 0), KC_ERR_INVALID_ARGUMENT);
 }
 
+static const char UUID[] = "0190b6e2-5c1a-7d3e-9f00-1234567890ab";
+
+static void test_report_parse(void **state)
+{
+    (void)state;
+    kci_report report;
+    const char good[] =
+        "{\"node\":\"n1\",\"reason\":\"slow\",\"request_id\":"
+        "\"0190b6e2-5c1a-7d3e-9f00-1234567890ab\",\"text\":\"x\",\"reporter\":\"c\"}";
+    assert_null(kci_report_parse(&report, "n1", NULL, good, strlen(good)));
+    assert_string_equal(report.node, "n1");
+    assert_string_equal(report.reporter, "c");
+    assert_string_equal(report.request_id, UUID);
+    assert_int_equal(report.reason, KC_PROBLEM_SLOW);
+    /* the header names the reporter when present */
+    assert_null(kci_report_parse(&report, "n1", "from-header", good, strlen(good)));
+    assert_string_equal(report.reporter, "from-header");
+    const char no_id[] =
+        "{\"node\":\"n1\",\"reason\":\"other\",\"request_id\":null,\"reporter\":\"c\"}";
+    assert_null(kci_report_parse(&report, "n1", NULL, no_id, strlen(no_id)));
+    assert_string_equal(report.request_id, "");
+    static const char *const bad[] = {
+        "",
+        "not json",
+        "[1,2]",
+        "\"n1\"",
+        "{}",
+        "{\"node\":\"n2\",\"reason\":\"slow\",\"reporter\":\"c\"}",   /* subject says n1 */
+        "{\"node\":\"n1\",\"reason\":\"bored\",\"reporter\":\"c\"}",  /* reason */
+        "{\"node\":\"n1\",\"reason\":\"slow\"}",                      /* no reporter */
+        "{\"node\":\"n1\",\"reason\":\"slow\",\"reporter\":\"a b\"}", /* not a token */
+        "{\"node\":\"n1\",\"reason\":\"slow\",\"reporter\":\"a.b\"}",
+        "{\"node\":\"n1\",\"reason\":\"slow\",\"reporter\":\"c\",\"request_id\":\"nope\"}",
+        "{\"node\":\"n1\",\"reason\":\"slow\",\"reporter\":\"c\",\"request_id\":7}",
+        "{\"node\":\"n1\",\"node\":\"n1\",\"reason\":\"slow\",\"reporter\":\"c\"}", /* duplicate */
+        "{\"node\":7,\"reason\":\"slow\",\"reporter\":\"c\"}",
+        "{\"node\":\"n1\",\"reason\":\"slow\",\"reporter\":\"\xff\"}", /* bad UTF-8 */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_non_null(kci_report_parse(&report, "n1", NULL, bad[i], strlen(bad[i])));
+    char *long_report = calloc(KCI_REPORT_BYTES_MAX + 2, 1);
+    memset(long_report, ' ', KCI_REPORT_BYTES_MAX + 1);
+    long_report[0] = '{', long_report[KCI_REPORT_BYTES_MAX] = '}';
+    assert_non_null(kci_report_parse(&report, "n1", NULL, long_report, KCI_REPORT_BYTES_MAX + 1));
+    free(long_report);
+}
+
+static void test_vote_parse(void **state)
+{
+    (void)state;
+    kci_vote vote;
+    const char good[] = "{\"arbiter\":\"a1\",\"node\":\"n1\",\"vote\":\"quarantine\",\"epoch\":3}";
+    assert_null(kci_vote_parse(&vote, good, strlen(good)));
+    assert_string_equal(vote.arbiter, "a1");
+    assert_string_equal(vote.node, "n1");
+    assert_int_equal(vote.kind, KCI_VOTE_QUARANTINE);
+    assert_int_equal(vote.epoch, 3);
+    static const char *const bad[] = {
+        "",
+        "{}",
+        "{\"arbiter\":\"a1\",\"node\":\"n1\",\"vote\":\"maybe\",\"epoch\":3}",
+        "{\"arbiter\":\"a1\",\"node\":\"n1\",\"vote\":\"clear\"}",
+        "{\"arbiter\":\"a1\",\"node\":\"n1\",\"vote\":\"clear\",\"epoch\":-1}",
+        "{\"arbiter\":\"a1\",\"node\":\"n1\",\"vote\":\"clear\",\"epoch\":1.5}",
+        "{\"arbiter\":\"a1\",\"node\":\"n1\",\"vote\":\"clear\",\"epoch\":99999999999}",
+        "{\"arbiter\":\"a 1\",\"node\":\"n1\",\"vote\":\"clear\",\"epoch\":1}",
+        "{\"arbiter\":\"a1\",\"node\":\"\",\"vote\":\"clear\",\"epoch\":1}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_non_null(kci_vote_parse(&vote, bad[i], strlen(bad[i])));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_credibility),
-        cmocka_unit_test(test_rate_limit),
-        cmocka_unit_test(test_quorum),
-        cmocka_unit_test(test_tree),
+        cmocka_unit_test(test_credibility),  cmocka_unit_test(test_rate_limit),
+        cmocka_unit_test(test_quorum),       cmocka_unit_test(test_tree),
+        cmocka_unit_test(test_report_parse), cmocka_unit_test(test_vote_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
