@@ -131,6 +131,25 @@ void kci_arbiter_edge_add(arbiter_node *from, uint32_t to, double positive, doub
     from->edges[from->edge_count++] = (node_edge){to, positive, negative};
 }
 
+void kci_arbiter_served_type_add(arbiter_node *node, const char *type)
+{
+    if (type[0] == '\0' || kci_arbiter_serves(node, type)) return;
+    if (node->served_type_count >= ARBITER_SERVED_TYPES_MAX) {
+        node->served_type_count = ARBITER_SERVED_TYPES_MAX + 1;
+        return;
+    }
+    snprintf(node->served_types[node->served_type_count++], KCI_OBSERVE_TYPE_BYTES_MAX + 1, "%s",
+             type);
+}
+
+bool kci_arbiter_serves(const arbiter_node *node, const char *type)
+{
+    if (node->served_type_count > ARBITER_SERVED_TYPES_MAX) return true;
+    for (uint32_t i = 0; i < node->served_type_count; i++)
+        if (strncmp(node->served_types[i], type, KCI_OBSERVE_TYPE_BYTES_MAX) == 0) return true;
+    return false;
+}
+
 void kci_arbiter_evidence_add(arbiter_node *node, const char *request_id)
 {
     if (request_id == NULL || request_id[0] == '\0') return;
@@ -187,6 +206,7 @@ static void settle(kci_arbiter *arbiter, kci_observation *observation)
     observation->settled = true;
     if (server == NULL) return;
     server->served = true;
+    kci_arbiter_served_type_add(server, observation->type);
     int64_t latency_ms = observation->replied_ms - observation->requested_ms;
     if (latency_ms < 0) latency_ms = 0;
     kci_qos_sample sample = {

@@ -26,6 +26,7 @@ enum {
     ARBITER_NODE_INDEX_SLOTS = 8192, /* > 2 x nodes: short probes */
     ARBITER_EDGES_PER_NODE_MAX = 256,
     ARBITER_PRICE_TYPES_MAX = 4,
+    ARBITER_SERVED_TYPES_MAX = 8, /* types remembered per node; more: counted for every type */
     ARBITER_EVIDENCE_IDS_MAX = 4,
     ARBITER_REPORTS_PENDING_MAX = 4096,
     ARBITER_PROBE_ATTEMPTS_MAX = 512,
@@ -64,6 +65,8 @@ typedef struct node_edge {
 typedef struct arbiter_node {
     char name[KC_NODE_BYTES_MAX + 1];
     bool served;     /* seen replying to a request */
+    char served_types[ARBITER_SERVED_TYPES_MAX][KCI_OBSERVE_TYPE_BYTES_MAX + 1];
+    uint32_t served_type_count; /* ARBITER_SERVED_TYPES_MAX + 1: more than fit */
     bool is_arbiter; /* votes seen from it, or this arbiter */
     bool pretrusted;
     kci_qos qos;
@@ -173,6 +176,9 @@ typedef struct kci_arbiter kci_arbiter;
 arbiter_node *kci_arbiter_node(kci_arbiter *arbiter, const char *name, bool create);
 uint32_t kci_arbiter_node_number(kci_arbiter *arbiter, const arbiter_node *node);
 void kci_arbiter_edge_add(arbiter_node *from, uint32_t to, double positive, double negative);
+/* The request types a node was seen serving (observe.h cuts long types). */
+void kci_arbiter_served_type_add(arbiter_node *node, const char *type);
+bool kci_arbiter_serves(const arbiter_node *node, const char *type);
 void kci_arbiter_evidence_add(arbiter_node *node, const char *request_id);
 bool kci_arbiter_warn_due(kci_arbiter *arbiter, int64_t now_ms);
 void kci_arbiter_publish_json(kci_arbiter *arbiter, const char *subject, json_t *object);

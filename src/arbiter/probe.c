@@ -183,10 +183,11 @@ static void close_round(kci_arbiter *arbiter, probe_state *probe)
 /* Replicas of type the arbiter has seen answer and that are not quarantined. */
 static uint32_t known_replicas(kci_arbiter *arbiter, const char *type)
 {
-    (void)type; /* the observation table does not keep types per node; all servers count */
     uint32_t count = 0;
-    for (uint32_t i = 0; i < arbiter->node_count; i++)
-        count += arbiter->nodes[i]->served && arbiter->nodes[i]->status != NODE_QUARANTINED;
+    for (uint32_t i = 0; i < arbiter->node_count; i++) {
+        const arbiter_node *node = arbiter->nodes[i];
+        count += node->served && node->status != NODE_QUARANTINED && kci_arbiter_serves(node, type);
+    }
     return count;
 }
 
