@@ -214,6 +214,9 @@ static judgement judge(kci_arbiter *arbiter, const pending_report *report, int64
         const kci_observation *seen = kci_observe_get(arbiter->observe, report->request_id);
         if (seen != NULL && seen->requested_ms != 0)
             return judge_observed(arbiter, accused, report->reason, seen, now_ms);
+        /* Only its reply was seen (a request on another subject): who replied. */
+        if (seen != NULL && seen->replied_ms != 0)
+            return strcmp(seen->server, accused->name) != 0 ? JUDGE_REFUTED : JUDGE_UNKNOWN;
         if (now_ms - report->received_ms < REPORT_SETTLE_GRACE_MS) return JUDGE_WAIT;
         if (never_happened(arbiter, report->request_id, now_ms)) return JUDGE_REFUTED;
         return JUDGE_UNKNOWN;

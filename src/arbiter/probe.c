@@ -154,7 +154,7 @@ static void close_round(kci_arbiter *arbiter, probe_state *probe)
         kci_interval intervals[KCI_FUSION_REPLICAS_MAX];
         for (uint32_t i = 0; i < m; i++)
             intervals[i] = probe->answers[i].interval;
-        static kci_fusion_result result; /* under the lock: one round at a time */
+        kci_fusion_result result;
         if (kci_fusion_fuse(&result, intervals, m, f) != KC_OK) return;
         found = result.found, suspect_count = result.suspect_count, fused = result.fused;
         probe->last_value = result.value;
@@ -163,7 +163,7 @@ static void close_round(kci_arbiter *arbiter, probe_state *probe)
         uint64_t hashes[KCI_FUSION_REPLICAS_MAX];
         for (uint32_t i = 0; i < m; i++)
             hashes[i] = probe->answers[i].hash;
-        static kci_vote_result result;
+        kci_vote_result result;
         if (kci_fusion_vote(&result, hashes, m, f) != KC_OK) return;
         found = result.found, suspect_count = result.suspect_count;
         memcpy(suspects, result.suspect, m * sizeof suspects[0]);
