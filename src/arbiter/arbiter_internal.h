@@ -120,6 +120,7 @@ typedef struct probe_state {
     bool open;
     int64_t started_ms;
     uint32_t answer_count;
+    uint32_t expected; /* replicas known when the round opened */
     probe_answer answers[KCI_FUSION_REPLICAS_MAX];
     uint8_t broken_history; /* bit i: round i ago did not meet n > 3f */
     uint32_t round_count;

@@ -15,7 +15,10 @@
  * where more than f replicas miss the fused interval, shows more than f
  * faulty replicas: the n > 3f guarantee does not hold, the round condemns
  * nobody, and the arbiter says so (status, kc.arbiter.alarm, log) until
- * ARBITER_GUARANTEE_WINDOW rounds in a row meet it again. */
+ * ARBITER_GUARANTEE_WINDOW rounds in a row meet it again. Such a round that
+ * heard from fewer than two thirds of the known replicas (a loaded fabric,
+ * a short timeout) is only inconclusive: it condemns nobody either, but
+ * raises no alarm. */
 #include "arbiter_internal.h"
 
 #include <assert.h>
@@ -169,6 +172,10 @@ static void close_round(kci_arbiter *arbiter, probe_state *probe)
         memcpy(suspects, result.suspect, m * sizeof suspects[0]);
     }
     bool broken = !found || suspect_count > f;
+    /* A round that reached fewer than two thirds of the known replicas is a
+     * sample: more than f liars in it may be bad luck, not a cloud beyond
+     * its bound. It condemns nobody and raises no alarm. */
+    if (broken && 3 * m < 2 * probe->expected) return;
     probe->round_count++;
     probe->broken_history = (uint8_t)((probe->broken_history << 1) | (broken ? 1 : 0));
     probe->last_n = m, probe->last_f = f, probe->last_found = found;
@@ -206,6 +213,7 @@ void kci_arbiter_probe_tick(kci_arbiter *arbiter, int64_t now_ms)
         probe->started_ms = now_ms;
         probe->answer_count = 0;
         uint32_t replicas = known_replicas(arbiter, arbiter->config.probes[i].type);
+        probe->expected = replicas;
         attempts[i] = 2 * replicas + 4;
         if (attempts[i] > ARBITER_PROBE_ATTEMPTS_MAX) attempts[i] = ARBITER_PROBE_ATTEMPTS_MAX;
         arbiter->probes_in_flight += attempts[i];

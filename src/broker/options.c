@@ -838,6 +838,7 @@ typedef struct arbiter_block {
     int64_t count;
     int64_t tick_ms;
     int64_t probe_interval_ms;
+    int64_t probe_timeout_ms;
     int64_t quarantine_ms;
     int64_t probation_ms;
     int64_t slow_ms;
@@ -913,6 +914,7 @@ static const key_rule arbiter_rules[] = {
     {"arbiters", KEY_SIZE, offsetof(arbiter_block, count), 64, NULL},
     {"tick", KEY_DURATION_MS, offsetof(arbiter_block, tick_ms), 0, NULL},
     {"probe_interval", KEY_DURATION_MS, offsetof(arbiter_block, probe_interval_ms), 0, NULL},
+    {"probe_timeout", KEY_DURATION_MS, offsetof(arbiter_block, probe_timeout_ms), 0, NULL},
     {"quarantine", KEY_DURATION_MS, offsetof(arbiter_block, quarantine_ms), 0, NULL},
     {"probation", KEY_DURATION_MS, offsetof(arbiter_block, probation_ms), 0, NULL},
     {"slow", KEY_DURATION_MS, offsetof(arbiter_block, slow_ms), 0, NULL},
@@ -949,6 +951,7 @@ static kc_err apply_arbiter(const apply_context *context, const kci_conf_entry *
     options->arbiter_count = block.count;
     options->arbiter_tick_ms = block.tick_ms;
     options->arbiter_probe_interval_ms = block.probe_interval_ms;
+    options->arbiter_probe_timeout_ms = block.probe_timeout_ms;
     options->arbiter_quarantine_ms = block.quarantine_ms;
     options->arbiter_probation_ms = block.probation_ms;
     options->arbiter_slow_ms = block.slow_ms;

@@ -106,6 +106,7 @@ typedef struct kci_options {
     int64_t arbiter_count; /* the 3f + 1 arbiters of the cloud */
     int64_t arbiter_tick_ms;
     int64_t arbiter_probe_interval_ms;
+    int64_t arbiter_probe_timeout_ms;
     int64_t arbiter_quarantine_ms;
     int64_t arbiter_probation_ms;
     int64_t arbiter_slow_ms;

@@ -112,6 +112,7 @@ static void arbiter_config_from_options(kci_components_config *config, const kci
     config->arbiter_count = options->arbiter_count;
     config->arbiter_tick_ms = options->arbiter_tick_ms;
     config->arbiter_probe_interval_ms = options->arbiter_probe_interval_ms;
+    config->arbiter_probe_timeout_ms = options->arbiter_probe_timeout_ms;
     config->arbiter_quarantine_ms = options->arbiter_quarantine_ms;
     config->arbiter_probation_ms = options->arbiter_probation_ms;
     config->arbiter_slow_ms = options->arbiter_slow_ms;
@@ -257,10 +258,10 @@ static kc_err start_arbiter(kci_components *components, const kci_components_con
     if (config->arbiter_tick_ms > 0) arbiter_config.tick_ms = config->arbiter_tick_ms;
     if (config->arbiter_probe_interval_ms > 0)
         arbiter_config.probe_interval_ms = config->arbiter_probe_interval_ms;
-    if (arbiter_config.probe_timeout_ms > arbiter_config.tick_ms)
-        arbiter_config.probe_timeout_ms = arbiter_config.tick_ms;
-    if (arbiter_config.probe_interval_ms < arbiter_config.probe_timeout_ms)
-        arbiter_config.probe_interval_ms = arbiter_config.probe_timeout_ms;
+    if (config->arbiter_probe_timeout_ms > 0)
+        arbiter_config.probe_timeout_ms = config->arbiter_probe_timeout_ms;
+    if (arbiter_config.probe_timeout_ms > arbiter_config.probe_interval_ms)
+        arbiter_config.probe_timeout_ms = arbiter_config.probe_interval_ms;
     if (config->arbiter_quarantine_ms > 0)
         arbiter_config.quarantine_ms = config->arbiter_quarantine_ms;
     if (config->arbiter_probation_ms > 0)

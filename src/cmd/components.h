@@ -34,6 +34,7 @@ typedef struct kci_components_config {
     int64_t arbiter_count;  /* 0: the arbiter's defaults, as below */
     int64_t arbiter_tick_ms;
     int64_t arbiter_probe_interval_ms;
+    int64_t arbiter_probe_timeout_ms;
     int64_t arbiter_quarantine_ms;
     int64_t arbiter_probation_ms;
     int64_t arbiter_slow_ms;

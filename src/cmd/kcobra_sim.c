@@ -450,7 +450,7 @@ static bool write_config(const sim *s, int port, char config_path[SIM_PATH_BYTES
             "log_file: \"%s/kcobrad.log\"\n"
             "max_pending: 256MB\n"
             "arbiter {\n  enabled: true\n  id: \"arbiter-0\"\n  arbiters: %lld\n  tick: \"250ms\"\n"
-            "  probe_interval: \"1s\"\n  slow: \"100ms\"\n  target: \"100ms\"\n  qos_samples: 20\n"
+            "  probe_interval: \"1s\"\n  probe_timeout: \"500ms\"\n  slow: \"100ms\"\n  target: \"100ms\"\n  qos_samples: 20\n"
             "  quarantine: \"10m\"\n  probes: [\"%s\"]\n  peers: [%s]\n}\n",
             port, s->directory, s->directory, (long long)s->options.arbiters, SIM_PROBE, peers);
     return fclose(file) == 0;
@@ -602,7 +602,7 @@ static int start_arbiters(sim *s)
         config.id = id;
         config.arbiter_count = (uint32_t)s->options.arbiters;
         config.tick_ms = 250;
-        config.probe_timeout_ms = 250;
+        config.probe_timeout_ms = 500;
         config.probe_interval_ms = 1000;
         config.qos.slow_ms = 100;
         config.qos.target_ms = 100;
