@@ -19,6 +19,7 @@
 
 #include "auth.h"
 #include "common/log.h"
+#include "quarantine.h"
 #include "router.h"
 #include "subject.h"
 #include "verifier.h"
@@ -331,6 +332,7 @@ static int finish_connect(kci_client *client)
         return -1;
     }
     client->connect_received = true;
+    kci_quarantine_on_connect(client);
     CLIENT_LOG(KCI_LOG_DEBUG, client, "CONNECT name=%s lang=%s version=%s",
                client->name ? client->name : "", client->lang ? client->lang : "",
                client->version ? client->version : "");
@@ -416,6 +418,7 @@ static int on_pub(void *context, const kci_pub_args *pub)
     }
     bool routable = check_publish_subject(client, pub);
     send_ok(client);
+    if (routable && client->internal_listener) kci_quarantine_on_publish(client, pub);
     if (routable) kci_route_publish(client, pub);
     return client->closing ? -1 : 0;
 }

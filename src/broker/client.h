@@ -81,6 +81,7 @@ typedef struct kci_client {
     struct kci_verify_job *verify_job;
     uint8_t *held_input;
     uint32_t held_input_len;
+    bool quarantined; /* an arbiters' verdict: no kc.req.> deliveries (quarantine.h) */
     /* output */
     uint8_t *out;
     uint32_t out_head;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "auth.h"
+#include "quarantine.h"
 #include "subject.h"
 
 enum {
@@ -103,6 +104,7 @@ static bool deliver(kci_subscription *subscription, const kci_pub_args *pub)
     if (client->permissions != NULL &&
         !kci_permissions_deliver_allowed(client->permissions, pub->subject, pub->subject_len))
         return false;
+    if (client->quarantined && kci_quarantine_blocks(pub)) return false;
     int64_t header_bytes = pub->header_bytes;
     const uint8_t *payload = pub->payload;
     size_t payload_len = pub->payload_len;

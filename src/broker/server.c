@@ -24,6 +24,7 @@
 #include "common/log.h"
 #include "common/net.h"
 #include "monitor.h"
+#include "quarantine.h"
 #include "tls.h"
 #include "verifier.h"
 
@@ -561,6 +562,7 @@ void kci_server_destroy(kci_server *server)
     if (server->control_fd >= 0) close(server->control_fd);
     if (server->epoll_fd >= 0) close(server->epoll_fd);
     kci_sublist_destroy(server->sublist);
+    kci_quarantine_free(server);
     SSL_CTX_free(server->tls_context);
     free(server->flush_list);
     free(server->stalled);

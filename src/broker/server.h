@@ -121,6 +121,7 @@ typedef struct kci_server {
     int64_t start_wall_ms;
     int64_t next_housekeeping_ms;
     kci_server_stats stats;
+    struct kci_quarantine *quarantine; /* quarantine.h; NULL: nobody */
     bool running;
 } kci_server;
 

@@ -29,6 +29,9 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#ifdef KC_WITH_ARBITER
+#include "arbiter/arbiter.h"
+#endif
 #include "ingress/ingress.h"
 #include "keeper/suggestions.h"
 #include "kingcobra/kingcobra.h"
@@ -71,6 +74,10 @@ struct kci_components {
     natsConnection *persister_connection;
     kci_persister *persister;
 #endif
+    kc_client *arbiter_client;
+#ifdef KC_WITH_ARBITER
+    kci_arbiter *arbiter;
+#endif
 };
 
 /* ---- config ------------------------------------------------------------------ */
@@ -99,6 +106,45 @@ static char *join_path(const char *directory, const char *name)
 static char *copy_or(const char *text, const char *fallback)
 {
     return strdup(text != NULL ? text : fallback);
+}
+
+static char **copy_strings(char **strings, size_t count)
+{
+    char **copy = calloc(count + 1, sizeof *copy);
+    for (size_t i = 0; copy != NULL && i < count; i++)
+        copy[i] = strdup(strings[i]);
+    return copy;
+}
+
+static void free_strings(char **strings, size_t count)
+{
+    for (size_t i = 0; strings != NULL && i < count; i++)
+        free(strings[i]);
+    free(strings);
+}
+
+static void arbiter_config_from_options(kci_components_config *config, const kci_options *options,
+                                        const char *data_dir)
+{
+    config->arbiter_enabled = options->arbiter_enabled;
+    config->arbiter_id = options->arbiter_id != NULL ? strdup(options->arbiter_id) : NULL;
+    config->arbiter_data_dir = strdup(data_dir);
+    config->arbiter_count = options->arbiter_count;
+    config->arbiter_tick_ms = options->arbiter_tick_ms;
+    config->arbiter_probe_interval_ms = options->arbiter_probe_interval_ms;
+    config->arbiter_probe_timeout_ms = options->arbiter_probe_timeout_ms;
+    config->arbiter_quarantine_ms = options->arbiter_quarantine_ms;
+    config->arbiter_probation_ms = options->arbiter_probation_ms;
+    config->arbiter_slow_ms = options->arbiter_slow_ms;
+    config->arbiter_target_ms = options->arbiter_target_ms;
+    config->arbiter_qos_samples = options->arbiter_qos_samples;
+    config->arbiter_probes = copy_strings(options->arbiter_probes, options->arbiter_probe_count);
+    config->arbiter_probe_count = options->arbiter_probe_count;
+    config->arbiter_pretrusted =
+        copy_strings(options->arbiter_pretrusted, options->arbiter_pretrusted_count);
+    config->arbiter_pretrusted_count = options->arbiter_pretrusted_count;
+    config->arbiter_peers = copy_strings(options->arbiter_peers, options->arbiter_peer_count);
+    config->arbiter_peer_count = options->arbiter_peer_count;
 }
 
 void kci_components_config_from_options(kci_components_config *config, const kci_options *options)
@@ -139,6 +185,7 @@ void kci_components_config_from_options(kci_components_config *config, const kci
     config->persister_attempts_max = options->persister_attempts_max;
     config->persister_retention_ms = options->persister_retention_ms;
     config->persister_skip_corrupt = options->persister_skip_corrupt;
+    arbiter_config_from_options(config, options, data_dir);
 }
 
 void kci_components_config_free(kci_components_config *config)
@@ -149,6 +196,11 @@ void kci_components_config_free(kci_components_config *config)
     free(config->ingress_type);
     free(config->ledger_dir);
     free(config->persister_dir);
+    free(config->arbiter_id);
+    free(config->arbiter_data_dir);
+    free_strings(config->arbiter_probes, config->arbiter_probe_count);
+    free_strings(config->arbiter_pretrusted, config->arbiter_pretrusted_count);
+    free_strings(config->arbiter_peers, config->arbiter_peer_count);
     memset(config, 0, sizeof *config);
 }
 
@@ -182,8 +234,9 @@ static kc_err component_connect(natsConnection **out, const kci_server *server, 
     return KC_ERR_NOT_CONNECTED;
 }
 
-static kc_err ingress_connect(kc_client **out, const kci_components_config *config,
-                              const kci_server *server, char *error, size_t error_size)
+static kc_err client_connect(kc_client **out, const char *component, const char *name,
+                             const kci_components_config *config, const kci_server *server,
+                             char *error, size_t error_size)
 {
     char url[URL_BYTES_MAX];
     broker_url(url, server);
@@ -191,14 +244,14 @@ static kc_err ingress_connect(kc_client **out, const kci_components_config *conf
     kc_client_options_init(&options);
     options.servers = url;
     options.node = config->node;
-    options.name = "kcobrad-ingress";
+    options.name = name;
     options.user = KCI_INTERNAL_USER;
     options.password = server->internal_password;
     options.connect_timeout_ms = CONNECT_TIMEOUT_MS;
     options.reconnect_wait_ms = RECONNECT_WAIT_MS;
     kc_err err = kc_client_open(out, &options);
     if (err == KC_OK) return KC_OK;
-    snprintf(error, error_size, "ingress: cannot connect to %s: %s", url, kc_last_error());
+    snprintf(error, error_size, "%s: cannot connect to %s: %s", component, url, kc_last_error());
     return err;
 }
 
@@ -219,7 +272,8 @@ static kc_err start_suggestions(kci_components *components, const kci_components
 static kc_err start_ingress(kci_components *components, const kci_components_config *config,
                             const kci_server *server, char *error, size_t error_size)
 {
-    kc_err err = ingress_connect(&components->ingress_client, config, server, error, error_size);
+    kc_err err = client_connect(&components->ingress_client, "ingress", "kcobrad-ingress", config,
+                                server, error, error_size);
     if (err != KC_OK) return err;
     kci_ingress_config ingress_config = {
         .host = config->ingress_host,
@@ -309,6 +363,64 @@ static void stop_persister(kci_components *components)
 }
 #endif
 
+#ifdef KC_WITH_ARBITER
+/* The arbiter hosted by kcobrad enforces its verdicts in the broker
+ * (kc.sys.quarantine.set is accepted from the internal listener only). */
+static kc_err start_arbiter(kci_components *components, const kci_components_config *config,
+                            const kci_server *server, char *error, size_t error_size)
+{
+    const char *id = config->arbiter_id != NULL ? config->arbiter_id : config->node;
+    kc_err err = client_connect(&components->arbiter_client, "arbiter", "kcobrad-arbiter", config,
+                                server, error, error_size);
+    if (err != KC_OK) return err;
+    kci_arbiter_config arbiter_config;
+    kci_arbiter_config_default(&arbiter_config);
+    arbiter_config.id = id;
+    arbiter_config.data_dir = config->arbiter_data_dir;
+    arbiter_config.enforce = true;
+    if (config->arbiter_count > 0) arbiter_config.arbiter_count = (uint32_t)config->arbiter_count;
+    if (config->arbiter_tick_ms > 0) arbiter_config.tick_ms = config->arbiter_tick_ms;
+    if (config->arbiter_probe_interval_ms > 0)
+        arbiter_config.probe_interval_ms = config->arbiter_probe_interval_ms;
+    if (config->arbiter_probe_timeout_ms > 0)
+        arbiter_config.probe_timeout_ms = config->arbiter_probe_timeout_ms;
+    if (arbiter_config.probe_timeout_ms > arbiter_config.probe_interval_ms)
+        arbiter_config.probe_timeout_ms = arbiter_config.probe_interval_ms;
+    if (config->arbiter_quarantine_ms > 0)
+        arbiter_config.quarantine_ms = config->arbiter_quarantine_ms;
+    if (config->arbiter_probation_ms > 0)
+        arbiter_config.probation_ms = config->arbiter_probation_ms;
+    if (config->arbiter_slow_ms > 0) arbiter_config.qos.slow_ms = (double)config->arbiter_slow_ms;
+    if (config->arbiter_target_ms > 0)
+        arbiter_config.qos.target_ms = (double)config->arbiter_target_ms;
+    if (config->arbiter_qos_samples > 0)
+        arbiter_config.qos_samples_min = (uint32_t)config->arbiter_qos_samples;
+    for (size_t i = 0; i < config->arbiter_probe_count && i < KCI_ARBITER_PROBES_MAX; i++)
+        if (kci_arbiter_probe_parse(&arbiter_config.probes[arbiter_config.probe_count],
+                                    config->arbiter_probes[i]))
+            arbiter_config.probe_count++;
+    for (size_t i = 0; i < config->arbiter_pretrusted_count && i < KCI_ARBITER_PRETRUSTED_MAX; i++)
+        arbiter_config.pretrusted[arbiter_config.pretrusted_count++] =
+            config->arbiter_pretrusted[i];
+    for (size_t i = 0; i < config->arbiter_peer_count && i < KCI_ARBITER_PEERS_MAX; i++)
+        arbiter_config.peers[arbiter_config.peer_count++] = config->arbiter_peers[i];
+    return kci_arbiter_start(&components->arbiter, components->arbiter_client, &arbiter_config,
+                             error, error_size);
+}
+#endif
+
+static void stop_arbiter(kci_components *components)
+{
+#ifdef KC_WITH_ARBITER
+    kci_arbiter_stop(components->arbiter, DRAIN_MS);
+    components->arbiter = NULL;
+#endif
+    if (components->arbiter_client != NULL &&
+        kc_client_close(components->arbiter_client, CLIENT_CLOSE_MS) != KC_OK)
+        kci_warn("arbiter: closing its connection: %s", kc_last_error());
+    components->arbiter_client = NULL;
+}
+
 static void stop_suggestions(kci_components *components)
 {
     kci_suggestions_stop(components->suggestions, DRAIN_MS);
@@ -358,6 +470,14 @@ kc_err kci_components_start(kci_components **out, const kci_components_config *c
         err = KC_ERR_UNSUPPORTED;
 #endif
     }
+    if (err == KC_OK && config->arbiter_enabled) {
+#ifdef KC_WITH_ARBITER
+        err = start_arbiter(components, config, server, error, error_size);
+#else
+        snprintf(error, error_size, "arbiter: this kcobrad was built without the arbiter");
+        err = KC_ERR_UNSUPPORTED;
+#endif
+    }
     if (err != KC_OK) {
         kci_components_stop(components);
         return err;
@@ -372,6 +492,7 @@ void kci_components_stop(kci_components *components)
     /* Reverse order of start. The ingress first stops taking lines, then its
      * client closes, answering what is still in flight. The ledger answers what
      * it has queued. */
+    stop_arbiter(components);
     stop_ledger(components);
     kci_ingress_stop(components->ingress, DRAIN_MS);
     if (components->ingress_client != NULL &&

@@ -45,6 +45,25 @@ typedef struct kci_components_config {
     int64_t persister_attempts_max;
     int64_t persister_retention_ms;
     bool persister_skip_corrupt;
+    /* the arbiter (src/arbiter, docs/arbiter.md), when built; default off */
+    bool arbiter_enabled;
+    char *arbiter_id;       /* default: node */
+    char *arbiter_data_dir; /* <data_dir>: its verdicts file goes there */
+    int64_t arbiter_count;  /* 0: the arbiter's defaults, as below */
+    int64_t arbiter_tick_ms;
+    int64_t arbiter_probe_interval_ms;
+    int64_t arbiter_probe_timeout_ms;
+    int64_t arbiter_quarantine_ms;
+    int64_t arbiter_probation_ms;
+    int64_t arbiter_slow_ms;
+    int64_t arbiter_target_ms;
+    int64_t arbiter_qos_samples;
+    char **arbiter_probes;
+    size_t arbiter_probe_count;
+    char **arbiter_pretrusted;
+    size_t arbiter_pretrusted_count;
+    char **arbiter_peers;
+    size_t arbiter_peer_count;
 } kci_components_config;
 
 void kci_components_config_from_options(kci_components_config *config, const kci_options *options);

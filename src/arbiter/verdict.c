@@ -1,0 +1,428 @@
+/* verdict.c - votes, verdicts and quarantine; ranking and the tree; the
+ * answers to kc.arbiter.status, .verdicts, .tree and .reinstate.
+ *
+ * Each tick the arbiter votes on kc.arbiter.vote about every node it holds
+ * something against ("quarantine", with its reasons and evidence), and
+ * about every quarantined node that has served its time or that an
+ * operator asked to reinstate ("clear"). A vote carries the node's epoch
+ * (its count of status changes) so that votes from before a change do not
+ * count after it. When 2f + 1 arbiters' current votes (younger than
+ * ARBITER_VOTE_TTL_TICKS ticks) agree, the verdict is final: quarantine
+ * (the quarantine lasts quarantine_ms, doubled for each earlier offence)
+ * or reinstatement on probation (the node's record starts afresh; a new
+ * offence quarantines it again, probation_ms of good behaviour ends the
+ * probation). Every arbiter that sees the quorum appends the verdict to
+ * its file (fsync) and publishes it on kc.arbiter.verdict; the verdict id
+ * "<node>:<epoch>" is the same at every arbiter, so readers de-duplicate. */
+#include "arbiter_internal.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "arbiter/tree.h"
+#include "arbiter/wire.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "service/headers.h"
+
+enum {
+    VERDICT_LINE_BYTES_MAX = 64 * 1024,
+    VERDICTS_ANSWERED_MAX = 1000,
+    QUARANTINE_DOUBLINGS_MAX = 10,
+};
+
+static const char *const status_names[] = {"active", "quarantined", "probation"};
+
+static int64_t vote_ttl_ms(const kci_arbiter *arbiter)
+{
+    return ARBITER_VOTE_TTL_TICKS * arbiter->config.tick_ms;
+}
+
+static int64_t quarantine_length_ms(const kci_arbiter *arbiter, const arbiter_node *node)
+{
+    uint32_t doublings = node->offences > 0 ? node->offences - 1 : 0;
+    if (doublings > QUARANTINE_DOUBLINGS_MAX) doublings = QUARANTINE_DOUBLINGS_MAX;
+    return arbiter->config.quarantine_ms << doublings;
+}
+
+/* ---- node JSON (status, votes, verdict evidence) ---------------------------------- */
+
+json_t *kci_arbiter_node_json(kci_arbiter *arbiter, arbiter_node *node, int64_t now_ms)
+{
+    json_t *reasons = json_array(), *ids = json_array();
+    kci_arbiter_reasons_json(reasons, node->reasons);
+    for (uint32_t i = 0; i < ARBITER_EVIDENCE_IDS_MAX; i++)
+        if (node->evidence_ids[i][0] != '\0')
+            json_array_append_new(ids, json_string(node->evidence_ids[i]));
+    double price_ratio = 0;
+    for (uint32_t i = 0; i < node->price_type_count; i++) {
+        double reference = kci_arbiter_price_reference(arbiter, node->prices[i].type);
+        double ratio = reference > 0 ? node->prices[i].sum / node->prices[i].count / reference : 0;
+        if (ratio > price_ratio) price_ratio = ratio;
+    }
+    return json_pack(
+        "{s:s, s:s, s:i, s:o, s:f, s:f, s:I, s:f, s:i, s:i, s:[f,f], s:[f,f], s:f, s:f, s:i, s:i, "
+        "s:f, "
+        "s:f, s:o, s:b}",
+        "name", node->name, "status", status_names[node->status], "epoch", (json_int_t)node->epoch,
+        "reasons", reasons, "qos", kci_qos_score(&node->qos, &arbiter->config.qos, now_ms),
+        "latency_ms", kci_qos_latency_ms(&node->qos), "samples", (json_int_t)node->qos_samples,
+        "credibility", kci_credibility_value(&node->credibility), "fusion_rounds",
+        (json_int_t)node->fusion_rounds, "fusion_suspect", (json_int_t)node->fusion_suspect,
+        "last_answer", node->fusion_last.low, node->fusion_last.high, "last_fused",
+        node->fusion_last_fused.low, node->fusion_last_fused.high, "price_ratio", price_ratio,
+        "complaint_weight", node->complaint_weight, "reports_confirmed",
+        (json_int_t)node->reports_confirmed, "reports_refuted", (json_int_t)node->reports_refuted,
+        "trust", node->trust, "merit", node->merit, "request_ids", ids, "arbiter",
+        node->is_arbiter);
+}
+
+/* ---- verdicts -------------------------------------------------------------------- */
+
+static void persist(kci_arbiter *arbiter, json_t *verdict)
+{
+    if (arbiter->verdicts_file == NULL) return;
+    char *line = json_dumps(verdict, JSON_COMPACT);
+    bool ok = line != NULL && fprintf(arbiter->verdicts_file, "%s\n", line) > 0 &&
+              fflush(arbiter->verdicts_file) == 0 && fsync(fileno(arbiter->verdicts_file)) == 0;
+    if (!ok)
+        kci_error("arbiter %s: cannot append to %s: %s", arbiter->id, arbiter->verdicts_path,
+                  strerror(errno));
+    free(line);
+}
+
+static json_t *votes_json(const kci_arbiter *arbiter, const arbiter_node *node, kci_vote_kind kind,
+                          int64_t now_ms)
+{
+    json_t *list = json_array();
+    for (uint32_t i = 0; i < node->quorum.vote_count; i++) {
+        const kci_quorum_vote *vote = &node->quorum.votes[i];
+        if (vote->kind != kind || now_ms - vote->at_ms > vote_ttl_ms(arbiter)) continue;
+        json_array_append_new(list, json_string(vote->arbiter));
+    }
+    return list;
+}
+
+static void finalize(kci_arbiter *arbiter, arbiter_node *node, kci_vote_kind kind, int64_t now_ms)
+{
+    json_t *votes = votes_json(arbiter, node, kind, now_ms);
+    json_t *evidence = kci_arbiter_node_json(arbiter, node, now_ms);
+    node->epoch++;
+    node->status_since_ms = now_ms;
+    memset(&node->quorum, 0, sizeof node->quorum);
+    if (kind == KCI_VOTE_QUARANTINE) {
+        node->status = NODE_QUARANTINED;
+        node->offences++;
+    } else {
+        /* Probation: the record starts afresh (credibility too). */
+        node->status = NODE_PROBATION;
+        node->reinstate_requested = false;
+        memset(&node->qos, 0, sizeof node->qos);
+        node->qos_samples = 0;
+        memset(&node->credibility, 0, sizeof node->credibility);
+        node->fusion_history = 0, node->fusion_history_count = 0;
+        node->price_type_count = 0;
+    }
+    char id[KC_NODE_BYTES_MAX + 16];
+    snprintf(id, sizeof id, "%s:%u", node->name, node->epoch);
+    json_t *verdict =
+        json_pack("{s:s, s:s, s:s, s:i, s:I, s:s, s:i, s:i, s:o, s:b, s:s, s:o}", "id", id,
+                  "action", kind == KCI_VOTE_QUARANTINE ? "quarantine" : "reinstate", "node",
+                  node->name, "epoch", (json_int_t)node->epoch, "ts_ms", (json_int_t)kci_wall_ms(),
+                  "arbiter", arbiter->id, "arbiters", (json_int_t)arbiter->config.arbiter_count,
+                  "needed", (json_int_t)kci_quorum_needed(arbiter->config.arbiter_count), "votes",
+                  votes, "guarantee_holds", arbiter->guarantee_holds, "guarantee",
+                  arbiter->guarantee_text, "evidence", evidence);
+    persist(arbiter, verdict);
+    arbiter->verdict_count++;
+    kci_info("arbiter %s: verdict %s: %s %s", arbiter->id, id,
+             kind == KCI_VOTE_QUARANTINE ? "quarantine" : "reinstate (probation)", node->name);
+    kci_arbiter_publish_json(arbiter, "kc.arbiter.verdict", verdict);
+    arbiter->enforce_dirty = true;
+}
+
+/* A vote arrived (or was cast): is a verdict final? */
+static void settle_node(kci_arbiter *arbiter, arbiter_node *node, int64_t now_ms)
+{
+    uint32_t needed = kci_quorum_needed(arbiter->config.arbiter_count);
+    int64_t ttl_ms = vote_ttl_ms(arbiter);
+    if (node->status != NODE_QUARANTINED &&
+        kci_quorum_count(&node->quorum, KCI_VOTE_QUARANTINE, now_ms, ttl_ms) >= needed)
+        finalize(arbiter, node, KCI_VOTE_QUARANTINE, now_ms);
+    else if (node->status == NODE_QUARANTINED &&
+             kci_quorum_count(&node->quorum, KCI_VOTE_CLEAR, now_ms, ttl_ms) >= needed)
+        finalize(arbiter, node, KCI_VOTE_CLEAR, now_ms);
+    if (arbiter->enforce_dirty) kci_arbiter_enforce(arbiter);
+}
+
+void kci_arbiter_enforce(kci_arbiter *arbiter)
+{
+    arbiter->enforce_dirty = false;
+    if (!arbiter->config.enforce) return;
+    json_t *nodes = json_array();
+    for (uint32_t i = 0; i < arbiter->node_count; i++)
+        if (arbiter->nodes[i]->status == NODE_QUARANTINED)
+            json_array_append_new(nodes, json_string(arbiter->nodes[i]->name));
+    kci_arbiter_publish_json(arbiter, "kc.sys.quarantine.set", json_pack("{s:o}", "nodes", nodes));
+}
+
+/* ---- votes ------------------------------------------------------------------------ */
+
+static kci_vote_kind decide(kci_arbiter *arbiter, arbiter_node *node, int64_t now_ms)
+{
+    node->reasons = kci_arbiter_reasons(arbiter, node, now_ms);
+    int64_t in_status_ms = now_ms - node->status_since_ms;
+    switch (node->status) {
+    case NODE_QUARANTINED:
+        if (node->reinstate_requested || in_status_ms >= quarantine_length_ms(arbiter, node))
+            return KCI_VOTE_CLEAR;
+        return KCI_VOTE_NONE;
+    case NODE_PROBATION:
+        if (node->reasons != 0) return KCI_VOTE_QUARANTINE;
+        if (in_status_ms >= arbiter->config.probation_ms) {
+            node->status = NODE_ACTIVE; /* local: probation ends by itself */
+            kci_info("arbiter %s: %s ends its probation", arbiter->id, node->name);
+        }
+        return KCI_VOTE_NONE;
+    default: return node->reasons != 0 ? KCI_VOTE_QUARANTINE : KCI_VOTE_NONE;
+    }
+}
+
+void kci_arbiter_vote_tick(kci_arbiter *arbiter, int64_t now_ms)
+{
+    for (uint32_t i = 0; i < arbiter->node_count; i++) {
+        arbiter_node *node = arbiter->nodes[i];
+        kci_vote_kind kind = decide(arbiter, node, now_ms);
+        if (kind == KCI_VOTE_NONE) continue;
+        json_t *reasons = json_array();
+        kci_arbiter_reasons_json(reasons, node->reasons);
+        kci_arbiter_publish_json(
+            arbiter, "kc.arbiter.vote",
+            json_pack("{s:s, s:s, s:s, s:i, s:o, s:f, s:I}", "arbiter", arbiter->id, "node",
+                      node->name, "vote", kind == KCI_VOTE_QUARANTINE ? "quarantine" : "clear",
+                      "epoch", (json_int_t)node->epoch, "reasons", reasons, "qos",
+                      kci_qos_score(&node->qos, &arbiter->config.qos, now_ms), "ts_ms",
+                      (json_int_t)kci_wall_ms()));
+    }
+}
+
+static bool peer_allowed(const kci_arbiter *arbiter, const char *id)
+{
+    if (arbiter->config.peer_count == 0 || strcmp(id, arbiter->id) == 0) return true;
+    for (uint32_t i = 0; i < arbiter->config.peer_count; i++)
+        if (strcmp(arbiter->config.peers[i], id) == 0) return true;
+    return false;
+}
+
+void kci_arbiter_on_vote(natsConnection *connection, natsSubscription *subscription,
+                         natsMsg *message, void *closure)
+{
+    (void)connection, (void)subscription;
+    kci_arbiter *arbiter = closure;
+    kci_vote vote;
+    int length = natsMsg_GetDataLength(message);
+    const char *why =
+        kci_vote_parse(&vote, natsMsg_GetData(message), length > 0 ? (size_t)length : 0);
+    if (why == NULL && !peer_allowed(arbiter, vote.arbiter)) why = "from an arbiter not in peers";
+    int64_t now_ms = kci_monotonic_ms();
+    pthread_mutex_lock(&arbiter->lock);
+    arbiter_node *node = why == NULL ? kci_arbiter_node(arbiter, vote.node, false) : NULL;
+    if (node != NULL && vote.epoch >= node->epoch) {
+        kci_quorum_vote_set(&node->quorum, vote.arbiter, vote.kind, now_ms);
+        settle_node(arbiter, node, now_ms);
+    } else if (why != NULL && kci_arbiter_warn_due(arbiter, now_ms)) {
+        kci_warn("arbiter %s: ignored a vote on kc.arbiter.vote: %s", arbiter->id, why);
+    }
+    pthread_mutex_unlock(&arbiter->lock);
+    natsMsg_Destroy(message);
+}
+
+/* ---- ranking and tree ---------------------------------------------------------------- */
+
+void kci_arbiter_rank_tick(kci_arbiter *arbiter, int64_t now_ms)
+{
+    uint32_t n = arbiter->node_count < ARBITER_RANKED_NODES_MAX ? arbiter->node_count
+                                                                : ARBITER_RANKED_NODES_MAX;
+    if (n == 0) return;
+    double *positive = calloc((size_t)n * n, sizeof *positive);
+    double *negative = calloc((size_t)n * n, sizeof *negative);
+    double *trust = calloc(n, sizeof *trust), *merit = calloc(n, sizeof *merit);
+    bool *pretrusted = calloc(n, sizeof *pretrusted);
+    kci_tree_node *tree_nodes = calloc(n, sizeof *tree_nodes);
+    int32_t *parent = calloc(n, sizeof *parent);
+    if (positive && negative && trust && merit && pretrusted && tree_nodes && parent) {
+        for (uint32_t i = 0; i < n; i++) {
+            const arbiter_node *node = arbiter->nodes[i];
+            pretrusted[i] = node->pretrusted || node->is_arbiter;
+            for (uint32_t e = 0; e < node->edge_count; e++) {
+                if (node->edges[e].to >= n) continue;
+                positive[(size_t)i * n + node->edges[e].to] = node->edges[e].positive;
+                negative[(size_t)i * n + node->edges[e].to] = node->edges[e].negative;
+            }
+        }
+        if (kci_ranking_compute(trust, merit, positive, negative, pretrusted, n,
+                                &arbiter->config.ranking) == KC_OK) {
+            uint32_t count = 0;
+            for (uint32_t i = 0; i < n; i++) {
+                arbiter_node *node = arbiter->nodes[i];
+                node->trust = trust[i], node->merit = merit[i];
+                if (node->served && node->status != NODE_QUARANTINED)
+                    tree_nodes[count++] =
+                        (kci_tree_node){node->name, merit[i],
+                                        kci_qos_score(&node->qos, &arbiter->config.qos, now_ms)};
+            }
+            if (kci_tree_build(tree_nodes, parent, count, arbiter->config.tree_fanout) == KC_OK) {
+                json_decref(arbiter->tree);
+                arbiter->tree = kci_tree_json(tree_nodes, parent, count);
+            }
+        }
+    }
+    free(positive), free(negative), free(trust), free(merit), free(pretrusted), free(tree_nodes),
+        free(parent);
+}
+
+/* ---- requests: status, verdicts, tree, reinstate ---------------------------------------- */
+
+static json_t *status_json(kci_arbiter *arbiter, int64_t now_ms)
+{
+    json_t *nodes = json_array();
+    for (uint32_t i = 0; i < arbiter->node_count; i++)
+        json_array_append_new(nodes, kci_arbiter_node_json(arbiter, arbiter->nodes[i], now_ms));
+    return json_pack("{s:s, s:i, s:i, s:b, s:s, s:I, s:I, s:I, s:I, s:I, s:o}", "arbiter",
+                     arbiter->id, "arbiters", (json_int_t)arbiter->config.arbiter_count, "needed",
+                     (json_int_t)kci_quorum_needed(arbiter->config.arbiter_count),
+                     "guarantee_holds", arbiter->guarantee_holds, "guarantee",
+                     arbiter->guarantee_text, "uptime_ms", (json_int_t)(now_ms - arbiter->start_ms),
+                     "reports_received", (json_int_t)arbiter->reports_received, "reports_malformed",
+                     (json_int_t)arbiter->reports_malformed, "reports_dropped",
+                     (json_int_t)arbiter->reports_dropped, "verdicts",
+                     (json_int_t)arbiter->verdict_count, "nodes", nodes);
+}
+
+/* The verdicts file, last VERDICTS_ANSWERED_MAX lines. */
+static json_t *verdicts_json(kci_arbiter *arbiter)
+{
+    json_t *list = json_array();
+    FILE *file = arbiter->verdicts_path != NULL ? fopen(arbiter->verdicts_path, "r") : NULL;
+    char *line = malloc(VERDICT_LINE_BYTES_MAX);
+    while (file != NULL && line != NULL && fgets(line, VERDICT_LINE_BYTES_MAX, file) != NULL) {
+        json_t *verdict = json_loads(line, 0, NULL);
+        if (verdict == NULL) continue;
+        json_array_append_new(list, verdict);
+        if (json_array_size(list) > VERDICTS_ANSWERED_MAX) json_array_remove(list, 0);
+    }
+    free(line);
+    if (file != NULL) fclose(file);
+    return json_pack("{s:s, s:o}", "arbiter", arbiter->id, "verdicts", list);
+}
+
+static json_t *reinstate_json(kci_arbiter *arbiter, natsMsg *message)
+{
+    json_t *root =
+        natsMsg_GetDataLength(message) > 0
+            ? json_loadb(natsMsg_GetData(message), (size_t)natsMsg_GetDataLength(message), 0, NULL)
+            : NULL;
+    const char *name = json_string_value(json_object_get(root, "node"));
+    arbiter_node *node = name != NULL ? kci_arbiter_node(arbiter, name, false) : NULL;
+    json_t *answer;
+    if (node == NULL) {
+        answer = json_pack("{s:s, s:s}", "arbiter", arbiter->id, "error",
+                           name == NULL ? "the request must be {\"node\": name}" : "unknown node");
+    } else {
+        node->reinstate_requested = node->status == NODE_QUARANTINED;
+        answer =
+            json_pack("{s:s, s:s, s:s, s:b}", "arbiter", arbiter->id, "node", node->name, "status",
+                      status_names[node->status], "reinstating", node->reinstate_requested);
+        kci_info("arbiter %s: asked to reinstate %s (%s)", arbiter->id, node->name,
+                 status_names[node->status]);
+    }
+    json_decref(root);
+    return answer;
+}
+
+void kci_arbiter_on_request(natsConnection *connection, natsSubscription *subscription,
+                            natsMsg *message, void *closure)
+{
+    (void)subscription;
+    kci_arbiter *arbiter = closure;
+    const char *subject = natsMsg_GetSubject(message);
+    const char *reply = natsMsg_GetReply(message);
+    int64_t now_ms = kci_monotonic_ms();
+    json_t *answer = NULL;
+    pthread_mutex_lock(&arbiter->lock);
+    if (strcmp(subject, "kc.arbiter.status") == 0)
+        answer = status_json(arbiter, now_ms);
+    else if (strcmp(subject, "kc.arbiter.verdicts") == 0)
+        answer = verdicts_json(arbiter);
+    else if (strcmp(subject, "kc.arbiter.tree") == 0)
+        answer = arbiter->tree != NULL ? json_deep_copy(arbiter->tree)
+                                       : json_pack("{s:n, s:[]}", "root", "nodes");
+    else if (strcmp(subject, "kc.arbiter.reinstate") == 0)
+        answer = reinstate_json(arbiter, message);
+    pthread_mutex_unlock(&arbiter->lock);
+    char *text = answer != NULL ? json_dumps(answer, JSON_COMPACT) : NULL;
+    json_decref(answer);
+    if (reply != NULL && text != NULL) natsConnection_PublishString(connection, reply, text);
+    free(text);
+    natsMsg_Destroy(message);
+}
+
+/* ---- restore ----------------------------------------------------------------------------- */
+
+static void restore_line(kci_arbiter *arbiter, const char *line, int64_t now_ms)
+{
+    json_t *verdict = json_loads(line, 0, NULL);
+    const char *action = json_string_value(json_object_get(verdict, "action"));
+    const char *name = json_string_value(json_object_get(verdict, "node"));
+    json_t *epoch = json_object_get(verdict, "epoch");
+    arbiter_node *node =
+        action != NULL && json_is_integer(epoch) ? kci_arbiter_node(arbiter, name, true) : NULL;
+    if (node != NULL) {
+        bool quarantine = strcmp(action, "quarantine") == 0;
+        node->status = quarantine ? NODE_QUARANTINED : NODE_PROBATION;
+        node->epoch = (uint32_t)json_integer_value(epoch);
+        node->offences += quarantine;
+        node->status_since_ms = now_ms; /* the time served before a restart is not known */
+    }
+    json_decref(verdict);
+}
+
+/* Opens <data_dir>/arbiter-<id>.verdicts.jsonl and replays it: the
+ * quarantined set survives a restart. */
+kc_err kci_arbiter_restore(kci_arbiter *arbiter, char *error, size_t error_size)
+{
+    const char *directory = arbiter->config.data_dir;
+    if (directory == NULL) return KC_OK;
+    if (mkdir(directory, 0755) != 0 && errno != EEXIST) {
+        snprintf(error, error_size, "arbiter: cannot create %s: %s", directory, strerror(errno));
+        return KC_ERR_IO;
+    }
+    size_t length = strlen(directory) + strlen(arbiter->id) + 32;
+    arbiter->verdicts_path = malloc(length);
+    if (arbiter->verdicts_path == NULL) return KC_ERR_NOMEM;
+    snprintf(arbiter->verdicts_path, length, "%s/arbiter-%s.verdicts.jsonl", directory,
+             arbiter->id);
+    FILE *file = fopen(arbiter->verdicts_path, "r");
+    char *line = malloc(VERDICT_LINE_BYTES_MAX);
+    uint32_t restored = 0;
+    while (file != NULL && line != NULL && fgets(line, VERDICT_LINE_BYTES_MAX, file) != NULL) {
+        restore_line(arbiter, line, kci_monotonic_ms());
+        restored++;
+    }
+    free(line);
+    if (file != NULL) fclose(file);
+    arbiter->verdicts_file = fopen(arbiter->verdicts_path, "a");
+    if (arbiter->verdicts_file == NULL) {
+        snprintf(error, error_size, "arbiter: cannot open %s: %s", arbiter->verdicts_path,
+                 strerror(errno));
+        return KC_ERR_IO;
+    }
+    if (restored > 0)
+        kci_info("arbiter %s: replayed %u verdict(s) from %s", arbiter->id, restored,
+                 arbiter->verdicts_path);
+    return KC_OK;
+}

@@ -1,0 +1,324 @@
+/* kcobra_arbiter.c - `kcobra arbiter serve|status|verdicts|reinstate|tree`.
+ *
+ * serve runs the arbiter component (src/arbiter) in this process against
+ * any NATS-protocol server, the same code kcobrad hosts; without kcobrad's
+ * internal user it cannot make the broker enforce a quarantine, so its
+ * verdicts are published and kept, and enforced by the kcobrad-hosted
+ * arbiter when one takes part in the quorum (docs/arbiter.md).
+ * The other subcommands ask the running arbiters over kc.arbiter.status,
+ * .verdicts, .tree and .reinstate (the first arbiter to answer speaks).
+ * Exit status: 4 when no arbiter runs (no responders). */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arbiter/arbiter.h"
+#include "arbiter/tree.h"
+#include "common/log.h"
+#include "kcobra_common.h"
+
+enum {
+    ARBITER_CLOSE_TIMEOUT_MS = 3000,
+    REASONS_TEXT_BYTES = 128,
+};
+
+static const char ARBITER_DESCRIPTION[] =
+    "The arbiters find faulty and corrupt nodes (docs/arbiter.md).\n"
+    "\n"
+    "  serve                 run an arbiter in this process until SIGINT/SIGTERM\n"
+    "  status                each node's status, QoS, credibility, merit, probes, reasons\n"
+    "  verdicts              the final verdicts, with their votes and evidence\n"
+    "  reinstate <node>      ask the arbiters to reinstate a quarantined node (quorum)\n"
+    "  tree [--format F]     the reporting structure: text, json or dot\n"
+    "\n"
+    "Examples:\n"
+    "  kcobra arbiter serve --id arbiter-2 --arbiters 4 --probe 'sense=21.5' \\\n"
+    "      --peer arbiter-0 --peer arbiter-1 --peer arbiter-3\n"
+    "  kcobra arbiter status\n"
+    "  kcobra arbiter tree --format dot | dot -Tsvg > tree.svg\n"
+    "  kcobra arbiter reinstate node-7\n";
+
+typedef struct arbiter_flags {
+    const char *id;
+    int64_t arbiters;
+    kcobra_list probes;
+    kcobra_list pretrusted;
+    kcobra_list peers;
+    const char *data_dir;
+    int64_t tick_ms;
+    int64_t quarantine_ms;
+    int64_t slow_ms;
+    const char *format;
+} arbiter_flags;
+
+/* ---- serve ---------------------------------------------------------------------- */
+
+static int serve(const kcobra_invocation *invocation, const arbiter_flags *flags)
+{
+    kci_arbiter_config config;
+    kci_arbiter_config_default(&config);
+    config.id = flags->id;
+    config.data_dir = flags->data_dir;
+    if (flags->arbiters > 0) config.arbiter_count = (uint32_t)flags->arbiters;
+    if (flags->tick_ms > 0) config.tick_ms = flags->tick_ms;
+    if (flags->quarantine_ms > 0) config.quarantine_ms = flags->quarantine_ms;
+    if (flags->slow_ms > 0) config.qos.slow_ms = (double)flags->slow_ms;
+    char *probe_texts[KCOBRA_LIST_VALUES_MAX] = {0};
+    int status = KCOBRA_EXIT_OK;
+    for (int i = 0; i < flags->probes.count && status == KCOBRA_EXIT_OK; i++) {
+        probe_texts[i] = strdup(flags->probes.values[i]);
+        if (probe_texts[i] == NULL || config.probe_count == KCI_ARBITER_PROBES_MAX ||
+            !kci_arbiter_probe_parse(&config.probes[config.probe_count++], probe_texts[i])) {
+            kcobra_error("--probe '%s' is not <type>=<payload> (at most %d)",
+                         flags->probes.values[i], KCI_ARBITER_PROBES_MAX);
+            status = KCOBRA_EXIT_USAGE;
+        }
+    }
+    for (int i = 0; i < flags->pretrusted.count; i++)
+        config.pretrusted[config.pretrusted_count++] = flags->pretrusted.values[i];
+    for (int i = 0; i < flags->peers.count; i++)
+        config.peers[config.peer_count++] = flags->peers.values[i];
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    kci_log_configure(KCI_LOG_INFO, true);
+    kc_client *client = NULL;
+    if (status == KCOBRA_EXIT_OK) status = kcobra_client_open(&client, &invocation->common);
+    kci_arbiter *arbiter = NULL;
+    char error[512] = "";
+    if (status == KCOBRA_EXIT_OK &&
+        kci_arbiter_start(&arbiter, client, &config, error, sizeof error) != KC_OK) {
+        kcobra_error("%s", error);
+        status = KCOBRA_EXIT_FAILURE;
+    }
+    if (status == KCOBRA_EXIT_OK) {
+        int signal_number = 0;
+        while (sigwait(&stop_signals, &signal_number) != 0) {
+        }
+        kci_info("received %s: stopping the arbiter", strsignal(signal_number));
+        kci_arbiter_stop(arbiter, ARBITER_CLOSE_TIMEOUT_MS);
+    }
+    if (client != NULL) kc_client_close(client, ARBITER_CLOSE_TIMEOUT_MS);
+    for (int i = 0; i < KCOBRA_LIST_VALUES_MAX; i++)
+        free(probe_texts[i]);
+    return status;
+}
+
+/* ---- asking the arbiters ---------------------------------------------------------- */
+
+static int ask(json_t **out, const kcobra_invocation *invocation, const char *subject,
+               const char *payload)
+{
+    *out = NULL;
+    natsConnection *connection = NULL;
+    int status = kcobra_nats_connect(&connection, &invocation->common);
+    if (status != KCOBRA_EXIT_OK) return status;
+    natsMsg *reply = NULL;
+    natsStatus nats_status = natsConnection_RequestString(&reply, connection, subject, payload,
+                                                          invocation->common.timeout_ms);
+    if (nats_status == NATS_NO_RESPONDERS) {
+        kcobra_error("no arbiter is running (enable the arbiter block in kcobrad, or run kcobra "
+                     "arbiter serve)");
+        status = KCOBRA_EXIT_NO_RESPONDERS;
+    } else if (nats_status == NATS_TIMEOUT) {
+        kcobra_error("no arbiter answered on %s in time", subject);
+        status = KCOBRA_EXIT_TIMEOUT;
+    } else if (nats_status != NATS_OK) {
+        kcobra_error("asking the arbiters on %s: %s", subject, kcobra_nats_error(nats_status));
+        status = KCOBRA_EXIT_FAILURE;
+    } else {
+        *out = json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0, NULL);
+        if (*out == NULL) {
+            kcobra_error("the arbiter's answer on %s is not JSON", subject);
+            status = KCOBRA_EXIT_FAILURE;
+        }
+    }
+    natsMsg_Destroy(reply);
+    kcobra_nats_finish(connection);
+    return status;
+}
+
+static void reasons_text(json_t *reasons, char text[REASONS_TEXT_BYTES])
+{
+    size_t used = 0, index;
+    json_t *reason;
+    text[0] = '\0';
+    json_array_foreach(reasons, index, reason)
+    {
+        int wrote = snprintf(text + used, REASONS_TEXT_BYTES - used, "%s%s", used ? "," : "",
+                             json_string_value(reason) ? json_string_value(reason) : "?");
+        if (wrote < 0 || (size_t)wrote >= REASONS_TEXT_BYTES - used) break;
+        used += (size_t)wrote;
+    }
+    if (used == 0) snprintf(text, REASONS_TEXT_BYTES, "-");
+}
+
+static double number(json_t *object, const char *key)
+{
+    return json_number_value(json_object_get(object, key));
+}
+
+static int print_status(json_t *answer)
+{
+    printf("arbiter %s: %lld arbiter(s), a verdict needs %lld vote(s); n > 3f %s%s%s\n",
+           json_string_value(json_object_get(answer, "arbiter")),
+           (long long)json_integer_value(json_object_get(answer, "arbiters")),
+           (long long)json_integer_value(json_object_get(answer, "needed")),
+           json_is_true(json_object_get(answer, "guarantee_holds")) ? "holds" : "DOES NOT HOLD",
+           json_is_true(json_object_get(answer, "guarantee_holds")) ? "" : ": ",
+           json_string_value(json_object_get(answer, "guarantee")));
+    printf("%-20s %-12s %6s %9s %6s %6s %7s %6s  %s\n", "NODE", "STATUS", "QOS", "LATENCY", "CRED",
+           "MERIT", "PROBES", "PRICE", "REASONS");
+    size_t index;
+    json_t *node;
+    json_array_foreach(json_object_get(answer, "nodes"), index, node)
+    {
+        char reasons[REASONS_TEXT_BYTES], probes[32];
+        reasons_text(json_object_get(node, "reasons"), reasons);
+        snprintf(probes, sizeof probes, "%lld/%lld",
+                 (long long)json_integer_value(json_object_get(node, "fusion_suspect")),
+                 (long long)json_integer_value(json_object_get(node, "fusion_rounds")));
+        printf("%-20s %-12s %6.3f %7.1fms %6.3f %6.3f %7s %6.2f  %s\n",
+               json_string_value(json_object_get(node, "name")),
+               json_string_value(json_object_get(node, "status")), number(node, "qos"),
+               number(node, "latency_ms"), number(node, "credibility"), number(node, "merit"),
+               probes, number(node, "price_ratio"), reasons);
+    }
+    return fflush(stdout) == 0 ? KCOBRA_EXIT_OK : KCOBRA_EXIT_FAILURE;
+}
+
+static int print_verdicts(json_t *answer)
+{
+    size_t index;
+    json_t *verdict;
+    json_t *list = json_object_get(answer, "verdicts");
+    if (json_array_size(list) == 0) printf("no verdicts yet\n");
+    json_array_foreach(list, index, verdict)
+    {
+        char reasons[REASONS_TEXT_BYTES], votes[256] = "";
+        reasons_text(json_object_get(json_object_get(verdict, "evidence"), "reasons"), reasons);
+        size_t used = 0, k;
+        json_t *vote;
+        json_array_foreach(json_object_get(verdict, "votes"), k, vote)
+        {
+            int wrote = snprintf(votes + used, sizeof votes - used, "%s%s", used ? "," : "",
+                                 json_string_value(vote));
+            if (wrote < 0 || (size_t)wrote >= sizeof votes - used) break;
+            used += (size_t)wrote;
+        }
+        printf("%-24s %-10s %-20s reasons %-20s votes %s\n",
+               json_string_value(json_object_get(verdict, "id")),
+               json_string_value(json_object_get(verdict, "action")),
+               json_string_value(json_object_get(verdict, "node")), reasons, votes);
+    }
+    return fflush(stdout) == 0 ? KCOBRA_EXIT_OK : KCOBRA_EXIT_FAILURE;
+}
+
+static int query(const kcobra_command *command, const kcobra_invocation *invocation,
+                 const arbiter_flags *flags)
+{
+    const char *what = invocation->positional[0];
+    bool tree = strcmp(what, "tree") == 0;
+    const char *format = flags->format != NULL     ? flags->format
+                         : invocation->common.json ? "json"
+                                                   : "text";
+    if (tree && strcmp(format, "text") != 0 && strcmp(format, "json") != 0 &&
+        strcmp(format, "dot") != 0)
+        return kcobra_usage_error(command, "--format is text, json or dot, not '%s'", format);
+    char subject[64], payload[KC_NODE_BYTES_MAX + 32] = "";
+    snprintf(subject, sizeof subject, "kc.arbiter.%s", what);
+    if (strcmp(what, "reinstate") == 0) {
+        if (invocation->positional_count != 2 ||
+            !kcobra_token_valid(invocation->positional[1], KC_NODE_BYTES_MAX))
+            return kcobra_usage_error(command, "reinstate needs one node name");
+        json_t *request = json_pack("{s:s}", "node", invocation->positional[1]);
+        char *text = json_dumps(request, JSON_COMPACT);
+        snprintf(payload, sizeof payload, "%s", text != NULL ? text : "");
+        free(text);
+        json_decref(request);
+    } else if (invocation->positional_count != 1) {
+        return kcobra_usage_error(command, "%s takes no argument", what);
+    }
+    json_t *answer = NULL;
+    int status = ask(&answer, invocation, subject, payload);
+    if (status != KCOBRA_EXIT_OK) return status;
+    if (json_object_get(answer, "error") != NULL) {
+        kcobra_error("the arbiter refused: %s",
+                     json_string_value(json_object_get(answer, "error")));
+        json_decref(answer);
+        return KCOBRA_EXIT_SERVICE_ERROR;
+    }
+    if (tree && strcmp(format, "dot") == 0)
+        status = kci_tree_print_dot(stdout, answer) == KC_OK ? 0 : 1;
+    else if (tree && strcmp(format, "text") == 0)
+        status = kci_tree_print_text(stdout, answer) == KC_OK ? 0 : 1;
+    else if (invocation->common.json || tree)
+        return kcobra_json_print(answer);
+    else if (strcmp(what, "status") == 0)
+        status = print_status(answer);
+    else if (strcmp(what, "verdicts") == 0)
+        status = print_verdicts(answer);
+    else
+        printf("arbiter %s: %s is %s%s\n", json_string_value(json_object_get(answer, "arbiter")),
+               json_string_value(json_object_get(answer, "node")),
+               json_string_value(json_object_get(answer, "status")),
+               json_is_true(json_object_get(answer, "reinstating"))
+                   ? "; reinstatement asked (needs a quorum)"
+                   : "");
+    json_decref(answer);
+    return status;
+}
+
+static int run_arbiter(const kcobra_command *command, int argc, char **argv)
+{
+    arbiter_flags values = {0};
+    const kcobra_flag flags[] = {
+        {"id", "ID", KCOBRA_FLAG_STRING, &values.id, "serve: this arbiter's id (default: --node)"},
+        {"arbiters", "N", KCOBRA_FLAG_COUNT, &values.arbiters,
+         "serve: the 3f+1 arbiters of the cloud (default 1)"},
+        {"probe", "TYPE=PAYLOAD", KCOBRA_FLAG_LIST, &values.probes,
+         "serve: probe TYPE with PAYLOAD and fuse the replicas' answers"},
+        {"pretrusted", "NODE", KCOBRA_FLAG_LIST, &values.pretrusted,
+         "serve: a pre-trusted node for the ranking"},
+        {"peer", "ID", KCOBRA_FLAG_LIST, &values.peers,
+         "serve: another arbiter whose votes count (default: any)"},
+        {"data-dir", "DIR", KCOBRA_FLAG_STRING, &values.data_dir,
+         "serve: keep verdicts in DIR/arbiter-<id>.verdicts.jsonl"},
+        {"tick", "DURATION", KCOBRA_FLAG_DURATION, &values.tick_ms,
+         "serve: how often to probe, rank and vote (default 1s)"},
+        {"quarantine", "DURATION", KCOBRA_FLAG_DURATION, &values.quarantine_ms,
+         "serve: first quarantine length (default 5m)"},
+        {"slow", "DURATION", KCOBRA_FLAG_DURATION, &values.slow_ms,
+         "serve: a reply slower than this is bad (default 250ms)"},
+        {"format", "F", KCOBRA_FLAG_STRING, &values.format, "tree: text (default), json or dot"},
+    };
+    kcobra_invocation invocation;
+    int status = kcobra_parse(command, flags, KCOBRA_ARRAY_COUNT(flags), argc, argv, &invocation);
+    if (status != KCOBRA_EXIT_OK || invocation.help) return status;
+    const char *what = invocation.positional[0];
+    if (strcmp(what, "serve") == 0) {
+        if (invocation.positional_count != 1)
+            return kcobra_usage_error(command, "serve takes no argument");
+        return serve(&invocation, &values);
+    }
+    if (strcmp(what, "status") == 0 || strcmp(what, "verdicts") == 0 || strcmp(what, "tree") == 0 ||
+        strcmp(what, "reinstate") == 0)
+        return query(command, &invocation, &values);
+    return kcobra_usage_error(
+        command, "unknown subcommand '%s': serve, status, verdicts, reinstate or tree", what);
+}
+
+const kcobra_command kcobra_command_arbiter = {
+    .name = "arbiter",
+    .synopsis = "arbiter serve|status|verdicts|reinstate <node>|tree [--format text|json|dot]",
+    .summary = "the arbiters: QoS, reports, ranking, fusion, quarantine",
+    .description = ARBITER_DESCRIPTION,
+    .run = run_arbiter,
+    .positional_min = 1,
+    .positional_max = 2,
+};

@@ -1,0 +1,250 @@
+/* quarantine_test.c - the arbiter hosted by kcobrad, end to end (argv[1]
+ * is kcobrad; with any other server the program skips, exit 77):
+ *
+ *  - two services share a queue group; "bad" answers in 120 ms where the
+ *    arbiter's bar is 50 ms; the arbiter quarantines it, after which every
+ *    request is served by "good" (the broker enforces it); an operator's
+ *    kc.arbiter.reinstate brings "bad" back on probation and it serves
+ *    again; the verdicts file holds both verdicts;
+ *  - kc.sys.quarantine.set from an ordinary client changes nothing;
+ *  - malformed reports, reports about unknown nodes and a flood from one
+ *    reporter are counted and dropped, and the arbiter keeps answering.
+ *
+ * Timing is coarse: a slow reply of 120 ms against a bar of 50 ms, and
+ * every wait bounded by a count or seconds, never asserted. */
+#include <jansson.h>
+#include <nats/nats.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "fixture.h"
+#include "kingcobra/kingcobra.h"
+
+enum {
+    EXIT_SKIP = 77,
+    SLOW_MS = 120,
+    REQUEST_TIMEOUT_MS = 3000,
+    DETECT_REQUESTS_MAX = 400,
+    AFTER_REQUESTS = 40,
+    SERVE_AGAIN_REQUESTS_MAX = 200,
+    VERDICT_WAIT_MS = 10000,
+    FLOOD_REPORTS = 3000,
+};
+
+static const char ARBITER_CONFIG[] =
+    "arbiter {\n  enabled: true\n  id: \"arb\"\n  tick: \"100ms\"\n  slow: \"50ms\"\n"
+    "  target: \"50ms\"\n  qos_samples: 10\n  quarantine: \"1h\"\n  probation: \"1h\"\n}\n";
+
+static void sleep_ms(int duration_ms)
+{
+    struct timespec pause = {duration_ms / 1000, (duration_ms % 1000) * 1000000L};
+    nanosleep(&pause, NULL);
+}
+
+static void handler(const kc_request *request, kc_response *response, void *closure)
+{
+    (void)request;
+    if (closure != NULL) sleep_ms(SLOW_MS);
+    kc_response_set_payload(response, "ok", 2);
+}
+
+typedef struct node {
+    kc_client *client;
+    kc_service *service;
+} node;
+
+static kc_client *open_client(fixture *f, const char *name)
+{
+    kc_client_options options;
+    kc_client_options_init(&options);
+    options.servers = f->server.url;
+    options.node = name;
+    options.name = name; /* the broker knows the node by its connection name */
+    kc_client *client = NULL;
+    assert_int_equal(kc_client_open(&client, &options), KC_OK);
+    return client;
+}
+
+static void serve(fixture *f, node *out, const char *name, bool slow)
+{
+    out->client = open_client(f, name);
+    assert_int_equal(
+        kc_service_start(&out->service, out->client, "t", handler, slow ? out : NULL, NULL), KC_OK);
+}
+
+static void unserve(node *n)
+{
+    kc_service_stop(n->service);
+    kc_client_close(n->client, 2000);
+}
+
+/* One request of type t; returns who answered (copied into who). */
+static bool ask(kc_client *client, char who[KC_NODE_BYTES_MAX + 1])
+{
+    kc_reply *reply = NULL;
+    kc_err err = kc_client_request(&reply, client, "t", "x", 1, REQUEST_TIMEOUT_MS);
+    if (err == KC_OK) snprintf(who, KC_NODE_BYTES_MAX + 1, "%s", kc_reply_node(reply));
+    kc_reply_destroy(reply);
+    return err == KC_OK;
+}
+
+/* The next verdict about name with action, within VERDICT_WAIT_MS. */
+static bool verdict_seen(natsSubscription *verdicts, const char *name, const char *action,
+                         int wait_ms)
+{
+    natsMsg *message = NULL;
+    while (natsSubscription_NextMsg(&message, verdicts, wait_ms) == NATS_OK) {
+        json_t *root =
+            json_loadb(natsMsg_GetData(message), (size_t)natsMsg_GetDataLength(message), 0, NULL);
+        const char *node_name = json_string_value(json_object_get(root, "node"));
+        const char *verdict_action = json_string_value(json_object_get(root, "action"));
+        bool match = node_name != NULL && verdict_action != NULL && strcmp(node_name, name) == 0 &&
+                     strcmp(verdict_action, action) == 0;
+        json_decref(root);
+        natsMsg_Destroy(message);
+        if (match) return true;
+    }
+    return false;
+}
+
+static void test_quarantine_and_reinstate(void **state)
+{
+    fixture *f = fixture_of(state);
+    fixture_start(f, ARBITER_CONFIG);
+    natsConnection *watcher = fixture_connect(f);
+    natsSubscription *verdicts = fixture_subscribe_flushed(f, watcher, "kc.arbiter.verdict");
+    node good, bad;
+    serve(f, &good, "good", false);
+    serve(f, &bad, "bad", true);
+    kc_client *client = open_client(f, "client");
+    char who[KC_NODE_BYTES_MAX + 1];
+    bool quarantined = false;
+    for (int i = 0; i < DETECT_REQUESTS_MAX && !quarantined; i++) {
+        assert_true(ask(client, who));
+        quarantined = verdict_seen(verdicts, "bad", "quarantine", 0);
+    }
+    if (!quarantined) quarantined = verdict_seen(verdicts, "bad", "quarantine", VERDICT_WAIT_MS);
+    assert_true(quarantined);
+    sleep_ms(200); /* the broker applies the set right after the verdict */
+    for (int i = 0; i < AFTER_REQUESTS; i++) {
+        assert_true(ask(client, who));
+        assert_string_equal(who, "good");
+    }
+    natsMsg *reply = NULL;
+    assert_int_equal(natsConnection_RequestString(&reply, watcher, "kc.arbiter.reinstate",
+                                                  "{\"node\":\"bad\"}", REQUEST_TIMEOUT_MS),
+                     NATS_OK);
+    assert_non_null(strstr(natsMsg_GetData(reply), "\"reinstating\":true"));
+    natsMsg_Destroy(reply);
+    assert_true(verdict_seen(verdicts, "bad", "reinstate", VERDICT_WAIT_MS));
+    sleep_ms(200);
+    bool served_again = false;
+    for (int i = 0; i < SERVE_AGAIN_REQUESTS_MAX && !served_again; i++)
+        served_again = ask(client, who) && strcmp(who, "bad") == 0;
+    assert_true(served_again);
+    /* Both verdicts are on disk, in kcobrad's data directory. */
+    char path[512], line[1 << 16];
+    snprintf(path, sizeof path, "%s/data/arbiter-arb.verdicts.jsonl", f->server.directory_path);
+    FILE *file = fopen(path, "r");
+    assert_non_null(file);
+    int lines = 0;
+    while (fgets(line, sizeof line, file) != NULL)
+        lines += strstr(line, "\"node\":\"bad\"") != NULL;
+    fclose(file);
+    assert_true(lines >= 2);
+    kc_client_close(client, 2000);
+    unserve(&bad);
+    unserve(&good);
+}
+
+static void test_control_subject_is_internal(void **state)
+{
+    fixture *f = fixture_of(state);
+    fixture_start(f, NULL);
+    node good;
+    serve(f, &good, "good", false);
+    natsConnection *outsider = fixture_connect(f);
+    assert_int_equal(
+        natsConnection_PublishString(outsider, "kc.sys.quarantine.set", "{\"nodes\":[\"good\"]}"),
+        NATS_OK);
+    fixture_flush(outsider);
+    kc_client *client = open_client(f, "client");
+    char who[KC_NODE_BYTES_MAX + 1];
+    for (int i = 0; i < 10; i++) {
+        assert_true(ask(client, who));
+        assert_string_equal(who, "good");
+    }
+    kc_client_close(client, 2000);
+    unserve(&good);
+}
+
+static void test_bad_reports(void **state)
+{
+    fixture *f = fixture_of(state);
+    fixture_start(f, ARBITER_CONFIG);
+    node good;
+    serve(f, &good, "good", false);
+    kc_client *client = open_client(f, "client");
+    char who[KC_NODE_BYTES_MAX + 1];
+    assert_true(ask(client, who)); /* the arbiter knows "good" now */
+    natsConnection *raw = fixture_connect(f);
+    static const char *const garbage[] = {
+        "not json",
+        "{}",
+        "{\"node\":\"other\",\"reason\":\"slow\",\"reporter\":\"r\"}",
+        "{\"node\":\"good\",\"reason\":\"bored\",\"reporter\":\"r\"}",
+        "{\"node\":\"good\",\"reason\":\"slow\",\"reporter\":\"r\",\"request_id\":\"nope\"}",
+        "{\"node\":\"good\",\"reason\":\"slow\",\"reporter\":\"bad reporter\"}",
+    };
+    for (size_t i = 0; i < sizeof garbage / sizeof garbage[0]; i++)
+        assert_int_equal(natsConnection_PublishString(raw, "kc.problem.good", garbage[i]), NATS_OK);
+    natsConnection_Publish(raw, "kc.problem.good", "\xff\x00\x01", 3);
+    /* about a node nobody knows */
+    assert_int_equal(kc_client_report_problem(client, "ghost", KC_PROBLEM_SLOW, NULL, "who?"),
+                     KC_OK);
+    /* a flood from one reporter */
+    kc_client *flooder = open_client(f, "flooder");
+    for (int i = 0; i < FLOOD_REPORTS; i++)
+        kc_client_report_problem(flooder, "good", KC_PROBLEM_WRONG_ANSWER, NULL, "flood");
+    fixture_flush(raw);
+    sleep_ms(500);
+    natsMsg *reply = NULL;
+    assert_int_equal(
+        natsConnection_RequestString(&reply, raw, "kc.arbiter.status", "", REQUEST_TIMEOUT_MS),
+        NATS_OK);
+    json_t *status =
+        json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0, NULL);
+    natsMsg_Destroy(reply);
+    assert_non_null(status);
+    assert_true(json_integer_value(json_object_get(status, "reports_malformed")) >= 6);
+    assert_true(json_integer_value(json_object_get(status, "reports_dropped")) > 0);
+    json_decref(status);
+    assert_true(ask(client, who)); /* still serving, still arbitrated */
+    kc_client_close(flooder, 2000);
+    kc_client_close(client, 2000);
+    unserve(&good);
+}
+
+int main(int argc, char **argv)
+{
+    if (!fixture_parse_arguments(argc, argv)) return 2;
+    if (strstr(fixture_server_binary, "kcobrad") == NULL) {
+        fprintf(stderr, "quarantine_test: only kcobrad hosts an arbiter; skipping\n");
+        return EXIT_SKIP;
+    }
+    const struct CMUnitTest tests[] = {
+        FIXTURE_CASE(test_quarantine_and_reinstate),
+        FIXTURE_CASE(test_control_subject_is_internal),
+        FIXTURE_CASE(test_bad_reports),
+    };
+    return cmocka_run_group_tests(tests, fixture_group_setup, fixture_group_teardown);
+}
