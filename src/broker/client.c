@@ -637,12 +637,20 @@ static void continue_handshake(kci_client *client)
 static void read_and_process(kci_client *client, uint8_t *buffer, kci_close_reason *reason);
 
 /* While a CONNECT is verified EPOLLIN is off: only a hang-up or a socket
- * error (a reset) wakes the client. Close it now: its job is cancelled. */
+ * error (a reset) wakes the client. Close it now: its job is cancelled. A
+ * reset may leave unread bytes before the error, hence SO_ERROR (epoll
+ * would report the error again and again until the verification ends). */
 static void notice_hang_up(kci_client *client)
 {
     uint8_t byte = 0;
     ssize_t n = recv(client->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))) return;
+    int socket_error = 0;
+    socklen_t socket_error_len = sizeof socket_error;
+    if (n > 0 &&
+        getsockopt(client->fd, SOL_SOCKET, SO_ERROR, &socket_error, &socket_error_len) == 0 &&
+        socket_error == 0)
+        return;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
     CLIENT_LOG(KCI_LOG_DEBUG, client, "%s", "connection closed while its password was verified");
     kci_client_close(client, n == 0 ? KCI_CLOSE_CLIENT : KCI_CLOSE_READ_ERROR);
 }
