@@ -13,6 +13,7 @@ packages=(
   nats-server                                      # the peer for differential tests and bench
   liblmdb-dev                                      # ledger state
   libsodium-dev                                    # Ed25519 wallets, coin trail signatures
+  libcrypt-dev                                     # bcrypt password hashes (libxcrypt crypt_rn)
   libigraph-dev                                    # money-flow graph algorithms
   libglpk-dev                                      # linear programs (poverty LP)
   graphviz                                         # kcobra econ --svg (dot)
