@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -440,6 +441,9 @@ kc_err kci_queue_log_open(kci_queue_log **out, const kci_queue_log_config *confi
     }
     kc_err err = kci_directory_make(config->directory, error, error_size);
     if (err != KC_OK) return err;
+    /* A file-size limit must fail the write (EFBIG, handled like ENOSPC),
+     * not kill the process: the process-wide default for SIGXFSZ is core. */
+    signal(SIGXFSZ, SIG_IGN);
     kci_queue_log *log = log_new(config);
     if (log == NULL) {
         snprintf(error, error_size, "out of memory");

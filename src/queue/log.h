@@ -17,7 +17,9 @@
  * is unknown; the log then refuses every append (KC_ERR_IO) until it is
  * reopened, which re-reads and checks the tail.
  *
- * One log per directory: open takes an exclusive flock on <dir>/LOCK. */
+ * One log per directory: open takes an exclusive flock on <dir>/LOCK. Open
+ * also sets SIGXFSZ to ignored (process-wide), so a file-size limit fails
+ * the write with EFBIG instead of killing the process. */
 #ifndef KCI_LOG_H_QUEUE
 #define KCI_LOG_H_QUEUE
 

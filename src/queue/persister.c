@@ -551,6 +551,22 @@ static void on_reply(natsConnection *connection, natsSubscription *subscription,
         natsMsg_Destroy(message);
         return;
     }
+    /* "No responders" (status 503 from the server, no service subscribed,
+     * e.g. while services reconnect after a restart) is not an answer: the
+     * request stays pending and is dispatched again. */
+    if (natsMsg_IsNoResponders(message)) {
+        natsMsg_Destroy(message);
+        return;
+    }
+    /* 409 from a service: the same Kc-Id is still being handled there (an
+     * earlier dispatch). Not an answer: the earlier one's reply will come,
+     * or the request is dispatched again. */
+    const char *error = NULL;
+    if (natsMsgHeader_Get(message, KCI_HEADER_ERROR, &error) == NATS_OK && error != NULL &&
+        strncmp(error, "409", 3) == 0 && (error[3] == ' ' || error[3] == '\0')) {
+        natsMsg_Destroy(message);
+        return;
+    }
     pthread_mutex_lock(&persister->lock);
     kci_index_entry *entry = kci_index_find(&persister->index, &id);
     bool take = entry != NULL &&
