@@ -139,8 +139,11 @@ static void broker_url(char url[URL_BYTES_MAX], const kci_server *server)
     snprintf(url, URL_BYTES_MAX, "nats://127.0.0.1:%d", server->internal_port);
 }
 
+/* send_asap: publishes go out from the calling thread at once instead of
+ * waking nats.c's flusher thread; the persister publishes from its writer
+ * thread, where the extra thread hop cost more than the write. */
 static kc_err raw_connect(natsConnection **out, const kci_server *server, const char *name,
-                          char *error, size_t error_size)
+                          bool send_asap, char *error, size_t error_size)
 {
     char url[URL_BYTES_MAX];
     broker_url(url, server);
@@ -150,6 +153,7 @@ static kc_err raw_connect(natsConnection **out, const kci_server *server, const 
     if (status == NATS_OK)
         status = natsOptions_SetUserInfo(options, KCI_INTERNAL_USER, server->internal_password);
     if (status == NATS_OK) status = natsOptions_SetName(options, name);
+    if (status == NATS_OK && send_asap) status = natsOptions_SetSendAsap(options, true);
     if (status == NATS_OK) status = natsOptions_SetTimeout(options, CONNECT_TIMEOUT_MS);
     if (status == NATS_OK) status = natsOptions_SetMaxReconnect(options, -1);
     if (status == NATS_OK) status = natsOptions_SetReconnectWait(options, RECONNECT_WAIT_MS);
@@ -186,7 +190,7 @@ static kc_err ingress_connect(kc_client **out, const kci_components_config *conf
 static kc_err start_suggestions(kci_components *components, const kci_components_config *config,
                                 const kci_server *server, char *error, size_t error_size)
 {
-    kc_err err = raw_connect(&components->keeper_connection, server, "kcobrad-suggestions", error,
+    kc_err err = raw_connect(&components->keeper_connection, server, "kcobrad-suggestions", false, error,
                              error_size);
     if (err != KC_OK) return err;
     kci_suggestions_config keeper_config = {.file_path = config->suggestions_file,
@@ -221,7 +225,7 @@ static kc_err start_persister(kci_components *components, const kci_components_c
                               const kci_server *server, char *error, size_t error_size)
 {
     kc_err err = raw_connect(&components->persister_connection, server, "kcobrad-persister",
-                             error, error_size);
+                             true, error, error_size);
     if (err != KC_OK) {
         kci_error("%s; running without the persister (kc.submit is not served)", error);
         error[0] = '\0';
