@@ -32,7 +32,6 @@ typedef struct kci_index_entry {
     kci_uuid id;
     kci_position request;
     kci_position reply;
-    int64_t due_ms;        /* next dispatch, monotonic ms (PENDING) */
     char *notify;          /* Kc-Notify subject while it waits; malloc'd or NULL */
     uint32_t pending_slot; /* in the persister's pending array, or KCI_INDEX_NO_SLOT */
     uint16_t attempts;     /* dispatches so far */

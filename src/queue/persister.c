@@ -65,6 +65,13 @@ typedef struct append_context {
     struct append_context *next_free;
 } append_context;
 
+/* A request waiting for its reply; the due time lives here so the
+ * redelivery scan touches the index only for requests that are due. */
+typedef struct pending_item {
+    kci_uuid id;
+    int64_t due_ms; /* next dispatch, monotonic ms */
+} pending_item;
+
 typedef struct segment_info {
     uint32_t unresolved; /* requests in it without reply or tombstone */
     int64_t newest_ms;   /* wall time of its newest record */
@@ -84,7 +91,7 @@ struct kci_persister {
     pthread_cond_t context_free;
     pthread_cond_t wake; /* the redelivery thread */
     kci_index index;
-    kci_uuid *pending;
+    pending_item *pending;
     uint32_t pending_count, pending_capacity;
     int64_t pending_due_min_ms;
     segment_info *segments;
@@ -200,14 +207,13 @@ static bool pending_add(kci_persister *persister, kci_index_entry *entry, int64_
 {
     if (persister->pending_count == persister->pending_capacity) {
         uint32_t capacity = persister->pending_capacity == 0 ? 1024 : persister->pending_capacity * 2;
-        kci_uuid *grown = realloc(persister->pending, capacity * sizeof *grown);
+        pending_item *grown = realloc(persister->pending, capacity * sizeof *grown);
         if (grown == NULL) return false;
         persister->pending = grown;
         persister->pending_capacity = capacity;
     }
     entry->pending_slot = persister->pending_count;
-    entry->due_ms = due_ms;
-    persister->pending[persister->pending_count++] = entry->id;
+    persister->pending[persister->pending_count++] = (pending_item){.id = entry->id, .due_ms = due_ms};
     if (due_ms < persister->pending_due_min_ms) persister->pending_due_min_ms = due_ms;
     return true;
 }
@@ -220,7 +226,7 @@ static void pending_remove(kci_persister *persister, kci_index_entry *entry)
     uint32_t last = persister->pending_count - 1;
     if (slot != last) {
         persister->pending[slot] = persister->pending[last];
-        kci_index_entry *moved = kci_index_find(&persister->index, &persister->pending[slot]);
+        kci_index_entry *moved = kci_index_find(&persister->index, &persister->pending[slot].id);
         assert(moved != NULL);
         moved->pending_slot = slot;
     }
@@ -281,8 +287,9 @@ static void acknowledge(kci_persister *persister, const char *reply_subject, con
     int length = snprintf(body, sizeof body, "{\"id\":\"%s\"}", id_text);
     natsMsg *message = NULL;
     if (natsMsg_Create(&message, reply_subject, NULL, body, length) != NATS_OK) return;
-    stamp_common(persister, message, id_text);
-    set_header(message, KCI_HEADER_REPLY_TO, id_text);
+    /* Only Kc-Id: the acknowledgement is on the hot path, and each header
+     * costs nats.c allocations. */
+    set_header(message, KCI_HEADER_ID, id_text);
     publish(persister, message);
 }
 
@@ -844,10 +851,16 @@ static uint32_t collect_due(kci_persister *persister, int64_t now_ms, due_reques
     uint32_t count = 0;
     int64_t due_min = INT64_MAX;
     for (uint32_t slot = 0; slot < persister->pending_count && count < bound;) {
-        kci_index_entry *entry = kci_index_find(&persister->index, &persister->pending[slot]);
+        pending_item *item = &persister->pending[slot];
+        if (item->due_ms > now_ms) {
+            if (item->due_ms < due_min) due_min = item->due_ms;
+            slot++;
+            continue;
+        }
+        kci_index_entry *entry = kci_index_find(&persister->index, &item->id);
         assert(entry != NULL && entry->pending_slot == slot);
-        if (entry->state != KCI_ENTRY_PENDING || entry->due_ms > now_ms) {
-            if (entry->due_ms < due_min) due_min = entry->due_ms;
+        if (entry->state != KCI_ENTRY_PENDING) { /* its reply is being stored */
+            item->due_ms = now_ms + persister->config.redelivery_timeout_ms;
             slot++;
             continue;
         }
@@ -865,8 +878,8 @@ static uint32_t collect_due(kci_persister *persister, int64_t now_ms, due_reques
         }
         next->dead = false;
         next->attempt = ++entry->attempts;
-        entry->due_ms = now_ms + backoff_ms(persister, entry->attempts);
-        if (entry->due_ms < due_min) due_min = entry->due_ms;
+        item->due_ms = now_ms + backoff_ms(persister, entry->attempts);
+        if (item->due_ms < due_min) due_min = item->due_ms;
         persister->stats.redelivered++;
         slot++;
     }
