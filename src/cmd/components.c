@@ -1,14 +1,15 @@
 /* components.c - the host of kcobrad's built-in components (components.h):
- * the suggestion keeper (src/keeper/) and the seed-format ingress
- * (src/ingress/).
+ * the suggestion keeper (src/keeper/), the persister (src/queue/, when
+ * built: KC_WITH_QUEUE) and the seed-format ingress (src/ingress/).
  *
  * Each component is a client of the running broker, logged in as
  * KCI_INTERNAL_USER through the broker's internal listener
  * (nats://127.0.0.1:<internal port>: loopback, no TLS, internal user only,
  * not counted as a connection). kcobrad opens its public listener only
  * after the components are up. The keeper has a nats.c connection of its
- * own (it answers kc.suggest, which is not a kc.req.<type> service subject);
- * the ingress has a kc_client.
+ * own (it answers kc.suggest, which is not a kc.req.<type> service subject),
+ * and so has the persister (kc.submit.>, kc.reply.get); the ingress has a
+ * kc_client.
  *
  * Failures: the keeper is on by default, so when it cannot start (its file
  * locked by another kcobrad in the same directory, a directory it cannot

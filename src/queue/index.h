@@ -17,8 +17,8 @@
 enum {
     KCI_INDEX_CAPACITY_MIN = 1024,
     KCI_INDEX_ENTRIES_MAX = 1 << 28, /* 268 M requests: 15 GiB of index */
-    KCI_INDEX_NO_SLOT = UINT32_MAX,
 };
+#define KCI_INDEX_NO_SLOT UINT32_MAX /* pending_slot of an entry not pending */
 
 typedef enum kci_entry_state {
     KCI_ENTRY_STORING = 1,  /* the request's append is in flight: not acknowledged */

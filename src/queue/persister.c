@@ -710,8 +710,9 @@ uint32_t kci_persister_compact(kci_persister *persister, int64_t retention_ms)
             break;
         below = number + 1;
     }
+    bool nothing = persister->segment_count == 0 || below <= persister->segment_base;
     pthread_mutex_unlock(&persister->lock);
-    if (persister->segment_count == 0 || below <= persister->segment_base) return 0;
+    if (nothing) return 0;
     uint32_t removed = kci_queue_log_remove_segments_below(persister->log, below);
     pthread_mutex_lock(&persister->lock);
     kci_index_remove_below(&persister->index, below, removed_entry, persister);
