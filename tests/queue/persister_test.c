@@ -1,0 +1,316 @@
+/* persister_test.c - the persister's features through a real kcobrad:
+ * redelivery (a service that ignores the first dispatch gets the request
+ * again, with the same Kc-Id, and its reply is forwarded to Kc-Notify),
+ * dead requests (no reply after max_attempts: kc.reply.get says 410 dead),
+ * idempotent submit (the same Kc-Id twice: acknowledged twice, stored once),
+ * refused submits (a bad Kc-Id: 400, nothing stored), redelivery after a
+ * restart, and compaction (replied segments removed on kc.sys.queue.compact,
+ * their requests unknown afterwards, later ones still served).
+ *
+ * Usage: persister_test KCOBRAD */
+#include <inttypes.h>
+#include <nats/nats.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../integration/harness.h"
+#include "queue/persister.h"
+#include "queue/recovery.h"
+#include "service/headers.h"
+#include "service/uuid.h"
+
+enum {
+    WAIT_MS = 10000,
+    REQUEST_MS = 2000,
+    COMPACT_SUBMITS = 400,
+    COMPACT_PAYLOAD_BYTES = 1024,
+};
+
+#define CHECK(condition, ...)                                                                      \
+    do {                                                                                           \
+        if (!(condition)) {                                                                        \
+            fprintf(stderr, "persister_test: FAILED at line %d: ", __LINE__);                       \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fprintf(stderr, "\n");                                                                 \
+            exit(1);                                                                               \
+        }                                                                                          \
+    } while (0)
+
+static const char CONFIG[] = "persister {\n"
+                             "  redelivery_timeout: \"200ms\"\n"
+                             "  redelivery_backoff_max: \"400ms\"\n"
+                             "  max_attempts: 5\n"
+                             "  segment_size: 65536\n"
+                             "}\n";
+
+static harness_server server;
+
+static natsConnection *connect_raw(void)
+{
+    natsOptions *options = NULL;
+    natsConnection *connection = NULL;
+    natsOptions_Create(&options);
+    natsOptions_SetURL(options, server.url);
+    natsOptions_SetMaxReconnect(options, -1);
+    natsOptions_SetReconnectWait(options, 50);
+    natsStatus status = natsConnection_Connect(&connection, options);
+    natsOptions_Destroy(options);
+    CHECK(status == NATS_OK, "connect: %s", natsStatus_GetText(status));
+    return connection;
+}
+
+static const char *header(natsMsg *message, const char *name)
+{
+    const char *value = NULL;
+    return natsMsgHeader_Get(message, name, &value) == NATS_OK ? value : NULL;
+}
+
+/* Submits; returns the ack (caller destroys) or NULL on a transport error. */
+static natsMsg *submit(natsConnection *connection, const char *type, const char *id,
+                       const char *notify, const void *payload, int payload_length)
+{
+    char subject[256];
+    snprintf(subject, sizeof subject, "kc.submit.%s", type);
+    natsMsg *message = NULL, *reply = NULL;
+    natsMsg_Create(&message, subject, NULL, payload, payload_length);
+    if (id != NULL) natsMsgHeader_Set(message, KCI_HEADER_ID, id);
+    if (notify != NULL) natsMsgHeader_Set(message, KCI_HEADER_NOTIFY, notify);
+    natsStatus status = natsConnection_RequestMsg(&reply, connection, message, REQUEST_MS);
+    natsMsg_Destroy(message);
+    return status == NATS_OK ? reply : NULL;
+}
+
+/* The acknowledged id (copied into id_out); fails the test otherwise. */
+static void submit_acked(natsConnection *connection, const char *type, const char *notify,
+                         const void *payload, int payload_length, char id_out[37])
+{
+    natsMsg *ack = submit(connection, type, NULL, notify, payload, payload_length);
+    CHECK(ack != NULL, "no acknowledgement");
+    CHECK(header(ack, KCI_HEADER_ERROR) == NULL, "refused: %s", header(ack, KCI_HEADER_ERROR));
+    const char *id = header(ack, KCI_HEADER_ID);
+    CHECK(id != NULL && strlen(id) == 36, "no Kc-Id on the acknowledgement");
+    memcpy(id_out, id, 37);
+    natsMsg_Destroy(ack);
+}
+
+/* kc.reply.get: the answer's Kc-Queue-State ("replied", "pending", ...). */
+static natsMsg *reply_get(natsConnection *connection, const char *id)
+{
+    natsMsg *reply = NULL;
+    natsStatus status = natsConnection_Request(&reply, connection, KCI_REPLY_GET_SUBJECT, id,
+                                               (int)strlen(id), REQUEST_MS);
+    CHECK(status == NATS_OK, "kc.reply.get: %s", natsStatus_GetText(status));
+    return reply;
+}
+
+static bool state_is(natsConnection *connection, const char *id, const char *state)
+{
+    natsMsg *reply = reply_get(connection, id);
+    const char *value = header(reply, KCI_HEADER_QUEUE_STATE);
+    bool same = value != NULL && strcmp(value, state) == 0;
+    natsMsg_Destroy(reply);
+    return same;
+}
+
+static void wait_state(natsConnection *connection, const char *id, const char *state)
+{
+    int64_t deadline = harness_now_ms() + WAIT_MS;
+    while (!state_is(connection, id, state)) {
+        CHECK(harness_now_ms() < deadline, "request %s never became %s", id, state);
+        harness_sleep_ms(50);
+    }
+}
+
+/* ---- a flaky service: ignores the first dispatch of each id ---- */
+
+static pthread_mutex_t flaky_lock = PTHREAD_MUTEX_INITIALIZER;
+static int flaky_deliveries;
+static char flaky_ids[8][37];
+
+static void on_flaky(natsConnection *connection, natsSubscription *subscription, natsMsg *message,
+                     void *closure)
+{
+    const char *id = header(message, KCI_HEADER_ID);
+    pthread_mutex_lock(&flaky_lock);
+    int delivery = flaky_deliveries++;
+    if (delivery < 8 && id != NULL) snprintf(flaky_ids[delivery], 37, "%s", id);
+    pthread_mutex_unlock(&flaky_lock);
+    if (delivery > 0 && natsMsg_GetReply(message) != NULL)
+        natsConnection_PublishString(connection, natsMsg_GetReply(message), "second");
+    natsMsg_Destroy(message);
+}
+
+static void on_echo(natsConnection *connection, natsSubscription *subscription, natsMsg *message,
+                    void *closure)
+{
+    if (natsMsg_GetReply(message) != NULL)
+        natsConnection_Publish(connection, natsMsg_GetReply(message), "ok", 2);
+    natsMsg_Destroy(message);
+}
+
+static void test_redelivery_and_notify(natsConnection *connection)
+{
+    natsSubscription *service = NULL, *notify = NULL;
+    CHECK(natsConnection_Subscribe(&service, connection, "kc.req.flaky", on_flaky, NULL) ==
+              NATS_OK, "subscribe");
+    CHECK(natsConnection_SubscribeSync(&notify, connection, "test.notify") == NATS_OK, "sub");
+    natsConnection_Flush(connection);
+    char id[37];
+    submit_acked(connection, "flaky", "test.notify", "job", 3, id);
+    natsMsg *forwarded = NULL;
+    CHECK(natsSubscription_NextMsg(&forwarded, notify, WAIT_MS) == NATS_OK,
+          "the reply was not forwarded to Kc-Notify");
+    CHECK(natsMsg_GetDataLength(forwarded) == 6 && memcmp(natsMsg_GetData(forwarded), "second", 6) == 0,
+          "forwarded payload");
+    CHECK(strcmp(header(forwarded, KCI_HEADER_REPLY_TO), id) == 0, "Kc-Reply-To");
+    natsMsg_Destroy(forwarded);
+    pthread_mutex_lock(&flaky_lock);
+    CHECK(flaky_deliveries >= 2, "dispatched %d times", flaky_deliveries);
+    CHECK(strcmp(flaky_ids[0], id) == 0 && strcmp(flaky_ids[1], id) == 0,
+          "each dispatch carries the request's Kc-Id");
+    pthread_mutex_unlock(&flaky_lock);
+    natsMsg *recorded = reply_get(connection, id);
+    CHECK(strcmp(header(recorded, KCI_HEADER_QUEUE_STATE), "replied") == 0, "state");
+    CHECK(natsMsg_GetDataLength(recorded) == 6, "recorded payload");
+    natsMsg_Destroy(recorded);
+    natsSubscription_Destroy(service);
+    natsSubscription_Destroy(notify);
+    fprintf(stderr, "persister_test: redelivery and Kc-Notify ok\n");
+}
+
+static void test_dead(natsConnection *connection)
+{
+    char id[37];
+    submit_acked(connection, "nobody", NULL, "x", 1, id);
+    CHECK(state_is(connection, id, "pending") || state_is(connection, id, "dead"), "pending");
+    wait_state(connection, id, "dead");
+    natsMsg *answer = reply_get(connection, id);
+    const char *error = header(answer, KCI_HEADER_ERROR);
+    CHECK(error != NULL && strncmp(error, "410 ", 4) == 0, "dead is 410: %s", error);
+    natsMsg_Destroy(answer);
+    fprintf(stderr, "persister_test: dead after max_attempts ok\n");
+}
+
+static void test_idempotent_and_refused_submit(natsConnection *connection, char same_id[37])
+{
+    kci_uuid_v7_text(same_id);
+    for (int round = 0; round < 2; round++) {
+        natsMsg *ack = submit(connection, "nobody", same_id, NULL, "dup", 3);
+        CHECK(ack != NULL && header(ack, KCI_HEADER_ERROR) == NULL, "submit %d", round);
+        CHECK(strcmp(header(ack, KCI_HEADER_ID), same_id) == 0, "the id is the client's");
+        natsMsg_Destroy(ack);
+    }
+    natsMsg *refused = submit(connection, "nobody", "not-a-uuid", NULL, "x", 1);
+    CHECK(refused != NULL, "no answer to a bad Kc-Id");
+    const char *error = header(refused, KCI_HEADER_ERROR);
+    CHECK(error != NULL && strncmp(error, "400 ", 4) == 0, "bad Kc-Id is 400: %s", error);
+    natsMsg_Destroy(refused);
+    refused = submit(connection, "bad*type", NULL, NULL, "x", 1);
+    CHECK(refused != NULL && header(refused, KCI_HEADER_ERROR) != NULL, "bad type refused");
+    natsMsg_Destroy(refused);
+    fprintf(stderr, "persister_test: idempotent and refused submits ok\n");
+}
+
+static void test_restart_redelivers(natsConnection *connection)
+{
+    char id[37];
+    submit_acked(connection, "later", NULL, "after restart", 13, id);
+    CHECK(harness_server_signal(&server, SIGKILL) == HARNESS_OK, "kill");
+    int status = 0;
+    CHECK(harness_server_wait_exit(&server, 5000, &status) == HARNESS_OK, "reap");
+    CHECK(harness_server_start(&server, CONFIG) == HARNESS_OK, "restart");
+    natsSubscription *service = NULL;
+    CHECK(natsConnection_Subscribe(&service, connection, "kc.req.later", on_echo, NULL) == NATS_OK,
+          "subscribe");
+    wait_state(connection, id, "replied");
+    natsSubscription_Destroy(service);
+    fprintf(stderr, "persister_test: redelivery after a restart ok\n");
+}
+
+static void test_compaction(natsConnection *connection, const char *older_id)
+{
+    /* Compaction removes only a prefix of resolved segments: the older
+     * request (no service) must be dead first. */
+    wait_state(connection, older_id, "dead");
+    natsSubscription *service = NULL;
+    CHECK(natsConnection_Subscribe(&service, connection, "kc.req.echo", on_echo, NULL) == NATS_OK,
+          "subscribe");
+    natsConnection_Flush(connection);
+    static char payload[COMPACT_PAYLOAD_BYTES];
+    memset(payload, 'c', sizeof payload);
+    char first[37], last[37];
+    for (int index = 0; index < COMPACT_SUBMITS; index++)
+        submit_acked(connection, "echo", NULL, payload, (int)sizeof payload,
+                     index == 0 ? first : last);
+    wait_state(connection, first, "replied");
+    wait_state(connection, last, "replied");
+    natsMsg *answer = NULL;
+    CHECK(natsConnection_RequestString(&answer, connection, KCI_QUEUE_COMPACT_SUBJECT,
+                                       "{\"retention_ms\":0}", REQUEST_MS) == NATS_OK,
+          "compact");
+    int removed = 0;
+    sscanf(natsMsg_GetData(answer), "{\"segments_removed\":%d", &removed);
+    natsMsg_Destroy(answer);
+    CHECK(removed >= 3, "only %d segments removed", removed);
+    CHECK(state_is(connection, first, "unknown"), "a compacted request is unknown");
+    CHECK(state_is(connection, last, "replied"), "the last request is still served");
+    natsSubscription_Destroy(service);
+    fprintf(stderr, "persister_test: compaction removed %d segments ok\n", removed);
+}
+
+static kc_err count_requests(void *context, const kci_record *record, kci_position position)
+{
+    const kci_uuid *wanted = ((const kci_uuid **)context)[0];
+    int *count = ((int **)context)[1];
+    if (record->kind == KCI_RECORD_REQUEST &&
+        memcmp(record->id.bytes, wanted->bytes, sizeof wanted->bytes) == 0)
+        (*count)++;
+    return KC_OK;
+}
+
+static void check_stored_once(const char *id_text)
+{
+    kci_uuid id;
+    CHECK(kci_uuid_parse(id_text, 36, &id), "id");
+    int count = 0;
+    void *context[2] = {&id, &count};
+    char directory[HARNESS_PATH_SIZE_MAX + 16];
+    snprintf(directory, sizeof directory, "%s/data/queue", server.directory_path);
+    kci_scan_options options = {0};
+    kci_scan_report report;
+    char error[256];
+    CHECK(kci_scan(directory, &options, count_requests, context, &report, error, sizeof error) ==
+              KC_OK,
+          "scan: %s", error);
+    CHECK(count == 1, "the resubmitted id is stored %d times", count);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: persister_test KCOBRAD\n");
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    CHECK(harness_server_init(&server, argv[1]) == HARNESS_OK, "init");
+    CHECK(harness_server_start(&server, CONFIG) == HARNESS_OK, "start");
+    natsConnection *connection = connect_raw();
+    char same_id[37];
+    test_redelivery_and_notify(connection);
+    test_dead(connection);
+    test_idempotent_and_refused_submit(connection, same_id);
+    check_stored_once(same_id); /* read-only scan while kcobrad runs */
+    test_restart_redelivers(connection);
+    test_compaction(connection, same_id);
+    natsConnection_Destroy(connection);
+    CHECK(harness_server_stop(&server) == HARNESS_OK, "stop");
+    harness_server_cleanup(&server);
+    nats_Close();
+    fprintf(stderr, "persister_test: passed\n");
+    return 0;
+}
