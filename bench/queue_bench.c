@@ -86,8 +86,7 @@ static bool submit_once(worker *self, natsMsg *message, const char *payload)
     natsStatus status =
         natsConnection_RequestMsg(&reply, self->connection, message, REQUEST_TIMEOUT_MS);
     const char *error = NULL;
-    bool ok = status == NATS_OK &&
-              natsMsgHeader_Get(reply, "Kc-Error", &error) != NATS_OK;
+    bool ok = status == NATS_OK && natsMsgHeader_Get(reply, "Kc-Error", &error) != NATS_OK;
     natsMsg_Destroy(reply);
     return ok;
 }
@@ -100,7 +99,8 @@ static void *worker_main(void *argument)
     natsMsg *message = NULL;
     natsMsg_Create(&message, "kc.submit.bench", NULL, payload, self->payload_bytes);
     atomic_fetch_add(&ready_count, 1);
-    while (!atomic_load(&go)) usleep(100);
+    while (!atomic_load(&go))
+        usleep(100);
     while (now_ns() < self->deadline_ns && self->count < SAMPLES_MAX) {
         int64_t started = now_ns();
         if (!submit_once(self, message, payload)) {
@@ -124,8 +124,7 @@ static natsConnection *connect_to(const char *url)
     natsStatus status = natsConnection_Connect(&connection, options);
     natsOptions_Destroy(options);
     if (status != NATS_OK) {
-        fprintf(stderr, "queue_bench: cannot connect to %s: %s\n", url,
-                natsStatus_GetText(status));
+        fprintf(stderr, "queue_bench: cannot connect to %s: %s\n", url, natsStatus_GetText(status));
         exit(1);
     }
     return connection;
@@ -165,7 +164,9 @@ static int run_submit(const char *url, int threads, int payload_bytes, int64_t d
     }
     for (int index = 0; index < threads; index++) {
         worker *self = &workers[index];
-        *self = (worker){.url = url, .jetstream = jetstream, .payload_bytes = payload_bytes,
+        *self = (worker){.url = url,
+                         .jetstream = jetstream,
+                         .payload_bytes = payload_bytes,
                          .samples_us = malloc(SAMPLES_MAX * sizeof(uint32_t))};
         self->connection = connect_to(url);
         if (jetstream && natsConnection_JetStream(&self->js, self->connection, NULL) != NATS_OK)
@@ -173,7 +174,8 @@ static int run_submit(const char *url, int threads, int payload_bytes, int64_t d
     }
     for (int index = 0; index < threads; index++)
         pthread_create(&workers[index].thread, NULL, worker_main, &workers[index]);
-    while (atomic_load(&ready_count) < threads) usleep(1000);
+    while (atomic_load(&ready_count) < threads)
+        usleep(1000);
     int64_t started = now_ns();
     for (int index = 0; index < threads; index++)
         workers[index].deadline_ns = started + duration_ms * 1000000;
@@ -233,15 +235,20 @@ static void *appender_main(void *argument)
     appender *self = argument;
     char payload[PAYLOAD_BYTES_MAX];
     memset(payload, 'r', sizeof payload);
-    kci_record record = {.kind = KCI_RECORD_REQUEST, .subject = "kc.req.bench",
-                         .subject_length = 12, .reply = "", .client = "", .payload = payload,
+    kci_record record = {.kind = KCI_RECORD_REQUEST,
+                         .subject = "kc.req.bench",
+                         .subject_length = 12,
+                         .reply = "",
+                         .client = "",
+                         .payload = payload,
                          .payload_length = (uint32_t)self->payload_bytes};
     while (now_ns() < self->deadline_ns) {
         kci_uuid_v7(&record.id);
         self->done = false;
         if (kci_queue_log_append(self->log, &record, on_appended, self) != KC_OK) break;
         pthread_mutex_lock(&self->lock);
-        while (!self->done) pthread_cond_wait(&self->done_cond, &self->lock);
+        while (!self->done)
+            pthread_cond_wait(&self->done_cond, &self->lock);
         pthread_mutex_unlock(&self->lock);
         self->count++;
     }
@@ -269,8 +276,8 @@ static double plain_sync_rate(const char *directory, size_t record_bytes, int64_
 
 static int run_raw(const char *directory, int payload_bytes, int64_t duration_ms, int threads)
 {
-    kci_queue_log_config config = {.directory = directory, .durability = KCI_DURABILITY_BATCH,
-                                   .preallocate = true};
+    kci_queue_log_config config = {
+        .directory = directory, .durability = KCI_DURABILITY_BATCH, .preallocate = true};
     kci_queue_log *log = NULL;
     kci_scan_report report;
     char error[256];
@@ -281,7 +288,8 @@ static int run_raw(const char *directory, int payload_bytes, int64_t duration_ms
     static appender appenders[THREADS_MAX];
     int64_t started = now_ns();
     for (int index = 0; index < threads; index++) {
-        appenders[index] = (appender){.log = log, .payload_bytes = payload_bytes,
+        appenders[index] = (appender){.log = log,
+                                      .payload_bytes = payload_bytes,
                                       .deadline_ns = started + duration_ms * 1000000};
         pthread_mutex_init(&appenders[index].lock, NULL);
         pthread_cond_init(&appenders[index].done_cond, NULL);
@@ -308,12 +316,14 @@ static int run_raw(const char *directory, int payload_bytes, int64_t duration_ms
 
 /* ---- recovery ---- */
 
-static void on_ignored(void *context, kc_err status, kci_position position) {}
+static void on_ignored(void *context, kc_err status, kci_position position)
+{
+}
 
 static int fill_log(const char *directory, int64_t bytes)
 {
-    kci_queue_log_config config = {.directory = directory, .durability = KCI_DURABILITY_NONE,
-                                   .preallocate = true};
+    kci_queue_log_config config = {
+        .directory = directory, .durability = KCI_DURABILITY_NONE, .preallocate = true};
     kci_queue_log *log = NULL;
     kci_scan_report report;
     char error[256];
@@ -323,9 +333,14 @@ static int fill_log(const char *directory, int64_t bytes)
     }
     char payload[256];
     memset(payload, 'q', sizeof payload);
-    kci_record request = {.kind = KCI_RECORD_REQUEST, .subject = "kc.req.bench",
-                          .subject_length = 12, .reply = "_INBOX.bench.1", .reply_length = 14,
-                          .client = "bench", .client_length = 5, .payload = payload,
+    kci_record request = {.kind = KCI_RECORD_REQUEST,
+                          .subject = "kc.req.bench",
+                          .subject_length = 12,
+                          .reply = "_INBOX.bench.1",
+                          .reply_length = 14,
+                          .client = "bench",
+                          .client_length = 5,
+                          .payload = payload,
                           .payload_length = sizeof payload};
     kci_record reply = request;
     reply.kind = KCI_RECORD_REPLY;

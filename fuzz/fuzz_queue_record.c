@@ -63,8 +63,8 @@ static size_t decode_in_memory(const uint8_t *data, size_t size)
     for (size_t offset = 0; offset < size;) {
         kci_record record;
         size_t record_bytes = 0;
-        kci_record_status status = kci_record_decode(data + offset, size - offset, &record,
-                                                     &record_bytes);
+        kci_record_status status =
+            kci_record_decode(data + offset, size - offset, &record, &record_bytes);
         if (status == KCI_RECORD_NEED_MORE && record_bytes > 0)
             FUZZ_CHECK(record_bytes > size - offset && record_bytes <= KCI_RECORD_BYTES_MAX);
         if (status != KCI_RECORD_OK) {

@@ -101,15 +101,15 @@ typedef struct kci_options {
     char *ingress_type;         /* default "default" */
     int64_t ingress_timeout_ms; /* default 5000 */
     /* the persister (docs/queue.md); 0 / NULL: the persister's default */
-    bool persister_enabled;                   /* default true */
-    char *persister_dir;                      /* default <data_dir>/queue */
-    char *persister_durability;               /* "batch" (default), "always", "none" */
-    int64_t persister_segment_bytes;          /* default 64 MiB */
-    int64_t persister_redelivery_timeout_ms;  /* default 5 s */
+    bool persister_enabled;                      /* default true */
+    char *persister_dir;                         /* default <data_dir>/queue */
+    char *persister_durability;                  /* "batch" (default), "always", "none" */
+    int64_t persister_segment_bytes;             /* default 64 MiB */
+    int64_t persister_redelivery_timeout_ms;     /* default 5 s */
     int64_t persister_redelivery_backoff_max_ms; /* default 1 min */
-    int64_t persister_attempts_max;           /* default 10 */
-    int64_t persister_retention_ms;           /* default 24 h */
-    bool persister_skip_corrupt;              /* default false: refuse to start */
+    int64_t persister_attempts_max;              /* default 10 */
+    int64_t persister_retention_ms;              /* default 24 h */
+    bool persister_skip_corrupt;                 /* default false: refuse to start */
     /* where the options came from */
     char *config_file;
     char **arguments;   /* a copy of argv made by kci_options_load, so that */

@@ -28,9 +28,9 @@ typedef struct kci_components_config {
     char *ingress_type;         /* request type for seed-format lines; default "default" */
     int64_t ingress_timeout_ms; /* per request; default 5000 */
     /* the persister (docs/queue.md), when built with src/queue */
-    bool persister_enabled;     /* default true */
-    char *persister_dir;        /* default "<data_dir>/queue" */
-    int persister_durability;   /* kci_durability; default batch */
+    bool persister_enabled;   /* default true */
+    char *persister_dir;      /* default "<data_dir>/queue" */
+    int persister_durability; /* kci_durability; default batch */
     int64_t persister_segment_bytes;
     int64_t persister_redelivery_timeout_ms;
     int64_t persister_redelivery_backoff_max_ms;

@@ -24,7 +24,8 @@ static void escaped(FILE *out, const char *bytes, size_t length)
 
 static void upper(FILE *out, const char *text)
 {
-    for (; *text != '\0'; text++) fputc(toupper((unsigned char)*text), out);
+    for (; *text != '\0'; text++)
+        fputc(toupper((unsigned char)*text), out);
 }
 
 int kci_dump_line(FILE *out, const kci_record *record)

@@ -172,8 +172,7 @@ static void mark_broken(kci_queue_log *log, const char *what, int error_number)
     snprintf(log->broken_reason, sizeof log->broken_reason, "%s failed on segment %u: %s", what,
              log->segment_number, strerror(error_number));
     pthread_mutex_unlock(&log->lock);
-    kci_error("queue: %s; refusing appends until a restart re-checks the log",
-              log->broken_reason);
+    kci_error("queue: %s; refusing appends until a restart re-checks the log", log->broken_reason);
 }
 
 /* Writes completions [first, *next) (all in the current segment) as one run. */
@@ -186,8 +185,7 @@ static kc_err write_run(kci_queue_log *log, const batch *full, uint32_t first, u
     bool one_each = log->config.durability == KCI_DURABILITY_ALWAYS;
     while (index < full->count) {
         completion *entry = &full->completions[index];
-        if (start + run_bytes + entry->size > log->config.segment_bytes &&
-            start + run_bytes > 0)
+        if (start + run_bytes + entry->size > log->config.segment_bytes && start + run_bytes > 0)
             break;
         entry->position = kci_position_make(log->segment_number, (uint32_t)(start + run_bytes));
         run_bytes += entry->size;
@@ -202,8 +200,7 @@ static kc_err write_run(kci_queue_log *log, const batch *full, uint32_t first, u
         int saved = errno;
         /* Nothing of a failed run may look like data: cut it off. */
         if (ftruncate(log->segment_fd, (off_t)start) != 0)
-            kci_warn("queue: cannot cut segment %u back: %s", log->segment_number,
-                     strerror(errno));
+            kci_warn("queue: cannot cut segment %u back: %s", log->segment_number, strerror(errno));
         log->preallocated = false;
         errno = saved;
         return err;
@@ -240,8 +237,8 @@ static void process(kci_queue_log *log, batch *full)
         uint32_t next = index;
         failure = write_run(log, full, index, &next, &byte_cursor);
         if (failure != KC_OK) {
-            kci_warn("queue: write to segment %u failed: %s; %u appends fail",
-                     log->segment_number, strerror(errno), full->count - index);
+            kci_warn("queue: write to segment %u failed: %s; %u appends fail", log->segment_number,
+                     strerror(errno), full->count - index);
             break;
         }
         if (next == index) { /* the next record does not fit: a new segment */
@@ -279,7 +276,8 @@ static void *writer_main(void *argument)
     pthread_mutex_lock(&log->lock);
     for (;;) {
         batch *active = &log->batches[log->active];
-        while (active->count == 0 && !log->closing) pthread_cond_wait(&log->work, &log->lock);
+        while (active->count == 0 && !log->closing)
+            pthread_cond_wait(&log->work, &log->lock);
         if (active->count == 0) break;
         log->active = 1 - log->active;
         assert(log->batches[log->active].count == 0);
@@ -299,7 +297,8 @@ static void *writer_main(void *argument)
 
 /* ---- API --------------------------------------------------------------------- */
 
-kc_err kci_queue_log_append(kci_queue_log *log, const kci_record *record, kci_queue_log_done done, void *context)
+kc_err kci_queue_log_append(kci_queue_log *log, const kci_record *record, kci_queue_log_done done,
+                            void *context)
 {
     assert(done != NULL);
     size_t size = kci_record_size(record);
@@ -313,8 +312,7 @@ kc_err kci_queue_log_append(kci_queue_log *log, const kci_record *record, kci_qu
             return err;
         }
         batch *active = &log->batches[log->active];
-        if (active->used + size <= KCI_LOG_BATCH_BYTES &&
-            active->count < KCI_LOG_BATCH_RECORDS_MAX)
+        if (active->used + size <= KCI_LOG_BATCH_BYTES && active->count < KCI_LOG_BATCH_RECORDS_MAX)
             break;
         pthread_cond_wait(&log->space, &log->lock);
     }
@@ -328,7 +326,8 @@ kc_err kci_queue_log_append(kci_queue_log *log, const kci_record *record, kci_qu
     return KC_OK;
 }
 
-kc_err kci_queue_log_read(kci_queue_log *log, kci_position position, uint8_t *buffer, kci_record *out)
+kc_err kci_queue_log_read(kci_queue_log *log, kci_position position, uint8_t *buffer,
+                          kci_record *out)
 {
     return kci_record_read(log->directory, position, buffer, out);
 }
@@ -341,7 +340,10 @@ void kci_queue_log_stats_get(kci_queue_log *log, kci_queue_log_stats *out)
     pthread_mutex_unlock(&log->lock);
 }
 
-const char *kci_queue_log_directory(const kci_queue_log *log) { return log->directory; }
+const char *kci_queue_log_directory(const kci_queue_log *log)
+{
+    return log->directory;
+}
 
 uint32_t kci_queue_log_remove_segments_below(kci_queue_log *log, uint32_t below)
 {
@@ -352,8 +354,7 @@ uint32_t kci_queue_log_remove_segments_below(kci_queue_log *log, uint32_t below)
     uint32_t *numbers = NULL;
     size_t count = 0;
     char error[256];
-    if (kci_segment_list(log->directory, &numbers, &count, error, sizeof error) != KC_OK)
-        return 0;
+    if (kci_segment_list(log->directory, &numbers, &count, error, sizeof error) != KC_OK) return 0;
     uint32_t removed = 0;
     for (size_t index = 0; index < count && numbers[index] < below; index++) {
         char path[PATH_MAX];
@@ -381,9 +382,8 @@ int kci_queue_log_lock_directory(const char *directory, char *error, size_t erro
         return -1;
     }
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        snprintf(error, error_size,
-                 "%s is in use by another persister (the lock %s is held): %s", directory, path,
-                 strerror(errno));
+        snprintf(error, error_size, "%s is in use by another persister (the lock %s is held): %s",
+                 directory, path, strerror(errno));
         close(fd);
         return -1;
     }
@@ -405,8 +405,7 @@ static kci_queue_log *log_new(const kci_queue_log_config *config)
     pthread_cond_init(&log->space, NULL);
     for (int index = 0; index < 2; index++) {
         log->batches[index].bytes = malloc(KCI_LOG_BATCH_BYTES);
-        log->batches[index].completions =
-            calloc(KCI_LOG_BATCH_RECORDS_MAX, sizeof(completion));
+        log->batches[index].completions = calloc(KCI_LOG_BATCH_RECORDS_MAX, sizeof(completion));
         if (log->batches[index].bytes == NULL || log->batches[index].completions == NULL) {
             kci_queue_log_close(log);
             return NULL;
@@ -429,8 +428,9 @@ static kc_err open_tail(kci_queue_log *log, const kci_scan_report *report)
     return KC_OK;
 }
 
-kc_err kci_queue_log_open(kci_queue_log **out, const kci_queue_log_config *config, kci_scan_visit visit,
-                    void *context, kci_scan_report *report, char *error, size_t error_size)
+kc_err kci_queue_log_open(kci_queue_log **out, const kci_queue_log_config *config,
+                          kci_scan_visit visit, void *context, kci_scan_report *report, char *error,
+                          size_t error_size)
 {
     *out = NULL;
     if (config->segment_bytes != 0 && (config->segment_bytes < KCI_SEGMENT_BYTES_MIN ||

@@ -33,7 +33,7 @@
 #include "segment.h"
 
 typedef enum kci_durability {
-    KCI_DURABILITY_BATCH = 0, /* done after the fdatasync of its group (default) */
+    KCI_DURABILITY_BATCH = 0,  /* done after the fdatasync of its group (default) */
     KCI_DURABILITY_ALWAYS = 1, /* done after a fdatasync of its own */
     KCI_DURABILITY_NONE = 2,   /* done after the write; never synced */
 } kci_durability;
@@ -75,15 +75,18 @@ const char *kci_durability_name(kci_durability durability);
  * tail; visit sees every record, report says what was found) and starts the
  * writer. KC_ERR_EXISTS: another process holds the lock. KC_ERR_CORRUPT:
  * corruption in the middle and not skip_corrupt. */
-kc_err kci_queue_log_open(kci_queue_log **out, const kci_queue_log_config *config, kci_scan_visit visit,
-                    void *context, kci_scan_report *report, char *error, size_t error_size);
+kc_err kci_queue_log_open(kci_queue_log **out, const kci_queue_log_config *config,
+                          kci_scan_visit visit, void *context, kci_scan_report *report, char *error,
+                          size_t error_size);
 /* Queues record; done is called exactly once, later, unless this returns an
  * error (KC_ERR_TOO_LARGE, KC_ERR_IO when broken, KC_ERR_CLOSED). Blocks
  * while both batches are full. */
-kc_err kci_queue_log_append(kci_queue_log *log, const kci_record *record, kci_queue_log_done done, void *context);
+kc_err kci_queue_log_append(kci_queue_log *log, const kci_record *record, kci_queue_log_done done,
+                            void *context);
 /* Reads the record at position (durable: its done has run) into buffer
  * (KCI_RECORD_BYTES_MAX bytes). */
-kc_err kci_queue_log_read(kci_queue_log *log, kci_position position, uint8_t *buffer, kci_record *out);
+kc_err kci_queue_log_read(kci_queue_log *log, kci_position position, uint8_t *buffer,
+                          kci_record *out);
 void kci_queue_log_stats_get(kci_queue_log *log, kci_queue_log_stats *out);
 const char *kci_queue_log_directory(const kci_queue_log *log);
 /* Removes the segments numbered below `below` (never the current one) and

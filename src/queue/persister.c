@@ -177,7 +177,8 @@ static segment_info *segment_at(kci_persister *persister, uint32_t number)
         uint32_t capacity = persister->segment_capacity < SEGMENT_TABLE_MIN
                                 ? SEGMENT_TABLE_MIN
                                 : persister->segment_capacity;
-        while (capacity <= index) capacity *= 2;
+        while (capacity <= index)
+            capacity *= 2;
         segment_info *grown = realloc(persister->segments, capacity * sizeof *grown);
         if (grown == NULL) return NULL;
         memset(grown + persister->segment_capacity, 0,
@@ -206,14 +207,16 @@ static void segment_resolve(kci_persister *persister, kci_position request)
 static bool pending_add(kci_persister *persister, kci_index_entry *entry, int64_t due_ms)
 {
     if (persister->pending_count == persister->pending_capacity) {
-        uint32_t capacity = persister->pending_capacity == 0 ? 1024 : persister->pending_capacity * 2;
+        uint32_t capacity =
+            persister->pending_capacity == 0 ? 1024 : persister->pending_capacity * 2;
         pending_item *grown = realloc(persister->pending, capacity * sizeof *grown);
         if (grown == NULL) return false;
         persister->pending = grown;
         persister->pending_capacity = capacity;
     }
     entry->pending_slot = persister->pending_count;
-    persister->pending[persister->pending_count++] = (pending_item){.id = entry->id, .due_ms = due_ms};
+    persister->pending[persister->pending_count++] =
+        (pending_item){.id = entry->id, .due_ms = due_ms};
     if (due_ms < persister->pending_due_min_ms) persister->pending_due_min_ms = due_ms;
     return true;
 }
@@ -343,9 +346,9 @@ static void on_request_done(void *closure, kc_err status, kci_position position)
         errno = saved_errno;
         int code = code_for_failure(status);
         respond_error(persister, natsMsg_GetReply(message), id_text, code, NULL,
-                      "the request was not stored: %s", code == KCI_PERSISTER_CODE_NO_SPACE
-                                                                ? "no space left for the queue"
-                                                                : kc_strerror(status));
+                      "the request was not stored: %s",
+                      code == KCI_PERSISTER_CODE_NO_SPACE ? "no space left for the queue"
+                                                          : kc_strerror(status));
     }
     context_give(persister, context);
 }
@@ -370,8 +373,8 @@ static void answer_known(kci_persister *persister, natsMsg *message, const kci_i
     bool storing = entry->state == KCI_ENTRY_STORING;
     pthread_mutex_unlock(&persister->lock);
     if (storing)
-        respond_error(persister, natsMsg_GetReply(message), id_text, KCI_PERSISTER_CODE_BUSY,
-                      NULL, "request %s is being stored right now; retry", id_text);
+        respond_error(persister, natsMsg_GetReply(message), id_text, KCI_PERSISTER_CODE_BUSY, NULL,
+                      "request %s is being stored right now; retry", id_text);
     else
         acknowledge(persister, natsMsg_GetReply(message), id_text);
     natsMsg_Destroy(message);
@@ -416,15 +419,15 @@ static void build_request_record(kci_record *record, natsMsg *message, const kci
     record->reply = reply != NULL ? reply : "";
     record->reply_length = (uint16_t)strlen(record->reply);
     record->client = client;
-    record->client_length = (uint16_t)(strlen(client) > KCI_RECORD_FIELD_BYTES_MAX
-                                           ? KCI_RECORD_FIELD_BYTES_MAX
-                                           : strlen(client));
+    record->client_length =
+        (uint16_t)(strlen(client) > KCI_RECORD_FIELD_BYTES_MAX ? KCI_RECORD_FIELD_BYTES_MAX
+                                                               : strlen(client));
     record->payload = natsMsg_GetData(message);
     record->payload_length = (uint32_t)natsMsg_GetDataLength(message);
 }
 
-static void on_submit(natsConnection *connection, natsSubscription *subscription,
-                      natsMsg *message, void *closure)
+static void on_submit(natsConnection *connection, natsSubscription *subscription, natsMsg *message,
+                      void *closure)
 {
     kci_persister *persister = closure;
     kci_uuid id;
@@ -439,8 +442,8 @@ static void on_submit(natsConnection *connection, natsSubscription *subscription
     kci_uuid_format(&id, id_text);
     append_context *context = context_take(persister);
     if (context == NULL) { /* stopping */
-        respond_error(persister, natsMsg_GetReply(message), id_text,
-                      KCI_PERSISTER_CODE_UNAVAILABLE, NULL, "the persister is stopping");
+        respond_error(persister, natsMsg_GetReply(message), id_text, KCI_PERSISTER_CODE_UNAVAILABLE,
+                      NULL, "the persister is stopping");
         natsMsg_Destroy(message);
         return;
     }
@@ -456,13 +459,13 @@ static void on_submit(natsConnection *connection, natsSubscription *subscription
     pthread_mutex_unlock(&persister->lock);
     if (entry == NULL) {
         context_give(persister, context);
-        respond_error(persister, natsMsg_GetReply(message), id_text,
-                      KCI_PERSISTER_CODE_UNAVAILABLE, NULL, "the queue index is full");
+        respond_error(persister, natsMsg_GetReply(message), id_text, KCI_PERSISTER_CODE_UNAVAILABLE,
+                      NULL, "the queue index is full");
         natsMsg_Destroy(message);
         return;
     }
-    *context = (append_context){.persister = persister, .message = message, .id = id,
-                                .kind = CONTEXT_REQUEST};
+    *context = (append_context){
+        .persister = persister, .message = message, .id = id, .kind = CONTEXT_REQUEST};
     char subject[SUBJECT_BYTES_MAX + 1];
     kci_record record;
     build_request_record(&record, message, &id, subject, sizeof subject);
@@ -534,19 +537,19 @@ static void build_reply_record(kci_record *record, natsMsg *message, const kci_u
     record->subject = "";
     record->reply = error;
     size_t error_length = strlen(error), node_length = strlen(node);
-    record->reply_length = (uint16_t)(error_length > KCI_RECORD_FIELD_BYTES_MAX
-                                          ? KCI_RECORD_FIELD_BYTES_MAX
-                                          : error_length);
+    record->reply_length =
+        (uint16_t)(error_length > KCI_RECORD_FIELD_BYTES_MAX ? KCI_RECORD_FIELD_BYTES_MAX
+                                                             : error_length);
     record->client = node;
-    record->client_length = (uint16_t)(node_length > KCI_RECORD_FIELD_BYTES_MAX
-                                           ? KCI_RECORD_FIELD_BYTES_MAX
-                                           : node_length);
+    record->client_length =
+        (uint16_t)(node_length > KCI_RECORD_FIELD_BYTES_MAX ? KCI_RECORD_FIELD_BYTES_MAX
+                                                            : node_length);
     record->payload = natsMsg_GetData(message);
     record->payload_length = (uint32_t)natsMsg_GetDataLength(message);
 }
 
-static void on_reply(natsConnection *connection, natsSubscription *subscription,
-                     natsMsg *message, void *closure)
+static void on_reply(natsConnection *connection, natsSubscription *subscription, natsMsg *message,
+                     void *closure)
 {
     kci_persister *persister = closure;
     const char *subject = natsMsg_GetSubject(message);
@@ -576,8 +579,8 @@ static void on_reply(natsConnection *connection, natsSubscription *subscription,
     }
     pthread_mutex_lock(&persister->lock);
     kci_index_entry *entry = kci_index_find(&persister->index, &id);
-    bool take = entry != NULL &&
-                (entry->state == KCI_ENTRY_PENDING || entry->state == KCI_ENTRY_DEAD);
+    bool take =
+        entry != NULL && (entry->state == KCI_ENTRY_PENDING || entry->state == KCI_ENTRY_DEAD);
     if (take) {
         entry->state_before_reply = entry->state;
         entry->state = KCI_ENTRY_REPLYING;
@@ -598,8 +601,8 @@ static void on_reply(natsConnection *connection, natsSubscription *subscription,
         natsMsg_Destroy(message);
         return;
     }
-    *context = (append_context){.persister = persister, .message = message, .id = id,
-                                .kind = CONTEXT_REPLY};
+    *context = (append_context){
+        .persister = persister, .message = message, .id = id, .kind = CONTEXT_REPLY};
     kci_record record;
     build_reply_record(&record, message, &id);
     kc_err err = kci_queue_log_append(persister->log, &record, on_reply_done, context);
@@ -613,7 +616,8 @@ static bool get_id(natsMsg *message, kci_uuid *id)
 {
     const char *data = natsMsg_GetData(message);
     int length = natsMsg_GetDataLength(message);
-    while (length > 0 && (data[0] == ' ' || data[0] == '\n' || data[0] == '\t')) data++, length--;
+    while (length > 0 && (data[0] == ' ' || data[0] == '\n' || data[0] == '\t'))
+        data++, length--;
     while (length > 0 && (data[length - 1] == ' ' || data[length - 1] == '\n' ||
                           data[length - 1] == '\r' || data[length - 1] == '\t'))
         length--;
@@ -727,8 +731,8 @@ uint32_t kci_persister_compact(kci_persister *persister, int64_t retention_ms)
     persister->stats.segments_removed += removed;
     pthread_mutex_unlock(&persister->lock);
     if (removed > 0)
-        kci_info("queue: removed %u segments below %u (all replied, older than retention)",
-                 removed, below);
+        kci_info("queue: removed %u segments below %u (all replied, older than retention)", removed,
+                 below);
     return removed;
 }
 
@@ -777,8 +781,8 @@ static void respond_json(kci_persister *persister, natsMsg *request, char *text)
     free(text);
 }
 
-static void on_stats(natsConnection *connection, natsSubscription *subscription,
-                     natsMsg *message, void *closure)
+static void on_stats(natsConnection *connection, natsSubscription *subscription, natsMsg *message,
+                     void *closure)
 {
     kci_persister *persister = closure;
     respond_json(persister, message, stats_json(persister));
@@ -786,15 +790,15 @@ static void on_stats(natsConnection *connection, natsSubscription *subscription,
 }
 
 /* Payload: empty (the configured retention) or {"retention_ms": n >= 0}. */
-static void on_compact(natsConnection *connection, natsSubscription *subscription,
-                       natsMsg *message, void *closure)
+static void on_compact(natsConnection *connection, natsSubscription *subscription, natsMsg *message,
+                       void *closure)
 {
     kci_persister *persister = closure;
     int64_t retention_ms = persister->config.retention_ms;
     if (natsMsg_GetDataLength(message) > 0) {
         json_error_t json_error;
-        json_t *root = json_loadb(natsMsg_GetData(message),
-                                  (size_t)natsMsg_GetDataLength(message), 0, &json_error);
+        json_t *root = json_loadb(natsMsg_GetData(message), (size_t)natsMsg_GetDataLength(message),
+                                  0, &json_error);
         json_t *value = json_object_get(root, "retention_ms");
         if (json_is_integer(value) && json_integer_value(value) >= 0)
             retention_ms = json_integer_value(value);
@@ -827,8 +831,13 @@ static void on_marker_done(void *closure, kc_err status, kci_position position)
 static void append_marker(kci_persister *persister, kci_record_kind kind, const kci_uuid *id,
                           uint16_t attempt)
 {
-    kci_record record = {.kind = kind, .id = *id, .attempt = attempt, .subject = "",
-                         .reply = "", .client = "", .payload = ""};
+    kci_record record = {.kind = kind,
+                         .id = *id,
+                         .attempt = attempt,
+                         .subject = "",
+                         .reply = "",
+                         .client = "",
+                         .payload = ""};
     hlc_now(&record.ts_wall_ms, &record.ts_counter);
     if (kci_queue_log_append(persister->log, &record, on_marker_done, persister) != KC_OK)
         kci_debug("queue: a marker was not queued");
@@ -898,7 +907,8 @@ static void redeliver(kci_persister *persister, const due_request *due)
         return;
     }
     kci_record record;
-    kc_err err = kci_queue_log_read(persister->log, due->position, persister->redelivery_buffer, &record);
+    kc_err err =
+        kci_queue_log_read(persister->log, due->position, persister->redelivery_buffer, &record);
     if (err != KC_OK || record.kind != KCI_RECORD_REQUEST) {
         kci_error("queue: cannot read request %s back from the log: %s", id_text,
                   kc_strerror(err != KC_OK ? err : KC_ERR_CORRUPT));
@@ -923,7 +933,8 @@ static void *redelivery_main(void *argument)
         if (persister->pending_due_min_ms <= now_ms)
             count = collect_due(persister, now_ms, due, KCI_PERSISTER_REDELIVER_BATCH_MAX);
         pthread_mutex_unlock(&persister->lock);
-        for (uint32_t index = 0; index < count; index++) redeliver(persister, &due[index]);
+        for (uint32_t index = 0; index < count; index++)
+            redeliver(persister, &due[index]);
         if (now_ms >= next_compact_ms && persister->config.retention_ms >= 0) {
             kci_persister_compact(persister, persister->config.retention_ms);
             next_compact_ms = now_ms + KCI_PERSISTER_COMPACT_INTERVAL_MS;
@@ -1126,12 +1137,12 @@ kc_err kci_persister_start(kci_persister **out, natsConnection *connection,
     }
     persister->connection = connection;
     kci_queue_log_config log_config = {.directory = persister->directory,
-                                 .durability = persister->config.durability,
-                                 .segment_bytes = persister->config.segment_bytes,
-                                 .skip_corrupt = persister->config.skip_corrupt,
-                                 .preallocate = true};
+                                       .durability = persister->config.durability,
+                                       .segment_bytes = persister->config.segment_bytes,
+                                       .skip_corrupt = persister->config.skip_corrupt,
+                                       .preallocate = true};
     kc_err err = kci_queue_log_open(&persister->log, &log_config, recover_record, persister,
-                              &persister->stats.recovery, error, error_size);
+                                    &persister->stats.recovery, error, error_size);
     if (err == KC_OK) err = recovery_finish(persister);
     if (err == KC_OK) log_recovery(persister, &persister->stats.recovery);
     bool online = connection != NULL; /* offline: kcobra queue compact on a stopped queue */

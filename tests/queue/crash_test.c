@@ -58,7 +58,7 @@ enum {
 #define CHECK(condition, ...)                                                                      \
     do {                                                                                           \
         if (!(condition)) {                                                                        \
-            fprintf(stderr, "crash_test: FAILED at line %d: ", __LINE__);                           \
+            fprintf(stderr, "crash_test: FAILED at line %d: ", __LINE__);                          \
             fprintf(stderr, __VA_ARGS__);                                                          \
             fprintf(stderr, "\n");                                                                 \
             exit(1);                                                                               \
@@ -226,7 +226,8 @@ static void run_submitters(int count)
     pthread_t threads[SUBMITTERS];
     for (int index = 0; index < SUBMITTERS; index++)
         pthread_create(&threads[index], NULL, submitter_main, NULL);
-    for (int index = 0; index < SUBMITTERS; index++) pthread_join(threads[index], NULL);
+    for (int index = 0; index < SUBMITTERS; index++)
+        pthread_join(threads[index], NULL);
     atomic_store(&next_submit, submit_end);
 }
 
@@ -238,14 +239,14 @@ static int reply_state(natsConnection *connection, const kci_uuid *id)
     char text[KC_UUID_TEXT_BYTES + 1];
     kci_uuid_format(id, text);
     natsMsg *reply = NULL;
-    if (natsConnection_Request(&reply, connection, KCI_REPLY_GET_SUBJECT, text,
-                               KC_UUID_TEXT_BYTES, 2000) != NATS_OK)
+    if (natsConnection_Request(&reply, connection, KCI_REPLY_GET_SUBJECT, text, KC_UUID_TEXT_BYTES,
+                               2000) != NATS_OK)
         return 0;
     const char *state = NULL;
     natsMsgHeader_Get(reply, KCI_HEADER_QUEUE_STATE, &state);
     int result = state != NULL && strcmp(state, "replied") == 0   ? 1
                  : state != NULL && strcmp(state, "unknown") == 0 ? -1
-                                                                   : 0;
+                                                                  : 0;
     natsMsg_Destroy(reply);
     return result;
 }
@@ -303,8 +304,7 @@ static void check_log_and_effects(int first, int end)
         CHECK(effect_count <= 1, "request %d had %d handler effects", index, effect_count);
         if (!submits[index].acknowledged) continue;
         acknowledged++;
-        CHECK(reply_count == 1, "acknowledged request %d has %d reply records", index,
-              reply_count);
+        CHECK(reply_count == 1, "acknowledged request %d has %d reply records", index, reply_count);
         CHECK(effect_count == 1, "acknowledged request %d had %d handler effects", index,
               effect_count);
     }
@@ -365,24 +365,25 @@ static void scenario_crash(const char *kcobrad, const char *kcobra, unsigned see
         run_submitters(REQUESTS_PER_RUN);
         /* The kill may come after the submits: wait for it and the restart. */
         pthread_mutex_lock(&generation_lock);
-        while (generation == before) pthread_cond_wait(&generation_changed, &generation_lock);
+        while (generation == before)
+            pthread_cond_wait(&generation_changed, &generation_lock);
         pthread_mutex_unlock(&generation_lock);
-        fprintf(stderr, "crash_test: run %d: %d submits in %" PRId64 " ms\n", run,
-                REQUESTS_PER_RUN, harness_now_ms() - started_ms);
+        fprintf(stderr, "crash_test: run %d: %d submits in %" PRId64 " ms\n", run, REQUESTS_PER_RUN,
+                harness_now_ms() - started_ms);
         wait_all_replied(first, atomic_load(&next_submit));
     }
     kc_service_stop(service);
     kc_client_close(client, 2000);
     CHECK(harness_server_stop(&server) == HARNESS_OK, "stop kcobrad");
     killers_release();
-    for (int run = 0; run < RUNS; run++) pthread_join(killer_threads[run], NULL);
+    for (int run = 0; run < RUNS; run++)
+        pthread_join(killer_threads[run], NULL);
     check_log_and_effects(0, atomic_load(&next_submit));
     check_verify(kcobra);
     harness_server_cleanup(&server);
 }
 
-static void submit_serially(natsConnection *connection, int count, int *acknowledged,
-                            int *no_space)
+static void submit_serially(natsConnection *connection, int count, int *acknowledged, int *no_space)
 {
     static char payload[DISK_PAYLOAD_BYTES];
     memset(payload, 'd', sizeof payload);

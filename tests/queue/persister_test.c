@@ -34,7 +34,7 @@ enum {
 #define CHECK(condition, ...)                                                                      \
     do {                                                                                           \
         if (!(condition)) {                                                                        \
-            fprintf(stderr, "persister_test: FAILED at line %d: ", __LINE__);                       \
+            fprintf(stderr, "persister_test: FAILED at line %d: ", __LINE__);                      \
             fprintf(stderr, __VA_ARGS__);                                                          \
             fprintf(stderr, "\n");                                                                 \
             exit(1);                                                                               \
@@ -156,8 +156,8 @@ static void on_echo(natsConnection *connection, natsSubscription *subscription, 
 static void test_redelivery_and_notify(natsConnection *connection)
 {
     natsSubscription *service = NULL, *notify = NULL;
-    CHECK(natsConnection_Subscribe(&service, connection, "kc.req.flaky", on_flaky, NULL) ==
-              NATS_OK, "subscribe");
+    CHECK(natsConnection_Subscribe(&service, connection, "kc.req.flaky", on_flaky, NULL) == NATS_OK,
+          "subscribe");
     CHECK(natsConnection_SubscribeSync(&notify, connection, "test.notify") == NATS_OK, "sub");
     natsConnection_Flush(connection);
     char id[37];
@@ -165,7 +165,8 @@ static void test_redelivery_and_notify(natsConnection *connection)
     natsMsg *forwarded = NULL;
     CHECK(natsSubscription_NextMsg(&forwarded, notify, WAIT_MS) == NATS_OK,
           "the reply was not forwarded to Kc-Notify");
-    CHECK(natsMsg_GetDataLength(forwarded) == 6 && memcmp(natsMsg_GetData(forwarded), "second", 6) == 0,
+    CHECK(natsMsg_GetDataLength(forwarded) == 6 &&
+              memcmp(natsMsg_GetData(forwarded), "second", 6) == 0,
           "forwarded payload");
     CHECK(strcmp(header(forwarded, KCI_HEADER_REPLY_TO), id) == 0, "Kc-Reply-To");
     natsMsg_Destroy(forwarded);
