@@ -221,12 +221,12 @@ static kc_err start_ingress(kci_components *components, const kci_components_con
 }
 
 #ifdef KC_WITH_QUEUE
-/* The persister is on by default like the keeper. When its log cannot be
- * opened (the directory locked by another kcobrad, corruption in the middle
- * of the log without skip_corrupt) kcobrad does not start: the operator must
- * look. When only its connection fails (as the keeper's does when the
- * internal listener speaks TLS), kcobrad serves without it, as without the
- * keeper, and says so. */
+/* The persister is on by default like the keeper. When its log is corrupt
+ * in the middle (and skip_corrupt is off) or cannot be read, kcobrad does
+ * not start: the operator must look. When the directory is locked by
+ * another process (a second kcobrad started in the same directory), or its
+ * connection fails (as the keeper's does when the internal listener speaks
+ * TLS), kcobrad serves without it, as without the keeper, and says so. */
 static kc_err start_persister(kci_components *components, const kci_components_config *config,
                               const kci_server *server, char *error, size_t error_size)
 {
@@ -248,8 +248,14 @@ static kc_err start_persister(kci_components *components, const kci_components_c
         .attempts_max = (int)config->persister_attempts_max,
         .retention_ms = config->persister_retention_ms,
     };
-    return kci_persister_start(&components->persister, components->persister_connection,
-                               &persister_config, error, error_size);
+    err = kci_persister_start(&components->persister, components->persister_connection,
+                              &persister_config, error, error_size);
+    if (err == KC_ERR_EXISTS) { /* e.g. a second kcobrad started in the same directory */
+        kci_error("%s; running without the persister (kc.submit is not served)", error);
+        error[0] = '\0';
+        return KC_OK;
+    }
+    return err;
 }
 
 static void stop_persister(kci_components *components)
