@@ -39,6 +39,19 @@ typedef struct completion {
     kci_position position; /* set by the writer */
 } completion;
 
+typedef struct finished {
+    kci_queue_log_done done;
+    void *context;
+    kc_err status;
+    int error_number; /* errno of a failure, restored for the callback */
+    kci_position position;
+} finished;
+
+enum {
+    FINISHED_RING_CAPACITY = 2 * KCI_LOG_BATCH_RECORDS_MAX,
+    COMPLETER_CHUNK = 256, /* callbacks run per lock round */
+};
+
 typedef struct batch {
     uint8_t *bytes;
     size_t used;
@@ -60,6 +73,18 @@ struct kci_queue_log {
     bool broken;
     char broken_reason[BROKEN_REASON_BYTES];
     kci_queue_log_stats stats;
+
+    /* Completed appends, handed from the writer to the completer thread so
+     * the writer can start the next write and sync while the callbacks
+     * (acknowledgements on the network) run. */
+    pthread_mutex_t finished_lock;
+    pthread_cond_t finished_work;
+    pthread_cond_t finished_space;
+    finished *finished_ring; /* FINISHED_RING_CAPACITY */
+    uint32_t finished_first, finished_count;
+    bool writer_done;
+    pthread_t completer;
+    bool completer_started;
 
     /* The writer's own (read by stats under the lock as a snapshot). */
     pthread_t writer;
@@ -210,20 +235,60 @@ static kc_err write_run(kci_queue_log *log, const batch *full, uint32_t first, u
     return KC_OK;
 }
 
+/* Hands the batch's outcomes to the completer, in log order. */
 static void complete(kci_queue_log *log, batch *full, uint32_t ok_count, kc_err failure)
 {
+    int error_number = errno;
+    pthread_mutex_lock(&log->finished_lock);
     for (uint32_t index = 0; index < full->count; index++) {
+        while (log->finished_count == FINISHED_RING_CAPACITY)
+            pthread_cond_wait(&log->finished_space, &log->finished_lock);
         completion *entry = &full->completions[index];
-        if (index < ok_count)
-            entry->done(entry->context, KC_OK, entry->position);
-        else
-            entry->done(entry->context, failure, 0);
+        bool ok = index < ok_count;
+        uint32_t slot = (log->finished_first + log->finished_count) % FINISHED_RING_CAPACITY;
+        log->finished_ring[slot] = (finished){.done = entry->done,
+                                              .context = entry->context,
+                                              .status = ok ? KC_OK : failure,
+                                              .error_number = ok ? 0 : error_number,
+                                              .position = ok ? entry->position : 0};
+        log->finished_count++;
     }
+    pthread_cond_signal(&log->finished_work);
+    pthread_mutex_unlock(&log->finished_lock);
     pthread_mutex_lock(&log->lock);
     log->stats.batch_count++;
     log->stats.append_count += ok_count;
     log->stats.append_failed_count += full->count - ok_count;
     pthread_mutex_unlock(&log->lock);
+}
+
+/* The completer: runs the done callbacks, in order, until the writer has
+ * stopped and every outcome is delivered. */
+static void *completer_main(void *argument)
+{
+    kci_queue_log *log = argument;
+    finished chunk[COMPLETER_CHUNK];
+    pthread_mutex_lock(&log->finished_lock);
+    for (;;) {
+        while (log->finished_count == 0 && !log->writer_done)
+            pthread_cond_wait(&log->finished_work, &log->finished_lock);
+        if (log->finished_count == 0) break;
+        uint32_t taken = 0;
+        while (taken < COMPLETER_CHUNK && log->finished_count > 0) {
+            chunk[taken++] = log->finished_ring[log->finished_first];
+            log->finished_first = (log->finished_first + 1) % FINISHED_RING_CAPACITY;
+            log->finished_count--;
+        }
+        pthread_cond_signal(&log->finished_space);
+        pthread_mutex_unlock(&log->finished_lock);
+        for (uint32_t index = 0; index < taken; index++) {
+            errno = chunk[index].error_number;
+            chunk[index].done(chunk[index].context, chunk[index].status, chunk[index].position);
+        }
+        pthread_mutex_lock(&log->finished_lock);
+    }
+    pthread_mutex_unlock(&log->finished_lock);
+    return NULL;
 }
 
 /* Writes, syncs and completes one batch. */
@@ -403,6 +468,14 @@ static kci_queue_log *log_new(const kci_queue_log_config *config)
     pthread_mutex_init(&log->lock, NULL);
     pthread_cond_init(&log->work, NULL);
     pthread_cond_init(&log->space, NULL);
+    pthread_mutex_init(&log->finished_lock, NULL);
+    pthread_cond_init(&log->finished_work, NULL);
+    pthread_cond_init(&log->finished_space, NULL);
+    log->finished_ring = calloc(FINISHED_RING_CAPACITY, sizeof *log->finished_ring);
+    if (log->finished_ring == NULL) {
+        kci_queue_log_close(log);
+        return NULL;
+    }
     for (int index = 0; index < 2; index++) {
         log->batches[index].bytes = malloc(KCI_LOG_BATCH_BYTES);
         log->batches[index].completions = calloc(KCI_LOG_BATCH_RECORDS_MAX, sizeof(completion));
@@ -460,10 +533,16 @@ kc_err kci_queue_log_open(kci_queue_log **out, const kci_queue_log_config *confi
     if (err == KC_OK) {
         log->stats.segment_current = log->segment_number;
         log->stats.segment_offset = log->segment_offset;
-        if (pthread_create(&log->writer, NULL, writer_main, log) != 0) {
-            snprintf(error, error_size, "cannot start the queue writer thread");
+        if (pthread_create(&log->completer, NULL, completer_main, log) != 0) {
+            snprintf(error, error_size, "cannot start the queue completer thread");
             err = KC_ERR_NOMEM;
         } else {
+            log->completer_started = true;
+        }
+        if (err == KC_OK && pthread_create(&log->writer, NULL, writer_main, log) != 0) {
+            snprintf(error, error_size, "cannot start the queue writer thread");
+            err = KC_ERR_NOMEM;
+        } else if (err == KC_OK) {
             log->writer_started = true;
         }
     }
@@ -486,12 +565,23 @@ void kci_queue_log_close(kci_queue_log *log)
         pthread_mutex_unlock(&log->lock);
         pthread_join(log->writer, NULL);
     }
+    if (log->completer_started) { /* after the writer: every outcome is queued */
+        pthread_mutex_lock(&log->finished_lock);
+        log->writer_done = true;
+        pthread_cond_broadcast(&log->finished_work);
+        pthread_mutex_unlock(&log->finished_lock);
+        pthread_join(log->completer, NULL);
+    }
     if (log->segment_fd >= 0) close(log->segment_fd);
     if (log->lock_fd >= 0) close(log->lock_fd);
     for (int index = 0; index < 2; index++) {
         free(log->batches[index].bytes);
         free(log->batches[index].completions);
     }
+    free(log->finished_ring);
+    pthread_cond_destroy(&log->finished_work);
+    pthread_cond_destroy(&log->finished_space);
+    pthread_mutex_destroy(&log->finished_lock);
     pthread_cond_destroy(&log->work);
     pthread_cond_destroy(&log->space);
     pthread_mutex_destroy(&log->lock);

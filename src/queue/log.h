@@ -4,8 +4,9 @@
  * kci_queue_log_append copies the encoded record into the batch being filled and
  * returns; the writer thread takes the whole batch, writes it with as few
  * pwrite calls as segments it spans, makes it durable with one fdatasync
- * (batch mode), and only then calls each record's done callback, in log
- * order, with its position. So an acknowledgement sent from done is never
+ * (batch mode), and only then hands each record's done callback, in log
+ * order, with its position, to a completer thread (so the next write and
+ * sync start while the acknowledgements go out). So an acknowledgement sent from done is never
  * ahead of the disk. In `always` mode each record gets its own write and
  * fdatasync; in `none` mode nothing is synced.
  *
@@ -53,7 +54,8 @@ typedef struct kci_queue_log_config {
     bool preallocate;       /* fallocate each segment to its full size (default on) */
 } kci_queue_log_config;
 
-/* Called on the writer thread, once per append, in log order. */
+/* Called on the log's completer thread, once per append, in log order,
+ * with errno set to the failure's errno when status is not KC_OK. */
 typedef void (*kci_queue_log_done)(void *context, kc_err status, kci_position position);
 
 typedef struct kci_queue_log_stats {

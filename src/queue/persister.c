@@ -1,7 +1,7 @@
 /* persister.c - durable requests (see persister.h and docs/queue.md).
  *
  * Threads: nats.c delivers each subscription on its own thread (submits,
- * replies, kc.reply.get, admin); the log's writer thread runs the done
+ * replies, kc.reply.get, admin); the log's completer thread runs the done
  * callbacks, which acknowledge and dispatch; one redelivery thread checks
  * for requests whose reply is overdue and applies retention. One mutex
  * guards the index, the pending array, the segment table and the context
@@ -305,7 +305,7 @@ static int code_for_failure(kc_err status)
                : KCI_PERSISTER_CODE_STORAGE;
 }
 
-/* Writer thread: the request is durable (or failed). */
+/* The log's completer thread: the request is durable (or failed). */
 static void on_request_done(void *closure, kc_err status, kci_position position)
 {
     append_context *context = closure;
@@ -686,7 +686,7 @@ static void on_reply_get(natsConnection *connection, natsSubscription *subscript
                       "request %s is dead: no reply after %d attempts", id_text, attempts);
     else
         respond_error(persister, to, id_text, KCI_PERSISTER_CODE_NOT_YET, "pending",
-                      "request %s has no reply yet (%d attempts so far)", id_text, attempts);
+                      "request %s has no reply yet (dispatched %d times so far)", id_text, attempts);
     natsMsg_Destroy(message);
 }
 
