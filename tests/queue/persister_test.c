@@ -9,7 +9,8 @@
  * flipped byte in the middle of the log: kcobrad refuses to start, naming
  * the position, until skip_corrupt is set.
  *
- * Usage: persister_test KCOBRAD */
+ * Usage: persister_test KCOBRAD [KCOBRA] (with KCOBRA, `kcobra queue verify`
+ * must also name the corrupt record). */
 #include <inttypes.h>
 #include <nats/nats.h>
 #include <pthread.h>
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../integration/harness.h"
@@ -56,6 +58,7 @@ static const char SKIP_CONFIG[] = "persister {\n"
                                   "}\n";
 
 static harness_server server;
+static const char *kcobra_path; /* optional second argument */
 
 static natsConnection *connect_raw(void)
 {
@@ -312,6 +315,26 @@ static kc_err note_position(void *context, const kci_record *record, kci_positio
     return KC_OK;
 }
 
+/* `kcobra queue verify` on the corrupt log: exit 1, naming the spot. */
+static void check_verify_names(const char *directory, const char *expected)
+{
+    char command[1024];
+    snprintf(command, sizeof command, "'%s' queue verify --dir '%s' 2>&1", kcobra_path, directory);
+    FILE *pipe = popen(command, "r");
+    CHECK(pipe != NULL, "popen");
+    char output[4096] = "";
+    size_t got = fread(output, 1, sizeof output - 1, pipe);
+    output[got] = '\0';
+    int status = pclose(pipe);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 1, "verify exit %d: %s", status, output);
+    char named[128];
+    /* verify prints "segment N offset M"; kcobrad "segment N at offset M" */
+    unsigned segment = 0, offset = 0;
+    sscanf(expected, "segment %u at offset %u", &segment, &offset);
+    snprintf(named, sizeof named, "CORRUPT: segment %u offset %u", segment, offset);
+    CHECK(strstr(output, named) != NULL, "verify does not name %s: %s", named, output);
+}
+
 static void test_corruption_refused(void)
 {
     char directory[HARNESS_PATH_SIZE_MAX + 16];
@@ -353,6 +376,7 @@ static void test_corruption_refused(void)
     snprintf(expected, sizeof expected, "segment %u at offset %u", kci_position_segment(victim),
              kci_position_offset(victim));
     CHECK(strstr(log_text, expected) != NULL, "the refusal names %s", expected);
+    if (kcobra_path != NULL) check_verify_names(directory, expected);
     CHECK(harness_server_start(&server, SKIP_CONFIG) == HARNESS_OK, "skip_corrupt start");
     fprintf(stderr, "persister_test: corruption refused (%s), skipped on request ok\n", expected);
 }
@@ -364,6 +388,7 @@ int main(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
+    if (argc > 2) kcobra_path = argv[2];
     CHECK(harness_server_init(&server, argv[1]) == HARNESS_OK, "init");
     CHECK(harness_server_start(&server, CONFIG) == HARNESS_OK, "start");
     natsConnection *connection = connect_raw();
