@@ -82,12 +82,15 @@ static size_t decode_in_memory(const uint8_t *data, size_t size)
     return count;
 }
 
+static void remove_directory(void) { rmdir(directory); }
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (scratch == NULL) {
         scratch = malloc(KCI_RECORD_BYTES_MAX);
         snprintf(directory, sizeof directory, "/tmp/kc-fuzz-queue-XXXXXX");
         if (scratch == NULL || mkdtemp(directory) == NULL) abort();
+        atexit(remove_directory);
     }
     if (size >= sizeof found_at) return 0;
     size_t in_memory = decode_in_memory(data, size);
