@@ -288,7 +288,8 @@ static const char QUEUE_DESCRIPTION[] =
     "Works on the REQUEST_REPLY.queue. <action> is one of:\n"
     "  dump     print every record, one line each (--json: one object each);\n"
     "           --id ID only that request's records; --follow keeps printing\n"
-    "  stats    count segments, records, requests, replies, pending and dead\n"
+    "  stats    count segments, records, requests, replies, pending and dead;\n"
+    "           --live: the running persister's counters (JSON)\n"
     "  verify   check every record's checksum; exit 0 when the log is sound,\n"
     "           1 when a record in the middle is corrupt (each is named)\n"
     "  compact  remove the oldest segments whose requests are all replied and\n"
@@ -517,6 +518,26 @@ static bool parse_retention(const char *text, int64_t *out)
     return kcobra_parse_duration_ms(text, out);
 }
 
+/* The running persister's own counters (kc.sys.queue.stats), as JSON. */
+static int stats_live(const kcobra_common *common)
+{
+    natsConnection *connection = NULL;
+    int status = kcobra_nats_connect(&connection, common);
+    if (status != KCOBRA_EXIT_OK) return status;
+    natsMsg *reply = NULL;
+    natsStatus nats_status = natsConnection_Request(&reply, connection, KCI_QUEUE_STATS_SUBJECT, "",
+                                                    0, common->timeout_ms);
+    if (nats_status != NATS_OK) {
+        status = nats_failure(nats_status, KCI_QUEUE_STATS_SUBJECT, common);
+    } else {
+        status = kcobra_write_payload(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply));
+        if (!isatty(STDOUT_FILENO)) printf("\n");
+    }
+    natsMsg_Destroy(reply);
+    kcobra_nats_finish(connection);
+    return status;
+}
+
 static int compact_live(const kcobra_common *common, int64_t retention_ms)
 {
     natsConnection *connection = NULL;
@@ -620,7 +641,7 @@ static int run_queue(const kcobra_command *command, int argc, char **argv)
         {"retention", "DURATION", KCOBRA_FLAG_STRING, &flags.retention,
          "compact, serve: keep replied segments this long (default 24h; 0: remove once replied)"},
         {"live", NULL, KCOBRA_FLAG_BOOL, &flags.live,
-         "compact: ask the running persister over --server"},
+         "stats, compact: ask the running persister over --server"},
         {"durability", "MODE", KCOBRA_FLAG_STRING, &flags.durability,
          "serve: batch (default), always or none"},
         {"segment-size", "BYTES", KCOBRA_FLAG_COUNT, &flags.segment_bytes,
@@ -646,7 +667,7 @@ static int run_queue(const kcobra_command *command, int argc, char **argv)
                                   KCI_SEGMENT_BYTES_MIN, KCI_SEGMENT_BYTES_MAX);
     bool json = invocation.common.json;
     struct stat directory_status;
-    bool reads = strcmp(action, "dump") == 0 || strcmp(action, "stats") == 0 ||
+    bool reads = strcmp(action, "dump") == 0 || (strcmp(action, "stats") == 0 && !flags.live) ||
                  strcmp(action, "verify") == 0 || (strcmp(action, "compact") == 0 && !flags.live);
     if (reads &&
         (stat(flags.directory, &directory_status) != 0 || !S_ISDIR(directory_status.st_mode))) {
@@ -654,7 +675,8 @@ static int run_queue(const kcobra_command *command, int argc, char **argv)
         return KCOBRA_EXIT_FAILURE;
     }
     if (strcmp(action, "dump") == 0) return queue_dump(&flags, json);
-    if (strcmp(action, "stats") == 0) return queue_stats(&flags, json, false);
+    if (strcmp(action, "stats") == 0)
+        return flags.live ? stats_live(&invocation.common) : queue_stats(&flags, json, false);
     if (strcmp(action, "verify") == 0) return queue_stats(&flags, json, true);
     if (strcmp(action, "compact") == 0)
         return flags.live ? compact_live(&invocation.common, retention_ms)
@@ -670,7 +692,7 @@ static int run_queue(const kcobra_command *command, int argc, char **argv)
 
 const kcobra_command kcobra_command_queue = {
     .name = "queue",
-    .synopsis = "queue dump|stats|verify|compact|serve [--dir DIR] [options]",
+    .synopsis = "queue dump|stats|verify|compact|serve [--dir DIR]",
     .summary = "read, check, compact or serve the REQUEST_REPLY.queue",
     .description = QUEUE_DESCRIPTION,
     .run = run_queue,
