@@ -110,6 +110,7 @@ typedef struct kci_options {
     int64_t persister_attempts_max;              /* default 10 */
     int64_t persister_retention_ms;              /* default 24 h */
     bool persister_skip_corrupt;                 /* default false: refuse to start */
+    bool persister_record_requests;              /* default false: plain kc.req.> traffic too */
     /* where the options came from */
     char *config_file;
     char **arguments;   /* a copy of argv made by kci_options_load, so that */

@@ -120,6 +120,7 @@ void kci_components_config_from_options(kci_components_config *config, const kci
     config->persister_attempts_max = options->persister_attempts_max;
     config->persister_retention_ms = options->persister_retention_ms;
     config->persister_skip_corrupt = options->persister_skip_corrupt;
+    config->persister_record_requests = options->persister_record_requests;
 }
 
 void kci_components_config_free(kci_components_config *config)
@@ -247,6 +248,7 @@ static kc_err start_persister(kci_components *components, const kci_components_c
         .redelivery_backoff_max_ms = config->persister_redelivery_backoff_max_ms,
         .attempts_max = (int)config->persister_attempts_max,
         .retention_ms = config->persister_retention_ms,
+        .record_requests = config->persister_record_requests,
     };
     err = kci_persister_start(&components->persister, components->persister_connection,
                               &persister_config, error, error_size);

@@ -37,6 +37,7 @@ typedef struct kci_components_config {
     int64_t persister_attempts_max;
     int64_t persister_retention_ms;
     bool persister_skip_corrupt;
+    bool persister_record_requests;
 } kci_components_config;
 
 void kci_components_config_from_options(kci_components_config *config, const kci_options *options);

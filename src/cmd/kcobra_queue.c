@@ -318,6 +318,7 @@ typedef struct queue_flags {
     int64_t redelivery_timeout_ms;
     int64_t backoff_max_ms;
     int64_t attempts_max;
+    bool record_requests;
 } queue_flags;
 
 /* ---- dump ---- */
@@ -609,6 +610,7 @@ static int queue_serve(const kcobra_invocation *invocation, const queue_flags *f
         .redelivery_backoff_max_ms = flags->backoff_max_ms,
         .attempts_max = (int)flags->attempts_max,
         .retention_ms = retention_ms,
+        .record_requests = flags->record_requests,
     };
     kci_persister *persister = NULL;
     char error[ERROR_BYTES] = "";
@@ -652,6 +654,8 @@ static int run_queue(const kcobra_command *command, int argc, char **argv)
          "serve: the longest wait between dispatches (default 1m)"},
         {"attempts", "N", KCOBRA_FLAG_COUNT, &flags.attempts_max,
          "serve: dispatches before a request is dead (default 10)"},
+        {"record-requests", NULL, KCOBRA_FLAG_BOOL, &flags.record_requests,
+         "serve: also keep plain kc.req.> requests and their replies"},
     };
     kcobra_invocation invocation;
     int status = kcobra_parse(command, table, KCOBRA_ARRAY_COUNT(table), argc, argv, &invocation);

@@ -33,6 +33,7 @@
 #include <time.h>
 
 #include "common/clock.h"
+#include "common/hash.h"
 #include "common/log.h"
 #include "index.h"
 #include "service/headers.h"
@@ -49,7 +50,7 @@ enum {
     INBOX_BYTES = 64,
     ERROR_TEXT_BYTES = 256,
     ID_TEXT_BYTES = KC_UUID_TEXT_BYTES + 1,
-    SUBSCRIPTION_COUNT = 5,
+    SUBSCRIPTION_COUNT = 7, /* the last two only with record_requests */
     STOP_MARGIN_MS = 2000,
     SEGMENT_TABLE_MIN = 16,
 };
@@ -71,6 +72,13 @@ typedef struct pending_item {
     kci_uuid id;
     int64_t due_ms; /* next dispatch, monotonic ms */
 } pending_item;
+
+/* A plain request whose reply is awaited (record_requests). */
+typedef struct observed_slot {
+    uint64_t subject_hash; /* of its reply subject; 0: free */
+    kci_uuid id;
+    int64_t expires_ms;
+} observed_slot;
 
 typedef struct segment_info {
     uint32_t unresolved; /* requests in it without reply or tombstone */
@@ -102,10 +110,15 @@ struct kci_persister {
     bool stopping;
     kci_persister_stats stats;
 
+    observed_slot *observed; /* KCI_PERSISTER_OBSERVED_MAX, with record_requests */
+    uint64_t observed_seed;
+
     pthread_t redelivery_thread;
     bool redelivery_started;
     uint8_t *redelivery_buffer;
 };
+
+static void on_marker_done(void *closure, kc_err status, kci_position position);
 
 /* ---- small helpers ---------------------------------------------------------- */
 
@@ -609,6 +622,98 @@ static void on_reply(natsConnection *connection, natsSubscription *subscription,
     if (err != KC_OK) on_reply_done(context, err, 0);
 }
 
+/* ---- plain kc.req.> traffic (record_requests) ----------------------------------------- */
+
+static observed_slot *observed_at(kci_persister *persister, uint64_t hash)
+{
+    return &persister->observed[hash & (KCI_PERSISTER_OBSERVED_MAX - 1)];
+}
+
+static uint64_t subject_hash(const kci_persister *persister, const char *subject)
+{
+    uint64_t hash = kci_hash_bytes_seeded(subject, strlen(subject), persister->observed_seed);
+    return hash != 0 ? hash : 1; /* 0 marks a free slot */
+}
+
+static void observed_record(kci_persister *persister, natsMsg *message, kci_record_kind kind,
+                            const kci_uuid *id)
+{
+    kci_record record;
+    if (kind == KCI_RECORD_OBSERVED_REPLY) {
+        build_reply_record(&record, message, id);
+    } else {
+        const char *subject = natsMsg_GetSubject(message);
+        const char *reply = natsMsg_GetReply(message);
+        const char *client = NULL;
+        if (natsMsgHeader_Get(message, KCI_HEADER_NODE, &client) != NATS_OK || client == NULL)
+            client = "";
+        record = (kci_record){.id = *id,
+                              .subject = subject,
+                              .reply = reply != NULL ? reply : "",
+                              .client = client,
+                              .payload = natsMsg_GetData(message),
+                              .payload_length = (uint32_t)natsMsg_GetDataLength(message)};
+        record.subject_length = (uint16_t)strlen(record.subject);
+        record.reply_length = (uint16_t)strlen(record.reply);
+        record.client_length = (uint16_t)strlen(record.client);
+        hlc_now(&record.ts_wall_ms, &record.ts_counter);
+    }
+    record.kind = kind;
+    if (kci_record_size(&record) == 0 ||
+        kci_queue_log_append(persister->log, &record, on_marker_done, persister) != KC_OK)
+        kci_debug("queue: an observed %s was not kept",
+                  kind == KCI_RECORD_OBSERVED_REPLY ? "reply" : "request");
+}
+
+static void on_observed_request(natsConnection *connection, natsSubscription *subscription,
+                                natsMsg *message, void *closure)
+{
+    kci_persister *persister = closure;
+    const char *reply = natsMsg_GetReply(message);
+    size_t inbox_length = strlen(persister->inbox);
+    /* Our own dispatches are kept as durable requests already. */
+    if (reply != NULL && strncmp(reply, persister->inbox, inbox_length) == 0) {
+        natsMsg_Destroy(message);
+        return;
+    }
+    kci_uuid id;
+    const char *id_text = NULL;
+    if (natsMsgHeader_Get(message, KCI_HEADER_ID, &id_text) != NATS_OK || id_text == NULL ||
+        !kci_uuid_parse(id_text, strlen(id_text), &id))
+        kci_uuid_v7(&id);
+    if (strlen(natsMsg_GetSubject(message)) <= KCI_RECORD_FIELD_BYTES_MAX &&
+        (reply == NULL || strlen(reply) <= KCI_RECORD_FIELD_BYTES_MAX)) {
+        observed_record(persister, message, KCI_RECORD_OBSERVED_REQUEST, &id);
+        if (reply != NULL && reply[0] != '\0') {
+            uint64_t hash = subject_hash(persister, reply);
+            pthread_mutex_lock(&persister->lock);
+            *observed_at(persister, hash) =
+                (observed_slot){.subject_hash = hash,
+                                .id = id,
+                                .expires_ms = kci_monotonic_ms() + KCI_PERSISTER_OBSERVED_TTL_MS};
+            pthread_mutex_unlock(&persister->lock);
+        }
+    }
+    natsMsg_Destroy(message);
+}
+
+static void on_observed_reply(natsConnection *connection, natsSubscription *subscription,
+                              natsMsg *message, void *closure)
+{
+    kci_persister *persister = closure;
+    uint64_t hash = subject_hash(persister, natsMsg_GetSubject(message));
+    pthread_mutex_lock(&persister->lock);
+    observed_slot *slot = observed_at(persister, hash);
+    bool awaited = slot->subject_hash == hash && slot->expires_ms >= kci_monotonic_ms() &&
+                   !natsMsg_IsNoResponders(message);
+    kci_uuid id = slot->id;
+    if (awaited) slot->subject_hash = 0; /* one reply per request */
+    pthread_mutex_unlock(&persister->lock);
+    if (awaited && natsMsg_GetDataLength(message) <= KCI_RECORD_PAYLOAD_BYTES_MAX)
+        observed_record(persister, message, KCI_RECORD_OBSERVED_REPLY, &id);
+    natsMsg_Destroy(message);
+}
+
 /* ---- kc.reply.get --------------------------------------------------------------------- */
 
 /* The id in a kc.reply.get payload: the bare id, or {"id":"..."}. */
@@ -686,7 +791,8 @@ static void on_reply_get(natsConnection *connection, natsSubscription *subscript
                       "request %s is dead: no reply after %d attempts", id_text, attempts);
     else
         respond_error(persister, to, id_text, KCI_PERSISTER_CODE_NOT_YET, "pending",
-                      "request %s has no reply yet (dispatched %d times so far)", id_text, attempts);
+                      "request %s has no reply yet (dispatched %d times so far)", id_text,
+                      attempts);
     natsMsg_Destroy(message);
 }
 
@@ -1069,8 +1175,11 @@ static kci_persister *persister_new(const kci_persister_config *config)
     persister->get_buffer = malloc(KCI_RECORD_BYTES_MAX);
     persister->redelivery_buffer = malloc(KCI_RECORD_BYTES_MAX);
     bool index_ok = kci_index_init(&persister->index);
+    if (config->record_requests)
+        persister->observed = calloc(KCI_PERSISTER_OBSERVED_MAX, sizeof *persister->observed);
     if (persister->contexts == NULL || persister->get_buffer == NULL ||
-        persister->redelivery_buffer == NULL || !index_ok) {
+        persister->redelivery_buffer == NULL || !index_ok ||
+        (config->record_requests && persister->observed == NULL)) {
         kci_persister_stop(persister, 0);
         return NULL;
     }
@@ -1080,6 +1189,7 @@ static kci_persister *persister_new(const kci_persister_config *config)
     }
     kci_uuid token;
     kci_uuid_v7(&token);
+    memcpy(&persister->observed_seed, token.bytes + 8, sizeof persister->observed_seed);
     char text[ID_TEXT_BYTES];
     kci_uuid_format(&token, text);
     /* The random tail of a fresh id: unique to this persister's life. */
@@ -1102,8 +1212,11 @@ static kc_err subscribe_all(kci_persister *persister, char *error, size_t error_
         {KCI_REPLY_GET_SUBJECT, KCI_PERSISTER_QUEUE_GROUP, on_reply_get},
         {KCI_QUEUE_STATS_SUBJECT, KCI_PERSISTER_QUEUE_GROUP, on_stats},
         {KCI_QUEUE_COMPACT_SUBJECT, KCI_PERSISTER_QUEUE_GROUP, on_compact},
+        {"kc.req.>", NULL, on_observed_request},
+        {"_INBOX.>", NULL, on_observed_reply},
     };
-    for (int index = 0; index < SUBSCRIPTION_COUNT; index++) {
+    int count = persister->config.record_requests ? SUBSCRIPTION_COUNT : SUBSCRIPTION_COUNT - 2;
+    for (int index = 0; index < count; index++) {
         natsSubscription **slot = &persister->subscriptions[index];
         natsStatus status =
             table[index].queue != NULL
@@ -1191,6 +1304,7 @@ void kci_persister_stop(kci_persister *persister, int64_t drain_ms)
     free(persister->contexts);
     free(persister->get_buffer);
     free(persister->redelivery_buffer);
+    free(persister->observed);
     pthread_cond_destroy(&persister->context_free);
     pthread_cond_destroy(&persister->wake);
     pthread_mutex_destroy(&persister->lock);

@@ -16,6 +16,14 @@
  * dispatched again at once. Services are idempotent by Kc-Id, so a handler
  * runs once however often a request is dispatched.
  *
+ * With record_requests it also keeps plain request/reply traffic, as the
+ * original REQUEST_REPLY.queue did: every kc.req.> message (but its own
+ * dispatches) as an observed_request record, and the reply that comes back
+ * on its _INBOX.> reply subject as an observed_reply record. Those are only
+ * kept, never dispatched. Replies are matched by a direct-mapped table of
+ * KCI_PERSISTER_OBSERVED_MAX reply subjects (their 64-bit hash), each kept
+ * KCI_PERSISTER_OBSERVED_TTL_MS: beyond that a reply is not recorded.
+ *
  * It runs on a nats.c connection it is given (kcobrad's host connects it as
  * the internal user; `kcobra queue serve` to any NATS-protocol server). */
 #ifndef KCI_PERSISTER_H
@@ -48,6 +56,8 @@ enum {
     KCI_PERSISTER_SCAN_INTERVAL_MS = 50,                         /* redelivery checks */
     KCI_PERSISTER_REDELIVER_BATCH_MAX = 4096,                    /* dispatched per check */
     KCI_PERSISTER_IN_FLIGHT_MAX = 2 * KCI_LOG_BATCH_RECORDS_MAX, /* appends awaiting their sync */
+    KCI_PERSISTER_OBSERVED_MAX = 1 << 16, /* plain requests whose reply is awaited */
+    KCI_PERSISTER_OBSERVED_TTL_MS = 60 * 1000,
 };
 
 /* Error codes in Kc-Error (HTTP-like, as libkingcobra's). */
@@ -75,6 +85,7 @@ typedef struct kci_persister_config {
     int64_t redelivery_backoff_max_ms; /* 0: default */
     int attempts_max;                  /* 0: default */
     int64_t retention_ms;              /* 0: default; < 0: keep everything */
+    bool record_requests; /* also keep plain kc.req.> traffic and its replies (off by default) */
 } kci_persister_config;
 
 typedef struct kci_persister_stats {

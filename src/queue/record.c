@@ -67,6 +67,8 @@ const char *kci_record_kind_name(kci_record_kind kind)
     case KCI_RECORD_ACK: return "ack";
     case KCI_RECORD_REDELIVERY: return "redelivery";
     case KCI_RECORD_TOMBSTONE: return "tombstone";
+    case KCI_RECORD_OBSERVED_REQUEST: return "observed_request";
+    case KCI_RECORD_OBSERVED_REPLY: return "observed_reply";
     }
     return NULL;
 }

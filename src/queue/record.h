@@ -49,8 +49,12 @@ typedef enum kci_record_kind {
     KCI_RECORD_ACK = 3,     /* reserved: the submitter confirmed it has the reply */
     KCI_RECORD_REDELIVERY = 4, /* a dispatch attempt after the first; attempt = its number */
     KCI_RECORD_TOMBSTONE = 5,  /* the request is dead: no reply after `attempt` attempts */
+    /* Plain kc.req.> traffic seen on the fabric (record_requests): kept,
+     * never dispatched; fields as request and reply. */
+    KCI_RECORD_OBSERVED_REQUEST = 6,
+    KCI_RECORD_OBSERVED_REPLY = 7,
     KCI_RECORD_KIND_FIRST = KCI_RECORD_REQUEST,
-    KCI_RECORD_KIND_LAST = KCI_RECORD_TOMBSTONE,
+    KCI_RECORD_KIND_LAST = KCI_RECORD_OBSERVED_REPLY,
 } kci_record_kind;
 
 /* The fields point into the caller's buffer (encode) or into the decoded

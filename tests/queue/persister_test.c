@@ -57,6 +57,11 @@ static const char SKIP_CONFIG[] = "persister {\n"
                                   "  segment_size: 65536\n"
                                   "}\n";
 
+static const char RECORD_CONFIG[] = "persister {\n"
+                                    "  skip_corrupt: true\n"
+                                    "  record_requests: true\n"
+                                    "}\n";
+
 static harness_server server;
 static const char *kcobra_path; /* optional second argument */
 
@@ -381,6 +386,65 @@ static void test_corruption_refused(void)
     fprintf(stderr, "persister_test: corruption refused (%s), skipped on request ok\n", expected);
 }
 
+typedef struct observed_count {
+    kci_uuid id;
+    int requests;
+    int replies;
+} observed_count;
+
+static kc_err count_observed(void *context, const kci_record *record, kci_position position)
+{
+    observed_count *seen = context;
+    if (memcmp(record->id.bytes, seen->id.bytes, sizeof seen->id.bytes) != 0) return KC_OK;
+    if (record->kind == KCI_RECORD_OBSERVED_REQUEST && record->payload_length == 5 &&
+        memcmp(record->payload, "plain", 5) == 0)
+        seen->requests++;
+    if (record->kind == KCI_RECORD_OBSERVED_REPLY && record->payload_length == 2) seen->replies++;
+    return KC_OK;
+}
+
+/* record_requests: a plain request and its reply are kept in the log. */
+static void test_record_requests(void)
+{
+    CHECK(harness_server_stop(&server) == HARNESS_OK, "stop");
+    CHECK(harness_server_start(&server, RECORD_CONFIG) == HARNESS_OK, "start recording");
+    natsConnection *connection = connect_raw();
+    natsSubscription *service = NULL;
+    CHECK(natsConnection_QueueSubscribe(&service, connection, "kc.req.plain", "plain", on_echo,
+                                        NULL) == NATS_OK,
+          "subscribe");
+    natsConnection_Flush(connection);
+    observed_count seen = {0};
+    char id[37];
+    kci_uuid_v7(&seen.id);
+    kci_uuid_format(&seen.id, id);
+    natsMsg *message = NULL, *reply = NULL;
+    natsMsg_Create(&message, "kc.req.plain", NULL, "plain", 5);
+    natsMsgHeader_Set(message, KCI_HEADER_ID, id);
+    CHECK(natsConnection_RequestMsg(&reply, connection, message, REQUEST_MS) == NATS_OK,
+          "plain request");
+    natsMsg_Destroy(reply);
+    natsMsg_Destroy(message);
+    char directory[HARNESS_PATH_SIZE_MAX + 16];
+    snprintf(directory, sizeof directory, "%s/data/queue", server.directory_path);
+    int64_t deadline = harness_now_ms() + WAIT_MS;
+    while (seen.requests == 0 || seen.replies == 0) {
+        CHECK(harness_now_ms() < deadline, "the plain request (%d) or its reply (%d) not kept",
+              seen.requests, seen.replies);
+        harness_sleep_ms(50);
+        seen.requests = seen.replies = 0;
+        kci_scan_options options = {.skip_corrupt = true};
+        kci_scan_report report;
+        char error[256];
+        kci_scan(directory, &options, count_observed, &seen, &report, error, sizeof error);
+    }
+    CHECK(seen.requests == 1 && seen.replies == 1, "kept %d requests, %d replies", seen.requests,
+          seen.replies);
+    natsSubscription_Destroy(service);
+    natsConnection_Destroy(connection);
+    fprintf(stderr, "persister_test: record_requests keeps a plain request and its reply ok\n");
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -402,6 +466,7 @@ int main(int argc, char **argv)
     natsConnection_Destroy(connection);
     CHECK(harness_server_stop(&server) == HARNESS_OK, "stop");
     test_corruption_refused();
+    test_record_requests();
     CHECK(harness_server_stop(&server) == HARNESS_OK, "stop");
     harness_server_cleanup(&server);
     nats_Close();

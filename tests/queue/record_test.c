@@ -147,7 +147,7 @@ static void test_refused_headers(void **state)
         {"version 0", 12, 0},
         {"version 2", 12, 2},
         {"kind 0", 13, 0},
-        {"kind 6", 13, 6},
+        {"kind 8", 13, 8},
         {"flags", 14, 1},
         {"subject length", 45, 0x80},
         {"reply length", 47, 0x80},
