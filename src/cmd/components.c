@@ -143,7 +143,7 @@ static void broker_url(char url[URL_BYTES_MAX], const kci_server *server)
 
 /* persister: publishes go out from the calling thread at once (send asap)
  * instead of waking nats.c's flusher thread: the persister publishes from
- * its writer thread, where the extra thread hop cost more than the write
+ * its log's completer thread, where the extra thread hop cost more than the write
  * (measured with bench/run_queue.sh); and no "no responders" statuses. */
 static kc_err raw_connect(natsConnection **out, const kci_server *server, const char *name,
                           bool persister, char *error, size_t error_size)
