@@ -894,6 +894,7 @@ typedef struct persister_block {
     int64_t attempts_max;
     int64_t retention_ms;
     bool skip_corrupt;
+    bool record_requests;
 } persister_block;
 
 static const key_rule persister_rules[] = {
@@ -908,6 +909,7 @@ static const key_rule persister_rules[] = {
     {"max_attempts", KEY_SIZE, offsetof(persister_block, attempts_max), 1000, NULL},
     {"retention", KEY_DURATION_MS, offsetof(persister_block, retention_ms), 0, NULL},
     {"skip_corrupt", KEY_BOOL, offsetof(persister_block, skip_corrupt), 0, NULL},
+    {"record_requests", KEY_BOOL, offsetof(persister_block, record_requests), 0, NULL},
 };
 
 static kc_err apply_persister(const apply_context *context, const kci_conf_entry *entry,
@@ -935,6 +937,7 @@ static kc_err apply_persister(const apply_context *context, const kci_conf_entry
     options->persister_attempts_max = block.attempts_max;
     options->persister_retention_ms = block.retention_ms;
     options->persister_skip_corrupt = block.skip_corrupt;
+    options->persister_record_requests = block.record_requests;
     return KC_OK;
 }
 

@@ -109,15 +109,16 @@ typedef struct kci_options {
     int64_t ledger_reap_interval_ms; /* default 60 s */
     int64_t ledger_reap_age_ms;      /* default 1 h; -1 before a block sets it */
     /* the persister (docs/queue.md); 0 / NULL: the persister's default */
-    bool persister_enabled;                   /* default true */
-    char *persister_dir;                      /* default <data_dir>/queue */
-    char *persister_durability;               /* "batch" (default), "always", "none" */
-    int64_t persister_segment_bytes;          /* default 64 MiB */
-    int64_t persister_redelivery_timeout_ms;  /* default 5 s */
+    bool persister_enabled;                      /* default true */
+    char *persister_dir;                         /* default <data_dir>/queue */
+    char *persister_durability;                  /* "batch" (default), "always", "none" */
+    int64_t persister_segment_bytes;             /* default 64 MiB */
+    int64_t persister_redelivery_timeout_ms;     /* default 5 s */
     int64_t persister_redelivery_backoff_max_ms; /* default 1 min */
-    int64_t persister_attempts_max;           /* default 10 */
-    int64_t persister_retention_ms;           /* default 24 h */
-    bool persister_skip_corrupt;              /* default false: refuse to start */
+    int64_t persister_attempts_max;              /* default 10 */
+    int64_t persister_retention_ms;              /* default 24 h */
+    bool persister_skip_corrupt;                 /* default false: refuse to start */
+    bool persister_record_requests;              /* default false: plain kc.req.> traffic too */
     /* the arbiter (docs/arbiter.md); 0 / NULL: the arbiter's default */
     bool arbiter_enabled;  /* default false */
     char *arbiter_id;      /* default: the components' node name */

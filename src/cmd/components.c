@@ -1,14 +1,15 @@
 /* components.c - the host of kcobrad's built-in components (components.h):
- * the suggestion keeper (src/keeper/) and the seed-format ingress
- * (src/ingress/).
+ * the suggestion keeper (src/keeper/), the persister (src/queue/, when
+ * built: KC_WITH_QUEUE) and the seed-format ingress (src/ingress/).
  *
  * Each component is a client of the running broker, logged in as
  * KCI_INTERNAL_USER through the broker's internal listener
  * (nats://127.0.0.1:<internal port>: loopback, no TLS, internal user only,
  * not counted as a connection). kcobrad opens its public listener only
  * after the components are up. The keeper has a nats.c connection of its
- * own (it answers kc.suggest, which is not a kc.req.<type> service subject);
- * the ingress has a kc_client.
+ * own (it answers kc.suggest, which is not a kc.req.<type> service subject),
+ * and so has the persister (kc.submit.>, kc.reply.get); the ingress has a
+ * kc_client.
  *
  * Failures: the keeper is on by default, so when it cannot start (its file
  * locked by another kcobrad in the same directory, a directory it cannot
@@ -175,7 +176,7 @@ void kci_components_config_from_options(kci_components_config *config, const kci
                                 ? strdup(options->persister_dir)
                                 : join_path(data_dir, QUEUE_DIRECTORY_NAME);
     const char *durability = options->persister_durability;
-    config->persister_durability = durability == NULL              ? 0 /* batch */
+    config->persister_durability = durability == NULL                  ? 0 /* batch */
                                    : strcmp(durability, "always") == 0 ? 1
                                    : strcmp(durability, "none") == 0   ? 2
                                                                        : 0;
@@ -186,6 +187,7 @@ void kci_components_config_from_options(kci_components_config *config, const kci
     config->persister_retention_ms = options->persister_retention_ms;
     config->persister_skip_corrupt = options->persister_skip_corrupt;
     arbiter_config_from_options(config, options, data_dir);
+    config->persister_record_requests = options->persister_record_requests;
 }
 
 void kci_components_config_free(kci_components_config *config)
@@ -212,8 +214,12 @@ static void broker_url(char url[URL_BYTES_MAX], const kci_server *server)
     snprintf(url, URL_BYTES_MAX, "nats://127.0.0.1:%d", server->internal_port);
 }
 
+/* persister: publishes go out from the calling thread at once (send asap)
+ * instead of waking nats.c's flusher thread: the persister publishes from
+ * its log's completer thread, where the extra thread hop cost more than the write
+ * (measured with bench/run_queue.sh); and no "no responders" statuses. */
 static kc_err component_connect(natsConnection **out, const kci_server *server, const char *name,
-                                char *error, size_t error_size)
+                                bool persister, char *error, size_t error_size)
 {
     char url[URL_BYTES_MAX];
     broker_url(url, server);
@@ -223,6 +229,11 @@ static kc_err component_connect(natsConnection **out, const kci_server *server, 
     if (status == NATS_OK)
         status = natsOptions_SetUserInfo(options, KCI_INTERNAL_USER, server->internal_password);
     if (status == NATS_OK) status = natsOptions_SetName(options, name);
+    if (status == NATS_OK && persister) status = natsOptions_SetSendAsap(options, true);
+    /* The persister dispatches with its own reply inbox and never waits on
+     * a request: a "no responders" status for each dispatch nobody serves
+     * would be traffic for nothing. */
+    if (status == NATS_OK && persister) status = natsOptions_DisableNoResponders(options, true);
     if (status == NATS_OK) status = natsOptions_SetTimeout(options, CONNECT_TIMEOUT_MS);
     if (status == NATS_OK) status = natsOptions_SetMaxReconnect(options, -1);
     if (status == NATS_OK) status = natsOptions_SetReconnectWait(options, RECONNECT_WAIT_MS);
@@ -261,7 +272,7 @@ static kc_err start_suggestions(kci_components *components, const kci_components
                                 const kci_server *server, char *error, size_t error_size)
 {
     kc_err err = component_connect(&components->keeper_connection, server, "kcobrad-suggestions",
-                                   error, error_size);
+                                   false, error, error_size);
     if (err != KC_OK) return err;
     kci_suggestions_config keeper_config = {.file_path = config->suggestions_file,
                                             .node = config->node};
@@ -289,8 +300,8 @@ static kc_err start_ingress(kci_components *components, const kci_components_con
 static kc_err start_ledger(kci_components *components, const kci_components_config *config,
                            const kci_server *server, char *error, size_t error_size)
 {
-    kc_err err = component_connect(&components->ledger_connection, server, "kcobrad-ledger", error,
-                                   error_size);
+    kc_err err = component_connect(&components->ledger_connection, server, "kcobrad-ledger",
+                                   false, error, error_size);
     if (err != KC_OK) return err;
     kci_ledger_config ledger_config = {
         .directory = config->ledger_dir,
@@ -320,17 +331,17 @@ static void stop_ledger(kci_components *components)
 }
 
 #ifdef KC_WITH_QUEUE
-/* The persister is on by default like the keeper. When its log cannot be
- * opened (the directory locked by another kcobrad, corruption in the middle
- * of the log without skip_corrupt) kcobrad does not start: the operator must
- * look. When only its connection fails (as the keeper's does when the
- * internal listener speaks TLS), kcobrad serves without it, as without the
- * keeper, and says so. */
+/* The persister is on by default like the keeper. When its log is corrupt
+ * in the middle (and skip_corrupt is off) or cannot be read, kcobrad does
+ * not start: the operator must look. When the directory is locked by
+ * another process (a second kcobrad started in the same directory), or its
+ * connection fails (as the keeper's does when the internal listener speaks
+ * TLS), kcobrad serves without it, as without the keeper, and says so. */
 static kc_err start_persister(kci_components *components, const kci_components_config *config,
                               const kci_server *server, char *error, size_t error_size)
 {
     kc_err err = component_connect(&components->persister_connection, server,
-                                   "kcobrad-persister", error, error_size);
+                                   "kcobrad-persister", true, error, error_size);
     if (err != KC_OK) {
         kci_error("%s; running without the persister (kc.submit is not served)", error);
         error[0] = '\0';
@@ -346,9 +357,16 @@ static kc_err start_persister(kci_components *components, const kci_components_c
         .redelivery_backoff_max_ms = config->persister_redelivery_backoff_max_ms,
         .attempts_max = (int)config->persister_attempts_max,
         .retention_ms = config->persister_retention_ms,
+        .record_requests = config->persister_record_requests,
     };
-    return kci_persister_start(&components->persister, components->persister_connection,
-                               &persister_config, error, error_size);
+    err = kci_persister_start(&components->persister, components->persister_connection,
+                              &persister_config, error, error_size);
+    if (err == KC_ERR_EXISTS) { /* e.g. a second kcobrad started in the same directory */
+        kci_error("%s; running without the persister (kc.submit is not served)", error);
+        error[0] = '\0';
+        return KC_OK;
+    }
+    return err;
 }
 
 static void stop_persister(kci_components *components)

@@ -36,15 +36,16 @@ typedef struct kci_components_config {
     int64_t ledger_reap_interval_ms; /* 0: the default */
     int64_t ledger_reap_age_ms;      /* -1: the default */
     /* the persister (docs/queue.md), when built with src/queue */
-    bool persister_enabled;     /* default true */
-    char *persister_dir;        /* default "<data_dir>/queue" */
-    int persister_durability;   /* kci_durability; default batch */
+    bool persister_enabled;   /* default true */
+    char *persister_dir;      /* default "<data_dir>/queue" */
+    int persister_durability; /* kci_durability; default batch */
     int64_t persister_segment_bytes;
     int64_t persister_redelivery_timeout_ms;
     int64_t persister_redelivery_backoff_max_ms;
     int64_t persister_attempts_max;
     int64_t persister_retention_ms;
     bool persister_skip_corrupt;
+    bool persister_record_requests;
     /* the arbiter (src/arbiter, docs/arbiter.md), when built; default off */
     bool arbiter_enabled;
     char *arbiter_id;       /* default: node */

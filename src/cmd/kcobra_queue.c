@@ -18,13 +18,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "kcobra_common.h"
 #include "queue/dump.h"
-#include "queue/persister.h"
 #include "queue/index.h"
+#include "queue/persister.h"
 #include "queue/recovery.h"
 #include "service/headers.h"
 #include "service/hlc.h"
@@ -157,12 +158,12 @@ static int submit_send(natsConnection *connection, const kcobra_invocation *invo
         natsInbox_Destroy(inbox);
         return KCOBRA_EXIT_FAILURE;
     }
-    natsMsg *message = submit_message(invocation->positional[0], payload, id, common->node,
-                                      wait ? inbox : NULL);
+    natsMsg *message =
+        submit_message(invocation->positional[0], payload, id, common->node, wait ? inbox : NULL);
     natsMsg *ack = NULL;
-    natsStatus status = message != NULL
-                            ? natsConnection_RequestMsg(&ack, connection, message, common->timeout_ms)
-                            : NATS_NO_MEMORY;
+    natsStatus status =
+        message != NULL ? natsConnection_RequestMsg(&ack, connection, message, common->timeout_ms)
+                        : NATS_NO_MEMORY;
     int result = KCOBRA_EXIT_OK;
     const char *error = ack != NULL ? header_or_null(ack, KCI_HEADER_ERROR) : NULL;
     if (status != NATS_OK) {
@@ -172,8 +173,8 @@ static int submit_send(natsConnection *connection, const kcobra_invocation *invo
         result = KCOBRA_EXIT_SERVICE_ERROR;
     } else if (!wait) {
         result = common->json ? kcobra_json_print(json_pack("{s:s, s:b}", "id", id, "stored", 1))
-                              : (printf("%s\n", id), fflush(stdout) == 0 ? KCOBRA_EXIT_OK
-                                                                         : KCOBRA_EXIT_FAILURE);
+                              : (printf("%s\n", id),
+                                 fflush(stdout) == 0 ? KCOBRA_EXIT_OK : KCOBRA_EXIT_FAILURE);
     } else {
         if (!common->json) fprintf(stderr, "stored %s; waiting for the reply\n", id);
         result = submit_wait_reply(subscription, id, wait_ms, common->json);
@@ -263,9 +264,9 @@ static int run_reply(const kcobra_command *command, int argc, char **argv)
     natsStatus nats_status =
         natsConnection_Request(&reply, connection, KCI_REPLY_GET_SUBJECT, canonical,
                                KC_UUID_TEXT_BYTES, invocation.common.timeout_ms);
-    status = nats_status == NATS_OK ? print_reply(reply, canonical, invocation.common.json)
-                                    : nats_failure(nats_status, KCI_REPLY_GET_SUBJECT,
-                                                   &invocation.common);
+    status = nats_status == NATS_OK
+                 ? print_reply(reply, canonical, invocation.common.json)
+                 : nats_failure(nats_status, KCI_REPLY_GET_SUBJECT, &invocation.common);
     natsMsg_Destroy(reply);
     kcobra_nats_finish(connection);
     return status;
@@ -287,7 +288,8 @@ static const char QUEUE_DESCRIPTION[] =
     "Works on the REQUEST_REPLY.queue. <action> is one of:\n"
     "  dump     print every record, one line each (--json: one object each);\n"
     "           --id ID only that request's records; --follow keeps printing\n"
-    "  stats    count segments, records, requests, replies, pending and dead\n"
+    "  stats    count segments, records, requests, replies, pending and dead;\n"
+    "           --live: the running persister's counters (JSON)\n"
     "  verify   check every record's checksum; exit 0 when the log is sound,\n"
     "           1 when a record in the middle is corrupt (each is named)\n"
     "  compact  remove the oldest segments whose requests are all replied and\n"
@@ -316,6 +318,7 @@ typedef struct queue_flags {
     int64_t redelivery_timeout_ms;
     int64_t backoff_max_ms;
     int64_t attempts_max;
+    bool record_requests;
 } queue_flags;
 
 /* ---- dump ---- */
@@ -337,12 +340,11 @@ static int dump_json(const kci_record *record, kci_position position)
              kci_position_offset(position));
     kci_hlc_timestamp timestamp = {.wall_ms = record->ts_wall_ms, .counter = record->ts_counter};
     kci_hlc_format(&timestamp, ts);
-    json_t *object = json_pack("{s:s, s:s, s:s, s:s, s:s%, s:s%, s:s%, s:i}", "position", where,
-                               "kind", kci_record_kind_name(record->kind), "id", id, "ts", ts,
-                               "subject", record->subject, (size_t)record->subject_length,
-                               "reply", record->reply, (size_t)record->reply_length, "client",
-                               record->client, (size_t)record->client_length, "attempt",
-                               (int)record->attempt);
+    json_t *object = json_pack(
+        "{s:s, s:s, s:s, s:s, s:s%, s:s%, s:s%, s:i}", "position", where, "kind",
+        kci_record_kind_name(record->kind), "id", id, "ts", ts, "subject", record->subject,
+        (size_t)record->subject_length, "reply", record->reply, (size_t)record->reply_length,
+        "client", record->client, (size_t)record->client_length, "attempt", (int)record->attempt);
     if (object == NULL) object = json_pack("{s:s, s:s}", "position", where, "id", id);
     kcobra_json_set_payload(object, record->payload, record->payload_length);
     return kcobra_json_print(object);
@@ -396,8 +398,8 @@ static int queue_dump(const queue_flags *flags, bool json)
     char error[ERROR_BYTES] = "";
     kci_scan_report report;
     for (;;) {
-        kc_err err = kci_scan(flags->directory, &options, dump_visit, &state, &report, error,
-                              sizeof error);
+        kc_err err =
+            kci_scan(flags->directory, &options, dump_visit, &state, &report, error, sizeof error);
         fflush(stdout);
         if (state.status != KCOBRA_EXIT_OK) return state.status;
         if (err != KC_OK) {
@@ -458,8 +460,8 @@ static int queue_stats(const queue_flags *flags, bool json, bool verify_only)
     kci_scan_options options = {.skip_corrupt = true};
     char error[ERROR_BYTES] = "";
     kci_scan_report report;
-    kc_err err = kci_scan(flags->directory, &options, count_visit, &state, &report, error,
-                          sizeof error);
+    kc_err err =
+        kci_scan(flags->directory, &options, count_visit, &state, &report, error, sizeof error);
     kci_index_destroy(&state.index);
     if (err != KC_OK) {
         kcobra_error("%s: %s", flags->directory, error[0] ? error : kc_strerror(err));
@@ -472,8 +474,8 @@ static int queue_stats(const queue_flags *flags, bool json, bool verify_only)
             "{s:s, s:b, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:i, s:I}",
             "directory", flags->directory, "sound", sound, "segments", (int)report.segment_count,
             "records", (json_int_t)report.record_count, "bytes", (json_int_t)report.record_bytes,
-            "requests", (json_int_t)state.requests, "replied", (json_int_t)state.replied,
-            "pending", (json_int_t)pending, "dead", (json_int_t)state.dead, "redeliveries",
+            "requests", (json_int_t)state.requests, "replied", (json_int_t)state.replied, "pending",
+            (json_int_t)pending, "dead", (json_int_t)state.dead, "redeliveries",
             (json_int_t)report.kind_count[KCI_RECORD_REDELIVERY], "replies",
             (json_int_t)report.kind_count[KCI_RECORD_REPLY], "tombstones",
             (json_int_t)report.kind_count[KCI_RECORD_TOMBSTONE], "torn_tail", report.torn_tail,
@@ -483,16 +485,17 @@ static int queue_stats(const queue_flags *flags, bool json, bool verify_only)
         if (status != KCOBRA_EXIT_OK) return status;
     } else {
         if (verify_only)
-            printf("%s: %s: %u segments, %" PRIu64 " records, %" PRIu64 " bytes checked in %.3f s\n",
+            printf("%s: %s: %u segments, %" PRIu64 " records, %" PRIu64
+                   " bytes checked in %.3f s\n",
                    flags->directory, sound ? "sound" : "CORRUPT", report.segment_count,
                    report.record_count, report.record_bytes, (double)report.duration_us / 1e6);
         else
             printf("directory     %s\nsegments      %u\nrecords       %" PRIu64
                    "\nbytes         %" PRIu64 "\nrequests      %" PRIu64 "\nreplied       %" PRIu64
-                   "\npending       %" PRIu64 "\ndead          %" PRIu64
-                   "\nredeliveries  %" PRIu64 "\ncorrupt       %u\ntorn tail     %s\n",
-                   flags->directory, report.segment_count, report.record_count,
-                   report.record_bytes, state.requests, state.replied, pending, state.dead,
+                   "\npending       %" PRIu64 "\ndead          %" PRIu64 "\nredeliveries  %" PRIu64
+                   "\ncorrupt       %u\ntorn tail     %s\n",
+                   flags->directory, report.segment_count, report.record_count, report.record_bytes,
+                   state.requests, state.replied, pending, state.dead,
                    report.kind_count[KCI_RECORD_REDELIVERY], report.corruption_count,
                    report.torn_tail ? "yes" : "no");
         fflush(stdout);
@@ -514,6 +517,26 @@ static bool parse_retention(const char *text, int64_t *out)
         return true;
     }
     return kcobra_parse_duration_ms(text, out);
+}
+
+/* The running persister's own counters (kc.sys.queue.stats), as JSON. */
+static int stats_live(const kcobra_common *common)
+{
+    natsConnection *connection = NULL;
+    int status = kcobra_nats_connect(&connection, common);
+    if (status != KCOBRA_EXIT_OK) return status;
+    natsMsg *reply = NULL;
+    natsStatus nats_status = natsConnection_Request(&reply, connection, KCI_QUEUE_STATS_SUBJECT, "",
+                                                    0, common->timeout_ms);
+    if (nats_status != NATS_OK) {
+        status = nats_failure(nats_status, KCI_QUEUE_STATS_SUBJECT, common);
+    } else {
+        status = kcobra_write_payload(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply));
+        if (!isatty(STDOUT_FILENO)) printf("\n");
+    }
+    natsMsg_Destroy(reply);
+    kcobra_nats_finish(connection);
+    return status;
 }
 
 static int compact_live(const kcobra_common *common, int64_t retention_ms)
@@ -587,6 +610,7 @@ static int queue_serve(const kcobra_invocation *invocation, const queue_flags *f
         .redelivery_backoff_max_ms = flags->backoff_max_ms,
         .attempts_max = (int)flags->attempts_max,
         .retention_ms = retention_ms,
+        .record_requests = flags->record_requests,
     };
     kci_persister *persister = NULL;
     char error[ERROR_BYTES] = "";
@@ -598,7 +622,8 @@ static int queue_serve(const kcobra_invocation *invocation, const queue_flags *f
     fprintf(stderr, "kcobra: persister serving %s on %s; log in %s\n", KCI_SUBMIT_SUBJECT,
             invocation->common.server, flags->directory);
     int signal_number = 0;
-    while (sigwait(&stop_signals, &signal_number) != 0) continue;
+    while (sigwait(&stop_signals, &signal_number) != 0)
+        continue;
     fprintf(stderr, "kcobra: %s: stopping the persister\n", strsignal(signal_number));
     kci_persister_stop(persister, STOP_DRAIN_MS);
     kcobra_nats_finish(connection);
@@ -618,7 +643,7 @@ static int run_queue(const kcobra_command *command, int argc, char **argv)
         {"retention", "DURATION", KCOBRA_FLAG_STRING, &flags.retention,
          "compact, serve: keep replied segments this long (default 24h; 0: remove once replied)"},
         {"live", NULL, KCOBRA_FLAG_BOOL, &flags.live,
-         "compact: ask the running persister over --server"},
+         "stats, compact: ask the running persister over --server"},
         {"durability", "MODE", KCOBRA_FLAG_STRING, &flags.durability,
          "serve: batch (default), always or none"},
         {"segment-size", "BYTES", KCOBRA_FLAG_COUNT, &flags.segment_bytes,
@@ -629,6 +654,8 @@ static int run_queue(const kcobra_command *command, int argc, char **argv)
          "serve: the longest wait between dispatches (default 1m)"},
         {"attempts", "N", KCOBRA_FLAG_COUNT, &flags.attempts_max,
          "serve: dispatches before a request is dead (default 10)"},
+        {"record-requests", NULL, KCOBRA_FLAG_BOOL, &flags.record_requests,
+         "serve: also keep plain kc.req.> requests and their replies"},
     };
     kcobra_invocation invocation;
     int status = kcobra_parse(command, table, KCOBRA_ARRAY_COUNT(table), argc, argv, &invocation);
@@ -638,28 +665,38 @@ static int run_queue(const kcobra_command *command, int argc, char **argv)
     if (!parse_retention(flags.retention, &retention_ms))
         return kcobra_usage_error(command, "--retention '%s': expected a duration or 0",
                                   flags.retention);
-    if (flags.segment_bytes != 0 &&
-        (flags.segment_bytes < KCI_SEGMENT_BYTES_MIN || flags.segment_bytes > KCI_SEGMENT_BYTES_MAX))
+    if (flags.segment_bytes != 0 && (flags.segment_bytes < KCI_SEGMENT_BYTES_MIN ||
+                                     flags.segment_bytes > KCI_SEGMENT_BYTES_MAX))
         return kcobra_usage_error(command, "--segment-size must be from %d to %d bytes",
                                   KCI_SEGMENT_BYTES_MIN, KCI_SEGMENT_BYTES_MAX);
     bool json = invocation.common.json;
+    struct stat directory_status;
+    bool reads = strcmp(action, "dump") == 0 || (strcmp(action, "stats") == 0 && !flags.live) ||
+                 strcmp(action, "verify") == 0 || (strcmp(action, "compact") == 0 && !flags.live);
+    if (reads &&
+        (stat(flags.directory, &directory_status) != 0 || !S_ISDIR(directory_status.st_mode))) {
+        kcobra_error("no queue directory %s (see --dir)", flags.directory);
+        return KCOBRA_EXIT_FAILURE;
+    }
     if (strcmp(action, "dump") == 0) return queue_dump(&flags, json);
-    if (strcmp(action, "stats") == 0) return queue_stats(&flags, json, false);
+    if (strcmp(action, "stats") == 0)
+        return flags.live ? stats_live(&invocation.common) : queue_stats(&flags, json, false);
     if (strcmp(action, "verify") == 0) return queue_stats(&flags, json, true);
     if (strcmp(action, "compact") == 0)
         return flags.live ? compact_live(&invocation.common, retention_ms)
                           : compact_offline(&flags, retention_ms, json);
     if (strcmp(action, "serve") == 0)
         return queue_serve(&invocation, &flags,
-                           flags.retention == NULL ? 0 : retention_ms == 0 ? 1 : retention_ms);
-    return kcobra_usage_error(command,
-                              "unknown action '%s'; actions: dump, stats, verify, compact, serve",
-                              action);
+                           flags.retention == NULL ? 0
+                           : retention_ms == 0     ? 1
+                                                   : retention_ms);
+    return kcobra_usage_error(
+        command, "unknown action '%s'; actions: dump, stats, verify, compact, serve", action);
 }
 
 const kcobra_command kcobra_command_queue = {
     .name = "queue",
-    .synopsis = "queue dump|stats|verify|compact|serve [--dir DIR] [options]",
+    .synopsis = "queue dump|stats|verify|compact|serve [--dir DIR]",
     .summary = "read, check, compact or serve the REQUEST_REPLY.queue",
     .description = QUEUE_DESCRIPTION,
     .run = run_queue,

@@ -19,7 +19,8 @@ static void init_tables(void)
 {
     for (uint32_t byte = 0; byte < TABLE_ENTRIES; byte++) {
         uint32_t crc = byte;
-        for (int bit = 0; bit < 8; bit++) crc = (crc >> 1) ^ (POLYNOMIAL & (0u - (crc & 1u)));
+        for (int bit = 0; bit < 8; bit++)
+            crc = (crc >> 1) ^ (POLYNOMIAL & (0u - (crc & 1u)));
         tables[0][byte] = crc;
     }
     for (uint32_t byte = 0; byte < TABLE_ENTRIES; byte++)
@@ -45,13 +46,14 @@ static uint32_t crc_software(uint32_t crc, const uint8_t *bytes, size_t length)
         bytes += 8;
         length -= 8;
     }
-    while (length-- > 0) crc = (crc >> 8) ^ tables[0][(crc ^ *bytes++) & 0xFF];
+    while (length-- > 0)
+        crc = (crc >> 8) ^ tables[0][(crc ^ *bytes++) & 0xFF];
     return crc;
 }
 
 #if defined(__x86_64__)
 __attribute__((target("sse4.2"))) static uint32_t crc_hardware(uint32_t crc, const uint8_t *bytes,
-                                                                size_t length)
+                                                               size_t length)
 {
     uint64_t crc64 = crc;
     while (length >= 8) {
@@ -62,7 +64,8 @@ __attribute__((target("sse4.2"))) static uint32_t crc_hardware(uint32_t crc, con
         length -= 8;
     }
     uint32_t crc32 = (uint32_t)crc64;
-    while (length-- > 0) crc32 = __builtin_ia32_crc32qi(crc32, *bytes++);
+    while (length-- > 0)
+        crc32 = __builtin_ia32_crc32qi(crc32, *bytes++);
     return crc32;
 }
 #endif

@@ -24,7 +24,8 @@ static void escaped(FILE *out, const char *bytes, size_t length)
 
 static void upper(FILE *out, const char *text)
 {
-    for (; *text != '\0'; text++) fputc(toupper((unsigned char)*text), out);
+    for (; *text != '\0'; text++)
+        fputc(toupper((unsigned char)*text), out);
 }
 
 int kci_dump_line(FILE *out, const kci_record *record)
@@ -35,6 +36,7 @@ int kci_dump_line(FILE *out, const kci_record *record)
     upper(out, name != NULL ? name : "UNKNOWN");
     fprintf(out, "#%s#%lld.%u", id, (long long)record->ts_wall_ms, record->ts_counter);
     switch (record->kind) {
+    case KCI_RECORD_OBSERVED_REQUEST:
     case KCI_RECORD_REQUEST: {
         const char *type = record->subject;
         size_t type_length = record->subject_length;
@@ -47,6 +49,7 @@ int kci_dump_line(FILE *out, const kci_record *record)
         escaped(out, record->payload, record->payload_length);
         break;
     }
+    case KCI_RECORD_OBSERVED_REPLY:
     case KCI_RECORD_REPLY:
         fputc('#', out);
         escaped(out, record->client, record->client_length);

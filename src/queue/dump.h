@@ -7,6 +7,7 @@
  *   REDELIVERY#<id>#<ts>#<attempt>
  *   TOMBSTONE#<id>#<ts>#<attempts>
  *   ACK#<id>#<ts>
+ *   OBSERVED_REQUEST#... and OBSERVED_REPLY#... as REQUEST and REPLY
  *
  * <ts> is the HLC text "<wall ms>.<counter>". Bytes of the payload (and of
  * the other fields) below 0x20, 0x7f and '\' are escaped as \n, \r, \t, \\

@@ -28,7 +28,8 @@ bool kci_index_init(kci_index *index)
 void kci_index_destroy(kci_index *index)
 {
     if (index->entries != NULL)
-        for (uint64_t slot = 0; slot < index->capacity; slot++) free(index->entries[slot].notify);
+        for (uint64_t slot = 0; slot < index->capacity; slot++)
+            free(index->entries[slot].notify);
     free(index->entries);
     memset(index, 0, sizeof *index);
 }

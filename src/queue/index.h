@@ -17,8 +17,8 @@
 enum {
     KCI_INDEX_CAPACITY_MIN = 1024,
     KCI_INDEX_ENTRIES_MAX = 1 << 28, /* 268 M requests: 15 GiB of index */
-    KCI_INDEX_NO_SLOT = UINT32_MAX,
 };
+#define KCI_INDEX_NO_SLOT UINT32_MAX /* pending_slot of an entry not pending */
 
 typedef enum kci_entry_state {
     KCI_ENTRY_STORING = 1,  /* the request's append is in flight: not acknowledged */
@@ -32,7 +32,6 @@ typedef struct kci_index_entry {
     kci_uuid id;
     kci_position request;
     kci_position reply;
-    int64_t due_ms;        /* next dispatch, monotonic ms (PENDING) */
     char *notify;          /* Kc-Notify subject while it waits; malloc'd or NULL */
     uint32_t pending_slot; /* in the persister's pending array, or KCI_INDEX_NO_SLOT */
     uint16_t attempts;     /* dispatches so far */

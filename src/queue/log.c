@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,19 @@ typedef struct completion {
     uint32_t size;
     kci_position position; /* set by the writer */
 } completion;
+
+typedef struct finished {
+    kci_queue_log_done done;
+    void *context;
+    kc_err status;
+    int error_number; /* errno of a failure, restored for the callback */
+    kci_position position;
+} finished;
+
+enum {
+    FINISHED_RING_CAPACITY = 2 * KCI_LOG_BATCH_RECORDS_MAX,
+    COMPLETER_CHUNK = 256, /* callbacks run per lock round */
+};
 
 typedef struct batch {
     uint8_t *bytes;
@@ -59,6 +73,18 @@ struct kci_queue_log {
     bool broken;
     char broken_reason[BROKEN_REASON_BYTES];
     kci_queue_log_stats stats;
+
+    /* Completed appends, handed from the writer to the completer thread so
+     * the writer can start the next write and sync while the callbacks
+     * (acknowledgements on the network) run. */
+    pthread_mutex_t finished_lock;
+    pthread_cond_t finished_work;
+    pthread_cond_t finished_space;
+    finished *finished_ring; /* FINISHED_RING_CAPACITY */
+    uint32_t finished_first, finished_count;
+    bool writer_done;
+    pthread_t completer;
+    bool completer_started;
 
     /* The writer's own (read by stats under the lock as a snapshot). */
     pthread_t writer;
@@ -171,8 +197,7 @@ static void mark_broken(kci_queue_log *log, const char *what, int error_number)
     snprintf(log->broken_reason, sizeof log->broken_reason, "%s failed on segment %u: %s", what,
              log->segment_number, strerror(error_number));
     pthread_mutex_unlock(&log->lock);
-    kci_error("queue: %s; refusing appends until a restart re-checks the log",
-              log->broken_reason);
+    kci_error("queue: %s; refusing appends until a restart re-checks the log", log->broken_reason);
 }
 
 /* Writes completions [first, *next) (all in the current segment) as one run. */
@@ -185,8 +210,7 @@ static kc_err write_run(kci_queue_log *log, const batch *full, uint32_t first, u
     bool one_each = log->config.durability == KCI_DURABILITY_ALWAYS;
     while (index < full->count) {
         completion *entry = &full->completions[index];
-        if (start + run_bytes + entry->size > log->config.segment_bytes &&
-            start + run_bytes > 0)
+        if (start + run_bytes + entry->size > log->config.segment_bytes && start + run_bytes > 0)
             break;
         entry->position = kci_position_make(log->segment_number, (uint32_t)(start + run_bytes));
         run_bytes += entry->size;
@@ -201,8 +225,7 @@ static kc_err write_run(kci_queue_log *log, const batch *full, uint32_t first, u
         int saved = errno;
         /* Nothing of a failed run may look like data: cut it off. */
         if (ftruncate(log->segment_fd, (off_t)start) != 0)
-            kci_warn("queue: cannot cut segment %u back: %s", log->segment_number,
-                     strerror(errno));
+            kci_warn("queue: cannot cut segment %u back: %s", log->segment_number, strerror(errno));
         log->preallocated = false;
         errno = saved;
         return err;
@@ -212,20 +235,60 @@ static kc_err write_run(kci_queue_log *log, const batch *full, uint32_t first, u
     return KC_OK;
 }
 
+/* Hands the batch's outcomes to the completer, in log order. */
 static void complete(kci_queue_log *log, batch *full, uint32_t ok_count, kc_err failure)
 {
+    int error_number = errno;
+    pthread_mutex_lock(&log->finished_lock);
     for (uint32_t index = 0; index < full->count; index++) {
+        while (log->finished_count == FINISHED_RING_CAPACITY)
+            pthread_cond_wait(&log->finished_space, &log->finished_lock);
         completion *entry = &full->completions[index];
-        if (index < ok_count)
-            entry->done(entry->context, KC_OK, entry->position);
-        else
-            entry->done(entry->context, failure, 0);
+        bool ok = index < ok_count;
+        uint32_t slot = (log->finished_first + log->finished_count) % FINISHED_RING_CAPACITY;
+        log->finished_ring[slot] = (finished){.done = entry->done,
+                                              .context = entry->context,
+                                              .status = ok ? KC_OK : failure,
+                                              .error_number = ok ? 0 : error_number,
+                                              .position = ok ? entry->position : 0};
+        log->finished_count++;
     }
+    pthread_cond_signal(&log->finished_work);
+    pthread_mutex_unlock(&log->finished_lock);
     pthread_mutex_lock(&log->lock);
     log->stats.batch_count++;
     log->stats.append_count += ok_count;
     log->stats.append_failed_count += full->count - ok_count;
     pthread_mutex_unlock(&log->lock);
+}
+
+/* The completer: runs the done callbacks, in order, until the writer has
+ * stopped and every outcome is delivered. */
+static void *completer_main(void *argument)
+{
+    kci_queue_log *log = argument;
+    finished chunk[COMPLETER_CHUNK];
+    pthread_mutex_lock(&log->finished_lock);
+    for (;;) {
+        while (log->finished_count == 0 && !log->writer_done)
+            pthread_cond_wait(&log->finished_work, &log->finished_lock);
+        if (log->finished_count == 0) break;
+        uint32_t taken = 0;
+        while (taken < COMPLETER_CHUNK && log->finished_count > 0) {
+            chunk[taken++] = log->finished_ring[log->finished_first];
+            log->finished_first = (log->finished_first + 1) % FINISHED_RING_CAPACITY;
+            log->finished_count--;
+        }
+        pthread_cond_signal(&log->finished_space);
+        pthread_mutex_unlock(&log->finished_lock);
+        for (uint32_t index = 0; index < taken; index++) {
+            errno = chunk[index].error_number;
+            chunk[index].done(chunk[index].context, chunk[index].status, chunk[index].position);
+        }
+        pthread_mutex_lock(&log->finished_lock);
+    }
+    pthread_mutex_unlock(&log->finished_lock);
+    return NULL;
 }
 
 /* Writes, syncs and completes one batch. */
@@ -239,8 +302,8 @@ static void process(kci_queue_log *log, batch *full)
         uint32_t next = index;
         failure = write_run(log, full, index, &next, &byte_cursor);
         if (failure != KC_OK) {
-            kci_warn("queue: write to segment %u failed: %s; %u appends fail",
-                     log->segment_number, strerror(errno), full->count - index);
+            kci_warn("queue: write to segment %u failed: %s; %u appends fail", log->segment_number,
+                     strerror(errno), full->count - index);
             break;
         }
         if (next == index) { /* the next record does not fit: a new segment */
@@ -278,7 +341,8 @@ static void *writer_main(void *argument)
     pthread_mutex_lock(&log->lock);
     for (;;) {
         batch *active = &log->batches[log->active];
-        while (active->count == 0 && !log->closing) pthread_cond_wait(&log->work, &log->lock);
+        while (active->count == 0 && !log->closing)
+            pthread_cond_wait(&log->work, &log->lock);
         if (active->count == 0) break;
         log->active = 1 - log->active;
         assert(log->batches[log->active].count == 0);
@@ -298,7 +362,8 @@ static void *writer_main(void *argument)
 
 /* ---- API --------------------------------------------------------------------- */
 
-kc_err kci_queue_log_append(kci_queue_log *log, const kci_record *record, kci_queue_log_done done, void *context)
+kc_err kci_queue_log_append(kci_queue_log *log, const kci_record *record, kci_queue_log_done done,
+                            void *context)
 {
     assert(done != NULL);
     size_t size = kci_record_size(record);
@@ -312,8 +377,7 @@ kc_err kci_queue_log_append(kci_queue_log *log, const kci_record *record, kci_qu
             return err;
         }
         batch *active = &log->batches[log->active];
-        if (active->used + size <= KCI_LOG_BATCH_BYTES &&
-            active->count < KCI_LOG_BATCH_RECORDS_MAX)
+        if (active->used + size <= KCI_LOG_BATCH_BYTES && active->count < KCI_LOG_BATCH_RECORDS_MAX)
             break;
         pthread_cond_wait(&log->space, &log->lock);
     }
@@ -327,7 +391,8 @@ kc_err kci_queue_log_append(kci_queue_log *log, const kci_record *record, kci_qu
     return KC_OK;
 }
 
-kc_err kci_queue_log_read(kci_queue_log *log, kci_position position, uint8_t *buffer, kci_record *out)
+kc_err kci_queue_log_read(kci_queue_log *log, kci_position position, uint8_t *buffer,
+                          kci_record *out)
 {
     return kci_record_read(log->directory, position, buffer, out);
 }
@@ -340,7 +405,10 @@ void kci_queue_log_stats_get(kci_queue_log *log, kci_queue_log_stats *out)
     pthread_mutex_unlock(&log->lock);
 }
 
-const char *kci_queue_log_directory(const kci_queue_log *log) { return log->directory; }
+const char *kci_queue_log_directory(const kci_queue_log *log)
+{
+    return log->directory;
+}
 
 uint32_t kci_queue_log_remove_segments_below(kci_queue_log *log, uint32_t below)
 {
@@ -351,8 +419,7 @@ uint32_t kci_queue_log_remove_segments_below(kci_queue_log *log, uint32_t below)
     uint32_t *numbers = NULL;
     size_t count = 0;
     char error[256];
-    if (kci_segment_list(log->directory, &numbers, &count, error, sizeof error) != KC_OK)
-        return 0;
+    if (kci_segment_list(log->directory, &numbers, &count, error, sizeof error) != KC_OK) return 0;
     uint32_t removed = 0;
     for (size_t index = 0; index < count && numbers[index] < below; index++) {
         char path[PATH_MAX];
@@ -380,9 +447,8 @@ int kci_queue_log_lock_directory(const char *directory, char *error, size_t erro
         return -1;
     }
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        snprintf(error, error_size,
-                 "%s is in use by another persister (the lock %s is held): %s", directory, path,
-                 strerror(errno));
+        snprintf(error, error_size, "%s is in use by another persister (the lock %s is held): %s",
+                 directory, path, strerror(errno));
         close(fd);
         return -1;
     }
@@ -402,10 +468,17 @@ static kci_queue_log *log_new(const kci_queue_log_config *config)
     pthread_mutex_init(&log->lock, NULL);
     pthread_cond_init(&log->work, NULL);
     pthread_cond_init(&log->space, NULL);
+    pthread_mutex_init(&log->finished_lock, NULL);
+    pthread_cond_init(&log->finished_work, NULL);
+    pthread_cond_init(&log->finished_space, NULL);
+    log->finished_ring = calloc(FINISHED_RING_CAPACITY, sizeof *log->finished_ring);
+    if (log->finished_ring == NULL) {
+        kci_queue_log_close(log);
+        return NULL;
+    }
     for (int index = 0; index < 2; index++) {
         log->batches[index].bytes = malloc(KCI_LOG_BATCH_BYTES);
-        log->batches[index].completions =
-            calloc(KCI_LOG_BATCH_RECORDS_MAX, sizeof(completion));
+        log->batches[index].completions = calloc(KCI_LOG_BATCH_RECORDS_MAX, sizeof(completion));
         if (log->batches[index].bytes == NULL || log->batches[index].completions == NULL) {
             kci_queue_log_close(log);
             return NULL;
@@ -428,8 +501,9 @@ static kc_err open_tail(kci_queue_log *log, const kci_scan_report *report)
     return KC_OK;
 }
 
-kc_err kci_queue_log_open(kci_queue_log **out, const kci_queue_log_config *config, kci_scan_visit visit,
-                    void *context, kci_scan_report *report, char *error, size_t error_size)
+kc_err kci_queue_log_open(kci_queue_log **out, const kci_queue_log_config *config,
+                          kci_scan_visit visit, void *context, kci_scan_report *report, char *error,
+                          size_t error_size)
 {
     *out = NULL;
     if (config->segment_bytes != 0 && (config->segment_bytes < KCI_SEGMENT_BYTES_MIN ||
@@ -440,6 +514,9 @@ kc_err kci_queue_log_open(kci_queue_log **out, const kci_queue_log_config *confi
     }
     kc_err err = kci_directory_make(config->directory, error, error_size);
     if (err != KC_OK) return err;
+    /* A file-size limit must fail the write (EFBIG, handled like ENOSPC),
+     * not kill the process: the process-wide default for SIGXFSZ is core. */
+    signal(SIGXFSZ, SIG_IGN);
     kci_queue_log *log = log_new(config);
     if (log == NULL) {
         snprintf(error, error_size, "out of memory");
@@ -456,10 +533,16 @@ kc_err kci_queue_log_open(kci_queue_log **out, const kci_queue_log_config *confi
     if (err == KC_OK) {
         log->stats.segment_current = log->segment_number;
         log->stats.segment_offset = log->segment_offset;
-        if (pthread_create(&log->writer, NULL, writer_main, log) != 0) {
-            snprintf(error, error_size, "cannot start the queue writer thread");
+        if (pthread_create(&log->completer, NULL, completer_main, log) != 0) {
+            snprintf(error, error_size, "cannot start the queue completer thread");
             err = KC_ERR_NOMEM;
         } else {
+            log->completer_started = true;
+        }
+        if (err == KC_OK && pthread_create(&log->writer, NULL, writer_main, log) != 0) {
+            snprintf(error, error_size, "cannot start the queue writer thread");
+            err = KC_ERR_NOMEM;
+        } else if (err == KC_OK) {
             log->writer_started = true;
         }
     }
@@ -482,12 +565,23 @@ void kci_queue_log_close(kci_queue_log *log)
         pthread_mutex_unlock(&log->lock);
         pthread_join(log->writer, NULL);
     }
+    if (log->completer_started) { /* after the writer: every outcome is queued */
+        pthread_mutex_lock(&log->finished_lock);
+        log->writer_done = true;
+        pthread_cond_broadcast(&log->finished_work);
+        pthread_mutex_unlock(&log->finished_lock);
+        pthread_join(log->completer, NULL);
+    }
     if (log->segment_fd >= 0) close(log->segment_fd);
     if (log->lock_fd >= 0) close(log->lock_fd);
     for (int index = 0; index < 2; index++) {
         free(log->batches[index].bytes);
         free(log->batches[index].completions);
     }
+    free(log->finished_ring);
+    pthread_cond_destroy(&log->finished_work);
+    pthread_cond_destroy(&log->finished_space);
+    pthread_mutex_destroy(&log->finished_lock);
     pthread_cond_destroy(&log->work);
     pthread_cond_destroy(&log->space);
     pthread_mutex_destroy(&log->lock);

@@ -4,8 +4,9 @@
  * kci_queue_log_append copies the encoded record into the batch being filled and
  * returns; the writer thread takes the whole batch, writes it with as few
  * pwrite calls as segments it spans, makes it durable with one fdatasync
- * (batch mode), and only then calls each record's done callback, in log
- * order, with its position. So an acknowledgement sent from done is never
+ * (batch mode), and only then hands each record's done callback, in log
+ * order, with its position, to a completer thread (so the next write and
+ * sync start while the acknowledgements go out). So an acknowledgement sent from done is never
  * ahead of the disk. In `always` mode each record gets its own write and
  * fdatasync; in `none` mode nothing is synced.
  *
@@ -17,7 +18,9 @@
  * is unknown; the log then refuses every append (KC_ERR_IO) until it is
  * reopened, which re-reads and checks the tail.
  *
- * One log per directory: open takes an exclusive flock on <dir>/LOCK. */
+ * One log per directory: open takes an exclusive flock on <dir>/LOCK. Open
+ * also sets SIGXFSZ to ignored (process-wide), so a file-size limit fails
+ * the write with EFBIG instead of killing the process. */
 #ifndef KCI_LOG_H_QUEUE
 #define KCI_LOG_H_QUEUE
 
@@ -31,7 +34,7 @@
 #include "segment.h"
 
 typedef enum kci_durability {
-    KCI_DURABILITY_BATCH = 0, /* done after the fdatasync of its group (default) */
+    KCI_DURABILITY_BATCH = 0,  /* done after the fdatasync of its group (default) */
     KCI_DURABILITY_ALWAYS = 1, /* done after a fdatasync of its own */
     KCI_DURABILITY_NONE = 2,   /* done after the write; never synced */
 } kci_durability;
@@ -51,7 +54,8 @@ typedef struct kci_queue_log_config {
     bool preallocate;       /* fallocate each segment to its full size (default on) */
 } kci_queue_log_config;
 
-/* Called on the writer thread, once per append, in log order. */
+/* Called on the log's completer thread, once per append, in log order,
+ * with errno set to the failure's errno when status is not KC_OK. */
 typedef void (*kci_queue_log_done)(void *context, kc_err status, kci_position position);
 
 typedef struct kci_queue_log_stats {
@@ -73,15 +77,18 @@ const char *kci_durability_name(kci_durability durability);
  * tail; visit sees every record, report says what was found) and starts the
  * writer. KC_ERR_EXISTS: another process holds the lock. KC_ERR_CORRUPT:
  * corruption in the middle and not skip_corrupt. */
-kc_err kci_queue_log_open(kci_queue_log **out, const kci_queue_log_config *config, kci_scan_visit visit,
-                    void *context, kci_scan_report *report, char *error, size_t error_size);
+kc_err kci_queue_log_open(kci_queue_log **out, const kci_queue_log_config *config,
+                          kci_scan_visit visit, void *context, kci_scan_report *report, char *error,
+                          size_t error_size);
 /* Queues record; done is called exactly once, later, unless this returns an
  * error (KC_ERR_TOO_LARGE, KC_ERR_IO when broken, KC_ERR_CLOSED). Blocks
  * while both batches are full. */
-kc_err kci_queue_log_append(kci_queue_log *log, const kci_record *record, kci_queue_log_done done, void *context);
+kc_err kci_queue_log_append(kci_queue_log *log, const kci_record *record, kci_queue_log_done done,
+                            void *context);
 /* Reads the record at position (durable: its done has run) into buffer
  * (KCI_RECORD_BYTES_MAX bytes). */
-kc_err kci_queue_log_read(kci_queue_log *log, kci_position position, uint8_t *buffer, kci_record *out);
+kc_err kci_queue_log_read(kci_queue_log *log, kci_position position, uint8_t *buffer,
+                          kci_record *out);
 void kci_queue_log_stats_get(kci_queue_log *log, kci_queue_log_stats *out);
 const char *kci_queue_log_directory(const kci_queue_log *log);
 /* Removes the segments numbered below `below` (never the current one) and

@@ -1,7 +1,7 @@
 /* persister.c - durable requests (see persister.h and docs/queue.md).
  *
  * Threads: nats.c delivers each subscription on its own thread (submits,
- * replies, kc.reply.get, admin); the log's writer thread runs the done
+ * replies, kc.reply.get, admin); the log's completer thread runs the done
  * callbacks, which acknowledge and dispatch; one redelivery thread checks
  * for requests whose reply is overdue and applies retention. One mutex
  * guards the index, the pending array, the segment table and the context
@@ -27,12 +27,14 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "common/clock.h"
+#include "common/hash.h"
 #include "common/log.h"
 #include "index.h"
 #include "service/headers.h"
@@ -49,7 +51,7 @@ enum {
     INBOX_BYTES = 64,
     ERROR_TEXT_BYTES = 256,
     ID_TEXT_BYTES = KC_UUID_TEXT_BYTES + 1,
-    SUBSCRIPTION_COUNT = 5,
+    SUBSCRIPTION_COUNT = 7, /* the last two only with record_requests */
     STOP_MARGIN_MS = 2000,
     SEGMENT_TABLE_MIN = 16,
 };
@@ -64,6 +66,20 @@ typedef struct append_context {
     context_kind kind;
     struct append_context *next_free;
 } append_context;
+
+/* A request waiting for its reply; the due time lives here so the
+ * redelivery scan touches the index only for requests that are due. */
+typedef struct pending_item {
+    kci_uuid id;
+    int64_t due_ms; /* next dispatch, monotonic ms */
+} pending_item;
+
+/* A plain request whose reply is awaited (record_requests). */
+typedef struct observed_slot {
+    uint64_t subject_hash; /* of its reply subject; 0: free */
+    kci_uuid id;
+    int64_t expires_ms;
+} observed_slot;
 
 typedef struct segment_info {
     uint32_t unresolved; /* requests in it without reply or tombstone */
@@ -84,7 +100,7 @@ struct kci_persister {
     pthread_cond_t context_free;
     pthread_cond_t wake; /* the redelivery thread */
     kci_index index;
-    kci_uuid *pending;
+    pending_item *pending;
     uint32_t pending_count, pending_capacity;
     int64_t pending_due_min_ms;
     segment_info *segments;
@@ -95,10 +111,15 @@ struct kci_persister {
     bool stopping;
     kci_persister_stats stats;
 
+    observed_slot *observed; /* KCI_PERSISTER_OBSERVED_MAX, with record_requests */
+    uint64_t observed_seed;
+
     pthread_t redelivery_thread;
     bool redelivery_started;
     uint8_t *redelivery_buffer;
 };
+
+static void on_marker_done(void *closure, kc_err status, kci_position position);
 
 /* ---- small helpers ---------------------------------------------------------- */
 
@@ -170,7 +191,8 @@ static segment_info *segment_at(kci_persister *persister, uint32_t number)
         uint32_t capacity = persister->segment_capacity < SEGMENT_TABLE_MIN
                                 ? SEGMENT_TABLE_MIN
                                 : persister->segment_capacity;
-        while (capacity <= index) capacity *= 2;
+        while (capacity <= index)
+            capacity *= 2;
         segment_info *grown = realloc(persister->segments, capacity * sizeof *grown);
         if (grown == NULL) return NULL;
         memset(grown + persister->segment_capacity, 0,
@@ -199,15 +221,16 @@ static void segment_resolve(kci_persister *persister, kci_position request)
 static bool pending_add(kci_persister *persister, kci_index_entry *entry, int64_t due_ms)
 {
     if (persister->pending_count == persister->pending_capacity) {
-        uint32_t capacity = persister->pending_capacity == 0 ? 1024 : persister->pending_capacity * 2;
-        kci_uuid *grown = realloc(persister->pending, capacity * sizeof *grown);
+        uint32_t capacity =
+            persister->pending_capacity == 0 ? 1024 : persister->pending_capacity * 2;
+        pending_item *grown = realloc(persister->pending, capacity * sizeof *grown);
         if (grown == NULL) return false;
         persister->pending = grown;
         persister->pending_capacity = capacity;
     }
     entry->pending_slot = persister->pending_count;
-    entry->due_ms = due_ms;
-    persister->pending[persister->pending_count++] = entry->id;
+    persister->pending[persister->pending_count++] =
+        (pending_item){.id = entry->id, .due_ms = due_ms};
     if (due_ms < persister->pending_due_min_ms) persister->pending_due_min_ms = due_ms;
     return true;
 }
@@ -220,7 +243,7 @@ static void pending_remove(kci_persister *persister, kci_index_entry *entry)
     uint32_t last = persister->pending_count - 1;
     if (slot != last) {
         persister->pending[slot] = persister->pending[last];
-        kci_index_entry *moved = kci_index_find(&persister->index, &persister->pending[slot]);
+        kci_index_entry *moved = kci_index_find(&persister->index, &persister->pending[slot].id);
         assert(moved != NULL);
         moved->pending_slot = slot;
     }
@@ -281,8 +304,9 @@ static void acknowledge(kci_persister *persister, const char *reply_subject, con
     int length = snprintf(body, sizeof body, "{\"id\":\"%s\"}", id_text);
     natsMsg *message = NULL;
     if (natsMsg_Create(&message, reply_subject, NULL, body, length) != NATS_OK) return;
-    stamp_common(persister, message, id_text);
-    set_header(message, KCI_HEADER_REPLY_TO, id_text);
+    /* Only Kc-Id: the acknowledgement is on the hot path, and each header
+     * costs nats.c allocations. */
+    set_header(message, KCI_HEADER_ID, id_text);
     publish(persister, message);
 }
 
@@ -295,7 +319,7 @@ static int code_for_failure(kc_err status)
                : KCI_PERSISTER_CODE_STORAGE;
 }
 
-/* Writer thread: the request is durable (or failed). */
+/* The log's completer thread: the request is durable (or failed). */
 static void on_request_done(void *closure, kc_err status, kci_position position)
 {
     append_context *context = closure;
@@ -336,9 +360,9 @@ static void on_request_done(void *closure, kc_err status, kci_position position)
         errno = saved_errno;
         int code = code_for_failure(status);
         respond_error(persister, natsMsg_GetReply(message), id_text, code, NULL,
-                      "the request was not stored: %s", code == KCI_PERSISTER_CODE_NO_SPACE
-                                                                ? "no space left for the queue"
-                                                                : kc_strerror(status));
+                      "the request was not stored: %s",
+                      code == KCI_PERSISTER_CODE_NO_SPACE ? "no space left for the queue"
+                                                          : kc_strerror(status));
     }
     context_give(persister, context);
 }
@@ -363,8 +387,8 @@ static void answer_known(kci_persister *persister, natsMsg *message, const kci_i
     bool storing = entry->state == KCI_ENTRY_STORING;
     pthread_mutex_unlock(&persister->lock);
     if (storing)
-        respond_error(persister, natsMsg_GetReply(message), id_text, KCI_PERSISTER_CODE_BUSY,
-                      NULL, "request %s is being stored right now; retry", id_text);
+        respond_error(persister, natsMsg_GetReply(message), id_text, KCI_PERSISTER_CODE_BUSY, NULL,
+                      "request %s is being stored right now; retry", id_text);
     else
         acknowledge(persister, natsMsg_GetReply(message), id_text);
     natsMsg_Destroy(message);
@@ -409,15 +433,15 @@ static void build_request_record(kci_record *record, natsMsg *message, const kci
     record->reply = reply != NULL ? reply : "";
     record->reply_length = (uint16_t)strlen(record->reply);
     record->client = client;
-    record->client_length = (uint16_t)(strlen(client) > KCI_RECORD_FIELD_BYTES_MAX
-                                           ? KCI_RECORD_FIELD_BYTES_MAX
-                                           : strlen(client));
+    record->client_length =
+        (uint16_t)(strlen(client) > KCI_RECORD_FIELD_BYTES_MAX ? KCI_RECORD_FIELD_BYTES_MAX
+                                                               : strlen(client));
     record->payload = natsMsg_GetData(message);
     record->payload_length = (uint32_t)natsMsg_GetDataLength(message);
 }
 
-static void on_submit(natsConnection *connection, natsSubscription *subscription,
-                      natsMsg *message, void *closure)
+static void on_submit(natsConnection *connection, natsSubscription *subscription, natsMsg *message,
+                      void *closure)
 {
     kci_persister *persister = closure;
     kci_uuid id;
@@ -432,8 +456,8 @@ static void on_submit(natsConnection *connection, natsSubscription *subscription
     kci_uuid_format(&id, id_text);
     append_context *context = context_take(persister);
     if (context == NULL) { /* stopping */
-        respond_error(persister, natsMsg_GetReply(message), id_text,
-                      KCI_PERSISTER_CODE_UNAVAILABLE, NULL, "the persister is stopping");
+        respond_error(persister, natsMsg_GetReply(message), id_text, KCI_PERSISTER_CODE_UNAVAILABLE,
+                      NULL, "the persister is stopping");
         natsMsg_Destroy(message);
         return;
     }
@@ -449,13 +473,13 @@ static void on_submit(natsConnection *connection, natsSubscription *subscription
     pthread_mutex_unlock(&persister->lock);
     if (entry == NULL) {
         context_give(persister, context);
-        respond_error(persister, natsMsg_GetReply(message), id_text,
-                      KCI_PERSISTER_CODE_UNAVAILABLE, NULL, "the queue index is full");
+        respond_error(persister, natsMsg_GetReply(message), id_text, KCI_PERSISTER_CODE_UNAVAILABLE,
+                      NULL, "the queue index is full");
         natsMsg_Destroy(message);
         return;
     }
-    *context = (append_context){.persister = persister, .message = message, .id = id,
-                                .kind = CONTEXT_REQUEST};
+    *context = (append_context){
+        .persister = persister, .message = message, .id = id, .kind = CONTEXT_REQUEST};
     char subject[SUBJECT_BYTES_MAX + 1];
     kci_record record;
     build_request_record(&record, message, &id, subject, sizeof subject);
@@ -527,19 +551,19 @@ static void build_reply_record(kci_record *record, natsMsg *message, const kci_u
     record->subject = "";
     record->reply = error;
     size_t error_length = strlen(error), node_length = strlen(node);
-    record->reply_length = (uint16_t)(error_length > KCI_RECORD_FIELD_BYTES_MAX
-                                          ? KCI_RECORD_FIELD_BYTES_MAX
-                                          : error_length);
+    record->reply_length =
+        (uint16_t)(error_length > KCI_RECORD_FIELD_BYTES_MAX ? KCI_RECORD_FIELD_BYTES_MAX
+                                                             : error_length);
     record->client = node;
-    record->client_length = (uint16_t)(node_length > KCI_RECORD_FIELD_BYTES_MAX
-                                           ? KCI_RECORD_FIELD_BYTES_MAX
-                                           : node_length);
+    record->client_length =
+        (uint16_t)(node_length > KCI_RECORD_FIELD_BYTES_MAX ? KCI_RECORD_FIELD_BYTES_MAX
+                                                            : node_length);
     record->payload = natsMsg_GetData(message);
     record->payload_length = (uint32_t)natsMsg_GetDataLength(message);
 }
 
-static void on_reply(natsConnection *connection, natsSubscription *subscription,
-                     natsMsg *message, void *closure)
+static void on_reply(natsConnection *connection, natsSubscription *subscription, natsMsg *message,
+                     void *closure)
 {
     kci_persister *persister = closure;
     const char *subject = natsMsg_GetSubject(message);
@@ -551,10 +575,26 @@ static void on_reply(natsConnection *connection, natsSubscription *subscription,
         natsMsg_Destroy(message);
         return;
     }
+    /* "No responders" (status 503 from the server, no service subscribed,
+     * e.g. while services reconnect after a restart) is not an answer: the
+     * request stays pending and is dispatched again. */
+    if (natsMsg_IsNoResponders(message)) {
+        natsMsg_Destroy(message);
+        return;
+    }
+    /* 409 from a service: the same Kc-Id is still being handled there (an
+     * earlier dispatch). Not an answer: the earlier one's reply will come,
+     * or the request is dispatched again. */
+    const char *error = NULL;
+    if (natsMsgHeader_Get(message, KCI_HEADER_ERROR, &error) == NATS_OK && error != NULL &&
+        strncmp(error, "409", 3) == 0 && (error[3] == ' ' || error[3] == '\0')) {
+        natsMsg_Destroy(message);
+        return;
+    }
     pthread_mutex_lock(&persister->lock);
     kci_index_entry *entry = kci_index_find(&persister->index, &id);
-    bool take = entry != NULL &&
-                (entry->state == KCI_ENTRY_PENDING || entry->state == KCI_ENTRY_DEAD);
+    bool take =
+        entry != NULL && (entry->state == KCI_ENTRY_PENDING || entry->state == KCI_ENTRY_DEAD);
     if (take) {
         entry->state_before_reply = entry->state;
         entry->state = KCI_ENTRY_REPLYING;
@@ -575,12 +615,104 @@ static void on_reply(natsConnection *connection, natsSubscription *subscription,
         natsMsg_Destroy(message);
         return;
     }
-    *context = (append_context){.persister = persister, .message = message, .id = id,
-                                .kind = CONTEXT_REPLY};
+    *context = (append_context){
+        .persister = persister, .message = message, .id = id, .kind = CONTEXT_REPLY};
     kci_record record;
     build_reply_record(&record, message, &id);
     kc_err err = kci_queue_log_append(persister->log, &record, on_reply_done, context);
     if (err != KC_OK) on_reply_done(context, err, 0);
+}
+
+/* ---- plain kc.req.> traffic (record_requests) ----------------------------------------- */
+
+static observed_slot *observed_at(kci_persister *persister, uint64_t hash)
+{
+    return &persister->observed[hash & (KCI_PERSISTER_OBSERVED_MAX - 1)];
+}
+
+static uint64_t subject_hash(const kci_persister *persister, const char *subject)
+{
+    uint64_t hash = kci_hash_bytes_seeded(subject, strlen(subject), persister->observed_seed);
+    return hash != 0 ? hash : 1; /* 0 marks a free slot */
+}
+
+static void observed_record(kci_persister *persister, natsMsg *message, kci_record_kind kind,
+                            const kci_uuid *id)
+{
+    kci_record record;
+    if (kind == KCI_RECORD_OBSERVED_REPLY) {
+        build_reply_record(&record, message, id);
+    } else {
+        const char *subject = natsMsg_GetSubject(message);
+        const char *reply = natsMsg_GetReply(message);
+        const char *client = NULL;
+        if (natsMsgHeader_Get(message, KCI_HEADER_NODE, &client) != NATS_OK || client == NULL)
+            client = "";
+        record = (kci_record){.id = *id,
+                              .subject = subject,
+                              .reply = reply != NULL ? reply : "",
+                              .client = client,
+                              .payload = natsMsg_GetData(message),
+                              .payload_length = (uint32_t)natsMsg_GetDataLength(message)};
+        record.subject_length = (uint16_t)strlen(record.subject);
+        record.reply_length = (uint16_t)strlen(record.reply);
+        record.client_length = (uint16_t)strlen(record.client);
+        hlc_now(&record.ts_wall_ms, &record.ts_counter);
+    }
+    record.kind = kind;
+    if (kci_record_size(&record) == 0 ||
+        kci_queue_log_append(persister->log, &record, on_marker_done, persister) != KC_OK)
+        kci_debug("queue: an observed %s was not kept",
+                  kind == KCI_RECORD_OBSERVED_REPLY ? "reply" : "request");
+}
+
+static void on_observed_request(natsConnection *connection, natsSubscription *subscription,
+                                natsMsg *message, void *closure)
+{
+    kci_persister *persister = closure;
+    const char *reply = natsMsg_GetReply(message);
+    size_t inbox_length = strlen(persister->inbox);
+    /* Our own dispatches are kept as durable requests already. */
+    if (reply != NULL && strncmp(reply, persister->inbox, inbox_length) == 0) {
+        natsMsg_Destroy(message);
+        return;
+    }
+    kci_uuid id;
+    const char *id_text = NULL;
+    if (natsMsgHeader_Get(message, KCI_HEADER_ID, &id_text) != NATS_OK || id_text == NULL ||
+        !kci_uuid_parse(id_text, strlen(id_text), &id))
+        kci_uuid_v7(&id);
+    if (strlen(natsMsg_GetSubject(message)) <= KCI_RECORD_FIELD_BYTES_MAX &&
+        (reply == NULL || strlen(reply) <= KCI_RECORD_FIELD_BYTES_MAX)) {
+        observed_record(persister, message, KCI_RECORD_OBSERVED_REQUEST, &id);
+        if (reply != NULL && reply[0] != '\0') {
+            uint64_t hash = subject_hash(persister, reply);
+            pthread_mutex_lock(&persister->lock);
+            *observed_at(persister, hash) =
+                (observed_slot){.subject_hash = hash,
+                                .id = id,
+                                .expires_ms = kci_monotonic_ms() + KCI_PERSISTER_OBSERVED_TTL_MS};
+            pthread_mutex_unlock(&persister->lock);
+        }
+    }
+    natsMsg_Destroy(message);
+}
+
+static void on_observed_reply(natsConnection *connection, natsSubscription *subscription,
+                              natsMsg *message, void *closure)
+{
+    kci_persister *persister = closure;
+    uint64_t hash = subject_hash(persister, natsMsg_GetSubject(message));
+    pthread_mutex_lock(&persister->lock);
+    observed_slot *slot = observed_at(persister, hash);
+    bool awaited = slot->subject_hash == hash && slot->expires_ms >= kci_monotonic_ms() &&
+                   !natsMsg_IsNoResponders(message);
+    kci_uuid id = slot->id;
+    if (awaited) slot->subject_hash = 0; /* one reply per request */
+    pthread_mutex_unlock(&persister->lock);
+    if (awaited && natsMsg_GetDataLength(message) <= KCI_RECORD_PAYLOAD_BYTES_MAX)
+        observed_record(persister, message, KCI_RECORD_OBSERVED_REPLY, &id);
+    natsMsg_Destroy(message);
 }
 
 /* ---- kc.reply.get --------------------------------------------------------------------- */
@@ -590,7 +722,8 @@ static bool get_id(natsMsg *message, kci_uuid *id)
 {
     const char *data = natsMsg_GetData(message);
     int length = natsMsg_GetDataLength(message);
-    while (length > 0 && (data[0] == ' ' || data[0] == '\n' || data[0] == '\t')) data++, length--;
+    while (length > 0 && (data[0] == ' ' || data[0] == '\n' || data[0] == '\t'))
+        data++, length--;
     while (length > 0 && (data[length - 1] == ' ' || data[length - 1] == '\n' ||
                           data[length - 1] == '\r' || data[length - 1] == '\t'))
         length--;
@@ -659,7 +792,8 @@ static void on_reply_get(natsConnection *connection, natsSubscription *subscript
                       "request %s is dead: no reply after %d attempts", id_text, attempts);
     else
         respond_error(persister, to, id_text, KCI_PERSISTER_CODE_NOT_YET, "pending",
-                      "request %s has no reply yet (%d attempts so far)", id_text, attempts);
+                      "request %s has no reply yet (dispatched %d times so far)", id_text,
+                      attempts);
     natsMsg_Destroy(message);
 }
 
@@ -687,8 +821,9 @@ uint32_t kci_persister_compact(kci_persister *persister, int64_t retention_ms)
             break;
         below = number + 1;
     }
+    bool nothing = persister->segment_count == 0 || below <= persister->segment_base;
     pthread_mutex_unlock(&persister->lock);
-    if (persister->segment_count == 0 || below <= persister->segment_base) return 0;
+    if (nothing) return 0;
     uint32_t removed = kci_queue_log_remove_segments_below(persister->log, below);
     pthread_mutex_lock(&persister->lock);
     kci_index_remove_below(&persister->index, below, removed_entry, persister);
@@ -703,8 +838,8 @@ uint32_t kci_persister_compact(kci_persister *persister, int64_t retention_ms)
     persister->stats.segments_removed += removed;
     pthread_mutex_unlock(&persister->lock);
     if (removed > 0)
-        kci_info("queue: removed %u segments below %u (all replied, older than retention)",
-                 removed, below);
+        kci_info("queue: removed %u segments below %u (all replied, older than retention)", removed,
+                 below);
     return removed;
 }
 
@@ -753,8 +888,8 @@ static void respond_json(kci_persister *persister, natsMsg *request, char *text)
     free(text);
 }
 
-static void on_stats(natsConnection *connection, natsSubscription *subscription,
-                     natsMsg *message, void *closure)
+static void on_stats(natsConnection *connection, natsSubscription *subscription, natsMsg *message,
+                     void *closure)
 {
     kci_persister *persister = closure;
     respond_json(persister, message, stats_json(persister));
@@ -762,15 +897,15 @@ static void on_stats(natsConnection *connection, natsSubscription *subscription,
 }
 
 /* Payload: empty (the configured retention) or {"retention_ms": n >= 0}. */
-static void on_compact(natsConnection *connection, natsSubscription *subscription,
-                       natsMsg *message, void *closure)
+static void on_compact(natsConnection *connection, natsSubscription *subscription, natsMsg *message,
+                       void *closure)
 {
     kci_persister *persister = closure;
     int64_t retention_ms = persister->config.retention_ms;
     if (natsMsg_GetDataLength(message) > 0) {
         json_error_t json_error;
-        json_t *root = json_loadb(natsMsg_GetData(message),
-                                  (size_t)natsMsg_GetDataLength(message), 0, &json_error);
+        json_t *root = json_loadb(natsMsg_GetData(message), (size_t)natsMsg_GetDataLength(message),
+                                  0, &json_error);
         json_t *value = json_object_get(root, "retention_ms");
         if (json_is_integer(value) && json_integer_value(value) >= 0)
             retention_ms = json_integer_value(value);
@@ -803,8 +938,13 @@ static void on_marker_done(void *closure, kc_err status, kci_position position)
 static void append_marker(kci_persister *persister, kci_record_kind kind, const kci_uuid *id,
                           uint16_t attempt)
 {
-    kci_record record = {.kind = kind, .id = *id, .attempt = attempt, .subject = "",
-                         .reply = "", .client = "", .payload = ""};
+    kci_record record = {.kind = kind,
+                         .id = *id,
+                         .attempt = attempt,
+                         .subject = "",
+                         .reply = "",
+                         .client = "",
+                         .payload = ""};
     hlc_now(&record.ts_wall_ms, &record.ts_counter);
     if (kci_queue_log_append(persister->log, &record, on_marker_done, persister) != KC_OK)
         kci_debug("queue: a marker was not queued");
@@ -828,10 +968,16 @@ static uint32_t collect_due(kci_persister *persister, int64_t now_ms, due_reques
     uint32_t count = 0;
     int64_t due_min = INT64_MAX;
     for (uint32_t slot = 0; slot < persister->pending_count && count < bound;) {
-        kci_index_entry *entry = kci_index_find(&persister->index, &persister->pending[slot]);
+        pending_item *item = &persister->pending[slot];
+        if (item->due_ms > now_ms) {
+            if (item->due_ms < due_min) due_min = item->due_ms;
+            slot++;
+            continue;
+        }
+        kci_index_entry *entry = kci_index_find(&persister->index, &item->id);
         assert(entry != NULL && entry->pending_slot == slot);
-        if (entry->state != KCI_ENTRY_PENDING || entry->due_ms > now_ms) {
-            if (entry->due_ms < due_min) due_min = entry->due_ms;
+        if (entry->state != KCI_ENTRY_PENDING) { /* its reply is being stored */
+            item->due_ms = now_ms + persister->config.redelivery_timeout_ms;
             slot++;
             continue;
         }
@@ -849,8 +995,8 @@ static uint32_t collect_due(kci_persister *persister, int64_t now_ms, due_reques
         }
         next->dead = false;
         next->attempt = ++entry->attempts;
-        entry->due_ms = now_ms + backoff_ms(persister, entry->attempts);
-        if (entry->due_ms < due_min) due_min = entry->due_ms;
+        item->due_ms = now_ms + backoff_ms(persister, entry->attempts);
+        if (item->due_ms < due_min) due_min = item->due_ms;
         persister->stats.redelivered++;
         slot++;
     }
@@ -868,7 +1014,8 @@ static void redeliver(kci_persister *persister, const due_request *due)
         return;
     }
     kci_record record;
-    kc_err err = kci_queue_log_read(persister->log, due->position, persister->redelivery_buffer, &record);
+    kc_err err =
+        kci_queue_log_read(persister->log, due->position, persister->redelivery_buffer, &record);
     if (err != KC_OK || record.kind != KCI_RECORD_REQUEST) {
         kci_error("queue: cannot read request %s back from the log: %s", id_text,
                   kc_strerror(err != KC_OK ? err : KC_ERR_CORRUPT));
@@ -893,7 +1040,8 @@ static void *redelivery_main(void *argument)
         if (persister->pending_due_min_ms <= now_ms)
             count = collect_due(persister, now_ms, due, KCI_PERSISTER_REDELIVER_BATCH_MAX);
         pthread_mutex_unlock(&persister->lock);
-        for (uint32_t index = 0; index < count; index++) redeliver(persister, &due[index]);
+        for (uint32_t index = 0; index < count; index++)
+            redeliver(persister, &due[index]);
         if (now_ms >= next_compact_ms && persister->config.retention_ms >= 0) {
             kci_persister_compact(persister, persister->config.retention_ms);
             next_compact_ms = now_ms + KCI_PERSISTER_COMPACT_INTERVAL_MS;
@@ -1028,8 +1176,11 @@ static kci_persister *persister_new(const kci_persister_config *config)
     persister->get_buffer = malloc(KCI_RECORD_BYTES_MAX);
     persister->redelivery_buffer = malloc(KCI_RECORD_BYTES_MAX);
     bool index_ok = kci_index_init(&persister->index);
+    if (config->record_requests)
+        persister->observed = calloc(KCI_PERSISTER_OBSERVED_MAX, sizeof *persister->observed);
     if (persister->contexts == NULL || persister->get_buffer == NULL ||
-        persister->redelivery_buffer == NULL || !index_ok) {
+        persister->redelivery_buffer == NULL || !index_ok ||
+        (config->record_requests && persister->observed == NULL)) {
         kci_persister_stop(persister, 0);
         return NULL;
     }
@@ -1039,6 +1190,7 @@ static kci_persister *persister_new(const kci_persister_config *config)
     }
     kci_uuid token;
     kci_uuid_v7(&token);
+    memcpy(&persister->observed_seed, token.bytes + 8, sizeof persister->observed_seed);
     char text[ID_TEXT_BYTES];
     kci_uuid_format(&token, text);
     /* The random tail of a fresh id: unique to this persister's life. */
@@ -1061,8 +1213,11 @@ static kc_err subscribe_all(kci_persister *persister, char *error, size_t error_
         {KCI_REPLY_GET_SUBJECT, KCI_PERSISTER_QUEUE_GROUP, on_reply_get},
         {KCI_QUEUE_STATS_SUBJECT, KCI_PERSISTER_QUEUE_GROUP, on_stats},
         {KCI_QUEUE_COMPACT_SUBJECT, KCI_PERSISTER_QUEUE_GROUP, on_compact},
+        {"kc.req.>", NULL, on_observed_request},
+        {"_INBOX.>", NULL, on_observed_reply},
     };
-    for (int index = 0; index < SUBSCRIPTION_COUNT; index++) {
+    int count = persister->config.record_requests ? SUBSCRIPTION_COUNT : SUBSCRIPTION_COUNT - 2;
+    for (int index = 0; index < count; index++) {
         natsSubscription **slot = &persister->subscriptions[index];
         natsStatus status =
             table[index].queue != NULL
@@ -1096,12 +1251,12 @@ kc_err kci_persister_start(kci_persister **out, natsConnection *connection,
     }
     persister->connection = connection;
     kci_queue_log_config log_config = {.directory = persister->directory,
-                                 .durability = persister->config.durability,
-                                 .segment_bytes = persister->config.segment_bytes,
-                                 .skip_corrupt = persister->config.skip_corrupt,
-                                 .preallocate = true};
+                                       .durability = persister->config.durability,
+                                       .segment_bytes = persister->config.segment_bytes,
+                                       .skip_corrupt = persister->config.skip_corrupt,
+                                       .preallocate = true};
     kc_err err = kci_queue_log_open(&persister->log, &log_config, recover_record, persister,
-                              &persister->stats.recovery, error, error_size);
+                                    &persister->stats.recovery, error, error_size);
     if (err == KC_OK) err = recovery_finish(persister);
     if (err == KC_OK) log_recovery(persister, &persister->stats.recovery);
     bool online = connection != NULL; /* offline: kcobra queue compact on a stopped queue */
@@ -1150,6 +1305,7 @@ void kci_persister_stop(kci_persister *persister, int64_t drain_ms)
     free(persister->contexts);
     free(persister->get_buffer);
     free(persister->redelivery_buffer);
+    free(persister->observed);
     pthread_cond_destroy(&persister->context_free);
     pthread_cond_destroy(&persister->wake);
     pthread_mutex_destroy(&persister->lock);

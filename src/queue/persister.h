@@ -16,6 +16,14 @@
  * dispatched again at once. Services are idempotent by Kc-Id, so a handler
  * runs once however often a request is dispatched.
  *
+ * With record_requests it also keeps plain request/reply traffic, as the
+ * original REQUEST_REPLY.queue did: every kc.req.> message (but its own
+ * dispatches) as an observed_request record, and the reply that comes back
+ * on its _INBOX.> reply subject as an observed_reply record. Those are only
+ * kept, never dispatched. Replies are matched by a direct-mapped table of
+ * KCI_PERSISTER_OBSERVED_MAX reply subjects (their 64-bit hash), each kept
+ * KCI_PERSISTER_OBSERVED_TTL_MS: beyond that a reply is not recorded.
+ *
  * It runs on a nats.c connection it is given (kcobrad's host connects it as
  * the internal user; `kcobra queue serve` to any NATS-protocol server). */
 #ifndef KCI_PERSISTER_H
@@ -45,20 +53,22 @@ enum {
     KCI_PERSISTER_ATTEMPTS_LIMIT = 1000,
     KCI_PERSISTER_RETENTION_MS_DEFAULT = 24 * 60 * 60 * 1000,
     KCI_PERSISTER_COMPACT_INTERVAL_MS = 60 * 1000,
-    KCI_PERSISTER_SCAN_INTERVAL_MS = 50,       /* redelivery checks */
-    KCI_PERSISTER_REDELIVER_BATCH_MAX = 4096,  /* dispatched per check */
+    KCI_PERSISTER_SCAN_INTERVAL_MS = 50,                         /* redelivery checks */
+    KCI_PERSISTER_REDELIVER_BATCH_MAX = 4096,                    /* dispatched per check */
     KCI_PERSISTER_IN_FLIGHT_MAX = 2 * KCI_LOG_BATCH_RECORDS_MAX, /* appends awaiting their sync */
+    KCI_PERSISTER_OBSERVED_MAX = 1 << 16, /* plain requests whose reply is awaited */
+    KCI_PERSISTER_OBSERVED_TTL_MS = 60 * 1000,
 };
 
 /* Error codes in Kc-Error (HTTP-like, as libkingcobra's). */
 enum {
     KCI_PERSISTER_CODE_BAD_REQUEST = 400,
     KCI_PERSISTER_CODE_NOT_FOUND = 404,
-    KCI_PERSISTER_CODE_BUSY = 409,     /* the same id is being stored right now */
-    KCI_PERSISTER_CODE_DEAD = 410,     /* no reply after the maximum attempts */
+    KCI_PERSISTER_CODE_BUSY = 409, /* the same id is being stored right now */
+    KCI_PERSISTER_CODE_DEAD = 410, /* no reply after the maximum attempts */
     KCI_PERSISTER_CODE_TOO_LARGE = 413,
-    KCI_PERSISTER_CODE_NOT_YET = 425,  /* durable, no reply yet */
-    KCI_PERSISTER_CODE_STORAGE = 500,  /* the append failed: not stored, not acknowledged */
+    KCI_PERSISTER_CODE_NOT_YET = 425, /* durable, no reply yet */
+    KCI_PERSISTER_CODE_STORAGE = 500, /* the append failed: not stored, not acknowledged */
     KCI_PERSISTER_CODE_UNAVAILABLE = 503,
     KCI_PERSISTER_CODE_NO_SPACE = 507, /* disk full or file size limit */
 };
@@ -68,26 +78,27 @@ typedef struct kci_persister kci_persister;
 typedef struct kci_persister_config {
     const char *directory; /* default "data/queue" */
     kci_durability durability;
-    uint32_t segment_bytes;     /* 0: default */
-    bool skip_corrupt;          /* start past corruption in the middle of the log */
-    const char *node;           /* Kc-Node of what it sends */
+    uint32_t segment_bytes;            /* 0: default */
+    bool skip_corrupt;                 /* start past corruption in the middle of the log */
+    const char *node;                  /* Kc-Node of what it sends */
     int64_t redelivery_timeout_ms;     /* 0: default */
     int64_t redelivery_backoff_max_ms; /* 0: default */
     int attempts_max;                  /* 0: default */
     int64_t retention_ms;              /* 0: default; < 0: keep everything */
+    bool record_requests; /* also keep plain kc.req.> traffic and its replies (off by default) */
 } kci_persister_config;
 
 typedef struct kci_persister_stats {
-    uint64_t requests;  /* in the index */
-    uint64_t pending;   /* durable, no reply */
+    uint64_t requests; /* in the index */
+    uint64_t pending;  /* durable, no reply */
     uint64_t replied;
     uint64_t dead;
-    uint64_t submitted;           /* acknowledged since start */
-    uint64_t submit_failed;       /* refused or failed since start */
-    uint64_t duplicate_submits;   /* an id already stored: acknowledged again */
-    uint64_t redelivered;         /* dispatches after the first */
+    uint64_t submitted;         /* acknowledged since start */
+    uint64_t submit_failed;     /* refused or failed since start */
+    uint64_t duplicate_submits; /* an id already stored: acknowledged again */
+    uint64_t redelivered;       /* dispatches after the first */
     uint64_t replies_recorded;
-    uint64_t replies_duplicate;   /* a second reply to a replied request: dropped */
+    uint64_t replies_duplicate; /* a second reply to a replied request: dropped */
     uint64_t segments_removed;
     kci_queue_log_stats log;
     kci_scan_report recovery;

@@ -33,15 +33,20 @@ static void put16(uint8_t *out, uint16_t value)
 
 static void put32(uint8_t *out, uint32_t value)
 {
-    for (int index = 0; index < 4; index++) out[index] = (uint8_t)(value >> (8 * index));
+    for (int index = 0; index < 4; index++)
+        out[index] = (uint8_t)(value >> (8 * index));
 }
 
 static void put64(uint8_t *out, uint64_t value)
 {
-    for (int index = 0; index < 8; index++) out[index] = (uint8_t)(value >> (8 * index));
+    for (int index = 0; index < 8; index++)
+        out[index] = (uint8_t)(value >> (8 * index));
 }
 
-static uint16_t get16(const uint8_t *in) { return (uint16_t)(in[0] | (in[1] << 8)); }
+static uint16_t get16(const uint8_t *in)
+{
+    return (uint16_t)(in[0] | (in[1] << 8));
+}
 
 static uint32_t get32(const uint8_t *in)
 {
@@ -62,6 +67,8 @@ const char *kci_record_kind_name(kci_record_kind kind)
     case KCI_RECORD_ACK: return "ack";
     case KCI_RECORD_REDELIVERY: return "redelivery";
     case KCI_RECORD_TOMBSTONE: return "tombstone";
+    case KCI_RECORD_OBSERVED_REQUEST: return "observed_request";
+    case KCI_RECORD_OBSERVED_REPLY: return "observed_reply";
     }
     return NULL;
 }

@@ -37,20 +37,24 @@
 enum {
     KCI_RECORD_HEADER_BYTES = 56,
     KCI_RECORD_VERSION = 1,
-    KCI_RECORD_FIELD_BYTES_MAX = 1024,             /* subject, reply, client */
+    KCI_RECORD_FIELD_BYTES_MAX = 1024,              /* subject, reply, client */
     KCI_RECORD_PAYLOAD_BYTES_MAX = 4 * 1024 * 1024, /* above any sane max_payload */
-    KCI_RECORD_BYTES_MAX = KCI_RECORD_HEADER_BYTES + 3 * KCI_RECORD_FIELD_BYTES_MAX +
-                           KCI_RECORD_PAYLOAD_BYTES_MAX,
+    KCI_RECORD_BYTES_MAX =
+        KCI_RECORD_HEADER_BYTES + 3 * KCI_RECORD_FIELD_BYTES_MAX + KCI_RECORD_PAYLOAD_BYTES_MAX,
 };
 
 typedef enum kci_record_kind {
-    KCI_RECORD_REQUEST = 1,    /* a durable request: subject kc.req.<type>, reply = submitter inbox */
-    KCI_RECORD_REPLY = 2,      /* the reply: client = the replying node, reply = its Kc-Error */
-    KCI_RECORD_ACK = 3,        /* reserved: the submitter confirmed it has the reply */
+    KCI_RECORD_REQUEST = 1, /* a durable request: subject kc.req.<type>, reply = submitter inbox */
+    KCI_RECORD_REPLY = 2,   /* the reply: client = the replying node, reply = its Kc-Error */
+    KCI_RECORD_ACK = 3,     /* reserved: the submitter confirmed it has the reply */
     KCI_RECORD_REDELIVERY = 4, /* a dispatch attempt after the first; attempt = its number */
     KCI_RECORD_TOMBSTONE = 5,  /* the request is dead: no reply after `attempt` attempts */
+    /* Plain kc.req.> traffic seen on the fabric (record_requests): kept,
+     * never dispatched; fields as request and reply. */
+    KCI_RECORD_OBSERVED_REQUEST = 6,
+    KCI_RECORD_OBSERVED_REPLY = 7,
     KCI_RECORD_KIND_FIRST = KCI_RECORD_REQUEST,
-    KCI_RECORD_KIND_LAST = KCI_RECORD_TOMBSTONE,
+    KCI_RECORD_KIND_LAST = KCI_RECORD_OBSERVED_REPLY,
 } kci_record_kind;
 
 /* The fields point into the caller's buffer (encode) or into the decoded

@@ -103,16 +103,16 @@ static void note_corruption(kci_scan_report *report, uint32_t segment, uint64_t 
                             uint64_t length_bytes)
 {
     if (report->corruption_count < KCI_SCAN_CORRUPTIONS_MAX)
-        report->corruptions[report->corruption_count] =
-            (kci_scan_corruption){.segment = segment, .offset = offset, .length_bytes = length_bytes};
+        report->corruptions[report->corruption_count] = (kci_scan_corruption){
+            .segment = segment, .offset = offset, .length_bytes = length_bytes};
     report->corruption_count++;
 }
 
 typedef enum bad_outcome { BAD_END, BAD_RESUME, BAD_STOP } bad_outcome;
 
 /* A bad spot at offset: decides between end, torn tail and corruption. */
-static bad_outcome handle_bad(scan_state *state, int fd, uint32_t segment, bool last,
-                              bool zero, uint64_t offset, uint64_t file_bytes, uint64_t *resume)
+static bad_outcome handle_bad(scan_state *state, int fd, uint32_t segment, bool last, bool zero,
+                              uint64_t offset, uint64_t file_bytes, uint64_t *resume)
 {
     /* Zeros in the last segment: the preallocated end. Anything after them
      * was written after the last sync, so never acknowledged, and kcobrad
@@ -165,13 +165,15 @@ static kc_err scan_segment(scan_state *state, int fd, uint32_t segment, bool las
             cursor += record_bytes;
             continue;
         }
-        if (status == KCI_RECORD_NEED_MORE && offset + (record_bytes > 0 ? record_bytes : KCI_RECORD_HEADER_BYTES) <= file_bytes) {
+        if (status == KCI_RECORD_NEED_MORE &&
+            offset + (record_bytes > 0 ? record_bytes : KCI_RECORD_HEADER_BYTES) <= file_bytes) {
             memmove(state->buffer, state->buffer + cursor, have - cursor);
             base += cursor;
             have -= cursor;
             cursor = 0;
             size_t got = 0;
-            if (read_fully(fd, state->buffer + have, KCI_SCAN_READ_BYTES, base + have, &got) != KC_OK)
+            if (read_fully(fd, state->buffer + have, KCI_SCAN_READ_BYTES, base + have, &got) !=
+                KC_OK)
                 return KC_ERR_IO;
             if (got == 0) return KC_ERR_IO; /* the file shrank under us */
             have += got;
@@ -240,9 +242,14 @@ kc_err kci_scan(const char *directory, const kci_scan_options *options, kci_scan
     kc_err err = kci_segment_list(directory, &numbers, &count, error, error_size);
     if (err == KC_ERR_NOT_FOUND) return KC_OK;
     if (err != KC_OK) return err;
-    scan_state state = {.directory = directory, .options = options, .visit = visit,
-                        .context = context, .report = report, .buffer = malloc(BUFFER_BYTES),
-                        .probe = malloc(KCI_RECORD_BYTES_MAX), .error = error,
+    scan_state state = {.directory = directory,
+                        .options = options,
+                        .visit = visit,
+                        .context = context,
+                        .report = report,
+                        .buffer = malloc(BUFFER_BYTES),
+                        .probe = malloc(KCI_RECORD_BYTES_MAX),
+                        .error = error,
                         .error_size = error_size};
     if (state.buffer == NULL || state.probe == NULL) {
         snprintf(error, error_size, "out of memory");

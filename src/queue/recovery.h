@@ -55,8 +55,8 @@ typedef struct kci_scan_report {
 } kci_scan_report;
 
 typedef struct kci_scan_options {
-    bool repair;       /* cut a torn tail off (needs the directory lock) */
-    bool skip_corrupt; /* go on after corruption in the middle */
+    bool repair;           /* cut a torn tail off (needs the directory lock) */
+    bool skip_corrupt;     /* go on after corruption in the middle */
     uint32_t from_segment; /* 0: all */
 } kci_scan_options;
 

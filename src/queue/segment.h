@@ -32,7 +32,10 @@ static inline uint32_t kci_position_segment(kci_position position)
 {
     return (uint32_t)(position >> 32);
 }
-static inline uint32_t kci_position_offset(kci_position position) { return (uint32_t)position; }
+static inline uint32_t kci_position_offset(kci_position position)
+{
+    return (uint32_t)position;
+}
 
 /* "<directory>/<number>.kcq"; false if it does not fit. */
 int kci_segment_path(char path[PATH_MAX], const char *directory, uint32_t number);

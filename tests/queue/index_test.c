@@ -21,7 +21,8 @@ static void test_model(void **state)
     assert_true(kci_index_init(&index));
     static kci_uuid ids[ID_COUNT];
     static bool present[ID_COUNT];
-    for (int slot = 0; slot < ID_COUNT; slot++) kci_uuid_v7(&ids[slot]);
+    for (int slot = 0; slot < ID_COUNT; slot++)
+        kci_uuid_v7(&ids[slot]);
     srand(12345);
     uint64_t expected = 0;
     for (int step = 0; step < OPERATION_COUNT; step++) {

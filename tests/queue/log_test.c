@@ -83,7 +83,8 @@ static void tracker_free(tracker *owner)
 static void wait_done(tracker *owner, int count)
 {
     pthread_mutex_lock(&owner->lock);
-    while (owner->done_count < count) pthread_cond_wait(&owner->changed, &owner->lock);
+    while (owner->done_count < count)
+        pthread_cond_wait(&owner->changed, &owner->lock);
     pthread_mutex_unlock(&owner->lock);
 }
 
@@ -95,13 +96,17 @@ static void append_range(kci_queue_log *log, tracker *owner, int first, int coun
     memset(payload, 'p', sizeof payload);
     for (int number = first; number < first + count; number++) {
         kci_uuid_v7(&owner->ids[number]);
-        kci_record record = {.kind = KCI_RECORD_REQUEST, .id = owner->ids[number],
-                             .ts_wall_ms = number, .subject = "kc.req.t", .subject_length = 8,
-                             .reply = "", .client = "", .payload = payload,
+        kci_record record = {.kind = KCI_RECORD_REQUEST,
+                             .id = owner->ids[number],
+                             .ts_wall_ms = number,
+                             .subject = "kc.req.t",
+                             .subject_length = 8,
+                             .reply = "",
+                             .client = "",
+                             .payload = payload,
                              .payload_length = (uint32_t)payload_bytes};
         owner->slots[number] = (slot){.tracker = owner, .number = number};
-        assert_int_equal(kci_queue_log_append(log, &record, on_done, &owner->slots[number]),
-                         KC_OK);
+        assert_int_equal(kci_queue_log_append(log, &record, on_done, &owner->slots[number]), KC_OK);
     }
 }
 
@@ -118,8 +123,10 @@ static kc_err collect(void *context, const kci_record *record, kci_position posi
 static kc_err open_log(kci_queue_log **log, kci_durability durability, uint32_t segment_bytes,
                        bool skip_corrupt, seen *into, kci_scan_report *report)
 {
-    kci_queue_log_config config = {.directory = directory, .durability = durability,
-                                   .segment_bytes = segment_bytes, .skip_corrupt = skip_corrupt,
+    kci_queue_log_config config = {.directory = directory,
+                                   .durability = durability,
+                                   .segment_bytes = segment_bytes,
+                                   .skip_corrupt = skip_corrupt,
                                    .preallocate = true};
     char error[256] = "";
     memset(into, 0, sizeof *into);
@@ -176,9 +183,18 @@ static void append_and_reopen(kci_durability durability, uint32_t segment_bytes,
     tracker_free(owner);
 }
 
-static void test_batch(void **state) { append_and_reopen(KCI_DURABILITY_BATCH, 0, 2000, 256); }
-static void test_always(void **state) { append_and_reopen(KCI_DURABILITY_ALWAYS, 0, 200, 256); }
-static void test_none(void **state) { append_and_reopen(KCI_DURABILITY_NONE, 0, 2000, 256); }
+static void test_batch(void **state)
+{
+    append_and_reopen(KCI_DURABILITY_BATCH, 0, 2000, 256);
+}
+static void test_always(void **state)
+{
+    append_and_reopen(KCI_DURABILITY_ALWAYS, 0, 200, 256);
+}
+static void test_none(void **state)
+{
+    append_and_reopen(KCI_DURABILITY_NONE, 0, 2000, 256);
+}
 
 static void test_roll_over(void **state)
 {

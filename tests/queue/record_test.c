@@ -36,7 +36,8 @@ static void test_crc32c_paths_agree(void **state)
 {
     (void)state;
     uint8_t bytes[4096];
-    for (size_t index = 0; index < sizeof bytes; index++) bytes[index] = (uint8_t)(index * 131 + 7);
+    for (size_t index = 0; index < sizeof bytes; index++)
+        bytes[index] = (uint8_t)(index * 131 + 7);
     for (size_t length = 0; length < 300; length++)
         for (size_t start = 0; start < 9; start++)
             assert_int_equal(kci_crc32c(0, bytes + start, length),
@@ -140,10 +141,18 @@ static void test_refused_headers(void **state)
 {
     (void)state;
     static const breakage table[] = {
-        {"magic", 0, 'X'},          {"crc", 4, 0x55},         {"length", 8, 0x01},
-        {"version 0", 12, 0},       {"version 2", 12, 2},     {"kind 0", 13, 0},
-        {"kind 6", 13, 6},          {"flags", 14, 1},         {"subject length", 45, 0x80},
-        {"reply length", 47, 0x80}, {"client length", 49, 0x80}, {"payload length", 55, 0x7F},
+        {"magic", 0, 'X'},
+        {"crc", 4, 0x55},
+        {"length", 8, 0x01},
+        {"version 0", 12, 0},
+        {"version 2", 12, 2},
+        {"kind 0", 13, 0},
+        {"kind 8", 13, 8},
+        {"flags", 14, 1},
+        {"subject length", 45, 0x80},
+        {"reply length", 47, 0x80},
+        {"client length", 49, 0x80},
+        {"payload length", 55, 0x7F},
     };
     for (size_t index = 0; index < sizeof table / sizeof table[0]; index++) {
         uint8_t buffer[512];
@@ -153,7 +162,8 @@ static void test_refused_headers(void **state)
         kci_record decoded;
         size_t record_bytes = 0;
         kci_record_status status = kci_record_decode(buffer, size, &decoded, &record_bytes);
-        if (status != KCI_RECORD_CORRUPT) fail_msg("%s: not refused (%d)", table[index].what, status);
+        if (status != KCI_RECORD_CORRUPT)
+            fail_msg("%s: not refused (%d)", table[index].what, status);
     }
 }
 
@@ -184,10 +194,14 @@ static void test_bounds(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_crc32c_known_values),   cmocka_unit_test(test_crc32c_paths_agree),
-        cmocka_unit_test(test_round_trip_every_kind), cmocka_unit_test(test_every_prefix_needs_more),
-        cmocka_unit_test(test_every_bit_flip_is_caught), cmocka_unit_test(test_refused_headers),
-        cmocka_unit_test(test_zero_header_is_the_end), cmocka_unit_test(test_bounds),
+        cmocka_unit_test(test_crc32c_known_values),
+        cmocka_unit_test(test_crc32c_paths_agree),
+        cmocka_unit_test(test_round_trip_every_kind),
+        cmocka_unit_test(test_every_prefix_needs_more),
+        cmocka_unit_test(test_every_bit_flip_is_caught),
+        cmocka_unit_test(test_refused_headers),
+        cmocka_unit_test(test_zero_header_is_the_end),
+        cmocka_unit_test(test_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
