@@ -762,7 +762,11 @@ static bool send_info(kci_client *client)
     int n = snprintf(tail, sizeof tail, ",\"client_id\":%llu,\"client_ip\":\"%s\"}\r\n",
                      (unsigned long long)client->id, client->ip);
     assert(n > 0 && (size_t)n < sizeof tail);
-    return kci_client_append(client, server->info_prefix, server->info_prefix_len) &&
+    const char *prefix =
+        client->internal_listener ? server->internal_info_prefix : server->info_prefix;
+    size_t prefix_len =
+        client->internal_listener ? server->internal_info_prefix_len : server->info_prefix_len;
+    return kci_client_append(client, prefix, prefix_len) &&
            kci_client_append(client, tail, (size_t)n);
 }
 

@@ -138,22 +138,33 @@ static void make_server_id(kci_server *server)
     server->random_state |= 1;
 }
 
+/* Two INFO prefixes: the public one says what the options require; the
+ * internal listener's (loopback, components only) always requires the
+ * internal user's password and never TLS, since its connections are not
+ * encrypted even when the public listener is. */
 static void render_info(kci_server *server)
 {
     const kci_options *options = &server->options;
-    int n =
-        snprintf(server->info_prefix, sizeof server->info_prefix,
-                 "INFO {\"server_id\":\"%s\",\"server_name\":\"%s\",\"version\":\"%s\","
-                 "\"kcobrad_version\":\"%s\",\"proto\":1,\"go\":\"kcobrad\","
-                 "\"host\":\"%s\",\"port\":%d,\"headers\":true,\"max_payload\":%lld%s%s%s",
-                 server->server_id, options->server_name ? options->server_name : server->server_id,
-                 KCI_NATS_COMPATIBLE_VERSION, KC_VERSION, options->host, server->port,
-                 (long long)options->max_payload_bytes,
+    char common[KCI_INFO_BYTES_MAX];
+    int n = snprintf(common, sizeof common,
+                     "INFO {\"server_id\":\"%s\",\"server_name\":\"%s\",\"version\":\"%s\","
+                     "\"kcobrad_version\":\"%s\",\"proto\":1,\"go\":\"kcobrad\","
+                     "\"host\":\"%s\",\"port\":%d,\"headers\":true,\"max_payload\":%lld",
+                     server->server_id,
+                     options->server_name ? options->server_name : server->server_id,
+                     KCI_NATS_COMPATIBLE_VERSION, KC_VERSION, options->host, server->port,
+                     (long long)options->max_payload_bytes);
+    assert(n > 0 && (size_t)n < sizeof common);
+    n = snprintf(server->info_prefix, sizeof server->info_prefix, "%s%s%s%s", common,
                  kci_auth_required(options) ? ",\"auth_required\":true" : "",
                  options->tls_enabled ? ",\"tls_required\":true" : "",
                  options->tls_enabled && options->tls_verify ? ",\"tls_verify\":true" : "");
     assert(n > 0 && (size_t)n < sizeof server->info_prefix);
     server->info_prefix_len = (size_t)n;
+    n = snprintf(server->internal_info_prefix, sizeof server->internal_info_prefix,
+                 "%s,\"auth_required\":true", common);
+    assert(n > 0 && (size_t)n < sizeof server->internal_info_prefix);
+    server->internal_info_prefix_len = (size_t)n;
 }
 
 static kc_err watch(kci_server *server, int fd, kci_source *source)

@@ -114,6 +114,8 @@ typedef struct kci_server {
     /* INFO prefix, re-rendered on reload; each client appends its own id */
     char info_prefix[KCI_INFO_BYTES_MAX];
     size_t info_prefix_len;
+    char internal_info_prefix[KCI_INFO_BYTES_MAX]; /* the internal listener's: no TLS */
+    size_t internal_info_prefix_len;
     uint8_t *read_buffer;
     uint64_t random_state;
     int64_t now_ms;   /* monotonic, refreshed per batch */

@@ -335,8 +335,8 @@ static void stop_ledger(kci_components *components)
  * in the middle (and skip_corrupt is off) or cannot be read, kcobrad does
  * not start: the operator must look. When the directory is locked by
  * another process (a second kcobrad started in the same directory), or its
- * connection fails (as the keeper's does when the internal listener speaks
- * TLS), kcobrad serves without it, as without the keeper, and says so. */
+ * connection fails, kcobrad serves without it, as without the keeper, and
+ * says so. */
 static kc_err start_persister(kci_components *components, const kci_components_config *config,
                               const kci_server *server, char *error, size_t error_size)
 {

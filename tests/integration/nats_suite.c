@@ -558,6 +558,15 @@ static void test_tls_client_certificate(void **state)
     fixture_connect_fails(f, without_certificate);
     natsConnection *again = fixture_connect_with(f, with_certificate);
     expect_pub_sub_works(f, again, "tls.still");
+    /* kcobrad's own components connect over its internal (loopback, plain)
+     * listener even when clients must use TLS: its keeper answers. */
+    if (strstr(fixture_server_binary, "kcobrad") != NULL) {
+        natsMsg *reply = NULL;
+        assert_int_equal(natsConnection_RequestString(&reply, again, "kc.suggest.list", "", 5000),
+                         NATS_OK);
+        assert_false(natsMsg_IsNoResponders(reply));
+        natsMsg_Destroy(reply);
+    }
 }
 
 static void test_tls_plaintext_rejected(void **state)
