@@ -716,6 +716,27 @@ static void test_cli(void **state)
     assert_int_equal(status, 0);
     assert_true(json_is_true(json_object_get(trail, "verified")));
     assert_int_equal(json_array_size(json_object_get(trail, "hops")), 2); /* issue, transfer */
+    /* Change-making by hand: alice's 50 into 25 + 20 + 5. */
+    json_t *held = kcobra_json(w, "wallet coins alice", &status);
+    const char *fifty = NULL;
+    json_t *held_coins = json_object_get(held, "coins");
+    for (size_t index = 0; index < json_array_size(held_coins); index++)
+        if (json_integer_value(
+                json_object_get(json_array_get(held_coins, index), "denomination")) == 50)
+            fifty = json_string_value(json_object_get(json_array_get(held_coins, index), "id"));
+    assert_non_null(fifty);
+    snprintf(arguments, sizeof arguments, "exchange --from alice --coins %s --into 25,20,5", fifty);
+    json_t *exchanged = kcobra_json(w, arguments, &status);
+    assert_int_equal(status, 0);
+    assert_int_equal(
+        json_array_size(json_object_get(json_object_get(exchanged, "issued"), "coins")), 3);
+    json_decref(kcobra_json(w, arguments, &status)); /* the 50 is retired now */
+    assert_int_equal(status, 1);                     /* not in the wallet any more */
+    json_decref(held);
+    json_decref(exchanged);
+    balance = kcobra_json(w, "wallet balance alice", &status);
+    assert_int_equal(json_integer_value(json_object_get(balance, "balance")), 130);
+    json_decref(balance);
     json_t *audit = kcobra_json(w, "ledger audit", &status);
     assert_int_equal(status, 0);
     assert_true(json_is_true(json_object_get(audit, "ok")));
