@@ -32,6 +32,7 @@ enum {
     DENOMINATION_LIST_MAX = KCI_LEDGER_DENOMINATIONS_MAX,
     LEDGER_DRAIN_MS = 2000,
     LEDGER_RECONNECT_WAIT_MS = 250,
+    AUDIT_TIMEOUT_MS_DEFAULT = 10 * 60 * 1000, /* unless --timeout says otherwise */
 };
 
 /* ---- shared -------------------------------------------------------------------- */
@@ -787,7 +788,8 @@ static const char LEDGER_DESCRIPTION[] =
     "                   in DIR (LMDB, the mint key mint.key 0600); stops on SIGTERM\n"
     "history            the money-flow edges (payer, payee, amount, time), paged\n"
     "audit              check supply = balances, every trail's signatures back to\n"
-    "                   the mint, no coin with two owners (exit 1 if it fails)\n"
+    "                   the mint, no coin with two owners (exit 1 if it fails);\n"
+    "                   waits up to 10m unless --timeout is given\n"
     "\n"
     "Examples:\n"
     "  kcobra ledger serve --dir /var/lib/kingcobra/ledger --server nats://10.0.0.5:4222\n"
@@ -833,8 +835,11 @@ static int run_ledger(const kcobra_command *command, int argc, char **argv)
         if (status != KCOBRA_EXIT_OK) return status;
         json_t *reply = NULL;
         kci_ledger_outcome refusal;
-        kc_err err = kci_ledger_call(&reply, connection, "audit", NULL,
-                                     invocation.common.timeout_ms, &refusal);
+        /* The audit checks every signature: minutes on a large ledger. */
+        int64_t timeout_ms = invocation.common.timeout_ms == KCOBRA_TIMEOUT_MS_DEFAULT
+                                 ? AUDIT_TIMEOUT_MS_DEFAULT
+                                 : invocation.common.timeout_ms;
+        kc_err err = kci_ledger_call(&reply, connection, "audit", NULL, timeout_ms, &refusal);
         kcobra_nats_finish(connection);
         if (err != KC_OK) return exit_for(err, &refusal);
         bool ok = json_is_true(json_object_get(reply, "ok"));
