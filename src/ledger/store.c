@@ -211,6 +211,11 @@ static kc_err open_environment(kci_ledger_store *store, uint64_t map_bytes, char
     if (rc != 0)
         return fail(error, error_size, KC_ERR_IO, "cannot open the ledger in %s: %s",
                     store->directory, mdb_strerror(rc));
+    /* A ledger killed mid-read leaves its reader slots behind; they would pin
+     * old pages (the file would only grow) until cleared. */
+    int dead_readers = 0;
+    if (mdb_reader_check(store->env, &dead_readers) == 0 && dead_readers > 0)
+        kci_info("ledger: cleared %d reader slots of a process that died", dead_readers);
     rc = open_databases(store);
     if (rc == MDB_INCOMPATIBLE)
         return fail(error, error_size, KC_ERR_CONFIG,
