@@ -22,6 +22,7 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +76,7 @@ struct kci_ledger {
     int worker_count;
     pthread_t writer;
     bool writer_started;
+    atomic_bool audit_running;
 };
 
 /* ---- replies ---------------------------------------------------------------- */
@@ -436,6 +438,20 @@ static void queue_job(kci_ledger *ledger, job *work)
     pthread_mutex_unlock(&ledger->lock);
 }
 
+/* One audit at a time: it checks every signature, and two at once would
+ * take both default workers from the writes. */
+static json_t *run_audit(kci_ledger *ledger, MDB_txn *txn, kci_ledger_outcome *outcome)
+{
+    if (atomic_exchange(&ledger->audit_running, true)) {
+        kci_ledger_outcome_fail(outcome, KCI_LEDGER_CODE_BUSY,
+                                "an audit is already running; try again when it is done");
+        return NULL;
+    }
+    json_t *body = kci_ledger_audit(txn, ledger->store, outcome);
+    atomic_store(&ledger->audit_running, false);
+    return body;
+}
+
 /* A read: answered here from a snapshot. Takes request's contents. */
 static void answer_read(kci_ledger *ledger, natsMsg *message, const kci_kc_headers *headers,
                         kci_ledger_request *request)
@@ -463,7 +479,7 @@ static void answer_read(kci_ledger *ledger, natsMsg *message, const kci_kc_heade
         case KCI_LEDGER_OP_TRANSFER_GET:
             body = kci_ledger_query_transfer(txn, ledger->store, request, &outcome);
             break;
-        default: body = kci_ledger_audit(txn, ledger->store, &outcome); break;
+        default: body = run_audit(ledger, txn, &outcome); break;
         }
         mdb_txn_abort(txn);
     }
