@@ -674,9 +674,10 @@ static void test_history_pages(void **state)
 static json_t *kcobra_json(const world *w, const char *arguments, int *exit_status)
 {
     char command[2048];
-    snprintf(command, sizeof command,
-             "KCOBRA_WALLET_DIR='%.200s/wallets' '%s' %s --server %s --json 2>/dev/null",
-             w->server.directory_path, kcobra_binary, arguments, w->server.url);
+    snprintf(
+        command, sizeof command,
+        "KCOBRA_WALLET_DIR='%.200s/wallets' '%s' %s --server %s --timeout 30s --json 2>/dev/null",
+        w->server.directory_path, kcobra_binary, arguments, w->server.url);
     FILE *pipe = popen(command, "r");
     assert_non_null(pipe);
     char output[65536];
