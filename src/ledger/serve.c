@@ -139,13 +139,15 @@ static int apply_mint(kci_ledger_batch *batch, job *work)
     for (uint32_t index = 0; rc == 0 && index < work->request.grant_count; index++) {
         rc = kci_ledger_apply_issue(batch, &work->request.grants[index], work->issue_ids[index],
                                     work->issued[index], &work->outcomes[0]);
-        if (work->outcomes[0].code != 0) break; /* all grants or none: rc aborts the batch */
+        if (work->outcomes[0].code != 0) break; /* apply_job undoes the earlier grants */
     }
     return rc;
 }
 
-/* A mint refused after some grants were written must undo them: mints are
- * rare, so it runs alone in its own nested transaction. */
+/* Applies one job inside the batch. A mint is all grants or none, and a
+ * grant can be refused after earlier ones were written (the supply bound),
+ * so a mint runs in a nested transaction it can abort alone; mints are rare
+ * enough for the cost. Transfers and exchanges check before they write. */
 static int apply_job(kci_ledger_batch *batch, job *work)
 {
     kci_ledger_request *request = &work->request;
