@@ -350,6 +350,15 @@ static void test_bad_input(void **state)
     free(text);
     kci_ledger_transfer_free(&transfer);
 
+    /* A mint whose second grant would pass the supply bound: neither grant is applied. */
+    char mint_body[512], alice_address[65];
+    kci_ledger_hex(alice_address, alice.public_key, 32);
+    snprintf(mint_body, sizeof mint_body,
+             "{\"grants\":[{\"to\":\"%s\",\"denominations\":[5]},"
+             "{\"to\":\"%s\",\"denominations\":[9007199254740991]}]}",
+             alice_address, alice_address);
+    expect_refused(w->connection, "kc.ledger.mint", mint_body, 400, "total supply");
+
     /* Nothing refused changed the state: one transfer more, same supply. */
     json_t *after = audit_ok(w->connection);
     assert_int_equal(json_integer_value(json_object_get(after, "supply")),
