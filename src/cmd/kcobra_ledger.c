@@ -573,6 +573,9 @@ static bool verify_hop(const json_t *hop, const uint8_t mint[KCI_LEDGER_KEY_BYTE
     return valid;
 }
 
+/* Every hop's signature, and the chain: each hop paid by the previous
+ * hop's payee, the last one ending at the owner (the mint once retired).
+ * Returns how many hops fail; -1 if the reply is malformed. */
 static int verify_trail(json_t *reply)
 {
     uint8_t mint[KCI_LEDGER_KEY_BYTES];
@@ -580,12 +583,25 @@ static int verify_trail(json_t *reply)
         return -1;
     json_t *hops = json_object_get(reply, "hops");
     int bad = 0;
+    const char *previous_to = NULL;
     for (size_t index = 0; index < json_array_size(hops); index++) {
         json_t *hop = json_array_get(hops, index);
-        bool valid = verify_hop(hop, mint, index == 0);
+        const char *from = json_string_value(json_object_get(hop, "from"));
+        bool chained =
+            index == 0 || (previous_to != NULL && from != NULL && strcmp(from, previous_to) == 0);
+        bool valid = chained && verify_hop(hop, mint, index == 0);
         json_object_set_new(hop, "verified", json_boolean(valid));
         bad += !valid;
+        previous_to = json_string_value(json_object_get(hop, "to"));
     }
+    const char *state = json_string_value(json_object_get(reply, "state"));
+    const char *owner = json_string_value(json_object_get(reply, "owner"));
+    char mint_text[KCI_LEDGER_ADDRESS_TEXT_BYTES + 1];
+    kci_ledger_hex(mint_text, mint, KCI_LEDGER_KEY_BYTES);
+    const char *holder = state != NULL && strcmp(state, "live") == 0 ? owner : mint_text;
+    if (json_array_size(hops) > 0 &&
+        (previous_to == NULL || holder == NULL || strcmp(previous_to, holder) != 0))
+        bad++; /* the trail does not end where the coin is */
     return bad;
 }
 
@@ -617,7 +633,9 @@ static int run_coin(const kcobra_command *command, int argc, char **argv)
     kcobra_nats_finish(connection);
     if (err != KC_OK) return exit_for(err, &refusal);
     int bad = verify_trail(reply);
-    json_object_set_new(reply, "verified", json_boolean(bad == 0));
+    /* A reaped coin's trail was freed: there is nothing left to check. */
+    bool reaped = json_array_size(json_object_get(reply, "hops")) == 0;
+    json_object_set_new(reply, "verified", json_boolean(bad == 0 && !reaped));
     if (invocation.common.json) {
         status = kcobra_json_print(json_incref(reply));
     } else {
@@ -640,8 +658,9 @@ static int run_coin(const kcobra_command *command, int argc, char **argv)
                    json_is_true(json_object_get(hop, "verified")) ? "signature ok"
                                                                   : "SIGNATURE BAD");
         }
-        printf("%s\n",
-               bad == 0 ? "every hop verified back to the mint" : "the trail does NOT verify");
+        printf("%s\n", reaped     ? "no hops: the reaper freed this retired coin's trail"
+                       : bad == 0 ? "every hop verified back to the mint"
+                                  : "the trail does NOT verify");
     }
     json_decref(reply);
     return status == KCOBRA_EXIT_OK && bad != 0 ? KCOBRA_EXIT_FAILURE : status;
