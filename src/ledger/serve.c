@@ -383,13 +383,13 @@ static void verify_transfers(kci_ledger *ledger, job *work)
                                     kci_ledger_rc_text(rc));
             continue;
         }
+        if (outcome->code != 0 || kci_ledger_verify(transfer, transfer->from)) continue;
         char id[37];
         kci_ledger_id_text(id, transfer->id);
-        if (outcome->code == 0 && !kci_ledger_verify(transfer, transfer->from))
-            kci_ledger_outcome_fail(outcome, KCI_LEDGER_CODE_BAD_SIGNATURE,
-                                    "transfer %s: the signature is not the payer's over this "
-                                    "transfer (forged, altered, or signed by another key)",
-                                    id);
+        kci_ledger_outcome_fail(outcome, KCI_LEDGER_CODE_BAD_SIGNATURE,
+                                "transfer %s: the signature is not the payer's over this "
+                                "transfer (forged, altered, or signed by another key)",
+                                id);
     }
     if (txn != NULL) mdb_txn_abort(txn);
 }

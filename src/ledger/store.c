@@ -680,8 +680,9 @@ static int check_coins(kci_ledger_batch *batch, const kci_ledger_transfer *trans
     for (uint32_t index = 0; index < transfer->coin_count; index++) {
         const kci_ledger_coin *coin = &transfer->coins[index];
         int rc = kci_ledger_coin_get(batch->txn, batch->store, coin->id, &records[index]);
-        char text[37];
-        kci_ledger_id_text(text, coin->id);
+        char text[37] = "";
+        if (rc != 0 || records[index].denomination != coin->denomination)
+            kci_ledger_id_text(text, coin->id); /* only a refusal names it */
         if (rc == MDB_NOTFOUND) {
             kci_ledger_outcome_fail(outcome, KCI_LEDGER_CODE_NOT_FOUND, "unknown coin %s", text);
             return 0;
