@@ -818,11 +818,12 @@ static const char LEDGER_DESCRIPTION[] =
 static int run_ledger(const kcobra_command *command, int argc, char **argv)
 {
     const char *directory = NULL, *after = NULL;
-    int64_t worker_count = 2, since_ms = 0, limit = 0, reap_interval_ms = 0, reap_age_ms = -1;
+    int64_t worker_count = 0, since_ms = 0, limit = 0, reap_interval_ms = 0, reap_age_ms = -1;
     bool no_mint = false;
     const kcobra_flag flags[] = {
         {"dir", "DIR", KCOBRA_FLAG_STRING, &directory, "serve: the data directory"},
-        {"workers", "N", KCOBRA_FLAG_COUNT, &worker_count, "serve: verifying threads (default 2)"},
+        {"workers", "N", KCOBRA_FLAG_COUNT, &worker_count,
+         "serve: verifying threads (default: one per core)"},
         {"no-mint", NULL, KCOBRA_FLAG_BOOL, &no_mint, "serve: refuse kc.ledger.mint"},
         {"reap-interval", "DURATION", KCOBRA_FLAG_DURATION, &reap_interval_ms,
          "serve: how often the reaper runs (default 1m)"},

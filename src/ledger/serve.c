@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -647,7 +648,11 @@ static kc_err check_config(kci_ledger_config *config, char *error, size_t error_
         snprintf(error, error_size, "ledger: node \"%s\" is not one subject token", config->node);
         return KC_ERR_CONFIG;
     }
-    if (config->worker_count <= 0) config->worker_count = WORKER_COUNT_DEFAULT;
+    if (config->worker_count <= 0) {
+        /* Verification is CPU-bound: one worker per core. */
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        config->worker_count = cores > 0 ? (int)cores : WORKER_COUNT_DEFAULT;
+    }
     if (config->worker_count > KCI_LEDGER_WORKERS_MAX)
         config->worker_count = KCI_LEDGER_WORKERS_MAX;
     if (config->map_bytes == 0) config->map_bytes = KCI_LEDGER_MAP_BYTES_DEFAULT;

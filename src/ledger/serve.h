@@ -45,7 +45,7 @@ typedef struct kci_ledger kci_ledger;
 typedef struct kci_ledger_config {
     const char *directory;    /* the data directory (created) */
     const char *node;         /* Kc-Node of replies: one subject token */
-    int worker_count;         /* default 2 */
+    int worker_count;         /* default: the number of cores */
     uint64_t map_bytes;       /* LMDB map size; default 1 GiB */
     bool mint_disabled;       /* refuse kc.ledger.mint (another ledger mints) */
     int64_t reap_interval_ms; /* how often the reaper runs; default 60 s */
