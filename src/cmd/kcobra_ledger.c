@@ -316,7 +316,7 @@ static int run_mint(const kcobra_command *command, int argc, char **argv)
             status = parse_amount(command, denomination_text, &each);
         if (status == KCOBRA_EXIT_OK && each == 0) each = amount;
         if (status == KCOBRA_EXIT_OK &&
-            (amount % each != 0 || amount / each > DENOMINATION_LIST_MAX))
+            (each == 0 || amount % each != 0 || amount / each > DENOMINATION_LIST_MAX))
             return kcobra_usage_error(command,
                                       "--amount must be a multiple of --denomination, "
                                       "at most %d coins",
