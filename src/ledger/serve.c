@@ -69,6 +69,8 @@ struct kci_ledger {
     pthread_cond_t completed;
     natsMsg **queue; /* ring of KCI_LEDGER_QUEUE_MAX */
     uint32_t queue_first, queue_count;
+    uint32_t held_count; /* requests taken and not yet answered: queued, verifying, or in jobs */
+    size_t held_bytes;   /* their payload bytes */
     job *jobs_first, *jobs_last;
     uint32_t jobs_in_flight; /* taken by a worker, not yet queued for the writer */
     bool subscription_open;
@@ -253,7 +255,20 @@ static void reply_job(kci_ledger *ledger, job *work)
     reply_json(ledger, work->message, &work->headers, body);
 }
 
-static void job_free(job *work)
+/* A request is answered (or dropped): it no longer counts against the bounds. */
+static void release_message(kci_ledger *ledger, natsMsg *message)
+{
+    if (message == NULL) return;
+    size_t length = (size_t)natsMsg_GetDataLength(message);
+    pthread_mutex_lock(&ledger->lock);
+    assert(ledger->held_count > 0 && ledger->held_bytes >= length);
+    ledger->held_count--;
+    ledger->held_bytes -= length;
+    pthread_mutex_unlock(&ledger->lock);
+    natsMsg_Destroy(message);
+}
+
+static void job_free(kci_ledger *ledger, job *work)
 {
     if (work == NULL) return;
     for (uint32_t index = 0; work->issued != NULL && index < work->issue_count; index++)
@@ -262,7 +277,7 @@ static void job_free(job *work)
     free(work->issue_ids);
     free(work->outcomes);
     kci_ledger_request_free(&work->request);
-    natsMsg_Destroy(work->message);
+    release_message(ledger, work->message);
     free(work);
 }
 
@@ -292,7 +307,7 @@ static void write_batch(kci_ledger *ledger, job *jobs)
         } else {
             reply_job(ledger, work);
         }
-        job_free(work);
+        job_free(ledger, work);
     }
 }
 
@@ -395,7 +410,7 @@ static void verify_transfers(kci_ledger *ledger, job *work)
     if (txn != NULL) mdb_txn_abort(txn);
 }
 
-static job *job_new(natsMsg *message, const kci_kc_headers *headers,
+static job *job_new(kci_ledger *ledger, natsMsg *message, const kci_kc_headers *headers,
                     const kci_ledger_request *request)
 {
     job *work = calloc(1, sizeof *work);
@@ -423,7 +438,7 @@ static job *job_new(natsMsg *message, const kci_kc_headers *headers,
     if (!ok) {
         work->message = NULL; /* the caller still owns it */
         work->request = (kci_ledger_request){0};
-        job_free(work);
+        job_free(ledger, work);
         return NULL;
     }
     return work;
@@ -494,7 +509,7 @@ static void answer_read(kci_ledger *ledger, natsMsg *message, const kci_kc_heade
     else
         reply_json(ledger, message, headers, body);
     kci_ledger_request_free(request);
-    natsMsg_Destroy(message);
+    release_message(ledger, message);
 }
 
 static bool is_write(kci_ledger_operation operation)
@@ -537,19 +552,19 @@ static void handle(kci_ledger *ledger, natsMsg *message)
         kci_debug("ledger: refused %s: %d %s", natsMsg_GetSubject(message), outcome.code,
                   outcome.message);
         reply_error(ledger, message, &headers, &outcome);
-        natsMsg_Destroy(message);
+        release_message(ledger, message);
         return;
     }
     if (!is_write(operation)) {
         answer_read(ledger, message, &headers, &request);
         return;
     }
-    job *work = job_new(message, &headers, &request);
+    job *work = job_new(ledger, message, &headers, &request);
     if (work == NULL) {
         kci_ledger_outcome_fail(&outcome, KCI_LEDGER_CODE_INTERNAL, "out of memory");
         reply_error(ledger, message, &headers, &outcome);
         kci_ledger_request_free(&request);
-        natsMsg_Destroy(message);
+        release_message(ledger, message);
         return;
     }
     if (work->request.transfer_count > 0) verify_transfers(ledger, work);
@@ -588,11 +603,19 @@ static void on_message(natsConnection *connection, natsSubscription *subscriptio
     (void)connection;
     (void)subscription;
     kci_ledger *ledger = closure;
+    size_t length = (size_t)natsMsg_GetDataLength(message);
     pthread_mutex_lock(&ledger->lock);
-    bool full = ledger->queue_count == KCI_LEDGER_QUEUE_MAX;
+    /* Bounded in count and bytes, whether queued, verifying or waiting for
+     * the writer: a slow disk makes clients wait for 503s, not the ledger
+     * grow without limit. */
+    bool full = ledger->held_count == KCI_LEDGER_QUEUE_MAX ||
+                ledger->held_bytes + length > KCI_LEDGER_HELD_BYTES_MAX;
     if (!full) {
+        assert(ledger->queue_count < KCI_LEDGER_QUEUE_MAX);
         ledger->queue[(ledger->queue_first + ledger->queue_count) % KCI_LEDGER_QUEUE_MAX] = message;
         ledger->queue_count++;
+        ledger->held_count++;
+        ledger->held_bytes += length;
         pthread_cond_signal(&ledger->requests_ready);
     }
     pthread_mutex_unlock(&ledger->lock);
@@ -602,8 +625,7 @@ static void on_message(natsConnection *connection, natsSubscription *subscriptio
     (void)kci_headers_read(message, false, &headers);
     kci_ledger_outcome outcome = {0};
     kci_ledger_outcome_fail(&outcome, KCI_LEDGER_CODE_BUSY,
-                            "the ledger is busy (%d requests queued); try again",
-                            KCI_LEDGER_QUEUE_MAX);
+                            "the ledger is busy (its request queue is full); try again");
     reply_error(ledger, message, &headers, &outcome);
     natsMsg_Destroy(message);
 }
