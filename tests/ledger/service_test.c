@@ -340,6 +340,10 @@ static void test_bad_input(void **state)
     char error[512];
     assert_int_equal(raw_request(w->connection, "kc.ledger.transfer", text, error, sizeof error),
                      0);
+    /* Sent again (a retry after a lost answer): answered, not applied twice. */
+    json_t *again = call_ok(w->connection, "transfer", json_loads(text, 0, NULL));
+    assert_true(json_is_true(json_object_get(again, "replayed")));
+    json_decref(again);
     free(text);
     kci_ledger_transfer_free(&transfer);
     assert_int_equal(kci_ledger_transfer_make(&transfer, &alice, mallory.public_key, coins, 1),
