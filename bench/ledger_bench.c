@@ -12,7 +12,9 @@
  * transfer's latency is its batch's round trip.
  *
  * Prints one JSON object: transfers acknowledged, refused, seconds,
- * transfers_per_s, p50_ms, p99_ms. */
+ * transfers_per_s, p50_ms, p99_ms, and audit_ok (with --audit: the
+ * ledger's audit after the run, untimed: every signature re-checked, supply
+ * equal to the balances, one owner per coin). */
 #include <getopt.h>
 #include <inttypes.h>
 #include <nats/nats.h>
@@ -29,6 +31,7 @@ enum {
     CLIENTS_MAX = 256,
     MINT_GRANTS_PER_REQUEST = 1000,
     CALL_TIMEOUT_MS = 60000,
+    AUDIT_TIMEOUT_MS = 10 * 60 * 1000,
 };
 
 typedef struct options {
@@ -38,6 +41,7 @@ typedef struct options {
     int coins_per_client;
     int transfers_per_client;
     int batch;
+    bool audit; /* after the run, ask the ledger to audit itself (untimed) */
 } options;
 
 typedef struct client {
@@ -195,13 +199,10 @@ static void parse_options(int argc, char **argv, options *config)
                         .transfers_per_client = 2000,
                         .batch = 64};
     static const struct option long_options[] = {
-        {"server", required_argument, NULL, 's'},
-        {"wallets", required_argument, NULL, 'w'},
-        {"clients", required_argument, NULL, 'c'},
-        {"coins", required_argument, NULL, 'k'},
-        {"transfers", required_argument, NULL, 't'},
-        {"batch", required_argument, NULL, 'b'},
-        {NULL, 0, NULL, 0},
+        {"server", required_argument, NULL, 's'},    {"wallets", required_argument, NULL, 'w'},
+        {"clients", required_argument, NULL, 'c'},   {"coins", required_argument, NULL, 'k'},
+        {"transfers", required_argument, NULL, 't'}, {"batch", required_argument, NULL, 'b'},
+        {"audit", no_argument, NULL, 'a'},           {NULL, 0, NULL, 0},
     };
     int option;
     while ((option = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
@@ -212,9 +213,10 @@ static void parse_options(int argc, char **argv, options *config)
         case 'k': config->coins_per_client = atoi(optarg); break;
         case 't': config->transfers_per_client = atoi(optarg); break;
         case 'b': config->batch = atoi(optarg); break;
+        case 'a': config->audit = true; break;
         default:
             fprintf(stderr, "usage: ledger_bench --server URL [--wallets N] [--clients N] "
-                            "[--coins N] [--transfers N] [--batch N]\n");
+                            "[--coins N] [--transfers N] [--batch N] [--audit]\n");
             exit(2);
         }
     }
@@ -267,13 +269,23 @@ int main(int argc, char **argv)
         for (int batch = 0; batch < clients[index].batch_count; batch++)
             samples[sample_count++] = clients[index].latency_ns[batch];
     }
+    const char *audit = "null"; /* not asked */
+    if (config.audit) {
+        natsConnection *auditor = connect_to(config.server);
+        json_t *reply = NULL;
+        kci_ledger_outcome refusal;
+        kc_err err = kci_ledger_call(&reply, auditor, "audit", NULL, AUDIT_TIMEOUT_MS, &refusal);
+        audit = err == KC_OK && json_is_true(json_object_get(reply, "ok")) ? "true" : "false";
+        json_decref(reply);
+        natsConnection_Destroy(auditor);
+    }
     double p50 = percentile_ms(samples, sample_count, 0.50);
     double p99 = percentile_ms(samples, sample_count, 0.99);
     printf("{\"transfers\":%" PRId64 ",\"refused\":%" PRId64 ",\"failed_batches\":%" PRId64
            ",\"seconds\":%.3f,\"transfers_per_s\":%.0f,\"p50_ms\":%.2f,\"p99_ms\":%.2f,"
-           "\"clients\":%d,\"batch\":%d,\"wallets\":%d}\n",
+           "\"clients\":%d,\"batch\":%d,\"wallets\":%d,\"audit_ok\":%s}\n",
            acknowledged, refused, failed, seconds, (double)acknowledged / seconds, p50, p99,
-           config.client_count, config.batch, config.wallet_count);
+           config.client_count, config.batch, config.wallet_count, audit);
     nats_Close();
-    return failed == 0 && refused == 0 ? 0 : 1;
+    return failed == 0 && refused == 0 && strcmp(audit, "false") != 0 ? 0 : 1;
 }

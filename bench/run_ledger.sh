@@ -26,16 +26,16 @@
 # ledger transfer's latency is its batch's round trip; PostgreSQL's is one
 # transaction's), and the ratio ledger/PostgreSQL.
 #
-# Environment: BENCH_LEDGER_ROUNDS (3), BENCH_LEDGER_CLIENTS (16),
-# BENCH_LEDGER_BATCH (64), BENCH_LEDGER_TRANSFERS (per client, 2000),
+# Environment: BENCH_LEDGER_ROUNDS (5), BENCH_LEDGER_CLIENTS (16),
+# BENCH_LEDGER_BATCH (64), BENCH_LEDGER_TRANSFERS (per client, 4000),
 # BENCH_LEDGER_PG_SECONDS (10), PG_BIN (/usr/lib/postgresql/15/bin),
 # KCOBRAD (BUILD_DIR/src/cmd/kcobrad).
 set -euo pipefail
 
-ROUNDS=${BENCH_LEDGER_ROUNDS:-3}
+ROUNDS=${BENCH_LEDGER_ROUNDS:-5}
 CLIENTS=${BENCH_LEDGER_CLIENTS:-16}
 BATCH=${BENCH_LEDGER_BATCH:-64}
-TRANSFERS=${BENCH_LEDGER_TRANSFERS:-2000}
+TRANSFERS=${BENCH_LEDGER_TRANSFERS:-4000}
 PG_SECONDS=${BENCH_LEDGER_PG_SECONDS:-10}
 WALLETS=10000
 COINS_PER_CLIENT=500
@@ -83,7 +83,8 @@ json_field() { # json_field FIELD < line
 }
 
 ledger_round() {
-    local round=$1 port dir
+    local round=$1 port dir audit=""
+    [ "$round" -ne 1 ] || audit=--audit # once: it re-checks every signature
     port=$(free_port)
     dir=$SCRATCH/ledger-$round
     mkdir -p "$dir"
@@ -97,7 +98,7 @@ ledger_round() {
         sleep 0.05
     done
     "$BENCH" --server "nats://127.0.0.1:$port" --wallets $WALLETS --clients "$CLIENTS" \
-        --coins $COINS_PER_CLIENT --transfers "$TRANSFERS" --batch "$BATCH" >"$dir/result.json"
+        --coins $COINS_PER_CLIENT --transfers "$TRANSFERS" --batch "$BATCH" $audit >"$dir/result.json"
     kill "$KCOBRAD_PID"
     wait "$KCOBRAD_PID" 2>/dev/null || true
     KCOBRAD_PID=""

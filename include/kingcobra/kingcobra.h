@@ -10,6 +10,7 @@
  *   Kc-Deadline  (requests) wall-clock ms after which the answer is useless
  *   Kc-Reply-To  (replies) the Kc-Id of the request answered
  *   Kc-Error     (error replies) "<code> <message>"
+ *   Kc-Pay       (paid requests) the ledger transfer that paid (docs/ledger.md)
  * Subjects: kc.req.<type> (services subscribe with queue group <type>),
  * kc.problem.<node>, kc.suggest.
  *

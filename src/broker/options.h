@@ -103,7 +103,7 @@ typedef struct kci_options {
     /* the ledger (docs/ledger.md) */
     bool ledger_enabled;             /* default false */
     char *ledger_dir;                /* default <data_dir>/ledger */
-    int64_t ledger_workers;          /* default 2 */
+    int64_t ledger_workers;          /* default: one per core */
     bool ledger_mint_disabled;       /* "mint: false" */
     int64_t ledger_map_bytes;        /* default 1 GiB */
     int64_t ledger_reap_interval_ms; /* default 60 s */

@@ -30,7 +30,7 @@ typedef struct kci_components_config {
     /* the ledger (docs/ledger.md) */
     bool ledger_enabled; /* default false */
     char *ledger_dir;    /* default "<data_dir>/ledger" */
-    int ledger_workers;  /* default 2 */
+    int ledger_workers;  /* default: one per core */
     bool ledger_mint_disabled;
     int64_t ledger_map_bytes;        /* 0: the default */
     int64_t ledger_reap_interval_ms; /* 0: the default */

@@ -31,6 +31,8 @@
 enum {
     DENOMINATION_LIST_MAX = KCI_LEDGER_DENOMINATIONS_MAX,
     LEDGER_DRAIN_MS = 2000,
+    LEDGER_RECONNECT_WAIT_MS = 250,
+    AUDIT_TIMEOUT_MS_DEFAULT = 10 * 60 * 1000, /* unless --timeout says otherwise */
 };
 
 /* ---- shared -------------------------------------------------------------------- */
@@ -314,7 +316,7 @@ static int run_mint(const kcobra_command *command, int argc, char **argv)
             status = parse_amount(command, denomination_text, &each);
         if (status == KCOBRA_EXIT_OK && each == 0) each = amount;
         if (status == KCOBRA_EXIT_OK &&
-            (amount % each != 0 || amount / each > DENOMINATION_LIST_MAX))
+            (each == 0 || amount % each != 0 || amount / each > DENOMINATION_LIST_MAX))
             return kcobra_usage_error(command,
                                       "--amount must be a multiple of --denomination, "
                                       "at most %d coins",
@@ -571,6 +573,9 @@ static bool verify_hop(const json_t *hop, const uint8_t mint[KCI_LEDGER_KEY_BYTE
     return valid;
 }
 
+/* Every hop's signature, and the chain: each hop paid by the previous
+ * hop's payee, the last one ending at the owner (the mint once retired).
+ * Returns how many hops fail; -1 if the reply is malformed. */
 static int verify_trail(json_t *reply)
 {
     uint8_t mint[KCI_LEDGER_KEY_BYTES];
@@ -578,12 +583,25 @@ static int verify_trail(json_t *reply)
         return -1;
     json_t *hops = json_object_get(reply, "hops");
     int bad = 0;
+    const char *previous_to = NULL;
     for (size_t index = 0; index < json_array_size(hops); index++) {
         json_t *hop = json_array_get(hops, index);
-        bool valid = verify_hop(hop, mint, index == 0);
+        const char *from = json_string_value(json_object_get(hop, "from"));
+        bool chained =
+            index == 0 || (previous_to != NULL && from != NULL && strcmp(from, previous_to) == 0);
+        bool valid = chained && verify_hop(hop, mint, index == 0);
         json_object_set_new(hop, "verified", json_boolean(valid));
         bad += !valid;
+        previous_to = json_string_value(json_object_get(hop, "to"));
     }
+    const char *state = json_string_value(json_object_get(reply, "state"));
+    const char *owner = json_string_value(json_object_get(reply, "owner"));
+    char mint_text[KCI_LEDGER_ADDRESS_TEXT_BYTES + 1];
+    kci_ledger_hex(mint_text, mint, KCI_LEDGER_KEY_BYTES);
+    const char *holder = state != NULL && strcmp(state, "live") == 0 ? owner : mint_text;
+    if (json_array_size(hops) > 0 &&
+        (previous_to == NULL || holder == NULL || strcmp(previous_to, holder) != 0))
+        bad++; /* the trail does not end where the coin is */
     return bad;
 }
 
@@ -615,7 +633,9 @@ static int run_coin(const kcobra_command *command, int argc, char **argv)
     kcobra_nats_finish(connection);
     if (err != KC_OK) return exit_for(err, &refusal);
     int bad = verify_trail(reply);
-    json_object_set_new(reply, "verified", json_boolean(bad == 0));
+    /* A reaped coin's trail was freed: there is nothing left to check. */
+    bool reaped = json_array_size(json_object_get(reply, "hops")) == 0;
+    json_object_set_new(reply, "verified", json_boolean(bad == 0 && !reaped));
     if (invocation.common.json) {
         status = kcobra_json_print(json_incref(reply));
     } else {
@@ -638,8 +658,9 @@ static int run_coin(const kcobra_command *command, int argc, char **argv)
                    json_is_true(json_object_get(hop, "verified")) ? "signature ok"
                                                                   : "SIGNATURE BAD");
         }
-        printf("%s\n",
-               bad == 0 ? "every hop verified back to the mint" : "the trail does NOT verify");
+        printf("%s\n", reaped     ? "no hops: the reaper freed this retired coin's trail"
+                       : bad == 0 ? "every hop verified back to the mint"
+                                  : "the trail does NOT verify");
     }
     json_decref(reply);
     return status == KCOBRA_EXIT_OK && bad != 0 ? KCOBRA_EXIT_FAILURE : status;
@@ -692,6 +713,56 @@ static void print_audit(const json_t *reply)
         printf("  problem: %s\n", json_string_value(json_array_get(problems, index)));
 }
 
+static void on_disconnected(natsConnection *connection, void *closure)
+{
+    (void)closure;
+    if (natsConnection_IsClosed(connection)) return; /* our own stop */
+    kci_warn("ledger: disconnected from the server; reconnecting");
+}
+
+static void on_reconnected(natsConnection *connection, void *closure)
+{
+    (void)closure;
+    char url[256] = "";
+    natsConnection_GetConnectedUrl(connection, url, sizeof url);
+    kci_info("ledger: reconnected to %s", url);
+}
+
+/* A long-running service reconnects forever (kcobra_nats_connect's
+ * connection, made for one-shot commands, gives up after nats.c's default
+ * 60 attempts). */
+static int ledger_connect(natsConnection **out, const kcobra_common *common)
+{
+    *out = NULL;
+    natsOptions *options = NULL;
+    bool tls = common->tls_ca != NULL || common->tls_cert != NULL ||
+               strncmp(common->server, "tls://", 6) == 0;
+    natsStatus status = natsOptions_Create(&options);
+    if (status == NATS_OK) status = natsOptions_SetURL(options, common->server);
+    if (status == NATS_OK) status = natsOptions_SetName(options, "kcobra-ledger");
+    if (status == NATS_OK) status = natsOptions_SetTimeout(options, common->timeout_ms);
+    if (status == NATS_OK) status = natsOptions_SetMaxReconnect(options, -1);
+    if (status == NATS_OK) status = natsOptions_SetReconnectWait(options, LEDGER_RECONNECT_WAIT_MS);
+    if (status == NATS_OK) status = natsOptions_SetRetryOnFailedConnect(options, false, NULL, NULL);
+    if (status == NATS_OK) status = natsOptions_SetDisconnectedCB(options, on_disconnected, NULL);
+    if (status == NATS_OK) status = natsOptions_SetReconnectedCB(options, on_reconnected, NULL);
+    if (status == NATS_OK && common->token != NULL)
+        status = natsOptions_SetToken(options, common->token);
+    if (status == NATS_OK && common->user != NULL)
+        status = natsOptions_SetUserInfo(options, common->user, common->password);
+    if (status == NATS_OK && tls) status = natsOptions_SetSecure(options, true);
+    if (status == NATS_OK && tls && common->tls_ca != NULL)
+        status = natsOptions_LoadCATrustedCertificates(options, common->tls_ca);
+    if (status == NATS_OK && tls && common->tls_cert != NULL)
+        status = natsOptions_LoadCertificatesChain(options, common->tls_cert, common->tls_key);
+    if (status == NATS_OK) status = natsConnection_Connect(out, options);
+    natsOptions_Destroy(options);
+    if (status == NATS_OK) return KCOBRA_EXIT_OK;
+    kcobra_error("cannot connect to %s: %s", common->server, kcobra_nats_error(status));
+    *out = NULL;
+    return KCOBRA_EXIT_CONNECT;
+}
+
 static int ledger_serve(const kcobra_invocation *invocation, const char *directory,
                         int64_t worker_count, bool no_mint, int64_t reap_interval_ms,
                         int64_t reap_age_ms)
@@ -704,7 +775,7 @@ static int ledger_serve(const kcobra_invocation *invocation, const char *directo
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     signal(SIGPIPE, SIG_IGN);
     natsConnection *connection = NULL;
-    int status = kcobra_nats_connect(&connection, &invocation->common);
+    int status = ledger_connect(&connection, &invocation->common);
     if (status != KCOBRA_EXIT_OK) return status;
     kci_ledger_config config = {
         .directory = directory,
@@ -736,7 +807,8 @@ static const char LEDGER_DESCRIPTION[] =
     "                   in DIR (LMDB, the mint key mint.key 0600); stops on SIGTERM\n"
     "history            the money-flow edges (payer, payee, amount, time), paged\n"
     "audit              check supply = balances, every trail's signatures back to\n"
-    "                   the mint, no coin with two owners (exit 1 if it fails)\n"
+    "                   the mint, no coin with two owners (exit 1 if it fails);\n"
+    "                   waits up to 10m unless --timeout is given\n"
     "\n"
     "Examples:\n"
     "  kcobra ledger serve --dir /var/lib/kingcobra/ledger --server nats://10.0.0.5:4222\n"
@@ -746,11 +818,12 @@ static const char LEDGER_DESCRIPTION[] =
 static int run_ledger(const kcobra_command *command, int argc, char **argv)
 {
     const char *directory = NULL, *after = NULL;
-    int64_t worker_count = 2, since_ms = 0, limit = 0, reap_interval_ms = 0, reap_age_ms = -1;
+    int64_t worker_count = 0, since_ms = 0, limit = 0, reap_interval_ms = 0, reap_age_ms = -1;
     bool no_mint = false;
     const kcobra_flag flags[] = {
         {"dir", "DIR", KCOBRA_FLAG_STRING, &directory, "serve: the data directory"},
-        {"workers", "N", KCOBRA_FLAG_COUNT, &worker_count, "serve: verifying threads (default 2)"},
+        {"workers", "N", KCOBRA_FLAG_COUNT, &worker_count,
+         "serve: verifying threads (default: one per core)"},
         {"no-mint", NULL, KCOBRA_FLAG_BOOL, &no_mint, "serve: refuse kc.ledger.mint"},
         {"reap-interval", "DURATION", KCOBRA_FLAG_DURATION, &reap_interval_ms,
          "serve: how often the reaper runs (default 1m)"},
@@ -782,8 +855,11 @@ static int run_ledger(const kcobra_command *command, int argc, char **argv)
         if (status != KCOBRA_EXIT_OK) return status;
         json_t *reply = NULL;
         kci_ledger_outcome refusal;
-        kc_err err = kci_ledger_call(&reply, connection, "audit", NULL,
-                                     invocation.common.timeout_ms, &refusal);
+        /* The audit checks every signature: minutes on a large ledger. */
+        int64_t timeout_ms = invocation.common.timeout_ms == KCOBRA_TIMEOUT_MS_DEFAULT
+                                 ? AUDIT_TIMEOUT_MS_DEFAULT
+                                 : invocation.common.timeout_ms;
+        kc_err err = kci_ledger_call(&reply, connection, "audit", NULL, timeout_ms, &refusal);
         kcobra_nats_finish(connection);
         if (err != KC_OK) return exit_for(err, &refusal);
         bool ok = json_is_true(json_object_get(reply, "ok"));

@@ -16,6 +16,10 @@
 #include "common/clock.h"
 #include "service/uuid.h"
 
+enum {
+    SEND_ATTEMPTS_MAX = 3, /* a signed transfer is sent again after a timeout */
+};
+
 static kc_err refuse(kci_ledger_outcome *refusal, kc_err err, int code, const char *format, ...)
     __attribute__((format(printf, 4, 5)));
 
@@ -211,6 +215,10 @@ static bool choose_coins(kci_ledger_coin *coins, uint32_t count, uint64_t amount
     return false;
 }
 
+/* Sends a signed transfer or exchange. An answer lost to a timeout does not
+ * say whether it was applied; sending the very same signed transfer again is
+ * safe (the ledger answers a replay without applying it twice), so it is
+ * retried a few times before giving up. */
 static kc_err send_signed(json_t **out, natsConnection *connection, const char *operation,
                           kci_ledger_transfer *transfer, int64_t timeout_ms,
                           kci_ledger_outcome *refusal)
@@ -218,7 +226,11 @@ static kc_err send_signed(json_t **out, natsConnection *connection, const char *
     json_t *body = kci_ledger_transfer_json(transfer);
     kci_ledger_transfer_free(transfer);
     if (body == NULL) return refuse(refusal, KC_ERR_NOMEM, 0, "out of memory");
-    return kci_ledger_call(out, connection, operation, body, timeout_ms, refusal);
+    kc_err err = KC_ERR_TIMEOUT;
+    for (int attempt = 0; attempt < SEND_ATTEMPTS_MAX && err == KC_ERR_TIMEOUT; attempt++)
+        err = kci_ledger_call(out, connection, operation, json_incref(body), timeout_ms, refusal);
+    json_decref(body);
+    return err;
 }
 
 /* Exchanges chosen (worth covered) for [amount, covered - amount]; the new
@@ -238,9 +250,13 @@ static kc_err make_change(kci_ledger_coin *paid, natsConnection *connection,
     err = send_signed(&reply, connection, "exchange", &exchange, timeout_ms, refusal);
     json_t *coins = json_object_get(json_object_get(reply, "issued"), "coins");
     json_t *first = json_array_get(coins, 0);
-    if (err == KC_OK &&
-        (!kci_ledger_id_parse(paid->id, json_string_value(json_object_get(first, "id"))) ||
-         json_integer_value(json_object_get(first, "denomination")) != (json_int_t)amount))
+    if (err == KC_OK && json_is_true(json_object_get(reply, "replayed")))
+        err = refuse(refusal, KC_ERR_AGAIN, 0,
+                     "the exchange had been applied before its answer was lost; its coins are in "
+                     "the wallet now: pay again");
+    else if (err == KC_OK &&
+             (!kci_ledger_id_parse(paid->id, json_string_value(json_object_get(first, "id"))) ||
+              json_integer_value(json_object_get(first, "denomination")) != (json_int_t)amount))
         err = refuse(refusal, KC_ERR_PARSE, 0, "the exchange's answer has no coin of %llu",
                      (unsigned long long)amount);
     paid->denomination = amount;

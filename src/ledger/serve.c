@@ -22,10 +22,12 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -67,6 +69,8 @@ struct kci_ledger {
     pthread_cond_t completed;
     natsMsg **queue; /* ring of KCI_LEDGER_QUEUE_MAX */
     uint32_t queue_first, queue_count;
+    uint32_t held_count; /* requests taken and not yet answered: queued, verifying, or in jobs */
+    size_t held_bytes;   /* their payload bytes */
     job *jobs_first, *jobs_last;
     uint32_t jobs_in_flight; /* taken by a worker, not yet queued for the writer */
     bool subscription_open;
@@ -75,6 +79,7 @@ struct kci_ledger {
     int worker_count;
     pthread_t writer;
     bool writer_started;
+    atomic_bool audit_running;
 };
 
 /* ---- replies ---------------------------------------------------------------- */
@@ -137,13 +142,15 @@ static int apply_mint(kci_ledger_batch *batch, job *work)
     for (uint32_t index = 0; rc == 0 && index < work->request.grant_count; index++) {
         rc = kci_ledger_apply_issue(batch, &work->request.grants[index], work->issue_ids[index],
                                     work->issued[index], &work->outcomes[0]);
-        if (work->outcomes[0].code != 0) break; /* all grants or none: rc aborts the batch */
+        if (work->outcomes[0].code != 0) break; /* apply_job undoes the earlier grants */
     }
     return rc;
 }
 
-/* A mint refused after some grants were written must undo them: mints are
- * rare, so it runs alone in its own nested transaction. */
+/* Applies one job inside the batch. A mint is all grants or none, and a
+ * grant can be refused after earlier ones were written (the supply bound),
+ * so a mint runs in a nested transaction it can abort alone; mints are rare
+ * enough for the cost. Transfers and exchanges check before they write. */
 static int apply_job(kci_ledger_batch *batch, job *work)
 {
     kci_ledger_request *request = &work->request;
@@ -248,7 +255,20 @@ static void reply_job(kci_ledger *ledger, job *work)
     reply_json(ledger, work->message, &work->headers, body);
 }
 
-static void job_free(job *work)
+/* A request is answered (or dropped): it no longer counts against the bounds. */
+static void release_message(kci_ledger *ledger, natsMsg *message)
+{
+    if (message == NULL) return;
+    size_t length = (size_t)natsMsg_GetDataLength(message);
+    pthread_mutex_lock(&ledger->lock);
+    assert(ledger->held_count > 0 && ledger->held_bytes >= length);
+    ledger->held_count--;
+    ledger->held_bytes -= length;
+    pthread_mutex_unlock(&ledger->lock);
+    natsMsg_Destroy(message);
+}
+
+static void job_free(kci_ledger *ledger, job *work)
 {
     if (work == NULL) return;
     for (uint32_t index = 0; work->issued != NULL && index < work->issue_count; index++)
@@ -257,7 +277,7 @@ static void job_free(job *work)
     free(work->issue_ids);
     free(work->outcomes);
     kci_ledger_request_free(&work->request);
-    natsMsg_Destroy(work->message);
+    release_message(ledger, work->message);
     free(work);
 }
 
@@ -287,7 +307,7 @@ static void write_batch(kci_ledger *ledger, job *jobs)
         } else {
             reply_job(ledger, work);
         }
-        job_free(work);
+        job_free(ledger, work);
     }
 }
 
@@ -379,18 +399,18 @@ static void verify_transfers(kci_ledger *ledger, job *work)
                                     kci_ledger_rc_text(rc));
             continue;
         }
+        if (outcome->code != 0 || kci_ledger_verify(transfer, transfer->from)) continue;
         char id[37];
         kci_ledger_id_text(id, transfer->id);
-        if (outcome->code == 0 && !kci_ledger_verify(transfer, transfer->from))
-            kci_ledger_outcome_fail(outcome, KCI_LEDGER_CODE_BAD_SIGNATURE,
-                                    "transfer %s: the signature is not the payer's over this "
-                                    "transfer (forged, altered, or signed by another key)",
-                                    id);
+        kci_ledger_outcome_fail(outcome, KCI_LEDGER_CODE_BAD_SIGNATURE,
+                                "transfer %s: the signature is not the payer's over this "
+                                "transfer (forged, altered, or signed by another key)",
+                                id);
     }
     if (txn != NULL) mdb_txn_abort(txn);
 }
 
-static job *job_new(natsMsg *message, const kci_kc_headers *headers,
+static job *job_new(kci_ledger *ledger, natsMsg *message, const kci_kc_headers *headers,
                     const kci_ledger_request *request)
 {
     job *work = calloc(1, sizeof *work);
@@ -418,7 +438,7 @@ static job *job_new(natsMsg *message, const kci_kc_headers *headers,
     if (!ok) {
         work->message = NULL; /* the caller still owns it */
         work->request = (kci_ledger_request){0};
-        job_free(work);
+        job_free(ledger, work);
         return NULL;
     }
     return work;
@@ -434,6 +454,20 @@ static void queue_job(kci_ledger *ledger, job *work)
     ledger->jobs_last = work;
     pthread_cond_signal(&ledger->jobs_ready);
     pthread_mutex_unlock(&ledger->lock);
+}
+
+/* One audit at a time: it checks every signature, and two at once would
+ * take both default workers from the writes. */
+static json_t *run_audit(kci_ledger *ledger, MDB_txn *txn, kci_ledger_outcome *outcome)
+{
+    if (atomic_exchange(&ledger->audit_running, true)) {
+        kci_ledger_outcome_fail(outcome, KCI_LEDGER_CODE_BUSY,
+                                "an audit is already running; try again when it is done");
+        return NULL;
+    }
+    json_t *body = kci_ledger_audit(txn, ledger->store, outcome);
+    atomic_store(&ledger->audit_running, false);
+    return body;
 }
 
 /* A read: answered here from a snapshot. Takes request's contents. */
@@ -463,7 +497,7 @@ static void answer_read(kci_ledger *ledger, natsMsg *message, const kci_kc_heade
         case KCI_LEDGER_OP_TRANSFER_GET:
             body = kci_ledger_query_transfer(txn, ledger->store, request, &outcome);
             break;
-        default: body = kci_ledger_audit(txn, ledger->store, &outcome); break;
+        default: body = run_audit(ledger, txn, &outcome); break;
         }
         mdb_txn_abort(txn);
     }
@@ -475,7 +509,7 @@ static void answer_read(kci_ledger *ledger, natsMsg *message, const kci_kc_heade
     else
         reply_json(ledger, message, headers, body);
     kci_ledger_request_free(request);
-    natsMsg_Destroy(message);
+    release_message(ledger, message);
 }
 
 static bool is_write(kci_ledger_operation operation)
@@ -518,19 +552,19 @@ static void handle(kci_ledger *ledger, natsMsg *message)
         kci_debug("ledger: refused %s: %d %s", natsMsg_GetSubject(message), outcome.code,
                   outcome.message);
         reply_error(ledger, message, &headers, &outcome);
-        natsMsg_Destroy(message);
+        release_message(ledger, message);
         return;
     }
     if (!is_write(operation)) {
         answer_read(ledger, message, &headers, &request);
         return;
     }
-    job *work = job_new(message, &headers, &request);
+    job *work = job_new(ledger, message, &headers, &request);
     if (work == NULL) {
         kci_ledger_outcome_fail(&outcome, KCI_LEDGER_CODE_INTERNAL, "out of memory");
         reply_error(ledger, message, &headers, &outcome);
         kci_ledger_request_free(&request);
-        natsMsg_Destroy(message);
+        release_message(ledger, message);
         return;
     }
     if (work->request.transfer_count > 0) verify_transfers(ledger, work);
@@ -569,11 +603,19 @@ static void on_message(natsConnection *connection, natsSubscription *subscriptio
     (void)connection;
     (void)subscription;
     kci_ledger *ledger = closure;
+    size_t length = (size_t)natsMsg_GetDataLength(message);
     pthread_mutex_lock(&ledger->lock);
-    bool full = ledger->queue_count == KCI_LEDGER_QUEUE_MAX;
+    /* Bounded in count and bytes, whether queued, verifying or waiting for
+     * the writer: a slow disk makes clients wait for 503s, not the ledger
+     * grow without limit. */
+    bool full = ledger->held_count == KCI_LEDGER_QUEUE_MAX ||
+                ledger->held_bytes + length > KCI_LEDGER_HELD_BYTES_MAX;
     if (!full) {
+        assert(ledger->queue_count < KCI_LEDGER_QUEUE_MAX);
         ledger->queue[(ledger->queue_first + ledger->queue_count) % KCI_LEDGER_QUEUE_MAX] = message;
         ledger->queue_count++;
+        ledger->held_count++;
+        ledger->held_bytes += length;
         pthread_cond_signal(&ledger->requests_ready);
     }
     pthread_mutex_unlock(&ledger->lock);
@@ -583,8 +625,7 @@ static void on_message(natsConnection *connection, natsSubscription *subscriptio
     (void)kci_headers_read(message, false, &headers);
     kci_ledger_outcome outcome = {0};
     kci_ledger_outcome_fail(&outcome, KCI_LEDGER_CODE_BUSY,
-                            "the ledger is busy (%d requests queued); try again",
-                            KCI_LEDGER_QUEUE_MAX);
+                            "the ledger is busy (its request queue is full); try again");
     reply_error(ledger, message, &headers, &outcome);
     natsMsg_Destroy(message);
 }
@@ -629,7 +670,11 @@ static kc_err check_config(kci_ledger_config *config, char *error, size_t error_
         snprintf(error, error_size, "ledger: node \"%s\" is not one subject token", config->node);
         return KC_ERR_CONFIG;
     }
-    if (config->worker_count <= 0) config->worker_count = WORKER_COUNT_DEFAULT;
+    if (config->worker_count <= 0) {
+        /* Verification is CPU-bound: one worker per core. */
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        config->worker_count = cores > 0 ? (int)cores : WORKER_COUNT_DEFAULT;
+    }
     if (config->worker_count > KCI_LEDGER_WORKERS_MAX)
         config->worker_count = KCI_LEDGER_WORKERS_MAX;
     if (config->map_bytes == 0) config->map_bytes = KCI_LEDGER_MAP_BYTES_DEFAULT;

@@ -2,8 +2,9 @@
  * on a nats.c connection it is given, so the same code runs inside kcobrad
  * (src/cmd/components.c) and on its own (kcobra ledger serve).
  *
- * Threads: nats.c's delivery thread only queues a request (bounded: a full
- * queue is answered 503 at once). worker_count workers parse, look up
+ * Threads: nats.c's delivery thread only queues a request (bounded in count
+ * and bytes over everything held until it is answered: past the bounds it
+ * is answered 503 at once). worker_count workers parse, look up
  * denominations and verify signatures in parallel (Ed25519 verification
  * is the costly part) and answer reads from LMDB read transactions. One
  * writer thread applies every queued write in one LMDB transaction, commits
@@ -28,7 +29,7 @@
 #define KCI_LEDGER_QUEUE "kc-ledger"
 
 enum {
-    KCI_LEDGER_QUEUE_MAX = 65536, /* requests waiting for a worker */
+    KCI_LEDGER_QUEUE_MAX = 65536, /* requests taken and not yet answered */
     KCI_LEDGER_WORKERS_MAX = 64,
     KCI_LEDGER_BATCH_TRANSFERS_MAX = 16384, /* writes in one LMDB transaction */
     KCI_LEDGER_REAP_COUNT_MAX = 64,         /* coins the reaper frees per pass */
@@ -36,6 +37,8 @@ enum {
     KCI_LEDGER_STOP_MARGIN_MS = 5000,
 };
 
+/* The payload bytes of the requests held (queued, verifying, waiting). */
+#define KCI_LEDGER_HELD_BYTES_MAX ((size_t)256 << 20)
 #define KCI_LEDGER_MAP_BYTES_DEFAULT ((uint64_t)1 << 30) /* 1 GiB of address space */
 #define KCI_LEDGER_REAP_INTERVAL_MS_DEFAULT 60000
 #define KCI_LEDGER_REAP_AGE_MS_DEFAULT 3600000
@@ -45,7 +48,7 @@ typedef struct kci_ledger kci_ledger;
 typedef struct kci_ledger_config {
     const char *directory;    /* the data directory (created) */
     const char *node;         /* Kc-Node of replies: one subject token */
-    int worker_count;         /* default 2 */
+    int worker_count;         /* default: the number of cores */
     uint64_t map_bytes;       /* LMDB map size; default 1 GiB */
     bool mint_disabled;       /* refuse kc.ledger.mint (another ledger mints) */
     int64_t reap_interval_ms; /* how often the reaper runs; default 60 s */

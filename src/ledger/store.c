@@ -211,6 +211,11 @@ static kc_err open_environment(kci_ledger_store *store, uint64_t map_bytes, char
     if (rc != 0)
         return fail(error, error_size, KC_ERR_IO, "cannot open the ledger in %s: %s",
                     store->directory, mdb_strerror(rc));
+    /* A ledger killed mid-read leaves its reader slots behind; they would pin
+     * old pages (the file would only grow) until cleared. */
+    int dead_readers = 0;
+    if (mdb_reader_check(store->env, &dead_readers) == 0 && dead_readers > 0)
+        kci_info("ledger: cleared %d reader slots of a process that died", dead_readers);
     rc = open_databases(store);
     if (rc == MDB_INCOMPATIBLE)
         return fail(error, error_size, KC_ERR_CONFIG,
@@ -675,8 +680,9 @@ static int check_coins(kci_ledger_batch *batch, const kci_ledger_transfer *trans
     for (uint32_t index = 0; index < transfer->coin_count; index++) {
         const kci_ledger_coin *coin = &transfer->coins[index];
         int rc = kci_ledger_coin_get(batch->txn, batch->store, coin->id, &records[index]);
-        char text[37];
-        kci_ledger_id_text(text, coin->id);
+        char text[37] = "";
+        if (rc != 0 || records[index].denomination != coin->denomination)
+            kci_ledger_id_text(text, coin->id); /* only a refusal names it */
         if (rc == MDB_NOTFOUND) {
             kci_ledger_outcome_fail(outcome, KCI_LEDGER_CODE_NOT_FOUND, "unknown coin %s", text);
             return 0;

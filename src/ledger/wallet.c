@@ -68,6 +68,28 @@ static kc_err write_all(int fd, const char *text, size_t length)
     return KC_OK;
 }
 
+/* A new key file's directory entry must reach the disk too: a wallet lost
+ * in a crash loses every coin sent to its address. */
+static kc_err sync_parent(const char *path, char *error, size_t error_size)
+{
+    char directory[PATH_MAX];
+    snprintf(directory, sizeof directory, "%s", path);
+    char *slash = strrchr(directory, '/');
+    if (slash == NULL)
+        snprintf(directory, sizeof directory, ".");
+    else if (slash == directory)
+        slash[1] = '\0';
+    else
+        *slash = '\0';
+    int fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    kc_err err = fd >= 0 && fsync(fd) == 0
+                     ? KC_OK
+                     : fail(error, error_size, KC_ERR_IO, "cannot sync directory %s: %s", directory,
+                            strerror(errno));
+    if (fd >= 0) close(fd);
+    return err;
+}
+
 kc_err kci_wallet_create(kci_wallet *out, const char *path, char *error, size_t error_size)
 {
     if (sodium_init() < 0) return fail(error, error_size, KC_ERR_IO, "libsodium cannot start");
@@ -92,6 +114,7 @@ kc_err kci_wallet_create(kci_wallet *out, const char *path, char *error, size_t 
     }
     sodium_memzero(text, sizeof text);
     close(fd);
+    if (err == KC_OK) err = sync_parent(path, error, error_size);
     if (err != KC_OK) kci_wallet_wipe(out);
     return err;
 }
