@@ -81,11 +81,7 @@ static int serve(const kcobra_invocation *invocation, const arbiter_flags *flags
     for (int i = 0; i < flags->peers.count; i++)
         config.peers[config.peer_count++] = flags->peers.values[i];
     sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    kcobra_stop_signals_block(&stop_signals);
     kci_log_configure(KCI_LOG_INFO, true);
     kc_client *client = NULL;
     if (status == KCOBRA_EXIT_OK) status = kcobra_client_open(&client, &invocation->common);
@@ -97,9 +93,7 @@ static int serve(const kcobra_invocation *invocation, const arbiter_flags *flags
         status = KCOBRA_EXIT_FAILURE;
     }
     if (status == KCOBRA_EXIT_OK) {
-        int signal_number = 0;
-        while (sigwait(&stop_signals, &signal_number) != 0) {
-        }
+        int signal_number = kcobra_stop_signal_wait(&stop_signals);
         kci_info("received %s: stopping the arbiter", strsignal(signal_number));
         kci_arbiter_stop(arbiter, ARBITER_CLOSE_TIMEOUT_MS);
     }

@@ -8,6 +8,8 @@
  * in any order. Every limit is named in kcobra_common.h. */
 #include "kcobra_common.h"
 
+#include "common/log.h"
+
 #include <assert.h>
 #include <pthread.h>
 #include <signal.h>
@@ -644,6 +646,22 @@ static natsStatus nats_options_fill(natsOptions *options, const kcobra_common *c
     return NATS_OK;
 }
 
+/* A long-running component says when it loses and regains the server. */
+static void on_disconnected(natsConnection *connection, void *closure)
+{
+    (void)closure;
+    if (natsConnection_IsClosed(connection)) return; /* our own stop */
+    kci_warn("disconnected from the server; reconnecting");
+}
+
+static void on_reconnected(natsConnection *connection, void *closure)
+{
+    (void)closure;
+    char url[256] = "";
+    natsConnection_GetConnectedUrl(connection, url, sizeof url);
+    kci_info("reconnected to %s", url);
+}
+
 static int nats_connect(natsConnection **out, const kcobra_common *common, bool long_running)
 {
     *out = NULL;
@@ -657,6 +675,9 @@ static int nats_connect(natsConnection **out, const kcobra_common *common, bool 
         status = natsOptions_SetMaxReconnect(options, -1);
         if (status == NATS_OK)
             status = natsOptions_SetReconnectWait(options, KCOBRA_RECONNECT_WAIT_MS);
+        if (status == NATS_OK)
+            status = natsOptions_SetDisconnectedCB(options, on_disconnected, NULL);
+        if (status == NATS_OK) status = natsOptions_SetReconnectedCB(options, on_reconnected, NULL);
     }
     if (status != NATS_OK) {
         kcobra_error("cannot %s: %s", step, kcobra_nats_error(status));

@@ -31,7 +31,6 @@
 enum {
     DENOMINATION_LIST_MAX = KCI_LEDGER_DENOMINATIONS_MAX,
     LEDGER_DRAIN_MS = 2000,
-    LEDGER_RECONNECT_WAIT_MS = 250,
     AUDIT_TIMEOUT_MS_DEFAULT = 10 * 60 * 1000, /* unless --timeout says otherwise */
 };
 
@@ -713,69 +712,15 @@ static void print_audit(const json_t *reply)
         printf("  problem: %s\n", json_string_value(json_array_get(problems, index)));
 }
 
-static void on_disconnected(natsConnection *connection, void *closure)
-{
-    (void)closure;
-    if (natsConnection_IsClosed(connection)) return; /* our own stop */
-    kci_warn("ledger: disconnected from the server; reconnecting");
-}
-
-static void on_reconnected(natsConnection *connection, void *closure)
-{
-    (void)closure;
-    char url[256] = "";
-    natsConnection_GetConnectedUrl(connection, url, sizeof url);
-    kci_info("ledger: reconnected to %s", url);
-}
-
-/* A long-running service reconnects forever (kcobra_nats_connect's
- * connection, made for one-shot commands, gives up after nats.c's default
- * 60 attempts). */
-static int ledger_connect(natsConnection **out, const kcobra_common *common)
-{
-    *out = NULL;
-    natsOptions *options = NULL;
-    bool tls = common->tls_ca != NULL || common->tls_cert != NULL ||
-               strncmp(common->server, "tls://", 6) == 0;
-    natsStatus status = natsOptions_Create(&options);
-    if (status == NATS_OK) status = natsOptions_SetURL(options, common->server);
-    if (status == NATS_OK) status = natsOptions_SetName(options, "kcobra-ledger");
-    if (status == NATS_OK) status = natsOptions_SetTimeout(options, common->timeout_ms);
-    if (status == NATS_OK) status = natsOptions_SetMaxReconnect(options, -1);
-    if (status == NATS_OK) status = natsOptions_SetReconnectWait(options, LEDGER_RECONNECT_WAIT_MS);
-    if (status == NATS_OK) status = natsOptions_SetRetryOnFailedConnect(options, false, NULL, NULL);
-    if (status == NATS_OK) status = natsOptions_SetDisconnectedCB(options, on_disconnected, NULL);
-    if (status == NATS_OK) status = natsOptions_SetReconnectedCB(options, on_reconnected, NULL);
-    if (status == NATS_OK && common->token != NULL)
-        status = natsOptions_SetToken(options, common->token);
-    if (status == NATS_OK && common->user != NULL)
-        status = natsOptions_SetUserInfo(options, common->user, common->password);
-    if (status == NATS_OK && tls) status = natsOptions_SetSecure(options, true);
-    if (status == NATS_OK && tls && common->tls_ca != NULL)
-        status = natsOptions_LoadCATrustedCertificates(options, common->tls_ca);
-    if (status == NATS_OK && tls && common->tls_cert != NULL)
-        status = natsOptions_LoadCertificatesChain(options, common->tls_cert, common->tls_key);
-    if (status == NATS_OK) status = natsConnection_Connect(out, options);
-    natsOptions_Destroy(options);
-    if (status == NATS_OK) return KCOBRA_EXIT_OK;
-    kcobra_error("cannot connect to %s: %s", common->server, kcobra_nats_error(status));
-    *out = NULL;
-    return KCOBRA_EXIT_CONNECT;
-}
-
 static int ledger_serve(const kcobra_invocation *invocation, const char *directory,
                         int64_t worker_count, bool no_mint, int64_t reap_interval_ms,
                         int64_t reap_age_ms)
 {
     kci_log_configure(KCI_LOG_INFO, true);
     sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    kcobra_stop_signals_block(&stop_signals);
     natsConnection *connection = NULL;
-    int status = ledger_connect(&connection, &invocation->common);
+    int status = kcobra_nats_connect_long_running(&connection, &invocation->common);
     if (status != KCOBRA_EXIT_OK) return status;
     kci_ledger_config config = {
         .directory = directory,
@@ -793,9 +738,7 @@ static int ledger_serve(const kcobra_invocation *invocation, const char *directo
         kcobra_nats_finish(connection);
         return KCOBRA_EXIT_FAILURE;
     }
-    int signal_number = 0;
-    while (sigwait(&stop_signals, &signal_number) != 0) {
-    }
+    int signal_number = kcobra_stop_signal_wait(&stop_signals);
     kci_info("ledger: received %s: stopping", strsignal(signal_number));
     kci_ledger_stop(ledger, LEDGER_DRAIN_MS);
     kcobra_nats_finish(connection);

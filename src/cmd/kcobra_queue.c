@@ -592,13 +592,9 @@ static int queue_serve(const kcobra_invocation *invocation, const queue_flags *f
         return KCOBRA_EXIT_USAGE;
     }
     sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    kcobra_stop_signals_block(&stop_signals);
     natsConnection *connection = NULL;
-    int status = kcobra_nats_connect(&connection, &invocation->common);
+    int status = kcobra_nats_connect_long_running(&connection, &invocation->common);
     if (status != KCOBRA_EXIT_OK) return status;
     kci_persister_config config = {
         .directory = flags->directory,
@@ -621,9 +617,7 @@ static int queue_serve(const kcobra_invocation *invocation, const queue_flags *f
     }
     fprintf(stderr, "kcobra: persister serving %s on %s; log in %s\n", KCI_SUBMIT_SUBJECT,
             invocation->common.server, flags->directory);
-    int signal_number = 0;
-    while (sigwait(&stop_signals, &signal_number) != 0)
-        continue;
+    int signal_number = kcobra_stop_signal_wait(&stop_signals);
     fprintf(stderr, "kcobra: %s: stopping the persister\n", strsignal(signal_number));
     kci_persister_stop(persister, STOP_DRAIN_MS);
     kcobra_nats_finish(connection);

@@ -609,9 +609,7 @@ static int serve_until_signal(kc_client *client, const serve_config *config, int
     log_event(config, "serving",
               "serving type '%s' on kc.req.%s as node %s with %d workers: %s -c '%s'", config->type,
               config->type, kc_client_node(client), worker_count, EXEC_SHELL, config->exec_command);
-    int signal_number = 0;
-    while (sigwait(stop_signals, &signal_number) != 0) {
-    }
+    int signal_number = kcobra_stop_signal_wait(stop_signals);
     log_event(config, "stopping", "received %s: finishing running requests",
               strsignal(signal_number));
     kc_service_stop(service);
@@ -646,13 +644,9 @@ static int run_serve(const kcobra_command *command, int argc, char **argv)
     keep_standard_fds_open();
     kci_log_configure(KCI_LOG_INFO, true);
     /* Blocked before any thread starts, so every library thread inherits it
-     * and only sigwait below takes these signals. */
+     * and only kcobra_stop_signal_wait takes these signals. */
     sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    kcobra_stop_signals_block(&stop_signals);
     kc_client *client = NULL;
     status = kcobra_client_open(&client, &invocation.common);
     if (status != KCOBRA_EXIT_OK) return status;
