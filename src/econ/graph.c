@@ -41,9 +41,36 @@ void kci_econ_builder_init(kci_econ_builder *builder)
     memset(builder, 0, sizeof *builder);
 }
 
+static void arena_free(kci_econ_arena *arena)
+{
+    for (int64_t index = 0; index < arena->chunk_count; index++) free(arena->chunks[index]);
+    free(arena->chunks);
+    memset(arena, 0, sizeof *arena);
+}
+
+/* A copy of name (NUL-terminated) in the arena, or NULL. */
+static char *arena_copy(kci_econ_arena *arena, const char *name, size_t length)
+{
+    _Static_assert(KCI_ECON_NAME_BYTES_MAX + 1 <= KCI_ECON_ARENA_CHUNK_BYTES, "a name fits a chunk");
+    if (arena->chunk_count == 0 || arena->used + length + 1 > KCI_ECON_ARENA_CHUNK_BYTES) {
+        char **chunks = realloc(arena->chunks, sizeof *chunks * (size_t)(arena->chunk_count + 1));
+        if (chunks == NULL) return NULL;
+        arena->chunks = chunks;
+        chunks[arena->chunk_count] = malloc(KCI_ECON_ARENA_CHUNK_BYTES);
+        if (chunks[arena->chunk_count] == NULL) return NULL;
+        arena->chunk_count++;
+        arena->used = 0;
+    }
+    char *copy = arena->chunks[arena->chunk_count - 1] + arena->used;
+    memcpy(copy, name, length);
+    copy[length] = '\0';
+    arena->used += length + 1;
+    return copy;
+}
+
 void kci_econ_builder_free(kci_econ_builder *builder)
 {
-    for (int64_t index = 0; index < builder->node_count; index++) free(builder->names[index]);
+    arena_free(&builder->arena);
     free(builder->names);
     free(builder->name_slots);
     free(builder->edge_from);
@@ -63,16 +90,21 @@ static uint64_t edge_key_hash(int32_t from, int32_t to)
     return key ^ (key >> 33);
 }
 
-static int64_t name_probe(char *const *names, const int32_t *slots, int64_t slot_count,
+/* The vertex id of name, or -(slot + 1) of the empty slot where it goes. */
+static int64_t name_probe(char *const *names, const kci_econ_name_slot *slots, int64_t slot_count,
                           const char *name, size_t length)
 {
+    uint64_t hash = kci_hash_bytes(name, length);
     uint64_t mask = (uint64_t)slot_count - 1;
-    uint64_t slot = kci_hash_bytes(name, length) & mask;
+    uint64_t slot = hash & mask;
+    uint32_t tag = (uint32_t)(hash >> 32);
     for (;;) {
-        int32_t id = slots[slot];
+        uint32_t id = slots[slot].id;
         if (id == 0) return -(int64_t)slot - 1;
-        const char *candidate = names[id - 1];
-        if (strncmp(candidate, name, length) == 0 && candidate[length] == '\0') return id - 1;
+        if (slots[slot].tag == tag) {
+            const char *candidate = names[id - 1];
+            if (memcmp(candidate, name, length) == 0 && candidate[length] == '\0') return id - 1;
+        }
         slot = (slot + 1) & mask;
     }
 }
@@ -81,14 +113,16 @@ static kc_err name_table_grow(kci_econ_builder *builder)
 {
     int64_t slot_count = builder->name_slot_count == 0 ? TABLE_SLOTS_INITIAL
                                                         : builder->name_slot_count * 2;
-    int32_t *slots = calloc((size_t)slot_count, sizeof *slots);
+    kci_econ_name_slot *slots = calloc((size_t)slot_count, sizeof *slots);
     if (slots == NULL) return KC_ERR_NOMEM;
     uint64_t mask = (uint64_t)slot_count - 1;
     for (int64_t id = 0; id < builder->node_count; id++) {
         const char *name = builder->names[id];
-        uint64_t slot = kci_hash_bytes(name, strlen(name)) & mask;
-        while (slots[slot] != 0) slot = (slot + 1) & mask;
-        slots[slot] = (int32_t)(id + 1);
+        uint64_t hash = kci_hash_bytes(name, strlen(name));
+        uint64_t slot = hash & mask;
+        while (slots[slot].id != 0) slot = (slot + 1) & mask;
+        slots[slot].id = (uint32_t)(id + 1);
+        slots[slot].tag = (uint32_t)(hash >> 32);
     }
     free(builder->name_slots);
     builder->name_slots = slots;
@@ -129,13 +163,12 @@ static kc_err intern(kci_econ_builder *builder, const char *name, size_t length,
         builder->names = names;
         builder->node_capacity = capacity;
     }
-    char *copy = malloc(length + 1);
+    char *copy = arena_copy(&builder->arena, name, length);
     if (copy == NULL) goto nomem;
-    memcpy(copy, name, length);
-    copy[length] = '\0';
     int64_t id = builder->node_count++;
     builder->names[id] = copy;
-    builder->name_slots[-found - 1] = (int32_t)(id + 1);
+    builder->name_slots[-found - 1].id = (uint32_t)(id + 1);
+    builder->name_slots[-found - 1].tag = (uint32_t)(kci_hash_bytes(name, length) >> 32);
     *id_out = (int32_t)id;
     return KC_OK;
 nomem:
@@ -246,6 +279,8 @@ kc_err kci_econ_graph_finish(kci_econ_builder *builder, kci_econ_graph *graph,
            (size_t)builder->edge_count * sizeof(double));
     graph->made = true;
     graph->names = builder->names;
+    graph->arena = builder->arena;
+    memset(&builder->arena, 0, sizeof builder->arena);
     graph->node_count = builder->node_count;
     graph->edge_count = builder->edge_count;
     graph->payments_read = builder->payments_read;
@@ -264,7 +299,7 @@ void kci_econ_graph_free(kci_econ_graph *graph)
     if (!graph->made) return;
     igraph_destroy(&graph->graph);
     igraph_vector_destroy(&graph->amounts);
-    for (int64_t index = 0; index < graph->node_count; index++) free(graph->names[index]);
+    arena_free(&graph->arena);
     free(graph->names);
     free(graph->name_slots);
     memset(graph, 0, sizeof *graph);

@@ -23,6 +23,7 @@ enum {
     KCI_ECON_NODES_MAX = 50 * 1000 * 1000,  /* bounds every table below */
     KCI_ECON_EDGES_MAX = 200 * 1000 * 1000, /* distinct (payer, payee) pairs */
     KCI_ECON_ERROR_BYTES = 512,
+    KCI_ECON_ARENA_CHUNK_BYTES = 1024 * 1024,
 };
 
 /* Error text of a failed load or algorithm, shown to the user as is. */
@@ -33,12 +34,27 @@ typedef struct kci_econ_error {
 void kci_econ_error_set(kci_econ_error *error, const char *format, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* A slot of the name table: the vertex id + 1 (0: empty) and 32 bits of
+ * the name's hash, so a probe compares strings only on a likely match. */
+typedef struct kci_econ_name_slot {
+    uint32_t id;
+    uint32_t tag;
+} kci_econ_name_slot;
+
+/* Names live in chunks that never move, so names[] can point into them. */
+typedef struct kci_econ_arena {
+    char **chunks;
+    int64_t chunk_count;
+    size_t used; /* in the last chunk */
+} kci_econ_arena;
+
 typedef struct kci_econ_builder {
     /* vertices */
     char **names;
     int64_t node_count;
     int64_t node_capacity;
-    int32_t *name_slots; /* vertex id + 1, 0 = empty */
+    kci_econ_arena arena;
+    kci_econ_name_slot *name_slots;
     int64_t name_slot_count;
     /* edges */
     int32_t *edge_from;
@@ -59,7 +75,8 @@ typedef struct kci_econ_graph {
     int64_t node_count;
     int64_t edge_count;
     int64_t payments_read;
-    int32_t *name_slots; /* kept for lookups by name */
+    kci_econ_arena arena;
+    kci_econ_name_slot *name_slots; /* kept for lookups by name */
     int64_t name_slot_count;
     bool made; /* graph and amounts are allocated */
 } kci_econ_graph;
