@@ -80,9 +80,13 @@ void kci_econ_builder_free(kci_econ_builder *builder)
     memset(builder, 0, sizeof *builder);
 }
 
-static uint64_t edge_key_hash(int32_t from, int32_t to)
+static uint64_t edge_key(int32_t from, int32_t to)
 {
-    uint64_t key = ((uint64_t)(uint32_t)from << 32) | (uint32_t)to;
+    return ((uint64_t)(uint32_t)from << 32) | (uint32_t)to;
+}
+
+static uint64_t edge_key_hash(uint64_t key)
+{
     key ^= key >> 33;
     key *= 0xff51afd7ed558ccdULL;
     key ^= key >> 33;
@@ -180,14 +184,14 @@ static kc_err edge_table_grow(kci_econ_builder *builder)
 {
     int64_t slot_count = builder->edge_slot_count == 0 ? TABLE_SLOTS_INITIAL
                                                         : builder->edge_slot_count * 2;
-    int64_t *slots = calloc((size_t)slot_count, sizeof *slots);
+    kci_econ_edge_slot *slots = calloc((size_t)slot_count, sizeof *slots);
     if (slots == NULL) return KC_ERR_NOMEM;
     uint64_t mask = (uint64_t)slot_count - 1;
-    for (int64_t index = 0; index < builder->edge_count; index++) {
-        uint64_t slot =
-            edge_key_hash(builder->edge_from[index], builder->edge_to[index]) & mask;
-        while (slots[slot] != 0) slot = (slot + 1) & mask;
-        slots[slot] = index + 1;
+    for (int64_t old = 0; old < builder->edge_slot_count; old++) {
+        if (builder->edge_slots[old].index == 0) continue;
+        uint64_t slot = edge_key_hash(builder->edge_slots[old].key) & mask;
+        while (slots[slot].index != 0) slot = (slot + 1) & mask;
+        slots[slot] = builder->edge_slots[old];
     }
     free(builder->edge_slots);
     builder->edge_slots = slots;
@@ -227,14 +231,16 @@ kc_err kci_econ_builder_add(kci_econ_builder *builder, const char *from, size_t 
         builder->self_payments_dropped++;
         return KC_OK;
     }
-    if ((builder->edge_count + 1) * 2 > builder->edge_slot_count && edge_table_grow(builder) != KC_OK)
+    /* at most 70% full: 16-byte slots, one probe a payment on average */
+    if ((builder->edge_count + 1) * 10 > builder->edge_slot_count * 7 &&
+        edge_table_grow(builder) != KC_OK)
         goto nomem;
     uint64_t mask = (uint64_t)builder->edge_slot_count - 1;
-    uint64_t slot = edge_key_hash(from_id, to_id) & mask;
-    while (builder->edge_slots[slot] != 0) {
-        int64_t index = builder->edge_slots[slot] - 1;
-        if (builder->edge_from[index] == from_id && builder->edge_to[index] == to_id) {
-            builder->edge_amount[index] += amount;
+    uint64_t key = edge_key(from_id, to_id);
+    uint64_t slot = edge_key_hash(key) & mask;
+    while (builder->edge_slots[slot].index != 0) {
+        if (builder->edge_slots[slot].key == key) {
+            builder->edge_amount[builder->edge_slots[slot].index - 1] += amount;
             return KC_OK;
         }
         slot = (slot + 1) & mask;
@@ -249,7 +255,8 @@ kc_err kci_econ_builder_add(kci_econ_builder *builder, const char *from, size_t 
     builder->edge_from[index] = from_id;
     builder->edge_to[index] = to_id;
     builder->edge_amount[index] = amount;
-    builder->edge_slots[slot] = index + 1;
+    builder->edge_slots[slot].key = key;
+    builder->edge_slots[slot].index = (uint32_t)(index + 1);
     return KC_OK;
 nomem:
     kci_econ_error_set(error, "out of memory after %lld edges", (long long)builder->edge_count);

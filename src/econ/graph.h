@@ -41,6 +41,13 @@ typedef struct kci_econ_name_slot {
     uint32_t tag;
 } kci_econ_name_slot;
 
+/* A slot of the edge table: the (payer, payee) pair packed in 64 bits and
+ * the edge index + 1 (0: empty), so a probe touches one cache line. */
+typedef struct kci_econ_edge_slot {
+    uint64_t key;
+    uint32_t index;
+} kci_econ_edge_slot;
+
 /* Names live in chunks that never move, so names[] can point into them. */
 typedef struct kci_econ_arena {
     char **chunks;
@@ -62,7 +69,7 @@ typedef struct kci_econ_builder {
     double *edge_amount;
     int64_t edge_count;
     int64_t edge_capacity;
-    int64_t *edge_slots; /* edge index + 1, 0 = empty */
+    kci_econ_edge_slot *edge_slots;
     int64_t edge_slot_count;
     int64_t payments_read; /* before summing */
     int64_t self_payments_dropped;
