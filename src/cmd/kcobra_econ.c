@@ -95,7 +95,7 @@ void kcobra_econ_stats_print(const kcobra_econ_input *input)
     getrusage(RUSAGE_SELF, &usage);
     int64_t now_us = kci_monotonic_us();
     fprintf(stderr, "kcobra-stats load_ms=%.3f compute_ms=%.3f peak_rss_kib=%ld\n",
-            (double)input->load_ms_x1000 / 1000.0,
+            (double)input->load_us / 1000.0,
             (double)(now_us - input->compute_started_us) / 1000.0, usage.ru_maxrss);
 }
 
@@ -106,7 +106,8 @@ static kc_err ledger_page(natsConnection *connection, const kcobra_common *commo
                           char **next_out, kci_econ_error *error)
 {
     json_t *request = json_pack("{s:i}", "limit", (json_int_t)KCOBRA_ECON_LEDGER_PAGE_LIMIT);
-    if (since_ms != NULL) json_object_set_new(request, "since_ms", json_integer(strtoll(since_ms, NULL, 10)));
+    if (since_ms != NULL)
+        json_object_set_new(request, "since_ms", json_integer(strtoll(since_ms, NULL, 10)));
     if (after != NULL) json_object_set_new(request, "after", json_string(after));
     char *body = json_dumps(request, JSON_COMPACT);
     json_decref(request);
@@ -115,8 +116,10 @@ static kc_err ledger_page(natsConnection *connection, const kcobra_common *commo
                                                (int)strlen(body), common->timeout_ms);
     free(body);
     if (status == NATS_NO_RESPONDERS) {
-        kci_econ_error_set(error, "no ledger answers on %s (no responders): is the ledger "
-                                  "running?", LEDGER_HISTORY_SUBJECT);
+        kci_econ_error_set(error,
+                           "no ledger answers on %s (no responders): is the ledger "
+                           "running?",
+                           LEDGER_HISTORY_SUBJECT);
         return KC_ERR_NO_RESPONDERS;
     }
     if (status == NATS_TIMEOUT) {
@@ -136,8 +139,8 @@ static kc_err ledger_page(natsConnection *connection, const kcobra_common *commo
         return KC_ERR_SERVICE;
     }
     json_error_t json_error;
-    json_t *document = json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0,
-                                  &json_error);
+    json_t *document =
+        json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0, &json_error);
     natsMsg_Destroy(reply);
     if (document == NULL) {
         kci_econ_error_set(error, "the ledger's history reply is not JSON: %s", json_error.text);
@@ -163,8 +166,8 @@ static int ledger_load(const kcobra_invocation *invocation, const kcobra_econ_in
     kc_err err = KC_OK;
     for (int page = 0; page < KCOBRA_ECON_LEDGER_PAGES_MAX; page++) {
         char *next = NULL;
-        err = ledger_page(connection, &invocation->common, input->since_ms, cursor, &builder,
-                          &next, &error);
+        err = ledger_page(connection, &invocation->common, input->since_ms, cursor, &builder, &next,
+                          &error);
         free(cursor);
         cursor = next;
         kcobra_econ_progress(NULL, "transfers read", builder.payments_read, -1);
@@ -201,19 +204,19 @@ int kcobra_econ_graph_open(const kcobra_command *command, const kcobra_invocatio
         status = ledger_load(invocation, input, graph);
     } else {
         kci_econ_error error = {{0}};
-        kc_err err = kci_econ_graph_load_file(input->edges_path, graph, kcobra_econ_progress, NULL,
-                                              &error);
+        kc_err err =
+            kci_econ_graph_load_file(input->edges_path, graph, kcobra_econ_progress, NULL, &error);
         kcobra_econ_progress_end();
         if (err != KC_OK) status = kcobra_econ_fail(err, &error);
     }
     if (status == KCOBRA_EXIT_OK && graph->node_count == 0) {
-        kcobra_error("%s holds no payments", input->ledger ? "the ledger's history"
-                                                            : input->edges_path);
+        kcobra_error("%s holds no payments",
+                     input->ledger ? "the ledger's history" : input->edges_path);
         kci_econ_graph_free(graph);
         status = KCOBRA_EXIT_FAILURE;
     }
     input->compute_started_us = kci_monotonic_us();
-    input->load_ms_x1000 = input->compute_started_us - input->load_started_us;
+    input->load_us = input->compute_started_us - input->load_started_us;
     return status;
 }
 
@@ -245,7 +248,8 @@ static void print_names(const char *label, const kci_econ_graph *graph,
     for (igraph_integer_t index = 0; index < count && index < KCOBRA_ECON_TABLE_ROWS_MAX; index++)
         printf(" %s", graph->names[VECTOR(*vertices)[index]]);
     if (count > KCOBRA_ECON_TABLE_ROWS_MAX)
-        printf(" ... and %lld more (--json lists all)", (long long)(count - KCOBRA_ECON_TABLE_ROWS_MAX));
+        printf(" ... and %lld more (--json lists all)",
+               (long long)(count - KCOBRA_ECON_TABLE_ROWS_MAX));
     printf("\n");
 }
 
@@ -268,17 +272,16 @@ static int maxflow_print(const kcobra_invocation *invocation, const kci_econ_gra
                          const char *source, const char *sink, const kci_econ_maxflow *flow)
 {
     if (invocation->common.json) {
-        json_t *out = json_pack("{s:s,s:s,s:f,s:f,s:o,s:I,s:I,s:I}", "source", source, "sink", sink,
-                                "value", flow->value, "cut_weight", flow->cut_weight, "cut",
-                                cut_json(graph, flow), "source_side_count",
-                                (json_int_t)igraph_vector_int_size(&flow->source_side), "nodes",
-                                (json_int_t)graph->node_count, "edges",
-                                (json_int_t)graph->edge_count);
+        json_t *out = json_pack(
+            "{s:s,s:s,s:f,s:f,s:o,s:I,s:I,s:I}", "source", source, "sink", sink, "value",
+            flow->value, "cut_weight", flow->cut_weight, "cut", cut_json(graph, flow),
+            "source_side_count", (json_int_t)igraph_vector_int_size(&flow->source_side), "nodes",
+            (json_int_t)graph->node_count, "edges", (json_int_t)graph->edge_count);
         if (flow->vertex_cut_computed) {
             json_object_set_new(out, "direct_payment", json_boolean(flow->direct_payment));
-            json_object_set_new(out, "crucial", flow->direct_payment
-                                                    ? json_null()
-                                                    : kcobra_econ_names(graph, &flow->crucial));
+            json_object_set_new(out, "crucial",
+                                flow->direct_payment ? json_null()
+                                                     : kcobra_econ_names(graph, &flow->crucial));
         }
         return kcobra_json_print(out);
     }
@@ -287,7 +290,8 @@ static int maxflow_print(const kcobra_invocation *invocation, const kci_econ_gra
     igraph_integer_t cut_count = igraph_vector_int_size(&flow->cut_edges);
     printf("minimum cut: %lld channels, weight %.15g\n", (long long)cut_count, flow->cut_weight);
     printf("  %-24s %-24s %16s\n", "FROM", "TO", "AMOUNT");
-    for (igraph_integer_t index = 0; index < cut_count && index < KCOBRA_ECON_TABLE_ROWS_MAX; index++) {
+    for (igraph_integer_t index = 0; index < cut_count && index < KCOBRA_ECON_TABLE_ROWS_MAX;
+         index++) {
         igraph_integer_t edge = VECTOR(flow->cut_edges)[index];
         printf("  %-24s %-24s %16.15g\n", graph->names[IGRAPH_FROM(&graph->graph, edge)],
                graph->names[IGRAPH_TO(&graph->graph, edge)], VECTOR(graph->amounts)[edge]);
@@ -297,7 +301,8 @@ static int maxflow_print(const kcobra_invocation *invocation, const kci_econ_gra
                (long long)(cut_count - KCOBRA_ECON_TABLE_ROWS_MAX));
     if (flow->vertex_cut_computed && flow->direct_payment)
         printf("crucial accounts: none: %s pays %s directly, no set of other accounts stops "
-               "the flow\n", source, sink);
+               "the flow\n",
+               source, sink);
     else if (flow->vertex_cut_computed)
         print_names("crucial accounts (a minimum vertex cut)", graph, &flow->crucial);
     return print_flush();
@@ -367,8 +372,8 @@ static int run_maxflow(const kcobra_command *command, int argc, char **argv)
     memset(&flow, 0, sizeof flow);
     bool flow_made = false;
     if (err == KC_OK) {
-        err = kci_econ_maxflow_run(&graph, source_vertex, sink_vertex, !no_vertex_cut, &flow,
-                                   &error);
+        err =
+            kci_econ_maxflow_run(&graph, source_vertex, sink_vertex, !no_vertex_cut, &flow, &error);
         flow_made = true;
     }
     if (err != KC_OK) {
@@ -403,9 +408,11 @@ static int scc_print(const kcobra_invocation *invocation, const kci_econ_graph *
             igraph_integer_t component = VECTOR(scc->cycle_component)[index];
             json_array_append_new(
                 industries,
-                json_pack("{s:I,s:o,s:o}", "size", (json_int_t)VECTOR(scc->sizes)[component],
-                          "members", kcobra_econ_names(graph, igraph_vector_int_list_get_ptr(&members, component)),
-                          "cycle", kcobra_econ_names(graph, igraph_vector_int_list_get_ptr(&scc->cycles, index))));
+                json_pack(
+                    "{s:I,s:o,s:o}", "size", (json_int_t)VECTOR(scc->sizes)[component], "members",
+                    kcobra_econ_names(graph, igraph_vector_int_list_get_ptr(&members, component)),
+                    "cycle",
+                    kcobra_econ_names(graph, igraph_vector_int_list_get_ptr(&scc->cycles, index))));
         }
         status = kcobra_json_print(json_pack(
             "{s:I,s:I,s:I,s:I,s:I,s:o}", "nodes", (json_int_t)graph->node_count, "edges",
@@ -418,7 +425,8 @@ static int scc_print(const kcobra_invocation *invocation, const kci_econ_graph *
                (long long)component_count, (long long)scc->nontrivial_count,
                (long long)(component_count - scc->nontrivial_count));
         igraph_integer_t shown = igraph_vector_int_size(&scc->cycle_component);
-        for (igraph_integer_t index = 0; index < shown && index < KCOBRA_ECON_TABLE_ROWS_MAX; index++) {
+        for (igraph_integer_t index = 0; index < shown && index < KCOBRA_ECON_TABLE_ROWS_MAX;
+             index++) {
             igraph_integer_t component = VECTOR(scc->cycle_component)[index];
             char label[64];
             snprintf(label, sizeof label, "industry %lld, members", (long long)index + 1);
@@ -448,7 +456,8 @@ static int scc_dot(kcobra_econ_input *input, const kci_econ_graph *graph, const 
     for (int64_t vertex = 0; vertex < graph->node_count; vertex++)
         vertex_class[vertex] = VECTOR(scc->sizes)[VECTOR(scc->membership)[vertex]] > 1 ? 2 : 3;
     for (int64_t edge = 0; edge < graph->edge_count; edge++) {
-        igraph_integer_t from = IGRAPH_FROM(&graph->graph, edge), to = IGRAPH_TO(&graph->graph, edge);
+        igraph_integer_t from = IGRAPH_FROM(&graph->graph, edge),
+                         to = IGRAPH_TO(&graph->graph, edge);
         edge_class[edge] = VECTOR(scc->membership)[from] == VECTOR(scc->membership)[to] ? 2 : 3;
     }
     /* the cycles in red: mark their edges */
@@ -524,15 +533,15 @@ static int hubs_print(const kcobra_invocation *invocation, const kci_econ_graph 
         json_t *distribution = json_array();
         for (int64_t level = 0; level <= cores->k_max; level++)
             json_array_append_new(distribution, json_integer(cores->count_by_k[level]));
-        status = kcobra_json_print(json_pack("{s:I,s:I,s:o,s:o,s:o}", "k_max",
-                                             (json_int_t)cores->k_max, "k", (json_int_t)k, "hubs",
-                                             kcobra_econ_names(graph, &chosen), "count_by_k",
-                                             distribution, "coreness", coreness));
+        status = kcobra_json_print(json_pack(
+            "{s:I,s:I,s:o,s:o,s:o}", "k_max", (json_int_t)cores->k_max, "k", (json_int_t)k, "hubs",
+            kcobra_econ_names(graph, &chosen), "count_by_k", distribution, "coreness", coreness));
     } else {
         printf("k-core decomposition (degree = payments in + out): densest core k = %lld\n",
                (long long)cores->k_max);
         printf("  %8s %10s\n", "K", "ACCOUNTS");
-        for (int64_t level = cores->k_max; level >= 0 && level > cores->k_max - KCOBRA_ECON_TABLE_ROWS_MAX; level--)
+        for (int64_t level = cores->k_max;
+             level >= 0 && level > cores->k_max - KCOBRA_ECON_TABLE_ROWS_MAX; level--)
             if (cores->count_by_k[level] > 0)
                 printf("  %8lld %10lld\n", (long long)level, (long long)cores->count_by_k[level]);
         char label[64];
@@ -586,13 +595,14 @@ static int run_hubs(const kcobra_command *command, int argc, char **argv)
 
 /* ================================================================== strata */
 
-static json_t *strata_vertices(const kci_econ_graph *graph, const kci_econ_strata *strata, bool rich)
+static json_t *strata_vertices(const kci_econ_graph *graph, const kci_econ_strata *strata,
+                               bool rich)
 {
     json_t *array = json_array();
     for (int64_t vertex = 0; vertex < graph->node_count; vertex++)
         if (strata->vertex_rich[vertex] == rich)
-            json_array_append_new(array, json_pack("{s:s,s:f}", "name", graph->names[vertex],
-                                                   "net", strata->net[vertex]));
+            json_array_append_new(array, json_pack("{s:s,s:f}", "name", graph->names[vertex], "net",
+                                                   strata->net[vertex]));
     return array;
 }
 
@@ -690,17 +700,17 @@ static int poverty_print(const kcobra_invocation *invocation, const kci_econ_gra
         for (int64_t edge = 0; edge < graph->edge_count; edge++) {
             double amount = VECTOR(graph->amounts)[edge];
             if (fabs(poverty->flow[edge] - amount) <= 1e-9 * fmax(1, amount)) continue;
-            json_array_append_new(changes, json_pack("{s:s,s:s,s:f,s:f,s:b}", "from",
-                                                     graph->names[IGRAPH_FROM(&graph->graph, edge)],
-                                                     "to", graph->names[IGRAPH_TO(&graph->graph, edge)],
-                                                     "before", amount, "after", poverty->flow[edge],
-                                                     "rich", poverty->rich[edge]));
+            json_array_append_new(
+                changes, json_pack("{s:s,s:s,s:f,s:f,s:b}", "from",
+                                   graph->names[IGRAPH_FROM(&graph->graph, edge)], "to",
+                                   graph->names[IGRAPH_TO(&graph->graph, edge)], "before", amount,
+                                   "after", poverty->flow[edge], "rich", poverty->rich[edge]));
         }
         return kcobra_json_print(json_pack(
-            "{s:f,s:f,s:I,s:I,s:f,s:f,s:f,s:f,s:f,s:o}", "threshold", poverty->threshold,
-            "epsilon", poverty->epsilon, "rich_count", (json_int_t)poverty->rich_count,
-            "poor_count", (json_int_t)poverty->poor_count, "rich_before", poverty->rich_before,
-            "poor_before", poverty->poor_before, "rich_after", poverty->rich_after, "poor_after",
+            "{s:f,s:f,s:I,s:I,s:f,s:f,s:f,s:f,s:f,s:o}", "threshold", poverty->threshold, "epsilon",
+            poverty->epsilon, "rich_count", (json_int_t)poverty->rich_count, "poor_count",
+            (json_int_t)poverty->poor_count, "rich_before", poverty->rich_before, "poor_before",
+            poverty->poor_before, "rich_after", poverty->rich_after, "poor_after",
             poverty->poor_after, "objective", poverty->objective, "changes", changes));
     }
     printf("poverty alleviation (GLPK simplex), W = %.15g, epsilon = %.15g\n", poverty->threshold,
@@ -717,7 +727,8 @@ static int poverty_print(const kcobra_invocation *invocation, const kci_econ_gra
     for (int64_t edge = 0; edge < graph->edge_count && shown < KCOBRA_ECON_TABLE_ROWS_MAX; edge++) {
         double amount = VECTOR(graph->amounts)[edge];
         if (fabs(poverty->flow[edge] - amount) <= 1e-9 * fmax(1, amount)) continue;
-        printf("  %-20s -> %-20s %14.15g -> %.15g\n", graph->names[IGRAPH_FROM(&graph->graph, edge)],
+        printf("  %-20s -> %-20s %14.15g -> %.15g\n",
+               graph->names[IGRAPH_FROM(&graph->graph, edge)],
                graph->names[IGRAPH_TO(&graph->graph, edge)], amount, poverty->flow[edge]);
         shown++;
     }
@@ -841,7 +852,8 @@ static int run_colored(const kcobra_command *command, int argc, char **argv)
         {"rate", "R", KCOBRA_FLAG_STRING, &rate_text, "the tax rate"},
         {"source", "S", KCOBRA_FLAG_STRING, &source, "direct: the source account"},
         {"sink", "T", KCOBRA_FLAG_STRING, &sink, "direct: the sink account"},
-        {"indirect", NULL, KCOBRA_FLAG_BOOL, &indirect, "the indirect estimate (H: indirect-tax hub)"},
+        {"indirect", NULL, KCOBRA_FLAG_BOOL, &indirect,
+         "the indirect estimate (H: indirect-tax hub)"},
         {"gdp", "G", KCOBRA_FLAG_STRING, &gdp_text,
          "indirect: goods-and-services total (default: all payments)"},
     };
@@ -853,7 +865,8 @@ static int run_colored(const kcobra_command *command, int argc, char **argv)
     if (!indirect && (source == NULL || sink == NULL))
         return kcobra_usage_error(command, "the direct estimate needs --source and --sink "
                                            "(or give --indirect)");
-    if (!indirect && gdp_text != NULL) return kcobra_usage_error(command, "--gdp goes with --indirect");
+    if (!indirect && gdp_text != NULL)
+        return kcobra_usage_error(command, "--gdp goes with --indirect");
     double rate = 0, gdp = NAN;
     status = kcobra_econ_number(command, "rate", rate_text, &rate);
     if (status == KCOBRA_EXIT_OK && gdp_text != NULL)
@@ -908,8 +921,8 @@ static int run_colored(const kcobra_command *command, int argc, char **argv)
 
 static const kcobra_command SUBCOMMANDS[] = {
     {"econ maxflow", "econ maxflow --source S --sink T (--edges FILE | --ledger)",
-     "maximum money flow, a minimum cut and the crucial accounts", MAXFLOW_DESCRIPTION,
-     run_maxflow, 0, 0},
+     "maximum money flow, a minimum cut and the crucial accounts", MAXFLOW_DESCRIPTION, run_maxflow,
+     0, 0},
     {"econ scc", "econ scc (--edges FILE | --ledger)",
      "strongly connected components (industries) and cycles (supply chains)", SCC_DESCRIPTION,
      run_scc, 0, 0},
@@ -920,8 +933,9 @@ static const kcobra_command SUBCOMMANDS[] = {
      "rich and poor channels and accounts, with totals", STRATA_DESCRIPTION, run_strata, 0, 0},
     {"econ poverty", "econ poverty --epsilon E [--threshold W] (--edges FILE | --ledger)",
      "the poverty-alleviation linear program (GLPK)", POVERTY_DESCRIPTION, run_poverty, 0, 0},
-    {"econ colored", "econ colored --hub H --rate R [--source S --sink T] [--indirect --gdp G] "
-                     "(--edges FILE | --ledger)",
+    {"econ colored",
+     "econ colored --hub H --rate R [--source S --sink T] [--indirect --gdp G] "
+     "(--edges FILE | --ledger)",
      "storage money and coloured-money estimates", COLORED_DESCRIPTION, run_colored, 0, 0},
     {"econ value", "econ value --bom FILE --item X [--depth T]",
      "the value of an item over a bill-of-materials DAG", NULL, kcobra_econ_run_value, 0, 0},
@@ -957,7 +971,8 @@ static int run_econ(const kcobra_command *command, int argc, char **argv)
         if (strcmp(argv[1], SUBCOMMANDS[index].name + 5) == 0)
             return SUBCOMMANDS[index].run(&SUBCOMMANDS[index], argc - 1, argv + 1);
     }
-    return kcobra_usage_error(command, "unknown subcommand '%s'; see 'kcobra econ --help'", argv[1]);
+    return kcobra_usage_error(command, "unknown subcommand '%s'; see 'kcobra econ --help'",
+                              argv[1]);
 }
 
 const kcobra_command kcobra_command_econ = {

@@ -33,8 +33,8 @@ typedef struct kci_econ_equilibrium {
     double *utility;    /* per buyer: sum_j u_ij x_ij */
     double objective;   /* sum_i B_i log(utility_i) */
     kci_econ_kkt kkt;
-    int iterations;       /* interior-point iterations */
-    bool polished;        /* the exact solve on the support was accepted */
+    int iterations; /* interior-point iterations */
+    bool polished;  /* the exact solve on the support was accepted */
     int64_t support_edges;
 } kci_econ_equilibrium;
 

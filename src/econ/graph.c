@@ -43,7 +43,8 @@ void kci_econ_builder_init(kci_econ_builder *builder)
 
 static void arena_free(kci_econ_arena *arena)
 {
-    for (int64_t index = 0; index < arena->chunk_count; index++) free(arena->chunks[index]);
+    for (int64_t index = 0; index < arena->chunk_count; index++)
+        free(arena->chunks[index]);
     free(arena->chunks);
     memset(arena, 0, sizeof *arena);
 }
@@ -51,7 +52,8 @@ static void arena_free(kci_econ_arena *arena)
 /* A copy of name (NUL-terminated) in the arena, or NULL. */
 static char *arena_copy(kci_econ_arena *arena, const char *name, size_t length)
 {
-    _Static_assert(KCI_ECON_NAME_BYTES_MAX + 1 <= KCI_ECON_ARENA_CHUNK_BYTES, "a name fits a chunk");
+    _Static_assert(KCI_ECON_NAME_BYTES_MAX + 1 <= KCI_ECON_ARENA_CHUNK_BYTES,
+                   "a name fits a chunk");
     if (arena->chunk_count == 0 || arena->used + length + 1 > KCI_ECON_ARENA_CHUNK_BYTES) {
         char **chunks = realloc(arena->chunks, sizeof *chunks * (size_t)(arena->chunk_count + 1));
         if (chunks == NULL) return NULL;
@@ -115,8 +117,8 @@ static int64_t name_probe(char *const *names, const kci_econ_name_slot *slots, i
 
 static kc_err name_table_grow(kci_econ_builder *builder)
 {
-    int64_t slot_count = builder->name_slot_count == 0 ? TABLE_SLOTS_INITIAL
-                                                        : builder->name_slot_count * 2;
+    int64_t slot_count =
+        builder->name_slot_count == 0 ? TABLE_SLOTS_INITIAL : builder->name_slot_count * 2;
     kci_econ_name_slot *slots = calloc((size_t)slot_count, sizeof *slots);
     if (slots == NULL) return KC_ERR_NOMEM;
     uint64_t mask = (uint64_t)slot_count - 1;
@@ -124,7 +126,8 @@ static kc_err name_table_grow(kci_econ_builder *builder)
         const char *name = builder->names[id];
         uint64_t hash = kci_hash_bytes(name, strlen(name));
         uint64_t slot = hash & mask;
-        while (slots[slot].id != 0) slot = (slot + 1) & mask;
+        while (slots[slot].id != 0)
+            slot = (slot + 1) & mask;
         slots[slot].id = (uint32_t)(id + 1);
         slots[slot].tag = (uint32_t)(hash >> 32);
     }
@@ -149,8 +152,8 @@ static kc_err intern(kci_econ_builder *builder, const char *name, size_t length,
     if ((builder->node_count + 1) * 2 > builder->name_slot_count &&
         name_table_grow(builder) != KC_OK)
         goto nomem;
-    int64_t found = name_probe(builder->names, builder->name_slots, builder->name_slot_count,
-                               name, length);
+    int64_t found =
+        name_probe(builder->names, builder->name_slots, builder->name_slot_count, name, length);
     if (found >= 0) {
         *id_out = (int32_t)found;
         return KC_OK;
@@ -160,8 +163,8 @@ static kc_err intern(kci_econ_builder *builder, const char *name, size_t length,
         return KC_ERR_TOO_LARGE;
     }
     if (builder->node_count == builder->node_capacity) {
-        int64_t capacity = builder->node_capacity == 0 ? ARRAY_CAPACITY_INITIAL
-                                                       : builder->node_capacity * 2;
+        int64_t capacity =
+            builder->node_capacity == 0 ? ARRAY_CAPACITY_INITIAL : builder->node_capacity * 2;
         char **names = realloc(builder->names, (size_t)capacity * sizeof *names);
         if (names == NULL) goto nomem;
         builder->names = names;
@@ -182,15 +185,16 @@ nomem:
 
 static kc_err edge_table_grow(kci_econ_builder *builder)
 {
-    int64_t slot_count = builder->edge_slot_count == 0 ? TABLE_SLOTS_INITIAL
-                                                        : builder->edge_slot_count * 2;
+    int64_t slot_count =
+        builder->edge_slot_count == 0 ? TABLE_SLOTS_INITIAL : builder->edge_slot_count * 2;
     kci_econ_edge_slot *slots = calloc((size_t)slot_count, sizeof *slots);
     if (slots == NULL) return KC_ERR_NOMEM;
     uint64_t mask = (uint64_t)slot_count - 1;
     for (int64_t old = 0; old < builder->edge_slot_count; old++) {
         if (builder->edge_slots[old].index == 0) continue;
         uint64_t slot = edge_key_hash(builder->edge_slots[old].key) & mask;
-        while (slots[slot].index != 0) slot = (slot + 1) & mask;
+        while (slots[slot].index != 0)
+            slot = (slot + 1) & mask;
         slots[slot] = builder->edge_slots[old];
     }
     free(builder->edge_slots);
@@ -217,8 +221,7 @@ static kc_err edge_arrays_grow(kci_econ_builder *builder)
 }
 
 kc_err kci_econ_builder_add(kci_econ_builder *builder, const char *from, size_t from_length,
-                            const char *to, size_t to_length, double amount,
-                            kci_econ_error *error)
+                            const char *to, size_t to_length, double amount, kci_econ_error *error)
 {
     assert(isfinite(amount) && amount >= 0);
     int32_t from_id = 0;

@@ -76,7 +76,7 @@ typedef struct kci_econ_builder {
 } kci_econ_builder;
 
 typedef struct kci_econ_graph {
-    igraph_t graph; /* directed; vertex i is names[i] */
+    igraph_t graph;          /* directed; vertex i is names[i] */
     igraph_vector_t amounts; /* per edge id */
     char **names;
     int64_t node_count;
@@ -93,8 +93,7 @@ void kci_econ_builder_free(kci_econ_builder *builder);
 /* Adds the payment from -> to of amount (finite, >= 0: checked by the
  * caller, which knows the line). The names need not be NUL-terminated. */
 kc_err kci_econ_builder_add(kci_econ_builder *builder, const char *from, size_t from_length,
-                            const char *to, size_t to_length, double amount,
-                            kci_econ_error *error);
+                            const char *to, size_t to_length, double amount, kci_econ_error *error);
 /* Makes the graph; the builder is emptied (its names move to the graph). */
 kc_err kci_econ_graph_finish(kci_econ_builder *builder, kci_econ_graph *graph,
                              kci_econ_error *error);

@@ -46,15 +46,14 @@ static double amount_of(const kci_econ_graph *graph, const char *from, const cha
     return edge < 0 ? -1 : VECTOR(graph->amounts)[edge];
 }
 
-static const char GOOD_CSV[] =
-    "# payments of the day\r\n"
-    "time_ms,from,to,amount,transfer\r\n"
-    "1,alice,bob,10,t1\r\n"
-    "\r\n"
-    "2,\"carol, the \"\"big\"\" one\",bob, 2.5 ,t2\n"
-    "3,alice,bob,5,t3\n"
-    "4,bob,bob,7,t4\n"
-    "5,bob,\"multi\nline\",1e2,t5";
+static const char GOOD_CSV[] = "# payments of the day\r\n"
+                               "time_ms,from,to,amount,transfer\r\n"
+                               "1,alice,bob,10,t1\r\n"
+                               "\r\n"
+                               "2,\"carol, the \"\"big\"\" one\",bob, 2.5 ,t2\n"
+                               "3,alice,bob,5,t3\n"
+                               "4,bob,bob,7,t4\n"
+                               "5,bob,\"multi\nline\",1e2,t5";
 
 static void check_good(kci_econ_graph *graph)
 {
@@ -165,9 +164,8 @@ static void test_json_edges(void **state)
         kci_econ_builder builder;
         kci_econ_builder_init(&builder);
         kci_econ_error error = {{0}};
-        assert_int_not_equal(kci_econ_json_load(bad[index].text, strlen(bad[index].text), &builder,
-                                                &error),
-                             KC_OK);
+        assert_int_not_equal(
+            kci_econ_json_load(bad[index].text, strlen(bad[index].text), &builder, &error), KC_OK);
         if (strstr(error.text, bad[index].message) == NULL)
             fail_msg("json case %zu: '%s' lacks '%s'", index, error.text, bad[index].message);
         kci_econ_builder_free(&builder);
@@ -184,14 +182,15 @@ static void test_many_names_grow_the_tables(void **state)
     for (int index = 0; index < 20000; index++) {
         snprintf(from, sizeof from, "n%d", index % 5000);
         snprintf(to, sizeof to, "n%d", (index * 7 + 1) % 5000);
-        assert_int_equal(kci_econ_builder_add(&builder, from, strlen(from), to, strlen(to), 1, &error),
-                         KC_OK);
+        assert_int_equal(
+            kci_econ_builder_add(&builder, from, strlen(from), to, strlen(to), 1, &error), KC_OK);
     }
     kci_econ_graph graph;
     assert_int_equal(kci_econ_graph_finish(&builder, &graph, &error), KC_OK);
     assert_int_equal(graph.node_count, 5000);
     double total = 0;
-    for (int64_t edge = 0; edge < graph.edge_count; edge++) total += VECTOR(graph.amounts)[edge];
+    for (int64_t edge = 0; edge < graph.edge_count; edge++)
+        total += VECTOR(graph.amounts)[edge];
     assert_true(total == 20000); /* 6i = -1 (mod 5000) has no solution: no self-payment */
     assert_true(kci_econ_graph_find(&graph, "n4999") >= 0);
     assert_true(kci_econ_graph_find(&graph, "n5000") < 0);
