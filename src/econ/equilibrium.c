@@ -42,7 +42,7 @@ enum {
 };
 
 static const double STEP_TO_BOUNDARY = 0.99;
-static const double POLISH_GAP = 1e-6; /* try the polish below this gap */
+static const double POLISH_GAP = 1e-3; /* try the polish below this gap */
 static const double FINAL_GAP = 1e-14; /* the interior point stops here */
 static const double REGULARIZATION = 1e-13;
 static const double BETA_CHANGE_MAX = 0.5; /* relative, per step */
