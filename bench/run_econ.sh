@@ -12,10 +12,12 @@
 #    residuals are printed (same definitions: docs/econ.md).
 #
 # Times are medians over rounds: "load+compute" (reading the CSV or JSON and
-# building the graph, then the algorithm) and "compute" alone. kcobra's come
-# from its --stats line (monotonic clock, getrusage peak RSS); networkx's and
-# CVXOPT's from time.perf_counter and resource.getrusage in
-# tests/econ/reference.py. networkx needs about a minute per max-flow round on
+# building the graph, then the algorithm) and "compute" alone, in wall time
+# and in CPU time (user + system: on a shared, busy machine the wall-clock
+# ratio swings with the neighbours' load, the CPU-time ratio much less).
+# kcobra's come from its --stats line (monotonic clock, getrusage); networkx's
+# and CVXOPT's from time.perf_counter, time.process_time and
+# resource.getrusage in tests/econ/reference.py. networkx needs about a minute per max-flow round on
 # this graph, so its rounds are bounded (ECON_NX_ROUNDS, default 3).
 #
 # Environment: ECON_ROUNDS (kcobra rounds, default 5), ECON_NX_ROUNDS
@@ -53,13 +55,13 @@ echo "econ benchmark: generating $EDGES payments over $NODES accounts and a 200 
 "$PYTHON" "$REFERENCE" gen-graph 42 "$NODES" "$EDGES" "$GRAPH"
 "$PYTHON" "$REFERENCE" gen-market 7 200 200 "$MARKET"
 
-# One kcobra run: prints "wall_ms load_ms compute_ms peak_rss_kib".
+# One kcobra run: prints "wall_ms load_ms compute_ms load_cpu_ms compute_cpu_ms peak_rss_kib".
 kcobra_round() {
     local started ended stats
     started=$(date +%s%N)
     stats=$("$KCOBRA" econ "$@" --stats --json 2>&1 >"$WORK/out.json" | grep '^kcobra-stats')
     ended=$(date +%s%N)
-    echo "$(( (ended - started) / 1000000 )) $(echo "$stats" | sed -E 's/.*load_ms=([0-9.]+) compute_ms=([0-9.]+) peak_rss_kib=([0-9]+).*/\1 \2 \3/')"
+    echo "$(( (ended - started) / 1000000 )) $(echo "$stats" | sed -E 's/.*load_ms=([0-9.]+) compute_ms=([0-9.]+) load_cpu_ms=([0-9.]+) compute_cpu_ms=([0-9.]+) peak_rss_kib=([0-9]+).*/\1 \2 \3 \4 \5/')"
 }
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
@@ -86,39 +88,51 @@ echo "CVXOPT: $CVXOPT_ROUNDS rounds"
 "$PYTHON" "$REFERENCE" bench-market "$MARKET" "$CVXOPT_ROUNDS" >"$WORK/cvxopt.json"
 
 column() { awk -v k="$2" '{ print $k }' "$WORK/$1.rounds" | median; }
-sum_columns() { awk '{ print $2 + $3 }' "$WORK/$1.rounds" | median; }
+sum_columns() { awk -v a="$2" -v b="$3" '{ print $a + $b }' "$WORK/$1.rounds" | median; }
 nx() { "$PYTHON" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {}, d))' "$WORK/nx.json" "$1"; }
 cv() { "$PYTHON" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {}, d))' "$WORK/cvxopt.json" "$1"; }
 
 NX_LOAD_MS=$(nx 'load_s * 1000')
 NX_FLOW_MS=$(nx 'maxflow_s * 1000')
 NX_SCC_MS=$(nx 'scc_s * 1000')
+NX_LOAD_CPU=$(nx 'load_cpu_s * 1000')
+NX_FLOW_CPU=$(nx 'maxflow_cpu_s * 1000')
+NX_SCC_CPU=$(nx 'scc_cpu_s * 1000')
 NX_VALUE=$(nx 'value')
 NX_COMPONENTS=$(nx 'components')
 NX_PEAK=$(nx 'peak_rss_kib')
 CV_MS=$(cv 'solve_s * 1000')
+CV_CPU=$(cv 'solve_cpu_s * 1000')
 CV_KKT=$(cv '"%.2e" % kkt["max"]')
 CV_PEAK=$(cv 'peak_rss_kib')
+add() { awk -v a="$1" -v b="$2" 'BEGIN { print a + b }'; }
 
-row() { # label, ours_ms, theirs_ms
-    awk -v l="$1" -v a="$2" -v b="$3" 'BEGIN { printf "  %-34s %12.1f %12.1f %9.1fx\n", l, a, b, b / a }'
+row() { # label, ours_ms, theirs_ms, ours_cpu_ms, theirs_cpu_ms
+    awk -v l="$1" -v a="$2" -v b="$3" -v c="$4" -v d="$5" 'BEGIN {
+        printf "  %-34s %10.1f %11.1f %7.1fx %10.1f %11.1f %7.1fx\n", l, a, b, b / a, c, d, d / c }'
+}
+header() {
+    printf "  %-34s %10s %11s %8s %10s %11s %8s\n" "" "kcobra ms" "$1 ms" "ratio" "kcobra cpu" "$1 cpu" "ratio"
 }
 echo
 echo "kcobra econ vs networkx: $EDGES payments, $NODES accounts (medians; kcobra $ROUNDS rounds, networkx $NX_ROUNDS)"
-printf "  %-34s %12s %12s %10s\n" "" "kcobra ms" "networkx ms" "ratio"
-row "max-flow + min cut, compute" "$(column maxflow 3)" "$NX_FLOW_MS"
-row "max-flow + min cut, load+compute" "$(sum_columns maxflow)" "$(awk -v a="$NX_LOAD_MS" -v b="$NX_FLOW_MS" 'BEGIN { print a + b }')"
-row "SCC, compute" "$(column scc 3)" "$NX_SCC_MS"
-row "SCC, load+compute" "$(sum_columns scc)" "$(awk -v a="$NX_LOAD_MS" -v b="$NX_SCC_MS" 'BEGIN { print a + b }')"
-printf "  %-34s %12.1f %12s\n" "max-flow + crucial accounts, compute" "$(column maxflow_vertex 3)" "-"
-printf "  %-34s %12s %12s\n" "peak RSS (KiB)" "$(column maxflow_vertex 4)" "$NX_PEAK"
+echo "  wall time, and CPU time (user + system: less disturbed by a busy machine)"
+header networkx
+row "max-flow + min cut, compute" "$(column maxflow 3)" "$NX_FLOW_MS" "$(column maxflow 5)" "$NX_FLOW_CPU"
+row "max-flow + min cut, load+compute" "$(sum_columns maxflow 2 3)" "$(add "$NX_LOAD_MS" "$NX_FLOW_MS")" \
+    "$(sum_columns maxflow 4 5)" "$(add "$NX_LOAD_CPU" "$NX_FLOW_CPU")"
+row "SCC, compute" "$(column scc 3)" "$NX_SCC_MS" "$(column scc 5)" "$NX_SCC_CPU"
+row "SCC, load+compute" "$(sum_columns scc 2 3)" "$(add "$NX_LOAD_MS" "$NX_SCC_MS")" \
+    "$(sum_columns scc 4 5)" "$(add "$NX_LOAD_CPU" "$NX_SCC_CPU")"
+printf "  %-34s %10.1f %11s %8s %10.1f\n" "max-flow + crucial accounts, compute" "$(column maxflow_vertex 3)" "-" "" "$(column maxflow_vertex 5)"
+printf "  %-34s %10s %11s\n" "peak RSS (KiB)" "$(column maxflow_vertex 6)" "$NX_PEAK"
 printf "  answers: max-flow %s vs %s, components %s vs %s\n" "$FLOW_VALUE" "$NX_VALUE" "$SCC_COUNT" "$NX_COMPONENTS"
 echo
 echo "kcobra econ equilibrium vs CVXOPT: 200 buyers x 200 goods (medians; $ROUNDS and $CVXOPT_ROUNDS rounds)"
-printf "  %-34s %12s %12s %10s\n" "" "kcobra ms" "CVXOPT ms" "ratio"
-row "equilibrium, compute" "$(column equilibrium 3)" "$CV_MS"
-printf "  %-34s %12s %12s\n" "KKT residual (max, relative)" "$OUR_KKT" "$CV_KKT"
-printf "  %-34s %12s %12s\n" "peak RSS (KiB)" "$(column equilibrium 4)" "$CV_PEAK"
+header "CVXOPT"
+row "equilibrium, compute" "$(column equilibrium 3)" "$CV_MS" "$(column equilibrium 5)" "$CV_CPU"
+printf "  %-34s %10s %11s\n" "KKT residual (max, relative)" "$OUR_KKT" "$CV_KKT"
+printf "  %-34s %10s %11s\n" "peak RSS (KiB)" "$(column equilibrium 6)" "$CV_PEAK"
 
 "$PYTHON" - "$WORK" "$BUILD_DIR/bench-econ.json" <<'PY'
 import json, sys
@@ -126,7 +140,8 @@ work, out = sys.argv[1], sys.argv[2]
 def rounds(name):
     rows = [line.split() for line in open("%s/%s.rounds" % (work, name))]
     return [{"wall_ms": float(r[0]), "load_ms": float(r[1]), "compute_ms": float(r[2]),
-             "peak_rss_kib": int(r[3])} for r in rows]
+             "load_cpu_ms": float(r[3]), "compute_cpu_ms": float(r[4]),
+             "peak_rss_kib": int(r[5])} for r in rows]
 result = {name: rounds(name) for name in ("maxflow", "maxflow_vertex", "scc", "equilibrium")}
 result["networkx"] = json.load(open(work + "/nx.json"))
 result["cvxopt"] = json.load(open(work + "/cvxopt.json"))

@@ -88,15 +88,39 @@ json_t *kcobra_econ_names(const kci_econ_graph *graph, const igraph_vector_int_t
     return array;
 }
 
+static int64_t cpu_us(void)
+{
+    struct rusage usage;
+    getrusage(RUSAGE_SELF, &usage);
+    return (int64_t)(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1000000 +
+           usage.ru_utime.tv_usec + usage.ru_stime.tv_usec;
+}
+
+void kcobra_econ_stats_load_start(kcobra_econ_input *input)
+{
+    input->load_started_us = kci_monotonic_us();
+    input->cpu_started_us = cpu_us();
+}
+
+void kcobra_econ_stats_compute_start(kcobra_econ_input *input)
+{
+    input->compute_started_us = kci_monotonic_us();
+    input->compute_cpu_started_us = cpu_us();
+    input->load_us = input->compute_started_us - input->load_started_us;
+}
+
 void kcobra_econ_stats_print(const kcobra_econ_input *input)
 {
     if (!input->stats) return;
     struct rusage usage;
     getrusage(RUSAGE_SELF, &usage);
-    int64_t now_us = kci_monotonic_us();
-    fprintf(stderr, "kcobra-stats load_ms=%.3f compute_ms=%.3f peak_rss_kib=%ld\n",
-            (double)input->load_us / 1000.0,
-            (double)(now_us - input->compute_started_us) / 1000.0, usage.ru_maxrss);
+    int64_t now_us = kci_monotonic_us(), now_cpu_us = cpu_us();
+    fprintf(stderr,
+            "kcobra-stats load_ms=%.3f compute_ms=%.3f load_cpu_ms=%.3f compute_cpu_ms=%.3f "
+            "peak_rss_kib=%ld\n",
+            (double)input->load_us / 1000.0, (double)(now_us - input->compute_started_us) / 1000.0,
+            (double)(input->compute_cpu_started_us - input->cpu_started_us) / 1000.0,
+            (double)(now_cpu_us - input->compute_cpu_started_us) / 1000.0, usage.ru_maxrss);
 }
 
 /* ================================================================== ledger */
@@ -198,7 +222,7 @@ int kcobra_econ_graph_open(const kcobra_command *command, const kcobra_invocatio
             return kcobra_usage_error(command, "--since-ms '%s' is not a unix time in ms",
                                       input->since_ms);
     }
-    input->load_started_us = kci_monotonic_us();
+    kcobra_econ_stats_load_start(input);
     int status = KCOBRA_EXIT_OK;
     if (input->ledger) {
         status = ledger_load(invocation, input, graph);
@@ -215,8 +239,7 @@ int kcobra_econ_graph_open(const kcobra_command *command, const kcobra_invocatio
         kci_econ_graph_free(graph);
         status = KCOBRA_EXIT_FAILURE;
     }
-    input->compute_started_us = kci_monotonic_us();
-    input->load_us = input->compute_started_us - input->load_started_us;
+    kcobra_econ_stats_compute_start(input);
     return status;
 }
 

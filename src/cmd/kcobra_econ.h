@@ -26,6 +26,8 @@ typedef struct kcobra_econ_input {
     int64_t load_started_us;
     int64_t load_us;
     int64_t compute_started_us;
+    int64_t cpu_started_us;         /* user + system CPU time, getrusage */
+    int64_t compute_cpu_started_us;
 } kcobra_econ_input;
 
 /* clang-format off */
@@ -51,7 +53,12 @@ int kcobra_econ_graph_open(const kcobra_command *command, const kcobra_invocatio
 /* Marks the end of the computation (for --stats) and writes the DOT/SVG. */
 int kcobra_econ_graph_output(kcobra_econ_input *input, const kci_econ_graph *graph,
                              const kci_econ_dot_style *style);
-/* --stats line on stderr: load_ms, compute_ms, peak_rss_kib. */
+/* --stats: marks the start of loading, and of computing. */
+void kcobra_econ_stats_load_start(kcobra_econ_input *input);
+void kcobra_econ_stats_compute_start(kcobra_econ_input *input);
+/* --stats line on stderr: load_ms, compute_ms, the same in CPU time
+ * (load_cpu_ms, compute_cpu_ms: less disturbed by a busy machine), and
+ * peak_rss_kib. */
 void kcobra_econ_stats_print(const kcobra_econ_input *input);
 
 /* The exit code for an econ error (prints it). */

@@ -9,7 +9,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common/clock.h"
 #include "econ/dynamics.h"
 #include "econ/equilibrium.h"
 #include "econ/value.h"
@@ -214,13 +213,13 @@ int kcobra_econ_run_equilibrium(const kcobra_command *command, int argc, char **
         if (status != KCOBRA_EXIT_OK) return status;
         if (tolerance <= 0) return kcobra_usage_error(command, "--tolerance must be > 0");
     }
-    kcobra_econ_input timing = {.stats = stats, .load_started_us = kci_monotonic_us()};
+    kcobra_econ_input timing = {.stats = stats};
+    kcobra_econ_stats_load_start(&timing);
     kci_econ_error error = {{0}};
     kci_econ_market market;
     kc_err err = kci_econ_market_load_file(market_path, &market, &error);
     if (err != KC_OK) return kcobra_econ_fail(err, &error);
-    timing.compute_started_us = kci_monotonic_us();
-    timing.load_us = timing.compute_started_us - timing.load_started_us;
+    kcobra_econ_stats_compute_start(&timing);
     kci_econ_equilibrium result;
     err = kci_econ_equilibrium_solve(&market, tolerance, iteration_report, NULL, &result, &error);
     if (isatty(STDERR_FILENO)) fputs("\r\033[K", stderr);
