@@ -97,20 +97,19 @@ static uint64_t edge_key_hash(uint64_t key)
 }
 
 /* The vertex id of name, or -(slot + 1) of the empty slot where it goes. */
-static int64_t name_probe(char *const *names, const kci_econ_name_slot *slots, int64_t slot_count,
-                          const char *name, size_t length)
+static int64_t name_probe(const kci_econ_name_slot *slots, int64_t slot_count, const char *name,
+                          size_t length)
 {
     uint64_t hash = kci_hash_bytes(name, length);
     uint64_t mask = (uint64_t)slot_count - 1;
     uint64_t slot = hash & mask;
     uint32_t tag = (uint32_t)(hash >> 32);
     for (;;) {
-        uint32_t id = slots[slot].id;
-        if (id == 0) return -(int64_t)slot - 1;
-        if (slots[slot].tag == tag) {
-            const char *candidate = names[id - 1];
-            if (memcmp(candidate, name, length) == 0 && candidate[length] == '\0') return id - 1;
-        }
+        const char *candidate = slots[slot].name;
+        if (candidate == NULL) return -(int64_t)slot - 1;
+        if (slots[slot].tag == tag && memcmp(candidate, name, length) == 0 &&
+            candidate[length] == '\0')
+            return slots[slot].id;
         slot = (slot + 1) & mask;
     }
 }
@@ -126,9 +125,10 @@ static kc_err name_table_grow(kci_econ_builder *builder)
         const char *name = builder->names[id];
         uint64_t hash = kci_hash_bytes(name, strlen(name));
         uint64_t slot = hash & mask;
-        while (slots[slot].id != 0)
+        while (slots[slot].name != NULL)
             slot = (slot + 1) & mask;
-        slots[slot].id = (uint32_t)(id + 1);
+        slots[slot].name = name;
+        slots[slot].id = (uint32_t)id;
         slots[slot].tag = (uint32_t)(hash >> 32);
     }
     free(builder->name_slots);
@@ -152,8 +152,7 @@ static kc_err intern(kci_econ_builder *builder, const char *name, size_t length,
     if ((builder->node_count + 1) * 2 > builder->name_slot_count &&
         name_table_grow(builder) != KC_OK)
         goto nomem;
-    int64_t found =
-        name_probe(builder->names, builder->name_slots, builder->name_slot_count, name, length);
+    int64_t found = name_probe(builder->name_slots, builder->name_slot_count, name, length);
     if (found >= 0) {
         *id_out = (int32_t)found;
         return KC_OK;
@@ -174,7 +173,8 @@ static kc_err intern(kci_econ_builder *builder, const char *name, size_t length,
     if (copy == NULL) goto nomem;
     int64_t id = builder->node_count++;
     builder->names[id] = copy;
-    builder->name_slots[-found - 1].id = (uint32_t)(id + 1);
+    builder->name_slots[-found - 1].name = copy;
+    builder->name_slots[-found - 1].id = (uint32_t)id;
     builder->name_slots[-found - 1].tag = (uint32_t)(kci_hash_bytes(name, length) >> 32);
     *id_out = (int32_t)id;
     return KC_OK;
@@ -318,8 +318,7 @@ void kci_econ_graph_free(kci_econ_graph *graph)
 int64_t kci_econ_graph_find(const kci_econ_graph *graph, const char *name)
 {
     if (graph->name_slot_count == 0) return -1;
-    int64_t found =
-        name_probe(graph->names, graph->name_slots, graph->name_slot_count, name, strlen(name));
+    int64_t found = name_probe(graph->name_slots, graph->name_slot_count, name, strlen(name));
     return found >= 0 ? found : -1;
 }
 

@@ -34,11 +34,13 @@ typedef struct kci_econ_error {
 void kci_econ_error_set(kci_econ_error *error, const char *format, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* A slot of the name table: the vertex id + 1 (0: empty) and 32 bits of
- * the name's hash, so a probe compares strings only on a likely match. */
+/* A slot of the name table: the name itself (NULL: empty), 32 bits of its
+ * hash, so a probe compares strings only on a likely match, and the vertex
+ * id; a hit costs the slot's cache line and the name's, nothing more. */
 typedef struct kci_econ_name_slot {
-    uint32_t id;
+    const char *name;
     uint32_t tag;
+    uint32_t id;
 } kci_econ_name_slot;
 
 /* A slot of the edge table: the (payer, payee) pair packed in 64 bits and
