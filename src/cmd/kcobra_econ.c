@@ -129,7 +129,7 @@ static kc_err ledger_page(natsConnection *connection, const kcobra_common *commo
                           const char *since_ms, const char *after, kci_econ_builder *builder,
                           char **next_out, kci_econ_error *error)
 {
-    json_t *request = json_pack("{s:i}", "limit", (json_int_t)KCOBRA_ECON_LEDGER_PAGE_LIMIT);
+    json_t *request = json_pack("{s:I}", "limit", (json_int_t)KCOBRA_ECON_LEDGER_PAGE_LIMIT);
     if (since_ms != NULL)
         json_object_set_new(request, "since_ms", json_integer(strtoll(since_ms, NULL, 10)));
     if (after != NULL) json_object_set_new(request, "after", json_string(after));
