@@ -246,7 +246,7 @@ int kcobra_econ_run_equilibrium(const kcobra_command *command, int argc, char **
 static const char DYNAMICS_DESCRIPTION[] =
     "Tatonnement: from the goods' \"price\" fields in the market file (else every\n"
     "price = total budget / total supply), prices move with excess demand,\n"
-    "  p_j <- p_j exp(clamp(step x (demand_j - s_j) / s_j, -1, 1)),\n"
+    "  p_j <- p_j exp(clamp(step / sqrt(t) x (demand_j - s_j) / s_j, -1, 1)),\n"
     "for --steps N steps. Prints the series: the largest relative excess demand\n"
     "and the distance max_j |p_j - p*_j| / p*_j to the equilibrium prices p*\n"
     "(solved first). --plot draws both on a log scale as SVG.\n"

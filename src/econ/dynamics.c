@@ -48,9 +48,13 @@ kc_err kci_econ_dynamics_run(const kci_econ_market *market, double step_size, in
     kci_econ_demand(market, prices, demand);
     steps[0] = measure(market, prices, demand, equilibrium_prices);
     for (int64_t step = 1; step <= step_count; step++) {
+        /* A step size shrinking as 1/sqrt(t): linear demand jumps where
+         * bang-per-buck ties change, and a fixed step keeps prices cycling
+         * around the equilibrium instead of closing in. */
+        double size = step_size / sqrt((double)step);
         for (int64_t j = 0; j < market->good_count; j++) {
             double excess = (demand[j] - market->supplies[j]) / market->supplies[j];
-            prices[j] *= exp(fmin(1, fmax(-1, step_size * excess)));
+            prices[j] *= exp(fmin(1, fmax(-1, size * excess)));
         }
         kci_econ_demand(market, prices, demand);
         steps[step] = measure(market, prices, demand, equilibrium_prices);
