@@ -79,6 +79,7 @@ void kci_econ_builder_free(kci_econ_builder *builder)
     free(builder->edge_to);
     free(builder->edge_amount);
     free(builder->edge_slots);
+    free(builder->pending_text);
     memset(builder, 0, sizeof *builder);
 }
 
@@ -96,11 +97,11 @@ static uint64_t edge_key_hash(uint64_t key)
     return key ^ (key >> 33);
 }
 
-/* The vertex id of name, or -(slot + 1) of the empty slot where it goes. */
+/* The vertex id of name (whose hash is given), or -(slot + 1) of the empty
+ * slot where it goes. */
 static int64_t name_probe(const kci_econ_name_slot *slots, int64_t slot_count, const char *name,
-                          size_t length)
+                          size_t length, uint64_t hash)
 {
-    uint64_t hash = kci_hash_bytes(name, length);
     uint64_t mask = (uint64_t)slot_count - 1;
     uint64_t slot = hash & mask;
     uint32_t tag = (uint32_t)(hash >> 32);
@@ -137,8 +138,7 @@ static kc_err name_table_grow(kci_econ_builder *builder)
     return KC_OK;
 }
 
-static kc_err intern(kci_econ_builder *builder, const char *name, size_t length, int32_t *id_out,
-                     kci_econ_error *error)
+static kc_err name_check(const char *name, size_t length, kci_econ_error *error)
 {
     if (length == 0) {
         kci_econ_error_set(error, "empty account name");
@@ -149,10 +149,16 @@ static kc_err intern(kci_econ_builder *builder, const char *name, size_t length,
                            KCI_ECON_NAME_BYTES_MAX);
         return KC_ERR_PARSE;
     }
+    return KC_OK;
+}
+
+static kc_err intern(kci_econ_builder *builder, const char *name, size_t length, uint64_t hash,
+                     int32_t *id_out, kci_econ_error *error)
+{
     if ((builder->node_count + 1) * 2 > builder->name_slot_count &&
         name_table_grow(builder) != KC_OK)
         goto nomem;
-    int64_t found = name_probe(builder->name_slots, builder->name_slot_count, name, length);
+    int64_t found = name_probe(builder->name_slots, builder->name_slot_count, name, length, hash);
     if (found >= 0) {
         *id_out = (int32_t)found;
         return KC_OK;
@@ -175,7 +181,7 @@ static kc_err intern(kci_econ_builder *builder, const char *name, size_t length,
     builder->names[id] = copy;
     builder->name_slots[-found - 1].name = copy;
     builder->name_slots[-found - 1].id = (uint32_t)id;
-    builder->name_slots[-found - 1].tag = (uint32_t)(kci_hash_bytes(name, length) >> 32);
+    builder->name_slots[-found - 1].tag = (uint32_t)(hash >> 32);
     *id_out = (int32_t)id;
     return KC_OK;
 nomem:
@@ -220,15 +226,9 @@ static kc_err edge_arrays_grow(kci_econ_builder *builder)
     return KC_OK;
 }
 
-kc_err kci_econ_builder_add(kci_econ_builder *builder, const char *from, size_t from_length,
-                            const char *to, size_t to_length, double amount, kci_econ_error *error)
+static kc_err edge_add(kci_econ_builder *builder, int32_t from_id, int32_t to_id, double amount,
+                       kci_econ_error *error)
 {
-    assert(isfinite(amount) && amount >= 0);
-    int32_t from_id = 0;
-    int32_t to_id = 0;
-    kc_err err = intern(builder, from, from_length, &from_id, error);
-    if (err == KC_OK) err = intern(builder, to, to_length, &to_id, error);
-    if (err != KC_OK) return err;
     builder->payments_read++;
     if (from_id == to_id) {
         builder->self_payments_dropped++;
@@ -266,10 +266,83 @@ nomem:
     return KC_ERR_NOMEM;
 }
 
+/* Processes the queued payments in three passes, each issuing the memory
+ * reads of the next before any waits: hash every name and prefetch its
+ * slot; intern (the slots have arrived) and prefetch each edge's slot; add
+ * the edges. A lookup per payment in a table of millions is a cache miss,
+ * and this overlaps them instead of paying them one after the other. */
+kc_err kci_econ_builder_flush(kci_econ_builder *builder, kci_econ_error *error)
+{
+    kci_econ_pending *pending = builder->pending;
+    int count = builder->pending_count;
+    builder->pending_count = 0;
+    builder->pending_text_used = 0;
+    if (count == 0) return KC_OK;
+    if (builder->name_slot_count > 0) {
+        uint64_t mask = (uint64_t)builder->name_slot_count - 1;
+        for (int k = 0; k < count; k++) {
+            __builtin_prefetch(&builder->name_slots[pending[k].from_hash & mask]);
+            __builtin_prefetch(&builder->name_slots[pending[k].to_hash & mask]);
+        }
+    }
+    for (int k = 0; k < count; k++) {
+        kci_econ_pending *payment = &pending[k];
+        kc_err err = intern(builder, builder->pending_text + payment->from_offset,
+                            payment->from_length, payment->from_hash, &payment->from_id, error);
+        if (err == KC_OK)
+            err = intern(builder, builder->pending_text + payment->to_offset, payment->to_length,
+                         payment->to_hash, &payment->to_id, error);
+        if (err != KC_OK) return err;
+        if (builder->edge_slot_count > 0)
+            __builtin_prefetch(
+                &builder->edge_slots[edge_key_hash(edge_key(payment->from_id, payment->to_id)) &
+                                     ((uint64_t)builder->edge_slot_count - 1)]);
+    }
+    for (int k = 0; k < count; k++) {
+        kc_err err =
+            edge_add(builder, pending[k].from_id, pending[k].to_id, pending[k].amount, error);
+        if (err != KC_OK) return err;
+    }
+    return KC_OK;
+}
+
+kc_err kci_econ_builder_add(kci_econ_builder *builder, const char *from, size_t from_length,
+                            const char *to, size_t to_length, double amount, kci_econ_error *error)
+{
+    assert(isfinite(amount) && amount >= 0);
+    kc_err err = name_check(from, from_length, error);
+    if (err == KC_OK) err = name_check(to, to_length, error);
+    if (err != KC_OK) return err;
+    if (builder->pending_text == NULL) {
+        builder->pending_text = malloc(KCI_ECON_PENDING_TEXT_BYTES);
+        if (builder->pending_text == NULL) {
+            kci_econ_error_set(error, "out of memory");
+            return KC_ERR_NOMEM;
+        }
+    }
+    kci_econ_pending *payment = &builder->pending[builder->pending_count++];
+    payment->from_offset = (uint32_t)builder->pending_text_used;
+    memcpy(builder->pending_text + builder->pending_text_used, from, from_length);
+    builder->pending_text_used += from_length;
+    payment->to_offset = (uint32_t)builder->pending_text_used;
+    memcpy(builder->pending_text + builder->pending_text_used, to, to_length);
+    builder->pending_text_used += to_length;
+    payment->from_length = (uint32_t)from_length;
+    payment->to_length = (uint32_t)to_length;
+    payment->from_hash = kci_hash_bytes(from, from_length);
+    payment->to_hash = kci_hash_bytes(to, to_length);
+    payment->amount = amount;
+    if (builder->pending_count == KCI_ECON_PENDING_MAX)
+        return kci_econ_builder_flush(builder, error);
+    return KC_OK;
+}
+
 kc_err kci_econ_graph_finish(kci_econ_builder *builder, kci_econ_graph *graph,
                              kci_econ_error *error)
 {
     memset(graph, 0, sizeof *graph);
+    kc_err err = kci_econ_builder_flush(builder, error);
+    if (err != KC_OK) return err;
     igraph_vector_int_t edges;
     igraph_error_t status = igraph_vector_int_init(&edges, builder->edge_count * 2);
     if (status != IGRAPH_SUCCESS) return kci_econ_igraph_error(status, "allocating edges", error);
@@ -318,7 +391,9 @@ void kci_econ_graph_free(kci_econ_graph *graph)
 int64_t kci_econ_graph_find(const kci_econ_graph *graph, const char *name)
 {
     if (graph->name_slot_count == 0) return -1;
-    int64_t found = name_probe(graph->name_slots, graph->name_slot_count, name, strlen(name));
+    size_t length = strlen(name);
+    int64_t found = name_probe(graph->name_slots, graph->name_slot_count, name, length,
+                               kci_hash_bytes(name, length));
     return found >= 0 ? found : -1;
 }
 

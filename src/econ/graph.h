@@ -24,7 +24,19 @@ enum {
     KCI_ECON_EDGES_MAX = 200 * 1000 * 1000, /* distinct (payer, payee) pairs */
     KCI_ECON_ERROR_BYTES = 512,
     KCI_ECON_ARENA_CHUNK_BYTES = 1024 * 1024,
+    KCI_ECON_PENDING_MAX = 64, /* payments queued before their lookups run */
+    KCI_ECON_PENDING_TEXT_BYTES = KCI_ECON_PENDING_MAX * 2 * KCI_ECON_NAME_BYTES_MAX,
 };
+
+/* A payment queued in the builder: its names (in the builder's pending
+ * text), their hashes, and, once looked up, their vertex ids. */
+typedef struct kci_econ_pending {
+    uint64_t from_hash, to_hash;
+    uint32_t from_offset, to_offset;
+    uint32_t from_length, to_length;
+    int32_t from_id, to_id;
+    double amount;
+} kci_econ_pending;
 
 /* Error text of a failed load or algorithm, shown to the user as is. */
 typedef struct kci_econ_error {
@@ -75,6 +87,11 @@ typedef struct kci_econ_builder {
     int64_t edge_slot_count;
     int64_t payments_read; /* before summing */
     int64_t self_payments_dropped;
+    /* payments queued for kci_econ_builder_flush */
+    kci_econ_pending pending[KCI_ECON_PENDING_MAX];
+    int pending_count;
+    char *pending_text;
+    size_t pending_text_used;
 } kci_econ_builder;
 
 typedef struct kci_econ_graph {
@@ -93,7 +110,12 @@ typedef struct kci_econ_graph {
 void kci_econ_builder_init(kci_econ_builder *builder);
 void kci_econ_builder_free(kci_econ_builder *builder);
 /* Adds the payment from -> to of amount (finite, >= 0: checked by the
- * caller, which knows the line). The names need not be NUL-terminated. */
+ * caller, which knows the line). The names need not be NUL-terminated.
+ * Payments are queued and looked up in batches (kci_econ_builder_flush,
+ * called when the queue is full and by kci_econ_graph_finish): a name is
+ * checked here, but running out of memory or past a bound is reported by
+ * the call that flushes. */
+kc_err kci_econ_builder_flush(kci_econ_builder *builder, kci_econ_error *error);
 kc_err kci_econ_builder_add(kci_econ_builder *builder, const char *from, size_t from_length,
                             const char *to, size_t to_length, double amount, kci_econ_error *error);
 /* Makes the graph; the builder is emptied (its names move to the graph). */
