@@ -109,10 +109,10 @@ add() { awk -v a="$1" -v b="$2" 'BEGIN { print a + b }'; }
 
 row() { # label, ours_ms, theirs_ms, ours_cpu_ms, theirs_cpu_ms
     awk -v l="$1" -v a="$2" -v b="$3" -v c="$4" -v d="$5" 'BEGIN {
-        printf "  %-34s %10.1f %11.1f %7.1fx %10.1f %11.1f %7.1fx\n", l, a, b, b / a, c, d, d / c }'
+        printf "  %-36s %10.1f %12.1f %7.1fx %10.1f %12.1f %7.1fx\n", l, a, b, b / a, c, d, d / c }'
 }
 header() {
-    printf "  %-34s %10s %11s %8s %10s %11s %8s\n" "" "kcobra ms" "$1 ms" "ratio" "kcobra cpu" "$1 cpu" "ratio"
+    printf "  %-36s %10s %12s %8s %10s %12s %8s\n" "" "kcobra ms" "$1 ms" "ratio" "kcobra cpu" "$1 cpu" "ratio"
 }
 echo
 echo "kcobra econ vs networkx: $EDGES payments, $NODES accounts (medians; kcobra $ROUNDS rounds, networkx $NX_ROUNDS)"
@@ -124,15 +124,15 @@ row "max-flow + min cut, load+compute" "$(sum_columns maxflow 2 3)" "$(add "$NX_
 row "SCC, compute" "$(column scc 3)" "$NX_SCC_MS" "$(column scc 5)" "$NX_SCC_CPU"
 row "SCC, load+compute" "$(sum_columns scc 2 3)" "$(add "$NX_LOAD_MS" "$NX_SCC_MS")" \
     "$(sum_columns scc 4 5)" "$(add "$NX_LOAD_CPU" "$NX_SCC_CPU")"
-printf "  %-34s %10.1f %11s %8s %10.1f\n" "max-flow + crucial accounts, compute" "$(column maxflow_vertex 3)" "-" "" "$(column maxflow_vertex 5)"
-printf "  %-34s %10s %11s\n" "peak RSS (KiB)" "$(column maxflow_vertex 6)" "$NX_PEAK"
+printf "  %-36s %10.1f %12s %8s %10.1f\n" "max-flow + crucial accounts, compute" "$(column maxflow_vertex 3)" "-" "" "$(column maxflow_vertex 5)"
+printf "  %-36s %10s %12s\n" "peak RSS (KiB)" "$(column maxflow_vertex 6)" "$NX_PEAK"
 printf "  answers: max-flow %s vs %s, components %s vs %s\n" "$FLOW_VALUE" "$NX_VALUE" "$SCC_COUNT" "$NX_COMPONENTS"
 echo
 echo "kcobra econ equilibrium vs CVXOPT: 200 buyers x 200 goods (medians; $ROUNDS and $CVXOPT_ROUNDS rounds)"
 header "CVXOPT"
 row "equilibrium, compute" "$(column equilibrium 3)" "$CV_MS" "$(column equilibrium 5)" "$CV_CPU"
-printf "  %-34s %10s %11s\n" "KKT residual (max, relative)" "$OUR_KKT" "$CV_KKT"
-printf "  %-34s %10s %11s\n" "peak RSS (KiB)" "$(column equilibrium 6)" "$CV_PEAK"
+printf "  %-36s %10s %12s\n" "KKT residual (max, relative)" "$OUR_KKT" "$CV_KKT"
+printf "  %-36s %10s %12s\n" "peak RSS (KiB)" "$(column equilibrium 6)" "$CV_PEAK"
 
 "$PYTHON" - "$WORK" "$BUILD_DIR/bench-econ.json" <<'PY'
 import json, sys
