@@ -18,6 +18,7 @@ void kci_econ_market_free(kci_econ_market *market)
     free(market->supplies);
     free(market->utilities);
     free(market->prices_initial);
+    json_decref(market->good_index);
     memset(market, 0, sizeof *market);
 }
 
@@ -59,12 +60,12 @@ static kc_err read_goods(const json_t *goods, kci_econ_market *market, kci_econ_
         market->good_names[index] = name_copy(name, "good", (int64_t)index);
         if (market->good_names[index] == NULL) return KC_ERR_NOMEM;
         const char *label = market->good_names[index];
-        for (size_t other = 0; other < index; other++) {
-            if (strcmp(market->good_names[other], label) == 0) {
-                kci_econ_error_set(error, "good '%s' is listed twice", label);
-                return KC_ERR_PARSE;
-            }
+        if (json_object_get(market->good_index, label) != NULL) {
+            kci_econ_error_set(error, "good '%s' is listed twice", label);
+            return KC_ERR_PARSE;
         }
+        if (json_object_set_new(market->good_index, label, json_integer((json_int_t)index)) != 0)
+            return KC_ERR_NOMEM;
         const json_t *supply = json_object_get(good, "supply");
         market->supplies[index] = 1;
         if (supply != NULL && !positive_number(supply, &market->supplies[index])) {
@@ -96,9 +97,8 @@ static kc_err read_goods(const json_t *goods, kci_econ_market *market, kci_econ_
 
 static int64_t good_find(const kci_econ_market *market, const char *name)
 {
-    for (int64_t index = 0; index < market->good_count; index++)
-        if (strcmp(market->good_names[index], name) == 0) return index;
-    return -1;
+    const json_t *index = json_object_get(market->good_index, name);
+    return index != NULL ? (int64_t)json_integer_value(index) : -1;
 }
 
 static kc_err utility_set(kci_econ_market *market, int64_t buyer, int64_t good, const json_t *value,
@@ -248,8 +248,9 @@ kc_err kci_econ_market_from_json(const json_t *document, kci_econ_market *market
     market->supplies = calloc(goods_size, sizeof(double));
     market->budgets = calloc(buyers_size, sizeof(double));
     market->utilities = calloc(goods_size * buyers_size, sizeof(double));
+    market->good_index = json_object();
     kc_err err = KC_ERR_NOMEM;
-    if (market->good_names != NULL && market->buyer_names != NULL && market->supplies != NULL &&
+    if (market->good_index != NULL && market->good_names != NULL && market->buyer_names != NULL && market->supplies != NULL &&
         market->budgets != NULL && market->utilities != NULL) {
         err = read_goods(goods, market, error);
         if (err == KC_OK) err = read_buyers(buyers, market, error);
