@@ -25,14 +25,17 @@
  *    conservation (the component's budgets buy its goods) fixes the factor.
  *    The spending b_ij on the support is the interior point's, projected
  *    (minimum norm, conjugate gradients on the support graph) onto
- *    "each buyer spends B_i, each good earns p_j". The result is accepted if
- *    its KKT residuals, measured on the original market, are within the
- *    tolerance; else the interior point goes on, and the polish is retried.
+ *    "each buyer spends B_i, each good earns p_j" (or, if that leaves a
+ *    negative bid, found by a maximum flow through the support). The
+ *    result is accepted if its KKT residuals, measured on the original
+ *    market, are within the tolerance; else the interior point goes on and
+ *    the polish is retried.
  * The unpolished interior point is the answer of last resort, with its
  * (larger) residuals printed. */
 #include "equilibrium.h"
 
 #include <assert.h>
+#include <igraph.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -632,6 +635,57 @@ static void bids_project(const eg_problem *problem, polish_work *work)
     }
 }
 
+/* Bids by a maximum flow source -> buyer (B_i) -> good (support edges,
+ * unbounded) -> sink (p_j): nonnegative by construction, and feasible if
+ * the flow carries every budget. The fallback when the projection leaves
+ * negative bids: at a degenerate equilibrium the interior point's spending
+ * is a poor starting point, but the support and the prices may be right. */
+static bool bids_by_flow(const eg_problem *problem, polish_work *work)
+{
+    int64_t n = problem->buyer_count, m = problem->good_count;
+    int64_t source = 0, sink = n + m + 1, edge_count = n + m + work->support_count;
+    igraph_vector_int_t edges;
+    igraph_vector_t capacity, flow;
+    if (igraph_vector_int_init(&edges, 2 * edge_count) != IGRAPH_SUCCESS) return false;
+    if (igraph_vector_init(&capacity, edge_count) != IGRAPH_SUCCESS) {
+        igraph_vector_int_destroy(&edges);
+        return false;
+    }
+    igraph_vector_init(&flow, 0);
+    int64_t k = 0;
+    double budgets = 0;
+    for (int64_t i = 0; i < n; i++, k++) {
+        VECTOR(edges)[2 * k] = source, VECTOR(edges)[2 * k + 1] = 1 + i;
+        VECTOR(capacity)[k] = problem->budget[i];
+        budgets += problem->budget[i];
+    }
+    for (int64_t j = 0; j < m; j++, k++) {
+        VECTOR(edges)[2 * k] = 1 + n + j, VECTOR(edges)[2 * k + 1] = sink;
+        VECTOR(capacity)[k] = work->price[j];
+    }
+    for (int64_t s = 0; s < work->support_count; s++, k++) {
+        int64_t e = work->support_list[s];
+        VECTOR(edges)[2 * k] = 1 + problem->edge_buyer[e];
+        VECTOR(edges)[2 * k + 1] = 1 + n + problem->edge_good[e];
+        VECTOR(capacity)[k] = 2 * budgets;
+    }
+    igraph_t graph;
+    igraph_real_t value = 0;
+    bool ok = igraph_create(&graph, &edges, n + m + 2, IGRAPH_DIRECTED) == IGRAPH_SUCCESS;
+    if (ok) {
+        ok = igraph_maxflow(&graph, &value, &flow, NULL, NULL, NULL, source, sink, &capacity,
+                            NULL) == IGRAPH_SUCCESS &&
+             value >= budgets * (1 - 1e-12);
+        igraph_destroy(&graph);
+    }
+    for (int64_t s = 0; ok && s < work->support_count; s++)
+        work->bid[work->support_list[s]] = VECTOR(flow)[n + m + s];
+    igraph_vector_int_destroy(&edges);
+    igraph_vector_destroy(&capacity);
+    igraph_vector_destroy(&flow);
+    return ok;
+}
+
 /* Writes prices and allocation in the original units. */
 static void unscale(const kci_econ_market *market, const eg_problem *problem, const double *price,
                     const double *x, kci_econ_equilibrium *result)
@@ -668,6 +722,12 @@ static bool polish(const kci_econ_market *market, const eg_problem *problem, pol
     for (int64_t j = 0; j < problem->good_count; j++)
         work->target[n + j] = work->price[j];
     bids_project(problem, work);
+    bool negative = false;
+    for (int64_t k = 0; k < work->support_count && !negative; k++) {
+        int64_t e = work->support_list[k];
+        negative = work->bid[e] < -1e-12 * problem->budget[problem->edge_buyer[e]];
+    }
+    if (negative && !bids_by_flow(problem, work)) return false;
     double *x = work->t; /* reuse: allocation per edge */
     int64_t support_edges = 0;
     for (int64_t e = 0; e < problem->edge_count; e++) {
