@@ -413,6 +413,16 @@ static int run_maxflow(const kcobra_command *command, int argc, char **argv)
 
 /* ===================================================================== scc */
 
+static void print_cycle(const kci_econ_graph *graph, const igraph_vector_int_t *cycle)
+{
+    igraph_integer_t length = igraph_vector_int_size(cycle);
+    printf("  supply chain (%lld payments):", (long long)length);
+    for (igraph_integer_t at = 0; at < length && at < KCOBRA_ECON_TABLE_ROWS_MAX; at++)
+        printf(" %s ->", graph->names[VECTOR(*cycle)[at]]);
+    if (length > KCOBRA_ECON_TABLE_ROWS_MAX) printf(" ... ->");
+    printf(" %s\n", graph->names[VECTOR(*cycle)[0]]);
+}
+
 static int scc_print(const kcobra_invocation *invocation, const kci_econ_graph *graph,
                      const kci_econ_scc *scc)
 {
@@ -443,10 +453,12 @@ static int scc_print(const kcobra_invocation *invocation, const kci_econ_graph *
             "industries_count", (json_int_t)scc->nontrivial_count, "singletons",
             (json_int_t)(component_count - scc->nontrivial_count), "industries", industries));
     } else {
-        printf("%lld strongly connected components: %lld industries (2+ accounts), %lld single "
-               "accounts\n",
-               (long long)component_count, (long long)scc->nontrivial_count,
-               (long long)(component_count - scc->nontrivial_count));
+        int64_t singles = component_count - scc->nontrivial_count;
+        printf("%lld strongly connected component%s: %lld industr%s (2+ accounts), %lld single "
+               "account%s\n",
+               (long long)component_count, component_count == 1 ? "" : "s",
+               (long long)scc->nontrivial_count, scc->nontrivial_count == 1 ? "y" : "ies",
+               (long long)singles, singles == 1 ? "" : "s");
         igraph_integer_t shown = igraph_vector_int_size(&scc->cycle_component);
         for (igraph_integer_t index = 0; index < shown && index < KCOBRA_ECON_TABLE_ROWS_MAX;
              index++) {
@@ -454,8 +466,7 @@ static int scc_print(const kcobra_invocation *invocation, const kci_econ_graph *
             char label[64];
             snprintf(label, sizeof label, "industry %lld, members", (long long)index + 1);
             print_names(label, graph, igraph_vector_int_list_get_ptr(&members, component));
-            print_names("  supply chain (a cycle)", graph,
-                        igraph_vector_int_list_get_ptr(&scc->cycles, index));
+            print_cycle(graph, igraph_vector_int_list_get_ptr(&scc->cycles, index));
         }
         if (shown > KCOBRA_ECON_TABLE_ROWS_MAX)
             printf("... and %lld more industries (--json lists all)\n",
