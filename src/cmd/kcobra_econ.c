@@ -243,6 +243,11 @@ int kcobra_econ_graph_open(const kcobra_command *command, const kcobra_invocatio
     return status;
 }
 
+bool kcobra_econ_dot_wanted(const kcobra_econ_input *input)
+{
+    return input->dot_path != NULL || input->svg_path != NULL;
+}
+
 int kcobra_econ_graph_output(kcobra_econ_input *input, const kci_econ_graph *graph,
                              const kci_econ_dot_style *style)
 {
@@ -334,6 +339,7 @@ static int maxflow_print(const kcobra_invocation *invocation, const kci_econ_gra
 static int maxflow_dot(kcobra_econ_input *input, const kci_econ_graph *graph, int64_t source,
                        int64_t sink, const kci_econ_maxflow *flow)
 {
+    if (!kcobra_econ_dot_wanted(input)) return kcobra_econ_graph_output(input, graph, NULL);
     unsigned char *vertex_class = calloc((size_t)graph->node_count + 1, 1);
     unsigned char *edge_class = calloc((size_t)graph->edge_count + 1, 1);
     if (vertex_class == NULL || edge_class == NULL) {
@@ -479,6 +485,7 @@ static int scc_print(const kcobra_invocation *invocation, const kci_econ_graph *
 
 static int scc_dot(kcobra_econ_input *input, const kci_econ_graph *graph, const kci_econ_scc *scc)
 {
+    if (!kcobra_econ_dot_wanted(input)) return kcobra_econ_graph_output(input, graph, NULL);
     unsigned char *vertex_class = calloc((size_t)graph->node_count + 1, 1);
     unsigned char *edge_class = calloc((size_t)graph->edge_count + 1, 1);
     if (vertex_class == NULL || edge_class == NULL) {
@@ -614,7 +621,8 @@ static int run_hubs(const kcobra_command *command, int argc, char **argv)
         status = kcobra_econ_fail(err, &error);
     } else {
         if (k == 0) k = cores.k_max;
-        unsigned char *vertex_class = calloc((size_t)graph.node_count + 1, 1);
+        bool wanted = kcobra_econ_dot_wanted(&input);
+        unsigned char *vertex_class = wanted ? calloc((size_t)graph.node_count + 1, 1) : NULL;
         for (int64_t vertex = 0; vertex < graph.node_count && vertex_class; vertex++)
             vertex_class[vertex] = VECTOR(cores.coreness)[vertex] >= k ? 1 : 0;
         kci_econ_dot_style style = {"hubs: the densest core in red", vertex_class, NULL};
@@ -707,8 +715,9 @@ static int run_strata(const kcobra_command *command, int argc, char **argv)
     if (err != KC_OK) {
         status = kcobra_econ_fail(err, &error);
     } else {
-        unsigned char *vertex_class = calloc((size_t)graph.node_count + 1, 1);
-        unsigned char *edge_class = calloc((size_t)graph.edge_count + 1, 1);
+        bool wanted = kcobra_econ_dot_wanted(&input);
+        unsigned char *vertex_class = wanted ? calloc((size_t)graph.node_count + 1, 1) : NULL;
+        unsigned char *edge_class = wanted ? calloc((size_t)graph.edge_count + 1, 1) : NULL;
         for (int64_t vertex = 0; vertex < graph.node_count && vertex_class; vertex++)
             vertex_class[vertex] = strata.vertex_rich[vertex] ? 1 : 2;
         for (int64_t edge = 0; edge < graph.edge_count && edge_class; edge++)
@@ -810,7 +819,8 @@ static int run_poverty(const kcobra_command *command, int argc, char **argv)
     if (err != KC_OK) {
         status = kcobra_econ_fail(err, &error);
     } else {
-        unsigned char *edge_class = calloc((size_t)graph.edge_count + 1, 1);
+        unsigned char *edge_class =
+            kcobra_econ_dot_wanted(&input) ? calloc((size_t)graph.edge_count + 1, 1) : NULL;
         for (int64_t edge = 0; edge < graph.edge_count && edge_class; edge++) {
             double amount = VECTOR(graph.amounts)[edge];
             edge_class[edge] = fabs(poverty.flow[edge] - amount) > 1e-9 * fmax(1, amount) ? 1 : 0;

@@ -26,7 +26,7 @@ typedef struct kcobra_econ_input {
     int64_t load_started_us;
     int64_t load_us;
     int64_t compute_started_us;
-    int64_t cpu_started_us;         /* user + system CPU time, getrusage */
+    int64_t cpu_started_us; /* user + system CPU time, getrusage */
     int64_t compute_cpu_started_us;
 } kcobra_econ_input;
 
@@ -50,6 +50,8 @@ typedef struct kcobra_econ_input {
  * exit code on failure. */
 int kcobra_econ_graph_open(const kcobra_command *command, const kcobra_invocation *invocation,
                            kcobra_econ_input *input, kci_econ_graph *graph);
+/* Whether --dot or --svg was given (the highlight needs computing). */
+bool kcobra_econ_dot_wanted(const kcobra_econ_input *input);
 /* Marks the end of the computation (for --stats) and writes the DOT/SVG. */
 int kcobra_econ_graph_output(kcobra_econ_input *input, const kci_econ_graph *graph,
                              const kci_econ_dot_style *style);
