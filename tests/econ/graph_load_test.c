@@ -134,6 +134,32 @@ static void test_csv_long_name_refused(void **state)
     assert_non_null(strstr(error.text, "line 2: field 1 is longer than 256 bytes"));
 }
 
+/* Payments are looked up in batches (graph.c): an error after a few
+ * batches still names its own line, and every payment before it counts. */
+static void test_error_after_batches_names_its_line(void **state)
+{
+    (void)state;
+    enum { LINES = 3 * KCI_ECON_PENDING_MAX + 5 };
+    static char text[LINES * 32 + 64];
+    size_t used = (size_t)snprintf(text, sizeof text, "from,to,amount\n");
+    for (int line = 0; line < LINES; line++)
+        used += (size_t)snprintf(text + used, sizeof text - used, "a%d,b%d,1\n", line % 50, line);
+    snprintf(text + used, sizeof text - used, "x,y,-2\n");
+    kci_econ_graph graph;
+    kci_econ_error error = {{0}};
+    assert_int_equal(parse_csv(text, false, &graph, &error), KC_ERR_PARSE);
+    char expected[64];
+    snprintf(expected, sizeof expected, "line %d: negative amount -2", LINES + 2);
+    if (strstr(error.text, expected) == NULL) fail_msg("'%s' lacks '%s'", error.text, expected);
+    /* without the bad line: all payments, 50 payers and LINES payees */
+    text[used] = '\0';
+    assert_int_equal(parse_csv(text, true, &graph, &error), KC_OK);
+    assert_int_equal(graph.payments_read, LINES);
+    assert_int_equal(graph.node_count, 50 + LINES);
+    assert_int_equal(graph.edge_count, LINES);
+    kci_econ_graph_free(&graph);
+}
+
 static void test_json_edges(void **state)
 {
     (void)state;
@@ -204,6 +230,7 @@ int main(void)
         cmocka_unit_test(test_csv_whole_and_bytewise_agree),
         cmocka_unit_test(test_csv_bad_inputs_name_the_line),
         cmocka_unit_test(test_csv_long_name_refused),
+        cmocka_unit_test(test_error_after_batches_names_its_line),
         cmocka_unit_test(test_json_edges),
         cmocka_unit_test(test_many_names_grow_the_tables),
     };
