@@ -441,6 +441,7 @@ typedef struct polish_work {
     int64_t *queue;
     int64_t *component;        /* per node */
     double *bid;               /* per edge, money */
+    double *saved_bid;         /* per edge: the max-flow bids, while projecting them */
     double *target;            /* per node: B_i, or p_j */
     double *y, *r, *d, *q, *t; /* CG, per node (t per edge) */
     double *price, *beta;
@@ -455,6 +456,7 @@ static void polish_free(polish_work *work)
     free(work->queue);
     free(work->component);
     free(work->bid);
+    free(work->saved_bid);
     free(work->target);
     free(work->y);
     free(work->r);
@@ -476,6 +478,7 @@ static bool polish_alloc(const eg_problem *problem, polish_work *work)
     work->queue = calloc((size_t)nodes + 1, sizeof(int64_t));
     work->component = calloc((size_t)nodes + 1, sizeof(int64_t));
     work->bid = doubles(e);
+    work->saved_bid = doubles(e);
     work->t = doubles(e);
     work->target = doubles(nodes);
     work->y = doubles(nodes);
@@ -727,7 +730,21 @@ static bool polish(const kci_econ_market *market, const eg_problem *problem, pol
         int64_t e = work->support_list[k];
         negative = work->bid[e] < -1e-12 * problem->budget[problem->edge_buyer[e]];
     }
-    if (negative && !bids_by_flow(problem, work)) return false;
+    if (negative) {
+        if (!bids_by_flow(problem, work)) return false;
+        /* the flow's sums carry push-relabel's rounding: project once more,
+         * now from a nonnegative point, to balance them to the last bit,
+         * unless that dips below zero again (then the flow's bids stand) */
+        memcpy(work->saved_bid, work->bid, sizeof(double) * (size_t)problem->edge_count);
+        bids_project(problem, work);
+        for (int64_t k = 0; k < work->support_count; k++) {
+            int64_t e = work->support_list[k];
+            if (work->bid[e] < -1e-12 * problem->budget[problem->edge_buyer[e]]) {
+                memcpy(work->bid, work->saved_bid, sizeof(double) * (size_t)problem->edge_count);
+                break;
+            }
+        }
+    }
     double *x = work->t; /* reuse: allocation per edge */
     int64_t support_edges = 0;
     for (int64_t e = 0; e < problem->edge_count; e++) {
