@@ -833,6 +833,14 @@ kc_err kci_econ_equilibrium_solve(const kci_econ_market *market, double toleranc
 {
     assert(market->buyer_count > 0 && market->good_count > 0);
     if (tolerance <= 0) tolerance = 1e-9;
+    if (market->buyer_count > KCI_ECON_EQUILIBRIUM_BUYERS_MAX) {
+        memset(result, 0, sizeof *result);
+        kci_econ_error_set(error,
+                           "%lld buyers: the solver's Newton system is buyers x buyers and "
+                           "takes at most %d buyers",
+                           (long long)market->buyer_count, KCI_ECON_EQUILIBRIUM_BUYERS_MAX);
+        return KC_ERR_TOO_LARGE;
+    }
     eg_problem problem;
     polish_work work;
     bool ok = result_alloc(market, result);

@@ -16,6 +16,9 @@
 
 enum {
     KCI_ECON_IPM_ITERATIONS_MAX = 200,
+    /* the Newton system is dense in the buyers: 10,000 is 800 MB and
+     * minutes a step; beyond, the solver refuses rather than thrash */
+    KCI_ECON_EQUILIBRIUM_BUYERS_MAX = 10000,
 };
 
 typedef struct kci_econ_kkt {
