@@ -73,19 +73,44 @@ run_kcobra() { # name, args...
     for _ in $(seq "$ROUNDS"); do kcobra_round "$@" >>"$WORK/$name.rounds"; done
 }
 
-echo "kcobra: $ROUNDS rounds each"
-run_kcobra maxflow maxflow --edges "$GRAPH" --source "$SOURCE" --sink "$SINK" --no-vertex-cut
-FLOW_VALUE=$("$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["value"])' "$WORK/out.json")
-run_kcobra maxflow_vertex maxflow --edges "$GRAPH" --source "$SOURCE" --sink "$SINK"
-run_kcobra scc scc --edges "$GRAPH" --no-cycles
-SCC_COUNT=$("$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["components"])' "$WORK/out.json")
-run_kcobra equilibrium equilibrium --market "$MARKET"
-OUR_KKT=$("$PYTHON" -c 'import json,sys; print("%.2e" % json.load(open(sys.argv[1]))["kkt"]["max"])' "$WORK/out.json")
-
-echo "networkx: $NX_ROUNDS rounds (about a minute each)"
-"$PYTHON" "$REFERENCE" bench-graph "$GRAPH" "$SOURCE" "$SINK" "$NX_ROUNDS" >"$WORK/nx.json"
-echo "CVXOPT: $CVXOPT_ROUNDS rounds"
-"$PYTHON" "$REFERENCE" bench-market "$MARKET" "$CVXOPT_ROUNDS" >"$WORK/cvxopt.json"
+# Interleaved: each round runs kcobra, then networkx and CVXOPT (each in a
+# fresh process, one round), so both sides see the same neighbours' load.
+MAX_ROUNDS=$(printf '%s\n' "$ROUNDS" "$NX_ROUNDS" "$CVXOPT_ROUNDS" | sort -n | tail -1)
+for name in maxflow maxflow_vertex scc equilibrium; do : >"$WORK/$name.rounds"; done
+: >"$WORK/nx.rounds"
+: >"$WORK/cvxopt.rounds"
+for round in $(seq "$MAX_ROUNDS"); do
+    echo "round $round of $MAX_ROUNDS (kcobra $ROUNDS, networkx $NX_ROUNDS at about a minute each, CVXOPT $CVXOPT_ROUNDS)"
+    if [ "$round" -le "$ROUNDS" ]; then
+        kcobra_round maxflow --edges "$GRAPH" --source "$SOURCE" --sink "$SINK" --no-vertex-cut >>"$WORK/maxflow.rounds"
+        FLOW_VALUE=$("$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["value"])' "$WORK/out.json")
+        kcobra_round maxflow --edges "$GRAPH" --source "$SOURCE" --sink "$SINK" >>"$WORK/maxflow_vertex.rounds"
+        kcobra_round scc --edges "$GRAPH" --no-cycles >>"$WORK/scc.rounds"
+        SCC_COUNT=$("$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["components"])' "$WORK/out.json")
+        kcobra_round equilibrium --market "$MARKET" >>"$WORK/equilibrium.rounds"
+        OUR_KKT=$("$PYTHON" -c 'import json,sys; print("%.2e" % json.load(open(sys.argv[1]))["kkt"]["max"])' "$WORK/out.json")
+    fi
+    if [ "$round" -le "$NX_ROUNDS" ]; then
+        "$PYTHON" "$REFERENCE" bench-graph "$GRAPH" "$SOURCE" "$SINK" 1 >>"$WORK/nx.rounds"
+    fi
+    if [ "$round" -le "$CVXOPT_ROUNDS" ]; then
+        "$PYTHON" "$REFERENCE" bench-market "$MARKET" 1 >>"$WORK/cvxopt.rounds"
+    fi
+done
+# Medians of every figure over the peer's rounds (answers from the last).
+"$PYTHON" - "$WORK" <<'PY'
+import json, sys
+work = sys.argv[1]
+for name in ("nx", "cvxopt"):
+    rows = [json.loads(line) for line in open("%s/%s.rounds" % (work, name))]
+    out = dict(rows[-1])
+    for key, value in rows[-1].items():
+        if isinstance(value, (int, float)) and key not in ("value", "components"):
+            values = sorted(row[key] for row in rows)
+            out[key] = values[(len(values) - 1) // 2]
+    out["rounds"] = len(rows)
+    json.dump(out, open("%s/%s.json" % (work, name), "w"))
+PY
 
 column() { awk -v k="$2" '{ print $k }' "$WORK/$1.rounds" | median; }
 sum_columns() { awk -v a="$2" -v b="$3" '{ print $a + $b }' "$WORK/$1.rounds" | median; }
@@ -143,8 +168,8 @@ def rounds(name):
              "load_cpu_ms": float(r[3]), "compute_cpu_ms": float(r[4]),
              "peak_rss_kib": int(r[5])} for r in rows]
 result = {name: rounds(name) for name in ("maxflow", "maxflow_vertex", "scc", "equilibrium")}
-result["networkx"] = json.load(open(work + "/nx.json"))
-result["cvxopt"] = json.load(open(work + "/cvxopt.json"))
+result["networkx"] = [json.loads(line) for line in open(work + "/nx.rounds")]
+result["cvxopt"] = [json.loads(line) for line in open(work + "/cvxopt.rounds")]
 json.dump(result, open(out, "w"), indent=1)
 PY
 echo
