@@ -838,7 +838,7 @@ static int run_poverty(const kcobra_command *command, int argc, char **argv)
 /* ================================================================= colored */
 
 static const char COLORED_DESCRIPTION[] =
-    "Coloured money. Direct (needs --source and --sink):\n"
+    "Coloured money; either estimate or both. Direct (--source and --sink):\n"
     "  storage = |inflow(S) - inflow(T)|,  direct = |storage x R - inflow(H)|\n"
     "Indirect (--indirect): indirect = |G x R - inflow(H)| where H is the\n"
     "indirect-tax hub and G the goods-and-services total (--gdp, default: the\n"
@@ -848,7 +848,8 @@ static const char COLORED_DESCRIPTION[] =
     "  kcobra econ colored --edges p.csv --hub vat --rate 0.2 --indirect --gdp 5e6\n";
 
 static int colored_print(const kcobra_invocation *invocation, const char *hub, const char *source,
-                         const char *sink, bool indirect, const kci_econ_colored *colored)
+                         const char *sink, bool direct, bool indirect,
+                         const kci_econ_colored *colored)
 {
     if (invocation->common.json) {
         json_t *out = json_pack("{s:s,s:f,s:f}", "hub", hub, "rate", colored->rate, "inflow_hub",
@@ -856,7 +857,8 @@ static int colored_print(const kcobra_invocation *invocation, const char *hub, c
         if (indirect) {
             json_object_set_new(out, "gdp", json_real(colored->gdp));
             json_object_set_new(out, "indirect", json_real(colored->indirect));
-        } else {
+        }
+        if (direct) {
             json_object_set_new(out, "source", json_string(source));
             json_object_set_new(out, "sink", json_string(sink));
             json_object_set_new(out, "inflow_source", json_real(colored->inflow_source));
@@ -871,10 +873,8 @@ static int colored_print(const kcobra_invocation *invocation, const char *hub, c
     char label[KCI_ECON_NAME_BYTES_MAX + 32];
     snprintf(label, sizeof label, "inflow(hub %s)", hub);
     printf("  %-28s %20.15g\n", label, colored->inflow_hub);
-    if (indirect) {
-        printf("  %-28s %20.15g\n", "goods and services G", colored->gdp);
-        printf("indirect coloured money |G x R - inflow(hub)| = %.15g\n", colored->indirect);
-    } else {
+    if (indirect) printf("  %-28s %20.15g\n", "goods and services G", colored->gdp);
+    if (direct) {
         snprintf(label, sizeof label, "inflow(source %s)", source);
         printf("  %-28s %20.15g\n", label, colored->inflow_source);
         snprintf(label, sizeof label, "inflow(sink %s)", sink);
@@ -882,6 +882,8 @@ static int colored_print(const kcobra_invocation *invocation, const char *hub, c
         printf("storage money |inflow(S) - inflow(T)| = %.15g\n", colored->storage);
         printf("direct coloured money |storage x R - inflow(hub)| = %.15g\n", colored->direct);
     }
+    if (indirect)
+        printf("indirect coloured money |G x R - inflow(hub)| = %.15g\n", colored->indirect);
     return print_flush();
 }
 
@@ -906,9 +908,12 @@ static int run_colored(const kcobra_command *command, int argc, char **argv)
     if (status != KCOBRA_EXIT_OK || invocation.help) return status;
     if (hub == NULL || rate_text == NULL)
         return kcobra_usage_error(command, "--hub and --rate are required");
-    if (!indirect && (source == NULL || sink == NULL))
-        return kcobra_usage_error(command, "the direct estimate needs --source and --sink "
-                                           "(or give --indirect)");
+    if ((source == NULL) != (sink == NULL))
+        return kcobra_usage_error(command, "--source and --sink go together");
+    bool direct = source != NULL;
+    if (!direct && !indirect)
+        return kcobra_usage_error(command, "the direct estimate needs --source and --sink; "
+                                           "the indirect one --indirect (or give both)");
     if (!indirect && gdp_text != NULL)
         return kcobra_usage_error(command, "--gdp goes with --indirect");
     double rate = 0, gdp = NAN;
@@ -922,9 +927,9 @@ static int run_colored(const kcobra_command *command, int argc, char **argv)
     kci_econ_error error = {{0}};
     int64_t hub_vertex = -1, source_vertex = -1, sink_vertex = -1;
     kc_err err = kci_econ_graph_vertex(&graph, hub, "--hub", &hub_vertex, &error);
-    if (err == KC_OK && !indirect)
+    if (err == KC_OK && direct)
         err = kci_econ_graph_vertex(&graph, source, "--source", &source_vertex, &error);
-    if (err == KC_OK && !indirect)
+    if (err == KC_OK && direct)
         err = kci_econ_graph_vertex(&graph, sink, "--sink", &sink_vertex, &error);
     double *inflow = calloc((size_t)graph.node_count + 1, sizeof(double));
     double *outflow = calloc((size_t)graph.node_count + 1, sizeof(double));
@@ -935,23 +940,23 @@ static int run_colored(const kcobra_command *command, int argc, char **argv)
     if (err == KC_OK) {
         kci_econ_graph_inflow(&graph, inflow, outflow);
         kci_econ_colored colored = {0};
+        if (direct)
+            kci_econ_colored_direct(inflow[source_vertex], inflow[sink_vertex], inflow[hub_vertex],
+                                    rate, &colored);
         if (indirect)
             kci_econ_colored_indirect(isnan(gdp) ? kci_econ_graph_total(&graph) : gdp,
                                       inflow[hub_vertex], rate, &colored);
-        else
-            kci_econ_colored_direct(inflow[source_vertex], inflow[sink_vertex], inflow[hub_vertex],
-                                    rate, &colored);
         unsigned char *vertex_class = calloc((size_t)graph.node_count + 1, 1);
         if (vertex_class != NULL) {
             vertex_class[hub_vertex] = 1;
-            if (!indirect) vertex_class[source_vertex] = vertex_class[sink_vertex] = 2;
+            if (direct) vertex_class[source_vertex] = vertex_class[sink_vertex] = 2;
         }
         kci_econ_dot_style style = {"coloured money: hub in red, source and sink in blue",
                                     vertex_class, NULL};
         status = kcobra_econ_graph_output(&input, &graph, &style);
         free(vertex_class);
         if (status == KCOBRA_EXIT_OK)
-            status = colored_print(&invocation, hub, source, sink, indirect, &colored);
+            status = colored_print(&invocation, hub, source, sink, direct, indirect, &colored);
     } else {
         status = kcobra_econ_fail(err, &error);
     }
