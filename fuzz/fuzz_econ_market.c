@@ -25,8 +25,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static void market_check(const kci_econ_market *market)
 {
     int64_t n = market->buyer_count, m = market->good_count;
-    for (int64_t i = 0; i < n; i++) FUZZ_CHECK(market->budgets[i] > 0 && isfinite(market->budgets[i]));
-    for (int64_t j = 0; j < m; j++) FUZZ_CHECK(market->supplies[j] > 0 && isfinite(market->supplies[j]));
+    for (int64_t i = 0; i < n; i++)
+        FUZZ_CHECK(market->budgets[i] > 0 && isfinite(market->budgets[i]));
+    for (int64_t j = 0; j < m; j++)
+        FUZZ_CHECK(market->supplies[j] > 0 && isfinite(market->supplies[j]));
     for (int64_t i = 0; i < n; i++) {
         bool wants = false;
         for (int64_t j = 0; j < m; j++) {

@@ -88,15 +88,39 @@ json_t *kcobra_econ_names(const kci_econ_graph *graph, const igraph_vector_int_t
     return array;
 }
 
+static int64_t cpu_us(void)
+{
+    struct rusage usage;
+    getrusage(RUSAGE_SELF, &usage);
+    return (int64_t)(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1000000 +
+           usage.ru_utime.tv_usec + usage.ru_stime.tv_usec;
+}
+
+void kcobra_econ_stats_load_start(kcobra_econ_input *input)
+{
+    input->load_started_us = kci_monotonic_us();
+    input->cpu_started_us = cpu_us();
+}
+
+void kcobra_econ_stats_compute_start(kcobra_econ_input *input)
+{
+    input->compute_started_us = kci_monotonic_us();
+    input->compute_cpu_started_us = cpu_us();
+    input->load_us = input->compute_started_us - input->load_started_us;
+}
+
 void kcobra_econ_stats_print(const kcobra_econ_input *input)
 {
     if (!input->stats) return;
     struct rusage usage;
     getrusage(RUSAGE_SELF, &usage);
-    int64_t now_us = kci_monotonic_us();
-    fprintf(stderr, "kcobra-stats load_ms=%.3f compute_ms=%.3f peak_rss_kib=%ld\n",
-            (double)input->load_ms_x1000 / 1000.0,
-            (double)(now_us - input->compute_started_us) / 1000.0, usage.ru_maxrss);
+    int64_t now_us = kci_monotonic_us(), now_cpu_us = cpu_us();
+    fprintf(stderr,
+            "kcobra-stats load_ms=%.3f compute_ms=%.3f load_cpu_ms=%.3f compute_cpu_ms=%.3f "
+            "peak_rss_kib=%ld\n",
+            (double)input->load_us / 1000.0, (double)(now_us - input->compute_started_us) / 1000.0,
+            (double)(input->compute_cpu_started_us - input->cpu_started_us) / 1000.0,
+            (double)(now_cpu_us - input->compute_cpu_started_us) / 1000.0, usage.ru_maxrss);
 }
 
 /* ================================================================== ledger */
@@ -105,8 +129,9 @@ static kc_err ledger_page(natsConnection *connection, const kcobra_common *commo
                           const char *since_ms, const char *after, kci_econ_builder *builder,
                           char **next_out, kci_econ_error *error)
 {
-    json_t *request = json_pack("{s:i}", "limit", (json_int_t)KCOBRA_ECON_LEDGER_PAGE_LIMIT);
-    if (since_ms != NULL) json_object_set_new(request, "since_ms", json_integer(strtoll(since_ms, NULL, 10)));
+    json_t *request = json_pack("{s:I}", "limit", (json_int_t)KCOBRA_ECON_LEDGER_PAGE_LIMIT);
+    if (since_ms != NULL)
+        json_object_set_new(request, "since_ms", json_integer(strtoll(since_ms, NULL, 10)));
     if (after != NULL) json_object_set_new(request, "after", json_string(after));
     char *body = json_dumps(request, JSON_COMPACT);
     json_decref(request);
@@ -115,8 +140,10 @@ static kc_err ledger_page(natsConnection *connection, const kcobra_common *commo
                                                (int)strlen(body), common->timeout_ms);
     free(body);
     if (status == NATS_NO_RESPONDERS) {
-        kci_econ_error_set(error, "no ledger answers on %s (no responders): is the ledger "
-                                  "running?", LEDGER_HISTORY_SUBJECT);
+        kci_econ_error_set(error,
+                           "no ledger answers on %s (no responders): is the ledger "
+                           "running?",
+                           LEDGER_HISTORY_SUBJECT);
         return KC_ERR_NO_RESPONDERS;
     }
     if (status == NATS_TIMEOUT) {
@@ -136,8 +163,8 @@ static kc_err ledger_page(natsConnection *connection, const kcobra_common *commo
         return KC_ERR_SERVICE;
     }
     json_error_t json_error;
-    json_t *document = json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0,
-                                  &json_error);
+    json_t *document =
+        json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0, &json_error);
     natsMsg_Destroy(reply);
     if (document == NULL) {
         kci_econ_error_set(error, "the ledger's history reply is not JSON: %s", json_error.text);
@@ -163,8 +190,8 @@ static int ledger_load(const kcobra_invocation *invocation, const kcobra_econ_in
     kc_err err = KC_OK;
     for (int page = 0; page < KCOBRA_ECON_LEDGER_PAGES_MAX; page++) {
         char *next = NULL;
-        err = ledger_page(connection, &invocation->common, input->since_ms, cursor, &builder,
-                          &next, &error);
+        err = ledger_page(connection, &invocation->common, input->since_ms, cursor, &builder, &next,
+                          &error);
         free(cursor);
         cursor = next;
         kcobra_econ_progress(NULL, "transfers read", builder.payments_read, -1);
@@ -195,26 +222,30 @@ int kcobra_econ_graph_open(const kcobra_command *command, const kcobra_invocatio
             return kcobra_usage_error(command, "--since-ms '%s' is not a unix time in ms",
                                       input->since_ms);
     }
-    input->load_started_us = kci_monotonic_us();
+    kcobra_econ_stats_load_start(input);
     int status = KCOBRA_EXIT_OK;
     if (input->ledger) {
         status = ledger_load(invocation, input, graph);
     } else {
         kci_econ_error error = {{0}};
-        kc_err err = kci_econ_graph_load_file(input->edges_path, graph, kcobra_econ_progress, NULL,
-                                              &error);
+        kc_err err =
+            kci_econ_graph_load_file(input->edges_path, graph, kcobra_econ_progress, NULL, &error);
         kcobra_econ_progress_end();
         if (err != KC_OK) status = kcobra_econ_fail(err, &error);
     }
     if (status == KCOBRA_EXIT_OK && graph->node_count == 0) {
-        kcobra_error("%s holds no payments", input->ledger ? "the ledger's history"
-                                                            : input->edges_path);
+        kcobra_error("%s holds no payments",
+                     input->ledger ? "the ledger's history" : input->edges_path);
         kci_econ_graph_free(graph);
         status = KCOBRA_EXIT_FAILURE;
     }
-    input->compute_started_us = kci_monotonic_us();
-    input->load_ms_x1000 = input->compute_started_us - input->load_started_us;
+    kcobra_econ_stats_compute_start(input);
     return status;
+}
+
+bool kcobra_econ_dot_wanted(const kcobra_econ_input *input)
+{
+    return input->dot_path != NULL || input->svg_path != NULL;
 }
 
 int kcobra_econ_graph_output(kcobra_econ_input *input, const kci_econ_graph *graph,
@@ -245,7 +276,8 @@ static void print_names(const char *label, const kci_econ_graph *graph,
     for (igraph_integer_t index = 0; index < count && index < KCOBRA_ECON_TABLE_ROWS_MAX; index++)
         printf(" %s", graph->names[VECTOR(*vertices)[index]]);
     if (count > KCOBRA_ECON_TABLE_ROWS_MAX)
-        printf(" ... and %lld more (--json lists all)", (long long)(count - KCOBRA_ECON_TABLE_ROWS_MAX));
+        printf(" ... and %lld more (--json lists all)",
+               (long long)(count - KCOBRA_ECON_TABLE_ROWS_MAX));
     printf("\n");
 }
 
@@ -268,17 +300,16 @@ static int maxflow_print(const kcobra_invocation *invocation, const kci_econ_gra
                          const char *source, const char *sink, const kci_econ_maxflow *flow)
 {
     if (invocation->common.json) {
-        json_t *out = json_pack("{s:s,s:s,s:f,s:f,s:o,s:I,s:I,s:I}", "source", source, "sink", sink,
-                                "value", flow->value, "cut_weight", flow->cut_weight, "cut",
-                                cut_json(graph, flow), "source_side_count",
-                                (json_int_t)igraph_vector_int_size(&flow->source_side), "nodes",
-                                (json_int_t)graph->node_count, "edges",
-                                (json_int_t)graph->edge_count);
+        json_t *out = json_pack(
+            "{s:s,s:s,s:f,s:f,s:o,s:I,s:I,s:I}", "source", source, "sink", sink, "value",
+            flow->value, "cut_weight", flow->cut_weight, "cut", cut_json(graph, flow),
+            "source_side_count", (json_int_t)igraph_vector_int_size(&flow->source_side), "nodes",
+            (json_int_t)graph->node_count, "edges", (json_int_t)graph->edge_count);
         if (flow->vertex_cut_computed) {
             json_object_set_new(out, "direct_payment", json_boolean(flow->direct_payment));
-            json_object_set_new(out, "crucial", flow->direct_payment
-                                                    ? json_null()
-                                                    : kcobra_econ_names(graph, &flow->crucial));
+            json_object_set_new(out, "crucial",
+                                flow->direct_payment ? json_null()
+                                                     : kcobra_econ_names(graph, &flow->crucial));
         }
         return kcobra_json_print(out);
     }
@@ -287,7 +318,8 @@ static int maxflow_print(const kcobra_invocation *invocation, const kci_econ_gra
     igraph_integer_t cut_count = igraph_vector_int_size(&flow->cut_edges);
     printf("minimum cut: %lld channels, weight %.15g\n", (long long)cut_count, flow->cut_weight);
     printf("  %-24s %-24s %16s\n", "FROM", "TO", "AMOUNT");
-    for (igraph_integer_t index = 0; index < cut_count && index < KCOBRA_ECON_TABLE_ROWS_MAX; index++) {
+    for (igraph_integer_t index = 0; index < cut_count && index < KCOBRA_ECON_TABLE_ROWS_MAX;
+         index++) {
         igraph_integer_t edge = VECTOR(flow->cut_edges)[index];
         printf("  %-24s %-24s %16.15g\n", graph->names[IGRAPH_FROM(&graph->graph, edge)],
                graph->names[IGRAPH_TO(&graph->graph, edge)], VECTOR(graph->amounts)[edge]);
@@ -297,7 +329,8 @@ static int maxflow_print(const kcobra_invocation *invocation, const kci_econ_gra
                (long long)(cut_count - KCOBRA_ECON_TABLE_ROWS_MAX));
     if (flow->vertex_cut_computed && flow->direct_payment)
         printf("crucial accounts: none: %s pays %s directly, no set of other accounts stops "
-               "the flow\n", source, sink);
+               "the flow\n",
+               source, sink);
     else if (flow->vertex_cut_computed)
         print_names("crucial accounts (a minimum vertex cut)", graph, &flow->crucial);
     return print_flush();
@@ -306,6 +339,7 @@ static int maxflow_print(const kcobra_invocation *invocation, const kci_econ_gra
 static int maxflow_dot(kcobra_econ_input *input, const kci_econ_graph *graph, int64_t source,
                        int64_t sink, const kci_econ_maxflow *flow)
 {
+    if (!kcobra_econ_dot_wanted(input)) return kcobra_econ_graph_output(input, graph, NULL);
     unsigned char *vertex_class = calloc((size_t)graph->node_count + 1, 1);
     unsigned char *edge_class = calloc((size_t)graph->edge_count + 1, 1);
     if (vertex_class == NULL || edge_class == NULL) {
@@ -367,8 +401,8 @@ static int run_maxflow(const kcobra_command *command, int argc, char **argv)
     memset(&flow, 0, sizeof flow);
     bool flow_made = false;
     if (err == KC_OK) {
-        err = kci_econ_maxflow_run(&graph, source_vertex, sink_vertex, !no_vertex_cut, &flow,
-                                   &error);
+        err =
+            kci_econ_maxflow_run(&graph, source_vertex, sink_vertex, !no_vertex_cut, &flow, &error);
         flow_made = true;
     }
     if (err != KC_OK) {
@@ -384,6 +418,16 @@ static int run_maxflow(const kcobra_command *command, int argc, char **argv)
 }
 
 /* ===================================================================== scc */
+
+static void print_cycle(const kci_econ_graph *graph, const igraph_vector_int_t *cycle)
+{
+    igraph_integer_t length = igraph_vector_int_size(cycle);
+    printf("  supply chain (%lld payments):", (long long)length);
+    for (igraph_integer_t at = 0; at < length && at < KCOBRA_ECON_TABLE_ROWS_MAX; at++)
+        printf(" %s ->", graph->names[VECTOR(*cycle)[at]]);
+    if (length > KCOBRA_ECON_TABLE_ROWS_MAX) printf(" ... ->");
+    printf(" %s\n", graph->names[VECTOR(*cycle)[0]]);
+}
 
 static int scc_print(const kcobra_invocation *invocation, const kci_econ_graph *graph,
                      const kci_econ_scc *scc)
@@ -403,9 +447,11 @@ static int scc_print(const kcobra_invocation *invocation, const kci_econ_graph *
             igraph_integer_t component = VECTOR(scc->cycle_component)[index];
             json_array_append_new(
                 industries,
-                json_pack("{s:I,s:o,s:o}", "size", (json_int_t)VECTOR(scc->sizes)[component],
-                          "members", kcobra_econ_names(graph, igraph_vector_int_list_get_ptr(&members, component)),
-                          "cycle", kcobra_econ_names(graph, igraph_vector_int_list_get_ptr(&scc->cycles, index))));
+                json_pack(
+                    "{s:I,s:o,s:o}", "size", (json_int_t)VECTOR(scc->sizes)[component], "members",
+                    kcobra_econ_names(graph, igraph_vector_int_list_get_ptr(&members, component)),
+                    "cycle",
+                    kcobra_econ_names(graph, igraph_vector_int_list_get_ptr(&scc->cycles, index))));
         }
         status = kcobra_json_print(json_pack(
             "{s:I,s:I,s:I,s:I,s:I,s:o}", "nodes", (json_int_t)graph->node_count, "edges",
@@ -413,18 +459,20 @@ static int scc_print(const kcobra_invocation *invocation, const kci_econ_graph *
             "industries_count", (json_int_t)scc->nontrivial_count, "singletons",
             (json_int_t)(component_count - scc->nontrivial_count), "industries", industries));
     } else {
-        printf("%lld strongly connected components: %lld industries (2+ accounts), %lld single "
-               "accounts\n",
-               (long long)component_count, (long long)scc->nontrivial_count,
-               (long long)(component_count - scc->nontrivial_count));
+        int64_t singles = component_count - scc->nontrivial_count;
+        printf("%lld strongly connected component%s: %lld industr%s (2+ accounts), %lld single "
+               "account%s\n",
+               (long long)component_count, component_count == 1 ? "" : "s",
+               (long long)scc->nontrivial_count, scc->nontrivial_count == 1 ? "y" : "ies",
+               (long long)singles, singles == 1 ? "" : "s");
         igraph_integer_t shown = igraph_vector_int_size(&scc->cycle_component);
-        for (igraph_integer_t index = 0; index < shown && index < KCOBRA_ECON_TABLE_ROWS_MAX; index++) {
+        for (igraph_integer_t index = 0; index < shown && index < KCOBRA_ECON_TABLE_ROWS_MAX;
+             index++) {
             igraph_integer_t component = VECTOR(scc->cycle_component)[index];
             char label[64];
             snprintf(label, sizeof label, "industry %lld, members", (long long)index + 1);
             print_names(label, graph, igraph_vector_int_list_get_ptr(&members, component));
-            print_names("  supply chain (a cycle)", graph,
-                        igraph_vector_int_list_get_ptr(&scc->cycles, index));
+            print_cycle(graph, igraph_vector_int_list_get_ptr(&scc->cycles, index));
         }
         if (shown > KCOBRA_ECON_TABLE_ROWS_MAX)
             printf("... and %lld more industries (--json lists all)\n",
@@ -437,6 +485,7 @@ static int scc_print(const kcobra_invocation *invocation, const kci_econ_graph *
 
 static int scc_dot(kcobra_econ_input *input, const kci_econ_graph *graph, const kci_econ_scc *scc)
 {
+    if (!kcobra_econ_dot_wanted(input)) return kcobra_econ_graph_output(input, graph, NULL);
     unsigned char *vertex_class = calloc((size_t)graph->node_count + 1, 1);
     unsigned char *edge_class = calloc((size_t)graph->edge_count + 1, 1);
     if (vertex_class == NULL || edge_class == NULL) {
@@ -448,7 +497,8 @@ static int scc_dot(kcobra_econ_input *input, const kci_econ_graph *graph, const 
     for (int64_t vertex = 0; vertex < graph->node_count; vertex++)
         vertex_class[vertex] = VECTOR(scc->sizes)[VECTOR(scc->membership)[vertex]] > 1 ? 2 : 3;
     for (int64_t edge = 0; edge < graph->edge_count; edge++) {
-        igraph_integer_t from = IGRAPH_FROM(&graph->graph, edge), to = IGRAPH_TO(&graph->graph, edge);
+        igraph_integer_t from = IGRAPH_FROM(&graph->graph, edge),
+                         to = IGRAPH_TO(&graph->graph, edge);
         edge_class[edge] = VECTOR(scc->membership)[from] == VECTOR(scc->membership)[to] ? 2 : 3;
     }
     /* the cycles in red: mark their edges */
@@ -524,15 +574,15 @@ static int hubs_print(const kcobra_invocation *invocation, const kci_econ_graph 
         json_t *distribution = json_array();
         for (int64_t level = 0; level <= cores->k_max; level++)
             json_array_append_new(distribution, json_integer(cores->count_by_k[level]));
-        status = kcobra_json_print(json_pack("{s:I,s:I,s:o,s:o,s:o}", "k_max",
-                                             (json_int_t)cores->k_max, "k", (json_int_t)k, "hubs",
-                                             kcobra_econ_names(graph, &chosen), "count_by_k",
-                                             distribution, "coreness", coreness));
+        status = kcobra_json_print(json_pack(
+            "{s:I,s:I,s:o,s:o,s:o}", "k_max", (json_int_t)cores->k_max, "k", (json_int_t)k, "hubs",
+            kcobra_econ_names(graph, &chosen), "count_by_k", distribution, "coreness", coreness));
     } else {
         printf("k-core decomposition (degree = payments in + out): densest core k = %lld\n",
                (long long)cores->k_max);
         printf("  %8s %10s\n", "K", "ACCOUNTS");
-        for (int64_t level = cores->k_max; level >= 0 && level > cores->k_max - KCOBRA_ECON_TABLE_ROWS_MAX; level--)
+        for (int64_t level = cores->k_max;
+             level >= 0 && level > cores->k_max - KCOBRA_ECON_TABLE_ROWS_MAX; level--)
             if (cores->count_by_k[level] > 0)
                 printf("  %8lld %10lld\n", (long long)level, (long long)cores->count_by_k[level]);
         char label[64];
@@ -571,7 +621,8 @@ static int run_hubs(const kcobra_command *command, int argc, char **argv)
         status = kcobra_econ_fail(err, &error);
     } else {
         if (k == 0) k = cores.k_max;
-        unsigned char *vertex_class = calloc((size_t)graph.node_count + 1, 1);
+        bool wanted = kcobra_econ_dot_wanted(&input);
+        unsigned char *vertex_class = wanted ? calloc((size_t)graph.node_count + 1, 1) : NULL;
         for (int64_t vertex = 0; vertex < graph.node_count && vertex_class; vertex++)
             vertex_class[vertex] = VECTOR(cores.coreness)[vertex] >= k ? 1 : 0;
         kci_econ_dot_style style = {"hubs: the densest core in red", vertex_class, NULL};
@@ -586,13 +637,14 @@ static int run_hubs(const kcobra_command *command, int argc, char **argv)
 
 /* ================================================================== strata */
 
-static json_t *strata_vertices(const kci_econ_graph *graph, const kci_econ_strata *strata, bool rich)
+static json_t *strata_vertices(const kci_econ_graph *graph, const kci_econ_strata *strata,
+                               bool rich)
 {
     json_t *array = json_array();
     for (int64_t vertex = 0; vertex < graph->node_count; vertex++)
         if (strata->vertex_rich[vertex] == rich)
-            json_array_append_new(array, json_pack("{s:s,s:f}", "name", graph->names[vertex],
-                                                   "net", strata->net[vertex]));
+            json_array_append_new(array, json_pack("{s:s,s:f}", "name", graph->names[vertex], "net",
+                                                   strata->net[vertex]));
     return array;
 }
 
@@ -663,8 +715,9 @@ static int run_strata(const kcobra_command *command, int argc, char **argv)
     if (err != KC_OK) {
         status = kcobra_econ_fail(err, &error);
     } else {
-        unsigned char *vertex_class = calloc((size_t)graph.node_count + 1, 1);
-        unsigned char *edge_class = calloc((size_t)graph.edge_count + 1, 1);
+        bool wanted = kcobra_econ_dot_wanted(&input);
+        unsigned char *vertex_class = wanted ? calloc((size_t)graph.node_count + 1, 1) : NULL;
+        unsigned char *edge_class = wanted ? calloc((size_t)graph.edge_count + 1, 1) : NULL;
         for (int64_t vertex = 0; vertex < graph.node_count && vertex_class; vertex++)
             vertex_class[vertex] = strata.vertex_rich[vertex] ? 1 : 2;
         for (int64_t edge = 0; edge < graph.edge_count && edge_class; edge++)
@@ -690,17 +743,17 @@ static int poverty_print(const kcobra_invocation *invocation, const kci_econ_gra
         for (int64_t edge = 0; edge < graph->edge_count; edge++) {
             double amount = VECTOR(graph->amounts)[edge];
             if (fabs(poverty->flow[edge] - amount) <= 1e-9 * fmax(1, amount)) continue;
-            json_array_append_new(changes, json_pack("{s:s,s:s,s:f,s:f,s:b}", "from",
-                                                     graph->names[IGRAPH_FROM(&graph->graph, edge)],
-                                                     "to", graph->names[IGRAPH_TO(&graph->graph, edge)],
-                                                     "before", amount, "after", poverty->flow[edge],
-                                                     "rich", poverty->rich[edge]));
+            json_array_append_new(
+                changes, json_pack("{s:s,s:s,s:f,s:f,s:b}", "from",
+                                   graph->names[IGRAPH_FROM(&graph->graph, edge)], "to",
+                                   graph->names[IGRAPH_TO(&graph->graph, edge)], "before", amount,
+                                   "after", poverty->flow[edge], "rich", poverty->rich[edge]));
         }
         return kcobra_json_print(json_pack(
-            "{s:f,s:f,s:I,s:I,s:f,s:f,s:f,s:f,s:f,s:o}", "threshold", poverty->threshold,
-            "epsilon", poverty->epsilon, "rich_count", (json_int_t)poverty->rich_count,
-            "poor_count", (json_int_t)poverty->poor_count, "rich_before", poverty->rich_before,
-            "poor_before", poverty->poor_before, "rich_after", poverty->rich_after, "poor_after",
+            "{s:f,s:f,s:I,s:I,s:f,s:f,s:f,s:f,s:f,s:o}", "threshold", poverty->threshold, "epsilon",
+            poverty->epsilon, "rich_count", (json_int_t)poverty->rich_count, "poor_count",
+            (json_int_t)poverty->poor_count, "rich_before", poverty->rich_before, "poor_before",
+            poverty->poor_before, "rich_after", poverty->rich_after, "poor_after",
             poverty->poor_after, "objective", poverty->objective, "changes", changes));
     }
     printf("poverty alleviation (GLPK simplex), W = %.15g, epsilon = %.15g\n", poverty->threshold,
@@ -717,7 +770,8 @@ static int poverty_print(const kcobra_invocation *invocation, const kci_econ_gra
     for (int64_t edge = 0; edge < graph->edge_count && shown < KCOBRA_ECON_TABLE_ROWS_MAX; edge++) {
         double amount = VECTOR(graph->amounts)[edge];
         if (fabs(poverty->flow[edge] - amount) <= 1e-9 * fmax(1, amount)) continue;
-        printf("  %-20s -> %-20s %14.15g -> %.15g\n", graph->names[IGRAPH_FROM(&graph->graph, edge)],
+        printf("  %-20s -> %-20s %14.15g -> %.15g\n",
+               graph->names[IGRAPH_FROM(&graph->graph, edge)],
                graph->names[IGRAPH_TO(&graph->graph, edge)], amount, poverty->flow[edge]);
         shown++;
     }
@@ -765,7 +819,8 @@ static int run_poverty(const kcobra_command *command, int argc, char **argv)
     if (err != KC_OK) {
         status = kcobra_econ_fail(err, &error);
     } else {
-        unsigned char *edge_class = calloc((size_t)graph.edge_count + 1, 1);
+        unsigned char *edge_class =
+            kcobra_econ_dot_wanted(&input) ? calloc((size_t)graph.edge_count + 1, 1) : NULL;
         for (int64_t edge = 0; edge < graph.edge_count && edge_class; edge++) {
             double amount = VECTOR(graph.amounts)[edge];
             edge_class[edge] = fabs(poverty.flow[edge] - amount) > 1e-9 * fmax(1, amount) ? 1 : 0;
@@ -783,7 +838,7 @@ static int run_poverty(const kcobra_command *command, int argc, char **argv)
 /* ================================================================= colored */
 
 static const char COLORED_DESCRIPTION[] =
-    "Coloured money. Direct (needs --source and --sink):\n"
+    "Coloured money; either estimate or both. Direct (--source and --sink):\n"
     "  storage = |inflow(S) - inflow(T)|,  direct = |storage x R - inflow(H)|\n"
     "Indirect (--indirect): indirect = |G x R - inflow(H)| where H is the\n"
     "indirect-tax hub and G the goods-and-services total (--gdp, default: the\n"
@@ -793,7 +848,8 @@ static const char COLORED_DESCRIPTION[] =
     "  kcobra econ colored --edges p.csv --hub vat --rate 0.2 --indirect --gdp 5e6\n";
 
 static int colored_print(const kcobra_invocation *invocation, const char *hub, const char *source,
-                         const char *sink, bool indirect, const kci_econ_colored *colored)
+                         const char *sink, bool direct, bool indirect,
+                         const kci_econ_colored *colored)
 {
     if (invocation->common.json) {
         json_t *out = json_pack("{s:s,s:f,s:f}", "hub", hub, "rate", colored->rate, "inflow_hub",
@@ -801,7 +857,8 @@ static int colored_print(const kcobra_invocation *invocation, const char *hub, c
         if (indirect) {
             json_object_set_new(out, "gdp", json_real(colored->gdp));
             json_object_set_new(out, "indirect", json_real(colored->indirect));
-        } else {
+        }
+        if (direct) {
             json_object_set_new(out, "source", json_string(source));
             json_object_set_new(out, "sink", json_string(sink));
             json_object_set_new(out, "inflow_source", json_real(colored->inflow_source));
@@ -816,10 +873,8 @@ static int colored_print(const kcobra_invocation *invocation, const char *hub, c
     char label[KCI_ECON_NAME_BYTES_MAX + 32];
     snprintf(label, sizeof label, "inflow(hub %s)", hub);
     printf("  %-28s %20.15g\n", label, colored->inflow_hub);
-    if (indirect) {
-        printf("  %-28s %20.15g\n", "goods and services G", colored->gdp);
-        printf("indirect coloured money |G x R - inflow(hub)| = %.15g\n", colored->indirect);
-    } else {
+    if (indirect) printf("  %-28s %20.15g\n", "goods and services G", colored->gdp);
+    if (direct) {
         snprintf(label, sizeof label, "inflow(source %s)", source);
         printf("  %-28s %20.15g\n", label, colored->inflow_source);
         snprintf(label, sizeof label, "inflow(sink %s)", sink);
@@ -827,6 +882,8 @@ static int colored_print(const kcobra_invocation *invocation, const char *hub, c
         printf("storage money |inflow(S) - inflow(T)| = %.15g\n", colored->storage);
         printf("direct coloured money |storage x R - inflow(hub)| = %.15g\n", colored->direct);
     }
+    if (indirect)
+        printf("indirect coloured money |G x R - inflow(hub)| = %.15g\n", colored->indirect);
     return print_flush();
 }
 
@@ -841,7 +898,8 @@ static int run_colored(const kcobra_command *command, int argc, char **argv)
         {"rate", "R", KCOBRA_FLAG_STRING, &rate_text, "the tax rate"},
         {"source", "S", KCOBRA_FLAG_STRING, &source, "direct: the source account"},
         {"sink", "T", KCOBRA_FLAG_STRING, &sink, "direct: the sink account"},
-        {"indirect", NULL, KCOBRA_FLAG_BOOL, &indirect, "the indirect estimate (H: indirect-tax hub)"},
+        {"indirect", NULL, KCOBRA_FLAG_BOOL, &indirect,
+         "the indirect estimate (H: indirect-tax hub)"},
         {"gdp", "G", KCOBRA_FLAG_STRING, &gdp_text,
          "indirect: goods-and-services total (default: all payments)"},
     };
@@ -850,10 +908,14 @@ static int run_colored(const kcobra_command *command, int argc, char **argv)
     if (status != KCOBRA_EXIT_OK || invocation.help) return status;
     if (hub == NULL || rate_text == NULL)
         return kcobra_usage_error(command, "--hub and --rate are required");
-    if (!indirect && (source == NULL || sink == NULL))
-        return kcobra_usage_error(command, "the direct estimate needs --source and --sink "
-                                           "(or give --indirect)");
-    if (!indirect && gdp_text != NULL) return kcobra_usage_error(command, "--gdp goes with --indirect");
+    if ((source == NULL) != (sink == NULL))
+        return kcobra_usage_error(command, "--source and --sink go together");
+    bool direct = source != NULL;
+    if (!direct && !indirect)
+        return kcobra_usage_error(command, "the direct estimate needs --source and --sink; "
+                                           "the indirect one --indirect (or give both)");
+    if (!indirect && gdp_text != NULL)
+        return kcobra_usage_error(command, "--gdp goes with --indirect");
     double rate = 0, gdp = NAN;
     status = kcobra_econ_number(command, "rate", rate_text, &rate);
     if (status == KCOBRA_EXIT_OK && gdp_text != NULL)
@@ -865,9 +927,9 @@ static int run_colored(const kcobra_command *command, int argc, char **argv)
     kci_econ_error error = {{0}};
     int64_t hub_vertex = -1, source_vertex = -1, sink_vertex = -1;
     kc_err err = kci_econ_graph_vertex(&graph, hub, "--hub", &hub_vertex, &error);
-    if (err == KC_OK && !indirect)
+    if (err == KC_OK && direct)
         err = kci_econ_graph_vertex(&graph, source, "--source", &source_vertex, &error);
-    if (err == KC_OK && !indirect)
+    if (err == KC_OK && direct)
         err = kci_econ_graph_vertex(&graph, sink, "--sink", &sink_vertex, &error);
     double *inflow = calloc((size_t)graph.node_count + 1, sizeof(double));
     double *outflow = calloc((size_t)graph.node_count + 1, sizeof(double));
@@ -878,23 +940,23 @@ static int run_colored(const kcobra_command *command, int argc, char **argv)
     if (err == KC_OK) {
         kci_econ_graph_inflow(&graph, inflow, outflow);
         kci_econ_colored colored = {0};
+        if (direct)
+            kci_econ_colored_direct(inflow[source_vertex], inflow[sink_vertex], inflow[hub_vertex],
+                                    rate, &colored);
         if (indirect)
             kci_econ_colored_indirect(isnan(gdp) ? kci_econ_graph_total(&graph) : gdp,
                                       inflow[hub_vertex], rate, &colored);
-        else
-            kci_econ_colored_direct(inflow[source_vertex], inflow[sink_vertex], inflow[hub_vertex],
-                                    rate, &colored);
         unsigned char *vertex_class = calloc((size_t)graph.node_count + 1, 1);
         if (vertex_class != NULL) {
             vertex_class[hub_vertex] = 1;
-            if (!indirect) vertex_class[source_vertex] = vertex_class[sink_vertex] = 2;
+            if (direct) vertex_class[source_vertex] = vertex_class[sink_vertex] = 2;
         }
         kci_econ_dot_style style = {"coloured money: hub in red, source and sink in blue",
                                     vertex_class, NULL};
         status = kcobra_econ_graph_output(&input, &graph, &style);
         free(vertex_class);
         if (status == KCOBRA_EXIT_OK)
-            status = colored_print(&invocation, hub, source, sink, indirect, &colored);
+            status = colored_print(&invocation, hub, source, sink, direct, indirect, &colored);
     } else {
         status = kcobra_econ_fail(err, &error);
     }
@@ -908,8 +970,8 @@ static int run_colored(const kcobra_command *command, int argc, char **argv)
 
 static const kcobra_command SUBCOMMANDS[] = {
     {"econ maxflow", "econ maxflow --source S --sink T (--edges FILE | --ledger)",
-     "maximum money flow, a minimum cut and the crucial accounts", MAXFLOW_DESCRIPTION,
-     run_maxflow, 0, 0},
+     "maximum money flow, a minimum cut and the crucial accounts", MAXFLOW_DESCRIPTION, run_maxflow,
+     0, 0},
     {"econ scc", "econ scc (--edges FILE | --ledger)",
      "strongly connected components (industries) and cycles (supply chains)", SCC_DESCRIPTION,
      run_scc, 0, 0},
@@ -920,8 +982,9 @@ static const kcobra_command SUBCOMMANDS[] = {
      "rich and poor channels and accounts, with totals", STRATA_DESCRIPTION, run_strata, 0, 0},
     {"econ poverty", "econ poverty --epsilon E [--threshold W] (--edges FILE | --ledger)",
      "the poverty-alleviation linear program (GLPK)", POVERTY_DESCRIPTION, run_poverty, 0, 0},
-    {"econ colored", "econ colored --hub H --rate R [--source S --sink T] [--indirect --gdp G] "
-                     "(--edges FILE | --ledger)",
+    {"econ colored",
+     "econ colored --hub H --rate R [--source S --sink T] [--indirect --gdp G] "
+     "(--edges FILE | --ledger)",
      "storage money and coloured-money estimates", COLORED_DESCRIPTION, run_colored, 0, 0},
     {"econ value", "econ value --bom FILE --item X [--depth T]",
      "the value of an item over a bill-of-materials DAG", NULL, kcobra_econ_run_value, 0, 0},
@@ -957,7 +1020,8 @@ static int run_econ(const kcobra_command *command, int argc, char **argv)
         if (strcmp(argv[1], SUBCOMMANDS[index].name + 5) == 0)
             return SUBCOMMANDS[index].run(&SUBCOMMANDS[index], argc - 1, argv + 1);
     }
-    return kcobra_usage_error(command, "unknown subcommand '%s'; see 'kcobra econ --help'", argv[1]);
+    return kcobra_usage_error(command, "unknown subcommand '%s'; see 'kcobra econ --help'",
+                              argv[1]);
 }
 
 const kcobra_command kcobra_command_econ = {

@@ -24,34 +24,43 @@ typedef struct kcobra_econ_input {
     const char *svg_path;
     bool stats;
     int64_t load_started_us;
-    int64_t load_ms_x1000; /* microseconds */
+    int64_t load_us;
     int64_t compute_started_us;
+    int64_t cpu_started_us; /* user + system CPU time, getrusage */
+    int64_t compute_cpu_started_us;
 } kcobra_econ_input;
 
+/* clang-format off */
 #define KCOBRA_ECON_GRAPH_FLAGS(input)                                                             \
-    {"edges", "FILE", KCOBRA_FLAG_STRING, &(input).edges_path,                                    \
-     "the payments: a CSV or JSON edge file, - for stdin (docs/econ.md)"},                        \
-        {"ledger", NULL, KCOBRA_FLAG_BOOL, &(input).ledger,                                       \
-         "read the ledger's history over the fabric (kc.ledger.history, --server)"},              \
-        {"since-ms", "MS", KCOBRA_FLAG_STRING, &(input).since_ms,                                 \
-         "with --ledger: only transfers at or after this unix time in ms"},                       \
-        {"dot", "FILE", KCOBRA_FLAG_STRING, &(input).dot_path,                                    \
-         "write the graph as Graphviz DOT, the result highlighted"},                              \
-        {"svg", "FILE", KCOBRA_FLAG_STRING, &(input).svg_path,                                    \
-         "also render it to SVG with dot -Tsvg (needs --dot or writes FILE.dot)"},                \
-        {"stats", NULL, KCOBRA_FLAG_BOOL, &(input).stats,                                         \
-         "print load and compute time and peak memory on stderr"}
-
-#define KCOBRA_ECON_GRAPH_FLAG_COUNT 6
+    {"edges", "FILE", KCOBRA_FLAG_STRING, &(input).edges_path,                                     \
+     "the payments: a CSV or JSON edge file, - for stdin (docs/econ.md)"},                         \
+    {"ledger", NULL, KCOBRA_FLAG_BOOL, &(input).ledger,                                            \
+     "read the ledger's history over the fabric (kc.ledger.history, --server)"},                   \
+    {"since-ms", "MS", KCOBRA_FLAG_STRING, &(input).since_ms,                                      \
+     "with --ledger: only transfers at or after this unix time in ms"},                            \
+    {"dot", "FILE", KCOBRA_FLAG_STRING, &(input).dot_path,                                         \
+     "write the graph as Graphviz DOT, the result highlighted"},                                   \
+    {"svg", "FILE", KCOBRA_FLAG_STRING, &(input).svg_path,                                         \
+     "also render it to SVG with dot -Tsvg (needs --dot or writes FILE.dot)"},                     \
+    {"stats", NULL, KCOBRA_FLAG_BOOL, &(input).stats,                                              \
+     "print load and compute time and peak memory on stderr"}
+/* clang-format on */
 
 /* Loads the graph from --edges or --ledger; prints the error and returns an
  * exit code on failure. */
 int kcobra_econ_graph_open(const kcobra_command *command, const kcobra_invocation *invocation,
                            kcobra_econ_input *input, kci_econ_graph *graph);
+/* Whether --dot or --svg was given (the highlight needs computing). */
+bool kcobra_econ_dot_wanted(const kcobra_econ_input *input);
 /* Marks the end of the computation (for --stats) and writes the DOT/SVG. */
 int kcobra_econ_graph_output(kcobra_econ_input *input, const kci_econ_graph *graph,
                              const kci_econ_dot_style *style);
-/* --stats line on stderr: load_ms, compute_ms, peak_rss_kib. */
+/* --stats: marks the start of loading, and of computing. */
+void kcobra_econ_stats_load_start(kcobra_econ_input *input);
+void kcobra_econ_stats_compute_start(kcobra_econ_input *input);
+/* --stats line on stderr: load_ms, compute_ms, the same in CPU time
+ * (load_cpu_ms, compute_cpu_ms: less disturbed by a busy machine), and
+ * peak_rss_kib. */
 void kcobra_econ_stats_print(const kcobra_econ_input *input);
 
 /* The exit code for an econ error (prints it). */

@@ -9,7 +9,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common/clock.h"
 #include "econ/dynamics.h"
 #include "econ/equilibrium.h"
 #include "econ/value.h"
@@ -44,16 +43,15 @@ static int value_print(const kcobra_invocation *invocation, const kci_econ_bom *
         for (int64_t link = first; link < last; link++) {
             const kci_econ_ingredient *ingredient = &bom->ingredients[link];
             double unit = value->values[ingredient->item];
-            json_array_append_new(ingredients,
-                                  json_pack("{s:s,s:f,s:f,s:f}", "name", bom->names[ingredient->item],
-                                            "quantity", ingredient->quantity, "value", unit,
-                                            "subtotal", ingredient->quantity * unit));
+            json_array_append_new(ingredients, json_pack("{s:s,s:f,s:f,s:f}", "name",
+                                                         bom->names[ingredient->item], "quantity",
+                                                         ingredient->quantity, "value", unit,
+                                                         "subtotal", ingredient->quantity * unit));
         }
-        return kcobra_json_print(json_pack("{s:s,s:f,s:f,s:o,s:I,s:I}", "item", bom->names[item],
-                                           "value", value->value, "cost", bom->costs[item],
-                                           "ingredients", ingredients, "depth",
-                                           (json_int_t)value->height, "items_evaluated",
-                                           (json_int_t)value->items_evaluated));
+        return kcobra_json_print(json_pack(
+            "{s:s,s:f,s:f,s:o,s:I,s:I}", "item", bom->names[item], "value", value->value, "cost",
+            bom->costs[item], "ingredients", ingredients, "depth", (json_int_t)value->height,
+            "items_evaluated", (json_int_t)value->items_evaluated));
     }
     printf("value(%s) = %.15g  (%lld items below it, %lld levels deep)\n", bom->names[item],
            value->value, (long long)value->items_evaluated, (long long)value->height);
@@ -80,7 +78,8 @@ int kcobra_econ_run_value(const kcobra_command *command, int argc, char **argv)
     kcobra_command described = *command;
     described.description = VALUE_DESCRIPTION;
     kcobra_invocation invocation;
-    int status = kcobra_parse(&described, flags, KCOBRA_ARRAY_COUNT(flags), argc, argv, &invocation);
+    int status =
+        kcobra_parse(&described, flags, KCOBRA_ARRAY_COUNT(flags), argc, argv, &invocation);
     if (status != KCOBRA_EXIT_OK || invocation.help) return status;
     if (bom_path == NULL || item_name == NULL)
         return kcobra_usage_error(command, "--bom and --item are required");
@@ -127,8 +126,8 @@ static void iteration_report(void *context, int iteration, double gap, double re
 
 static json_t *kkt_json(const kci_econ_kkt *kkt)
 {
-    return json_pack("{s:f,s:f,s:f,s:f,s:f}", "supply", kkt->supply, "budget", kkt->budget,
-                     "bang", kkt->bang, "nonnegative", kkt->nonnegative, "max", kkt->max);
+    return json_pack("{s:f,s:f,s:f,s:f,s:f}", "supply", kkt->supply, "budget", kkt->budget, "bang",
+                     kkt->bang, "nonnegative", kkt->nonnegative, "max", kkt->max);
 }
 
 static int equilibrium_json(const kci_econ_market *market, const kci_econ_equilibrium *result)
@@ -142,22 +141,22 @@ static int equilibrium_json(const kci_econ_market *market, const kci_econ_equili
     for (int64_t i = 0; i < n; i++)
         for (int64_t j = 0; j < m; j++)
             if (result->allocation[i * m + j] > 0)
-                json_array_append_new(allocation,
-                                      json_pack("{s:s,s:s,s:f,s:f}", "buyer",
-                                                market->buyer_names[i], "good",
-                                                market->good_names[j], "amount",
-                                                result->allocation[i * m + j], "spent",
-                                                result->allocation[i * m + j] * result->prices[j]));
+                json_array_append_new(
+                    allocation,
+                    json_pack("{s:s,s:s,s:f,s:f}", "buyer", market->buyer_names[i], "good",
+                              market->good_names[j], "amount", result->allocation[i * m + j],
+                              "spent", result->allocation[i * m + j] * result->prices[j]));
     json_t *buyers = json_array();
     for (int64_t i = 0; i < n; i++)
-        json_array_append_new(buyers, json_pack("{s:s,s:f,s:f,s:f}", "name", market->buyer_names[i],
-                                                "budget", market->budgets[i], "utility",
-                                                result->utility[i], "bang_per_buck", result->bang[i]));
-    return kcobra_json_print(json_pack(
-        "{s:o,s:o,s:o,s:o,s:f,s:o,s:i,s:b,s:I}", "goods", goods, "prices", prices, "buyers", buyers,
-        "allocation", allocation, "objective", result->objective, "kkt", kkt_json(&result->kkt),
-        "iterations", result->iterations, "polished", result->polished, "support_edges",
-        (json_int_t)result->support_edges));
+        json_array_append_new(buyers,
+                              json_pack("{s:s,s:f,s:f,s:f}", "name", market->buyer_names[i],
+                                        "budget", market->budgets[i], "utility", result->utility[i],
+                                        "bang_per_buck", result->bang[i]));
+    return kcobra_json_print(
+        json_pack("{s:o,s:o,s:o,s:o,s:f,s:o,s:i,s:b,s:I}", "goods", goods, "prices", prices,
+                  "buyers", buyers, "allocation", allocation, "objective", result->objective, "kkt",
+                  kkt_json(&result->kkt), "iterations", result->iterations, "polished",
+                  result->polished, "support_edges", (json_int_t)result->support_edges));
 }
 
 static int equilibrium_table(const kci_econ_market *market, const kci_econ_equilibrium *result)
@@ -204,7 +203,8 @@ int kcobra_econ_run_equilibrium(const kcobra_command *command, int argc, char **
     kcobra_command described = *command;
     described.description = EQUILIBRIUM_DESCRIPTION;
     kcobra_invocation invocation;
-    int status = kcobra_parse(&described, flags, KCOBRA_ARRAY_COUNT(flags), argc, argv, &invocation);
+    int status =
+        kcobra_parse(&described, flags, KCOBRA_ARRAY_COUNT(flags), argc, argv, &invocation);
     if (status != KCOBRA_EXIT_OK || invocation.help) return status;
     if (market_path == NULL) return kcobra_usage_error(command, "--market is required");
     double tolerance = 1e-9;
@@ -213,13 +213,13 @@ int kcobra_econ_run_equilibrium(const kcobra_command *command, int argc, char **
         if (status != KCOBRA_EXIT_OK) return status;
         if (tolerance <= 0) return kcobra_usage_error(command, "--tolerance must be > 0");
     }
-    kcobra_econ_input timing = {.stats = stats, .load_started_us = kci_monotonic_us()};
+    kcobra_econ_input timing = {.stats = stats};
+    kcobra_econ_stats_load_start(&timing);
     kci_econ_error error = {{0}};
     kci_econ_market market;
     kc_err err = kci_econ_market_load_file(market_path, &market, &error);
     if (err != KC_OK) return kcobra_econ_fail(err, &error);
-    timing.compute_started_us = kci_monotonic_us();
-    timing.load_ms_x1000 = timing.compute_started_us - timing.load_started_us;
+    kcobra_econ_stats_compute_start(&timing);
     kci_econ_equilibrium result;
     err = kci_econ_equilibrium_solve(&market, tolerance, iteration_report, NULL, &result, &error);
     if (isatty(STDERR_FILENO)) fputs("\r\033[K", stderr);
@@ -232,7 +232,8 @@ int kcobra_econ_run_equilibrium(const kcobra_command *command, int argc, char **
                                     : equilibrium_table(&market, &result);
     if (status == KCOBRA_EXIT_OK && result.kkt.max > tolerance) {
         kcobra_error("the KKT residual %.2e is above the tolerance %.2e: the prices are "
-                     "approximate", result.kkt.max, tolerance);
+                     "approximate",
+                     result.kkt.max, tolerance);
         status = KCOBRA_EXIT_FAILURE;
     }
     kci_econ_equilibrium_free(&result);
@@ -245,7 +246,7 @@ int kcobra_econ_run_equilibrium(const kcobra_command *command, int argc, char **
 static const char DYNAMICS_DESCRIPTION[] =
     "Tatonnement: from the goods' \"price\" fields in the market file (else every\n"
     "price = total budget / total supply), prices move with excess demand,\n"
-    "  p_j <- p_j exp(clamp(step x (demand_j - s_j) / s_j, -1, 1)),\n"
+    "  p_j <- p_j exp(clamp(step / sqrt(t) x (demand_j - s_j) / s_j, -1, 1)),\n"
     "for --steps N steps. Prints the series: the largest relative excess demand\n"
     "and the distance max_j |p_j - p*_j| / p*_j to the equilibrium prices p*\n"
     "(solved first). --plot draws both on a log scale as SVG.\n"
@@ -326,9 +327,9 @@ static int dynamics_print(const kcobra_invocation *invocation, const kci_econ_ma
     if (invocation->common.json) {
         json_t *series = json_array(), *final_prices = json_array(), *targets = json_array();
         for (int64_t step = 0; step <= step_count; step++)
-            json_array_append_new(series, json_pack("{s:I,s:f,s:f}", "step", (json_int_t)step,
-                                                    "excess", steps[step].excess, "distance",
-                                                    steps[step].distance));
+            json_array_append_new(series,
+                                  json_pack("{s:I,s:f,s:f}", "step", (json_int_t)step, "excess",
+                                            steps[step].excess, "distance", steps[step].distance));
         for (int64_t j = 0; j < m; j++) {
             json_array_append_new(final_prices, json_real(prices[j]));
             json_array_append_new(targets, json_real(equilibrium_prices[j]));
@@ -344,7 +345,8 @@ static int dynamics_print(const kcobra_invocation *invocation, const kci_econ_ma
                    steps[step].distance);
     printf("  %-24s %20s %20s\n", "GOOD", "PRICE", "EQUILIBRIUM");
     for (int64_t j = 0; j < m && j < KCOBRA_ECON_TABLE_ROWS_MAX; j++)
-        printf("  %-24s %20.12g %20.12g\n", market->good_names[j], prices[j], equilibrium_prices[j]);
+        printf("  %-24s %20.12g %20.12g\n", market->good_names[j], prices[j],
+               equilibrium_prices[j]);
     return print_flush();
 }
 
@@ -361,11 +363,13 @@ int kcobra_econ_run_dynamics(const kcobra_command *command, int argc, char **arg
     kcobra_command described = *command;
     described.description = DYNAMICS_DESCRIPTION;
     kcobra_invocation invocation;
-    int status = kcobra_parse(&described, flags, KCOBRA_ARRAY_COUNT(flags), argc, argv, &invocation);
+    int status =
+        kcobra_parse(&described, flags, KCOBRA_ARRAY_COUNT(flags), argc, argv, &invocation);
     if (status != KCOBRA_EXIT_OK || invocation.help) return status;
     if (market_path == NULL || step_count == 0)
         return kcobra_usage_error(command, "--market and --steps are required");
-    if (step_count > 10 * 1000 * 1000) return kcobra_usage_error(command, "--steps at most 10000000");
+    if (step_count > 10 * 1000 * 1000)
+        return kcobra_usage_error(command, "--steps at most 10000000");
     double step_size = 0.5;
     if (step_text != NULL) {
         status = kcobra_econ_number(command, "step-size", step_text, &step_size);
@@ -390,10 +394,13 @@ int kcobra_econ_run_dynamics(const kcobra_command *command, int argc, char **arg
         status = KCOBRA_EXIT_FAILURE;
     } else {
         double budgets = 0, supplies = 0;
-        for (int64_t i = 0; i < market.buyer_count; i++) budgets += market.budgets[i];
-        for (int64_t j = 0; j < m; j++) supplies += market.supplies[j];
+        for (int64_t i = 0; i < market.buyer_count; i++)
+            budgets += market.budgets[i];
         for (int64_t j = 0; j < m; j++)
-            prices[j] = market.prices_initial != NULL ? market.prices_initial[j] : budgets / supplies;
+            supplies += market.supplies[j];
+        for (int64_t j = 0; j < m; j++)
+            prices[j] =
+                market.prices_initial != NULL ? market.prices_initial[j] : budgets / supplies;
         if (kci_econ_dynamics_run(&market, step_size, step_count, prices, equilibrium.prices,
                                   steps) != KC_OK) {
             kcobra_error("out of memory");
@@ -402,8 +409,8 @@ int kcobra_econ_run_dynamics(const kcobra_command *command, int argc, char **arg
         if (status == KCOBRA_EXIT_OK && plot_path != NULL)
             status = dynamics_plot(plot_path, steps, step_count);
         if (status == KCOBRA_EXIT_OK)
-            status = dynamics_print(&invocation, &market, prices, equilibrium.prices, steps,
-                                    step_count);
+            status =
+                dynamics_print(&invocation, &market, prices, equilibrium.prices, steps, step_count);
     }
     free(prices);
     free(steps);

@@ -27,6 +27,7 @@ void kci_econ_colored_indirect(double gdp, double inflow_hub, double rate, kci_e
 double kci_econ_graph_total(const kci_econ_graph *graph)
 {
     double total = 0;
-    for (int64_t edge = 0; edge < graph->edge_count; edge++) total += VECTOR(graph->amounts)[edge];
+    for (int64_t edge = 0; edge < graph->edge_count; edge++)
+        total += VECTOR(graph->amounts)[edge];
     return total;
 }

@@ -57,8 +57,9 @@ kc_err kci_econ_dot_write(FILE *out, const kci_econ_graph *graph, const kci_econ
     for (int64_t edge = 0; edge < graph->edge_count; edge++) {
         int class = style != NULL && style->edge_class != NULL ? style->edge_class[edge] : 0;
         fprintf(out, "  n%lld -> n%lld [label=\"%.15g\"%s];\n",
-                (long long)IGRAPH_FROM(&graph->graph, edge), (long long)IGRAPH_TO(&graph->graph, edge),
-                VECTOR(graph->amounts)[edge], EDGE_STYLE[class & 3]);
+                (long long)IGRAPH_FROM(&graph->graph, edge),
+                (long long)IGRAPH_TO(&graph->graph, edge), VECTOR(graph->amounts)[edge],
+                EDGE_STYLE[class & 3]);
     }
     fputs("}\n", out);
     return ferror(out) ? KC_ERR_IO : KC_OK;
@@ -70,8 +71,10 @@ kc_err kci_econ_dot_render_svg(const char *dot_path, const char *svg_path, kci_e
     pid_t child = 0;
     int status = posix_spawnp(&child, "dot", NULL, NULL, arguments, environ);
     if (status != 0) {
-        kci_econ_error_set(error, "cannot run Graphviz's dot (%s): install graphviz for SVG; "
-                                  "the DOT file %s is written", strerror(status), dot_path);
+        kci_econ_error_set(error,
+                           "cannot run Graphviz's dot (%s): install graphviz for SVG; "
+                           "the DOT file %s is written",
+                           strerror(status), dot_path);
         return KC_ERR_UNSUPPORTED;
     }
     int wait_status = 0;
@@ -84,7 +87,7 @@ kc_err kci_econ_dot_render_svg(const char *dot_path, const char *svg_path, kci_e
     if (!WIFEXITED(wait_status) || WEXITSTATUS(wait_status) != 0) {
         kci_econ_error_set(error, "dot -Tsvg failed on %s", dot_path);
         return WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 127 ? KC_ERR_UNSUPPORTED
-                                                                          : KC_ERR_IO;
+                                                                         : KC_ERR_IO;
     }
     return KC_OK;
 }
@@ -104,8 +107,9 @@ kc_err kci_econ_dot_file(const char *path, const char *svg_path, const kci_econ_
     }
     if (svg_path == NULL) return KC_OK;
     if (graph->edge_count > KCI_ECON_DOT_SVG_EDGES_MAX) {
-        kci_econ_error_set(error, "the graph has %lld edges, more than %d: Graphviz would take "
-                                  "too long; the DOT file %s is written",
+        kci_econ_error_set(error,
+                           "the graph has %lld edges, more than %d: Graphviz would take "
+                           "too long; the DOT file %s is written",
                            (long long)graph->edge_count, KCI_ECON_DOT_SVG_EDGES_MAX, path);
         return KC_ERR_TOO_LARGE;
     }

@@ -14,9 +14,11 @@ void kci_econ_demand(const kci_econ_market *market, const double *prices, double
     for (int64_t i = 0; i < n; i++) {
         const double *u = market->utilities + i * m;
         double best = 0;
-        for (int64_t j = 0; j < m; j++) best = fmax(best, u[j] / prices[j]);
+        for (int64_t j = 0; j < m; j++)
+            best = fmax(best, u[j] / prices[j]);
         int64_t ties = 0;
-        for (int64_t j = 0; j < m; j++) ties += u[j] / prices[j] >= best * (1 - TIE_RELATIVE);
+        for (int64_t j = 0; j < m; j++)
+            ties += u[j] / prices[j] >= best * (1 - TIE_RELATIVE);
         double share = market->budgets[i] / (double)ties;
         for (int64_t j = 0; j < m; j++)
             if (u[j] / prices[j] >= best * (1 - TIE_RELATIVE)) demand[j] += share / prices[j];
@@ -28,10 +30,11 @@ static kci_econ_dynamics_step measure(const kci_econ_market *market, const doubl
 {
     kci_econ_dynamics_step step = {0, equilibrium_prices != NULL ? 0 : NAN};
     for (int64_t j = 0; j < market->good_count; j++) {
-        step.excess = fmax(step.excess, fabs(demand[j] - market->supplies[j]) / market->supplies[j]);
+        step.excess =
+            fmax(step.excess, fabs(demand[j] - market->supplies[j]) / market->supplies[j]);
         if (equilibrium_prices != NULL)
-            step.distance = fmax(step.distance, fabs(prices[j] - equilibrium_prices[j]) /
-                                                    equilibrium_prices[j]);
+            step.distance = fmax(step.distance,
+                                 fabs(prices[j] - equilibrium_prices[j]) / equilibrium_prices[j]);
     }
     return step;
 }
@@ -45,9 +48,13 @@ kc_err kci_econ_dynamics_run(const kci_econ_market *market, double step_size, in
     kci_econ_demand(market, prices, demand);
     steps[0] = measure(market, prices, demand, equilibrium_prices);
     for (int64_t step = 1; step <= step_count; step++) {
+        /* A step size shrinking as 1/sqrt(t): linear demand jumps where
+         * bang-per-buck ties change, and a fixed step keeps prices cycling
+         * around the equilibrium instead of closing in. */
+        double size = step_size / sqrt((double)step);
         for (int64_t j = 0; j < market->good_count; j++) {
             double excess = (demand[j] - market->supplies[j]) / market->supplies[j];
-            prices[j] *= exp(fmin(1, fmax(-1, step_size * excess)));
+            prices[j] *= exp(fmin(1, fmax(-1, size * excess)));
         }
         kci_econ_demand(market, prices, demand);
         steps[step] = measure(market, prices, demand, equilibrium_prices);

@@ -1,7 +1,9 @@
 /* dynamics.h - tatonnement on a linear Fisher market: prices rise with
  * excess demand and fall with excess supply,
  *
- *     p_j <- p_j * exp(clamp(step * (demand_j - s_j) / s_j, -1, 1)),
+ *     p_j <- p_j * exp(clamp(step / sqrt(t) * (demand_j - s_j) / s_j, -1, 1))
+ *
+ * at step t = 1, 2, ...
  *
  * where demand is what the buyers want at the current prices (each spends
  * the whole budget on goods of maximum bang per buck, split evenly between

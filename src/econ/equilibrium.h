@@ -16,6 +16,9 @@
 
 enum {
     KCI_ECON_IPM_ITERATIONS_MAX = 200,
+    /* the Newton system is dense in the buyers: 10,000 is 800 MB and
+     * minutes a step; beyond, the solver refuses rather than thrash */
+    KCI_ECON_EQUILIBRIUM_BUYERS_MAX = 10000,
 };
 
 typedef struct kci_econ_kkt {
@@ -33,8 +36,8 @@ typedef struct kci_econ_equilibrium {
     double *utility;    /* per buyer: sum_j u_ij x_ij */
     double objective;   /* sum_i B_i log(utility_i) */
     kci_econ_kkt kkt;
-    int iterations;       /* interior-point iterations */
-    bool polished;        /* the exact solve on the support was accepted */
+    int iterations; /* interior-point iterations */
+    bool polished;  /* the exact solve on the support was accepted */
     int64_t support_edges;
 } kci_econ_equilibrium;
 

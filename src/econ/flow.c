@@ -67,10 +67,10 @@ static kc_err vertex_cut(const kci_econ_graph *graph, int64_t source, int64_t si
     }
     igraph_real_t value = 0;
     if (!result->direct_payment)
-        status = igraph_maxflow(&split, &value, NULL, &cut, NULL, NULL, source, sink, &capacity,
-                                NULL);
-    for (igraph_integer_t index = 0;
-         status == IGRAPH_SUCCESS && !result->direct_payment && index < igraph_vector_int_size(&cut);
+        status =
+            igraph_maxflow(&split, &value, NULL, &cut, NULL, NULL, source, sink, &capacity, NULL);
+    for (igraph_integer_t index = 0; status == IGRAPH_SUCCESS && !result->direct_payment &&
+                                     index < igraph_vector_int_size(&cut);
          index++) {
         igraph_integer_t edge = VECTOR(cut)[index];
         assert(edge < node_count); /* only unit edges can be in a minimum cut */

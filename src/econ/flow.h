@@ -10,13 +10,13 @@
 
 typedef struct kci_econ_maxflow {
     double value;
-    double cut_weight;                /* sum of the cut edges' amounts == value */
-    igraph_vector_int_t cut_edges;    /* edge ids, source side -> sink side */
-    igraph_vector_int_t source_side;  /* vertex ids on the source's side */
-    igraph_vector_t flow;             /* per edge id */
+    double cut_weight;               /* sum of the cut edges' amounts == value */
+    igraph_vector_int_t cut_edges;   /* edge ids, source side -> sink side */
+    igraph_vector_int_t source_side; /* vertex ids on the source's side */
+    igraph_vector_t flow;            /* per edge id */
     bool vertex_cut_computed;
-    bool direct_payment;              /* source pays sink directly: no vertex cut */
-    igraph_vector_int_t crucial;      /* the minimum vertex cut */
+    bool direct_payment;         /* source pays sink directly: no vertex cut */
+    igraph_vector_int_t crucial; /* the minimum vertex cut */
 } kci_econ_maxflow;
 
 /* Computes the flow; KC_ERR_NOT_FOUND when no path of payments leads from

@@ -23,7 +23,20 @@ enum {
     KCI_ECON_NODES_MAX = 50 * 1000 * 1000,  /* bounds every table below */
     KCI_ECON_EDGES_MAX = 200 * 1000 * 1000, /* distinct (payer, payee) pairs */
     KCI_ECON_ERROR_BYTES = 512,
+    KCI_ECON_ARENA_CHUNK_BYTES = 1024 * 1024,
+    KCI_ECON_PENDING_MAX = 64, /* payments queued before their lookups run */
+    KCI_ECON_PENDING_TEXT_BYTES = KCI_ECON_PENDING_MAX * 2 * KCI_ECON_NAME_BYTES_MAX,
 };
+
+/* A payment queued in the builder: its names (in the builder's pending
+ * text), their hashes, and, once looked up, their vertex ids. */
+typedef struct kci_econ_pending {
+    uint64_t from_hash, to_hash;
+    uint32_t from_offset, to_offset;
+    uint32_t from_length, to_length;
+    int32_t from_id, to_id;
+    double amount;
+} kci_econ_pending;
 
 /* Error text of a failed load or algorithm, shown to the user as is. */
 typedef struct kci_econ_error {
@@ -33,12 +46,36 @@ typedef struct kci_econ_error {
 void kci_econ_error_set(kci_econ_error *error, const char *format, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* A slot of the name table: the name itself (NULL: empty), 32 bits of its
+ * hash, so a probe compares strings only on a likely match, and the vertex
+ * id; a hit costs the slot's cache line and the name's, nothing more. */
+typedef struct kci_econ_name_slot {
+    const char *name;
+    uint32_t tag;
+    uint32_t id;
+} kci_econ_name_slot;
+
+/* A slot of the edge table: the (payer, payee) pair packed in 64 bits and
+ * the edge index + 1 (0: empty), so a probe touches one cache line. */
+typedef struct kci_econ_edge_slot {
+    uint64_t key;
+    uint32_t index;
+} kci_econ_edge_slot;
+
+/* Names live in chunks that never move, so names[] can point into them. */
+typedef struct kci_econ_arena {
+    char **chunks;
+    int64_t chunk_count;
+    size_t used; /* in the last chunk */
+} kci_econ_arena;
+
 typedef struct kci_econ_builder {
     /* vertices */
     char **names;
     int64_t node_count;
     int64_t node_capacity;
-    int32_t *name_slots; /* vertex id + 1, 0 = empty */
+    kci_econ_arena arena;
+    kci_econ_name_slot *name_slots;
     int64_t name_slot_count;
     /* edges */
     int32_t *edge_from;
@@ -46,20 +83,26 @@ typedef struct kci_econ_builder {
     double *edge_amount;
     int64_t edge_count;
     int64_t edge_capacity;
-    int64_t *edge_slots; /* edge index + 1, 0 = empty */
+    kci_econ_edge_slot *edge_slots;
     int64_t edge_slot_count;
     int64_t payments_read; /* before summing */
     int64_t self_payments_dropped;
+    /* payments queued for kci_econ_builder_flush */
+    kci_econ_pending pending[KCI_ECON_PENDING_MAX];
+    int pending_count;
+    char *pending_text;
+    size_t pending_text_used;
 } kci_econ_builder;
 
 typedef struct kci_econ_graph {
-    igraph_t graph; /* directed; vertex i is names[i] */
+    igraph_t graph;          /* directed; vertex i is names[i] */
     igraph_vector_t amounts; /* per edge id */
     char **names;
     int64_t node_count;
     int64_t edge_count;
     int64_t payments_read;
-    int32_t *name_slots; /* kept for lookups by name */
+    kci_econ_arena arena;
+    kci_econ_name_slot *name_slots; /* kept for lookups by name */
     int64_t name_slot_count;
     bool made; /* graph and amounts are allocated */
 } kci_econ_graph;
@@ -67,10 +110,14 @@ typedef struct kci_econ_graph {
 void kci_econ_builder_init(kci_econ_builder *builder);
 void kci_econ_builder_free(kci_econ_builder *builder);
 /* Adds the payment from -> to of amount (finite, >= 0: checked by the
- * caller, which knows the line). The names need not be NUL-terminated. */
+ * caller, which knows the line). The names need not be NUL-terminated.
+ * Payments are queued and looked up in batches (kci_econ_builder_flush,
+ * called when the queue is full and by kci_econ_graph_finish): a name is
+ * checked here, but running out of memory or past a bound is reported by
+ * the call that flushes. */
+kc_err kci_econ_builder_flush(kci_econ_builder *builder, kci_econ_error *error);
 kc_err kci_econ_builder_add(kci_econ_builder *builder, const char *from, size_t from_length,
-                            const char *to, size_t to_length, double amount,
-                            kci_econ_error *error);
+                            const char *to, size_t to_length, double amount, kci_econ_error *error);
 /* Makes the graph; the builder is emptied (its names move to the graph). */
 kc_err kci_econ_graph_finish(kci_econ_builder *builder, kci_econ_graph *graph,
                              kci_econ_error *error);

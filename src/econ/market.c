@@ -18,6 +18,7 @@ void kci_econ_market_free(kci_econ_market *market)
     free(market->supplies);
     free(market->utilities);
     free(market->prices_initial);
+    json_decref(market->good_index);
     memset(market, 0, sizeof *market);
 }
 
@@ -43,7 +44,8 @@ static kc_err read_goods(const json_t *goods, kci_econ_market *market, kci_econ_
 {
     size_t index = 0;
     const json_t *good = NULL;
-    json_array_foreach (goods, index, good) {
+    json_array_foreach(goods, index, good)
+    {
         if (!json_is_object(good)) {
             kci_econ_error_set(error, "goods[%zu] is not an object", index);
             return KC_ERR_PARSE;
@@ -51,19 +53,19 @@ static kc_err read_goods(const json_t *goods, kci_econ_market *market, kci_econ_
         const json_t *name = json_object_get(good, "name");
         if (name != NULL && (!json_is_string(name) || json_string_length(name) == 0 ||
                              json_string_length(name) > KCI_ECON_NAME_BYTES_MAX)) {
-            kci_econ_error_set(error, "goods[%zu]: \"name\" must be a string of 1..%d bytes",
-                               index, KCI_ECON_NAME_BYTES_MAX);
+            kci_econ_error_set(error, "goods[%zu]: \"name\" must be a string of 1..%d bytes", index,
+                               KCI_ECON_NAME_BYTES_MAX);
             return KC_ERR_PARSE;
         }
         market->good_names[index] = name_copy(name, "good", (int64_t)index);
         if (market->good_names[index] == NULL) return KC_ERR_NOMEM;
         const char *label = market->good_names[index];
-        for (size_t other = 0; other < index; other++) {
-            if (strcmp(market->good_names[other], label) == 0) {
-                kci_econ_error_set(error, "good '%s' is listed twice", label);
-                return KC_ERR_PARSE;
-            }
+        if (json_object_get(market->good_index, label) != NULL) {
+            kci_econ_error_set(error, "good '%s' is listed twice", label);
+            return KC_ERR_PARSE;
         }
+        if (json_object_set_new(market->good_index, label, json_integer((json_int_t)index)) != 0)
+            return KC_ERR_NOMEM;
         const json_t *supply = json_object_get(good, "supply");
         market->supplies[index] = 1;
         if (supply != NULL && !positive_number(supply, &market->supplies[index])) {
@@ -95,13 +97,12 @@ static kc_err read_goods(const json_t *goods, kci_econ_market *market, kci_econ_
 
 static int64_t good_find(const kci_econ_market *market, const char *name)
 {
-    for (int64_t index = 0; index < market->good_count; index++)
-        if (strcmp(market->good_names[index], name) == 0) return index;
-    return -1;
+    const json_t *index = json_object_get(market->good_index, name);
+    return index != NULL ? (int64_t)json_integer_value(index) : -1;
 }
 
-static kc_err utility_set(kci_econ_market *market, int64_t buyer, int64_t good,
-                          const json_t *value, kci_econ_error *error)
+static kc_err utility_set(kci_econ_market *market, int64_t buyer, int64_t good, const json_t *value,
+                          kci_econ_error *error)
 {
     double utility = json_is_number(value) ? json_number_value(value) : -1;
     if (!isfinite(utility) || utility < 0) {
@@ -124,20 +125,20 @@ static kc_err read_utilities(const json_t *utilities, kci_econ_market *market, i
             return KC_ERR_PARSE;
         }
         for (int64_t good = 0; good < market->good_count; good++) {
-            kc_err err = utility_set(market, buyer, good, json_array_get(utilities, (size_t)good),
-                                     error);
+            kc_err err =
+                utility_set(market, buyer, good, json_array_get(utilities, (size_t)good), error);
             if (err != KC_OK) return err;
         }
         return KC_OK;
     }
     if (!json_is_object(utilities)) {
-        kci_econ_error_set(error, "buyer '%s': \"utilities\" must be an object or an array",
-                           label);
+        kci_econ_error_set(error, "buyer '%s': \"utilities\" must be an object or an array", label);
         return KC_ERR_PARSE;
     }
     const char *key = NULL;
     const json_t *value = NULL;
-    json_object_foreach ((json_t *)utilities, key, value) {
+    json_object_foreach((json_t *)utilities, key, value)
+    {
         int64_t good = good_find(market, key);
         if (good < 0) {
             kci_econ_error_set(error, "buyer '%s': unknown good '%s'", label, key);
@@ -153,7 +154,8 @@ static kc_err read_buyers(const json_t *buyers, kci_econ_market *market, kci_eco
 {
     size_t index = 0;
     const json_t *buyer = NULL;
-    json_array_foreach (buyers, index, buyer) {
+    json_array_foreach(buyers, index, buyer)
+    {
         if (!json_is_object(buyer)) {
             kci_econ_error_set(error, "buyers[%zu] is not an object", index);
             return KC_ERR_PARSE;
@@ -174,13 +176,14 @@ static kc_err read_buyers(const json_t *buyers, kci_econ_market *market, kci_eco
             return KC_ERR_PARSE;
         }
         if (!positive_number(budget, &market->budgets[index])) {
-            kci_econ_error_set(error, "buyer '%s' has no budget (%g): a buyer without money "
-                                      "cannot take part in the market; remove it", label,
-                               json_number_value(budget));
+            kci_econ_error_set(error,
+                               "buyer '%s' has no budget (%g): a buyer without money "
+                               "cannot take part in the market; remove it",
+                               label, json_number_value(budget));
             return KC_ERR_INVALID_ARGUMENT;
         }
-        kc_err err = read_utilities(json_object_get(buyer, "utilities"), market, (int64_t)index,
-                                    error);
+        kc_err err =
+            read_utilities(json_object_get(buyer, "utilities"), market, (int64_t)index, error);
         if (err != KC_OK) return err;
     }
     return KC_OK;
@@ -193,8 +196,9 @@ static kc_err check_wants(const kci_econ_market *market, kci_econ_error *error)
         for (int64_t good = 0; good < market->good_count; good++)
             wants |= market->utilities[buyer * market->good_count + good] > 0;
         if (!wants) {
-            kci_econ_error_set(error, "buyer '%s' wants no good (every utility is 0): the "
-                                      "market has no equilibrium; remove the buyer",
+            kci_econ_error_set(error,
+                               "buyer '%s' wants no good (every utility is 0): the "
+                               "market has no equilibrium; remove the buyer",
                                market->buyer_names[buyer]);
             return KC_ERR_INVALID_ARGUMENT;
         }
@@ -204,8 +208,9 @@ static kc_err check_wants(const kci_econ_market *market, kci_econ_error *error)
         for (int64_t buyer = 0; buyer < market->buyer_count; buyer++)
             wanted |= market->utilities[buyer * market->good_count + good] > 0;
         if (!wanted) {
-            kci_econ_error_set(error, "good '%s' is wanted by nobody (every utility is 0): its "
-                                      "price would be 0 and it would not sell; remove the good",
+            kci_econ_error_set(error,
+                               "good '%s' is wanted by nobody (every utility is 0): its "
+                               "price would be 0 and it would not sell; remove the good",
                                market->good_names[good]);
             return KC_ERR_INVALID_ARGUMENT;
         }
@@ -243,8 +248,9 @@ kc_err kci_econ_market_from_json(const json_t *document, kci_econ_market *market
     market->supplies = calloc(goods_size, sizeof(double));
     market->budgets = calloc(buyers_size, sizeof(double));
     market->utilities = calloc(goods_size * buyers_size, sizeof(double));
+    market->good_index = json_object();
     kc_err err = KC_ERR_NOMEM;
-    if (market->good_names != NULL && market->buyer_names != NULL && market->supplies != NULL &&
+    if (market->good_index != NULL && market->good_names != NULL && market->buyer_names != NULL && market->supplies != NULL &&
         market->budgets != NULL && market->utilities != NULL) {
         err = read_goods(goods, market, error);
         if (err == KC_OK) err = read_buyers(buyers, market, error);

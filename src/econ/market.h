@@ -31,6 +31,7 @@ typedef struct kci_econ_market {
     double *supplies;       /* per good */
     double *utilities;      /* buyer-major: utilities[i * good_count + j] */
     double *prices_initial; /* per good, or NULL when no good has a "price" */
+    json_t *good_index;     /* good name -> index (a jansson hash table) */
 } kci_econ_market;
 
 /* Parses and checks a market document. */

@@ -32,7 +32,8 @@ static void load_problem(glp_prob *lp, const kci_econ_graph *graph, const kci_ec
     double w = result->threshold;
     glp_set_obj_dir(lp, GLP_MIN);
     glp_add_rows(lp, (int)n + 1);
-    for (int64_t v = 0; v < n; v++) glp_set_row_bnds(lp, (int)v + 1, GLP_FX, net[v], net[v]);
+    for (int64_t v = 0; v < n; v++)
+        glp_set_row_bnds(lp, (int)v + 1, GLP_FX, net[v], net[v]);
     glp_set_row_bnds(lp, (int)n + 1, GLP_LO, 0, 0); /* sum_R f - eps sum_P f >= 0 */
     glp_add_cols(lp, (int)e_count);
     int *ia = malloc(sizeof(int) * (size_t)(3 * e_count + 1));
@@ -79,7 +80,8 @@ kc_err kci_econ_poverty_solve(const kci_econ_graph *graph, double threshold, dou
         return KC_ERR_NOMEM;
     }
     kci_econ_graph_inflow(graph, net, outflow);
-    for (int64_t v = 0; v < graph->node_count; v++) net[v] -= outflow[v];
+    for (int64_t v = 0; v < graph->node_count; v++)
+        net[v] -= outflow[v];
     free(outflow);
     for (int64_t e = 0; e < graph->edge_count; e++) {
         double amount = VECTOR(graph->amounts)[e];
@@ -118,8 +120,10 @@ kc_err kci_econ_poverty_solve(const kci_econ_graph *graph, double threshold, dou
     for (int64_t e = 0; e < graph->edge_count && err == KC_OK; e++) {
         double flow = glp_get_col_prim(lp, (int)e + 1);
         result->flow[e] = flow;
-        if (result->rich[e]) result->rich_after += flow;
-        else result->poor_after += flow;
+        if (result->rich[e])
+            result->rich_after += flow;
+        else
+            result->poor_after += flow;
         double amount = VECTOR(graph->amounts)[e];
         if (fabs(flow - amount) > 1e-9 * fmax(1, amount)) result->changed_count++;
     }

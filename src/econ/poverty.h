@@ -14,9 +14,9 @@ typedef struct kci_econ_poverty {
     int64_t rich_count, poor_count;
     double rich_before, poor_before; /* totals on rich / poor edges */
     double rich_after, poor_after;
-    double objective; /* rich_after - poor_after */
-    double *flow;     /* per edge, the new amount */
-    bool *rich;       /* per edge */
+    double objective;      /* rich_after - poor_after */
+    double *flow;          /* per edge, the new amount */
+    bool *rich;            /* per edge */
     int64_t changed_count; /* edges whose amount changed */
 } kci_econ_poverty;
 

@@ -71,8 +71,7 @@ static igraph_error_t cycle_through(const out_csr *csr, const igraph_vector_int_
     return IGRAPH_FAILURE;
 }
 
-static kc_err find_cycles(const kci_econ_graph *graph, kci_econ_scc *result,
-                          kci_econ_error *error)
+static kc_err find_cycles(const kci_econ_graph *graph, kci_econ_scc *result, kci_econ_error *error)
 {
     out_csr csr = {0};
     int32_t *parent = malloc(((size_t)graph->node_count + 1) * sizeof *parent);
@@ -84,7 +83,8 @@ static kc_err find_cycles(const kci_econ_graph *graph, kci_econ_scc *result,
         err = KC_ERR_NOMEM;
         goto done;
     }
-    for (int64_t vertex = 0; vertex < graph->node_count; vertex++) parent[vertex] = -2;
+    for (int64_t vertex = 0; vertex < graph->node_count; vertex++)
+        parent[vertex] = -2;
     for (int64_t vertex = 0; vertex < graph->node_count; vertex++) {
         igraph_integer_t component = VECTOR(result->membership)[vertex];
         if (started[component] || VECTOR(result->sizes)[component] < 2) continue;
@@ -92,7 +92,8 @@ static kc_err find_cycles(const kci_econ_graph *graph, kci_econ_scc *result,
         igraph_vector_int_t cycle;
         igraph_error_t status = igraph_vector_int_init(&cycle, 0);
         if (status == IGRAPH_SUCCESS)
-            status = cycle_through(&csr, &result->membership, (int32_t)vertex, parent, queue, &cycle);
+            status =
+                cycle_through(&csr, &result->membership, (int32_t)vertex, parent, queue, &cycle);
         if (status == IGRAPH_SUCCESS)
             status = igraph_vector_int_list_push_back(&result->cycles, &cycle); /* takes it */
         else

@@ -11,8 +11,8 @@ typedef struct kci_econ_scc {
     igraph_vector_int_t membership; /* component id per vertex */
     igraph_vector_int_t sizes;      /* vertices per component */
     int64_t component_count;
-    int64_t nontrivial_count;       /* components of more than one vertex */
-    igraph_vector_int_list_t cycles; /* one per non-trivial component, by component id order */
+    int64_t nontrivial_count;            /* components of more than one vertex */
+    igraph_vector_int_list_t cycles;     /* one per non-trivial component, by component id order */
     igraph_vector_int_t cycle_component; /* the component of each cycle */
 } kci_econ_scc;
 

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-kc_err kci_econ_strata_run(const kci_econ_graph *graph, double threshold,
-                           kci_econ_strata *result, kci_econ_error *error)
+kc_err kci_econ_strata_run(const kci_econ_graph *graph, double threshold, kci_econ_strata *result,
+                           kci_econ_error *error)
 {
     memset(result, 0, sizeof *result);
     result->threshold = threshold;

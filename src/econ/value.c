@@ -14,7 +14,8 @@ enum { WHITE = 0, GREY = 1, BLACK = 2 };
 
 void kci_econ_bom_free(kci_econ_bom *bom)
 {
-    for (int64_t index = 0; index < bom->item_count && bom->names; index++) free(bom->names[index]);
+    for (int64_t index = 0; index < bom->item_count && bom->names; index++)
+        free(bom->names[index]);
     free(bom->names);
     free(bom->costs);
     free(bom->ingredient_offsets);
@@ -34,12 +35,14 @@ static kc_err bom_links(const json_t *items, kci_econ_bom *bom, kci_econ_error *
     const char *name = NULL;
     const json_t *item = NULL;
     int64_t link = 0, index = 0;
-    json_object_foreach ((json_t *)items, name, item) {
+    json_object_foreach((json_t *)items, name, item)
+    {
         bom->ingredient_offsets[index] = link;
         const json_t *ingredients = json_object_get(item, "ingredients");
         const char *ingredient = NULL;
         const json_t *quantity = NULL;
-        json_object_foreach ((json_t *)ingredients, ingredient, quantity) {
+        json_object_foreach((json_t *)ingredients, ingredient, quantity)
+        {
             const json_t *target = json_object_get(items, ingredient);
             if (target == NULL) {
                 kci_econ_error_set(error, "item '%s' needs unknown item '%s'", name, ingredient);
@@ -83,14 +86,17 @@ kc_err kci_econ_bom_from_json(const json_t *document, kci_econ_bom *bom, kci_eco
     kc_err err = bom->names && bom->costs && bom->ingredient_offsets ? KC_OK : KC_ERR_NOMEM;
     const char *name = NULL;
     json_t *item = NULL;
-    json_object_foreach (items, name, item) {
+    json_object_foreach(items, name, item)
+    {
         if (err != KC_OK) break;
         const json_t *cost = json_object_get(item, "cost");
         const json_t *ingredients = json_object_get(item, "ingredients");
         if (!json_is_object(item) || (cost != NULL && !json_is_number(cost)) ||
             (ingredients != NULL && !json_is_object(ingredients))) {
-            kci_econ_error_set(error, "item '%s': expected {\"cost\": number, \"ingredients\": "
-                                      "{\"name\": quantity}}", name);
+            kci_econ_error_set(error,
+                               "item '%s': expected {\"cost\": number, \"ingredients\": "
+                               "{\"name\": quantity}}",
+                               name);
             err = KC_ERR_PARSE;
             break;
         }
@@ -147,7 +153,8 @@ static void cycle_error(const kci_econ_bom *bom, const int64_t *stack, int64_t t
     char text[KCI_ECON_ERROR_BYTES];
     size_t used = 0;
     int64_t start = top;
-    while (start > 0 && stack[start] != item) start--;
+    while (start > 0 && stack[start] != item)
+        start--;
     for (int64_t at = start; at <= top && used < sizeof text; at++)
         used += (size_t)snprintf(text + used, sizeof text - used, "%s -> ", bom->names[stack[at]]);
     if (used < sizeof text) snprintf(text + used, sizeof text - used, "%s", bom->names[item]);
@@ -166,7 +173,8 @@ kc_err kci_econ_value_compute(const kci_econ_bom *bom, int64_t item, int64_t dep
     result->values = calloc((size_t)count, sizeof(double));
     kc_err err = color && stack && next && height && result->values ? KC_OK : KC_ERR_NOMEM;
     if (err != KC_OK) kci_econ_error_set(error, "out of memory");
-    for (int64_t index = 0; index < count && result->values; index++) result->values[index] = NAN;
+    for (int64_t index = 0; index < count && result->values; index++)
+        result->values[index] = NAN;
     int64_t top = 0;
     if (err == KC_OK) {
         stack[0] = item;
@@ -191,7 +199,8 @@ kc_err kci_econ_value_compute(const kci_econ_bom *bom, int64_t item, int64_t dep
         /* all ingredients valued: value this item */
         double value = bom->costs[at];
         int64_t levels = 0;
-        for (int64_t link = bom->ingredient_offsets[at]; link < bom->ingredient_offsets[at + 1]; link++) {
+        for (int64_t link = bom->ingredient_offsets[at]; link < bom->ingredient_offsets[at + 1];
+             link++) {
             const kci_econ_ingredient *ingredient = &bom->ingredients[link];
             value += ingredient->quantity * result->values[ingredient->item];
             if (height[ingredient->item] + 1 > levels) levels = height[ingredient->item] + 1;
@@ -201,8 +210,9 @@ kc_err kci_econ_value_compute(const kci_econ_bom *bom, int64_t item, int64_t dep
         color[at] = BLACK;
         result->items_evaluated++;
         if (levels > depth_max) {
-            kci_econ_error_set(error, "the bill of materials below '%s' is %lld levels deep, more "
-                                      "than the depth bound %lld",
+            kci_econ_error_set(error,
+                               "the bill of materials below '%s' is %lld levels deep, more "
+                               "than the depth bound %lld",
                                bom->names[at], (long long)levels, (long long)depth_max);
             err = KC_ERR_LIMIT;
         }

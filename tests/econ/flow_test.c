@@ -43,9 +43,9 @@ static void test_maxflow_cut_and_crucial(void **state)
     load(GRAPH, &graph);
     kci_econ_maxflow flow;
     kci_econ_error error = {{0}};
-    assert_int_equal(kci_econ_maxflow_run(&graph, vertex(&graph, "s"), vertex(&graph, "t"), true,
-                                          &flow, &error),
-                     KC_OK);
+    assert_int_equal(
+        kci_econ_maxflow_run(&graph, vertex(&graph, "s"), vertex(&graph, "t"), true, &flow, &error),
+        KC_OK);
     /* into t: a->t 4 + b->t 9 = 13, and s can supply 15: the flow is 13 */
     assert_true(flow.value == 13);
     assert_true(flow.cut_weight == 13);
@@ -56,29 +56,29 @@ static void test_maxflow_cut_and_crucial(void **state)
     assert_true(igraph_vector_int_contains(&flow.crucial, vertex(&graph, "b")));
     kci_econ_maxflow_free(&flow);
     /* s -> b: a single crucial account? no: s pays b directly */
-    assert_int_equal(kci_econ_maxflow_run(&graph, vertex(&graph, "s"), vertex(&graph, "b"), true,
-                                          &flow, &error),
-                     KC_OK);
+    assert_int_equal(
+        kci_econ_maxflow_run(&graph, vertex(&graph, "s"), vertex(&graph, "b"), true, &flow, &error),
+        KC_OK);
     assert_true(flow.value == 15);
     assert_true(flow.direct_payment);
     kci_econ_maxflow_free(&flow);
     /* t -> b goes only through s: s is crucial */
-    assert_int_equal(kci_econ_maxflow_run(&graph, vertex(&graph, "t"), vertex(&graph, "a"), true,
-                                          &flow, &error),
-                     KC_OK);
+    assert_int_equal(
+        kci_econ_maxflow_run(&graph, vertex(&graph, "t"), vertex(&graph, "a"), true, &flow, &error),
+        KC_OK);
     assert_true(flow.value == 3);
     assert_int_equal(igraph_vector_int_size(&flow.crucial), 1);
     assert_int_equal(VECTOR(flow.crucial)[0], vertex(&graph, "s"));
     kci_econ_maxflow_free(&flow);
     /* disconnected, and the same account */
-    assert_int_equal(kci_econ_maxflow_run(&graph, vertex(&graph, "s"), vertex(&graph, "y"), true,
-                                          &flow, &error),
-                     KC_ERR_NOT_FOUND);
+    assert_int_equal(
+        kci_econ_maxflow_run(&graph, vertex(&graph, "s"), vertex(&graph, "y"), true, &flow, &error),
+        KC_ERR_NOT_FOUND);
     assert_non_null(strstr(error.text, "disconnected"));
     kci_econ_maxflow_free(&flow);
-    assert_int_equal(kci_econ_maxflow_run(&graph, vertex(&graph, "s"), vertex(&graph, "s"), true,
-                                          &flow, &error),
-                     KC_ERR_INVALID_ARGUMENT);
+    assert_int_equal(
+        kci_econ_maxflow_run(&graph, vertex(&graph, "s"), vertex(&graph, "s"), true, &flow, &error),
+        KC_ERR_INVALID_ARGUMENT);
     kci_econ_maxflow_free(&flow);
     kci_econ_graph_free(&graph);
 }

@@ -97,20 +97,21 @@ static void test_value(void **state)
     assert_int_equal(bom_parse(text, &bom, &error), KC_OK);
     kci_econ_value value;
     /* engine = 900 + 12 x 0.5 = 906; car = 500 + 4 x 40 + 906 = 1566 */
-    assert_int_equal(kci_econ_value_compute(&bom, kci_econ_bom_find(&bom, "car"), 100, &value, &error),
-                     KC_OK);
+    assert_int_equal(
+        kci_econ_value_compute(&bom, kci_econ_bom_find(&bom, "car"), 100, &value, &error), KC_OK);
     assert_true(value.value == 1566);
     assert_int_equal(value.height, 2);
     assert_int_equal(value.items_evaluated, 4);
     kci_econ_value_free(&value);
     /* kit shares bolt and engine (a DAG, not a tree): 1 + 2 x 0.5 + 906 = 908 */
-    assert_int_equal(kci_econ_value_compute(&bom, kci_econ_bom_find(&bom, "kit"), 100, &value, &error),
-                     KC_OK);
+    assert_int_equal(
+        kci_econ_value_compute(&bom, kci_econ_bom_find(&bom, "kit"), 100, &value, &error), KC_OK);
     assert_true(value.value == 908);
     kci_econ_value_free(&value);
     /* depth bound: car is 2 levels deep */
-    assert_int_equal(kci_econ_value_compute(&bom, kci_econ_bom_find(&bom, "car"), 1, &value, &error),
-                     KC_ERR_LIMIT);
+    assert_int_equal(
+        kci_econ_value_compute(&bom, kci_econ_bom_find(&bom, "car"), 1, &value, &error),
+        KC_ERR_LIMIT);
     assert_non_null(strstr(error.text, "2 levels deep"));
     kci_econ_bom_free(&bom);
 }
@@ -126,8 +127,9 @@ static void test_value_cycle_is_named(void **state)
     kci_econ_error error = {{0}};
     assert_int_equal(bom_parse(text, &bom, &error), KC_OK);
     kci_econ_value value;
-    assert_int_equal(kci_econ_value_compute(&bom, kci_econ_bom_find(&bom, "top"), 100, &value, &error),
-                     KC_ERR_INVALID_ARGUMENT);
+    assert_int_equal(
+        kci_econ_value_compute(&bom, kci_econ_bom_find(&bom, "top"), 100, &value, &error),
+        KC_ERR_INVALID_ARGUMENT);
     assert_non_null(strstr(error.text, "cycle: b -> c -> a -> b"));
     kci_econ_bom_free(&bom);
     /* unknown ingredient, negative cost */

@@ -46,15 +46,14 @@ static double amount_of(const kci_econ_graph *graph, const char *from, const cha
     return edge < 0 ? -1 : VECTOR(graph->amounts)[edge];
 }
 
-static const char GOOD_CSV[] =
-    "# payments of the day\r\n"
-    "time_ms,from,to,amount,transfer\r\n"
-    "1,alice,bob,10,t1\r\n"
-    "\r\n"
-    "2,\"carol, the \"\"big\"\" one\",bob, 2.5 ,t2\n"
-    "3,alice,bob,5,t3\n"
-    "4,bob,bob,7,t4\n"
-    "5,bob,\"multi\nline\",1e2,t5";
+static const char GOOD_CSV[] = "# payments of the day\r\n"
+                               "time_ms,from,to,amount,transfer\r\n"
+                               "1,alice,bob,10,t1\r\n"
+                               "\r\n"
+                               "2,\"carol, the \"\"big\"\" one\",bob, 2.5 ,t2\n"
+                               "3,alice,bob,5,t3\n"
+                               "4,bob,bob,7,t4\n"
+                               "5,bob,\"multi\nline\",1e2,t5";
 
 static void check_good(kci_econ_graph *graph)
 {
@@ -135,6 +134,32 @@ static void test_csv_long_name_refused(void **state)
     assert_non_null(strstr(error.text, "line 2: field 1 is longer than 256 bytes"));
 }
 
+/* Payments are looked up in batches (graph.c): an error after a few
+ * batches still names its own line, and every payment before it counts. */
+static void test_error_after_batches_names_its_line(void **state)
+{
+    (void)state;
+    enum { LINES = 3 * KCI_ECON_PENDING_MAX + 5 };
+    static char text[LINES * 32 + 64];
+    size_t used = (size_t)snprintf(text, sizeof text, "from,to,amount\n");
+    for (int line = 0; line < LINES; line++)
+        used += (size_t)snprintf(text + used, sizeof text - used, "a%d,b%d,1\n", line % 50, line);
+    snprintf(text + used, sizeof text - used, "x,y,-2\n");
+    kci_econ_graph graph;
+    kci_econ_error error = {{0}};
+    assert_int_equal(parse_csv(text, false, &graph, &error), KC_ERR_PARSE);
+    char expected[64];
+    snprintf(expected, sizeof expected, "line %d: negative amount -2", LINES + 2);
+    if (strstr(error.text, expected) == NULL) fail_msg("'%s' lacks '%s'", error.text, expected);
+    /* without the bad line: all payments, 50 payers and LINES payees */
+    text[used] = '\0';
+    assert_int_equal(parse_csv(text, true, &graph, &error), KC_OK);
+    assert_int_equal(graph.payments_read, LINES);
+    assert_int_equal(graph.node_count, 50 + LINES);
+    assert_int_equal(graph.edge_count, LINES);
+    kci_econ_graph_free(&graph);
+}
+
 static void test_json_edges(void **state)
 {
     (void)state;
@@ -165,9 +190,8 @@ static void test_json_edges(void **state)
         kci_econ_builder builder;
         kci_econ_builder_init(&builder);
         kci_econ_error error = {{0}};
-        assert_int_not_equal(kci_econ_json_load(bad[index].text, strlen(bad[index].text), &builder,
-                                                &error),
-                             KC_OK);
+        assert_int_not_equal(
+            kci_econ_json_load(bad[index].text, strlen(bad[index].text), &builder, &error), KC_OK);
         if (strstr(error.text, bad[index].message) == NULL)
             fail_msg("json case %zu: '%s' lacks '%s'", index, error.text, bad[index].message);
         kci_econ_builder_free(&builder);
@@ -184,14 +208,15 @@ static void test_many_names_grow_the_tables(void **state)
     for (int index = 0; index < 20000; index++) {
         snprintf(from, sizeof from, "n%d", index % 5000);
         snprintf(to, sizeof to, "n%d", (index * 7 + 1) % 5000);
-        assert_int_equal(kci_econ_builder_add(&builder, from, strlen(from), to, strlen(to), 1, &error),
-                         KC_OK);
+        assert_int_equal(
+            kci_econ_builder_add(&builder, from, strlen(from), to, strlen(to), 1, &error), KC_OK);
     }
     kci_econ_graph graph;
     assert_int_equal(kci_econ_graph_finish(&builder, &graph, &error), KC_OK);
     assert_int_equal(graph.node_count, 5000);
     double total = 0;
-    for (int64_t edge = 0; edge < graph.edge_count; edge++) total += VECTOR(graph.amounts)[edge];
+    for (int64_t edge = 0; edge < graph.edge_count; edge++)
+        total += VECTOR(graph.amounts)[edge];
     assert_true(total == 20000); /* 6i = -1 (mod 5000) has no solution: no self-payment */
     assert_true(kci_econ_graph_find(&graph, "n4999") >= 0);
     assert_true(kci_econ_graph_find(&graph, "n5000") < 0);
@@ -205,6 +230,7 @@ int main(void)
         cmocka_unit_test(test_csv_whole_and_bytewise_agree),
         cmocka_unit_test(test_csv_bad_inputs_name_the_line),
         cmocka_unit_test(test_csv_long_name_refused),
+        cmocka_unit_test(test_error_after_batches_names_its_line),
         cmocka_unit_test(test_json_edges),
         cmocka_unit_test(test_many_names_grow_the_tables),
     };

@@ -62,8 +62,8 @@ static void on_history(natsConnection *connection, natsSubscription *subscriptio
 {
     (void)subscription;
     (void)closure;
-    json_t *request = json_loadb(natsMsg_GetData(message), (size_t)natsMsg_GetDataLength(message),
-                                 0, NULL);
+    json_t *request =
+        json_loadb(natsMsg_GetData(message), (size_t)natsMsg_GetDataLength(message), 0, NULL);
     const char *after = json_string_value(json_object_get(request, "after"));
     int first = after != NULL ? atoi(after) : 0;
     pthread_mutex_lock(&ledger.mutex);
@@ -116,7 +116,8 @@ static int run_kcobra(const char *const *args, char *output, size_t output_size)
     close(pipe_fds[1]);
     size_t used = 0;
     ssize_t got;
-    while ((got = read(pipe_fds[0], output + used, output_size - 1 - used)) > 0) used += (size_t)got;
+    while ((got = read(pipe_fds[0], output + used, output_size - 1 - used)) > 0)
+        used += (size_t)got;
     output[used] = '\0';
     close(pipe_fds[0]);
     int status = 0;
@@ -128,9 +129,9 @@ static natsConnection *ledger_start(natsSubscription **subscription)
 {
     natsConnection *connection = NULL;
     assert_int_equal(natsConnection_ConnectTo(&connection, server.url), NATS_OK);
-    assert_int_equal(natsConnection_Subscribe(subscription, connection, "kc.ledger.history",
-                                              on_history, NULL),
-                     NATS_OK);
+    assert_int_equal(
+        natsConnection_Subscribe(subscription, connection, "kc.ledger.history", on_history, NULL),
+        NATS_OK);
     assert_int_equal(natsConnection_FlushTimeout(connection, 2000), NATS_OK);
     return connection;
 }
@@ -149,7 +150,7 @@ static void test_maxflow_over_ledger_pages(void **state)
     natsConnection *connection = ledger_start(&subscription);
     ledger.requests = 0;
     const char *args[] = {kcobra_binary, "econ", "maxflow", "--ledger", "--server", server.url,
-                          "--source", "a", "--sink", "d", "--json", NULL};
+                          "--source",    "a",    "--sink",  "d",        "--json",   NULL};
     char output[OUTPUT_BYTES_MAX];
     assert_int_equal(run_kcobra(args, output, sizeof output), 0);
     json_t *result = json_loads(output, 0, NULL);
@@ -160,8 +161,8 @@ static void test_maxflow_over_ledger_pages(void **state)
     assert_int_equal(ledger.requests, 3); /* 6 edges, 2 a page */
     assert_int_equal(ledger.since_ms_seen, -1);
     /* since_ms is passed to the ledger */
-    const char *since_args[] = {kcobra_binary, "econ",  "scc", "--ledger",   "--server",
-                                server.url,    "--since-ms", "1002", "--json", NULL};
+    const char *since_args[] = {kcobra_binary, "econ",       "scc",  "--ledger", "--server",
+                                server.url,    "--since-ms", "1002", "--json",   NULL};
     assert_int_equal(run_kcobra(since_args, output, sizeof output), 0);
     assert_int_equal(ledger.since_ms_seen, 1002);
     ledger_stop(connection, subscription);
@@ -183,8 +184,8 @@ static void test_ledger_error_reply_exits_5(void **state)
 static void test_no_ledger_exits_4(void **state)
 {
     (void)state;
-    const char *args[] = {kcobra_binary, "econ", "scc", "--ledger", "--server", server.url,
-                          "--timeout", "1s", NULL};
+    const char *args[] = {kcobra_binary, "econ",      "scc", "--ledger", "--server",
+                          server.url,    "--timeout", "1s",  NULL};
     char output[OUTPUT_BYTES_MAX];
     assert_int_equal(run_kcobra(args, output, sizeof output), 4);
 }

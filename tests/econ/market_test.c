@@ -147,9 +147,9 @@ static void test_refused_markets(void **state)
     for (size_t index = 0; index < sizeof bad / sizeof bad[0]; index++) {
         kci_econ_market market;
         kci_econ_error error = {{0}};
-        assert_int_not_equal(kci_econ_market_parse(bad[index].text, strlen(bad[index].text),
-                                                   &market, &error),
-                             KC_OK);
+        assert_int_not_equal(
+            kci_econ_market_parse(bad[index].text, strlen(bad[index].text), &market, &error),
+            KC_OK);
         if (strstr(error.text, bad[index].message) == NULL)
             fail_msg("case %zu: '%s' lacks '%s'", index, error.text, bad[index].message);
     }
