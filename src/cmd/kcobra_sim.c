@@ -450,7 +450,8 @@ static bool write_config(const sim *s, int port, char config_path[SIM_PATH_BYTES
             "log_file: \"%s/kcobrad.log\"\n"
             "max_pending: 256MB\n"
             "arbiter {\n  enabled: true\n  id: \"arbiter-0\"\n  arbiters: %lld\n  tick: \"250ms\"\n"
-            "  probe_interval: \"1s\"\n  probe_timeout: \"500ms\"\n  slow: \"100ms\"\n  target: \"100ms\"\n  qos_samples: 20\n"
+            "  probe_interval: \"1s\"\n  probe_timeout: \"500ms\"\n  slow: \"100ms\"\n  target: "
+            "\"100ms\"\n  qos_samples: 20\n"
             "  quarantine: \"10m\"\n  probes: [\"%s\"]\n  peers: [%s]\n}\n",
             port, s->directory, s->directory, (long long)s->options.arbiters, SIM_PROBE, peers);
     return fclose(file) == 0;

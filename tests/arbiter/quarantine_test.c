@@ -7,8 +7,13 @@
  *    kc.arbiter.reinstate brings "bad" back on probation and it serves
  *    again; the verdicts file holds both verdicts;
  *  - kc.sys.quarantine.set from an ordinary client changes nothing;
+ *  - a quarantine survives a restart of kcobrad (the arbiter replays its
+ *    verdicts file and hands the set to the broker again);
  *  - malformed reports, reports about unknown nodes and a flood from one
- *    reporter are counted and dropped, and the arbiter keeps answering.
+ *    reporter are counted and dropped, and the arbiter keeps answering;
+ *  - kcobra arbiter status, verdicts, tree (text, JSON, DOT) and reinstate
+ *    against it (KCOBRA names the binary; skipped without), and exit 4
+ *    when no arbiter runs.
  *
  * Timing is coarse: a slow reply of 120 ms against a bar of 50 ms, and
  * every wait bounded by a count or seconds, never asserted. */
@@ -21,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,6 +44,7 @@ enum {
     SERVE_AGAIN_REQUESTS_MAX = 200,
     VERDICT_WAIT_MS = 10000,
     FLOOD_REPORTS = 3000,
+    OUTPUT_BYTES_MAX = 256 * 1024,
 };
 
 static const char ARBITER_CONFIG[] =
@@ -116,16 +123,10 @@ static bool verdict_seen(natsSubscription *verdicts, const char *name, const cha
     return false;
 }
 
-static void test_quarantine_and_reinstate(void **state)
+/* Sends requests until the arbiter quarantines "bad"; then every request
+ * goes to "good". */
+static void quarantine_bad(kc_client *client, natsSubscription *verdicts)
 {
-    fixture *f = fixture_of(state);
-    fixture_start(f, ARBITER_CONFIG);
-    natsConnection *watcher = fixture_connect(f);
-    natsSubscription *verdicts = fixture_subscribe_flushed(f, watcher, "kc.arbiter.verdict");
-    node good, bad;
-    serve(f, &good, "good", false);
-    serve(f, &bad, "bad", true);
-    kc_client *client = open_client(f, "client");
     char who[KC_NODE_BYTES_MAX + 1];
     bool quarantined = false;
     for (int i = 0; i < DETECT_REQUESTS_MAX && !quarantined; i++) {
@@ -139,6 +140,20 @@ static void test_quarantine_and_reinstate(void **state)
         assert_true(ask(client, who));
         assert_string_equal(who, "good");
     }
+}
+
+static void test_quarantine_and_reinstate(void **state)
+{
+    fixture *f = fixture_of(state);
+    fixture_start(f, ARBITER_CONFIG);
+    natsConnection *watcher = fixture_connect(f);
+    natsSubscription *verdicts = fixture_subscribe_flushed(f, watcher, "kc.arbiter.verdict");
+    node good, bad;
+    serve(f, &good, "good", false);
+    serve(f, &bad, "bad", true);
+    kc_client *client = open_client(f, "client");
+    char who[KC_NODE_BYTES_MAX + 1];
+    quarantine_bad(client, verdicts);
     natsMsg *reply = NULL;
     assert_int_equal(natsConnection_RequestString(&reply, watcher, "kc.arbiter.reinstate",
                                                   "{\"node\":\"bad\"}", REQUEST_TIMEOUT_MS),
@@ -166,6 +181,113 @@ static void test_quarantine_and_reinstate(void **state)
     unserve(&good);
 }
 
+static void test_quarantine_survives_restart(void **state)
+{
+    fixture *f = fixture_of(state);
+    fixture_start(f, ARBITER_CONFIG);
+    natsConnection *watcher = fixture_connect(f);
+    natsSubscription *verdicts = fixture_subscribe_flushed(f, watcher, "kc.arbiter.verdict");
+    node good, bad;
+    serve(f, &good, "good", false);
+    serve(f, &bad, "bad", true);
+    kc_client *client = open_client(f, "client");
+    quarantine_bad(client, verdicts);
+    assert_int_equal(harness_server_stop(&f->server), HARNESS_OK);
+    assert_int_equal(harness_server_start(&f->server, ARBITER_CONFIG), HARNESS_OK);
+    /* The clients reconnect by themselves (nats.c); requests until then fail. */
+    char who[KC_NODE_BYTES_MAX + 1];
+    int answered = 0;
+    for (int i = 0; i < DETECT_REQUESTS_MAX && answered < AFTER_REQUESTS; i++) {
+        if (!ask(client, who)) {
+            sleep_ms(100);
+            continue;
+        }
+        answered++;
+        assert_string_equal(who, "good");
+    }
+    assert_int_equal(answered, AFTER_REQUESTS);
+    kc_client_close(client, 2000);
+    unserve(&bad);
+    unserve(&good);
+}
+
+/* Runs KCOBRA with arguments; its stdout into output; returns its exit
+ * status (-1 if it could not run). */
+static int run_kcobra(const char *url, const char *const *arguments, char *output, size_t size)
+{
+    const char *kcobra = getenv("KCOBRA");
+    int pipe_fds[2];
+    if (kcobra == NULL || pipe(pipe_fds) != 0) return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(pipe_fds[1], 1);
+        close(pipe_fds[0]);
+        const char *argv[16] = {kcobra, "--server", url};
+        int argc = 3;
+        for (int i = 0; arguments[i] != NULL && argc < 15; i++)
+            argv[argc++] = arguments[i];
+        execv(kcobra, (char *const *)argv);
+        _exit(127);
+    }
+    close(pipe_fds[1]);
+    size_t used = 0;
+    ssize_t got;
+    while (used + 1 < size && (got = read(pipe_fds[0], output + used, size - used - 1)) > 0)
+        used += (size_t)got;
+    output[used] = '\0';
+    close(pipe_fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void test_cli(void **state)
+{
+    if (getenv("KCOBRA") == NULL) skip();
+    fixture *f = fixture_of(state);
+    fixture_start(f, ARBITER_CONFIG);
+    node good;
+    serve(f, &good, "good", false);
+    kc_client *client = open_client(f, "client");
+    char who[KC_NODE_BYTES_MAX + 1];
+    for (int i = 0; i < 5; i++)
+        assert_true(ask(client, who));
+    sleep_ms(500); /* a few ticks: ranked, in the tree */
+    char *output = malloc(OUTPUT_BYTES_MAX);
+    assert_non_null(output);
+    const char *const status_text[] = {"arbiter", "status", NULL};
+    assert_int_equal(run_kcobra(f->server.url, status_text, output, OUTPUT_BYTES_MAX), 0);
+    assert_non_null(strstr(output, "good"));
+    assert_non_null(strstr(output, "n > 3f holds"));
+    const char *const status_json[] = {"arbiter", "status", "--json", NULL};
+    assert_int_equal(run_kcobra(f->server.url, status_json, output, OUTPUT_BYTES_MAX), 0);
+    json_t *status = json_loads(output, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(status, "arbiter")), "arb");
+    json_decref(status);
+    const char *const tree_dot[] = {"arbiter", "tree", "--format", "dot", NULL};
+    assert_int_equal(run_kcobra(f->server.url, tree_dot, output, OUTPUT_BYTES_MAX), 0);
+    assert_non_null(strstr(output, "digraph reporting"));
+    assert_non_null(strstr(output, "\"good\""));
+    const char *const tree_text[] = {"arbiter", "tree", NULL};
+    assert_int_equal(run_kcobra(f->server.url, tree_text, output, OUTPUT_BYTES_MAX), 0);
+    assert_non_null(strstr(output, "good  merit"));
+    const char *const verdicts[] = {"arbiter", "verdicts", NULL};
+    assert_int_equal(run_kcobra(f->server.url, verdicts, output, OUTPUT_BYTES_MAX), 0);
+    assert_non_null(strstr(output, "no verdicts yet"));
+    const char *const reinstate_good[] = {"arbiter", "reinstate", "good", NULL};
+    assert_int_equal(run_kcobra(f->server.url, reinstate_good, output, OUTPUT_BYTES_MAX), 0);
+    assert_non_null(strstr(output, "good is active"));
+    const char *const reinstate_nobody[] = {"arbiter", "reinstate", "nobody", NULL};
+    assert_int_equal(run_kcobra(f->server.url, reinstate_nobody, output, OUTPUT_BYTES_MAX), 5);
+    const char *const bogus[] = {"arbiter", "bogus", NULL};
+    assert_int_equal(run_kcobra(f->server.url, bogus, output, OUTPUT_BYTES_MAX), 2);
+    const char *const bad_format[] = {"arbiter", "tree", "--format", "png", NULL};
+    assert_int_equal(run_kcobra(f->server.url, bad_format, output, OUTPUT_BYTES_MAX), 2);
+    free(output);
+    kc_client_close(client, 2000);
+    unserve(&good);
+}
+
 static void test_control_subject_is_internal(void **state)
 {
     fixture *f = fixture_of(state);
@@ -183,6 +305,11 @@ static void test_control_subject_is_internal(void **state)
         assert_true(ask(client, who));
         assert_string_equal(who, "good");
     }
+    /* No arbiter in this kcobrad: kcobra arbiter says so, exit 4. */
+    char output[4096];
+    const char *const status_text[] = {"arbiter", "status", NULL};
+    if (getenv("KCOBRA") != NULL)
+        assert_int_equal(run_kcobra(f->server.url, status_text, output, sizeof output), 4);
     kc_client_close(client, 2000);
     unserve(&good);
 }
@@ -243,6 +370,8 @@ int main(int argc, char **argv)
     }
     const struct CMUnitTest tests[] = {
         FIXTURE_CASE(test_quarantine_and_reinstate),
+        FIXTURE_CASE(test_quarantine_survives_restart),
+        FIXTURE_CASE(test_cli),
         FIXTURE_CASE(test_control_subject_is_internal),
         FIXTURE_CASE(test_bad_reports),
     };
