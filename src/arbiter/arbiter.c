@@ -29,6 +29,8 @@
 
 enum {
     STOP_POLL_MS = 10,
+    PENDING_MESSAGES_MAX = 64 * 1024,
+    PENDING_BYTES_MAX = 64 * 1024 * 1024,
 };
 
 void kci_arbiter_config_default(kci_arbiter_config *config)
@@ -375,7 +377,10 @@ static kc_err subscribe(kci_arbiter *arbiter, const char *subject, natsMsgHandle
     natsSubscription **slot = &arbiter->subscriptions[arbiter->subscription_count];
     natsStatus status =
         natsConnection_Subscribe(slot, arbiter->connection, subject, handler, arbiter);
-    if (status == NATS_OK) status = natsSubscription_SetPendingLimits(*slot, 1 << 20, 256 << 20);
+    /* An arbiter that falls behind loses samples (nats.c drops and counts
+     * them), not memory: at most this much waits per subscription. */
+    if (status == NATS_OK)
+        status = natsSubscription_SetPendingLimits(*slot, PENDING_MESSAGES_MAX, PENDING_BYTES_MAX);
     if (status != NATS_OK) {
         snprintf(error, error_size, "arbiter: cannot subscribe to %s: %s", subject,
                  natsStatus_GetText(status));

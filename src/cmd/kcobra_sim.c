@@ -150,7 +150,8 @@ typedef struct sim_options {
 struct sim {
     sim_options options;
     kcobra_common common;
-    bool server_given; /* --server: use it, start no kcobrad */
+    bool server_given;  /* --server: use it, start no kcobrad */
+    bool hosts_arbiter; /* the server started is a kcobrad (not nats-server): arbiter-0 */
     char url[64];
     char directory[SIM_PATH_BYTES];
     pid_t kcobrad_pid;
@@ -444,6 +445,12 @@ static bool write_config(const sim *s, int port, char config_path[SIM_PATH_BYTES
     snprintf(config_path, SIM_PATH_BYTES, "%.400s/kcobrad.conf", s->directory);
     FILE *file = fopen(config_path, "w");
     if (file == NULL) return false;
+    if (!s->hosts_arbiter) { /* nats-server: the same fabric, no components */
+        fprintf(file,
+                "listen: \"127.0.0.1:%d\"\nlog_file: \"%s/kcobrad.log\"\nmax_pending: 256MB\n",
+                port, s->directory);
+        return fclose(file) == 0;
+    }
     fprintf(file,
             "listen: \"127.0.0.1:%d\"\n"
             "data_dir: \"%s/data\"\n"
@@ -480,6 +487,8 @@ static int start_kcobrad(sim *s)
 {
     char path[SIM_PATH_BYTES], config_path[SIM_PATH_BYTES];
     kcobrad_path(s, path);
+    const char *base = strrchr(path, '/') != NULL ? strrchr(path, '/') + 1 : path;
+    s->hosts_arbiter = strncmp(base, "nats-server", strlen("nats-server")) != 0;
     snprintf(s->directory, sizeof s->directory, "/tmp/kcobra-sim-XXXXXX");
     if (mkdtemp(s->directory) == NULL) {
         kcobra_error("sim: cannot make a temporary directory: %s", strerror(errno));
@@ -590,7 +599,7 @@ static int start_nodes(sim *s)
 static int start_arbiters(sim *s)
 {
     /* With our own kcobrad, arbiter-0 is kcobrad's. */
-    uint32_t first = s->kcobrad_pid > 0 ? 1 : 0;
+    uint32_t first = s->kcobrad_pid > 0 && s->hosts_arbiter ? 1 : 0;
     for (uint32_t a = first; a < (uint32_t)s->options.arbiters; a++) {
         char id[SIM_NAME_BYTES];
         /* With --server, the server may host arbiters of its own: other ids. */
@@ -863,7 +872,9 @@ static const char SIM_DESCRIPTION[] =
     "quarantines of honest nodes. Deterministic for a seed (timing aside).\n"
     "Behaviours: wrong, slow, overcharge, false-report, collude.\n"
     "Without --server, kcobra starts a kcobrad that hosts arbiter-0 and enforces the\n"
-    "quarantine; exit 1 if a --min/--max/--expect check fails.\n"
+    "quarantine (--kcobrad /usr/sbin/nats-server runs the same cloud on nats-server,\n"
+    "all arbiters in this process, nothing enforced); exit 1 if a --min/--max/--expect\n"
+    "check fails.\n"
     "\n"
     "Examples:\n"
     "  kcobra sim --nodes 30 --corrupt 0.2 --behaviour wrong,slow --seed 7\n"
@@ -957,7 +968,7 @@ static int run_sim(const kcobra_command *command, int argc, char **argv)
         {"false-reporters", "F", KCOBRA_FLAG_STRING, &o->false_reporters_text,
          "fraction of clients filing false reports (default 0)"},
         {"kcobrad", "PATH", KCOBRA_FLAG_STRING, &o->kcobrad,
-         "the kcobrad to start (default: beside kcobra, else PATH)"},
+         "the kcobrad (or nats-server) to start (default: beside kcobra, else PATH)"},
         {"min-precision", "P", KCOBRA_FLAG_STRING, &o->min_precision_text,
          "exit 1 below this precision"},
         {"min-recall", "R", KCOBRA_FLAG_STRING, &o->min_recall_text, "exit 1 below this recall"},

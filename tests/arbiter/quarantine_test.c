@@ -123,6 +123,8 @@ static bool verdict_seen(natsSubscription *verdicts, const char *name, const cha
     return false;
 }
 
+static int run_kcobra(const char *url, const char *const *arguments, char *output, size_t size);
+
 /* Sends requests until the arbiter quarantines "bad"; then every request
  * goes to "good". */
 static void quarantine_bad(kc_client *client, natsSubscription *verdicts)
@@ -154,6 +156,13 @@ static void test_quarantine_and_reinstate(void **state)
     kc_client *client = open_client(f, "client");
     char who[KC_NODE_BYTES_MAX + 1];
     quarantine_bad(client, verdicts);
+    if (getenv("KCOBRA") != NULL) { /* the stanza that would enforce it on nats-server */
+        char output[8192];
+        const char *const permissions[] = {"arbiter", "permissions", NULL};
+        assert_int_equal(run_kcobra(f->server.url, permissions, output, sizeof output), 0);
+        assert_non_null(strstr(
+            output, "{ user: \"bad\", permissions: { subscribe: { deny: [\"kc.req.>\"] } } }"));
+    }
     natsMsg *reply = NULL;
     assert_int_equal(natsConnection_RequestString(&reply, watcher, "kc.arbiter.reinstate",
                                                   "{\"node\":\"bad\"}", REQUEST_TIMEOUT_MS),
@@ -279,6 +288,9 @@ static void test_cli(void **state)
     assert_non_null(strstr(output, "good is active"));
     const char *const reinstate_nobody[] = {"arbiter", "reinstate", "nobody", NULL};
     assert_int_equal(run_kcobra(f->server.url, reinstate_nobody, output, OUTPUT_BYTES_MAX), 5);
+    const char *const permissions[] = {"arbiter", "permissions", NULL};
+    assert_int_equal(run_kcobra(f->server.url, permissions, output, OUTPUT_BYTES_MAX), 0);
+    assert_non_null(strstr(output, "no node is quarantined"));
     const char *const bogus[] = {"arbiter", "bogus", NULL};
     assert_int_equal(run_kcobra(f->server.url, bogus, output, OUTPUT_BYTES_MAX), 2);
     const char *const bad_format[] = {"arbiter", "tree", "--format", "png", NULL};
