@@ -283,6 +283,18 @@ static void on_reply(natsConnection *connection, natsSubscription *subscription,
     natsMsg_Destroy(message);
 }
 
+/* Pre-trusted by configuration: this arbiter, its peers, the pretrusted. */
+static bool trusted_name(const kci_arbiter *arbiter, const char *name)
+{
+    if (name[0] == '\0') return false;
+    if (strcmp(name, arbiter->id) == 0) return true;
+    for (uint32_t i = 0; i < arbiter->config.peer_count; i++)
+        if (strcmp(arbiter->config.peers[i], name) == 0) return true;
+    for (uint32_t i = 0; i < arbiter->config.pretrusted_count; i++)
+        if (strcmp(arbiter->config.pretrusted[i], name) == 0) return true;
+    return false;
+}
+
 /* kc.qos.<node>: {"latency_ms": n, "ok": b, "deadline_missed": b, "price": p,
  * "type": t}, believed only from pre-trusted senders: anyone else could
  * sink an honest node's score with made-up samples. */
@@ -302,8 +314,7 @@ static void on_qos(natsConnection *connection, natsSubscription *subscription, n
     json_t *latency = json_object_get(root, "latency_ms");
     int64_t now_ms = kci_monotonic_ms();
     pthread_mutex_lock(&arbiter->lock);
-    arbiter_node *sender = kci_arbiter_node(arbiter, headers.node, false);
-    bool trusted = sender != NULL && (sender->pretrusted || sender->is_arbiter);
+    bool trusted = trusted_name(arbiter, headers.node);
     arbiter_node *node = trusted ? kci_arbiter_node(arbiter, name, true) : NULL;
     if (node != NULL && json_is_number(latency) && json_number_value(latency) >= 0) {
         kci_qos_sample sample = {

@@ -7,6 +7,9 @@
  *    kc.arbiter.reinstate brings "bad" back on probation and it serves
  *    again; the verdicts file holds both verdicts;
  *  - kc.sys.quarantine.set from an ordinary client changes nothing;
+ *  - kc.qos.<node> samples count from a pre-trusted sender only: a made-up
+ *    stream of bad samples from anyone else changes nothing, the same from
+ *    the pre-trusted monitor quarantines the node;
  *  - a quarantine survives a restart of kcobrad (the arbiter replays its
  *    verdicts file and hands the set to the broker again);
  *  - malformed reports, reports about unknown nodes and a flood from one
@@ -300,6 +303,42 @@ static void test_cli(void **state)
     unserve(&good);
 }
 
+static void publish_qos(natsConnection *connection, const char *sender, int count)
+{
+    for (int i = 0; i < count; i++) {
+        natsMsg *message = NULL;
+        const char sample[] = "{\"latency_ms\":900,\"ok\":false,\"type\":\"t\"}";
+        assert_int_equal(natsMsg_Create(&message, "kc.qos.good", NULL, sample, (int)strlen(sample)),
+                         NATS_OK);
+        natsMsgHeader_Set(message, "Kc-Node", sender);
+        assert_int_equal(natsConnection_PublishMsg(connection, message), NATS_OK);
+        natsMsg_Destroy(message);
+    }
+    fixture_flush(connection);
+}
+
+static void test_qos_samples_from_pretrusted_only(void **state)
+{
+    fixture *f = fixture_of(state);
+    static const char config[] =
+        "arbiter {\n  enabled: true\n  id: \"arb\"\n  tick: \"100ms\"\n  qos_samples: 10\n"
+        "  quarantine: \"1h\"\n  pretrusted: [\"monitor\"]\n}\n";
+    fixture_start(f, config);
+    natsConnection *watcher = fixture_connect(f);
+    natsSubscription *verdicts = fixture_subscribe_flushed(f, watcher, "kc.arbiter.verdict");
+    node good;
+    serve(f, &good, "good", false);
+    kc_client *client = open_client(f, "client");
+    char who[KC_NODE_BYTES_MAX + 1];
+    assert_true(ask(client, who));
+    publish_qos(watcher, "liar", 50);
+    assert_false(verdict_seen(verdicts, "good", "quarantine", 1000));
+    publish_qos(watcher, "monitor", 50);
+    assert_true(verdict_seen(verdicts, "good", "quarantine", VERDICT_WAIT_MS));
+    kc_client_close(client, 2000);
+    unserve(&good);
+}
+
 static void test_control_subject_is_internal(void **state)
 {
     fixture *f = fixture_of(state);
@@ -383,6 +422,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         FIXTURE_CASE(test_quarantine_and_reinstate),
         FIXTURE_CASE(test_quarantine_survives_restart),
+        FIXTURE_CASE(test_qos_samples_from_pretrusted_only),
         FIXTURE_CASE(test_cli),
         FIXTURE_CASE(test_control_subject_is_internal),
         FIXTURE_CASE(test_bad_reports),
