@@ -409,6 +409,7 @@ static kc_err subscribe_all(kci_arbiter *arbiter, char *error, size_t error_size
     } table[] = {
         {"kc.req.>", on_request},
         {"_INBOX.>", on_reply},
+        {"_KCQ.>", on_reply}, /* the persister's dispatches (docs/queue.md) */
         {"kc.qos.*", on_qos},
         {"kc.problem.*", kci_arbiter_on_problem},
         {"kc.endorse.*", kci_arbiter_on_endorse},
@@ -422,6 +423,10 @@ static kc_err subscribe_all(kci_arbiter *arbiter, char *error, size_t error_size
         kc_err err = subscribe(arbiter, table[i].subject, table[i].handler, error, error_size);
         if (err != KC_OK) return err;
     }
+    char log_subject[256];
+    kci_arbiter_log_subject(arbiter, log_subject, sizeof log_subject, "*");
+    kc_err err = subscribe(arbiter, log_subject, kci_arbiter_on_log_reply, error, error_size);
+    if (err != KC_OK) return err;
     natsStatus status = natsConnection_Flush(arbiter->connection);
     if (status != NATS_OK) {
         snprintf(error, error_size, "arbiter: subscribing: %s", natsStatus_GetText(status));

@@ -9,8 +9,10 @@
  *     the deadline), error_reply (a Kc-Error), no_answer (no reply),
  *     overcharged (a price above the reference), wrong_answer (the accused
  *     failed the recent probes); passing is a refutation;
- *   - a request id the arbiter did not see, though it was watching when
- *     the id (a UUIDv7) was made: the request never happened, refuted;
+ *   - a request id the arbiter did not see: it asks the persister's log
+ *     (replylog.c) and judges on the recorded reply when there is one;
+ *     else, when it was watching as the id (a UUIDv7) was made, the
+ *     request never happened: refuted;
  *   - no request id: judged on the node's record (QoS, probes, prices);
  *   - anything it cannot judge moves nothing.
  * A confirmed report raises the reporter's credibility and adds a negative
@@ -178,6 +180,8 @@ static judgement judge_observed(kci_arbiter *arbiter, arbiter_node *accused,
     bool replied = seen->replied_ms != 0;
     if (replied && strcmp(seen->server, accused->name) != 0) return JUDGE_REFUTED; /* not theirs */
     if (!replied) return reason == KC_PROBLEM_NO_ANSWER ? JUDGE_CONFIRMED : JUDGE_UNKNOWN;
+    if (seen->from_log && (reason == KC_PROBLEM_SLOW || reason == KC_PROBLEM_NO_ANSWER))
+        return JUDGE_UNKNOWN; /* the log has who and what, not when */
     double latency_ms = (double)(seen->replied_ms - seen->requested_ms);
     bool late = seen->deadline_wall_ms > 0 && seen->replied_wall_ms > seen->deadline_wall_ms;
     switch (reason) {
@@ -207,7 +211,7 @@ static bool never_happened(kci_arbiter *arbiter, const char *request_id, int64_t
     return made_ms > arbiter->start_wall_ms + UNSEEN_ID_GRACE_MS && age_ms < UNSEEN_ID_WINDOW_MS;
 }
 
-static judgement judge(kci_arbiter *arbiter, const pending_report *report, int64_t now_ms)
+static judgement judge(kci_arbiter *arbiter, pending_report *report, int64_t now_ms)
 {
     arbiter_node *accused = arbiter->nodes[report->accused];
     if (report->request_id[0] != '\0') {
@@ -218,6 +222,7 @@ static judgement judge(kci_arbiter *arbiter, const pending_report *report, int64
         if (seen != NULL && seen->replied_ms != 0)
             return strcmp(seen->server, accused->name) != 0 ? JUDGE_REFUTED : JUDGE_UNKNOWN;
         if (now_ms - report->received_ms < REPORT_SETTLE_GRACE_MS) return JUDGE_WAIT;
+        if (kci_arbiter_log_ask(arbiter, report, now_ms)) return JUDGE_WAIT;
         if (never_happened(arbiter, report->request_id, now_ms)) return JUDGE_REFUTED;
         return JUDGE_UNKNOWN;
     }

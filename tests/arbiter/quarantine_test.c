@@ -10,6 +10,10 @@
  *  - kc.qos.<node> samples count from a pre-trusted sender only: a made-up
  *    stream of bad samples from anyone else changes nothing, the same from
  *    the pre-trusted monitor quarantines the node;
+ *  - a report about a request the arbiter never saw is checked against the
+ *    persister's log (kc.reply.get; a stand-in persister here): confirmed
+ *    when the log says the accused replied with an error, refuted when
+ *    someone else replied;
  *  - a quarantine survives a restart of kcobrad (the arbiter replays its
  *    verdicts file and hands the set to the broker again);
  *  - malformed reports, reports about unknown nodes and a flood from one
@@ -339,6 +343,87 @@ static void test_qos_samples_from_pretrusted_only(void **state)
     unserve(&good);
 }
 
+/* A stand-in persister: kc.reply.get <id> answers the recorded reply of
+ * two requests (docs/queue.md): LOG_ID_GOOD replied by "good" with an
+ * error, LOG_ID_OTHER replied by "other". */
+#define LOG_ID_GOOD "0190b6e2-5c1a-7d3e-9f00-000000000001"
+#define LOG_ID_OTHER "0190b6e2-5c1a-7d3e-9f00-000000000002"
+
+static void on_reply_get(natsConnection *connection, natsSubscription *subscription,
+                         natsMsg *message, void *closure)
+{
+    (void)subscription, (void)closure;
+    const char *id = natsMsg_GetData(message);
+    bool good = id != NULL && strcmp(id, LOG_ID_GOOD) == 0;
+    natsMsg *answer = NULL;
+    if (natsMsg_Create(&answer, natsMsg_GetReply(message), NULL, "boom", 4) == NATS_OK) {
+        natsMsgHeader_Set(answer, "Kc-Reply-To", id);
+        natsMsgHeader_Set(answer, "Kc-Queue-State", "replied");
+        natsMsgHeader_Set(answer, "Kc-Replied-By", good ? "good" : "other");
+        natsMsgHeader_Set(answer, "Kc-Error", "500 boom");
+        natsConnection_PublishMsg(connection, answer);
+        natsMsg_Destroy(answer);
+    }
+    natsMsg_Destroy(message);
+}
+
+static double credibility_of(natsConnection *connection, const char *name)
+{
+    natsMsg *reply = NULL;
+    assert_int_equal(natsConnection_RequestString(&reply, connection, "kc.arbiter.status", "",
+                                                  REQUEST_TIMEOUT_MS),
+                     NATS_OK);
+    json_t *status =
+        json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0, NULL);
+    natsMsg_Destroy(reply);
+    double credibility = -1;
+    size_t index;
+    json_t *entry;
+    json_array_foreach(json_object_get(status, "nodes"), index, entry)
+    {
+        if (strcmp(json_string_value(json_object_get(entry, "name")), name) == 0)
+            credibility = json_number_value(json_object_get(entry, "credibility"));
+    }
+    json_decref(status);
+    return credibility;
+}
+
+static void test_reports_checked_against_the_log(void **state)
+{
+    fixture *f = fixture_of(state);
+    fixture_start(f, ARBITER_CONFIG);
+    natsConnection *persister = fixture_connect(f);
+    natsSubscription *get = NULL;
+    assert_int_equal(natsConnection_Subscribe(&get, persister, "kc.reply.get", on_reply_get, NULL),
+                     NATS_OK);
+    fixture_track_subscription(f, get);
+    fixture_flush(persister);
+    node good;
+    serve(f, &good, "good", false);
+    kc_client *client = open_client(f, "client");
+    char who[KC_NODE_BYTES_MAX + 1];
+    assert_true(ask(client, who));
+    kc_client *honest = open_client(f, "honest-reporter");
+    kc_client *liar = open_client(f, "lying-reporter");
+    assert_int_equal(
+        kc_client_report_problem(honest, "good", KC_PROBLEM_ERROR_REPLY, LOG_ID_GOOD, "500"),
+        KC_OK);
+    assert_int_equal(
+        kc_client_report_problem(liar, "good", KC_PROBLEM_ERROR_REPLY, LOG_ID_OTHER, "500"), KC_OK);
+    double honest_credibility = 0.5, liar_credibility = 0.5;
+    for (int i = 0; i < 50 && (honest_credibility == 0.5 || liar_credibility == 0.5); i++) {
+        sleep_ms(100);
+        honest_credibility = credibility_of(persister, "honest-reporter");
+        liar_credibility = credibility_of(persister, "lying-reporter");
+    }
+    assert_float_equal(honest_credibility, 2.0 / 3, 1e-9); /* Beta(2, 1) */
+    assert_float_equal(liar_credibility, 1.0 / 3, 1e-9);   /* Beta(1, 2) */
+    kc_client_close(liar, 2000);
+    kc_client_close(honest, 2000);
+    kc_client_close(client, 2000);
+    unserve(&good);
+}
+
 static void test_control_subject_is_internal(void **state)
 {
     fixture *f = fixture_of(state);
@@ -422,6 +507,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         FIXTURE_CASE(test_quarantine_and_reinstate),
         FIXTURE_CASE(test_quarantine_survives_restart),
+        FIXTURE_CASE(test_reports_checked_against_the_log),
         FIXTURE_CASE(test_qos_samples_from_pretrusted_only),
         FIXTURE_CASE(test_cli),
         FIXTURE_CASE(test_control_subject_is_internal),
