@@ -202,10 +202,10 @@ void kci_arbiter_vote_tick(kci_arbiter *arbiter, int64_t now_ms)
         kci_arbiter_reasons_json(reasons, node->reasons);
         kci_arbiter_publish_json(
             arbiter, "kc.arbiter.vote",
-            json_pack("{s:s, s:s, s:s, s:i, s:o, s:f, s:I}", "arbiter", arbiter->id, "node",
+            json_pack("{s:s, s:s, s:s, s:i, s:o, s:o, s:I}", "arbiter", arbiter->id, "node",
                       node->name, "vote", kind == KCI_VOTE_QUARANTINE ? "quarantine" : "clear",
-                      "epoch", (json_int_t)node->epoch, "reasons", reasons, "qos",
-                      kci_qos_score(&node->qos, &arbiter->config.qos, now_ms), "ts_ms",
+                      "epoch", (json_int_t)node->epoch, "reasons", reasons, "evidence",
+                      kci_arbiter_node_json(arbiter, node, now_ms), "ts_ms",
                       (json_int_t)kci_wall_ms()));
     }
 }

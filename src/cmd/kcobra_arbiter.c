@@ -173,6 +173,12 @@ static int print_status(json_t *answer)
            json_is_true(json_object_get(answer, "guarantee_holds")) ? "holds" : "DOES NOT HOLD",
            json_is_true(json_object_get(answer, "guarantee_holds")) ? "" : ": ",
            json_string_value(json_object_get(answer, "guarantee")));
+    printf("reports: %lld received, %lld malformed, %lld dropped (over a reporter's rate); "
+           "%lld verdict(s)\n",
+           (long long)json_integer_value(json_object_get(answer, "reports_received")),
+           (long long)json_integer_value(json_object_get(answer, "reports_malformed")),
+           (long long)json_integer_value(json_object_get(answer, "reports_dropped")),
+           (long long)json_integer_value(json_object_get(answer, "verdicts")));
     printf("%-20s %-12s %6s %9s %6s %6s %7s %6s  %s\n", "NODE", "STATUS", "QOS", "LATENCY", "CRED",
            "MERIT", "PROBES", "PRICE", "REASONS");
     size_t index;
