@@ -109,6 +109,7 @@ static json_t *votes_json(const kci_arbiter *arbiter, const arbiter_node *node, 
 
 static void finalize(kci_arbiter *arbiter, arbiter_node *node, kci_vote_kind kind, int64_t now_ms)
 {
+    node->reasons = kci_arbiter_reasons(arbiter, node, now_ms); /* as of now, for the evidence */
     json_t *votes = votes_json(arbiter, node, kind, now_ms);
     json_t *evidence = kci_arbiter_node_json(arbiter, node, now_ms);
     node->epoch++;
@@ -210,9 +211,12 @@ void kci_arbiter_vote_tick(kci_arbiter *arbiter, int64_t now_ms)
     }
 }
 
+/* Its own votes always count; with peers configured, theirs; without, any
+ * id's when the cloud has several arbiters, none when it has only this one. */
 static bool peer_allowed(const kci_arbiter *arbiter, const char *id)
 {
-    if (arbiter->config.peer_count == 0 || strcmp(id, arbiter->id) == 0) return true;
+    if (strcmp(id, arbiter->id) == 0) return true;
+    if (arbiter->config.peer_count == 0) return arbiter->config.arbiter_count > 1;
     for (uint32_t i = 0; i < arbiter->config.peer_count; i++)
         if (strcmp(arbiter->config.peers[i], id) == 0) return true;
     return false;
