@@ -186,7 +186,11 @@ static judgement judge_observed(kci_arbiter *arbiter, arbiter_node *accused,
     bool late = seen->deadline_wall_ms > 0 && seen->replied_wall_ms > seen->deadline_wall_ms;
     switch (reason) {
     case KC_PROBLEM_SLOW:
-        return latency_ms > arbiter->config.qos.slow_ms || late ? JUDGE_CONFIRMED : JUDGE_REFUTED;
+        /* The reporter's clock saw more than ours (it sent before we saw the
+         * request, and got the reply after us): only a reply well within
+         * the bar refutes. */
+        if (latency_ms > arbiter->config.qos.slow_ms || late) return JUDGE_CONFIRMED;
+        return latency_ms < arbiter->config.qos.slow_ms / 2 ? JUDGE_REFUTED : JUDGE_UNKNOWN;
     case KC_PROBLEM_NO_ANSWER: return late ? JUDGE_CONFIRMED : JUDGE_REFUTED;
     case KC_PROBLEM_ERROR_REPLY: return seen->error_code > 0 ? JUDGE_CONFIRMED : JUDGE_REFUTED;
     case KC_PROBLEM_OVERCHARGED: {

@@ -717,7 +717,9 @@ typedef struct sim_result {
     sim_row rows[BEHAVIOUR_COUNT];
     uint32_t honest;
     uint32_t false_quarantines;
-    uint32_t reporters_quarantined;
+    uint32_t reporters_quarantined; /* false-reporting clients found */
+    uint32_t false_reporters;
+    uint32_t honest_clients_quarantined;
     double precision;
     double recall;
     double false_rate;
@@ -752,8 +754,14 @@ static void compute(const sim *s, sim_result *r)
         for (int b = 0; b < BEHAVIOUR_COUNT; b++)
             if (node->behaviour & BEHAVIOURS[b].bit) row_add(&r->rows[b], node);
     }
-    for (uint32_t i = 0; i < s->client_count; i++)
-        r->reporters_quarantined += s->clients[i].quarantined;
+    for (uint32_t i = 0; i < s->client_count; i++) {
+        const sim_client *client = &s->clients[i];
+        r->false_reporters += client->false_reporter;
+        if (client->false_reporter)
+            r->reporters_quarantined += client->quarantined;
+        else
+            r->honest_clients_quarantined += client->quarantined;
+    }
     uint32_t quarantined = r->total.detected + r->false_quarantines;
     r->precision = quarantined > 0 ? (double)r->total.detected / quarantined : 1.0;
     r->recall = r->total.corrupt > 0 ? (double)r->total.detected / r->total.corrupt : 1.0;
@@ -784,8 +792,8 @@ static int print_json(const sim *s, const sim_result *r)
             json_array_append_new(missed, json_string(s->nodes[i].name));
     }
     return kcobra_json_print(json_pack(
-        "{s:i, s:i, s:i, s:I, s:I, s:I, s:i, s:f, s:f, s:f, s:i, s:o, s:b, s:s, s:i, s:o, s:o, "
-        "s:o}",
+        "{s:i, s:i, s:i, s:I, s:I, s:I, s:i, s:f, s:f, s:f, s:i, s:o, s:b, s:s, s:i, s:i, s:i, "
+        "s:o, s:o, s:o}",
         "nodes", (json_int_t)s->node_count, "corrupt", (json_int_t)s->corrupt_count, "clients",
         (json_int_t)s->client_count, "requests", (json_int_t)s->options.requests, "requests_done",
         (json_int_t)atomic_load(&s->requests_done), "seed", (json_int_t)s->options.seed, "arbiters",
@@ -793,8 +801,9 @@ static int print_json(const sim *s, const sim_result *r)
         "false_quarantine_rate", r->false_rate, "false_quarantines",
         (json_int_t)r->false_quarantines, "total", row_json(&r->total), "guarantee_holds",
         !s->guarantee_broken, "guarantee", s->guarantee_text, "reporters_quarantined",
-        (json_int_t)r->reporters_quarantined, "by_behaviour", rows, "quarantined", quarantined,
-        "missed", missed));
+        (json_int_t)r->reporters_quarantined, "false_reporters", (json_int_t)r->false_reporters,
+        "honest_clients_quarantined", (json_int_t)r->honest_clients_quarantined, "by_behaviour",
+        rows, "quarantined", quarantined, "missed", missed));
 }
 
 static void print_row(const sim_row *row, double precision, uint32_t false_quarantines)
@@ -818,9 +827,10 @@ static void print_table(const sim *s, const sim_result *r)
     for (int b = 0; b < BEHAVIOUR_COUNT; b++)
         if (r->rows[b].corrupt > 0) print_row(&r->rows[b], r->precision, r->false_quarantines);
     print_row(&r->total, r->precision, r->false_quarantines);
-    printf("false-quarantine rate %.3f (%u of %u honest); %u false reporter(s) among the clients "
-           "quarantined\n",
-           r->false_rate, r->false_quarantines, r->honest, r->reporters_quarantined);
+    printf("false-quarantine rate %.3f (%u of %u honest nodes); clients: %u of %u false reporters "
+           "quarantined, %u honest client(s)\n",
+           r->false_rate, r->false_quarantines, r->honest, r->reporters_quarantined,
+           r->false_reporters, r->honest_clients_quarantined);
     if (s->guarantee_broken)
         printf("the arbiters report: n > 3f DOES NOT HOLD: %s\n", s->guarantee_text);
     else
