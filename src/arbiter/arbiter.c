@@ -93,6 +93,7 @@ arbiter_node *kci_arbiter_node(kci_arbiter *arbiter, const char *name, bool crea
             node->is_arbiter = strcmp(name, arbiter->id) == 0;
             for (uint32_t i = 0; i < arbiter->config.peer_count; i++)
                 node->is_arbiter |= strcmp(arbiter->config.peers[i], name) == 0;
+            node->number = arbiter->node_count;
             arbiter->nodes[arbiter->node_count++] = node;
             arbiter->node_index[at] = arbiter->node_count;
             return node;
@@ -104,14 +105,8 @@ arbiter_node *kci_arbiter_node(kci_arbiter *arbiter, const char *name, bool crea
 
 uint32_t kci_arbiter_node_number(kci_arbiter *arbiter, const arbiter_node *node)
 {
-    uint32_t number = arbiter->node_index[name_slot(node->name)];
-    for (uint32_t k = 0; k < ARBITER_NODE_INDEX_SLOTS; k++) {
-        number = arbiter->node_index[(name_slot(node->name) + k) & (ARBITER_NODE_INDEX_SLOTS - 1)];
-        assert(number != 0);
-        if (arbiter->nodes[number - 1] == node) return number - 1;
-    }
-    assert(false);
-    return 0;
+    assert(node->number < arbiter->node_count && arbiter->nodes[node->number] == node);
+    return node->number;
 }
 
 void kci_arbiter_edge_add(arbiter_node *from, uint32_t to, double positive, double negative)

@@ -64,6 +64,7 @@ typedef struct node_edge {
 
 typedef struct arbiter_node {
     char name[KC_NODE_BYTES_MAX + 1];
+    uint32_t number; /* its index in the table: nodes[number] == this */
     bool served;     /* seen replying to a request */
     char served_types[ARBITER_SERVED_TYPES_MAX][KCI_OBSERVE_TYPE_BYTES_MAX + 1];
     uint32_t served_type_count; /* ARBITER_SERVED_TYPES_MAX + 1: more than fit */

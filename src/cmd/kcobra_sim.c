@@ -283,13 +283,13 @@ static void on_alarm(natsConnection *connection, natsSubscription *subscription,
 static void pick_corrupt(sim *s)
 {
     uint64_t random = (uint64_t)s->options.seed;
-    uint32_t order[SIM_NODES_MAX];
+    uint32_t order[SIM_NODES_MAX] = {0};
     for (uint32_t i = 0; i < s->node_count; i++)
         order[i] = i;
-    for (uint32_t i = s->node_count - 1; i > 0; i--) {
-        uint32_t j = (uint32_t)(next_random(&random) % (i + 1));
-        uint32_t swap = order[i];
-        order[i] = order[j], order[j] = swap;
+    for (uint32_t i = s->node_count; i > 1; i--) { /* Fisher-Yates */
+        uint32_t j = (uint32_t)(next_random(&random) % i);
+        uint32_t swap = order[i - 1];
+        order[i - 1] = order[j], order[j] = swap;
     }
     s->corrupt_count = (uint32_t)lround(s->options.corrupt * s->node_count);
     for (uint32_t i = 0; i < s->node_count; i++) {
