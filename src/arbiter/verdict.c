@@ -66,8 +66,7 @@ json_t *kci_arbiter_node_json(kci_arbiter *arbiter, arbiter_node *node, int64_t 
     }
     return json_pack(
         "{s:s, s:s, s:i, s:o, s:f, s:f, s:I, s:f, s:i, s:i, s:[f,f], s:[f,f], s:f, s:f, s:i, s:i, "
-        "s:f, "
-        "s:f, s:o, s:b}",
+        "s:f, s:f, s:o, s:b, s:s}",
         "name", node->name, "status", status_names[node->status], "epoch", (json_int_t)node->epoch,
         "reasons", reasons, "qos", kci_qos_score(&node->qos, &arbiter->config.qos, now_ms),
         "latency_ms", kci_qos_latency_ms(&node->qos), "samples", (json_int_t)node->qos_samples,
@@ -77,8 +76,11 @@ json_t *kci_arbiter_node_json(kci_arbiter *arbiter, arbiter_node *node, int64_t 
         node->fusion_last_fused.low, node->fusion_last_fused.high, "price_ratio", price_ratio,
         "complaint_weight", node->complaint_weight, "reports_confirmed",
         (json_int_t)node->reports_confirmed, "reports_refuted", (json_int_t)node->reports_refuted,
-        "trust", node->trust, "merit", node->merit, "request_ids", ids, "arbiter",
-        node->is_arbiter);
+        "trust", node->trust, "merit", node->merit, "request_ids", ids, "arbiter", node->is_arbiter,
+        "role",
+        node->is_arbiter ? "arbiter"
+        : node->served   ? "service"
+                         : "client");
 }
 
 /* ---- verdicts -------------------------------------------------------------------- */
@@ -201,13 +203,13 @@ void kci_arbiter_vote_tick(kci_arbiter *arbiter, int64_t now_ms)
         if (kind == KCI_VOTE_NONE) continue;
         json_t *reasons = json_array();
         kci_arbiter_reasons_json(reasons, node->reasons);
-        kci_arbiter_publish_json(
-            arbiter, "kc.arbiter.vote",
-            json_pack("{s:s, s:s, s:s, s:i, s:o, s:o, s:I}", "arbiter", arbiter->id, "node",
-                      node->name, "vote", kind == KCI_VOTE_QUARANTINE ? "quarantine" : "clear",
-                      "epoch", (json_int_t)node->epoch, "reasons", reasons, "evidence",
-                      kci_arbiter_node_json(arbiter, node, now_ms), "ts_ms",
-                      (json_int_t)kci_wall_ms()));
+        kci_arbiter_publish_json(arbiter, "kc.arbiter.vote",
+                                 json_pack("{s:s, s:s, s:s, s:i, s:o, s:o, s:I}", "arbiter",
+                                           arbiter->id, "node", node->name, "vote",
+                                           kind == KCI_VOTE_QUARANTINE ? "quarantine" : "clear",
+                                           "epoch", (json_int_t)node->epoch, "reasons", reasons,
+                                           "evidence", kci_arbiter_node_json(arbiter, node, now_ms),
+                                           "ts_ms", (json_int_t)kci_wall_ms()));
     }
 }
 
