@@ -132,14 +132,16 @@ static void finalize(kci_arbiter *arbiter, arbiter_node *node, kci_vote_kind kin
     }
     char id[KC_NODE_BYTES_MAX + 16];
     snprintf(id, sizeof id, "%s:%u", node->name, node->epoch);
+    int64_t length_ms = kind == KCI_VOTE_QUARANTINE ? quarantine_length_ms(arbiter, node) : 0;
     json_t *verdict =
-        json_pack("{s:s, s:s, s:s, s:i, s:I, s:s, s:i, s:i, s:o, s:b, s:s, s:o}", "id", id,
-                  "action", kind == KCI_VOTE_QUARANTINE ? "quarantine" : "reinstate", "node",
+        json_pack("{s:s, s:s, s:s, s:i, s:I, s:s, s:i, s:i, s:o, s:b, s:s, s:o, s:i, s:I}", "id",
+                  id, "action", kind == KCI_VOTE_QUARANTINE ? "quarantine" : "reinstate", "node",
                   node->name, "epoch", (json_int_t)node->epoch, "ts_ms", (json_int_t)kci_wall_ms(),
                   "arbiter", arbiter->id, "arbiters", (json_int_t)arbiter->config.arbiter_count,
                   "needed", (json_int_t)kci_quorum_needed(arbiter->config.arbiter_count), "votes",
                   votes, "guarantee_holds", arbiter->guarantee_holds, "guarantee",
-                  arbiter->guarantee_text, "evidence", evidence);
+                  arbiter->guarantee_text, "evidence", evidence, "offences",
+                  (json_int_t)node->offences, "quarantine_ms", (json_int_t)length_ms);
     persist(arbiter, verdict);
     arbiter->verdict_count++;
     kci_info("arbiter %s: verdict %s: %s %s", arbiter->id, id,

@@ -7,6 +7,9 @@
  *    kc.arbiter.reinstate brings "bad" back on probation and it serves
  *    again; the verdicts file holds both verdicts;
  *  - kc.sys.quarantine.set from an ordinary client changes nothing;
+ *  - a quarantine ends by itself after its time (here 1 s), the node is
+ *    reinstated on probation, and, still slow, quarantined again for twice
+ *    as long;
  *  - kc.qos.<node> samples count from a pre-trusted sender only: a made-up
  *    stream of bad samples from anyone else changes nothing, the same from
  *    the pre-trusted monitor quarantines the node;
@@ -192,6 +195,52 @@ static void test_quarantine_and_reinstate(void **state)
         lines += strstr(line, "\"node\":\"bad\"") != NULL;
     fclose(file);
     assert_true(lines >= 2);
+    kc_client_close(client, 2000);
+    unserve(&bad);
+    unserve(&good);
+}
+
+/* A quarantine of 1 s ends by itself (reinstatement on probation); still
+ * slow, the node is quarantined again, for twice as long. */
+static void test_quarantine_expires_and_doubles(void **state)
+{
+    fixture *f = fixture_of(state);
+    static const char config[] =
+        "arbiter {\n  enabled: true\n  id: \"arb\"\n  tick: \"100ms\"\n  slow: \"50ms\"\n"
+        "  target: \"50ms\"\n  qos_samples: 10\n  quarantine: \"1s\"\n  probation: \"1h\"\n}\n";
+    fixture_start(f, config);
+    natsConnection *watcher = fixture_connect(f);
+    natsSubscription *verdicts = fixture_subscribe_flushed(f, watcher, "kc.arbiter.verdict");
+    node good, bad;
+    serve(f, &good, "good", false);
+    serve(f, &bad, "bad", true);
+    kc_client *client = open_client(f, "client");
+    quarantine_bad(client, verdicts);
+    assert_true(verdict_seen(verdicts, "bad", "reinstate", VERDICT_WAIT_MS));
+    char who[KC_NODE_BYTES_MAX + 1];
+    bool again = false;
+    for (int i = 0; i < DETECT_REQUESTS_MAX && !again; i++) {
+        assert_true(ask(client, who));
+        again = verdict_seen(verdicts, "bad", "quarantine", 0);
+    }
+    assert_true(again || verdict_seen(verdicts, "bad", "quarantine", VERDICT_WAIT_MS));
+    /* The file: quarantine 1 s, reinstate, quarantine 2 s (epochs 1, 2, 3). */
+    char path[512], line[1 << 16];
+    snprintf(path, sizeof path, "%s/data/arbiter-arb.verdicts.jsonl", f->server.directory_path);
+    FILE *file = fopen(path, "r");
+    assert_non_null(file);
+    json_int_t lengths[3] = {-1, -1, -1};
+    int count = 0;
+    while (count < 3 && fgets(line, sizeof line, file) != NULL) {
+        json_t *verdict = json_loads(line, 0, NULL);
+        assert_int_equal(json_integer_value(json_object_get(verdict, "epoch")), count + 1);
+        lengths[count++] = json_integer_value(json_object_get(verdict, "quarantine_ms"));
+        json_decref(verdict);
+    }
+    fclose(file);
+    assert_int_equal(lengths[0], 1000);
+    assert_int_equal(lengths[1], 0);
+    assert_int_equal(lengths[2], 2000);
     kc_client_close(client, 2000);
     unserve(&bad);
     unserve(&good);
@@ -506,6 +555,7 @@ int main(int argc, char **argv)
     }
     const struct CMUnitTest tests[] = {
         FIXTURE_CASE(test_quarantine_and_reinstate),
+        FIXTURE_CASE(test_quarantine_expires_and_doubles),
         FIXTURE_CASE(test_quarantine_survives_restart),
         FIXTURE_CASE(test_reports_checked_against_the_log),
         FIXTURE_CASE(test_qos_samples_from_pretrusted_only),
