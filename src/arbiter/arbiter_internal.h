@@ -154,6 +154,7 @@ struct kci_arbiter {
     kci_observe *observe;
     arbiter_node *nodes[ARBITER_NODES_MAX];
     uint32_t node_count;
+    uint32_t speaker_count; /* nodes first seen filing a report or endorsement */
     uint32_t node_index[ARBITER_NODE_INDEX_SLOTS]; /* node + 1; 0: empty */
     pending_report reports[ARBITER_REPORTS_PENDING_MAX];
     uint32_t report_head;

@@ -290,9 +290,28 @@ static const char *parse_report(kci_report *out, natsMsg *message)
                             natsMsg_GetData(message), length > 0 ? (size_t)length : 0);
 }
 
+/* The node that files a report or an endorsement. Names first seen this
+ * way may fill at most half of the node table, so that a flood of made-up
+ * reporter names cannot crowd out the services observed serving. */
+static arbiter_node *speaker(kci_arbiter *arbiter, const char *name, int64_t now_ms)
+{
+    arbiter_node *node = kci_arbiter_node(arbiter, name, false);
+    if (node != NULL) return node;
+    if (arbiter->speaker_count >= ARBITER_NODES_MAX / 2) {
+        arbiter->reports_dropped++;
+        if (kci_arbiter_warn_due(arbiter, now_ms))
+            kci_warn("arbiter %s: %u reporters already; ignoring new reporter %s", arbiter->id,
+                     arbiter->speaker_count, name);
+        return NULL;
+    }
+    node = kci_arbiter_node(arbiter, name, true);
+    arbiter->speaker_count += node != NULL;
+    return node;
+}
+
 static void queue_report(kci_arbiter *arbiter, const kci_report *parsed, int64_t now_ms)
 {
-    arbiter_node *reporter = kci_arbiter_node(arbiter, parsed->reporter, true);
+    arbiter_node *reporter = speaker(arbiter, parsed->reporter, now_ms);
     if (reporter == NULL) return;
     if (!kci_credibility_admit(&reporter->credibility, &arbiter->config.credibility, now_ms)) {
         arbiter->reports_dropped++;
@@ -363,7 +382,7 @@ void kci_arbiter_on_endorse(natsConnection *connection, natsSubscription *subscr
     bool valid = kci_headers_read(message, false, &headers) == KC_OK && headers.node[0] != '\0';
     int64_t now_ms = kci_monotonic_ms();
     pthread_mutex_lock(&arbiter->lock);
-    arbiter_node *endorser = valid ? kci_arbiter_node(arbiter, headers.node, true) : NULL;
+    arbiter_node *endorser = valid ? speaker(arbiter, headers.node, now_ms) : NULL;
     arbiter_node *endorsed = valid ? kci_arbiter_node(arbiter, name, false) : NULL;
     if (endorser != NULL && endorsed != NULL && endorser != endorsed &&
         kci_credibility_admit(&endorser->credibility, &arbiter->config.credibility, now_ms))
