@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -117,8 +118,13 @@ int kcobra_sim_server_start(sim *s)
         int port = free_port();
         if (port <= 0 || !write_config(s, port, config_path)) break;
         snprintf(s->url, sizeof s->url, "nats://127.0.0.1:%d", port);
+        pid_t parent = getpid();
         pid_t pid = fork();
         if (pid == 0) {
+            /* If kcobra dies (killed by a test's timeout), so does its
+             * server: no orphan left holding a port. */
+            prctl(PR_SET_PDEATHSIG, SIGTERM);
+            if (getppid() != parent) _exit(1);
             execlp(path, path, "-c", config_path, (char *)NULL);
             _exit(127);
         }
