@@ -11,6 +11,12 @@
 # Prints the median requests/s and p99 of each, and the ratio
 # with-arbiter / without. Environment: BENCH_ROUNDS (default 5),
 # KCOBRAD (default BUILD_DIR/src/cmd/kcobrad).
+#
+# With BASE_KCOBRAD set to a kcobrad built from before the quarantine hook
+# (e.g. the branch point), a second section checks the broker's hot path:
+# bench_nats fanout and reqrep8 against KCOBRAD and BASE_KCOBRAD, neither
+# running the arbiter, alternating, and the ratio of the medians (1.00:
+# the flag test per delivery costs nothing measurable).
 set -euo pipefail
 
 [ $# -eq 1 ] || { echo "usage: $0 BUILD_DIR" >&2; exit 2; }
@@ -87,4 +93,36 @@ print(f"{'kcobrad':<22} {'requests/s':>12} {'p99 us':>10}")
 for label, name in (("plain", "without arbiter"), ("arbiter", "with arbiter")):
     print(f"{name:<22} {median(label, 'rps'):>12.0f} {median(label, 'p99_us'):>10.1f}")
 print(f"ratio with/without: {median('arbiter', 'rps') / median('plain', 'rps'):.2f}")
+PY
+
+[ -n "${BASE_KCOBRAD:-}" ] || exit 0
+[ -x "$BASE_KCOBRAD" ] || { echo "run_arbiter.sh: BASE_KCOBRAD=$BASE_KCOBRAD is not executable" >&2; exit 1; }
+NATS_BENCH=$BUILD_DIR/bench/bench_nats
+[ -x "$NATS_BENCH" ] || { echo "run_arbiter.sh: $NATS_BENCH not built" >&2; exit 1; }
+HOT=$WORK/hot.jsonl
+hot_run() { # LABEL BINARY
+    local port pid
+    port=$(free_port)
+    "$2" -a 127.0.0.1 -p "$port" > "$WORK/$1.log" 2>&1 &
+    pid=$!
+    PIDS+=("$pid")
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+        sleep 0.05
+    done
+    for workload in fanout reqrep8; do "$NATS_BENCH" -l "$1" "$workload" "nats://127.0.0.1:$port" >> "$HOT"; done
+    stop_all
+}
+for round in $(seq "$ROUNDS"); do
+    if [ $((round % 2)) -eq 1 ]; then hot_run hook "$KCOBRAD"; hot_run base "$BASE_KCOBRAD";
+    else hot_run base "$BASE_KCOBRAD"; hot_run hook "$KCOBRAD"; fi
+done
+/usr/bin/python3 - "$HOT" "$ROUNDS" <<'PY'
+import json, statistics, sys
+runs = [json.loads(line) for line in open(sys.argv[1]) if line.startswith("{")]
+print(f"broker hot path: this kcobrad (quarantine hook) / BASE_KCOBRAD, {sys.argv[2]} rounds (medians)")
+for workload, key in (("fanout", "msgs_per_s"), ("reqrep8", "rps")):
+    hook = statistics.median(r[key] for r in runs if r["workload"] == workload and r["server"] == "hook")
+    base = statistics.median(r[key] for r in runs if r["workload"] == workload and r["server"] == "base")
+    print(f"{workload:<8} {key:<11} hook {hook:>10.0f}  base {base:>10.0f}  ratio {hook / base:.3f}")
 PY

@@ -45,7 +45,7 @@ typedef struct kc_client kc_client;
 typedef struct kc_client_options {
     const char *servers; /* "nats://h1:4222,nats://h2:4222"; default nats://127.0.0.1:4222 */
     const char *node;    /* Kc-Node; default: the host name */
-    const char *name;    /* connection name shown in /connz; default "kingcobra" */
+    const char *name;    /* connection name shown in /connz; default: the node */
     const char *token;   /* auth token, or */
     const char *user;    /* user and password */
     const char *password;

@@ -29,6 +29,8 @@
 
 enum {
     STOP_POLL_MS = 10,
+    PENDING_MESSAGES_MAX = 64 * 1024,
+    PENDING_BYTES_MAX = 64 * 1024 * 1024,
 };
 
 void kci_arbiter_config_default(kci_arbiter_config *config)
@@ -91,6 +93,7 @@ arbiter_node *kci_arbiter_node(kci_arbiter *arbiter, const char *name, bool crea
             node->is_arbiter = strcmp(name, arbiter->id) == 0;
             for (uint32_t i = 0; i < arbiter->config.peer_count; i++)
                 node->is_arbiter |= strcmp(arbiter->config.peers[i], name) == 0;
+            node->number = arbiter->node_count;
             arbiter->nodes[arbiter->node_count++] = node;
             arbiter->node_index[at] = arbiter->node_count;
             return node;
@@ -102,14 +105,8 @@ arbiter_node *kci_arbiter_node(kci_arbiter *arbiter, const char *name, bool crea
 
 uint32_t kci_arbiter_node_number(kci_arbiter *arbiter, const arbiter_node *node)
 {
-    uint32_t number = arbiter->node_index[name_slot(node->name)];
-    for (uint32_t k = 0; k < ARBITER_NODE_INDEX_SLOTS; k++) {
-        number = arbiter->node_index[(name_slot(node->name) + k) & (ARBITER_NODE_INDEX_SLOTS - 1)];
-        assert(number != 0);
-        if (arbiter->nodes[number - 1] == node) return number - 1;
-    }
-    assert(false);
-    return 0;
+    assert(node->number < arbiter->node_count && arbiter->nodes[node->number] == node);
+    return node->number;
 }
 
 void kci_arbiter_edge_add(arbiter_node *from, uint32_t to, double positive, double negative)
@@ -281,6 +278,18 @@ static void on_reply(natsConnection *connection, natsSubscription *subscription,
     natsMsg_Destroy(message);
 }
 
+/* Pre-trusted by configuration: this arbiter, its peers, the pretrusted. */
+static bool trusted_name(const kci_arbiter *arbiter, const char *name)
+{
+    if (name[0] == '\0') return false;
+    if (strcmp(name, arbiter->id) == 0) return true;
+    for (uint32_t i = 0; i < arbiter->config.peer_count; i++)
+        if (strcmp(arbiter->config.peers[i], name) == 0) return true;
+    for (uint32_t i = 0; i < arbiter->config.pretrusted_count; i++)
+        if (strcmp(arbiter->config.pretrusted[i], name) == 0) return true;
+    return false;
+}
+
 /* kc.qos.<node>: {"latency_ms": n, "ok": b, "deadline_missed": b, "price": p,
  * "type": t}, believed only from pre-trusted senders: anyone else could
  * sink an honest node's score with made-up samples. */
@@ -300,8 +309,7 @@ static void on_qos(natsConnection *connection, natsSubscription *subscription, n
     json_t *latency = json_object_get(root, "latency_ms");
     int64_t now_ms = kci_monotonic_ms();
     pthread_mutex_lock(&arbiter->lock);
-    arbiter_node *sender = kci_arbiter_node(arbiter, headers.node, false);
-    bool trusted = sender != NULL && (sender->pretrusted || sender->is_arbiter);
+    bool trusted = trusted_name(arbiter, headers.node);
     arbiter_node *node = trusted ? kci_arbiter_node(arbiter, name, true) : NULL;
     if (node != NULL && json_is_number(latency) && json_number_value(latency) >= 0) {
         kci_qos_sample sample = {
@@ -375,7 +383,10 @@ static kc_err subscribe(kci_arbiter *arbiter, const char *subject, natsMsgHandle
     natsSubscription **slot = &arbiter->subscriptions[arbiter->subscription_count];
     natsStatus status =
         natsConnection_Subscribe(slot, arbiter->connection, subject, handler, arbiter);
-    if (status == NATS_OK) status = natsSubscription_SetPendingLimits(*slot, 1 << 20, 256 << 20);
+    /* An arbiter that falls behind loses samples (nats.c drops and counts
+     * them), not memory: at most this much waits per subscription. */
+    if (status == NATS_OK)
+        status = natsSubscription_SetPendingLimits(*slot, PENDING_MESSAGES_MAX, PENDING_BYTES_MAX);
     if (status != NATS_OK) {
         snprintf(error, error_size, "arbiter: cannot subscribe to %s: %s", subject,
                  natsStatus_GetText(status));
@@ -393,6 +404,7 @@ static kc_err subscribe_all(kci_arbiter *arbiter, char *error, size_t error_size
     } table[] = {
         {"kc.req.>", on_request},
         {"_INBOX.>", on_reply},
+        {"_KCQ.>", on_reply}, /* the persister's dispatches (docs/queue.md) */
         {"kc.qos.*", on_qos},
         {"kc.problem.*", kci_arbiter_on_problem},
         {"kc.endorse.*", kci_arbiter_on_endorse},
@@ -406,6 +418,10 @@ static kc_err subscribe_all(kci_arbiter *arbiter, char *error, size_t error_size
         kc_err err = subscribe(arbiter, table[i].subject, table[i].handler, error, error_size);
         if (err != KC_OK) return err;
     }
+    char log_subject[256];
+    kci_arbiter_log_subject(arbiter, log_subject, sizeof log_subject, "*");
+    kc_err err = subscribe(arbiter, log_subject, kci_arbiter_on_log_reply, error, error_size);
+    if (err != KC_OK) return err;
     natsStatus status = natsConnection_Flush(arbiter->connection);
     if (status != NATS_OK) {
         snprintf(error, error_size, "arbiter: subscribing: %s", natsStatus_GetText(status));

@@ -64,6 +64,7 @@ typedef struct node_edge {
 
 typedef struct arbiter_node {
     char name[KC_NODE_BYTES_MAX + 1];
+    uint32_t number; /* its index in the table: nodes[number] == this */
     bool served;     /* seen replying to a request */
     char served_types[ARBITER_SERVED_TYPES_MAX][KCI_OBSERVE_TYPE_BYTES_MAX + 1];
     uint32_t served_type_count; /* ARBITER_SERVED_TYPES_MAX + 1: more than fit */
@@ -105,6 +106,7 @@ typedef struct pending_report {
     kc_problem_reason reason;
     char request_id[KC_UUID_TEXT_BYTES + 1];
     int64_t received_ms;
+    int64_t log_asked_ms; /* kc.reply.get asked (replylog.c); 0: not yet */
 } pending_report;
 
 typedef struct probe_answer {
@@ -152,6 +154,7 @@ struct kci_arbiter {
     kci_observe *observe;
     arbiter_node *nodes[ARBITER_NODES_MAX];
     uint32_t node_count;
+    uint32_t speaker_count; /* nodes first seen filing a report or endorsement */
     uint32_t node_index[ARBITER_NODE_INDEX_SLOTS]; /* node + 1; 0: empty */
     pending_report reports[ARBITER_REPORTS_PENDING_MAX];
     uint32_t report_head;
@@ -166,6 +169,7 @@ struct kci_arbiter {
     uint64_t verdict_count;
     int64_t last_warning_ms;
     bool enforce_dirty;
+    int64_t log_retry_ms; /* no persister answered: do not ask kc.reply.get before */
     json_t *tree; /* the last reporting tree */
 };
 
@@ -200,6 +204,15 @@ void kci_arbiter_reasons_json(json_t *list, uint32_t reasons);
 void kci_arbiter_probe_tick(kci_arbiter *arbiter, int64_t now_ms);
 /* Whether node failed the recent probes (1), passed them (0), or is unknown (-1). */
 int kci_arbiter_probe_verdict(const kci_arbiter *arbiter, const arbiter_node *node);
+
+/* replylog.c */
+/* Asks kc.reply.get about report's request (once); true while the answer
+ * is awaited. */
+bool kci_arbiter_log_ask(kci_arbiter *arbiter, pending_report *report, int64_t now_ms);
+void kci_arbiter_log_subject(const kci_arbiter *arbiter, char *subject, size_t size,
+                             const char *request_id);
+void kci_arbiter_on_log_reply(natsConnection *connection, natsSubscription *subscription,
+                              natsMsg *message, void *closure);
 
 /* verdict.c */
 void kci_arbiter_on_vote(natsConnection *connection, natsSubscription *subscription,

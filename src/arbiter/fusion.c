@@ -77,7 +77,7 @@ kc_err kci_fusion_fuse(kci_fusion_result *result, const kci_interval *intervals,
     kc_err err = check_intervals(intervals, n, f);
     if (err != KC_OK) return err;
     result->bound_met = n > 3 * f;
-    end_point ends[2 * KCI_FUSION_REPLICAS_MAX];
+    end_point ends[2 * KCI_FUSION_REPLICAS_MAX] = {{0}};
     for (uint32_t i = 0; i < n; i++) {
         ends[2 * i] = (end_point){intervals[i].low, +1};
         ends[2 * i + 1] = (end_point){intervals[i].high, -1};

@@ -9,8 +9,10 @@
  *     the deadline), error_reply (a Kc-Error), no_answer (no reply),
  *     overcharged (a price above the reference), wrong_answer (the accused
  *     failed the recent probes); passing is a refutation;
- *   - a request id the arbiter did not see, though it was watching when
- *     the id (a UUIDv7) was made: the request never happened, refuted;
+ *   - a request id the arbiter did not see: it asks the persister's log
+ *     (replylog.c) and judges on the recorded reply when there is one;
+ *     else, when it was watching as the id (a UUIDv7) was made, the
+ *     request never happened: refuted;
  *   - no request id: judged on the node's record (QoS, probes, prices);
  *   - anything it cannot judge moves nothing.
  * A confirmed report raises the reporter's credibility and adds a negative
@@ -178,11 +180,17 @@ static judgement judge_observed(kci_arbiter *arbiter, arbiter_node *accused,
     bool replied = seen->replied_ms != 0;
     if (replied && strcmp(seen->server, accused->name) != 0) return JUDGE_REFUTED; /* not theirs */
     if (!replied) return reason == KC_PROBLEM_NO_ANSWER ? JUDGE_CONFIRMED : JUDGE_UNKNOWN;
+    if (seen->from_log && (reason == KC_PROBLEM_SLOW || reason == KC_PROBLEM_NO_ANSWER))
+        return JUDGE_UNKNOWN; /* the log has who and what, not when */
     double latency_ms = (double)(seen->replied_ms - seen->requested_ms);
     bool late = seen->deadline_wall_ms > 0 && seen->replied_wall_ms > seen->deadline_wall_ms;
     switch (reason) {
     case KC_PROBLEM_SLOW:
-        return latency_ms > arbiter->config.qos.slow_ms || late ? JUDGE_CONFIRMED : JUDGE_REFUTED;
+        /* The reporter's clock saw more than ours (it sent before we saw the
+         * request, and got the reply after us): only a reply well within
+         * the bar refutes. */
+        if (latency_ms > arbiter->config.qos.slow_ms || late) return JUDGE_CONFIRMED;
+        return latency_ms < arbiter->config.qos.slow_ms / 2 ? JUDGE_REFUTED : JUDGE_UNKNOWN;
     case KC_PROBLEM_NO_ANSWER: return late ? JUDGE_CONFIRMED : JUDGE_REFUTED;
     case KC_PROBLEM_ERROR_REPLY: return seen->error_code > 0 ? JUDGE_CONFIRMED : JUDGE_REFUTED;
     case KC_PROBLEM_OVERCHARGED: {
@@ -207,7 +215,7 @@ static bool never_happened(kci_arbiter *arbiter, const char *request_id, int64_t
     return made_ms > arbiter->start_wall_ms + UNSEEN_ID_GRACE_MS && age_ms < UNSEEN_ID_WINDOW_MS;
 }
 
-static judgement judge(kci_arbiter *arbiter, const pending_report *report, int64_t now_ms)
+static judgement judge(kci_arbiter *arbiter, pending_report *report, int64_t now_ms)
 {
     arbiter_node *accused = arbiter->nodes[report->accused];
     if (report->request_id[0] != '\0') {
@@ -218,6 +226,7 @@ static judgement judge(kci_arbiter *arbiter, const pending_report *report, int64
         if (seen != NULL && seen->replied_ms != 0)
             return strcmp(seen->server, accused->name) != 0 ? JUDGE_REFUTED : JUDGE_UNKNOWN;
         if (now_ms - report->received_ms < REPORT_SETTLE_GRACE_MS) return JUDGE_WAIT;
+        if (kci_arbiter_log_ask(arbiter, report, now_ms)) return JUDGE_WAIT;
         if (never_happened(arbiter, report->request_id, now_ms)) return JUDGE_REFUTED;
         return JUDGE_UNKNOWN;
     }
@@ -281,9 +290,28 @@ static const char *parse_report(kci_report *out, natsMsg *message)
                             natsMsg_GetData(message), length > 0 ? (size_t)length : 0);
 }
 
+/* The node that files a report or an endorsement. Names first seen this
+ * way may fill at most half of the node table, so that a flood of made-up
+ * reporter names cannot crowd out the services observed serving. */
+static arbiter_node *speaker(kci_arbiter *arbiter, const char *name, int64_t now_ms)
+{
+    arbiter_node *node = kci_arbiter_node(arbiter, name, false);
+    if (node != NULL) return node;
+    if (arbiter->speaker_count >= ARBITER_NODES_MAX / 2) {
+        arbiter->reports_dropped++;
+        if (kci_arbiter_warn_due(arbiter, now_ms))
+            kci_warn("arbiter %s: %u reporters already; ignoring new reporter %s", arbiter->id,
+                     arbiter->speaker_count, name);
+        return NULL;
+    }
+    node = kci_arbiter_node(arbiter, name, true);
+    arbiter->speaker_count += node != NULL;
+    return node;
+}
+
 static void queue_report(kci_arbiter *arbiter, const kci_report *parsed, int64_t now_ms)
 {
-    arbiter_node *reporter = kci_arbiter_node(arbiter, parsed->reporter, true);
+    arbiter_node *reporter = speaker(arbiter, parsed->reporter, now_ms);
     if (reporter == NULL) return;
     if (!kci_credibility_admit(&reporter->credibility, &arbiter->config.credibility, now_ms)) {
         arbiter->reports_dropped++;
@@ -354,7 +382,7 @@ void kci_arbiter_on_endorse(natsConnection *connection, natsSubscription *subscr
     bool valid = kci_headers_read(message, false, &headers) == KC_OK && headers.node[0] != '\0';
     int64_t now_ms = kci_monotonic_ms();
     pthread_mutex_lock(&arbiter->lock);
-    arbiter_node *endorser = valid ? kci_arbiter_node(arbiter, headers.node, true) : NULL;
+    arbiter_node *endorser = valid ? speaker(arbiter, headers.node, now_ms) : NULL;
     arbiter_node *endorsed = valid ? kci_arbiter_node(arbiter, name, false) : NULL;
     if (endorser != NULL && endorsed != NULL && endorser != endorsed &&
         kci_credibility_admit(&endorser->credibility, &arbiter->config.credibility, now_ms))

@@ -31,6 +31,7 @@ typedef struct kci_observation {
     int error_code; /* Kc-Error code of the reply */
     double price;   /* < 0: not known */
     bool settled;   /* replied, or counted as unanswered */
+    bool from_log;  /* learnt from the persister's log: no latency */
 } kci_observation;
 
 typedef struct kci_observe kci_observe;

@@ -1,10 +1,11 @@
 /* probe.c - probe rounds and their fusion.
  *
  * Every probe_interval_ms, for each configured probe type, the arbiter
- * opens a round, and closes it at the first tick after probe_timeout_ms. A round sends the same
- * payload (fresh Kc-Id each time) to kc.req.<type> about twice as often
+ * opens a round, and closes it at the first tick after probe_timeout_ms
+ * (and again at once while it knows fewer than 4 replicas). A round sends the same
+ * payload (fresh Kc-Id each time) to kc.req.<type> about three times as often
  * as there are known replicas: the broker's queue group picks a member at
- * random, so most replicas (1 - e^-2, 86%) answer at least once (a
+ * random, so nearly all replicas (1 - e^-3, 95%) answer at least once (a
  * replica cannot be addressed directly through its queue group; the first
  * answer of each replica counts). Answers that all parse as numbers are
  * fused with Brooks–Iyengar, f = (m - 1) / 3 for the m replicas that
@@ -206,7 +207,9 @@ void kci_arbiter_probe_tick(kci_arbiter *arbiter, int64_t now_ms)
         probe_state *probe = &arbiter->probes[i];
         if (probe->open && now_ms - probe->started_ms < arbiter->config.probe_timeout_ms) continue;
         if (probe->open) close_round(arbiter, probe);
-        if (probe->started_ms != 0 &&
+        /* A round that knew fewer than 4 replicas (at start, before any
+         * traffic was seen) could tell nothing apart: try again at once. */
+        if (probe->started_ms != 0 && probe->expected >= 4 &&
             now_ms - probe->started_ms < arbiter->config.probe_interval_ms)
             continue;
         probe->open = true;
@@ -214,7 +217,7 @@ void kci_arbiter_probe_tick(kci_arbiter *arbiter, int64_t now_ms)
         probe->answer_count = 0;
         uint32_t replicas = known_replicas(arbiter, arbiter->config.probes[i].type);
         probe->expected = replicas;
-        attempts[i] = 2 * replicas + 4;
+        attempts[i] = 3 * replicas + 4;
         if (attempts[i] > ARBITER_PROBE_ATTEMPTS_MAX) attempts[i] = ARBITER_PROBE_ATTEMPTS_MAX;
         arbiter->probes_in_flight += attempts[i];
     }

@@ -74,6 +74,16 @@ kc_err kci_tree_print_text(FILE *out, json_t *tree)
     return KC_OK;
 }
 
+/* A DOT string's contents: node names are subject tokens, which may hold
+ * '"' and '\\'. */
+static void dot_string(FILE *out, const char *text)
+{
+    for (; *text != '\0'; text++) {
+        if (*text == '"' || *text == '\\') fputc('\\', out);
+        fputc(*text, out);
+    }
+}
+
 kc_err kci_tree_print_dot(FILE *out, json_t *tree)
 {
     json_t *nodes = json_object_get(tree, "nodes");
@@ -85,11 +95,20 @@ kc_err kci_tree_print_dot(FILE *out, json_t *tree)
     {
         const char *self = json_string_value(json_object_get(node, "name"));
         if (self == NULL) continue;
-        fprintf(out, "  \"%s\" [label=\"%s\\nmerit %.3f qos %.3f\"];\n", self, self,
+        fprintf(out, "  \"");
+        dot_string(out, self);
+        fprintf(out, "\" [label=\"");
+        dot_string(out, self);
+        fprintf(out, "\\nmerit %.3f qos %.3f\"];\n",
                 json_number_value(json_object_get(node, "merit")),
                 json_number_value(json_object_get(node, "qos")));
         const char *supervisor = supervisor_of(node);
-        if (supervisor != NULL) fprintf(out, "  \"%s\" -> \"%s\";\n", supervisor, self);
+        if (supervisor == NULL) continue;
+        fprintf(out, "  \"");
+        dot_string(out, supervisor);
+        fprintf(out, "\" -> \"");
+        dot_string(out, self);
+        fprintf(out, "\";\n");
     }
     fprintf(out, "}\n");
     return KC_OK;

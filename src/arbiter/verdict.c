@@ -66,8 +66,7 @@ json_t *kci_arbiter_node_json(kci_arbiter *arbiter, arbiter_node *node, int64_t 
     }
     return json_pack(
         "{s:s, s:s, s:i, s:o, s:f, s:f, s:I, s:f, s:i, s:i, s:[f,f], s:[f,f], s:f, s:f, s:i, s:i, "
-        "s:f, "
-        "s:f, s:o, s:b}",
+        "s:f, s:f, s:o, s:b, s:s}",
         "name", node->name, "status", status_names[node->status], "epoch", (json_int_t)node->epoch,
         "reasons", reasons, "qos", kci_qos_score(&node->qos, &arbiter->config.qos, now_ms),
         "latency_ms", kci_qos_latency_ms(&node->qos), "samples", (json_int_t)node->qos_samples,
@@ -77,8 +76,11 @@ json_t *kci_arbiter_node_json(kci_arbiter *arbiter, arbiter_node *node, int64_t 
         node->fusion_last_fused.low, node->fusion_last_fused.high, "price_ratio", price_ratio,
         "complaint_weight", node->complaint_weight, "reports_confirmed",
         (json_int_t)node->reports_confirmed, "reports_refuted", (json_int_t)node->reports_refuted,
-        "trust", node->trust, "merit", node->merit, "request_ids", ids, "arbiter",
-        node->is_arbiter);
+        "trust", node->trust, "merit", node->merit, "request_ids", ids, "arbiter", node->is_arbiter,
+        "role",
+        node->is_arbiter ? "arbiter"
+        : node->served   ? "service"
+                         : "client");
 }
 
 /* ---- verdicts -------------------------------------------------------------------- */
@@ -109,6 +111,7 @@ static json_t *votes_json(const kci_arbiter *arbiter, const arbiter_node *node, 
 
 static void finalize(kci_arbiter *arbiter, arbiter_node *node, kci_vote_kind kind, int64_t now_ms)
 {
+    node->reasons = kci_arbiter_reasons(arbiter, node, now_ms); /* as of now, for the evidence */
     json_t *votes = votes_json(arbiter, node, kind, now_ms);
     json_t *evidence = kci_arbiter_node_json(arbiter, node, now_ms);
     node->epoch++;
@@ -129,14 +132,16 @@ static void finalize(kci_arbiter *arbiter, arbiter_node *node, kci_vote_kind kin
     }
     char id[KC_NODE_BYTES_MAX + 16];
     snprintf(id, sizeof id, "%s:%u", node->name, node->epoch);
+    int64_t length_ms = kind == KCI_VOTE_QUARANTINE ? quarantine_length_ms(arbiter, node) : 0;
     json_t *verdict =
-        json_pack("{s:s, s:s, s:s, s:i, s:I, s:s, s:i, s:i, s:o, s:b, s:s, s:o}", "id", id,
-                  "action", kind == KCI_VOTE_QUARANTINE ? "quarantine" : "reinstate", "node",
+        json_pack("{s:s, s:s, s:s, s:i, s:I, s:s, s:i, s:i, s:o, s:b, s:s, s:o, s:i, s:I}", "id",
+                  id, "action", kind == KCI_VOTE_QUARANTINE ? "quarantine" : "reinstate", "node",
                   node->name, "epoch", (json_int_t)node->epoch, "ts_ms", (json_int_t)kci_wall_ms(),
                   "arbiter", arbiter->id, "arbiters", (json_int_t)arbiter->config.arbiter_count,
                   "needed", (json_int_t)kci_quorum_needed(arbiter->config.arbiter_count), "votes",
                   votes, "guarantee_holds", arbiter->guarantee_holds, "guarantee",
-                  arbiter->guarantee_text, "evidence", evidence);
+                  arbiter->guarantee_text, "evidence", evidence, "offences",
+                  (json_int_t)node->offences, "quarantine_ms", (json_int_t)length_ms);
     persist(arbiter, verdict);
     arbiter->verdict_count++;
     kci_info("arbiter %s: verdict %s: %s %s", arbiter->id, id,
@@ -200,19 +205,22 @@ void kci_arbiter_vote_tick(kci_arbiter *arbiter, int64_t now_ms)
         if (kind == KCI_VOTE_NONE) continue;
         json_t *reasons = json_array();
         kci_arbiter_reasons_json(reasons, node->reasons);
-        kci_arbiter_publish_json(
-            arbiter, "kc.arbiter.vote",
-            json_pack("{s:s, s:s, s:s, s:i, s:o, s:f, s:I}", "arbiter", arbiter->id, "node",
-                      node->name, "vote", kind == KCI_VOTE_QUARANTINE ? "quarantine" : "clear",
-                      "epoch", (json_int_t)node->epoch, "reasons", reasons, "qos",
-                      kci_qos_score(&node->qos, &arbiter->config.qos, now_ms), "ts_ms",
-                      (json_int_t)kci_wall_ms()));
+        kci_arbiter_publish_json(arbiter, "kc.arbiter.vote",
+                                 json_pack("{s:s, s:s, s:s, s:i, s:o, s:o, s:I}", "arbiter",
+                                           arbiter->id, "node", node->name, "vote",
+                                           kind == KCI_VOTE_QUARANTINE ? "quarantine" : "clear",
+                                           "epoch", (json_int_t)node->epoch, "reasons", reasons,
+                                           "evidence", kci_arbiter_node_json(arbiter, node, now_ms),
+                                           "ts_ms", (json_int_t)kci_wall_ms()));
     }
 }
 
+/* Its own votes always count; with peers configured, theirs; without, any
+ * id's when the cloud has several arbiters, none when it has only this one. */
 static bool peer_allowed(const kci_arbiter *arbiter, const char *id)
 {
-    if (arbiter->config.peer_count == 0 || strcmp(id, arbiter->id) == 0) return true;
+    if (strcmp(id, arbiter->id) == 0) return true;
+    if (arbiter->config.peer_count == 0) return arbiter->config.arbiter_count > 1;
     for (uint32_t i = 0; i < arbiter->config.peer_count; i++)
         if (strcmp(arbiter->config.peers[i], id) == 0) return true;
     return false;

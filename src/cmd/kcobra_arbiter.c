@@ -32,6 +32,7 @@ static const char ARBITER_DESCRIPTION[] =
     "  verdicts              the final verdicts, with their votes and evidence\n"
     "  reinstate <node>      ask the arbiters to reinstate a quarantined node (quorum)\n"
     "  tree [--format F]     the reporting structure: text, json or dot\n"
+    "  permissions           nats-server permissions that enforce the quarantine there\n"
     "\n"
     "Examples:\n"
     "  kcobra arbiter serve --id arbiter-2 --arbiters 4 --probe 'sense=21.5' \\\n"
@@ -166,8 +167,14 @@ static int print_status(json_t *answer)
            json_is_true(json_object_get(answer, "guarantee_holds")) ? "holds" : "DOES NOT HOLD",
            json_is_true(json_object_get(answer, "guarantee_holds")) ? "" : ": ",
            json_string_value(json_object_get(answer, "guarantee")));
-    printf("%-20s %-12s %6s %9s %6s %6s %7s %6s  %s\n", "NODE", "STATUS", "QOS", "LATENCY", "CRED",
-           "MERIT", "PROBES", "PRICE", "REASONS");
+    printf("reports: %lld received, %lld malformed, %lld dropped (over a reporter's rate); "
+           "%lld verdict(s)\n",
+           (long long)json_integer_value(json_object_get(answer, "reports_received")),
+           (long long)json_integer_value(json_object_get(answer, "reports_malformed")),
+           (long long)json_integer_value(json_object_get(answer, "reports_dropped")),
+           (long long)json_integer_value(json_object_get(answer, "verdicts")));
+    printf("%-20s %-8s %-12s %6s %9s %6s %6s %7s %6s  %s\n", "NODE", "ROLE", "STATUS", "QOS",
+           "LATENCY", "CRED", "MERIT", "PROBES", "PRICE", "REASONS");
     size_t index;
     json_t *node;
     json_array_foreach(json_object_get(answer, "nodes"), index, node)
@@ -177,8 +184,9 @@ static int print_status(json_t *answer)
         snprintf(probes, sizeof probes, "%lld/%lld",
                  (long long)json_integer_value(json_object_get(node, "fusion_suspect")),
                  (long long)json_integer_value(json_object_get(node, "fusion_rounds")));
-        printf("%-20s %-12s %6.3f %7.1fms %6.3f %6.3f %7s %6.2f  %s\n",
-               json_string_value(json_object_get(node, "name")),
+        const char *role = json_string_value(json_object_get(node, "role"));
+        printf("%-20s %-8s %-12s %6.3f %7.1fms %6.3f %6.3f %7s %6.2f  %s\n",
+               json_string_value(json_object_get(node, "name")), role != NULL ? role : "-",
                json_string_value(json_object_get(node, "status")), number(node, "qos"),
                number(node, "latency_ms"), number(node, "credibility"), number(node, "merit"),
                probes, number(node, "price_ratio"), reasons);
@@ -213,6 +221,29 @@ static int print_verdicts(json_t *answer)
     return fflush(stdout) == 0 ? KCOBRA_EXIT_OK : KCOBRA_EXIT_FAILURE;
 }
 
+/* For nats-server, which has no quarantine hook: each quarantined node's
+ * user loses subscribe on kc.req.>; the operator merges this into the
+ * authorization block and reloads (docs/arbiter.md). */
+static int print_permissions(json_t *answer)
+{
+    printf("# kcobra arbiter permissions: the quarantined nodes of arbiter %s.\n"
+           "# Merge into nats-server's authorization { users: [...] } (each node logs in as\n"
+           "# the user named after it), then reload nats-server (nats-server --signal reload).\n",
+           json_string_value(json_object_get(answer, "arbiter")));
+    size_t index, count = 0;
+    json_t *node;
+    json_array_foreach(json_object_get(answer, "nodes"), index, node)
+    {
+        const char *status = json_string_value(json_object_get(node, "status"));
+        if (status == NULL || strcmp(status, "quarantined") != 0) continue;
+        printf("{ user: \"%s\", permissions: { subscribe: { deny: [\"kc.req.>\"] } } }\n",
+               json_string_value(json_object_get(node, "name")));
+        count++;
+    }
+    if (count == 0) printf("# (no node is quarantined)\n");
+    return fflush(stdout) == 0 ? KCOBRA_EXIT_OK : KCOBRA_EXIT_FAILURE;
+}
+
 static int query(const kcobra_command *command, const kcobra_invocation *invocation,
                  const arbiter_flags *flags)
 {
@@ -224,8 +255,9 @@ static int query(const kcobra_command *command, const kcobra_invocation *invocat
     if (tree && strcmp(format, "text") != 0 && strcmp(format, "json") != 0 &&
         strcmp(format, "dot") != 0)
         return kcobra_usage_error(command, "--format is text, json or dot, not '%s'", format);
+    bool permissions = strcmp(what, "permissions") == 0;
     char subject[64], payload[KC_NODE_BYTES_MAX + 32] = "";
-    snprintf(subject, sizeof subject, "kc.arbiter.%s", what);
+    snprintf(subject, sizeof subject, "kc.arbiter.%s", permissions ? "status" : what);
     if (strcmp(what, "reinstate") == 0) {
         if (invocation->positional_count != 2 ||
             !kcobra_token_valid(invocation->positional[1], KC_NODE_BYTES_MAX))
@@ -251,6 +283,8 @@ static int query(const kcobra_command *command, const kcobra_invocation *invocat
         status = kci_tree_print_dot(stdout, answer) == KC_OK ? 0 : 1;
     else if (tree && strcmp(format, "text") == 0)
         status = kci_tree_print_text(stdout, answer) == KC_OK ? 0 : 1;
+    else if (permissions && !invocation->common.json)
+        status = print_permissions(answer);
     else if (invocation->common.json || tree)
         return kcobra_json_print(answer);
     else if (strcmp(what, "status") == 0)
@@ -301,15 +335,16 @@ static int run_arbiter(const kcobra_command *command, int argc, char **argv)
         return serve(&invocation, &values);
     }
     if (strcmp(what, "status") == 0 || strcmp(what, "verdicts") == 0 || strcmp(what, "tree") == 0 ||
-        strcmp(what, "reinstate") == 0)
+        strcmp(what, "reinstate") == 0 || strcmp(what, "permissions") == 0)
         return query(command, &invocation, &values);
     return kcobra_usage_error(
-        command, "unknown subcommand '%s': serve, status, verdicts, reinstate or tree", what);
+        command, "unknown subcommand '%s': serve, status, verdicts, reinstate, tree or permissions",
+        what);
 }
 
 const kcobra_command kcobra_command_arbiter = {
     .name = "arbiter",
-    .synopsis = "arbiter serve|status|verdicts|reinstate <node>|tree [--format text|json|dot]",
+    .synopsis = "arbiter serve|status|verdicts|reinstate <node>|tree [--format F]|permissions",
     .summary = "the arbiters: QoS, reports, ranking, fusion, quarantine",
     .description = ARBITER_DESCRIPTION,
     .run = run_arbiter,

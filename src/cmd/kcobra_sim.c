@@ -29,148 +29,28 @@
  * client's choices. Timing is not, so the figures vary a little between
  * runs; the thresholds in CI leave room for that. Detection time counts
  * from the start of the requests to the final verdict (quorum). */
-#include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <math.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "arbiter/arbiter.h"
 #include "common/clock.h"
 #include "common/hash.h"
 #include "common/log.h"
-#include "kcobra_common.h"
+#include "kcobra_sim.h"
 #include "service/client_internal.h"
 #include "service/uuid.h"
 
-enum {
-    SIM_NODES_MAX = 256,
-    SIM_CLIENTS_MAX = 256,
-    SIM_ARBITERS_MAX = 16,
-    SIM_NAME_BYTES = 32,
-    SIM_PATH_BYTES = 512,
-    SIM_REQUEST_TIMEOUT_MS = 2000,
-    SIM_SLOW_DELAY_MS = 250,
-    SIM_WORKERS = 8,
-    SIM_SLOW_WORKERS = 16,
-    SIM_REPORTER_PERIOD_MS = 100,
-    SIM_START_ATTEMPTS = 3,
-    SIM_START_TIMEOUT_MS = 5000,
-    SIM_STOP_TIMEOUT_MS = 5000,
-    SIM_CLOSE_TIMEOUT_MS = 3000,
-};
-
-#define SIM_TYPE "sense"
-#define SIM_PROBE "sense=21.5"
-#define SIM_ACCURACY 0.5
-#define SIM_NOISE 0.2
-
-typedef enum behaviour {
-    B_WRONG = 1u,
-    B_SLOW = 2u,
-    B_OVERCHARGE = 4u,
-    B_FALSE_REPORT = 8u,
-    B_COLLUDE = 16u,
-} behaviour;
-
-static const struct {
-    const char *name;
-    behaviour bit;
-} BEHAVIOURS[] = {
+const sim_behaviour BEHAVIOURS[BEHAVIOUR_COUNT] = {
     {"wrong", B_WRONG},           {"slow", B_SLOW},
     {"overcharge", B_OVERCHARGE}, {"false-report", B_FALSE_REPORT},
     {"collude", B_COLLUDE},
-};
-enum { BEHAVIOUR_COUNT = sizeof BEHAVIOURS / sizeof BEHAVIOURS[0] };
-
-typedef struct sim sim;
-
-typedef struct sim_node {
-    sim *sim;
-    char name[SIM_NAME_BYTES];
-    unsigned behaviour; /* 0: honest */
-    double base_price;
-    kc_client *client;
-    kc_service *service;
-    pthread_t reporter;
-    bool reporter_started;
-    uint64_t random;
-    /* the arbiters' verdict */
-    bool quarantined;
-    int64_t detected_ms;
-    int64_t detected_requests;
-} sim_node;
-
-typedef struct sim_client {
-    sim *sim;
-    char name[SIM_NAME_BYTES];
-    bool false_reporter;
-    kc_client *client;
-    pthread_t thread;
-    bool started;
-    uint64_t random;
-    int64_t request_count;
-    bool quarantined; /* as a perjurer */
-} sim_client;
-
-typedef struct sim_options {
-    int64_t nodes;
-    const char *corrupt_text;
-    double corrupt;
-    unsigned behaviours[BEHAVIOUR_COUNT];
-    int behaviour_count;
-    int64_t clients;
-    int64_t requests;
-    int64_t seed;
-    int64_t arbiters;
-    int64_t rate;
-    int64_t settle_ms;
-    const char *false_reporters_text;
-    double false_reporters;
-    const char *kcobrad;
-    bool verbose;
-    bool keep;
-    const char *min_precision_text;
-    const char *min_recall_text;
-    const char *max_false_rate_text;
-    bool expect_broken;
-} sim_options;
-
-struct sim {
-    sim_options options;
-    kcobra_common common;
-    bool server_given; /* --server: use it, start no kcobrad */
-    char url[64];
-    char directory[SIM_PATH_BYTES];
-    pid_t kcobrad_pid;
-    uint32_t node_count;
-    uint32_t corrupt_count;
-    sim_node nodes[SIM_NODES_MAX];
-    uint32_t client_count;
-    sim_client clients[SIM_CLIENTS_MAX];
-    uint32_t arbiter_count; /* in this process */
-    kc_client *arbiter_clients[SIM_ARBITERS_MAX];
-    kci_arbiter *arbiters[SIM_ARBITERS_MAX];
-    kc_client *observer;
-    natsSubscription *verdicts;
-    natsSubscription *alarms;
-    atomic_llong requests_done;
-    atomic_bool stop;
-    int64_t start_ms;
-    pthread_mutex_t lock; /* verdict results */
-    bool guarantee_broken;
-    char guarantee_text[256];
 };
 
 /* ---- seeded randomness ---------------------------------------------------------- */
@@ -188,7 +68,7 @@ static double unit_random(uint64_t *state)
     return (double)(next_random(state) >> 11) / 9007199254740992.0;
 }
 
-static void sleep_ms(int64_t duration_ms)
+void kcobra_sim_sleep_ms(int64_t duration_ms)
 {
     if (duration_ms <= 0) return;
     struct timespec pause = {duration_ms / 1000, (duration_ms % 1000) * 1000000};
@@ -219,7 +99,7 @@ static void handle_sense(const kc_request *request, kc_response *response, void 
         value = 3 * x + 7; /* the colluders' common lie */
     else if (node->behaviour & B_WRONG)
         value = 2 * x + 6 + 10 * (double)(hash & 0xffff) / 65535.0;
-    if (node->behaviour & B_SLOW) sleep_ms(SIM_SLOW_DELAY_MS);
+    if (node->behaviour & B_SLOW) kcobra_sim_sleep_ms(SIM_SLOW_DELAY_MS);
     double price = node->base_price * (node->behaviour & B_OVERCHARGE ? 3 : 1);
     char answer[128];
     int answer_length =
@@ -267,7 +147,7 @@ static void *reporter_main(void *context)
     static const kc_problem_reason reasons[] = {KC_PROBLEM_WRONG_ANSWER, KC_PROBLEM_SLOW,
                                                 KC_PROBLEM_OVERCHARGED, KC_PROBLEM_ERROR_REPLY};
     while (!atomic_load(&s->stop)) {
-        sleep_ms(SIM_REPORTER_PERIOD_MS);
+        kcobra_sim_sleep_ms(SIM_REPORTER_PERIOD_MS);
         const sim_node *target = &s->nodes[next_random(&node->random) % s->node_count];
         if (target->behaviour != 0) {
             if (node->behaviour & B_COLLUDE && target->behaviour & B_COLLUDE && target != node)
@@ -303,7 +183,7 @@ static void check_reply(sim_client *client, kc_reply *reply, double x, int64_t l
             kc_client_report_problem(client->client, server, KC_PROBLEM_WRONG_ANSWER, id,
                                      "sim: wrong");
     }
-    if (latency_ms > SIM_SLOW_DELAY_MS * 3 / 5) {
+    if (latency_ms > SIM_SLOW_BAR_MS) {
         problem = true;
         if (next_random(random) % 2 == 0)
             kc_client_report_problem(client->client, server, KC_PROBLEM_SLOW, id, "sim: slow");
@@ -329,7 +209,7 @@ static void *client_main(void *context)
     double interval_ms = 1000.0 * s->client_count / (double)s->options.rate;
     int64_t start_ms = kci_monotonic_ms();
     for (int64_t k = 0; k < client->request_count && !atomic_load(&s->stop); k++) {
-        sleep_ms(start_ms + (int64_t)(k * interval_ms) - kci_monotonic_ms());
+        kcobra_sim_sleep_ms(start_ms + (int64_t)(k * interval_ms) - kci_monotonic_ms());
         double x = round(unit_random(&client->random) * 100000) / 1000;
         char payload[32];
         int length = snprintf(payload, sizeof payload, "%.3f", x);
@@ -398,152 +278,18 @@ static void on_alarm(natsConnection *connection, natsSubscription *subscription,
     natsMsg_Destroy(message);
 }
 
-/* ---- kcobrad ------------------------------------------------------------------------ */
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in address = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t length = sizeof address;
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&address, sizeof address) == 0 &&
-        getsockname(fd, (struct sockaddr *)&address, &length) == 0)
-        port = ntohs(address.sin_port);
-    if (fd >= 0) close(fd);
-    return port;
-}
-
-/* --kcobrad, else kcobrad beside this kcobra, else kcobrad from PATH. */
-static void kcobrad_path(const sim *s, char path[SIM_PATH_BYTES])
-{
-    if (s->options.kcobrad != NULL) {
-        snprintf(path, SIM_PATH_BYTES, "%s", s->options.kcobrad);
-        return;
-    }
-    char self[SIM_PATH_BYTES] = "";
-    ssize_t length = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (length > 0) {
-        self[length] = '\0';
-        char *slash = strrchr(self, '/');
-        if (slash != NULL) {
-            *slash = '\0';
-            snprintf(path, SIM_PATH_BYTES, "%.400s/kcobrad", self);
-            if (access(path, X_OK) == 0) return;
-        }
-    }
-    snprintf(path, SIM_PATH_BYTES, "kcobrad");
-}
-
-static bool write_config(const sim *s, int port, char config_path[SIM_PATH_BYTES])
-{
-    char peers[SIM_ARBITERS_MAX * SIM_NAME_BYTES] = "";
-    size_t used = 0;
-    for (int64_t a = 0; a < s->options.arbiters; a++)
-        used += (size_t)snprintf(peers + used, sizeof peers - used, "%s\"arbiter-%lld\"",
-                                 a > 0 ? ", " : "", (long long)a);
-    snprintf(config_path, SIM_PATH_BYTES, "%.400s/kcobrad.conf", s->directory);
-    FILE *file = fopen(config_path, "w");
-    if (file == NULL) return false;
-    fprintf(file,
-            "listen: \"127.0.0.1:%d\"\n"
-            "data_dir: \"%s/data\"\n"
-            "log_file: \"%s/kcobrad.log\"\n"
-            "max_pending: 256MB\n"
-            "arbiter {\n  enabled: true\n  id: \"arbiter-0\"\n  arbiters: %lld\n  tick: \"250ms\"\n"
-            "  probe_interval: \"1s\"\n  probe_timeout: \"500ms\"\n  slow: \"100ms\"\n  target: \"100ms\"\n  qos_samples: 20\n"
-            "  quarantine: \"10m\"\n  probes: [\"%s\"]\n  peers: [%s]\n}\n",
-            port, s->directory, s->directory, (long long)s->options.arbiters, SIM_PROBE, peers);
-    return fclose(file) == 0;
-}
-
-static bool kcobrad_ready(sim *s)
-{
-    int64_t deadline_ms = kci_monotonic_ms() + SIM_START_TIMEOUT_MS;
-    while (kci_monotonic_ms() < deadline_ms) {
-        int child_status = 0;
-        if (waitpid(s->kcobrad_pid, &child_status, WNOHANG) == s->kcobrad_pid) {
-            s->kcobrad_pid = 0;
-            return false; /* it exited: the port was taken, or a bad config */
-        }
-        natsConnection *connection = NULL;
-        if (natsConnection_ConnectTo(&connection, s->url) == NATS_OK) {
-            natsConnection_Destroy(connection);
-            return true;
-        }
-        sleep_ms(50);
-    }
-    return false;
-}
-
-static int start_kcobrad(sim *s)
-{
-    char path[SIM_PATH_BYTES], config_path[SIM_PATH_BYTES];
-    kcobrad_path(s, path);
-    snprintf(s->directory, sizeof s->directory, "/tmp/kcobra-sim-XXXXXX");
-    if (mkdtemp(s->directory) == NULL) {
-        kcobra_error("sim: cannot make a temporary directory: %s", strerror(errno));
-        return KCOBRA_EXIT_FAILURE;
-    }
-    for (int attempt = 0; attempt < SIM_START_ATTEMPTS; attempt++) {
-        int port = free_port();
-        if (port <= 0 || !write_config(s, port, config_path)) break;
-        snprintf(s->url, sizeof s->url, "nats://127.0.0.1:%d", port);
-        pid_t pid = fork();
-        if (pid == 0) {
-            execlp(path, path, "-c", config_path, (char *)NULL);
-            _exit(127);
-        }
-        if (pid < 0) break;
-        s->kcobrad_pid = pid;
-        if (kcobrad_ready(s)) return KCOBRA_EXIT_OK;
-        if (s->kcobrad_pid > 0) kill(s->kcobrad_pid, SIGKILL), waitpid(s->kcobrad_pid, NULL, 0);
-        s->kcobrad_pid = 0;
-    }
-    kcobra_error("sim: cannot start %s (see %s/kcobrad.log; --kcobrad PATH, or --server URL)", path,
-                 s->directory);
-    return KCOBRA_EXIT_CONNECT;
-}
-
-static int remove_entry(const char *path, const struct stat *info, int flag, struct FTW *walk)
-{
-    (void)info, (void)flag, (void)walk;
-    remove(path);
-    return 0;
-}
-
-static void stop_kcobrad(sim *s)
-{
-    if (s->kcobrad_pid > 0) {
-        kill(s->kcobrad_pid, SIGTERM);
-        int64_t deadline_ms = kci_monotonic_ms() + SIM_STOP_TIMEOUT_MS;
-        while (waitpid(s->kcobrad_pid, NULL, WNOHANG) == 0) {
-            if (kci_monotonic_ms() > deadline_ms) {
-                kill(s->kcobrad_pid, SIGKILL);
-                waitpid(s->kcobrad_pid, NULL, 0);
-                break;
-            }
-            sleep_ms(20);
-        }
-        s->kcobrad_pid = 0;
-    }
-    if (s->directory[0] != '\0' && !s->options.keep)
-        nftw(s->directory, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-    else if (s->directory[0] != '\0')
-        fprintf(stderr, "sim: kcobrad's files are kept in %s\n", s->directory);
-}
-
 /* ---- the cloud ------------------------------------------------------------------------ */
 
 static void pick_corrupt(sim *s)
 {
     uint64_t random = (uint64_t)s->options.seed;
-    uint32_t order[SIM_NODES_MAX];
+    uint32_t order[SIM_NODES_MAX] = {0};
     for (uint32_t i = 0; i < s->node_count; i++)
         order[i] = i;
-    for (uint32_t i = s->node_count - 1; i > 0; i--) {
-        uint32_t j = (uint32_t)(next_random(&random) % (i + 1));
-        uint32_t swap = order[i];
-        order[i] = order[j], order[j] = swap;
+    for (uint32_t i = s->node_count; i > 1; i--) { /* Fisher-Yates */
+        uint32_t j = (uint32_t)(next_random(&random) % i);
+        uint32_t swap = order[i - 1];
+        order[i - 1] = order[j], order[j] = swap;
     }
     s->corrupt_count = (uint32_t)lround(s->options.corrupt * s->node_count);
     for (uint32_t i = 0; i < s->node_count; i++) {
@@ -589,7 +335,7 @@ static int start_nodes(sim *s)
 static int start_arbiters(sim *s)
 {
     /* With our own kcobrad, arbiter-0 is kcobrad's. */
-    uint32_t first = s->kcobrad_pid > 0 ? 1 : 0;
+    uint32_t first = s->kcobrad_pid > 0 && s->hosts_arbiter ? 1 : 0;
     for (uint32_t a = first; a < (uint32_t)s->options.arbiters; a++) {
         char id[SIM_NAME_BYTES];
         /* With --server, the server may host arbiters of its own: other ids. */
@@ -604,8 +350,8 @@ static int start_arbiters(sim *s)
         config.tick_ms = 250;
         config.probe_timeout_ms = 500;
         config.probe_interval_ms = 1000;
-        config.qos.slow_ms = 100;
-        config.qos.target_ms = 100;
+        config.qos.slow_ms = SIM_SLOW_BAR_MS;
+        config.qos.target_ms = SIM_SLOW_BAR_MS;
         config.qos_samples_min = 20;
         config.quarantine_ms = 10 * 60 * 1000;
         char peers[SIM_ARBITERS_MAX][SIM_NAME_BYTES];
@@ -664,7 +410,7 @@ static int run_cloud(sim *s)
             pthread_create(&s->clients[i].thread, NULL, client_main, &s->clients[i]) == 0;
     for (uint32_t i = 0; i < s->client_count; i++)
         if (s->clients[i].started) pthread_join(s->clients[i].thread, NULL);
-    sleep_ms(s->options.settle_ms); /* the last verdicts */
+    kcobra_sim_sleep_ms(s->options.settle_ms); /* the last verdicts */
     return KCOBRA_EXIT_OK;
 }
 
@@ -689,168 +435,6 @@ static void stop_cloud(sim *s)
     if (s->observer != NULL) kc_client_close(s->observer, SIM_CLOSE_TIMEOUT_MS);
 }
 
-/* ---- results ---------------------------------------------------------------------------- */
-
-typedef struct sim_row {
-    const char *behaviour;
-    uint32_t corrupt;
-    uint32_t detected;
-    int64_t ttd_ms_sum;
-    int64_t ttd_ms_max;
-    int64_t ttd_requests_sum;
-    int64_t ttd_requests_max;
-} sim_row;
-
-typedef struct sim_result {
-    sim_row total;
-    sim_row rows[BEHAVIOUR_COUNT];
-    uint32_t honest;
-    uint32_t false_quarantines;
-    uint32_t reporters_quarantined;
-    double precision;
-    double recall;
-    double false_rate;
-} sim_result;
-
-static void row_add(sim_row *row, const sim_node *node)
-{
-    row->corrupt++;
-    if (!node->quarantined) return;
-    row->detected++;
-    row->ttd_ms_sum += node->detected_ms;
-    row->ttd_requests_sum += node->detected_requests;
-    if (node->detected_ms > row->ttd_ms_max) row->ttd_ms_max = node->detected_ms;
-    if (node->detected_requests > row->ttd_requests_max)
-        row->ttd_requests_max = node->detected_requests;
-}
-
-static void compute(const sim *s, sim_result *r)
-{
-    memset(r, 0, sizeof *r);
-    r->total.behaviour = "all";
-    for (int b = 0; b < BEHAVIOUR_COUNT; b++)
-        r->rows[b].behaviour = BEHAVIOURS[b].name;
-    for (uint32_t i = 0; i < s->node_count; i++) {
-        const sim_node *node = &s->nodes[i];
-        if (node->behaviour == 0) {
-            r->honest++;
-            r->false_quarantines += node->quarantined;
-            continue;
-        }
-        row_add(&r->total, node);
-        for (int b = 0; b < BEHAVIOUR_COUNT; b++)
-            if (node->behaviour & BEHAVIOURS[b].bit) row_add(&r->rows[b], node);
-    }
-    for (uint32_t i = 0; i < s->client_count; i++)
-        r->reporters_quarantined += s->clients[i].quarantined;
-    uint32_t quarantined = r->total.detected + r->false_quarantines;
-    r->precision = quarantined > 0 ? (double)r->total.detected / quarantined : 1.0;
-    r->recall = r->total.corrupt > 0 ? (double)r->total.detected / r->total.corrupt : 1.0;
-    r->false_rate = r->honest > 0 ? (double)r->false_quarantines / r->honest : 0.0;
-}
-
-static json_t *row_json(const sim_row *row)
-{
-    return json_pack("{s:s, s:i, s:i, s:f, s:I, s:I, s:I, s:I}", "behaviour", row->behaviour,
-                     "corrupt", (json_int_t)row->corrupt, "detected", (json_int_t)row->detected,
-                     "recall", row->corrupt ? (double)row->detected / row->corrupt : 1.0,
-                     "ttd_ms_mean",
-                     (json_int_t)(row->detected ? row->ttd_ms_sum / row->detected : 0),
-                     "ttd_ms_max", (json_int_t)row->ttd_ms_max, "ttd_requests_mean",
-                     (json_int_t)(row->detected ? row->ttd_requests_sum / row->detected : 0),
-                     "ttd_requests_max", (json_int_t)row->ttd_requests_max);
-}
-
-static int print_json(const sim *s, const sim_result *r)
-{
-    json_t *rows = json_array(), *quarantined = json_array(), *missed = json_array();
-    for (int b = 0; b < BEHAVIOUR_COUNT; b++)
-        if (r->rows[b].corrupt > 0) json_array_append_new(rows, row_json(&r->rows[b]));
-    for (uint32_t i = 0; i < s->node_count; i++) {
-        if (s->nodes[i].quarantined)
-            json_array_append_new(quarantined, json_string(s->nodes[i].name));
-        if (s->nodes[i].behaviour && !s->nodes[i].quarantined)
-            json_array_append_new(missed, json_string(s->nodes[i].name));
-    }
-    return kcobra_json_print(json_pack(
-        "{s:i, s:i, s:i, s:I, s:I, s:I, s:i, s:f, s:f, s:f, s:i, s:o, s:b, s:s, s:i, s:o, s:o, "
-        "s:o}",
-        "nodes", (json_int_t)s->node_count, "corrupt", (json_int_t)s->corrupt_count, "clients",
-        (json_int_t)s->client_count, "requests", (json_int_t)s->options.requests, "requests_done",
-        (json_int_t)atomic_load(&s->requests_done), "seed", (json_int_t)s->options.seed, "arbiters",
-        (json_int_t)s->options.arbiters, "precision", r->precision, "recall", r->recall,
-        "false_quarantine_rate", r->false_rate, "false_quarantines",
-        (json_int_t)r->false_quarantines, "total", row_json(&r->total), "guarantee_holds",
-        !s->guarantee_broken, "guarantee", s->guarantee_text, "reporters_quarantined",
-        (json_int_t)r->reporters_quarantined, "by_behaviour", rows, "quarantined", quarantined,
-        "missed", missed));
-}
-
-static void print_row(const sim_row *row, double precision, uint32_t false_quarantines)
-{
-    printf("%-13s %7u %8u %9.3f %7.3f %9lld %9lld %9lld %8u\n", row->behaviour, row->corrupt,
-           row->detected, precision, row->corrupt ? (double)row->detected / row->corrupt : 1.0,
-           (long long)(row->detected ? row->ttd_ms_sum / row->detected : 0),
-           (long long)row->ttd_ms_max,
-           (long long)(row->detected ? row->ttd_requests_sum / row->detected : 0),
-           false_quarantines);
-}
-
-static void print_table(const sim *s, const sim_result *r)
-{
-    printf(
-        "kcobra sim: %u nodes (%u corrupt), %u clients, %lld requests, seed %lld, %lld arbiters\n",
-        s->node_count, s->corrupt_count, s->client_count, (long long)atomic_load(&s->requests_done),
-        (long long)s->options.seed, (long long)s->options.arbiters);
-    printf("%-13s %7s %8s %9s %7s %9s %9s %9s %8s\n", "behaviour", "corrupt", "detected",
-           "precision", "recall", "ttd_ms", "ttd_max", "ttd_reqs", "false_q");
-    for (int b = 0; b < BEHAVIOUR_COUNT; b++)
-        if (r->rows[b].corrupt > 0) print_row(&r->rows[b], r->precision, r->false_quarantines);
-    print_row(&r->total, r->precision, r->false_quarantines);
-    printf("false-quarantine rate %.3f (%u of %u honest); %u false reporter(s) among the clients "
-           "quarantined\n",
-           r->false_rate, r->false_quarantines, r->honest, r->reporters_quarantined);
-    if (s->guarantee_broken)
-        printf("the arbiters report: n > 3f DOES NOT HOLD: %s\n", s->guarantee_text);
-    else
-        printf("the arbiters report: n > 3f holds\n");
-}
-
-static bool parse_fraction(const char *text, double *out, double fallback)
-{
-    if (text == NULL) {
-        *out = fallback;
-        return true;
-    }
-    char *end = NULL;
-    *out = strtod(text, &end);
-    return end != text && *end == '\0' && *out >= 0 && *out <= 1;
-}
-
-/* The --min/--max checks CI uses; false (and why, on stderr) if one fails. */
-static bool check(const sim *s, const sim_result *r)
-{
-    double min_precision, min_recall, max_false_rate;
-    parse_fraction(s->options.min_precision_text, &min_precision, 0);
-    parse_fraction(s->options.min_recall_text, &min_recall, 0);
-    parse_fraction(s->options.max_false_rate_text, &max_false_rate, 1);
-    bool ok = true;
-    if (r->precision < min_precision)
-        kcobra_error("sim: precision %.3f is below --min-precision %.3f", r->precision,
-                     min_precision),
-            ok = false;
-    if (r->recall < min_recall)
-        kcobra_error("sim: recall %.3f is below --min-recall %.3f", r->recall, min_recall),
-            ok = false;
-    if (r->false_rate > max_false_rate)
-        kcobra_error("sim: false-quarantine rate %.3f is above --max-false-rate %.3f",
-                     r->false_rate, max_false_rate),
-            ok = false;
-    if (s->options.expect_broken && !s->guarantee_broken)
-        kcobra_error("sim: the arbiters did not report that n > 3f no longer holds"), ok = false;
-    return ok;
-}
-
 /* ---- the command ------------------------------------------------------------------------- */
 
 static const char SIM_DESCRIPTION[] =
@@ -862,7 +446,9 @@ static const char SIM_DESCRIPTION[] =
     "quarantines of honest nodes. Deterministic for a seed (timing aside).\n"
     "Behaviours: wrong, slow, overcharge, false-report, collude.\n"
     "Without --server, kcobra starts a kcobrad that hosts arbiter-0 and enforces the\n"
-    "quarantine; exit 1 if a --min/--max/--expect check fails.\n"
+    "quarantine (--kcobrad /usr/sbin/nats-server runs the same cloud on nats-server,\n"
+    "all arbiters in this process, nothing enforced); exit 1 if a --min/--max/--expect\n"
+    "check fails.\n"
     "\n"
     "Examples:\n"
     "  kcobra sim --nodes 30 --corrupt 0.2 --behaviour wrong,slow --seed 7\n"
@@ -893,14 +479,14 @@ static int check_options(const kcobra_command *command, sim_options *o, const ch
         return kcobra_usage_error(command, "--clients is at most %d", SIM_CLIENTS_MAX);
     if (o->arbiters > SIM_ARBITERS_MAX)
         return kcobra_usage_error(command, "--arbiters is at most %d", SIM_ARBITERS_MAX);
-    if (!parse_fraction(o->corrupt_text, &o->corrupt, 0.2))
+    if (!kcobra_sim_fraction(o->corrupt_text, &o->corrupt, 0.2))
         return kcobra_usage_error(command, "--corrupt is a fraction from 0 to 1");
-    if (!parse_fraction(o->false_reporters_text, &o->false_reporters, 0))
+    if (!kcobra_sim_fraction(o->false_reporters_text, &o->false_reporters, 0))
         return kcobra_usage_error(command, "--false-reporters is a fraction from 0 to 1");
     double unused;
-    if (!parse_fraction(o->min_precision_text, &unused, 0) ||
-        !parse_fraction(o->min_recall_text, &unused, 0) ||
-        !parse_fraction(o->max_false_rate_text, &unused, 1))
+    if (!kcobra_sim_fraction(o->min_precision_text, &unused, 0) ||
+        !kcobra_sim_fraction(o->min_recall_text, &unused, 0) ||
+        !kcobra_sim_fraction(o->max_false_rate_text, &unused, 1))
         return kcobra_usage_error(
             command, "--min-precision, --min-recall and --max-false-rate are fractions");
     if (!parse_behaviours(behaviours, o))
@@ -917,18 +503,11 @@ static int simulate(sim *s)
     kci_log_configure(s->options.verbose ? KCI_LOG_INFO : KCI_LOG_ERROR, true);
     signal(SIGPIPE, SIG_IGN);
     int status = KCOBRA_EXIT_OK;
-    if (!s->server_given) status = start_kcobrad(s);
+    if (!s->server_given) status = kcobra_sim_server_start(s);
     if (status == KCOBRA_EXIT_OK) status = run_cloud(s);
     stop_cloud(s);
-    stop_kcobrad(s);
-    if (status != KCOBRA_EXIT_OK) return status;
-    sim_result result;
-    compute(s, &result);
-    if (s->common.json)
-        status = print_json(s, &result);
-    else
-        print_table(s, &result), fflush(stdout);
-    return check(s, &result) ? status : KCOBRA_EXIT_FAILURE;
+    kcobra_sim_server_stop(s);
+    return status == KCOBRA_EXIT_OK ? kcobra_sim_report(s) : status;
 }
 
 static int run_sim(const kcobra_command *command, int argc, char **argv)
@@ -956,7 +535,7 @@ static int run_sim(const kcobra_command *command, int argc, char **argv)
         {"false-reporters", "F", KCOBRA_FLAG_STRING, &o->false_reporters_text,
          "fraction of clients filing false reports (default 0)"},
         {"kcobrad", "PATH", KCOBRA_FLAG_STRING, &o->kcobrad,
-         "the kcobrad to start (default: beside kcobra, else PATH)"},
+         "the kcobrad (or nats-server) to start (default: beside kcobra, else PATH)"},
         {"min-precision", "P", KCOBRA_FLAG_STRING, &o->min_precision_text,
          "exit 1 below this precision"},
         {"min-recall", "R", KCOBRA_FLAG_STRING, &o->min_recall_text, "exit 1 below this recall"},

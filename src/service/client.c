@@ -111,7 +111,6 @@ void kc_client_options_init(kc_client_options *options)
     if (options == NULL) return;
     memset(options, 0, sizeof(*options));
     options->servers = "nats://127.0.0.1:4222";
-    options->name = "kingcobra";
     options->connect_timeout_ms = KCI_CLIENT_CONNECT_TIMEOUT_MS_DEFAULT;
     options->reconnect_attempts_max = -1;
     options->reconnect_wait_ms = KCI_CLIENT_RECONNECT_WAIT_MS_DEFAULT;
@@ -199,7 +198,9 @@ static kc_err build_nats_options(natsOptions *nats_options, const kc_client_opti
     int64_t reconnect_wait_ms = options->reconnect_wait_ms > 0
                                     ? options->reconnect_wait_ms
                                     : KCI_CLIENT_RECONNECT_WAIT_MS_DEFAULT;
-    const char *name = options->name != NULL ? options->name : "kingcobra";
+    /* The node name by default: kcobrad knows a node by its connection name
+     * (or its user) when it enforces the arbiters' quarantine. */
+    const char *name = options->name != NULL ? options->name : client->node;
     natsStatus status = natsOptions_SetName(nats_options, name);
     if (status == NATS_OK) status = natsOptions_SetTimeout(nats_options, connect_timeout_ms);
     if (status == NATS_OK)

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "arbiter/credibility.h"
+#include "arbiter/observe.h"
 #include "arbiter/quorum.h"
 #include "arbiter/tree.h"
 #include "arbiter/wire.h"
@@ -116,6 +117,42 @@ static void test_tree(void **state)
     free(dot);
     json_decref(tree);
     assert_int_equal(kci_tree_build(nodes, parent, 5, 0), KC_ERR_INVALID_ARGUMENT);
+    /* a name with a quote is escaped in DOT */
+    kci_tree_node odd[] = {{"a\"b", 1, 1}, {"c", 0.5, 1}};
+    int32_t odd_parent[2];
+    assert_int_equal(kci_tree_build(odd, odd_parent, 2, 2), KC_OK);
+    json_t *odd_tree = kci_tree_json(odd, odd_parent, 2);
+    out = open_memstream(&dot, &dot_size);
+    assert_int_equal(kci_tree_print_dot(out, odd_tree), KC_OK);
+    fclose(out);
+    assert_non_null(strstr(dot, "\"a\\\"b\" -> \"c\";"));
+    free(dot);
+    json_decref(odd_tree);
+}
+
+static void test_observe(void **state)
+{
+    (void)state;
+    kci_observe *observe = kci_observe_create();
+    assert_non_null(observe);
+    char id[KC_UUID_TEXT_BYTES + 1];
+    enum { IDS = 4 * KCI_OBSERVE_SLOTS };
+    for (int i = 0; i < IDS; i++) {
+        snprintf(id, sizeof id, "0190b6e2-5c1a-7d3e-9f00-%012d", i);
+        kci_observation *entry = kci_observe_put(observe, id, i + 1);
+        assert_string_equal(entry->id, id);
+        assert_true(kci_observe_put(observe, id, i + 1) == entry); /* the same entry again */
+        assert_true(entry->price < 0);
+    }
+    /* the newest is there; most of the oldest were evicted to make room */
+    assert_non_null(kci_observe_get(observe, id));
+    int kept = 0;
+    for (int i = 0; i < KCI_OBSERVE_SLOTS; i++) {
+        snprintf(id, sizeof id, "0190b6e2-5c1a-7d3e-9f00-%012d", i);
+        kept += kci_observe_get(observe, id) != NULL;
+    }
+    assert_true(kept < KCI_OBSERVE_SLOTS / 4);
+    kci_observe_destroy(observe);
 }
 
 static const char UUID[] = "0190b6e2-5c1a-7d3e-9f00-1234567890ab";
@@ -193,9 +230,10 @@ static void test_vote_parse(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_credibility),  cmocka_unit_test(test_rate_limit),
-        cmocka_unit_test(test_quorum),       cmocka_unit_test(test_tree),
-        cmocka_unit_test(test_report_parse), cmocka_unit_test(test_vote_parse),
+        cmocka_unit_test(test_credibility), cmocka_unit_test(test_rate_limit),
+        cmocka_unit_test(test_quorum),      cmocka_unit_test(test_tree),
+        cmocka_unit_test(test_observe),     cmocka_unit_test(test_report_parse),
+        cmocka_unit_test(test_vote_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,8 +7,23 @@
  *    kc.arbiter.reinstate brings "bad" back on probation and it serves
  *    again; the verdicts file holds both verdicts;
  *  - kc.sys.quarantine.set from an ordinary client changes nothing;
+ *  - a quarantine ends by itself after its time (here 1 s), the node is
+ *    reinstated on probation, and, still slow, quarantined again for twice
+ *    as long;
+ *  - kc.qos.<node> samples count from a pre-trusted sender only: a made-up
+ *    stream of bad samples from anyone else changes nothing, the same from
+ *    the pre-trusted monitor quarantines the node;
+ *  - a report about a request the arbiter never saw is checked against the
+ *    persister's log (kc.reply.get; a stand-in persister here): confirmed
+ *    when the log says the accused replied with an error, refuted when
+ *    someone else replied;
+ *  - a quarantine survives a restart of kcobrad (the arbiter replays its
+ *    verdicts file and hands the set to the broker again);
  *  - malformed reports, reports about unknown nodes and a flood from one
- *    reporter are counted and dropped, and the arbiter keeps answering.
+ *    reporter are counted and dropped, and the arbiter keeps answering;
+ *  - kcobra arbiter status, verdicts, tree (text, JSON, DOT) and reinstate
+ *    against it (KCOBRA names the binary; skipped without), and exit 4
+ *    when no arbiter runs.
  *
  * Timing is coarse: a slow reply of 120 ms against a bar of 50 ms, and
  * every wait bounded by a count or seconds, never asserted. */
@@ -21,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,6 +54,7 @@ enum {
     SERVE_AGAIN_REQUESTS_MAX = 200,
     VERDICT_WAIT_MS = 10000,
     FLOOD_REPORTS = 3000,
+    OUTPUT_BYTES_MAX = 256 * 1024,
 };
 
 static const char ARBITER_CONFIG[] =
@@ -116,16 +133,12 @@ static bool verdict_seen(natsSubscription *verdicts, const char *name, const cha
     return false;
 }
 
-static void test_quarantine_and_reinstate(void **state)
+static int run_kcobra(const char *url, const char *const *arguments, char *output, size_t size);
+
+/* Sends requests until the arbiter quarantines "bad"; then every request
+ * goes to "good". */
+static void quarantine_bad(kc_client *client, natsSubscription *verdicts)
 {
-    fixture *f = fixture_of(state);
-    fixture_start(f, ARBITER_CONFIG);
-    natsConnection *watcher = fixture_connect(f);
-    natsSubscription *verdicts = fixture_subscribe_flushed(f, watcher, "kc.arbiter.verdict");
-    node good, bad;
-    serve(f, &good, "good", false);
-    serve(f, &bad, "bad", true);
-    kc_client *client = open_client(f, "client");
     char who[KC_NODE_BYTES_MAX + 1];
     bool quarantined = false;
     for (int i = 0; i < DETECT_REQUESTS_MAX && !quarantined; i++) {
@@ -138,6 +151,27 @@ static void test_quarantine_and_reinstate(void **state)
     for (int i = 0; i < AFTER_REQUESTS; i++) {
         assert_true(ask(client, who));
         assert_string_equal(who, "good");
+    }
+}
+
+static void test_quarantine_and_reinstate(void **state)
+{
+    fixture *f = fixture_of(state);
+    fixture_start(f, ARBITER_CONFIG);
+    natsConnection *watcher = fixture_connect(f);
+    natsSubscription *verdicts = fixture_subscribe_flushed(f, watcher, "kc.arbiter.verdict");
+    node good, bad;
+    serve(f, &good, "good", false);
+    serve(f, &bad, "bad", true);
+    kc_client *client = open_client(f, "client");
+    char who[KC_NODE_BYTES_MAX + 1];
+    quarantine_bad(client, verdicts);
+    if (getenv("KCOBRA") != NULL) { /* the stanza that would enforce it on nats-server */
+        char output[8192];
+        const char *const permissions[] = {"arbiter", "permissions", NULL};
+        assert_int_equal(run_kcobra(f->server.url, permissions, output, sizeof output), 0);
+        assert_non_null(strstr(
+            output, "{ user: \"bad\", permissions: { subscribe: { deny: [\"kc.req.>\"] } } }"));
     }
     natsMsg *reply = NULL;
     assert_int_equal(natsConnection_RequestString(&reply, watcher, "kc.arbiter.reinstate",
@@ -166,6 +200,279 @@ static void test_quarantine_and_reinstate(void **state)
     unserve(&good);
 }
 
+/* A quarantine of 1 s ends by itself (reinstatement on probation); still
+ * slow, the node is quarantined again, for twice as long. */
+static void test_quarantine_expires_and_doubles(void **state)
+{
+    fixture *f = fixture_of(state);
+    static const char config[] =
+        "arbiter {\n  enabled: true\n  id: \"arb\"\n  tick: \"100ms\"\n  slow: \"50ms\"\n"
+        "  target: \"50ms\"\n  qos_samples: 10\n  quarantine: \"1s\"\n  probation: \"1h\"\n}\n";
+    fixture_start(f, config);
+    natsConnection *watcher = fixture_connect(f);
+    natsSubscription *verdicts = fixture_subscribe_flushed(f, watcher, "kc.arbiter.verdict");
+    node good, bad;
+    serve(f, &good, "good", false);
+    serve(f, &bad, "bad", true);
+    kc_client *client = open_client(f, "client");
+    quarantine_bad(client, verdicts);
+    assert_true(verdict_seen(verdicts, "bad", "reinstate", VERDICT_WAIT_MS));
+    char who[KC_NODE_BYTES_MAX + 1];
+    bool again = false;
+    for (int i = 0; i < DETECT_REQUESTS_MAX && !again; i++) {
+        assert_true(ask(client, who));
+        again = verdict_seen(verdicts, "bad", "quarantine", 0);
+    }
+    assert_true(again || verdict_seen(verdicts, "bad", "quarantine", VERDICT_WAIT_MS));
+    /* The file: quarantine 1 s, reinstate, quarantine 2 s (epochs 1, 2, 3). */
+    char path[512], line[1 << 16];
+    snprintf(path, sizeof path, "%s/data/arbiter-arb.verdicts.jsonl", f->server.directory_path);
+    FILE *file = fopen(path, "r");
+    assert_non_null(file);
+    json_int_t lengths[3] = {-1, -1, -1};
+    int count = 0;
+    while (count < 3 && fgets(line, sizeof line, file) != NULL) {
+        json_t *verdict = json_loads(line, 0, NULL);
+        assert_int_equal(json_integer_value(json_object_get(verdict, "epoch")), count + 1);
+        lengths[count++] = json_integer_value(json_object_get(verdict, "quarantine_ms"));
+        json_decref(verdict);
+    }
+    fclose(file);
+    assert_int_equal(lengths[0], 1000);
+    assert_int_equal(lengths[1], 0);
+    assert_int_equal(lengths[2], 2000);
+    kc_client_close(client, 2000);
+    unserve(&bad);
+    unserve(&good);
+}
+
+static void test_quarantine_survives_restart(void **state)
+{
+    fixture *f = fixture_of(state);
+    fixture_start(f, ARBITER_CONFIG);
+    natsConnection *watcher = fixture_connect(f);
+    natsSubscription *verdicts = fixture_subscribe_flushed(f, watcher, "kc.arbiter.verdict");
+    node good, bad;
+    serve(f, &good, "good", false);
+    serve(f, &bad, "bad", true);
+    kc_client *client = open_client(f, "client");
+    quarantine_bad(client, verdicts);
+    assert_int_equal(harness_server_stop(&f->server), HARNESS_OK);
+    assert_int_equal(harness_server_start(&f->server, ARBITER_CONFIG), HARNESS_OK);
+    /* The clients reconnect by themselves (nats.c); requests until then fail. */
+    char who[KC_NODE_BYTES_MAX + 1];
+    int answered = 0;
+    for (int i = 0; i < DETECT_REQUESTS_MAX && answered < AFTER_REQUESTS; i++) {
+        if (!ask(client, who)) {
+            sleep_ms(100);
+            continue;
+        }
+        answered++;
+        assert_string_equal(who, "good");
+    }
+    assert_int_equal(answered, AFTER_REQUESTS);
+    kc_client_close(client, 2000);
+    unserve(&bad);
+    unserve(&good);
+}
+
+/* Runs KCOBRA with arguments; its stdout into output; returns its exit
+ * status (-1 if it could not run). */
+static int run_kcobra(const char *url, const char *const *arguments, char *output, size_t size)
+{
+    const char *kcobra = getenv("KCOBRA");
+    int pipe_fds[2];
+    if (kcobra == NULL || pipe(pipe_fds) != 0) return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(pipe_fds[1], 1);
+        close(pipe_fds[0]);
+        const char *argv[16] = {kcobra, "--server", url};
+        int argc = 3;
+        for (int i = 0; arguments[i] != NULL && argc < 15; i++)
+            argv[argc++] = arguments[i];
+        execv(kcobra, (char *const *)argv);
+        _exit(127);
+    }
+    close(pipe_fds[1]);
+    size_t used = 0;
+    ssize_t got;
+    while (used + 1 < size && (got = read(pipe_fds[0], output + used, size - used - 1)) > 0)
+        used += (size_t)got;
+    output[used] = '\0';
+    close(pipe_fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void test_cli(void **state)
+{
+    if (getenv("KCOBRA") == NULL) skip();
+    fixture *f = fixture_of(state);
+    fixture_start(f, ARBITER_CONFIG);
+    node good;
+    serve(f, &good, "good", false);
+    kc_client *client = open_client(f, "client");
+    char who[KC_NODE_BYTES_MAX + 1];
+    for (int i = 0; i < 5; i++)
+        assert_true(ask(client, who));
+    sleep_ms(500); /* a few ticks: ranked, in the tree */
+    char *output = malloc(OUTPUT_BYTES_MAX);
+    assert_non_null(output);
+    const char *const status_text[] = {"arbiter", "status", NULL};
+    assert_int_equal(run_kcobra(f->server.url, status_text, output, OUTPUT_BYTES_MAX), 0);
+    assert_non_null(strstr(output, "good"));
+    assert_non_null(strstr(output, "n > 3f holds"));
+    const char *const status_json[] = {"arbiter", "status", "--json", NULL};
+    assert_int_equal(run_kcobra(f->server.url, status_json, output, OUTPUT_BYTES_MAX), 0);
+    json_t *status = json_loads(output, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(status, "arbiter")), "arb");
+    json_decref(status);
+    const char *const tree_dot[] = {"arbiter", "tree", "--format", "dot", NULL};
+    assert_int_equal(run_kcobra(f->server.url, tree_dot, output, OUTPUT_BYTES_MAX), 0);
+    assert_non_null(strstr(output, "digraph reporting"));
+    assert_non_null(strstr(output, "\"good\""));
+    const char *const tree_text[] = {"arbiter", "tree", NULL};
+    assert_int_equal(run_kcobra(f->server.url, tree_text, output, OUTPUT_BYTES_MAX), 0);
+    assert_non_null(strstr(output, "good  merit"));
+    const char *const verdicts[] = {"arbiter", "verdicts", NULL};
+    assert_int_equal(run_kcobra(f->server.url, verdicts, output, OUTPUT_BYTES_MAX), 0);
+    assert_non_null(strstr(output, "no verdicts yet"));
+    const char *const reinstate_good[] = {"arbiter", "reinstate", "good", NULL};
+    assert_int_equal(run_kcobra(f->server.url, reinstate_good, output, OUTPUT_BYTES_MAX), 0);
+    assert_non_null(strstr(output, "good is active"));
+    const char *const reinstate_nobody[] = {"arbiter", "reinstate", "nobody", NULL};
+    assert_int_equal(run_kcobra(f->server.url, reinstate_nobody, output, OUTPUT_BYTES_MAX), 5);
+    const char *const permissions[] = {"arbiter", "permissions", NULL};
+    assert_int_equal(run_kcobra(f->server.url, permissions, output, OUTPUT_BYTES_MAX), 0);
+    assert_non_null(strstr(output, "no node is quarantined"));
+    const char *const bogus[] = {"arbiter", "bogus", NULL};
+    assert_int_equal(run_kcobra(f->server.url, bogus, output, OUTPUT_BYTES_MAX), 2);
+    const char *const bad_format[] = {"arbiter", "tree", "--format", "png", NULL};
+    assert_int_equal(run_kcobra(f->server.url, bad_format, output, OUTPUT_BYTES_MAX), 2);
+    free(output);
+    kc_client_close(client, 2000);
+    unserve(&good);
+}
+
+static void publish_qos(natsConnection *connection, const char *sender, int count)
+{
+    for (int i = 0; i < count; i++) {
+        natsMsg *message = NULL;
+        const char sample[] = "{\"latency_ms\":900,\"ok\":false,\"type\":\"t\"}";
+        assert_int_equal(natsMsg_Create(&message, "kc.qos.good", NULL, sample, (int)strlen(sample)),
+                         NATS_OK);
+        natsMsgHeader_Set(message, "Kc-Node", sender);
+        assert_int_equal(natsConnection_PublishMsg(connection, message), NATS_OK);
+        natsMsg_Destroy(message);
+    }
+    fixture_flush(connection);
+}
+
+static void test_qos_samples_from_pretrusted_only(void **state)
+{
+    fixture *f = fixture_of(state);
+    static const char config[] =
+        "arbiter {\n  enabled: true\n  id: \"arb\"\n  tick: \"100ms\"\n  qos_samples: 10\n"
+        "  quarantine: \"1h\"\n  pretrusted: [\"monitor\"]\n}\n";
+    fixture_start(f, config);
+    natsConnection *watcher = fixture_connect(f);
+    natsSubscription *verdicts = fixture_subscribe_flushed(f, watcher, "kc.arbiter.verdict");
+    node good;
+    serve(f, &good, "good", false);
+    kc_client *client = open_client(f, "client");
+    char who[KC_NODE_BYTES_MAX + 1];
+    assert_true(ask(client, who));
+    publish_qos(watcher, "liar", 50);
+    assert_false(verdict_seen(verdicts, "good", "quarantine", 1000));
+    publish_qos(watcher, "monitor", 50);
+    assert_true(verdict_seen(verdicts, "good", "quarantine", VERDICT_WAIT_MS));
+    kc_client_close(client, 2000);
+    unserve(&good);
+}
+
+/* A stand-in persister: kc.reply.get <id> answers the recorded reply of
+ * two requests (docs/queue.md): LOG_ID_GOOD replied by "good" with an
+ * error, LOG_ID_OTHER replied by "other". */
+#define LOG_ID_GOOD "0190b6e2-5c1a-7d3e-9f00-000000000001"
+#define LOG_ID_OTHER "0190b6e2-5c1a-7d3e-9f00-000000000002"
+
+static void on_reply_get(natsConnection *connection, natsSubscription *subscription,
+                         natsMsg *message, void *closure)
+{
+    (void)subscription, (void)closure;
+    const char *id = natsMsg_GetData(message);
+    bool good = id != NULL && strcmp(id, LOG_ID_GOOD) == 0;
+    natsMsg *answer = NULL;
+    if (natsMsg_Create(&answer, natsMsg_GetReply(message), NULL, "boom", 4) == NATS_OK) {
+        natsMsgHeader_Set(answer, "Kc-Reply-To", id);
+        natsMsgHeader_Set(answer, "Kc-Queue-State", "replied");
+        natsMsgHeader_Set(answer, "Kc-Replied-By", good ? "good" : "other");
+        natsMsgHeader_Set(answer, "Kc-Error", "500 boom");
+        natsConnection_PublishMsg(connection, answer);
+        natsMsg_Destroy(answer);
+    }
+    natsMsg_Destroy(message);
+}
+
+static double credibility_of(natsConnection *connection, const char *name)
+{
+    natsMsg *reply = NULL;
+    assert_int_equal(natsConnection_RequestString(&reply, connection, "kc.arbiter.status", "",
+                                                  REQUEST_TIMEOUT_MS),
+                     NATS_OK);
+    json_t *status =
+        json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0, NULL);
+    natsMsg_Destroy(reply);
+    double credibility = -1;
+    size_t index;
+    json_t *entry;
+    json_array_foreach(json_object_get(status, "nodes"), index, entry)
+    {
+        if (strcmp(json_string_value(json_object_get(entry, "name")), name) == 0)
+            credibility = json_number_value(json_object_get(entry, "credibility"));
+    }
+    json_decref(status);
+    return credibility;
+}
+
+static void test_reports_checked_against_the_log(void **state)
+{
+    fixture *f = fixture_of(state);
+    fixture_start(f, ARBITER_CONFIG);
+    natsConnection *persister = fixture_connect(f);
+    natsSubscription *get = NULL;
+    assert_int_equal(natsConnection_Subscribe(&get, persister, "kc.reply.get", on_reply_get, NULL),
+                     NATS_OK);
+    fixture_track_subscription(f, get);
+    fixture_flush(persister);
+    node good;
+    serve(f, &good, "good", false);
+    kc_client *client = open_client(f, "client");
+    char who[KC_NODE_BYTES_MAX + 1];
+    assert_true(ask(client, who));
+    kc_client *honest = open_client(f, "honest-reporter");
+    kc_client *liar = open_client(f, "lying-reporter");
+    assert_int_equal(
+        kc_client_report_problem(honest, "good", KC_PROBLEM_ERROR_REPLY, LOG_ID_GOOD, "500"),
+        KC_OK);
+    assert_int_equal(
+        kc_client_report_problem(liar, "good", KC_PROBLEM_ERROR_REPLY, LOG_ID_OTHER, "500"), KC_OK);
+    double honest_credibility = 0.5, liar_credibility = 0.5;
+    for (int i = 0; i < 50 && (honest_credibility == 0.5 || liar_credibility == 0.5); i++) {
+        sleep_ms(100);
+        honest_credibility = credibility_of(persister, "honest-reporter");
+        liar_credibility = credibility_of(persister, "lying-reporter");
+    }
+    assert_float_equal(honest_credibility, 2.0 / 3, 1e-9); /* Beta(2, 1) */
+    assert_float_equal(liar_credibility, 1.0 / 3, 1e-9);   /* Beta(1, 2) */
+    kc_client_close(liar, 2000);
+    kc_client_close(honest, 2000);
+    kc_client_close(client, 2000);
+    unserve(&good);
+}
+
 static void test_control_subject_is_internal(void **state)
 {
     fixture *f = fixture_of(state);
@@ -183,6 +490,11 @@ static void test_control_subject_is_internal(void **state)
         assert_true(ask(client, who));
         assert_string_equal(who, "good");
     }
+    /* No arbiter in this kcobrad: kcobra arbiter says so, exit 4. */
+    char output[4096];
+    const char *const status_text[] = {"arbiter", "status", NULL};
+    if (getenv("KCOBRA") != NULL)
+        assert_int_equal(run_kcobra(f->server.url, status_text, output, sizeof output), 4);
     kc_client_close(client, 2000);
     unserve(&good);
 }
@@ -243,6 +555,11 @@ int main(int argc, char **argv)
     }
     const struct CMUnitTest tests[] = {
         FIXTURE_CASE(test_quarantine_and_reinstate),
+        FIXTURE_CASE(test_quarantine_expires_and_doubles),
+        FIXTURE_CASE(test_quarantine_survives_restart),
+        FIXTURE_CASE(test_reports_checked_against_the_log),
+        FIXTURE_CASE(test_qos_samples_from_pretrusted_only),
+        FIXTURE_CASE(test_cli),
         FIXTURE_CASE(test_control_subject_is_internal),
         FIXTURE_CASE(test_bad_reports),
     };
