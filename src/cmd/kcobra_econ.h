@@ -74,7 +74,20 @@ void kcobra_econ_progress_end(void);
 /* A JSON array of vertex names. */
 json_t *kcobra_econ_names(const kci_econ_graph *graph, const igraph_vector_int_t *vertices);
 
-/* The market subcommands, in kcobra_econ_market.c. */
+/* Output helpers: flush stdout (an exit code), and a list of names cut to
+ * KCOBRA_ECON_TABLE_ROWS_MAX in the table. */
+int kcobra_econ_print_flush(void);
+void kcobra_econ_print_names(const char *label, const kci_econ_graph *graph,
+                             const igraph_vector_int_t *vertices);
+
+/* The subcommands: graph structure (kcobra_econ_graph.c), money
+ * distribution (kcobra_econ_money.c), markets (kcobra_econ_market.c). */
+int kcobra_econ_run_maxflow(const kcobra_command *command, int argc, char **argv);
+int kcobra_econ_run_scc(const kcobra_command *command, int argc, char **argv);
+int kcobra_econ_run_hubs(const kcobra_command *command, int argc, char **argv);
+int kcobra_econ_run_strata(const kcobra_command *command, int argc, char **argv);
+int kcobra_econ_run_poverty(const kcobra_command *command, int argc, char **argv);
+int kcobra_econ_run_colored(const kcobra_command *command, int argc, char **argv);
 int kcobra_econ_run_value(const kcobra_command *command, int argc, char **argv);
 int kcobra_econ_run_equilibrium(const kcobra_command *command, int argc, char **argv);
 int kcobra_econ_run_dynamics(const kcobra_command *command, int argc, char **argv);

@@ -21,11 +21,6 @@ enum {
     PLOT_MARGIN = 60,
 };
 
-static int print_flush(void)
-{
-    return fflush(stdout) == 0 ? KCOBRA_EXIT_OK : KCOBRA_EXIT_FAILURE;
-}
-
 /* =================================================================== value */
 
 static const char VALUE_DESCRIPTION[] =
@@ -63,7 +58,7 @@ static int value_print(const kcobra_invocation *invocation, const kci_econ_bom *
                ingredient->quantity, unit, ingredient->quantity * unit);
     }
     printf("  %-24s %12s %16s %16.15g\n", "(integration cost)", "", "", bom->costs[item]);
-    return print_flush();
+    return kcobra_econ_print_flush();
 }
 
 int kcobra_econ_run_value(const kcobra_command *command, int argc, char **argv)
@@ -187,7 +182,7 @@ static int equilibrium_table(const kci_econ_market *market, const kci_econ_equil
     printf("%d interior-point iterations; %s (%lld edges in the support)\n", result->iterations,
            result->polished ? "polished: exact solve on the support" : "not polished",
            (long long)result->support_edges);
-    return print_flush();
+    return kcobra_econ_print_flush();
 }
 
 int kcobra_econ_run_equilibrium(const kcobra_command *command, int argc, char **argv)
@@ -347,7 +342,7 @@ static int dynamics_print(const kcobra_invocation *invocation, const kci_econ_ma
     for (int64_t j = 0; j < m && j < KCOBRA_ECON_TABLE_ROWS_MAX; j++)
         printf("  %-24s %20.12g %20.12g\n", market->good_names[j], prices[j],
                equilibrium_prices[j]);
-    return print_flush();
+    return kcobra_econ_print_flush();
 }
 
 int kcobra_econ_run_dynamics(const kcobra_command *command, int argc, char **argv)
