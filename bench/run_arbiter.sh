@@ -39,7 +39,8 @@ free_port() {
     /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# start NAME ARBITER(0|1): prints the URL once the server accepts connections
+# start NAME ARBITER(0|1): sets URL once the server accepts connections.
+# Not in a $( ) subshell: the PID must reach PIDS for stop_all.
 start() {
     local name=$1 arbiter=$2 port dir
     port=$(free_port)
@@ -53,7 +54,7 @@ start() {
     (cd "$dir" && exec "$KCOBRAD" -c kcobrad.conf > kcobrad.log 2>&1) &
     PIDS+=($!)
     for _ in $(seq 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "nats://127.0.0.1:$port"; return 0; fi
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then URL="nats://127.0.0.1:$port"; return 0; fi
         sleep 0.05
     done
     echo "run_arbiter.sh: kcobrad ($name) did not start; see $dir/kcobrad.log" >&2
@@ -72,8 +73,10 @@ run() { # LABEL URL
 
 RESULTS=$WORK/results.jsonl
 for round in $(seq "$ROUNDS"); do
-    plain=$(start plain 0)
-    arbiter=$(start arbiter 1)
+    start plain 0
+    plain=$URL
+    start arbiter 1
+    arbiter=$URL
     if [ $((round % 2)) -eq 1 ]; then
         run plain "$plain" >> "$RESULTS"; run arbiter "$arbiter" >> "$RESULTS"
     else
