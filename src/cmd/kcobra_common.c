@@ -582,7 +582,10 @@ int kcobra_client_open(kc_client **out, const kcobra_common *common)
     kc_client_options_init(&options);
     options.servers = common->server;
     options.node = common->node;
-    options.name = KCOBRA_CONNECTION_NAME;
+    /* No name: libkingcobra names the connection after the node, which is
+     * how kcobrad knows a node when it has no users (the arbiters'
+     * quarantine, /connz). */
+    options.name = NULL;
     options.token = common->token;
     options.user = common->user;
     options.password = common->password;
