@@ -40,7 +40,7 @@ enum {
     KCOBRA_COUNT_MAX = 1000 * 1000 * 1000,
     KCOBRA_POSITIONAL_MAX = 8,     /* no command takes more than three */
     KCOBRA_LIST_VALUES_MAX = 32,   /* a repeatable flag, e.g. pub --header */
-    KCOBRA_COMMAND_FLAGS_MAX = 16, /* a command's own flags */
+    KCOBRA_COMMAND_FLAGS_MAX = 32, /* a command's own flags */
     /* A payload read from stdin; the server's max_payload (1 MiB by default)
      * is the real limit, this one only keeps a runaway pipe from eating the
      * machine's memory. */

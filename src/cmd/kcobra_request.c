@@ -27,7 +27,12 @@ static const char REQUEST_DESCRIPTION[] =
     "Examples:\n"
     "  kcobra request echo hello\n"
     "  kcobra request thumbnail - < photo.jpg > thumb.jpg\n"
-    "  kcobra request echo hello --json --timeout 500ms\n";
+    "  kcobra request echo hello --json --timeout 500ms\n"
+    "  kcobra request translate 'hello' --pay \"$(kcobra pay --from alice --to shop --amount 5)\"\n"
+    "\n"
+    "--pay ID sends Kc-Pay: the ledger transfer that paid a paid service\n"
+    "(docs/ledger.md); a service that refuses the payment answers error 402\n"
+    "(exit 5).\n";
 
 static json_t *string_or_null(const char *text)
 {
@@ -84,11 +89,16 @@ static int report_failure(kc_err err, const char *type, const kcobra_common *com
 }
 
 static int request_send(kc_client *client, const kcobra_invocation *invocation, const char *type,
-                        const kcobra_buffer *payload)
+                        const kcobra_buffer *payload, const char *pay)
 {
     kc_reply *reply = NULL;
-    kc_err err = kc_client_request(&reply, client, type, payload->bytes, payload->length,
-                                   invocation->common.timeout_ms);
+    kc_err err = pay != NULL ? kc_client_request_paid(&reply, client, type, payload->bytes,
+                                                      payload->length,
+                                                      invocation->common.timeout_ms, pay)
+                             : kc_client_request(&reply, client, type, payload->bytes,
+                                                 payload->length, invocation->common.timeout_ms);
+    /* A refused payment is an error reply like any other service error. */
+    if (err == KC_ERR_PAYMENT) err = KC_ERR_SERVICE;
     if (err != KC_OK && !(err == KC_ERR_SERVICE && reply != NULL)) {
         if (reply != NULL) kc_reply_destroy(reply);
         return report_failure(err, type, &invocation->common);
@@ -113,8 +123,13 @@ static int request_send(kc_client *client, const kcobra_invocation *invocation, 
 
 static int run_request(const kcobra_command *command, int argc, char **argv)
 {
+    const char *pay = NULL;
+    const kcobra_flag flags[] = {
+        {"pay", "ID", KCOBRA_FLAG_STRING, &pay,
+         "the ledger transfer that paid a paid service (sent as Kc-Pay)"},
+    };
     kcobra_invocation invocation;
-    int status = kcobra_parse(command, NULL, 0, argc, argv, &invocation);
+    int status = kcobra_parse(command, flags, KCOBRA_ARRAY_COUNT(flags), argc, argv, &invocation);
     if (status != KCOBRA_EXIT_OK || invocation.help) return status;
     const char *type = invocation.positional[0];
     if (!kcobra_token_valid(type, KC_TYPE_BYTES_MAX))
@@ -128,7 +143,7 @@ static int run_request(const kcobra_command *command, int argc, char **argv)
     if (status != KCOBRA_EXIT_OK) return status;
     kc_client *client = NULL;
     status = kcobra_client_open(&client, &invocation.common);
-    if (status == KCOBRA_EXIT_OK) status = request_send(client, &invocation, type, &payload);
+    if (status == KCOBRA_EXIT_OK) status = request_send(client, &invocation, type, &payload, pay);
     kcobra_client_close(client);
     kcobra_buffer_free(&payload);
     return status;
@@ -136,7 +151,7 @@ static int run_request(const kcobra_command *command, int argc, char **argv)
 
 const kcobra_command kcobra_command_request = {
     .name = "request",
-    .synopsis = "request <type> [payload|-]",
+    .synopsis = "request <type> [payload|-] [--pay ID]",
     .summary = "send a request of <type> and print the reply",
     .description = REQUEST_DESCRIPTION,
     .run = run_request,

@@ -79,6 +79,8 @@ typedef struct serve_config {
     const char *exec_command;
     int64_t exec_timeout_ms; /* 0: the request's deadline */
     bool json;               /* log lines as JSON objects */
+    int64_t price;           /* > 0: a paid service (docs/ledger.md) */
+    const char *wallet;      /* the address paid requests must pay */
 } serve_config;
 
 /* How a request was answered, for the log. */
@@ -597,6 +599,8 @@ static int serve_until_signal(kc_client *client, const serve_config *config, int
     kc_service_options options;
     kc_service_options_init(&options);
     options.worker_count = worker_count;
+    options.price = config->price;
+    options.wallet = config->wallet;
     kc_service *service = NULL;
     kc_err err =
         kc_service_start(&service, client, config->type, serve_handler, (void *)config, &options);
@@ -628,6 +632,10 @@ static int run_serve(const kcobra_command *command, int argc, char **argv)
          "commands run at once (default 4, at most 256)"},
         {"exec-timeout", "DURATION", KCOBRA_FLAG_DURATION, &config.exec_timeout_ms,
          "time limit per command (default: the request's deadline)"},
+        {"price", "AMOUNT", KCOBRA_FLAG_COUNT, &config.price,
+         "a paid service: each request must carry a transfer (Kc-Pay) of at least AMOUNT"},
+        {"wallet", "ADDRESS", KCOBRA_FLAG_STRING, &config.wallet,
+         "the address paid requests must have paid (with --price)"},
     };
     kcobra_invocation invocation;
     int status = kcobra_parse(command, flags, KCOBRA_ARRAY_COUNT(flags), argc, argv, &invocation);
@@ -641,6 +649,8 @@ static int run_serve(const kcobra_command *command, int argc, char **argv)
         return kcobra_usage_error(command, "--exec CMD is required");
     if (worker_count > SERVE_WORKERS_MAX)
         return kcobra_usage_error(command, "--workers is at most %d", SERVE_WORKERS_MAX);
+    if ((config.price > 0) != (config.wallet != NULL))
+        return kcobra_usage_error(command, "--price and --wallet go together");
     keep_standard_fds_open();
     kci_log_configure(KCI_LOG_INFO, true);
     /* Blocked before any thread starts, so every library thread inherits it
@@ -657,7 +667,7 @@ static int run_serve(const kcobra_command *command, int argc, char **argv)
 
 const kcobra_command kcobra_command_serve = {
     .name = "serve",
-    .synopsis = "serve <type> --exec CMD [--workers N] [--exec-timeout D]",
+    .synopsis = "serve <type> --exec CMD [--workers N] [--exec-timeout D] [--price A --wallet ADDR]",
     .summary = "serve a request type by running a shell command per request",
     .description = SERVE_DESCRIPTION,
     .run = run_serve,

@@ -16,6 +16,8 @@
  *   pay         a paid libkingcobra service: refused unpaid, served when
  *               paid, the same payment refused for a second request */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <nats/nats.h>
 #include <pthread.h>
 #include <signal.h>
@@ -778,6 +780,63 @@ static void test_cli(void **state)
     json_decref(history);
 }
 
+/* kcobra serve --price/--wallet and kcobra request --pay: a paid service
+ * and its callers through the CLI alone. */
+static void test_cli_paid_service(void **state)
+{
+    world *w = *state;
+    int status = 0;
+    json_decref(kcobra_json(w, "wallet new payer", &status));
+    assert_int_equal(status, 0);
+    json_t *seller = kcobra_json(w, "wallet new seller", &status);
+    assert_int_equal(status, 0);
+    const char *address = json_string_value(json_object_get(seller, "address"));
+    assert_non_null(address);
+    json_decref(kcobra_json(w, "mint --to payer --denominations 5,5", &status));
+    assert_int_equal(status, 0);
+    char log_path[PATH_MAX];
+    snprintf(log_path, sizeof log_path, "%s/paid-serve.log", w->server.directory_path);
+    pid_t server = fork();
+    assert_true(server >= 0);
+    if (server == 0) {
+        int log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        dup2(log_fd, STDERR_FILENO);
+        dup2(log_fd, STDOUT_FILENO);
+        execl(kcobra_binary, kcobra_binary, "serve", "paid-up", "--exec", "tr a-z A-Z",
+              "--price", "5", "--wallet", address, "--server", w->server.url, (char *)NULL);
+        _exit(127);
+    }
+    /* Ready when the service answers (without payment: 402, exit 5). */
+    int64_t deadline_ms = harness_now_ms() + TIMEOUT_MS;
+    do {
+        json_decref(kcobra_json(w, "request paid-up hi", &status));
+        if (status == 5) break;
+        harness_sleep_ms(50);
+    } while (harness_now_ms() < deadline_ms);
+    assert_int_equal(status, 5); /* payment required */
+    json_t *paid = kcobra_json(w, "pay --from payer --to seller --amount 5", &status);
+    assert_int_equal(status, 0);
+    const char *transfer = json_string_value(json_object_get(paid, "transfer"));
+    assert_non_null(transfer);
+    char arguments[256];
+    snprintf(arguments, sizeof arguments, "request paid-up hello --pay %s", transfer);
+    json_t *reply = kcobra_json(w, arguments, &status);
+    assert_int_equal(status, 0);
+    assert_string_equal(json_string_value(json_object_get(reply, "payload")), "HELLO");
+    json_decref(reply);
+    reply = kcobra_json(w, arguments, &status); /* the same transfer again */
+    assert_int_equal(status, 5);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(reply, "error"), "code")),
+                     402);
+    json_decref(reply);
+    kill(server, SIGTERM);
+    int wait_status = 0;
+    assert_int_equal(waitpid(server, &wait_status, 0), server);
+    assert_true(WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0);
+    json_decref(paid);
+    json_decref(seller);
+}
+
 /* ---- a paid service ------------------------------------------------------------------ */
 
 static void echo_handler(const kc_request *request, kc_response *response, void *closure)
@@ -890,6 +949,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_history_pages),
         cmocka_unit_test(test_cli),
         cmocka_unit_test(test_paid_service),
+        cmocka_unit_test(test_cli_paid_service),
         cmocka_unit_test(test_crash_keeps_acknowledged),
     };
     int failures = cmocka_run_group_tests(tests, group_setup, group_teardown);
