@@ -15,6 +15,7 @@
 #include "kcobra_econ.h"
 
 #include <inttypes.h>
+#include <malloc.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -203,6 +204,21 @@ static int ledger_load(const kcobra_invocation *invocation, const kcobra_econ_in
 
 /* ============================================================ input/output */
 
+/* Loading frees large arrays (the pair table, the builder's edges, igraph's
+ * sort buffers) just before igraph allocates others of the same size. By
+ * default glibc maps each large block afresh and unmaps it when freed, so
+ * every page is faulted in and zeroed again: 14,000 page faults and about
+ * 20 ms of a 1,000,000-payment load (perf stat). Kept in the heap instead,
+ * freed blocks are reused; this command is one short process, so nothing
+ * needs to go back to the system before it exits. */
+static void keep_freed_memory(void)
+{
+#ifdef M_MMAP_THRESHOLD
+    mallopt(M_MMAP_THRESHOLD, 1 << 30);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
+}
+
 int kcobra_econ_graph_open(const kcobra_command *command, const kcobra_invocation *invocation,
                            kcobra_econ_input *input, kci_econ_graph *graph)
 {
@@ -218,6 +234,7 @@ int kcobra_econ_graph_open(const kcobra_command *command, const kcobra_invocatio
             return kcobra_usage_error(command, "--since-ms '%s' is not a unix time in ms",
                                       input->since_ms);
     }
+    keep_freed_memory();
     kcobra_econ_stats_load_start(input);
     int status = KCOBRA_EXIT_OK;
     if (input->ledger) {

@@ -109,6 +109,11 @@ typedef struct kci_econ_graph {
 
 void kci_econ_builder_init(kci_econ_builder *builder);
 void kci_econ_builder_free(kci_econ_builder *builder);
+/* Sizes the pair table and the edge arrays for about payments_expected
+ * distinct pairs at once (an estimate, e.g. from the file's size), instead
+ * of growing them by doubling: each growth rehashes the whole table and
+ * touches fresh pages. Never shrinks; NOMEM if the memory is not there. */
+kc_err kci_econ_builder_reserve(kci_econ_builder *builder, int64_t payments_expected);
 /* Adds the payment from -> to of amount (finite, >= 0: checked by the
  * caller, which knows the line). The names need not be NUL-terminated.
  * Payments are queued and looked up in batches (kci_econ_builder_flush,
