@@ -55,13 +55,6 @@ typedef struct kci_econ_name_slot {
     uint32_t id;
 } kci_econ_name_slot;
 
-/* A slot of the edge table: the (payer, payee) pair packed in 64 bits and
- * the edge index + 1 (0: empty), so a probe touches one cache line. */
-typedef struct kci_econ_edge_slot {
-    uint64_t key;
-    uint32_t index;
-} kci_econ_edge_slot;
-
 /* Names live in chunks that never move, so names[] can point into them. */
 typedef struct kci_econ_arena {
     char **chunks;
@@ -81,10 +74,9 @@ typedef struct kci_econ_builder {
     int32_t *edge_from;
     int32_t *edge_to;
     double *edge_amount;
-    int64_t edge_count;
+    int64_t edge_count;      /* payments kept (self-payments dropped) */
     int64_t edge_capacity;
-    kci_econ_edge_slot *edge_slots;
-    int64_t edge_slot_count;
+    int64_t compacted_count; /* edges [0, this) are distinct, grouped by payer */
     int64_t payments_read; /* before summing */
     int64_t self_payments_dropped;
     /* payments queued for kci_econ_builder_flush */
