@@ -196,8 +196,8 @@ static kc_err edge_arrays_resize(kci_econ_builder *builder, int64_t capacity)
 
 kc_err kci_econ_builder_reserve(kci_econ_builder *builder, int64_t payments_expected)
 {
-    if (payments_expected > 2 * (int64_t)KCI_ECON_EDGES_MAX)
-        payments_expected = 2 * (int64_t)KCI_ECON_EDGES_MAX;
+    if (payments_expected > KCI_ECON_RESERVE_PAYMENTS_MAX)
+        payments_expected = KCI_ECON_RESERVE_PAYMENTS_MAX;
     if (payments_expected <= builder->edge_capacity) return KC_OK;
     return edge_arrays_resize(builder, payments_expected);
 }

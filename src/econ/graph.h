@@ -24,6 +24,7 @@ enum {
     KCI_ECON_EDGES_MAX = 200 * 1000 * 1000, /* distinct (payer, payee) pairs */
     KCI_ECON_ERROR_BYTES = 512,
     KCI_ECON_ARENA_CHUNK_BYTES = 1024 * 1024,
+    KCI_ECON_RESERVE_PAYMENTS_MAX = 1024 * 1024, /* see kci_econ_builder_reserve */
     KCI_ECON_PENDING_MAX = 64, /* payments queued before their lookups run */
     KCI_ECON_PENDING_TEXT_BYTES = KCI_ECON_PENDING_MAX * 2 * KCI_ECON_NAME_BYTES_MAX,
 };
@@ -101,10 +102,13 @@ typedef struct kci_econ_graph {
 
 void kci_econ_builder_init(kci_econ_builder *builder);
 void kci_econ_builder_free(kci_econ_builder *builder);
-/* Sizes the pair table and the edge arrays for about payments_expected
- * distinct pairs at once (an estimate, e.g. from the file's size), instead
- * of growing them by doubling: each growth rehashes the whole table and
- * touches fresh pages. Never shrinks; NOMEM if the memory is not there. */
+/* Sizes the payment arrays for about payments_expected payments at once
+ * (an estimate, e.g. from the file's size), so that they are not summed in
+ * batches (edges_compact) before the end only because the arrays started
+ * small. At most KCI_ECON_RESERVE_PAYMENTS_MAX (16 MiB of arrays): a large
+ * file of repeated payments is still summed in batches as it is read, in
+ * memory bounded by its distinct pairs. Never shrinks; NOMEM if the memory
+ * is not there. */
 kc_err kci_econ_builder_reserve(kci_econ_builder *builder, int64_t payments_expected);
 /* Adds the payment from -> to of amount (finite, >= 0: checked by the
  * caller, which knows the line). The names need not be NUL-terminated.
