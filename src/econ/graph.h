@@ -25,7 +25,7 @@ enum {
     KCI_ECON_ERROR_BYTES = 512,
     KCI_ECON_ARENA_CHUNK_BYTES = 1024 * 1024,
     KCI_ECON_RESERVE_PAYMENTS_MAX = 1024 * 1024, /* see kci_econ_builder_reserve */
-    KCI_ECON_PENDING_MAX = 64, /* payments queued before their lookups run */
+    KCI_ECON_PENDING_MAX = 64,                   /* payments queued before their lookups run */
     KCI_ECON_PENDING_TEXT_BYTES = KCI_ECON_PENDING_MAX * 2 * KCI_ECON_NAME_BYTES_MAX,
 };
 
@@ -75,10 +75,10 @@ typedef struct kci_econ_builder {
     int32_t *edge_from;
     int32_t *edge_to;
     double *edge_amount;
-    int64_t edge_count;      /* payments kept (self-payments dropped) */
+    int64_t edge_count; /* payments kept (self-payments dropped) */
     int64_t edge_capacity;
     int64_t compacted_count; /* edges [0, this) are distinct, grouped by payer */
-    int64_t payments_read; /* before summing */
+    int64_t payments_read;   /* before summing */
     int64_t self_payments_dropped;
     /* payments queued for kci_econ_builder_flush */
     kci_econ_pending pending[KCI_ECON_PENDING_MAX];
