@@ -209,7 +209,7 @@ static int ledger_load(const kcobra_invocation *invocation, const kcobra_econ_in
  * maps each large block afresh and unmaps it when freed, so every page is
  * faulted in and zeroed again. While loading, freed blocks stay in the heap
  * and are reused instead (page faults of `econ scc` on 1,000,000 payments:
- * 31,000 -> 20,500, perf stat); afterwards glibc's defaults come back, so
+ * 31,000 -> 20,500, perf stat); afterwards glibc's default thresholds, so
  * that the algorithms' own large blocks are returned when freed (kept, they
  * raised the peak of the vertex cut by 12%). */
 static void keep_freed_memory(bool keep)
