@@ -15,6 +15,7 @@
 #include "kcobra_econ.h"
 
 #include <inttypes.h>
+#include <malloc.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -203,6 +204,25 @@ static int ledger_load(const kcobra_invocation *invocation, const kcobra_econ_in
 
 /* ============================================================ input/output */
 
+/* Loading frees large arrays (the builder's payments, igraph's sort
+ * buffers) just before allocating others of the same size. By default glibc
+ * maps each large block afresh and unmaps it when freed, so every page is
+ * faulted in and zeroed again. While loading, freed blocks stay in the heap
+ * and are reused instead (page faults of `econ scc` on 1,000,000 payments:
+ * 31,000 -> 20,500, perf stat); afterwards glibc's default thresholds, so
+ * that the algorithms' own large blocks are returned when freed (kept, they
+ * raised the peak of the vertex cut by 12%). */
+static void keep_freed_memory(bool keep)
+{
+#ifdef M_MMAP_THRESHOLD
+    enum { GLIBC_DEFAULT_BYTES = 128 * 1024 };
+    mallopt(M_MMAP_THRESHOLD, keep ? 1 << 30 : GLIBC_DEFAULT_BYTES);
+    mallopt(M_TRIM_THRESHOLD, keep ? 1 << 30 : GLIBC_DEFAULT_BYTES);
+#else
+    (void)keep;
+#endif
+}
+
 int kcobra_econ_graph_open(const kcobra_command *command, const kcobra_invocation *invocation,
                            kcobra_econ_input *input, kci_econ_graph *graph)
 {
@@ -218,6 +238,7 @@ int kcobra_econ_graph_open(const kcobra_command *command, const kcobra_invocatio
             return kcobra_usage_error(command, "--since-ms '%s' is not a unix time in ms",
                                       input->since_ms);
     }
+    keep_freed_memory(true);
     kcobra_econ_stats_load_start(input);
     int status = KCOBRA_EXIT_OK;
     if (input->ledger) {
@@ -235,6 +256,7 @@ int kcobra_econ_graph_open(const kcobra_command *command, const kcobra_invocatio
         kci_econ_graph_free(graph);
         status = KCOBRA_EXIT_FAILURE;
     }
+    keep_freed_memory(false);
     kcobra_econ_stats_compute_start(input);
     return status;
 }

@@ -24,7 +24,8 @@ enum {
     KCI_ECON_EDGES_MAX = 200 * 1000 * 1000, /* distinct (payer, payee) pairs */
     KCI_ECON_ERROR_BYTES = 512,
     KCI_ECON_ARENA_CHUNK_BYTES = 1024 * 1024,
-    KCI_ECON_PENDING_MAX = 64, /* payments queued before their lookups run */
+    KCI_ECON_RESERVE_PAYMENTS_MAX = 1024 * 1024, /* see kci_econ_builder_reserve */
+    KCI_ECON_PENDING_MAX = 64,                   /* payments queued before their lookups run */
     KCI_ECON_PENDING_TEXT_BYTES = KCI_ECON_PENDING_MAX * 2 * KCI_ECON_NAME_BYTES_MAX,
 };
 
@@ -55,13 +56,6 @@ typedef struct kci_econ_name_slot {
     uint32_t id;
 } kci_econ_name_slot;
 
-/* A slot of the edge table: the (payer, payee) pair packed in 64 bits and
- * the edge index + 1 (0: empty), so a probe touches one cache line. */
-typedef struct kci_econ_edge_slot {
-    uint64_t key;
-    uint32_t index;
-} kci_econ_edge_slot;
-
 /* Names live in chunks that never move, so names[] can point into them. */
 typedef struct kci_econ_arena {
     char **chunks;
@@ -81,11 +75,10 @@ typedef struct kci_econ_builder {
     int32_t *edge_from;
     int32_t *edge_to;
     double *edge_amount;
-    int64_t edge_count;
+    int64_t edge_count; /* payments kept (self-payments dropped) */
     int64_t edge_capacity;
-    kci_econ_edge_slot *edge_slots;
-    int64_t edge_slot_count;
-    int64_t payments_read; /* before summing */
+    int64_t compacted_count; /* edges [0, this) are distinct, grouped by payer */
+    int64_t payments_read;   /* before summing */
     int64_t self_payments_dropped;
     /* payments queued for kci_econ_builder_flush */
     kci_econ_pending pending[KCI_ECON_PENDING_MAX];
@@ -109,6 +102,14 @@ typedef struct kci_econ_graph {
 
 void kci_econ_builder_init(kci_econ_builder *builder);
 void kci_econ_builder_free(kci_econ_builder *builder);
+/* Sizes the payment arrays for about payments_expected payments at once
+ * (an estimate, e.g. from the file's size), so that they are not summed in
+ * batches (edges_compact) before the end only because the arrays started
+ * small. At most KCI_ECON_RESERVE_PAYMENTS_MAX (16 MiB of arrays): a large
+ * file of repeated payments is still summed in batches as it is read, in
+ * memory bounded by its distinct pairs. Never shrinks; NOMEM if the memory
+ * is not there. */
+kc_err kci_econ_builder_reserve(kci_econ_builder *builder, int64_t payments_expected);
 /* Adds the payment from -> to of amount (finite, >= 0: checked by the
  * caller, which knows the line). The names need not be NUL-terminated.
  * Payments are queued and looked up in batches (kci_econ_builder_flush,

@@ -224,6 +224,73 @@ static void test_many_names_grow_the_tables(void **state)
     kci_econ_builder_free(&builder);
 }
 
+/* Payments among few accounts, repeated many times: they are summed in
+ * batches while reading (the arrays fill up many times) and once more at
+ * the end. Every pair's sum must be exact, each pair one edge, and the
+ * edges grouped by payer in vertex order with each payer's payees in the
+ * order they first appeared. */
+static void test_repeated_payments_summed_in_batches(void **state)
+{
+    (void)state;
+    enum { ACCOUNTS = 60, PAYMENTS = 50000 };
+    static double expected[ACCOUNTS][ACCOUNTS];
+    static int first_seen[ACCOUNTS][ACCOUNTS];
+    memset(expected, 0, sizeof expected);
+    memset(first_seen, 0, sizeof first_seen);
+    kci_econ_builder builder;
+    kci_econ_builder_init(&builder);
+    kci_econ_error error = {{0}};
+    char from[32], to[32];
+    unsigned seed = 12345;
+    int distinct = 0;
+    for (int index = 0; index < PAYMENTS; index++) {
+        seed = seed * 1103515245u + 12345u;
+        int a = (int)((seed >> 16) % ACCOUNTS);
+        seed = seed * 1103515245u + 12345u;
+        int b = (int)((seed >> 16) % ACCOUNTS);
+        double amount = (double)(index % 7) + 0.5;
+        snprintf(from, sizeof from, "acct%d", a);
+        snprintf(to, sizeof to, "acct%d", b);
+        assert_int_equal(
+            kci_econ_builder_add(&builder, from, strlen(from), to, strlen(to), amount, &error),
+            KC_OK);
+        if (a == b) continue;
+        if (first_seen[a][b] == 0) first_seen[a][b] = ++distinct;
+        expected[a][b] += amount;
+    }
+    kci_econ_graph graph;
+    assert_int_equal(kci_econ_graph_finish(&builder, &graph, &error), KC_OK);
+    assert_int_equal(graph.payments_read, PAYMENTS);
+    assert_int_equal(graph.edge_count, distinct);
+    igraph_integer_t last_from = -1;
+    int last_seen = 0;
+    for (int64_t edge = 0; edge < graph.edge_count; edge++) {
+        igraph_integer_t u = IGRAPH_FROM(&graph.graph, edge), v = IGRAPH_TO(&graph.graph, edge);
+        int a = atoi(graph.names[u] + 4), b = atoi(graph.names[v] + 4);
+        assert_true(VECTOR(graph.amounts)[edge] == expected[a][b]);
+        assert_true(u >= last_from);
+        if (u != last_from) last_seen = 0;
+        assert_true(first_seen[a][b] > last_seen);
+        last_from = u;
+        last_seen = first_seen[a][b];
+    }
+    kci_econ_graph_free(&graph);
+    kci_econ_builder_free(&builder);
+}
+
+/* Only payments to oneself: accounts but no edge (nothing to copy). */
+static void test_only_self_payments(void **state)
+{
+    (void)state;
+    kci_econ_graph graph;
+    kci_econ_error error = {{0}};
+    assert_int_equal(parse_csv("from,to,amount\na,a,5\nb,b,1\n", false, &graph, &error), KC_OK);
+    assert_int_equal(graph.node_count, 2);
+    assert_int_equal(graph.edge_count, 0);
+    assert_int_equal(graph.payments_read, 2);
+    kci_econ_graph_free(&graph);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -233,6 +300,8 @@ int main(void)
         cmocka_unit_test(test_error_after_batches_names_its_line),
         cmocka_unit_test(test_json_edges),
         cmocka_unit_test(test_many_names_grow_the_tables),
+        cmocka_unit_test(test_repeated_payments_summed_in_batches),
+        cmocka_unit_test(test_only_self_payments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
