@@ -1,7 +1,7 @@
 # The commands people type. Each target first installs missing Debian
 # packages (scripts/deps.sh), so every one works on a fresh Debian 12 machine.
 #   make          build into build/
-#   make run      build, then start build/kcobrad with etc/kcobrad.conf
+#   make run      build, then start build/src/cmd/kcobrad with etc/kcobrad.conf
 #   make test     sanitizer build (ASan+UBSan) in build-test/, all tests, fuzzers
 #   make bench    release build in build-bench/, kcobrad vs nats-server, and each
 #                 part's benchmark against its peer (bench/run_<part>.sh)
@@ -25,7 +25,7 @@ build: deps
 	ninja -C build
 
 run: build
-	./build/kcobrad -c etc/kcobrad.conf
+	./build/src/cmd/kcobrad -c etc/kcobrad.conf
 
 test: deps
 	@[ -f build-test/build.ninja ] || meson setup build-test -Dwerror=true \
