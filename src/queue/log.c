@@ -285,6 +285,8 @@ static void *completer_main(void *argument)
             errno = chunk[index].error_number;
             chunk[index].done(chunk[index].context, chunk[index].status, chunk[index].position);
         }
+        if (log->config.completions_end != NULL)
+            log->config.completions_end(log->config.completions_end_context);
         pthread_mutex_lock(&log->finished_lock);
     }
     pthread_mutex_unlock(&log->finished_lock);

@@ -52,6 +52,11 @@ typedef struct kci_queue_log_config {
     uint32_t segment_bytes; /* 0: KCI_SEGMENT_BYTES_DEFAULT */
     bool skip_corrupt;      /* open past corruption in the middle of the log */
     bool preallocate;       /* fallocate each segment to its full size (default on) */
+    /* Called on the completer thread after each run of done callbacks, so a
+     * caller that buffers what its callbacks send (the persister's
+     * acknowledgements and dispatches) can send it in one write. NULL: none. */
+    void (*completions_end)(void *context);
+    void *completions_end_context;
 } kci_queue_log_config;
 
 /* Called on the log's completer thread, once per append, in log order,
