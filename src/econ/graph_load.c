@@ -16,6 +16,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "json_file.h"
+
 /* ================================================================== numbers */
 
 kc_err kci_econ_parse_amount(const char *text, size_t length, double *out, kci_econ_error *error)
@@ -493,13 +495,8 @@ kc_err kci_econ_json_edges(const json_t *document, kci_econ_builder *builder, kc
 kc_err kci_econ_json_load(const char *text, size_t length, kci_econ_builder *builder,
                           kci_econ_error *error)
 {
-    json_error_t json_error;
-    json_t *document = json_loadb(text, length, JSON_REJECT_DUPLICATES, &json_error);
-    if (document == NULL) {
-        kci_econ_error_set(error, "line %d, column %d: %s", json_error.line, json_error.column,
-                           json_error.text);
-        return KC_ERR_PARSE;
-    }
+    json_t *document = kci_econ_json_load_text(text, length, error);
+    if (document == NULL) return KC_ERR_PARSE;
     kc_err err = kci_econ_json_edges(document, builder, error);
     json_decref(document);
     return err;

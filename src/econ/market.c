@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_file.h"
+
 void kci_econ_market_free(kci_econ_market *market)
 {
     for (int64_t index = 0; index < market->buyer_count && market->buyer_names; index++)
@@ -250,8 +252,8 @@ kc_err kci_econ_market_from_json(const json_t *document, kci_econ_market *market
     market->utilities = calloc(goods_size * buyers_size, sizeof(double));
     market->good_index = json_object();
     kc_err err = KC_ERR_NOMEM;
-    if (market->good_index != NULL && market->good_names != NULL && market->buyer_names != NULL && market->supplies != NULL &&
-        market->budgets != NULL && market->utilities != NULL) {
+    if (market->good_index != NULL && market->good_names != NULL && market->buyer_names != NULL &&
+        market->supplies != NULL && market->budgets != NULL && market->utilities != NULL) {
         err = read_goods(goods, market, error);
         if (err == KC_OK) err = read_buyers(buyers, market, error);
         if (err == KC_OK) err = check_wants(market, error);
@@ -264,12 +266,9 @@ kc_err kci_econ_market_from_json(const json_t *document, kci_econ_market *market
 kc_err kci_econ_market_parse(const char *text, size_t length, kci_econ_market *market,
                              kci_econ_error *error)
 {
-    json_error_t json_error;
-    json_t *document = json_loadb(text, length, JSON_REJECT_DUPLICATES, &json_error);
+    json_t *document = kci_econ_json_load_text(text, length, error);
     if (document == NULL) {
         memset(market, 0, sizeof *market);
-        kci_econ_error_set(error, "line %d, column %d: %s", json_error.line, json_error.column,
-                           json_error.text);
         return KC_ERR_PARSE;
     }
     kc_err err = kci_econ_market_from_json(document, market, error);
@@ -280,22 +279,10 @@ kc_err kci_econ_market_parse(const char *text, size_t length, kci_econ_market *m
 kc_err kci_econ_market_load_file(const char *path, kci_econ_market *market, kci_econ_error *error)
 {
     memset(market, 0, sizeof *market);
-    json_error_t json_error;
-    json_t *document = json_load_file(path, JSON_REJECT_DUPLICATES, &json_error);
-    if (document == NULL) {
-        if (json_error.line <= 0)
-            kci_econ_error_set(error, "%s: %s", path, json_error.text);
-        else
-            kci_econ_error_set(error, "%s: line %d, column %d: %s", path, json_error.line,
-                               json_error.column, json_error.text);
-        return KC_ERR_PARSE;
-    }
+    json_t *document = kci_econ_json_load_file(path, error);
+    if (document == NULL) return KC_ERR_PARSE;
     kc_err err = kci_econ_market_from_json(document, market, error);
     json_decref(document);
-    if (err != KC_OK) {
-        char reason[KCI_ECON_ERROR_BYTES];
-        snprintf(reason, sizeof reason, "%s", error->text);
-        kci_econ_error_set(error, "%s: %s", path, reason);
-    }
+    if (err != KC_OK) kci_econ_error_prefix_path(error, path);
     return err;
 }

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_file.h"
+
 enum { WHITE = 0, GREY = 1, BLACK = 2 };
 
 void kci_econ_bom_free(kci_econ_bom *bom)
@@ -127,23 +129,11 @@ kc_err kci_econ_bom_from_json(const json_t *document, kci_econ_bom *bom, kci_eco
 kc_err kci_econ_bom_load_file(const char *path, kci_econ_bom *bom, kci_econ_error *error)
 {
     memset(bom, 0, sizeof *bom);
-    json_error_t json_error;
-    json_t *document = json_load_file(path, JSON_REJECT_DUPLICATES, &json_error);
-    if (document == NULL) {
-        if (json_error.line <= 0)
-            kci_econ_error_set(error, "%s: %s", path, json_error.text);
-        else
-            kci_econ_error_set(error, "%s: line %d, column %d: %s", path, json_error.line,
-                               json_error.column, json_error.text);
-        return KC_ERR_PARSE;
-    }
+    json_t *document = kci_econ_json_load_file(path, error);
+    if (document == NULL) return KC_ERR_PARSE;
     kc_err err = kci_econ_bom_from_json(document, bom, error);
     json_decref(document);
-    if (err != KC_OK) {
-        char reason[KCI_ECON_ERROR_BYTES];
-        snprintf(reason, sizeof reason, "%s", error->text);
-        kci_econ_error_set(error, "%s: %s", path, reason);
-    }
+    if (err != KC_OK) kci_econ_error_prefix_path(error, path);
     return err;
 }
 
