@@ -24,3 +24,16 @@ int64_t kci_wall_ms(void)
 {
     return read_clock(CLOCK_REALTIME, 1000);
 }
+
+struct timespec kci_deadline_after(clockid_t clock, int64_t after_ms)
+{
+    struct timespec deadline;
+    clock_gettime(clock, &deadline);
+    deadline.tv_sec += after_ms / 1000;
+    deadline.tv_nsec += (after_ms % 1000) * 1000000;
+    if (deadline.tv_nsec >= 1000000000) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000;
+    }
+    return deadline;
+}

@@ -747,14 +747,7 @@ const char *kci_ledger_mint_address(const kci_ledger *ledger)
 
 static bool wait_subscription(kci_ledger *ledger, int64_t timeout_ms)
 {
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (timeout_ms % 1000) * 1000000;
-    if (deadline.tv_nsec >= 1000000000) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000;
-    }
+    struct timespec deadline = kci_deadline_after(CLOCK_MONOTONIC, timeout_ms);
     pthread_mutex_lock(&ledger->lock);
     while (ledger->subscription_open)
         if (pthread_cond_timedwait(&ledger->completed, &ledger->lock, &deadline) != 0) break;

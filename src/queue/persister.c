@@ -1065,13 +1065,8 @@ static void *redelivery_main(void *argument)
         }
         pthread_mutex_lock(&persister->lock);
         if (persister->stopping) break;
-        struct timespec deadline;
-        clock_gettime(CLOCK_REALTIME, &deadline);
-        deadline.tv_nsec += KCI_PERSISTER_SCAN_INTERVAL_MS * 1000000L;
-        if (deadline.tv_nsec >= 1000000000L) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000L;
-        }
+        struct timespec deadline =
+            kci_deadline_after(CLOCK_REALTIME, KCI_PERSISTER_SCAN_INTERVAL_MS);
         pthread_cond_timedwait(&persister->wake, &persister->lock, &deadline);
     }
     pthread_mutex_unlock(&persister->lock);

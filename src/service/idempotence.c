@@ -308,19 +308,6 @@ static kc_err copy_out(const entry *e, kci_stored_reply *stored)
     return KC_OK;
 }
 
-static struct timespec monotonic_after(int64_t wait_ms)
-{
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += wait_ms / 1000;
-    deadline.tv_nsec += (wait_ms % 1000) * 1000000;
-    if (deadline.tv_nsec >= 1000000000) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000;
-    }
-    return deadline;
-}
-
 /* One look at id under the lock; *waiting is true when it is in progress. */
 static kc_err begin_once(kci_idempotence *cache, const char *id, size_t id_len, uint64_t hash,
                          kci_idempotence_outcome *outcome, kci_stored_reply *stored, bool *waiting)
@@ -369,7 +356,8 @@ kc_err kci_idempotence_begin(kci_idempotence *cache, const char *id, int64_t wai
     for (;;) {
         err = begin_once(cache, id, id_len, hash, outcome, stored, &waiting);
         if (err != KC_OK || !waiting || timed_out) break;
-        if (deadline.tv_sec == 0) deadline = monotonic_after(wait_ms > 0 ? wait_ms : 0);
+        if (deadline.tv_sec == 0)
+            deadline = kci_deadline_after(CLOCK_MONOTONIC, wait_ms > 0 ? wait_ms : 0);
         /* Spurious wake-ups and other ids' finishes just loop; the deadline
          * bounds the total wait. */
         timed_out = pthread_cond_timedwait(&cache->finished, &cache->lock, &deadline) == ETIMEDOUT;
