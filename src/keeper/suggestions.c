@@ -45,6 +45,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
+#include "common/dir.h"
 #include "common/log.h"
 #include "service/headers.h"
 #include "service/hlc.h"
@@ -176,18 +178,9 @@ static kc_err make_directories(const char *path, char *error, size_t error_size)
 static void sync_parent_directory(const char *path)
 {
     char directory[PATH_MAX];
-    snprintf(directory, sizeof directory, "%s", path);
-    char *slash = strrchr(directory, '/');
-    if (slash == NULL)
-        snprintf(directory, sizeof directory, ".");
-    else if (slash == directory)
-        slash[1] = '\0';
-    else
-        *slash = '\0';
-    int fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0 || fsync(fd) != 0)
-        kci_warn("suggestions: cannot sync directory %s: %s", directory, strerror(errno));
-    if (fd >= 0) close(fd);
+    int sync_error = kci_parent_directory_sync(path, directory, sizeof directory);
+    if (sync_error != 0)
+        kci_warn("suggestions: cannot sync directory %s: %s", directory, strerror(sync_error));
 }
 
 static kc_err open_file(kci_suggestions *keeper, char *error, size_t error_size)
@@ -697,14 +690,7 @@ kc_err kci_suggestions_start(kci_suggestions **out, natsConnection *connection,
 /* Waits for every completion callback until deadline; true once all ran. */
 static bool wait_completed(kci_suggestions *keeper, int64_t timeout_ms)
 {
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (timeout_ms % 1000) * 1000000;
-    if (deadline.tv_nsec >= 1000000000) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000;
-    }
+    struct timespec deadline = kci_deadline_after(CLOCK_MONOTONIC, timeout_ms);
     pthread_mutex_lock(&keeper->lock);
     while (keeper->subscriptions_open > 0)
         if (pthread_cond_timedwait(&keeper->completed, &keeper->lock, &deadline) != 0) break;

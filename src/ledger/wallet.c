@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/dir.h"
+
 static kc_err fail(char *error, size_t error_size, kc_err err, const char *format, ...)
     __attribute__((format(printf, 4, 5)));
 
@@ -73,21 +75,10 @@ static kc_err write_all(int fd, const char *text, size_t length)
 static kc_err sync_parent(const char *path, char *error, size_t error_size)
 {
     char directory[PATH_MAX];
-    snprintf(directory, sizeof directory, "%s", path);
-    char *slash = strrchr(directory, '/');
-    if (slash == NULL)
-        snprintf(directory, sizeof directory, ".");
-    else if (slash == directory)
-        slash[1] = '\0';
-    else
-        *slash = '\0';
-    int fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    kc_err err = fd >= 0 && fsync(fd) == 0
-                     ? KC_OK
-                     : fail(error, error_size, KC_ERR_IO, "cannot sync directory %s: %s", directory,
-                            strerror(errno));
-    if (fd >= 0) close(fd);
-    return err;
+    int sync_error = kci_parent_directory_sync(path, directory, sizeof directory);
+    if (sync_error == 0) return KC_OK;
+    return fail(error, error_size, KC_ERR_IO, "cannot sync directory %s: %s", directory,
+                strerror(sync_error));
 }
 
 kc_err kci_wallet_create(kci_wallet *out, const char *path, char *error, size_t error_size)

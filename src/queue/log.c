@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/dir.h"
 #include "common/log.h"
 
 enum { BROKEN_REASON_BYTES = 256, PATH_BYTES = PATH_MAX };
@@ -147,8 +148,9 @@ static kc_err segment_open(kci_queue_log *log, uint32_t number, bool create)
     log->segment_offset = 0;
     log->preallocated = false;
     preallocate(log);
-    if (create && kci_directory_sync(log->directory) != KC_OK) {
-        kci_error("queue: cannot sync directory %s: %s", log->directory, strerror(errno));
+    int sync_error = create ? kci_directory_sync(log->directory) : 0;
+    if (sync_error != 0) {
+        kci_error("queue: cannot sync directory %s: %s", log->directory, strerror(sync_error));
         return KC_ERR_IO;
     }
     return KC_OK;

@@ -109,12 +109,3 @@ kc_err kci_directory_make(const char *directory, char *error, size_t error_size)
     }
     return KC_OK;
 }
-
-kc_err kci_directory_sync(const char *directory)
-{
-    int fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return KC_ERR_IO;
-    int result = fsync(fd);
-    close(fd);
-    return result == 0 ? KC_OK : KC_ERR_IO;
-}

@@ -45,7 +45,5 @@ kc_err kci_segment_list(const char *directory, uint32_t **numbers, size_t *count
                         size_t error_size);
 /* mkdir -p. */
 kc_err kci_directory_make(const char *directory, char *error, size_t error_size);
-/* fsync of a directory, so a file created or removed in it stays so. */
-kc_err kci_directory_sync(const char *directory);
 
 #endif

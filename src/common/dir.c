@@ -1,0 +1,30 @@
+/* dir.c - see dir.h. */
+#include "common/dir.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+int kci_directory_sync(const char *directory)
+{
+    int fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return errno;
+    int result = fsync(fd) == 0 ? 0 : errno;
+    close(fd);
+    return result;
+}
+
+int kci_parent_directory_sync(const char *path, char *directory, size_t directory_size)
+{
+    snprintf(directory, directory_size, "%s", path);
+    char *slash = strrchr(directory, '/');
+    if (slash == NULL)
+        snprintf(directory, directory_size, ".");
+    else if (slash == directory)
+        slash[1] = '\0'; /* a file in / */
+    else
+        *slash = '\0';
+    return kci_directory_sync(directory);
+}
