@@ -267,6 +267,25 @@ static kc_err client_connect(kc_client **out, const char *component, const char 
     return err;
 }
 
+/* Closes a component's connection (after the component stopped) and
+ * forgets it; NULL is fine. */
+static void connection_close(natsConnection **connection)
+{
+    if (*connection != NULL) {
+        natsConnection_Close(*connection);
+        natsConnection_Destroy(*connection);
+    }
+    *connection = NULL;
+}
+
+/* The same for a kc_client: closing answers what is still in flight. */
+static void client_close(kc_client **client, const char *component)
+{
+    if (*client != NULL && kc_client_close(*client, CLIENT_CLOSE_MS) != KC_OK)
+        kci_warn("%s: closing its connection: %s", component, kc_last_error());
+    *client = NULL;
+}
+
 /* ---- start and stop ------------------------------------------------------------- */
 
 static kc_err start_suggestions(kci_components *components, const kci_components_config *config,
@@ -301,8 +320,8 @@ static kc_err start_ingress(kci_components *components, const kci_components_con
 static kc_err start_ledger(kci_components *components, const kci_components_config *config,
                            const kci_server *server, char *error, size_t error_size)
 {
-    kc_err err = component_connect(&components->ledger_connection, server, "kcobrad-ledger",
-                                   false, error, error_size);
+    kc_err err = component_connect(&components->ledger_connection, server, "kcobrad-ledger", false,
+                                   error, error_size);
     if (err != KC_OK) return err;
     kci_ledger_config ledger_config = {
         .directory = config->ledger_dir,
@@ -324,11 +343,7 @@ static void stop_ledger(kci_components *components)
     kci_ledger_stop(components->ledger, DRAIN_MS);
     components->ledger = NULL;
 #endif
-    if (components->ledger_connection != NULL) {
-        natsConnection_Close(components->ledger_connection);
-        natsConnection_Destroy(components->ledger_connection);
-    }
-    components->ledger_connection = NULL;
+    connection_close(&components->ledger_connection);
 }
 
 #ifdef KC_WITH_QUEUE
@@ -341,8 +356,8 @@ static void stop_ledger(kci_components *components)
 static kc_err start_persister(kci_components *components, const kci_components_config *config,
                               const kci_server *server, char *error, size_t error_size)
 {
-    kc_err err = component_connect(&components->persister_connection, server,
-                                   "kcobrad-persister", true, error, error_size);
+    kc_err err = component_connect(&components->persister_connection, server, "kcobrad-persister",
+                                   true, error, error_size);
     if (err != KC_OK) {
         kci_error("%s; running without the persister (kc.submit is not served)", error);
         error[0] = '\0';
@@ -374,11 +389,7 @@ static void stop_persister(kci_components *components)
 {
     kci_persister_stop(components->persister, DRAIN_MS);
     components->persister = NULL;
-    if (components->persister_connection != NULL) {
-        natsConnection_Close(components->persister_connection);
-        natsConnection_Destroy(components->persister_connection);
-    }
-    components->persister_connection = NULL;
+    connection_close(&components->persister_connection);
 }
 #endif
 
@@ -434,21 +445,14 @@ static void stop_arbiter(kci_components *components)
     kci_arbiter_stop(components->arbiter, DRAIN_MS);
     components->arbiter = NULL;
 #endif
-    if (components->arbiter_client != NULL &&
-        kc_client_close(components->arbiter_client, CLIENT_CLOSE_MS) != KC_OK)
-        kci_warn("arbiter: closing its connection: %s", kc_last_error());
-    components->arbiter_client = NULL;
+    client_close(&components->arbiter_client, "arbiter");
 }
 
 static void stop_suggestions(kci_components *components)
 {
     kci_suggestions_stop(components->suggestions, DRAIN_MS);
     components->suggestions = NULL;
-    if (components->keeper_connection != NULL) {
-        natsConnection_Close(components->keeper_connection);
-        natsConnection_Destroy(components->keeper_connection);
-    }
-    components->keeper_connection = NULL;
+    connection_close(&components->keeper_connection);
 }
 
 kc_err kci_components_start(kci_components **out, const kci_components_config *config,
@@ -514,9 +518,7 @@ void kci_components_stop(kci_components *components)
     stop_arbiter(components);
     stop_ledger(components);
     kci_ingress_stop(components->ingress, DRAIN_MS);
-    if (components->ingress_client != NULL &&
-        kc_client_close(components->ingress_client, CLIENT_CLOSE_MS) != KC_OK)
-        kci_warn("ingress: closing its connection: %s", kc_last_error());
+    client_close(&components->ingress_client, "ingress");
 #ifdef KC_WITH_QUEUE
     stop_persister(components);
 #endif
