@@ -3,7 +3,7 @@
  * nats.c alone, on the same server, with the same payload and requesters.
  *
  *   bench_kingcobra [-l LABEL] [-d DURATION_MS] [-r REQUESTERS] [-w WORKERS]
- *                   kingcobra|raw|raw-headers URL
+ *                   kingcobra|raw|raw-headers|raw-inbox URL
  *
  * kingcobra: each requester is a kc_client calling kc_client_request (type
  *   "bench") against one kc_service echo with WORKERS workers (default 1)
@@ -17,12 +17,15 @@
  * raw-headers: raw, but each request and reply is a natsMsg carrying five
  *   headers of the sizes libkingcobra sends (fixed values: no clock, no id
  *   generator, no validation beyond "present once"), set with
- *   natsMsgHeader_Set and read with natsMsgHeader_Values. It is the floor for
- *   libkingcobra: what nats.c's own header handling costs (a hash table and
- *   a few allocations per header, freed by nats.c's garbage-collector
- *   thread), separate from what the library adds. run.sh does not run it;
- *   run it by hand beside the other two.
- * Both: 128-byte payloads, REQUESTERS threads (default 1, at most 8) with one
+ *   natsMsgHeader_Set and read with natsMsgHeader_Values: what nats.c's own
+ *   header handling costs (a hash table and a few allocations per header,
+ *   freed by nats.c's garbage-collector thread). By hand only.
+ * raw-inbox: raw, but each requester waits on a sync subscription of its own
+ *   ("<inbox>.*", reply "<inbox>.<n>"), as kc_client_request does
+ *   (src/service/channel.c): one thread wake-up per reply fewer than
+ *   natsConnection_Request. run.sh runs it as a reference, so that
+ *   libkingcobra/raw-inbox shows the library's cost alone.
+ * All: 128-byte payloads, REQUESTERS threads (default 1, at most 8) with one
  * connection each; 1,000 unmeasured requests per requester, then all start
  * together and run for DURATION_MS (default 3,000). The responder lives in
  * this process on its own connection (see bench/README.md for why). Prints
@@ -30,13 +33,10 @@
  * trip in µs, and lost replies (errors: timeouts or replies of the wrong
  * size). A failure prints {"error": ...} and exits 1.
  *
- * All paths use nats.c's request machinery on the requester side (one
- * wildcard inbox subscription, a reply handed from the reader thread to the
- * waiting caller), and one wake-up of the answering thread on the service
- * side (libkingcobra's leader/followers workers, docs/service.md), so the
- * difference is what libkingcobra adds: headers built, validated and parsed
- * on both sides, the HLC and ids, and the idempotence cache. bench/run.sh
- * runs kingcobra and raw and prints the ratio.
+ * Service side, every mode: one wake-up of the answering thread (nats.c's
+ * delivery thread for raw, libkingcobra's leader/followers workers,
+ * docs/service.md). bench/run.sh runs kingcobra, raw and raw-inbox and
+ * prints the ratios.
  *
  * Limits: every loop, buffer and wait has a named bound below; latency
  * samples are allocated before the measurement starts. */
@@ -65,6 +65,7 @@ enum {
     CLOSE_TIMEOUT_MS = 5000,
     NODE_BYTES_MAX = 32,
     FAILURE_BYTES_MAX = 256,
+    INBOX_BYTES_MAX = 96, /* "_INBOX.<nuid>", and ".<sequence>" */
 };
 
 static const char REQUEST_TYPE[] = "bench";
@@ -75,9 +76,10 @@ typedef enum client_kind {
     CLIENT_KINGCOBRA,
     CLIENT_RAW,
     CLIENT_RAW_HEADERS, /* raw, plus five constant headers each way */
+    CLIENT_RAW_INBOX,   /* raw, but replies come to the requester's own sync subscription */
 } client_kind;
 
-static const char *const CLIENT_KIND_NAMES[] = {"kingcobra", "raw", "raw-headers"};
+static const char *const CLIENT_KIND_NAMES[] = {"kingcobra", "raw", "raw-headers", "raw-inbox"};
 
 typedef struct bench_config {
     client_kind kind;
@@ -99,7 +101,10 @@ typedef struct requester {
     pthread_t thread;
     const bench_config *config;
     natsConnection *connection; /* raw */
-    kc_client *client;          /* kingcobra */
+    natsSubscription *inbox;    /* raw-inbox: "<inbox>.*", read synchronously */
+    char inbox_prefix[INBOX_BYTES_MAX];
+    uint64_t inbox_sequence;
+    kc_client *client; /* kingcobra */
     bench_start_gate *gate;
     bench_latency latency;
     bool failed;
@@ -221,7 +226,8 @@ static bool responder_start(responder *self, const bench_config *config, char *f
         if (status == NATS_OK)
             status = natsConnection_QueueSubscribe(
                 &self->subscription, self->connection, REQUEST_SUBJECT, RESPONDER_QUEUE,
-                config->kind == CLIENT_RAW ? bench_on_echo_request : on_raw_headers_request, NULL);
+                config->kind != CLIENT_RAW_HEADERS ? bench_on_echo_request : on_raw_headers_request,
+                NULL);
         if (status == NATS_OK)
             status = natsConnection_FlushTimeout(self->connection, FLUSH_TIMEOUT_MS);
         if (status != NATS_OK)
@@ -255,10 +261,26 @@ static void responder_stop(responder *self)
  * Requesters
  * ===================================================================== */
 
+/* raw-inbox: the requester's own "<inbox>.*" sync subscription. */
+static natsStatus inbox_open(requester *self)
+{
+    natsInbox *inbox = NULL;
+    natsStatus status = natsInbox_Create(&inbox);
+    if (status != NATS_OK) return status;
+    char subject[INBOX_BYTES_MAX + 2];
+    snprintf(self->inbox_prefix, sizeof(self->inbox_prefix), "%s", inbox);
+    snprintf(subject, sizeof(subject), "%s.*", inbox);
+    natsInbox_Destroy(inbox);
+    status = natsConnection_SubscribeSync(&self->inbox, self->connection, subject);
+    if (status == NATS_OK) status = natsConnection_FlushTimeout(self->connection, FLUSH_TIMEOUT_MS);
+    return status;
+}
+
 static bool requester_open(requester *self, int index)
 {
     if (self->config->kind != CLIENT_KINGCOBRA) {
         natsStatus status = raw_connect(&self->connection, self->config->url);
+        if (status == NATS_OK && self->config->kind == CLIENT_RAW_INBOX) status = inbox_open(self);
         if (status != NATS_OK)
             snprintf(self->failure, sizeof(self->failure), "requester: %s",
                      natsStatus_GetText(status));
@@ -276,7 +298,10 @@ static bool requester_open(requester *self, int index)
 static void requester_close(requester *self)
 {
     if (self->client != NULL) kc_client_close(self->client, CLOSE_TIMEOUT_MS);
+    if (self->connection != NULL) natsConnection_Close(self->connection);
+    natsSubscription_Destroy(self->inbox);
     natsConnection_Destroy(self->connection);
+    self->inbox = NULL;
     self->client = NULL;
     self->connection = NULL;
 }
@@ -312,6 +337,30 @@ static round_trip raw_headers_round_trip(requester *self, const char *payload)
     return ROUND_TRIP_FAILED;
 }
 
+/* Publishes with reply "<inbox>.<n>" and reads the inbox until reply n
+ * (a late reply to an earlier, lost request is dropped). */
+static round_trip raw_inbox_round_trip(requester *self, const char *payload)
+{
+    char reply_subject[INBOX_BYTES_MAX + 24];
+    uint64_t sequence = ++self->inbox_sequence;
+    snprintf(reply_subject, sizeof(reply_subject), "%s.%" PRIu64, self->inbox_prefix, sequence);
+    natsStatus status = natsConnection_PublishRequest(self->connection, REQUEST_SUBJECT,
+                                                      reply_subject, payload, PAYLOAD_BYTES);
+    natsMsg *reply = NULL;
+    while (status == NATS_OK) {
+        status = natsSubscription_NextMsg(&reply, self->inbox, REQUEST_TIMEOUT_MS);
+        if (status != NATS_OK || strcmp(natsMsg_GetSubject(reply), reply_subject) == 0) break;
+        natsMsg_Destroy(reply);
+        reply = NULL;
+    }
+    bool complete = status == NATS_OK && natsMsg_GetDataLength(reply) == PAYLOAD_BYTES;
+    natsMsg_Destroy(reply);
+    if (complete) return ROUND_TRIP_OK;
+    if (status == NATS_OK || status == NATS_TIMEOUT) return ROUND_TRIP_LOST;
+    snprintf(self->failure, sizeof(self->failure), "request: %s", natsStatus_GetText(status));
+    return ROUND_TRIP_FAILED;
+}
+
 static round_trip kingcobra_round_trip(requester *self, const char *payload)
 {
     kc_reply *reply = NULL;
@@ -334,6 +383,7 @@ static round_trip round_trip_once(requester *self, const char *payload, int64_t 
     switch (self->config->kind) {
     case CLIENT_RAW: result = raw_round_trip(self, payload); break;
     case CLIENT_RAW_HEADERS: result = raw_headers_round_trip(self, payload); break;
+    case CLIENT_RAW_INBOX: result = raw_inbox_round_trip(self, payload); break;
     case CLIENT_KINGCOBRA: result = kingcobra_round_trip(self, payload); break;
     }
     *latency_ns = bench_now_ns() - start_ns;
@@ -448,7 +498,7 @@ static bool run(const bench_config *config, char *failure, size_t failure_size)
 static int usage(void)
 {
     fprintf(stderr, "usage: bench_kingcobra [-l LABEL] [-d DURATION_MS] [-r REQUESTERS] "
-                    "[-w WORKERS] kingcobra|raw|raw-headers URL\n");
+                    "[-w WORKERS] kingcobra|raw|raw-headers|raw-inbox URL\n");
     return 2;
 }
 
@@ -471,6 +521,8 @@ static bool parse_arguments(bench_config *config, int argc, char **argv)
         config->kind = CLIENT_RAW;
     else if (strcmp(argv[optind], "raw-headers") == 0)
         config->kind = CLIENT_RAW_HEADERS;
+    else if (strcmp(argv[optind], "raw-inbox") == 0)
+        config->kind = CLIENT_RAW_INBOX;
     else
         return false;
     config->url = argv[optind + 1];

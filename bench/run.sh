@@ -22,12 +22,13 @@
 # Section "libkingcobra overhead" (after the table): a fresh kcobrad per round
 # and BUILD_DIR/bench/bench_kingcobra, request/reply through libkingcobra
 # (kc_client_request to a kc_service echo with 1 and with 4 workers) and
-# through nats.c alone (natsConnection_Request to a raw echo), at 1 and 8
+# through nats.c alone (natsConnection_Request to a raw echo; and raw-inbox,
+# nats.c with the requester's own sync inbox, for reference), at 1 and 8
 # requesters, interleaved (the order flips every round). Prints requests/s
 # medians and the ratio libkingcobra/raw (target >= 0.90); writes every run to
 # BUILD_DIR/bench-overhead.json. Environment: BENCH_SECTIONS (default
-# "servers overhead": which sections run), BENCH_OVERHEAD_ROUNDS (default 3),
-# BENCH_OVERHEAD_BUDGET_S (default 120: no new overhead round after that).
+# "servers overhead": which sections run), BENCH_OVERHEAD_ROUNDS (default 5),
+# BENCH_OVERHEAD_BUDGET_S (default 240: no new overhead round after that).
 set -euo pipefail
 
 ROUNDS=${BENCH_ROUNDS:-9}
@@ -39,11 +40,11 @@ READY_TIMEOUT_TRIES=100 # x 0.05 s for a server to accept connections
 STOP_TIMEOUT_TRIES=100  # x 0.05 s for a server to exit on SIGTERM
 FILE_DESCRIPTORS_MIN=4096
 SECTIONS=${BENCH_SECTIONS:-servers overhead}
-OVERHEAD_ROUNDS=${BENCH_OVERHEAD_ROUNDS:-3}
-OVERHEAD_BUDGET_S=${BENCH_OVERHEAD_BUDGET_S:-120}
+OVERHEAD_ROUNDS=${BENCH_OVERHEAD_ROUNDS:-5}
+OVERHEAD_BUDGET_S=${BENCH_OVERHEAD_BUDGET_S:-240}
 OVERHEAD_TARGET=0.90
 # requesters:service workers:client, in odd rounds' order (even rounds reverse it)
-OVERHEAD_RUNS=(1:1:raw 1:1:kingcobra 1:4:kingcobra 8:1:raw 8:1:kingcobra 8:4:kingcobra)
+OVERHEAD_RUNS=(1:1:raw 1:1:kingcobra 1:4:kingcobra 1:1:raw-inbox 8:1:raw 8:1:kingcobra 8:4:kingcobra 8:1:raw-inbox)
 
 usage() {
     echo "usage: $0 BUILD_DIR" >&2
@@ -366,7 +367,7 @@ function latency(key,    p50, p99) {
     round = field($0, "round") + 0
     if (round > rounds) rounds = round
     if (field($0, "error") != "") { errors++; next }
-    key = field($0, "requesters") ":" (client == "raw" ? "raw" : field($0, "workers"))
+    key = field($0, "requesters") ":" (client == "raw" ? "raw" : client == "raw-inbox" ? "inbox" : field($0, "workers"))
     value["rps", key, round] = field($0, "rps") + 0
     value["p50_us", key, round] = field($0, "p50_us") + 0
     value["p99_us", key, round] = field($0, "p99_us") + 0
@@ -374,9 +375,9 @@ function latency(key,    p50, p99) {
 }
 END {
     printf "\nlibkingcobra overhead (kcobrad, 128-byte request/reply; workers: the kc_service's)\n"
-    printf "%-10s  %-7s  %12s  %12s  %-16s  %-10s  %-16s  %s\n", "requesters", "workers",
+    printf "%-10s  %-7s  %12s  %12s  %-16s  %-10s  %-16s  %-16s  %s\n", "requesters", "workers",
            "raw req/s", "libkc req/s", "libkc/raw", "per round", "raw p50/p99 us",
-           "libkc p50/p99 us"
+           "libkc p50/p99 us", "libkc/raw-inbox"
     rows = split("1:1,1:4,8:1,8:4", row, ",")
     for (i = 1; i <= rows; i++) {
         split(row[i], part, ":")
@@ -387,13 +388,17 @@ END {
             ratio = sprintf("%.2f", ours_rps / base_rps)
             verdict = ours_rps / base_rps >= target ? " ok" : " (< " target ")"
         }
-        printf "%-10s  %-7s  %12s  %12s  %-16s  %-10s  %-16s  %s\n", part[1], part[2],
+        inbox_rps = median("rps", part[1] ":inbox")
+        printf "%-10s  %-7s  %12s  %12s  %-16s  %-10s  %-16s  %-16s  %s\n", part[1], part[2],
                base_rps == "" ? "-" : sprintf("%.0f", base_rps),
                ours_rps == "" ? "-" : sprintf("%.0f", ours_rps), ratio verdict,
-               paired(ours, base), latency(base), latency(ours)
+               paired(ours, base), latency(base), latency(ours),
+               inbox_rps == "" || inbox_rps <= 0 ? "-" : sprintf("%.2f", ours_rps / inbox_rps)
     }
     printf "\nMedians over %d rounds; target libkingcobra/raw >= %s (overhead at most 10%%).\n",
            rounds, target
+    printf "raw: natsConnection_Request. raw-inbox: nats.c with the requester's own sync inbox,\n"
+    printf "the pattern kc_client_request uses: libkc/raw-inbox is the library's cost alone.\n"
     if (errors > 0) printf "%d failed runs (see bench-overhead.json)\n", errors
     if (request_errors > 0) printf "%d request errors (timeouts)\n", request_errors
 }

@@ -23,6 +23,9 @@ if [ -n "$fuzz_build" ]; then
   fi
 fi
 
+# Repeat the failures last: CI often keeps only the end of the log.
+python3 scripts/failed-tests.py "$build/meson-logs/testlog.json"
+
 if [ "$meson_status" -ne 0 ] && [ "$failed" -eq 0 ]; then
   failed=1   # meson saw a failure the counter could not attribute
 fi

@@ -358,8 +358,10 @@ kc_err kc_client_close(kc_client *client, int64_t timeout_ms)
 
     stop_services(client);
     kci_async_wait_idle(client, deadline_ms);
+    kci_channels_unsubscribe(client);
     kc_err err = drain_connection(client, deadline_ms);
     kci_async_destroy(client);
+    kci_channels_destroy(client);
 
     pthread_mutex_lock(&client->lock);
     bool closed = client->connection_closed;

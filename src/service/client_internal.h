@@ -29,6 +29,8 @@ enum {
     KCI_CLOSE_MARGIN_MS = 2000, /* after the drain deadline, for nats.c to report closed */
     KCI_CLIENT_CONNECT_TIMEOUT_MS_DEFAULT = 2000,
     KCI_CLIENT_RECONNECT_WAIT_MS_DEFAULT = 250,
+    KCI_INBOX_BYTES_MAX = 96, /* "_INBOX.<nuid>" (nats.c makes 29 bytes) */
+    KCI_CHANNELS_MAX = 256,   /* synchronous requests one client runs at once on channels */
 };
 
 /* HTTP-like codes the library itself puts in Kc-Error (docs/service.md). */
@@ -41,6 +43,7 @@ enum {
 };
 
 typedef struct kci_async kci_async;
+typedef struct kci_channel kci_channel;
 
 struct kc_client {
     natsConnection *connection;
@@ -51,7 +54,10 @@ struct kc_client {
     bool connection_closed; /* nats.c's closed callback has run */
     kc_service *services;   /* linked through kc_service.next (service.c) */
     uint32_t service_count;
-    kci_async *async; /* NULL until the first kc_client_request_async */
+    kci_async *async;           /* NULL until the first kc_client_request_async */
+    kci_channel *channels_free; /* reply channels not in use (channel.c) */
+    kci_channel *channels_all;  /* every channel made, through all_next */
+    uint32_t channel_count;
 };
 
 struct kc_reply {
@@ -104,6 +110,25 @@ bool kci_wallet_address_valid(const char *wallet);
  * Returns KC_OK, KC_ERR_SERVICE (*out set), KC_ERR_NO_RESPONDERS,
  * KC_ERR_BAD_HEADER or KC_ERR_NOMEM (*out NULL). */
 kc_err kci_reply_adopt(kc_reply **out, natsMsg *message, const char *request_id);
+
+/* ---- channel.c ---------------------------------------------------------- */
+
+/* A free reply channel for one synchronous request, made if none is free;
+ * *out NULL (and KC_OK) when KCI_CHANNELS_MAX are all busy. */
+kc_err kci_channel_take(kc_client *client, kci_channel **out);
+/* Returns channel (may be NULL) to the client's free list. */
+void kci_channel_give_back(kc_client *client, kci_channel *channel);
+/* The reply subject for the channel's next request. */
+void kci_channel_reply_subject(kci_channel *channel, char subject[KCI_SUBJECT_BYTES_MAX]);
+/* Waits up to timeout_ms for the message on reply_subject, dropping late
+ * replies to earlier requests; NATS_TIMEOUT, or nats.c's status. */
+natsStatus kci_channel_wait(kci_channel *channel, const char *reply_subject, int64_t timeout_ms,
+                            natsMsg **reply);
+/* Unsubscribes every channel, so that draining the connection does not wait
+ * for late replies nobody will read. No request may be in flight. */
+void kci_channels_unsubscribe(kc_client *client);
+/* Frees every channel (after the connection closed). */
+void kci_channels_destroy(kc_client *client);
 
 /* ---- request.c ---------------------------------------------------------- */
 

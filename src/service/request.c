@@ -1,5 +1,6 @@
-/* request.c - sending requests: kc_client_request (synchronous, on
- * natsConnection_RequestMsg) and kc_client_request_async.
+/* request.c - sending requests: kc_client_request (synchronous, on a reply
+ * channel of the client's, channel.c, or natsConnection_RequestMsg when all
+ * KCI_CHANNELS_MAX are busy) and kc_client_request_async.
  *
  * A request is a message on kc.req.<type> stamped with Kc-Id, Kc-Ts,
  * Kc-Node, Kc-Type and Kc-Deadline (wall-clock now + timeout), so a service
@@ -136,12 +137,33 @@ static kc_err request_sync(kc_reply **out, kc_client *client, const char *type, 
     kci_kc_headers headers;
     kci_headers_clear(&headers);
     if (pay != NULL) kci_text_copy(headers.pay, sizeof(headers.pay), pay);
-    natsMsg *request = NULL;
-    err = build_request(&request, client, subject, NULL, type, payload, payload_len, timeout_ms,
-                        &headers);
+    kci_channel *channel = NULL;
+    err = kci_channel_take(client, &channel);
     if (err != KC_OK) return err;
+    char reply_subject[KCI_SUBJECT_BYTES_MAX];
+    if (channel != NULL) kci_channel_reply_subject(channel, reply_subject);
+    natsMsg *request = NULL;
+    err = build_request(&request, client, subject, channel != NULL ? reply_subject : NULL, type,
+                        payload, payload_len, timeout_ms, &headers);
+    if (err != KC_OK) {
+        kci_channel_give_back(client, channel);
+        return err;
+    }
     natsMsg *reply = NULL;
-    natsStatus status = natsConnection_RequestMsg(&reply, client->connection, request, timeout_ms);
+    natsStatus status = NATS_OK;
+    if (channel != NULL) {
+        status = natsConnection_PublishMsg(client->connection, request);
+        if (status == NATS_OK)
+            status = kci_channel_wait(channel, reply_subject, timeout_ms, &reply);
+        if (status == NATS_OK && natsMsg_IsNoResponders(reply)) {
+            natsMsg_Destroy(reply);
+            reply = NULL;
+            status = NATS_NO_RESPONDERS;
+        }
+        kci_channel_give_back(client, channel);
+    } else {
+        status = natsConnection_RequestMsg(&reply, client->connection, request, timeout_ms);
+    }
     natsMsg_Destroy(request);
     if (status == NATS_MAX_PAYLOAD) return too_large(payload_len);
     if (status == NATS_TIMEOUT)

@@ -40,6 +40,8 @@ enum {
     SLEEP_MS = 100,
     SLOW_HANDLER_MS = 600,
     CLOSE_REQUESTS = 10,
+    SHARED_THREADS = 16,  /* synchronous requesters sharing one client */
+    SHARED_REQUESTS = 50, /* each */
     FAST_REQUESTS = 5,
     BIG_REPLY_BYTES = 5000,            /* over the service's inline reply buffer */
     OVERSIZED_BYTES = 2 * 1024 * 1024, /* over both servers' default max_payload */
@@ -405,6 +407,104 @@ static void test_timeout_and_no_responders(void **state)
     assert_true(result.last_at_ms - started_ms >= SHORT_TIMEOUT_MS - 10);
     assert_true(result.last_at_ms - started_ms < 3 * (int64_t)SLOW_HANDLER_MS);
     kc_service_stop(service); /* waits for the slow handlers */
+    close_client(client);
+    close_client(service_client);
+}
+
+/* Synchronous requests wait on the client's reply channels (channel.c): a
+ * reply that comes after its request timed out is dropped by the next
+ * request on the channel, never taken for that request's reply, and a close
+ * does not wait for late replies nobody reads. */
+static void test_sync_late_reply_dropped(void **state)
+{
+    (void)state;
+    counter c;
+    counter_init(&c, SLOW_HANDLER_MS);
+    kc_client *service_client = open_client("svc-node");
+    kc_client *client = open_client("caller");
+    kc_service *service = start(service_client, "late", echo_handler, &c, 1);
+    kc_reply *reply = NULL;
+    assert_int_equal(kc_client_request(&reply, client, "late", "first", 5, SHORT_TIMEOUT_MS),
+                     KC_ERR_TIMEOUT);
+    assert_null(reply);
+    /* The reply to "first" arrives while this one waits on the same channel. */
+    assert_int_equal(kc_client_request(&reply, client, "late", "second", 6, TIMEOUT_MS), KC_OK);
+    assert_payload(reply, "echo:second#2");
+    assert_string_equal(kc_reply_request_id(reply), c.last_id);
+    kc_reply_destroy(reply);
+
+    /* A late reply left unread in the channel when the client closes. */
+    assert_int_equal(kc_client_request(&reply, client, "late", "third", 5, SHORT_TIMEOUT_MS),
+                     KC_ERR_TIMEOUT);
+    while (atomic_load(&c.calls) < 3 || atomic_load(&c.running) > 0)
+        sleep_ms(5);
+    sleep_ms(SLEEP_MS); /* for the reply to reach the client */
+    int64_t started_ms = harness_now_ms();
+    assert_int_equal(kc_client_close(client, TIMEOUT_MS), KC_OK);
+    assert_true(harness_now_ms() - started_ms < TIMEOUT_MS / 2); /* not the drain timeout */
+    kc_service_stop(service);
+    close_client(service_client);
+}
+
+typedef struct shared_requester {
+    pthread_t thread;
+    kc_client *client;
+    int index;
+    int ok_count;
+    int mismatch_count;
+} shared_requester;
+
+static void *shared_requester_run(void *argument)
+{
+    shared_requester *self = argument;
+    for (int i = 0; i < SHARED_REQUESTS; i++) {
+        char payload[32], prefix[48];
+        int length = snprintf(payload, sizeof(payload), "t%d-r%d", self->index, i);
+        int prefix_length = snprintf(prefix, sizeof(prefix), "echo:%s#", payload);
+        kc_reply *reply = NULL;
+        kc_err err =
+            kc_client_request(&reply, self->client, "shared", payload, (size_t)length, TIMEOUT_MS);
+        size_t reply_length = 0;
+        const char *text = kc_reply_payload(reply, &reply_length);
+        if (err != KC_OK)
+            fprintf(stderr, "shared %d/%d: %s: %s\n", self->index, i, kc_strerror(err),
+                    kc_last_error());
+        else if (reply_length > (size_t)prefix_length &&
+                 memcmp(text, prefix, (size_t)prefix_length) == 0)
+            self->ok_count++;
+        else
+            self->mismatch_count++;
+        kc_reply_destroy(reply);
+    }
+    return NULL;
+}
+
+/* Many threads share one client: each gets its own reply, every time. */
+static void test_sync_threads_share_client(void **state)
+{
+    (void)state;
+    counter c;
+    counter_init(&c, 0);
+    kc_client *service_client = open_client("svc-node");
+    kc_client *client = open_client("caller");
+    kc_service *service = start(service_client, "shared", echo_handler, &c, WORKERS);
+    static shared_requester requesters[SHARED_THREADS];
+    for (int index = 0; index < SHARED_THREADS; index++) {
+        requesters[index] = (shared_requester){.client = client, .index = index};
+        assert_int_equal(pthread_create(&requesters[index].thread, NULL, shared_requester_run,
+                                        &requesters[index]),
+                         0);
+    }
+    int ok_count = 0, mismatch_count = 0;
+    for (int index = 0; index < SHARED_THREADS; index++) {
+        pthread_join(requesters[index].thread, NULL);
+        ok_count += requesters[index].ok_count;
+        mismatch_count += requesters[index].mismatch_count;
+    }
+    assert_int_equal(mismatch_count, 0);
+    assert_int_equal(ok_count, SHARED_THREADS * SHARED_REQUESTS);
+    assert_int_equal(atomic_load(&c.calls), SHARED_THREADS * SHARED_REQUESTS);
+    kc_service_stop(service);
     close_client(client);
     close_client(service_client);
 }
@@ -960,6 +1060,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_async_hundred),
         cmocka_unit_test(test_service_error_reply),
         cmocka_unit_test(test_timeout_and_no_responders),
+        cmocka_unit_test(test_sync_late_reply_dropped),
+        cmocka_unit_test(test_sync_threads_share_client),
         cmocka_unit_test(test_reply_with_bad_headers),
         cmocka_unit_test(test_idempotent_by_id),
         cmocka_unit_test(test_worker_concurrency),
