@@ -123,6 +123,22 @@ static kc_err build_request(natsMsg **out, kc_client *client, const char *subjec
     return KC_OK;
 }
 
+/* Publishes request (its reply subject is reply_subject, on channel) and
+ * waits for the reply; the server's no-responders status becomes
+ * NATS_NO_RESPONDERS, as natsConnection_RequestMsg reports it. */
+static natsStatus channel_round_trip(kc_client *client, kci_channel *channel, natsMsg *request,
+                                     const char *reply_subject, int64_t timeout_ms, natsMsg **reply)
+{
+    natsStatus status = natsConnection_PublishMsg(client->connection, request);
+    if (status == NATS_OK) status = kci_channel_wait(channel, reply_subject, timeout_ms, reply);
+    if (status == NATS_OK && natsMsg_IsNoResponders(*reply)) {
+        natsMsg_Destroy(*reply);
+        *reply = NULL;
+        status = NATS_NO_RESPONDERS;
+    }
+    return status;
+}
+
 /* A synchronous request; pay (may be NULL) becomes Kc-Pay. */
 static kc_err request_sync(kc_reply **out, kc_client *client, const char *type, const void *payload,
                            size_t payload_len, int64_t timeout_ms, const char *pay)
@@ -150,20 +166,11 @@ static kc_err request_sync(kc_reply **out, kc_client *client, const char *type, 
         return err;
     }
     natsMsg *reply = NULL;
-    natsStatus status = NATS_OK;
-    if (channel != NULL) {
-        status = natsConnection_PublishMsg(client->connection, request);
-        if (status == NATS_OK)
-            status = kci_channel_wait(channel, reply_subject, timeout_ms, &reply);
-        if (status == NATS_OK && natsMsg_IsNoResponders(reply)) {
-            natsMsg_Destroy(reply);
-            reply = NULL;
-            status = NATS_NO_RESPONDERS;
-        }
-        kci_channel_give_back(client, channel);
-    } else {
-        status = natsConnection_RequestMsg(&reply, client->connection, request, timeout_ms);
-    }
+    natsStatus status =
+        channel != NULL
+            ? channel_round_trip(client, channel, request, reply_subject, timeout_ms, &reply)
+            : natsConnection_RequestMsg(&reply, client->connection, request, timeout_ms);
+    kci_channel_give_back(client, channel);
     natsMsg_Destroy(request);
     if (status == NATS_MAX_PAYLOAD) return too_large(payload_len);
     if (status == NATS_TIMEOUT)
