@@ -82,6 +82,17 @@ void kcobra_econ_print_names(const char *label, const kci_econ_graph *graph,
 
 /* The subcommands: graph structure (kcobra_econ_graph.c), money
  * distribution (kcobra_econ_money.c), markets (kcobra_econ_market.c). */
+/* Each subcommand's --help text (paragraphs and examples), beside its runner. */
+extern const char kcobra_econ_maxflow_description[];
+extern const char kcobra_econ_scc_description[];
+extern const char kcobra_econ_hubs_description[];
+extern const char kcobra_econ_strata_description[];
+extern const char kcobra_econ_poverty_description[];
+extern const char kcobra_econ_colored_description[];
+extern const char kcobra_econ_value_description[];
+extern const char kcobra_econ_equilibrium_description[];
+extern const char kcobra_econ_dynamics_description[];
+
 int kcobra_econ_run_maxflow(const kcobra_command *command, int argc, char **argv);
 int kcobra_econ_run_scc(const kcobra_command *command, int argc, char **argv);
 int kcobra_econ_run_hubs(const kcobra_command *command, int argc, char **argv);

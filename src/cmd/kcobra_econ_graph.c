@@ -95,7 +95,7 @@ static int maxflow_dot(kcobra_econ_input *input, const kci_econ_graph *graph, in
     return status;
 }
 
-static const char MAXFLOW_DESCRIPTION[] =
+const char kcobra_econ_maxflow_description[] =
     "The largest amount of money that can flow from --source to --sink along the\n"
     "payment channels (each channel carries at most what was paid on it), a\n"
     "minimum cut (the channels whose total bounds it), and the crucial accounts: a\n"
@@ -105,11 +105,8 @@ static const char MAXFLOW_DESCRIPTION[] =
     "  kcobra econ maxflow --edges payments.csv --source alice --sink bob\n"
     "  kcobra econ maxflow --ledger --source alice --sink bob --svg flow.svg\n";
 
-int kcobra_econ_run_maxflow(const kcobra_command *command_in, int argc, char **argv)
+int kcobra_econ_run_maxflow(const kcobra_command *command, int argc, char **argv)
 {
-    kcobra_command described = *command_in;
-    described.description = MAXFLOW_DESCRIPTION;
-    const kcobra_command *command = &described;
     kcobra_econ_input input = {0};
     const char *source = NULL, *sink = NULL;
     bool no_vertex_cut = false;
@@ -257,18 +254,15 @@ static int scc_dot(kcobra_econ_input *input, const kci_econ_graph *graph, const 
     return status;
 }
 
-static const char SCC_DESCRIPTION[] =
+const char kcobra_econ_scc_description[] =
     "The strongly connected components of the money-flow graph: groups of accounts\n"
     "in which money can go from each to each (industries), and for each group of\n"
     "two or more one shortest cycle of payments through its first account (a\n"
     "supply chain).\n"
     "\nExample:\n  kcobra econ scc --edges payments.csv --json\n";
 
-int kcobra_econ_run_scc(const kcobra_command *command_in, int argc, char **argv)
+int kcobra_econ_run_scc(const kcobra_command *command, int argc, char **argv)
 {
-    kcobra_command described = *command_in;
-    described.description = SCC_DESCRIPTION;
-    const kcobra_command *command = &described;
     kcobra_econ_input input = {0};
     bool no_cycles = false;
     const kcobra_flag flags[] = {
@@ -333,17 +327,14 @@ static int hubs_print(const kcobra_invocation *invocation, const kci_econ_graph 
     return status;
 }
 
-static const char HUBS_DESCRIPTION[] =
+const char kcobra_econ_hubs_description[] =
     "The k-core decomposition of the money-flow graph (a vertex's degree counts\n"
     "payment channels in and out). The accounts of the densest core, or of the\n"
     "K-core with --k, are the hubs of money circulation.\n"
     "\nExample:\n  kcobra econ hubs --edges payments.csv --k 3\n";
 
-int kcobra_econ_run_hubs(const kcobra_command *command_in, int argc, char **argv)
+int kcobra_econ_run_hubs(const kcobra_command *command, int argc, char **argv)
 {
-    kcobra_command described = *command_in;
-    described.description = HUBS_DESCRIPTION;
-    const kcobra_command *command = &described;
     kcobra_econ_input input = {0};
     int64_t k = 0;
     const kcobra_flag flags[] = {

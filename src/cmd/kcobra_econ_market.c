@@ -23,7 +23,7 @@ enum {
 
 /* =================================================================== value */
 
-static const char VALUE_DESCRIPTION[] =
+const char kcobra_econ_value_description[] =
     "value(i) = cost(i) + sum of quantity x value(ingredient) over the bill of\n"
     "materials (a DAG, JSON: docs/econ.md), memoised: linear in the DAG. A cycle\n"
     "is an error naming it; a DAG deeper than --depth (default 10000) is refused.\n"
@@ -70,11 +70,8 @@ int kcobra_econ_run_value(const kcobra_command *command, int argc, char **argv)
         {"item", "X", KCOBRA_FLAG_STRING, &item_name, "the item to value"},
         {"depth", "T", KCOBRA_FLAG_COUNT, &depth, "refuse a DAG deeper than T levels (10000)"},
     };
-    kcobra_command described = *command;
-    described.description = VALUE_DESCRIPTION;
     kcobra_invocation invocation;
-    int status =
-        kcobra_parse(&described, flags, KCOBRA_ARRAY_COUNT(flags), argc, argv, &invocation);
+    int status = kcobra_parse(command, flags, KCOBRA_ARRAY_COUNT(flags), argc, argv, &invocation);
     if (status != KCOBRA_EXIT_OK || invocation.help) return status;
     if (bom_path == NULL || item_name == NULL)
         return kcobra_usage_error(command, "--bom and --item are required");
@@ -102,7 +99,7 @@ int kcobra_econ_run_value(const kcobra_command *command, int argc, char **argv)
 
 /* ============================================================= equilibrium */
 
-static const char EQUILIBRIUM_DESCRIPTION[] =
+const char kcobra_econ_equilibrium_description[] =
     "The competitive equilibrium of a Fisher market with linear utilities (file\n"
     "format: docs/econ.md): the Eisenberg-Gale optimum, prices and allocation,\n"
     "and the KKT residuals (relative): supply (goods with a positive price sold\n"
@@ -195,11 +192,8 @@ int kcobra_econ_run_equilibrium(const kcobra_command *command, int argc, char **
          "the KKT residual to reach (default 1e-9)"},
         {"stats", NULL, KCOBRA_FLAG_BOOL, &stats, "print load and compute time and peak memory"},
     };
-    kcobra_command described = *command;
-    described.description = EQUILIBRIUM_DESCRIPTION;
     kcobra_invocation invocation;
-    int status =
-        kcobra_parse(&described, flags, KCOBRA_ARRAY_COUNT(flags), argc, argv, &invocation);
+    int status = kcobra_parse(command, flags, KCOBRA_ARRAY_COUNT(flags), argc, argv, &invocation);
     if (status != KCOBRA_EXIT_OK || invocation.help) return status;
     if (market_path == NULL) return kcobra_usage_error(command, "--market is required");
     double tolerance = 1e-9;
@@ -238,7 +232,7 @@ int kcobra_econ_run_equilibrium(const kcobra_command *command, int argc, char **
 
 /* ================================================================ dynamics */
 
-static const char DYNAMICS_DESCRIPTION[] =
+const char kcobra_econ_dynamics_description[] =
     "Tatonnement: from the goods' \"price\" fields in the market file (else every\n"
     "price = total budget / total supply), prices move with excess demand,\n"
     "  p_j <- p_j exp(clamp(step / sqrt(t) x (demand_j - s_j) / s_j, -1, 1)),\n"
@@ -355,11 +349,8 @@ int kcobra_econ_run_dynamics(const kcobra_command *command, int argc, char **arg
         {"step-size", "X", KCOBRA_FLAG_STRING, &step_text, "the adjustment speed (default 0.5)"},
         {"plot", "FILE.svg", KCOBRA_FLAG_STRING, &plot_path, "draw the series as SVG"},
     };
-    kcobra_command described = *command;
-    described.description = DYNAMICS_DESCRIPTION;
     kcobra_invocation invocation;
-    int status =
-        kcobra_parse(&described, flags, KCOBRA_ARRAY_COUNT(flags), argc, argv, &invocation);
+    int status = kcobra_parse(command, flags, KCOBRA_ARRAY_COUNT(flags), argc, argv, &invocation);
     if (status != KCOBRA_EXIT_OK || invocation.help) return status;
     if (market_path == NULL || step_count == 0)
         return kcobra_usage_error(command, "--market and --steps are required");

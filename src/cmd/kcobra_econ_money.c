@@ -63,17 +63,14 @@ static int strata_print(const kcobra_invocation *invocation, const kci_econ_grap
     return kcobra_econ_print_flush();
 }
 
-static const char STRATA_DESCRIPTION[] =
+const char kcobra_econ_strata_description[] =
     "Rich and poor: a payment channel is rich when its amount is at least W, an\n"
     "account when its net storage (money in minus money out) is at least W; the\n"
     "counts and totals of each class.\n"
     "\nExample:\n  kcobra econ strata --edges payments.csv --threshold 1000\n";
 
-int kcobra_econ_run_strata(const kcobra_command *command_in, int argc, char **argv)
+int kcobra_econ_run_strata(const kcobra_command *command, int argc, char **argv)
 {
-    kcobra_command described = *command_in;
-    described.description = STRATA_DESCRIPTION;
-    const kcobra_command *command = &described;
     kcobra_econ_input input = {0};
     const char *threshold_text = NULL;
     const kcobra_flag flags[] = {
@@ -159,7 +156,7 @@ static int poverty_print(const kcobra_invocation *invocation, const kci_econ_gra
     return kcobra_econ_print_flush();
 }
 
-static const char POVERTY_DESCRIPTION[] =
+const char kcobra_econ_poverty_description[] =
     "The poverty-alleviation linear program, solved by GLPK: new amounts f_e on\n"
     "the existing channels that minimise (money on rich channels) - (money on poor\n"
     "channels), subject to every account keeping its net storage, the parity\n"
@@ -168,11 +165,8 @@ static const char POVERTY_DESCRIPTION[] =
     "W defaults to the mean amount.\n"
     "\nExample:\n  kcobra econ poverty --edges payments.csv --epsilon 0.5 --threshold 100\n";
 
-int kcobra_econ_run_poverty(const kcobra_command *command_in, int argc, char **argv)
+int kcobra_econ_run_poverty(const kcobra_command *command, int argc, char **argv)
 {
-    kcobra_command described = *command_in;
-    described.description = POVERTY_DESCRIPTION;
-    const kcobra_command *command = &described;
     kcobra_econ_input input = {0};
     const char *epsilon_text = NULL, *threshold_text = NULL;
     const kcobra_flag flags[] = {
@@ -221,7 +215,7 @@ int kcobra_econ_run_poverty(const kcobra_command *command_in, int argc, char **a
 
 /* ================================================================= colored */
 
-static const char COLORED_DESCRIPTION[] =
+const char kcobra_econ_colored_description[] =
     "Coloured money; either estimate or both. Direct (--source and --sink):\n"
     "  storage = |inflow(S) - inflow(T)|,  direct = |storage x R - inflow(H)|\n"
     "Indirect (--indirect): indirect = |G x R - inflow(H)| where H is the\n"
@@ -271,11 +265,8 @@ static int colored_print(const kcobra_invocation *invocation, const char *hub, c
     return kcobra_econ_print_flush();
 }
 
-int kcobra_econ_run_colored(const kcobra_command *command_in, int argc, char **argv)
+int kcobra_econ_run_colored(const kcobra_command *command, int argc, char **argv)
 {
-    kcobra_command described = *command_in;
-    described.description = COLORED_DESCRIPTION;
-    const kcobra_command *command = &described;
     kcobra_econ_input input = {0};
     const char *hub = NULL, *rate_text = NULL, *source = NULL, *sink = NULL, *gdp_text = NULL;
     bool indirect = false;
