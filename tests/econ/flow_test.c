@@ -10,24 +10,8 @@
 
 #include "econ/cores.h"
 #include "econ/flow.h"
-#include "econ/graph_load.h"
 #include "econ/scc.h"
-
-/* s->a 10, s->b 5, a->b 15, a->t 4, b->t 9, t->s 3, x->y 1 */
-static const char GRAPH[] = "from,to,amount\ns,a,10\ns,b,5\na,b,15\na,t,4\nb,t,9\nt,s,3\nx,y,1\n";
-
-static void load(const char *text, kci_econ_graph *graph)
-{
-    kci_econ_builder builder;
-    kci_econ_builder_init(&builder);
-    kci_econ_csv csv;
-    kci_econ_error error = {{0}};
-    kci_econ_csv_init(&csv, &builder);
-    assert_int_equal(kci_econ_csv_feed(&csv, text, strlen(text), &error), KC_OK);
-    assert_int_equal(kci_econ_csv_finish(&csv, &error), KC_OK);
-    assert_int_equal(kci_econ_graph_finish(&builder, graph, &error), KC_OK);
-    kci_econ_builder_free(&builder);
-}
+#include "graph_text.h"
 
 static int64_t vertex(const kci_econ_graph *graph, const char *name)
 {
@@ -40,7 +24,7 @@ static void test_maxflow_cut_and_crucial(void **state)
 {
     (void)state;
     kci_econ_graph graph;
-    load(GRAPH, &graph);
+    econ_test_graph_load(ECON_TEST_GRAPH, &graph);
     kci_econ_maxflow flow;
     kci_econ_error error = {{0}};
     assert_int_equal(
@@ -87,7 +71,7 @@ static void test_scc_and_cycles(void **state)
 {
     (void)state;
     kci_econ_graph graph;
-    load(GRAPH, &graph);
+    econ_test_graph_load(ECON_TEST_GRAPH, &graph);
     kci_econ_scc scc;
     kci_econ_error error = {{0}};
     assert_int_equal(kci_econ_scc_run(&graph, true, &scc, &error), KC_OK);
@@ -114,7 +98,7 @@ static void test_cores(void **state)
 {
     (void)state;
     kci_econ_graph graph;
-    load(GRAPH, &graph);
+    econ_test_graph_load(ECON_TEST_GRAPH, &graph);
     kci_econ_cores cores;
     kci_econ_error error = {{0}};
     assert_int_equal(kci_econ_cores_run(&graph, &cores, &error), KC_OK);

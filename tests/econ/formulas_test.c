@@ -10,30 +10,15 @@
 #include <string.h>
 
 #include "econ/colored.h"
-#include "econ/graph_load.h"
 #include "econ/strata.h"
 #include "econ/value.h"
-
-static const char GRAPH[] = "from,to,amount\ns,a,10\ns,b,5\na,b,15\na,t,4\nb,t,9\nt,s,3\nx,y,1\n";
-
-static void load(const char *text, kci_econ_graph *graph)
-{
-    kci_econ_builder builder;
-    kci_econ_builder_init(&builder);
-    kci_econ_csv csv;
-    kci_econ_error error = {{0}};
-    kci_econ_csv_init(&csv, &builder);
-    assert_int_equal(kci_econ_csv_feed(&csv, text, strlen(text), &error), KC_OK);
-    assert_int_equal(kci_econ_csv_finish(&csv, &error), KC_OK);
-    assert_int_equal(kci_econ_graph_finish(&builder, graph, &error), KC_OK);
-    kci_econ_builder_free(&builder);
-}
+#include "graph_text.h"
 
 static void test_strata(void **state)
 {
     (void)state;
     kci_econ_graph graph;
-    load(GRAPH, &graph);
+    econ_test_graph_load(ECON_TEST_GRAPH, &graph);
     kci_econ_strata strata;
     kci_econ_error error = {{0}};
     assert_int_equal(kci_econ_strata_run(&graph, 5, &strata, &error), KC_OK);
@@ -68,7 +53,7 @@ static void test_colored(void **state)
     kci_econ_colored_indirect(10, 13, 0.5, &colored);
     assert_true(colored.indirect == 8);
     kci_econ_graph graph;
-    load(GRAPH, &graph);
+    econ_test_graph_load(ECON_TEST_GRAPH, &graph);
     assert_true(kci_econ_graph_total(&graph) == 47);
     kci_econ_graph_free(&graph);
 }

@@ -15,28 +15,16 @@
 #include <math.h>
 #include <string.h>
 
-#include "econ/graph_load.h"
 #include "econ/poverty.h"
+#include "graph_text.h"
 
-static void load(kci_econ_graph *graph)
-{
-    const char *text = "from,to,amount\na,b,10\na,c,1\nc,b,1\n";
-    kci_econ_builder builder;
-    kci_econ_builder_init(&builder);
-    kci_econ_csv csv;
-    kci_econ_error error = {{0}};
-    kci_econ_csv_init(&csv, &builder);
-    assert_int_equal(kci_econ_csv_feed(&csv, text, strlen(text), &error), KC_OK);
-    assert_int_equal(kci_econ_csv_finish(&csv, &error), KC_OK);
-    assert_int_equal(kci_econ_graph_finish(&builder, graph, &error), KC_OK);
-    kci_econ_builder_free(&builder);
-}
+static const char POVERTY_GRAPH[] = "from,to,amount\na,b,10\na,c,1\nc,b,1\n";
 
 static void test_poverty_lp(void **state)
 {
     (void)state;
     kci_econ_graph graph;
-    load(&graph);
+    econ_test_graph_load(POVERTY_GRAPH, &graph);
     kci_econ_poverty result;
     kci_econ_error error = {{0}};
     assert_int_equal(kci_econ_poverty_solve(&graph, 5, 0.5, &result, &error), KC_OK);
