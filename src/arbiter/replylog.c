@@ -85,9 +85,10 @@ void kci_arbiter_on_log_reply(natsConnection *connection, natsSubscription *subs
     kci_arbiter *arbiter = closure;
     const char *subject = natsMsg_GetSubject(message);
     const char *request_id = strrchr(subject, '.') != NULL ? strrchr(subject, '.') + 1 : "";
-    const char *replied_by = NULL, *state = NULL;
+    const char *replied_by = NULL, *state = NULL, *reply_to = NULL;
     natsMsgHeader_Get(message, REPLIED_BY_HEADER, &replied_by);
     natsMsgHeader_Get(message, QUEUE_STATE_HEADER, &state);
+    natsMsgHeader_Get(message, KCI_HEADER_REPLY_TO, &reply_to);
     int64_t now_ms = kci_monotonic_ms();
     pthread_mutex_lock(&arbiter->lock);
     if (natsMsg_IsNoResponders(message)) {
@@ -99,6 +100,8 @@ void kci_arbiter_on_log_reply(natsConnection *connection, natsSubscription *subs
     } else if (replied_by != NULL && kci_token_valid(replied_by) &&
                strlen(replied_by) <= KC_NODE_BYTES_MAX &&
                strlen(request_id) == KC_UUID_TEXT_BYTES &&
+               /* the persister's record of this very request, not another's */
+               reply_to != NULL && strcmp(reply_to, request_id) == 0 &&
                (state == NULL || strcmp(state, "replied") == 0)) {
         enter(arbiter, request_id, replied_by, message, now_ms);
     }

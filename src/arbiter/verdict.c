@@ -28,6 +28,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "service/headers.h"
+#include "service/reply_subject.h"
 
 enum {
     VERDICT_LINE_BYTES_MAX = 64 * 1024,
@@ -374,7 +375,10 @@ void kci_arbiter_on_request(natsConnection *connection, natsSubscription *subscr
     pthread_mutex_unlock(&arbiter->lock);
     char *text = answer != NULL ? json_dumps(answer, JSON_COMPACT) : NULL;
     json_decref(answer);
-    if (reply != NULL && text != NULL) natsConnection_PublishString(connection, reply, text);
+    /* Only to an inbox: the arbiter may publish on control subjects, and a
+     * client must not choose where its answers go (reply_subject.h). */
+    if (kci_reply_subject_allowed(reply, KCI_REPLY_ANSWER) && text != NULL)
+        natsConnection_PublishString(connection, reply, text);
     free(text);
     natsMsg_Destroy(message);
 }

@@ -20,6 +20,7 @@
 #include "auth.h"
 #include "common/log.h"
 #include "quarantine.h"
+#include "roles.h"
 #include "router.h"
 #include "subject.h"
 #include "verifier.h"
@@ -229,13 +230,17 @@ static bool json_flag(json_t *root, const char *key, bool fallback)
     return json_is_boolean(value) ? json_is_true(value) : fallback;
 }
 
-/* kcobrad's own components (see KCI_INTERNAL_USER): only on the internal
- * listener, and only with the password made at start. */
-static bool is_internal(const kci_client *client, const kci_credentials *credentials)
+/* kcobrad's own components (roles.h): only on the internal listener, only
+ * as a role's user, and only with the password made at start. The role,
+ * or KCI_ROLE_NONE. */
+static kci_role internal_role(const kci_client *client, const kci_credentials *credentials)
 {
-    return client->internal_listener && credentials->user != NULL &&
-           credentials->password != NULL && strcmp(credentials->user, KCI_INTERNAL_USER) == 0 &&
-           kci_secret_equal(credentials->password, client->server->internal_password);
+    if (!client->internal_listener || credentials->password == NULL) return KCI_ROLE_NONE;
+    kci_role role = kci_role_from_user(credentials->user);
+    if (role == KCI_ROLE_NONE) return KCI_ROLE_NONE;
+    return kci_secret_equal(credentials->password, client->server->internal_password)
+               ? role
+               : KCI_ROLE_NONE;
 }
 
 static void refuse(kci_client *client)
@@ -312,8 +317,12 @@ static int authenticate(kci_client *client, json_t *root)
         .user = json_string_value(json_object_get(root, "user")),
         .password = json_string_value(json_object_get(root, "pass")),
     };
-    if (is_internal(client, &credentials)) {
-        client->permissions = NULL;
+    kci_role role = internal_role(client, &credentials);
+    if (role != KCI_ROLE_NONE) {
+        client->role = (uint8_t)role;
+        client->permissions = kci_role_permissions(role);
+        free(client->user_name);
+        client->user_name = strdup(kci_role_user(role));
         return 0;
     }
     if (client->internal_listener) {
@@ -418,7 +427,7 @@ static int on_pub(void *context, const kci_pub_args *pub)
     }
     bool routable = check_publish_subject(client, pub);
     send_ok(client);
-    if (routable && client->internal_listener) kci_quarantine_on_publish(client, pub);
+    if (routable && client->role == KCI_ROLE_ARBITER) kci_quarantine_on_publish(client, pub);
     if (routable) kci_route_publish(client, pub);
     return client->closing ? -1 : 0;
 }

@@ -16,6 +16,7 @@
 
 #include "options.h"
 #include "parser.h"
+#include "roles.h"
 #include "server.h"
 
 typedef struct kci_subscription {
@@ -60,8 +61,9 @@ typedef struct kci_client {
     uint64_t id;
     int fd;
     /* Accepted on the internal loopback listener: kcobrad's own components.
-     * Must log in as KCI_INTERNAL_USER; not counted in connections. */
+     * Must log in as one of their roles' users; not counted in connections. */
     bool internal_listener;
+    uint8_t role; /* kci_role (roles.h): which component; 0 for clients */
     kci_parser parser;
     /* CONNECT options */
     bool connect_received;

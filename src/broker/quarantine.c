@@ -73,7 +73,9 @@ fail:
 
 void kci_quarantine_on_publish(kci_client *publisher, const kci_pub_args *pub)
 {
-    if (!publisher->internal_listener) return;
+    /* Only the arbiter's role may set it (roles.h): not another component a
+     * client could trick into publishing, and no client. */
+    if (publisher->role != KCI_ROLE_ARBITER) return;
     if (pub->subject_len != strlen(KCI_QUARANTINE_SET_SUBJECT) ||
         memcmp(pub->subject, KCI_QUARANTINE_SET_SUBJECT, pub->subject_len) != 0)
         return;

@@ -425,6 +425,7 @@ static void reapply_client_settings(kci_server *server, kci_client *client)
     client->parser.max_payload_bytes = (uint32_t)options->max_payload_bytes;
     client->parser.max_control_line_bytes = (uint32_t)options->max_control_line_bytes;
     if (!client->connect_received) return;
+    if (client->role != KCI_ROLE_NONE) return; /* a component's role is fixed (roles.h) */
     const kci_user *user = NULL;
     for (size_t i = 0; client->user_name != NULL && i < options->user_count; i++)
         if (strcmp(options->users[i].user, client->user_name) == 0) user = &options->users[i];

@@ -25,10 +25,9 @@
 #include "options.h"
 #include "sublist.h"
 
-/* The user name kcobrad's own components log in with. Its password is made
- * at start and never leaves the process; it survives reloads and has no
- * permission limits. */
-#define KCI_INTERNAL_USER "kcobrad-internal"
+/* kcobrad's own components log in on the internal listener as their
+ * roles' users (roles.h), with internal_password: made at start, it never
+ * leaves the process and survives reloads. */
 
 /* The nats-server feature level kcobrad implements, reported as INFO's
  * "version": clients gate features (headers, no-responders) on it. kcobrad's
@@ -89,7 +88,8 @@ typedef struct kci_server {
     int port;         /* the bound port (useful when 0 was asked) */
     bool public_held; /* the client listener is not watched yet */
     /* kcobrad's components connect here: 127.0.0.1, an ephemeral port, no
-     * TLS, only KCI_INTERNAL_USER, not counted as connections. */
+     * TLS, only the components' roles (roles.h), not counted as
+     * connections. */
     kci_source internal_listener;
     int internal_listen_fd;
     int internal_port;

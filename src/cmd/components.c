@@ -2,14 +2,13 @@
  * the suggestion keeper (src/keeper/), the persister (src/queue/, when
  * built: KC_WITH_QUEUE) and the seed-format ingress (src/ingress/).
  *
- * Each component is a client of the running broker, logged in as
- * KCI_INTERNAL_USER through the broker's internal listener
- * (nats://127.0.0.1:<internal port>: loopback, no TLS, internal user only,
- * not counted as a connection). kcobrad opens its public listener only
- * after the components are up. The keeper has a nats.c connection of its
- * own (it answers kc.suggest, which is not a kc.req.<type> service subject),
- * and so has the persister (kc.submit.>, kc.reply.get); the ingress has a
- * kc_client.
+ * Each component is a client of the running broker, logged in as its
+ * role's user (src/broker/roles.h: the least permissions it needs) through
+ * the broker's internal listener (nats://127.0.0.1:<internal port>:
+ * loopback, no TLS, the roles' users only, not counted as a connection). kcobrad opens its public
+ * listener only after the components are up. The keeper has a nats.c connection of its own (it
+ * answers kc.suggest, which is not a kc.req.<type> service subject), and so has the persister
+ * (kc.submit.>, kc.reply.get); the ingress has a kc_client.
  *
  * Failures: the keeper is on by default, so when it cannot start (its file
  * locked by another kcobrad in the same directory, a directory it cannot
@@ -29,6 +28,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "broker/roles.h"
 #include "common/log.h"
 #ifdef KC_WITH_ARBITER
 #include "arbiter/arbiter.h"
@@ -221,15 +221,16 @@ static void broker_url(char url[URL_BYTES_MAX], const kci_server *server)
  * wake-up of the broker, per message (bench/run_queue.sh: 15 % more
  * acknowledged submits/s, 20 % less kcobrad CPU per submit without it). */
 static kc_err component_connect(natsConnection **out, const kci_server *server, const char *name,
-                                bool persister, char *error, size_t error_size)
+                                kci_role role, char *error, size_t error_size)
 {
+    bool persister = role == KCI_ROLE_PERSISTER;
     char url[URL_BYTES_MAX];
     broker_url(url, server);
     natsOptions *options = NULL;
     natsStatus status = natsOptions_Create(&options);
     if (status == NATS_OK) status = natsOptions_SetURL(options, url);
     if (status == NATS_OK)
-        status = natsOptions_SetUserInfo(options, KCI_INTERNAL_USER, server->internal_password);
+        status = natsOptions_SetUserInfo(options, kci_role_user(role), server->internal_password);
     if (status == NATS_OK) status = natsOptions_SetName(options, name);
     /* The persister dispatches with its own reply inbox and never waits on
      * a request: a "no responders" status for each dispatch nobody serves
@@ -247,8 +248,8 @@ static kc_err component_connect(natsConnection **out, const kci_server *server, 
 }
 
 static kc_err client_connect(kc_client **out, const char *component, const char *name,
-                             const kci_components_config *config, const kci_server *server,
-                             char *error, size_t error_size)
+                             kci_role role, const kci_components_config *config,
+                             const kci_server *server, char *error, size_t error_size)
 {
     char url[URL_BYTES_MAX];
     broker_url(url, server);
@@ -257,7 +258,7 @@ static kc_err client_connect(kc_client **out, const char *component, const char 
     options.servers = url;
     options.node = config->node;
     options.name = name;
-    options.user = KCI_INTERNAL_USER;
+    options.user = kci_role_user(role);
     options.password = server->internal_password;
     options.connect_timeout_ms = CONNECT_TIMEOUT_MS;
     options.reconnect_wait_ms = RECONNECT_WAIT_MS;
@@ -292,7 +293,7 @@ static kc_err start_suggestions(kci_components *components, const kci_components
                                 const kci_server *server, char *error, size_t error_size)
 {
     kc_err err = component_connect(&components->keeper_connection, server, "kcobrad-suggestions",
-                                   false, error, error_size);
+                                   KCI_ROLE_KEEPER, error, error_size);
     if (err != KC_OK) return err;
     kci_suggestions_config keeper_config = {.file_path = config->suggestions_file,
                                             .node = config->node};
@@ -303,8 +304,8 @@ static kc_err start_suggestions(kci_components *components, const kci_components
 static kc_err start_ingress(kci_components *components, const kci_components_config *config,
                             const kci_server *server, char *error, size_t error_size)
 {
-    kc_err err = client_connect(&components->ingress_client, "ingress", "kcobrad-ingress", config,
-                                server, error, error_size);
+    kc_err err = client_connect(&components->ingress_client, "ingress", "kcobrad-ingress",
+                                KCI_ROLE_INGRESS, config, server, error, error_size);
     if (err != KC_OK) return err;
     kci_ingress_config ingress_config = {
         .host = config->ingress_host,
@@ -320,8 +321,8 @@ static kc_err start_ingress(kci_components *components, const kci_components_con
 static kc_err start_ledger(kci_components *components, const kci_components_config *config,
                            const kci_server *server, char *error, size_t error_size)
 {
-    kc_err err = component_connect(&components->ledger_connection, server, "kcobrad-ledger", false,
-                                   error, error_size);
+    kc_err err = component_connect(&components->ledger_connection, server, "kcobrad-ledger",
+                                   KCI_ROLE_LEDGER, error, error_size);
     if (err != KC_OK) return err;
     kci_ledger_config ledger_config = {
         .directory = config->ledger_dir,
@@ -357,7 +358,7 @@ static kc_err start_persister(kci_components *components, const kci_components_c
                               const kci_server *server, char *error, size_t error_size)
 {
     kc_err err = component_connect(&components->persister_connection, server, "kcobrad-persister",
-                                   true, error, error_size);
+                                   KCI_ROLE_PERSISTER, error, error_size);
     if (err != KC_OK) {
         kci_error("%s; running without the persister (kc.submit is not served)", error);
         error[0] = '\0';
@@ -400,8 +401,8 @@ static kc_err start_arbiter(kci_components *components, const kci_components_con
                             const kci_server *server, char *error, size_t error_size)
 {
     const char *id = config->arbiter_id != NULL ? config->arbiter_id : config->node;
-    kc_err err = client_connect(&components->arbiter_client, "arbiter", "kcobrad-arbiter", config,
-                                server, error, error_size);
+    kc_err err = client_connect(&components->arbiter_client, "arbiter", "kcobrad-arbiter",
+                                KCI_ROLE_ARBITER, config, server, error, error_size);
     if (err != KC_OK) return err;
     kci_arbiter_config arbiter_config;
     kci_arbiter_config_default(&arbiter_config);

@@ -1,7 +1,7 @@
 /* components.h - the built-in components kcobrad runs beside its broker:
  * the suggestion keeper and the seed-format ingress (and, as they land, the
  * persister, arbiter and ledger). Each is an ordinary libkingcobra client of
- * the broker, logged in as KCI_INTERNAL_USER, so the same code can run as a
+ * the broker, logged in as its role (broker/roles.h), so the same code can run as a
  * separate process against any NATS-protocol server. */
 #ifndef KCI_COMPONENTS_H
 #define KCI_COMPONENTS_H

@@ -50,6 +50,7 @@
 #include "common/log.h"
 #include "service/headers.h"
 #include "service/hlc.h"
+#include "service/reply_subject.h"
 #include "service/uuid.h"
 
 enum {
@@ -433,6 +434,11 @@ static void respond(kci_suggestions *keeper, natsMsg *request, const kci_kc_head
 {
     const char *reply_subject = natsMsg_GetReply(request);
     if (reply_subject == NULL || reply_subject[0] == '\0') return;
+    /* Only to an inbox: see reply_subject.h (the confused deputy). */
+    if (!kci_reply_subject_allowed(reply_subject, KCI_REPLY_ANSWER)) {
+        kci_debug("suggestions: no answer to a reply subject that is not an inbox");
+        return;
+    }
     natsMsg *reply = NULL;
     natsStatus status = natsMsg_Create(&reply, reply_subject, NULL, payload, (int)payload_length);
     if (status != NATS_OK) {

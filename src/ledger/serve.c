@@ -35,6 +35,7 @@
 #include "ledger/query.h"
 #include "ledger/store.h"
 #include "service/headers.h"
+#include "service/reply_subject.h"
 
 #define NODE_DEFAULT "ledger"
 
@@ -89,6 +90,12 @@ static void publish(kci_ledger *ledger, natsMsg *request, const kci_kc_headers *
 {
     const char *reply_subject = natsMsg_GetReply(request);
     if (reply_subject == NULL || reply_subject[0] == '\0') return;
+    /* Only to an inbox: the ledger answers with its own identity, and a
+     * client could otherwise aim that at kc.ledger.mint (reply_subject.h). */
+    if (!kci_reply_subject_allowed(reply_subject, KCI_REPLY_ANSWER)) {
+        kci_debug("ledger: no answer to a reply subject that is not an inbox");
+        return;
+    }
     natsMsg *reply = NULL;
     natsStatus status = natsMsg_Create(&reply, reply_subject, NULL, body, (int)strlen(body));
     if (status != NATS_OK) {

@@ -39,6 +39,7 @@
 #include "index.h"
 #include "service/headers.h"
 #include "service/hlc.h"
+#include "service/reply_subject.h"
 #include "service/uuid.h"
 
 #define REQUEST_PREFIX "kc.req."
@@ -165,6 +166,9 @@ static void respond_error(kci_persister *persister, const char *subject, const c
                           int code, const char *state, const char *format, ...)
 {
     if (subject == NULL || subject[0] == '\0') return;
+    /* Checked where the subject came in; this is the last line of defence
+     * against publishing for a client outside its inbox (reply_subject.h). */
+    if (!kci_reply_subject_allowed(subject, KCI_REPLY_ANSWER)) return;
     char text[ERROR_TEXT_BYTES];
     int prefix = snprintf(text, sizeof text, "%d ", code);
     va_list arguments;
@@ -301,6 +305,7 @@ static void dispatch(kci_persister *persister, const char *id_text, const char *
 static void acknowledge(kci_persister *persister, const char *reply_subject, const char *id_text)
 {
     if (reply_subject == NULL || reply_subject[0] == '\0') return;
+    if (!kci_reply_subject_allowed(reply_subject, KCI_REPLY_ANSWER)) return;
     char body[ID_TEXT_BYTES + 16];
     int length = snprintf(body, sizeof body, "{\"id\":\"%s\"}", id_text);
     natsMsg *message = NULL;
@@ -411,6 +416,25 @@ static void answer_known(kci_persister *persister, natsMsg *message, const kci_i
     natsMsg_Destroy(message);
 }
 
+/* A request whose reply subject is not an inbox gets no answer and is not
+ * served: answering it would publish on a subject of the client's choosing
+ * with the persister's identity (reply_subject.h). Takes the message when it
+ * returns false. */
+static bool answerable(kci_persister *persister, natsMsg *message, const char *what)
+{
+    const char *reply = natsMsg_GetReply(message);
+    if (reply == NULL || reply[0] == '\0') return true;
+    size_t length = strnlen(reply, KCI_REPLY_SUBJECT_BYTES_MAX + 1);
+    const char *problem = kci_reply_subject_problem(reply, length, KCI_REPLY_ANSWER);
+    if (problem == NULL) return true;
+    pthread_mutex_lock(&persister->lock);
+    persister->stats.refused_reply_subjects++;
+    pthread_mutex_unlock(&persister->lock);
+    kci_debug("queue: refused a %s whose reply subject %s", what, problem);
+    natsMsg_Destroy(message);
+    return false;
+}
+
 static const char *submit_check(natsMsg *message, kci_uuid *id, int *code)
 {
     const char *subject = natsMsg_GetSubject(message);
@@ -419,12 +443,12 @@ static const char *submit_check(natsMsg *message, kci_uuid *id, int *code)
     if (strlen(type) > KC_TYPE_BYTES_MAX || !kci_token_valid(type))
         return "the type after kc.submit. must be one subject token";
     if (!submit_id(message, id)) return "Kc-Id is not a UUID";
-    const char *reply = natsMsg_GetReply(message);
     const char *notify = NULL;
     if (natsMsgHeader_Get(message, KCI_HEADER_NOTIFY, &notify) != NATS_OK) notify = NULL;
-    if ((reply != NULL && strlen(reply) > KCI_RECORD_FIELD_BYTES_MAX) ||
-        (notify != NULL && strlen(notify) > KCI_RECORD_FIELD_BYTES_MAX))
-        return "the reply subject is too long";
+    /* The persister forwards the service's reply there with its own
+     * identity: only to the client's inbox (reply_subject.h). */
+    if (notify != NULL && !kci_reply_subject_allowed(notify, KCI_REPLY_NOTIFY))
+        return "Kc-Notify must be a literal subject under _INBOX. (the client's own inbox)";
     *code = KCI_PERSISTER_CODE_TOO_LARGE;
     if (natsMsg_GetDataLength(message) > KCI_RECORD_PAYLOAD_BYTES_MAX) return "payload too large";
     *code = 0;
@@ -461,6 +485,7 @@ static void on_submit(natsConnection *connection, natsSubscription *subscription
                       void *closure)
 {
     kci_persister *persister = closure;
+    if (!answerable(persister, message, "kc.submit")) return;
     kci_uuid id;
     int code = 0;
     const char *problem = submit_check(message, &id, &code);
@@ -783,6 +808,7 @@ static void on_reply_get(natsConnection *connection, natsSubscription *subscript
                          natsMsg *message, void *closure)
 {
     kci_persister *persister = closure;
+    if (!answerable(persister, message, "kc.reply.get")) return;
     const char *to = natsMsg_GetReply(message);
     kci_uuid id;
     char id_text[ID_TEXT_BYTES];
@@ -875,7 +901,8 @@ static char *stats_json(kci_persister *persister)
     kci_persister_stats stats;
     kci_persister_stats_get(persister, &stats);
     json_t *root = json_pack(
-        "{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}",
+        "{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, "
+        "s:I}",
         "directory", persister->directory, "durability",
         kci_durability_name(persister->config.durability), "requests", (json_int_t)stats.requests,
         "pending", (json_int_t)stats.pending, "replied", (json_int_t)stats.replied, "dead",
@@ -885,7 +912,8 @@ static char *stats_json(kci_persister *persister)
         (json_int_t)stats.replies_recorded, "segments_removed", (json_int_t)stats.segments_removed,
         "appends", (json_int_t)stats.log.append_count, "syncs", (json_int_t)stats.log.sync_count,
         "segment", (json_int_t)stats.log.segment_current, "segment_offset",
-        (json_int_t)stats.log.segment_offset, "broken", stats.log.broken);
+        (json_int_t)stats.log.segment_offset, "broken", stats.log.broken, "refused_reply_subjects",
+        (json_int_t)stats.refused_reply_subjects);
     char *text = root != NULL ? json_dumps(root, JSON_COMPACT) : NULL;
     json_decref(root);
     return text;
@@ -895,7 +923,7 @@ static void respond_json(kci_persister *persister, natsMsg *request, char *text)
 {
     const char *to = natsMsg_GetReply(request);
     natsMsg *message = NULL;
-    if (to != NULL && text != NULL &&
+    if (to != NULL && text != NULL && kci_reply_subject_allowed(to, KCI_REPLY_ANSWER) &&
         natsMsg_Create(&message, to, NULL, text, (int)strlen(text)) == NATS_OK) {
         char id_text[ID_TEXT_BYTES];
         kci_uuid_v7_text(id_text);

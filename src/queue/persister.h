@@ -100,6 +100,7 @@ typedef struct kci_persister_stats {
     uint64_t replies_recorded;
     uint64_t replies_duplicate; /* a second reply to a replied request: dropped */
     uint64_t segments_removed;
+    uint64_t refused_reply_subjects; /* not an inbox: not answered (docs/security.md) */
     kci_queue_log_stats log;
     kci_scan_report recovery;
 } kci_persister_stats;

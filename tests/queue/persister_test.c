@@ -173,10 +173,10 @@ static void test_redelivery_and_notify(natsConnection *connection)
     natsSubscription *service = NULL, *notify = NULL;
     CHECK(natsConnection_Subscribe(&service, connection, "kc.req.flaky", on_flaky, NULL) == NATS_OK,
           "subscribe");
-    CHECK(natsConnection_SubscribeSync(&notify, connection, "test.notify") == NATS_OK, "sub");
+    CHECK(natsConnection_SubscribeSync(&notify, connection, "_INBOX.test.notify") == NATS_OK, "sub");
     natsConnection_Flush(connection);
     char id[37];
-    submit_acked(connection, "flaky", "test.notify", "job", 3, id);
+    submit_acked(connection, "flaky", "_INBOX.test.notify", "job", 3, id);
     natsMsg *forwarded = NULL;
     CHECK(natsSubscription_NextMsg(&forwarded, notify, WAIT_MS) == NATS_OK,
           "the reply was not forwarded to Kc-Notify");
