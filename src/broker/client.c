@@ -629,8 +629,8 @@ static void continue_handshake(kci_client *client)
     int result = SSL_accept(client->ssl);
     if (result == 1) {
         client->tls_state = KCI_TLS_ESTABLISHED;
-        CLIENT_LOG(KCI_LOG_DEBUG, client, "TLS handshake complete (%s)",
-                   SSL_get_version(client->ssl));
+        CLIENT_LOG(KCI_LOG_DEBUG, client, "TLS handshake complete (%s, %s)",
+                   SSL_get_version(client->ssl), SSL_get_cipher_name(client->ssl));
         kci_server_mark_dirty(client->server, client);
         return;
     }

@@ -492,6 +492,8 @@ static void keep_restart_only_fields(kci_options *fresh, kci_options *current)
     SWAP(fresh->tls_key_file, current->tls_key_file);
     SWAP(fresh->tls_ca_file, current->tls_ca_file);
     SWAP(fresh->tls_verify, current->tls_verify);
+    SWAP(fresh->tls_ciphers, current->tls_ciphers);
+    SWAP(fresh->tls_groups, current->tls_groups);
 }
 
 static void reapply_client_settings(kci_server *server, kci_client *client)
