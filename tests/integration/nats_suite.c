@@ -736,23 +736,6 @@ static void test_tls_bcrypt(void **state)
     expect_authorization_violation(f, wrong);
 }
 
-/* Forward secrecy by default: a client that offers only RSA key exchange
- * ("-ALL:RSA" in TLS 1.2, as nats.c's own SSLCiphers test) is refused, as nats-server's
- * ECDHE-only default list refuses it; the default ciphers connect. */
-static void test_tls_refuses_rsa_key_exchange(void **state)
-{
-    fixture *f = fixture_of(state);
-    start_tls_server(f, false);
-    natsOptions *rsa_only = tls_options(f, false);
-    assert_int_equal(natsOptions_SetCiphers(rsa_only, "-ALL:RSA"), NATS_OK);
-    /* No TLS 1.3 suites either: those all have forward secrecy, and a
-     * client offering them would be right to connect. */
-    assert_int_equal(natsOptions_SetCipherSuites(rsa_only, ""), NATS_OK);
-    assert_int_not_equal(fixture_connect_fails(f, rsa_only), NATS_OK);
-    natsConnection *connection = fixture_connect_with(f, tls_options(f, false));
-    expect_pub_sub_works(f, connection, "tls.modern");
-}
-
 /* ================================================================ permissions */
 
 static void expect_async_error(fixture *f, int error_index, const char *text)
@@ -885,7 +868,6 @@ int main(int argc, char **argv)
         FIXTURE_CASE(test_bcrypt_users),
         FIXTURE_CASE(test_bcrypt_token),
         FIXTURE_CASE(test_tls_bcrypt),
-        FIXTURE_CASE(test_tls_refuses_rsa_key_exchange),
         FIXTURE_CASE(test_permissions),
         FIXTURE_CASE(test_max_payload),
         FIXTURE_CASE(test_monitoring),
