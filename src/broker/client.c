@@ -73,7 +73,7 @@ static void slow_consumer(kci_client *client)
     kci_server *server = client->server;
     server->stats.slow_consumers++;
     CLIENT_LOG_LIMITED(KCI_LOG_WARN, client, "Slow Consumer Detected: MaxPending of %lld Exceeded",
-               (long long)server->options.max_pending_bytes);
+                       (long long)server->options.max_pending_bytes);
     kci_client_close(client, KCI_CLOSE_SLOW_CONSUMER);
 }
 
@@ -273,10 +273,12 @@ static int verify_later(kci_client *client, const kci_credentials *credentials,
     kc_err err = kci_verifier_submit(client->server->verifier, client, credentials, decision,
                                      &client->verify_job);
     if (err == KC_ERR_LIMIT)
-        CLIENT_LOG_LIMITED(KCI_LOG_WARN, client, "%d password verifications pending already, refusing",
-                   KCI_VERIFIER_PENDING_MAX);
+        CLIENT_LOG_LIMITED(KCI_LOG_WARN, client,
+                           "%d password verifications pending already, refusing",
+                           KCI_VERIFIER_PENDING_MAX);
     else if (err != KC_OK)
-        CLIENT_LOG_LIMITED(KCI_LOG_ERROR, client, "cannot verify the password: %s", kc_strerror(err));
+        CLIENT_LOG_LIMITED(KCI_LOG_ERROR, client, "cannot verify the password: %s",
+                           kc_strerror(err));
     if (err != KC_OK) {
         refuse(client);
         return -1;
@@ -415,7 +417,8 @@ static int on_pub(void *context, const kci_pub_args *pub)
     kci_client *client = context;
     kci_server *server = client->server;
     if (pub->header_bytes >= 0 && !client->headers) {
-        CLIENT_LOG_LIMITED(KCI_LOG_ERROR, client, "%s", "HPUB from a client without headers support");
+        CLIENT_LOG_LIMITED(KCI_LOG_ERROR, client, "%s",
+                           "HPUB from a client without headers support");
         kci_client_close(client, KCI_CLOSE_PROTOCOL);
         return -1;
     }
@@ -545,7 +548,7 @@ static int on_error_from_peer(void *context, const char *text, size_t text_len)
 {
     kci_client *client = context;
     CLIENT_LOG_LIMITED(KCI_LOG_ERROR, client, "client sent -ERR %.*s",
-               (int)(text_len > 200 ? 200 : text_len), text);
+                       (int)(text_len > 200 ? 200 : text_len), text);
     kci_client_close(client, KCI_CLOSE_PROTOCOL);
     return -1;
 }
@@ -939,8 +942,9 @@ void kci_client_housekeeping(kci_client *client, int64_t now_ms)
     if (client->write_stalled_since_ms != 0 &&
         now_ms - client->write_stalled_since_ms > options->write_deadline_ms) {
         client->server->stats.slow_consumers++;
-        CLIENT_LOG_LIMITED(KCI_LOG_WARN, client, "Slow Consumer Detected: WriteDeadline of %lldms Exceeded",
-                   (long long)options->write_deadline_ms);
+        CLIENT_LOG_LIMITED(KCI_LOG_WARN, client,
+                           "Slow Consumer Detected: WriteDeadline of %lldms Exceeded",
+                           (long long)options->write_deadline_ms);
         kci_client_close(client, KCI_CLOSE_SLOW_CONSUMER);
         return;
     }

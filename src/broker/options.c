@@ -729,12 +729,10 @@ static kc_err tls_name_list(const apply_context *context, const kci_conf_entry *
         const char *mapped = ciphers ? kci_tls_cipher_from_go_name(item->as.string, &known_weak)
                                      : kci_tls_group_from_go_name(item->as.string);
         if (mapped == NULL)
-            return config_error(context, item, KC_ERR_CONFIG, "'%s': %s \"%s\"; use %s",
-                                entry->key,
-                                known_weak ? "no forward secrecy or no AEAD in" : "unknown name",
-                                item->as.string,
-                                ciphers ? kci_tls_cipher_names_accepted()
-                                        : kci_tls_group_names_accepted());
+            return config_error(
+                context, item, KC_ERR_CONFIG, "'%s': %s \"%s\"; use %s", entry->key,
+                known_weak ? "no forward secrecy or no AEAD in" : "unknown name", item->as.string,
+                ciphers ? kci_tls_cipher_names_accepted() : kci_tls_group_names_accepted());
         joined_size += strlen(mapped) + 1;
     }
     char *joined = calloc(1, joined_size);

@@ -147,14 +147,14 @@ static void render_info(kci_server *server)
 {
     const kci_options *options = &server->options;
     char common[KCI_INFO_BYTES_MAX];
-    int n = snprintf(common, sizeof common,
-                     "INFO {\"server_id\":\"%s\",\"server_name\":\"%s\",\"version\":\"%s\","
-                     "\"kcobrad_version\":\"%s\",\"proto\":1,\"go\":\"kcobrad\","
-                     "\"host\":\"%s\",\"port\":%d,\"headers\":true,\"max_payload\":%lld",
-                     server->server_id,
-                     options->server_name ? options->server_name : server->server_id,
-                     KCI_NATS_COMPATIBLE_VERSION, KC_VERSION, options->host, server->port,
-                     (long long)options->max_payload_bytes);
+    int n =
+        snprintf(common, sizeof common,
+                 "INFO {\"server_id\":\"%s\",\"server_name\":\"%s\",\"version\":\"%s\","
+                 "\"kcobrad_version\":\"%s\",\"proto\":1,\"go\":\"kcobrad\","
+                 "\"host\":\"%s\",\"port\":%d,\"headers\":true,\"max_payload\":%lld",
+                 server->server_id, options->server_name ? options->server_name : server->server_id,
+                 KCI_NATS_COMPATIBLE_VERSION, KC_VERSION, options->host, server->port,
+                 (long long)options->max_payload_bytes);
     assert(n > 0 && (size_t)n < sizeof common);
     n = snprintf(server->info_prefix, sizeof server->info_prefix, "%s%s%s%s", common,
                  kci_auth_required(options) ? ",\"auth_required\":true" : "",
@@ -383,8 +383,8 @@ static void resume_listener(kci_server *server, bool internal_listener)
     int listen_fd = internal_listener ? server->internal_listen_fd : server->listen_fd;
     kci_source *source = internal_listener ? &server->internal_listener : &server->listener;
     if (watch(server, listen_fd, source) != KC_OK) {
-        kci_error("cannot watch the %s listener again: %s", internal_listener ? "internal" : "client",
-                  strerror(errno));
+        kci_error("cannot watch the %s listener again: %s",
+                  internal_listener ? "internal" : "client", strerror(errno));
         server->running = false;
     }
 }

@@ -92,10 +92,10 @@ typedef struct kci_server_stats {
  * the failures. */
 typedef struct kci_accept_pause {
     bool paused;
-    int64_t resume_ms; /* monotonic: when the listener is watched again */
-    int64_t pause_ms;  /* the next pause; 0: KCI_ACCEPT_PAUSE_MS_MIN */
-    uint64_t failed_count;   /* accepts that failed since the last log line */
-    int64_t last_log_ms;     /* monotonic; 0: never */
+    int64_t resume_ms;     /* monotonic: when the listener is watched again */
+    int64_t pause_ms;      /* the next pause; 0: KCI_ACCEPT_PAUSE_MS_MIN */
+    uint64_t failed_count; /* accepts that failed since the last log line */
+    int64_t last_log_ms;   /* monotonic; 0: never */
 } kci_accept_pause;
 
 typedef struct kci_server {

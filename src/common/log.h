@@ -63,6 +63,7 @@ void kci_log_limited(kci_log_limiter *limiter, kci_log_level level, const char *
 #define kci_error_limited(...) KCI_LOG_LIMITED(KCI_LOG_ERROR, __VA_ARGS__)
 #define kci_warn_limited(...) KCI_LOG_LIMITED(KCI_LOG_WARN, __VA_ARGS__)
 #define kci_info_limited(...) KCI_LOG_LIMITED(KCI_LOG_INFO, __VA_ARGS__)
+#define kci_debug_limited(...) KCI_LOG_LIMITED(KCI_LOG_DEBUG, __VA_ARGS__)
 
 #define kci_error(...) kci_log(KCI_LOG_ERROR, __VA_ARGS__)
 #define kci_warn(...) kci_log(KCI_LOG_WARN, __VA_ARGS__)

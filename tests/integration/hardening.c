@@ -34,9 +34,9 @@ enum {
     EXTRA_CONNECTIONS = 200,
     SETTLE_MS = 300,
     OBSERVE_MS = 2000,
-    OBSERVE_LOG_LINES_MAX = 40,  /* a paused accept logs once a second */
-    OBSERVE_CPU_MS_MAX = 1000,   /* half a core; a busy loop burns all of it */
-    RECOVERY_ATTEMPTS_MAX = 5,   /* each bounded by HARNESS_IO_TIMEOUT_MS */
+    OBSERVE_LOG_LINES_MAX = 40, /* a paused accept logs once a second */
+    OBSERVE_CPU_MS_MAX = 1000,  /* half a core; a busy loop burns all of it */
+    RECOVERY_ATTEMPTS_MAX = 5,  /* each bounded by HARNESS_IO_TIMEOUT_MS */
     RECOVERY_PAUSE_MS = 200,
     /* Monitoring: more stalled half-requests than kcobrad had slots (64). */
     STALLED_MONITOR_CONNECTIONS = 100,
