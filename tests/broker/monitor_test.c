@@ -355,8 +355,8 @@ static void test_request_head_timeout(void **state)
     pump(fixture->server, 10);
     pump(fixture->server, 10);
     kci_monitor_housekeeping(fixture->server->monitor, kci_monotonic_ms() + HEAD_TIMEOUT_MS);
-    char byte;
-    assert_int_equal(recv(fd, &byte, 1, 0), 0);
+    char byte; /* closed by the call above: the FIN is there already */
+    assert_int_equal(recv(fd, &byte, 1, MSG_DONTWAIT), 0);
     close(fd);
 }
 
