@@ -36,6 +36,17 @@ enum {
 #define CLIENT_LOG(level, client, format, ...)                                                     \
     kci_log(level, "%s:%u - cid:%llu - " format, (client)->ip, (unsigned)(client)->port,           \
             (unsigned long long)(client)->id, __VA_ARGS__)
+/* For what a peer can repeat at will (refused logins, protocol errors, slow
+ * consumers): at most one line a second per call site, with a count of the
+ * rest (log.h), so a flood cannot fill the disk or busy the loop. */
+#define CLIENT_LOG_THROUGH(limiter, level, client, format, ...)                                    \
+    kci_log_limited(limiter, level, "%s:%u - cid:%llu - " format, (client)->ip,                    \
+                    (unsigned)(client)->port, (unsigned long long)(client)->id, __VA_ARGS__)
+#define CLIENT_LOG_LIMITED(level, client, format, ...)                                             \
+    do {                                                                                           \
+        static kci_log_limiter call_site_limiter;                                                  \
+        CLIENT_LOG_THROUGH(&call_site_limiter, level, client, format, __VA_ARGS__);                \
+    } while (0)
 
 /* ---- output ---------------------------------------------------------- */
 
@@ -62,8 +73,8 @@ static void slow_consumer(kci_client *client)
 {
     kci_server *server = client->server;
     server->stats.slow_consumers++;
-    CLIENT_LOG(KCI_LOG_WARN, client, "Slow Consumer Detected: MaxPending of %lld Exceeded",
-               (long long)server->options.max_pending_bytes);
+    CLIENT_LOG_LIMITED(KCI_LOG_WARN, client, "Slow Consumer Detected: MaxPending of %lld Exceeded",
+                       (long long)server->options.max_pending_bytes);
     kci_client_close(client, KCI_CLOSE_SLOW_CONSUMER);
 }
 
@@ -108,7 +119,7 @@ bool kci_client_reserve(kci_client *client, size_t len, uint8_t **at)
         }
     }
     if (!make_room(client, len)) {
-        CLIENT_LOG(KCI_LOG_ERROR, client, "%s", "out of memory for output, closing");
+        CLIENT_LOG_LIMITED(KCI_LOG_ERROR, client, "%s", "out of memory for output, closing");
         kci_client_close(client, KCI_CLOSE_WRITE_ERROR);
         return false;
     }
@@ -245,7 +256,7 @@ static kci_role internal_role(const kci_client *client, const kci_credentials *c
 
 static void refuse(kci_client *client)
 {
-    CLIENT_LOG(KCI_LOG_ERROR, client, "%s", "Authorization Error");
+    CLIENT_LOG_LIMITED(KCI_LOG_ERROR, client, "%s", "Authorization Error");
     kci_client_send_error(client, "Authorization Violation");
     kci_client_close(client, KCI_CLOSE_AUTH);
 }
@@ -267,10 +278,12 @@ static int verify_later(kci_client *client, const kci_credentials *credentials,
     kc_err err = kci_verifier_submit(client->server->verifier, client, credentials, decision,
                                      &client->verify_job);
     if (err == KC_ERR_LIMIT)
-        CLIENT_LOG(KCI_LOG_WARN, client, "%d password verifications pending already, refusing",
-                   KCI_VERIFIER_PENDING_MAX);
+        CLIENT_LOG_LIMITED(KCI_LOG_WARN, client,
+                           "%d password verifications pending already, refusing",
+                           KCI_VERIFIER_PENDING_MAX);
     else if (err != KC_OK)
-        CLIENT_LOG(KCI_LOG_ERROR, client, "cannot verify the password: %s", kc_strerror(err));
+        CLIENT_LOG_LIMITED(KCI_LOG_ERROR, client, "cannot verify the password: %s",
+                           kc_strerror(err));
     if (err != KC_OK) {
         refuse(client);
         return -1;
@@ -355,7 +368,7 @@ static int on_connect(void *context, const char *json, size_t json_len)
     json_error_t json_error;
     json_t *root = json_loadb(json, json_len, JSON_REJECT_DUPLICATES, &json_error);
     if (root == NULL || !json_is_object(root)) {
-        CLIENT_LOG(KCI_LOG_ERROR, client, "invalid CONNECT: %s", json_error.text);
+        CLIENT_LOG_LIMITED(KCI_LOG_ERROR, client, "invalid CONNECT: %s", json_error.text);
         json_decref(root);
         kci_client_close(client, KCI_CLOSE_PROTOCOL); /* silently, as nats-server */
         return -1;
@@ -394,7 +407,7 @@ static void send_permission_error(kci_client *client, const char *what, const ch
     char text[ERROR_LINE_BYTES_MAX];
     int shown = subject_len > 256 ? 256 : (int)subject_len;
     snprintf(text, sizeof text, "Permissions Violation for %s to \"%.*s\"", what, shown, subject);
-    CLIENT_LOG(KCI_LOG_WARN, client, "%s", text);
+    CLIENT_LOG_LIMITED(KCI_LOG_WARN, client, "%s", text);
     kci_client_send_error(client, text);
 }
 
@@ -413,7 +426,8 @@ static int on_pub(void *context, const kci_pub_args *pub)
     kci_client *client = context;
     kci_server *server = client->server;
     if (pub->header_bytes >= 0 && !client->headers) {
-        CLIENT_LOG(KCI_LOG_ERROR, client, "%s", "HPUB from a client without headers support");
+        CLIENT_LOG_LIMITED(KCI_LOG_ERROR, client, "%s",
+                           "HPUB from a client without headers support");
         kci_client_close(client, KCI_CLOSE_PROTOCOL);
         return -1;
     }
@@ -499,7 +513,7 @@ static int on_sub(void *context, const char *subject, size_t subject_len, const 
         kci_sublist_insert(client->server->sublist, subscription->subject, subject_len,
                            subscription->queue, queue_len, subscription) != KC_OK) {
         free(subscription);
-        CLIENT_LOG(KCI_LOG_ERROR, client, "%s", "cannot add subscription: out of memory");
+        CLIENT_LOG_LIMITED(KCI_LOG_ERROR, client, "%s", "cannot add subscription: out of memory");
         kci_client_send_error(client, "Out of Memory");
         kci_client_close(client, KCI_CLOSE_PROTOCOL);
         return -1;
@@ -542,8 +556,8 @@ static int on_pong(void *context)
 static int on_error_from_peer(void *context, const char *text, size_t text_len)
 {
     kci_client *client = context;
-    CLIENT_LOG(KCI_LOG_ERROR, client, "client sent -ERR %.*s",
-               (int)(text_len > 200 ? 200 : text_len), text);
+    CLIENT_LOG_LIMITED(KCI_LOG_ERROR, client, "client sent -ERR %.*s",
+                       (int)(text_len > 200 ? 200 : text_len), text);
     kci_client_close(client, KCI_CLOSE_PROTOCOL);
     return -1;
 }
@@ -565,7 +579,7 @@ static void report_parse_error(kci_client *client, kci_parse_error error, size_t
 {
     if (error == KCI_PARSE_STOPPED) return;
     const char *text = kci_parse_error_text(error);
-    CLIENT_LOG(KCI_LOG_ERROR, client, "Client parser ERROR (%s) at byte %zu", text, offset);
+    CLIENT_LOG_LIMITED(KCI_LOG_ERROR, client, "Client parser ERROR (%s) at byte %zu", text, offset);
     kci_close_reason reason =
         error == KCI_PARSE_MAX_PAYLOAD ? KCI_CLOSE_MAX_PAYLOAD : KCI_CLOSE_PROTOCOL;
     /* Malformed arguments of a known operation close without -ERR, as in
@@ -582,7 +596,7 @@ static void hold_input(kci_client *client, const uint8_t *bytes, size_t len)
     if (len == 0) return;
     client->held_input = malloc(len);
     if (client->held_input == NULL) {
-        CLIENT_LOG(KCI_LOG_ERROR, client, "%s", "out of memory for input, closing");
+        CLIENT_LOG_LIMITED(KCI_LOG_ERROR, client, "%s", "out of memory for input, closing");
         kci_client_close(client, KCI_CLOSE_READ_ERROR);
         return;
     }
@@ -627,8 +641,8 @@ static void continue_handshake(kci_client *client)
     int result = SSL_accept(client->ssl);
     if (result == 1) {
         client->tls_state = KCI_TLS_ESTABLISHED;
-        CLIENT_LOG(KCI_LOG_DEBUG, client, "TLS handshake complete (%s)",
-                   SSL_get_version(client->ssl));
+        CLIENT_LOG(KCI_LOG_DEBUG, client, "TLS handshake complete (%s, %s)",
+                   SSL_get_version(client->ssl), SSL_get_cipher_name(client->ssl));
         kci_server_mark_dirty(client->server, client);
         return;
     }
@@ -639,7 +653,7 @@ static void continue_handshake(kci_client *client)
     }
     char detail[256];
     ERR_error_string_n(ERR_get_error(), detail, sizeof detail);
-    CLIENT_LOG(KCI_LOG_ERROR, client, "TLS handshake error: %s", detail);
+    CLIENT_LOG_LIMITED(KCI_LOG_ERROR, client, "TLS handshake error: %s", detail);
     kci_client_close(client, KCI_CLOSE_TLS);
 }
 
@@ -884,8 +898,14 @@ void kci_client_close(kci_client *client, kci_close_reason reason)
     client->next = server->closed;
     client->prev = NULL;
     server->closed = client;
-    CLIENT_LOG(reason == KCI_CLOSE_CLIENT ? KCI_LOG_DEBUG : KCI_LOG_INFO, client,
-               "Client connection closed: %s", kci_close_reason_text(reason));
+    static kci_log_limiter close_limiters[KCI_CLOSE_MAX_CONNECTIONS + 1]; /* one per reason */
+    if (reason == KCI_CLOSE_CLIENT)
+        CLIENT_LOG(KCI_LOG_DEBUG, client, "Client connection closed: %s",
+                   kci_close_reason_text(reason));
+    else
+        CLIENT_LOG_THROUGH(&close_limiters[(size_t)reason % (KCI_CLOSE_MAX_CONNECTIONS + 1)],
+                           KCI_LOG_INFO, client, "Client connection closed: %s",
+                           kci_close_reason_text(reason));
 }
 
 void kci_client_free(kci_client *client)
@@ -917,7 +937,7 @@ void kci_client_housekeeping(kci_client *client, int64_t now_ms)
     const kci_options *options = &client->server->options;
     if (client->tls_state == KCI_TLS_HANDSHAKE &&
         now_ms - client->start_ms > options->tls_timeout_ms) {
-        CLIENT_LOG(KCI_LOG_ERROR, client, "%s", "TLS handshake timeout");
+        CLIENT_LOG_LIMITED(KCI_LOG_ERROR, client, "%s", "TLS handshake timeout");
         kci_client_close(client, KCI_CLOSE_TLS);
         return;
     }
@@ -931,8 +951,9 @@ void kci_client_housekeeping(kci_client *client, int64_t now_ms)
     if (client->write_stalled_since_ms != 0 &&
         now_ms - client->write_stalled_since_ms > options->write_deadline_ms) {
         client->server->stats.slow_consumers++;
-        CLIENT_LOG(KCI_LOG_WARN, client, "Slow Consumer Detected: WriteDeadline of %lldms Exceeded",
-                   (long long)options->write_deadline_ms);
+        CLIENT_LOG_LIMITED(KCI_LOG_WARN, client,
+                           "Slow Consumer Detected: WriteDeadline of %lldms Exceeded",
+                           (long long)options->write_deadline_ms);
         kci_client_close(client, KCI_CLOSE_SLOW_CONSUMER);
         return;
     }

@@ -15,10 +15,20 @@
  * and written as fast as the socket takes it (EPOLLOUT when it would
  * block). Then the connection is closed (Connection: close, Content-Length).
  *
- * Bounds: HTTP_CONNECTIONS_MAX connections at once (more get 503), requests
- * of at most KCI_HTTP_REQUEST_BYTES_MAX, HTTP_READ_TIMEOUT_MS to send the
- * whole request and HTTP_WRITE_TIMEOUT_MS at most between two writes of the
- * answer; the housekeeping tick closes connections past their deadline.
+ * Bounds: HTTP_CONNECTIONS_MAX connections at once, requests of at most
+ * KCI_HTTP_REQUEST_BYTES_MAX, HTTP_HEAD_TIMEOUT_MS to send the whole request
+ * and HTTP_WRITE_TIMEOUT_MS at most between two writes of the answer; the
+ * housekeeping tick closes connections past their deadline.
+ *
+ * Slow clients cannot hold the slots: when all are taken, a new connection
+ * takes the slot of the oldest one still sending its request (that client
+ * had the longest time to finish and has not), so a client that sends its
+ * request at once, such as an orchestrator's /healthz probe, is always
+ * served. Only when every slot is writing an answer does a new connection
+ * get 503. A limit per address would not do: probes and attackers may share
+ * one (a NAT, a sidecar, loopback), and an attacker may have many.
+ * If accept(2) fails for want of descriptors or memory, the listener is
+ * left out of epoll until the next housekeeping tick instead of spinning.
  *
  * Known limits: no keep-alive, no HTTPS, no request bodies (GET and HEAD
  * only), headers are counted but never read. The server's own error bodies
@@ -44,7 +54,7 @@ enum {
     HTTP_ACCEPTS_PER_WAKEUP_MAX = 64,
     HTTP_LISTEN_BACKLOG = 128,
     HTTP_HEAD_BYTES_MAX = 512,
-    HTTP_READ_TIMEOUT_MS = 5 * 1000,
+    HTTP_HEAD_TIMEOUT_MS = 2 * 1000, /* to send the request line and headers */
     HTTP_WRITE_TIMEOUT_MS = 10 * 1000,
     HTTP_DRAIN_READS_MAX = 4,
     DATE_TEXT_BYTES = 48,
@@ -279,7 +289,8 @@ const char *kci_http_status_text(int status)
 typedef struct http_connection {
     kci_source source; /* first: epoll data points here */
     kci_http_server *http;
-    bool in_use; /* false: a free pool slot (calloc'd pool starts all free) */
+    bool in_use;              /* false: a free pool slot (calloc'd pool starts all free) */
+    uint64_t accept_sequence; /* lower: accepted earlier (eviction order) */
     bool want_write;
     int fd;
     int64_t deadline_ms;
@@ -302,6 +313,10 @@ struct kci_http_server {
     int port;
     http_connection *connections; /* HTTP_CONNECTIONS_MAX slots */
     uint32_t connection_count;
+    uint64_t next_accept_sequence;
+    bool listener_held;   /* kci_http_server_watch(false): not watched */
+    bool listener_paused; /* accept(2) ran out of descriptors: not watched */
+    uint64_t evicted_count;
 };
 
 /* ---- connections ---------------------------------------------------------- */
@@ -458,7 +473,8 @@ static void open_connection(kci_http_server *http, http_connection *connection, 
                                     .http = http,
                                     .in_use = true,
                                     .fd = fd,
-                                    .deadline_ms = http->server->now_ms + HTTP_READ_TIMEOUT_MS};
+                                    .accept_sequence = http->next_accept_sequence++,
+                                    .deadline_ms = http->server->now_ms + HTTP_HEAD_TIMEOUT_MS};
     kci_http_parse_init(&connection->request);
     const void *ip = address->ss_family == AF_INET6
                          ? (const void *)&((const struct sockaddr_in6 *)address)->sin6_addr
@@ -476,13 +492,49 @@ static void open_connection(kci_http_server *http, http_connection *connection, 
     read_request(connection); /* the request often came with the handshake */
 }
 
+/* The connection accepted first among those still sending their request,
+ * or NULL when every slot is writing an answer. */
+static http_connection *oldest_reading(kci_http_server *http)
+{
+    http_connection *oldest = NULL;
+    for (uint32_t i = 0; i < HTTP_CONNECTIONS_MAX; i++) {
+        http_connection *connection = &http->connections[i];
+        if (!connection->in_use || connection->out != NULL) continue;
+        if (oldest == NULL || connection->accept_sequence < oldest->accept_sequence)
+            oldest = connection;
+    }
+    return oldest;
+}
+
+/* A free slot, or the slot of the oldest unfinished request, closed for the
+ * newcomer (see the opening comment); NULL: all slots are answering. */
 static http_connection *free_slot(kci_http_server *http)
 {
-    if (http->connection_count >= HTTP_CONNECTIONS_MAX) return NULL;
+    if (http->connection_count >= HTTP_CONNECTIONS_MAX) {
+        http_connection *victim = oldest_reading(http);
+        if (victim == NULL) return NULL;
+        http->evicted_count++;
+        kci_debug_limited("%s:%u - HTTP connection closed for a newer one: all %d slots taken "
+                          "(%llu so far)",
+                          victim->ip, (unsigned)victim->port, HTTP_CONNECTIONS_MAX,
+                          (unsigned long long)http->evicted_count);
+        close_connection(victim);
+    }
     for (uint32_t i = 0; i < HTTP_CONNECTIONS_MAX; i++)
         if (!http->connections[i].in_use) return &http->connections[i];
     assert(false && "connection_count disagrees with the pool");
     return NULL;
+}
+
+/* Out of descriptors or memory: stop watching until the next housekeeping
+ * tick, since the listener stays readable and retrying at once spins. */
+static void pause_listener(kci_http_server *http, int error)
+{
+    kci_error_limited("http monitor: accept failed: %s; not accepting until the next tick",
+                      strerror(error));
+    if (http->listener_paused || http->listener_held) return;
+    epoll_ctl(http->server->epoll_fd, EPOLL_CTL_DEL, http->listen_fd, NULL);
+    http->listener_paused = true;
 }
 
 static void accept_connections(kci_http_server *http)
@@ -493,8 +545,11 @@ static void accept_connections(kci_http_server *http)
         int fd = accept4(http->listen_fd, (struct sockaddr *)&address, &address_len,
                          SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                kci_error("http monitor: accept failed: %s", strerror(errno));
+            if (errno == EINTR || errno == ECONNABORTED) continue;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                pause_listener(http, errno);
+            else if (errno != EAGAIN && errno != EWOULDBLOCK)
+                kci_error_limited("http monitor: accept failed: %s", strerror(errno));
             return;
         }
         http_connection *connection = free_slot(http);
@@ -503,7 +558,8 @@ static void accept_connections(kci_http_server *http)
             continue;
         }
         /* Best effort: a fresh socket's buffer takes these few bytes. */
-        kci_debug("http monitor: %d connections open, refusing one", HTTP_CONNECTIONS_MAX);
+        kci_warn_limited("http monitor: all %d connections are answering, refusing one",
+                         HTTP_CONNECTIONS_MAX);
         ssize_t ignored =
             send(fd, BUSY_RESPONSE, sizeof BUSY_RESPONSE - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
         (void)ignored;
@@ -532,6 +588,8 @@ static kc_err open_listener(kci_http_server *http, const char *host, int port, c
 void kci_http_server_watch(kci_http_server *http, bool watched)
 {
     if (http->listen_fd < 0) return;
+    http->listener_held = !watched;
+    if (http->listener_paused) return; /* housekeeping watches it again */
     struct epoll_event event = {.events = EPOLLIN, .data.ptr = &http->listener};
     epoll_ctl(http->server->epoll_fd, watched ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, http->listen_fd,
               &event);
@@ -583,6 +641,13 @@ void kci_http_server_on_event(kci_http_server *http, kci_source *source, uint32_
 void kci_http_server_housekeeping(kci_http_server *http, int64_t now_ms)
 {
     assert(http != NULL);
+    if (http->listener_paused) {
+        http->listener_paused = false;
+        if (!http->listener_held) {
+            struct epoll_event event = {.events = EPOLLIN, .data.ptr = &http->listener};
+            epoll_ctl(http->server->epoll_fd, EPOLL_CTL_ADD, http->listen_fd, &event);
+        }
+    }
     for (uint32_t i = 0; i < HTTP_CONNECTIONS_MAX && http->connection_count > 0; i++) {
         http_connection *connection = &http->connections[i];
         if (!connection->in_use || now_ms < connection->deadline_ms) continue;

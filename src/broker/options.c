@@ -28,6 +28,7 @@
 #include "common/log.h"
 #include "options_internal.h"
 #include "subject.h"
+#include "tls.h"
 
 enum {
     OPTIONS_PORT_MAX = 65535,
@@ -125,6 +126,8 @@ void kci_options_free(kci_options *options)
     free(options->tls_cert_file);
     free(options->tls_key_file);
     free(options->tls_ca_file);
+    free(options->tls_ciphers);
+    free(options->tls_groups);
     free(options->log_file);
     free(options->pid_file);
     free(options->data_dir);
@@ -705,7 +708,58 @@ typedef struct tls_block {
     char *ca_file;
     bool verify;
     int64_t timeout_ms;
+    char *ciphers; /* OpenSSL names, ':'-joined (tls.h) */
+    char *groups;
 } tls_block;
+
+/* cipher_suites and curve_preferences: an array of nats-server's (Go's)
+ * names, each mapped by tls.c to OpenSSL's and joined with ':'. */
+static kc_err tls_name_list(const apply_context *context, const kci_conf_entry *entry,
+                            char **joined_out, bool ciphers)
+{
+    const kci_conf_value *value = &entry->value;
+    if (value->kind != KCI_CONF_ARRAY || value->as.array.count == 0)
+        return wrong_type(context, entry->key, value, "a non-empty array");
+    size_t joined_size = 1;
+    for (size_t i = 0; i < value->as.array.count; i++) {
+        const kci_conf_value *item = &value->as.array.items[i];
+        if (item->kind != KCI_CONF_STRING)
+            return wrong_type(context, entry->key, item, "an array of names");
+        bool known_weak = false;
+        const char *mapped = ciphers ? kci_tls_cipher_from_go_name(item->as.string, &known_weak)
+                                     : kci_tls_group_from_go_name(item->as.string);
+        if (mapped == NULL)
+            return config_error(
+                context, item, KC_ERR_CONFIG, "'%s': %s \"%s\"; use %s", entry->key,
+                known_weak ? "no forward secrecy or no AEAD in" : "unknown name", item->as.string,
+                ciphers ? kci_tls_cipher_names_accepted() : kci_tls_group_names_accepted());
+        joined_size += strlen(mapped) + 1;
+    }
+    char *joined = calloc(1, joined_size);
+    if (joined == NULL) return KC_ERR_NOMEM;
+    for (size_t i = 0; i < value->as.array.count; i++) {
+        bool known_weak = false;
+        const char *name = value->as.array.items[i].as.string;
+        if (i > 0) strcat(joined, ":");
+        strcat(joined, ciphers ? kci_tls_cipher_from_go_name(name, &known_weak)
+                               : kci_tls_group_from_go_name(name));
+    }
+    free(*joined_out);
+    *joined_out = joined;
+    return KC_OK;
+}
+
+static kc_err apply_cipher_suites(const apply_context *context, const kci_conf_entry *entry,
+                                  void *field)
+{
+    return tls_name_list(context, entry, field, true);
+}
+
+static kc_err apply_curve_preferences(const apply_context *context, const kci_conf_entry *entry,
+                                      void *field)
+{
+    return tls_name_list(context, entry, field, false);
+}
 
 static const key_rule tls_rules[] = {
     {"cert_file", KEY_STRING, offsetof(tls_block, cert_file), 0, NULL},
@@ -716,8 +770,8 @@ static const key_rule tls_rules[] = {
     {"insecure", KEY_UNSUPPORTED, 0, 0, NULL},
     {"verify_and_map", KEY_UNSUPPORTED, 0, 0, NULL},
     {"verify_cert_and_check_known_urls", KEY_UNSUPPORTED, 0, 0, NULL},
-    {"cipher_suites", KEY_UNSUPPORTED, 0, 0, NULL},
-    {"curve_preferences", KEY_UNSUPPORTED, 0, 0, NULL},
+    {"cipher_suites", KEY_HANDLER, offsetof(tls_block, ciphers), 0, apply_cipher_suites},
+    {"curve_preferences", KEY_HANDLER, offsetof(tls_block, groups), 0, apply_curve_preferences},
     {"pinned_certs", KEY_UNSUPPORTED, 0, 0, NULL},
     {"handshake_first", KEY_UNSUPPORTED, 0, 0, NULL},
     {"min_version", KEY_UNSUPPORTED, 0, 0, NULL},
@@ -745,12 +799,18 @@ static kc_err apply_tls(const apply_context *context, const kci_conf_entry *entr
         options->tls_ca_file = block.ca_file;
         options->tls_verify = block.verify;
         options->tls_timeout_ms = block.timeout_ms;
+        free(options->tls_ciphers);
+        free(options->tls_groups);
+        options->tls_ciphers = block.ciphers;
+        options->tls_groups = block.groups;
         options->tls_enabled = block.cert_file != NULL && block.key_file != NULL;
         return KC_OK;
     }
     free(block.cert_file);
     free(block.key_file);
     free(block.ca_file);
+    free(block.ciphers);
+    free(block.groups);
     return err;
 }
 

@@ -84,6 +84,11 @@ typedef struct kci_options {
     char *tls_ca_file;
     bool tls_verify; /* require and verify client certificates */
     int64_t tls_timeout_ms;
+    /* TLS 1.2 suites and key-exchange groups in OpenSSL's names, ':'-joined,
+     * from the tls block's cipher_suites and curve_preferences; NULL: the
+     * defaults (tls.h). */
+    char *tls_ciphers;
+    char *tls_groups;
     /* logging */
     bool debug;
     bool trace;

@@ -14,6 +14,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -146,14 +147,14 @@ static void render_info(kci_server *server)
 {
     const kci_options *options = &server->options;
     char common[KCI_INFO_BYTES_MAX];
-    int n = snprintf(common, sizeof common,
-                     "INFO {\"server_id\":\"%s\",\"server_name\":\"%s\",\"version\":\"%s\","
-                     "\"kcobrad_version\":\"%s\",\"proto\":1,\"go\":\"kcobrad\","
-                     "\"host\":\"%s\",\"port\":%d,\"headers\":true,\"max_payload\":%lld",
-                     server->server_id,
-                     options->server_name ? options->server_name : server->server_id,
-                     KCI_NATS_COMPATIBLE_VERSION, KC_VERSION, options->host, server->port,
-                     (long long)options->max_payload_bytes);
+    int n =
+        snprintf(common, sizeof common,
+                 "INFO {\"server_id\":\"%s\",\"server_name\":\"%s\",\"version\":\"%s\","
+                 "\"kcobrad_version\":\"%s\",\"proto\":1,\"go\":\"kcobrad\","
+                 "\"host\":\"%s\",\"port\":%d,\"headers\":true,\"max_payload\":%lld",
+                 server->server_id, options->server_name ? options->server_name : server->server_id,
+                 KCI_NATS_COMPATIBLE_VERSION, KC_VERSION, options->host, server->port,
+                 (long long)options->max_payload_bytes);
     assert(n > 0 && (size_t)n < sizeof common);
     n = snprintf(server->info_prefix, sizeof server->info_prefix, "%s%s%s%s", common,
                  kci_auth_required(options) ? ",\"auth_required\":true" : "",
@@ -300,8 +301,8 @@ kc_err kci_server_create(kci_server **out, kci_options *options, char *error, si
 static void reject_connection(kci_server *server, int fd)
 {
     server->stats.rejected_connections++;
-    kci_warn("maximum connections (%lld) exceeded, rejecting a connection",
-             (long long)server->options.max_connections);
+    kci_warn_limited("maximum connections (%lld) exceeded, rejecting a connection",
+                     (long long)server->options.max_connections);
     char refusal[KCI_INFO_BYTES_MAX + sizeof MAX_CONNECTIONS_ERROR + 64];
     int n = snprintf(refusal, sizeof refusal, "%.*s,\"client_id\":%llu}\r\n%s",
                      (int)server->info_prefix_len, server->info_prefix,
@@ -320,7 +321,7 @@ static void admit(kci_server *server, int fd, const struct sockaddr_storage *add
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     kci_client *client = NULL;
     if (kci_client_create(server, fd, address, internal_listener, &client) != KC_OK) {
-        kci_error("cannot create a client: out of memory or TLS failure");
+        kci_error_limited("cannot create a client: out of memory or TLS failure");
         close(fd);
         return;
     }
@@ -338,19 +339,93 @@ static void admit(kci_server *server, int fd, const struct sockaddr_storage *add
     if (client->tls_state == KCI_TLS_HANDSHAKE) kci_client_on_readable(client);
 }
 
+/* Out of descriptors or memory: accept(2) fails while the connection stays
+ * in the backlog and the listener readable. Retrying at once spun a core
+ * and wrote 2 million log lines in 5 s; waiting is the only thing that
+ * helps, since descriptors come back only when connections close. */
+static bool accept_error_is_resource(int error)
+{
+    return error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM;
+}
+
+static void pause_listener(kci_server *server, bool internal_listener, int error)
+{
+    kci_accept_pause *pause =
+        internal_listener ? &server->internal_listener_pause : &server->listener_pause;
+    int listen_fd = internal_listener ? server->internal_listen_fd : server->listen_fd;
+    assert(!pause->paused);
+    pause->failed_count++;
+    if (pause->pause_ms == 0) pause->pause_ms = KCI_ACCEPT_PAUSE_MS_MIN;
+    if (pause->last_log_ms == 0 ||
+        server->now_ms - pause->last_log_ms >= KCI_ACCEPT_LOG_INTERVAL_MS) {
+        kci_error("%s accept failed: %s; not accepting for %lld ms (%llu failed accepts since the "
+                  "last such line); raise the open-file limit (ulimit -n) or lower "
+                  "max_connections",
+                  internal_listener ? "internal" : "client", strerror(error),
+                  (long long)pause->pause_ms, (unsigned long long)pause->failed_count);
+        pause->failed_count = 0;
+        pause->last_log_ms = server->now_ms;
+    }
+    epoll_ctl(server->epoll_fd, EPOLL_CTL_DEL, listen_fd, NULL);
+    pause->paused = true;
+    pause->resume_ms = server->now_ms + pause->pause_ms;
+    pause->pause_ms *= 2;
+    if (pause->pause_ms > KCI_ACCEPT_PAUSE_MS_MAX) pause->pause_ms = KCI_ACCEPT_PAUSE_MS_MAX;
+}
+
+static void resume_listener(kci_server *server, bool internal_listener)
+{
+    kci_accept_pause *pause =
+        internal_listener ? &server->internal_listener_pause : &server->listener_pause;
+    if (!pause->paused || server->now_ms < pause->resume_ms) return;
+    pause->paused = false;
+    if (!internal_listener && server->public_held) return; /* open_public watches it */
+    int listen_fd = internal_listener ? server->internal_listen_fd : server->listen_fd;
+    kci_source *source = internal_listener ? &server->internal_listener : &server->listener;
+    if (watch(server, listen_fd, source) != KC_OK) {
+        kci_error("cannot watch the %s listener again: %s",
+                  internal_listener ? "internal" : "client", strerror(errno));
+        server->running = false;
+    }
+}
+
+static void resume_listeners(kci_server *server)
+{
+    resume_listener(server, false);
+    resume_listener(server, true);
+}
+
+/* The loop must wake up in time to watch a paused listener again. */
+static int64_t until_resume_ms(const kci_server *server, int64_t wait_ms)
+{
+    const kci_accept_pause *pauses[] = {&server->listener_pause, &server->internal_listener_pause};
+    for (size_t i = 0; i < sizeof pauses / sizeof pauses[0]; i++)
+        if (pauses[i]->paused && pauses[i]->resume_ms - server->now_ms < wait_ms)
+            wait_ms = pauses[i]->resume_ms - server->now_ms;
+    return wait_ms;
+}
+
 static void accept_clients(kci_server *server, bool internal_listener)
 {
     int listen_fd = internal_listener ? server->internal_listen_fd : server->listen_fd;
+    kci_accept_pause *pause =
+        internal_listener ? &server->internal_listener_pause : &server->listener_pause;
     for (int i = 0; i < ACCEPTS_PER_WAKEUP_MAX; i++) {
         struct sockaddr_storage address;
         socklen_t address_len = sizeof address;
         int fd = accept4(listen_fd, (struct sockaddr *)&address, &address_len,
                          SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                kci_error("accept failed: %s", strerror(errno));
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+            if (errno == EINTR || errno == ECONNABORTED) continue; /* that one is gone */
+            if (accept_error_is_resource(errno)) {
+                pause_listener(server, internal_listener, errno);
+            } else { /* unexpected: log (rate-limited) and wait for the next wake-up */
+                kci_error_limited("accept failed: %s", strerror(errno));
+            }
             return;
         }
+        pause->pause_ms = 0; /* descriptors are back: the next pause starts short */
         if (!internal_listener && (int64_t)server->client_count >= server->options.max_connections)
             reject_connection(server, fd);
         else
@@ -417,6 +492,8 @@ static void keep_restart_only_fields(kci_options *fresh, kci_options *current)
     SWAP(fresh->tls_key_file, current->tls_key_file);
     SWAP(fresh->tls_ca_file, current->tls_ca_file);
     SWAP(fresh->tls_verify, current->tls_verify);
+    SWAP(fresh->tls_ciphers, current->tls_ciphers);
+    SWAP(fresh->tls_groups, current->tls_groups);
 }
 
 static void reapply_client_settings(kci_server *server, kci_client *client)
@@ -529,8 +606,25 @@ static void shut_down(kci_server *server)
     end_batch(server);
 }
 
+/* Once at start: a max_connections the open-file limit cannot reach means
+ * accepts will fail (and pause) before -ERR 'maximum connections exceeded'
+ * is ever sent. */
+static void check_descriptor_limit(const kci_server *server)
+{
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return;
+    long long usable = (long long)limit.rlim_cur - KCI_DESCRIPTORS_RESERVED;
+    if (server->options.max_connections <= usable) return;
+    kci_warn("max_connections (%lld) is above what the open-file limit allows (%llu descriptors, "
+             "about %lld for clients): past that, accepts fail and pause; raise it (ulimit -n) or "
+             "lower max_connections",
+             (long long)server->options.max_connections, (unsigned long long)limit.rlim_cur,
+             usable < 0 ? 0 : usable);
+}
+
 kc_err kci_server_run(kci_server *server)
 {
+    check_descriptor_limit(server);
     struct epoll_event events[KCI_EPOLL_EVENTS_MAX];
     server->running = true;
     server->next_housekeeping_ms = kci_monotonic_ms() + KCI_HOUSEKEEPING_INTERVAL_MS;
@@ -539,7 +633,8 @@ kc_err kci_server_run(kci_server *server)
         kci_info("Server is ready");
     }
     while (server->running) {
-        int64_t wait_ms = server->next_housekeeping_ms - kci_monotonic_ms();
+        server->now_ms = kci_monotonic_ms();
+        int64_t wait_ms = until_resume_ms(server, server->next_housekeeping_ms - server->now_ms);
         if (server->stalled_count > 0 && wait_ms > KCI_STALL_POLL_MS) wait_ms = KCI_STALL_POLL_MS;
         int count = epoll_wait(server->epoll_fd, events, KCI_EPOLL_EVENTS_MAX,
                                wait_ms < 0 ? 0 : (int)wait_ms);
@@ -551,6 +646,7 @@ kc_err kci_server_run(kci_server *server)
         for (int i = 0; i < count; i++)
             dispatch(server, &events[i]);
         end_batch(server);
+        resume_listeners(server);
         if (server->now_ms >= server->next_housekeeping_ms) {
             housekeeping(server);
             end_batch(server);

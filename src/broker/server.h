@@ -49,6 +49,13 @@ enum {
     KCI_INTERNAL_PASSWORD_BYTES = 32,
     KCI_STALL_MS_MAX = 1000, /* the longest a publisher waits for a lagging subscriber */
     KCI_STALL_POLL_MS = 1,   /* how often stalled publishers are looked at */
+    KCI_ACCEPT_PAUSE_MS_MIN = 100,
+    KCI_ACCEPT_PAUSE_MS_MAX = 1000,
+    KCI_ACCEPT_LOG_INTERVAL_MS = 1000,
+    /* Descriptors kcobrad needs besides its clients: stdio, the log, the
+     * listeners, epoll, eventfds, the monitor, the queue's and the ledger's
+     * files, the components' own connections. */
+    KCI_DESCRIPTORS_RESERVED = 64,
 };
 
 /* What an epoll event points at: the first member of each such struct. */
@@ -76,6 +83,20 @@ typedef struct kci_server_stats {
     uint64_t rejected_connections;
 } kci_server_stats;
 
+/* A listener whose accept(2) failed for want of descriptors or memory
+ * (EMFILE, ENFILE, ENOBUFS, ENOMEM): it stays readable, so it is taken out
+ * of epoll for pause_ms (doubling while the failures go on, up to
+ * KCI_ACCEPT_PAUSE_MS_MAX) instead of being retried in a busy loop, as
+ * nats-server sleeps in its accept loop. One log line per interval counts
+ * the failures. */
+typedef struct kci_accept_pause {
+    bool paused;
+    int64_t resume_ms;     /* monotonic: when the listener is watched again */
+    int64_t pause_ms;      /* the next pause; 0: KCI_ACCEPT_PAUSE_MS_MIN */
+    uint64_t failed_count; /* accepts that failed since the last log line */
+    int64_t last_log_ms;   /* monotonic; 0: never */
+} kci_accept_pause;
+
 typedef struct kci_server {
     kci_options options;
     char server_id[KCI_SERVER_ID_BYTES + 1];
@@ -93,6 +114,8 @@ typedef struct kci_server {
     kci_source internal_listener;
     int internal_listen_fd;
     int internal_port;
+    kci_accept_pause listener_pause;
+    kci_accept_pause internal_listener_pause;
     kci_source control_source;
     int control_fd;
     atomic_uint control_requests; /* KCI_CONTROL_* bits */

@@ -29,8 +29,10 @@
 enum {
     ANSWER_BYTES_MAX = 256 * 1024,
     PUMP_EVENTS_MAX = 64,
-    PUMP_TURNS_MAX = 500,              /* x 10 ms: a generous bound for one answer */
-    HTTP_CONNECTIONS_MAX = 64,         /* monitor.c's bound, restated */
+    PUMP_TURNS_MAX = 500,      /* x 10 ms: a generous bound for one answer */
+    HTTP_CONNECTIONS_MAX = 64, /* http.c's bound, restated */
+    STALLED_CONNECTIONS = HTTP_CONNECTIONS_MAX + 36,
+    HEAD_TIMEOUT_MS = 2000 + 1,        /* http.c's HTTP_HEAD_TIMEOUT_MS, restated, and past it */
     DEADLINE_PASSED_MS = 60 * 1000,    /* beyond every monitor deadline */
     REQUEST_BYTES_OVER_MAX = 9 * 1024, /* past monitor.c's 8 KiB */
 };
@@ -315,23 +317,47 @@ static void test_stale_request_is_closed(void **state)
     close(fd);
 }
 
-static void test_connections_beyond_the_bound_get_503(void **state)
+/* More stalled half-requests than there are slots: a complete request
+ * still gets its answer, because it takes the slot of the oldest stalled
+ * one, which is closed without an answer. */
+static void test_stalled_requests_cannot_hold_the_slots(void **state)
 {
     const test_fixture *fixture = *state;
-    int idle[HTTP_CONNECTIONS_MAX];
-    for (int i = 0; i < HTTP_CONNECTIONS_MAX; i++)
-        idle[i] = connect_http(fixture);
+    int stalled[STALLED_CONNECTIONS];
+    for (int i = 0; i < STALLED_CONNECTIONS; i++) {
+        stalled[i] = connect_http(fixture);
+        send_bytes(stalled[i], "GET /va", 7);
+        pump(fixture->server, 0);
+    }
     for (int turn = 0; turn < 10; turn++)
         pump(fixture->server, 10);
     GET(fixture, "/healthz");
-    assert_int_equal(status_of(answer_bytes), 503);
-    assert_length_matches(answer_bytes);
-    for (int i = 0; i < HTTP_CONNECTIONS_MAX; i++)
-        close(idle[i]);
+    assert_int_equal(status_of(answer_bytes), 200);
+    char byte;
+    assert_int_equal(recv(stalled[0], &byte, 1, MSG_DONTWAIT), 0); /* the oldest: closed */
+    assert_int_equal(recv(stalled[STALLED_CONNECTIONS - 1], &byte, 1, MSG_DONTWAIT), -1);
+    assert_true(errno == EAGAIN || errno == EWOULDBLOCK); /* the newest: still waited for */
+    for (int i = 0; i < STALLED_CONNECTIONS; i++)
+        close(stalled[i]);
     for (int turn = 0; turn < 10; turn++)
         pump(fixture->server, 10); /* they see EOF */
     GET(fixture, "/healthz");
     assert_int_equal(status_of(answer_bytes), 200);
+}
+
+/* The request head has HTTP_HEAD_TIMEOUT_MS (2 s): a slow client is closed
+ * well before the 5 s it used to have. */
+static void test_request_head_timeout(void **state)
+{
+    const test_fixture *fixture = *state;
+    int fd = connect_http(fixture);
+    send_bytes(fd, "GET /va", 7);
+    pump(fixture->server, 10);
+    pump(fixture->server, 10);
+    kci_monitor_housekeeping(fixture->server->monitor, kci_monotonic_ms() + HEAD_TIMEOUT_MS);
+    char byte; /* closed by the call above: the FIN is there already */
+    assert_int_equal(recv(fd, &byte, 1, MSG_DONTWAIT), 0);
+    close(fd);
 }
 
 static void test_connz_without_clients(void **state)
@@ -420,7 +446,8 @@ int main(void)
         cmocka_unit_test(test_oversized_headers_are_431),
         cmocka_unit_test(test_too_many_header_lines_are_431),
         cmocka_unit_test(test_stale_request_is_closed),
-        cmocka_unit_test(test_connections_beyond_the_bound_get_503),
+        cmocka_unit_test(test_stalled_requests_cannot_hold_the_slots),
+        cmocka_unit_test(test_request_head_timeout),
         cmocka_unit_test(test_connz_without_clients),
         cmocka_unit_test(test_subsz_and_request_counts),
         cmocka_unit_test(test_metrics_are_prometheus_text),

@@ -211,6 +211,23 @@ static void test_every_key(void **state)
     assert_string_equal(options.tls_ca_file, "ca.pem");
     assert_true(options.tls_verify);
     assert_int_equal(options.tls_timeout_ms, 3000);
+    assert_null(options.tls_ciphers); /* the defaults: tls.h */
+    assert_null(options.tls_groups);
+    kci_options_free(&options);
+}
+
+/* nats-server's (Go's) names, mapped to OpenSSL's in the order given. */
+static void test_tls_cipher_suites_and_curves(void **state)
+{
+    (void)state;
+    kci_options options;
+    apply_ok(&options, "tls { cert_file: c.pem, key_file: k.pem,\n"
+                       "  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,\n"
+                       "                  tls_ecdhe_ecdsa_with_chacha20_poly1305]\n"
+                       "  curve_preferences: [CurveP384, X25519]\n}\n");
+    assert_string_equal(options.tls_ciphers,
+                        "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305");
+    assert_string_equal(options.tls_groups, "P-384:X25519");
     kci_options_free(&options);
 }
 
@@ -422,7 +439,15 @@ static const bad_config bad_configs[] = {
     {"tls: true", "'tls' must be a map, not a boolean"},
     {"tls { cert_file: 1 }", "'cert_file' must be a string"},
     {"tls { verify: \"yes\" }", "'verify' must be true or false"},
-    {"tls { cipher_suites: [x] }", "'cipher_suites' is not supported"},
+    {"tls { cipher_suites: [x] }", "'cipher_suites': unknown name \"x\"; use TLS_ECDHE_"},
+    {"tls { cipher_suites: [TLS_RSA_WITH_AES_128_GCM_SHA256] }",
+     "'cipher_suites': no forward secrecy or no AEAD in \"TLS_RSA_WITH_AES_128_GCM_SHA256\""},
+    {"tls { cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA] }",
+     "no forward secrecy or no AEAD"},
+    {"tls { cipher_suites: [] }", "'cipher_suites' must be a non-empty array"},
+    {"tls { cipher_suites: TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 }", "must be a non-empty array"},
+    {"tls { curve_preferences: [CurveP256, P-256] }",
+     "'curve_preferences': unknown name \"P-256\""},
     {"tls { timeout: \"0s\" }", "'timeout' must be longer than zero"},
     {"cluster { port: 6222 }", "nats-server option 'cluster' is not supported by kcobrad"},
     {"jetstream { store_dir: /x }", "option 'jetstream' is not supported by kcobrad (only"},
@@ -1084,6 +1109,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_every_key),
+        cmocka_unit_test(test_tls_cipher_suites_and_curves),
         cmocka_unit_test(test_key_aliases),
         cmocka_unit_test(test_component_keys),
         cmocka_unit_test(test_durations),

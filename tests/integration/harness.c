@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -169,12 +170,18 @@ static bool port_owned_by(int port, pid_t pid)
 
 /* ================================================================== processes */
 
-/* Only async-signal-safe calls between fork and exec: the parent has threads. */
+/* Only async-signal-safe calls between fork and exec: the parent has threads.
+ * descriptor_limit > 0 sets the child's RLIMIT_NOFILE (soft and hard). */
 static void child_exec(const char *const argv[], const char *log_path, const char *directory,
-                       pid_t parent)
+                       pid_t parent, int descriptor_limit)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(126);
+    if (descriptor_limit > 0) {
+        struct rlimit limit = {.rlim_cur = (rlim_t)descriptor_limit,
+                               .rlim_max = (rlim_t)descriptor_limit};
+        if (setrlimit(RLIMIT_NOFILE, &limit) != 0) _exit(126);
+    }
     if (directory != NULL && chdir(directory) != 0) _exit(126);
     int null_fd = open("/dev/null", O_RDONLY);
     int log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
@@ -193,11 +200,12 @@ static void child_exec(const char *const argv[], const char *log_path, const cha
 /* directory: the child's working directory (NULL: this one). A server gets
  * its own, so what it writes relative to it (kcobrad's data/) stays in the
  * case's temporary directory. */
-static pid_t process_spawn(const char *const argv[], const char *log_path, const char *directory)
+static pid_t process_spawn(const char *const argv[], const char *log_path, const char *directory,
+                           int descriptor_limit)
 {
     pid_t parent = getpid();
     pid_t pid = fork();
-    if (pid == 0) child_exec(argv, log_path, directory, parent);
+    if (pid == 0) child_exec(argv, log_path, directory, parent, descriptor_limit);
     return pid;
 }
 
@@ -225,7 +233,7 @@ static harness_status process_stop(pid_t pid, int timeout_ms)
 
 static harness_status command_run(const char *const argv[], const char *log_path)
 {
-    pid_t pid = process_spawn(argv, log_path, NULL);
+    pid_t pid = process_spawn(argv, log_path, NULL, 0);
     if (pid < 0) return HARNESS_ERROR;
     int wait_status = 0;
     if (!process_reap_by(pid, harness_now_ms() + COMMAND_TIMEOUT_MS, &wait_status)) {
@@ -318,7 +326,8 @@ static harness_status server_spawn(harness_server *server)
         argv[argc++] = monitor_text;
     }
     argv[argc] = NULL;
-    server->pid = process_spawn(argv, server->log_path, server->directory_path);
+    server->pid =
+        process_spawn(argv, server->log_path, server->directory_path, server->descriptor_limit);
     return server->pid > 0 ? HARNESS_OK : HARNESS_ERROR;
 }
 

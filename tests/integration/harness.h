@@ -49,6 +49,7 @@ typedef struct harness_server {
     int port;             /* 0 until the first start; kept across restarts */
     int monitor_port;     /* 0 unless monitor_enabled */
     bool monitor_enabled; /* set before the first start to pass -m */
+    int descriptor_limit; /* > 0: the server's RLIMIT_NOFILE (soft and hard); 0: inherited */
     pid_t pid;            /* 0 when not running */
 } harness_server;
 
