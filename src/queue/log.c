@@ -24,11 +24,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/dir.h"
+#include "common/lock.h"
 #include "common/log.h"
 
 enum { BROKEN_REASON_BYTES = 256, PATH_BYTES = PATH_MAX };
@@ -63,7 +63,7 @@ typedef struct batch {
 struct kci_queue_log {
     kci_queue_log_config config;
     char directory[PATH_BYTES];
-    int lock_fd;
+    kci_directory_lock lock_held; /* the directory's, for the log's life */
 
     pthread_mutex_t lock; /* the fields up to the writer's own */
     pthread_cond_t work;  /* the writer waits for records */
@@ -438,27 +438,6 @@ uint32_t kci_queue_log_remove_segments_below(kci_queue_log *log, uint32_t below)
     return removed;
 }
 
-int kci_queue_log_lock_directory(const char *directory, char *error, size_t error_size)
-{
-    char path[PATH_MAX];
-    if (snprintf(path, sizeof path, "%s/%s", directory, KCI_LOCK_FILE_NAME) >= (int)sizeof path) {
-        snprintf(error, error_size, "queue directory path too long");
-        return -1;
-    }
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        snprintf(error, error_size, "cannot open %s: %s", path, strerror(errno));
-        return -1;
-    }
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        snprintf(error, error_size, "%s is in use by another persister (the lock %s is held): %s",
-                 directory, path, strerror(errno));
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 static kci_queue_log *log_new(const kci_queue_log_config *config)
 {
     kci_queue_log *log = calloc(1, sizeof *log);
@@ -467,7 +446,7 @@ static kci_queue_log *log_new(const kci_queue_log_config *config)
     if (log->config.segment_bytes == 0) log->config.segment_bytes = KCI_SEGMENT_BYTES_DEFAULT;
     snprintf(log->directory, sizeof log->directory, "%s", config->directory);
     log->config.directory = log->directory;
-    log->lock_fd = -1;
+    log->lock_held = (kci_directory_lock){.directory_fd = -1, .file_fd = -1};
     log->segment_fd = -1;
     pthread_mutex_init(&log->lock, NULL);
     pthread_cond_init(&log->work, NULL);
@@ -526,8 +505,8 @@ kc_err kci_queue_log_open(kci_queue_log **out, const kci_queue_log_config *confi
         snprintf(error, error_size, "out of memory");
         return KC_ERR_NOMEM;
     }
-    log->lock_fd = kci_queue_log_lock_directory(log->directory, error, error_size);
-    if (log->lock_fd < 0) err = KC_ERR_EXISTS;
+    err = kci_directory_lock_acquire(&log->lock_held, log->directory, KCI_LOCK_FILE_NAME, "queue",
+                                     error, error_size);
     kci_scan_options options = {.repair = true, .skip_corrupt = config->skip_corrupt};
     if (err == KC_OK)
         err = kci_scan(log->directory, &options, visit, context, report, error, error_size);
@@ -577,7 +556,7 @@ void kci_queue_log_close(kci_queue_log *log)
         pthread_join(log->completer, NULL);
     }
     if (log->segment_fd >= 0) close(log->segment_fd);
-    if (log->lock_fd >= 0) close(log->lock_fd);
+    kci_directory_lock_release(&log->lock_held);
     for (int index = 0; index < 2; index++) {
         free(log->batches[index].bytes);
         free(log->batches[index].completions);
