@@ -19,6 +19,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -484,6 +485,30 @@ static kc_err open_tail(kci_queue_log *log, const kci_scan_report *report)
     return KC_OK;
 }
 
+/* What the scan found at the end and in the numbering, said once, here,
+ * where the tail is cut: a torn tail is a note (nothing acknowledged was
+ * lost); a damaged whole record may have been acknowledged, so it is an
+ * error, as is a gap in the segment numbers. */
+static void log_scan_findings(const kci_queue_log *log, const kci_scan_report *report)
+{
+    const char *cut = report->torn_repaired ? "cut off" : "left as is";
+    if (report->torn_tail)
+        kci_warn("queue: %s: segment %u: torn tail after the last sync: never acknowledged "
+                 "(an unfinished write at offset %" PRIu64 ", %" PRIu64 " bytes); %s",
+                 log->directory, report->segment_last, report->torn_offset, report->torn_bytes,
+                 cut);
+    if (report->tail_damaged)
+        kci_error("queue: %s: a record that may have been acknowledged is damaged: %" PRIu64
+                  " bytes at segment %u offset %" PRIu64
+                  " (a whole record that fails its checks, at the end of the log); %s, not served",
+                  log->directory, report->torn_bytes, report->segment_last, report->torn_offset,
+                  cut);
+    if (report->segments_missing > 0)
+        kci_error("queue: %s: %u segments are missing from the middle of the log, from number %u "
+                  "on: the records in them are lost",
+                  log->directory, report->segments_missing, report->segment_missing_first);
+}
+
 kc_err kci_queue_log_open(kci_queue_log **out, const kci_queue_log_config *config,
                           kci_scan_visit visit, void *context, kci_scan_report *report, char *error,
                           size_t error_size)
@@ -510,6 +535,7 @@ kc_err kci_queue_log_open(kci_queue_log **out, const kci_queue_log_config *confi
     kci_scan_options options = {.repair = true, .skip_corrupt = config->skip_corrupt};
     if (err == KC_OK)
         err = kci_scan(log->directory, &options, visit, context, report, error, error_size);
+    if (err == KC_OK) log_scan_findings(log, report);
     if (err == KC_OK && (err = open_tail(log, report)) != KC_OK)
         snprintf(error, error_size, "cannot open the tail segment in %s: %s", log->directory,
                  strerror(errno));

@@ -23,6 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/log.h"
 #include "queue/log.h"
 
 enum { RECORDS_MAX = 4000, PAYLOAD_BYTES_MAX = 2048 };
@@ -234,6 +235,28 @@ static tracker *hundred_records(void)
     return owner;
 }
 
+/* The log's own lines go to a file while a test looks at them. */
+static void capture_begin(char path[64])
+{
+    snprintf(path, 64, "/tmp/kc-log-test-lines-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(kci_log_open_file(path), 0);
+}
+
+static void capture_end(const char *path, char *text, size_t size)
+{
+    assert_int_equal(kci_log_open_file("/dev/stderr"), 0);
+    FILE *file = fopen(path, "r");
+    assert_non_null(file);
+    size_t got = fread(text, 1, size - 1, file);
+    text[got] = '\0';
+    fclose(file);
+    unlink(path);
+    fprintf(stderr, "%s", text);
+}
+
 static void test_torn_tail(void **state)
 {
     (void)state;
@@ -246,7 +269,12 @@ static void test_torn_tail(void **state)
     seen *found = calloc(1, sizeof *found);
     kci_scan_report report;
     kci_queue_log *log = NULL;
+    char capture[64], lines[4096];
+    capture_begin(capture);
     assert_int_equal(open_log(&log, KCI_DURABILITY_BATCH, 0, false, found, &report), KC_OK);
+    capture_end(capture, lines, sizeof lines);
+    assert_non_null(strstr(lines, "torn tail after the last sync: never acknowledged"));
+    assert_null(strstr(lines, "may have been acknowledged"));
     assert_int_equal(found->count, 99);
     assert_true(report.torn_tail);
     assert_true(report.torn_repaired);
@@ -260,6 +288,44 @@ static void test_torn_tail(void **state)
     assert_int_equal(found->count, 100);
     assert_memory_equal(found->ids[99].bytes, owner->ids[100].bytes, 16);
     assert_false(report.torn_tail);
+    kci_queue_log_close(log);
+    free(found);
+    tracker_free(owner);
+}
+
+/* A flipped byte in the last record: the record is whole, so it was
+ * written out and maybe synced and acknowledged; it must not be called a
+ * torn tail that was "never acknowledged". */
+static void test_damaged_last_record_may_have_been_acknowledged(void **state)
+{
+    (void)state;
+    tracker *owner = hundred_records();
+    kci_position last = owner->slots[99].position;
+    char path[PATH_MAX];
+    segment_file(path, kci_position_segment(last));
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    off_t where = (off_t)kci_position_offset(last) + KCI_RECORD_HEADER_BYTES + 30;
+    uint8_t byte;
+    assert_int_equal(pread(fd, &byte, 1, where), 1);
+    byte ^= 0x01;
+    assert_int_equal(pwrite(fd, &byte, 1, where), 1);
+    close(fd);
+    seen *found = calloc(1, sizeof *found);
+    kci_scan_report report;
+    kci_queue_log *log = NULL;
+    char capture[64], lines[4096], expected[160];
+    capture_begin(capture);
+    assert_int_equal(open_log(&log, KCI_DURABILITY_BATCH, 0, false, found, &report), KC_OK);
+    capture_end(capture, lines, sizeof lines);
+    assert_int_equal(found->count, 99);
+    assert_false(report.torn_tail);
+    snprintf(expected, sizeof expected, "at segment %u offset %u", kci_position_segment(last),
+             kci_position_offset(last));
+    assert_non_null(strstr(lines, "[ERR]"));
+    assert_non_null(strstr(lines, "a record that may have been acknowledged is damaged: "));
+    assert_non_null(strstr(lines, expected));
+    assert_null(strstr(lines, "never acknowledged"));
     kci_queue_log_close(log);
     free(found);
     tracker_free(owner);
@@ -466,6 +532,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_roll_over, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bit_flip_in_the_middle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_last_record_may_have_been_acknowledged, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_second_open_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unlinked_lock_file_still_refuses, setup, teardown),
