@@ -402,7 +402,7 @@ static int queue_dump(const queue_flags *flags, bool json)
         }
         state.filter = true;
     }
-    kci_scan_options options = {.skip_corrupt = true};
+    kci_scan_options options = {.skip_corrupt = true, .settle_tail = true};
     char error[ERROR_BYTES] = "";
     kci_scan_report report;
     for (;;) {
@@ -494,7 +494,7 @@ static int queue_stats(const queue_flags *flags, bool json, bool verify_only)
         kcobra_error("out of memory");
         return KCOBRA_EXIT_FAILURE;
     }
-    kci_scan_options options = {.skip_corrupt = true};
+    kci_scan_options options = {.skip_corrupt = true, .settle_tail = true};
     char error[ERROR_BYTES] = "";
     kci_scan_report report;
     kc_err err = kci_scan(flags->directory, &options, kci_verify_visit, &verify, &report, error,

@@ -151,12 +151,12 @@ static bool unfinished_write(scan_state *state, int fd, uint64_t offset, uint64_
 }
 
 /* The bad end of the last segment: unfinished (torn) or damaged. A
- * read-only scan may race kcobrad writing that very record, so a damaged
- * look is checked again once it had time to finish. */
+ * read-only scan may race kcobrad writing that very record, so with
+ * settle_tail a damaged look is checked again once it had time to finish. */
 static void classify_tail(scan_state *state, int fd, uint64_t offset, uint64_t file_bytes)
 {
     bool unfinished = unfinished_write(state, fd, offset, file_bytes);
-    if (!unfinished && !state->options->repair) {
+    if (!unfinished && state->options->settle_tail && !state->options->repair) {
         struct timespec pause = {.tv_nsec = KCI_SCAN_SETTLE_MS * 1000000L};
         nanosleep(&pause, NULL);
         kci_record record;

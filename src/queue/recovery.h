@@ -35,8 +35,7 @@ enum {
     KCI_SCAN_CORRUPTIONS_MAX = 32, /* reported individually; more are counted */
     KCI_SCAN_READ_BYTES = 4 * 1024 * 1024,
     KCI_SCAN_SECTOR_BYTES = 512, /* the unit a crash tears writes at */
-    /* A read-only scan that finds a damaged-looking tail looks again after
-     * this long: kcobrad may have been writing that record right then. */
+    /* settle_tail: how long before a damaged-looking tail is looked at again. */
     KCI_SCAN_SETTLE_MS = 100,
 };
 
@@ -71,6 +70,10 @@ typedef struct kci_scan_options {
     bool repair;           /* cut a torn tail off (needs the directory lock) */
     bool skip_corrupt;     /* go on after corruption in the middle */
     uint32_t from_segment; /* 0: all */
+    /* A read-only scan of a log kcobrad may be appending to: a tail that
+     * looks damaged is looked at again after KCI_SCAN_SETTLE_MS, as it may
+     * be a record being written right then. */
+    bool settle_tail;
 } kci_scan_options;
 
 /* A non-OK return stops the scan and is returned by kci_scan. */
