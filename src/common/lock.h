@@ -11,7 +11,9 @@
  *
  * The LOCK file stays, for two reasons: it is also flocked, so a process of
  * an older release (which locks only LOCK) is still refused while the file
- * exists; and it holds the owner's pid, so a refusal can name the process.
+ * exists; and it holds the owner's pid, for people and for a refusal to
+ * name the process when the kernel's table (/proc/locks, read first, right
+ * even when LOCK was deleted) is not available.
  * The pid is for people: the kernel releases a flock when its process dies,
  * so a stale pid in LOCK never blocks a start (a pid there whose process is
  * alive but does not hold the lock is a reused pid, and is overwritten).
