@@ -27,6 +27,7 @@
 #include "queue/index.h"
 #include "queue/persister.h"
 #include "queue/recovery.h"
+#include "queue/verify.h"
 #include "service/headers.h"
 #include "service/hlc.h"
 #include "service/uuid.h"
@@ -290,8 +291,10 @@ static const char QUEUE_DESCRIPTION[] =
     "           --id ID only that request's records; --follow keeps printing\n"
     "  stats    count segments, records, requests, replies, pending and dead;\n"
     "           --live: the running persister's counters (JSON)\n"
-    "  verify   check every record's checksum; exit 0 when the log is sound,\n"
-    "           1 when a record in the middle is corrupt (each is named)\n"
+    "  verify   check every record's checksum, and that the records agree: every\n"
+    "           reply, redelivery and tombstone has its request, no request or\n"
+    "           reply is stored twice, no segment is missing; exit 0 when the log\n"
+    "           is sound, 1 when a record is corrupt or missing (each is named)\n"
     "  compact  remove the oldest segments whose requests are all replied and\n"
     "           older than --retention (default 24h; 0: as soon as replied);\n"
     "           --live asks the running persister, else the directory is locked\n"
@@ -377,6 +380,11 @@ static void report_problems(const kci_scan_report *report)
     if (report->corruption_count > KCI_SCAN_CORRUPTIONS_MAX)
         kcobra_error("... and %u more corrupt spots",
                      report->corruption_count - KCI_SCAN_CORRUPTIONS_MAX);
+    if (report->tail_damaged)
+        kcobra_error("DAMAGED: a record that may have been acknowledged is damaged: %" PRIu64
+                     " bytes at segment %u offset %" PRIu64
+                     " (a whole record that fails its checks, at the end of the log)",
+                     report->torn_bytes, report->segment_last, report->torn_offset);
     if (report->torn_tail)
         fprintf(stderr,
                 "kcobra: note: segment %u ends in a torn or unfinished write at offset %" PRIu64
@@ -394,7 +402,7 @@ static int queue_dump(const queue_flags *flags, bool json)
         }
         state.filter = true;
     }
-    kci_scan_options options = {.skip_corrupt = true};
+    kci_scan_options options = {.skip_corrupt = true, .settle_tail = true};
     char error[ERROR_BYTES] = "";
     kci_scan_report report;
     for (;;) {
@@ -412,95 +420,103 @@ static int queue_dump(const queue_flags *flags, bool json)
         nanosleep(&pause, NULL);
     }
     report_problems(&report);
-    return report.corruption_count > 0 ? KCOBRA_EXIT_FAILURE : KCOBRA_EXIT_OK;
+    return report.corruption_count > 0 || report.tail_damaged ? KCOBRA_EXIT_FAILURE
+                                                              : KCOBRA_EXIT_OK;
 }
 
 /* ---- stats and verify ---- */
 
-typedef struct count_state {
-    kci_index index;
-    uint64_t requests, replied, dead;
-    bool out_of_memory;
-} count_state;
-
-static kc_err count_visit(void *context, const kci_record *record, kci_position position)
+/* What verify.c found beyond the checksums: each problem named. */
+static void report_inconsistencies(const kci_verify_result *result)
 {
-    count_state *state = context;
-    bool created = false;
-    kci_index_entry *entry = NULL;
-    if (record->kind == KCI_RECORD_REQUEST) {
-        entry = kci_index_insert(&state->index, &record->id, &created);
-        if (entry == NULL) return KC_ERR_NOMEM;
-        if (created) {
-            entry->state = KCI_ENTRY_PENDING;
-            state->requests++;
-        }
-        return KC_OK;
+    char text[KCI_VERIFY_PROBLEM_TEXT_BYTES];
+    for (uint64_t index = 0; index < result->problem_count && index < KCI_VERIFY_PROBLEMS_MAX;
+         index++) {
+        kci_verify_problem_text(&result->problems[index], text, sizeof text);
+        kcobra_error("INCONSISTENT: %s", text);
     }
-    entry = kci_index_find(&state->index, &record->id);
-    if (entry == NULL || entry->state == KCI_ENTRY_REPLIED) return KC_OK;
-    if (record->kind == KCI_RECORD_REPLY) {
-        if (entry->state == KCI_ENTRY_DEAD) state->dead--;
-        entry->state = KCI_ENTRY_REPLIED;
-        state->replied++;
-    } else if (record->kind == KCI_RECORD_TOMBSTONE && entry->state == KCI_ENTRY_PENDING) {
-        entry->state = KCI_ENTRY_DEAD;
-        state->dead++;
+    if (result->problem_count > KCI_VERIFY_PROBLEMS_MAX)
+        kcobra_error("... and %" PRIu64 " more inconsistencies",
+                     result->problem_count - KCI_VERIFY_PROBLEMS_MAX);
+    if (result->references_after_retention > 0)
+        fprintf(stderr,
+                "kcobra: note: %" PRIu64 " replies or tombstones refer to requests in segments "
+                "retention removed\n",
+                result->references_after_retention);
+}
+
+static void print_stats_text(const queue_flags *flags, const kci_scan_report *report,
+                             const kci_verify_result *result, bool verify_only, bool sound)
+{
+    if (verify_only) {
+        const char *verdict = report->corruption_count > 0 || report->tail_damaged ? "CORRUPT"
+                              : !sound                                             ? "INCONSISTENT"
+                                                                                   : "sound";
+        printf("%s: %s: %u segments, %" PRIu64 " records, %" PRIu64 " bytes checked in %.3f s\n",
+               flags->directory, verdict, report->segment_count, report->record_count,
+               report->record_bytes, (double)report->duration_us / 1e6);
+        return;
     }
-    return KC_OK;
+    printf("directory     %s\nsegments      %u\nrecords       %" PRIu64 "\nbytes         %" PRIu64
+           "\nrequests      %" PRIu64 "\nreplied       %" PRIu64 "\npending       %" PRIu64
+           "\ndead          %" PRIu64 "\nredeliveries  %" PRIu64
+           "\ncorrupt       %u\ntorn tail     %s\nmissing       %" PRIu64 "\ninconsistent  %" PRIu64
+           "\n",
+           flags->directory, report->segment_count, report->record_count, report->record_bytes,
+           result->requests, result->replied, result->pending, result->dead,
+           report->kind_count[KCI_RECORD_REDELIVERY], report->corruption_count,
+           report->torn_tail ? "yes" : "no", result->missing_requests, result->problem_count);
+}
+
+static int print_stats_json(const queue_flags *flags, const kci_scan_report *report,
+                            const kci_verify_result *result, bool sound)
+{
+    json_t *object = json_pack(
+        "{s:s, s:b, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:i, s:I, s:I, "
+        "s:I}",
+        "directory", flags->directory, "sound", sound, "segments", (int)report->segment_count,
+        "records", (json_int_t)report->record_count, "bytes", (json_int_t)report->record_bytes,
+        "requests", (json_int_t)result->requests, "replied", (json_int_t)result->replied, "pending",
+        (json_int_t)result->pending, "dead", (json_int_t)result->dead, "redeliveries",
+        (json_int_t)report->kind_count[KCI_RECORD_REDELIVERY], "replies",
+        (json_int_t)report->kind_count[KCI_RECORD_REPLY], "tombstones",
+        (json_int_t)report->kind_count[KCI_RECORD_TOMBSTONE], "torn_tail", report->torn_tail,
+        "tail_damaged", report->tail_damaged, "corrupt", (int)report->corruption_count,
+        "missing_requests", (json_int_t)result->missing_requests, "inconsistencies",
+        (json_int_t)result->problem_count, "scan_us", (json_int_t)report->duration_us);
+    return kcobra_json_print(object);
 }
 
 static int queue_stats(const queue_flags *flags, bool json, bool verify_only)
 {
-    count_state state = {0};
-    if (!kci_index_init(&state.index)) {
+    kci_verify verify;
+    if (!kci_verify_init(&verify)) {
         kcobra_error("out of memory");
         return KCOBRA_EXIT_FAILURE;
     }
-    kci_scan_options options = {.skip_corrupt = true};
+    kci_scan_options options = {.skip_corrupt = true, .settle_tail = true};
     char error[ERROR_BYTES] = "";
     kci_scan_report report;
-    kc_err err =
-        kci_scan(flags->directory, &options, count_visit, &state, &report, error, sizeof error);
-    kci_index_destroy(&state.index);
+    kc_err err = kci_scan(flags->directory, &options, kci_verify_visit, &verify, &report, error,
+                          sizeof error);
+    if (err == KC_OK) kci_verify_finish(&verify, &report);
+    kci_verify_destroy(&verify);
     if (err != KC_OK) {
         kcobra_error("%s: %s", flags->directory, error[0] ? error : kc_strerror(err));
         return KCOBRA_EXIT_FAILURE;
     }
-    bool sound = report.corruption_count == 0;
-    uint64_t pending = state.requests - state.replied - state.dead;
+    const kci_verify_result *result = &verify.result;
+    bool sound = report.corruption_count == 0 && !report.tail_damaged && result->problem_count == 0;
+    int status = KCOBRA_EXIT_OK;
     if (json) {
-        json_t *object = json_pack(
-            "{s:s, s:b, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:i, s:I}",
-            "directory", flags->directory, "sound", sound, "segments", (int)report.segment_count,
-            "records", (json_int_t)report.record_count, "bytes", (json_int_t)report.record_bytes,
-            "requests", (json_int_t)state.requests, "replied", (json_int_t)state.replied, "pending",
-            (json_int_t)pending, "dead", (json_int_t)state.dead, "redeliveries",
-            (json_int_t)report.kind_count[KCI_RECORD_REDELIVERY], "replies",
-            (json_int_t)report.kind_count[KCI_RECORD_REPLY], "tombstones",
-            (json_int_t)report.kind_count[KCI_RECORD_TOMBSTONE], "torn_tail", report.torn_tail,
-            "corrupt", (int)report.corruption_count, "scan_us", (json_int_t)report.duration_us);
-        int status = kcobra_json_print(object);
-        report_problems(&report);
-        if (status != KCOBRA_EXIT_OK) return status;
+        status = print_stats_json(flags, &report, result, sound);
     } else {
-        if (verify_only)
-            printf("%s: %s: %u segments, %" PRIu64 " records, %" PRIu64
-                   " bytes checked in %.3f s\n",
-                   flags->directory, sound ? "sound" : "CORRUPT", report.segment_count,
-                   report.record_count, report.record_bytes, (double)report.duration_us / 1e6);
-        else
-            printf("directory     %s\nsegments      %u\nrecords       %" PRIu64
-                   "\nbytes         %" PRIu64 "\nrequests      %" PRIu64 "\nreplied       %" PRIu64
-                   "\npending       %" PRIu64 "\ndead          %" PRIu64 "\nredeliveries  %" PRIu64
-                   "\ncorrupt       %u\ntorn tail     %s\n",
-                   flags->directory, report.segment_count, report.record_count, report.record_bytes,
-                   state.requests, state.replied, pending, state.dead,
-                   report.kind_count[KCI_RECORD_REDELIVERY], report.corruption_count,
-                   report.torn_tail ? "yes" : "no");
+        print_stats_text(flags, &report, result, verify_only, sound);
         fflush(stdout);
-        report_problems(&report);
     }
+    report_problems(&report);
+    report_inconsistencies(result);
+    if (status != KCOBRA_EXIT_OK) return status;
     return sound ? KCOBRA_EXIT_OK : KCOBRA_EXIT_FAILURE;
 }
 

@@ -16,10 +16,11 @@
  *   too much output      code 125, "command output exceeds N bytes" (killed),
  *                        or more than the server's max_payload
  *   cannot start         code 126 (the shell's "cannot execute")
- * The time limit is --exec-timeout, else what is left of the request's
- * deadline (plus a grace of EXEC_DEADLINE_GRACE_MS, so that the requester
- * sees its own timeout rather than a racing error reply), else
- * EXEC_TIMEOUT_MS_DEFAULT.
+ * The time limit is the serve's own, --exec-timeout (default
+ * EXEC_TIMEOUT_MS_DEFAULT), or what is left of the request's deadline (plus
+ * a grace of EXEC_DEADLINE_GRACE_MS, so that the requester sees its own
+ * timeout rather than a racing error reply) when that is sooner: a
+ * requester can shorten the limit, never lift it.
  *
  * Each worker thread of the service runs one command at a time and pumps its
  * pipes with poll(2) until stdout and stderr are closed, then reaps it; every
@@ -34,6 +35,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -56,7 +58,7 @@ enum {
     SERVE_WORKERS_MAX = 256,
     EXEC_OUTPUT_BYTES_MAX = 1024 * 1024, /* the reply payload */
     EXEC_STDERR_BYTES_MAX = 4096,        /* kept for the error message; the rest is drained */
-    EXEC_TIMEOUT_MS_DEFAULT = 60 * 1000, /* no --exec-timeout and no request deadline */
+    EXEC_TIMEOUT_MS_DEFAULT = 60 * 1000, /* without --exec-timeout; a deadline only shortens it */
     /* Past the request's deadline the requester has given up; killing the
      * command a little later makes sure it sees its own timeout, not an
      * error reply racing it. */
@@ -77,7 +79,7 @@ enum {
 typedef struct serve_config {
     const char *type;
     const char *exec_command;
-    int64_t exec_timeout_ms; /* 0: the request's deadline */
+    int64_t exec_timeout_ms; /* 0: EXEC_TIMEOUT_MS_DEFAULT; a request's deadline shortens it */
     bool json;               /* log lines as JSON objects */
     int64_t price;           /* > 0: a paid service (docs/ledger.md) */
     const char *wallet;      /* the address paid requests must pay */
@@ -339,7 +341,9 @@ static bool exec_pump(exec_job *job)
             fds[fd_count].events = index == 0 ? POLLOUT : POLLIN;
             fds[fd_count++].revents = 0;
         }
-        int ready = poll(fds, (nfds_t)fd_count, (int)remaining_ms);
+        /* A long --exec-timeout must not wrap to a negative (infinite) wait. */
+        int wait_ms = remaining_ms > INT_MAX ? INT_MAX : (int)remaining_ms;
+        int ready = poll(fds, (nfds_t)fd_count, wait_ms);
         if (ready < 0 && errno != EINTR) {
             job->outcome = EXEC_TIMED_OUT; /* cannot wait any more: treat as out of time */
             return false;
@@ -469,16 +473,22 @@ static void respond(const exec_job *job, int64_t limit_ms, kc_response *response
     kc_response_set_error(response, summary->code, message);
 }
 
-/* The time limit for one request: --exec-timeout, else what is left of the
- * request's deadline (plus EXEC_DEADLINE_GRACE_MS), else the default. 0: the
- * deadline has passed. */
+/* The time limit for one request: the serve's own (--exec-timeout, else
+ * EXEC_TIMEOUT_MS_DEFAULT), shortened to what is left of the request's
+ * deadline (plus EXEC_DEADLINE_GRACE_MS) when that is sooner. A caller's
+ * deadline only ever shortens it: a Kc-Deadline far in the future must not
+ * let one request hold a worker, and run its command, longer than the
+ * operator allows. 0: the deadline has passed. */
 static int64_t exec_limit_ms(const serve_config *config, const kc_request *request)
 {
-    if (config->exec_timeout_ms > 0) return config->exec_timeout_ms;
-    int64_t deadline_ms = kc_request_deadline_ms(request);
-    if (deadline_ms <= 0) return EXEC_TIMEOUT_MS_DEFAULT;
+    int64_t limit_ms =
+        config->exec_timeout_ms > 0 ? config->exec_timeout_ms : EXEC_TIMEOUT_MS_DEFAULT;
+    int64_t deadline_ms = kc_request_deadline_ms(request); /* at most 15 digits: no overflow */
+    if (deadline_ms <= 0) return limit_ms;
     int64_t left_ms = deadline_ms - kci_wall_ms();
-    return left_ms > 0 ? left_ms + EXEC_DEADLINE_GRACE_MS : 0;
+    if (left_ms <= 0) return 0;
+    left_ms += EXEC_DEADLINE_GRACE_MS;
+    return left_ms < limit_ms ? left_ms : limit_ms;
 }
 
 /* Writes one JSON object and a newline to stderr with a single write(2), so
@@ -631,7 +641,7 @@ static int run_serve(const kcobra_command *command, int argc, char **argv)
         {"workers", "N", KCOBRA_FLAG_COUNT, &worker_count,
          "commands run at once (default 4, at most 256)"},
         {"exec-timeout", "DURATION", KCOBRA_FLAG_DURATION, &config.exec_timeout_ms,
-         "time limit per command (default: the request's deadline)"},
+         "time limit per command (default 60s); a request's deadline can shorten it, not lift it"},
         {"price", "AMOUNT", KCOBRA_FLAG_COUNT, &config.price,
          "a paid service: each request must carry a transfer (Kc-Pay) of at least AMOUNT"},
         {"wallet", "ADDRESS", KCOBRA_FLAG_STRING, &config.wallet,
@@ -667,7 +677,8 @@ static int run_serve(const kcobra_command *command, int argc, char **argv)
 
 const kcobra_command kcobra_command_serve = {
     .name = "serve",
-    .synopsis = "serve <type> --exec CMD [--workers N] [--exec-timeout D] [--price A --wallet ADDR]",
+    .synopsis =
+        "serve <type> --exec CMD [--workers N] [--exec-timeout D] [--price A --wallet ADDR]",
     .summary = "serve a request type by running a shell command per request",
     .description = SERVE_DESCRIPTION,
     .run = run_serve,

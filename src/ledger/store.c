@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/lock.h"
 #include "common/log.h"
 #include "service/uuid.h"
 
@@ -187,17 +188,12 @@ static int open_databases(kci_ledger_store *store)
     return rc;
 }
 
+/* The directory itself is locked (common/lock.h), so removing ledger.lock
+ * cannot let a second ledger in. */
 static kc_err lock_directory(kci_ledger_store *store, char *error, size_t error_size)
 {
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s", store->directory, KCI_LEDGER_LOCK_FILE);
-    store->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (store->lock_fd < 0)
-        return fail(error, error_size, KC_ERR_IO, "cannot open %s: %s", path, strerror(errno));
-    if (flock(store->lock_fd, LOCK_EX | LOCK_NB) != 0)
-        return fail(error, error_size, KC_ERR_EXISTS,
-                    "ledger directory %s is in use by another ledger", store->directory);
-    return KC_OK;
+    return kci_directory_lock_acquire(&store->lock, store->directory, KCI_LEDGER_LOCK_FILE,
+                                      "ledger", error, error_size);
 }
 
 static kc_err open_environment(kci_ledger_store *store, uint64_t map_bytes, char *error,
@@ -234,7 +230,7 @@ kc_err kci_ledger_store_open(kci_ledger_store **out, const char *directory, uint
     if (sodium_init() < 0) return fail(error, error_size, KC_ERR_IO, "libsodium cannot start");
     kci_ledger_store *store = calloc(1, sizeof *store);
     if (store == NULL) return fail(error, error_size, KC_ERR_NOMEM, "out of memory");
-    store->lock_fd = -1;
+    store->lock = (kci_directory_lock){.directory_fd = -1, .file_fd = -1};
     store->directory = strdup(directory);
     kc_err err = store->directory != NULL ? make_directory(directory, error, error_size)
                                           : fail(error, error_size, KC_ERR_NOMEM, "out of memory");
@@ -256,7 +252,7 @@ void kci_ledger_store_close(kci_ledger_store *store)
 {
     if (store == NULL) return;
     if (store->env != NULL) mdb_env_close(store->env);
-    if (store->lock_fd >= 0) close(store->lock_fd);
+    kci_directory_lock_release(&store->lock);
     kci_wallet_wipe(&store->mint);
     free(store->directory);
     free(store);

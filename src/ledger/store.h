@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/lock.h"
 #include "ledger/codec.h"
 #include "ledger/wallet.h"
 
@@ -71,7 +72,7 @@ typedef struct kci_ledger_edge {
 typedef struct kci_ledger_store {
     MDB_env *env;
     MDB_dbi meta, coins, owned, balances, transfers, trail, history, supply, retired;
-    int lock_fd;
+    kci_directory_lock lock; /* the directory's (common/lock.h) */
     kci_wallet mint;
     char mint_address[KCI_LEDGER_ADDRESS_TEXT_BYTES + 1];
     char *directory;

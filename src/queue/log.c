@@ -19,16 +19,17 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/dir.h"
+#include "common/lock.h"
 #include "common/log.h"
 
 enum { BROKEN_REASON_BYTES = 256, PATH_BYTES = PATH_MAX };
@@ -63,7 +64,7 @@ typedef struct batch {
 struct kci_queue_log {
     kci_queue_log_config config;
     char directory[PATH_BYTES];
-    int lock_fd;
+    kci_directory_lock lock_held; /* the directory's, for the log's life */
 
     pthread_mutex_t lock; /* the fields up to the writer's own */
     pthread_cond_t work;  /* the writer waits for records */
@@ -438,27 +439,6 @@ uint32_t kci_queue_log_remove_segments_below(kci_queue_log *log, uint32_t below)
     return removed;
 }
 
-int kci_queue_log_lock_directory(const char *directory, char *error, size_t error_size)
-{
-    char path[PATH_MAX];
-    if (snprintf(path, sizeof path, "%s/%s", directory, KCI_LOCK_FILE_NAME) >= (int)sizeof path) {
-        snprintf(error, error_size, "queue directory path too long");
-        return -1;
-    }
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        snprintf(error, error_size, "cannot open %s: %s", path, strerror(errno));
-        return -1;
-    }
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        snprintf(error, error_size, "%s is in use by another persister (the lock %s is held): %s",
-                 directory, path, strerror(errno));
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 static kci_queue_log *log_new(const kci_queue_log_config *config)
 {
     kci_queue_log *log = calloc(1, sizeof *log);
@@ -467,7 +447,7 @@ static kci_queue_log *log_new(const kci_queue_log_config *config)
     if (log->config.segment_bytes == 0) log->config.segment_bytes = KCI_SEGMENT_BYTES_DEFAULT;
     snprintf(log->directory, sizeof log->directory, "%s", config->directory);
     log->config.directory = log->directory;
-    log->lock_fd = -1;
+    log->lock_held = (kci_directory_lock){.directory_fd = -1, .file_fd = -1};
     log->segment_fd = -1;
     pthread_mutex_init(&log->lock, NULL);
     pthread_cond_init(&log->work, NULL);
@@ -505,6 +485,30 @@ static kc_err open_tail(kci_queue_log *log, const kci_scan_report *report)
     return KC_OK;
 }
 
+/* What the scan found at the end and in the numbering, said once, here,
+ * where the tail is cut: a torn tail is a note (nothing acknowledged was
+ * lost); a damaged whole record may have been acknowledged, so it is an
+ * error, as is a gap in the segment numbers. */
+static void log_scan_findings(const kci_queue_log *log, const kci_scan_report *report)
+{
+    const char *cut = report->torn_repaired ? "cut off" : "left as is";
+    if (report->torn_tail)
+        kci_warn("queue: %s: segment %u: torn tail after the last sync: never acknowledged "
+                 "(an unfinished write at offset %" PRIu64 ", %" PRIu64 " bytes); %s",
+                 log->directory, report->segment_last, report->torn_offset, report->torn_bytes,
+                 cut);
+    if (report->tail_damaged)
+        kci_error("queue: %s: a record that may have been acknowledged is damaged: %" PRIu64
+                  " bytes at segment %u offset %" PRIu64
+                  " (a whole record that fails its checks, at the end of the log); %s, not served",
+                  log->directory, report->torn_bytes, report->segment_last, report->torn_offset,
+                  cut);
+    if (report->segments_missing > 0)
+        kci_error("queue: %s: %u segments are missing from the middle of the log, from number %u "
+                  "on: the records in them are lost",
+                  log->directory, report->segments_missing, report->segment_missing_first);
+}
+
 kc_err kci_queue_log_open(kci_queue_log **out, const kci_queue_log_config *config,
                           kci_scan_visit visit, void *context, kci_scan_report *report, char *error,
                           size_t error_size)
@@ -526,11 +530,12 @@ kc_err kci_queue_log_open(kci_queue_log **out, const kci_queue_log_config *confi
         snprintf(error, error_size, "out of memory");
         return KC_ERR_NOMEM;
     }
-    log->lock_fd = kci_queue_log_lock_directory(log->directory, error, error_size);
-    if (log->lock_fd < 0) err = KC_ERR_EXISTS;
+    err = kci_directory_lock_acquire(&log->lock_held, log->directory, KCI_LOCK_FILE_NAME, "queue",
+                                     error, error_size);
     kci_scan_options options = {.repair = true, .skip_corrupt = config->skip_corrupt};
     if (err == KC_OK)
         err = kci_scan(log->directory, &options, visit, context, report, error, error_size);
+    if (err == KC_OK) log_scan_findings(log, report);
     if (err == KC_OK && (err = open_tail(log, report)) != KC_OK)
         snprintf(error, error_size, "cannot open the tail segment in %s: %s", log->directory,
                  strerror(errno));
@@ -577,7 +582,7 @@ void kci_queue_log_close(kci_queue_log *log)
         pthread_join(log->completer, NULL);
     }
     if (log->segment_fd >= 0) close(log->segment_fd);
-    if (log->lock_fd >= 0) close(log->lock_fd);
+    kci_directory_lock_release(&log->lock_held);
     for (int index = 0; index < 2; index++) {
         free(log->batches[index].bytes);
         free(log->batches[index].completions);

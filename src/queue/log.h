@@ -18,7 +18,12 @@
  * is unknown; the log then refuses every append (KC_ERR_IO) until it is
  * reopened, which re-reads and checks the tail.
  *
- * One log per directory: open takes an exclusive flock on <dir>/LOCK. Open
+ * One log per directory: open takes the directory's exclusive lock
+ * (common/lock.h: a flock on the directory itself and on <dir>/LOCK, which
+ * holds the owner's pid), so removing LOCK does not let a second writer in.
+ * Every writer of the directory opens it through here (kcobrad's persister,
+ * `kcobra queue serve`, offline `kcobra queue compact`); the readers
+ * (dump, stats, verify) take no lock. Open
  * also sets SIGXFSZ to ignored (process-wide), so a file-size limit fails
  * the write with EFBIG instead of killing the process. */
 #ifndef KCI_LOG_H_QUEUE
@@ -101,9 +106,5 @@ const char *kci_queue_log_directory(const kci_queue_log *log);
 uint32_t kci_queue_log_remove_segments_below(kci_queue_log *log, uint32_t below);
 /* Writes and completes what is queued, stops the writer, unlocks, frees. */
 void kci_queue_log_close(kci_queue_log *log);
-
-/* Takes the directory lock without opening the log (offline compaction);
- * returns the lock's fd or -1 (KC_ERR_EXISTS when held: error says). */
-int kci_queue_log_lock_directory(const char *directory, char *error, size_t error_size);
 
 #endif

@@ -1166,11 +1166,7 @@ static void log_recovery(const kci_persister *persister, const kci_scan_report *
              persister->directory, report->segment_count, report->record_count,
              report->record_bytes, report->duration_us / 1000, persister->index.count,
              persister->stats.replied, persister->stats.dead, persister->pending_count);
-    if (report->torn_tail)
-        kci_warn("queue: segment %u ended in a torn write of %" PRIu64 " bytes at offset %" PRIu64
-                 " (never acknowledged); %s",
-                 report->segment_last, report->torn_bytes, report->torn_offset,
-                 report->torn_repaired ? "cut off" : "left as is");
+    /* The tail and segment findings are logged by the log's open. */
     for (uint32_t index = 0; index < report->corruption_count && index < KCI_SCAN_CORRUPTIONS_MAX;
          index++)
         kci_error("queue: CORRUPT: segment %u offset %" PRIu64 ": %" PRIu64

@@ -148,6 +148,15 @@ static kci_record_status check_header(const uint8_t *bytes, size_t *record_bytes
     return KCI_RECORD_OK;
 }
 
+bool kci_record_header_length(const uint8_t *bytes, size_t available, size_t *record_bytes)
+{
+    if (available < KCI_RECORD_HEADER_BYTES) return false;
+    size_t length = 0;
+    if (check_header(bytes, &length) != KCI_RECORD_OK) return false;
+    *record_bytes = length;
+    return true;
+}
+
 kci_record_status kci_record_decode(const uint8_t *bytes, size_t available, kci_record *out,
                                     size_t *record_bytes)
 {

@@ -91,6 +91,10 @@ size_t kci_record_encode(const kci_record *record, uint8_t *out);
  * record's length; otherwise 0. */
 kci_record_status kci_record_decode(const uint8_t *bytes, size_t available, kci_record *out,
                                     size_t *record_bytes);
+/* The length a well-formed header claims (magic, version, kind, flags and
+ * the length arithmetic check out; the checksum is not looked at): true and
+ * *record_bytes set, or false. */
+bool kci_record_header_length(const uint8_t *bytes, size_t available, size_t *record_bytes);
 /* "request", "reply", ... or NULL. */
 const char *kci_record_kind_name(kci_record_kind kind);
 

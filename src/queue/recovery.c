@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/clock.h"
@@ -108,6 +109,71 @@ static void note_corruption(kci_scan_report *report, uint32_t segment, uint64_t 
     report->corruption_count++;
 }
 
+/* The offset just past the last non-zero byte in [from, file_bytes), or
+ * from when they are all zero; UINT64_MAX when it cannot be read. */
+static uint64_t data_end(scan_state *state, int fd, uint64_t from, uint64_t file_bytes)
+{
+    uint64_t end = from;
+    for (uint64_t base = from; base < file_bytes;) {
+        size_t got = 0;
+        if (read_fully(fd, state->buffer, KCI_SCAN_READ_BYTES, base, &got) != KC_OK)
+            return UINT64_MAX;
+        if (got == 0) break;
+        for (size_t index = got; index > 0; index--) {
+            if (state->buffer[index - 1] == 0) continue;
+            end = base + index;
+            break;
+        }
+        base += got;
+    }
+    return end;
+}
+
+/* Whether the bad record at offset is an unfinished write: the file ends
+ * inside it, or everything from its last 512-byte sector on is zeros (what
+ * a crash leaves of a write that did not reach the disk: segments are
+ * preallocated, so unwritten space reads as zeros). A record that was
+ * synced is whole, so this one was never acknowledged, unless something
+ * other than the log cut or zeroed the file. A header that fails its own
+ * checks counts as a record of KCI_RECORD_HEADER_BYTES. Known limit: a
+ * damaged record whose payload ends in a sector of zeros looks unfinished. */
+static bool unfinished_write(scan_state *state, int fd, uint64_t offset, uint64_t file_bytes)
+{
+    uint8_t header[KCI_RECORD_HEADER_BYTES];
+    size_t got = 0;
+    if (read_fully(fd, header, sizeof header, offset, &got) != KC_OK) return false;
+    size_t record_bytes = KCI_RECORD_HEADER_BYTES;
+    (void)kci_record_header_length(header, got, &record_bytes);
+    if (offset + record_bytes > file_bytes) return true;
+    uint64_t last_sector =
+        (offset + record_bytes - 1) / KCI_SCAN_SECTOR_BYTES * KCI_SCAN_SECTOR_BYTES;
+    return data_end(state, fd, offset, file_bytes) <= last_sector;
+}
+
+/* The bad end of the last segment: unfinished (torn) or damaged. A
+ * read-only scan may race kcobrad writing that very record, so with
+ * settle_tail a damaged look is checked again once it had time to finish. */
+static void classify_tail(scan_state *state, int fd, uint64_t offset, uint64_t file_bytes)
+{
+    bool unfinished = unfinished_write(state, fd, offset, file_bytes);
+    if (!unfinished && state->options->settle_tail && !state->options->repair) {
+        struct timespec pause = {.tv_nsec = KCI_SCAN_SETTLE_MS * 1000000L};
+        nanosleep(&pause, NULL);
+        kci_record record;
+        struct stat status;
+        unfinished = kci_record_read_fd(fd, (uint32_t)offset, state->probe, &record) == KC_OK ||
+                     (fstat(fd, &status) == 0 &&
+                      unfinished_write(state, fd, offset, (uint64_t)status.st_size));
+    }
+    kci_scan_report *report = state->report;
+    report->torn_tail = unfinished;
+    report->tail_damaged = !unfinished;
+    report->torn_offset = offset;
+    /* The bytes written from there on, not the preallocated zeros after. */
+    uint64_t end = data_end(state, fd, offset, file_bytes);
+    report->torn_bytes = (end == UINT64_MAX || end <= offset ? file_bytes : end) - offset;
+}
+
 typedef enum bad_outcome { BAD_END, BAD_RESUME, BAD_STOP } bad_outcome;
 
 /* A bad spot at offset: decides between end, torn tail and corruption. */
@@ -121,10 +187,7 @@ static bad_outcome handle_bad(scan_state *state, int fd, uint32_t segment, bool 
     int64_t next = resync(state, fd, offset + 1, file_bytes);
     if (next < 0 && zero) return BAD_END;
     if (next < 0 && last) {
-        kci_scan_report *report = state->report;
-        report->torn_tail = true;
-        report->torn_offset = offset;
-        report->torn_bytes = file_bytes - offset;
+        classify_tail(state, fd, offset, file_bytes);
         return BAD_END;
     }
     uint64_t end = next < 0 ? file_bytes : (uint64_t)next;
@@ -226,7 +289,8 @@ static kc_err scan_file(scan_state *state, uint32_t segment, bool last)
         snprintf(state->error, state->error_size, "cannot read %s: %s", path, strerror(errno));
     if (err == KC_OK && last) {
         state->report->end_offset = end_offset;
-        if (state->report->torn_tail && state->options->repair) err = repair_tail(state, fd);
+        bool bad_end = state->report->torn_tail || state->report->tail_damaged;
+        if (bad_end && state->options->repair) err = repair_tail(state, fd);
     }
     close(fd);
     return err;
@@ -261,6 +325,12 @@ kc_err kci_scan(const char *directory, const kci_scan_options *options, kci_scan
         report->segment_last = numbers[count - 1];
     }
     for (size_t index = 0; err == KC_OK && index < count; index++) {
+        /* Retention removes only the oldest: a gap lost segments. */
+        if (index > 0 && numbers[index] != numbers[index - 1] + 1) {
+            if (report->segments_missing == 0)
+                report->segment_missing_first = numbers[index - 1] + 1;
+            report->segments_missing += numbers[index] - numbers[index - 1] - 1;
+        }
         if (numbers[index] < options->from_segment) continue;
         err = scan_file(&state, numbers[index], index + 1 == count);
     }

@@ -43,6 +43,7 @@ enum {
     TOO_LARGE_PAYLOAD_BYTES = 100 * 1024,
     SLOW_TIMEOUT_BOUND_MS = 4000, /* --timeout 500ms must end well before sleep 5 */
     GROUP_GONE_TIMEOUT_MS = 3000, /* a killed group is gone long before its sleep 30 */
+    EXEC_LIMIT_BOUND_MS = 15000,  /* a 1 s exec limit must end well before sleep 30 */
     STATUS_OK = 0,
     STATUS_FAILURE = 1,
     STATUS_USAGE = 2,
@@ -381,9 +382,8 @@ static int case_teardown(void **state_in)
 static void test_help_every_command(void **state_in)
 {
     cli_state *state = *state_in;
-    static const char *const COMMANDS[] = {"request",     "serve", "pub",    "sub",    "problem",
-                                           "suggest",     "stats", "keeper", "ingress",
-                                           "suggestions"};
+    static const char *const COMMANDS[] = {"request", "serve", "pub",    "sub",     "problem",
+                                           "suggest", "stats", "keeper", "ingress", "suggestions"};
     for (size_t index = 0; index < sizeof COMMANDS / sizeof COMMANDS[0]; index++) {
         RUN(state, (char *)COMMANDS[index], "--help");
         expect_status(&state->result, STATUS_OK);
@@ -573,6 +573,41 @@ static void test_exec_timeout(void **state_in)
     read_file(service->log_path, log, sizeof log);
     expect_contains(log, "type=stuck");
     expect_contains(log, "error=124");
+}
+
+/* The serve's own limit holds against a requester's far deadline: with
+ * --exec-timeout 1s, a request whose Kc-Deadline is an hour away is
+ * answered "timed out" after about a second, not after the command's 30 s. */
+static void test_exec_limit_holds_against_a_far_deadline(void **state_in)
+{
+    cli_state *state = *state_in;
+    SERVE(state, "patient", "--exec", "sleep 30; echo never", "--exec-timeout", "1s");
+    int64_t started_ms = harness_now_ms();
+    RUN(state, "request", "patient", "x", "--timeout", "1h");
+    int64_t elapsed_ms = harness_now_ms() - started_ms;
+    expect_stderr(state, STATUS_SERVICE_ERROR, "service error 124: command timed out after 1s");
+    assert_true(elapsed_ms < EXEC_LIMIT_BOUND_MS);
+}
+
+/* A requester's deadline sooner than the serve's limit shortens it: the
+ * command of a request that gave up after 1 s is killed then (the serve
+ * logs its timeout), not left running for the serve's 30 s. */
+static void test_exec_deadline_shortens_the_limit(void **state_in)
+{
+    cli_state *state = *state_in;
+    background *service = SERVE(state, "hasty", "--exec", "sleep 30; echo never", "--exec-timeout",
+                                "30s", "--workers", "1");
+    RUN(state, "request", "hasty", "x", "--timeout", "1s");
+    expect_status(&state->result, STATUS_TIMEOUT);
+    char log[OUTPUT_BYTES_MAX];
+    int64_t deadline_ms = harness_now_ms() + EXEC_LIMIT_BOUND_MS;
+    do {
+        harness_sleep_ms(POLL_INTERVAL_MS);
+        read_file(service->log_path, log, sizeof log);
+    } while (strstr(log, "error=124") == NULL && harness_now_ms() < deadline_ms);
+    expect_contains(log, "type=hasty");
+    expect_contains(log, "error=124");
+    assert_int_equal(stop_background(service, SIGTERM), 0);
 }
 
 static void test_payload_too_large(void **state_in)
@@ -804,6 +839,8 @@ int main(int argc, char **argv)
         CASE(test_exec_fails),
         CASE(test_exec_crashes),
         CASE(test_exec_timeout),
+        CASE(test_exec_limit_holds_against_a_far_deadline),
+        CASE(test_exec_deadline_shortens_the_limit),
         CASE(test_payload_too_large),
         CASE(test_serve_stops_after_running_requests),
         CASE(test_pub_sub),

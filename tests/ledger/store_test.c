@@ -354,6 +354,20 @@ static void test_full_map_applies_nothing(void **state)
     assert_int_equal(system(command), 0);
 }
 
+/* Deleting ledger.lock must not let a second store open the directory. */
+static void test_second_store_refused_without_its_lock_file(void **state)
+{
+    fixture *f = *state;
+    char path[128], error[512] = "";
+    snprintf(path, sizeof path, "%s/%s", f->directory, KCI_LEDGER_LOCK_FILE);
+    assert_int_equal(unlink(path), 0);
+    kci_ledger_store *second = NULL;
+    assert_int_equal(kci_ledger_store_open(&second, f->directory, 64u << 20, error, sizeof error),
+                     KC_ERR_EXISTS);
+    assert_null(second);
+    assert_non_null(strstr(error, "in use by process"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -362,6 +376,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_exchange_payment_reaper, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_catches_two_owners, setup, teardown),
         cmocka_unit_test(test_full_map_applies_nothing),
+        cmocka_unit_test_setup_teardown(test_second_store_refused_without_its_lock_file, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,8 +20,10 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/log.h"
 #include "queue/log.h"
 
 enum { RECORDS_MAX = 4000, PAYLOAD_BYTES_MAX = 2048 };
@@ -233,6 +235,28 @@ static tracker *hundred_records(void)
     return owner;
 }
 
+/* The log's own lines go to a file while a test looks at them. */
+static void capture_begin(char path[64])
+{
+    snprintf(path, 64, "/tmp/kc-log-test-lines-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(kci_log_open_file(path), 0);
+}
+
+static void capture_end(const char *path, char *text, size_t size)
+{
+    assert_int_equal(kci_log_open_file("/dev/stderr"), 0);
+    FILE *file = fopen(path, "r");
+    assert_non_null(file);
+    size_t got = fread(text, 1, size - 1, file);
+    text[got] = '\0';
+    fclose(file);
+    unlink(path);
+    fprintf(stderr, "%s", text);
+}
+
 static void test_torn_tail(void **state)
 {
     (void)state;
@@ -245,7 +269,12 @@ static void test_torn_tail(void **state)
     seen *found = calloc(1, sizeof *found);
     kci_scan_report report;
     kci_queue_log *log = NULL;
+    char capture[64], lines[4096];
+    capture_begin(capture);
     assert_int_equal(open_log(&log, KCI_DURABILITY_BATCH, 0, false, found, &report), KC_OK);
+    capture_end(capture, lines, sizeof lines);
+    assert_non_null(strstr(lines, "torn tail after the last sync: never acknowledged"));
+    assert_null(strstr(lines, "may have been acknowledged"));
     assert_int_equal(found->count, 99);
     assert_true(report.torn_tail);
     assert_true(report.torn_repaired);
@@ -259,6 +288,44 @@ static void test_torn_tail(void **state)
     assert_int_equal(found->count, 100);
     assert_memory_equal(found->ids[99].bytes, owner->ids[100].bytes, 16);
     assert_false(report.torn_tail);
+    kci_queue_log_close(log);
+    free(found);
+    tracker_free(owner);
+}
+
+/* A flipped byte in the last record: the record is whole, so it was
+ * written out and maybe synced and acknowledged; it must not be called a
+ * torn tail that was "never acknowledged". */
+static void test_damaged_last_record_may_have_been_acknowledged(void **state)
+{
+    (void)state;
+    tracker *owner = hundred_records();
+    kci_position last = owner->slots[99].position;
+    char path[PATH_MAX];
+    segment_file(path, kci_position_segment(last));
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    off_t where = (off_t)kci_position_offset(last) + KCI_RECORD_HEADER_BYTES + 30;
+    uint8_t byte;
+    assert_int_equal(pread(fd, &byte, 1, where), 1);
+    byte ^= 0x01;
+    assert_int_equal(pwrite(fd, &byte, 1, where), 1);
+    close(fd);
+    seen *found = calloc(1, sizeof *found);
+    kci_scan_report report;
+    kci_queue_log *log = NULL;
+    char capture[64], lines[4096], expected[160];
+    capture_begin(capture);
+    assert_int_equal(open_log(&log, KCI_DURABILITY_BATCH, 0, false, found, &report), KC_OK);
+    capture_end(capture, lines, sizeof lines);
+    assert_int_equal(found->count, 99);
+    assert_false(report.torn_tail);
+    snprintf(expected, sizeof expected, "at segment %u offset %u", kci_position_segment(last),
+             kci_position_offset(last));
+    assert_non_null(strstr(lines, "[ERR]"));
+    assert_non_null(strstr(lines, "a record that may have been acknowledged is damaged: "));
+    assert_non_null(strstr(lines, expected));
+    assert_null(strstr(lines, "never acknowledged"));
     kci_queue_log_close(log);
     free(found);
     tracker_free(owner);
@@ -364,6 +431,98 @@ static void test_second_open_is_refused(void **state)
     free(found);
 }
 
+static void lock_path(char path[PATH_MAX])
+{
+    snprintf(path, PATH_MAX, "%s/%s", directory, KCI_LOCK_FILE_NAME);
+}
+
+/* Opens a second log on the directory; its error (when refused) goes to error. */
+static kc_err open_second(kci_queue_log **log, char *error, size_t error_size)
+{
+    kci_queue_log_config config = {.directory = directory, .durability = KCI_DURABILITY_BATCH};
+    kci_scan_report report;
+    error[0] = '\0';
+    return kci_queue_log_open(log, &config, NULL, NULL, &report, error, error_size);
+}
+
+/* Deleting LOCK (or replacing it) must not let a second writer in: two
+ * writers on one directory overwrite each other's acknowledged records. */
+static void test_unlinked_lock_file_still_refuses(void **state)
+{
+    (void)state;
+    seen *found = calloc(1, sizeof *found);
+    kci_scan_report report;
+    kci_queue_log *first = NULL, *second = NULL;
+    assert_int_equal(open_log(&first, KCI_DURABILITY_BATCH, 0, false, found, &report), KC_OK);
+    char path[PATH_MAX], error[512], expected[64];
+    lock_path(path);
+    snprintf(expected, sizeof expected, "in use by process %d", (int)getpid());
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(open_second(&second, error, sizeof error), KC_ERR_EXISTS);
+    assert_null(second);
+    fprintf(stderr, "refused with LOCK removed: %s\n", error);
+    assert_non_null(strstr(error, expected));
+    /* Re-created empty, as a second process would: still refused. */
+    int fd = open(path, O_RDWR | O_CREAT, 0644);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(open_second(&second, error, sizeof error), KC_ERR_EXISTS);
+    assert_null(second);
+    fprintf(stderr, "refused with LOCK re-created: %s\n", error);
+    assert_non_null(strstr(error, "in use by"));
+    kci_queue_log_close(first);
+    /* Released: the next open gets it, and LOCK names the new owner. */
+    assert_int_equal(open_second(&second, error, sizeof error), KC_OK);
+    char text[32] = "";
+    fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_true(read(fd, text, sizeof text - 1) > 0);
+    close(fd);
+    assert_int_equal(atoi(text), (int)getpid());
+    kci_queue_log_close(second);
+    free(found);
+}
+
+/* Another process: forked before this one opens the log (no threads to
+ * inherit), told to try once the log is open and LOCK is gone. */
+static void test_second_process_refused(void **state)
+{
+    (void)state;
+    int go[2];
+    assert_int_equal(pipe(go), 0);
+    pid_t parent = getpid();
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        close(go[1]);
+        char byte;
+        if (read(go[0], &byte, 1) != 1) _exit(3);
+        kci_queue_log *log = NULL;
+        char error[512], expected[64];
+        kc_err err = open_second(&log, error, sizeof error);
+        fprintf(stderr, "child: %s\n", error);
+        snprintf(expected, sizeof expected, "in use by process %d", (int)parent);
+        if (err == KC_OK) kci_queue_log_close(log);
+        _exit(err == KC_ERR_EXISTS && strstr(error, expected) != NULL ? 0 : 1);
+    }
+    close(go[0]);
+    seen *found = calloc(1, sizeof *found);
+    kci_scan_report report;
+    kci_queue_log *log = NULL;
+    assert_int_equal(open_log(&log, KCI_DURABILITY_BATCH, 0, false, found, &report), KC_OK);
+    char path[PATH_MAX];
+    lock_path(path);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(write(go[1], "g", 1), 1);
+    close(go[1]);
+    int wait_status = 0;
+    assert_int_equal(waitpid(child, &wait_status, 0), child);
+    assert_true(WIFEXITED(wait_status));
+    assert_int_equal(WEXITSTATUS(wait_status), 0);
+    kci_queue_log_close(log);
+    free(found);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -373,8 +532,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_roll_over, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bit_flip_in_the_middle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_last_record_may_have_been_acknowledged, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_second_open_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unlinked_lock_file_still_refuses, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_second_process_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

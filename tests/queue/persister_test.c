@@ -7,7 +7,8 @@
  * restart, compaction (replied segments removed on kc.sys.queue.compact,
  * their requests unknown afterwards, later ones still served), and a
  * flipped byte in the middle of the log: kcobrad refuses to start, naming
- * the position, until skip_corrupt is set.
+ * the position, until skip_corrupt is set; a second kcobrad on the same
+ * queue directory, even with LOCK deleted, refuses to start.
  *
  * Usage: persister_test KCOBRAD [KCOBRA] (with KCOBRA, `kcobra queue verify`
  * must also name the corrupt record). */
@@ -386,6 +387,50 @@ static void test_corruption_refused(void)
     fprintf(stderr, "persister_test: corruption refused (%s), skipped on request ok\n", expected);
 }
 
+/* The file's contents, NUL-terminated (truncated to size). */
+static void read_text(const char *path, char *text, size_t size)
+{
+    text[0] = '\0';
+    FILE *file = fopen(path, "r");
+    if (file == NULL) return;
+    size_t got = fread(text, 1, size - 1, file);
+    text[got] = '\0';
+    fclose(file);
+}
+
+/* A second kcobrad on the same queue directory, with LOCK deleted first
+ * (which used to let it in: two writers then overwrote each other's
+ * acknowledged records): its persister must be refused, naming the first
+ * kcobrad's pid. (kcobrad then serves without a persister, as it does for
+ * any locked directory: components.c.) */
+static void test_second_kcobrad_refused(const char *kcobrad)
+{
+    char directory[HARNESS_PATH_SIZE_MAX + 16], lock[HARNESS_PATH_SIZE_MAX + 32];
+    snprintf(directory, sizeof directory, "%s/data/queue", server.directory_path);
+    snprintf(lock, sizeof lock, "%s/LOCK", directory);
+    CHECK(unlink(lock) == 0, "unlink %s", lock);
+    char config[HARNESS_PATH_SIZE_MAX + 64];
+    snprintf(config, sizeof config, "persister {\n  dir: \"%s\"\n}\n", directory);
+    harness_server second;
+    CHECK(harness_server_init(&second, kcobrad) == HARNESS_OK, "init");
+    bool started = harness_server_start(&second, config) == HARNESS_OK;
+    char expected[64], log_text[16384];
+    snprintf(expected, sizeof expected, "in use by process %d", (int)server.pid);
+    int64_t deadline = harness_now_ms() + WAIT_MS;
+    for (;;) {
+        read_text(second.log_path, log_text, sizeof log_text);
+        if (strstr(log_text, expected) != NULL || harness_now_ms() > deadline) break;
+        harness_sleep_ms(50);
+    }
+    CHECK(strstr(log_text, expected) != NULL, "the second kcobrad does not say '%s':\n%s", expected,
+          log_text);
+    CHECK(strstr(log_text, "persister on kc.submit") == NULL,
+          "the second kcobrad's persister runs");
+    if (started) CHECK(harness_server_stop(&second) == HARNESS_OK, "stop the second kcobrad");
+    harness_server_cleanup(&second);
+    fprintf(stderr, "persister_test: a second kcobrad on the directory is refused ok\n");
+}
+
 typedef struct observed_count {
     kci_uuid id;
     int requests;
@@ -463,6 +508,7 @@ int main(int argc, char **argv)
     check_stored_once(same_id); /* read-only scan while kcobrad runs */
     test_restart_redelivers(connection);
     test_compaction(connection, same_id);
+    test_second_kcobrad_refused(argv[1]);
     natsConnection_Destroy(connection);
     CHECK(harness_server_stop(&server) == HARNESS_OK, "stop");
     test_corruption_refused();
