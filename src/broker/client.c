@@ -425,12 +425,23 @@ static int on_pub(void *context, const kci_pub_args *pub)
 
 static kci_subscription *find_subscription(kci_client *client, const char *sid, size_t sid_len)
 {
-    for (uint32_t i = 0; i < client->subscription_count; i++) {
-        kci_subscription *subscription = client->subscriptions[i];
-        if (subscription->sid_len == sid_len && memcmp(subscription->sid, sid, sid_len) == 0)
-            return subscription;
+    return kci_sid_index_find(&client->sid_index, sid, sid_len);
+}
+
+/* As nats-server 2.9: -ERR 'maximum subscriptions exceeded', the SUB is
+ * dropped and the connection stays open. Logged once per connection, so a
+ * client that keeps trying cannot flood the log. */
+static bool at_subscription_limit(kci_client *client)
+{
+    int64_t limit = client->server->options.max_subscriptions;
+    if (limit <= 0 || (int64_t)client->subscription_count < limit) return false;
+    if (!client->max_subscriptions_logged) {
+        client->max_subscriptions_logged = true;
+        CLIENT_LOG(KCI_LOG_ERROR, client, "maximum subscriptions exceeded (max_subs %lld)",
+                   (long long)limit);
     }
-    return NULL;
+    kci_client_send_error(client, "maximum subscriptions exceeded");
+    return true;
 }
 
 static kci_subscription *subscription_new(kci_client *client, const char *subject,
@@ -455,15 +466,26 @@ static kci_subscription *subscription_new(kci_client *client, const char *subjec
     return subscription;
 }
 
+/* Room for one more in the dense array and in the sid index. */
 static bool subscriptions_reserve(kci_client *client)
 {
-    if (client->subscription_count < client->subscription_capacity) return true;
-    uint32_t capacity =
-        client->subscription_capacity ? client->subscription_capacity * 2 : SUBSCRIPTIONS_INITIAL;
-    kci_subscription **bigger = realloc(client->subscriptions, capacity * sizeof *bigger);
-    if (bigger == NULL) return false;
-    client->subscriptions = bigger;
-    client->subscription_capacity = capacity;
+    if (client->subscription_count == client->subscription_capacity) {
+        uint32_t capacity = client->subscription_capacity ? client->subscription_capacity * 2
+                                                          : SUBSCRIPTIONS_INITIAL;
+        kci_subscription **bigger = realloc(client->subscriptions, capacity * sizeof *bigger);
+        if (bigger == NULL) return false;
+        client->subscriptions = bigger;
+        client->subscription_capacity = capacity;
+    }
+    return true;
+}
+
+/* The subscription joins the client; it is already in the sublist. */
+static bool subscription_attach(kci_client *client, kci_subscription *subscription)
+{
+    if (kci_sid_index_add(&client->sid_index, subscription) != KC_OK) return false;
+    subscription->client_index = client->subscription_count;
+    client->subscriptions[client->subscription_count++] = subscription;
     return true;
 }
 
@@ -480,22 +502,27 @@ static int on_sub(void *context, const char *subject, size_t subject_len, const 
         send_permission_error(client, "Subscription", subject, subject_len);
         return 0;
     }
+    if (at_subscription_limit(client)) return client->closing ? -1 : 0;
     if (find_subscription(client, sid, sid_len) != NULL) { /* as nats-server: ignored */
         send_ok(client);
         return 0;
     }
     kci_subscription *subscription =
         subscription_new(client, subject, subject_len, queue, queue_len, sid, sid_len);
-    if (subscription == NULL || !subscriptions_reserve(client) ||
-        kci_sublist_insert(client->server->sublist, subscription->subject, subject_len,
-                           subscription->queue, queue_len, subscription) != KC_OK) {
+    kci_sublist *sublist = client->server->sublist;
+    bool inserted = subscription != NULL && subscriptions_reserve(client) &&
+                    kci_sublist_insert(sublist, subscription->subject, subject_len,
+                                       subscription->queue, queue_len, subscription) == KC_OK;
+    if (!inserted || !subscription_attach(client, subscription)) {
+        if (inserted)
+            (void)kci_sublist_remove(sublist, subscription->subject, subject_len,
+                                     subscription->queue, queue_len, subscription);
         free(subscription);
         CLIENT_LOG(KCI_LOG_ERROR, client, "%s", "cannot add subscription: out of memory");
         kci_client_send_error(client, "Out of Memory");
         kci_client_close(client, KCI_CLOSE_PROTOCOL);
         return -1;
     }
-    client->subscriptions[client->subscription_count++] = subscription;
     send_ok(client);
     return 0;
 }
@@ -504,6 +531,8 @@ static int on_unsub(void *context, const char *sid, size_t sid_len, int64_t max_
 {
     kci_client *client = context;
     kci_subscription *subscription = find_subscription(client, sid, sid_len);
+    /* max_messages < 0: not a number (e.g. "-1"); nats-server then
+     * unsubscribes at once, as for 0 or a count already delivered. */
     if (subscription != NULL) {
         if (max_messages > 0 && (uint64_t)max_messages > subscription->delivered_count)
             subscription->max_messages = (uint64_t)max_messages;
@@ -786,6 +815,7 @@ kc_err kci_client_create(kci_server *server, int fd, const struct sockaddr_stora
     client->pedantic = true;
     client->echo = true;
     client->start_ms = client->last_activity_ms = client->last_ping_ms = server->now_ms;
+    kci_sid_index_init(&client->sid_index, kci_server_random(server));
     peer_address(client, address);
     kci_parser_init(&client->parser, (uint32_t)server->options.max_control_line_bytes,
                     (uint32_t)server->options.max_payload_bytes);
@@ -885,6 +915,7 @@ void kci_client_free(kci_client *client)
     kci_parser_release_buffers(&client->parser);
     SSL_free(client->ssl);
     free(client->subscriptions);
+    kci_sid_index_release(&client->sid_index);
     free(client->out);
     free(client->name);
     free(client->lang);

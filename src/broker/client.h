@@ -17,6 +17,7 @@
 #include "options.h"
 #include "parser.h"
 #include "server.h"
+#include "sid_index.h"
 
 typedef struct kci_subscription {
     struct kci_client *client;
@@ -27,6 +28,7 @@ typedef struct kci_subscription {
     uint32_t queue_len;
     uint32_t sid_len;
     bool removed;
+    uint32_t client_index; /* its slot in client->subscriptions */
     uint64_t delivered_count;
     uint64_t max_messages; /* 0: no automatic unsubscribe */
     struct kci_subscription *next_retired;
@@ -99,10 +101,12 @@ typedef struct kci_client {
     struct kci_client *stall_on;
     bool stalled;
     int64_t stall_until_ms;
-    /* subscriptions, by sid */
+    /* subscriptions: dense, for closing and monitoring, and by sid */
     kci_subscription **subscriptions;
     uint32_t subscription_count;
     uint32_t subscription_capacity;
+    kci_sid_index sid_index;
+    bool max_subscriptions_logged; /* one log line per connection */
     /* TLS */
     SSL *ssl;
     kci_tls_state tls_state;
