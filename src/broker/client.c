@@ -30,6 +30,9 @@ enum {
     CLOSE_DRAIN_READS_MAX = 4,
     ERROR_LINE_BYTES_MAX = 512,
     SUBSCRIPTIONS_INITIAL = 4,
+    /* A subscriber behind by more than max_pending / 2 is back on track at
+     * max_pending / BEHIND_END_DIVISOR. */
+    BEHIND_END_DIVISOR = 4,
 };
 
 #define CLIENT_LOG(level, client, format, ...)                                                     \
@@ -115,6 +118,28 @@ bool kci_client_reserve(kci_client *client, size_t len, uint8_t **at)
     return true;
 }
 
+/* A subscriber past the stall threshold starts an episode; its publishers
+ * may be paused only during the first KCI_STALL_MS_MAX of it. After that
+ * they run, and the subscriber either drains (the episode ends), reaches
+ * max_pending, or stays behind for write_deadline: a slow consumer. */
+static bool pauses_publishers(kci_client *client)
+{
+    if (!kci_client_over_stall_threshold(client)) return false;
+    int64_t now_ms = client->server->now_ms;
+    if (client->behind_since_ms == 0) client->behind_since_ms = now_ms;
+    return now_ms - client->behind_since_ms < KCI_STALL_MS_MAX;
+}
+
+/* The episode ends only well below the threshold, so a reader that takes
+ * a few bytes now and then cannot end it and start a fresh one. */
+static void note_drained(kci_client *client)
+{
+    if (client->behind_since_ms != 0 &&
+        (int64_t)kci_client_pending_bytes(client) <=
+            client->server->options.max_pending_bytes / BEHIND_END_DIVISOR)
+        client->behind_since_ms = 0;
+}
+
 void kci_client_commit(kci_client *client, size_t used)
 {
     assert(client->out_tail + used <= client->out_capacity);
@@ -122,8 +147,7 @@ void kci_client_commit(kci_client *client, size_t used)
     kci_server *server = client->server;
     kci_server_mark_dirty(server, client);
     kci_client *reader = server->current_reader;
-    if (reader != NULL && reader != client && reader->stall_on == NULL &&
-        kci_client_over_stall_threshold(client))
+    if (pauses_publishers(client) && reader != NULL && reader != client && reader->stall_on == NULL)
         reader->stall_on = client;
 }
 
@@ -198,9 +222,11 @@ void kci_client_flush(kci_client *client)
         }
         client->out_head += (uint32_t)n;
         client->write_stalled_since_ms = 0;
+        note_drained(client);
     }
     client->out_head = client->out_tail = 0;
     client->write_stalled_since_ms = 0;
+    client->behind_since_ms = 0;
     set_want_write(client, false);
 }
 
@@ -665,6 +691,18 @@ static void continue_handshake(kci_client *client)
 
 static void read_and_process(kci_client *client, uint8_t *buffer, kci_close_reason *reason);
 
+/* Pauses a publisher whose messages put a subscriber behind, until the
+ * end of that subscriber's pause budget at the latest (pauses_publishers). */
+static void stall_reader(kci_client *client)
+{
+    kci_client *lagging = client->stall_on;
+    if (lagging == NULL || client->closing) return;
+    kci_server_stall(client->server, client);
+    int64_t budget_end_ms = lagging->behind_since_ms + KCI_STALL_MS_MAX;
+    if (client->stalled && lagging->behind_since_ms != 0 && client->stall_until_ms > budget_end_ms)
+        client->stall_until_ms = budget_end_ms;
+}
+
 /* While a CONNECT is verified EPOLLIN is off: only a hang-up or a socket
  * error (a reset) wakes the client. Close it now: its job is cancelled. A
  * reset may leave unread bytes before the error, hence SO_ERROR (epoll
@@ -701,7 +739,7 @@ void kci_client_on_readable(kci_client *client)
     server->current_reader = client;
     read_and_process(client, buffer, &reason);
     server->current_reader = NULL;
-    if (client->stall_on != NULL && !client->closing) kci_server_stall(server, client);
+    stall_reader(client);
 }
 
 static void read_and_process(kci_client *client, uint8_t *buffer, kci_close_reason *reason)
@@ -740,7 +778,7 @@ static void resume_reading(kci_client *client)
         read_and_process(client, server->read_buffer, &reason);
     }
     server->current_reader = NULL;
-    if (client->stall_on != NULL && !client->closing) kci_server_stall(server, client);
+    stall_reader(client);
 }
 
 void kci_client_on_verified(kci_client *client, const kci_verify_job *job)
@@ -955,6 +993,16 @@ void kci_client_housekeeping(kci_client *client, int64_t now_ms)
         client->server->stats.slow_consumers++;
         CLIENT_LOG(KCI_LOG_WARN, client, "Slow Consumer Detected: WriteDeadline of %lldms Exceeded",
                    (long long)options->write_deadline_ms);
+        kci_client_close(client, KCI_CLOSE_SLOW_CONSUMER);
+        return;
+    }
+    if (client->behind_since_ms != 0 &&
+        now_ms - client->behind_since_ms > options->write_deadline_ms) {
+        client->server->stats.slow_consumers++;
+        CLIENT_LOG(KCI_LOG_WARN, client,
+                   "Slow Consumer Detected: over half of MaxPending of %lld behind for more "
+                   "than WriteDeadline of %lldms",
+                   (long long)options->max_pending_bytes, (long long)options->write_deadline_ms);
         kci_client_close(client, KCI_CLOSE_SLOW_CONSUMER);
         return;
     }
