@@ -56,7 +56,7 @@ class Server:
         self.directory = tempfile.mkdtemp(prefix="crowding-")
         self.log = open(os.path.join(self.directory, "server.log"), "wb")
         self.process = subprocess.Popen(
-            [binary, "-a", "127.0.0.1", "-p", str(self.port), "-m", str(self.http_port)],
+            [os.path.abspath(binary), "-a", "127.0.0.1", "-p", str(self.port), "-m", str(self.http_port)],
             cwd=self.directory, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
@@ -236,10 +236,11 @@ def main():
         for workload in (bench_subs, bench_trickle):
             server = Server(binary)
             try:
-                results.setdefault(name, {}).update(workload(server))
+                figures = workload(server)
             finally:
                 server.stop()
-            print(name, workload.__name__, json.dumps(results[name]), flush=True)
+            results.setdefault(name, {}).update(figures)
+            print(name, workload.__name__, json.dumps(figures), flush=True)
     keys = sorted({k for r in results.values() for k in r})
     print(f"\n{'figure':28}" + "".join(f"{name:>16}" for name in results))
     for key in keys:

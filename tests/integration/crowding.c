@@ -3,7 +3,8 @@
  * that reads its messages at a trickle, must not hold up the rest. Run
  * against nats-server (the reference) and kcobrad, both must pass:
  *
- *   many subscriptions   150,000 SUBs pipelined on one raw connection while
+ *   many subscriptions   150,000 SUBs pipelined on one raw connection (150,000
+ *                        subjects, or one subject with 150,000 queue names) while
  *                        fresh clients connect and PING; then that
  *                        connection closes and a fresh client PINGs again.
  *                        Every probe must be answered within a generous
@@ -36,7 +37,7 @@ enum {
     LINE_SIZE_MAX = 8192,
     /* many subscriptions */
     CROWD_SUBSCRIPTION_COUNT = 150000,
-    CROWD_LINE_BYTES_MAX = 40, /* "SUB crowd.149999 149999\r\n" */
+    CROWD_LINE_BYTES_MAX = 40, /* "SUB crowd q149999 149999\r\n" */
     CROWD_SEND_BOUND_MS = 60000,
     CROWD_POLL_MS = 50,
     CROWD_PROBE_INTERVAL_MS = 250,
@@ -88,15 +89,20 @@ static void expect_bystander_served(const fixture *f, const char *when)
     assert_true(elapsed_ms >= 0 && elapsed_ms <= BYSTANDER_BOUND_MS);
 }
 
+/* How the crowding client's SUBs look: one subject each, or one subject
+ * with a queue name each (a node holding 150,000 queue groups). */
+typedef enum crowd_shape { CROWD_SUBJECTS, CROWD_QUEUE_NAMES } crowd_shape;
+
 /* All the SUB lines and a PING, one buffer. */
-static char *crowd_lines(size_t *length)
+static char *crowd_lines(crowd_shape shape, size_t *length)
 {
     char *lines = malloc(((size_t)CROWD_SUBSCRIPTION_COUNT + 1) * CROWD_LINE_BYTES_MAX);
     assert_non_null(lines);
     size_t used = 0;
     for (int sid = 1; sid <= CROWD_SUBSCRIPTION_COUNT; sid++)
-        used +=
-            (size_t)snprintf(lines + used, CROWD_LINE_BYTES_MAX, "SUB crowd.%d %d\r\n", sid, sid);
+        used += (size_t)snprintf(
+            lines + used, CROWD_LINE_BYTES_MAX,
+            shape == CROWD_SUBJECTS ? "SUB crowd.%d %d\r\n" : "SUB crowd q%d %d\r\n", sid, sid);
     used += (size_t)snprintf(lines + used, CROWD_LINE_BYTES_MAX, "PING\r\n");
     *length = used;
     return lines;
@@ -126,13 +132,13 @@ static void send_while_probing(const fixture *f, harness_raw *crowd, const char 
     }
 }
 
-static void test_many_subscriptions_bystander(void **state)
+static void crowd_and_probe(void **state, crowd_shape shape)
 {
     fixture *f = fixture_of(state);
     fixture_start(f, NULL);
     harness_raw *crowd = fixture_raw_handshake(f, FIXTURE_FAST_CONNECT);
     size_t length = 0;
-    char *lines = crowd_lines(&length);
+    char *lines = crowd_lines(shape, &length);
     send_while_probing(f, crowd, lines, length);
     free(lines);
     /* Until the crowding client's PONG, the server may still be on its SUBs. */
@@ -154,6 +160,16 @@ static void test_many_subscriptions_bystander(void **state)
     expect_bystander_served(f, "after the close");
     expect_bystander_served(f, "after the close, again");
     fixture_expect_server_serves(f);
+}
+
+static void test_many_subscriptions_bystander(void **state)
+{
+    crowd_and_probe(state, CROWD_SUBJECTS);
+}
+
+static void test_many_queue_names_bystander(void **state)
+{
+    crowd_and_probe(state, CROWD_QUEUE_NAMES);
 }
 
 /* ================================================================== max_subs */
@@ -327,6 +343,7 @@ int main(int argc, char **argv)
     if (!fixture_parse_arguments(argc, argv)) return 2;
     const struct CMUnitTest tests[] = {
         FIXTURE_CASE(test_many_subscriptions_bystander),
+        FIXTURE_CASE(test_many_queue_names_bystander),
         FIXTURE_CASE(test_max_subs),
         FIXTURE_CASE(test_trickling_reader),
     };
