@@ -16,7 +16,13 @@ For each server, started fresh on free 127.0.0.1 ports with its defaults
            subscriber with a 4 KiB receive buffer reads 1,600 bytes every
            100 ms (16 KB/s). For TRICKLE_SECONDS: when the server counted a
            slow consumer (/varz), and the fast subscriber's MB/s per window.
+  submit   (kcobrad only: a server named kcobrad*, which runs the persister)
+           a raw subscriber on kc.req.> reading 16 KB/s, put 40 MiB behind by
+           a burst on kc.req.fill; meanwhile one client submits 256-byte
+           durable requests to kc.submit.bench one at a time (each waits for
+           its acknowledgement): submits/s per window of TRICKLE_SECONDS.
 
+CROWDING_WORKLOADS (default "subs,trickle,submit") picks workloads.
 Every wait is bounded; a server that does not answer a probe within
 PROBE_TIMEOUT_S counts as that timeout. Python's own speed caps the
 throughput figures (about 1 GB/s here): compare servers within a run.
@@ -41,6 +47,7 @@ TRICKLE_INTERVAL_S = 0.1
 PAYLOAD_BYTES = 1024
 WINDOWS = [(0, 5), (5, 10), (10, 15), (15, TRICKLE_SECONDS)]
 START_TIMEOUT_S = 10.0
+SUBMIT_WARMUP_TRIES = 10
 CONNECT = b'CONNECT {"verbose":false,"pedantic":false}\r\n'
 
 
@@ -226,6 +233,96 @@ def bench_trickle(server):
     return outcome
 
 
+class Reader:
+    """Messages from a raw socket: MSG lines and their payloads; PINGs answered."""
+
+    def __init__(self, s):
+        self.s, self.buffer = s, b""
+
+    def next_message(self, limit_s):
+        deadline = time.monotonic() + limit_s
+        while True:
+            end = self.buffer.find(b"\r\n")
+            if end >= 0:
+                line = self.buffer[:end]
+                if line.startswith(b"MSG ") or line.startswith(b"HMSG "):
+                    size = int(line.split()[-1])
+                    if len(self.buffer) >= end + 2 + size + 2:
+                        self.buffer = self.buffer[end + 2 + size + 2:]
+                        return line
+                else:
+                    self.buffer = self.buffer[end + 2:]
+                    if line == b"PING":
+                        self.s.sendall(b"PONG\r\n")
+                    continue
+            if time.monotonic() > deadline:
+                raise TimeoutError
+            self.s.settimeout(max(0.01, deadline - time.monotonic()))
+            chunk = self.s.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed")
+            self.buffer += chunk
+
+
+def bench_submit(server):
+    stop = threading.Event()
+    submitter = raw(server.port)
+    read_until(submitter, b"\r\n", PROBE_TIMEOUT_S)
+    submitter.sendall(CONNECT + b"SUB _INBOX.bench 1\r\nPING\r\n")
+    read_until(submitter, b"PONG\r\n", PROBE_TIMEOUT_S)
+    messages = Reader(submitter)
+    request = b"PUB kc.submit.bench _INBOX.bench 256\r\n" + b"r" * 256 + b"\r\n"
+    for attempt in range(SUBMIT_WARMUP_TRIES):  # until the persister answers
+        submitter.sendall(request)
+        try:
+            messages.next_message(1.0)
+            break
+        except TimeoutError:
+            continue
+    trickler = raw(server.port, rcvbuf=TRICKLE_RCVBUF)
+    read_until(trickler, b"\r\n", PROBE_TIMEOUT_S)
+    trickler.sendall(CONNECT + b"SUB kc.req.> 1\r\nPING\r\n")
+    read_until(trickler, b"PONG\r\n", PROBE_TIMEOUT_S)
+
+    def trickle():
+        trickler.setblocking(False)
+        while not stop.is_set():
+            time.sleep(TRICKLE_INTERVAL_S)
+            try:
+                if not trickler.recv(TRICKLE_READ_BYTES):
+                    return
+            except BlockingIOError:
+                continue
+            except OSError:
+                return
+
+    reader = threading.Thread(target=trickle)
+    reader.start()
+    filler = raw(server.port)
+    read_until(filler, b"\r\n", PROBE_TIMEOUT_S)
+    chunk = 1 << 20
+    filler.sendall(CONNECT + (b"PUB kc.req.fill %d\r\n" % chunk + b"f" * chunk + b"\r\n") * 40)
+    counts = [0] * (TRICKLE_SECONDS + 1)
+    started = time.monotonic()
+    outcome = {}
+    while time.monotonic() - started < TRICKLE_SECONDS:
+        submitter.sendall(request)
+        try:
+            messages.next_message(TRICKLE_SECONDS)
+        except (TimeoutError, OSError, ConnectionError):
+            outcome["submit_error"] = True
+            break
+        counts[min(int(time.monotonic() - started), TRICKLE_SECONDS)] += 1
+    stop.set()
+    reader.join(5)
+    outcome["trickler_cut"] = server.slow_consumers() > 0
+    for s in (trickler, filler, submitter):
+        s.close()
+    for low, high in WINDOWS:
+        outcome[f"submits_per_s_{low}-{high}s"] = round(sum(counts[low:high]) / (high - low))
+    return outcome
+
+
 def main():
     if len(sys.argv) < 2:
         print(__doc__, file=sys.stderr)
@@ -233,7 +330,12 @@ def main():
     results = {}
     for argument in sys.argv[1:]:
         name, binary = argument.split("=", 1)
-        for workload in (bench_subs, bench_trickle):
+        wanted = os.environ.get("CROWDING_WORKLOADS", "subs,trickle,submit").split(",")
+        workloads = [bench_subs, bench_trickle]
+        if name.startswith("kcobrad"):
+            workloads.append(bench_submit)
+        workloads = [w for w in workloads if w.__name__[len("bench_"):] in wanted]
+        for workload in workloads:
             server = Server(binary)
             try:
                 figures = workload(server)

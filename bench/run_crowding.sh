@@ -6,7 +6,8 @@
 # bench/crowding.py for what is measured. About 1 minute per server (more
 # for a kcobrad without the sid index: its 150,000 SUBs take minutes).
 #
-# Environment: NATS_SERVER (default /usr/sbin/nats-server), KCOBRAD (default
+# Environment: CROWDING_WORKLOADS (default subs,trickle,submit), NATS_SERVER
+# (default /usr/sbin/nats-server), KCOBRAD (default
 # BUILD_DIR/src/cmd/kcobrad), KCOBRAD_BEFORE (optional), TRICKLE_SECONDS
 # (default 25).
 set -euo pipefail
