@@ -31,6 +31,9 @@ enum {
     CLOSE_DRAIN_READS_MAX = 4,
     ERROR_LINE_BYTES_MAX = 512,
     SUBSCRIPTIONS_INITIAL = 4,
+    /* A subscriber behind by more than max_pending / 2 is back on track at
+     * max_pending / BEHIND_END_DIVISOR. */
+    BEHIND_END_DIVISOR = 4,
 };
 
 #define CLIENT_LOG(level, client, format, ...)                                                     \
@@ -127,6 +130,28 @@ bool kci_client_reserve(kci_client *client, size_t len, uint8_t **at)
     return true;
 }
 
+/* A subscriber past the stall threshold starts an episode; its publishers
+ * may be paused only during the first KCI_STALL_MS_MAX of it. After that
+ * they run, and the subscriber either drains (the episode ends), reaches
+ * max_pending, or stays behind for write_deadline: a slow consumer. */
+static bool pauses_publishers(kci_client *client)
+{
+    if (!kci_client_over_stall_threshold(client)) return false;
+    int64_t now_ms = client->server->now_ms;
+    if (client->behind_since_ms == 0) client->behind_since_ms = now_ms;
+    return now_ms - client->behind_since_ms < KCI_STALL_MS_MAX;
+}
+
+/* The episode ends only well below the threshold, so a reader that takes
+ * a few bytes now and then cannot end it and start a fresh one. */
+static void note_drained(kci_client *client)
+{
+    if (client->behind_since_ms != 0 &&
+        (int64_t)kci_client_pending_bytes(client) <=
+            client->server->options.max_pending_bytes / BEHIND_END_DIVISOR)
+        client->behind_since_ms = 0;
+}
+
 void kci_client_commit(kci_client *client, size_t used)
 {
     assert(client->out_tail + used <= client->out_capacity);
@@ -134,8 +159,7 @@ void kci_client_commit(kci_client *client, size_t used)
     kci_server *server = client->server;
     kci_server_mark_dirty(server, client);
     kci_client *reader = server->current_reader;
-    if (reader != NULL && reader != client && reader->stall_on == NULL &&
-        kci_client_over_stall_threshold(client))
+    if (pauses_publishers(client) && reader != NULL && reader != client && reader->stall_on == NULL)
         reader->stall_on = client;
 }
 
@@ -210,9 +234,11 @@ void kci_client_flush(kci_client *client)
         }
         client->out_head += (uint32_t)n;
         client->write_stalled_since_ms = 0;
+        note_drained(client);
     }
     client->out_head = client->out_tail = 0;
     client->write_stalled_since_ms = 0;
+    client->behind_since_ms = 0;
     set_want_write(client, false);
 }
 
@@ -448,12 +474,23 @@ static int on_pub(void *context, const kci_pub_args *pub)
 
 static kci_subscription *find_subscription(kci_client *client, const char *sid, size_t sid_len)
 {
-    for (uint32_t i = 0; i < client->subscription_count; i++) {
-        kci_subscription *subscription = client->subscriptions[i];
-        if (subscription->sid_len == sid_len && memcmp(subscription->sid, sid, sid_len) == 0)
-            return subscription;
+    return kci_sid_index_find(&client->sid_index, sid, sid_len);
+}
+
+/* As nats-server 2.9: -ERR 'maximum subscriptions exceeded', the SUB is
+ * dropped and the connection stays open. Logged once per connection, so a
+ * client that keeps trying cannot flood the log. */
+static bool at_subscription_limit(kci_client *client)
+{
+    int64_t limit = client->server->options.max_subscriptions;
+    if (limit <= 0 || (int64_t)client->subscription_count < limit) return false;
+    if (!client->max_subscriptions_logged) {
+        client->max_subscriptions_logged = true;
+        CLIENT_LOG(KCI_LOG_ERROR, client, "maximum subscriptions exceeded (max_subs %lld)",
+                   (long long)limit);
     }
-    return NULL;
+    kci_client_send_error(client, "maximum subscriptions exceeded");
+    return true;
 }
 
 static kci_subscription *subscription_new(kci_client *client, const char *subject,
@@ -478,15 +515,26 @@ static kci_subscription *subscription_new(kci_client *client, const char *subjec
     return subscription;
 }
 
+/* Room for one more in the dense array and in the sid index. */
 static bool subscriptions_reserve(kci_client *client)
 {
-    if (client->subscription_count < client->subscription_capacity) return true;
-    uint32_t capacity =
-        client->subscription_capacity ? client->subscription_capacity * 2 : SUBSCRIPTIONS_INITIAL;
-    kci_subscription **bigger = realloc(client->subscriptions, capacity * sizeof *bigger);
-    if (bigger == NULL) return false;
-    client->subscriptions = bigger;
-    client->subscription_capacity = capacity;
+    if (client->subscription_count == client->subscription_capacity) {
+        uint32_t capacity = client->subscription_capacity ? client->subscription_capacity * 2
+                                                          : SUBSCRIPTIONS_INITIAL;
+        kci_subscription **bigger = realloc(client->subscriptions, capacity * sizeof *bigger);
+        if (bigger == NULL) return false;
+        client->subscriptions = bigger;
+        client->subscription_capacity = capacity;
+    }
+    return true;
+}
+
+/* The subscription joins the client; it is already in the sublist. */
+static bool subscription_attach(kci_client *client, kci_subscription *subscription)
+{
+    if (kci_sid_index_add(&client->sid_index, subscription) != KC_OK) return false;
+    subscription->client_index = client->subscription_count;
+    client->subscriptions[client->subscription_count++] = subscription;
     return true;
 }
 
@@ -503,22 +551,27 @@ static int on_sub(void *context, const char *subject, size_t subject_len, const 
         send_permission_error(client, "Subscription", subject, subject_len);
         return 0;
     }
+    if (at_subscription_limit(client)) return client->closing ? -1 : 0;
     if (find_subscription(client, sid, sid_len) != NULL) { /* as nats-server: ignored */
         send_ok(client);
         return 0;
     }
     kci_subscription *subscription =
         subscription_new(client, subject, subject_len, queue, queue_len, sid, sid_len);
-    if (subscription == NULL || !subscriptions_reserve(client) ||
-        kci_sublist_insert(client->server->sublist, subscription->subject, subject_len,
-                           subscription->queue, queue_len, subscription) != KC_OK) {
+    kci_sublist *sublist = client->server->sublist;
+    bool inserted = subscription != NULL && subscriptions_reserve(client) &&
+                    kci_sublist_insert(sublist, subscription->subject, subject_len,
+                                       subscription->queue, queue_len, subscription) == KC_OK;
+    if (!inserted || !subscription_attach(client, subscription)) {
+        if (inserted)
+            (void)kci_sublist_remove(sublist, subscription->subject, subject_len,
+                                     subscription->queue, queue_len, subscription);
         free(subscription);
         CLIENT_LOG_LIMITED(KCI_LOG_ERROR, client, "%s", "cannot add subscription: out of memory");
         kci_client_send_error(client, "Out of Memory");
         kci_client_close(client, KCI_CLOSE_PROTOCOL);
         return -1;
     }
-    client->subscriptions[client->subscription_count++] = subscription;
     send_ok(client);
     return 0;
 }
@@ -527,6 +580,8 @@ static int on_unsub(void *context, const char *sid, size_t sid_len, int64_t max_
 {
     kci_client *client = context;
     kci_subscription *subscription = find_subscription(client, sid, sid_len);
+    /* max_messages < 0: not a number (e.g. "-1"); nats-server then
+     * unsubscribes at once, as for 0 or a count already delivered. */
     if (subscription != NULL) {
         if (max_messages > 0 && (uint64_t)max_messages > subscription->delivered_count)
             subscription->max_messages = (uint64_t)max_messages;
@@ -659,6 +714,18 @@ static void continue_handshake(kci_client *client)
 
 static void read_and_process(kci_client *client, uint8_t *buffer, kci_close_reason *reason);
 
+/* Pauses a publisher whose messages put a subscriber behind, until the
+ * end of that subscriber's pause budget at the latest (pauses_publishers). */
+static void stall_reader(kci_client *client)
+{
+    kci_client *lagging = client->stall_on;
+    if (lagging == NULL || client->closing) return;
+    kci_server_stall(client->server, client);
+    int64_t budget_end_ms = lagging->behind_since_ms + KCI_STALL_MS_MAX;
+    if (client->stalled && lagging->behind_since_ms != 0 && client->stall_until_ms > budget_end_ms)
+        client->stall_until_ms = budget_end_ms;
+}
+
 /* While a CONNECT is verified EPOLLIN is off: only a hang-up or a socket
  * error (a reset) wakes the client. Close it now: its job is cancelled. A
  * reset may leave unread bytes before the error, hence SO_ERROR (epoll
@@ -695,7 +762,7 @@ void kci_client_on_readable(kci_client *client)
     server->current_reader = client;
     read_and_process(client, buffer, &reason);
     server->current_reader = NULL;
-    if (client->stall_on != NULL && !client->closing) kci_server_stall(server, client);
+    stall_reader(client);
 }
 
 static void read_and_process(kci_client *client, uint8_t *buffer, kci_close_reason *reason)
@@ -734,7 +801,7 @@ static void resume_reading(kci_client *client)
         read_and_process(client, server->read_buffer, &reason);
     }
     server->current_reader = NULL;
-    if (client->stall_on != NULL && !client->closing) kci_server_stall(server, client);
+    stall_reader(client);
 }
 
 void kci_client_on_verified(kci_client *client, const kci_verify_job *job)
@@ -809,6 +876,7 @@ kc_err kci_client_create(kci_server *server, int fd, const struct sockaddr_stora
     client->pedantic = true;
     client->echo = true;
     client->start_ms = client->last_activity_ms = client->last_ping_ms = server->now_ms;
+    kci_sid_index_init(&client->sid_index, kci_server_random(server));
     peer_address(client, address);
     kci_parser_init(&client->parser, (uint32_t)server->options.max_control_line_bytes,
                     (uint32_t)server->options.max_payload_bytes);
@@ -914,6 +982,7 @@ void kci_client_free(kci_client *client)
     kci_parser_release_buffers(&client->parser);
     SSL_free(client->ssl);
     free(client->subscriptions);
+    kci_sid_index_release(&client->sid_index);
     free(client->out);
     free(client->name);
     free(client->lang);
@@ -954,6 +1023,16 @@ void kci_client_housekeeping(kci_client *client, int64_t now_ms)
         CLIENT_LOG_LIMITED(KCI_LOG_WARN, client,
                            "Slow Consumer Detected: WriteDeadline of %lldms Exceeded",
                            (long long)options->write_deadline_ms);
+        kci_client_close(client, KCI_CLOSE_SLOW_CONSUMER);
+        return;
+    }
+    if (client->behind_since_ms != 0 &&
+        now_ms - client->behind_since_ms > options->write_deadline_ms) {
+        client->server->stats.slow_consumers++;
+        CLIENT_LOG(KCI_LOG_WARN, client,
+                   "Slow Consumer Detected: over half of MaxPending of %lld behind for more "
+                   "than WriteDeadline of %lldms",
+                   (long long)options->max_pending_bytes, (long long)options->write_deadline_ms);
         kci_client_close(client, KCI_CLOSE_SLOW_CONSUMER);
         return;
     }

@@ -4,8 +4,9 @@
  * Output: everything for a client is appended to one contiguous buffer
  * (out_head..out_tail) and written at the end of the batch. The buffer
  * grows on demand up to max_pending; a client whose pending bytes would pass
- * that is a slow consumer and is closed, so one stuck reader cannot hold the
- * broker's memory or slow the others. Idle connections own no buffer. */
+ * that, or that stays more than half of it behind for write_deadline, is a
+ * slow consumer and is closed, so one stuck or trickling reader cannot hold
+ * the broker's memory or slow the others. Idle connections own no buffer. */
 #ifndef KCI_CLIENT_H
 #define KCI_CLIENT_H
 
@@ -18,6 +19,7 @@
 #include "parser.h"
 #include "roles.h"
 #include "server.h"
+#include "sid_index.h"
 
 typedef struct kci_subscription {
     struct kci_client *client;
@@ -28,6 +30,7 @@ typedef struct kci_subscription {
     uint32_t queue_len;
     uint32_t sid_len;
     bool removed;
+    uint32_t client_index; /* its slot in client->subscriptions */
     uint64_t delivered_count;
     uint64_t max_messages; /* 0: no automatic unsubscribe */
     struct kci_subscription *next_retired;
@@ -97,14 +100,22 @@ typedef struct kci_client {
     kci_close_reason close_reason;
     /* Back-pressure: a publisher whose messages filled a subscriber's
      * output past half of max_pending is not read until that subscriber
-     * drains its output, closes, or KCI_STALL_MS_MAX passes. */
+     * drains its output, closes, or KCI_STALL_MS_MAX passes since the
+     * subscriber fell behind: one pause per episode, not one per read, so
+     * a subscriber that trickles cannot hold its publishers for long. */
     struct kci_client *stall_on;
     bool stalled;
     int64_t stall_until_ms;
-    /* subscriptions, by sid */
+    /* As a subscriber: since when its output is past half of max_pending
+     * (0: it is not, or it drained back to a quarter). Past write_deadline
+     * it is closed as a slow consumer. */
+    int64_t behind_since_ms;
+    /* subscriptions: dense, for closing and monitoring, and by sid */
     kci_subscription **subscriptions;
     uint32_t subscription_count;
     uint32_t subscription_capacity;
+    kci_sid_index sid_index;
+    bool max_subscriptions_logged; /* one log line per connection */
     /* TLS */
     SSL *ssl;
     kci_tls_state tls_state;

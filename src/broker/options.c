@@ -1138,6 +1138,19 @@ static kc_err apply_arbiter(const apply_context *context, const kci_conf_entry *
 
 /* ---------------------------------------------------------- top level */
 
+/* max_subs: 0 (nats-server's default) means no limit. */
+static kc_err apply_max_subscriptions(const apply_context *context, const kci_conf_entry *entry,
+                                      void *field)
+{
+    kci_options *options = field;
+    if (entry->value.kind == KCI_CONF_INTEGER && entry->value.as.integer == 0) {
+        options->max_subscriptions = 0;
+        return KC_OK;
+    }
+    return size_from_value(context, entry->key, &entry->value, INT32_MAX,
+                           &options->max_subscriptions);
+}
+
 static kc_err apply_listen(const apply_context *context, const kci_conf_entry *entry, void *field)
 {
     kci_options *options = field;
@@ -1190,6 +1203,8 @@ static const key_rule top_level_rules[] = {
     {"ping_interval", KEY_DURATION_MS, OPTION(ping_interval_ms), 0, NULL},
     {"ping_max", KEY_SIZE, OPTION(ping_max), INT32_MAX, NULL},
     {"write_deadline", KEY_DURATION_MS, OPTION(write_deadline_ms), 0, NULL},
+    {"max_subs", KEY_HANDLER, 0, 0, apply_max_subscriptions},
+    {"max_subscriptions", KEY_HANDLER, 0, 0, apply_max_subscriptions},
     {"debug", KEY_BOOL, OPTION(debug), 0, NULL},
     {"trace", KEY_BOOL, OPTION(trace), 0, NULL},
     {"trace_verbose", KEY_BOOL, OPTION(trace), 0, NULL},
@@ -1224,8 +1239,6 @@ static const key_rule top_level_rules[] = {
     {"lame_duck_grace_period", KEY_IGNORED, 0, 0, NULL},
     {"server_tags", KEY_IGNORED, 0, 0, NULL},
     {"http_base_path", KEY_IGNORED, 0, 0, NULL},
-    {"max_subscriptions", KEY_IGNORED, 0, 0, NULL},
-    {"max_subs", KEY_IGNORED, 0, 0, NULL},
     {"max_sub_tokens", KEY_IGNORED, 0, 0, NULL},
     {"max_subscription_tokens", KEY_IGNORED, 0, 0, NULL},
     {"no_header_support", KEY_IGNORED, 0, 0, NULL},

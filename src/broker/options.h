@@ -71,6 +71,7 @@ typedef struct kci_options {
     int64_t ping_interval_ms;
     int64_t ping_max;
     int64_t write_deadline_ms;
+    int64_t max_subscriptions; /* per connection (max_subs); 0: no limit */
     int64_t auth_timeout_ms;
     /* authentication: a token, or a single user/password, or a user list */
     char *auth_token;

@@ -239,14 +239,9 @@ static int process_unsub_line(const kci_parser_handlers *handlers, void *context
         *error = KCI_PARSE_BAD_ARGUMENTS;
         return -1;
     }
-    int64_t max_messages = 0;
-    if (count == 2) {
-        max_messages = parse_size(&args[1]);
-        if (max_messages < 0) {
-            *error = KCI_PARSE_BAD_ARGUMENTS;
-            return -1;
-        }
-    }
+    /* A max that is not a size ("-1", "x") is no error to nats-server: it
+     * unsubscribes at once. It reaches the handler as -1. */
+    int64_t max_messages = count == 2 ? parse_size(&args[1]) : 0;
     return handlers->on_unsub(context, args[0].start, args[0].len, max_messages);
 }
 

@@ -46,6 +46,7 @@ typedef struct kci_parser_handlers {
     int (*on_pub)(void *context, const kci_pub_args *pub);
     int (*on_sub)(void *context, const char *subject, size_t subject_len, const char *queue,
                   size_t queue_len, const char *sid, size_t sid_len);
+    /* max_messages: 0 when absent, -1 when not a size. */
     int (*on_unsub)(void *context, const char *sid, size_t sid_len, int64_t max_messages);
     int (*on_ping)(void *context);
     int (*on_pong)(void *context);

@@ -84,11 +84,14 @@ void kci_subscription_remove(kci_subscription *subscription)
     assert(err == KC_OK);
     (void)err;
     subscription->removed = true;
-    for (uint32_t i = 0; i < client->subscription_count; i++) {
-        if (client->subscriptions[i] != subscription) continue;
-        client->subscriptions[i] = client->subscriptions[--client->subscription_count];
-        break;
-    }
+    /* Swap with the last: a client closing with 100,000 subscriptions
+     * must not scan them once per subscription. */
+    uint32_t slot = subscription->client_index;
+    assert(slot < client->subscription_count && client->subscriptions[slot] == subscription);
+    kci_subscription *last = client->subscriptions[--client->subscription_count];
+    client->subscriptions[slot] = last;
+    last->client_index = slot;
+    kci_sid_index_remove(&client->sid_index, subscription);
     subscription->next_retired = server->retired_subscriptions;
     server->retired_subscriptions = subscription;
 }

@@ -41,9 +41,11 @@
  * most SUBLIST_QUEUE_BYTES_MAX bytes. sub must not be NULL. The same sub
  * inserted under two filters that both match a subject appears twice in its
  * result (no dedupe; the broker keeps one sub per SUB). The groups of one node
- * are found by a linear scan, and groups are merged across nodes by a linear
- * scan, so thousands of queue names on one subject make changes and misses
- * O(groups). Retired results are bounded only by the number of matches made
+ * are found through a table by name (a SUB or UNSUB costs the same with
+ * 100,000 queue names on its subject as with one), and a miss merges groups
+ * across nodes by a scan when there are at most GROUP_MERGE_SCAN_MAX of them,
+ * else through a scratch table by name, so a miss is linear in what it
+ * returns. Retired results are bounded only by the number of matches made
  * between two collects. The match scratch arrays keep the size of the largest
  * result seen. Single-threaded. */
 #include "broker/sublist.h"
@@ -62,9 +64,10 @@ enum {
     SUBLIST_SUBSCRIPTIONS_MAX = 1 << 26,
     SUBLIST_CACHE_ENTRIES_LIMIT = 1 << 20,
     SUBLIST_QUEUE_BYTES_MAX = KCI_SUBJECT_BYTES_MAX,
-    TABLE_SLOTS_MIN = 8,    /* smallest table that holds anything */
-    TABLE_SHRINK_RATIO = 8, /* halve a table when under 1/8 of it is used */
-    SCRATCH_ITEMS_MIN = 64, /* first size of each match scratch array */
+    TABLE_SLOTS_MIN = 8,      /* smallest table that holds anything */
+    TABLE_SHRINK_RATIO = 8,   /* halve a table when under 1/8 of it is used */
+    SCRATCH_ITEMS_MIN = 64,   /* first size of each match scratch array */
+    GROUP_MERGE_SCAN_MAX = 8, /* up to this many groups a match merges by scan */
 };
 
 #define CACHE_INDEX_NONE UINT32_MAX
@@ -86,6 +89,8 @@ typedef struct sublist_table {
 
 typedef struct sublist_group {
     sublist_table members; /* a pointer set */
+    uint64_t name_hash;    /* seeded, as the sublist's other hashes */
+    uint32_t node_index;   /* in its node's groups */
     uint32_t name_len;
     char name[];
 } sublist_group;
@@ -98,6 +103,7 @@ typedef struct sublist_node {
     sublist_group **groups;
     uint32_t group_count;
     uint32_t group_capacity;
+    sublist_table group_index; /* name hash -> group */
     uint64_t token_hash;
     uint32_t token_len;
     char token[];
@@ -168,6 +174,10 @@ struct kci_sublist {
     uint32_t member_count, member_capacity;
     scratch_group *groups_scratch;
     uint32_t group_count, group_capacity;
+    /* Merging many groups by name: groups_scratch index + 1 by name hash,
+     * 0 empty; group_slot_count is 0 while few groups are merged by scan. */
+    uint32_t *group_slots;
+    uint32_t group_slot_count, group_slot_capacity;
     /* Stats. */
     uint64_t insert_count, remove_count, match_count, cache_hit_count, fanout_total;
     uint32_t fanout_max;
@@ -412,68 +422,101 @@ static void node_destroy(sublist_node *node)
         free(node->groups[index]);
     }
     free(node->groups);
+    free(node->group_index.slots);
     free(node->plain.slots);
     free(node);
 }
 
+/* By name through the node's index: thousands of queue names on one subject
+ * must not make every SUB and UNSUB scan them. */
 static sublist_group *node_find_group(const sublist_node *node, const char *queue,
-                                      uint32_t queue_len, uint32_t *index_out)
+                                      uint32_t queue_len, uint64_t queue_hash, uint32_t *slot_out)
 {
-    for (uint32_t index = 0; index < node->group_count; index++) {
-        sublist_group *group = node->groups[index];
-        if (group->name_len == queue_len && memcmp(group->name, queue, queue_len) == 0) {
-            *index_out = index;
+    const sublist_table *index = &node->group_index;
+    if (index->slot_count == 0) return NULL;
+    uint32_t mask = index->slot_count - 1;
+    uint32_t at = (uint32_t)queue_hash & mask;
+    for (uint32_t step = 0; step < index->slot_count; step++) {
+        const table_slot *slot = &index->slots[at];
+        sublist_group *group = slot->item;
+        if (group == NULL) return NULL;
+        if (slot->hash == queue_hash && group->name_len == queue_len &&
+            memcmp(group->name, queue, queue_len) == 0) {
+            *slot_out = at;
             return group;
         }
+        at = (at + 1) & mask;
     }
     return NULL;
 }
 
-static kc_err node_add_queue_sub(sublist_node *node, const char *queue, uint32_t queue_len,
-                                 void *sub)
+static kc_err node_add_group(sublist_node *node, sublist_group *group)
 {
-    uint32_t index = 0;
-    sublist_group *group = node_find_group(node, queue, queue_len, &index);
-    if (group != NULL) return pointer_set_add(&group->members, sub);
     sublist_group **groups = scratch_grow(node->groups, &node->group_capacity,
                                           (uint64_t)node->group_count + 1, sizeof *node->groups);
     if (groups == NULL) return KC_ERR_NOMEM;
     node->groups = groups;
-    group = calloc(1, sizeof *group + queue_len);
-    if (group == NULL) return KC_ERR_NOMEM;
-    group->name_len = queue_len;
-    memcpy(group->name, queue, queue_len);
-    kc_err err = pointer_set_add(&group->members, sub);
-    if (err != KC_OK) {
-        free(group);
-        return err;
-    }
+    kc_err err = table_reserve(&node->group_index);
+    if (err != KC_OK) return err;
+    table_place(&node->group_index, group->name_hash, group);
+    group->node_index = node->group_count;
     node->groups[node->group_count++] = group;
     return KC_OK;
 }
 
-static kc_err node_add_sub(sublist_node *node, const char *queue, uint32_t queue_len, void *sub)
+static kc_err node_add_queue_sub(sublist_node *node, const char *queue, uint32_t queue_len,
+                                 uint64_t queue_hash, void *sub)
 {
-    if (queue_len == 0) return pointer_set_add(&node->plain, sub);
-    return node_add_queue_sub(node, queue, queue_len, sub);
+    uint32_t slot = 0;
+    sublist_group *group = node_find_group(node, queue, queue_len, queue_hash, &slot);
+    if (group != NULL) return pointer_set_add(&group->members, sub);
+    group = calloc(1, sizeof *group + queue_len);
+    if (group == NULL) return KC_ERR_NOMEM;
+    group->name_hash = queue_hash;
+    group->name_len = queue_len;
+    memcpy(group->name, queue, queue_len);
+    kc_err err = pointer_set_add(&group->members, sub);
+    if (err == KC_OK) err = node_add_group(node, group);
+    if (err != KC_OK) {
+        free(group->members.slots);
+        free(group);
+    }
+    return err;
 }
 
-static kc_err node_remove_sub(sublist_node *node, const char *queue, uint32_t queue_len,
-                              const void *sub)
+static kc_err node_add_sub(sublist_node *node, const char *queue, uint32_t queue_len,
+                           uint64_t queue_hash, void *sub)
 {
-    if (queue_len == 0) return pointer_set_remove(&node->plain, sub) ? KC_OK : KC_ERR_NOT_FOUND;
-    uint32_t index = 0;
-    sublist_group *group = node_find_group(node, queue, queue_len, &index);
-    if (group == NULL || !pointer_set_remove(&group->members, sub)) return KC_ERR_NOT_FOUND;
-    if (group->members.count > 0) return KC_OK;
-    assert(group->members.slots == NULL);
+    if (queue_len == 0) return pointer_set_add(&node->plain, sub);
+    return node_add_queue_sub(node, queue, queue_len, queue_hash, sub);
+}
+
+/* Swaps the last group into its place in the array, so removal is O(1). */
+static void node_drop_group(sublist_node *node, sublist_group *group, uint32_t slot)
+{
+    table_delete_at(&node->group_index, slot);
+    table_shrink(&node->group_index);
+    sublist_group *last = node->groups[--node->group_count];
+    node->groups[group->node_index] = last;
+    last->node_index = group->node_index;
     free(group);
-    node->groups[index] = node->groups[--node->group_count];
     if (node->group_count == 0) {
         free(node->groups);
         node->groups = NULL;
         node->group_capacity = 0;
     }
+}
+
+static kc_err node_remove_sub(sublist_node *node, const char *queue, uint32_t queue_len,
+                              uint64_t queue_hash, const void *sub)
+{
+    if (queue_len == 0) return pointer_set_remove(&node->plain, sub) ? KC_OK : KC_ERR_NOT_FOUND;
+    uint32_t slot = 0;
+    sublist_group *group = node_find_group(node, queue, queue_len, queue_hash, &slot);
+    if (group == NULL || !pointer_set_remove(&group->members, sub)) return KC_ERR_NOT_FOUND;
+    if (group->members.count > 0) return KC_OK;
+    assert(group->members.slots == NULL);
+    node_drop_group(node, group, slot);
     return KC_OK;
 }
 
@@ -698,16 +741,43 @@ static kc_err match_level(kci_sublist *sublist, const sublist_level *level, uint
     return KC_OK;
 }
 
+/* Where a group named like group is, or would go, in group_slots. */
+static uint32_t *group_slot_find(kci_sublist *sublist, const sublist_group *group)
+{
+    uint32_t mask = sublist->group_slot_count - 1;
+    uint32_t at = (uint32_t)group->name_hash & mask;
+    for (uint32_t step = 0; step < sublist->group_slot_count; step++) {
+        uint32_t *slot = &sublist->group_slots[at];
+        if (*slot == 0) return slot;
+        const scratch_group *known = &sublist->groups_scratch[*slot - 1];
+        if (known->name_len == group->name_len &&
+            memcmp(known->name, group->name, group->name_len) == 0)
+            return slot;
+        at = (at + 1) & mask;
+    }
+    assert(false && "group_slots is at most half full");
+    return NULL;
+}
+
 /* Index of the scratch group named like group, adding it if new. */
 static kc_err scratch_group_index(kci_sublist *sublist, const sublist_group *group,
                                   uint32_t *index_out)
 {
-    for (uint32_t index = 0; index < sublist->group_count; index++) {
-        const scratch_group *known = &sublist->groups_scratch[index];
-        if (known->name_len == group->name_len &&
-            memcmp(known->name, group->name, group->name_len) == 0) {
-            *index_out = index;
+    uint32_t *slot = NULL;
+    if (sublist->group_slot_count > 0) {
+        slot = group_slot_find(sublist, group);
+        if (*slot != 0) {
+            *index_out = *slot - 1;
             return KC_OK;
+        }
+    } else {
+        for (uint32_t index = 0; index < sublist->group_count; index++) {
+            const scratch_group *known = &sublist->groups_scratch[index];
+            if (known->name_len == group->name_len &&
+                memcmp(known->name, group->name, group->name_len) == 0) {
+                *index_out = index;
+                return KC_OK;
+            }
         }
     }
     scratch_group *groups =
@@ -717,6 +787,31 @@ static kc_err scratch_group_index(kci_sublist *sublist, const sublist_group *gro
     sublist->groups_scratch = groups;
     groups[sublist->group_count] = (scratch_group){group->name, group->name_len, 0, 0, 0};
     *index_out = sublist->group_count++;
+    if (slot != NULL) *slot = sublist->group_count;
+    return KC_OK;
+}
+
+/* Merging by name goes through group_slots when the matched nodes hold
+ * more than a few groups, so a match with 100,000 queue names is linear. */
+static kc_err group_slots_prepare(kci_sublist *sublist)
+{
+    uint64_t total = 0;
+    for (uint32_t node_index = 0; node_index < sublist->matched_count; node_index++)
+        total += sublist->matched[node_index]->group_count;
+    sublist->group_slot_count = 0;
+    if (total <= GROUP_MERGE_SCAN_MAX) return KC_OK;
+    uint64_t slot_count = TABLE_SLOTS_MIN;
+    while (slot_count < total * 2)
+        slot_count *= 2;
+    if (slot_count > UINT32_MAX / 2) return KC_ERR_NOMEM;
+    if (slot_count > sublist->group_slot_capacity) {
+        uint32_t *slots = realloc(sublist->group_slots, (size_t)slot_count * sizeof *slots);
+        if (slots == NULL) return KC_ERR_NOMEM;
+        sublist->group_slots = slots;
+        sublist->group_slot_capacity = (uint32_t)slot_count;
+    }
+    memset(sublist->group_slots, 0, (size_t)slot_count * sizeof *sublist->group_slots);
+    sublist->group_slot_count = (uint32_t)slot_count;
     return KC_OK;
 }
 
@@ -756,6 +851,8 @@ static kc_err scratch_append_members(kci_sublist *sublist, const sublist_group *
 static kc_err scratch_gather(kci_sublist *sublist)
 {
     sublist->plain_count = sublist->member_count = sublist->group_count = 0;
+    kc_err prepared = group_slots_prepare(sublist);
+    if (prepared != KC_OK) return prepared;
     for (uint32_t node_index = 0; node_index < sublist->matched_count; node_index++) {
         const sublist_node *node = sublist->matched[node_index];
         kc_err err = scratch_append_plain(sublist, &node->plain);
@@ -893,7 +990,13 @@ void kci_sublist_destroy(kci_sublist *sublist)
     free(sublist->plain_scratch);
     free(sublist->members_scratch);
     free(sublist->groups_scratch);
+    free(sublist->group_slots);
     free(sublist);
+}
+
+static uint64_t queue_hash(const kci_sublist *sublist, const char *queue, size_t queue_len)
+{
+    return queue_len == 0 ? 0 : kci_hash_bytes_seeded(queue, queue_len, sublist->hash_seed);
 }
 
 kc_err kci_sublist_insert(kci_sublist *sublist, const char *subject, size_t subject_len,
@@ -909,7 +1012,8 @@ kc_err kci_sublist_insert(kci_sublist *sublist, const char *subject, size_t subj
     kc_err err = trie_descend(sublist, true, &depth);
     if (err == KC_OK) {
         assert(depth == sublist->token_count);
-        err = node_add_sub(sublist->path_nodes[depth - 1], queue, (uint32_t)queue_len, sub);
+        err = node_add_sub(sublist->path_nodes[depth - 1], queue, (uint32_t)queue_len,
+                           queue_hash(sublist, queue, queue_len), sub);
     }
     if (err != KC_OK) {
         trie_prune(sublist, depth); /* frees whatever the failed insert created */
@@ -933,7 +1037,8 @@ kc_err kci_sublist_remove(kci_sublist *sublist, const char *subject, size_t subj
     uint32_t depth = 0;
     kc_err err = trie_descend(sublist, false, &depth);
     if (err != KC_OK) return err;
-    err = node_remove_sub(sublist->path_nodes[depth - 1], queue, (uint32_t)queue_len, sub);
+    err = node_remove_sub(sublist->path_nodes[depth - 1], queue, (uint32_t)queue_len,
+                          queue_hash(sublist, queue, queue_len), sub);
     if (err != KC_OK) return err;
     trie_prune(sublist, depth);
     assert(sublist->subscription_count > 0);

@@ -588,7 +588,7 @@ static void test_ignored_keys(void **state)
     kci_options options;
     apply_ok(&options, "syslog: true\nremote_syslog: \"udp://x:514\"\nlog_size_limit: 1GB\n"
                        "max_traced_msg_len: 10\ndisable_sublist_cache: true\nprof_port: 6060\n"
-                       "lame_duck_duration: \"30s\"\nmax_subscriptions: 10\nmax_subs: 10\n"
+                       "lame_duck_duration: \"30s\"\n"
                        "server_tags: [a]\nclient_advertise: x\nports_file_dir: /tmp\n"
                        "http_base_path: /m\nno_header_support: false\njetstream: false\n"
                        "max_sub_tokens: 10\nconnect_error_reports: 1\nreconnect_error_reports: 1\n"
@@ -598,6 +598,28 @@ static void test_ignored_keys(void **state)
     apply_ok(&options, "jetstream: disabled");
     kci_options_free(&options);
     kci_log_configure(KCI_LOG_INFO, true);
+}
+
+/* max_subs (or max_subscriptions): a limit per connection; 0 is none. */
+static void test_max_subscriptions(void **state)
+{
+    (void)state;
+    kci_options options;
+    apply_ok(&options, "port: 4222");
+    assert_int_equal(options.max_subscriptions, 0);
+    kci_options_free(&options);
+    apply_ok(&options, "max_subs: 10");
+    assert_int_equal(options.max_subscriptions, 10);
+    kci_options_free(&options);
+    apply_ok(&options, "max_subscriptions: 5");
+    assert_int_equal(options.max_subscriptions, 5);
+    kci_options_free(&options);
+    apply_ok(&options, "max_subs: 0");
+    assert_int_equal(options.max_subscriptions, 0);
+    kci_options_free(&options);
+    char error[ERROR_BYTES] = "";
+    assert_int_not_equal(apply_text(&options, "max_subs: -1", error), KC_OK);
+    kci_options_free(&options);
 }
 
 /* ------------------------------------------------------------ flags */
@@ -1117,6 +1139,7 @@ int main(void)
         cmocka_unit_test(test_permission_forms),
         cmocka_unit_test(test_variables_are_not_unknown_keys),
         cmocka_unit_test(test_ignored_keys),
+        cmocka_unit_test(test_max_subscriptions),
         cmocka_unit_test(test_flags_override_file),
         cmocka_unit_test(test_flag_spellings),
         cmocka_unit_test(test_bad_flags),

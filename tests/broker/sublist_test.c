@@ -196,6 +196,50 @@ static void test_queue_groups(void **state)
     kci_sublist_destroy(sublist);
 }
 
+/* Many queue names on one subject: found by name on change, merged by name
+ * across nodes on a match (past the few a scan merges), and removed from
+ * the middle of a node's groups. */
+static void test_many_queue_groups(void **state)
+{
+    (void)state;
+    enum { GROUPS = 1000, WILDCARD_SUBS = 10000, STRIDE = 7 }; /* STRIDE: coprime to GROUPS */
+    kci_sublist *sublist = create(KCI_SUBLIST_CACHE_ENTRIES_DEFAULT);
+    char name[16];
+    for (uintptr_t index = 0; index < GROUPS; index++) {
+        snprintf(name, sizeof name, "g%u", (unsigned)index);
+        assert_int_equal(insert(sublist, "foo.bar", name, sub_of(index)), KC_OK);
+        if (index % 2 == 0)
+            assert_int_equal(insert(sublist, "foo.*", name, sub_of(WILDCARD_SUBS + index)), KC_OK);
+    }
+    const kci_match *result = match(sublist, "foo.bar");
+    assert_int_equal(result->group_count, GROUPS);
+    for (uintptr_t index = 0; index < GROUPS; index++) {
+        snprintf(name, sizeof name, "g%u", (unsigned)index);
+        const kci_match_group *group = group_of(result, name);
+        assert_non_null(group);
+        assert_int_equal(group->member_count, index % 2 == 0 ? 2 : 1);
+        assert_true(group_has(group, sub_of(index)));
+    }
+    for (uintptr_t step = 0; step < GROUPS; step++) { /* odd names, in a scrambled order */
+        uintptr_t index = step * STRIDE % GROUPS;
+        if (index % 2 == 0) continue;
+        snprintf(name, sizeof name, "g%u", (unsigned)index);
+        assert_int_equal(remove_sub(sublist, "foo.bar", name, sub_of(index)), KC_OK);
+    }
+    result = match(sublist, "foo.bar");
+    assert_int_equal(result->group_count, GROUPS / 2);
+    assert_int_equal(total_of(result), GROUPS);
+    assert_null(group_of(result, "g1"));
+    for (uintptr_t index = 0; index < GROUPS; index += 2) {
+        snprintf(name, sizeof name, "g%u", (unsigned)index);
+        assert_int_equal(remove_sub(sublist, "foo.bar", name, sub_of(index)), KC_OK);
+        assert_int_equal(remove_sub(sublist, "foo.*", name, sub_of(WILDCARD_SUBS + index)), KC_OK);
+    }
+    assert_int_equal(total_of(match(sublist, "foo.bar")), 0);
+    assert_int_equal(kci_sublist_node_count(sublist), 0);
+    kci_sublist_destroy(sublist);
+}
+
 static void test_duplicates(void **state)
 {
     (void)state;
@@ -701,6 +745,7 @@ int main(void)
         cmocka_unit_test(test_insert_match_remove),
         cmocka_unit_test(test_wildcards),
         cmocka_unit_test(test_queue_groups),
+        cmocka_unit_test(test_many_queue_groups),
         cmocka_unit_test(test_duplicates),
         cmocka_unit_test(test_remove_unknown),
         cmocka_unit_test(test_invalid_input),

@@ -154,6 +154,13 @@ static const bad_line BAD_LINES[] = {
     /* Operation names are case-insensitive; LF alone ends a line. */
     {NULL, "connect {\"verbose\":false}\r\nsub foo 1\r\nunsub 1\r\n", NULL, AFTER_STAYS_OPEN},
     {NULL, "PING\n", "PONG", AFTER_STAYS_OPEN},
+    /* UNSUB with a max that is no size ("-1", "x") unsubscribes at once:
+     * no MSG comes back before the round trip's PONG. Three arguments close. */
+    {"{\"verbose\":false}", "SUB foo 1\r\nUNSUB 1 -1\r\nPUB foo 2\r\nhi\r\n", NULL,
+     AFTER_STAYS_OPEN},
+    {"{\"verbose\":false}", "SUB foo 1\r\nUNSUB 1 x\r\nPUB foo 2\r\nhi\r\n", NULL,
+     AFTER_STAYS_OPEN},
+    {"{\"verbose\":false}", "SUB foo 1\r\nUNSUB 1 2 3\r\n", NULL, AFTER_CLOSES},
 };
 
 static void bad_line_check(fixture *f, const bad_line *row)
