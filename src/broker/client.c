@@ -1029,10 +1029,11 @@ void kci_client_housekeeping(kci_client *client, int64_t now_ms)
     if (client->behind_since_ms != 0 &&
         now_ms - client->behind_since_ms > options->write_deadline_ms) {
         client->server->stats.slow_consumers++;
-        CLIENT_LOG(KCI_LOG_WARN, client,
-                   "Slow Consumer Detected: over half of MaxPending of %lld behind for more "
-                   "than WriteDeadline of %lldms",
-                   (long long)options->max_pending_bytes, (long long)options->write_deadline_ms);
+        CLIENT_LOG_LIMITED(KCI_LOG_WARN, client,
+                           "Slow Consumer Detected: over half of MaxPending of %lld behind for "
+                           "more than WriteDeadline of %lldms",
+                           (long long)options->max_pending_bytes,
+                           (long long)options->write_deadline_ms);
         kci_client_close(client, KCI_CLOSE_SLOW_CONSUMER);
         return;
     }
