@@ -37,6 +37,7 @@
 #include "keeper/suggestions.h"
 #include "kingcobra/kingcobra.h"
 #include "service/headers.h"
+#include "service/nats_options.h"
 #ifdef KC_WITH_LEDGER
 #include "ledger/serve.h"
 #endif
@@ -214,6 +215,20 @@ static void broker_url(char url[URL_BYTES_MAX], const kci_server *server)
     snprintf(url, URL_BYTES_MAX, "nats://127.0.0.1:%d", server->internal_port);
 }
 
+/* How every component reaches the internal listener: its role's user, the
+ * password made at start, and reconnects for ever. */
+static void internal_options(kc_client_options *options, const char *url, kci_role role,
+                             const kci_server *server)
+{
+    kc_client_options_init(options);
+    options->servers = url;
+    options->user = kci_role_user(role);
+    options->password = server->internal_password;
+    options->connect_timeout_ms = CONNECT_TIMEOUT_MS;
+    options->reconnect_attempts_max = -1;
+    options->reconnect_wait_ms = RECONNECT_WAIT_MS;
+}
+
 /* persister: no "no responders" statuses. Its publishes are buffered (no
  * send asap): the log's completer thread publishes a run of
  * acknowledgements and dispatches and then flushes them in one write
@@ -226,19 +241,19 @@ static kc_err component_connect(natsConnection **out, const kci_server *server, 
     bool persister = role == KCI_ROLE_PERSISTER;
     char url[URL_BYTES_MAX];
     broker_url(url, server);
+    kc_client_options settings;
+    internal_options(&settings, url, role, server);
     natsOptions *options = NULL;
     natsStatus status = natsOptions_Create(&options);
-    if (status == NATS_OK) status = natsOptions_SetURL(options, url);
-    if (status == NATS_OK)
-        status = natsOptions_SetUserInfo(options, kci_role_user(role), server->internal_password);
-    if (status == NATS_OK) status = natsOptions_SetName(options, name);
+    if (status == NATS_OK && kci_nats_options_fill(options, &settings, name) != KC_OK) {
+        snprintf(error, error_size, "%s: %s", name, kc_last_error());
+        natsOptions_Destroy(options);
+        return KC_ERR_INVALID_ARGUMENT;
+    }
     /* The persister dispatches with its own reply inbox and never waits on
      * a request: a "no responders" status for each dispatch nobody serves
      * would be traffic for nothing. */
     if (status == NATS_OK && persister) status = natsOptions_DisableNoResponders(options, true);
-    if (status == NATS_OK) status = natsOptions_SetTimeout(options, CONNECT_TIMEOUT_MS);
-    if (status == NATS_OK) status = natsOptions_SetMaxReconnect(options, -1);
-    if (status == NATS_OK) status = natsOptions_SetReconnectWait(options, RECONNECT_WAIT_MS);
     if (status == NATS_OK) status = natsConnection_Connect(out, options);
     natsOptions_Destroy(options);
     if (status == NATS_OK) return KC_OK;
@@ -254,14 +269,9 @@ static kc_err client_connect(kc_client **out, const char *component, const char 
     char url[URL_BYTES_MAX];
     broker_url(url, server);
     kc_client_options options;
-    kc_client_options_init(&options);
-    options.servers = url;
+    internal_options(&options, url, role, server);
     options.node = config->node;
     options.name = name;
-    options.user = kci_role_user(role);
-    options.password = server->internal_password;
-    options.connect_timeout_ms = CONNECT_TIMEOUT_MS;
-    options.reconnect_wait_ms = RECONNECT_WAIT_MS;
     kc_err err = kc_client_open(out, &options);
     if (err == KC_OK) return KC_OK;
     snprintf(error, error_size, "%s: cannot connect to %s: %s", component, url, kc_last_error());

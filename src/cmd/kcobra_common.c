@@ -9,11 +9,12 @@
 #include "kcobra_common.h"
 
 #include "common/log.h"
+#include "service/nats_options.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -576,24 +577,30 @@ static bool wants_tls(const kcobra_common *common)
            strncmp(common->server, "tls://", strlen("tls://")) == 0;
 }
 
+/* The common flags as libkingcobra's options, for both kinds of connection. */
+static void client_options_from(kc_client_options *options, const kcobra_common *common)
+{
+    kc_client_options_init(options);
+    options->servers = common->server;
+    options->node = common->node;
+    options->token = common->token;
+    options->user = common->user;
+    options->password = common->password;
+    options->tls = wants_tls(common);
+    options->tls_ca_file = common->tls_ca;
+    options->tls_cert_file = common->tls_cert;
+    options->tls_key_file = common->tls_key;
+    options->connect_timeout_ms = common->timeout_ms;
+}
+
 int kcobra_client_open(kc_client **out, const kcobra_common *common)
 {
     kc_client_options options;
-    kc_client_options_init(&options);
-    options.servers = common->server;
-    options.node = common->node;
+    client_options_from(&options, common);
     /* No name: libkingcobra names the connection after the node, which is
      * how kcobrad knows a node when it has no users (the arbiters'
      * quarantine, /connz). */
     options.name = NULL;
-    options.token = common->token;
-    options.user = common->user;
-    options.password = common->password;
-    options.tls = wants_tls(common);
-    options.tls_ca_file = common->tls_ca;
-    options.tls_cert_file = common->tls_cert;
-    options.tls_key_file = common->tls_key;
-    options.connect_timeout_ms = common->timeout_ms;
     kc_err err = kc_client_open(out, &options);
     if (err == KC_OK) return KCOBRA_EXIT_OK;
     *out = NULL;
@@ -621,32 +628,21 @@ const char *kcobra_nats_error(natsStatus status)
     return text != NULL && text[0] != '\0' ? text : natsStatus_GetText(status);
 }
 
-static natsStatus nats_options_fill(natsOptions *options, const kcobra_common *common,
-                                    const char **step)
+/* A short command keeps nats.c's own reconnect policy (60 tries, 2 s
+ * apart); a long-running one reconnects for ever (nats_connect). */
+enum { NATS_RECONNECTS_DEFAULT = 60, NATS_RECONNECT_WAIT_MS_DEFAULT = 2000 };
+
+static kc_err nats_options_fill(natsOptions *options, const kcobra_common *common,
+                                bool long_running)
 {
-    natsStatus status;
-    *step = "set the server URL";
-    if ((status = natsOptions_SetURL(options, common->server)) != NATS_OK) return status;
-    *step = "set the connection options";
-    if ((status = natsOptions_SetName(options, KCOBRA_CONNECTION_NAME)) != NATS_OK) return status;
-    if ((status = natsOptions_SetTimeout(options, common->timeout_ms)) != NATS_OK) return status;
-    if (common->token != NULL && (status = natsOptions_SetToken(options, common->token)) != NATS_OK)
-        return status;
-    if (common->user != NULL &&
-        (status = natsOptions_SetUserInfo(options, common->user, common->password)) != NATS_OK)
-        return status;
-    if (!wants_tls(common)) return NATS_OK;
-    *step = "turn TLS on";
-    if ((status = natsOptions_SetSecure(options, true)) != NATS_OK) return status;
-    *step = "load the --tls-ca file";
-    if (common->tls_ca != NULL &&
-        (status = natsOptions_LoadCATrustedCertificates(options, common->tls_ca)) != NATS_OK)
-        return status;
-    *step = "load the --tls-cert/--tls-key files";
-    if (common->tls_cert != NULL && (status = natsOptions_LoadCertificatesChain(
-                                         options, common->tls_cert, common->tls_key)) != NATS_OK)
-        return status;
-    return NATS_OK;
+    kc_client_options settings;
+    client_options_from(&settings, common);
+    settings.reconnect_attempts_max = long_running ? -1 : NATS_RECONNECTS_DEFAULT;
+    settings.reconnect_wait_ms =
+        long_running ? KCOBRA_RECONNECT_WAIT_MS : NATS_RECONNECT_WAIT_MS_DEFAULT;
+    kc_err err = kci_nats_options_fill(options, &settings, KCOBRA_CONNECTION_NAME);
+    if (err != KC_OK) kcobra_error("%s", kc_last_error());
+    return err;
 }
 
 /* A long-running component says when it loses and regains the server. */
@@ -669,21 +665,23 @@ static int nats_connect(natsConnection **out, const kcobra_common *common, bool 
 {
     *out = NULL;
     natsOptions *options = NULL;
-    const char *step = "create the connection options";
     natsStatus status = natsOptions_Create(&options);
-    if (status == NATS_OK) status = nats_options_fill(options, common, &step);
-    if (status == NATS_OK && long_running) {
-        /* A component outlives server restarts: it reconnects for ever. */
-        step = "set the reconnect options";
-        status = natsOptions_SetMaxReconnect(options, -1);
-        if (status == NATS_OK)
-            status = natsOptions_SetReconnectWait(options, KCOBRA_RECONNECT_WAIT_MS);
-        if (status == NATS_OK)
-            status = natsOptions_SetDisconnectedCB(options, on_disconnected, NULL);
+    if (status != NATS_OK) {
+        kcobra_error("cannot create the connection options: %s", kcobra_nats_error(status));
+        return KCOBRA_EXIT_CONNECT;
+    }
+    kc_err err = nats_options_fill(options, common, long_running);
+    if (err != KC_OK) {
+        natsOptions_Destroy(options);
+        nats_CloseAndWait(KCOBRA_TIMEOUT_MS_DEFAULT);
+        return err == KC_ERR_INVALID_ARGUMENT ? KCOBRA_EXIT_USAGE : KCOBRA_EXIT_CONNECT;
+    }
+    if (long_running) {
+        status = natsOptions_SetDisconnectedCB(options, on_disconnected, NULL);
         if (status == NATS_OK) status = natsOptions_SetReconnectedCB(options, on_reconnected, NULL);
     }
     if (status != NATS_OK) {
-        kcobra_error("cannot %s: %s", step, kcobra_nats_error(status));
+        kcobra_error("cannot set the reconnect callbacks: %s", kcobra_nats_error(status));
         natsOptions_Destroy(options);
         nats_CloseAndWait(KCOBRA_TIMEOUT_MS_DEFAULT);
         return KCOBRA_EXIT_CONNECT;

@@ -775,6 +775,26 @@ static void test_cannot_connect(void **state_in)
     expect_status(&state->result, STATUS_CONNECT);
 }
 
+/* --server takes a list (docs/cluster.md) on every path: libkingcobra's
+ * (request) and the raw nats.c connections (pub, sub, submit, ledger ...),
+ * which used to hand the whole list to nats.c as one URL. A dead server
+ * first in the list is skipped. */
+static void test_server_list(void **state_in)
+{
+    cli_state *state = *state_in;
+    char list[2 * HARNESS_URL_SIZE_MAX + 32];
+    snprintf(list, sizeof list, "nats://127.0.0.1:1,%s", state->server.url);
+    RUN(state, "pub", "cli.list", "hi", "--server", list);
+    expect_stdout(state, STATUS_OK, "Published 2 bytes to \"cli.list\"");
+    snprintf(list, sizeof list, "%s, %s", state->server.url, state->server.url);
+    RUN(state, "pub", "cli.list", "hi", "--server", list);
+    expect_status(&state->result, STATUS_OK);
+    RUN(state, "request", "nobody", "hi", "--server", list);
+    expect_status(&state->result, STATUS_NO_RESPONDERS);
+    RUN(state, "pub", "cli.list", "hi", "--server", ",");
+    expect_status(&state->result, STATUS_USAGE);
+}
+
 /* A second server with TLS (client certificates verified) and a password:
  * every connecting path of kcobra (libkingcobra and raw nats.c) takes the
  * common TLS and credential options. */
@@ -849,6 +869,7 @@ int main(int argc, char **argv)
         CASE(test_ingress_standalone),
         CASE(test_stats),
         CASE(test_cannot_connect),
+        CASE(test_server_list),
         CASE(test_tls_and_password),
     };
     return cmocka_run_group_tests_name("cli", tests, group_setup, group_teardown);
