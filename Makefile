@@ -6,6 +6,7 @@
 #   make bench    release build in build-bench/, kcobrad vs nats-server, and each
 #                 part's benchmark against its peer (bench/run_<part>.sh)
 #   make fuzz     run each libFuzzer target longer (FUZZ_SECONDS, default 60)
+#   make lint     clang-format and cppcheck must be clean (make test runs it first)
 
 FUZZ_SECONDS ?= 60
 # The whole library is built with coverage instrumentation and sanitizers,
@@ -14,7 +15,7 @@ FUZZ_SETUP = CC=clang meson setup build-fuzz -Dfuzz=true -Dtests=false -Dbench=f
 	-Db_sanitize=address,undefined -Db_lundef=false -Dc_args=-fsanitize=fuzzer-no-link
 CI_FUZZ_SECONDS ?= 20
 
-.PHONY: all deps build run test unit fuzz bench clean format
+.PHONY: all deps build run test unit fuzz bench clean format lint
 all: build
 
 deps:
@@ -27,7 +28,11 @@ build: deps
 run: build
 	./build/src/cmd/kcobrad -c etc/kcobrad.conf
 
+lint: deps
+	scripts/lint.sh
+
 test: deps
+	scripts/lint.sh
 	@[ -f build-test/build.ninja ] || meson setup build-test -Dwerror=true \
 		-Db_sanitize=address,undefined -Db_lundef=false \
 		-Dc_args=-fno-sanitize-recover=undefined

@@ -150,7 +150,7 @@ static int compare_int64(const void *a, const void *b)
 
 static int64_t percentile(int64_t *values, size_t count, int percent)
 {
-    if (count == 0) return -1;
+    if (values == NULL || count == 0) return -1;
     qsort(values, count, sizeof *values, compare_int64);
     size_t index = (count * (size_t)percent) / 100;
     return values[index < count ? index : count - 1];

@@ -28,8 +28,8 @@ static int64_t now_ms(void)
     return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 }
 
-static void on_request(natsConnection *connection, natsSubscription *subscription,
-                       natsMsg *message, void *closure)
+static void on_request(natsConnection *connection, natsSubscription *subscription, natsMsg *message,
+                       void *closure)
 {
     (void)subscription, (void)closure;
     if (natsMsg_GetReply(message) != NULL)

@@ -82,7 +82,10 @@ static size_t decode_in_memory(const uint8_t *data, size_t size)
     return count;
 }
 
-static void remove_directory(void) { rmdir(directory); }
+static void remove_directory(void)
+{
+    rmdir(directory);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

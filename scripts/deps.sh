@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   gcc make pkg-config meson ninja-build          # build
   clang libclang-rt-14-dev                         # libFuzzer targets
+  clang-format cppcheck                            # scripts/lint.sh (make test)
   libssl-dev openssl                               # TLS (and test certificates)
   libjansson-dev                                   # JSON: CONNECT, monitoring, CLI output
   libnats-dev                                      # the NATS C client (tests, bench, libkingcobra)

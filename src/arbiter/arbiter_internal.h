@@ -68,7 +68,7 @@ typedef struct arbiter_node {
     bool served;     /* seen replying to a request */
     char served_types[ARBITER_SERVED_TYPES_MAX][KCI_OBSERVE_TYPE_BYTES_MAX + 1];
     uint32_t served_type_count; /* ARBITER_SERVED_TYPES_MAX + 1: more than fit */
-    bool is_arbiter; /* votes seen from it, or this arbiter */
+    bool is_arbiter;            /* votes seen from it, or this arbiter */
     bool pretrusted;
     kci_qos qos;
     uint64_t qos_samples; /* since the last reset */
@@ -170,7 +170,7 @@ struct kci_arbiter {
     int64_t last_warning_ms;
     bool enforce_dirty;
     int64_t log_retry_ms; /* no persister answered: do not ask kc.reply.get before */
-    json_t *tree; /* the last reporting tree */
+    json_t *tree;         /* the last reporting tree */
 };
 
 typedef struct kci_arbiter kci_arbiter;

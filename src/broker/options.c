@@ -671,7 +671,8 @@ static kc_err authorization_commit(kci_options *options, authorization_block *bl
             kci_options_users_free(user, 1);
             return KC_ERR_NOMEM;
         }
-        block->users = (user_list){user, 1, true};
+        block->users = (user_list){user, 1, true}; /* the list owns the user now */
+        // cppcheck-suppress memleak ; cppcheck does not follow the compound literal
     }
     free(options->auth_token);
     kci_options_users_free(options->users, options->user_count);

@@ -1,25 +1,25 @@
 /* components.c - the host of kcobrad's built-in components (components.h):
- * the suggestion keeper (src/keeper/), the persister (src/queue/, when
- * built: KC_WITH_QUEUE) and the seed-format ingress (src/ingress/).
+ * the suggestion keeper (src/keeper/), the persister (src/queue/), the
+ * seed-format ingress (src/ingress/), the ledger (src/ledger/) and the
+ * arbiter (src/arbiter/).
  *
  * Each component is a client of the running broker, logged in as its
  * role's user (src/broker/roles.h: the least permissions it needs) through
  * the broker's internal listener (nats://127.0.0.1:<internal port>:
- * loopback, no TLS, the roles' users only, not counted as a connection). kcobrad opens its public
- * listener only after the components are up. The keeper has a nats.c connection of its own (it
- * answers kc.suggest, which is not a kc.req.<type> service subject), and so has the persister
- * (kc.submit.>, kc.reply.get); the ingress has a kc_client.
+ * loopback, no TLS, the roles' users only, not counted as a connection).
+ * kcobrad opens its public listener only after the components are up. The
+ * keeper, the persister and the ledger have nats.c connections of their own
+ * (kc.suggest, kc.submit.>, kc.reply.get and kc.ledger.> are not
+ * kc.req.<type> service subjects); the ingress and the arbiter have a
+ * kc_client.
  *
- * Failures: the keeper is on by default, so when it cannot start (its file
- * locked by another kcobrad in the same directory, a directory it cannot
- * write) the error is logged and kcobrad serves without it. The ingress is
- * enabled on purpose, so its failure fails the start (kcobrad exits 1),
- * stopping what started before it. Stop runs in reverse order, each with a bounded drain, while
- * the broker still serves (kcobrad stops the broker afterwards).
- *
- * The ledger (src/ledger/, built when KC_WITH_LEDGER) is enabled on purpose
- * like the ingress and fails the start; it has a nats.c connection of its
- * own (kc.ledger.> is not a service subject). */
+ * Failures: the keeper and the persister are on by default, so when one
+ * cannot start (its directory locked by another kcobrad, a directory it
+ * cannot write) the error is logged and kcobrad serves without it. The
+ * ingress, the ledger and the arbiter are enabled on purpose, so their
+ * failure fails the start (kcobrad exits 1), stopping what started before.
+ * Stop runs in reverse order, each with a bounded drain, while the broker
+ * still serves (kcobrad stops the broker afterwards). */
 #include "components.h"
 
 #include <nats/nats.h>
@@ -28,22 +28,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "arbiter/arbiter.h"
 #include "broker/roles.h"
 #include "common/log.h"
-#ifdef KC_WITH_ARBITER
-#include "arbiter/arbiter.h"
-#endif
 #include "ingress/ingress.h"
 #include "keeper/suggestions.h"
 #include "kingcobra/kingcobra.h"
+#include "ledger/serve.h"
+#include "queue/persister.h"
 #include "service/headers.h"
 #include "service/nats_options.h"
-#ifdef KC_WITH_LEDGER
-#include "ledger/serve.h"
-#endif
-#ifdef KC_WITH_QUEUE
-#include "queue/persister.h"
-#endif
 
 enum {
     URL_BYTES_MAX = 320,
@@ -69,17 +63,11 @@ struct kci_components {
     kc_client *ingress_client;
     kci_ingress *ingress;
     natsConnection *ledger_connection;
-#ifdef KC_WITH_LEDGER
     kci_ledger *ledger;
-#endif
-#ifdef KC_WITH_QUEUE
     natsConnection *persister_connection;
     kci_persister *persister;
-#endif
     kc_client *arbiter_client;
-#ifdef KC_WITH_ARBITER
     kci_arbiter *arbiter;
-#endif
 };
 
 /* ---- config ------------------------------------------------------------------ */
@@ -327,7 +315,6 @@ static kc_err start_ingress(kci_components *components, const kci_components_con
                              error, error_size);
 }
 
-#ifdef KC_WITH_LEDGER
 static kc_err start_ledger(kci_components *components, const kci_components_config *config,
                            const kci_server *server, char *error, size_t error_size)
 {
@@ -346,18 +333,14 @@ static kc_err start_ledger(kci_components *components, const kci_components_conf
     return kci_ledger_start(&components->ledger, components->ledger_connection, &ledger_config,
                             error, error_size);
 }
-#endif
 
 static void stop_ledger(kci_components *components)
 {
-#ifdef KC_WITH_LEDGER
     kci_ledger_stop(components->ledger, DRAIN_MS);
     components->ledger = NULL;
-#endif
     connection_close(&components->ledger_connection);
 }
 
-#ifdef KC_WITH_QUEUE
 /* The persister is on by default like the keeper. When its log is corrupt
  * in the middle (and skip_corrupt is off) or cannot be read, kcobrad does
  * not start: the operator must look. When the directory is locked by
@@ -402,9 +385,7 @@ static void stop_persister(kci_components *components)
     components->persister = NULL;
     connection_close(&components->persister_connection);
 }
-#endif
 
-#ifdef KC_WITH_ARBITER
 /* The arbiter hosted by kcobrad enforces its verdicts in the broker
  * (kc.sys.quarantine.set is accepted from the internal listener only). */
 static kc_err start_arbiter(kci_components *components, const kci_components_config *config,
@@ -448,14 +429,11 @@ static kc_err start_arbiter(kci_components *components, const kci_components_con
     return kci_arbiter_start(&components->arbiter, components->arbiter_client, &arbiter_config,
                              error, error_size);
 }
-#endif
 
 static void stop_arbiter(kci_components *components)
 {
-#ifdef KC_WITH_ARBITER
     kci_arbiter_stop(components->arbiter, DRAIN_MS);
     components->arbiter = NULL;
-#endif
     client_close(&components->arbiter_client, "arbiter");
 }
 
@@ -488,30 +466,17 @@ kc_err kci_components_start(kci_components **out, const kci_components_config *c
         error[0] = '\0';
         stop_suggestions(components);
     }
-#ifdef KC_WITH_QUEUE
     if (err == KC_OK && config->persister_enabled)
         err = start_persister(components, config, server, error, error_size);
-#endif
     if (err == KC_OK && config->ingress_enabled)
         err = start_ingress(components, config, server, error, error_size);
     if (err == KC_OK && config->ledger_enabled) {
-#ifdef KC_WITH_LEDGER
         err = config->ledger_dir != NULL
                   ? start_ledger(components, config, server, error, error_size)
                   : KC_ERR_NOMEM;
-#else
-        snprintf(error, error_size, "ledger: this kcobrad was built without the ledger");
-        err = KC_ERR_UNSUPPORTED;
-#endif
     }
-    if (err == KC_OK && config->arbiter_enabled) {
-#ifdef KC_WITH_ARBITER
+    if (err == KC_OK && config->arbiter_enabled)
         err = start_arbiter(components, config, server, error, error_size);
-#else
-        snprintf(error, error_size, "arbiter: this kcobrad was built without the arbiter");
-        err = KC_ERR_UNSUPPORTED;
-#endif
-    }
     if (err != KC_OK) {
         kci_components_stop(components);
         return err;
@@ -530,9 +495,7 @@ void kci_components_stop(kci_components *components)
     stop_ledger(components);
     kci_ingress_stop(components->ingress, DRAIN_MS);
     client_close(&components->ingress_client, "ingress");
-#ifdef KC_WITH_QUEUE
     stop_persister(components);
-#endif
     stop_suggestions(components);
     free(components);
 }

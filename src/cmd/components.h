@@ -1,8 +1,8 @@
 /* components.h - the built-in components kcobrad runs beside its broker:
- * the suggestion keeper and the seed-format ingress (and, as they land, the
- * persister, arbiter and ledger). Each is an ordinary libkingcobra client of
- * the broker, logged in as its role (broker/roles.h), so the same code can run as a
- * separate process against any NATS-protocol server. */
+ * the suggestion keeper, the persister, the seed-format ingress, the ledger
+ * and the arbiter. Each is an ordinary client of the broker, logged in as
+ * its role (broker/roles.h), so the same code runs as a separate process
+ * against any NATS-protocol server. */
 #ifndef KCI_COMPONENTS_H
 #define KCI_COMPONENTS_H
 
@@ -35,7 +35,7 @@ typedef struct kci_components_config {
     int64_t ledger_map_bytes;        /* 0: the default */
     int64_t ledger_reap_interval_ms; /* 0: the default */
     int64_t ledger_reap_age_ms;      /* -1: the default */
-    /* the persister (docs/queue.md), when built with src/queue */
+    /* the persister (docs/queue.md) */
     bool persister_enabled;   /* default true */
     char *persister_dir;      /* default "<data_dir>/queue" */
     int persister_durability; /* kci_durability; default batch */
@@ -46,7 +46,7 @@ typedef struct kci_components_config {
     int64_t persister_retention_ms;
     bool persister_skip_corrupt;
     bool persister_record_requests;
-    /* the arbiter (src/arbiter, docs/arbiter.md), when built; default off */
+    /* the arbiter (docs/arbiter.md); default off */
     bool arbiter_enabled;
     char *arbiter_id;       /* default: node */
     char *arbiter_data_dir; /* <data_dir>: its verdicts file goes there */

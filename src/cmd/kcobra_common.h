@@ -33,7 +33,7 @@ typedef enum kcobra_exit {
 
 enum {
     KCOBRA_TIMEOUT_MS_DEFAULT = 2000,
-    KCOBRA_RECONNECT_WAIT_MS = 250, /* long-running components between attempts */
+    KCOBRA_RECONNECT_WAIT_MS = 250,               /* long-running components between attempts */
     KCOBRA_DURATION_MS_MAX = 24 * 60 * 60 * 1000, /* one day */
     KCOBRA_DURATION_SEGMENTS_MAX = 8,             /* "1h2m3s4ms" has four */
     KCOBRA_DURATION_TEXT_BYTES = 32,
@@ -125,28 +125,19 @@ extern const kcobra_command kcobra_command_suggestions;
 extern const kcobra_command kcobra_command_stats;
 extern const kcobra_command kcobra_command_keeper; /* kcobra_components.c */
 extern const kcobra_command kcobra_command_ingress;
-/* The later parts' commands, present when their library is built
- * (KC_WITH_<PART>, set by src/cmd/meson.build). */
-#ifdef KC_WITH_QUEUE
+/* The parts' commands. */
 extern const kcobra_command kcobra_command_submit; /* kcobra_queue.c */
 extern const kcobra_command kcobra_command_reply;
 extern const kcobra_command kcobra_command_queue;
-#endif
-#ifdef KC_WITH_LEDGER
 extern const kcobra_command kcobra_command_wallet; /* kcobra_ledger.c */
 extern const kcobra_command kcobra_command_mint;
 extern const kcobra_command kcobra_command_exchange;
 extern const kcobra_command kcobra_command_pay;
 extern const kcobra_command kcobra_command_coin;
 extern const kcobra_command kcobra_command_ledger;
-#endif
-#ifdef KC_WITH_ECON
-extern const kcobra_command kcobra_command_econ; /* kcobra_econ.c */
-#endif
-#ifdef KC_WITH_ARBITER
+extern const kcobra_command kcobra_command_econ;    /* kcobra_econ.c */
 extern const kcobra_command kcobra_command_arbiter; /* kcobra_arbiter.c */
 extern const kcobra_command kcobra_command_sim;
-#endif
 
 /* ---- long-running commands ---------------------------------------------- */
 

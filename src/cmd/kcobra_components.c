@@ -18,8 +18,8 @@
 
 enum {
     COMPONENT_ERROR_BYTES = 512,
-    DRAIN_MS = 1000,               /* a component's drain at stop */
-    INGRESS_PORT_DEFAULT = 4223,   /* as kcobrad's ingress block */
+    DRAIN_MS = 1000,             /* a component's drain at stop */
+    INGRESS_PORT_DEFAULT = 4223, /* as kcobrad's ingress block */
     INGRESS_TIMEOUT_MS_DEFAULT = 5000,
     INGRESS_HOST_BYTES_MAX = 256,
 };

@@ -92,11 +92,11 @@ static int request_send(kc_client *client, const kcobra_invocation *invocation, 
                         const kcobra_buffer *payload, const char *pay)
 {
     kc_reply *reply = NULL;
-    kc_err err = pay != NULL ? kc_client_request_paid(&reply, client, type, payload->bytes,
-                                                      payload->length,
-                                                      invocation->common.timeout_ms, pay)
-                             : kc_client_request(&reply, client, type, payload->bytes,
-                                                 payload->length, invocation->common.timeout_ms);
+    kc_err err = pay != NULL
+                     ? kc_client_request_paid(&reply, client, type, payload->bytes, payload->length,
+                                              invocation->common.timeout_ms, pay)
+                     : kc_client_request(&reply, client, type, payload->bytes, payload->length,
+                                         invocation->common.timeout_ms);
     /* A refused payment is an error reply like any other service error. */
     if (err == KC_ERR_PAYMENT) err = KC_ERR_SERVICE;
     if (err != KC_OK && !(err == KC_ERR_SERVICE && reply != NULL)) {

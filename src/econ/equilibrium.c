@@ -823,7 +823,8 @@ static void result_finish(const kci_econ_market *market, kci_econ_equilibrium *r
         }
         result->utility[i] = utility;
         result->bang[i] = alpha;
-        result->objective += market->budgets[i] * log(utility);
+        /* log(0) is -inf: a buyer left with nothing makes the objective -inf */
+        result->objective += market->budgets[i] * (utility > 0 ? log(utility) : -INFINITY);
     }
 }
 

@@ -130,7 +130,7 @@ static int compare_double(const void *left, const void *right)
  * counted directly. */
 static double brute_value(const kci_interval *intervals, uint32_t n, uint32_t f)
 {
-    double ends[2 * RANDOM_REPLICAS_MAX];
+    double ends[2 * RANDOM_REPLICAS_MAX] = {0};
     for (uint32_t i = 0; i < n; i++)
         ends[2 * i] = intervals[i].low, ends[2 * i + 1] = intervals[i].high;
     qsort(ends, 2 * n, sizeof ends[0], compare_double);

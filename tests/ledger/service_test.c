@@ -802,8 +802,8 @@ static void test_cli_paid_service(void **state)
         int log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
         dup2(log_fd, STDERR_FILENO);
         dup2(log_fd, STDOUT_FILENO);
-        execl(kcobra_binary, kcobra_binary, "serve", "paid-up", "--exec", "tr a-z A-Z",
-              "--price", "5", "--wallet", address, "--server", w->server.url, (char *)NULL);
+        execl(kcobra_binary, kcobra_binary, "serve", "paid-up", "--exec", "tr a-z A-Z", "--price",
+              "5", "--wallet", address, "--server", w->server.url, (char *)NULL);
         _exit(127);
     }
     /* Ready when the service answers (without payment: 402, exit 5). */

@@ -32,8 +32,12 @@ typedef struct fixture {
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
+    if (f == NULL) return -1;
     snprintf(f->directory, sizeof f->directory, "/tmp/kc-ledger-test-XXXXXX");
-    if (f == NULL || mkdtemp(f->directory) == NULL) return -1;
+    if (mkdtemp(f->directory) == NULL) {
+        free(f);
+        return -1;
+    }
     char error[512];
     if (kci_ledger_store_open(&f->store, f->directory, 64u << 20, error, sizeof error) != KC_OK) {
         fprintf(stderr, "%s\n", error);

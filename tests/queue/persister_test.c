@@ -174,7 +174,8 @@ static void test_redelivery_and_notify(natsConnection *connection)
     natsSubscription *service = NULL, *notify = NULL;
     CHECK(natsConnection_Subscribe(&service, connection, "kc.req.flaky", on_flaky, NULL) == NATS_OK,
           "subscribe");
-    CHECK(natsConnection_SubscribeSync(&notify, connection, "_INBOX.test.notify") == NATS_OK, "sub");
+    CHECK(natsConnection_SubscribeSync(&notify, connection, "_INBOX.test.notify") == NATS_OK,
+          "sub");
     natsConnection_Flush(connection);
     char id[37];
     submit_acked(connection, "flaky", "_INBOX.test.notify", "job", 3, id);
@@ -208,7 +209,8 @@ static void test_dead(natsConnection *connection)
     wait_state(connection, id, "dead");
     natsMsg *answer = reply_get(connection, id);
     const char *error = header(answer, KCI_HEADER_ERROR);
-    CHECK(error != NULL && strncmp(error, "410 ", 4) == 0, "dead is 410: %s", error);
+    CHECK(error != NULL && strncmp(error, "410 ", 4) == 0, "dead is 410: %s",
+          error != NULL ? error : "(none)");
     natsMsg_Destroy(answer);
     fprintf(stderr, "persister_test: dead after max_attempts ok\n");
 }
@@ -225,7 +227,8 @@ static void test_idempotent_and_refused_submit(natsConnection *connection, char 
     natsMsg *refused = submit(connection, "nobody", "not-a-uuid", NULL, "x", 1);
     CHECK(refused != NULL, "no answer to a bad Kc-Id");
     const char *error = header(refused, KCI_HEADER_ERROR);
-    CHECK(error != NULL && strncmp(error, "400 ", 4) == 0, "bad Kc-Id is 400: %s", error);
+    CHECK(error != NULL && strncmp(error, "400 ", 4) == 0, "bad Kc-Id is 400: %s",
+          error != NULL ? error : "(none)");
     natsMsg_Destroy(refused);
     refused = submit(connection, "bad*type", NULL, NULL, "x", 1);
     CHECK(refused != NULL && header(refused, KCI_HEADER_ERROR) != NULL, "bad type refused");
@@ -260,7 +263,7 @@ static void test_compaction(natsConnection *connection, const char *older_id)
     natsConnection_Flush(connection);
     static char payload[COMPACT_PAYLOAD_BYTES];
     memset(payload, 'c', sizeof payload);
-    char first[37], last[37];
+    char first[37] = "", last[37] = "";
     for (int index = 0; index < COMPACT_SUBMITS; index++)
         submit_acked(connection, "echo", NULL, payload, (int)sizeof payload,
                      index == 0 ? first : last);
