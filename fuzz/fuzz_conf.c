@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/conf.h"
+#include "common/conf.h"
 #include "broker/options.h"
 #include "common/log.h"
 

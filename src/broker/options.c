@@ -25,6 +25,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/config_keys.h"
 #include "common/log.h"
 #include "options_internal.h"
 #include "subject.h"
@@ -38,11 +39,7 @@ enum {
     OPTIONS_TOKEN_BYTES_MAX = 128, /* a request type, as libkingcobra's KC_TYPE_BYTES_MAX */
 };
 
-typedef struct apply_context {
-    const char *source; /* the config file, or "config" */
-    char *error;
-    size_t error_size;
-} apply_context;
+typedef kci_config_context apply_context;
 
 /* ------------------------------------------------------------- memory */
 
@@ -82,14 +79,6 @@ void kci_options_users_free(kci_user *users, size_t count)
 }
 
 /* Replaces *slot with a copy of text (NULL clears it). */
-kc_err kci_options_string_set(char **slot, const char *text)
-{
-    char *copy = NULL;
-    if (text != NULL && (copy = strdup(text)) == NULL) return KC_ERR_NOMEM;
-    free(*slot);
-    *slot = copy;
-    return KC_OK;
-}
 
 void kci_options_init_defaults(kci_options *options)
 {
@@ -150,25 +139,6 @@ void kci_options_free(kci_options *options)
 
 /* ---------------------------------------------------------- messages */
 
-__attribute__((format(printf, 4, 5))) static kc_err config_error(const apply_context *context,
-                                                                 const kci_conf_value *value,
-                                                                 kc_err code, const char *format,
-                                                                 ...)
-{
-    if (context->error_size == 0) return code;
-    char message[OPTIONS_MESSAGE_BYTES_MAX];
-    va_list args;
-    va_start(args, format);
-    vsnprintf(message, sizeof message, format, args);
-    va_end(args);
-    if (value != NULL)
-        snprintf(context->error, context->error_size, "%s: line %u: %s", context->source,
-                 value->line, message);
-    else
-        snprintf(context->error, context->error_size, "%s: %s", context->source, message);
-    return code;
-}
-
 kc_err kci_options_plain_error(char *error, size_t error_size, const char *format, ...)
 {
     if (error_size > 0) {
@@ -180,252 +150,7 @@ kc_err kci_options_plain_error(char *error, size_t error_size, const char *forma
     return KC_ERR_CONFIG;
 }
 
-static const char *kind_name(kci_conf_kind kind)
-{
-    switch (kind) {
-    case KCI_CONF_STRING: return "a string";
-    case KCI_CONF_INTEGER: return "an integer";
-    case KCI_CONF_FLOAT: return "a float";
-    case KCI_CONF_BOOL: return "a boolean";
-    case KCI_CONF_MAP: return "a map";
-    case KCI_CONF_ARRAY: return "an array";
-    }
-    return "nothing";
-}
-
-static kc_err wrong_type(const apply_context *context, const char *key, const kci_conf_value *value,
-                         const char *expected)
-{
-    return config_error(context, value, KC_ERR_CONFIG, "'%s' must be %s, not %s", key, expected,
-                        kind_name(value->kind));
-}
-
-/* --------------------------------------------------- values of keys */
-
-/* Go's time.ParseDuration, in milliseconds: "300ms", "1.5h", "2h45m". */
-static bool parse_duration_ms(const char *text, double *out_ms)
-{
-    static const struct {
-        const char *unit;
-        double ms;
-    } units[] = {{"ns", 1e-6}, {"us", 1e-3}, {"\xc2\xb5s", 1e-3}, {"\xce\xbcs", 1e-3},
-                 {"ms", 1.0},  {"s", 1e3},   {"m", 6e4},          {"h", 3.6e6}};
-    const char *cursor = text;
-    double sign = 1.0;
-    if (*cursor == '-' || *cursor == '+') sign = *cursor++ == '-' ? -1.0 : 1.0;
-    if (strcmp(cursor, "0") == 0) return *out_ms = 0, true;
-    double total_ms = 0;
-    if (*cursor == '\0') return false;
-    while (*cursor != '\0') { /* each pass eats at least one byte */
-        const char *number_start = cursor;
-        int dots = 0;
-        for (; (*cursor >= '0' && *cursor <= '9') || *cursor == '.'; cursor++)
-            dots += *cursor == '.';
-        if (cursor == number_start || dots > 1 || (cursor - number_start == 1 && dots == 1))
-            return false;
-        double number = strtod(number_start, NULL);
-        size_t unit_len = 0;
-        while (cursor[unit_len] != '\0' && !(cursor[unit_len] >= '0' && cursor[unit_len] <= '9') &&
-               cursor[unit_len] != '.')
-            unit_len++;
-        bool known = false;
-        for (size_t i = 0; i < sizeof units / sizeof units[0] && !known; i++) {
-            if (strlen(units[i].unit) != unit_len || strncmp(units[i].unit, cursor, unit_len) != 0)
-                continue;
-            total_ms += number * units[i].ms;
-            known = true;
-        }
-        if (!known || !isfinite(total_ms)) return false;
-        cursor += unit_len;
-    }
-    *out_ms = sign * total_ms;
-    return true;
-}
-
-/* A duration: an integer or float counts seconds (nats-server's old form),
- * a string is a Go duration. Positive and at most OPTIONS_DURATION_MS_MAX. */
-static kc_err duration_from_value(const apply_context *context, const char *key,
-                                  const kci_conf_value *value, int64_t *out_ms)
-{
-    double ms;
-    if (value->kind == KCI_CONF_INTEGER)
-        ms = (double)value->as.integer * 1000.0;
-    else if (value->kind == KCI_CONF_FLOAT)
-        ms = value->as.real * 1000.0;
-    else if (value->kind != KCI_CONF_STRING)
-        return wrong_type(context, key, value, "a duration (\"2m\", \"10s\") or seconds");
-    else if (!parse_duration_ms(value->as.string, &ms))
-        return config_error(
-            context, value, KC_ERR_CONFIG,
-            "'%s': \"%s\" is not a duration (write e.g. \"2m\", \"10s\", \"500ms\")", key,
-            value->as.string);
-    if (ms <= 0)
-        return config_error(context, value, KC_ERR_CONFIG, "'%s' must be longer than zero", key);
-    if (ms > OPTIONS_DURATION_MS_MAX)
-        return config_error(context, value, KC_ERR_CONFIG,
-                            "'%s' is longer than one day (a bare 2m is the number 2000000, "
-                            "a size; quote durations: \"2m\")",
-                            key);
-    int64_t whole_ms = (int64_t)ms; /* rounded up, so 250us is 1 ms, not 0 */
-    *out_ms = (double)whole_ms < ms ? whole_ms + 1 : whole_ms;
-    return KC_OK;
-}
-
-static kc_err size_from_value(const apply_context *context, const char *key,
-                              const kci_conf_value *value, int64_t maximum, int64_t *out)
-{
-    int64_t number;
-    if (value->kind == KCI_CONF_INTEGER)
-        number = value->as.integer;
-    else if (value->kind != KCI_CONF_STRING ||
-             kci_conf_parse_size(value->as.string, strlen(value->as.string), &number) != KC_OK)
-        return wrong_type(context, key, value, "an integer (sizes may end in k, kb, m, mb, g, gb)");
-    if (number < 1 || number > maximum)
-        return config_error(context, value, KC_ERR_CONFIG,
-                            "'%s' is %lld; it must be from 1 to %lld", key, (long long)number,
-                            (long long)maximum);
-    *out = number;
-    return KC_OK;
-}
-
-bool kci_options_port_in_range(int64_t port)
-{
-    return port >= OPTIONS_PORT_ANY && port <= OPTIONS_PORT_MAX;
-}
-
-static kc_err port_from_value(const apply_context *context, const char *key,
-                              const kci_conf_value *value, int *out)
-{
-    if (value->kind != KCI_CONF_INTEGER) return wrong_type(context, key, value, "a port number");
-    if (!kci_options_port_in_range(value->as.integer))
-        return config_error(context, value, KC_ERR_CONFIG,
-                            "'%s' is %lld; a port is 0 to 65535 (0 or -1: any free port)", key,
-                            (long long)value->as.integer);
-    *out = (int)value->as.integer;
-    return KC_OK;
-}
-
-/* "host:port", "[v6]:port" or ":port" (any address), as Go's
- * net.SplitHostPort reads them; the host is text[*host_start, +*host_len). */
-static bool split_host_port(const char *text, size_t *host_start, size_t *host_len, int *port)
-{
-    const char *colon;
-    *host_start = 0;
-    if (text[0] == '[') {
-        const char *close = strchr(text, ']');
-        if (close == NULL || close[1] != ':') return false;
-        *host_start = 1;
-        *host_len = (size_t)(close - text) - 1;
-        colon = close + 1;
-    } else {
-        colon = strchr(text, ':');
-        if (colon == NULL || strchr(colon + 1, ':') != NULL) return false;
-        *host_len = (size_t)(colon - text);
-    }
-    int64_t number;
-    if (kci_conf_parse_size(colon + 1, strlen(colon + 1), &number) != KC_OK ||
-        strspn(colon + 1, "-0123456789") != strlen(colon + 1) || !kci_options_port_in_range(number))
-        return false;
-    *port = (int)number;
-    return true;
-}
-
-/* listen / http: a port, or "host:port". */
-static kc_err listen_from_value(const apply_context *context, const char *key,
-                                const kci_conf_value *value, char **host, int *port)
-{
-    if (value->kind == KCI_CONF_INTEGER) return port_from_value(context, key, value, port);
-    if (value->kind != KCI_CONF_STRING) return wrong_type(context, key, value, "\"host:port\"");
-    size_t host_start;
-    size_t host_len;
-    if (!split_host_port(value->as.string, &host_start, &host_len, port))
-        return config_error(context, value, KC_ERR_CONFIG,
-                            "'%s': \"%s\" is not host:port (e.g. \"0.0.0.0:4222\")", key,
-                            value->as.string);
-    char *parsed_host = NULL; /* none: any address */
-    if (host_len > 0 && (parsed_host = strndup(value->as.string + host_start, host_len)) == NULL)
-        return KC_ERR_NOMEM;
-    free(*host);
-    *host = parsed_host;
-    return KC_OK;
-}
-
-/* ------------------------------------------------------- key tables */
-
-typedef enum key_kind {
-    KEY_STRING,      /* char * at offset */
-    KEY_BOOL,        /* bool at offset */
-    KEY_PORT,        /* int at offset, -1 to 65535 */
-    KEY_SIZE,        /* int64_t at offset, 1 to maximum; bytes or a count */
-    KEY_DURATION_MS, /* int64_t at offset: seconds, or a duration string */
-    KEY_HANDLER,     /* handler(context, entry, base + offset) */
-    KEY_IGNORED,     /* a nats-server option kcobrad has no use for: warn */
-    KEY_UNSUPPORTED, /* a nats-server feature kcobrad lacks: error */
-} key_kind;
-
-typedef kc_err (*key_handler)(const apply_context *context, const kci_conf_entry *entry,
-                              void *field);
-
-typedef struct key_rule {
-    const char *name;
-    key_kind kind;
-    size_t offset;
-    int64_t maximum; /* KEY_SIZE */
-    key_handler handler;
-} key_rule;
-
-#define RULE_COUNT(rules) (sizeof(rules) / sizeof((rules)[0]))
-
-static kc_err apply_rule(const apply_context *context, const key_rule *rule,
-                         const kci_conf_entry *entry, void *base)
-{
-    void *field = (char *)base + rule->offset;
-    const kci_conf_value *value = &entry->value;
-    switch (rule->kind) {
-    case KEY_STRING:
-        if (value->kind != KCI_CONF_STRING)
-            return wrong_type(context, entry->key, value, "a string");
-        return kci_options_string_set(field, value->as.string);
-    case KEY_BOOL:
-        if (value->kind != KCI_CONF_BOOL)
-            return wrong_type(context, entry->key, value, "true or false");
-        *(bool *)field = value->as.boolean;
-        return KC_OK;
-    case KEY_PORT: return port_from_value(context, entry->key, value, field);
-    case KEY_SIZE: return size_from_value(context, entry->key, value, rule->maximum, field);
-    case KEY_DURATION_MS: return duration_from_value(context, entry->key, value, field);
-    case KEY_HANDLER: return rule->handler(context, entry, field);
-    case KEY_IGNORED:
-        kci_warn("%s: line %u: ignoring nats-server option '%s' (kcobrad has no use for it)",
-                 context->source, value->line, entry->key);
-        return KC_OK;
-    case KEY_UNSUPPORTED:
-        return config_error(context, value, KC_ERR_CONFIG,
-                            "nats-server option '%s' is not supported by kcobrad", entry->key);
-    }
-    return KC_ERR_INVALID_ARGUMENT;
-}
-
-/* Applies every entry of map by the rules; block names it in messages. */
-static kc_err apply_map(const apply_context *context, const char *block, const kci_conf_value *map,
-                        const key_rule *rules, size_t rule_count, void *base)
-{
-    assert(map->kind == KCI_CONF_MAP);
-    for (size_t i = 0; i < map->as.map.count; i++) {
-        const kci_conf_entry *entry = &map->as.map.entries[i];
-        const key_rule *rule = NULL;
-        for (size_t r = 0; r < rule_count && rule == NULL; r++)
-            if (strcasecmp(rules[r].name, entry->key) == 0) rule = &rules[r];
-        if (rule == NULL && entry->value.referenced) continue; /* a variable, as nats-server */
-        if (rule == NULL)
-            return config_error(context, &entry->value, KC_ERR_CONFIG,
-                                "unknown key '%s'%s%s (see docs/config.md)", entry->key,
-                                block[0] != '\0' ? " in " : "", block);
-        kc_err err = apply_rule(context, rule, entry, base);
-        if (err != KC_OK) return err == KC_ERR_NOMEM ? KC_ERR_NOMEM : KC_ERR_CONFIG;
-    }
-    return KC_OK;
-}
+#define RULE_COUNT(rules) KCI_CONFIG_KEY_COUNT(rules)
 
 /* -------------------------------------------------------- permissions */
 
@@ -434,12 +159,12 @@ static kc_err check_subject(const apply_context *context, const kci_conf_value *
     const char *subject = value->as.string;
     if (kci_subject_valid_filter(subject, strlen(subject))) return KC_OK;
     if (strchr(subject, ' ') != NULL)
-        return config_error(context, value, KC_ERR_CONFIG,
-                            "permission \"%s\": queue group permissions (\"subject queue\") "
-                            "are not supported",
-                            subject);
-    return config_error(context, value, KC_ERR_CONFIG, "permission \"%s\" is not a valid subject",
-                        subject);
+        return kci_config_error(context, value, KC_ERR_CONFIG,
+                                "permission \"%s\": queue group permissions (\"subject queue\") "
+                                "are not supported",
+                                subject);
+    return kci_config_error(context, value, KC_ERR_CONFIG,
+                            "permission \"%s\" is not a valid subject", subject);
 }
 
 /* A subject or an array of subjects, each a valid filter. */
@@ -452,19 +177,19 @@ static kc_err subjects_from_value(const apply_context *context, const char *key,
         items = value->as.array.items;
         count = value->as.array.count;
     } else if (value->kind != KCI_CONF_STRING) {
-        return wrong_type(context, key, value, "a subject or an array of subjects");
+        return kci_config_wrong_type(context, key, value, "a subject or an array of subjects");
     }
     if (count == 0)
-        return config_error(context, value, KC_ERR_CONFIG,
-                            "'%s' is an empty list, which nats-server reads as \"no limit\"; "
-                            "write deny: \">\" to allow nothing, or remove it",
-                            key);
+        return kci_config_error(context, value, KC_ERR_CONFIG,
+                                "'%s' is an empty list, which nats-server reads as \"no limit\"; "
+                                "write deny: \">\" to allow nothing, or remove it",
+                                key);
     if (count > KCI_OPTIONS_PERMISSION_SUBJECTS_MAX)
-        return config_error(context, value, KC_ERR_CONFIG, "'%s' has more than %d subjects", key,
-                            KCI_OPTIONS_PERMISSION_SUBJECTS_MAX);
+        return kci_config_error(context, value, KC_ERR_CONFIG, "'%s' has more than %d subjects",
+                                key, KCI_OPTIONS_PERMISSION_SUBJECTS_MAX);
     for (size_t i = 0; i < count; i++) {
         if (items[i].kind != KCI_CONF_STRING)
-            return wrong_type(context, key, &items[i], "a subject");
+            return kci_config_wrong_type(context, key, &items[i], "a subject");
         kc_err err = check_subject(context, &items[i]);
         if (err != KC_OK) return err;
     }
@@ -495,9 +220,9 @@ static kc_err apply_deny(const apply_context *context, const kci_conf_entry *ent
     return subjects_from_value(context, entry->key, &entry->value, &list->deny, &list->deny_count);
 }
 
-static const key_rule permission_list_rules[] = {
-    {"allow", KEY_HANDLER, 0, 0, apply_allow},
-    {"deny", KEY_HANDLER, 0, 0, apply_deny},
+static const kci_config_key permission_list_rules[] = {
+    {.name = "allow", .kind = KCI_KEY_HANDLER, .handler = apply_allow},
+    {.name = "deny", .kind = KCI_KEY_HANDLER, .handler = apply_deny},
 };
 
 /* publish: "subject" | [subjects] (an allow list) | {allow: ..., deny: ...} */
@@ -513,19 +238,37 @@ static kc_err apply_permission_list(const apply_context *context, const kci_conf
     }
     if (value->as.map.count == 0) return KC_OK; /* nats-server: no permission set */
     list->present = true;
-    return apply_map(context, entry->key, value, permission_list_rules,
-                     RULE_COUNT(permission_list_rules), list);
+    return kci_config_apply_map(context, entry->key, value, permission_list_rules,
+                                RULE_COUNT(permission_list_rules), list);
 }
 
-static const key_rule permissions_rules[] = {
-    {"publish", KEY_HANDLER, offsetof(kci_permissions, publish), 0, apply_permission_list},
-    {"pub", KEY_HANDLER, offsetof(kci_permissions, publish), 0, apply_permission_list},
-    {"import", KEY_HANDLER, offsetof(kci_permissions, publish), 0, apply_permission_list},
-    {"subscribe", KEY_HANDLER, offsetof(kci_permissions, subscribe), 0, apply_permission_list},
-    {"sub", KEY_HANDLER, offsetof(kci_permissions, subscribe), 0, apply_permission_list},
-    {"export", KEY_HANDLER, offsetof(kci_permissions, subscribe), 0, apply_permission_list},
-    {"allow_responses", KEY_UNSUPPORTED, 0, 0, NULL},
-    {"publish_allow_responses", KEY_UNSUPPORTED, 0, 0, NULL},
+static const kci_config_key permissions_rules[] = {
+    {.name = "publish",
+     .kind = KCI_KEY_HANDLER,
+     .offset = offsetof(kci_permissions, publish),
+     .handler = apply_permission_list},
+    {.name = "pub",
+     .kind = KCI_KEY_HANDLER,
+     .offset = offsetof(kci_permissions, publish),
+     .handler = apply_permission_list},
+    {.name = "import",
+     .kind = KCI_KEY_HANDLER,
+     .offset = offsetof(kci_permissions, publish),
+     .handler = apply_permission_list},
+    {.name = "subscribe",
+     .kind = KCI_KEY_HANDLER,
+     .offset = offsetof(kci_permissions, subscribe),
+     .handler = apply_permission_list},
+    {.name = "sub",
+     .kind = KCI_KEY_HANDLER,
+     .offset = offsetof(kci_permissions, subscribe),
+     .handler = apply_permission_list},
+    {.name = "export",
+     .kind = KCI_KEY_HANDLER,
+     .offset = offsetof(kci_permissions, subscribe),
+     .handler = apply_permission_list},
+    {.name = "allow_responses", .kind = KCI_KEY_UNSUPPORTED},
+    {.name = "publish_allow_responses", .kind = KCI_KEY_UNSUPPORTED},
 };
 
 static kc_err apply_permissions(const apply_context *context, const kci_conf_entry *entry,
@@ -533,28 +276,37 @@ static kc_err apply_permissions(const apply_context *context, const kci_conf_ent
 {
     kci_permissions *permissions = field;
     if (entry->value.kind != KCI_CONF_MAP)
-        return wrong_type(context, entry->key, &entry->value,
-                          "a map {publish: ..., subscribe: ...}");
+        return kci_config_wrong_type(context, entry->key, &entry->value,
+                                     "a map {publish: ..., subscribe: ...}");
     permissions_free(permissions);
-    return apply_map(context, entry->key, &entry->value, permissions_rules,
-                     RULE_COUNT(permissions_rules), permissions);
+    return kci_config_apply_map(context, entry->key, &entry->value, permissions_rules,
+                                RULE_COUNT(permissions_rules), permissions);
 }
 
 /* ------------------------------------------------------ authorization */
 
-static const key_rule user_rules[] = {
-    {"user", KEY_STRING, offsetof(kci_user, user), 0, NULL},
-    {"username", KEY_STRING, offsetof(kci_user, user), 0, NULL},
-    {"password", KEY_STRING, offsetof(kci_user, password), 0, NULL},
-    {"pass", KEY_STRING, offsetof(kci_user, password), 0, NULL},
-    {"permissions", KEY_HANDLER, offsetof(kci_user, permissions), 0, apply_permissions},
-    {"permission", KEY_HANDLER, offsetof(kci_user, permissions), 0, apply_permissions},
-    {"authorization", KEY_HANDLER, offsetof(kci_user, permissions), 0, apply_permissions},
-    {"nkey", KEY_UNSUPPORTED, 0, 0, NULL},
-    {"allowed_connection_types", KEY_UNSUPPORTED, 0, 0, NULL},
-    {"connection_types", KEY_UNSUPPORTED, 0, 0, NULL},
-    {"clients", KEY_UNSUPPORTED, 0, 0, NULL},
-    {"account", KEY_UNSUPPORTED, 0, 0, NULL},
+static const kci_config_key user_rules[] = {
+    {.name = "user", .kind = KCI_KEY_STRING, .offset = offsetof(kci_user, user)},
+    {.name = "username", .kind = KCI_KEY_STRING, .offset = offsetof(kci_user, user)},
+    {.name = "password", .kind = KCI_KEY_STRING, .offset = offsetof(kci_user, password)},
+    {.name = "pass", .kind = KCI_KEY_STRING, .offset = offsetof(kci_user, password)},
+    {.name = "permissions",
+     .kind = KCI_KEY_HANDLER,
+     .offset = offsetof(kci_user, permissions),
+     .handler = apply_permissions},
+    {.name = "permission",
+     .kind = KCI_KEY_HANDLER,
+     .offset = offsetof(kci_user, permissions),
+     .handler = apply_permissions},
+    {.name = "authorization",
+     .kind = KCI_KEY_HANDLER,
+     .offset = offsetof(kci_user, permissions),
+     .handler = apply_permissions},
+    {.name = "nkey", .kind = KCI_KEY_UNSUPPORTED},
+    {.name = "allowed_connection_types", .kind = KCI_KEY_UNSUPPORTED},
+    {.name = "connection_types", .kind = KCI_KEY_UNSUPPORTED},
+    {.name = "clients", .kind = KCI_KEY_UNSUPPORTED},
+    {.name = "account", .kind = KCI_KEY_UNSUPPORTED},
 };
 
 typedef struct user_list {
@@ -566,16 +318,18 @@ typedef struct user_list {
 static kc_err user_from_value(const apply_context *context, const kci_conf_value *value,
                               const user_list *earlier, kci_user *user)
 {
-    if (value->kind != KCI_CONF_MAP) return wrong_type(context, "users", value, "a map per user");
-    kc_err err = apply_map(context, "a user", value, user_rules, RULE_COUNT(user_rules), user);
+    if (value->kind != KCI_CONF_MAP)
+        return kci_config_wrong_type(context, "users", value, "a map per user");
+    kc_err err =
+        kci_config_apply_map(context, "a user", value, user_rules, RULE_COUNT(user_rules), user);
     if (err != KC_OK) return err;
     if (user->user == NULL || user->user[0] == '\0')
-        return config_error(context, value, KC_ERR_CONFIG, "a user needs a 'user' name");
+        return kci_config_error(context, value, KC_ERR_CONFIG, "a user needs a 'user' name");
     if (user->password == NULL && (user->password = strdup("")) == NULL) return KC_ERR_NOMEM;
     for (size_t i = 0; i < earlier->count; i++)
         if (strcmp(earlier->users[i].user, user->user) == 0)
-            return config_error(context, value, KC_ERR_CONFIG, "user \"%s\" is defined twice",
-                                user->user);
+            return kci_config_error(context, value, KC_ERR_CONFIG, "user \"%s\" is defined twice",
+                                    user->user);
     return KC_OK;
 }
 
@@ -583,11 +337,12 @@ static kc_err apply_users(const apply_context *context, const kci_conf_entry *en
 {
     user_list *list = field;
     const kci_conf_value *value = &entry->value;
-    if (value->kind != KCI_CONF_ARRAY) return wrong_type(context, entry->key, value, "an array");
+    if (value->kind != KCI_CONF_ARRAY)
+        return kci_config_wrong_type(context, entry->key, value, "an array");
     size_t count = value->as.array.count;
     if (count > KCI_OPTIONS_USERS_MAX)
-        return config_error(context, value, KC_ERR_CONFIG, "more than %d users",
-                            KCI_OPTIONS_USERS_MAX);
+        return kci_config_error(context, value, KC_ERR_CONFIG, "more than %d users",
+                                KCI_OPTIONS_USERS_MAX);
     kci_options_users_free(list->users, list->count);
     *list = (user_list){.present = true};
     if (count == 0) return KC_OK;
@@ -622,20 +377,31 @@ static void authorization_block_free(authorization_block *block)
     permissions_free(&block->default_permissions);
 }
 
-static const key_rule authorization_rules[] = {
-    {"token", KEY_STRING, offsetof(authorization_block, token), 0, NULL},
-    {"user", KEY_STRING, offsetof(authorization_block, user), 0, NULL},
-    {"username", KEY_STRING, offsetof(authorization_block, user), 0, NULL},
-    {"password", KEY_STRING, offsetof(authorization_block, password), 0, NULL},
-    {"pass", KEY_STRING, offsetof(authorization_block, password), 0, NULL},
-    {"users", KEY_HANDLER, offsetof(authorization_block, users), 0, apply_users},
-    {"default_permissions", KEY_HANDLER, offsetof(authorization_block, default_permissions), 0,
-     apply_permissions},
-    {"default_permission", KEY_HANDLER, offsetof(authorization_block, default_permissions), 0,
-     apply_permissions},
-    {"permissions", KEY_HANDLER, offsetof(authorization_block, default_permissions), 0,
-     apply_permissions},
-    {"timeout", KEY_DURATION_MS, offsetof(authorization_block, timeout_ms), 0, NULL},
+static const kci_config_key authorization_rules[] = {
+    {.name = "token", .kind = KCI_KEY_STRING, .offset = offsetof(authorization_block, token)},
+    {.name = "user", .kind = KCI_KEY_STRING, .offset = offsetof(authorization_block, user)},
+    {.name = "username", .kind = KCI_KEY_STRING, .offset = offsetof(authorization_block, user)},
+    {.name = "password", .kind = KCI_KEY_STRING, .offset = offsetof(authorization_block, password)},
+    {.name = "pass", .kind = KCI_KEY_STRING, .offset = offsetof(authorization_block, password)},
+    {.name = "users",
+     .kind = KCI_KEY_HANDLER,
+     .offset = offsetof(authorization_block, users),
+     .handler = apply_users},
+    {.name = "default_permissions",
+     .kind = KCI_KEY_HANDLER,
+     .offset = offsetof(authorization_block, default_permissions),
+     .handler = apply_permissions},
+    {.name = "default_permission",
+     .kind = KCI_KEY_HANDLER,
+     .offset = offsetof(authorization_block, default_permissions),
+     .handler = apply_permissions},
+    {.name = "permissions",
+     .kind = KCI_KEY_HANDLER,
+     .offset = offsetof(authorization_block, default_permissions),
+     .handler = apply_permissions},
+    {.name = "timeout",
+     .kind = KCI_KEY_DURATION_MS,
+     .offset = offsetof(authorization_block, timeout_ms)},
 };
 
 /* The forms nats-server allows: a token, or one user/password, or users. */
@@ -643,19 +409,19 @@ static kc_err authorization_check(const apply_context *context, const kci_conf_v
                                   const authorization_block *block)
 {
     if (block->token != NULL && block->token[0] == '\0')
-        return config_error(context, value, KC_ERR_CONFIG, "authorization token is empty");
+        return kci_config_error(context, value, KC_ERR_CONFIG, "authorization token is empty");
     if (block->token != NULL && (block->user != NULL || block->password != NULL))
-        return config_error(context, value, KC_ERR_CONFIG,
-                            "authorization cannot have both a token and a user/password");
+        return kci_config_error(context, value, KC_ERR_CONFIG,
+                                "authorization cannot have both a token and a user/password");
     if (block->token != NULL && block->users.present)
-        return config_error(context, value, KC_ERR_CONFIG,
-                            "authorization cannot have both a token and a users array");
+        return kci_config_error(context, value, KC_ERR_CONFIG,
+                                "authorization cannot have both a token and a users array");
     if (block->user != NULL && block->users.present)
-        return config_error(context, value, KC_ERR_CONFIG,
-                            "authorization cannot have both a single user and a users array");
+        return kci_config_error(context, value, KC_ERR_CONFIG,
+                                "authorization cannot have both a single user and a users array");
     if (block->password != NULL && (block->user == NULL || block->user[0] == '\0'))
-        return config_error(context, value, KC_ERR_CONFIG,
-                            "authorization has a password but no user");
+        return kci_config_error(context, value, KC_ERR_CONFIG,
+                                "authorization has a password but no user");
     return KC_OK;
 }
 
@@ -691,10 +457,10 @@ static kc_err apply_authorization(const apply_context *context, const kci_conf_e
 {
     kci_options *options = field;
     if (entry->value.kind != KCI_CONF_MAP)
-        return wrong_type(context, entry->key, &entry->value, "a map");
+        return kci_config_wrong_type(context, entry->key, &entry->value, "a map");
     authorization_block block = {.timeout_ms = KCI_DEFAULT_AUTH_TIMEOUT_MS};
-    kc_err err = apply_map(context, "authorization", &entry->value, authorization_rules,
-                           RULE_COUNT(authorization_rules), &block);
+    kc_err err = kci_config_apply_map(context, "authorization", &entry->value, authorization_rules,
+                                      RULE_COUNT(authorization_rules), &block);
     if (err == KC_OK) err = authorization_check(context, &entry->value, &block);
     if (err == KC_OK) err = authorization_commit(options, &block);
     authorization_block_free(&block);
@@ -720,17 +486,17 @@ static kc_err tls_name_list(const apply_context *context, const kci_conf_entry *
 {
     const kci_conf_value *value = &entry->value;
     if (value->kind != KCI_CONF_ARRAY || value->as.array.count == 0)
-        return wrong_type(context, entry->key, value, "a non-empty array");
+        return kci_config_wrong_type(context, entry->key, value, "a non-empty array");
     size_t joined_size = 1;
     for (size_t i = 0; i < value->as.array.count; i++) {
         const kci_conf_value *item = &value->as.array.items[i];
         if (item->kind != KCI_CONF_STRING)
-            return wrong_type(context, entry->key, item, "an array of names");
+            return kci_config_wrong_type(context, entry->key, item, "an array of names");
         bool known_weak = false;
         const char *mapped = ciphers ? kci_tls_cipher_from_go_name(item->as.string, &known_weak)
                                      : kci_tls_group_from_go_name(item->as.string);
         if (mapped == NULL)
-            return config_error(
+            return kci_config_error(
                 context, item, KC_ERR_CONFIG, "'%s': %s \"%s\"; use %s", entry->key,
                 known_weak ? "no forward secrecy or no AEAD in" : "unknown name", item->as.string,
                 ciphers ? kci_tls_cipher_names_accepted() : kci_tls_group_names_accepted());
@@ -762,35 +528,42 @@ static kc_err apply_curve_preferences(const apply_context *context, const kci_co
     return tls_name_list(context, entry, field, false);
 }
 
-static const key_rule tls_rules[] = {
-    {"cert_file", KEY_STRING, offsetof(tls_block, cert_file), 0, NULL},
-    {"key_file", KEY_STRING, offsetof(tls_block, key_file), 0, NULL},
-    {"ca_file", KEY_STRING, offsetof(tls_block, ca_file), 0, NULL},
-    {"verify", KEY_BOOL, offsetof(tls_block, verify), 0, NULL},
-    {"timeout", KEY_DURATION_MS, offsetof(tls_block, timeout_ms), 0, NULL},
-    {"insecure", KEY_UNSUPPORTED, 0, 0, NULL},
-    {"verify_and_map", KEY_UNSUPPORTED, 0, 0, NULL},
-    {"verify_cert_and_check_known_urls", KEY_UNSUPPORTED, 0, 0, NULL},
-    {"cipher_suites", KEY_HANDLER, offsetof(tls_block, ciphers), 0, apply_cipher_suites},
-    {"curve_preferences", KEY_HANDLER, offsetof(tls_block, groups), 0, apply_curve_preferences},
-    {"pinned_certs", KEY_UNSUPPORTED, 0, 0, NULL},
-    {"handshake_first", KEY_UNSUPPORTED, 0, 0, NULL},
-    {"min_version", KEY_UNSUPPORTED, 0, 0, NULL},
-    {"cert_store", KEY_UNSUPPORTED, 0, 0, NULL},
-    {"cert_match", KEY_UNSUPPORTED, 0, 0, NULL},
-    {"cert_match_by", KEY_UNSUPPORTED, 0, 0, NULL},
-    {"certs", KEY_UNSUPPORTED, 0, 0, NULL},
-    {"connection_rate_limit", KEY_UNSUPPORTED, 0, 0, NULL},
-    {"ocsp_peer", KEY_UNSUPPORTED, 0, 0, NULL},
+static const kci_config_key tls_rules[] = {
+    {.name = "cert_file", .kind = KCI_KEY_STRING, .offset = offsetof(tls_block, cert_file)},
+    {.name = "key_file", .kind = KCI_KEY_STRING, .offset = offsetof(tls_block, key_file)},
+    {.name = "ca_file", .kind = KCI_KEY_STRING, .offset = offsetof(tls_block, ca_file)},
+    {.name = "verify", .kind = KCI_KEY_BOOL, .offset = offsetof(tls_block, verify)},
+    {.name = "timeout", .kind = KCI_KEY_DURATION_MS, .offset = offsetof(tls_block, timeout_ms)},
+    {.name = "insecure", .kind = KCI_KEY_UNSUPPORTED},
+    {.name = "verify_and_map", .kind = KCI_KEY_UNSUPPORTED},
+    {.name = "verify_cert_and_check_known_urls", .kind = KCI_KEY_UNSUPPORTED},
+    {.name = "cipher_suites",
+     .kind = KCI_KEY_HANDLER,
+     .offset = offsetof(tls_block, ciphers),
+     .handler = apply_cipher_suites},
+    {.name = "curve_preferences",
+     .kind = KCI_KEY_HANDLER,
+     .offset = offsetof(tls_block, groups),
+     .handler = apply_curve_preferences},
+    {.name = "pinned_certs", .kind = KCI_KEY_UNSUPPORTED},
+    {.name = "handshake_first", .kind = KCI_KEY_UNSUPPORTED},
+    {.name = "min_version", .kind = KCI_KEY_UNSUPPORTED},
+    {.name = "cert_store", .kind = KCI_KEY_UNSUPPORTED},
+    {.name = "cert_match", .kind = KCI_KEY_UNSUPPORTED},
+    {.name = "cert_match_by", .kind = KCI_KEY_UNSUPPORTED},
+    {.name = "certs", .kind = KCI_KEY_UNSUPPORTED},
+    {.name = "connection_rate_limit", .kind = KCI_KEY_UNSUPPORTED},
+    {.name = "ocsp_peer", .kind = KCI_KEY_UNSUPPORTED},
 };
 
 static kc_err apply_tls(const apply_context *context, const kci_conf_entry *entry, void *field)
 {
     kci_options *options = field;
     if (entry->value.kind != KCI_CONF_MAP)
-        return wrong_type(context, entry->key, &entry->value, "a map");
+        return kci_config_wrong_type(context, entry->key, &entry->value, "a map");
     tls_block block = {.timeout_ms = KCI_DEFAULT_TLS_TIMEOUT_MS};
-    kc_err err = apply_map(context, "tls", &entry->value, tls_rules, RULE_COUNT(tls_rules), &block);
+    kc_err err = kci_config_apply_map(context, "tls", &entry->value, tls_rules,
+                                      RULE_COUNT(tls_rules), &block);
     if (err == KC_OK) { /* the block replaces all earlier TLS settings */
         free(options->tls_cert_file);
         free(options->tls_key_file);
@@ -825,9 +598,9 @@ typedef struct suggestions_block {
     char *file;
 } suggestions_block;
 
-static const key_rule suggestions_rules[] = {
-    {"enabled", KEY_BOOL, offsetof(suggestions_block, enabled), 0, NULL},
-    {"file", KEY_STRING, offsetof(suggestions_block, file), 0, NULL},
+static const kci_config_key suggestions_rules[] = {
+    {.name = "enabled", .kind = KCI_KEY_BOOL, .offset = offsetof(suggestions_block, enabled)},
+    {.name = "file", .kind = KCI_KEY_STRING, .offset = offsetof(suggestions_block, file)},
 };
 
 static kc_err apply_suggestions(const apply_context *context, const kci_conf_entry *entry,
@@ -835,10 +608,10 @@ static kc_err apply_suggestions(const apply_context *context, const kci_conf_ent
 {
     kci_options *options = field;
     if (entry->value.kind != KCI_CONF_MAP)
-        return wrong_type(context, entry->key, &entry->value, "a map");
+        return kci_config_wrong_type(context, entry->key, &entry->value, "a map");
     suggestions_block block = {.enabled = true};
-    kc_err err = apply_map(context, "suggestions", &entry->value, suggestions_rules,
-                           RULE_COUNT(suggestions_rules), &block);
+    kc_err err = kci_config_apply_map(context, "suggestions", &entry->value, suggestions_rules,
+                                      RULE_COUNT(suggestions_rules), &block);
     if (err != KC_OK) {
         free(block.file);
         return err;
@@ -861,25 +634,25 @@ static kc_err apply_ingress_listen(const apply_context *context, const kci_conf_
                                    void *field)
 {
     ingress_block *block = field;
-    return listen_from_value(context, entry->key, &entry->value, &block->host, &block->port);
+    return kci_config_listen(context, entry->key, &entry->value, &block->host, &block->port);
 }
 
-static const key_rule ingress_rules[] = {
-    {"enabled", KEY_BOOL, offsetof(ingress_block, enabled), 0, NULL},
-    {"listen", KEY_HANDLER, 0, 0, apply_ingress_listen},
-    {"type", KEY_STRING, offsetof(ingress_block, type), 0, NULL},
-    {"timeout", KEY_DURATION_MS, offsetof(ingress_block, timeout_ms), 0, NULL},
+static const kci_config_key ingress_rules[] = {
+    {.name = "enabled", .kind = KCI_KEY_BOOL, .offset = offsetof(ingress_block, enabled)},
+    {.name = "listen", .kind = KCI_KEY_HANDLER, .handler = apply_ingress_listen},
+    {.name = "type", .kind = KCI_KEY_STRING, .offset = offsetof(ingress_block, type)},
+    {.name = "timeout", .kind = KCI_KEY_DURATION_MS, .offset = offsetof(ingress_block, timeout_ms)},
 };
 
 static kc_err apply_ingress(const apply_context *context, const kci_conf_entry *entry, void *field)
 {
     kci_options *options = field;
     if (entry->value.kind != KCI_CONF_MAP)
-        return wrong_type(context, entry->key, &entry->value, "a map");
+        return kci_config_wrong_type(context, entry->key, &entry->value, "a map");
     ingress_block block = {.port = KCI_DEFAULT_INGRESS_PORT,
                            .timeout_ms = KCI_DEFAULT_INGRESS_TIMEOUT_MS};
-    kc_err err = apply_map(context, "ingress", &entry->value, ingress_rules,
-                           RULE_COUNT(ingress_rules), &block);
+    kc_err err = kci_config_apply_map(context, "ingress", &entry->value, ingress_rules,
+                                      RULE_COUNT(ingress_rules), &block);
     if (err != KC_OK) {
         free(block.host);
         free(block.type);
@@ -908,24 +681,34 @@ typedef struct ledger_block {
     int64_t reap_age_ms;
 } ledger_block;
 
-static const key_rule ledger_rules[] = {
-    {"enabled", KEY_BOOL, offsetof(ledger_block, enabled), 0, NULL},
-    {"dir", KEY_STRING, offsetof(ledger_block, dir), 0, NULL},
-    {"workers", KEY_SIZE, offsetof(ledger_block, workers), 64, NULL},
-    {"mint", KEY_BOOL, offsetof(ledger_block, mint), 0, NULL},
-    {"map_size", KEY_SIZE, offsetof(ledger_block, map_bytes), INT64_MAX, NULL},
-    {"reap_interval", KEY_DURATION_MS, offsetof(ledger_block, reap_interval_ms), 0, NULL},
-    {"reap_age", KEY_DURATION_MS, offsetof(ledger_block, reap_age_ms), 0, NULL},
+static const kci_config_key ledger_rules[] = {
+    {.name = "enabled", .kind = KCI_KEY_BOOL, .offset = offsetof(ledger_block, enabled)},
+    {.name = "dir", .kind = KCI_KEY_STRING, .offset = offsetof(ledger_block, dir)},
+    {.name = "workers",
+     .kind = KCI_KEY_SIZE,
+     .offset = offsetof(ledger_block, workers),
+     .maximum = 64},
+    {.name = "mint", .kind = KCI_KEY_BOOL, .offset = offsetof(ledger_block, mint)},
+    {.name = "map_size",
+     .kind = KCI_KEY_SIZE,
+     .offset = offsetof(ledger_block, map_bytes),
+     .maximum = INT64_MAX},
+    {.name = "reap_interval",
+     .kind = KCI_KEY_DURATION_MS,
+     .offset = offsetof(ledger_block, reap_interval_ms)},
+    {.name = "reap_age",
+     .kind = KCI_KEY_DURATION_MS,
+     .offset = offsetof(ledger_block, reap_age_ms)},
 };
 
 static kc_err apply_ledger(const apply_context *context, const kci_conf_entry *entry, void *field)
 {
     kci_options *options = field;
     if (entry->value.kind != KCI_CONF_MAP)
-        return wrong_type(context, entry->key, &entry->value, "a map");
+        return kci_config_wrong_type(context, entry->key, &entry->value, "a map");
     ledger_block block = {.enabled = true, .mint = true, .reap_age_ms = -1};
-    kc_err err =
-        apply_map(context, "ledger", &entry->value, ledger_rules, RULE_COUNT(ledger_rules), &block);
+    kc_err err = kci_config_apply_map(context, "ledger", &entry->value, ledger_rules,
+                                      RULE_COUNT(ledger_rules), &block);
     if (err != KC_OK) {
         free(block.dir);
         return err;
@@ -958,19 +741,33 @@ typedef struct persister_block {
     bool record_requests;
 } persister_block;
 
-static const key_rule persister_rules[] = {
-    {"enabled", KEY_BOOL, offsetof(persister_block, enabled), 0, NULL},
-    {"dir", KEY_STRING, offsetof(persister_block, dir), 0, NULL},
-    {"durability", KEY_STRING, offsetof(persister_block, durability), 0, NULL},
-    {"segment_size", KEY_SIZE, offsetof(persister_block, segment_bytes), 1024 * 1024 * 1024, NULL},
-    {"redelivery_timeout", KEY_DURATION_MS, offsetof(persister_block, redelivery_timeout_ms), 0,
-     NULL},
-    {"redelivery_backoff_max", KEY_DURATION_MS,
-     offsetof(persister_block, redelivery_backoff_max_ms), 0, NULL},
-    {"max_attempts", KEY_SIZE, offsetof(persister_block, attempts_max), 1000, NULL},
-    {"retention", KEY_DURATION_MS, offsetof(persister_block, retention_ms), 0, NULL},
-    {"skip_corrupt", KEY_BOOL, offsetof(persister_block, skip_corrupt), 0, NULL},
-    {"record_requests", KEY_BOOL, offsetof(persister_block, record_requests), 0, NULL},
+static const kci_config_key persister_rules[] = {
+    {.name = "enabled", .kind = KCI_KEY_BOOL, .offset = offsetof(persister_block, enabled)},
+    {.name = "dir", .kind = KCI_KEY_STRING, .offset = offsetof(persister_block, dir)},
+    {.name = "durability", .kind = KCI_KEY_STRING, .offset = offsetof(persister_block, durability)},
+    {.name = "segment_size",
+     .kind = KCI_KEY_SIZE,
+     .offset = offsetof(persister_block, segment_bytes),
+     .maximum = 1024 * 1024 * 1024},
+    {.name = "redelivery_timeout",
+     .kind = KCI_KEY_DURATION_MS,
+     .offset = offsetof(persister_block, redelivery_timeout_ms)},
+    {.name = "redelivery_backoff_max",
+     .kind = KCI_KEY_DURATION_MS,
+     .offset = offsetof(persister_block, redelivery_backoff_max_ms)},
+    {.name = "max_attempts",
+     .kind = KCI_KEY_SIZE,
+     .offset = offsetof(persister_block, attempts_max),
+     .maximum = 1000},
+    {.name = "retention",
+     .kind = KCI_KEY_DURATION_MS,
+     .offset = offsetof(persister_block, retention_ms)},
+    {.name = "skip_corrupt",
+     .kind = KCI_KEY_BOOL,
+     .offset = offsetof(persister_block, skip_corrupt)},
+    {.name = "record_requests",
+     .kind = KCI_KEY_BOOL,
+     .offset = offsetof(persister_block, record_requests)},
 };
 
 static kc_err apply_persister(const apply_context *context, const kci_conf_entry *entry,
@@ -978,10 +775,10 @@ static kc_err apply_persister(const apply_context *context, const kci_conf_entry
 {
     kci_options *options = field;
     if (entry->value.kind != KCI_CONF_MAP)
-        return wrong_type(context, entry->key, &entry->value, "a map");
+        return kci_config_wrong_type(context, entry->key, &entry->value, "a map");
     persister_block block = {.enabled = true};
-    kc_err err = apply_map(context, "persister", &entry->value, persister_rules,
-                           RULE_COUNT(persister_rules), &block);
+    kc_err err = kci_config_apply_map(context, "persister", &entry->value, persister_rules,
+                                      RULE_COUNT(persister_rules), &block);
     if (err != KC_OK) {
         free(block.dir);
         free(block.durability);
@@ -1033,7 +830,7 @@ static kc_err strings_from_value(const apply_context *context, const kci_conf_en
 {
     const kci_conf_value *value = &entry->value;
     if (value->kind != KCI_CONF_ARRAY || value->as.array.count > ARBITER_LIST_MAX)
-        return wrong_type(context, entry->key, value, "an array of at most 64 strings");
+        return kci_config_wrong_type(context, entry->key, value, "an array of at most 64 strings");
     size_t count = value->as.array.count;
     char **strings = calloc(count + 1, sizeof *strings);
     if (strings == NULL) return KC_ERR_NOMEM;
@@ -1041,7 +838,7 @@ static kc_err strings_from_value(const apply_context *context, const kci_conf_en
         const kci_conf_value *item = &value->as.array.items[i];
         if (item->kind != KCI_CONF_STRING || item->as.string[0] == '\0') {
             strings_free(strings, i);
-            return wrong_type(context, entry->key, item, "a non-empty string");
+            return kci_config_wrong_type(context, entry->key, item, "a non-empty string");
         }
         if ((strings[i] = strdup(item->as.string)) == NULL) {
             strings_free(strings, i);
@@ -1061,9 +858,9 @@ static kc_err apply_arbiter_probes(const apply_context *context, const kci_conf_
     kc_err err = strings_from_value(context, entry, &block->probes, &block->probe_count);
     for (size_t i = 0; err == KC_OK && i < block->probe_count; i++)
         if (strchr(block->probes[i], '=') == NULL || block->probes[i][0] == '=')
-            err =
-                config_error(context, &entry->value, KC_ERR_CONFIG,
-                             "arbiter probe \"%s\" is not \"<type>=<payload>\"", block->probes[i]);
+            err = kci_config_error(context, &entry->value, KC_ERR_CONFIG,
+                                   "arbiter probe \"%s\" is not \"<type>=<payload>\"",
+                                   block->probes[i]);
     return err;
 }
 
@@ -1081,31 +878,45 @@ static kc_err apply_arbiter_peers(const apply_context *context, const kci_conf_e
     return strings_from_value(context, entry, &block->peers, &block->peer_count);
 }
 
-static const key_rule arbiter_rules[] = {
-    {"enabled", KEY_BOOL, offsetof(arbiter_block, enabled), 0, NULL},
-    {"id", KEY_STRING, offsetof(arbiter_block, id), 0, NULL},
-    {"arbiters", KEY_SIZE, offsetof(arbiter_block, count), 64, NULL},
-    {"tick", KEY_DURATION_MS, offsetof(arbiter_block, tick_ms), 0, NULL},
-    {"probe_interval", KEY_DURATION_MS, offsetof(arbiter_block, probe_interval_ms), 0, NULL},
-    {"probe_timeout", KEY_DURATION_MS, offsetof(arbiter_block, probe_timeout_ms), 0, NULL},
-    {"quarantine", KEY_DURATION_MS, offsetof(arbiter_block, quarantine_ms), 0, NULL},
-    {"probation", KEY_DURATION_MS, offsetof(arbiter_block, probation_ms), 0, NULL},
-    {"slow", KEY_DURATION_MS, offsetof(arbiter_block, slow_ms), 0, NULL},
-    {"target", KEY_DURATION_MS, offsetof(arbiter_block, target_ms), 0, NULL},
-    {"qos_samples", KEY_SIZE, offsetof(arbiter_block, qos_samples), 1000000, NULL},
-    {"probes", KEY_HANDLER, 0, 0, apply_arbiter_probes},
-    {"pretrusted", KEY_HANDLER, 0, 0, apply_arbiter_pretrusted},
-    {"peers", KEY_HANDLER, 0, 0, apply_arbiter_peers},
+static const kci_config_key arbiter_rules[] = {
+    {.name = "enabled", .kind = KCI_KEY_BOOL, .offset = offsetof(arbiter_block, enabled)},
+    {.name = "id", .kind = KCI_KEY_STRING, .offset = offsetof(arbiter_block, id)},
+    {.name = "arbiters",
+     .kind = KCI_KEY_SIZE,
+     .offset = offsetof(arbiter_block, count),
+     .maximum = 64},
+    {.name = "tick", .kind = KCI_KEY_DURATION_MS, .offset = offsetof(arbiter_block, tick_ms)},
+    {.name = "probe_interval",
+     .kind = KCI_KEY_DURATION_MS,
+     .offset = offsetof(arbiter_block, probe_interval_ms)},
+    {.name = "probe_timeout",
+     .kind = KCI_KEY_DURATION_MS,
+     .offset = offsetof(arbiter_block, probe_timeout_ms)},
+    {.name = "quarantine",
+     .kind = KCI_KEY_DURATION_MS,
+     .offset = offsetof(arbiter_block, quarantine_ms)},
+    {.name = "probation",
+     .kind = KCI_KEY_DURATION_MS,
+     .offset = offsetof(arbiter_block, probation_ms)},
+    {.name = "slow", .kind = KCI_KEY_DURATION_MS, .offset = offsetof(arbiter_block, slow_ms)},
+    {.name = "target", .kind = KCI_KEY_DURATION_MS, .offset = offsetof(arbiter_block, target_ms)},
+    {.name = "qos_samples",
+     .kind = KCI_KEY_SIZE,
+     .offset = offsetof(arbiter_block, qos_samples),
+     .maximum = 1000000},
+    {.name = "probes", .kind = KCI_KEY_HANDLER, .handler = apply_arbiter_probes},
+    {.name = "pretrusted", .kind = KCI_KEY_HANDLER, .handler = apply_arbiter_pretrusted},
+    {.name = "peers", .kind = KCI_KEY_HANDLER, .handler = apply_arbiter_peers},
 };
 
 static kc_err apply_arbiter(const apply_context *context, const kci_conf_entry *entry, void *field)
 {
     kci_options *options = field;
     if (entry->value.kind != KCI_CONF_MAP)
-        return wrong_type(context, entry->key, &entry->value, "a map");
+        return kci_config_wrong_type(context, entry->key, &entry->value, "a map");
     arbiter_block block = {0};
-    kc_err err = apply_map(context, "arbiter", &entry->value, arbiter_rules,
-                           RULE_COUNT(arbiter_rules), &block);
+    kc_err err = kci_config_apply_map(context, "arbiter", &entry->value, arbiter_rules,
+                                      RULE_COUNT(arbiter_rules), &block);
     if (err != KC_OK) {
         free(block.id);
         strings_free(block.probes, block.probe_count);
@@ -1148,7 +959,7 @@ static kc_err apply_max_subscriptions(const apply_context *context, const kci_co
         options->max_subscriptions = 0;
         return KC_OK;
     }
-    return size_from_value(context, entry->key, &entry->value, INT32_MAX,
+    return kci_config_size(context, entry->key, &entry->value, 1, INT32_MAX,
                            &options->max_subscriptions);
 }
 
@@ -1156,16 +967,16 @@ static kc_err apply_listen(const apply_context *context, const kci_conf_entry *e
 {
     kci_options *options = field;
     kc_err err =
-        listen_from_value(context, entry->key, &entry->value, &options->host, &options->port);
+        kci_config_listen(context, entry->key, &entry->value, &options->host, &options->port);
     if (err == KC_OK && options->host == NULL)
-        err = kci_options_string_set(&options->host, "0.0.0.0");
+        err = kci_config_string_set(&options->host, "0.0.0.0");
     return err;
 }
 
 static kc_err apply_http(const apply_context *context, const kci_conf_entry *entry, void *field)
 {
     kci_options *options = field;
-    return listen_from_value(context, entry->key, &entry->value, &options->http_host,
+    return kci_config_listen(context, entry->key, &entry->value, &options->http_host,
                              &options->http_port);
 }
 
@@ -1179,92 +990,107 @@ static kc_err apply_jetstream(const apply_context *context, const kci_conf_entry
     if (value->kind == KCI_CONF_STRING && (strcasecmp(value->as.string, "disabled") == 0 ||
                                            strcasecmp(value->as.string, "disable") == 0))
         return KC_OK;
-    return config_error(context, value, KC_ERR_CONFIG,
-                        "nats-server option '%s' is not supported by kcobrad (only "
-                        "'jetstream: false')",
-                        entry->key);
+    return kci_config_error(context, value, KC_ERR_CONFIG,
+                            "nats-server option '%s' is not supported by kcobrad (only "
+                            "'jetstream: false')",
+                            entry->key);
 }
 
 #define OPTION(field) offsetof(kci_options, field)
 
-static const key_rule top_level_rules[] = {
-    {"listen", KEY_HANDLER, 0, 0, apply_listen},
-    {"host", KEY_STRING, OPTION(host), 0, NULL},
-    {"net", KEY_STRING, OPTION(host), 0, NULL},
-    {"port", KEY_PORT, OPTION(port), 0, NULL},
-    {"server_name", KEY_STRING, OPTION(server_name), 0, NULL},
-    {"http", KEY_HANDLER, 0, 0, apply_http},
-    {"http_port", KEY_PORT, OPTION(http_port), 0, NULL},
-    {"monitor_port", KEY_PORT, OPTION(http_port), 0, NULL},
-    {"max_payload", KEY_SIZE, OPTION(max_payload_bytes), INT32_MAX, NULL},
-    {"max_pending", KEY_SIZE, OPTION(max_pending_bytes), INT64_MAX, NULL},
-    {"max_control_line", KEY_SIZE, OPTION(max_control_line_bytes), INT32_MAX, NULL},
-    {"max_connections", KEY_SIZE, OPTION(max_connections), INT32_MAX, NULL},
-    {"max_conn", KEY_SIZE, OPTION(max_connections), INT32_MAX, NULL},
-    {"ping_interval", KEY_DURATION_MS, OPTION(ping_interval_ms), 0, NULL},
-    {"ping_max", KEY_SIZE, OPTION(ping_max), INT32_MAX, NULL},
-    {"write_deadline", KEY_DURATION_MS, OPTION(write_deadline_ms), 0, NULL},
-    {"max_subs", KEY_HANDLER, 0, 0, apply_max_subscriptions},
-    {"max_subscriptions", KEY_HANDLER, 0, 0, apply_max_subscriptions},
-    {"debug", KEY_BOOL, OPTION(debug), 0, NULL},
-    {"trace", KEY_BOOL, OPTION(trace), 0, NULL},
-    {"trace_verbose", KEY_BOOL, OPTION(trace), 0, NULL},
-    {"logtime", KEY_BOOL, OPTION(logtime), 0, NULL},
-    {"log_file", KEY_STRING, OPTION(log_file), 0, NULL},
-    {"logfile", KEY_STRING, OPTION(log_file), 0, NULL},
-    {"pid_file", KEY_STRING, OPTION(pid_file), 0, NULL},
-    {"pidfile", KEY_STRING, OPTION(pid_file), 0, NULL},
-    {"authorization", KEY_HANDLER, 0, 0, apply_authorization},
-    {"tls", KEY_HANDLER, 0, 0, apply_tls},
-    {"jetstream", KEY_HANDLER, 0, 0, apply_jetstream},
-    {"data_dir", KEY_STRING, OPTION(data_dir), 0, NULL},
-    {"suggestions", KEY_HANDLER, 0, 0, apply_suggestions},
-    {"ingress", KEY_HANDLER, 0, 0, apply_ingress},
-    {"ledger", KEY_HANDLER, 0, 0, apply_ledger},
-    {"persister", KEY_HANDLER, 0, 0, apply_persister},
-    {"arbiter", KEY_HANDLER, 0, 0, apply_arbiter},
+static const kci_config_key top_level_rules[] = {
+    {.name = "listen", .kind = KCI_KEY_HANDLER, .handler = apply_listen},
+    {.name = "host", .kind = KCI_KEY_STRING, .offset = OPTION(host)},
+    {.name = "net", .kind = KCI_KEY_STRING, .offset = OPTION(host)},
+    {.name = "port", .kind = KCI_KEY_PORT, .offset = OPTION(port)},
+    {.name = "server_name", .kind = KCI_KEY_STRING, .offset = OPTION(server_name)},
+    {.name = "http", .kind = KCI_KEY_HANDLER, .handler = apply_http},
+    {.name = "http_port", .kind = KCI_KEY_PORT, .offset = OPTION(http_port)},
+    {.name = "monitor_port", .kind = KCI_KEY_PORT, .offset = OPTION(http_port)},
+    {.name = "max_payload",
+     .kind = KCI_KEY_SIZE,
+     .offset = OPTION(max_payload_bytes),
+     .maximum = INT32_MAX},
+    {.name = "max_pending",
+     .kind = KCI_KEY_SIZE,
+     .offset = OPTION(max_pending_bytes),
+     .maximum = INT64_MAX},
+    {.name = "max_control_line",
+     .kind = KCI_KEY_SIZE,
+     .offset = OPTION(max_control_line_bytes),
+     .maximum = INT32_MAX},
+    {.name = "max_connections",
+     .kind = KCI_KEY_SIZE,
+     .offset = OPTION(max_connections),
+     .maximum = INT32_MAX},
+    {.name = "max_conn",
+     .kind = KCI_KEY_SIZE,
+     .offset = OPTION(max_connections),
+     .maximum = INT32_MAX},
+    {.name = "ping_interval", .kind = KCI_KEY_DURATION_MS, .offset = OPTION(ping_interval_ms)},
+    {.name = "ping_max", .kind = KCI_KEY_SIZE, .offset = OPTION(ping_max), .maximum = INT32_MAX},
+    {.name = "write_deadline", .kind = KCI_KEY_DURATION_MS, .offset = OPTION(write_deadline_ms)},
+    {.name = "max_subs", .kind = KCI_KEY_HANDLER, .handler = apply_max_subscriptions},
+    {.name = "max_subscriptions", .kind = KCI_KEY_HANDLER, .handler = apply_max_subscriptions},
+    {.name = "debug", .kind = KCI_KEY_BOOL, .offset = OPTION(debug)},
+    {.name = "trace", .kind = KCI_KEY_BOOL, .offset = OPTION(trace)},
+    {.name = "trace_verbose", .kind = KCI_KEY_BOOL, .offset = OPTION(trace)},
+    {.name = "logtime", .kind = KCI_KEY_BOOL, .offset = OPTION(logtime)},
+    {.name = "log_file", .kind = KCI_KEY_STRING, .offset = OPTION(log_file)},
+    {.name = "logfile", .kind = KCI_KEY_STRING, .offset = OPTION(log_file)},
+    {.name = "pid_file", .kind = KCI_KEY_STRING, .offset = OPTION(pid_file)},
+    {.name = "pidfile", .kind = KCI_KEY_STRING, .offset = OPTION(pid_file)},
+    {.name = "authorization", .kind = KCI_KEY_HANDLER, .handler = apply_authorization},
+    {.name = "tls", .kind = KCI_KEY_HANDLER, .handler = apply_tls},
+    {.name = "jetstream", .kind = KCI_KEY_HANDLER, .handler = apply_jetstream},
+    {.name = "data_dir", .kind = KCI_KEY_STRING, .offset = OPTION(data_dir)},
+    {.name = "suggestions", .kind = KCI_KEY_HANDLER, .handler = apply_suggestions},
+    {.name = "ingress", .kind = KCI_KEY_HANDLER, .handler = apply_ingress},
+    {.name = "ledger", .kind = KCI_KEY_HANDLER, .handler = apply_ledger},
+    {.name = "persister", .kind = KCI_KEY_HANDLER, .handler = apply_persister},
+    {.name = "arbiter", .kind = KCI_KEY_HANDLER, .handler = apply_arbiter},
     /* accepted and ignored: see docs/config.md */
-    {"client_advertise", KEY_IGNORED, 0, 0, NULL},
-    {"ports_file_dir", KEY_IGNORED, 0, 0, NULL},
-    {"syslog", KEY_IGNORED, 0, 0, NULL},
-    {"remote_syslog", KEY_IGNORED, 0, 0, NULL},
-    {"log_size_limit", KEY_IGNORED, 0, 0, NULL},
-    {"logfile_size_limit", KEY_IGNORED, 0, 0, NULL},
-    {"max_traced_msg_len", KEY_IGNORED, 0, 0, NULL},
-    {"disable_sublist_cache", KEY_IGNORED, 0, 0, NULL},
-    {"no_sublist_cache", KEY_IGNORED, 0, 0, NULL},
-    {"prof_port", KEY_IGNORED, 0, 0, NULL},
-    {"connect_error_reports", KEY_IGNORED, 0, 0, NULL},
-    {"reconnect_error_reports", KEY_IGNORED, 0, 0, NULL},
-    {"lame_duck_duration", KEY_IGNORED, 0, 0, NULL},
-    {"lame_duck_grace_period", KEY_IGNORED, 0, 0, NULL},
-    {"server_tags", KEY_IGNORED, 0, 0, NULL},
-    {"http_base_path", KEY_IGNORED, 0, 0, NULL},
-    {"max_sub_tokens", KEY_IGNORED, 0, 0, NULL},
-    {"max_subscription_tokens", KEY_IGNORED, 0, 0, NULL},
-    {"no_header_support", KEY_IGNORED, 0, 0, NULL},
+    {.name = "client_advertise", .kind = KCI_KEY_IGNORED},
+    {.name = "ports_file_dir", .kind = KCI_KEY_IGNORED},
+    {.name = "syslog", .kind = KCI_KEY_IGNORED},
+    {.name = "remote_syslog", .kind = KCI_KEY_IGNORED},
+    {.name = "log_size_limit", .kind = KCI_KEY_IGNORED},
+    {.name = "logfile_size_limit", .kind = KCI_KEY_IGNORED},
+    {.name = "max_traced_msg_len", .kind = KCI_KEY_IGNORED},
+    {.name = "disable_sublist_cache", .kind = KCI_KEY_IGNORED},
+    {.name = "no_sublist_cache", .kind = KCI_KEY_IGNORED},
+    {.name = "prof_port", .kind = KCI_KEY_IGNORED},
+    {.name = "connect_error_reports", .kind = KCI_KEY_IGNORED},
+    {.name = "reconnect_error_reports", .kind = KCI_KEY_IGNORED},
+    {.name = "lame_duck_duration", .kind = KCI_KEY_IGNORED},
+    {.name = "lame_duck_grace_period", .kind = KCI_KEY_IGNORED},
+    {.name = "server_tags", .kind = KCI_KEY_IGNORED},
+    {.name = "http_base_path", .kind = KCI_KEY_IGNORED},
+    {.name = "max_sub_tokens", .kind = KCI_KEY_IGNORED},
+    {.name = "max_subscription_tokens", .kind = KCI_KEY_IGNORED},
+    {.name = "no_header_support", .kind = KCI_KEY_IGNORED},
     /* nats-server features kcobrad does not have */
-    {"cluster", KEY_UNSUPPORTED, 0, 0, NULL},
-    {"gateway", KEY_UNSUPPORTED, 0, 0, NULL},
-    {"leafnodes", KEY_UNSUPPORTED, 0, 0, NULL},
-    {"leaf", KEY_UNSUPPORTED, 0, 0, NULL},
-    {"store_dir", KEY_UNSUPPORTED, 0, 0, NULL},
-    {"storedir", KEY_UNSUPPORTED, 0, 0, NULL},
-    {"accounts", KEY_UNSUPPORTED, 0, 0, NULL},
-    {"operator", KEY_UNSUPPORTED, 0, 0, NULL},
-    {"operators", KEY_UNSUPPORTED, 0, 0, NULL},
-    {"resolver", KEY_UNSUPPORTED, 0, 0, NULL},
-    {"resolver_preload", KEY_UNSUPPORTED, 0, 0, NULL},
-    {"system_account", KEY_UNSUPPORTED, 0, 0, NULL},
-    {"no_auth_user", KEY_UNSUPPORTED, 0, 0, NULL},
-    {"websocket", KEY_UNSUPPORTED, 0, 0, NULL},
-    {"ws", KEY_UNSUPPORTED, 0, 0, NULL},
-    {"mqtt", KEY_UNSUPPORTED, 0, 0, NULL},
-    {"mappings", KEY_UNSUPPORTED, 0, 0, NULL},
-    {"https", KEY_UNSUPPORTED, 0, 0, NULL},
-    {"https_port", KEY_UNSUPPORTED, 0, 0, NULL},
-    {"ocsp", KEY_UNSUPPORTED, 0, 0, NULL},
-    {"allow_non_tls", KEY_UNSUPPORTED, 0, 0, NULL},
+    {.name = "cluster", .kind = KCI_KEY_UNSUPPORTED},
+    {.name = "gateway", .kind = KCI_KEY_UNSUPPORTED},
+    {.name = "leafnodes", .kind = KCI_KEY_UNSUPPORTED},
+    {.name = "leaf", .kind = KCI_KEY_UNSUPPORTED},
+    {.name = "store_dir", .kind = KCI_KEY_UNSUPPORTED},
+    {.name = "storedir", .kind = KCI_KEY_UNSUPPORTED},
+    {.name = "accounts", .kind = KCI_KEY_UNSUPPORTED},
+    {.name = "operator", .kind = KCI_KEY_UNSUPPORTED},
+    {.name = "operators", .kind = KCI_KEY_UNSUPPORTED},
+    {.name = "resolver", .kind = KCI_KEY_UNSUPPORTED},
+    {.name = "resolver_preload", .kind = KCI_KEY_UNSUPPORTED},
+    {.name = "system_account", .kind = KCI_KEY_UNSUPPORTED},
+    {.name = "no_auth_user", .kind = KCI_KEY_UNSUPPORTED},
+    {.name = "websocket", .kind = KCI_KEY_UNSUPPORTED},
+    {.name = "ws", .kind = KCI_KEY_UNSUPPORTED},
+    {.name = "mqtt", .kind = KCI_KEY_UNSUPPORTED},
+    {.name = "mappings", .kind = KCI_KEY_UNSUPPORTED},
+    {.name = "https", .kind = KCI_KEY_UNSUPPORTED},
+    {.name = "https_port", .kind = KCI_KEY_UNSUPPORTED},
+    {.name = "ocsp", .kind = KCI_KEY_UNSUPPORTED},
+    {.name = "allow_non_tls", .kind = KCI_KEY_UNSUPPORTED},
 };
 
 kc_err kci_options_apply_conf(kci_options *options, const kci_conf_value *root, char *error,
@@ -1273,9 +1099,10 @@ kc_err kci_options_apply_conf(kci_options *options, const kci_conf_value *root, 
     assert(options != NULL && root != NULL);
     apply_context context = {options->config_file != NULL ? options->config_file : "config", error,
                              error_size};
-    if (root->kind != KCI_CONF_MAP) return config_error(&context, root, KC_ERR_CONFIG, "not a map");
-    kc_err err =
-        apply_map(&context, "", root, top_level_rules, RULE_COUNT(top_level_rules), options);
+    if (root->kind != KCI_CONF_MAP)
+        return kci_config_error(&context, root, KC_ERR_CONFIG, "not a map");
+    kc_err err = kci_config_apply_map(&context, "", root, top_level_rules,
+                                      RULE_COUNT(top_level_rules), options);
     if (err == KC_ERR_NOMEM)
         return kci_options_plain_error(error, error_size, "out of memory"), KC_ERR_NOMEM;
     options->tls_enabled = options->tls_cert_file != NULL && options->tls_key_file != NULL;
@@ -1317,7 +1144,7 @@ static kc_err validate_listen(const kci_options *options, char *error, size_t er
 {
     if (options->host == NULL || options->host[0] == '\0')
         return kci_options_plain_error(error, error_size, "the listen host is empty");
-    if (!kci_options_port_in_range(options->port) || !kci_options_port_in_range(options->http_port))
+    if (!kci_config_port_in_range(options->port) || !kci_config_port_in_range(options->http_port))
         return kci_options_plain_error(error, error_size, "a port must be from 0 to 65535 (or -1)");
     const char *http_host = options->http_host != NULL ? options->http_host : options->host;
     if (options->port > 0 && options->port == options->http_port &&
@@ -1395,7 +1222,7 @@ static kc_err validate_components(const kci_options *options, char *error, size_
                                        "persister segment_size must be at least 64KB");
     if (options->persister_dir != NULL && options->persister_dir[0] == '\0')
         return kci_options_plain_error(error, error_size, "persister dir is empty");
-    if (!kci_options_port_in_range(options->ingress_port))
+    if (!kci_config_port_in_range(options->ingress_port))
         return kci_options_plain_error(error, error_size,
                                        "the ingress port must be from 0 to 65535 (or -1)");
     if (options->ingress_timeout_ms < 1 || options->ingress_timeout_ms > OPTIONS_DURATION_MS_MAX)

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "conf.h"
+#include "common/conf.h"
 #include "kingcobra/err.h"
 
 enum {

@@ -105,7 +105,7 @@ static bool parse_port_text(const char *text, int *port)
     int64_t number;
     if (text[0] == '\0' || strspn(text, "-0123456789") != strlen(text) ||
         kci_conf_parse_size(text, strlen(text), &number) != KC_OK ||
-        !kci_options_port_in_range(number))
+        !kci_config_port_in_range(number))
         return false;
     *port = (int)number;
     return true;
@@ -137,7 +137,7 @@ static kc_err flag_text(char **slot, const char *value, const char *flag, char *
 {
     if (value[0] == '\0')
         return kci_options_plain_error(error, error_size, "%s needs a value", flag);
-    return kci_options_string_set(slot, value);
+    return kci_config_string_set(slot, value);
 }
 
 static kc_err apply_flag(kci_options *options, flag_auth *auth, int id, const char *value,
@@ -261,11 +261,11 @@ static kc_err apply_flag_auth(kci_options *options, const flag_auth *auth, char 
         free(options->auth_token);
         options->auth_token = NULL;
     } else if (auth->password != NULL) {
-        if (kci_options_string_set(&options->users[0].password, auth->password) != KC_OK)
+        if (kci_config_string_set(&options->users[0].password, auth->password) != KC_OK)
             return KC_ERR_NOMEM;
     }
     if (auth->token != NULL) {
-        if (kci_options_string_set(&options->auth_token, auth->token) != KC_OK) return KC_ERR_NOMEM;
+        if (kci_config_string_set(&options->auth_token, auth->token) != KC_OK) return KC_ERR_NOMEM;
         kci_options_users_free(options->users, options->user_count);
         options->users = NULL;
         options->user_count = 0;
@@ -312,7 +312,7 @@ static kc_err build(kci_options *options, char *error, size_t error_size)
     err = walk_flags(options, FLAG_PASS_APPLY, NULL, &auth, error, error_size);
     if (err == KC_OK) err = apply_flag_auth(options, &auth, error, error_size);
     if (err == KC_OK && options->http_host == NULL)
-        err = kci_options_string_set(&options->http_host, options->host);
+        err = kci_config_string_set(&options->http_host, options->host);
     if (err == KC_ERR_NOMEM)
         return kci_options_plain_error(error, error_size, "out of memory"), KC_ERR_NOMEM;
     if (err != KC_OK) return err;
@@ -342,7 +342,7 @@ static kc_err load(kci_options *options, int argc, char **argv, char *error, siz
         fflush(stdout);
         return KC_ERR_HELP;
     }
-    if (kci_options_string_set(&options->config_file, scan.config_path) != KC_OK)
+    if (kci_config_string_set(&options->config_file, scan.config_path) != KC_OK)
         return kci_options_plain_error(error, error_size, "out of memory"), KC_ERR_NOMEM;
     err = build(options, error, error_size);
     if (err == KC_OK && scan.test) {
@@ -368,7 +368,7 @@ kc_err kci_options_reload(const kci_options *current, kci_options *fresh, char *
     assert(current != NULL && fresh != NULL && current != fresh);
     kci_options_init_defaults(fresh);
     kc_err err = copy_arguments(fresh, current->argument_count, current->arguments);
-    if (err == KC_OK) err = kci_options_string_set(&fresh->config_file, current->config_file);
+    if (err == KC_OK) err = kci_config_string_set(&fresh->config_file, current->config_file);
     if (err != KC_OK) {
         kci_options_plain_error(error, error_size, "out of memory");
         err = KC_ERR_NOMEM;

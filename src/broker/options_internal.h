@@ -8,20 +8,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/config_keys.h"
 #include "kingcobra/err.h"
 #include "options.h"
 
 #define KCI_OPTIONS_DEFAULT_HOST "0.0.0.0"
 
-/* Replaces *slot with a copy of text (NULL clears it); KC_ERR_NOMEM leaves
- * *slot as it was. */
-kc_err kci_options_string_set(char **slot, const char *text);
 /* Frees count users and the array itself. */
 void kci_options_users_free(kci_user *users, size_t count);
 /* Writes the message into error (if error_size > 0); returns KC_ERR_CONFIG. */
 __attribute__((format(printf, 3, 4))) kc_err kci_options_plain_error(char *error, size_t error_size,
                                                                      const char *format, ...);
-/* -1 to 65535: 0 and -1 both mean any free port, as in nats-server. */
-bool kci_options_port_in_range(int64_t port);
 
 #endif

@@ -17,7 +17,7 @@
 
 #include <cmocka.h>
 
-#include "broker/conf.h"
+#include "common/conf.h"
 
 enum {
     DUMP_BYTES_MAX = 8192,
