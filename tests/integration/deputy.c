@@ -222,6 +222,23 @@ static int64_t balance(world *w)
     return value;
 }
 
+/* One number from the persister's kc.sys.queue.stats. */
+static int64_t queue_stat(world *w, const char *name)
+{
+    natsMsg *reply = NULL;
+    assert_int_equal(
+        natsConnection_RequestString(&reply, w->admin, "kc.sys.queue.stats", "", TIMEOUT_MS),
+        NATS_OK);
+    json_error_t error;
+    json_t *stats =
+        json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0, &error);
+    natsMsg_Destroy(reply);
+    assert_non_null(stats);
+    int64_t value = json_integer_value(json_object_get(stats, name));
+    json_decref(stats);
+    return value;
+}
+
 /* The victim is still served (not quarantined by a forged control message). */
 static void expect_victim_served(world *w)
 {
@@ -331,17 +348,7 @@ static void test_reply_get_to_control_subjects_ignored(void **state)
     assert_int_equal(balance(w), 0);
     expect_victim_served(w);
     /* The persister says what it refused. */
-    natsMsg *reply = NULL;
-    assert_int_equal(
-        natsConnection_RequestString(&reply, w->admin, "kc.sys.queue.stats", "", TIMEOUT_MS),
-        NATS_OK);
-    json_error_t error;
-    json_t *stats =
-        json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0, &error);
-    natsMsg_Destroy(reply);
-    assert_non_null(stats);
-    assert_true(json_integer_value(json_object_get(stats, "refused_reply_subjects")) >= 2);
-    json_decref(stats);
+    assert_true(queue_stat(w, "refused_reply_subjects") >= 2);
 }
 
 static void test_submit_reply_to_control_subject_not_stored(void **state)
@@ -349,24 +356,14 @@ static void test_submit_reply_to_control_subject_not_stored(void **state)
     world *w = *state;
     char mint_body[160];
     snprintf(mint_body, sizeof mint_body, MINT_BODY_FORMAT, w->wallet);
-    natsMsg *reply = NULL;
     assert_int_equal(natsConnection_PublishRequestString(w->admin, "kc.submit.echo",
                                                          "kc.ledger.mint", mint_body),
                      NATS_OK);
     assert_int_equal(natsConnection_FlushTimeout(w->admin, TIMEOUT_MS), NATS_OK);
     harness_sleep_ms(SETTLE_MS);
     assert_int_equal(balance(w), 0);
-    assert_int_equal(
-        natsConnection_RequestString(&reply, w->admin, "kc.sys.queue.stats", "", TIMEOUT_MS),
-        NATS_OK);
-    json_error_t error;
-    json_t *stats =
-        json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0, &error);
-    natsMsg_Destroy(reply);
-    assert_non_null(stats);
-    assert_int_equal(json_integer_value(json_object_get(stats, "requests")), 0);
-    assert_true(json_integer_value(json_object_get(stats, "refused_reply_subjects")) >= 1);
-    json_decref(stats);
+    assert_int_equal(queue_stat(w, "requests"), 0);
+    assert_true(queue_stat(w, "refused_reply_subjects") >= 1);
 }
 
 static void test_notify_with_spaces_loses_nothing(void **state)
