@@ -27,8 +27,8 @@
 #include "arbiter/wire.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "service/answer.h"
 #include "service/headers.h"
-#include "service/reply_subject.h"
 
 enum {
     VERDICT_LINE_BYTES_MAX = 64 * 1024,
@@ -359,7 +359,6 @@ void kci_arbiter_on_request(natsConnection *connection, natsSubscription *subscr
     (void)subscription;
     kci_arbiter *arbiter = closure;
     const char *subject = natsMsg_GetSubject(message);
-    const char *reply = natsMsg_GetReply(message);
     int64_t now_ms = kci_monotonic_ms();
     json_t *answer = NULL;
     pthread_mutex_lock(&arbiter->lock);
@@ -375,10 +374,16 @@ void kci_arbiter_on_request(natsConnection *connection, natsSubscription *subscr
     pthread_mutex_unlock(&arbiter->lock);
     char *text = answer != NULL ? json_dumps(answer, JSON_COMPACT) : NULL;
     json_decref(answer);
-    /* Only to an inbox: the arbiter may publish on control subjects, and a
-     * client must not choose where its answers go (reply_subject.h). */
-    if (kci_reply_subject_allowed(reply, KCI_REPLY_ANSWER) && text != NULL)
-        natsConnection_PublishString(connection, reply, text);
+    /* Only to an inbox (answer.h): the arbiter may publish on control
+     * subjects, and a client must not choose where its answers go. */
+    const char *request_id = NULL;
+    if (natsMsgHeader_Get(message, KCI_HEADER_ID, &request_id) != NATS_OK) request_id = NULL;
+    kci_answer reply = {.node = arbiter->id,
+                        .type = "arbiter",
+                        .reply_to = request_id,
+                        .payload = text,
+                        .payload_length = text != NULL ? strlen(text) : 0};
+    if (text != NULL) kci_answer_send(connection, message, &reply, "arbiter");
     free(text);
     natsMsg_Destroy(message);
 }

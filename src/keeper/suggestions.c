@@ -48,9 +48,9 @@
 #include "common/clock.h"
 #include "common/dir.h"
 #include "common/log.h"
+#include "service/answer.h"
 #include "service/headers.h"
 #include "service/hlc.h"
-#include "service/reply_subject.h"
 #include "service/uuid.h"
 
 enum {
@@ -432,30 +432,14 @@ static void read_headers(natsMsg *message, kci_kc_headers *headers, kci_hlc_time
 static void respond(kci_suggestions *keeper, natsMsg *request, const kci_kc_headers *headers,
                     const outcome *result, const char *payload, size_t payload_length)
 {
-    const char *reply_subject = natsMsg_GetReply(request);
-    if (reply_subject == NULL || reply_subject[0] == '\0') return;
-    /* Only to an inbox: see reply_subject.h (the confused deputy). */
-    if (!kci_reply_subject_allowed(reply_subject, KCI_REPLY_ANSWER)) {
-        kci_debug("suggestions: no answer to a reply subject that is not an inbox");
-        return;
-    }
-    natsMsg *reply = NULL;
-    natsStatus status = natsMsg_Create(&reply, reply_subject, NULL, payload, (int)payload_length);
-    if (status != NATS_OK) {
-        kci_warn("suggestions: cannot build a reply: %s", natsStatus_GetText(status));
-        return;
-    }
-    kci_kc_headers stamp = {0};
-    snprintf(stamp.node, sizeof stamp.node, "%s", keeper->node);
-    snprintf(stamp.type, sizeof stamp.type, "suggest");
-    snprintf(stamp.reply_to, sizeof stamp.reply_to, "%s", headers->id);
-    stamp.error_code = result->code;
-    snprintf(stamp.error_message, sizeof stamp.error_message, "%s", result->message);
-    if (kci_headers_stamp(reply, &stamp) != KC_OK)
-        kci_warn("suggestions: cannot stamp a reply: %s", kc_last_error());
-    else if ((status = natsConnection_PublishMsg(keeper->connection, reply)) != NATS_OK)
-        kci_warn("suggestions: cannot reply: %s", natsStatus_GetText(status));
-    natsMsg_Destroy(reply);
+    kci_answer answer = {.node = keeper->node,
+                         .type = "suggest",
+                         .reply_to = headers->id,
+                         .code = result->code,
+                         .message = result->message,
+                         .payload = payload,
+                         .payload_length = payload_length};
+    kci_answer_send(keeper->connection, request, &answer, "suggestions");
 }
 
 static void respond_outcome(kci_suggestions *keeper, natsMsg *request,
