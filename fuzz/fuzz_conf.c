@@ -15,8 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/conf.h"
 #include "broker/options.h"
+#include "common/conf.h"
 #include "common/log.h"
 
 enum {
