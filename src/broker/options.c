@@ -96,9 +96,7 @@ void kci_options_init_defaults(kci_options *options)
     options->auth_timeout_ms = KCI_DEFAULT_AUTH_TIMEOUT_MS;
     options->tls_timeout_ms = KCI_DEFAULT_TLS_TIMEOUT_MS;
     options->logtime = true;
-    options->suggestions_enabled = true;
-    options->ingress_port = KCI_DEFAULT_INGRESS_PORT;
-    options->ingress_timeout_ms = KCI_DEFAULT_INGRESS_TIMEOUT_MS;
+    options->ingress_port_flag = -2; /* not given */
     options->ledger_reap_age_ms = -1;
     options->persister_enabled = true;
 }
@@ -120,9 +118,7 @@ void kci_options_free(kci_options *options)
     free(options->log_file);
     free(options->pid_file);
     free(options->data_dir);
-    free(options->suggestions_file);
-    free(options->ingress_host);
-    free(options->ingress_type);
+    kci_conf_free(options->conf);
     free(options->ledger_dir);
     free(options->persister_dir);
     free(options->persister_durability);
@@ -588,83 +584,17 @@ static kc_err apply_tls(const apply_context *context, const kci_conf_entry *entr
     return err;
 }
 
-/* ------------------------------------------ suggestions and ingress */
+/* ------------------------------------------ the parts' blocks */
 
-/* kcobrad's own components (docs/ingress.md). Each block is staged and
- * replaces the earlier settings whole, as tls does. */
-
-typedef struct suggestions_block {
-    bool enabled;
-    char *file;
-} suggestions_block;
-
-static const kci_config_key suggestions_rules[] = {
-    {.name = "enabled", .kind = KCI_KEY_BOOL, .offset = offsetof(suggestions_block, enabled)},
-    {.name = "file", .kind = KCI_KEY_STRING, .offset = offsetof(suggestions_block, file)},
-};
-
-static kc_err apply_suggestions(const apply_context *context, const kci_conf_entry *entry,
-                                void *field)
+/* suggestions { }, ingress { }: each part reads its own block with its own
+ * key table (src/<part>/config.c); the broker only checks that it is a map.
+ * kcobrad runs the parts' checks at load and reload
+ * (kci_options_set_part_check). */
+static kc_err apply_part_block(const apply_context *context, const kci_conf_entry *entry,
+                               void *field)
 {
-    kci_options *options = field;
     if (entry->value.kind != KCI_CONF_MAP)
         return kci_config_wrong_type(context, entry->key, &entry->value, "a map");
-    suggestions_block block = {.enabled = true};
-    kc_err err = kci_config_apply_map(context, "suggestions", &entry->value, suggestions_rules,
-                                      RULE_COUNT(suggestions_rules), &block);
-    if (err != KC_OK) {
-        free(block.file);
-        return err;
-    }
-    free(options->suggestions_file);
-    options->suggestions_file = block.file;
-    options->suggestions_enabled = block.enabled;
-    return KC_OK;
-}
-
-typedef struct ingress_block {
-    bool enabled;
-    char *host;
-    int port;
-    char *type;
-    int64_t timeout_ms;
-} ingress_block;
-
-static kc_err apply_ingress_listen(const apply_context *context, const kci_conf_entry *entry,
-                                   void *field)
-{
-    ingress_block *block = field;
-    return kci_config_listen(context, entry->key, &entry->value, &block->host, &block->port);
-}
-
-static const kci_config_key ingress_rules[] = {
-    {.name = "enabled", .kind = KCI_KEY_BOOL, .offset = offsetof(ingress_block, enabled)},
-    {.name = "listen", .kind = KCI_KEY_HANDLER, .handler = apply_ingress_listen},
-    {.name = "type", .kind = KCI_KEY_STRING, .offset = offsetof(ingress_block, type)},
-    {.name = "timeout", .kind = KCI_KEY_DURATION_MS, .offset = offsetof(ingress_block, timeout_ms)},
-};
-
-static kc_err apply_ingress(const apply_context *context, const kci_conf_entry *entry, void *field)
-{
-    kci_options *options = field;
-    if (entry->value.kind != KCI_CONF_MAP)
-        return kci_config_wrong_type(context, entry->key, &entry->value, "a map");
-    ingress_block block = {.port = KCI_DEFAULT_INGRESS_PORT,
-                           .timeout_ms = KCI_DEFAULT_INGRESS_TIMEOUT_MS};
-    kc_err err = kci_config_apply_map(context, "ingress", &entry->value, ingress_rules,
-                                      RULE_COUNT(ingress_rules), &block);
-    if (err != KC_OK) {
-        free(block.host);
-        free(block.type);
-        return err;
-    }
-    free(options->ingress_host);
-    free(options->ingress_type);
-    options->ingress_enabled = block.enabled;
-    options->ingress_host = block.host;
-    options->ingress_port = block.port;
-    options->ingress_type = block.type;
-    options->ingress_timeout_ms = block.timeout_ms;
     return KC_OK;
 }
 
@@ -1044,8 +974,8 @@ static const kci_config_key top_level_rules[] = {
     {.name = "tls", .kind = KCI_KEY_HANDLER, .handler = apply_tls},
     {.name = "jetstream", .kind = KCI_KEY_HANDLER, .handler = apply_jetstream},
     {.name = "data_dir", .kind = KCI_KEY_STRING, .offset = OPTION(data_dir)},
-    {.name = "suggestions", .kind = KCI_KEY_HANDLER, .handler = apply_suggestions},
-    {.name = "ingress", .kind = KCI_KEY_HANDLER, .handler = apply_ingress},
+    {.name = "suggestions", .kind = KCI_KEY_HANDLER, .handler = apply_part_block},
+    {.name = "ingress", .kind = KCI_KEY_HANDLER, .handler = apply_part_block},
     {.name = "ledger", .kind = KCI_KEY_HANDLER, .handler = apply_ledger},
     {.name = "persister", .kind = KCI_KEY_HANDLER, .handler = apply_persister},
     {.name = "arbiter", .kind = KCI_KEY_HANDLER, .handler = apply_arbiter},
@@ -1187,30 +1117,12 @@ static kc_err validate_security(const kci_options *options, char *error, size_t 
 
 /* One subject token as libkingcobra reads a request type: 1..128 bytes, no
  * '.', '*', '>', space or control byte. */
-static bool request_type_valid(const char *type)
-{
-    size_t length = strlen(type);
-    if (length == 0 || length > OPTIONS_TOKEN_BYTES_MAX) return false;
-    for (size_t i = 0; i < length; i++) {
-        unsigned char byte = (unsigned char)type[i];
-        if (byte <= ' ' || byte == 0x7f || strchr(".*>", byte) != NULL) return false;
-    }
-    return true;
-}
 
 /* The components' keys: paths not empty, the type one subject token. */
 static kc_err validate_components(const kci_options *options, char *error, size_t error_size)
 {
     if (options->data_dir != NULL && options->data_dir[0] == '\0')
         return kci_options_plain_error(error, error_size, "data_dir is empty");
-    if (options->suggestions_file != NULL && options->suggestions_file[0] == '\0')
-        return kci_options_plain_error(error, error_size, "suggestions file is empty");
-    const char *type = options->ingress_type;
-    if (type != NULL && !request_type_valid(type))
-        return kci_options_plain_error(error, error_size,
-                                       "ingress type \"%s\" must be one subject token (no dots, "
-                                       "spaces or wildcards, at most %d bytes)",
-                                       type, OPTIONS_TOKEN_BYTES_MAX);
     const char *durability = options->persister_durability;
     if (durability != NULL && strcmp(durability, "batch") != 0 &&
         strcmp(durability, "always") != 0 && strcmp(durability, "none") != 0)
@@ -1222,12 +1134,6 @@ static kc_err validate_components(const kci_options *options, char *error, size_
                                        "persister segment_size must be at least 64KB");
     if (options->persister_dir != NULL && options->persister_dir[0] == '\0')
         return kci_options_plain_error(error, error_size, "persister dir is empty");
-    if (!kci_config_port_in_range(options->ingress_port))
-        return kci_options_plain_error(error, error_size,
-                                       "the ingress port must be from 0 to 65535 (or -1)");
-    if (options->ingress_timeout_ms < 1 || options->ingress_timeout_ms > OPTIONS_DURATION_MS_MAX)
-        return kci_options_plain_error(error, error_size,
-                                       "ingress timeout must be from 1 ms to one day");
     return KC_OK;
 }
 

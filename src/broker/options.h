@@ -96,16 +96,11 @@ typedef struct kci_options {
     bool logtime; /* default true */
     char *log_file;
     char *pid_file;
-    /* built-in components (src/cmd/components.h, docs/ingress.md); NULL
-     * strings mean the default; read at start only, not on reload */
-    char *data_dir;             /* default "data" */
-    bool suggestions_enabled;   /* default true */
-    char *suggestions_file;     /* default <data_dir>/suggestions.jsonl */
-    bool ingress_enabled;       /* default false */
-    char *ingress_host;         /* default "0.0.0.0" */
-    int ingress_port;           /* default 4223 */
-    char *ingress_type;         /* default "default" */
-    int64_t ingress_timeout_ms; /* default 5000 */
+    /* built-in components (src/cmd/components.h, docs/ingress.md): each
+     * part reads its own block of conf with its own key table */
+    kci_conf_value *conf;  /* the parsed config file; NULL without one */
+    char *data_dir;        /* default "data" */
+    int ingress_port_flag; /* --ingress_port: run the ingress there; -2: not given */
     /* the ledger (docs/ledger.md) */
     bool ledger_enabled;             /* default false */
     char *ledger_dir;                /* default <data_dir>/ledger */
@@ -151,6 +146,13 @@ typedef struct kci_options {
 
 void kci_options_init_defaults(kci_options *options);
 void kci_options_free(kci_options *options);
+/* The parts' blocks of the config file (suggestions { }, ingress { }, ...)
+ * are read by the parts themselves; kcobrad registers their check here,
+ * once before the first load, so a bad block fails the load, the reload
+ * (which keeps the running configuration) and -t like a bad broker key. */
+typedef kc_err (*kci_options_part_check)(const kci_options *options, char *error,
+                                         size_t error_size);
+void kci_options_set_part_check(kci_options_part_check check);
 
 /* Applies a parsed config tree on top of options. Unknown keys are an
  * error naming the key and its line, except keys listed in docs/config.md as

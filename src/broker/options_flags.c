@@ -179,9 +179,8 @@ static kc_err apply_flag(kci_options *options, flag_auth *auth, int id, const ch
         return KC_OK;
     case FLAG_DATA_DIR:
         return flag_text(&options->data_dir, value, "--data_dir", error, error_size);
-    case FLAG_INGRESS_PORT: /* a port for the ingress means: run it */
-        options->ingress_enabled = true;
-        return flag_port(&options->ingress_port, value, "--ingress_port", error, error_size);
+    case FLAG_INGRESS_PORT: /* a port for the ingress means: run it (components.c) */
+        return flag_port(&options->ingress_port_flag, value, "--ingress_port", error, error_size);
     }
     return KC_OK; /* -c, -h, -v, -t: the scan pass took them */
 }
@@ -294,6 +293,9 @@ static kc_err copy_arguments(kci_options *options, int argc, char *const *argv)
     return KC_OK;
 }
 
+/* kcobrad's check of the parts' blocks (kci_options_set_part_check). */
+static kci_options_part_check part_check;
+
 /* The file, then the flags on top, then the derived fields, then checks. */
 static kc_err build(kci_options *options, char *error, size_t error_size)
 {
@@ -305,7 +307,8 @@ static kc_err build(kci_options *options, char *error, size_t error_size)
         err = kci_conf_parse_file(options->config_file, &root, error, error_size);
         if (err != KC_OK) return err == KC_ERR_NOMEM ? KC_ERR_NOMEM : KC_ERR_CONFIG;
         err = kci_options_apply_conf(options, root, error, error_size);
-        kci_conf_free(root);
+        kci_conf_free(options->conf);
+        options->conf = root; /* the parts read their blocks from it */
         if (err != KC_OK) return err;
     }
     flag_auth auth = {0};
@@ -317,7 +320,14 @@ static kc_err build(kci_options *options, char *error, size_t error_size)
         return kci_options_plain_error(error, error_size, "out of memory"), KC_ERR_NOMEM;
     if (err != KC_OK) return err;
     options->tls_enabled = options->tls_cert_file != NULL && options->tls_key_file != NULL;
-    return kci_options_validate(options, error, error_size);
+    err = kci_options_validate(options, error, error_size);
+    if (err == KC_OK && part_check != NULL) err = part_check(options, error, error_size);
+    return err;
+}
+
+void kci_options_set_part_check(kci_options_part_check check)
+{
+    part_check = check;
 }
 
 static kc_err load(kci_options *options, int argc, char **argv, char *error, size_t error_size)

@@ -31,7 +31,9 @@
 #include "arbiter/arbiter.h"
 #include "broker/roles.h"
 #include "common/log.h"
+#include "ingress/config.h"
 #include "ingress/ingress.h"
+#include "keeper/config.h"
 #include "keeper/suggestions.h"
 #include "kingcobra/kingcobra.h"
 #include "ledger/serve.h"
@@ -49,11 +51,7 @@ enum {
 };
 
 #define DEFAULT_DATA_DIR "data"
-#define SUGGESTIONS_FILE_NAME "suggestions.jsonl"
 #define QUEUE_DIRECTORY_NAME "queue"
-#define DEFAULT_INGRESS_HOST "0.0.0.0"
-#define DEFAULT_INGRESS_TYPE "default"
-#define DEFAULT_INGRESS_TIMEOUT_MS KCI_DEFAULT_INGRESS_TIMEOUT_MS
 #define DEFAULT_NODE "kcobrad"
 #define LEDGER_DIR_NAME "ledger"
 
@@ -91,11 +89,6 @@ static char *join_path(const char *directory, const char *name)
     char *path = malloc(length);
     if (path != NULL) snprintf(path, length, "%s/%s", directory, name);
     return path;
-}
-
-static char *copy_or(const char *text, const char *fallback)
-{
-    return strdup(text != NULL ? text : fallback);
 }
 
 static char **copy_strings(char **strings, size_t count)
@@ -137,21 +130,55 @@ static void arbiter_config_from_options(kci_components_config *config, const kci
     config->arbiter_peer_count = options->arbiter_peer_count;
 }
 
-void kci_components_config_from_options(kci_components_config *config, const kci_options *options)
+/* A part's block of the config file, read with the part's key table. */
+static kc_err apply_block(const kci_options *options, const char *block, const kci_config_key *keys,
+                          size_t key_count, void *base, char *error, size_t error_size)
+{
+    const kci_conf_value *map = options->conf != NULL ? kci_conf_get(options->conf, block) : NULL;
+    if (map == NULL) return KC_OK;
+    kci_config_context context = {.source = options->config_file != NULL ? options->config_file
+                                                                         : "config",
+                                  .error = error,
+                                  .error_size = error_size};
+    return kci_config_apply_map(&context, block, map, keys, key_count, base);
+}
+
+/* The keeper and the ingress: defaults, their blocks, the flags, checks. */
+static kc_err parts_load(kci_components_config *config, const kci_options *options,
+                         const char *data_dir, char *error, size_t error_size)
+{
+    size_t key_count = 0;
+    const kci_config_key *keys = kci_keeper_config_keys(&key_count);
+    kc_err err = kci_keeper_config_init(&config->keeper, data_dir);
+    if (err == KC_OK)
+        err = apply_block(options, "suggestions", keys, key_count, &config->keeper, error,
+                          error_size);
+    if (err == KC_OK) err = kci_keeper_config_check(&config->keeper, error, error_size);
+    if (err != KC_OK) return err;
+    keys = kci_ingress_settings_keys(&key_count);
+    err = kci_ingress_settings_init(&config->ingress);
+    if (err == KC_OK)
+        err = apply_block(options, "ingress", keys, key_count, &config->ingress, error, error_size);
+    if (err == KC_OK && options->ingress_port_flag != -2) { /* --ingress_port: run it there */
+        config->ingress.enabled = true;
+        config->ingress.port = options->ingress_port_flag;
+    }
+    if (err == KC_OK) err = kci_ingress_settings_check(&config->ingress, error, error_size);
+    return err;
+}
+
+kc_err kci_components_config_load(kci_components_config *config, const kci_options *options,
+                                  char *error, size_t error_size)
 {
     memset(config, 0, sizeof *config);
     const char *data_dir = options->data_dir != NULL ? options->data_dir : DEFAULT_DATA_DIR;
     config->node = node_name(options);
-    config->suggestions_enabled = options->suggestions_enabled;
-    config->suggestions_file = options->suggestions_file != NULL
-                                   ? strdup(options->suggestions_file)
-                                   : join_path(data_dir, SUGGESTIONS_FILE_NAME);
-    config->ingress_enabled = options->ingress_enabled;
-    config->ingress_host = copy_or(options->ingress_host, DEFAULT_INGRESS_HOST);
-    config->ingress_port = options->ingress_port;
-    config->ingress_type = copy_or(options->ingress_type, DEFAULT_INGRESS_TYPE);
-    config->ingress_timeout_ms =
-        options->ingress_timeout_ms > 0 ? options->ingress_timeout_ms : DEFAULT_INGRESS_TIMEOUT_MS;
+    kc_err err = parts_load(config, options, data_dir, error, error_size);
+    if (err != KC_OK) {
+        if (err == KC_ERR_NOMEM) snprintf(error, error_size, "out of memory");
+        kci_components_config_free(config);
+        return err;
+    }
     config->ledger_enabled = options->ledger_enabled;
     config->ledger_dir = options->ledger_dir != NULL ? strdup(options->ledger_dir)
                                                      : join_path(data_dir, LEDGER_DIR_NAME);
@@ -177,14 +204,22 @@ void kci_components_config_from_options(kci_components_config *config, const kci
     config->persister_skip_corrupt = options->persister_skip_corrupt;
     arbiter_config_from_options(config, options, data_dir);
     config->persister_record_requests = options->persister_record_requests;
+    return KC_OK;
+}
+
+kc_err kci_components_check(const kci_options *options, char *error, size_t error_size)
+{
+    kci_components_config config;
+    kc_err err = kci_components_config_load(&config, options, error, error_size);
+    if (err == KC_OK) kci_components_config_free(&config);
+    return err;
 }
 
 void kci_components_config_free(kci_components_config *config)
 {
     free(config->node);
-    free(config->suggestions_file);
-    free(config->ingress_host);
-    free(config->ingress_type);
+    kci_keeper_config_free(&config->keeper);
+    kci_ingress_settings_free(&config->ingress);
     free(config->ledger_dir);
     free(config->persister_dir);
     free(config->arbiter_id);
@@ -293,8 +328,7 @@ static kc_err start_suggestions(kci_components *components, const kci_components
     kc_err err = component_connect(&components->keeper_connection, server, "kcobrad-suggestions",
                                    KCI_ROLE_KEEPER, error, error_size);
     if (err != KC_OK) return err;
-    kci_suggestions_config keeper_config = {.file_path = config->suggestions_file,
-                                            .node = config->node};
+    kci_suggestions_config keeper_config = {.file_path = config->keeper.file, .node = config->node};
     return kci_suggestions_start(&components->suggestions, components->keeper_connection,
                                  &keeper_config, error, error_size);
 }
@@ -305,12 +339,7 @@ static kc_err start_ingress(kci_components *components, const kci_components_con
     kc_err err = client_connect(&components->ingress_client, "ingress", "kcobrad-ingress",
                                 KCI_ROLE_INGRESS, config, server, error, error_size);
     if (err != KC_OK) return err;
-    kci_ingress_config ingress_config = {
-        .host = config->ingress_host,
-        .port = config->ingress_port,
-        .type = config->ingress_type,
-        .timeout_ms = config->ingress_timeout_ms,
-    };
+    kci_ingress_config ingress_config = kci_ingress_settings_runtime(&config->ingress);
     return kci_ingress_start(&components->ingress, components->ingress_client, &ingress_config,
                              error, error_size);
 }
@@ -454,12 +483,11 @@ kc_err kci_components_start(kci_components **out, const kci_components_config *c
         return KC_ERR_NOMEM;
     }
     kc_err err = KC_OK;
-    if (config->node == NULL || config->suggestions_file == NULL || config->ingress_host == NULL ||
-        config->ingress_type == NULL || config->persister_dir == NULL) {
+    if (config->node == NULL || config->persister_dir == NULL) {
         snprintf(error, error_size, "out of memory");
         err = KC_ERR_NOMEM;
     }
-    if (err == KC_OK && config->suggestions_enabled &&
+    if (err == KC_OK && config->keeper.enabled &&
         start_suggestions(components, config, server, error, error_size) != KC_OK) {
         /* On by default, so it must not keep the broker from serving. */
         kci_error("%s; running without the suggestion keeper", error);
@@ -468,7 +496,7 @@ kc_err kci_components_start(kci_components **out, const kci_components_config *c
     }
     if (err == KC_OK && config->persister_enabled)
         err = start_persister(components, config, server, error, error_size);
-    if (err == KC_OK && config->ingress_enabled)
+    if (err == KC_OK && config->ingress.enabled)
         err = start_ingress(components, config, server, error, error_size);
     if (err == KC_OK && config->ledger_enabled) {
         err = config->ledger_dir != NULL

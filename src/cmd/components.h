@@ -12,6 +12,8 @@
 
 #include "broker/options.h"
 #include "broker/server.h"
+#include "ingress/config.h"
+#include "keeper/config.h"
 #include "kingcobra/err.h"
 
 typedef struct kci_components kci_components;
@@ -19,14 +21,9 @@ typedef struct kci_components kci_components;
 /* What the components need from the options, copied before the server
  * takes ownership of them. */
 typedef struct kci_components_config {
-    char *node;                 /* Kc-Node of the components; default: server name or host */
-    bool suggestions_enabled;   /* default true */
-    char *suggestions_file;     /* default "<data_dir>/suggestions.jsonl" */
-    bool ingress_enabled;       /* default false */
-    char *ingress_host;         /* default "0.0.0.0" */
-    int ingress_port;           /* default 4223 */
-    char *ingress_type;         /* request type for seed-format lines; default "default" */
-    int64_t ingress_timeout_ms; /* per request; default 5000 */
+    char *node;                   /* Kc-Node of the components; default: server name or host */
+    kci_keeper_config keeper;     /* suggestions { } (src/keeper/config.h) */
+    kci_ingress_settings ingress; /* ingress { } (src/ingress/config.h) */
     /* the ledger (docs/ledger.md) */
     bool ledger_enabled; /* default false */
     char *ledger_dir;    /* default "<data_dir>/ledger" */
@@ -67,7 +64,12 @@ typedef struct kci_components_config {
     size_t arbiter_peer_count;
 } kci_components_config;
 
-void kci_components_config_from_options(kci_components_config *config, const kci_options *options);
+/* Each part's defaults, then its block of the config file (read with its
+ * own key table), then checks; KC_ERR_CONFIG with the reason in error. */
+kc_err kci_components_config_load(kci_components_config *config, const kci_options *options,
+                                  char *error, size_t error_size);
+/* The same, only to check (kci_options_set_part_check). */
+kc_err kci_components_check(const kci_options *options, char *error, size_t error_size);
 void kci_components_config_free(kci_components_config *config);
 /* Starts the enabled components against the running server (its bound
  * port, TLS, and internal credentials). */

@@ -12,20 +12,19 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "ingress/config.h"
 #include "ingress/ingress.h"
 #include "kcobra_common.h"
+#include "kcobra_settings.h"
+#include "keeper/config.h"
 #include "keeper/suggestions.h"
 
 enum {
     COMPONENT_ERROR_BYTES = 512,
-    DRAIN_MS = 1000,             /* a component's drain at stop */
-    INGRESS_PORT_DEFAULT = 4223, /* as kcobrad's ingress block */
-    INGRESS_TIMEOUT_MS_DEFAULT = 5000,
-    INGRESS_HOST_BYTES_MAX = 256,
+    DRAIN_MS = 1000, /* a component's drain at stop */
 };
 
-#define KEEPER_FILE_DEFAULT "data/suggestions.jsonl"
-#define INGRESS_TYPE_DEFAULT "default"
+#define DATA_DIR_DEFAULT "data" /* as kcobrad's data_dir */
 
 /* "serve" is the only action, so the command reads naturally and other
  * actions can come later. */
@@ -48,17 +47,25 @@ static const char KEEPER_DESCRIPTION[] =
     "Example:\n"
     "  kcobra keeper serve --server nats://10.0.0.5:4222 --file /var/lib/kc/suggestions.jsonl\n";
 
-static int run_keeper(const kcobra_command *command, int argc, char **argv)
+/* The flags come from the keeper's key table (src/keeper/config.c). */
+static int keeper_serve(const kcobra_command *command, int argc, char **argv,
+                        kci_keeper_config *settings)
 {
-    const char *file = KEEPER_FILE_DEFAULT;
-    const kcobra_flag flags[] = {
-        {"file", "PATH", KCOBRA_FLAG_STRING, &file,
-         "the JSON-lines file (default " KEEPER_FILE_DEFAULT ")"},
-    };
+    kcobra_flag flags[KCOBRA_SETTINGS_MAX];
+    int flag_count = 0;
+    kcobra_settings table;
+    size_t key_count = 0;
+    const kci_config_key *keys = kci_keeper_config_keys(&key_count);
+    kcobra_settings_flags(&table, keys, key_count, settings, flags, &flag_count,
+                          KCOBRA_SETTINGS_MAX);
     kcobra_invocation invocation;
-    int status = kcobra_parse(command, flags, KCOBRA_ARRAY_COUNT(flags), argc, argv, &invocation);
+    int status = kcobra_parse(command, flags, flag_count, argc, argv, &invocation);
     if (status != KCOBRA_EXIT_OK || invocation.help) return status;
     if ((status = expect_serve(command, &invocation)) != KCOBRA_EXIT_OK) return status;
+    if ((status = kcobra_settings_apply(command, &table)) != KCOBRA_EXIT_OK) return status;
+    char error[COMPONENT_ERROR_BYTES] = "";
+    if (kci_keeper_config_check(settings, error, sizeof error) != KC_OK)
+        return kcobra_usage_error(command, "%s", error);
     kci_log_configure(KCI_LOG_INFO, true);
     sigset_t stop_signals;
     kcobra_stop_signals_block(&stop_signals);
@@ -66,9 +73,8 @@ static int run_keeper(const kcobra_command *command, int argc, char **argv)
     status = kcobra_nats_connect_long_running(&connection, &invocation.common);
     if (status != KCOBRA_EXIT_OK) return status;
     kci_suggestions *keeper = NULL;
-    char error[COMPONENT_ERROR_BYTES] = "";
     kci_suggestions_config config = {
-        .file_path = file,
+        .file_path = settings->file,
         .node = invocation.common.node != NULL ? invocation.common.node : "kcobra-keeper",
     };
     if (kci_suggestions_start(&keeper, connection, &config, error, sizeof error) != KC_OK) {
@@ -81,6 +87,18 @@ static int run_keeper(const kcobra_command *command, int argc, char **argv)
     kci_suggestions_stop(keeper, DRAIN_MS);
     kcobra_nats_finish(connection);
     return KCOBRA_EXIT_OK;
+}
+
+static int run_keeper(const kcobra_command *command, int argc, char **argv)
+{
+    kci_keeper_config settings;
+    if (kci_keeper_config_init(&settings, DATA_DIR_DEFAULT) != KC_OK) {
+        kcobra_error("out of memory");
+        return KCOBRA_EXIT_FAILURE;
+    }
+    int status = keeper_serve(command, argc, argv, &settings);
+    kci_keeper_config_free(&settings);
+    return status;
 }
 
 const kcobra_command kcobra_command_keeper = {
@@ -105,58 +123,33 @@ static const char INGRESS_DESCRIPTION[] =
     "  kcobra ingress serve --listen 0.0.0.0:4223 --type echo\n"
     "  printf 'REQUEST#alice#1#hello\\n' | nc 127.0.0.1 4223\n";
 
-/* "HOST:PORT", ":PORT" or "PORT" into host (or NULL) and port. */
-static bool listen_parse(const char *text, char host[INGRESS_HOST_BYTES_MAX], int *port)
+/* The flags come from the ingress's key table (src/ingress/config.c). */
+static int ingress_serve(const kcobra_command *command, int argc, char **argv,
+                         kci_ingress_settings *settings)
 {
-    const char *colon = strrchr(text, ':');
-    const char *digits = colon != NULL ? colon + 1 : text;
-    size_t host_length = colon != NULL ? (size_t)(colon - text) : 0;
-    if (host_length >= INGRESS_HOST_BYTES_MAX || digits[0] == '\0') return false;
-    char *end = NULL;
-    long value = strtol(digits, &end, 10);
-    if (*end != '\0' || value < 0 || value > 65535) return false;
-    memcpy(host, text, host_length);
-    host[host_length] = '\0';
-    *port = (int)value;
-    return true;
-}
-
-static int run_ingress(const kcobra_command *command, int argc, char **argv)
-{
-    const char *listen = NULL, *type = INGRESS_TYPE_DEFAULT;
-    int64_t request_timeout_ms = INGRESS_TIMEOUT_MS_DEFAULT;
-    const kcobra_flag flags[] = {
-        {"listen", "HOST:PORT", KCOBRA_FLAG_STRING, &listen,
-         "where to listen (default 0.0.0.0:4223; port 0: any free port, logged)"},
-        {"type", "TYPE", KCOBRA_FLAG_STRING, &type,
-         "the request type of every line (default " INGRESS_TYPE_DEFAULT ")"},
-        {"request-timeout", "DURATION", KCOBRA_FLAG_DURATION, &request_timeout_ms,
-         "time limit per request (default 5s)"},
-    };
+    kcobra_flag flags[KCOBRA_SETTINGS_MAX];
+    int flag_count = 0;
+    kcobra_settings table;
+    size_t key_count = 0;
+    const kci_config_key *keys = kci_ingress_settings_keys(&key_count);
+    kcobra_settings_flags(&table, keys, key_count, settings, flags, &flag_count,
+                          KCOBRA_SETTINGS_MAX);
     kcobra_invocation invocation;
-    int status = kcobra_parse(command, flags, KCOBRA_ARRAY_COUNT(flags), argc, argv, &invocation);
+    int status = kcobra_parse(command, flags, flag_count, argc, argv, &invocation);
     if (status != KCOBRA_EXIT_OK || invocation.help) return status;
     if ((status = expect_serve(command, &invocation)) != KCOBRA_EXIT_OK) return status;
-    char host[INGRESS_HOST_BYTES_MAX] = "";
-    int port = INGRESS_PORT_DEFAULT;
-    if (listen != NULL && !listen_parse(listen, host, &port))
-        return kcobra_usage_error(command, "--listen '%s' is not HOST:PORT", listen);
-    if (!kcobra_token_valid(type, KC_TYPE_BYTES_MAX))
-        return kcobra_usage_error(command, "invalid request type '%s': one subject token", type);
+    if ((status = kcobra_settings_apply(command, &table)) != KCOBRA_EXIT_OK) return status;
+    char error[COMPONENT_ERROR_BYTES] = "";
+    if (kci_ingress_settings_check(settings, error, sizeof error) != KC_OK)
+        return kcobra_usage_error(command, "%s", error);
     kci_log_configure(KCI_LOG_INFO, true);
     sigset_t stop_signals;
     kcobra_stop_signals_block(&stop_signals);
     kc_client *client = NULL;
     status = kcobra_client_open(&client, &invocation.common);
     if (status != KCOBRA_EXIT_OK) return status;
-    kci_ingress_config config = {
-        .host = host[0] != '\0' ? host : NULL,
-        .port = port,
-        .type = type,
-        .timeout_ms = request_timeout_ms,
-    };
+    kci_ingress_config config = kci_ingress_settings_runtime(settings);
     kci_ingress *ingress = NULL;
-    char error[COMPONENT_ERROR_BYTES] = "";
     if (kci_ingress_start(&ingress, client, &config, error, sizeof error) != KC_OK) {
         kcobra_error("ingress: %s", error);
         kcobra_client_close(client);
@@ -167,6 +160,18 @@ static int run_ingress(const kcobra_command *command, int argc, char **argv)
     kci_ingress_stop(ingress, DRAIN_MS);
     kcobra_client_close(client);
     return KCOBRA_EXIT_OK;
+}
+
+static int run_ingress(const kcobra_command *command, int argc, char **argv)
+{
+    kci_ingress_settings settings;
+    if (kci_ingress_settings_init(&settings) != KC_OK) {
+        kcobra_error("out of memory");
+        return KCOBRA_EXIT_FAILURE;
+    }
+    int status = ingress_serve(command, argc, argv, &settings);
+    kci_ingress_settings_free(&settings);
+    return status;
 }
 
 const kcobra_command kcobra_command_ingress = {

@@ -71,9 +71,14 @@ static int start(kci_options *options, const sigset_t *mask)
 {
     char error[1024] = "";
     kci_components_config components_config;
-    kci_components_config_from_options(&components_config, options);
+    kc_err err = kci_components_config_load(&components_config, options, error, sizeof error);
+    if (err != KC_OK) { /* checked at load already; only out of memory is left */
+        kci_error("components: %s", error);
+        kci_options_free(options);
+        return 1;
+    }
     kci_server *server = NULL;
-    kc_err err = kci_server_create(&server, options, error, sizeof error);
+    err = kci_server_create(&server, options, error, sizeof error);
     if (err != KC_OK) {
         kci_error("%s", error[0] ? error : kc_strerror(err));
         kci_options_free(options);
@@ -108,6 +113,7 @@ int main(int argc, char **argv)
     block_signals(&mask);
     kci_options options;
     char error[1024] = "";
+    kci_options_set_part_check(kci_components_check);
     kc_err err = kci_options_load(&options, argc, argv, error, sizeof error);
     if (err == KC_ERR_HELP) return 0;
     if (err != KC_OK) {

@@ -78,6 +78,8 @@ struct kci_config_key {
     kci_config_handler handler;
     const char *value_name; /* shown in flag help: "DIR", "SIZE" (NULL: a bool) */
     const char *help;       /* one line; NULL: not a flag (file only) */
+    const char *flag;       /* the flag's name when it is not the key's with dashes */
+    bool flag_negates;      /* KCI_KEY_BOOL: the flag sets false ("--no-mint") */
 };
 
 #define KCI_CONFIG_KEY_COUNT(keys) (sizeof(keys) / sizeof((keys)[0]))

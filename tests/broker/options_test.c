@@ -141,13 +141,8 @@ static void test_defaults(void **state)
     assert_false(options.trace);
     assert_true(options.logtime);
     assert_null(options.data_dir); /* the components' defaults: docs/ingress.md */
-    assert_true(options.suggestions_enabled);
-    assert_null(options.suggestions_file);
-    assert_false(options.ingress_enabled);
-    assert_null(options.ingress_host);
-    assert_int_equal(options.ingress_port, 4223);
-    assert_null(options.ingress_type);
-    assert_int_equal(options.ingress_timeout_ms, 5000);
+    assert_null(options.conf);
+    assert_int_equal(options.ingress_port_flag, -2); /* the parts: components_config_test.c */
     char error[ERROR_BYTES];
     assert_int_equal(kci_options_validate(&options, error, sizeof error), KC_OK);
     kci_options_free(&options);
@@ -273,35 +268,13 @@ static void test_key_aliases(void **state)
     kci_options_free(&options);
 }
 
-/* kcobrad's own blocks: data_dir, suggestions { }, ingress { }. */
+/* kcobrad's own key; the parts' blocks: tests/cmd/components_config_test.c. */
 static void test_component_keys(void **state)
 {
     (void)state;
     kci_options options;
-    apply_ok(&options, "data_dir: \"/var/lib/kc\"\n"
-                       "suggestions { enabled: false, file: \"/x/s.jsonl\" }\n"
-                       "ingress { enabled: true, listen: \"127.0.0.1:5000\", type: seed,"
-                       " timeout: \"2s\" }\n");
+    apply_ok(&options, "data_dir: \"/var/lib/kc\"\n");
     assert_string_equal(options.data_dir, "/var/lib/kc");
-    assert_false(options.suggestions_enabled);
-    assert_string_equal(options.suggestions_file, "/x/s.jsonl");
-    assert_true(options.ingress_enabled);
-    assert_string_equal(options.ingress_host, "127.0.0.1");
-    assert_int_equal(options.ingress_port, 5000);
-    assert_string_equal(options.ingress_type, "seed");
-    assert_int_equal(options.ingress_timeout_ms, 2000);
-    kci_options_free(&options);
-    /* a port alone; a later block replaces an earlier one whole */
-    apply_ok(&options, "ingress { listen: \"10.0.0.1:1\", type: a, timeout: 1 }\n"
-                       "ingress { enabled: true, listen: 5001 }\n"
-                       "suggestions { file: f }\nsuggestions { }");
-    assert_true(options.ingress_enabled);
-    assert_null(options.ingress_host);
-    assert_int_equal(options.ingress_port, 5001);
-    assert_null(options.ingress_type);
-    assert_int_equal(options.ingress_timeout_ms, 5000);
-    assert_true(options.suggestions_enabled);
-    assert_null(options.suggestions_file);
     kci_options_free(&options);
 }
 
@@ -454,12 +427,7 @@ static const bad_config bad_configs[] = {
     {"accounts { A: {} }", "'accounts' is not supported"},
     {"websocket { port: 8080 }", "'websocket' is not supported"},
     {"ingress: true", "'ingress' must be a map, not a boolean"},
-    {"ingress { port: 1 }", "unknown key 'port' in ingress"},
-    {"ingress { listen: \"nohost\" }", "'listen': \"nohost\" is not host:port"},
-    {"ingress { timeout: \"0s\" }", "'timeout' must be longer than zero"},
-    {"ingress { enabled: 1 }", "'enabled' must be true or false"},
     {"suggestions: \"on\"", "'suggestions' must be a map, not a string"},
-    {"suggestions { path: x }", "unknown key 'path' in suggestions"},
     {"data_dir: 5", "'data_dir' must be a string, not an integer"},
     /* joined checks, made by kci_options_validate */
     {"max_payload: 2MB\nmax_pending: 1MB", "max_payload (2097152) must not be larger than "
@@ -471,10 +439,6 @@ static const bad_config bad_configs[] = {
     {"server_name: \"has space\"", "server_name \"has space\" must not contain spaces"},
     {"host: \"\"", "the listen host is empty"},
     {"data_dir: \"\"", "data_dir is empty"},
-    {"suggestions { file: \"\" }", "suggestions file is empty"},
-    {"ingress { type: \"a.b\" }", "ingress type \"a.b\" must be one subject token"},
-    {"ingress { type: \"a*\" }", "must be one subject token"},
-    {"ingress { type: \"\" }", "must be one subject token"},
 };
 
 static void test_bad_configs(void **state)
@@ -708,13 +672,13 @@ static void test_flag_spellings(void **state)
     assert_true(options.debug && options.trace);
     kci_options_free(&options);
 
-    /* the components' flags: a port for the ingress turns it on */
+    /* the components' flags: a port for the ingress turns it on (the
+     * ingress reads it: tests/cmd/components_config_test.c) */
     const char *const components[] = {"kcobrad", "--data_dir", "/d", "-ingress_port", "5555", NULL};
     err = load_args(&options, components, error, NULL);
     if (err != KC_OK) fail_msg("%s", error);
     assert_string_equal(options.data_dir, "/d");
-    assert_true(options.ingress_enabled);
-    assert_int_equal(options.ingress_port, 5555);
+    assert_int_equal(options.ingress_port_flag, 5555);
     kci_options_free(&options);
 
     /* --pass alone changes the file's single user */

@@ -1,0 +1,81 @@
+/* kcobra_settings.c - a part's settings as flags (kcobra_settings.h). */
+#include "kcobra_settings.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <string.h>
+
+void kcobra_settings_flags(kcobra_settings *settings, const kci_config_key *keys, size_t key_count,
+                           void *base, kcobra_flag *flags, int *flag_count, int flag_max)
+{
+    memset(settings, 0, sizeof *settings);
+    settings->keys = keys;
+    settings->key_count = key_count;
+    settings->base = base;
+    for (size_t k = 0; k < key_count; k++) {
+        const kci_config_key *key = &keys[k];
+        if (key->help == NULL) continue; /* file only */
+        assert(settings->count < KCOBRA_SETTINGS_MAX && *flag_count < flag_max);
+        int index = settings->count++;
+        settings->flag_keys[index] = key;
+        char *name = settings->names[index];
+        snprintf(name, KCOBRA_SETTING_NAME_BYTES, "%s", key->flag != NULL ? key->flag : key->name);
+        for (char *c = name; *c != '\0'; c++)
+            if (*c == '_') *c = '-';
+        bool is_bool = key->kind == KCI_KEY_BOOL;
+        char value[KCI_CONFIG_VALUE_TEXT_BYTES];
+        kci_config_format_value(key, base, value, sizeof value);
+        if (is_bool || value[0] == '\0')
+            snprintf(settings->helps[index], KCOBRA_SETTING_HELP_BYTES, "%s", key->help);
+        else
+            snprintf(settings->helps[index], KCOBRA_SETTING_HELP_BYTES, "%s (default %s)",
+                     key->help, value);
+        flags[(*flag_count)++] = (kcobra_flag){
+            .name = name,
+            .value_name = is_bool                   ? NULL
+                          : key->value_name != NULL ? key->value_name
+                                                    : "VALUE",
+            .kind = is_bool ? KCOBRA_FLAG_BOOL : KCOBRA_FLAG_STRING,
+            .target = is_bool ? (void *)&settings->given[index] : (void *)&settings->texts[index],
+            .help = settings->helps[index],
+        };
+    }
+}
+
+/* The part of a config error after "flags: " and the quoted key name. */
+static const char *reason(const char *error, const char *key_name)
+{
+    const char *text = strncmp(error, "flags: ", 7) == 0 ? error + 7 : error;
+    size_t length = strlen(key_name);
+    if (text[0] == '\'' && strncmp(text + 1, key_name, length) == 0 && text[length + 1] == '\'')
+        text += length + 2;
+    while (*text == ':' || *text == ' ')
+        text++;
+    return text;
+}
+
+int kcobra_settings_apply(const kcobra_command *command, kcobra_settings *settings)
+{
+    char error[KCI_CONFIG_MESSAGE_BYTES_MAX] = "";
+    kci_config_context context = {.source = "flags", .error = error, .error_size = sizeof error};
+    for (int index = 0; index < settings->count; index++) {
+        const kci_config_key *key = settings->flag_keys[index];
+        const char *text = settings->texts[index];
+        if (key->kind == KCI_KEY_BOOL) {
+            if (!settings->given[index]) continue;
+            text = key->flag_negates ? "false" : "true";
+        } else if (text == NULL) {
+            continue;
+        }
+        kc_err err = kci_config_apply_text(&context, key, text, settings->base);
+        if (err == KC_ERR_NOMEM) {
+            kcobra_error("out of memory");
+            return KCOBRA_EXIT_FAILURE;
+        }
+        if (err != KC_OK) /* error is "flags: '<key>' <why>": say it as a flag */
+            return kcobra_usage_error(command, "--%s '%s' is not %s (%s)", settings->names[index],
+                                      text, key->value_name != NULL ? key->value_name : "valid",
+                                      reason(error, key->name));
+    }
+    return KCOBRA_EXIT_OK;
+}

@@ -1,0 +1,35 @@
+/* config.h - the seed-format ingress's settings (docs/ingress.md): the
+ * `ingress { }` block of kcobrad's config and `kcobra ingress serve`'s
+ * flags, from one table (src/common/config_keys.h). */
+#ifndef KCI_INGRESS_CONFIG_H
+#define KCI_INGRESS_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/config_keys.h"
+#include "ingress/ingress.h"
+
+enum {
+    KCI_INGRESS_PORT_DEFAULT = 4223,
+    KCI_INGRESS_TIMEOUT_MS_DEFAULT = 5 * 1000,
+};
+
+typedef struct kci_ingress_settings {
+    bool enabled;       /* kcobrad runs it (file only); default false */
+    char *host;         /* listen address; NULL: any ("0.0.0.0") */
+    int port;           /* default 4223; 0: any free port (logged) */
+    char *type;         /* the request type of every line; default "default" */
+    int64_t timeout_ms; /* per request; default 5 s */
+} kci_ingress_settings;
+
+const kci_config_key *kci_ingress_settings_keys(size_t *count);
+kc_err kci_ingress_settings_init(kci_ingress_settings *settings);
+kc_err kci_ingress_settings_check(const kci_ingress_settings *settings, char *error,
+                                  size_t error_size);
+/* The settings as kci_ingress_start's parameters (pointers into settings). */
+kci_ingress_config kci_ingress_settings_runtime(const kci_ingress_settings *settings);
+void kci_ingress_settings_free(kci_ingress_settings *settings);
+
+#endif

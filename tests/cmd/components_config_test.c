@@ -1,0 +1,159 @@
+/* components_config_test.c - the parts' blocks of kcobrad's config file,
+ * read by each part with its own key table (src/<part>/config.c) through
+ * kci_components_config_load, and checked at load by the hook kcobrad
+ * registers (kci_options_set_part_check): the defaults, every key, the
+ * --ingress_port flag, and a table of blocks that must be refused with
+ * their messages. (These cases were in tests/broker/options_test.c while
+ * the broker read the parts' keys itself.) */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "broker/options.h"
+#include "cmd/components.h"
+
+enum { ERROR_BYTES = 512 };
+
+/* Defaults, the text as the config file, the broker's checks, then the
+ * parts' (as kcobrad's load does). */
+static kc_err load_text(kci_options *options, kci_components_config *config, const char *text,
+                        char *error)
+{
+    kci_options_init_defaults(options);
+    kci_conf_value *root = NULL;
+    kc_err err = kci_conf_parse(text, strlen(text), &root, error, ERROR_BYTES);
+    if (err != KC_OK) fail_msg("config does not parse: %s", error);
+    err = kci_options_apply_conf(options, root, error, ERROR_BYTES);
+    options->conf = root;
+    if (err == KC_OK) err = kci_options_validate(options, error, ERROR_BYTES);
+    if (err == KC_OK) err = kci_components_config_load(config, options, error, ERROR_BYTES);
+    return err;
+}
+
+static void load_ok(kci_options *options, kci_components_config *config, const char *text)
+{
+    char error[ERROR_BYTES] = "";
+    if (load_text(options, config, text, error) != KC_OK) fail_msg("\"%s\": %s", text, error);
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    kci_options options;
+    kci_components_config config;
+    load_ok(&options, &config, "");
+    assert_true(config.keeper.enabled);
+    assert_string_equal(config.keeper.file, "data/suggestions.jsonl");
+    assert_false(config.ingress.enabled);
+    assert_null(config.ingress.host);
+    assert_int_equal(config.ingress.port, 4223);
+    assert_string_equal(config.ingress.type, "default");
+    assert_int_equal(config.ingress.timeout_ms, 5000);
+    kci_components_config_free(&config);
+    kci_options_free(&options);
+}
+
+/* kcobrad's own blocks: data_dir, suggestions { }, ingress { }. */
+static void test_component_keys(void **state)
+{
+    (void)state;
+    kci_options options;
+    kci_components_config config;
+    load_ok(&options, &config,
+            "data_dir: \"/var/lib/kc\"\n"
+            "suggestions { enabled: false, file: \"/x/s.jsonl\" }\n"
+            "ingress { enabled: true, listen: \"127.0.0.1:5000\", type: seed,"
+            " timeout: \"2s\" }\n");
+    assert_string_equal(options.data_dir, "/var/lib/kc");
+    assert_false(config.keeper.enabled);
+    assert_string_equal(config.keeper.file, "/x/s.jsonl");
+    assert_true(config.ingress.enabled);
+    assert_string_equal(config.ingress.host, "127.0.0.1");
+    assert_int_equal(config.ingress.port, 5000);
+    assert_string_equal(config.ingress.type, "seed");
+    assert_int_equal(config.ingress.timeout_ms, 2000);
+    kci_components_config_free(&config);
+    kci_options_free(&options);
+    /* a port alone; a later block replaces an earlier one whole */
+    load_ok(&options, &config,
+            "data_dir: /d\n"
+            "ingress { listen: \"10.0.0.1:1\", type: a, timeout: 1 }\n"
+            "ingress { enabled: true, listen: 5001 }\n"
+            "suggestions { file: f }\nsuggestions { }");
+    assert_true(config.ingress.enabled);
+    assert_null(config.ingress.host);
+    assert_int_equal(config.ingress.port, 5001);
+    assert_string_equal(config.ingress.type, "default");
+    assert_int_equal(config.ingress.timeout_ms, 5000);
+    assert_true(config.keeper.enabled);
+    assert_string_equal(config.keeper.file, "/d/suggestions.jsonl");
+    kci_components_config_free(&config);
+    kci_options_free(&options);
+}
+
+/* --ingress_port turns the ingress on at that port, over the block. */
+static void test_ingress_port_flag(void **state)
+{
+    (void)state;
+    kci_options options;
+    kci_components_config config;
+    char error[ERROR_BYTES] = "";
+    kci_options_init_defaults(&options);
+    options.ingress_port_flag = 5555;
+    assert_int_equal(kci_components_config_load(&config, &options, error, sizeof error), KC_OK);
+    assert_true(config.ingress.enabled);
+    assert_int_equal(config.ingress.port, 5555);
+    kci_components_config_free(&config);
+    kci_options_free(&options);
+}
+
+static const struct {
+    const char *text;
+    const char *message;
+} bad_blocks[] = {
+    {"ingress: true", "'ingress' must be a map, not a boolean"},
+    {"ingress { port: 1 }", "unknown key 'port' in ingress"},
+    {"ingress { listen: \"nohost\" }", "'listen': \"nohost\" is not host:port"},
+    {"ingress { timeout: \"0s\" }", "'timeout' must be longer than zero"},
+    {"ingress { enabled: 1 }", "'enabled' must be true or false"},
+    {"suggestions: \"on\"", "'suggestions' must be a map, not a string"},
+    {"suggestions { path: x }", "unknown key 'path' in suggestions"},
+    {"suggestions { file: \"\" }", "suggestions file is empty"},
+    {"ingress { type: \"a.b\" }", "ingress type \"a.b\" must be one subject token"},
+    {"ingress { type: \"a*\" }", "must be one subject token"},
+    {"ingress { type: \"\" }", "must be one subject token"},
+};
+
+static void test_bad_blocks(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof bad_blocks / sizeof bad_blocks[0]; i++) {
+        kci_options options;
+        kci_components_config config;
+        char error[ERROR_BYTES] = "";
+        kc_err err = load_text(&options, &config, bad_blocks[i].text, error);
+        if (err != KC_ERR_CONFIG)
+            fail_msg("case %zu \"%s\": code %d (%s)", i, bad_blocks[i].text, err, error);
+        if (strstr(error, bad_blocks[i].message) == NULL)
+            fail_msg("case %zu \"%s\": message \"%s\" lacks \"%s\"", i, bad_blocks[i].text, error,
+                     bad_blocks[i].message);
+        kci_options_free(&options);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_component_keys),
+        cmocka_unit_test(test_ingress_port_flag),
+        cmocka_unit_test(test_bad_blocks),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
