@@ -515,14 +515,16 @@ static void reapply_client_settings(kci_server *server, kci_client *client)
     client->permissions = kci_permissions_for(options, user);
 }
 
-void kci_server_reload(kci_server *server)
+static void reload(kci_server *server)
 {
     char error[512] = "";
     kci_options fresh;
     if (kci_options_reload(&server->options, &fresh, error, sizeof error) != KC_OK) {
         kci_error("reload failed, keeping the running configuration: %s", error);
+        atomic_store(&server->reload_failed, true);
         return;
     }
+    atomic_store(&server->reload_failed, false);
     keep_restart_only_fields(&fresh, &server->options);
     kci_auth_cache_clear(kci_verifier_cache(server->verifier)); /* verifier.h: reload */
     kci_options_free(&server->options);
@@ -535,6 +537,27 @@ void kci_server_reload(kci_server *server)
     }
     kci_info("reloaded configuration from %s",
              server->options.config_file ? server->options.config_file : "(flags)");
+}
+
+void kci_server_reload(kci_server *server)
+{
+    reload(server);
+    atomic_fetch_add(&server->reloads_done, 1u); /* after the options: the waiter reads them */
+}
+
+bool kci_server_reload_wait(kci_server *server, int64_t timeout_ms)
+{
+    enum { POLL_MS = 10 };
+    unsigned before = atomic_load(&server->reloads_done);
+    kci_server_request_reload(server);
+    for (int64_t waited_ms = 0; waited_ms < timeout_ms; waited_ms += POLL_MS) {
+        if (atomic_load(&server->reloads_done) != before)
+            return !atomic_load(&server->reload_failed);
+        struct timespec pause = {.tv_nsec = POLL_MS * 1000000L};
+        nanosleep(&pause, NULL);
+    }
+    kci_warn("reload: not done within %lld ms", (long long)timeout_ms);
+    return false;
 }
 
 static void on_control(kci_server *server)

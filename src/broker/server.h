@@ -119,6 +119,8 @@ typedef struct kci_server {
     kci_source control_source;
     int control_fd;
     atomic_uint control_requests; /* KCI_CONTROL_* bits */
+    atomic_uint reloads_done;     /* each reload, done or failed (kci_server_reload_wait) */
+    atomic_bool reload_failed;    /* the last one kept the running configuration */
     struct kci_monitor *monitor;
     struct kci_verifier *verifier; /* bcrypt off the loop, and its cache */
     /* connections */
@@ -160,6 +162,11 @@ kc_err kci_server_run(kci_server *server);
 /* Thread-safe: ask the loop to stop, or to re-read the config file. */
 void kci_server_stop(kci_server *server);
 void kci_server_request_reload(kci_server *server);
+/* Thread-safe: asks for a reload and waits (up to timeout_ms) until the
+ * loop has done it; true if the new configuration is in force. The caller
+ * may then read server->options until its next request: only a reload
+ * writes them. */
+bool kci_server_reload_wait(kci_server *server, int64_t timeout_ms);
 /* Before the loop runs: stop watching the client and monitoring listeners
  * (connections wait in their backlogs), so kcobrad's components are up
  * before anyone else is served or counts anything. kci_server_open_public (thread-safe) starts

@@ -22,6 +22,7 @@
  * still serves (kcobrad stops the broker afterwards). */
 #include "components.h"
 
+#include <assert.h>
 #include <nats/nats.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -473,6 +474,15 @@ static void stop_suggestions(kci_components *components)
     connection_close(&components->keeper_connection);
 }
 
+/* The ingress first stops taking lines, then its client closes, answering
+ * what is still in flight. */
+static void stop_ingress(kci_components *components)
+{
+    kci_ingress_stop(components->ingress, DRAIN_MS);
+    components->ingress = NULL;
+    client_close(&components->ingress_client, "ingress");
+}
+
 kc_err kci_components_start(kci_components **out, const kci_components_config *config,
                             kci_server *server, char *error, size_t error_size)
 {
@@ -521,9 +531,85 @@ void kci_components_stop(kci_components *components)
      * it has queued. */
     stop_arbiter(components);
     stop_ledger(components);
-    kci_ingress_stop(components->ingress, DRAIN_MS);
-    client_close(&components->ingress_client, "ingress");
+    stop_ingress(components);
     stop_persister(components);
     stop_suggestions(components);
     free(components);
+}
+
+/* ---- reload ---------------------------------------------------------------------- */
+
+/* What reloading one part takes: its name in the log, its settings in a
+ * config (and their key table), whether it is enabled, start and stop. */
+typedef struct part_ops {
+    const char *name;
+    size_t settings_offset, settings_size;
+    const kci_config_key *(*keys)(size_t *count);
+    bool (*enabled)(const kci_components_config *config);
+    kc_err (*start)(kci_components *components, const kci_components_config *config,
+                    const kci_server *server, char *error, size_t error_size);
+    void (*stop)(kci_components *components);
+} part_ops;
+
+static bool keeper_enabled(const kci_components_config *config)
+{
+    return config->keeper.enabled;
+}
+
+static bool ingress_enabled(const kci_components_config *config)
+{
+    return config->ingress.enabled;
+}
+
+static const part_ops reloadable_parts[] = {
+    {"the suggestion keeper", offsetof(kci_components_config, keeper), sizeof(kci_keeper_config),
+     kci_keeper_config_keys, keeper_enabled, start_suggestions, stop_suggestions},
+    {"the ingress", offsetof(kci_components_config, ingress), sizeof(kci_ingress_settings),
+     kci_ingress_settings_keys, ingress_enabled, start_ingress, stop_ingress},
+};
+
+/* Stops the part if it ran, takes the fresh settings (running gets them,
+ * fresh the old ones, to be freed), starts it if it is enabled now. */
+static void part_reload(const part_ops *part, kci_components *components,
+                        kci_components_config *running, kci_components_config *fresh,
+                        const kci_server *server)
+{
+    size_t key_count = 0;
+    const kci_config_key *keys = part->keys(&key_count);
+    char *running_settings = (char *)running + part->settings_offset;
+    char *fresh_settings = (char *)fresh + part->settings_offset;
+    if (kci_config_equal(keys, key_count, running_settings, fresh_settings)) return;
+    bool was = part->enabled(running), now = part->enabled(fresh);
+    if (was) part->stop(components);
+    char swap[sizeof(kci_components_config)];
+    assert(part->settings_size <= sizeof swap);
+    memcpy(swap, running_settings, part->settings_size);
+    memcpy(running_settings, fresh_settings, part->settings_size);
+    memcpy(fresh_settings, swap, part->settings_size);
+    char error[KCI_CONFIG_MESSAGE_BYTES_MAX] = "";
+    if (now && part->start(components, running, server, error, sizeof error) != KC_OK) {
+        kci_error("reload: %s does not start with the new settings: %s", part->name, error);
+        part->stop(components);
+        return;
+    }
+    kci_info("reload: %s %s", part->name,
+             !now  ? "stopped"
+             : was ? "restarted with the new settings"
+                   : "started");
+}
+
+void kci_components_reload(kci_components *components, kci_components_config *running,
+                           const kci_options *options, const kci_server *server)
+{
+    kci_components_config fresh;
+    char error[KCI_CONFIG_MESSAGE_BYTES_MAX] = "";
+    if (kci_components_config_load(&fresh, options, error, sizeof error) != KC_OK) {
+        kci_error("reload: the components keep running as they were: %s", error);
+        return;
+    }
+    if (fresh.node != NULL && running->node != NULL && strcmp(fresh.node, running->node) != 0)
+        kci_warn("reload: the components' node name (%s) changes only at a restart", running->node);
+    for (size_t i = 0; i < sizeof reloadable_parts / sizeof reloadable_parts[0]; i++)
+        part_reload(&reloadable_parts[i], components, running, &fresh, server);
+    kci_components_config_free(&fresh);
 }

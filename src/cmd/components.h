@@ -75,6 +75,12 @@ void kci_components_config_free(kci_components_config *config);
  * port, TLS, and internal credentials). */
 kc_err kci_components_start(kci_components **out, const kci_components_config *config,
                             kci_server *server, char *error, size_t error_size);
+/* After kcobrad reloaded its options (kci_server_reload_wait): each part
+ * whose settings changed is stopped and started again with them, started,
+ * or stopped; the others go on untouched. running is updated. Says in the
+ * log what it did and what needs a restart. */
+void kci_components_reload(kci_components *components, kci_components_config *running,
+                           const kci_options *options, const kci_server *server);
 /* Drains and stops them (bounded); NULL is fine. */
 void kci_components_stop(kci_components *components);
 

@@ -53,13 +53,19 @@ static void *run_broker(void *argument)
     return NULL;
 }
 
-static void wait_for_shutdown(const sigset_t *mask, kci_server *server)
+enum { RELOAD_WAIT_MS = 10 * 1000 };
+
+/* SIGHUP: the broker re-reads the file on its loop, then the components
+ * whose settings changed start, stop or restart (components.h). */
+static void wait_for_shutdown(const sigset_t *mask, kci_server *server, kci_components *components,
+                              kci_components_config *config)
 {
     for (;;) {
         int signal_number = 0;
         if (sigwait(mask, &signal_number) != 0) continue;
         if (signal_number == SIGHUP) {
-            kci_server_request_reload(server);
+            if (kci_server_reload_wait(server, RELOAD_WAIT_MS))
+                kci_components_reload(components, config, &server->options, server);
             continue;
         }
         kci_info("received %s, shutting down", signal_number == SIGINT ? "SIGINT" : "SIGTERM");
@@ -97,7 +103,7 @@ static int start(kci_options *options, const sigset_t *mask)
     if (err != KC_OK) kci_error("components: %s", error[0] ? error : kc_strerror(err));
     if (err == KC_OK) {
         kci_server_open_public(server);
-        wait_for_shutdown(mask, server);
+        wait_for_shutdown(mask, server, components, &components_config);
     }
     kci_components_stop(components);
     kci_server_stop(server);

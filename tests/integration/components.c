@@ -24,6 +24,7 @@
 #include <jansson.h>
 #include <nats/nats.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -122,21 +123,30 @@ static const char *wait_for_log(world *w, const char *needle, char *log, size_t 
     return NULL;
 }
 
-static void start_kcobrad(world *w)
+/* kcobrad's config: its data directory and the ingress block given, or
+ * the ingress of the cases below. */
+static void config_text(const world *w, const char *ingress_block, char *config, size_t size)
 {
     char data_path[HARNESS_PATH_SIZE_MAX];
     assert_int_equal(harness_server_path(&w->server, "data", data_path, sizeof data_path),
                      HARNESS_OK);
-    char config[CONFIG_BYTES_MAX];
-    snprintf(config, sizeof config,
-             "data_dir: \"%s\"\n"
+    char ingress[512];
+    snprintf(ingress, sizeof ingress,
              "ingress {\n"
              "  enabled: true\n"
              "  listen: \"127.0.0.1:0\"\n"
              "  type: \"" ECHO_TYPE "\"\n"
              "  timeout: \"%dms\"\n"
              "}\n",
-             data_path, INGRESS_TIMEOUT_MS);
+             INGRESS_TIMEOUT_MS);
+    snprintf(config, size, "data_dir: \"%s\"\n%s", data_path,
+             ingress_block != NULL ? ingress_block : ingress);
+}
+
+static void start_kcobrad(world *w)
+{
+    char config[CONFIG_BYTES_MAX];
+    config_text(w, NULL, config, sizeof config);
     w->log_offset = file_size(w->server.log_path);
     assert_int_equal(harness_server_start(&w->server, config), HARNESS_OK);
     char *log = malloc(LOG_BYTES_MAX);
@@ -498,6 +508,66 @@ static void test_suggest_bad_requests(void **state)
     json_decref(root);
 }
 
+/* ---- reload -------------------------------------------------------------------------------- */
+
+/* Writes config as kcobrad's file, sends SIGHUP, and waits for needle in
+ * what kcobrad logs after it. */
+static void reload_with(world *w, const char *config, const char *needle)
+{
+    char path[HARNESS_PATH_SIZE_MAX];
+    assert_int_equal(
+        harness_server_write_file(&w->server, "server.conf", config, path, sizeof path),
+        HARNESS_OK);
+    assert_string_equal(path, w->server.config_path);
+    w->log_offset = file_size(w->server.log_path);
+    assert_int_equal(harness_server_signal(&w->server, SIGHUP), HARNESS_OK);
+    char *log = malloc(LOG_BYTES_MAX);
+    assert_non_null(log);
+    if (wait_for_log(w, needle, log, LOG_BYTES_MAX) == NULL)
+        fail_msg("no \"%s\" in kcobrad's log after SIGHUP; see %s", needle, w->server.log_path);
+    free(log);
+}
+
+/* SIGHUP starts, stops and restarts the parts whose blocks changed, and a
+ * bad block keeps everything as it runs. */
+static void test_reload_components(void **state)
+{
+    world *w = *state;
+    char config[CONFIG_BYTES_MAX];
+    config_text(w, "ingress { enabled: false }\n", config, sizeof config);
+    reload_with(w, config, "reload: the ingress stopped");
+    harness_raw raw;
+    harness_raw_init(&raw);
+    assert_int_not_equal(harness_raw_connect(&raw, w->ingress_port, 0), HARNESS_OK);
+
+    config_text(w, NULL, config, sizeof config);
+    reload_with(w, config, "reload: the ingress started");
+    char *log = malloc(LOG_BYTES_MAX);
+    assert_non_null(log);
+    const char *port = wait_for_log(w, INGRESS_LOG_TEXT, log, LOG_BYTES_MAX);
+    assert_non_null(port);
+    w->ingress_port = atoi(port);
+    free(log);
+    raw_connect(w, &raw);
+    expect_answer(&raw, "REQUEST#alice#1#back\n", "REPLY#alice#1#back");
+    harness_raw_close(&raw);
+
+    config_text(w, "ingress { enabled: true, listen: \"127.0.0.1:0\", type: \"a.b\" }\n", config,
+                sizeof config);
+    reload_with(w, config, "reload failed, keeping the running configuration");
+    raw_connect(w, &raw);
+    expect_answer(&raw, "REQUEST#alice#2#still\n", "REPLY#alice#2#still");
+    harness_raw_close(&raw);
+
+    char data_path[HARNESS_PATH_SIZE_MAX], keeper[CONFIG_BYTES_MAX + HARNESS_PATH_SIZE_MAX + 64];
+    assert_int_equal(harness_server_path(&w->server, "data", data_path, sizeof data_path),
+                     HARNESS_OK);
+    config_text(w, NULL, config, sizeof config);
+    snprintf(keeper, sizeof keeper, "%ssuggestions { file: \"%s/other.jsonl\" }\n", config,
+             data_path);
+    reload_with(w, keeper, "reload: the suggestion keeper restarted with the new settings");
+}
+
 #define CASE(name) cmocka_unit_test_setup_teardown(name, world_setup, world_teardown)
 
 int main(int argc, char **argv)
@@ -518,7 +588,7 @@ int main(int argc, char **argv)
         CASE(test_ingress_malformed_lines),     CASE(test_ingress_service_error_and_timeout),
         CASE(test_ingress_no_service),          CASE(test_ingress_disconnects),
         CASE(test_suggestions_survive_restart), CASE(test_suggestions_torn_line),
-        CASE(test_suggest_bad_requests),
+        CASE(test_suggest_bad_requests),        CASE(test_reload_components),
     };
     return cmocka_run_group_tests_name("components", tests, NULL, NULL);
 }
