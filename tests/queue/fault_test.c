@@ -4,20 +4,20 @@
  * each error that call can return (EIO, ENOSPC, EINTR, a short write,
  * ENOMEM for an allocation).
  *
- * Scenarios, each with group commit (durability "batch") and the log API
- * directly: a burst of appends in three groups; a segment roll-over (64 KiB
- * segments, about four of them); a recovery (a log with a torn tail is
- * opened, repaired and appended to).
+ * Scenarios, with the log API directly: a burst of appends in three groups
+ * with group commit (durability "batch"), and a smaller one with a sync per
+ * record ("always"); a segment roll-over (64 KiB segments, about four of
+ * them); a recovery (a log with a torn tail is opened, repaired and
+ * appended to).
  *
  * After each faulty run: the open either worked or failed with a message;
  * every append got exactly one done; nothing leaked (descriptors here,
- * memory under ASan); EINTR and short writes changed nothing (all appends
- * acknowledged). Then the writes that were never synced are dropped (the
- * crash simulation in fault.c) and the log is opened again with the real
- * calls: it must open, every record whose done said KC_OK must be there,
- * at its position, intact, verify (src/queue/verify.c) must find no
- * problem, the scan no corruption and no damaged tail (a torn tail is
- * allowed: never acknowledged), and an append must work. */
+ * memory under ASan); a failed done came with its errno; EINTR and short writes changed nothing
+ * (all appends acknowledged). Then the writes that were never synced are dropped (the crash
+ * simulation in fault.c) and the log is opened again with the real calls: it must open, every
+ * record whose done said KC_OK must be there, at its position, intact, verify (src/queue/verify.c)
+ * must find no problem, the scan no corruption and no damaged tail (a torn tail is allowed: never
+ * acknowledged), and an append must work. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -51,11 +51,13 @@ typedef struct outcome {
     bool appended; /* append returned KC_OK: done must run */
     bool done;
     kc_err status;
+    int error_number; /* errno in done, when status is not KC_OK */
     kci_position position;
 } outcome;
 
 typedef struct scenario {
     const char *name;
+    kci_durability durability;
     uint32_t segment_bytes;
     size_t payload_bytes;
     int group_count, group_records;
@@ -81,12 +83,14 @@ static void payload_of(int number, size_t payload_bytes, char *out)
 
 static void on_done(void *context, kc_err status, kci_position position)
 {
+    int error_number = errno;
     outcome *entry = context;
     scenario *owner = entry->owner;
     pthread_mutex_lock(&owner->lock);
     assert_false(entry->done);
     entry->done = true;
     entry->status = status;
+    entry->error_number = error_number;
     entry->position = position;
     owner->done_count++;
     pthread_cond_broadcast(&owner->changed);
@@ -145,7 +149,7 @@ static kc_err open_log(kci_queue_log **log, const scenario *owner, kci_scan_visi
                        void *context, kci_scan_report *report, char *error, size_t error_size)
 {
     kci_queue_log_config config = {.directory = directory,
-                                   .durability = KCI_DURABILITY_BATCH,
+                                   .durability = owner->durability,
                                    .segment_bytes = owner->segment_bytes,
                                    .preallocate = true};
     error[0] = '\0';
@@ -293,6 +297,7 @@ static void check_outcomes(scenario *owner, int error)
     for (int number = 0; number < RECORDS_MAX - 1; number++) {
         const outcome *entry = &owner->outcomes[number];
         assert_true(entry->done == entry->appended); /* exactly one done per append */
+        if (entry->done && entry->status != KC_OK) assert_int_not_equal(entry->error_number, 0);
         acknowledged += entry->done && entry->status == KC_OK;
     }
     /* Retried or finished by the caller: nothing may fail. */
@@ -353,6 +358,19 @@ static void test_burst(void **state)
     sweep(&owner);
 }
 
+/* Durability "always": a write and a sync per record. */
+static void test_burst_always(void **state)
+{
+    (void)state;
+    static scenario owner = {.name = "burst, always",
+                             .durability = KCI_DURABILITY_ALWAYS,
+                             .segment_bytes = 1024 * 1024,
+                             .payload_bytes = 100,
+                             .group_count = 3,
+                             .group_records = 8};
+    sweep(&owner);
+}
+
 static void test_roll_over(void **state)
 {
     (void)state;
@@ -396,6 +414,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_burst),
+        cmocka_unit_test(test_burst_always),
         cmocka_unit_test(test_roll_over),
         cmocka_unit_test(test_recovery),
     };
