@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/io.h"
@@ -382,6 +383,8 @@ int fault_open_descriptors(void)
 void fault_sweep(fault_scenario scenario, void *context, uint64_t stride, fault_sweep_stats *stats)
 {
     *stats = (fault_sweep_stats){.stride = stride > 0 ? stride : 1};
+    struct timespec start, end;
+    clock_gettime(CLOCK_MONOTONIC, &start);
     scenario(context, 0, 0);
     stats->calls_counted = fault_call_count();
     static fault_call counted[FAULT_CALLS_MAX];
@@ -404,4 +407,14 @@ void fault_sweep(fault_scenario scenario, void *context, uint64_t stride, fault_
         }
         if (!reached && number > known) break;
     }
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    stats->seconds =
+        (double)(end.tv_sec - start.tv_sec) + (double)(end.tv_nsec - start.tv_nsec) / 1e9;
+}
+
+void fault_sweep_print(const char *name, const fault_sweep_stats *stats)
+{
+    printf("# %s: %llu calls counted, %llu faulty runs (%llu fired), N every %llu, %.1f s\n", name,
+           (unsigned long long)stats->calls_counted, (unsigned long long)stats->runs,
+           (unsigned long long)stats->fired, (unsigned long long)stats->stride, stats->seconds);
 }

@@ -76,10 +76,14 @@ typedef struct fault_sweep_stats {
     uint64_t runs;          /* faulty runs */
     uint64_t fired;         /* runs whose fault fired */
     uint64_t stride;        /* every stride-th N was tried */
+    double seconds;         /* the whole sweep */
 } fault_sweep_stats;
 /* Runs scenario once to count, then for N = 1, 1 + stride, ... with each
  * error call N's kind can return, until a run does not reach N. The
  * scenario installs the table (fault_install, fault_arm) and checks. */
 void fault_sweep(fault_scenario scenario, void *context, uint64_t stride, fault_sweep_stats *stats);
+/* "# <name>: <calls> calls counted, <runs> faulty runs (...), <time>", on
+ * stdout (the figures docs/queue.md quotes). */
+void fault_sweep_print(const char *name, const fault_sweep_stats *stats);
 
 #endif

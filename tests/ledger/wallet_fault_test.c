@@ -21,7 +21,6 @@
 
 #include <cmocka.h>
 #include <errno.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "../common/fault.h"
@@ -81,15 +80,9 @@ static void run_create(void *context, uint64_t call_number, int error)
 static void test_create(void **state)
 {
     (void)state;
-    struct timespec start, end;
-    clock_gettime(CLOCK_MONOTONIC, &start);
     fault_sweep_stats stats;
     fault_sweep(run_create, NULL, 1, &stats);
-    clock_gettime(CLOCK_MONOTONIC, &end);
-    double seconds = (double)(end.tv_sec - start.tv_sec) + (end.tv_nsec - start.tv_nsec) / 1e9;
-    printf("# wallet create: %llu calls counted, %llu faulty runs (%llu fired), every N, %.1f s\n",
-           (unsigned long long)stats.calls_counted, (unsigned long long)stats.runs,
-           (unsigned long long)stats.fired, seconds);
+    fault_sweep_print("wallet create", &stats);
     assert_true(stats.calls_counted >= 5);
     assert_true(stats.fired > 0);
 }

@@ -31,7 +31,6 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "../common/fault.h"
@@ -330,17 +329,11 @@ static void sweep(scenario *owner)
 {
     pthread_mutex_init(&owner->lock, NULL);
     pthread_cond_init(&owner->changed, NULL);
-    struct timespec start, end;
-    clock_gettime(CLOCK_MONOTONIC, &start);
     assert_int_equal(kci_log_open_file("/dev/null"), 0); /* thousands of expected errors */
     fault_sweep_stats stats;
     fault_sweep(run_scenario, owner, 1, &stats);
     assert_int_equal(kci_log_open_file("/dev/stderr"), 0);
-    clock_gettime(CLOCK_MONOTONIC, &end);
-    double seconds = (double)(end.tv_sec - start.tv_sec) + (end.tv_nsec - start.tv_nsec) / 1e9;
-    printf("# %s: %llu calls counted, %llu faulty runs (%llu fired), every N, %.1f s\n",
-           owner->name, (unsigned long long)stats.calls_counted, (unsigned long long)stats.runs,
-           (unsigned long long)stats.fired, seconds);
+    fault_sweep_print(owner->name, &stats);
     assert_true(stats.calls_counted > 0);
     assert_true(stats.fired > 0);
     pthread_mutex_destroy(&owner->lock);
