@@ -425,10 +425,14 @@ uint32_t kci_queue_log_remove_segments_below(kci_queue_log *log, uint32_t below)
     for (size_t index = 0; index < count && numbers[index] < below; index++) {
         char path[PATH_MAX];
         kci_segment_path(path, log->directory, numbers[index]);
-        if (kci_io->unlink(path) == 0)
-            removed++;
-        else
-            kci_warn("queue: cannot remove %s: %s", path, strerror(errno));
+        /* Only a prefix: removing a later segment after a failure would
+         * leave a gap, which recovery reports as lost records. */
+        if (kci_io->unlink(path) != 0) {
+            kci_warn("queue: cannot remove %s: %s; the segments after it are kept too", path,
+                     strerror(errno));
+            break;
+        }
+        removed++;
     }
     free(numbers);
     if (removed > 0) kci_directory_sync(log->directory);

@@ -8,7 +8,8 @@
  * with group commit (durability "batch"), and a smaller one with a sync per
  * record ("always"); a segment roll-over (64 KiB segments, about four of
  * them); a recovery (a log with a torn tail is opened, repaired and
- * appended to).
+ * appended to); retention (the segments below the current one removed,
+ * then appends).
  *
  * After each faulty run: the open either worked or failed with a message;
  * every append got exactly one done; nothing leaked (descriptors here,
@@ -60,7 +61,9 @@ typedef struct scenario {
     uint32_t segment_bytes;
     size_t payload_bytes;
     int group_count, group_records;
-    int prepared_count;   /* records written before the faulty run (recovery) */
+    int prepared_count;   /* records written before the faulty run */
+    bool torn_tail;       /* and a torn one after them (recovery) */
+    bool retention;       /* the faulty run first removes all but the current segment */
     uint64_t call_number; /* the run's fault, for messages */
     int error;
     pthread_mutex_t lock;
@@ -162,24 +165,12 @@ static void remove_directory(void)
     assert_int_equal(system(command), 0);
 }
 
-/* The recovery scenario's starting point: prepared_count acknowledged
- * records, then the first bytes of one more and the end of the file, as a
- * crash in the middle of a write leaves them (log_test.c's torn tail). */
-static void prepare(scenario *owner)
+/* The first bytes of one more record after the last prepared one, and the
+ * end of the file there, as a crash in the middle of a write leaves them
+ * (log_test.c's torn tail). */
+static void tear_tail(scenario *owner)
 {
-    remove_directory();
-    memset(owner->outcomes, 0, sizeof owner->outcomes);
-    owner->done_count = 0;
-    if (owner->prepared_count == 0) return;
-    kci_queue_log *log = NULL;
-    kci_scan_report report;
-    char error[256];
-    assert_int_equal(open_log(&log, owner, NULL, NULL, &report, error, sizeof error), KC_OK);
-    assert_true(append_group(log, owner, 0, owner->prepared_count));
-    wait_dones(owner);
-    kci_queue_log_close(log);
     const outcome *last = &owner->outcomes[owner->prepared_count - 1];
-    assert_int_equal(last->status, KC_OK);
     static char payload[PAYLOAD_BYTES_MAX];
     static uint8_t encoded[PAYLOAD_BYTES_MAX + 1024];
     kci_record torn = record_of(owner, owner->prepared_count, payload);
@@ -196,6 +187,25 @@ static void prepare(scenario *owner)
     close(fd);
 }
 
+/* The starting point: prepared_count acknowledged records (and a torn tail). */
+static void prepare(scenario *owner)
+{
+    remove_directory();
+    memset(owner->outcomes, 0, sizeof owner->outcomes);
+    owner->done_count = 0;
+    if (owner->prepared_count == 0) return;
+    kci_queue_log *log = NULL;
+    kci_scan_report report;
+    char error[256];
+    assert_int_equal(open_log(&log, owner, NULL, NULL, &report, error, sizeof error), KC_OK);
+    assert_true(append_group(log, owner, 0, owner->prepared_count));
+    wait_dones(owner);
+    kci_queue_log_close(log);
+    for (int number = 0; number < owner->prepared_count; number++)
+        assert_int_equal(owner->outcomes[number].status, KC_OK);
+    if (owner->torn_tail) tear_tail(owner);
+}
+
 /* The run under faults: open, the groups of appends, close. */
 static void faulty_run(scenario *owner)
 {
@@ -206,6 +216,11 @@ static void faulty_run(scenario *owner)
     if (err != KC_OK) {
         assert_true(error[0] != '\0'); /* a clear error, not a silent one */
         return;
+    }
+    if (owner->retention) {
+        kci_queue_log_stats stats;
+        kci_queue_log_stats_get(log, &stats);
+        kci_queue_log_remove_segments_below(log, stats.segment_current);
     }
     int first = owner->prepared_count;
     bool serving = true;
@@ -264,7 +279,8 @@ static void check_recovered(scenario *owner)
     kci_scan_report report;
     char error[256];
     kc_err err = open_log(&log, owner, check_visit, &check, &report, error, sizeof error);
-    if (err != KC_OK || report.corruption_count > 0 || report.tail_damaged)
+    if (err != KC_OK || report.corruption_count > 0 || report.tail_damaged ||
+        report.segments_missing > 0)
         print_error("%s, call %llu failed with %s: reopen: %s\n", owner->name,
                     (unsigned long long)owner->call_number, fault_error_name(owner->error), error);
     assert_int_equal(err, KC_OK);
@@ -276,6 +292,9 @@ static void check_recovered(scenario *owner)
     for (int number = 0; number < RECORDS_MAX; number++) {
         const outcome *entry = &owner->outcomes[number];
         if (!entry->done || entry->status != KC_OK) continue;
+        /* Retention removed it, with its whole segment: meant to go. */
+        if (owner->retention && kci_position_segment(entry->position) < report.segment_first)
+            continue;
         if (!owner->found[number] || owner->found_at[number] != entry->position)
             print_unacknowledged_loss(owner, number);
         assert_true(owner->found[number]);
@@ -383,7 +402,22 @@ static void test_recovery(void **state)
                              .payload_bytes = 200,
                              .group_count = 2,
                              .group_records = 20,
-                             .prepared_count = 30};
+                             .prepared_count = 30,
+                             .torn_tail = true};
+    sweep(&owner);
+}
+
+/* Retention: the segments below the current one are removed, then appends. */
+static void test_retention(void **state)
+{
+    (void)state;
+    static scenario owner = {.name = "retention",
+                             .segment_bytes = KCI_SEGMENT_BYTES_MIN,
+                             .payload_bytes = 3000,
+                             .group_count = 1,
+                             .group_records = 10,
+                             .prepared_count = 100,
+                             .retention = true};
     sweep(&owner);
 }
 
@@ -406,10 +440,9 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_burst),
-        cmocka_unit_test(test_burst_always),
-        cmocka_unit_test(test_roll_over),
-        cmocka_unit_test(test_recovery),
+        cmocka_unit_test(test_burst),     cmocka_unit_test(test_burst_always),
+        cmocka_unit_test(test_roll_over), cmocka_unit_test(test_recovery),
+        cmocka_unit_test(test_retention),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
