@@ -68,49 +68,48 @@ const kci_io_table *kci_io_install(const kci_io_table *table);
 
 /* The calls that may be retried after EINTR, retried at most
  * KCI_IO_EINTR_RETRIES_MAX times: the result of the last attempt. */
-static inline bool kci_io_interrupted(int result, int attempt)
+static inline bool kci_io_interrupted(int result, int retries)
 {
-    return result < 0 && errno == EINTR && attempt < KCI_IO_EINTR_RETRIES_MAX;
+    return result < 0 && errno == EINTR && retries < KCI_IO_EINTR_RETRIES_MAX;
 }
 
 static inline int kci_io_retry_open(const char *path, int flags, mode_t mode)
 {
-    int result, attempt = 0;
-    while (kci_io_interrupted(result = kci_io->open(path, flags, mode), attempt++)) {
-    }
+    int result = kci_io->open(path, flags, mode);
+    for (int retries = 0; kci_io_interrupted(result, retries); retries++)
+        result = kci_io->open(path, flags, mode);
     return result;
 }
 
 static inline int kci_io_retry_openat(int directory_fd, const char *path, int flags, mode_t mode)
 {
-    int result, attempt = 0;
-    while (
-        kci_io_interrupted(result = kci_io->openat(directory_fd, path, flags, mode), attempt++)) {
-    }
+    int result = kci_io->openat(directory_fd, path, flags, mode);
+    for (int retries = 0; kci_io_interrupted(result, retries); retries++)
+        result = kci_io->openat(directory_fd, path, flags, mode);
     return result;
 }
 
 static inline int kci_io_retry_fdatasync(int fd)
 {
-    int result, attempt = 0;
-    while (kci_io_interrupted(result = kci_io->fdatasync(fd), attempt++)) {
-    }
+    int result = kci_io->fdatasync(fd);
+    for (int retries = 0; kci_io_interrupted(result, retries); retries++)
+        result = kci_io->fdatasync(fd);
     return result;
 }
 
 static inline int kci_io_retry_fsync(int fd)
 {
-    int result, attempt = 0;
-    while (kci_io_interrupted(result = kci_io->fsync(fd), attempt++)) {
-    }
+    int result = kci_io->fsync(fd);
+    for (int retries = 0; kci_io_interrupted(result, retries); retries++)
+        result = kci_io->fsync(fd);
     return result;
 }
 
 static inline int kci_io_retry_ftruncate(int fd, off_t length_bytes)
 {
-    int result, attempt = 0;
-    while (kci_io_interrupted(result = kci_io->ftruncate(fd, length_bytes), attempt++)) {
-    }
+    int result = kci_io->ftruncate(fd, length_bytes);
+    for (int retries = 0; kci_io_interrupted(result, retries); retries++)
+        result = kci_io->ftruncate(fd, length_bytes);
     return result;
 }
 
