@@ -292,9 +292,26 @@ static void *completer_main(void *argument)
     return NULL;
 }
 
-/* Writes, syncs and completes one batch. */
+static bool is_broken(kci_queue_log *log)
+{
+    pthread_mutex_lock(&log->lock);
+    bool broken = log->broken;
+    pthread_mutex_unlock(&log->lock);
+    return broken;
+}
+
+/* Writes, syncs and completes one batch. Once the log is broken (a failed
+ * sync or roll-over) nothing more is written, not even the batch appended
+ * before that was known: a later sync that works does not bring back what
+ * the failed one lost, and records written after a hole, or in a segment
+ * whose name is not durable, would be acknowledged and then lost. */
 static void process(kci_queue_log *log, batch *full)
 {
+    if (is_broken(log)) {
+        errno = EIO;
+        complete(log, full, 0, KC_ERR_IO);
+        return;
+    }
     uint32_t index = 0, durable_count = 0;
     size_t byte_cursor = 0;
     kc_err failure = KC_OK;

@@ -23,6 +23,7 @@
 enum {
     DESCRIPTORS_MAX = 1024, /* descriptors whose path is remembered */
     DIRTY_MAX = 1 << 16,    /* unsynced write ranges remembered */
+    CREATED_MAX = 256,      /* files created whose directory was not synced yet */
     ZERO_BYTES = 64 * 1024,
 };
 
@@ -42,6 +43,8 @@ static fault_call kinds[FAULT_CALLS_MAX];
 static char *descriptor_paths[DESCRIPTORS_MAX];
 static dirty_range *dirty;
 static size_t dirty_count;
+static char created[CREATED_MAX][PATH_MAX];
+static size_t created_count;
 
 static const char *const call_names[FAULT_CALL_KINDS] = {
     "open",      "openat",    "close",  "pwrite", "write",  "fdatasync", "fsync",
@@ -156,12 +159,48 @@ static int fail_with(int error)
     return -1;
 }
 
+/* A file that open created: its name is durable once its directory is synced. */
+static void note_created(const char *path)
+{
+    pthread_mutex_lock(&lock);
+    if (created_count == CREATED_MAX) {
+        fprintf(stderr, "fault: more than %d files created\n", CREATED_MAX);
+        abort(); /* the test's own bound, not the code under test */
+    }
+    snprintf(created[created_count++], PATH_MAX, "%s", path);
+    pthread_mutex_unlock(&lock);
+}
+
+/* Whether path's directory (dir.c's reading: up to the last slash) is directory. */
+static bool is_in(const char *path, const char *directory)
+{
+    const char *slash = strrchr(path, '/');
+    size_t length = strlen(directory);
+    return slash != NULL && (size_t)(slash - path) == length &&
+           strncmp(path, directory, length) == 0;
+}
+
+/* fd was synced: its unsynced writes are safe, and so are the names of the
+ * files created in it if it is a directory. */
+static void note_directory_synced(int fd)
+{
+    pthread_mutex_lock(&lock);
+    const char *directory = fd >= 0 && fd < DESCRIPTORS_MAX ? descriptor_paths[fd] : NULL;
+    size_t kept = 0;
+    for (size_t index = 0; directory != NULL && index < created_count; index++)
+        if (!is_in(created[index], directory)) memmove(created[kept++], created[index], PATH_MAX);
+    if (directory != NULL) created_count = kept;
+    pthread_mutex_unlock(&lock);
+}
+
 static int fault_open(const char *path, int flags, mode_t mode)
 {
     int error = next_call(FAULT_OPEN);
     if (error != 0) return fail_with(error);
+    bool existed = (flags & O_CREAT) == 0 || access(path, F_OK) == 0;
     int fd = kci_io_real.open(path, flags, mode);
     remember_path(fd, path);
+    if (fd >= 0 && !existed) note_created(path);
     return fd;
 }
 
@@ -214,6 +253,7 @@ static int fault_fsync(int fd)
     if (error != 0) return fail_with(error);
     int result = kci_io_real.fsync(fd);
     if (result == 0) note_synced(fd);
+    if (result == 0) note_directory_synced(fd);
     return result;
 }
 
@@ -283,6 +323,7 @@ void fault_install(void)
     fired = false;
     if (dirty == NULL) dirty = calloc(DIRTY_MAX, sizeof *dirty);
     dirty_count = 0;
+    created_count = 0;
     for (int fd = 0; fd < DESCRIPTORS_MAX; fd++) {
         free(descriptor_paths[fd]);
         descriptor_paths[fd] = NULL;
@@ -366,6 +407,9 @@ void fault_crash(void)
     for (size_t index = dirty_count; index > 0; index--)
         lose_range(&dirty[index - 1]);
     dirty_count = 0;
+    for (size_t index = 0; index < created_count; index++)
+        unlink(created[index]); /* gone already, when the component removed it */
+    created_count = 0;
     pthread_mutex_unlock(&lock);
 }
 

@@ -15,8 +15,11 @@
  * since the file's last successful fsync/fdatasync; fault_crash zeroes
  * them (what a power cut leaves of a write that never reached the disk in a
  * preallocated file; a range at the end of the file is cut off instead).
- * Then anything a component acknowledged without a sync is found missing.
- * Known limit: a created file whose directory was not synced is kept. */
+ * A file open created is removed by fault_crash unless its directory was
+ * synced (fsync of the directory) since. Then anything a component
+ * acknowledged without a sync is found missing. Known limits: a removal
+ * (unlink) whose directory was not synced is not undone; directories made
+ * with mkdir are kept. */
 #ifndef KC_TEST_FAULT_H
 #define KC_TEST_FAULT_H
 

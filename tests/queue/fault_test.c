@@ -65,7 +65,8 @@ typedef struct scenario {
     bool torn_tail;       /* and a torn one after them (recovery) */
     bool retention;       /* the faulty run first removes all but the current segment */
     uint64_t call_number; /* the run's fault, for messages */
-    int error;
+    fault_call fired_kind;
+    int fired_error; /* 0: it did not fire */
     pthread_mutex_t lock;
     pthread_cond_t changed;
     int done_count;
@@ -258,10 +259,11 @@ static void print_unacknowledged_loss(const scenario *owner, int number)
 {
     char text[KC_UUID_TEXT_BYTES + 1];
     kci_uuid_format(&owner->ids[number], text);
-    print_error("%s, call %llu failed with %s: record %d (%s) was acknowledged at segment %u "
-                "offset %u and is %s\n",
-                owner->name, (unsigned long long)owner->call_number, fault_error_name(owner->error),
-                number, text, kci_position_segment(owner->outcomes[number].position),
+    print_error("%s, call %llu (%s) failed with %s: record %d (%s) was acknowledged at segment "
+                "%u offset %u and is %s\n",
+                owner->name, (unsigned long long)owner->call_number,
+                fault_call_name(owner->fired_kind), fault_error_name(owner->fired_error), number,
+                text, kci_position_segment(owner->outcomes[number].position),
                 kci_position_offset(owner->outcomes[number].position),
                 owner->found[number] ? "elsewhere" : "missing");
 }
@@ -281,8 +283,9 @@ static void check_recovered(scenario *owner)
     kc_err err = open_log(&log, owner, check_visit, &check, &report, error, sizeof error);
     if (err != KC_OK || report.corruption_count > 0 || report.tail_damaged ||
         report.segments_missing > 0)
-        print_error("%s, call %llu failed with %s: reopen: %s\n", owner->name,
-                    (unsigned long long)owner->call_number, fault_error_name(owner->error), error);
+        print_error("%s, call %llu (%s) failed with %s: reopen: %s\n", owner->name,
+                    (unsigned long long)owner->call_number, fault_call_name(owner->fired_kind),
+                    fault_error_name(owner->fired_error), error);
     assert_int_equal(err, KC_OK);
     assert_int_equal(report.corruption_count, 0);
     assert_false(report.tail_damaged);
@@ -328,7 +331,6 @@ static void run_scenario(void *context, uint64_t call_number, int error)
 {
     scenario *owner = context;
     owner->call_number = call_number;
-    owner->error = error;
     prepare(owner);
     int descriptors = fault_open_descriptors();
     fault_install();
@@ -336,10 +338,9 @@ static void run_scenario(void *context, uint64_t call_number, int error)
     faulty_run(owner);
     fault_remove();
     assert_int_equal(fault_open_descriptors(), descriptors);
-    fault_call kind = FAULT_CALL_KINDS;
-    int fired_error = 0;
-    bool fired = fault_fired(&kind, &fired_error);
-    check_outcomes(owner, fired ? fired_error : 0);
+    owner->fired_error = 0;
+    if (!fault_fired(&owner->fired_kind, &owner->fired_error)) owner->fired_error = 0;
+    check_outcomes(owner, owner->fired_error);
     fault_crash();
     check_recovered(owner);
 }
