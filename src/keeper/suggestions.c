@@ -179,20 +179,24 @@ static kc_err make_directories(const char *path, char *error, size_t error_size)
     return KC_OK;
 }
 
-/* After creating the file, its directory entry must be durable too. */
-static void sync_parent_directory(const char *path)
+/* The file's directory entry must be durable before the first suggestion
+ * is acknowledged, or a crash can take the whole file with it. It is synced
+ * at every start, not only when the file is created here: a start that
+ * created the file and failed leaves a file whose name may not be durable. */
+static kc_err sync_parent_directory(const char *path, char *error, size_t error_size)
 {
     char directory[PATH_MAX];
     int sync_error = kci_parent_directory_sync(path, directory, sizeof directory);
     if (sync_error != 0)
-        kci_warn("suggestions: cannot sync directory %s: %s", directory, strerror(sync_error));
+        return fail_text(error, error_size, KC_ERR_IO, "cannot sync directory %s: %s", directory,
+                         strerror(sync_error));
+    return KC_OK;
 }
 
 static kc_err open_file(kci_suggestions *keeper, char *error, size_t error_size)
 {
     kc_err err = make_directories(keeper->file_path, error, error_size);
     if (err != KC_OK) return err;
-    bool existed = access(keeper->file_path, F_OK) == 0;
     keeper->fd = kci_io_retry_open(keeper->file_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (keeper->fd < 0)
         return fail_text(error, error_size, KC_ERR_IO, "cannot open %s: %s", keeper->file_path,
@@ -201,8 +205,7 @@ static kc_err open_file(kci_suggestions *keeper, char *error, size_t error_size)
         return fail_text(error, error_size, KC_ERR_EXISTS,
                          "%s is in use by another suggestion keeper: %s", keeper->file_path,
                          strerror(errno));
-    if (!existed) sync_parent_directory(keeper->file_path);
-    return KC_OK;
+    return sync_parent_directory(keeper->file_path, error, error_size);
 }
 
 /* A stored line is a suggestion if it is an object with the four strings and
