@@ -24,6 +24,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -32,6 +33,7 @@
 #include "arbiter/tree.h"
 #include "arbiter/wire.h"
 #include "common/clock.h"
+#include "common/dir.h"
 #include "common/io.h"
 #include "common/log.h"
 #include "service/headers.h"
@@ -470,6 +472,15 @@ kc_err kci_arbiter_restore(kci_arbiter *arbiter, char *error, size_t error_size)
     if (arbiter->verdicts_file == NULL) {
         snprintf(error, error_size, "arbiter: cannot open %s: %s", arbiter->verdicts_path,
                  strerror(errno));
+        return KC_ERR_IO;
+    }
+    /* The file's name must be durable before a verdict is: synced at every
+     * start, as the suggestion keeper does (a crash could take the file). */
+    char synced[PATH_MAX];
+    int sync_error = kci_parent_directory_sync(arbiter->verdicts_path, synced, sizeof synced);
+    if (sync_error != 0) {
+        snprintf(error, error_size, "arbiter: cannot sync directory %s: %s", synced,
+                 strerror(sync_error));
         return KC_ERR_IO;
     }
     if (restored > 0)
