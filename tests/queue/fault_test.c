@@ -12,13 +12,18 @@
  * then appends).
  *
  * After each faulty run: the open either worked or failed with a message;
- * every append got exactly one done; nothing leaked (descriptors here,
- * memory under ASan); a failed done came with its errno; EINTR and short writes changed nothing
- * (all appends acknowledged). Then the writes that were never synced are dropped (the crash
- * simulation in fault.c) and the log is opened again with the real calls: it must open, every
- * record whose done said KC_OK must be there, at its position, intact, verify (src/queue/verify.c)
- * must find no problem, the scan no corruption and no damaged tail (a torn tail is allowed: never
- * acknowledged), and an append must work. */
+ * every append got exactly one done, with its errno when it failed;
+ * nothing leaked (descriptors here, memory under ASan); EINTR and short
+ * writes changed nothing (all appends acknowledged). Then fault.c simulates
+ * a power cut (writes never synced are dropped, files created in a
+ * directory never synced are removed) and the log is opened again with the
+ * real calls: it must open, every record whose done said KC_OK must be
+ * there, at its position, intact (unless retention removed its segment),
+ * verify (src/queue/verify.c) must find no problem, the scan no
+ * corruption, no damaged tail and no missing segment (a torn tail is
+ * allowed: never acknowledged), and an append must work.
+ *
+ * argv[1] runs one scenario (meson registers one test per scenario). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
