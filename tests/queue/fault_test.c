@@ -248,7 +248,10 @@ static kc_err check_visit(void *context, const kci_record *record, kci_position 
     check_context *check = context;
     scenario *owner = check->owner;
     int number = (int)record->ts_wall_ms;
-    assert_true(number >= 0 && number < RECORDS_MAX);
+    if (number < 0 || number >= RECORDS_MAX) {
+        fail_msg("record number %d out of range", number);
+        return KC_ERR_CORRUPT;
+    }
     static char payload[PAYLOAD_BYTES_MAX];
     payload_of(number, owner->payload_bytes, payload);
     if (memcmp(&record->id, &owner->ids[number], sizeof record->id) == 0 &&
