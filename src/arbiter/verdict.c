@@ -13,11 +13,18 @@
  * offence quarantines it again, probation_ms of good behaviour ends the
  * probation). Every arbiter that sees the quorum appends the verdict to
  * its file (fsync) and publishes it on kc.arbiter.verdict; the verdict id
- * "<node>:<epoch>" is the same at every arbiter, so readers de-duplicate. */
+ * "<node>:<epoch>" is the same at every arbiter, so readers de-duplicate.
+ *
+ * The verdict file's open, write, fsync and truncation go through the I/O
+ * seam (common/io.h). The FILE only holds the descriptor (arbiter.c closes
+ * it); lines are written on the descriptor, unbuffered, so a failed append
+ * can be cut off whole instead of lingering in a stdio buffer. */
 #include "arbiter_internal.h"
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -26,6 +33,8 @@
 #include "arbiter/tree.h"
 #include "arbiter/wire.h"
 #include "common/clock.h"
+#include "common/dir.h"
+#include "common/io.h"
 #include "common/log.h"
 #include "service/answer.h"
 #include "service/headers.h"
@@ -86,12 +95,36 @@ json_t *kci_arbiter_node_json(kci_arbiter *arbiter, arbiter_node *node, int64_t 
 
 /* ---- verdicts -------------------------------------------------------------------- */
 
+/* Appends line (with its LF) and syncs. A write that fails part-way is cut
+ * off, so the next verdict starts on a line of its own instead of joining
+ * the torn one (which would make both unreadable on replay). */
+static bool append_line(int fd, const char *line, size_t length)
+{
+    struct stat status;
+    if (fstat(fd, &status) != 0) return false;
+    if (kci_io_write_all(fd, line, length) != 0) {
+        int saved = errno;
+        if (kci_io_retry_ftruncate(fd, status.st_size) != 0)
+            kci_warn("arbiter: cannot cut a failed verdict line off: %s", strerror(errno));
+        errno = saved;
+        return false;
+    }
+    return kci_io_retry_fsync(fd) == 0;
+}
+
 static void persist(kci_arbiter *arbiter, json_t *verdict)
 {
     if (arbiter->verdicts_file == NULL) return;
     char *line = json_dumps(verdict, JSON_COMPACT);
-    bool ok = line != NULL && fprintf(arbiter->verdicts_file, "%s\n", line) > 0 &&
-              fflush(arbiter->verdicts_file) == 0 && fsync(fileno(arbiter->verdicts_file)) == 0;
+    size_t length = line != NULL ? strlen(line) : 0;
+    char *with_newline = line != NULL ? realloc(line, length + 1) : NULL;
+    if (with_newline != NULL) {
+        line = with_newline;
+        line[length++] = '\n'; /* not a C string from here on */
+    } else {
+        errno = ENOMEM;
+    }
+    bool ok = with_newline != NULL && append_line(fileno(arbiter->verdicts_file), line, length);
     if (!ok)
         kci_error("arbiter %s: cannot append to %s: %s", arbiter->id, arbiter->verdicts_path,
                   strerror(errno));
@@ -432,10 +465,27 @@ kc_err kci_arbiter_restore(kci_arbiter *arbiter, char *error, size_t error_size)
     }
     free(line);
     if (file != NULL) fclose(file);
-    arbiter->verdicts_file = fopen(arbiter->verdicts_path, "a");
+    /* What fopen "a" opens, through the seam. */
+    int fd =
+        kci_io_retry_open(arbiter->verdicts_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+    arbiter->verdicts_file = fd >= 0 ? fdopen(fd, "a") : NULL;
+    if (arbiter->verdicts_file == NULL && fd >= 0) {
+        int saved = errno;
+        kci_io->close(fd);
+        errno = saved;
+    }
     if (arbiter->verdicts_file == NULL) {
         snprintf(error, error_size, "arbiter: cannot open %s: %s", arbiter->verdicts_path,
                  strerror(errno));
+        return KC_ERR_IO;
+    }
+    /* The file's name must be durable before a verdict is: synced at every
+     * start, as the suggestion keeper does (a crash could take the file). */
+    char synced[PATH_MAX];
+    int sync_error = kci_parent_directory_sync(arbiter->verdicts_path, synced, sizeof synced);
+    if (sync_error != 0) {
+        snprintf(error, error_size, "arbiter: cannot sync directory %s: %s", synced,
+                 strerror(sync_error));
         return KC_ERR_IO;
     }
     if (restored > 0)

@@ -1,4 +1,5 @@
-/* dir.c - see dir.h. */
+/* dir.c - see dir.h. The open, fsync and close go through the I/O seam
+ * (io.h), so the fault tests can fail a directory sync too. */
 #include "common/dir.h"
 
 #include <errno.h>
@@ -7,12 +8,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/io.h"
+
 int kci_directory_sync(const char *directory)
 {
-    int fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int fd = kci_io_retry_open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
     if (fd < 0) return errno;
-    int result = fsync(fd) == 0 ? 0 : errno;
-    close(fd);
+    int result = kci_io_retry_fsync(fd) == 0 ? 0 : errno;
+    kci_io->close(fd);
     return result;
 }
 

@@ -1,4 +1,6 @@
-/* lock.c - the exclusive lock on a data directory (see lock.h). */
+/* lock.c - the exclusive lock on a data directory (see lock.h). Opening,
+ * writing and closing the lock go through the I/O seam (io.h), so a fault
+ * test sees every call a log's open makes. */
 #include "common/lock.h"
 
 #include <errno.h>
@@ -13,6 +15,8 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
+
+#include "common/io.h"
 
 enum {
     /* Opens retried when the path stopped naming what was locked (a rename
@@ -97,7 +101,7 @@ static kc_err lock_directory(kci_directory_lock *lock, const char *directory, co
                              const char *what, char *error, size_t error_size)
 {
     for (int attempt = 0; attempt < LOCK_ATTEMPTS_MAX; attempt++) {
-        int fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        int fd = kci_io_retry_open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
         if (fd < 0) {
             snprintf(error, error_size, "cannot open the %s directory %s: %s", what, directory,
                      strerror(errno));
@@ -107,7 +111,7 @@ static kc_err lock_directory(kci_directory_lock *lock, const char *directory, co
             int saved = errno;
             struct stat held;
             bool known = fstat(fd, &held) == 0;
-            close(fd);
+            kci_io->close(fd);
             if (saved == EWOULDBLOCK && known)
                 return refuse(directory, file_name, what, "the directory", &held, error,
                               error_size);
@@ -120,7 +124,7 @@ static kc_err lock_directory(kci_directory_lock *lock, const char *directory, co
             lock->directory_fd = fd;
             return KC_OK;
         }
-        close(fd); /* renamed or replaced between the open and the flock */
+        kci_io->close(fd); /* renamed or replaced between the open and the flock */
     }
     snprintf(error, error_size, "cannot lock the %s directory %s: it keeps being replaced", what,
              directory);
@@ -132,8 +136,8 @@ static kc_err lock_file(kci_directory_lock *lock, const char *directory, const c
                         const char *what, char *error, size_t error_size)
 {
     for (int attempt = 0; attempt < LOCK_ATTEMPTS_MAX; attempt++) {
-        int fd =
-            openat(lock->directory_fd, file_name, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+        int fd = kci_io_retry_openat(lock->directory_fd, file_name,
+                                     O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
         if (fd < 0) {
             snprintf(error, error_size, "cannot open %s/%s: %s", directory, file_name,
                      strerror(errno));
@@ -143,7 +147,7 @@ static kc_err lock_file(kci_directory_lock *lock, const char *directory, const c
             int saved = errno;
             struct stat held;
             bool known = fstat(fd, &held) == 0;
-            close(fd);
+            kci_io->close(fd);
             if (saved == EWOULDBLOCK && known)
                 return refuse(directory, file_name, what, file_name, &held, error, error_size);
             snprintf(error, error_size, "cannot lock %s/%s: %s", directory, file_name,
@@ -157,7 +161,7 @@ static kc_err lock_file(kci_directory_lock *lock, const char *directory, const c
             lock->file_fd = fd;
             return KC_OK;
         }
-        close(fd); /* unlinked between the open and the flock: open the new one */
+        kci_io->close(fd); /* unlinked between the open and the flock: open the new one */
     }
     snprintf(error, error_size, "cannot lock %s/%s: it keeps being replaced", directory, file_name);
     return KC_ERR_IO;
@@ -168,7 +172,8 @@ static void write_pid(const kci_directory_lock *lock)
 {
     char text[PID_TEXT_BYTES];
     int length = snprintf(text, sizeof text, "%d\n", (int)getpid());
-    if (ftruncate(lock->file_fd, 0) != 0 || pwrite(lock->file_fd, text, (size_t)length, 0) < 0) {
+    if (kci_io_retry_ftruncate(lock->file_fd, 0) != 0 ||
+        kci_io_pwrite_all(lock->file_fd, text, (size_t)length, 0) != 0) {
         /* The lock itself holds; only the name in a refusal is lost. */
     }
 }
@@ -193,8 +198,8 @@ void kci_directory_lock_release(kci_directory_lock *lock)
 {
     /* LOCK keeps our pid: harmless (lock.h), and clearing it first would
      * race a successor that has just written its own. */
-    if (lock->file_fd >= 0) close(lock->file_fd);
-    if (lock->directory_fd >= 0) close(lock->directory_fd);
+    if (lock->file_fd >= 0) kci_io->close(lock->file_fd);
+    if (lock->directory_fd >= 0) kci_io->close(lock->directory_fd);
     lock->file_fd = -1;
     lock->directory_fd = -1;
 }

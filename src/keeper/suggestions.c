@@ -23,6 +23,9 @@
  * guards the file and the ring. Stop drains both subscriptions and waits for
  * nats.c's completion callbacks before freeing anything.
  *
+ * I/O: the file's open, writes, syncs, truncations and close go through the
+ * I/O seam (common/io.h), so a test can fail each of them; reads do not.
+ *
  * Limits: one keeper per file (flock); delivery is at least once (a crash
  * between the fsync and the acknowledgement leaves a suggestion stored that
  * its sender may send again). */
@@ -47,6 +50,7 @@
 
 #include "common/clock.h"
 #include "common/dir.h"
+#include "common/io.h"
 #include "common/log.h"
 #include "service/answer.h"
 #include "service/headers.h"
@@ -175,21 +179,25 @@ static kc_err make_directories(const char *path, char *error, size_t error_size)
     return KC_OK;
 }
 
-/* After creating the file, its directory entry must be durable too. */
-static void sync_parent_directory(const char *path)
+/* The file's directory entry must be durable before the first suggestion
+ * is acknowledged, or a crash can take the whole file with it. It is synced
+ * at every start, not only when the file is created here: a start that
+ * created the file and failed leaves a file whose name may not be durable. */
+static kc_err sync_parent_directory(const char *path, char *error, size_t error_size)
 {
     char directory[PATH_MAX];
     int sync_error = kci_parent_directory_sync(path, directory, sizeof directory);
     if (sync_error != 0)
-        kci_warn("suggestions: cannot sync directory %s: %s", directory, strerror(sync_error));
+        return fail_text(error, error_size, KC_ERR_IO, "cannot sync directory %s: %s", directory,
+                         strerror(sync_error));
+    return KC_OK;
 }
 
 static kc_err open_file(kci_suggestions *keeper, char *error, size_t error_size)
 {
     kc_err err = make_directories(keeper->file_path, error, error_size);
     if (err != KC_OK) return err;
-    bool existed = access(keeper->file_path, F_OK) == 0;
-    keeper->fd = open(keeper->file_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    keeper->fd = kci_io_retry_open(keeper->file_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (keeper->fd < 0)
         return fail_text(error, error_size, KC_ERR_IO, "cannot open %s: %s", keeper->file_path,
                          strerror(errno));
@@ -197,8 +205,7 @@ static kc_err open_file(kci_suggestions *keeper, char *error, size_t error_size)
         return fail_text(error, error_size, KC_ERR_EXISTS,
                          "%s is in use by another suggestion keeper: %s", keeper->file_path,
                          strerror(errno));
-    if (!existed) sync_parent_directory(keeper->file_path);
-    return KC_OK;
+    return sync_parent_directory(keeper->file_path, error, error_size);
 }
 
 /* A stored line is a suggestion if it is an object with the four strings and
@@ -273,7 +280,8 @@ static kc_err cut_torn_tail(kci_suggestions *keeper, int64_t file_end, int64_t c
     kci_warn("suggestions: %s ends in a torn line (%" PRId64 " bytes at offset %" PRId64
              "), from an interrupted write; it was never acknowledged and is removed",
              keeper->file_path, file_end - complete_end, complete_end);
-    if (ftruncate(keeper->fd, complete_end) != 0 || fsync(keeper->fd) != 0)
+    if (kci_io_retry_ftruncate(keeper->fd, complete_end) != 0 ||
+        kci_io_retry_fsync(keeper->fd) != 0)
         return fail_text(error, error_size, KC_ERR_IO, "cannot cut the torn tail of %s: %s",
                          keeper->file_path, strerror(errno));
     return KC_OK;
@@ -312,25 +320,18 @@ static kc_err load_file(kci_suggestions *keeper, char *error, size_t error_size)
  * is cut back; if that fails too, or the sync failed, the keeper breaks. */
 static int append_durably(kci_suggestions *keeper, const char *line, size_t length, outcome *result)
 {
-    size_t written = 0;
-    while (written < length) {
-        ssize_t done = pwrite(keeper->fd, line + written, length - written,
-                              keeper->file_size_bytes + (int64_t)written);
-        if (done < 0 && errno == EINTR) continue;
-        if (done <= 0) break;
-        written += (size_t)done;
-    }
+    bool written = kci_io_pwrite_all(keeper->fd, line, length, keeper->file_size_bytes) == 0;
     int saved_errno = errno;
-    bool synced = written == length && fsync(keeper->fd) == 0;
-    if (written == length && !synced) saved_errno = errno;
+    bool synced = written && kci_io_retry_fsync(keeper->fd) == 0;
+    if (written && !synced) saved_errno = errno;
     if (synced) {
         keeper->file_size_bytes += (int64_t)length;
         return 0;
     }
     outcome_fail(result, KCI_SUGGESTION_CODE_STORAGE, "cannot store the suggestion: %s",
                  strerror(saved_errno));
-    bool cut = ftruncate(keeper->fd, keeper->file_size_bytes) == 0;
-    if (!cut || written == length) {
+    bool cut = kci_io_retry_ftruncate(keeper->fd, keeper->file_size_bytes) == 0;
+    if (!cut || written) {
         keeper->broken = true;
         kci_error("suggestions: %s is unusable until a restart (%s)", keeper->file_path,
                   strerror(saved_errno));
@@ -625,7 +626,7 @@ static void keeper_free(kci_suggestions *keeper)
         natsSubscription_Destroy(keeper->subscriptions[index]);
     while (keeper->ring_count > 0)
         ring_drop_oldest(keeper);
-    if (keeper->fd >= 0) close(keeper->fd); /* releases the flock */
+    if (keeper->fd >= 0) kci_io->close(keeper->fd); /* releases the flock */
     pthread_cond_destroy(&keeper->completed);
     pthread_mutex_destroy(&keeper->lock);
     free(keeper->file_path);

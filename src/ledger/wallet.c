@@ -1,4 +1,7 @@
-/* wallet.c - wallet key files (wallet.h). */
+/* wallet.c - wallet key files (wallet.h). Creating one goes through the
+ * I/O seam (common/io.h: open, write, fsync, unlink, close, and the
+ * directory's fsync), so tests/ledger/wallet_fault_test.c can fail each
+ * call; loading reads directly. */
 #include "wallet.h"
 
 #include <errno.h>
@@ -12,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/dir.h"
+#include "common/io.h"
 
 static kc_err fail(char *error, size_t error_size, kc_err err, const char *format, ...)
     __attribute__((format(printf, 4, 5)));
@@ -58,18 +62,6 @@ static kc_err make_parent(const char *path, char *error, size_t error_size)
     return KC_OK;
 }
 
-static kc_err write_all(int fd, const char *text, size_t length)
-{
-    size_t written = 0;
-    while (written < length) {
-        ssize_t done = write(fd, text + written, length - written);
-        if (done < 0 && errno == EINTR) continue;
-        if (done <= 0) return KC_ERR_IO;
-        written += (size_t)done;
-    }
-    return KC_OK;
-}
-
 /* A new key file's directory entry must reach the disk too: a wallet lost
  * in a crash loses every coin sent to its address. */
 static kc_err sync_parent(const char *path, char *error, size_t error_size)
@@ -86,7 +78,7 @@ kc_err kci_wallet_create(kci_wallet *out, const char *path, char *error, size_t 
     if (sodium_init() < 0) return fail(error, error_size, KC_ERR_IO, "libsodium cannot start");
     kc_err err = make_parent(path, error, error_size);
     if (err != KC_OK) return err;
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    int fd = kci_io_retry_open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0 && errno == EEXIST)
         return fail(error, error_size, KC_ERR_EXISTS, "%s exists already", path);
     if (fd < 0)
@@ -99,12 +91,13 @@ kc_err kci_wallet_create(kci_wallet *out, const char *path, char *error, size_t 
     size_t length = header + 2 * KCI_LEDGER_SECRET_BYTES;
     text[length++] = '\n';
     /* fchmod: the umask may have taken bits off 0600, never added; make it exact. */
-    if (fchmod(fd, 0600) != 0 || write_all(fd, text, length) != KC_OK || fsync(fd) != 0) {
+    if (fchmod(fd, 0600) != 0 || kci_io_write_all(fd, text, length) != 0 ||
+        kci_io_retry_fsync(fd) != 0) {
         err = fail(error, error_size, KC_ERR_IO, "cannot write %s: %s", path, strerror(errno));
-        unlink(path);
+        kci_io->unlink(path);
     }
     sodium_memzero(text, sizeof text);
-    close(fd);
+    kci_io->close(fd);
     if (err == KC_OK) err = sync_parent(path, error, error_size);
     if (err != KC_OK) kci_wallet_wipe(out);
     return err;

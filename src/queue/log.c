@@ -13,7 +13,11 @@
  * not fit in the rest of the segment starts a new one: the old segment is
  * synced, cut to its used length (so its end is not a run of preallocated
  * zeros) and the new file is created, preallocated, and its directory entry
- * synced before any record in it is acknowledged. */
+ * synced before any record in it is acknowledged.
+ *
+ * Every call that changes the files (open, pwrite, fdatasync, ftruncate,
+ * fallocate, unlink, close) and the start-up allocations go through the I/O
+ * seam (common/io.h), so tests/queue/fault_test.c can fail each in turn. */
 #include "log.h"
 
 #include <assert.h>
@@ -29,6 +33,7 @@
 #include <unistd.h>
 
 #include "common/dir.h"
+#include "common/io.h"
 #include "common/lock.h"
 #include "common/log.h"
 
@@ -125,7 +130,7 @@ const char *kci_durability_name(kci_durability durability)
 static void preallocate(kci_queue_log *log)
 {
     if (!log->config.preallocate || log->preallocated) return;
-    int result = posix_fallocate(log->segment_fd, 0, (off_t)log->config.segment_bytes);
+    int result = kci_io_retry_fallocate(log->segment_fd, 0, (off_t)log->config.segment_bytes);
     if (result == 0) {
         log->preallocated = true;
         return;
@@ -138,12 +143,12 @@ static kc_err segment_open(kci_queue_log *log, uint32_t number, bool create)
 {
     char path[PATH_MAX];
     if (!kci_segment_path(path, log->directory, number)) return KC_ERR_CONFIG;
-    int fd = open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0), 0644);
+    int fd = kci_io_retry_open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0), 0644);
     if (fd < 0) {
         kci_error("queue: cannot %s %s: %s", create ? "create" : "open", path, strerror(errno));
         return KC_ERR_IO;
     }
-    if (log->segment_fd >= 0) close(log->segment_fd);
+    if (log->segment_fd >= 0) kci_io->close(log->segment_fd);
     log->segment_fd = fd;
     log->segment_number = number;
     log->segment_offset = 0;
@@ -160,7 +165,7 @@ static kc_err segment_open(kci_queue_log *log, uint32_t number, bool create)
 static kc_err sync_segment(kci_queue_log *log)
 {
     if (log->config.durability == KCI_DURABILITY_NONE) return KC_OK;
-    int result = fdatasync(log->segment_fd);
+    int result = kci_io_retry_fdatasync(log->segment_fd);
     int saved = errno;
     pthread_mutex_lock(&log->lock);
     log->stats.sync_count++;
@@ -173,22 +178,10 @@ static kc_err sync_segment(kci_queue_log *log)
 static kc_err roll(kci_queue_log *log)
 {
     if (sync_segment(log) != KC_OK) return KC_ERR_IO;
-    if (ftruncate(log->segment_fd, (off_t)log->segment_offset) != 0)
+    if (kci_io_retry_ftruncate(log->segment_fd, (off_t)log->segment_offset) != 0)
         kci_warn("queue: cannot cut segment %u to %llu bytes: %s", log->segment_number,
                  (unsigned long long)log->segment_offset, strerror(errno));
     return segment_open(log, log->segment_number + 1, true);
-}
-
-static kc_err write_all(int fd, const uint8_t *bytes, size_t length, uint64_t offset)
-{
-    size_t written = 0;
-    while (written < length) {
-        ssize_t result = pwrite(fd, bytes + written, length - written, (off_t)(offset + written));
-        if (result < 0 && errno == EINTR) continue;
-        if (result <= 0) return KC_ERR_IO;
-        written += (size_t)result;
-    }
-    return KC_OK;
 }
 
 /* ---- the writer ----------------------------------------------------------- */
@@ -223,11 +216,14 @@ static kc_err write_run(kci_queue_log *log, const batch *full, uint32_t first, u
     *next = index;
     if (run_bytes == 0) return KC_OK;
     if (!log->preallocated) preallocate(log);
-    kc_err err = write_all(log->segment_fd, full->bytes + *byte_cursor, run_bytes, start);
+    kc_err err =
+        kci_io_pwrite_all(log->segment_fd, full->bytes + *byte_cursor, run_bytes, (off_t)start) == 0
+            ? KC_OK
+            : KC_ERR_IO;
     if (err != KC_OK) {
         int saved = errno;
         /* Nothing of a failed run may look like data: cut it off. */
-        if (ftruncate(log->segment_fd, (off_t)start) != 0)
+        if (kci_io_retry_ftruncate(log->segment_fd, (off_t)start) != 0)
             kci_warn("queue: cannot cut segment %u back: %s", log->segment_number, strerror(errno));
         log->preallocated = false;
         errno = saved;
@@ -296,9 +292,26 @@ static void *completer_main(void *argument)
     return NULL;
 }
 
-/* Writes, syncs and completes one batch. */
+static bool is_broken(kci_queue_log *log)
+{
+    pthread_mutex_lock(&log->lock);
+    bool broken = log->broken;
+    pthread_mutex_unlock(&log->lock);
+    return broken;
+}
+
+/* Writes, syncs and completes one batch. Once the log is broken (a failed
+ * sync or roll-over) nothing more is written, not even the batch appended
+ * before that was known: a later sync that works does not bring back what
+ * the failed one lost, and records written after a hole, or in a segment
+ * whose name is not durable, would be acknowledged and then lost. */
 static void process(kci_queue_log *log, batch *full)
 {
+    if (is_broken(log)) {
+        errno = EIO;
+        complete(log, full, 0, KC_ERR_IO);
+        return;
+    }
     uint32_t index = 0, durable_count = 0;
     size_t byte_cursor = 0;
     kc_err failure = KC_OK;
@@ -429,10 +442,14 @@ uint32_t kci_queue_log_remove_segments_below(kci_queue_log *log, uint32_t below)
     for (size_t index = 0; index < count && numbers[index] < below; index++) {
         char path[PATH_MAX];
         kci_segment_path(path, log->directory, numbers[index]);
-        if (unlink(path) == 0)
-            removed++;
-        else
-            kci_warn("queue: cannot remove %s: %s", path, strerror(errno));
+        /* Only a prefix: removing a later segment after a failure would
+         * leave a gap, which recovery reports as lost records. */
+        if (kci_io->unlink(path) != 0) {
+            kci_warn("queue: cannot remove %s: %s; the segments after it are kept too", path,
+                     strerror(errno));
+            break;
+        }
+        removed++;
     }
     free(numbers);
     if (removed > 0) kci_directory_sync(log->directory);
@@ -441,7 +458,7 @@ uint32_t kci_queue_log_remove_segments_below(kci_queue_log *log, uint32_t below)
 
 static kci_queue_log *log_new(const kci_queue_log_config *config)
 {
-    kci_queue_log *log = calloc(1, sizeof *log);
+    kci_queue_log *log = kci_io->calloc(1, sizeof *log);
     if (log == NULL) return NULL;
     log->config = *config;
     if (log->config.segment_bytes == 0) log->config.segment_bytes = KCI_SEGMENT_BYTES_DEFAULT;
@@ -455,14 +472,15 @@ static kci_queue_log *log_new(const kci_queue_log_config *config)
     pthread_mutex_init(&log->finished_lock, NULL);
     pthread_cond_init(&log->finished_work, NULL);
     pthread_cond_init(&log->finished_space, NULL);
-    log->finished_ring = calloc(FINISHED_RING_CAPACITY, sizeof *log->finished_ring);
+    log->finished_ring = kci_io->calloc(FINISHED_RING_CAPACITY, sizeof *log->finished_ring);
     if (log->finished_ring == NULL) {
         kci_queue_log_close(log);
         return NULL;
     }
     for (int index = 0; index < 2; index++) {
-        log->batches[index].bytes = malloc(KCI_LOG_BATCH_BYTES);
-        log->batches[index].completions = calloc(KCI_LOG_BATCH_RECORDS_MAX, sizeof(completion));
+        log->batches[index].bytes = kci_io->malloc(KCI_LOG_BATCH_BYTES);
+        log->batches[index].completions =
+            kci_io->calloc(KCI_LOG_BATCH_RECORDS_MAX, sizeof(completion));
         if (log->batches[index].bytes == NULL || log->batches[index].completions == NULL) {
             kci_queue_log_close(log);
             return NULL;
@@ -478,7 +496,7 @@ static kc_err open_tail(kci_queue_log *log, const kci_scan_report *report)
     if (err != KC_OK) return err;
     /* Whatever follows the last valid record was never acknowledged: cut it
      * so no stale bytes ever sit behind new records, then preallocate again. */
-    if (ftruncate(log->segment_fd, (off_t)report->end_offset) != 0) return KC_ERR_IO;
+    if (kci_io_retry_ftruncate(log->segment_fd, (off_t)report->end_offset) != 0) return KC_ERR_IO;
     log->segment_offset = report->end_offset;
     log->preallocated = false;
     preallocate(log);
@@ -581,7 +599,7 @@ void kci_queue_log_close(kci_queue_log *log)
         pthread_mutex_unlock(&log->finished_lock);
         pthread_join(log->completer, NULL);
     }
-    if (log->segment_fd >= 0) close(log->segment_fd);
+    if (log->segment_fd >= 0) kci_io->close(log->segment_fd);
     kci_directory_lock_release(&log->lock_held);
     for (int index = 0; index < 2; index++) {
         free(log->batches[index].bytes);

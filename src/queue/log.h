@@ -101,8 +101,10 @@ kc_err kci_queue_log_read(kci_queue_log *log, kci_position position, uint8_t *bu
                           kci_record *out);
 void kci_queue_log_stats_get(kci_queue_log *log, kci_queue_log_stats *out);
 const char *kci_queue_log_directory(const kci_queue_log *log);
-/* Removes the segments numbered below `below` (never the current one) and
- * syncs the directory; returns how many were removed. */
+/* Removes the segments numbered below `below` (never the current one),
+ * oldest first, stopping at the first that cannot be removed (so the log
+ * stays one run of numbers), and syncs the directory; returns how many
+ * were removed. */
 uint32_t kci_queue_log_remove_segments_below(kci_queue_log *log, uint32_t below);
 /* Writes and completes what is queued, stops the writer, unlocks, frees. */
 void kci_queue_log_close(kci_queue_log *log);

@@ -6,7 +6,11 @@
  * on; no mmap, so a segment that kcobrad truncates meanwhile (at roll-over)
  * cannot fault the reader. After a bad spot, the scan searches forward for
  * the magic "KCQR" and accepts the first candidate that decodes with a good
- * checksum (a CRC-32C match by chance is about 2^-32 per candidate). */
+ * checksum (a CRC-32C match by chance is about 2^-32 per candidate).
+ *
+ * The segment opens, the scan's buffers and the repair of a torn tail
+ * (ftruncate, fdatasync) go through the I/O seam (common/io.h); the reads
+ * do not (a failed read changes nothing and is reported as it is). */
 #include "recovery.h"
 
 #include <assert.h>
@@ -20,6 +24,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/io.h"
 
 enum { BUFFER_BYTES = KCI_SCAN_READ_BYTES + KCI_RECORD_BYTES_MAX };
 
@@ -262,7 +267,8 @@ static kc_err scan_segment(scan_state *state, int fd, uint32_t segment, bool las
 static kc_err repair_tail(scan_state *state, int fd)
 {
     kci_scan_report *report = state->report;
-    if (ftruncate(fd, (off_t)report->torn_offset) != 0 || fdatasync(fd) != 0) {
+    if (kci_io_retry_ftruncate(fd, (off_t)report->torn_offset) != 0 ||
+        kci_io_retry_fdatasync(fd) != 0) {
         snprintf(state->error, state->error_size,
                  "cannot cut the torn tail of segment %u at offset %llu: %s", report->segment_last,
                  (unsigned long long)report->torn_offset, strerror(errno));
@@ -276,11 +282,12 @@ static kc_err scan_file(scan_state *state, uint32_t segment, bool last)
 {
     char path[PATH_MAX];
     kci_segment_path(path, state->directory, segment);
-    int fd = open(path, (state->options->repair && last ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    int fd = kci_io_retry_open(path,
+                               (state->options->repair && last ? O_RDWR : O_RDONLY) | O_CLOEXEC, 0);
     struct stat status;
     if (fd < 0 || fstat(fd, &status) != 0) {
         snprintf(state->error, state->error_size, "cannot open %s: %s", path, strerror(errno));
-        if (fd >= 0) close(fd);
+        if (fd >= 0) kci_io->close(fd);
         return KC_ERR_IO;
     }
     uint64_t end_offset = 0;
@@ -292,7 +299,7 @@ static kc_err scan_file(scan_state *state, uint32_t segment, bool last)
         bool bad_end = state->report->torn_tail || state->report->tail_damaged;
         if (bad_end && state->options->repair) err = repair_tail(state, fd);
     }
-    close(fd);
+    kci_io->close(fd);
     return err;
 }
 
@@ -311,8 +318,8 @@ kc_err kci_scan(const char *directory, const kci_scan_options *options, kci_scan
                         .visit = visit,
                         .context = context,
                         .report = report,
-                        .buffer = malloc(BUFFER_BYTES),
-                        .probe = malloc(KCI_RECORD_BYTES_MAX),
+                        .buffer = kci_io->malloc(BUFFER_BYTES),
+                        .probe = kci_io->malloc(KCI_RECORD_BYTES_MAX),
                         .error = error,
                         .error_size = error_size};
     if (state.buffer == NULL || state.probe == NULL) {
