@@ -122,10 +122,6 @@ void kci_options_free(kci_options *options)
     free(options->ledger_dir);
     free(options->persister_dir);
     free(options->persister_durability);
-    free(options->arbiter_id);
-    strings_free(options->arbiter_probes, options->arbiter_probe_count);
-    strings_free(options->arbiter_pretrusted, options->arbiter_pretrusted_count);
-    strings_free(options->arbiter_peers, options->arbiter_peer_count);
     free(options->config_file);
     for (int i = 0; i < options->argument_count; i++)
         free(options->arguments[i]);
@@ -586,7 +582,7 @@ static kc_err apply_tls(const apply_context *context, const kci_conf_entry *entr
 
 /* ------------------------------------------ the parts' blocks */
 
-/* suggestions { }, ingress { }: each part reads its own block with its own
+/* suggestions { }, ingress { }, arbiter { }: each part reads its own block with its own
  * key table (src/<part>/config.c); the broker only checks that it is a map.
  * kcobrad runs the parts' checks at load and reload
  * (kci_options_set_part_check). */
@@ -729,155 +725,6 @@ static kc_err apply_persister(const apply_context *context, const kci_conf_entry
     return KC_OK;
 }
 
-/* ---------------------------------------------------------- arbiter */
-
-/* docs/arbiter.md. Staged and applied whole, as the blocks above. */
-typedef struct arbiter_block {
-    bool enabled;
-    char *id;
-    int64_t count;
-    int64_t tick_ms;
-    int64_t probe_interval_ms;
-    int64_t probe_timeout_ms;
-    int64_t quarantine_ms;
-    int64_t probation_ms;
-    int64_t slow_ms;
-    int64_t target_ms;
-    int64_t qos_samples;
-    char **probes;
-    size_t probe_count;
-    char **pretrusted;
-    size_t pretrusted_count;
-    char **peers;
-    size_t peer_count;
-} arbiter_block;
-
-enum { ARBITER_LIST_MAX = 64 };
-
-/* An array of non-empty strings (at most ARBITER_LIST_MAX). */
-static kc_err strings_from_value(const apply_context *context, const kci_conf_entry *entry,
-                                 char ***out, size_t *out_count)
-{
-    const kci_conf_value *value = &entry->value;
-    if (value->kind != KCI_CONF_ARRAY || value->as.array.count > ARBITER_LIST_MAX)
-        return kci_config_wrong_type(context, entry->key, value, "an array of at most 64 strings");
-    size_t count = value->as.array.count;
-    char **strings = calloc(count + 1, sizeof *strings);
-    if (strings == NULL) return KC_ERR_NOMEM;
-    for (size_t i = 0; i < count; i++) {
-        const kci_conf_value *item = &value->as.array.items[i];
-        if (item->kind != KCI_CONF_STRING || item->as.string[0] == '\0') {
-            strings_free(strings, i);
-            return kci_config_wrong_type(context, entry->key, item, "a non-empty string");
-        }
-        if ((strings[i] = strdup(item->as.string)) == NULL) {
-            strings_free(strings, i);
-            return KC_ERR_NOMEM;
-        }
-    }
-    strings_free(*out, *out_count);
-    *out = strings;
-    *out_count = count;
-    return KC_OK;
-}
-
-static kc_err apply_arbiter_probes(const apply_context *context, const kci_conf_entry *entry,
-                                   void *field)
-{
-    arbiter_block *block = field;
-    kc_err err = strings_from_value(context, entry, &block->probes, &block->probe_count);
-    for (size_t i = 0; err == KC_OK && i < block->probe_count; i++)
-        if (strchr(block->probes[i], '=') == NULL || block->probes[i][0] == '=')
-            err = kci_config_error(context, &entry->value, KC_ERR_CONFIG,
-                                   "arbiter probe \"%s\" is not \"<type>=<payload>\"",
-                                   block->probes[i]);
-    return err;
-}
-
-static kc_err apply_arbiter_pretrusted(const apply_context *context, const kci_conf_entry *entry,
-                                       void *field)
-{
-    arbiter_block *block = field;
-    return strings_from_value(context, entry, &block->pretrusted, &block->pretrusted_count);
-}
-
-static kc_err apply_arbiter_peers(const apply_context *context, const kci_conf_entry *entry,
-                                  void *field)
-{
-    arbiter_block *block = field;
-    return strings_from_value(context, entry, &block->peers, &block->peer_count);
-}
-
-static const kci_config_key arbiter_rules[] = {
-    {.name = "enabled", .kind = KCI_KEY_BOOL, .offset = offsetof(arbiter_block, enabled)},
-    {.name = "id", .kind = KCI_KEY_STRING, .offset = offsetof(arbiter_block, id)},
-    {.name = "arbiters",
-     .kind = KCI_KEY_SIZE,
-     .offset = offsetof(arbiter_block, count),
-     .maximum = 64},
-    {.name = "tick", .kind = KCI_KEY_DURATION_MS, .offset = offsetof(arbiter_block, tick_ms)},
-    {.name = "probe_interval",
-     .kind = KCI_KEY_DURATION_MS,
-     .offset = offsetof(arbiter_block, probe_interval_ms)},
-    {.name = "probe_timeout",
-     .kind = KCI_KEY_DURATION_MS,
-     .offset = offsetof(arbiter_block, probe_timeout_ms)},
-    {.name = "quarantine",
-     .kind = KCI_KEY_DURATION_MS,
-     .offset = offsetof(arbiter_block, quarantine_ms)},
-    {.name = "probation",
-     .kind = KCI_KEY_DURATION_MS,
-     .offset = offsetof(arbiter_block, probation_ms)},
-    {.name = "slow", .kind = KCI_KEY_DURATION_MS, .offset = offsetof(arbiter_block, slow_ms)},
-    {.name = "target", .kind = KCI_KEY_DURATION_MS, .offset = offsetof(arbiter_block, target_ms)},
-    {.name = "qos_samples",
-     .kind = KCI_KEY_SIZE,
-     .offset = offsetof(arbiter_block, qos_samples),
-     .maximum = 1000000},
-    {.name = "probes", .kind = KCI_KEY_HANDLER, .handler = apply_arbiter_probes},
-    {.name = "pretrusted", .kind = KCI_KEY_HANDLER, .handler = apply_arbiter_pretrusted},
-    {.name = "peers", .kind = KCI_KEY_HANDLER, .handler = apply_arbiter_peers},
-};
-
-static kc_err apply_arbiter(const apply_context *context, const kci_conf_entry *entry, void *field)
-{
-    kci_options *options = field;
-    if (entry->value.kind != KCI_CONF_MAP)
-        return kci_config_wrong_type(context, entry->key, &entry->value, "a map");
-    arbiter_block block = {0};
-    kc_err err = kci_config_apply_map(context, "arbiter", &entry->value, arbiter_rules,
-                                      RULE_COUNT(arbiter_rules), &block);
-    if (err != KC_OK) {
-        free(block.id);
-        strings_free(block.probes, block.probe_count);
-        strings_free(block.pretrusted, block.pretrusted_count);
-        strings_free(block.peers, block.peer_count);
-        return err;
-    }
-    free(options->arbiter_id);
-    strings_free(options->arbiter_probes, options->arbiter_probe_count);
-    strings_free(options->arbiter_pretrusted, options->arbiter_pretrusted_count);
-    strings_free(options->arbiter_peers, options->arbiter_peer_count);
-    options->arbiter_peers = block.peers;
-    options->arbiter_peer_count = block.peer_count;
-    options->arbiter_enabled = block.enabled;
-    options->arbiter_id = block.id;
-    options->arbiter_count = block.count;
-    options->arbiter_tick_ms = block.tick_ms;
-    options->arbiter_probe_interval_ms = block.probe_interval_ms;
-    options->arbiter_probe_timeout_ms = block.probe_timeout_ms;
-    options->arbiter_quarantine_ms = block.quarantine_ms;
-    options->arbiter_probation_ms = block.probation_ms;
-    options->arbiter_slow_ms = block.slow_ms;
-    options->arbiter_target_ms = block.target_ms;
-    options->arbiter_qos_samples = block.qos_samples;
-    options->arbiter_probes = block.probes;
-    options->arbiter_probe_count = block.probe_count;
-    options->arbiter_pretrusted = block.pretrusted;
-    options->arbiter_pretrusted_count = block.pretrusted_count;
-    return KC_OK;
-}
-
 /* ---------------------------------------------------------- top level */
 
 /* max_subs: 0 (nats-server's default) means no limit. */
@@ -978,7 +825,7 @@ static const kci_config_key top_level_rules[] = {
     {.name = "ingress", .kind = KCI_KEY_HANDLER, .handler = apply_part_block},
     {.name = "ledger", .kind = KCI_KEY_HANDLER, .handler = apply_ledger},
     {.name = "persister", .kind = KCI_KEY_HANDLER, .handler = apply_persister},
-    {.name = "arbiter", .kind = KCI_KEY_HANDLER, .handler = apply_arbiter},
+    {.name = "arbiter", .kind = KCI_KEY_HANDLER, .handler = apply_part_block},
     /* accepted and ignored: see docs/config.md */
     {.name = "client_advertise", .kind = KCI_KEY_IGNORED},
     {.name = "ports_file_dir", .kind = KCI_KEY_IGNORED},

@@ -120,24 +120,6 @@ typedef struct kci_options {
     int64_t persister_retention_ms;              /* default 24 h */
     bool persister_skip_corrupt;                 /* default false: refuse to start */
     bool persister_record_requests;              /* default false: plain kc.req.> traffic too */
-    /* the arbiter (docs/arbiter.md); 0 / NULL: the arbiter's default */
-    bool arbiter_enabled;  /* default false */
-    char *arbiter_id;      /* default: the components' node name */
-    int64_t arbiter_count; /* the 3f + 1 arbiters of the cloud */
-    int64_t arbiter_tick_ms;
-    int64_t arbiter_probe_interval_ms;
-    int64_t arbiter_probe_timeout_ms;
-    int64_t arbiter_quarantine_ms;
-    int64_t arbiter_probation_ms;
-    int64_t arbiter_slow_ms;
-    int64_t arbiter_target_ms;
-    int64_t arbiter_qos_samples;
-    char **arbiter_probes; /* "type=payload" */
-    size_t arbiter_probe_count;
-    char **arbiter_pretrusted;
-    size_t arbiter_pretrusted_count;
-    char **arbiter_peers; /* the other arbiters' ids */
-    size_t arbiter_peer_count;
     /* where the options came from */
     char *config_file;
     char **arguments;   /* a copy of argv made by kci_options_load, so that */

@@ -92,45 +92,6 @@ static char *join_path(const char *directory, const char *name)
     return path;
 }
 
-static char **copy_strings(char **strings, size_t count)
-{
-    char **copy = calloc(count + 1, sizeof *copy);
-    for (size_t i = 0; copy != NULL && i < count; i++)
-        copy[i] = strdup(strings[i]);
-    return copy;
-}
-
-static void free_strings(char **strings, size_t count)
-{
-    for (size_t i = 0; strings != NULL && i < count; i++)
-        free(strings[i]);
-    free(strings);
-}
-
-static void arbiter_config_from_options(kci_components_config *config, const kci_options *options,
-                                        const char *data_dir)
-{
-    config->arbiter_enabled = options->arbiter_enabled;
-    config->arbiter_id = options->arbiter_id != NULL ? strdup(options->arbiter_id) : NULL;
-    config->arbiter_data_dir = strdup(data_dir);
-    config->arbiter_count = options->arbiter_count;
-    config->arbiter_tick_ms = options->arbiter_tick_ms;
-    config->arbiter_probe_interval_ms = options->arbiter_probe_interval_ms;
-    config->arbiter_probe_timeout_ms = options->arbiter_probe_timeout_ms;
-    config->arbiter_quarantine_ms = options->arbiter_quarantine_ms;
-    config->arbiter_probation_ms = options->arbiter_probation_ms;
-    config->arbiter_slow_ms = options->arbiter_slow_ms;
-    config->arbiter_target_ms = options->arbiter_target_ms;
-    config->arbiter_qos_samples = options->arbiter_qos_samples;
-    config->arbiter_probes = copy_strings(options->arbiter_probes, options->arbiter_probe_count);
-    config->arbiter_probe_count = options->arbiter_probe_count;
-    config->arbiter_pretrusted =
-        copy_strings(options->arbiter_pretrusted, options->arbiter_pretrusted_count);
-    config->arbiter_pretrusted_count = options->arbiter_pretrusted_count;
-    config->arbiter_peers = copy_strings(options->arbiter_peers, options->arbiter_peer_count);
-    config->arbiter_peer_count = options->arbiter_peer_count;
-}
-
 /* A part's block of the config file, read with the part's key table. */
 static kc_err apply_block(const kci_options *options, const char *block, const kci_config_key *keys,
                           size_t key_count, void *base, char *error, size_t error_size)
@@ -165,6 +126,13 @@ static kc_err parts_load(kci_components_config *config, const kci_options *optio
         config->ingress.port = options->ingress_port_flag;
     }
     if (err == KC_OK) err = kci_ingress_settings_check(&config->ingress, error, error_size);
+    if (err != KC_OK) return err;
+    kci_arbiter_settings_init(&config->arbiter);
+    keys = kci_arbiter_settings_keys(&key_count);
+    err = kci_config_string_set(&config->arbiter.data_dir, data_dir); /* verdicts kept there */
+    if (err == KC_OK)
+        err = apply_block(options, "arbiter", keys, key_count, &config->arbiter, error, error_size);
+    if (err == KC_OK) err = kci_arbiter_settings_check(&config->arbiter, error, error_size);
     return err;
 }
 
@@ -203,7 +171,6 @@ kc_err kci_components_config_load(kci_components_config *config, const kci_optio
     config->persister_attempts_max = options->persister_attempts_max;
     config->persister_retention_ms = options->persister_retention_ms;
     config->persister_skip_corrupt = options->persister_skip_corrupt;
-    arbiter_config_from_options(config, options, data_dir);
     config->persister_record_requests = options->persister_record_requests;
     return KC_OK;
 }
@@ -223,11 +190,7 @@ void kci_components_config_free(kci_components_config *config)
     kci_ingress_settings_free(&config->ingress);
     free(config->ledger_dir);
     free(config->persister_dir);
-    free(config->arbiter_id);
-    free(config->arbiter_data_dir);
-    free_strings(config->arbiter_probes, config->arbiter_probe_count);
-    free_strings(config->arbiter_pretrusted, config->arbiter_pretrusted_count);
-    free_strings(config->arbiter_peers, config->arbiter_peer_count);
+    kci_arbiter_settings_free(&config->arbiter);
     memset(config, 0, sizeof *config);
 }
 
@@ -421,43 +384,20 @@ static void stop_persister(kci_components *components)
 static kc_err start_arbiter(kci_components *components, const kci_components_config *config,
                             const kci_server *server, char *error, size_t error_size)
 {
-    const char *id = config->arbiter_id != NULL ? config->arbiter_id : config->node;
     kc_err err = client_connect(&components->arbiter_client, "arbiter", "kcobrad-arbiter",
                                 KCI_ROLE_ARBITER, config, server, error, error_size);
     if (err != KC_OK) return err;
     kci_arbiter_config arbiter_config;
-    kci_arbiter_config_default(&arbiter_config);
-    arbiter_config.id = id;
-    arbiter_config.data_dir = config->arbiter_data_dir;
+    char *probe_texts[KCI_ARBITER_PROBES_MAX];
+    err = kci_arbiter_settings_runtime(&config->arbiter, &arbiter_config, probe_texts, error,
+                                       error_size);
+    if (err != KC_OK) return err;
+    if (arbiter_config.id == NULL) arbiter_config.id = config->node;
     arbiter_config.enforce = true;
-    if (config->arbiter_count > 0) arbiter_config.arbiter_count = (uint32_t)config->arbiter_count;
-    if (config->arbiter_tick_ms > 0) arbiter_config.tick_ms = config->arbiter_tick_ms;
-    if (config->arbiter_probe_interval_ms > 0)
-        arbiter_config.probe_interval_ms = config->arbiter_probe_interval_ms;
-    if (config->arbiter_probe_timeout_ms > 0)
-        arbiter_config.probe_timeout_ms = config->arbiter_probe_timeout_ms;
-    if (arbiter_config.probe_timeout_ms > arbiter_config.probe_interval_ms)
-        arbiter_config.probe_timeout_ms = arbiter_config.probe_interval_ms;
-    if (config->arbiter_quarantine_ms > 0)
-        arbiter_config.quarantine_ms = config->arbiter_quarantine_ms;
-    if (config->arbiter_probation_ms > 0)
-        arbiter_config.probation_ms = config->arbiter_probation_ms;
-    if (config->arbiter_slow_ms > 0) arbiter_config.qos.slow_ms = (double)config->arbiter_slow_ms;
-    if (config->arbiter_target_ms > 0)
-        arbiter_config.qos.target_ms = (double)config->arbiter_target_ms;
-    if (config->arbiter_qos_samples > 0)
-        arbiter_config.qos_samples_min = (uint32_t)config->arbiter_qos_samples;
-    for (size_t i = 0; i < config->arbiter_probe_count && i < KCI_ARBITER_PROBES_MAX; i++)
-        if (kci_arbiter_probe_parse(&arbiter_config.probes[arbiter_config.probe_count],
-                                    config->arbiter_probes[i]))
-            arbiter_config.probe_count++;
-    for (size_t i = 0; i < config->arbiter_pretrusted_count && i < KCI_ARBITER_PRETRUSTED_MAX; i++)
-        arbiter_config.pretrusted[arbiter_config.pretrusted_count++] =
-            config->arbiter_pretrusted[i];
-    for (size_t i = 0; i < config->arbiter_peer_count && i < KCI_ARBITER_PEERS_MAX; i++)
-        arbiter_config.peers[arbiter_config.peer_count++] = config->arbiter_peers[i];
-    return kci_arbiter_start(&components->arbiter, components->arbiter_client, &arbiter_config,
-                             error, error_size);
+    err = kci_arbiter_start(&components->arbiter, components->arbiter_client, &arbiter_config,
+                            error, error_size);
+    kci_arbiter_probe_texts_free(probe_texts); /* the arbiter keeps copies */
+    return err;
 }
 
 static void stop_arbiter(kci_components *components)
@@ -513,7 +453,7 @@ kc_err kci_components_start(kci_components **out, const kci_components_config *c
                   ? start_ledger(components, config, server, error, error_size)
                   : KC_ERR_NOMEM;
     }
-    if (err == KC_OK && config->arbiter_enabled)
+    if (err == KC_OK && config->arbiter.enabled)
         err = start_arbiter(components, config, server, error, error_size);
     if (err != KC_OK) {
         kci_components_stop(components);
@@ -561,11 +501,18 @@ static bool ingress_enabled(const kci_components_config *config)
     return config->ingress.enabled;
 }
 
+static bool arbiter_enabled(const kci_components_config *config)
+{
+    return config->arbiter.enabled;
+}
+
 static const part_ops reloadable_parts[] = {
     {"the suggestion keeper", offsetof(kci_components_config, keeper), sizeof(kci_keeper_config),
      kci_keeper_config_keys, keeper_enabled, start_suggestions, stop_suggestions},
     {"the ingress", offsetof(kci_components_config, ingress), sizeof(kci_ingress_settings),
      kci_ingress_settings_keys, ingress_enabled, start_ingress, stop_ingress},
+    {"the arbiter", offsetof(kci_components_config, arbiter), sizeof(kci_arbiter_settings),
+     kci_arbiter_settings_keys, arbiter_enabled, start_arbiter, stop_arbiter},
 };
 
 /* Stops the part if it ran, takes the fresh settings (running gets them,

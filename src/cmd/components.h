@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "arbiter/config.h"
 #include "broker/options.h"
 #include "broker/server.h"
 #include "ingress/config.h"
@@ -43,25 +44,7 @@ typedef struct kci_components_config {
     int64_t persister_retention_ms;
     bool persister_skip_corrupt;
     bool persister_record_requests;
-    /* the arbiter (docs/arbiter.md); default off */
-    bool arbiter_enabled;
-    char *arbiter_id;       /* default: node */
-    char *arbiter_data_dir; /* <data_dir>: its verdicts file goes there */
-    int64_t arbiter_count;  /* 0: the arbiter's defaults, as below */
-    int64_t arbiter_tick_ms;
-    int64_t arbiter_probe_interval_ms;
-    int64_t arbiter_probe_timeout_ms;
-    int64_t arbiter_quarantine_ms;
-    int64_t arbiter_probation_ms;
-    int64_t arbiter_slow_ms;
-    int64_t arbiter_target_ms;
-    int64_t arbiter_qos_samples;
-    char **arbiter_probes;
-    size_t arbiter_probe_count;
-    char **arbiter_pretrusted;
-    size_t arbiter_pretrusted_count;
-    char **arbiter_peers;
-    size_t arbiter_peer_count;
+    kci_arbiter_settings arbiter; /* arbiter { } (src/arbiter/config.h) */
 } kci_components_config;
 
 /* Each part's defaults, then its block of the config file (read with its

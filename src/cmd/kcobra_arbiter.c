@@ -15,9 +15,11 @@
 #include <string.h>
 
 #include "arbiter/arbiter.h"
+#include "arbiter/config.h"
 #include "arbiter/tree.h"
 #include "common/log.h"
 #include "kcobra_common.h"
+#include "kcobra_settings.h"
 
 enum {
     ARBITER_CLOSE_TIMEOUT_MS = 3000,
@@ -42,65 +44,42 @@ static const char ARBITER_DESCRIPTION[] =
     "  kcobra arbiter reinstate node-7\n";
 
 typedef struct arbiter_flags {
-    const char *id;
-    int64_t arbiters;
-    kcobra_list probes;
-    kcobra_list pretrusted;
-    kcobra_list peers;
-    const char *data_dir;
-    int64_t tick_ms;
-    int64_t quarantine_ms;
-    int64_t slow_ms;
     const char *format;
 } arbiter_flags;
 
 /* ---- serve ---------------------------------------------------------------------- */
 
-static int serve(const kcobra_invocation *invocation, const arbiter_flags *flags)
+/* The settings come from the arbiter's key table (src/arbiter/config.c),
+ * set by serve's flags. */
+static int serve(const kcobra_invocation *invocation, const kcobra_command *command,
+                 kcobra_settings *table, kci_arbiter_settings *settings)
 {
+    int status = kcobra_settings_apply(command, table);
+    if (status != KCOBRA_EXIT_OK) return status;
+    char error[512] = "";
     kci_arbiter_config config;
-    kci_arbiter_config_default(&config);
-    config.id = flags->id;
-    config.data_dir = flags->data_dir;
-    if (flags->arbiters > 0) config.arbiter_count = (uint32_t)flags->arbiters;
-    if (flags->tick_ms > 0) config.tick_ms = flags->tick_ms;
-    if (flags->quarantine_ms > 0) config.quarantine_ms = flags->quarantine_ms;
-    if (flags->slow_ms > 0) config.qos.slow_ms = (double)flags->slow_ms;
-    char *probe_texts[KCOBRA_LIST_VALUES_MAX] = {0};
-    int status = KCOBRA_EXIT_OK;
-    for (int i = 0; i < flags->probes.count && status == KCOBRA_EXIT_OK; i++) {
-        probe_texts[i] = strdup(flags->probes.values[i]);
-        if (probe_texts[i] == NULL || config.probe_count == KCI_ARBITER_PROBES_MAX ||
-            !kci_arbiter_probe_parse(&config.probes[config.probe_count++], probe_texts[i])) {
-            kcobra_error("--probe '%s' is not <type>=<payload> (at most %d)",
-                         flags->probes.values[i], KCI_ARBITER_PROBES_MAX);
-            status = KCOBRA_EXIT_USAGE;
-        }
-    }
-    for (int i = 0; i < flags->pretrusted.count; i++)
-        config.pretrusted[config.pretrusted_count++] = flags->pretrusted.values[i];
-    for (int i = 0; i < flags->peers.count; i++)
-        config.peers[config.peer_count++] = flags->peers.values[i];
+    char *probe_texts[KCI_ARBITER_PROBES_MAX];
+    if (kci_arbiter_settings_check(settings, error, sizeof error) != KC_OK ||
+        kci_arbiter_settings_runtime(settings, &config, probe_texts, error, sizeof error) != KC_OK)
+        return kcobra_usage_error(command, "%s", error);
     sigset_t stop_signals;
     kcobra_stop_signals_block(&stop_signals);
     kci_log_configure(KCI_LOG_INFO, true);
     kc_client *client = NULL;
-    if (status == KCOBRA_EXIT_OK) status = kcobra_client_open(&client, &invocation->common);
+    status = kcobra_client_open(&client, &invocation->common);
     kci_arbiter *arbiter = NULL;
-    char error[512] = "";
     if (status == KCOBRA_EXIT_OK &&
         kci_arbiter_start(&arbiter, client, &config, error, sizeof error) != KC_OK) {
         kcobra_error("%s", error);
         status = KCOBRA_EXIT_FAILURE;
     }
+    kci_arbiter_probe_texts_free(probe_texts); /* the arbiter keeps copies */
     if (status == KCOBRA_EXIT_OK) {
         int signal_number = kcobra_stop_signal_wait(&stop_signals);
         kci_info("received %s: stopping the arbiter", strsignal(signal_number));
         kci_arbiter_stop(arbiter, ARBITER_CLOSE_TIMEOUT_MS);
     }
     if (client != NULL) kc_client_close(client, ARBITER_CLOSE_TIMEOUT_MS);
-    for (int i = 0; i < KCOBRA_LIST_VALUES_MAX; i++)
-        free(probe_texts[i]);
     return status;
 }
 
@@ -302,37 +281,27 @@ static int query(const kcobra_command *command, const kcobra_invocation *invocat
     return status;
 }
 
-static int run_arbiter(const kcobra_command *command, int argc, char **argv)
+static int dispatch(const kcobra_command *command, int argc, char **argv,
+                    kci_arbiter_settings *settings)
 {
     arbiter_flags values = {0};
-    const kcobra_flag flags[] = {
-        {"id", "ID", KCOBRA_FLAG_STRING, &values.id, "serve: this arbiter's id (default: --node)"},
-        {"arbiters", "N", KCOBRA_FLAG_COUNT, &values.arbiters,
-         "serve: the 3f+1 arbiters of the cloud (default 1)"},
-        {"probe", "TYPE=PAYLOAD", KCOBRA_FLAG_LIST, &values.probes,
-         "serve: probe TYPE with PAYLOAD and fuse the replicas' answers"},
-        {"pretrusted", "NODE", KCOBRA_FLAG_LIST, &values.pretrusted,
-         "serve: a pre-trusted node for the ranking"},
-        {"peer", "ID", KCOBRA_FLAG_LIST, &values.peers,
-         "serve: another arbiter whose votes count (default: any)"},
-        {"data-dir", "DIR", KCOBRA_FLAG_STRING, &values.data_dir,
-         "serve: keep verdicts in DIR/arbiter-<id>.verdicts.jsonl"},
-        {"tick", "DURATION", KCOBRA_FLAG_DURATION, &values.tick_ms,
-         "serve: how often to probe, rank and vote (default 1s)"},
-        {"quarantine", "DURATION", KCOBRA_FLAG_DURATION, &values.quarantine_ms,
-         "serve: first quarantine length (default 5m)"},
-        {"slow", "DURATION", KCOBRA_FLAG_DURATION, &values.slow_ms,
-         "serve: a reply slower than this is bad (default 250ms)"},
-        {"format", "F", KCOBRA_FLAG_STRING, &values.format, "tree: text (default), json or dot"},
-    };
+    kcobra_flag flags[KCOBRA_SETTINGS_MAX + 1];
+    int flag_count = 0;
+    kcobra_settings table;
+    size_t key_count = 0;
+    const kci_config_key *keys = kci_arbiter_settings_keys(&key_count);
+    kcobra_settings_flags(&table, keys, key_count, settings, flags, &flag_count,
+                          KCOBRA_SETTINGS_MAX);
+    flags[flag_count++] = (kcobra_flag){"format", "F", KCOBRA_FLAG_STRING, &values.format,
+                                        "tree: text (default), json or dot"};
     kcobra_invocation invocation;
-    int status = kcobra_parse(command, flags, KCOBRA_ARRAY_COUNT(flags), argc, argv, &invocation);
+    int status = kcobra_parse(command, flags, flag_count, argc, argv, &invocation);
     if (status != KCOBRA_EXIT_OK || invocation.help) return status;
     const char *what = invocation.positional[0];
     if (strcmp(what, "serve") == 0) {
         if (invocation.positional_count != 1)
             return kcobra_usage_error(command, "serve takes no argument");
-        return serve(&invocation, &values);
+        return serve(&invocation, command, &table, settings);
     }
     if (strcmp(what, "status") == 0 || strcmp(what, "verdicts") == 0 || strcmp(what, "tree") == 0 ||
         strcmp(what, "reinstate") == 0 || strcmp(what, "permissions") == 0)
@@ -340,6 +309,15 @@ static int run_arbiter(const kcobra_command *command, int argc, char **argv)
     return kcobra_usage_error(
         command, "unknown subcommand '%s': serve, status, verdicts, reinstate, tree or permissions",
         what);
+}
+
+static int run_arbiter(const kcobra_command *command, int argc, char **argv)
+{
+    kci_arbiter_settings settings;
+    kci_arbiter_settings_init(&settings);
+    int status = dispatch(command, argc, argv, &settings);
+    kci_arbiter_settings_free(&settings);
+    return status;
 }
 
 const kcobra_command kcobra_command_arbiter = {

@@ -22,7 +22,7 @@ void kcobra_settings_flags(kcobra_settings *settings, const kci_config_key *keys
         snprintf(name, KCOBRA_SETTING_NAME_BYTES, "%s", key->flag != NULL ? key->flag : key->name);
         for (char *c = name; *c != '\0'; c++)
             if (*c == '_') *c = '-';
-        bool is_bool = key->kind == KCI_KEY_BOOL;
+        bool is_bool = key->kind == KCI_KEY_BOOL, is_list = key->kind == KCI_KEY_STRINGS;
         char value[KCI_CONFIG_VALUE_TEXT_BYTES];
         kci_config_format_value(key, base, value, sizeof value);
         if (is_bool || value[0] == '\0')
@@ -35,8 +35,12 @@ void kcobra_settings_flags(kcobra_settings *settings, const kci_config_key *keys
             .value_name = is_bool                   ? NULL
                           : key->value_name != NULL ? key->value_name
                                                     : "VALUE",
-            .kind = is_bool ? KCOBRA_FLAG_BOOL : KCOBRA_FLAG_STRING,
-            .target = is_bool ? (void *)&settings->given[index] : (void *)&settings->texts[index],
+            .kind = is_bool   ? KCOBRA_FLAG_BOOL
+                    : is_list ? KCOBRA_FLAG_LIST
+                              : KCOBRA_FLAG_STRING,
+            .target = is_bool   ? (void *)&settings->given[index]
+                      : is_list ? (void *)&settings->lists[index]
+                                : (void *)&settings->texts[index],
             .help = settings->helps[index],
         };
     }
@@ -61,13 +65,21 @@ int kcobra_settings_apply(const kcobra_command *command, kcobra_settings *settin
     for (int index = 0; index < settings->count; index++) {
         const kci_config_key *key = settings->flag_keys[index];
         const char *text = settings->texts[index];
-        if (key->kind == KCI_KEY_BOOL) {
+        kc_err err = KC_OK;
+        if (key->kind == KCI_KEY_STRINGS) {
+            const kcobra_list *list = &settings->lists[index];
+            if (list->count == 0) continue;
+            err = kci_config_apply_texts(&context, key, list->values, (size_t)list->count,
+                                         settings->base);
+            text = list->values[0];
+        } else if (key->kind == KCI_KEY_BOOL) {
             if (!settings->given[index]) continue;
             text = key->flag_negates ? "false" : "true";
         } else if (text == NULL) {
             continue;
         }
-        kc_err err = kci_config_apply_text(&context, key, text, settings->base);
+        if (key->kind != KCI_KEY_STRINGS)
+            err = kci_config_apply_text(&context, key, text, settings->base);
         if (err == KC_ERR_NOMEM) {
             kcobra_error("out of memory");
             return KCOBRA_EXIT_FAILURE;

@@ -31,6 +31,7 @@ typedef struct kcobra_settings {
     char helps[KCOBRA_SETTINGS_MAX][KCOBRA_SETTING_HELP_BYTES];
     const char *texts[KCOBRA_SETTINGS_MAX]; /* a value flag's text, NULL if not given */
     bool given[KCOBRA_SETTINGS_MAX];        /* a bool flag given */
+    kcobra_list lists[KCOBRA_SETTINGS_MAX]; /* a list's values, the flag repeated */
 } kcobra_settings;
 
 /* Appends the flags of keys to flags (from index *flag_count, at most

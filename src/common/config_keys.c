@@ -339,22 +339,35 @@ static bool text_value(const kci_config_key *key, const char *text, kci_conf_val
     return true;
 }
 
+kc_err kci_config_apply_texts(const kci_config_context *context, const kci_config_key *key,
+                              const char *const *texts, size_t count, void *base)
+{
+    assert(key->kind == KCI_KEY_STRINGS);
+    if (count > KCI_CONFIG_LIST_MAX)
+        return kci_config_error(context, NULL, KC_ERR_CONFIG, "'%s' has more than %d values",
+                                key->name, KCI_CONFIG_LIST_MAX);
+    kci_conf_value list[KCI_CONFIG_LIST_MAX];
+    for (size_t i = 0; i < count; i++)
+        list[i] = (kci_conf_value){.kind = KCI_CONF_STRING, .as.string = (char *)texts[i]};
+    kci_conf_entry entry = {.key = (char *)key->name, .value = {.kind = KCI_CONF_ARRAY}};
+    entry.value.as.array.items = list;
+    entry.value.as.array.count = count;
+    return apply_key(context, key, &entry, base);
+}
+
 /* "a,b,c" as one list, replacing the default. */
 static kc_err apply_list_text(const kci_config_context *context, const kci_config_key *key,
                               const char *text, void *base)
 {
     char *copy = strdup(text);
     if (copy == NULL) return KC_ERR_NOMEM;
-    kci_conf_value list[KCI_CONFIG_LIST_MAX + 1];
+    const char *items[KCI_CONFIG_LIST_MAX + 1];
     size_t count = 0;
     char *save = NULL;
     for (char *item = strtok_r(copy, ",", &save); item != NULL && count <= KCI_CONFIG_LIST_MAX;
          item = strtok_r(NULL, ",", &save))
-        list[count++] = (kci_conf_value){.kind = KCI_CONF_STRING, .as.string = item};
-    kci_conf_entry entry = {.key = (char *)key->name, .value = {.kind = KCI_CONF_ARRAY}};
-    entry.value.as.array.items = list;
-    entry.value.as.array.count = count;
-    kc_err err = apply_key(context, key, &entry, base);
+        items[count++] = item;
+    kc_err err = kci_config_apply_texts(context, key, items, count, base);
     free(copy);
     return err;
 }

@@ -124,6 +124,9 @@ kc_err kci_config_apply_map(const kci_config_context *context, const char *block
  * key, with the file's syntax for sizes and durations. */
 kc_err kci_config_apply_text(const kci_config_context *context, const kci_config_key *key,
                              const char *text, void *base);
+/* A repeated flag's values as one list (KCI_KEY_STRINGS). */
+kc_err kci_config_apply_texts(const kci_config_context *context, const kci_config_key *key,
+                              const char *const *texts, size_t count, void *base);
 /* The key whose flag name (dashes) or file name (underscores) is name. */
 const kci_config_key *kci_config_key_find(const kci_config_key *keys, size_t key_count,
                                           const char *name);

@@ -97,6 +97,42 @@ static void test_component_keys(void **state)
     kci_options_free(&options);
 }
 
+/* arbiter { }: the component's defaults, every key, lists. */
+static void test_arbiter_block(void **state)
+{
+    (void)state;
+    kci_options options;
+    kci_components_config config;
+    load_ok(&options, &config, "data_dir: /d\n");
+    assert_false(config.arbiter.enabled);
+    assert_string_equal(config.arbiter.data_dir, "/d");
+    assert_int_equal(config.arbiter.arbiters, 1);
+    assert_int_equal(config.arbiter.tick_ms, 1000);
+    assert_int_equal(config.arbiter.quarantine_ms, 300 * 1000);
+    assert_int_equal(config.arbiter.slow_ms, 250);
+    kci_components_config_free(&config);
+    kci_options_free(&options);
+    load_ok(&options, &config,
+            "arbiter { enabled: true, id: a2, arbiters: 4, tick: \"500ms\", quarantine: \"1m\","
+            " probation: \"30s\", slow: \"100ms\", target: \"20ms\", qos_samples: 7,"
+            " probes: [\"sense=21.5\", \"echo=hi\"], pretrusted: [n1], peers: [a1, a3] }\n");
+    assert_true(config.arbiter.enabled);
+    assert_string_equal(config.arbiter.id, "a2");
+    assert_int_equal(config.arbiter.arbiters, 4);
+    assert_int_equal(config.arbiter.tick_ms, 500);
+    assert_int_equal(config.arbiter.quarantine_ms, 60 * 1000);
+    assert_int_equal(config.arbiter.probation_ms, 30 * 1000);
+    assert_int_equal(config.arbiter.slow_ms, 100);
+    assert_int_equal(config.arbiter.target_ms, 20);
+    assert_int_equal(config.arbiter.qos_samples, 7);
+    assert_int_equal(config.arbiter.probes.count, 2);
+    assert_string_equal(config.arbiter.probes.items[1], "echo=hi");
+    assert_int_equal(config.arbiter.pretrusted.count, 1);
+    assert_int_equal(config.arbiter.peers.count, 2);
+    kci_components_config_free(&config);
+    kci_options_free(&options);
+}
+
 /* --ingress_port turns the ingress on at that port, over the block. */
 static void test_ingress_port_flag(void **state)
 {
@@ -128,6 +164,13 @@ static const struct {
     {"ingress { type: \"a.b\" }", "ingress type \"a.b\" must be one subject token"},
     {"ingress { type: \"a*\" }", "must be one subject token"},
     {"ingress { type: \"\" }", "must be one subject token"},
+    {"arbiter: 1", "'arbiter' must be a map, not an integer"},
+    {"arbiter { probes: [\"noequals\"] }",
+     "arbiter probe \"noequals\" is not \"<type>=<payload>\""},
+    {"arbiter { probes: \"a=b\" }", "'probes' must be an array of at most 64 strings"},
+    {"arbiter { arbiters: 0 }", "'arbiters' is 0; it must be from 1 to 64"},
+    {"arbiter { tick: \"0s\" }", "'tick' must be longer than zero"},
+    {"arbiter { votes: 3 }", "unknown key 'votes' in arbiter"},
 };
 
 static void test_bad_blocks(void **state)
@@ -150,9 +193,8 @@ static void test_bad_blocks(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_component_keys),
-        cmocka_unit_test(test_ingress_port_flag),
+        cmocka_unit_test(test_defaults),      cmocka_unit_test(test_component_keys),
+        cmocka_unit_test(test_arbiter_block), cmocka_unit_test(test_ingress_port_flag),
         cmocka_unit_test(test_bad_blocks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
