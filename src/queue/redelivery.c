@@ -139,6 +139,7 @@ static void redeliver(kci_persister *persister, const due_request *due)
 void *kci_persister_redelivery_main(void *argument)
 {
     kci_persister *persister = argument;
+    assert(persister->connection != NULL); /* started only online */
     due_request *due = calloc(KCI_PERSISTER_REDELIVER_BATCH_MAX, sizeof *due);
     int64_t next_compact_ms = kci_monotonic_ms() + KCI_PERSISTER_COMPACT_INTERVAL_MS;
     pthread_mutex_lock(&persister->lock);

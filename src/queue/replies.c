@@ -18,12 +18,16 @@
 
 #include "common/log.h"
 #include "persister_internal.h"
+#include "service/reply_subject.h"
 
 /* The reply of the request in context, to the Kc-Notify subject its submit
  * named (checked then by submit_check). */
 static void forward_notify(kci_persister *persister, const kci_persister_context *context,
                            const char *notify)
 {
+    /* Checked by submit_check when the submit came in (the subject is kept
+     * in memory only, never read back from disk). */
+    assert(kci_reply_subject_allowed(notify, KCI_REPLY_NOTIFY));
     natsMsg *reply = context->message;
     natsMsg *forward = NULL;
     char id_text[KCI_PERSISTER_ID_TEXT_BYTES];
@@ -242,6 +246,8 @@ void kci_persister_on_reply_get(natsConnection *connection, natsSubscription *su
     kci_position reply = entry != NULL ? entry->reply : 0;
     int attempts = entry != NULL ? entry->attempts : 0;
     pthread_mutex_unlock(&persister->lock);
+    /* Every request past STORING has been dispatched at least once. */
+    assert(state == 0 || state == KCI_ENTRY_STORING || attempts >= 1);
     answer_state(persister, to, id_text, state, reply, attempts);
     natsMsg_Destroy(message);
 }

@@ -84,6 +84,7 @@ static int code_for_failure(kc_err status)
 static void request_stored(kci_persister *persister, natsMsg *message, const char *id_text)
 {
     const char *type = natsMsg_GetSubject(message) + strlen(KCI_SUBMIT_PREFIX);
+    assert(strlen(type) <= KC_TYPE_BYTES_MAX); /* submit_check */
     acknowledge(persister, natsMsg_GetReply(message), id_text);
     char subject[KCI_PERSISTER_SUBJECT_BYTES_MAX + 1];
     snprintf(subject, sizeof subject, "%s%s", KCI_PERSISTER_REQUEST_PREFIX, type);
