@@ -101,7 +101,7 @@ struct kci_persister {
     bool segment_counts_inexact;     /* see state.c: an unresolved count may be short */
     kci_persister_context *contexts; /* KCI_PERSISTER_IN_FLIGHT_MAX */
     kci_persister_context *free_contexts;
-    uint32_t contexts_taken; /* out of the pool: appends in flight */
+    uint32_t contexts_taken; /* out of the pool: appends in flight or about to be */
     bool stopping;
     kci_persister_stats stats;
 
@@ -118,7 +118,8 @@ kci_persister_context *kci_persister_context_take(kci_persister *persister);
 void kci_persister_context_give(kci_persister *persister, kci_persister_context *context);
 void kci_persister_context_give_locked(kci_persister *persister, kci_persister_context *context);
 
-/* state.c: every function here expects the lock held. */
+/* state.c: every function here expects the lock held (or, in rebuild.c at
+ * start, no other thread running yet). */
 void kci_persister_entry_storing(kci_index_entry *entry);
 void kci_persister_entry_stored(kci_persister *persister, kci_index_entry *entry,
                                 kci_position position, const char *notify, int64_t due_ms);
