@@ -18,6 +18,7 @@
 #include <cmocka.h>
 /* clang-format on */
 
+#include "kingcobra/kingcobra.h"
 #include "ledger/client.h"
 #include "ledger/query.h"
 #include "ledger/store.h"
@@ -57,6 +58,34 @@ static int teardown(void **state)
     return 0;
 }
 
+/* What a client would see: the wire code of an outcome (0: applied). */
+typedef struct seen {
+    int code;
+    bool replayed;
+    char message[KCI_LEDGER_ERROR_BYTES_MAX];
+} seen;
+
+static seen seen_of(const kci_ledger_outcome *outcome)
+{
+    seen result = {.code = kci_ledger_result_code(outcome->result), .replayed = outcome->replayed};
+    memcpy(result.message, outcome->message, sizeof result.message);
+    return result;
+}
+
+/* One grant to wallet in its own batch (a mint of one grant). */
+static kc_err mint_grant(kci_ledger_store *store, const kci_ledger_grant *grant,
+                         kci_ledger_coin *coins_out, kci_ledger_outcome *outcome)
+{
+    kci_ledger_batch *batch = NULL;
+    uint8_t id[1][16];
+    kci_ledger_coin *coins[1] = {coins_out};
+    assert_int_equal(kci_ledger_batch_begin(&batch, store), KC_OK);
+    kc_err err = kci_ledger_apply_mint(batch, grant, 1, id, coins, outcome);
+    if (err == KC_OK) return kci_ledger_batch_commit(batch);
+    kci_ledger_batch_abort(batch);
+    return err;
+}
+
 /* Mints denominations to wallet; coins_out gets the coins. */
 static void mint(fixture *f, const kci_wallet *wallet, const uint64_t *denominations,
                  uint32_t count, kci_ledger_coin *coins_out)
@@ -64,55 +93,51 @@ static void mint(fixture *f, const kci_wallet *wallet, const uint64_t *denominat
     kci_ledger_grant grant = {.denomination_count = count,
                               .denominations = (uint64_t *)denominations};
     memcpy(grant.to, wallet->public_key, 32);
-    kci_ledger_batch batch;
     kci_ledger_outcome outcome = {0};
-    uint8_t id[16];
-    assert_int_equal(kci_ledger_batch_begin(&batch, f->store), 0);
-    assert_int_equal(kci_ledger_apply_issue(&batch, &grant, id, coins_out, &outcome), 0);
-    assert_int_equal(outcome.code, 0);
-    assert_int_equal(kci_ledger_batch_commit(&batch), 0);
+    assert_int_equal(mint_grant(f->store, &grant, coins_out, &outcome), KC_OK);
+    assert_int_equal(seen_of(&outcome).code, 0);
 }
 
 /* Applies a transfer (as the service does: denominations looked up,
  * signature verified) in its own batch; returns the outcome. */
-static kci_ledger_outcome apply(fixture *f, kci_ledger_transfer *transfer)
+static seen apply(fixture *f, kci_ledger_transfer *transfer)
 {
     kci_ledger_outcome outcome = {0};
-    MDB_txn *txn = NULL;
-    assert_int_equal(kci_ledger_read_begin(f->store, &txn), 0);
-    assert_int_equal(kci_ledger_fill_denominations(txn, f->store, transfer, &outcome), 0);
-    mdb_txn_abort(txn);
-    if (outcome.code != 0) return outcome;
+    kci_ledger_read *read = NULL;
+    assert_int_equal(kci_ledger_read_begin(&read, f->store), KC_OK);
+    assert_int_equal(kci_ledger_fill_denominations(read, transfer, &outcome), KC_OK);
+    kci_ledger_read_end(read);
+    if (outcome.result != KCI_LEDGER_OK) return seen_of(&outcome);
     if (!kci_ledger_verify(transfer, transfer->from)) {
-        outcome.code = KCI_LEDGER_CODE_BAD_SIGNATURE;
-        return outcome;
+        kci_ledger_refuse(&outcome, KCI_LEDGER_BAD_SIGNATURE);
+        return seen_of(&outcome);
     }
-    kci_ledger_batch batch;
-    assert_int_equal(kci_ledger_batch_begin(&batch, f->store), 0);
-    int rc = transfer->kind == KCI_LEDGER_KIND_EXCHANGE
-                 ? 0
-                 : kci_ledger_apply_transfer(&batch, transfer, &outcome);
-    assert_int_equal(rc, 0);
-    assert_int_equal(kci_ledger_batch_commit(&batch), 0);
-    return outcome;
+    kci_ledger_batch *batch = NULL;
+    assert_int_equal(kci_ledger_batch_begin(&batch, f->store), KC_OK);
+    kc_err err = transfer->kind == KCI_LEDGER_KIND_EXCHANGE
+                     ? KC_OK
+                     : kci_ledger_apply_transfer(batch, transfer, &outcome);
+    assert_int_equal(err, KC_OK);
+    assert_int_equal(kci_ledger_batch_commit(batch), KC_OK);
+    return seen_of(&outcome);
 }
 
 static uint64_t balance(fixture *f, const kci_wallet *wallet)
 {
-    MDB_txn *txn = NULL;
-    assert_int_equal(kci_ledger_read_begin(f->store, &txn), 0);
-    uint64_t value = kci_ledger_balance_get(txn, f->store, wallet->public_key);
-    mdb_txn_abort(txn);
+    kci_ledger_read *read = NULL;
+    assert_int_equal(kci_ledger_read_begin(&read, f->store), KC_OK);
+    uint64_t value = kci_ledger_balance_get(read, wallet->public_key);
+    kci_ledger_read_end(read);
     return value;
 }
 
 static json_t *audit(fixture *f)
 {
-    MDB_txn *txn = NULL;
+    kci_ledger_read *read = NULL;
     kci_ledger_outcome outcome = {0};
-    assert_int_equal(kci_ledger_read_begin(f->store, &txn), 0);
-    json_t *result = kci_ledger_audit(txn, f->store, &outcome);
-    mdb_txn_abort(txn);
+    assert_int_equal(kci_ledger_read_begin(&read, f->store), KC_OK);
+    json_t *result = kci_ledger_audit(read, &outcome);
+    kci_ledger_read_end(read);
     assert_non_null(result);
     return result;
 }
@@ -138,7 +163,7 @@ static void test_transfer_and_double_spend(void **state)
                      KC_OK);
     char first_id[37], coin_text[37];
     kci_ledger_id_text(first_id, first.id);
-    kci_ledger_outcome outcome = apply(f, &first);
+    seen outcome = apply(f, &first);
     assert_int_equal(outcome.code, 0);
     assert_int_equal(balance(f, &f->alice), 10);
     assert_int_equal(balance(f, &f->bob), 150);
@@ -190,7 +215,7 @@ static void test_refusals_change_nothing(void **state)
     memcpy(ghost.id, uuid.bytes, 16);
     assert_int_equal(kci_ledger_transfer_make(&transfer, &f->alice, f->bob.public_key, &ghost, 1),
                      KC_OK);
-    kci_ledger_outcome outcome = apply(f, &transfer);
+    seen outcome = apply(f, &transfer);
     assert_int_equal(outcome.code, KCI_LEDGER_CODE_NOT_FOUND);
     assert_non_null(strstr(outcome.message, "unknown coin"));
     kci_ledger_transfer_free(&transfer);
@@ -218,21 +243,23 @@ static void test_exchange_payment_reaper(void **state)
     kci_ledger_coin coins[1], issued[2];
     mint(f, &f->alice, (uint64_t[]){100}, 1, coins);
     kci_ledger_transfer exchange;
-    assert_int_equal(kci_ledger_exchange_make(&exchange, &f->alice, f->store->mint.public_key,
-                                              coins, 1, (uint64_t[]){60, 40}, 2),
+    assert_int_equal(kci_ledger_exchange_make(&exchange, &f->alice,
+                                              kci_ledger_store_mint_key(f->store), coins, 1,
+                                              (uint64_t[]){60, 40}, 2),
                      KC_OK);
-    kci_ledger_outcome outcome = {0};
-    MDB_txn *txn = NULL;
-    assert_int_equal(kci_ledger_read_begin(f->store, &txn), 0);
-    assert_int_equal(kci_ledger_fill_denominations(txn, f->store, &exchange, &outcome), 0);
-    mdb_txn_abort(txn);
+    kci_ledger_outcome exchanged = {0};
+    kci_ledger_read *read = NULL;
+    assert_int_equal(kci_ledger_read_begin(&read, f->store), KC_OK);
+    assert_int_equal(kci_ledger_fill_denominations(read, &exchange, &exchanged), KC_OK);
+    kci_ledger_read_end(read);
     assert_true(kci_ledger_verify(&exchange, f->alice.public_key));
-    kci_ledger_batch batch;
+    kci_ledger_batch *batch = NULL;
     uint8_t issue_id[16];
-    assert_int_equal(kci_ledger_batch_begin(&batch, f->store), 0);
-    assert_int_equal(kci_ledger_apply_exchange(&batch, &exchange, issue_id, issued, &outcome), 0);
-    assert_int_equal(outcome.code, 0);
-    assert_int_equal(kci_ledger_batch_commit(&batch), 0);
+    assert_int_equal(kci_ledger_batch_begin(&batch, f->store), KC_OK);
+    assert_int_equal(kci_ledger_apply_exchange(batch, &exchange, issue_id, issued, &exchanged),
+                     KC_OK);
+    assert_int_equal(seen_of(&exchanged).code, 0);
+    assert_int_equal(kci_ledger_batch_commit(batch), KC_OK);
     kci_ledger_transfer_free(&exchange);
     assert_int_equal(balance(f, &f->alice), 100);
     assert_int_equal(issued[0].denomination, 60);
@@ -241,7 +268,7 @@ static void test_exchange_payment_reaper(void **state)
     kci_ledger_transfer transfer;
     assert_int_equal(kci_ledger_transfer_make(&transfer, &f->alice, f->bob.public_key, coins, 1),
                      KC_OK);
-    outcome = apply(f, &transfer);
+    seen outcome = apply(f, &transfer);
     assert_int_equal(outcome.code, KCI_LEDGER_CODE_CONFLICT);
     kci_ledger_transfer_free(&transfer);
     /* Pay Bob 40; claim it for a request, once. */
@@ -261,22 +288,23 @@ static void test_exchange_payment_reaper(void **state)
         {f->bob.public_key, 40, "0190b6e2-5c1a-7d3e-9f00-000000000002", KCI_LEDGER_CODE_CONFLICT},
     };
     for (size_t index = 0; index < sizeof claims / sizeof claims[0]; index++) {
-        outcome = (kci_ledger_outcome){0};
-        assert_int_equal(kci_ledger_batch_begin(&batch, f->store), 0);
-        assert_int_equal(kci_ledger_apply_payment(&batch, transfer.id, claims[index].payee,
+        kci_ledger_outcome claimed = {0};
+        assert_int_equal(kci_ledger_batch_begin(&batch, f->store), KC_OK);
+        assert_int_equal(kci_ledger_apply_payment(batch, transfer.id, claims[index].payee,
                                                   claims[index].price, claims[index].request,
-                                                  &outcome),
-                         0);
-        assert_int_equal(kci_ledger_batch_commit(&batch), 0);
+                                                  &claimed),
+                         KC_OK);
+        assert_int_equal(kci_ledger_batch_commit(batch), KC_OK);
+        outcome = seen_of(&claimed);
         if (outcome.code != claims[index].code)
             fail_msg("claim %zu: %d %s", index, outcome.code, outcome.message);
     }
     kci_ledger_transfer_free(&transfer);
     /* The reaper frees the retired coin's trail; the audit still passes. */
     uint32_t reaped = 0;
-    assert_int_equal(kci_ledger_batch_begin(&batch, f->store), 0);
-    assert_int_equal(kci_ledger_reap(&batch, 0, 64, &reaped), 0);
-    assert_int_equal(kci_ledger_batch_commit(&batch), 0);
+    assert_int_equal(kci_ledger_batch_begin(&batch, f->store), KC_OK);
+    assert_int_equal(kci_ledger_reap(batch, 0, 64, &reaped), KC_OK);
+    assert_int_equal(kci_ledger_batch_commit(batch), KC_OK);
     assert_int_equal(reaped, 1);
     json_t *result = audit(f);
     assert_true(json_is_true(json_object_get(result, "ok")));
@@ -284,19 +312,31 @@ static void test_exchange_payment_reaper(void **state)
     json_decref(result);
 }
 
-/* A second reference written behind the store's back: the audit sees a
- * coin with two owners. */
+/* A second reference written behind the store's back (the store closed,
+ * LMDB opened by hand, then the store again): the audit sees a coin with
+ * two owners. */
 static void test_audit_catches_two_owners(void **state)
 {
     fixture *f = *state;
     kci_ledger_coin coins[1];
     mint(f, &f->alice, (uint64_t[]){7}, 1, coins);
+    kci_ledger_store_close(f->store);
+    MDB_env *env = NULL;
     MDB_txn *txn = NULL;
-    assert_int_equal(mdb_txn_begin(f->store->env, NULL, 0, &txn), 0);
+    MDB_dbi owned;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_open(env, f->directory, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "owned", MDB_DUPSORT | MDB_DUPFIXED, &owned), 0);
     MDB_val key = {.mv_size = 32, .mv_data = f->bob.public_key};
     MDB_val value = {.mv_size = 16, .mv_data = coins[0].id};
-    assert_int_equal(mdb_put(txn, f->store->owned, &key, &value, 0), 0);
+    assert_int_equal(mdb_put(txn, owned, &key, &value, 0), 0);
     assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    char error[512];
+    assert_int_equal(kci_ledger_store_open(&f->store, f->directory, 64u << 20, error, sizeof error),
+                     KC_OK);
     json_t *result = audit(f);
     assert_false(json_is_true(json_object_get(result, "ok")));
     char *text = json_dumps(json_object_get(result, "problems"), 0);
@@ -326,22 +366,21 @@ static void test_full_map_applies_nothing(void **state)
     memcpy(grant.to, wallet.public_key, 32);
     static kci_ledger_coin coins[KCI_LEDGER_DENOMINATIONS_MAX];
     uint64_t committed_supply = 0;
-    int rc = 0;
-    for (int attempt = 0; attempt < 100 && rc == 0; attempt++) {
-        kci_ledger_batch batch;
+    kc_err err = KC_OK;
+    for (int attempt = 0; attempt < 100 && err == KC_OK; attempt++) {
         kci_ledger_outcome outcome = {0};
-        uint8_t id[16];
-        assert_int_equal(kci_ledger_batch_begin(&batch, store), 0);
-        rc = kci_ledger_apply_issue(&batch, &grant, id, coins, &outcome);
-        if (rc == 0)
-            rc = kci_ledger_batch_commit(&batch);
-        else
-            kci_ledger_batch_abort(&batch);
-        if (rc == 0) committed_supply += 256;
+        err = mint_grant(store, &grant, coins, &outcome);
+        if (err == KC_OK) committed_supply += 256;
     }
-    assert_int_equal(rc, MDB_MAP_FULL);
+    assert_int_equal(err, KC_ERR_LIMIT); /* MDB_MAP_FULL */
+    assert_non_null(strstr(kc_last_error(), "MDB_MAP_FULL"));
     assert_true(committed_supply > 0);
-    assert_int_equal(store->supply_total, committed_supply);
+    kci_ledger_read *read = NULL;
+    kci_ledger_counters counters;
+    assert_int_equal(kci_ledger_read_begin(&read, store), KC_OK);
+    assert_int_equal(kci_ledger_counters_get(read, &counters), KC_OK);
+    kci_ledger_read_end(read);
+    assert_int_equal(counters.supply_total, committed_supply);
     fixture f = {.store = store};
     json_t *result = audit(&f);
     assert_true(json_is_true(json_object_get(result, "ok")));
