@@ -151,6 +151,8 @@ static void reply_error(kci_ledger *ledger, natsMsg *request, const kci_kc_heade
 static kc_err apply_job(kci_ledger_batch *batch, job *work)
 {
     kci_ledger_request *request = &work->request;
+    assert(work->outcomes != NULL && work->issue_ids != NULL && work->issued != NULL);
+    assert(request->operation != KCI_LEDGER_OP_MINT || work->issue_count == request->grant_count);
     switch (request->operation) {
     case KCI_LEDGER_OP_MINT:
         return kci_ledger_apply_mint(batch, request->grants, request->grant_count, work->issue_ids,
@@ -271,6 +273,7 @@ static void job_free(kci_ledger *ledger, job *work)
 /* Applies jobs (a list) in one transaction and answers each. */
 static void write_batch(kci_ledger *ledger, job *jobs)
 {
+    assert(jobs != NULL);
     kci_ledger_batch *batch = NULL;
     kc_err err = kci_ledger_batch_begin(&batch, ledger->store);
     for (job *work = jobs; err == KC_OK && work != NULL; work = work->next)

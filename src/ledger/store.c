@@ -379,6 +379,10 @@ kc_err kci_ledger_transfer_get(kci_ledger_read *read, const uint8_t id[KCI_LEDGE
         kci_ledger_transfer_free(out);
         return kci_fail(KC_ERR_NOMEM, "out of memory");
     }
+    /* store_head_get checked the counts against their bounds and the size. */
+    assert(head.coin_count <= KCI_LEDGER_COINS_PER_TRANSFER_MAX);
+    assert(value.mv_size == sizeof head + head.coin_count * sizeof(kci_ledger_coin) +
+                                head.denomination_count * sizeof(uint64_t));
     const uint8_t *cursor = (const uint8_t *)value.mv_data + sizeof head;
     memcpy(out->coins, cursor, head.coin_count * sizeof(kci_ledger_coin));
     cursor += head.coin_count * sizeof(kci_ledger_coin);
@@ -451,12 +455,14 @@ static kc_err cursor_position(kci_ledger_cursor *cursor, MDB_cursor_op op)
     int rc = mdb_cursor_get(cursor->cursor, &cursor->key, &cursor->value, op);
     cursor->positioned = rc == 0;
     cursor->ended = rc == MDB_NOTFOUND;
+    assert(!(cursor->positioned && cursor->ended));
     return rc == MDB_NOTFOUND ? KC_OK : store_error(rc);
 }
 
 /* The next entry into cursor->key and ->value; KC_ERR_NOT_FOUND at the end. */
 static kc_err cursor_step(kci_ledger_cursor *cursor)
 {
+    assert(!(cursor->ended && cursor->positioned));
     if (cursor->ended) return KC_ERR_NOT_FOUND;
     if (cursor->positioned) {
         cursor->positioned = false;
@@ -654,6 +660,8 @@ kc_err kci_ledger_batch_begin(kci_ledger_batch **out, kci_ledger_store *store)
     if (batch == NULL) return kci_fail(KC_ERR_NOMEM, "out of memory");
     *batch =
         (kci_ledger_batch){.store = store, .counters = store->committed, .now_ms = kci_wall_ms()};
+    /* A batch starts from what is on disk: the counters the last commit left. */
+    assert(batch->counters.supply_total <= KCI_LEDGER_AMOUNT_MAX);
     kc_err err = store_error(mdb_txn_begin(store->env, NULL, 0, &batch->txn));
     if (err != KC_OK) {
         free(batch);

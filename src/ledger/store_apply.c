@@ -34,6 +34,7 @@ static kc_err coin_put(kci_ledger_batch *batch, const uint8_t id[KCI_LEDGER_ID_B
                        const kci_ledger_coin_record *record)
 {
     assert(record->hop_count > 0); /* a stored coin has at least its issue hop */
+    assert(record->state >= KCI_LEDGER_COIN_LIVE && record->state <= KCI_LEDGER_COIN_REAPED);
     MDB_val key = store_value(id, KCI_LEDGER_ID_BYTES), value = store_value(record, sizeof *record);
     return store_error(mdb_put(batch->txn, batch->store->coins, &key, &value, 0));
 }
@@ -202,6 +203,7 @@ static kc_err issue_prepare(kci_ledger_batch *batch, kci_ledger_transfer *issue,
                             const uint8_t to[KCI_LEDGER_KEY_BYTES], const uint64_t *denominations,
                             uint32_t count)
 {
+    assert(count > 0 && count <= KCI_LEDGER_DENOMINATIONS_MAX);
     memset(issue, 0, sizeof *issue);
     issue->coins = calloc(count, sizeof *issue->coins);
     if (issue->coins == NULL) return kci_fail(KC_ERR_NOMEM, "out of memory");
@@ -218,6 +220,9 @@ static kc_err issue_prepare(kci_ledger_batch *batch, kci_ledger_transfer *issue,
         memcpy(issue->coins[index].id, uuid.bytes, KCI_LEDGER_ID_BYTES);
         issue->coins[index].denomination = denominations[index];
         issue->amount += denominations[index];
+        /* The coins of a transfer are sorted by id (the audit searches them). */
+        assert(index == 0 ||
+               memcmp(issue->coins[index - 1].id, issue->coins[index].id, KCI_LEDGER_ID_BYTES) < 0);
     }
     return KC_OK;
 }
@@ -226,6 +231,7 @@ static kc_err apply_issue(kci_ledger_batch *batch, const kci_ledger_grant *grant
                           uint8_t transfer_id[KCI_LEDGER_ID_BYTES], kci_ledger_coin *coins_out,
                           kci_ledger_outcome *outcome)
 {
+    assert(outcome->result == KCI_LEDGER_OK);
     if (memcmp(grant->to, batch->store->mint.public_key, KCI_LEDGER_KEY_BYTES) == 0) {
         kci_ledger_refuse(outcome, KCI_LEDGER_MINT_TO_MINT);
         return KC_OK;
@@ -287,6 +293,7 @@ kc_err kci_ledger_apply_mint(kci_ledger_batch *batch, const kci_ledger_grant *gr
 static kc_err check_replay(kci_ledger_batch *batch, const kci_ledger_transfer *transfer,
                            kci_ledger_outcome *outcome, bool *taken)
 {
+    assert(outcome->result == KCI_LEDGER_OK && !outcome->replayed);
     store_head head;
     MDB_val value;
     kc_err err = store_head_get(batch->txn, batch->store, transfer->id, &head, &value);
@@ -301,6 +308,7 @@ static kc_err check_replay(kci_ledger_batch *batch, const kci_ledger_transfer *t
     else
         kci_ledger_refuse_with(outcome, KCI_LEDGER_TRANSFER_ID_REUSED,
                                "transfer id %s is already used by another transfer", id);
+    assert(outcome->replayed != (outcome->result == KCI_LEDGER_TRANSFER_ID_REUSED));
     return KC_OK;
 }
 
@@ -330,6 +338,9 @@ static void refuse_not_owner(kci_ledger_batch *batch, const kci_ledger_transfer 
                              const uint8_t coin[KCI_LEDGER_ID_BYTES],
                              const kci_ledger_coin_record *record, kci_ledger_outcome *outcome)
 {
+    /* Only a coin the payer does not hold (any more) is refused here. */
+    assert(record->state != KCI_LEDGER_COIN_LIVE ||
+           memcmp(record->owner, transfer->from, KCI_LEDGER_KEY_BYTES) != 0);
     char coin_text[37], last[37], spent[37], from[KCI_LEDGER_ADDRESS_TEXT_BYTES + 1];
     kci_ledger_id_text(coin_text, coin);
     kci_ledger_id_text(last, record->last_transfer);
@@ -350,6 +361,7 @@ static void refuse_not_owner(kci_ledger_batch *batch, const kci_ledger_transfer 
                                "it last",
                                coin_text, from, last);
     }
+    assert(kci_ledger_result_code(outcome->result) == KCI_LEDGER_CODE_CONFLICT);
 }
 
 /* Checks every coin before anything is written: KC_OK and outcome
@@ -357,6 +369,7 @@ static void refuse_not_owner(kci_ledger_batch *batch, const kci_ledger_transfer 
 static kc_err check_coins(kci_ledger_batch *batch, const kci_ledger_transfer *transfer,
                           kci_ledger_coin_record *records, kci_ledger_outcome *outcome)
 {
+    assert(outcome->result == KCI_LEDGER_OK);
     uint64_t sum = 0;
     for (uint32_t index = 0; index < transfer->coin_count; index++) {
         const kci_ledger_coin *coin = &transfer->coins[index];
@@ -386,6 +399,7 @@ static kc_err check_coins(kci_ledger_batch *batch, const kci_ledger_transfer *tr
         kci_ledger_refuse_with(outcome, KCI_LEDGER_AMOUNT_MISMATCH,
                                "the coins add up to %" PRIu64 ", not the amount %" PRIu64, sum,
                                transfer->amount);
+    assert(outcome->result != KCI_LEDGER_OK || sum == transfer->amount);
     return KC_OK;
 }
 
@@ -417,6 +431,7 @@ static kc_err move_coins(kci_ledger_batch *batch, const kci_ledger_transfer *tra
                          kci_ledger_coin_record *records, bool retire)
 {
     assert(memcmp(transfer->from, transfer->to, KCI_LEDGER_KEY_BYTES) != 0); /* the codec's rule */
+    assert(retire == (transfer->kind == KCI_LEDGER_KIND_EXCHANGE));
     kc_err err = KC_OK;
     for (uint32_t index = 0; err == KC_OK && index < transfer->coin_count; index++)
         err = move_coin(batch, transfer, transfer->coins[index].id, &records[index], retire);
@@ -429,6 +444,7 @@ static kc_err move_coins(kci_ledger_batch *batch, const kci_ledger_transfer *tra
 static bool refuse_mint_party(kci_ledger_batch *batch, const kci_ledger_transfer *transfer,
                               kci_ledger_outcome *outcome)
 {
+    assert(transfer->kind != KCI_LEDGER_KIND_ISSUE); /* issues are made here, not received */
     const uint8_t *mint = batch->store->mint.public_key;
     if (memcmp(transfer->from, mint, KCI_LEDGER_KEY_BYTES) == 0 ||
         (transfer->kind == KCI_LEDGER_KIND_TRANSFER &&
@@ -504,6 +520,8 @@ static void check_payment(const store_head *head, const char *id,
                           const uint8_t payee[KCI_LEDGER_KEY_BYTES], uint64_t min_amount,
                           const char *request_id, kci_ledger_outcome *outcome)
 {
+    assert(outcome->result == KCI_LEDGER_OK);
+    assert(memchr(head->paid_request, '\0', sizeof head->paid_request) != NULL);
     char to[KCI_LEDGER_ADDRESS_TEXT_BYTES + 1];
     kci_ledger_hex(to, head->to, KCI_LEDGER_KEY_BYTES);
     if (head->kind != KCI_LEDGER_KIND_TRANSFER)
@@ -543,6 +561,7 @@ kc_err kci_ledger_apply_payment(kci_ledger_batch *batch,
     check_payment(&head, id, payee, min_amount, request_id, outcome);
     if (outcome->result != KCI_LEDGER_OK || head.paid_request[0] != '\0') {
         outcome->replayed = outcome->result == KCI_LEDGER_OK;
+        assert(!outcome->replayed || strcmp(head.paid_request, request_id) == 0);
         return KC_OK;
     }
     /* Rewrite the record in place with the request that it paid. */
@@ -574,6 +593,7 @@ static kc_err reap_coin(kci_ledger_batch *batch, const uint8_t coin[KCI_LEDGER_I
         if (err == KC_ERR_NOT_FOUND) err = KC_OK;
     }
     record->state = KCI_LEDGER_COIN_REAPED;
+    assert(record->hop_count > 0); /* kept: the id stays spent, its trail length known */
     if (err == KC_OK) err = coin_put(batch, coin, record);
     MDB_val key = store_value(coin, KCI_LEDGER_ID_BYTES);
     if (err == KC_OK) err = store_error(mdb_del(batch->txn, batch->store->retired, &key, NULL));
@@ -584,6 +604,7 @@ static kc_err reap_coin(kci_ledger_batch *batch, const uint8_t coin[KCI_LEDGER_I
 static kc_err collect_retired(kci_ledger_batch *batch, uint8_t (*coins)[KCI_LEDGER_ID_BYTES],
                               uint32_t count_max, uint32_t *found)
 {
+    assert(count_max <= REAP_COLLECT_MAX);
     *found = 0;
     MDB_cursor *cursor = NULL;
     int rc = mdb_cursor_open(batch->txn, batch->store->retired, &cursor);
@@ -594,6 +615,7 @@ static kc_err collect_retired(kci_ledger_batch *batch, uint8_t (*coins)[KCI_LEDG
             memcpy(coins[(*found)++], key.mv_data, KCI_LEDGER_ID_BYTES);
     }
     if (cursor != NULL) mdb_cursor_close(cursor);
+    assert(*found <= count_max);
     kc_err err = store_error(rc);
     return err == KC_ERR_NOT_FOUND ? KC_OK : err;
 }
@@ -601,6 +623,7 @@ static kc_err collect_retired(kci_ledger_batch *batch, uint8_t (*coins)[KCI_LEDG
 kc_err kci_ledger_reap(kci_ledger_batch *batch, int64_t age_ms_min, uint32_t count_max,
                        uint32_t *reaped_count)
 {
+    assert(age_ms_min >= 0);
     *reaped_count = 0;
     uint8_t coins[REAP_COLLECT_MAX][KCI_LEDGER_ID_BYTES];
     uint32_t found = 0;
