@@ -312,6 +312,162 @@ static void test_exchange_payment_reaper(void **state)
     json_decref(result);
 }
 
+/* The refusals name their reason, not only their wire code: a double
+ * spend, a coin never held, a retired coin and a reused id share 409. */
+static void test_refusals_are_specific(void **state)
+{
+    fixture *f = *state;
+    kci_ledger_coin coins[2], issued[1];
+    mint(f, &f->alice, (uint64_t[]){3, 4}, 2, coins);
+    kci_ledger_transfer first, again, stranger, exchange;
+    assert_int_equal(kci_ledger_transfer_make(&first, &f->alice, f->bob.public_key, coins, 1),
+                     KC_OK);
+    kci_ledger_outcome outcome = {0};
+    kci_ledger_batch *batch = NULL;
+    assert_int_equal(kci_ledger_batch_begin(&batch, f->store), KC_OK);
+    assert_int_equal(kci_ledger_apply_transfer(batch, &first, &outcome), KC_OK);
+    assert_int_equal(outcome.result, KCI_LEDGER_OK);
+    /* In the same batch: the same transfer replays, a second spend is refused. */
+    outcome = (kci_ledger_outcome){0};
+    assert_int_equal(kci_ledger_apply_transfer(batch, &first, &outcome), KC_OK);
+    assert_true(outcome.replayed && outcome.result == KCI_LEDGER_OK);
+    assert_int_equal(kci_ledger_transfer_make(&again, &f->alice, f->carol.public_key, coins, 1),
+                     KC_OK);
+    outcome = (kci_ledger_outcome){0};
+    assert_int_equal(kci_ledger_apply_transfer(batch, &again, &outcome), KC_OK);
+    assert_int_equal(outcome.result, KCI_LEDGER_DOUBLE_SPEND);
+    assert_int_equal(kci_ledger_transfer_make(&stranger, &f->carol, f->alice.public_key, coins, 1),
+                     KC_OK);
+    outcome = (kci_ledger_outcome){0};
+    assert_int_equal(kci_ledger_apply_transfer(batch, &stranger, &outcome), KC_OK);
+    assert_int_equal(outcome.result, KCI_LEDGER_COIN_NOT_OWNED);
+    again.time_ms++; /* the id of first, other content */
+    memcpy(again.id, first.id, sizeof again.id);
+    outcome = (kci_ledger_outcome){0};
+    assert_int_equal(kci_ledger_apply_transfer(batch, &again, &outcome), KC_OK);
+    assert_int_equal(outcome.result, KCI_LEDGER_TRANSFER_ID_REUSED);
+    /* Alice exchanges her other coin; it cannot move again. */
+    assert_int_equal(kci_ledger_exchange_make(&exchange, &f->alice,
+                                              kci_ledger_store_mint_key(f->store), &coins[1], 1,
+                                              (uint64_t[]){4}, 1),
+                     KC_OK);
+    uint8_t issue_id[16];
+    outcome = (kci_ledger_outcome){0};
+    assert_int_equal(kci_ledger_apply_exchange(batch, &exchange, issue_id, issued, &outcome),
+                     KC_OK);
+    assert_int_equal(outcome.result, KCI_LEDGER_OK);
+    kci_ledger_transfer_free(&stranger);
+    assert_int_equal(
+        kci_ledger_transfer_make(&stranger, &f->alice, f->bob.public_key, &coins[1], 1), KC_OK);
+    outcome = (kci_ledger_outcome){0};
+    assert_int_equal(kci_ledger_apply_transfer(batch, &stranger, &outcome), KC_OK);
+    assert_int_equal(outcome.result, KCI_LEDGER_COIN_IS_RETIRED);
+    assert_int_equal(kci_ledger_batch_commit(batch), KC_OK);
+    kci_ledger_transfer_free(&first);
+    kci_ledger_transfer_free(&again);
+    kci_ledger_transfer_free(&stranger);
+    kci_ledger_transfer_free(&exchange);
+    assert_int_equal(balance(f, &f->alice), 4);
+    assert_int_equal(balance(f, &f->bob), 3);
+    assert_audit_ok(f);
+}
+
+/* A mint is all grants or none: the second grant passes the supply bound
+ * after the first was written, and nothing of it stays (the nested
+ * transaction inside the store). The rest of the batch is kept. */
+static void test_mint_is_all_or_nothing(void **state)
+{
+    fixture *f = *state;
+    kci_ledger_coin kept[1], first[1], second[1];
+    kci_ledger_grant grants[2] = {
+        {.denomination_count = 1, .denominations = (uint64_t[]){5}},
+        {.denomination_count = 1, .denominations = (uint64_t[]){KCI_LEDGER_AMOUNT_MAX}},
+    };
+    memcpy(grants[0].to, f->alice.public_key, 32);
+    memcpy(grants[1].to, f->bob.public_key, 32);
+    kci_ledger_batch *batch = NULL;
+    kci_ledger_outcome outcome = {0};
+    uint8_t ids[2][16];
+    kci_ledger_coin *coins[2] = {first, second};
+    assert_int_equal(kci_ledger_batch_begin(&batch, f->store), KC_OK);
+    uint8_t kept_id[1][16];
+    kci_ledger_coin *kept_coins[1] = {kept};
+    assert_int_equal(kci_ledger_apply_mint(batch, &grants[0], 1, kept_id, kept_coins, &outcome),
+                     KC_OK);
+    assert_int_equal(outcome.result, KCI_LEDGER_OK);
+    assert_int_equal(kci_ledger_apply_mint(batch, grants, 2, ids, coins, &outcome), KC_OK);
+    assert_int_equal(outcome.result, KCI_LEDGER_SUPPLY_EXCEEDED);
+    assert_int_equal(kci_ledger_result_code(outcome.result), KCI_LEDGER_CODE_BAD_REQUEST);
+    assert_int_equal(kci_ledger_batch_commit(batch), KC_OK);
+    assert_int_equal(balance(f, &f->alice), 5); /* the first mint only */
+    assert_int_equal(balance(f, &f->bob), 0);
+    kci_ledger_read *read = NULL;
+    kci_ledger_counters counters;
+    kci_ledger_coin_record record;
+    assert_int_equal(kci_ledger_read_begin(&read, f->store), KC_OK);
+    assert_int_equal(kci_ledger_counters_get(read, &counters), KC_OK);
+    assert_int_equal(counters.supply_total, 5);
+    assert_int_equal(counters.history_next, 1);
+    assert_int_equal(kci_ledger_coin_get(read, first[0].id, &record), KC_ERR_NOT_FOUND);
+    kci_ledger_read_end(read);
+    assert_audit_ok(f);
+}
+
+/* The iterators: a wallet's coins in id order, paged with "after"; the
+ * history from a sequence; the audit's whole-table walks. */
+static void test_iterators(void **state)
+{
+    fixture *f = *state;
+    kci_ledger_coin coins[4], bobs[1];
+    mint(f, &f->alice, (uint64_t[]){1, 2, 3, 4}, 4, coins);
+    mint(f, &f->bob, (uint64_t[]){9}, 1, bobs);
+    kci_ledger_read *read = NULL;
+    kci_ledger_cursor *cursor = NULL;
+    uint8_t coin[16], wallet[32];
+    assert_int_equal(kci_ledger_read_begin(&read, f->store), KC_OK);
+    assert_int_equal(kci_ledger_wallet_coins_open(&cursor, read, f->alice.public_key, coins[1].id),
+                     KC_OK);
+    for (int index = 2; index < 4; index++) {
+        assert_int_equal(kci_ledger_wallet_coins_next(cursor, coin), KC_OK);
+        assert_memory_equal(coin, coins[index].id, 16);
+    }
+    assert_int_equal(kci_ledger_wallet_coins_next(cursor, coin), KC_ERR_NOT_FOUND);
+    assert_int_equal(kci_ledger_wallet_coins_next(cursor, coin), KC_ERR_NOT_FOUND);
+    kci_ledger_cursor_close(cursor);
+    size_t count = 0;
+    assert_int_equal(kci_ledger_wallet_coin_count(read, f->alice.public_key, &count), KC_OK);
+    assert_int_equal(count, 4);
+    assert_int_equal(kci_ledger_wallet_coin_count(read, f->carol.public_key, &count), KC_OK);
+    assert_int_equal(count, 0);
+    /* History: two issues, sequences 0 and 1. */
+    uint64_t sequence = 0;
+    kci_ledger_edge edge;
+    assert_int_equal(kci_ledger_history_open(&cursor, read, 1), KC_OK);
+    assert_int_equal(kci_ledger_history_next(cursor, &sequence, &edge), KC_OK);
+    assert_int_equal(sequence, 1);
+    assert_int_equal(edge.amount, 9);
+    assert_memory_equal(edge.to, f->bob.public_key, 32);
+    assert_int_equal(kci_ledger_history_next(cursor, &sequence, &edge), KC_ERR_NOT_FOUND);
+    kci_ledger_cursor_close(cursor);
+    /* Every reference, wallet by wallet: five, one per live coin. */
+    int references = 0;
+    assert_int_equal(kci_ledger_all_references_open(&cursor, read), KC_OK);
+    while (kci_ledger_all_references_next(cursor, wallet, coin) == KC_OK)
+        references++;
+    kci_ledger_cursor_close(cursor);
+    assert_int_equal(references, 5);
+    uint64_t denomination = 0, live = 0, value = 0;
+    assert_int_equal(kci_ledger_all_supply_open(&cursor, read), KC_OK);
+    while (kci_ledger_all_supply_next(cursor, &denomination, &live) == KC_OK)
+        value += denomination * live;
+    kci_ledger_cursor_close(cursor);
+    assert_int_equal(value, 19);
+    uint8_t hop[16];
+    assert_int_equal(kci_ledger_trail_hop(read, bobs[0].id, 0, hop), KC_OK);
+    assert_int_equal(kci_ledger_trail_hop(read, bobs[0].id, 1, hop), KC_ERR_NOT_FOUND);
+    kci_ledger_read_end(read);
+}
+
 /* A second reference written behind the store's back (the store closed,
  * LMDB opened by hand, then the store again): the audit sees a coin with
  * two owners. */
@@ -414,6 +570,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refusals_change_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exchange_payment_reaper, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_catches_two_owners, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refusals_are_specific, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mint_is_all_or_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_iterators, setup, teardown),
         cmocka_unit_test(test_full_map_applies_nothing),
         cmocka_unit_test_setup_teardown(test_second_store_refused_without_its_lock_file, setup,
                                         teardown),
