@@ -65,9 +65,9 @@ static kc_err audit_transfers(audit *state)
     kci_ledger_cursor *cursor = NULL;
     const uint8_t *mint = state->mint;
     uint8_t key[KCI_LEDGER_ID_BYTES];
-    kc_err err = kci_ledger_all_transfers_open(&cursor, state->read);
+    kc_err err = kci_ledger_table_open(&cursor, state->read, KCI_LEDGER_TABLE_TRANSFERS);
     while (err == KC_OK || err == KC_ERR_CORRUPT) {
-        err = kci_ledger_all_transfers_next(cursor, key);
+        err = kci_ledger_transfers_next(cursor, key);
         if (err != KC_OK && err != KC_ERR_CORRUPT) break;
         kci_ledger_transfer transfer;
         char id[37];
@@ -144,10 +144,10 @@ static kc_err audit_coins(audit *state)
 {
     kci_ledger_cursor *cursor = NULL;
     uint8_t coin[KCI_LEDGER_ID_BYTES];
-    kc_err err = kci_ledger_all_coins_open(&cursor, state->read);
+    kc_err err = kci_ledger_table_open(&cursor, state->read, KCI_LEDGER_TABLE_COINS);
     while (err == KC_OK || err == KC_ERR_CORRUPT) {
         kci_ledger_coin_record record;
-        err = kci_ledger_all_coins_next(cursor, coin, &record);
+        err = kci_ledger_coins_next(cursor, coin, &record);
         if (err != KC_OK && err != KC_ERR_CORRUPT) break;
         char coin_text[37];
         kci_ledger_id_text(coin_text, coin);
@@ -188,9 +188,9 @@ static kc_err audit_references(audit *state)
     uint8_t wallet[KCI_LEDGER_KEY_BYTES], key[KCI_LEDGER_KEY_BYTES], coin[KCI_LEDGER_ID_BYTES];
     uint64_t sum = 0;
     bool have_wallet = false;
-    kc_err err = kci_ledger_all_references_open(&cursor, state->read);
+    kc_err err = kci_ledger_table_open(&cursor, state->read, KCI_LEDGER_TABLE_REFERENCES);
     while (err == KC_OK || err == KC_ERR_CORRUPT) {
-        err = kci_ledger_all_references_next(cursor, key, coin);
+        err = kci_ledger_references_next(cursor, key, coin);
         if (err != KC_OK) continue; /* the end stops; an entry of the wrong size is skipped */
         if (have_wallet && memcmp(wallet, key, KCI_LEDGER_KEY_BYTES) != 0) {
             wallet_done(state, wallet, sum);
@@ -223,9 +223,9 @@ static kc_err sum_balances(audit *state, uint64_t *entries)
     kci_ledger_cursor *cursor = NULL;
     uint8_t wallet[KCI_LEDGER_KEY_BYTES];
     uint64_t balance = 0;
-    kc_err err = kci_ledger_all_balances_open(&cursor, state->read);
+    kc_err err = kci_ledger_table_open(&cursor, state->read, KCI_LEDGER_TABLE_BALANCES);
     while (err == KC_OK || err == KC_ERR_CORRUPT) {
-        err = kci_ledger_all_balances_next(cursor, wallet, &balance);
+        err = kci_ledger_balances_next(cursor, wallet, &balance);
         if (err != KC_OK) continue; /* an entry of the wrong size is not counted */
         state->balances_total += balance;
         (*entries)++;
@@ -239,9 +239,9 @@ static kc_err sum_supply(audit *state)
 {
     kci_ledger_cursor *cursor = NULL;
     uint64_t denomination = 0, count = 0;
-    kc_err err = kci_ledger_all_supply_open(&cursor, state->read);
+    kc_err err = kci_ledger_table_open(&cursor, state->read, KCI_LEDGER_TABLE_SUPPLY);
     while (err == KC_OK || err == KC_ERR_CORRUPT) {
-        err = kci_ledger_all_supply_next(cursor, &denomination, &count);
+        err = kci_ledger_supply_next(cursor, &denomination, &count);
         if (err != KC_OK) continue;
         if (json_object_size(state->supply_by_denomination) < KCI_LEDGER_AUDIT_DENOMINATIONS_MAX) {
             char name[24];

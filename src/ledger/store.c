@@ -425,7 +425,14 @@ uint64_t kci_ledger_balance_get(kci_ledger_read *read, const uint8_t wallet[KCI_
 
 /* ---- iterators ---------------------------------------------------------------------- */
 
+/* The two walks that are not whole tables. */
+enum {
+    CURSOR_WALLET_COINS = 101,
+    CURSOR_HISTORY = 102,
+};
+
 struct kci_ledger_cursor {
+    int table; /* a kci_ledger_table, or one of the walks above */
     MDB_cursor *cursor;
     MDB_cursor_op step; /* MDB_NEXT, or MDB_NEXT_DUP to stay within one wallet */
     bool positioned;    /* the entry under the cursor is the next one to give */
@@ -433,7 +440,7 @@ struct kci_ledger_cursor {
     MDB_val key, value;
 };
 
-static kc_err cursor_open(kci_ledger_cursor **out, kci_ledger_read *read, MDB_dbi dbi)
+static kc_err cursor_open(kci_ledger_cursor **out, kci_ledger_read *read, MDB_dbi dbi, int table)
 {
     *out = NULL;
     kci_ledger_cursor *cursor = calloc(1, sizeof *cursor);
@@ -444,6 +451,7 @@ static kc_err cursor_open(kci_ledger_cursor **out, kci_ledger_read *read, MDB_db
         return err;
     }
     cursor->step = MDB_NEXT;
+    cursor->table = table;
     *out = cursor;
     return KC_OK;
 }
@@ -486,6 +494,18 @@ static kc_err cursor_entry(const kci_ledger_cursor *cursor, void *key, size_t ke
     return KC_OK;
 }
 
+/* The next entry of a table of fixed-size keys and values: the key into
+ * key (zero-padded when it has the wrong size), the value into value (may
+ * be NULL: any size). */
+static kc_err cursor_next_fixed(kci_ledger_cursor *cursor, void *key, size_t key_size, void *value,
+                                size_t value_size)
+{
+    kc_err err = cursor_step(cursor);
+    if (err == KC_OK) err = cursor_entry(cursor, key, key_size, value != NULL ? value_size : 0);
+    if (err == KC_OK && value != NULL) memcpy(value, cursor->value.mv_data, value_size);
+    return err;
+}
+
 void kci_ledger_cursor_close(kci_ledger_cursor *cursor)
 {
     if (cursor == NULL) return;
@@ -493,22 +513,11 @@ void kci_ledger_cursor_close(kci_ledger_cursor *cursor)
     free(cursor);
 }
 
-static kc_err table_open(kci_ledger_cursor **out, kci_ledger_read *read, MDB_dbi dbi)
-{
-    kc_err err = cursor_open(out, read, dbi);
-    if (err == KC_OK) err = cursor_position(*out, MDB_FIRST);
-    if (err != KC_OK) {
-        kci_ledger_cursor_close(*out);
-        *out = NULL;
-    }
-    return err;
-}
-
 kc_err kci_ledger_wallet_coins_open(kci_ledger_cursor **out, kci_ledger_read *read,
                                     const uint8_t wallet[KCI_LEDGER_KEY_BYTES],
                                     const uint8_t *after)
 {
-    kc_err err = cursor_open(out, read, read->store->owned);
+    kc_err err = cursor_open(out, read, read->store->owned, CURSOR_WALLET_COINS);
     if (err != KC_OK) return err;
     kci_ledger_cursor *cursor = *out;
     cursor->step = MDB_NEXT_DUP;
@@ -532,6 +541,7 @@ kc_err kci_ledger_wallet_coins_open(kci_ledger_cursor **out, kci_ledger_read *re
 
 kc_err kci_ledger_wallet_coins_next(kci_ledger_cursor *cursor, uint8_t coin[KCI_LEDGER_ID_BYTES])
 {
+    assert(cursor->table == CURSOR_WALLET_COINS && cursor->step == MDB_NEXT_DUP);
     kc_err err = cursor_step(cursor);
     if (err != KC_OK) return err;
     memset(coin, 0, KCI_LEDGER_ID_BYTES);
@@ -555,7 +565,7 @@ kc_err kci_ledger_wallet_coin_count(kci_ledger_read *read,
 kc_err kci_ledger_history_open(kci_ledger_cursor **out, kci_ledger_read *read,
                                uint64_t first_sequence)
 {
-    kc_err err = cursor_open(out, read, read->store->history);
+    kc_err err = cursor_open(out, read, read->store->history, CURSOR_HISTORY);
     if (err != KC_OK) return err;
     uint8_t start[STORE_SEQUENCE_KEY_BYTES];
     store_sequence_key(start, first_sequence);
@@ -570,85 +580,66 @@ kc_err kci_ledger_history_open(kci_ledger_cursor **out, kci_ledger_read *read,
 
 kc_err kci_ledger_history_next(kci_ledger_cursor *cursor, uint64_t *sequence, kci_ledger_edge *edge)
 {
+    assert(cursor->table == CURSOR_HISTORY);
     uint8_t key[STORE_SEQUENCE_KEY_BYTES];
-    kc_err err = cursor_step(cursor);
-    if (err == KC_OK) err = cursor_entry(cursor, key, sizeof key, sizeof *edge);
-    if (err != KC_OK) return err;
-    *sequence = store_sequence_from_key(key);
-    memcpy(edge, cursor->value.mv_data, sizeof *edge);
-    return KC_OK;
-}
-
-kc_err kci_ledger_all_transfers_open(kci_ledger_cursor **out, kci_ledger_read *read)
-{
-    return table_open(out, read, read->store->transfers);
-}
-
-kc_err kci_ledger_all_transfers_next(kci_ledger_cursor *cursor,
-                                     uint8_t transfer[KCI_LEDGER_ID_BYTES])
-{
-    kc_err err = cursor_step(cursor);
-    return err == KC_OK ? cursor_entry(cursor, transfer, KCI_LEDGER_ID_BYTES, 0) : err;
-}
-
-kc_err kci_ledger_all_coins_open(kci_ledger_cursor **out, kci_ledger_read *read)
-{
-    return table_open(out, read, read->store->coins);
-}
-
-kc_err kci_ledger_all_coins_next(kci_ledger_cursor *cursor, uint8_t coin[KCI_LEDGER_ID_BYTES],
-                                 kci_ledger_coin_record *record)
-{
-    kc_err err = cursor_step(cursor);
-    if (err == KC_OK) err = cursor_entry(cursor, coin, KCI_LEDGER_ID_BYTES, sizeof *record);
-    if (err == KC_OK) memcpy(record, cursor->value.mv_data, sizeof *record);
+    kc_err err = cursor_next_fixed(cursor, key, sizeof key, edge, sizeof *edge);
+    if (err == KC_OK) *sequence = store_sequence_from_key(key);
     return err;
 }
 
-kc_err kci_ledger_all_references_open(kci_ledger_cursor **out, kci_ledger_read *read)
+kc_err kci_ledger_table_open(kci_ledger_cursor **out, kci_ledger_read *read, kci_ledger_table table)
 {
-    return table_open(out, read, read->store->owned);
-}
-
-kc_err kci_ledger_all_references_next(kci_ledger_cursor *cursor,
-                                      uint8_t wallet[KCI_LEDGER_KEY_BYTES],
-                                      uint8_t coin[KCI_LEDGER_ID_BYTES])
-{
-    kc_err err = cursor_step(cursor);
-    if (err == KC_OK) err = cursor_entry(cursor, wallet, KCI_LEDGER_KEY_BYTES, KCI_LEDGER_ID_BYTES);
-    if (err == KC_OK) memcpy(coin, cursor->value.mv_data, KCI_LEDGER_ID_BYTES);
+    const kci_ledger_store *store = read->store;
+    MDB_dbi dbi = table == KCI_LEDGER_TABLE_TRANSFERS    ? store->transfers
+                  : table == KCI_LEDGER_TABLE_COINS      ? store->coins
+                  : table == KCI_LEDGER_TABLE_REFERENCES ? store->owned
+                  : table == KCI_LEDGER_TABLE_BALANCES   ? store->balances
+                                                         : store->supply;
+    assert(table >= KCI_LEDGER_TABLE_TRANSFERS && table <= KCI_LEDGER_TABLE_SUPPLY);
+    kc_err err = cursor_open(out, read, dbi, (int)table);
+    if (err == KC_OK) err = cursor_position(*out, MDB_FIRST);
+    if (err != KC_OK) {
+        kci_ledger_cursor_close(*out);
+        *out = NULL;
+    }
     return err;
 }
 
-kc_err kci_ledger_all_balances_open(kci_ledger_cursor **out, kci_ledger_read *read)
+kc_err kci_ledger_transfers_next(kci_ledger_cursor *cursor, uint8_t transfer[KCI_LEDGER_ID_BYTES])
 {
-    return table_open(out, read, read->store->balances);
+    assert(cursor->table == KCI_LEDGER_TABLE_TRANSFERS);
+    return cursor_next_fixed(cursor, transfer, KCI_LEDGER_ID_BYTES, NULL, 0);
 }
 
-kc_err kci_ledger_all_balances_next(kci_ledger_cursor *cursor, uint8_t wallet[KCI_LEDGER_KEY_BYTES],
-                                    uint64_t *balance)
+kc_err kci_ledger_coins_next(kci_ledger_cursor *cursor, uint8_t coin[KCI_LEDGER_ID_BYTES],
+                             kci_ledger_coin_record *record)
 {
-    kc_err err = cursor_step(cursor);
-    if (err == KC_OK) err = cursor_entry(cursor, wallet, KCI_LEDGER_KEY_BYTES, sizeof *balance);
-    if (err == KC_OK) memcpy(balance, cursor->value.mv_data, sizeof *balance);
-    return err;
+    assert(cursor->table == KCI_LEDGER_TABLE_COINS);
+    return cursor_next_fixed(cursor, coin, KCI_LEDGER_ID_BYTES, record, sizeof *record);
 }
 
-kc_err kci_ledger_all_supply_open(kci_ledger_cursor **out, kci_ledger_read *read)
+kc_err kci_ledger_references_next(kci_ledger_cursor *cursor, uint8_t wallet[KCI_LEDGER_KEY_BYTES],
+                                  uint8_t coin[KCI_LEDGER_ID_BYTES])
 {
-    return table_open(out, read, read->store->supply);
+    assert(cursor->table == KCI_LEDGER_TABLE_REFERENCES);
+    return cursor_next_fixed(cursor, wallet, KCI_LEDGER_KEY_BYTES, coin, KCI_LEDGER_ID_BYTES);
 }
 
-kc_err kci_ledger_all_supply_next(kci_ledger_cursor *cursor, uint64_t *denomination,
-                                  uint64_t *coin_count)
+kc_err kci_ledger_balances_next(kci_ledger_cursor *cursor, uint8_t wallet[KCI_LEDGER_KEY_BYTES],
+                                uint64_t *balance)
 {
+    assert(cursor->table == KCI_LEDGER_TABLE_BALANCES);
+    return cursor_next_fixed(cursor, wallet, KCI_LEDGER_KEY_BYTES, balance, sizeof *balance);
+}
+
+kc_err kci_ledger_supply_next(kci_ledger_cursor *cursor, uint64_t *denomination,
+                              uint64_t *coin_count)
+{
+    assert(cursor->table == KCI_LEDGER_TABLE_SUPPLY);
     uint8_t key[STORE_SEQUENCE_KEY_BYTES];
-    kc_err err = cursor_step(cursor);
-    if (err == KC_OK) err = cursor_entry(cursor, key, sizeof key, sizeof *coin_count);
-    if (err != KC_OK) return err;
-    *denomination = store_sequence_from_key(key);
-    memcpy(coin_count, cursor->value.mv_data, sizeof *coin_count);
-    return KC_OK;
+    kc_err err = cursor_next_fixed(cursor, key, sizeof key, coin_count, sizeof *coin_count);
+    if (err == KC_OK) *denomination = store_sequence_from_key(key);
+    return err;
 }
 
 /* ---- batches -------------------------------------------------------------------- */

@@ -129,25 +129,27 @@ kc_err kci_ledger_history_open(kci_ledger_cursor **out, kci_ledger_read *read,
                                uint64_t first_sequence);
 kc_err kci_ledger_history_next(kci_ledger_cursor *cursor, uint64_t *sequence,
                                kci_ledger_edge *edge);
-/* Whole tables, for the audit. */
-kc_err kci_ledger_all_transfers_open(kci_ledger_cursor **out, kci_ledger_read *read);
-kc_err kci_ledger_all_transfers_next(kci_ledger_cursor *cursor,
-                                     uint8_t transfer[KCI_LEDGER_ID_BYTES]);
-kc_err kci_ledger_all_coins_open(kci_ledger_cursor **out, kci_ledger_read *read);
-kc_err kci_ledger_all_coins_next(kci_ledger_cursor *cursor, uint8_t coin[KCI_LEDGER_ID_BYTES],
-                                 kci_ledger_coin_record *record);
-/* Every reference wallet -> coin, wallet by wallet. */
-kc_err kci_ledger_all_references_open(kci_ledger_cursor **out, kci_ledger_read *read);
-kc_err kci_ledger_all_references_next(kci_ledger_cursor *cursor,
-                                      uint8_t wallet[KCI_LEDGER_KEY_BYTES],
-                                      uint8_t coin[KCI_LEDGER_ID_BYTES]);
-kc_err kci_ledger_all_balances_open(kci_ledger_cursor **out, kci_ledger_read *read);
-kc_err kci_ledger_all_balances_next(kci_ledger_cursor *cursor, uint8_t wallet[KCI_LEDGER_KEY_BYTES],
-                                    uint64_t *balance);
-/* The supply table: live coins per denomination. */
-kc_err kci_ledger_all_supply_open(kci_ledger_cursor **out, kci_ledger_read *read);
-kc_err kci_ledger_all_supply_next(kci_ledger_cursor *cursor, uint64_t *denomination,
-                                  uint64_t *coin_count);
+/* Whole tables, for the audit: opened by name, walked with the *_next of
+ * the table (a cursor remembers its table). */
+typedef enum kci_ledger_table {
+    KCI_LEDGER_TABLE_TRANSFERS = 1,
+    KCI_LEDGER_TABLE_COINS = 2,
+    KCI_LEDGER_TABLE_REFERENCES = 3, /* wallet -> coin, wallet by wallet */
+    KCI_LEDGER_TABLE_BALANCES = 4,
+    KCI_LEDGER_TABLE_SUPPLY = 5, /* live coins per denomination */
+} kci_ledger_table;
+
+kc_err kci_ledger_table_open(kci_ledger_cursor **out, kci_ledger_read *read,
+                             kci_ledger_table table);
+kc_err kci_ledger_transfers_next(kci_ledger_cursor *cursor, uint8_t transfer[KCI_LEDGER_ID_BYTES]);
+kc_err kci_ledger_coins_next(kci_ledger_cursor *cursor, uint8_t coin[KCI_LEDGER_ID_BYTES],
+                             kci_ledger_coin_record *record);
+kc_err kci_ledger_references_next(kci_ledger_cursor *cursor, uint8_t wallet[KCI_LEDGER_KEY_BYTES],
+                                  uint8_t coin[KCI_LEDGER_ID_BYTES]);
+kc_err kci_ledger_balances_next(kci_ledger_cursor *cursor, uint8_t wallet[KCI_LEDGER_KEY_BYTES],
+                                uint64_t *balance);
+kc_err kci_ledger_supply_next(kci_ledger_cursor *cursor, uint64_t *denomination,
+                              uint64_t *coin_count);
 void kci_ledger_cursor_close(kci_ledger_cursor *cursor); /* NULL is fine */
 
 /* ---- writes (the writer thread) ------------------------------------------------ */

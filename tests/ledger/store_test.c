@@ -451,14 +451,14 @@ static void test_iterators(void **state)
     kci_ledger_cursor_close(cursor);
     /* Every reference, wallet by wallet: five, one per live coin. */
     int references = 0;
-    assert_int_equal(kci_ledger_all_references_open(&cursor, read), KC_OK);
-    while (kci_ledger_all_references_next(cursor, wallet, coin) == KC_OK)
+    assert_int_equal(kci_ledger_table_open(&cursor, read, KCI_LEDGER_TABLE_REFERENCES), KC_OK);
+    while (kci_ledger_references_next(cursor, wallet, coin) == KC_OK)
         references++;
     kci_ledger_cursor_close(cursor);
     assert_int_equal(references, 5);
     uint64_t denomination = 0, live = 0, value = 0;
-    assert_int_equal(kci_ledger_all_supply_open(&cursor, read), KC_OK);
-    while (kci_ledger_all_supply_next(cursor, &denomination, &live) == KC_OK)
+    assert_int_equal(kci_ledger_table_open(&cursor, read, KCI_LEDGER_TABLE_SUPPLY), KC_OK);
+    while (kci_ledger_supply_next(cursor, &denomination, &live) == KC_OK)
         value += denomination * live;
     kci_ledger_cursor_close(cursor);
     assert_int_equal(value, 19);
