@@ -633,7 +633,7 @@ kc_err kci_ledger_reap(kci_ledger_batch *batch, int64_t age_ms_min, uint32_t cou
     for (uint32_t index = 0; err == KC_OK && index < found; index++) {
         kci_ledger_coin_record record;
         err = store_coin_get(batch->txn, batch->store, coins[index], &record);
-        if (err == KC_OK && record.state != KCI_LEDGER_COIN_RETIRED) {
+        if ((err == KC_OK && record.state != KCI_LEDGER_COIN_RETIRED) || err == KC_ERR_NOT_FOUND) {
             char text[37];
             kci_ledger_id_text(text, coins[index]);
             err = store_invariant_broken("coin %s is on the retired list but not retired", text);
