@@ -226,12 +226,16 @@ kc_err kci_ledger_store_open(kci_ledger_store **out, const char *directory, uint
 {
     *out = NULL;
     kci_ledger_store *store = calloc(1, sizeof *store);
+    if (store == NULL) {
+        snprintf(error, error_size, "out of memory");
+        return kci_fail(KC_ERR_NOMEM, "out of memory");
+    }
+    store->lock = (kci_directory_lock){.directory_fd = -1, .file_fd = -1};
     kc_err err = KC_OK;
     if (sodium_init() < 0)
         err = kci_fail(KC_ERR_IO, "libsodium cannot start");
-    else if (store == NULL || (store->directory = strdup(directory)) == NULL)
+    else if ((store->directory = strdup(directory)) == NULL)
         err = kci_fail(KC_ERR_NOMEM, "out of memory");
-    if (store != NULL) store->lock = (kci_directory_lock){.directory_fd = -1, .file_fd = -1};
     if (err == KC_OK) err = open_parts(store, map_bytes, error, error_size);
     if (err != KC_OK) {
         snprintf(error, error_size, "%s", kc_last_error());
