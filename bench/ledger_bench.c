@@ -96,7 +96,7 @@ static void mint_all(natsConnection *connection, const options *config, const kc
                                   json_pack("{s:s, s:[i]}", "to", address, "denominations", 1));
         }
         json_t *reply = NULL;
-        kci_ledger_outcome refusal;
+        kci_ledger_refusal refusal;
         if (kci_ledger_call(&reply, connection, "mint", json_pack("{s:o}", "grants", grants),
                             CALL_TIMEOUT_MS, &refusal) != KC_OK) {
             fprintf(stderr, "ledger_bench: mint failed: %s\n", refusal.message);
@@ -273,7 +273,7 @@ int main(int argc, char **argv)
     if (config.audit) {
         natsConnection *auditor = connect_to(config.server);
         json_t *reply = NULL;
-        kci_ledger_outcome refusal;
+        kci_ledger_refusal refusal;
         kc_err err = kci_ledger_call(&reply, auditor, "audit", NULL, AUDIT_TIMEOUT_MS, &refusal);
         audit = err == KC_OK && json_is_true(json_object_get(reply, "ok")) ? "true" : "false";
         json_decref(reply);

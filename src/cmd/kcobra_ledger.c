@@ -78,7 +78,7 @@ static int address_resolve(uint8_t address[KCI_LEDGER_KEY_BYTES], const char *di
     return status;
 }
 
-static int exit_for(kc_err err, const kci_ledger_outcome *refusal)
+static int exit_for(kc_err err, const kci_ledger_refusal *refusal)
 {
     if (err == KC_ERR_SERVICE && refusal->code != 0)
         kcobra_error("the ledger refused: %d %s", refusal->code, refusal->message);
@@ -98,7 +98,7 @@ static int call_and_print(const kcobra_common *common, const char *operation, js
         return status;
     }
     json_t *reply = NULL;
-    kci_ledger_outcome refusal;
+    kci_ledger_refusal refusal;
     kc_err err = kci_ledger_call(&reply, connection, operation, body, common->timeout_ms, &refusal);
     if (err != KC_OK)
         status = exit_for(err, &refusal);
@@ -421,7 +421,7 @@ static int run_exchange(const kcobra_command *command, int argc, char **argv)
     kci_ledger_coin *held = NULL, chosen[KCI_LEDGER_COINS_PER_TRANSFER_MAX];
     uint32_t held_count = 0, chosen_count = 0;
     uint8_t mint[KCI_LEDGER_KEY_BYTES];
-    kci_ledger_outcome refusal;
+    kci_ledger_refusal refusal;
     kc_err err = KC_OK;
     if (status == KCOBRA_EXIT_OK &&
         (err = kci_ledger_wallet_coins(&held, &held_count, mint, connection, wallet.public_key,
@@ -491,7 +491,7 @@ static int run_pay(const kcobra_command *command, int argc, char **argv)
     status = kcobra_nats_connect(&connection, &invocation.common);
     json_t *reply = NULL;
     bool exchanged = false;
-    kci_ledger_outcome refusal;
+    kci_ledger_refusal refusal;
     if (status == KCOBRA_EXIT_OK) {
         kc_err err = kci_ledger_pay(&reply, &exchanged, connection, &wallet, payee, amount,
                                     invocation.common.timeout_ms, &refusal);
@@ -625,7 +625,7 @@ static int run_coin(const kcobra_command *command, int argc, char **argv)
     status = kcobra_nats_connect(&connection, &invocation.common);
     if (status != KCOBRA_EXIT_OK) return status;
     json_t *reply = NULL;
-    kci_ledger_outcome refusal;
+    kci_ledger_refusal refusal;
     kc_err err = kci_ledger_call(&reply, connection, "trail",
                                  json_pack("{s:s}", "coin", invocation.positional[1]),
                                  invocation.common.timeout_ms, &refusal);
@@ -797,7 +797,7 @@ static int run_ledger(const kcobra_command *command, int argc, char **argv)
         status = kcobra_nats_connect(&connection, &invocation.common);
         if (status != KCOBRA_EXIT_OK) return status;
         json_t *reply = NULL;
-        kci_ledger_outcome refusal;
+        kci_ledger_refusal refusal;
         /* The audit checks every signature: minutes on a large ledger. */
         int64_t timeout_ms = invocation.common.timeout_ms == KCOBRA_TIMEOUT_MS_DEFAULT
                                  ? AUDIT_TIMEOUT_MS_DEFAULT

@@ -22,8 +22,9 @@
 #include <string.h>
 
 typedef struct audit {
-    MDB_txn *txn;
-    const kci_ledger_store *store;
+    kci_ledger_read *read;
+    const uint8_t *mint; /* the mint's public key */
+    uint64_t supply;     /* the total supply as of the snapshot */
     json_t *problems;
     uint64_t problem_count;
     uint64_t transfers_verified;
@@ -51,22 +52,30 @@ static void problem(audit *state, const char *format, ...)
     json_array_append_new(state->problems, json_string(text));
 }
 
-/* Pass 1. */
-static int audit_transfers(audit *state)
+/* The end of a walk: KC_OK, or why the read failed. */
+static kc_err walk_end(kci_ledger_cursor *cursor, kc_err err)
 {
-    MDB_cursor *cursor = NULL;
-    MDB_val key, value;
-    int rc = mdb_cursor_open(state->txn, state->store->transfers, &cursor);
-    const uint8_t *mint = state->store->mint.public_key;
-    for (int op = MDB_FIRST; rc == 0; op = MDB_NEXT) {
-        rc = mdb_cursor_get(cursor, &key, &value, (MDB_cursor_op)op);
-        if (rc != 0) break;
+    kci_ledger_cursor_close(cursor);
+    return err == KC_ERR_NOT_FOUND ? KC_OK : err;
+}
+
+/* Pass 1. */
+static kc_err audit_transfers(audit *state)
+{
+    kci_ledger_cursor *cursor = NULL;
+    const uint8_t *mint = state->mint;
+    uint8_t key[KCI_LEDGER_ID_BYTES];
+    kc_err err = kci_ledger_table_open(&cursor, state->read, KCI_LEDGER_TABLE_TRANSFERS);
+    while (err == KC_OK || err == KC_ERR_CORRUPT) {
+        err = kci_ledger_transfers_next(cursor, key);
+        if (err != KC_OK && err != KC_ERR_CORRUPT) break;
         kci_ledger_transfer transfer;
         char id[37];
-        kci_ledger_id_text(id, key.mv_data);
-        if (key.mv_size != KCI_LEDGER_ID_BYTES ||
-            kci_ledger_transfer_get(state->txn, state->store, key.mv_data, &transfer, NULL) != 0) {
+        kci_ledger_id_text(id, key);
+        if (err == KC_ERR_CORRUPT ||
+            kci_ledger_transfer_get(state->read, key, &transfer, NULL) != KC_OK) {
             problem(state, "transfer %s: unreadable record", id);
+            err = KC_OK;
             continue;
         }
         bool issue = transfer.kind == KCI_LEDGER_KIND_ISSUE;
@@ -82,8 +91,7 @@ static int audit_transfers(audit *state)
             state->transfers_verified++;
         kci_ledger_transfer_free(&transfer);
     }
-    if (cursor != NULL) mdb_cursor_close(cursor);
-    return rc == MDB_NOTFOUND ? 0 : rc;
+    return walk_end(cursor, err);
 }
 
 static bool transfer_lists(const kci_ledger_transfer *transfer,
@@ -109,14 +117,10 @@ static void audit_trail(audit *state, const uint8_t coin[KCI_LEDGER_ID_BYTES],
 {
     uint8_t previous_to[KCI_LEDGER_KEY_BYTES];
     for (uint32_t hop = 0; hop < record->hop_count; hop++) {
-        uint8_t key_bytes[KCI_LEDGER_ID_BYTES + 4];
-        kci_ledger_trail_key(key_bytes, coin, hop);
-        MDB_val key = {.mv_size = sizeof key_bytes, .mv_data = key_bytes}, value;
+        uint8_t transfer_id[KCI_LEDGER_ID_BYTES];
         kci_ledger_transfer transfer;
-        if (mdb_get(state->txn, state->store->trail, &key, &value) != 0 ||
-            value.mv_size != KCI_LEDGER_ID_BYTES ||
-            kci_ledger_transfer_get(state->txn, state->store, value.mv_data, &transfer, NULL) !=
-                0) {
+        if (kci_ledger_trail_hop(state->read, coin, hop, transfer_id) != KC_OK ||
+            kci_ledger_transfer_get(state->read, transfer_id, &transfer, NULL) != KC_OK) {
             problem(state, "coin %s: hop %" PRIu32 " is missing", coin_text, hop);
             return;
         }
@@ -136,22 +140,21 @@ static void audit_trail(audit *state, const uint8_t coin[KCI_LEDGER_ID_BYTES],
 }
 
 /* Pass 2. */
-static int audit_coins(audit *state)
+static kc_err audit_coins(audit *state)
 {
-    MDB_cursor *cursor = NULL;
-    MDB_val key, value;
-    int rc = mdb_cursor_open(state->txn, state->store->coins, &cursor);
-    for (int op = MDB_FIRST; rc == 0; op = MDB_NEXT) {
-        rc = mdb_cursor_get(cursor, &key, &value, (MDB_cursor_op)op);
-        if (rc != 0) break;
+    kci_ledger_cursor *cursor = NULL;
+    uint8_t coin[KCI_LEDGER_ID_BYTES];
+    kc_err err = kci_ledger_table_open(&cursor, state->read, KCI_LEDGER_TABLE_COINS);
+    while (err == KC_OK || err == KC_ERR_CORRUPT) {
         kci_ledger_coin_record record;
+        err = kci_ledger_coins_next(cursor, coin, &record);
+        if (err != KC_OK && err != KC_ERR_CORRUPT) break;
         char coin_text[37];
-        kci_ledger_id_text(coin_text, key.mv_data);
-        if (key.mv_size != KCI_LEDGER_ID_BYTES || value.mv_size != sizeof record) {
+        kci_ledger_id_text(coin_text, coin);
+        if (err == KC_ERR_CORRUPT) {
             problem(state, "coin %s: unreadable record", coin_text);
             continue;
         }
-        memcpy(&record, value.mv_data, sizeof record);
         if (record.state == KCI_LEDGER_COIN_LIVE) {
             state->coins_live++;
             state->live_value += record.denomination;
@@ -161,16 +164,15 @@ static int audit_coins(audit *state)
             state->coins_reaped++;
             continue; /* its trail was freed */
         }
-        audit_trail(state, key.mv_data, &record, coin_text);
+        audit_trail(state, coin, &record, coin_text);
     }
-    if (cursor != NULL) mdb_cursor_close(cursor);
-    return rc == MDB_NOTFOUND ? 0 : rc;
+    return walk_end(cursor, err);
 }
 
 /* Compares one wallet's coins with its stored balance (pass 3 and 4). */
 static void wallet_done(audit *state, const uint8_t wallet[KCI_LEDGER_KEY_BYTES], uint64_t sum)
 {
-    uint64_t balance = kci_ledger_balance_get(state->txn, state->store, wallet);
+    uint64_t balance = kci_ledger_balance_get(state->read, wallet);
     char text[KCI_LEDGER_ADDRESS_TEXT_BYTES + 1];
     kci_ledger_hex(text, wallet, KCI_LEDGER_KEY_BYTES);
     if (balance != sum)
@@ -180,29 +182,27 @@ static void wallet_done(audit *state, const uint8_t wallet[KCI_LEDGER_KEY_BYTES]
 }
 
 /* Pass 3. */
-static int audit_references(audit *state)
+static kc_err audit_references(audit *state)
 {
-    MDB_cursor *cursor = NULL;
-    MDB_val key, value;
-    uint8_t wallet[KCI_LEDGER_KEY_BYTES];
+    kci_ledger_cursor *cursor = NULL;
+    uint8_t wallet[KCI_LEDGER_KEY_BYTES], key[KCI_LEDGER_KEY_BYTES], coin[KCI_LEDGER_ID_BYTES];
     uint64_t sum = 0;
     bool have_wallet = false;
-    int rc = mdb_cursor_open(state->txn, state->store->owned, &cursor);
-    for (int op = MDB_FIRST; rc == 0; op = MDB_NEXT) {
-        rc = mdb_cursor_get(cursor, &key, &value, (MDB_cursor_op)op);
-        if (rc != 0) break;
-        if (key.mv_size != KCI_LEDGER_KEY_BYTES || value.mv_size != KCI_LEDGER_ID_BYTES) continue;
-        if (have_wallet && memcmp(wallet, key.mv_data, KCI_LEDGER_KEY_BYTES) != 0) {
+    kc_err err = kci_ledger_table_open(&cursor, state->read, KCI_LEDGER_TABLE_REFERENCES);
+    while (err == KC_OK || err == KC_ERR_CORRUPT) {
+        err = kci_ledger_references_next(cursor, key, coin);
+        if (err != KC_OK) continue; /* the end stops; an entry of the wrong size is skipped */
+        if (have_wallet && memcmp(wallet, key, KCI_LEDGER_KEY_BYTES) != 0) {
             wallet_done(state, wallet, sum);
             sum = 0;
         }
-        memcpy(wallet, key.mv_data, KCI_LEDGER_KEY_BYTES);
+        memcpy(wallet, key, KCI_LEDGER_KEY_BYTES);
         have_wallet = true;
         state->references++;
         kci_ledger_coin_record record;
         char coin_text[37];
-        kci_ledger_id_text(coin_text, value.mv_data);
-        if (kci_ledger_coin_get(state->txn, state->store, value.mv_data, &record) != 0 ||
+        kci_ledger_id_text(coin_text, coin);
+        if (kci_ledger_coin_get(state->read, coin, &record) != KC_OK ||
             record.state != KCI_LEDGER_COIN_LIVE ||
             memcmp(record.owner, wallet, KCI_LEDGER_KEY_BYTES) != 0)
             problem(state, "coin %s: referenced by a wallet that does not own it", coin_text);
@@ -210,93 +210,100 @@ static int audit_references(audit *state)
             sum += record.denomination;
     }
     if (have_wallet) wallet_done(state, wallet, sum);
-    if (cursor != NULL) mdb_cursor_close(cursor);
     if (state->references != state->coins_live)
         problem(state, "%" PRIu64 " references for %" PRIu64 " live coins: a coin has %s owner",
                 state->references, state->coins_live,
                 state->references > state->coins_live ? "a second" : "no");
-    return rc == MDB_NOTFOUND ? 0 : rc;
+    return walk_end(cursor, err);
 }
 
-/* Sums a table of u64 values (balances), or of counts times their
- * denomination key (supply). */
-static int sum_table(audit *state, MDB_dbi dbi, bool weighted, uint64_t *total, uint64_t *entries)
+/* The stored balances: their sum and how many. */
+static kc_err sum_balances(audit *state, uint64_t *entries)
 {
-    MDB_cursor *cursor = NULL;
-    MDB_val key, value;
-    int rc = mdb_cursor_open(state->txn, dbi, &cursor);
-    for (int op = MDB_FIRST; rc == 0; op = MDB_NEXT) {
-        rc = mdb_cursor_get(cursor, &key, &value, (MDB_cursor_op)op);
-        uint64_t number = 0;
-        if (rc != 0 || value.mv_size != sizeof number) continue;
-        memcpy(&number, value.mv_data, sizeof number);
-        if (weighted && key.mv_size == 8 &&
-            json_object_size(state->supply_by_denomination) < KCI_LEDGER_AUDIT_DENOMINATIONS_MAX) {
-            char name[24];
-            snprintf(name, sizeof name, "%" PRIu64, kci_ledger_sequence_from_key(key.mv_data));
-            json_object_set_new(state->supply_by_denomination, name,
-                                json_integer((json_int_t)number));
-        }
-        *total += weighted && key.mv_size == 8 ? number * kci_ledger_sequence_from_key(key.mv_data)
-                                               : number;
+    kci_ledger_cursor *cursor = NULL;
+    uint8_t wallet[KCI_LEDGER_KEY_BYTES];
+    uint64_t balance = 0;
+    kc_err err = kci_ledger_table_open(&cursor, state->read, KCI_LEDGER_TABLE_BALANCES);
+    while (err == KC_OK || err == KC_ERR_CORRUPT) {
+        err = kci_ledger_balances_next(cursor, wallet, &balance);
+        if (err != KC_OK) continue; /* an entry of the wrong size is not counted */
+        state->balances_total += balance;
         (*entries)++;
     }
-    if (cursor != NULL) mdb_cursor_close(cursor);
-    return rc == MDB_NOTFOUND ? 0 : rc;
+    return walk_end(cursor, err);
+}
+
+/* The supply table: live coins times their denomination, and the first
+ * denominations listed in the reply. */
+static kc_err sum_supply(audit *state)
+{
+    kci_ledger_cursor *cursor = NULL;
+    uint64_t denomination = 0, count = 0;
+    kc_err err = kci_ledger_table_open(&cursor, state->read, KCI_LEDGER_TABLE_SUPPLY);
+    while (err == KC_OK || err == KC_ERR_CORRUPT) {
+        err = kci_ledger_supply_next(cursor, &denomination, &count);
+        if (err != KC_OK) continue;
+        if (json_object_size(state->supply_by_denomination) < KCI_LEDGER_AUDIT_DENOMINATIONS_MAX) {
+            char name[24];
+            snprintf(name, sizeof name, "%" PRIu64, denomination);
+            json_object_set_new(state->supply_by_denomination, name,
+                                json_integer((json_int_t)count));
+        }
+        state->supply_table_total += count * denomination;
+    }
+    return walk_end(cursor, err);
 }
 
 /* Pass 4. */
-static int audit_totals(audit *state)
+static kc_err audit_totals(audit *state)
 {
-    uint64_t balance_entries = 0, denominations = 0;
-    int rc =
-        sum_table(state, state->store->balances, false, &state->balances_total, &balance_entries);
-    if (rc == 0)
-        rc = sum_table(state, state->store->supply, true, &state->supply_table_total,
-                       &denominations);
-    if (rc != 0) return rc;
+    uint64_t balance_entries = 0;
+    kc_err err = sum_balances(state, &balance_entries);
+    if (err == KC_OK) err = sum_supply(state);
+    if (err != KC_OK) return err;
     if (balance_entries != state->wallets)
         problem(state, "%" PRIu64 " balances stored for %" PRIu64 " wallets holding coins",
                 balance_entries, state->wallets);
-    uint64_t supply = state->store->supply_total;
+    uint64_t supply = state->supply;
     if (state->balances_total != supply || state->supply_table_total != supply ||
         state->live_value != supply)
         problem(state,
                 "total supply %" PRIu64 ", balances add up to %" PRIu64 ", live coins to %" PRIu64
                 ", the supply table to %" PRIu64,
                 supply, state->balances_total, state->live_value, state->supply_table_total);
-    return 0;
+    return KC_OK;
 }
 
-json_t *kci_ledger_audit(MDB_txn *txn, const kci_ledger_store *store, kci_ledger_outcome *outcome)
+json_t *kci_ledger_audit(kci_ledger_read *read, kci_ledger_outcome *outcome)
 {
     (void)outcome;
-    audit state = {.txn = txn,
-                   .store = store,
+    const kci_ledger_store *store = kci_ledger_read_store(read);
+    kci_ledger_counters counters;
+    audit state = {.read = read,
+                   .mint = kci_ledger_store_mint_key(store),
                    .problems = json_array(),
                    .supply_by_denomination = json_object()};
-    if (state.problems == NULL || state.supply_by_denomination == NULL) {
-        json_decref(state.problems);
-        json_decref(state.supply_by_denomination);
-        return NULL;
-    }
-    int rc = audit_transfers(&state);
-    if (rc == 0) rc = audit_coins(&state);
-    if (rc == 0) rc = audit_references(&state);
-    if (rc == 0) rc = audit_totals(&state);
-    if (rc != 0) {
+    kc_err err = kci_ledger_counters_get(read, &counters);
+    state.supply = counters.supply_total;
+    if (err == KC_OK && (state.problems == NULL || state.supply_by_denomination == NULL))
+        err = KC_ERR_NOMEM;
+    if (err == KC_OK) err = audit_transfers(&state);
+    if (err == KC_OK) err = audit_coins(&state);
+    if (err == KC_OK) err = audit_references(&state);
+    if (err == KC_OK) err = audit_totals(&state);
+    if (err != KC_OK) {
         json_decref(state.problems);
         json_decref(state.supply_by_denomination);
         return NULL;
     }
     return json_pack(
         "{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:I, s:o, s:o}", "ok",
-        state.problem_count == 0, "supply", (json_int_t)store->supply_total, "balances_total",
+        state.problem_count == 0, "supply", (json_int_t)state.supply, "balances_total",
         (json_int_t)state.balances_total, "wallets", (json_int_t)state.wallets, "coins_live",
         (json_int_t)state.coins_live, "coins_retired", (json_int_t)state.coins_retired,
         "coins_reaped", (json_int_t)state.coins_reaped, "transfers_verified",
         (json_int_t)state.transfers_verified, "hops_checked", (json_int_t)state.hops_checked,
-        "references", (json_int_t)state.references, "mint", store->mint_address, "problem_count",
-        (json_int_t)state.problem_count, "problems", state.problems, "supply_by_denomination",
-        state.supply_by_denomination);
+        "references", (json_int_t)state.references, "mint", kci_ledger_store_mint_address(store),
+        "problem_count", (json_int_t)state.problem_count, "problems", state.problems,
+        "supply_by_denomination", state.supply_by_denomination);
 }

@@ -20,10 +20,10 @@ enum {
     SEND_ATTEMPTS_MAX = 3, /* a signed transfer is sent again after a timeout */
 };
 
-static kc_err refuse(kci_ledger_outcome *refusal, kc_err err, int code, const char *format, ...)
+static kc_err refuse(kci_ledger_refusal *refusal, kc_err err, int code, const char *format, ...)
     __attribute__((format(printf, 4, 5)));
 
-static kc_err refuse(kci_ledger_outcome *refusal, kc_err err, int code, const char *format, ...)
+static kc_err refuse(kci_ledger_refusal *refusal, kc_err err, int code, const char *format, ...)
 {
     refusal->code = code;
     va_list arguments;
@@ -34,7 +34,7 @@ static kc_err refuse(kci_ledger_outcome *refusal, kc_err err, int code, const ch
 }
 
 /* Kc-Error "<code> <message>". */
-static bool read_error_header(natsMsg *reply, kci_ledger_outcome *refusal)
+static bool read_error_header(natsMsg *reply, kci_ledger_refusal *refusal)
 {
     const char *text = NULL;
     if (natsMsgHeader_Get(reply, "Kc-Error", &text) != NATS_OK || text == NULL) return false;
@@ -47,10 +47,10 @@ static bool read_error_header(natsMsg *reply, kci_ledger_outcome *refusal)
 }
 
 kc_err kci_ledger_call(json_t **out, natsConnection *connection, const char *operation,
-                       json_t *body, int64_t timeout_ms, kci_ledger_outcome *refusal)
+                       json_t *body, int64_t timeout_ms, kci_ledger_refusal *refusal)
 {
     *out = NULL;
-    *refusal = (kci_ledger_outcome){0};
+    *refusal = (kci_ledger_refusal){0};
     char subject[64];
     snprintf(subject, sizeof subject, "kc.ledger.%s", operation);
     if (body == NULL) body = json_object();
@@ -81,7 +81,7 @@ kc_err kci_ledger_call(json_t **out, natsConnection *connection, const char *ope
 kc_err kci_ledger_wallet_coins(kci_ledger_coin **coins, uint32_t *count,
                                uint8_t mint[KCI_LEDGER_KEY_BYTES], natsConnection *connection,
                                const uint8_t wallet[KCI_LEDGER_KEY_BYTES], int64_t timeout_ms,
-                               kci_ledger_outcome *refusal)
+                               kci_ledger_refusal *refusal)
 {
     *coins = NULL;
     *count = 0;
@@ -221,7 +221,7 @@ static bool choose_coins(kci_ledger_coin *coins, uint32_t count, uint64_t amount
  * retried a few times before giving up. */
 static kc_err send_signed(json_t **out, natsConnection *connection, const char *operation,
                           kci_ledger_transfer *transfer, int64_t timeout_ms,
-                          kci_ledger_outcome *refusal)
+                          kci_ledger_refusal *refusal)
 {
     json_t *body = kci_ledger_transfer_json(transfer);
     kci_ledger_transfer_free(transfer);
@@ -238,7 +238,7 @@ static kc_err send_signed(json_t **out, natsConnection *connection, const char *
 static kc_err make_change(kci_ledger_coin *paid, natsConnection *connection,
                           const kci_wallet *wallet, const uint8_t mint[KCI_LEDGER_KEY_BYTES],
                           const kci_ledger_coin *chosen, uint32_t chosen_count, uint64_t amount,
-                          uint64_t covered, int64_t timeout_ms, kci_ledger_outcome *refusal)
+                          uint64_t covered, int64_t timeout_ms, kci_ledger_refusal *refusal)
 {
     uint64_t asked[2] = {amount, covered - amount};
     kci_ledger_transfer exchange;
@@ -266,7 +266,7 @@ static kc_err make_change(kci_ledger_coin *paid, natsConnection *connection,
 
 kc_err kci_ledger_pay(json_t **out, bool *exchanged, natsConnection *connection,
                       const kci_wallet *wallet, const uint8_t to[KCI_LEDGER_KEY_BYTES],
-                      uint64_t amount, int64_t timeout_ms, kci_ledger_outcome *refusal)
+                      uint64_t amount, int64_t timeout_ms, kci_ledger_refusal *refusal)
 {
     *out = NULL;
     *exchanged = false;

@@ -220,23 +220,21 @@ const char *kci_ledger_operation_name(kci_ledger_operation operation)
 
 /* ---- request validation -------------------------------------------------------- */
 
-static kc_err fail(char *error, size_t error_size, const char *format, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static kc_err fail(char *error, size_t error_size, const char *format, ...)
+kc_err kci_ledger_fail(char *error, size_t error_size, kc_err err, const char *format, ...)
 {
     va_list arguments;
     va_start(arguments, format);
     vsnprintf(error, error_size, format, arguments);
     va_end(arguments);
-    return KC_ERR_PARSE;
+    return err;
 }
 
 /* Only the known fields: a typo ("ammount") must not pass silently. */
 static kc_err check_fields(json_t *object, const char *const *allowed, const char *what,
                            char *error, size_t error_size)
 {
-    if (!json_is_object(object)) return fail(error, error_size, "%s must be a JSON object", what);
+    if (!json_is_object(object))
+        return kci_ledger_fail(error, error_size, KC_ERR_PARSE, "%s must be a JSON object", what);
     const char *key;
     json_t *value;
     json_object_foreach(object, key, value)
@@ -244,7 +242,9 @@ static kc_err check_fields(json_t *object, const char *const *allowed, const cha
         bool known = false;
         for (const char *const *name = allowed; *name != NULL && !known; name++)
             known = strcmp(*name, key) == 0;
-        if (!known) return fail(error, error_size, "%s: unknown field \"%.64s\"", what, key);
+        if (!known)
+            return kci_ledger_fail(error, error_size, KC_ERR_PARSE, "%s: unknown field \"%.64s\"",
+                                   what, key);
     }
     return KC_OK;
 }
@@ -254,16 +254,19 @@ static kc_err get_amount(uint64_t *out, json_t *object, const char *name, bool r
 {
     json_t *value = json_object_get(object, name);
     if (value == NULL && !required) return KC_OK;
-    if (value == NULL) return fail(error, error_size, "\"%s\" is missing", name);
+    if (value == NULL)
+        return kci_ledger_fail(error, error_size, KC_ERR_PARSE, "\"%s\" is missing", name);
     if (!json_is_integer(value))
-        return fail(error, error_size, "\"%s\" must be an integer (smallest units)", name);
+        return kci_ledger_fail(error, error_size, KC_ERR_PARSE,
+                               "\"%s\" must be an integer (smallest units)", name);
     json_int_t amount = json_integer_value(value);
     if (amount <= 0)
-        return fail(error, error_size, "\"%s\" must be positive, not %" JSON_INTEGER_FORMAT, name,
-                    amount);
+        return kci_ledger_fail(error, error_size, KC_ERR_PARSE,
+                               "\"%s\" must be positive, not %" JSON_INTEGER_FORMAT, name, amount);
     if ((uint64_t)amount > KCI_LEDGER_AMOUNT_MAX)
-        return fail(error, error_size, "\"%s\" %" JSON_INTEGER_FORMAT " is above %" PRIu64, name,
-                    amount, KCI_LEDGER_AMOUNT_MAX);
+        return kci_ledger_fail(error, error_size, KC_ERR_PARSE,
+                               "\"%s\" %" JSON_INTEGER_FORMAT " is above %" PRIu64, name, amount,
+                               KCI_LEDGER_AMOUNT_MAX);
     *out = (uint64_t)amount;
     return KC_OK;
 }
@@ -273,10 +276,12 @@ static kc_err get_time(int64_t *out, json_t *object, const char *name, bool requ
 {
     json_t *value = json_object_get(object, name);
     if (value == NULL && !required) return KC_OK;
-    if (value == NULL) return fail(error, error_size, "\"%s\" is missing", name);
+    if (value == NULL)
+        return kci_ledger_fail(error, error_size, KC_ERR_PARSE, "\"%s\" is missing", name);
     json_int_t time_ms = json_integer_value(value);
     if (!json_is_integer(value) || time_ms < 0 || time_ms > KCI_LEDGER_TIME_MS_MAX)
-        return fail(error, error_size, "\"%s\" must be a Unix time in ms", name);
+        return kci_ledger_fail(error, error_size, KC_ERR_PARSE, "\"%s\" must be a Unix time in ms",
+                               name);
     *out = (int64_t)time_ms;
     return KC_OK;
 }
@@ -285,9 +290,10 @@ static kc_err get_id(uint8_t id[KCI_LEDGER_ID_BYTES], json_t *object, const char
                      size_t error_size)
 {
     json_t *value = json_object_get(object, name);
-    if (value == NULL) return fail(error, error_size, "\"%s\" is missing", name);
+    if (value == NULL)
+        return kci_ledger_fail(error, error_size, KC_ERR_PARSE, "\"%s\" is missing", name);
     if (!kci_ledger_id_parse(id, json_string_value(value)))
-        return fail(error, error_size, "\"%s\" must be a UUID", name);
+        return kci_ledger_fail(error, error_size, KC_ERR_PARSE, "\"%s\" must be a UUID", name);
     return KC_OK;
 }
 
@@ -295,10 +301,12 @@ static kc_err get_address(uint8_t address[KCI_LEDGER_KEY_BYTES], json_t *object,
                           char *error, size_t error_size)
 {
     json_t *value = json_object_get(object, name);
-    if (value == NULL) return fail(error, error_size, "\"%s\" is missing", name);
+    if (value == NULL)
+        return kci_ledger_fail(error, error_size, KC_ERR_PARSE, "\"%s\" is missing", name);
     if (!kci_ledger_address_parse(address, json_string_value(value)))
-        return fail(error, error_size, "\"%s\" must be a wallet address (%d hex digits)", name,
-                    KCI_LEDGER_ADDRESS_TEXT_BYTES);
+        return kci_ledger_fail(error, error_size, KC_ERR_PARSE,
+                               "\"%s\" must be a wallet address (%d hex digits)", name,
+                               KCI_LEDGER_ADDRESS_TEXT_BYTES);
     return KC_OK;
 }
 
@@ -309,25 +317,29 @@ static kc_err get_denominations(uint64_t **out, uint32_t *count, uint64_t *sum, 
     json_t *list = json_object_get(object, "denominations");
     size_t size = json_array_size(list);
     if (!json_is_array(list) || size == 0)
-        return fail(error, error_size, "\"denominations\" must be a non-empty array of integers");
+        return kci_ledger_fail(error, error_size, KC_ERR_PARSE,
+                               "\"denominations\" must be a non-empty array of integers");
     if (size > KCI_LEDGER_DENOMINATIONS_MAX)
-        return fail(error, error_size, "%zu denominations: at most %d in one request", size,
-                    KCI_LEDGER_DENOMINATIONS_MAX);
+        return kci_ledger_fail(error, error_size, KC_ERR_PARSE,
+                               "%zu denominations: at most %d in one request", size,
+                               KCI_LEDGER_DENOMINATIONS_MAX);
     *out = calloc(size, sizeof **out);
-    if (*out == NULL) return fail(error, error_size, "out of memory");
+    if (*out == NULL) return kci_ledger_fail(error, error_size, KC_ERR_PARSE, "out of memory");
     *count = (uint32_t)size;
     *sum = 0;
     for (size_t index = 0; index < size; index++) {
         json_int_t value = json_integer_value(json_array_get(list, index));
         if (!json_is_integer(json_array_get(list, index)) || value <= 0 ||
             (uint64_t)value > KCI_LEDGER_AMOUNT_MAX)
-            return fail(error, error_size, "denomination %zu must be an integer in 1..%" PRIu64,
-                        index, KCI_LEDGER_AMOUNT_MAX);
+            return kci_ledger_fail(error, error_size, KC_ERR_PARSE,
+                                   "denomination %zu must be an integer in 1..%" PRIu64, index,
+                                   KCI_LEDGER_AMOUNT_MAX);
         (*out)[index] = (uint64_t)value;
         *sum += (uint64_t)value; /* both <= 2^53: cannot wrap */
         if (*sum > KCI_LEDGER_AMOUNT_MAX)
-            return fail(error, error_size, "the denominations add up to more than %" PRIu64,
-                        KCI_LEDGER_AMOUNT_MAX);
+            return kci_ledger_fail(error, error_size, KC_ERR_PARSE,
+                                   "the denominations add up to more than %" PRIu64,
+                                   KCI_LEDGER_AMOUNT_MAX);
     }
     return KC_OK;
 }
@@ -338,19 +350,23 @@ static kc_err get_coins(kci_ledger_transfer *transfer, json_t *object, char *err
     json_t *list = json_object_get(object, "coins");
     size_t size = json_array_size(list);
     if (!json_is_array(list) || size == 0)
-        return fail(error, error_size, "\"coins\" must be a non-empty array of coin ids");
+        return kci_ledger_fail(error, error_size, KC_ERR_PARSE,
+                               "\"coins\" must be a non-empty array of coin ids");
     if (size > KCI_LEDGER_COINS_PER_TRANSFER_MAX)
-        return fail(error, error_size, "%zu coins: at most %d in one transfer", size,
-                    KCI_LEDGER_COINS_PER_TRANSFER_MAX);
+        return kci_ledger_fail(error, error_size, KC_ERR_PARSE,
+                               "%zu coins: at most %d in one transfer", size,
+                               KCI_LEDGER_COINS_PER_TRANSFER_MAX);
     transfer->coins = calloc(size, sizeof *transfer->coins);
-    if (transfer->coins == NULL) return fail(error, error_size, "out of memory");
+    if (transfer->coins == NULL)
+        return kci_ledger_fail(error, error_size, KC_ERR_PARSE, "out of memory");
     transfer->coin_count = (uint32_t)size;
     for (size_t index = 0; index < size; index++)
         if (!kci_ledger_id_parse(transfer->coins[index].id,
                                  json_string_value(json_array_get(list, index))))
-            return fail(error, error_size, "coin %zu is not a UUID", index);
+            return kci_ledger_fail(error, error_size, KC_ERR_PARSE, "coin %zu is not a UUID",
+                                   index);
     if (!kci_ledger_coins_sort(transfer->coins, transfer->coin_count))
-        return fail(error, error_size, "a coin is listed twice");
+        return kci_ledger_fail(error, error_size, KC_ERR_PARSE, "a coin is listed twice");
     return KC_OK;
 }
 
@@ -370,10 +386,12 @@ static kc_err parse_transfer(kci_ledger_transfer *out, json_t *object, kci_ledge
     if (err == KC_OK && kind == KCI_LEDGER_KIND_TRANSFER)
         err = get_address(out->to, object, "to", error, error_size);
     if (err == KC_OK && kind == KCI_LEDGER_KIND_EXCHANGE && json_object_get(object, "to"))
-        err = fail(error, error_size, "an exchange has no \"to\": the mint is the payee");
+        err = kci_ledger_fail(error, error_size, KC_ERR_PARSE,
+                              "an exchange has no \"to\": the mint is the payee");
     if (err == KC_OK && kind == KCI_LEDGER_KIND_TRANSFER &&
         memcmp(out->from, out->to, KCI_LEDGER_KEY_BYTES) == 0)
-        err = fail(error, error_size, "\"from\" and \"to\" are the same wallet");
+        err = kci_ledger_fail(error, error_size, KC_ERR_PARSE,
+                              "\"from\" and \"to\" are the same wallet");
     if (err == KC_OK) err = get_coins(out, object, error, error_size);
     if (err == KC_OK) err = get_amount(&out->amount, object, "amount", true, error, error_size);
     if (err == KC_OK) err = get_time(&out->time_ms, object, "time_ms", true, error, error_size);
@@ -381,18 +399,21 @@ static kc_err parse_transfer(kci_ledger_transfer *out, json_t *object, kci_ledge
     const char *text = json_string_value(signature);
     if (err == KC_OK && !kci_ledger_unhex(out->signature, KCI_LEDGER_SIGNATURE_BYTES, text,
                                           text != NULL ? strlen(text) : 0))
-        err = fail(error, error_size, "\"signature\" must be %d hex digits",
-                   KCI_LEDGER_SIGNATURE_TEXT_BYTES);
+        err =
+            kci_ledger_fail(error, error_size, KC_ERR_PARSE, "\"signature\" must be %d hex digits",
+                            KCI_LEDGER_SIGNATURE_TEXT_BYTES);
     uint64_t sum = 0;
     if (err == KC_OK && kind == KCI_LEDGER_KIND_EXCHANGE) {
         err = get_denominations(&out->denominations, &out->denomination_count, &sum, object, error,
                                 error_size);
         if (err == KC_OK && sum != out->amount)
-            err = fail(error, error_size,
-                       "the denominations asked add up to %" PRIu64 ", not the amount %" PRIu64,
-                       sum, out->amount);
+            err = kci_ledger_fail(error, error_size, KC_ERR_PARSE,
+                                  "the denominations asked add up to %" PRIu64
+                                  ", not the amount %" PRIu64,
+                                  sum, out->amount);
     } else if (err == KC_OK && json_object_get(object, "denominations") != NULL) {
-        err = fail(error, error_size, "a transfer has no \"denominations\"");
+        err =
+            kci_ledger_fail(error, error_size, KC_ERR_PARSE, "a transfer has no \"denominations\"");
     }
     return err;
 }
@@ -404,19 +425,23 @@ static kc_err parse_transfers(kci_ledger_request *out, json_t *root, char *error
     json_t *list = json_object_get(root, "transfers");
     size_t size = json_array_size(list);
     if (err == KC_OK && (!json_is_array(list) || size == 0))
-        return fail(error, error_size, "\"transfers\" must be a non-empty array");
+        return kci_ledger_fail(error, error_size, KC_ERR_PARSE,
+                               "\"transfers\" must be a non-empty array");
     if (err == KC_OK && size > KCI_LEDGER_BATCH_MAX)
-        return fail(error, error_size, "%zu transfers: at most %d in one batch", size,
-                    KCI_LEDGER_BATCH_MAX);
+        return kci_ledger_fail(error, error_size, KC_ERR_PARSE,
+                               "%zu transfers: at most %d in one batch", size,
+                               KCI_LEDGER_BATCH_MAX);
     if (err != KC_OK) return err;
     out->transfers = calloc(size, sizeof *out->transfers);
-    if (out->transfers == NULL) return fail(error, error_size, "out of memory");
+    if (out->transfers == NULL)
+        return kci_ledger_fail(error, error_size, KC_ERR_PARSE, "out of memory");
     for (size_t index = 0; index < size && err == KC_OK; index++) {
         out->transfer_count = (uint32_t)index + 1;
         char inner[KCI_LEDGER_ERROR_BYTES_MAX];
         err = parse_transfer(&out->transfers[index], json_array_get(list, index),
                              KCI_LEDGER_KIND_TRANSFER, inner, sizeof inner);
-        if (err != KC_OK) fail(error, error_size, "transfer %zu: %s", index, inner);
+        if (err != KC_OK)
+            kci_ledger_fail(error, error_size, KC_ERR_PARSE, "transfer %zu: %s", index, inner);
     }
     return err;
 }
@@ -439,23 +464,28 @@ static kc_err parse_mint(kci_ledger_request *out, json_t *root, char *error, siz
     json_t *grants = json_object_get(root, "grants");
     if (grants == NULL) {
         out->grants = calloc(1, sizeof *out->grants);
-        if (out->grants == NULL) return fail(error, error_size, "out of memory");
+        if (out->grants == NULL)
+            return kci_ledger_fail(error, error_size, KC_ERR_PARSE, "out of memory");
         out->grant_count = 1;
         return parse_grant(&out->grants[0], root, error, error_size);
     }
     if (json_object_size(root) != 1 || !json_is_array(grants) || json_array_size(grants) == 0)
-        return fail(error, error_size, "expected {\"to\",\"denominations\"} or {\"grants\":[...]}");
+        return kci_ledger_fail(error, error_size, KC_ERR_PARSE,
+                               "expected {\"to\",\"denominations\"} or {\"grants\":[...]}");
     if (json_array_size(grants) > KCI_LEDGER_GRANTS_MAX)
-        return fail(error, error_size, "at most %d grants in one mint", KCI_LEDGER_GRANTS_MAX);
+        return kci_ledger_fail(error, error_size, KC_ERR_PARSE, "at most %d grants in one mint",
+                               KCI_LEDGER_GRANTS_MAX);
     size_t size = json_array_size(grants);
     out->grants = calloc(size, sizeof *out->grants);
-    if (out->grants == NULL) return fail(error, error_size, "out of memory");
+    if (out->grants == NULL)
+        return kci_ledger_fail(error, error_size, KC_ERR_PARSE, "out of memory");
     kc_err err = KC_OK;
     for (size_t index = 0; index < size && err == KC_OK; index++) {
         out->grant_count = (uint32_t)index + 1;
         char inner[KCI_LEDGER_ERROR_BYTES_MAX];
         err = parse_grant(&out->grants[index], json_array_get(grants, index), inner, sizeof inner);
-        if (err != KC_OK) fail(error, error_size, "grant %zu: %s", index, inner);
+        if (err != KC_OK)
+            kci_ledger_fail(error, error_size, KC_ERR_PARSE, "grant %zu: %s", index, inner);
     }
     return err;
 }
@@ -467,7 +497,8 @@ static kc_err get_limit(uint32_t *out, json_t *root, char *error, size_t error_s
     if (value == NULL) return KC_OK;
     json_int_t limit = json_integer_value(value);
     if (!json_is_integer(value) || limit < 1)
-        return fail(error, error_size, "\"limit\" must be a positive integer");
+        return kci_ledger_fail(error, error_size, KC_ERR_PARSE,
+                               "\"limit\" must be a positive integer");
     *out = limit > KCI_LEDGER_PAGE_MAX ? KCI_LEDGER_PAGE_MAX : (uint32_t)limit;
     return KC_OK;
 }
@@ -484,7 +515,8 @@ static kc_err parse_history(kci_ledger_request *out, json_t *root, char *error, 
     char *end = NULL;
     unsigned long long sequence = text != NULL ? strtoull(text, &end, 10) : 0;
     if (text == NULL || text[0] < '0' || text[0] > '9' || *end != '\0' || sequence == ULLONG_MAX)
-        return fail(error, error_size, "\"after\" must be a cursor from a previous page");
+        return kci_ledger_fail(error, error_size, KC_ERR_PARSE,
+                               "\"after\" must be a cursor from a previous page");
     out->has_after = true;
     out->after_sequence = sequence;
     return KC_OK;
@@ -533,7 +565,8 @@ static kc_err parse_root(kci_ledger_request *out, json_t *root, char *error, siz
     case KCI_LEDGER_OP_TRANSFER:
     case KCI_LEDGER_OP_EXCHANGE:
         out->transfers = calloc(1, sizeof *out->transfers);
-        if (out->transfers == NULL) return fail(error, error_size, "out of memory");
+        if (out->transfers == NULL)
+            return kci_ledger_fail(error, error_size, KC_ERR_PARSE, "out of memory");
         out->transfer_count = 1;
         return parse_transfer(out->transfers, root,
                               out->operation == KCI_LEDGER_OP_TRANSFER ? KCI_LEDGER_KIND_TRANSFER
@@ -551,7 +584,7 @@ static kc_err parse_root(kci_ledger_request *out, json_t *root, char *error, siz
     case KCI_LEDGER_OP_PAYMENT: return parse_payment(out, root, error, error_size);
     case KCI_LEDGER_OP_UNKNOWN: break;
     }
-    return fail(error, error_size, "unknown operation");
+    return kci_ledger_fail(error, error_size, KC_ERR_PARSE, "unknown operation");
 }
 
 kc_err kci_ledger_request_parse(kci_ledger_request *out, kci_ledger_operation operation,
@@ -570,9 +603,11 @@ kc_err kci_ledger_request_parse(kci_ledger_request *out, kci_ledger_operation op
     json_t *root = body_length == 0
                        ? json_object()
                        : json_loadb(body, body_length, JSON_REJECT_DUPLICATES, &json_error);
-    if (root == NULL) return fail(error, error_size, "bad JSON: %s", json_error.text);
+    if (root == NULL)
+        return kci_ledger_fail(error, error_size, KC_ERR_PARSE, "bad JSON: %s", json_error.text);
     kc_err err = json_is_object(root) ? parse_root(out, root, error, error_size)
-                                      : fail(error, error_size, "the body must be a JSON object");
+                                      : kci_ledger_fail(error, error_size, KC_ERR_PARSE,
+                                                        "the body must be a JSON object");
     json_decref(root);
     if (err != KC_OK) kci_ledger_request_free(out);
     return err;

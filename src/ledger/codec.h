@@ -115,6 +115,12 @@ typedef enum kci_ledger_operation {
     KCI_LEDGER_OP_TRANSFER_GET,
 } kci_ledger_operation;
 
+/* Formats a failure's text into error (error_size bytes) and returns err:
+ * the one helper for the ledger's functions that report into their
+ * caller's buffer (the request parser, the key files). */
+kc_err kci_ledger_fail(char *error, size_t error_size, kc_err err, const char *format, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* The operation a subject names ("kc.ledger.transfer.batch" ...). */
 kci_ledger_operation kci_ledger_operation_from_subject(const char *subject);
 const char *kci_ledger_operation_name(kci_ledger_operation operation);

@@ -57,64 +57,51 @@ static uint32_t page_items(size_t bytes_max, size_t item_bytes, uint32_t limit)
     return fit < limit ? (uint32_t)fit : limit;
 }
 
-json_t *kci_ledger_query_balance(MDB_txn *txn, const kci_ledger_store *store,
-                                 const kci_ledger_request *request, kci_ledger_outcome *outcome)
+json_t *kci_ledger_query_balance(kci_ledger_read *read, const kci_ledger_request *request,
+                                 kci_ledger_outcome *outcome)
 {
     (void)outcome;
-    MDB_cursor *cursor = NULL;
     size_t coin_count = 0;
-    MDB_val key = {.mv_size = KCI_LEDGER_KEY_BYTES, .mv_data = (void *)request->wallet}, value;
-    if (mdb_cursor_open(txn, store->owned, &cursor) == 0 &&
-        mdb_cursor_get(cursor, &key, &value, MDB_SET) == 0)
-        mdb_cursor_count(cursor, &coin_count);
-    if (cursor != NULL) mdb_cursor_close(cursor);
+    (void)kci_ledger_wallet_coin_count(read, request->wallet, &coin_count); /* 0 if unreadable */
     return json_pack("{s:o, s:I, s:I, s:s}", "wallet", kci_ledger_address_json(request->wallet),
-                     "balance", (json_int_t)kci_ledger_balance_get(txn, store, request->wallet),
-                     "coins", (json_int_t)coin_count, "mint", store->mint_address);
+                     "balance", (json_int_t)kci_ledger_balance_get(read, request->wallet), "coins",
+                     (json_int_t)coin_count, "mint",
+                     kci_ledger_store_mint_address(kci_ledger_read_store(read)));
 }
 
 /* The wallet's coins in id order, from after request->after. */
-json_t *kci_ledger_query_coins(MDB_txn *txn, const kci_ledger_store *store,
-                               const kci_ledger_request *request, size_t bytes_max,
-                               kci_ledger_outcome *outcome)
+json_t *kci_ledger_query_coins(kci_ledger_read *read, const kci_ledger_request *request,
+                               size_t bytes_max, kci_ledger_outcome *outcome)
 {
     (void)outcome;
     uint32_t limit = page_items(bytes_max, COIN_JSON_BYTES_MAX, request->limit);
     json_t *coins = json_array();
-    MDB_cursor *cursor = NULL;
-    MDB_val key = {.mv_size = KCI_LEDGER_KEY_BYTES, .mv_data = (void *)request->wallet};
-    MDB_val value = {.mv_size = KCI_LEDGER_ID_BYTES, .mv_data = (void *)request->after};
-    int rc = mdb_cursor_open(txn, store->owned, &cursor);
-    if (rc == 0)
-        rc = mdb_cursor_get(cursor, &key, &value,
-                            request->has_after ? MDB_GET_BOTH_RANGE : MDB_SET_KEY);
-    /* GET_BOTH_RANGE lands on the first coin >= after: skip after itself. */
-    if (rc == 0 && request->has_after &&
-        memcmp(value.mv_data, request->after, KCI_LEDGER_ID_BYTES) == 0)
-        rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT_DUP);
+    kci_ledger_cursor *cursor = NULL;
+    kc_err err = kci_ledger_wallet_coins_open(&cursor, read, request->wallet,
+                                              request->has_after ? request->after : NULL);
     bool more = false;
-    while (rc == 0 && coins != NULL) {
+    kci_ledger_coin coin = {0};
+    while (err == KC_OK && coins != NULL &&
+           (err = kci_ledger_wallet_coins_next(cursor, coin.id)) == KC_OK) {
         if (json_array_size(coins) == limit) {
             more = true;
             break;
         }
         kci_ledger_coin_record record;
-        kci_ledger_coin coin = {0};
-        memcpy(coin.id, value.mv_data, KCI_LEDGER_ID_BYTES);
-        if (kci_ledger_coin_get(txn, store, coin.id, &record) == 0)
+        coin.denomination = 0;
+        if (kci_ledger_coin_get(read, coin.id, &record) == KC_OK)
             coin.denomination = record.denomination;
         json_t *one = kci_ledger_coins_json(&coin, 1);
         json_array_extend(coins, one);
         json_decref(one);
-        rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT_DUP);
     }
-    if (cursor != NULL) mdb_cursor_close(cursor);
+    kci_ledger_cursor_close(cursor);
     json_t *last = json_array_get(coins, json_array_size(coins) - 1);
     json_t *next = more ? json_incref(json_object_get(last, "id")) : json_null();
-    return json_pack("{s:o, s:I, s:o, s:o, s:s}", "wallet",
-                     kci_ledger_address_json(request->wallet), "balance",
-                     (json_int_t)kci_ledger_balance_get(txn, store, request->wallet), "coins",
-                     coins, "next", next, "mint", store->mint_address);
+    return json_pack(
+        "{s:o, s:I, s:o, s:o, s:s}", "wallet", kci_ledger_address_json(request->wallet), "balance",
+        (json_int_t)kci_ledger_balance_get(read, request->wallet), "coins", coins, "next", next,
+        "mint", kci_ledger_store_mint_address(kci_ledger_read_store(read)));
 }
 
 static const char *state_name(uint8_t state)
@@ -150,26 +137,24 @@ static json_t *hop_json(const kci_ledger_transfer *transfer, const char *paid_re
     return hop;
 }
 
-json_t *kci_ledger_query_trail(MDB_txn *txn, const kci_ledger_store *store,
-                               const kci_ledger_request *request, kci_ledger_outcome *outcome)
+json_t *kci_ledger_query_trail(kci_ledger_read *read, const kci_ledger_request *request,
+                               kci_ledger_outcome *outcome)
 {
     kci_ledger_coin_record record;
     char coin_text[37];
     kci_ledger_id_text(coin_text, request->coin);
-    int rc = kci_ledger_coin_get(txn, store, request->coin, &record);
-    if (rc == MDB_NOTFOUND) {
-        kci_ledger_outcome_fail(outcome, KCI_LEDGER_CODE_NOT_FOUND, "unknown coin %s", coin_text);
+    kc_err err = kci_ledger_coin_get(read, request->coin, &record);
+    if (err == KC_ERR_NOT_FOUND) {
+        kci_ledger_refuse_with(outcome, KCI_LEDGER_COIN_UNKNOWN, "unknown coin %s", coin_text);
         return NULL;
     }
-    if (rc != 0) return NULL;
+    if (err != KC_OK) return NULL;
     json_t *hops = json_array();
     for (uint32_t hop = 0; hops != NULL && hop < record.hop_count && hop < TRAIL_HOPS_MAX; hop++) {
-        uint8_t key_bytes[KCI_LEDGER_ID_BYTES + 4];
-        kci_ledger_trail_key(key_bytes, request->coin, hop);
-        MDB_val key = {.mv_size = sizeof key_bytes, .mv_data = key_bytes}, value;
+        uint8_t transfer_id[KCI_LEDGER_ID_BYTES];
         kci_ledger_transfer transfer;
-        if (mdb_get(txn, store->trail, &key, &value) != 0 || value.mv_size != KCI_LEDGER_ID_BYTES ||
-            kci_ledger_transfer_get(txn, store, value.mv_data, &transfer, NULL) != 0)
+        if (kci_ledger_trail_hop(read, request->coin, hop, transfer_id) != KC_OK ||
+            kci_ledger_transfer_get(read, transfer_id, &transfer, NULL) != KC_OK)
             break; /* reaped */
         json_array_append_new(hops, hop_json(&transfer, NULL));
         kci_ledger_transfer_free(&transfer);
@@ -179,56 +164,52 @@ json_t *kci_ledger_query_trail(MDB_txn *txn, const kci_ledger_store *store,
         (json_int_t)record.denomination, "state", state_name(record.state), "owner",
         record.state == KCI_LEDGER_COIN_LIVE ? kci_ledger_address_json(record.owner) : json_null(),
         "last_transfer", kci_ledger_id_json(record.last_transfer), "hop_count",
-        (json_int_t)record.hop_count, "mint", store->mint_address, "hops", hops);
+        (json_int_t)record.hop_count, "mint",
+        kci_ledger_store_mint_address(kci_ledger_read_store(read)), "hops", hops);
     return reply;
 }
 
-json_t *kci_ledger_query_transfer(MDB_txn *txn, const kci_ledger_store *store,
-                                  const kci_ledger_request *request, kci_ledger_outcome *outcome)
+json_t *kci_ledger_query_transfer(kci_ledger_read *read, const kci_ledger_request *request,
+                                  kci_ledger_outcome *outcome)
 {
     kci_ledger_transfer transfer;
     char paid_request[37] = {0};
-    int rc = kci_ledger_transfer_get(txn, store, request->transfer, &transfer, paid_request);
-    if (rc == MDB_NOTFOUND) {
+    kc_err err = kci_ledger_transfer_get(read, request->transfer, &transfer, paid_request);
+    if (err == KC_ERR_NOT_FOUND) {
         char id[37];
         kci_ledger_id_text(id, request->transfer);
-        kci_ledger_outcome_fail(outcome, KCI_LEDGER_CODE_NOT_FOUND, "unknown transfer %s", id);
+        kci_ledger_refuse_with(outcome, KCI_LEDGER_TRANSFER_UNKNOWN, "unknown transfer %s", id);
         return NULL;
     }
-    if (rc != 0) return NULL;
+    if (err != KC_OK) return NULL;
     json_t *reply = hop_json(&transfer, paid_request);
     kci_ledger_transfer_free(&transfer);
     return reply;
 }
 
 /* The contract with the economics tools (docs/ledger.md, "history"). */
-json_t *kci_ledger_query_history(MDB_txn *txn, const kci_ledger_store *store,
-                                 const kci_ledger_request *request, size_t bytes_max,
-                                 kci_ledger_outcome *outcome)
+json_t *kci_ledger_query_history(kci_ledger_read *read, const kci_ledger_request *request,
+                                 size_t bytes_max, kci_ledger_outcome *outcome)
 {
     (void)outcome;
     uint32_t limit = page_items(bytes_max, EDGE_JSON_BYTES_MAX, request->limit);
     json_t *edges = json_array();
-    MDB_cursor *cursor = NULL;
-    uint8_t start[8];
-    kci_ledger_sequence_key(start, request->has_after ? request->after_sequence + 1 : 0);
-    MDB_val key = {.mv_size = sizeof start, .mv_data = start}, value;
-    int rc = mdb_cursor_open(txn, store->history, &cursor);
-    if (rc == 0 && (!request->has_after || request->after_sequence < UINT64_MAX))
-        rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE);
-    else
-        rc = MDB_NOTFOUND;
-    uint64_t last_sequence = 0;
+    kci_ledger_cursor *cursor = NULL;
+    kc_err err = KC_ERR_NOT_FOUND; /* after the last possible sequence: nothing */
+    if (!request->has_after || request->after_sequence < UINT64_MAX)
+        err = kci_ledger_history_open(&cursor, read,
+                                      request->has_after ? request->after_sequence + 1 : 0);
+    uint64_t last_sequence = 0, sequence = 0;
     bool more = false;
-    for (; rc == 0 && edges != NULL; rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)) {
-        kci_ledger_edge edge;
-        if (key.mv_size != 8 || value.mv_size != sizeof edge) continue;
+    kci_ledger_edge edge;
+    while ((err == KC_OK || err == KC_ERR_CORRUPT) && edges != NULL) {
+        err = kci_ledger_history_next(cursor, &sequence, &edge);
+        if (err != KC_OK) continue; /* an unreadable edge is skipped; the end stops */
         if (json_array_size(edges) == limit) {
             more = true;
             break;
         }
-        memcpy(&edge, value.mv_data, sizeof edge);
-        last_sequence = kci_ledger_sequence_from_key(key.mv_data);
+        last_sequence = sequence;
         if (edge.time_ms < request->since_ms) continue;
         static const uint8_t zero[KCI_LEDGER_KEY_BYTES] = {0};
         json_t *from = memcmp(edge.from, zero, sizeof zero) == 0
@@ -240,7 +221,7 @@ json_t *kci_ledger_query_history(MDB_txn *txn, const kci_ledger_store *store,
                                                (json_int_t)edge.time_ms, "transfer",
                                                kci_ledger_id_json(edge.transfer)));
     }
-    if (cursor != NULL) mdb_cursor_close(cursor);
+    kci_ledger_cursor_close(cursor);
     char cursor_text[24];
     snprintf(cursor_text, sizeof cursor_text, "%" PRIu64, last_sequence);
     return json_pack("{s:o, s:o}", "edges", edges, "next",

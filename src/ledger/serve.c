@@ -10,7 +10,8 @@
  * LMDB write transaction, commits (LMDB syncs), then replies: a request is
  * acknowledged only once its effect is on disk. If the commit fails,
  * nothing of the batch happened and every job in it is answered 500 (or
- * 507 when the map is full).
+ * 507 when the map is full). The store (store.h) is the only way to LMDB:
+ * this file sees read snapshots, batches and kc_err.
  *
  * Replies carry the KingCobra headers (Kc-Reply-To the request's Kc-Id) and,
  * for an error, Kc-Error "<code> <message>" with the same in the JSON body. */
@@ -133,77 +134,58 @@ static void reply_json(kci_ledger *ledger, natsMsg *request, const kci_kc_header
 static void reply_error(kci_ledger *ledger, natsMsg *request, const kci_kc_headers *headers,
                         const kci_ledger_outcome *outcome)
 {
-    assert(outcome->code > 0);
-    json_t *body = json_pack("{s:s, s:i}", "error", outcome->message, "code", outcome->code);
+    int code = kci_ledger_result_code(outcome->result);
+    assert(code > 0);
+    json_t *body = json_pack("{s:s, s:i}", "error", outcome->message, "code", code);
     char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
-    publish(ledger, request, headers, outcome->code, outcome->message, text != NULL ? text : "{}");
+    publish(ledger, request, headers, code, outcome->message, text != NULL ? text : "{}");
     free(text);
 }
 
 /* ---- the writer ------------------------------------------------------------------ */
 
-static int apply_mint(kci_ledger_batch *batch, job *work)
-{
-    int rc = 0;
-    for (uint32_t index = 0; rc == 0 && index < work->request.grant_count; index++) {
-        rc = kci_ledger_apply_issue(batch, &work->request.grants[index], work->issue_ids[index],
-                                    work->issued[index], &work->outcomes[0]);
-        if (work->outcomes[0].code != 0) break; /* apply_job undoes the earlier grants */
-    }
-    return rc;
-}
-
-/* Applies one job inside the batch. A mint is all grants or none, and a
- * grant can be refused after earlier ones were written (the supply bound),
- * so a mint runs in a nested transaction it can abort alone; mints are rare
- * enough for the cost. Transfers and exchanges check before they write. */
-static int apply_job(kci_ledger_batch *batch, job *work)
+/* Applies one job inside the batch. A mint is all grants or none (the
+ * store nests it); transfers and exchanges check before they write; one
+ * refused in a worker (its outcome set) is skipped. */
+static kc_err apply_job(kci_ledger_batch *batch, job *work)
 {
     kci_ledger_request *request = &work->request;
+    assert(work->outcomes != NULL && work->issue_ids != NULL && work->issued != NULL);
+    assert(request->operation != KCI_LEDGER_OP_MINT || work->issue_count == request->grant_count);
     switch (request->operation) {
-    case KCI_LEDGER_OP_MINT: {
-        MDB_txn *parent = batch->txn, *child = NULL;
-        uint64_t history = batch->history_next, supply = batch->supply_total;
-        int rc = mdb_txn_begin(batch->store->env, parent, 0, &child);
-        if (rc != 0) return rc;
-        batch->txn = child;
-        rc = apply_mint(batch, work);
-        batch->txn = parent;
-        if (rc == 0 && work->outcomes[0].code == 0) return mdb_txn_commit(child);
-        mdb_txn_abort(child);
-        batch->history_next = history;
-        batch->supply_total = supply;
-        return rc;
-    }
+    case KCI_LEDGER_OP_MINT:
+        return kci_ledger_apply_mint(batch, request->grants, request->grant_count, work->issue_ids,
+                                     work->issued, &work->outcomes[0]);
     case KCI_LEDGER_OP_TRANSFER:
     case KCI_LEDGER_OP_TRANSFER_BATCH: {
-        int rc = 0;
-        for (uint32_t index = 0; rc == 0 && index < request->transfer_count; index++)
-            if (work->outcomes[index].code == 0)
-                rc = kci_ledger_apply_transfer(batch, &request->transfers[index],
-                                               &work->outcomes[index]);
-        return rc;
+        kc_err err = KC_OK;
+        for (uint32_t index = 0; err == KC_OK && index < request->transfer_count; index++)
+            if (work->outcomes[index].result == KCI_LEDGER_OK)
+                err = kci_ledger_apply_transfer(batch, &request->transfers[index],
+                                                &work->outcomes[index]);
+        return err;
     }
     case KCI_LEDGER_OP_EXCHANGE:
-        if (work->outcomes[0].code != 0) return 0;
+        if (work->outcomes[0].result != KCI_LEDGER_OK) return KC_OK;
         return kci_ledger_apply_exchange(batch, &request->transfers[0], work->issue_ids[0],
                                          work->issued[0], &work->outcomes[0]);
     case KCI_LEDGER_OP_PAYMENT:
         return kci_ledger_apply_payment(batch, request->transfer, request->payee,
                                         request->min_amount, request->request_id,
                                         &work->outcomes[0]);
-    default: assert(false); return EINVAL;
+    default: assert(false); return KC_ERR_INVALID_ARGUMENT;
     }
 }
 
 static json_t *transfer_result(const kci_ledger_transfer *transfer,
                                const kci_ledger_outcome *outcome)
 {
-    json_t *result = json_pack("{s:o, s:b}", "transfer", kci_ledger_id_json(transfer->id), "ok",
-                               outcome->code == 0);
-    if (outcome->code != 0) {
-        json_object_set_new(result, "code", json_integer(outcome->code));
+    bool ok = outcome->result == KCI_LEDGER_OK;
+    json_t *result =
+        json_pack("{s:o, s:b}", "transfer", kci_ledger_id_json(transfer->id), "ok", ok);
+    if (!ok) {
+        json_object_set_new(result, "code", json_integer(kci_ledger_result_code(outcome->result)));
         json_object_set_new(result, "error", json_string(outcome->message));
     } else if (outcome->replayed) {
         json_object_set_new(result, "replayed", json_true());
@@ -226,7 +208,7 @@ static void reply_job(kci_ledger *ledger, job *work)
         json_t *results = json_array();
         uint32_t applied = 0;
         for (uint32_t index = 0; index < request->transfer_count; index++) {
-            applied += work->outcomes[index].code == 0;
+            applied += work->outcomes[index].result == KCI_LEDGER_OK;
             json_array_append_new(
                 results, transfer_result(&request->transfers[index], &work->outcomes[index]));
         }
@@ -235,7 +217,7 @@ static void reply_job(kci_ledger *ledger, job *work)
                              "refused", (json_int_t)(request->transfer_count - applied)));
         return;
     }
-    if (work->outcomes[0].code != 0) {
+    if (work->outcomes[0].result != KCI_LEDGER_OK) {
         reply_error(ledger, work->message, &work->headers, &work->outcomes[0]);
         return;
     }
@@ -291,25 +273,28 @@ static void job_free(kci_ledger *ledger, job *work)
 /* Applies jobs (a list) in one transaction and answers each. */
 static void write_batch(kci_ledger *ledger, job *jobs)
 {
-    kci_ledger_batch batch;
-    int rc = kci_ledger_batch_begin(&batch, ledger->store);
-    for (job *work = jobs; rc == 0 && work != NULL; work = work->next)
-        rc = apply_job(&batch, work);
-    if (rc == 0)
-        rc = kci_ledger_batch_commit(&batch);
+    assert(jobs != NULL);
+    kci_ledger_batch *batch = NULL;
+    kc_err err = kci_ledger_batch_begin(&batch, ledger->store);
+    for (job *work = jobs; err == KC_OK && work != NULL; work = work->next)
+        err = apply_job(batch, work);
+    if (err == KC_OK)
+        err = kci_ledger_batch_commit(batch);
     else
-        kci_ledger_batch_abort(&batch);
-    if (rc != 0)
-        kci_error("ledger: a batch failed and was not applied: %s", kci_ledger_rc_text(rc));
+        kci_ledger_batch_abort(batch);
+    char detail[KCI_LEDGER_ERROR_BYTES_MAX] = "";
+    if (err != KC_OK) {
+        snprintf(detail, sizeof detail, "%s", kc_last_error());
+        kci_error("ledger: a batch failed and was not applied: %s", detail);
+    }
     for (job *work = jobs, *next; work != NULL; work = next) {
         next = work->next;
-        if (rc != 0) {
+        if (err != KC_OK) {
             /* Nothing of the batch is on disk: every request in it failed. */
             kci_ledger_outcome failed = {0};
-            kci_ledger_outcome_fail(
-                &failed, rc == MDB_MAP_FULL ? KCI_LEDGER_CODE_FULL : KCI_LEDGER_CODE_INTERNAL,
-                "the ledger could not store this (nothing was applied): %s",
-                kci_ledger_rc_text(rc));
+            kci_ledger_refuse_with(
+                &failed, err == KC_ERR_LIMIT ? KCI_LEDGER_STORAGE_FULL : KCI_LEDGER_STORAGE_FAILED,
+                "%s: %s", kci_ledger_result_message(KCI_LEDGER_STORAGE_FAILED), detail);
             reply_error(ledger, work->message, &work->headers, &failed);
         } else {
             reply_job(ledger, work);
@@ -320,18 +305,18 @@ static void write_batch(kci_ledger *ledger, job *jobs)
 
 static void reap(kci_ledger *ledger)
 {
-    kci_ledger_batch batch;
+    kci_ledger_batch *batch = NULL;
     uint32_t reaped = 0;
-    int rc = kci_ledger_batch_begin(&batch, ledger->store);
-    if (rc == 0)
-        rc =
-            kci_ledger_reap(&batch, ledger->config.reap_age_ms, KCI_LEDGER_REAP_COUNT_MAX, &reaped);
-    if (rc == 0 && reaped > 0)
-        rc = kci_ledger_batch_commit(&batch);
+    kc_err err = kci_ledger_batch_begin(&batch, ledger->store);
+    if (err == KC_OK)
+        err =
+            kci_ledger_reap(batch, ledger->config.reap_age_ms, KCI_LEDGER_REAP_COUNT_MAX, &reaped);
+    if (err == KC_OK && reaped > 0)
+        err = kci_ledger_batch_commit(batch);
     else
-        kci_ledger_batch_abort(&batch);
-    if (rc != 0)
-        kci_warn("ledger: the reaper failed: %s", kci_ledger_rc_text(rc));
+        kci_ledger_batch_abort(batch);
+    if (err != KC_OK)
+        kci_warn("ledger: the reaper failed: %s", kc_last_error());
     else if (reaped > 0)
         kci_info("ledger: the reaper freed the trails of %" PRIu32 " retired coins", reaped);
 }
@@ -393,28 +378,29 @@ static void *writer_main(void *argument)
  * writer: a refused one gets its outcome and the writer skips it. */
 static void verify_transfers(kci_ledger *ledger, job *work)
 {
-    MDB_txn *txn = NULL;
-    int rc = kci_ledger_read_begin(ledger->store, &txn);
+    kci_ledger_read *read = NULL;
+    kc_err err = kci_ledger_read_begin(&read, ledger->store);
+    char detail[KCI_LEDGER_ERROR_BYTES_MAX] = "";
     for (uint32_t index = 0; index < work->request.transfer_count; index++) {
         kci_ledger_transfer *transfer = &work->request.transfers[index];
         kci_ledger_outcome *outcome = &work->outcomes[index];
         if (transfer->kind == KCI_LEDGER_KIND_EXCHANGE)
-            memcpy(transfer->to, ledger->store->mint.public_key, KCI_LEDGER_KEY_BYTES);
-        if (rc == 0) rc = kci_ledger_fill_denominations(txn, ledger->store, transfer, outcome);
-        if (rc != 0) {
-            kci_ledger_outcome_fail(outcome, KCI_LEDGER_CODE_INTERNAL, "cannot read the ledger: %s",
-                                    kci_ledger_rc_text(rc));
+            memcpy(transfer->to, kci_ledger_store_mint_key(ledger->store), KCI_LEDGER_KEY_BYTES);
+        if (err == KC_OK) err = kci_ledger_fill_denominations(read, transfer, outcome);
+        if (err != KC_OK) {
+            if (detail[0] == '\0') snprintf(detail, sizeof detail, "%s", kc_last_error());
+            kci_ledger_refuse_with(outcome, KCI_LEDGER_READ_FAILED, "%s: %s",
+                                   kci_ledger_result_message(KCI_LEDGER_READ_FAILED), detail);
             continue;
         }
-        if (outcome->code != 0 || kci_ledger_verify(transfer, transfer->from)) continue;
+        if (outcome->result != KCI_LEDGER_OK || kci_ledger_verify(transfer, transfer->from))
+            continue;
         char id[37];
         kci_ledger_id_text(id, transfer->id);
-        kci_ledger_outcome_fail(outcome, KCI_LEDGER_CODE_BAD_SIGNATURE,
-                                "transfer %s: the signature is not the payer's over this "
-                                "transfer (forged, altered, or signed by another key)",
-                                id);
+        kci_ledger_refuse_with(outcome, KCI_LEDGER_BAD_SIGNATURE, "transfer %s: %s", id,
+                               kci_ledger_result_message(KCI_LEDGER_BAD_SIGNATURE));
     }
-    if (txn != NULL) mdb_txn_abort(txn);
+    kci_ledger_read_end(read);
 }
 
 static job *job_new(kci_ledger *ledger, natsMsg *message, const kci_kc_headers *headers,
@@ -465,14 +451,13 @@ static void queue_job(kci_ledger *ledger, job *work)
 
 /* One audit at a time: it checks every signature, and two at once would
  * take both default workers from the writes. */
-static json_t *run_audit(kci_ledger *ledger, MDB_txn *txn, kci_ledger_outcome *outcome)
+static json_t *run_audit(kci_ledger *ledger, kci_ledger_read *read, kci_ledger_outcome *outcome)
 {
     if (atomic_exchange(&ledger->audit_running, true)) {
-        kci_ledger_outcome_fail(outcome, KCI_LEDGER_CODE_BUSY,
-                                "an audit is already running; try again when it is done");
+        kci_ledger_refuse(outcome, KCI_LEDGER_AUDIT_BUSY);
         return NULL;
     }
-    json_t *body = kci_ledger_audit(txn, ledger->store, outcome);
+    json_t *body = kci_ledger_audit(read, outcome);
     atomic_store(&ledger->audit_running, false);
     return body;
 }
@@ -481,37 +466,32 @@ static json_t *run_audit(kci_ledger *ledger, MDB_txn *txn, kci_ledger_outcome *o
 static void answer_read(kci_ledger *ledger, natsMsg *message, const kci_kc_headers *headers,
                         kci_ledger_request *request)
 {
-    MDB_txn *txn = NULL;
+    kci_ledger_read *read = NULL;
     kci_ledger_outcome outcome = {0};
     json_t *body = NULL;
-    int rc = kci_ledger_read_begin(ledger->store, &txn);
-    if (rc == 0) {
+    kc_err err = kci_ledger_read_begin(&read, ledger->store);
+    if (err == KC_OK) {
         switch (request->operation) {
-        case KCI_LEDGER_OP_BALANCE:
-            body = kci_ledger_query_balance(txn, ledger->store, request, &outcome);
-            break;
+        case KCI_LEDGER_OP_BALANCE: body = kci_ledger_query_balance(read, request, &outcome); break;
         case KCI_LEDGER_OP_COINS:
-            body = kci_ledger_query_coins(txn, ledger->store, request, ledger->reply_bytes_max,
-                                          &outcome);
+            body = kci_ledger_query_coins(read, request, ledger->reply_bytes_max, &outcome);
             break;
-        case KCI_LEDGER_OP_TRAIL:
-            body = kci_ledger_query_trail(txn, ledger->store, request, &outcome);
-            break;
+        case KCI_LEDGER_OP_TRAIL: body = kci_ledger_query_trail(read, request, &outcome); break;
         case KCI_LEDGER_OP_HISTORY:
-            body = kci_ledger_query_history(txn, ledger->store, request, ledger->reply_bytes_max,
-                                            &outcome);
+            body = kci_ledger_query_history(read, request, ledger->reply_bytes_max, &outcome);
             break;
         case KCI_LEDGER_OP_TRANSFER_GET:
-            body = kci_ledger_query_transfer(txn, ledger->store, request, &outcome);
+            body = kci_ledger_query_transfer(read, request, &outcome);
             break;
-        default: body = run_audit(ledger, txn, &outcome); break;
+        default: body = run_audit(ledger, read, &outcome); break;
         }
-        mdb_txn_abort(txn);
+        kci_ledger_read_end(read);
     }
-    if (body == NULL && outcome.code == 0)
-        kci_ledger_outcome_fail(&outcome, KCI_LEDGER_CODE_INTERNAL, "cannot read the ledger: %s",
-                                rc != 0 ? kci_ledger_rc_text(rc) : "out of memory");
-    if (outcome.code != 0)
+    if (body == NULL && outcome.result == KCI_LEDGER_OK)
+        kci_ledger_refuse_with(&outcome, KCI_LEDGER_READ_FAILED, "%s: %s",
+                               kci_ledger_result_message(KCI_LEDGER_READ_FAILED),
+                               err != KC_OK ? kc_last_error() : "out of memory");
+    if (outcome.result != KCI_LEDGER_OK)
         reply_error(ledger, message, headers, &outcome);
     else
         reply_json(ledger, message, headers, body);
@@ -537,27 +517,25 @@ static void handle(kci_ledger *ledger, natsMsg *message)
     char error[KCI_LEDGER_ERROR_BYTES_MAX] = {0};
     if (kci_headers_read(message, false, &headers) != KC_OK ||
         kci_headers_observe(kci_process_hlc(), &headers, NULL) != KC_OK)
-        kci_ledger_outcome_fail(&outcome, KCI_LEDGER_CODE_BAD_REQUEST, "%s", kc_last_error());
+        kci_ledger_refuse_with(&outcome, KCI_LEDGER_BAD_HEADERS, "%s", kc_last_error());
     else if (operation == KCI_LEDGER_OP_UNKNOWN)
-        kci_ledger_outcome_fail(&outcome, KCI_LEDGER_CODE_NOT_FOUND,
-                                "no such ledger operation: %.80s (see docs/ledger.md)",
-                                natsMsg_GetSubject(message));
+        kci_ledger_refuse_with(&outcome, KCI_LEDGER_OPERATION_UNKNOWN,
+                               "no such ledger operation: %.80s (see docs/ledger.md)",
+                               natsMsg_GetSubject(message));
     else if (operation == KCI_LEDGER_OP_MINT && ledger->config.mint_disabled)
-        kci_ledger_outcome_fail(&outcome, KCI_LEDGER_CODE_FORBIDDEN,
-                                "minting is disabled on this ledger");
+        kci_ledger_refuse(&outcome, KCI_LEDGER_MINT_DISABLED);
     else {
         kc_err err =
             kci_ledger_request_parse(&request, operation, natsMsg_GetData(message),
                                      (size_t)natsMsg_GetDataLength(message), error, sizeof error);
         if (err != KC_OK)
-            kci_ledger_outcome_fail(
-                &outcome,
-                err == KC_ERR_TOO_LARGE ? KCI_LEDGER_CODE_TOO_LARGE : KCI_LEDGER_CODE_BAD_REQUEST,
+            kci_ledger_refuse_with(
+                &outcome, err == KC_ERR_TOO_LARGE ? KCI_LEDGER_TOO_LARGE : KCI_LEDGER_MALFORMED,
                 "kc.ledger.%s: %s", kci_ledger_operation_name(operation), error);
     }
-    if (outcome.code != 0) {
-        kci_debug("ledger: refused %s: %d %s", natsMsg_GetSubject(message), outcome.code,
-                  outcome.message);
+    if (outcome.result != KCI_LEDGER_OK) {
+        kci_debug("ledger: refused %s: %d %s", natsMsg_GetSubject(message),
+                  kci_ledger_result_code(outcome.result), outcome.message);
         reply_error(ledger, message, &headers, &outcome);
         release_message(ledger, message);
         return;
@@ -568,7 +546,7 @@ static void handle(kci_ledger *ledger, natsMsg *message)
     }
     job *work = job_new(ledger, message, &headers, &request);
     if (work == NULL) {
-        kci_ledger_outcome_fail(&outcome, KCI_LEDGER_CODE_INTERNAL, "out of memory");
+        kci_ledger_refuse(&outcome, KCI_LEDGER_OUT_OF_MEMORY);
         reply_error(ledger, message, &headers, &outcome);
         kci_ledger_request_free(&request);
         release_message(ledger, message);
@@ -631,8 +609,7 @@ static void on_message(natsConnection *connection, natsSubscription *subscriptio
     kci_headers_clear(&headers);
     (void)kci_headers_read(message, false, &headers);
     kci_ledger_outcome outcome = {0};
-    kci_ledger_outcome_fail(&outcome, KCI_LEDGER_CODE_BUSY,
-                            "the ledger is busy (its request queue is full); try again");
+    kci_ledger_refuse(&outcome, KCI_LEDGER_QUEUE_FULL);
     reply_error(ledger, message, &headers, &outcome);
     natsMsg_Destroy(message);
 }
@@ -742,14 +719,15 @@ kc_err kci_ledger_start(kci_ledger **out, natsConnection *connection,
         return err;
     }
     kci_info("ledger: serving %s from %s (mint %s, %d workers)", KCI_LEDGER_SUBJECT,
-             ledger->config.directory, ledger->store->mint_address, ledger->worker_count);
+             ledger->config.directory, kci_ledger_store_mint_address(ledger->store),
+             ledger->worker_count);
     *out = ledger;
     return KC_OK;
 }
 
 const char *kci_ledger_mint_address(const kci_ledger *ledger)
 {
-    return ledger->store->mint_address;
+    return kci_ledger_store_mint_address(ledger->store);
 }
 
 static bool wait_subscription(kci_ledger *ledger, int64_t timeout_ms)

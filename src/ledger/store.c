@@ -1,126 +1,109 @@
-/* store.c - the ledger's LMDB state and its transitions (store.h).
+/* store.c - the ledger's LMDB environment (store.h): open and close, read
+ * snapshots and their iterators, write batches, and the one place an LMDB
+ * return code becomes a kc_err. The state transitions are store_apply.c.
  *
  * Databases (one LMDB environment, data.mdb in the data directory):
  *   meta       "mint" -> mint public key; "history_next", "supply_total" -> u64
  *   coins      coin id (16) -> kci_ledger_coin_record
  *   owned      wallet (32) -> coin id (16), DUPSORT|DUPFIXED: the references
  *   balances   wallet (32) -> u64, the sum of its live coins
- *   transfers  transfer id (16) -> stored_head, coins (id, denomination),
+ *   transfers  transfer id (16) -> store_head, coins (id, denomination),
  *              asked denominations (exchange)
  *   trail      coin id (16) + hop index (u32 BE) -> transfer id (16)
  *   history    sequence (u64 BE) -> kci_ledger_edge (money flow: issues and
  *              transfers; exchanges move no value between wallets)
  *   supply     denomination (u64 BE) -> live coin count (u64)
  *   retired    coin id (16) -> "" : coins waiting for the reaper
- * Values are copied with memcpy: LMDB does not align them. */
-#include "store.h"
+ * Values are copied with memcpy: LMDB does not align them. Reads use read
+ * transactions from any thread (MDB_NOTLS). */
+#include "store_internal.h"
 
 #include <assert.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <inttypes.h>
 #include <limits.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "common/clock.h"
-#include "common/lock.h"
 #include "common/log.h"
-#include "service/uuid.h"
+#include "kingcobra/kingcobra.h"
+#include "service/last_error.h"
 
 enum {
-    PAID_REQUEST_BYTES = 40, /* a Kc-Id text (36) + NUL, padded */
-    TRAIL_KEY_BYTES = KCI_LEDGER_ID_BYTES + 4,
     STORE_DATABASES_MAX = 16,
-    /* An invariant found broken on disk: the batch is aborted with this. */
-    STORE_INVARIANT_BROKEN = MDB_LAST_ERRCODE + 1,
+    STORE_HEAD_BYTES = 200,
 };
-
-typedef struct stored_head {
-    uint8_t kind;
-    uint8_t reserved[3];
-    uint32_t coin_count;
-    uint32_t denomination_count;
-    uint32_t reserved2;
-    uint8_t from[KCI_LEDGER_KEY_BYTES];
-    uint8_t to[KCI_LEDGER_KEY_BYTES];
-    uint64_t amount;
-    int64_t time_ms;
-    uint8_t signature[KCI_LEDGER_SIGNATURE_BYTES];
-    char paid_request[PAID_REQUEST_BYTES];
-} stored_head;
 
 _Static_assert(sizeof(kci_ledger_coin) == 24, "coin layout on disk");
 _Static_assert(sizeof(kci_ledger_coin_record) == 72, "coin record layout on disk");
 _Static_assert(sizeof(kci_ledger_edge) == 96, "edge layout on disk");
+_Static_assert(sizeof(store_head) == STORE_HEAD_BYTES, "transfer head layout on disk");
 
-void kci_ledger_outcome_fail(kci_ledger_outcome *outcome, int code, const char *format, ...)
+/* ---- errors and keys ---------------------------------------------------------- */
+
+kc_err store_error(int rc)
 {
-    assert(code > 0);
-    outcome->code = code;
+    switch (rc) {
+    case MDB_SUCCESS: return KC_OK;
+    case MDB_NOTFOUND: return KC_ERR_NOT_FOUND;
+    case ENOMEM: return kci_fail(KC_ERR_NOMEM, "out of memory");
+    case MDB_MAP_FULL: return kci_fail(KC_ERR_LIMIT, "%s", mdb_strerror(rc));
+    case MDB_KEYEXIST: return kci_fail(KC_ERR_EXISTS, "%s", mdb_strerror(rc));
+    case MDB_INCOMPATIBLE: return kci_fail(KC_ERR_CONFIG, "%s", mdb_strerror(rc));
+    case MDB_CORRUPTED:
+    case MDB_PAGE_NOTFOUND: return kci_fail(KC_ERR_CORRUPT, "%s", mdb_strerror(rc));
+    default: return kci_fail(KC_ERR_IO, "%s", mdb_strerror(rc));
+    }
+}
+
+kc_err store_invariant_broken(const char *format, ...)
+{
+    char text[KCI_LEDGER_ERROR_BYTES_MAX];
     va_list arguments;
     va_start(arguments, format);
-    vsnprintf(outcome->message, sizeof outcome->message, format, arguments);
+    vsnprintf(text, sizeof text, format, arguments);
     va_end(arguments);
+    kci_error("ledger: invariant broken: %s", text);
+    return kci_fail(KC_ERR_CORRUPT, "an invariant of the stored state is broken");
 }
 
-static kc_err fail(char *error, size_t error_size, kc_err err, const char *format, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static kc_err fail(char *error, size_t error_size, kc_err err, const char *format, ...)
-{
-    va_list arguments;
-    va_start(arguments, format);
-    vsnprintf(error, error_size, format, arguments);
-    va_end(arguments);
-    return err;
-}
-
-static MDB_val value_of(const void *data, size_t size)
-{
-    return (MDB_val){.mv_size = size, .mv_data = (void *)data};
-}
-
-void kci_ledger_trail_key(uint8_t key[TRAIL_KEY_BYTES], const uint8_t coin[KCI_LEDGER_ID_BYTES],
-                          uint32_t hop_index)
+void store_trail_key(uint8_t key[STORE_TRAIL_KEY_BYTES], const uint8_t coin[KCI_LEDGER_ID_BYTES],
+                     uint32_t hop_index)
 {
     memcpy(key, coin, KCI_LEDGER_ID_BYTES);
     for (int index = 0; index < 4; index++)
         key[KCI_LEDGER_ID_BYTES + index] = (uint8_t)(hop_index >> (24 - 8 * index));
 }
 
-void kci_ledger_sequence_key(uint8_t key[8], uint64_t sequence)
+void store_sequence_key(uint8_t key[STORE_SEQUENCE_KEY_BYTES], uint64_t sequence)
 {
-    for (int index = 0; index < 8; index++)
+    for (int index = 0; index < STORE_SEQUENCE_KEY_BYTES; index++)
         key[index] = (uint8_t)(sequence >> (56 - 8 * index));
 }
 
-uint64_t kci_ledger_sequence_from_key(const uint8_t key[8])
+uint64_t store_sequence_from_key(const uint8_t key[STORE_SEQUENCE_KEY_BYTES])
 {
     uint64_t sequence = 0;
-    for (int index = 0; index < 8; index++)
+    for (int index = 0; index < STORE_SEQUENCE_KEY_BYTES; index++)
         sequence = sequence << 8 | key[index];
     return sequence;
 }
 
 /* ---- open and close --------------------------------------------------------- */
 
-static kc_err make_directory(const char *path, char *error, size_t error_size)
+static kc_err make_directory(const char *path)
 {
     char copy[PATH_MAX];
     if (snprintf(copy, sizeof copy, "%s", path) >= (int)sizeof copy)
-        return fail(error, error_size, KC_ERR_CONFIG, "ledger directory path too long");
+        return kci_fail(KC_ERR_CONFIG, "ledger directory path too long");
     for (char *cursor = strchr(copy + 1, '/');; cursor = strchr(cursor + 1, '/')) {
         if (cursor != NULL) *cursor = '\0';
         if (mkdir(copy, 0700) != 0 && errno != EEXIST)
-            return fail(error, error_size, KC_ERR_IO, "cannot create directory %s: %s", copy,
-                        strerror(errno));
+            return kci_fail(KC_ERR_IO, "cannot create directory %s: %s", copy, strerror(errno));
         if (cursor == NULL) return KC_OK;
         *cursor = '/';
     }
@@ -128,7 +111,7 @@ static kc_err make_directory(const char *path, char *error, size_t error_size)
 
 static int meta_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t *out)
 {
-    MDB_val key = value_of(name, strlen(name)), value;
+    MDB_val key = store_value(name, strlen(name)), value;
     int rc = mdb_get(txn, dbi, &key, &value);
     if (rc == MDB_NOTFOUND) {
         *out = 0;
@@ -141,11 +124,33 @@ static int meta_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t *o
 
 static int meta_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t number)
 {
-    MDB_val key = value_of(name, strlen(name)), value = value_of(&number, sizeof number);
+    MDB_val key = store_value(name, strlen(name)), value = store_value(&number, sizeof number);
     return mdb_put(txn, dbi, &key, &value, 0);
 }
 
-/* The databases, and the mint key checked against the one the ledger began with. */
+static int counters_get(MDB_txn *txn, const kci_ledger_store *store, kci_ledger_counters *out)
+{
+    int rc = meta_get_u64(txn, store->meta, "history_next", &out->history_next);
+    if (rc == 0) rc = meta_get_u64(txn, store->meta, "supply_total", &out->supply_total);
+    return rc;
+}
+
+/* The mint key checked against the one the ledger began with (recorded
+ * the first time). */
+static int check_mint_key(MDB_txn *txn, kci_ledger_store *store)
+{
+    MDB_val key = store_value("mint", 4), value;
+    int found = mdb_get(txn, store->meta, &key, &value);
+    if (found == MDB_NOTFOUND) {
+        value = store_value(store->mint.public_key, KCI_LEDGER_KEY_BYTES);
+        return mdb_put(txn, store->meta, &key, &value, 0);
+    }
+    if (found == 0 && (value.mv_size != KCI_LEDGER_KEY_BYTES ||
+                       memcmp(value.mv_data, store->mint.public_key, KCI_LEDGER_KEY_BYTES) != 0))
+        return MDB_INCOMPATIBLE; /* mint.key was replaced: every trail would fail */
+    return found;
+}
+
 static int open_databases(kci_ledger_store *store)
 {
     MDB_txn *txn = NULL;
@@ -169,35 +174,14 @@ static int open_databases(kci_ledger_store *store)
     for (size_t index = 0; rc == 0 && index < sizeof tables / sizeof tables[0]; index++)
         rc = mdb_dbi_open(txn, tables[index].name, MDB_CREATE | tables[index].flags,
                           tables[index].dbi);
-    MDB_val key = value_of("mint", 4), value;
-    int found = rc == 0 ? mdb_get(txn, store->meta, &key, &value) : rc;
-    if (found == MDB_NOTFOUND) {
-        value = value_of(store->mint.public_key, KCI_LEDGER_KEY_BYTES);
-        rc = mdb_put(txn, store->meta, &key, &value, 0);
-    } else if (found == 0 &&
-               (value.mv_size != KCI_LEDGER_KEY_BYTES ||
-                memcmp(value.mv_data, store->mint.public_key, KCI_LEDGER_KEY_BYTES) != 0)) {
-        rc = MDB_INCOMPATIBLE; /* mint.key was replaced: every trail would fail */
-    } else {
-        rc = found;
-    }
-    if (rc == 0) rc = meta_get_u64(txn, store->meta, "history_next", &store->history_next);
-    if (rc == 0) rc = meta_get_u64(txn, store->meta, "supply_total", &store->supply_total);
+    if (rc == 0) rc = check_mint_key(txn, store);
+    if (rc == 0) rc = counters_get(txn, store, &store->committed);
     if (rc == 0) return mdb_txn_commit(txn);
     mdb_txn_abort(txn);
     return rc;
 }
 
-/* The directory itself is locked (common/lock.h), so removing ledger.lock
- * cannot let a second ledger in. */
-static kc_err lock_directory(kci_ledger_store *store, char *error, size_t error_size)
-{
-    return kci_directory_lock_acquire(&store->lock, store->directory, KCI_LEDGER_LOCK_FILE,
-                                      "ledger", error, error_size);
-}
-
-static kc_err open_environment(kci_ledger_store *store, uint64_t map_bytes, char *error,
-                               size_t error_size)
+static kc_err open_environment(kci_ledger_store *store, uint64_t map_bytes)
 {
     int rc = mdb_env_create(&store->env);
     if (rc == 0) rc = mdb_env_set_maxdbs(store->env, STORE_DATABASES_MAX);
@@ -205,8 +189,8 @@ static kc_err open_environment(kci_ledger_store *store, uint64_t map_bytes, char
     /* Default sync: a commit is on disk when mdb_txn_commit returns. */
     if (rc == 0) rc = mdb_env_open(store->env, store->directory, MDB_NOTLS, 0600);
     if (rc != 0)
-        return fail(error, error_size, KC_ERR_IO, "cannot open the ledger in %s: %s",
-                    store->directory, mdb_strerror(rc));
+        return kci_fail(KC_ERR_IO, "cannot open the ledger in %s: %s", store->directory,
+                        mdb_strerror(rc));
     /* A ledger killed mid-read leaves its reader slots behind; they would pin
      * old pages (the file would only grow) until cleared. */
     int dead_readers = 0;
@@ -214,32 +198,47 @@ static kc_err open_environment(kci_ledger_store *store, uint64_t map_bytes, char
         kci_info("ledger: cleared %d reader slots of a process that died", dead_readers);
     rc = open_databases(store);
     if (rc == MDB_INCOMPATIBLE)
-        return fail(error, error_size, KC_ERR_CONFIG,
-                    "%s/%s is not the key this ledger was minted with", store->directory,
-                    KCI_LEDGER_MINT_KEY_FILE);
+        return kci_fail(KC_ERR_CONFIG, "%s/%s is not the key this ledger was minted with",
+                        store->directory, KCI_LEDGER_MINT_KEY_FILE);
     if (rc != 0)
-        return fail(error, error_size, KC_ERR_IO, "cannot open the ledger's databases: %s",
-                    mdb_strerror(rc));
+        return kci_fail(KC_ERR_IO, "cannot open the ledger's databases: %s", mdb_strerror(rc));
     return KC_OK;
+}
+
+/* The directory, then its lock (common/lock.h: removing ledger.lock cannot
+ * let a second ledger in), the mint key, LMDB. */
+static kc_err open_parts(kci_ledger_store *store, uint64_t map_bytes, char *error,
+                         size_t error_size)
+{
+    kc_err err = make_directory(store->directory);
+    if (err != KC_OK) return kci_fail(err, "%s", kc_last_error());
+    err = kci_directory_lock_acquire(&store->lock, store->directory, KCI_LEDGER_LOCK_FILE, "ledger",
+                                     error, error_size);
+    char key_path[PATH_MAX];
+    snprintf(key_path, sizeof key_path, "%s/%s", store->directory, KCI_LEDGER_MINT_KEY_FILE);
+    if (err == KC_OK) err = kci_wallet_load_or_create(&store->mint, key_path, error, error_size);
+    if (err != KC_OK) return kci_fail(err, "%s", error);
+    return open_environment(store, map_bytes);
 }
 
 kc_err kci_ledger_store_open(kci_ledger_store **out, const char *directory, uint64_t map_bytes,
                              char *error, size_t error_size)
 {
     *out = NULL;
-    if (sodium_init() < 0) return fail(error, error_size, KC_ERR_IO, "libsodium cannot start");
     kci_ledger_store *store = calloc(1, sizeof *store);
-    if (store == NULL) return fail(error, error_size, KC_ERR_NOMEM, "out of memory");
+    if (store == NULL) {
+        snprintf(error, error_size, "out of memory");
+        return kci_fail(KC_ERR_NOMEM, "out of memory");
+    }
     store->lock = (kci_directory_lock){.directory_fd = -1, .file_fd = -1};
-    store->directory = strdup(directory);
-    kc_err err = store->directory != NULL ? make_directory(directory, error, error_size)
-                                          : fail(error, error_size, KC_ERR_NOMEM, "out of memory");
-    if (err == KC_OK) err = lock_directory(store, error, error_size);
-    char key_path[PATH_MAX];
-    snprintf(key_path, sizeof key_path, "%s/%s", directory, KCI_LEDGER_MINT_KEY_FILE);
-    if (err == KC_OK) err = kci_wallet_load_or_create(&store->mint, key_path, error, error_size);
-    if (err == KC_OK) err = open_environment(store, map_bytes, error, error_size);
+    kc_err err = KC_OK;
+    if (sodium_init() < 0)
+        err = kci_fail(KC_ERR_IO, "libsodium cannot start");
+    else if ((store->directory = strdup(directory)) == NULL)
+        err = kci_fail(KC_ERR_NOMEM, "out of memory");
+    if (err == KC_OK) err = open_parts(store, map_bytes, error, error_size);
     if (err != KC_OK) {
+        snprintf(error, error_size, "%s", kc_last_error());
         kci_ledger_store_close(store);
         return err;
     }
@@ -258,49 +257,117 @@ void kci_ledger_store_close(kci_ledger_store *store)
     free(store);
 }
 
-/* ---- reads ------------------------------------------------------------------- */
-
-int kci_ledger_read_begin(kci_ledger_store *store, MDB_txn **txn)
+const char *kci_ledger_store_mint_address(const kci_ledger_store *store)
 {
-    return mdb_txn_begin(store->env, NULL, MDB_RDONLY, txn);
+    return store->mint_address;
 }
 
-int kci_ledger_coin_get(MDB_txn *txn, const kci_ledger_store *store,
-                        const uint8_t id[KCI_LEDGER_ID_BYTES], kci_ledger_coin_record *out)
+const uint8_t *kci_ledger_store_mint_key(const kci_ledger_store *store)
 {
-    MDB_val key = value_of(id, KCI_LEDGER_ID_BYTES), value;
+    return store->mint.public_key;
+}
+
+/* ---- reads inside any transaction --------------------------------------------- */
+
+kc_err store_coin_get(MDB_txn *txn, const kci_ledger_store *store,
+                      const uint8_t id[KCI_LEDGER_ID_BYTES], kci_ledger_coin_record *out)
+{
+    MDB_val key = store_value(id, KCI_LEDGER_ID_BYTES), value;
     int rc = mdb_get(txn, store->coins, &key, &value);
-    if (rc != 0) return rc;
-    if (value.mv_size != sizeof *out) return MDB_CORRUPTED;
+    if (rc != 0) return store_error(rc);
+    if (value.mv_size != sizeof *out) return store_error(MDB_CORRUPTED);
     memcpy(out, value.mv_data, sizeof *out);
-    return 0;
+    return KC_OK;
 }
 
-static int head_get(MDB_txn *txn, const kci_ledger_store *store,
-                    const uint8_t id[KCI_LEDGER_ID_BYTES], stored_head *head, MDB_val *value)
+kc_err store_head_get(MDB_txn *txn, const kci_ledger_store *store,
+                      const uint8_t id[KCI_LEDGER_ID_BYTES], store_head *head, MDB_val *value)
 {
-    MDB_val key = value_of(id, KCI_LEDGER_ID_BYTES);
+    MDB_val key = store_value(id, KCI_LEDGER_ID_BYTES);
     int rc = mdb_get(txn, store->transfers, &key, value);
-    if (rc != 0) return rc;
-    if (value->mv_size < sizeof *head) return MDB_CORRUPTED;
+    if (rc != 0) return store_error(rc);
+    if (value->mv_size < sizeof *head) return store_error(MDB_CORRUPTED);
     memcpy(head, value->mv_data, sizeof *head);
     size_t expected = sizeof *head + (size_t)head->coin_count * sizeof(kci_ledger_coin) +
                       (size_t)head->denomination_count * sizeof(uint64_t);
     if (head->coin_count > KCI_LEDGER_COINS_PER_TRANSFER_MAX ||
         head->denomination_count > KCI_LEDGER_DENOMINATIONS_MAX || value->mv_size != expected)
-        return MDB_CORRUPTED;
-    return 0;
+        return store_error(MDB_CORRUPTED);
+    return KC_OK;
 }
 
-int kci_ledger_transfer_get(MDB_txn *txn, const kci_ledger_store *store,
-                            const uint8_t id[KCI_LEDGER_ID_BYTES], kci_ledger_transfer *out,
-                            char *paid_request)
+kc_err store_trail_get(MDB_txn *txn, const kci_ledger_store *store,
+                       const uint8_t coin[KCI_LEDGER_ID_BYTES], uint32_t hop_index,
+                       uint8_t transfer[KCI_LEDGER_ID_BYTES])
 {
-    stored_head head;
+    uint8_t key_bytes[STORE_TRAIL_KEY_BYTES];
+    store_trail_key(key_bytes, coin, hop_index);
+    MDB_val key = store_value(key_bytes, sizeof key_bytes), value;
+    int rc = mdb_get(txn, store->trail, &key, &value);
+    if (rc != 0) return store_error(rc);
+    if (value.mv_size != KCI_LEDGER_ID_BYTES) return store_error(MDB_CORRUPTED);
+    memcpy(transfer, value.mv_data, KCI_LEDGER_ID_BYTES);
+    return KC_OK;
+}
+
+uint64_t store_balance_get(MDB_txn *txn, const kci_ledger_store *store,
+                           const uint8_t wallet[KCI_LEDGER_KEY_BYTES])
+{
+    MDB_val key = store_value(wallet, KCI_LEDGER_KEY_BYTES), value;
+    uint64_t balance = 0;
+    if (mdb_get(txn, store->balances, &key, &value) == 0 && value.mv_size == sizeof balance)
+        memcpy(&balance, value.mv_data, sizeof balance);
+    return balance;
+}
+
+/* ---- read snapshots ------------------------------------------------------------ */
+
+kc_err kci_ledger_read_begin(kci_ledger_read **out, kci_ledger_store *store)
+{
+    *out = NULL;
+    kci_ledger_read *read = calloc(1, sizeof *read);
+    if (read == NULL) return kci_fail(KC_ERR_NOMEM, "out of memory");
+    read->store = store;
+    kc_err err = store_error(mdb_txn_begin(store->env, NULL, MDB_RDONLY, &read->txn));
+    if (err != KC_OK) {
+        free(read);
+        return err == KC_ERR_NOT_FOUND ? kci_fail(KC_ERR_IO, "no read snapshot") : err;
+    }
+    *out = read;
+    return KC_OK;
+}
+
+void kci_ledger_read_end(kci_ledger_read *read)
+{
+    if (read == NULL) return;
+    mdb_txn_abort(read->txn);
+    free(read);
+}
+
+const kci_ledger_store *kci_ledger_read_store(const kci_ledger_read *read)
+{
+    return read->store;
+}
+
+kc_err kci_ledger_counters_get(kci_ledger_read *read, kci_ledger_counters *out)
+{
+    return store_error(counters_get(read->txn, read->store, out));
+}
+
+kc_err kci_ledger_coin_get(kci_ledger_read *read, const uint8_t id[KCI_LEDGER_ID_BYTES],
+                           kci_ledger_coin_record *out)
+{
+    return store_coin_get(read->txn, read->store, id, out);
+}
+
+kc_err kci_ledger_transfer_get(kci_ledger_read *read, const uint8_t id[KCI_LEDGER_ID_BYTES],
+                               kci_ledger_transfer *out, char *paid_request)
+{
+    store_head head;
     MDB_val value;
     memset(out, 0, sizeof *out);
-    int rc = head_get(txn, store, id, &head, &value);
-    if (rc != 0) return rc;
+    kc_err err = store_head_get(read->txn, read->store, id, &head, &value);
+    if (err != KC_OK) return err;
     memcpy(out->id, id, KCI_LEDGER_ID_BYTES);
     out->kind = head.kind;
     memcpy(out->from, head.from, KCI_LEDGER_KEY_BYTES);
@@ -314,8 +381,12 @@ int kci_ledger_transfer_get(MDB_txn *txn, const kci_ledger_store *store,
     out->denominations = calloc(head.denomination_count + 1, sizeof *out->denominations);
     if (out->coins == NULL || out->denominations == NULL) {
         kci_ledger_transfer_free(out);
-        return ENOMEM;
+        return kci_fail(KC_ERR_NOMEM, "out of memory");
     }
+    /* store_head_get checked the counts against their bounds and the size. */
+    assert(head.coin_count <= KCI_LEDGER_COINS_PER_TRANSFER_MAX);
+    assert(value.mv_size == sizeof head + head.coin_count * sizeof(kci_ledger_coin) +
+                                head.denomination_count * sizeof(uint64_t));
     const uint8_t *cursor = (const uint8_t *)value.mv_data + sizeof head;
     memcpy(out->coins, cursor, head.coin_count * sizeof(kci_ledger_coin));
     cursor += head.coin_count * sizeof(kci_ledger_coin);
@@ -324,566 +395,300 @@ int kci_ledger_transfer_get(MDB_txn *txn, const kci_ledger_store *store,
         memcpy(paid_request, head.paid_request, 36);
         paid_request[36] = '\0';
     }
-    return 0;
+    return KC_OK;
 }
 
-int kci_ledger_fill_denominations(MDB_txn *txn, const kci_ledger_store *store,
-                                  kci_ledger_transfer *transfer, kci_ledger_outcome *outcome)
+kc_err kci_ledger_trail_hop(kci_ledger_read *read, const uint8_t coin[KCI_LEDGER_ID_BYTES],
+                            uint32_t hop_index, uint8_t transfer[KCI_LEDGER_ID_BYTES])
+{
+    return store_trail_get(read->txn, read->store, coin, hop_index, transfer);
+}
+
+kc_err kci_ledger_fill_denominations(kci_ledger_read *read, kci_ledger_transfer *transfer,
+                                     kci_ledger_outcome *outcome)
 {
     for (uint32_t index = 0; index < transfer->coin_count; index++) {
         kci_ledger_coin_record record;
-        int rc = kci_ledger_coin_get(txn, store, transfer->coins[index].id, &record);
-        if (rc == MDB_NOTFOUND) {
+        kc_err err = store_coin_get(read->txn, read->store, transfer->coins[index].id, &record);
+        if (err == KC_ERR_NOT_FOUND) {
             char coin[37];
             kci_ledger_id_text(coin, transfer->coins[index].id);
-            kci_ledger_outcome_fail(outcome, KCI_LEDGER_CODE_NOT_FOUND, "unknown coin %s", coin);
-            return 0;
+            kci_ledger_refuse_with(outcome, KCI_LEDGER_COIN_UNKNOWN, "unknown coin %s", coin);
+            return KC_OK;
         }
-        if (rc != 0) return rc;
+        if (err != KC_OK) return err;
         transfer->coins[index].denomination = record.denomination;
-    }
-    return 0;
-}
-
-uint64_t kci_ledger_balance_get(MDB_txn *txn, const kci_ledger_store *store,
-                                const uint8_t wallet[KCI_LEDGER_KEY_BYTES])
-{
-    MDB_val key = value_of(wallet, KCI_LEDGER_KEY_BYTES), value;
-    uint64_t balance = 0;
-    if (mdb_get(txn, store->balances, &key, &value) == 0 && value.mv_size == sizeof balance)
-        memcpy(&balance, value.mv_data, sizeof balance);
-    return balance;
-}
-
-/* ---- batches -------------------------------------------------------------------- */
-
-int kci_ledger_batch_begin(kci_ledger_batch *batch, kci_ledger_store *store)
-{
-    *batch = (kci_ledger_batch){.store = store,
-                                .history_next = store->history_next,
-                                .supply_total = store->supply_total,
-                                .now_ms = kci_wall_ms()};
-    return mdb_txn_begin(store->env, NULL, 0, &batch->txn);
-}
-
-int kci_ledger_batch_commit(kci_ledger_batch *batch)
-{
-    kci_ledger_store *store = batch->store;
-    int rc = meta_put_u64(batch->txn, store->meta, "history_next", batch->history_next);
-    if (rc == 0) rc = meta_put_u64(batch->txn, store->meta, "supply_total", batch->supply_total);
-    if (rc != 0) {
-        kci_ledger_batch_abort(batch);
-        return rc;
-    }
-    rc = mdb_txn_commit(batch->txn);
-    batch->txn = NULL;
-    if (rc == 0) {
-        store->history_next = batch->history_next;
-        store->supply_total = batch->supply_total;
-    }
-    return rc;
-}
-
-void kci_ledger_batch_abort(kci_ledger_batch *batch)
-{
-    if (batch->txn != NULL) mdb_txn_abort(batch->txn);
-    batch->txn = NULL;
-}
-
-const char *kci_ledger_rc_text(int rc)
-{
-    if (rc == STORE_INVARIANT_BROKEN) return "an invariant of the stored state is broken";
-    if (rc == ENOMEM) return "out of memory";
-    return mdb_strerror(rc);
-}
-
-/* ---- primitive writes ----------------------------------------------------------- */
-
-static int coin_put(kci_ledger_batch *batch, const uint8_t id[KCI_LEDGER_ID_BYTES],
-                    const kci_ledger_coin_record *record)
-{
-    MDB_val key = value_of(id, KCI_LEDGER_ID_BYTES), value = value_of(record, sizeof *record);
-    return mdb_put(batch->txn, batch->store->coins, &key, &value, 0);
-}
-
-/* Adds (sign +1) or removes (-1) amount from wallet's balance. */
-static int balance_add(kci_ledger_batch *batch, const uint8_t wallet[KCI_LEDGER_KEY_BYTES],
-                       uint64_t amount, int sign)
-{
-    uint64_t balance = kci_ledger_balance_get(batch->txn, batch->store, wallet);
-    if (sign < 0 && balance < amount) return STORE_INVARIANT_BROKEN; /* a negative balance */
-    balance = sign > 0 ? balance + amount : balance - amount;
-    assert(balance <= KCI_LEDGER_AMOUNT_MAX); /* total supply bounds every balance */
-    MDB_val key = value_of(wallet, KCI_LEDGER_KEY_BYTES);
-    if (balance == 0) {
-        int rc = mdb_del(batch->txn, batch->store->balances, &key, NULL);
-        return rc == MDB_NOTFOUND ? 0 : rc;
-    }
-    MDB_val value = value_of(&balance, sizeof balance);
-    return mdb_put(batch->txn, batch->store->balances, &key, &value, 0);
-}
-
-/* The reference wallet -> coin: +1 adds it (it must not exist: a coin has
- * one holder), -1 drops it (it must exist). Either failure means the
- * singleton rule is broken in the stored state. */
-static int reference_change(kci_ledger_batch *batch, const uint8_t wallet[KCI_LEDGER_KEY_BYTES],
-                            const uint8_t coin[KCI_LEDGER_ID_BYTES], int delta)
-{
-    MDB_val key = value_of(wallet, KCI_LEDGER_KEY_BYTES);
-    MDB_val value = value_of(coin, KCI_LEDGER_ID_BYTES);
-    int rc = delta > 0 ? mdb_put(batch->txn, batch->store->owned, &key, &value, MDB_NODUPDATA)
-                       : mdb_del(batch->txn, batch->store->owned, &key, &value);
-    if (rc == MDB_KEYEXIST || rc == MDB_NOTFOUND) {
-        char text[37];
-        kci_ledger_id_text(text, coin);
-        kci_error("ledger: invariant broken: coin %s %s", text,
-                  delta > 0 ? "has a second reference" : "lost its reference");
-        return STORE_INVARIANT_BROKEN;
-    }
-    return rc;
-}
-
-static int supply_add(kci_ledger_batch *batch, uint64_t denomination, int delta)
-{
-    uint8_t key_bytes[8];
-    kci_ledger_sequence_key(key_bytes, denomination);
-    MDB_val key = value_of(key_bytes, sizeof key_bytes), value;
-    uint64_t count = 0;
-    int rc = mdb_get(batch->txn, batch->store->supply, &key, &value);
-    if (rc == 0 && value.mv_size == sizeof count) memcpy(&count, value.mv_data, sizeof count);
-    if (rc != 0 && rc != MDB_NOTFOUND) return rc;
-    if (delta < 0 && count == 0) return STORE_INVARIANT_BROKEN;
-    count = delta > 0 ? count + 1 : count - 1;
-    if (count == 0) return mdb_del(batch->txn, batch->store->supply, &key, NULL);
-    value = value_of(&count, sizeof count);
-    return mdb_put(batch->txn, batch->store->supply, &key, &value, 0);
-}
-
-static int transfer_put(kci_ledger_batch *batch, const kci_ledger_transfer *transfer)
-{
-    stored_head head = {
-        .kind = transfer->kind,
-        .coin_count = transfer->coin_count,
-        .denomination_count = transfer->denomination_count,
-        .amount = transfer->amount,
-        .time_ms = transfer->time_ms,
-    };
-    memcpy(head.from, transfer->from, KCI_LEDGER_KEY_BYTES);
-    memcpy(head.to, transfer->to, KCI_LEDGER_KEY_BYTES);
-    memcpy(head.signature, transfer->signature, KCI_LEDGER_SIGNATURE_BYTES);
-    size_t coins_bytes = (size_t)transfer->coin_count * sizeof(kci_ledger_coin);
-    size_t asked_bytes = (size_t)transfer->denomination_count * sizeof(uint64_t);
-    MDB_val key = value_of(transfer->id, KCI_LEDGER_ID_BYTES);
-    MDB_val value = {.mv_size = sizeof head + coins_bytes + asked_bytes};
-    int rc = mdb_put(batch->txn, batch->store->transfers, &key, &value, MDB_RESERVE);
-    if (rc != 0) return rc;
-    uint8_t *cursor = value.mv_data;
-    memcpy(cursor, &head, sizeof head);
-    memcpy(cursor + sizeof head, transfer->coins, coins_bytes);
-    if (asked_bytes > 0)
-        memcpy(cursor + sizeof head + coins_bytes, transfer->denominations, asked_bytes);
-    return 0;
-}
-
-static int history_append(kci_ledger_batch *batch, const kci_ledger_transfer *transfer)
-{
-    /* The ledger's clock, not the signer's: history pages by when it happened here. */
-    kci_ledger_edge edge = {.amount = transfer->amount, .time_ms = batch->now_ms};
-    if (transfer->kind != KCI_LEDGER_KIND_ISSUE)
-        memcpy(edge.from, transfer->from, KCI_LEDGER_KEY_BYTES);
-    memcpy(edge.to, transfer->to, KCI_LEDGER_KEY_BYTES);
-    memcpy(edge.transfer, transfer->id, KCI_LEDGER_ID_BYTES);
-    uint8_t key_bytes[8];
-    kci_ledger_sequence_key(key_bytes, batch->history_next++);
-    MDB_val key = value_of(key_bytes, sizeof key_bytes), value = value_of(&edge, sizeof edge);
-    return mdb_put(batch->txn, batch->store->history, &key, &value, MDB_APPEND);
-}
-
-/* One hop of coin: record, reference, trail row. */
-static int coin_move(kci_ledger_batch *batch, const kci_ledger_transfer *transfer,
-                     const uint8_t coin[KCI_LEDGER_ID_BYTES], kci_ledger_coin_record *record)
-{
-    memcpy(record->owner, transfer->to, KCI_LEDGER_KEY_BYTES);
-    memcpy(record->last_transfer, transfer->id, KCI_LEDGER_ID_BYTES);
-    record->moved_ms = transfer->time_ms;
-    uint8_t key_bytes[TRAIL_KEY_BYTES];
-    kci_ledger_trail_key(key_bytes, coin, record->hop_count);
-    record->hop_count++;
-    MDB_val key = value_of(key_bytes, sizeof key_bytes);
-    MDB_val value = value_of(transfer->id, KCI_LEDGER_ID_BYTES);
-    int rc = mdb_put(batch->txn, batch->store->trail, &key, &value, MDB_NOOVERWRITE);
-    if (rc == 0) rc = coin_put(batch, coin, record);
-    return rc;
-}
-
-/* ---- issue ------------------------------------------------------------------------ */
-
-/* New coins to issue->to: the issue is signed by the mint here. */
-static int issue_coins(kci_ledger_batch *batch, kci_ledger_transfer *issue)
-{
-    kci_ledger_store *store = batch->store;
-    int rc = 0;
-    for (uint32_t index = 0; rc == 0 && index < issue->coin_count; index++) {
-        kci_ledger_coin_record record = {.denomination = issue->coins[index].denomination,
-                                         .state = KCI_LEDGER_COIN_LIVE};
-        rc = coin_move(batch, issue, issue->coins[index].id, &record);
-        if (rc == 0) rc = reference_change(batch, issue->to, issue->coins[index].id, +1);
-        if (rc == 0) rc = supply_add(batch, record.denomination, +1);
-    }
-    if (rc == 0) rc = balance_add(batch, issue->to, issue->amount, +1);
-    if (rc == 0 && kci_ledger_sign(issue, store->mint.secret_key) != KC_OK) rc = ENOMEM;
-    if (rc == 0) rc = transfer_put(batch, issue);
-    return rc;
-}
-
-/* Fills issue with new coin ids (UUIDv7, sorted as made) of denominations. */
-static kc_err issue_prepare(kci_ledger_batch *batch, kci_ledger_transfer *issue,
-                            const uint8_t to[KCI_LEDGER_KEY_BYTES], const uint64_t *denominations,
-                            uint32_t count)
-{
-    memset(issue, 0, sizeof *issue);
-    issue->coins = calloc(count, sizeof *issue->coins);
-    if (issue->coins == NULL) return KC_ERR_NOMEM;
-    kci_uuid uuid;
-    kci_uuid_v7(&uuid);
-    memcpy(issue->id, uuid.bytes, KCI_LEDGER_ID_BYTES);
-    issue->kind = KCI_LEDGER_KIND_ISSUE;
-    memcpy(issue->from, batch->store->mint.public_key, KCI_LEDGER_KEY_BYTES);
-    memcpy(issue->to, to, KCI_LEDGER_KEY_BYTES);
-    issue->time_ms = batch->now_ms;
-    issue->coin_count = count;
-    for (uint32_t index = 0; index < count; index++) {
-        kci_uuid_v7(&uuid); /* increasing within the process: sorted */
-        memcpy(issue->coins[index].id, uuid.bytes, KCI_LEDGER_ID_BYTES);
-        issue->coins[index].denomination = denominations[index];
-        issue->amount += denominations[index];
     }
     return KC_OK;
 }
 
-int kci_ledger_apply_issue(kci_ledger_batch *batch, const kci_ledger_grant *grant,
-                           uint8_t transfer_id[KCI_LEDGER_ID_BYTES], kci_ledger_coin *coins_out,
-                           kci_ledger_outcome *outcome)
+uint64_t kci_ledger_balance_get(kci_ledger_read *read, const uint8_t wallet[KCI_LEDGER_KEY_BYTES])
 {
-    if (memcmp(grant->to, batch->store->mint.public_key, KCI_LEDGER_KEY_BYTES) == 0) {
-        kci_ledger_outcome_fail(outcome, KCI_LEDGER_CODE_FORBIDDEN,
-                                "the mint cannot mint to itself");
-        return 0;
-    }
-    kci_ledger_transfer issue;
-    if (issue_prepare(batch, &issue, grant->to, grant->denominations, grant->denomination_count) !=
-        KC_OK)
-        return ENOMEM;
-    if (batch->supply_total + issue.amount > KCI_LEDGER_AMOUNT_MAX) {
-        kci_ledger_outcome_fail(outcome, KCI_LEDGER_CODE_BAD_REQUEST,
-                                "minting %" PRIu64 " would take the total supply above %" PRIu64,
-                                issue.amount, KCI_LEDGER_AMOUNT_MAX);
-        kci_ledger_transfer_free(&issue);
-        return 0;
-    }
-    int rc = issue_coins(batch, &issue);
-    if (rc == 0) rc = history_append(batch, &issue);
-    if (rc == 0) {
-        batch->supply_total += issue.amount;
-        memcpy(transfer_id, issue.id, KCI_LEDGER_ID_BYTES);
-        memcpy(coins_out, issue.coins, issue.coin_count * sizeof *coins_out);
-    }
-    kci_ledger_transfer_free(&issue);
-    return rc;
+    return store_balance_get(read->txn, read->store, wallet);
 }
 
-/* ---- transfer ---------------------------------------------------------------------- */
+/* ---- iterators ---------------------------------------------------------------------- */
 
-/* A transfer id seen before: the same transfer again is a harmless replay
- * (a client retrying after a lost acknowledgement); anything else is a
- * reused id. Returns 1 when the id is taken (outcome set), 0 when new. */
-static int check_replay(kci_ledger_batch *batch, const kci_ledger_transfer *transfer,
-                        kci_ledger_outcome *outcome, int *rc_out)
-{
-    stored_head head;
-    MDB_val value;
-    int rc = head_get(batch->txn, batch->store, transfer->id, &head, &value);
-    *rc_out = rc == MDB_NOTFOUND ? 0 : rc;
-    if (rc != 0) return rc == MDB_NOTFOUND ? 0 : 1;
-    char id[37];
-    kci_ledger_id_text(id, transfer->id);
-    if (head.kind == transfer->kind &&
-        memcmp(head.signature, transfer->signature, KCI_LEDGER_SIGNATURE_BYTES) == 0 &&
-        memcmp(head.from, transfer->from, KCI_LEDGER_KEY_BYTES) == 0)
-        outcome->replayed = true;
-    else
-        kci_ledger_outcome_fail(outcome, KCI_LEDGER_CODE_CONFLICT,
-                                "transfer id %s is already used by another transfer", id);
-    return 1;
-}
+/* The two walks that are not whole tables. */
+enum {
+    CURSOR_WALLET_COINS = 101,
+    CURSOR_HISTORY = 102,
+};
 
-/* For a double spend: the hop of coin's trail that moved it away from
- * wallet (the newest such), into spent_by; false if wallet never held it. */
-static bool find_spend(MDB_txn *txn, const kci_ledger_store *store,
-                       const uint8_t coin[KCI_LEDGER_ID_BYTES], uint32_t hop_count,
-                       const uint8_t wallet[KCI_LEDGER_KEY_BYTES], uint8_t spent_by[16])
-{
-    for (uint32_t hop = hop_count; hop-- > 0;) {
-        uint8_t key_bytes[TRAIL_KEY_BYTES];
-        kci_ledger_trail_key(key_bytes, coin, hop);
-        MDB_val key = value_of(key_bytes, sizeof key_bytes), value;
-        stored_head head;
-        MDB_val transfer_value;
-        if (mdb_get(txn, store->trail, &key, &value) != 0 || value.mv_size != KCI_LEDGER_ID_BYTES ||
-            head_get(txn, store, value.mv_data, &head, &transfer_value) != 0)
-            return false;
-        if (head.kind != KCI_LEDGER_KIND_ISSUE &&
-            memcmp(head.from, wallet, KCI_LEDGER_KEY_BYTES) == 0) {
-            memcpy(spent_by, value.mv_data, KCI_LEDGER_ID_BYTES);
-            return true;
-        }
-    }
-    return false;
-}
-
-static void refuse_not_owner(kci_ledger_batch *batch, const kci_ledger_transfer *transfer,
-                             const uint8_t coin[KCI_LEDGER_ID_BYTES],
-                             const kci_ledger_coin_record *record, kci_ledger_outcome *outcome)
-{
-    char coin_text[37], last[37], spent[37], from[KCI_LEDGER_ADDRESS_TEXT_BYTES + 1];
-    kci_ledger_id_text(coin_text, coin);
-    kci_ledger_id_text(last, record->last_transfer);
-    kci_ledger_hex(from, transfer->from, KCI_LEDGER_KEY_BYTES);
-    uint8_t spent_by[KCI_LEDGER_ID_BYTES];
-    if (record->state != KCI_LEDGER_COIN_LIVE)
-        kci_ledger_outcome_fail(outcome, KCI_LEDGER_CODE_CONFLICT,
-                                "coin %s was retired by exchange %s and cannot move", coin_text,
-                                last);
-    else if (find_spend(batch->txn, batch->store, coin, record->hop_count, transfer->from,
-                        spent_by)) {
-        kci_ledger_id_text(spent, spent_by);
-        kci_ledger_outcome_fail(outcome, KCI_LEDGER_CODE_CONFLICT,
-                                "double spend refused: coin %s was already spent by transfer %s",
-                                coin_text, spent);
-    } else
-        kci_ledger_outcome_fail(outcome, KCI_LEDGER_CODE_CONFLICT,
-                                "coin %s is not owned by the signer %.16s...; transfer %s moved "
-                                "it last",
-                                coin_text, from, last);
-}
-
-/* Checks every coin before anything is written: 0 and outcome untouched
- * when all are transferable. records gets each coin's record. */
-static int check_coins(kci_ledger_batch *batch, const kci_ledger_transfer *transfer,
-                       kci_ledger_coin_record *records, kci_ledger_outcome *outcome)
-{
-    uint64_t sum = 0;
-    for (uint32_t index = 0; index < transfer->coin_count; index++) {
-        const kci_ledger_coin *coin = &transfer->coins[index];
-        int rc = kci_ledger_coin_get(batch->txn, batch->store, coin->id, &records[index]);
-        char text[37] = "";
-        if (rc != 0 || records[index].denomination != coin->denomination)
-            kci_ledger_id_text(text, coin->id); /* only a refusal names it */
-        if (rc == MDB_NOTFOUND) {
-            kci_ledger_outcome_fail(outcome, KCI_LEDGER_CODE_NOT_FOUND, "unknown coin %s", text);
-            return 0;
-        }
-        if (rc != 0) return rc;
-        if (records[index].state != KCI_LEDGER_COIN_LIVE ||
-            memcmp(records[index].owner, transfer->from, KCI_LEDGER_KEY_BYTES) != 0) {
-            refuse_not_owner(batch, transfer, coin->id, &records[index], outcome);
-            return 0;
-        }
-        if (records[index].denomination != coin->denomination) {
-            kci_ledger_outcome_fail(outcome, KCI_LEDGER_CODE_BAD_SIGNATURE,
-                                    "coin %s is worth %" PRIu64 ", not %" PRIu64, text,
-                                    records[index].denomination, coin->denomination);
-            return 0;
-        }
-        sum += coin->denomination;
-    }
-    if (sum != transfer->amount)
-        kci_ledger_outcome_fail(outcome, KCI_LEDGER_CODE_BAD_REQUEST,
-                                "the coins add up to %" PRIu64 ", not the amount %" PRIu64, sum,
-                                transfer->amount);
-    return 0;
-}
-
-/* Moves every coin from transfer->from to transfer->to (checked before). */
-static int move_coins(kci_ledger_batch *batch, const kci_ledger_transfer *transfer,
-                      kci_ledger_coin_record *records, bool retire)
-{
-    int rc = 0;
-    for (uint32_t index = 0; rc == 0 && index < transfer->coin_count; index++) {
-        const uint8_t *coin = transfer->coins[index].id;
-        rc = reference_change(batch, transfer->from, coin, -1);
-        if (rc == 0 && retire) {
-            records[index].state = KCI_LEDGER_COIN_RETIRED;
-            rc = supply_add(batch, records[index].denomination, -1);
-            MDB_val key = value_of(coin, KCI_LEDGER_ID_BYTES), empty = value_of("", 0);
-            if (rc == 0) rc = mdb_put(batch->txn, batch->store->retired, &key, &empty, 0);
-        } else if (rc == 0) {
-            rc = reference_change(batch, transfer->to, coin, +1);
-        }
-        if (rc == 0) rc = coin_move(batch, transfer, coin, &records[index]);
-    }
-    if (rc == 0) rc = balance_add(batch, transfer->from, transfer->amount, -1);
-    if (rc == 0 && !retire) rc = balance_add(batch, transfer->to, transfer->amount, +1);
-    if (rc == 0) rc = transfer_put(batch, transfer);
-    return rc;
-}
-
-static bool refuse_mint_party(kci_ledger_batch *batch, const kci_ledger_transfer *transfer,
-                              kci_ledger_outcome *outcome)
-{
-    const uint8_t *mint = batch->store->mint.public_key;
-    if (memcmp(transfer->from, mint, KCI_LEDGER_KEY_BYTES) == 0 ||
-        (transfer->kind == KCI_LEDGER_KIND_TRANSFER &&
-         memcmp(transfer->to, mint, KCI_LEDGER_KEY_BYTES) == 0)) {
-        kci_ledger_outcome_fail(outcome, KCI_LEDGER_CODE_FORBIDDEN,
-                                "the mint is not a wallet: it only issues (mint) and takes coins "
-                                "back (exchange)");
-        return true;
-    }
-    return false;
-}
-
-int kci_ledger_apply_transfer(kci_ledger_batch *batch, const kci_ledger_transfer *transfer,
-                              kci_ledger_outcome *outcome)
-{
-    assert(transfer->kind == KCI_LEDGER_KIND_TRANSFER);
-    assert(transfer->coin_count > 0 && transfer->coin_count <= KCI_LEDGER_COINS_PER_TRANSFER_MAX);
-    int rc = 0;
-    if (refuse_mint_party(batch, transfer, outcome) || check_replay(batch, transfer, outcome, &rc))
-        return rc;
-    kci_ledger_coin_record records[KCI_LEDGER_COINS_PER_TRANSFER_MAX];
-    rc = check_coins(batch, transfer, records, outcome);
-    if (rc != 0 || outcome->code != 0) return rc;
-    rc = move_coins(batch, transfer, records, false);
-    if (rc == 0) rc = history_append(batch, transfer);
-    return rc;
-}
-
-int kci_ledger_apply_exchange(kci_ledger_batch *batch, const kci_ledger_transfer *exchange,
-                              uint8_t issue_id[KCI_LEDGER_ID_BYTES], kci_ledger_coin *coins_out,
-                              kci_ledger_outcome *outcome)
-{
-    assert(exchange->kind == KCI_LEDGER_KIND_EXCHANGE);
-    int rc = 0;
-    if (refuse_mint_party(batch, exchange, outcome) || check_replay(batch, exchange, outcome, &rc))
-        return rc;
-    kci_ledger_coin_record records[KCI_LEDGER_COINS_PER_TRANSFER_MAX];
-    rc = check_coins(batch, exchange, records, outcome);
-    if (rc != 0 || outcome->code != 0) return rc;
-    rc = move_coins(batch, exchange, records, true);
-    kci_ledger_transfer issue;
-    if (rc == 0 && issue_prepare(batch, &issue, exchange->from, exchange->denominations,
-                                 exchange->denomination_count) != KC_OK)
-        return ENOMEM;
-    if (rc != 0) return rc;
-    /* The retired value comes back as the new coins: the supply is unchanged. */
-    rc = issue_coins(batch, &issue);
-    if (rc == 0) {
-        memcpy(issue_id, issue.id, KCI_LEDGER_ID_BYTES);
-        memcpy(coins_out, issue.coins, issue.coin_count * sizeof *coins_out);
-    }
-    kci_ledger_transfer_free(&issue);
-    return rc;
-}
-
-/* ---- payment claims ---------------------------------------------------------------- */
-
-int kci_ledger_apply_payment(kci_ledger_batch *batch, const uint8_t transfer[KCI_LEDGER_ID_BYTES],
-                             const uint8_t payee[KCI_LEDGER_KEY_BYTES], uint64_t min_amount,
-                             const char *request_id, kci_ledger_outcome *outcome)
-{
-    stored_head head;
-    MDB_val value;
-    char id[37], to[KCI_LEDGER_ADDRESS_TEXT_BYTES + 1];
-    kci_ledger_id_text(id, transfer);
-    int rc = head_get(batch->txn, batch->store, transfer, &head, &value);
-    if (rc == MDB_NOTFOUND) {
-        kci_ledger_outcome_fail(outcome, KCI_LEDGER_CODE_UNPAID,
-                                "payment %s: no such transfer in the ledger", id);
-        return 0;
-    }
-    if (rc != 0) return rc;
-    kci_ledger_hex(to, head.to, KCI_LEDGER_KEY_BYTES);
-    head.paid_request[PAID_REQUEST_BYTES - 1] = '\0';
-    if (head.kind != KCI_LEDGER_KIND_TRANSFER)
-        kci_ledger_outcome_fail(outcome, KCI_LEDGER_CODE_UNPAID,
-                                "payment %s: not a transfer between wallets", id);
-    else if (memcmp(head.to, payee, KCI_LEDGER_KEY_BYTES) != 0)
-        kci_ledger_outcome_fail(outcome, KCI_LEDGER_CODE_UNPAID,
-                                "payment %s paid wallet %.16s..., not this service's wallet", id,
-                                to);
-    else if (head.amount < min_amount)
-        kci_ledger_outcome_fail(outcome, KCI_LEDGER_CODE_UNPAID,
-                                "payment %s paid %" PRIu64 ", the price is %" PRIu64, id,
-                                head.amount, min_amount);
-    else if (head.paid_request[0] != '\0' && strcmp(head.paid_request, request_id) != 0)
-        kci_ledger_outcome_fail(outcome, KCI_LEDGER_CODE_CONFLICT,
-                                "payment %s already paid request %s", id, head.paid_request);
-    if (outcome->code != 0 || head.paid_request[0] != '\0') {
-        outcome->replayed = outcome->code == 0;
-        return 0;
-    }
-    /* Rewrite the record in place with the request that it paid. */
-    uint8_t *copy = malloc(value.mv_size);
-    if (copy == NULL) return ENOMEM;
-    memcpy(copy, value.mv_data, value.mv_size);
-    snprintf(head.paid_request, sizeof head.paid_request, "%s", request_id);
-    memcpy(copy, &head, sizeof head);
-    MDB_val key = value_of(transfer, KCI_LEDGER_ID_BYTES), updated = value_of(copy, value.mv_size);
-    rc = mdb_put(batch->txn, batch->store->transfers, &key, &updated, 0);
-    free(copy);
-    return rc;
-}
-
-/* ---- the reaper --------------------------------------------------------------------- */
-
-/* Frees coin's trail rows; the record stays (REAPED) so the id stays spent. */
-static int reap_coin(kci_ledger_batch *batch, const uint8_t coin[KCI_LEDGER_ID_BYTES],
-                     kci_ledger_coin_record *record)
-{
-    assert(record->state == KCI_LEDGER_COIN_RETIRED);
-    int rc = 0;
-    for (uint32_t hop = 0; rc == 0 && hop < record->hop_count; hop++) {
-        uint8_t key_bytes[TRAIL_KEY_BYTES];
-        kci_ledger_trail_key(key_bytes, coin, hop);
-        MDB_val key = value_of(key_bytes, sizeof key_bytes);
-        rc = mdb_del(batch->txn, batch->store->trail, &key, NULL);
-        if (rc == MDB_NOTFOUND) rc = 0;
-    }
-    record->state = KCI_LEDGER_COIN_REAPED;
-    if (rc == 0) rc = coin_put(batch, coin, record);
-    MDB_val key = value_of(coin, KCI_LEDGER_ID_BYTES);
-    if (rc == 0) rc = mdb_del(batch->txn, batch->store->retired, &key, NULL);
-    return rc;
-}
-
-int kci_ledger_reap(kci_ledger_batch *batch, int64_t age_ms_min, uint32_t count_max,
-                    uint32_t *reaped_count)
-{
-    *reaped_count = 0;
-    MDB_cursor *cursor = NULL;
-    int rc = mdb_cursor_open(batch->txn, batch->store->retired, &cursor);
+struct kci_ledger_cursor {
+    int table; /* a kci_ledger_table, or one of the walks above */
+    MDB_cursor *cursor;
+    MDB_cursor_op step; /* MDB_NEXT, or MDB_NEXT_DUP to stay within one wallet */
+    bool positioned;    /* the entry under the cursor is the next one to give */
+    bool ended;
     MDB_val key, value;
-    uint8_t coins[64][KCI_LEDGER_ID_BYTES];
-    uint32_t found = 0;
-    /* Collect first, then write: a cursor must not see its own deletes. */
-    for (int op = MDB_FIRST; rc == 0 && found < count_max && found < 64; op = MDB_NEXT) {
-        rc = mdb_cursor_get(cursor, &key, &value, (MDB_cursor_op)op);
-        if (rc == 0 && key.mv_size == KCI_LEDGER_ID_BYTES)
-            memcpy(coins[found++], key.mv_data, KCI_LEDGER_ID_BYTES);
+};
+
+static kc_err cursor_open(kci_ledger_cursor **out, kci_ledger_read *read, MDB_dbi dbi, int table)
+{
+    *out = NULL;
+    kci_ledger_cursor *cursor = calloc(1, sizeof *cursor);
+    if (cursor == NULL) return kci_fail(KC_ERR_NOMEM, "out of memory");
+    kc_err err = store_error(mdb_cursor_open(read->txn, dbi, &cursor->cursor));
+    if (err != KC_OK) {
+        free(cursor);
+        return err;
     }
-    if (cursor != NULL) mdb_cursor_close(cursor);
-    if (rc == MDB_NOTFOUND) rc = 0;
-    for (uint32_t index = 0; rc == 0 && index < found; index++) {
-        kci_ledger_coin_record record;
-        rc = kci_ledger_coin_get(batch->txn, batch->store, coins[index], &record);
-        if (rc != 0 || record.state != KCI_LEDGER_COIN_RETIRED) {
-            rc = rc == 0 ? STORE_INVARIANT_BROKEN : rc;
-            break;
-        }
-        if (batch->now_ms - record.moved_ms < age_ms_min) continue;
-        rc = reap_coin(batch, coins[index], &record);
-        if (rc == 0) (*reaped_count)++;
+    cursor->step = MDB_NEXT;
+    cursor->table = table;
+    *out = cursor;
+    return KC_OK;
+}
+
+/* Positions the cursor with op (key and value as its arguments); an empty
+ * range leaves it ended. */
+static kc_err cursor_position(kci_ledger_cursor *cursor, MDB_cursor_op op)
+{
+    int rc = mdb_cursor_get(cursor->cursor, &cursor->key, &cursor->value, op);
+    cursor->positioned = rc == 0;
+    cursor->ended = rc == MDB_NOTFOUND;
+    assert(!(cursor->positioned && cursor->ended));
+    return rc == MDB_NOTFOUND ? KC_OK : store_error(rc);
+}
+
+/* The next entry into cursor->key and ->value; KC_ERR_NOT_FOUND at the end. */
+static kc_err cursor_step(kci_ledger_cursor *cursor)
+{
+    assert(!(cursor->ended && cursor->positioned));
+    if (cursor->ended) return KC_ERR_NOT_FOUND;
+    if (cursor->positioned) {
+        cursor->positioned = false;
+        return KC_OK;
     }
-    return rc;
+    int rc = mdb_cursor_get(cursor->cursor, &cursor->key, &cursor->value, cursor->step);
+    cursor->ended = rc != 0;
+    return store_error(rc);
+}
+
+/* The entry's key, zero-padded to size bytes; KC_ERR_CORRUPT unless the
+ * key is key_size bytes and the value value_size (0: any). */
+static kc_err cursor_entry(const kci_ledger_cursor *cursor, void *key, size_t key_size,
+                           size_t value_size)
+{
+    memset(key, 0, key_size);
+    memcpy(key, cursor->key.mv_data,
+           cursor->key.mv_size < key_size ? cursor->key.mv_size : key_size);
+    if (cursor->key.mv_size != key_size || (value_size > 0 && cursor->value.mv_size != value_size))
+        return KC_ERR_CORRUPT;
+    return KC_OK;
+}
+
+/* The next entry of a table of fixed-size keys and values: the key into
+ * key (zero-padded when it has the wrong size), the value into value (may
+ * be NULL: any size). */
+static kc_err cursor_next_fixed(kci_ledger_cursor *cursor, void *key, size_t key_size, void *value,
+                                size_t value_size)
+{
+    kc_err err = cursor_step(cursor);
+    if (err == KC_OK) err = cursor_entry(cursor, key, key_size, value != NULL ? value_size : 0);
+    if (err == KC_OK && value != NULL) memcpy(value, cursor->value.mv_data, value_size);
+    return err;
+}
+
+void kci_ledger_cursor_close(kci_ledger_cursor *cursor)
+{
+    if (cursor == NULL) return;
+    if (cursor->cursor != NULL) mdb_cursor_close(cursor->cursor);
+    free(cursor);
+}
+
+kc_err kci_ledger_wallet_coins_open(kci_ledger_cursor **out, kci_ledger_read *read,
+                                    const uint8_t wallet[KCI_LEDGER_KEY_BYTES],
+                                    const uint8_t *after)
+{
+    kc_err err = cursor_open(out, read, read->store->owned, CURSOR_WALLET_COINS);
+    if (err != KC_OK) return err;
+    kci_ledger_cursor *cursor = *out;
+    cursor->step = MDB_NEXT_DUP;
+    cursor->key = store_value(wallet, KCI_LEDGER_KEY_BYTES);
+    cursor->value = store_value(after, KCI_LEDGER_ID_BYTES);
+    err = cursor_position(cursor, after != NULL ? MDB_GET_BOTH_RANGE : MDB_SET_KEY);
+    /* GET_BOTH_RANGE lands on the first coin >= after: skip after itself. */
+    if (err == KC_OK && cursor->positioned && after != NULL &&
+        memcmp(cursor->value.mv_data, after, KCI_LEDGER_ID_BYTES) == 0) {
+        cursor->positioned = false;
+        err = cursor_step(cursor);
+        cursor->positioned = err == KC_OK;
+        if (err == KC_ERR_NOT_FOUND) err = KC_OK;
+    }
+    if (err != KC_OK) {
+        kci_ledger_cursor_close(cursor);
+        *out = NULL;
+    }
+    return err;
+}
+
+kc_err kci_ledger_wallet_coins_next(kci_ledger_cursor *cursor, uint8_t coin[KCI_LEDGER_ID_BYTES])
+{
+    assert(cursor->table == CURSOR_WALLET_COINS && cursor->step == MDB_NEXT_DUP);
+    kc_err err = cursor_step(cursor);
+    if (err != KC_OK) return err;
+    memset(coin, 0, KCI_LEDGER_ID_BYTES);
+    if (cursor->value.mv_size != KCI_LEDGER_ID_BYTES) return KC_ERR_CORRUPT;
+    memcpy(coin, cursor->value.mv_data, KCI_LEDGER_ID_BYTES);
+    return KC_OK;
+}
+
+kc_err kci_ledger_wallet_coin_count(kci_ledger_read *read,
+                                    const uint8_t wallet[KCI_LEDGER_KEY_BYTES], size_t *count)
+{
+    *count = 0;
+    kci_ledger_cursor *cursor = NULL;
+    kc_err err = kci_ledger_wallet_coins_open(&cursor, read, wallet, NULL);
+    if (err == KC_OK && cursor->positioned)
+        err = store_error(mdb_cursor_count(cursor->cursor, count));
+    kci_ledger_cursor_close(cursor);
+    return err;
+}
+
+kc_err kci_ledger_history_open(kci_ledger_cursor **out, kci_ledger_read *read,
+                               uint64_t first_sequence)
+{
+    kc_err err = cursor_open(out, read, read->store->history, CURSOR_HISTORY);
+    if (err != KC_OK) return err;
+    uint8_t start[STORE_SEQUENCE_KEY_BYTES];
+    store_sequence_key(start, first_sequence);
+    (*out)->key = store_value(start, sizeof start);
+    err = cursor_position(*out, MDB_SET_RANGE);
+    if (err != KC_OK) {
+        kci_ledger_cursor_close(*out);
+        *out = NULL;
+    }
+    return err;
+}
+
+kc_err kci_ledger_history_next(kci_ledger_cursor *cursor, uint64_t *sequence, kci_ledger_edge *edge)
+{
+    assert(cursor->table == CURSOR_HISTORY);
+    uint8_t key[STORE_SEQUENCE_KEY_BYTES];
+    kc_err err = cursor_next_fixed(cursor, key, sizeof key, edge, sizeof *edge);
+    if (err == KC_OK) *sequence = store_sequence_from_key(key);
+    return err;
+}
+
+kc_err kci_ledger_table_open(kci_ledger_cursor **out, kci_ledger_read *read, kci_ledger_table table)
+{
+    const kci_ledger_store *store = read->store;
+    MDB_dbi dbi = table == KCI_LEDGER_TABLE_TRANSFERS    ? store->transfers
+                  : table == KCI_LEDGER_TABLE_COINS      ? store->coins
+                  : table == KCI_LEDGER_TABLE_REFERENCES ? store->owned
+                  : table == KCI_LEDGER_TABLE_BALANCES   ? store->balances
+                                                         : store->supply;
+    assert(table >= KCI_LEDGER_TABLE_TRANSFERS && table <= KCI_LEDGER_TABLE_SUPPLY);
+    kc_err err = cursor_open(out, read, dbi, (int)table);
+    if (err == KC_OK) err = cursor_position(*out, MDB_FIRST);
+    if (err != KC_OK) {
+        kci_ledger_cursor_close(*out);
+        *out = NULL;
+    }
+    return err;
+}
+
+kc_err kci_ledger_transfers_next(kci_ledger_cursor *cursor, uint8_t transfer[KCI_LEDGER_ID_BYTES])
+{
+    assert(cursor->table == KCI_LEDGER_TABLE_TRANSFERS);
+    return cursor_next_fixed(cursor, transfer, KCI_LEDGER_ID_BYTES, NULL, 0);
+}
+
+kc_err kci_ledger_coins_next(kci_ledger_cursor *cursor, uint8_t coin[KCI_LEDGER_ID_BYTES],
+                             kci_ledger_coin_record *record)
+{
+    assert(cursor->table == KCI_LEDGER_TABLE_COINS);
+    return cursor_next_fixed(cursor, coin, KCI_LEDGER_ID_BYTES, record, sizeof *record);
+}
+
+kc_err kci_ledger_references_next(kci_ledger_cursor *cursor, uint8_t wallet[KCI_LEDGER_KEY_BYTES],
+                                  uint8_t coin[KCI_LEDGER_ID_BYTES])
+{
+    assert(cursor->table == KCI_LEDGER_TABLE_REFERENCES);
+    return cursor_next_fixed(cursor, wallet, KCI_LEDGER_KEY_BYTES, coin, KCI_LEDGER_ID_BYTES);
+}
+
+kc_err kci_ledger_balances_next(kci_ledger_cursor *cursor, uint8_t wallet[KCI_LEDGER_KEY_BYTES],
+                                uint64_t *balance)
+{
+    assert(cursor->table == KCI_LEDGER_TABLE_BALANCES);
+    return cursor_next_fixed(cursor, wallet, KCI_LEDGER_KEY_BYTES, balance, sizeof *balance);
+}
+
+kc_err kci_ledger_supply_next(kci_ledger_cursor *cursor, uint64_t *denomination,
+                              uint64_t *coin_count)
+{
+    assert(cursor->table == KCI_LEDGER_TABLE_SUPPLY);
+    uint8_t key[STORE_SEQUENCE_KEY_BYTES];
+    kc_err err = cursor_next_fixed(cursor, key, sizeof key, coin_count, sizeof *coin_count);
+    if (err == KC_OK) *denomination = store_sequence_from_key(key);
+    return err;
+}
+
+/* ---- batches -------------------------------------------------------------------- */
+
+kc_err kci_ledger_batch_begin(kci_ledger_batch **out, kci_ledger_store *store)
+{
+    *out = NULL;
+    kci_ledger_batch *batch = calloc(1, sizeof *batch);
+    if (batch == NULL) return kci_fail(KC_ERR_NOMEM, "out of memory");
+    *batch =
+        (kci_ledger_batch){.store = store, .counters = store->committed, .now_ms = kci_wall_ms()};
+    /* A batch starts from what is on disk: the counters the last commit left. */
+    assert(batch->counters.supply_total <= KCI_LEDGER_AMOUNT_MAX);
+    kc_err err = store_error(mdb_txn_begin(store->env, NULL, 0, &batch->txn));
+    if (err != KC_OK) {
+        free(batch);
+        return err;
+    }
+    *out = batch;
+    return KC_OK;
+}
+
+kc_err kci_ledger_batch_commit(kci_ledger_batch *batch)
+{
+    kci_ledger_store *store = batch->store;
+    /* Sequences only grow; the supply moves only by what the batch minted. */
+    assert(batch->counters.history_next >= store->committed.history_next);
+    assert(batch->counters.supply_total <= KCI_LEDGER_AMOUNT_MAX);
+    int rc = meta_put_u64(batch->txn, store->meta, "history_next", batch->counters.history_next);
+    if (rc == 0)
+        rc = meta_put_u64(batch->txn, store->meta, "supply_total", batch->counters.supply_total);
+    if (rc != 0) {
+        kc_err err = store_error(rc);
+        kci_ledger_batch_abort(batch);
+        return err;
+    }
+    rc = mdb_txn_commit(batch->txn);
+    if (rc == 0) store->committed = batch->counters;
+    free(batch);
+    return store_error(rc);
+}
+
+void kci_ledger_batch_abort(kci_ledger_batch *batch)
+{
+    if (batch == NULL) return;
+    if (batch->txn != NULL) mdb_txn_abort(batch->txn);
+    free(batch);
 }

@@ -80,12 +80,15 @@ size_t kci_record_size(const kci_record *record)
         record->client_length > KCI_RECORD_FIELD_BYTES_MAX ||
         record->payload_length > KCI_RECORD_PAYLOAD_BYTES_MAX)
         return 0;
-    return (size_t)KCI_RECORD_HEADER_BYTES + record->subject_length + record->reply_length +
-           record->client_length + record->payload_length;
+    size_t size = (size_t)KCI_RECORD_HEADER_BYTES + record->subject_length + record->reply_length +
+                  record->client_length + record->payload_length;
+    assert(size >= KCI_RECORD_HEADER_BYTES && size <= KCI_RECORD_BYTES_MAX);
+    return size;
 }
 
 static uint8_t *put_field(uint8_t *out, const void *bytes, size_t length)
 {
+    assert(length == 0 || bytes != NULL);
     if (length > 0) memcpy(out, bytes, length);
     return out + length;
 }
@@ -115,6 +118,11 @@ size_t kci_record_encode(const kci_record *record, uint8_t *out)
     cursor = put_field(cursor, record->payload, record->payload_length);
     assert((size_t)(cursor - out) == size);
     put32(out + OFFSET_CRC, kci_crc32c(0, out + CHECKED_FROM, size - CHECKED_FROM));
+    /* What a reader will check first: the header claims exactly these bytes. */
+    size_t claimed = 0;
+    bool header_read = kci_record_header_length(out, size, &claimed);
+    assert(header_read && claimed == size);
+    (void)header_read;
     return size;
 }
 
@@ -144,6 +152,7 @@ static kci_record_status check_header(const uint8_t *bytes, size_t *record_bytes
     uint64_t expected = (uint64_t)KCI_RECORD_HEADER_BYTES + subject_length + reply_length +
                         client_length + payload_length;
     if (get32(bytes + OFFSET_LENGTH) != expected) return KCI_RECORD_CORRUPT;
+    assert(expected >= KCI_RECORD_HEADER_BYTES && expected <= KCI_RECORD_BYTES_MAX);
     *record_bytes = (size_t)expected;
     return KCI_RECORD_OK;
 }
@@ -153,6 +162,7 @@ bool kci_record_header_length(const uint8_t *bytes, size_t available, size_t *re
     if (available < KCI_RECORD_HEADER_BYTES) return false;
     size_t length = 0;
     if (check_header(bytes, &length) != KCI_RECORD_OK) return false;
+    assert(length >= KCI_RECORD_HEADER_BYTES);
     *record_bytes = length;
     return true;
 }
@@ -190,5 +200,7 @@ kci_record_status kci_record_decode(const uint8_t *bytes, size_t available, kci_
     cursor += out->client_length;
     out->payload = cursor;
     assert((size_t)(cursor + out->payload_length - (const char *)bytes) == length);
+    /* Encode and decode agree on the size of what was decoded. */
+    assert(kci_record_size(out) == length);
     return KCI_RECORD_OK;
 }

@@ -72,7 +72,7 @@ static world the_world;
 static bool ledger_answers(natsConnection *connection)
 {
     json_t *reply = NULL;
-    kci_ledger_outcome refusal;
+    kci_ledger_refusal refusal;
     char nobody[65];
     memset(nobody, '0', 64);
     nobody[64] = '\0';
@@ -188,7 +188,7 @@ static void new_wallet(kci_wallet *wallet)
 static json_t *call_ok(natsConnection *connection, const char *operation, json_t *body)
 {
     json_t *reply = NULL;
-    kci_ledger_outcome refusal;
+    kci_ledger_refusal refusal;
     kc_err err = kci_ledger_call(&reply, connection, operation, body, TIMEOUT_MS, &refusal);
     if (err != KC_OK) fail_msg("kc.ledger.%s: %d %s", operation, refusal.code, refusal.message);
     return reply;
@@ -224,7 +224,7 @@ static void mint(natsConnection *connection, const kci_wallet *wallet, uint32_t 
 static json_t *audit_ok(natsConnection *connection)
 {
     json_t *reply = NULL;
-    kci_ledger_outcome refusal;
+    kci_ledger_refusal refusal;
     if (kci_ledger_call(&reply, connection, "audit", NULL, AUDIT_TIMEOUT_MS, &refusal) != KC_OK)
         fail_msg("kc.ledger.audit: %d %s", refusal.code, refusal.message);
     if (!json_is_true(json_object_get(reply, "ok"))) {
@@ -407,7 +407,7 @@ static void *race_main(void *argument)
         json_array_append_new(list, kci_ledger_transfer_json(&transfers[attempt]));
     }
     pthread_barrier_wait(r->start);
-    kci_ledger_outcome refusal;
+    kci_ledger_refusal refusal;
     if (r->batch) {
         json_t *reply = NULL;
         kc_err err = kci_ledger_call(&reply, connection, "transfer.batch",
@@ -540,7 +540,7 @@ static void *stream_main(void *argument)
             kci_ledger_transfer_free(&transfer);
         }
         json_t *reply = NULL;
-        kci_ledger_outcome refusal;
+        kci_ledger_refusal refusal;
         kc_err err = kci_ledger_call(&reply, connection, "transfer.batch",
                                      json_pack("{s:o}", "transfers", list), 2000, &refusal);
         json_t *results = json_object_get(reply, "results");
@@ -604,7 +604,7 @@ static void test_crash_keeps_acknowledged(void **state)
         char id[37];
         kci_ledger_id_text(id, s.ids[index]);
         json_t *reply = NULL;
-        kci_ledger_outcome refusal;
+        kci_ledger_refusal refusal;
         kc_err err = kci_ledger_call(&reply, w->connection, "transfer.get",
                                      json_pack("{s:s}", "transfer", id), TIMEOUT_MS, &refusal);
         if (err != KC_OK) fail_msg("acknowledged transfer %s is lost: %s", id, refusal.message);

@@ -1,7 +1,8 @@
 /* persister_test.c - the persister's features through a real kcobrad:
  * redelivery (a service that ignores the first dispatch gets the request
  * again, with the same Kc-Id, and its reply is forwarded to Kc-Notify),
- * dead requests (no reply after max_attempts: kc.reply.get says 410 dead),
+ * dead requests (no reply after max_attempts: kc.reply.get says 410 dead;
+ * a reply that comes after that is still recorded and served),
  * idempotent submit (the same Kc-Id twice: acknowledged twice, stored once),
  * refused submits (a bad Kc-Id: 400, nothing stored), redelivery after a
  * restart, compaction (replied segments removed on kc.sys.queue.compact,
@@ -13,6 +14,7 @@
  * Usage: persister_test KCOBRAD [KCOBRA] (with KCOBRA, `kcobra queue verify`
  * must also name the corrupt record). */
 #include <inttypes.h>
+#include <jansson.h>
 #include <nats/nats.h>
 #include <pthread.h>
 #include <signal.h>
@@ -213,6 +215,57 @@ static void test_dead(natsConnection *connection)
           error != NULL ? error : "(none)");
     natsMsg_Destroy(answer);
     fprintf(stderr, "persister_test: dead after max_attempts ok\n");
+}
+
+/* A counter of kc.sys.queue.stats. */
+static json_int_t queue_stat(natsConnection *connection, const char *name)
+{
+    natsMsg *answer = NULL;
+    CHECK(natsConnection_RequestString(&answer, connection, KCI_QUEUE_STATS_SUBJECT, "",
+                                       REQUEST_MS) == NATS_OK,
+          "kc.sys.queue.stats");
+    json_error_t json_error;
+    json_t *root =
+        json_loadb(natsMsg_GetData(answer), (size_t)natsMsg_GetDataLength(answer), 0, &json_error);
+    json_t *value = json_object_get(root, name);
+    CHECK(json_is_integer(value), "no %s in the stats", name);
+    json_int_t number = json_integer_value(value);
+    json_decref(root);
+    natsMsg_Destroy(answer);
+    return number;
+}
+
+/* The service's answer comes after the request died (DEAD -> REPLYING ->
+ * REPLIED): it is recorded, served by kc.reply.get, and the request no
+ * longer counts as dead. Runs while no other request is about to die. */
+static void test_late_reply_to_dead(natsConnection *connection)
+{
+    natsSubscription *service = NULL;
+    CHECK(natsConnection_SubscribeSync(&service, connection, "kc.req.late") == NATS_OK, "sub");
+    natsConnection_Flush(connection);
+    char id[37];
+    submit_acked(connection, "late", NULL, "x", 1, id);
+    natsMsg *dispatch = NULL;
+    CHECK(natsSubscription_NextMsg(&dispatch, service, WAIT_MS) == NATS_OK, "no dispatch");
+    char reply_subject[256];
+    CHECK(natsMsg_GetReply(dispatch) != NULL, "a dispatch without a reply subject");
+    snprintf(reply_subject, sizeof reply_subject, "%s", natsMsg_GetReply(dispatch));
+    natsMsg_Destroy(dispatch);
+    wait_state(connection, id, "dead");
+    json_int_t dead = queue_stat(connection, "dead");
+    json_int_t replies = queue_stat(connection, "replies_recorded");
+    CHECK(natsConnection_PublishString(connection, reply_subject, "late answer") == NATS_OK,
+          "publish");
+    wait_state(connection, id, "replied");
+    natsMsg *recorded = reply_get(connection, id);
+    CHECK(natsMsg_GetDataLength(recorded) == 11 &&
+              memcmp(natsMsg_GetData(recorded), "late answer", 11) == 0,
+          "the late reply is served");
+    natsMsg_Destroy(recorded);
+    CHECK(queue_stat(connection, "dead") == dead - 1, "still counted dead");
+    CHECK(queue_stat(connection, "replies_recorded") == replies + 1, "reply not counted");
+    natsSubscription_Destroy(service);
+    fprintf(stderr, "persister_test: a reply after the request died is recorded ok\n");
 }
 
 static void test_idempotent_and_refused_submit(natsConnection *connection, char same_id[37])
@@ -507,6 +560,7 @@ int main(int argc, char **argv)
     char same_id[37];
     test_redelivery_and_notify(connection);
     test_dead(connection);
+    test_late_reply_to_dead(connection);
     test_idempotent_and_refused_submit(connection, same_id);
     check_stored_once(same_id); /* read-only scan while kcobrad runs */
     test_restart_redelivers(connection);

@@ -1,0 +1,100 @@
+/* admin.c - the persister's state and retention on demand:
+ * kc.sys.queue.stats answers its counters and the log's as one JSON object
+ * (what `kcobra queue stats --live` prints), and kc.sys.queue.compact
+ * applies retention now (redelivery.c) and answers how many segments went.
+ * Both answer only a reply subject the persister may answer. */
+#include <assert.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "persister_internal.h"
+#include "service/reply_subject.h"
+
+void kci_persister_stats_get(kci_persister *persister, kci_persister_stats *out)
+{
+    pthread_mutex_lock(&persister->lock);
+    *out = persister->stats;
+    out->requests = persister->index.count;
+    out->pending = persister->pending_count;
+    pthread_mutex_unlock(&persister->lock);
+    /* Every pending request is in the index (state.c). */
+    assert(out->pending <= out->requests);
+    kci_queue_log_stats_get(persister->log, &out->log);
+}
+
+static char *stats_json(kci_persister *persister)
+{
+    kci_persister_stats stats;
+    kci_persister_stats_get(persister, &stats);
+    json_t *root = json_pack(
+        "{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, "
+        "s:I}",
+        "directory", persister->directory, "durability",
+        kci_durability_name(persister->config.durability), "requests", (json_int_t)stats.requests,
+        "pending", (json_int_t)stats.pending, "replied", (json_int_t)stats.replied, "dead",
+        (json_int_t)stats.dead, "submitted", (json_int_t)stats.submitted, "submit_failed",
+        (json_int_t)stats.submit_failed, "duplicate_submits", (json_int_t)stats.duplicate_submits,
+        "redelivered", (json_int_t)stats.redelivered, "replies_recorded",
+        (json_int_t)stats.replies_recorded, "segments_removed", (json_int_t)stats.segments_removed,
+        "appends", (json_int_t)stats.log.append_count, "syncs", (json_int_t)stats.log.sync_count,
+        "segment", (json_int_t)stats.log.segment_current, "segment_offset",
+        (json_int_t)stats.log.segment_offset, "broken", stats.log.broken, "refused_reply_subjects",
+        (json_int_t)stats.refused_reply_subjects);
+    char *text = root != NULL ? json_dumps(root, JSON_COMPACT) : NULL;
+    json_decref(root);
+    return text;
+}
+
+/* Answers text (and frees it); NULL (out of memory) answers nothing. */
+static void respond_json(kci_persister *persister, natsMsg *request, char *text)
+{
+    const char *to = natsMsg_GetReply(request);
+    natsMsg *message = NULL;
+    if (to != NULL && text != NULL && kci_reply_subject_allowed(to, KCI_REPLY_ANSWER) &&
+        natsMsg_Create(&message, to, NULL, text, (int)strlen(text)) == NATS_OK) {
+        char id_text[KCI_PERSISTER_ID_TEXT_BYTES];
+        kci_uuid_v7_text(id_text);
+        kci_persister_stamp(persister, message, id_text);
+        kci_persister_publish(persister, message);
+    }
+    free(text);
+}
+
+void kci_persister_on_stats(natsConnection *connection, natsSubscription *subscription,
+                            natsMsg *message, void *closure)
+{
+    kci_persister *persister = closure;
+    respond_json(persister, message, stats_json(persister));
+    natsMsg_Destroy(message);
+}
+
+/* The retention a compact request asks for: empty (the configured
+ * retention) or {"retention_ms": n >= 0}; anything else is the configured
+ * retention too. */
+static int64_t compact_retention_ms(const kci_persister *persister, natsMsg *message)
+{
+    int64_t retention_ms = persister->config.retention_ms;
+    if (natsMsg_GetDataLength(message) == 0) return retention_ms;
+    json_error_t json_error;
+    json_t *root = json_loadb(natsMsg_GetData(message), (size_t)natsMsg_GetDataLength(message), 0,
+                              &json_error);
+    json_t *value = json_object_get(root, "retention_ms");
+    if (json_is_integer(value) && json_integer_value(value) >= 0)
+        retention_ms = json_integer_value(value);
+    json_decref(root);
+    return retention_ms;
+}
+
+void kci_persister_on_compact(natsConnection *connection, natsSubscription *subscription,
+                              natsMsg *message, void *closure)
+{
+    kci_persister *persister = closure;
+    int64_t retention_ms = compact_retention_ms(persister, message);
+    uint32_t removed = retention_ms < 0 ? 0 : kci_persister_compact(persister, retention_ms);
+    json_t *root = json_pack("{s:I}", "segments_removed", (json_int_t)removed);
+    char *text = root != NULL ? json_dumps(root, JSON_COMPACT) : NULL;
+    json_decref(root);
+    respond_json(persister, message, text);
+    natsMsg_Destroy(message);
+}

@@ -1,0 +1,98 @@
+/* rebuild.c - the persister's index rebuilt from the log at start.
+ *
+ * The log's open (log.c, recovery.c) scans every record in order and hands
+ * each here: a request adds a PENDING entry (a second copy of an id: the
+ * first counts), its reply makes it REPLIED, a tombstone DEAD, a
+ * redelivery marker raises its attempts; a reply or marker whose request
+ * was compacted away is ignored. After the scan every request without a
+ * reply is due at once: nothing says how long its last dispatch has been
+ * waiting. Nothing is in flight during the scan, so no entry is STORING or
+ * REPLYING. */
+#include <assert.h>
+#include <inttypes.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "persister_internal.h"
+
+/* A request record: 0 -> PENDING, counted unresolved in its segment. */
+static kc_err rebuild_request(kci_persister *persister, const kci_record *record,
+                              kci_position position)
+{
+    bool created = false;
+    kci_index_entry *entry = kci_index_insert(&persister->index, &record->id, &created);
+    if (entry == NULL) return KC_ERR_NOMEM;
+    if (!created) return KC_OK; /* a second copy: the first counts */
+    assert(entry->state == 0 && entry->pending_slot == KCI_INDEX_NO_SLOT);
+    entry->state = KCI_ENTRY_PENDING;
+    entry->request = position;
+    entry->attempts = 1;
+    kci_persister_segment_add_request(persister, position);
+    return KC_OK;
+}
+
+kc_err kci_persister_rebuild_record(void *closure, const kci_record *record, kci_position position)
+{
+    kci_persister *persister = closure;
+    assert(record->kind >= KCI_RECORD_KIND_FIRST && record->kind <= KCI_RECORD_KIND_LAST);
+    kci_persister_segment_touch(persister, position, record->ts_wall_ms);
+    if (record->kind == KCI_RECORD_REQUEST) return rebuild_request(persister, record, position);
+    kci_index_entry *entry = kci_index_find(&persister->index, &record->id);
+    if (entry == NULL) return KC_OK; /* its request was compacted away */
+    assert(entry->state == KCI_ENTRY_PENDING || entry->state == KCI_ENTRY_REPLIED ||
+           entry->state == KCI_ENTRY_DEAD);
+    switch (record->kind) {
+    case KCI_RECORD_REPLY:
+        if (entry->state == KCI_ENTRY_REPLIED) break;
+        if (entry->state == KCI_ENTRY_PENDING)
+            kci_persister_segment_resolve(persister, entry->request);
+        entry->state = KCI_ENTRY_REPLIED;
+        entry->reply = position;
+        break;
+    case KCI_RECORD_REDELIVERY:
+        if (record->attempt > entry->attempts) entry->attempts = record->attempt;
+        break;
+    case KCI_RECORD_TOMBSTONE:
+        if (entry->state != KCI_ENTRY_PENDING) break;
+        entry->state = KCI_ENTRY_DEAD;
+        kci_persister_segment_resolve(persister, entry->request);
+        break;
+    default: break;
+    }
+    return KC_OK;
+}
+
+/* After the scan: every request without a reply is due now. */
+kc_err kci_persister_rebuild_finish(kci_persister *persister)
+{
+    int64_t now_ms = kci_monotonic_ms();
+    kci_index *index = &persister->index;
+    assert(persister->pending_count == 0 && persister->stats.replied == 0);
+    for (uint64_t slot = 0; slot < index->capacity; slot++) {
+        kci_index_entry *entry = &index->entries[slot];
+        if (entry->state == KCI_ENTRY_REPLIED) persister->stats.replied++;
+        if (entry->state == KCI_ENTRY_DEAD) persister->stats.dead++;
+        if (entry->state != KCI_ENTRY_PENDING) continue;
+        if (!kci_persister_pending_add(persister, entry, now_ms)) return KC_ERR_NOMEM;
+    }
+    assert(persister->pending_count + persister->stats.replied + persister->stats.dead ==
+           index->count);
+    return KC_OK;
+}
+
+void kci_persister_rebuild_log(const kci_persister *persister, const kci_scan_report *report)
+{
+    kci_info("queue: %s: %u segments, %" PRIu64 " records (%" PRIu64 " bytes) checked in %" PRId64
+             " ms: %" PRIu64 " requests, %" PRIu64 " replied, %" PRIu64 " dead, %u to dispatch "
+             "again",
+             persister->directory, report->segment_count, report->record_count,
+             report->record_bytes, report->duration_us / 1000, persister->index.count,
+             persister->stats.replied, persister->stats.dead, persister->pending_count);
+    /* The tail and segment findings are logged by the log's open. */
+    for (uint32_t index = 0; index < report->corruption_count && index < KCI_SCAN_CORRUPTIONS_MAX;
+         index++)
+        kci_error("queue: CORRUPT: segment %u offset %" PRIu64 ": %" PRIu64
+                  " bytes fail their checksum; skipped, never served",
+                  report->corruptions[index].segment, report->corruptions[index].offset,
+                  report->corruptions[index].length_bytes);
+}

@@ -1,0 +1,201 @@
+/* redelivery.c - the redelivery thread, and retention.
+ *
+ * A durable request without a reply is dispatched again after
+ * redelivery_timeout_ms, the wait doubling up to redelivery_backoff_max_ms,
+ * until attempts_max dispatches; then it is dead: a tombstone record is
+ * appended and kc.reply.get says so. Each dispatch after the first appends
+ * a redelivery marker, so a restart knows the attempts so far. After a
+ * restart every request without a reply is due at once (rebuild.c).
+ * Services are idempotent by Kc-Id, so a handler runs once however often a
+ * request is dispatched.
+ *
+ * The thread wakes every KCI_PERSISTER_SCAN_INTERVAL_MS, collects at most
+ * KCI_PERSISTER_REDELIVER_BATCH_MAX due requests under the lock, and reads
+ * and dispatches them outside it. Every KCI_PERSISTER_COMPACT_INTERVAL_MS it
+ * applies retention: whole segments are removed from the front of the log
+ * once every request in them is replied or dead and their newest record is
+ * older than retention_ms. */
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "persister_internal.h"
+
+typedef struct due_request {
+    kci_uuid id;
+    kci_position position;
+    uint16_t attempt;
+    bool dead;
+} due_request;
+
+void kci_persister_on_marker_done(void *closure, kc_err status, kci_position position)
+{
+    if (status != KC_OK)
+        kci_debug("queue: a redelivery or tombstone marker was not stored: %s",
+                  kc_strerror(status));
+}
+
+static void append_marker(kci_persister *persister, kci_record_kind kind, const kci_uuid *id,
+                          uint16_t attempt)
+{
+    assert(kind == KCI_RECORD_REDELIVERY || kind == KCI_RECORD_TOMBSTONE);
+    assert(attempt >= 1);
+    kci_record record = {.kind = kind,
+                         .id = *id,
+                         .attempt = attempt,
+                         .subject = "",
+                         .reply = "",
+                         .client = "",
+                         .payload = ""};
+    kci_persister_hlc_now(&record.ts_wall_ms, &record.ts_counter);
+    if (kci_queue_log_append(persister->log, &record, kci_persister_on_marker_done, persister) !=
+        KC_OK)
+        kci_debug("queue: a marker was not queued");
+}
+
+static int64_t backoff_ms(const kci_persister *persister, uint16_t attempts)
+{
+    int64_t delay = persister->config.redelivery_timeout_ms;
+    for (uint16_t step = 1; step < attempts && delay < persister->config.redelivery_backoff_max_ms;
+         step++)
+        delay *= 2;
+    delay = delay < persister->config.redelivery_backoff_max_ms
+                ? delay
+                : persister->config.redelivery_backoff_max_ms;
+    assert(delay > 0 && delay >= persister->config.redelivery_timeout_ms); /* config_defaults */
+    return delay;
+}
+
+/* Under the lock: the pending requests that are due, at most bound. */
+static uint32_t collect_due(kci_persister *persister, int64_t now_ms, due_request *due,
+                            uint32_t bound)
+{
+    uint32_t count = 0;
+    int64_t due_min = INT64_MAX;
+    for (uint32_t slot = 0; slot < persister->pending_count && count < bound;) {
+        kci_persister_pending_item *item = &persister->pending[slot];
+        if (item->due_ms > now_ms) {
+            if (item->due_ms < due_min) due_min = item->due_ms;
+            slot++;
+            continue;
+        }
+        kci_index_entry *entry = kci_index_find(&persister->index, &item->id);
+        assert(entry != NULL && entry->pending_slot == slot);
+        if (entry->state != KCI_ENTRY_PENDING) { /* its reply is being stored */
+            item->due_ms = now_ms + persister->config.redelivery_timeout_ms;
+            slot++;
+            continue;
+        }
+        due_request *next = &due[count++];
+        next->id = entry->id;
+        next->position = entry->request;
+        if (entry->attempts >= persister->config.attempts_max) {
+            next->dead = true;
+            next->attempt = entry->attempts;
+            kci_persister_entry_dead(persister, entry); /* moves the last one into slot */
+            continue;
+        }
+        next->dead = false;
+        next->attempt = ++entry->attempts;
+        item->due_ms = now_ms + backoff_ms(persister, entry->attempts);
+        if (item->due_ms < due_min) due_min = item->due_ms;
+        persister->stats.redelivered++;
+        slot++;
+    }
+    assert(count <= bound);
+    persister->pending_due_min_ms = count == bound ? now_ms : due_min;
+    return count;
+}
+
+static void redeliver(kci_persister *persister, const due_request *due)
+{
+    char id_text[KCI_PERSISTER_ID_TEXT_BYTES];
+    kci_uuid_format(&due->id, id_text);
+    if (due->dead) {
+        kci_warn("queue: request %s is dead: no reply after %u attempts", id_text, due->attempt);
+        append_marker(persister, KCI_RECORD_TOMBSTONE, &due->id, due->attempt);
+        return;
+    }
+    kci_record record;
+    kc_err err =
+        kci_queue_log_read(persister->log, due->position, persister->redelivery_buffer, &record);
+    if (err != KC_OK || record.kind != KCI_RECORD_REQUEST) {
+        kci_error("queue: cannot read request %s back from the log: %s", id_text,
+                  kc_strerror(err != KC_OK ? err : KC_ERR_CORRUPT));
+        return;
+    }
+    /* The record was ours, and the log checked it on the way back. */
+    assert(memcmp(record.id.bytes, due->id.bytes, sizeof due->id.bytes) == 0);
+    char subject[KCI_PERSISTER_SUBJECT_BYTES_MAX + 1];
+    snprintf(subject, sizeof subject, "%.*s", (int)record.subject_length, record.subject);
+    kci_debug("queue: dispatching %s again (attempt %u)", id_text, due->attempt);
+    append_marker(persister, KCI_RECORD_REDELIVERY, &due->id, due->attempt);
+    kci_persister_dispatch(persister, id_text, subject, record.payload, (int)record.payload_length);
+}
+
+void *kci_persister_redelivery_main(void *argument)
+{
+    kci_persister *persister = argument;
+    assert(persister->connection != NULL); /* started only online */
+    due_request *due = calloc(KCI_PERSISTER_REDELIVER_BATCH_MAX, sizeof *due);
+    int64_t next_compact_ms = kci_monotonic_ms() + KCI_PERSISTER_COMPACT_INTERVAL_MS;
+    pthread_mutex_lock(&persister->lock);
+    while (!persister->stopping && due != NULL) {
+        int64_t now_ms = kci_monotonic_ms();
+        uint32_t count = 0;
+        if (persister->pending_due_min_ms <= now_ms)
+            count = collect_due(persister, now_ms, due, KCI_PERSISTER_REDELIVER_BATCH_MAX);
+        pthread_mutex_unlock(&persister->lock);
+        for (uint32_t index = 0; index < count; index++)
+            redeliver(persister, &due[index]);
+        if (now_ms >= next_compact_ms && persister->config.retention_ms >= 0) {
+            kci_persister_compact(persister, persister->config.retention_ms);
+            next_compact_ms = now_ms + KCI_PERSISTER_COMPACT_INTERVAL_MS;
+        }
+        pthread_mutex_lock(&persister->lock);
+        if (persister->stopping) break;
+        struct timespec deadline =
+            kci_deadline_after(CLOCK_REALTIME, KCI_PERSISTER_SCAN_INTERVAL_MS);
+        pthread_cond_timedwait(&persister->wake, &persister->lock, &deadline);
+    }
+    pthread_mutex_unlock(&persister->lock);
+    free(due);
+    return NULL;
+}
+
+/* ---- retention -------------------------------------------------------------- */
+
+static void removed_entry(void *context, kci_index_entry *entry)
+{
+    kci_persister *persister = context;
+    assert(entry->state != KCI_ENTRY_STORING); /* kci_index_remove_below keeps those */
+    kci_persister_pending_remove(persister, entry);
+    assert(entry->pending_slot == KCI_INDEX_NO_SLOT);
+}
+
+uint32_t kci_persister_compact(kci_persister *persister, int64_t retention_ms)
+{
+    assert(retention_ms >= 0);
+    kci_queue_log_stats log_stats;
+    kci_queue_log_stats_get(persister->log, &log_stats);
+    int64_t cutoff_ms = kci_wall_ms() - retention_ms;
+    pthread_mutex_lock(&persister->lock);
+    uint32_t below =
+        kci_persister_segments_removable_below(persister, log_stats.segment_current, cutoff_ms);
+    bool nothing = persister->segment_count == 0 || below <= persister->segment_base;
+    pthread_mutex_unlock(&persister->lock);
+    if (nothing) return 0;
+    uint32_t removed = kci_queue_log_remove_segments_below(persister->log, below);
+    pthread_mutex_lock(&persister->lock);
+    kci_index_remove_below(&persister->index, below, removed_entry, persister);
+    kci_persister_segments_forget_below(persister, below);
+    persister->stats.segments_removed += removed;
+    pthread_mutex_unlock(&persister->lock);
+    if (removed > 0)
+        kci_info("queue: removed %u segments below %u (all replied, older than retention)", removed,
+                 below);
+    return removed;
+}
