@@ -97,8 +97,6 @@ void kci_options_init_defaults(kci_options *options)
     options->tls_timeout_ms = KCI_DEFAULT_TLS_TIMEOUT_MS;
     options->logtime = true;
     options->ingress_port_flag = -2; /* not given */
-    options->ledger_reap_age_ms = -1;
-    options->persister_enabled = true;
 }
 
 void kci_options_free(kci_options *options)
@@ -119,9 +117,6 @@ void kci_options_free(kci_options *options)
     free(options->pid_file);
     free(options->data_dir);
     kci_conf_free(options->conf);
-    free(options->ledger_dir);
-    free(options->persister_dir);
-    free(options->persister_durability);
     free(options->config_file);
     for (int i = 0; i < options->argument_count; i++)
         free(options->arguments[i]);
@@ -582,8 +577,8 @@ static kc_err apply_tls(const apply_context *context, const kci_conf_entry *entr
 
 /* ------------------------------------------ the parts' blocks */
 
-/* suggestions { }, ingress { }, arbiter { }: each part reads its own block with its own
- * key table (src/<part>/config.c); the broker only checks that it is a map.
+/* suggestions, ingress, arbiter, ledger, persister: each part reads its
+ * own block with its own key table (src/<part>/config.c); the broker only checks that it is a map.
  * kcobrad runs the parts' checks at load and reload
  * (kci_options_set_part_check). */
 static kc_err apply_part_block(const apply_context *context, const kci_conf_entry *entry,
@@ -591,137 +586,6 @@ static kc_err apply_part_block(const apply_context *context, const kci_conf_entr
 {
     if (entry->value.kind != KCI_CONF_MAP)
         return kci_config_wrong_type(context, entry->key, &entry->value, "a map");
-    return KC_OK;
-}
-
-/* ---------------------------------------------------------- ledger */
-
-/* The ledger component (docs/ledger.md); off unless enabled. */
-typedef struct ledger_block {
-    bool enabled;
-    char *dir;
-    int64_t workers;
-    bool mint;
-    int64_t map_bytes;
-    int64_t reap_interval_ms;
-    int64_t reap_age_ms;
-} ledger_block;
-
-static const kci_config_key ledger_rules[] = {
-    {.name = "enabled", .kind = KCI_KEY_BOOL, .offset = offsetof(ledger_block, enabled)},
-    {.name = "dir", .kind = KCI_KEY_STRING, .offset = offsetof(ledger_block, dir)},
-    {.name = "workers",
-     .kind = KCI_KEY_SIZE,
-     .offset = offsetof(ledger_block, workers),
-     .maximum = 64},
-    {.name = "mint", .kind = KCI_KEY_BOOL, .offset = offsetof(ledger_block, mint)},
-    {.name = "map_size",
-     .kind = KCI_KEY_SIZE,
-     .offset = offsetof(ledger_block, map_bytes),
-     .maximum = INT64_MAX},
-    {.name = "reap_interval",
-     .kind = KCI_KEY_DURATION_MS,
-     .offset = offsetof(ledger_block, reap_interval_ms)},
-    {.name = "reap_age",
-     .kind = KCI_KEY_DURATION_MS,
-     .offset = offsetof(ledger_block, reap_age_ms)},
-};
-
-static kc_err apply_ledger(const apply_context *context, const kci_conf_entry *entry, void *field)
-{
-    kci_options *options = field;
-    if (entry->value.kind != KCI_CONF_MAP)
-        return kci_config_wrong_type(context, entry->key, &entry->value, "a map");
-    ledger_block block = {.enabled = true, .mint = true, .reap_age_ms = -1};
-    kc_err err = kci_config_apply_map(context, "ledger", &entry->value, ledger_rules,
-                                      RULE_COUNT(ledger_rules), &block);
-    if (err != KC_OK) {
-        free(block.dir);
-        return err;
-    }
-    free(options->ledger_dir);
-    options->ledger_enabled = block.enabled;
-    options->ledger_dir = block.dir;
-    options->ledger_workers = block.workers;
-    options->ledger_mint_disabled = !block.mint;
-    options->ledger_map_bytes = block.map_bytes;
-    options->ledger_reap_interval_ms = block.reap_interval_ms;
-    options->ledger_reap_age_ms = block.reap_age_ms;
-    return KC_OK;
-}
-
-/* ---------------------------------------------------------- persister */
-
-/* The persister (docs/queue.md): staged and replacing earlier settings
- * whole, as the other component blocks. */
-typedef struct persister_block {
-    bool enabled;
-    char *dir;
-    char *durability;
-    int64_t segment_bytes;
-    int64_t redelivery_timeout_ms;
-    int64_t redelivery_backoff_max_ms;
-    int64_t attempts_max;
-    int64_t retention_ms;
-    bool skip_corrupt;
-    bool record_requests;
-} persister_block;
-
-static const kci_config_key persister_rules[] = {
-    {.name = "enabled", .kind = KCI_KEY_BOOL, .offset = offsetof(persister_block, enabled)},
-    {.name = "dir", .kind = KCI_KEY_STRING, .offset = offsetof(persister_block, dir)},
-    {.name = "durability", .kind = KCI_KEY_STRING, .offset = offsetof(persister_block, durability)},
-    {.name = "segment_size",
-     .kind = KCI_KEY_SIZE,
-     .offset = offsetof(persister_block, segment_bytes),
-     .maximum = 1024 * 1024 * 1024},
-    {.name = "redelivery_timeout",
-     .kind = KCI_KEY_DURATION_MS,
-     .offset = offsetof(persister_block, redelivery_timeout_ms)},
-    {.name = "redelivery_backoff_max",
-     .kind = KCI_KEY_DURATION_MS,
-     .offset = offsetof(persister_block, redelivery_backoff_max_ms)},
-    {.name = "max_attempts",
-     .kind = KCI_KEY_SIZE,
-     .offset = offsetof(persister_block, attempts_max),
-     .maximum = 1000},
-    {.name = "retention",
-     .kind = KCI_KEY_DURATION_MS,
-     .offset = offsetof(persister_block, retention_ms)},
-    {.name = "skip_corrupt",
-     .kind = KCI_KEY_BOOL,
-     .offset = offsetof(persister_block, skip_corrupt)},
-    {.name = "record_requests",
-     .kind = KCI_KEY_BOOL,
-     .offset = offsetof(persister_block, record_requests)},
-};
-
-static kc_err apply_persister(const apply_context *context, const kci_conf_entry *entry,
-                              void *field)
-{
-    kci_options *options = field;
-    if (entry->value.kind != KCI_CONF_MAP)
-        return kci_config_wrong_type(context, entry->key, &entry->value, "a map");
-    persister_block block = {.enabled = true};
-    kc_err err = kci_config_apply_map(context, "persister", &entry->value, persister_rules,
-                                      RULE_COUNT(persister_rules), &block);
-    if (err != KC_OK) {
-        free(block.dir);
-        free(block.durability);
-        return err;
-    }
-    free(options->persister_dir);
-    free(options->persister_durability);
-    options->persister_enabled = block.enabled;
-    options->persister_dir = block.dir;
-    options->persister_durability = block.durability;
-    options->persister_segment_bytes = block.segment_bytes;
-    options->persister_redelivery_timeout_ms = block.redelivery_timeout_ms;
-    options->persister_redelivery_backoff_max_ms = block.redelivery_backoff_max_ms;
-    options->persister_attempts_max = block.attempts_max;
-    options->persister_retention_ms = block.retention_ms;
-    options->persister_skip_corrupt = block.skip_corrupt;
-    options->persister_record_requests = block.record_requests;
     return KC_OK;
 }
 
@@ -823,8 +687,8 @@ static const kci_config_key top_level_rules[] = {
     {.name = "data_dir", .kind = KCI_KEY_STRING, .offset = OPTION(data_dir)},
     {.name = "suggestions", .kind = KCI_KEY_HANDLER, .handler = apply_part_block},
     {.name = "ingress", .kind = KCI_KEY_HANDLER, .handler = apply_part_block},
-    {.name = "ledger", .kind = KCI_KEY_HANDLER, .handler = apply_ledger},
-    {.name = "persister", .kind = KCI_KEY_HANDLER, .handler = apply_persister},
+    {.name = "ledger", .kind = KCI_KEY_HANDLER, .handler = apply_part_block},
+    {.name = "persister", .kind = KCI_KEY_HANDLER, .handler = apply_part_block},
     {.name = "arbiter", .kind = KCI_KEY_HANDLER, .handler = apply_part_block},
     /* accepted and ignored: see docs/config.md */
     {.name = "client_advertise", .kind = KCI_KEY_IGNORED},
@@ -970,17 +834,6 @@ static kc_err validate_components(const kci_options *options, char *error, size_
 {
     if (options->data_dir != NULL && options->data_dir[0] == '\0')
         return kci_options_plain_error(error, error_size, "data_dir is empty");
-    const char *durability = options->persister_durability;
-    if (durability != NULL && strcmp(durability, "batch") != 0 &&
-        strcmp(durability, "always") != 0 && strcmp(durability, "none") != 0)
-        return kci_options_plain_error(error, error_size,
-                                       "persister durability \"%s\" must be batch, always or none",
-                                       durability);
-    if (options->persister_segment_bytes != 0 && options->persister_segment_bytes < 64 * 1024)
-        return kci_options_plain_error(error, error_size,
-                                       "persister segment_size must be at least 64KB");
-    if (options->persister_dir != NULL && options->persister_dir[0] == '\0')
-        return kci_options_plain_error(error, error_size, "persister dir is empty");
     return KC_OK;
 }
 

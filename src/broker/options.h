@@ -101,25 +101,6 @@ typedef struct kci_options {
     kci_conf_value *conf;  /* the parsed config file; NULL without one */
     char *data_dir;        /* default "data" */
     int ingress_port_flag; /* --ingress_port: run the ingress there; -2: not given */
-    /* the ledger (docs/ledger.md) */
-    bool ledger_enabled;             /* default false */
-    char *ledger_dir;                /* default <data_dir>/ledger */
-    int64_t ledger_workers;          /* default: one per core */
-    bool ledger_mint_disabled;       /* "mint: false" */
-    int64_t ledger_map_bytes;        /* default 1 GiB */
-    int64_t ledger_reap_interval_ms; /* default 60 s */
-    int64_t ledger_reap_age_ms;      /* default 1 h; -1 before a block sets it */
-    /* the persister (docs/queue.md); 0 / NULL: the persister's default */
-    bool persister_enabled;                      /* default true */
-    char *persister_dir;                         /* default <data_dir>/queue */
-    char *persister_durability;                  /* "batch" (default), "always", "none" */
-    int64_t persister_segment_bytes;             /* default 64 MiB */
-    int64_t persister_redelivery_timeout_ms;     /* default 5 s */
-    int64_t persister_redelivery_backoff_max_ms; /* default 1 min */
-    int64_t persister_attempts_max;              /* default 10 */
-    int64_t persister_retention_ms;              /* default 24 h */
-    bool persister_skip_corrupt;                 /* default false: refuse to start */
-    bool persister_record_requests;              /* default false: plain kc.req.> traffic too */
     /* where the options came from */
     char *config_file;
     char **arguments;   /* a copy of argv made by kci_options_load, so that */

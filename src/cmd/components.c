@@ -37,7 +37,9 @@
 #include "keeper/config.h"
 #include "keeper/suggestions.h"
 #include "kingcobra/kingcobra.h"
+#include "ledger/config.h"
 #include "ledger/serve.h"
+#include "queue/config.h"
 #include "queue/persister.h"
 #include "service/headers.h"
 #include "service/nats_options.h"
@@ -105,7 +107,8 @@ static kc_err apply_block(const kci_options *options, const char *block, const k
     return kci_config_apply_map(&context, block, map, keys, key_count, base);
 }
 
-/* The keeper and the ingress: defaults, their blocks, the flags, checks. */
+/* Every part: its defaults, its block read with its own key table, the
+ * --ingress_port flag, its checks. */
 static kc_err parts_load(kci_components_config *config, const kci_options *options,
                          const char *data_dir, char *error, size_t error_size)
 {
@@ -133,6 +136,26 @@ static kc_err parts_load(kci_components_config *config, const kci_options *optio
     if (err == KC_OK)
         err = apply_block(options, "arbiter", keys, key_count, &config->arbiter, error, error_size);
     if (err == KC_OK) err = kci_arbiter_settings_check(&config->arbiter, error, error_size);
+    if (err != KC_OK) return err;
+    char *dir = join_path(data_dir, LEDGER_DIR_NAME);
+    err = dir != NULL ? kci_ledger_settings_init(&config->ledger, dir) : KC_ERR_NOMEM;
+    free(dir);
+    keys = kci_ledger_settings_keys(&key_count);
+    /* A ledger { } block runs the ledger unless it says enabled: false. */
+    if (options->conf != NULL && kci_conf_get(options->conf, "ledger") != NULL)
+        config->ledger.enabled = true;
+    if (err == KC_OK)
+        err = apply_block(options, "ledger", keys, key_count, &config->ledger, error, error_size);
+    if (err == KC_OK) err = kci_ledger_settings_check(&config->ledger, error, error_size);
+    if (err != KC_OK) return err;
+    dir = join_path(data_dir, QUEUE_DIRECTORY_NAME);
+    err = dir != NULL ? kci_persister_settings_init(&config->persister, dir) : KC_ERR_NOMEM;
+    free(dir);
+    keys = kci_persister_settings_keys(&key_count);
+    if (err == KC_OK)
+        err = apply_block(options, "persister", keys, key_count, &config->persister, error,
+                          error_size);
+    if (err == KC_OK) err = kci_persister_settings_check(&config->persister, error, error_size);
     return err;
 }
 
@@ -148,30 +171,6 @@ kc_err kci_components_config_load(kci_components_config *config, const kci_optio
         kci_components_config_free(config);
         return err;
     }
-    config->ledger_enabled = options->ledger_enabled;
-    config->ledger_dir = options->ledger_dir != NULL ? strdup(options->ledger_dir)
-                                                     : join_path(data_dir, LEDGER_DIR_NAME);
-    config->ledger_workers = (int)options->ledger_workers;
-    config->ledger_mint_disabled = options->ledger_mint_disabled;
-    config->ledger_map_bytes = options->ledger_map_bytes;
-    config->ledger_reap_interval_ms = options->ledger_reap_interval_ms;
-    config->ledger_reap_age_ms = options->ledger_reap_age_ms;
-    config->persister_enabled = options->persister_enabled;
-    config->persister_dir = options->persister_dir != NULL
-                                ? strdup(options->persister_dir)
-                                : join_path(data_dir, QUEUE_DIRECTORY_NAME);
-    const char *durability = options->persister_durability;
-    config->persister_durability = durability == NULL                  ? 0 /* batch */
-                                   : strcmp(durability, "always") == 0 ? 1
-                                   : strcmp(durability, "none") == 0   ? 2
-                                                                       : 0;
-    config->persister_segment_bytes = options->persister_segment_bytes;
-    config->persister_redelivery_timeout_ms = options->persister_redelivery_timeout_ms;
-    config->persister_redelivery_backoff_max_ms = options->persister_redelivery_backoff_max_ms;
-    config->persister_attempts_max = options->persister_attempts_max;
-    config->persister_retention_ms = options->persister_retention_ms;
-    config->persister_skip_corrupt = options->persister_skip_corrupt;
-    config->persister_record_requests = options->persister_record_requests;
     return KC_OK;
 }
 
@@ -188,8 +187,8 @@ void kci_components_config_free(kci_components_config *config)
     free(config->node);
     kci_keeper_config_free(&config->keeper);
     kci_ingress_settings_free(&config->ingress);
-    free(config->ledger_dir);
-    free(config->persister_dir);
+    kci_ledger_settings_free(&config->ledger);
+    kci_persister_settings_free(&config->persister);
     kci_arbiter_settings_free(&config->arbiter);
     memset(config, 0, sizeof *config);
 }
@@ -314,15 +313,7 @@ static kc_err start_ledger(kci_components *components, const kci_components_conf
     kc_err err = component_connect(&components->ledger_connection, server, "kcobrad-ledger",
                                    KCI_ROLE_LEDGER, error, error_size);
     if (err != KC_OK) return err;
-    kci_ledger_config ledger_config = {
-        .directory = config->ledger_dir,
-        .node = config->node,
-        .worker_count = config->ledger_workers,
-        .map_bytes = (uint64_t)config->ledger_map_bytes,
-        .mint_disabled = config->ledger_mint_disabled,
-        .reap_interval_ms = config->ledger_reap_interval_ms,
-        .reap_age_ms = config->ledger_reap_age_ms,
-    };
+    kci_ledger_config ledger_config = kci_ledger_settings_runtime(&config->ledger, config->node);
     return kci_ledger_start(&components->ledger, components->ledger_connection, &ledger_config,
                             error, error_size);
 }
@@ -350,18 +341,8 @@ static kc_err start_persister(kci_components *components, const kci_components_c
         error[0] = '\0';
         return KC_OK;
     }
-    kci_persister_config persister_config = {
-        .directory = config->persister_dir,
-        .durability = (kci_durability)config->persister_durability,
-        .segment_bytes = (uint32_t)config->persister_segment_bytes,
-        .skip_corrupt = config->persister_skip_corrupt,
-        .node = config->node,
-        .redelivery_timeout_ms = config->persister_redelivery_timeout_ms,
-        .redelivery_backoff_max_ms = config->persister_redelivery_backoff_max_ms,
-        .attempts_max = (int)config->persister_attempts_max,
-        .retention_ms = config->persister_retention_ms,
-        .record_requests = config->persister_record_requests,
-    };
+    kci_persister_config persister_config =
+        kci_persister_settings_runtime(&config->persister, config->node);
     err = kci_persister_start(&components->persister, components->persister_connection,
                               &persister_config, error, error_size);
     if (err == KC_ERR_EXISTS) { /* e.g. a second kcobrad started in the same directory */
@@ -433,7 +414,7 @@ kc_err kci_components_start(kci_components **out, const kci_components_config *c
         return KC_ERR_NOMEM;
     }
     kc_err err = KC_OK;
-    if (config->node == NULL || config->persister_dir == NULL) {
+    if (config->node == NULL) {
         snprintf(error, error_size, "out of memory");
         err = KC_ERR_NOMEM;
     }
@@ -444,15 +425,12 @@ kc_err kci_components_start(kci_components **out, const kci_components_config *c
         error[0] = '\0';
         stop_suggestions(components);
     }
-    if (err == KC_OK && config->persister_enabled)
+    if (err == KC_OK && config->persister.enabled)
         err = start_persister(components, config, server, error, error_size);
     if (err == KC_OK && config->ingress.enabled)
         err = start_ingress(components, config, server, error, error_size);
-    if (err == KC_OK && config->ledger_enabled) {
-        err = config->ledger_dir != NULL
-                  ? start_ledger(components, config, server, error, error_size)
-                  : KC_ERR_NOMEM;
-    }
+    if (err == KC_OK && config->ledger.enabled)
+        err = start_ledger(components, config, server, error, error_size);
     if (err == KC_OK && config->arbiter.enabled)
         err = start_arbiter(components, config, server, error, error_size);
     if (err != KC_OK) {
@@ -506,6 +484,16 @@ static bool arbiter_enabled(const kci_components_config *config)
     return config->arbiter.enabled;
 }
 
+static bool ledger_enabled(const kci_components_config *config)
+{
+    return config->ledger.enabled;
+}
+
+static bool persister_enabled(const kci_components_config *config)
+{
+    return config->persister.enabled;
+}
+
 static const part_ops reloadable_parts[] = {
     {"the suggestion keeper", offsetof(kci_components_config, keeper), sizeof(kci_keeper_config),
      kci_keeper_config_keys, keeper_enabled, start_suggestions, stop_suggestions},
@@ -513,6 +501,10 @@ static const part_ops reloadable_parts[] = {
      kci_ingress_settings_keys, ingress_enabled, start_ingress, stop_ingress},
     {"the arbiter", offsetof(kci_components_config, arbiter), sizeof(kci_arbiter_settings),
      kci_arbiter_settings_keys, arbiter_enabled, start_arbiter, stop_arbiter},
+    {"the ledger", offsetof(kci_components_config, ledger), sizeof(kci_ledger_settings),
+     kci_ledger_settings_keys, ledger_enabled, start_ledger, stop_ledger},
+    {"the persister", offsetof(kci_components_config, persister), sizeof(kci_persister_settings),
+     kci_persister_settings_keys, persister_enabled, start_persister, stop_persister},
 };
 
 /* Stops the part if it ran, takes the fresh settings (running gets them,

@@ -15,6 +15,8 @@
 #include "broker/server.h"
 #include "ingress/config.h"
 #include "keeper/config.h"
+#include "ledger/config.h"
+#include "queue/config.h"
 #include "kingcobra/err.h"
 
 typedef struct kci_components kci_components;
@@ -25,25 +27,8 @@ typedef struct kci_components_config {
     char *node;                   /* Kc-Node of the components; default: server name or host */
     kci_keeper_config keeper;     /* suggestions { } (src/keeper/config.h) */
     kci_ingress_settings ingress; /* ingress { } (src/ingress/config.h) */
-    /* the ledger (docs/ledger.md) */
-    bool ledger_enabled; /* default false */
-    char *ledger_dir;    /* default "<data_dir>/ledger" */
-    int ledger_workers;  /* default: one per core */
-    bool ledger_mint_disabled;
-    int64_t ledger_map_bytes;        /* 0: the default */
-    int64_t ledger_reap_interval_ms; /* 0: the default */
-    int64_t ledger_reap_age_ms;      /* -1: the default */
-    /* the persister (docs/queue.md) */
-    bool persister_enabled;   /* default true */
-    char *persister_dir;      /* default "<data_dir>/queue" */
-    int persister_durability; /* kci_durability; default batch */
-    int64_t persister_segment_bytes;
-    int64_t persister_redelivery_timeout_ms;
-    int64_t persister_redelivery_backoff_max_ms;
-    int64_t persister_attempts_max;
-    int64_t persister_retention_ms;
-    bool persister_skip_corrupt;
-    bool persister_record_requests;
+    kci_ledger_settings ledger;       /* ledger { } (src/ledger/config.h) */
+    kci_persister_settings persister; /* persister { } (src/queue/config.h) */
     kci_arbiter_settings arbiter; /* arbiter { } (src/arbiter/config.h) */
 } kci_components_config;
 

@@ -21,7 +21,9 @@
 
 #include "common/log.h"
 #include "kcobra_common.h"
+#include "kcobra_settings.h"
 #include "ledger/client.h"
+#include "ledger/config.h"
 #include "ledger/serve.h"
 #include "ledger/wallet.h"
 
@@ -712,9 +714,7 @@ static void print_audit(const json_t *reply)
         printf("  problem: %s\n", json_string_value(json_array_get(problems, index)));
 }
 
-static int ledger_serve(const kcobra_invocation *invocation, const char *directory,
-                        int64_t worker_count, bool no_mint, int64_t reap_interval_ms,
-                        int64_t reap_age_ms)
+static int ledger_serve(const kcobra_invocation *invocation, const kci_ledger_settings *settings)
 {
     kci_log_configure(KCI_LOG_INFO, true);
     sigset_t stop_signals;
@@ -722,14 +722,7 @@ static int ledger_serve(const kcobra_invocation *invocation, const char *directo
     natsConnection *connection = NULL;
     int status = kcobra_nats_connect_long_running(&connection, &invocation->common);
     if (status != KCOBRA_EXIT_OK) return status;
-    kci_ledger_config config = {
-        .directory = directory,
-        .node = invocation->common.node,
-        .worker_count = (int)worker_count,
-        .mint_disabled = no_mint,
-        .reap_interval_ms = reap_interval_ms,
-        .reap_age_ms = reap_age_ms,
-    };
+    kci_ledger_config config = kci_ledger_settings_runtime(settings, invocation->common.node);
     kci_ledger *ledger = NULL;
     char error[KCI_LEDGER_ERROR_BYTES_MAX + PATH_MAX];
     kc_err err = kci_ledger_start(&ledger, connection, &config, error, sizeof error);
@@ -758,32 +751,35 @@ static const char LEDGER_DESCRIPTION[] =
     "  kcobra ledger history --since-ms 1763700000000 --json\n"
     "  kcobra ledger audit\n";
 
-static int run_ledger(const kcobra_command *command, int argc, char **argv)
+static int ledger_action(const kcobra_command *command, int argc, char **argv,
+                         kci_ledger_settings *settings)
 {
-    const char *directory = NULL, *after = NULL;
-    int64_t worker_count = 0, since_ms = 0, limit = 0, reap_interval_ms = 0, reap_age_ms = -1;
-    bool no_mint = false;
-    const kcobra_flag flags[] = {
-        {"dir", "DIR", KCOBRA_FLAG_STRING, &directory, "serve: the data directory"},
-        {"workers", "N", KCOBRA_FLAG_COUNT, &worker_count,
-         "serve: verifying threads (default: one per core)"},
-        {"no-mint", NULL, KCOBRA_FLAG_BOOL, &no_mint, "serve: refuse kc.ledger.mint"},
-        {"reap-interval", "DURATION", KCOBRA_FLAG_DURATION, &reap_interval_ms,
-         "serve: how often the reaper runs (default 1m)"},
-        {"reap-age", "DURATION", KCOBRA_FLAG_DURATION, &reap_age_ms,
-         "serve: how long a retired coin's trail is kept (default 1h)"},
-        {"since-ms", "MS", KCOBRA_FLAG_COUNT, &since_ms, "history: edges from this Unix ms"},
-        {"after", "CURSOR", KCOBRA_FLAG_STRING, &after, "history: the \"next\" of a page"},
-        {"limit", "N", KCOBRA_FLAG_COUNT, &limit, "history: edges per page (default 10000)"},
-    };
+    const char *after = NULL;
+    int64_t since_ms = 0, limit = 0;
+    kcobra_flag flags[KCOBRA_SETTINGS_MAX + 3];
+    int flag_count = 0;
+    kcobra_settings table;
+    size_t key_count = 0;
+    const kci_config_key *keys = kci_ledger_settings_keys(&key_count);
+    kcobra_settings_flags(&table, keys, key_count, settings, flags, &flag_count,
+                          KCOBRA_SETTINGS_MAX);
+    flags[flag_count++] = (kcobra_flag){"since-ms", "MS", KCOBRA_FLAG_COUNT, &since_ms,
+                                        "history: edges from this Unix ms"};
+    flags[flag_count++] = (kcobra_flag){"after", "CURSOR", KCOBRA_FLAG_STRING, &after,
+                                        "history: the \"next\" of a page"};
+    flags[flag_count++] = (kcobra_flag){"limit", "N", KCOBRA_FLAG_COUNT, &limit,
+                                        "history: edges per page (default 10000)"};
     kcobra_invocation invocation;
-    int status = kcobra_parse(command, flags, KCOBRA_ARRAY_COUNT(flags), argc, argv, &invocation);
+    int status = kcobra_parse(command, flags, flag_count, argc, argv, &invocation);
     if (status != KCOBRA_EXIT_OK || invocation.help) return status;
+    if ((status = kcobra_settings_apply(command, &table)) != KCOBRA_EXIT_OK) return status;
+    char error[KCI_CONFIG_MESSAGE_BYTES_MAX] = "";
+    if (kci_ledger_settings_check(settings, error, sizeof error) != KC_OK)
+        return kcobra_usage_error(command, "%s", error);
     const char *action = invocation.positional[0];
     if (strcmp(action, "serve") == 0) {
-        if (directory == NULL) return kcobra_usage_error(command, "serve needs --dir DIR");
-        return ledger_serve(&invocation, directory, worker_count, no_mint, reap_interval_ms,
-                            reap_age_ms);
+        if (settings->dir == NULL) return kcobra_usage_error(command, "serve needs --dir DIR");
+        return ledger_serve(&invocation, settings);
     }
     if (strcmp(action, "history") == 0) {
         json_t *body = json_object();
@@ -814,6 +810,18 @@ static int run_ledger(const kcobra_command *command, int argc, char **argv)
         return ok ? KCOBRA_EXIT_OK : KCOBRA_EXIT_FAILURE;
     }
     return kcobra_usage_error(command, "unknown action '%s': serve, history or audit", action);
+}
+
+static int run_ledger(const kcobra_command *command, int argc, char **argv)
+{
+    kci_ledger_settings settings;
+    if (kci_ledger_settings_init(&settings, NULL) != KC_OK) {
+        kcobra_error("out of memory");
+        return KCOBRA_EXIT_FAILURE;
+    }
+    int status = ledger_action(command, argc, argv, &settings);
+    kci_ledger_settings_free(&settings);
+    return status;
 }
 
 const kcobra_command kcobra_command_ledger = {

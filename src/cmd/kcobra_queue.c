@@ -23,6 +23,8 @@
 #include <unistd.h>
 
 #include "kcobra_common.h"
+#include "kcobra_settings.h"
+#include "queue/config.h"
 #include "queue/dump.h"
 #include "queue/index.h"
 #include "queue/persister.h"
@@ -309,19 +311,14 @@ static const char QUEUE_DESCRIPTION[] =
     "  kcobra queue verify --dir /var/lib/kingcobra/queue\n"
     "  kcobra queue serve --server nats://10.0.0.5:4222 --dir /srv/queue\n";
 
+/* The persister's settings (src/queue/config.c: dir, retention,
+ * durability, ...) and the flags of the other actions. */
 typedef struct queue_flags {
-    const char *directory;
+    kci_persister_settings settings;
+    const char *directory; /* settings.dir */
     bool follow;
     const char *id;
-    bool skip_corrupt;
-    const char *retention;
     bool live;
-    const char *durability;
-    int64_t segment_bytes;
-    int64_t redelivery_timeout_ms;
-    int64_t backoff_max_ms;
-    int64_t attempts_max;
-    bool record_requests;
 } queue_flags;
 
 /* ---- dump ---- */
@@ -522,19 +519,6 @@ static int queue_stats(const queue_flags *flags, bool json, bool verify_only)
 
 /* ---- compact ---- */
 
-static bool parse_retention(const char *text, int64_t *out)
-{
-    if (text == NULL) {
-        *out = KCI_PERSISTER_RETENTION_MS_DEFAULT;
-        return true;
-    }
-    if (strcmp(text, "0") == 0) {
-        *out = 0;
-        return true;
-    }
-    return kcobra_parse_duration_ms(text, out);
-}
-
 /* The running persister's own counters (kc.sys.queue.stats), as JSON. */
 static int stats_live(const kcobra_common *common)
 {
@@ -580,7 +564,7 @@ static int compact_offline(const queue_flags *flags, int64_t retention_ms, bool 
 {
     kci_persister_config config = {.directory = flags->directory,
                                    .durability = KCI_DURABILITY_BATCH,
-                                   .skip_corrupt = flags->skip_corrupt,
+                                   .skip_corrupt = flags->settings.skip_corrupt,
                                    .retention_ms = -1};
     kci_persister *persister = NULL;
     char error[ERROR_BYTES] = "";
@@ -599,31 +583,15 @@ static int compact_offline(const queue_flags *flags, int64_t retention_ms, bool 
 
 /* ---- serve ---- */
 
-static int queue_serve(const kcobra_invocation *invocation, const queue_flags *flags,
-                       int64_t retention_ms)
+static int queue_serve(const kcobra_invocation *invocation, const queue_flags *flags)
 {
-    kci_durability durability = KCI_DURABILITY_BATCH;
-    if (flags->durability != NULL && !kci_durability_parse(flags->durability, &durability)) {
-        kcobra_error("--durability '%s': expected batch, always or none", flags->durability);
-        return KCOBRA_EXIT_USAGE;
-    }
     sigset_t stop_signals;
     kcobra_stop_signals_block(&stop_signals);
     natsConnection *connection = NULL;
     int status = kcobra_nats_connect_long_running(&connection, &invocation->common);
     if (status != KCOBRA_EXIT_OK) return status;
-    kci_persister_config config = {
-        .directory = flags->directory,
-        .durability = durability,
-        .segment_bytes = (uint32_t)flags->segment_bytes,
-        .skip_corrupt = flags->skip_corrupt,
-        .node = invocation->common.node,
-        .redelivery_timeout_ms = flags->redelivery_timeout_ms,
-        .redelivery_backoff_max_ms = flags->backoff_max_ms,
-        .attempts_max = (int)flags->attempts_max,
-        .retention_ms = retention_ms,
-        .record_requests = flags->record_requests,
-    };
+    kci_persister_config config =
+        kci_persister_settings_runtime(&flags->settings, invocation->common.node);
     kci_persister *persister = NULL;
     char error[ERROR_BYTES] = "";
     if (kci_persister_start(&persister, connection, &config, error, sizeof error) != KC_OK) {
@@ -640,68 +608,69 @@ static int queue_serve(const kcobra_invocation *invocation, const queue_flags *f
     return KCOBRA_EXIT_OK;
 }
 
-static int run_queue(const kcobra_command *command, int argc, char **argv)
+/* The action with its flags parsed and the settings applied. */
+static int queue_action(const kcobra_command *command, const kcobra_invocation *invocation,
+                        queue_flags *flags)
 {
-    queue_flags flags = {.directory = DEFAULT_DIRECTORY};
-    const kcobra_flag table[] = {
-        {"dir", "DIR", KCOBRA_FLAG_STRING, &flags.directory,
-         "the queue directory (default data/queue)"},
-        {"id", "ID", KCOBRA_FLAG_STRING, &flags.id, "dump: only the records of this request"},
-        {"follow", NULL, KCOBRA_FLAG_BOOL, &flags.follow, "dump: keep printing new records"},
-        {"skip-corrupt", NULL, KCOBRA_FLAG_BOOL, &flags.skip_corrupt,
-         "serve, compact: start even with corrupt records in the middle (they are skipped)"},
-        {"retention", "DURATION", KCOBRA_FLAG_STRING, &flags.retention,
-         "compact, serve: keep replied segments this long (default 24h; 0: remove once replied)"},
-        {"live", NULL, KCOBRA_FLAG_BOOL, &flags.live,
-         "stats, compact: ask the running persister over --server"},
-        {"durability", "MODE", KCOBRA_FLAG_STRING, &flags.durability,
-         "serve: batch (default), always or none"},
-        {"segment-size", "BYTES", KCOBRA_FLAG_COUNT, &flags.segment_bytes,
-         "serve: segment file size (default 64 MiB)"},
-        {"redelivery-timeout", "DURATION", KCOBRA_FLAG_DURATION, &flags.redelivery_timeout_ms,
-         "serve: dispatch again after this long without a reply (default 5s)"},
-        {"backoff-max", "DURATION", KCOBRA_FLAG_DURATION, &flags.backoff_max_ms,
-         "serve: the longest wait between dispatches (default 1m)"},
-        {"attempts", "N", KCOBRA_FLAG_COUNT, &flags.attempts_max,
-         "serve: dispatches before a request is dead (default 10)"},
-        {"record-requests", NULL, KCOBRA_FLAG_BOOL, &flags.record_requests,
-         "serve: also keep plain kc.req.> requests and their replies"},
-    };
-    kcobra_invocation invocation;
-    int status = kcobra_parse(command, table, KCOBRA_ARRAY_COUNT(table), argc, argv, &invocation);
-    if (status != KCOBRA_EXIT_OK || invocation.help) return status;
-    const char *action = invocation.positional[0];
-    int64_t retention_ms = 0;
-    if (!parse_retention(flags.retention, &retention_ms))
-        return kcobra_usage_error(command, "--retention '%s': expected a duration or 0",
-                                  flags.retention);
-    if (flags.segment_bytes != 0 && (flags.segment_bytes < KCI_SEGMENT_BYTES_MIN ||
-                                     flags.segment_bytes > KCI_SEGMENT_BYTES_MAX))
-        return kcobra_usage_error(command, "--segment-size must be from %d to %d bytes",
-                                  KCI_SEGMENT_BYTES_MIN, KCI_SEGMENT_BYTES_MAX);
-    bool json = invocation.common.json;
+    const char *action = invocation->positional[0];
+    bool json = invocation->common.json;
     struct stat directory_status;
-    bool reads = strcmp(action, "dump") == 0 || (strcmp(action, "stats") == 0 && !flags.live) ||
-                 strcmp(action, "verify") == 0 || (strcmp(action, "compact") == 0 && !flags.live);
+    bool reads = strcmp(action, "dump") == 0 || (strcmp(action, "stats") == 0 && !flags->live) ||
+                 strcmp(action, "verify") == 0 || (strcmp(action, "compact") == 0 && !flags->live);
     if (reads &&
-        (stat(flags.directory, &directory_status) != 0 || !S_ISDIR(directory_status.st_mode))) {
-        kcobra_error("no queue directory %s (see --dir)", flags.directory);
+        (stat(flags->directory, &directory_status) != 0 || !S_ISDIR(directory_status.st_mode))) {
+        kcobra_error("no queue directory %s (see --dir)", flags->directory);
         return KCOBRA_EXIT_FAILURE;
     }
-    if (strcmp(action, "dump") == 0) return queue_dump(&flags, json);
+    int64_t retention_ms = flags->settings.retention_ms; /* 0: remove once replied */
+    if (strcmp(action, "dump") == 0) return queue_dump(flags, json);
     if (strcmp(action, "stats") == 0)
-        return flags.live ? stats_live(&invocation.common) : queue_stats(&flags, json, false);
-    if (strcmp(action, "verify") == 0) return queue_stats(&flags, json, true);
+        return flags->live ? stats_live(&invocation->common) : queue_stats(flags, json, false);
+    if (strcmp(action, "verify") == 0) return queue_stats(flags, json, true);
     if (strcmp(action, "compact") == 0)
-        return flags.live ? compact_live(&invocation.common, retention_ms)
-                          : compact_offline(&flags, retention_ms, json);
-    if (strcmp(action, "serve") == 0)
-        return queue_serve(&invocation, &flags,
-                           flags.retention == NULL ? 0
-                           : retention_ms == 0     ? 1
-                                                   : retention_ms);
+        return flags->live ? compact_live(&invocation->common, retention_ms)
+                           : compact_offline(flags, retention_ms, json);
+    if (strcmp(action, "serve") == 0) return queue_serve(invocation, flags);
     return kcobra_usage_error(
         command, "unknown action '%s'; actions: dump, stats, verify, compact, serve", action);
+}
+
+static int parse_and_run(const kcobra_command *command, int argc, char **argv, queue_flags *flags)
+{
+    kcobra_flag table[KCOBRA_SETTINGS_MAX + 3];
+    int flag_count = 0;
+    kcobra_settings settings;
+    size_t key_count = 0;
+    const kci_config_key *keys = kci_persister_settings_keys(&key_count);
+    kcobra_settings_flags(&settings, keys, key_count, &flags->settings, table, &flag_count,
+                          KCOBRA_SETTINGS_MAX);
+    table[flag_count++] = (kcobra_flag){"id", "ID", KCOBRA_FLAG_STRING, &flags->id,
+                                        "dump: only the records of this request"};
+    table[flag_count++] = (kcobra_flag){"follow", NULL, KCOBRA_FLAG_BOOL, &flags->follow,
+                                        "dump: keep printing new records"};
+    table[flag_count++] = (kcobra_flag){"live", NULL, KCOBRA_FLAG_BOOL, &flags->live,
+                                        "stats, compact: ask the running persister over --server"};
+    kcobra_invocation invocation;
+    int status = kcobra_parse(command, table, flag_count, argc, argv, &invocation);
+    if (status != KCOBRA_EXIT_OK || invocation.help) return status;
+    if ((status = kcobra_settings_apply(command, &settings)) != KCOBRA_EXIT_OK) return status;
+    char error[ERROR_BYTES] = "";
+    if (kci_persister_settings_check(&flags->settings, error, sizeof error) != KC_OK)
+        return kcobra_usage_error(command, "%s", error);
+    flags->directory = flags->settings.dir;
+    return queue_action(command, &invocation, flags);
+}
+
+static int run_queue(const kcobra_command *command, int argc, char **argv)
+{
+    queue_flags flags = {0};
+    if (kci_persister_settings_init(&flags.settings, DEFAULT_DIRECTORY) != KC_OK) {
+        kcobra_error("out of memory");
+        return KCOBRA_EXIT_FAILURE;
+    }
+    int status = parse_and_run(command, argc, argv, &flags);
+    kci_persister_settings_free(&flags.settings);
+    return status;
 }
 
 const kcobra_command kcobra_command_queue = {

@@ -133,6 +133,53 @@ static void test_arbiter_block(void **state)
     kci_options_free(&options);
 }
 
+/* ledger { } and persister { }: a ledger block runs the ledger; every key. */
+static void test_ledger_and_persister_blocks(void **state)
+{
+    (void)state;
+    kci_options options;
+    kci_components_config config;
+    load_ok(&options, &config, "data_dir: /d\n");
+    assert_false(config.ledger.enabled);
+    assert_string_equal(config.ledger.dir, "/d/ledger");
+    assert_true(config.ledger.mint);
+    assert_int_equal(config.ledger.map_bytes, 1 << 30);
+    assert_true(config.persister.enabled);
+    assert_string_equal(config.persister.dir, "/d/queue");
+    assert_string_equal(config.persister.durability, "batch");
+    assert_int_equal(config.persister.segment_bytes, 64 * 1024 * 1024);
+    assert_int_equal(config.persister.retention_ms, 24 * 60 * 60 * 1000);
+    kci_components_config_free(&config);
+    kci_options_free(&options);
+    load_ok(&options, &config,
+            "ledger { dir: /l, workers: 3, mint: false, map_size: 2GB, reap_interval: \"5s\","
+            " reap_age: \"2h\" }\n"
+            "persister { dir: /q, durability: always, segment_size: 1MB, redelivery_timeout: 2,"
+            " redelivery_backoff_max: \"1m\", max_attempts: 3, retention: 0,"
+            " skip_corrupt: true, record_requests: true }\n");
+    assert_true(config.ledger.enabled);
+    assert_string_equal(config.ledger.dir, "/l");
+    assert_int_equal(config.ledger.workers, 3);
+    assert_false(config.ledger.mint);
+    assert_int_equal(config.ledger.map_bytes, 2LL << 30);
+    assert_int_equal(config.ledger.reap_interval_ms, 5000);
+    assert_int_equal(config.ledger.reap_age_ms, 2 * 3600 * 1000);
+    assert_string_equal(config.persister.dir, "/q");
+    assert_string_equal(config.persister.durability, "always");
+    assert_int_equal(config.persister.segment_bytes, 1 << 20);
+    assert_int_equal(config.persister.redelivery_timeout_ms, 2000);
+    assert_int_equal(config.persister.attempts_max, 3);
+    assert_int_equal(config.persister.retention_ms, 0);
+    assert_true(config.persister.skip_corrupt && config.persister.record_requests);
+    kci_components_config_free(&config);
+    kci_options_free(&options);
+    load_ok(&options, &config, "ledger { enabled: false }\npersister { enabled: false }\n");
+    assert_false(config.ledger.enabled);
+    assert_false(config.persister.enabled);
+    kci_components_config_free(&config);
+    kci_options_free(&options);
+}
+
 /* --ingress_port turns the ingress on at that port, over the block. */
 static void test_ingress_port_flag(void **state)
 {
@@ -171,6 +218,15 @@ static const struct {
     {"arbiter { arbiters: 0 }", "'arbiters' is 0; it must be from 1 to 64"},
     {"arbiter { tick: \"0s\" }", "'tick' must be longer than zero"},
     {"arbiter { votes: 3 }", "unknown key 'votes' in arbiter"},
+    {"ledger { workers: 0 }", "'workers' is 0; it must be from 1 to 64"},
+    {"ledger { mint: \"no\" }", "'mint' must be true or false"},
+    {"ledger { dir: \"\" }", "ledger dir is empty"},
+    {"persister { durability: fast }",
+     "persister durability \"fast\" must be batch, always or none"},
+    {"persister { segment_size: 1kb }", "'segment_size' is 1024; it must be from 65536"},
+    {"persister { max_attempts: 5000 }", "'max_attempts' is 5000; it must be from 1 to 1000"},
+    {"persister { dir: \"\" }", "persister dir is empty"},
+    {"persister { retention: \"-1s\" }", "'retention' must be longer than zero"},
 };
 
 static void test_bad_blocks(void **state)
@@ -193,8 +249,11 @@ static void test_bad_blocks(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),      cmocka_unit_test(test_component_keys),
-        cmocka_unit_test(test_arbiter_block), cmocka_unit_test(test_ingress_port_flag),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_component_keys),
+        cmocka_unit_test(test_arbiter_block),
+        cmocka_unit_test(test_ledger_and_persister_blocks),
+        cmocka_unit_test(test_ingress_port_flag),
         cmocka_unit_test(test_bad_blocks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,93 @@
+/* config.c - the ledger's settings (config.h). */
+#include "config.h"
+
+#include <stdio.h>
+#include <unistd.h>
+
+#define KEY(field) .offset = offsetof(kci_ledger_settings, field)
+
+static const kci_config_key keys[] = {
+    {.name = "enabled", .kind = KCI_KEY_BOOL, KEY(enabled)},
+    {.name = "dir",
+     .kind = KCI_KEY_STRING,
+     KEY(dir),
+     .value_name = "DIR",
+     .help = "serve: the data directory"},
+    {.name = "workers",
+     .kind = KCI_KEY_SIZE,
+     KEY(workers),
+     .maximum = KCI_LEDGER_WORKERS_MAX,
+     .value_name = "N",
+     .help = "serve: verifying threads (the default is one per core)"},
+    {.name = "mint",
+     .kind = KCI_KEY_BOOL,
+     KEY(mint),
+     .help = "serve: refuse kc.ledger.mint",
+     .flag = "no-mint",
+     .flag_negates = true},
+    {.name = "map_size",
+     .kind = KCI_KEY_SIZE,
+     KEY(map_bytes),
+     .maximum = INT64_MAX,
+     .value_name = "SIZE",
+     .help = "serve: LMDB map size (address space; the file grows as needed)"},
+    {.name = "reap_interval",
+     .kind = KCI_KEY_DURATION_MS,
+     KEY(reap_interval_ms),
+     .value_name = "DURATION",
+     .help = "serve: how often the reaper runs"},
+    {.name = "reap_age",
+     .kind = KCI_KEY_DURATION_MS,
+     KEY(reap_age_ms),
+     .value_name = "DURATION",
+     .help = "serve: how long a retired coin's trail is kept"},
+};
+
+const kci_config_key *kci_ledger_settings_keys(size_t *count)
+{
+    *count = KCI_CONFIG_KEY_COUNT(keys);
+    return keys;
+}
+
+kc_err kci_ledger_settings_init(kci_ledger_settings *settings, const char *dir)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    *settings = (kci_ledger_settings){
+        .workers = cores < 1                        ? 1
+                   : cores > KCI_LEDGER_WORKERS_MAX ? KCI_LEDGER_WORKERS_MAX
+                                                    : cores,
+        .mint = true,
+        .map_bytes = (int64_t)KCI_LEDGER_MAP_BYTES_DEFAULT,
+        .reap_interval_ms = KCI_LEDGER_REAP_INTERVAL_MS_DEFAULT,
+        .reap_age_ms = KCI_LEDGER_REAP_AGE_MS_DEFAULT,
+    };
+    return kci_config_string_set(&settings->dir, dir);
+}
+
+kc_err kci_ledger_settings_check(const kci_ledger_settings *settings, char *error,
+                                 size_t error_size)
+{
+    if (settings->dir != NULL && settings->dir[0] == '\0') {
+        snprintf(error, error_size, "ledger dir is empty");
+        return KC_ERR_CONFIG;
+    }
+    return KC_OK;
+}
+
+kci_ledger_config kci_ledger_settings_runtime(const kci_ledger_settings *settings, const char *node)
+{
+    return (kci_ledger_config){
+        .directory = settings->dir,
+        .node = node,
+        .worker_count = (int)settings->workers,
+        .map_bytes = (uint64_t)settings->map_bytes,
+        .mint_disabled = !settings->mint,
+        .reap_interval_ms = settings->reap_interval_ms,
+        .reap_age_ms = settings->reap_age_ms,
+    };
+}
+
+void kci_ledger_settings_free(kci_ledger_settings *settings)
+{
+    kci_config_free_fields(keys, KCI_CONFIG_KEY_COUNT(keys), settings);
+}

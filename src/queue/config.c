@@ -1,0 +1,125 @@
+/* config.c - the persister's settings (config.h). */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "queue/log.h"
+#include "queue/segment.h"
+
+#define KEY(field) .offset = offsetof(kci_persister_settings, field)
+
+static const kci_config_key keys[] = {
+    {.name = "enabled", .kind = KCI_KEY_BOOL, KEY(enabled)},
+    {.name = "dir",
+     .kind = KCI_KEY_STRING,
+     KEY(dir),
+     .value_name = "DIR",
+     .help = "the queue directory"},
+    {.name = "durability",
+     .kind = KCI_KEY_STRING,
+     KEY(durability),
+     .value_name = "MODE",
+     .help = "serve: batch, always or none"},
+    {.name = "segment_size",
+     .kind = KCI_KEY_SIZE,
+     KEY(segment_bytes),
+     .minimum = KCI_SEGMENT_BYTES_MIN,
+     .maximum = KCI_SEGMENT_BYTES_MAX,
+     .value_name = "BYTES",
+     .help = "serve: segment file size"},
+    {.name = "redelivery_timeout",
+     .kind = KCI_KEY_DURATION_MS,
+     KEY(redelivery_timeout_ms),
+     .value_name = "DURATION",
+     .help = "serve: dispatch again after this long without a reply"},
+    {.name = "redelivery_backoff_max",
+     .kind = KCI_KEY_DURATION_MS,
+     KEY(redelivery_backoff_max_ms),
+     .value_name = "DURATION",
+     .help = "serve: the longest wait between dispatches",
+     .flag = "backoff-max"},
+    {.name = "max_attempts",
+     .kind = KCI_KEY_SIZE,
+     KEY(attempts_max),
+     .maximum = KCI_PERSISTER_ATTEMPTS_LIMIT,
+     .value_name = "N",
+     .help = "serve: dispatches before a request is dead",
+     .flag = "attempts"},
+    {.name = "retention",
+     .kind = KCI_KEY_DURATION_MS,
+     KEY(retention_ms),
+     .zero_allowed = true,
+     .value_name = "DURATION",
+     .help = "compact, serve: keep replied segments this long (0: remove once replied)"},
+    {.name = "skip_corrupt",
+     .kind = KCI_KEY_BOOL,
+     KEY(skip_corrupt),
+     .help = "serve, compact: start even with corrupt records in the middle (they are skipped)"},
+    {.name = "record_requests",
+     .kind = KCI_KEY_BOOL,
+     KEY(record_requests),
+     .help = "serve: also keep plain kc.req.> requests and their replies"},
+};
+
+const kci_config_key *kci_persister_settings_keys(size_t *count)
+{
+    *count = KCI_CONFIG_KEY_COUNT(keys);
+    return keys;
+}
+
+kc_err kci_persister_settings_init(kci_persister_settings *settings, const char *dir)
+{
+    *settings = (kci_persister_settings){
+        .enabled = true,
+        .segment_bytes = KCI_SEGMENT_BYTES_DEFAULT,
+        .redelivery_timeout_ms = KCI_PERSISTER_TIMEOUT_MS_DEFAULT,
+        .redelivery_backoff_max_ms = KCI_PERSISTER_BACKOFF_MS_MAX_DEFAULT,
+        .attempts_max = KCI_PERSISTER_ATTEMPTS_MAX_DEFAULT,
+        .retention_ms = KCI_PERSISTER_RETENTION_MS_DEFAULT,
+    };
+    kc_err err = kci_config_string_set(&settings->dir, dir);
+    if (err == KC_OK) err = kci_config_string_set(&settings->durability, "batch");
+    return err;
+}
+
+kc_err kci_persister_settings_check(const kci_persister_settings *settings, char *error,
+                                    size_t error_size)
+{
+    kci_durability durability;
+    if (settings->durability == NULL || !kci_durability_parse(settings->durability, &durability)) {
+        snprintf(error, error_size, "persister durability \"%s\" must be batch, always or none",
+                 settings->durability != NULL ? settings->durability : "");
+        return KC_ERR_CONFIG;
+    }
+    if (settings->dir == NULL || settings->dir[0] == '\0') {
+        snprintf(error, error_size, "persister dir is empty");
+        return KC_ERR_CONFIG;
+    }
+    return KC_OK;
+}
+
+kci_persister_config kci_persister_settings_runtime(const kci_persister_settings *settings,
+                                                    const char *node)
+{
+    kci_durability durability = KCI_DURABILITY_BATCH;
+    kci_durability_parse(settings->durability, &durability); /* checked already */
+    return (kci_persister_config){
+        .directory = settings->dir,
+        .durability = durability,
+        .segment_bytes = (uint32_t)settings->segment_bytes,
+        .skip_corrupt = settings->skip_corrupt,
+        .node = node,
+        .redelivery_timeout_ms = settings->redelivery_timeout_ms,
+        .redelivery_backoff_max_ms = settings->redelivery_backoff_max_ms,
+        .attempts_max = (int)settings->attempts_max,
+        /* the persister reads 0 as its default: "until replied" is 1 ms */
+        .retention_ms = settings->retention_ms == 0 ? 1 : settings->retention_ms,
+        .record_requests = settings->record_requests,
+    };
+}
+
+void kci_persister_settings_free(kci_persister_settings *settings)
+{
+    kci_config_free_fields(keys, KCI_CONFIG_KEY_COUNT(keys), settings);
+}
