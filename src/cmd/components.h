@@ -15,21 +15,21 @@
 #include "broker/server.h"
 #include "ingress/config.h"
 #include "keeper/config.h"
+#include "kingcobra/err.h"
 #include "ledger/config.h"
 #include "queue/config.h"
-#include "kingcobra/err.h"
 
 typedef struct kci_components kci_components;
 
 /* What the components need from the options, copied before the server
  * takes ownership of them. */
 typedef struct kci_components_config {
-    char *node;                   /* Kc-Node of the components; default: server name or host */
-    kci_keeper_config keeper;     /* suggestions { } (src/keeper/config.h) */
-    kci_ingress_settings ingress; /* ingress { } (src/ingress/config.h) */
+    char *node;                       /* Kc-Node of the components; default: server name or host */
+    kci_keeper_config keeper;         /* suggestions { } (src/keeper/config.h) */
+    kci_ingress_settings ingress;     /* ingress { } (src/ingress/config.h) */
     kci_ledger_settings ledger;       /* ledger { } (src/ledger/config.h) */
     kci_persister_settings persister; /* persister { } (src/queue/config.h) */
-    kci_arbiter_settings arbiter; /* arbiter { } (src/arbiter/config.h) */
+    kci_arbiter_settings arbiter;     /* arbiter { } (src/arbiter/config.h) */
 } kci_components_config;
 
 /* Each part's defaults, then its block of the config file (read with its
