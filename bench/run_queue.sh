@@ -56,6 +56,7 @@ start_server() {
     local dir=$2
     shift 2
     mkdir -p "$dir"
+    : > "$dir/server.log" # exists before the first read below (set -e)
     (cd "$dir" && exec "$@" > server.log 2>&1) &
     SERVER_PID=$!
     for _ in $(seq $READY_TRIES); do

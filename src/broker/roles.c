@@ -1,7 +1,8 @@
 /* roles.c - the internal components' users and permissions (roles.h).
  *
  * Each list is what the component's code publishes or subscribes, as
- * found in src/queue/persister.c, src/ledger/serve.c, src/keeper/,
+ * found in src/queue/ (respond.c, submit.c, replies.c, persister.c),
+ * src/ledger/serve.c, src/keeper/,
  * src/ingress/ and src/arbiter/. Answers go to "_INBOX.>" only: every
  * component refuses to answer elsewhere (src/service/reply_subject.h), and
  * the role's permission says the same a second time at the broker. */

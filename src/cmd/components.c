@@ -218,7 +218,7 @@ static void internal_options(kc_client_options *options, const char *url, kci_ro
 /* persister: no "no responders" statuses. Its publishes are buffered (no
  * send asap): the log's completer thread publishes a run of
  * acknowledgements and dispatches and then flushes them in one write
- * (flush_published in src/queue/persister.c); send asap made a write, and a
+ * (kci_persister_flush_published in src/queue/submit.c); send asap made a write, and a
  * wake-up of the broker, per message (bench/run_queue.sh: 15 % more
  * acknowledged submits/s, 20 % less kcobrad CPU per submit without it). */
 static kc_err component_connect(natsConnection **out, const kci_server *server, const char *name,
