@@ -222,7 +222,7 @@ static void internal_options(kc_client_options *options, const char *url, kci_ro
  * wake-up of the broker, per message (bench/run_queue.sh: 15 % more
  * acknowledged submits/s, 20 % less kcobrad CPU per submit without it). */
 static kc_err component_connect(natsConnection **out, const kci_server *server, const char *name,
-                                kci_role role, char *error, size_t error_size)
+                                kci_role role, bool ordered, char *error, size_t error_size)
 {
     bool persister = role == KCI_ROLE_PERSISTER;
     char url[URL_BYTES_MAX];
@@ -240,6 +240,10 @@ static kc_err component_connect(natsConnection **out, const kci_server *server, 
      * a request: a "no responders" status for each dispatch nobody serves
      * would be traffic for nothing. */
     if (status == NATS_OK && persister) status = natsOptions_DisableNoResponders(options, true);
+    /* ordered: one delivery thread for all its subscriptions, so messages are
+     * handled in the order the server sent them (the persister's record of a
+     * plain request must come before its reply's; see src/queue/observed.c). */
+    if (status == NATS_OK && ordered) status = natsOptions_UseGlobalMessageDelivery(options, true);
     if (status == NATS_OK) status = natsConnection_Connect(out, options);
     natsOptions_Destroy(options);
     if (status == NATS_OK) return KC_OK;
@@ -289,7 +293,7 @@ static kc_err start_suggestions(kci_components *components, const kci_components
                                 const kci_server *server, char *error, size_t error_size)
 {
     kc_err err = component_connect(&components->keeper_connection, server, "kcobrad-suggestions",
-                                   KCI_ROLE_KEEPER, error, error_size);
+                                   KCI_ROLE_KEEPER, false, error, error_size);
     if (err != KC_OK) return err;
     kci_suggestions_config keeper_config = {.file_path = config->keeper.file, .node = config->node};
     return kci_suggestions_start(&components->suggestions, components->keeper_connection,
@@ -311,7 +315,7 @@ static kc_err start_ledger(kci_components *components, const kci_components_conf
                            const kci_server *server, char *error, size_t error_size)
 {
     kc_err err = component_connect(&components->ledger_connection, server, "kcobrad-ledger",
-                                   KCI_ROLE_LEDGER, error, error_size);
+                                   KCI_ROLE_LEDGER, false, error, error_size);
     if (err != KC_OK) return err;
     kci_ledger_config ledger_config = kci_ledger_settings_runtime(&config->ledger, config->node);
     return kci_ledger_start(&components->ledger, components->ledger_connection, &ledger_config,
@@ -334,8 +338,9 @@ static void stop_ledger(kci_components *components)
 static kc_err start_persister(kci_components *components, const kci_components_config *config,
                               const kci_server *server, char *error, size_t error_size)
 {
-    kc_err err = component_connect(&components->persister_connection, server, "kcobrad-persister",
-                                   KCI_ROLE_PERSISTER, error, error_size);
+    kc_err err =
+        component_connect(&components->persister_connection, server, "kcobrad-persister",
+                          KCI_ROLE_PERSISTER, config->persister.record_requests, error, error_size);
     if (err != KC_OK) {
         kci_error("%s; running without the persister (kc.submit is not served)", error);
         error[0] = '\0';

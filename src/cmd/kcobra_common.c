@@ -661,7 +661,8 @@ static void on_reconnected(natsConnection *connection, void *closure)
     kci_info("reconnected to %s", url);
 }
 
-static int nats_connect(natsConnection **out, const kcobra_common *common, bool long_running)
+static int nats_connect(natsConnection **out, const kcobra_common *common, bool long_running,
+                        bool ordered)
 {
     *out = NULL;
     natsOptions *options = NULL;
@@ -676,7 +677,8 @@ static int nats_connect(natsConnection **out, const kcobra_common *common, bool 
         nats_CloseAndWait(KCOBRA_TIMEOUT_MS_DEFAULT);
         return err == KC_ERR_INVALID_ARGUMENT ? KCOBRA_EXIT_USAGE : KCOBRA_EXIT_CONNECT;
     }
-    if (long_running) {
+    if (ordered) status = natsOptions_UseGlobalMessageDelivery(options, true);
+    if (long_running && status == NATS_OK) {
         status = natsOptions_SetDisconnectedCB(options, on_disconnected, NULL);
         if (status == NATS_OK) status = natsOptions_SetReconnectedCB(options, on_reconnected, NULL);
     }
@@ -697,12 +699,17 @@ static int nats_connect(natsConnection **out, const kcobra_common *common, bool 
 
 int kcobra_nats_connect(natsConnection **out, const kcobra_common *common)
 {
-    return nats_connect(out, common, false);
+    return nats_connect(out, common, false, false);
 }
 
 int kcobra_nats_connect_long_running(natsConnection **out, const kcobra_common *common)
 {
-    return nats_connect(out, common, true);
+    return nats_connect(out, common, true, false);
+}
+
+int kcobra_nats_connect_ordered(natsConnection **out, const kcobra_common *common)
+{
+    return nats_connect(out, common, true, true);
 }
 
 void kcobra_stop_signals_block(sigset_t *stop_signals)

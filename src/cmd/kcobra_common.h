@@ -219,6 +219,10 @@ int kcobra_nats_connect(natsConnection **out, const kcobra_common *common);
 /* The same for a long-running component (kcobra keeper/ingress serve): it
  * reconnects for ever, every KCOBRA_RECONNECT_WAIT_MS. */
 int kcobra_nats_connect_long_running(natsConnection **out, const kcobra_common *common);
+/* The same, with one delivery thread for all its subscriptions: messages
+ * are handled in the order the server sent them (the persister with
+ * record_requests). */
+int kcobra_nats_connect_ordered(natsConnection **out, const kcobra_common *common);
 /* Destroys the connection and releases nats.c's library resources. */
 void kcobra_nats_finish(natsConnection *connection);
 /* nats.c's last error text for the calling thread, or status's text. */

@@ -588,7 +588,9 @@ static int queue_serve(const kcobra_invocation *invocation, const queue_flags *f
     sigset_t stop_signals;
     kcobra_stop_signals_block(&stop_signals);
     natsConnection *connection = NULL;
-    int status = kcobra_nats_connect_long_running(&connection, &invocation->common);
+    int status = flags->settings.record_requests
+                     ? kcobra_nats_connect_ordered(&connection, &invocation->common)
+                     : kcobra_nats_connect_long_running(&connection, &invocation->common);
     if (status != KCOBRA_EXIT_OK) return status;
     kci_persister_config config =
         kci_persister_settings_runtime(&flags->settings, invocation->common.node);

@@ -10,7 +10,12 @@
  * subject (seeded afresh by each persister), each
  * kept KCI_PERSISTER_OBSERVED_TTL_MS: a later request with a colliding hash
  * takes the slot, and a reply beyond the time is not recorded. Bounded
- * memory was chosen over completeness. */
+ * memory was chosen over completeness.
+ *
+ * A reply can be matched only if its request was seen first: nats.c
+ * delivers each subscription on its own thread, so with record_requests
+ * the persister's connection delivers all its subscriptions on one thread,
+ * in the server's order (src/cmd/components.c, kcobra queue serve). */
 #include <assert.h>
 #include <string.h>
 
