@@ -180,6 +180,44 @@ static void test_ledger_and_persister_blocks(void **state)
     kci_options_free(&options);
 }
 
+/* The components' examples of docs/config.md, docs/ingress.md and
+ * docs/ledger.md, word for word: each is read by its part. */
+static const char *const docs_examples[] = {
+    "data_dir: \"/var/lib/kingcobra\"\n"
+    "suggestions { enabled: true }\n"
+    "ingress {\n  enabled: true\n  listen: \"0.0.0.0:4223\"\n  type: \"default\"\n"
+    "  timeout: \"5s\"\n}\n",
+    "ledger {\n  dir: \"/var/lib/kingcobra/ledger\"\n  workers: 2\n}\n",
+    "arbiter {\n  enabled: true\n  id: \"arbiter-0\"\n  arbiters: 4\n  probes: "
+    "[\"sense=21.5\"]\n}\n",
+    "persister {\n  dir: \"/var/lib/kingcobra/queue\"\n  durability: batch\n"
+    "  redelivery_timeout: \"10s\"\n  max_attempts: 20\n}\n",
+    "ingress {\n  enabled: true          # default false\n"
+    "  listen: \"0.0.0.0:4223\" # or a port alone; \"127.0.0.1:0\" picks a free port\n"
+    "  type: \"default\"        # the request type of every line: one subject token\n"
+    "  timeout: \"5s\"          # per request\n}\n",
+    "data_dir: \"data\"        # default \"data\"\nsuggestions {\n"
+    "  enabled: true         # default true\n"
+    "  file: \"/var/lib/kingcobra/suggestions.jsonl\"  # default <data_dir>/suggestions.jsonl\n}\n",
+    "ledger {\n  dir: \"/var/lib/kingcobra/ledger\"   # default <data_dir>/ledger\n"
+    "  workers: 2                         # signature-checking threads (default: one per core)\n"
+    "  mint: true                         # false: refuse kc.ledger.mint\n"
+    "  map_size: 1GB                      # LMDB map (address space, not disk)\n"
+    "  reap_interval: \"1m\"\n  reap_age: \"1h\"\n}\n",
+};
+
+static void test_docs_examples(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof docs_examples / sizeof docs_examples[0]; i++) {
+        kci_options options;
+        kci_components_config config;
+        load_ok(&options, &config, docs_examples[i]);
+        kci_components_config_free(&config);
+        kci_options_free(&options);
+    }
+}
+
 /* --ingress_port turns the ingress on at that port, over the block. */
 static void test_ingress_port_flag(void **state)
 {
@@ -249,11 +287,9 @@ static void test_bad_blocks(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_component_keys),
-        cmocka_unit_test(test_arbiter_block),
-        cmocka_unit_test(test_ledger_and_persister_blocks),
-        cmocka_unit_test(test_ingress_port_flag),
+        cmocka_unit_test(test_defaults),      cmocka_unit_test(test_component_keys),
+        cmocka_unit_test(test_arbiter_block), cmocka_unit_test(test_ledger_and_persister_blocks),
+        cmocka_unit_test(test_docs_examples), cmocka_unit_test(test_ingress_port_flag),
         cmocka_unit_test(test_bad_blocks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
