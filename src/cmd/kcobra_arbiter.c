@@ -52,10 +52,9 @@ typedef struct arbiter_flags {
 /* The settings come from the arbiter's key table (src/arbiter/config.c),
  * set by serve's flags. */
 static int serve(const kcobra_invocation *invocation, const kcobra_command *command,
-                 kcobra_settings *table, kci_arbiter_settings *settings)
+                 kci_arbiter_settings *settings)
 {
-    int status = kcobra_settings_apply(command, table);
-    if (status != KCOBRA_EXIT_OK) return status;
+    int status = KCOBRA_EXIT_OK;
     char error[512] = "";
     kci_arbiter_config config;
     char *probe_texts[KCI_ARBITER_PROBES_MAX];
@@ -285,23 +284,20 @@ static int dispatch(const kcobra_command *command, int argc, char **argv,
                     kci_arbiter_settings *settings)
 {
     arbiter_flags values = {0};
-    kcobra_flag flags[KCOBRA_SETTINGS_MAX + 1];
-    int flag_count = 0;
-    kcobra_settings table;
+    const kcobra_flag extra[] = {
+        {"format", "F", KCOBRA_FLAG_STRING, &values.format, "tree: text (default), json or dot"},
+    };
     size_t key_count = 0;
     const kci_config_key *keys = kci_arbiter_settings_keys(&key_count);
-    kcobra_settings_flags(&table, keys, key_count, settings, flags, &flag_count,
-                          KCOBRA_SETTINGS_MAX);
-    flags[flag_count++] = (kcobra_flag){"format", "F", KCOBRA_FLAG_STRING, &values.format,
-                                        "tree: text (default), json or dot"};
     kcobra_invocation invocation;
-    int status = kcobra_parse(command, flags, flag_count, argc, argv, &invocation);
+    int status = kcobra_settings_parse(command, argc, argv, keys, key_count, settings, extra,
+                                       KCOBRA_ARRAY_COUNT(extra), &invocation);
     if (status != KCOBRA_EXIT_OK || invocation.help) return status;
     const char *what = invocation.positional[0];
     if (strcmp(what, "serve") == 0) {
         if (invocation.positional_count != 1)
             return kcobra_usage_error(command, "serve takes no argument");
-        return serve(&invocation, command, &table, settings);
+        return serve(&invocation, command, settings);
     }
     if (strcmp(what, "status") == 0 || strcmp(what, "verdicts") == 0 || strcmp(what, "tree") == 0 ||
         strcmp(what, "reinstate") == 0 || strcmp(what, "permissions") == 0)

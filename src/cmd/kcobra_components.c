@@ -51,18 +51,13 @@ static const char KEEPER_DESCRIPTION[] =
 static int keeper_serve(const kcobra_command *command, int argc, char **argv,
                         kci_keeper_config *settings)
 {
-    kcobra_flag flags[KCOBRA_SETTINGS_MAX];
-    int flag_count = 0;
-    kcobra_settings table;
     size_t key_count = 0;
     const kci_config_key *keys = kci_keeper_config_keys(&key_count);
-    kcobra_settings_flags(&table, keys, key_count, settings, flags, &flag_count,
-                          KCOBRA_SETTINGS_MAX);
     kcobra_invocation invocation;
-    int status = kcobra_parse(command, flags, flag_count, argc, argv, &invocation);
+    int status =
+        kcobra_settings_parse(command, argc, argv, keys, key_count, settings, NULL, 0, &invocation);
     if (status != KCOBRA_EXIT_OK || invocation.help) return status;
     if ((status = expect_serve(command, &invocation)) != KCOBRA_EXIT_OK) return status;
-    if ((status = kcobra_settings_apply(command, &table)) != KCOBRA_EXIT_OK) return status;
     char error[COMPONENT_ERROR_BYTES] = "";
     if (kci_keeper_config_check(settings, error, sizeof error) != KC_OK)
         return kcobra_usage_error(command, "%s", error);
@@ -127,18 +122,13 @@ static const char INGRESS_DESCRIPTION[] =
 static int ingress_serve(const kcobra_command *command, int argc, char **argv,
                          kci_ingress_settings *settings)
 {
-    kcobra_flag flags[KCOBRA_SETTINGS_MAX];
-    int flag_count = 0;
-    kcobra_settings table;
     size_t key_count = 0;
     const kci_config_key *keys = kci_ingress_settings_keys(&key_count);
-    kcobra_settings_flags(&table, keys, key_count, settings, flags, &flag_count,
-                          KCOBRA_SETTINGS_MAX);
     kcobra_invocation invocation;
-    int status = kcobra_parse(command, flags, flag_count, argc, argv, &invocation);
+    int status =
+        kcobra_settings_parse(command, argc, argv, keys, key_count, settings, NULL, 0, &invocation);
     if (status != KCOBRA_EXIT_OK || invocation.help) return status;
     if ((status = expect_serve(command, &invocation)) != KCOBRA_EXIT_OK) return status;
-    if ((status = kcobra_settings_apply(command, &table)) != KCOBRA_EXIT_OK) return status;
     char error[COMPONENT_ERROR_BYTES] = "";
     if (kci_ingress_settings_check(settings, error, sizeof error) != KC_OK)
         return kcobra_usage_error(command, "%s", error);

@@ -756,23 +756,17 @@ static int ledger_action(const kcobra_command *command, int argc, char **argv,
 {
     const char *after = NULL;
     int64_t since_ms = 0, limit = 0;
-    kcobra_flag flags[KCOBRA_SETTINGS_MAX + 3];
-    int flag_count = 0;
-    kcobra_settings table;
+    const kcobra_flag extra[] = {
+        {"since-ms", "MS", KCOBRA_FLAG_COUNT, &since_ms, "history: edges from this Unix ms"},
+        {"after", "CURSOR", KCOBRA_FLAG_STRING, &after, "history: the \"next\" of a page"},
+        {"limit", "N", KCOBRA_FLAG_COUNT, &limit, "history: edges per page (default 10000)"},
+    };
     size_t key_count = 0;
     const kci_config_key *keys = kci_ledger_settings_keys(&key_count);
-    kcobra_settings_flags(&table, keys, key_count, settings, flags, &flag_count,
-                          KCOBRA_SETTINGS_MAX);
-    flags[flag_count++] = (kcobra_flag){"since-ms", "MS", KCOBRA_FLAG_COUNT, &since_ms,
-                                        "history: edges from this Unix ms"};
-    flags[flag_count++] = (kcobra_flag){"after", "CURSOR", KCOBRA_FLAG_STRING, &after,
-                                        "history: the \"next\" of a page"};
-    flags[flag_count++] = (kcobra_flag){"limit", "N", KCOBRA_FLAG_COUNT, &limit,
-                                        "history: edges per page (default 10000)"};
     kcobra_invocation invocation;
-    int status = kcobra_parse(command, flags, flag_count, argc, argv, &invocation);
+    int status = kcobra_settings_parse(command, argc, argv, keys, key_count, settings, extra,
+                                       KCOBRA_ARRAY_COUNT(extra), &invocation);
     if (status != KCOBRA_EXIT_OK || invocation.help) return status;
-    if ((status = kcobra_settings_apply(command, &table)) != KCOBRA_EXIT_OK) return status;
     char error[KCI_CONFIG_MESSAGE_BYTES_MAX] = "";
     if (kci_ledger_settings_check(settings, error, sizeof error) != KC_OK)
         return kcobra_usage_error(command, "%s", error);

@@ -639,23 +639,18 @@ static int queue_action(const kcobra_command *command, const kcobra_invocation *
 
 static int parse_and_run(const kcobra_command *command, int argc, char **argv, queue_flags *flags)
 {
-    kcobra_flag table[KCOBRA_SETTINGS_MAX + 3];
-    int flag_count = 0;
-    kcobra_settings settings;
+    const kcobra_flag extra[] = {
+        {"id", "ID", KCOBRA_FLAG_STRING, &flags->id, "dump: only the records of this request"},
+        {"follow", NULL, KCOBRA_FLAG_BOOL, &flags->follow, "dump: keep printing new records"},
+        {"live", NULL, KCOBRA_FLAG_BOOL, &flags->live,
+         "stats, compact: ask the running persister over --server"},
+    };
     size_t key_count = 0;
     const kci_config_key *keys = kci_persister_settings_keys(&key_count);
-    kcobra_settings_flags(&settings, keys, key_count, &flags->settings, table, &flag_count,
-                          KCOBRA_SETTINGS_MAX);
-    table[flag_count++] = (kcobra_flag){"id", "ID", KCOBRA_FLAG_STRING, &flags->id,
-                                        "dump: only the records of this request"};
-    table[flag_count++] = (kcobra_flag){"follow", NULL, KCOBRA_FLAG_BOOL, &flags->follow,
-                                        "dump: keep printing new records"};
-    table[flag_count++] = (kcobra_flag){"live", NULL, KCOBRA_FLAG_BOOL, &flags->live,
-                                        "stats, compact: ask the running persister over --server"};
     kcobra_invocation invocation;
-    int status = kcobra_parse(command, table, flag_count, argc, argv, &invocation);
+    int status = kcobra_settings_parse(command, argc, argv, keys, key_count, &flags->settings,
+                                       extra, KCOBRA_ARRAY_COUNT(extra), &invocation);
     if (status != KCOBRA_EXIT_OK || invocation.help) return status;
-    if ((status = kcobra_settings_apply(command, &settings)) != KCOBRA_EXIT_OK) return status;
     char error[ERROR_BYTES] = "";
     if (kci_persister_settings_check(&flags->settings, error, sizeof error) != KC_OK)
         return kcobra_usage_error(command, "%s", error);

@@ -91,3 +91,19 @@ int kcobra_settings_apply(const kcobra_command *command, kcobra_settings *settin
     }
     return KCOBRA_EXIT_OK;
 }
+
+int kcobra_settings_parse(const kcobra_command *command, int argc, char **argv,
+                          const kci_config_key *keys, size_t key_count, void *base,
+                          const kcobra_flag *extra, int extra_count, kcobra_invocation *invocation)
+{
+    kcobra_flag flags[KCOBRA_COMMAND_FLAGS_MAX];
+    int flag_count = 0;
+    kcobra_settings table;
+    kcobra_settings_flags(&table, keys, key_count, base, flags, &flag_count,
+                          KCOBRA_COMMAND_FLAGS_MAX - extra_count);
+    assert(extra_count >= 0 && flag_count + extra_count <= KCOBRA_COMMAND_FLAGS_MAX);
+    if (extra_count > 0) memcpy(flags + flag_count, extra, sizeof *extra * (size_t)extra_count);
+    int status = kcobra_parse(command, flags, flag_count + extra_count, argc, argv, invocation);
+    if (status != KCOBRA_EXIT_OK || invocation->help) return status;
+    return kcobra_settings_apply(command, &table);
+}

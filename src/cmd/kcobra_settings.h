@@ -42,4 +42,11 @@ void kcobra_settings_flags(kcobra_settings *settings, const kci_config_key *keys
  * value is a usage error naming the flag. */
 int kcobra_settings_apply(const kcobra_command *command, kcobra_settings *settings);
 
+/* kcobra_parse for a command whose flags are a part's settings plus its own
+ * (extra): parses argv, then applies the settings flags given to base
+ * (which holds the part's defaults). invocation->help: --help was shown. */
+int kcobra_settings_parse(const kcobra_command *command, int argc, char **argv,
+                          const kci_config_key *keys, size_t key_count, void *base,
+                          const kcobra_flag *extra, int extra_count, kcobra_invocation *invocation);
+
 #endif
