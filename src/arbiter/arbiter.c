@@ -21,7 +21,7 @@
 #include "common/clock.h"
 #include "common/hash.h"
 #include "common/log.h"
-#include "service/client_internal.h"
+#include "service/component.h"
 #include "service/headers.h"
 
 #define PRICE_HEADER "Kc-Price"
@@ -523,7 +523,7 @@ kc_err kci_arbiter_start(kci_arbiter **out, kc_client *client, const kci_arbiter
     pthread_mutex_init(&arbiter->lock, NULL);
     pthread_cond_init(&arbiter->changed, NULL);
     arbiter->client = client;
-    arbiter->connection = client->connection;
+    arbiter->connection = kci_client_connection(client);
     snprintf(arbiter->id, sizeof arbiter->id, "%s",
              config->id != NULL ? config->id : kc_client_node(client));
     arbiter->start_ms = kci_monotonic_ms();

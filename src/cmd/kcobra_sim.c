@@ -44,7 +44,7 @@
 #include "common/hash.h"
 #include "common/log.h"
 #include "kcobra_sim.h"
-#include "service/client_internal.h"
+#include "service/component.h"
 #include "service/uuid.h"
 
 const sim_behaviour BEHAVIOURS[BEHAVIOUR_COUNT] = {
@@ -136,7 +136,7 @@ static void endorse(sim_node *node, const sim_node *peer)
     natsMsg *message = NULL;
     if (natsMsg_Create(&message, subject, NULL, "{}", 2) != NATS_OK) return;
     natsMsgHeader_Set(message, "Kc-Node", node->name);
-    natsConnection_PublishMsg(node->client->connection, message);
+    natsConnection_PublishMsg(kci_client_connection(node->client), message);
     natsMsg_Destroy(message);
 }
 
@@ -378,7 +378,7 @@ static int start_observer(sim *s)
 {
     int status = open_client(&s->observer, s, "sim-observer");
     if (status != KCOBRA_EXIT_OK) return status;
-    natsConnection *connection = s->observer->connection;
+    natsConnection *connection = kci_client_connection(s->observer);
     if (natsConnection_Subscribe(&s->verdicts, connection, "kc.arbiter.verdict", on_verdict, s) !=
             NATS_OK ||
         natsConnection_Subscribe(&s->alarms, connection, "kc.arbiter.alarm", on_alarm, s) !=

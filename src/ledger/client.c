@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "common/clock.h"
+#include "service/headers.h"
 #include "service/uuid.h"
 
 enum {
@@ -33,16 +34,21 @@ static kc_err refuse(kci_ledger_refusal *refusal, kc_err err, int code, const ch
     return err;
 }
 
-/* Kc-Error "<code> <message>". */
+/* Kc-Error "<code> <message>", read by the component kit's header reader;
+ * one it refuses is still a refusal, an internal one with its raw text. */
 static bool read_error_header(natsMsg *reply, kci_ledger_refusal *refusal)
 {
     const char *text = NULL;
-    if (natsMsgHeader_Get(reply, "Kc-Error", &text) != NATS_OK || text == NULL) return false;
-    char *end = NULL;
-    long code = strtol(text, &end, 10);
-    refusal->code = code > 0 ? (int)code : KCI_LEDGER_CODE_INTERNAL;
-    snprintf(refusal->message, sizeof refusal->message, "%s",
-             end != NULL && *end == ' ' ? end + 1 : text);
+    if (natsMsgHeader_Get(reply, KCI_HEADER_ERROR, &text) != NATS_OK || text == NULL) return false;
+    kci_kc_headers headers;
+    kci_headers_clear(&headers);
+    if (kci_headers_read(reply, false, &headers) == KC_OK && headers.error_code > 0) {
+        refusal->code = headers.error_code;
+        kci_text_copy(refusal->message, sizeof refusal->message, headers.error_message);
+    } else {
+        refusal->code = KCI_LEDGER_CODE_INTERNAL;
+        snprintf(refusal->message, sizeof refusal->message, "%s", text);
+    }
     return true;
 }
 

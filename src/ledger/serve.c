@@ -35,8 +35,8 @@
 #include "ledger/codec.h"
 #include "ledger/query.h"
 #include "ledger/store.h"
+#include "service/answer.h"
 #include "service/headers.h"
-#include "service/reply_subject.h"
 
 #define NODE_DEFAULT "ledger"
 
@@ -89,32 +89,14 @@ struct kci_ledger {
 static void publish(kci_ledger *ledger, natsMsg *request, const kci_kc_headers *headers, int code,
                     const char *message, const char *body)
 {
-    const char *reply_subject = natsMsg_GetReply(request);
-    if (reply_subject == NULL || reply_subject[0] == '\0') return;
-    /* Only to an inbox: the ledger answers with its own identity, and a
-     * client could otherwise aim that at kc.ledger.mint (reply_subject.h). */
-    if (!kci_reply_subject_allowed(reply_subject, KCI_REPLY_ANSWER)) {
-        kci_debug("ledger: no answer to a reply subject that is not an inbox");
-        return;
-    }
-    natsMsg *reply = NULL;
-    natsStatus status = natsMsg_Create(&reply, reply_subject, NULL, body, (int)strlen(body));
-    if (status != NATS_OK) {
-        kci_warn("ledger: cannot build a reply: %s", natsStatus_GetText(status));
-        return;
-    }
-    kci_kc_headers stamp;
-    kci_headers_clear(&stamp);
-    kci_text_copy(stamp.node, sizeof stamp.node, ledger->node);
-    kci_text_copy(stamp.type, sizeof stamp.type, "ledger");
-    kci_text_copy(stamp.reply_to, sizeof stamp.reply_to, headers->id);
-    stamp.error_code = code;
-    if (code != 0) kci_text_copy(stamp.error_message, sizeof stamp.error_message, message);
-    if (kci_headers_stamp(reply, &stamp) != KC_OK)
-        kci_warn("ledger: cannot stamp a reply: %s", kc_last_error());
-    else if ((status = natsConnection_PublishMsg(ledger->connection, reply)) != NATS_OK)
-        kci_warn("ledger: cannot reply: %s", natsStatus_GetText(status));
-    natsMsg_Destroy(reply);
+    kci_answer answer = {.node = ledger->node,
+                         .type = "ledger",
+                         .reply_to = headers->id,
+                         .code = code,
+                         .message = message,
+                         .payload = body,
+                         .payload_length = strlen(body)};
+    kci_answer_send(ledger->connection, request, &answer, "ledger");
 }
 
 /* Takes body (may be NULL: out of memory). */

@@ -25,6 +25,7 @@
 
 #include "common/log.h"
 #include "service/client_internal.h"
+#include "service/component.h"
 #include "service/hlc.h"
 #include "service/last_error.h"
 #include "service/nats_options.h"
@@ -312,4 +313,10 @@ kc_err kc_client_close(kc_client *client, int64_t timeout_ms)
     assert(client->services == NULL && client->service_count == 0);
     client_free(client);
     return err;
+}
+
+natsConnection *kci_client_connection(const kc_client *client)
+{
+    assert(client != NULL);
+    return client->connection;
 }
