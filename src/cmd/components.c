@@ -472,6 +472,8 @@ typedef struct part_ops {
     kc_err (*start)(kci_components *components, const kci_components_config *config,
                     const kci_server *server, char *error, size_t error_size);
     void (*stop)(kci_components *components);
+    /* NULL: the key table tells (kci_config_equal) */
+    bool (*equal)(const void *running_settings, const void *fresh_settings);
 } part_ops;
 
 static bool keeper_enabled(const kci_components_config *config)
@@ -499,17 +501,22 @@ static bool persister_enabled(const kci_components_config *config)
     return config->persister.enabled;
 }
 
+static bool ingress_equal(const void *running_settings, const void *fresh_settings)
+{
+    return kci_ingress_settings_equal(running_settings, fresh_settings);
+}
+
 static const part_ops reloadable_parts[] = {
     {"the suggestion keeper", offsetof(kci_components_config, keeper), sizeof(kci_keeper_config),
-     kci_keeper_config_keys, keeper_enabled, start_suggestions, stop_suggestions},
+     kci_keeper_config_keys, keeper_enabled, start_suggestions, stop_suggestions, NULL},
     {"the ingress", offsetof(kci_components_config, ingress), sizeof(kci_ingress_settings),
-     kci_ingress_settings_keys, ingress_enabled, start_ingress, stop_ingress},
+     kci_ingress_settings_keys, ingress_enabled, start_ingress, stop_ingress, ingress_equal},
     {"the arbiter", offsetof(kci_components_config, arbiter), sizeof(kci_arbiter_settings),
-     kci_arbiter_settings_keys, arbiter_enabled, start_arbiter, stop_arbiter},
+     kci_arbiter_settings_keys, arbiter_enabled, start_arbiter, stop_arbiter, NULL},
     {"the ledger", offsetof(kci_components_config, ledger), sizeof(kci_ledger_settings),
-     kci_ledger_settings_keys, ledger_enabled, start_ledger, stop_ledger},
+     kci_ledger_settings_keys, ledger_enabled, start_ledger, stop_ledger, NULL},
     {"the persister", offsetof(kci_components_config, persister), sizeof(kci_persister_settings),
-     kci_persister_settings_keys, persister_enabled, start_persister, stop_persister},
+     kci_persister_settings_keys, persister_enabled, start_persister, stop_persister, NULL},
 };
 
 /* Stops the part if it ran, takes the fresh settings (running gets them,
@@ -522,7 +529,10 @@ static void part_reload(const part_ops *part, kci_components *components,
     const kci_config_key *keys = part->keys(&key_count);
     char *running_settings = (char *)running + part->settings_offset;
     char *fresh_settings = (char *)fresh + part->settings_offset;
-    if (kci_config_equal(keys, key_count, running_settings, fresh_settings)) return;
+    bool equal = part->equal != NULL
+                     ? part->equal(running_settings, fresh_settings)
+                     : kci_config_equal(keys, key_count, running_settings, fresh_settings);
+    if (equal) return;
     bool was = part->enabled(running), now = part->enabled(fresh);
     if (was) part->stop(components);
     char swap[sizeof(kci_components_config)];

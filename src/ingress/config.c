@@ -76,6 +76,14 @@ kci_ingress_config kci_ingress_settings_runtime(const kci_ingress_settings *sett
                                 .timeout_ms = settings->timeout_ms};
 }
 
+bool kci_ingress_settings_equal(const kci_ingress_settings *a, const kci_ingress_settings *b)
+{
+    bool hosts_equal =
+        a->host == NULL || b->host == NULL ? a->host == b->host : strcmp(a->host, b->host) == 0;
+    return hosts_equal && a->port == b->port &&
+           kci_config_equal(keys, KCI_CONFIG_KEY_COUNT(keys), a, b);
+}
+
 void kci_ingress_settings_free(kci_ingress_settings *settings)
 {
     free(settings->host);

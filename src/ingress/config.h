@@ -30,6 +30,9 @@ kc_err kci_ingress_settings_check(const kci_ingress_settings *settings, char *er
                                   size_t error_size);
 /* The settings as kci_ingress_start's parameters (pointers into settings). */
 kci_ingress_config kci_ingress_settings_runtime(const kci_ingress_settings *settings);
+/* The same settings (listen is a handler key, so the table alone cannot
+ * tell: a reload compares with this). */
+bool kci_ingress_settings_equal(const kci_ingress_settings *a, const kci_ingress_settings *b);
 void kci_ingress_settings_free(kci_ingress_settings *settings);
 
 #endif

@@ -528,6 +528,18 @@ static void reload_with(world *w, const char *config, const char *needle)
     free(log);
 }
 
+/* The port a (re)started ingress logged since the last reload. */
+static void read_ingress_port(world *w)
+{
+    char *log = malloc(LOG_BYTES_MAX);
+    assert_non_null(log);
+    const char *port = wait_for_log(w, INGRESS_LOG_TEXT, log, LOG_BYTES_MAX);
+    assert_non_null(port);
+    w->ingress_port = atoi(port);
+    free(log);
+    assert_true(w->ingress_port > 0);
+}
+
 /* SIGHUP starts, stops and restarts the parts whose blocks changed, and a
  * bad block keeps everything as it runs. */
 static void test_reload_components(void **state)
@@ -542,15 +554,23 @@ static void test_reload_components(void **state)
 
     config_text(w, NULL, config, sizeof config);
     reload_with(w, config, "reload: the ingress started");
-    char *log = malloc(LOG_BYTES_MAX);
-    assert_non_null(log);
-    const char *port = wait_for_log(w, INGRESS_LOG_TEXT, log, LOG_BYTES_MAX);
-    assert_non_null(port);
-    w->ingress_port = atoi(port);
-    free(log);
+    read_ingress_port(w);
     raw_connect(w, &raw);
     expect_answer(&raw, "REQUEST#alice#1#back\n", "REPLY#alice#1#back");
     harness_raw_close(&raw);
+
+    /* listen alone changes: restarted there */
+    int port = 0;
+    assert_int_equal(harness_port_pick(&port), HARNESS_OK);
+    char block[256];
+    snprintf(block, sizeof block,
+             "ingress { enabled: true, listen: \"127.0.0.1:%d\", type: \"" ECHO_TYPE
+             "\", timeout: \"%dms\" }\n",
+             port, INGRESS_TIMEOUT_MS);
+    config_text(w, block, config, sizeof config);
+    reload_with(w, config, "reload: the ingress restarted with the new settings");
+    read_ingress_port(w);
+    assert_int_equal(w->ingress_port, port);
 
     config_text(w, "ingress { enabled: true, listen: \"127.0.0.1:0\", type: \"a.b\" }\n", config,
                 sizeof config);
