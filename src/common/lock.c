@@ -97,6 +97,23 @@ static kc_err refuse(const char *directory, const char *file_name, const char *w
     return KC_ERR_EXISTS;
 }
 
+/* flock(fd) exclusively, without waiting. KC_OK: locked. Otherwise fd is
+ * closed and the error is KC_ERR_EXISTS (another process holds it: refuse
+ * names it) or KC_ERR_IO; label names what was locked in the message. */
+static kc_err flock_now(int fd, const char *directory, const char *file_name, const char *what,
+                        const char *held_name, const char *label, char *error, size_t error_size)
+{
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0) return KC_OK;
+    int saved = errno;
+    struct stat held;
+    bool known = fstat(fd, &held) == 0;
+    kci_io->close(fd);
+    if (saved == EWOULDBLOCK && known)
+        return refuse(directory, file_name, what, held_name, &held, error, error_size);
+    snprintf(error, error_size, "cannot lock %s: %s", label, strerror(saved));
+    return KC_ERR_IO;
+}
+
 static kc_err lock_directory(kci_directory_lock *lock, const char *directory, const char *file_name,
                              const char *what, char *error, size_t error_size)
 {
@@ -107,18 +124,11 @@ static kc_err lock_directory(kci_directory_lock *lock, const char *directory, co
                      strerror(errno));
             return KC_ERR_IO;
         }
-        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-            int saved = errno;
-            struct stat held;
-            bool known = fstat(fd, &held) == 0;
-            kci_io->close(fd);
-            if (saved == EWOULDBLOCK && known)
-                return refuse(directory, file_name, what, "the directory", &held, error,
-                              error_size);
-            snprintf(error, error_size, "cannot lock the %s directory %s: %s", what, directory,
-                     strerror(saved));
-            return KC_ERR_IO;
-        }
+        char label[PATH_MAX + 64];
+        snprintf(label, sizeof label, "the %s directory %s", what, directory);
+        kc_err err =
+            flock_now(fd, directory, file_name, what, "the directory", label, error, error_size);
+        if (err != KC_OK) return err;
         struct stat locked, named;
         if (fstat(fd, &locked) == 0 && stat(directory, &named) == 0 && same_file(&locked, &named)) {
             lock->directory_fd = fd;
@@ -143,17 +153,10 @@ static kc_err lock_file(kci_directory_lock *lock, const char *directory, const c
                      strerror(errno));
             return KC_ERR_IO;
         }
-        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-            int saved = errno;
-            struct stat held;
-            bool known = fstat(fd, &held) == 0;
-            kci_io->close(fd);
-            if (saved == EWOULDBLOCK && known)
-                return refuse(directory, file_name, what, file_name, &held, error, error_size);
-            snprintf(error, error_size, "cannot lock %s/%s: %s", directory, file_name,
-                     strerror(saved));
-            return KC_ERR_IO;
-        }
+        char label[2 * PATH_MAX];
+        snprintf(label, sizeof label, "%s/%s", directory, file_name);
+        kc_err err = flock_now(fd, directory, file_name, what, file_name, label, error, error_size);
+        if (err != KC_OK) return err;
         struct stat locked, named;
         if (fstat(fd, &locked) == 0 &&
             fstatat(lock->directory_fd, file_name, &named, AT_SYMLINK_NOFOLLOW) == 0 &&
