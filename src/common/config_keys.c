@@ -18,7 +18,6 @@
 enum {
     PORT_MAX = 65535,
     PORT_ANY = -1, /* like 0: any free port, as in nats-server */
-    FLAG_NAME_BYTES_MAX = 64,
 };
 
 /* ---- messages ------------------------------------------------------------ */
@@ -384,18 +383,6 @@ kc_err kci_config_apply_text(const kci_config_context *context, const kci_config
     return apply_key(context, key, &entry, base);
 }
 
-const kci_config_key *kci_config_key_find(const kci_config_key *keys, size_t key_count,
-                                          const char *name)
-{
-    char wanted[FLAG_NAME_BYTES_MAX];
-    snprintf(wanted, sizeof wanted, "%s", name);
-    for (char *c = wanted; *c != '\0'; c++)
-        if (*c == '-') *c = '_';
-    for (size_t k = 0; k < key_count; k++)
-        if (strcasecmp(keys[k].name, wanted) == 0) return &keys[k];
-    return NULL;
-}
-
 static void format_duration(int64_t ms, char *out, size_t out_size)
 {
     if (ms == 0)
@@ -484,40 +471,4 @@ void kci_config_free_fields(const kci_config_key *keys, size_t key_count, void *
             kci_config_strings_free(field);
         }
     }
-}
-
-/* Owned fields of target start empty, so a failure half-way frees only
- * what was copied. */
-static void clear_owned_fields(const kci_config_key *keys, size_t key_count, void *target)
-{
-    for (size_t k = 0; k < key_count; k++) {
-        void *field = (char *)target + keys[k].offset;
-        if (keys[k].kind == KCI_KEY_STRING) *(char **)field = NULL;
-        if (keys[k].kind == KCI_KEY_STRINGS) *(kci_config_strings *)field = (kci_config_strings){0};
-    }
-}
-
-kc_err kci_config_copy_fields(const kci_config_key *keys, size_t key_count, void *target,
-                              const void *source)
-{
-    clear_owned_fields(keys, key_count, target);
-    for (size_t k = 0; k < key_count; k++) {
-        size_t offset = keys[k].offset;
-        if (keys[k].kind == KCI_KEY_STRING) {
-            const char *text = *(char *const *)((const char *)source + offset);
-            char **slot = (char **)((char *)target + offset);
-            if (text != NULL && (*slot = strdup(text)) == NULL) goto fail;
-        } else if (keys[k].kind == KCI_KEY_STRINGS) {
-            const kci_config_strings *from = (const void *)((const char *)source + offset);
-            kci_config_strings *to = (void *)((char *)target + offset);
-            to->items = calloc(from->count + 1, sizeof(char *));
-            if (to->items == NULL) goto fail;
-            for (size_t i = 0; i < from->count; i++, to->count++)
-                if ((to->items[i] = strdup(from->items[i])) == NULL) goto fail;
-        }
-    }
-    return KC_OK;
-fail:
-    kci_config_free_fields(keys, key_count, target);
-    return KC_ERR_NOMEM;
 }

@@ -127,9 +127,6 @@ kc_err kci_config_apply_text(const kci_config_context *context, const kci_config
 /* A repeated flag's values as one list (KCI_KEY_STRINGS). */
 kc_err kci_config_apply_texts(const kci_config_context *context, const kci_config_key *key,
                               const char *const *texts, size_t count, void *base);
-/* The key whose flag name (dashes) or file name (underscores) is name. */
-const kci_config_key *kci_config_key_find(const kci_config_key *keys, size_t key_count,
-                                          const char *name);
 /* The value of the key's field in base as the file would write it ("64MiB"
  * is written 67108864; durations as "5s" or "1500ms"; lists comma-joined). */
 void kci_config_format_value(const kci_config_key *key, const void *base, char *out,
@@ -138,9 +135,5 @@ void kci_config_format_value(const kci_config_key *key, const void *base, char *
 bool kci_config_equal(const kci_config_key *keys, size_t key_count, const void *a, const void *b);
 /* Frees the owned fields the keys name (strings, lists) and zeroes them. */
 void kci_config_free_fields(const kci_config_key *keys, size_t key_count, void *base);
-/* Deep-copies the fields the keys name from source into target (which
- * holds no owned fields yet); KC_ERR_NOMEM leaves target freed. */
-kc_err kci_config_copy_fields(const kci_config_key *keys, size_t key_count, void *target,
-                              const void *source);
 
 #endif
