@@ -2,15 +2,34 @@
 #include "kcobra_settings.h"
 
 #include <assert.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
-void kcobra_settings_flags(kcobra_settings *settings, const kci_config_key *keys, size_t key_count,
+/* One flag per key that has a help line, and what the command line gave it. */
+enum {
+    KCOBRA_SETTINGS_MAX = 24, /* keys of one part that are flags */
+    KCOBRA_SETTING_NAME_BYTES = 40,
+    KCOBRA_SETTING_HELP_BYTES = 256,
+};
+
+typedef struct kcobra_settings {
+    void *base; /* the part's config, filled with its defaults */
+    int count;  /* flags made */
+    const kci_config_key *flag_keys[KCOBRA_SETTINGS_MAX];
+    char names[KCOBRA_SETTINGS_MAX][KCOBRA_SETTING_NAME_BYTES];
+    char helps[KCOBRA_SETTINGS_MAX][KCOBRA_SETTING_HELP_BYTES];
+    const char *texts[KCOBRA_SETTINGS_MAX]; /* a value flag's text, NULL if not given */
+    bool given[KCOBRA_SETTINGS_MAX];        /* a bool flag given */
+    kcobra_list lists[KCOBRA_SETTINGS_MAX]; /* a list's values, the flag repeated */
+} kcobra_settings;
+
+/* Appends the flags of keys to flags (from index *flag_count, at most
+ * flag_max in all); base holds the defaults shown in the help. */
+static void settings_flags(kcobra_settings *settings, const kci_config_key *keys, size_t key_count,
                            void *base, kcobra_flag *flags, int *flag_count, int flag_max)
 {
     memset(settings, 0, sizeof *settings);
-    settings->keys = keys;
-    settings->key_count = key_count;
     settings->base = base;
     for (size_t k = 0; k < key_count; k++) {
         const kci_config_key *key = &keys[k];
@@ -58,7 +77,9 @@ static const char *reason(const char *error, const char *key_name)
     return text;
 }
 
-int kcobra_settings_apply(const kcobra_command *command, kcobra_settings *settings)
+/* After kcobra_parse: applies the flags that were given to base. A bad
+ * value is a usage error naming the flag. */
+static int settings_apply(const kcobra_command *command, kcobra_settings *settings)
 {
     char error[KCI_CONFIG_MESSAGE_BYTES_MAX] = "";
     kci_config_context context = {.source = "flags", .error = error, .error_size = sizeof error};
@@ -99,11 +120,11 @@ int kcobra_settings_parse(const kcobra_command *command, int argc, char **argv,
     kcobra_flag flags[KCOBRA_COMMAND_FLAGS_MAX];
     int flag_count = 0;
     kcobra_settings table;
-    kcobra_settings_flags(&table, keys, key_count, base, flags, &flag_count,
-                          KCOBRA_COMMAND_FLAGS_MAX - extra_count);
+    settings_flags(&table, keys, key_count, base, flags, &flag_count,
+                   KCOBRA_COMMAND_FLAGS_MAX - extra_count);
     assert(extra_count >= 0 && flag_count + extra_count <= KCOBRA_COMMAND_FLAGS_MAX);
     if (extra_count > 0) memcpy(flags + flag_count, extra, sizeof *extra * (size_t)extra_count);
     int status = kcobra_parse(command, flags, flag_count + extra_count, argc, argv, invocation);
     if (status != KCOBRA_EXIT_OK || invocation->help) return status;
-    return kcobra_settings_apply(command, &table);
+    return settings_apply(command, &table);
 }
