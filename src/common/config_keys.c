@@ -314,9 +314,8 @@ kc_err kci_config_apply_map(const kci_config_context *context, const char *block
 }
 
 /* A flag's text as the file's value: no text or "true"/"false" for a
- * bool, an integer for a port, a comma-separated list for a list (parsed
- * by the caller), a string otherwise: sizes and durations parse from
- * strings as in the file. */
+ * bool, an integer for a port, a string otherwise (sizes and durations
+ * parse from strings as in the file). */
 static bool text_value(const kci_config_key *key, const char *text, kci_conf_value *value)
 {
     memset(value, 0, sizeof *value);
@@ -354,28 +353,10 @@ kc_err kci_config_apply_texts(const kci_config_context *context, const kci_confi
     return apply_key(context, key, &entry, base);
 }
 
-/* "a,b,c" as one list, replacing the default. */
-static kc_err apply_list_text(const kci_config_context *context, const kci_config_key *key,
-                              const char *text, void *base)
-{
-    char *copy = strdup(text);
-    if (copy == NULL) return KC_ERR_NOMEM;
-    const char *items[KCI_CONFIG_LIST_MAX + 1];
-    size_t count = 0;
-    char *save = NULL;
-    for (char *item = strtok_r(copy, ",", &save); item != NULL && count <= KCI_CONFIG_LIST_MAX;
-         item = strtok_r(NULL, ",", &save))
-        items[count++] = item;
-    kc_err err = kci_config_apply_texts(context, key, items, count, base);
-    free(copy);
-    return err;
-}
-
 kc_err kci_config_apply_text(const kci_config_context *context, const kci_config_key *key,
                              const char *text, void *base)
 {
-    if (key->kind == KCI_KEY_STRINGS && text != NULL)
-        return apply_list_text(context, key, text, base);
+    assert(key->kind != KCI_KEY_STRINGS); /* lists: kci_config_apply_texts */
     kci_conf_entry entry = {.key = (char *)key->name};
     if (!text_value(key, text, &entry.value))
         return kci_config_error(context, NULL, KC_ERR_CONFIG, "'%s': expected %s", key->name,

@@ -121,7 +121,7 @@ kc_err kci_config_apply_map(const kci_config_context *context, const char *block
                             const kci_conf_value *map, const kci_config_key *keys, size_t key_count,
                             void *base);
 /* A flag's value (NULL for a bool flag given without one) applied by its
- * key, with the file's syntax for sizes and durations. */
+ * key, with the file's syntax for sizes and durations; not for a list. */
 kc_err kci_config_apply_text(const kci_config_context *context, const kci_config_key *key,
                              const char *text, void *base);
 /* A repeated flag's values as one list (KCI_KEY_STRINGS). */
