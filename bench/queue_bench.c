@@ -369,7 +369,8 @@ static int run_recover(const char *directory, int64_t bytes)
     if (stat(first, &status) != 0 && fill_log(directory, bytes) != 0) return 1;
     /* The measured part: what kcobrad does at start, minus the connection. */
     int64_t started = now_ns();
-    kci_persister_config config = {.directory = directory, .retention_ms = -1};
+    kci_persister_config config = kci_persister_config_defaults(directory);
+    config.retention_ms = KCI_PERSISTER_RETENTION_KEEP;
     kci_persister *persister = NULL;
     char error[256];
     if (kci_persister_start(&persister, NULL, &config, error, sizeof error) != KC_OK) {

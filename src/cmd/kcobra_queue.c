@@ -562,10 +562,9 @@ static int compact_live(const kcobra_common *common, int64_t retention_ms)
 
 static int compact_offline(const queue_flags *flags, int64_t retention_ms, bool json)
 {
-    kci_persister_config config = {.directory = flags->directory,
-                                   .durability = KCI_DURABILITY_BATCH,
-                                   .skip_corrupt = flags->settings.skip_corrupt,
-                                   .retention_ms = -1};
+    kci_persister_config config = kci_persister_config_defaults(flags->directory);
+    config.skip_corrupt = flags->settings.skip_corrupt;
+    config.retention_ms = KCI_PERSISTER_RETENTION_KEEP; /* only what was asked for, once */
     kci_persister *persister = NULL;
     char error[ERROR_BYTES] = "";
     kc_err err = kci_persister_start(&persister, NULL, &config, error, sizeof error);

@@ -2,7 +2,6 @@
 #include "config.h"
 
 #include <stdio.h>
-#include <unistd.h>
 
 #define KEY(field) .offset = offsetof(kci_ledger_settings, field)
 
@@ -51,15 +50,13 @@ const kci_config_key *kci_ledger_settings_keys(size_t *count)
 
 kc_err kci_ledger_settings_init(kci_ledger_settings *settings, const char *dir)
 {
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    kci_ledger_config defaults = kci_ledger_config_defaults(dir);
     *settings = (kci_ledger_settings){
-        .workers = cores < 1                        ? 1
-                   : cores > KCI_LEDGER_WORKERS_MAX ? KCI_LEDGER_WORKERS_MAX
-                                                    : cores,
-        .mint = true,
-        .map_bytes = (int64_t)KCI_LEDGER_MAP_BYTES_DEFAULT,
-        .reap_interval_ms = KCI_LEDGER_REAP_INTERVAL_MS_DEFAULT,
-        .reap_age_ms = KCI_LEDGER_REAP_AGE_MS_DEFAULT,
+        .workers = defaults.worker_count,
+        .mint = !defaults.mint_disabled,
+        .map_bytes = (int64_t)defaults.map_bytes,
+        .reap_interval_ms = defaults.reap_interval_ms,
+        .reap_age_ms = defaults.reap_age_ms,
     };
     return kci_config_string_set(&settings->dir, dir);
 }
@@ -76,15 +73,14 @@ kc_err kci_ledger_settings_check(const kci_ledger_settings *settings, char *erro
 
 kci_ledger_config kci_ledger_settings_runtime(const kci_ledger_settings *settings, const char *node)
 {
-    return (kci_ledger_config){
-        .directory = settings->dir,
-        .node = node,
-        .worker_count = (int)settings->workers,
-        .map_bytes = (uint64_t)settings->map_bytes,
-        .mint_disabled = !settings->mint,
-        .reap_interval_ms = settings->reap_interval_ms,
-        .reap_age_ms = settings->reap_age_ms,
-    };
+    kci_ledger_config config = kci_ledger_config_defaults(settings->dir);
+    if (node != NULL) config.node = node; /* NULL: no --node, the ledger's own name */
+    config.worker_count = (int)settings->workers;
+    config.map_bytes = (uint64_t)settings->map_bytes;
+    config.mint_disabled = !settings->mint;
+    config.reap_interval_ms = settings->reap_interval_ms;
+    config.reap_age_ms = settings->reap_age_ms;
+    return config;
 }
 
 void kci_ledger_settings_free(kci_ledger_settings *settings)

@@ -41,7 +41,6 @@
 #define NODE_DEFAULT "ledger"
 
 enum {
-    WORKER_COUNT_DEFAULT = 2,
     REPLY_BYTES_DEFAULT = 1024 * 1024, /* when the server does not say its max_payload */
 };
 
@@ -625,29 +624,45 @@ static kc_err subscribe(kci_ledger *ledger, char *error, size_t error_size)
 
 /* ---- start and stop ------------------------------------------------------------------ */
 
-static kc_err check_config(kci_ledger_config *config, char *error, size_t error_size)
+kci_ledger_config kci_ledger_config_defaults(const char *directory)
+{
+    /* Verification is CPU-bound: one worker per core. */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    return (kci_ledger_config){
+        .directory = directory,
+        .node = NODE_DEFAULT,
+        .worker_count = cores < 1                        ? 1
+                        : cores > KCI_LEDGER_WORKERS_MAX ? KCI_LEDGER_WORKERS_MAX
+                                                         : (int)cores,
+        .map_bytes = KCI_LEDGER_MAP_BYTES_DEFAULT,
+        .reap_interval_ms = KCI_LEDGER_REAP_INTERVAL_MS_DEFAULT,
+        .reap_age_ms = KCI_LEDGER_REAP_AGE_MS_DEFAULT,
+    };
+}
+
+/* A field out of range is the caller's mistake, reported, not replaced. */
+static kc_err check_config(const kci_ledger_config *config, char *error, size_t error_size)
 {
     if (config->directory == NULL || config->directory[0] == '\0') {
         snprintf(error, error_size, "ledger: no data directory configured");
         return KC_ERR_CONFIG;
     }
-    if (config->node == NULL) config->node = NODE_DEFAULT;
-    if (strlen(config->node) > KC_NODE_BYTES_MAX || !kci_token_valid(config->node)) {
-        snprintf(error, error_size, "ledger: node \"%s\" is not one subject token", config->node);
+    if (config->node == NULL || strlen(config->node) > KC_NODE_BYTES_MAX ||
+        !kci_token_valid(config->node)) {
+        snprintf(error, error_size, "ledger: node \"%s\" is not one subject token",
+                 config->node != NULL ? config->node : "");
         return KC_ERR_CONFIG;
     }
-    if (config->worker_count <= 0) {
-        /* Verification is CPU-bound: one worker per core. */
-        long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        config->worker_count = cores > 0 ? (int)cores : WORKER_COUNT_DEFAULT;
-    }
-    if (config->worker_count > KCI_LEDGER_WORKERS_MAX)
-        config->worker_count = KCI_LEDGER_WORKERS_MAX;
-    if (config->map_bytes == 0) config->map_bytes = KCI_LEDGER_MAP_BYTES_DEFAULT;
-    if (config->reap_interval_ms <= 0)
-        config->reap_interval_ms = KCI_LEDGER_REAP_INTERVAL_MS_DEFAULT;
-    if (config->reap_age_ms < 0) config->reap_age_ms = KCI_LEDGER_REAP_AGE_MS_DEFAULT;
-    return KC_OK;
+    const char *problem = NULL;
+    if (config->worker_count < 1 || config->worker_count > KCI_LEDGER_WORKERS_MAX)
+        problem = "worker_count is out of range";
+    else if (config->map_bytes == 0)
+        problem = "map_bytes is 0";
+    else if (config->reap_interval_ms < 1 || config->reap_age_ms < 0)
+        problem = "the reaper's interval must be 1 ms or more and its age not negative";
+    if (problem == NULL) return KC_OK;
+    snprintf(error, error_size, "ledger: %s", problem);
+    return KC_ERR_INVALID_ARGUMENT;
 }
 
 static kc_err start_threads(kci_ledger *ledger, char *error, size_t error_size)

@@ -45,15 +45,23 @@ enum {
 
 typedef struct kci_ledger kci_ledger;
 
+/* Every field is set: there is no "0 means the default". Start from
+ * kci_ledger_config_defaults (the one place the defaults are written;
+ * src/ledger/config.c fills the same struct from the ledger { } block or
+ * from flags) and change what differs. kci_ledger_start refuses a field out
+ * of range instead of replacing it. */
 typedef struct kci_ledger_config {
     const char *directory;    /* the data directory (created) */
     const char *node;         /* Kc-Node of replies: one subject token */
-    int worker_count;         /* default: the number of cores */
+    int worker_count;         /* 1..KCI_LEDGER_WORKERS_MAX; default: one per core */
     uint64_t map_bytes;       /* LMDB map size; default 1 GiB */
     bool mint_disabled;       /* refuse kc.ledger.mint (another ledger mints) */
     int64_t reap_interval_ms; /* how often the reaper runs; default 60 s */
     int64_t reap_age_ms;      /* retired this long before it is freed; default 1 h */
 } kci_ledger_config;
+
+/* The defaults, the store in directory (borrowed). */
+kci_ledger_config kci_ledger_config_defaults(const char *directory);
 
 /* Opens the store, starts the threads and subscribes. connection is
  * borrowed: it must stay open until kci_ledger_stop returns. */

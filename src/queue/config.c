@@ -70,16 +70,20 @@ const kci_config_key *kci_persister_settings_keys(size_t *count)
 
 kc_err kci_persister_settings_init(kci_persister_settings *settings, const char *dir)
 {
+    kci_persister_config defaults = kci_persister_config_defaults(dir);
     *settings = (kci_persister_settings){
         .enabled = true,
-        .segment_bytes = KCI_SEGMENT_BYTES_DEFAULT,
-        .redelivery_timeout_ms = KCI_PERSISTER_TIMEOUT_MS_DEFAULT,
-        .redelivery_backoff_max_ms = KCI_PERSISTER_BACKOFF_MS_MAX_DEFAULT,
-        .attempts_max = KCI_PERSISTER_ATTEMPTS_MAX_DEFAULT,
-        .retention_ms = KCI_PERSISTER_RETENTION_MS_DEFAULT,
+        .segment_bytes = defaults.segment_bytes,
+        .redelivery_timeout_ms = defaults.redelivery_timeout_ms,
+        .redelivery_backoff_max_ms = defaults.redelivery_backoff_max_ms,
+        .attempts_max = defaults.attempts_max,
+        .retention_ms = defaults.retention_ms,
+        .skip_corrupt = defaults.skip_corrupt,
+        .record_requests = defaults.record_requests,
     };
     kc_err err = kci_config_string_set(&settings->dir, dir);
-    if (err == KC_OK) err = kci_config_string_set(&settings->durability, "batch");
+    if (err == KC_OK)
+        err = kci_config_string_set(&settings->durability, kci_durability_name(defaults.durability));
     return err;
 }
 
@@ -102,21 +106,22 @@ kc_err kci_persister_settings_check(const kci_persister_settings *settings, char
 kci_persister_config kci_persister_settings_runtime(const kci_persister_settings *settings,
                                                     const char *node)
 {
-    kci_durability durability = KCI_DURABILITY_BATCH;
-    kci_durability_parse(settings->durability, &durability); /* checked already */
-    return (kci_persister_config){
-        .directory = settings->dir,
-        .durability = durability,
-        .segment_bytes = (uint32_t)settings->segment_bytes,
-        .skip_corrupt = settings->skip_corrupt,
-        .node = node,
-        .redelivery_timeout_ms = settings->redelivery_timeout_ms,
-        .redelivery_backoff_max_ms = settings->redelivery_backoff_max_ms,
-        .attempts_max = (int)settings->attempts_max,
-        /* the persister reads 0 as its default: "until replied" is 1 ms */
-        .retention_ms = settings->retention_ms == 0 ? 1 : settings->retention_ms,
-        .record_requests = settings->record_requests,
-    };
+    kci_persister_config config = kci_persister_config_defaults(settings->dir);
+    kci_durability_parse(settings->durability, &config.durability); /* checked already */
+    config.segment_bytes = (uint32_t)settings->segment_bytes;
+    config.skip_corrupt = settings->skip_corrupt;
+    if (node != NULL) config.node = node; /* NULL: no --node, the persister's own name */
+    config.redelivery_timeout_ms = settings->redelivery_timeout_ms;
+    /* A first wait longer than the backoff's ceiling raises the ceiling:
+     * the backoff never shortens a wait that was asked for. */
+    config.redelivery_backoff_max_ms =
+        settings->redelivery_backoff_max_ms > settings->redelivery_timeout_ms
+            ? settings->redelivery_backoff_max_ms
+            : settings->redelivery_timeout_ms;
+    config.attempts_max = (int)settings->attempts_max;
+    config.retention_ms = settings->retention_ms;
+    config.record_requests = settings->record_requests;
+    return config;
 }
 
 void kci_persister_settings_free(kci_persister_settings *settings)

@@ -21,7 +21,6 @@
 #include "common/log.h"
 #include "persister_internal.h"
 
-#define DEFAULT_DIRECTORY "data/queue"
 #define DEFAULT_NODE "persister"
 
 enum {
@@ -74,27 +73,55 @@ void kci_persister_context_give(kci_persister *persister, kci_persister_context 
 
 /* ---- start and stop --------------------------------------------------------- */
 
-static void config_defaults(kci_persister *persister, const kci_persister_config *config)
+kci_persister_config kci_persister_config_defaults(const char *directory)
+{
+    return (kci_persister_config){
+        .directory = directory,
+        .durability = KCI_DURABILITY_BATCH,
+        .segment_bytes = KCI_SEGMENT_BYTES_DEFAULT,
+        .node = DEFAULT_NODE,
+        .redelivery_timeout_ms = KCI_PERSISTER_TIMEOUT_MS_DEFAULT,
+        .redelivery_backoff_max_ms = KCI_PERSISTER_BACKOFF_MS_MAX_DEFAULT,
+        .attempts_max = KCI_PERSISTER_ATTEMPTS_MAX_DEFAULT,
+        .retention_ms = KCI_PERSISTER_RETENTION_MS_DEFAULT,
+    };
+}
+
+/* A field out of range is the caller's mistake, reported, not replaced. */
+static kc_err config_check(const kci_persister_config *config, char *error, size_t error_size)
+{
+    const char *problem = NULL;
+    if (config->directory == NULL || config->directory[0] == '\0')
+        problem = "no directory";
+    else if (config->node == NULL || config->node[0] == '\0' ||
+             strlen(config->node) > KC_NODE_BYTES_MAX)
+        problem = "the node's name is empty or too long";
+    else if (strlen(config->directory) >= PATH_MAX)
+        problem = "the directory's path is too long";
+    else if (config->segment_bytes < KCI_SEGMENT_BYTES_MIN ||
+             config->segment_bytes > KCI_SEGMENT_BYTES_MAX)
+        problem = "segment_bytes is out of range";
+    else if (config->redelivery_timeout_ms < 1 ||
+             config->redelivery_backoff_max_ms < config->redelivery_timeout_ms)
+        problem = "the redelivery backoff must be at least its first timeout, 1 ms or more";
+    else if (config->attempts_max < 1 || config->attempts_max > KCI_PERSISTER_ATTEMPTS_LIMIT)
+        problem = "attempts_max is out of range";
+    else if (config->retention_ms < 0 && config->retention_ms != KCI_PERSISTER_RETENTION_KEEP)
+        problem = "retention_ms is negative";
+    if (problem == NULL) return KC_OK;
+    snprintf(error, error_size, "queue: %s", problem);
+    return KC_ERR_INVALID_ARGUMENT;
+}
+
+static void config_keep(kci_persister *persister, const kci_persister_config *config)
 {
     persister->config = *config;
     kci_persister_config *own = &persister->config;
-    snprintf(persister->directory, sizeof persister->directory, "%s",
-             config->directory != NULL ? config->directory : DEFAULT_DIRECTORY);
+    snprintf(persister->directory, sizeof persister->directory, "%s", config->directory);
     own->directory = persister->directory;
-    snprintf(persister->node, sizeof persister->node, "%s",
-             config->node != NULL ? config->node : DEFAULT_NODE);
+    snprintf(persister->node, sizeof persister->node, "%s", config->node);
     own->node = persister->node;
-    if (own->redelivery_timeout_ms <= 0)
-        own->redelivery_timeout_ms = KCI_PERSISTER_TIMEOUT_MS_DEFAULT;
-    if (own->redelivery_backoff_max_ms <= 0)
-        own->redelivery_backoff_max_ms = KCI_PERSISTER_BACKOFF_MS_MAX_DEFAULT;
-    if (own->redelivery_backoff_max_ms < own->redelivery_timeout_ms)
-        own->redelivery_backoff_max_ms = own->redelivery_timeout_ms;
-    if (own->attempts_max <= 0) own->attempts_max = KCI_PERSISTER_ATTEMPTS_MAX_DEFAULT;
-    if (own->attempts_max > KCI_PERSISTER_ATTEMPTS_LIMIT)
-        own->attempts_max = KCI_PERSISTER_ATTEMPTS_LIMIT;
-    if (own->retention_ms == 0) own->retention_ms = KCI_PERSISTER_RETENTION_MS_DEFAULT;
-    /* What the redelivery thread's backoff relies on. */
+    /* What the redelivery thread's backoff relies on (config_check). */
     assert(own->redelivery_timeout_ms > 0 &&
            own->redelivery_backoff_max_ms >= own->redelivery_timeout_ms);
     assert(own->attempts_max >= 1 && own->attempts_max <= KCI_PERSISTER_ATTEMPTS_LIMIT);
@@ -129,7 +156,7 @@ static kci_persister *persister_new(const kci_persister_config *config)
 {
     kci_persister *persister = calloc(1, sizeof *persister);
     if (persister == NULL) return NULL;
-    config_defaults(persister, config);
+    config_keep(persister, config);
     pthread_mutex_init(&persister->lock, NULL);
     pthread_cond_init(&persister->context_free, NULL);
     pthread_cond_init(&persister->wake, NULL);
@@ -226,6 +253,8 @@ kc_err kci_persister_start(kci_persister **out, natsConnection *connection,
                            const kci_persister_config *config, char *error, size_t error_size)
 {
     *out = NULL;
+    kc_err checked = config_check(config, error, error_size);
+    if (checked != KC_OK) return checked;
     kci_persister *persister = persister_new(config);
     if (persister == NULL) {
         snprintf(error, error_size, "out of memory");

@@ -75,18 +75,29 @@ enum {
 
 typedef struct kci_persister kci_persister;
 
+/* Every field is set: there is no "0 means the default". Start from
+ * kci_persister_config_defaults (the one place the defaults are written;
+ * src/queue/config.c fills the same struct from the persister { } block or
+ * from flags) and change what differs. kci_persister_start refuses a field
+ * out of range with KC_ERR_INVALID_ARGUMENT instead of replacing it. */
 typedef struct kci_persister_config {
-    const char *directory; /* default "data/queue" */
+    const char *directory;
     kci_durability durability;
-    uint32_t segment_bytes;            /* 0: default */
-    bool skip_corrupt;                 /* start past corruption in the middle of the log */
-    const char *node;                  /* Kc-Node of what it sends */
-    int64_t redelivery_timeout_ms;     /* 0: default */
-    int64_t redelivery_backoff_max_ms; /* 0: default */
-    int attempts_max;                  /* 0: default */
-    int64_t retention_ms;              /* 0: default; < 0: keep everything */
-    bool record_requests; /* also keep plain kc.req.> traffic and its replies (off by default) */
+    uint32_t segment_bytes; /* KCI_SEGMENT_BYTES_MIN..KCI_SEGMENT_BYTES_MAX */
+    bool skip_corrupt;      /* start past corruption in the middle of the log */
+    const char *node;       /* Kc-Node of what it sends */
+    int64_t redelivery_timeout_ms;     /* >= 1 */
+    int64_t redelivery_backoff_max_ms; /* >= redelivery_timeout_ms */
+    int attempts_max;                  /* 1..KCI_PERSISTER_ATTEMPTS_LIMIT */
+    int64_t retention_ms; /* replied segments kept this long (0: removed once replied);
+                             KCI_PERSISTER_RETENTION_KEEP: never removed on its own */
+    bool record_requests; /* also keep plain kc.req.> traffic and its replies */
 } kci_persister_config;
+
+enum { KCI_PERSISTER_RETENTION_KEEP = -1 };
+
+/* The defaults of docs/queue.md, the log in directory (borrowed). */
+kci_persister_config kci_persister_config_defaults(const char *directory);
 
 typedef struct kci_persister_stats {
     uint64_t requests; /* in the index */
