@@ -83,7 +83,8 @@ kc_err kci_persister_settings_init(kci_persister_settings *settings, const char 
     };
     kc_err err = kci_config_string_set(&settings->dir, dir);
     if (err == KC_OK)
-        err = kci_config_string_set(&settings->durability, kci_durability_name(defaults.durability));
+        err =
+            kci_config_string_set(&settings->durability, kci_durability_name(defaults.durability));
     return err;
 }
 

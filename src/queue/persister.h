@@ -83,15 +83,15 @@ typedef struct kci_persister kci_persister;
 typedef struct kci_persister_config {
     const char *directory;
     kci_durability durability;
-    uint32_t segment_bytes; /* KCI_SEGMENT_BYTES_MIN..KCI_SEGMENT_BYTES_MAX */
-    bool skip_corrupt;      /* start past corruption in the middle of the log */
-    const char *node;       /* Kc-Node of what it sends */
+    uint32_t segment_bytes;            /* KCI_SEGMENT_BYTES_MIN..KCI_SEGMENT_BYTES_MAX */
+    bool skip_corrupt;                 /* start past corruption in the middle of the log */
+    const char *node;                  /* Kc-Node of what it sends */
     int64_t redelivery_timeout_ms;     /* >= 1 */
     int64_t redelivery_backoff_max_ms; /* >= redelivery_timeout_ms */
     int attempts_max;                  /* 1..KCI_PERSISTER_ATTEMPTS_LIMIT */
-    int64_t retention_ms; /* replied segments kept this long (0: removed once replied);
-                             KCI_PERSISTER_RETENTION_KEEP: never removed on its own */
-    bool record_requests; /* also keep plain kc.req.> traffic and its replies */
+    int64_t retention_ms;              /* replied segments kept this long (0: removed once replied);
+                                          KCI_PERSISTER_RETENTION_KEEP: never removed on its own */
+    bool record_requests;              /* also keep plain kc.req.> traffic and its replies */
 } kci_persister_config;
 
 enum { KCI_PERSISTER_RETENTION_KEEP = -1 };
