@@ -31,6 +31,8 @@ enum {
     STOP_POLL_MS = 10,
     PENDING_MESSAGES_MAX = 64 * 1024,
     PENDING_BYTES_MAX = 64 * 1024 * 1024,
+    SUBSCRIBE_FLUSH_TIMEOUT_MS = 5000,
+    STOP_MARGIN_MS = 1000, /* after drain_ms, for the handlers running at stop */
 };
 
 void kci_arbiter_config_default(kci_arbiter_config *config)
@@ -378,22 +380,16 @@ static void *tick_main(void *context)
 static kc_err subscribe(kci_arbiter *arbiter, const char *subject, natsMsgHandler handler,
                         char *error, size_t error_size)
 {
-    assert(arbiter->subscription_count <
-           sizeof arbiter->subscriptions / sizeof arbiter->subscriptions[0]);
-    natsSubscription **slot = &arbiter->subscriptions[arbiter->subscription_count];
-    natsStatus status =
-        natsConnection_Subscribe(slot, arbiter->connection, subject, handler, arbiter);
     /* An arbiter that falls behind loses samples (nats.c drops and counts
      * them), not memory: at most this much waits per subscription. */
-    if (status == NATS_OK)
-        status = natsSubscription_SetPendingLimits(*slot, PENDING_MESSAGES_MAX, PENDING_BYTES_MAX);
-    if (status != NATS_OK) {
-        snprintf(error, error_size, "arbiter: cannot subscribe to %s: %s", subject,
-                 natsStatus_GetText(status));
-        return KC_ERR_NOT_CONNECTED;
-    }
-    arbiter->subscription_count++;
-    return KC_OK;
+    const kci_subscription_spec spec = {.subject = subject,
+                                        .handler = handler,
+                                        .pending_messages_max = PENDING_MESSAGES_MAX,
+                                        .pending_bytes_max = PENDING_BYTES_MAX};
+    kc_err err =
+        kci_subscriptions_add(&arbiter->subscriptions, arbiter->connection, &spec, arbiter);
+    if (err != KC_OK) snprintf(error, error_size, "arbiter: %s", kc_last_error());
+    return err;
 }
 
 static kc_err subscribe_all(kci_arbiter *arbiter, char *error, size_t error_size)
@@ -422,12 +418,9 @@ static kc_err subscribe_all(kci_arbiter *arbiter, char *error, size_t error_size
     kci_arbiter_log_subject(arbiter, log_subject, sizeof log_subject, "*");
     kc_err err = subscribe(arbiter, log_subject, kci_arbiter_on_log_reply, error, error_size);
     if (err != KC_OK) return err;
-    natsStatus status = natsConnection_Flush(arbiter->connection);
-    if (status != NATS_OK) {
-        snprintf(error, error_size, "arbiter: subscribing: %s", natsStatus_GetText(status));
-        return KC_ERR_NOT_CONNECTED;
-    }
-    return KC_OK;
+    err = kci_subscriptions_flush(arbiter->connection, SUBSCRIBE_FLUSH_TIMEOUT_MS);
+    if (err != KC_OK) snprintf(error, error_size, "arbiter: %s", kc_last_error());
+    return err;
 }
 
 static char *copy_text(const char *text)
@@ -521,6 +514,7 @@ kc_err kci_arbiter_start(kci_arbiter **out, kc_client *client, const kci_arbiter
     kci_arbiter *arbiter = calloc(1, sizeof *arbiter);
     if (arbiter == NULL) return KC_ERR_NOMEM;
     pthread_mutex_init(&arbiter->lock, NULL);
+    kci_subscriptions_init(&arbiter->subscriptions);
     pthread_cond_init(&arbiter->changed, NULL);
     arbiter->client = client;
     arbiter->connection = kci_client_connection(client);
@@ -569,10 +563,10 @@ void kci_arbiter_stop(kci_arbiter *arbiter, int64_t drain_ms)
     pthread_mutex_unlock(&arbiter->lock);
     if (arbiter->tick_started) pthread_join(arbiter->tick_thread, NULL);
     /* Drain: no new messages, and wait for the handlers running now. */
-    for (uint32_t i = 0; i < arbiter->subscription_count; i++)
-        natsSubscription_Drain(arbiter->subscriptions[i]);
-    for (uint32_t i = 0; i < arbiter->subscription_count; i++)
-        natsSubscription_WaitForDrainCompletion(arbiter->subscriptions[i], drain_ms + 1000);
+    if (!kci_subscriptions_drain(&arbiter->subscriptions, drain_ms, STOP_MARGIN_MS)) {
+        kci_error("arbiter %s: a handler did not finish; leaking the arbiter's state", arbiter->id);
+        return;
+    }
     /* Each probe's callback runs exactly once (a reply or a timeout): wait
      * for them, bounded by the probe timeout, before freeing what they use. */
     int64_t deadline_ms = kci_monotonic_ms() + arbiter->config.probe_timeout_ms + drain_ms + 1000;
@@ -585,8 +579,7 @@ void kci_arbiter_stop(kci_arbiter *arbiter, int64_t drain_ms)
     }
     uint32_t left = arbiter->probes_in_flight;
     pthread_mutex_unlock(&arbiter->lock);
-    for (uint32_t i = 0; i < arbiter->subscription_count; i++)
-        natsSubscription_Destroy(arbiter->subscriptions[i]);
+    kci_subscriptions_destroy(&arbiter->subscriptions);
     if (left > 0) {
         kci_error("arbiter %s: %u probe(s) still in flight at stop; leaking the arbiter's state",
                   arbiter->id, left);

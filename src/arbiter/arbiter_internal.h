@@ -20,6 +20,7 @@
 #include "arbiter/observe.h"
 #include "arbiter/qos.h"
 #include "arbiter/quorum.h"
+#include "service/subscriptions.h"
 
 enum {
     ARBITER_NODES_MAX = 4096,
@@ -148,8 +149,7 @@ struct kci_arbiter {
     pthread_t tick_thread;
     int64_t start_ms;
     int64_t start_wall_ms;
-    natsSubscription *subscriptions[16];
-    uint32_t subscription_count;
+    kci_subscriptions subscriptions;
     /* everything below under lock */
     kci_observe *observe;
     arbiter_node *nodes[ARBITER_NODES_MAX];

@@ -41,8 +41,8 @@
 #include "ledger/serve.h"
 #include "queue/config.h"
 #include "queue/persister.h"
+#include "service/connect.h"
 #include "service/headers.h"
-#include "service/nats_options.h"
 
 enum {
     URL_BYTES_MAX = 320,
@@ -224,32 +224,17 @@ static void internal_options(kc_client_options *options, const char *url, kci_ro
 static kc_err component_connect(natsConnection **out, const kci_server *server, const char *name,
                                 kci_role role, bool ordered, char *error, size_t error_size)
 {
-    bool persister = role == KCI_ROLE_PERSISTER;
     char url[URL_BYTES_MAX];
     broker_url(url, server);
     kc_client_options settings;
     internal_options(&settings, url, role, server);
-    natsOptions *options = NULL;
-    natsStatus status = natsOptions_Create(&options);
-    if (status == NATS_OK && kci_nats_options_fill(options, &settings, name) != KC_OK) {
-        snprintf(error, error_size, "%s: %s", name, kc_last_error());
-        natsOptions_Destroy(options);
-        return KC_ERR_INVALID_ARGUMENT;
-    }
-    /* The persister dispatches with its own reply inbox and never waits on
-     * a request: a "no responders" status for each dispatch nobody serves
-     * would be traffic for nothing. */
-    if (status == NATS_OK && persister) status = natsOptions_DisableNoResponders(options, true);
-    /* ordered: one delivery thread for all its subscriptions, so messages are
-     * handled in the order the server sent them (the persister's record of a
-     * plain request must come before its reply's; see src/queue/observed.c). */
-    if (status == NATS_OK && ordered) status = natsOptions_UseGlobalMessageDelivery(options, true);
-    if (status == NATS_OK) status = natsConnection_Connect(out, options);
-    natsOptions_Destroy(options);
-    if (status == NATS_OK) return KC_OK;
-    snprintf(error, error_size, "%s: cannot connect to %s: %s", name, url,
-             natsStatus_GetText(status));
-    return KC_ERR_NOT_CONNECTED;
+    const kci_connect_spec spec = {.options = &settings,
+                                   .name = name,
+                                   .ordered = ordered,
+                                   .no_responders_off = role == KCI_ROLE_PERSISTER};
+    kc_err err = kci_connect(out, &spec);
+    if (err != KC_OK) snprintf(error, error_size, "%s: %s", name, kc_last_error());
+    return err;
 }
 
 static kc_err client_connect(kc_client **out, const char *component, const char *name,
@@ -268,18 +253,8 @@ static kc_err client_connect(kc_client **out, const char *component, const char 
     return err;
 }
 
-/* Closes a component's connection (after the component stopped) and
- * forgets it; NULL is fine. */
-static void connection_close(natsConnection **connection)
-{
-    if (*connection != NULL) {
-        natsConnection_Close(*connection);
-        natsConnection_Destroy(*connection);
-    }
-    *connection = NULL;
-}
-
-/* The same for a kc_client: closing answers what is still in flight. */
+/* Closes a component's kc_client (after the component stopped): closing
+ * answers what is still in flight. */
 static void client_close(kc_client **client, const char *component)
 {
     if (*client != NULL && kc_client_close(*client, CLIENT_CLOSE_MS) != KC_OK)
@@ -326,7 +301,7 @@ static void stop_ledger(kci_components *components)
 {
     kci_ledger_stop(components->ledger, DRAIN_MS);
     components->ledger = NULL;
-    connection_close(&components->ledger_connection);
+    kci_disconnect(&components->ledger_connection);
 }
 
 /* The persister is on by default like the keeper. When its log is corrupt
@@ -362,7 +337,7 @@ static void stop_persister(kci_components *components)
 {
     kci_persister_stop(components->persister, DRAIN_MS);
     components->persister = NULL;
-    connection_close(&components->persister_connection);
+    kci_disconnect(&components->persister_connection);
 }
 
 /* The arbiter hosted by kcobrad enforces its verdicts in the broker
@@ -397,7 +372,7 @@ static void stop_suggestions(kci_components *components)
 {
     kci_suggestions_stop(components->suggestions, DRAIN_MS);
     components->suggestions = NULL;
-    connection_close(&components->keeper_connection);
+    kci_disconnect(&components->keeper_connection);
 }
 
 /* The ingress first stops taking lines, then its client closes, answering

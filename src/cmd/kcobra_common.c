@@ -9,6 +9,7 @@
 #include "kcobra_common.h"
 
 #include "common/log.h"
+#include "service/connect.h"
 #include "service/nats_options.h"
 
 #include <assert.h>
@@ -632,69 +633,23 @@ const char *kcobra_nats_error(natsStatus status)
  * apart); a long-running one reconnects for ever (nats_connect). */
 enum { NATS_RECONNECTS_DEFAULT = 60, NATS_RECONNECT_WAIT_MS_DEFAULT = 2000 };
 
-static kc_err nats_options_fill(natsOptions *options, const kcobra_common *common,
-                                bool long_running)
+static int nats_connect(natsConnection **out, const kcobra_common *common, bool long_running,
+                        bool ordered)
 {
     kc_client_options settings;
     client_options_from(&settings, common);
     settings.reconnect_attempts_max = long_running ? -1 : NATS_RECONNECTS_DEFAULT;
     settings.reconnect_wait_ms =
         long_running ? KCOBRA_RECONNECT_WAIT_MS : NATS_RECONNECT_WAIT_MS_DEFAULT;
-    kc_err err = kci_nats_options_fill(options, &settings, KCOBRA_CONNECTION_NAME);
-    if (err != KC_OK) kcobra_error("%s", kc_last_error());
-    return err;
-}
-
-/* A long-running component says when it loses and regains the server. */
-static void on_disconnected(natsConnection *connection, void *closure)
-{
-    (void)closure;
-    if (natsConnection_IsClosed(connection)) return; /* our own stop */
-    kci_warn("disconnected from the server; reconnecting");
-}
-
-static void on_reconnected(natsConnection *connection, void *closure)
-{
-    (void)closure;
-    char url[256] = "";
-    natsConnection_GetConnectedUrl(connection, url, sizeof url);
-    kci_info("reconnected to %s", url);
-}
-
-static int nats_connect(natsConnection **out, const kcobra_common *common, bool long_running,
-                        bool ordered)
-{
-    *out = NULL;
-    natsOptions *options = NULL;
-    natsStatus status = natsOptions_Create(&options);
-    if (status != NATS_OK) {
-        kcobra_error("cannot create the connection options: %s", kcobra_nats_error(status));
-        return KCOBRA_EXIT_CONNECT;
-    }
-    kc_err err = nats_options_fill(options, common, long_running);
-    if (err != KC_OK) {
-        natsOptions_Destroy(options);
-        nats_CloseAndWait(KCOBRA_TIMEOUT_MS_DEFAULT);
-        return err == KC_ERR_INVALID_ARGUMENT ? KCOBRA_EXIT_USAGE : KCOBRA_EXIT_CONNECT;
-    }
-    if (ordered) status = natsOptions_UseGlobalMessageDelivery(options, true);
-    if (long_running && status == NATS_OK) {
-        status = natsOptions_SetDisconnectedCB(options, on_disconnected, NULL);
-        if (status == NATS_OK) status = natsOptions_SetReconnectedCB(options, on_reconnected, NULL);
-    }
-    if (status != NATS_OK) {
-        kcobra_error("cannot set the reconnect callbacks: %s", kcobra_nats_error(status));
-        natsOptions_Destroy(options);
-        nats_CloseAndWait(KCOBRA_TIMEOUT_MS_DEFAULT);
-        return KCOBRA_EXIT_CONNECT;
-    }
-    status = natsConnection_Connect(out, options);
-    natsOptions_Destroy(options);
-    if (status == NATS_OK) return KCOBRA_EXIT_OK;
-    kcobra_error("cannot connect to %s: %s", common->server, kcobra_nats_error(status));
-    *out = NULL;
+    const kci_connect_spec spec = {.options = &settings,
+                                   .name = KCOBRA_CONNECTION_NAME,
+                                   .ordered = ordered,
+                                   .log_reconnects = long_running};
+    kc_err err = kci_connect(out, &spec);
+    if (err == KC_OK) return KCOBRA_EXIT_OK;
+    kcobra_error("%s", kc_last_error());
     nats_CloseAndWait(KCOBRA_TIMEOUT_MS_DEFAULT);
-    return KCOBRA_EXIT_CONNECT;
+    return err == KC_ERR_INVALID_ARGUMENT ? KCOBRA_EXIT_USAGE : KCOBRA_EXIT_CONNECT;
 }
 
 int kcobra_nats_connect(natsConnection **out, const kcobra_common *common)
@@ -731,9 +686,6 @@ int kcobra_stop_signal_wait(const sigset_t *stop_signals)
 
 void kcobra_nats_finish(natsConnection *connection)
 {
-    if (connection != NULL) {
-        natsConnection_Close(connection);
-        natsConnection_Destroy(connection);
-    }
+    kci_disconnect(&connection);
     nats_CloseAndWait(KCOBRA_TIMEOUT_MS_DEFAULT);
 }

@@ -379,15 +379,17 @@ static int start_observer(sim *s)
     int status = open_client(&s->observer, s, "sim-observer");
     if (status != KCOBRA_EXIT_OK) return status;
     natsConnection *connection = kci_client_connection(s->observer);
-    if (natsConnection_Subscribe(&s->verdicts, connection, "kc.arbiter.verdict", on_verdict, s) !=
-            NATS_OK ||
-        natsConnection_Subscribe(&s->alarms, connection, "kc.arbiter.alarm", on_alarm, s) !=
-            NATS_OK ||
-        natsConnection_Flush(connection) != NATS_OK) {
-        kcobra_error("sim: cannot subscribe to the verdicts");
-        return KCOBRA_EXIT_FAILURE;
-    }
-    return KCOBRA_EXIT_OK;
+    const kci_subscription_spec specs[] = {
+        {"kc.arbiter.verdict", NULL, on_verdict, KCI_PENDING_UNLIMITED, KCI_PENDING_UNLIMITED},
+        {"kc.arbiter.alarm", NULL, on_alarm, KCI_PENDING_UNLIMITED, KCI_PENDING_UNLIMITED},
+    };
+    kc_err err = KC_OK;
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0] && err == KC_OK; i++)
+        err = kci_subscriptions_add(&s->observed, connection, &specs[i], s);
+    if (err == KC_OK) err = kci_subscriptions_flush(connection, SIM_CLOSE_TIMEOUT_MS);
+    if (err == KC_OK) return KCOBRA_EXIT_OK;
+    kcobra_error("sim: cannot subscribe to the verdicts: %s", kc_last_error());
+    return KCOBRA_EXIT_FAILURE;
 }
 
 static int run_cloud(sim *s)
@@ -430,8 +432,8 @@ static void stop_cloud(sim *s)
         if (s->nodes[i].service != NULL) kc_service_stop(s->nodes[i].service);
         if (s->nodes[i].client != NULL) kc_client_close(s->nodes[i].client, SIM_CLOSE_TIMEOUT_MS);
     }
-    if (s->verdicts != NULL) natsSubscription_Destroy(s->verdicts);
-    if (s->alarms != NULL) natsSubscription_Destroy(s->alarms);
+    if (kci_subscriptions_drain(&s->observed, SIM_CLOSE_TIMEOUT_MS, SIM_CLOSE_TIMEOUT_MS))
+        kci_subscriptions_destroy(&s->observed);
     if (s->observer != NULL) kc_client_close(s->observer, SIM_CLOSE_TIMEOUT_MS);
 }
 
@@ -514,6 +516,7 @@ static int run_sim(const kcobra_command *command, int argc, char **argv)
 {
     sim *s = calloc(1, sizeof *s);
     if (s == NULL) return KCOBRA_EXIT_FAILURE;
+    kci_subscriptions_init(&s->observed);
     sim_options *o = &s->options;
     o->nodes = 30, o->clients = 20, o->requests = 10000, o->seed = 1, o->arbiters = 4;
     o->rate = 1000, o->settle_ms = 3000;

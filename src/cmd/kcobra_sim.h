@@ -14,6 +14,7 @@
 
 #include "arbiter/arbiter.h"
 #include "kcobra_common.h"
+#include "service/subscriptions.h"
 
 enum {
     SIM_NODES_MAX = 256,
@@ -124,8 +125,7 @@ struct sim {
     kc_client *arbiter_clients[SIM_ARBITERS_MAX];
     kci_arbiter *arbiters[SIM_ARBITERS_MAX];
     kc_client *observer;
-    natsSubscription *verdicts;
-    natsSubscription *alarms;
+    kci_subscriptions observed; /* the verdicts and the alarms */
     atomic_llong requests_done;
     atomic_bool stop;
     int64_t start_ms;

@@ -55,6 +55,7 @@
 #include "service/answer.h"
 #include "service/headers.h"
 #include "service/hlc.h"
+#include "service/subscriptions.h"
 #include "service/uuid.h"
 
 enum {
@@ -63,7 +64,6 @@ enum {
     LIST_HEADERS_BYTES_MAX = 1024, /* the reply's headers count against max_payload too */
     LIST_REPLY_BYTES_DEFAULT = 1024 * 1024, /* if the server did not say its max_payload */
     STOP_MARGIN_MS = 2000,                  /* after drain_ms, for nats.c's completion callbacks */
-    SUBSCRIPTION_COUNT = 2,
 };
 
 typedef struct kept_line {
@@ -73,13 +73,11 @@ typedef struct kept_line {
 
 struct kci_suggestions {
     natsConnection *connection;
-    natsSubscription *subscriptions[SUBSCRIPTION_COUNT];
+    kci_subscriptions subscriptions;
     char node[KC_NODE_BYTES_MAX + 1];
     char *file_path;
 
     pthread_mutex_t lock; /* everything below */
-    pthread_cond_t completed;
-    int subscriptions_open; /* until nats.c's completion callback ran */
     int fd;
     int64_t file_size_bytes; /* the end of the last complete line */
     bool broken;
@@ -564,39 +562,16 @@ static void on_list(natsConnection *connection, natsSubscription *subscription, 
 
 /* ---- start and stop ------------------------------------------------------- */
 
-static void on_subscription_complete(void *closure)
-{
-    kci_suggestions *keeper = closure;
-    pthread_mutex_lock(&keeper->lock);
-    keeper->subscriptions_open--;
-    pthread_cond_broadcast(&keeper->completed);
-    pthread_mutex_unlock(&keeper->lock);
-}
-
-static kc_err subscribe(kci_suggestions *keeper, int index, const char *subject, const char *queue,
+static kc_err subscribe(kci_suggestions *keeper, const char *subject, const char *queue,
                         natsMsgHandler handler, char *error, size_t error_size)
 {
-    natsSubscription **subscription = &keeper->subscriptions[index];
-    natsStatus status = natsConnection_QueueSubscribe(subscription, keeper->connection, subject,
-                                                      queue, handler, keeper);
-    if (status == NATS_OK) {
-        pthread_mutex_lock(&keeper->lock);
-        keeper->subscriptions_open++; /* before the callback can possibly run */
-        pthread_mutex_unlock(&keeper->lock);
-        status = natsSubscription_SetOnCompleteCB(*subscription, on_subscription_complete, keeper);
-        if (status != NATS_OK) {
-            /* Nothing can have been delivered yet: nobody knew the keeper. */
-            natsSubscription_Unsubscribe(*subscription);
-            natsSubscription_Destroy(*subscription);
-            *subscription = NULL;
-            pthread_mutex_lock(&keeper->lock);
-            keeper->subscriptions_open--;
-            pthread_mutex_unlock(&keeper->lock);
-        }
-    }
-    if (status != NATS_OK)
-        return fail_text(error, error_size, KC_ERR_IO, "cannot subscribe to %s: %s", subject,
-                         natsStatus_GetText(status));
+    const kci_subscription_spec spec = {.subject = subject,
+                                        .queue = queue,
+                                        .handler = handler,
+                                        .pending_messages_max = KCI_PENDING_MESSAGES_DEFAULT,
+                                        .pending_bytes_max = KCI_PENDING_BYTES_DEFAULT};
+    kc_err err = kci_subscriptions_add(&keeper->subscriptions, keeper->connection, &spec, keeper);
+    if (err != KC_OK) return fail_text(error, error_size, err, "suggestions: %s", kc_last_error());
     return KC_OK;
 }
 
@@ -611,23 +586,17 @@ static kci_suggestions *keeper_new(const kci_suggestions_config *config)
         return NULL;
     }
     snprintf(keeper->node, sizeof keeper->node, "%s", config->node);
-    pthread_condattr_t attributes;
-    pthread_condattr_init(&attributes);
-    pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC);
-    pthread_cond_init(&keeper->completed, &attributes);
-    pthread_condattr_destroy(&attributes);
+    kci_subscriptions_init(&keeper->subscriptions);
     pthread_mutex_init(&keeper->lock, NULL);
     return keeper;
 }
 
 static void keeper_free(kci_suggestions *keeper)
 {
-    for (int index = 0; index < SUBSCRIPTION_COUNT; index++)
-        natsSubscription_Destroy(keeper->subscriptions[index]);
+    kci_subscriptions_destroy(&keeper->subscriptions);
     while (keeper->ring_count > 0)
         ring_drop_oldest(keeper);
     if (keeper->fd >= 0) kci_io->close(keeper->fd); /* releases the flock */
-    pthread_cond_destroy(&keeper->completed);
     pthread_mutex_destroy(&keeper->lock);
     free(keeper->file_path);
     free(keeper);
@@ -658,16 +627,14 @@ kc_err kci_suggestions_start(kci_suggestions **out, natsConnection *connection,
     err = open_file(keeper, error, error_size);
     if (err == KC_OK) err = load_file(keeper, error, error_size);
     if (err == KC_OK)
-        err = subscribe(keeper, 0, KCI_SUGGEST_SUBJECT, KCI_SUGGEST_QUEUE, on_suggest, error,
+        err = subscribe(keeper, KCI_SUGGEST_SUBJECT, KCI_SUGGEST_QUEUE, on_suggest, error,
                         error_size);
     if (err == KC_OK)
-        err = subscribe(keeper, 1, KCI_SUGGEST_LIST_SUBJECT, KCI_SUGGEST_LIST_QUEUE, on_list, error,
+        err = subscribe(keeper, KCI_SUGGEST_LIST_SUBJECT, KCI_SUGGEST_LIST_QUEUE, on_list, error,
                         error_size);
-    natsStatus status = NATS_OK;
-    if (err == KC_OK && (status = natsConnection_FlushTimeout(
-                             connection, KCI_SUGGESTION_SUBSCRIBE_TIMEOUT_MS)) != NATS_OK)
-        err = fail_text(error, error_size, KC_ERR_IO, "suggestions: cannot subscribe: %s",
-                        natsStatus_GetText(status));
+    if (err == KC_OK &&
+        (err = kci_subscriptions_flush(connection, KCI_SUGGESTION_SUBSCRIBE_TIMEOUT_MS)) != KC_OK)
+        err = fail_text(error, error_size, err, "suggestions: %s", kc_last_error());
     if (err != KC_OK) {
         kci_suggestions_stop(keeper, 0);
         return err;
@@ -678,29 +645,10 @@ kc_err kci_suggestions_start(kci_suggestions **out, natsConnection *connection,
     return KC_OK;
 }
 
-/* Waits for every completion callback until deadline; true once all ran. */
-static bool wait_completed(kci_suggestions *keeper, int64_t timeout_ms)
-{
-    struct timespec deadline = kci_deadline_after(CLOCK_MONOTONIC, timeout_ms);
-    pthread_mutex_lock(&keeper->lock);
-    while (keeper->subscriptions_open > 0)
-        if (pthread_cond_timedwait(&keeper->completed, &keeper->lock, &deadline) != 0) break;
-    bool done = keeper->subscriptions_open == 0;
-    pthread_mutex_unlock(&keeper->lock);
-    return done;
-}
-
 void kci_suggestions_stop(kci_suggestions *keeper, int64_t drain_ms)
 {
     if (keeper == NULL) return;
-    if (drain_ms < 1) drain_ms = 1; /* nats.c reads 0 as "no timeout" */
-    for (int index = 0; index < SUBSCRIPTION_COUNT; index++) {
-        natsSubscription *subscription = keeper->subscriptions[index];
-        if (subscription != NULL &&
-            natsSubscription_DrainTimeout(subscription, drain_ms) != NATS_OK)
-            natsSubscription_Unsubscribe(subscription);
-    }
-    if (!wait_completed(keeper, drain_ms + STOP_MARGIN_MS)) {
+    if (!kci_subscriptions_drain(&keeper->subscriptions, drain_ms, STOP_MARGIN_MS)) {
         /* A handler still runs (a hung disk?): leaking beats freeing under it. */
         kci_error("suggestions: a handler did not finish; leaking the keeper");
         return;

@@ -37,6 +37,7 @@
 #include "ledger/store.h"
 #include "service/answer.h"
 #include "service/headers.h"
+#include "service/subscriptions.h"
 
 #define NODE_DEFAULT "ledger"
 
@@ -58,7 +59,7 @@ typedef struct job {
 
 struct kci_ledger {
     natsConnection *connection;
-    natsSubscription *subscription;
+    kci_subscriptions subscriptions;
     kci_ledger_store *store;
     kci_ledger_config config;
     char node[KC_NODE_BYTES_MAX + 1];
@@ -67,14 +68,12 @@ struct kci_ledger {
     pthread_mutex_t lock; /* the request queue, the job list, the flags */
     pthread_cond_t requests_ready;
     pthread_cond_t jobs_ready;
-    pthread_cond_t completed;
     natsMsg **queue; /* ring of KCI_LEDGER_QUEUE_MAX */
     uint32_t queue_first, queue_count;
     uint32_t held_count; /* requests taken and not yet answered: queued, verifying, or in jobs */
     size_t held_bytes;   /* their payload bytes */
     job *jobs_first, *jobs_last;
     uint32_t jobs_in_flight; /* taken by a worker, not yet queued for the writer */
-    bool subscription_open;
     bool stopping;
     pthread_t workers[KCI_LEDGER_WORKERS_MAX];
     int worker_count;
@@ -595,31 +594,20 @@ static void on_message(natsConnection *connection, natsSubscription *subscriptio
     natsMsg_Destroy(message);
 }
 
-static void on_complete(void *closure)
-{
-    kci_ledger *ledger = closure;
-    pthread_mutex_lock(&ledger->lock);
-    ledger->subscription_open = false;
-    pthread_cond_broadcast(&ledger->completed);
-    pthread_mutex_unlock(&ledger->lock);
-}
-
 static kc_err subscribe(kci_ledger *ledger, char *error, size_t error_size)
 {
-    natsStatus status =
-        natsConnection_QueueSubscribe(&ledger->subscription, ledger->connection, KCI_LEDGER_SUBJECT,
-                                      KCI_LEDGER_QUEUE, on_message, ledger);
-    if (status == NATS_OK) {
-        ledger->subscription_open = true;
-        status = natsSubscription_SetOnCompleteCB(ledger->subscription, on_complete, ledger);
-    }
-    if (status == NATS_OK) status = natsSubscription_SetPendingLimits(ledger->subscription, -1, -1);
-    if (status == NATS_OK)
-        status = natsConnection_FlushTimeout(ledger->connection, KCI_LEDGER_SUBSCRIBE_TIMEOUT_MS);
-    if (status == NATS_OK) return KC_OK;
-    snprintf(error, error_size, "ledger: cannot subscribe to %s: %s", KCI_LEDGER_SUBJECT,
-             natsStatus_GetText(status));
-    return KC_ERR_IO;
+    /* Requests are held until verified and applied (back-pressure is the
+     * ledger's own bounded queue, not nats.c dropping what came). */
+    const kci_subscription_spec spec = {.subject = KCI_LEDGER_SUBJECT,
+                                        .queue = KCI_LEDGER_QUEUE,
+                                        .handler = on_message,
+                                        .pending_messages_max = KCI_PENDING_UNLIMITED,
+                                        .pending_bytes_max = KCI_PENDING_UNLIMITED};
+    kc_err err = kci_subscriptions_add(&ledger->subscriptions, ledger->connection, &spec, ledger);
+    if (err == KC_OK)
+        err = kci_subscriptions_flush(ledger->connection, KCI_LEDGER_SUBSCRIBE_TIMEOUT_MS);
+    if (err != KC_OK) snprintf(error, error_size, "ledger: %s", kc_last_error());
+    return err;
 }
 
 /* ---- start and stop ------------------------------------------------------------------ */
@@ -697,8 +685,8 @@ kc_err kci_ledger_start(kci_ledger **out, natsConnection *connection,
     pthread_condattr_init(&attributes);
     pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC);
     pthread_cond_init(&ledger->jobs_ready, &attributes);
-    pthread_cond_init(&ledger->completed, &attributes);
     pthread_condattr_destroy(&attributes);
+    kci_subscriptions_init(&ledger->subscriptions);
     ledger->queue = calloc(KCI_LEDGER_QUEUE_MAX, sizeof *ledger->queue);
     kc_err err =
         ledger->queue != NULL ? check_config(&ledger->config, error, error_size) : KC_ERR_NOMEM;
@@ -727,26 +715,10 @@ const char *kci_ledger_mint_address(const kci_ledger *ledger)
     return kci_ledger_store_mint_address(ledger->store);
 }
 
-static bool wait_subscription(kci_ledger *ledger, int64_t timeout_ms)
-{
-    struct timespec deadline = kci_deadline_after(CLOCK_MONOTONIC, timeout_ms);
-    pthread_mutex_lock(&ledger->lock);
-    while (ledger->subscription_open)
-        if (pthread_cond_timedwait(&ledger->completed, &ledger->lock, &deadline) != 0) break;
-    bool done = !ledger->subscription_open;
-    pthread_mutex_unlock(&ledger->lock);
-    return done;
-}
-
 void kci_ledger_stop(kci_ledger *ledger, int64_t drain_ms)
 {
     if (ledger == NULL) return;
-    if (drain_ms < 1) drain_ms = 1;
-    if (ledger->subscription != NULL &&
-        natsSubscription_DrainTimeout(ledger->subscription, drain_ms) != NATS_OK)
-        natsSubscription_Unsubscribe(ledger->subscription);
-    if (ledger->subscription != NULL &&
-        !wait_subscription(ledger, drain_ms + KCI_LEDGER_STOP_MARGIN_MS)) {
+    if (!kci_subscriptions_drain(&ledger->subscriptions, drain_ms, KCI_LEDGER_STOP_MARGIN_MS)) {
         kci_error("ledger: the subscription did not drain; leaking the ledger");
         return;
     }
@@ -759,7 +731,7 @@ void kci_ledger_stop(kci_ledger *ledger, int64_t drain_ms)
     for (int index = 0; index < ledger->worker_count; index++)
         pthread_join(ledger->workers[index], NULL);
     if (ledger->writer_started) pthread_join(ledger->writer, NULL);
-    natsSubscription_Destroy(ledger->subscription);
+    kci_subscriptions_destroy(&ledger->subscriptions);
     while (ledger->queue != NULL && ledger->queue_count > 0) { /* only if no worker ran */
         natsMsg_Destroy(ledger->queue[ledger->queue_first]);
         ledger->queue_first = (ledger->queue_first + 1) % KCI_LEDGER_QUEUE_MAX;
@@ -769,7 +741,6 @@ void kci_ledger_stop(kci_ledger *ledger, int64_t drain_ms)
     free(ledger->queue);
     pthread_cond_destroy(&ledger->requests_ready);
     pthread_cond_destroy(&ledger->jobs_ready);
-    pthread_cond_destroy(&ledger->completed);
     pthread_mutex_destroy(&ledger->lock);
     free(ledger);
 }

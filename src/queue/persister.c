@@ -158,6 +158,7 @@ static kci_persister *persister_new(const kci_persister_config *config)
     if (persister == NULL) return NULL;
     config_keep(persister, config);
     pthread_mutex_init(&persister->lock, NULL);
+    kci_subscriptions_init(&persister->subscriptions);
     pthread_cond_init(&persister->context_free, NULL);
     pthread_cond_init(&persister->wake, NULL);
     persister->pending_due_min_ms = INT64_MAX;
@@ -178,55 +179,36 @@ static kci_persister *persister_new(const kci_persister_config *config)
     return persister;
 }
 
-static natsStatus subscribe_one(kci_persister *persister, natsSubscription **slot,
-                                const char *subject, const char *queue, natsMsgHandler handler)
-{
-    natsStatus status =
-        queue != NULL
-            ? natsConnection_QueueSubscribe(slot, persister->connection, subject, queue, handler,
-                                            persister)
-            : natsConnection_Subscribe(slot, persister->connection, subject, handler, persister);
-    if (status == NATS_OK) status = natsSubscription_SetPendingLimits(*slot, -1, -1);
-    return status;
-}
-
 static kc_err subscribe_all(kci_persister *persister, char *error, size_t error_size)
 {
     assert(persister->connection != NULL);
     char inbox_wildcard[KCI_PERSISTER_INBOX_BYTES + 2];
     snprintf(inbox_wildcard, sizeof inbox_wildcard, "%s.*", persister->inbox);
-    struct {
-        const char *subject;
-        const char *queue;
-        natsMsgHandler handler;
-    } table[KCI_PERSISTER_SUBSCRIPTION_COUNT] = {
-        {inbox_wildcard, NULL, kci_persister_on_reply},
-        {KCI_SUBMIT_SUBJECT, KCI_PERSISTER_QUEUE_GROUP, kci_persister_on_submit},
-        {KCI_REPLY_GET_SUBJECT, KCI_PERSISTER_QUEUE_GROUP, kci_persister_on_reply_get},
-        {KCI_QUEUE_STATS_SUBJECT, KCI_PERSISTER_QUEUE_GROUP, kci_persister_on_stats},
-        {KCI_QUEUE_COMPACT_SUBJECT, KCI_PERSISTER_QUEUE_GROUP, kci_persister_on_compact},
-        {"kc.req.>", NULL, kci_persister_on_observed_request},
-        {"_INBOX.>", NULL, kci_persister_on_observed_reply},
+    /* Never drop what came: a submit's sender waits for its acknowledgement,
+     * and back-pressure is the pool of append contexts. */
+#define SPEC(subject, queue, handler)                                                              \
+    {                                                                                              \
+        subject, queue, handler, KCI_PENDING_UNLIMITED, KCI_PENDING_UNLIMITED                      \
+    }
+    const kci_subscription_spec table[] = {
+        SPEC(inbox_wildcard, NULL, kci_persister_on_reply),
+        SPEC(KCI_SUBMIT_SUBJECT, KCI_PERSISTER_QUEUE_GROUP, kci_persister_on_submit),
+        SPEC(KCI_REPLY_GET_SUBJECT, KCI_PERSISTER_QUEUE_GROUP, kci_persister_on_reply_get),
+        SPEC(KCI_QUEUE_STATS_SUBJECT, KCI_PERSISTER_QUEUE_GROUP, kci_persister_on_stats),
+        SPEC(KCI_QUEUE_COMPACT_SUBJECT, KCI_PERSISTER_QUEUE_GROUP, kci_persister_on_compact),
+        SPEC("kc.req.>", NULL, kci_persister_on_observed_request), /* record_requests only */
+        SPEC("_INBOX.>", NULL, kci_persister_on_observed_reply),   /* record_requests only */
     };
-    int count = persister->config.record_requests ? KCI_PERSISTER_SUBSCRIPTION_COUNT
-                                                  : KCI_PERSISTER_SUBSCRIPTION_COUNT - 2;
-    for (int index = 0; index < count; index++) {
-        natsStatus status =
-            subscribe_one(persister, &persister->subscriptions[index], table[index].subject,
-                          table[index].queue, table[index].handler);
-        if (status != NATS_OK) {
-            snprintf(error, error_size, "queue: cannot subscribe to %s: %s", table[index].subject,
-                     natsStatus_GetText(status));
-            return KC_ERR_IO;
-        }
-    }
-    natsStatus status =
-        natsConnection_FlushTimeout(persister->connection, SUBSCRIBE_FLUSH_TIMEOUT_MS);
-    if (status != NATS_OK) {
-        snprintf(error, error_size, "queue: cannot subscribe: %s", natsStatus_GetText(status));
-        return KC_ERR_IO;
-    }
-    return KC_OK;
+#undef SPEC
+    size_t count = sizeof table / sizeof table[0] - (persister->config.record_requests ? 0 : 2);
+    kc_err err = KC_OK;
+    for (size_t index = 0; index < count && err == KC_OK; index++)
+        err = kci_subscriptions_add(&persister->subscriptions, persister->connection, &table[index],
+                                    persister);
+    if (err == KC_OK)
+        err = kci_subscriptions_flush(persister->connection, SUBSCRIBE_FLUSH_TIMEOUT_MS);
+    if (err != KC_OK) snprintf(error, error_size, "queue: %s", kc_last_error());
+    return err;
 }
 
 /* Opens the log, rebuilding the index from it. */
@@ -282,33 +264,22 @@ kc_err kci_persister_start(kci_persister **out, natsConnection *connection,
     return KC_OK;
 }
 
-static void unsubscribe_all(kci_persister *persister, int64_t drain_ms)
-{
-    assert(drain_ms >= 1);
-    for (int index = 0; index < KCI_PERSISTER_SUBSCRIPTION_COUNT; index++) {
-        natsSubscription *subscription = persister->subscriptions[index];
-        if (subscription == NULL) continue;
-        if (natsSubscription_DrainTimeout(subscription, drain_ms) != NATS_OK ||
-            natsSubscription_WaitForDrainCompletion(subscription, drain_ms + STOP_MARGIN_MS) !=
-                NATS_OK)
-            natsSubscription_Unsubscribe(subscription);
-    }
-}
-
 void kci_persister_stop(kci_persister *persister, int64_t drain_ms)
 {
     if (persister == NULL) return;
-    if (drain_ms < 1) drain_ms = 1;
-    unsubscribe_all(persister, drain_ms);
+    bool drained = kci_subscriptions_drain(&persister->subscriptions, drain_ms, STOP_MARGIN_MS);
     pthread_mutex_lock(&persister->lock);
-    persister->stopping = true;
+    persister->stopping = true; /* a handler waiting for a context gives up now */
     pthread_cond_broadcast(&persister->wake);
     pthread_cond_broadcast(&persister->context_free);
     pthread_mutex_unlock(&persister->lock);
+    if (!drained && !kci_subscriptions_drain(&persister->subscriptions, 1, STOP_MARGIN_MS)) {
+        kci_error("queue: a handler did not finish; leaking the persister");
+        return;
+    }
     if (persister->redelivery_started) pthread_join(persister->redelivery_thread, NULL);
     kci_queue_log_close(persister->log); /* completes what is queued: acknowledgements go out */
-    for (int index = 0; index < KCI_PERSISTER_SUBSCRIPTION_COUNT; index++)
-        natsSubscription_Destroy(persister->subscriptions[index]);
+    kci_subscriptions_destroy(&persister->subscriptions);
     kci_index_destroy(&persister->index);
     free(persister->pending);
     free(persister->segments);

@@ -33,6 +33,7 @@
 #include "persister.h"
 #include "record.h"
 #include "service/headers.h"
+#include "service/subscriptions.h"
 #include "service/uuid.h"
 
 #define KCI_PERSISTER_REQUEST_PREFIX "kc.req."
@@ -42,7 +43,6 @@ enum {
     KCI_PERSISTER_SUBJECT_BYTES_MAX = KCI_RECORD_FIELD_BYTES_MAX,
     KCI_PERSISTER_INBOX_BYTES = 64,
     KCI_PERSISTER_ID_TEXT_BYTES = KC_UUID_TEXT_BYTES + 1,
-    KCI_PERSISTER_SUBSCRIPTION_COUNT = 7, /* the last two only with record_requests */
 };
 
 typedef enum kci_persister_context_kind {
@@ -85,7 +85,7 @@ struct kci_persister {
     char node[KC_NODE_BYTES_MAX + 1];
     char inbox[KCI_PERSISTER_INBOX_BYTES]; /* "_KCQ.<random>": replies come to <inbox>.<id> */
     kci_queue_log *log;
-    natsSubscription *subscriptions[KCI_PERSISTER_SUBSCRIPTION_COUNT];
+    kci_subscriptions subscriptions;
     uint8_t *get_buffer; /* kc.reply.get's record buffer (its own thread) */
 
     pthread_mutex_t lock; /* everything below */

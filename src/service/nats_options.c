@@ -9,7 +9,7 @@
 /* Splits "a, b,c" into natsOptions_SetServers's array (copied into scratch). */
 static kc_err set_servers(natsOptions *nats_options, const char *servers)
 {
-    if (servers == NULL || servers[0] == '\0') servers = "nats://127.0.0.1:4222";
+    if (servers == NULL || servers[0] == '\0') servers = KCI_SERVERS_DEFAULT;
     size_t length = strlen(servers);
     if (length >= KCI_CLIENT_SERVERS_BYTES_MAX)
         return kci_fail(KC_ERR_INVALID_ARGUMENT, "servers: longer than %d bytes",

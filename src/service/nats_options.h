@@ -13,6 +13,8 @@
 
 #include "kingcobra/kingcobra.h"
 
+#define KCI_SERVERS_DEFAULT "nats://127.0.0.1:4222" /* when options name none */
+
 /* Sets the servers, the token or user and password, TLS, the connection
  * name (NULL: nats.c's default), the connect timeout and the reconnect
  * policy from options. Bad options are KC_ERR_INVALID_ARGUMENT with the
