@@ -92,19 +92,9 @@ static int ask(json_t **out, const kcobra_invocation *invocation, const char *su
     int status = kcobra_nats_connect(&connection, &invocation->common);
     if (status != KCOBRA_EXIT_OK) return status;
     natsMsg *reply = NULL;
-    natsStatus nats_status = natsConnection_RequestString(&reply, connection, subject, payload,
-                                                          invocation->common.timeout_ms);
-    if (nats_status == NATS_NO_RESPONDERS) {
-        kcobra_error("no arbiter is running (enable the arbiter block in kcobrad, or run kcobra "
-                     "arbiter serve)");
-        status = KCOBRA_EXIT_NO_RESPONDERS;
-    } else if (nats_status == NATS_TIMEOUT) {
-        kcobra_error("no arbiter answered on %s in time", subject);
-        status = KCOBRA_EXIT_TIMEOUT;
-    } else if (nats_status != NATS_OK) {
-        kcobra_error("asking the arbiters on %s: %s", subject, kcobra_nats_error(nats_status));
-        status = KCOBRA_EXIT_FAILURE;
-    } else {
+    status = kcobra_call(&reply, connection, &invocation->common, subject, payload, "arbiter",
+                         "enable the arbiter block in kcobrad, or run kcobra arbiter serve", NULL);
+    if (status == KCOBRA_EXIT_OK) {
         *out = json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0, NULL);
         if (*out == NULL) {
             kcobra_error("the arbiter's answer on %s is not JSON", subject);

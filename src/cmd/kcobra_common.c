@@ -629,6 +629,46 @@ const char *kcobra_nats_error(natsStatus status)
     return text != NULL && text[0] != '\0' ? text : natsStatus_GetText(status);
 }
 
+/* Words a failed call for the user (kcobra_call). */
+static int call_status(kc_err err, const kcobra_common *common, const char *subject,
+                       const char *who, const char *runs_in)
+{
+    if (err == KC_OK || err == KC_ERR_SERVICE) return KCOBRA_EXIT_OK;
+    if (err == KC_ERR_NO_RESPONDERS) {
+        kcobra_error("no %s answers on %s (no responders); %s", who, subject, runs_in);
+        return KCOBRA_EXIT_NO_RESPONDERS;
+    }
+    if (err == KC_ERR_TIMEOUT) {
+        char timeout_text[KCOBRA_DURATION_TEXT_BYTES];
+        kcobra_format_duration_ms(common->timeout_ms, timeout_text);
+        kcobra_error("timed out after %s waiting for the %s on %s", timeout_text, who, subject);
+        return KCOBRA_EXIT_TIMEOUT;
+    }
+    kcobra_error("asking the %s: %s", who, kc_last_error());
+    return KCOBRA_EXIT_FAILURE;
+}
+
+int kcobra_call(natsMsg **reply, natsConnection *connection, const kcobra_common *common,
+                const char *subject, const char *body, const char *who, const char *runs_in,
+                kci_refusal *refusal)
+{
+    kci_refusal refused;
+    kc_err err = kci_call(reply, connection, subject, body, body != NULL ? strlen(body) : 0,
+                          common->timeout_ms, &refused);
+    if (refusal != NULL) *refusal = refused;
+    return call_status(err, common, subject, who, runs_in);
+}
+
+int kcobra_call_message(natsMsg **reply, natsConnection *connection, const kcobra_common *common,
+                        natsMsg *request, const char *who, const char *runs_in,
+                        kci_refusal *refusal)
+{
+    kci_refusal refused;
+    kc_err err = kci_call_message(reply, connection, request, common->timeout_ms, &refused);
+    if (refusal != NULL) *refusal = refused;
+    return call_status(err, common, natsMsg_GetSubject(request), who, runs_in);
+}
+
 /* A short command keeps nats.c's own reconnect policy (60 tries, 2 s
  * apart); a long-running one reconnects for ever (nats_connect). */
 enum { NATS_RECONNECTS_DEFAULT = 60, NATS_RECONNECT_WAIT_MS_DEFAULT = 2000 };

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "kingcobra/kingcobra.h"
+#include "service/call.h"
 
 /* The process exit status; documented in docs/kcobra.md and kcobra --help. */
 typedef enum kcobra_exit {
@@ -227,5 +228,19 @@ int kcobra_nats_connect_ordered(natsConnection **out, const kcobra_common *commo
 void kcobra_nats_finish(natsConnection *connection);
 /* nats.c's last error text for the calling thread, or status's text. */
 const char *kcobra_nats_error(natsStatus status);
+/* Asks a component on subject (the kit's kci_call, with --timeout) and
+ * words what went wrong for the user: who names the component ("persister"),
+ * runs_in where it runs ("it runs in kcobrad"). KCOBRA_EXIT_OK with *reply
+ * (to destroy) for an answer and for a refusal (its Kc-Error is in
+ * refusal when that is not NULL: the caller says what it means);
+ * KCOBRA_EXIT_NO_RESPONDERS, KCOBRA_EXIT_TIMEOUT or KCOBRA_EXIT_FAILURE
+ * after printing why. */
+int kcobra_call(natsMsg **reply, natsConnection *connection, const kcobra_common *common,
+                const char *subject, const char *body, const char *who, const char *runs_in,
+                kci_refusal *refusal);
+/* The same for a request with headers (request is the caller's). */
+int kcobra_call_message(natsMsg **reply, natsConnection *connection, const kcobra_common *common,
+                        natsMsg *request, const char *who, const char *runs_in,
+                        kci_refusal *refusal);
 
 #endif

@@ -25,9 +25,7 @@
 
 #include "common/clock.h"
 #include "econ/colored.h"
-
-#define LEDGER_HISTORY_SUBJECT "kc.ledger.history"
-#define KC_ERROR_HEADER "Kc-Error"
+#include "ledger/client.h"
 
 /* ================================================================= helpers */
 
@@ -130,42 +128,18 @@ static kc_err ledger_page(natsConnection *connection, const kcobra_common *commo
     if (since_ms != NULL)
         json_object_set_new(request, "since_ms", json_integer(strtoll(since_ms, NULL, 10)));
     if (after != NULL) json_object_set_new(request, "after", json_string(after));
-    char *body = json_dumps(request, JSON_COMPACT);
-    json_decref(request);
-    natsMsg *reply = NULL;
-    natsStatus status = natsConnection_Request(&reply, connection, LEDGER_HISTORY_SUBJECT, body,
-                                               (int)strlen(body), common->timeout_ms);
-    free(body);
-    if (status == NATS_NO_RESPONDERS) {
-        kci_econ_error_set(error,
-                           "no ledger answers on %s (no responders): is the ledger "
-                           "running?",
-                           LEDGER_HISTORY_SUBJECT);
-        return KC_ERR_NO_RESPONDERS;
-    }
-    if (status == NATS_TIMEOUT) {
-        kci_econ_error_set(error, "the ledger did not answer %s within %lld ms",
-                           LEDGER_HISTORY_SUBJECT, (long long)common->timeout_ms);
-        return KC_ERR_TIMEOUT;
-    }
-    if (status != NATS_OK) {
-        kci_econ_error_set(error, "request on %s failed: %s", LEDGER_HISTORY_SUBJECT,
-                           kcobra_nats_error(status));
-        return KC_ERR_IO;
-    }
-    const char *problem = NULL;
-    if (natsMsgHeader_Get(reply, KC_ERROR_HEADER, &problem) == NATS_OK && problem != NULL) {
-        kci_econ_error_set(error, "the ledger refused the history request: %s", problem);
-        natsMsg_Destroy(reply);
-        return KC_ERR_SERVICE;
-    }
-    json_error_t json_error;
-    json_t *document =
-        json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0, &json_error);
-    natsMsg_Destroy(reply);
-    if (document == NULL) {
-        kci_econ_error_set(error, "the ledger's history reply is not JSON: %s", json_error.text);
-        return KC_ERR_PARSE;
+    json_t *document = NULL;
+    kci_ledger_refusal refusal;
+    kc_err called =
+        kci_ledger_call(&document, connection, "history", request, common->timeout_ms, &refusal);
+    if (called == KC_ERR_SERVICE)
+        kci_econ_error_set(error, "the ledger refused the history request: %d %s", refusal.code,
+                           refusal.message);
+    else if (called != KC_OK)
+        kci_econ_error_set(error, "%s", refusal.message);
+    if (called != KC_OK) {
+        json_decref(document);
+        return called;
     }
     kc_err err = kci_econ_json_edges(document, builder, error);
     const json_t *next = json_object_get(document, "next");

@@ -257,26 +257,11 @@ static int suggestions_fetch(natsConnection *connection, const kcobra_common *co
     char request[SUGGESTIONS_REQUEST_BYTES_MAX] = "";
     if (limit > 0) snprintf(request, sizeof request, "{\"limit\":%lld}", (long long)limit);
     natsMsg *reply = NULL;
-    natsStatus status = natsConnection_Request(&reply, connection, SUGGEST_LIST_SUBJECT, request,
-                                               (int)strlen(request), common->timeout_ms);
-    if (status == NATS_OK) {
-        int printed = suggestions_print(reply, common->json);
-        natsMsg_Destroy(reply);
-        return printed;
-    }
-    if (status == NATS_NO_RESPONDERS) {
-        kcobra_error("no suggestion keeper answers on " SUGGEST_LIST_SUBJECT
-                     " (no responders); it runs in kcobrad");
-        return KCOBRA_EXIT_NO_RESPONDERS;
-    }
-    if (status == NATS_TIMEOUT) {
-        char timeout_text[KCOBRA_DURATION_TEXT_BYTES];
-        kcobra_format_duration_ms(common->timeout_ms, timeout_text);
-        kcobra_error("timed out after %s waiting for the keeper", timeout_text);
-        return KCOBRA_EXIT_TIMEOUT;
-    }
-    kcobra_error("cannot list suggestions: %s", kcobra_nats_error(status));
-    return KCOBRA_EXIT_FAILURE;
+    int status = kcobra_call(&reply, connection, common, SUGGEST_LIST_SUBJECT, request,
+                             "suggestion keeper", "it runs in kcobrad", NULL);
+    if (status == KCOBRA_EXIT_OK) status = suggestions_print(reply, common->json);
+    natsMsg_Destroy(reply);
+    return status;
 }
 
 static int run_suggestions(const kcobra_command *command, int argc, char **argv)

@@ -44,23 +44,7 @@ enum {
     STOP_DRAIN_MS = 2000,
 };
 
-static int nats_failure(natsStatus status, const char *what, const kcobra_common *common)
-{
-    if (status == NATS_NO_RESPONDERS) {
-        kcobra_error("no persister answers %s (no responders); it runs in kcobrad or as "
-                     "`kcobra queue serve`",
-                     what);
-        return KCOBRA_EXIT_NO_RESPONDERS;
-    }
-    if (status == NATS_TIMEOUT) {
-        char timeout_text[KCOBRA_DURATION_TEXT_BYTES];
-        kcobra_format_duration_ms(common->timeout_ms, timeout_text);
-        kcobra_error("timed out after %s waiting for the persister on %s", timeout_text, what);
-        return KCOBRA_EXIT_TIMEOUT;
-    }
-    kcobra_error("%s failed: %s", what, kcobra_nats_error(status));
-    return KCOBRA_EXIT_FAILURE;
-}
+#define PERSISTER_RUNS_IN "it runs in kcobrad or as `kcobra queue serve`"
 
 static const char *header_or_null(natsMsg *message, const char *name)
 {
@@ -164,21 +148,18 @@ static int submit_send(natsConnection *connection, const kcobra_invocation *invo
     natsMsg *message =
         submit_message(invocation->positional[0], payload, id, common->node, wait ? inbox : NULL);
     natsMsg *ack = NULL;
-    natsStatus status =
-        message != NULL ? natsConnection_RequestMsg(&ack, connection, message, common->timeout_ms)
-                        : NATS_NO_MEMORY;
-    int result = KCOBRA_EXIT_OK;
-    const char *error = ack != NULL ? header_or_null(ack, KCI_HEADER_ERROR) : NULL;
-    if (status != NATS_OK) {
-        result = nats_failure(status, "kc.submit", common);
-    } else if (error != NULL) {
-        kcobra_error("the persister refused the request: %s", error);
+    kci_refusal refusal = {0};
+    int result = message != NULL ? kcobra_call_message(&ack, connection, common, message,
+                                                       "persister", PERSISTER_RUNS_IN, &refusal)
+                                 : (kcobra_error("out of memory"), KCOBRA_EXIT_FAILURE);
+    if (result == KCOBRA_EXIT_OK && refusal.code != 0) {
+        kcobra_error("the persister refused the request: %d %s", refusal.code, refusal.message);
         result = KCOBRA_EXIT_SERVICE_ERROR;
-    } else if (!wait) {
+    } else if (result == KCOBRA_EXIT_OK && !wait) {
         result = common->json ? kcobra_json_print(json_pack("{s:s, s:b}", "id", id, "stored", 1))
                               : (printf("%s\n", id),
                                  fflush(stdout) == 0 ? KCOBRA_EXIT_OK : KCOBRA_EXIT_FAILURE);
-    } else {
+    } else if (result == KCOBRA_EXIT_OK) {
         if (!common->json) fprintf(stderr, "stored %s; waiting for the reply\n", id);
         result = submit_wait_reply(subscription, id, wait_ms, common->json);
     }
@@ -264,12 +245,9 @@ static int run_reply(const kcobra_command *command, int argc, char **argv)
     status = kcobra_nats_connect(&connection, &invocation.common);
     if (status != KCOBRA_EXIT_OK) return status;
     natsMsg *reply = NULL;
-    natsStatus nats_status =
-        natsConnection_Request(&reply, connection, KCI_REPLY_GET_SUBJECT, canonical,
-                               KC_UUID_TEXT_BYTES, invocation.common.timeout_ms);
-    status = nats_status == NATS_OK
-                 ? print_reply(reply, canonical, invocation.common.json)
-                 : nats_failure(nats_status, KCI_REPLY_GET_SUBJECT, &invocation.common);
+    status = kcobra_call(&reply, connection, &invocation.common, KCI_REPLY_GET_SUBJECT, canonical,
+                         "persister", PERSISTER_RUNS_IN, NULL);
+    if (status == KCOBRA_EXIT_OK) status = print_reply(reply, canonical, invocation.common.json);
     natsMsg_Destroy(reply);
     kcobra_nats_finish(connection);
     return status;
@@ -519,18 +497,16 @@ static int queue_stats(const queue_flags *flags, bool json, bool verify_only)
 
 /* ---- compact ---- */
 
-/* The running persister's own counters (kc.sys.queue.stats), as JSON. */
-static int stats_live(const kcobra_common *common)
+/* Asks the running persister on subject and prints its JSON answer. */
+static int ask_live(const kcobra_common *common, const char *subject, const char *body)
 {
     natsConnection *connection = NULL;
     int status = kcobra_nats_connect(&connection, common);
     if (status != KCOBRA_EXIT_OK) return status;
     natsMsg *reply = NULL;
-    natsStatus nats_status = natsConnection_Request(&reply, connection, KCI_QUEUE_STATS_SUBJECT, "",
-                                                    0, common->timeout_ms);
-    if (nats_status != NATS_OK) {
-        status = nats_failure(nats_status, KCI_QUEUE_STATS_SUBJECT, common);
-    } else {
+    status = kcobra_call(&reply, connection, common, subject, body, "persister", PERSISTER_RUNS_IN,
+                         NULL);
+    if (status == KCOBRA_EXIT_OK) {
         status = kcobra_write_payload(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply));
         if (!isatty(STDOUT_FILENO)) printf("\n");
     }
@@ -539,25 +515,17 @@ static int stats_live(const kcobra_common *common)
     return status;
 }
 
+/* The running persister's own counters (kc.sys.queue.stats), as JSON. */
+static int stats_live(const kcobra_common *common)
+{
+    return ask_live(common, KCI_QUEUE_STATS_SUBJECT, "");
+}
+
 static int compact_live(const kcobra_common *common, int64_t retention_ms)
 {
-    natsConnection *connection = NULL;
-    int status = kcobra_nats_connect(&connection, common);
-    if (status != KCOBRA_EXIT_OK) return status;
     char body[64];
     snprintf(body, sizeof body, "{\"retention_ms\":%" PRId64 "}", retention_ms);
-    natsMsg *reply = NULL;
-    natsStatus nats_status = natsConnection_Request(&reply, connection, KCI_QUEUE_COMPACT_SUBJECT,
-                                                    body, (int)strlen(body), common->timeout_ms);
-    if (nats_status != NATS_OK) {
-        status = nats_failure(nats_status, KCI_QUEUE_COMPACT_SUBJECT, common);
-    } else {
-        status = kcobra_write_payload(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply));
-        if (!isatty(STDOUT_FILENO)) printf("\n");
-    }
-    natsMsg_Destroy(reply);
-    kcobra_nats_finish(connection);
-    return status;
+    return ask_live(common, KCI_QUEUE_COMPACT_SUBJECT, body);
 }
 
 static int compact_offline(const queue_flags *flags, int64_t retention_ms, bool json)

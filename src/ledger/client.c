@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "common/clock.h"
+#include "service/call.h"
 #include "service/headers.h"
 #include "service/uuid.h"
 
@@ -34,24 +35,6 @@ static kc_err refuse(kci_ledger_refusal *refusal, kc_err err, int code, const ch
     return err;
 }
 
-/* Kc-Error "<code> <message>", read by the component kit's header reader;
- * one it refuses is still a refusal, an internal one with its raw text. */
-static bool read_error_header(natsMsg *reply, kci_ledger_refusal *refusal)
-{
-    const char *text = NULL;
-    if (natsMsgHeader_Get(reply, KCI_HEADER_ERROR, &text) != NATS_OK || text == NULL) return false;
-    kci_kc_headers headers;
-    kci_headers_clear(&headers);
-    if (kci_headers_read(reply, false, &headers) == KC_OK && headers.error_code > 0) {
-        refusal->code = headers.error_code;
-        kci_text_copy(refusal->message, sizeof refusal->message, headers.error_message);
-    } else {
-        refusal->code = KCI_LEDGER_CODE_INTERNAL;
-        snprintf(refusal->message, sizeof refusal->message, "%s", text);
-    }
-    return true;
-}
-
 kc_err kci_ledger_call(json_t **out, natsConnection *connection, const char *operation,
                        json_t *body, int64_t timeout_ms, kci_ledger_refusal *refusal)
 {
@@ -64,20 +47,24 @@ kc_err kci_ledger_call(json_t **out, natsConnection *connection, const char *ope
     json_decref(body);
     if (text == NULL) return refuse(refusal, KC_ERR_NOMEM, 0, "out of memory");
     natsMsg *reply = NULL;
-    natsStatus status = natsConnection_RequestString(&reply, connection, subject, text, timeout_ms);
+    kci_refusal refused;
+    kc_err err = kci_call(&reply, connection, subject, text, strlen(text), timeout_ms, &refused);
     free(text);
-    if (status == NATS_TIMEOUT)
-        return refuse(refusal, KC_ERR_TIMEOUT, 0, "the ledger did not answer %s in time", subject);
-    if (status == NATS_NO_RESPONDERS)
-        return refuse(refusal, KC_ERR_NO_RESPONDERS, 0,
+    if (err == KC_ERR_TIMEOUT)
+        return refuse(refusal, err, 0, "the ledger did not answer %s in time", subject);
+    if (err == KC_ERR_NO_RESPONDERS)
+        return refuse(refusal, err, 0,
                       "no ledger answers on %s (start kcobrad or kcobra ledger serve)", subject);
-    if (status != NATS_OK)
-        return refuse(refusal, KC_ERR_IO, 0, "%s: %s", subject, natsStatus_GetText(status));
-    bool failed = read_error_header(reply, refusal);
+    if (err != KC_OK && err != KC_ERR_SERVICE)
+        return refuse(refusal, KC_ERR_IO, 0, "%s", kc_last_error());
+    if (err == KC_ERR_SERVICE) {
+        refusal->code = refused.code;
+        kci_text_copy(refusal->message, sizeof refusal->message, refused.message);
+    }
     json_error_t json_error;
     *out = json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0, &json_error);
     natsMsg_Destroy(reply);
-    if (failed) return KC_ERR_SERVICE;
+    if (err == KC_ERR_SERVICE) return err;
     if (*out == NULL)
         return refuse(refusal, KC_ERR_PARSE, 0, "the ledger's answer is not JSON: %s",
                       json_error.text);

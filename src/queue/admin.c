@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "persister_internal.h"
+#include "service/answer.h"
 #include "service/reply_subject.h"
 
 void kci_persister_stats_get(kci_persister *persister, kci_persister_stats *out)
@@ -49,14 +50,10 @@ static char *stats_json(kci_persister *persister)
 /* Answers text (and frees it); NULL (out of memory) answers nothing. */
 static void respond_json(kci_persister *persister, natsMsg *request, char *text)
 {
-    const char *to = natsMsg_GetReply(request);
-    natsMsg *message = NULL;
-    if (to != NULL && text != NULL && kci_reply_subject_allowed(to, KCI_REPLY_ANSWER) &&
-        natsMsg_Create(&message, to, NULL, text, (int)strlen(text)) == NATS_OK) {
-        char id_text[KCI_PERSISTER_ID_TEXT_BYTES];
-        kci_uuid_v7_text(id_text);
-        kci_persister_stamp(persister, message, id_text);
-        kci_persister_publish(persister, message);
+    if (text != NULL) {
+        kci_answer answer = {
+            .node = persister->node, .payload = text, .payload_length = strlen(text)};
+        kci_answer_send(persister->connection, request, &answer, "queue");
     }
     free(text);
 }

@@ -93,9 +93,9 @@ static kc_err config_check(const kci_persister_config *config, char *error, size
     const char *problem = NULL;
     if (config->directory == NULL || config->directory[0] == '\0')
         problem = "no directory";
-    else if (config->node == NULL || config->node[0] == '\0' ||
-             strlen(config->node) > KC_NODE_BYTES_MAX)
-        problem = "the node's name is empty or too long";
+    else if (config->node == NULL || strlen(config->node) > KC_NODE_BYTES_MAX ||
+             !kci_token_valid(config->node))
+        problem = "the node is not one subject token (its Kc-Node)";
     else if (strlen(config->directory) >= PATH_MAX)
         problem = "the directory's path is too long";
     else if (config->segment_bytes < KCI_SEGMENT_BYTES_MIN ||

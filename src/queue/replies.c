@@ -18,6 +18,7 @@
 
 #include "common/log.h"
 #include "persister_internal.h"
+#include "service/answer.h"
 #include "service/reply_subject.h"
 
 /* The reply of the request in context, to the Kc-Notify subject its submit
@@ -29,19 +30,18 @@ static void forward_notify(kci_persister *persister, const kci_persister_context
      * in memory only, never read back from disk). */
     assert(kci_reply_subject_allowed(notify, KCI_REPLY_NOTIFY));
     natsMsg *reply = context->message;
-    natsMsg *forward = NULL;
     char id_text[KCI_PERSISTER_ID_TEXT_BYTES];
     kci_uuid_format(&context->id, id_text);
-    if (natsMsg_Create(&forward, notify, NULL, natsMsg_GetData(reply),
-                       natsMsg_GetDataLength(reply)) != NATS_OK)
-        return;
-    const char *value = NULL;
-    kci_persister_stamp(persister, forward, id_text);
-    kci_persister_set_header(forward, KCI_HEADER_REPLY_TO, id_text);
-    if (natsMsgHeader_Get(reply, KCI_HEADER_ERROR, &value) == NATS_OK && value != NULL)
-        kci_persister_set_header(forward, KCI_HEADER_ERROR, value);
-    kci_persister_set_header(forward, KCI_HEADER_QUEUE_STATE, "replied");
-    kci_persister_publish(persister, forward);
+    const char *error = NULL;
+    if (natsMsgHeader_Get(reply, KCI_HEADER_ERROR, &error) != NATS_OK) error = NULL;
+    kci_answer answer = {
+        .node = persister->node,
+        .reply_to = id_text,
+        .payload = natsMsg_GetData(reply),
+        .payload_length = (size_t)natsMsg_GetDataLength(reply),
+        .id = id_text,
+        .headers = {{KCI_HEADER_QUEUE_STATE, "replied"}, {KCI_HEADER_ERROR, error}}};
+    kci_answer_send_to(persister->connection, notify, &answer, "queue");
 }
 
 static void on_reply_done(void *closure, kc_err status, kci_position position)
@@ -191,18 +191,19 @@ static void send_recorded_reply(kci_persister *persister, const char *to, const 
     /* What the log hands out passed its checks (record.h). */
     assert(record.client_length <= KCI_RECORD_FIELD_BYTES_MAX &&
            record.reply_length <= KCI_RECORD_FIELD_BYTES_MAX);
-    natsMsg *message = NULL;
-    if (natsMsg_Create(&message, to, NULL, record.payload, (int)record.payload_length) != NATS_OK)
-        return;
     char node[KCI_RECORD_FIELD_BYTES_MAX + 1], error[KCI_RECORD_FIELD_BYTES_MAX + 1];
     snprintf(node, sizeof node, "%.*s", (int)record.client_length, record.client);
     snprintf(error, sizeof error, "%.*s", (int)record.reply_length, record.reply);
-    kci_persister_stamp(persister, message, id_text);
-    kci_persister_set_header(message, KCI_HEADER_REPLY_TO, id_text);
-    kci_persister_set_header(message, KCI_HEADER_QUEUE_STATE, "replied");
-    if (node[0] != '\0') kci_persister_set_header(message, "Kc-Replied-By", node);
-    if (error[0] != '\0') kci_persister_set_header(message, KCI_HEADER_ERROR, error);
-    kci_persister_publish(persister, message);
+    /* The service's Kc-Error goes back as it was recorded, byte for byte. */
+    kci_answer answer = {.node = persister->node,
+                         .reply_to = id_text,
+                         .payload = record.payload,
+                         .payload_length = record.payload_length,
+                         .id = id_text,
+                         .headers = {{KCI_HEADER_QUEUE_STATE, "replied"},
+                                     {"Kc-Replied-By", node},
+                                     {KCI_HEADER_ERROR, error}}};
+    kci_answer_send_to(persister->connection, to, &answer, "queue");
 }
 
 /* The answer to kc.reply.get for a request in state (0: unknown). */

@@ -13,6 +13,7 @@
 
 #include "common/log.h"
 #include "persister_internal.h"
+#include "service/answer.h"
 #include "service/hlc.h"
 #include "service/reply_subject.h"
 
@@ -55,25 +56,21 @@ void kci_persister_publish(kci_persister *persister, natsMsg *message)
 void kci_persister_respond_error(kci_persister *persister, const char *subject, const char *id_text,
                                  int code, const char *state, const char *format, ...)
 {
-    if (subject == NULL || subject[0] == '\0') return;
-    /* Checked where the subject came in; this is the last line of defence
-     * against publishing for a client outside its inbox (reply_subject.h). */
-    if (!kci_reply_subject_allowed(subject, KCI_REPLY_ANSWER)) return;
+    assert(code > 0);
     char text[ERROR_TEXT_BYTES];
-    int prefix = snprintf(text, sizeof text, "%d ", code);
-    assert(prefix > 0 && (size_t)prefix < sizeof text);
     va_list arguments;
     va_start(arguments, format);
-    vsnprintf(text + prefix, sizeof text - (size_t)prefix, format, arguments);
+    vsnprintf(text, sizeof text, format, arguments);
     va_end(arguments);
-    natsMsg *message = NULL;
-    if (natsMsg_Create(&message, subject, NULL, NULL, 0) != NATS_OK) return;
-    char fresh[KCI_PERSISTER_ID_TEXT_BYTES];
-    if (id_text == NULL) kci_uuid_v7_text(fresh);
-    kci_persister_stamp(persister, message, id_text != NULL ? id_text : fresh);
-    kci_persister_set_header(message, KCI_HEADER_ERROR, text);
-    if (state != NULL) kci_persister_set_header(message, KCI_HEADER_QUEUE_STATE, state);
-    kci_persister_publish(persister, message);
+    kci_answer answer = {.node = persister->node,
+                         .code = code,
+                         .message = text,
+                         .id = id_text,
+                         .headers = {{KCI_HEADER_QUEUE_STATE, state}}};
+    /* The subject was checked where it came in; the kit checks it again, the
+     * last line of defence against publishing for a client outside its
+     * inbox (reply_subject.h). */
+    kci_answer_send_to(persister->connection, subject, &answer, "queue");
 }
 
 /* A request whose reply subject is not an inbox gets no answer and is not

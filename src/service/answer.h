@@ -17,14 +17,26 @@
 
 #include "kingcobra/err.h"
 
+/* A header the answer carries besides the Kc headers. */
+typedef struct kci_answer_header {
+    const char *name;
+    const char *value; /* NULL or "": not set */
+} kci_answer_header;
+
+enum { KCI_ANSWER_HEADERS_MAX = 4 };
+
 typedef struct kci_answer {
     const char *node;     /* Kc-Node: the component's node */
-    const char *type;     /* Kc-Type: "ledger", "suggest", ... */
+    const char *type;     /* Kc-Type: "ledger", "suggest", ...; NULL: none */
     const char *reply_to; /* the request's Kc-Id, or NULL / "" */
     int code;             /* 0: an answer; else Kc-Error "<code> <message>" */
     const char *message;
     const void *payload;
     size_t payload_length;
+    /* Kc-Id: NULL, a new one (the answer's own). The persister answers
+     * about a stored request with that request's id (docs/queue.md). */
+    const char *id;
+    kci_answer_header headers[KCI_ANSWER_HEADERS_MAX]; /* e.g. Kc-Queue-State */
 } kci_answer;
 
 /* Publishes the answer to request on connection. KC_OK also when the
@@ -34,5 +46,9 @@ typedef struct kci_answer {
  * log line of a failure. */
 kc_err kci_answer_send(natsConnection *connection, natsMsg *request, const kci_answer *answer,
                        const char *what);
+/* The same, to the reply subject to (the request's, kept by the caller:
+ * the persister answers after the write is durable). */
+kc_err kci_answer_send_to(natsConnection *connection, const char *to, const kci_answer *answer,
+                          const char *what);
 
 #endif

@@ -1,0 +1,66 @@
+/* call.c - one component calls another with a deadline (call.h). */
+#include "call.h"
+
+#include <assert.h>
+#include <limits.h>
+#include <string.h>
+
+#include "service/headers.h"
+#include "service/last_error.h"
+
+/* Kc-Error of an answer, if it has one. */
+static bool refusal_read(natsMsg *reply, kci_refusal *refusal)
+{
+    const char *text = NULL;
+    if (natsMsgHeader_Get(reply, KCI_HEADER_ERROR, &text) != NATS_OK || text == NULL) return false;
+    kci_kc_headers headers;
+    kci_headers_clear(&headers);
+    if (kci_headers_read(reply, false, &headers) == KC_OK && headers.error_code > 0) {
+        refusal->code = headers.error_code;
+        kci_text_copy(refusal->message, sizeof refusal->message, headers.error_message);
+    } else {
+        refusal->code = KCI_REFUSAL_CODE_UNREADABLE;
+        kci_text_copy(refusal->message, sizeof refusal->message, text);
+    }
+    return true;
+}
+
+/* What a request's status means (call.h). */
+static kc_err call_outcome(natsStatus status, natsMsg *reply, const char *subject,
+                           int64_t timeout_ms, kci_refusal *refusal)
+{
+    if (status == NATS_NO_RESPONDERS)
+        return kci_fail(KC_ERR_NO_RESPONDERS, "nobody serves %s", subject);
+    if (status == NATS_TIMEOUT)
+        return kci_fail(KC_ERR_TIMEOUT, "no answer on %s within %lld ms", subject,
+                        (long long)timeout_ms);
+    if (status != NATS_OK)
+        return kci_fail(KC_ERR_NOT_CONNECTED, "%s: %s", subject, natsStatus_GetText(status));
+    assert(reply != NULL);
+    if (!refusal_read(reply, refusal)) return KC_OK;
+    return kci_fail(KC_ERR_SERVICE, "%s: %d %s", subject, refusal->code, refusal->message);
+}
+
+kc_err kci_call(natsMsg **reply, natsConnection *connection, const char *subject, const void *body,
+                size_t body_length, int64_t timeout_ms, kci_refusal *refusal)
+{
+    assert(reply != NULL && connection != NULL && subject != NULL && refusal != NULL);
+    *reply = NULL;
+    *refusal = (kci_refusal){0};
+    if (body_length > INT_MAX)
+        return kci_fail(KC_ERR_TOO_LARGE, "%s: a body of %zu bytes", subject, body_length);
+    natsStatus status = natsConnection_Request(reply, connection, subject, body, (int)body_length,
+                                               timeout_ms > 0 ? timeout_ms : 1);
+    return call_outcome(status, *reply, subject, timeout_ms, refusal);
+}
+
+kc_err kci_call_message(natsMsg **reply, natsConnection *connection, natsMsg *request,
+                        int64_t timeout_ms, kci_refusal *refusal)
+{
+    assert(reply != NULL && connection != NULL && request != NULL && refusal != NULL);
+    *reply = NULL;
+    *refusal = (kci_refusal){0};
+    natsStatus status =
+        natsConnection_RequestMsg(reply, connection, request, timeout_ms > 0 ? timeout_ms : 1);
+    return call_outcome(status, *reply, natsMsg_GetSubject(request), timeout_ms, refusal);
+}
