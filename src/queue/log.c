@@ -141,6 +141,8 @@ static void preallocate(kci_queue_log *log)
 
 static kc_err segment_open(kci_queue_log *log, uint32_t number, bool create)
 {
+    /* Segments are numbered from 1 and only ever follow each other. */
+    assert(number >= 1 && (log->segment_fd < 0 || number == log->segment_number + 1));
     char path[PATH_MAX];
     if (!kci_segment_path(path, log->directory, number)) return KC_ERR_CONFIG;
     int fd = kci_io_retry_open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0), 0644);
@@ -177,6 +179,7 @@ static kc_err sync_segment(kci_queue_log *log)
 /* The current segment is full: sync it, cut it to its data, start the next. */
 static kc_err roll(kci_queue_log *log)
 {
+    assert(log->segment_fd >= 0 && log->segment_offset <= log->config.segment_bytes);
     if (sync_segment(log) != KC_OK) return KC_ERR_IO;
     if (kci_io_retry_ftruncate(log->segment_fd, (off_t)log->segment_offset) != 0)
         kci_warn("queue: cannot cut segment %u to %llu bytes: %s", log->segment_number,
@@ -203,11 +206,15 @@ static kc_err write_run(kci_queue_log *log, const batch *full, uint32_t first, u
     uint64_t start = log->segment_offset;
     size_t run_bytes = 0;
     uint32_t index = first;
+    assert(first < full->count && *byte_cursor <= full->used);
     bool one_each = log->config.durability == KCI_DURABILITY_ALWAYS;
     while (index < full->count) {
         completion *entry = &full->completions[index];
         if (start + run_bytes + entry->size > log->config.segment_bytes && start + run_bytes > 0)
             break;
+        /* A record is whole, and begins where the one before it ends. */
+        assert(entry->size >= KCI_RECORD_HEADER_BYTES && entry->size <= KCI_RECORD_BYTES_MAX);
+        assert(start + run_bytes <= UINT32_MAX);
         entry->position = kci_position_make(log->segment_number, (uint32_t)(start + run_bytes));
         run_bytes += entry->size;
         index++;
@@ -231,6 +238,7 @@ static kc_err write_run(kci_queue_log *log, const batch *full, uint32_t first, u
     }
     log->segment_offset = start + run_bytes;
     *byte_cursor += run_bytes;
+    assert(*byte_cursor <= full->used);
     return KC_OK;
 }
 
@@ -238,6 +246,8 @@ static kc_err write_run(kci_queue_log *log, const batch *full, uint32_t first, u
 static void complete(kci_queue_log *log, batch *full, uint32_t ok_count, kc_err failure)
 {
     int error_number = errno;
+    /* What is acknowledged is a prefix of the batch, in log order. */
+    assert(ok_count <= full->count && (ok_count == full->count || failure != KC_OK));
     pthread_mutex_lock(&log->finished_lock);
     for (uint32_t index = 0; index < full->count; index++) {
         while (log->finished_count == FINISHED_RING_CAPACITY)
@@ -316,6 +326,7 @@ static void process(kci_queue_log *log, batch *full)
     size_t byte_cursor = 0;
     kc_err failure = KC_OK;
     bool always = log->config.durability == KCI_DURABILITY_ALWAYS;
+    assert(full->count > 0 && full->count <= KCI_LOG_BATCH_RECORDS_MAX);
     while (index < full->count && failure == KC_OK) {
         uint32_t next = index;
         failure = write_run(log, full, index, &next, &byte_cursor);
@@ -347,6 +358,7 @@ static void process(kci_queue_log *log, batch *full)
         else
             durable_count = index;
     }
+    assert(durable_count <= index && (failure != KC_OK || byte_cursor == full->used));
     pthread_mutex_lock(&log->lock);
     log->stats.bytes_written += byte_cursor;
     pthread_mutex_unlock(&log->lock);
@@ -400,6 +412,7 @@ kc_err kci_queue_log_append(kci_queue_log *log, const kci_record *record, kci_qu
         pthread_cond_wait(&log->space, &log->lock);
     }
     batch *active = &log->batches[log->active];
+    assert(active->used + size <= KCI_LOG_BATCH_BYTES);
     kci_record_encode(record, active->bytes + active->used);
     active->used += size;
     active->completions[active->count++] =
