@@ -35,6 +35,25 @@ static int expect_serve(const kcobra_command *command, const kcobra_invocation *
                               invocation->positional[0]);
 }
 
+/* The flags of `kcobra <part> serve` come from the part's key table: parses
+ * them into settings and checks the action. */
+static int serve_flags(const kcobra_command *command, int argc, char **argv,
+                       const kci_config_key *keys, size_t key_count, void *settings,
+                       kcobra_invocation *invocation)
+{
+    int status =
+        kcobra_settings_parse(command, argc, argv, keys, key_count, settings, NULL, 0, invocation);
+    if (status != KCOBRA_EXIT_OK || invocation->help) return status;
+    return expect_serve(command, invocation);
+}
+
+/* A component serving until a stop signal logs at info level to stderr. */
+static void serve_begin(sigset_t *stop_signals)
+{
+    kci_log_configure(KCI_LOG_INFO, true);
+    kcobra_stop_signals_block(stop_signals);
+}
+
 /* ---- keeper ---------------------------------------------------------------- */
 
 static const char KEEPER_DESCRIPTION[] =
@@ -54,16 +73,13 @@ static int keeper_serve(const kcobra_command *command, int argc, char **argv,
     size_t key_count = 0;
     const kci_config_key *keys = kci_keeper_config_keys(&key_count);
     kcobra_invocation invocation;
-    int status =
-        kcobra_settings_parse(command, argc, argv, keys, key_count, settings, NULL, 0, &invocation);
+    int status = serve_flags(command, argc, argv, keys, key_count, settings, &invocation);
     if (status != KCOBRA_EXIT_OK || invocation.help) return status;
-    if ((status = expect_serve(command, &invocation)) != KCOBRA_EXIT_OK) return status;
     char error[COMPONENT_ERROR_BYTES] = "";
     if (kci_keeper_config_check(settings, error, sizeof error) != KC_OK)
         return kcobra_usage_error(command, "%s", error);
-    kci_log_configure(KCI_LOG_INFO, true);
     sigset_t stop_signals;
-    kcobra_stop_signals_block(&stop_signals);
+    serve_begin(&stop_signals);
     natsConnection *connection = NULL;
     status = kcobra_nats_connect_long_running(&connection, &invocation.common);
     if (status != KCOBRA_EXIT_OK) return status;
@@ -125,16 +141,13 @@ static int ingress_serve(const kcobra_command *command, int argc, char **argv,
     size_t key_count = 0;
     const kci_config_key *keys = kci_ingress_settings_keys(&key_count);
     kcobra_invocation invocation;
-    int status =
-        kcobra_settings_parse(command, argc, argv, keys, key_count, settings, NULL, 0, &invocation);
+    int status = serve_flags(command, argc, argv, keys, key_count, settings, &invocation);
     if (status != KCOBRA_EXIT_OK || invocation.help) return status;
-    if ((status = expect_serve(command, &invocation)) != KCOBRA_EXIT_OK) return status;
     char error[COMPONENT_ERROR_BYTES] = "";
     if (kci_ingress_settings_check(settings, error, sizeof error) != KC_OK)
         return kcobra_usage_error(command, "%s", error);
-    kci_log_configure(KCI_LOG_INFO, true);
     sigset_t stop_signals;
-    kcobra_stop_signals_block(&stop_signals);
+    serve_begin(&stop_signals);
     kc_client *client = NULL;
     status = kcobra_client_open(&client, &invocation.common);
     if (status != KCOBRA_EXIT_OK) return status;
