@@ -148,6 +148,12 @@ static void crowd_and_probe(void **state, crowd_shape shape)
         char line[LINE_SIZE_MAX];
         harness_status status =
             harness_raw_read_line(crowd, line, sizeof line, CROWD_PROBE_INTERVAL_MS);
+        /* nats-server sends its first PING 2 s after a connect: on a loaded
+         * machine that comes before the PONG. Answered and skipped. */
+        if (status == HARNESS_OK && strcmp(line, "PING") == 0) {
+            assert_int_equal(harness_raw_send_text(crowd, "PONG\r\n"), HARNESS_OK);
+            continue;
+        }
         if (status == HARNESS_OK) {
             assert_string_equal(line, "PONG");
             break;
