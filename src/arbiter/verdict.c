@@ -473,6 +473,42 @@ static void restore_line(kci_arbiter *arbiter, const char *line, int64_t now_ms)
     json_decref(verdict);
 }
 
+/* Replays the file; the length of its lines up to the last whole one (LF
+ * and no NUL) into whole_bytes, or -1 when the file was not read to its
+ * end (nothing to cut then). */
+static uint32_t replay(kci_arbiter *arbiter, off_t *whole_bytes)
+{
+    FILE *file = fopen(arbiter->verdicts_path, "r");
+    char *line = malloc(VERDICT_LINE_BYTES_MAX);
+    uint32_t restored = 0;
+    off_t whole = 0;
+    while (file != NULL && line != NULL && fgets(line, VERDICT_LINE_BYTES_MAX, file) != NULL) {
+        size_t length = strlen(line);
+        if (length > 0 && line[length - 1] == '\n') whole = ftello(file);
+        restore_line(arbiter, line, kci_monotonic_ms());
+        restored++;
+    }
+    bool read_all = file != NULL && line != NULL && !ferror(file) && whole >= 0;
+    *whole_bytes = read_all ? whole : -1;
+    free(line);
+    if (file != NULL) fclose(file);
+    return restored;
+}
+
+/* A crash in the middle of an append can leave part of a line at the end
+ * (replay skips it): cut it off, or the next verdict would join it and be
+ * unreadable on the next replay. 0 or an errno. */
+static int cut_torn_tail(kci_arbiter *arbiter, int fd, off_t whole_bytes)
+{
+    struct stat status;
+    if (fstat(fd, &status) != 0) return errno;
+    if (whole_bytes < 0 || status.st_size <= whole_bytes) return 0;
+    kci_warn("arbiter %s: cutting a torn last line (%lld bytes) off %s", arbiter->id,
+             (long long)(status.st_size - whole_bytes), arbiter->verdicts_path);
+    if (kci_io_retry_ftruncate(fd, whole_bytes) != 0 || kci_io_retry_fsync(fd) != 0) return errno;
+    return 0;
+}
+
 /* Opens <data_dir>/arbiter-<id>.verdicts.jsonl and replays it: the
  * quarantined set survives a restart. */
 kc_err kci_arbiter_restore(kci_arbiter *arbiter, char *error, size_t error_size)
@@ -488,26 +524,21 @@ kc_err kci_arbiter_restore(kci_arbiter *arbiter, char *error, size_t error_size)
     if (arbiter->verdicts_path == NULL) return KC_ERR_NOMEM;
     snprintf(arbiter->verdicts_path, length, "%s/arbiter-%s.verdicts.jsonl", directory,
              arbiter->id);
-    FILE *file = fopen(arbiter->verdicts_path, "r");
-    char *line = malloc(VERDICT_LINE_BYTES_MAX);
-    uint32_t restored = 0;
-    while (file != NULL && line != NULL && fgets(line, VERDICT_LINE_BYTES_MAX, file) != NULL) {
-        restore_line(arbiter, line, kci_monotonic_ms());
-        restored++;
-    }
-    free(line);
-    if (file != NULL) fclose(file);
+    off_t whole_bytes;
+    uint32_t restored = replay(arbiter, &whole_bytes);
     /* What fopen "a" opens, through the seam. */
     int fd =
         kci_io_retry_open(arbiter->verdicts_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
-    arbiter->verdicts_file = fd >= 0 ? fdopen(fd, "a") : NULL;
+    int cut_error = fd >= 0 ? cut_torn_tail(arbiter, fd, whole_bytes) : 0;
+    arbiter->verdicts_file = fd >= 0 && cut_error == 0 ? fdopen(fd, "a") : NULL;
     if (arbiter->verdicts_file == NULL && fd >= 0) {
-        int saved = errno;
+        int saved = cut_error != 0 ? cut_error : errno;
         kci_io->close(fd);
         errno = saved;
     }
     if (arbiter->verdicts_file == NULL) {
-        snprintf(error, error_size, "arbiter: cannot open %s: %s", arbiter->verdicts_path,
+        snprintf(error, error_size, "arbiter: cannot %s %s: %s",
+                 cut_error != 0 ? "cut a torn last line off" : "open", arbiter->verdicts_path,
                  strerror(errno));
         return KC_ERR_IO;
     }

@@ -22,7 +22,15 @@
  * ones in the file; the last set handed to the broker
  * (kc.sys.quarantine.set) is the file's quarantined set; the next start
  * (real calls) replays the file to that set and appends a new verdict on a
- * line of its own. */
+ * line of its own.
+ *
+ * The second sweep runs the same from a file that holds one verdict and a
+ * torn last line (a power cut in the middle of an append): the start cuts
+ * it off (ftruncate and fsync, swept too); a start that failed leaves it,
+ * and the next start cuts it. Before the fixes in verdict.c, the first
+ * sweep found verdicts announced and enforced although their append had
+ * failed (gone after the crash), and the second a verdict appended to the
+ * torn line (unreadable at the next replay). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -43,7 +51,7 @@
 #include "common/log.h"
 
 enum {
-    NODES = 3,
+    NODES = 4,
     STEPS = 4,
     VOTE_ATTEMPTS_MAX = 2, /* the vote, and the next tick's */
     STOP_DRAIN_MS = 2000,
@@ -53,7 +61,8 @@ enum {
     LINE_BYTES_MAX = 16 * 1024,
 };
 
-static const char *const node_names[NODES] = {"n0", "n1", "n2"};
+/* n3 is only in the file a torn start begins with. */
+static const char *const node_names[NODES] = {"n0", "n1", "n2", "n3"};
 
 static const struct {
     int node;
@@ -76,6 +85,8 @@ typedef struct world {
     char data_dir[HARNESS_PATH_SIZE_MAX + 16];
     char file_path[HARNESS_PATH_SIZE_MAX + 64];
     char log_path[HARNESS_PATH_SIZE_MAX + 16];
+    bool torn_start; /* the runs begin with a file whose last line is torn */
+    int seeded;      /* whole verdicts in the file a run begins with */
 } world;
 
 static const char *server_binary;
@@ -161,13 +172,15 @@ static void collect_announced(world *w, kci_arbiter *arbiter, verdicts *out, uns
     }
 }
 
-/* The file's verdicts; every line must be a whole verdict. */
-static void read_file(const world *w, verdicts *out)
+/* The file's verdicts; every line must be a whole verdict, but for a torn
+ * last one when torn_allowed. */
+static void read_file(const world *w, verdicts *out, bool torn_allowed)
 {
     memset(out, 0, sizeof *out);
     FILE *file = fopen(w->file_path, "r");
     static char line[LINE_BYTES_MAX];
     while (file != NULL && fgets(line, sizeof line, file) != NULL) {
+        if (torn_allowed && strchr(line, '\n') == NULL && feof(file)) break;
         assert_non_null(strchr(line, '\n'));
         json_t *root = json_loads(line, 0, NULL);
         if (root == NULL) print_error("torn verdict line: %s\n", line);
@@ -215,7 +228,7 @@ static void check_next_start(world *w, const verdicts *durable)
     assert_int_equal(enforced, durable->quarantined ^ 1u);
     kci_arbiter_stop(arbiter, STOP_DRAIN_MS);
     verdicts after;
-    read_file(w, &after);
+    read_file(w, &after, false);
     assert_int_equal(after.count, durable->count + 1);
     assert_int_equal(after.quarantined, durable->quarantined ^ 1u);
 }
@@ -247,10 +260,25 @@ static int run_steps(kci_arbiter *arbiter, int *again)
     return taken;
 }
 
+/* The file a run begins with: none, or n3's quarantine and a torn line (a
+ * power cut in the middle of an append: a page written, the next not). */
+static void seed_file(world *w)
+{
+    unlink(w->file_path);
+    w->seeded = 0;
+    if (!w->torn_start) return;
+    FILE *file = fopen(w->file_path, "w");
+    assert_non_null(file);
+    fputs("{\"id\":\"n3:1\",\"action\":\"quarantine\",\"node\":\"n3\",\"epoch\":1}\n", file);
+    fputs("{\"id\":\"n2:1\",\"action\":\"quarantine\",\"node\":\"n2\",\"ep", file);
+    assert_int_equal(fclose(file), 0);
+    w->seeded = 1;
+}
+
 static void run_arbiter(void *context, uint64_t call_number, int error)
 {
     world *w = context;
-    unlink(w->file_path);
+    seed_file(w);
     assert_int_equal(truncate(w->log_path, 0), 0);
     int descriptors = fault_open_descriptors();
     fault_install();
@@ -280,13 +308,13 @@ static void run_arbiter(void *context, uint64_t call_number, int error)
         assert_true(started != KC_OK || again > 0);
     fault_crash();
     verdicts durable;
-    read_file(w, &durable);
+    read_file(w, &durable, started != KC_OK); /* a start cuts a torn line off */
     /* Announced exactly what is durable: nothing before its sync, and a
      * failed append was cut off, not left to be replayed. */
-    assert_int_equal(announced.count, durable.count);
-    for (int index = 0; index < durable.count; index++)
-        assert_string_equal(announced.ids[index], durable.ids[index]);
-    assert_int_equal(enforced, durable.quarantined);
+    assert_int_equal(announced.count, durable.count - w->seeded);
+    for (int index = 0; index < announced.count; index++)
+        assert_string_equal(announced.ids[index], durable.ids[w->seeded + index]);
+    if (started == KC_OK) assert_int_equal(enforced, durable.quarantined);
     check_next_start(w, &durable);
 }
 
@@ -299,6 +327,22 @@ static void test_verdicts_file(void **state)
     assert_int_equal(kci_log_open_file("/dev/stderr"), 0);
     fault_sweep_print("arbiter verdicts", &stats);
     assert_true(stats.calls_counted >= 2 * STEPS);
+    assert_true(stats.fired > 0);
+}
+
+/* The same, beginning with a torn last line: the start cuts it off (a
+ * write of its own, swept too) and the verdicts go on lines of their own. */
+static void test_verdicts_file_torn(void **state)
+{
+    world *w = *state;
+    w->torn_start = true;
+    assert_int_equal(kci_log_open_file(w->log_path), 0);
+    fault_sweep_stats stats;
+    fault_sweep(run_arbiter, w, 1, &stats);
+    assert_int_equal(kci_log_open_file("/dev/stderr"), 0);
+    w->torn_start = false;
+    fault_sweep_print("arbiter verdicts, torn start", &stats);
+    assert_true(stats.calls_counted >= 2 * STEPS + 2);
     assert_true(stats.fired > 0);
 }
 
@@ -343,6 +387,7 @@ int main(int argc, char **argv)
         return 77;
     }
     server_binary = argv[1];
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_verdicts_file)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_verdicts_file),
+                                       cmocka_unit_test(test_verdicts_file_torn)};
     return cmocka_run_group_tests(tests, setup, teardown);
 }
