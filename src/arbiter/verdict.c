@@ -12,7 +12,8 @@
  * or reinstatement on probation (the node's record starts afresh; a new
  * offence quarantines it again, probation_ms of good behaviour ends the
  * probation). Every arbiter that sees the quorum appends the verdict to
- * its file (fsync) and publishes it on kc.arbiter.verdict; the verdict id
+ * its file (fsync) and, only once it is durable, takes it (the node's
+ * status changes) and publishes it on kc.arbiter.verdict; the verdict id
  * "<node>:<epoch>" is the same at every arbiter, so readers de-duplicate.
  *
  * The verdict file's open, write, fsync and truncation go through the I/O
