@@ -12,7 +12,8 @@
  * or reinstatement on probation (the node's record starts afresh; a new
  * offence quarantines it again, probation_ms of good behaviour ends the
  * probation). Every arbiter that sees the quorum appends the verdict to
- * its file (fsync) and publishes it on kc.arbiter.verdict; the verdict id
+ * its file (fsync) and, only once it is durable, takes it (the node's
+ * status changes) and publishes it on kc.arbiter.verdict; the verdict id
  * "<node>:<epoch>" is the same at every arbiter, so readers de-duplicate.
  *
  * The verdict file's open, write, fsync and truncation go through the I/O
@@ -52,9 +53,10 @@ static int64_t vote_ttl_ms(const kci_arbiter *arbiter)
     return ARBITER_VOTE_TTL_TICKS * arbiter->config.tick_ms;
 }
 
-static int64_t quarantine_length_ms(const kci_arbiter *arbiter, const arbiter_node *node)
+/* The quarantine of a node with offences offences (this one included). */
+static int64_t quarantine_length_ms(const kci_arbiter *arbiter, uint32_t offences)
 {
-    uint32_t doublings = node->offences > 0 ? node->offences - 1 : 0;
+    uint32_t doublings = offences > 0 ? offences - 1 : 0;
     if (doublings > QUARANTINE_DOUBLINGS_MAX) doublings = QUARANTINE_DOUBLINGS_MAX;
     return arbiter->config.quarantine_ms << doublings;
 }
@@ -95,26 +97,29 @@ json_t *kci_arbiter_node_json(kci_arbiter *arbiter, arbiter_node *node, int64_t 
 
 /* ---- verdicts -------------------------------------------------------------------- */
 
-/* Appends line (with its LF) and syncs. A write that fails part-way is cut
- * off, so the next verdict starts on a line of its own instead of joining
- * the torn one (which would make both unreadable on replay). */
+/* Appends line (with its LF) and syncs. A write or a sync that fails is
+ * cut off: the next verdict starts on a line of its own instead of joining a
+ * torn one (which would make both unreadable on replay), and a verdict that
+ * was not taken (finalize) is not replayed, nor written twice when the next
+ * vote retries it (a replay would count the offence twice). Whether the cut
+ * reaches the disk before the next sync is not known: at worst a restart
+ * replays a verdict this arbiter did not announce, never the reverse. */
 static bool append_line(int fd, const char *line, size_t length)
 {
     struct stat status;
     if (fstat(fd, &status) != 0) return false;
-    if (kci_io_write_all(fd, line, length) != 0) {
-        int saved = errno;
-        if (kci_io_retry_ftruncate(fd, status.st_size) != 0)
-            kci_warn("arbiter: cannot cut a failed verdict line off: %s", strerror(errno));
-        errno = saved;
-        return false;
-    }
-    return kci_io_retry_fsync(fd) == 0;
+    if (kci_io_write_all(fd, line, length) == 0 && kci_io_retry_fsync(fd) == 0) return true;
+    int saved = errno;
+    if (kci_io_retry_ftruncate(fd, status.st_size) != 0)
+        kci_warn("arbiter: cannot cut a failed verdict line off: %s", strerror(errno));
+    errno = saved;
+    return false;
 }
 
-static void persist(kci_arbiter *arbiter, json_t *verdict)
+/* Whether the verdict is durable in the file (or there is no file). */
+static bool persist(kci_arbiter *arbiter, json_t *verdict, const char *id)
 {
-    if (arbiter->verdicts_file == NULL) return;
+    if (arbiter->verdicts_file == NULL) return true;
     char *line = json_dumps(verdict, JSON_COMPACT);
     size_t length = line != NULL ? strlen(line) : 0;
     char *with_newline = line != NULL ? realloc(line, length + 1) : NULL;
@@ -126,9 +131,11 @@ static void persist(kci_arbiter *arbiter, json_t *verdict)
     }
     bool ok = with_newline != NULL && append_line(fileno(arbiter->verdicts_file), line, length);
     if (!ok)
-        kci_error("arbiter %s: cannot append to %s: %s", arbiter->id, arbiter->verdicts_path,
-                  strerror(errno));
+        kci_error("arbiter %s: cannot append verdict %s to %s: %s (not taken; the next vote "
+                  "retries it)",
+                  arbiter->id, id, arbiter->verdicts_path, strerror(errno));
     free(line);
+    return ok;
 }
 
 static json_t *votes_json(const kci_arbiter *arbiter, const arbiter_node *node, kci_vote_kind kind,
@@ -143,11 +150,28 @@ static json_t *votes_json(const kci_arbiter *arbiter, const arbiter_node *node, 
     return list;
 }
 
-static void finalize(kci_arbiter *arbiter, arbiter_node *node, kci_vote_kind kind, int64_t now_ms)
+/* The verdict about node, as it will be once taken: epoch and offences
+ * are the node's after the verdict, the evidence its record before. */
+static json_t *verdict_json(kci_arbiter *arbiter, arbiter_node *node, kci_vote_kind kind,
+                            const char *id, uint32_t offences, int64_t now_ms)
 {
-    node->reasons = kci_arbiter_reasons(arbiter, node, now_ms); /* as of now, for the evidence */
     json_t *votes = votes_json(arbiter, node, kind, now_ms);
     json_t *evidence = kci_arbiter_node_json(arbiter, node, now_ms);
+    int64_t length_ms = kind == KCI_VOTE_QUARANTINE ? quarantine_length_ms(arbiter, offences) : 0;
+    return json_pack("{s:s, s:s, s:s, s:i, s:I, s:s, s:i, s:i, s:o, s:b, s:s, s:o, s:i, s:I}", "id",
+                     id, "action", kind == KCI_VOTE_QUARANTINE ? "quarantine" : "reinstate", "node",
+                     node->name, "epoch", (json_int_t)node->epoch + 1, "ts_ms",
+                     (json_int_t)kci_wall_ms(), "arbiter", arbiter->id, "arbiters",
+                     (json_int_t)arbiter->config.arbiter_count, "needed",
+                     (json_int_t)kci_quorum_needed(arbiter->config.arbiter_count), "votes", votes,
+                     "guarantee_holds", arbiter->guarantee_holds, "guarantee",
+                     arbiter->guarantee_text, "evidence", evidence, "offences",
+                     (json_int_t)offences, "quarantine_ms", (json_int_t)length_ms);
+}
+
+/* The node's new status, once its verdict is durable. */
+static void take(arbiter_node *node, kci_vote_kind kind, int64_t now_ms)
+{
     node->epoch++;
     node->status_since_ms = now_ms;
     memset(&node->quorum, 0, sizeof node->quorum);
@@ -164,19 +188,27 @@ static void finalize(kci_arbiter *arbiter, arbiter_node *node, kci_vote_kind kin
         node->fusion_history = 0, node->fusion_history_count = 0;
         node->price_type_count = 0;
     }
+}
+
+/* A quorum agrees. The verdict is taken (the node's status changes, it is
+ * published and enforced) only once it is durable in the file: a verdict
+ * announced and then lost by a crash would be forgotten by this arbiter's
+ * next start. When the append fails, nothing changes and the votes stay:
+ * the next vote about the node (every tick) tries again. */
+static void finalize(kci_arbiter *arbiter, arbiter_node *node, kci_vote_kind kind, int64_t now_ms)
+{
+    node->reasons = kci_arbiter_reasons(arbiter, node, now_ms); /* as of now, for the evidence */
+    uint32_t epoch_before = node->epoch;
+    uint32_t offences = node->offences + (kind == KCI_VOTE_QUARANTINE ? 1 : 0);
     char id[KC_NODE_BYTES_MAX + 16];
-    snprintf(id, sizeof id, "%s:%u", node->name, node->epoch);
-    int64_t length_ms = kind == KCI_VOTE_QUARANTINE ? quarantine_length_ms(arbiter, node) : 0;
-    json_t *verdict =
-        json_pack("{s:s, s:s, s:s, s:i, s:I, s:s, s:i, s:i, s:o, s:b, s:s, s:o, s:i, s:I}", "id",
-                  id, "action", kind == KCI_VOTE_QUARANTINE ? "quarantine" : "reinstate", "node",
-                  node->name, "epoch", (json_int_t)node->epoch, "ts_ms", (json_int_t)kci_wall_ms(),
-                  "arbiter", arbiter->id, "arbiters", (json_int_t)arbiter->config.arbiter_count,
-                  "needed", (json_int_t)kci_quorum_needed(arbiter->config.arbiter_count), "votes",
-                  votes, "guarantee_holds", arbiter->guarantee_holds, "guarantee",
-                  arbiter->guarantee_text, "evidence", evidence, "offences",
-                  (json_int_t)node->offences, "quarantine_ms", (json_int_t)length_ms);
-    persist(arbiter, verdict);
+    snprintf(id, sizeof id, "%s:%u", node->name, epoch_before + 1);
+    json_t *verdict = verdict_json(arbiter, node, kind, id, offences, now_ms);
+    if (!persist(arbiter, verdict, id)) {
+        json_decref(verdict);
+        return;
+    }
+    take(node, kind, now_ms);
+    assert(node->epoch == epoch_before + 1 && node->offences == offences);
     arbiter->verdict_count++;
     kci_info("arbiter %s: verdict %s: %s %s", arbiter->id, id,
              kind == KCI_VOTE_QUARANTINE ? "quarantine" : "reinstate (probation)", node->name);
@@ -217,7 +249,8 @@ static kci_vote_kind decide(kci_arbiter *arbiter, arbiter_node *node, int64_t no
     int64_t in_status_ms = now_ms - node->status_since_ms;
     switch (node->status) {
     case NODE_QUARANTINED:
-        if (node->reinstate_requested || in_status_ms >= quarantine_length_ms(arbiter, node))
+        if (node->reinstate_requested ||
+            in_status_ms >= quarantine_length_ms(arbiter, node->offences))
             return KCI_VOTE_CLEAR;
         return KCI_VOTE_NONE;
     case NODE_PROBATION:
@@ -441,6 +474,42 @@ static void restore_line(kci_arbiter *arbiter, const char *line, int64_t now_ms)
     json_decref(verdict);
 }
 
+/* Replays the file; the length of its lines up to the last whole one (LF
+ * and no NUL) into whole_bytes, or -1 when the file was not read to its
+ * end (nothing to cut then). */
+static uint32_t replay(kci_arbiter *arbiter, off_t *whole_bytes)
+{
+    FILE *file = fopen(arbiter->verdicts_path, "r");
+    char *line = malloc(VERDICT_LINE_BYTES_MAX);
+    uint32_t restored = 0;
+    off_t whole = 0;
+    while (file != NULL && line != NULL && fgets(line, VERDICT_LINE_BYTES_MAX, file) != NULL) {
+        size_t length = strlen(line);
+        if (length > 0 && line[length - 1] == '\n') whole = ftello(file);
+        restore_line(arbiter, line, kci_monotonic_ms());
+        restored++;
+    }
+    bool read_all = file != NULL && line != NULL && !ferror(file) && whole >= 0;
+    *whole_bytes = read_all ? whole : -1;
+    free(line);
+    if (file != NULL) fclose(file);
+    return restored;
+}
+
+/* A crash in the middle of an append can leave part of a line at the end
+ * (replay skips it): cut it off, or the next verdict would join it and be
+ * unreadable on the next replay. 0 or an errno. */
+static int cut_torn_tail(kci_arbiter *arbiter, int fd, off_t whole_bytes)
+{
+    struct stat status;
+    if (fstat(fd, &status) != 0) return errno;
+    if (whole_bytes < 0 || status.st_size <= whole_bytes) return 0;
+    kci_warn("arbiter %s: cutting a torn last line (%lld bytes) off %s", arbiter->id,
+             (long long)(status.st_size - whole_bytes), arbiter->verdicts_path);
+    if (kci_io_retry_ftruncate(fd, whole_bytes) != 0 || kci_io_retry_fsync(fd) != 0) return errno;
+    return 0;
+}
+
 /* Opens <data_dir>/arbiter-<id>.verdicts.jsonl and replays it: the
  * quarantined set survives a restart. */
 kc_err kci_arbiter_restore(kci_arbiter *arbiter, char *error, size_t error_size)
@@ -456,26 +525,21 @@ kc_err kci_arbiter_restore(kci_arbiter *arbiter, char *error, size_t error_size)
     if (arbiter->verdicts_path == NULL) return KC_ERR_NOMEM;
     snprintf(arbiter->verdicts_path, length, "%s/arbiter-%s.verdicts.jsonl", directory,
              arbiter->id);
-    FILE *file = fopen(arbiter->verdicts_path, "r");
-    char *line = malloc(VERDICT_LINE_BYTES_MAX);
-    uint32_t restored = 0;
-    while (file != NULL && line != NULL && fgets(line, VERDICT_LINE_BYTES_MAX, file) != NULL) {
-        restore_line(arbiter, line, kci_monotonic_ms());
-        restored++;
-    }
-    free(line);
-    if (file != NULL) fclose(file);
+    off_t whole_bytes;
+    uint32_t restored = replay(arbiter, &whole_bytes);
     /* What fopen "a" opens, through the seam. */
     int fd =
         kci_io_retry_open(arbiter->verdicts_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
-    arbiter->verdicts_file = fd >= 0 ? fdopen(fd, "a") : NULL;
+    int cut_error = fd >= 0 ? cut_torn_tail(arbiter, fd, whole_bytes) : 0;
+    arbiter->verdicts_file = fd >= 0 && cut_error == 0 ? fdopen(fd, "a") : NULL;
     if (arbiter->verdicts_file == NULL && fd >= 0) {
-        int saved = errno;
+        int saved = cut_error != 0 ? cut_error : errno;
         kci_io->close(fd);
         errno = saved;
     }
     if (arbiter->verdicts_file == NULL) {
-        snprintf(error, error_size, "arbiter: cannot open %s: %s", arbiter->verdicts_path,
+        snprintf(error, error_size, "arbiter: cannot %s %s: %s",
+                 cut_error != 0 ? "cut a torn last line off" : "open", arbiter->verdicts_path,
                  strerror(errno));
         return KC_ERR_IO;
     }
