@@ -1,8 +1,7 @@
 /* fault_test.c - the suggestion keeper's file under I/O faults, in SQLite's
- * style (tests/common/fault.h). The verdict file is not reachable from a
- * unit test (a verdict needs a quorum of arbiters on a fabric), so the
- * append-and-fsync file tested here is the keeper's, on a NATS server the
- * test starts (argv[1]).
+ * style (tests/common/fault.h), on a NATS server the test starts (argv[1]).
+ * The arbiter's verdict file, the other append-and-fsync file, has its own
+ * sweep (tests/arbiter/verdict_fault_test.c).
  *
  * Scenario: start a keeper on a new file, store SUGGESTIONS suggestions
  * (kc.suggest requests, one after the other), stop. It runs once to count
