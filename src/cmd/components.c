@@ -215,16 +215,15 @@ static void internal_options(kc_client_options *options, const char *url, kci_ro
     options->reconnect_wait_ms = RECONNECT_WAIT_MS;
 }
 
-/* persister: no "no responders" statuses. Its publishes are buffered (no
- * send asap): the log's completer thread publishes a run of
- * acknowledgements and dispatches and then flushes them in one write
- * (kci_persister_flush_published in src/queue/submit.c); send asap made a write, and a
- * wake-up of the broker, per message (bench/run_queue.sh: 15 % more
+/* persister: its publishes are buffered (no send asap): the log's
+ * completer thread publishes a run of acknowledgements and dispatches and
+ * then flushes them in one write (kci_persister_flush_published in
+ * src/queue/submit.c); send asap made a write, and a wake-up of the
+ * broker, per message (bench/run_queue.sh: 15 % more
  * acknowledged submits/s, 20 % less kcobrad CPU per submit without it). */
 static kc_err component_connect(natsConnection **out, const kci_server *server, const char *name,
                                 kci_role role, bool ordered, char *error, size_t error_size)
 {
-    bool persister = role == KCI_ROLE_PERSISTER;
     char url[URL_BYTES_MAX];
     broker_url(url, server);
     kc_client_options settings;
@@ -236,10 +235,9 @@ static kc_err component_connect(natsConnection **out, const kci_server *server, 
         natsOptions_Destroy(options);
         return KC_ERR_INVALID_ARGUMENT;
     }
-    /* The persister dispatches with its own reply inbox and never waits on
-     * a request: a "no responders" status for each dispatch nobody serves
-     * would be traffic for nothing. */
-    if (status == NATS_OK && persister) status = natsOptions_DisableNoResponders(options, true);
+    /* The persister keeps "no responders" on (nats.c's default): a 503 on
+     * its inbox says a dispatch reached nobody, so the request waits for a
+     * service instead of spending an attempt (src/queue/waiting.c). */
     /* ordered: one delivery thread for all its subscriptions, so messages are
      * handled in the order the server sent them (the persister's record of a
      * plain request must come before its reply's; see src/queue/observed.c). */

@@ -60,6 +60,11 @@ static const kci_config_key keys[] = {
      .kind = KCI_KEY_BOOL,
      KEY(record_requests),
      .help = "serve: also keep plain kc.req.> requests and their replies"},
+    {.name = "probe_interval",
+     .kind = KCI_KEY_DURATION_MS,
+     KEY(probe_interval_ms),
+     .value_name = "DURATION",
+     .help = "serve: how often a type nobody serves is probed for a service"},
 };
 
 const kci_config_key *kci_persister_settings_keys(size_t *count)
@@ -77,6 +82,7 @@ kc_err kci_persister_settings_init(kci_persister_settings *settings, const char 
         .redelivery_backoff_max_ms = KCI_PERSISTER_BACKOFF_MS_MAX_DEFAULT,
         .attempts_max = KCI_PERSISTER_ATTEMPTS_MAX_DEFAULT,
         .retention_ms = KCI_PERSISTER_RETENTION_MS_DEFAULT,
+        .probe_interval_ms = KCI_PERSISTER_PROBE_INTERVAL_MS_DEFAULT,
     };
     kc_err err = kci_config_string_set(&settings->dir, dir);
     if (err == KC_OK) err = kci_config_string_set(&settings->durability, "batch");
@@ -116,6 +122,7 @@ kci_persister_config kci_persister_settings_runtime(const kci_persister_settings
         /* the persister reads 0 as its default: "until replied" is 1 ms */
         .retention_ms = settings->retention_ms == 0 ? 1 : settings->retention_ms,
         .record_requests = settings->record_requests,
+        .probe_interval_ms = settings->probe_interval_ms,
     };
 }
 

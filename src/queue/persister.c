@@ -138,10 +138,11 @@ static kci_persister *persister_new(const kci_persister_config *config)
     persister->get_buffer = malloc(KCI_RECORD_BYTES_MAX);
     persister->redelivery_buffer = malloc(KCI_RECORD_BYTES_MAX);
     bool index_ok = kci_index_init(&persister->index);
+    bool types_ok = kci_persister_types_init(persister);
     if (config->record_requests)
         persister->observed = calloc(KCI_PERSISTER_OBSERVED_MAX, sizeof *persister->observed);
     if (persister->contexts == NULL || persister->get_buffer == NULL ||
-        persister->redelivery_buffer == NULL || !index_ok ||
+        persister->redelivery_buffer == NULL || !index_ok || !types_ok ||
         (config->record_requests && persister->observed == NULL)) {
         kci_persister_stop(persister, 0);
         return NULL;
@@ -178,6 +179,7 @@ static kc_err subscribe_all(kci_persister *persister, char *error, size_t error_
         {KCI_REPLY_GET_SUBJECT, KCI_PERSISTER_QUEUE_GROUP, kci_persister_on_reply_get},
         {KCI_QUEUE_STATS_SUBJECT, KCI_PERSISTER_QUEUE_GROUP, kci_persister_on_stats},
         {KCI_QUEUE_COMPACT_SUBJECT, KCI_PERSISTER_QUEUE_GROUP, kci_persister_on_compact},
+        {KCI_QUEUE_REQUEUE_SUBJECT, KCI_PERSISTER_QUEUE_GROUP, kci_persister_on_requeue},
         {"kc.req.>", NULL, kci_persister_on_observed_request},
         {"_INBOX.>", NULL, kci_persister_on_observed_reply},
     };
@@ -287,6 +289,7 @@ void kci_persister_stop(kci_persister *persister, int64_t drain_ms)
     free(persister->get_buffer);
     free(persister->redelivery_buffer);
     free(persister->observed);
+    kci_persister_types_free(persister);
     pthread_cond_destroy(&persister->context_free);
     pthread_cond_destroy(&persister->wake);
     pthread_mutex_destroy(&persister->lock);
