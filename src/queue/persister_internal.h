@@ -236,8 +236,8 @@ uint16_t kci_persister_type_slot_locked(kci_persister *persister, const char *ty
                                         size_t type_length);
 bool kci_persister_type_waiting_locked(const kci_persister *persister, uint16_t type_slot);
 /* The pending entry waits for its type's service; the type waits from
- * now, its first probe at probe_at_ms. */
-void kci_persister_park_locked(kci_persister *persister, kci_index_entry *entry,
+ * now, its first probe at probe_at_ms: true if it did not wait before. */
+bool kci_persister_park_locked(kci_persister *persister, kci_index_entry *entry,
                                int64_t probe_at_ms);
 /* A "no responders" status for a dispatch of id. */
 void kci_persister_on_no_responders(kci_persister *persister, const kci_uuid *id);

@@ -61,8 +61,9 @@ static void on_reply_done(void *closure, kc_err status, kci_position position)
     }
     pthread_mutex_unlock(&persister->lock);
     if (status != KC_OK)
-        kci_warn("queue: a reply could not be stored (%s); its request will be dispatched again",
-                 kc_strerror(status));
+        kci_warn_limited("queue: a reply could not be stored (%s); its request will be dispatched "
+                         "again",
+                         kc_strerror(status));
     if (notify != NULL) {
         forward_notify(persister, context, notify);
         free(notify);

@@ -97,19 +97,20 @@ bool kci_persister_type_waiting_locked(const kci_persister *persister, uint16_t 
     return persister->types[type_slot].state != KCI_PERSISTER_TYPE_SERVED;
 }
 
-void kci_persister_park_locked(kci_persister *persister, kci_index_entry *entry,
+bool kci_persister_park_locked(kci_persister *persister, kci_index_entry *entry,
                                int64_t probe_at_ms)
 {
     assert(entry->state == KCI_ENTRY_PENDING && entry->pending_slot < persister->pending_count);
     assert(entry->type_slot < persister->type_count);
     persister->pending[entry->pending_slot].due_ms = KCI_PERSISTER_WAITING;
     kci_persister_type *type = &persister->types[entry->type_slot];
-    if (type->state != KCI_PERSISTER_TYPE_SERVED) return;
+    if (type->state != KCI_PERSISTER_TYPE_SERVED) return false;
     type->state = KCI_PERSISTER_TYPE_WAITING;
     type->probe_id = entry->id;
     type->probe_ms = probe_at_ms;
     persister->types_waiting++;
     assert(persister->types_waiting <= persister->type_count);
+    return true;
 }
 
 static bool same_id(const kci_uuid *a, const kci_uuid *b)
@@ -120,6 +121,7 @@ static bool same_id(const kci_uuid *a, const kci_uuid *b)
 void kci_persister_on_no_responders(kci_persister *persister, const kci_uuid *id)
 {
     int64_t now_ms = kci_monotonic_ms();
+    char waits[KC_TYPE_BYTES_MAX + 1] = ""; /* a type that waits from now */
     pthread_mutex_lock(&persister->lock);
     kci_index_entry *entry = kci_index_find(&persister->index, id);
     bool pending = entry != NULL && entry->state == KCI_ENTRY_PENDING &&
@@ -136,10 +138,15 @@ void kci_persister_on_no_responders(kci_persister *persister, const kci_uuid *id
          * request (an older dispatch's) changes nothing. */
         if (entry->attempts > 0) entry->attempts--;
         persister->stats.no_responders++;
-        if (type != NULL)
-            kci_persister_park_locked(persister, entry, now_ms + persister->probe_interval_ms);
+        if (type != NULL &&
+            kci_persister_park_locked(persister, entry, now_ms + persister->probe_interval_ms))
+            memcpy(waits, type->name, sizeof waits);
     }
     pthread_mutex_unlock(&persister->lock);
+    if (waits[0] != '\0')
+        kci_info_limited("queue: no service subscribed to kc.req.%s: its requests wait for one "
+                         "(probed every %lld ms)",
+                         waits, (long long)persister->probe_interval_ms);
 }
 
 /* The pending entry of id if it still waits as one of type_slot's. */
