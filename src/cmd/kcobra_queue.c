@@ -569,7 +569,9 @@ static int compact_live(const kcobra_common *common, int64_t retention_ms)
     return status;
 }
 
-static int compact_offline(const queue_flags *flags, int64_t retention_ms, bool json)
+/* The persister on --dir without a connection (it takes the directory's
+ * lock, so it refuses while another persister runs); NULL after saying why. */
+static kci_persister *persister_offline(const queue_flags *flags, const char *verb)
 {
     kci_persister_config config = {.directory = flags->directory,
                                    .durability = KCI_DURABILITY_BATCH,
@@ -578,11 +580,16 @@ static int compact_offline(const queue_flags *flags, int64_t retention_ms, bool 
     kci_persister *persister = NULL;
     char error[ERROR_BYTES] = "";
     kc_err err = kci_persister_start(&persister, NULL, &config, error, sizeof error);
-    if (err != KC_OK) {
-        kcobra_error("cannot compact %s: %s%s", flags->directory, error,
-                     err == KC_ERR_EXISTS ? " (use --live to ask the running persister)" : "");
-        return KCOBRA_EXIT_FAILURE;
-    }
+    if (err == KC_OK) return persister;
+    kcobra_error("cannot %s %s: %s%s", verb, flags->directory, error,
+                 err == KC_ERR_EXISTS ? " (use --live to ask the running persister)" : "");
+    return NULL;
+}
+
+static int compact_offline(const queue_flags *flags, int64_t retention_ms, bool json)
+{
+    kci_persister *persister = persister_offline(flags, "compact");
+    if (persister == NULL) return KCOBRA_EXIT_FAILURE;
     uint32_t removed = kci_persister_compact(persister, retention_ms);
     kci_persister_stop(persister, 0);
     if (json) return kcobra_json_print(json_pack("{s:i}", "segments_removed", (int)removed));
@@ -659,20 +666,11 @@ static int requeue_offline(const queue_flags *flags, bool json)
         kcobra_error("--id '%s' is not a UUID", flags->id);
         return KCOBRA_EXIT_USAGE;
     }
-    kci_persister_config config = {.directory = flags->directory,
-                                   .durability = KCI_DURABILITY_BATCH,
-                                   .skip_corrupt = flags->settings.skip_corrupt,
-                                   .retention_ms = -1};
-    kci_persister *persister = NULL;
-    char error[ERROR_BYTES] = "";
-    kc_err err = kci_persister_start(&persister, NULL, &config, error, sizeof error);
-    if (err != KC_OK) {
-        kcobra_error("cannot requeue in %s: %s%s", flags->directory, error,
-                     err == KC_ERR_EXISTS ? " (use --live to ask the running persister)" : "");
-        return KCOBRA_EXIT_FAILURE;
-    }
+    kci_persister *persister = persister_offline(flags, "requeue in");
+    if (persister == NULL) return KCOBRA_EXIT_FAILURE;
     uint64_t requeued = 0;
-    err = kci_persister_requeue(persister, flags->type, flags->id != NULL ? &id : NULL, &requeued);
+    kc_err err =
+        kci_persister_requeue(persister, flags->type, flags->id != NULL ? &id : NULL, &requeued);
     kci_persister_stats stats;
     kci_persister_stats_get(persister, &stats);
     kci_persister_stop(persister, 0);

@@ -217,6 +217,8 @@ void kci_persister_build_reply_record(kci_record *record, natsMsg *message, cons
 /* redelivery.c */
 void *kci_persister_redelivery_main(void *argument);
 int64_t kci_persister_backoff_ms(const kci_persister *persister, uint16_t attempts);
+/* A redelivery, requeue (attempt 0) or tombstone record, stamped now. */
+kci_record kci_persister_marker(kci_record_kind kind, const kci_uuid *id, uint16_t attempt);
 /* The done callback of records nobody waits for (markers, observed). */
 void kci_persister_on_marker_done(void *closure, kc_err status, kci_position position);
 

@@ -45,11 +45,9 @@ void kci_persister_on_marker_done(void *closure, kc_err status, kci_position pos
                   kc_strerror(status));
 }
 
-static void append_marker(kci_persister *persister, kci_record_kind kind, const kci_uuid *id,
-                          uint16_t attempt)
+kci_record kci_persister_marker(kci_record_kind kind, const kci_uuid *id, uint16_t attempt)
 {
     assert(kind == KCI_RECORD_REDELIVERY || kind == KCI_RECORD_TOMBSTONE);
-    assert(attempt >= 1);
     kci_record record = {.kind = kind,
                          .id = *id,
                          .attempt = attempt,
@@ -58,6 +56,14 @@ static void append_marker(kci_persister *persister, kci_record_kind kind, const 
                          .client = "",
                          .payload = ""};
     kci_persister_hlc_now(&record.ts_wall_ms, &record.ts_counter);
+    return record;
+}
+
+static void append_marker(kci_persister *persister, kci_record_kind kind, const kci_uuid *id,
+                          uint16_t attempt)
+{
+    assert(attempt >= 1); /* attempt 0 is a requeue (requeue.c) */
+    kci_record record = kci_persister_marker(kind, id, attempt);
     if (kci_queue_log_append(persister->log, &record, kci_persister_on_marker_done, persister) !=
         KC_OK)
         kci_debug("queue: a marker was not queued");

@@ -85,14 +85,8 @@ static void append_markers(kci_persister *persister, requeue_item *items, uint64
         requeue_item *item = &items[index];
         item->batch = &batch;
         item->stored = false;
-        kci_record record = {.kind = KCI_RECORD_REDELIVERY,
-                             .id = item->id,
-                             .attempt = KCI_RECORD_REQUEUE_ATTEMPT,
-                             .subject = "",
-                             .reply = "",
-                             .client = "",
-                             .payload = ""};
-        kci_persister_hlc_now(&record.ts_wall_ms, &record.ts_counter);
+        kci_record record =
+            kci_persister_marker(KCI_RECORD_REDELIVERY, &item->id, KCI_RECORD_REQUEUE_ATTEMPT);
         assert(kci_record_is_requeue(&record));
         if (kci_queue_log_append(persister->log, &record, on_requeue_done, item) != KC_OK)
             on_requeue_done(item, KC_ERR_IO, 0);
