@@ -244,6 +244,9 @@ kc_err kci_persister_start(kci_persister **out, natsConnection *connection,
     }
     persister->redelivery_started = err == KC_OK && online;
     if (err == KC_OK && online) err = subscribe_all(persister, error, error_size);
+    pthread_mutex_lock(&persister->lock);
+    persister->subscribed = err == KC_OK && online; /* probes may go out (waiting.c) */
+    pthread_mutex_unlock(&persister->lock);
     if (err != KC_OK) {
         kci_persister_stop(persister, 0);
         return err;

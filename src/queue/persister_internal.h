@@ -138,6 +138,7 @@ struct kci_persister {
     uint16_t *type_slots;      /* KCI_PERSISTER_TYPE_SLOTS: row + 1, 0 free */
     uint32_t type_count;
     uint32_t types_waiting; /* rows not SERVED */
+    bool subscribed;        /* its inbox listens: a probe's "no responders" can come back */
     int64_t probe_interval_ms;
 
     kci_persister_observed_slot *observed; /* KCI_PERSISTER_OBSERVED_MAX, with record_requests */

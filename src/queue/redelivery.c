@@ -202,8 +202,10 @@ static void probe(kci_persister *persister, kci_persister_probe *probes)
     if (natsConnection_Status(persister->connection) != NATS_CONN_STATUS_CONNECTED) return;
     uint64_t released = 0;
     pthread_mutex_lock(&persister->lock);
+    /* Before its inbox is subscribed a probe's 503 would not come back,
+     * and the silence would read as a service. */
     uint32_t count =
-        persister->types_waiting == 0
+        persister->types_waiting == 0 || !persister->subscribed
             ? 0
             : kci_persister_probes_collect_locked(persister, kci_monotonic_ms(), probes,
                                                   KCI_PERSISTER_PROBES_MAX, &released);

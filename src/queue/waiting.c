@@ -15,7 +15,8 @@
  * requests is dispatched (one message per type, however many wait). A 503
  * for the probe: the type keeps waiting. No 503 within
  * KCI_PERSISTER_PROBE_WAIT_MS (the redelivery thread flushes the probe
- * first, so a 503 would already be in): a service received it, and every
+ * first, so a 503 would already be in; and it probes only once its inbox
+ * is subscribed): a service received it, and every
  * waiting request of the type is due at once. So requests go out promptly
  * when a service appears, not after their backoff. After a restart every
  * pending request waits and its type is probed at once (rebuild.c): a
