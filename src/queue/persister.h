@@ -8,13 +8,18 @@
  *                      subject in the submit's Kc-Notify header if it had one
  *   kc.reply.get       the recorded reply of a request, by id
  *   kc.sys.queue.stats / kc.sys.queue.compact   state and retention on demand
+ *   kc.sys.queue.requeue                        dead requests back to pending
  *
  * A durable request without a reply is dispatched again after
  * redelivery_timeout_ms, doubling up to redelivery_backoff_max_ms, until
- * attempts_max dispatches; then it is dead (a tombstone record) and
- * kc.reply.get says so. After a restart every request without a reply is
- * dispatched again at once. Services are idempotent by Kc-Id, so a handler
- * runs once however often a request is dispatched.
+ * attempts_max dispatches that a service received; then it is dead (a
+ * tombstone record) and kc.reply.get says so, until it is requeued. A
+ * dispatch nobody received ("no responders") is no attempt: the request
+ * waits for a service of its type, which is probed every
+ * probe_interval_ms (waiting.c). After a restart every request without a
+ * reply waits for its type's first probe, sent at once. Services are
+ * idempotent by Kc-Id, so a handler runs once however often a request is
+ * dispatched.
  *
  * With record_requests it also keeps plain request/reply traffic, as the
  * original REQUEST_REPLY.queue did: every kc.req.> message (but its own
