@@ -215,11 +215,11 @@ static void internal_options(kc_client_options *options, const char *url, kci_ro
     options->reconnect_wait_ms = RECONNECT_WAIT_MS;
 }
 
-/* persister: no "no responders" statuses. Its publishes are buffered (no
- * send asap): the log's completer thread publishes a run of
- * acknowledgements and dispatches and then flushes them in one write
- * (kci_persister_flush_published in src/queue/submit.c); send asap made a write, and a
- * wake-up of the broker, per message (bench/run_queue.sh: 15 % more
+/* persister: its publishes are buffered (no send asap): the log's
+ * completer thread publishes a run of acknowledgements and dispatches and
+ * then flushes them in one write (kci_persister_flush_published in
+ * src/queue/submit.c); send asap made a write, and a wake-up of the
+ * broker, per message (bench/run_queue.sh: 15 % more
  * acknowledged submits/s, 20 % less kcobrad CPU per submit without it). */
 static kc_err component_connect(natsConnection **out, const kci_server *server, const char *name,
                                 kci_role role, bool ordered, char *error, size_t error_size)
@@ -228,10 +228,10 @@ static kc_err component_connect(natsConnection **out, const kci_server *server, 
     broker_url(url, server);
     kc_client_options settings;
     internal_options(&settings, url, role, server);
-    const kci_connect_spec spec = {.options = &settings,
-                                   .name = name,
-                                   .ordered = ordered,
-                                   .no_responders_off = role == KCI_ROLE_PERSISTER};
+    /* The persister keeps "no responders" on (nats.c's default): a 503 on
+     * its inbox says a dispatch reached nobody, so the request waits for a
+     * service instead of spending an attempt (src/queue/waiting.c). */
+    const kci_connect_spec spec = {.options = &settings, .name = name, .ordered = ordered};
     kc_err err = kci_connect(out, &spec);
     if (err != KC_OK) snprintf(error, error_size, "%s: %s", name, kc_last_error());
     return err;

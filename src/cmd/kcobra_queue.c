@@ -1,7 +1,7 @@
 /* kcobra_queue.c - the REQUEST_REPLY.queue from the command line
  * (docs/queue.md): `kcobra submit` (a durable request through the
  * persister), `kcobra reply` (its recorded reply, by id) and `kcobra queue
- * dump|stats|verify|compact|serve`.
+ * dump|stats|verify|compact|requeue|serve`.
  *
  * submit and reply talk to a persister over the fabric with raw nats.c
  * (kc.submit.<type> and kc.reply.get are not kc.req service subjects).
@@ -278,6 +278,10 @@ static const char QUEUE_DESCRIPTION[] =
     "  compact  remove the oldest segments whose requests are all replied and\n"
     "           older than --retention (default 24h; 0: as soon as replied);\n"
     "           --live asks the running persister, else the directory is locked\n"
+    "  requeue  bring dead requests back to pending (their attempts from 0):\n"
+    "           those of --type T, or the one --id ID, or all; --live asks the\n"
+    "           running persister, else the directory is locked; prints how\n"
+    "           many (--json: {\"requeued\":n,\"dead\":m}, m dead ones left)\n"
     "  serve    run the persister against --server until SIGINT/SIGTERM\n"
     "dump, stats and verify only read --dir (default data/queue): they are safe\n"
     "while kcobrad runs. A torn tail (a write interrupted by a crash, or being\n"
@@ -287,6 +291,7 @@ static const char QUEUE_DESCRIPTION[] =
     "Examples:\n"
     "  kcobra queue dump --dir data/queue --id 0190b6e2-5c1a-7d3e-9f00-1234567890ab\n"
     "  kcobra queue verify --dir /var/lib/kingcobra/queue\n"
+    "  kcobra queue requeue --live --type thumbnail\n"
     "  kcobra queue serve --server nats://10.0.0.5:4222 --dir /srv/queue\n";
 
 /* The persister's settings (src/queue/config.c: dir, retention,
@@ -296,6 +301,7 @@ typedef struct queue_flags {
     const char *directory; /* settings.dir */
     bool follow;
     const char *id;
+    const char *type;
     bool live;
 } queue_flags;
 
@@ -318,11 +324,12 @@ static int dump_json(const kci_record *record, kci_position position)
              kci_position_offset(position));
     kci_hlc_timestamp timestamp = {.wall_ms = record->ts_wall_ms, .counter = record->ts_counter};
     kci_hlc_format(&timestamp, ts);
-    json_t *object = json_pack(
-        "{s:s, s:s, s:s, s:s, s:s%, s:s%, s:s%, s:i}", "position", where, "kind",
-        kci_record_kind_name(record->kind), "id", id, "ts", ts, "subject", record->subject,
-        (size_t)record->subject_length, "reply", record->reply, (size_t)record->reply_length,
-        "client", record->client, (size_t)record->client_length, "attempt", (int)record->attempt);
+    json_t *object =
+        json_pack("{s:s, s:s, s:s, s:s, s:s%, s:s%, s:s%, s:i}", "position", where, "kind",
+                  kci_record_is_requeue(record) ? "requeue" : kci_record_kind_name(record->kind),
+                  "id", id, "ts", ts, "subject", record->subject, (size_t)record->subject_length,
+                  "reply", record->reply, (size_t)record->reply_length, "client", record->client,
+                  (size_t)record->client_length, "attempt", (int)record->attempt);
     if (object == NULL) object = json_pack("{s:s, s:s}", "position", where, "id", id);
     kcobra_json_set_payload(object, record->payload, record->payload_length);
     return kcobra_json_print(object);
@@ -434,13 +441,14 @@ static void print_stats_text(const queue_flags *flags, const kci_scan_report *re
     }
     printf("directory     %s\nsegments      %u\nrecords       %" PRIu64 "\nbytes         %" PRIu64
            "\nrequests      %" PRIu64 "\nreplied       %" PRIu64 "\npending       %" PRIu64
-           "\ndead          %" PRIu64 "\nredeliveries  %" PRIu64
+           "\ndead          %" PRIu64 "\nredeliveries  %" PRIu64 "\nrequeues      %" PRIu64
            "\ncorrupt       %u\ntorn tail     %s\nmissing       %" PRIu64 "\ninconsistent  %" PRIu64
            "\n",
            flags->directory, report->segment_count, report->record_count, report->record_bytes,
            result->requests, result->replied, result->pending, result->dead,
-           report->kind_count[KCI_RECORD_REDELIVERY], report->corruption_count,
-           report->torn_tail ? "yes" : "no", result->missing_requests, result->problem_count);
+           report->kind_count[KCI_RECORD_REDELIVERY] - result->requeues, result->requeues,
+           report->corruption_count, report->torn_tail ? "yes" : "no", result->missing_requests,
+           result->problem_count);
 }
 
 static int print_stats_json(const queue_flags *flags, const kci_scan_report *report,
@@ -448,17 +456,18 @@ static int print_stats_json(const queue_flags *flags, const kci_scan_report *rep
 {
     json_t *object = json_pack(
         "{s:s, s:b, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:i, s:I, s:I, "
-        "s:I}",
+        "s:I, s:I}",
         "directory", flags->directory, "sound", sound, "segments", (int)report->segment_count,
         "records", (json_int_t)report->record_count, "bytes", (json_int_t)report->record_bytes,
         "requests", (json_int_t)result->requests, "replied", (json_int_t)result->replied, "pending",
         (json_int_t)result->pending, "dead", (json_int_t)result->dead, "redeliveries",
-        (json_int_t)report->kind_count[KCI_RECORD_REDELIVERY], "replies",
-        (json_int_t)report->kind_count[KCI_RECORD_REPLY], "tombstones",
-        (json_int_t)report->kind_count[KCI_RECORD_TOMBSTONE], "torn_tail", report->torn_tail,
-        "tail_damaged", report->tail_damaged, "corrupt", (int)report->corruption_count,
-        "missing_requests", (json_int_t)result->missing_requests, "inconsistencies",
-        (json_int_t)result->problem_count, "scan_us", (json_int_t)report->duration_us);
+        (json_int_t)(report->kind_count[KCI_RECORD_REDELIVERY] - result->requeues), "requeues",
+        (json_int_t)result->requeues, "replies", (json_int_t)report->kind_count[KCI_RECORD_REPLY],
+        "tombstones", (json_int_t)report->kind_count[KCI_RECORD_TOMBSTONE], "torn_tail",
+        report->torn_tail, "tail_damaged", report->tail_damaged, "corrupt",
+        (int)report->corruption_count, "missing_requests", (json_int_t)result->missing_requests,
+        "inconsistencies", (json_int_t)result->problem_count, "scan_us",
+        (json_int_t)report->duration_us);
     return kcobra_json_print(object);
 }
 
@@ -528,7 +537,9 @@ static int compact_live(const kcobra_common *common, int64_t retention_ms)
     return ask_live(common, KCI_QUEUE_COMPACT_SUBJECT, body);
 }
 
-static int compact_offline(const queue_flags *flags, int64_t retention_ms, bool json)
+/* The persister on --dir without a connection (it takes the directory's
+ * lock, so it refuses while another persister runs); NULL after saying why. */
+static kci_persister *persister_offline(const queue_flags *flags, const char *verb)
 {
     kci_persister_config config = kci_persister_config_defaults(flags->directory);
     config.skip_corrupt = flags->settings.skip_corrupt;
@@ -536,16 +547,104 @@ static int compact_offline(const queue_flags *flags, int64_t retention_ms, bool 
     kci_persister *persister = NULL;
     char error[ERROR_BYTES] = "";
     kc_err err = kci_persister_start(&persister, NULL, &config, error, sizeof error);
-    if (err != KC_OK) {
-        kcobra_error("cannot compact %s: %s%s", flags->directory, error,
-                     err == KC_ERR_EXISTS ? " (use --live to ask the running persister)" : "");
-        return KCOBRA_EXIT_FAILURE;
-    }
+    if (err == KC_OK) return persister;
+    kcobra_error("cannot %s %s: %s%s", verb, flags->directory, error,
+                 err == KC_ERR_EXISTS ? " (use --live to ask the running persister)" : "");
+    return NULL;
+}
+
+static int compact_offline(const queue_flags *flags, int64_t retention_ms, bool json)
+{
+    kci_persister *persister = persister_offline(flags, "compact");
+    if (persister == NULL) return KCOBRA_EXIT_FAILURE;
     uint32_t removed = kci_persister_compact(persister, retention_ms);
     kci_persister_stop(persister, 0);
     if (json) return kcobra_json_print(json_pack("{s:i}", "segments_removed", (int)removed));
     printf("removed %u segment%s from %s\n", removed, removed == 1 ? "" : "s", flags->directory);
     return fflush(stdout) == 0 ? KCOBRA_EXIT_OK : KCOBRA_EXIT_FAILURE;
+}
+
+/* ---- requeue ---- */
+
+static int print_requeued(const queue_flags *flags, uint64_t requeued, uint64_t dead, bool json)
+{
+    if (json)
+        return kcobra_json_print(
+            json_pack("{s:I, s:I}", "requeued", (json_int_t)requeued, "dead", (json_int_t)dead));
+    printf("requeued %" PRIu64 " dead request%s%s%s%s%s; %" PRIu64 " dead left\n", requeued,
+           requeued == 1 ? "" : "s", flags->type != NULL ? " of type " : "",
+           flags->type != NULL ? flags->type : "", flags->id != NULL ? " with id " : "",
+           flags->id != NULL ? flags->id : "", dead);
+    return fflush(stdout) == 0 ? KCOBRA_EXIT_OK : KCOBRA_EXIT_FAILURE;
+}
+
+/* The persister's answer to kc.sys.queue.requeue, printed. */
+static int requeue_answer(const queue_flags *flags, natsMsg *reply, bool json)
+{
+    const char *error = header_or_null(reply, KCI_HEADER_ERROR);
+    if (error != NULL) {
+        kcobra_error("persister: %s", error);
+        return KCOBRA_EXIT_FAILURE;
+    }
+    json_error_t json_error;
+    json_t *answer =
+        json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0, &json_error);
+    json_t *requeued = json_object_get(answer, "requeued"), *dead = json_object_get(answer, "dead");
+    int status = KCOBRA_EXIT_FAILURE;
+    if (json_is_integer(requeued) && json_is_integer(dead))
+        status = print_requeued(flags, (uint64_t)json_integer_value(requeued),
+                                (uint64_t)json_integer_value(dead), json);
+    else
+        kcobra_error("persister: an answer without the counts");
+    json_decref(answer);
+    return status;
+}
+
+static int requeue_live(const queue_flags *flags, const kcobra_common *common)
+{
+    json_t *filter = json_pack("{s:s?, s:s?}", "type", flags->type, "id", flags->id);
+    char *body = filter != NULL ? json_dumps(filter, JSON_COMPACT) : NULL;
+    json_decref(filter);
+    if (body == NULL) {
+        kcobra_error("out of memory");
+        return KCOBRA_EXIT_FAILURE;
+    }
+    natsConnection *connection = NULL;
+    int status = kcobra_nats_connect(&connection, common);
+    if (status != KCOBRA_EXIT_OK) {
+        free(body);
+        return status;
+    }
+    natsMsg *reply = NULL;
+    status = kcobra_call(&reply, connection, common, KCI_QUEUE_REQUEUE_SUBJECT, body, "persister",
+                         PERSISTER_RUNS_IN, NULL);
+    free(body);
+    if (status == KCOBRA_EXIT_OK) status = requeue_answer(flags, reply, common->json);
+    natsMsg_Destroy(reply);
+    kcobra_nats_finish(connection);
+    return status;
+}
+
+static int requeue_offline(const queue_flags *flags, bool json)
+{
+    kci_uuid id;
+    if (flags->id != NULL && !kci_uuid_parse(flags->id, strlen(flags->id), &id)) {
+        kcobra_error("--id '%s' is not a UUID", flags->id);
+        return KCOBRA_EXIT_USAGE;
+    }
+    kci_persister *persister = persister_offline(flags, "requeue in");
+    if (persister == NULL) return KCOBRA_EXIT_FAILURE;
+    uint64_t requeued = 0;
+    kc_err err =
+        kci_persister_requeue(persister, flags->type, flags->id != NULL ? &id : NULL, &requeued);
+    kci_persister_stats stats;
+    kci_persister_stats_get(persister, &stats);
+    kci_persister_stop(persister, 0);
+    if (err != KC_OK) {
+        kcobra_error("requeued %" PRIu64 "; the others were not: %s", requeued, kc_strerror(err));
+        return KCOBRA_EXIT_FAILURE;
+    }
+    return print_requeued(flags, requeued, stats.dead, json);
 }
 
 /* ---- serve ---- */
@@ -584,8 +683,10 @@ static int queue_action(const kcobra_command *command, const kcobra_invocation *
     const char *action = invocation->positional[0];
     bool json = invocation->common.json;
     struct stat directory_status;
-    bool reads = strcmp(action, "dump") == 0 || (strcmp(action, "stats") == 0 && !flags->live) ||
-                 strcmp(action, "verify") == 0 || (strcmp(action, "compact") == 0 && !flags->live);
+    bool offline =
+        !flags->live && (strcmp(action, "stats") == 0 || strcmp(action, "compact") == 0 ||
+                         strcmp(action, "requeue") == 0);
+    bool reads = strcmp(action, "dump") == 0 || strcmp(action, "verify") == 0 || offline;
     if (reads &&
         (stat(flags->directory, &directory_status) != 0 || !S_ISDIR(directory_status.st_mode))) {
         kcobra_error("no queue directory %s (see --dir)", flags->directory);
@@ -599,18 +700,24 @@ static int queue_action(const kcobra_command *command, const kcobra_invocation *
     if (strcmp(action, "compact") == 0)
         return flags->live ? compact_live(&invocation->common, retention_ms)
                            : compact_offline(flags, retention_ms, json);
+    if (strcmp(action, "requeue") == 0)
+        return flags->live ? requeue_live(flags, &invocation->common)
+                           : requeue_offline(flags, json);
     if (strcmp(action, "serve") == 0) return queue_serve(invocation, flags);
     return kcobra_usage_error(
-        command, "unknown action '%s'; actions: dump, stats, verify, compact, serve", action);
+        command, "unknown action '%s'; actions: dump, stats, verify, compact, requeue, serve",
+        action);
 }
 
 static int parse_and_run(const kcobra_command *command, int argc, char **argv, queue_flags *flags)
 {
     const kcobra_flag extra[] = {
-        {"id", "ID", KCOBRA_FLAG_STRING, &flags->id, "dump: only the records of this request"},
+        {"id", "ID", KCOBRA_FLAG_STRING, &flags->id,
+         "dump: only the records of this request; requeue: only this request"},
+        {"type", "T", KCOBRA_FLAG_STRING, &flags->type, "requeue: only requests of this type"},
         {"follow", NULL, KCOBRA_FLAG_BOOL, &flags->follow, "dump: keep printing new records"},
         {"live", NULL, KCOBRA_FLAG_BOOL, &flags->live,
-         "stats, compact: ask the running persister over --server"},
+         "stats, compact, requeue: ask the running persister over --server"},
     };
     size_t key_count = 0;
     const kci_config_key *keys = kci_persister_settings_keys(&key_count);
@@ -639,8 +746,8 @@ static int run_queue(const kcobra_command *command, int argc, char **argv)
 
 const kcobra_command kcobra_command_queue = {
     .name = "queue",
-    .synopsis = "queue dump|stats|verify|compact|serve [--dir DIR]",
-    .summary = "read, check, compact or serve the REQUEST_REPLY.queue",
+    .synopsis = "queue dump|stats|verify|compact|requeue|serve [--dir DIR]",
+    .summary = "read, check, compact, requeue or serve the REQUEST_REPLY.queue",
     .description = QUEUE_DESCRIPTION,
     .run = run_queue,
     .positional_min = 1,

@@ -1,4 +1,5 @@
-/* admin.c - the persister's state and retention on demand:
+/* admin.c - the persister's state and retention on demand (and the JSON
+ * answer requeue.c uses too):
  * kc.sys.queue.stats answers its counters and the log's as one JSON object
  * (what `kcobra queue stats --live` prints), and kc.sys.queue.compact
  * applies retention now (redelivery.c) and answers how many segments went.
@@ -18,6 +19,8 @@ void kci_persister_stats_get(kci_persister *persister, kci_persister_stats *out)
     *out = persister->stats;
     out->requests = persister->index.count;
     out->pending = persister->pending_count;
+    out->waiting = kci_persister_waiting_count_locked(persister);
+    out->types_waiting = persister->types_waiting;
     pthread_mutex_unlock(&persister->lock);
     /* Every pending request is in the index (state.c). */
     assert(out->pending <= out->requests);
@@ -30,7 +33,7 @@ static char *stats_json(kci_persister *persister)
     kci_persister_stats_get(persister, &stats);
     json_t *root = json_pack(
         "{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, "
-        "s:I}",
+        "s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
         "directory", persister->directory, "durability",
         kci_durability_name(persister->config.durability), "requests", (json_int_t)stats.requests,
         "pending", (json_int_t)stats.pending, "replied", (json_int_t)stats.replied, "dead",
@@ -41,14 +44,16 @@ static char *stats_json(kci_persister *persister)
         "appends", (json_int_t)stats.log.append_count, "syncs", (json_int_t)stats.log.sync_count,
         "segment", (json_int_t)stats.log.segment_current, "segment_offset",
         (json_int_t)stats.log.segment_offset, "broken", stats.log.broken, "refused_reply_subjects",
-        (json_int_t)stats.refused_reply_subjects);
+        (json_int_t)stats.refused_reply_subjects, "waiting", (json_int_t)stats.waiting,
+        "types_waiting", (json_int_t)stats.types_waiting, "no_responders",
+        (json_int_t)stats.no_responders, "probes", (json_int_t)stats.probes, "released",
+        (json_int_t)stats.released, "requeued", (json_int_t)stats.requeued);
     char *text = root != NULL ? json_dumps(root, JSON_COMPACT) : NULL;
     json_decref(root);
     return text;
 }
 
-/* Answers text (and frees it); NULL (out of memory) answers nothing. */
-static void respond_json(kci_persister *persister, natsMsg *request, char *text)
+void kci_persister_respond_json(kci_persister *persister, natsMsg *request, char *text)
 {
     if (text != NULL) {
         kci_answer answer = {
@@ -62,7 +67,7 @@ void kci_persister_on_stats(natsConnection *connection, natsSubscription *subscr
                             natsMsg *message, void *closure)
 {
     kci_persister *persister = closure;
-    respond_json(persister, message, stats_json(persister));
+    kci_persister_respond_json(persister, message, stats_json(persister));
     natsMsg_Destroy(message);
 }
 
@@ -92,6 +97,6 @@ void kci_persister_on_compact(natsConnection *connection, natsSubscription *subs
     json_t *root = json_pack("{s:I}", "segments_removed", (json_int_t)removed);
     char *text = root != NULL ? json_dumps(root, JSON_COMPACT) : NULL;
     json_decref(root);
-    respond_json(persister, message, text);
+    kci_persister_respond_json(persister, message, text);
     natsMsg_Destroy(message);
 }

@@ -60,6 +60,11 @@ static const kci_config_key keys[] = {
      .kind = KCI_KEY_BOOL,
      KEY(record_requests),
      .help = "serve: also keep plain kc.req.> requests and their replies"},
+    {.name = "probe_interval",
+     .kind = KCI_KEY_DURATION_MS,
+     KEY(probe_interval_ms),
+     .value_name = "DURATION",
+     .help = "serve: how often a type nobody serves is probed for a service"},
 };
 
 const kci_config_key *kci_persister_settings_keys(size_t *count)
@@ -80,6 +85,7 @@ kc_err kci_persister_settings_init(kci_persister_settings *settings, const char 
         .retention_ms = defaults.retention_ms,
         .skip_corrupt = defaults.skip_corrupt,
         .record_requests = defaults.record_requests,
+        .probe_interval_ms = defaults.probe_interval_ms,
     };
     kc_err err = kci_config_string_set(&settings->dir, dir);
     if (err == KC_OK)
@@ -122,6 +128,7 @@ kci_persister_config kci_persister_settings_runtime(const kci_persister_settings
     config.attempts_max = (int)settings->attempts_max;
     config.retention_ms = settings->retention_ms;
     config.record_requests = settings->record_requests;
+    config.probe_interval_ms = settings->probe_interval_ms;
     return config;
 }
 

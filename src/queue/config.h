@@ -23,6 +23,7 @@ typedef struct kci_persister_settings {
     int64_t retention_ms;              /* replied segments kept this long; 0: until replied */
     bool skip_corrupt;                 /* start past corrupt records in the middle */
     bool record_requests;              /* also keep plain kc.req.> traffic and its replies */
+    int64_t probe_interval_ms;         /* a type nobody serves is probed this often */
 } kci_persister_settings;
 
 const kci_config_key *kci_persister_settings_keys(size_t *count);

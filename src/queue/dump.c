@@ -32,7 +32,8 @@ int kci_dump_line(FILE *out, const kci_record *record)
 {
     char id[KC_UUID_TEXT_BYTES + 1];
     kci_uuid_format(&record->id, id);
-    const char *name = kci_record_kind_name(record->kind);
+    const char *name =
+        kci_record_is_requeue(record) ? "requeue" : kci_record_kind_name(record->kind);
     upper(out, name != NULL ? name : "UNKNOWN");
     fprintf(out, "#%s#%lld.%u", id, (long long)record->ts_wall_ms, record->ts_counter);
     switch (record->kind) {

@@ -34,9 +34,10 @@ typedef struct kci_index_entry {
     kci_position reply;
     char *notify;          /* Kc-Notify subject while it waits; malloc'd or NULL */
     uint32_t pending_slot; /* in the persister's pending array, or KCI_INDEX_NO_SLOT */
-    uint16_t attempts;     /* dispatches so far */
+    uint16_t attempts;     /* dispatches so far that reached a service */
     uint8_t state;         /* kci_entry_state; 0: free slot */
     uint8_t state_before_reply;
+    uint16_t type_slot; /* the persister's row for its type (waiting.c); 0 in verify */
 } kci_index_entry;
 
 typedef struct kci_index {

@@ -84,6 +84,7 @@ kci_persister_config kci_persister_config_defaults(const char *directory)
         .redelivery_backoff_max_ms = KCI_PERSISTER_BACKOFF_MS_MAX_DEFAULT,
         .attempts_max = KCI_PERSISTER_ATTEMPTS_MAX_DEFAULT,
         .retention_ms = KCI_PERSISTER_RETENTION_MS_DEFAULT,
+        .probe_interval_ms = KCI_PERSISTER_PROBE_INTERVAL_MS_DEFAULT,
     };
 }
 
@@ -108,6 +109,8 @@ static kc_err config_check(const kci_persister_config *config, char *error, size
         problem = "attempts_max is out of range";
     else if (config->retention_ms < 0 && config->retention_ms != KCI_PERSISTER_RETENTION_KEEP)
         problem = "retention_ms is negative";
+    else if (config->probe_interval_ms < 1)
+        problem = "probe_interval_ms must be 1 ms or more";
     if (problem == NULL) return KC_OK;
     snprintf(error, error_size, "queue: %s", problem);
     return KC_ERR_INVALID_ARGUMENT;
@@ -166,10 +169,11 @@ static kci_persister *persister_new(const kci_persister_config *config)
     persister->get_buffer = malloc(KCI_RECORD_BYTES_MAX);
     persister->redelivery_buffer = malloc(KCI_RECORD_BYTES_MAX);
     bool index_ok = kci_index_init(&persister->index);
+    bool types_ok = kci_persister_types_init(persister);
     if (config->record_requests)
         persister->observed = calloc(KCI_PERSISTER_OBSERVED_MAX, sizeof *persister->observed);
     if (persister->contexts == NULL || persister->get_buffer == NULL ||
-        persister->redelivery_buffer == NULL || !index_ok ||
+        persister->redelivery_buffer == NULL || !index_ok || !types_ok ||
         (config->record_requests && persister->observed == NULL)) {
         kci_persister_stop(persister, 0);
         return NULL;
@@ -196,6 +200,7 @@ static kc_err subscribe_all(kci_persister *persister, char *error, size_t error_
         SPEC(KCI_REPLY_GET_SUBJECT, KCI_PERSISTER_QUEUE_GROUP, kci_persister_on_reply_get),
         SPEC(KCI_QUEUE_STATS_SUBJECT, KCI_PERSISTER_QUEUE_GROUP, kci_persister_on_stats),
         SPEC(KCI_QUEUE_COMPACT_SUBJECT, KCI_PERSISTER_QUEUE_GROUP, kci_persister_on_compact),
+        SPEC(KCI_QUEUE_REQUEUE_SUBJECT, KCI_PERSISTER_QUEUE_GROUP, kci_persister_on_requeue),
         SPEC("kc.req.>", NULL, kci_persister_on_observed_request), /* record_requests only */
         SPEC("_INBOX.>", NULL, kci_persister_on_observed_reply),   /* record_requests only */
     };
@@ -253,6 +258,9 @@ kc_err kci_persister_start(kci_persister **out, natsConnection *connection,
     }
     persister->redelivery_started = err == KC_OK && online;
     if (err == KC_OK && online) err = subscribe_all(persister, error, error_size);
+    pthread_mutex_lock(&persister->lock);
+    persister->subscribed = err == KC_OK && online; /* probes may go out (waiting.c) */
+    pthread_mutex_unlock(&persister->lock);
     if (err != KC_OK) {
         kci_persister_stop(persister, 0);
         return err;
@@ -287,6 +295,7 @@ void kci_persister_stop(kci_persister *persister, int64_t drain_ms)
     free(persister->get_buffer);
     free(persister->redelivery_buffer);
     free(persister->observed);
+    kci_persister_types_free(persister);
     pthread_cond_destroy(&persister->context_free);
     pthread_cond_destroy(&persister->wake);
     pthread_mutex_destroy(&persister->lock);

@@ -8,13 +8,18 @@
  *                      subject in the submit's Kc-Notify header if it had one
  *   kc.reply.get       the recorded reply of a request, by id
  *   kc.sys.queue.stats / kc.sys.queue.compact   state and retention on demand
+ *   kc.sys.queue.requeue                        dead requests back to pending
  *
  * A durable request without a reply is dispatched again after
  * redelivery_timeout_ms, doubling up to redelivery_backoff_max_ms, until
- * attempts_max dispatches; then it is dead (a tombstone record) and
- * kc.reply.get says so. After a restart every request without a reply is
- * dispatched again at once. Services are idempotent by Kc-Id, so a handler
- * runs once however often a request is dispatched.
+ * attempts_max dispatches that a service received; then it is dead (a
+ * tombstone record) and kc.reply.get says so, until it is requeued. A
+ * dispatch nobody received ("no responders") is no attempt: the request
+ * waits for a service of its type, which is probed every
+ * probe_interval_ms (waiting.c). After a restart every request without a
+ * reply waits for its type's first probe, sent at once. Services are
+ * idempotent by Kc-Id, so a handler runs once however often a request is
+ * dispatched.
  *
  * With record_requests it also keeps plain request/reply traffic, as the
  * original REQUEST_REPLY.queue did: every kc.req.> message (but its own
@@ -42,6 +47,7 @@
 #define KCI_REPLY_GET_SUBJECT "kc.reply.get"
 #define KCI_QUEUE_STATS_SUBJECT "kc.sys.queue.stats"
 #define KCI_QUEUE_COMPACT_SUBJECT "kc.sys.queue.compact"
+#define KCI_QUEUE_REQUEUE_SUBJECT "kc.sys.queue.requeue"
 #define KCI_PERSISTER_QUEUE_GROUP "kc-persister"
 #define KCI_HEADER_NOTIFY "Kc-Notify"
 #define KCI_HEADER_QUEUE_STATE "Kc-Queue-State"
@@ -58,6 +64,7 @@ enum {
     KCI_PERSISTER_IN_FLIGHT_MAX = 2 * KCI_LOG_BATCH_RECORDS_MAX, /* appends awaiting their sync */
     KCI_PERSISTER_OBSERVED_MAX = 1 << 16, /* plain requests whose reply is awaited */
     KCI_PERSISTER_OBSERVED_TTL_MS = 60 * 1000,
+    KCI_PERSISTER_PROBE_INTERVAL_MS_DEFAULT = 500, /* a waiting type's probes (waiting.c) */
 };
 
 /* Error codes in Kc-Error (HTTP-like, as libkingcobra's). */
@@ -92,6 +99,7 @@ typedef struct kci_persister_config {
     int64_t retention_ms;              /* replied segments kept this long (0: removed once replied);
                                           KCI_PERSISTER_RETENTION_KEEP: never removed on its own */
     bool record_requests;              /* also keep plain kc.req.> traffic and its replies */
+    int64_t probe_interval_ms;         /* >= 1: a type nobody serves is probed this often */
 } kci_persister_config;
 
 enum { KCI_PERSISTER_RETENTION_KEEP = -1 };
@@ -112,6 +120,12 @@ typedef struct kci_persister_stats {
     uint64_t replies_duplicate; /* a second reply to a replied request: dropped */
     uint64_t segments_removed;
     uint64_t refused_reply_subjects; /* not an inbox: not answered (docs/security.md) */
+    uint64_t waiting;                /* pending requests waiting for a service (no responders) */
+    uint64_t types_waiting;          /* types nobody serves right now */
+    uint64_t no_responders;          /* dispatches nobody received: not counted as attempts */
+    uint64_t probes;                 /* probes sent for types nobody served */
+    uint64_t released;               /* waiting requests dispatched once a service appeared */
+    uint64_t requeued;               /* dead requests brought back (kcobra queue requeue) */
     kci_queue_log_stats log;
     kci_scan_report recovery;
 } kci_persister_stats;
@@ -128,5 +142,11 @@ void kci_persister_stop(kci_persister *persister, int64_t drain_ms);
 void kci_persister_stats_get(kci_persister *persister, kci_persister_stats *out);
 /* Applies retention now; returns the number of segments removed. */
 uint32_t kci_persister_compact(kci_persister *persister, int64_t retention_ms);
+/* Brings dead requests back to pending (their attempts count from 0
+ * again): those of type (NULL: any) and id (NULL: any). Each is recorded
+ * in the log (a requeue marker) before it changes state, so a requeue
+ * answered survives a crash. *requeued_out: how many. */
+kc_err kci_persister_requeue(kci_persister *persister, const char *type, const kci_uuid *id,
+                             uint64_t *requeued_out);
 
 #endif

@@ -9,6 +9,8 @@
  *   submit.c      kc.submit.<type>: store, acknowledge, dispatch
  *   replies.c     the services' replies, Kc-Notify forwards, kc.reply.get
  *   redelivery.c  the redelivery thread, backoff, dead requests, retention
+ *   waiting.c     requests that wait for a service: no responders, probes
+ *   requeue.c     dead requests brought back (kc.sys.queue.requeue)
  *   observed.c    plain kc.req.> traffic kept with record_requests
  *   admin.c       kc.sys.queue.stats and kc.sys.queue.compact
  *
@@ -43,7 +45,34 @@ enum {
     KCI_PERSISTER_SUBJECT_BYTES_MAX = KCI_RECORD_FIELD_BYTES_MAX,
     KCI_PERSISTER_INBOX_BYTES = 64,
     KCI_PERSISTER_ID_TEXT_BYTES = KC_UUID_TEXT_BYTES + 1,
+    KCI_PERSISTER_TYPES_MAX = 1024, /* types whose requests can wait for a service */
+    KCI_PERSISTER_TYPE_SLOTS = 2 * KCI_PERSISTER_TYPES_MAX, /* the type table's hash slots */
+    KCI_PERSISTER_PROBES_MAX = 64,                          /* probes sent per redelivery check */
+    KCI_PERSISTER_PROBE_WAIT_MS = 200, /* a probe without "no responders" by then was served */
 };
+#define KCI_PERSISTER_TYPE_NONE UINT16_MAX /* a request whose type has no row (table full) */
+#define KCI_PERSISTER_WAITING INT64_MAX    /* due_ms of a request waiting for a service */
+
+/* A type's dispatch state (waiting.c). */
+typedef enum kci_persister_type_state {
+    KCI_PERSISTER_TYPE_SERVED = 0,  /* dispatch as usual */
+    KCI_PERSISTER_TYPE_WAITING = 1, /* nobody serves it: its requests wait; a probe at probe_ms */
+    KCI_PERSISTER_TYPE_PROBING = 2, /* a probe went out at probe_ms */
+} kci_persister_type_state;
+
+typedef struct kci_persister_type {
+    char name[KC_TYPE_BYTES_MAX + 1];
+    uint8_t state;     /* kci_persister_type_state */
+    kci_uuid probe_id; /* a waiting request of the type: the next probe, or the one out */
+    int64_t probe_ms;  /* WAITING: when the next probe goes; PROBING: when it went */
+} kci_persister_type;
+
+/* A waiting request sent as its type's probe (read back from the log). */
+typedef struct kci_persister_probe {
+    kci_uuid id;
+    kci_position position;
+    uint16_t type_slot;
+} kci_persister_probe;
 
 typedef enum kci_persister_context_kind {
     KCI_PERSISTER_CONTEXT_REQUEST,
@@ -105,6 +134,12 @@ struct kci_persister {
     bool stopping;
     kci_persister_stats stats;
 
+    kci_persister_type *types; /* KCI_PERSISTER_TYPES_MAX rows, type_count used */
+    uint16_t *type_slots;      /* KCI_PERSISTER_TYPE_SLOTS: row + 1, 0 free */
+    uint32_t type_count;
+    uint32_t types_waiting; /* rows not SERVED */
+    bool subscribed;        /* its inbox listens: a probe's "no responders" can come back */
+
     kci_persister_observed_slot *observed; /* KCI_PERSISTER_OBSERVED_MAX, with record_requests */
     uint64_t observed_seed;
 
@@ -121,8 +156,11 @@ void kci_persister_context_give_locked(kci_persister *persister, kci_persister_c
 /* state.c: every function here expects the lock held (or, in rebuild.c at
  * start, no other thread running yet). */
 void kci_persister_entry_storing(kci_index_entry *entry);
-void kci_persister_entry_stored(kci_persister *persister, kci_index_entry *entry,
-                                kci_position position, const char *notify, int64_t due_ms);
+/* true: dispatch it now; false: its type waits for a service, so it waits
+ * too (waiting.c). */
+bool kci_persister_entry_stored(kci_persister *persister, kci_index_entry *entry,
+                                kci_position position, const char *notify, int64_t due_ms,
+                                uint16_t type_slot);
 void kci_persister_entry_store_failed(kci_persister *persister, kci_index_entry *entry);
 bool kci_persister_entry_replying(kci_persister *persister, kci_index_entry *entry);
 /* Returns the Kc-Notify subject to forward the reply to (the caller frees
@@ -131,6 +169,7 @@ char *kci_persister_entry_replied(kci_persister *persister, kci_index_entry *ent
                                   kci_position position);
 void kci_persister_entry_reply_failed(kci_index_entry *entry);
 void kci_persister_entry_dead(kci_persister *persister, kci_index_entry *entry);
+void kci_persister_entry_requeued(kci_persister *persister, kci_index_entry *entry, int64_t now_ms);
 bool kci_persister_pending_add(kci_persister *persister, kci_index_entry *entry, int64_t due_ms);
 void kci_persister_pending_remove(kci_persister *persister, kci_index_entry *entry);
 void kci_persister_segment_add_request(kci_persister *persister, kci_position position);
@@ -177,6 +216,9 @@ void kci_persister_build_reply_record(kci_record *record, natsMsg *message, cons
 
 /* redelivery.c */
 void *kci_persister_redelivery_main(void *argument);
+int64_t kci_persister_backoff_ms(const kci_persister *persister, uint16_t attempts);
+/* A redelivery, requeue (attempt 0) or tombstone record, stamped now. */
+kci_record kci_persister_marker(kci_record_kind kind, const kci_uuid *id, uint16_t attempt);
 /* The done callback of records nobody waits for (markers, observed). */
 void kci_persister_on_marker_done(void *closure, kc_err status, kci_position position);
 
@@ -186,7 +228,39 @@ void kci_persister_on_observed_request(natsConnection *connection, natsSubscript
 void kci_persister_on_observed_reply(natsConnection *connection, natsSubscription *subscription,
                                      natsMsg *message, void *closure);
 
+/* waiting.c: the type table and waiting requests; *_locked expect the
+ * lock held. */
+bool kci_persister_types_init(kci_persister *persister);
+void kci_persister_types_free(kci_persister *persister);
+/* The row of a type (a bare type name), added if new; TYPE_NONE when the
+ * table is full. */
+uint16_t kci_persister_type_slot_locked(kci_persister *persister, const char *type,
+                                        size_t type_length);
+bool kci_persister_type_waiting_locked(const kci_persister *persister, uint16_t type_slot);
+/* The pending entry waits for its type's service; the type waits from
+ * now, its first probe at probe_at_ms: true if it did not wait before. */
+bool kci_persister_park_locked(kci_persister *persister, kci_index_entry *entry,
+                               int64_t probe_at_ms);
+/* A "no responders" status for a dispatch of id. */
+void kci_persister_on_no_responders(kci_persister *persister, const kci_uuid *id);
+/* Releases the types whose probe was served, and picks the probes due
+ * (at most bound); returns how many. released_out: requests released. */
+uint32_t kci_persister_probes_collect_locked(kci_persister *persister, int64_t now_ms,
+                                             kci_persister_probe *probes, uint32_t bound,
+                                             uint64_t *released_out);
+/* The probes could not be sent: their types wait for the next interval. */
+void kci_persister_probes_unsent(kci_persister *persister, const kci_persister_probe *probes,
+                                 uint32_t count);
+uint64_t kci_persister_waiting_count_locked(const kci_persister *persister);
+
+/* requeue.c */
+void kci_persister_on_requeue(natsConnection *connection, natsSubscription *subscription,
+                              natsMsg *message, void *closure);
+
 /* admin.c */
+/* Answers request with text (and frees it); NULL (out of memory) answers
+ * nothing. */
+void kci_persister_respond_json(kci_persister *persister, natsMsg *request, char *text);
 void kci_persister_on_stats(natsConnection *connection, natsSubscription *subscription,
                             natsMsg *message, void *closure);
 void kci_persister_on_compact(natsConnection *connection, natsSubscription *subscription,

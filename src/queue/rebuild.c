@@ -3,13 +3,16 @@
  * The log's open (log.c, recovery.c) scans every record in order and hands
  * each here: a request adds a PENDING entry (a second copy of an id: the
  * first counts), its reply makes it REPLIED, a tombstone DEAD, a
- * redelivery marker raises its attempts; a reply or marker whose request
- * was compacted away is ignored. After the scan every request without a
- * reply is due at once: nothing says how long its last dispatch has been
- * waiting. Nothing is in flight during the scan, so no entry is STORING or
- * REPLYING. */
+ * redelivery marker raises its attempts, a requeue marker (attempt 0)
+ * makes a dead one PENDING again with its attempts from 0; a reply or
+ * marker whose request was compacted away is ignored. After the scan every
+ * request without a reply waits, and its type is probed at once
+ * (waiting.c): its services may not be back yet, and a dispatch to nobody
+ * would only be lost. Nothing is in flight during the scan, so no entry is
+ * STORING or REPLYING. */
 #include <assert.h>
 #include <inttypes.h>
+#include <string.h>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -27,8 +30,24 @@ static kc_err rebuild_request(kci_persister *persister, const kci_record *record
     entry->state = KCI_ENTRY_PENDING;
     entry->request = position;
     entry->attempts = 1;
+    const char *type = record->subject;
+    size_t type_length = record->subject_length, prefix = strlen(KCI_PERSISTER_REQUEST_PREFIX);
+    bool named = type_length > prefix && memcmp(type, KCI_PERSISTER_REQUEST_PREFIX, prefix) == 0;
+    entry->type_slot =
+        named ? kci_persister_type_slot_locked(persister, type + prefix, type_length - prefix)
+              : KCI_PERSISTER_TYPE_NONE;
     kci_persister_segment_add_request(persister, position);
     return KC_OK;
+}
+
+/* A requeue marker: a dead request is pending again, from attempt 0. */
+static void rebuild_requeue(kci_persister *persister, kci_index_entry *entry)
+{
+    if (entry->state == KCI_ENTRY_REPLIED) return;
+    if (entry->state == KCI_ENTRY_DEAD)
+        kci_persister_segment_add_request(persister, entry->request);
+    entry->state = KCI_ENTRY_PENDING;
+    entry->attempts = 0;
 }
 
 kc_err kci_persister_rebuild_record(void *closure, const kci_record *record, kci_position position)
@@ -50,7 +69,10 @@ kc_err kci_persister_rebuild_record(void *closure, const kci_record *record, kci
         entry->reply = position;
         break;
     case KCI_RECORD_REDELIVERY:
-        if (record->attempt > entry->attempts) entry->attempts = record->attempt;
+        if (kci_record_is_requeue(record))
+            rebuild_requeue(persister, entry);
+        else if (record->attempt > entry->attempts)
+            entry->attempts = record->attempt;
         break;
     case KCI_RECORD_TOMBSTONE:
         if (entry->state != KCI_ENTRY_PENDING) break;
@@ -62,7 +84,8 @@ kc_err kci_persister_rebuild_record(void *closure, const kci_record *record, kci
     return KC_OK;
 }
 
-/* After the scan: every request without a reply is due now. */
+/* After the scan: every request without a reply waits for its type's
+ * first probe, now (one of a type beyond the type table is due now). */
 kc_err kci_persister_rebuild_finish(kci_persister *persister)
 {
     int64_t now_ms = kci_monotonic_ms();
@@ -74,6 +97,8 @@ kc_err kci_persister_rebuild_finish(kci_persister *persister)
         if (entry->state == KCI_ENTRY_DEAD) persister->stats.dead++;
         if (entry->state != KCI_ENTRY_PENDING) continue;
         if (!kci_persister_pending_add(persister, entry, now_ms)) return KC_ERR_NOMEM;
+        if (entry->type_slot != KCI_PERSISTER_TYPE_NONE)
+            kci_persister_park_locked(persister, entry, now_ms);
     }
     assert(persister->pending_count + persister->stats.replied + persister->stats.dead ==
            index->count);

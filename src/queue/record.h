@@ -47,7 +47,8 @@ typedef enum kci_record_kind {
     KCI_RECORD_REQUEST = 1, /* a durable request: subject kc.req.<type>, reply = submitter inbox */
     KCI_RECORD_REPLY = 2,   /* the reply: client = the replying node, reply = its Kc-Error */
     KCI_RECORD_ACK = 3,     /* reserved: the submitter confirmed it has the reply */
-    KCI_RECORD_REDELIVERY = 4, /* a dispatch attempt after the first; attempt = its number */
+    KCI_RECORD_REDELIVERY = 4, /* a dispatch attempt after the first; attempt = its number;
+                                  attempt 0: a requeue (KCI_RECORD_REQUEUE_ATTEMPT) */
     KCI_RECORD_TOMBSTONE = 5,  /* the request is dead: no reply after `attempt` attempts */
     /* Plain kc.req.> traffic seen on the fabric (record_requests): kept,
      * never dispatched; fields as request and reply. */
@@ -74,6 +75,17 @@ typedef struct kci_record {
     const void *payload;
     uint32_t payload_length;
 } kci_record;
+
+/* A redelivery marker with attempt 0 is a requeue: an operator brought the
+ * dead request back (kcobra queue requeue), its attempts count from 0
+ * again. A marker, not a new kind, so a reader that predates requeue still
+ * reads the log (and sees the request dead). */
+enum { KCI_RECORD_REQUEUE_ATTEMPT = 0 };
+
+static inline bool kci_record_is_requeue(const kci_record *record)
+{
+    return record->kind == KCI_RECORD_REDELIVERY && record->attempt == KCI_RECORD_REQUEUE_ATTEMPT;
+}
 
 typedef enum kci_record_status {
     KCI_RECORD_OK = 0,        /* *out and *record_bytes are set */

@@ -5,7 +5,8 @@
  * is the request's answer, and it is forwarded to the subject in the
  * submit's Kc-Notify header if there was one. Later replies are dropped
  * (services are idempotent by Kc-Id, so they say the same). "No responders"
- * and a service's 409 are not answers: the request stays pending.
+ * and a service's 409 are not answers: the request stays pending (after
+ * "no responders" it waits for a service: waiting.c).
  *
  * kc.reply.get answers with the recorded reply of a request, read back from
  * the log, or with an error that says the request's state (unknown, pending,
@@ -60,8 +61,9 @@ static void on_reply_done(void *closure, kc_err status, kci_position position)
     }
     pthread_mutex_unlock(&persister->lock);
     if (status != KC_OK)
-        kci_warn("queue: a reply could not be stored (%s); its request will be dispatched again",
-                 kc_strerror(status));
+        kci_warn_limited("queue: a reply could not be stored (%s); its request will be dispatched "
+                         "again",
+                         kc_strerror(status));
     if (notify != NULL) {
         forward_notify(persister, context, notify);
         free(notify);
@@ -95,19 +97,25 @@ void kci_persister_build_reply_record(kci_record *record, natsMsg *message, cons
            record->client_length <= KCI_RECORD_FIELD_BYTES_MAX);
 }
 
+/* The request id a message on <inbox>.<id> is for; false: none. */
+static bool reply_id(const kci_persister *persister, natsMsg *message, kci_uuid *id)
+{
+    const char *subject = natsMsg_GetSubject(message);
+    size_t prefix_length = strlen(persister->inbox) + 1;
+    return strlen(subject) == prefix_length + KC_UUID_TEXT_BYTES &&
+           kci_uuid_parse(subject + prefix_length, KC_UUID_TEXT_BYTES, id);
+}
+
 /* false: not an answer to record (its subject names no id, it is too
  * large, "no responders", or a service's 409). */
 static bool reply_is_answer(const kci_persister *persister, natsMsg *message, kci_uuid *id)
 {
-    const char *subject = natsMsg_GetSubject(message);
-    size_t prefix_length = strlen(persister->inbox) + 1;
-    if (strlen(subject) != prefix_length + KC_UUID_TEXT_BYTES ||
-        !kci_uuid_parse(subject + prefix_length, KC_UUID_TEXT_BYTES, id) ||
+    if (!reply_id(persister, message, id) ||
         natsMsg_GetDataLength(message) > KCI_RECORD_PAYLOAD_BYTES_MAX)
         return false;
     /* "No responders" (status 503 from the server, no service subscribed,
      * e.g. while services reconnect after a restart) is not an answer: the
-     * request stays pending and is dispatched again. */
+     * request waits for a service (waiting.c). */
     if (natsMsg_IsNoResponders(message)) return false;
     /* 409 from a service: the same Kc-Id is still being handled there (an
      * earlier dispatch). Not an answer: the earlier one's reply will come,
@@ -124,6 +132,8 @@ void kci_persister_on_reply(natsConnection *connection, natsSubscription *subscr
 {
     kci_persister *persister = closure;
     kci_uuid id;
+    if (natsMsg_IsNoResponders(message) && reply_id(persister, message, &id))
+        kci_persister_on_no_responders(persister, &id);
     if (!reply_is_answer(persister, message, &id)) {
         natsMsg_Destroy(message);
         return;
@@ -208,7 +218,7 @@ static void send_recorded_reply(kci_persister *persister, const char *to, const 
 
 /* The answer to kc.reply.get for a request in state (0: unknown). */
 static void answer_state(kci_persister *persister, const char *to, const char *id_text, int state,
-                         kci_position reply, int attempts)
+                         kci_position reply, int attempts, bool waiting)
 {
     assert(state >= 0 && state <= KCI_ENTRY_DEAD);
     if (state == KCI_ENTRY_REPLIED)
@@ -220,6 +230,11 @@ static void answer_state(kci_persister *persister, const char *to, const char *i
         kci_persister_respond_error(persister, to, id_text, KCI_PERSISTER_CODE_DEAD, "dead",
                                     "request %s is dead: no reply after %d attempts", id_text,
                                     attempts);
+    else if (waiting)
+        kci_persister_respond_error(persister, to, id_text, KCI_PERSISTER_CODE_NOT_YET, "pending",
+                                    "request %s has no reply yet: no service of its type is "
+                                    "subscribed, it waits for one (%d attempts so far)",
+                                    id_text, attempts);
     else
         kci_persister_respond_error(persister, to, id_text, KCI_PERSISTER_CODE_NOT_YET, "pending",
                                     "request %s has no reply yet (dispatched %d times so far)",
@@ -246,9 +261,11 @@ void kci_persister_on_reply_get(natsConnection *connection, natsSubscription *su
     int state = entry != NULL ? entry->state : 0;
     kci_position reply = entry != NULL ? entry->reply : 0;
     int attempts = entry != NULL ? entry->attempts : 0;
+    bool waiting = entry != NULL && entry->pending_slot != KCI_INDEX_NO_SLOT &&
+                   persister->pending[entry->pending_slot].due_ms == KCI_PERSISTER_WAITING;
     pthread_mutex_unlock(&persister->lock);
-    /* Every request past STORING has been dispatched at least once. */
-    assert(state == 0 || state == KCI_ENTRY_STORING || attempts >= 1);
-    answer_state(persister, to, id_text, state, reply, attempts);
+    /* A dead request had attempts_max attempts that reached a service. */
+    assert(state != KCI_ENTRY_DEAD || attempts >= 1);
+    answer_state(persister, to, id_text, state, reply, attempts, waiting);
     natsMsg_Destroy(message);
 }

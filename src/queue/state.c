@@ -7,8 +7,11 @@
  * Request life: STORING (append in flight; a second submit of the id gets
  * 409) -> PENDING (durable: acknowledged, dispatched, in the pending array)
  * -> REPLYING (the reply's append in flight; further replies are dropped)
- * -> REPLIED; or PENDING -> DEAD after attempts_max dispatches (a late reply
- * still takes DEAD -> REPLYING -> REPLIED). A failed request append removes
+ * -> REPLIED; or PENDING -> DEAD after attempts_max dispatches that a
+ * service received (a late reply still takes DEAD -> REPLYING -> REPLIED;
+ * a requeue takes DEAD -> PENDING). A PENDING request may wait for a
+ * service (waiting.c): its pending item's due time is then
+ * KCI_PERSISTER_WAITING. A failed request append removes
  * the entry (the submitter gets an error, never an acknowledgement); a
  * failed reply append puts it back to the state before, so the request is
  * dispatched again and the service answers from its idempotence cache.
@@ -43,20 +46,28 @@ void kci_persister_entry_storing(kci_index_entry *entry)
 }
 
 /* STORING -> PENDING: the request is durable; it is acknowledged and
- * dispatched next, so it waits for its reply from now. */
-void kci_persister_entry_stored(kci_persister *persister, kci_index_entry *entry,
-                                kci_position position, const char *notify, int64_t due_ms)
+ * dispatched next, so it waits for its reply from now; unless nobody
+ * serves its type: then it waits for a service (waiting.c) and false says
+ * not to dispatch it. */
+bool kci_persister_entry_stored(kci_persister *persister, kci_index_entry *entry,
+                                kci_position position, const char *notify, int64_t due_ms,
+                                uint16_t type_slot)
 {
     assert(entry->state == KCI_ENTRY_STORING);
     assert(entry->pending_slot == KCI_INDEX_NO_SLOT && entry->notify == NULL);
     entry->state = KCI_ENTRY_PENDING;
     entry->request = position;
     entry->attempts = 1;
+    entry->type_slot = type_slot;
     entry->notify = notify != NULL ? strdup(notify) : NULL;
-    kci_persister_pending_add(persister, entry, due_ms);
+    bool added = kci_persister_pending_add(persister, entry, due_ms);
     kci_persister_segment_add_request(persister, position);
     kci_persister_segment_touch(persister, position, kci_wall_ms());
     persister->stats.submitted++;
+    if (!added || !kci_persister_type_waiting_locked(persister, type_slot)) return true;
+    entry->attempts = 0; /* not dispatched: no attempt yet */
+    kci_persister_park_locked(persister, entry, due_ms);
+    return false;
 }
 
 /* STORING -> gone: the append failed; nothing was acknowledged. */
@@ -130,6 +141,23 @@ void kci_persister_entry_dead(kci_persister *persister, kci_index_entry *entry)
     kci_persister_segment_resolve(persister, entry->request);
     persister->stats.dead++;
     assert(entry->pending_slot == KCI_INDEX_NO_SLOT);
+}
+
+/* DEAD -> PENDING: requeued (requeue.c); its requeue marker is durable. Its
+ * attempts count from 0 again, and it is due now (or waits with its type). */
+void kci_persister_entry_requeued(kci_persister *persister, kci_index_entry *entry, int64_t now_ms)
+{
+    assert(entry->state == KCI_ENTRY_DEAD && entry->pending_slot == KCI_INDEX_NO_SLOT);
+    entry->state = KCI_ENTRY_PENDING;
+    entry->attempts = 0;
+    kci_persister_segment_add_request(persister, entry->request);
+    if (persister->stats.dead > 0) persister->stats.dead--;
+    persister->stats.requeued++;
+    /* Out of memory: it stays out of the array, dispatched again after a
+     * restart (its marker says pending). */
+    if (!kci_persister_pending_add(persister, entry, now_ms)) return;
+    if (kci_persister_type_waiting_locked(persister, entry->type_slot))
+        kci_persister_park_locked(persister, entry, now_ms);
 }
 
 /* ---- the pending array ------------------------------------------------------ */

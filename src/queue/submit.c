@@ -80,12 +80,15 @@ static int code_for_failure(kc_err status)
                : KCI_PERSISTER_CODE_STORAGE;
 }
 
-/* Durable: acknowledge, then dispatch. */
-static void request_stored(kci_persister *persister, natsMsg *message, const char *id_text)
+/* Durable: acknowledge, then dispatch (unless its type waits for a
+ * service: waiting.c). */
+static void request_stored(kci_persister *persister, natsMsg *message, const char *id_text,
+                           bool dispatch)
 {
     const char *type = natsMsg_GetSubject(message) + strlen(KCI_SUBMIT_PREFIX);
     assert(strlen(type) <= KC_TYPE_BYTES_MAX); /* submit_check */
     acknowledge(persister, natsMsg_GetReply(message), id_text);
+    if (!dispatch) return;
     char subject[KCI_PERSISTER_SUBJECT_BYTES_MAX + 1];
     snprintf(subject, sizeof subject, "%s%s", KCI_PERSISTER_REQUEST_PREFIX, type);
     kci_persister_dispatch(persister, id_text, subject, natsMsg_GetData(message),
@@ -116,17 +119,20 @@ static void on_request_done(void *closure, kc_err status, kci_position position)
     const char *notify = NULL;
     if (natsMsgHeader_Get(message, KCI_HEADER_NOTIFY, &notify) != NATS_OK) notify = NULL;
     int64_t now_ms = kci_monotonic_ms();
+    const char *type = natsMsg_GetSubject(message) + strlen(KCI_SUBMIT_PREFIX);
+    bool dispatch = false;
     pthread_mutex_lock(&persister->lock);
     kci_index_entry *entry = kci_index_find(&persister->index, &context->id);
     assert(entry != NULL && entry->state == KCI_ENTRY_STORING);
     if (status == KC_OK)
-        kci_persister_entry_stored(persister, entry, position, notify,
-                                   now_ms + persister->config.redelivery_timeout_ms);
+        dispatch = kci_persister_entry_stored(
+            persister, entry, position, notify, now_ms + persister->config.redelivery_timeout_ms,
+            kci_persister_type_slot_locked(persister, type, strlen(type)));
     else
         kci_persister_entry_store_failed(persister, entry);
     pthread_mutex_unlock(&persister->lock);
     if (status == KC_OK) {
-        request_stored(persister, message, id_text);
+        request_stored(persister, message, id_text, dispatch);
     } else {
         errno = saved_errno;
         request_failed(persister, message, id_text, status);

@@ -58,7 +58,7 @@ static void on_request(kci_verify *verify, kci_index_entry *entry, kci_position 
     entry->request = position;
 }
 
-/* A reply, redelivery or tombstone. */
+/* A reply, redelivery (or requeue) or tombstone. */
 static void on_reference(kci_verify *verify, kci_index_entry *entry, const kci_record *record,
                          kci_position position)
 {
@@ -68,6 +68,10 @@ static void on_reference(kci_verify *verify, kci_index_entry *entry, const kci_r
         entry->state_before_reply = (uint8_t)record->kind;
     }
     if (record->kind == KCI_RECORD_TOMBSTONE) entry->attempts |= ENTRY_TOMBSTONE;
+    if (kci_record_is_requeue(record)) { /* dead no more (until a later tombstone) */
+        entry->attempts &= (uint16_t)~ENTRY_TOMBSTONE;
+        verify->result.requeues++;
+    }
     if (record->kind != KCI_RECORD_REPLY) return;
     if (entry->attempts & ENTRY_REPLY) {
         add_problem(verify, &(kci_verify_problem){.kind = KCI_VERIFY_REPLY_TWICE,

@@ -6,7 +6,7 @@
  * that are gone or out of place, which is what two writers on one
  * directory leave behind: each overwrites the other's records with its
  * own, and every record still passes its checksum. So, over the whole log:
- *   - every reply, redelivery and tombstone has its request record, before
+ *   - every reply, redelivery, requeue and tombstone has its request record, before
  *     it. The persister dispatches only acknowledged requests (and records
  *     a reply or marker only for a request it knows), so a reference to an
  *     id with no request record is an acknowledged request that is missing;
@@ -20,6 +20,7 @@
  * (references_after_retention), not reported. A reference to a missing id
  * that is never resolved (no reply, no tombstone) is still a problem:
  * retention removes only segments whose requests are all resolved.
+ * A requeue marker after a tombstone makes the request pending again.
  * Observed requests and replies (record_requests) are kept, not
  * acknowledged: they are not checked.
  *
@@ -60,6 +61,7 @@ typedef struct kci_verify_problem {
 
 typedef struct kci_verify_result {
     uint64_t requests, replied, dead, pending; /* requests with a request record */
+    uint64_t requeues;                         /* requeue markers (record.h) */
     uint64_t missing_requests;                 /* referred to, not found */
     uint64_t references_after_retention;       /* see above: not problems */
     uint64_t problem_count;                    /* all; the first ..._MAX are in problems */

@@ -1,7 +1,8 @@
 /* persister_test.c - the persister's features through a real kcobrad:
  * redelivery (a service that ignores the first dispatch gets the request
  * again, with the same Kc-Id, and its reply is forwarded to Kc-Notify),
- * dead requests (no reply after max_attempts: kc.reply.get says 410 dead;
+ * dead requests (no reply after max_attempts dispatches to a service that
+ * never answers: kc.reply.get says 410 dead;
  * a reply that comes after that is still recorded and served),
  * idempotent submit (the same Kc-Id twice: acknowledged twice, stored once),
  * refused submits (a bad Kc-Id: 400, nothing stored), redelivery after a
@@ -308,7 +309,7 @@ static void test_restart_redelivers(natsConnection *connection)
 static void test_compaction(natsConnection *connection, const char *older_id)
 {
     /* Compaction removes only a prefix of resolved segments: the older
-     * request (no service) must be dead first. */
+     * request (its service never answers) must be dead first. */
     wait_state(connection, older_id, "dead");
     natsSubscription *service = NULL;
     CHECK(natsConnection_Subscribe(&service, connection, "kc.req.echo", on_echo, NULL) == NATS_OK,
@@ -557,6 +558,14 @@ int main(int argc, char **argv)
     CHECK(harness_server_init(&server, argv[1]) == HARNESS_OK, "init");
     CHECK(harness_server_start(&server, CONFIG) == HARNESS_OK, "start");
     natsConnection *connection = connect_raw();
+    /* A service of "nobody" that takes every request and never answers: a
+     * request dies only after max_attempts dispatches that a service
+     * received (with nobody subscribed at all it waits for a service, which
+     * tests/queue/waiting_test.c checks). */
+    natsSubscription *silent = NULL;
+    CHECK(natsConnection_SubscribeSync(&silent, connection, "kc.req.nobody") == NATS_OK, "sub");
+    CHECK(natsSubscription_SetPendingLimits(silent, -1, -1) == NATS_OK, "limits");
+    natsConnection_Flush(connection);
     char same_id[37];
     test_redelivery_and_notify(connection);
     test_dead(connection);
@@ -566,6 +575,7 @@ int main(int argc, char **argv)
     test_restart_redelivers(connection);
     test_compaction(connection, same_id);
     test_second_kcobrad_refused(argv[1]);
+    natsSubscription_Destroy(silent);
     natsConnection_Destroy(connection);
     CHECK(harness_server_stop(&server) == HARNESS_OK, "stop");
     test_corruption_refused();
