@@ -25,9 +25,21 @@
  *                 the other two elect a new leader (4 to 9 s in 2.9), a
  *                 contender holds the lease again. Prints the gap without a
  *                 holder. The server is restarted and the lease still works.
+ *  server_paused  SIGSTOP the server the holder is connected to (a partition,
+ *                 as the others see it) until a contender holds the lease
+ *                 again, then SIGCONT: the old holder has reported its loss
+ *                 (it may hold again: its client reconnects elsewhere) and
+ *                 the lease stays with one holder.
+ *  cas_semantics  what the lease's compare-and-set rests on, pinned on the
+ *                 R3 stream of a bucket: of 8 writes in flight together that
+ *                 expect the same Nats-Expected-Last-Sequence, exactly one
+ *                 succeeds. Also prints how many succeed with the same
+ *                 Nats-Expected-Last-Subject-Sequence (kvStore_Update's
+ *                 check): more than one on nats-server 2.9.10, which is why
+ *                 the lease does not use it.
  *
  * Nothing here asserts a speed: the bounds are liveness bounds, generous for
- * a loaded two-core machine. Typically 40-60 s in all.
+ * a loaded two-core machine. Typically 45-70 s in all.
  */
 /* clang-format off */
 #include <stdarg.h>
@@ -37,7 +49,9 @@
 /* clang-format on */
 
 #include <fcntl.h>
+#include <nats/nats.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +86,11 @@ enum {
     LEADER_LOOKUP_TIMEOUT_MS = 10000,
     STOP_TIMEOUT_MS = 5000,
     SKIP_EXIT_CODE = 77,
+    /* cas_semantics */
+    CAS_CONTENDERS = 8,  /* writes in flight together, expecting one sequence */
+    CAS_WAIT_MS = 10000, /* for every publish acknowledgement */
+    CAS_STREAM_WAIT_MS = 10000,
+    CAS_CONNECT_TIMEOUT_MS = 5000,
 };
 
 static const char KEY[] = "role";
@@ -371,7 +390,7 @@ static int case_setup(void **state)
             js_cluster_restart(&cluster, index) != HARNESS_OK)
             return -1;
     }
-    return 0;
+    return js_cluster_wait_ready(&cluster, JS_CLUSTER_READY_TIMEOUT_MS) == HARNESS_OK ? 0 : -1;
 }
 
 static int case_teardown(void **state)
@@ -540,6 +559,126 @@ static void test_server_killed(void **state)
     check_exclusive();
 }
 
+/* Pauses the server the holder is connected to until a contender holds the
+ * lease again (the old holder too, once its client noticed the silent server
+ * by its pings and reconnected elsewhere), then resumes it. */
+static void test_server_paused(void **state)
+{
+    (void)state;
+    case_key = "partition";
+    int holder = contenders_start(JS_CLUSTER_SIZE);
+    harness_sleep_ms(HOLD_BEFORE_KILL_MS);
+    int server = contenders[holder].server_index;
+    long long paused_ms = harness_now_ms();
+    assert_int_equal(js_cluster_pause(&cluster, server), HARNESS_OK);
+    long long acquired_ms = 0;
+    int successor = wait_acquired(-1, paused_ms, SERVER_FAILOVER_TIMEOUT_MS, &acquired_ms);
+    assert_true(successor >= 0);
+    harness_sleep_ms(HOLD_BEFORE_KILL_MS);
+    assert_int_equal(js_cluster_resume(&cluster, server), HARNESS_OK);
+    fprintf(stderr,
+            "lease: SIGSTOP of %s (contender %d's server): contender %d acquired after %lld ms\n",
+            cluster.nodes[server].name, holder, successor, acquired_ms - paused_ms);
+    int64_t deadline_ms = harness_now_ms() + DEPOSED_TIMEOUT_MS;
+    while (!transcript_has(holder, "lost") && harness_now_ms() < deadline_ms)
+        harness_sleep_ms(POLL_INTERVAL_MS);
+    assert_true(transcript_has(holder, "lost"));
+    assert_int_equal(js_cluster_wait_ready(&cluster, JS_CLUSTER_READY_TIMEOUT_MS), HARNESS_OK);
+    harness_sleep_ms(HOLD_BEFORE_KILL_MS);
+    assert_true(current_holder() >= 0);
+    check_exclusive();
+}
+
+typedef struct cas_count {
+    atomic_int succeeded;
+    atomic_int refused;
+} cas_count;
+
+static void cas_acknowledged(jsCtx *js, natsMsg *message, jsPubAck *ack, jsPubAckErr *error,
+                             void *closure)
+{
+    (void)js;
+    cas_count *count = closure;
+    if (ack != NULL) atomic_fetch_add(&count->succeeded, 1);
+    if (error != NULL) atomic_fetch_add(&count->refused, 1);
+    natsMsg_Destroy(message);
+}
+
+/* CAS_CONTENDERS writes to subject, in flight together, each expecting what
+ * options say. Returns how many succeeded. */
+static int cas_race(natsConnection *connection, const char *subject, const jsPubOptions *options)
+{
+    cas_count count = {0};
+    jsOptions js_options;
+    jsOptions_Init(&js_options);
+    js_options.Wait = CAS_WAIT_MS;
+    js_options.PublishAsync.AckHandler = cas_acknowledged;
+    js_options.PublishAsync.AckHandlerClosure = &count;
+    jsCtx *js = NULL;
+    assert_int_equal(natsConnection_JetStream(&js, connection, &js_options), NATS_OK);
+    for (int index = 0; index < CAS_CONTENDERS; index++) {
+        jsPubOptions each = *options;
+        assert_int_equal(js_PublishAsync(js, subject, "x", 1, &each), NATS_OK);
+    }
+    jsPubOptions wait;
+    jsPubOptions_Init(&wait);
+    wait.MaxWait = CAS_WAIT_MS;
+    assert_int_equal(js_PublishAsyncComplete(js, &wait), NATS_OK);
+    jsCtx_Destroy(js);
+    assert_int_equal(atomic_load(&count.succeeded) + atomic_load(&count.refused), CAS_CONTENDERS);
+    return atomic_load(&count.succeeded);
+}
+
+static void test_cas_semantics(void **state)
+{
+    (void)state;
+    case_key = "cas";
+    natsConnection *connection = NULL;
+    natsOptions *options = NULL;
+    assert_int_equal(natsOptions_Create(&options), NATS_OK);
+    natsOptions_SetURL(options, cluster.nodes[0].server.url);
+    natsOptions_SetTimeout(options, CAS_CONNECT_TIMEOUT_MS);
+    assert_int_equal(natsConnection_Connect(&connection, options), NATS_OK);
+    natsOptions_Destroy(options);
+    jsOptions js_options;
+    jsOptions_Init(&js_options);
+    js_options.Wait = CAS_STREAM_WAIT_MS;
+    jsCtx *js = NULL;
+    assert_int_equal(natsConnection_JetStream(&js, connection, &js_options), NATS_OK);
+    kvConfig config;
+    kvConfig_Init(&config);
+    config.Bucket = "kc_test_cas";
+    config.Replicas = REPLICAS;
+    kvStore *kv = NULL;
+    natsStatus status = js_CreateKeyValue(&kv, js, &config);
+    if (status != NATS_OK) fprintf(stderr, "lease: bucket: %s\n", nats_GetLastError(NULL));
+    assert_int_equal(status, NATS_OK);
+    static const char subject[] = "$KV.kc_test_cas.role";
+    uint64_t revision = 0;
+    assert_int_equal(kvStore_PutString(&revision, kv, "role", "first"), NATS_OK);
+    jsPubOptions per_subject;
+    jsPubOptions_Init(&per_subject);
+    per_subject.ExpectLastSubjectSeq = revision;
+    int subject_wins = cas_race(connection, subject, &per_subject);
+    kvEntry *entry = NULL;
+    assert_int_equal(kvStore_Get(&entry, kv, "role"), NATS_OK);
+    jsPubOptions stream_wide;
+    jsPubOptions_Init(&stream_wide);
+    stream_wide.ExpectLastSeq = kvEntry_Revision(entry);
+    kvEntry_Destroy(entry);
+    int stream_wins = cas_race(connection, subject, &stream_wide);
+    fprintf(stderr,
+            "lease: %d writes in flight expecting one revision on an R3 bucket: %d succeeded "
+            "with Nats-Expected-Last-Subject-Sequence (kvStore_Update), %d with "
+            "Nats-Expected-Last-Sequence\n",
+            CAS_CONTENDERS, subject_wins, stream_wins);
+    assert_int_equal(stream_wins, 1);
+    assert_true(subject_wins >= 1);
+    kvStore_Destroy(kv);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(connection);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
@@ -554,6 +693,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_release, case_setup, case_teardown),
         cmocka_unit_test_setup_teardown(test_paused, case_setup, case_teardown),
         cmocka_unit_test_setup_teardown(test_server_killed, case_setup, case_teardown),
+        cmocka_unit_test_setup_teardown(test_server_paused, case_setup, case_teardown),
+        cmocka_unit_test_setup_teardown(test_cas_semantics, case_setup, case_teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
