@@ -17,8 +17,8 @@
  *                 contender in its place. Prints median and worst.
  *  release        SIGTERM to the holder: it marks the record released and a
  *                 standby takes over at its next read (well under the ttl).
- *  paused         SIGSTOP the holder for three ttls (a standby takes over
- *                 meanwhile), then SIGCONT: its renewal fails the
+ *  paused         SIGSTOP the holder until a standby took over and a ttl
+ *                 more, then SIGCONT: its renewal fails the
  *                 compare-and-set, it reports "deposed", and it never acquires
  *                 again while the new holder lives.
  *  server_killed  kill -9 the nats-server leading the bucket's stream: once
@@ -79,7 +79,7 @@ enum {
     TAKEOVER_ROUNDS = 5,
     TAKEOVER_TIMEOUT_MS = 15000, /* ttl + margin + a read, with room for a loaded machine */
     RELEASE_TIMEOUT_MS = 10000,
-    PAUSE_MS = 3 * TTL_MS,
+    PAUSE_AFTER_TAKEOVER_MS = TTL_MS,
     DEPOSED_TIMEOUT_MS = 10000,
     AFTER_RESUME_MS = 1500,
     SERVER_FAILOVER_TIMEOUT_MS = 45000, /* election (4-9 s) + reconnects + ttl */
@@ -452,19 +452,31 @@ static void test_takeover(void **state)
     assert_true(check_exclusive() >= TAKEOVER_ROUNDS + 1);
 }
 
+/* Starts two contenders, lets the holder renew a while, sends it
+ * signal_number and waits for the other to acquire: returns the old holder;
+ * *elapsed_ms gets the time from the signal to the acquisition. */
+static int holder_signalled(int signal_number, int timeout_ms, long long *elapsed_ms)
+{
+    int holder = contenders_start(2);
+    harness_sleep_ms(HOLD_BEFORE_KILL_MS);
+    long long signalled_ms = harness_now_ms();
+    contender_signal(holder, signal_number);
+    contenders[holder].paused = signal_number == SIGSTOP;
+    long long acquired_ms = 0;
+    int successor = wait_acquired(holder, signalled_ms, timeout_ms, &acquired_ms);
+    assert_true(successor >= 0);
+    assert_int_equal(successor, 1 - holder);
+    *elapsed_ms = acquired_ms - signalled_ms;
+    return holder;
+}
+
 static void test_release(void **state)
 {
     (void)state;
     case_key = "release";
-    int holder = contenders_start(2);
-    harness_sleep_ms(HOLD_BEFORE_KILL_MS);
-    long long stopped_ms = harness_now_ms();
-    contender_signal(holder, SIGTERM);
-    long long acquired_ms = 0;
-    int successor = wait_acquired(holder, stopped_ms, RELEASE_TIMEOUT_MS, &acquired_ms);
-    assert_true(successor >= 0);
-    fprintf(stderr, "lease: released by SIGTERM: the standby active after %lld ms\n",
-            acquired_ms - stopped_ms);
+    long long elapsed_ms = 0;
+    int holder = holder_signalled(SIGTERM, RELEASE_TIMEOUT_MS, &elapsed_ms);
+    fprintf(stderr, "lease: released by SIGTERM: the standby active after %lld ms\n", elapsed_ms);
     contender_stop(holder);
     assert_true(transcript_has(holder, "lost"));
     assert_true(transcript_has(holder, "closed"));
@@ -475,18 +487,12 @@ static void test_paused(void **state)
 {
     (void)state;
     case_key = "paused";
-    int holder = contenders_start(2);
-    harness_sleep_ms(HOLD_BEFORE_KILL_MS);
-    long long paused_ms = harness_now_ms();
-    contender_signal(holder, SIGSTOP);
-    contenders[holder].paused = true;
-    long long acquired_ms = 0;
-    int successor = wait_acquired(holder, paused_ms, TAKEOVER_TIMEOUT_MS, &acquired_ms);
-    assert_true(successor >= 0);
+    long long elapsed_ms = 0;
+    int holder = holder_signalled(SIGSTOP, TAKEOVER_TIMEOUT_MS, &elapsed_ms);
+    int successor = 1 - holder;
     fprintf(stderr, "lease: SIGSTOP of the holder: contender %d active after %lld ms\n", successor,
-            acquired_ms - paused_ms);
-    long long resume_at_ms = paused_ms + PAUSE_MS;
-    if (harness_now_ms() < resume_at_ms) harness_sleep_ms((int)(resume_at_ms - harness_now_ms()));
+            elapsed_ms);
+    harness_sleep_ms(PAUSE_AFTER_TAKEOVER_MS); /* stopped for well over a ttl in all */
     contender_signal(holder, SIGCONT);
     contenders[holder].paused = false;
     int64_t deadline_ms = harness_now_ms() + DEPOSED_TIMEOUT_MS;
