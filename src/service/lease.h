@@ -115,9 +115,11 @@ typedef void (*kci_lease_acquired_callback)(void *closure, uint64_t term);
 typedef void (*kci_lease_lost_callback)(void *closure, uint64_t term, kci_lease_loss loss);
 
 typedef struct kci_lease_config {
-    const char *bucket;      /* the KV bucket, created if missing ("kc_leases") */
-    const char *key;         /* the role: "persister", "ledger" */
-    const char *holder;      /* unique per process: kci_lease_holder_make */
+    const char *bucket; /* the KV bucket, created if missing ("kc_leases") */
+    const char *key;    /* the role: "persister", "ledger" */
+    /* Unique per process (kci_lease_holder_make): two processes with one id
+     * would each take the other's record for their own, at once. */
+    const char *holder;
     int64_t ttl_ms;          /* how long a holding lasts without a renewal */
     int64_t renew_ms;        /* how often the holder renews and a standby reads */
     int64_t margin_ms;       /* see "The margin" above; ttl_ms > 2 x renew_ms + margin_ms */
