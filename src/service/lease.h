@@ -115,14 +115,14 @@ typedef void (*kci_lease_acquired_callback)(void *closure, uint64_t term);
 typedef void (*kci_lease_lost_callback)(void *closure, uint64_t term, kci_lease_loss loss);
 
 typedef struct kci_lease_config {
-    const char *bucket; /* the KV bucket, created if missing ("kc_leases") */
+    const char *bucket; /* created if missing; this key alone: "kc_lease_persister" */
     const char *key;    /* the role: "persister", "ledger" */
     /* Unique per process (kci_lease_holder_make): two processes with one id
      * would each take the other's record for their own, at once. */
     const char *holder;
     int64_t ttl_ms;          /* how long a holding lasts without a renewal */
     int64_t renew_ms;        /* how often the holder renews and a standby reads */
-    int64_t margin_ms;       /* see "The margin" above; ttl_ms > 2 x renew_ms + margin_ms */
+    int64_t margin_ms;       /* see "The margin"; ttl_ms >= 2 x renew_ms + margin_ms */
     int replicas;            /* of the bucket when it is created: 3 on a cluster, 1 alone */
     int64_t open_timeout_ms; /* kci_lease_open's bound on finding or creating the bucket */
     bool manual_ticks;       /* no thread: the caller runs kci_lease_tick every renew_ms */
