@@ -80,7 +80,8 @@
  * renew_ms and calls on_acquired and on_lost from that thread, never with a
  * lock held. With config.manual_ticks the caller runs kci_lease_tick from its
  * own timer instead (the callbacks then run inside kci_lease_tick). The
- * query functions are safe from any thread. */
+ * query functions are safe from any thread; kci_lease_close is not to be
+ * called from a callback (it waits for the thread that runs them). */
 #ifndef KCI_LEASE_H
 #define KCI_LEASE_H
 

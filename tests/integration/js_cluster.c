@@ -102,6 +102,19 @@ bool js_cluster_running(const js_cluster *cluster, int index)
     return index >= 0 && index < JS_CLUSTER_SIZE && cluster->nodes[index].server.pid != 0;
 }
 
+void js_cluster_urls_from(const js_cluster *cluster, int first_index, char *out, size_t out_size)
+{
+    size_t length = 0;
+    out[0] = '\0';
+    for (int step = 0; step < JS_CLUSTER_SIZE && length < out_size; step++) {
+        int index = (first_index + step) % JS_CLUSTER_SIZE;
+        int written = snprintf(out + length, out_size - length, "%s%s", step > 0 ? "," : "",
+                               cluster->nodes[index].server.url);
+        if (written < 0) return;
+        length += (size_t)written;
+    }
+}
+
 int js_cluster_index_of(const js_cluster *cluster, const char *name)
 {
     for (int index = 0; index < JS_CLUSTER_SIZE; index++)

@@ -22,6 +22,7 @@
 #define KC_TESTS_INTEGRATION_JS_CLUSTER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "harness.h"
 
@@ -61,6 +62,9 @@ harness_status js_cluster_resume(js_cluster *cluster, int index); /* SIGCONT */
  * waits until the cluster is ready. */
 harness_status js_cluster_restart(js_cluster *cluster, int index);
 bool js_cluster_running(const js_cluster *cluster, int index);
+/* The client URLs starting with node first_index ("B,C,A" for 1), for a
+ * client that must connect to that node first (with nats.c's NoRandomize). */
+void js_cluster_urls_from(const js_cluster *cluster, int first_index, char *out, size_t out_size);
 /* The node named name ("kc-2"), or -1. */
 int js_cluster_index_of(const js_cluster *cluster, const char *name);
 /* The node leading stream (e.g. "KV_kc_leases"), confirmed by that server's

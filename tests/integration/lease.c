@@ -131,17 +131,6 @@ static const char *case_key;
 
 /* ======================================================================= contenders */
 
-/* The cluster's URLs starting with server_index, so that it connects there. */
-static void urls_from(int server_index, char *out, size_t out_size)
-{
-    int length = 0;
-    for (int step = 0; step < JS_CLUSTER_SIZE; step++) {
-        int index = (server_index + step) % JS_CLUSTER_SIZE;
-        length += snprintf(out + length, out_size - (size_t)length, "%s%s", step > 0 ? "," : "",
-                           cluster.nodes[index].server.url);
-    }
-}
-
 static int contender_spawn(int server_index)
 {
     assert_true(contender_count < CONTENDERS_MAX);
@@ -153,7 +142,7 @@ static int contender_spawn(int server_index)
              index);
     char urls[JS_CLUSTER_URLS_BYTES_MAX], node[32], ttl[16], renew[16], margin[16], replicas[8];
     char bucket[64];
-    urls_from(server_index, urls, sizeof(urls));
+    js_cluster_urls_from(&cluster, server_index, urls, sizeof(urls));
     snprintf(bucket, sizeof(bucket), "kc_test_%s", case_key); /* one bucket per lease */
     snprintf(node, sizeof(node), "contender-%d", index);
     snprintf(ttl, sizeof(ttl), "%d", TTL_MS);
