@@ -3,15 +3,15 @@
  *
  * One thread (the renewer, or the caller of kci_lease_tick) drives the state;
  * other threads only read it, under the mutex, through kci_lease_holds and
- * friends. The nats.c calls block for at most request_timeout_ms (the jsCtx
- * Wait), so a tick is bounded and a holder notices its deadline at most that
- * long late; kci_lease_holds compares with the clock itself and is never late.
+ * friends. The nats.c calls block for at most renew_ms (the jsCtx Wait), so a
+ * tick is bounded and a holder reports an expiry at most that long late;
+ * kci_lease_holds compares with the clock itself and is never late.
  *
  * Two jsCtx: one with a long Wait for creating the bucket (a clustered stream
  * takes a while to create), one with renew_ms for every read and write after.
- * The kvStore API makes and binds the bucket; reads and writes use the
- * JetStream calls underneath it, for the reasons given at lease_read and
- * lease_write. */
+ * The kvStore API makes and binds the bucket (binding also checks that the
+ * stream is a KV bucket); reads and writes use the JetStream calls underneath
+ * it, for the reasons given at lease_read and lease_write. */
 #include "service/lease.h"
 
 #include <assert.h>
