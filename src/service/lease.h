@@ -54,6 +54,24 @@
  * kci_lease_holds is the cheap local check before each write; the stream's
  * check is what makes a late write harmless.
  *
+ * How a part uses it (the persister, say):
+ *
+ *     kci_lease_config config;
+ *     kci_lease_config_init(&config);
+ *     kci_lease_settings_apply(&settings->lease, &config);  // lease_settings.h
+ *     config.key = "persister";
+ *     config.holder = holder;          // kci_lease_holder_make(holder, ..., node)
+ *     config.on_acquired = become_active;   // catch up to the stream's end,
+ *                                           // write "term T begins" fenced,
+ *                                           // then serve (redeliveries too)
+ *     config.on_lost = stand_by;            // stop writing, keep following
+ *     config.closure = persister;
+ *     kci_lease_open(&persister->lease, connection, &config);
+ *     ...
+ *     if (!kci_lease_holds(persister->lease, &term)) refuse;  // before a write
+ *     ...publish with Nats-Expected-Last-Sequence...
+ *     kci_lease_close(persister->lease);   // on stop: a standby takes over now
+ *
  * JetStream facts this relies on (nats-server 2.9.10, nats.c 3.4.1):
  *   - The compare-and-set is Nats-Expected-Last-Sequence (the bucket's last
  *     sequence), which a clustered stream checks when it applies a write, in
