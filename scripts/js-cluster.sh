@@ -85,19 +85,33 @@ meta_leader() { # DIR N
         jq -r '.meta_cluster.leader // empty' 2>/dev/null || true
 }
 
+# Running and not stopped by SIGSTOP (state T in /proc): it should answer.
+awake() { # PID
+    [ -n "$1" ] && kill -0 "$1" 2>/dev/null &&
+        [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != T ]
+}
+
+# Ready: every awake server names the same meta leader.
 wait_ready() { # DIR
-    local dir=$1 try n leader
-    for try in $(seq 1 $READY_TRIES); do
+    local dir=$1 n leader first
+    for _ in $(seq 1 $READY_TRIES); do
+        first=""
         for n in $(seq 1 $SIZE); do
+            awake "$(pid_of "$dir" "$n")" || continue
             leader=$(meta_leader "$dir" "$n")
-            if [ -n "$leader" ]; then
-                echo "meta leader: $leader"
-                return 0
+            if [ -z "$leader" ] || { [ -n "$first" ] && [ "$leader" != "$first" ]; }; then
+                first=""
+                break
             fi
+            first=$leader
         done
+        if [ -n "$first" ]; then
+            echo "meta leader: $first"
+            return 0
+        fi
         sleep 0.1
     done
-    echo "js-cluster: no JetStream meta leader after $((READY_TRIES / 10)) s; see $dir/kc-*.log" >&2
+    echo "js-cluster: no agreed JetStream meta leader after $((READY_TRIES / 10)) s; see $dir/kc-*.log" >&2
     return 1
 }
 
@@ -129,7 +143,7 @@ start() { # DIR [BASE]
 }
 
 stop() { # DIR
-    local dir=$1 n pid try
+    local dir=$1 n pid
     for n in $(seq 1 $SIZE); do
         pid=$(pid_of "$dir" "$n")
         [ -n "$pid" ] || continue
@@ -139,7 +153,7 @@ stop() { # DIR
     for n in $(seq 1 $SIZE); do
         pid=$(pid_of "$dir" "$n")
         [ -n "$pid" ] || continue
-        for try in $(seq 1 $STOP_TRIES); do
+        for _ in $(seq 1 $STOP_TRIES); do
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.1
         done
@@ -161,7 +175,8 @@ status() { # DIR
     for n in $(seq 1 $SIZE); do
         pid=$(pid_of "$dir" "$n")
         state=down
-        if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then state="pid $pid"; fi
+        if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then state="pid $pid (paused)"; fi
+        if awake "$pid"; then state="pid $pid"; fi
         echo "kc-$n: $state, client $(port_of "$dir" "$n" client)," \
             "monitor $(port_of "$dir" "$n" monitor), meta leader: $(meta_leader "$dir" "$n")"
     done
