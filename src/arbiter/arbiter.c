@@ -51,6 +51,9 @@ void kci_arbiter_config_default(kci_arbiter_config *config)
     config->overcharge_factor = 1.5;
     config->fusion_rounds_min = 2;
     config->tree_fanout = 4;
+    config->verdict_stream = KCI_ARBITER_VERDICT_STREAM_DEFAULT;
+    config->verdict_replicas = 3;
+    config->verdict_open_timeout_ms = 20000;
     kci_qos_params_default(&config->qos);
     kci_credibility_params_default(&config->credibility);
     kci_ranking_params_default(&config->ranking);
@@ -434,7 +437,11 @@ static kc_err copy_config(kci_arbiter *arbiter, const kci_arbiter_config *config
     arbiter->config = *config;
     arbiter->config.id = NULL;
     arbiter->config.data_dir = copy_text(config->data_dir);
-    bool ok = config->data_dir == NULL || arbiter->config.data_dir != NULL;
+    arbiter->config.verdict_stream = copy_text(config->verdict_stream);
+    arbiter->config.verdict_servers = copy_text(config->verdict_servers);
+    bool ok = (config->data_dir == NULL || arbiter->config.data_dir != NULL) &&
+              (config->verdict_stream == NULL || arbiter->config.verdict_stream != NULL) &&
+              (config->verdict_servers == NULL || arbiter->config.verdict_servers != NULL);
     for (uint32_t i = 0; i < config->probe_count; i++) {
         arbiter->config.probes[i].type = copy_text(config->probes[i].type);
         arbiter->config.probes[i].payload = copy_text(config->probes[i].payload);
@@ -454,6 +461,8 @@ static kc_err copy_config(kci_arbiter *arbiter, const kci_arbiter_config *config
 static void free_config(kci_arbiter_config *config)
 {
     free((char *)config->data_dir);
+    free((char *)config->verdict_stream);
+    free((char *)config->verdict_servers);
     for (uint32_t i = 0; i < config->probe_count; i++) {
         free((char *)config->probes[i].type);
         free((char *)config->probes[i].payload);
@@ -530,7 +539,8 @@ kc_err kci_arbiter_start(kci_arbiter **out, kc_client *client, const kci_arbiter
         if (self != NULL) self->is_arbiter = true;
         for (uint32_t i = 0; i < KCI_ARBITER_PROBES_MAX; i++)
             arbiter->probes[i] = (probe_state){.arbiter = arbiter, .index = i};
-        err = kci_arbiter_restore(arbiter, error, error_size);
+        err = arbiter->config.verdicts_jetstream ? kci_verdict_js_open(arbiter, error, error_size)
+                                                 : kci_arbiter_restore(arbiter, error, error_size);
     }
     if (err == KC_OK) err = subscribe_all(arbiter, error, error_size);
     if (err == KC_OK && pthread_create(&arbiter->tick_thread, NULL, tick_main, arbiter) != 0)
@@ -580,6 +590,8 @@ void kci_arbiter_stop(kci_arbiter *arbiter, int64_t drain_ms)
     uint32_t left = arbiter->probes_in_flight;
     pthread_mutex_unlock(&arbiter->lock);
     kci_subscriptions_destroy(&arbiter->subscriptions);
+    kci_verdict_js_close(arbiter->verdict_js); /* its writer and follower use the state */
+    arbiter->verdict_js = NULL;
     if (left > 0) {
         kci_error("arbiter %s: %u probe(s) still in flight at stop; leaking the arbiter's state",
                   arbiter->id, left);

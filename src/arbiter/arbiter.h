@@ -10,7 +10,8 @@
  * tick it ranks the nodes, rebuilds the reporting tree, decides its vote
  * about each node and publishes it. A verdict is final when 2f + 1 of the
  * 3f + 1 configured arbiters vote the same; it is appended (fsync) to
- * <data_dir>/arbiter-<id>.verdicts.jsonl and published on
+ * <data_dir>/arbiter-<id>.verdicts.jsonl, or to a JetStream stream that
+ * every arbiter follows (verdicts_jetstream), and published on
  * kc.arbiter.verdict. With enforce, the quarantined set is handed to
  * kcobrad's broker (kc.sys.quarantine.set, internal user only).
  *
@@ -32,7 +33,10 @@ enum {
     KCI_ARBITER_PROBES_MAX = 16, /* probe types */
     KCI_ARBITER_PRETRUSTED_MAX = 64,
     KCI_ARBITER_PEERS_MAX = 64,
+    KCI_ARBITER_VERDICT_REPLICAS_MAX = 5, /* JetStream's limit */
 };
+
+#define KCI_ARBITER_VERDICT_STREAM_DEFAULT "KC_VERDICTS"
 
 typedef struct kci_arbiter_probe {
     const char *type;
@@ -40,13 +44,21 @@ typedef struct kci_arbiter_probe {
 } kci_arbiter_probe;
 
 typedef struct kci_arbiter_config {
-    const char *id;             /* this arbiter's id; default: the client's node */
-    uint32_t arbiter_count;     /* the 3f + 1 configured arbiters; default 1 */
-    const char *data_dir;       /* verdicts file here; NULL: not persisted */
-    bool enforce;               /* publish kc.sys.quarantine.set (kcobrad) */
-    int64_t tick_ms;            /* default 1000 */
-    int64_t probe_timeout_ms;   /* a round's answers are in by then; default 1000 */
-    int64_t probe_interval_ms;  /* a round starts this often; default 5000 */
+    const char *id;         /* this arbiter's id; default: the client's node */
+    uint32_t arbiter_count; /* the 3f + 1 configured arbiters; default 1 */
+    const char *data_dir;   /* verdicts file here; NULL: not persisted */
+    /* Where verdicts are kept: false, the file in data_dir (the default);
+     * true, a JetStream stream that every arbiter follows (verdict_js.h). */
+    bool verdicts_jetstream;
+    const char *verdict_stream;      /* default KCI_ARBITER_VERDICT_STREAM_DEFAULT */
+    uint32_t verdict_replicas;       /* of the stream when this arbiter creates it; default 3 */
+    const char *verdict_servers;     /* the JetStream servers' URLs, comma-separated; NULL: the
+                                        client's connection */
+    int64_t verdict_open_timeout_ms; /* find or create the stream and catch up; default 20 s */
+    bool enforce;                    /* publish kc.sys.quarantine.set (kcobrad) */
+    int64_t tick_ms;                 /* default 1000 */
+    int64_t probe_timeout_ms;        /* a round's answers are in by then; default 1000 */
+    int64_t probe_interval_ms;       /* a round starts this often; default 5000 */
     int64_t request_timeout_ms; /* a request without reply by then is unanswered; default 5000 */
     int64_t quarantine_ms;      /* first quarantine; doubles per repeat; default 300 s */
     int64_t probation_ms;       /* after reinstatement; default 60 s */

@@ -2,7 +2,8 @@
  * arbiter.c (start, stop, the tick, the subscriptions that observe),
  * judge.c (problem reports, endorsements, and each node's reasons),
  * probe.c (probe rounds and their fusion), verdict.c (votes, quorum,
- * verdicts, quarantine, and the answers to status/verdicts/tree).
+ * verdicts, quarantine, and the answers to status/verdicts/tree),
+ * verdict_js.c (the verdicts on a JetStream stream, verdict_js.h).
  *
  * One mutex guards everything below it; nats.c delivers each subscription
  * on its own thread and the tick runs on one more. */
@@ -20,6 +21,7 @@
 #include "arbiter/observe.h"
 #include "arbiter/qos.h"
 #include "arbiter/quorum.h"
+#include "arbiter/verdict_js.h"
 #include "service/subscriptions.h"
 
 enum {
@@ -142,6 +144,7 @@ struct kci_arbiter {
     char id[KCI_ARBITER_ID_BYTES_MAX + 1];
     char *verdicts_path;
     FILE *verdicts_file;
+    kci_verdict_js *verdict_js; /* verdicts on a stream instead of the file */
     pthread_mutex_t lock;
     pthread_cond_t changed;
     bool stopping;
@@ -223,6 +226,11 @@ void kci_arbiter_vote_tick(kci_arbiter *arbiter, int64_t now_ms);
 void kci_arbiter_rank_tick(kci_arbiter *arbiter, int64_t now_ms);
 void kci_arbiter_enforce(kci_arbiter *arbiter);
 kc_err kci_arbiter_restore(kci_arbiter *arbiter, char *error, size_t error_size);
+/* A verdict read from the stream (verdict_js.c), in the stream's order:
+ * taken when it is news for its node (its epoch is above the node's);
+ * announced and marked for enforcement when announce. Whether it was taken. */
+bool kci_arbiter_verdict_apply(kci_arbiter *arbiter, json_t *verdict, int64_t now_ms,
+                               bool announce);
 json_t *kci_arbiter_node_json(kci_arbiter *arbiter, arbiter_node *node, int64_t now_ms);
 
 #endif

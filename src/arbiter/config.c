@@ -83,6 +83,27 @@ static const kci_config_key keys[] = {
      .value_name = "ID",
      .help = "another arbiter whose votes count (repeatable; default: any)",
      .flag = "peer"},
+    {.name = "verdict_storage",
+     .kind = KCI_KEY_STRING,
+     KEY(verdict_storage),
+     .value_name = "local|jetstream",
+     .help = "keep verdicts in a file (local) or on a JetStream stream every arbiter follows"},
+    {.name = "verdict_stream",
+     .kind = KCI_KEY_STRING,
+     KEY(verdict_stream),
+     .value_name = "NAME",
+     .help = "the JetStream stream of the verdicts (jetstream)"},
+    {.name = "replicas",
+     .kind = KCI_KEY_SIZE,
+     KEY(replicas),
+     .maximum = KCI_ARBITER_VERDICT_REPLICAS_MAX,
+     .value_name = "N",
+     .help = "the verdict stream's replicas when this arbiter creates it (3; 1 on one server)"},
+    {.name = "verdict_servers",
+     .kind = KCI_KEY_STRING,
+     KEY(verdict_servers),
+     .value_name = "URLS",
+     .help = "the JetStream servers, comma-separated (default: the arbiter's own connection)"},
 };
 
 const kci_config_key *kci_arbiter_settings_keys(size_t *count)
@@ -105,7 +126,16 @@ void kci_arbiter_settings_init(kci_arbiter_settings *settings)
         .slow_ms = (int64_t)defaults.qos.slow_ms,
         .target_ms = (int64_t)defaults.qos.target_ms,
         .qos_samples = defaults.qos_samples_min,
+        .replicas = defaults.verdict_replicas,
     };
+    /* Strings are owned: a failed copy leaves NULL, read as the default. */
+    (void)kci_config_string_set(&settings->verdict_storage, "local");
+    (void)kci_config_string_set(&settings->verdict_stream, defaults.verdict_stream);
+}
+
+static bool verdicts_jetstream(const kci_arbiter_settings *settings)
+{
+    return settings->verdict_storage != NULL && strcmp(settings->verdict_storage, "jetstream") == 0;
 }
 
 kc_err kci_arbiter_settings_check(const kci_arbiter_settings *settings, char *error,
@@ -116,6 +146,12 @@ kc_err kci_arbiter_settings_check(const kci_arbiter_settings *settings, char *er
         settings->peers.count > KCI_ARBITER_PEERS_MAX) {
         snprintf(error, error_size, "arbiter: at most %d probes, %d pretrusted nodes, %d peers",
                  KCI_ARBITER_PROBES_MAX, KCI_ARBITER_PRETRUSTED_MAX, KCI_ARBITER_PEERS_MAX);
+        return KC_ERR_CONFIG;
+    }
+    if (settings->verdict_storage != NULL && strcmp(settings->verdict_storage, "local") != 0 &&
+        !verdicts_jetstream(settings)) {
+        snprintf(error, error_size, "arbiter verdict_storage is local or jetstream, not \"%s\"",
+                 settings->verdict_storage);
         return KC_ERR_CONFIG;
     }
     for (size_t i = 0; i < settings->probes.count; i++) {
@@ -147,6 +183,10 @@ kc_err kci_arbiter_settings_runtime(const kci_arbiter_settings *settings,
     config->qos.slow_ms = (double)settings->slow_ms;
     config->qos.target_ms = (double)settings->target_ms;
     config->qos_samples_min = (uint32_t)settings->qos_samples;
+    config->verdicts_jetstream = verdicts_jetstream(settings);
+    if (settings->verdict_stream != NULL) config->verdict_stream = settings->verdict_stream;
+    config->verdict_replicas = (uint32_t)settings->replicas;
+    config->verdict_servers = settings->verdict_servers;
     for (size_t i = 0; i < settings->probes.count && i < KCI_ARBITER_PROBES_MAX; i++) {
         probe_texts[i] = strdup(settings->probes.items[i]);
         if (probe_texts[i] == NULL ||

@@ -29,6 +29,10 @@ typedef struct kci_arbiter_settings {
     kci_config_strings probes;     /* "type=payload" */
     kci_config_strings pretrusted; /* nodes trusted by the ranking from the start */
     kci_config_strings peers;      /* the other arbiters whose votes count; none: any */
+    char *verdict_storage;         /* "local" (the file) or "jetstream" (a stream) */
+    char *verdict_stream;          /* the stream's name (jetstream) */
+    int64_t replicas;              /* the stream's replicas when this arbiter creates it */
+    char *verdict_servers;         /* the JetStream servers; NULL: the arbiter's connection */
 } kci_arbiter_settings;
 
 const kci_config_key *kci_arbiter_settings_keys(size_t *count);

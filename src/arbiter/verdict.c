@@ -203,6 +203,10 @@ static void finalize(kci_arbiter *arbiter, arbiter_node *node, kci_vote_kind kin
     char id[KC_NODE_BYTES_MAX + 16];
     snprintf(id, sizeof id, "%s:%u", node->name, epoch_before + 1);
     json_t *verdict = verdict_json(arbiter, node, kind, id, offences, now_ms);
+    if (arbiter->verdict_js != NULL) { /* taken when read back from the stream */
+        kci_verdict_js_append(arbiter->verdict_js, verdict, node->name, epoch_before + 1);
+        return;
+    }
     if (!persist(arbiter, verdict, id)) {
         json_decref(verdict);
         return;
@@ -378,9 +382,12 @@ static json_t *status_json(kci_arbiter *arbiter, int64_t now_ms)
                      (json_int_t)arbiter->verdict_count, "nodes", nodes);
 }
 
-/* The verdicts file, last VERDICTS_ANSWERED_MAX lines. */
+/* The verdicts file, last VERDICTS_ANSWERED_MAX lines (or the stream's). */
 static json_t *verdicts_json(kci_arbiter *arbiter)
 {
+    if (arbiter->verdict_js != NULL)
+        return json_pack("{s:s, s:o}", "arbiter", arbiter->id, "verdicts",
+                         kci_verdict_js_recent(arbiter->verdict_js));
     json_t *list = json_array();
     FILE *file = arbiter->verdicts_path != NULL ? fopen(arbiter->verdicts_path, "r") : NULL;
     char *line = malloc(VERDICT_LINE_BYTES_MAX);
@@ -455,6 +462,44 @@ void kci_arbiter_on_request(natsConnection *connection, natsSubscription *subscr
 }
 
 /* ---- restore ----------------------------------------------------------------------------- */
+
+/* How long ago (ms) the verdict was written by its ts_ms, 0 to max_ms. */
+static int64_t verdict_age_ms(json_t *verdict, int64_t max_ms)
+{
+    json_t *written = json_object_get(verdict, "ts_ms");
+    int64_t age_ms = json_is_integer(written) ? kci_wall_ms() - json_integer_value(written) : 0;
+    return age_ms < 0 ? 0 : age_ms > max_ms ? max_ms : age_ms;
+}
+
+bool kci_arbiter_verdict_apply(kci_arbiter *arbiter, json_t *verdict, int64_t now_ms, bool announce)
+{
+    const char *action = json_string_value(json_object_get(verdict, "action"));
+    json_t *epoch = json_object_get(verdict, "epoch"),
+           *offences = json_object_get(verdict, "offences");
+    bool quarantine = action != NULL && strcmp(action, "quarantine") == 0;
+    if (action == NULL || (!quarantine && strcmp(action, "reinstate") != 0) ||
+        !json_is_integer(epoch) || json_integer_value(epoch) <= 0 ||
+        json_integer_value(epoch) > UINT32_MAX)
+        return false;
+    arbiter_node *node =
+        kci_arbiter_node(arbiter, json_string_value(json_object_get(verdict, "node")), true);
+    if (node == NULL || (uint32_t)json_integer_value(epoch) <= node->epoch) return false;
+    take(node, quarantine ? KCI_VOTE_QUARANTINE : KCI_VOTE_CLEAR, now_ms);
+    node->epoch = (uint32_t)json_integer_value(epoch);
+    if (json_is_integer(offences) && json_integer_value(offences) >= 0 &&
+        json_integer_value(offences) <= UINT32_MAX)
+        node->offences = (uint32_t)json_integer_value(offences);
+    /* The time it has served since the verdict counts (the writer's clock). */
+    node->status_since_ms = now_ms - verdict_age_ms(verdict, now_ms);
+    arbiter->verdict_count++;
+    if (!announce) return true;
+    kci_info("arbiter %s: verdict %s: %s %s", arbiter->id,
+             json_string_value(json_object_get(verdict, "id")),
+             quarantine ? "quarantine" : "reinstate (probation)", node->name);
+    kci_arbiter_publish_json(arbiter, "kc.arbiter.verdict", json_incref(verdict));
+    arbiter->enforce_dirty = true;
+    return true;
+}
 
 static void restore_line(kci_arbiter *arbiter, const char *line, int64_t now_ms)
 {

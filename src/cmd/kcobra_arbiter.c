@@ -17,6 +17,7 @@
 #include "arbiter/arbiter.h"
 #include "arbiter/config.h"
 #include "arbiter/tree.h"
+#include "arbiter/verdict_js.h"
 #include "common/log.h"
 #include "kcobra_common.h"
 #include "kcobra_settings.h"
@@ -32,6 +33,8 @@ static const char ARBITER_DESCRIPTION[] =
     "  serve                 run an arbiter in this process until SIGINT/SIGTERM\n"
     "  status                each node's status, QoS, credibility, merit, probes, reasons\n"
     "  verdicts              the final verdicts, with their votes and evidence\n"
+    "  verdicts --verify     read the verdict stream (verdict_storage jetstream) from its\n"
+    "                        first message and check its hash chain (exit 1 if broken)\n"
     "  reinstate <node>      ask the arbiters to reinstate a quarantined node (quorum)\n"
     "  tree [--format F]     the reporting structure: text, json or dot\n"
     "  permissions           nats-server permissions that enforce the quarantine there\n"
@@ -45,6 +48,7 @@ static const char ARBITER_DESCRIPTION[] =
 
 typedef struct arbiter_flags {
     const char *format;
+    bool verify;
 } arbiter_flags;
 
 /* ---- serve ---------------------------------------------------------------------- */
@@ -270,12 +274,55 @@ static int query(const kcobra_command *command, const kcobra_invocation *invocat
     return status;
 }
 
+/* `verdicts --verify`: from the stream itself, not from an arbiter's word. */
+static int verify_verdicts(const kcobra_invocation *invocation,
+                           const kci_arbiter_settings *settings)
+{
+    natsConnection *connection = NULL;
+    int status = kcobra_nats_connect(&connection, &invocation->common);
+    if (status != KCOBRA_EXIT_OK) return status;
+    const char *stream = settings->verdict_stream != NULL ? settings->verdict_stream
+                                                          : KCI_ARBITER_VERDICT_STREAM_DEFAULT;
+    kci_verdict_chain chain = {0};
+    json_t *list = json_array();
+    char error[512];
+    kc_err err = kci_verdict_js_read_all(connection, stream, &chain, list, error, sizeof error);
+    kcobra_nats_finish(connection);
+    if (err != KC_OK) {
+        json_decref(list);
+        kcobra_error("%s", error);
+        return err == KC_ERR_NOT_FOUND ? KCOBRA_EXIT_SERVICE_ERROR : KCOBRA_EXIT_FAILURE;
+    }
+    json_t *answer =
+        json_pack("{s:s, s:o, s:I, s:I, s:I, s:b}", "stream", stream, "verdicts", list, "checked",
+                  (json_int_t)chain.checked, "broken", (json_int_t)chain.broken, "first_broken_seq",
+                  (json_int_t)chain.first_broken_seq, "intact", chain.broken == 0);
+    if (invocation->common.json) {
+        status = kcobra_json_print(answer);
+    } else {
+        status = print_verdicts(answer);
+        if (chain.broken == 0)
+            printf("stream %s: %llu verdict(s), hash chain intact\n", stream,
+                   (unsigned long long)chain.checked);
+        else
+            printf("stream %s: %llu verdict(s), hash chain BROKEN at sequence %llu (%llu "
+                   "break(s))\n",
+                   stream, (unsigned long long)chain.checked,
+                   (unsigned long long)chain.first_broken_seq, (unsigned long long)chain.broken);
+        json_decref(answer);
+    }
+    if (status == KCOBRA_EXIT_OK && chain.broken > 0) status = KCOBRA_EXIT_FAILURE;
+    return status;
+}
+
 static int dispatch(const kcobra_command *command, int argc, char **argv,
                     kci_arbiter_settings *settings)
 {
     arbiter_flags values = {0};
     const kcobra_flag extra[] = {
         {"format", "F", KCOBRA_FLAG_STRING, &values.format, "tree: text (default), json or dot"},
+        {"verify", NULL, KCOBRA_FLAG_BOOL, &values.verify,
+         "verdicts: read the verdict stream (--verdict-stream) and check its hash chain"},
     };
     size_t key_count = 0;
     const kci_config_key *keys = kci_arbiter_settings_keys(&key_count);
@@ -289,6 +336,9 @@ static int dispatch(const kcobra_command *command, int argc, char **argv,
             return kcobra_usage_error(command, "serve takes no argument");
         return serve(&invocation, command, settings);
     }
+    if (values.verify && (strcmp(what, "verdicts") != 0 || invocation.positional_count != 1))
+        return kcobra_usage_error(command, "--verify goes with verdicts alone");
+    if (values.verify) return verify_verdicts(&invocation, settings);
     if (strcmp(what, "status") == 0 || strcmp(what, "verdicts") == 0 || strcmp(what, "tree") == 0 ||
         strcmp(what, "reinstate") == 0 || strcmp(what, "permissions") == 0)
         return query(command, &invocation, &values);
