@@ -15,6 +15,9 @@
  * its file (fsync) and, only once it is durable, takes it (the node's
  * status changes) and publishes it on kc.arbiter.verdict; the verdict id
  * "<node>:<epoch>" is the same at every arbiter, so readers de-duplicate.
+ * With verdicts on a JetStream stream (verdict_js.h), finalize appends
+ * instead, and the verdict is taken when read back from the stream
+ * (kci_arbiter_verdict_apply), by every arbiter alike.
  *
  * The verdict file's open, write, fsync and truncation go through the I/O
  * seam (common/io.h). The FILE only holds the descriptor (arbiter.c closes

@@ -15,6 +15,8 @@
  *  - a message slipped into the stream breaks the chain, which `kcobra
  *    arbiter verdicts --verify` reports (exit 1; 0 before), and every
  *    arbiter still reads past it;
+ *  - a kcobrad hosting an arbiter on the stream (verdict_servers) hands
+ *    its broker the stream's quarantined set, after its restart too;
  *  - local stays the default (kci_arbiter_settings). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -40,6 +42,7 @@ enum {
 };
 
 static const char STREAM[] = "KC_VERDICTS_R1";
+static const char KCOBRAD_STREAM[] = "KC_VERDICTS_K";
 
 typedef struct world {
     harness_server server;
@@ -49,6 +52,7 @@ typedef struct world {
 } world;
 
 static const char *server_binary;
+static const char *kcobrad_binary;
 
 /* ---- the chain alone -------------------------------------------------------------- */
 
@@ -253,6 +257,76 @@ static void test_tampered(void **state)
     vj_stop(&a);
 }
 
+/* The next kc.sys.quarantine.set whose nodes are exactly want (a comma-joined
+ * list), within WAIT_MS. */
+static bool quarantine_set_seen(natsSubscription *sets, const char *want)
+{
+    int64_t deadline_ms = harness_now_ms() + WAIT_MS;
+    bool seen = false;
+    natsMsg *message = NULL;
+    while (!seen && harness_now_ms() < deadline_ms) {
+        if (natsSubscription_NextMsg(&message, sets, 100) != NATS_OK) continue;
+        json_t *root =
+            json_loadb(natsMsg_GetData(message), (size_t)natsMsg_GetDataLength(message), 0, NULL);
+        char nodes[256] = "";
+        size_t index, used = 0;
+        json_t *node;
+        json_array_foreach(json_object_get(root, "nodes"), index, node) used += (size_t)snprintf(
+            nodes + used, sizeof nodes - used, "%s%s", index ? "," : "", json_string_value(node));
+        seen = strcmp(nodes, want) == 0;
+        json_decref(root);
+        natsMsg_Destroy(message);
+    }
+    return seen;
+}
+
+/* A kcobrad hosting an arbiter on the stream (verdict_servers: this server)
+ * hands its broker the stream's quarantined set, also after its restart. */
+static void test_kcobrad_enforces(void **state)
+{
+    world *w = *state;
+    if (kcobrad_binary == NULL) skip();
+    harness_server kcobrad;
+    assert_int_equal(harness_server_init(&kcobrad, kcobrad_binary), HARNESS_OK);
+    char config[1024];
+    snprintf(config, sizeof config,
+             "arbiter {\n  enabled: true\n  id: \"k\"\n  arbiters: 4\n"
+             "  peers: [\"a\", \"b\", \"c\"]\n  tick: \"1h\"\n  verdict_storage: \"jetstream\"\n"
+             "  verdict_stream: \"%s\"\n  replicas: 1\n  verdict_servers: \"%s\"\n}\n",
+             KCOBRAD_STREAM, w->server.url);
+    assert_int_equal(harness_server_start(&kcobrad, config), HARNESS_OK);
+    natsConnection *on_kcobrad = NULL;
+    natsSubscription *sets = NULL;
+    assert_int_equal(natsConnection_ConnectTo(&on_kcobrad, kcobrad.url), NATS_OK);
+    assert_int_equal(natsConnection_SubscribeSync(&sets, on_kcobrad, "kc.sys.quarantine.set"),
+                     NATS_OK);
+    assert_int_equal(natsConnection_Flush(on_kcobrad), NATS_OK);
+    vj_arbiter a;
+    char error[512];
+    assert_int_equal(vj_start(&a, "a", w->server.url, NULL, KCOBRAD_STREAM, 1, error, sizeof error),
+                     KC_OK);
+    vj_votes(&a, 0, "quarantine");
+    assert_true(vj_wait_set(&a, 1u, WAIT_MS));
+    assert_true(quarantine_set_seen(sets, "n0"));
+    /* Restarted, it reads n0's and n2's quarantines back from the stream
+     * (n2's written while it was down): the next set it hands over, once
+     * the watcher is back, holds them and the new n3. */
+    assert_int_equal(harness_server_stop(&kcobrad), HARNESS_OK);
+    vj_votes(&a, 2, "quarantine");
+    assert_true(vj_wait_set(&a, 5u, WAIT_MS));
+    assert_int_equal(harness_server_start(&kcobrad, config), HARNESS_OK);
+    int64_t deadline_ms = harness_now_ms() + WAIT_MS;
+    while (natsConnection_Flush(on_kcobrad) != NATS_OK && harness_now_ms() < deadline_ms)
+        harness_sleep_ms(50);
+    vj_votes(&a, 3, "quarantine");
+    assert_true(vj_wait_set(&a, 13u, WAIT_MS));
+    assert_true(quarantine_set_seen(sets, "n0,n2,n3"));
+    vj_stop(&a);
+    natsSubscription_Destroy(sets);
+    natsConnection_Destroy(on_kcobrad);
+    harness_server_cleanup(&kcobrad);
+}
+
 static int setup(void **state)
 {
     world *w = calloc(1, sizeof *w);
@@ -284,12 +358,14 @@ static int teardown(void **state)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s <nats-server binary>\n", argv[0]);
+        fprintf(stderr, "usage: %s <nats-server binary> [kcobrad binary]\n", argv[0]);
         return 77;
     }
     server_binary = argv[1];
+    kcobrad_binary = argc > 2 ? argv[2] : NULL;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_chain), cmocka_unit_test(test_local_is_default),
-        cmocka_unit_test(test_two_arbiters), cmocka_unit_test(test_tampered)};
+        cmocka_unit_test(test_two_arbiters), cmocka_unit_test(test_tampered),
+        cmocka_unit_test(test_kcobrad_enforces)};
     return cmocka_run_group_tests(tests, setup, teardown);
 }
