@@ -374,15 +374,19 @@ static json_t *status_json(kci_arbiter *arbiter, int64_t now_ms)
     json_t *nodes = json_array();
     for (uint32_t i = 0; i < arbiter->node_count; i++)
         json_array_append_new(nodes, kci_arbiter_node_json(arbiter, arbiter->nodes[i], now_ms));
-    return json_pack("{s:s, s:i, s:i, s:b, s:s, s:I, s:I, s:I, s:I, s:I, s:o}", "arbiter",
-                     arbiter->id, "arbiters", (json_int_t)arbiter->config.arbiter_count, "needed",
-                     (json_int_t)kci_quorum_needed(arbiter->config.arbiter_count),
-                     "guarantee_holds", arbiter->guarantee_holds, "guarantee",
-                     arbiter->guarantee_text, "uptime_ms", (json_int_t)(now_ms - arbiter->start_ms),
-                     "reports_received", (json_int_t)arbiter->reports_received, "reports_malformed",
-                     (json_int_t)arbiter->reports_malformed, "reports_dropped",
-                     (json_int_t)arbiter->reports_dropped, "verdicts",
-                     (json_int_t)arbiter->verdict_count, "nodes", nodes);
+    json_t *status =
+        json_pack("{s:s, s:i, s:i, s:b, s:s, s:I, s:I, s:I, s:I, s:I, s:o}", "arbiter", arbiter->id,
+                  "arbiters", (json_int_t)arbiter->config.arbiter_count, "needed",
+                  (json_int_t)kci_quorum_needed(arbiter->config.arbiter_count), "guarantee_holds",
+                  arbiter->guarantee_holds, "guarantee", arbiter->guarantee_text, "uptime_ms",
+                  (json_int_t)(now_ms - arbiter->start_ms), "reports_received",
+                  (json_int_t)arbiter->reports_received, "reports_malformed",
+                  (json_int_t)arbiter->reports_malformed, "reports_dropped",
+                  (json_int_t)arbiter->reports_dropped, "verdicts",
+                  (json_int_t)arbiter->verdict_count, "nodes", nodes);
+    if (status != NULL && arbiter->verdict_js != NULL)
+        kci_verdict_js_describe(arbiter->verdict_js, status);
+    return status;
 }
 
 /* The verdicts file, last VERDICTS_ANSWERED_MAX lines (or the stream's). */

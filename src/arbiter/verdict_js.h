@@ -51,6 +51,9 @@ void kci_verdict_js_append(kci_verdict_js *verdicts, json_t *verdict, const char
 /* Under the arbiter's lock: the last verdicts read from the stream (a new
  * reference), oldest first. */
 json_t *kci_verdict_js_recent(kci_verdict_js *verdicts);
+/* Under the arbiter's lock: adds verdict_stream, verdict_seq (the last
+ * message read), verdict_chain_breaks and verdicts_pending to status. */
+void kci_verdict_js_describe(kci_verdict_js *verdicts, json_t *status);
 
 /* For `kcobra arbiter verdicts --verify`: reads stream through its leader
  * (js_GetMsg), from its first message to its last, into chain and, each
