@@ -271,8 +271,11 @@ static bool quarantine_set_seen(natsSubscription *sets, const char *want)
         char nodes[256] = "";
         size_t index, used = 0;
         json_t *node;
-        json_array_foreach(json_object_get(root, "nodes"), index, node) used += (size_t)snprintf(
-            nodes + used, sizeof nodes - used, "%s%s", index ? "," : "", json_string_value(node));
+        json_array_foreach(json_object_get(root, "nodes"), index, node)
+        {
+            used += (size_t)snprintf(nodes + used, sizeof nodes - used, "%s%s", index ? "," : "",
+                                     json_string_value(node));
+        }
         seen = strcmp(nodes, want) == 0;
         json_decref(root);
         natsMsg_Destroy(message);

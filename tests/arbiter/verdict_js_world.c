@@ -141,7 +141,9 @@ bool vj_read_stream(const char *url, const char *stream, kci_verdict_chain *chai
     size_t index;
     json_t *verdict;
     json_array_foreach(list, index, verdict)
+    {
         json_array_append(*ids, json_object_get(verdict, "id"));
+    }
     json_decref(list);
     return err == KC_OK;
 }
