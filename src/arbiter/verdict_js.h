@@ -13,9 +13,10 @@
  * another arbiter wrote first: it waits to read that, and writes again only
  * if its verdict is still news).
  *
- * Reading: every arbiter follows the stream from its first message with an
- * ordered consumer and takes each verdict in the stream's order when it is
- * news for its node (its epoch is above the node's; a duplicate is not).
+ * Reading: every arbiter follows the stream from its first message (a
+ * thread reading it through its leader, woken by a plain subscription to
+ * its subject: verdict_js_follow.c) and takes each verdict in the stream's
+ * order when it is news for its node (its epoch is above the node's; a duplicate is not).
  * So a verdict is taken, announced (kc.arbiter.verdict) and enforced
  * (kc.sys.quarantine.set) only once the stream holds it, by every arbiter
  * alike, whichever wrote it. At start the arbiter reads the stream up to its

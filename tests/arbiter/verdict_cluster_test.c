@@ -40,7 +40,7 @@
 
 enum {
     WAIT_MS = 30000,
-    FAULT_WAIT_MS = 60000, /* an election (4-9 s), reconnects, an ordered consumer's reset */
+    FAULT_WAIT_MS = 60000, /* an election (4-9 s), reconnects, retried writes */
     STATUS_WAIT_MS = 2000,
     SERVE_READY_MS = 30000,
 };
