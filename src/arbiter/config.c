@@ -98,7 +98,7 @@ static const kci_config_key keys[] = {
      KEY(replicas),
      .maximum = KCI_ARBITER_VERDICT_REPLICAS_MAX,
      .value_name = "N",
-     .help = "the verdict stream's replicas when this arbiter creates it (3; 1 on one server)"},
+     .help = "the verdict stream's replicas when this arbiter creates it (1 on a single server)"},
     {.name = "verdict_servers",
      .kind = KCI_KEY_STRING,
      KEY(verdict_servers),

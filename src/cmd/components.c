@@ -352,6 +352,14 @@ static kc_err start_arbiter(kci_components *components, const kci_components_con
     char *probe_texts[KCI_ARBITER_PROBES_MAX];
     err = kci_arbiter_settings_runtime(&config->arbiter, &arbiter_config, probe_texts, error,
                                        error_size);
+    if (err == KC_OK && arbiter_config.verdicts_jetstream &&
+        arbiter_config.verdict_servers == NULL) {
+        snprintf(error, error_size,
+                 "arbiter: verdict_storage jetstream needs verdict_servers "
+                 "(the JetStream cluster's URLs): kcobrad has no JetStream");
+        kci_arbiter_probe_texts_free(probe_texts);
+        err = KC_ERR_CONFIG;
+    }
     if (err != KC_OK) return err;
     if (arbiter_config.id == NULL) arbiter_config.id = config->node;
     arbiter_config.enforce = true;

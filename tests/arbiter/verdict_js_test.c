@@ -291,6 +291,12 @@ static void test_kcobrad_enforces(void **state)
     if (kcobrad_binary == NULL) skip();
     harness_server kcobrad;
     assert_int_equal(harness_server_init(&kcobrad, kcobrad_binary), HARNESS_OK);
+    /* Without verdict_servers it cannot work (kcobrad has no JetStream): it says so, exits 1. */
+    int exit_status = 0;
+    (void)harness_server_start(&kcobrad, /* it may listen before it exits */
+                               "arbiter {\n  enabled: true\n  verdict_storage: \"jetstream\"\n}\n");
+    assert_int_equal(harness_server_wait_exit(&kcobrad, WAIT_MS, &exit_status), HARNESS_OK);
+    assert_int_equal(exit_status, 1);
     char config[1024];
     snprintf(config, sizeof config,
              "arbiter {\n  enabled: true\n  id: \"k\"\n  arbiters: 4\n"
