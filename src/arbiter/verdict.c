@@ -498,8 +498,8 @@ bool kci_arbiter_verdict_apply(kci_arbiter *arbiter, json_t *verdict, int64_t no
         node->offences = (uint32_t)json_integer_value(offences);
     /* The time it has served since the verdict counts (the writer's clock). */
     node->status_since_ms = now_ms - verdict_age_ms(verdict, now_ms);
+    if (!announce) return true; /* read at start: not counted, as a replayed file is not */
     arbiter->verdict_count++;
-    if (!announce) return true;
     kci_info("arbiter %s: verdict %s: %s %s", arbiter->id,
              json_string_value(json_object_get(verdict, "id")),
              quarantine ? "quarantine" : "reinstate (probation)", node->name);
