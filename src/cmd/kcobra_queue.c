@@ -306,7 +306,7 @@ typedef struct queue_flags {
     const char *directory; /* settings.dir */
     bool jetstream;        /* --storage jetstream: read the stream on --server */
     char label[KCI_QUEUE_JS_STREAM_BYTES_MAX + 16]; /* "stream NAME": what is read, named */
-    const kcobra_common *common;
+    kcobra_common common; /* the invocation's: --server for --storage jetstream */
     bool follow;
     const char *id;
     const char *type;
@@ -391,12 +391,12 @@ static kc_err queue_scan(const queue_flags *flags, const kci_scan_options *optio
     if (!flags->jetstream)
         return kci_scan(flags->directory, options, visit, context, report, error, error_size);
     natsConnection *connection = NULL;
-    if (kcobra_nats_connect(&connection, flags->common) != KCOBRA_EXIT_OK) {
-        snprintf(error, error_size, "cannot connect to %s", flags->common->server);
+    if (kcobra_nats_connect(&connection, &flags->common) != KCOBRA_EXIT_OK) {
+        snprintf(error, error_size, "cannot connect to %s", flags->common.server);
         return KC_ERR_NOT_CONNECTED;
     }
-    kc_err err = kci_queue_js_scan(connection, flags->settings.stream, visit, context, report,
-                                   NULL, error, error_size);
+    kc_err err = kci_queue_js_scan(connection, flags->settings.stream, visit, context, report, NULL,
+                                   error, error_size);
     kcobra_nats_finish(connection);
     return err;
 }
@@ -415,8 +415,7 @@ static int queue_dump(const queue_flags *flags, bool json)
     char error[ERROR_BYTES] = "";
     kci_scan_report report;
     for (;;) {
-        kc_err err =
-            queue_scan(flags, &options, dump_visit, &state, &report, error, sizeof error);
+        kc_err err = queue_scan(flags, &options, dump_visit, &state, &report, error, sizeof error);
         fflush(stdout);
         if (state.status != KCOBRA_EXIT_OK) return state.status;
         if (err != KC_OK) {
@@ -794,7 +793,7 @@ static int parse_and_run(const kcobra_command *command, int argc, char **argv, q
         snprintf(flags->label, sizeof flags->label, "stream %s", flags->settings.stream);
         flags->directory = flags->label;
     }
-    flags->common = &invocation.common;
+    flags->common = invocation.common;
     return queue_action(command, &invocation, flags);
 }
 

@@ -6,8 +6,8 @@
 
 #include "queue/log.h"
 #include "queue/replicated.h"
-#include "service/headers.h"
 #include "queue/segment.h"
+#include "service/headers.h"
 
 #define KEY(field) .offset = offsetof(kci_persister_settings, field)
 

@@ -90,8 +90,8 @@ static void active_start(kci_persister_replicated *replicated, uint64_t term, in
     config.jetstream.writer = replicated->holder;
     char error[ERROR_BYTES] = "";
     kci_persister *persister = NULL;
-    kc_err err = kci_persister_start(&persister, replicated->connection, &config, error,
-                                     sizeof error);
+    kc_err err =
+        kci_persister_start(&persister, replicated->connection, &config, error, sizeof error);
     if (err != KC_OK) {
         kci_warn_limited("queue: cannot become active (term %" PRIu64 "): %s; trying again", term,
                          error);
@@ -155,8 +155,7 @@ static void names_keep(kci_persister_replicated *replicated, const kci_persister
 
 kc_err kci_persister_replicated_start(kci_persister_replicated **out, natsConnection *connection,
                                       const kci_persister_config *config,
-                                      const kci_lease_config *lease, char *error,
-                                      size_t error_size)
+                                      const kci_lease_config *lease, char *error, size_t error_size)
 {
     *out = NULL;
     if (config->storage != KCI_QUEUE_STORAGE_JETSTREAM || config->jetstream.stream == NULL ||

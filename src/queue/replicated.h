@@ -29,8 +29,8 @@
 #define KCI_PERSISTER_LEASE_ROLE "persister"
 
 enum {
-    KCI_REPLICATED_CHECK_MS = 100,      /* how often the active one's store is looked at */
-    KCI_REPLICATED_RETRY_MS = 500,      /* after a start that failed */
+    KCI_REPLICATED_CHECK_MS = 100,     /* how often the active one's store is looked at */
+    KCI_REPLICATED_RETRY_MS = 500,     /* after a start that failed */
     KCI_REPLICATED_STEP_DOWN_MS = 500, /* drain when stepping down */
 };
 

@@ -200,14 +200,14 @@ static kc_err scan_message(scan_state *state, natsMsg *message, uint64_t seq)
     kci_record record;
     size_t bytes = 0;
     int length = natsMsg_GetDataLength(message);
-    kci_record_status decoded =
-        kind < 0 ? KCI_RECORD_CORRUPT
-                 : kci_record_decode((const uint8_t *)natsMsg_GetData(message), (size_t)length,
-                                     &record, &bytes);
+    kci_record_status decoded = kind < 0
+                                    ? KCI_RECORD_CORRUPT
+                                    : kci_record_decode((const uint8_t *)natsMsg_GetData(message),
+                                                        (size_t)length, &record, &bytes);
     if (decoded != KCI_RECORD_OK || bytes != (size_t)length || (int)record.kind != kind) {
         if (report->corruption_count < KCI_SCAN_CORRUPTIONS_MAX)
-            report->corruptions[report->corruption_count] =
-                (kci_scan_corruption){.segment = 0, .offset = seq, .length_bytes = (uint64_t)length};
+            report->corruptions[report->corruption_count] = (kci_scan_corruption){
+                .segment = 0, .offset = seq, .length_bytes = (uint64_t)length};
         report->corruption_count++;
         return KC_OK;
     }
@@ -322,7 +322,7 @@ static uint32_t take_outcomes(kci_queue_js *store, finished *chunk, int64_t now_
         stored = stored && !store->broken;
         chunk[taken++] = (finished){.done = head->done,
                                     .context = head->context,
-                                    .status = stored ? KC_OK
+                                    .status = stored                         ? KC_OK
                                               : head->state == FLIGHT_FAILED ? head->status
                                                                              : KC_ERR_IO,
                                     .position = stored ? head->seq : 0};
@@ -563,8 +563,8 @@ static kc_err catch_up_and_fence(kci_queue_js *store, scan_state *state, char *e
                                  size_t error_size)
 {
     uint64_t first = 0, last = 0;
-    kc_err err = stream_bounds(store->js, store->stream, &store->config, &first, &last, error,
-                               error_size);
+    kc_err err =
+        stream_bounds(store->js, store->stream, &store->config, &first, &last, error, error_size);
     if (err != KC_OK) return err;
     report_front(state->report, first, last);
     state->last_seen = first > 0 ? first - 1 : 0;
@@ -572,8 +572,9 @@ static kc_err catch_up_and_fence(kci_queue_js *store, scan_state *state, char *e
         err = scan_range(store->js, state, state->last_seen + 1, last, error, error_size);
         if (err != KC_OK) return err;
         if (state->term_max > store->config.term) {
-            snprintf(error, error_size, "stream %s: term %" PRIu64 " wrote after ours (%" PRIu64 ")",
-                     store->stream, state->term_max, store->config.term);
+            snprintf(error, error_size,
+                     "stream %s: term %" PRIu64 " wrote after ours (%" PRIu64 ")", store->stream,
+                     state->term_max, store->config.term);
             return KC_ERR_EXISTS;
         }
         uint64_t marker = 0;
@@ -583,9 +584,8 @@ static kc_err catch_up_and_fence(kci_queue_js *store, scan_state *state, char *e
             report_front(state->report, first, marker);
             return KC_OK;
         }
-        if (err != KC_ERR_AGAIN ||
-            stream_bounds(store->js, store->stream, NULL, &first, &last, error, error_size) !=
-                KC_OK) {
+        if (err != KC_ERR_AGAIN || stream_bounds(store->js, store->stream, NULL, &first, &last,
+                                                 error, error_size) != KC_OK) {
             snprintf(error, error_size, "stream %s: cannot write the term marker: %s",
                      store->stream, nats_GetLastError(NULL));
             return KC_ERR_IO;
@@ -669,7 +669,8 @@ kc_err kci_queue_js_open(kci_queue_js **out, natsConnection *connection,
         snprintf(error, error_size, "JetStream: %s", nats_GetLastError(NULL));
         err = KC_ERR_IO;
     }
-    scan_state state = {.stream = store->stream, .visit = visit, .context = context, .report = report};
+    scan_state state = {
+        .stream = store->stream, .visit = visit, .context = context, .report = report};
     if (err == KC_OK) err = catch_up_and_fence(store, &state, error, error_size);
     if (err == KC_OK) err = store_start(store, error, error_size);
     report->duration_us = kci_monotonic_us() - start_us;
@@ -679,8 +680,7 @@ kc_err kci_queue_js_open(kci_queue_js **out, natsConnection *connection,
     }
     kci_info("queue: stream %s read to sequence %" PRIu64 " (%" PRIu64 " records, %" PRIu64
              " term markers); writing as term %" PRIu64,
-             store->stream, store->next_seq - 1, report->record_count, state.terms,
-             config->term);
+             store->stream, store->next_seq - 1, report->record_count, state.terms, config->term);
     *out = store;
     return KC_OK;
 }

@@ -55,22 +55,22 @@
 
 enum {
     KCI_QUEUE_JS_STREAM_BYTES_MAX = 64,
-    KCI_QUEUE_JS_WINDOW = 8192,              /* appends in flight */
-    KCI_QUEUE_JS_ACK_TIMEOUT_MS = 10000,     /* a publish not acknowledged by then fails */
-    KCI_QUEUE_JS_OPEN_TIMEOUT_MS = 20000,    /* finding or creating the stream */
-    KCI_QUEUE_JS_SCAN_IDLE_MS = 5000,        /* the read at open waits this long per message */
-    KCI_QUEUE_JS_FENCE_TRIES = 20,           /* term markers refused before open gives up */
+    KCI_QUEUE_JS_WINDOW = 8192,           /* appends in flight */
+    KCI_QUEUE_JS_ACK_TIMEOUT_MS = 10000,  /* a publish not acknowledged by then fails */
+    KCI_QUEUE_JS_OPEN_TIMEOUT_MS = 20000, /* finding or creating the stream */
+    KCI_QUEUE_JS_SCAN_IDLE_MS = 5000,     /* the read at open waits this long per message */
+    KCI_QUEUE_JS_FENCE_TRIES = 20,        /* term markers refused before open gives up */
     KCI_QUEUE_JS_REPLICAS_DEFAULT = 3,
     KCI_QUEUE_JS_DUPLICATE_WINDOW_MS = 2 * 60 * 1000,
 };
 
 typedef struct kci_queue_js_config {
-    const char *stream;  /* "KC_QUEUE": one subject token */
-    int replicas;        /* when it creates the stream: 3 on a cluster, 1 on one server */
-    int64_t max_age_ms;  /* the stream's max age when it creates it; 0: none */
-    uint64_t term;       /* the lease term this writer serves */
-    const char *writer;  /* its Kc-Writer (the lease holder id) */
-    kci_lease *lease;    /* checked before each publish; NULL: not checked */
+    const char *stream; /* "KC_QUEUE": one subject token */
+    int replicas;       /* when it creates the stream: 3 on a cluster, 1 on one server */
+    int64_t max_age_ms; /* the stream's max age when it creates it; 0: none */
+    uint64_t term;      /* the lease term this writer serves */
+    const char *writer; /* its Kc-Writer (the lease holder id) */
+    kci_lease *lease;   /* checked before each publish; NULL: not checked */
 } kci_queue_js_config;
 
 typedef struct kci_queue_js kci_queue_js;

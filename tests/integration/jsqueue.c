@@ -118,10 +118,17 @@ static void persister_spawn(int index)
     snprintf(node, sizeof node, "persister-%d", index);
     snprintf(bucket, sizeof bucket, "kc_lease_%s", case_name);
     const char *replicas = clustered ? "3" : "1";
-    const char *const argv[] = {kcobra_binary, "queue", "serve", "--storage", "jetstream",
-                                "--server", urls, "--stream", stream, "--replicas", replicas,
-                                "--lease-replicas", replicas, "--lease-bucket", bucket, "--dir",
-                                dir, "--node", node, "--redelivery-timeout", "3s", NULL};
+    const char *const argv[] = {kcobra_binary, "queue",
+                                "serve",       "--storage",
+                                "jetstream",   "--server",
+                                urls,          "--stream",
+                                stream,        "--replicas",
+                                replicas,      "--lease-replicas",
+                                replicas,      "--lease-bucket",
+                                bucket,        "--dir",
+                                dir,           "--node",
+                                node,          "--redelivery-timeout",
+                                "3s",          NULL};
     int output = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
     assert_true(output >= 0);
     pid_t pid = fork();
@@ -216,10 +223,13 @@ static natsStatus connect_from(natsConnection **out, int server_index)
     urls_for(server_index, urls, sizeof urls);
     const char *servers[JS_CLUSTER_SIZE];
     int count = 0;
-    for (char *cursor = urls; cursor != NULL && count < JS_CLUSTER_SIZE;) {
+    char *cursor = urls;
+    while (count < JS_CLUSTER_SIZE) {
         servers[count++] = cursor;
-        cursor = strchr(cursor, ',');
-        if (cursor != NULL) *cursor++ = '\0';
+        char *comma = strchr(cursor, ',');
+        if (comma == NULL) break;
+        *comma = '\0';
+        cursor = comma + 1;
     }
     natsOptions *options = NULL;
     natsStatus status = natsOptions_Create(&options);
@@ -262,15 +272,14 @@ static bool submit_once(natsConnection *connection, int index)
     char payload[16];
     snprintf(payload, sizeof payload, "%d", index);
     natsMsg *message = NULL, *reply = NULL;
-    if (natsMsg_Create(&message, "kc.submit." REQUEST_TYPE, NULL, payload,
-                       (int)strlen(payload)) != NATS_OK)
+    if (natsMsg_Create(&message, "kc.submit." REQUEST_TYPE, NULL, payload, (int)strlen(payload)) !=
+        NATS_OK)
         return false;
     natsMsgHeader_Set(message, "Kc-Id", slots[index].id);
     const char *error = NULL;
-    bool acked = natsConnection_RequestMsg(&reply, connection, message, SUBMIT_TIMEOUT_MS) ==
-                     NATS_OK &&
-                 !natsMsg_IsNoResponders(reply) &&
-                 natsMsgHeader_Get(reply, "Kc-Error", &error) != NATS_OK;
+    bool acked =
+        natsConnection_RequestMsg(&reply, connection, message, SUBMIT_TIMEOUT_MS) == NATS_OK &&
+        !natsMsg_IsNoResponders(reply) && natsMsgHeader_Get(reply, "Kc-Error", &error) != NATS_OK;
     natsMsg_Destroy(reply);
     natsMsg_Destroy(message);
     return acked;
@@ -376,8 +385,9 @@ static void check_replies(void)
         redelivered += slots[index].deliveries - 1;
     }
     pthread_mutex_unlock(&service_lock);
-    fprintf(stderr, "jsqueue: %s: %d requests acknowledged, replied, applied once (%d extra "
-                    "deliveries)\n",
+    fprintf(stderr,
+            "jsqueue: %s: %d requests acknowledged, replied, applied once (%d extra "
+            "deliveries)\n",
             case_name, slot_count, redelivered);
 }
 
