@@ -12,7 +12,10 @@
  *            servers 1 and 2 first, the service to server 3:
  *     killed   kill -9 of the active persister in the middle;
  *     paused   SIGSTOP of the active persister until the other one serves,
- *              one more second, then SIGCONT: it must step down.
+ *              one more second, then SIGCONT: it must step down;
+ *     leader   kill -9 of the nats-server leading the stream: writes stop
+ *              until the other two elect a leader (4-9 s in 2.9), and
+ *              whichever persister holds the lease then serves again.
  *
  * After each case: every acknowledged request got exactly one handler
  * effect (the service applies a Kc-Id once and counts deliveries) and has
@@ -421,8 +424,18 @@ static void check_cli(void)
     assert_int_equal(json_integer_value(json_object_get(stats, "replied")), slot_count);
     assert_int_equal(json_integer_value(json_object_get(stats, "pending")), 0);
     long long records = json_integer_value(json_object_get(stats, "records"));
+    fprintf(stderr, "jsqueue: %s: the stream holds %lld records: %lld replies, %lld redeliveries\n",
+            case_name, records, (long long)json_integer_value(json_object_get(stats, "replies")),
+            (long long)json_integer_value(json_object_get(stats, "redeliveries")));
     json_decref(stats);
     assert_int_equal(kcobra_queue("dump", "", output, OUTPUT_BYTES_MAX), 0);
+    char path[HARNESS_PATH_SIZE_MAX + 64];
+    snprintf(path, sizeof path, "%s/%s-dump.txt", work_directory, case_name);
+    FILE *file = fopen(path, "w"); /* kept with KC_INTEGRATION_KEEP */
+    if (file != NULL) {
+        fputs(output, file);
+        fclose(file);
+    }
     long long lines = 0;
     for (const char *cursor = output; (cursor = strchr(cursor, '\n')) != NULL; cursor++)
         lines++;
@@ -474,12 +487,28 @@ static void wait_acked(int count)
         harness_sleep_ms(POLL_MS / 5);
 }
 
-/* The fault on the active persister; returns its successor. */
-static int fault(int active, int signal_number)
+typedef enum fault_kind {
+    FAULT_KILL,   /* kill -9 of the active persister */
+    FAULT_PAUSE,  /* SIGSTOP of it, SIGCONT once the other serves */
+    FAULT_LEADER, /* kill -9 of the nats-server leading the stream */
+} fault_kind;
+
+static const char *const FAULT_NAMES[] = {"kill -9 of the active persister",
+                                          "SIGSTOP of the active persister",
+                                          "kill -9 of the server leading the stream"};
+
+/* The fault; returns the persister serving after it. */
+static int fault(int active, fault_kind kind)
 {
-    if (signal_number == SIGKILL) {
+    if (kind == FAULT_KILL) {
         persister_kill(active);
         return active_persister(active, ACTIVE_TIMEOUT_MS);
+    }
+    if (kind == FAULT_LEADER) {
+        int leader = js_cluster_stream_leader(&cluster, stream, ACTIVE_TIMEOUT_MS);
+        assert_true(leader >= 0);
+        assert_int_equal(js_cluster_kill(&cluster, leader), HARNESS_OK);
+        return active_persister(-1, RUN_TIMEOUT_MS);
     }
     assert_int_equal(kill(persisters[active], SIGSTOP), 0);
     int successor = active_persister(active, ACTIVE_TIMEOUT_MS);
@@ -503,7 +532,7 @@ static bool log_has(int index, const char *text)
     return found;
 }
 
-static void run_case(const char *name, int signal_number, int clients, int submits)
+static void run_case(const char *name, fault_kind kind, int clients, int submits)
 {
     snprintf(case_name, sizeof case_name, "%s", name);
     snprintf(stream, sizeof stream, "KCQ_%s", name);
@@ -521,21 +550,22 @@ static void run_case(const char *name, int signal_number, int clients, int submi
             pthread_create(&threads[client], NULL, client_main, (void *)(intptr_t)client), 0);
     wait_acked(submits / 2);
     int64_t fault_ms = harness_now_ms();
-    int successor = fault(active, signal_number);
-    assert_int_equal(successor, 1);
+    int successor = fault(active, kind);
+    assert_true(successor >= 0);
+    if (kind != FAULT_LEADER) assert_int_equal(successor, 1);
     for (int client = 0; client < clients; client++)
         pthread_join(threads[client], NULL);
     int64_t end_ms = harness_now_ms();
     fprintf(stderr,
             "jsqueue: %s: %d durable submits from %d clients in %lld ms (%.0f/s with the fault); "
-            "take-over: acknowledgements paused %lld ms after the %s of the active persister\n",
+            "take-over: acknowledgements paused %lld ms after the %s\n",
             name, submits, clients, (long long)(end_ms - start_ms),
             submits * 1000.0 / (double)(end_ms - start_ms + 1), takeover_ms(fault_ms),
-            signal_number == SIGKILL ? "kill -9" : "SIGSTOP");
+            FAULT_NAMES[kind]);
     check_replies();
     check_cli();
-    assert_true(check_terms() >= 2);
-    if (signal_number == SIGSTOP) assert_true(log_has(active, "lease lost"));
+    assert_true(check_terms() >= (kind == FAULT_LEADER ? 1 : 2));
+    if (kind == FAULT_PAUSE) assert_true(log_has(active, "lease lost"));
 }
 
 static int case_teardown(void **state)
@@ -553,21 +583,28 @@ static int case_teardown(void **state)
 static void test_local_killed(void **state)
 {
     (void)state;
-    run_case("local", SIGKILL, env_int("KC_JSQUEUE_CLIENTS", LOCAL_CLIENTS),
+    run_case("local", FAULT_KILL, env_int("KC_JSQUEUE_CLIENTS", LOCAL_CLIENTS),
              env_int("KC_JSQUEUE_SUBMITS", LOCAL_SUBMITS));
 }
 
 static void test_cluster_killed(void **state)
 {
     (void)state;
-    run_case("killed", SIGKILL, env_int("KC_JSQUEUE_CLIENTS", CLUSTER_CLIENTS),
+    run_case("killed", FAULT_KILL, env_int("KC_JSQUEUE_CLIENTS", CLUSTER_CLIENTS),
              env_int("KC_JSQUEUE_SUBMITS", CLUSTER_SUBMITS));
 }
 
 static void test_cluster_paused(void **state)
 {
     (void)state;
-    run_case("paused", SIGSTOP, env_int("KC_JSQUEUE_CLIENTS", CLUSTER_CLIENTS),
+    run_case("paused", FAULT_PAUSE, env_int("KC_JSQUEUE_CLIENTS", CLUSTER_CLIENTS),
+             env_int("KC_JSQUEUE_SUBMITS", CLUSTER_SUBMITS));
+}
+
+static void test_cluster_leader_killed(void **state)
+{
+    (void)state;
+    run_case("leader", FAULT_LEADER, env_int("KC_JSQUEUE_CLIENTS", CLUSTER_CLIENTS),
              env_int("KC_JSQUEUE_SUBMITS", CLUSTER_SUBMITS));
 }
 
@@ -639,6 +676,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest cluster_tests[] = {
         cmocka_unit_test_teardown(test_cluster_killed, case_teardown),
         cmocka_unit_test_teardown(test_cluster_paused, case_teardown),
+        cmocka_unit_test_teardown(test_cluster_leader_killed, case_teardown),
     };
     int failed = clustered ? cmocka_run_group_tests(cluster_tests, cluster_setup, group_teardown)
                            : cmocka_run_group_tests(local_tests, local_setup, group_teardown);
