@@ -87,6 +87,7 @@ typedef struct slot {
 
 static const char *kcobra_binary;
 static bool clustered;
+static const char *storage = "jetstream"; /* the bench compares "local" too */
 static js_cluster cluster;
 static harness_server single;
 static char work_directory[HARNESS_PATH_SIZE_MAX];
@@ -123,7 +124,7 @@ static void persister_spawn(int index)
     const char *replicas = clustered ? "3" : "1";
     const char *const argv[] = {kcobra_binary, "queue",
                                 "serve",       "--storage",
-                                "jetstream",   "--server",
+                                storage,       "--server",
                                 urls,          "--stream",
                                 stream,        "--replicas",
                                 replicas,      "--lease-replicas",
@@ -608,6 +609,47 @@ static void test_cluster_leader_killed(void **state)
              env_int("KC_JSQUEUE_SUBMITS", CLUSTER_SUBMITS));
 }
 
+/* ======================================================================= bench */
+
+/* Durable submits per second with no fault (the persister, its service and
+ * the clients all on this machine). */
+static double throughput(const char *name, const char *kind, bool on_cluster)
+{
+    storage = kind;
+    clustered = on_cluster;
+    snprintf(case_name, sizeof case_name, "%s", name);
+    snprintf(stream, sizeof stream, "KCQ_%s", name);
+    client_count = env_int("KC_JSQUEUE_CLIENTS", CLIENTS_MAX);
+    slots_make(env_int("KC_JSQUEUE_SUBMITS", 5000));
+    service_start();
+    persister_spawn(0);
+    assert_int_equal(active_persister(-1, ACTIVE_TIMEOUT_MS), 0);
+    pthread_t threads[CLIENTS_MAX];
+    int64_t start_ms = harness_now_ms();
+    for (int client = 0; client < client_count; client++)
+        assert_int_equal(
+            pthread_create(&threads[client], NULL, client_main, (void *)(intptr_t)client), 0);
+    for (int client = 0; client < client_count; client++)
+        pthread_join(threads[client], NULL);
+    double rate = slot_count * 1000.0 / (double)(harness_now_ms() - start_ms + 1);
+    assert_int_equal(atomic_load(&acked_total), slot_count);
+    fprintf(stderr, "jsqueue bench: %-28s %6d durable submits from %d clients: %8.0f/s\n", name,
+            slot_count, client_count, rate);
+    case_teardown(NULL);
+    return rate;
+}
+
+static void test_bench(void **state)
+{
+    (void)state;
+    double local = throughput("local-disk", "local", false);
+    double single_r1 = throughput("jetstream-R1-one-server", "jetstream", false);
+    double cluster_r3 = throughput("jetstream-R3-three-servers", "jetstream", true);
+    fprintf(stderr,
+            "jsqueue bench: R3 cluster / local disk = %.2f; R1 one server / local disk = %.2f\n",
+            cluster_r3 / local, single_r1 / local);
+}
+
 /* ======================================================================= fixtures */
 
 static int work_directory_make(void)
@@ -642,13 +684,19 @@ static int cluster_setup(void **state)
     return 0;
 }
 
+static int bench_setup(void **state)
+{
+    if (local_setup(state) != 0) return -1;
+    if (js_cluster_start(&cluster, getenv("KC_NATS_SERVER")) != HARNESS_OK) return -1;
+    snprintf(all_urls, sizeof all_urls, "%s", single.url);
+    return 0;
+}
+
 static int group_teardown(void **state)
 {
     (void)state;
-    if (clustered)
-        js_cluster_cleanup(&cluster);
-    else
-        harness_server_cleanup(&single);
+    js_cluster_cleanup(&cluster); /* idempotent, also when never started */
+    harness_server_cleanup(&single);
     if (getenv(HARNESS_KEEP_ENVIRONMENT) == NULL) {
         char command[HARNESS_PATH_SIZE_MAX + 16];
         snprintf(command, sizeof command, "rm -rf '%s'", work_directory);
@@ -668,6 +716,7 @@ int main(int argc, char **argv)
     setenv("KC_NATS_SERVER", argv[1], 1);
     kcobra_binary = argv[2];
     clustered = strcmp(argv[3], "cluster") == 0;
+    bool bench = strcmp(argv[3], "bench") == 0;
     signal(SIGPIPE, SIG_IGN);
     srand((unsigned)getpid() ^ (unsigned)harness_now_ms());
     const struct CMUnitTest local_tests[] = {
@@ -678,8 +727,10 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_cluster_paused, case_teardown),
         cmocka_unit_test_teardown(test_cluster_leader_killed, case_teardown),
     };
-    int failed = clustered ? cmocka_run_group_tests(cluster_tests, cluster_setup, group_teardown)
-                           : cmocka_run_group_tests(local_tests, local_setup, group_teardown);
+    const struct CMUnitTest bench_tests[] = {cmocka_unit_test(test_bench)};
+    int failed = bench       ? cmocka_run_group_tests(bench_tests, bench_setup, group_teardown)
+                 : clustered ? cmocka_run_group_tests(cluster_tests, cluster_setup, group_teardown)
+                             : cmocka_run_group_tests(local_tests, local_setup, group_teardown);
     nats_Close();
     return failed;
 }
