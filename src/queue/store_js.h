@@ -55,8 +55,9 @@
 
 enum {
     KCI_QUEUE_JS_STREAM_BYTES_MAX = 64,
-    KCI_QUEUE_JS_WINDOW = 8192,           /* appends in flight */
-    KCI_QUEUE_JS_ACK_TIMEOUT_MS = 10000,  /* a publish not acknowledged by then fails */
+    KCI_QUEUE_JS_WINDOW = 8192, /* appends in flight */
+    /* A publish not acknowledged by then fails (a leader lost with it). */
+    KCI_QUEUE_JS_ACK_TIMEOUT_MS = 4000,
     KCI_QUEUE_JS_OPEN_TIMEOUT_MS = 20000, /* finding or creating the stream */
     KCI_QUEUE_JS_SCAN_IDLE_MS = 5000,     /* the read at open waits this long per message */
     KCI_QUEUE_JS_FENCE_TRIES = 20,        /* term markers refused before open gives up */

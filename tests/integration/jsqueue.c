@@ -396,19 +396,26 @@ static void check_replies(void)
 }
 
 /* Runs kcobra with the queue flags for the stream; returns its exit status
- * and its stdout in output. */
+ * and its stdout in output (its stderr is shown when it fails). */
 static int kcobra_queue(const char *action, const char *extra, char *output, size_t output_size)
 {
-    char command[JS_CLUSTER_URLS_BYTES_MAX + HARNESS_PATH_SIZE_MAX + 256];
+    char errors[HARNESS_PATH_SIZE_MAX + 64];
+    snprintf(errors, sizeof errors, "%s/%s-%s.err", work_directory, case_name, action);
+    char command[JS_CLUSTER_URLS_BYTES_MAX + 2 * HARNESS_PATH_SIZE_MAX + 256];
     snprintf(command, sizeof command,
-             "'%s' queue %s --storage jetstream --server '%s' --stream %s %s 2>/dev/null",
-             kcobra_binary, action, all_urls, stream, extra);
+             "'%s' queue %s --storage jetstream --server '%s' --stream %s %s 2>'%s'", kcobra_binary,
+             action, all_urls, stream, extra, errors);
     FILE *pipe = popen(command, "r");
     assert_non_null(pipe);
     size_t used = fread(output, 1, output_size - 1, pipe);
     output[used] = '\0';
     int status = pclose(pipe);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    int exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (exit_status != 0) {
+        snprintf(command, sizeof command, "cat '%s' >&2", errors);
+        if (system(command) != 0) fprintf(stderr, "jsqueue: no %s\n", errors);
+    }
+    return exit_status;
 }
 
 static void check_cli(void)
@@ -448,14 +455,21 @@ static void check_cli(void)
 static int check_terms(void)
 {
     jsCtx *js = NULL;
-    assert_int_equal(natsConnection_JetStream(&js, service_connection, NULL), NATS_OK);
+    jsOptions js_options;
+    jsOptions_Init(&js_options);
+    js_options.Wait = STATS_TIMEOUT_MS * 10; /* after a leader's death, a consumer takes a while */
+    assert_int_equal(natsConnection_JetStream(&js, service_connection, &js_options), NATS_OK);
     char filter[96];
     snprintf(filter, sizeof filter, "kcq.%s.>", stream);
     jsSubOptions options;
     jsSubOptions_Init(&options);
     options.Ordered = true;
     natsSubscription *subscription = NULL;
-    assert_int_equal(js_SubscribeSync(&subscription, js, filter, NULL, &options, NULL), NATS_OK);
+    int64_t deadline_ms = harness_now_ms() + ACTIVE_TIMEOUT_MS;
+    while (js_SubscribeSync(&subscription, js, filter, NULL, &options, NULL) != NATS_OK) {
+        assert_true(harness_now_ms() < deadline_ms);
+        harness_sleep_ms(POLL_MS * 10);
+    }
     unsigned long long term = 0, messages = 0;
     int terms = 0;
     for (;;) {
