@@ -385,9 +385,10 @@ static void report_problems(const kci_scan_report *report)
 /* Reads the whole queue, from --dir or (--storage jetstream) from the
  * stream on --server. */
 static kc_err queue_scan(const queue_flags *flags, const kci_scan_options *options,
-                         kci_scan_visit visit, void *context, kci_scan_report *report, char *error,
-                         size_t error_size)
+                         kci_scan_visit visit, void *context, kci_scan_report *report,
+                         kci_queue_js_terms *terms, char *error, size_t error_size)
 {
+    memset(terms, 0, sizeof *terms);
     if (!flags->jetstream)
         return kci_scan(flags->directory, options, visit, context, report, error, error_size);
     natsConnection *connection = NULL;
@@ -395,8 +396,8 @@ static kc_err queue_scan(const queue_flags *flags, const kci_scan_options *optio
         snprintf(error, error_size, "cannot connect to %s", flags->common.server);
         return KC_ERR_NOT_CONNECTED;
     }
-    kc_err err = kci_queue_js_scan(connection, flags->settings.stream, visit, context, report, NULL,
-                                   error, error_size);
+    kc_err err = kci_queue_js_scan(connection, flags->settings.stream, visit, context, report,
+                                   terms, error, error_size);
     kcobra_nats_finish(connection);
     return err;
 }
@@ -414,8 +415,10 @@ static int queue_dump(const queue_flags *flags, bool json)
     kci_scan_options options = {.skip_corrupt = true, .settle_tail = true};
     char error[ERROR_BYTES] = "";
     kci_scan_report report;
+    kci_queue_js_terms terms;
     for (;;) {
-        kc_err err = queue_scan(flags, &options, dump_visit, &state, &report, error, sizeof error);
+        kc_err err =
+            queue_scan(flags, &options, dump_visit, &state, &report, &terms, error, sizeof error);
         fflush(stdout);
         if (state.status != KCOBRA_EXIT_OK) return state.status;
         if (err != KC_OK) {
@@ -478,10 +481,11 @@ static void print_stats_text(const queue_flags *flags, const kci_scan_report *re
 }
 
 static int print_stats_json(const queue_flags *flags, const kci_scan_report *report,
-                            const kci_verify_result *result, bool sound)
+                            const kci_verify_result *result, const kci_queue_js_terms *terms,
+                            bool sound)
 {
     json_t *object = json_pack(
-        "{s:s, s:b, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:i, s:I, s:I, "
+        "{s:s, s:b, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:i, s:I, "
         "s:I, s:I}",
         "directory", flags->directory, "sound", sound, "segments", (int)report->segment_count,
         "records", (json_int_t)report->record_count, "bytes", (json_int_t)report->record_bytes,
@@ -494,6 +498,12 @@ static int print_stats_json(const queue_flags *flags, const kci_scan_report *rep
         (int)report->corruption_count, "missing_requests", (json_int_t)result->missing_requests,
         "inconsistencies", (json_int_t)result->problem_count, "scan_us",
         (json_int_t)report->duration_us);
+    if (object != NULL && flags->jetstream) { /* what the writers' Kc-Term say */
+        json_object_set_new(object, "writer_terms", json_integer((json_int_t)terms->writers));
+        json_object_set_new(object, "term_markers", json_integer((json_int_t)terms->markers));
+        json_object_set_new(object, "term_regressions",
+                            json_integer((json_int_t)terms->regressions));
+    }
     return kcobra_json_print(object);
 }
 
@@ -507,8 +517,9 @@ static int queue_stats(const queue_flags *flags, bool json, bool verify_only)
     kci_scan_options options = {.skip_corrupt = true, .settle_tail = true};
     char error[ERROR_BYTES] = "";
     kci_scan_report report;
-    kc_err err =
-        queue_scan(flags, &options, kci_verify_visit, &verify, &report, error, sizeof error);
+    kci_queue_js_terms terms;
+    kc_err err = queue_scan(flags, &options, kci_verify_visit, &verify, &report, &terms, error,
+                            sizeof error);
     if (err == KC_OK) kci_verify_finish(&verify, &report);
     kci_verify_destroy(&verify);
     if (err != KC_OK) {
@@ -516,10 +527,20 @@ static int queue_stats(const queue_flags *flags, bool json, bool verify_only)
         return KCOBRA_EXIT_FAILURE;
     }
     const kci_verify_result *result = &verify.result;
+    /* On a stream: a message of an older term after a newer one is a write
+     * the fence should have refused (store_js.h). */
+    if (terms.regressions > 0) {
+        verify.result.problem_count++;
+        kcobra_error("INCONSISTENT: the message at sequence %" PRIu64
+                     " was written in term %" PRIu64 " after term %" PRIu64
+                     " had written: a deposed persister wrote (%" PRIu64 " such messages)",
+                     terms.regression_seq, terms.regression_term, terms.regression_after,
+                     terms.regressions);
+    }
     bool sound = report.corruption_count == 0 && !report.tail_damaged && result->problem_count == 0;
     int status = KCOBRA_EXIT_OK;
     if (json) {
-        status = print_stats_json(flags, &report, result, sound);
+        status = print_stats_json(flags, &report, result, &terms, sound);
     } else {
         print_stats_text(flags, &report, result, verify_only, sound);
         fflush(stdout);

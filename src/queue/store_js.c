@@ -36,6 +36,7 @@ enum {
     JS_WAIT_MS = 5000,
     NUMBER_TEXT_BYTES = 24,
     ACKS_DRAIN_MS = 500,
+    SCAN_HEARTBEAT_MS = 500,
 };
 
 typedef enum flight_state { FLIGHT_WAITING = 0, FLIGHT_STORED = 1, FLIGHT_FAILED = 2 } flight_state;
@@ -173,7 +174,7 @@ typedef struct scan_state {
     kci_scan_visit visit;
     void *context;
     kci_scan_report *report;
-    uint64_t terms;     /* term markers seen */
+    kci_queue_js_terms terms;
     uint64_t term_max;  /* the highest Kc-Term of a marker */
     uint64_t last_seen; /* the last sequence handed on */
 } scan_state;
@@ -185,14 +186,30 @@ static uint64_t header_number(natsMsg *message, const char *name)
     return strtoull(value, NULL, 10);
 }
 
+/* The message's Kc-Term against those before it. */
+static void scan_term(kci_queue_js_terms *terms, uint64_t term, uint64_t seq)
+{
+    if (term > terms->last) {
+        terms->writers++;
+        terms->last = term;
+        return;
+    }
+    if (term == terms->last) return;
+    if (terms->regressions++ > 0) return;
+    terms->regression_seq = seq;
+    terms->regression_term = term;
+    terms->regression_after = terms->last;
+}
+
 /* One message of the stream at seq. */
 static kc_err scan_message(scan_state *state, natsMsg *message, uint64_t seq)
 {
     int kind = kind_of_subject(natsMsg_GetSubject(message), state->stream);
+    uint64_t term = header_number(message, KCI_QUEUE_JS_HEADER_TERM);
     state->last_seen = seq;
+    scan_term(&state->terms, term, seq);
     if (kind == 0) {
-        uint64_t term = header_number(message, KCI_QUEUE_JS_HEADER_TERM);
-        state->terms++;
+        state->terms.markers++;
         if (term > state->term_max) state->term_max = term;
         return KC_OK;
     }
@@ -217,7 +234,33 @@ static kc_err scan_message(scan_state *state, natsMsg *message, uint64_t seq)
     return state->visit != NULL ? state->visit(state->context, &record, seq) : KC_OK;
 }
 
-/* Reads the messages from sequence from to last (an ordered consumer). */
+/* Reads from state->last_seen + 1 to last one message at a time, through
+ * the leader; a sequence that is gone (max age, purge) is skipped. */
+static kc_err scan_by_get(jsCtx *js, scan_state *state, uint64_t last, char *error,
+                          size_t error_size)
+{
+    kc_err err = KC_OK;
+    while (err == KC_OK && state->last_seen < last) {
+        uint64_t seq = state->last_seen + 1;
+        natsMsg *message = NULL;
+        jsErrCode code = 0;
+        natsStatus status = js_GetMsg(&message, js, state->stream, seq, NULL, &code);
+        if (status == NATS_OK) {
+            err = scan_message(state, message, seq);
+        } else if (status == NATS_NOT_FOUND || code == JSNoMessageFoundErr) {
+            state->last_seen = seq;
+        } else {
+            snprintf(error, error_size, "reading stream %s at sequence %" PRIu64 ": %s",
+                     state->stream, seq, natsStatus_GetText(status));
+            err = KC_ERR_TIMEOUT;
+        }
+        natsMsg_Destroy(message);
+    }
+    return err;
+}
+
+/* Reads the messages from sequence from to last: an ordered consumer, and
+ * when it stalls, the rest one by one. */
 static kc_err scan_range(jsCtx *js, scan_state *state, uint64_t from, uint64_t last, char *error,
                          size_t error_size)
 {
@@ -230,6 +273,9 @@ static kc_err scan_range(jsCtx *js, scan_state *state, uint64_t from, uint64_t l
     options.Ordered = true;
     options.Config.DeliverPolicy = js_DeliverByStartSequence;
     options.Config.OptStartSeq = from;
+    /* Missed heartbeats make nats.c recreate the ordered consumer where it
+     * stopped: soon, not after its default of three 5 s beats. */
+    options.Config.Heartbeat = (int64_t)SCAN_HEARTBEAT_MS * 1000000LL;
     natsSubscription *subscription = NULL;
     jsErrCode code = 0;
     natsStatus status = js_SubscribeSync(&subscription, js, filter, NULL, &options, &code);
@@ -246,14 +292,13 @@ static kc_err scan_range(jsCtx *js, scan_state *state, uint64_t from, uint64_t l
         }
         natsMsg_Destroy(message);
     }
-    natsSubscription_Unsubscribe(subscription);
+    if (subscription != NULL) natsSubscription_Unsubscribe(subscription);
     natsSubscription_Destroy(subscription);
-    if (err == KC_OK && status != NATS_OK) {
-        snprintf(error, error_size, "reading stream %s at sequence %" PRIu64 " of %" PRIu64 ": %s",
-                 state->stream, state->last_seen + 1, last, natsStatus_GetText(status));
-        err = KC_ERR_TIMEOUT;
-    }
-    return err;
+    if (err != KC_OK || state->last_seen >= last) return err;
+    kci_debug("queue: stream %s: the ordered read stopped at %" PRIu64 " of %" PRIu64
+              " (%s); reading the rest one by one",
+              state->stream, state->last_seen, last, natsStatus_GetText(status));
+    return scan_by_get(js, state, last, error, error_size);
 }
 
 static void report_front(kci_scan_report *report, uint64_t first, uint64_t last)
@@ -267,8 +312,8 @@ static void report_front(kci_scan_report *report, uint64_t first, uint64_t last)
 }
 
 kc_err kci_queue_js_scan(natsConnection *connection, const char *stream, kci_scan_visit visit,
-                         void *context, kci_scan_report *report, uint64_t *terms_out, char *error,
-                         size_t error_size)
+                         void *context, kci_scan_report *report, kci_queue_js_terms *terms_out,
+                         char *error, size_t error_size)
 {
     memset(report, 0, sizeof *report);
     int64_t start_us = kci_monotonic_us();
@@ -680,7 +725,8 @@ kc_err kci_queue_js_open(kci_queue_js **out, natsConnection *connection,
     }
     kci_info("queue: stream %s read to sequence %" PRIu64 " (%" PRIu64 " records, %" PRIu64
              " term markers); writing as term %" PRIu64,
-             store->stream, store->next_seq - 1, report->record_count, state.terms, config->term);
+             store->stream, store->next_seq - 1, report->record_count, state.terms.markers,
+             config->term);
     *out = store;
     return KC_OK;
 }

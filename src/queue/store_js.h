@@ -31,6 +31,8 @@
  *              writer's publishes all fail, whatever its clock says. The
  *              lease (lease.h) is also checked before each publish.
  *   read       js_GetMsg through the stream's leader.
+ *   scan       an ordered consumer from the first sequence; if it stalls,
+ *              js_GetMsg for the rest.
  *
  * The stream is created when missing: subjects "kcq.<stream>.>", file
  * storage, the given replicas and max age, discard old. Nothing else may
@@ -59,8 +61,11 @@ enum {
     /* A publish not acknowledged by then fails (a leader lost with it). */
     KCI_QUEUE_JS_ACK_TIMEOUT_MS = 4000,
     KCI_QUEUE_JS_OPEN_TIMEOUT_MS = 20000, /* finding or creating the stream */
-    KCI_QUEUE_JS_SCAN_IDLE_MS = 5000,     /* the read at open waits this long per message */
-    KCI_QUEUE_JS_FENCE_TRIES = 20,        /* term markers refused before open gives up */
+    /* The ordered read waits this long per message, then reads the rest one
+     * message at a time through the leader (a consumer placed on a lost
+     * server delivers nothing). */
+    KCI_QUEUE_JS_SCAN_IDLE_MS = 3000,
+    KCI_QUEUE_JS_FENCE_TRIES = 20, /* term markers refused before open gives up */
     KCI_QUEUE_JS_REPLICAS_DEFAULT = 3,
     KCI_QUEUE_JS_DUPLICATE_WINDOW_MS = 2 * 60 * 1000,
 };
@@ -91,13 +96,24 @@ void kci_queue_js_stats_get(kci_queue_js *store, kci_queue_log_stats *out);
 /* Waits for what is in flight (up to its deadline), completes it, stops. */
 void kci_queue_js_close(kci_queue_js *store);
 
+/* What the Kc-Term headers of a stream say, in stream order. */
+typedef struct kci_queue_js_terms {
+    uint64_t markers;          /* term markers */
+    uint64_t writers;          /* times the term grew: the terms that wrote */
+    uint64_t last;             /* the term of the last message */
+    uint64_t regressions;      /* messages of a term below one before them: a fence broken */
+    uint64_t regression_seq;   /* the first of them, */
+    uint64_t regression_term;  /* its term, */
+    uint64_t regression_after; /* and the term it came after */
+} kci_queue_js_terms;
+
 /* Reads stream from its first message to its last, handing each record to
  * visit (dump, stats, verify); creates nothing. report->segment_first is 2
  * when the stream's front was removed (max age, purge), else 1, so verify
- * counts references to removed requests as retention's. *terms_out: the
- * term markers seen (NULL: not wanted). */
+ * counts references to removed requests as retention's. terms_out (NULL:
+ * not wanted) gets what the writers' terms say. */
 kc_err kci_queue_js_scan(natsConnection *connection, const char *stream, kci_scan_visit visit,
-                         void *context, kci_scan_report *report, uint64_t *terms_out, char *error,
-                         size_t error_size);
+                         void *context, kci_scan_report *report, kci_queue_js_terms *terms_out,
+                         char *error, size_t error_size);
 
 #endif
