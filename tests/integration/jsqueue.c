@@ -566,25 +566,28 @@ static void test_local_killed(void **state)
              env_int("KC_JSQUEUE_SUBMITS", LOCAL_SUBMITS));
 }
 
+static void cluster_case(const char *name, fault_kind kind)
+{
+    run_case(name, kind, env_int("KC_JSQUEUE_CLIENTS", CLUSTER_CLIENTS),
+             env_int("KC_JSQUEUE_SUBMITS", CLUSTER_SUBMITS));
+}
+
 static void test_cluster_killed(void **state)
 {
     (void)state;
-    run_case("killed", FAULT_KILL, env_int("KC_JSQUEUE_CLIENTS", CLUSTER_CLIENTS),
-             env_int("KC_JSQUEUE_SUBMITS", CLUSTER_SUBMITS));
+    cluster_case("killed", FAULT_KILL);
 }
 
 static void test_cluster_paused(void **state)
 {
     (void)state;
-    run_case("paused", FAULT_PAUSE, env_int("KC_JSQUEUE_CLIENTS", CLUSTER_CLIENTS),
-             env_int("KC_JSQUEUE_SUBMITS", CLUSTER_SUBMITS));
+    cluster_case("paused", FAULT_PAUSE);
 }
 
 static void test_cluster_leader_killed(void **state)
 {
     (void)state;
-    run_case("leader", FAULT_LEADER, env_int("KC_JSQUEUE_CLIENTS", CLUSTER_CLIENTS),
-             env_int("KC_JSQUEUE_SUBMITS", CLUSTER_SUBMITS));
+    cluster_case("leader", FAULT_LEADER);
 }
 
 /* ======================================================================= bench */

@@ -73,6 +73,18 @@ static void test_jetstream_maps_to_the_stream(void **state)
     kci_persister_settings_free(&settings);
 }
 
+/* The string field at offset set to value is refused, the message naming word. */
+static void expect_refused(size_t offset, const char *value, const char *word)
+{
+    kci_persister_settings settings;
+    settings_start(&settings);
+    replace((char **)((char *)&settings + offset), value);
+    char error[256] = "";
+    assert_int_equal(kci_persister_settings_check(&settings, error, sizeof error), KC_ERR_CONFIG);
+    assert_non_null(strstr(error, word));
+    kci_persister_settings_free(&settings);
+}
+
 static void test_bad_values_are_refused(void **state)
 {
     (void)state;
@@ -82,33 +94,16 @@ static void test_bad_values_are_refused(void **state)
                                    "a b",
                                    "*",
                                    ">",
-                                   "KC_QUEUE_THAT_IS_FAR_TOO_LONG_"
-                                   "FOR_A_STREAM_NAME_OF_SIXTY_FOUR_"
-                                   "BYTES"};
-    char error[256];
-    for (size_t index = 0; index < sizeof storages / sizeof storages[0]; index++) {
-        kci_persister_settings settings;
-        settings_start(&settings);
-        replace(&settings.storage, storages[index]);
-        error[0] = '\0';
-        assert_int_equal(kci_persister_settings_check(&settings, error, sizeof error),
-                         KC_ERR_CONFIG);
-        assert_non_null(strstr(error, "storage"));
-        kci_persister_settings_free(&settings);
-    }
-    for (size_t index = 0; index < sizeof streams / sizeof streams[0]; index++) {
-        kci_persister_settings settings;
-        settings_start(&settings);
-        replace(&settings.stream, streams[index]);
-        error[0] = '\0';
-        assert_int_equal(kci_persister_settings_check(&settings, error, sizeof error),
-                         KC_ERR_CONFIG);
-        assert_non_null(strstr(error, "stream"));
-        kci_persister_settings_free(&settings);
-    }
+                                   "KC_QUEUE_THAT_IS_FAR_TOO_LONG_FOR_A_STREAM_NAME_OF_SIXTY_"
+                                   "FOUR_BYTES"};
+    for (size_t index = 0; index < sizeof storages / sizeof storages[0]; index++)
+        expect_refused(offsetof(kci_persister_settings, storage), storages[index], "storage");
+    for (size_t index = 0; index < sizeof streams / sizeof streams[0]; index++)
+        expect_refused(offsetof(kci_persister_settings, stream), streams[index], "stream");
     kci_persister_settings settings;
     settings_start(&settings);
     settings.lease.ttl_ms = 100; /* below 2 x renew + margin */
+    char error[256] = "";
     assert_int_equal(kci_persister_settings_check(&settings, error, sizeof error), KC_ERR_CONFIG);
     kci_persister_settings_free(&settings);
 }
