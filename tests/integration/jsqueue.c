@@ -7,7 +7,10 @@
  *
  * argv[3] picks the group:
  *   local    one nats-server (argv[1]) with JetStream, R1 stream and lease:
- *            kill -9 of the active persister in the middle of the submits.
+ *     local    kill -9 of the active persister in the middle of the submits;
+ *     dead     requests die at a service that never answers, stay dead
+ *              across a kill -9 of the active persister, and a requeue on
+ *              its successor brings them back to a service that answers.
  *   cluster  three servers (js_cluster.h), R3, the persisters connected to
  *            servers 1 and 2 first, the service to server 3:
  *     killed   kill -9 of the active persister in the middle;
@@ -59,6 +62,7 @@ enum {
     CLIENTS_MAX = 16,
     LOCAL_CLIENTS = 8,
     LOCAL_SUBMITS = 800,
+    DEAD_SUBMITS = 20,
     CLUSTER_CLIENTS = 12,
     CLUSTER_SUBMITS = 3000,
     SUBMIT_TIMEOUT_MS = 1000, /* a submit in flight to a killed persister is retried after */
@@ -87,7 +91,9 @@ typedef struct slot {
 
 static const char *kcobra_binary;
 static bool clustered;
-static const char *storage = "jetstream"; /* the bench compares "local" too */
+static const char *storage = "jetstream";               /* the bench compares "local" too */
+static const char *redelivery = "3s", *attempts = "10"; /* the dead case's are short */
+static atomic_bool silent;                              /* the service answers nothing */
 static js_cluster cluster;
 static harness_server single;
 static char work_directory[HARNESS_PATH_SIZE_MAX];
@@ -132,7 +138,9 @@ static void persister_spawn(int index)
                                 bucket,        "--dir",
                                 dir,           "--node",
                                 node,          "--redelivery-timeout",
-                                "3s",          NULL};
+                                redelivery,    "--backoff-max",
+                                redelivery,    "--attempts",
+                                attempts,      NULL};
     int output = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
     assert_true(output >= 0);
     pid_t pid = fork();
@@ -210,7 +218,7 @@ static void on_work(natsConnection *connection, natsSubscription *subscription, 
     }
     const char *reply_to = natsMsg_GetReply(message);
     natsMsg *reply = NULL;
-    if (known && reply_to != NULL &&
+    if (known && reply_to != NULL && !atomic_load(&silent) &&
         natsMsg_Create(&reply, reply_to, NULL, natsMsg_GetData(message),
                        natsMsg_GetDataLength(message)) == NATS_OK) {
         natsMsgHeader_Set(reply, "Kc-Id", id);
@@ -556,6 +564,9 @@ static int case_teardown(void **state)
     free(slots);
     slots = NULL;
     slot_count = 0;
+    redelivery = "3s";
+    attempts = "10";
+    atomic_store(&silent, false);
     return 0;
 }
 
@@ -588,6 +599,69 @@ static void test_cluster_leader_killed(void **state)
 {
     (void)state;
     cluster_case("leader", FAULT_LEADER);
+}
+
+/* kc.reply.get's Kc-Error for the request at index starts with prefix. */
+static bool reply_error_is(int index, const char *prefix)
+{
+    natsMsg *reply = NULL;
+    const char *error = NULL;
+    bool matches = natsConnection_RequestString(&reply, service_connection, "kc.reply.get",
+                                                slots[index].id, SUBMIT_TIMEOUT_MS) == NATS_OK &&
+                   natsMsgHeader_Get(reply, "Kc-Error", &error) == NATS_OK &&
+                   strncmp(error, prefix, strlen(prefix)) == 0;
+    natsMsg_Destroy(reply);
+    return matches;
+}
+
+static void wait_all_dead(void)
+{
+    int64_t deadline_ms = harness_now_ms() + RUN_TIMEOUT_MS;
+    for (int index = 0; index < slot_count; index++)
+        while (!reply_error_is(index, "410")) {
+            assert_true(harness_now_ms() < deadline_ms);
+            harness_sleep_ms(POLL_MS);
+        }
+}
+
+/* Dead requests on the stream: they die at a service that never answers
+ * (tombstones), stay dead across a take-over (the successor rebuilds them
+ * from the stream), and a requeue (markers on the stream) brings them back
+ * to a service that answers. */
+static void test_local_dead(void **state)
+{
+    (void)state;
+    snprintf(case_name, sizeof case_name, "dead");
+    snprintf(stream, sizeof stream, "KCQ_dead");
+    redelivery = "200ms";
+    attempts = "2";
+    atomic_store(&silent, true);
+    client_count = 1;
+    slots_make(DEAD_SUBMITS);
+    service_start();
+    persister_spawn(0);
+    assert_int_equal(active_persister(-1, ACTIVE_TIMEOUT_MS), 0);
+    persister_spawn(1);
+    client_main((void *)(intptr_t)0);
+    assert_int_equal(atomic_load(&acked_total), slot_count);
+    wait_all_dead();
+    persister_kill(0);
+    assert_int_equal(active_persister(0, ACTIVE_TIMEOUT_MS), 1);
+    wait_all_dead(); /* still dead on the successor: tombstones read back */
+    atomic_store(&silent, false);
+    natsMsg *reply = NULL;
+    assert_int_equal(natsConnection_RequestString(&reply, service_connection,
+                                                  "kc.sys.queue.requeue",
+                                                  "{\"type\":\"" REQUEST_TYPE "\"}", 5000),
+                     NATS_OK);
+    json_error_t json_error;
+    json_t *answer =
+        json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0, &json_error);
+    natsMsg_Destroy(reply);
+    assert_int_equal(json_integer_value(json_object_get(answer, "requeued")), slot_count);
+    json_decref(answer);
+    check_replies();
+    assert_true(check_cli() >= 2);
 }
 
 /* ======================================================================= bench */
@@ -702,6 +776,7 @@ int main(int argc, char **argv)
     srand((unsigned)getpid() ^ (unsigned)harness_now_ms());
     const struct CMUnitTest local_tests[] = {
         cmocka_unit_test_teardown(test_local_killed, case_teardown),
+        cmocka_unit_test_teardown(test_local_dead, case_teardown),
     };
     const struct CMUnitTest cluster_tests[] = {
         cmocka_unit_test_teardown(test_cluster_killed, case_teardown),
