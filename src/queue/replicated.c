@@ -101,8 +101,8 @@ static void active_start(kci_persister_replicated *replicated, uint64_t term, in
     pthread_mutex_lock(&replicated->lock);
     replicated->active_term = term;
     pthread_mutex_unlock(&replicated->lock);
-    kci_info("queue: active persister (term %" PRIu64 ") serving %" PRId64
-             " ms after acquiring the lease",
+    kci_info("queue: active persister (term %" PRIu64 ") serving; the lease was acquired %" PRId64
+             " ms ago",
              term, kci_monotonic_ms() - acquired_ms);
 }
 
