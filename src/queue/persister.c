@@ -85,6 +85,7 @@ kci_persister_config kci_persister_config_defaults(const char *directory)
         .attempts_max = KCI_PERSISTER_ATTEMPTS_MAX_DEFAULT,
         .retention_ms = KCI_PERSISTER_RETENTION_MS_DEFAULT,
         .probe_interval_ms = KCI_PERSISTER_PROBE_INTERVAL_MS_DEFAULT,
+        .storage = KCI_QUEUE_STORAGE_LOCAL,
     };
 }
 
