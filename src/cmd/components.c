@@ -156,6 +156,15 @@ static kc_err parts_load(kci_components_config *config, const kci_options *optio
         err = apply_block(options, "persister", keys, key_count, &config->persister, error,
                           error_size);
     if (err == KC_OK) err = kci_persister_settings_check(&config->persister, error, error_size);
+    /* kcobrad's broker has no JetStream: the stream lives on a nats-server
+     * cluster, and the persister runs against it as a process of its own. */
+    if (err == KC_OK && config->persister.enabled &&
+        strcmp(config->persister.storage, "jetstream") == 0) {
+        snprintf(error, error_size,
+                 "persister storage jetstream: run `kcobra queue serve --storage jetstream` "
+                 "against the nats-server cluster (kcobrad has no JetStream)");
+        err = KC_ERR_CONFIG;
+    }
     return err;
 }
 

@@ -674,7 +674,7 @@ int kcobra_call_message(natsMsg **reply, natsConnection *connection, const kcobr
 enum { NATS_RECONNECTS_DEFAULT = 60, NATS_RECONNECT_WAIT_MS_DEFAULT = 2000 };
 
 static int nats_connect(natsConnection **out, const kcobra_common *common, bool long_running,
-                        bool ordered)
+                        bool ordered, bool short_pings)
 {
     kc_client_options settings;
     client_options_from(&settings, common);
@@ -684,7 +684,8 @@ static int nats_connect(natsConnection **out, const kcobra_common *common, bool 
     const kci_connect_spec spec = {.options = &settings,
                                    .name = KCOBRA_CONNECTION_NAME,
                                    .ordered = ordered,
-                                   .log_reconnects = long_running};
+                                   .log_reconnects = long_running,
+                                   .short_pings = short_pings};
     kc_err err = kci_connect(out, &spec);
     if (err == KC_OK) return KCOBRA_EXIT_OK;
     kcobra_error("%s", kc_last_error());
@@ -694,17 +695,22 @@ static int nats_connect(natsConnection **out, const kcobra_common *common, bool 
 
 int kcobra_nats_connect(natsConnection **out, const kcobra_common *common)
 {
-    return nats_connect(out, common, false, false);
+    return nats_connect(out, common, false, false, false);
 }
 
 int kcobra_nats_connect_long_running(natsConnection **out, const kcobra_common *common)
 {
-    return nats_connect(out, common, true, false);
+    return nats_connect(out, common, true, false, false);
+}
+
+int kcobra_nats_connect_lease(natsConnection **out, const kcobra_common *common)
+{
+    return nats_connect(out, common, true, false, true);
 }
 
 int kcobra_nats_connect_ordered(natsConnection **out, const kcobra_common *common)
 {
-    return nats_connect(out, common, true, true);
+    return nats_connect(out, common, true, true, false);
 }
 
 void kcobra_stop_signals_block(sigset_t *stop_signals)

@@ -220,6 +220,9 @@ int kcobra_nats_connect(natsConnection **out, const kcobra_common *common);
 /* The same for a long-running component (kcobra keeper/ingress serve): it
  * reconnects for ever, every KCOBRA_RECONNECT_WAIT_MS. */
 int kcobra_nats_connect_long_running(natsConnection **out, const kcobra_common *common);
+/* The same for a part that holds a lease (kcobra queue serve --storage
+ * jetstream): pings every 500 ms, so a stopped server is noticed. */
+int kcobra_nats_connect_lease(natsConnection **out, const kcobra_common *common);
 /* The same, with one delivery thread for all its subscriptions: messages
  * are handled in the order the server sent them (the persister with
  * record_requests). */

@@ -29,6 +29,8 @@
 #include "queue/index.h"
 #include "queue/persister.h"
 #include "queue/recovery.h"
+#include "queue/replicated.h"
+#include "queue/store_js.h"
 #include "queue/verify.h"
 #include "service/headers.h"
 #include "service/hlc.h"
@@ -283,6 +285,9 @@ static const char QUEUE_DESCRIPTION[] =
     "           running persister, else the directory is locked; prints how\n"
     "           many (--json: {\"requeued\":n,\"dead\":m}, m dead ones left)\n"
     "  serve    run the persister against --server until SIGINT/SIGTERM\n"
+    "With --storage jetstream the queue is a stream on the --server cluster:\n"
+    "serve then runs one of several persisters (the one holding the lease is\n"
+    "active), and dump, stats and verify read the stream (--stream).\n"
     "dump, stats and verify only read --dir (default data/queue): they are safe\n"
     "while kcobrad runs. A torn tail (a write interrupted by a crash, or being\n"
     "written right now) is reported but is not corruption: it was never\n"
@@ -299,6 +304,9 @@ static const char QUEUE_DESCRIPTION[] =
 typedef struct queue_flags {
     kci_persister_settings settings;
     const char *directory; /* settings.dir */
+    bool jetstream;        /* --storage jetstream: read the stream on --server */
+    char label[KCI_QUEUE_JS_STREAM_BYTES_MAX + 16]; /* "stream NAME": what is read, named */
+    kcobra_common common; /* the invocation's: --server for --storage jetstream */
     bool follow;
     const char *id;
     const char *type;
@@ -374,6 +382,26 @@ static void report_problems(const kci_scan_report *report)
                 report->segment_last, report->torn_offset, report->torn_bytes);
 }
 
+/* Reads the whole queue, from --dir or (--storage jetstream) from the
+ * stream on --server. */
+static kc_err queue_scan(const queue_flags *flags, const kci_scan_options *options,
+                         kci_scan_visit visit, void *context, kci_scan_report *report,
+                         kci_queue_js_terms *terms, char *error, size_t error_size)
+{
+    memset(terms, 0, sizeof *terms);
+    if (!flags->jetstream)
+        return kci_scan(flags->directory, options, visit, context, report, error, error_size);
+    natsConnection *connection = NULL;
+    if (kcobra_nats_connect(&connection, &flags->common) != KCOBRA_EXIT_OK) {
+        snprintf(error, error_size, "cannot connect to %s", flags->common.server);
+        return KC_ERR_NOT_CONNECTED;
+    }
+    kc_err err = kci_queue_js_scan(connection, flags->settings.stream, visit, context, report,
+                                   terms, error, error_size);
+    kcobra_nats_finish(connection);
+    return err;
+}
+
 static int queue_dump(const queue_flags *flags, bool json)
 {
     dump_state state = {.json = json, .status = KCOBRA_EXIT_OK};
@@ -387,16 +415,17 @@ static int queue_dump(const queue_flags *flags, bool json)
     kci_scan_options options = {.skip_corrupt = true, .settle_tail = true};
     char error[ERROR_BYTES] = "";
     kci_scan_report report;
+    kci_queue_js_terms terms;
     for (;;) {
         kc_err err =
-            kci_scan(flags->directory, &options, dump_visit, &state, &report, error, sizeof error);
+            queue_scan(flags, &options, dump_visit, &state, &report, &terms, error, sizeof error);
         fflush(stdout);
         if (state.status != KCOBRA_EXIT_OK) return state.status;
         if (err != KC_OK) {
             kcobra_error("%s", error[0] ? error : kc_strerror(err));
             return KCOBRA_EXIT_FAILURE;
         }
-        if (!flags->follow) break;
+        if (!flags->follow || flags->jetstream) break;
         options.from_segment = state.printed_any ? kci_position_segment(state.after) : 0;
         struct timespec pause = {.tv_nsec = FOLLOW_POLL_MS * 1000000L};
         nanosleep(&pause, NULL);
@@ -452,10 +481,11 @@ static void print_stats_text(const queue_flags *flags, const kci_scan_report *re
 }
 
 static int print_stats_json(const queue_flags *flags, const kci_scan_report *report,
-                            const kci_verify_result *result, bool sound)
+                            const kci_verify_result *result, const kci_queue_js_terms *terms,
+                            bool sound)
 {
     json_t *object = json_pack(
-        "{s:s, s:b, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:i, s:I, s:I, "
+        "{s:s, s:b, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:i, s:I, "
         "s:I, s:I}",
         "directory", flags->directory, "sound", sound, "segments", (int)report->segment_count,
         "records", (json_int_t)report->record_count, "bytes", (json_int_t)report->record_bytes,
@@ -468,6 +498,12 @@ static int print_stats_json(const queue_flags *flags, const kci_scan_report *rep
         (int)report->corruption_count, "missing_requests", (json_int_t)result->missing_requests,
         "inconsistencies", (json_int_t)result->problem_count, "scan_us",
         (json_int_t)report->duration_us);
+    if (object != NULL && flags->jetstream) { /* what the writers' Kc-Term say */
+        json_object_set_new(object, "writer_terms", json_integer((json_int_t)terms->writers));
+        json_object_set_new(object, "term_markers", json_integer((json_int_t)terms->markers));
+        json_object_set_new(object, "term_regressions",
+                            json_integer((json_int_t)terms->regressions));
+    }
     return kcobra_json_print(object);
 }
 
@@ -481,8 +517,9 @@ static int queue_stats(const queue_flags *flags, bool json, bool verify_only)
     kci_scan_options options = {.skip_corrupt = true, .settle_tail = true};
     char error[ERROR_BYTES] = "";
     kci_scan_report report;
-    kc_err err = kci_scan(flags->directory, &options, kci_verify_visit, &verify, &report, error,
-                          sizeof error);
+    kci_queue_js_terms terms;
+    kc_err err = queue_scan(flags, &options, kci_verify_visit, &verify, &report, &terms, error,
+                            sizeof error);
     if (err == KC_OK) kci_verify_finish(&verify, &report);
     kci_verify_destroy(&verify);
     if (err != KC_OK) {
@@ -490,10 +527,20 @@ static int queue_stats(const queue_flags *flags, bool json, bool verify_only)
         return KCOBRA_EXIT_FAILURE;
     }
     const kci_verify_result *result = &verify.result;
+    /* On a stream: a message of an older term after a newer one is a write
+     * the fence should have refused (store_js.h). */
+    if (terms.regressions > 0) {
+        verify.result.problem_count++;
+        kcobra_error("INCONSISTENT: the message at sequence %" PRIu64
+                     " was written in term %" PRIu64 " after term %" PRIu64
+                     " had written: a deposed persister wrote (%" PRIu64 " such messages)",
+                     terms.regression_seq, terms.regression_term, terms.regression_after,
+                     terms.regressions);
+    }
     bool sound = report.corruption_count == 0 && !report.tail_damaged && result->problem_count == 0;
     int status = KCOBRA_EXIT_OK;
     if (json) {
-        status = print_stats_json(flags, &report, result, sound);
+        status = print_stats_json(flags, &report, result, &terms, sound);
     } else {
         print_stats_text(flags, &report, result, verify_only, sound);
         fflush(stdout);
@@ -649,8 +696,39 @@ static int requeue_offline(const queue_flags *flags, bool json)
 
 /* ---- serve ---- */
 
+/* --storage jetstream: one of several persisters; the active one holds the
+ * lease (replicated.h). */
+static int queue_serve_replicated(const kcobra_invocation *invocation, const queue_flags *flags)
+{
+    sigset_t stop_signals;
+    kcobra_stop_signals_block(&stop_signals);
+    natsConnection *connection = NULL;
+    int status = kcobra_nats_connect_lease(&connection, &invocation->common);
+    if (status != KCOBRA_EXIT_OK) return status;
+    kci_persister_config config =
+        kci_persister_settings_runtime(&flags->settings, invocation->common.node);
+    kci_lease_config lease;
+    kci_persister_settings_lease(&flags->settings, &lease);
+    kci_persister_replicated *replicated = NULL;
+    char error[ERROR_BYTES] = "";
+    if (kci_persister_replicated_start(&replicated, connection, &config, &lease, error,
+                                       sizeof error) != KC_OK) {
+        kcobra_error("cannot start the persister: %s", error);
+        kcobra_nats_finish(connection);
+        return KCOBRA_EXIT_FAILURE;
+    }
+    fprintf(stderr, "kcobra: persister on %s, stream %s: active while it holds the lease %s\n",
+            invocation->common.server, flags->settings.stream, flags->settings.lease.bucket);
+    int signal_number = kcobra_stop_signal_wait(&stop_signals);
+    fprintf(stderr, "kcobra: %s: stopping the persister\n", strsignal(signal_number));
+    kci_persister_replicated_stop(replicated, STOP_DRAIN_MS);
+    kcobra_nats_finish(connection);
+    return KCOBRA_EXIT_OK;
+}
+
 static int queue_serve(const kcobra_invocation *invocation, const queue_flags *flags)
 {
+    if (flags->jetstream) return queue_serve_replicated(invocation, flags);
     sigset_t stop_signals;
     kcobra_stop_signals_block(&stop_signals);
     natsConnection *connection = NULL;
@@ -687,7 +765,9 @@ static int queue_action(const kcobra_command *command, const kcobra_invocation *
         !flags->live && (strcmp(action, "stats") == 0 || strcmp(action, "compact") == 0 ||
                          strcmp(action, "requeue") == 0);
     bool reads = strcmp(action, "dump") == 0 || strcmp(action, "verify") == 0 || offline;
-    if (reads &&
+    if (flags->jetstream && offline && strcmp(action, "stats") != 0)
+        return kcobra_usage_error(command, "%s of a queue on JetStream: use --live", action);
+    if (reads && !flags->jetstream &&
         (stat(flags->directory, &directory_status) != 0 || !S_ISDIR(directory_status.st_mode))) {
         kcobra_error("no queue directory %s (see --dir)", flags->directory);
         return KCOBRA_EXIT_FAILURE;
@@ -729,6 +809,12 @@ static int parse_and_run(const kcobra_command *command, int argc, char **argv, q
     if (kci_persister_settings_check(&flags->settings, error, sizeof error) != KC_OK)
         return kcobra_usage_error(command, "%s", error);
     flags->directory = flags->settings.dir;
+    flags->jetstream = strcmp(flags->settings.storage, "jetstream") == 0;
+    if (flags->jetstream) {
+        snprintf(flags->label, sizeof flags->label, "stream %s", flags->settings.stream);
+        flags->directory = flags->label;
+    }
+    flags->common = invocation.common;
     return queue_action(command, &invocation, flags);
 }
 

@@ -5,7 +5,9 @@
 #include <string.h>
 
 #include "queue/log.h"
+#include "queue/replicated.h"
 #include "queue/segment.h"
+#include "service/headers.h"
 
 #define KEY(field) .offset = offsetof(kci_persister_settings, field)
 
@@ -65,6 +67,30 @@ static const kci_config_key keys[] = {
      KEY(probe_interval_ms),
      .value_name = "DURATION",
      .help = "serve: how often a type nobody serves is probed for a service"},
+    {.name = "storage",
+     .kind = KCI_KEY_STRING,
+     KEY(storage),
+     .value_name = "KIND",
+     .help = "local (the log in --dir) or jetstream (a stream on the --server cluster)"},
+    {.name = "stream",
+     .kind = KCI_KEY_STRING,
+     KEY(stream),
+     .value_name = "NAME",
+     .help = "jetstream: the stream holding the queue's records"},
+    {.name = "replicas",
+     .kind = KCI_KEY_SIZE,
+     KEY(replicas),
+     .minimum = 1,
+     .maximum = KCI_LEASE_REPLICAS_MAX,
+     .value_name = "N",
+     .help = "jetstream: the stream's replicas when it is created (3 on a cluster, 1 alone)"},
+    {.name = "stream_max_age",
+     .kind = KCI_KEY_DURATION_MS,
+     KEY(stream_max_age_ms),
+     .zero_allowed = true,
+     .value_name = "DURATION",
+     .help = "jetstream: the stream drops records older than this (0: never); set when created"},
+    KCI_LEASE_SETTINGS_KEYS(kci_persister_settings, lease),
 };
 
 const kci_config_key *kci_persister_settings_keys(size_t *count)
@@ -87,7 +113,11 @@ kc_err kci_persister_settings_init(kci_persister_settings *settings, const char 
         .record_requests = defaults.record_requests,
         .probe_interval_ms = defaults.probe_interval_ms,
     };
+    settings->replicas = KCI_QUEUE_JS_REPLICAS_DEFAULT;
     kc_err err = kci_config_string_set(&settings->dir, dir);
+    if (err == KC_OK) err = kci_config_string_set(&settings->storage, "local");
+    if (err == KC_OK) err = kci_config_string_set(&settings->stream, KCI_QUEUE_JS_STREAM_DEFAULT);
+    if (err == KC_OK) err = kci_lease_settings_init(&settings->lease, KCI_PERSISTER_LEASE_ROLE);
     if (err == KC_OK)
         err =
             kci_config_string_set(&settings->durability, kci_durability_name(defaults.durability));
@@ -107,7 +137,21 @@ kc_err kci_persister_settings_check(const kci_persister_settings *settings, char
         snprintf(error, error_size, "persister dir is empty");
         return KC_ERR_CONFIG;
     }
-    return KC_OK;
+    if (settings->storage == NULL ||
+        (strcmp(settings->storage, "local") != 0 && strcmp(settings->storage, "jetstream") != 0)) {
+        snprintf(error, error_size, "persister storage \"%s\" must be local or jetstream",
+                 settings->storage != NULL ? settings->storage : "");
+        return KC_ERR_CONFIG;
+    }
+    if (settings->stream == NULL || settings->stream[0] == '\0' ||
+        strlen(settings->stream) > KCI_QUEUE_JS_STREAM_BYTES_MAX ||
+        !kci_token_valid(settings->stream) || strchr(settings->stream, '*') != NULL ||
+        strchr(settings->stream, '>') != NULL) {
+        snprintf(error, error_size, "persister stream \"%s\" must be one subject token",
+                 settings->stream != NULL ? settings->stream : "");
+        return KC_ERR_CONFIG;
+    }
+    return kci_lease_settings_check(&settings->lease, error, error_size);
 }
 
 kci_persister_config kci_persister_settings_runtime(const kci_persister_settings *settings,
@@ -129,7 +173,19 @@ kci_persister_config kci_persister_settings_runtime(const kci_persister_settings
     config.retention_ms = settings->retention_ms;
     config.record_requests = settings->record_requests;
     config.probe_interval_ms = settings->probe_interval_ms;
+    if (strcmp(settings->storage, "jetstream") == 0) { /* checked already */
+        config.storage = KCI_QUEUE_STORAGE_JETSTREAM;
+        config.jetstream = (kci_queue_js_config){.stream = settings->stream,
+                                                 .replicas = (int)settings->replicas,
+                                                 .max_age_ms = settings->stream_max_age_ms};
+    }
     return config;
+}
+
+void kci_persister_settings_lease(const kci_persister_settings *settings, kci_lease_config *lease)
+{
+    kci_lease_config_init(lease);
+    kci_lease_settings_apply(&settings->lease, lease);
 }
 
 void kci_persister_settings_free(kci_persister_settings *settings)

@@ -11,6 +11,7 @@
 
 #include "common/config_keys.h"
 #include "queue/persister.h"
+#include "service/lease_settings.h"
 
 typedef struct kci_persister_settings {
     bool enabled;                      /* kcobrad runs it (file only); default true */
@@ -24,6 +25,11 @@ typedef struct kci_persister_settings {
     bool skip_corrupt;                 /* start past corrupt records in the middle */
     bool record_requests;              /* also keep plain kc.req.> traffic and its replies */
     int64_t probe_interval_ms;         /* a type nobody serves is probed this often */
+    char *storage;                     /* "local" (the log in dir) or "jetstream" */
+    char *stream;                      /* jetstream: the stream's name */
+    int64_t replicas;                  /* jetstream: the stream's replicas when created */
+    int64_t stream_max_age_ms;         /* jetstream: the stream's max age when created; 0: none */
+    kci_lease_settings lease;          /* jetstream: one active, the others standing by */
 } kci_persister_settings;
 
 const kci_config_key *kci_persister_settings_keys(size_t *count);
@@ -34,6 +40,9 @@ kc_err kci_persister_settings_check(const kci_persister_settings *settings, char
 /* kci_persister_start's parameters (pointers into settings). */
 kci_persister_config kci_persister_settings_runtime(const kci_persister_settings *settings,
                                                     const char *node);
+/* The lease's settings (jetstream): key, holder and callbacks are left to
+ * replicated.c. */
+void kci_persister_settings_lease(const kci_persister_settings *settings, kci_lease_config *lease);
 void kci_persister_settings_free(kci_persister_settings *settings);
 
 #endif

@@ -36,6 +36,7 @@
 #include "common/io.h"
 #include "common/lock.h"
 #include "common/log.h"
+#include "store_js.h"
 
 enum { BROKEN_REASON_BYTES = 256, PATH_BYTES = PATH_MAX };
 
@@ -100,6 +101,8 @@ struct kci_queue_log {
     uint32_t segment_number;
     uint64_t segment_offset;
     bool preallocated;
+
+    kci_queue_js *js; /* storage jetstream: everything above unused */
 };
 
 bool kci_durability_parse(const char *text, kci_durability *out)
@@ -396,6 +399,7 @@ kc_err kci_queue_log_append(kci_queue_log *log, const kci_record *record, kci_qu
                             void *context)
 {
     assert(done != NULL);
+    if (log->js != NULL) return kci_queue_js_append(log->js, record, done, context);
     size_t size = kci_record_size(record);
     if (size == 0) return KC_ERR_TOO_LARGE;
     assert(size <= KCI_LOG_BATCH_BYTES);
@@ -425,11 +429,16 @@ kc_err kci_queue_log_append(kci_queue_log *log, const kci_record *record, kci_qu
 kc_err kci_queue_log_read(kci_queue_log *log, kci_position position, uint8_t *buffer,
                           kci_record *out)
 {
+    if (log->js != NULL) return kci_queue_js_read(log->js, position, buffer, out);
     return kci_record_read(log->directory, position, buffer, out);
 }
 
 void kci_queue_log_stats_get(kci_queue_log *log, kci_queue_log_stats *out)
 {
+    if (log->js != NULL) {
+        kci_queue_js_stats_get(log->js, out);
+        return;
+    }
     pthread_mutex_lock(&log->lock);
     *out = log->stats;
     out->broken = log->broken;
@@ -443,6 +452,7 @@ const char *kci_queue_log_directory(const kci_queue_log *log)
 
 uint32_t kci_queue_log_remove_segments_below(kci_queue_log *log, uint32_t below)
 {
+    if (log->js != NULL) return 0; /* the stream's max age removes its front */
     pthread_mutex_lock(&log->lock);
     uint32_t current = log->stats.segment_current;
     pthread_mutex_unlock(&log->lock);
@@ -540,11 +550,34 @@ static void log_scan_findings(const kci_queue_log *log, const kci_scan_report *r
                   log->directory, report->segments_missing, report->segment_missing_first);
 }
 
+/* The log on a JetStream stream: the struct only forwards to it. */
+static kc_err open_jetstream(kci_queue_log **out, const kci_queue_log_config *config,
+                             kci_scan_visit visit, void *context, kci_scan_report *report,
+                             char *error, size_t error_size)
+{
+    kci_queue_log *log = calloc(1, sizeof *log);
+    if (log == NULL) {
+        snprintf(error, error_size, "out of memory");
+        return KC_ERR_NOMEM;
+    }
+    snprintf(log->directory, sizeof log->directory, "stream %s", config->jetstream->stream);
+    kc_err err = kci_queue_js_open(&log->js, config->connection, config->jetstream, config, visit,
+                                   context, report, error, error_size);
+    if (err != KC_OK) {
+        free(log);
+        return err;
+    }
+    *out = log;
+    return KC_OK;
+}
+
 kc_err kci_queue_log_open(kci_queue_log **out, const kci_queue_log_config *config,
                           kci_scan_visit visit, void *context, kci_scan_report *report, char *error,
                           size_t error_size)
 {
     *out = NULL;
+    if (config->jetstream != NULL)
+        return open_jetstream(out, config, visit, context, report, error, error_size);
     if (config->segment_bytes != 0 && (config->segment_bytes < KCI_SEGMENT_BYTES_MIN ||
                                        config->segment_bytes > KCI_SEGMENT_BYTES_MAX)) {
         snprintf(error, error_size, "queue segment size must be from %d to %d bytes",
@@ -597,6 +630,11 @@ kc_err kci_queue_log_open(kci_queue_log **out, const kci_queue_log_config *confi
 void kci_queue_log_close(kci_queue_log *log)
 {
     if (log == NULL) return;
+    if (log->js != NULL) {
+        kci_queue_js_close(log->js);
+        free(log);
+        return;
+    }
     if (log->writer_started) {
         pthread_mutex_lock(&log->lock);
         log->closing = true;

@@ -21,6 +21,9 @@
  * One log per directory: open takes the directory's exclusive lock
  * (common/lock.h: a flock on the directory itself and on <dir>/LOCK, which
  * holds the owner's pid), so removing LOCK does not let a second writer in.
+ * With config.jetstream set, the same functions keep the log in a
+ * JetStream stream instead (store_js.h: no directory, no segments, no
+ * lock; positions are stream sequences).
  * Every writer of the directory opens it through here (kcobrad's persister,
  * `kcobra queue serve`, offline `kcobra queue compact`); the readers
  * (dump, stats, verify) take no lock. Open
@@ -32,6 +35,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <nats/nats.h>
 
 #include "kingcobra/err.h"
 #include "record.h"
@@ -62,6 +67,9 @@ typedef struct kci_queue_log_config {
      * acknowledgements and dispatches) can send it in one write. NULL: none. */
     void (*completions_end)(void *context);
     void *completions_end_context;
+    /* Not NULL: the log is this stream (store_js.h), on connection. */
+    const struct kci_queue_js_config *jetstream;
+    natsConnection *connection;
 } kci_queue_log_config;
 
 /* Called on the log's completer thread, once per append, in log order,

@@ -85,6 +85,7 @@ kci_persister_config kci_persister_config_defaults(const char *directory)
         .attempts_max = KCI_PERSISTER_ATTEMPTS_MAX_DEFAULT,
         .retention_ms = KCI_PERSISTER_RETENTION_MS_DEFAULT,
         .probe_interval_ms = KCI_PERSISTER_PROBE_INTERVAL_MS_DEFAULT,
+        .storage = KCI_QUEUE_STORAGE_LOCAL,
     };
 }
 
@@ -111,6 +112,8 @@ static kc_err config_check(const kci_persister_config *config, char *error, size
         problem = "retention_ms is negative";
     else if (config->probe_interval_ms < 1)
         problem = "probe_interval_ms must be 1 ms or more";
+    else if (config->storage == KCI_QUEUE_STORAGE_JETSTREAM && config->jetstream.stream == NULL)
+        problem = "storage jetstream names no stream";
     if (problem == NULL) return KC_OK;
     snprintf(error, error_size, "queue: %s", problem);
     return KC_ERR_INVALID_ARGUMENT;
@@ -227,7 +230,15 @@ static kc_err open_log(kci_persister *persister, char *error, size_t error_size)
                                        .preallocate = true,
                                        .completions_end =
                                            online ? kci_persister_flush_published : NULL,
-                                       .completions_end_context = persister};
+                                       .completions_end_context = persister,
+                                       .connection = persister->connection};
+    if (persister->config.storage == KCI_QUEUE_STORAGE_JETSTREAM) {
+        if (!online) { /* the stream's writer is the active persister alone */
+            snprintf(error, error_size, "queue: storage jetstream needs a connection");
+            return KC_ERR_UNSUPPORTED;
+        }
+        log_config.jetstream = &persister->config.jetstream;
+    }
     kc_err err = kci_queue_log_open(&persister->log, &log_config, kci_persister_rebuild_record,
                                     persister, &persister->stats.recovery, error, error_size);
     if (err == KC_OK) err = kci_persister_rebuild_finish(persister);

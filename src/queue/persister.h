@@ -41,6 +41,7 @@
 
 #include "kingcobra/err.h"
 #include "log.h"
+#include "store_js.h"
 
 #define KCI_SUBMIT_PREFIX "kc.submit."
 #define KCI_SUBMIT_SUBJECT "kc.submit.>"
@@ -82,6 +83,11 @@ enum {
 
 typedef struct kci_persister kci_persister;
 
+typedef enum kci_queue_storage {
+    KCI_QUEUE_STORAGE_LOCAL = 0,     /* the log's segment files in directory */
+    KCI_QUEUE_STORAGE_JETSTREAM = 1, /* a JetStream stream (store_js.h; run by replicated.h) */
+} kci_queue_storage;
+
 /* Every field is set: there is no "0 means the default". Start from
  * kci_persister_config_defaults (the one place the defaults are written;
  * src/queue/config.c fills the same struct from the persister { } block or
@@ -100,6 +106,8 @@ typedef struct kci_persister_config {
                                           KCI_PERSISTER_RETENTION_KEEP: never removed on its own */
     bool record_requests;              /* also keep plain kc.req.> traffic and its replies */
     int64_t probe_interval_ms;         /* >= 1: a type nobody serves is probed this often */
+    kci_queue_storage storage;         /* local (default) or jetstream */
+    kci_queue_js_config jetstream;     /* jetstream: the stream, and the term it writes as */
 } kci_persister_config;
 
 enum { KCI_PERSISTER_RETENTION_KEEP = -1 };

@@ -33,6 +33,10 @@ static natsStatus options_apply(natsOptions *options, const kci_connect_spec *sp
         status = natsOptions_SetDisconnectedCB(options, on_disconnected, NULL);
     if (status == NATS_OK && spec->log_reconnects)
         status = natsOptions_SetReconnectedCB(options, on_reconnected, NULL);
+    if (status == NATS_OK && spec->short_pings)
+        status = natsOptions_SetPingInterval(options, KCI_CONNECT_LEASE_PING_MS);
+    if (status == NATS_OK && spec->short_pings)
+        status = natsOptions_SetMaxPingsOut(options, KCI_CONNECT_LEASE_PINGS_OUT);
     return status;
 }
 

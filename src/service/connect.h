@@ -28,7 +28,13 @@ typedef struct kci_connect_spec {
     bool no_responders_off;
     /* Log each loss of the server and each reconnection (long-running). */
     bool log_reconnects;
+    /* A lease holder's connection: pings every KCI_CONNECT_LEASE_PING_MS (2
+     * outstanding at most), since a server stopped with SIGSTOP keeps its
+     * sockets open and only pings notice it. false: nats.c's 2 minutes. */
+    bool short_pings;
 } kci_connect_spec;
+
+enum { KCI_CONNECT_LEASE_PING_MS = 500, KCI_CONNECT_LEASE_PINGS_OUT = 2 };
 
 /* Connects; KC_ERR_INVALID_ARGUMENT for bad options, KC_ERR_NOT_CONNECTED
  * when no server answers, with the servers and nats.c's reason in
