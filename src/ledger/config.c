@@ -57,7 +57,8 @@ static const kci_config_key keys[] = {
      .minimum = 1,
      .maximum = KCI_LEDGER_STREAM_REPLICAS_MAX,
      .value_name = "N",
-     .help = "serve, jetstream: the log's replicas when this ledger creates it (1 on one server)"},
+     .help = "serve, jetstream: the log's replicas when this ledger creates it (1 on one server)",
+     .flag = "stream-replicas"}, /* --replicas is audit's */
     KCI_LEASE_SETTINGS_KEYS(kci_ledger_settings, lease),
 };
 
