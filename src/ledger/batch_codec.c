@@ -399,8 +399,12 @@ static bool take_op(reader *in, kci_ledger_log_op *op, const uint8_t mint[])
         op->min_amount = take_u64(in);
         take(in, request, sizeof request);
         kci_ledger_id_text(op->request_id, request);
+        uint8_t parsed[KCI_LEDGER_ID_BYTES];
         if (in->problem == NULL && op->min_amount > KCI_LEDGER_AMOUNT_MAX)
             return fail(in, "a payment's minimum is out of range");
+        /* What the request parser takes for a Kc-Id (not the nil UUID...). */
+        if (in->problem == NULL && !kci_ledger_id_parse(parsed, op->request_id))
+            return fail(in, "a payment's request id is not a UUID");
         return in->problem == NULL;
     }
     case KCI_LEDGER_LOG_REAP: {
