@@ -64,8 +64,7 @@ static void check_and_encode(const kci_ledger_log_op *op, kci_ledger_log_writer 
                                    op->request_id);
         return;
     case KCI_LEDGER_LOG_REAP:
-        FUZZ_CHECK(op->reap_count_max >= 1 &&
-                   op->reap_count_max <= KCI_LEDGER_LOG_REAP_COUNT_MAX);
+        FUZZ_CHECK(op->reap_count_max >= 1 && op->reap_count_max <= KCI_LEDGER_LOG_REAP_COUNT_MAX);
         kci_ledger_log_put_reap(writer, op->reap_age_ms, op->reap_count_max);
         return;
     default: FUZZ_CHECK(false);

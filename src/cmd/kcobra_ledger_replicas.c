@@ -24,7 +24,7 @@
 #define DIGEST_SUBJECT "kc.sys.ledger.digest"
 
 enum {
-    FIRST_ROUND_MS = 1500,   /* everyone answers a request that waits for nothing */
+    FIRST_ROUND_MS = 1500,    /* everyone answers a request that waits for nothing */
     CATCH_UP_WAIT_MS = 10000, /* how long a replica may wait for entry S */
     ROUNDS_MAX = 5,
     REPLICAS_MAX = 64,
@@ -37,7 +37,8 @@ typedef struct round_answers {
 
 static void answers_free(round_answers *answers)
 {
-    for (int index = 0; index < answers->count; index++) json_decref(answers->replies[index]);
+    for (int index = 0; index < answers->count; index++)
+        json_decref(answers->replies[index]);
     answers->count = 0;
 }
 
@@ -65,11 +66,10 @@ static int ask(natsConnection *connection, uint64_t at_least, int expected, int6
     while (answers->count < REPLICAS_MAX && (expected == 0 || answers->count < expected)) {
         int64_t left_ms = deadline_ms - kci_monotonic_ms();
         natsMsg *message = NULL;
-        if (left_ms <= 0 ||
-            natsSubscription_NextMsg(&message, subscription, left_ms) != NATS_OK)
+        if (left_ms <= 0 || natsSubscription_NextMsg(&message, subscription, left_ms) != NATS_OK)
             break;
-        json_t *reply = json_loadb(natsMsg_GetData(message),
-                                   (size_t)natsMsg_GetDataLength(message), 0, NULL);
+        json_t *reply =
+            json_loadb(natsMsg_GetData(message), (size_t)natsMsg_GetDataLength(message), 0, NULL);
         if (json_is_string(json_object_get(reply, "content")))
             answers->replies[answers->count++] = reply;
         else
@@ -141,9 +141,8 @@ static int report(const kcobra_common *common, const round_answers *answers, uin
                    sequence_of(reply), text_of(reply, "chain"), text_of(reply, "content"),
                    chain_at(reply));
         }
-        printf("replicas %s: %d compared at log entry %" PRIu64 "%s\n",
-               ok ? "agree" : "DIFFER", answers->count, target,
-               settled ? "" : " (still moving apart: writes went on)");
+        printf("replicas %s: %d compared at log entry %" PRIu64 "%s\n", ok ? "agree" : "DIFFER",
+               answers->count, target, settled ? "" : " (still moving apart: writes went on)");
     }
     return ok ? KCOBRA_EXIT_OK : KCOBRA_EXIT_FAILURE;
 }
@@ -158,7 +157,8 @@ int kcobra_ledger_audit_replicas(const kcobra_common *common)
     int replicas = answers.count;
     uint64_t target = 0;
     for (int index = 0; index < answers.count; index++)
-        if (sequence_of(answers.replies[index]) > target) target = sequence_of(answers.replies[index]);
+        if (sequence_of(answers.replies[index]) > target)
+            target = sequence_of(answers.replies[index]);
     bool same = false, settled = false;
     for (int round = 0; status == KCOBRA_EXIT_OK && replicas > 0 && round < ROUNDS_MAX; round++) {
         answers_free(&answers);

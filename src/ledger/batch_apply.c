@@ -45,9 +45,9 @@ static kc_err apply_op(kci_ledger_batch *batch, const kci_ledger_log_op *op,
     }
 }
 
-kc_err kci_ledger_log_apply(kci_ledger_store *store, kci_ledger_applied *applied,
-                            uint64_t sequence, const kci_ledger_log_entry *entry,
-                            const uint8_t *bytes, size_t length, kci_ledger_outcome *outcomes)
+kc_err kci_ledger_log_apply(kci_ledger_store *store, kci_ledger_applied *applied, uint64_t sequence,
+                            const kci_ledger_log_entry *entry, const uint8_t *bytes, size_t length,
+                            kci_ledger_outcome *outcomes)
 {
     assert(sequence == applied->sequence + 1); /* the log is applied in order, once */
     if (memcmp(entry->mint, kci_ledger_store_mint_key(store), KCI_LEDGER_KEY_BYTES) != 0)

@@ -24,8 +24,8 @@ void kci_ledger_log_chain(const uint8_t previous[KCI_LEDGER_DIGEST_BYTES], const
  * per op, zeroed by the caller; NULL: not wanted) get each op's result. A
  * mint key other than the store's is KC_ERR_CONFIG; a storage failure
  * leaves nothing applied. */
-kc_err kci_ledger_log_apply(kci_ledger_store *store, kci_ledger_applied *applied,
-                            uint64_t sequence, const kci_ledger_log_entry *entry,
-                            const uint8_t *bytes, size_t length, kci_ledger_outcome *outcomes);
+kc_err kci_ledger_log_apply(kci_ledger_store *store, kci_ledger_applied *applied, uint64_t sequence,
+                            const kci_ledger_log_entry *entry, const uint8_t *bytes, size_t length,
+                            kci_ledger_outcome *outcomes);
 
 #endif

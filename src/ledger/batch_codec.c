@@ -30,7 +30,8 @@ static void put_bytes(kci_ledger_log_writer *writer, const void *bytes, size_t l
     if (writer->failed) return;
     if (writer->length + length > writer->capacity) {
         size_t capacity = writer->capacity > 0 ? writer->capacity : LOG_CAPACITY_FIRST;
-        while (capacity < writer->length + length) capacity *= 2;
+        while (capacity < writer->length + length)
+            capacity *= 2;
         uint8_t *grown = realloc(writer->bytes, capacity);
         if (grown == NULL) {
             writer->failed = true;
@@ -46,7 +47,8 @@ static void put_bytes(kci_ledger_log_writer *writer, const void *bytes, size_t l
 static void put_u64(kci_ledger_log_writer *writer, uint64_t value)
 {
     uint8_t bytes[8];
-    for (int index = 0; index < 8; index++) bytes[index] = (uint8_t)(value >> (56 - 8 * index));
+    for (int index = 0; index < 8; index++)
+        bytes[index] = (uint8_t)(value >> (56 - 8 * index));
     put_bytes(writer, bytes, sizeof bytes);
 }
 
@@ -109,8 +111,7 @@ void kci_ledger_log_put_transfer(kci_ledger_log_writer *writer, const kci_ledger
     writer->op_count++;
 }
 
-void kci_ledger_log_put_exchange(kci_ledger_log_writer *writer,
-                                 const kci_ledger_transfer *exchange,
+void kci_ledger_log_put_exchange(kci_ledger_log_writer *writer, const kci_ledger_transfer *exchange,
                                  const uint8_t issue_id[KCI_LEDGER_ID_BYTES],
                                  const kci_ledger_coin *coins)
 {
@@ -129,8 +130,7 @@ void kci_ledger_log_put_exchange(kci_ledger_log_writer *writer,
 }
 
 void kci_ledger_log_put_mint(kci_ledger_log_writer *writer, const kci_ledger_grant *grants,
-                             uint32_t grant_count,
-                             const uint8_t (*issue_ids)[KCI_LEDGER_ID_BYTES],
+                             uint32_t grant_count, const uint8_t (*issue_ids)[KCI_LEDGER_ID_BYTES],
                              kci_ledger_coin *const *coins)
 {
     assert(grant_count > 0 && grant_count <= KCI_LEDGER_GRANTS_MAX);
@@ -230,7 +230,8 @@ static uint64_t take_u64(reader *in)
     uint8_t bytes[8] = {0};
     take(in, bytes, sizeof bytes);
     uint64_t value = 0;
-    for (int index = 0; index < 8; index++) value = value << 8 | bytes[index];
+    for (int index = 0; index < 8; index++)
+        value = value << 8 | bytes[index];
     return value;
 }
 
@@ -238,8 +239,7 @@ static uint32_t take_u32(reader *in)
 {
     uint8_t bytes[4] = {0};
     take(in, bytes, sizeof bytes);
-    return (uint32_t)bytes[0] << 24 | (uint32_t)bytes[1] << 16 | (uint32_t)bytes[2] << 8 |
-           bytes[3];
+    return (uint32_t)bytes[0] << 24 | (uint32_t)bytes[1] << 16 | (uint32_t)bytes[2] << 8 | bytes[3];
 }
 
 static size_t left(const reader *in)
@@ -438,7 +438,8 @@ static bool take_head(reader *in, kci_ledger_log_entry *out)
     take(in, out->mint, KCI_LEDGER_KEY_BYTES);
     uint32_t count = take_u32(in);
     if (in->problem != NULL) return false;
-    if (now_ms > (uint64_t)KCI_LEDGER_TIME_MS_MAX) return fail(in, "the entry's time is out of range");
+    if (now_ms > (uint64_t)KCI_LEDGER_TIME_MS_MAX)
+        return fail(in, "the entry's time is out of range");
     /* Every op takes at least 2 bytes (a kind and something). */
     if (count > KCI_LEDGER_LOG_OPS_MAX || (size_t)count * 2 > left(in))
         return fail(in, "the entry's op count is out of range");

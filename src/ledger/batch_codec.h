@@ -45,9 +45,9 @@
 enum {
     KCI_LEDGER_LOG_VERSION = 1,
     KCI_LEDGER_LOG_HEAD_BYTES = 4 + 4 + KCI_LEDGER_ID_BYTES + 8 + 8 + KCI_LEDGER_KEY_BYTES + 4,
-    KCI_LEDGER_LOG_OPS_MAX = 65536,                 /* ops in one entry */
-    KCI_LEDGER_LOG_BYTES_MAX = 64 * 1024 * 1024,    /* far above any server's max_payload */
-    KCI_LEDGER_LOG_REAP_COUNT_MAX = 1024,           /* coins one reap op may free */
+    KCI_LEDGER_LOG_OPS_MAX = 65536,              /* ops in one entry */
+    KCI_LEDGER_LOG_BYTES_MAX = 64 * 1024 * 1024, /* far above any server's max_payload */
+    KCI_LEDGER_LOG_REAP_COUNT_MAX = 1024,        /* coins one reap op may free */
 };
 
 typedef enum kci_ledger_log_kind {
@@ -64,9 +64,9 @@ typedef struct kci_ledger_log_op {
     kci_ledger_transfer transfer; /* transfer; exchange (to: the entry's mint) */
     uint32_t grant_count;         /* mint */
     kci_ledger_grant *grants;
-    uint32_t issue_count;                      /* mint: one per grant; exchange: 1 */
-    uint8_t (*issue_ids)[KCI_LEDGER_ID_BYTES]; /* the issues' ids */
-    kci_ledger_coin **issued;                  /* their coins, sorted by id */
+    uint32_t issue_count;                       /* mint: one per grant; exchange: 1 */
+    uint8_t (*issue_ids)[KCI_LEDGER_ID_BYTES];  /* the issues' ids */
+    kci_ledger_coin **issued;                   /* their coins, sorted by id */
     uint8_t paid_transfer[KCI_LEDGER_ID_BYTES]; /* payment */
     uint8_t payee[KCI_LEDGER_KEY_BYTES];
     uint64_t min_amount;
@@ -111,13 +111,11 @@ void kci_ledger_log_begin(kci_ledger_log_writer *writer, const uint8_t id[KCI_LE
  * the encoder asserts it. */
 void kci_ledger_log_put_transfer(kci_ledger_log_writer *writer,
                                  const kci_ledger_transfer *transfer);
-void kci_ledger_log_put_exchange(kci_ledger_log_writer *writer,
-                                 const kci_ledger_transfer *exchange,
+void kci_ledger_log_put_exchange(kci_ledger_log_writer *writer, const kci_ledger_transfer *exchange,
                                  const uint8_t issue_id[KCI_LEDGER_ID_BYTES],
                                  const kci_ledger_coin *coins);
 void kci_ledger_log_put_mint(kci_ledger_log_writer *writer, const kci_ledger_grant *grants,
-                             uint32_t grant_count,
-                             const uint8_t (*issue_ids)[KCI_LEDGER_ID_BYTES],
+                             uint32_t grant_count, const uint8_t (*issue_ids)[KCI_LEDGER_ID_BYTES],
                              kci_ledger_coin *const *coins);
 void kci_ledger_log_put_payment(kci_ledger_log_writer *writer,
                                 const uint8_t transfer[KCI_LEDGER_ID_BYTES],

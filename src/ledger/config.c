@@ -93,8 +93,8 @@ kc_err kci_ledger_settings_check(const kci_ledger_settings *settings, char *erro
         snprintf(error, error_size, "ledger dir is empty");
         return KC_ERR_CONFIG;
     }
-    bool jetstream = settings->storage != NULL &&
-                     strcmp(settings->storage, KCI_LEDGER_STORAGE_JETSTREAM) == 0;
+    bool jetstream =
+        settings->storage != NULL && strcmp(settings->storage, KCI_LEDGER_STORAGE_JETSTREAM) == 0;
     if (!jetstream &&
         (settings->storage == NULL || strcmp(settings->storage, KCI_LEDGER_STORAGE_LOCAL) != 0)) {
         snprintf(error, error_size, "ledger storage \"%s\" is neither local nor jetstream",
@@ -117,8 +117,8 @@ kci_ledger_config kci_ledger_settings_runtime(const kci_ledger_settings *setting
     config.mint_disabled = !settings->mint;
     config.reap_interval_ms = settings->reap_interval_ms;
     config.reap_age_ms = settings->reap_age_ms;
-    config.replicated = settings->storage != NULL &&
-                        strcmp(settings->storage, KCI_LEDGER_STORAGE_JETSTREAM) == 0;
+    config.replicated =
+        settings->storage != NULL && strcmp(settings->storage, KCI_LEDGER_STORAGE_JETSTREAM) == 0;
     config.stream = settings->stream;
     config.stream_replicas = (int)settings->replicas;
     config.lease = &settings->lease;

@@ -48,15 +48,15 @@
 #include "service/uuid.h"
 
 enum {
-    STREAM_WAIT_MS = 2000,       /* one JetStream request: publish, get, info */
-    OPEN_TIMEOUT_MS = 30000,     /* finding or creating the stream, the genesis */
-    OPEN_RETRY_MS = 250,         /* between attempts while a leader is elected */
-    FOLLOW_PAUSE_MS = 50,        /* a standby at the log's end looks again after */
-    FOLLOW_ENTRIES_MAX = 256,    /* entries a standby applies between other duties */
-    ACTIVE_WAIT_MS = 100,        /* the active writer waits this long for jobs */
-    RETRY_PAUSE_MS = 100,        /* after a publish that failed */
-    ENTRY_SLACK_BYTES = 4096,    /* headers and protocol beside an entry's bytes */
-    DIGEST_WAIT_MS_MAX = 30000,  /* how long a digest request may wait for a sequence */
+    STREAM_WAIT_MS = 2000,      /* one JetStream request: publish, get, info */
+    OPEN_TIMEOUT_MS = 30000,    /* finding or creating the stream, the genesis */
+    OPEN_RETRY_MS = 250,        /* between attempts while a leader is elected */
+    FOLLOW_PAUSE_MS = 50,       /* a standby at the log's end looks again after */
+    FOLLOW_ENTRIES_MAX = 256,   /* entries a standby applies between other duties */
+    ACTIVE_WAIT_MS = 100,       /* the active writer waits this long for jobs */
+    RETRY_PAUSE_MS = 100,       /* after a publish that failed */
+    ENTRY_SLACK_BYTES = 4096,   /* headers and protocol beside an entry's bytes */
+    DIGEST_WAIT_MS_MAX = 30000, /* how long a digest request may wait for a sequence */
     DIGEST_POLL_MS = 20,
     SUBJECT_BYTES_MAX = 128,
     HOLDER_BYTES_MAX = 128,
@@ -106,16 +106,17 @@ static kc_err nats_fail(natsStatus status, jsErrCode code, const char *what)
  * log this replica cannot follow (another mint, an entry that does not
  * decode) marks it broken: it stops following and never takes over. */
 static kc_err apply_entry(kci_ledger_replica *replica, uint64_t sequence, const uint8_t *bytes,
-                          size_t length, kci_ledger_log_entry *entry, kci_ledger_outcome *outcomes)
+                          size_t length, const kci_ledger_log_entry *entry,
+                          kci_ledger_outcome *outcomes)
 {
     char error[KCI_LEDGER_ERROR_BYTES_MAX];
-    kci_ledger_log_entry decoded;
-    kci_ledger_log_entry *used = entry != NULL ? entry : &decoded;
+    kci_ledger_log_entry decoded = {0};
+    const kci_ledger_log_entry *used = entry != NULL ? entry : &decoded;
     kc_err err = KC_OK;
     if (entry == NULL) err = kci_ledger_log_decode(&decoded, bytes, length, error, sizeof error);
     if (err == KC_ERR_PARSE) {
-        kci_error("ledger: log entry %" PRIu64 " of %s: %s; this replica stops following",
-                  sequence, replica->stream, error);
+        kci_error("ledger: log entry %" PRIu64 " of %s: %s; this replica stops following", sequence,
+                  replica->stream, error);
         replica->broken = true;
     }
     if (err == KC_OK)
@@ -164,10 +165,11 @@ static uint32_t follow(kci_ledger_replica *replica, uint32_t count_max, const ui
         uint64_t sequence = natsMsg_GetSequence(message);
         bool own = own_id != NULL && length >= KCI_LEDGER_LOG_HEAD_BYTES &&
                    memcmp(bytes + 8, own_id, KCI_LEDGER_ID_BYTES) == 0;
-        err = sequence == replica->applied.sequence + 1
-                  ? apply_entry(replica, sequence, bytes, length, NULL, own ? own_outcomes : NULL)
-                  : kci_fail(KC_ERR_CORRUPT, "ledger log: asked for entry %" PRIu64 ", got %" PRIu64,
-                             replica->applied.sequence + 1, sequence);
+        err =
+            sequence == replica->applied.sequence + 1
+                ? apply_entry(replica, sequence, bytes, length, NULL, own ? own_outcomes : NULL)
+                : kci_fail(KC_ERR_CORRUPT, "ledger log: asked for entry %" PRIu64 ", got %" PRIu64,
+                           replica->applied.sequence + 1, sequence);
         natsMsg_Destroy(message);
         if (err != KC_OK) break;
         applied++;
@@ -257,8 +259,7 @@ static void take_over(kci_ledger_replica *replica, uint64_t term)
  * it once acknowledged; after a refusal or a lost answer, reads the log
  * (finding the entry there, or publishing again while the lease is ours). */
 static replicate_result replicate(kci_ledger_replica *replica, const kci_ledger_log_entry *entry,
-                                  const uint8_t *bytes, size_t length,
-                                  kci_ledger_outcome *outcomes)
+                                  const uint8_t *bytes, size_t length, kci_ledger_outcome *outcomes)
 {
     for (;;) {
         /* Sequence 0 cannot be expected: the genesis is entry 1 (a purged log is not followed). */
@@ -269,13 +270,12 @@ static replicate_result replicate(kci_ledger_replica *replica, const kci_ledger_
         options.ExpectLastSeq = replica->applied.sequence;
         jsPubAck *ack = NULL;
         jsErrCode code = 0;
-        natsStatus status = js_Publish(&ack, replica->js, replica->subject, bytes, (int)length,
-                                       &options, &code);
+        natsStatus status =
+            js_Publish(&ack, replica->js, replica->subject, bytes, (int)length, &options, &code);
         uint64_t sequence = status == NATS_OK ? ack->Sequence : 0;
         jsPubAck_Destroy(ack);
         if (sequence == replica->applied.sequence + 1) {
-            kc_err err = apply_entry(replica, sequence, bytes, length,
-                                     (kci_ledger_log_entry *)entry, outcomes);
+            kc_err err = apply_entry(replica, sequence, bytes, length, entry, outcomes);
             return err == KC_OK ? REPLICATED : APPLY_FAILED;
         }
         if (status != NATS_OK)
@@ -405,7 +405,8 @@ static void write_entry(kci_ledger_replica *replica, kci_ledger_job *taken,
         result = replicate(replica, &entry, writer->bytes, writer->length, results);
     kci_ledger_log_entry_free(&entry);
     if (result == REPLICATED) {
-        for (uint32_t index = 0; index < writer->op_count; index++) *slots[index] = results[index];
+        for (uint32_t index = 0; index < writer->op_count; index++)
+            *slots[index] = results[index];
         kci_ledger_jobs_answer(ledger, taken, NULL);
     } else if (result == APPLY_FAILED) {
         refuse_jobs(ledger, taken, KCI_LEDGER_STORAGE_FAILED,
@@ -460,7 +461,8 @@ static void reap_replicated(kci_ledger_replica *replica)
     uint32_t reaped = 0;
     kc_err err = kci_ledger_batch_begin_at(&batch, ledger->store, now_ms);
     if (err == KC_OK)
-        err = kci_ledger_reap(batch, ledger->config.reap_age_ms, KCI_LEDGER_REAP_COUNT_MAX, &reaped);
+        err =
+            kci_ledger_reap(batch, ledger->config.reap_age_ms, KCI_LEDGER_REAP_COUNT_MAX, &reaped);
     kci_ledger_batch_abort(batch);
     if (err != KC_OK || reaped == 0) return;
     kci_uuid id;
@@ -547,37 +549,37 @@ static json_t *digest_body(kci_ledger_replica *replica, uint64_t at)
     uint64_t entries = 0;
     kc_err err = kci_ledger_applied_get(read, &applied);
     if (err == KC_OK) err = kci_ledger_content_digest(read, content, &entries);
-    bool have_at = at > 0 && at <= applied.sequence &&
-                   kci_ledger_chain_get(read, at, chain_at) == KC_OK;
+    bool have_at =
+        at > 0 && at <= applied.sequence && kci_ledger_chain_get(read, at, chain_at) == KC_OK;
     kci_ledger_read_end(read);
     if (err != KC_OK) return NULL;
     char chain_text[2 * KCI_LEDGER_DIGEST_BYTES + 1], content_text[2 * KCI_LEDGER_DIGEST_BYTES + 1];
     hex_digest(chain_text, applied.chain);
     hex_digest(content_text, content);
-    json_t *body = json_pack("{s:s, s:s, s:s, s:b, s:I, s:s, s:s, s:I, s:s}", "node",
-                             replica->ledger->node, "holder", replica->holder, "stream",
-                             replica->stream, "active", atomic_load(&replica->active), "sequence",
-                             (json_int_t)applied.sequence, "chain", chain_text, "content",
-                             content_text, "entries", (json_int_t)entries, "mint",
-                             kci_ledger_store_mint_address(replica->ledger->store));
+    json_t *body =
+        json_pack("{s:s, s:s, s:s, s:b, s:I, s:s, s:s, s:I, s:s}", "node", replica->ledger->node,
+                  "holder", replica->holder, "stream", replica->stream, "active",
+                  atomic_load(&replica->active), "sequence", (json_int_t)applied.sequence, "chain",
+                  chain_text, "content", content_text, "entries", (json_int_t)entries, "mint",
+                  kci_ledger_store_mint_address(replica->ledger->store));
     if (body != NULL && have_at) {
         hex_digest(chain_text, chain_at);
-        json_object_set_new(body, "chain_at",
-                            json_pack("{s:I, s:s}", "sequence", (json_int_t)at, "digest",
-                                      chain_text));
+        json_object_set_new(
+            body, "chain_at",
+            json_pack("{s:I, s:s}", "sequence", (json_int_t)at, "digest", chain_text));
     }
     return body;
 }
 
 /* {"at_least": N, "wait_ms": M}: waits (bounded) until this replica has
  * applied entry N, then answers its digests, with the chain digest at N. */
-static void on_digest(natsConnection *connection, natsSubscription *subscription,
-                      natsMsg *message, void *closure)
+static void on_digest(natsConnection *connection, natsSubscription *subscription, natsMsg *message,
+                      void *closure)
 {
     (void)subscription;
     kci_ledger_replica *replica = closure;
-    json_t *request = json_loadb(natsMsg_GetData(message), (size_t)natsMsg_GetDataLength(message),
-                                 0, NULL);
+    json_t *request =
+        json_loadb(natsMsg_GetData(message), (size_t)natsMsg_GetDataLength(message), 0, NULL);
     json_int_t at_least = json_integer_value(json_object_get(request, "at_least"));
     json_int_t wait_ms = json_integer_value(json_object_get(request, "wait_ms"));
     json_decref(request);
@@ -658,7 +660,8 @@ static kc_err stream_open(kci_ledger_replica *replica)
     jsOptions options;
     jsOptions_Init(&options);
     options.Wait = STREAM_WAIT_MS;
-    natsStatus status = natsConnection_JetStream(&replica->js, replica->ledger->connection, &options);
+    natsStatus status =
+        natsConnection_JetStream(&replica->js, replica->ledger->connection, &options);
     if (status != NATS_OK) return nats_fail(status, 0, "JetStream");
     int64_t deadline_ms = kci_monotonic_ms() + OPEN_TIMEOUT_MS;
     jsErrCode code = 0;
@@ -755,9 +758,9 @@ bool kci_ledger_replica_drain_requests(kci_ledger_replica *replica, int64_t drai
 {
     pthread_mutex_lock(&replica->serve_lock);
     assert(atomic_load(&replica->closing));
-    bool drained = !replica->subscribed ||
-                   kci_subscriptions_drain(&replica->ledger->subscriptions, drain_ms,
-                                           KCI_LEDGER_STOP_MARGIN_MS);
+    bool drained =
+        !replica->subscribed || kci_subscriptions_drain(&replica->ledger->subscriptions, drain_ms,
+                                                        KCI_LEDGER_STOP_MARGIN_MS);
     replica->subscribed = false; /* kci_ledger_stop frees the set */
     pthread_mutex_unlock(&replica->serve_lock);
     return drained;

@@ -728,10 +728,10 @@ void kci_ledger_stop(kci_ledger *ledger, int64_t drain_ms)
 {
     if (ledger == NULL) return;
     if (ledger->replica != NULL) kci_ledger_replica_closing(ledger->replica);
-    bool drained = ledger->replica != NULL
-                       ? kci_ledger_replica_drain_requests(ledger->replica, drain_ms)
-                       : kci_subscriptions_drain(&ledger->subscriptions, drain_ms,
-                                                 KCI_LEDGER_STOP_MARGIN_MS);
+    bool drained =
+        ledger->replica != NULL
+            ? kci_ledger_replica_drain_requests(ledger->replica, drain_ms)
+            : kci_subscriptions_drain(&ledger->subscriptions, drain_ms, KCI_LEDGER_STOP_MARGIN_MS);
     if (!drained) {
         kci_error("ledger: the subscription did not drain; leaking the ledger");
         return;

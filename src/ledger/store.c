@@ -661,8 +661,7 @@ kc_err kci_ledger_batch_begin_at(kci_ledger_batch **out, kci_ledger_store *store
     *out = NULL;
     kci_ledger_batch *batch = calloc(1, sizeof *batch);
     if (batch == NULL) return kci_fail(KC_ERR_NOMEM, "out of memory");
-    *batch =
-        (kci_ledger_batch){.store = store, .counters = store->committed, .now_ms = now_ms};
+    *batch = (kci_ledger_batch){.store = store, .counters = store->committed, .now_ms = now_ms};
     /* A batch starts from what is on disk: the counters the last commit left. */
     assert(batch->counters.supply_total <= KCI_LEDGER_AMOUNT_MAX);
     kc_err err = store_error(mdb_txn_begin(store->env, NULL, 0, &batch->txn));
@@ -746,6 +745,7 @@ kc_err kci_ledger_batch_set_applied(kci_ledger_batch *batch, const kci_ledger_ap
     MDB_val chain_key = store_value(key_bytes, sizeof key_bytes);
     MDB_val chain_value = store_value(applied->chain, KCI_LEDGER_DIGEST_BYTES);
     /* MDB_APPEND: a log position applied twice is an error, never a silent overwrite. */
-    if (rc == 0) rc = mdb_put(batch->txn, batch->store->chain, &chain_key, &chain_value, MDB_APPEND);
+    if (rc == 0)
+        rc = mdb_put(batch->txn, batch->store->chain, &chain_key, &chain_value, MDB_APPEND);
     return store_error(rc);
 }

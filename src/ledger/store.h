@@ -194,8 +194,7 @@ kc_err kci_ledger_apply_exchange(kci_ledger_batch *batch, const kci_ledger_trans
                                  kci_ledger_outcome *outcome);
 /* The same with the new coins' ids given (issue_id, coins: one per asked
  * denomination, sorted by id). */
-kc_err kci_ledger_apply_exchange_given(kci_ledger_batch *batch,
-                                       const kci_ledger_transfer *exchange,
+kc_err kci_ledger_apply_exchange_given(kci_ledger_batch *batch, const kci_ledger_transfer *exchange,
                                        const uint8_t issue_id[KCI_LEDGER_ID_BYTES],
                                        const kci_ledger_coin *coins, kci_ledger_outcome *outcome);
 /* Marks transfer as the payment of request_id, if it paid payee at least

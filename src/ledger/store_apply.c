@@ -303,8 +303,8 @@ kc_err kci_ledger_apply_mint(kci_ledger_batch *batch, const kci_ledger_grant *gr
                              kci_ledger_coin **coins_out, kci_ledger_outcome *outcome)
 {
     for (uint32_t index = 0; index < grant_count; index++)
-        kci_ledger_issue_ids_make(transfer_ids[index], coins_out[index], grants[index].denominations,
-                                  grants[index].denomination_count);
+        kci_ledger_issue_ids_make(transfer_ids[index], coins_out[index],
+                                  grants[index].denominations, grants[index].denomination_count);
     return kci_ledger_apply_mint_given(batch, grants, grant_count,
                                        (const uint8_t(*)[KCI_LEDGER_ID_BYTES])transfer_ids,
                                        coins_out, outcome);
@@ -512,8 +512,7 @@ kc_err kci_ledger_apply_transfer(kci_ledger_batch *batch, const kci_ledger_trans
     return err;
 }
 
-kc_err kci_ledger_apply_exchange_given(kci_ledger_batch *batch,
-                                       const kci_ledger_transfer *exchange,
+kc_err kci_ledger_apply_exchange_given(kci_ledger_batch *batch, const kci_ledger_transfer *exchange,
                                        const uint8_t issue_id[KCI_LEDGER_ID_BYTES],
                                        const kci_ledger_coin *coins, kci_ledger_outcome *outcome)
 {

@@ -50,10 +50,10 @@ kc_err kci_ledger_content_digest(kci_ledger_read *read, uint8_t digest[KCI_LEDGE
         const char *name;
         MDB_dbi dbi;
     } tables[] = {
-        {"meta", store->meta},         {"coins", store->coins},     {"owned", store->owned},
-        {"balances", store->balances}, {"transfers", store->transfers},
-        {"trail", store->trail},       {"history", store->history}, {"supply", store->supply},
-        {"retired", store->retired},   {"chain", store->chain},
+        {"meta", store->meta},         {"coins", store->coins},         {"owned", store->owned},
+        {"balances", store->balances}, {"transfers", store->transfers}, {"trail", store->trail},
+        {"history", store->history},   {"supply", store->supply},       {"retired", store->retired},
+        {"chain", store->chain},
     };
     crypto_generichash_state state;
     crypto_generichash_init(&state, NULL, 0, KCI_LEDGER_DIGEST_BYTES);

@@ -72,7 +72,7 @@ enum {
     READY_TIMEOUT_MS = 60000,
     BEFORE_KILL_MS = 4000,
     AFTER_TAKEOVER_MS = 3000,
-    SAMPLE_EVERY = 10, /* transfer.get of every 10th acknowledgement (the trails cover all) */
+    SAMPLE_EVERY = 10,     /* transfer.get of every 10th acknowledgement (the trails cover all) */
     AROUND_KILL_MS = 3000, /* and of every one this close to the kill */
     TAKEOVER_TIMEOUT_MS = 60000,
     STOP_TIMEOUT_MS = 10000,
@@ -126,12 +126,24 @@ static void ledger_spawn(world *w, int index)
     ledger_process *ledger = &w->ledgers[index];
     char replicas_flag[8];
     snprintf(replicas_flag, sizeof replicas_flag, "%s", w->stream_replicas);
-    const char *const argv[] = {w->kcobra,        "ledger",         "serve",
-                                "--dir",          ledger->directory, "--server",
-                                ledger->urls,     "--node",          ledger->node,
-                                "--storage",      "jetstream",       "--stream-replicas",
-                                replicas_flag,    "--lease-replicas", replicas_flag,
-                                "--workers",      "1",               NULL};
+    const char *const argv[] = {w->kcobra,
+                                "ledger",
+                                "serve",
+                                "--dir",
+                                ledger->directory,
+                                "--server",
+                                ledger->urls,
+                                "--node",
+                                ledger->node,
+                                "--storage",
+                                "jetstream",
+                                "--stream-replicas",
+                                replicas_flag,
+                                "--lease-replicas",
+                                replicas_flag,
+                                "--workers",
+                                "1",
+                                NULL};
     int output = open(ledger->log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
     assert_true(output >= 0);
     pid_t pid = fork();
@@ -186,8 +198,8 @@ static int kcobra_run(world *w, char *output, size_t output_size, const char *co
     char command[4096];
     size_t length = (size_t)snprintf(command, sizeof command, "%s", w->kcobra);
     for (int index = 0; arguments[index] != NULL; index++)
-        length += (size_t)snprintf(command + length, sizeof command - length, " '%s'",
-                                   arguments[index]);
+        length +=
+            (size_t)snprintf(command + length, sizeof command - length, " '%s'", arguments[index]);
     FILE *pipe = popen(command, "r");
     assert_non_null(pipe);
     size_t read_bytes = fread(output, 1, output_size - 1, pipe);
@@ -215,8 +227,7 @@ static natsConnection *connect_to(const char *urls)
     natsOptions_SetMaxReconnect(options, -1);
     natsOptions_SetReconnectWait(options, 100);
     natsStatus status = natsConnection_Connect(&connection, options);
-    if (status != NATS_OK)
-        fail_msg("cannot connect to %s: %s", urls, nats_GetLastError(NULL));
+    if (status != NATS_OK) fail_msg("cannot connect to %s: %s", urls, nats_GetLastError(NULL));
     natsOptions_Destroy(options);
     return connection;
 }
@@ -242,8 +253,8 @@ static int call_until_decided(natsConnection *connection, const char *subject, c
         if (node != NULL && natsMsgHeader_Get(message, "Kc-Node", &answered_by) == NATS_OK)
             snprintf(node, node_size, "%s", answered_by);
         if (code == 0 && reply != NULL)
-            *reply = json_loadb(natsMsg_GetData(message), (size_t)natsMsg_GetDataLength(message),
-                                0, NULL);
+            *reply = json_loadb(natsMsg_GetData(message), (size_t)natsMsg_GetDataLength(message), 0,
+                                NULL);
         natsMsg_Destroy(message);
         if (code == 503) {
             harness_sleep_ms(RETRY_PAUSE_MS);
@@ -264,8 +275,8 @@ static void mint_coins(world *w, natsConnection *connection)
         json_t *denominations = json_array();
         for (int coin = 0; coin < COINS_PER_WALLET; coin++)
             json_array_append_new(denominations, json_integer(1));
-        json_array_append_new(grants, json_pack("{s:s, s:o}", "to", address, "denominations",
-                                                denominations));
+        json_array_append_new(
+            grants, json_pack("{s:s, s:o}", "to", address, "denominations", denominations));
     }
     json_t *body = json_pack("{s:o}", "grants", grants);
     char *text = json_dumps(body, JSON_COMPACT);
@@ -304,10 +315,8 @@ static char *transfer_body(world *w, unsigned *seed, int *coin, int *from, int *
     pthread_mutex_lock(&w->lock);
     *coin = (int)(rand_r(seed) % COINS);
     *from = w->owner[*coin];
-    kci_ledger_transfer transfer = {.kind = KCI_LEDGER_KIND_TRANSFER,
-                                    .coin_count = 1,
-                                    .amount = 1,
-                                    .coins = &w->coins[*coin]};
+    kci_ledger_transfer transfer = {
+        .kind = KCI_LEDGER_KIND_TRANSFER, .coin_count = 1, .amount = 1, .coins = &w->coins[*coin]};
     pthread_mutex_unlock(&w->lock);
     *to = (*from + 1 + (int)(rand_r(seed) % (WALLETS - 1))) % WALLETS;
     kci_uuid uuid;
@@ -336,8 +345,8 @@ static void *client_main(void *argument)
         char *body = transfer_body(w, &seed, &coin, &from, &to, id);
         char node[16] = "";
         json_t *reply = NULL;
-        int code = call_until_decided(connection, "kc.ledger.transfer", body, &reply, node,
-                                      sizeof node);
+        int code =
+            call_until_decided(connection, "kc.ledger.transfer", body, &reply, node, sizeof node);
         free(body);
         bool ok = code == 0 && json_is_true(json_object_get(reply, "ok"));
         json_decref(reply);
@@ -375,8 +384,8 @@ static int active_ledger(world *w, natsConnection *connection)
     natsConnection_PublishRequestString(connection, "kc.sys.ledger.digest", (const char *)inbox,
                                         "{}");
     while (natsSubscription_NextMsg(&message, subscription, 1500) == NATS_OK) {
-        json_t *reply = json_loadb(natsMsg_GetData(message),
-                                   (size_t)natsMsg_GetDataLength(message), 0, NULL);
+        json_t *reply =
+            json_loadb(natsMsg_GetData(message), (size_t)natsMsg_GetDataLength(message), 0, NULL);
         const char *node = json_string_value(json_object_get(reply, "node"));
         for (int index = 0; node != NULL && index < w->ledger_count; index++)
             if (json_is_true(json_object_get(reply, "active")) &&
@@ -418,20 +427,20 @@ static void check_coin(world *w, natsConnection *connection, int coin)
         assert_string_equal(json_string_value(json_object_get(this, "from")),
                             json_string_value(json_object_get(before, "to")));
         uint8_t transfer[KCI_LEDGER_ID_BYTES];
-        assert_true(kci_ledger_id_parse(transfer,
-                                        json_string_value(json_object_get(this, "transfer"))));
+        assert_true(
+            kci_ledger_id_parse(transfer, json_string_value(json_object_get(this, "transfer"))));
         bool acknowledged_here = false;
         for (int index = 0; index < w->ack_count && !acknowledged_here; index++)
-            acknowledged_here =
-                w->acks[index].coin == coin &&
-                memcmp(w->acks[index].transfer, transfer, KCI_LEDGER_ID_BYTES) == 0;
+            acknowledged_here = w->acks[index].coin == coin &&
+                                memcmp(w->acks[index].transfer, transfer, KCI_LEDGER_ID_BYTES) == 0;
         if (!acknowledged_here)
             fail_msg("coin %s: hop %zu (transfer %s) was never acknowledged", id, hop,
                      json_string_value(json_object_get(this, "transfer")));
         transfers++;
     }
     int acknowledged_count = 0;
-    for (int index = 0; index < w->ack_count; index++) acknowledged_count += w->acks[index].coin == coin;
+    for (int index = 0; index < w->ack_count; index++)
+        acknowledged_count += w->acks[index].coin == coin;
     if (acknowledged_count != transfers)
         fail_msg("coin %s: %d transfers acknowledged, %d in its trail", id, acknowledged_count,
                  transfers);
@@ -450,7 +459,8 @@ static void check_acknowledged(world *w, natsConnection *connection, int64_t kil
 {
     for (int index = 0; index < w->ack_count; index++) {
         int64_t distance_ms = w->acks[index].at_ms - killed_ms;
-        if (index % SAMPLE_EVERY != 0 && (distance_ms < -AROUND_KILL_MS || distance_ms > AROUND_KILL_MS))
+        if (index % SAMPLE_EVERY != 0 &&
+            (distance_ms < -AROUND_KILL_MS || distance_ms > AROUND_KILL_MS))
             continue;
         char id[37], body[128];
         kci_ledger_id_text(id, w->acks[index].transfer);
@@ -464,7 +474,8 @@ static void check_acknowledged(world *w, natsConnection *connection, int64_t kil
                          w->acks[index].to);
         json_decref(hop);
     }
-    for (int coin = 0; coin < COINS; coin++) check_coin(w, connection, coin);
+    for (int coin = 0; coin < COINS; coin++)
+        check_coin(w, connection, coin);
 }
 
 static void check_audits(world *w, int replicas_expected)
@@ -474,7 +485,7 @@ static void check_audits(world *w, int replicas_expected)
     const char *const audit[] = {"ledger", "audit", "--server", w->client_urls, NULL};
     int status = kcobra_run(w, output, OUTPUT_BYTES_MAX, audit);
     if (status != 0) fail_msg("kcobra ledger audit: exit %d: %s", status, output);
-    const char *const replicas[] = {"ledger", "audit",         "--replicas", "--json",
+    const char *const replicas[] = {"ledger",   "audit",        "--replicas", "--json",
                                     "--server", w->client_urls, NULL};
     status = kcobra_run(w, output, OUTPUT_BYTES_MAX, replicas);
     json_t *report = json_loads(output, 0, NULL);
@@ -514,7 +525,8 @@ static void world_init(world *w, const char *kcobra, const char *stream_replicas
 
 static void world_free(world *w)
 {
-    for (int index = 0; index < w->ledger_count; index++) ledger_stop(w, index);
+    for (int index = 0; index < w->ledger_count; index++)
+        ledger_stop(w, index);
     if (getenv(HARNESS_KEEP_ENVIRONMENT) == NULL) {
         char command[HARNESS_PATH_SIZE_MAX + 16];
         snprintf(command, sizeof command, "rm -rf '%s'", w->work);
@@ -535,7 +547,8 @@ static void ledgers_start(world *w, natsConnection *connection)
     char key[PATH_BYTES + 16];
     snprintf(key, sizeof key, "%s/mint.key", first->directory);
     int64_t deadline_ms = harness_now_ms() + READY_TIMEOUT_MS;
-    while (active_ledger(w, connection) != 0) assert_true(harness_now_ms() < deadline_ms);
+    while (active_ledger(w, connection) != 0)
+        assert_true(harness_now_ms() < deadline_ms);
     for (int index = 1; index < w->ledger_count; index++) {
         assert_int_equal(mkdir(w->ledgers[index].directory, 0700), 0);
         char copy[PATH_BYTES + 16];
@@ -564,9 +577,9 @@ static void run_scenario(world *w, natsConnection *connection)
     pthread_mutex_unlock(&w->lock);
     int64_t killed_ms = harness_now_ms();
     ledger_kill(w, victim);
-    printf("# %d transfers acknowledged in %lld ms before the kill (%.0f/s, %d clients)\n",
-           before, (long long)(killed_ms - started_ms),
-           1000.0 * before / (double)(killed_ms - started_ms), CLIENTS);
+    printf("# %d transfers acknowledged in %lld ms before the kill (%.0f/s, %d clients)\n", before,
+           (long long)(killed_ms - started_ms), 1000.0 * before / (double)(killed_ms - started_ms),
+           CLIENTS);
     /* Until another ledger acknowledges. */
     int64_t takeover_ms = -1;
     while (takeover_ms < 0 && harness_now_ms() < killed_ms + TAKEOVER_TIMEOUT_MS) {
@@ -582,9 +595,10 @@ static void run_scenario(world *w, natsConnection *connection)
     printf("# take-over after kill -9 of the active ledger: %lld ms\n", (long long)takeover_ms);
     harness_sleep_ms(AFTER_TAKEOVER_MS);
     atomic_store(&w->stop, true);
-    for (int index = 0; index < CLIENTS; index++) pthread_join(threads[index], NULL);
-    printf("# %d transfers acknowledged, %d refused as collisions, %d undecided\n",
-           w->ack_count, atomic_load(&w->refused), atomic_load(&w->undecided));
+    for (int index = 0; index < CLIENTS; index++)
+        pthread_join(threads[index], NULL);
+    printf("# %d transfers acknowledged, %d refused as collisions, %d undecided\n", w->ack_count,
+           atomic_load(&w->refused), atomic_load(&w->undecided));
     assert_int_equal(atomic_load(&w->undecided), 0);
     assert_true(w->ack_count > before);
     /* The killed ledger comes back from its LMDB and catches up. */

@@ -52,9 +52,8 @@ static void new_id(uint8_t id[KCI_LEDGER_ID_BYTES])
 static kci_ledger_transfer make_transfer(const keys *payer, const uint8_t *payee,
                                          const kci_ledger_coin *coins, uint32_t count)
 {
-    kci_ledger_transfer transfer = {.kind = KCI_LEDGER_KIND_TRANSFER,
-                                    .time_ms = NOW_MS,
-                                    .coin_count = count};
+    kci_ledger_transfer transfer = {
+        .kind = KCI_LEDGER_KIND_TRANSFER, .time_ms = NOW_MS, .coin_count = count};
     new_id(transfer.id);
     memcpy(transfer.from, payer->public_key, KCI_LEDGER_KEY_BYTES);
     memcpy(transfer.to, payee, KCI_LEDGER_KEY_BYTES);
@@ -181,8 +180,8 @@ static void test_round_trip(void **state)
     encode_everything(&w, &writer);
     kci_ledger_log_entry entry;
     char error[256] = "";
-    assert_int_equal(kci_ledger_log_decode(&entry, writer.bytes, writer.length, error, sizeof error),
-                     KC_OK);
+    assert_int_equal(
+        kci_ledger_log_decode(&entry, writer.bytes, writer.length, error, sizeof error), KC_OK);
     assert_int_equal(entry.term, 7);
     assert_int_equal(entry.now_ms, NOW_MS + 1);
     assert_memory_equal(entry.mint, w.mint.public_key, KCI_LEDGER_KEY_BYTES);
@@ -210,8 +209,7 @@ static void test_round_trip(void **state)
     kci_ledger_log_writer again;
     kci_ledger_log_begin(&again, entry.id, entry.term, entry.now_ms, entry.mint);
     kci_ledger_log_put_mint(&again, ops[0].grants, 1,
-                            (const uint8_t(*)[KCI_LEDGER_ID_BYTES])ops[0].issue_ids,
-                            ops[0].issued);
+                            (const uint8_t(*)[KCI_LEDGER_ID_BYTES])ops[0].issue_ids, ops[0].issued);
     kci_ledger_log_put_transfer(&again, &ops[1].transfer);
     kci_ledger_log_put_transfer(&again, &ops[2].transfer);
     kci_ledger_log_put_exchange(&again, &ops[3].transfer, ops[3].issue_ids[0], ops[3].issued[0]);
@@ -237,7 +235,8 @@ static void test_every_cut_is_refused(void **state)
     char error[256];
     for (size_t length = 0; length < writer.length; length++) {
         kci_ledger_log_entry entry;
-        if (kci_ledger_log_decode(&entry, writer.bytes, length, error, sizeof error) != KC_ERR_PARSE)
+        if (kci_ledger_log_decode(&entry, writer.bytes, length, error, sizeof error) !=
+            KC_ERR_PARSE)
             fail_msg("a cut at %zu of %zu bytes was accepted", length, writer.length);
         assert_true(strlen(error) > 0);
         kci_ledger_log_entry_free(&entry);
@@ -329,8 +328,9 @@ static void test_rule_breaking_ops_are_refused(void **state)
     assert_int_equal(kci_ledger_log_finish(&writer), KC_OK);
     kci_ledger_log_entry entry;
     char error[256];
-    assert_int_equal(kci_ledger_log_decode(&entry, writer.bytes, writer.length, error, sizeof error),
-                     KC_ERR_PARSE);
+    assert_int_equal(
+        kci_ledger_log_decode(&entry, writer.bytes, writer.length, error, sizeof error),
+        KC_ERR_PARSE);
     assert_non_null(strstr(error, "its own payer"));
     kci_ledger_log_entry_free(&entry);
     kci_ledger_log_writer_free(&writer);
@@ -338,21 +338,25 @@ static void test_rule_breaking_ops_are_refused(void **state)
     kci_ledger_log_begin(&writer, id, 1, NOW_MS, w.mint.public_key);
     kci_ledger_log_put_exchange(&writer, &w.exchange, w.exchange_issue, w.exchanged);
     assert_int_equal(kci_ledger_log_finish(&writer), KC_OK);
-    size_t asked = writer.length - (KCI_LEDGER_ID_BYTES * 3) - 16 + 7; /* first asked u64's low byte */
+    size_t asked =
+        writer.length - (KCI_LEDGER_ID_BYTES * 3) - 16 + 7; /* first asked u64's low byte */
     assert_int_equal(writer.bytes[asked], 25);
     writer.bytes[asked] = 26;
-    assert_int_equal(kci_ledger_log_decode(&entry, writer.bytes, writer.length, error, sizeof error),
-                     KC_ERR_PARSE);
+    assert_int_equal(
+        kci_ledger_log_decode(&entry, writer.bytes, writer.length, error, sizeof error),
+        KC_ERR_PARSE);
     assert_non_null(strstr(error, "add up"));
     kci_ledger_log_entry_free(&entry);
     /* The two new coins' ids in the wrong order. */
     writer.bytes[asked] = 25;
-    uint8_t *first = writer.bytes + writer.length - 2 * KCI_LEDGER_ID_BYTES, swap[KCI_LEDGER_ID_BYTES];
+    uint8_t *first = writer.bytes + writer.length - 2 * KCI_LEDGER_ID_BYTES,
+            swap[KCI_LEDGER_ID_BYTES];
     memcpy(swap, first, KCI_LEDGER_ID_BYTES);
     memcpy(first, first + KCI_LEDGER_ID_BYTES, KCI_LEDGER_ID_BYTES);
     memcpy(first + KCI_LEDGER_ID_BYTES, swap, KCI_LEDGER_ID_BYTES);
-    assert_int_equal(kci_ledger_log_decode(&entry, writer.bytes, writer.length, error, sizeof error),
-                     KC_ERR_PARSE);
+    assert_int_equal(
+        kci_ledger_log_decode(&entry, writer.bytes, writer.length, error, sizeof error),
+        KC_ERR_PARSE);
     assert_non_null(strstr(error, "sorted"));
     kci_ledger_log_entry_free(&entry);
     kci_ledger_log_writer_free(&writer);
@@ -407,8 +411,8 @@ static kc_err replica_apply(replica *r, const kci_ledger_log_writer *writer,
 {
     kci_ledger_log_entry entry;
     char error[256];
-    assert_int_equal(kci_ledger_log_decode(&entry, writer->bytes, writer->length, error, sizeof error),
-                     KC_OK);
+    assert_int_equal(
+        kci_ledger_log_decode(&entry, writer->bytes, writer->length, error, sizeof error), KC_OK);
     kc_err err = kci_ledger_log_apply(r->store, &r->applied, r->applied.sequence + 1, &entry,
                                       writer->bytes, writer->length, outcomes);
     kci_ledger_log_entry_free(&entry);
