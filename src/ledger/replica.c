@@ -234,7 +234,14 @@ static void take_over(kci_ledger_replica *replica, uint64_t term)
             nats_Sleep(RETRY_PAUSE_MS);
             continue;
         }
-        if (replica->applied.sequence >= last) break;
+        if (replica->applied.sequence > last) {
+            kci_error("ledger: this replica applied %" PRIu64 " entries but %s holds %" PRIu64
+                      ": its LMDB follows another log (was the stream deleted?); it stops",
+                      replica->applied.sequence, replica->stream, last);
+            replica->broken = true;
+            return;
+        }
+        if (replica->applied.sequence == last) break;
         if (follow(replica, FOLLOW_ENTRIES_MAX, NULL, NULL, NULL) == 0) nats_Sleep(RETRY_PAUSE_MS);
     }
     char error[KCI_LEDGER_ERROR_BYTES_MAX] = "";
@@ -288,8 +295,9 @@ static replicate_result replicate(kci_ledger_replica *replica, const kci_ledger_
                !found)
             read += step;
         if (found) return REPLICATED;
-        if (read == 0 && code != JSStreamWrongLastSequenceErr) nats_Sleep(RETRY_PAUSE_MS);
+        if (read == 0) nats_Sleep(RETRY_PAUSE_MS); /* the stream is electing, or unreachable */
     }
+    return NOT_REPLICATED; /* the clients send again; a standby may have taken over */
 }
 
 /* New ids for the issues of a job that will be applied (a mint; an

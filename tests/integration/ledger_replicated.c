@@ -99,7 +99,7 @@ typedef struct world {
     const char *kcobra;
     char work[HARNESS_PATH_SIZE_MAX];
     char client_urls[JS_CLUSTER_URLS_BYTES_MAX];
-    const char *stream_replicas; /* "1" or "3" */
+    const char *stream_replicas; /* "1" or "3"; NULL: storage local (the baseline) */
     ledger_process ledgers[LEDGERS_MAX];
     int ledger_count;
     uint8_t public_keys[WALLETS][KCI_LEDGER_KEY_BYTES];
@@ -125,7 +125,8 @@ static void ledger_spawn(world *w, int index)
 {
     ledger_process *ledger = &w->ledgers[index];
     char replicas_flag[8];
-    snprintf(replicas_flag, sizeof replicas_flag, "%s", w->stream_replicas);
+    bool local = w->stream_replicas == NULL; /* the baseline: storage local */
+    snprintf(replicas_flag, sizeof replicas_flag, "%s", local ? "1" : w->stream_replicas);
     const char *const argv[] = {w->kcobra,
                                 "ledger",
                                 "serve",
@@ -135,14 +136,14 @@ static void ledger_spawn(world *w, int index)
                                 ledger->urls,
                                 "--node",
                                 ledger->node,
+                                "--workers",
+                                "1",
                                 "--storage",
-                                "jetstream",
-                                "--stream-replicas",
+                                local ? "local" : "jetstream",
+                                local ? NULL : "--stream-replicas",
                                 replicas_flag,
                                 "--lease-replicas",
                                 replicas_flag,
-                                "--workers",
-                                "1",
                                 NULL};
     int output = open(ledger->log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
     assert_true(output >= 0);
@@ -607,11 +608,11 @@ static void run_scenario(world *w, natsConnection *connection)
     check_audits(w, w->ledger_count);
 }
 
-static int single_setup(void **state)
+/* One server; replicas "1" (two ledgers) or NULL (one ledger, storage local). */
+static int one_server_setup(const char *replicas)
 {
-    (void)state;
     world *w = &the_world;
-    world_init(w, getenv("KC_KCOBRA"), "1", 2);
+    world_init(w, getenv("KC_KCOBRA"), replicas, replicas != NULL ? 2 : 1);
     if (harness_server_init(&single_server, nats_server_binary) != HARNESS_OK) return -1;
     char config[HARNESS_PATH_SIZE_MAX + 64];
     snprintf(config, sizeof config, "jetstream {\n  store_dir: \"%s/js\"\n}\n",
@@ -621,6 +622,18 @@ static int single_setup(void **state)
     for (int index = 0; index < w->ledger_count; index++)
         snprintf(w->ledgers[index].urls, sizeof w->ledgers[index].urls, "%s", single_server.url);
     return 0;
+}
+
+static int local_setup(void **state)
+{
+    (void)state;
+    return one_server_setup(NULL);
+}
+
+static int single_setup(void **state)
+{
+    (void)state;
+    return one_server_setup("1");
 }
 
 static int single_teardown(void **state)
@@ -661,6 +674,39 @@ static void test_scenario(void)
     natsConnection_Destroy(connection);
 }
 
+/* The same clients against one ledger with storage local: the baseline the
+ * replicated figures are read against (printed, not asserted). */
+static void test_local_baseline(void **state)
+{
+    (void)state;
+    world *w = &the_world;
+    natsConnection *connection = connect_to(w->client_urls);
+    ledger_spawn(w, 0);
+    json_t *reply = NULL;
+    int64_t deadline_ms = harness_now_ms() + READY_TIMEOUT_MS;
+    while (call_until_decided(connection, "kc.ledger.audit", "{}", &reply, NULL, 0) != 0)
+        assert_true(harness_now_ms() < deadline_ms);
+    json_decref(reply);
+    mint_coins(w, connection);
+    client clients[CLIENTS];
+    pthread_t threads[CLIENTS];
+    int64_t started_ms = harness_now_ms();
+    for (int index = 0; index < CLIENTS; index++) {
+        clients[index] = (client){.w = w, .index = index};
+        assert_int_equal(pthread_create(&threads[index], NULL, client_main, &clients[index]), 0);
+    }
+    harness_sleep_ms(BEFORE_KILL_MS);
+    atomic_store(&w->stop, true);
+    for (int index = 0; index < CLIENTS; index++)
+        pthread_join(threads[index], NULL);
+    int64_t elapsed_ms = harness_now_ms() - started_ms;
+    printf("# storage local: %d transfers acknowledged in %lld ms (%.0f/s, %d clients)\n",
+           w->ack_count, (long long)elapsed_ms, 1000.0 * w->ack_count / (double)elapsed_ms,
+           CLIENTS);
+    assert_true(w->ack_count > 0);
+    natsConnection_Destroy(connection);
+}
+
 static void test_single(void **state)
 {
     (void)state;
@@ -685,6 +731,7 @@ int main(int argc, char **argv)
     if (sodium_init() < 0) return 1;
     setvbuf(stdout, NULL, _IOLBF, 0);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_local_baseline, local_setup, single_teardown),
         cmocka_unit_test_setup_teardown(test_single, single_setup, single_teardown),
         cmocka_unit_test_setup_teardown(test_cluster, cluster_setup, cluster_teardown),
     };
