@@ -285,10 +285,13 @@ static replicate_result replicate(kci_ledger_replica *replica, const kci_ledger_
             kc_err err = apply_entry(replica, sequence, bytes, length, entry, outcomes);
             return err == KC_OK ? REPLICATED : APPLY_FAILED;
         }
-        if (status != NATS_OK)
-            kci_debug("ledger: log entry not acknowledged: %s (JetStream error %d)%s",
-                      natsStatus_GetText(status), (int)code,
-                      code == JSStreamWrongLastSequenceErr ? ": another writer wrote" : "");
+        if (code == JSStreamWrongLastSequenceErr)
+            kci_info("ledger: the log refused entry %" PRIu64 ": another writer wrote first "
+                     "(fenced); reading the log",
+                     replica->applied.sequence + 1);
+        else if (status != NATS_OK)
+            kci_debug("ledger: log entry not acknowledged: %s (JetStream error %d)",
+                      natsStatus_GetText(status), (int)code);
         bool found = false;
         uint32_t read = 0, step = 0;
         while ((step = follow(replica, FOLLOW_ENTRIES_MAX, entry->id, outcomes, &found)) > 0 &&

@@ -22,7 +22,16 @@
  *     entry with the same chain and state digests.
  *
  * Cases:
+ *   local_baseline  the same clients against one ledger with storage local:
+ *            transfers/s to read the others against (printed)
+ *   fencing  a second writer on the log (this test): an entry expecting an
+ *            old last sequence is refused; the ledger's own next entry is
+ *            refused, it reads and applies the other's entry and writes after
  *   single   one nats-server, R1, two ledgers (fast)
+ *   single_paused  the same with SIGSTOP instead of kill -9, held until the
+ *            standby serves, then SIGCONT: the old active, deposed, has its
+ *            late entry refused by the stream (fencing), says it stands by,
+ *            and follows; the checks below hold with it as a replica
  *   cluster  three nats-servers (js_cluster.h), R3 stream and lease, three
  *            ledgers each connected first to another server
  *
@@ -55,7 +64,9 @@
 
 #include "harness.h"
 #include "js_cluster.h"
+#include "ledger/batch_codec.h"
 #include "ledger/codec.h"
+#include "ledger/wallet.h"
 #include "service/uuid.h"
 
 enum {
@@ -70,8 +81,8 @@ enum {
     RETRY_PAUSE_MS = 50,
     DECIDE_TIMEOUT_MS = 60000, /* a transfer gets an answer that decides within this */
     READY_TIMEOUT_MS = 60000,
-    BEFORE_KILL_MS = 4000,
-    AFTER_TAKEOVER_MS = 3000,
+    BEFORE_KILL_MS = 3000,
+    AFTER_TAKEOVER_MS = 2000,
     SAMPLE_EVERY = 10,     /* transfer.get of every 10th acknowledgement (the trails cover all) */
     AROUND_KILL_MS = 3000, /* and of every one this close to the kill */
     TAKEOVER_TIMEOUT_MS = 60000,
@@ -171,6 +182,7 @@ static void ledger_stop(world *w, int index)
 {
     ledger_process *ledger = &w->ledgers[index];
     if (ledger->pid == 0) return;
+    kill(ledger->pid, SIGCONT); /* a case that failed while it was stopped */
     kill(ledger->pid, SIGTERM);
     int64_t deadline_ms = harness_now_ms() + STOP_TIMEOUT_MS;
     while (harness_now_ms() < deadline_ms && waitpid(ledger->pid, NULL, WNOHANG) == 0)
@@ -559,7 +571,40 @@ static void ledgers_start(world *w, natsConnection *connection)
     }
 }
 
-static void run_scenario(world *w, natsConnection *connection)
+/* Waits until a ledger other than victim acknowledges after since_ms;
+ * returns how long after since_ms. */
+static int64_t wait_takeover(world *w, int victim, int before, int64_t since_ms)
+{
+    int64_t takeover_ms = -1;
+    while (takeover_ms < 0 && harness_now_ms() < since_ms + TAKEOVER_TIMEOUT_MS) {
+        harness_sleep_ms(20);
+        pthread_mutex_lock(&w->lock);
+        for (int index = before; index < w->ack_count && takeover_ms < 0; index++)
+            if (strcmp(w->acks[index].node, w->ledgers[victim].node) != 0 &&
+                w->acks[index].at_ms > since_ms)
+                takeover_ms = w->acks[index].at_ms - since_ms;
+        pthread_mutex_unlock(&w->lock);
+    }
+    assert_true(takeover_ms >= 0);
+    return takeover_ms;
+}
+
+/* The log of ledger index holds text. */
+static bool log_has(const world *w, int index, const char *text)
+{
+    FILE *file = fopen(w->ledgers[index].log_path, "r");
+    char line[1024];
+    bool found = false;
+    while (file != NULL && !found && fgets(line, sizeof line, file) != NULL)
+        found = strstr(line, text) != NULL;
+    if (file != NULL) fclose(file);
+    return found;
+}
+
+/* fault: SIGKILL (the victim is started again at the end) or SIGSTOP (it
+ * is resumed once another ledger serves: it must find itself deposed,
+ * its late writes refused by the stream, and follow as a standby). */
+static void run_scenario(world *w, natsConnection *connection, int fault)
 {
     ledgers_start(w, connection);
     mint_coins(w, connection);
@@ -576,24 +621,18 @@ static void run_scenario(world *w, natsConnection *connection)
     pthread_mutex_lock(&w->lock);
     int before = w->ack_count;
     pthread_mutex_unlock(&w->lock);
-    int64_t killed_ms = harness_now_ms();
-    ledger_kill(w, victim);
-    printf("# %d transfers acknowledged in %lld ms before the kill (%.0f/s, %d clients)\n", before,
-           (long long)(killed_ms - started_ms), 1000.0 * before / (double)(killed_ms - started_ms),
+    int64_t fault_ms = harness_now_ms();
+    if (fault == SIGKILL)
+        ledger_kill(w, victim);
+    else
+        assert_int_equal(kill(w->ledgers[victim].pid, SIGSTOP), 0);
+    printf("# %d transfers acknowledged in %lld ms before the fault (%.0f/s, %d clients)\n", before,
+           (long long)(fault_ms - started_ms), 1000.0 * before / (double)(fault_ms - started_ms),
            CLIENTS);
-    /* Until another ledger acknowledges. */
-    int64_t takeover_ms = -1;
-    while (takeover_ms < 0 && harness_now_ms() < killed_ms + TAKEOVER_TIMEOUT_MS) {
-        harness_sleep_ms(20);
-        pthread_mutex_lock(&w->lock);
-        for (int index = before; index < w->ack_count && takeover_ms < 0; index++)
-            if (strcmp(w->acks[index].node, w->ledgers[victim].node) != 0 &&
-                w->acks[index].at_ms > killed_ms)
-                takeover_ms = w->acks[index].at_ms - killed_ms;
-        pthread_mutex_unlock(&w->lock);
-    }
-    assert_true(takeover_ms >= 0);
-    printf("# take-over after kill -9 of the active ledger: %lld ms\n", (long long)takeover_ms);
+    printf("# take-over after %s of the active ledger: %lld ms\n",
+           fault == SIGKILL ? "kill -9" : "SIGSTOP",
+           (long long)wait_takeover(w, victim, before, fault_ms));
+    if (fault == SIGSTOP) assert_int_equal(kill(w->ledgers[victim].pid, SIGCONT), 0);
     harness_sleep_ms(AFTER_TAKEOVER_MS);
     atomic_store(&w->stop, true);
     for (int index = 0; index < CLIENTS; index++)
@@ -602,9 +641,11 @@ static void run_scenario(world *w, natsConnection *connection)
            atomic_load(&w->refused), atomic_load(&w->undecided));
     assert_int_equal(atomic_load(&w->undecided), 0);
     assert_true(w->ack_count > before);
-    /* The killed ledger comes back from its LMDB and catches up. */
-    ledger_spawn(w, victim);
-    check_acknowledged(w, connection, killed_ms);
+    if (fault == SIGKILL)
+        ledger_spawn(w, victim); /* it comes back from its LMDB and catches up */
+    else
+        assert_true(log_has(w, victim, "standing by at log entry")); /* it knows it was deposed */
+    check_acknowledged(w, connection, fault_ms);
     check_audits(w, w->ledger_count);
 }
 
@@ -628,6 +669,14 @@ static int local_setup(void **state)
 {
     (void)state;
     return one_server_setup(NULL);
+}
+
+static int fencing_setup(void **state)
+{
+    (void)state;
+    int status = one_server_setup("1");
+    the_world.ledger_count = 1;
+    return status;
 }
 
 static int single_setup(void **state)
@@ -666,11 +715,11 @@ static int cluster_teardown(void **state)
     return 0;
 }
 
-static void test_scenario(void)
+static void test_scenario(int fault)
 {
     world *w = &the_world;
     natsConnection *connection = connect_to(w->client_urls);
-    run_scenario(w, connection);
+    run_scenario(w, connection, fault);
     natsConnection_Destroy(connection);
 }
 
@@ -707,16 +756,79 @@ static void test_local_baseline(void **state)
     natsConnection_Destroy(connection);
 }
 
+/* A second writer on the log (this test, with the ledger's mint key): an
+ * entry expecting the right last sequence lands; one expecting an older
+ * sequence is refused (the fence). The active ledger's next publish is
+ * refused in turn; it reads the other writer's entry, applies it, writes
+ * its own after it, and the transfer is answered. */
+static void test_fencing(void **state)
+{
+    (void)state;
+    world *w = &the_world;
+    natsConnection *connection = connect_to(w->client_urls);
+    ledgers_start(w, connection);
+    mint_coins(w, connection);
+    jsCtx *js = NULL;
+    assert_int_equal(natsConnection_JetStream(&js, connection, NULL), NATS_OK);
+    jsStreamInfo *info = NULL;
+    assert_int_equal(js_GetStreamInfo(&info, js, "KC_LEDGER", NULL, NULL), NATS_OK);
+    uint64_t last = info->State.LastSeq;
+    jsStreamInfo_Destroy(info);
+    char path[4096], error[512];
+    snprintf(path, sizeof path, "%s/mint.key", w->ledgers[0].directory);
+    kci_wallet mint;
+    assert_int_equal(kci_wallet_load(&mint, path, error, sizeof error), KC_OK);
+    kci_ledger_log_writer writer;
+    uint8_t id[KCI_LEDGER_ID_BYTES] = {0x42};
+    kci_ledger_log_begin(&writer, id, 0, (int64_t)1765000000000, mint.public_key);
+    assert_int_equal(kci_ledger_log_finish(&writer), KC_OK);
+    jsPubOptions options;
+    jsPubOptions_Init(&options);
+    options.ExpectLastSeq = last;
+    jsErrCode code = 0;
+    assert_int_equal(js_Publish(NULL, js, "kc.ledger_log.KC_LEDGER", writer.bytes,
+                                (int)writer.length, &options, &code),
+                     NATS_OK);
+    assert_int_not_equal(js_Publish(NULL, js, "kc.ledger_log.KC_LEDGER", writer.bytes,
+                                    (int)writer.length, &options, &code),
+                         NATS_OK);
+    assert_int_equal(code, JSStreamWrongLastSequenceErr);
+    kci_ledger_log_writer_free(&writer);
+    /* The ledger still expects `last`: refused, it reads, applies, writes after. */
+    unsigned seed = 1;
+    int coin = 0, from = 0, to = 0;
+    char *body = transfer_body(w, &seed, &coin, &from, &to, id);
+    json_t *reply = NULL;
+    assert_int_equal(call_until_decided(connection, "kc.ledger.transfer", body, &reply, NULL, 0),
+                     0);
+    assert_true(json_is_true(json_object_get(reply, "ok")));
+    free(body);
+    json_decref(reply);
+    assert_true(log_has(w, 0, "another writer wrote first"));
+    assert_int_equal(js_GetStreamInfo(&info, js, "KC_LEDGER", NULL, NULL), NATS_OK);
+    assert_int_equal(info->State.LastSeq, last + 2); /* the other writer's, then the ledger's */
+    jsStreamInfo_Destroy(info);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(connection);
+}
+
 static void test_single(void **state)
 {
     (void)state;
-    test_scenario();
+    test_scenario(SIGKILL);
+}
+
+/* SIGSTOP of the active ledger for longer than its lease, then SIGCONT. */
+static void test_single_paused(void **state)
+{
+    (void)state;
+    test_scenario(SIGSTOP);
 }
 
 static void test_cluster(void **state)
 {
     (void)state;
-    test_scenario();
+    test_scenario(SIGKILL);
 }
 
 int main(int argc, char **argv)
@@ -732,7 +844,9 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_local_baseline, local_setup, single_teardown),
+        cmocka_unit_test_setup_teardown(test_fencing, fencing_setup, single_teardown),
         cmocka_unit_test_setup_teardown(test_single, single_setup, single_teardown),
+        cmocka_unit_test_setup_teardown(test_single_paused, single_setup, single_teardown),
         cmocka_unit_test_setup_teardown(test_cluster, cluster_setup, cluster_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
