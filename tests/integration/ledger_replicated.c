@@ -27,7 +27,9 @@
  *   fencing  a second writer on the log (this test): an entry expecting an
  *            old last sequence is refused; the ledger's own next entry is
  *            refused, it reads and applies the other's entry and writes after
- *   single   one nats-server, R1, two ledgers (fast)
+ *   single   one nats-server, R1, two ledgers (fast); at the end everything
+ *            (ledgers and server) is stopped and started again from disk:
+ *            the same log entry and state digest
  *   single_paused  the same with SIGSTOP instead of kill -9, held until the
  *            standby serves, then SIGCONT: the old active, deposed, has its
  *            late entry refused by the stream (fencing), says it stands by,
@@ -81,7 +83,8 @@ enum {
     RETRY_PAUSE_MS = 50,
     DECIDE_TIMEOUT_MS = 60000, /* a transfer gets an answer that decides within this */
     READY_TIMEOUT_MS = 60000,
-    BEFORE_KILL_MS = 3000,
+    BEFORE_KILL_MS = 2500,
+    DIGEST_ROUND_MS = 700, /* every ledger answers a digest request within this on loopback */
     AFTER_TAKEOVER_MS = 2000,
     SAMPLE_EVERY = 10,     /* transfer.get of every 10th acknowledgement (the trails cover all) */
     AROUND_KILL_MS = 3000, /* and of every one this close to the kill */
@@ -396,7 +399,7 @@ static int active_ledger(world *w, natsConnection *connection)
     natsConnection_SubscribeSync(&subscription, connection, (const char *)inbox);
     natsConnection_PublishRequestString(connection, "kc.sys.ledger.digest", (const char *)inbox,
                                         "{}");
-    while (natsSubscription_NextMsg(&message, subscription, 1500) == NATS_OK) {
+    while (natsSubscription_NextMsg(&message, subscription, DIGEST_ROUND_MS) == NATS_OK) {
         json_t *reply =
             json_loadb(natsMsg_GetData(message), (size_t)natsMsg_GetDataLength(message), 0, NULL);
         const char *node = json_string_value(json_object_get(reply, "node"));
@@ -491,7 +494,9 @@ static void check_acknowledged(world *w, natsConnection *connection, int64_t kil
         check_coin(w, connection, coin);
 }
 
-static void check_audits(world *w, int replicas_expected)
+/* Both audits pass; content (65 bytes, may be NULL) and *sequence get the
+ * agreed state digest and log entry. */
+static void check_audits(world *w, int replicas_expected, char *content, int64_t *sequence)
 {
     char *output = malloc(OUTPUT_BYTES_MAX);
     assert_non_null(output);
@@ -507,6 +512,11 @@ static void check_audits(world *w, int replicas_expected)
     assert_int_equal(json_integer_value(json_object_get(report, "count")), replicas_expected);
     printf("# replicas agree at log entry %" JSON_INTEGER_FORMAT " (%d ledgers)\n",
            json_integer_value(json_object_get(report, "sequence")), replicas_expected);
+    if (content != NULL)
+        snprintf(content, 65, "%s",
+                 json_string_value(json_object_get(
+                     json_array_get(json_object_get(report, "replicas"), 0), "content")));
+    if (sequence != NULL) *sequence = json_integer_value(json_object_get(report, "sequence"));
     json_decref(report);
     free(output);
 }
@@ -646,7 +656,7 @@ static void run_scenario(world *w, natsConnection *connection, int fault)
     else
         assert_true(log_has(w, victim, "standing by at log entry")); /* it knows it was deposed */
     check_acknowledged(w, connection, fault_ms);
-    check_audits(w, w->ledger_count);
+    check_audits(w, w->ledger_count, NULL, NULL);
 }
 
 /* One server; replicas "1" (two ledgers) or NULL (one ledger, storage local). */
@@ -812,10 +822,35 @@ static void test_fencing(void **state)
     natsConnection_Destroy(connection);
 }
 
+/* After the kill: everything stopped (the ledgers, the server) and started
+ * again from disk: the same log entry, the same state digest. */
 static void test_single(void **state)
 {
     (void)state;
-    test_scenario(SIGKILL);
+    world *w = &the_world;
+    natsConnection *connection = connect_to(w->client_urls);
+    run_scenario(w, connection, SIGKILL);
+    char before[65] = "", after[65] = "";
+    int64_t sequence_before = 0, sequence_after = 0;
+    check_audits(w, w->ledger_count, before, &sequence_before);
+    for (int index = 0; index < w->ledger_count; index++)
+        ledger_stop(w, index);
+    assert_int_equal(harness_server_stop(&single_server), HARNESS_OK);
+    char config[HARNESS_PATH_SIZE_MAX + 64];
+    snprintf(config, sizeof config, "jetstream {\n  store_dir: \"%s/js\"\n}\n",
+             single_server.directory_path);
+    assert_int_equal(harness_server_start(&single_server, config), HARNESS_OK);
+    for (int index = 0; index < w->ledger_count; index++)
+        ledger_spawn(w, index);
+    int64_t deadline_ms = harness_now_ms() + READY_TIMEOUT_MS;
+    while (active_ledger(w, connection) < 0)
+        assert_true(harness_now_ms() < deadline_ms);
+    check_audits(w, w->ledger_count, after, &sequence_after);
+    assert_int_equal(sequence_after, sequence_before);
+    assert_string_equal(after, before);
+    printf("# stopped and started again from disk: the same state at log entry %lld\n",
+           (long long)sequence_after);
+    natsConnection_Destroy(connection);
 }
 
 /* SIGSTOP of the active ledger for longer than its lease, then SIGCONT. */
