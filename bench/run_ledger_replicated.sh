@@ -27,7 +27,7 @@ done
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/kc-bench-ledger-replicated-XXXXXX")
 cleanup() {
     for pid_file in "$WORK"/*.pid; do
-        [ -f "$pid_file" ] && kill "$(cat "$pid_file")" 2>/dev/null || true
+        if [ -f "$pid_file" ]; then kill "$(cat "$pid_file")" 2>/dev/null || true; fi
     done
     sleep 1
     "$ROOT/scripts/js-cluster.sh" stop "$WORK/cluster" >/dev/null 2>&1 || true
