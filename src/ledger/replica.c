@@ -424,9 +424,7 @@ static void write_entry(kci_ledger_replica *replica, kci_ledger_job *taken,
                     "the entry is in the replicated log but this ledger could not apply it; "
                     "another ledger takes over");
         step_down(replica, "a log entry could not be applied");
-        kci_lease_close(replica->lease); /* let a healthy replica have it now */
-        replica->lease = NULL;
-        replica->broken = true;
+        replica->broken = true; /* the run loop gives the lease up: a healthy replica takes it */
     } else {
         refuse_jobs(ledger, taken, KCI_LEDGER_QUEUE_FULL,
                     err == KC_ERR_NOMEM || results == NULL ? "out of memory" : NOT_ACTIVE);
@@ -526,6 +524,12 @@ void kci_ledger_replica_run(kci_ledger_replica *replica)
     kci_ledger *ledger = replica->ledger;
     replica->next_reap_ms = kci_monotonic_ms() + ledger->config.reap_interval_ms;
     while (!kci_ledger_stopped_idle(ledger)) {
+        if (replica->broken && replica->lease != NULL) {
+            /* It cannot follow the log: it must not hold the lease either. */
+            step_down(replica, "this replica cannot follow the log");
+            kci_lease_close(replica->lease);
+            replica->lease = NULL;
+        }
         uint64_t term = 0;
         bool holds = replica->lease != NULL && kci_lease_holds(replica->lease, &term);
         if (atomic_load(&replica->active) && (!holds || term != replica->term))
