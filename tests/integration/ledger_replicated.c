@@ -73,6 +73,7 @@
 
 enum {
     SKIP_EXIT_CODE = 77,
+    FAULT_SERVER = -1, /* a fault that is not a signal to a ledger */
     LEDGERS_MAX = 3,
     WALLETS = 6,
     COINS_PER_WALLET = 4,
@@ -611,9 +612,66 @@ static bool log_has(const world *w, int index, const char *text)
     return found;
 }
 
-/* fault: SIGKILL (the victim is started again at the end) or SIGSTOP (it
- * is resumed once another ledger serves: it must find itself deposed,
- * its late writes refused by the stream, and follow as a standby). */
+/* The longest pause between two acknowledgements after since_ms. */
+static int64_t longest_pause_ms(world *w, int64_t since_ms)
+{
+    int64_t previous_ms = since_ms, longest_ms = 0;
+    pthread_mutex_lock(&w->lock);
+    for (int index = 0; index < w->ack_count; index++) {
+        if (w->acks[index].at_ms < since_ms) continue;
+        if (w->acks[index].at_ms - previous_ms > longest_ms)
+            longest_ms = w->acks[index].at_ms - previous_ms;
+        previous_ms = w->acks[index].at_ms;
+    }
+    pthread_mutex_unlock(&w->lock);
+    return longest_ms;
+}
+
+/* kill -9 of the nats-server leading the log's stream: writes stop until
+ * the others elect a leader; then they go on, and the server comes back. */
+static void server_kill(world *w, int64_t fault_ms)
+{
+    int leader = js_cluster_stream_leader(&cluster, "KC_LEDGER", TAKEOVER_TIMEOUT_MS);
+    assert_true(leader >= 0);
+    assert_int_equal(js_cluster_kill(&cluster, leader), HARNESS_OK);
+    int64_t deadline_ms = harness_now_ms() + TAKEOVER_TIMEOUT_MS;
+    for (;;) { /* acknowledgements again, well after the kill */
+        harness_sleep_ms(100);
+        pthread_mutex_lock(&w->lock);
+        bool resumed = w->ack_count > 0 && w->acks[w->ack_count - 1].at_ms > fault_ms + 1000;
+        pthread_mutex_unlock(&w->lock);
+        if (resumed) break;
+        assert_true(harness_now_ms() < deadline_ms);
+    }
+    printf("# kill -9 of %s, the server leading the log: acknowledgements paused for %lld ms\n",
+           cluster.nodes[leader].name, (long long)longest_pause_ms(w, fault_ms));
+    assert_int_equal(js_cluster_restart(&cluster, leader), HARNESS_OK);
+}
+
+/* The fault, and the wait for another ledger (or the log) to serve again.
+ * SIGKILL: the active ledger (started again at the end); SIGSTOP: the
+ * active ledger, resumed once another serves (it must find itself deposed,
+ * its late writes refused by the stream, and follow as a standby);
+ * FAULT_SERVER: the server leading the log's stream. */
+static void inject(world *w, natsConnection *connection, int fault, int before, int64_t fault_ms,
+                   int *victim)
+{
+    if (fault == FAULT_SERVER) {
+        server_kill(w, fault_ms);
+        return;
+    }
+    *victim = active_ledger(w, connection);
+    assert_true(*victim >= 0);
+    if (fault == SIGKILL)
+        ledger_kill(w, *victim);
+    else
+        assert_int_equal(kill(w->ledgers[*victim].pid, SIGSTOP), 0);
+    printf("# take-over after %s of the active ledger: %lld ms\n",
+           fault == SIGKILL ? "kill -9" : "SIGSTOP",
+           (long long)wait_takeover(w, *victim, before, fault_ms));
+    if (fault == SIGSTOP) assert_int_equal(kill(w->ledgers[*victim].pid, SIGCONT), 0);
+}
+
 static void run_scenario(world *w, natsConnection *connection, int fault)
 {
     ledgers_start(w, connection);
@@ -626,23 +684,15 @@ static void run_scenario(world *w, natsConnection *connection, int fault)
         assert_int_equal(pthread_create(&threads[index], NULL, client_main, &clients[index]), 0);
     }
     harness_sleep_ms(BEFORE_KILL_MS);
-    int victim = active_ledger(w, connection);
-    assert_true(victim >= 0);
     pthread_mutex_lock(&w->lock);
     int before = w->ack_count;
     pthread_mutex_unlock(&w->lock);
     int64_t fault_ms = harness_now_ms();
-    if (fault == SIGKILL)
-        ledger_kill(w, victim);
-    else
-        assert_int_equal(kill(w->ledgers[victim].pid, SIGSTOP), 0);
     printf("# %d transfers acknowledged in %lld ms before the fault (%.0f/s, %d clients)\n", before,
            (long long)(fault_ms - started_ms), 1000.0 * before / (double)(fault_ms - started_ms),
            CLIENTS);
-    printf("# take-over after %s of the active ledger: %lld ms\n",
-           fault == SIGKILL ? "kill -9" : "SIGSTOP",
-           (long long)wait_takeover(w, victim, before, fault_ms));
-    if (fault == SIGSTOP) assert_int_equal(kill(w->ledgers[victim].pid, SIGCONT), 0);
+    int victim = -1;
+    inject(w, connection, fault, before, fault_ms, &victim);
     harness_sleep_ms(AFTER_TAKEOVER_MS);
     atomic_store(&w->stop, true);
     for (int index = 0; index < CLIENTS; index++)
@@ -653,7 +703,7 @@ static void run_scenario(world *w, natsConnection *connection, int fault)
     assert_true(w->ack_count > before);
     if (fault == SIGKILL)
         ledger_spawn(w, victim); /* it comes back from its LMDB and catches up */
-    else
+    else if (fault == SIGSTOP)
         assert_true(log_has(w, victim, "standing by at log entry")); /* it knows it was deposed */
     check_acknowledged(w, connection, fault_ms);
     check_audits(w, w->ledger_count, NULL, NULL);
@@ -866,10 +916,18 @@ static void test_cluster(void **state)
     test_scenario(SIGKILL);
 }
 
+/* kill -9 of the nats-server leading the log's stream (own meson test:
+ * `server` as the third argument). */
+static void test_cluster_server_killed(void **state)
+{
+    (void)state;
+    test_scenario(FAULT_SERVER);
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s NATS_SERVER KCOBRA\n", argv[0]);
+    if (argc != 3 && argc != 4) {
+        fprintf(stderr, "usage: %s NATS_SERVER KCOBRA [server]\n", argv[0]);
         return SKIP_EXIT_CODE;
     }
     nats_server_binary = argv[1];
@@ -884,5 +942,11 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_single_paused, single_setup, single_teardown),
         cmocka_unit_test_setup_teardown(test_cluster, cluster_setup, cluster_teardown),
     };
+    const struct CMUnitTest server_tests[] = {
+        cmocka_unit_test_setup_teardown(test_cluster_server_killed, cluster_setup,
+                                        cluster_teardown),
+    };
+    if (argc == 4 && strcmp(argv[3], "server") == 0)
+        return cmocka_run_group_tests(server_tests, NULL, NULL);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
