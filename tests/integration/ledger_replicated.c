@@ -653,22 +653,24 @@ static void server_kill(world *w, int64_t fault_ms)
  * active ledger, resumed once another serves (it must find itself deposed,
  * its late writes refused by the stream, and follow as a standby);
  * FAULT_SERVER: the server leading the log's stream. */
-static void inject(world *w, natsConnection *connection, int fault, int before, int64_t fault_ms,
+static void inject(world *w, natsConnection *connection, int fault, int before, int64_t *fault_ms,
                    int *victim)
 {
     if (fault == FAULT_SERVER) {
-        server_kill(w, fault_ms);
+        *fault_ms = harness_now_ms();
+        server_kill(w, *fault_ms);
         return;
     }
     *victim = active_ledger(w, connection);
     assert_true(*victim >= 0);
+    *fault_ms = harness_now_ms(); /* the time counts from the signal */
     if (fault == SIGKILL)
         ledger_kill(w, *victim);
     else
         assert_int_equal(kill(w->ledgers[*victim].pid, SIGSTOP), 0);
     printf("# take-over after %s of the active ledger: %lld ms\n",
            fault == SIGKILL ? "kill -9" : "SIGSTOP",
-           (long long)wait_takeover(w, *victim, before, fault_ms));
+           (long long)wait_takeover(w, *victim, before, *fault_ms));
     if (fault == SIGSTOP) assert_int_equal(kill(w->ledgers[*victim].pid, SIGCONT), 0);
 }
 
@@ -692,7 +694,7 @@ static void run_scenario(world *w, natsConnection *connection, int fault)
            (long long)(fault_ms - started_ms), 1000.0 * before / (double)(fault_ms - started_ms),
            CLIENTS);
     int victim = -1;
-    inject(w, connection, fault, before, fault_ms, &victim);
+    inject(w, connection, fault, before, &fault_ms, &victim);
     harness_sleep_ms(AFTER_TAKEOVER_MS);
     atomic_store(&w->stop, true);
     for (int index = 0; index < CLIENTS; index++)
