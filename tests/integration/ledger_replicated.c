@@ -36,6 +36,10 @@
  *            and follows; the checks below hold with it as a replica
  *   cluster  three nats-servers (js_cluster.h), R3 stream and lease, three
  *            ledgers each connected first to another server
+ *   cluster_server_killed  (its own meson test, third argument "server"):
+ *            kill -9 of the nats-server leading the log's stream instead;
+ *            writes pause until the others elect a leader (printed), the
+ *            server is started again, and the same checks hold
  *
  * The issue asks for 32 clients; CLIENTS is 8 here, over 24 coins of 6
  * wallets, which collides more often than 32 clients over more coins would
