@@ -21,6 +21,7 @@
 
 #include "common/log.h"
 #include "kcobra_common.h"
+#include "kcobra_ledger_replicas.h"
 #include "kcobra_settings.h"
 #include "ledger/client.h"
 #include "ledger/config.h"
@@ -745,18 +746,25 @@ static const char LEDGER_DESCRIPTION[] =
     "audit              check supply = balances, every trail's signatures back to\n"
     "                   the mint, no coin with two owners (exit 1 if it fails);\n"
     "                   waits up to 10m unless --timeout is given\n"
+    "audit --replicas   storage jetstream: every replica's state digest compared at\n"
+    "                   the same log entry (exit 1 if one differs)\n"
     "\n"
     "Examples:\n"
     "  kcobra ledger serve --dir /var/lib/kingcobra/ledger --server nats://10.0.0.5:4222\n"
     "  kcobra ledger history --since-ms 1763700000000 --json\n"
-    "  kcobra ledger audit\n";
+    "  kcobra ledger audit\n"
+    "  kcobra ledger serve --dir DIR --storage jetstream --server nats://a:4222,nats://b:4222\n"
+    "  kcobra ledger audit --replicas\n";
 
 static int ledger_action(const kcobra_command *command, int argc, char **argv,
                          kci_ledger_settings *settings)
 {
     const char *after = NULL;
     int64_t since_ms = 0, limit = 0;
+    bool replicas = false;
     const kcobra_flag extra[] = {
+        {"replicas", NULL, KCOBRA_FLAG_BOOL, &replicas,
+         "audit: compare the replicas' state digests at the same log entry (storage jetstream)"},
         {"since-ms", "MS", KCOBRA_FLAG_COUNT, &since_ms, "history: edges from this Unix ms"},
         {"after", "CURSOR", KCOBRA_FLAG_STRING, &after, "history: the \"next\" of a page"},
         {"limit", "N", KCOBRA_FLAG_COUNT, &limit, "history: edges per page (default 10000)"},
@@ -782,6 +790,8 @@ static int ledger_action(const kcobra_command *command, int argc, char **argv,
         if (limit > 0) json_object_set_new(body, "limit", json_integer(limit));
         return call_and_print(&invocation.common, "history", body, print_history);
     }
+    if (strcmp(action, "audit") == 0 && replicas)
+        return kcobra_ledger_audit_replicas(&invocation.common);
     if (strcmp(action, "audit") == 0) {
         natsConnection *connection = NULL;
         status = kcobra_nats_connect(&connection, &invocation.common);

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #define KEY(field) .offset = offsetof(kci_ledger_settings, field)
 
@@ -40,6 +41,25 @@ static const kci_config_key keys[] = {
      KEY(reap_age_ms),
      .value_name = "DURATION",
      .help = "serve: how long a retired coin's trail is kept"},
+    {.name = "storage",
+     .kind = KCI_KEY_STRING,
+     KEY(storage),
+     .value_name = "local|jetstream",
+     .help = "serve: local LMDB, or replicated through a JetStream stream (docs/ledger.md)"},
+    {.name = "stream",
+     .kind = KCI_KEY_STRING,
+     KEY(stream),
+     .value_name = "NAME",
+     .help = "serve, jetstream: the stream of the ledger's log"},
+    {.name = "replicas",
+     .kind = KCI_KEY_SIZE,
+     KEY(replicas),
+     .minimum = 1,
+     .maximum = KCI_LEDGER_STREAM_REPLICAS_MAX,
+     .value_name = "N",
+     .help = "serve, jetstream: the log's replicas when this ledger creates it (1 on one server)",
+     .flag = "stream-replicas"}, /* --replicas is audit's */
+    KCI_LEASE_SETTINGS_KEYS(kci_ledger_settings, lease),
 };
 
 const kci_config_key *kci_ledger_settings_keys(size_t *count)
@@ -57,8 +77,13 @@ kc_err kci_ledger_settings_init(kci_ledger_settings *settings, const char *dir)
         .map_bytes = (int64_t)defaults.map_bytes,
         .reap_interval_ms = defaults.reap_interval_ms,
         .reap_age_ms = defaults.reap_age_ms,
+        .replicas = defaults.stream_replicas,
     };
-    return kci_config_string_set(&settings->dir, dir);
+    kc_err err = kci_config_string_set(&settings->dir, dir);
+    if (err == KC_OK) err = kci_config_string_set(&settings->storage, KCI_LEDGER_STORAGE_LOCAL);
+    if (err == KC_OK) err = kci_config_string_set(&settings->stream, defaults.stream);
+    if (err == KC_OK) err = kci_lease_settings_init(&settings->lease, "ledger");
+    return err;
 }
 
 kc_err kci_ledger_settings_check(const kci_ledger_settings *settings, char *error,
@@ -68,7 +93,19 @@ kc_err kci_ledger_settings_check(const kci_ledger_settings *settings, char *erro
         snprintf(error, error_size, "ledger dir is empty");
         return KC_ERR_CONFIG;
     }
-    return KC_OK;
+    bool jetstream =
+        settings->storage != NULL && strcmp(settings->storage, KCI_LEDGER_STORAGE_JETSTREAM) == 0;
+    if (!jetstream &&
+        (settings->storage == NULL || strcmp(settings->storage, KCI_LEDGER_STORAGE_LOCAL) != 0)) {
+        snprintf(error, error_size, "ledger storage \"%s\" is neither local nor jetstream",
+                 settings->storage != NULL ? settings->storage : "");
+        return KC_ERR_CONFIG;
+    }
+    if (jetstream && (settings->stream == NULL || settings->stream[0] == '\0')) {
+        snprintf(error, error_size, "ledger stream is empty");
+        return KC_ERR_CONFIG;
+    }
+    return jetstream ? kci_lease_settings_check(&settings->lease, error, error_size) : KC_OK;
 }
 
 kci_ledger_config kci_ledger_settings_runtime(const kci_ledger_settings *settings, const char *node)
@@ -80,6 +117,11 @@ kci_ledger_config kci_ledger_settings_runtime(const kci_ledger_settings *setting
     config.mint_disabled = !settings->mint;
     config.reap_interval_ms = settings->reap_interval_ms;
     config.reap_age_ms = settings->reap_age_ms;
+    config.replicated =
+        settings->storage != NULL && strcmp(settings->storage, KCI_LEDGER_STORAGE_JETSTREAM) == 0;
+    config.stream = settings->stream;
+    config.stream_replicas = (int)settings->replicas;
+    config.lease = &settings->lease;
     return config;
 }
 

@@ -10,6 +10,10 @@
 
 #include "common/config_keys.h"
 #include "ledger/serve.h"
+#include "service/lease_settings.h"
+
+#define KCI_LEDGER_STORAGE_LOCAL "local"
+#define KCI_LEDGER_STORAGE_JETSTREAM "jetstream"
 
 typedef struct kci_ledger_settings {
     bool enabled;             /* kcobrad runs it (file only); default false */
@@ -19,6 +23,10 @@ typedef struct kci_ledger_settings {
     int64_t map_bytes;        /* LMDB map size (address space) */
     int64_t reap_interval_ms; /* how often the reaper runs */
     int64_t reap_age_ms;      /* how long a retired coin keeps its trail */
+    char *storage;            /* "local" (LMDB here) or "jetstream" (replicated) */
+    char *stream;             /* jetstream: the log's stream */
+    int64_t replicas;         /* jetstream: the stream's replicas when this ledger makes it */
+    kci_lease_settings lease; /* jetstream: one active ledger (lease_* keys) */
 } kci_ledger_settings;
 
 const kci_config_key *kci_ledger_settings_keys(size_t *count);

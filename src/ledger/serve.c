@@ -16,6 +16,7 @@
  * Replies carry the KingCobra headers (Kc-Reply-To the request's Kc-Id) and,
  * for an error, Kc-Error "<code> <message>" with the same in the JSON body. */
 #include "serve.h"
+#include "serve_internal.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -45,42 +46,7 @@ enum {
     REPLY_BYTES_DEFAULT = 1024 * 1024, /* when the server does not say its max_payload */
 };
 
-typedef struct job {
-    struct job *next;
-    natsMsg *message;
-    kci_kc_headers headers;
-    kci_ledger_request request;
-    kci_ledger_outcome *outcomes;              /* one per transfer, or one for the request */
-    uint32_t issue_count;                      /* entries of issue_ids and issued */
-    uint8_t (*issue_ids)[KCI_LEDGER_ID_BYTES]; /* mint: per grant; exchange: one */
-    kci_ledger_coin **issued;                  /* the new coins, likewise */
-    uint32_t transfer_weight;                  /* how much of a batch it takes */
-} job;
-
-struct kci_ledger {
-    natsConnection *connection;
-    kci_subscriptions subscriptions;
-    kci_ledger_store *store;
-    kci_ledger_config config;
-    char node[KC_NODE_BYTES_MAX + 1];
-    size_t reply_bytes_max;
-
-    pthread_mutex_t lock; /* the request queue, the job list, the flags */
-    pthread_cond_t requests_ready;
-    pthread_cond_t jobs_ready;
-    natsMsg **queue; /* ring of KCI_LEDGER_QUEUE_MAX */
-    uint32_t queue_first, queue_count;
-    uint32_t held_count; /* requests taken and not yet answered: queued, verifying, or in jobs */
-    size_t held_bytes;   /* their payload bytes */
-    job *jobs_first, *jobs_last;
-    uint32_t jobs_in_flight; /* taken by a worker, not yet queued for the writer */
-    bool stopping;
-    pthread_t workers[KCI_LEDGER_WORKERS_MAX];
-    int worker_count;
-    pthread_t writer;
-    bool writer_started;
-    atomic_bool audit_running;
-};
+typedef kci_ledger_job job;
 
 /* ---- replies ---------------------------------------------------------------- */
 
@@ -262,23 +228,27 @@ static void write_batch(kci_ledger *ledger, job *jobs)
         err = kci_ledger_batch_commit(batch);
     else
         kci_ledger_batch_abort(batch);
-    char detail[KCI_LEDGER_ERROR_BYTES_MAX] = "";
+    kci_ledger_outcome failed = {0};
     if (err != KC_OK) {
+        char detail[KCI_LEDGER_ERROR_BYTES_MAX] = "";
         snprintf(detail, sizeof detail, "%s", kc_last_error());
         kci_error("ledger: a batch failed and was not applied: %s", detail);
+        /* Nothing of the batch is on disk: every request in it failed. */
+        kci_ledger_refuse_with(
+            &failed, err == KC_ERR_LIMIT ? KCI_LEDGER_STORAGE_FULL : KCI_LEDGER_STORAGE_FAILED,
+            "%s: %s", kci_ledger_result_message(KCI_LEDGER_STORAGE_FAILED), detail);
     }
+    kci_ledger_jobs_answer(ledger, jobs, err != KC_OK ? &failed : NULL);
+}
+
+void kci_ledger_jobs_answer(kci_ledger *ledger, job *jobs, const kci_ledger_outcome *failed)
+{
     for (job *work = jobs, *next; work != NULL; work = next) {
         next = work->next;
-        if (err != KC_OK) {
-            /* Nothing of the batch is on disk: every request in it failed. */
-            kci_ledger_outcome failed = {0};
-            kci_ledger_refuse_with(
-                &failed, err == KC_ERR_LIMIT ? KCI_LEDGER_STORAGE_FULL : KCI_LEDGER_STORAGE_FAILED,
-                "%s: %s", kci_ledger_result_message(KCI_LEDGER_STORAGE_FAILED), detail);
-            reply_error(ledger, work->message, &work->headers, &failed);
-        } else {
+        if (failed != NULL)
+            reply_error(ledger, work->message, &work->headers, failed);
+        else
             reply_job(ledger, work);
-        }
         job_free(ledger, work);
     }
 }
@@ -301,18 +271,9 @@ static void reap(kci_ledger *ledger)
         kci_info("ledger: the reaper freed the trails of %" PRIu32 " retired coins", reaped);
 }
 
-/* Takes queued jobs up to the batch bound; NULL when stopping and idle. */
-static job *take_jobs(kci_ledger *ledger, int64_t *next_reap_ms)
+/* Takes the first jobs of the list up to the batch bound (lock held). */
+static job *take_first_jobs(kci_ledger *ledger)
 {
-    pthread_mutex_lock(&ledger->lock);
-    while (ledger->jobs_first == NULL &&
-           !(ledger->stopping && ledger->jobs_in_flight == 0 && ledger->queue_count == 0)) {
-        if (kci_monotonic_ms() >= *next_reap_ms) break;
-        struct timespec deadline;
-        clock_gettime(CLOCK_MONOTONIC, &deadline);
-        deadline.tv_sec += 1;
-        pthread_cond_timedwait(&ledger->jobs_ready, &ledger->lock, &deadline);
-    }
     job *first = ledger->jobs_first, *last = first;
     uint32_t weight = first != NULL ? first->transfer_weight : 0;
     while (last != NULL && last->next != NULL &&
@@ -325,13 +286,54 @@ static job *take_jobs(kci_ledger *ledger, int64_t *next_reap_ms)
         if (ledger->jobs_first == NULL) ledger->jobs_last = NULL;
         last->next = NULL;
     }
+    return first;
+}
+
+/* Takes queued jobs up to the batch bound; NULL when stopping and idle. */
+static job *take_jobs(kci_ledger *ledger, int64_t *next_reap_ms)
+{
+    pthread_mutex_lock(&ledger->lock);
+    while (ledger->jobs_first == NULL &&
+           !(ledger->stopping && ledger->jobs_in_flight == 0 && ledger->queue_count == 0)) {
+        if (kci_monotonic_ms() >= *next_reap_ms) break;
+        struct timespec deadline;
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        deadline.tv_sec += 1;
+        pthread_cond_timedwait(&ledger->jobs_ready, &ledger->lock, &deadline);
+    }
+    job *first = take_first_jobs(ledger);
     pthread_mutex_unlock(&ledger->lock);
     return first;
+}
+
+job *kci_ledger_jobs_take(kci_ledger *ledger, int64_t wait_ms)
+{
+    struct timespec deadline = kci_deadline_after(CLOCK_MONOTONIC, wait_ms);
+    pthread_mutex_lock(&ledger->lock);
+    while (ledger->jobs_first == NULL &&
+           !(ledger->stopping && ledger->jobs_in_flight == 0 && ledger->queue_count == 0))
+        if (pthread_cond_timedwait(&ledger->jobs_ready, &ledger->lock, &deadline) != 0) break;
+    job *first = take_first_jobs(ledger);
+    pthread_mutex_unlock(&ledger->lock);
+    return first;
+}
+
+bool kci_ledger_stopped_idle(kci_ledger *ledger)
+{
+    pthread_mutex_lock(&ledger->lock);
+    bool done = ledger->stopping && ledger->jobs_first == NULL && ledger->jobs_in_flight == 0 &&
+                ledger->queue_count == 0;
+    pthread_mutex_unlock(&ledger->lock);
+    return done;
 }
 
 static void *writer_main(void *argument)
 {
     kci_ledger *ledger = argument;
+    if (ledger->replica != NULL) {
+        kci_ledger_replica_run(ledger->replica);
+        return NULL;
+    }
     int64_t next_reap_ms = kci_monotonic_ms() + ledger->config.reap_interval_ms;
     for (;;) {
         job *jobs = take_jobs(ledger, &next_reap_ms);
@@ -344,11 +346,7 @@ static void *writer_main(void *argument)
             next_reap_ms = kci_monotonic_ms() + ledger->config.reap_interval_ms;
             continue;
         }
-        pthread_mutex_lock(&ledger->lock);
-        bool done = ledger->stopping && ledger->jobs_first == NULL && ledger->jobs_in_flight == 0 &&
-                    ledger->queue_count == 0;
-        pthread_mutex_unlock(&ledger->lock);
-        if (done) return NULL;
+        if (kci_ledger_stopped_idle(ledger)) return NULL;
     }
 }
 
@@ -594,7 +592,7 @@ static void on_message(natsConnection *connection, natsSubscription *subscriptio
     natsMsg_Destroy(message);
 }
 
-static kc_err subscribe(kci_ledger *ledger, char *error, size_t error_size)
+kc_err kci_ledger_requests_subscribe(kci_ledger *ledger, char *error, size_t error_size)
 {
     /* Requests are held until verified and applied (back-pressure is the
      * ledger's own bounded queue, not nats.c dropping what came). */
@@ -625,6 +623,8 @@ kci_ledger_config kci_ledger_config_defaults(const char *directory)
         .map_bytes = KCI_LEDGER_MAP_BYTES_DEFAULT,
         .reap_interval_ms = KCI_LEDGER_REAP_INTERVAL_MS_DEFAULT,
         .reap_age_ms = KCI_LEDGER_REAP_AGE_MS_DEFAULT,
+        .stream = KCI_LEDGER_STREAM_DEFAULT,
+        .stream_replicas = KCI_LEDGER_STREAM_REPLICAS_DEFAULT,
     };
 }
 
@@ -648,6 +648,11 @@ static kc_err check_config(const kci_ledger_config *config, char *error, size_t 
         problem = "map_bytes is 0";
     else if (config->reap_interval_ms < 1 || config->reap_age_ms < 0)
         problem = "the reaper's interval must be 1 ms or more and its age not negative";
+    else if (config->replicated &&
+             (config->stream == NULL || !kci_token_valid(config->stream) ||
+              config->stream_replicas < 1 ||
+              config->stream_replicas > KCI_LEDGER_STREAM_REPLICAS_MAX || config->lease == NULL))
+        problem = "storage jetstream needs a stream name (one token), 1 to 5 replicas and a lease";
     if (problem == NULL) return KC_OK;
     snprintf(error, error_size, "ledger: %s", problem);
     return KC_ERR_INVALID_ARGUMENT;
@@ -697,8 +702,12 @@ kc_err kci_ledger_start(kci_ledger **out, natsConnection *connection,
         err = kci_ledger_store_open(&ledger->store, ledger->config.directory,
                                     ledger->config.map_bytes, error, error_size);
     }
+    /* Replicated: the writer subscribes to the requests once it is the active one. */
+    if (err == KC_OK && ledger->config.replicated)
+        err = kci_ledger_replica_open(&ledger->replica, ledger, error, error_size);
     if (err == KC_OK) err = start_threads(ledger, error, error_size);
-    if (err == KC_OK) err = subscribe(ledger, error, error_size);
+    if (err == KC_OK && ledger->replica == NULL)
+        err = kci_ledger_requests_subscribe(ledger, error, error_size);
     if (err != KC_OK) {
         kci_ledger_stop(ledger, 0);
         return err;
@@ -718,7 +727,12 @@ const char *kci_ledger_mint_address(const kci_ledger *ledger)
 void kci_ledger_stop(kci_ledger *ledger, int64_t drain_ms)
 {
     if (ledger == NULL) return;
-    if (!kci_subscriptions_drain(&ledger->subscriptions, drain_ms, KCI_LEDGER_STOP_MARGIN_MS)) {
+    if (ledger->replica != NULL) kci_ledger_replica_closing(ledger->replica);
+    bool drained =
+        ledger->replica != NULL
+            ? kci_ledger_replica_drain_requests(ledger->replica, drain_ms)
+            : kci_subscriptions_drain(&ledger->subscriptions, drain_ms, KCI_LEDGER_STOP_MARGIN_MS);
+    if (!drained) {
         kci_error("ledger: the subscription did not drain; leaking the ledger");
         return;
     }
@@ -731,6 +745,7 @@ void kci_ledger_stop(kci_ledger *ledger, int64_t drain_ms)
     for (int index = 0; index < ledger->worker_count; index++)
         pthread_join(ledger->workers[index], NULL);
     if (ledger->writer_started) pthread_join(ledger->writer, NULL);
+    kci_ledger_replica_close(ledger->replica);
     kci_subscriptions_destroy(&ledger->subscriptions);
     while (ledger->queue != NULL && ledger->queue_count > 0) { /* only if no worker ran */
         natsMsg_Destroy(ledger->queue[ledger->queue_first]);

@@ -13,8 +13,9 @@
  *
  * One ledger per fabric: the subscription has a queue group so a restart
  * overlapping the old process does not answer twice, but two ledgers with
- * different data directories would split the state (replication is future
- * work). */
+ * different data directories would split the state, unless they replicate
+ * it (config.replicated, storage jetstream: replica.c keeps one active and
+ * the others following the log). */
 #ifndef KCI_LEDGER_SERVE_H
 #define KCI_LEDGER_SERVE_H
 
@@ -44,6 +45,13 @@ enum {
 #define KCI_LEDGER_REAP_AGE_MS_DEFAULT 3600000
 
 typedef struct kci_ledger kci_ledger;
+struct kci_lease_settings;
+
+#define KCI_LEDGER_STREAM_DEFAULT "KC_LEDGER"
+enum {
+    KCI_LEDGER_STREAM_REPLICAS_DEFAULT = 3, /* a 3-server cluster; 1 on one server */
+    KCI_LEDGER_STREAM_REPLICAS_MAX = 5,     /* JetStream's own limit */
+};
 
 /* Every field is set: there is no "0 means the default". Start from
  * kci_ledger_config_defaults (the one place the defaults are written;
@@ -58,6 +66,12 @@ typedef struct kci_ledger_config {
     bool mint_disabled;       /* refuse kc.ledger.mint (another ledger mints) */
     int64_t reap_interval_ms; /* how often the reaper runs; default 60 s */
     int64_t reap_age_ms;      /* retired this long before it is freed; default 1 h */
+    /* Storage jetstream (replica.c): the state machine replicated through a
+     * stream, one active ledger by a lease. false: local LMDB only. */
+    bool replicated;
+    const char *stream;                     /* the log's stream; default KC_LEDGER */
+    int stream_replicas;                    /* when this ledger creates it; default 3 */
+    const struct kci_lease_settings *lease; /* replicated: the lease's settings */
 } kci_ledger_config;
 
 /* The defaults, the store in directory (borrowed). */

@@ -14,6 +14,8 @@
  *              transfers; exchanges move no value between wallets)
  *   supply     denomination (u64 BE) -> live coin count (u64)
  *   retired    coin id (16) -> "" : coins waiting for the reaper
+ *   chain      log sequence (u64 BE) -> chain digest (32): storage
+ *              jetstream only (replica.c), with meta "applied"
  * Values are copied with memcpy: LMDB does not align them. Reads use read
  * transactions from any thread (MDB_NOTLS). */
 #include "store_internal.h"
@@ -170,6 +172,7 @@ static int open_databases(kci_ledger_store *store)
         {"history", 0, &store->history},
         {"supply", 0, &store->supply},
         {"retired", 0, &store->retired},
+        {"chain", 0, &store->chain}, /* replica.c: log sequence -> chain digest */
     };
     for (size_t index = 0; rc == 0 && index < sizeof tables / sizeof tables[0]; index++)
         rc = mdb_dbi_open(txn, tables[index].name, MDB_CREATE | tables[index].flags,
@@ -650,11 +653,15 @@ kc_err kci_ledger_supply_next(kci_ledger_cursor *cursor, uint64_t *denomination,
 
 kc_err kci_ledger_batch_begin(kci_ledger_batch **out, kci_ledger_store *store)
 {
+    return kci_ledger_batch_begin_at(out, store, kci_wall_ms());
+}
+
+kc_err kci_ledger_batch_begin_at(kci_ledger_batch **out, kci_ledger_store *store, int64_t now_ms)
+{
     *out = NULL;
     kci_ledger_batch *batch = calloc(1, sizeof *batch);
     if (batch == NULL) return kci_fail(KC_ERR_NOMEM, "out of memory");
-    *batch =
-        (kci_ledger_batch){.store = store, .counters = store->committed, .now_ms = kci_wall_ms()};
+    *batch = (kci_ledger_batch){.store = store, .counters = store->committed, .now_ms = now_ms};
     /* A batch starts from what is on disk: the counters the last commit left. */
     assert(batch->counters.supply_total <= KCI_LEDGER_AMOUNT_MAX);
     kc_err err = store_error(mdb_txn_begin(store->env, NULL, 0, &batch->txn));
@@ -691,4 +698,54 @@ void kci_ledger_batch_abort(kci_ledger_batch *batch)
     if (batch == NULL) return;
     if (batch->txn != NULL) mdb_txn_abort(batch->txn);
     free(batch);
+}
+
+/* ---- the replicated log's position (replica.c) ------------------------------ */
+
+enum {
+    APPLIED_BYTES = 8 + KCI_LEDGER_DIGEST_BYTES, /* meta "applied": sequence, chain digest */
+};
+
+kc_err kci_ledger_applied_get(kci_ledger_read *read, kci_ledger_applied *out)
+{
+    memset(out, 0, sizeof *out);
+    MDB_val key = store_value("applied", 7), value;
+    int rc = mdb_get(read->txn, read->store->meta, &key, &value);
+    if (rc == MDB_NOTFOUND) return KC_OK;
+    if (rc == 0 && value.mv_size != APPLIED_BYTES) rc = MDB_CORRUPTED;
+    if (rc != 0) return store_error(rc);
+    memcpy(&out->sequence, value.mv_data, 8);
+    memcpy(out->chain, (const uint8_t *)value.mv_data + 8, KCI_LEDGER_DIGEST_BYTES);
+    return KC_OK;
+}
+
+kc_err kci_ledger_chain_get(kci_ledger_read *read, uint64_t sequence,
+                            uint8_t digest[KCI_LEDGER_DIGEST_BYTES])
+{
+    uint8_t key_bytes[STORE_SEQUENCE_KEY_BYTES];
+    store_sequence_key(key_bytes, sequence);
+    MDB_val key = store_value(key_bytes, sizeof key_bytes), value;
+    int rc = mdb_get(read->txn, read->store->chain, &key, &value);
+    if (rc == 0 && value.mv_size != KCI_LEDGER_DIGEST_BYTES) rc = MDB_CORRUPTED;
+    if (rc != 0) return store_error(rc);
+    memcpy(digest, value.mv_data, KCI_LEDGER_DIGEST_BYTES);
+    return KC_OK;
+}
+
+kc_err kci_ledger_batch_set_applied(kci_ledger_batch *batch, const kci_ledger_applied *applied)
+{
+    assert(applied->sequence > 0);
+    uint8_t bytes[APPLIED_BYTES];
+    memcpy(bytes, &applied->sequence, 8);
+    memcpy(bytes + 8, applied->chain, KCI_LEDGER_DIGEST_BYTES);
+    MDB_val key = store_value("applied", 7), value = store_value(bytes, sizeof bytes);
+    int rc = mdb_put(batch->txn, batch->store->meta, &key, &value, 0);
+    uint8_t key_bytes[STORE_SEQUENCE_KEY_BYTES];
+    store_sequence_key(key_bytes, applied->sequence);
+    MDB_val chain_key = store_value(key_bytes, sizeof key_bytes);
+    MDB_val chain_value = store_value(applied->chain, KCI_LEDGER_DIGEST_BYTES);
+    /* MDB_APPEND: a log position applied twice is an error, never a silent overwrite. */
+    if (rc == 0)
+        rc = mdb_put(batch->txn, batch->store->chain, &chain_key, &chain_value, MDB_APPEND);
+    return store_error(rc);
 }

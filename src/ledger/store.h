@@ -155,6 +155,9 @@ void kci_ledger_cursor_close(kci_ledger_cursor *cursor); /* NULL is fine */
 /* ---- writes (the writer thread) ------------------------------------------------ */
 
 kc_err kci_ledger_batch_begin(kci_ledger_batch **out, kci_ledger_store *store);
+/* A batch whose clock reads now_ms (Unix ms) throughout: a replicated batch
+ * carries the time its writer gave it, so every replica stamps the same. */
+kc_err kci_ledger_batch_begin_at(kci_ledger_batch **out, kci_ledger_store *store, int64_t now_ms);
 /* Commits (durably: LMDB syncs on commit), publishes the counters and
  * frees the batch, whatever the result. KC_ERR_LIMIT: the map is full. */
 kc_err kci_ledger_batch_commit(kci_ledger_batch *batch);
@@ -170,6 +173,17 @@ void kci_ledger_batch_abort(kci_ledger_batch *batch); /* frees it; NULL is fine 
 kc_err kci_ledger_apply_mint(kci_ledger_batch *batch, const kci_ledger_grant *grants,
                              uint32_t grant_count, uint8_t (*transfer_ids)[KCI_LEDGER_ID_BYTES],
                              kci_ledger_coin **coins_out, kci_ledger_outcome *outcome);
+/* The same with the issues' ids given (transfer_ids[i], and coins[i]: the
+ * ids and denominations of grant i's coins, sorted by id), so that a batch
+ * replayed from the replicated log (replica.c) makes the very same coins. */
+kc_err kci_ledger_apply_mint_given(kci_ledger_batch *batch, const kci_ledger_grant *grants,
+                                   uint32_t grant_count,
+                                   const uint8_t (*transfer_ids)[KCI_LEDGER_ID_BYTES],
+                                   kci_ledger_coin *const *coins, kci_ledger_outcome *outcome);
+/* New ids for an issue of count coins of denominations: a UUIDv7 for the
+ * issue, then one per coin (increasing, so sorted), with the denominations. */
+void kci_ledger_issue_ids_make(uint8_t transfer_id[KCI_LEDGER_ID_BYTES], kci_ledger_coin *coins,
+                               const uint64_t *denominations, uint32_t count);
 /* A verified transfer (signature checked by the caller, denominations
  * filled in): checks ownership and moves every coin, or nothing. */
 kc_err kci_ledger_apply_transfer(kci_ledger_batch *batch, const kci_ledger_transfer *transfer,
@@ -178,6 +192,11 @@ kc_err kci_ledger_apply_transfer(kci_ledger_batch *batch, const kci_ledger_trans
 kc_err kci_ledger_apply_exchange(kci_ledger_batch *batch, const kci_ledger_transfer *exchange,
                                  uint8_t issue_id[KCI_LEDGER_ID_BYTES], kci_ledger_coin *coins_out,
                                  kci_ledger_outcome *outcome);
+/* The same with the new coins' ids given (issue_id, coins: one per asked
+ * denomination, sorted by id). */
+kc_err kci_ledger_apply_exchange_given(kci_ledger_batch *batch, const kci_ledger_transfer *exchange,
+                                       const uint8_t issue_id[KCI_LEDGER_ID_BYTES],
+                                       const kci_ledger_coin *coins, kci_ledger_outcome *outcome);
 /* Marks transfer as the payment of request_id, if it paid payee at least
  * min_amount and paid no other request. */
 kc_err kci_ledger_apply_payment(kci_ledger_batch *batch,
@@ -188,5 +207,33 @@ kc_err kci_ledger_apply_payment(kci_ledger_batch *batch,
  * now - age_ms_min; *reaped_count says how many. */
 kc_err kci_ledger_reap(kci_ledger_batch *batch, int64_t age_ms_min, uint32_t count_max,
                        uint32_t *reaped_count);
+
+/* ---- the replicated log (storage jetstream: replica.c) -------------------------- */
+
+enum {
+    KCI_LEDGER_DIGEST_BYTES = 32, /* BLAKE2b-256 */
+};
+
+/* Where a replica stands in the ledger's log: the last entry applied and
+ * the chain digest after it (chain_N = H(chain_N-1 || entry_N's bytes)). */
+typedef struct kci_ledger_applied {
+    uint64_t sequence; /* 0: nothing applied (storage local, or a new replica) */
+    uint8_t chain[KCI_LEDGER_DIGEST_BYTES];
+} kci_ledger_applied;
+
+/* As of the snapshot. */
+kc_err kci_ledger_applied_get(kci_ledger_read *read, kci_ledger_applied *out);
+/* The chain digest after entry sequence; KC_ERR_NOT_FOUND if not applied. */
+kc_err kci_ledger_chain_get(kci_ledger_read *read, uint64_t sequence,
+                            uint8_t digest[KCI_LEDGER_DIGEST_BYTES]);
+/* Records, in the batch's transaction, that it applies entry
+ * applied->sequence: a restart resumes after it, and nothing is applied
+ * twice (an entry already applied is refused with KC_ERR_EXISTS). */
+kc_err kci_ledger_batch_set_applied(kci_ledger_batch *batch, const kci_ledger_applied *applied);
+/* A digest of the whole state in the snapshot: every table's keys and
+ * values in key order (store_digest.c). Replicas at the same log position
+ * must give the same bytes. *entry_count gets how many entries it read. */
+kc_err kci_ledger_content_digest(kci_ledger_read *read, uint8_t digest[KCI_LEDGER_DIGEST_BYTES],
+                                 uint64_t *entry_count);
 
 #endif

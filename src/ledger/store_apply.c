@@ -198,28 +198,41 @@ static kc_err issue_coins(kci_ledger_batch *batch, kci_ledger_transfer *issue)
     return err;
 }
 
-/* Fills issue with new coin ids (UUIDv7, sorted as made) of denominations. */
+void kci_ledger_issue_ids_make(uint8_t transfer_id[KCI_LEDGER_ID_BYTES], kci_ledger_coin *coins,
+                               const uint64_t *denominations, uint32_t count)
+{
+    assert(count > 0 && count <= KCI_LEDGER_DENOMINATIONS_MAX);
+    kci_uuid uuid;
+    kci_uuid_v7(&uuid);
+    memcpy(transfer_id, uuid.bytes, KCI_LEDGER_ID_BYTES);
+    for (uint32_t index = 0; index < count; index++) {
+        kci_uuid_v7(&uuid); /* increasing within the process: sorted */
+        memcpy(coins[index].id, uuid.bytes, KCI_LEDGER_ID_BYTES);
+        coins[index].denomination = denominations[index];
+    }
+}
+
+/* Fills issue with the given ids (made by kci_ledger_issue_ids_make, or
+ * read back from a replicated batch): the coins are sorted by id, so the
+ * same ids give the same issue on every replica. */
 static kc_err issue_prepare(kci_ledger_batch *batch, kci_ledger_transfer *issue,
-                            const uint8_t to[KCI_LEDGER_KEY_BYTES], const uint64_t *denominations,
-                            uint32_t count)
+                            const uint8_t to[KCI_LEDGER_KEY_BYTES],
+                            const uint8_t transfer_id[KCI_LEDGER_ID_BYTES],
+                            const kci_ledger_coin *coins, uint32_t count)
 {
     assert(count > 0 && count <= KCI_LEDGER_DENOMINATIONS_MAX);
     memset(issue, 0, sizeof *issue);
     issue->coins = calloc(count, sizeof *issue->coins);
     if (issue->coins == NULL) return kci_fail(KC_ERR_NOMEM, "out of memory");
-    kci_uuid uuid;
-    kci_uuid_v7(&uuid);
-    memcpy(issue->id, uuid.bytes, KCI_LEDGER_ID_BYTES);
+    memcpy(issue->id, transfer_id, KCI_LEDGER_ID_BYTES);
     issue->kind = KCI_LEDGER_KIND_ISSUE;
     memcpy(issue->from, batch->store->mint.public_key, KCI_LEDGER_KEY_BYTES);
     memcpy(issue->to, to, KCI_LEDGER_KEY_BYTES);
     issue->time_ms = batch->now_ms;
     issue->coin_count = count;
     for (uint32_t index = 0; index < count; index++) {
-        kci_uuid_v7(&uuid); /* increasing within the process: sorted */
-        memcpy(issue->coins[index].id, uuid.bytes, KCI_LEDGER_ID_BYTES);
-        issue->coins[index].denomination = denominations[index];
-        issue->amount += denominations[index];
+        issue->coins[index] = coins[index];
+        issue->amount += coins[index].denomination;
         /* The coins of a transfer are sorted by id (the audit searches them). */
         assert(index == 0 ||
                memcmp(issue->coins[index - 1].id, issue->coins[index].id, KCI_LEDGER_ID_BYTES) < 0);
@@ -228,8 +241,8 @@ static kc_err issue_prepare(kci_ledger_batch *batch, kci_ledger_transfer *issue,
 }
 
 static kc_err apply_issue(kci_ledger_batch *batch, const kci_ledger_grant *grant,
-                          uint8_t transfer_id[KCI_LEDGER_ID_BYTES], kci_ledger_coin *coins_out,
-                          kci_ledger_outcome *outcome)
+                          const uint8_t transfer_id[KCI_LEDGER_ID_BYTES],
+                          const kci_ledger_coin *coins, kci_ledger_outcome *outcome)
 {
     assert(outcome->result == KCI_LEDGER_OK);
     if (memcmp(grant->to, batch->store->mint.public_key, KCI_LEDGER_KEY_BYTES) == 0) {
@@ -238,7 +251,7 @@ static kc_err apply_issue(kci_ledger_batch *batch, const kci_ledger_grant *grant
     }
     kci_ledger_transfer issue;
     kc_err err =
-        issue_prepare(batch, &issue, grant->to, grant->denominations, grant->denomination_count);
+        issue_prepare(batch, &issue, grant->to, transfer_id, coins, grant->denomination_count);
     if (err != KC_OK) return err;
     if (batch->counters.supply_total + issue.amount > KCI_LEDGER_AMOUNT_MAX) {
         kci_ledger_refuse_with(outcome, KCI_LEDGER_SUPPLY_EXCEEDED,
@@ -253,8 +266,6 @@ static kc_err apply_issue(kci_ledger_batch *batch, const kci_ledger_grant *grant
     if (err == KC_OK) {
         batch->counters.supply_total += issue.amount;
         assert(batch->counters.supply_total == supply_before + issue.amount);
-        memcpy(transfer_id, issue.id, KCI_LEDGER_ID_BYTES);
-        memcpy(coins_out, issue.coins, issue.coin_count * sizeof *coins_out);
     }
     kci_ledger_transfer_free(&issue);
     return err;
@@ -263,9 +274,10 @@ static kc_err apply_issue(kci_ledger_batch *batch, const kci_ledger_grant *grant
 /* All grants or none: a nested transaction, aborted alone when a grant is
  * refused (or fails) after earlier ones were written; mints are rare
  * enough for the cost. */
-kc_err kci_ledger_apply_mint(kci_ledger_batch *batch, const kci_ledger_grant *grants,
-                             uint32_t grant_count, uint8_t (*transfer_ids)[KCI_LEDGER_ID_BYTES],
-                             kci_ledger_coin **coins_out, kci_ledger_outcome *outcome)
+kc_err kci_ledger_apply_mint_given(kci_ledger_batch *batch, const kci_ledger_grant *grants,
+                                   uint32_t grant_count,
+                                   const uint8_t (*transfer_ids)[KCI_LEDGER_ID_BYTES],
+                                   kci_ledger_coin *const *coins, kci_ledger_outcome *outcome)
 {
     assert(grant_count > 0);
     assert(outcome->result == KCI_LEDGER_OK);
@@ -275,7 +287,8 @@ kc_err kci_ledger_apply_mint(kci_ledger_batch *batch, const kci_ledger_grant *gr
     if (err != KC_OK) return err;
     batch->txn = child;
     for (uint32_t index = 0; err == KC_OK && index < grant_count; index++) {
-        err = apply_issue(batch, &grants[index], transfer_ids[index], coins_out[index], outcome);
+        assert(grants[index].denomination_count > 0);
+        err = apply_issue(batch, &grants[index], transfer_ids[index], coins[index], outcome);
         if (outcome->result != KCI_LEDGER_OK) break;
     }
     batch->txn = parent;
@@ -283,6 +296,18 @@ kc_err kci_ledger_apply_mint(kci_ledger_batch *batch, const kci_ledger_grant *gr
     mdb_txn_abort(child);
     batch->counters = counters;
     return err;
+}
+
+kc_err kci_ledger_apply_mint(kci_ledger_batch *batch, const kci_ledger_grant *grants,
+                             uint32_t grant_count, uint8_t (*transfer_ids)[KCI_LEDGER_ID_BYTES],
+                             kci_ledger_coin **coins_out, kci_ledger_outcome *outcome)
+{
+    for (uint32_t index = 0; index < grant_count; index++)
+        kci_ledger_issue_ids_make(transfer_ids[index], coins_out[index],
+                                  grants[index].denominations, grants[index].denomination_count);
+    return kci_ledger_apply_mint_given(batch, grants, grant_count,
+                                       (const uint8_t(*)[KCI_LEDGER_ID_BYTES])transfer_ids,
+                                       coins_out, outcome);
 }
 
 /* ---- transfer ---------------------------------------------------------------------- */
@@ -487,9 +512,9 @@ kc_err kci_ledger_apply_transfer(kci_ledger_batch *batch, const kci_ledger_trans
     return err;
 }
 
-kc_err kci_ledger_apply_exchange(kci_ledger_batch *batch, const kci_ledger_transfer *exchange,
-                                 uint8_t issue_id[KCI_LEDGER_ID_BYTES], kci_ledger_coin *coins_out,
-                                 kci_ledger_outcome *outcome)
+kc_err kci_ledger_apply_exchange_given(kci_ledger_batch *batch, const kci_ledger_transfer *exchange,
+                                       const uint8_t issue_id[KCI_LEDGER_ID_BYTES],
+                                       const kci_ledger_coin *coins, kci_ledger_outcome *outcome)
 {
     assert(exchange->kind == KCI_LEDGER_KIND_EXCHANGE);
     kci_ledger_coin_record records[KCI_LEDGER_COINS_PER_TRANSFER_MAX];
@@ -499,18 +524,23 @@ kc_err kci_ledger_apply_exchange(kci_ledger_batch *batch, const kci_ledger_trans
     err = move_coins(batch, exchange, records, true);
     kci_ledger_transfer issue;
     if (err == KC_OK)
-        err = issue_prepare(batch, &issue, exchange->from, exchange->denominations,
+        err = issue_prepare(batch, &issue, exchange->from, issue_id, coins,
                             exchange->denomination_count);
     if (err != KC_OK) return err;
     /* The retired value comes back as the new coins: the supply is unchanged. */
     assert(issue.amount == exchange->amount);
     err = issue_coins(batch, &issue);
-    if (err == KC_OK) {
-        memcpy(issue_id, issue.id, KCI_LEDGER_ID_BYTES);
-        memcpy(coins_out, issue.coins, issue.coin_count * sizeof *coins_out);
-    }
     kci_ledger_transfer_free(&issue);
     return err;
+}
+
+kc_err kci_ledger_apply_exchange(kci_ledger_batch *batch, const kci_ledger_transfer *exchange,
+                                 uint8_t issue_id[KCI_LEDGER_ID_BYTES], kci_ledger_coin *coins_out,
+                                 kci_ledger_outcome *outcome)
+{
+    kci_ledger_issue_ids_make(issue_id, coins_out, exchange->denominations,
+                              exchange->denomination_count);
+    return kci_ledger_apply_exchange_given(batch, exchange, issue_id, coins_out, outcome);
 }
 
 /* ---- payment claims ---------------------------------------------------------------- */

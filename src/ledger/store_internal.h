@@ -19,7 +19,7 @@ enum {
 
 struct kci_ledger_store {
     MDB_env *env;
-    MDB_dbi meta, coins, owned, balances, transfers, trail, history, supply, retired;
+    MDB_dbi meta, coins, owned, balances, transfers, trail, history, supply, retired, chain;
     kci_directory_lock lock; /* the directory's (common/lock.h) */
     kci_wallet mint;
     char mint_address[KCI_LEDGER_ADDRESS_TEXT_BYTES + 1];
