@@ -80,9 +80,8 @@ static char *node_name(const kci_options *options)
     if (options->server_name != NULL && strlen(options->server_name) <= NODE_BYTES_MAX &&
         kci_token_valid(options->server_name))
         return strdup(options->server_name);
-    char host[NODE_BYTES_MAX + 1] = {0};
-    if (gethostname(host, sizeof host - 1) == 0) host[strcspn(host, ".")] = '\0';
-    if (host[0] == '\0' || !kci_token_valid(host)) snprintf(host, sizeof host, DEFAULT_NODE);
+    char host[KC_NODE_BYTES_MAX + 1];
+    if (kci_node_from_host(host) != KC_OK) snprintf(host, sizeof host, DEFAULT_NODE);
     return strdup(host);
 }
 
