@@ -345,6 +345,7 @@ static int decide(kci_client *client, const kci_credentials *credentials,
     }
     free(client->user_name);
     client->user_name = decision.user ? strdup(decision.user->user) : NULL;
+    client->by_token = decision.user == NULL && server->options.auth_token != NULL;
     client->permissions = kci_permissions_for(&server->options, decision.user);
     return 0;
 }

@@ -78,6 +78,9 @@ typedef struct kci_client {
     /* An arbiters' verdict: no kc.req.> deliveries (quarantine.h). Here, in
      * the padding after the flags, so the struct keeps its size and layout. */
     bool quarantined;
+    /* It logged in with the token (no user): a reload that changes or drops
+     * the token closes it, as nats-server re-checks every client. */
+    bool by_token;
     char *name;
     char *lang;
     char *version;
