@@ -540,7 +540,8 @@ static void reapply_client_settings(kci_server *server, const kci_options *previ
                                            : "an anonymous client",
                  (unsigned long long)client->id);
         if (client->user_name == NULL) kci_client_send_error(client, "Authorization Violation");
-        kci_client_close(client, KCI_CLOSE_AUTH); /* a removed user: without a word, as nats-server */
+        kci_client_close(client,
+                         KCI_CLOSE_AUTH); /* a removed user: without a word, as nats-server */
         return;
     }
     client->permissions = kci_permissions_for(options, user_named(options, client->user_name));
