@@ -513,6 +513,8 @@ static kci_subscription *subscription_new(kci_client *client, const char *subjec
     at += queue_len + 1;
     subscription->sid = memcpy(at, sid, sid_len);
     subscription->sid_len = (uint32_t)sid_len;
+    subscription->tap = queue == NULL && kci_role_observes((kci_role)client->role) &&
+                        !kci_subject_valid_literal(subject, subject_len);
     return subscription;
 }
 

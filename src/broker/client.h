@@ -30,6 +30,7 @@ typedef struct kci_subscription {
     uint32_t queue_len;
     uint32_t sid_len;
     bool removed;
+    bool tap;              /* sees messages, is not a responder (roles.h: kci_role_observes) */
     uint32_t client_index; /* its slot in client->subscriptions */
     uint64_t delivered_count;
     uint64_t max_messages; /* 0: no automatic unsubscribe */

@@ -200,6 +200,31 @@ static void test_quarantine_and_reinstate(void **state)
     unserve(&good);
 }
 
+/* The arbiter watches kc.req.> but is not a responder (issue 15, finding
+ * 1): with it on, a request nobody serves still gets "no responders" at once,
+ * and so does one whose only server is quarantined (docs/arbiter.md). Both
+ * used to time out, the arbiter's subscription counting as a delivery. */
+static void test_no_responders_with_the_arbiter(void **state)
+{
+    fixture *f = fixture_of(state);
+    fixture_start(f, ARBITER_CONFIG);
+    natsConnection *watcher = fixture_connect(f);
+    natsSubscription *verdicts = fixture_subscribe_flushed(f, watcher, "kc.arbiter.verdict");
+    kc_client *client = open_client(f, "client");
+    kc_reply *reply = NULL;
+    assert_int_equal(kc_client_request(&reply, client, "nobody", "x", 1, REQUEST_TIMEOUT_MS),
+                     KC_ERR_NO_RESPONDERS);
+    node good, bad;
+    serve(f, &good, "good", false);
+    serve(f, &bad, "bad", true);
+    quarantine_bad(client, verdicts);
+    unserve(&good); /* "bad", quarantined, is the only one left */
+    assert_int_equal(kc_client_request(&reply, client, "t", "x", 1, REQUEST_TIMEOUT_MS),
+                     KC_ERR_NO_RESPONDERS);
+    kc_client_close(client, 2000);
+    unserve(&bad);
+}
+
 /* A quarantine of 1 s ends by itself (reinstatement on probation); still
  * slow, the node is quarantined again, for twice as long. */
 static void test_quarantine_expires_and_doubles(void **state)
@@ -555,6 +580,7 @@ int main(int argc, char **argv)
     }
     const struct CMUnitTest tests[] = {
         FIXTURE_CASE(test_quarantine_and_reinstate),
+        FIXTURE_CASE(test_no_responders_with_the_arbiter),
         FIXTURE_CASE(test_quarantine_expires_and_doubles),
         FIXTURE_CASE(test_quarantine_survives_restart),
         FIXTURE_CASE(test_reports_checked_against_the_log),
