@@ -39,6 +39,7 @@ void kci_arbiter_config_default(kci_arbiter_config *config)
 {
     memset(config, 0, sizeof *config);
     config->arbiter_count = 1;
+    config->observe_requests = true;
     config->tick_ms = 1000;
     config->probe_timeout_ms = 1000;
     config->probe_interval_ms = 5000;
@@ -397,20 +398,22 @@ static kc_err subscribe_all(kci_arbiter *arbiter, char *error, size_t error_size
     static const struct {
         const char *subject;
         natsMsgHandler handler;
+        bool observes; /* traffic it watches, not serves: off without observe_requests */
     } table[] = {
-        {"kc.req.>", on_request},
-        {"_INBOX.>", on_reply},
-        {"_KCQ.>", on_reply}, /* the persister's dispatches (docs/queue.md) */
-        {"kc.qos.*", on_qos},
-        {"kc.problem.*", kci_arbiter_on_problem},
-        {"kc.endorse.*", kci_arbiter_on_endorse},
-        {"kc.arbiter.vote", kci_arbiter_on_vote},
-        {"kc.arbiter.status", kci_arbiter_on_request},
-        {"kc.arbiter.verdicts", kci_arbiter_on_request},
-        {"kc.arbiter.tree", kci_arbiter_on_request},
-        {"kc.arbiter.reinstate", kci_arbiter_on_request},
+        {"kc.req.>", on_request, true},
+        {"_INBOX.>", on_reply, true},
+        {"_KCQ.>", on_reply, true}, /* the persister's dispatches (docs/queue.md) */
+        {"kc.qos.*", on_qos, false},
+        {"kc.problem.*", kci_arbiter_on_problem, false},
+        {"kc.endorse.*", kci_arbiter_on_endorse, false},
+        {"kc.arbiter.vote", kci_arbiter_on_vote, false},
+        {"kc.arbiter.status", kci_arbiter_on_request, false},
+        {"kc.arbiter.verdicts", kci_arbiter_on_request, false},
+        {"kc.arbiter.tree", kci_arbiter_on_request, false},
+        {"kc.arbiter.reinstate", kci_arbiter_on_request, false},
     };
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+        if (table[i].observes && !arbiter->config.observe_requests) continue;
         kc_err err = subscribe(arbiter, table[i].subject, table[i].handler, error, error_size);
         if (err != KC_OK) return err;
     }

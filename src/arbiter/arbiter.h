@@ -40,10 +40,14 @@ typedef struct kci_arbiter_probe {
 } kci_arbiter_probe;
 
 typedef struct kci_arbiter_config {
-    const char *id;             /* this arbiter's id; default: the client's node */
-    uint32_t arbiter_count;     /* the 3f + 1 configured arbiters; default 1 */
-    const char *data_dir;       /* verdicts file here; NULL: not persisted */
-    bool enforce;               /* publish kc.sys.quarantine.set (kcobrad) */
+    const char *id;         /* this arbiter's id; default: the client's node */
+    uint32_t arbiter_count; /* the 3f + 1 configured arbiters; default 1 */
+    const char *data_dir;   /* verdicts file here; NULL: not persisted */
+    bool enforce;           /* publish kc.sys.quarantine.set (kcobrad) */
+    /* Watch kc.req.> and the replies (default true). Off, it judges from
+     * kc.qos.* samples, probes and reports only: on a nats-server cluster a
+     * kc.req.> subscriber counts as a responder (docs/arbiter.md). */
+    bool observe_requests;
     int64_t tick_ms;            /* default 1000 */
     int64_t probe_timeout_ms;   /* a round's answers are in by then; default 1000 */
     int64_t probe_interval_ms;  /* a round starts this often; default 5000 */

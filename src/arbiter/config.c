@@ -72,6 +72,13 @@ static const kci_config_key keys[] = {
      .value_name = "TYPE=PAYLOAD",
      .help = "probe TYPE with PAYLOAD and fuse the replicas' answers (repeatable)",
      .flag = "probe"},
+    {.name = "observe_requests",
+     .kind = KCI_KEY_BOOL,
+     KEY(observe_requests),
+     .help = "watch kc.req.> and its replies (off on a nats-server cluster, where a kc.req.> "
+             "subscriber counts as a responder)",
+     .flag = "no-observe-requests",
+     .flag_negates = true},
     {.name = "pretrusted",
      .kind = KCI_KEY_STRINGS,
      KEY(pretrusted),
@@ -105,6 +112,7 @@ void kci_arbiter_settings_init(kci_arbiter_settings *settings)
         .slow_ms = (int64_t)defaults.qos.slow_ms,
         .target_ms = (int64_t)defaults.qos.target_ms,
         .qos_samples = defaults.qos_samples_min,
+        .observe_requests = defaults.observe_requests,
     };
 }
 
@@ -138,6 +146,7 @@ kc_err kci_arbiter_settings_runtime(const kci_arbiter_settings *settings,
     config->data_dir = settings->data_dir;
     config->arbiter_count = (uint32_t)settings->arbiters;
     config->tick_ms = settings->tick_ms;
+    config->observe_requests = settings->observe_requests;
     config->probe_interval_ms = settings->probe_interval_ms;
     config->probe_timeout_ms = settings->probe_timeout_ms < settings->probe_interval_ms
                                    ? settings->probe_timeout_ms

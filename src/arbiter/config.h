@@ -26,6 +26,7 @@ typedef struct kci_arbiter_settings {
     int64_t slow_ms;   /* a reply slower than this is bad */
     int64_t target_ms; /* the latency a type should meet */
     int64_t qos_samples;
+    bool observe_requests;         /* watch kc.req.> and the replies */
     kci_config_strings probes;     /* "type=payload" */
     kci_config_strings pretrusted; /* nodes trusted by the ranking from the start */
     kci_config_strings peers;      /* the other arbiters whose votes count; none: any */

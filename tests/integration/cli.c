@@ -699,6 +699,21 @@ static void test_submit_names_its_node(void **state_in)
     expect_contains(out, expected);
 }
 
+/* An arbiter run with --no-observe-requests does not subscribe to kc.req.>,
+ * so on any server a request nobody serves still gets "no responders"
+ * (docs/arbiter.md: on nats-server a kc.req.> subscriber counts as a
+ * responder; kcobrad's own arbiter observes through a tap). */
+static void test_arbiter_without_observation(void **state_in)
+{
+    cli_state *state = *state_in;
+    background *arbiter =
+        BACKGROUND(state, "arbiter", "serve", "--no-observe-requests", "--id", "cli-arbiter");
+    wait_ready(state, arbiter, "watching the fabric");
+    RUN(state, "request", "nobody", "hi");
+    expect_status(&state->result, STATUS_NO_RESPONDERS);
+    assert_int_equal(stop_background(arbiter, SIGTERM), 0);
+}
+
 static void test_suggestions(void **state_in)
 {
     cli_state *state = *state_in;
@@ -886,6 +901,7 @@ int main(int argc, char **argv)
         CASE(test_serve_stops_after_running_requests),
         CASE(test_pub_sub),
         CASE(test_submit_names_its_node),
+        CASE(test_arbiter_without_observation),
         CASE(test_suggestions),
         CASE(test_keeper_standalone),
         CASE(test_ingress_standalone),
