@@ -209,9 +209,13 @@ static void settle(kci_arbiter *arbiter, kci_observation *observation)
     kci_arbiter_served_type_add(server, observation->type);
     int64_t latency_ms = observation->replied_ms - observation->requested_ms;
     if (latency_ms < 0) latency_ms = 0;
+    /* A refusal the requester caused (402 unpaid, 400 bad request...) is a
+     * correct answer, not a failure of the service; the requester is the
+     * one it says something about. */
+    bool refused = kci_qos_error_is_client_caused(observation->error_code);
     kci_qos_sample sample = {
         .latency_ms = (double)latency_ms,
-        .failed = observation->error_code > 0,
+        .failed = observation->error_code > 0 && !refused,
         .deadline_missed = observation->deadline_wall_ms > 0 &&
                            observation->replied_wall_ms > observation->deadline_wall_ms,
     };
@@ -223,7 +227,8 @@ static void settle(kci_arbiter *arbiter, kci_observation *observation)
     if (observation->price >= 0)
         kci_arbiter_price_add(server, observation->type, observation->price);
     arbiter_node *requester = kci_arbiter_node(arbiter, observation->requester, true);
-    if (requester != NULL && requester != server && !bad)
+    if (requester != NULL && refused) requester->refusals_provoked++;
+    if (requester != NULL && requester != server && !bad && !refused)
         kci_arbiter_edge_add(requester, kci_arbiter_node_number(arbiter, server), 1, 0);
 }
 

@@ -49,6 +49,7 @@ enum {
     REASON_SLOW = 2u,       /* QoS below the bar */
     REASON_OVERCHARGE = 4u, /* price well above the reference */
     REASON_PERJURY = 8u,    /* its problem reports are refuted */
+    REASON_FAILING = 16u,   /* QoS below the bar, mostly from failures (errors, no answer) */
 };
 
 typedef struct node_price {
@@ -84,7 +85,8 @@ typedef struct arbiter_node {
     uint32_t price_type_count;
     uint32_t reports_confirmed; /* about this node */
     uint32_t reports_refuted;
-    double complaint_weight; /* sum of the credibility of confirmed complaints */
+    uint64_t refusals_provoked; /* as a requester: error replies it caused (4xx) */
+    double complaint_weight;    /* sum of the credibility of confirmed complaints */
     char evidence_ids[ARBITER_EVIDENCE_IDS_MAX][KC_UUID_TEXT_BYTES + 1];
     uint32_t evidence_next;
     node_edge *edges;

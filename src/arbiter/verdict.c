@@ -78,7 +78,7 @@ json_t *kci_arbiter_node_json(kci_arbiter *arbiter, arbiter_node *node, int64_t 
     }
     return json_pack(
         "{s:s, s:s, s:i, s:o, s:f, s:f, s:I, s:f, s:i, s:i, s:[f,f], s:[f,f], s:f, s:f, s:i, s:i, "
-        "s:f, s:f, s:o, s:b, s:s}",
+        "s:f, s:f, s:o, s:b, s:s, s:I}",
         "name", node->name, "status", status_names[node->status], "epoch", (json_int_t)node->epoch,
         "reasons", reasons, "qos", kci_qos_score(&node->qos, &arbiter->config.qos, now_ms),
         "latency_ms", kci_qos_latency_ms(&node->qos), "samples", (json_int_t)node->qos_samples,
@@ -92,7 +92,8 @@ json_t *kci_arbiter_node_json(kci_arbiter *arbiter, arbiter_node *node, int64_t 
         "role",
         node->is_arbiter ? "arbiter"
         : node->served   ? "service"
-                         : "client");
+                         : "client",
+        "refusals_provoked", (json_int_t)node->refusals_provoked);
 }
 
 /* ---- verdicts -------------------------------------------------------------------- */
