@@ -499,6 +499,7 @@ static kc_err check_config(const kci_arbiter_config *config, char *error, size_t
 
 static void destroy(kci_arbiter *arbiter)
 {
+    kci_wallet_wipe(&arbiter->vote_key);
     for (uint32_t i = 0; i < arbiter->node_count; i++) {
         free(arbiter->nodes[i]->edges);
         free(arbiter->nodes[i]);
@@ -539,6 +540,7 @@ kc_err kci_arbiter_start(kci_arbiter **out, kc_client *client, const kci_arbiter
         for (uint32_t i = 0; i < KCI_ARBITER_PROBES_MAX; i++)
             arbiter->probes[i] = (probe_state){.arbiter = arbiter, .index = i};
         err = kci_arbiter_restore(arbiter, error, error_size);
+        if (err == KC_OK) err = kci_arbiter_vote_key_open(arbiter, error, error_size);
     }
     if (err == KC_OK) err = subscribe_all(arbiter, error, error_size);
     if (err == KC_OK && pthread_create(&arbiter->tick_thread, NULL, tick_main, arbiter) != 0)

@@ -26,6 +26,7 @@
 #include "arbiter/credibility.h"
 #include "arbiter/qos.h"
 #include "arbiter/ranking.h"
+#include "arbiter/vote_sign.h"
 #include "kingcobra/kingcobra.h"
 
 enum {
@@ -64,6 +65,10 @@ typedef struct kci_arbiter_config {
     kci_arbiter_probe probes[KCI_ARBITER_PROBES_MAX];
     uint32_t peer_count; /* the other arbiters' ids; 0: votes from any id count */
     const char *peers[KCI_ARBITER_PEERS_MAX];
+    /* The peers' vote keys (vote_sign.h): with any, a vote counts only when
+     * signed by the key configured for the id it claims. */
+    uint32_t peer_key_count;
+    kci_vote_key peer_keys[KCI_ARBITER_PEERS_MAX];
     uint32_t pretrusted_count; /* besides the arbiters */
     const char *pretrusted[KCI_ARBITER_PRETRUSTED_MAX];
     kci_qos_params qos;

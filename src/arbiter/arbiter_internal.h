@@ -20,6 +20,7 @@
 #include "arbiter/observe.h"
 #include "arbiter/qos.h"
 #include "arbiter/quorum.h"
+#include "ledger/wallet.h"
 #include "service/subscriptions.h"
 
 enum {
@@ -143,6 +144,7 @@ struct kci_arbiter {
     kci_arbiter_config config;
     char id[KCI_ARBITER_ID_BYTES_MAX + 1];
     char *verdicts_path;
+    kci_wallet vote_key; /* signs its votes (vote_sign.h) */
     FILE *verdicts_file;
     pthread_mutex_t lock;
     pthread_cond_t changed;
@@ -217,6 +219,9 @@ void kci_arbiter_on_log_reply(natsConnection *connection, natsSubscription *subs
                               natsMsg *message, void *closure);
 
 /* verdict.c */
+/* Loads the arbiter's vote key (<data_dir>/arbiter-<id>.key, made at the
+ * first start), or makes one for this run without a data_dir. */
+kc_err kci_arbiter_vote_key_open(kci_arbiter *arbiter, char *error, size_t error_size);
 void kci_arbiter_on_vote(natsConnection *connection, natsSubscription *subscription,
                          natsMsg *message, void *closure);
 void kci_arbiter_on_request(natsConnection *connection, natsSubscription *subscription,

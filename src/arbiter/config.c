@@ -84,6 +84,12 @@ static const kci_config_key keys[] = {
      KEY(pretrusted),
      .value_name = "NODE",
      .help = "a pre-trusted node for the ranking (repeatable)"},
+    {.name = "peer_keys",
+     .kind = KCI_KEY_STRINGS,
+     KEY(peer_keys),
+     .value_name = "ID=KEY",
+     .help = "a peer arbiter's vote key, <id>=<hex> (repeatable): its votes must be signed",
+     .flag = "peer-key"},
     {.name = "peers",
      .kind = KCI_KEY_STRINGS,
      KEY(peers),
@@ -120,6 +126,7 @@ kc_err kci_arbiter_settings_check(const kci_arbiter_settings *settings, char *er
                                   size_t error_size)
 {
     if (settings->probes.count > KCI_ARBITER_PROBES_MAX ||
+        settings->peer_keys.count > KCI_ARBITER_PEERS_MAX ||
         settings->pretrusted.count > KCI_ARBITER_PRETRUSTED_MAX ||
         settings->peers.count > KCI_ARBITER_PEERS_MAX) {
         snprintf(error, error_size, "arbiter: at most %d probes, %d pretrusted nodes, %d peers",
@@ -172,6 +179,16 @@ kc_err kci_arbiter_settings_runtime(const kci_arbiter_settings *settings,
         config->pretrusted[config->pretrusted_count++] = settings->pretrusted.items[i];
     for (size_t i = 0; i < settings->peers.count && i < KCI_ARBITER_PEERS_MAX; i++)
         config->peers[config->peer_count++] = settings->peers.items[i];
+    for (size_t i = 0; i < settings->peer_keys.count && i < KCI_ARBITER_PEERS_MAX; i++) {
+        if (!kci_vote_key_parse(&config->peer_keys[config->peer_key_count],
+                                settings->peer_keys.items[i])) {
+            snprintf(error, error_size, "arbiter peer key \"%s\" is not \"<id>=<64 hex digits>\"",
+                     settings->peer_keys.items[i]);
+            kci_arbiter_probe_texts_free(probe_texts);
+            return KC_ERR_CONFIG;
+        }
+        config->peer_key_count++;
+    }
     return KC_OK;
 }
 

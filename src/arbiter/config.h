@@ -30,6 +30,7 @@ typedef struct kci_arbiter_settings {
     kci_config_strings probes;     /* "type=payload" */
     kci_config_strings pretrusted; /* nodes trusted by the ranking from the start */
     kci_config_strings peers;      /* the other arbiters whose votes count; none: any */
+    kci_config_strings peer_keys;  /* "<id>=<hex key>": votes must be signed by it */
 } kci_arbiter_settings;
 
 const kci_config_key *kci_arbiter_settings_keys(size_t *count);
