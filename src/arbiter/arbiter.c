@@ -39,6 +39,7 @@ void kci_arbiter_config_default(kci_arbiter_config *config)
 {
     memset(config, 0, sizeof *config);
     config->arbiter_count = 1;
+    config->observe_requests = true;
     config->tick_ms = 1000;
     config->probe_timeout_ms = 1000;
     config->probe_interval_ms = 5000;
@@ -211,9 +212,13 @@ static void settle(kci_arbiter *arbiter, kci_observation *observation)
     kci_arbiter_served_type_add(server, observation->type);
     int64_t latency_ms = observation->replied_ms - observation->requested_ms;
     if (latency_ms < 0) latency_ms = 0;
+    /* A refusal the requester caused (402 unpaid, 400 bad request...) is a
+     * correct answer, not a failure of the service; the requester is the
+     * one it says something about. */
+    bool refused = kci_qos_error_is_client_caused(observation->error_code);
     kci_qos_sample sample = {
         .latency_ms = (double)latency_ms,
-        .failed = observation->error_code > 0,
+        .failed = observation->error_code > 0 && !refused,
         .deadline_missed = observation->deadline_wall_ms > 0 &&
                            observation->replied_wall_ms > observation->deadline_wall_ms,
     };
@@ -225,7 +230,8 @@ static void settle(kci_arbiter *arbiter, kci_observation *observation)
     if (observation->price >= 0)
         kci_arbiter_price_add(server, observation->type, observation->price);
     arbiter_node *requester = kci_arbiter_node(arbiter, observation->requester, true);
-    if (requester != NULL && requester != server && !bad)
+    if (requester != NULL && refused) requester->refusals_provoked++;
+    if (requester != NULL && requester != server && !bad && !refused)
         kci_arbiter_edge_add(requester, kci_arbiter_node_number(arbiter, server), 1, 0);
 }
 
@@ -400,20 +406,22 @@ static kc_err subscribe_all(kci_arbiter *arbiter, char *error, size_t error_size
     static const struct {
         const char *subject;
         natsMsgHandler handler;
+        bool observes; /* traffic it watches, not serves: off without observe_requests */
     } table[] = {
-        {"kc.req.>", on_request},
-        {"_INBOX.>", on_reply},
-        {"_KCQ.>", on_reply}, /* the persister's dispatches (docs/queue.md) */
-        {"kc.qos.*", on_qos},
-        {"kc.problem.*", kci_arbiter_on_problem},
-        {"kc.endorse.*", kci_arbiter_on_endorse},
-        {"kc.arbiter.vote", kci_arbiter_on_vote},
-        {"kc.arbiter.status", kci_arbiter_on_request},
-        {"kc.arbiter.verdicts", kci_arbiter_on_request},
-        {"kc.arbiter.tree", kci_arbiter_on_request},
-        {"kc.arbiter.reinstate", kci_arbiter_on_request},
+        {"kc.req.>", on_request, true},
+        {"_INBOX.>", on_reply, true},
+        {"_KCQ.>", on_reply, true}, /* the persister's dispatches (docs/queue.md) */
+        {"kc.qos.*", on_qos, false},
+        {"kc.problem.*", kci_arbiter_on_problem, false},
+        {"kc.endorse.*", kci_arbiter_on_endorse, false},
+        {"kc.arbiter.vote", kci_arbiter_on_vote, false},
+        {"kc.arbiter.status", kci_arbiter_on_request, false},
+        {"kc.arbiter.verdicts", kci_arbiter_on_request, false},
+        {"kc.arbiter.tree", kci_arbiter_on_request, false},
+        {"kc.arbiter.reinstate", kci_arbiter_on_request, false},
     };
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+        if (table[i].observes && !arbiter->config.observe_requests) continue;
         kc_err err = subscribe(arbiter, table[i].subject, table[i].handler, error, error_size);
         if (err != KC_OK) return err;
     }
@@ -500,6 +508,7 @@ static kc_err check_config(const kci_arbiter_config *config, char *error, size_t
 
 static void destroy(kci_arbiter *arbiter)
 {
+    kci_wallet_wipe(&arbiter->vote_key);
     for (uint32_t i = 0; i < arbiter->node_count; i++) {
         free(arbiter->nodes[i]->edges);
         free(arbiter->nodes[i]);
@@ -541,6 +550,7 @@ kc_err kci_arbiter_start(kci_arbiter **out, kc_client *client, const kci_arbiter
             arbiter->probes[i] = (probe_state){.arbiter = arbiter, .index = i};
         err = arbiter->config.verdicts_jetstream ? kci_verdict_js_open(arbiter, error, error_size)
                                                  : kci_arbiter_restore(arbiter, error, error_size);
+        if (err == KC_OK) err = kci_arbiter_vote_key_open(arbiter, error, error_size);
     }
     if (err == KC_OK) err = subscribe_all(arbiter, error, error_size);
     if (err == KC_OK && pthread_create(&arbiter->tick_thread, NULL, tick_main, arbiter) != 0)

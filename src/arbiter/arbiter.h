@@ -27,6 +27,7 @@
 #include "arbiter/credibility.h"
 #include "arbiter/qos.h"
 #include "arbiter/ranking.h"
+#include "arbiter/vote_sign.h"
 #include "kingcobra/kingcobra.h"
 
 enum {
@@ -56,9 +57,13 @@ typedef struct kci_arbiter_config {
                                         client's connection */
     int64_t verdict_open_timeout_ms; /* find or create the stream and catch up; default 20 s */
     bool enforce;                    /* publish kc.sys.quarantine.set (kcobrad) */
-    int64_t tick_ms;                 /* default 1000 */
-    int64_t probe_timeout_ms;        /* a round's answers are in by then; default 1000 */
-    int64_t probe_interval_ms;       /* a round starts this often; default 5000 */
+    /* Watch kc.req.> and the replies (default true). Off, it judges from
+     * kc.qos.* samples, probes and reports only: on a nats-server cluster a
+     * kc.req.> subscriber counts as a responder (docs/arbiter.md). */
+    bool observe_requests;
+    int64_t tick_ms;            /* default 1000 */
+    int64_t probe_timeout_ms;   /* a round's answers are in by then; default 1000 */
+    int64_t probe_interval_ms;  /* a round starts this often; default 5000 */
     int64_t request_timeout_ms; /* a request without reply by then is unanswered; default 5000 */
     int64_t quarantine_ms;      /* first quarantine; doubles per repeat; default 300 s */
     int64_t probation_ms;       /* after reinstatement; default 60 s */
@@ -72,6 +77,10 @@ typedef struct kci_arbiter_config {
     kci_arbiter_probe probes[KCI_ARBITER_PROBES_MAX];
     uint32_t peer_count; /* the other arbiters' ids; 0: votes from any id count */
     const char *peers[KCI_ARBITER_PEERS_MAX];
+    /* The peers' vote keys (vote_sign.h): with any, a vote counts only when
+     * signed by the key configured for the id it claims. */
+    uint32_t peer_key_count;
+    kci_vote_key peer_keys[KCI_ARBITER_PEERS_MAX];
     uint32_t pretrusted_count; /* besides the arbiters */
     const char *pretrusted[KCI_ARBITER_PRETRUSTED_MAX];
     kci_qos_params qos;

@@ -22,6 +22,7 @@
 #include "arbiter/qos.h"
 #include "arbiter/quorum.h"
 #include "arbiter/verdict_js.h"
+#include "ledger/wallet.h"
 #include "service/subscriptions.h"
 
 enum {
@@ -51,6 +52,7 @@ enum {
     REASON_SLOW = 2u,       /* QoS below the bar */
     REASON_OVERCHARGE = 4u, /* price well above the reference */
     REASON_PERJURY = 8u,    /* its problem reports are refuted */
+    REASON_FAILING = 16u,   /* QoS below the bar, mostly from failures (errors, no answer) */
 };
 
 typedef struct node_price {
@@ -86,7 +88,8 @@ typedef struct arbiter_node {
     uint32_t price_type_count;
     uint32_t reports_confirmed; /* about this node */
     uint32_t reports_refuted;
-    double complaint_weight; /* sum of the credibility of confirmed complaints */
+    uint64_t refusals_provoked; /* as a requester: error replies it caused (4xx) */
+    double complaint_weight;    /* sum of the credibility of confirmed complaints */
     char evidence_ids[ARBITER_EVIDENCE_IDS_MAX][KC_UUID_TEXT_BYTES + 1];
     uint32_t evidence_next;
     node_edge *edges;
@@ -143,6 +146,7 @@ struct kci_arbiter {
     kci_arbiter_config config;
     char id[KCI_ARBITER_ID_BYTES_MAX + 1];
     char *verdicts_path;
+    kci_wallet vote_key; /* signs its votes (vote_sign.h) */
     FILE *verdicts_file;
     kci_verdict_js *verdict_js; /* verdicts on a stream instead of the file */
     pthread_mutex_t lock;
@@ -218,6 +222,9 @@ void kci_arbiter_on_log_reply(natsConnection *connection, natsSubscription *subs
                               natsMsg *message, void *closure);
 
 /* verdict.c */
+/* Loads the arbiter's vote key (<data_dir>/arbiter-<id>.key, made at the
+ * first start), or makes one for this run without a data_dir. */
+kc_err kci_arbiter_vote_key_open(kci_arbiter *arbiter, char *error, size_t error_size);
 void kci_arbiter_on_vote(natsConnection *connection, natsSubscription *subscription,
                          natsMsg *message, void *closure);
 void kci_arbiter_on_request(natsConnection *connection, natsSubscription *subscription,

@@ -72,11 +72,24 @@ static const kci_config_key keys[] = {
      .value_name = "TYPE=PAYLOAD",
      .help = "probe TYPE with PAYLOAD and fuse the replicas' answers (repeatable)",
      .flag = "probe"},
+    {.name = "observe_requests",
+     .kind = KCI_KEY_BOOL,
+     KEY(observe_requests),
+     .help = "watch kc.req.> and its replies (off on a nats-server cluster, where a kc.req.> "
+             "subscriber counts as a responder)",
+     .flag = "no-observe-requests",
+     .flag_negates = true},
     {.name = "pretrusted",
      .kind = KCI_KEY_STRINGS,
      KEY(pretrusted),
      .value_name = "NODE",
      .help = "a pre-trusted node for the ranking (repeatable)"},
+    {.name = "peer_keys",
+     .kind = KCI_KEY_STRINGS,
+     KEY(peer_keys),
+     .value_name = "ID=KEY",
+     .help = "a peer arbiter's vote key, <id>=<hex> (repeatable): its votes must be signed",
+     .flag = "peer-key"},
     {.name = "peers",
      .kind = KCI_KEY_STRINGS,
      KEY(peers),
@@ -127,6 +140,7 @@ void kci_arbiter_settings_init(kci_arbiter_settings *settings)
         .target_ms = (int64_t)defaults.qos.target_ms,
         .qos_samples = defaults.qos_samples_min,
         .replicas = defaults.verdict_replicas,
+        .observe_requests = defaults.observe_requests,
     };
     /* Strings are owned: a failed copy leaves NULL, read as the default. */
     (void)kci_config_string_set(&settings->verdict_storage, "local");
@@ -142,6 +156,7 @@ kc_err kci_arbiter_settings_check(const kci_arbiter_settings *settings, char *er
                                   size_t error_size)
 {
     if (settings->probes.count > KCI_ARBITER_PROBES_MAX ||
+        settings->peer_keys.count > KCI_ARBITER_PEERS_MAX ||
         settings->pretrusted.count > KCI_ARBITER_PRETRUSTED_MAX ||
         settings->peers.count > KCI_ARBITER_PEERS_MAX) {
         snprintf(error, error_size, "arbiter: at most %d probes, %d pretrusted nodes, %d peers",
@@ -174,6 +189,7 @@ kc_err kci_arbiter_settings_runtime(const kci_arbiter_settings *settings,
     config->data_dir = settings->data_dir;
     config->arbiter_count = (uint32_t)settings->arbiters;
     config->tick_ms = settings->tick_ms;
+    config->observe_requests = settings->observe_requests;
     config->probe_interval_ms = settings->probe_interval_ms;
     config->probe_timeout_ms = settings->probe_timeout_ms < settings->probe_interval_ms
                                    ? settings->probe_timeout_ms
@@ -203,6 +219,16 @@ kc_err kci_arbiter_settings_runtime(const kci_arbiter_settings *settings,
         config->pretrusted[config->pretrusted_count++] = settings->pretrusted.items[i];
     for (size_t i = 0; i < settings->peers.count && i < KCI_ARBITER_PEERS_MAX; i++)
         config->peers[config->peer_count++] = settings->peers.items[i];
+    for (size_t i = 0; i < settings->peer_keys.count && i < KCI_ARBITER_PEERS_MAX; i++) {
+        if (!kci_vote_key_parse(&config->peer_keys[config->peer_key_count],
+                                settings->peer_keys.items[i])) {
+            snprintf(error, error_size, "arbiter peer key \"%s\" is not \"<id>=<64 hex digits>\"",
+                     settings->peer_keys.items[i]);
+            kci_arbiter_probe_texts_free(probe_texts);
+            return KC_ERR_CONFIG;
+        }
+        config->peer_key_count++;
+    }
     return KC_OK;
 }
 

@@ -26,6 +26,7 @@ typedef struct kci_arbiter_settings {
     int64_t slow_ms;   /* a reply slower than this is bad */
     int64_t target_ms; /* the latency a type should meet */
     int64_t qos_samples;
+    bool observe_requests;         /* watch kc.req.> and the replies */
     kci_config_strings probes;     /* "type=payload" */
     kci_config_strings pretrusted; /* nodes trusted by the ranking from the start */
     kci_config_strings peers;      /* the other arbiters whose votes count; none: any */
@@ -33,6 +34,7 @@ typedef struct kci_arbiter_settings {
     char *verdict_stream;          /* the stream's name (jetstream) */
     int64_t replicas;              /* the stream's replicas when this arbiter creates it */
     char *verdict_servers;         /* the JetStream servers; NULL: the arbiter's connection */
+    kci_config_strings peer_keys;  /* "<id>=<hex key>": votes must be signed by it */
 } kci_arbiter_settings;
 
 const kci_config_key *kci_arbiter_settings_keys(size_t *count);

@@ -132,7 +132,8 @@ uint32_t kci_arbiter_reasons(kci_arbiter *arbiter, arbiter_node *node, int64_t n
     uint32_t reasons = 0;
     if (arbiter->guarantee_holds && kci_arbiter_probe_verdict(arbiter, node) == 1)
         reasons |= REASON_WRONG;
-    if (qos_verdict(arbiter, node, now_ms) == 1) reasons |= REASON_SLOW;
+    if (qos_verdict(arbiter, node, now_ms) == 1)
+        reasons |= kci_qos_mostly_failing(&node->qos) ? REASON_FAILING : REASON_SLOW;
     if (price_verdict(arbiter, node, NULL) == 1) reasons |= REASON_OVERCHARGE;
     if (kci_credibility_perjurer(&node->credibility, &arbiter->config.credibility))
         reasons |= REASON_PERJURY;
@@ -143,6 +144,7 @@ void kci_arbiter_reasons_json(json_t *list, uint32_t reasons)
 {
     if (reasons & REASON_WRONG) json_array_append_new(list, json_string("wrong"));
     if (reasons & REASON_SLOW) json_array_append_new(list, json_string("slow"));
+    if (reasons & REASON_FAILING) json_array_append_new(list, json_string("failing"));
     if (reasons & REASON_OVERCHARGE) json_array_append_new(list, json_string("overcharge"));
     if (reasons & REASON_PERJURY) json_array_append_new(list, json_string("false-report"));
 }

@@ -21,6 +21,7 @@ static void decay(kci_qos *qos, const kci_qos_params *params, int64_t now_ms)
     double factor = exp2(-(double)(now_ms - qos->updated_ms) / (double)params->half_life_ms);
     qos->requests *= factor;
     qos->bad *= factor;
+    qos->failed *= factor;
     qos->latency_ms_sum *= factor;
     qos->updated_ms = now_ms;
 }
@@ -33,6 +34,8 @@ void kci_qos_add(kci_qos *qos, const kci_qos_params *params, const kci_qos_sampl
     bool bad = sample->failed || sample->deadline_missed || sample->latency_ms > params->slow_ms;
     qos->requests += 1;
     qos->bad += bad ? 1 : 0;
+    qos->failed += sample->failed ? 1 : 0;
+    assert(qos->failed <= qos->bad + 1e-9);
     qos->latency_ms_sum += sample->latency_ms;
     qos->samples++;
 }
@@ -40,6 +43,16 @@ void kci_qos_add(kci_qos *qos, const kci_qos_params *params, const kci_qos_sampl
 double kci_qos_latency_ms(const kci_qos *qos)
 {
     return qos->requests > 0 ? qos->latency_ms_sum / qos->requests : 0;
+}
+
+bool kci_qos_mostly_failing(const kci_qos *qos)
+{
+    return qos->bad > 0 && qos->failed * 2 >= qos->bad;
+}
+
+bool kci_qos_error_is_client_caused(int error_code)
+{
+    return error_code >= 400 && error_code <= 499;
 }
 
 double kci_qos_score(kci_qos *qos, const kci_qos_params *params, int64_t now_ms)

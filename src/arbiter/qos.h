@@ -30,6 +30,7 @@ typedef struct kci_qos_params {
 typedef struct kci_qos {
     double requests; /* decayed counts */
     double bad;
+    double failed; /* of which failures (no answer, a service-caused error): decayed too */
     double latency_ms_sum;
     int64_t updated_ms; /* when the counts were last decayed */
     uint64_t samples;   /* undecayed, for "enough evidence" */
@@ -48,5 +49,14 @@ void kci_qos_add(kci_qos *qos, const kci_qos_params *params, const kci_qos_sampl
 double kci_qos_score(kci_qos *qos, const kci_qos_params *params, int64_t now_ms);
 /* The decayed mean latency (0 with no samples). */
 double kci_qos_latency_ms(const kci_qos *qos);
+/* Whether the bad samples are mostly failures rather than slow answers: a
+ * low score's reason is then "failing", else "slow" (a verdict names what
+ * was observed). */
+bool kci_qos_mostly_failing(const kci_qos *qos);
+/* An error reply the requester caused (a Kc-Error code 400-499: bad
+ * request, unpaid, not allowed, unknown, too large) says nothing of the
+ * service's quality; any other code (5xx, a command's exit status) is the
+ * service failing. */
+bool kci_qos_error_is_client_caused(int error_code);
 
 #endif

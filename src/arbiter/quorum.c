@@ -29,6 +29,26 @@ bool kci_quorum_vote_set(kci_quorum *quorum, const char *arbiter, kci_vote_kind 
     return true;
 }
 
+static kci_quorum_vote *vote_of(const kci_quorum *quorum, const char *arbiter)
+{
+    for (uint32_t i = 0; i < quorum->vote_count; i++)
+        if (strcmp(quorum->votes[i].arbiter, arbiter) == 0)
+            return (kci_quorum_vote *)&quorum->votes[i];
+    return NULL;
+}
+
+int64_t kci_quorum_vote_ts(const kci_quorum *quorum, const char *arbiter)
+{
+    const kci_quorum_vote *vote = vote_of(quorum, arbiter);
+    return vote != NULL ? vote->ts_ms : 0;
+}
+
+void kci_quorum_vote_ts_set(kci_quorum *quorum, const char *arbiter, int64_t ts_ms)
+{
+    kci_quorum_vote *vote = vote_of(quorum, arbiter);
+    if (vote != NULL) vote->ts_ms = ts_ms;
+}
+
 uint32_t kci_quorum_count(const kci_quorum *quorum, kci_vote_kind kind, int64_t now_ms,
                           int64_t max_age_ms)
 {

@@ -28,6 +28,7 @@ typedef struct kci_quorum_vote {
     char arbiter[KCI_ARBITER_ID_BYTES_MAX + 1];
     kci_vote_kind kind;
     int64_t at_ms;
+    int64_t ts_ms; /* the vote's own timestamp (wall ms), for replays; 0: none */
 } kci_quorum_vote;
 
 typedef struct kci_quorum {
@@ -40,6 +41,10 @@ uint32_t kci_quorum_needed(uint32_t arbiter_count);
 /* Records arbiter's latest vote; false when the table is full. */
 bool kci_quorum_vote_set(kci_quorum *quorum, const char *arbiter, kci_vote_kind kind,
                          int64_t at_ms);
+/* The ts_ms of arbiter's latest vote (0 when none or unstamped). */
+int64_t kci_quorum_vote_ts(const kci_quorum *quorum, const char *arbiter);
+/* Sets that vote's ts_ms (after kci_quorum_vote_set). */
+void kci_quorum_vote_ts_set(kci_quorum *quorum, const char *arbiter, int64_t ts_ms);
 /* Votes of kind no older than max_age_ms (0: any age). */
 uint32_t kci_quorum_count(const kci_quorum *quorum, kci_vote_kind kind, int64_t now_ms,
                           int64_t max_age_ms);

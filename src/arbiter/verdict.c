@@ -29,6 +29,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -81,7 +82,7 @@ json_t *kci_arbiter_node_json(kci_arbiter *arbiter, arbiter_node *node, int64_t 
     }
     return json_pack(
         "{s:s, s:s, s:i, s:o, s:f, s:f, s:I, s:f, s:i, s:i, s:[f,f], s:[f,f], s:f, s:f, s:i, s:i, "
-        "s:f, s:f, s:o, s:b, s:s}",
+        "s:f, s:f, s:o, s:b, s:s, s:I}",
         "name", node->name, "status", status_names[node->status], "epoch", (json_int_t)node->epoch,
         "reasons", reasons, "qos", kci_qos_score(&node->qos, &arbiter->config.qos, now_ms),
         "latency_ms", kci_qos_latency_ms(&node->qos), "samples", (json_int_t)node->qos_samples,
@@ -95,7 +96,8 @@ json_t *kci_arbiter_node_json(kci_arbiter *arbiter, arbiter_node *node, int64_t 
         "role",
         node->is_arbiter ? "arbiter"
         : node->served   ? "service"
-                         : "client");
+                         : "client",
+        "refusals_provoked", (json_int_t)node->refusals_provoked);
 }
 
 /* ---- verdicts -------------------------------------------------------------------- */
@@ -271,6 +273,57 @@ static kci_vote_kind decide(kci_arbiter *arbiter, arbiter_node *node, int64_t no
     }
 }
 
+kc_err kci_arbiter_vote_key_open(kci_arbiter *arbiter, char *error, size_t error_size)
+{
+    const char *directory = arbiter->config.data_dir;
+    if (directory == NULL) { /* for this run only: peers cannot be told it in advance */
+        crypto_sign_keypair(arbiter->vote_key.public_key, arbiter->vote_key.secret_key);
+    } else {
+        char path[PATH_MAX];
+        int written = snprintf(path, sizeof path, "%s/arbiter-%s.key", directory, arbiter->id);
+        if (written < 0 || (size_t)written >= sizeof path) {
+            snprintf(error, error_size, "arbiter: the key file's path is too long");
+            return KC_ERR_CONFIG;
+        }
+        char reason[256] = "";
+        kc_err err = kci_wallet_load_or_create(&arbiter->vote_key, path, reason, sizeof reason);
+        if (err != KC_OK) {
+            snprintf(error, error_size, "arbiter: its vote key: %s", reason);
+            return err;
+        }
+    }
+    char address[KCI_VOTE_KEY_TEXT_BYTES];
+    kci_wallet_address(address, &arbiter->vote_key);
+    kci_info("arbiter %s: signs its votes with key %s (peers list it as peer_keys: "
+             "[\"%s=%s\"])",
+             arbiter->id, address, arbiter->id, address);
+    return KC_OK;
+}
+
+/* Publishes body on kc.arbiter.vote, signed (vote_sign.h); takes body. */
+static void publish_vote(kci_arbiter *arbiter, json_t *body)
+{
+    char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    natsMsg *message = NULL;
+    if (text == NULL ||
+        natsMsg_Create(&message, "kc.arbiter.vote", NULL, text, (int)strlen(text)) != NATS_OK) {
+        free(text);
+        return;
+    }
+    char key[KCI_VOTE_KEY_TEXT_BYTES], signature[KCI_VOTE_SIGNATURE_TEXT_BYTES];
+    kci_wallet_address(key, &arbiter->vote_key);
+    kci_vote_sign(signature, text, strlen(text), arbiter->vote_key.secret_key);
+    natsStatus status = natsMsgHeader_Set(message, KCI_VOTE_KEY_HEADER, key);
+    if (status == NATS_OK)
+        status = natsMsgHeader_Set(message, KCI_VOTE_SIGNATURE_HEADER, signature);
+    if (status == NATS_OK) status = natsConnection_PublishMsg(arbiter->connection, message);
+    if (status != NATS_OK && kci_arbiter_warn_due(arbiter, kci_monotonic_ms()))
+        kci_warn("arbiter %s: cannot publish a vote: %s", arbiter->id, natsStatus_GetText(status));
+    natsMsg_Destroy(message);
+    free(text);
+}
+
 void kci_arbiter_vote_tick(kci_arbiter *arbiter, int64_t now_ms)
 {
     for (uint32_t i = 0; i < arbiter->node_count; i++) {
@@ -279,13 +332,12 @@ void kci_arbiter_vote_tick(kci_arbiter *arbiter, int64_t now_ms)
         if (kind == KCI_VOTE_NONE) continue;
         json_t *reasons = json_array();
         kci_arbiter_reasons_json(reasons, node->reasons);
-        kci_arbiter_publish_json(arbiter, "kc.arbiter.vote",
-                                 json_pack("{s:s, s:s, s:s, s:i, s:o, s:o, s:I}", "arbiter",
-                                           arbiter->id, "node", node->name, "vote",
-                                           kind == KCI_VOTE_QUARANTINE ? "quarantine" : "clear",
-                                           "epoch", (json_int_t)node->epoch, "reasons", reasons,
-                                           "evidence", kci_arbiter_node_json(arbiter, node, now_ms),
-                                           "ts_ms", (json_int_t)kci_wall_ms()));
+        publish_vote(arbiter, json_pack("{s:s, s:s, s:s, s:i, s:o, s:o, s:I}", "arbiter",
+                                        arbiter->id, "node", node->name, "vote",
+                                        kind == KCI_VOTE_QUARANTINE ? "quarantine" : "clear",
+                                        "epoch", (json_int_t)node->epoch, "reasons", reasons,
+                                        "evidence", kci_arbiter_node_json(arbiter, node, now_ms),
+                                        "ts_ms", (json_int_t)kci_wall_ms()));
     }
 }
 
@@ -300,6 +352,43 @@ static bool peer_allowed(const kci_arbiter *arbiter, const char *id)
     return false;
 }
 
+/* The key a vote claiming id must be signed with: its own for its own id,
+ * the configured one for a peer; NULL when none is known. */
+static const uint8_t *expected_key(const kci_arbiter *arbiter, const char *id)
+{
+    if (strcmp(id, arbiter->id) == 0) return arbiter->vote_key.public_key;
+    for (uint32_t i = 0; i < arbiter->config.peer_key_count; i++)
+        if (strcmp(arbiter->config.peer_keys[i].arbiter, id) == 0)
+            return arbiter->config.peer_keys[i].key;
+    return NULL;
+}
+
+/* Why a vote's signature does not let it count; NULL when it does. With
+ * peer keys configured every vote must be signed by the key of the id it
+ * claims (its own id included); without, an unsigned vote from a peer
+ * still counts (docs/arbiter.md), but a signature that is there must hold. */
+static const char *signature_problem(const kci_arbiter *arbiter, const kci_vote *vote,
+                                     natsMsg *message, size_t length)
+{
+    const char *key_text = NULL, *signature = NULL;
+    if (natsMsgHeader_Get(message, KCI_VOTE_KEY_HEADER, &key_text) != NATS_OK) key_text = NULL;
+    if (natsMsgHeader_Get(message, KCI_VOTE_SIGNATURE_HEADER, &signature) != NATS_OK)
+        signature = NULL;
+    bool keys_required =
+        arbiter->config.peer_key_count > 0 || strcmp(vote->arbiter, arbiter->id) == 0;
+    const uint8_t *expected = expected_key(arbiter, vote->arbiter);
+    if (signature == NULL && !keys_required) return NULL;
+    if (signature == NULL) return "not signed";
+    uint8_t key[KCI_LEDGER_KEY_BYTES];
+    if (key_text == NULL || !kci_ledger_address_parse(key, key_text)) return "no valid vote key";
+    if (expected != NULL && memcmp(key, expected, sizeof key) != 0)
+        return "signed with a key that is not its arbiter's";
+    if (expected == NULL && keys_required) return "from an arbiter whose key is not configured";
+    if (!kci_vote_verify(key, signature, natsMsg_GetData(message), length))
+        return "its signature does not verify";
+    return NULL;
+}
+
 void kci_arbiter_on_vote(natsConnection *connection, natsSubscription *subscription,
                          natsMsg *message, void *closure)
 {
@@ -307,14 +396,25 @@ void kci_arbiter_on_vote(natsConnection *connection, natsSubscription *subscript
     kci_arbiter *arbiter = closure;
     kci_vote vote;
     int length = natsMsg_GetDataLength(message);
-    const char *why =
-        kci_vote_parse(&vote, natsMsg_GetData(message), length > 0 ? (size_t)length : 0);
+    size_t size = length > 0 ? (size_t)length : 0;
+    const char *why = kci_vote_parse(&vote, natsMsg_GetData(message), size);
     if (why == NULL && !peer_allowed(arbiter, vote.arbiter)) why = "from an arbiter not in peers";
+    if (why == NULL) why = signature_problem(arbiter, &vote, message, size);
+    bool signed_vote = why == NULL && arbiter->config.peer_key_count > 0;
+    if (signed_vote && !kci_vote_fresh(vote.ts_ms, kci_wall_ms()))
+        why = "too old or from the future (a replay?)";
     int64_t now_ms = kci_monotonic_ms();
     pthread_mutex_lock(&arbiter->lock);
     arbiter_node *node = why == NULL ? kci_arbiter_node(arbiter, vote.node, false) : NULL;
+    /* A signed vote counts once: no older than that arbiter's last one. */
+    if (node != NULL && signed_vote &&
+        vote.ts_ms <= kci_quorum_vote_ts(&node->quorum, vote.arbiter)) {
+        why = "not newer than its arbiter's last vote (a replay?)";
+        node = NULL;
+    }
     if (node != NULL && vote.epoch >= node->epoch) {
         kci_quorum_vote_set(&node->quorum, vote.arbiter, vote.kind, now_ms);
+        kci_quorum_vote_ts_set(&node->quorum, vote.arbiter, vote.ts_ms);
         settle_node(arbiter, node, now_ms);
     } else if (why != NULL && kci_arbiter_warn_due(arbiter, now_ms)) {
         kci_warn("arbiter %s: ignored a vote on kc.arbiter.vote: %s", arbiter->id, why);

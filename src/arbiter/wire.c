@@ -95,6 +95,8 @@ const char *kci_vote_parse(kci_vote *out, const char *data, size_t length)
         snprintf(out->arbiter, sizeof out->arbiter, "%s", arbiter);
         snprintf(out->node, sizeof out->node, "%s", node);
         out->epoch = (uint32_t)json_integer_value(epoch);
+        json_t *ts = json_object_get(root, "ts_ms");
+        out->ts_ms = json_is_integer(ts) && json_integer_value(ts) > 0 ? json_integer_value(ts) : 0;
     }
     json_decref(root);
     return why;

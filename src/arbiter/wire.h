@@ -35,6 +35,7 @@ typedef struct kci_vote {
     char node[KC_NODE_BYTES_MAX + 1];
     kci_vote_kind kind;
     uint32_t epoch;
+    int64_t ts_ms; /* when it was cast (wall ms); 0: not said */
 } kci_vote;
 
 /* subject_node: the <node> of the subject; header_node: Kc-Node or NULL. */

@@ -345,6 +345,7 @@ static int decide(kci_client *client, const kci_credentials *credentials,
     }
     free(client->user_name);
     client->user_name = decision.user ? strdup(decision.user->user) : NULL;
+    client->by_token = decision.user == NULL && server->options.auth_token != NULL;
     client->permissions = kci_permissions_for(&server->options, decision.user);
     return 0;
 }
@@ -512,6 +513,8 @@ static kci_subscription *subscription_new(kci_client *client, const char *subjec
     at += queue_len + 1;
     subscription->sid = memcpy(at, sid, sid_len);
     subscription->sid_len = (uint32_t)sid_len;
+    subscription->tap = queue == NULL && kci_role_observes((kci_role)client->role) &&
+                        !kci_subject_valid_literal(subject, subject_len);
     return subscription;
 }
 

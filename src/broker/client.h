@@ -30,6 +30,7 @@ typedef struct kci_subscription {
     uint32_t queue_len;
     uint32_t sid_len;
     bool removed;
+    bool tap;              /* sees messages, is not a responder (roles.h: kci_role_observes) */
     uint32_t client_index; /* its slot in client->subscriptions */
     uint64_t delivered_count;
     uint64_t max_messages; /* 0: no automatic unsubscribe */
@@ -78,6 +79,9 @@ typedef struct kci_client {
     /* An arbiters' verdict: no kc.req.> deliveries (quarantine.h). Here, in
      * the padding after the flags, so the struct keeps its size and layout. */
     bool quarantined;
+    /* It logged in with the token (no user): a reload that changes or drops
+     * the token closes it, as nats-server re-checks every client. */
+    bool by_token;
     char *name;
     char *lang;
     char *version;

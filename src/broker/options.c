@@ -781,6 +781,11 @@ static kc_err validate_limits(const kci_options *options, char *error, size_t er
     return KC_OK;
 }
 
+static bool host_is_wildcard(const char *host)
+{
+    return strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 || strcmp(host, "[::]") == 0;
+}
+
 static kc_err validate_listen(const kci_options *options, char *error, size_t error_size)
 {
     if (options->host == NULL || options->host[0] == '\0')
@@ -788,8 +793,11 @@ static kc_err validate_listen(const kci_options *options, char *error, size_t er
     if (!kci_config_port_in_range(options->port) || !kci_config_port_in_range(options->http_port))
         return kci_options_plain_error(error, error_size, "a port must be from 0 to 65535 (or -1)");
     const char *http_host = options->http_host != NULL ? options->http_host : options->host;
-    if (options->port > 0 && options->port == options->http_port &&
-        strcmp(http_host, options->host) == 0)
+    /* The same port on the same host, or on any host beside a wildcard
+     * (0.0.0.0 also takes 127.0.0.1's port). */
+    bool hosts_overlap = strcmp(http_host, options->host) == 0 || host_is_wildcard(http_host) ||
+                         host_is_wildcard(options->host);
+    if (options->port > 0 && options->port == options->http_port && hosts_overlap)
         return kci_options_plain_error(error, error_size, "port and http_port are both %d",
                                        options->port);
     if (options->server_name != NULL && strpbrk(options->server_name, " \t\r\n") != NULL)

@@ -50,6 +50,8 @@ typedef struct kci_permissions {
     kci_permission_list subscribe;
 } kci_permissions;
 
+#define KCI_MONITOR_HOST_DEFAULT "127.0.0.1" /* monitoring: loopback unless `http` says */
+
 typedef struct kci_user {
     char *user;
     char *password; /* plain text, or a bcrypt hash starting with "$2" */

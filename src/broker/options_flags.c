@@ -314,8 +314,11 @@ static kc_err build(kci_options *options, char *error, size_t error_size)
     flag_auth auth = {0};
     err = walk_flags(options, FLAG_PASS_APPLY, NULL, &auth, error, error_size);
     if (err == KC_OK) err = apply_flag_auth(options, &auth, error, error_size);
+    /* Monitoring has no authentication and shows connections, user names
+     * and subjects: loopback unless `http` names a host (issue 15, finding
+     * 10; nats-server uses `host`). */
     if (err == KC_OK && options->http_host == NULL)
-        err = kci_config_string_set(&options->http_host, options->host);
+        err = kci_config_string_set(&options->http_host, KCI_MONITOR_HOST_DEFAULT);
     if (err == KC_ERR_NOMEM)
         return kci_options_plain_error(error, error_size, "out of memory"), KC_ERR_NOMEM;
     if (err != KC_OK) return err;

@@ -81,3 +81,8 @@ const kci_permissions *kci_role_permissions(kci_role role)
     assert(role > KCI_ROLE_NONE && (int)role < KCI_ROLE_COUNT);
     return &role_permissions[role];
 }
+
+bool kci_role_observes(kci_role role)
+{
+    return role == KCI_ROLE_ARBITER || role == KCI_ROLE_PERSISTER;
+}

@@ -36,5 +36,11 @@ const char *kci_role_user(kci_role role);
 kci_role kci_role_from_user(const char *user);
 /* The role's permissions (never NULL for a role other than NONE). */
 const kci_permissions *kci_role_permissions(kci_role role);
+/* A role that watches traffic it does not serve (the arbiter's kc.req.> and
+ * _INBOX.>, the persister's record_requests): its plain wildcard
+ * subscriptions are taps. A tap gets every message but is not a responder:
+ * a request it alone receives still gets "no responders" (router.c), so
+ * turning the arbiter on never changes what a requester sees. */
+bool kci_role_observes(kci_role role);
 
 #endif

@@ -180,7 +180,8 @@ void kci_route_publish(kci_client *publisher, const kci_pub_args *pub)
     for (uint32_t i = 0; i < match->plain_count; i++) {
         kci_subscription *subscription = match->plain[i];
         if (skip_for_echo(subscription, publisher)) continue;
-        delivered |= deliver(subscription, pub);
+        /* A tap (an arbiter watching kc.req.>) is not a responder. */
+        if (deliver(subscription, pub) && !subscription->tap) delivered = true;
     }
     for (uint32_t g = 0; g < match->group_count; g++)
         delivered |= deliver_to_group(&match->groups[g], publisher, pub, kci_server_random(server));

@@ -496,23 +496,55 @@ static void keep_restart_only_fields(kci_options *fresh, kci_options *current)
     SWAP(fresh->tls_groups, current->tls_groups);
 }
 
-static void reapply_client_settings(kci_server *server, kci_client *client)
+static const kci_user *user_named(const kci_options *options, const char *name)
+{
+    for (size_t i = 0; name != NULL && i < options->user_count; i++)
+        if (strcmp(options->users[i].user, name) == 0) return &options->users[i];
+    return NULL;
+}
+
+static bool same_text(const char *a, const char *b)
+{
+    return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* Whether a client's login still holds after a reload, as nats-server
+ * re-checks every connected client: its user is still there with the same
+ * password, or the token it gave is still the token, or no authentication
+ * is required now. A secret that changed ends the session (the client
+ * logs in again and is verified against the new one). */
+static bool login_still_holds(const kci_options *previous, const kci_options *options,
+                              const kci_client *client)
+{
+    if (client->user_name != NULL) {
+        const kci_user *before = user_named(previous, client->user_name);
+        const kci_user *now = user_named(options, client->user_name);
+        return now != NULL && (before == NULL || same_text(before->password, now->password));
+    }
+    if (!kci_auth_required(options)) return true;
+    return client->by_token && same_text(previous->auth_token, options->auth_token);
+}
+
+static void reapply_client_settings(kci_server *server, const kci_options *previous,
+                                    kci_client *client)
 {
     const kci_options *options = &server->options;
     client->parser.max_payload_bytes = (uint32_t)options->max_payload_bytes;
     client->parser.max_control_line_bytes = (uint32_t)options->max_control_line_bytes;
     if (!client->connect_received) return;
     if (client->role != KCI_ROLE_NONE) return; /* a component's role is fixed (roles.h) */
-    const kci_user *user = NULL;
-    for (size_t i = 0; client->user_name != NULL && i < options->user_count; i++)
-        if (strcmp(options->users[i].user, client->user_name) == 0) user = &options->users[i];
-    if (client->user_name != NULL && user == NULL) { /* closed without a word, as nats-server */
-        kci_info("user %s was removed by the reload; closing cid:%llu", client->user_name,
+    if (!login_still_holds(previous, options, client)) {
+        kci_info("the reload ended the login of %s; closing cid:%llu",
+                 client->user_name != NULL ? client->user_name
+                 : client->by_token        ? "a token client"
+                                           : "an anonymous client",
                  (unsigned long long)client->id);
-        kci_client_close(client, KCI_CLOSE_AUTH);
+        if (client->user_name == NULL) kci_client_send_error(client, "Authorization Violation");
+        kci_client_close(client,
+                         KCI_CLOSE_AUTH); /* a removed user: without a word, as nats-server */
         return;
     }
-    client->permissions = kci_permissions_for(options, user);
+    client->permissions = kci_permissions_for(options, user_named(options, client->user_name));
 }
 
 static void reload(kci_server *server)
@@ -527,14 +559,15 @@ static void reload(kci_server *server)
     atomic_store(&server->reload_failed, false);
     keep_restart_only_fields(&fresh, &server->options);
     kci_auth_cache_clear(kci_verifier_cache(server->verifier)); /* verifier.h: reload */
-    kci_options_free(&server->options);
+    kci_options previous = server->options; /* until every client is checked against it */
     server->options = fresh;
     kci_configure_logging(&server->options);
     render_info(server);
     for (kci_client *client = server->clients, *next; client != NULL; client = next) {
         next = client->next;
-        reapply_client_settings(server, client);
+        reapply_client_settings(server, &previous, client);
     }
+    kci_options_free(&previous);
     kci_info("reloaded configuration from %s",
              server->options.config_file ? server->options.config_file : "(flags)");
 }

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "arbiter/arbiter.h"
+#include "broker/auth.h"
 #include "broker/roles.h"
 #include "common/log.h"
 #include "ingress/config.h"
@@ -80,9 +81,8 @@ static char *node_name(const kci_options *options)
     if (options->server_name != NULL && strlen(options->server_name) <= NODE_BYTES_MAX &&
         kci_token_valid(options->server_name))
         return strdup(options->server_name);
-    char host[NODE_BYTES_MAX + 1] = {0};
-    if (gethostname(host, sizeof host - 1) == 0) host[strcspn(host, ".")] = '\0';
-    if (host[0] == '\0' || !kci_token_valid(host)) snprintf(host, sizeof host, DEFAULT_NODE);
+    char host[KC_NODE_BYTES_MAX + 1];
+    if (kci_node_from_host(host) != KC_OK) snprintf(host, sizeof host, DEFAULT_NODE);
     return strdup(host);
 }
 
@@ -302,6 +302,11 @@ static kc_err start_ledger(kci_components *components, const kci_components_conf
                                    KCI_ROLE_LEDGER, false, error, error_size);
     if (err != KC_OK) return err;
     kci_ledger_config ledger_config = kci_ledger_settings_runtime(&config->ledger, config->node);
+    /* A dangerous combination is said at start (docs/ledger.md, "Mint"). */
+    if (!ledger_config.mint_disabled && !kci_auth_required(&server->options))
+        kci_warn("ledger: any client can mint (kc.ledger.mint) since no users are configured: "
+                 "add users with permissions that keep kc.ledger.mint to an operator, or set "
+                 "ledger { mint: false }");
     return kci_ledger_start(&components->ledger, components->ledger_connection, &ledger_config,
                             error, error_size);
 }

@@ -131,7 +131,7 @@ static const char INGRESS_DESCRIPTION[] =
     "as the ingress built into kcobrad does (docs/ingress.md). Runs until SIGINT\n"
     "or SIGTERM.\n\n"
     "Example:\n"
-    "  kcobra ingress serve --listen 0.0.0.0:4223 --type echo\n"
+    "  kcobra ingress serve --listen 127.0.0.1:4223 --type echo\n"
     "  printf 'REQUEST#alice#1#hello\\n' | nc 127.0.0.1 4223\n";
 
 /* The flags come from the ingress's key table (src/ingress/config.c). */

@@ -108,6 +108,9 @@ static natsMsg *submit_message(const char *type, const kcobra_buffer *payload, c
     natsMsgHeader_Set(message, KCI_HEADER_ID, id);
     natsMsgHeader_Set(message, KCI_HEADER_TS, ts);
     natsMsgHeader_Set(message, KCI_HEADER_TYPE, type);
+    /* Without --node, the host's name, as libkingcobra's clients send it. */
+    char host[KC_NODE_BYTES_MAX + 1];
+    if (node == NULL && kci_node_from_host(host) == KC_OK) node = host;
     if (node != NULL) natsMsgHeader_Set(message, KCI_HEADER_NODE, node);
     if (notify != NULL) natsMsgHeader_Set(message, KCI_HEADER_NOTIFY, notify);
     return message;

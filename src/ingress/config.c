@@ -13,7 +13,12 @@ static kc_err apply_listen(const kci_config_context *context, const kci_conf_ent
                            void *field)
 {
     kci_ingress_settings *settings = field;
-    return kci_config_listen(context, entry->key, &entry->value, &settings->host, &settings->port);
+    kc_err err =
+        kci_config_listen(context, entry->key, &entry->value, &settings->host, &settings->port);
+    /* ":4223" (no host) asks for every interface, by name */
+    if (err == KC_OK && settings->host == NULL)
+        err = kci_config_string_set(&settings->host, "0.0.0.0");
+    return err;
 }
 
 static const kci_config_key keys[] = {
@@ -22,7 +27,7 @@ static const kci_config_key keys[] = {
      .kind = KCI_KEY_HANDLER,
      .handler = apply_listen,
      .value_name = "HOST:PORT",
-     .help = "where to listen (default 0.0.0.0:4223; port 0: any free port, logged)"},
+     .help = "where to listen (default 127.0.0.1:4223; port 0: any free port, logged)"},
     {.name = "type",
      .kind = KCI_KEY_STRING,
      .offset = offsetof(kci_ingress_settings, type),
@@ -47,7 +52,9 @@ kc_err kci_ingress_settings_init(kci_ingress_settings *settings)
     memset(settings, 0, sizeof *settings);
     settings->port = KCI_INGRESS_PORT_DEFAULT;
     settings->timeout_ms = KCI_INGRESS_TIMEOUT_MS_DEFAULT;
-    return kci_config_string_set(&settings->type, TYPE_DEFAULT);
+    /* Loopback: the seed format has no authentication (issue 15, finding 6). */
+    kc_err err = kci_config_string_set(&settings->host, KCI_INGRESS_HOST_DEFAULT);
+    return err == KC_OK ? kci_config_string_set(&settings->type, TYPE_DEFAULT) : err;
 }
 
 kc_err kci_ingress_settings_check(const kci_ingress_settings *settings, char *error,

@@ -11,6 +11,8 @@
 #include "common/config_keys.h"
 #include "ingress/ingress.h"
 
+#define KCI_INGRESS_HOST_DEFAULT "127.0.0.1" /* the seed format has no authentication */
+
 enum {
     KCI_INGRESS_PORT_DEFAULT = 4223,
     KCI_INGRESS_TIMEOUT_MS_DEFAULT = 5 * 1000,
@@ -18,7 +20,7 @@ enum {
 
 typedef struct kci_ingress_settings {
     bool enabled;       /* kcobrad runs it (file only); default false */
-    char *host;         /* listen address; NULL: any ("0.0.0.0") */
+    char *host;         /* listen address; default KCI_INGRESS_HOST_DEFAULT */
     int port;           /* default 4223; 0: any free port (logged) */
     char *type;         /* the request type of every line; default "default" */
     int64_t timeout_ms; /* per request; default 5 s */

@@ -636,8 +636,8 @@ static kc_err check_config(const kci_ingress_config *config, char *error, size_t
         snprintf(error, error_size, "ingress: timeout must be positive");
         return KC_ERR_CONFIG;
     }
-    if (config->host != NULL && strlen(config->host) >= KCI_INGRESS_HOST_BYTES_MAX) {
-        snprintf(error, error_size, "ingress: listen host too long");
+    if (config->host == NULL || strlen(config->host) >= KCI_INGRESS_HOST_BYTES_MAX) {
+        snprintf(error, error_size, "ingress: no listen host, or one too long");
         return KC_ERR_CONFIG;
     }
     return KC_OK;
@@ -649,8 +649,7 @@ static kci_ingress *ingress_new(kc_client *client, const kci_ingress_config *con
     if (ingress == NULL) return NULL;
     ingress->client = client;
     snprintf(ingress->type, sizeof ingress->type, "%s", config->type);
-    snprintf(ingress->host, sizeof ingress->host, "%s",
-             config->host != NULL ? config->host : "0.0.0.0");
+    snprintf(ingress->host, sizeof ingress->host, "%s", config->host);
     ingress->timeout_ms = config->timeout_ms;
     ingress->line_bytes_max =
         config->line_bytes_max > 0 ? config->line_bytes_max : KCI_SEED_LINE_BYTES_MAX_DEFAULT;
@@ -710,6 +709,12 @@ kc_err kci_ingress_start(kci_ingress **out, kc_client *client, const kci_ingress
     ingress->thread_started = true;
     kci_info("ingress: listening for seed-format lines on %s:%d (type %s)", ingress->host,
              ingress->port, ingress->type);
+    if (strncmp(ingress->host, "127.", 4) != 0 && strcmp(ingress->host, "::1") != 0 &&
+        strcmp(ingress->host, "localhost") != 0)
+        kci_warn("ingress: %s is reachable beyond this host and the seed format has no "
+                 "authentication or TLS: anyone who reaches it makes requests with kcobrad's "
+                 "ingress identity (docs/ingress.md)",
+                 ingress->host);
     *out = ingress;
     return KC_OK;
 }

@@ -35,7 +35,7 @@ enum {
 typedef struct kci_ingress kci_ingress;
 
 typedef struct kci_ingress_config {
-    const char *host;         /* listen address; NULL: "0.0.0.0" */
+    const char *host;         /* listen address */
     int port;                 /* 0: an ephemeral port (see kci_ingress_port) */
     const char *type;         /* the request type of every line: one subject token */
     int64_t timeout_ms;       /* per request; > 0 */

@@ -158,15 +158,13 @@ static kc_err set_node(kc_client *client, const char *node)
         snprintf(client->node, sizeof(client->node), "%s", node);
         return KC_OK;
     }
-    char host[KC_NODE_BYTES_MAX + 1] = {0};
-    if (gethostname(host, sizeof(host) - 1) != 0)
-        return kci_fail(KC_ERR_IO, "gethostname failed; set kc_client_options.node");
-    host[strcspn(host, ".")] = '\0';
-    if (host[0] == '\0' || !kci_token_valid(host))
-        return kci_fail(KC_ERR_CONFIG,
-                        "host name \"%s\" is not a valid node name; set "
-                        "kc_client_options.node",
-                        host);
+    char host[KC_NODE_BYTES_MAX + 1];
+    kc_err err = kci_node_from_host(host);
+    if (err != KC_OK) {
+        char reason[KCI_ERROR_TEXT_BYTES_MAX]; /* kc_last_error() is about to be rewritten */
+        snprintf(reason, sizeof reason, "%s", kc_last_error());
+        return kci_fail(err, "%s; set kc_client_options.node", reason);
+    }
     snprintf(client->node, sizeof(client->node), "%s", host);
     return KC_OK;
 }

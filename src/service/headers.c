@@ -30,10 +30,12 @@
 #include "service/headers.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "service/last_error.h"
 
@@ -67,6 +69,19 @@ bool kci_token_valid(const char *token)
         if (c <= ' ' || c == 0x7F || c == '.' || c == '*' || c == '>') return false;
     }
     return true;
+}
+
+kc_err kci_node_from_host(char out[KC_NODE_BYTES_MAX + 1])
+{
+    char host[KC_NODE_BYTES_MAX + 1] = {0};
+    out[0] = '\0';
+    if (gethostname(host, sizeof host - 1) != 0)
+        return kci_fail(KC_ERR_IO, "gethostname failed: %s", strerror(errno));
+    host[strcspn(host, ".")] = '\0';
+    if (host[0] == '\0' || !kci_token_valid(host))
+        return kci_fail(KC_ERR_CONFIG, "host name \"%s\" is not a valid node name", host);
+    memcpy(out, host, strlen(host) + 1);
+    return KC_OK;
 }
 
 /* value as a C string literal for an error text: printable ASCII kept, other

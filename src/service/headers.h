@@ -50,6 +50,9 @@ kc_err kci_headers_stamp(natsMsg *message, kci_kc_headers *headers);
 kc_err kci_headers_read(natsMsg *message, bool require_core, kci_kc_headers *out);
 /* Node names and types must be one valid subject token. */
 bool kci_token_valid(const char *token);
+/* The default node name: the host name up to its first dot, when that is
+ * one valid token (KC_OK); else KC_ERR_CONFIG with the reason, out empty. */
+kc_err kci_node_from_host(char out[KC_NODE_BYTES_MAX + 1]);
 
 /* Added by the implementation: */
 

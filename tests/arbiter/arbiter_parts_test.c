@@ -11,11 +11,13 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <sodium.h>
 
 #include "arbiter/credibility.h"
 #include "arbiter/observe.h"
 #include "arbiter/quorum.h"
 #include "arbiter/tree.h"
+#include "arbiter/vote_sign.h"
 #include "arbiter/wire.h"
 
 static void test_credibility(void **state)
@@ -227,13 +229,44 @@ static void test_vote_parse(void **state)
         assert_non_null(kci_vote_parse(&vote, bad[i], strlen(bad[i])));
 }
 
+/* Vote keys from the config, signatures over exact bytes, freshness. */
+static void test_vote_sign(void **state)
+{
+    (void)state;
+    assert_true(sodium_init() >= 0);
+    uint8_t public_key[KCI_LEDGER_KEY_BYTES], secret_key[KCI_LEDGER_SECRET_BYTES];
+    crypto_sign_keypair(public_key, secret_key);
+    char hex[KCI_VOTE_KEY_TEXT_BYTES], text[KCI_VOTE_KEY_TEXT_BYTES + 16];
+    kci_ledger_hex(hex, public_key, sizeof public_key);
+    snprintf(text, sizeof text, "p1=%s", hex);
+    kci_vote_key key;
+    assert_true(kci_vote_key_parse(&key, text));
+    assert_string_equal(key.arbiter, "p1");
+    assert_memory_equal(key.key, public_key, sizeof public_key);
+    const char *bad[] = {"p1", "=abcd", "p1=", "p1=xyz", "p1=00"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_false(kci_vote_key_parse(&key, bad[i]));
+    const char body[] = "{\"arbiter\":\"p1\",\"vote\":\"quarantine\"}";
+    char signature[KCI_VOTE_SIGNATURE_TEXT_BYTES];
+    kci_vote_sign(signature, body, strlen(body), secret_key);
+    assert_true(kci_vote_verify(public_key, signature, body, strlen(body)));
+    assert_false(kci_vote_verify(public_key, signature, body, strlen(body) - 1)); /* other bytes */
+    signature[0] = signature[0] == '0' ? '1' : '0';
+    assert_false(kci_vote_verify(public_key, signature, body, strlen(body)));
+    assert_false(kci_vote_verify(public_key, "zz", body, strlen(body)));
+    assert_false(kci_vote_verify(public_key, NULL, body, strlen(body)));
+    assert_true(kci_vote_fresh(100000, 100000));
+    assert_false(kci_vote_fresh(100000 - KCI_VOTE_AGE_MS_MAX, 100000));
+    assert_false(kci_vote_fresh(100000 + KCI_VOTE_AGE_MS_MAX, 100000));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_credibility), cmocka_unit_test(test_rate_limit),
         cmocka_unit_test(test_quorum),      cmocka_unit_test(test_tree),
         cmocka_unit_test(test_observe),     cmocka_unit_test(test_report_parse),
-        cmocka_unit_test(test_vote_parse),
+        cmocka_unit_test(test_vote_parse),  cmocka_unit_test(test_vote_sign),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

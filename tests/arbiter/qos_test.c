@@ -55,6 +55,28 @@ static void test_formula(void **state)
     assert_float_equal(kci_qos_latency_ms(&moderate), 100, 1e-12);
 }
 
+/* What a low score is blamed on, and which error replies count at all. */
+static void test_failing_or_slow(void **state)
+{
+    (void)state;
+    kci_qos_params p = params();
+    kci_qos failing = {0};
+    add(&failing, &p, 10, 1, true, 5000); /* fast errors */
+    assert_true(kci_qos_mostly_failing(&failing));
+    kci_qos slow = {0};
+    add(&slow, &p, 10, 300, false, 5000); /* slow answers */
+    assert_false(kci_qos_mostly_failing(&slow));
+    kci_qos fine = {0};
+    add(&fine, &p, 10, 1, false, 5000);
+    assert_false(kci_qos_mostly_failing(&fine));
+    assert_true(kci_qos_error_is_client_caused(400));
+    assert_true(kci_qos_error_is_client_caused(402));
+    assert_true(kci_qos_error_is_client_caused(499));
+    assert_false(kci_qos_error_is_client_caused(500));
+    assert_false(kci_qos_error_is_client_caused(7)); /* a command's exit status */
+    assert_false(kci_qos_error_is_client_caused(0));
+}
+
 static void test_decay(void **state)
 {
     (void)state;
@@ -75,6 +97,7 @@ int main(void)
         cmocka_unit_test(test_new_node_scores_one),
         cmocka_unit_test(test_formula),
         cmocka_unit_test(test_decay),
+        cmocka_unit_test(test_failing_or_slow),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

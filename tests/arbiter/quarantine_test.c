@@ -134,6 +134,7 @@ static bool verdict_seen(natsSubscription *verdicts, const char *name, const cha
 }
 
 static int run_kcobra(const char *url, const char *const *arguments, char *output, size_t size);
+static double status_number(natsConnection *connection, const char *name, const char *field);
 
 /* Sends requests until the arbiter quarantines "bad"; then every request
  * goes to "good". */
@@ -198,6 +199,68 @@ static void test_quarantine_and_reinstate(void **state)
     kc_client_close(client, 2000);
     unserve(&bad);
     unserve(&good);
+}
+
+/* The arbiter watches kc.req.> but is not a responder (issue 15, finding
+ * 1): with it on, a request nobody serves still gets "no responders" at once,
+ * and so does one whose only server is quarantined (docs/arbiter.md). Both
+ * used to time out, the arbiter's subscription counting as a delivery. */
+static void test_no_responders_with_the_arbiter(void **state)
+{
+    fixture *f = fixture_of(state);
+    fixture_start(f, ARBITER_CONFIG);
+    natsConnection *watcher = fixture_connect(f);
+    natsSubscription *verdicts = fixture_subscribe_flushed(f, watcher, "kc.arbiter.verdict");
+    kc_client *client = open_client(f, "client");
+    kc_reply *reply = NULL;
+    assert_int_equal(kc_client_request(&reply, client, "nobody", "x", 1, REQUEST_TIMEOUT_MS),
+                     KC_ERR_NO_RESPONDERS);
+    node good, bad;
+    serve(f, &good, "good", false);
+    serve(f, &bad, "bad", true);
+    quarantine_bad(client, verdicts);
+    unserve(&good); /* "bad", quarantined, is the only one left */
+    assert_int_equal(kc_client_request(&reply, client, "t", "x", 1, REQUEST_TIMEOUT_MS),
+                     KC_ERR_NO_RESPONDERS);
+    kc_client_close(client, 2000);
+    unserve(&bad);
+}
+
+static void refusing_handler(const kc_request *request, kc_response *response, void *closure)
+{
+    (void)request, (void)closure;
+    kc_response_set_error(response, 402, "payment required");
+}
+
+/* A refusal the requester caused (402 unpaid) is a correct answer (issue 15,
+ * finding 2): sixty of them from one client do not quarantine the honest
+ * service, whose QoS stays whole; the client is the one they show up on.
+ * They used to count as failures and got the service quarantined, "slow". */
+static void test_refusals_do_not_condemn(void **state)
+{
+    fixture *f = fixture_of(state);
+    fixture_start(f, ARBITER_CONFIG);
+    natsConnection *watcher = fixture_connect(f);
+    natsSubscription *verdicts = fixture_subscribe_flushed(f, watcher, "kc.arbiter.verdict");
+    kc_client *translate = open_client(f, "translate");
+    kc_service *service = NULL;
+    assert_int_equal(
+        kc_service_start(&service, translate, "translate", refusing_handler, NULL, NULL), KC_OK);
+    kc_client *attacker = open_client(f, "attacker");
+    enum { REFUSALS = 60 };
+    for (int i = 0; i < REFUSALS; i++) {
+        kc_reply *reply = NULL;
+        assert_int_equal(
+            kc_client_request(&reply, attacker, "translate", "x", 1, REQUEST_TIMEOUT_MS),
+            KC_ERR_SERVICE);
+        kc_reply_destroy(reply);
+    }
+    assert_false(verdict_seen(verdicts, "translate", "quarantine", 1500)); /* 15 ticks */
+    assert_true(status_number(watcher, "translate", "qos") > 0.9);
+    assert_true(status_number(watcher, "attacker", "refusals_provoked") >= REFUSALS / 2);
+    kc_client_close(attacker, 2000);
+    kc_service_stop(service);
+    kc_client_close(translate, 2000);
 }
 
 /* A quarantine of 1 s ends by itself (reinstatement on probation); still
@@ -416,7 +479,8 @@ static void on_reply_get(natsConnection *connection, natsSubscription *subscript
     natsMsg_Destroy(message);
 }
 
-static double credibility_of(natsConnection *connection, const char *name)
+/* A number of the arbiter's status entry for name (-1: no such node). */
+static double status_number(natsConnection *connection, const char *name, const char *field)
 {
     natsMsg *reply = NULL;
     assert_int_equal(natsConnection_RequestString(&reply, connection, "kc.arbiter.status", "",
@@ -425,16 +489,21 @@ static double credibility_of(natsConnection *connection, const char *name)
     json_t *status =
         json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0, NULL);
     natsMsg_Destroy(reply);
-    double credibility = -1;
+    double value = -1;
     size_t index;
     json_t *entry;
     json_array_foreach(json_object_get(status, "nodes"), index, entry)
     {
         if (strcmp(json_string_value(json_object_get(entry, "name")), name) == 0)
-            credibility = json_number_value(json_object_get(entry, "credibility"));
+            value = json_number_value(json_object_get(entry, field));
     }
     json_decref(status);
-    return credibility;
+    return value;
+}
+
+static double credibility_of(natsConnection *connection, const char *name)
+{
+    return status_number(connection, name, "credibility");
 }
 
 static void test_reports_checked_against_the_log(void **state)
@@ -555,6 +624,8 @@ int main(int argc, char **argv)
     }
     const struct CMUnitTest tests[] = {
         FIXTURE_CASE(test_quarantine_and_reinstate),
+        FIXTURE_CASE(test_no_responders_with_the_arbiter),
+        FIXTURE_CASE(test_refusals_do_not_condemn),
         FIXTURE_CASE(test_quarantine_expires_and_doubles),
         FIXTURE_CASE(test_quarantine_survives_restart),
         FIXTURE_CASE(test_reports_checked_against_the_log),

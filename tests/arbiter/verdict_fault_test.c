@@ -138,6 +138,12 @@ static bool vote(kci_arbiter *arbiter, const char *node, const char *kind)
                           node, kind, epoch);
     natsMsg *message = NULL;
     assert_int_equal(natsMsg_Create(&message, "kc.arbiter.vote", NULL, body, length), NATS_OK);
+    /* Signed with its key, as its own votes are (vote_sign.h). */
+    char key[KCI_VOTE_KEY_TEXT_BYTES], signature[KCI_VOTE_SIGNATURE_TEXT_BYTES];
+    kci_wallet_address(key, &arbiter->vote_key);
+    kci_vote_sign(signature, body, (size_t)length, arbiter->vote_key.secret_key);
+    assert_int_equal(natsMsgHeader_Set(message, KCI_VOTE_KEY_HEADER, key), NATS_OK);
+    assert_int_equal(natsMsgHeader_Set(message, KCI_VOTE_SIGNATURE_HEADER, signature), NATS_OK);
     uint64_t before = verdict_count(arbiter);
     kci_arbiter_on_vote(NULL, NULL, message, arbiter); /* destroys message */
     return verdict_count(arbiter) == before + 1;

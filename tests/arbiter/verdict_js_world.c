@@ -94,6 +94,14 @@ void vj_votes(vj_arbiter *a, int node, const char *kind)
                               arbiter_ids[voter], node_names[node], kind, epoch);
         natsMsg *message = NULL;
         assert_int_equal(natsMsg_Create(&message, "kc.arbiter.vote", NULL, body, length), NATS_OK);
+        if (strcmp(arbiter_ids[voter], a->arbiter->id) == 0) { /* its own: signed (vote_sign.h) */
+            char key[KCI_VOTE_KEY_TEXT_BYTES], signature[KCI_VOTE_SIGNATURE_TEXT_BYTES];
+            kci_wallet_address(key, &a->arbiter->vote_key);
+            kci_vote_sign(signature, body, (size_t)length, a->arbiter->vote_key.secret_key);
+            assert_int_equal(natsMsgHeader_Set(message, KCI_VOTE_KEY_HEADER, key), NATS_OK);
+            assert_int_equal(natsMsgHeader_Set(message, KCI_VOTE_SIGNATURE_HEADER, signature),
+                             NATS_OK);
+        }
         kci_arbiter_on_vote(NULL, NULL, message, a->arbiter); /* destroys message */
     }
 }

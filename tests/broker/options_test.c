@@ -148,10 +148,13 @@ static void test_defaults(void **state)
     kci_options_free(&options);
     kci_options_free(&options); /* zeroed, so a second free is harmless */
 
-    /* load with no arguments at all: the defaults, http_host set */
+    /* load with no arguments at all: the defaults, http_host set: monitoring
+     * on loopback although the listener is on every interface (it has no
+     * authentication) */
     const char *const no_flags[] = {"kcobrad", NULL};
     assert_int_equal(load_args(&options, no_flags, error, NULL), KC_OK);
-    assert_string_equal(options.http_host, "0.0.0.0");
+    assert_string_equal(options.host, "0.0.0.0");
+    assert_string_equal(options.http_host, "127.0.0.1");
     assert_null(options.config_file);
     kci_options_free(&options);
 }

@@ -51,7 +51,7 @@ static void test_defaults(void **state)
     assert_true(config.keeper.enabled);
     assert_string_equal(config.keeper.file, "data/suggestions.jsonl");
     assert_false(config.ingress.enabled);
-    assert_null(config.ingress.host);
+    assert_string_equal(config.ingress.host, "127.0.0.1"); /* loopback: no authentication */
     assert_int_equal(config.ingress.port, 4223);
     assert_string_equal(config.ingress.type, "default");
     assert_int_equal(config.ingress.timeout_ms, 5000);
@@ -87,12 +87,18 @@ static void test_component_keys(void **state)
             "ingress { enabled: true, listen: 5001 }\n"
             "suggestions { file: f }\nsuggestions { }");
     assert_true(config.ingress.enabled);
-    assert_null(config.ingress.host);
+    assert_string_equal(config.ingress.host, "127.0.0.1");
     assert_int_equal(config.ingress.port, 5001);
     assert_string_equal(config.ingress.type, "default");
     assert_int_equal(config.ingress.timeout_ms, 5000);
     assert_true(config.keeper.enabled);
     assert_string_equal(config.keeper.file, "/d/suggestions.jsonl");
+    kci_components_config_free(&config);
+    kci_options_free(&options);
+    /* no host: every interface, by name (the default is loopback) */
+    load_ok(&options, &config, "ingress { listen: \":5002\" }\n");
+    assert_string_equal(config.ingress.host, "0.0.0.0");
+    assert_int_equal(config.ingress.port, 5002);
     kci_components_config_free(&config);
     kci_options_free(&options);
 }

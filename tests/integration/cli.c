@@ -678,6 +678,42 @@ static void test_pub_sub(void **state_in)
     assert_int_equal(stop_background(forever, SIGINT), 0);
 }
 
+/* kcobra submit without --node sends the host's name as Kc-Node, as
+ * libkingcobra's clients do (docs/kcobra.md); it used to send none, and the
+ * queue's records had an empty client field. */
+static void test_submit_names_its_node(void **state_in)
+{
+    cli_state *state = *state_in;
+    char host[256] = "";
+    assert_int_equal(gethostname(host, sizeof host - 1), 0);
+    host[strcspn(host, ".")] = '\0';
+    background *subscriber = BACKGROUND(state, "sub", "kc.submit.cli", "--count", "1");
+    wait_ready(state, subscriber, "Listening on");
+    /* Acknowledged on kcobrad (its persister), a timeout on nats-server:
+     * either way the submit went out. */
+    RUN(state, "submit", "cli", "x", "--timeout", "1s");
+    assert_int_equal(wait_exit(subscriber, STOP_TIMEOUT_MS), 0);
+    char out[4096], expected[300];
+    read_file(subscriber->out_path, out, sizeof out);
+    snprintf(expected, sizeof expected, "Kc-Node: %s\n", host);
+    expect_contains(out, expected);
+}
+
+/* An arbiter run with --no-observe-requests does not subscribe to kc.req.>,
+ * so on any server a request nobody serves still gets "no responders"
+ * (docs/arbiter.md: on nats-server a kc.req.> subscriber counts as a
+ * responder; kcobrad's own arbiter observes through a tap). */
+static void test_arbiter_without_observation(void **state_in)
+{
+    cli_state *state = *state_in;
+    background *arbiter =
+        BACKGROUND(state, "arbiter", "serve", "--no-observe-requests", "--id", "cli-arbiter");
+    wait_ready(state, arbiter, "watching the fabric");
+    RUN(state, "request", "nobody", "hi");
+    expect_status(&state->result, STATUS_NO_RESPONDERS);
+    assert_int_equal(stop_background(arbiter, SIGTERM), 0);
+}
+
 static void test_suggestions(void **state_in)
 {
     cli_state *state = *state_in;
@@ -864,6 +900,8 @@ int main(int argc, char **argv)
         CASE(test_payload_too_large),
         CASE(test_serve_stops_after_running_requests),
         CASE(test_pub_sub),
+        CASE(test_submit_names_its_node),
+        CASE(test_arbiter_without_observation),
         CASE(test_suggestions),
         CASE(test_keeper_standalone),
         CASE(test_ingress_standalone),

@@ -222,6 +222,48 @@ static void test_reload_removes_user(void **state)
     fixture_raw_expect_closed(again);
 }
 
+/* Waits until a new connection's INFO says max_payload, i.e. the reload that
+ * set it has been applied. */
+static void wait_reloaded_max_payload(fixture *f, int max_payload)
+{
+    char expected[64], info[LINE_SIZE_MAX];
+    snprintf(expected, sizeof expected, "\"max_payload\":%d", max_payload);
+    int64_t deadline_ms = harness_now_ms() + RELOAD_CLOSE_TIMEOUT_MS;
+    for (;;) {
+        harness_raw *probe = fixture_raw_read_info(f, 0, info, sizeof info);
+        bool applied = strstr(info, expected) != NULL;
+        harness_raw_close(probe);
+        if (applied) return;
+        assert_true(harness_now_ms() < deadline_ms);
+        harness_sleep_ms(20);
+    }
+}
+
+/* Turning authentication on with a reload re-checks every connected client
+ * (issue 15, finding 8; nats-server 2.9.10 does the same): an anonymous
+ * client is closed; a token client stays while its token does, and is closed
+ * when the token changes. It used to keep every anonymous connection. */
+static void test_reload_requires_auth(void **state)
+{
+    fixture *f = fixture_of(state);
+    fixture_start(f, "max_payload: 65536\n");
+    harness_raw *anonymous = fixture_raw_handshake(f, FIXTURE_FAST_CONNECT);
+    fixture_raw_send_round_trip(anonymous, "SUB foo 1\r\n");
+
+    reload(f, "authorization { token: \"s3cr3t\" }\nmax_payload: 65536\n");
+    assert_int_equal(harness_raw_expect_closed(anonymous, RELOAD_CLOSE_TIMEOUT_MS), HARNESS_OK);
+
+    static const char TOKEN_CONNECT[] =
+        "{\"verbose\":false,\"pedantic\":false,\"auth_token\":\"s3cr3t\"}";
+    harness_raw *holder = fixture_raw_handshake(f, TOKEN_CONNECT);
+    reload(f, "authorization { token: \"s3cr3t\" }\nmax_payload: 65000\n");
+    wait_reloaded_max_payload(f, 65000);
+    fixture_raw_send_round_trip(holder, "SUB foo 1\r\n"); /* the same token: still in */
+
+    reload(f, "authorization { token: \"other\" }\nmax_payload: 65000\n");
+    assert_int_equal(harness_raw_expect_closed(holder, RELOAD_CLOSE_TIMEOUT_MS), HARNESS_OK);
+}
+
 /* A file that does not parse changes nothing: the server runs on, connected
  * clients keep their (old) permissions, new ones are admitted; a later good
  * file is applied. */
@@ -999,6 +1041,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         FIXTURE_CASE(test_reload_permissions),
         FIXTURE_CASE(test_reload_removes_user),
+        FIXTURE_CASE(test_reload_requires_auth),
         FIXTURE_CASE(test_reload_broken_config),
         FIXTURE_CASE(test_reload_during_bcrypt_verification),
         FIXTURE_CASE(test_sigterm),
