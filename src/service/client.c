@@ -202,8 +202,14 @@ kc_err kc_client_open(kc_client **out, const kc_client_options *options)
     kc_client_options defaults;
     kc_client_options_init(&defaults);
     if (options == NULL) options = &defaults;
+    if (options->submits_in_flight_max > KCI_ASYNC_PENDING_MAX)
+        return kci_fail(KC_ERR_INVALID_ARGUMENT, "submits_in_flight_max %u is over %d",
+                        options->submits_in_flight_max, KCI_ASYNC_PENDING_MAX);
     kc_client *client = client_new();
     if (client == NULL) return kci_fail(KC_ERR_NOMEM, NULL);
+    client->submits_in_flight_max = options->submits_in_flight_max > 0
+                                        ? options->submits_in_flight_max
+                                        : KCI_SUBMITS_IN_FLIGHT_DEFAULT;
     kc_err err = set_node(client, options->node);
     natsOptions *nats_options = NULL;
     if (err == KC_OK) {
