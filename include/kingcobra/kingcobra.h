@@ -118,8 +118,8 @@ KC_EXPORT void kc_reply_destroy(kc_reply *reply);
  * safe), KC_ERR_NO_RESPONDERS (no persister), KC_ERR_CLOSED (the client
  * closed first). error_code is 0 and error_message is kc_last_error()'s
  * text unless status is KC_ERR_SERVICE. */
-typedef void (*kc_submit_callback)(kc_client *client, kc_err status, const char *id,
-                                   int error_code, const char *error_message, void *closure);
+typedef void (*kc_submit_callback)(kc_client *client, kc_err status, const char *id, int error_code,
+                                   const char *error_message, void *closure);
 
 /* Sends a durable request of type to the persister (kc.submit.<type>, with
  * Kc-Id a new UUIDv7, Kc-Ts, Kc-Type, Kc-Node) and returns at once; *id_out

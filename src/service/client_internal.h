@@ -154,9 +154,9 @@ typedef struct kci_async_target {
  * client's async inbox; a request carries Kc-Deadline, a submit does not
  * (its deadline is for the acknowledgement only). *id_out (may be NULL) is
  * the Kc-Id, set before the publish. On an error, target never runs. */
-kc_err kci_async_send(kc_client *client, const char *subject, const char *type,
-                      const void *payload, size_t payload_len, int64_t timeout_ms,
-                      const kci_async_target *target, char *id_out);
+kc_err kci_async_send(kc_client *client, const char *subject, const char *type, const void *payload,
+                      size_t payload_len, int64_t timeout_ms, const kci_async_target *target,
+                      char *id_out);
 
 /* ---- submit.c ----------------------------------------------------------- */
 

@@ -58,8 +58,8 @@ typedef struct slot {
 
 struct kci_async {
     pthread_mutex_t lock;
-    pthread_cond_t wake; /* the timeout thread: heap top changed or stopping */
-    pthread_cond_t idle; /* pending_count reached 0, or the subscription ended */
+    pthread_cond_t wake;   /* the timeout thread: heap top changed or stopping */
+    pthread_cond_t idle;   /* pending_count reached 0, or the subscription ended */
     pthread_cond_t window; /* a submit completed: submit_count < submit_max again */
     natsSubscription *subscription;
     char inbox[INBOX_BYTES_MAX]; /* "_INBOX.<nuid>" */
@@ -626,9 +626,9 @@ static void slot_settle(kci_async *async, uint64_t token, bool published)
     pthread_mutex_unlock(&async->lock);
 }
 
-kc_err kci_async_send(kc_client *client, const char *subject, const char *type,
-                      const void *payload, size_t payload_len, int64_t timeout_ms,
-                      const kci_async_target *target, char *id_out)
+kc_err kci_async_send(kc_client *client, const char *subject, const char *type, const void *payload,
+                      size_t payload_len, int64_t timeout_ms, const kci_async_target *target,
+                      char *id_out)
 {
     kc_err err = check_timeout(timeout_ms);
     kci_async *async = NULL;

@@ -31,15 +31,15 @@ static const char SUBMIT_PREFIX[] = "kc.submit.";
 static kc_err answer_read(natsMsg *message, const char *id, kci_refusal *refusal)
 {
     if (natsMsg_IsNoResponders(message))
-        return kci_fail(KC_ERR_NO_RESPONDERS, "no persister serves kc.submit (submit %s)", id);
+        return kci_fail(KC_ERR_NO_RESPONDERS, "no persister serves kc.submit.>");
     if (kci_refusal_read(message, refusal))
         return kci_fail(KC_ERR_SERVICE, "the persister refused %s: %d %s", id, refusal->code,
                         refusal->message);
     const char *acknowledged = NULL;
     if (natsMsgHeader_Get(message, KCI_HEADER_ID, &acknowledged) == NATS_OK &&
         acknowledged != NULL && strcasecmp(acknowledged, id) != 0)
-        return kci_fail(KC_ERR_BAD_HEADER, "%s: the acknowledgement of %s names %s",
-                        KCI_HEADER_ID, id, acknowledged);
+        return kci_fail(KC_ERR_BAD_HEADER, "%s: the acknowledgement of %s names %s", KCI_HEADER_ID,
+                        id, acknowledged);
     return KC_OK;
 }
 
@@ -70,8 +70,7 @@ kc_err kc_client_submit_async(kc_client *client, const char *type, const void *p
     memcpy(subject, SUBMIT_PREFIX, sizeof(SUBMIT_PREFIX) - 1);
     memcpy(subject + sizeof(SUBMIT_PREFIX) - 1, type, strlen(type) + 1);
     kci_async_target target = {.submit_callback = callback, .closure = closure};
-    return kci_async_send(client, subject, type, payload, payload_len, timeout_ms, &target,
-                          id_out);
+    return kci_async_send(client, subject, type, payload, payload_len, timeout_ms, &target, id_out);
 }
 
 /* ---- synchronous, on top ------------------------------------------------- */
@@ -107,8 +106,8 @@ kc_err kc_client_submit(kc_client *client, const char *type, const void *payload
     pthread_mutex_init(&w.lock, NULL);
     pthread_cond_init(&w.done_changed, NULL);
     char id[KC_UUID_TEXT_BYTES + 1] = "";
-    kc_err err =
-        kc_client_submit_async(client, type, payload, payload_len, timeout_ms, on_submitted, &w, id);
+    kc_err err = kc_client_submit_async(client, type, payload, payload_len, timeout_ms,
+                                        on_submitted, &w, id);
     if (err == KC_OK) {
         /* The callback always comes: the timeout thread bounds the wait. */
         pthread_mutex_lock(&w.lock);

@@ -19,6 +19,10 @@
  *              returns KC_ERR_LIMIT; one acknowledgement makes room
  *   close      kc_client_close with submits in flight: each calls back once
  *              with KC_ERR_CLOSED
+ *   batch      `kcobra submit --batch`: a file of 500 lines through a window
+ *              of 32, all stored (the persister counts them); stdin and
+ *              --json; without a persister every line fails, named by line
+ *              number, exit 1; a payload beside --batch is a usage error
  */
 #include <nats/nats.h>
 #include <pthread.h>
@@ -61,10 +65,10 @@ typedef struct stand_in {
 } stand_in;
 
 typedef struct world {
-    harness_server server;   /* with a persister */
-    harness_server bare;     /* without: the stand-in answers */
-    pid_t persister_pid;     /* with nats-server */
-    natsConnection *fake;    /* the stand-in's connection, on bare */
+    harness_server server; /* with a persister */
+    harness_server bare;   /* without: the stand-in answers */
+    pid_t persister_pid;   /* with nats-server */
+    natsConnection *fake;  /* the stand-in's connection, on bare */
     natsSubscription *fake_subscription;
     stand_in stand_in;
 } world;
@@ -191,8 +195,8 @@ typedef struct outcome {
     int calls;
     kc_err status;
     int error_code;
-    char id[KC_UUID_TEXT_BYTES + 1];          /* what the call returned */
-    char called_id[KC_UUID_TEXT_BYTES + 1];   /* what the callback said */
+    char id[KC_UUID_TEXT_BYTES + 1];        /* what the call returned */
+    char called_id[KC_UUID_TEXT_BYTES + 1]; /* what the callback said */
     char message[KC_ERROR_MESSAGE_BYTES_MAX];
 } outcome;
 
@@ -498,6 +502,76 @@ static void test_close(void **state)
     fake_stop(w);
 }
 
+/* ---- kcobra submit --batch ----------------------------------------------------------- */
+
+typedef struct cli_run {
+    int status;
+    char out[4096];
+} cli_run;
+
+/* Runs "sh -c command" (kcobra is $KCOBRA in it), stdout captured. */
+static void cli(cli_run *run, const char *format, ...)
+{
+    char command[2048];
+    va_list arguments;
+    va_start(arguments, format);
+    vsnprintf(command, sizeof command, format, arguments);
+    va_end(arguments);
+    setenv("KCOBRA", kcobra_binary, 1);
+    FILE *pipe = popen(command, "r");
+    assert_non_null(pipe);
+    size_t length = fread(run->out, 1, sizeof run->out - 1, pipe);
+    run->out[length] = '\0';
+    int wait_status = pclose(pipe);
+    run->status = WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : -1;
+}
+
+static void test_batch_file(void **state)
+{
+    world *w = *state;
+    enum { LINES = 500 };
+    char path[HARNESS_PATH_SIZE_MAX + 16];
+    snprintf(path, sizeof path, "%.200s/batch.txt", w->server.directory_path);
+    FILE *file = fopen(path, "w");
+    assert_non_null(file);
+    for (int index = 0; index < LINES; index++)
+        fprintf(file, "{\"job\":%d}\n", index);
+    fclose(file);
+    int64_t before = queue_submitted(&w->server);
+    cli_run run;
+    cli(&run, "\"$KCOBRA\" submit batch --batch '%s' --window 32 --server %s 2>/dev/null", path,
+        w->server.url);
+    assert_int_equal(run.status, 0);
+    assert_string_equal(run.out, "500 lines: acknowledged 500, failed 0\n");
+    assert_int_equal(queue_submitted(&w->server) - before, LINES);
+}
+
+static void test_batch_stdin_json(void **state)
+{
+    world *w = *state;
+    cli_run run;
+    cli(&run, "printf 'a\\nb\\nc' | \"$KCOBRA\" submit batch --batch - --json --server %s",
+        w->server.url);
+    assert_int_equal(run.status, 0);
+    assert_string_equal(run.out, "{\"lines\":3,\"acknowledged\":3,\"failed\":0,\"failures\":[]}\n");
+}
+
+static void test_batch_failed(void **state)
+{
+    world *w = *state; /* the bare server: nobody serves kc.submit */
+    cli_run run;
+    cli(&run, "printf 'a\\nb\\n' | \"$KCOBRA\" submit batch --batch - --json --server %s",
+        w->bare.url);
+    assert_int_equal(run.status, 1);
+    assert_non_null(strstr(run.out, "\"acknowledged\":0,\"failed\":2,"));
+    assert_non_null(strstr(run.out, "{\"line\":1,"));
+    assert_non_null(strstr(run.out, "{\"line\":2,"));
+    assert_non_null(strstr(run.out, "\"status\":\"")); /* kc_strerror's no responders */
+    cli(&run, "\"$KCOBRA\" submit batch payload --batch - --server %s </dev/null 2>/dev/null",
+        w->bare.url);
+    assert_int_equal(run.status, 2);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
@@ -510,10 +584,16 @@ int main(int argc, char **argv)
     pthread_mutex_init(&the_tally.lock, NULL);
     pthread_cond_init(&the_tally.changed, NULL);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_many),    cmocka_unit_test(test_refused),
-        cmocka_unit_test(test_sync),    cmocka_unit_test(test_headers),
-        cmocka_unit_test(test_errors),  cmocka_unit_test(test_window),
+        cmocka_unit_test(test_many),
+        cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_sync),
+        cmocka_unit_test(test_headers),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_window),
         cmocka_unit_test(test_close),
+        cmocka_unit_test(test_batch_file),
+        cmocka_unit_test(test_batch_stdin_json),
+        cmocka_unit_test(test_batch_failed),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
