@@ -5,7 +5,8 @@
  *
  *   kcobrad:   kc_client_submit_async to kc.submit.bench with
  *              kc_client_options.submits_in_flight_max = WINDOW (the call
- *              blocks while the window is full);
+ *              blocks while the window is full) and publish_buffered (nats.c
+ *              writes in batches, as it does for the JetStream client);
  *   JetStream: js_PublishAsync to a file-storage stream on kc.submit.>, with
  *              jsOptions.PublishAsync.MaxPending = WINDOW (the call stalls
  *              while MaxPending are out), then js_PublishAsyncComplete.
@@ -148,6 +149,7 @@ static void client_connect(client_run *self, const char *url, int window)
         options.servers = url;
         options.node = "bench";
         options.submits_in_flight_max = (uint32_t)window;
+        options.publish_buffered = true; /* as nats.c's JetStream client does by default */
         if (kc_client_open(&self->client, &options) != KC_OK) {
             fprintf(stderr, "queue_bench: %s\n", kc_last_error());
             exit(1);

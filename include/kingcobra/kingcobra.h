@@ -59,6 +59,11 @@ typedef struct kc_client_options {
     /* Asynchronous submits (kc_client_submit_async) one client has in
      * flight at most; default 1024 (0), at most 65,536. */
     uint32_t submits_in_flight_max;
+    /* false (default): each message is written to the socket at once, the
+     * lowest latency for one request at a time. true: nats.c's flusher
+     * thread writes them in batches, which halves the client's CPU per
+     * submit when many are in flight (docs/queue.md, "Speed"). */
+    bool publish_buffered;
 } kc_client_options;
 
 KC_EXPORT void kc_client_options_init(kc_client_options *options);

@@ -605,6 +605,8 @@ int kcobra_client_open_window(kc_client **out, const kcobra_common *common,
     kc_client_options options;
     client_options_from(&options, common);
     options.submits_in_flight_max = submits_in_flight_max;
+    /* Many submits in flight: let nats.c write them in batches. */
+    options.publish_buffered = submits_in_flight_max > 0;
     /* No name: libkingcobra names the connection after the node, which is
      * how kcobrad knows a node when it has no users (the arbiters'
      * quarantine, /connz). */

@@ -143,7 +143,8 @@ static kc_err build_nats_options(natsOptions *nats_options, const kc_client_opti
     const char *name = options->name != NULL ? options->name : client->node;
     kc_err err = kci_nats_options_fill(nats_options, options, name);
     if (err != KC_OK) return err;
-    natsStatus status = natsOptions_SetSendAsap(nats_options, true);
+    /* Send at once unless asked to buffer (kingcobra.h: publish_buffered). */
+    natsStatus status = natsOptions_SetSendAsap(nats_options, !options->publish_buffered);
     if (status == NATS_OK) status = natsOptions_SetClosedCB(nats_options, on_closed, client);
     if (status == NATS_OK) status = natsOptions_SetErrorHandler(nats_options, on_async_error, NULL);
     return status == NATS_OK ? KC_OK : kci_nats_fail(status, "options");
