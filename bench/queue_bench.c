@@ -8,6 +8,11 @@
  *   queue_bench jetstream URL THREADS PAYLOAD_BYTES DURATION_MS
  *       the same shape against nats-server JetStream: a file-storage stream
  *       on kc.submit.> and js_Publish, which waits for the publish ack.
+ *   queue_bench submit-async URL CLIENTS WINDOW PAYLOAD_BYTES DURATION_MS
+ *   queue_bench jetstream-async URL CLIENTS WINDOW PAYLOAD_BYTES DURATION_MS
+ *       pipelined: libkingcobra's asynchronous submits against the
+ *       js_PublishAsync of nats.c, WINDOW in flight per client
+ *       (queue_bench_async.c).
  *   queue_bench raw DIR RECORD_PAYLOAD_BYTES DURATION_MS THREADS
  *       the log alone (batch mode, THREADS appenders each waiting for its
  *       own completion) against a plain write + fdatasync loop of records
@@ -35,6 +40,7 @@
 
 #include "queue/log.h"
 #include "queue/persister.h"
+#include "queue_bench.h"
 
 enum {
     THREADS_MAX = 256,
@@ -43,7 +49,7 @@ enum {
     REQUEST_TIMEOUT_MS = 5000,
 };
 
-static int64_t now_ns(void)
+int64_t now_ns(void)
 {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
@@ -66,7 +72,7 @@ typedef struct worker {
 static atomic_int ready_count;
 static atomic_bool go;
 
-static int compare_u32(const void *a, const void *b)
+int compare_u32(const void *a, const void *b)
 {
     uint32_t left = *(const uint32_t *)a, right = *(const uint32_t *)b;
     return (left > right) - (left < right);
@@ -114,7 +120,7 @@ static void *worker_main(void *argument)
     return NULL;
 }
 
-static natsConnection *connect_to(const char *url)
+natsConnection *connect_to(const char *url)
 {
     natsOptions *options = NULL;
     natsConnection *connection = NULL;
@@ -130,7 +136,7 @@ static natsConnection *connect_to(const char *url)
     return connection;
 }
 
-static void jetstream_stream(natsConnection *connection)
+void jetstream_stream(natsConnection *connection)
 {
     jsCtx *js = NULL;
     if (natsConnection_JetStream(&js, connection, NULL) != NATS_OK) exit(1);
@@ -399,6 +405,10 @@ int main(int argc, char **argv)
         return run_submit(argv[2], threads, payload, atoll(argv[5]),
                           strcmp(argv[1], "jetstream") == 0);
     }
+    if (argc >= 7 &&
+        (strcmp(argv[1], "submit-async") == 0 || strcmp(argv[1], "jetstream-async") == 0))
+        return run_async(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), atoll(argv[6]),
+                         strcmp(argv[1], "jetstream-async") == 0);
     if (argc >= 6 && strcmp(argv[1], "raw") == 0) {
         int threads = atoi(argv[5]);
         if (threads < 1 || threads > THREADS_MAX) threads = 64;
@@ -406,6 +416,8 @@ int main(int argc, char **argv)
     }
     if (argc >= 4 && strcmp(argv[1], "recover") == 0) return run_recover(argv[2], atoll(argv[3]));
     fprintf(stderr, "usage: queue_bench submit|jetstream URL THREADS PAYLOAD_BYTES DURATION_MS\n"
+                    "       queue_bench submit-async|jetstream-async URL CLIENTS WINDOW "
+                    "PAYLOAD_BYTES DURATION_MS\n"
                     "       queue_bench raw DIR PAYLOAD_BYTES DURATION_MS THREADS\n"
                     "       queue_bench recover DIR BYTES\n");
     return 2;

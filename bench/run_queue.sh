@@ -12,6 +12,12 @@
 # which is what JetStream does by default (it acknowledges after the write and
 # syncs every 2 minutes). The order of the servers flips every round.
 #
+# Then pipelined: ASYNC_CLIENTS clients, each keeping WINDOW submits in flight
+# (kcobrad in batch mode: libkingcobra's kc_client_submit_async with
+# submits_in_flight_max = WINDOW; JetStream: js_PublishAsync with
+# PublishAsync.MaxPending = WINDOW, same file storage, same payload), also
+# alternating.
+#
 # Then the log alone: appends/s with THREADS appenders in batch mode against a
 # plain write + fdatasync loop of the same record size (the device's limit for
 # one writer), and the time the persister takes to recover a log of
@@ -19,7 +25,9 @@
 #
 # Prints medians and the ratios; every run is kept in BUILD_DIR/bench-queue.json.
 # Environment: BENCH_QUEUE_ROUNDS (5), BENCH_QUEUE_DURATION_MS (4000),
-# BENCH_QUEUE_THREADS (64), BENCH_QUEUE_PAYLOAD (256), BENCH_QUEUE_RECOVER_BYTES
+# BENCH_QUEUE_THREADS (64), BENCH_QUEUE_PAYLOAD (256), BENCH_QUEUE_ASYNC_CLIENTS
+# (4), BENCH_QUEUE_WINDOW (256), BENCH_QUEUE_SYNC (1; 0 skips the synchronous
+# rounds), BENCH_QUEUE_RECOVER_BYTES
 # (1073741824; 0 skips), NATS_SERVER (/usr/sbin/nats-server), KCOBRAD
 # (BUILD_DIR/src/cmd/kcobrad).
 set -euo pipefail
@@ -30,6 +38,9 @@ ROUNDS=${BENCH_QUEUE_ROUNDS:-5}
 DURATION_MS=${BENCH_QUEUE_DURATION_MS:-4000}
 THREADS=${BENCH_QUEUE_THREADS:-64}
 PAYLOAD=${BENCH_QUEUE_PAYLOAD:-256}
+ASYNC_CLIENTS=${BENCH_QUEUE_ASYNC_CLIENTS:-4}
+WINDOW=${BENCH_QUEUE_WINDOW:-256}
+SYNC=${BENCH_QUEUE_SYNC:-1}
 RECOVER_BYTES=${BENCH_QUEUE_RECOVER_BYTES:-1073741824}
 NATS_SERVER=${NATS_SERVER:-/usr/sbin/nats-server}
 KCOBRAD=${KCOBRAD:-$BUILD_DIR/src/cmd/kcobrad}
@@ -78,6 +89,12 @@ stop_server() {
 measure() { # measure LABEL ROUND
     local label=$1 round=$2 dir=$SCRATCH/$1-$2 line
     case $label in
+    kcobrad-async)
+        start_server "$label" "$dir" "$KCOBRAD" -a 127.0.0.1 -p 0
+        line=$("$BENCH" submit-async "nats://127.0.0.1:$PORT" "$ASYNC_CLIENTS" "$WINDOW" "$PAYLOAD" "$DURATION_MS") ;;
+    jetstream-async)
+        start_server "$label" "$dir" "$NATS_SERVER" -a 127.0.0.1 -p -1 -js -sd "$dir/store"
+        line=$("$BENCH" jetstream-async "nats://127.0.0.1:$PORT" "$ASYNC_CLIENTS" "$WINDOW" "$PAYLOAD" "$DURATION_MS") ;;
     kcobrad-batch | kcobrad-none)
         printf 'persister { durability: %s }\n' "${label#kcobrad-}" > "$SCRATCH/$label.conf"
         start_server "$label" "$dir" "$KCOBRAD" -a 127.0.0.1 -p 0 -c "$SCRATCH/$label.conf"
@@ -92,9 +109,16 @@ measure() { # measure LABEL ROUND
     echo "  round $round $label: $line"
 }
 
-echo "durable submits: $THREADS submitters, $PAYLOAD-byte payloads, ${DURATION_MS} ms per run, $ROUNDS rounds"
+if [ "$SYNC" -ne 0 ]; then
+    echo "durable submits: $THREADS submitters, $PAYLOAD-byte payloads, ${DURATION_MS} ms per run, $ROUNDS rounds"
+    for round in $(seq "$ROUNDS"); do
+        if [ $((round % 2)) -eq 1 ]; then order="kcobrad-batch jetstream kcobrad-none"; else order="kcobrad-none jetstream kcobrad-batch"; fi
+        for label in $order; do measure "$label" "$round"; done
+    done
+fi
+echo "pipelined durable submits: $ASYNC_CLIENTS clients, window $WINDOW each, $PAYLOAD-byte payloads, ${DURATION_MS} ms per run, $ROUNDS rounds"
 for round in $(seq "$ROUNDS"); do
-    if [ $((round % 2)) -eq 1 ]; then order="kcobrad-batch jetstream kcobrad-none"; else order="kcobrad-none jetstream kcobrad-batch"; fi
+    if [ $((round % 2)) -eq 1 ]; then order="kcobrad-async jetstream-async"; else order="jetstream-async kcobrad-async"; fi
     for label in $order; do measure "$label" "$round"; done
 done
 
@@ -121,13 +145,18 @@ def median(label, key):
     return statistics.median(values) if values else float("nan")
 print()
 print(f"{'':16}{'acked/s':>12}{'p50 µs':>10}{'p99 µs':>10}")
-for label in ("kcobrad-batch", "kcobrad-none", "jetstream"):
+for label in ("kcobrad-batch", "kcobrad-none", "jetstream", "kcobrad-async", "jetstream-async"):
     print(f"{label:16}{median(label,'acked_per_s'):>12.0f}{median(label,'p50_us'):>10.0f}{median(label,'p99_us'):>10.0f}")
 js = median("jetstream", "acked_per_s")
 js_p99 = median("jetstream", "p99_us")
 for label in ("kcobrad-batch", "kcobrad-none"):
     ratio = median(label, "acked_per_s") / js
-    print(f"ratio {label}/jetstream: {ratio:.2f}x acked/s (target 2x), p99 {median(label,'p99_us'):.0f} vs {js_p99:.0f} µs")
+    print(f"ratio {label}/jetstream: {ratio:.2f}x acked/s (target 1.0x for batch), p99 {median(label,'p99_us'):.0f} vs {js_p99:.0f} µs")
+ratio = median("kcobrad-async", "acked_per_s") / median("jetstream-async", "acked_per_s")
+print(f"ratio kcobrad-async/jetstream-async: {ratio:.2f}x acked/s (target 1.5x), p99 {median('kcobrad-async','p99_us'):.0f} vs {median('jetstream-async','p99_us'):.0f} µs")
+for label in ("kcobrad-async", "jetstream-async"):
+    values = [round(r["result"]["acked_per_s"]) for r in runs if r["label"] == label]
+    print(f"  {label} rounds: {values}")
 for r in runs:
     if r["label"] == "raw":
         x = r["result"]

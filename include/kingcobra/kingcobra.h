@@ -56,6 +56,14 @@ typedef struct kc_client_options {
     int64_t connect_timeout_ms; /* default 2000 */
     int reconnect_attempts_max; /* default -1: forever */
     int64_t reconnect_wait_ms;  /* default 250 */
+    /* Asynchronous submits (kc_client_submit_async) one client has in
+     * flight at most; default 1024 (0), at most 65,536. */
+    uint32_t submits_in_flight_max;
+    /* false (default): each message is written to the socket at once, the
+     * lowest latency for one request at a time. true: nats.c's flusher
+     * thread writes them in batches, which halves the client's CPU per
+     * submit when many are in flight (docs/queue.md, "Speed"). */
+    bool publish_buffered;
 } kc_client_options;
 
 KC_EXPORT void kc_client_options_init(kc_client_options *options);
@@ -103,6 +111,40 @@ KC_EXPORT const char *kc_reply_timestamp(const kc_reply *reply);  /* Kc-Ts */
 KC_EXPORT int kc_reply_error_code(const kc_reply *reply);         /* 0 unless an error reply */
 KC_EXPORT const char *kc_reply_error_message(const kc_reply *reply);
 KC_EXPORT void kc_reply_destroy(kc_reply *reply);
+
+/* ---- durable submits (docs/queue.md) ----------------------------------- */
+
+/* Called once per asynchronous submit, on a library thread, with id the
+ * submit's Kc-Id. status: KC_OK once the persister acknowledged it (the
+ * request is on disk); KC_ERR_SERVICE when the persister refused it
+ * (error_code and error_message are its Kc-Error: 400, 409, 413, 500, 503,
+ * 507...; the request was not stored); KC_ERR_TIMEOUT (no acknowledgement in
+ * time: it may or may not be stored, and submitting the same id again is
+ * safe), KC_ERR_NO_RESPONDERS (no persister), KC_ERR_CLOSED (the client
+ * closed first). error_code is 0 and error_message is kc_last_error()'s
+ * text unless status is KC_ERR_SERVICE. */
+typedef void (*kc_submit_callback)(kc_client *client, kc_err status, const char *id, int error_code,
+                                   const char *error_message, void *closure);
+
+/* Sends a durable request of type to the persister (kc.submit.<type>, with
+ * Kc-Id a new UUIDv7, Kc-Ts, Kc-Type, Kc-Node) and returns at once; *id_out
+ * (may be NULL) is the request's Kc-Id, set before callback can run, and
+ * callback runs once, within about timeout_ms. When the client already has
+ * kc_client_options.submits_in_flight_max submits in flight, the call blocks
+ * until one completes, at most timeout_ms, then returns KC_ERR_LIMIT. Any
+ * error returned means callback will not run. Do not call it concurrently
+ * with kc_client_close. */
+KC_EXPORT kc_err kc_client_submit_async(kc_client *client, const char *type, const void *payload,
+                                        size_t payload_len, int64_t timeout_ms,
+                                        kc_submit_callback callback, void *closure,
+                                        char id_out[KC_UUID_TEXT_BYTES + 1]);
+
+/* kc_client_submit_async, waiting for the outcome: KC_OK once durable, or the
+ * callback's status; *error_code (may be NULL) is the persister's code on
+ * KC_ERR_SERVICE, else 0. */
+KC_EXPORT kc_err kc_client_submit(kc_client *client, const char *type, const void *payload,
+                                  size_t payload_len, int64_t timeout_ms,
+                                  char id_out[KC_UUID_TEXT_BYTES + 1], int *error_code);
 
 /* ---- services ---------------------------------------------------------- */
 

@@ -596,8 +596,17 @@ static void client_options_from(kc_client_options *options, const kcobra_common 
 
 int kcobra_client_open(kc_client **out, const kcobra_common *common)
 {
+    return kcobra_client_open_window(out, common, 0);
+}
+
+int kcobra_client_open_window(kc_client **out, const kcobra_common *common,
+                              uint32_t submits_in_flight_max)
+{
     kc_client_options options;
     client_options_from(&options, common);
+    options.submits_in_flight_max = submits_in_flight_max;
+    /* Many submits in flight: let nats.c write them in batches. */
+    options.publish_buffered = submits_in_flight_max > 0;
     /* No name: libkingcobra names the connection after the node, which is
      * how kcobrad knows a node when it has no users (the arbiters'
      * quarantine, /connz). */

@@ -214,6 +214,9 @@ int kcobra_exit_for_error(kc_err err);
 
 /* Opens a libkingcobra client with the common flags. */
 int kcobra_client_open(kc_client **out, const kcobra_common *common);
+/* The same, with kc_client_options.submits_in_flight_max (0: the default). */
+int kcobra_client_open_window(kc_client **out, const kcobra_common *common,
+                              uint32_t submits_in_flight_max);
 void kcobra_client_close(kc_client *client);
 /* A raw nats.c connection with the common flags. */
 int kcobra_nats_connect(natsConnection **out, const kcobra_common *common);

@@ -24,6 +24,7 @@
 
 #include "kcobra_common.h"
 #include "kcobra_settings.h"
+#include "kcobra_submit_batch.h"
 #include "queue/config.h"
 #include "queue/dump.h"
 #include "queue/index.h"
@@ -89,9 +90,15 @@ static const char SUBMIT_DESCRIPTION[] =
     "for the reply and prints it. The payload is the argument, or stdin with '-'.\n"
     "Submitting again with the same --id is acknowledged again and stored once.\n"
     "\n"
+    "--batch FILE|- submits one request per line (the line, without its newline,\n"
+    "is the payload) with up to --window in flight, shows progress on a terminal,\n"
+    "and prints how many were acknowledged and how many failed (--json: and which);\n"
+    "the exit status is 1 when any failed. --timeout bounds each acknowledgement.\n"
+    "\n"
     "Examples:\n"
     "  kcobra submit thumbnail '{\"image\":42}'\n"
-    "  kcobra submit thumbnail - --wait < job.json\n";
+    "  kcobra submit thumbnail - --wait < job.json\n"
+    "  kcobra submit thumbnail --batch jobs.txt\n";
 
 static natsMsg *submit_message(const char *type, const kcobra_buffer *payload, const char *id,
                                const char *node, const char *notify)
@@ -175,12 +182,29 @@ static int submit_send(natsConnection *connection, const kcobra_invocation *invo
     return result;
 }
 
+static int run_submit_batch(const kcobra_command *command, const kcobra_invocation *invocation,
+                            const char *path, bool single_flags, int64_t window)
+{
+    if (invocation->positional_count > 1 || single_flags)
+        return kcobra_usage_error(command, "--batch takes no payload, --id or --wait");
+    if (window > KCOBRA_SUBMIT_WINDOW_MAX)
+        return kcobra_usage_error(command, "--window %" PRId64 " is over %d", window,
+                                  KCOBRA_SUBMIT_WINDOW_MAX);
+    return kcobra_submit_batch(&invocation->common, invocation->positional[0], path, window);
+}
+
 static int run_submit(const kcobra_command *command, int argc, char **argv)
 {
     bool wait = false;
     int64_t wait_ms = WAIT_MS_DEFAULT;
     const char *id_flag = NULL;
+    const char *batch_path = NULL;
+    int64_t window = KCOBRA_SUBMIT_WINDOW_DEFAULT;
     const kcobra_flag flags[] = {
+        {"batch", "FILE", KCOBRA_FLAG_STRING, &batch_path,
+         "submit each line of FILE ('-': stdin) as a request of its own"},
+        {"window", "N", KCOBRA_FLAG_COUNT, &window,
+         "with --batch: requests in flight at most (default 1024, at most 65536)"},
         {"wait", NULL, KCOBRA_FLAG_BOOL, &wait, "also wait for the reply and print it"},
         {"wait-for", "DURATION", KCOBRA_FLAG_DURATION, &wait_ms,
          "how long --wait waits for the reply (default 30s)"},
@@ -193,6 +217,8 @@ static int run_submit(const kcobra_command *command, int argc, char **argv)
     if (!kcobra_token_valid(invocation.positional[0], KC_TYPE_BYTES_MAX))
         return kcobra_usage_error(command, "invalid type '%s': one subject token",
                                   invocation.positional[0]);
+    if (batch_path != NULL)
+        return run_submit_batch(command, &invocation, batch_path, id_flag != NULL || wait, window);
     char id[KC_UUID_TEXT_BYTES + 1];
     kci_uuid parsed;
     if (id_flag != NULL && !kci_uuid_parse(id_flag, strlen(id_flag), &parsed))
@@ -216,7 +242,7 @@ static int run_submit(const kcobra_command *command, int argc, char **argv)
 
 const kcobra_command kcobra_command_submit = {
     .name = "submit",
-    .synopsis = "submit <type> [payload|-] [--wait] [--id ID]",
+    .synopsis = "submit <type> [payload|-] [--wait] [--id ID] | --batch FILE|-",
     .summary = "send a durable request through the persister",
     .description = SUBMIT_DESCRIPTION,
     .run = run_submit,

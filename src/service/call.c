@@ -8,8 +8,7 @@
 #include "service/headers.h"
 #include "service/last_error.h"
 
-/* Kc-Error of an answer, if it has one. */
-static bool refusal_read(natsMsg *reply, kci_refusal *refusal)
+bool kci_refusal_read(natsMsg *reply, kci_refusal *refusal)
 {
     const char *text = NULL;
     if (natsMsgHeader_Get(reply, KCI_HEADER_ERROR, &text) != NATS_OK || text == NULL) return false;
@@ -37,7 +36,7 @@ static kc_err call_outcome(natsStatus status, natsMsg *reply, const char *subjec
     if (status != NATS_OK)
         return kci_fail(KC_ERR_NOT_CONNECTED, "%s: %s", subject, natsStatus_GetText(status));
     assert(reply != NULL);
-    if (!refusal_read(reply, refusal)) return KC_OK;
+    if (!kci_refusal_read(reply, refusal)) return KC_OK;
     return kci_fail(KC_ERR_SERVICE, "%s: %d %s", subject, refusal->code, refusal->message);
 }
 

@@ -28,6 +28,9 @@ enum {
     KCI_REFUSAL_CODE_UNREADABLE = 500,
 };
 
+/* Fills refusal from reply's Kc-Error, when it has one (true). */
+bool kci_refusal_read(natsMsg *reply, kci_refusal *refusal);
+
 /* Sends body (body_length bytes; NULL/0 sends an empty body) to subject and
  * waits at most timeout_ms for the answer.
  *   KC_OK                 *reply is the answer, to destroy

@@ -143,7 +143,8 @@ static kc_err build_nats_options(natsOptions *nats_options, const kc_client_opti
     const char *name = options->name != NULL ? options->name : client->node;
     kc_err err = kci_nats_options_fill(nats_options, options, name);
     if (err != KC_OK) return err;
-    natsStatus status = natsOptions_SetSendAsap(nats_options, true);
+    /* Send at once unless asked to buffer (kingcobra.h: publish_buffered). */
+    natsStatus status = natsOptions_SetSendAsap(nats_options, !options->publish_buffered);
     if (status == NATS_OK) status = natsOptions_SetClosedCB(nats_options, on_closed, client);
     if (status == NATS_OK) status = natsOptions_SetErrorHandler(nats_options, on_async_error, NULL);
     return status == NATS_OK ? KC_OK : kci_nats_fail(status, "options");
@@ -200,8 +201,14 @@ kc_err kc_client_open(kc_client **out, const kc_client_options *options)
     kc_client_options defaults;
     kc_client_options_init(&defaults);
     if (options == NULL) options = &defaults;
+    if (options->submits_in_flight_max > KCI_ASYNC_PENDING_MAX)
+        return kci_fail(KC_ERR_INVALID_ARGUMENT, "submits_in_flight_max %u is over %d",
+                        options->submits_in_flight_max, KCI_ASYNC_PENDING_MAX);
     kc_client *client = client_new();
     if (client == NULL) return kci_fail(KC_ERR_NOMEM, NULL);
+    client->submits_in_flight_max = options->submits_in_flight_max > 0
+                                        ? options->submits_in_flight_max
+                                        : KCI_SUBMITS_IN_FLIGHT_DEFAULT;
     kc_err err = set_node(client, options->node);
     natsOptions *nats_options = NULL;
     if (err == KC_OK) {

@@ -31,6 +31,7 @@ enum {
     KCI_CLIENT_RECONNECT_WAIT_MS_DEFAULT = 250,
     KCI_INBOX_BYTES_MAX = 96, /* "_INBOX.<nuid>" (nats.c makes 29 bytes) */
     KCI_CHANNELS_MAX = 256,   /* synchronous requests one client runs at once on channels */
+    KCI_SUBMITS_IN_FLIGHT_DEFAULT = 1024, /* kc_client_options.submits_in_flight_max */
 };
 
 /* HTTP-like codes the library itself puts in Kc-Error (docs/service.md). */
@@ -58,6 +59,7 @@ struct kc_client {
     kci_channel *channels_free; /* reply channels not in use (channel.c) */
     kci_channel *channels_all;  /* every channel made, through all_next */
     uint32_t channel_count;
+    uint32_t submits_in_flight_max; /* set at open, 1..KCI_ASYNC_PENDING_MAX */
 };
 
 struct kc_reply {
@@ -139,5 +141,29 @@ void kci_async_wait_idle(kc_client *client, int64_t deadline_ms);
  * callback, stops the timeout thread, answers what is still pending with
  * KC_ERR_CLOSED, frees. */
 void kci_async_destroy(kc_client *client);
+
+/* Who an asynchronous message calls back: a request's reply_callback, or a
+ * submit's submit_callback (submits count against the client's window). */
+typedef struct kci_async_target {
+    kc_reply_callback reply_callback;
+    kc_submit_callback submit_callback;
+    void *closure;
+} kci_async_target;
+
+/* Publishes a stamped message on subject with a reply subject on the
+ * client's async inbox; a request carries Kc-Deadline, a submit does not
+ * (its deadline is for the acknowledgement only). *id_out (may be NULL) is
+ * the Kc-Id, set before the publish. On an error, target never runs. */
+kc_err kci_async_send(kc_client *client, const char *subject, const char *type, const void *payload,
+                      size_t payload_len, int64_t timeout_ms, const kci_async_target *target,
+                      char *id_out);
+
+/* ---- submit.c ----------------------------------------------------------- */
+
+/* Runs a submit's callback: status (KC_OK when the persister's answer came,
+ * then message is that answer, taken here) or a failure without an answer
+ * (message NULL); id is the submit's Kc-Id. */
+void kci_submit_complete(kc_client *client, const kci_async_target *target, const char *id,
+                         kc_err status, natsMsg *message);
 
 #endif
