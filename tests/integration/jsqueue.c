@@ -19,6 +19,11 @@
  *     leader   kill -9 of the nats-server leading the stream: writes stop
  *              until the other two elect a leader (4-9 s in 2.9), and
  *              whichever persister holds the lease then serves again.
+ *     partition  each persister knows only its own server; SIGSTOP of the
+ *              active one's server for 3 s (longer than the lease), then
+ *              SIGCONT: a partition as the others see it. The other
+ *              persister takes over; the deposed one writes nothing after
+ *              its term and steps down ("lease lost").
  *
  * After each case: every acknowledged request got exactly one handler
  * effect (the service applies a Kc-Id once and counts deliveries) and has
@@ -74,6 +79,8 @@ enum {
     STOP_TIMEOUT_MS = 5000,
     POLL_MS = 50,
     PAUSE_EXTRA_MS = 1000,
+    SERVER_PAUSE_MS = 3000, /* longer than the lease's 1.2 s, and its margin */
+    CLIENT_PING_MS = 500,
     OUTPUT_BYTES_MAX = 1 << 22,
     ID_BYTES = 37,
     SKIP_EXIT_CODE = 77,
@@ -118,11 +125,17 @@ static void urls_for(int server_index, char *out, size_t out_size)
         snprintf(out, out_size, "%s", single.url);
 }
 
+/* partition case: each persister knows only its own server, so pausing it
+ * cuts that persister off from the others, as a network partition would. */
+static bool persisters_pinned;
+
 static void persister_spawn(int index)
 {
     char urls[JS_CLUSTER_URLS_BYTES_MAX], dir[HARNESS_PATH_SIZE_MAX + 64],
         log[HARNESS_PATH_SIZE_MAX + 64], node[32], bucket[64];
     urls_for(index, urls, sizeof urls);
+    if (clustered && persisters_pinned)
+        snprintf(urls, sizeof urls, "%s", cluster.nodes[index % JS_CLUSTER_SIZE].server.url);
     snprintf(dir, sizeof dir, "%s/%s-q%d", work_directory, case_name, index);
     snprintf(log, sizeof log, "%s/%s-persister%d.log", work_directory, case_name, index);
     snprintf(node, sizeof node, "persister-%d", index);
@@ -249,6 +262,9 @@ static natsStatus connect_from(natsConnection **out, int server_index)
     if (status == NATS_OK) status = natsOptions_SetNoRandomize(options, true);
     if (status == NATS_OK) status = natsOptions_SetMaxReconnect(options, -1);
     if (status == NATS_OK) status = natsOptions_SetReconnectWait(options, 100);
+    /* A paused server keeps its sockets open: only pings tell (server_paused). */
+    if (status == NATS_OK) status = natsOptions_SetPingInterval(options, CLIENT_PING_MS);
+    if (status == NATS_OK) status = natsOptions_SetMaxPingsOut(options, 2);
     if (status == NATS_OK) status = natsConnection_Connect(out, options);
     natsOptions_Destroy(options);
     return status;
@@ -479,11 +495,12 @@ typedef enum fault_kind {
     FAULT_KILL,   /* kill -9 of the active persister */
     FAULT_PAUSE,  /* SIGSTOP of it, SIGCONT once the other serves */
     FAULT_LEADER, /* kill -9 of the nats-server leading the stream */
+    FAULT_SERVER, /* SIGSTOP of the active persister's server for longer than the lease */
 } fault_kind;
 
-static const char *const FAULT_NAMES[] = {"kill -9 of the active persister",
-                                          "SIGSTOP of the active persister",
-                                          "kill -9 of the server leading the stream"};
+static const char *const FAULT_NAMES[] = {
+    "kill -9 of the active persister", "SIGSTOP of the active persister",
+    "kill -9 of the server leading the stream", "SIGSTOP of the active persister's server"};
 
 /* The fault; returns the persister serving after it. */
 static int fault(int active, fault_kind kind)
@@ -491,6 +508,20 @@ static int fault(int active, fault_kind kind)
     if (kind == FAULT_KILL) {
         persister_kill(active);
         return active_persister(active, ACTIVE_TIMEOUT_MS);
+    }
+    if (kind == FAULT_SERVER) {
+        /* A partition, seen from the others: the active one's server (the
+         * only one it knows; the service is on server 2) stops for longer
+         * than the lease. The other persister takes over; the deposed one,
+         * back with its server, writes nothing after its term (checked by
+         * verify: terms never go back on the stream) and steps down. */
+        int server = active % JS_CLUSTER_SIZE;
+        assert_true(server != 2);
+        assert_int_equal(js_cluster_pause(&cluster, server), HARNESS_OK);
+        harness_sleep_ms(SERVER_PAUSE_MS);
+        int serving = active_persister(active, ACTIVE_TIMEOUT_MS);
+        assert_int_equal(js_cluster_resume(&cluster, server), HARNESS_OK);
+        return serving;
     }
     if (kind == FAULT_LEADER) {
         int leader = js_cluster_stream_leader(&cluster, stream, ACTIVE_TIMEOUT_MS);
@@ -552,7 +583,7 @@ static void run_case(const char *name, fault_kind kind, int clients, int submits
             FAULT_NAMES[kind]);
     check_replies();
     assert_true(check_cli() >= (kind == FAULT_LEADER ? 1 : 2));
-    if (kind == FAULT_PAUSE) assert_true(log_has(active, "lease lost"));
+    if (kind == FAULT_PAUSE || kind == FAULT_SERVER) assert_true(log_has(active, "lease lost"));
 }
 
 static int case_teardown(void **state)
@@ -599,6 +630,19 @@ static void test_cluster_leader_killed(void **state)
 {
     (void)state;
     cluster_case("leader", FAULT_LEADER);
+}
+
+static void test_cluster_server_paused(void **state)
+{
+    (void)state;
+    /* Whole again: the leader case leaves the server it killed down. */
+    for (int index = 0; index < JS_CLUSTER_SIZE; index++)
+        if (!js_cluster_running(&cluster, index))
+            assert_int_equal(js_cluster_restart(&cluster, index), HARNESS_OK);
+    assert_int_equal(js_cluster_wait_ready(&cluster, ACTIVE_TIMEOUT_MS), HARNESS_OK);
+    persisters_pinned = true;
+    cluster_case("partition", FAULT_SERVER);
+    persisters_pinned = false;
 }
 
 /* kc.reply.get's Kc-Error for the request at index starts with prefix. */
@@ -782,6 +826,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_cluster_killed, case_teardown),
         cmocka_unit_test_teardown(test_cluster_paused, case_teardown),
         cmocka_unit_test_teardown(test_cluster_leader_killed, case_teardown),
+        cmocka_unit_test_teardown(test_cluster_server_paused, case_teardown),
     };
     const struct CMUnitTest bench_tests[] = {cmocka_unit_test(test_bench)};
     int failed = bench       ? cmocka_run_group_tests(bench_tests, bench_setup, group_teardown)
