@@ -77,7 +77,10 @@
 
 enum {
     SKIP_EXIT_CODE = 77,
-    FAULT_SERVER = -1, /* a fault that is not a signal to a ledger */
+    FAULT_SERVER = -1,         /* a fault that is not a signal to a ledger */
+    FAULT_PARTITION = -2,      /* SIGSTOP of the active ledger's only server */
+    PARTITION_EXTRA_MS = 2000, /* the server stays paused this long after the take-over */
+    CLIENT_PING_MS = 500,
     LEDGERS_MAX = 3,
     WALLETS = 6,
     COINS_PER_WALLET = 4,
@@ -247,6 +250,9 @@ static natsConnection *connect_to(const char *urls)
     natsOptions_SetServers(options, servers, count);
     natsOptions_SetMaxReconnect(options, -1);
     natsOptions_SetReconnectWait(options, 100);
+    /* A paused server keeps its sockets open: only pings tell (partition). */
+    natsOptions_SetPingInterval(options, CLIENT_PING_MS);
+    natsOptions_SetMaxPingsOut(options, 2);
     natsStatus status = natsConnection_Connect(&connection, options);
     if (status != NATS_OK) fail_msg("cannot connect to %s: %s", urls, nats_GetLastError(NULL));
     natsOptions_Destroy(options);
@@ -667,7 +673,16 @@ static void inject(world *w, natsConnection *connection, int fault, int before, 
     }
     *victim = active_ledger(w, connection);
     assert_true(*victim >= 0);
-    *fault_ms = harness_now_ms(); /* the time counts from the signal */
+    *fault_ms = harness_now_ms();   /* the time counts from the signal */
+    if (fault == FAULT_PARTITION) { /* each ledger knows only its own server */
+        int server = *victim % JS_CLUSTER_SIZE;
+        assert_int_equal(js_cluster_pause(&cluster, server), HARNESS_OK);
+        printf("# take-over after SIGSTOP of the active ledger's server: %lld ms\n",
+               (long long)wait_takeover(w, *victim, before, *fault_ms));
+        harness_sleep_ms(PARTITION_EXTRA_MS);
+        assert_int_equal(js_cluster_resume(&cluster, server), HARNESS_OK);
+        return;
+    }
     if (fault == SIGKILL)
         ledger_kill(w, *victim);
     else
@@ -709,7 +724,7 @@ static void run_scenario(world *w, natsConnection *connection, int fault)
     assert_true(w->ack_count > before);
     if (fault == SIGKILL)
         ledger_spawn(w, victim); /* it comes back from its LMDB and catches up */
-    else if (fault == SIGSTOP)
+    else if (fault == SIGSTOP || fault == FAULT_PARTITION)
         assert_true(log_has(w, victim, "standing by at log entry")); /* it knows it was deposed */
     check_acknowledged(w, connection, fault_ms);
     check_audits(w, w->ledger_count, NULL, NULL);
@@ -770,6 +785,18 @@ static int cluster_setup(void **state)
     for (int index = 0; index < w->ledger_count; index++)
         js_cluster_urls_from(&cluster, index, w->ledgers[index].urls,
                              sizeof w->ledgers[index].urls);
+    return 0;
+}
+
+/* The cluster, each ledger given only its own server: pausing that server
+ * cuts its ledger off from the others, as a network partition would. */
+static int partition_setup(void **state)
+{
+    if (cluster_setup(state) != 0) return -1;
+    world *w = &the_world;
+    for (int index = 0; index < w->ledger_count; index++)
+        snprintf(w->ledgers[index].urls, sizeof w->ledgers[index].urls, "%s",
+                 cluster.nodes[index % JS_CLUSTER_SIZE].server.url);
     return 0;
 }
 
@@ -922,6 +949,16 @@ static void test_cluster(void **state)
     test_scenario(SIGKILL);
 }
 
+/* A partition (issue 14, proof 2): the active ledger's only server is
+ * stopped for longer than the lease, then resumed. Another ledger takes
+ * over; the deposed one writes nothing (the stream's expected sequence
+ * refuses it), stands by, and every replica agrees at the end. */
+static void test_cluster_partition(void **state)
+{
+    (void)state;
+    test_scenario(FAULT_PARTITION);
+}
+
 /* kill -9 of the nats-server leading the log's stream (own meson test:
  * `server` as the third argument). */
 static void test_cluster_server_killed(void **state)
@@ -951,6 +988,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest server_tests[] = {
         cmocka_unit_test_setup_teardown(test_cluster_server_killed, cluster_setup,
                                         cluster_teardown),
+        cmocka_unit_test_setup_teardown(test_cluster_partition, partition_setup, cluster_teardown),
     };
     if (argc == 4 && strcmp(argv[3], "server") == 0)
         return cmocka_run_group_tests(server_tests, NULL, NULL);
