@@ -19,9 +19,11 @@
  *     leader   kill -9 of the nats-server leading the stream: writes stop
  *              until the other two elect a leader (4-9 s in 2.9), and
  *              whichever persister holds the lease then serves again.
- *     partition  each persister knows only its own server; SIGSTOP of the
- *              active one's server for 3 s (longer than the lease), then
- *              SIGCONT: a partition as the others see it. The other
+ *     partition  each persister is given only its own server; SIGSTOP of
+ *              the active one's server and of the persister itself for 3 s
+ *              (longer than the lease), then SIGCONT: a partition as the
+ *              others see it (the persister is stopped too because nats.c
+ *              learns the other servers and would reconnect). The other
  *              persister takes over; the deposed one writes nothing after
  *              its term and steps down ("lease lost").
  *
@@ -125,8 +127,8 @@ static void urls_for(int server_index, char *out, size_t out_size)
         snprintf(out, out_size, "%s", single.url);
 }
 
-/* partition case: each persister knows only its own server, so pausing it
- * cuts that persister off from the others, as a network partition would. */
+/* partition case: each persister is given only its own server (nats.c still
+ * learns the others from the cluster, hence the persister's own SIGSTOP). */
 static bool persisters_pinned;
 
 static void persister_spawn(int index)
@@ -511,16 +513,21 @@ static int fault(int active, fault_kind kind)
     }
     if (kind == FAULT_SERVER) {
         /* A partition, seen from the others: the active one's server (the
-         * only one it knows; the service is on server 2) stops for longer
-         * than the lease. The other persister takes over; the deposed one,
-         * back with its server, writes nothing after its term (checked by
-         * verify: terms never go back on the stream) and steps down. */
+         * service is on server 2) and the active persister itself stop for
+         * longer than the lease. Stopping the persister too is what cuts it
+         * off: nats.c learns the other servers from the cluster and would
+         * otherwise reconnect through one of them, which is no partition.
+         * The other persister takes over; the deposed one, back with its
+         * server, writes nothing after its term (checked by verify: terms
+         * never go back on the stream) and steps down. */
         int server = active % JS_CLUSTER_SIZE;
         assert_true(server != 2);
         assert_int_equal(js_cluster_pause(&cluster, server), HARNESS_OK);
+        assert_int_equal(kill(persisters[active], SIGSTOP), 0);
         harness_sleep_ms(SERVER_PAUSE_MS);
         int serving = active_persister(active, ACTIVE_TIMEOUT_MS);
         assert_int_equal(js_cluster_resume(&cluster, server), HARNESS_OK);
+        assert_int_equal(kill(persisters[active], SIGCONT), 0);
         return serving;
     }
     if (kind == FAULT_LEADER) {
