@@ -479,7 +479,11 @@ static long long check_cli(void)
     long long lines = 0;
     for (const char *cursor = output; (cursor = strchr(cursor, '\n')) != NULL; cursor++)
         lines++;
-    assert_int_equal(lines, records);
+    /* At least one line per record counted by stats: a lease that changes
+     * hands between the two commands appends a term marker (seen after a
+     * partition, when the stream's leader moves again once the paused
+     * server is back). */
+    assert_true(lines >= records);
     free(output);
     return terms;
 }
