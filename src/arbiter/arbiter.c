@@ -453,8 +453,7 @@ static kc_err subscribe_all(kci_arbiter *arbiter, char *error, size_t error_size
     }
     char log_subject[256];
     kci_arbiter_log_subject(arbiter, log_subject, sizeof log_subject, "*");
-    kc_err err =
-        subscribe(arbiter, log_subject, kci_arbiter_on_log_reply, NULL, error, error_size);
+    kc_err err = subscribe(arbiter, log_subject, kci_arbiter_on_log_reply, NULL, error, error_size);
     if (err != KC_OK) return err;
     err = kci_subscriptions_flush(arbiter->connection, SUBSCRIBE_FLUSH_TIMEOUT_MS);
     if (err != KC_OK) snprintf(error, error_size, "arbiter: %s", kc_last_error());

@@ -24,8 +24,8 @@
 #include "kcobra_common.h"
 
 enum {
-    QUIET_MS = 500,         /* no reply for this long: everyone answered */
-    SERVICES_MAX = 4096,    /* replies kept of each kind */
+    QUIET_MS = 500,      /* no reply for this long: everyone answered */
+    SERVICES_MAX = 4096, /* replies kept of each kind */
     SUBJECT_BYTES_MAX = 256,
     NAME_BYTES_MAX = 128,
 };
@@ -58,8 +58,8 @@ static void keep_reply(gathered *replies, natsMsg *message, size_t prefix_length
                     : strcmp(subject + prefix_length, STATS_SUFFIX) == 0 ? replies->stats
                                                                          : NULL;
     if (array == NULL || json_array_size(array) >= SERVICES_MAX) return;
-    json_t *object = json_loadb(natsMsg_GetData(message), (size_t)natsMsg_GetDataLength(message),
-                                0, NULL);
+    json_t *object =
+        json_loadb(natsMsg_GetData(message), (size_t)natsMsg_GetDataLength(message), 0, NULL);
     if (json_is_object(object) && json_is_string(json_object_get(object, "id")))
         json_array_append(array, object);
     json_decref(object);
@@ -87,9 +87,8 @@ static void gather(natsSubscription *subscription, size_t prefix_length, int64_t
 static int ask(natsConnection *connection, const char *inbox, const char *name, int64_t timeout_ms,
                gathered *replies)
 {
-    char wildcard[SUBJECT_BYTES_MAX], info_reply[SUBJECT_BYTES_MAX],
-        stats_reply[SUBJECT_BYTES_MAX], info_subject[SUBJECT_BYTES_MAX],
-        stats_subject[SUBJECT_BYTES_MAX];
+    char wildcard[SUBJECT_BYTES_MAX], info_reply[SUBJECT_BYTES_MAX], stats_reply[SUBJECT_BYTES_MAX],
+        info_subject[SUBJECT_BYTES_MAX], stats_subject[SUBJECT_BYTES_MAX];
     snprintf(wildcard, sizeof wildcard, "%s.*", inbox);
     snprintf(info_reply, sizeof info_reply, "%s" INFO_SUFFIX, inbox);
     snprintf(stats_reply, sizeof stats_reply, "%s" STATS_SUFFIX, inbox);
@@ -132,9 +131,10 @@ static void merge_stats(json_t *info, json_t *stats)
     json_t *started = json_object_get(stats, "started");
     if (started != NULL) json_object_set(info, "started", started);
     json_t *stats_endpoints = json_object_get(stats, "endpoints");
+    json_t *endpoints = json_object_get(info, "endpoints");
     size_t index;
     json_t *endpoint;
-    json_array_foreach(json_object_get(info, "endpoints"), index, endpoint)
+    json_array_foreach(endpoints, index, endpoint)
     {
         const char *name = json_string_value(json_object_get(endpoint, "name"));
         json_t *counted = name != NULL ? find_by(stats_endpoints, "name", name) : NULL;
@@ -171,7 +171,8 @@ static void print_endpoint(json_t *endpoint)
 {
     json_int_t requests = json_integer_value(json_object_get(endpoint, "num_requests"));
     json_int_t errors = json_integer_value(json_object_get(endpoint, "num_errors"));
-    json_int_t average_ns = json_integer_value(json_object_get(endpoint, "average_processing_time"));
+    json_int_t average_ns =
+        json_integer_value(json_object_get(endpoint, "average_processing_time"));
     const char *queue = text_of(endpoint, "queue_group");
     printf("  %-12s %-24s %-14s %8" JSON_INTEGER_FORMAT " requests %6" JSON_INTEGER_FORMAT
            " errors %10.3f ms avg\n",
@@ -189,10 +190,13 @@ static void print_service(json_t *service)
            text_of(metadata, "kc_type"));
     const char *description = text_of(service, "description");
     if (description[0] != '\0') printf("  %s\n", description);
+    json_t *endpoints = json_object_get(service, "endpoints");
     size_t index;
     json_t *endpoint;
-    json_array_foreach(json_object_get(service, "endpoints"), index, endpoint)
+    json_array_foreach(endpoints, index, endpoint)
+    {
         print_endpoint(endpoint);
+    }
 }
 
 static int print_all(gathered *replies, bool json)

@@ -38,7 +38,7 @@ struct kci_ledger {
     kci_ledger_config config;
     char node[KC_NODE_BYTES_MAX + 1];
     size_t reply_bytes_max;
-    kci_ledger_replica *replica; /* storage jetstream; NULL for local */
+    kci_ledger_replica *replica;    /* storage jetstream; NULL for local */
     kci_micro_stats endpoint_stats; /* kc.ledger.> for $SRV.STATS (micro.h) */
     kci_micro *micro;               /* NULL when it could not start */
 

@@ -31,7 +31,7 @@ enum {
     PRICE_TEXT_BYTES = 24,
 };
 
-_Static_assert(VERBS_COUNT * FORMS_COUNT <= KCI_SUBSCRIPTIONS_MAX, "one set holds them all");
+_Static_assert(VERBS_COUNT *FORMS_COUNT <= KCI_SUBSCRIPTIONS_MAX, "one set holds them all");
 
 /* ---- stats -------------------------------------------------------------------- */
 
@@ -99,8 +99,8 @@ int64_t kci_micro_now_ns(void)
 
 static bool name_byte(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
 }
 
 bool kci_micro_name_valid(const char *name)
@@ -189,18 +189,17 @@ static bool set_text(json_t *object, const char *key, const char *value)
 }
 
 /* type, name, id, version and metadata: what every answer starts with. */
-static json_t *identity(const kci_micro_description *description, const char *type,
-                        const char *id)
+static json_t *identity(const kci_micro_description *description, const char *type, const char *id)
 {
     json_t *object = json_object();
     json_t *metadata = json_object();
     char price[PRICE_TEXT_BYTES];
     snprintf(price, sizeof price, "%" PRId64, description->price);
-    bool ok = object != NULL && metadata != NULL && set_text(metadata, "kc_node", description->node) &&
-              set_text(metadata, "kc_type", description->type) &&
-              set_text(metadata, "kc_price", price) && set_text(object, "type", type) &&
-              set_text(object, "name", description->name) && set_text(object, "id", id) &&
-              set_text(object, "version", description->version);
+    bool ok =
+        object != NULL && metadata != NULL && set_text(metadata, "kc_node", description->node) &&
+        set_text(metadata, "kc_type", description->type) && set_text(metadata, "kc_price", price) &&
+        set_text(object, "type", type) && set_text(object, "name", description->name) &&
+        set_text(object, "id", id) && set_text(object, "version", description->version);
     if (ok && json_object_set_new(object, "metadata", metadata) == 0) return object;
     if (!ok) json_decref(metadata);
     json_decref(object);
@@ -211,10 +210,10 @@ static json_t *identity(const kci_micro_description *description, const char *ty
 static json_t *endpoint_base(const kci_micro_endpoint *endpoint)
 {
     json_t *object = json_object();
-    bool ok = object != NULL && set_text(object, "name", endpoint->name) &&
-              set_text(object, "subject", endpoint->subject) &&
-              (endpoint->queue_group == NULL ||
-               set_text(object, "queue_group", endpoint->queue_group));
+    bool ok =
+        object != NULL && set_text(object, "name", endpoint->name) &&
+        set_text(object, "subject", endpoint->subject) &&
+        (endpoint->queue_group == NULL || set_text(object, "queue_group", endpoint->queue_group));
     if (ok) return object;
     json_decref(object);
     return NULL;
@@ -321,10 +320,10 @@ static void answer(kci_micro *micro, natsMsg *request, verb what)
 {
     const char *reply = natsMsg_GetReply(request);
     if (reply == NULL || !kci_reply_subject_allowed(reply, KCI_REPLY_ANSWER)) return;
-    char *text = what == VERB_PING   ? kci_micro_ping_json(&micro->description, micro->id)
-                 : what == VERB_INFO ? kci_micro_info_json(&micro->description, micro->id)
-                                     : kci_micro_stats_json(&micro->description, micro->id,
-                                                            micro->started_wall_ms);
+    char *text = what == VERB_PING ? kci_micro_ping_json(&micro->description, micro->id)
+                 : what == VERB_INFO
+                     ? kci_micro_info_json(&micro->description, micro->id)
+                     : kci_micro_stats_json(&micro->description, micro->id, micro->started_wall_ms);
     if (text == NULL) {
         kci_warn("%s: no $SRV answer: out of memory", micro->name);
         return;
@@ -393,8 +392,8 @@ static void description_copy(kci_micro *micro, const kci_micro_description *from
             endpoint->stats};
     }
     micro->description = (kci_micro_description){
-        micro->name, micro->version, micro->description_text, micro->node, micro->type,
-        from->price, micro->endpoints, from->endpoint_count};
+        micro->name, micro->version, micro->description_text, micro->node,
+        micro->type, from->price,    micro->endpoints,        from->endpoint_count};
 }
 
 static kc_err subscribe_all(kci_micro *micro)

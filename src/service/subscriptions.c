@@ -34,8 +34,8 @@ static void on_complete(void *closure)
 
 /* A counted subscription's messages: the request, the time its handler
  * took, and the endpoint this thread serves meanwhile (micro.h). */
-static void on_counted(natsConnection *connection, natsSubscription *subscription,
-                       natsMsg *message, void *closure)
+static void on_counted(natsConnection *connection, natsSubscription *subscription, natsMsg *message,
+                       void *closure)
 {
     const kci_subscription_counted *counted = closure;
     int64_t start_ns = kci_micro_now_ns();

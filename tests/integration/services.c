@@ -176,8 +176,7 @@ static void start_components(world *w)
         keeper_file[HARNESS_PATH_SIZE_MAX + 32];
     snprintf(queue_dir, sizeof queue_dir, "%.200s/queue", w->server.directory_path);
     snprintf(ledger_dir, sizeof ledger_dir, "%.200s/ledger", w->server.directory_path);
-    snprintf(keeper_file, sizeof keeper_file, "%.200s/suggestions.jsonl",
-             w->server.directory_path);
+    snprintf(keeper_file, sizeof keeper_file, "%.200s/suggestions.jsonl", w->server.directory_path);
     const char *queue[] = {"queue", "serve", "--dir", queue_dir, NULL};
     const char *ledger[] = {"ledger", "serve", "--dir", ledger_dir, NULL};
     const char *keeper[] = {"keeper", "serve", "--file", keeper_file, NULL};
@@ -208,8 +207,7 @@ static int setup(void **state)
     const char *plain[] = {"serve", "plain", "--exec", "cat", NULL};
     spawn_kcobra(w, "plain", "restricted", plain);
     w->admin = connect_as(w, "admin");
-    const char *const expected[] = {"kc-persister", "kc-keeper", "kc-ledger", "kc-arbiter",
-                                    "calc"};
+    const char *const expected[] = {"kc-persister", "kc-keeper", "kc-ledger", "kc-arbiter", "calc"};
     wait_listed(w, expected, sizeof expected / sizeof expected[0]);
     *state = w;
     return 0;
@@ -237,9 +235,10 @@ static const char *header(natsMsg *message, const char *name)
 
 static json_int_t endpoint_integer(json_t *service, const char *endpoint, const char *key)
 {
+    json_t *endpoints = json_object_get(service, "endpoints");
     size_t index;
     json_t *item;
-    json_array_foreach(json_object_get(service, "endpoints"), index, item)
+    json_array_foreach(endpoints, index, item)
     {
         if (strcmp(json_string_value(json_object_get(item, "name")), endpoint) == 0)
             return json_integer_value(json_object_get(item, key));
@@ -313,14 +312,12 @@ static void test_stats_count_requests(void **state)
         natsMsg_Destroy(reply);
     }
     json_t *calc = service_now(w, "calc");
-    assert_int_equal(endpoint_integer(calc, "calc", "num_requests"),
-                     GOOD_REQUESTS + BAD_REQUESTS);
+    assert_int_equal(endpoint_integer(calc, "calc", "num_requests"), GOOD_REQUESTS + BAD_REQUESTS);
     assert_int_equal(endpoint_integer(calc, "calc", "num_errors"), BAD_REQUESTS);
     assert_true(endpoint_integer(calc, "calc", "processing_time") > 0);
     assert_true(endpoint_integer(calc, "calc", "average_processing_time") > 0);
     json_t *endpoint = json_array_get(json_object_get(calc, "endpoints"), 0);
-    assert_string_equal(json_string_value(json_object_get(endpoint, "last_error")),
-                        "3:bad input");
+    assert_string_equal(json_string_value(json_object_get(endpoint, "last_error")), "3:bad input");
     json_decref(calc);
 }
 
@@ -335,9 +332,9 @@ static void test_component_stats(void **state)
     assert_string_not_equal(header(reply, "Kc-Error"), "");
     assert_string_not_equal(header(reply, "Nats-Service-Error-Code"), "");
     natsMsg_Destroy(reply);
-    assert_int_equal(natsConnection_RequestString(&reply, w->admin, "kc.suggest.list", "",
-                                                  REQUEST_TIMEOUT_MS),
-                     NATS_OK);
+    assert_int_equal(
+        natsConnection_RequestString(&reply, w->admin, "kc.suggest.list", "", REQUEST_TIMEOUT_MS),
+        NATS_OK);
     assert_string_equal(header(reply, "Kc-Error"), "");
     natsMsg_Destroy(reply);
     json_t *ledger = service_now(w, "kc-ledger");
@@ -359,9 +356,10 @@ static void test_ping_forms(void **state)
     snprintf(subject, sizeof subject, "$SRV.PING.calc.%s",
              json_string_value(json_object_get(calc, "id")));
     natsMsg *reply = NULL;
-    assert_int_equal(natsConnection_RequestString(&reply, w->admin, subject, "", REQUEST_TIMEOUT_MS),
-                     NATS_OK);
-    json_t *ping = json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0, NULL);
+    assert_int_equal(
+        natsConnection_RequestString(&reply, w->admin, subject, "", REQUEST_TIMEOUT_MS), NATS_OK);
+    json_t *ping =
+        json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0, NULL);
     assert_string_equal(json_string_value(json_object_get(ping, "type")),
                         "io.nats.micro.v1.ping_response");
     assert_string_equal(json_string_value(json_object_get(ping, "id")),
