@@ -396,6 +396,22 @@ static void description_copy(kci_micro *micro, const kci_micro_description *from
         micro->type, from->price,    micro->endpoints,        from->endpoint_count};
 }
 
+/* A user who may not subscribe to $SRV gets a -ERR from the server, not a
+ * failed SUB; it comes before the flush's PONG, so once the flush returned
+ * the connection's last error tells. */
+static kc_err permitted(kci_micro *micro, const char *subject)
+{
+    kc_err err = kci_subscriptions_flush(micro->connection, SUBSCRIBE_FLUSH_TIMEOUT_MS);
+    const char *text = NULL;
+    if (err == KC_OK &&
+        natsConnection_GetLastError(micro->connection, &text) == NATS_NOT_PERMITTED &&
+        text != NULL && strstr(text, subject) != NULL)
+        err = kci_fail(KC_ERR_PERMISSION, "the user may not subscribe to %s", subject);
+    return err;
+}
+
+/* The first subscription is tried alone (permitted), so that a user without
+ * $SRV gets one warning from nats.c, not nine. */
 static kc_err subscribe_all(kci_micro *micro)
 {
     static const char *const verbs[VERBS_COUNT] = {"PING", "INFO", "STATS"};
@@ -413,6 +429,7 @@ static kc_err subscribe_all(kci_micro *micro)
                                             .pending_messages_max = KCI_PENDING_MESSAGES_DEFAULT,
                                             .pending_bytes_max = KCI_PENDING_BYTES_DEFAULT};
         err = kci_subscriptions_add(&micro->subscriptions, micro->connection, &spec, micro);
+        if (err == KC_OK && index == 0) err = permitted(micro, subject);
     }
     if (err == KC_OK) err = kci_subscriptions_flush(micro->connection, SUBSCRIBE_FLUSH_TIMEOUT_MS);
     return err;

@@ -381,6 +381,15 @@ static void test_restricted_service_serves(void **state)
     assert_int_equal(natsMsg_GetDataLength(reply), 6);
     assert_memory_equal(natsMsg_GetData(reply), "hello\n", 6);
     natsMsg_Destroy(reply);
+    /* and says once why it is not listed */
+    char log_path[HARNESS_PATH_SIZE_MAX + 32];
+    snprintf(log_path, sizeof log_path, "%.200s/plain.log", w->server.directory_path);
+    static char log[OUTPUT_BYTES_MAX];
+    FILE *file = fopen(log_path, "r");
+    assert_non_null(file);
+    log[fread(log, 1, sizeof log - 1, file)] = '\0';
+    fclose(file);
+    assert_non_null(strstr(log, "plain: not discoverable ($SRV): the user may not subscribe"));
 }
 
 int main(int argc, char **argv)
