@@ -19,7 +19,14 @@ packages=(
   libglpk-dev                                      # linear programs (poverty LP)
   graphviz                                         # kcobra econ --svg (dot)
   python3-networkx python3-cvxopt                  # reference results in econ tests and bench
+  nodejs                                           # the nats.js services test (services_js)
 )
+# npm for that test (it installs @nats-io/services under the build dir). A
+# nodejs that bundles npm (e.g. NodeSource's) conflicts with Debian's npm
+# package, so it is asked for only when there is no npm command.
+if ! command -v npm >/dev/null 2>&1; then
+  packages+=(npm)
+fi
 # "scripts/deps.sh bench" also installs the benchmarks' peers.
 if [ "${1:-}" = bench ]; then
   packages+=(postgresql)                           # the ledger benchmark's peer

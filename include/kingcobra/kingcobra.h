@@ -180,6 +180,11 @@ typedef struct kc_service_options {
      * (kc.ledger.payment) before the handler runs and answers 402 otherwise. */
     int64_t price;      /* smallest currency units; default 0: free */
     const char *wallet; /* the service's wallet address; copied */
+    /* What the NATS services protocol ($SRV.INFO, docs/protocol.md) says of
+     * the service; copied. NULL: "KingCobra service <type>" and the
+     * library's version. version must be semver (1.2.3). */
+    const char *description;
+    const char *version;
 } kc_service_options;
 
 KC_EXPORT void kc_service_options_init(kc_service_options *options);

@@ -387,18 +387,40 @@ static void *tick_main(void *context)
 /* ---- start and stop ------------------------------------------------------------- */
 
 static kc_err subscribe(kci_arbiter *arbiter, const char *subject, natsMsgHandler handler,
-                        char *error, size_t error_size)
+                        kci_micro_stats *stats, char *error, size_t error_size)
 {
     /* An arbiter that falls behind loses samples (nats.c drops and counts
      * them), not memory: at most this much waits per subscription. */
     const kci_subscription_spec spec = {.subject = subject,
                                         .handler = handler,
                                         .pending_messages_max = PENDING_MESSAGES_MAX,
-                                        .pending_bytes_max = PENDING_BYTES_MAX};
+                                        .pending_bytes_max = PENDING_BYTES_MAX,
+                                        .stats = stats};
     kc_err err =
         kci_subscriptions_add(&arbiter->subscriptions, arbiter->connection, &spec, arbiter);
     if (err != KC_OK) snprintf(error, error_size, "arbiter: %s", kc_last_error());
     return err;
+}
+
+/* Answers $SRV (micro.h) for the queries it serves. */
+static void micro_start(kci_arbiter *arbiter)
+{
+    kci_micro_stats *stats = arbiter->endpoint_stats;
+    const kci_micro_endpoint endpoints[ARBITER_ENDPOINTS] = {
+        {"status", "kc.arbiter.status", NULL, &stats[0]},
+        {"verdicts", "kc.arbiter.verdicts", NULL, &stats[1]},
+        {"tree", "kc.arbiter.tree", NULL, &stats[2]},
+        {"reinstate", "kc.arbiter.reinstate", NULL, &stats[3]},
+    };
+    const kci_micro_description about = {
+        .name = "kc-arbiter",
+        .version = KC_VERSION,
+        .description = "KingCobra arbiter: QoS, problem reports, verdicts and quarantine",
+        .node = arbiter->id,
+        .type = "arbiter",
+        .endpoints = endpoints,
+        .endpoint_count = ARBITER_ENDPOINTS};
+    arbiter->micro = kci_micro_start_logged(arbiter->connection, &about, "arbiter");
 }
 
 static kc_err subscribe_all(kci_arbiter *arbiter, char *error, size_t error_size)
@@ -407,27 +429,31 @@ static kc_err subscribe_all(kci_arbiter *arbiter, char *error, size_t error_size
         const char *subject;
         natsMsgHandler handler;
         bool observes; /* traffic it watches, not serves: off without observe_requests */
+        int endpoint;  /* of the services protocol (micro_start's order), or -1 */
     } table[] = {
-        {"kc.req.>", on_request, true},
-        {"_INBOX.>", on_reply, true},
-        {"_KCQ.>", on_reply, true}, /* the persister's dispatches (docs/queue.md) */
-        {"kc.qos.*", on_qos, false},
-        {"kc.problem.*", kci_arbiter_on_problem, false},
-        {"kc.endorse.*", kci_arbiter_on_endorse, false},
-        {"kc.arbiter.vote", kci_arbiter_on_vote, false},
-        {"kc.arbiter.status", kci_arbiter_on_request, false},
-        {"kc.arbiter.verdicts", kci_arbiter_on_request, false},
-        {"kc.arbiter.tree", kci_arbiter_on_request, false},
-        {"kc.arbiter.reinstate", kci_arbiter_on_request, false},
+        {"kc.req.>", on_request, true, -1},
+        {"_INBOX.>", on_reply, true, -1},
+        {"_KCQ.>", on_reply, true, -1}, /* the persister's dispatches (docs/queue.md) */
+        {"kc.qos.*", on_qos, false, -1},
+        {"kc.problem.*", kci_arbiter_on_problem, false, -1},
+        {"kc.endorse.*", kci_arbiter_on_endorse, false, -1},
+        {"kc.arbiter.vote", kci_arbiter_on_vote, false, -1},
+        {"kc.arbiter.status", kci_arbiter_on_request, false, 0},
+        {"kc.arbiter.verdicts", kci_arbiter_on_request, false, 1},
+        {"kc.arbiter.tree", kci_arbiter_on_request, false, 2},
+        {"kc.arbiter.reinstate", kci_arbiter_on_request, false, 3},
     };
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
         if (table[i].observes && !arbiter->config.observe_requests) continue;
-        kc_err err = subscribe(arbiter, table[i].subject, table[i].handler, error, error_size);
+        kci_micro_stats *stats =
+            table[i].endpoint >= 0 ? &arbiter->endpoint_stats[table[i].endpoint] : NULL;
+        kc_err err =
+            subscribe(arbiter, table[i].subject, table[i].handler, stats, error, error_size);
         if (err != KC_OK) return err;
     }
     char log_subject[256];
     kci_arbiter_log_subject(arbiter, log_subject, sizeof log_subject, "*");
-    kc_err err = subscribe(arbiter, log_subject, kci_arbiter_on_log_reply, error, error_size);
+    kc_err err = subscribe(arbiter, log_subject, kci_arbiter_on_log_reply, NULL, error, error_size);
     if (err != KC_OK) return err;
     err = kci_subscriptions_flush(arbiter->connection, SUBSCRIBE_FLUSH_TIMEOUT_MS);
     if (err != KC_OK) snprintf(error, error_size, "arbiter: %s", kc_last_error());
@@ -518,6 +544,8 @@ static void destroy(kci_arbiter *arbiter)
     json_decref(arbiter->tree);
     kci_observe_destroy(arbiter->observe);
     free_config(&arbiter->config);
+    for (int index = 0; index < ARBITER_ENDPOINTS; index++)
+        kci_micro_stats_destroy(&arbiter->endpoint_stats[index]);
     pthread_mutex_destroy(&arbiter->lock);
     pthread_cond_destroy(&arbiter->changed);
     free(arbiter);
@@ -533,6 +561,8 @@ kc_err kci_arbiter_start(kci_arbiter **out, kc_client *client, const kci_arbiter
     if (arbiter == NULL) return KC_ERR_NOMEM;
     pthread_mutex_init(&arbiter->lock, NULL);
     kci_subscriptions_init(&arbiter->subscriptions);
+    for (int index = 0; index < ARBITER_ENDPOINTS; index++)
+        kci_micro_stats_init(&arbiter->endpoint_stats[index]);
     pthread_cond_init(&arbiter->changed, NULL);
     arbiter->client = client;
     arbiter->connection = kci_client_connection(client);
@@ -553,6 +583,7 @@ kc_err kci_arbiter_start(kci_arbiter **out, kc_client *client, const kci_arbiter
         if (err == KC_OK) err = kci_arbiter_vote_key_open(arbiter, error, error_size);
     }
     if (err == KC_OK) err = subscribe_all(arbiter, error, error_size);
+    if (err == KC_OK) micro_start(arbiter);
     if (err == KC_OK && pthread_create(&arbiter->tick_thread, NULL, tick_main, arbiter) != 0)
         err = KC_ERR_NOMEM;
     if (err != KC_OK) {
@@ -577,6 +608,8 @@ kc_err kci_arbiter_start(kci_arbiter **out, kc_client *client, const kci_arbiter
 void kci_arbiter_stop(kci_arbiter *arbiter, int64_t drain_ms)
 {
     if (arbiter == NULL) return;
+    kci_micro_stop(arbiter->micro, drain_ms);
+    arbiter->micro = NULL;
     pthread_mutex_lock(&arbiter->lock);
     arbiter->stopping = true;
     pthread_cond_broadcast(&arbiter->changed);

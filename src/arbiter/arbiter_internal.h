@@ -23,9 +23,11 @@
 #include "arbiter/quorum.h"
 #include "arbiter/verdict_js.h"
 #include "ledger/wallet.h"
+#include "service/micro.h"
 #include "service/subscriptions.h"
 
 enum {
+    ARBITER_ENDPOINTS = 4, /* the queries it answers, for the services protocol */
     ARBITER_NODES_MAX = 4096,
     ARBITER_NODE_INDEX_SLOTS = 8192, /* > 2 x nodes: short probes */
     ARBITER_EDGES_PER_NODE_MAX = 256,
@@ -157,6 +159,9 @@ struct kci_arbiter {
     int64_t start_ms;
     int64_t start_wall_ms;
     kci_subscriptions subscriptions;
+    /* status, verdicts, tree, reinstate: for $SRV.STATS (micro.h) */
+    kci_micro_stats endpoint_stats[ARBITER_ENDPOINTS];
+    kci_micro *micro; /* NULL when it could not start */
     /* everything below under lock */
     kci_observe *observe;
     arbiter_node *nodes[ARBITER_NODES_MAX];

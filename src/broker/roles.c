@@ -3,7 +3,9 @@
  * Each list is what the component's code publishes or subscribes, as
  * found in src/queue/ (respond.c, submit.c, replies.c, persister.c),
  * src/ledger/serve.c, src/keeper/,
- * src/ingress/ and src/arbiter/. Answers go to "_INBOX.>" only: every
+ * src/ingress/ and src/arbiter/; "$SRV.>" is the services protocol's
+ * discovery (src/service/micro.h), answered by every component but the
+ * ingress (a requester, not a service). Answers go to "_INBOX.>" only: every
  * component refuses to answer elsewhere (src/service/reply_subject.h), and
  * the role's permission says the same a second time at the broker. */
 #include "roles.h"
@@ -27,12 +29,12 @@ static const kci_permissions role_permissions[KCI_ROLE_COUNT] = {
             /* submits, lookups, its dispatches' replies, admin; with
              * record_requests, plain requests and their replies */
             .subscribe = ALLOW("kc.submit.>", "kc.reply.get", "_KCQ.>", "kc.sys.queue.>",
-                               "kc.req.>", "_INBOX.>"),
+                               "kc.req.>", "_INBOX.>", "$SRV.>"),
         },
     [KCI_ROLE_LEDGER] =
         {
             .publish = ALLOW("_INBOX.>"),
-            .subscribe = ALLOW("kc.ledger.>", "_INBOX.>"),
+            .subscribe = ALLOW("kc.ledger.>", "_INBOX.>", "$SRV.>"),
         },
     [KCI_ROLE_ARBITER] =
         {
@@ -41,12 +43,12 @@ static const kci_permissions role_permissions[KCI_ROLE_COUNT] = {
             .publish = ALLOW("kc.arbiter.>", "kc.sys.quarantine.set", "kc.req.>", "kc.reply.get",
                              "_INBOX.>"),
             /* observing the traffic is its job */
-            .subscribe = ALLOW("kc.>", "_INBOX.>", "_KCQ.>"),
+            .subscribe = ALLOW("kc.>", "_INBOX.>", "_KCQ.>", "$SRV.>"),
         },
     [KCI_ROLE_KEEPER] =
         {
             .publish = ALLOW("_INBOX.>"),
-            .subscribe = ALLOW("kc.suggest", "kc.suggest.>", "_INBOX.>"),
+            .subscribe = ALLOW("kc.suggest", "kc.suggest.>", "_INBOX.>", "$SRV.>"),
         },
     [KCI_ROLE_INGRESS] =
         {

@@ -45,6 +45,7 @@ static const kcobra_command *const COMMANDS[] = {
     &kcobra_command_econ,
     &kcobra_command_arbiter,
     &kcobra_command_sim,
+    &kcobra_command_services,
 };
 // clang-format on
 enum { COMMAND_COUNT = sizeof COMMANDS / sizeof COMMANDS[0] };

@@ -380,8 +380,9 @@ static int start_observer(sim *s)
     if (status != KCOBRA_EXIT_OK) return status;
     natsConnection *connection = kci_client_connection(s->observer);
     const kci_subscription_spec specs[] = {
-        {"kc.arbiter.verdict", NULL, on_verdict, KCI_PENDING_UNLIMITED, KCI_PENDING_UNLIMITED},
-        {"kc.arbiter.alarm", NULL, on_alarm, KCI_PENDING_UNLIMITED, KCI_PENDING_UNLIMITED},
+        {"kc.arbiter.verdict", NULL, on_verdict, KCI_PENDING_UNLIMITED, KCI_PENDING_UNLIMITED,
+         NULL},
+        {"kc.arbiter.alarm", NULL, on_alarm, KCI_PENDING_UNLIMITED, KCI_PENDING_UNLIMITED, NULL},
     };
     kc_err err = KC_OK;
     for (size_t i = 0; i < sizeof specs / sizeof specs[0] && err == KC_OK; i++)

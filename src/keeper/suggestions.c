@@ -55,6 +55,7 @@
 #include "service/answer.h"
 #include "service/headers.h"
 #include "service/hlc.h"
+#include "service/micro.h"
 #include "service/subscriptions.h"
 #include "service/uuid.h"
 
@@ -64,6 +65,7 @@ enum {
     LIST_HEADERS_BYTES_MAX = 1024, /* the reply's headers count against max_payload too */
     LIST_REPLY_BYTES_DEFAULT = 1024 * 1024, /* if the server did not say its max_payload */
     STOP_MARGIN_MS = 2000,                  /* after drain_ms, for nats.c's completion callbacks */
+    KEEPER_ENDPOINTS = 2,                   /* kc.suggest and kc.suggest.list, for $SRV */
 };
 
 typedef struct kept_line {
@@ -76,6 +78,8 @@ struct kci_suggestions {
     kci_subscriptions subscriptions;
     char node[KC_NODE_BYTES_MAX + 1];
     char *file_path;
+    kci_micro_stats endpoint_stats[KEEPER_ENDPOINTS]; /* suggest, list: $SRV.STATS */
+    kci_micro *micro;                                 /* NULL when it could not start */
 
     pthread_mutex_t lock; /* everything below */
     int fd;
@@ -563,16 +567,36 @@ static void on_list(natsConnection *connection, natsSubscription *subscription, 
 /* ---- start and stop ------------------------------------------------------- */
 
 static kc_err subscribe(kci_suggestions *keeper, const char *subject, const char *queue,
-                        natsMsgHandler handler, char *error, size_t error_size)
+                        natsMsgHandler handler, kci_micro_stats *stats, char *error,
+                        size_t error_size)
 {
     const kci_subscription_spec spec = {.subject = subject,
                                         .queue = queue,
                                         .handler = handler,
                                         .pending_messages_max = KCI_PENDING_MESSAGES_DEFAULT,
-                                        .pending_bytes_max = KCI_PENDING_BYTES_DEFAULT};
+                                        .pending_bytes_max = KCI_PENDING_BYTES_DEFAULT,
+                                        .stats = stats};
     kc_err err = kci_subscriptions_add(&keeper->subscriptions, keeper->connection, &spec, keeper);
     if (err != KC_OK) return fail_text(error, error_size, err, "suggestions: %s", kc_last_error());
     return KC_OK;
+}
+
+/* Answers $SRV (micro.h) for kc.suggest and kc.suggest.list. */
+static void micro_start(kci_suggestions *keeper)
+{
+    const kci_micro_endpoint endpoints[KEEPER_ENDPOINTS] = {
+        {"suggest", KCI_SUGGEST_SUBJECT, KCI_SUGGEST_QUEUE, &keeper->endpoint_stats[0]},
+        {"list", KCI_SUGGEST_LIST_SUBJECT, KCI_SUGGEST_LIST_QUEUE, &keeper->endpoint_stats[1]},
+    };
+    const kci_micro_description about = {
+        .name = "kc-keeper",
+        .version = KC_VERSION,
+        .description = "KingCobra suggestion keeper: kc.suggest kept in a file",
+        .node = keeper->node,
+        .type = "keeper",
+        .endpoints = endpoints,
+        .endpoint_count = KEEPER_ENDPOINTS};
+    keeper->micro = kci_micro_start_logged(keeper->connection, &about, "suggestions");
 }
 
 static kci_suggestions *keeper_new(const kci_suggestions_config *config)
@@ -587,6 +611,8 @@ static kci_suggestions *keeper_new(const kci_suggestions_config *config)
     }
     snprintf(keeper->node, sizeof keeper->node, "%s", config->node);
     kci_subscriptions_init(&keeper->subscriptions);
+    for (int index = 0; index < KEEPER_ENDPOINTS; index++)
+        kci_micro_stats_init(&keeper->endpoint_stats[index]);
     pthread_mutex_init(&keeper->lock, NULL);
     return keeper;
 }
@@ -598,6 +624,8 @@ static void keeper_free(kci_suggestions *keeper)
         ring_drop_oldest(keeper);
     if (keeper->fd >= 0) kci_io->close(keeper->fd); /* releases the flock */
     pthread_mutex_destroy(&keeper->lock);
+    for (int index = 0; index < KEEPER_ENDPOINTS; index++)
+        kci_micro_stats_destroy(&keeper->endpoint_stats[index]);
     free(keeper->file_path);
     free(keeper);
 }
@@ -627,11 +655,11 @@ kc_err kci_suggestions_start(kci_suggestions **out, natsConnection *connection,
     err = open_file(keeper, error, error_size);
     if (err == KC_OK) err = load_file(keeper, error, error_size);
     if (err == KC_OK)
-        err = subscribe(keeper, KCI_SUGGEST_SUBJECT, KCI_SUGGEST_QUEUE, on_suggest, error,
-                        error_size);
+        err = subscribe(keeper, KCI_SUGGEST_SUBJECT, KCI_SUGGEST_QUEUE, on_suggest,
+                        &keeper->endpoint_stats[0], error, error_size);
     if (err == KC_OK)
-        err = subscribe(keeper, KCI_SUGGEST_LIST_SUBJECT, KCI_SUGGEST_LIST_QUEUE, on_list, error,
-                        error_size);
+        err = subscribe(keeper, KCI_SUGGEST_LIST_SUBJECT, KCI_SUGGEST_LIST_QUEUE, on_list,
+                        &keeper->endpoint_stats[1], error, error_size);
     if (err == KC_OK &&
         (err = kci_subscriptions_flush(connection, KCI_SUGGESTION_SUBSCRIBE_TIMEOUT_MS)) != KC_OK)
         err = fail_text(error, error_size, err, "suggestions: %s", kc_last_error());
@@ -639,6 +667,7 @@ kc_err kci_suggestions_start(kci_suggestions **out, natsConnection *connection,
         kci_suggestions_stop(keeper, 0);
         return err;
     }
+    micro_start(keeper);
     kci_info("suggestions: keeping %s on %s and %s", keeper->file_path, KCI_SUGGEST_SUBJECT,
              KCI_SUGGEST_LIST_SUBJECT);
     *out = keeper;
@@ -648,6 +677,8 @@ kc_err kci_suggestions_start(kci_suggestions **out, natsConnection *connection,
 void kci_suggestions_stop(kci_suggestions *keeper, int64_t drain_ms)
 {
     if (keeper == NULL) return;
+    kci_micro_stop(keeper->micro, drain_ms);
+    keeper->micro = NULL;
     if (!kci_subscriptions_drain(&keeper->subscriptions, drain_ms, STOP_MARGIN_MS)) {
         /* A handler still runs (a hung disk?): leaking beats freeing under it. */
         kci_error("suggestions: a handler did not finish; leaking the keeper");

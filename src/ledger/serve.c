@@ -59,7 +59,8 @@ static void publish(kci_ledger *ledger, natsMsg *request, const kci_kc_headers *
                          .code = code,
                          .message = message,
                          .payload = body,
-                         .payload_length = strlen(body)};
+                         .payload_length = strlen(body),
+                         .stats = &ledger->endpoint_stats};
     kci_answer_send(ledger->connection, request, &answer, "ledger");
 }
 
@@ -600,7 +601,8 @@ kc_err kci_ledger_requests_subscribe(kci_ledger *ledger, char *error, size_t err
                                         .queue = KCI_LEDGER_QUEUE,
                                         .handler = on_message,
                                         .pending_messages_max = KCI_PENDING_UNLIMITED,
-                                        .pending_bytes_max = KCI_PENDING_UNLIMITED};
+                                        .pending_bytes_max = KCI_PENDING_UNLIMITED,
+                                        .stats = &ledger->endpoint_stats};
     kc_err err = kci_subscriptions_add(&ledger->subscriptions, ledger->connection, &spec, ledger);
     if (err == KC_OK)
         err = kci_subscriptions_flush(ledger->connection, KCI_LEDGER_SUBSCRIBE_TIMEOUT_MS);
@@ -675,6 +677,22 @@ static kc_err start_threads(kci_ledger *ledger, char *error, size_t error_size)
     return KC_OK;
 }
 
+/* Answers $SRV (micro.h), a standby too: it says it is there, with no requests. */
+static void micro_start(kci_ledger *ledger)
+{
+    const kci_micro_endpoint endpoint = {"ledger", KCI_LEDGER_SUBJECT, KCI_LEDGER_QUEUE,
+                                         &ledger->endpoint_stats};
+    const kci_micro_description about = {
+        .name = "kc-ledger",
+        .version = KC_VERSION,
+        .description = "KingCobra ledger: coins, transfers, balances and trails",
+        .node = ledger->node,
+        .type = "ledger",
+        .endpoints = &endpoint,
+        .endpoint_count = 1};
+    ledger->micro = kci_micro_start_logged(ledger->connection, &about, "ledger");
+}
+
 kc_err kci_ledger_start(kci_ledger **out, natsConnection *connection,
                         const kci_ledger_config *config, char *error, size_t error_size)
 {
@@ -692,6 +710,7 @@ kc_err kci_ledger_start(kci_ledger **out, natsConnection *connection,
     pthread_cond_init(&ledger->jobs_ready, &attributes);
     pthread_condattr_destroy(&attributes);
     kci_subscriptions_init(&ledger->subscriptions);
+    kci_micro_stats_init(&ledger->endpoint_stats);
     ledger->queue = calloc(KCI_LEDGER_QUEUE_MAX, sizeof *ledger->queue);
     kc_err err =
         ledger->queue != NULL ? check_config(&ledger->config, error, error_size) : KC_ERR_NOMEM;
@@ -712,6 +731,7 @@ kc_err kci_ledger_start(kci_ledger **out, natsConnection *connection,
         kci_ledger_stop(ledger, 0);
         return err;
     }
+    micro_start(ledger);
     kci_info("ledger: serving %s from %s (mint %s, %d workers)", KCI_LEDGER_SUBJECT,
              ledger->config.directory, kci_ledger_store_mint_address(ledger->store),
              ledger->worker_count);
@@ -727,6 +747,8 @@ const char *kci_ledger_mint_address(const kci_ledger *ledger)
 void kci_ledger_stop(kci_ledger *ledger, int64_t drain_ms)
 {
     if (ledger == NULL) return;
+    kci_micro_stop(ledger->micro, drain_ms);
+    ledger->micro = NULL;
     if (ledger->replica != NULL) kci_ledger_replica_closing(ledger->replica);
     bool drained =
         ledger->replica != NULL
@@ -757,5 +779,6 @@ void kci_ledger_stop(kci_ledger *ledger, int64_t drain_ms)
     pthread_cond_destroy(&ledger->requests_ready);
     pthread_cond_destroy(&ledger->jobs_ready);
     pthread_mutex_destroy(&ledger->lock);
+    kci_micro_stats_destroy(&ledger->endpoint_stats);
     free(ledger);
 }

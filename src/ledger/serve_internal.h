@@ -14,6 +14,7 @@
 #include "ledger/serve.h"
 #include "ledger/store.h"
 #include "service/headers.h"
+#include "service/micro.h"
 #include "service/subscriptions.h"
 
 typedef struct kci_ledger_replica kci_ledger_replica;
@@ -37,7 +38,9 @@ struct kci_ledger {
     kci_ledger_config config;
     char node[KC_NODE_BYTES_MAX + 1];
     size_t reply_bytes_max;
-    kci_ledger_replica *replica; /* storage jetstream; NULL for local */
+    kci_ledger_replica *replica;    /* storage jetstream; NULL for local */
+    kci_micro_stats endpoint_stats; /* kc.ledger.> for $SRV.STATS (micro.h) */
+    kci_micro *micro;               /* NULL when it could not start */
 
     pthread_mutex_t lock; /* the request queue, the job list, the flags */
     pthread_cond_t requests_ready;

@@ -165,6 +165,8 @@ static kci_persister *persister_new(const kci_persister_config *config)
     config_keep(persister, config);
     pthread_mutex_init(&persister->lock, NULL);
     kci_subscriptions_init(&persister->subscriptions);
+    for (int index = 0; index < KCI_PERSISTER_ENDPOINTS; index++)
+        kci_micro_stats_init(&persister->endpoint_stats[index]);
     pthread_cond_init(&persister->context_free, NULL);
     pthread_cond_init(&persister->wake, NULL);
     persister->pending_due_min_ms = INT64_MAX;
@@ -186,6 +188,26 @@ static kci_persister *persister_new(const kci_persister_config *config)
     return persister;
 }
 
+/* Answers $SRV (micro.h) for the endpoints, specs[0 .. KCI_PERSISTER_ENDPOINTS). */
+static void micro_start(kci_persister *persister, const kci_subscription_spec *specs)
+{
+    static const char *const names[KCI_PERSISTER_ENDPOINTS] = {"submit", "reply_get", "stats",
+                                                               "compact", "requeue"};
+    kci_micro_endpoint endpoints[KCI_PERSISTER_ENDPOINTS];
+    for (int index = 0; index < KCI_PERSISTER_ENDPOINTS; index++)
+        endpoints[index] = (kci_micro_endpoint){names[index], specs[index].subject,
+                                                specs[index].queue, specs[index].stats};
+    const kci_micro_description about = {
+        .name = "kc-persister",
+        .version = KC_VERSION,
+        .description = "KingCobra persister: durable submits on the REQUEST_REPLY.queue",
+        .node = persister->node,
+        .type = "persister",
+        .endpoints = endpoints,
+        .endpoint_count = KCI_PERSISTER_ENDPOINTS};
+    persister->micro = kci_micro_start_logged(persister->connection, &about, "queue");
+}
+
 static kc_err subscribe_all(kci_persister *persister, char *error, size_t error_size)
 {
     assert(persister->connection != NULL);
@@ -193,19 +215,25 @@ static kc_err subscribe_all(kci_persister *persister, char *error, size_t error_
     snprintf(inbox_wildcard, sizeof inbox_wildcard, "%s.*", persister->inbox);
     /* Never drop what came: a submit's sender waits for its acknowledgement,
      * and back-pressure is the pool of append contexts. */
-#define SPEC(subject, queue, handler)                                                              \
+    /* The endpoints (counted for $SRV.STATS) are rows 1 to KCI_PERSISTER_ENDPOINTS. */
+    kci_micro_stats *counted = persister->endpoint_stats;
+#define SPEC(subject, queue, handler, stats)                                                       \
     {                                                                                              \
-        subject, queue, handler, KCI_PENDING_UNLIMITED, KCI_PENDING_UNLIMITED                      \
+        subject, queue, handler, KCI_PENDING_UNLIMITED, KCI_PENDING_UNLIMITED, stats               \
     }
     const kci_subscription_spec table[] = {
-        SPEC(inbox_wildcard, NULL, kci_persister_on_reply),
-        SPEC(KCI_SUBMIT_SUBJECT, KCI_PERSISTER_QUEUE_GROUP, kci_persister_on_submit),
-        SPEC(KCI_REPLY_GET_SUBJECT, KCI_PERSISTER_QUEUE_GROUP, kci_persister_on_reply_get),
-        SPEC(KCI_QUEUE_STATS_SUBJECT, KCI_PERSISTER_QUEUE_GROUP, kci_persister_on_stats),
-        SPEC(KCI_QUEUE_COMPACT_SUBJECT, KCI_PERSISTER_QUEUE_GROUP, kci_persister_on_compact),
-        SPEC(KCI_QUEUE_REQUEUE_SUBJECT, KCI_PERSISTER_QUEUE_GROUP, kci_persister_on_requeue),
-        SPEC("kc.req.>", NULL, kci_persister_on_observed_request), /* record_requests only */
-        SPEC("_INBOX.>", NULL, kci_persister_on_observed_reply),   /* record_requests only */
+        SPEC(inbox_wildcard, NULL, kci_persister_on_reply, NULL),
+        SPEC(KCI_SUBMIT_SUBJECT, KCI_PERSISTER_QUEUE_GROUP, kci_persister_on_submit, &counted[0]),
+        SPEC(KCI_REPLY_GET_SUBJECT, KCI_PERSISTER_QUEUE_GROUP, kci_persister_on_reply_get,
+             &counted[1]),
+        SPEC(KCI_QUEUE_STATS_SUBJECT, KCI_PERSISTER_QUEUE_GROUP, kci_persister_on_stats,
+             &counted[2]),
+        SPEC(KCI_QUEUE_COMPACT_SUBJECT, KCI_PERSISTER_QUEUE_GROUP, kci_persister_on_compact,
+             &counted[3]),
+        SPEC(KCI_QUEUE_REQUEUE_SUBJECT, KCI_PERSISTER_QUEUE_GROUP, kci_persister_on_requeue,
+             &counted[4]),
+        SPEC("kc.req.>", NULL, kci_persister_on_observed_request, NULL), /* record_requests only */
+        SPEC("_INBOX.>", NULL, kci_persister_on_observed_reply, NULL),   /* record_requests only */
     };
 #undef SPEC
     size_t count = sizeof table / sizeof table[0] - (persister->config.record_requests ? 0 : 2);
@@ -216,6 +244,7 @@ static kc_err subscribe_all(kci_persister *persister, char *error, size_t error_
     if (err == KC_OK)
         err = kci_subscriptions_flush(persister->connection, SUBSCRIBE_FLUSH_TIMEOUT_MS);
     if (err != KC_OK) snprintf(error, error_size, "queue: %s", kc_last_error());
+    if (err == KC_OK) micro_start(persister, table + 1);
     return err;
 }
 
@@ -286,6 +315,8 @@ kc_err kci_persister_start(kci_persister **out, natsConnection *connection,
 void kci_persister_stop(kci_persister *persister, int64_t drain_ms)
 {
     if (persister == NULL) return;
+    kci_micro_stop(persister->micro, drain_ms);
+    persister->micro = NULL;
     bool drained = kci_subscriptions_drain(&persister->subscriptions, drain_ms, STOP_MARGIN_MS);
     pthread_mutex_lock(&persister->lock);
     persister->stopping = true; /* a handler waiting for a context gives up now */
@@ -307,6 +338,8 @@ void kci_persister_stop(kci_persister *persister, int64_t drain_ms)
     free(persister->redelivery_buffer);
     free(persister->observed);
     kci_persister_types_free(persister);
+    for (int index = 0; index < KCI_PERSISTER_ENDPOINTS; index++)
+        kci_micro_stats_destroy(&persister->endpoint_stats[index]);
     pthread_cond_destroy(&persister->context_free);
     pthread_cond_destroy(&persister->wake);
     pthread_mutex_destroy(&persister->lock);

@@ -35,6 +35,7 @@
 #include "persister.h"
 #include "record.h"
 #include "service/headers.h"
+#include "service/micro.h"
 #include "service/subscriptions.h"
 #include "service/uuid.h"
 
@@ -49,6 +50,7 @@ enum {
     KCI_PERSISTER_TYPE_SLOTS = 2 * KCI_PERSISTER_TYPES_MAX, /* the type table's hash slots */
     KCI_PERSISTER_PROBES_MAX = 64,                          /* probes sent per redelivery check */
     KCI_PERSISTER_PROBE_WAIT_MS = 200, /* a probe without "no responders" by then was served */
+    KCI_PERSISTER_ENDPOINTS = 5,       /* of the services protocol: see subscribe_all */
 };
 #define KCI_PERSISTER_TYPE_NONE UINT16_MAX /* a request whose type has no row (table full) */
 #define KCI_PERSISTER_WAITING INT64_MAX    /* due_ms of a request waiting for a service */
@@ -116,6 +118,10 @@ struct kci_persister {
     kci_queue_log *log;
     kci_subscriptions subscriptions;
     uint8_t *get_buffer; /* kc.reply.get's record buffer (its own thread) */
+    /* The services protocol (micro.h): submit, reply_get, stats, compact,
+     * requeue; the responder, NULL offline or when it could not start. */
+    kci_micro_stats endpoint_stats[KCI_PERSISTER_ENDPOINTS];
+    kci_micro *micro;
 
     pthread_mutex_t lock; /* everything below */
     pthread_cond_t context_free;

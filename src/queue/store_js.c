@@ -677,8 +677,8 @@ static kc_err store_start(kci_queue_js *store, char *error, size_t error_size)
 {
     char wildcard[INBOX_BYTES + 4];
     snprintf(wildcard, sizeof wildcard, "%s.*", store->ack_prefix);
-    kci_subscription_spec spec = {wildcard, NULL, on_ack, KCI_PENDING_UNLIMITED,
-                                  KCI_PENDING_UNLIMITED};
+    kci_subscription_spec spec = {
+        wildcard, NULL, on_ack, KCI_PENDING_UNLIMITED, KCI_PENDING_UNLIMITED, NULL};
     kc_err err = kci_subscriptions_add(&store->acks, store->connection, &spec, store);
     if (err == KC_OK) err = kci_subscriptions_flush(store->connection, JS_WAIT_MS);
     if (err != KC_OK) {

@@ -42,6 +42,9 @@ kc_err kci_answer_send_to(natsConnection *connection, const char *to, const kci_
                           const char *what)
 {
     assert(connection != NULL && answer != NULL && what != NULL);
+    kci_micro_stats *stats = answer->stats != NULL ? answer->stats : kci_micro_current();
+    if (stats != NULL && answer->code != 0)
+        kci_micro_stats_error(stats, answer->code, answer->message);
     if (to == NULL || to[0] == '\0') return KC_OK; /* nobody waits */
     if (!kci_reply_subject_allowed(to, KCI_REPLY_ANSWER)) {
         kci_debug("%s: no answer to a reply subject that is not an inbox", what);

@@ -16,6 +16,7 @@
 #include <stddef.h>
 
 #include "kingcobra/err.h"
+#include "service/micro.h"
 
 /* A header the answer carries besides the Kc headers. */
 typedef struct kci_answer_header {
@@ -37,6 +38,9 @@ typedef struct kci_answer {
      * about a stored request with that request's id (docs/queue.md). */
     const char *id;
     kci_answer_header headers[KCI_ANSWER_HEADERS_MAX]; /* e.g. Kc-Queue-State */
+    /* The endpoint a refusal counts against (micro.h); NULL: the one this
+     * thread serves, if any (a handler of a counted subscription). */
+    kci_micro_stats *stats;
 } kci_answer;
 
 /* Publishes the answer to request on connection. KC_OK also when the

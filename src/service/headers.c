@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "service/last_error.h"
+#include "service/micro.h"
 
 enum {
     QUOTE_BYTES_MAX = 64,                       /* of an offending value shown in kc_last_error() */
@@ -397,6 +398,27 @@ static kc_err stamp_set(natsMsg *message, const char *name, const char *value)
     return status == NATS_OK ? KC_OK : status_to_err(status, name);
 }
 
+/* The NATS services protocol's error headers (micro.h) beside Kc-Error, so
+ * a NATS service client sees the refusal too: the code and the message of
+ * error ("<code> <message>"), or neither when error is empty. */
+static kc_err stamp_service_error(natsMsg *message, const char *error, bool stamped_before)
+{
+    if (error[0] == '\0' && !stamped_before) return KC_OK;
+    char code[ERROR_CODE_DIGITS_MAX + 1] = "";
+    const char *text = "";
+    const char *space = strchr(error, ' ');
+    if (space != NULL) {
+        size_t length = (size_t)(space - error);
+        assert(length < sizeof code);
+        memcpy(code, error, length);
+        code[length] = '\0';
+        text = space + 1;
+    }
+    kc_err err = stamp_set(message, KCI_HEADER_SERVICE_ERROR_CODE, code);
+    if (err == KC_OK) err = stamp_set(message, KCI_HEADER_SERVICE_ERROR, text);
+    return err;
+}
+
 /* value (> 0) in decimal, NUL-terminated: a Kc-Deadline. No snprintf: it
  * is on every request's path. */
 static void deadline_format(int64_t value, char text[DECIMAL_TEXT_BYTES])
@@ -476,7 +498,7 @@ kc_err kci_headers_stamp_with_hlc(natsMsg *message, kci_kc_headers *headers, kci
         err = stamp_set(message, settings[index].name, settings[index].value);
         if (err != KC_OK) return err;
     }
-    return KC_OK;
+    return stamp_service_error(message, error, stamped_before);
 }
 
 kc_err kci_headers_stamp(natsMsg *message, kci_kc_headers *headers)

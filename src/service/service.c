@@ -57,6 +57,7 @@
 #include "service/client_internal.h"
 #include "service/idempotence.h"
 #include "service/last_error.h"
+#include "service/micro.h"
 
 enum {
     WORKERS_DEFAULT = 4,
@@ -67,6 +68,8 @@ enum {
     IN_PROGRESS_WAIT_MS_MAX = 5000,
     RESPONSE_INLINE_BYTES = 1024,      /* replies up to this size are not malloc'd */
     SUBSCRIBE_FLUSH_TIMEOUT_MS = 5000, /* the server has the SUB before start returns */
+    MICRO_DRAIN_MS = 1000,             /* $SRV answers being built at stop */
+    DESCRIPTION_BYTES_MAX = 256,
 };
 
 struct kc_service {
@@ -96,6 +99,8 @@ struct kc_service {
     _Atomic uint64_t busy_count;
     int64_t price; /* > 0: a paid service */
     char wallet[KCI_WALLET_TEXT_BYTES + 1];
+    kci_micro_stats stats; /* its one endpoint's, for $SRV.STATS (micro.h) */
+    kci_micro *micro;      /* answers $SRV; NULL when it could not start */
 };
 
 struct kc_request {
@@ -218,6 +223,8 @@ void kc_service_options_init(kc_service_options *options)
     options->idempotence_ttl_ms = IDEMPOTENCE_TTL_MS_DEFAULT;
     options->price = 0;
     options->wallet = NULL;
+    options->description = NULL;
+    options->version = NULL;
 }
 
 /* ---- replies ------------------------------------------------------------ */
@@ -285,6 +292,8 @@ static void publish_reply(kc_service *service, natsMsg *message, const char *req
 static void send_reply(kc_service *service, natsMsg *request, const char *request_id,
                        const outgoing *reply)
 {
+    if (reply->error_code != 0)
+        kci_micro_stats_error(&service->stats, reply->error_code, reply->error_message);
     const char *reply_subject = natsMsg_GetReply(request);
     if (reply_subject == NULL || reply_subject[0] == '\0') return; /* a publish: nobody waits */
     char reply_id[KC_UUID_TEXT_BYTES + 1];
@@ -312,6 +321,8 @@ static void run_handler(kc_service *service, natsMsg *message, const kci_kc_head
     response.error_message[0] = '\0';
     service->handler(&request, &response, service->closure);
     atomic_fetch_add(&service->served_count, 1);
+    if (response.error_code != 0)
+        kci_micro_stats_error(&service->stats, response.error_code, response.error_message);
 
     outgoing reply = {NULL, response.payload, response.payload_len, response.error_code,
                       response.error_message};
@@ -526,7 +537,9 @@ static void *worker_main(void *argument)
         natsStatus status = leader_next(service, &message);
         leader_release(service, status != NATS_OK);
         if (status != NATS_OK) return NULL;
+        int64_t start_ns = kci_micro_now_ns();
         serve(service, message);
+        kci_micro_stats_request(&service->stats, kci_micro_now_ns() - start_ns);
         natsMsg_Destroy(message);
     }
     return NULL;
@@ -545,6 +558,9 @@ static kc_err check_options(const kc_service_options *options)
     if (options->idempotence_entries_max > 0 && options->idempotence_ttl_ms <= 0)
         return kci_fail(KC_ERR_INVALID_ARGUMENT, "idempotence_ttl_ms must be > 0");
     if (options->price < 0) return kci_fail(KC_ERR_INVALID_ARGUMENT, "price must be >= 0");
+    if (options->version != NULL && !kci_micro_version_valid(options->version))
+        return kci_fail(KC_ERR_INVALID_ARGUMENT, "version \"%s\" is not semver (1.2.3)",
+                        options->version);
     if (options->price > 0 && !kci_wallet_address_valid(options->wallet))
         return kci_fail(KC_ERR_INVALID_ARGUMENT,
                         "a paid service needs its wallet address (64 hex digits)");
@@ -553,6 +569,7 @@ static kc_err check_options(const kc_service_options *options)
 
 static void service_free(kc_service *service)
 {
+    kci_micro_stats_destroy(&service->stats);
     if (service->subscription != NULL) natsSubscription_Destroy(service->subscription);
     kci_idempotence_destroy(service->cache);
     pthread_cond_destroy(&service->leadership_free);
@@ -572,6 +589,7 @@ static kc_service *service_alloc(const kc_service_options *options)
     service->workers = calloc((size_t)options->worker_count, sizeof(pthread_t));
     pthread_mutex_init(&service->lock, NULL);
     pthread_cond_init(&service->leadership_free, NULL);
+    kci_micro_stats_init(&service->stats);
     bool ok = service->workers != NULL;
     if (ok && options->idempotence_entries_max > 0)
         ok = kci_idempotence_create(&service->cache, options->idempotence_entries_max,
@@ -661,6 +679,30 @@ static kc_err subscribe(kc_service *service)
     return KC_OK;
 }
 
+/* The services protocol's responder (micro.h). Its failure (e.g. a user
+ * not allowed to subscribe to $SRV.>) leaves the service serving,
+ * undiscoverable, and says so. */
+static void micro_start(kc_service *service, const kc_service_options *options)
+{
+    char name[KCI_MICRO_NAME_BYTES_MAX + 1], description[DESCRIPTION_BYTES_MAX];
+    kci_micro_name_from(name, sizeof name, service->type);
+    snprintf(description, sizeof description, "KingCobra service %s", service->type);
+    const kci_micro_endpoint endpoint = {service->type, service->subject, service->type,
+                                         &service->stats};
+    const kci_micro_description about = {
+        .name = name,
+        .version = options->version != NULL ? options->version : KC_VERSION,
+        .description = options->description != NULL ? options->description : description,
+        .node = kc_client_node(service->client),
+        .type = service->type,
+        .price = service->price,
+        .endpoints = &endpoint,
+        .endpoint_count = 1};
+    char what[KC_TYPE_BYTES_MAX + 16];
+    snprintf(what, sizeof what, "kingcobra: %s", service->type);
+    service->micro = kci_micro_start_logged(service->client->connection, &about, what);
+}
+
 kc_err kc_service_start(kc_service **out, kc_client *client, const char *type, kc_handler handler,
                         void *closure, const kc_service_options *options)
 {
@@ -700,6 +742,7 @@ kc_err kc_service_start(kc_service **out, kc_client *client, const char *type, k
         service_free(service);
         return err;
     }
+    micro_start(service, options);
     *out = service;
     return KC_OK;
 }
@@ -707,6 +750,7 @@ kc_err kc_service_start(kc_service **out, kc_client *client, const char *type, k
 void kc_service_stop(kc_service *service)
 {
     if (service == NULL) return;
+    kci_micro_stop(service->micro, MICRO_DRAIN_MS);
     subscription_end(service);
     workers_join(service);
     client_unregister(service->client, service);

@@ -7,6 +7,7 @@
 
 #include "common/clock.h"
 #include "service/last_error.h"
+#include "service/micro.h"
 
 void kci_subscriptions_init(kci_subscriptions *set)
 {
@@ -31,6 +32,19 @@ static void on_complete(void *closure)
     pthread_mutex_unlock(&set->lock);
 }
 
+/* A counted subscription's messages: the request, the time its handler
+ * took, and the endpoint this thread serves meanwhile (micro.h). */
+static void on_counted(natsConnection *connection, natsSubscription *subscription, natsMsg *message,
+                       void *closure)
+{
+    const kci_subscription_counted *counted = closure;
+    int64_t start_ns = kci_micro_now_ns();
+    kci_micro_current_set(counted->stats);
+    counted->handler(connection, subscription, message, counted->closure);
+    kci_micro_current_set(NULL);
+    kci_micro_stats_request(counted->stats, kci_micro_now_ns() - start_ns);
+}
+
 static kc_err subscribe_failed(natsStatus status, const char *subject)
 {
     kc_err err = status == NATS_INVALID_SUBJECT ? KC_ERR_INVALID_SUBJECT : KC_ERR_NOT_CONNECTED;
@@ -45,11 +59,17 @@ kc_err kci_subscriptions_add(kci_subscriptions *set, natsConnection *connection,
         return kci_fail(KC_ERR_LIMIT, "cannot subscribe to %s: more than %d subscriptions",
                         spec->subject, KCI_SUBSCRIPTIONS_MAX);
     natsSubscription **slot = &set->slots[set->count];
+    natsMsgHandler handler = spec->handler;
+    if (spec->stats != NULL) { /* the counter calls the handler */
+        set->counted[set->count] = (kci_subscription_counted){spec->handler, closure, spec->stats};
+        handler = on_counted;
+        closure = &set->counted[set->count];
+    }
     natsStatus status =
         spec->queue != NULL
-            ? natsConnection_QueueSubscribe(slot, connection, spec->subject, spec->queue,
-                                            spec->handler, closure)
-            : natsConnection_Subscribe(slot, connection, spec->subject, spec->handler, closure);
+            ? natsConnection_QueueSubscribe(slot, connection, spec->subject, spec->queue, handler,
+                                            closure)
+            : natsConnection_Subscribe(slot, connection, spec->subject, handler, closure);
     if (status != NATS_OK) return subscribe_failed(status, spec->subject);
     set->count++; /* destroyed with the set from here on, whatever follows */
     pthread_mutex_lock(&set->lock);

@@ -24,6 +24,8 @@
 
 #include "kingcobra/err.h"
 
+typedef struct kci_micro_stats kci_micro_stats; /* micro.h */
+
 enum {
     KCI_SUBSCRIPTIONS_MAX = 16,
     KCI_PENDING_UNLIMITED = -1, /* a pending limit nats.c never applies */
@@ -40,10 +42,23 @@ typedef struct kci_subscription_spec {
      * drops (and counts) what comes. KCI_PENDING_UNLIMITED: never drop. */
     int pending_messages_max;
     int pending_bytes_max;
+    /* An endpoint of the services protocol (micro.h): each message counts
+     * as a request, with the time its handler took, and the handler's
+     * thread serves this endpoint while it runs (an error answer counts
+     * here). NULL: not an endpoint, the handler is called as it is. */
+    kci_micro_stats *stats;
 } kci_subscription_spec;
+
+/* What a counted subscription calls (the spec's handler and closure). */
+typedef struct kci_subscription_counted {
+    natsMsgHandler handler;
+    void *closure;
+    kci_micro_stats *stats;
+} kci_subscription_counted;
 
 typedef struct kci_subscriptions {
     natsSubscription *slots[KCI_SUBSCRIPTIONS_MAX];
+    kci_subscription_counted counted[KCI_SUBSCRIPTIONS_MAX]; /* by slot, for spec->stats */
     size_t count;
     pthread_mutex_t lock;
     pthread_cond_t completed;
