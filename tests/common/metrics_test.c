@@ -19,6 +19,7 @@
 /* clang-format on */
 
 #include "common/metrics.h"
+#include "common/metrics_http.h"
 #include "exposition.h"
 
 enum {
@@ -226,6 +227,44 @@ static void test_parser_accepts(void **state)
     assert_true(isinf(value_of("g{x=\"1\",y=\"\\\"\"}")));
 }
 
+/* ---- the --metrics-listen request classifier ---------------------------------- */
+
+static const struct {
+    const char *text;
+    kci_metrics_request expected;
+} REQUESTS[] = {
+    {"GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n", KCI_METRICS_REQUEST_GET},
+    {"GET /metrics?x=1 HTTP/1.0\n\n", KCI_METRICS_REQUEST_GET},
+    {"HEAD /metrics HTTP/1.1\r\n\r\n", KCI_METRICS_REQUEST_HEAD},
+    {"GET /varz HTTP/1.1\r\n\r\n", KCI_METRICS_REQUEST_NOT_FOUND},
+    {"GET /metrics/ HTTP/1.1\r\n\r\n", KCI_METRICS_REQUEST_NOT_FOUND},
+    {"POST /metrics HTTP/1.1\r\n\r\n", KCI_METRICS_REQUEST_METHOD},
+    {"GET /metrics\r\n\r\n", KCI_METRICS_REQUEST_BAD},            /* no version */
+    {"GET /metrics HTTP/2.0\r\n\r\n", KCI_METRICS_REQUEST_BAD},   /* not 1.x */
+    {"GET  /metrics HTTP/1.1\r\n\r\n", KCI_METRICS_REQUEST_BAD},  /* two spaces */
+    {"get /metrics HTTP/1.1\r\n\r\n", KCI_METRICS_REQUEST_BAD},   /* lower case */
+    {"GET metrics HTTP/1.1\r\n\r\n", KCI_METRICS_REQUEST_BAD},    /* not a path */
+    {"\r\n\r\n", KCI_METRICS_REQUEST_BAD},
+    {"GET /metrics HTTP/1.1\r\nHost: a\r\n", KCI_METRICS_REQUEST_INCOMPLETE},
+    {"", KCI_METRICS_REQUEST_INCOMPLETE},
+};
+
+static void test_requests_classified(void **state)
+{
+    for (size_t i = 0; i < sizeof REQUESTS / sizeof REQUESTS[0]; i++)
+        if (kci_metrics_request_classify(REQUESTS[i].text, strlen(REQUESTS[i].text)) !=
+            REQUESTS[i].expected)
+            fail_msg("'%s' not classified %d", REQUESTS[i].text, REQUESTS[i].expected);
+    /* Byte at a time: undecided until the blank line, then decided. */
+    const char *get = REQUESTS[0].text;
+    for (size_t len = 0; len < strlen(get); len++)
+        assert_int_equal(kci_metrics_request_classify(get, len), KCI_METRICS_REQUEST_INCOMPLETE);
+    /* No blank line within the bound: refused, not waited for. */
+    static char endless[KCI_METRICS_HTTP_REQUEST_BYTES_MAX + 10];
+    memset(endless, 'A', sizeof endless);
+    assert_int_equal(kci_metrics_request_classify(endless, sizeof endless), KCI_METRICS_REQUEST_BAD);
+}
+
 int main(void)
 {
     kci_metrics_register(&TEST_SET);
@@ -233,6 +272,7 @@ int main(void)
         cmocka_unit_test(test_written_and_parsed),  cmocka_unit_test(test_registered_once),
         cmocka_unit_test(test_info_labels_escaped), cmocka_unit_test(test_threads_lose_nothing),
         cmocka_unit_test(test_parser_refuses),      cmocka_unit_test(test_parser_accepts),
+        cmocka_unit_test(test_requests_classified),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,7 +13,10 @@
  *    signature refused by reason, the write batches and commits, three
  *    signature checks, the arbiter's samples and its quarantine of a slow
  *    node (a verdict, one quarantined node), an ingress line answered and
- *    a malformed one, the broker's connections and messages.
+ *    a malformed one, the broker's connections and messages;
+ *  - `kcobra ledger serve --metrics-listen :PORT` (KCOBRA names the binary;
+ *    skipped without) serves the same module's output on its own port:
+ *    strict, the ledger's figures, none of the broker's; 404 elsewhere.
  *
  * Every wait is bounded (the counters settle within seconds) and no speed
  * is asserted. */
@@ -21,8 +24,11 @@
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 /* clang-format off */
 #include <stdarg.h>
@@ -51,6 +57,7 @@ enum {
 };
 
 static const char *server_binary;
+static const char *kcobra_binary; /* KCOBRA: `kcobra ledger serve` alone */
 static harness_server server;
 static int ingress_port;
 static char response[RESPONSE_BYTES_MAX];
@@ -58,12 +65,11 @@ static exposition parsed; /* large: static */
 
 /* ---- /metrics ------------------------------------------------------------------ */
 
-/* Fetches and strictly parses /metrics into parsed. */
-static void scrape(void)
+/* Fetches and strictly parses /metrics from port into parsed. */
+static void scrape_port(int port)
 {
-    assert_int_equal(
-        harness_http_get(server.monitor_port, "/metrics", response, sizeof response, HTTP_TIMEOUT_MS),
-        HARNESS_OK);
+    assert_int_equal(harness_http_get(port, "/metrics", response, sizeof response, HTTP_TIMEOUT_MS),
+                     HARNESS_OK);
     assert_true(strncmp(response, "HTTP/1.", 7) == 0 && strncmp(response + 8, " 200 ", 5) == 0);
     assert_non_null(strstr(response, "Content-Type: text/plain; version=0.0.4"));
     const char *body = strstr(response, "\r\n\r\n");
@@ -71,6 +77,11 @@ static void scrape(void)
     body += 4;
     if (!exposition_parse(&parsed, body, strlen(body)))
         fail_msg("/metrics refused by the strict parser: %s", parsed.error);
+}
+
+static void scrape(void)
+{
+    scrape_port(server.monitor_port);
 }
 
 static double value_of(const char *series)
@@ -332,6 +343,80 @@ static void test_metrics_after_traffic(void **state)
     kc_client_close(requester, 2000);
 }
 
+/* ---- a part run alone: kcobra ledger serve --metrics-listen ------------------------ */
+
+static pid_t start_ledger_alone(const harness_server *broker, int metrics_port)
+{
+    char directory[HARNESS_PATH_SIZE_MAX + 16], log_path[HARNESS_PATH_SIZE_MAX + 16];
+    char listen[32];
+    snprintf(directory, sizeof directory, "%.200s/alone-ledger", broker->directory_path);
+    snprintf(log_path, sizeof log_path, "%.200s/alone-ledger.log", broker->directory_path);
+    snprintf(listen, sizeof listen, ":%d", metrics_port);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        FILE *log = freopen(log_path, "a", stderr);
+        (void)log;
+        execl(kcobra_binary, kcobra_binary, "ledger", "serve", "--server", broker->url, "--dir",
+              directory, "--metrics-listen", listen, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* The ledger answers a cheap question (bounded wait). */
+static void wait_ledger(natsConnection *connection)
+{
+    char nobody[65];
+    memset(nobody, '0', 64);
+    nobody[64] = '\0';
+    int64_t deadline_ms = harness_now_ms() + SETTLE_WAIT_MS;
+    for (;;) {
+        json_t *reply = NULL;
+        kci_ledger_refusal refusal;
+        kc_err err = kci_ledger_call(&reply, connection, "balance",
+                                     json_pack("{s:s}", "wallet", nobody), 1000, &refusal);
+        json_decref(reply);
+        if (err == KC_OK) return;
+        if (harness_now_ms() > deadline_ms) fail_msg("kcobra ledger serve did not come up");
+        harness_sleep_ms(POLL_MS);
+    }
+}
+
+/* The same module's output, on the part's own port: strict, the ledger's
+ * families and no broker's; 404 elsewhere, HEAD without a body. */
+static void test_part_alone(void **state)
+{
+    (void)state;
+    if (kcobra_binary == NULL) skip();
+    harness_server broker;
+    assert_int_equal(harness_server_init(&broker, server_binary), HARNESS_OK);
+    assert_int_equal(harness_server_start(&broker, "persister { enabled: false }\n"
+                                                   "ledger { enabled: false }\n"),
+                     HARNESS_OK);
+    int metrics_port = 0;
+    assert_int_equal(harness_port_pick(&metrics_port), HARNESS_OK);
+    pid_t ledger = start_ledger_alone(&broker, metrics_port);
+    natsConnection *connection = NULL;
+    assert_int_equal(natsConnection_ConnectTo(&connection, broker.url), NATS_OK);
+    wait_ledger(connection);
+    drive_ledger(connection);
+    scrape_port(metrics_port);
+    expect_ledger();
+    assert_null(exposition_family_find(&parsed, "kcobra_broker_connections"));
+    assert_null(exposition_family_find(&parsed, "kcobra_persister_submitted_total"));
+    assert_int_equal(harness_http_get(metrics_port, "/varz", response, sizeof response,
+                                      HTTP_TIMEOUT_MS),
+                     HARNESS_OK);
+    assert_true(strncmp(response, "HTTP/1.0 404 ", 13) == 0);
+    natsConnection_Destroy(connection);
+    kill(ledger, SIGTERM);
+    int status = 0;
+    waitpid(ledger, &status, 0);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    harness_server_cleanup(&broker);
+}
+
 /* ---- setup ------------------------------------------------------------------------ */
 
 static bool server_is_kcobrad(void)
@@ -373,6 +458,8 @@ int main(int argc, char **argv)
     server_binary = argv[1];
     if (!server_is_kcobrad()) return EXIT_SKIP; /* only kcobrad hosts the parts */
     if (sodium_init() < 0) return 1;
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_metrics_after_traffic)};
+    kcobra_binary = getenv("KCOBRA");
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_metrics_after_traffic),
+                                       cmocka_unit_test(test_part_alone)};
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
