@@ -38,7 +38,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *bytes = (const char *)data;
     kci_metrics_request whole = kci_metrics_request_classify(bytes, size);
-    if (size >= KCI_METRICS_HTTP_REQUEST_BYTES_MAX) FUZZ_CHECK(whole != KCI_METRICS_REQUEST_INCOMPLETE);
+    if (size >= KCI_METRICS_HTTP_REQUEST_BYTES_MAX)
+        FUZZ_CHECK(whole != KCI_METRICS_REQUEST_INCOMPLETE);
     if (whole == KCI_METRICS_REQUEST_GET) FUZZ_CHECK(starts_with(data, size, "GET /metrics"));
     if (whole == KCI_METRICS_REQUEST_HEAD) FUZZ_CHECK(starts_with(data, size, "HEAD /metrics"));
     size_t step = size / PREFIXES_CHECKED + 1;

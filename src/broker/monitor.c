@@ -756,8 +756,7 @@ static void render_broker_process(const kci_server *server, kci_metrics_text *te
     kci_verifier_stats auth;
     kci_verifier_get_stats(server->verifier, &auth);
     broker_metric(text, "kcobra_broker_auth_verifications_total", "counter",
-                  "bcrypt password verifications run off the event loop.",
-                  auth.verification_count);
+                  "bcrypt password verifications run off the event loop.", auth.verification_count);
     broker_metric(text, "kcobra_broker_auth_cache_hits_total", "counter",
                   "CONNECTs with a bcrypt'd password accepted from the cache, without bcrypt.",
                   auth.cache_hit_count);

@@ -83,7 +83,8 @@ static bool ends_with(const char *text, const char *suffix)
 /* The conventions the names follow (docs/operations.md): a bug if not. */
 static bool metric_is_valid(const kci_metric *metric)
 {
-    if (!name_is_valid(metric->name, true) || strncmp(metric->name, "kcobra_", 7) != 0) return false;
+    if (!name_is_valid(metric->name, true) || strncmp(metric->name, "kcobra_", 7) != 0)
+        return false;
     if ((metric->type == KCI_METRIC_COUNTER) != ends_with(metric->name, "_total")) return false;
     if (metric->help == NULL || metric->series_count == 0) return false;
     if (metric->label == NULL) return metric->series_count == 1;
@@ -252,8 +253,7 @@ static void write_histogram(kci_metrics_text *text, const kci_metric *metric, ui
     double scale = metric->scale > 0 ? metric->scale : 1.0;
     uint64_t cumulative = 0;
     for (uint32_t bucket = 0; bucket <= histogram->bound_count; bucket++) {
-        cumulative +=
-            atomic_load_explicit(&histogram->buckets[bucket], memory_order_relaxed);
+        cumulative += atomic_load_explicit(&histogram->buckets[bucket], memory_order_relaxed);
         append_series_name(text, metric, series, "_bucket", true);
         if (bucket < histogram->bound_count)
             append_double(text, (double)histogram->bounds[bucket] * scale);
@@ -280,8 +280,8 @@ void kci_metrics_write_metric(kci_metrics_text *text, const kci_metric *metric)
         }
         append_series_name(text, metric, series, "", false);
         if (metric->type == KCI_METRIC_COUNTER)
-            appendf(text, " %llu\n", (unsigned long long)kci_counter_value(
-                                         &metric->series.counters[series]));
+            appendf(text, " %llu\n",
+                    (unsigned long long)kci_counter_value(&metric->series.counters[series]));
         else
             appendf(text, " %lld\n",
                     (long long)atomic_load_explicit(&metric->series.gauges[series].value,

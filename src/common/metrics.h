@@ -41,7 +41,7 @@ typedef struct kci_gauge {
  * integers. The metric's scale turns them into the base unit on output. */
 typedef struct kci_histogram {
     const uint64_t *bounds;
-    uint32_t bound_count; /* at most KCI_HISTOGRAM_BOUNDS_MAX */
+    uint32_t bound_count;                                   /* at most KCI_HISTOGRAM_BOUNDS_MAX */
     _Atomic uint64_t buckets[KCI_HISTOGRAM_BOUNDS_MAX + 1]; /* not cumulative; last: +Inf */
     _Atomic uint64_t sum;
 } kci_histogram;
@@ -76,27 +76,28 @@ typedef struct kci_metric_set {
 
 /* Rows of a part's kci_metric table (static storage). */
 #define KCI_COUNTER_METRIC(metric_name, text, counter)                                             \
-    {.name = (metric_name),                                                                        \
-     .help = (text),                                                                               \
-     .type = KCI_METRIC_COUNTER,                                                                   \
-     .series_count = 1,                                                                            \
-     .series.counters = (counter)}
+    {                                                                                              \
+        .name = (metric_name), .help = (text), .type = KCI_METRIC_COUNTER, .series_count = 1,      \
+        .series.counters = (counter)                                                               \
+    }
 #define KCI_GAUGE_METRIC(metric_name, text, gauge)                                                 \
-    {.name = (metric_name),                                                                        \
-     .help = (text),                                                                               \
-     .type = KCI_METRIC_GAUGE,                                                                     \
-     .series_count = 1,                                                                            \
-     .series.gauges = (gauge)}
+    {                                                                                              \
+        .name = (metric_name), .help = (text), .type = KCI_METRIC_GAUGE, .series_count = 1,        \
+        .series.gauges = (gauge)                                                                   \
+    }
 #define KCI_HISTOGRAM_METRIC(metric_name, text, unit_scale, histogram)                             \
-    {.name = (metric_name),                                                                        \
-     .help = (text),                                                                               \
-     .type = KCI_METRIC_HISTOGRAM,                                                                 \
-     .scale = (unit_scale),                                                                        \
-     .series_count = 1,                                                                            \
-     .series.histograms = (histogram)}
-#define KCI_METRIC_SET(table) {.metrics = (table), .count = sizeof(table) / sizeof((table)[0])}
+    {                                                                                              \
+        .name = (metric_name), .help = (text), .type = KCI_METRIC_HISTOGRAM,                       \
+        .scale = (unit_scale), .series_count = 1, .series.histograms = (histogram)                 \
+    }
+#define KCI_METRIC_SET(table)                                                                      \
+    {                                                                                              \
+        .metrics = (table), .count = sizeof(table) / sizeof((table)[0])                            \
+    }
 #define KCI_HISTOGRAM_WITH(bound_table)                                                            \
-    {.bounds = (bound_table), .bound_count = sizeof(bound_table) / sizeof((bound_table)[0])}
+    {                                                                                              \
+        .bounds = (bound_table), .bound_count = sizeof(bound_table) / sizeof((bound_table)[0])     \
+    }
 #define KCI_NS_PER_US UINT64_C(1000)
 #define KCI_NS_PER_MS UINT64_C(1000000)
 

@@ -217,8 +217,8 @@ kc_err kci_metrics_http_start(const char *listen, int *port_out, char *error, si
     }
     pthread_detach(thread);
     kci_info("metrics: serving /metrics on %s:%d", host, bound);
-    bool loopback = strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
-                    strcmp(host, "localhost") == 0;
+    bool loopback =
+        strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 || strcmp(host, "localhost") == 0;
     if (!loopback)
         kci_warn("metrics: /metrics on %s is reachable beyond this host, without authentication",
                  host);

@@ -12,10 +12,10 @@
 #include "ledger/result.h"
 
 typedef struct kci_ledger_metrics {
-    kci_counter transfers;           /* applied, not replayed (batch entries one each) */
-    kci_histogram batch_requests;    /* requests answered per write batch */
-    kci_histogram commit_duration;   /* nanoseconds of each LMDB commit (its sync included) */
-    kci_histogram verify_duration;   /* nanoseconds of each Ed25519 check of a transfer */
+    kci_counter transfers;         /* applied, not replayed (batch entries one each) */
+    kci_histogram batch_requests;  /* requests answered per write batch */
+    kci_histogram commit_duration; /* nanoseconds of each LMDB commit (its sync included) */
+    kci_histogram verify_duration; /* nanoseconds of each Ed25519 check of a transfer */
 } kci_ledger_metrics;
 
 extern kci_ledger_metrics kci_ledger_metric_values;

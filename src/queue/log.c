@@ -36,8 +36,8 @@
 #include "common/io.h"
 #include "common/lock.h"
 #include "common/log.h"
-#include "store_js.h"
 #include "queue/metrics.h"
+#include "store_js.h"
 
 enum { BROKEN_REASON_BYTES = 256, PATH_BYTES = PATH_MAX };
 

@@ -6,10 +6,10 @@
 #include <stdint.h>
 
 static const uint64_t SYNC_BOUNDS_NS[] = {
-    50 * KCI_NS_PER_US,   100 * KCI_NS_PER_US,  250 * KCI_NS_PER_US,  500 * KCI_NS_PER_US,
-    1 * KCI_NS_PER_MS,    2500 * KCI_NS_PER_US, 5 * KCI_NS_PER_MS,    10 * KCI_NS_PER_MS,
-    25 * KCI_NS_PER_MS,   50 * KCI_NS_PER_MS,   100 * KCI_NS_PER_MS,  250 * KCI_NS_PER_MS,
-    500 * KCI_NS_PER_MS,  1000 * KCI_NS_PER_MS, 2500 * KCI_NS_PER_MS,
+    50 * KCI_NS_PER_US,  100 * KCI_NS_PER_US,  250 * KCI_NS_PER_US,  500 * KCI_NS_PER_US,
+    1 * KCI_NS_PER_MS,   2500 * KCI_NS_PER_US, 5 * KCI_NS_PER_MS,    10 * KCI_NS_PER_MS,
+    25 * KCI_NS_PER_MS,  50 * KCI_NS_PER_MS,   100 * KCI_NS_PER_MS,  250 * KCI_NS_PER_MS,
+    500 * KCI_NS_PER_MS, 1000 * KCI_NS_PER_MS, 2500 * KCI_NS_PER_MS,
 };
 
 kci_persister_metrics kci_persister_metric_values = {

@@ -24,9 +24,9 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "kingcobra/kingcobra.h"
+#include "queue/metrics.h"
 #include "service/subscriptions.h"
 #include "service/uuid.h"
-#include "queue/metrics.h"
 
 enum {
     SUBJECT_BYTES = 128,

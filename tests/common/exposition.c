@@ -5,8 +5,8 @@
 #include "exposition.h"
 
 #include <math.h>
-#include <stddef.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,8 +29,7 @@ static bool fault(line_cursor *cursor, const char *format, ...)
     va_start(args, format);
     vsnprintf(reason, sizeof reason, format, args);
     va_end(args);
-    snprintf(cursor->out->error, sizeof cursor->out->error, "line %zu: %s", cursor->number,
-             reason);
+    snprintf(cursor->out->error, sizeof cursor->out->error, "line %zu: %s", cursor->number, reason);
     return false;
 }
 
@@ -100,10 +99,12 @@ static exposition_family *metadata_family(line_cursor *cursor, const char *name)
     exposition *out = cursor->out;
     exposition_family *family = family_named(out, name);
     if (family != NULL) {
-        if (family->has_samples) return fault(cursor, "HELP or TYPE after samples of %s", name), NULL;
+        if (family->has_samples)
+            return fault(cursor, "HELP or TYPE after samples of %s", name), NULL;
         return family;
     }
-    if (out->family_count == EXPOSITION_FAMILIES_MAX) return fault(cursor, "too many families"), NULL;
+    if (out->family_count == EXPOSITION_FAMILIES_MAX)
+        return fault(cursor, "too many families"), NULL;
     if (out->family_count > 0) out->families[out->family_count - 1].closed = true;
     family = &out->families[out->family_count++];
     memset(family, 0, sizeof *family);
@@ -114,8 +115,10 @@ static exposition_family *metadata_family(line_cursor *cursor, const char *name)
 static bool help_text_ok(const char *at, const char *end)
 {
     for (; at < end; at++)
-        if (*at == '\\' && (at + 1 == end || (at[1] != '\\' && at[1] != 'n'))) return false;
-        else if (*at == '\\') at++;
+        if (*at == '\\' && (at + 1 == end || (at[1] != '\\' && at[1] != 'n')))
+            return false;
+        else if (*at == '\\')
+            at++;
     return true;
 }
 
@@ -141,7 +144,8 @@ static bool parse_metadata(line_cursor *cursor, const char *line, const char *en
     if (family->has_type) return fault(cursor, "a second TYPE for %s", family_name);
     static const char *const TYPES[] = {"counter", "gauge", "histogram", "summary", "untyped"};
     for (size_t i = 0; i < sizeof TYPES / sizeof TYPES[0]; i++)
-        if ((size_t)(end - rest) == strlen(TYPES[i]) && memcmp(rest, TYPES[i], strlen(TYPES[i])) == 0) {
+        if ((size_t)(end - rest) == strlen(TYPES[i]) &&
+            memcmp(rest, TYPES[i], strlen(TYPES[i])) == 0) {
             snprintf(family->type, sizeof family->type, "%s", TYPES[i]);
             family->has_type = true;
             return true;
@@ -159,12 +163,13 @@ static const char *parse_labels(line_cursor *cursor, const char *at, const char 
     bool first = true;
     while (at < end && *at != '}') {
         size_t len = name_length(at, end, false);
-        if (len == 0 || len >= EXPOSITION_NAME_BYTES_MAX || at + len + 1 >= end ||
-            at[len] != '=' || at[len + 1] != '"')
+        if (len == 0 || len >= EXPOSITION_NAME_BYTES_MAX || at + len + 1 >= end || at[len] != '=' ||
+            at[len + 1] != '"')
             return fault(cursor, "a bad label"), NULL;
         if (count == LABELS_MAX) return fault(cursor, "too many labels"), NULL;
         snprintf(names[count], sizeof names[count], "%.*s", (int)len, at);
-        if (strncmp(names[count], "__", 2) == 0) return fault(cursor, "a reserved label name"), NULL;
+        if (strncmp(names[count], "__", 2) == 0)
+            return fault(cursor, "a reserved label name"), NULL;
         for (size_t i = 0; i < count; i++)
             if (strcmp(names[i], names[count]) == 0)
                 return fault(cursor, "label %s twice", names[count]), NULL;
@@ -187,8 +192,10 @@ static const char *parse_labels(line_cursor *cursor, const char *at, const char 
         if (used >= series_size) return fault(cursor, "a series too long"), NULL;
         count++;
         at = scan + 1;
-        if (at < end && *at == ',') at++;
-        else if (at < end && *at != '}') return fault(cursor, "no ',' between labels"), NULL;
+        if (at < end && *at == ',')
+            at++;
+        else if (at < end && *at != '}')
+            return fault(cursor, "no ',' between labels"), NULL;
     }
     if (at >= end) return fault(cursor, "an unterminated label set"), NULL;
     if (!first) snprintf(series + used, series_size - used, "}");
@@ -220,15 +227,16 @@ static bool check_sample(line_cursor *cursor, exposition_family *family, exposit
 {
     bool bucket = strcmp(family->type, "histogram") == 0 && ends_with(sample->name, "_bucket");
     if (bucket != (sample->le[0] != '\0'))
-        return fault(cursor, "%s: le %s", sample->name, bucket ? "missing" : "where it has no place");
+        return fault(cursor, "%s: le %s", sample->name,
+                     bucket ? "missing" : "where it has no place");
     if (strcmp(family->type, "counter") == 0 && !ends_with(family->name, "_total"))
         return fault(cursor, "counter %s does not end in _total", family->name);
-    bool counting = strcmp(family->type, "counter") == 0 || bucket || ends_with(sample->name, "_count");
+    bool counting =
+        strcmp(family->type, "counter") == 0 || bucket || ends_with(sample->name, "_count");
     if (counting && !(sample->value >= 0))
         return fault(cursor, "%s is negative or NaN", sample->name);
     if (family->closed) /* another family's lines came since its HELP and TYPE */
-        return fault(cursor, "samples of %s are not together with its HELP and TYPE",
-                     family->name);
+        return fault(cursor, "samples of %s are not together with its HELP and TYPE", family->name);
     for (size_t i = 0; i < cursor->out->sample_count; i++)
         if (strcmp(cursor->out->samples[i].full, sample->full) == 0)
             return fault(cursor, "series %s twice", sample->full);
@@ -301,10 +309,10 @@ static bool check_histogram_series(exposition *out, size_t first)
         snprintf(base, sizeof base, "%s_bucket", name);
         if (strcmp(sample->name, base) == 0) {
             double le = 0;
-            if (!parse_value(sample->le, strlen(sample->le), &le) || isnan(le) || le <= previous_le ||
-                sample->value < previous_count || infinity_count >= 0) {
-                snprintf(out->error, sizeof out->error, "%s: buckets out of order at le=%s", sample->full,
-                         sample->le);
+            if (!parse_value(sample->le, strlen(sample->le), &le) || isnan(le) ||
+                le <= previous_le || sample->value < previous_count || infinity_count >= 0) {
+                snprintf(out->error, sizeof out->error, "%s: buckets out of order at le=%s",
+                         sample->full, sample->le);
                 return false;
             }
             previous_le = le, previous_count = sample->value;
@@ -338,9 +346,9 @@ static bool check_histograms(exposition *out)
         if (strcmp(out->families[sample->family].type, "histogram") != 0) continue;
         bool first_of_series = true; /* checked once, at its first sample */
         for (size_t j = 0; j < i && first_of_series; j++)
-            first_of_series = !(out->samples[j].family == sample->family &&
-                                strcmp(labels_of(out->samples[j].series),
-                                       labels_of(sample->series)) == 0);
+            first_of_series =
+                !(out->samples[j].family == sample->family &&
+                  strcmp(labels_of(out->samples[j].series), labels_of(sample->series)) == 0);
         if (first_of_series && !check_histogram_series(out, i)) return false;
     }
     return true;

@@ -136,7 +136,8 @@ static void test_info_labels_escaped(void **state)
     char *bytes = kci_metrics_text_take(&text, &len);
     assert_non_null(bytes);
     parse_ok(bytes, len);
-    assert_non_null(strstr(bytes, "kcobra_test_info{version=\"1.0\",name=\"a\\\"b\\\\c\\nd\"} 1\n"));
+    assert_non_null(
+        strstr(bytes, "kcobra_test_info{version=\"1.0\",name=\"a\\\"b\\\\c\\nd\"} 1\n"));
     assert_true(value_of("kcobra_test_ratio") == 0.25);
     free(bytes);
 }
@@ -163,7 +164,8 @@ static void test_threads_lose_nothing(void **state)
     size_t len = 0;
     char *bytes = render(&len);
     parse_ok(bytes, len);
-    assert_true(value_of("kcobra_test_sizes_count{colour=\"green\"}") == THREADS * BUMPS_PER_THREAD);
+    assert_true(value_of("kcobra_test_sizes_count{colour=\"green\"}") ==
+                THREADS * BUMPS_PER_THREAD);
     /* i % 100 <= 64: 65 of every 100 */
     assert_true(value_of("kcobra_test_sizes_bucket{colour=\"green\",le=\"64\"}") ==
                 THREADS * (BUMPS_PER_THREAD / 100) * 65);
@@ -219,10 +221,12 @@ static void test_parser_refuses(void **state)
 
 static void test_parser_accepts(void **state)
 {
-    static const char GOOD[] = HEAD("a_total", "counter") "a_total 1 1700000000000\n"
-        "# TYPE g gauge\n# HELP g help \\\\ \\n\ng{x=\"1\",y=\"\\\"\",} -Inf\n"
-        HEAD("h", "histogram") "h_bucket{le=\"0.5\"} 0\nh_bucket{le=\"1e3\"} 1\n"
-        "h_bucket{le=\"+Inf\"} 1\nh_sum 7.5\nh_count 1\n";
+    static const char GOOD[] = HEAD(
+        "a_total",
+        "counter") "a_total 1 1700000000000\n"
+                   "# TYPE g gauge\n# HELP g help \\\\ \\n\ng{x=\"1\",y=\"\\\"\",} -Inf\n" HEAD(
+                       "h", "histogram") "h_bucket{le=\"0.5\"} 0\nh_bucket{le=\"1e3\"} 1\n"
+                                         "h_bucket{le=\"+Inf\"} 1\nh_sum 7.5\nh_count 1\n";
     if (!exposition_parse(&parsed, GOOD, strlen(GOOD))) fail_msg("refused: %s", parsed.error);
     assert_true(isinf(value_of("g{x=\"1\",y=\"\\\"\"}")));
 }
@@ -239,11 +243,11 @@ static const struct {
     {"GET /varz HTTP/1.1\r\n\r\n", KCI_METRICS_REQUEST_NOT_FOUND},
     {"GET /metrics/ HTTP/1.1\r\n\r\n", KCI_METRICS_REQUEST_NOT_FOUND},
     {"POST /metrics HTTP/1.1\r\n\r\n", KCI_METRICS_REQUEST_METHOD},
-    {"GET /metrics\r\n\r\n", KCI_METRICS_REQUEST_BAD},            /* no version */
-    {"GET /metrics HTTP/2.0\r\n\r\n", KCI_METRICS_REQUEST_BAD},   /* not 1.x */
-    {"GET  /metrics HTTP/1.1\r\n\r\n", KCI_METRICS_REQUEST_BAD},  /* two spaces */
-    {"get /metrics HTTP/1.1\r\n\r\n", KCI_METRICS_REQUEST_BAD},   /* lower case */
-    {"GET metrics HTTP/1.1\r\n\r\n", KCI_METRICS_REQUEST_BAD},    /* not a path */
+    {"GET /metrics\r\n\r\n", KCI_METRICS_REQUEST_BAD},           /* no version */
+    {"GET /metrics HTTP/2.0\r\n\r\n", KCI_METRICS_REQUEST_BAD},  /* not 1.x */
+    {"GET  /metrics HTTP/1.1\r\n\r\n", KCI_METRICS_REQUEST_BAD}, /* two spaces */
+    {"get /metrics HTTP/1.1\r\n\r\n", KCI_METRICS_REQUEST_BAD},  /* lower case */
+    {"GET metrics HTTP/1.1\r\n\r\n", KCI_METRICS_REQUEST_BAD},   /* not a path */
     {"\r\n\r\n", KCI_METRICS_REQUEST_BAD},
     {"GET /metrics HTTP/1.1\r\nHost: a\r\n", KCI_METRICS_REQUEST_INCOMPLETE},
     {"", KCI_METRICS_REQUEST_INCOMPLETE},
@@ -262,7 +266,8 @@ static void test_requests_classified(void **state)
     /* No blank line within the bound: refused, not waited for. */
     static char endless[KCI_METRICS_HTTP_REQUEST_BYTES_MAX + 10];
     memset(endless, 'A', sizeof endless);
-    assert_int_equal(kci_metrics_request_classify(endless, sizeof endless), KCI_METRICS_REQUEST_BAD);
+    assert_int_equal(kci_metrics_request_classify(endless, sizeof endless),
+                     KCI_METRICS_REQUEST_BAD);
 }
 
 int main(void)

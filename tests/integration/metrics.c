@@ -21,10 +21,10 @@
  * Every wait is bounded (the counters settle within seconds) and no speed
  * is asserted. */
 #include <nats/nats.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -184,13 +184,16 @@ static void drive_ledger(natsConnection *connection)
     }
     json_decref(reply);
     kci_ledger_transfer transfer;
-    assert_int_equal(kci_ledger_transfer_make(&transfer, &alice, bob.public_key, &coin[0], 1), KC_OK);
+    assert_int_equal(kci_ledger_transfer_make(&transfer, &alice, bob.public_key, &coin[0], 1),
+                     KC_OK);
     assert_int_equal(transfer_code(connection, &transfer), 0);
     kci_ledger_transfer_free(&transfer);
-    assert_int_equal(kci_ledger_transfer_make(&transfer, &alice, bob.public_key, &coin[0], 1), KC_OK);
+    assert_int_equal(kci_ledger_transfer_make(&transfer, &alice, bob.public_key, &coin[0], 1),
+                     KC_OK);
     assert_int_equal(transfer_code(connection, &transfer), 409); /* spent already */
     kci_ledger_transfer_free(&transfer);
-    assert_int_equal(kci_ledger_transfer_make(&transfer, &alice, bob.public_key, &coin[1], 1), KC_OK);
+    assert_int_equal(kci_ledger_transfer_make(&transfer, &alice, bob.public_key, &coin[1], 1),
+                     KC_OK);
     transfer.signature[5] ^= 1;
     assert_int_equal(transfer_code(connection, &transfer), 401);
     kci_ledger_transfer_free(&transfer);
@@ -405,9 +408,9 @@ static void test_part_alone(void **state)
     expect_ledger();
     assert_null(exposition_family_find(&parsed, "kcobra_broker_connections"));
     assert_null(exposition_family_find(&parsed, "kcobra_persister_submitted_total"));
-    assert_int_equal(harness_http_get(metrics_port, "/varz", response, sizeof response,
-                                      HTTP_TIMEOUT_MS),
-                     HARNESS_OK);
+    assert_int_equal(
+        harness_http_get(metrics_port, "/varz", response, sizeof response, HTTP_TIMEOUT_MS),
+        HARNESS_OK);
     assert_true(strncmp(response, "HTTP/1.0 404 ", 13) == 0);
     natsConnection_Destroy(connection);
     kill(ledger, SIGTERM);

@@ -629,8 +629,10 @@ static void expect_metrics(fixture *f)
     assert_non_null(strstr(answer.body, "# TYPE kcobra_broker_connections gauge\n"));
     assert_non_null(strstr(answer.body, "# TYPE kcobra_broker_in_messages_total counter\n"));
     assert_int_equal(metrics_sample(answer.body, "kcobra_broker_connections"), 2);
-    assert_int_equal(metrics_sample(answer.body, "kcobra_broker_in_messages_total"), MONITOR_MESSAGE_COUNT);
-    assert_int_equal(metrics_sample(answer.body, "kcobra_broker_out_messages_total"), MONITOR_MESSAGE_COUNT);
+    assert_int_equal(metrics_sample(answer.body, "kcobra_broker_in_messages_total"),
+                     MONITOR_MESSAGE_COUNT);
+    assert_int_equal(metrics_sample(answer.body, "kcobra_broker_out_messages_total"),
+                     MONITOR_MESSAGE_COUNT);
     assert_int_equal(metrics_sample(answer.body, "kcobra_broker_out_bytes_total"),
                      MONITOR_MESSAGE_COUNT * MONITOR_PAYLOAD_BYTES);
 }
