@@ -19,6 +19,8 @@ packages=(
   libglpk-dev                                      # linear programs (poverty LP)
   graphviz                                         # kcobra econ --svg (dot)
   python3-networkx python3-cvxopt                  # reference results in econ tests and bench
+  python3 groff-base                               # man pages generated at build (scripts/gen-docs.py)
+  man-db bsdextrautils systemd                     # tests/install: man -l, col, systemd-analyze verify
 )
 # "scripts/deps.sh bench" also installs the benchmarks' peers.
 if [ "${1:-}" = bench ]; then

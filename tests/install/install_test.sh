@@ -28,7 +28,9 @@ lib=$root/$libdir
 for file in "$root/bin/kcobrad" "$root/bin/kcobra" "$lib/libkingcobra.so" "$lib/libkingcobra.a" \
     "$root/include/kingcobra/kingcobra.h" "$root/include/kingcobra/err.h" \
     "$root/include/kingcobra/export.h" "$lib/pkgconfig/kingcobra.pc" \
-    "$etc/kingcobra/kcobrad.conf" "$root/lib/systemd/system/kcobrad.service"; do
+    "$etc/kingcobra/kcobrad.conf" "$root/lib/systemd/system/kcobrad.service" \
+    "$root/share/man/man1/kcobra.1" "$root/share/man/man8/kcobrad.8" \
+    "$root/share/bash-completion/completions/kcobra"; do
   [ -e "$file" ] || fail "not installed: ${file#"$stage"}"
 done
 echo "install_test: every file in place under ${root#"$stage"}"
@@ -82,4 +84,34 @@ if command -v systemd-analyze >/dev/null; then
     fail "systemd-analyze: $out"
   echo "install_test: systemd-analyze verify accepts kcobrad.service"
 fi
+# The man pages render without a warning and say what --help says: every
+# command, with its own flags.
+for page in "$root/share/man/man1/kcobra.1" "$root/share/man/man8/kcobrad.8"; do
+  warnings=$(groff -man -Tutf8 -ww -z "$page" 2>&1) || fail "groff: $warnings"
+  [ -z "$warnings" ] || fail "groff warns about ${page##*/}: $warnings"
+done
+rendered=$(MANWIDTH=120 man -l "$root/share/man/man1/kcobra.1" 2>/dev/null | col -b)
+for command in $("$root/bin/kcobra" --help | awk '/^Commands:/ {on = 1; next}
+    on && /^$/ {exit} on {print $1}'); do
+  [ "$command" = help ] && continue
+  grep -q "^   kcobra $command\$" <<<"$rendered" || fail "kcobra.1 has no section for $command"
+done
+for flag in $("$root/bin/kcobra" ledger --help | grep -oE '^ +--[a-z-]+'); do
+  grep -q -- "$flag" <<<"$rendered" || fail "kcobra.1 lacks ledger's $flag"
+done
+MANWIDTH=120 man -l "$root/share/man/man8/kcobrad.8" 2>/dev/null | col -b | grep -q -- "--config" ||
+  fail "kcobrad.8 lacks --config"
+echo "install_test: kcobra.1 and kcobrad.8 render cleanly and cover every command and flag"
+
+# The completion offers what --help lists.
+completions() {
+  bash -c 'source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _kcobra
+    echo "${COMPREPLY[*]}"' _ "$root/share/bash-completion/completions/kcobra" "$@"
+}
+[ "$(completions kcobra led)" = ledger ] || fail "completion: kcobra led"
+[ "$(completions kcobra --server nats://a:4222 le)" = ledger ] || fail "completion after --server"
+[ "$(completions kcobra queue serve --metr)" = --metrics-listen ] || fail "completion: queue flags"
+[ "$(completions kcobra econ maxf)" = maxflow ] || fail "completion: econ subcommands"
+[ "$(completions kcobra --tim)" = --timeout ] || fail "completion: common options"
+echo "install_test: the bash completion offers commands, subcommands and options"
 echo "1 passed, 0 failed"
