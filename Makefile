@@ -11,6 +11,7 @@
 #                 (default /usr/local; DESTDIR for a staging tree): kcobrad,
 #                 kcobra, libkingcobra (shared, static, headers, pkg-config),
 #                 the default config and kcobrad.service (docs/operations.md)
+#   make deb      the Debian package (dpkg-buildpackage) in build-deb/
 
 FUZZ_SECONDS ?= 60
 # The whole library is built with coverage instrumentation and sanitizers,
@@ -19,7 +20,7 @@ FUZZ_SETUP = CC=clang meson setup build-fuzz -Dfuzz=true -Dtests=false -Dbench=f
 	-Db_sanitize=address,undefined -Db_lundef=false -Dc_args=-fsanitize=fuzzer-no-link
 CI_FUZZ_SECONDS ?= 20
 
-.PHONY: all deps build run test unit fuzz bench clean format lint install
+.PHONY: all deps build run test unit fuzz bench clean format lint install deb
 all: build
 
 deps:
@@ -69,8 +70,11 @@ install: deps
 	ninja -C build-install
 	meson install -C build-install --no-rebuild $(if $(DESTDIR),--destdir $(DESTDIR))
 
+deb: deps
+	scripts/make-deb.sh build-deb
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf build build-test build-fuzz build-bench build-install
+	rm -rf build build-test build-fuzz build-bench build-install build-deb

@@ -21,6 +21,7 @@ packages=(
   python3-networkx python3-cvxopt                  # reference results in econ tests and bench
   python3 groff-base                               # man pages generated at build (scripts/gen-docs.py)
   man-db bsdextrautils systemd                     # tests/install: man -l, col, systemd-analyze verify
+  debhelper dpkg-dev fakeroot                      # make deb (dpkg-buildpackage)
 )
 # "scripts/deps.sh bench" also installs the benchmarks' peers.
 if [ "${1:-}" = bench ]; then
