@@ -7,6 +7,11 @@
 #                 part's benchmark against its peer (bench/run_<part>.sh)
 #   make fuzz     run each libFuzzer target longer (FUZZ_SECONDS, default 60)
 #   make lint     clang-format and cppcheck must be clean (make test runs it first)
+#   make install  release build in build-install/, installed under PREFIX
+#                 (default /usr/local; DESTDIR for a staging tree): kcobrad,
+#                 kcobra, libkingcobra (shared, static, headers, pkg-config),
+#                 the default config and kcobrad.service (docs/operations.md)
+#   make deb      the Debian package (dpkg-buildpackage) in build-deb/
 
 FUZZ_SECONDS ?= 60
 # The whole library is built with coverage instrumentation and sanitizers,
@@ -15,7 +20,7 @@ FUZZ_SETUP = CC=clang meson setup build-fuzz -Dfuzz=true -Dtests=false -Dbench=f
 	-Db_sanitize=address,undefined -Db_lundef=false -Dc_args=-fsanitize=fuzzer-no-link
 CI_FUZZ_SECONDS ?= 20
 
-.PHONY: all deps build run test unit fuzz bench clean format lint
+.PHONY: all deps build run test unit fuzz bench clean format lint install deb
 all: build
 
 deps:
@@ -56,8 +61,20 @@ bench:
 		[ ! -x bench/run_$$part.sh ] || bench/run_$$part.sh build-bench || exit 1; \
 	done
 
+PREFIX ?= /usr/local
+# Its own build directory, so PREFIX never changes the paths of build/.
+install: deps
+	@[ -f build-install/build.ninja ] || meson setup build-install --buildtype=release \
+		-Dtests=false -Dbench=false -Dprefix=$(PREFIX)
+	meson configure build-install -Dprefix=$(PREFIX)
+	ninja -C build-install
+	meson install -C build-install --no-rebuild $(if $(DESTDIR),--destdir $(DESTDIR))
+
+deb: deps
+	scripts/make-deb.sh build-deb
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf build build-test build-fuzz build-bench
+	rm -rf build build-test build-fuzz build-bench build-install build-deb

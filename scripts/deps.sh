@@ -20,6 +20,9 @@ packages=(
   graphviz                                         # kcobra econ --svg (dot)
   python3-networkx python3-cvxopt                  # reference results in econ tests and bench
   nodejs                                           # the nats.js services test (services_js)
+  python3 groff-base                               # man pages generated at build (scripts/gen-docs.py)
+  man-db bsdextrautils systemd                     # tests/install: man -l, col, systemd-analyze verify
+  debhelper dpkg-dev fakeroot                      # make deb (dpkg-buildpackage)
 )
 # npm for that test (it installs @nats-io/services under the build dir). A
 # nodejs that bundles npm (e.g. NodeSource's) conflicts with Debian's npm

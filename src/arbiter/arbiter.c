@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "arbiter/metrics.h"
 #include "common/clock.h"
 #include "common/hash.h"
 #include "common/log.h"
@@ -224,6 +225,7 @@ static void settle(kci_arbiter *arbiter, kci_observation *observation)
     };
     kci_qos_add(&server->qos, &arbiter->config.qos, &sample, observation->replied_ms);
     server->qos_samples++;
+    kci_counter_inc(&kci_arbiter_metric_values.samples[KCI_ARBITER_SAMPLE_OBSERVED]);
     bool bad =
         sample.failed || sample.deadline_missed || sample.latency_ms > arbiter->config.qos.slow_ms;
     if (bad) kci_arbiter_evidence_add(server, observation->id);
@@ -330,6 +332,7 @@ static void on_qos(natsConnection *connection, natsSubscription *subscription, n
         };
         kci_qos_add(&node->qos, &arbiter->config.qos, &sample, now_ms);
         node->qos_samples++;
+        kci_counter_inc(&kci_arbiter_metric_values.samples[KCI_ARBITER_SAMPLE_TRUSTED]);
         json_t *price = json_object_get(root, "price");
         const char *type = json_string_value(json_object_get(root, "type"));
         if (json_is_number(price) && json_number_value(price) >= 0 && type != NULL)
@@ -361,6 +364,7 @@ static void tick(kci_arbiter *arbiter)
     kci_arbiter_rank_tick(arbiter, now_ms);
     kci_arbiter_vote_tick(arbiter, now_ms);
     if (arbiter->enforce_dirty) kci_arbiter_enforce(arbiter);
+    kci_arbiter_metrics_count_nodes(arbiter);
     pthread_mutex_unlock(&arbiter->lock);
 }
 
@@ -559,6 +563,7 @@ kc_err kci_arbiter_start(kci_arbiter **out, kc_client *client, const kci_arbiter
     if (err != KC_OK) return err;
     kci_arbiter *arbiter = calloc(1, sizeof *arbiter);
     if (arbiter == NULL) return KC_ERR_NOMEM;
+    kci_arbiter_metrics_register();
     pthread_mutex_init(&arbiter->lock, NULL);
     kci_subscriptions_init(&arbiter->subscriptions);
     for (int index = 0; index < ARBITER_ENDPOINTS; index++)

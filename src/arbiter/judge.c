@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arbiter/metrics.h"
 #include "arbiter/wire.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -335,11 +336,13 @@ static void queue_report(kci_arbiter *arbiter, const kci_report *parsed, int64_t
     }
     if (arbiter->report_count == ARBITER_REPORTS_PENDING_MAX) {
         arbiter->reports_dropped++;
+        kci_counter_inc(&kci_arbiter_metric_values.reports_dropped);
         return;
     }
     pending_report *report = &arbiter->reports[(arbiter->report_head + arbiter->report_count) %
                                                ARBITER_REPORTS_PENDING_MAX];
     arbiter->report_count++;
+    kci_counter_inc(&kci_arbiter_metric_values.reports);
     report->reporter = kci_arbiter_node_number(arbiter, reporter);
     report->accused = kci_arbiter_node_number(arbiter, accused);
     report->reason = parsed->reason;

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arbiter/metrics.h"
 #include "common/clock.h"
 #include "common/hash.h"
 #include "common/log.h"
@@ -178,6 +179,7 @@ static void close_round(kci_arbiter *arbiter, probe_state *probe)
      * its bound. It condemns nobody and raises no alarm. */
     if (broken && 3 * m < 2 * probe->expected) return;
     probe->round_count++;
+    kci_counter_inc(&kci_arbiter_metric_values.probe_rounds);
     probe->broken_history = (uint8_t)((probe->broken_history << 1) | (broken ? 1 : 0));
     probe->last_n = m, probe->last_f = f, probe->last_found = found;
     probe->last_suspects = suspect_count, probe->last_fused = fused;

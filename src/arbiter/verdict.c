@@ -35,6 +35,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "arbiter/metrics.h"
 #include "arbiter/tree.h"
 #include "arbiter/wire.h"
 #include "common/clock.h"
@@ -219,6 +220,8 @@ static void finalize(kci_arbiter *arbiter, arbiter_node *node, kci_vote_kind kin
     take(node, kind, now_ms);
     assert(node->epoch == epoch_before + 1 && node->offences == offences);
     arbiter->verdict_count++;
+    kci_arbiter_metrics_verdict(kind == KCI_VOTE_QUARANTINE);
+    kci_arbiter_metrics_count_nodes(arbiter);
     kci_info("arbiter %s: verdict %s: %s %s", arbiter->id, id,
              kind == KCI_VOTE_QUARANTINE ? "quarantine" : "reinstate (probation)", node->name);
     kci_arbiter_publish_json(arbiter, "kc.arbiter.verdict", verdict);
@@ -600,6 +603,8 @@ bool kci_arbiter_verdict_apply(kci_arbiter *arbiter, json_t *verdict, int64_t no
     node->status_since_ms = now_ms - verdict_age_ms(verdict, now_ms);
     if (!announce) return true; /* read at start: not counted, as a replayed file is not */
     arbiter->verdict_count++;
+    kci_arbiter_metrics_verdict(quarantine);
+    kci_arbiter_metrics_count_nodes(arbiter);
     kci_info("arbiter %s: verdict %s: %s %s", arbiter->id,
              json_string_value(json_object_get(verdict, "id")),
              quarantine ? "quarantine" : "reinstate (probation)", node->name);

@@ -24,7 +24,6 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <sched.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +33,7 @@
 #include "auth.h"
 #include "client.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "http.h"
 #include "verifier.h"
 
@@ -44,7 +44,6 @@ enum {
     CONNZ_SUBSCRIPTIONS_LISTED_MAX = 64 * 1024,
     QUERY_NUMBER_DIGITS_MAX = 18,
     ERROR_TEXT_BYTES_MAX = 160,
-    METRICS_BYTES_MAX = 8 * 1024,
     PROC_FILE_BYTES_MAX = 4 * 1024,
     CPU_SAMPLE_INTERVAL_MS_MIN = 1000, /* clock ticks are 10 ms: shorter is noise */
     TIME_TEXT_BYTES = 48,
@@ -718,95 +717,74 @@ static void handle_healthz(kci_monitor *monitor, const http_query *query,
 
 /* ---- /metrics (Prometheus text format 0.0.4) ------------------------------ */
 
-typedef struct metrics_text {
-    char *bytes;
-    size_t len;
-    bool overflowed;
-} metrics_text;
-
-static void metrics_append(metrics_text *text, const char *format, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void metrics_append(metrics_text *text, const char *format, ...)
+/* The broker's figures live in its single-threaded state and are written
+ * here, on its loop; the components' (persister, ledger, arbiter, ingress)
+ * are atomics they registered with common/metrics.h, written after them. */
+static void broker_metric(kci_metrics_text *text, const char *name, const char *type,
+                          const char *help, uint64_t value)
 {
-    if (text->overflowed) return;
-    va_list args;
-    va_start(args, format);
-    int n = vsnprintf(text->bytes + text->len, METRICS_BYTES_MAX - text->len, format, args);
-    va_end(args);
-    if (n < 0 || (size_t)n >= METRICS_BYTES_MAX - text->len)
-        text->overflowed = true;
-    else
-        text->len += (size_t)n;
+    kci_metrics_write_value(text, name, type, help, (double)value);
 }
 
-static void metric(metrics_text *text, const char *name, const char *type, const char *help,
-                   uint64_t value)
-{
-    metrics_append(text, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name,
-                   (unsigned long long)value);
-}
-
-static void render_metrics(const kci_server *server, metrics_text *text)
+static void render_broker_traffic(const kci_server *server, kci_metrics_text *text)
 {
     const kci_server_stats *stats = &server->stats;
     kci_sublist_stats sublist;
     kci_sublist_get_stats(server->sublist, &sublist);
-    /* The server id is generated from a base-32 alphabet: no label escaping. */
-    metrics_append(text,
-                   "# HELP kcobrad_info Version and id of this server.\n"
-                   "# TYPE kcobrad_info gauge\n"
-                   "kcobrad_info{version=\"%s\",server_id=\"%s\"} 1\n",
-                   KC_VERSION, server->server_id);
-    metric(text, "kcobrad_connections", "gauge", "Client connections open now.",
-           server->client_count);
-    metric(text, "kcobrad_total_connections", "counter", "Client connections accepted.",
-           stats->total_connections);
-    metric(text, "kcobrad_rejected_connections_total", "counter",
-           "Client connections refused at max_connections.", stats->rejected_connections);
-    metric(text, "kcobrad_in_msgs_total", "counter", "Messages received from clients.",
-           stats->in_msgs);
-    metric(text, "kcobrad_out_msgs_total", "counter", "Messages sent to clients.", stats->out_msgs);
-    metric(text, "kcobrad_in_bytes_total", "counter", "Payload bytes received from clients.",
-           stats->in_bytes);
-    metric(text, "kcobrad_out_bytes_total", "counter", "Payload bytes sent to clients.",
-           stats->out_bytes);
-    metric(text, "kcobrad_slow_consumers_total", "counter", "Clients closed as slow consumers.",
-           stats->slow_consumers);
-    metric(text, "kcobrad_subscriptions", "gauge", "Subscriptions held now.",
-           sublist.subscription_count);
+    broker_metric(text, "kcobra_broker_connections", "gauge", "Client connections open now.",
+                  server->client_count);
+    broker_metric(text, "kcobra_broker_connections_accepted_total", "counter",
+                  "Client connections accepted.", stats->total_connections);
+    broker_metric(text, "kcobra_broker_connections_rejected_total", "counter",
+                  "Client connections refused at max_connections.", stats->rejected_connections);
+    broker_metric(text, "kcobra_broker_subscriptions", "gauge", "Subscriptions held now.",
+                  sublist.subscription_count);
+    broker_metric(text, "kcobra_broker_in_messages_total", "counter",
+                  "Messages received from clients.", stats->in_msgs);
+    broker_metric(text, "kcobra_broker_out_messages_total", "counter", "Messages sent to clients.",
+                  stats->out_msgs);
+    broker_metric(text, "kcobra_broker_in_bytes_total", "counter",
+                  "Payload bytes received from clients.", stats->in_bytes);
+    broker_metric(text, "kcobra_broker_out_bytes_total", "counter",
+                  "Payload bytes sent to clients.", stats->out_bytes);
+    broker_metric(text, "kcobra_broker_slow_consumers_total", "counter",
+                  "Clients closed as slow consumers.", stats->slow_consumers);
+}
+
+static void render_broker_process(const kci_server *server, kci_metrics_text *text)
+{
     kci_verifier_stats auth;
     kci_verifier_get_stats(server->verifier, &auth);
-    metric(text, "kcobrad_auth_verifications_total", "counter",
-           "bcrypt password verifications run off the event loop.", auth.verification_count);
-    metric(text, "kcobrad_auth_cache_hits_total", "counter",
-           "CONNECTs with a bcrypt'd password accepted from the cache, without bcrypt.",
-           auth.cache_hit_count);
-    metric(text, "kcobrad_auth_busy_refusals_total", "counter",
-           "CONNECTs refused because the most verifications were pending.",
-           auth.busy_refusal_count);
-    metric(text, "kcobrad_auth_verifications_pending", "gauge",
-           "bcrypt verifications queued or running now.", auth.pending_count);
-    metric(text, "kcobrad_mem_bytes", "gauge", "Resident memory (VmRSS) in bytes.",
-           resident_memory_bytes());
-    metrics_append(text,
-                   "# HELP kcobrad_uptime_seconds Seconds since the server started.\n"
-                   "# TYPE kcobrad_uptime_seconds gauge\n"
-                   "kcobrad_uptime_seconds %.3f\n",
-                   (double)(kci_monotonic_ms() - server->start_ms) / 1000.0);
+    broker_metric(text, "kcobra_broker_auth_verifications_total", "counter",
+                  "bcrypt password verifications run off the event loop.", auth.verification_count);
+    broker_metric(text, "kcobra_broker_auth_cache_hits_total", "counter",
+                  "CONNECTs with a bcrypt'd password accepted from the cache, without bcrypt.",
+                  auth.cache_hit_count);
+    broker_metric(text, "kcobra_broker_auth_busy_refusals_total", "counter",
+                  "CONNECTs refused because the most verifications were pending.",
+                  auth.busy_refusal_count);
+    broker_metric(text, "kcobra_broker_auth_verifications_pending", "gauge",
+                  "bcrypt verifications queued or running now.", auth.pending_count);
+    broker_metric(text, "kcobra_resident_memory_bytes", "gauge",
+                  "Resident memory (VmRSS) in bytes.", resident_memory_bytes());
+    kci_metrics_write_value(text, "kcobra_uptime_seconds", "gauge",
+                            "Seconds since the server started.",
+                            (double)(kci_monotonic_ms() - server->start_ms) / 1000.0);
 }
 
 static void handle_metrics(kci_monitor *monitor, const http_query *query,
                            kci_http_response *response)
 {
-    metrics_text text = {.bytes = malloc(METRICS_BYTES_MAX)};
-    if (text.bytes == NULL) return;
-    render_metrics(monitor->server, &text);
-    assert(!text.overflowed && "METRICS_BYTES_MAX is too small for the fixed metric set");
+    const kci_server *server = monitor->server;
+    kci_metrics_text text = {0};
+    const char *const labels[] = {"version", KC_VERSION, "server_id", server->server_id};
+    kci_metrics_write_info(&text, "kcobra_info", "Version and id of this server.", labels, 2);
+    render_broker_traffic(server, &text);
+    render_broker_process(server, &text);
+    kci_metrics_write_registered(&text);
+    response->body = kci_metrics_text_take(&text, &response->body_len); /* NULL: 500 */
     response->status = 200;
-    response->content_type = "text/plain; version=0.0.4; charset=utf-8";
-    response->body = text.bytes;
-    response->body_len = text.len;
+    response->content_type = KCI_METRICS_CONTENT_TYPE;
 }
 
 /* ---- routing -------------------------------------------------------------- */

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/metrics_http.h"
+
 /* One flag per key that has a help line, and what the command line gave it. */
 enum {
     KCOBRA_SETTINGS_MAX = 24, /* keys of one part that are flags */
@@ -113,6 +115,19 @@ static int settings_apply(const kcobra_command *command, kcobra_settings *settin
     return KCOBRA_EXIT_OK;
 }
 
+/* --metrics-listen: every part that serves can show its metrics when run
+ * alone, as kcobrad shows them on its monitoring port (docs/operations.md). */
+static int metrics_listen(const kcobra_command *command, const char *listen)
+{
+    if (listen == NULL) return KCOBRA_EXIT_OK;
+    char error[256] = "";
+    kc_err err = kci_metrics_http_start(listen, NULL, error, sizeof error);
+    if (err == KC_ERR_INVALID_ARGUMENT) return kcobra_usage_error(command, "%s", error);
+    if (err == KC_OK) return KCOBRA_EXIT_OK;
+    kcobra_error("%s", error[0] != '\0' ? error : kc_strerror(err));
+    return KCOBRA_EXIT_FAILURE;
+}
+
 int kcobra_settings_parse(const kcobra_command *command, int argc, char **argv,
                           const kci_config_key *keys, size_t key_count, void *base,
                           const kcobra_flag *extra, int extra_count, kcobra_invocation *invocation)
@@ -121,10 +136,16 @@ int kcobra_settings_parse(const kcobra_command *command, int argc, char **argv,
     int flag_count = 0;
     kcobra_settings table;
     settings_flags(&table, keys, key_count, base, flags, &flag_count,
-                   KCOBRA_COMMAND_FLAGS_MAX - extra_count);
-    assert(extra_count >= 0 && flag_count + extra_count <= KCOBRA_COMMAND_FLAGS_MAX);
+                   KCOBRA_COMMAND_FLAGS_MAX - extra_count - 1);
+    assert(extra_count >= 0 && flag_count + extra_count + 1 <= KCOBRA_COMMAND_FLAGS_MAX);
     if (extra_count > 0) memcpy(flags + flag_count, extra, sizeof *extra * (size_t)extra_count);
-    int status = kcobra_parse(command, flags, flag_count + extra_count, argc, argv, invocation);
+    const char *listen = NULL;
+    flags[flag_count + extra_count] =
+        (kcobra_flag){"metrics-listen", "HOST:PORT", KCOBRA_FLAG_STRING, &listen,
+                      "serve: also serve /metrics (Prometheus) on HOST:PORT, or :PORT on "
+                      "127.0.0.1 (default off)"};
+    int status = kcobra_parse(command, flags, flag_count + extra_count + 1, argc, argv, invocation);
     if (status != KCOBRA_EXIT_OK || invocation->help) return status;
-    return settings_apply(command, &table);
+    status = settings_apply(command, &table);
+    return status != KCOBRA_EXIT_OK ? status : metrics_listen(command, listen);
 }

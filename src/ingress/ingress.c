@@ -41,6 +41,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/net.h"
+#include "ingress/metrics.h"
 #include "seed_line.h"
 #include "service/headers.h"
 
@@ -267,6 +268,7 @@ static void on_reply(kc_client *client, kc_err status, kc_reply *reply, void *cl
     kci_ingress *ingress = entry->ingress;
     size_t length = 0;
     char *line = answer_line(ingress, entry, status, reply, &length);
+    kci_counter_inc(&kci_ingress_metric_values.replies[status == KC_OK ? 0 : 1]);
     kc_reply_destroy(reply);
     pthread_mutex_lock(&ingress->lock);
     assert(ingress->outstanding > 0 && !entry->done);
@@ -301,6 +303,7 @@ static bool push_error(kci_ingress *ingress, connection *owner, const char *reas
 
 static bool push_parse_error(kci_ingress *ingress, connection *owner, kci_seed_error error)
 {
+    kci_counter_inc(&kci_ingress_metric_values.malformed_lines);
     char reason[128];
     if (error == KCI_SEED_ERR_TOO_LONG)
         snprintf(reason, sizeof reason, "line too long (more than %zu bytes)",
@@ -323,8 +326,12 @@ static bool dispatch_line(kci_ingress *ingress, connection *owner, const kci_see
     kc_err err =
         kc_client_request_async(ingress->client, ingress->type, line->payload, line->payload_length,
                                 ingress->timeout_ms, on_reply, entry);
-    if (err == KC_OK) return true;
+    if (err == KC_OK) {
+        kci_counter_inc(&kci_ingress_metric_values.requests);
+        return true;
+    }
     /* No callback will come: the entry is answered here. */
+    kci_counter_inc(&kci_ingress_metric_values.replies[1]);
     char reason[KC_ERROR_MESSAGE_BYTES_MAX + 64];
     snprintf(reason, sizeof reason, "%s: %s", kc_strerror(err), kc_last_error());
     size_t length = 0;
@@ -365,6 +372,7 @@ static void connection_close(kci_ingress *ingress, connection *owner)
     ingress->connections[owner->slot]->slot = owner->slot;
     ingress->connections[last] = NULL;
     ingress->connection_count--;
+    kci_gauge_set(&kci_ingress_metric_values.connections, ingress->connection_count);
     kci_seed_line_free(&owner->parser);
     free(owner->output);
     free(owner);
@@ -507,6 +515,7 @@ static void accept_one(kci_ingress *ingress, int fd)
         kci_warn("ingress: refused a connection: %" PRIu32 " connections already",
                  ingress->connections_max);
         refuse_connection(fd);
+        kci_counter_inc(&kci_ingress_metric_values.connections_refused);
         return;
     }
     connection *owner = calloc(1, sizeof *owner);
@@ -522,6 +531,8 @@ static void accept_one(kci_ingress *ingress, int fd)
     owner->slot = ingress->connection_count;
     kci_seed_line_init(&owner->parser, ingress->line_bytes_max);
     ingress->connections[ingress->connection_count++] = owner;
+    kci_counter_inc(&kci_ingress_metric_values.connections_accepted);
+    kci_gauge_set(&kci_ingress_metric_values.connections, ingress->connection_count);
 }
 
 static void accept_connections(kci_ingress *ingress)
@@ -692,6 +703,7 @@ kc_err kci_ingress_start(kci_ingress **out, kc_client *client, const kci_ingress
     *out = NULL;
     kc_err err = check_config(config, error, error_size);
     if (err != KC_OK) return err;
+    kci_ingress_metrics_register();
     kci_ingress *ingress = ingress_new(client, config);
     if (ingress == NULL) {
         snprintf(error, error_size, "ingress: out of memory");

@@ -34,6 +34,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "ledger/codec.h"
+#include "ledger/metrics.h"
 #include "ledger/query.h"
 #include "ledger/store.h"
 #include "service/answer.h"
@@ -83,6 +84,7 @@ static void reply_error(kci_ledger *ledger, natsMsg *request, const kci_kc_heade
 {
     int code = kci_ledger_result_code(outcome->result);
     assert(code > 0);
+    kci_ledger_metrics_refused(outcome->result);
     json_t *body = json_pack("{s:s, s:i}", "error", outcome->message, "code", code);
     char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
@@ -148,6 +150,15 @@ static json_t *issued_json(const job *work, uint32_t index, const uint8_t to[KCI
                      kci_ledger_coins_json(work->issued[index], count));
 }
 
+/* A transfer's outcome, as it is answered: applied or refused (why). */
+static void count_transfer(const kci_ledger_outcome *outcome)
+{
+    if (outcome->result != KCI_LEDGER_OK)
+        kci_ledger_metrics_refused(outcome->result);
+    else if (!outcome->replayed)
+        kci_counter_inc(&kci_ledger_metric_values.transfers);
+}
+
 static void reply_job(kci_ledger *ledger, job *work)
 {
     kci_ledger_request *request = &work->request;
@@ -155,6 +166,7 @@ static void reply_job(kci_ledger *ledger, job *work)
         json_t *results = json_array();
         uint32_t applied = 0;
         for (uint32_t index = 0; index < request->transfer_count; index++) {
+            count_transfer(&work->outcomes[index]);
             applied += work->outcomes[index].result == KCI_LEDGER_OK;
             json_array_append_new(
                 results, transfer_result(&request->transfers[index], &work->outcomes[index]));
@@ -170,6 +182,7 @@ static void reply_job(kci_ledger *ledger, job *work)
     }
     json_t *body = NULL;
     if (request->operation == KCI_LEDGER_OP_TRANSFER) {
+        count_transfer(&work->outcomes[0]);
         body = transfer_result(&request->transfers[0], &work->outcomes[0]);
     } else if (request->operation == KCI_LEDGER_OP_MINT) {
         json_t *issued = json_array();
@@ -244,6 +257,10 @@ static void write_batch(kci_ledger *ledger, job *jobs)
 
 void kci_ledger_jobs_answer(kci_ledger *ledger, job *jobs, const kci_ledger_outcome *failed)
 {
+    uint64_t count = 0;
+    for (const job *work = jobs; work != NULL; work = work->next)
+        count++;
+    if (count > 0) kci_histogram_observe(&kci_ledger_metric_values.batch_requests, count);
     for (job *work = jobs, *next; work != NULL; work = next) {
         next = work->next;
         if (failed != NULL)
@@ -372,8 +389,11 @@ static void verify_transfers(kci_ledger *ledger, job *work)
                                    kci_ledger_result_message(KCI_LEDGER_READ_FAILED), detail);
             continue;
         }
-        if (outcome->result != KCI_LEDGER_OK || kci_ledger_verify(transfer, transfer->from))
-            continue;
+        if (outcome->result != KCI_LEDGER_OK) continue;
+        int64_t start_ns = kci_metrics_now_ns();
+        bool verified = kci_ledger_verify(transfer, transfer->from);
+        kci_histogram_observe_since(&kci_ledger_metric_values.verify_duration, start_ns);
+        if (verified) continue;
         char id[37];
         kci_ledger_id_text(id, transfer->id);
         kci_ledger_refuse_with(outcome, KCI_LEDGER_BAD_SIGNATURE, "transfer %s: %s", id,
@@ -700,6 +720,7 @@ kc_err kci_ledger_start(kci_ledger **out, natsConnection *connection,
     *out = NULL;
     kci_ledger *ledger = calloc(1, sizeof *ledger);
     if (ledger == NULL) return KC_ERR_NOMEM;
+    kci_ledger_metrics_register();
     ledger->connection = connection;
     ledger->config = *config;
     pthread_mutex_init(&ledger->lock, NULL);

@@ -33,6 +33,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "kingcobra/kingcobra.h"
+#include "ledger/metrics.h"
 #include "service/last_error.h"
 
 enum {
@@ -687,7 +688,9 @@ kc_err kci_ledger_batch_commit(kci_ledger_batch *batch)
         kci_ledger_batch_abort(batch);
         return err;
     }
+    int64_t start_ns = kci_metrics_now_ns();
     rc = mdb_txn_commit(batch->txn);
+    kci_histogram_observe_since(&kci_ledger_metric_values.commit_duration, start_ns);
     if (rc == 0) store->committed = batch->counters;
     free(batch);
     return store_error(rc);

@@ -36,6 +36,7 @@
 #include "common/io.h"
 #include "common/lock.h"
 #include "common/log.h"
+#include "queue/metrics.h"
 #include "store_js.h"
 
 enum { BROKEN_REASON_BYTES = 256, PATH_BYTES = PATH_MAX };
@@ -170,8 +171,11 @@ static kc_err segment_open(kci_queue_log *log, uint32_t number, bool create)
 static kc_err sync_segment(kci_queue_log *log)
 {
     if (log->config.durability == KCI_DURABILITY_NONE) return KC_OK;
+    int64_t start_ns = kci_metrics_now_ns();
     int result = kci_io_retry_fdatasync(log->segment_fd);
     int saved = errno;
+    kci_histogram_observe_since(&kci_persister_metric_values.sync_duration, start_ns);
+    kci_counter_inc(&kci_persister_metric_values.syncs);
     pthread_mutex_lock(&log->lock);
     log->stats.sync_count++;
     pthread_mutex_unlock(&log->lock);
@@ -272,6 +276,8 @@ static void complete(kci_queue_log *log, batch *full, uint32_t ok_count, kc_err 
     log->stats.append_count += ok_count;
     log->stats.append_failed_count += full->count - ok_count;
     pthread_mutex_unlock(&log->lock);
+    kci_counter_add(&kci_persister_metric_values.appends, ok_count);
+    kci_counter_add(&kci_persister_metric_values.append_failures, full->count - ok_count);
 }
 
 /* The completer: runs the done callbacks, in order, until the writer has
@@ -364,6 +370,7 @@ static void process(kci_queue_log *log, batch *full)
     assert(durable_count <= index && (failure != KC_OK || byte_cursor == full->used));
     pthread_mutex_lock(&log->lock);
     log->stats.bytes_written += byte_cursor;
+    kci_counter_add(&kci_persister_metric_values.appended_bytes, byte_cursor);
     pthread_mutex_unlock(&log->lock);
     complete(log, full, failure == KC_OK ? full->count : durable_count, failure);
 }

@@ -20,6 +20,7 @@
 
 #include "common/log.h"
 #include "persister_internal.h"
+#include "queue/metrics.h"
 
 #define DEFAULT_NODE "persister"
 
@@ -288,8 +289,9 @@ kc_err kci_persister_start(kci_persister **out, natsConnection *connection,
         return KC_ERR_NOMEM;
     }
     persister->connection = connection;
-    kc_err err = open_log(persister, error, error_size);
     bool online = connection != NULL; /* offline: kcobra queue compact on a stopped queue */
+    if (online) kci_persister_metrics_register();
+    kc_err err = open_log(persister, error, error_size);
     if (err == KC_OK && online &&
         pthread_create(&persister->redelivery_thread, NULL, kci_persister_redelivery_main,
                        persister) != 0) {
@@ -327,7 +329,12 @@ void kci_persister_stop(kci_persister *persister, int64_t drain_ms)
         kci_error("queue: a handler did not finish; leaking the persister");
         return;
     }
-    if (persister->redelivery_started) pthread_join(persister->redelivery_thread, NULL);
+    if (persister->redelivery_started) {
+        pthread_join(persister->redelivery_thread, NULL);
+        /* Gone: what it had pending is not pending in this process now. */
+        kci_gauge_set(&kci_persister_metric_values.pending, 0);
+        kci_gauge_set(&kci_persister_metric_values.dead, 0);
+    }
     kci_queue_log_close(persister->log); /* completes what is queued: acknowledgements go out */
     kci_subscriptions_destroy(&persister->subscriptions);
     kci_index_destroy(&persister->index);

@@ -17,6 +17,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "persister_internal.h"
+#include "queue/metrics.h"
 
 /* A request record: 0 -> PENDING, counted unresolved in its segment. */
 static kc_err rebuild_request(kci_persister *persister, const kci_record *record,
@@ -102,6 +103,7 @@ kc_err kci_persister_rebuild_finish(kci_persister *persister)
     }
     assert(persister->pending_count + persister->stats.replied + persister->stats.dead ==
            index->count);
+    kci_gauge_set(&kci_persister_metric_values.dead, (int64_t)persister->stats.dead);
     return KC_OK;
 }
 

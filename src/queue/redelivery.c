@@ -28,6 +28,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "persister_internal.h"
+#include "queue/metrics.h"
 
 enum { PROBE_FLUSH_TIMEOUT_MS = 1000 };
 
@@ -123,6 +124,7 @@ static uint32_t collect_due(kci_persister *persister, int64_t now_ms, due_reques
         item->due_ms = now_ms + kci_persister_backoff_ms(persister, entry->attempts);
         if (item->due_ms < due_min) due_min = item->due_ms;
         persister->stats.redelivered++;
+        kci_counter_inc(&kci_persister_metric_values.redeliveries);
         slot++;
     }
     assert(count <= bound);

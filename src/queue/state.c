@@ -29,6 +29,7 @@
 
 #include "common/clock.h"
 #include "persister_internal.h"
+#include "queue/metrics.h"
 
 enum {
     SEGMENT_TABLE_MIN = 16,
@@ -64,6 +65,7 @@ bool kci_persister_entry_stored(kci_persister *persister, kci_index_entry *entry
     kci_persister_segment_add_request(persister, position);
     kci_persister_segment_touch(persister, position, kci_wall_ms());
     persister->stats.submitted++;
+    kci_counter_inc(&kci_persister_metric_values.submitted);
     if (!added || !kci_persister_type_waiting_locked(persister, type_slot)) return true;
     entry->attempts = 0; /* not dispatched: no attempt yet */
     kci_persister_park_locked(persister, entry, due_ms);
@@ -77,6 +79,7 @@ void kci_persister_entry_store_failed(kci_persister *persister, kci_index_entry 
     uint64_t count = persister->index.count;
     kci_index_remove(&persister->index, entry);
     persister->stats.submit_failed++;
+    kci_counter_inc(&kci_persister_metric_values.submit_failures);
     assert(persister->index.count == count - 1);
 }
 
@@ -117,6 +120,8 @@ char *kci_persister_entry_replied(kci_persister *persister, kci_index_entry *ent
     persister->stats.replied++;
     if (entry->state_before_reply == KCI_ENTRY_DEAD && persister->stats.dead > 0)
         persister->stats.dead--;
+    kci_counter_inc(&kci_persister_metric_values.replies);
+    kci_gauge_set(&kci_persister_metric_values.dead, (int64_t)persister->stats.dead);
     assert(entry->pending_slot == KCI_INDEX_NO_SLOT);
     return notify;
 }
@@ -140,6 +145,8 @@ void kci_persister_entry_dead(kci_persister *persister, kci_index_entry *entry)
     kci_persister_pending_remove(persister, entry);
     kci_persister_segment_resolve(persister, entry->request);
     persister->stats.dead++;
+    kci_counter_inc(&kci_persister_metric_values.deaths);
+    kci_gauge_set(&kci_persister_metric_values.dead, (int64_t)persister->stats.dead);
     assert(entry->pending_slot == KCI_INDEX_NO_SLOT);
 }
 
@@ -153,6 +160,8 @@ void kci_persister_entry_requeued(kci_persister *persister, kci_index_entry *ent
     kci_persister_segment_add_request(persister, entry->request);
     if (persister->stats.dead > 0) persister->stats.dead--;
     persister->stats.requeued++;
+    kci_counter_inc(&kci_persister_metric_values.requeues);
+    kci_gauge_set(&kci_persister_metric_values.dead, (int64_t)persister->stats.dead);
     /* Out of memory: it stays out of the array, dispatched again after a
      * restart (its marker says pending). */
     if (!kci_persister_pending_add(persister, entry, now_ms)) return;
@@ -178,6 +187,7 @@ bool kci_persister_pending_add(kci_persister *persister, kci_index_entry *entry,
     entry->pending_slot = persister->pending_count;
     persister->pending[persister->pending_count++] =
         (kci_persister_pending_item){.id = entry->id, .due_ms = due_ms};
+    kci_gauge_set(&kci_persister_metric_values.pending, persister->pending_count);
     if (due_ms < persister->pending_due_min_ms) persister->pending_due_min_ms = due_ms;
     assert(persister->pending_due_min_ms <= due_ms);
     return true;
@@ -199,6 +209,7 @@ void kci_persister_pending_remove(kci_persister *persister, kci_index_entry *ent
         moved->pending_slot = slot;
     }
     persister->pending_count--;
+    kci_gauge_set(&kci_persister_metric_values.pending, persister->pending_count);
     entry->pending_slot = KCI_INDEX_NO_SLOT;
 }
 

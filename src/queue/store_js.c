@@ -24,6 +24,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "kingcobra/kingcobra.h"
+#include "queue/metrics.h"
 #include "service/subscriptions.h"
 #include "service/uuid.h"
 
@@ -373,6 +374,8 @@ static uint32_t take_outcomes(kci_queue_js *store, finished *chunk, int64_t now_
                                     .position = stored ? head->seq : 0};
         store->stats.append_count += stored;
         store->stats.append_failed_count += !stored;
+        kci_counter_inc(stored ? &kci_persister_metric_values.appends
+                               : &kci_persister_metric_values.append_failures);
         store->first = (store->first + 1) % KCI_QUEUE_JS_WINDOW;
         store->first_number++;
         store->count--;
@@ -532,6 +535,7 @@ kc_err kci_queue_js_append(kci_queue_js *store, const kci_record *record, kci_qu
     store->count++;
     store->next_seq++;
     store->stats.bytes_written += size;
+    kci_counter_add(&kci_persister_metric_values.appended_bytes, size);
     store->stats.batch_count++;
     pthread_cond_signal(&store->work);
     pthread_mutex_unlock(&store->lock);

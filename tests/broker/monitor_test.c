@@ -393,21 +393,21 @@ static void test_metrics_are_prometheus_text(void **state)
     assert_int_equal(status_of(answer_bytes), 200);
     assert_non_null(strstr(answer_bytes, "Content-Type: text/plain; version=0.0.4"));
     static const char *const NAMES[] = {
-        "kcobrad_connections",
-        "kcobrad_total_connections",
-        "kcobrad_in_msgs_total",
-        "kcobrad_out_msgs_total",
-        "kcobrad_in_bytes_total",
-        "kcobrad_out_bytes_total",
-        "kcobrad_slow_consumers_total",
-        "kcobrad_subscriptions",
-        "kcobrad_mem_bytes",
-        "kcobrad_uptime_seconds",
-        "kcobrad_rejected_connections_total",
-        "kcobrad_auth_verifications_total",
-        "kcobrad_auth_cache_hits_total",
-        "kcobrad_auth_busy_refusals_total",
-        "kcobrad_auth_verifications_pending",
+        "kcobra_broker_connections",
+        "kcobra_broker_connections_accepted_total",
+        "kcobra_broker_in_messages_total",
+        "kcobra_broker_out_messages_total",
+        "kcobra_broker_in_bytes_total",
+        "kcobra_broker_out_bytes_total",
+        "kcobra_broker_slow_consumers_total",
+        "kcobra_broker_subscriptions",
+        "kcobra_resident_memory_bytes",
+        "kcobra_uptime_seconds",
+        "kcobra_broker_connections_rejected_total",
+        "kcobra_broker_auth_verifications_total",
+        "kcobra_broker_auth_cache_hits_total",
+        "kcobra_broker_auth_busy_refusals_total",
+        "kcobra_broker_auth_verifications_pending",
     };
     for (size_t i = 0; i < sizeof NAMES / sizeof NAMES[0]; i++) {
         char line[128];

@@ -626,12 +626,14 @@ static void expect_metrics(fixture *f)
     http_get(f, "/metrics", &answer);
     assert_int_equal(answer.status_code, 200);
     assert_non_null(strstr(answer.text, "text/plain; version=0.0.4"));
-    assert_non_null(strstr(answer.body, "# TYPE kcobrad_connections gauge\n"));
-    assert_non_null(strstr(answer.body, "# TYPE kcobrad_in_msgs_total counter\n"));
-    assert_int_equal(metrics_sample(answer.body, "kcobrad_connections"), 2);
-    assert_int_equal(metrics_sample(answer.body, "kcobrad_in_msgs_total"), MONITOR_MESSAGE_COUNT);
-    assert_int_equal(metrics_sample(answer.body, "kcobrad_out_msgs_total"), MONITOR_MESSAGE_COUNT);
-    assert_int_equal(metrics_sample(answer.body, "kcobrad_out_bytes_total"),
+    assert_non_null(strstr(answer.body, "# TYPE kcobra_broker_connections gauge\n"));
+    assert_non_null(strstr(answer.body, "# TYPE kcobra_broker_in_messages_total counter\n"));
+    assert_int_equal(metrics_sample(answer.body, "kcobra_broker_connections"), 2);
+    assert_int_equal(metrics_sample(answer.body, "kcobra_broker_in_messages_total"),
+                     MONITOR_MESSAGE_COUNT);
+    assert_int_equal(metrics_sample(answer.body, "kcobra_broker_out_messages_total"),
+                     MONITOR_MESSAGE_COUNT);
+    assert_int_equal(metrics_sample(answer.body, "kcobra_broker_out_bytes_total"),
                      MONITOR_MESSAGE_COUNT * MONITOR_PAYLOAD_BYTES);
 }
 
