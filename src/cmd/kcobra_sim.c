@@ -50,7 +50,7 @@
 const sim_behaviour BEHAVIOURS[BEHAVIOUR_COUNT] = {
     {"wrong", B_WRONG},           {"slow", B_SLOW},
     {"overcharge", B_OVERCHARGE}, {"false-report", B_FALSE_REPORT},
-    {"collude", B_COLLUDE},
+    {"collude", B_COLLUDE},       {"sybil", B_SYBIL},
 };
 
 /* ---- seeded randomness ---------------------------------------------------------- */
@@ -97,6 +97,8 @@ static void handle_sense(const kc_request *request, kc_response *response, void 
     double value = 2 * x + 1 + noise;
     if (node->behaviour & B_COLLUDE)
         value = 3 * x + 7; /* the colluders' common lie */
+    else if (node->behaviour & B_SYBIL)
+        value = 2 * x + 9; /* the sybil ring's, one owner's copies */
     else if (node->behaviour & B_WRONG)
         value = 2 * x + 6 + 10 * (double)(hash & 0xffff) / 65535.0;
     if (node->behaviour & B_SLOW) kcobra_sim_sleep_ms(SIM_SLOW_DELAY_MS);
@@ -140,14 +142,39 @@ static void endorse(sim_node *node, const sim_node *peer)
     natsMsg_Destroy(message);
 }
 
+static int start_service(sim_node *node);
+
+/* A sybil is fresh: it starts serving once a quarter of the requests are
+ * done, under a name the arbiters have not seen serve, and from then on
+ * praises the other sybils (endorsements) and is praised by them. */
+static bool sybil_join(sim_node *node)
+{
+    sim *s = node->sim;
+    int64_t join_at = s->options.requests / SIM_SYBIL_JOIN_DIVISOR;
+    while (!atomic_load(&s->stop) && atomic_load(&s->requests_done) < join_at)
+        kcobra_sim_sleep_ms(SIM_REPORTER_PERIOD_MS / 4);
+    if (atomic_load(&s->stop)) return false;
+    pthread_mutex_lock(&s->lock);
+    node->joined_ms = kci_monotonic_ms() - s->start_ms;
+    node->joined_requests = atomic_load(&s->requests_done);
+    pthread_mutex_unlock(&s->lock);
+    return start_service(node) == KCOBRA_EXIT_OK;
+}
+
 static void *reporter_main(void *context)
 {
     sim_node *node = context;
     sim *s = node->sim;
     static const kc_problem_reason reasons[] = {KC_PROBLEM_WRONG_ANSWER, KC_PROBLEM_SLOW,
                                                 KC_PROBLEM_OVERCHARGED, KC_PROBLEM_ERROR_REPLY};
+    if (node->behaviour & B_SYBIL && !sybil_join(node)) return NULL;
     while (!atomic_load(&s->stop)) {
         kcobra_sim_sleep_ms(SIM_REPORTER_PERIOD_MS);
+        if (node->behaviour & B_SYBIL) {
+            const sim_node *peer = &s->nodes[next_random(&node->random) % s->node_count];
+            if (peer != node && peer->behaviour & B_SYBIL) endorse(node, peer);
+            continue; /* praise only: no accusations */
+        }
         const sim_node *target = &s->nodes[next_random(&node->random) % s->node_count];
         if (target->behaviour != 0) {
             if (node->behaviour & B_COLLUDE && target->behaviour & B_COLLUDE && target != node)
@@ -165,6 +192,18 @@ static void *reporter_main(void *context)
 }
 
 /* ---- clients ---------------------------------------------------------------------- */
+
+/* What a client paid a node for a bad answer (wrong, slow or overcharged:
+ * all of its price) is money lost to it while it is not quarantined. */
+static void money_lost(sim *s, const char *server, double price)
+{
+    pthread_mutex_lock(&s->lock);
+    for (uint32_t i = 0; i < s->node_count; i++) {
+        sim_node *node = &s->nodes[i];
+        if (strcmp(node->name, server) == 0 && !node->quarantined) node->money_lost += price;
+    }
+    pthread_mutex_unlock(&s->lock);
+}
 
 static void check_reply(sim_client *client, kc_reply *reply, double x, int64_t latency_ms)
 {
@@ -194,11 +233,30 @@ static void check_reply(sim_client *client, kc_reply *reply, double x, int64_t l
             kc_client_report_problem(client->client, server, KC_PROBLEM_OVERCHARGED, id,
                                      "sim: price");
     }
+    if (problem && server != NULL) money_lost(client->sim, server, price);
     if (!problem && client->false_reporter && unit_random(random) < 0.3) {
         kc_problem_reason reason =
             next_random(random) % 2 ? KC_PROBLEM_SLOW : KC_PROBLEM_WRONG_ANSWER;
         kc_client_report_problem(client->client, server, reason, id, "sim: a false report");
     }
+}
+
+/* A provoking client's request: a payload the service must refuse (400),
+ * and a complaint about the refusal (error_reply, with the request id), as
+ * if the refusal were the service's fault. */
+static void provoke(sim_client *client, int64_t k)
+{
+    char payload[32];
+    int length = snprintf(payload, sizeof payload, "not-a-number-%lld", (long long)k);
+    kc_reply *reply = NULL;
+    kc_err err = kc_client_request(&reply, client->client, SIM_TYPE, payload, (size_t)length,
+                                   SIM_REQUEST_TIMEOUT_MS);
+    atomic_fetch_add(&client->sim->requests_done, 1);
+    if (err == KC_ERR_SERVICE && reply != NULL && kc_reply_node(reply) != NULL &&
+        kc_reply_node(reply)[0] != '\0' && next_random(&client->random) % 2 == 0)
+        kc_client_report_problem(client->client, kc_reply_node(reply), KC_PROBLEM_ERROR_REPLY,
+                                 kc_reply_request_id(reply), "sim: refused");
+    kc_reply_destroy(reply);
 }
 
 static void *client_main(void *context)
@@ -210,6 +268,10 @@ static void *client_main(void *context)
     int64_t start_ms = kci_monotonic_ms();
     for (int64_t k = 0; k < client->request_count && !atomic_load(&s->stop); k++) {
         kcobra_sim_sleep_ms(start_ms + (int64_t)(k * interval_ms) - kci_monotonic_ms());
+        if (client->provoker) {
+            provoke(client, k);
+            continue;
+        }
         double x = round(unit_random(&client->random) * 100000) / 1000;
         char payload[32];
         int length = snprintf(payload, sizeof payload, "%.3f", x);
@@ -241,10 +303,13 @@ static void on_verdict(natsConnection *connection, natsSubscription *subscriptio
     if (action != NULL && name != NULL && strcmp(action, "quarantine") == 0) {
         for (uint32_t i = 0; i < s->node_count; i++) {
             sim_node *node = &s->nodes[i];
-            if (strcmp(node->name, name) != 0 || node->quarantined) continue;
+            if (strcmp(node->name, name) != 0) continue;
+            node->epoch = (uint32_t)json_integer_value(json_object_get(root, "epoch"));
+            if (node->quarantined) continue;
             node->quarantined = true;
-            node->detected_ms = now_ms - s->start_ms;
-            node->detected_requests = atomic_load(&s->requests_done);
+            /* from its start: a sybil's when it joined */
+            node->detected_ms = now_ms - s->start_ms - node->joined_ms;
+            node->detected_requests = atomic_load(&s->requests_done) - node->joined_requests;
             if (s->options.verbose)
                 fprintf(stderr, "sim: %s quarantined after %lld ms, %lld requests (%s)\n", name,
                         (long long)node->detected_ms, (long long)node->detected_requests,
@@ -303,15 +368,30 @@ static void pick_corrupt(sim *s)
         s->nodes[order[k]].behaviour =
             s->options.behaviours[k % (uint32_t)s->options.behaviour_count];
     uint32_t false_count = (uint32_t)lround(s->options.false_reporters * s->client_count);
+    uint32_t provoker_count = (uint32_t)lround(s->options.provokers * s->client_count);
     for (uint32_t i = 0; i < s->client_count; i++) {
         sim_client *client = &s->clients[i];
         client->sim = s;
         snprintf(client->name, sizeof client->name, "client-%02u", i);
         client->random = next_random(&random);
         client->false_reporter = i < false_count;
+        /* the last ones, so that both fractions together stay disjoint */
+        client->provoker = i >= s->client_count - provoker_count;
         client->request_count = s->options.requests / s->client_count +
                                 ((int64_t)i < s->options.requests % (int64_t)s->client_count);
     }
+}
+
+static int start_service(sim_node *node)
+{
+    kc_service_options options;
+    kc_service_options_init(&options);
+    options.worker_count = node->behaviour & B_SLOW ? SIM_SLOW_WORKERS : SIM_WORKERS;
+    if (kc_service_start(&node->service, node->client, SIM_TYPE, handle_sense, node, &options) ==
+        KC_OK)
+        return KCOBRA_EXIT_OK;
+    kcobra_error("sim: %s cannot serve: %s", node->name, kc_last_error());
+    return KCOBRA_EXIT_FAILURE;
 }
 
 static int start_nodes(sim *s)
@@ -320,14 +400,9 @@ static int start_nodes(sim *s)
         sim_node *node = &s->nodes[i];
         int status = open_client(&node->client, s, node->name);
         if (status != KCOBRA_EXIT_OK) return status;
-        kc_service_options options;
-        kc_service_options_init(&options);
-        options.worker_count = node->behaviour & B_SLOW ? SIM_SLOW_WORKERS : SIM_WORKERS;
-        if (kc_service_start(&node->service, node->client, SIM_TYPE, handle_sense, node,
-                             &options) != KC_OK) {
-            kcobra_error("sim: %s cannot serve: %s", node->name, kc_last_error());
-            return KCOBRA_EXIT_FAILURE;
-        }
+        if (node->behaviour & B_SYBIL) continue; /* joins later (sybil_join) */
+        status = start_service(node);
+        if (status != KCOBRA_EXIT_OK) return status;
     }
     return KCOBRA_EXIT_OK;
 }
@@ -338,8 +413,17 @@ static int start_arbiters(sim *s)
     uint32_t first = s->kcobrad_pid > 0 && s->hosts_arbiter ? 1 : 0;
     for (uint32_t a = first; a < (uint32_t)s->options.arbiters; a++) {
         char id[SIM_NAME_BYTES];
-        /* With --server, the server may host arbiters of its own: other ids. */
-        snprintf(id, sizeof id, "%sarbiter-%u", s->server_given ? "sim-" : "", a);
+        kcobra_sim_arbiter_id(s, a, id);
+        if (kcobra_sim_arbiter_corrupt(s, a)) {
+            kc_client *client = NULL;
+            int status = open_client(&client, s, id);
+            if (status == KCOBRA_EXIT_OK)
+                status = kcobra_sim_corrupt_arbiter_start(s, a, client);
+            else if (client != NULL)
+                kc_client_close(client, SIM_CLOSE_TIMEOUT_MS);
+            if (status != KCOBRA_EXIT_OK) return status;
+            continue;
+        }
         kc_client **client = &s->arbiter_clients[s->arbiter_count];
         int status = open_client(client, s, id);
         if (status != KCOBRA_EXIT_OK) return status;
@@ -354,11 +438,14 @@ static int start_arbiters(sim *s)
         config.qos.target_ms = SIM_SLOW_BAR_MS;
         config.qos_samples_min = 20;
         config.quarantine_ms = 10 * 60 * 1000;
+        config.data_dir = s->keys_made ? s->data_dir : NULL; /* its vote key, its verdicts */
         char peers[SIM_ARBITERS_MAX][SIM_NAME_BYTES];
         for (uint32_t other = 0; other < (uint32_t)s->options.arbiters; other++) {
-            snprintf(peers[other], sizeof peers[other], "%sarbiter-%u",
-                     s->server_given ? "sim-" : "", other);
+            kcobra_sim_arbiter_id(s, other, peers[other]);
             config.peers[config.peer_count++] = peers[other];
+            if (s->keys_made)
+                config.peer_key_count += kci_vote_key_parse(
+                    &config.peer_keys[config.peer_key_count], s->peer_keys[other]);
         }
         char probe[] = SIM_PROBE;
         kci_arbiter_probe_parse(&config.probes[0], probe);
@@ -392,6 +479,30 @@ static int start_observer(sim *s)
     return KCOBRA_EXIT_FAILURE;
 }
 
+/* How many refusals the arbiters saw each client provoke (status's
+ * refusals_provoked): provokers are visible even when they do not complain. */
+static void ask_refusals(sim *s)
+{
+    natsMsg *reply = NULL;
+    if (natsConnection_RequestString(&reply, kci_client_connection(s->observer),
+                                     "kc.arbiter.status", "{}", SIM_STATUS_TIMEOUT_MS) != NATS_OK)
+        return;
+    json_t *root =
+        json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0, NULL);
+    size_t index;
+    json_t *entry;
+    json_array_foreach(json_object_get(root, "nodes"), index, entry)
+    {
+        const char *name = json_string_value(json_object_get(entry, "name"));
+        for (uint32_t i = 0; name != NULL && i < s->client_count; i++)
+            if (strcmp(s->clients[i].name, name) == 0)
+                s->clients[i].refusals_seen =
+                    json_integer_value(json_object_get(entry, "refusals_provoked"));
+    }
+    json_decref(root);
+    natsMsg_Destroy(reply);
+}
+
 static int run_cloud(sim *s)
 {
     int status = start_observer(s);
@@ -403,7 +514,7 @@ static int run_cloud(sim *s)
     s->start_ms = kci_monotonic_ms();
     for (uint32_t i = 0; i < s->node_count; i++) {
         sim_node *node = &s->nodes[i];
-        if (node->behaviour & (B_FALSE_REPORT | B_COLLUDE))
+        if (node->behaviour & (B_FALSE_REPORT | B_COLLUDE | B_SYBIL))
             node->reporter_started =
                 pthread_create(&node->reporter, NULL, reporter_main, node) == 0;
     }
@@ -413,6 +524,7 @@ static int run_cloud(sim *s)
     for (uint32_t i = 0; i < s->client_count; i++)
         if (s->clients[i].started) pthread_join(s->clients[i].thread, NULL);
     kcobra_sim_sleep_ms(s->options.settle_ms); /* the last verdicts */
+    ask_refusals(s);
     return KCOBRA_EXIT_OK;
 }
 
@@ -421,6 +533,7 @@ static void stop_cloud(sim *s)
     atomic_store(&s->stop, true);
     for (uint32_t i = 0; i < s->node_count; i++)
         if (s->nodes[i].reporter_started) pthread_join(s->nodes[i].reporter, NULL);
+    kcobra_sim_corrupt_arbiters_stop(s);
     for (uint32_t i = 0; i < s->client_count; i++)
         if (s->clients[i].client != NULL)
             kc_client_close(s->clients[i].client, SIM_CLOSE_TIMEOUT_MS);
@@ -446,7 +559,7 @@ static const char SIM_DESCRIPTION[] =
     "were quarantined (recall), how many quarantined nodes were corrupt (precision),\n"
     "the time and the number of requests until each was detected, and the false\n"
     "quarantines of honest nodes. Deterministic for a seed (timing aside).\n"
-    "Behaviours: wrong, slow, overcharge, false-report, collude.\n"
+    "Behaviours: wrong, slow, overcharge, false-report, collude, sybil.\n"
     "Without --server, kcobra starts a kcobrad that hosts arbiter-0 and enforces the\n"
     "quarantine (--kcobrad /usr/sbin/nats-server runs the same cloud on nats-server,\n"
     "all arbiters in this process, nothing enforced); exit 1 if a --min/--max/--expect\n"
@@ -485,16 +598,23 @@ static int check_options(const kcobra_command *command, sim_options *o, const ch
         return kcobra_usage_error(command, "--corrupt is a fraction from 0 to 1");
     if (!kcobra_sim_fraction(o->false_reporters_text, &o->false_reporters, 0))
         return kcobra_usage_error(command, "--false-reporters is a fraction from 0 to 1");
+    if (!kcobra_sim_fraction(o->provokers_text, &o->provokers, 0) ||
+        o->provokers + o->false_reporters > 1)
+        return kcobra_usage_error(
+            command, "--provokers is a fraction from 0 to 1, with --false-reporters at most 1");
+    if (o->corrupt_arbiters >= o->arbiters)
+        return kcobra_usage_error(command, "--corrupt-arbiters must leave an honest arbiter");
     double unused;
     if (!kcobra_sim_fraction(o->min_precision_text, &unused, 0) ||
         !kcobra_sim_fraction(o->min_recall_text, &unused, 0) ||
-        !kcobra_sim_fraction(o->max_false_rate_text, &unused, 1))
-        return kcobra_usage_error(
-            command, "--min-precision, --min-recall and --max-false-rate are fractions");
+        !kcobra_sim_fraction(o->max_false_rate_text, &unused, 1) ||
+        !kcobra_sim_fraction(o->min_client_recall_text, &unused, 0))
+        return kcobra_usage_error(command, "--min-precision, --min-recall, --max-false-rate and "
+                                           "--min-client-recall are fractions");
     if (!parse_behaviours(behaviours, o))
         return kcobra_usage_error(command,
                                   "--behaviour is a comma list of wrong, slow, overcharge, "
-                                  "false-report, collude; not '%s'",
+                                  "false-report, collude, sybil; not '%s'",
                                   behaviours);
     return KCOBRA_EXIT_OK;
 }
@@ -504,8 +624,8 @@ static int simulate(sim *s)
     s->options.keep = s->options.verbose;
     kci_log_configure(s->options.verbose ? KCI_LOG_INFO : KCI_LOG_ERROR, true);
     signal(SIGPIPE, SIG_IGN);
-    int status = KCOBRA_EXIT_OK;
-    if (!s->server_given) status = kcobra_sim_server_start(s);
+    int status = kcobra_sim_keys_make(s);
+    if (status == KCOBRA_EXIT_OK && !s->server_given) status = kcobra_sim_server_start(s);
     if (status == KCOBRA_EXIT_OK) status = run_cloud(s);
     stop_cloud(s);
     kcobra_sim_server_stop(s);
@@ -520,13 +640,13 @@ static int run_sim(const kcobra_command *command, int argc, char **argv)
     sim_options *o = &s->options;
     o->nodes = 30, o->clients = 20, o->requests = 10000, o->seed = 1, o->arbiters = 4;
     o->rate = 1000, o->settle_ms = 3000;
-    const char *behaviours = "wrong,slow,overcharge,false-report,collude";
+    const char *behaviours = "wrong,slow,overcharge,false-report,collude,sybil";
     const kcobra_flag flags[] = {
         {"nodes", "N", KCOBRA_FLAG_COUNT, &o->nodes, "nodes serving (default 30)"},
         {"corrupt", "F", KCOBRA_FLAG_STRING, &o->corrupt_text,
          "fraction of corrupt nodes (default 0.2)"},
         {"behaviour", "LIST", KCOBRA_FLAG_STRING, &behaviours,
-         "the corrupt nodes' behaviours, in turn (default all five)"},
+         "the corrupt nodes' behaviours, in turn (default all six)"},
         {"clients", "C", KCOBRA_FLAG_COUNT, &o->clients, "clients (default 20)"},
         {"requests", "R", KCOBRA_FLAG_COUNT, &o->requests, "requests in total (default 10000)"},
         {"seed", "S", KCOBRA_FLAG_COUNT, &o->seed, "the seed (default 1)"},
@@ -537,6 +657,13 @@ static int run_sim(const kcobra_command *command, int argc, char **argv)
          "wait after the last request (default 3s)"},
         {"false-reporters", "F", KCOBRA_FLAG_STRING, &o->false_reporters_text,
          "fraction of clients filing false reports (default 0)"},
+        {"provokers", "F", KCOBRA_FLAG_STRING, &o->provokers_text,
+         "fraction of clients sending requests meant to be refused, and complaining (default 0)"},
+        {"corrupt-arbiters", "K", KCOBRA_FLAG_COUNT, &o->corrupt_arbiters,
+         "arbiters (the last K) signing wrong votes instead of judging (default 0)"},
+        {"table", "PATH", KCOBRA_FLAG_STRING, &o->table_path,
+         "also write the table (markdown) to PATH"},
+        {"label", "TEXT", KCOBRA_FLAG_STRING, &o->label, "the run's name in the --table file"},
         {"kcobrad", "PATH", KCOBRA_FLAG_STRING, &o->kcobrad,
          "the kcobrad (or nats-server) to start (default: beside kcobra, else PATH)"},
         {"min-precision", "P", KCOBRA_FLAG_STRING, &o->min_precision_text,
@@ -544,6 +671,9 @@ static int run_sim(const kcobra_command *command, int argc, char **argv)
         {"min-recall", "R", KCOBRA_FLAG_STRING, &o->min_recall_text, "exit 1 below this recall"},
         {"max-false-rate", "X", KCOBRA_FLAG_STRING, &o->max_false_rate_text,
          "exit 1 above this false-quarantine rate"},
+        {"min-client-recall", "R", KCOBRA_FLAG_STRING, &o->min_client_recall_text,
+         "exit 1 below this share of false-reporting and provoking clients quarantined, or if "
+         "an honest client is"},
         {"expect-guarantee-broken", NULL, KCOBRA_FLAG_BOOL, &o->expect_broken,
          "exit 1 unless the arbiters report n > 3f broken"},
         {"verbose", NULL, KCOBRA_FLAG_BOOL, &o->verbose,
@@ -559,6 +689,7 @@ static int run_sim(const kcobra_command *command, int argc, char **argv)
         s->common = invocation.common;
         s->node_count = (uint32_t)o->nodes;
         s->client_count = (uint32_t)o->clients;
+        s->corrupt_arbiter_count = (uint32_t)o->corrupt_arbiters;
         pthread_mutex_init(&s->lock, NULL);
         pick_corrupt(s);
         status = simulate(s);

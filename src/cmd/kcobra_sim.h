@@ -32,6 +32,10 @@ enum {
     SIM_START_TIMEOUT_MS = 5000,
     SIM_STOP_TIMEOUT_MS = 5000,
     SIM_CLOSE_TIMEOUT_MS = 3000,
+    SIM_SYBIL_JOIN_DIVISOR = 4, /* the sybils join when 1/4 of the requests are done */
+    SIM_CORRUPT_VOTE_PERIOD_MS = 250,
+    SIM_STATUS_TIMEOUT_MS = 5000,
+    SIM_VISIBLE_REFUSALS_MIN = 20, /* refusals that make a client visible as a provoker */
 };
 
 #define SIM_TYPE "sense"
@@ -45,6 +49,7 @@ typedef enum behaviour {
     B_OVERCHARGE = 4u,
     B_FALSE_REPORT = 8u,
     B_COLLUDE = 16u,
+    B_SYBIL = 32u,
 } behaviour;
 
 typedef struct sim_behaviour {
@@ -52,7 +57,7 @@ typedef struct sim_behaviour {
     behaviour bit;
 } sim_behaviour;
 
-enum { BEHAVIOUR_COUNT = 5 };
+enum { BEHAVIOUR_COUNT = 6 };
 extern const sim_behaviour BEHAVIOURS[BEHAVIOUR_COUNT];
 
 typedef struct sim sim;
@@ -62,6 +67,10 @@ typedef struct sim_node {
     char name[SIM_NAME_BYTES];
     unsigned behaviour; /* 0: honest */
     double base_price;
+    uint32_t epoch;    /* of its last verdict */
+    int64_t joined_ms; /* sybils join late: detection counts from here */
+    int64_t joined_requests;
+    double money_lost; /* the price of its bad answers before its quarantine */
     kc_client *client;
     kc_service *service;
     pthread_t reporter;
@@ -77,6 +86,8 @@ typedef struct sim_client {
     sim *sim;
     char name[SIM_NAME_BYTES];
     bool false_reporter;
+    bool provoker;         /* sends requests meant to be refused, and complains of the refusals */
+    int64_t refusals_seen; /* by the arbiters (kc.arbiter.status at the end) */
     kc_client *client;
     pthread_t thread;
     bool started;
@@ -99,12 +110,18 @@ typedef struct sim_options {
     int64_t settle_ms;
     const char *false_reporters_text;
     double false_reporters;
+    const char *provokers_text;
+    double provokers;
+    int64_t corrupt_arbiters;
+    const char *table_path;
+    const char *label;
     const char *kcobrad;
     bool verbose;
     bool keep;
     const char *min_precision_text;
     const char *min_recall_text;
     const char *max_false_rate_text;
+    const char *min_client_recall_text;
     bool expect_broken;
 } sim_options;
 
@@ -121,6 +138,16 @@ struct sim {
     sim_node nodes[SIM_NODES_MAX];
     uint32_t client_count;
     sim_client clients[SIM_CLIENTS_MAX];
+    /* The arbiters' vote keys, made before kcobrad starts so that every
+     * arbiter is told every peer's key (vote_sign.h). */
+    char data_dir[SIM_PATH_BYTES];
+    char peer_keys[SIM_ARBITERS_MAX][SIM_NAME_BYTES + 80];
+    bool keys_made;
+    uint32_t corrupt_arbiter_count; /* the last ids: sign wrong votes */
+    kc_client *corrupt_arbiter_clients[SIM_ARBITERS_MAX];
+    pthread_t corrupt_arbiter_threads[SIM_ARBITERS_MAX];
+    bool corrupt_arbiter_started[SIM_ARBITERS_MAX];
+    atomic_llong corrupt_votes_sent;
     uint32_t arbiter_count; /* in this process */
     kc_client *arbiter_clients[SIM_ARBITERS_MAX];
     kci_arbiter *arbiters[SIM_ARBITERS_MAX];
@@ -145,6 +172,14 @@ void kcobra_sim_server_stop(sim *s);
  * the exit status, KCOBRA_EXIT_FAILURE when a --min/--max/--expect check
  * fails. */
 int kcobra_sim_report(const sim *s);
+/* kcobra_sim_arbiters.c: the arbiters' ids and vote keys (made in the
+ * sim's directory before kcobrad starts), and the corrupt arbiters that
+ * sign wrong votes. */
+void kcobra_sim_arbiter_id(const sim *s, uint32_t index, char id[SIM_NAME_BYTES]);
+bool kcobra_sim_arbiter_corrupt(const sim *s, uint32_t index);
+int kcobra_sim_keys_make(sim *s);
+int kcobra_sim_corrupt_arbiter_start(sim *s, uint32_t index, kc_client *client);
+void kcobra_sim_corrupt_arbiters_stop(sim *s);
 /* A fraction 0..1 from text; fallback when text is NULL. */
 bool kcobra_sim_fraction(const char *text, double *out, double fallback);
 
