@@ -48,9 +48,13 @@
 #include "service/uuid.h"
 
 const sim_behaviour BEHAVIOURS[BEHAVIOUR_COUNT] = {
-    {"wrong", B_WRONG},           {"slow", B_SLOW},
-    {"overcharge", B_OVERCHARGE}, {"false-report", B_FALSE_REPORT},
-    {"collude", B_COLLUDE},       {"sybil", B_SYBIL},
+    {"wrong", B_WRONG},
+    {"slow", B_SLOW},
+    {"overcharge", B_OVERCHARGE},
+    {"false-report", B_FALSE_REPORT},
+    {"collude", B_COLLUDE},
+    {"sybil", B_SYBIL},
+    {"take-payment", B_TAKE_PAYMENT},
 };
 
 /* ---- seeded randomness ---------------------------------------------------------- */
@@ -61,6 +65,11 @@ static uint64_t next_random(uint64_t *state)
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
+}
+
+uint64_t kcobra_sim_random(uint64_t *state)
+{
+    return next_random(state);
 }
 
 static double unit_random(uint64_t *state)
@@ -91,6 +100,14 @@ static void handle_sense(const kc_request *request, kc_response *response, void 
         kc_response_set_error(response, 400, "the payload must be a number");
         return;
     }
+    /* take-payment: serves the arbiters' probes well, and answers every
+     * client (who paid, with --economy) with an error it caused itself. */
+    const char *requester = kc_request_node(request);
+    if (node->behaviour & B_TAKE_PAYMENT && requester != NULL &&
+        strncmp(requester, "client-", strlen("client-")) == 0) {
+        kc_response_set_error(response, 500, "out of order");
+        return;
+    }
     const char *id = kc_request_id(request);
     uint64_t hash = kci_hash_bytes(id, strlen(id)) ^ kci_hash_bytes(node->name, strlen(node->name));
     double noise = ((double)(hash >> 11) / 9007199254740992.0 * 2 - 1) * SIM_NOISE;
@@ -102,7 +119,7 @@ static void handle_sense(const kc_request *request, kc_response *response, void 
     else if (node->behaviour & B_WRONG)
         value = 2 * x + 6 + 10 * (double)(hash & 0xffff) / 65535.0;
     if (node->behaviour & B_SLOW) kcobra_sim_sleep_ms(SIM_SLOW_DELAY_MS);
-    double price = node->base_price * (node->behaviour & B_OVERCHARGE ? 3 : 1);
+    double price = node->price;
     char answer[128];
     int answer_length =
         snprintf(answer, sizeof answer, "{\"value\":%.6f,\"accuracy\":%.2f,\"price\":%.4f}", value,
@@ -195,7 +212,7 @@ static void *reporter_main(void *context)
 
 /* What a client paid a node for a bad answer (wrong, slow or overcharged:
  * all of its price) is money lost to it while it is not quarantined. */
-static void money_lost(sim *s, const char *server, double price)
+void kcobra_sim_money_lost(sim *s, const char *server, double price)
 {
     pthread_mutex_lock(&s->lock);
     for (uint32_t i = 0; i < s->node_count; i++) {
@@ -205,7 +222,13 @@ static void money_lost(sim *s, const char *server, double price)
     pthread_mutex_unlock(&s->lock);
 }
 
-static void check_reply(sim_client *client, kc_reply *reply, double x, int64_t latency_ms)
+/* Checks a reply as a client would, reports what it finds (each with
+ * probability 1/2), counts what was paid for a bad answer (wrong, slow or
+ * overcharged) as lost; whether the service itself was bad (wrong or
+ * slow: an overcharged answer is still a good one). paid: what the client
+ * paid (the declared price without --economy). */
+bool kcobra_sim_check_reply(sim_client *client, kc_reply *reply, double x, int64_t latency_ms,
+                            double paid)
 {
     size_t length = 0;
     const char *payload = kc_reply_payload(reply, &length);
@@ -214,7 +237,7 @@ static void check_reply(sim_client *client, kc_reply *reply, double x, int64_t l
     double price = json_number_value(json_object_get(root, "price"));
     json_decref(root);
     const char *server = kc_reply_node(reply), *id = kc_reply_request_id(reply);
-    bool problem = false;
+    bool problem = false, bad_service = false;
     uint64_t *random = &client->random;
     if (fabs(value - (2 * x + 1)) > 1) {
         problem = true;
@@ -227,18 +250,21 @@ static void check_reply(sim_client *client, kc_reply *reply, double x, int64_t l
         if (next_random(random) % 2 == 0)
             kc_client_report_problem(client->client, server, KC_PROBLEM_SLOW, id, "sim: slow");
     }
-    if (price > 2) {
+    bad_service = problem;
+    if (price > 2 * (client->sim->options.economy ? SIM_PRICE_UNITS : 1)) {
         problem = true;
         if (next_random(random) % 2 == 0)
             kc_client_report_problem(client->client, server, KC_PROBLEM_OVERCHARGED, id,
                                      "sim: price");
     }
-    if (problem && server != NULL) money_lost(client->sim, server, price);
+    if (problem && server != NULL)
+        kcobra_sim_money_lost(client->sim, server, paid < 0 ? price : paid);
     if (!problem && client->false_reporter && unit_random(random) < 0.3) {
         kc_problem_reason reason =
             next_random(random) % 2 ? KC_PROBLEM_SLOW : KC_PROBLEM_WRONG_ANSWER;
         kc_client_report_problem(client->client, server, reason, id, "sim: a false report");
     }
+    return bad_service;
 }
 
 /* A provoking client's request: a payload the service must refuse (400),
@@ -268,6 +294,13 @@ static void *client_main(void *context)
     int64_t start_ms = kci_monotonic_ms();
     for (int64_t k = 0; k < client->request_count && !atomic_load(&s->stop); k++) {
         kcobra_sim_sleep_ms(start_ms + (int64_t)(k * interval_ms) - kci_monotonic_ms());
+        if (s->options.economy) {
+            if (client->provoker)
+                kcobra_sim_economy_provoke(client, k);
+            else
+                kcobra_sim_economy_request(client, k);
+            continue;
+        }
         if (client->provoker) {
             provoke(client, k);
             continue;
@@ -281,7 +314,7 @@ static void *client_main(void *context)
                                        SIM_REQUEST_TIMEOUT_MS);
         int64_t latency_ms = kci_monotonic_ms() - sent_ms;
         atomic_fetch_add(&s->requests_done, 1);
-        if (err == KC_OK) check_reply(client, reply, x, latency_ms);
+        if (err == KC_OK) kcobra_sim_check_reply(client, reply, x, latency_ms, -1);
         kc_reply_destroy(reply);
     }
     return NULL;
@@ -362,11 +395,19 @@ static void pick_corrupt(sim *s)
         node->sim = s;
         snprintf(node->name, sizeof node->name, "node-%02u", i);
         node->base_price = 0.9 + 0.2 * unit_random(&random);
+        snprintf(node->paid_type, sizeof node->paid_type, SIM_TYPE "-node-%02u", i);
         node->random = next_random(&random);
     }
     for (uint32_t k = 0; k < s->corrupt_count; k++)
         s->nodes[order[k]].behaviour =
             s->options.behaviours[k % (uint32_t)s->options.behaviour_count];
+    for (uint32_t i = 0; i < s->node_count; i++) {
+        sim_node *node = &s->nodes[i];
+        double factor = node->behaviour & B_OVERCHARGE ? 3 : 1;
+        node->price = s->options.economy
+                          ? (double)lround(node->base_price * SIM_PRICE_UNITS) * factor
+                          : node->base_price * factor;
+    }
     uint32_t false_count = (uint32_t)lround(s->options.false_reporters * s->client_count);
     uint32_t provoker_count = (uint32_t)lround(s->options.provokers * s->client_count);
     for (uint32_t i = 0; i < s->client_count; i++) {
@@ -382,14 +423,27 @@ static void pick_corrupt(sim *s)
     }
 }
 
+/* "sense" for everyone (the arbiters probe it), and with --economy the
+ * node's own type sense-<name>, paid at its price into its wallet. */
 static int start_service(sim_node *node)
 {
     kc_service_options options;
     kc_service_options_init(&options);
     options.worker_count = node->behaviour & B_SLOW ? SIM_SLOW_WORKERS : SIM_WORKERS;
-    if (kc_service_start(&node->service, node->client, SIM_TYPE, handle_sense, node, &options) ==
-        KC_OK)
+    kc_err err =
+        kc_service_start(&node->service, node->client, SIM_TYPE, handle_sense, node, &options);
+    if (err == KC_OK && node->sim->options.economy) {
+        options.price = (int64_t)node->price;
+        options.wallet = node->address;
+        err = kc_service_start(&node->paid_service, node->client, node->paid_type, handle_sense,
+                               node, &options);
+    }
+    if (err == KC_OK) {
+        pthread_mutex_lock(&node->sim->lock);
+        node->serving = true;
+        pthread_mutex_unlock(&node->sim->lock);
         return KCOBRA_EXIT_OK;
+    }
     kcobra_error("sim: %s cannot serve: %s", node->name, kc_last_error());
     return KCOBRA_EXIT_FAILURE;
 }
@@ -494,6 +548,12 @@ static void ask_refusals(sim *s)
     json_array_foreach(json_object_get(root, "nodes"), index, entry)
     {
         const char *name = json_string_value(json_object_get(entry, "name"));
+        for (uint32_t i = 0; s->options.verbose && name != NULL && i < s->node_count; i++)
+            if (strcmp(s->nodes[i].name, name) == 0 && s->nodes[i].behaviour != 0) {
+                char *text = json_dumps(entry, JSON_COMPACT);
+                fprintf(stderr, "sim: the arbiters on corrupt %s: %s\n", name, text ? text : "");
+                free(text);
+            }
         for (uint32_t i = 0; name != NULL && i < s->client_count; i++)
             if (strcmp(s->clients[i].name, name) == 0)
                 s->clients[i].refusals_seen =
@@ -510,6 +570,7 @@ static int run_cloud(sim *s)
     if (status == KCOBRA_EXIT_OK) status = start_arbiters(s);
     for (uint32_t i = 0; status == KCOBRA_EXIT_OK && i < s->client_count; i++)
         status = open_client(&s->clients[i].client, s, s->clients[i].name);
+    if (status == KCOBRA_EXIT_OK && s->options.economy) status = kcobra_sim_economy_start(s);
     if (status != KCOBRA_EXIT_OK) return status;
     s->start_ms = kci_monotonic_ms();
     for (uint32_t i = 0; i < s->node_count; i++) {
@@ -525,6 +586,7 @@ static int run_cloud(sim *s)
         if (s->clients[i].started) pthread_join(s->clients[i].thread, NULL);
     kcobra_sim_sleep_ms(s->options.settle_ms); /* the last verdicts */
     ask_refusals(s);
+    if (s->options.economy) kcobra_sim_economy_finish(s);
     return KCOBRA_EXIT_OK;
 }
 
@@ -543,6 +605,7 @@ static void stop_cloud(sim *s)
         kc_client_close(s->arbiter_clients[a], SIM_CLOSE_TIMEOUT_MS);
     for (uint32_t i = 0; i < s->node_count; i++) {
         if (s->nodes[i].service != NULL) kc_service_stop(s->nodes[i].service);
+        if (s->nodes[i].paid_service != NULL) kc_service_stop(s->nodes[i].paid_service);
         if (s->nodes[i].client != NULL) kc_client_close(s->nodes[i].client, SIM_CLOSE_TIMEOUT_MS);
     }
     if (kci_subscriptions_drain(&s->observed, SIM_CLOSE_TIMEOUT_MS, SIM_CLOSE_TIMEOUT_MS))
@@ -559,7 +622,11 @@ static const char SIM_DESCRIPTION[] =
     "were quarantined (recall), how many quarantined nodes were corrupt (precision),\n"
     "the time and the number of requests until each was detected, and the false\n"
     "quarantines of honest nodes. Deterministic for a seed (timing aside).\n"
-    "Behaviours: wrong, slow, overcharge, false-report, collude, sybil.\n"
+    "Behaviours: wrong, slow, overcharge, false-report, collude, sybil, take-payment.\n"
+    "--economy: each client has a wallet and a budget minted through the ledger kcobrad\n"
+    "hosts, and pays each request to the node it picks (its own type sense-<node>, at\n"
+    "its price); the report adds the money lost, prices against the equilibrium,\n"
+    "wealth inequality (Gini) over time, and checks that money was conserved.\n"
     "Without --server, kcobra starts a kcobrad that hosts arbiter-0 and enforces the\n"
     "quarantine (--kcobrad /usr/sbin/nats-server runs the same cloud on nats-server,\n"
     "all arbiters in this process, nothing enforced); exit 1 if a --min/--max/--expect\n"
@@ -608,13 +675,14 @@ static int check_options(const kcobra_command *command, sim_options *o, const ch
     if (!kcobra_sim_fraction(o->min_precision_text, &unused, 0) ||
         !kcobra_sim_fraction(o->min_recall_text, &unused, 0) ||
         !kcobra_sim_fraction(o->max_false_rate_text, &unused, 1) ||
-        !kcobra_sim_fraction(o->min_client_recall_text, &unused, 0))
+        !kcobra_sim_fraction(o->min_client_recall_text, &unused, 0) ||
+        !kcobra_sim_fraction(o->max_money_lost_text, &unused, 1))
         return kcobra_usage_error(command, "--min-precision, --min-recall, --max-false-rate and "
                                            "--min-client-recall are fractions");
     if (!parse_behaviours(behaviours, o))
         return kcobra_usage_error(command,
                                   "--behaviour is a comma list of wrong, slow, overcharge, "
-                                  "false-report, collude, sybil; not '%s'",
+                                  "false-report, collude, sybil, take-payment; not '%s'",
                                   behaviours);
     return KCOBRA_EXIT_OK;
 }
@@ -640,13 +708,13 @@ static int run_sim(const kcobra_command *command, int argc, char **argv)
     sim_options *o = &s->options;
     o->nodes = 30, o->clients = 20, o->requests = 10000, o->seed = 1, o->arbiters = 4;
     o->rate = 1000, o->settle_ms = 3000;
-    const char *behaviours = "wrong,slow,overcharge,false-report,collude,sybil";
+    const char *behaviours = "wrong,slow,overcharge,false-report,collude,sybil,take-payment";
     const kcobra_flag flags[] = {
         {"nodes", "N", KCOBRA_FLAG_COUNT, &o->nodes, "nodes serving (default 30)"},
         {"corrupt", "F", KCOBRA_FLAG_STRING, &o->corrupt_text,
          "fraction of corrupt nodes (default 0.2)"},
         {"behaviour", "LIST", KCOBRA_FLAG_STRING, &behaviours,
-         "the corrupt nodes' behaviours, in turn (default all six)"},
+         "the corrupt nodes' behaviours, in turn (default all seven)"},
         {"clients", "C", KCOBRA_FLAG_COUNT, &o->clients, "clients (default 20)"},
         {"requests", "R", KCOBRA_FLAG_COUNT, &o->requests, "requests in total (default 10000)"},
         {"seed", "S", KCOBRA_FLAG_COUNT, &o->seed, "the seed (default 1)"},
@@ -676,6 +744,13 @@ static int run_sim(const kcobra_command *command, int argc, char **argv)
          "an honest client is"},
         {"expect-guarantee-broken", NULL, KCOBRA_FLAG_BOOL, &o->expect_broken,
          "exit 1 unless the arbiters report n > 3f broken"},
+        {"economy", NULL, KCOBRA_FLAG_BOOL, &o->economy,
+         "clients pay each request through the ledger kcobrad hosts (wallets, budgets)"},
+        {"history", "PATH", KCOBRA_FLAG_STRING, &o->history_path,
+         "--economy: write the ledger's history (names for addresses) for kcobra econ --edges"},
+        {"max-money-lost", "F", KCOBRA_FLAG_STRING, &o->max_money_lost_text,
+         "--economy: exit 1 if more than this share of the money spent was lost to corrupt "
+         "nodes, or if money was not conserved"},
         {"verbose", NULL, KCOBRA_FLAG_BOOL, &o->verbose,
          "log the arbiters and each verdict; keep kcobrad's directory (config, log, verdicts)"},
     };
@@ -692,6 +767,7 @@ static int run_sim(const kcobra_command *command, int argc, char **argv)
         s->corrupt_arbiter_count = (uint32_t)o->corrupt_arbiters;
         pthread_mutex_init(&s->lock, NULL);
         pick_corrupt(s);
+        if (o->economy) kcobra_sim_economy_wallets(s);
         status = simulate(s);
         pthread_mutex_destroy(&s->lock);
     }

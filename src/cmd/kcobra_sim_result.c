@@ -201,6 +201,7 @@ static void print_table(FILE *out, bool markdown, const sim *s, const sim_result
         fprintf(out, "the arbiters report: n > 3f DOES NOT HOLD: %s\n", s->guarantee_text);
     else
         fprintf(out, "the arbiters report: n > 3f holds\n");
+    if (s->options.economy) kcobra_sim_economy_print(out, s);
 }
 
 /* --table PATH: the same table in markdown, for the docs and the notes. */
@@ -275,5 +276,7 @@ int kcobra_sim_report(const sim *s)
     else
         print_table(stdout, false, s, &result), fflush(stdout);
     write_table(s, &result);
-    return check(s, &result) ? status : KCOBRA_EXIT_FAILURE;
+    bool ok = check(s, &result);
+    if (s->options.economy) ok &= kcobra_sim_economy_check(s);
+    return ok ? status : KCOBRA_EXIT_FAILURE;
 }

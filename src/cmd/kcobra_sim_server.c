@@ -87,6 +87,8 @@ static bool write_config(const sim *s, int port, char config_path[SIM_PATH_BYTES
             "  quarantine: \"10m\"\n  probes: [\"%s\"]\n  peers: [%s]\n  peer_keys: [%s]\n}\n",
             port, s->directory, s->directory, (long long)s->options.arbiters, SIM_PROBE, peers,
             keys);
+    if (s->options.economy) /* the ledger the clients pay through (open minting: the sim mints) */
+        fprintf(file, "ledger {\n  enabled: true\n  mint: true\n}\n");
     return fclose(file) == 0;
 }
 
