@@ -225,9 +225,12 @@ static void settle(kci_arbiter *arbiter, kci_observation *observation)
     /* An arbiter's probe is judged by fusion (probe.c), not as QoS: a node
      * can tell probes from its customers' requests, serve them well and
      * fail the rest (take the payment, answer an error), and the probes'
-     * share would hide that. */
+     * share would hide that. Its own probes carry its connection's node
+     * (kcobrad's: the server's), the peers' their ids. */
     arbiter_node *prober = kci_arbiter_node(arbiter, observation->requester, false);
-    if (prober == NULL || !prober->is_arbiter) {
+    bool probe = (prober != NULL && prober->is_arbiter) ||
+                 strcmp(observation->requester, kc_client_node(arbiter->client)) == 0;
+    if (!probe) {
         kci_qos_add(&server->qos, &arbiter->config.qos, &sample, observation->replied_ms);
         server->qos_samples++;
     }
