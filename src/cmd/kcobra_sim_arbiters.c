@@ -86,6 +86,7 @@ typedef struct corrupt_context {
     kci_wallet key;
 } corrupt_context;
 
+/* One simulation per process (kcobra sim): its corrupt arbiters' state. */
 static corrupt_context contexts[SIM_ARBITERS_MAX];
 
 static void sign_and_publish(corrupt_context *context, const char *claimed, const char *node,
