@@ -635,7 +635,10 @@ static const char SIM_DESCRIPTION[] =
     "Examples:\n"
     "  kcobra sim --nodes 30 --corrupt 0.2 --behaviour wrong,slow --seed 7\n"
     "  kcobra sim --corrupt 0.2 --behaviour wrong --min-precision 0.95 --min-recall 0.95 --json\n"
-    "  kcobra sim --corrupt 0.4 --behaviour wrong --expect-guarantee-broken\n";
+    "  kcobra sim --corrupt 0.4 --behaviour wrong --expect-guarantee-broken\n"
+    "  kcobra sim --provokers 0.2 --false-reporters 0.2 --corrupt-arbiters 1 --max-false-rate 0\n"
+    "  kcobra sim --economy --behaviour take-payment,overcharge --requests 2000 --rate 400 \\\n"
+    "      --history run.json && kcobra econ hubs --edges run.json\n";
 
 static bool parse_behaviours(const char *text, sim_options *options)
 {
