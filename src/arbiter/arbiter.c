@@ -223,9 +223,19 @@ static void settle(kci_arbiter *arbiter, kci_observation *observation)
         .deadline_missed = observation->deadline_wall_ms > 0 &&
                            observation->replied_wall_ms > observation->deadline_wall_ms,
     };
-    kci_qos_add(&server->qos, &arbiter->config.qos, &sample, observation->replied_ms);
-    server->qos_samples++;
-    kci_counter_inc(&kci_arbiter_metric_values.samples[KCI_ARBITER_SAMPLE_OBSERVED]);
+    /* An arbiter's probe is judged by fusion (probe.c), not as QoS: a node
+     * can tell probes from its customers' requests, serve them well and
+     * fail the rest (take the payment, answer an error), and the probes'
+     * share would hide that. Its own probes carry its connection's node
+     * (kcobrad's: the server's), the peers' their ids. */
+    arbiter_node *prober = kci_arbiter_node(arbiter, observation->requester, false);
+    bool probe = (prober != NULL && prober->is_arbiter) ||
+                 strcmp(observation->requester, kc_client_node(arbiter->client)) == 0;
+    if (!probe) {
+        kci_qos_add(&server->qos, &arbiter->config.qos, &sample, observation->replied_ms);
+        server->qos_samples++;
+        kci_counter_inc(&kci_arbiter_metric_values.samples[KCI_ARBITER_SAMPLE_OBSERVED]);
+    }
     bool bad =
         sample.failed || sample.deadline_missed || sample.latency_ms > arbiter->config.qos.slow_ms;
     if (bad) kci_arbiter_evidence_add(server, observation->id);

@@ -6,7 +6,8 @@
  * against what the arbiter observed itself:
  *   - a request id the arbiter saw: the accused must be who replied, and
  *     the reply must show the fault: slow (latency above slow_ms or past
- *     the deadline), error_reply (a Kc-Error), no_answer (no reply),
+ *     the deadline), error_reply (a Kc-Error the service caused: a 4xx
+ *     refusal is the reporter's doing, refuted), no_answer (no reply),
  *     overcharged (a price above the reference), wrong_answer (the accused
  *     failed the recent probes); passing is a refutation;
  *   - a request id the arbiter did not see: it asks the persister's log
@@ -195,7 +196,10 @@ static judgement judge_observed(kci_arbiter *arbiter, arbiter_node *accused,
         if (latency_ms > arbiter->config.qos.slow_ms || late) return JUDGE_CONFIRMED;
         return latency_ms < arbiter->config.qos.slow_ms / 2 ? JUDGE_REFUTED : JUDGE_UNKNOWN;
     case KC_PROBLEM_NO_ANSWER: return late ? JUDGE_CONFIRMED : JUDGE_REFUTED;
-    case KC_PROBLEM_ERROR_REPLY: return seen->error_code > 0 ? JUDGE_CONFIRMED : JUDGE_REFUTED;
+    case KC_PROBLEM_ERROR_REPLY:
+        /* A refusal the reporter caused (400, 402...) was the right answer:
+         * complaining of it is a false report, not the service's failure. */
+        return kci_qos_error_is_service_fault(seen->error_code) ? JUDGE_CONFIRMED : JUDGE_REFUTED;
     case KC_PROBLEM_OVERCHARGED: {
         if (seen->price < 0) return JUDGE_UNKNOWN;
         double reference = kci_arbiter_price_reference(arbiter, seen->type);

@@ -55,6 +55,11 @@ bool kci_qos_error_is_client_caused(int error_code)
     return error_code >= 400 && error_code <= 499;
 }
 
+bool kci_qos_error_is_service_fault(int error_code)
+{
+    return error_code > 0 && !kci_qos_error_is_client_caused(error_code);
+}
+
 double kci_qos_score(kci_qos *qos, const kci_qos_params *params, int64_t now_ms)
 {
     decay(qos, params, now_ms);

@@ -58,5 +58,9 @@ bool kci_qos_mostly_failing(const kci_qos *qos);
  * service's quality; any other code (5xx, a command's exit status) is the
  * service failing. */
 bool kci_qos_error_is_client_caused(int error_code);
+/* Whether a complaint of an error reply with error_code holds against the
+ * service: only for a failure it caused (no error, or a refusal the
+ * complainer caused, refutes it). */
+bool kci_qos_error_is_service_fault(int error_code);
 
 #endif

@@ -48,9 +48,13 @@
 #include "service/uuid.h"
 
 const sim_behaviour BEHAVIOURS[BEHAVIOUR_COUNT] = {
-    {"wrong", B_WRONG},           {"slow", B_SLOW},
-    {"overcharge", B_OVERCHARGE}, {"false-report", B_FALSE_REPORT},
+    {"wrong", B_WRONG},
+    {"slow", B_SLOW},
+    {"overcharge", B_OVERCHARGE},
+    {"false-report", B_FALSE_REPORT},
     {"collude", B_COLLUDE},
+    {"sybil", B_SYBIL},
+    {"take-payment", B_TAKE_PAYMENT},
 };
 
 /* ---- seeded randomness ---------------------------------------------------------- */
@@ -61,6 +65,11 @@ static uint64_t next_random(uint64_t *state)
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
+}
+
+uint64_t kcobra_sim_random(uint64_t *state)
+{
+    return next_random(state);
 }
 
 static double unit_random(uint64_t *state)
@@ -91,16 +100,26 @@ static void handle_sense(const kc_request *request, kc_response *response, void 
         kc_response_set_error(response, 400, "the payload must be a number");
         return;
     }
+    /* take-payment: serves the arbiters' probes well, and answers every
+     * client (who paid, with --economy) with an error it caused itself. */
+    const char *requester = kc_request_node(request);
+    if (node->behaviour & B_TAKE_PAYMENT && requester != NULL &&
+        strncmp(requester, "client-", strlen("client-")) == 0) {
+        kc_response_set_error(response, 500, "out of order");
+        return;
+    }
     const char *id = kc_request_id(request);
     uint64_t hash = kci_hash_bytes(id, strlen(id)) ^ kci_hash_bytes(node->name, strlen(node->name));
     double noise = ((double)(hash >> 11) / 9007199254740992.0 * 2 - 1) * SIM_NOISE;
     double value = 2 * x + 1 + noise;
     if (node->behaviour & B_COLLUDE)
         value = 3 * x + 7; /* the colluders' common lie */
+    else if (node->behaviour & B_SYBIL)
+        value = 2 * x + 9; /* the sybil ring's, one owner's copies */
     else if (node->behaviour & B_WRONG)
         value = 2 * x + 6 + 10 * (double)(hash & 0xffff) / 65535.0;
     if (node->behaviour & B_SLOW) kcobra_sim_sleep_ms(SIM_SLOW_DELAY_MS);
-    double price = node->base_price * (node->behaviour & B_OVERCHARGE ? 3 : 1);
+    double price = node->price;
     char answer[128];
     int answer_length =
         snprintf(answer, sizeof answer, "{\"value\":%.6f,\"accuracy\":%.2f,\"price\":%.4f}", value,
@@ -140,14 +159,39 @@ static void endorse(sim_node *node, const sim_node *peer)
     natsMsg_Destroy(message);
 }
 
+static int start_service(sim_node *node);
+
+/* A sybil is fresh: it starts serving once a quarter of the requests are
+ * done, under a name the arbiters have not seen serve, and from then on
+ * praises the other sybils (endorsements) and is praised by them. */
+static bool sybil_join(sim_node *node)
+{
+    sim *s = node->sim;
+    int64_t join_at = s->options.requests / SIM_SYBIL_JOIN_DIVISOR;
+    while (!atomic_load(&s->stop) && atomic_load(&s->requests_done) < join_at)
+        kcobra_sim_sleep_ms(SIM_REPORTER_PERIOD_MS / 4);
+    if (atomic_load(&s->stop)) return false;
+    pthread_mutex_lock(&s->lock);
+    node->joined_ms = kci_monotonic_ms() - s->start_ms;
+    node->joined_requests = atomic_load(&s->requests_done);
+    pthread_mutex_unlock(&s->lock);
+    return start_service(node) == KCOBRA_EXIT_OK;
+}
+
 static void *reporter_main(void *context)
 {
     sim_node *node = context;
     sim *s = node->sim;
     static const kc_problem_reason reasons[] = {KC_PROBLEM_WRONG_ANSWER, KC_PROBLEM_SLOW,
                                                 KC_PROBLEM_OVERCHARGED, KC_PROBLEM_ERROR_REPLY};
+    if (node->behaviour & B_SYBIL && !sybil_join(node)) return NULL;
     while (!atomic_load(&s->stop)) {
         kcobra_sim_sleep_ms(SIM_REPORTER_PERIOD_MS);
+        if (node->behaviour & B_SYBIL) {
+            const sim_node *peer = &s->nodes[next_random(&node->random) % s->node_count];
+            if (peer != node && peer->behaviour & B_SYBIL) endorse(node, peer);
+            continue; /* praise only: no accusations */
+        }
         const sim_node *target = &s->nodes[next_random(&node->random) % s->node_count];
         if (target->behaviour != 0) {
             if (node->behaviour & B_COLLUDE && target->behaviour & B_COLLUDE && target != node)
@@ -166,7 +210,25 @@ static void *reporter_main(void *context)
 
 /* ---- clients ---------------------------------------------------------------------- */
 
-static void check_reply(sim_client *client, kc_reply *reply, double x, int64_t latency_ms)
+/* What a client paid a node for a bad answer (wrong, slow or overcharged:
+ * all of its price) is money lost to it while it is not quarantined. */
+void kcobra_sim_money_lost(sim *s, const char *server, double price)
+{
+    pthread_mutex_lock(&s->lock);
+    for (uint32_t i = 0; i < s->node_count; i++) {
+        sim_node *node = &s->nodes[i];
+        if (strcmp(node->name, server) == 0 && !node->quarantined) node->money_lost += price;
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* Checks a reply as a client would, reports what it finds (each with
+ * probability 1/2), counts what was paid for a bad answer (wrong, slow or
+ * overcharged) as lost; whether the service itself was bad (wrong or
+ * slow: an overcharged answer is still a good one). paid: what the client
+ * paid (the declared price without --economy). */
+bool kcobra_sim_check_reply(sim_client *client, kc_reply *reply, double x, int64_t latency_ms,
+                            double paid)
 {
     size_t length = 0;
     const char *payload = kc_reply_payload(reply, &length);
@@ -175,7 +237,7 @@ static void check_reply(sim_client *client, kc_reply *reply, double x, int64_t l
     double price = json_number_value(json_object_get(root, "price"));
     json_decref(root);
     const char *server = kc_reply_node(reply), *id = kc_reply_request_id(reply);
-    bool problem = false;
+    bool problem = false, bad_service = false;
     uint64_t *random = &client->random;
     if (fabs(value - (2 * x + 1)) > 1) {
         problem = true;
@@ -188,17 +250,39 @@ static void check_reply(sim_client *client, kc_reply *reply, double x, int64_t l
         if (next_random(random) % 2 == 0)
             kc_client_report_problem(client->client, server, KC_PROBLEM_SLOW, id, "sim: slow");
     }
-    if (price > 2) {
+    bad_service = problem;
+    if (price > 2 * (client->sim->options.economy ? SIM_PRICE_UNITS : 1)) {
         problem = true;
         if (next_random(random) % 2 == 0)
             kc_client_report_problem(client->client, server, KC_PROBLEM_OVERCHARGED, id,
                                      "sim: price");
     }
+    if (problem && server != NULL)
+        kcobra_sim_money_lost(client->sim, server, paid < 0 ? price : paid);
     if (!problem && client->false_reporter && unit_random(random) < 0.3) {
         kc_problem_reason reason =
             next_random(random) % 2 ? KC_PROBLEM_SLOW : KC_PROBLEM_WRONG_ANSWER;
         kc_client_report_problem(client->client, server, reason, id, "sim: a false report");
     }
+    return bad_service;
+}
+
+/* A provoking client's request: a payload the service must refuse (400),
+ * and a complaint about the refusal (error_reply, with the request id), as
+ * if the refusal were the service's fault. */
+static void provoke(sim_client *client, int64_t k)
+{
+    char payload[32];
+    int length = snprintf(payload, sizeof payload, "not-a-number-%lld", (long long)k);
+    kc_reply *reply = NULL;
+    kc_err err = kc_client_request(&reply, client->client, SIM_TYPE, payload, (size_t)length,
+                                   SIM_REQUEST_TIMEOUT_MS);
+    atomic_fetch_add(&client->sim->requests_done, 1);
+    if (err == KC_ERR_SERVICE && reply != NULL && kc_reply_node(reply) != NULL &&
+        kc_reply_node(reply)[0] != '\0' && next_random(&client->random) % 2 == 0)
+        kc_client_report_problem(client->client, kc_reply_node(reply), KC_PROBLEM_ERROR_REPLY,
+                                 kc_reply_request_id(reply), "sim: refused");
+    kc_reply_destroy(reply);
 }
 
 static void *client_main(void *context)
@@ -210,6 +294,17 @@ static void *client_main(void *context)
     int64_t start_ms = kci_monotonic_ms();
     for (int64_t k = 0; k < client->request_count && !atomic_load(&s->stop); k++) {
         kcobra_sim_sleep_ms(start_ms + (int64_t)(k * interval_ms) - kci_monotonic_ms());
+        if (s->options.economy) {
+            if (client->provoker)
+                kcobra_sim_economy_provoke(client, k);
+            else
+                kcobra_sim_economy_request(client, k);
+            continue;
+        }
+        if (client->provoker) {
+            provoke(client, k);
+            continue;
+        }
         double x = round(unit_random(&client->random) * 100000) / 1000;
         char payload[32];
         int length = snprintf(payload, sizeof payload, "%.3f", x);
@@ -219,7 +314,7 @@ static void *client_main(void *context)
                                        SIM_REQUEST_TIMEOUT_MS);
         int64_t latency_ms = kci_monotonic_ms() - sent_ms;
         atomic_fetch_add(&s->requests_done, 1);
-        if (err == KC_OK) check_reply(client, reply, x, latency_ms);
+        if (err == KC_OK) kcobra_sim_check_reply(client, reply, x, latency_ms, -1);
         kc_reply_destroy(reply);
     }
     return NULL;
@@ -241,10 +336,13 @@ static void on_verdict(natsConnection *connection, natsSubscription *subscriptio
     if (action != NULL && name != NULL && strcmp(action, "quarantine") == 0) {
         for (uint32_t i = 0; i < s->node_count; i++) {
             sim_node *node = &s->nodes[i];
-            if (strcmp(node->name, name) != 0 || node->quarantined) continue;
+            if (strcmp(node->name, name) != 0) continue;
+            node->epoch = (uint32_t)json_integer_value(json_object_get(root, "epoch"));
+            if (node->quarantined) continue;
             node->quarantined = true;
-            node->detected_ms = now_ms - s->start_ms;
-            node->detected_requests = atomic_load(&s->requests_done);
+            /* from its start: a sybil's when it joined */
+            node->detected_ms = now_ms - s->start_ms - node->joined_ms;
+            node->detected_requests = atomic_load(&s->requests_done) - node->joined_requests;
             if (s->options.verbose)
                 fprintf(stderr, "sim: %s quarantined after %lld ms, %lld requests (%s)\n", name,
                         (long long)node->detected_ms, (long long)node->detected_requests,
@@ -297,21 +395,57 @@ static void pick_corrupt(sim *s)
         node->sim = s;
         snprintf(node->name, sizeof node->name, "node-%02u", i);
         node->base_price = 0.9 + 0.2 * unit_random(&random);
+        snprintf(node->paid_type, sizeof node->paid_type, SIM_TYPE "-node-%02u", i);
         node->random = next_random(&random);
     }
     for (uint32_t k = 0; k < s->corrupt_count; k++)
         s->nodes[order[k]].behaviour =
             s->options.behaviours[k % (uint32_t)s->options.behaviour_count];
+    for (uint32_t i = 0; i < s->node_count; i++) {
+        sim_node *node = &s->nodes[i];
+        double factor = node->behaviour & B_OVERCHARGE ? 3 : 1;
+        node->price = s->options.economy
+                          ? (double)lround(node->base_price * SIM_PRICE_UNITS) * factor
+                          : node->base_price * factor;
+    }
     uint32_t false_count = (uint32_t)lround(s->options.false_reporters * s->client_count);
+    uint32_t provoker_count = (uint32_t)lround(s->options.provokers * s->client_count);
     for (uint32_t i = 0; i < s->client_count; i++) {
         sim_client *client = &s->clients[i];
         client->sim = s;
         snprintf(client->name, sizeof client->name, "client-%02u", i);
         client->random = next_random(&random);
         client->false_reporter = i < false_count;
+        /* the last ones, so that both fractions together stay disjoint */
+        client->provoker = i >= s->client_count - provoker_count;
         client->request_count = s->options.requests / s->client_count +
                                 ((int64_t)i < s->options.requests % (int64_t)s->client_count);
     }
+}
+
+/* "sense" for everyone (the arbiters probe it), and with --economy the
+ * node's own type sense-<name>, paid at its price into its wallet. */
+static int start_service(sim_node *node)
+{
+    kc_service_options options;
+    kc_service_options_init(&options);
+    options.worker_count = node->behaviour & B_SLOW ? SIM_SLOW_WORKERS : SIM_WORKERS;
+    kc_err err =
+        kc_service_start(&node->service, node->client, SIM_TYPE, handle_sense, node, &options);
+    if (err == KC_OK && node->sim->options.economy) {
+        options.price = (int64_t)node->price;
+        options.wallet = node->address;
+        err = kc_service_start(&node->paid_service, node->client, node->paid_type, handle_sense,
+                               node, &options);
+    }
+    if (err == KC_OK) {
+        pthread_mutex_lock(&node->sim->lock);
+        node->serving = true;
+        pthread_mutex_unlock(&node->sim->lock);
+        return KCOBRA_EXIT_OK;
+    }
+    kcobra_error("sim: %s cannot serve: %s", node->name, kc_last_error());
+    return KCOBRA_EXIT_FAILURE;
 }
 
 static int start_nodes(sim *s)
@@ -320,14 +454,9 @@ static int start_nodes(sim *s)
         sim_node *node = &s->nodes[i];
         int status = open_client(&node->client, s, node->name);
         if (status != KCOBRA_EXIT_OK) return status;
-        kc_service_options options;
-        kc_service_options_init(&options);
-        options.worker_count = node->behaviour & B_SLOW ? SIM_SLOW_WORKERS : SIM_WORKERS;
-        if (kc_service_start(&node->service, node->client, SIM_TYPE, handle_sense, node,
-                             &options) != KC_OK) {
-            kcobra_error("sim: %s cannot serve: %s", node->name, kc_last_error());
-            return KCOBRA_EXIT_FAILURE;
-        }
+        if (node->behaviour & B_SYBIL) continue; /* joins later (sybil_join) */
+        status = start_service(node);
+        if (status != KCOBRA_EXIT_OK) return status;
     }
     return KCOBRA_EXIT_OK;
 }
@@ -338,8 +467,17 @@ static int start_arbiters(sim *s)
     uint32_t first = s->kcobrad_pid > 0 && s->hosts_arbiter ? 1 : 0;
     for (uint32_t a = first; a < (uint32_t)s->options.arbiters; a++) {
         char id[SIM_NAME_BYTES];
-        /* With --server, the server may host arbiters of its own: other ids. */
-        snprintf(id, sizeof id, "%sarbiter-%u", s->server_given ? "sim-" : "", a);
+        kcobra_sim_arbiter_id(s, a, id);
+        if (kcobra_sim_arbiter_corrupt(s, a)) {
+            kc_client *client = NULL;
+            int status = open_client(&client, s, id);
+            if (status == KCOBRA_EXIT_OK)
+                status = kcobra_sim_corrupt_arbiter_start(s, a, client);
+            else if (client != NULL)
+                kc_client_close(client, SIM_CLOSE_TIMEOUT_MS);
+            if (status != KCOBRA_EXIT_OK) return status;
+            continue;
+        }
         kc_client **client = &s->arbiter_clients[s->arbiter_count];
         int status = open_client(client, s, id);
         if (status != KCOBRA_EXIT_OK) return status;
@@ -354,11 +492,14 @@ static int start_arbiters(sim *s)
         config.qos.target_ms = SIM_SLOW_BAR_MS;
         config.qos_samples_min = 20;
         config.quarantine_ms = 10 * 60 * 1000;
+        config.data_dir = s->keys_made ? s->data_dir : NULL; /* its vote key, its verdicts */
         char peers[SIM_ARBITERS_MAX][SIM_NAME_BYTES];
         for (uint32_t other = 0; other < (uint32_t)s->options.arbiters; other++) {
-            snprintf(peers[other], sizeof peers[other], "%sarbiter-%u",
-                     s->server_given ? "sim-" : "", other);
+            kcobra_sim_arbiter_id(s, other, peers[other]);
             config.peers[config.peer_count++] = peers[other];
+            if (s->keys_made)
+                config.peer_key_count += kci_vote_key_parse(
+                    &config.peer_keys[config.peer_key_count], s->peer_keys[other]);
         }
         char probe[] = SIM_PROBE;
         kci_arbiter_probe_parse(&config.probes[0], probe);
@@ -393,6 +534,36 @@ static int start_observer(sim *s)
     return KCOBRA_EXIT_FAILURE;
 }
 
+/* How many refusals the arbiters saw each client provoke (status's
+ * refusals_provoked): provokers are visible even when they do not complain. */
+static void ask_refusals(sim *s)
+{
+    natsMsg *reply = NULL;
+    if (natsConnection_RequestString(&reply, kci_client_connection(s->observer),
+                                     "kc.arbiter.status", "{}", SIM_STATUS_TIMEOUT_MS) != NATS_OK)
+        return;
+    json_t *root =
+        json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0, NULL);
+    size_t index;
+    json_t *entry;
+    json_array_foreach(json_object_get(root, "nodes"), index, entry)
+    {
+        const char *name = json_string_value(json_object_get(entry, "name"));
+        for (uint32_t i = 0; s->options.verbose && name != NULL && i < s->node_count; i++)
+            if (strcmp(s->nodes[i].name, name) == 0 && s->nodes[i].behaviour != 0) {
+                char *text = json_dumps(entry, JSON_COMPACT);
+                fprintf(stderr, "sim: the arbiters on corrupt %s: %s\n", name, text ? text : "");
+                free(text);
+            }
+        for (uint32_t i = 0; name != NULL && i < s->client_count; i++)
+            if (strcmp(s->clients[i].name, name) == 0)
+                s->clients[i].refusals_seen =
+                    json_integer_value(json_object_get(entry, "refusals_provoked"));
+    }
+    json_decref(root);
+    natsMsg_Destroy(reply);
+}
+
 static int run_cloud(sim *s)
 {
     int status = start_observer(s);
@@ -400,11 +571,12 @@ static int run_cloud(sim *s)
     if (status == KCOBRA_EXIT_OK) status = start_arbiters(s);
     for (uint32_t i = 0; status == KCOBRA_EXIT_OK && i < s->client_count; i++)
         status = open_client(&s->clients[i].client, s, s->clients[i].name);
+    if (status == KCOBRA_EXIT_OK && s->options.economy) status = kcobra_sim_economy_start(s);
     if (status != KCOBRA_EXIT_OK) return status;
     s->start_ms = kci_monotonic_ms();
     for (uint32_t i = 0; i < s->node_count; i++) {
         sim_node *node = &s->nodes[i];
-        if (node->behaviour & (B_FALSE_REPORT | B_COLLUDE))
+        if (node->behaviour & (B_FALSE_REPORT | B_COLLUDE | B_SYBIL))
             node->reporter_started =
                 pthread_create(&node->reporter, NULL, reporter_main, node) == 0;
     }
@@ -414,6 +586,8 @@ static int run_cloud(sim *s)
     for (uint32_t i = 0; i < s->client_count; i++)
         if (s->clients[i].started) pthread_join(s->clients[i].thread, NULL);
     kcobra_sim_sleep_ms(s->options.settle_ms); /* the last verdicts */
+    ask_refusals(s);
+    if (s->options.economy) kcobra_sim_economy_finish(s);
     return KCOBRA_EXIT_OK;
 }
 
@@ -422,6 +596,7 @@ static void stop_cloud(sim *s)
     atomic_store(&s->stop, true);
     for (uint32_t i = 0; i < s->node_count; i++)
         if (s->nodes[i].reporter_started) pthread_join(s->nodes[i].reporter, NULL);
+    kcobra_sim_corrupt_arbiters_stop(s);
     for (uint32_t i = 0; i < s->client_count; i++)
         if (s->clients[i].client != NULL)
             kc_client_close(s->clients[i].client, SIM_CLOSE_TIMEOUT_MS);
@@ -431,6 +606,7 @@ static void stop_cloud(sim *s)
         kc_client_close(s->arbiter_clients[a], SIM_CLOSE_TIMEOUT_MS);
     for (uint32_t i = 0; i < s->node_count; i++) {
         if (s->nodes[i].service != NULL) kc_service_stop(s->nodes[i].service);
+        if (s->nodes[i].paid_service != NULL) kc_service_stop(s->nodes[i].paid_service);
         if (s->nodes[i].client != NULL) kc_client_close(s->nodes[i].client, SIM_CLOSE_TIMEOUT_MS);
     }
     if (kci_subscriptions_drain(&s->observed, SIM_CLOSE_TIMEOUT_MS, SIM_CLOSE_TIMEOUT_MS))
@@ -447,7 +623,11 @@ static const char SIM_DESCRIPTION[] =
     "were quarantined (recall), how many quarantined nodes were corrupt (precision),\n"
     "the time and the number of requests until each was detected, and the false\n"
     "quarantines of honest nodes. Deterministic for a seed (timing aside).\n"
-    "Behaviours: wrong, slow, overcharge, false-report, collude.\n"
+    "Behaviours: wrong, slow, overcharge, false-report, collude, sybil, take-payment.\n"
+    "--economy: each client has a wallet and a budget minted through the ledger kcobrad\n"
+    "hosts, and pays each request to the node it picks (its own type sense-<node>, at\n"
+    "its price); the report adds the money lost, prices against the equilibrium,\n"
+    "wealth inequality (Gini) over time, and checks that money was conserved.\n"
     "Without --server, kcobra starts a kcobrad that hosts arbiter-0 and enforces the\n"
     "quarantine (--kcobrad /usr/sbin/nats-server runs the same cloud on nats-server,\n"
     "all arbiters in this process, nothing enforced); exit 1 if a --min/--max/--expect\n"
@@ -456,7 +636,10 @@ static const char SIM_DESCRIPTION[] =
     "Examples:\n"
     "  kcobra sim --nodes 30 --corrupt 0.2 --behaviour wrong,slow --seed 7\n"
     "  kcobra sim --corrupt 0.2 --behaviour wrong --min-precision 0.95 --min-recall 0.95 --json\n"
-    "  kcobra sim --corrupt 0.4 --behaviour wrong --expect-guarantee-broken\n";
+    "  kcobra sim --corrupt 0.4 --behaviour wrong --expect-guarantee-broken\n"
+    "  kcobra sim --provokers 0.2 --false-reporters 0.2 --corrupt-arbiters 1 --max-false-rate 0\n"
+    "  kcobra sim --economy --behaviour take-payment,overcharge --requests 2000 --rate 400 \\\n"
+    "      --history run.json && kcobra econ hubs --edges run.json\n";
 
 static bool parse_behaviours(const char *text, sim_options *options)
 {
@@ -486,16 +669,24 @@ static int check_options(const kcobra_command *command, sim_options *o, const ch
         return kcobra_usage_error(command, "--corrupt is a fraction from 0 to 1");
     if (!kcobra_sim_fraction(o->false_reporters_text, &o->false_reporters, 0))
         return kcobra_usage_error(command, "--false-reporters is a fraction from 0 to 1");
+    if (!kcobra_sim_fraction(o->provokers_text, &o->provokers, 0) ||
+        o->provokers + o->false_reporters > 1)
+        return kcobra_usage_error(
+            command, "--provokers is a fraction from 0 to 1, with --false-reporters at most 1");
+    if (o->corrupt_arbiters >= o->arbiters)
+        return kcobra_usage_error(command, "--corrupt-arbiters must leave an honest arbiter");
     double unused;
     if (!kcobra_sim_fraction(o->min_precision_text, &unused, 0) ||
         !kcobra_sim_fraction(o->min_recall_text, &unused, 0) ||
-        !kcobra_sim_fraction(o->max_false_rate_text, &unused, 1))
-        return kcobra_usage_error(
-            command, "--min-precision, --min-recall and --max-false-rate are fractions");
+        !kcobra_sim_fraction(o->max_false_rate_text, &unused, 1) ||
+        !kcobra_sim_fraction(o->min_client_recall_text, &unused, 0) ||
+        !kcobra_sim_fraction(o->max_money_lost_text, &unused, 1))
+        return kcobra_usage_error(command, "--min-precision, --min-recall, --max-false-rate and "
+                                           "--min-client-recall are fractions");
     if (!parse_behaviours(behaviours, o))
         return kcobra_usage_error(command,
                                   "--behaviour is a comma list of wrong, slow, overcharge, "
-                                  "false-report, collude; not '%s'",
+                                  "false-report, collude, sybil, take-payment; not '%s'",
                                   behaviours);
     return KCOBRA_EXIT_OK;
 }
@@ -505,8 +696,8 @@ static int simulate(sim *s)
     s->options.keep = s->options.verbose;
     kci_log_configure(s->options.verbose ? KCI_LOG_INFO : KCI_LOG_ERROR, true);
     signal(SIGPIPE, SIG_IGN);
-    int status = KCOBRA_EXIT_OK;
-    if (!s->server_given) status = kcobra_sim_server_start(s);
+    int status = kcobra_sim_keys_make(s);
+    if (status == KCOBRA_EXIT_OK && !s->server_given) status = kcobra_sim_server_start(s);
     if (status == KCOBRA_EXIT_OK) status = run_cloud(s);
     stop_cloud(s);
     kcobra_sim_server_stop(s);
@@ -521,13 +712,13 @@ static int run_sim(const kcobra_command *command, int argc, char **argv)
     sim_options *o = &s->options;
     o->nodes = 30, o->clients = 20, o->requests = 10000, o->seed = 1, o->arbiters = 4;
     o->rate = 1000, o->settle_ms = 3000;
-    const char *behaviours = "wrong,slow,overcharge,false-report,collude";
+    const char *behaviours = "wrong,slow,overcharge,false-report,collude,sybil,take-payment";
     const kcobra_flag flags[] = {
         {"nodes", "N", KCOBRA_FLAG_COUNT, &o->nodes, "nodes serving (default 30)"},
         {"corrupt", "F", KCOBRA_FLAG_STRING, &o->corrupt_text,
          "fraction of corrupt nodes (default 0.2)"},
         {"behaviour", "LIST", KCOBRA_FLAG_STRING, &behaviours,
-         "the corrupt nodes' behaviours, in turn (default all five)"},
+         "the corrupt nodes' behaviours, in turn (default all seven)"},
         {"clients", "C", KCOBRA_FLAG_COUNT, &o->clients, "clients (default 20)"},
         {"requests", "R", KCOBRA_FLAG_COUNT, &o->requests, "requests in total (default 10000)"},
         {"seed", "S", KCOBRA_FLAG_COUNT, &o->seed, "the seed (default 1)"},
@@ -538,6 +729,13 @@ static int run_sim(const kcobra_command *command, int argc, char **argv)
          "wait after the last request (default 3s)"},
         {"false-reporters", "F", KCOBRA_FLAG_STRING, &o->false_reporters_text,
          "fraction of clients filing false reports (default 0)"},
+        {"provokers", "F", KCOBRA_FLAG_STRING, &o->provokers_text,
+         "fraction of clients sending requests meant to be refused, and complaining (default 0)"},
+        {"corrupt-arbiters", "K", KCOBRA_FLAG_COUNT, &o->corrupt_arbiters,
+         "arbiters (the last K) signing wrong votes instead of judging (default 0)"},
+        {"table", "PATH", KCOBRA_FLAG_STRING, &o->table_path,
+         "also write the table (markdown) to PATH"},
+        {"label", "TEXT", KCOBRA_FLAG_STRING, &o->label, "the run's name in the --table file"},
         {"kcobrad", "PATH", KCOBRA_FLAG_STRING, &o->kcobrad,
          "the kcobrad (or nats-server) to start (default: beside kcobra, else PATH)"},
         {"min-precision", "P", KCOBRA_FLAG_STRING, &o->min_precision_text,
@@ -545,8 +743,18 @@ static int run_sim(const kcobra_command *command, int argc, char **argv)
         {"min-recall", "R", KCOBRA_FLAG_STRING, &o->min_recall_text, "exit 1 below this recall"},
         {"max-false-rate", "X", KCOBRA_FLAG_STRING, &o->max_false_rate_text,
          "exit 1 above this false-quarantine rate"},
+        {"min-client-recall", "R", KCOBRA_FLAG_STRING, &o->min_client_recall_text,
+         "exit 1 below this share of false-reporting and provoking clients quarantined, or if "
+         "an honest client is"},
         {"expect-guarantee-broken", NULL, KCOBRA_FLAG_BOOL, &o->expect_broken,
          "exit 1 unless the arbiters report n > 3f broken"},
+        {"economy", NULL, KCOBRA_FLAG_BOOL, &o->economy,
+         "clients pay each request through the ledger kcobrad hosts (wallets, budgets)"},
+        {"history", "PATH", KCOBRA_FLAG_STRING, &o->history_path,
+         "--economy: write the ledger's history (names for addresses) for kcobra econ --edges"},
+        {"max-money-lost", "F", KCOBRA_FLAG_STRING, &o->max_money_lost_text,
+         "--economy: exit 1 if more than this share of the money spent was lost to corrupt "
+         "nodes, or if money was not conserved"},
         {"verbose", NULL, KCOBRA_FLAG_BOOL, &o->verbose,
          "log the arbiters and each verdict; keep kcobrad's directory (config, log, verdicts)"},
     };
@@ -560,8 +768,10 @@ static int run_sim(const kcobra_command *command, int argc, char **argv)
         s->common = invocation.common;
         s->node_count = (uint32_t)o->nodes;
         s->client_count = (uint32_t)o->clients;
+        s->corrupt_arbiter_count = (uint32_t)o->corrupt_arbiters;
         pthread_mutex_init(&s->lock, NULL);
         pick_corrupt(s);
+        if (o->economy) kcobra_sim_economy_wallets(s);
         status = simulate(s);
         pthread_mutex_destroy(&s->lock);
     }

@@ -58,10 +58,15 @@ static void kcobrad_path(const sim *s, char path[SIM_PATH_BYTES])
 static bool write_config(const sim *s, int port, char config_path[SIM_PATH_BYTES])
 {
     char peers[SIM_ARBITERS_MAX * SIM_NAME_BYTES] = "";
-    size_t used = 0;
-    for (int64_t a = 0; a < s->options.arbiters; a++)
+    char keys[SIM_ARBITERS_MAX * (SIM_NAME_BYTES + 84)] = "";
+    size_t used = 0, keys_used = 0;
+    for (int64_t a = 0; a < s->options.arbiters; a++) {
         used += (size_t)snprintf(peers + used, sizeof peers - used, "%s\"arbiter-%lld\"",
                                  a > 0 ? ", " : "", (long long)a);
+        if (s->keys_made) /* every peer's vote key (kcobra_sim_arbiters.c) */
+            keys_used += (size_t)snprintf(keys + keys_used, sizeof keys - keys_used, "%s\"%s\"",
+                                          a > 0 ? ", " : "", s->peer_keys[a]);
+    }
     snprintf(config_path, SIM_PATH_BYTES, "%.400s/kcobrad.conf", s->directory);
     FILE *file = fopen(config_path, "w");
     if (file == NULL) return false;
@@ -73,14 +78,18 @@ static bool write_config(const sim *s, int port, char config_path[SIM_PATH_BYTES
     }
     fprintf(file,
             "listen: \"127.0.0.1:%d\"\n"
+            "server_name: \"arbiter-0\"\n" /* its arbiter's probes carry the id: peers know them */
             "data_dir: \"%s/data\"\n"
             "log_file: \"%s/kcobrad.log\"\n"
             "max_pending: 256MB\n"
             "arbiter {\n  enabled: true\n  id: \"arbiter-0\"\n  arbiters: %lld\n  tick: \"250ms\"\n"
             "  probe_interval: \"1s\"\n  probe_timeout: \"500ms\"\n  slow: \"150ms\"\n  target: "
             "\"150ms\"\n  qos_samples: 20\n"
-            "  quarantine: \"10m\"\n  probes: [\"%s\"]\n  peers: [%s]\n}\n",
-            port, s->directory, s->directory, (long long)s->options.arbiters, SIM_PROBE, peers);
+            "  quarantine: \"10m\"\n  probes: [\"%s\"]\n  peers: [%s]\n  peer_keys: [%s]\n}\n",
+            port, s->directory, s->directory, (long long)s->options.arbiters, SIM_PROBE, peers,
+            keys);
+    if (s->options.economy) /* the ledger the clients pay through (open minting: the sim mints) */
+        fprintf(file, "ledger {\n  enabled: true\n  mint: true\n}\n");
     return fclose(file) == 0;
 }
 
@@ -109,10 +118,13 @@ int kcobra_sim_server_start(sim *s)
     kcobrad_path(s, path);
     const char *base = strrchr(path, '/') != NULL ? strrchr(path, '/') + 1 : path;
     s->hosts_arbiter = strncmp(base, "nats-server", strlen("nats-server")) != 0;
-    snprintf(s->directory, sizeof s->directory, "/tmp/kcobra-sim-XXXXXX");
-    if (mkdtemp(s->directory) == NULL) {
-        kcobra_error("sim: cannot make a temporary directory: %s", strerror(errno));
-        return KCOBRA_EXIT_FAILURE;
+    if (s->directory[0] == '\0') { /* kcobra_sim_keys_make made it already */
+        snprintf(s->directory, sizeof s->directory, "/tmp/kcobra-sim-XXXXXX");
+        if (mkdtemp(s->directory) == NULL) {
+            kcobra_error("sim: cannot make a temporary directory: %s", strerror(errno));
+            s->directory[0] = '\0';
+            return KCOBRA_EXIT_FAILURE;
+        }
     }
     for (int attempt = 0; attempt < SIM_START_ATTEMPTS; attempt++) {
         int port = free_port();

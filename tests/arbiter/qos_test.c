@@ -75,6 +75,12 @@ static void test_failing_or_slow(void **state)
     assert_false(kci_qos_error_is_client_caused(500));
     assert_false(kci_qos_error_is_client_caused(7)); /* a command's exit status */
     assert_false(kci_qos_error_is_client_caused(0));
+    /* a complaint of an error reply holds only for the service's own failures */
+    assert_true(kci_qos_error_is_service_fault(500));
+    assert_true(kci_qos_error_is_service_fault(7));
+    assert_false(kci_qos_error_is_service_fault(400));
+    assert_false(kci_qos_error_is_service_fault(402));
+    assert_false(kci_qos_error_is_service_fault(0));
 }
 
 static void test_decay(void **state)
