@@ -102,6 +102,15 @@ KC_EXPORT kc_err kc_client_request_async(kc_client *client, const char *type, co
 KC_EXPORT kc_err kc_client_request_paid(kc_reply **out, kc_client *client, const char *type,
                                         const void *payload, size_t payload_len, int64_t timeout_ms,
                                         const char *pay);
+/* The same, paid with an escrowed hold (docs/ledger.md, "Escrow: holds"):
+ * hold is the id of a ledger hold of the payer's coins for the service's
+ * wallet, sent as Kc-Pay-Hold. The service claims it for this request,
+ * posts it (the coins become the service's) when its handler answers, and
+ * voids it (the coins come back) when the handler answers an error; a hold
+ * nobody settles returns by itself at its expiry. The way to pay. */
+KC_EXPORT kc_err kc_client_request_held(kc_reply **out, kc_client *client, const char *type,
+                                        const void *payload, size_t payload_len,
+                                        int64_t timeout_ms, const char *hold);
 
 KC_EXPORT const void *kc_reply_payload(const kc_reply *reply, size_t *payload_len);
 KC_EXPORT const char *kc_reply_id(const kc_reply *reply);         /* the reply's Kc-Id */
@@ -180,6 +189,12 @@ typedef struct kc_service_options {
      * (kc.ledger.payment) before the handler runs and answers 402 otherwise. */
     int64_t price;      /* smallest currency units; default 0: free */
     const char *wallet; /* the service's wallet address; copied */
+    /* The wallet's Ed25519 secret key (64 bytes, libsodium's layout, whose
+     * second half is the wallet's address); copied. With it, a paid service
+     * also takes Kc-Pay-Hold: it claims the hold before the handler runs,
+     * posts it after a reply and voids it after an error reply, signing
+     * each with this key. NULL (the default): transfers (Kc-Pay) only. */
+    const uint8_t *wallet_secret_key;
 } kc_service_options;
 
 KC_EXPORT void kc_service_options_init(kc_service_options *options);

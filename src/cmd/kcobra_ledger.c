@@ -1,6 +1,7 @@
 /* kcobra_ledger.c - the MAC currency from the command line (docs/ledger.md):
  * `kcobra wallet new|show|balance|coins`, `kcobra mint`, `kcobra exchange`,
- * `kcobra pay`, `kcobra coin trail`, `kcobra ledger serve|history|audit`.
+ * `kcobra pay`, `kcobra coin trail`, `kcobra ledger serve|history|audit`,
+ * and `kcobra ledger hold|post|void` (escrow: kcobra_ledger_hold.c).
  *
  * Wallet key files live in --wallet-dir (default $KCOBRA_WALLET_DIR, else
  * ~/.kingcobra/wallets); a wallet is named by its file name or given as an
@@ -21,6 +22,7 @@
 
 #include "common/log.h"
 #include "kcobra_common.h"
+#include "kcobra_ledger_hold.h"
 #include "kcobra_ledger_replicas.h"
 #include "kcobra_settings.h"
 #include "ledger/client.h"
@@ -748,13 +750,20 @@ static const char LEDGER_DESCRIPTION[] =
     "                   waits up to 10m unless --timeout is given\n"
     "audit --replicas   storage jetstream: every replica's state digest compared at\n"
     "                   the same log entry (exit 1 if one differs)\n"
+    "hold               escrow: --from W --to ADDR --amount A [--expires D] holds W's\n"
+    "                   coins for ADDR until the payee posts or voids it, or it\n"
+    "                   expires (default 10m); prints the hold id (Kc-Pay-Hold)\n"
+    "post, void         --hold ID --wallet W [--request KC-ID]: the payee W takes the\n"
+    "                   held coins (post) or gives them back (void)\n"
     "\n"
     "Examples:\n"
     "  kcobra ledger serve --dir /var/lib/kingcobra/ledger --server nats://10.0.0.5:4222\n"
     "  kcobra ledger history --since-ms 1763700000000 --json\n"
     "  kcobra ledger audit\n"
     "  kcobra ledger serve --dir DIR --storage jetstream --server nats://a:4222,nats://b:4222\n"
-    "  kcobra ledger audit --replicas\n";
+    "  kcobra ledger audit --replicas\n"
+    "  kcobra ledger hold --from alice --to shop --amount 5 --expires 2m\n"
+    "  kcobra ledger void --hold 0190... --wallet shop\n";
 
 static int ledger_action(const kcobra_command *command, int argc, char **argv,
                          kci_ledger_settings *settings)
@@ -762,7 +771,18 @@ static int ledger_action(const kcobra_command *command, int argc, char **argv,
     const char *after = NULL;
     int64_t since_ms = 0, limit = 0;
     bool replicas = false;
+    kcobra_hold_arguments hold = {0};
     const kcobra_flag extra[] = {
+        {"from", "W", KCOBRA_FLAG_STRING, &hold.from, "hold: the paying wallet (name)"},
+        {"to", "ADDR", KCOBRA_FLAG_STRING, &hold.to, "hold: the payee (address or wallet name)"},
+        {"amount", "A", KCOBRA_FLAG_STRING, &hold.amount_text, "hold: how much"},
+        {"expires", "DURATION", KCOBRA_FLAG_DURATION, &hold.expires_ms,
+         "hold: when it returns to the payer unless settled (default 10m, at most 7 days)"},
+        {"hold", "ID", KCOBRA_FLAG_STRING, &hold.hold, "post, void: the hold"},
+        {"wallet", "W", KCOBRA_FLAG_STRING, &hold.wallet, "post, void: the payee's wallet"},
+        {"request", "KC-ID", KCOBRA_FLAG_STRING, &hold.request,
+         "post, void: the request the hold was claimed for"},
+        {"wallet-dir", "DIR", KCOBRA_FLAG_STRING, &hold.directory, "where wallet key files are"},
         {"replicas", NULL, KCOBRA_FLAG_BOOL, &replicas,
          "audit: compare the replicas' state digests at the same log entry (storage jetstream)"},
         {"since-ms", "MS", KCOBRA_FLAG_COUNT, &since_ms, "history: edges from this Unix ms"},
@@ -813,7 +833,11 @@ static int ledger_action(const kcobra_command *command, int argc, char **argv,
         json_decref(reply);
         return ok ? KCOBRA_EXIT_OK : KCOBRA_EXIT_FAILURE;
     }
-    return kcobra_usage_error(command, "unknown action '%s': serve, history or audit", action);
+    if (strcmp(action, "hold") == 0 || strcmp(action, "post") == 0 || strcmp(action, "void") == 0)
+        return kcobra_ledger_hold_run(command, &invocation, action, &hold);
+    return kcobra_usage_error(command,
+                              "unknown action '%s': serve, history, audit, hold, post or void",
+                              action);
 }
 
 static int run_ledger(const kcobra_command *command, int argc, char **argv)
@@ -830,10 +854,33 @@ static int run_ledger(const kcobra_command *command, int argc, char **argv)
 
 const kcobra_command kcobra_command_ledger = {
     .name = "ledger",
-    .synopsis = "ledger serve --dir DIR | history [--since-ms MS] | audit",
+    .synopsis = "ledger serve --dir DIR | history [--since-ms MS] | audit | hold | post | void",
     .summary = "run the ledger, read the money flow, audit it",
     .description = LEDGER_DESCRIPTION,
     .run = run_ledger,
     .positional_min = 1,
     .positional_max = 1,
 };
+
+/* ---- for kcobra_ledger_hold.c --------------------------------------------------- */
+
+int kcobra_ledger_wallet_open(kci_wallet *wallet, const char *directory, const char *name)
+{
+    return wallet_open(wallet, directory, name);
+}
+
+int kcobra_ledger_address_resolve(uint8_t address[KCI_LEDGER_KEY_BYTES], const char *directory,
+                                  const char *text)
+{
+    return address_resolve(address, directory, text);
+}
+
+int kcobra_ledger_exit_for(kc_err err, const kci_ledger_refusal *refusal)
+{
+    return exit_for(err, refusal);
+}
+
+int kcobra_ledger_parse_amount(const kcobra_command *command, const char *text, uint64_t *out)
+{
+    return parse_amount(command, text, out);
+}

@@ -171,50 +171,6 @@ bool kci_ledger_verify(const kci_ledger_transfer *transfer,
     return valid;
 }
 
-void kci_ledger_settle_signing_bytes(uint8_t bytes[KCI_LEDGER_SETTLE_SIGNING_BYTES],
-                                     kci_ledger_settle settle,
-                                     const uint8_t hold[KCI_LEDGER_ID_BYTES],
-                                     const char *request_id,
-                                     const uint8_t payee[KCI_LEDGER_KEY_BYTES], uint64_t min_amount)
-{
-    uint8_t *cursor = bytes;
-    memcpy(cursor, KCI_LEDGER_SETTLE_PREFIX, sizeof KCI_LEDGER_SETTLE_PREFIX); /* with NUL */
-    cursor += sizeof KCI_LEDGER_SETTLE_PREFIX;
-    *cursor++ = KCI_LEDGER_SIGNING_VERSION;
-    *cursor++ = (uint8_t)settle;
-    memcpy(cursor, hold, KCI_LEDGER_ID_BYTES);
-    cursor += KCI_LEDGER_ID_BYTES;
-    memset(cursor, 0, KCI_LEDGER_ID_BYTES);
-    if (request_id != NULL && request_id[0] != '\0' && !kci_ledger_id_parse(cursor, request_id))
-        memset(cursor, 0xFF, KCI_LEDGER_ID_BYTES); /* not a UUID: signs nothing valid */
-    cursor += KCI_LEDGER_ID_BYTES;
-    memcpy(cursor, payee, KCI_LEDGER_KEY_BYTES);
-    cursor = put_u64(cursor + KCI_LEDGER_KEY_BYTES, min_amount);
-    assert((size_t)(cursor - bytes) == KCI_LEDGER_SETTLE_SIGNING_BYTES);
-}
-
-void kci_ledger_settle_sign(uint8_t signature[KCI_LEDGER_SIGNATURE_BYTES], kci_ledger_settle settle,
-                            const uint8_t hold[KCI_LEDGER_ID_BYTES], const char *request_id,
-                            uint64_t min_amount, const uint8_t secret_key[KCI_LEDGER_SECRET_BYTES])
-{
-    uint8_t bytes[KCI_LEDGER_SETTLE_SIGNING_BYTES];
-    /* libsodium's secret key ends with the public key: the payee. */
-    kci_ledger_settle_signing_bytes(bytes, settle, hold, request_id,
-                                    secret_key + KCI_LEDGER_SECRET_BYTES - KCI_LEDGER_KEY_BYTES,
-                                    min_amount);
-    crypto_sign_detached(signature, NULL, bytes, sizeof bytes, secret_key);
-}
-
-bool kci_ledger_settle_verify(const uint8_t signature[KCI_LEDGER_SIGNATURE_BYTES],
-                              kci_ledger_settle settle, const uint8_t hold[KCI_LEDGER_ID_BYTES],
-                              const char *request_id, const uint8_t payee[KCI_LEDGER_KEY_BYTES],
-                              uint64_t min_amount)
-{
-    uint8_t bytes[KCI_LEDGER_SETTLE_SIGNING_BYTES];
-    kci_ledger_settle_signing_bytes(bytes, settle, hold, request_id, payee, min_amount);
-    return crypto_sign_verify_detached(signature, bytes, sizeof bytes, payee) == 0;
-}
-
 kci_ledger_settle kci_ledger_settle_of(kci_ledger_operation operation)
 {
     switch (operation) {

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "kingcobra/err.h"
+#include "ledger/settle_sign.h"
 
 enum {
     KCI_LEDGER_ID_BYTES = 16,        /* a UUIDv7: coin and transfer ids */
@@ -52,20 +53,8 @@ typedef enum kci_ledger_kind {
     KCI_LEDGER_KIND_HOLD = 4, /* escrow: coins held for the payee until post, void or expiry */
 } kci_ledger_kind;
 
-/* What the payee (or the ledger's clock) does with a hold (store_hold.c). */
-typedef enum kci_ledger_settle {
-    KCI_LEDGER_SETTLE_CLAIM = 1, /* binds the hold to one request (its Kc-Id) */
-    KCI_LEDGER_SETTLE_POST = 2,  /* the coins go to the payee */
-    KCI_LEDGER_SETTLE_VOID = 3,  /* the coins go back to the payer */
-} kci_ledger_settle;
-
 /* A hold lasts at least 1 ms and at most this long from the ledger's clock. */
 #define KCI_LEDGER_HOLD_MS_MAX ((int64_t)7 * 24 * 3600 * 1000)
-/* What a post, void or claim signature begins with. */
-#define KCI_LEDGER_SETTLE_PREFIX "kingcobra-ledger-settle"
-enum {
-    KCI_LEDGER_SETTLE_SIGNING_BYTES = sizeof KCI_LEDGER_SETTLE_PREFIX + 2 + 2 * 16 + 32 + 8,
-};
 
 typedef struct kci_ledger_coin {
     uint8_t id[KCI_LEDGER_ID_BYTES];
@@ -112,22 +101,6 @@ kc_err kci_ledger_sign(kci_ledger_transfer *transfer,
 /* True when transfer->signature is signer's over the canonical bytes. */
 bool kci_ledger_verify(const kci_ledger_transfer *transfer,
                        const uint8_t signer[KCI_LEDGER_KEY_BYTES]);
-/* The bytes a payee signs to claim, post or void a hold (docs/ledger.md,
- * "Escrow"): prefix NUL, version, settle, hold id, request id (16 bytes of
- * the Kc-Id's UUID; zero for none), payee (32), min_amount u64. */
-void kci_ledger_settle_signing_bytes(uint8_t bytes[KCI_LEDGER_SETTLE_SIGNING_BYTES],
-                                     kci_ledger_settle settle,
-                                     const uint8_t hold[KCI_LEDGER_ID_BYTES],
-                                     const char *request_id,
-                                     const uint8_t payee[KCI_LEDGER_KEY_BYTES],
-                                     uint64_t min_amount);
-void kci_ledger_settle_sign(uint8_t signature[KCI_LEDGER_SIGNATURE_BYTES], kci_ledger_settle settle,
-                            const uint8_t hold[KCI_LEDGER_ID_BYTES], const char *request_id,
-                            uint64_t min_amount, const uint8_t secret_key[KCI_LEDGER_SECRET_BYTES]);
-bool kci_ledger_settle_verify(const uint8_t signature[KCI_LEDGER_SIGNATURE_BYTES],
-                              kci_ledger_settle settle, const uint8_t hold[KCI_LEDGER_ID_BYTES],
-                              const char *request_id, const uint8_t payee[KCI_LEDGER_KEY_BYTES],
-                              uint64_t min_amount);
 /* Sorts the coins by id; false if two are the same coin. */
 bool kci_ledger_coins_sort(kci_ledger_coin *coins, uint32_t coin_count);
 
