@@ -109,7 +109,10 @@ static int hold_settle(const kcobra_command *command, const kcobra_invocation *i
     kc_err err = kci_ledger_call(&reply, connection, post ? "hold.post" : "hold.void", body,
                                  invocation->common.timeout_ms, &refusal);
     kcobra_nats_finish(connection);
-    if (err != KC_OK) return kcobra_ledger_exit_for(err, &refusal);
+    if (err != KC_OK) {
+        json_decref(reply); /* a refusal's body */
+        return kcobra_ledger_exit_for(err, &refusal);
+    }
     if (invocation->common.json)
         status = kcobra_json_print(json_incref(reply));
     else
