@@ -226,6 +226,13 @@ KC_EXPORT kc_problem_reason kc_problem_reason_from_name(const char *name);
 KC_EXPORT kc_err kc_client_report_problem(kc_client *client, const char *node,
                                           kc_problem_reason reason, const char *request_id,
                                           const char *text);
+/* The same from a payer charged without service: payment is the id of the
+ * ledger hold or transfer that paid request_id (both required); the
+ * arbiters check with the ledger that it was charged for that request
+ * (docs/arbiter.md, "Payment reports"). */
+KC_EXPORT kc_err kc_client_report_paid_problem(kc_client *client, const char *node,
+                                               kc_problem_reason reason, const char *request_id,
+                                               const char *payment, const char *text);
 /* Sends a suggestion on kc.suggest and waits up to timeout_ms for the keeper
  * (a kcobrad component) to acknowledge that it is stored; id_out (may be
  * NULL) receives the id the keeper gave it. */

@@ -9,6 +9,7 @@
  * nats.c delivers the two subscriptions on two threads, so a reply can be
  * handled before its request: whichever comes second settles. */
 #include "arbiter_internal.h"
+#include "arbiter/payment_check.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -413,6 +414,7 @@ static kc_err subscribe_all(kci_arbiter *arbiter, char *error, size_t error_size
         {"_KCQ.>", on_reply, true}, /* the persister's dispatches (docs/queue.md) */
         {"kc.qos.*", on_qos, false},
         {"kc.problem.*", kci_arbiter_on_problem, false},
+        {"kc.problem.*", kci_arbiter_on_payment_problem, false}, /* payment_check.c */
         {"kc.endorse.*", kci_arbiter_on_endorse, false},
         {"kc.arbiter.vote", kci_arbiter_on_vote, false},
         {"kc.arbiter.status", kci_arbiter_on_request, false},
