@@ -127,6 +127,12 @@ void kci_arbiter_on_payment_problem(natsConnection *connection, natsSubscription
     }
     pthread_mutex_lock(&arbiter->lock);
     arbiter_node *reporter = kci_arbiter_node(arbiter, report.reporter, false);
+    /* judge.c's handler makes the reporter known, on another thread; this
+     * one may come first. The same bound on names first seen filing. */
+    if (reporter == NULL && arbiter->speaker_count < ARBITER_NODES_MAX / 2) {
+        reporter = kci_arbiter_node(arbiter, report.reporter, true);
+        arbiter->speaker_count += reporter != NULL;
+    }
     arbiter_node *accused = kci_arbiter_node(arbiter, report.node, false);
     if (reporter != NULL) kci_credibility_judge(&reporter->credibility, charged == 1);
     if (charged == 1 && accused != NULL) kci_arbiter_evidence_add(accused, report.request_id);

@@ -12,6 +12,10 @@
  *             (402) and nothing moves
  *   expiry    a hold nobody settles returns to the payer by itself
  *   audit     `kcobra ledger audit` passes (no held coin left behind)
+ *   reports   `kcobra problem --transfer --request` from the payer: kcobrad's
+ *             arbiter asks the ledger and finds the voided hold charged
+ *             nothing (counted against the reporter) and the posted one a
+ *             charge (the request kept as evidence against the node)
  * Every wait is bounded; nothing asserts a speed. */
 #include <fcntl.h>
 #include <limits.h>
@@ -45,6 +49,8 @@ static const char *kcobra_binary;
 typedef struct world {
     harness_server server;
     pid_t services[SERVICE_COUNT];
+    char failed_hold[64], failed_request[64]; /* test_failing_service_voids' */
+    char paid_hold[64], paid_request[64];     /* test_working_service_paid_once's */
 } world;
 
 static world the_world;
@@ -97,6 +103,8 @@ static void hold(const world *w, const char *expires, char id[64])
     json_decref(reply);
 }
 
+static char last_request_id[64]; /* the Kc-Id of the last paid request */
+
 /* A paid request with a hold: the exit status, and the error code (0: none). */
 static int request_held(const world *w, const char *type, const char *hold_id, int *error_code,
                         char *payload, size_t payload_size)
@@ -108,6 +116,8 @@ static int request_held(const world *w, const char *type, const char *hold_id, i
     json_t *error = json_object_get(reply, "error");
     *error_code = json_is_object(error) ? (int)json_integer_value(json_object_get(error, "code"))
                                         : 0;
+    const char *request_id = json_string_value(json_object_get(reply, "request_id"));
+    snprintf(last_request_id, sizeof last_request_id, "%s", request_id != NULL ? request_id : "");
     snprintf(payload, payload_size, "%s",
              json_string_value(json_object_get(reply, "payload")) != NULL
                  ? json_string_value(json_object_get(reply, "payload"))
@@ -128,7 +138,8 @@ static pid_t service_start(const world *w, const char *type, const char *command
         dup2(log_fd, STDERR_FILENO);
         dup2(log_fd, STDOUT_FILENO);
         execl(kcobra_binary, kcobra_binary, "serve", type, "--exec", command, "--price", "5",
-              "--wallet-key", key_path, "--server", w->server.url, (char *)NULL);
+              "--wallet-key", key_path, "--node", "shop-node", "--server", w->server.url,
+              (char *)NULL);
         _exit(127);
     }
     return pid;
@@ -155,9 +166,11 @@ static int group_setup(void **state)
 {
     world *w = &the_world;
     if (harness_server_init(&w->server, server_binary) != HARNESS_OK) return -1;
-    char config[HARNESS_PATH_SIZE_MAX + 64];
-    snprintf(config, sizeof config, "ledger { dir: \"%.240s/ledger\" }\n",
-             w->server.directory_path);
+    char config[2 * HARNESS_PATH_SIZE_MAX + 256];
+    snprintf(config, sizeof config,
+             "ledger { dir: \"%.200s/ledger\" }\n"
+             "arbiter { enabled: true, id: arbiter-0, data_dir: \"%.200s/arbiter\" }\n",
+             w->server.directory_path, w->server.directory_path);
     if (harness_server_start(&w->server, config) != HARNESS_OK) return -1;
     json_decref(kcobra_ok(w, "wallet new payer"));
     json_decref(kcobra_ok(w, "wallet new shop"));
@@ -199,6 +212,8 @@ static void test_failing_service_voids(void **state)
     assert_int_equal(balance(w, "payer"), payer_before - 5); /* held meanwhile */
     int code = 0;
     assert_int_equal(request_held(w, "fails", id, &code, payload, sizeof payload), 5);
+    snprintf(w->failed_hold, sizeof w->failed_hold, "%s", id);
+    snprintf(w->failed_request, sizeof w->failed_request, "%s", last_request_id);
     assert_int_not_equal(code, 402); /* served, and it failed */
     assert_int_not_equal(code, 0);
     assert_int_equal(balance(w, "payer"), payer_before);
@@ -220,6 +235,8 @@ static void test_working_service_paid_once(void **state)
     int code = 0;
     assert_int_equal(request_held(w, "works", id, &code, payload, sizeof payload), 0);
     assert_string_equal(payload, "HELLO");
+    snprintf(w->paid_hold, sizeof w->paid_hold, "%s", id);
+    snprintf(w->paid_request, sizeof w->paid_request, "%s", last_request_id);
     assert_int_equal(balance(w, "payer"), payer_before - 5);
     assert_int_equal(balance(w, "shop"), shop_before + 5);
     /* The same hold for another request: refused, nothing moves. */
@@ -258,6 +275,44 @@ static void test_audit_passes(void **state)
     json_decref(reply);
 }
 
+/* kcobrad's log has a line with both texts, within WAIT_MS. */
+static void log_wait(const world *w, const char *first, const char *second)
+{
+    int64_t deadline_ms = harness_now_ms() + WAIT_MS;
+    do {
+        FILE *log = fopen(w->server.log_path, "r");
+        char line[4096];
+        while (log != NULL && fgets(line, sizeof line, log) != NULL)
+            if (strstr(line, first) != NULL && strstr(line, second) != NULL) {
+                fclose(log);
+                return;
+            }
+        if (log != NULL) fclose(log);
+        harness_sleep_ms(100);
+    } while (harness_now_ms() < deadline_ms);
+    char command[HARNESS_PATH_SIZE_MAX + 64];
+    snprintf(command, sizeof command, "tail -20 '%s' >&2", w->server.log_path);
+    if (system(command) != 0) fprintf(stderr, "(no log)\n");
+    fail_msg("kcobrad's log has no line with \"%s\" and \"%s\"", first, second);
+}
+
+static void test_payment_reports(void **state)
+{
+    world *w = *state;
+    assert_true(w->failed_request[0] != '\0' && w->paid_request[0] != '\0');
+    char arguments[512];
+    snprintf(arguments, sizeof arguments,
+             "problem shop-node error_reply --request %s --transfer %s --node payer-node",
+             w->failed_request, w->failed_hold);
+    json_decref(kcobra_ok(w, arguments));
+    log_wait(w, w->failed_hold, "shows no charge");
+    snprintf(arguments, sizeof arguments,
+             "problem shop-node no_answer --request %s --transfer %s --node payer-node",
+             w->paid_request, w->paid_hold);
+    json_decref(kcobra_ok(w, arguments));
+    log_wait(w, w->paid_hold, "confirms the charge");
+}
+
 int main(int argc, char **argv)
 {
     server_binary = argc > 1 ? argv[1] : NULL;
@@ -272,6 +327,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_working_service_paid_once),
         cmocka_unit_test(test_expired_hold_returns),
         cmocka_unit_test(test_audit_passes),
+        cmocka_unit_test(test_payment_reports),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
