@@ -109,8 +109,8 @@ KC_EXPORT kc_err kc_client_request_paid(kc_reply **out, kc_client *client, const
  * voids it (the coins come back) when the handler answers an error; a hold
  * nobody settles returns by itself at its expiry. The way to pay. */
 KC_EXPORT kc_err kc_client_request_held(kc_reply **out, kc_client *client, const char *type,
-                                        const void *payload, size_t payload_len,
-                                        int64_t timeout_ms, const char *hold);
+                                        const void *payload, size_t payload_len, int64_t timeout_ms,
+                                        const char *hold);
 
 KC_EXPORT const void *kc_reply_payload(const kc_reply *reply, size_t *payload_len);
 KC_EXPORT const char *kc_reply_id(const kc_reply *reply);         /* the reply's Kc-Id */

@@ -8,8 +8,8 @@
  * arbiter's clock, so the arbiter measures what a client near it would see.
  * nats.c delivers the two subscriptions on two threads, so a reply can be
  * handled before its request: whichever comes second settles. */
-#include "arbiter_internal.h"
 #include "arbiter/payment_check.h"
+#include "arbiter_internal.h"
 
 #include <assert.h>
 #include <errno.h>

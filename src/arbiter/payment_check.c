@@ -100,8 +100,8 @@ static int ledger_says(natsConnection *connection, const payment_report *report)
     if (natsMsgHeader_Get(reply, KCI_HEADER_ERROR, &error) == NATS_OK && error != NULL) {
         answer = strncmp(error, "404", 3) == 0 ? 0 : -1; /* no such payment: not charged */
     } else {
-        json_t *transfer = json_loadb(natsMsg_GetData(reply),
-                                      (size_t)natsMsg_GetDataLength(reply), 0, NULL);
+        json_t *transfer =
+            json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0, NULL);
         answer = transfer != NULL ? kci_payment_charged(transfer, report->request_id) : -1;
         json_decref(transfer);
     }
@@ -140,5 +140,6 @@ void kci_arbiter_on_payment_problem(natsConnection *connection, natsSubscription
     kci_info("arbiter %s: %s reports it paid %s (%s) for request %s without service: the "
              "ledger %s",
              arbiter->id, report.reporter, report.node, report.payment, report.request_id,
-             charged == 1 ? "confirms the charge" : "shows no charge: counted against the reporter");
+             charged == 1 ? "confirms the charge"
+                          : "shows no charge: counted against the reporter");
 }

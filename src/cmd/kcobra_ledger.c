@@ -835,9 +835,8 @@ static int ledger_action(const kcobra_command *command, int argc, char **argv,
     }
     if (strcmp(action, "hold") == 0 || strcmp(action, "post") == 0 || strcmp(action, "void") == 0)
         return kcobra_ledger_hold_run(command, &invocation, action, &hold);
-    return kcobra_usage_error(command,
-                              "unknown action '%s': serve, history, audit, hold, post or void",
-                              action);
+    return kcobra_usage_error(
+        command, "unknown action '%s': serve, history, audit, hold, post or void", action);
 }
 
 static int run_ledger(const kcobra_command *command, int argc, char **argv)

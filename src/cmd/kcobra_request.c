@@ -99,13 +99,12 @@ static int request_send(kc_client *client, const kcobra_invocation *invocation, 
 {
     kc_reply *reply = NULL;
     int64_t timeout_ms = invocation->common.timeout_ms;
-    kc_err err =
-        pay_hold != NULL ? kc_client_request_held(&reply, client, type, payload->bytes,
-                                                  payload->length, timeout_ms, pay_hold)
-        : pay != NULL    ? kc_client_request_paid(&reply, client, type, payload->bytes,
-                                                  payload->length, timeout_ms, pay)
-                         : kc_client_request(&reply, client, type, payload->bytes,
-                                             payload->length, timeout_ms);
+    kc_err err = pay_hold != NULL ? kc_client_request_held(&reply, client, type, payload->bytes,
+                                                           payload->length, timeout_ms, pay_hold)
+                 : pay != NULL    ? kc_client_request_paid(&reply, client, type, payload->bytes,
+                                                           payload->length, timeout_ms, pay)
+                                  : kc_client_request(&reply, client, type, payload->bytes,
+                                                      payload->length, timeout_ms);
     /* A refused payment is an error reply like any other service error. */
     if (err == KC_ERR_PAYMENT) err = KC_ERR_SERVICE;
     if (err != KC_OK && !(err == KC_ERR_SERVICE && reply != NULL)) {
@@ -156,7 +155,8 @@ static int run_request(const kcobra_command *command, int argc, char **argv)
     if (status != KCOBRA_EXIT_OK) return status;
     kc_client *client = NULL;
     status = kcobra_client_open(&client, &invocation.common);
-    if (status == KCOBRA_EXIT_OK) status = request_send(client, &invocation, type, &payload, pay, pay_hold);
+    if (status == KCOBRA_EXIT_OK)
+        status = request_send(client, &invocation, type, &payload, pay, pay_hold);
     kcobra_client_close(client);
     kcobra_buffer_free(&payload);
     return status;

@@ -276,8 +276,8 @@ static kc_err audit_totals(audit *state)
         problem(state, "%" PRIu64 " balances stored for %" PRIu64 " wallets holding coins",
                 balance_entries, state->wallets);
     uint64_t supply = state->supply;
-    if (state->balances_total + state->held_value != supply || state->supply_table_total != supply ||
-        state->live_value != supply)
+    if (state->balances_total + state->held_value != supply ||
+        state->supply_table_total != supply || state->live_value != supply)
         problem(state,
                 "total supply %" PRIu64 ", balances add up to %" PRIu64 " (and %" PRIu64
                 " held), live coins to %" PRIu64 ", the supply table to %" PRIu64,
@@ -342,11 +342,10 @@ json_t *kci_ledger_audit(kci_ledger_read *read, kci_ledger_outcome *outcome)
         "problem_count", (json_int_t)state.problem_count, "problems", state.problems,
         "supply_by_denomination", state.supply_by_denomination);
     if (body != NULL)
-        json_object_set_new(body, "holds",
-                            json_pack("{s:I, s:I, s:I, s:I}", "pending",
-                                      (json_int_t)state.holds.holds_pending, "settled",
-                                      (json_int_t)state.holds.holds_settled, "coins_held",
-                                      (json_int_t)state.coins_held, "value_held",
-                                      (json_int_t)state.held_value));
+        json_object_set_new(
+            body, "holds",
+            json_pack("{s:I, s:I, s:I, s:I}", "pending", (json_int_t)state.holds.holds_pending,
+                      "settled", (json_int_t)state.holds.holds_settled, "coins_held",
+                      (json_int_t)state.coins_held, "value_held", (json_int_t)state.held_value));
     return body;
 }

@@ -279,8 +279,9 @@ static kc_err send_payment(json_t **out, natsConnection *connection, const kci_w
     kc_err err = hold_ms > 0
                      ? kci_ledger_hold_make(&transfer, wallet, to, chosen, chosen_count, hold_ms)
                      : kci_ledger_transfer_make(&transfer, wallet, to, chosen, chosen_count);
-    if (err != KC_OK) return refuse(refusal, err, 0, "cannot sign the %s: %s",
-                                    hold_ms > 0 ? "hold" : "transfer", kc_strerror(err));
+    if (err != KC_OK)
+        return refuse(refusal, err, 0, "cannot sign the %s: %s", hold_ms > 0 ? "hold" : "transfer",
+                      kc_strerror(err));
     return send_signed(out, connection, hold_ms > 0 ? "hold" : "transfer", &transfer, timeout_ms,
                        refusal);
 }

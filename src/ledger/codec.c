@@ -388,9 +388,9 @@ static kc_err get_coins(kci_ledger_transfer *transfer, json_t *object, char *err
     return KC_OK;
 }
 
-static const char *const TRANSFER_FIELDS[] = {
-    "id",        "from",          "to",         "coins", "amount", "time_ms",
-    "signature", "denominations", "expires_ms", NULL};
+static const char *const TRANSFER_FIELDS[] = {"id",         "from",    "to",        "coins",
+                                              "amount",     "time_ms", "signature", "denominations",
+                                              "expires_ms", NULL};
 
 /* A transfer (kind TRANSFER), a hold (kind HOLD: a transfer with
  * "expires_ms") or an exchange (kind EXCHANGE: no "to", the mint is the
@@ -592,8 +592,8 @@ static kc_err get_signature(uint8_t signature[KCI_LEDGER_SIGNATURE_BYTES], json_
  * and hold.void the same with "request" optional and no "min_amount". */
 static kc_err parse_settle(kci_ledger_request *out, json_t *root, char *error, size_t error_size)
 {
-    static const char *const fields[] = {"hold", "payee", "request", "min_amount", "signature",
-                                         NULL};
+    static const char *const fields[] = {"hold",       "payee",     "request",
+                                         "min_amount", "signature", NULL};
     bool claim = out->operation == KCI_LEDGER_OP_HOLD_CLAIM;
     kc_err err = check_fields(root, fields, "a hold settlement", error, error_size);
     if (err == KC_OK) err = get_id(out->transfer, root, "hold", error, error_size);
@@ -601,8 +601,8 @@ static kc_err parse_settle(kci_ledger_request *out, json_t *root, char *error, s
     if (err == KC_OK && claim)
         err = get_amount(&out->min_amount, root, "min_amount", true, error, error_size);
     else if (err == KC_OK && json_object_get(root, "min_amount") != NULL)
-        err = kci_ledger_fail(error, error_size, KC_ERR_PARSE,
-                              "only hold.claim has \"min_amount\"");
+        err =
+            kci_ledger_fail(error, error_size, KC_ERR_PARSE, "only hold.claim has \"min_amount\"");
     uint8_t request[KCI_LEDGER_ID_BYTES];
     if (err == KC_OK && (claim || json_object_get(root, "request") != NULL)) {
         err = get_id(request, root, "request", error, error_size);

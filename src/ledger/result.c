@@ -93,7 +93,8 @@ const char *kci_ledger_result_message(kci_ledger_result result)
     case KCI_LEDGER_READ_FAILED: return "cannot read the ledger";
     case KCI_LEDGER_COIN_IS_HELD: return "the coin is held by a pending hold and cannot move";
     case KCI_LEDGER_HOLD_UNKNOWN: return "no such hold";
-    case KCI_LEDGER_HOLD_NOT_PAYEE: return "the hold pays another wallet: only its payee settles it";
+    case KCI_LEDGER_HOLD_NOT_PAYEE:
+        return "the hold pays another wallet: only its payee settles it";
     case KCI_LEDGER_HOLD_EXPIRED: return "the hold expired: its coins went back to the payer";
     case KCI_LEDGER_HOLD_POSTED: return "the hold was posted already";
     case KCI_LEDGER_HOLD_VOIDED: return "the hold was voided: its coins went back to the payer";

@@ -128,8 +128,7 @@ static kc_err apply_job(kci_ledger_batch *batch, job *work)
     case KCI_LEDGER_OP_HOLD_VOID:
         return kci_ledger_apply_settle(batch, kci_ledger_settle_of(request->operation),
                                        request->transfer, request->payee, request->request_id,
-                                       request->min_amount, request->signature,
-                                       &work->outcomes[0]);
+                                       request->min_amount, request->signature, &work->outcomes[0]);
     default: assert(false); return KC_ERR_INVALID_ARGUMENT;
     }
 }

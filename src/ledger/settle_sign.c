@@ -67,8 +67,7 @@ bool kci_ledger_settle_verify(const uint8_t signature[KCI_LEDGER_SETTLE_SIGNATUR
                               kci_ledger_settle settle,
                               const uint8_t hold[KCI_LEDGER_SETTLE_HOLD_BYTES],
                               const char *request_id,
-                              const uint8_t payee[KCI_LEDGER_SETTLE_KEY_BYTES],
-                              uint64_t min_amount)
+                              const uint8_t payee[KCI_LEDGER_SETTLE_KEY_BYTES], uint64_t min_amount)
 {
     uint8_t bytes[KCI_LEDGER_SETTLE_SIGNING_BYTES];
     kci_ledger_settle_signing_bytes(bytes, settle, hold, request_id, payee, min_amount);

@@ -172,7 +172,7 @@ static int open_databases(kci_ledger_store *store)
         {"history", 0, &store->history},
         {"supply", 0, &store->supply},
         {"retired", 0, &store->retired},
-        {"chain", 0, &store->chain}, /* replica.c: log sequence -> chain digest */
+        {"chain", 0, &store->chain},   /* replica.c: log sequence -> chain digest */
         {"holds", 0, &store->holds},   /* store_hold.c: hold id -> store_hold_record */
         {"held", 0, &store->held},     /* held coin -> its pending hold */
         {"expiry", 0, &store->expiry}, /* expires_ms, hold id -> "" while pending */

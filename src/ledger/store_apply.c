@@ -31,7 +31,7 @@ enum {
 /* ---- primitive writes ----------------------------------------------------------- */
 
 kc_err store_coin_put(kci_ledger_batch *batch, const uint8_t id[KCI_LEDGER_ID_BYTES],
-                       const kci_ledger_coin_record *record)
+                      const kci_ledger_coin_record *record)
 {
     assert(record->hop_count > 0); /* a stored coin has at least its issue hop */
     assert(record->state >= KCI_LEDGER_COIN_LIVE && record->state <= KCI_LEDGER_COIN_HELD);
@@ -41,7 +41,7 @@ kc_err store_coin_put(kci_ledger_batch *batch, const uint8_t id[KCI_LEDGER_ID_BY
 
 /* Adds (sign +1) or removes (-1) amount from wallet's balance. */
 kc_err store_balance_add(kci_ledger_batch *batch, const uint8_t wallet[KCI_LEDGER_KEY_BYTES],
-                          uint64_t amount, int sign)
+                         uint64_t amount, int sign)
 {
     assert(sign == 1 || sign == -1);
     uint64_t balance = store_balance_get(batch->txn, batch->store, wallet);
@@ -62,7 +62,7 @@ kc_err store_balance_add(kci_ledger_batch *batch, const uint8_t wallet[KCI_LEDGE
  * one holder), -1 drops it (it must exist). Either failure means the
  * singleton rule is broken in the stored state. */
 kc_err store_reference_change(kci_ledger_batch *batch, const uint8_t wallet[KCI_LEDGER_KEY_BYTES],
-                               const uint8_t coin[KCI_LEDGER_ID_BYTES], int delta)
+                              const uint8_t coin[KCI_LEDGER_ID_BYTES], int delta)
 {
     assert(delta == 1 || delta == -1);
     assert(memcmp(wallet, batch->store->mint.public_key, KCI_LEDGER_KEY_BYTES) != 0);
@@ -150,7 +150,7 @@ kc_err store_history_append(kci_ledger_batch *batch, const kci_ledger_transfer *
  * the payer (or nobody, for an issue) to the payee; its trail grows by
  * exactly one hop. */
 kc_err store_coin_move(kci_ledger_batch *batch, const kci_ledger_transfer *transfer,
-                        const uint8_t coin[KCI_LEDGER_ID_BYTES], kci_ledger_coin_record *record)
+                       const uint8_t coin[KCI_LEDGER_ID_BYTES], kci_ledger_coin_record *record)
 {
     assert(transfer->kind == KCI_LEDGER_KIND_ISSUE
                ? record->hop_count == 0
@@ -188,7 +188,8 @@ static kc_err issue_coins(kci_ledger_batch *batch, kci_ledger_transfer *issue)
         kci_ledger_coin_record record = {.denomination = issue->coins[index].denomination,
                                          .state = KCI_LEDGER_COIN_LIVE};
         err = store_coin_move(batch, issue, issue->coins[index].id, &record);
-        if (err == KC_OK) err = store_reference_change(batch, issue->to, issue->coins[index].id, +1);
+        if (err == KC_OK)
+            err = store_reference_change(batch, issue->to, issue->coins[index].id, +1);
         if (err == KC_OK) err = supply_add(batch, record.denomination, +1);
     }
     if (err == KC_OK) err = store_balance_add(batch, issue->to, issue->amount, +1);
@@ -492,7 +493,7 @@ static bool refuse_mint_party(kci_ledger_batch *batch, const kci_ledger_transfer
 /* The checks both a transfer and an exchange pass before they write:
  * *go says whether to write (false: refused or replayed). */
 kc_err store_check_spend(kci_ledger_batch *batch, const kci_ledger_transfer *transfer,
-                          kci_ledger_coin_record *records, kci_ledger_outcome *outcome, bool *go)
+                         kci_ledger_coin_record *records, kci_ledger_outcome *outcome, bool *go)
 {
     assert(transfer->coin_count > 0 && transfer->coin_count <= KCI_LEDGER_COINS_PER_TRANSFER_MAX);
     assert(outcome->result == KCI_LEDGER_OK);

@@ -62,9 +62,8 @@ kc_err kci_ledger_hold_get(kci_ledger_read *read, const uint8_t id[KCI_LEDGER_ID
     store_hold_record record;
     kc_err err = store_hold_get(read->txn, read->store, id, &record);
     if (err != KC_OK) return err;
-    *out = (kci_ledger_hold_status){.state = record.state,
-                                    .expires_ms = record.expires_ms,
-                                    .settled_ms = record.settled_ms};
+    *out = (kci_ledger_hold_status){
+        .state = record.state, .expires_ms = record.expires_ms, .settled_ms = record.settled_ms};
     return KC_OK;
 }
 
@@ -142,7 +141,8 @@ static kc_err held_change(kci_ledger_batch *batch, const uint8_t coin[KCI_LEDGER
 static bool refuse_expiry(const kci_ledger_batch *batch, const kci_ledger_transfer *hold,
                           kci_ledger_outcome *outcome)
 {
-    if (hold->expires_ms > batch->now_ms && hold->expires_ms - batch->now_ms <= KCI_LEDGER_HOLD_MS_MAX)
+    if (hold->expires_ms > batch->now_ms &&
+        hold->expires_ms - batch->now_ms <= KCI_LEDGER_HOLD_MS_MAX)
         return false;
     char id[37];
     kci_ledger_id_text(id, hold->id);
@@ -283,7 +283,8 @@ static void settle_pending_check(const kci_ledger_batch *batch, const settle_req
     if (asked->settle == KCI_LEDGER_SETTLE_VOID) return; /* the payee may always give back */
     if (batch->now_ms >= record->expires_ms) {
         kci_ledger_refuse_with(outcome, KCI_LEDGER_HOLD_EXPIRED,
-                               "hold %s expired at %" PRId64 " ms (the ledger's clock reads %" PRId64
+                               "hold %s expired at %" PRId64
+                               " ms (the ledger's clock reads %" PRId64
                                " ms): it can only return to the payer",
                                asked->id, record->expires_ms, batch->now_ms);
     } else if (claimed[0] != '\0' && asked->request_id[0] != '\0' &&
@@ -430,16 +431,16 @@ kc_err kci_ledger_expire(kci_ledger_batch *batch, uint32_t count_max, uint32_t *
     uint8_t holds[EXPIRE_COLLECT_MAX][KCI_LEDGER_ID_BYTES];
     uint32_t found = 0;
     /* Collect first, then write: a cursor must not see its own deletes. */
-    kc_err err = collect_due(batch, holds, count_max < EXPIRE_COLLECT_MAX ? count_max
-                                                                          : EXPIRE_COLLECT_MAX,
-                             &found);
+    kc_err err = collect_due(
+        batch, holds, count_max < EXPIRE_COLLECT_MAX ? count_max : EXPIRE_COLLECT_MAX, &found);
     for (uint32_t index = 0; err == KC_OK && index < found; index++) {
         store_hold_record record;
         kci_ledger_transfer transfer;
         err = store_hold_get(batch->txn, batch->store, holds[index], &record);
         if (err == KC_OK && record.state != KCI_LEDGER_HOLD_PENDING)
             err = store_invariant_broken("a settled hold is still in the expiry order");
-        if (err == KC_OK) err = store_transfer_get(batch->txn, batch->store, holds[index], &transfer, NULL);
+        if (err == KC_OK)
+            err = store_transfer_get(batch->txn, batch->store, holds[index], &transfer, NULL);
         if (err != KC_OK) break;
         transfer.expires_ms = record.expires_ms;
         err = hold_end(batch, &transfer, &record, KCI_LEDGER_HOLD_EXPIRED_STATE);

@@ -30,7 +30,7 @@ struct kci_ledger_store {
     MDB_env *env;
     MDB_dbi meta, coins, owned, balances, transfers, trail, history, supply, retired, chain;
     MDB_dbi holds, held, expiry; /* store_hold.c: hold -> state, coin -> hold, due holds */
-    kci_directory_lock lock; /* the directory's (common/lock.h) */
+    kci_directory_lock lock;     /* the directory's (common/lock.h) */
     kci_wallet mint;
     char mint_address[KCI_LEDGER_ADDRESS_TEXT_BYTES + 1];
     char *directory;

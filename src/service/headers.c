@@ -455,8 +455,7 @@ kc_err kci_headers_stamp_with_hlc(natsMsg *message, kci_kc_headers *headers, kci
     kc_err err = stamp_check(headers);
     if (err == KC_OK) err = stamp_uuid_canonical(KCI_HEADER_REPLY_TO, headers->reply_to, reply_to);
     if (err == KC_OK) err = stamp_uuid_canonical(KCI_HEADER_PAY, headers->pay, pay);
-    if (err == KC_OK)
-        err = stamp_uuid_canonical(KCI_HEADER_PAY_HOLD, headers->pay_hold, pay_hold);
+    if (err == KC_OK) err = stamp_uuid_canonical(KCI_HEADER_PAY_HOLD, headers->pay_hold, pay_hold);
     if (err != KC_OK) return err;
 
     /* A fresh message has no optional header to delete: one lookup instead

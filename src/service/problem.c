@@ -77,8 +77,8 @@ static kc_err json_take(char **out, json_t *object, const char *what)
 }
 
 static kc_err problem_payload(char **out, kc_client *client, const char *node,
-                              kc_problem_reason reason, const char *request_id,
-                              const char *payment, const char *text)
+                              kc_problem_reason reason, const char *request_id, const char *payment,
+                              const char *text)
 {
     /* "s?": a NULL request_id becomes null. json_pack fails on bad UTF-8. */
     json_t *object = json_pack("{s:s, s:s, s:s?, s:s, s:s}", "node", node, "reason",
@@ -145,13 +145,11 @@ kc_err kc_client_report_problem(kc_client *client, const char *node, kc_problem_
     return report(client, node, reason, request_id, NULL, text);
 }
 
-kc_err kc_client_report_paid_problem(kc_client *client, const char *node,
-                                     kc_problem_reason reason, const char *request_id,
-                                     const char *payment, const char *text)
+kc_err kc_client_report_paid_problem(kc_client *client, const char *node, kc_problem_reason reason,
+                                     const char *request_id, const char *payment, const char *text)
 {
     kci_uuid uuid;
-    if (request_id == NULL || payment == NULL ||
-        !kci_uuid_parse(payment, strlen(payment), &uuid))
+    if (request_id == NULL || payment == NULL || !kci_uuid_parse(payment, strlen(payment), &uuid))
         return kci_fail(KC_ERR_INVALID_ARGUMENT,
                         "a payment report names the request and its payment (a hold or "
                         "transfer id)");

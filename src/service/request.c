@@ -200,9 +200,8 @@ kc_err kc_client_request(kc_reply **out, kc_client *client, const char *type, co
     return request_sync(out, client, type, payload, payload_len, timeout_ms, NULL, false);
 }
 
-static kc_err request_paid(kc_reply **out, kc_client *client, const char *type,
-                           const void *payload, size_t payload_len, int64_t timeout_ms,
-                           const char *pay, bool hold)
+static kc_err request_paid(kc_reply **out, kc_client *client, const char *type, const void *payload,
+                           size_t payload_len, int64_t timeout_ms, const char *pay, bool hold)
 {
     kci_uuid uuid;
     if (pay == NULL || !kci_uuid_parse(pay, strlen(pay), &uuid))

@@ -439,8 +439,8 @@ static bool payment_accepted(kc_service *service, natsMsg *message, const kci_kc
                      ? kci_hold_claim(service->client,
                                       service->has_wallet_key ? service->wallet_secret_key : NULL,
                                       service->price, headers, detail, sizeof(detail))
-                     : kci_payment_claim(service->client, service->wallet, service->price,
-                                         headers, detail, sizeof(detail));
+                     : kci_payment_claim(service->client, service->wallet, service->price, headers,
+                                         detail, sizeof(detail));
     if (err == KC_OK) return true;
     send_error(service, message, headers->id, KCI_CODE_PAYMENT, detail);
     return false;
@@ -564,8 +564,8 @@ static kc_err check_options(const kc_service_options *options)
                         "a paid service needs its wallet address (64 hex digits)");
     if (options->price > 0 && options->wallet_secret_key != NULL &&
         !kci_wallet_key_matches(options->wallet, options->wallet_secret_key))
-        return kci_fail(KC_ERR_INVALID_ARGUMENT,
-                        "wallet_secret_key is not the key of wallet %s", options->wallet);
+        return kci_fail(KC_ERR_INVALID_ARGUMENT, "wallet_secret_key is not the key of wallet %s",
+                        options->wallet);
     return KC_OK;
 }
 

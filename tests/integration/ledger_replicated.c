@@ -549,9 +549,9 @@ static int hold_send(world *w, natsConnection *connection, int coin, int64_t hol
     memcpy(payer.public_key, w->public_keys[from], KCI_LEDGER_KEY_BYTES);
     memcpy(payer.secret_key, w->secret_keys[from], KCI_LEDGER_SECRET_BYTES);
     kci_ledger_transfer hold;
-    assert_int_equal(kci_ledger_hold_make(&hold, &payer, w->public_keys[*payee], &w->coins[coin],
-                                          1, hold_ms),
-                     KC_OK);
+    assert_int_equal(
+        kci_ledger_hold_make(&hold, &payer, w->public_keys[*payee], &w->coins[coin], 1, hold_ms),
+        KC_OK);
     memcpy(id, hold.id, KCI_LEDGER_ID_BYTES);
     json_t *json = kci_ledger_transfer_json(&hold);
     char *text = json_dumps(json, JSON_COMPACT);

@@ -524,8 +524,8 @@ static void test_escrow_entries_replay_alike(void **state)
     uint8_t id[KCI_LEDGER_ID_BYTES];
     new_id(id);
     kci_ledger_log_begin(&first, id, 1, NOW_MS + 1, w.mint.public_key);
-    kci_ledger_log_put_mint(&first, &w.grant, 1,
-                            (const uint8_t(*)[KCI_LEDGER_ID_BYTES])w.issue_id, w.minted_list);
+    kci_ledger_log_put_mint(&first, &w.grant, 1, (const uint8_t(*)[KCI_LEDGER_ID_BYTES])w.issue_id,
+                            w.minted_list);
     kci_ledger_log_put_hold(&first, &soon);
     kci_ledger_log_put_hold(&first, &later);
     kci_ledger_log_put_settle(&first, KCI_LEDGER_SETTLE_CLAIM, later.id, w.bob.public_key,
@@ -570,15 +570,15 @@ static void test_escrow_entries_replay_alike(void **state)
     kci_ledger_log_entry entry;
     size_t settle_at = KCI_LEDGER_LOG_HEAD_BYTES + 1;
     second.bytes[settle_at] = 4;
-    assert_int_equal(kci_ledger_log_decode(&entry, second.bytes, second.length, error,
-                                           sizeof error),
-                     KC_ERR_PARSE);
+    assert_int_equal(
+        kci_ledger_log_decode(&entry, second.bytes, second.length, error, sizeof error),
+        KC_ERR_PARSE);
     assert_non_null(strstr(error, "unknown kind"));
     kci_ledger_log_entry_free(&entry);
     second.bytes[settle_at] = KCI_LEDGER_SETTLE_CLAIM;
-    assert_int_equal(kci_ledger_log_decode(&entry, second.bytes, second.length, error,
-                                           sizeof error),
-                     KC_ERR_PARSE);
+    assert_int_equal(
+        kci_ledger_log_decode(&entry, second.bytes, second.length, error, sizeof error),
+        KC_ERR_PARSE);
     kci_ledger_log_entry_free(&entry);
     replica_close(&a);
     replica_close(&b);

@@ -114,8 +114,8 @@ static int request_held(const world *w, const char *type, const char *hold_id, i
     snprintf(arguments, sizeof arguments, "request %s hello --pay-hold %s", type, hold_id);
     json_t *reply = kcobra_json(w, arguments, &status);
     json_t *error = json_object_get(reply, "error");
-    *error_code = json_is_object(error) ? (int)json_integer_value(json_object_get(error, "code"))
-                                        : 0;
+    *error_code =
+        json_is_object(error) ? (int)json_integer_value(json_object_get(error, "code")) : 0;
     const char *request_id = json_string_value(json_object_get(reply, "request_id"));
     snprintf(last_request_id, sizeof last_request_id, "%s", request_id != NULL ? request_id : "");
     snprintf(payload, payload_size, "%s",
@@ -154,7 +154,8 @@ static void service_wait(const world *w, const char *type)
     int status = 0;
     do {
         json_t *reply = kcobra_json(w, arguments, &status);
-        int code = (int)json_integer_value(json_object_get(json_object_get(reply, "error"), "code"));
+        int code =
+            (int)json_integer_value(json_object_get(json_object_get(reply, "error"), "code"));
         json_decref(reply);
         if (status == 5 && code == 402) return;
         harness_sleep_ms(100);
@@ -270,8 +271,8 @@ static void test_audit_passes(void **state)
     world *w = *state;
     json_t *reply = kcobra_ok(w, "ledger audit");
     assert_true(json_is_true(json_object_get(reply, "ok")));
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(reply, "holds"), "pending")),
-                     0);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(reply, "holds"), "pending")), 0);
     json_decref(reply);
 }
 

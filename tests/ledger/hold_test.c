@@ -105,9 +105,8 @@ static void assert_audit_ok(fixture *f, json_int_t pending)
     assert_non_null(result);
     char *text = json_dumps(result, 0);
     if (!json_is_true(json_object_get(result, "ok"))) fail_msg("audit failed: %s", text);
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(result, "holds"),
-                                                        "pending")),
-                     pending);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(result, "holds"), "pending")), pending);
     free(text);
     json_decref(result);
 }
@@ -216,8 +215,8 @@ static void test_hold_claim_post(void **state)
     kci_ledger_read_end(read);
     json_t *last = json_array_get(json_object_get(trail, "hops"), 1);
     assert_string_equal(json_string_value(json_object_get(last, "kind")), "hold");
-    assert_string_equal(
-        json_string_value(json_object_get(json_object_get(last, "hold"), "state")), "posted");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(last, "hold"), "state")),
+                        "posted");
     json_decref(trail);
     kci_ledger_transfer_free(&hold);
 }
@@ -244,8 +243,8 @@ static void test_hold_void_returns(void **state)
                    KCI_LEDGER_CODE_CONFLICT, "was voided", before);
     /* The coins are Alice's again: she can spend them. */
     kci_ledger_transfer transfer;
-    assert_int_equal(kci_ledger_transfer_make(&transfer, &f->alice, f->carol.public_key, f->coins, 2),
-                     KC_OK);
+    assert_int_equal(
+        kci_ledger_transfer_make(&transfer, &f->alice, f->carol.public_key, f->coins, 2), KC_OK);
     kci_ledger_read *read = NULL;
     assert_int_equal(kci_ledger_read_begin(&read, f->store), KC_OK);
     kci_ledger_outcome filled = {0};
@@ -282,30 +281,29 @@ static void test_held_coins_cannot_move(void **state)
     assert_int_equal(kci_ledger_apply_transfer(batch, &spend, &outcome), KC_OK);
     assert_int_equal(kci_ledger_batch_commit(batch), KC_OK);
     assert_refused(f, outcome, KCI_LEDGER_CODE_CONFLICT, "is held by hold", before);
-    assert_int_equal(kci_ledger_hold_make(&again, &f->alice, f->carol.public_key, f->coins, 1,
-                                          HOLD_MS),
-                     KC_OK);
+    assert_int_equal(
+        kci_ledger_hold_make(&again, &f->alice, f->carol.public_key, f->coins, 1, HOLD_MS), KC_OK);
     assert_refused(f, hold_at(f, &again, kci_wall_ms()), KCI_LEDGER_CODE_CONFLICT,
                    "is held by hold", before);
     /* Carol holds Alice's free coin (the 2): not hers. */
-    assert_int_equal(kci_ledger_hold_make(&stranger, &f->carol, f->bob.public_key, &f->coins[2], 1,
-                                          HOLD_MS),
-                     KC_OK);
-    assert_refused(f, hold_at(f, &stranger, kci_wall_ms()), KCI_LEDGER_CODE_CONFLICT,
-                   "not owned", before);
+    assert_int_equal(
+        kci_ledger_hold_make(&stranger, &f->carol, f->bob.public_key, &f->coins[2], 1, HOLD_MS),
+        KC_OK);
+    assert_refused(f, hold_at(f, &stranger, kci_wall_ms()), KCI_LEDGER_CODE_CONFLICT, "not owned",
+                   before);
     /* A hold signed by another key than its payer's. */
     kci_ledger_transfer forged;
-    assert_int_equal(kci_ledger_hold_make(&forged, &f->alice, f->bob.public_key, &f->coins[2], 1,
-                                          HOLD_MS),
-                     KC_OK);
+    assert_int_equal(
+        kci_ledger_hold_make(&forged, &f->alice, f->bob.public_key, &f->coins[2], 1, HOLD_MS),
+        KC_OK);
     assert_int_equal(kci_ledger_sign(&forged, f->carol.secret_key), KC_OK);
     assert_refused(f, hold_at(f, &forged, kci_wall_ms()), KCI_LEDGER_CODE_BAD_SIGNATURE,
                    "signature", before);
     /* A hold that would already have expired by the ledger's clock. */
     kci_ledger_transfer stale;
-    assert_int_equal(kci_ledger_hold_make(&stale, &f->alice, f->bob.public_key, &f->coins[2], 1,
-                                          HOLD_MS),
-                     KC_OK);
+    assert_int_equal(
+        kci_ledger_hold_make(&stale, &f->alice, f->bob.public_key, &f->coins[2], 1, HOLD_MS),
+        KC_OK);
     assert_refused(f, hold_at(f, &stale, stale.expires_ms + 1), KCI_LEDGER_CODE_BAD_REQUEST,
                    "must expire", before);
     assert_audit_ok(f, 1);
@@ -330,10 +328,10 @@ static void test_settle_refusals(void **state)
                    settle_at(f, KCI_LEDGER_SETTLE_POST, &hold, &f->carol, f->carol.public_key,
                              REQUEST_ONE, 0, now_ms),
                    KCI_LEDGER_CODE_FORBIDDEN, "only its payee", before);
-    assert_refused(f,
-                   settle_at(f, KCI_LEDGER_SETTLE_VOID, &hold, &f->carol, f->carol.public_key,
-                             "", 0, now_ms),
-                   KCI_LEDGER_CODE_FORBIDDEN, "only its payee", before);
+    assert_refused(
+        f,
+        settle_at(f, KCI_LEDGER_SETTLE_VOID, &hold, &f->carol, f->carol.public_key, "", 0, now_ms),
+        KCI_LEDGER_CODE_FORBIDDEN, "only its payee", before);
     /* Carol claims to be Bob: the signature is not Bob's. */
     assert_refused(f,
                    settle_at(f, KCI_LEDGER_SETTLE_POST, &hold, &f->carol, f->bob.public_key,
@@ -397,8 +395,8 @@ static void test_expiry(void **state)
     assert_int_equal(balance(f, &f->alice), 10);
     assert_audit_ok(f, 0);
     digest(f, before);
-    kci_ledger_outcome outcome = settle_at(f, KCI_LEDGER_SETTLE_VOID, &hold, &f->bob,
-                                           f->bob.public_key, "", 0, late_ms + 5);
+    kci_ledger_outcome outcome =
+        settle_at(f, KCI_LEDGER_SETTLE_VOID, &hold, &f->bob, f->bob.public_key, "", 0, late_ms + 5);
     assert_int_equal(outcome.result, KCI_LEDGER_OK);
     assert_true(outcome.replayed);
     assert_string_equal(outcome.message, "expired");
