@@ -535,6 +535,7 @@ static bool verify_hop(const json_t *hop, const uint8_t mint[KCI_LEDGER_KEY_BYTE
     const char *kind = json_string_value(json_object_get(hop, "kind"));
     bool exchange = kind != NULL && strcmp(kind, "exchange") == 0;
     bool issue = kind != NULL && strcmp(kind, "issue") == 0;
+    bool hold = kind != NULL && strcmp(kind, "hold") == 0; /* a posted hold: it signs its expiry */
     json_t *copy =
         json_pack("{s:O, s:O, s:O, s:O, s:O, s:o}", "id", json_object_get(hop, "transfer"), "from",
                   json_object_get(hop, "from"), "amount", json_object_get(hop, "amount"), "time_ms",
@@ -549,17 +550,21 @@ static bool verify_hop(const json_t *hop, const uint8_t mint[KCI_LEDGER_KEY_BYTE
         json_object_set(copy, "denominations", json_object_get(hop, "denominations"));
     else
         json_object_set(copy, "to", json_object_get(hop, "to"));
+    if (hold) json_object_set(copy, "expires_ms", json_object_get(hop, "expires_ms"));
     char *text = json_dumps(copy, JSON_COMPACT);
     json_decref(copy);
     bool valid =
-        text != NULL && kci_ledger_request_parse(
-                            &parsed, exchange ? KCI_LEDGER_OP_EXCHANGE : KCI_LEDGER_OP_TRANSFER,
-                            text, strlen(text), error, sizeof error) == KC_OK;
+        text != NULL && kci_ledger_request_parse(&parsed,
+                                                 exchange ? KCI_LEDGER_OP_EXCHANGE
+                                                 : hold   ? KCI_LEDGER_OP_HOLD
+                                                          : KCI_LEDGER_OP_TRANSFER,
+                                                 text, strlen(text), error, sizeof error) == KC_OK;
     free(text);
     if (!valid) return false;
     kci_ledger_transfer *transfer = &parsed.transfers[0];
     transfer->kind = (uint8_t)(issue      ? KCI_LEDGER_KIND_ISSUE
                                : exchange ? KCI_LEDGER_KIND_EXCHANGE
+                               : hold     ? KCI_LEDGER_KIND_HOLD
                                           : KCI_LEDGER_KIND_TRANSFER);
     if (exchange) memcpy(transfer->to, mint, KCI_LEDGER_KEY_BYTES);
     for (uint32_t index = 0; index < transfer->coin_count; index++)
@@ -602,7 +607,11 @@ static int verify_trail(json_t *reply)
     const char *owner = json_string_value(json_object_get(reply, "owner"));
     char mint_text[KCI_LEDGER_ADDRESS_TEXT_BYTES + 1];
     kci_ledger_hex(mint_text, mint, KCI_LEDGER_KEY_BYTES);
-    const char *holder = state != NULL && strcmp(state, "live") == 0 ? owner : mint_text;
+    /* A held coin is still its payer's (held_for) until the hold ends. */
+    const char *holder = state != NULL && strcmp(state, "live") == 0 ? owner
+                         : state != NULL && strcmp(state, "held") == 0
+                             ? json_string_value(json_object_get(reply, "held_for"))
+                             : mint_text;
     if (json_array_size(hops) > 0 &&
         (previous_to == NULL || holder == NULL || strcmp(previous_to, holder) != 0))
         bad++; /* the trail does not end where the coin is */
@@ -662,6 +671,9 @@ static int run_coin(const kcobra_command *command, int argc, char **argv)
                    json_is_true(json_object_get(hop, "verified")) ? "signature ok"
                                                                   : "SIGNATURE BAD");
         }
+        if (json_is_string(json_object_get(reply, "held_by")))
+            printf("  held by hold %s until it is posted, voided or expires\n",
+                   json_string_value(json_object_get(reply, "held_by")));
         printf("%s\n", reaped     ? "no hops: the reaper freed this retired coin's trail"
                        : bad == 0 ? "every hop verified back to the mint"
                                   : "the trail does NOT verify");
