@@ -242,15 +242,15 @@ static void test_working_service_paid_once(void **state)
     json_t *coins = kcobra_ok(w, "wallet coins shop");
     char arguments[128];
     snprintf(arguments, sizeof arguments, "coin trail %s",
-             json_string_value(json_object_get(
-                 json_array_get(json_object_get(coins, "coins"), 0), "id")));
+             json_string_value(
+                 json_object_get(json_array_get(json_object_get(coins, "coins"), 0), "id")));
     json_t *trail = kcobra_ok(w, arguments);
     json_t *hops = json_object_get(trail, "hops");
     json_t *last = json_array_get(hops, json_array_size(hops) - 1);
     assert_string_equal(json_string_value(json_object_get(last, "kind")), "hold");
     assert_string_equal(json_string_value(json_object_get(last, "transfer")), id);
-    assert_string_equal(
-        json_string_value(json_object_get(json_object_get(last, "hold"), "state")), "posted");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(last, "hold"), "state")),
+                        "posted");
     assert_true(json_is_true(json_object_get(trail, "verified")));
     json_decref(trail);
     json_decref(coins);
