@@ -471,6 +471,44 @@ static const char PAY_DESCRIPTION[] =
     "Example:\n"
     "  kcobra pay --from alice --to 3b6a27bc...e1 --amount 25\n";
 
+int kcobra_ledger_pay_run(const kcobra_command *command, const kcobra_invocation *invocation,
+                          const char *directory, const char *from, const char *to,
+                          const char *amount_text, int64_t hold_ms)
+{
+    uint64_t amount = 0;
+    uint8_t payee[KCI_LEDGER_KEY_BYTES];
+    kci_wallet wallet;
+    int status = parse_amount(command, amount_text, &amount);
+    if (status == KCOBRA_EXIT_OK) status = address_resolve(payee, directory, to);
+    if (status == KCOBRA_EXIT_OK) status = wallet_open(&wallet, directory, from);
+    if (status != KCOBRA_EXIT_OK) return status;
+    natsConnection *connection = NULL;
+    status = kcobra_nats_connect(&connection, &invocation->common);
+    json_t *reply = NULL;
+    bool exchanged = false;
+    kci_ledger_refusal refusal;
+    int64_t timeout_ms = invocation->common.timeout_ms;
+    if (status == KCOBRA_EXIT_OK) {
+        kc_err err = hold_ms > 0 ? kci_ledger_hold_pay(&reply, &exchanged, connection, &wallet,
+                                                       payee, amount, hold_ms, timeout_ms, &refusal)
+                                 : kci_ledger_pay(&reply, &exchanged, connection, &wallet, payee,
+                                                  amount, timeout_ms, &refusal);
+        if (err != KC_OK) status = exit_for(err, &refusal);
+    }
+    kci_wallet_wipe(&wallet);
+    if (status == KCOBRA_EXIT_OK && invocation->common.json) {
+        json_object_set_new(reply, "exchanged", json_boolean(exchanged));
+        json_object_set_new(reply, "amount", json_integer((json_int_t)amount));
+        if (hold_ms > 0) json_object_set_new(reply, "expires_in_ms", json_integer(hold_ms));
+        status = kcobra_json_print(json_incref(reply));
+    } else if (status == KCOBRA_EXIT_OK) {
+        printf("%s\n", json_string_value(json_object_get(reply, "transfer")));
+    }
+    json_decref(reply);
+    if (connection != NULL) kcobra_nats_finish(connection);
+    return status;
+}
+
 static int run_pay(const kcobra_command *command, int argc, char **argv)
 {
     const char *directory = NULL, *from = NULL, *to = NULL, *amount_text = NULL;
@@ -485,34 +523,7 @@ static int run_pay(const kcobra_command *command, int argc, char **argv)
     if (status != KCOBRA_EXIT_OK || invocation.help) return status;
     if (from == NULL || to == NULL || amount_text == NULL)
         return kcobra_usage_error(command, "--from, --to and --amount are required");
-    uint64_t amount = 0;
-    uint8_t payee[KCI_LEDGER_KEY_BYTES];
-    kci_wallet wallet;
-    status = parse_amount(command, amount_text, &amount);
-    if (status == KCOBRA_EXIT_OK) status = address_resolve(payee, directory, to);
-    if (status == KCOBRA_EXIT_OK) status = wallet_open(&wallet, directory, from);
-    if (status != KCOBRA_EXIT_OK) return status;
-    natsConnection *connection = NULL;
-    status = kcobra_nats_connect(&connection, &invocation.common);
-    json_t *reply = NULL;
-    bool exchanged = false;
-    kci_ledger_refusal refusal;
-    if (status == KCOBRA_EXIT_OK) {
-        kc_err err = kci_ledger_pay(&reply, &exchanged, connection, &wallet, payee, amount,
-                                    invocation.common.timeout_ms, &refusal);
-        if (err != KC_OK) status = exit_for(err, &refusal);
-    }
-    kci_wallet_wipe(&wallet);
-    if (status == KCOBRA_EXIT_OK && invocation.common.json) {
-        json_object_set_new(reply, "exchanged", json_boolean(exchanged));
-        json_object_set_new(reply, "amount", json_integer((json_int_t)amount));
-        status = kcobra_json_print(json_incref(reply));
-    } else if (status == KCOBRA_EXIT_OK) {
-        printf("%s\n", json_string_value(json_object_get(reply, "transfer")));
-    }
-    json_decref(reply);
-    if (connection != NULL) kcobra_nats_finish(connection);
-    return status;
+    return kcobra_ledger_pay_run(command, &invocation, directory, from, to, amount_text, 0);
 }
 
 const kcobra_command kcobra_command_pay = {
@@ -880,18 +891,7 @@ int kcobra_ledger_wallet_open(kci_wallet *wallet, const char *directory, const c
     return wallet_open(wallet, directory, name);
 }
 
-int kcobra_ledger_address_resolve(uint8_t address[KCI_LEDGER_KEY_BYTES], const char *directory,
-                                  const char *text)
-{
-    return address_resolve(address, directory, text);
-}
-
 int kcobra_ledger_exit_for(kc_err err, const kci_ledger_refusal *refusal)
 {
     return exit_for(err, refusal);
-}
-
-int kcobra_ledger_parse_amount(const kcobra_command *command, const char *text, uint64_t *out)
-{
-    return parse_amount(command, text, out);
 }

@@ -30,37 +30,8 @@ static int hold_make(const kcobra_command *command, const kcobra_invocation *inv
     int64_t hold_ms = arguments->expires_ms > 0 ? arguments->expires_ms : HOLD_EXPIRES_MS_DEFAULT;
     if (hold_ms > KCI_LEDGER_HOLD_MS_MAX)
         return kcobra_usage_error(command, "--expires is at most 7 days");
-    uint64_t amount = 0;
-    uint8_t payee[KCI_LEDGER_KEY_BYTES];
-    kci_wallet wallet;
-    int status = kcobra_ledger_parse_amount(command, arguments->amount_text, &amount);
-    if (status == KCOBRA_EXIT_OK)
-        status = kcobra_ledger_address_resolve(payee, arguments->directory, arguments->to);
-    if (status == KCOBRA_EXIT_OK)
-        status = kcobra_ledger_wallet_open(&wallet, arguments->directory, arguments->from);
-    if (status != KCOBRA_EXIT_OK) return status;
-    natsConnection *connection = NULL;
-    status = kcobra_nats_connect(&connection, &invocation->common);
-    json_t *reply = NULL;
-    bool exchanged = false;
-    kci_ledger_refusal refusal;
-    if (status == KCOBRA_EXIT_OK) {
-        kc_err err = kci_ledger_hold_pay(&reply, &exchanged, connection, &wallet, payee, amount,
-                                         hold_ms, invocation->common.timeout_ms, &refusal);
-        if (err != KC_OK) status = kcobra_ledger_exit_for(err, &refusal);
-    }
-    kci_wallet_wipe(&wallet);
-    if (status == KCOBRA_EXIT_OK && invocation->common.json) {
-        json_object_set_new(reply, "exchanged", json_boolean(exchanged));
-        json_object_set_new(reply, "amount", json_integer((json_int_t)amount));
-        json_object_set_new(reply, "expires_in_ms", json_integer(hold_ms));
-        status = kcobra_json_print(json_incref(reply));
-    } else if (status == KCOBRA_EXIT_OK) {
-        printf("%s\n", json_string_value(json_object_get(reply, "transfer")));
-    }
-    json_decref(reply);
-    if (connection != NULL) kcobra_nats_finish(connection);
-    return status;
+    return kcobra_ledger_pay_run(command, invocation, arguments->directory, arguments->from,
+                                 arguments->to, arguments->amount_text, hold_ms);
 }
 
 /* The signed body of a post or void by wallet. */

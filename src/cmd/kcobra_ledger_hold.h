@@ -23,9 +23,11 @@ int kcobra_ledger_hold_run(const kcobra_command *command, const kcobra_invocatio
 
 /* kcobra_ledger.c's, for this file. */
 int kcobra_ledger_wallet_open(kci_wallet *wallet, const char *directory, const char *name);
-int kcobra_ledger_address_resolve(uint8_t address[KCI_LEDGER_KEY_BYTES], const char *directory,
-                                  const char *text);
 int kcobra_ledger_exit_for(kc_err err, const kci_ledger_refusal *refusal);
-int kcobra_ledger_parse_amount(const kcobra_command *command, const char *text, uint64_t *out);
+/* `kcobra pay` (hold_ms 0) or `kcobra ledger hold` (a hold lasting hold_ms):
+ * picks coins, makes change, signs, sends; prints the id (or the reply). */
+int kcobra_ledger_pay_run(const kcobra_command *command, const kcobra_invocation *invocation,
+                          const char *directory, const char *from, const char *to,
+                          const char *amount_text, int64_t hold_ms);
 
 #endif

@@ -433,18 +433,24 @@ static void state_digest(replica *r, uint8_t digest[KCI_LEDGER_DIGEST_BYTES])
     assert_true(entries > 10);
 }
 
+/* Two replicas with one mint key, and a world signed by that mint. */
+static void replicas_open(replica *a, replica *b, world *w)
+{
+    replica_open(a, NULL);
+    char path[128], error[512];
+    mint_key_path(a, path, sizeof path);
+    replica_open(b, path);
+    kci_wallet mint;
+    assert_int_equal(kci_wallet_load(&mint, path, error, sizeof error), KC_OK);
+    world_make(w, &mint);
+}
+
 static void test_replicas_end_with_the_same_bytes(void **state)
 {
     (void)state;
     replica a, b;
-    replica_open(&a, NULL);
-    char path[128], error[512];
-    mint_key_path(&a, path, sizeof path);
-    replica_open(&b, path);
-    kci_wallet mint;
-    assert_int_equal(kci_wallet_load(&mint, path, error, sizeof error), KC_OK);
     world w;
-    world_make(&w, &mint);
+    replicas_open(&a, &b, &w);
     kci_ledger_log_writer genesis, everything;
     encode_genesis(&w, &genesis);
     encode_everything(&w, &everything);
@@ -504,14 +510,8 @@ static void test_escrow_entries_replay_alike(void **state)
 {
     (void)state;
     replica a, b;
-    replica_open(&a, NULL);
-    char path[128], error[512];
-    mint_key_path(&a, path, sizeof path);
-    replica_open(&b, path);
-    kci_wallet mint;
-    assert_int_equal(kci_wallet_load(&mint, path, error, sizeof error), KC_OK);
     world w;
-    world_make(&w, &mint);
+    replicas_open(&a, &b, &w);
     kci_ledger_transfer soon = make_hold(&w, &w.minted[2], NOW_MS + 1000);
     kci_ledger_transfer later = make_hold(&w, &w.minted[1], NOW_MS + 60000);
     uint8_t claim[KCI_LEDGER_SIGNATURE_BYTES], post[KCI_LEDGER_SIGNATURE_BYTES];
@@ -568,6 +568,7 @@ static void test_escrow_entries_replay_alike(void **state)
     kci_ledger_read_end(read);
     /* A settle of kind 4, and a claim naming no request: refused. */
     kci_ledger_log_entry entry;
+    char error[256];
     size_t settle_at = KCI_LEDGER_LOG_HEAD_BYTES + 1;
     second.bytes[settle_at] = 4;
     assert_int_equal(
