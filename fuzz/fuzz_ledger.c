@@ -8,7 +8,9 @@
  *    duplicates, an exchange's denominations add up to its amount;
  *  - an accepted transfer, written back with kci_ledger_transfer_json and
  *    parsed again, gives the same transfer (the writer and the reader agree),
- *    and its signing bytes can be built.
+ *    and its signing bytes can be built (a hold with its signed expiry);
+ *  - a hold expires after it was signed; a claim names its request and a
+ *    price, a post or a void no price.
  * Refusals must come with a message. */
 #include <stdbool.h>
 #include <stddef.h>
@@ -27,7 +29,8 @@ static const kci_ledger_operation OPERATIONS[] = {
     KCI_LEDGER_OP_MINT,           KCI_LEDGER_OP_EXCHANGE,     KCI_LEDGER_OP_TRANSFER,
     KCI_LEDGER_OP_TRANSFER_BATCH, KCI_LEDGER_OP_BALANCE,      KCI_LEDGER_OP_COINS,
     KCI_LEDGER_OP_TRAIL,          KCI_LEDGER_OP_HISTORY,      KCI_LEDGER_OP_AUDIT,
-    KCI_LEDGER_OP_PAYMENT,        KCI_LEDGER_OP_TRANSFER_GET,
+    KCI_LEDGER_OP_PAYMENT,        KCI_LEDGER_OP_TRANSFER_GET, KCI_LEDGER_OP_HOLD,
+    KCI_LEDGER_OP_HOLD_CLAIM,     KCI_LEDGER_OP_HOLD_POST,    KCI_LEDGER_OP_HOLD_VOID,
 };
 
 static void check_transfer(const kci_ledger_transfer *transfer)
@@ -67,6 +70,7 @@ static void check_roundtrip(const kci_ledger_transfer *transfer, kci_ledger_oper
     FUZZ_CHECK(memcmp(copy->id, transfer->id, KCI_LEDGER_ID_BYTES) == 0);
     FUZZ_CHECK(memcmp(copy->from, transfer->from, KCI_LEDGER_KEY_BYTES) == 0);
     FUZZ_CHECK(copy->amount == transfer->amount && copy->time_ms == transfer->time_ms);
+    FUZZ_CHECK(copy->expires_ms == transfer->expires_ms); /* a hold's (signed) expiry */
     FUZZ_CHECK(copy->coin_count == transfer->coin_count);
     FUZZ_CHECK(memcmp(copy->signature, transfer->signature, KCI_LEDGER_SIGNATURE_BYTES) == 0);
     kci_ledger_request_free(&again);
@@ -90,8 +94,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     for (uint32_t index = 0; index < request.transfer_count; index++)
         check_transfer(&request.transfers[index]);
-    if (operation == KCI_LEDGER_OP_TRANSFER || operation == KCI_LEDGER_OP_EXCHANGE)
+    if (operation == KCI_LEDGER_OP_TRANSFER || operation == KCI_LEDGER_OP_EXCHANGE ||
+        operation == KCI_LEDGER_OP_HOLD)
         check_roundtrip(&request.transfers[0], operation);
+    if (operation == KCI_LEDGER_OP_HOLD)
+        FUZZ_CHECK(request.transfers[0].expires_ms > request.transfers[0].time_ms);
+    /* A claim names its request and a price; a post or void no price. */
+    if (operation == KCI_LEDGER_OP_HOLD_CLAIM)
+        FUZZ_CHECK(request.request_id[0] != '\0' && request.min_amount >= 1);
+    if (operation == KCI_LEDGER_OP_HOLD_POST || operation == KCI_LEDGER_OP_HOLD_VOID)
+        FUZZ_CHECK(request.min_amount == 0);
     for (uint32_t index = 0; index < request.grant_count; index++)
         FUZZ_CHECK(request.grants[index].denomination_count >= 1 &&
                    request.grants[index].denomination_count <= KCI_LEDGER_DENOMINATIONS_MAX);

@@ -4,7 +4,8 @@
  *
  * Checks on what is accepted: every count and amount within its bound,
  * coins sorted without duplicates, an exchange's asked coins adding up to
- * its amount, payer and payee apart; and the entry, encoded again from
+ * its amount, payer and payee apart, a hold expiring after it was signed, a
+ * settle of a known kind (a claim with a request and a price); and the entry, encoded again from
  * what was decoded, is the very same bytes (one encoding per entry, so the
  * chain digest of the bytes means the ops). Refusals come with a message. */
 #include <stdbool.h>
@@ -66,6 +67,27 @@ static void check_and_encode(const kci_ledger_log_op *op, kci_ledger_log_writer 
     case KCI_LEDGER_LOG_REAP:
         FUZZ_CHECK(op->reap_count_max >= 1 && op->reap_count_max <= KCI_LEDGER_LOG_REAP_COUNT_MAX);
         kci_ledger_log_put_reap(writer, op->reap_age_ms, op->reap_count_max);
+        return;
+    case KCI_LEDGER_LOG_HOLD:
+        FUZZ_CHECK(transfer->kind == KCI_LEDGER_KIND_HOLD);
+        FUZZ_CHECK(transfer->amount >= 1 && transfer->amount <= KCI_LEDGER_AMOUNT_MAX);
+        FUZZ_CHECK(memcmp(transfer->from, transfer->to, KCI_LEDGER_KEY_BYTES) != 0);
+        FUZZ_CHECK(transfer->expires_ms > transfer->time_ms &&
+                   transfer->expires_ms <= KCI_LEDGER_TIME_MS_MAX);
+        check_coins(transfer->coins, transfer->coin_count);
+        kci_ledger_log_put_hold(writer, transfer);
+        return;
+    case KCI_LEDGER_LOG_SETTLE:
+        FUZZ_CHECK(op->settle >= KCI_LEDGER_SETTLE_CLAIM && op->settle <= KCI_LEDGER_SETTLE_VOID);
+        FUZZ_CHECK((op->min_amount > 0) == (op->settle == KCI_LEDGER_SETTLE_CLAIM));
+        FUZZ_CHECK(op->settle != KCI_LEDGER_SETTLE_CLAIM || op->request_id[0] != '\0');
+        kci_ledger_log_put_settle(writer, op->settle, op->paid_transfer, op->payee, op->request_id,
+                                  op->min_amount, op->signature);
+        return;
+    case KCI_LEDGER_LOG_EXPIRE:
+        FUZZ_CHECK(op->expire_count_max >= 1 &&
+                   op->expire_count_max <= KCI_LEDGER_LOG_REAP_COUNT_MAX);
+        kci_ledger_log_put_expire(writer, op->expire_count_max);
         return;
     default: FUZZ_CHECK(false);
     }

@@ -102,6 +102,15 @@ KC_EXPORT kc_err kc_client_request_async(kc_client *client, const char *type, co
 KC_EXPORT kc_err kc_client_request_paid(kc_reply **out, kc_client *client, const char *type,
                                         const void *payload, size_t payload_len, int64_t timeout_ms,
                                         const char *pay);
+/* The same, paid with an escrowed hold (docs/ledger.md, "Escrow: holds"):
+ * hold is the id of a ledger hold of the payer's coins for the service's
+ * wallet, sent as Kc-Pay-Hold. The service claims it for this request,
+ * posts it (the coins become the service's) when its handler answers, and
+ * voids it (the coins come back) when the handler answers an error; a hold
+ * nobody settles returns by itself at its expiry. The way to pay. */
+KC_EXPORT kc_err kc_client_request_held(kc_reply **out, kc_client *client, const char *type,
+                                        const void *payload, size_t payload_len, int64_t timeout_ms,
+                                        const char *hold);
 
 KC_EXPORT const void *kc_reply_payload(const kc_reply *reply, size_t *payload_len);
 KC_EXPORT const char *kc_reply_id(const kc_reply *reply);         /* the reply's Kc-Id */
@@ -185,6 +194,12 @@ typedef struct kc_service_options {
      * library's version. version must be semver (1.2.3). */
     const char *description;
     const char *version;
+    /* The wallet's Ed25519 secret key (64 bytes, libsodium's layout, whose
+     * second half is the wallet's address); copied. With it, a paid service
+     * also takes Kc-Pay-Hold: it claims the hold before the handler runs,
+     * posts it after a reply and voids it after an error reply, signing
+     * each with this key. NULL (the default): transfers (Kc-Pay) only. */
+    const uint8_t *wallet_secret_key;
 } kc_service_options;
 
 KC_EXPORT void kc_service_options_init(kc_service_options *options);
@@ -216,6 +231,13 @@ KC_EXPORT kc_problem_reason kc_problem_reason_from_name(const char *name);
 KC_EXPORT kc_err kc_client_report_problem(kc_client *client, const char *node,
                                           kc_problem_reason reason, const char *request_id,
                                           const char *text);
+/* The same from a payer charged without service: payment is the id of the
+ * ledger hold or transfer that paid request_id (both required); the
+ * arbiters check with the ledger that it was charged for that request
+ * (docs/arbiter.md, "Payment reports"). */
+KC_EXPORT kc_err kc_client_report_paid_problem(kc_client *client, const char *node,
+                                               kc_problem_reason reason, const char *request_id,
+                                               const char *payment, const char *text);
 /* Sends a suggestion on kc.suggest and waits up to timeout_ms for the keeper
  * (a kcobrad component) to acknowledge that it is stored; id_out (may be
  * NULL) receives the id the keeper gave it. */

@@ -8,6 +8,7 @@
  * arbiter's clock, so the arbiter measures what a client near it would see.
  * nats.c delivers the two subscriptions on two threads, so a reply can be
  * handled before its request: whichever comes second settles. */
+#include "arbiter/payment_check.h"
 #include "arbiter_internal.h"
 
 #include <assert.h>
@@ -450,6 +451,7 @@ static kc_err subscribe_all(kci_arbiter *arbiter, char *error, size_t error_size
         {"_KCQ.>", on_reply, true, -1}, /* the persister's dispatches (docs/queue.md) */
         {"kc.qos.*", on_qos, false, -1},
         {"kc.problem.*", kci_arbiter_on_problem, false, -1},
+        {"kc.problem.*", kci_arbiter_on_payment_problem, false, -1}, /* payment_check.c */
         {"kc.endorse.*", kci_arbiter_on_endorse, false, -1},
         {"kc.arbiter.vote", kci_arbiter_on_vote, false, -1},
         {"kc.arbiter.status", kci_arbiter_on_request, false, 0},

@@ -39,9 +39,10 @@ static const kci_permissions role_permissions[KCI_ROLE_COUNT] = {
     [KCI_ROLE_ARBITER] =
         {
             /* votes, verdicts, alarms; the broker's quarantine set; probes
-             * and the persister's records; answers to its queries */
+             * and the persister's records; answers to its queries; a
+             * payment report's charge, read from the ledger (payment_check.c) */
             .publish = ALLOW("kc.arbiter.>", "kc.sys.quarantine.set", "kc.req.>", "kc.reply.get",
-                             "_INBOX.>"),
+                             "_INBOX.>", "kc.ledger.transfer.get"),
             /* observing the traffic is its job */
             .subscribe = ALLOW("kc.>", "_INBOX.>", "_KCQ.>", "$SRV.>"),
         },

@@ -1,6 +1,7 @@
 /* kcobra_ledger.c - the MAC currency from the command line (docs/ledger.md):
  * `kcobra wallet new|show|balance|coins`, `kcobra mint`, `kcobra exchange`,
- * `kcobra pay`, `kcobra coin trail`, `kcobra ledger serve|history|audit`.
+ * `kcobra pay`, `kcobra coin trail`, `kcobra ledger serve|history|audit`,
+ * and `kcobra ledger hold|post|void` (escrow: kcobra_ledger_hold.c).
  *
  * Wallet key files live in --wallet-dir (default $KCOBRA_WALLET_DIR, else
  * ~/.kingcobra/wallets); a wallet is named by its file name or given as an
@@ -21,6 +22,7 @@
 
 #include "common/log.h"
 #include "kcobra_common.h"
+#include "kcobra_ledger_hold.h"
 #include "kcobra_ledger_replicas.h"
 #include "kcobra_settings.h"
 #include "ledger/client.h"
@@ -469,6 +471,44 @@ static const char PAY_DESCRIPTION[] =
     "Example:\n"
     "  kcobra pay --from alice --to 3b6a27bc...e1 --amount 25\n";
 
+int kcobra_ledger_pay_run(const kcobra_command *command, const kcobra_invocation *invocation,
+                          const char *directory, const char *from, const char *to,
+                          const char *amount_text, int64_t hold_ms)
+{
+    uint64_t amount = 0;
+    uint8_t payee[KCI_LEDGER_KEY_BYTES];
+    kci_wallet wallet;
+    int status = parse_amount(command, amount_text, &amount);
+    if (status == KCOBRA_EXIT_OK) status = address_resolve(payee, directory, to);
+    if (status == KCOBRA_EXIT_OK) status = wallet_open(&wallet, directory, from);
+    if (status != KCOBRA_EXIT_OK) return status;
+    natsConnection *connection = NULL;
+    status = kcobra_nats_connect(&connection, &invocation->common);
+    json_t *reply = NULL;
+    bool exchanged = false;
+    kci_ledger_refusal refusal;
+    int64_t timeout_ms = invocation->common.timeout_ms;
+    if (status == KCOBRA_EXIT_OK) {
+        kc_err err = hold_ms > 0 ? kci_ledger_hold_pay(&reply, &exchanged, connection, &wallet,
+                                                       payee, amount, hold_ms, timeout_ms, &refusal)
+                                 : kci_ledger_pay(&reply, &exchanged, connection, &wallet, payee,
+                                                  amount, timeout_ms, &refusal);
+        if (err != KC_OK) status = exit_for(err, &refusal);
+    }
+    kci_wallet_wipe(&wallet);
+    if (status == KCOBRA_EXIT_OK && invocation->common.json) {
+        json_object_set_new(reply, "exchanged", json_boolean(exchanged));
+        json_object_set_new(reply, "amount", json_integer((json_int_t)amount));
+        if (hold_ms > 0) json_object_set_new(reply, "expires_in_ms", json_integer(hold_ms));
+        status = kcobra_json_print(json_incref(reply));
+    } else if (status == KCOBRA_EXIT_OK) {
+        printf("%s\n", json_string_value(json_object_get(reply, "transfer")));
+    }
+    json_decref(reply);
+    if (connection != NULL) kcobra_nats_finish(connection);
+    return status;
+}
+
 static int run_pay(const kcobra_command *command, int argc, char **argv)
 {
     const char *directory = NULL, *from = NULL, *to = NULL, *amount_text = NULL;
@@ -483,34 +523,7 @@ static int run_pay(const kcobra_command *command, int argc, char **argv)
     if (status != KCOBRA_EXIT_OK || invocation.help) return status;
     if (from == NULL || to == NULL || amount_text == NULL)
         return kcobra_usage_error(command, "--from, --to and --amount are required");
-    uint64_t amount = 0;
-    uint8_t payee[KCI_LEDGER_KEY_BYTES];
-    kci_wallet wallet;
-    status = parse_amount(command, amount_text, &amount);
-    if (status == KCOBRA_EXIT_OK) status = address_resolve(payee, directory, to);
-    if (status == KCOBRA_EXIT_OK) status = wallet_open(&wallet, directory, from);
-    if (status != KCOBRA_EXIT_OK) return status;
-    natsConnection *connection = NULL;
-    status = kcobra_nats_connect(&connection, &invocation.common);
-    json_t *reply = NULL;
-    bool exchanged = false;
-    kci_ledger_refusal refusal;
-    if (status == KCOBRA_EXIT_OK) {
-        kc_err err = kci_ledger_pay(&reply, &exchanged, connection, &wallet, payee, amount,
-                                    invocation.common.timeout_ms, &refusal);
-        if (err != KC_OK) status = exit_for(err, &refusal);
-    }
-    kci_wallet_wipe(&wallet);
-    if (status == KCOBRA_EXIT_OK && invocation.common.json) {
-        json_object_set_new(reply, "exchanged", json_boolean(exchanged));
-        json_object_set_new(reply, "amount", json_integer((json_int_t)amount));
-        status = kcobra_json_print(json_incref(reply));
-    } else if (status == KCOBRA_EXIT_OK) {
-        printf("%s\n", json_string_value(json_object_get(reply, "transfer")));
-    }
-    json_decref(reply);
-    if (connection != NULL) kcobra_nats_finish(connection);
-    return status;
+    return kcobra_ledger_pay_run(command, &invocation, directory, from, to, amount_text, 0);
 }
 
 const kcobra_command kcobra_command_pay = {
@@ -533,6 +546,7 @@ static bool verify_hop(const json_t *hop, const uint8_t mint[KCI_LEDGER_KEY_BYTE
     const char *kind = json_string_value(json_object_get(hop, "kind"));
     bool exchange = kind != NULL && strcmp(kind, "exchange") == 0;
     bool issue = kind != NULL && strcmp(kind, "issue") == 0;
+    bool hold = kind != NULL && strcmp(kind, "hold") == 0; /* a posted hold: it signs its expiry */
     json_t *copy =
         json_pack("{s:O, s:O, s:O, s:O, s:O, s:o}", "id", json_object_get(hop, "transfer"), "from",
                   json_object_get(hop, "from"), "amount", json_object_get(hop, "amount"), "time_ms",
@@ -547,17 +561,21 @@ static bool verify_hop(const json_t *hop, const uint8_t mint[KCI_LEDGER_KEY_BYTE
         json_object_set(copy, "denominations", json_object_get(hop, "denominations"));
     else
         json_object_set(copy, "to", json_object_get(hop, "to"));
+    if (hold) json_object_set(copy, "expires_ms", json_object_get(hop, "expires_ms"));
     char *text = json_dumps(copy, JSON_COMPACT);
     json_decref(copy);
     bool valid =
-        text != NULL && kci_ledger_request_parse(
-                            &parsed, exchange ? KCI_LEDGER_OP_EXCHANGE : KCI_LEDGER_OP_TRANSFER,
-                            text, strlen(text), error, sizeof error) == KC_OK;
+        text != NULL && kci_ledger_request_parse(&parsed,
+                                                 exchange ? KCI_LEDGER_OP_EXCHANGE
+                                                 : hold   ? KCI_LEDGER_OP_HOLD
+                                                          : KCI_LEDGER_OP_TRANSFER,
+                                                 text, strlen(text), error, sizeof error) == KC_OK;
     free(text);
     if (!valid) return false;
     kci_ledger_transfer *transfer = &parsed.transfers[0];
     transfer->kind = (uint8_t)(issue      ? KCI_LEDGER_KIND_ISSUE
                                : exchange ? KCI_LEDGER_KIND_EXCHANGE
+                               : hold     ? KCI_LEDGER_KIND_HOLD
                                           : KCI_LEDGER_KIND_TRANSFER);
     if (exchange) memcpy(transfer->to, mint, KCI_LEDGER_KEY_BYTES);
     for (uint32_t index = 0; index < transfer->coin_count; index++)
@@ -600,7 +618,11 @@ static int verify_trail(json_t *reply)
     const char *owner = json_string_value(json_object_get(reply, "owner"));
     char mint_text[KCI_LEDGER_ADDRESS_TEXT_BYTES + 1];
     kci_ledger_hex(mint_text, mint, KCI_LEDGER_KEY_BYTES);
-    const char *holder = state != NULL && strcmp(state, "live") == 0 ? owner : mint_text;
+    /* A held coin is still its payer's (held_for) until the hold ends. */
+    const char *holder = state != NULL && strcmp(state, "live") == 0 ? owner
+                         : state != NULL && strcmp(state, "held") == 0
+                             ? json_string_value(json_object_get(reply, "held_for"))
+                             : mint_text;
     if (json_array_size(hops) > 0 &&
         (previous_to == NULL || holder == NULL || strcmp(previous_to, holder) != 0))
         bad++; /* the trail does not end where the coin is */
@@ -660,6 +682,9 @@ static int run_coin(const kcobra_command *command, int argc, char **argv)
                    json_is_true(json_object_get(hop, "verified")) ? "signature ok"
                                                                   : "SIGNATURE BAD");
         }
+        if (json_is_string(json_object_get(reply, "held_by")))
+            printf("  held by hold %s until it is posted, voided or expires\n",
+                   json_string_value(json_object_get(reply, "held_by")));
         printf("%s\n", reaped     ? "no hops: the reaper freed this retired coin's trail"
                        : bad == 0 ? "every hop verified back to the mint"
                                   : "the trail does NOT verify");
@@ -748,13 +773,20 @@ static const char LEDGER_DESCRIPTION[] =
     "                   waits up to 10m unless --timeout is given\n"
     "audit --replicas   storage jetstream: every replica's state digest compared at\n"
     "                   the same log entry (exit 1 if one differs)\n"
+    "hold               escrow: --from W --to ADDR --amount A [--expires D] holds W's\n"
+    "                   coins for ADDR until the payee posts or voids it, or it\n"
+    "                   expires (default 10m); prints the hold id (Kc-Pay-Hold)\n"
+    "post, void         --hold ID --wallet W [--request KC-ID]: the payee W takes the\n"
+    "                   held coins (post) or gives them back (void)\n"
     "\n"
     "Examples:\n"
     "  kcobra ledger serve --dir /var/lib/kingcobra/ledger --server nats://10.0.0.5:4222\n"
     "  kcobra ledger history --since-ms 1763700000000 --json\n"
     "  kcobra ledger audit\n"
     "  kcobra ledger serve --dir DIR --storage jetstream --server nats://a:4222,nats://b:4222\n"
-    "  kcobra ledger audit --replicas\n";
+    "  kcobra ledger audit --replicas\n"
+    "  kcobra ledger hold --from alice --to shop --amount 5 --expires 2m\n"
+    "  kcobra ledger void --hold 0190... --wallet shop\n";
 
 static int ledger_action(const kcobra_command *command, int argc, char **argv,
                          kci_ledger_settings *settings)
@@ -762,7 +794,18 @@ static int ledger_action(const kcobra_command *command, int argc, char **argv,
     const char *after = NULL;
     int64_t since_ms = 0, limit = 0;
     bool replicas = false;
+    kcobra_hold_arguments hold = {0};
     const kcobra_flag extra[] = {
+        {"from", "W", KCOBRA_FLAG_STRING, &hold.from, "hold: the paying wallet (name)"},
+        {"to", "ADDR", KCOBRA_FLAG_STRING, &hold.to, "hold: the payee (address or wallet name)"},
+        {"amount", "A", KCOBRA_FLAG_STRING, &hold.amount_text, "hold: how much"},
+        {"expires", "DURATION", KCOBRA_FLAG_DURATION, &hold.expires_ms,
+         "hold: when it returns to the payer unless settled (default 10m, at most 7 days)"},
+        {"hold", "ID", KCOBRA_FLAG_STRING, &hold.hold, "post, void: the hold"},
+        {"wallet", "W", KCOBRA_FLAG_STRING, &hold.wallet, "post, void: the payee's wallet"},
+        {"request", "KC-ID", KCOBRA_FLAG_STRING, &hold.request,
+         "post, void: the request the hold was claimed for"},
+        {"wallet-dir", "DIR", KCOBRA_FLAG_STRING, &hold.directory, "where wallet key files are"},
         {"replicas", NULL, KCOBRA_FLAG_BOOL, &replicas,
          "audit: compare the replicas' state digests at the same log entry (storage jetstream)"},
         {"since-ms", "MS", KCOBRA_FLAG_COUNT, &since_ms, "history: edges from this Unix ms"},
@@ -813,7 +856,10 @@ static int ledger_action(const kcobra_command *command, int argc, char **argv,
         json_decref(reply);
         return ok ? KCOBRA_EXIT_OK : KCOBRA_EXIT_FAILURE;
     }
-    return kcobra_usage_error(command, "unknown action '%s': serve, history or audit", action);
+    if (strcmp(action, "hold") == 0 || strcmp(action, "post") == 0 || strcmp(action, "void") == 0)
+        return kcobra_ledger_hold_run(command, &invocation, action, &hold);
+    return kcobra_usage_error(
+        command, "unknown action '%s': serve, history, audit, hold, post or void", action);
 }
 
 static int run_ledger(const kcobra_command *command, int argc, char **argv)
@@ -830,10 +876,22 @@ static int run_ledger(const kcobra_command *command, int argc, char **argv)
 
 const kcobra_command kcobra_command_ledger = {
     .name = "ledger",
-    .synopsis = "ledger serve --dir DIR | history [--since-ms MS] | audit",
+    .synopsis = "ledger serve --dir DIR | history [--since-ms MS] | audit | hold | post | void",
     .summary = "run the ledger, read the money flow, audit it",
     .description = LEDGER_DESCRIPTION,
     .run = run_ledger,
     .positional_min = 1,
     .positional_max = 1,
 };
+
+/* ---- for kcobra_ledger_hold.c --------------------------------------------------- */
+
+int kcobra_ledger_wallet_open(kci_wallet *wallet, const char *directory, const char *name)
+{
+    return wallet_open(wallet, directory, name);
+}
+
+int kcobra_ledger_exit_for(kc_err err, const kci_ledger_refusal *refusal)
+{
+    return exit_for(err, refusal);
+}

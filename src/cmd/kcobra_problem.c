@@ -39,7 +39,12 @@ static const char PROBLEM_DESCRIPTION[] =
     "\n"
     "Examples:\n"
     "  kcobra problem node-7 slow --text '3 s for a cache hit'\n"
-    "  kcobra problem node-7 wrong_answer --request 0190b6e2-5c1a-7d3e-9f00-1234567890ab\n";
+    "  kcobra problem node-7 wrong_answer --request 0190b6e2-5c1a-7d3e-9f00-1234567890ab\n"
+    "  kcobra problem node-7 no_answer --request 0190b6e2-... --transfer 0190b6e3-...\n"
+    "\n"
+    "--transfer ID (with --request) says the payer was charged without service: ID is\n"
+    "the ledger hold or transfer that paid the request; the arbiters check with the\n"
+    "ledger that it was charged for that request (docs/arbiter.md).\n";
 
 static void reason_list(char *text, size_t text_size)
 {
@@ -55,19 +60,23 @@ static void reason_list(char *text, size_t text_size)
 }
 
 static int problem_send(const kcobra_invocation *invocation, const char *node,
-                        kc_problem_reason reason, const char *request_id, const char *text)
+                        kc_problem_reason reason, const char *request_id, const char *transfer,
+                        const char *text)
 {
     kc_client *client = NULL;
     int status = kcobra_client_open(&client, &invocation->common);
     if (status != KCOBRA_EXIT_OK) return status;
-    kc_err err = kc_client_report_problem(client, node, reason, request_id, text);
+    kc_err err =
+        transfer != NULL
+            ? kc_client_report_paid_problem(client, node, reason, request_id, transfer, text)
+            : kc_client_report_problem(client, node, reason, request_id, text);
     if (err != KC_OK) {
         kcobra_error("cannot report the problem: %s (%s)", kc_last_error(), kc_strerror(err));
         status = kcobra_exit_for_error(err);
     } else if (invocation->common.json) {
-        status = kcobra_json_print(json_pack("{s:s,s:s,s:s?,s:s?}", "node", node, "reason",
+        status = kcobra_json_print(json_pack("{s:s,s:s,s:s?,s:s?,s:s?}", "node", node, "reason",
                                              kc_problem_reason_name(reason), "request", request_id,
-                                             "text", text));
+                                             "transfer", transfer, "text", text));
     } else {
         printf("problem reported about node %s (%s)\n", node, kc_problem_reason_name(reason));
         status = fflush(stdout) == 0 ? KCOBRA_EXIT_OK : KCOBRA_EXIT_FAILURE;
@@ -78,11 +87,13 @@ static int problem_send(const kcobra_invocation *invocation, const char *node,
 
 static int run_problem(const kcobra_command *command, int argc, char **argv)
 {
-    const char *request_id = NULL;
+    const char *request_id = NULL, *transfer = NULL;
     const char *text = NULL;
     const kcobra_flag flags[] = {
         {"request", "ID", KCOBRA_FLAG_STRING, &request_id,
          "the Kc-Id of the offending request (see request --json)"},
+        {"transfer", "ID", KCOBRA_FLAG_STRING, &transfer,
+         "the ledger hold or transfer that paid it: charged without service (with --request)"},
         {"text", "T", KCOBRA_FLAG_STRING, &text, "what went wrong, in words"},
     };
     kcobra_invocation invocation;
@@ -101,12 +112,14 @@ static int run_problem(const kcobra_command *command, int argc, char **argv)
     if (request_id != NULL && strlen(request_id) != KC_UUID_TEXT_BYTES)
         return kcobra_usage_error(command, "--request '%s' is not a request id (a UUID)",
                                   request_id);
-    return problem_send(&invocation, node, reason, request_id, text);
+    if (transfer != NULL && (request_id == NULL || strlen(transfer) != KC_UUID_TEXT_BYTES))
+        return kcobra_usage_error(command, "--transfer needs --request, and a hold or transfer id");
+    return problem_send(&invocation, node, reason, request_id, transfer, text);
 }
 
 const kcobra_command kcobra_command_problem = {
     .name = "problem",
-    .synopsis = "problem <node> <reason> [--request ID] [--text T]",
+    .synopsis = "problem <node> <reason> [--request ID [--transfer ID]] [--text T]",
     .summary = "report a problem with a node to the arbiters",
     .description = PROBLEM_DESCRIPTION,
     .run = run_problem,

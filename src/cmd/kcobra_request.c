@@ -30,9 +30,15 @@ static const char REQUEST_DESCRIPTION[] =
     "  kcobra request echo hello --json --timeout 500ms\n"
     "  kcobra request translate 'hello' --pay \"$(kcobra pay --from alice --to shop --amount 5)\"\n"
     "\n"
-    "--pay ID sends Kc-Pay: the ledger transfer that paid a paid service\n"
-    "(docs/ledger.md); a service that refuses the payment answers error 402\n"
-    "(exit 5).\n";
+    "  kcobra request translate 'hello' \\\n"
+    "      --pay-hold \"$(kcobra ledger hold --from alice --to shop --amount 5)\"\n"
+    "\n"
+    "--pay-hold ID (the way to pay) sends Kc-Pay-Hold: a ledger hold of the payer's\n"
+    "coins (escrow) that the service posts when it answers and voids when it\n"
+    "answers an error, so a failed request costs nothing; an unsettled hold\n"
+    "returns by itself at its expiry. --pay ID sends Kc-Pay: a transfer already\n"
+    "made, which the service keeps whatever it answers (docs/ledger.md). A\n"
+    "service that refuses the payment answers error 402 (exit 5).\n";
 
 static json_t *string_or_null(const char *text)
 {
@@ -89,14 +95,16 @@ static int report_failure(kc_err err, const char *type, const kcobra_common *com
 }
 
 static int request_send(kc_client *client, const kcobra_invocation *invocation, const char *type,
-                        const kcobra_buffer *payload, const char *pay)
+                        const kcobra_buffer *payload, const char *pay, const char *pay_hold)
 {
     kc_reply *reply = NULL;
-    kc_err err = pay != NULL
-                     ? kc_client_request_paid(&reply, client, type, payload->bytes, payload->length,
-                                              invocation->common.timeout_ms, pay)
-                     : kc_client_request(&reply, client, type, payload->bytes, payload->length,
-                                         invocation->common.timeout_ms);
+    int64_t timeout_ms = invocation->common.timeout_ms;
+    kc_err err = pay_hold != NULL ? kc_client_request_held(&reply, client, type, payload->bytes,
+                                                           payload->length, timeout_ms, pay_hold)
+                 : pay != NULL    ? kc_client_request_paid(&reply, client, type, payload->bytes,
+                                                           payload->length, timeout_ms, pay)
+                                  : kc_client_request(&reply, client, type, payload->bytes,
+                                                      payload->length, timeout_ms);
     /* A refused payment is an error reply like any other service error. */
     if (err == KC_ERR_PAYMENT) err = KC_ERR_SERVICE;
     if (err != KC_OK && !(err == KC_ERR_SERVICE && reply != NULL)) {
@@ -123,15 +131,19 @@ static int request_send(kc_client *client, const kcobra_invocation *invocation, 
 
 static int run_request(const kcobra_command *command, int argc, char **argv)
 {
-    const char *pay = NULL;
+    const char *pay = NULL, *pay_hold = NULL;
     const kcobra_flag flags[] = {
         {"pay", "ID", KCOBRA_FLAG_STRING, &pay,
          "the ledger transfer that paid a paid service (sent as Kc-Pay)"},
+        {"pay-hold", "ID", KCOBRA_FLAG_STRING, &pay_hold,
+         "a ledger hold for a paid service, settled by its answer (sent as Kc-Pay-Hold)"},
     };
     kcobra_invocation invocation;
     int status = kcobra_parse(command, flags, KCOBRA_ARRAY_COUNT(flags), argc, argv, &invocation);
     if (status != KCOBRA_EXIT_OK || invocation.help) return status;
     const char *type = invocation.positional[0];
+    if (pay != NULL && pay_hold != NULL)
+        return kcobra_usage_error(command, "--pay and --pay-hold: one payment per request");
     if (!kcobra_token_valid(type, KC_TYPE_BYTES_MAX))
         return kcobra_usage_error(command,
                                   "invalid request type '%s': one subject token of at most %d "
@@ -143,7 +155,8 @@ static int run_request(const kcobra_command *command, int argc, char **argv)
     if (status != KCOBRA_EXIT_OK) return status;
     kc_client *client = NULL;
     status = kcobra_client_open(&client, &invocation.common);
-    if (status == KCOBRA_EXIT_OK) status = request_send(client, &invocation, type, &payload, pay);
+    if (status == KCOBRA_EXIT_OK)
+        status = request_send(client, &invocation, type, &payload, pay, pay_hold);
     kcobra_client_close(client);
     kcobra_buffer_free(&payload);
     return status;
@@ -151,7 +164,7 @@ static int run_request(const kcobra_command *command, int argc, char **argv)
 
 const kcobra_command kcobra_command_request = {
     .name = "request",
-    .synopsis = "request <type> [payload|-] [--pay ID]",
+    .synopsis = "request <type> [payload|-] [--pay-hold ID | --pay ID]",
     .summary = "send a request of <type> and print the reply",
     .description = REQUEST_DESCRIPTION,
     .run = run_request,

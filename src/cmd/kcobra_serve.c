@@ -51,6 +51,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "kcobra_common.h"
+#include "ledger/wallet.h"
 
 extern char **environ;
 
@@ -83,6 +84,7 @@ typedef struct serve_config {
     bool json;               /* log lines as JSON objects */
     int64_t price;           /* > 0: a paid service (docs/ledger.md) */
     const char *wallet;      /* the address paid requests must pay */
+    const char *wallet_key;  /* its key file: settles holds (Kc-Pay-Hold) */
 } serve_config;
 
 /* How a request was answered, for the log. */
@@ -611,9 +613,21 @@ static int serve_until_signal(kc_client *client, const serve_config *config, int
     options.worker_count = worker_count;
     options.price = config->price;
     options.wallet = config->wallet;
+    kci_wallet key;
+    char address[KCI_LEDGER_ADDRESS_TEXT_BYTES + 1], error[KCI_LEDGER_ERROR_BYTES_MAX + 256];
+    if (config->wallet_key != NULL) {
+        if (kci_wallet_load(&key, config->wallet_key, error, sizeof error) != KC_OK) {
+            kcobra_error("--wallet-key: %s", error);
+            return KCOBRA_EXIT_FAILURE;
+        }
+        kci_wallet_address(address, &key);
+        if (options.wallet == NULL) options.wallet = address;
+        options.wallet_secret_key = key.secret_key;
+    }
     kc_service *service = NULL;
     kc_err err =
         kc_service_start(&service, client, config->type, serve_handler, (void *)config, &options);
+    if (config->wallet_key != NULL) kci_wallet_wipe(&key); /* the service keeps its copy */
     if (err != KC_OK) {
         kcobra_error("cannot serve type '%s': %s (%s)", config->type, kc_last_error(),
                      kc_strerror(err));
@@ -643,9 +657,13 @@ static int run_serve(const kcobra_command *command, int argc, char **argv)
         {"exec-timeout", "DURATION", KCOBRA_FLAG_DURATION, &config.exec_timeout_ms,
          "time limit per command (default 60s); a request's deadline can shorten it, not lift it"},
         {"price", "AMOUNT", KCOBRA_FLAG_COUNT, &config.price,
-         "a paid service: each request must carry a transfer (Kc-Pay) of at least AMOUNT"},
+         "a paid service: each request must carry a hold (Kc-Pay-Hold, with --wallet-key) or a "
+         "transfer (Kc-Pay) of at least AMOUNT"},
         {"wallet", "ADDRESS", KCOBRA_FLAG_STRING, &config.wallet,
          "the address paid requests must have paid (with --price)"},
+        {"wallet-key", "FILE", KCOBRA_FLAG_STRING, &config.wallet_key,
+         "the wallet's key file (kcobra wallet new): takes holds, posted when the command "
+         "succeeds and voided when it fails; gives --wallet"},
     };
     kcobra_invocation invocation;
     int status = kcobra_parse(command, flags, KCOBRA_ARRAY_COUNT(flags), argc, argv, &invocation);
@@ -659,8 +677,8 @@ static int run_serve(const kcobra_command *command, int argc, char **argv)
         return kcobra_usage_error(command, "--exec CMD is required");
     if (worker_count > SERVE_WORKERS_MAX)
         return kcobra_usage_error(command, "--workers is at most %d", SERVE_WORKERS_MAX);
-    if ((config.price > 0) != (config.wallet != NULL))
-        return kcobra_usage_error(command, "--price and --wallet go together");
+    if ((config.price > 0) != (config.wallet != NULL || config.wallet_key != NULL))
+        return kcobra_usage_error(command, "--price and --wallet (or --wallet-key) go together");
     keep_standard_fds_open();
     kci_log_configure(KCI_LOG_INFO, true);
     /* Blocked before any thread starts, so every library thread inherits it
@@ -678,7 +696,7 @@ static int run_serve(const kcobra_command *command, int argc, char **argv)
 const kcobra_command kcobra_command_serve = {
     .name = "serve",
     .synopsis =
-        "serve <type> --exec CMD [--workers N] [--exec-timeout D] [--price A --wallet ADDR]",
+        "serve <type> --exec CMD [--workers N] [--exec-timeout D] [--price A --wallet-key FILE]",
     .summary = "serve a request type by running a shell command per request",
     .description = SERVE_DESCRIPTION,
     .run = run_serve,

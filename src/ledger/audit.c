@@ -11,7 +11,12 @@
  *      that wallet, and there are as many entries as live coins: no coin
  *      has two owners, none has none (the reference count is exactly 1).
  *   4. balances: each wallet's balance is the sum of its coins, and the
- *      balances add up to the total supply.
+ *      balances and the value under pending holds add up to the total
+ *      supply.
+ *   5. holds (store_hold.c): each pending hold's coins are held for its
+ *      payer and point back at it, each held coin is in exactly one
+ *      pending hold (coins held = entries coin -> hold = coins of pending
+ *      holds), and the held value is what pass 2 counted.
  * Signatures are checked once per transfer (pass 1), not once per hop. */
 #include "query.h"
 
@@ -28,8 +33,10 @@ typedef struct audit {
     json_t *problems;
     uint64_t problem_count;
     uint64_t transfers_verified;
-    uint64_t coins_live, coins_retired, coins_reaped;
-    uint64_t live_value; /* the sum of live coins' denominations */
+    uint64_t coins_live, coins_retired, coins_reaped, coins_held;
+    uint64_t live_value; /* the sum of live (and held) coins' denominations */
+    uint64_t held_value; /* held coins' */
+    kci_ledger_holds_summary holds;
     uint64_t hops_checked;
     uint64_t references;
     uint64_t wallets;
@@ -158,6 +165,10 @@ static kc_err audit_coins(audit *state)
         if (record.state == KCI_LEDGER_COIN_LIVE) {
             state->coins_live++;
             state->live_value += record.denomination;
+        } else if (record.state == KCI_LEDGER_COIN_HELD) {
+            state->coins_held++; /* out of every wallet, still in the supply */
+            state->live_value += record.denomination;
+            state->held_value += record.denomination;
         } else if (record.state == KCI_LEDGER_COIN_RETIRED) {
             state->coins_retired++;
         } else {
@@ -265,12 +276,35 @@ static kc_err audit_totals(audit *state)
         problem(state, "%" PRIu64 " balances stored for %" PRIu64 " wallets holding coins",
                 balance_entries, state->wallets);
     uint64_t supply = state->supply;
-    if (state->balances_total != supply || state->supply_table_total != supply ||
-        state->live_value != supply)
+    if (state->balances_total + state->held_value != supply ||
+        state->supply_table_total != supply || state->live_value != supply)
         problem(state,
-                "total supply %" PRIu64 ", balances add up to %" PRIu64 ", live coins to %" PRIu64
-                ", the supply table to %" PRIu64,
-                supply, state->balances_total, state->live_value, state->supply_table_total);
+                "total supply %" PRIu64 ", balances add up to %" PRIu64 " (and %" PRIu64
+                " held), live coins to %" PRIu64 ", the supply table to %" PRIu64,
+                supply, state->balances_total, state->held_value, state->live_value,
+                state->supply_table_total);
+    return KC_OK;
+}
+
+static void hold_problem(void *context, const char *text)
+{
+    problem(context, "%s", text);
+}
+
+/* Pass 5. */
+static kc_err audit_holds(audit *state)
+{
+    kci_ledger_holds_summary *holds = &state->holds;
+    kc_err err = kci_ledger_holds_audit(state->read, holds, hold_problem, state);
+    if (err != KC_OK) return err;
+    if (holds->coins_held != state->coins_held || holds->held_rows != state->coins_held)
+        problem(state,
+                "%" PRIu64 " coins held, %" PRIu64 " entries coin -> hold, %" PRIu64
+                " coins in pending holds: a held coin has not exactly one live hold",
+                state->coins_held, holds->held_rows, holds->coins_held);
+    if (holds->value_held != state->held_value)
+        problem(state, "pending holds hold %" PRIu64 " but the held coins are worth %" PRIu64,
+                holds->value_held, state->held_value);
     return KC_OK;
 }
 
@@ -291,12 +325,13 @@ json_t *kci_ledger_audit(kci_ledger_read *read, kci_ledger_outcome *outcome)
     if (err == KC_OK) err = audit_coins(&state);
     if (err == KC_OK) err = audit_references(&state);
     if (err == KC_OK) err = audit_totals(&state);
+    if (err == KC_OK) err = audit_holds(&state);
     if (err != KC_OK) {
         json_decref(state.problems);
         json_decref(state.supply_by_denomination);
         return NULL;
     }
-    return json_pack(
+    json_t *body = json_pack(
         "{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:I, s:o, s:o}", "ok",
         state.problem_count == 0, "supply", (json_int_t)state.supply, "balances_total",
         (json_int_t)state.balances_total, "wallets", (json_int_t)state.wallets, "coins_live",
@@ -306,4 +341,11 @@ json_t *kci_ledger_audit(kci_ledger_read *read, kci_ledger_outcome *outcome)
         "references", (json_int_t)state.references, "mint", kci_ledger_store_mint_address(store),
         "problem_count", (json_int_t)state.problem_count, "problems", state.problems,
         "supply_by_denomination", state.supply_by_denomination);
+    if (body != NULL)
+        json_object_set_new(
+            body, "holds",
+            json_pack("{s:I, s:I, s:I, s:I}", "pending", (json_int_t)state.holds.holds_pending,
+                      "settled", (json_int_t)state.holds.holds_settled, "coins_held",
+                      (json_int_t)state.coins_held, "value_held", (json_int_t)state.held_value));
+    return body;
 }

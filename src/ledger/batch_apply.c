@@ -41,6 +41,14 @@ static kc_err apply_op(kci_ledger_batch *batch, const kci_ledger_log_op *op,
         uint32_t reaped = 0;
         return kci_ledger_reap(batch, op->reap_age_ms, op->reap_count_max, &reaped);
     }
+    case KCI_LEDGER_LOG_HOLD: return kci_ledger_apply_hold(batch, &op->transfer, outcome);
+    case KCI_LEDGER_LOG_SETTLE:
+        return kci_ledger_apply_settle(batch, op->settle, op->paid_transfer, op->payee,
+                                       op->request_id, op->min_amount, op->signature, outcome);
+    case KCI_LEDGER_LOG_EXPIRE: {
+        uint32_t expired = 0; /* by the entry's clock: the same holds on every replica */
+        return kci_ledger_expire(batch, op->expire_count_max, &expired);
+    }
     default: assert(false); return KC_ERR_INVALID_ARGUMENT; /* the decoder let only these through */
     }
 }

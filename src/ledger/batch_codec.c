@@ -172,6 +172,46 @@ void kci_ledger_log_put_reap(kci_ledger_log_writer *writer, int64_t age_ms, uint
     writer->op_count++;
 }
 
+void kci_ledger_log_put_hold(kci_ledger_log_writer *writer, const kci_ledger_transfer *hold)
+{
+    assert(hold->kind == KCI_LEDGER_KIND_HOLD);
+    assert(hold->expires_ms > hold->time_ms && hold->expires_ms <= KCI_LEDGER_TIME_MS_MAX);
+    put_u8(writer, KCI_LEDGER_LOG_HOLD);
+    put_transfer_head(writer, hold, true);
+    put_u64(writer, (uint64_t)hold->expires_ms);
+    writer->op_count++;
+}
+
+void kci_ledger_log_put_settle(kci_ledger_log_writer *writer, kci_ledger_settle settle,
+                               const uint8_t hold[KCI_LEDGER_ID_BYTES],
+                               const uint8_t payee[KCI_LEDGER_KEY_BYTES], const char *request_id,
+                               uint64_t min_amount,
+                               const uint8_t signature[KCI_LEDGER_SIGNATURE_BYTES])
+{
+    assert(settle >= KCI_LEDGER_SETTLE_CLAIM && settle <= KCI_LEDGER_SETTLE_VOID);
+    assert(min_amount <= KCI_LEDGER_AMOUNT_MAX);
+    uint8_t request[KCI_LEDGER_ID_BYTES] = {0};
+    bool parsed = request_id[0] == '\0' || kci_ledger_id_parse(request, request_id);
+    assert(parsed); /* the request parser made it canonical UUID text */
+    (void)parsed;
+    put_u8(writer, KCI_LEDGER_LOG_SETTLE);
+    put_u8(writer, (uint8_t)settle);
+    put_bytes(writer, hold, KCI_LEDGER_ID_BYTES);
+    put_bytes(writer, payee, KCI_LEDGER_KEY_BYTES);
+    put_bytes(writer, request, KCI_LEDGER_ID_BYTES);
+    put_u64(writer, min_amount);
+    put_bytes(writer, signature, KCI_LEDGER_SIGNATURE_BYTES);
+    writer->op_count++;
+}
+
+void kci_ledger_log_put_expire(kci_ledger_log_writer *writer, uint32_t count_max)
+{
+    assert(count_max > 0 && count_max <= KCI_LEDGER_LOG_REAP_COUNT_MAX);
+    put_u8(writer, KCI_LEDGER_LOG_EXPIRE);
+    put_u32(writer, count_max);
+    writer->op_count++;
+}
+
 kci_ledger_log_mark kci_ledger_log_mark_get(const kci_ledger_log_writer *writer)
 {
     return (kci_ledger_log_mark){.length = writer->length, .op_count = writer->op_count};
@@ -382,6 +422,45 @@ static bool take_mint(reader *in, kci_ledger_log_op *op)
     return true;
 }
 
+static bool take_hold(reader *in, kci_ledger_log_op *op, const uint8_t mint[])
+{
+    if (!take_transfer(in, &op->transfer, KCI_LEDGER_KIND_HOLD, mint)) return false;
+    uint64_t expires_ms = take_u64(in);
+    op->transfer.expires_ms = (int64_t)(expires_ms & INT64_MAX);
+    if (in->problem == NULL && (expires_ms > (uint64_t)KCI_LEDGER_TIME_MS_MAX ||
+                                op->transfer.expires_ms <= op->transfer.time_ms))
+        return fail(in, "a hold's expiry is out of range");
+    return in->problem == NULL;
+}
+
+static bool take_settle(reader *in, kci_ledger_log_op *op)
+{
+    uint8_t settle = 0, request[KCI_LEDGER_ID_BYTES], zero[KCI_LEDGER_ID_BYTES] = {0};
+    take(in, &settle, 1);
+    op->settle = (kci_ledger_settle)settle;
+    take(in, op->paid_transfer, KCI_LEDGER_ID_BYTES);
+    take(in, op->payee, KCI_LEDGER_KEY_BYTES);
+    take(in, request, sizeof request);
+    op->min_amount = take_u64(in);
+    take(in, op->signature, KCI_LEDGER_SIGNATURE_BYTES);
+    if (in->problem != NULL) return false;
+    if (settle < KCI_LEDGER_SETTLE_CLAIM || settle > KCI_LEDGER_SETTLE_VOID)
+        return fail(in, "a settle of unknown kind");
+    if (op->min_amount > KCI_LEDGER_AMOUNT_MAX ||
+        (op->min_amount == 0) != (settle != KCI_LEDGER_SETTLE_CLAIM))
+        return fail(in, "a settle's minimum is out of range");
+    if (memcmp(request, zero, sizeof zero) == 0) {
+        if (settle == KCI_LEDGER_SETTLE_CLAIM) return fail(in, "a claim names no request");
+        op->request_id[0] = '\0';
+        return true;
+    }
+    kci_ledger_id_text(op->request_id, request);
+    uint8_t parsed[KCI_LEDGER_ID_BYTES];
+    if (!kci_ledger_id_parse(parsed, op->request_id))
+        return fail(in, "a settle's request id is not a UUID");
+    return true;
+}
+
 static bool take_op(reader *in, kci_ledger_log_op *op, const uint8_t mint[])
 {
     uint8_t kind = 0;
@@ -417,6 +496,14 @@ static bool take_op(reader *in, kci_ledger_log_op *op, const uint8_t mint[])
             return fail(in, "a reap's age or count is out of range");
         return in->problem == NULL;
     }
+    case KCI_LEDGER_LOG_HOLD: return take_hold(in, op, mint);
+    case KCI_LEDGER_LOG_SETTLE: return take_settle(in, op);
+    case KCI_LEDGER_LOG_EXPIRE:
+        op->expire_count_max = take_u32(in);
+        if (in->problem == NULL &&
+            (op->expire_count_max == 0 || op->expire_count_max > KCI_LEDGER_LOG_REAP_COUNT_MAX))
+            return fail(in, "an expire's count is out of range");
+        return in->problem == NULL;
     default: return fail(in, "an op of unknown kind");
     }
 }

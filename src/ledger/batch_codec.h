@@ -22,6 +22,13 @@
  *     4 payment   transfer id (16), payee (32), min amount u64, request id
  *                 (16: a UUID, the Kc-Id of the paid request)
  *     5 reap      age_ms i64, count max u32
+ *     6 hold      a transfer (as 2), then expires_ms i64
+ *     7 settle    settle u8 (1 claim, 2 post, 3 void), hold id (16), payee
+ *                 (32), request id (16; all zero: none), min amount u64
+ *                 (claim; 0 otherwise), the payee's signature (64)
+ *     8 expire    count max u32: holds due at the entry's now_ms go back
+ * Expiry is decided only by now_ms, so every replica expires the same
+ * holds (docs/ledger.md, "Escrow").
  * An entry with no ops opens the log ("genesis"): it names the mint, and a
  * replica whose mint key differs refuses to follow.
  *
@@ -56,6 +63,9 @@ typedef enum kci_ledger_log_kind {
     KCI_LEDGER_LOG_EXCHANGE = 3,
     KCI_LEDGER_LOG_PAYMENT = 4,
     KCI_LEDGER_LOG_REAP = 5,
+    KCI_LEDGER_LOG_HOLD = 6,
+    KCI_LEDGER_LOG_SETTLE = 7,
+    KCI_LEDGER_LOG_EXPIRE = 8,
 } kci_ledger_log_kind;
 
 /* One op of an entry, decoded (owns its arrays). */
@@ -73,6 +83,9 @@ typedef struct kci_ledger_log_op {
     char request_id[37];
     int64_t reap_age_ms; /* reap */
     uint32_t reap_count_max;
+    kci_ledger_settle settle; /* settle: paid_transfer is the hold, payee signs */
+    uint8_t signature[KCI_LEDGER_SIGNATURE_BYTES];
+    uint32_t expire_count_max; /* expire */
 } kci_ledger_log_op;
 
 typedef struct kci_ledger_log_entry {
@@ -122,6 +135,14 @@ void kci_ledger_log_put_payment(kci_ledger_log_writer *writer,
                                 const uint8_t payee[KCI_LEDGER_KEY_BYTES], uint64_t min_amount,
                                 const char *request_id);
 void kci_ledger_log_put_reap(kci_ledger_log_writer *writer, int64_t age_ms, uint32_t count_max);
+void kci_ledger_log_put_hold(kci_ledger_log_writer *writer, const kci_ledger_transfer *hold);
+/* request_id: "" for none. */
+void kci_ledger_log_put_settle(kci_ledger_log_writer *writer, kci_ledger_settle settle,
+                               const uint8_t hold[KCI_LEDGER_ID_BYTES],
+                               const uint8_t payee[KCI_LEDGER_KEY_BYTES], const char *request_id,
+                               uint64_t min_amount,
+                               const uint8_t signature[KCI_LEDGER_SIGNATURE_BYTES]);
+void kci_ledger_log_put_expire(kci_ledger_log_writer *writer, uint32_t count_max);
 kci_ledger_log_mark kci_ledger_log_mark_get(const kci_ledger_log_writer *writer);
 void kci_ledger_log_cut(kci_ledger_log_writer *writer, kci_ledger_log_mark mark);
 /* Writes the op count: the entry is writer->bytes, writer->length bytes.

@@ -8,6 +8,7 @@
  * always succeeds when the balance suffices. */
 #include "client.h"
 
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,6 +159,17 @@ kc_err kci_ledger_transfer_make(kci_ledger_transfer *out, const kci_wallet *wall
     return err;
 }
 
+kc_err kci_ledger_hold_make(kci_ledger_transfer *out, const kci_wallet *wallet,
+                            const uint8_t to[KCI_LEDGER_KEY_BYTES], const kci_ledger_coin *coins,
+                            uint32_t coin_count, int64_t hold_ms)
+{
+    if (hold_ms < 1 || hold_ms > KCI_LEDGER_HOLD_MS_MAX) return KC_ERR_INVALID_ARGUMENT;
+    kc_err err = transfer_fill(out, KCI_LEDGER_KIND_HOLD, wallet, to, coins, coin_count);
+    if (err != KC_OK) return err;
+    out->expires_ms = out->time_ms + hold_ms;
+    return kci_ledger_sign(out, wallet->secret_key);
+}
+
 kc_err kci_ledger_exchange_make(kci_ledger_transfer *out, const kci_wallet *wallet,
                                 const uint8_t mint[KCI_LEDGER_KEY_BYTES],
                                 const kci_ledger_coin *coins, uint32_t coin_count,
@@ -257,9 +269,26 @@ static kc_err make_change(kci_ledger_coin *paid, natsConnection *connection,
     return err;
 }
 
-kc_err kci_ledger_pay(json_t **out, bool *exchanged, natsConnection *connection,
-                      const kci_wallet *wallet, const uint8_t to[KCI_LEDGER_KEY_BYTES],
-                      uint64_t amount, int64_t timeout_ms, kci_ledger_refusal *refusal)
+/* Signs and sends the chosen coins as a transfer (hold_ms 0) or a hold. */
+static kc_err send_payment(json_t **out, natsConnection *connection, const kci_wallet *wallet,
+                           const uint8_t to[KCI_LEDGER_KEY_BYTES], const kci_ledger_coin *chosen,
+                           uint32_t chosen_count, int64_t hold_ms, int64_t timeout_ms,
+                           kci_ledger_refusal *refusal)
+{
+    kci_ledger_transfer transfer;
+    kc_err err = hold_ms > 0
+                     ? kci_ledger_hold_make(&transfer, wallet, to, chosen, chosen_count, hold_ms)
+                     : kci_ledger_transfer_make(&transfer, wallet, to, chosen, chosen_count);
+    if (err != KC_OK)
+        return refuse(refusal, err, 0, "cannot sign the %s: %s", hold_ms > 0 ? "hold" : "transfer",
+                      kc_strerror(err));
+    return send_signed(out, connection, hold_ms > 0 ? "hold" : "transfer", &transfer, timeout_ms,
+                       refusal);
+}
+
+static kc_err pay(json_t **out, bool *exchanged, natsConnection *connection,
+                  const kci_wallet *wallet, const uint8_t to[KCI_LEDGER_KEY_BYTES], uint64_t amount,
+                  int64_t hold_ms, int64_t timeout_ms, kci_ledger_refusal *refusal)
 {
     *out = NULL;
     *exchanged = false;
@@ -290,13 +319,26 @@ kc_err kci_ledger_pay(json_t **out, bool *exchanged, natsConnection *connection,
                                 covered, timeout_ms, refusal);
         chosen_count = 1;
     }
-    kci_ledger_transfer transfer;
-    if (err == KC_OK &&
-        (err = kci_ledger_transfer_make(&transfer, wallet, to, chosen, chosen_count)) != KC_OK)
-        refuse(refusal, err, 0, "cannot sign the transfer: %s", kc_strerror(err));
-    else if (err == KC_OK)
-        err = send_signed(out, connection, "transfer", &transfer, timeout_ms, refusal);
+    if (err == KC_OK)
+        err = send_payment(out, connection, wallet, to, chosen, chosen_count, hold_ms, timeout_ms,
+                           refusal);
     free(chosen);
     free(coins);
     return err;
+}
+
+kc_err kci_ledger_pay(json_t **out, bool *exchanged, natsConnection *connection,
+                      const kci_wallet *wallet, const uint8_t to[KCI_LEDGER_KEY_BYTES],
+                      uint64_t amount, int64_t timeout_ms, kci_ledger_refusal *refusal)
+{
+    return pay(out, exchanged, connection, wallet, to, amount, 0, timeout_ms, refusal);
+}
+
+kc_err kci_ledger_hold_pay(json_t **out, bool *exchanged, natsConnection *connection,
+                           const kci_wallet *wallet, const uint8_t to[KCI_LEDGER_KEY_BYTES],
+                           uint64_t amount, int64_t hold_ms, int64_t timeout_ms,
+                           kci_ledger_refusal *refusal)
+{
+    assert(hold_ms > 0);
+    return pay(out, exchanged, connection, wallet, to, amount, hold_ms, timeout_ms, refusal);
 }

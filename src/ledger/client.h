@@ -47,6 +47,10 @@ kc_err kci_ledger_wallet_coins(kci_ledger_coin **coins, uint32_t *count,
 kc_err kci_ledger_transfer_make(kci_ledger_transfer *out, const kci_wallet *wallet,
                                 const uint8_t to[KCI_LEDGER_KEY_BYTES],
                                 const kci_ledger_coin *coins, uint32_t coin_count);
+/* A signed hold of coins for to, expiring hold_ms from now. */
+kc_err kci_ledger_hold_make(kci_ledger_transfer *out, const kci_wallet *wallet,
+                            const uint8_t to[KCI_LEDGER_KEY_BYTES], const kci_ledger_coin *coins,
+                            uint32_t coin_count, int64_t hold_ms);
 /* A signed exchange of coins for coins of denominations (same total). */
 kc_err kci_ledger_exchange_make(kci_ledger_transfer *out, const kci_wallet *wallet,
                                 const uint8_t mint[KCI_LEDGER_KEY_BYTES],
@@ -59,5 +63,12 @@ kc_err kci_ledger_exchange_make(kci_ledger_transfer *out, const kci_wallet *wall
 kc_err kci_ledger_pay(json_t **out, bool *exchanged, natsConnection *connection,
                       const kci_wallet *wallet, const uint8_t to[KCI_LEDGER_KEY_BYTES],
                       uint64_t amount, int64_t timeout_ms, kci_ledger_refusal *refusal);
+
+/* The same as a hold (escrow) that expires hold_ms from now: *out is the
+ * hold's reply ({"transfer": id, "ok": true}). */
+kc_err kci_ledger_hold_pay(json_t **out, bool *exchanged, natsConnection *connection,
+                           const kci_wallet *wallet, const uint8_t to[KCI_LEDGER_KEY_BYTES],
+                           uint64_t amount, int64_t hold_ms, int64_t timeout_ms,
+                           kci_ledger_refusal *refusal);
 
 #endif

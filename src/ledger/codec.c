@@ -8,6 +8,8 @@
  *   coin count u32, then per coin, sorted by id: id (16), denomination u64
  *   amount u64, time_ms u64
  *   denomination count u32, then each u64 (an exchange's asked coins; 0 else)
+ *   a hold (kind 4) only: expires_ms u64, so the payer signs how long the
+ *   payee may keep the coins waiting
  * Binding the denominations makes the mint's issue hop prove each coin's
  * value; binding the kind keeps an exchange from being replayed as a
  * transfer to the mint.
@@ -115,8 +117,9 @@ uint8_t *kci_ledger_signing_bytes(const kci_ledger_transfer *transfer, size_t *l
 {
     assert(transfer->coin_count <= KCI_LEDGER_COINS_PER_TRANSFER_MAX);
     assert(transfer->denomination_count <= KCI_LEDGER_DENOMINATIONS_MAX);
+    bool hold = transfer->kind == KCI_LEDGER_KIND_HOLD;
     size_t size = SIGNING_HEADER_BYTES + (size_t)transfer->coin_count * SIGNING_COIN_BYTES + 16 +
-                  4 + (size_t)transfer->denomination_count * 8;
+                  4 + (size_t)transfer->denomination_count * 8 + (hold ? 8 : 0);
     uint8_t *bytes = malloc(size);
     if (bytes == NULL) return NULL;
     uint8_t *cursor = bytes;
@@ -140,6 +143,7 @@ uint8_t *kci_ledger_signing_bytes(const kci_ledger_transfer *transfer, size_t *l
     cursor = put_u32(cursor, transfer->denomination_count);
     for (uint32_t index = 0; index < transfer->denomination_count; index++)
         cursor = put_u64(cursor, transfer->denominations[index]);
+    if (hold) cursor = put_u64(cursor, (uint64_t)transfer->expires_ms);
     assert((size_t)(cursor - bytes) == size);
     *length = size;
     return bytes;
@@ -165,6 +169,16 @@ bool kci_ledger_verify(const kci_ledger_transfer *transfer,
     bool valid = crypto_sign_verify_detached(transfer->signature, bytes, length, signer) == 0;
     free(bytes);
     return valid;
+}
+
+kci_ledger_settle kci_ledger_settle_of(kci_ledger_operation operation)
+{
+    switch (operation) {
+    case KCI_LEDGER_OP_HOLD_CLAIM: return KCI_LEDGER_SETTLE_CLAIM;
+    case KCI_LEDGER_OP_HOLD_POST: return KCI_LEDGER_SETTLE_POST;
+    case KCI_LEDGER_OP_HOLD_VOID: return KCI_LEDGER_SETTLE_VOID;
+    default: return (kci_ledger_settle)0;
+    }
 }
 
 static int coin_compare(const void *a, const void *b)
@@ -198,6 +212,10 @@ static const struct {
     {"audit", KCI_LEDGER_OP_AUDIT},
     {"payment", KCI_LEDGER_OP_PAYMENT},
     {"transfer.get", KCI_LEDGER_OP_TRANSFER_GET},
+    {"hold", KCI_LEDGER_OP_HOLD},
+    {"hold.claim", KCI_LEDGER_OP_HOLD_CLAIM},
+    {"hold.post", KCI_LEDGER_OP_HOLD_POST},
+    {"hold.void", KCI_LEDGER_OP_HOLD_VOID},
 };
 
 kci_ledger_operation kci_ledger_operation_from_subject(const char *subject)
@@ -370,11 +388,13 @@ static kc_err get_coins(kci_ledger_transfer *transfer, json_t *object, char *err
     return KC_OK;
 }
 
-static const char *const TRANSFER_FIELDS[] = {
-    "id", "from", "to", "coins", "amount", "time_ms", "signature", "denominations", NULL};
+static const char *const TRANSFER_FIELDS[] = {"id",         "from",    "to",        "coins",
+                                              "amount",     "time_ms", "signature", "denominations",
+                                              "expires_ms", NULL};
 
-/* A transfer (kind TRANSFER) or an exchange (kind EXCHANGE: no "to", the
- * mint is the payee and the writer fills it in; "denominations" asked). */
+/* A transfer (kind TRANSFER), a hold (kind HOLD: a transfer with
+ * "expires_ms") or an exchange (kind EXCHANGE: no "to", the mint is the
+ * payee and the writer fills it in; "denominations" asked). */
 static kc_err parse_transfer(kci_ledger_transfer *out, json_t *object, kci_ledger_kind kind,
                              char *error, size_t error_size)
 {
@@ -383,18 +403,24 @@ static kc_err parse_transfer(kci_ledger_transfer *out, json_t *object, kci_ledge
     kc_err err = check_fields(object, TRANSFER_FIELDS, "a transfer", error, error_size);
     if (err == KC_OK) err = get_id(out->id, object, "id", error, error_size);
     if (err == KC_OK) err = get_address(out->from, object, "from", error, error_size);
-    if (err == KC_OK && kind == KCI_LEDGER_KIND_TRANSFER)
-        err = get_address(out->to, object, "to", error, error_size);
+    bool has_payee = kind == KCI_LEDGER_KIND_TRANSFER || kind == KCI_LEDGER_KIND_HOLD;
+    if (err == KC_OK && has_payee) err = get_address(out->to, object, "to", error, error_size);
     if (err == KC_OK && kind == KCI_LEDGER_KIND_EXCHANGE && json_object_get(object, "to"))
         err = kci_ledger_fail(error, error_size, KC_ERR_PARSE,
                               "an exchange has no \"to\": the mint is the payee");
-    if (err == KC_OK && kind == KCI_LEDGER_KIND_TRANSFER &&
-        memcmp(out->from, out->to, KCI_LEDGER_KEY_BYTES) == 0)
+    if (err == KC_OK && has_payee && memcmp(out->from, out->to, KCI_LEDGER_KEY_BYTES) == 0)
         err = kci_ledger_fail(error, error_size, KC_ERR_PARSE,
                               "\"from\" and \"to\" are the same wallet");
     if (err == KC_OK) err = get_coins(out, object, error, error_size);
     if (err == KC_OK) err = get_amount(&out->amount, object, "amount", true, error, error_size);
     if (err == KC_OK) err = get_time(&out->time_ms, object, "time_ms", true, error, error_size);
+    if (err == KC_OK && kind == KCI_LEDGER_KIND_HOLD)
+        err = get_time(&out->expires_ms, object, "expires_ms", true, error, error_size);
+    else if (err == KC_OK && json_object_get(object, "expires_ms") != NULL)
+        err = kci_ledger_fail(error, error_size, KC_ERR_PARSE, "only a hold has \"expires_ms\"");
+    if (err == KC_OK && kind == KCI_LEDGER_KIND_HOLD && out->expires_ms <= out->time_ms)
+        err = kci_ledger_fail(error, error_size, KC_ERR_PARSE,
+                              "\"expires_ms\" must be after \"time_ms\"");
     json_t *signature = json_object_get(object, "signature");
     const char *text = json_string_value(signature);
     if (err == KC_OK && !kci_ledger_unhex(out->signature, KCI_LEDGER_SIGNATURE_BYTES, text,
@@ -550,6 +576,42 @@ static kc_err parse_payment(kci_ledger_request *out, json_t *root, char *error, 
     return err;
 }
 
+static kc_err get_signature(uint8_t signature[KCI_LEDGER_SIGNATURE_BYTES], json_t *object,
+                            char *error, size_t error_size)
+{
+    const char *text = json_string_value(json_object_get(object, "signature"));
+    if (!kci_ledger_unhex(signature, KCI_LEDGER_SIGNATURE_BYTES, text,
+                          text != NULL ? strlen(text) : 0))
+        return kci_ledger_fail(error, error_size, KC_ERR_PARSE,
+                               "\"signature\" must be %d hex digits",
+                               KCI_LEDGER_SIGNATURE_TEXT_BYTES);
+    return KC_OK;
+}
+
+/* hold.claim {"hold","payee","request","min_amount","signature"}; hold.post
+ * and hold.void the same with "request" optional and no "min_amount". */
+static kc_err parse_settle(kci_ledger_request *out, json_t *root, char *error, size_t error_size)
+{
+    static const char *const fields[] = {"hold",       "payee",     "request",
+                                         "min_amount", "signature", NULL};
+    bool claim = out->operation == KCI_LEDGER_OP_HOLD_CLAIM;
+    kc_err err = check_fields(root, fields, "a hold settlement", error, error_size);
+    if (err == KC_OK) err = get_id(out->transfer, root, "hold", error, error_size);
+    if (err == KC_OK) err = get_address(out->payee, root, "payee", error, error_size);
+    if (err == KC_OK && claim)
+        err = get_amount(&out->min_amount, root, "min_amount", true, error, error_size);
+    else if (err == KC_OK && json_object_get(root, "min_amount") != NULL)
+        err =
+            kci_ledger_fail(error, error_size, KC_ERR_PARSE, "only hold.claim has \"min_amount\"");
+    uint8_t request[KCI_LEDGER_ID_BYTES];
+    if (err == KC_OK && (claim || json_object_get(root, "request") != NULL)) {
+        err = get_id(request, root, "request", error, error_size);
+        if (err == KC_OK) kci_ledger_id_text(out->request_id, request);
+    }
+    if (err == KC_OK) err = get_signature(out->signature, root, error, error_size);
+    return err;
+}
+
 static kc_err parse_one_id(uint8_t id[KCI_LEDGER_ID_BYTES], json_t *root, const char *name,
                            char *error, size_t error_size)
 {
@@ -564,14 +626,19 @@ static kc_err parse_root(kci_ledger_request *out, json_t *root, char *error, siz
     case KCI_LEDGER_OP_MINT: return parse_mint(out, root, error, error_size);
     case KCI_LEDGER_OP_TRANSFER:
     case KCI_LEDGER_OP_EXCHANGE:
+    case KCI_LEDGER_OP_HOLD:
         out->transfers = calloc(1, sizeof *out->transfers);
         if (out->transfers == NULL)
             return kci_ledger_fail(error, error_size, KC_ERR_PARSE, "out of memory");
         out->transfer_count = 1;
         return parse_transfer(out->transfers, root,
                               out->operation == KCI_LEDGER_OP_TRANSFER ? KCI_LEDGER_KIND_TRANSFER
+                              : out->operation == KCI_LEDGER_OP_HOLD   ? KCI_LEDGER_KIND_HOLD
                                                                        : KCI_LEDGER_KIND_EXCHANGE,
                               error, error_size);
+    case KCI_LEDGER_OP_HOLD_CLAIM:
+    case KCI_LEDGER_OP_HOLD_POST:
+    case KCI_LEDGER_OP_HOLD_VOID: return parse_settle(out, root, error, error_size);
     case KCI_LEDGER_OP_TRANSFER_BATCH: return parse_transfers(out, root, error, error_size);
     case KCI_LEDGER_OP_BALANCE:
     case KCI_LEDGER_OP_COINS: return parse_wallet_query(out, root, error, error_size);
@@ -655,5 +722,7 @@ json_t *kci_ledger_transfer_json(const kci_ledger_transfer *transfer)
     } else {
         json_object_set_new(object, "to", json_string(to));
     }
+    if (transfer->kind == KCI_LEDGER_KIND_HOLD)
+        json_object_set_new(object, "expires_ms", json_integer((json_int_t)transfer->expires_ms));
     return object;
 }

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "kingcobra/err.h"
+#include "ledger/settle_sign.h"
 
 enum {
     KCI_LEDGER_ID_BYTES = 16,        /* a UUIDv7: coin and transfer ids */
@@ -49,7 +50,11 @@ typedef enum kci_ledger_kind {
     KCI_LEDGER_KIND_ISSUE = 1,
     KCI_LEDGER_KIND_TRANSFER = 2,
     KCI_LEDGER_KIND_EXCHANGE = 3,
+    KCI_LEDGER_KIND_HOLD = 4, /* escrow: coins held for the payee until post, void or expiry */
 } kci_ledger_kind;
+
+/* A hold lasts at least 1 ms and at most this long from the ledger's clock. */
+#define KCI_LEDGER_HOLD_MS_MAX ((int64_t)7 * 24 * 3600 * 1000)
 
 typedef struct kci_ledger_coin {
     uint8_t id[KCI_LEDGER_ID_BYTES];
@@ -66,6 +71,7 @@ typedef struct kci_ledger_transfer {
     uint8_t to[KCI_LEDGER_KEY_BYTES];
     uint64_t amount;
     int64_t time_ms;
+    int64_t expires_ms; /* a hold: when it returns to the payer (signed); 0 otherwise */
     uint32_t coin_count;
     kci_ledger_coin *coins; /* malloc'd */
     uint32_t denomination_count;
@@ -113,6 +119,10 @@ typedef enum kci_ledger_operation {
     KCI_LEDGER_OP_AUDIT,
     KCI_LEDGER_OP_PAYMENT,
     KCI_LEDGER_OP_TRANSFER_GET,
+    KCI_LEDGER_OP_HOLD,
+    KCI_LEDGER_OP_HOLD_CLAIM,
+    KCI_LEDGER_OP_HOLD_POST,
+    KCI_LEDGER_OP_HOLD_VOID,
 } kci_ledger_operation;
 
 /* Formats a failure's text into error (error_size bytes) and returns err:
@@ -123,6 +133,8 @@ kc_err kci_ledger_fail(char *error, size_t error_size, kc_err err, const char *f
 
 /* The operation a subject names ("kc.ledger.transfer.batch" ...). */
 kci_ledger_operation kci_ledger_operation_from_subject(const char *subject);
+/* The settle an operation names (0 for none). */
+kci_ledger_settle kci_ledger_settle_of(kci_ledger_operation operation);
 const char *kci_ledger_operation_name(kci_ledger_operation operation);
 
 typedef struct kci_ledger_grant {
@@ -148,7 +160,9 @@ typedef struct kci_ledger_request {
     /* payment */
     uint8_t payee[KCI_LEDGER_KEY_BYTES];
     uint64_t min_amount;
-    char request_id[37]; /* the paid request's Kc-Id, canonical text */
+    char request_id[37]; /* the paid request's Kc-Id, canonical text ("" : none) */
+    /* hold.claim, hold.post, hold.void: transfer is the hold, payee signs */
+    uint8_t signature[KCI_LEDGER_SIGNATURE_BYTES];
     /* coins, history: paging */
     int64_t since_ms;
     bool has_after;

@@ -34,6 +34,7 @@ const char *kci_ledger_kind_name(uint8_t kind)
     case KCI_LEDGER_KIND_ISSUE: return "issue";
     case KCI_LEDGER_KIND_TRANSFER: return "transfer";
     case KCI_LEDGER_KIND_EXCHANGE: return "exchange";
+    case KCI_LEDGER_KIND_HOLD: return "hold";
     default: return "unknown";
     }
 }
@@ -110,8 +111,22 @@ static const char *state_name(uint8_t state)
     case KCI_LEDGER_COIN_LIVE: return "live";
     case KCI_LEDGER_COIN_RETIRED: return "retired";
     case KCI_LEDGER_COIN_REAPED: return "reaped";
+    case KCI_LEDGER_COIN_HELD: return "held";
     default: return "unknown";
     }
+}
+
+/* A hold's state and outcome, for the trail and transfer.get. */
+static void hold_json_add(kci_ledger_read *read, json_t *hop, const kci_ledger_transfer *transfer)
+{
+    kci_ledger_hold_status status;
+    if (transfer->kind != KCI_LEDGER_KIND_HOLD ||
+        kci_ledger_hold_get(read, transfer->id, &status) != KC_OK)
+        return;
+    json_object_set_new(hop, "expires_ms", json_integer((json_int_t)transfer->expires_ms));
+    json_object_set_new(hop, "hold",
+                        json_pack("{s:s, s:I}", "state", kci_ledger_hold_state_name(status.state),
+                                  "settled_ms", (json_int_t)status.settled_ms));
 }
 
 /* A stored transfer as JSON: what a verifier needs to check its signature. */
@@ -156,7 +171,9 @@ json_t *kci_ledger_query_trail(kci_ledger_read *read, const kci_ledger_request *
         if (kci_ledger_trail_hop(read, request->coin, hop, transfer_id) != KC_OK ||
             kci_ledger_transfer_get(read, transfer_id, &transfer, NULL) != KC_OK)
             break; /* reaped */
-        json_array_append_new(hops, hop_json(&transfer, NULL));
+        json_t *hop_object = hop_json(&transfer, NULL);
+        hold_json_add(read, hop_object, &transfer);
+        json_array_append_new(hops, hop_object);
         kci_ledger_transfer_free(&transfer);
     }
     json_t *reply = json_pack(
@@ -166,6 +183,12 @@ json_t *kci_ledger_query_trail(kci_ledger_read *read, const kci_ledger_request *
         "last_transfer", kci_ledger_id_json(record.last_transfer), "hop_count",
         (json_int_t)record.hop_count, "mint",
         kci_ledger_store_mint_address(kci_ledger_read_store(read)), "hops", hops);
+    uint8_t hold[KCI_LEDGER_ID_BYTES];
+    if (reply != NULL && record.state == KCI_LEDGER_COIN_HELD &&
+        kci_ledger_held_by(read, request->coin, hold) == KC_OK) {
+        json_object_set_new(reply, "held_by", kci_ledger_id_json(hold));
+        json_object_set_new(reply, "held_for", kci_ledger_address_json(record.owner));
+    }
     return reply;
 }
 
@@ -183,6 +206,7 @@ json_t *kci_ledger_query_transfer(kci_ledger_read *read, const kci_ledger_reques
     }
     if (err != KC_OK) return NULL;
     json_t *reply = hop_json(&transfer, paid_request);
+    if (reply != NULL) hold_json_add(read, reply, &transfer);
     kci_ledger_transfer_free(&transfer);
     return reply;
 }

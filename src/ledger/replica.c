@@ -86,6 +86,7 @@ struct kci_ledger_replica {
     uint64_t term;
     bool broken; /* the log cannot be followed (another mint, a bad entry) */
     int64_t next_reap_ms;
+    int64_t next_tick_ms; /* the next look for expired holds */
 };
 
 typedef enum replicate_result {
@@ -351,6 +352,19 @@ static void encode_job(kci_ledger_log_writer *writer, kci_ledger_job *work,
         kci_ledger_log_put_payment(writer, request->transfer, request->payee, request->min_amount,
                                    request->request_id);
         break;
+    case KCI_LEDGER_OP_HOLD:
+        if (work->outcomes[0].result != KCI_LEDGER_OK) break;
+        slots[writer->op_count] = &work->outcomes[0];
+        kci_ledger_log_put_hold(writer, &request->transfers[0]);
+        break;
+    case KCI_LEDGER_OP_HOLD_CLAIM:
+    case KCI_LEDGER_OP_HOLD_POST:
+    case KCI_LEDGER_OP_HOLD_VOID:
+        slots[writer->op_count] = &work->outcomes[0];
+        kci_ledger_log_put_settle(writer, kci_ledger_settle_of(request->operation),
+                                  request->transfer, request->payee, request->request_id,
+                                  request->min_amount, request->signature);
+        break;
     default: assert(false);
     }
 }
@@ -459,35 +473,40 @@ static void write_jobs(kci_ledger_replica *replica, kci_ledger_job *jobs)
     free(slots);
 }
 
-/* The reaper as a log entry: its clock and bound travel with it, so every
- * replica frees the same coins. Written only when there is something to
- * free (a dry run first, rolled back). */
-static void reap_replicated(kci_ledger_replica *replica)
+/* The reaper and the expiry of holds as a log entry: the clock and bounds
+ * travel with it, so every replica frees the same coins and returns the
+ * same holds. Written only when there is something to do (a dry run
+ * first, rolled back). */
+static void reap_replicated(kci_ledger_replica *replica, bool reap_due)
 {
     kci_ledger *ledger = replica->ledger;
     int64_t now_ms = kci_wall_ms();
     kci_ledger_batch *batch = NULL;
-    uint32_t reaped = 0;
+    uint32_t reaped = 0, expired = 0;
     kc_err err = kci_ledger_batch_begin_at(&batch, ledger->store, now_ms);
-    if (err == KC_OK)
+    if (err == KC_OK) err = kci_ledger_expire(batch, KCI_LEDGER_EXPIRE_COUNT_MAX, &expired);
+    if (err == KC_OK && reap_due)
         err =
             kci_ledger_reap(batch, ledger->config.reap_age_ms, KCI_LEDGER_REAP_COUNT_MAX, &reaped);
     kci_ledger_batch_abort(batch);
-    if (err != KC_OK || reaped == 0) return;
+    if (err != KC_OK || reaped + expired == 0) return;
     kci_uuid id;
     kci_uuid_v7(&id);
     kci_ledger_log_writer writer;
     kci_ledger_log_begin(&writer, id.bytes, replica->term, now_ms,
                          kci_ledger_store_mint_key(ledger->store));
-    kci_ledger_log_put_reap(&writer, ledger->config.reap_age_ms, KCI_LEDGER_REAP_COUNT_MAX);
-    kci_ledger_log_entry entry;
+    if (expired > 0) kci_ledger_log_put_expire(&writer, KCI_LEDGER_EXPIRE_COUNT_MAX);
+    if (reaped > 0)
+        kci_ledger_log_put_reap(&writer, ledger->config.reap_age_ms, KCI_LEDGER_REAP_COUNT_MAX);
+    kci_ledger_log_entry entry = {0};
     char error[KCI_LEDGER_ERROR_BYTES_MAX];
     if (kci_ledger_log_finish(&writer) == KC_OK &&
         kci_ledger_log_decode(&entry, writer.bytes, writer.length, error, sizeof error) == KC_OK) {
-        kci_ledger_outcome outcome = {0};
-        if (replicate(replica, &entry, writer.bytes, writer.length, &outcome) == REPLICATED)
-            kci_info("ledger: the reaper freed the trails of up to %" PRIu32 " retired coins",
-                     reaped);
+        kci_ledger_outcome outcomes[2] = {{0}};
+        if (replicate(replica, &entry, writer.bytes, writer.length, outcomes) == REPLICATED)
+            kci_info("ledger: %" PRIu32 " holds expired; the reaper freed the trails of up to "
+                     "%" PRIu32 " retired coins",
+                     expired, reaped);
     }
     kci_ledger_log_entry_free(&entry);
     kci_ledger_log_writer_free(&writer);
@@ -499,13 +518,12 @@ static void active_step(kci_ledger_replica *replica)
 {
     kci_ledger *ledger = replica->ledger;
     kci_ledger_job *jobs = kci_ledger_jobs_take(ledger, ACTIVE_WAIT_MS);
-    if (jobs != NULL) {
-        write_jobs(replica, jobs);
-        return;
-    }
-    if (kci_monotonic_ms() >= replica->next_reap_ms) {
-        reap_replicated(replica);
-        replica->next_reap_ms = kci_monotonic_ms() + ledger->config.reap_interval_ms;
+    if (jobs != NULL) write_jobs(replica, jobs); /* a busy ledger still ticks: */
+    if (kci_monotonic_ms() >= replica->next_tick_ms) {
+        bool reap_due = kci_monotonic_ms() >= replica->next_reap_ms;
+        reap_replicated(replica, reap_due);
+        if (reap_due) replica->next_reap_ms = kci_monotonic_ms() + ledger->config.reap_interval_ms;
+        replica->next_tick_ms = kci_monotonic_ms() + KCI_LEDGER_EXPIRE_INTERVAL_MS;
     }
 }
 

@@ -16,25 +16,34 @@ int kci_ledger_result_code(kci_ledger_result result)
     case KCI_LEDGER_BAD_HEADERS:
     case KCI_LEDGER_MALFORMED:
     case KCI_LEDGER_AMOUNT_MISMATCH:
-    case KCI_LEDGER_SUPPLY_EXCEEDED: return KCI_LEDGER_CODE_BAD_REQUEST;
+    case KCI_LEDGER_SUPPLY_EXCEEDED:
+    case KCI_LEDGER_HOLD_BAD_EXPIRY: return KCI_LEDGER_CODE_BAD_REQUEST;
     case KCI_LEDGER_TOO_LARGE: return KCI_LEDGER_CODE_TOO_LARGE;
     case KCI_LEDGER_BAD_SIGNATURE:
     case KCI_LEDGER_DENOMINATION_MISMATCH: return KCI_LEDGER_CODE_BAD_SIGNATURE;
     case KCI_LEDGER_OPERATION_UNKNOWN:
     case KCI_LEDGER_COIN_UNKNOWN:
-    case KCI_LEDGER_TRANSFER_UNKNOWN: return KCI_LEDGER_CODE_NOT_FOUND;
+    case KCI_LEDGER_TRANSFER_UNKNOWN:
+    case KCI_LEDGER_HOLD_UNKNOWN: return KCI_LEDGER_CODE_NOT_FOUND;
     case KCI_LEDGER_COIN_NOT_OWNED:
     case KCI_LEDGER_COIN_IS_RETIRED:
     case KCI_LEDGER_DOUBLE_SPEND:
     case KCI_LEDGER_TRANSFER_ID_REUSED:
-    case KCI_LEDGER_PAYMENT_CLAIMED: return KCI_LEDGER_CODE_CONFLICT;
+    case KCI_LEDGER_PAYMENT_CLAIMED:
+    case KCI_LEDGER_COIN_IS_HELD:
+    case KCI_LEDGER_HOLD_EXPIRED:
+    case KCI_LEDGER_HOLD_POSTED:
+    case KCI_LEDGER_HOLD_VOIDED:
+    case KCI_LEDGER_HOLD_CLAIMED: return KCI_LEDGER_CODE_CONFLICT;
     case KCI_LEDGER_MINT_NOT_A_WALLET:
     case KCI_LEDGER_MINT_DISABLED:
-    case KCI_LEDGER_MINT_TO_MINT: return KCI_LEDGER_CODE_FORBIDDEN;
+    case KCI_LEDGER_MINT_TO_MINT:
+    case KCI_LEDGER_HOLD_NOT_PAYEE: return KCI_LEDGER_CODE_FORBIDDEN;
     case KCI_LEDGER_PAYMENT_UNKNOWN:
     case KCI_LEDGER_PAYMENT_NOT_TRANSFER:
     case KCI_LEDGER_PAYMENT_WRONG_PAYEE:
-    case KCI_LEDGER_PAYMENT_TOO_SMALL: return KCI_LEDGER_CODE_UNPAID;
+    case KCI_LEDGER_PAYMENT_TOO_SMALL:
+    case KCI_LEDGER_HOLD_TOO_SMALL: return KCI_LEDGER_CODE_UNPAID;
     case KCI_LEDGER_QUEUE_FULL:
     case KCI_LEDGER_AUDIT_BUSY: return KCI_LEDGER_CODE_BUSY;
     case KCI_LEDGER_OUT_OF_MEMORY:
@@ -82,6 +91,16 @@ const char *kci_ledger_result_message(kci_ledger_result result)
     case KCI_LEDGER_STORAGE_FULL:
         return "the ledger could not store this (nothing was applied): its map is full";
     case KCI_LEDGER_READ_FAILED: return "cannot read the ledger";
+    case KCI_LEDGER_COIN_IS_HELD: return "the coin is held by a pending hold and cannot move";
+    case KCI_LEDGER_HOLD_UNKNOWN: return "no such hold";
+    case KCI_LEDGER_HOLD_NOT_PAYEE:
+        return "the hold pays another wallet: only its payee settles it";
+    case KCI_LEDGER_HOLD_EXPIRED: return "the hold expired: its coins went back to the payer";
+    case KCI_LEDGER_HOLD_POSTED: return "the hold was posted already";
+    case KCI_LEDGER_HOLD_VOIDED: return "the hold was voided: its coins went back to the payer";
+    case KCI_LEDGER_HOLD_TOO_SMALL: return "the hold is less than the price";
+    case KCI_LEDGER_HOLD_CLAIMED: return "the hold is claimed for another request";
+    case KCI_LEDGER_HOLD_BAD_EXPIRY: return "the hold's expiry is past or too far ahead";
     }
     return "unknown ledger result";
 }

@@ -66,6 +66,17 @@ typedef enum kci_ledger_result {
     KCI_LEDGER_STORAGE_FAILED = 43, /* 500: nothing of the batch was applied */
     KCI_LEDGER_STORAGE_FULL = 44,   /* 507: the LMDB map is full */
     KCI_LEDGER_READ_FAILED = 45,    /* 500: a read snapshot could not be taken */
+    /* Holds (escrow, store_hold.c). */
+    KCI_LEDGER_COIN_IS_HELD = 50,   /* 409: the coin is under a pending hold */
+    KCI_LEDGER_HOLD_UNKNOWN = 51,   /* 404: no such hold */
+    KCI_LEDGER_HOLD_NOT_PAYEE = 52, /* 403: someone else's hold */
+    KCI_LEDGER_HOLD_EXPIRED = 53,   /* 409: past its expiry (the coins went back) */
+    KCI_LEDGER_HOLD_POSTED =
+        54, /* 409: posted already (void after post; post for another request) */
+    KCI_LEDGER_HOLD_VOIDED = 55,     /* 409: voided already (post after void) */
+    KCI_LEDGER_HOLD_TOO_SMALL = 56,  /* 402: holds less than the price */
+    KCI_LEDGER_HOLD_CLAIMED = 57,    /* 409: claimed for another request */
+    KCI_LEDGER_HOLD_BAD_EXPIRY = 58, /* 400: expiry in the past or too far ahead */
 } kci_ledger_result;
 
 /* What became of one request: result KCI_LEDGER_OK when it was applied

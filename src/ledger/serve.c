@@ -123,6 +123,15 @@ static kc_err apply_job(kci_ledger_batch *batch, job *work)
         return kci_ledger_apply_payment(batch, request->transfer, request->payee,
                                         request->min_amount, request->request_id,
                                         &work->outcomes[0]);
+    case KCI_LEDGER_OP_HOLD:
+        if (work->outcomes[0].result != KCI_LEDGER_OK) return KC_OK;
+        return kci_ledger_apply_hold(batch, &request->transfers[0], &work->outcomes[0]);
+    case KCI_LEDGER_OP_HOLD_CLAIM:
+    case KCI_LEDGER_OP_HOLD_POST:
+    case KCI_LEDGER_OP_HOLD_VOID:
+        return kci_ledger_apply_settle(batch, kci_ledger_settle_of(request->operation),
+                                       request->transfer, request->payee, request->request_id,
+                                       request->min_amount, request->signature, &work->outcomes[0]);
     default: assert(false); return KC_ERR_INVALID_ARGUMENT;
     }
 }
@@ -181,9 +190,14 @@ static void reply_job(kci_ledger *ledger, job *work)
         return;
     }
     json_t *body = NULL;
-    if (request->operation == KCI_LEDGER_OP_TRANSFER) {
+    if (request->operation == KCI_LEDGER_OP_TRANSFER || request->operation == KCI_LEDGER_OP_HOLD) {
         count_transfer(&work->outcomes[0]);
         body = transfer_result(&request->transfers[0], &work->outcomes[0]);
+    } else if (kci_ledger_settle_of(request->operation) != 0) {
+        body = json_pack("{s:o, s:s, s:b}", "hold", kci_ledger_id_json(request->transfer), "state",
+                         work->outcomes[0].message, "replayed", work->outcomes[0].replayed);
+        if (body != NULL && request->request_id[0] != '\0')
+            json_object_set_new(body, "request", json_string(request->request_id));
     } else if (request->operation == KCI_LEDGER_OP_MINT) {
         json_t *issued = json_array();
         for (uint32_t index = 0; index < request->grant_count; index++)
@@ -271,15 +285,20 @@ void kci_ledger_jobs_answer(kci_ledger *ledger, job *jobs, const kci_ledger_outc
     }
 }
 
-static void reap(kci_ledger *ledger)
+/* The writer's tick: holds past their expiry go back to their payers (by
+ * this batch's clock), then the reaper runs if it is due. */
+static void reap(kci_ledger *ledger, bool reap_due)
 {
     kci_ledger_batch *batch = NULL;
-    uint32_t reaped = 0;
+    uint32_t reaped = 0, expired = 0;
     kc_err err = kci_ledger_batch_begin(&batch, ledger->store);
-    if (err == KC_OK)
+    if (err == KC_OK) err = kci_ledger_expire(batch, KCI_LEDGER_EXPIRE_COUNT_MAX, &expired);
+    if (err == KC_OK && reap_due)
         err =
             kci_ledger_reap(batch, ledger->config.reap_age_ms, KCI_LEDGER_REAP_COUNT_MAX, &reaped);
-    if (err == KC_OK && reaped > 0)
+    if (err == KC_OK && expired > 0)
+        kci_info("ledger: %" PRIu32 " holds expired and went back to their payers", expired);
+    if (err == KC_OK && reaped + expired > 0)
         err = kci_ledger_batch_commit(batch);
     else
         kci_ledger_batch_abort(batch);
@@ -353,17 +372,19 @@ static void *writer_main(void *argument)
         return NULL;
     }
     int64_t next_reap_ms = kci_monotonic_ms() + ledger->config.reap_interval_ms;
+    int64_t next_tick_ms = kci_monotonic_ms() + KCI_LEDGER_EXPIRE_INTERVAL_MS;
     for (;;) {
-        job *jobs = take_jobs(ledger, &next_reap_ms);
-        if (jobs != NULL) {
-            write_batch(ledger, jobs);
+        int64_t wake_ms = next_tick_ms < next_reap_ms ? next_tick_ms : next_reap_ms;
+        job *jobs = take_jobs(ledger, &wake_ms);
+        if (jobs != NULL) write_batch(ledger, jobs); /* a busy ledger still ticks: */
+        if (kci_monotonic_ms() >= wake_ms) {
+            bool reap_due = kci_monotonic_ms() >= next_reap_ms;
+            reap(ledger, reap_due);
+            if (reap_due) next_reap_ms = kci_monotonic_ms() + ledger->config.reap_interval_ms;
+            next_tick_ms = kci_monotonic_ms() + KCI_LEDGER_EXPIRE_INTERVAL_MS;
             continue;
         }
-        if (kci_monotonic_ms() >= next_reap_ms) {
-            reap(ledger);
-            next_reap_ms = kci_monotonic_ms() + ledger->config.reap_interval_ms;
-            continue;
-        }
+        if (jobs != NULL) continue;
         if (kci_ledger_stopped_idle(ledger)) return NULL;
     }
 }
@@ -502,7 +523,8 @@ static bool is_write(kci_ledger_operation operation)
 {
     return operation == KCI_LEDGER_OP_MINT || operation == KCI_LEDGER_OP_TRANSFER ||
            operation == KCI_LEDGER_OP_TRANSFER_BATCH || operation == KCI_LEDGER_OP_EXCHANGE ||
-           operation == KCI_LEDGER_OP_PAYMENT;
+           operation == KCI_LEDGER_OP_PAYMENT || operation == KCI_LEDGER_OP_HOLD ||
+           kci_ledger_settle_of(operation) != 0;
 }
 
 /* Parses, checks, and either answers or hands over to the writer. */

@@ -34,6 +34,8 @@ enum {
     KCI_LEDGER_WORKERS_MAX = 64,
     KCI_LEDGER_BATCH_TRANSFERS_MAX = 16384, /* writes in one LMDB transaction */
     KCI_LEDGER_REAP_COUNT_MAX = 64,         /* coins the reaper frees per pass */
+    KCI_LEDGER_EXPIRE_COUNT_MAX = 64,       /* holds one expiry pass returns */
+    KCI_LEDGER_EXPIRE_INTERVAL_MS = 500,    /* how often the writer looks for expired holds */
     KCI_LEDGER_SUBSCRIBE_TIMEOUT_MS = 5000,
     KCI_LEDGER_STOP_MARGIN_MS = 5000,
 };

@@ -173,7 +173,10 @@ static int open_databases(kci_ledger_store *store)
         {"history", 0, &store->history},
         {"supply", 0, &store->supply},
         {"retired", 0, &store->retired},
-        {"chain", 0, &store->chain}, /* replica.c: log sequence -> chain digest */
+        {"chain", 0, &store->chain},   /* replica.c: log sequence -> chain digest */
+        {"holds", 0, &store->holds},   /* store_hold.c: hold id -> store_hold_record */
+        {"held", 0, &store->held},     /* held coin -> its pending hold */
+        {"expiry", 0, &store->expiry}, /* expires_ms, hold id -> "" while pending */
     };
     for (size_t index = 0; rc == 0 && index < sizeof tables / sizeof tables[0]; index++)
         rc = mdb_dbi_open(txn, tables[index].name, MDB_CREATE | tables[index].flags,
@@ -364,13 +367,14 @@ kc_err kci_ledger_coin_get(kci_ledger_read *read, const uint8_t id[KCI_LEDGER_ID
     return store_coin_get(read->txn, read->store, id, out);
 }
 
-kc_err kci_ledger_transfer_get(kci_ledger_read *read, const uint8_t id[KCI_LEDGER_ID_BYTES],
-                               kci_ledger_transfer *out, char *paid_request)
+kc_err store_transfer_get(MDB_txn *txn, const kci_ledger_store *store,
+                          const uint8_t id[KCI_LEDGER_ID_BYTES], kci_ledger_transfer *out,
+                          char *paid_request)
 {
     store_head head;
     MDB_val value;
     memset(out, 0, sizeof *out);
-    kc_err err = store_head_get(read->txn, read->store, id, &head, &value);
+    kc_err err = store_head_get(txn, store, id, &head, &value);
     if (err != KC_OK) return err;
     memcpy(out->id, id, KCI_LEDGER_ID_BYTES);
     out->kind = head.kind;
@@ -399,6 +403,23 @@ kc_err kci_ledger_transfer_get(kci_ledger_read *read, const uint8_t id[KCI_LEDGE
         memcpy(paid_request, head.paid_request, 36);
         paid_request[36] = '\0';
     }
+    return KC_OK;
+}
+
+kc_err kci_ledger_transfer_get(kci_ledger_read *read, const uint8_t id[KCI_LEDGER_ID_BYTES],
+                               kci_ledger_transfer *out, char *paid_request)
+{
+    kc_err err = store_transfer_get(read->txn, read->store, id, out, paid_request);
+    if (err != KC_OK || out->kind != KCI_LEDGER_KIND_HOLD) return err;
+    /* A hold signs its expiry, kept beside it: a verifier needs it back. */
+    store_hold_record hold;
+    err = store_hold_get(read->txn, read->store, id, &hold);
+    if (err == KC_ERR_NOT_FOUND) err = store_error(MDB_CORRUPTED);
+    if (err != KC_OK) {
+        kci_ledger_transfer_free(out);
+        return err;
+    }
+    out->expires_ms = hold.expires_ms;
     return KC_OK;
 }
 

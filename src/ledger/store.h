@@ -37,7 +37,22 @@ enum {
     KCI_LEDGER_COIN_LIVE = 1,
     KCI_LEDGER_COIN_RETIRED = 2, /* exchanged: reference count 0, waiting for the reaper */
     KCI_LEDGER_COIN_REAPED = 3,  /* the reaper freed its trail; the id stays spent */
+    KCI_LEDGER_COIN_HELD = 4,    /* under a pending hold: out of the payer's wallet, still its */
 };
+
+/* A hold's life (store_hold.c): pending until posted, voided or expired. */
+enum {
+    KCI_LEDGER_HOLD_PENDING = 1,
+    KCI_LEDGER_HOLD_POSTED_STATE = 2,
+    KCI_LEDGER_HOLD_VOIDED_STATE = 3,
+    KCI_LEDGER_HOLD_EXPIRED_STATE = 4,
+};
+
+typedef struct kci_ledger_hold_status {
+    uint8_t state;
+    int64_t expires_ms;
+    int64_t settled_ms; /* the ledger's clock at the post, void or expiry; 0 while pending */
+} kci_ledger_hold_status;
 
 #define KCI_LEDGER_DATA_FILE "data.mdb"
 #define KCI_LEDGER_MINT_KEY_FILE "mint.key"
@@ -97,6 +112,25 @@ kc_err kci_ledger_coin_get(kci_ledger_read *read, const uint8_t id[KCI_LEDGER_ID
  * KC_ERR_NOT_FOUND for an unknown id. */
 kc_err kci_ledger_transfer_get(kci_ledger_read *read, const uint8_t id[KCI_LEDGER_ID_BYTES],
                                kci_ledger_transfer *out, char *paid_request);
+/* A hold's state; KC_ERR_NOT_FOUND for an id that is not a hold. */
+kc_err kci_ledger_hold_get(kci_ledger_read *read, const uint8_t id[KCI_LEDGER_ID_BYTES],
+                           kci_ledger_hold_status *out);
+/* "pending", "posted", "voided", "expired". */
+const char *kci_ledger_hold_state_name(uint8_t state);
+/* The pending hold a held coin is under; KC_ERR_NOT_FOUND if none. */
+kc_err kci_ledger_held_by(kci_ledger_read *read, const uint8_t coin[KCI_LEDGER_ID_BYTES],
+                          uint8_t hold[KCI_LEDGER_ID_BYTES]);
+/* What the audit learns of the holds (audit.c): each pending hold's coins
+ * are held, owned by its payer and point back at it; each held coin is in
+ * exactly one pending hold. problem is called for each violation. */
+typedef struct kci_ledger_holds_summary {
+    uint64_t holds_pending, holds_settled;
+    uint64_t coins_held; /* coins of pending holds */
+    uint64_t value_held;
+    uint64_t held_rows; /* entries coin -> hold */
+} kci_ledger_holds_summary;
+kc_err kci_ledger_holds_audit(kci_ledger_read *read, kci_ledger_holds_summary *out,
+                              void (*problem)(void *context, const char *text), void *context);
 /* The transfer of hop hop_index of coin's trail. KC_ERR_NOT_FOUND once
  * reaped (or past the trail's end). */
 kc_err kci_ledger_trail_hop(kci_ledger_read *read, const uint8_t coin[KCI_LEDGER_ID_BYTES],
@@ -203,6 +237,26 @@ kc_err kci_ledger_apply_payment(kci_ledger_batch *batch,
                                 const uint8_t transfer[KCI_LEDGER_ID_BYTES],
                                 const uint8_t payee[KCI_LEDGER_KEY_BYTES], uint64_t min_amount,
                                 const char *request_id, kci_ledger_outcome *outcome);
+/* A verified hold (signature checked by the caller, denominations filled
+ * in): the coins leave the payer's wallet and wait, held, for the payee's
+ * post or void or for the expiry; refused if its expiry is not within
+ * (now, now + KCI_LEDGER_HOLD_MS_MAX]. */
+kc_err kci_ledger_apply_hold(kci_ledger_batch *batch, const kci_ledger_transfer *hold,
+                             kci_ledger_outcome *outcome);
+/* The payee's claim, post or void of hold, signature checked here (the
+ * payee is in the stored hold). Idempotent: the same settle again is
+ * answered OK and replayed. On success outcome->message names the hold's
+ * state after it ("pending", "posted", "voided", "expired"). Expiry is
+ * judged by the batch's clock, so every replica decides the same. */
+kc_err kci_ledger_apply_settle(kci_ledger_batch *batch, kci_ledger_settle settle,
+                               const uint8_t hold[KCI_LEDGER_ID_BYTES],
+                               const uint8_t payee[KCI_LEDGER_KEY_BYTES], const char *request_id,
+                               uint64_t min_amount,
+                               const uint8_t signature[KCI_LEDGER_SIGNATURE_BYTES],
+                               kci_ledger_outcome *outcome);
+/* Returns at most count_max holds whose expiry is at or before the batch's
+ * clock to their payers; *expired_count says how many. */
+kc_err kci_ledger_expire(kci_ledger_batch *batch, uint32_t count_max, uint32_t *expired_count);
 /* The reaper: frees the trails of at most count_max coins retired before
  * now - age_ms_min; *reaped_count says how many. */
 kc_err kci_ledger_reap(kci_ledger_batch *batch, int64_t age_ms_min, uint32_t count_max,

@@ -30,18 +30,18 @@ enum {
 
 /* ---- primitive writes ----------------------------------------------------------- */
 
-static kc_err coin_put(kci_ledger_batch *batch, const uint8_t id[KCI_LEDGER_ID_BYTES],
-                       const kci_ledger_coin_record *record)
+kc_err store_coin_put(kci_ledger_batch *batch, const uint8_t id[KCI_LEDGER_ID_BYTES],
+                      const kci_ledger_coin_record *record)
 {
     assert(record->hop_count > 0); /* a stored coin has at least its issue hop */
-    assert(record->state >= KCI_LEDGER_COIN_LIVE && record->state <= KCI_LEDGER_COIN_REAPED);
+    assert(record->state >= KCI_LEDGER_COIN_LIVE && record->state <= KCI_LEDGER_COIN_HELD);
     MDB_val key = store_value(id, KCI_LEDGER_ID_BYTES), value = store_value(record, sizeof *record);
     return store_error(mdb_put(batch->txn, batch->store->coins, &key, &value, 0));
 }
 
 /* Adds (sign +1) or removes (-1) amount from wallet's balance. */
-static kc_err balance_add(kci_ledger_batch *batch, const uint8_t wallet[KCI_LEDGER_KEY_BYTES],
-                          uint64_t amount, int sign)
+kc_err store_balance_add(kci_ledger_batch *batch, const uint8_t wallet[KCI_LEDGER_KEY_BYTES],
+                         uint64_t amount, int sign)
 {
     assert(sign == 1 || sign == -1);
     uint64_t balance = store_balance_get(batch->txn, batch->store, wallet);
@@ -61,8 +61,8 @@ static kc_err balance_add(kci_ledger_batch *batch, const uint8_t wallet[KCI_LEDG
 /* The reference wallet -> coin: +1 adds it (it must not exist: a coin has
  * one holder), -1 drops it (it must exist). Either failure means the
  * singleton rule is broken in the stored state. */
-static kc_err reference_change(kci_ledger_batch *batch, const uint8_t wallet[KCI_LEDGER_KEY_BYTES],
-                               const uint8_t coin[KCI_LEDGER_ID_BYTES], int delta)
+kc_err store_reference_change(kci_ledger_batch *batch, const uint8_t wallet[KCI_LEDGER_KEY_BYTES],
+                              const uint8_t coin[KCI_LEDGER_ID_BYTES], int delta)
 {
     assert(delta == 1 || delta == -1);
     assert(memcmp(wallet, batch->store->mint.public_key, KCI_LEDGER_KEY_BYTES) != 0);
@@ -99,7 +99,7 @@ static kc_err supply_add(kci_ledger_batch *batch, uint64_t denomination, int del
     return store_error(mdb_put(batch->txn, batch->store->supply, &key, &value, 0));
 }
 
-static kc_err transfer_put(kci_ledger_batch *batch, const kci_ledger_transfer *transfer)
+kc_err store_transfer_put(kci_ledger_batch *batch, const kci_ledger_transfer *transfer)
 {
     assert(transfer->coin_count <= KCI_LEDGER_COINS_PER_TRANSFER_MAX);
     assert(transfer->denomination_count <= KCI_LEDGER_DENOMINATIONS_MAX);
@@ -127,7 +127,7 @@ static kc_err transfer_put(kci_ledger_batch *batch, const kci_ledger_transfer *t
     return KC_OK;
 }
 
-static kc_err history_append(kci_ledger_batch *batch, const kci_ledger_transfer *transfer)
+kc_err store_history_append(kci_ledger_batch *batch, const kci_ledger_transfer *transfer)
 {
     assert(transfer->kind != KCI_LEDGER_KIND_EXCHANGE); /* moves no value between wallets */
     /* The ledger's clock, not the signer's: history pages by when it happened here. */
@@ -149,8 +149,8 @@ static kc_err history_append(kci_ledger_batch *batch, const kci_ledger_transfer 
 /* One hop of coin: record, trail row. The record's owner changes from
  * the payer (or nobody, for an issue) to the payee; its trail grows by
  * exactly one hop. */
-static kc_err coin_move(kci_ledger_batch *batch, const kci_ledger_transfer *transfer,
-                        const uint8_t coin[KCI_LEDGER_ID_BYTES], kci_ledger_coin_record *record)
+kc_err store_coin_move(kci_ledger_batch *batch, const kci_ledger_transfer *transfer,
+                       const uint8_t coin[KCI_LEDGER_ID_BYTES], kci_ledger_coin_record *record)
 {
     assert(transfer->kind == KCI_LEDGER_KIND_ISSUE
                ? record->hop_count == 0
@@ -172,7 +172,7 @@ static kc_err coin_move(kci_ledger_batch *batch, const kci_ledger_transfer *tran
         kci_ledger_id_text(text, coin);
         return store_invariant_broken("coin %s has a hop %" PRIu32 " already", text, hops_before);
     }
-    return err == KC_OK ? coin_put(batch, coin, record) : err;
+    return err == KC_OK ? store_coin_put(batch, coin, record) : err;
 }
 
 /* ---- issue ------------------------------------------------------------------------ */
@@ -187,14 +187,15 @@ static kc_err issue_coins(kci_ledger_batch *batch, kci_ledger_transfer *issue)
     for (uint32_t index = 0; err == KC_OK && index < issue->coin_count; index++) {
         kci_ledger_coin_record record = {.denomination = issue->coins[index].denomination,
                                          .state = KCI_LEDGER_COIN_LIVE};
-        err = coin_move(batch, issue, issue->coins[index].id, &record);
-        if (err == KC_OK) err = reference_change(batch, issue->to, issue->coins[index].id, +1);
+        err = store_coin_move(batch, issue, issue->coins[index].id, &record);
+        if (err == KC_OK)
+            err = store_reference_change(batch, issue->to, issue->coins[index].id, +1);
         if (err == KC_OK) err = supply_add(batch, record.denomination, +1);
     }
-    if (err == KC_OK) err = balance_add(batch, issue->to, issue->amount, +1);
+    if (err == KC_OK) err = store_balance_add(batch, issue->to, issue->amount, +1);
     if (err == KC_OK && kci_ledger_sign(issue, store->mint.secret_key) != KC_OK)
         err = kci_fail(KC_ERR_NOMEM, "out of memory");
-    if (err == KC_OK) err = transfer_put(batch, issue);
+    if (err == KC_OK) err = store_transfer_put(batch, issue);
     return err;
 }
 
@@ -262,7 +263,7 @@ static kc_err apply_issue(kci_ledger_batch *batch, const kci_ledger_grant *grant
     }
     uint64_t supply_before = batch->counters.supply_total;
     err = issue_coins(batch, &issue);
-    if (err == KC_OK) err = history_append(batch, &issue);
+    if (err == KC_OK) err = store_history_append(batch, &issue);
     if (err == KC_OK) {
         batch->counters.supply_total += issue.amount;
         assert(batch->counters.supply_total == supply_before + issue.amount);
@@ -371,7 +372,16 @@ static void refuse_not_owner(kci_ledger_batch *batch, const kci_ledger_transfer 
     kci_ledger_id_text(last, record->last_transfer);
     kci_ledger_hex(from, transfer->from, KCI_LEDGER_KEY_BYTES);
     uint8_t spent_by[KCI_LEDGER_ID_BYTES];
-    if (record->state != KCI_LEDGER_COIN_LIVE) {
+    if (record->state == KCI_LEDGER_COIN_HELD &&
+        memcmp(record->owner, transfer->from, KCI_LEDGER_KEY_BYTES) == 0) {
+        uint8_t hold[KCI_LEDGER_ID_BYTES] = {0};
+        (void)store_held_get(batch->txn, batch->store, coin, hold);
+        kci_ledger_id_text(spent, hold);
+        kci_ledger_refuse_with(outcome, KCI_LEDGER_COIN_IS_HELD,
+                               "coin %s is held by hold %s: it cannot move until the hold is "
+                               "posted, voided or expired",
+                               coin_text, spent);
+    } else if (record->state != KCI_LEDGER_COIN_LIVE && record->state != KCI_LEDGER_COIN_HELD) {
         kci_ledger_refuse_with(outcome, KCI_LEDGER_COIN_IS_RETIRED,
                                "coin %s was retired by exchange %s and cannot move", coin_text,
                                last);
@@ -435,7 +445,7 @@ static kc_err move_coin(kci_ledger_batch *batch, const kci_ledger_transfer *tran
                         bool retire)
 {
     assert(record->state == KCI_LEDGER_COIN_LIVE); /* check_coins let only live coins through */
-    kc_err err = reference_change(batch, transfer->from, coin, -1);
+    kc_err err = store_reference_change(batch, transfer->from, coin, -1);
     if (err == KC_OK && retire) {
         record->state = KCI_LEDGER_COIN_RETIRED;
         err = supply_add(batch, record->denomination, -1);
@@ -443,9 +453,9 @@ static kc_err move_coin(kci_ledger_batch *batch, const kci_ledger_transfer *tran
         if (err == KC_OK)
             err = store_error(mdb_put(batch->txn, batch->store->retired, &key, &empty, 0));
     } else if (err == KC_OK) {
-        err = reference_change(batch, transfer->to, coin, +1);
+        err = store_reference_change(batch, transfer->to, coin, +1);
     }
-    if (err == KC_OK) err = coin_move(batch, transfer, coin, record);
+    if (err == KC_OK) err = store_coin_move(batch, transfer, coin, record);
     /* The payer no longer owns it: it has the payee (the mint, retired) as its one owner. */
     assert(err != KC_OK || memcmp(record->owner, transfer->from, KCI_LEDGER_KEY_BYTES) != 0);
     return err;
@@ -460,9 +470,9 @@ static kc_err move_coins(kci_ledger_batch *batch, const kci_ledger_transfer *tra
     kc_err err = KC_OK;
     for (uint32_t index = 0; err == KC_OK && index < transfer->coin_count; index++)
         err = move_coin(batch, transfer, transfer->coins[index].id, &records[index], retire);
-    if (err == KC_OK) err = balance_add(batch, transfer->from, transfer->amount, -1);
-    if (err == KC_OK && !retire) err = balance_add(batch, transfer->to, transfer->amount, +1);
-    if (err == KC_OK) err = transfer_put(batch, transfer);
+    if (err == KC_OK) err = store_balance_add(batch, transfer->from, transfer->amount, -1);
+    if (err == KC_OK && !retire) err = store_balance_add(batch, transfer->to, transfer->amount, +1);
+    if (err == KC_OK) err = store_transfer_put(batch, transfer);
     return err;
 }
 
@@ -472,7 +482,7 @@ static bool refuse_mint_party(kci_ledger_batch *batch, const kci_ledger_transfer
     assert(transfer->kind != KCI_LEDGER_KIND_ISSUE); /* issues are made here, not received */
     const uint8_t *mint = batch->store->mint.public_key;
     if (memcmp(transfer->from, mint, KCI_LEDGER_KEY_BYTES) == 0 ||
-        (transfer->kind == KCI_LEDGER_KIND_TRANSFER &&
+        (transfer->kind != KCI_LEDGER_KIND_EXCHANGE &&
          memcmp(transfer->to, mint, KCI_LEDGER_KEY_BYTES) == 0)) {
         kci_ledger_refuse(outcome, KCI_LEDGER_MINT_NOT_A_WALLET);
         return true;
@@ -482,8 +492,8 @@ static bool refuse_mint_party(kci_ledger_batch *batch, const kci_ledger_transfer
 
 /* The checks both a transfer and an exchange pass before they write:
  * *go says whether to write (false: refused or replayed). */
-static kc_err check_spend(kci_ledger_batch *batch, const kci_ledger_transfer *transfer,
-                          kci_ledger_coin_record *records, kci_ledger_outcome *outcome, bool *go)
+kc_err store_check_spend(kci_ledger_batch *batch, const kci_ledger_transfer *transfer,
+                         kci_ledger_coin_record *records, kci_ledger_outcome *outcome, bool *go)
 {
     assert(transfer->coin_count > 0 && transfer->coin_count <= KCI_LEDGER_COINS_PER_TRANSFER_MAX);
     assert(outcome->result == KCI_LEDGER_OK);
@@ -503,11 +513,11 @@ kc_err kci_ledger_apply_transfer(kci_ledger_batch *batch, const kci_ledger_trans
     assert(transfer->kind == KCI_LEDGER_KIND_TRANSFER);
     kci_ledger_coin_record records[KCI_LEDGER_COINS_PER_TRANSFER_MAX];
     bool go = false;
-    kc_err err = check_spend(batch, transfer, records, outcome, &go);
+    kc_err err = store_check_spend(batch, transfer, records, outcome, &go);
     if (err != KC_OK || !go) return err;
     uint64_t supply = batch->counters.supply_total;
     err = move_coins(batch, transfer, records, false);
-    if (err == KC_OK) err = history_append(batch, transfer);
+    if (err == KC_OK) err = store_history_append(batch, transfer);
     assert(batch->counters.supply_total == supply); /* a transfer moves value, makes none */
     return err;
 }
@@ -519,7 +529,7 @@ kc_err kci_ledger_apply_exchange_given(kci_ledger_batch *batch, const kci_ledger
     assert(exchange->kind == KCI_LEDGER_KIND_EXCHANGE);
     kci_ledger_coin_record records[KCI_LEDGER_COINS_PER_TRANSFER_MAX];
     bool go = false;
-    kc_err err = check_spend(batch, exchange, records, outcome, &go);
+    kc_err err = store_check_spend(batch, exchange, records, outcome, &go);
     if (err != KC_OK || !go) return err;
     err = move_coins(batch, exchange, records, true);
     kci_ledger_transfer issue;
@@ -624,7 +634,7 @@ static kc_err reap_coin(kci_ledger_batch *batch, const uint8_t coin[KCI_LEDGER_I
     }
     record->state = KCI_LEDGER_COIN_REAPED;
     assert(record->hop_count > 0); /* kept: the id stays spent, its trail length known */
-    if (err == KC_OK) err = coin_put(batch, coin, record);
+    if (err == KC_OK) err = store_coin_put(batch, coin, record);
     MDB_val key = store_value(coin, KCI_LEDGER_ID_BYTES);
     if (err == KC_OK) err = store_error(mdb_del(batch->txn, batch->store->retired, &key, NULL));
     return err;

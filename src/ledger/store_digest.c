@@ -53,7 +53,8 @@ kc_err kci_ledger_content_digest(kci_ledger_read *read, uint8_t digest[KCI_LEDGE
         {"meta", store->meta},         {"coins", store->coins},         {"owned", store->owned},
         {"balances", store->balances}, {"transfers", store->transfers}, {"trail", store->trail},
         {"history", store->history},   {"supply", store->supply},       {"retired", store->retired},
-        {"chain", store->chain},
+        {"chain", store->chain},       {"holds", store->holds},         {"held", store->held},
+        {"expiry", store->expiry},
     };
     crypto_generichash_state state;
     crypto_generichash_init(&state, NULL, 0, KCI_LEDGER_DIGEST_BYTES);

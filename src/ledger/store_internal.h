@@ -15,12 +15,22 @@ enum {
     STORE_PAID_REQUEST_BYTES = 40, /* a Kc-Id text (36) + NUL, padded */
     STORE_TRAIL_KEY_BYTES = KCI_LEDGER_ID_BYTES + 4,
     STORE_SEQUENCE_KEY_BYTES = 8,
+    STORE_EXPIRY_KEY_BYTES = 8 + KCI_LEDGER_ID_BYTES, /* expires_ms big-endian, hold id */
 };
+
+/* A hold's state beside its stored transfer (table "holds"). */
+typedef struct store_hold_record {
+    uint8_t state; /* KCI_LEDGER_HOLD_* */
+    uint8_t reserved[7];
+    int64_t expires_ms;
+    int64_t settled_ms;
+} store_hold_record;
 
 struct kci_ledger_store {
     MDB_env *env;
     MDB_dbi meta, coins, owned, balances, transfers, trail, history, supply, retired, chain;
-    kci_directory_lock lock; /* the directory's (common/lock.h) */
+    MDB_dbi holds, held, expiry; /* store_hold.c: hold -> state, coin -> hold, due holds */
+    kci_directory_lock lock;     /* the directory's (common/lock.h) */
     kci_wallet mint;
     char mint_address[KCI_LEDGER_ADDRESS_TEXT_BYTES + 1];
     char *directory;
@@ -86,5 +96,29 @@ kc_err store_trail_get(MDB_txn *txn, const kci_ledger_store *store,
                        uint8_t transfer[KCI_LEDGER_ID_BYTES]);
 uint64_t store_balance_get(MDB_txn *txn, const kci_ledger_store *store,
                            const uint8_t wallet[KCI_LEDGER_KEY_BYTES]);
+/* A stored transfer decoded (coins malloc'd), expires_ms left 0. */
+kc_err store_transfer_get(MDB_txn *txn, const kci_ledger_store *store,
+                          const uint8_t id[KCI_LEDGER_ID_BYTES], kci_ledger_transfer *out,
+                          char *paid_request);
+kc_err store_hold_get(MDB_txn *txn, const kci_ledger_store *store,
+                      const uint8_t id[KCI_LEDGER_ID_BYTES], store_hold_record *out);
+kc_err store_held_get(MDB_txn *txn, const kci_ledger_store *store,
+                      const uint8_t coin[KCI_LEDGER_ID_BYTES], uint8_t hold[KCI_LEDGER_ID_BYTES]);
+
+/* The primitive writes of store_apply.c that store_hold.c shares. */
+kc_err store_coin_put(kci_ledger_batch *batch, const uint8_t id[KCI_LEDGER_ID_BYTES],
+                      const kci_ledger_coin_record *record);
+kc_err store_balance_add(kci_ledger_batch *batch, const uint8_t wallet[KCI_LEDGER_KEY_BYTES],
+                         uint64_t amount, int sign);
+kc_err store_reference_change(kci_ledger_batch *batch, const uint8_t wallet[KCI_LEDGER_KEY_BYTES],
+                              const uint8_t coin[KCI_LEDGER_ID_BYTES], int delta);
+kc_err store_transfer_put(kci_ledger_batch *batch, const kci_ledger_transfer *transfer);
+kc_err store_history_append(kci_ledger_batch *batch, const kci_ledger_transfer *transfer);
+kc_err store_coin_move(kci_ledger_batch *batch, const kci_ledger_transfer *transfer,
+                       const uint8_t coin[KCI_LEDGER_ID_BYTES], kci_ledger_coin_record *record);
+/* The checks a transfer, exchange or hold passes before it writes: *go
+ * says whether to write; records gets each coin's record. */
+kc_err store_check_spend(kci_ledger_batch *batch, const kci_ledger_transfer *transfer,
+                         kci_ledger_coin_record *records, kci_ledger_outcome *outcome, bool *go);
 
 #endif

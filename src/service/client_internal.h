@@ -104,6 +104,35 @@ kc_err kci_payment_claim(kc_client *client, const char *wallet, int64_t price,
                          const kci_kc_headers *headers, char *message, size_t message_size);
 /* A wallet address: 64 hex digits. */
 bool kci_wallet_address_valid(const char *wallet);
+/* How long a claim may take: the bound, or what is left of the deadline. */
+int64_t kci_payment_timeout_ms(const kci_kc_headers *headers);
+/* Asks the ledger on subject: KC_OK when it answers without Kc-Error;
+ * otherwise KC_ERR_PAYMENT with "<what> refused by the ledger: ..." (or
+ * why it could not ask) in message. */
+kc_err kci_ledger_ask(kc_client *client, const char *subject, const char *body, int64_t timeout_ms,
+                      const char *what, char *message, size_t message_size);
+
+/* ---- hold.c: escrowed payment ------------------------------------------- */
+
+enum {
+    KCI_WALLET_SECRET_BYTES = 64,
+};
+
+/* Claims the request's Kc-Pay-Hold for its Kc-Id, signed with the
+ * service's key: KC_OK when the hold pays the wallet at least price and
+ * is pending (or was claimed for this request); otherwise KC_ERR_PAYMENT
+ * with why in message. */
+kc_err kci_hold_claim(kc_client *client, const uint8_t secret_key[KCI_WALLET_SECRET_BYTES],
+                      int64_t price, const kci_kc_headers *headers, char *message,
+                      size_t message_size);
+/* Posts (post true: the handler answered) or voids (it answered an error)
+ * the request's hold; logs a failure (the hold then expires back to the
+ * payer). */
+/* True when secret_key's public half is wallet (hex), and libsodium is
+ * ready to sign with it. */
+bool kci_wallet_key_matches(const char *wallet, const uint8_t secret_key[KCI_WALLET_SECRET_BYTES]);
+void kci_hold_settle(kc_client *client, const uint8_t secret_key[KCI_WALLET_SECRET_BYTES],
+                     const kci_kc_headers *headers, bool post);
 
 /* ---- reply.c ------------------------------------------------------------ */
 

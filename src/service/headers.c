@@ -182,6 +182,11 @@ static kc_err parse_pay(const char *name, const char *value, kci_kc_headers *out
     return uuid_parse_into(name, value, out->pay);
 }
 
+static kc_err parse_pay_hold(const char *name, const char *value, kci_kc_headers *out)
+{
+    return uuid_parse_into(name, value, out->pay_hold);
+}
+
 static kc_err parse_ts(const char *name, const char *value, kci_kc_headers *out)
 {
     if (!kci_hlc_parse(value, strnlen(value, KCI_HLC_TEXT_BYTES_MAX), &out->timestamp))
@@ -261,6 +266,7 @@ static const header_field header_fields[] = {
     {KCI_HEADER_REPLY_TO, false, parse_reply_to},
     {KCI_HEADER_ERROR, false, parse_error},
     {KCI_HEADER_PAY, false, parse_pay},
+    {KCI_HEADER_PAY_HOLD, false, parse_pay_hold},
 };
 enum { HEADER_FIELD_COUNT = sizeof header_fields / sizeof header_fields[0] };
 
@@ -348,7 +354,8 @@ static kc_err stamp_check(const kci_kc_headers *headers)
     if (!field_terminated(headers->node, sizeof headers->node) ||
         !field_terminated(headers->type, sizeof headers->type) ||
         !field_terminated(headers->reply_to, sizeof headers->reply_to) ||
-        !field_terminated(headers->pay, sizeof headers->pay))
+        !field_terminated(headers->pay, sizeof headers->pay) ||
+        !field_terminated(headers->pay_hold, sizeof headers->pay_hold))
         return kci_fail(KC_ERR_INVALID_ARGUMENT, "headers: a text field is not NUL-terminated");
     if (!kci_token_valid(headers->node))
         return kci_fail(KC_ERR_INVALID_ARGUMENT, "Kc-Node: %s is not one subject token",
@@ -449,6 +456,7 @@ void kci_headers_clear(kci_kc_headers *headers)
     headers->error_code = 0;
     headers->error_message[0] = '\0';
     headers->pay[0] = '\0';
+    headers->pay_hold[0] = '\0';
 }
 
 size_t kci_text_copy(char *out, size_t out_size, const char *text)
@@ -465,9 +473,11 @@ kc_err kci_headers_stamp_with_hlc(natsMsg *message, kci_kc_headers *headers, kci
     if (message == NULL || headers == NULL || hlc == NULL)
         return kci_fail(KC_ERR_INVALID_ARGUMENT, "headers: no message, fields or clock");
     char reply_to[KC_UUID_TEXT_BYTES + 1], pay[KC_UUID_TEXT_BYTES + 1];
+    char pay_hold[KC_UUID_TEXT_BYTES + 1];
     kc_err err = stamp_check(headers);
     if (err == KC_OK) err = stamp_uuid_canonical(KCI_HEADER_REPLY_TO, headers->reply_to, reply_to);
     if (err == KC_OK) err = stamp_uuid_canonical(KCI_HEADER_PAY, headers->pay, pay);
+    if (err == KC_OK) err = stamp_uuid_canonical(KCI_HEADER_PAY_HOLD, headers->pay_hold, pay_hold);
     if (err != KC_OK) return err;
 
     /* A fresh message has no optional header to delete: one lookup instead
@@ -490,6 +500,7 @@ kc_err kci_headers_stamp_with_hlc(natsMsg *message, kci_kc_headers *headers, kci
         {KCI_HEADER_NODE, headers->node}, {KCI_HEADER_TYPE, headers->type},
         {KCI_HEADER_DEADLINE, deadline},  {KCI_HEADER_REPLY_TO, reply_to},
         {KCI_HEADER_ERROR, error},        {KCI_HEADER_PAY, pay},
+        {KCI_HEADER_PAY_HOLD, pay_hold},
     };
     _Static_assert(sizeof settings / sizeof settings[0] == HEADER_FIELD_COUNT,
                    "stamp writes every header read reads");

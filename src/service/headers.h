@@ -20,6 +20,7 @@
 #define KCI_HEADER_REPLY_TO "Kc-Reply-To"
 #define KCI_HEADER_ERROR "Kc-Error"
 #define KCI_HEADER_PAY "Kc-Pay"
+#define KCI_HEADER_PAY_HOLD "Kc-Pay-Hold" /* a ledger hold (escrow) that pays this request */
 
 typedef struct kci_kc_headers {
     char id[KC_UUID_TEXT_BYTES + 1];
@@ -32,6 +33,7 @@ typedef struct kci_kc_headers {
     int error_code; /* 0: not an error reply */
     char error_message[KC_ERROR_MESSAGE_BYTES_MAX];
     char pay[KC_UUID_TEXT_BYTES + 1];
+    char pay_hold[KC_UUID_TEXT_BYTES + 1];
 } kci_kc_headers;
 
 /* Sets Kc-Id, Kc-Ts, Kc-Node, and Kc-Type/Kc-Deadline/Kc-Reply-To/Kc-Error

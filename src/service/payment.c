@@ -26,8 +26,7 @@ bool kci_wallet_address_valid(const char *wallet)
     return true;
 }
 
-/* How long the claim may take: the bound, or what is left of the deadline. */
-static int64_t claim_timeout_ms(const kci_kc_headers *headers)
+int64_t kci_payment_timeout_ms(const kci_kc_headers *headers)
 {
     int64_t timeout_ms = KCI_PAYMENT_TIMEOUT_MS;
     if (headers->deadline_ms != 0) {
@@ -52,20 +51,29 @@ kc_err kci_payment_claim(kc_client *client, const char *wallet, int64_t price,
     snprintf(body, sizeof(body),
              "{\"transfer\":\"%s\",\"payee\":\"%s\",\"min_amount\":%" PRId64 ",\"request\":\"%s\"}",
              headers->pay, wallet, price, headers->id);
+    char what[64];
+    snprintf(what, sizeof what, "payment %s", headers->pay);
+    return kci_ledger_ask(client, PAYMENT_SUBJECT, body, kci_payment_timeout_ms(headers), what,
+                          message, message_size);
+}
+
+kc_err kci_ledger_ask(kc_client *client, const char *subject, const char *body, int64_t timeout_ms,
+                      const char *what, char *message, size_t message_size)
+{
     natsMsg *reply = NULL;
-    natsStatus status = natsConnection_RequestString(&reply, client->connection, PAYMENT_SUBJECT,
-                                                     body, claim_timeout_ms(headers));
+    natsStatus status =
+        natsConnection_RequestString(&reply, client->connection, subject, body, timeout_ms);
     const char *error = NULL;
     if (status == NATS_OK && natsMsgHeader_Get(reply, KCI_HEADER_ERROR, &error) == NATS_OK &&
         error != NULL) {
         const char *text = strchr(error, ' ');
-        snprintf(message, message_size, "payment %s refused by the ledger: %s", headers->pay,
+        snprintf(message, message_size, "%s refused by the ledger: %s", what,
                  text != NULL ? text + 1 : error);
     } else if (status == NATS_NO_RESPONDERS) {
-        snprintf(message, message_size, "payment %s cannot be checked: no ledger answers on %s",
-                 headers->pay, PAYMENT_SUBJECT);
+        snprintf(message, message_size, "%s cannot be checked: no ledger answers on %s", what,
+                 subject);
     } else if (status != NATS_OK) {
-        snprintf(message, message_size, "payment %s cannot be checked: %s", headers->pay,
+        snprintf(message, message_size, "%s cannot be checked: %s", what,
                  natsStatus_GetText(status));
     }
     bool paid = status == NATS_OK && error == NULL;

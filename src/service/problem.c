@@ -6,6 +6,8 @@
  * kc.problem.> and nobody answers. Its payload is a JSON object
  *   {"node": ..., "reason": "wrong_answer", "request_id": ... or null,
  *    "text": ..., "reporter": <this client's node>}
+ * and, from a payer charged without service, "transfer": the ledger hold
+ * or transfer that paid request_id (the arbiters check it with the ledger).
  * A suggestion is a request on kc.suggest with {"text": ..., "node": ...};
  * the suggestion keeper (a kcobrad component) stores it and answers
  * {"id": ..., "stored": true}. No keeper is KC_ERR_NO_RESPONDERS; a reply
@@ -75,12 +77,15 @@ static kc_err json_take(char **out, json_t *object, const char *what)
 }
 
 static kc_err problem_payload(char **out, kc_client *client, const char *node,
-                              kc_problem_reason reason, const char *request_id, const char *text)
+                              kc_problem_reason reason, const char *request_id, const char *payment,
+                              const char *text)
 {
     /* "s?": a NULL request_id becomes null. json_pack fails on bad UTF-8. */
     json_t *object = json_pack("{s:s, s:s, s:s?, s:s, s:s}", "node", node, "reason",
                                kc_problem_reason_name(reason), "request_id", request_id, "text",
                                text, "reporter", client->node);
+    if (object != NULL && payment != NULL)
+        json_object_set_new(object, "transfer", json_string(payment));
     return json_take(out, object, "problem report");
 }
 
@@ -117,21 +122,38 @@ static kc_err publish_stamped(kc_client *client, const char *subject, const char
     return err;
 }
 
-kc_err kc_client_report_problem(kc_client *client, const char *node, kc_problem_reason reason,
-                                const char *request_id, const char *text)
+static kc_err report(kc_client *client, const char *node, kc_problem_reason reason,
+                     const char *request_id, const char *payment, const char *text)
 {
     if (text == NULL) text = "";
     kc_err err = check_problem(client, node, reason, request_id);
     if (err == KC_OK) err = check_text("problem text", text, PROBLEM_TEXT_BYTES_MAX);
     if (err != KC_OK) return err;
     char *payload = NULL;
-    err = problem_payload(&payload, client, node, reason, request_id, text);
+    err = problem_payload(&payload, client, node, reason, request_id, payment, text);
     if (err != KC_OK) return err;
     char subject[KCI_SUBJECT_BYTES_MAX];
     snprintf(subject, sizeof(subject), "kc.problem.%s", node);
     err = publish_stamped(client, subject, "problem", payload);
     free(payload);
     return err;
+}
+
+kc_err kc_client_report_problem(kc_client *client, const char *node, kc_problem_reason reason,
+                                const char *request_id, const char *text)
+{
+    return report(client, node, reason, request_id, NULL, text);
+}
+
+kc_err kc_client_report_paid_problem(kc_client *client, const char *node, kc_problem_reason reason,
+                                     const char *request_id, const char *payment, const char *text)
+{
+    kci_uuid uuid;
+    if (request_id == NULL || payment == NULL || !kci_uuid_parse(payment, strlen(payment), &uuid))
+        return kci_fail(KC_ERR_INVALID_ARGUMENT,
+                        "a payment report names the request and its payment (a hold or "
+                        "transfer id)");
+    return report(client, node, reason, request_id, payment, text);
 }
 
 /* ---- suggestions -------------------------------------------------------- */

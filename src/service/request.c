@@ -149,9 +149,10 @@ static natsStatus channel_round_trip(kc_client *client, kci_channel *channel, na
     return status;
 }
 
-/* A synchronous request; pay (may be NULL) becomes Kc-Pay. */
+/* A synchronous request; pay (may be NULL) becomes Kc-Pay, or Kc-Pay-Hold
+ * when hold. */
 static kc_err request_sync(kc_reply **out, kc_client *client, const char *type, const void *payload,
-                           size_t payload_len, int64_t timeout_ms, const char *pay)
+                           size_t payload_len, int64_t timeout_ms, const char *pay, bool hold)
 {
     if (out == NULL || client == NULL)
         return kci_fail(KC_ERR_INVALID_ARGUMENT, "out or client is NULL");
@@ -162,7 +163,8 @@ static kc_err request_sync(kc_reply **out, kc_client *client, const char *type, 
     if (err != KC_OK) return err;
     kci_kc_headers headers;
     kci_headers_clear(&headers);
-    if (pay != NULL) kci_text_copy(headers.pay, sizeof(headers.pay), pay);
+    if (pay != NULL && !hold) kci_text_copy(headers.pay, sizeof(headers.pay), pay);
+    if (pay != NULL && hold) kci_text_copy(headers.pay_hold, sizeof(headers.pay_hold), pay);
     kci_channel *channel = NULL;
     err = kci_channel_take(client, &channel);
     if (err != KC_OK) return err;
@@ -195,20 +197,34 @@ static kc_err request_sync(kc_reply **out, kc_client *client, const char *type, 
 kc_err kc_client_request(kc_reply **out, kc_client *client, const char *type, const void *payload,
                          size_t payload_len, int64_t timeout_ms)
 {
-    return request_sync(out, client, type, payload, payload_len, timeout_ms, NULL);
+    return request_sync(out, client, type, payload, payload_len, timeout_ms, NULL, false);
+}
+
+static kc_err request_paid(kc_reply **out, kc_client *client, const char *type, const void *payload,
+                           size_t payload_len, int64_t timeout_ms, const char *pay, bool hold)
+{
+    kci_uuid uuid;
+    if (pay == NULL || !kci_uuid_parse(pay, strlen(pay), &uuid))
+        return kci_fail(KC_ERR_INVALID_ARGUMENT, "pay must be a %s id (a UUID)",
+                        hold ? "hold" : "transfer");
+    kc_err err = request_sync(out, client, type, payload, payload_len, timeout_ms, pay, hold);
+    if (err == KC_ERR_SERVICE && *out != NULL && kc_reply_error_code(*out) == KCI_CODE_PAYMENT)
+        return kci_fail(KC_ERR_PAYMENT, "%s", kc_reply_error_message(*out));
+    return err;
 }
 
 kc_err kc_client_request_paid(kc_reply **out, kc_client *client, const char *type,
                               const void *payload, size_t payload_len, int64_t timeout_ms,
                               const char *pay)
 {
-    kci_uuid uuid;
-    if (pay == NULL || !kci_uuid_parse(pay, strlen(pay), &uuid))
-        return kci_fail(KC_ERR_INVALID_ARGUMENT, "pay must be a transfer id (a UUID)");
-    kc_err err = request_sync(out, client, type, payload, payload_len, timeout_ms, pay);
-    if (err == KC_ERR_SERVICE && *out != NULL && kc_reply_error_code(*out) == KCI_CODE_PAYMENT)
-        return kci_fail(KC_ERR_PAYMENT, "%s", kc_reply_error_message(*out));
-    return err;
+    return request_paid(out, client, type, payload, payload_len, timeout_ms, pay, false);
+}
+
+kc_err kc_client_request_held(kc_reply **out, kc_client *client, const char *type,
+                              const void *payload, size_t payload_len, int64_t timeout_ms,
+                              const char *hold)
+{
+    return request_paid(out, client, type, payload, payload_len, timeout_ms, hold, true);
 }
 
 /* ---- the deadline heap (under async->lock) ------------------------------ */

@@ -22,8 +22,9 @@
  *     may call a service) and observe Kc-Ts; a malformed KingCobra header is
  *     answered 400 "<header>: <what is wrong>" and the handler does not run;
  *  2. no Kc-Id: one is made up, and the request bypasses the cache;
- *  2b. a paid service (price > 0): the Kc-Pay is claimed with the ledger
- *     for this request's Kc-Id (payment.c; the ledger makes the claim
+ *  2b. a paid service (price > 0): the Kc-Pay-Hold (hold.c, escrow) or
+ *     the Kc-Pay (payment.c, a transfer made already) is claimed with the
+ *     ledger for this request's Kc-Id (the ledger makes the claim
  *     idempotent per request, so a redelivery passes again) and a missing
  *     or refused payment is answered 402 without running the handler;
  *  3. the idempotence cache: a reply stored for this Kc-Id is sent again
@@ -35,7 +36,10 @@
  *     without running the handler (a requester still waiting, e.g. behind
  *     a skewed clock, learns why; one that gave up drops it) and counted;
  *     never cached;
- *  5. the handler runs; its reply is stored in the cache, then published
+ *  5. the handler runs; a hold is posted when it answered, voided when it
+ *     answered an error (before the reply leaves, so the payer who gets
+ *     the reply sees its money settled); its reply is stored in the cache,
+ *     then published
  *     with Kc-Reply-To = the request's Kc-Id, Kc-Type, and Kc-Error
  *     "<code> <message>" when the handler set an error.
  * The cache is per service instance: a redelivery that the queue group
@@ -101,6 +105,8 @@ struct kc_service {
     char wallet[KCI_WALLET_TEXT_BYTES + 1];
     kci_micro_stats stats; /* its one endpoint's, for $SRV.STATS (micro.h) */
     kci_micro *micro;      /* answers $SRV; NULL when it could not start */
+    bool has_wallet_key; /* it settles holds (Kc-Pay-Hold) */
+    uint8_t wallet_secret_key[KCI_WALLET_SECRET_BYTES];
 };
 
 struct kc_request {
@@ -225,6 +231,7 @@ void kc_service_options_init(kc_service_options *options)
     options->wallet = NULL;
     options->description = NULL;
     options->version = NULL;
+    options->wallet_secret_key = NULL;
 }
 
 /* ---- replies ------------------------------------------------------------ */
@@ -323,6 +330,9 @@ static void run_handler(kc_service *service, natsMsg *message, const kci_kc_head
     atomic_fetch_add(&service->served_count, 1);
     if (response.error_code != 0)
         kci_micro_stats_error(&service->stats, response.error_code, response.error_message);
+    if (service->price > 0 && service->has_wallet_key && headers->pay_hold[0] != '\0')
+        kci_hold_settle(service->client, service->wallet_secret_key, headers,
+                        response.error_code == 0);
 
     outgoing reply = {NULL, response.payload, response.payload_len, response.error_code,
                       response.error_message};
@@ -436,9 +446,13 @@ static void reject(kc_service *service, natsMsg *message)
 static bool payment_accepted(kc_service *service, natsMsg *message, const kci_kc_headers *headers)
 {
     char detail[KC_ERROR_MESSAGE_BYTES_MAX];
-    if (kci_payment_claim(service->client, service->wallet, service->price, headers, detail,
-                          sizeof(detail)) == KC_OK)
-        return true;
+    kc_err err = headers->pay_hold[0] != '\0'
+                     ? kci_hold_claim(service->client,
+                                      service->has_wallet_key ? service->wallet_secret_key : NULL,
+                                      service->price, headers, detail, sizeof(detail))
+                     : kci_payment_claim(service->client, service->wallet, service->price, headers,
+                                         detail, sizeof(detail));
+    if (err == KC_OK) return true;
     send_error(service, message, headers->id, KCI_CODE_PAYMENT, detail);
     return false;
 }
@@ -564,6 +578,10 @@ static kc_err check_options(const kc_service_options *options)
     if (options->price > 0 && !kci_wallet_address_valid(options->wallet))
         return kci_fail(KC_ERR_INVALID_ARGUMENT,
                         "a paid service needs its wallet address (64 hex digits)");
+    if (options->price > 0 && options->wallet_secret_key != NULL &&
+        !kci_wallet_key_matches(options->wallet, options->wallet_secret_key))
+        return kci_fail(KC_ERR_INVALID_ARGUMENT, "wallet_secret_key is not the key of wallet %s",
+                        options->wallet);
     return KC_OK;
 }
 
@@ -586,6 +604,10 @@ static kc_service *service_alloc(const kc_service_options *options)
     service->price = options->price;
     if (options->price > 0)
         kci_text_copy(service->wallet, sizeof(service->wallet), options->wallet);
+    if (options->price > 0 && options->wallet_secret_key != NULL) {
+        memcpy(service->wallet_secret_key, options->wallet_secret_key, KCI_WALLET_SECRET_BYTES);
+        service->has_wallet_key = true;
+    }
     service->workers = calloc((size_t)options->worker_count, sizeof(pthread_t));
     pthread_mutex_init(&service->lock, NULL);
     pthread_cond_init(&service->leadership_free, NULL);

@@ -20,6 +20,10 @@
  *   - `kcobra ledger audit` passes;
  *   - `kcobra ledger audit --replicas` finds every ledger at the same log
  *     entry with the same chain and state digests.
+ * Then escrow goes through the log too (issue 15): a hold that its payee
+ * posts, one it voids, a refused double post, and one that expires (an
+ * expire entry stamped with the active ledger's clock); the audits and the
+ * replicas' digests are compared again.
  *
  * Cases:
  *   local_baseline  the same clients against one ledger with storage local:
@@ -71,6 +75,7 @@
 #include "harness.h"
 #include "js_cluster.h"
 #include "ledger/batch_codec.h"
+#include "ledger/client.h"
 #include "ledger/codec.h"
 #include "ledger/wallet.h"
 #include "service/uuid.h"
@@ -532,6 +537,95 @@ static void check_audits(world *w, int replicas_expected, char *content, int64_t
     free(output);
 }
 
+/* ======================================================================= escrow */
+
+/* A hold of coin from its owner to the next wallet; its id into id. */
+static int hold_send(world *w, natsConnection *connection, int coin, int64_t hold_ms,
+                     uint8_t id[KCI_LEDGER_ID_BYTES], int *payee)
+{
+    int from = w->owner[coin];
+    *payee = (from + 1) % WALLETS;
+    kci_wallet payer;
+    memcpy(payer.public_key, w->public_keys[from], KCI_LEDGER_KEY_BYTES);
+    memcpy(payer.secret_key, w->secret_keys[from], KCI_LEDGER_SECRET_BYTES);
+    kci_ledger_transfer hold;
+    assert_int_equal(
+        kci_ledger_hold_make(&hold, &payer, w->public_keys[*payee], &w->coins[coin], 1, hold_ms),
+        KC_OK);
+    memcpy(id, hold.id, KCI_LEDGER_ID_BYTES);
+    json_t *json = kci_ledger_transfer_json(&hold);
+    char *text = json_dumps(json, JSON_COMPACT);
+    json_decref(json);
+    kci_ledger_transfer_free(&hold);
+    int code = call_until_decided(connection, "kc.ledger.hold", text, NULL, NULL, 0);
+    free(text);
+    return code;
+}
+
+/* The payee's post or void of hold (for request, may be ""): the wire code. */
+static int hold_settle(world *w, natsConnection *connection, kci_ledger_settle settle,
+                       const uint8_t hold[KCI_LEDGER_ID_BYTES], int payee, const char *request)
+{
+    uint8_t signature[KCI_LEDGER_SIGNATURE_BYTES];
+    kci_ledger_settle_sign(signature, settle, hold, request, 0, w->secret_keys[payee]);
+    char hold_text[37], address[KCI_LEDGER_ADDRESS_TEXT_BYTES + 1];
+    char signature_text[KCI_LEDGER_SIGNATURE_TEXT_BYTES + 1];
+    kci_ledger_id_text(hold_text, hold);
+    kci_ledger_hex(address, w->public_keys[payee], KCI_LEDGER_KEY_BYTES);
+    kci_ledger_hex(signature_text, signature, KCI_LEDGER_SIGNATURE_BYTES);
+    char body[512];
+    snprintf(body, sizeof body, "{\"hold\":\"%s\",\"payee\":\"%s\",%s%s%s\"signature\":\"%s\"}",
+             hold_text, address, request[0] != '\0' ? "\"request\":\"" : "", request,
+             request[0] != '\0' ? "\"," : "", signature_text);
+    return call_until_decided(connection,
+                              settle == KCI_LEDGER_SETTLE_POST ? "kc.ledger.hold.post"
+                                                               : "kc.ledger.hold.void",
+                              body, NULL, NULL, 0);
+}
+
+/* The hold's state, from transfer.get. */
+static bool hold_is(natsConnection *connection, const uint8_t hold[KCI_LEDGER_ID_BYTES],
+                    const char *state)
+{
+    char id[37], body[96];
+    kci_ledger_id_text(id, hold);
+    snprintf(body, sizeof body, "{\"transfer\":\"%s\"}", id);
+    json_t *reply = NULL;
+    int code = call_until_decided(connection, "kc.ledger.transfer.get", body, &reply, NULL, 0);
+    const char *now = json_string_value(json_object_get(json_object_get(reply, "hold"), "state"));
+    bool is = code == 0 && now != NULL && strcmp(now, state) == 0;
+    json_decref(reply);
+    return is;
+}
+
+/* Escrow through the replicated log; every replica must still agree. */
+static void escrow_round(world *w, natsConnection *connection)
+{
+    static const char request_one[] = "0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2b";
+    static const char request_two[] = "0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2c";
+    uint8_t posted[KCI_LEDGER_ID_BYTES], voided[KCI_LEDGER_ID_BYTES], expiring[KCI_LEDGER_ID_BYTES];
+    int posted_payee = 0, voided_payee = 0, expiring_payee = 0;
+    assert_int_equal(hold_send(w, connection, 0, 60000, posted, &posted_payee), 0);
+    assert_int_equal(hold_send(w, connection, 1, 60000, voided, &voided_payee), 0);
+    assert_int_equal(hold_send(w, connection, 2, 1500, expiring, &expiring_payee), 0);
+    assert_int_equal(
+        hold_settle(w, connection, KCI_LEDGER_SETTLE_POST, posted, posted_payee, request_one), 0);
+    assert_int_equal(
+        hold_settle(w, connection, KCI_LEDGER_SETTLE_POST, posted, posted_payee, request_two), 409);
+    assert_int_equal(hold_settle(w, connection, KCI_LEDGER_SETTLE_VOID, voided, voided_payee, ""),
+                     0);
+    assert_int_equal(
+        hold_settle(w, connection, KCI_LEDGER_SETTLE_POST, voided, voided_payee, request_one), 409);
+    int64_t deadline_ms = harness_now_ms() + DECIDE_TIMEOUT_MS;
+    while (!hold_is(connection, expiring, "expired")) {
+        assert_true(harness_now_ms() < deadline_ms);
+        harness_sleep_ms(200);
+    }
+    assert_true(hold_is(connection, posted, "posted"));
+    assert_true(hold_is(connection, voided, "voided"));
+    printf("# escrow through the log: a hold posted, one voided, one expired\n");
+}
+
 /* ======================================================================= the scenario */
 
 static void world_init(world *w, const char *kcobra, const char *stream_replicas, int ledgers)
@@ -732,6 +826,8 @@ static void run_scenario(world *w, natsConnection *connection, int fault)
     else if (fault == SIGSTOP || fault == FAULT_PARTITION)
         assert_true(log_has(w, victim, "standing by at log entry")); /* it knows it was deposed */
     check_acknowledged(w, connection, fault_ms);
+    check_audits(w, w->ledger_count, NULL, NULL);
+    escrow_round(w, connection);
     check_audits(w, w->ledger_count, NULL, NULL);
 }
 

@@ -433,18 +433,24 @@ static void state_digest(replica *r, uint8_t digest[KCI_LEDGER_DIGEST_BYTES])
     assert_true(entries > 10);
 }
 
+/* Two replicas with one mint key, and a world signed by that mint. */
+static void replicas_open(replica *a, replica *b, world *w)
+{
+    replica_open(a, NULL);
+    char path[128], error[512];
+    mint_key_path(a, path, sizeof path);
+    replica_open(b, path);
+    kci_wallet mint;
+    assert_int_equal(kci_wallet_load(&mint, path, error, sizeof error), KC_OK);
+    world_make(w, &mint);
+}
+
 static void test_replicas_end_with_the_same_bytes(void **state)
 {
     (void)state;
     replica a, b;
-    replica_open(&a, NULL);
-    char path[128], error[512];
-    mint_key_path(&a, path, sizeof path);
-    replica_open(&b, path);
-    kci_wallet mint;
-    assert_int_equal(kci_wallet_load(&mint, path, error, sizeof error), KC_OK);
     world w;
-    world_make(&w, &mint);
+    replicas_open(&a, &b, &w);
     kci_ledger_log_writer genesis, everything;
     encode_genesis(&w, &genesis);
     encode_everything(&w, &everything);
@@ -485,6 +491,106 @@ static void test_replicas_end_with_the_same_bytes(void **state)
     world_free(&w);
 }
 
+/* A hold of alice's coin for bob, expiring at expires_ms. */
+static kci_ledger_transfer make_hold(const world *w, const kci_ledger_coin *coin,
+                                     int64_t expires_ms)
+{
+    kci_ledger_transfer hold = make_transfer(&w->alice, w->bob.public_key, coin, 1);
+    hold.kind = KCI_LEDGER_KIND_HOLD;
+    hold.expires_ms = expires_ms;
+    assert_int_equal(kci_ledger_sign(&hold, w->alice.secret_key), KC_OK);
+    return hold;
+}
+
+/* Escrow in the log (issue 15): holds, settles and an expire decided by
+ * the entries' clocks only, so two replicas applying them at other times
+ * end with the same bytes; settle bytes the state transitions could not
+ * take are refused by the decoder. */
+static void test_escrow_entries_replay_alike(void **state)
+{
+    (void)state;
+    replica a, b;
+    world w;
+    replicas_open(&a, &b, &w);
+    kci_ledger_transfer soon = make_hold(&w, &w.minted[2], NOW_MS + 1000);
+    kci_ledger_transfer later = make_hold(&w, &w.minted[1], NOW_MS + 60000);
+    uint8_t claim[KCI_LEDGER_SIGNATURE_BYTES], post[KCI_LEDGER_SIGNATURE_BYTES];
+    kci_ledger_settle_sign(claim, KCI_LEDGER_SETTLE_CLAIM, later.id, w.request_id, 50,
+                           w.bob.secret_key);
+    kci_ledger_settle_sign(post, KCI_LEDGER_SETTLE_POST, later.id, w.request_id, 0,
+                           w.bob.secret_key);
+    kci_ledger_log_writer genesis, first, second;
+    encode_genesis(&w, &genesis);
+    uint8_t id[KCI_LEDGER_ID_BYTES];
+    new_id(id);
+    kci_ledger_log_begin(&first, id, 1, NOW_MS + 1, w.mint.public_key);
+    kci_ledger_log_put_mint(&first, &w.grant, 1, (const uint8_t(*)[KCI_LEDGER_ID_BYTES])w.issue_id,
+                            w.minted_list);
+    kci_ledger_log_put_hold(&first, &soon);
+    kci_ledger_log_put_hold(&first, &later);
+    kci_ledger_log_put_settle(&first, KCI_LEDGER_SETTLE_CLAIM, later.id, w.bob.public_key,
+                              w.request_id, 50, claim);
+    kci_ledger_log_put_settle(&first, KCI_LEDGER_SETTLE_POST, later.id, w.bob.public_key,
+                              w.request_id, 0, post);
+    assert_int_equal(kci_ledger_log_finish(&first), KC_OK);
+    /* The second entry's clock is past the first hold's expiry. */
+    uint8_t late_post[KCI_LEDGER_SIGNATURE_BYTES];
+    kci_ledger_settle_sign(late_post, KCI_LEDGER_SETTLE_POST, soon.id, "", 0, w.bob.secret_key);
+    new_id(id);
+    kci_ledger_log_begin(&second, id, 1, NOW_MS + 2000, w.mint.public_key);
+    kci_ledger_log_put_settle(&second, KCI_LEDGER_SETTLE_POST, soon.id, w.bob.public_key, "", 0,
+                              late_post);
+    kci_ledger_log_put_expire(&second, 64);
+    assert_int_equal(kci_ledger_log_finish(&second), KC_OK);
+    kci_ledger_outcome first_a[5] = {0}, first_b[5] = {0}, second_a[2] = {0}, second_b[2] = {0};
+    assert_int_equal(replica_apply(&a, &genesis, NULL), KC_OK);
+    assert_int_equal(replica_apply(&a, &first, first_a), KC_OK);
+    assert_int_equal(replica_apply(&a, &second, second_a), KC_OK);
+    sleep(1); /* b applies later, by another clock: no matter */
+    assert_int_equal(replica_apply(&b, &genesis, NULL), KC_OK);
+    assert_int_equal(replica_apply(&b, &first, first_b), KC_OK);
+    assert_int_equal(replica_apply(&b, &second, second_b), KC_OK);
+    for (int index = 0; index < 5; index++) {
+        assert_int_equal(first_a[index].result, KCI_LEDGER_OK);
+        assert_int_equal(first_b[index].result, KCI_LEDGER_OK);
+    }
+    assert_string_equal(first_a[4].message, "posted");
+    assert_int_equal(second_a[0].result, KCI_LEDGER_HOLD_EXPIRED); /* by the entry's clock */
+    assert_int_equal(second_b[0].result, KCI_LEDGER_HOLD_EXPIRED);
+    uint8_t digest_a[KCI_LEDGER_DIGEST_BYTES], digest_b[KCI_LEDGER_DIGEST_BYTES];
+    state_digest(&a, digest_a);
+    state_digest(&b, digest_b);
+    assert_memory_equal(digest_a, digest_b, KCI_LEDGER_DIGEST_BYTES);
+    kci_ledger_read *read = NULL;
+    assert_int_equal(kci_ledger_read_begin(&read, a.store), KC_OK);
+    assert_int_equal(kci_ledger_balance_get(read, w.alice.public_key), 110); /* 100 + the 10 back */
+    assert_int_equal(kci_ledger_balance_get(read, w.bob.public_key), 50);
+    kci_ledger_read_end(read);
+    /* A settle of kind 4, and a claim naming no request: refused. */
+    kci_ledger_log_entry entry;
+    char error[256];
+    size_t settle_at = KCI_LEDGER_LOG_HEAD_BYTES + 1;
+    second.bytes[settle_at] = 4;
+    assert_int_equal(
+        kci_ledger_log_decode(&entry, second.bytes, second.length, error, sizeof error),
+        KC_ERR_PARSE);
+    assert_non_null(strstr(error, "unknown kind"));
+    kci_ledger_log_entry_free(&entry);
+    second.bytes[settle_at] = KCI_LEDGER_SETTLE_CLAIM;
+    assert_int_equal(
+        kci_ledger_log_decode(&entry, second.bytes, second.length, error, sizeof error),
+        KC_ERR_PARSE);
+    kci_ledger_log_entry_free(&entry);
+    replica_close(&a);
+    replica_close(&b);
+    kci_ledger_log_writer_free(&genesis);
+    kci_ledger_log_writer_free(&first);
+    kci_ledger_log_writer_free(&second);
+    kci_ledger_transfer_free(&soon);
+    kci_ledger_transfer_free(&later);
+    world_free(&w);
+}
+
 static void test_another_mint_is_refused(void **state)
 {
     (void)state;
@@ -513,6 +619,7 @@ int main(void)
         cmocka_unit_test(test_rule_breaking_ops_are_refused),
         cmocka_unit_test(test_replicas_end_with_the_same_bytes),
         cmocka_unit_test(test_another_mint_is_refused),
+        cmocka_unit_test(test_escrow_entries_replay_alike),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
