@@ -37,7 +37,16 @@
     X(KCI_LEDGER_OUT_OF_MEMORY, "out_of_memory")                                                   \
     X(KCI_LEDGER_STORAGE_FAILED, "storage_failed")                                                 \
     X(KCI_LEDGER_STORAGE_FULL, "storage_full")                                                     \
-    X(KCI_LEDGER_READ_FAILED, "read_failed")
+    X(KCI_LEDGER_READ_FAILED, "read_failed")                                                       \
+    X(KCI_LEDGER_COIN_IS_HELD, "coin_is_held")                                                     \
+    X(KCI_LEDGER_HOLD_UNKNOWN, "hold_unknown")                                                     \
+    X(KCI_LEDGER_HOLD_NOT_PAYEE, "hold_not_payee")                                                 \
+    X(KCI_LEDGER_HOLD_EXPIRED, "hold_expired")                                                     \
+    X(KCI_LEDGER_HOLD_POSTED, "hold_posted")                                                       \
+    X(KCI_LEDGER_HOLD_VOIDED, "hold_voided")                                                       \
+    X(KCI_LEDGER_HOLD_TOO_SMALL, "hold_too_small")                                                 \
+    X(KCI_LEDGER_HOLD_CLAIMED, "hold_claimed")                                                     \
+    X(KCI_LEDGER_HOLD_BAD_EXPIRY, "hold_bad_expiry")
 
 #define REFUSAL_SLOT(result, label) SLOT_##result,
 #define REFUSAL_LABEL(result, label) label,
