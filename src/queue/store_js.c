@@ -228,6 +228,10 @@ static kc_err scan_message(scan_state *state, natsMsg *message, uint64_t seq)
         report->corruption_count++;
         return KC_OK;
     }
+    /* The request's Kc-Notify, kept beside the record (record.h). */
+    if (record.kind == KCI_RECORD_REQUEST &&
+        natsMsgHeader_Get(message, KCI_QUEUE_JS_HEADER_NOTIFY, &record.notify) != NATS_OK)
+        record.notify = NULL;
     report->record_count++;
     report->record_bytes += bytes;
     report->kind_count[record.kind]++;
@@ -481,6 +485,8 @@ static natsMsg *record_message(kci_queue_js *store, const kci_record *record, si
         kci_uuid_format(&record->id, id_text);
         status = natsMsgHeader_Set(message, "Nats-Msg-Id", id_text);
     }
+    if (status == NATS_OK && record->kind == KCI_RECORD_REQUEST && record->notify != NULL)
+        status = natsMsgHeader_Set(message, KCI_QUEUE_JS_HEADER_NOTIFY, record->notify);
     if (status != NATS_OK) {
         natsMsg_Destroy(message);
         return NULL;

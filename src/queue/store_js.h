@@ -54,6 +54,7 @@
 #define KCI_QUEUE_JS_TERM_KIND "term"
 #define KCI_QUEUE_JS_HEADER_TERM "Kc-Term"
 #define KCI_QUEUE_JS_HEADER_WRITER "Kc-Writer"
+#define KCI_QUEUE_JS_HEADER_NOTIFY "Kc-Notify" /* a request's, as its submit had it */
 
 enum {
     KCI_QUEUE_JS_STREAM_BYTES_MAX = 64,
