@@ -26,6 +26,7 @@
 #include "kingcobra/kingcobra.h"
 #include "service/subscriptions.h"
 #include "service/uuid.h"
+#include "store_js_cache.h"
 
 enum {
     SUBJECT_BYTES = 128,
@@ -71,7 +72,8 @@ struct kci_queue_js {
     kci_subscriptions acks; /* the publish acknowledgements */
     void (*completions_end)(void *context);
     void *completions_end_context;
-    uint8_t *encode_buffer; /* KCI_RECORD_BYTES_MAX, under lock */
+    uint8_t *encode_buffer;    /* KCI_RECORD_BYTES_MAX, under lock */
+    kci_queue_js_cache *cache; /* the requests read at open, for their first read */
 
     pthread_mutex_t lock;
     pthread_cond_t work;  /* the completer: an outcome, or closing */
@@ -185,8 +187,9 @@ typedef struct scan_state {
     void *context;
     kci_scan_report *report;
     kci_queue_js_terms terms;
-    uint64_t term_max;  /* the highest Kc-Term of a marker */
-    uint64_t last_seen; /* the last sequence handed on */
+    uint64_t term_max;         /* the highest Kc-Term of a marker */
+    uint64_t last_seen;        /* the last sequence handed on */
+    kci_queue_js_cache *cache; /* the open's: requests without a reply yet; or NULL */
 } scan_state;
 
 static uint64_t header_number(natsMsg *message, const char *name)
@@ -217,6 +220,18 @@ static void scan_corrupt(kci_scan_report *report, uint64_t seq, size_t length)
         report->corruptions[report->corruption_count] =
             (kci_scan_corruption){.segment = 0, .offset = seq, .length_bytes = (uint64_t)length};
     report->corruption_count++;
+}
+
+/* A request is kept for its dispatch after the open until its reply or
+ * tombstone comes (store_js_cache.h). */
+static void scan_cache(kci_queue_js_cache *cache, const kci_record *record, uint64_t position,
+                       const uint8_t *bytes, size_t length)
+{
+    if (cache == NULL) return;
+    if (record->kind == KCI_RECORD_REQUEST)
+        kci_queue_js_cache_put(cache, &record->id, position, bytes, length);
+    else if (record->kind == KCI_RECORD_REPLY || record->kind == KCI_RECORD_TOMBSTONE)
+        kci_queue_js_cache_drop(cache, &record->id);
 }
 
 /* The Kc-Notify of the record at index of a message (NULL: none). */
@@ -258,6 +273,7 @@ static kc_err scan_message(scan_state *state, natsMsg *message, uint64_t seq)
             scan_corrupt(state->report, seq, length);
             return KC_OK;
         }
+        scan_cache(state->cache, &record, kci_queue_js_position(seq, index), data + offset, bytes);
         offset += bytes;
         /* The request's Kc-Notify, kept beside the record (record.h). */
         record.notify = record.kind == KCI_RECORD_REQUEST ? notify_of(message, batch, index) : NULL;
@@ -690,6 +706,13 @@ kc_err kci_queue_js_read(kci_queue_js *store, kci_position position, uint8_t *bu
     jsErrCode code = 0;
     /* Through the leader ($JS.API.STREAM.MSG.GET), not a direct get that a
      * lagging replica may answer. */
+    size_t cached = 0;
+    if (kci_queue_js_cache_take(store->cache, position, buffer, KCI_RECORD_BYTES_MAX, &cached)) {
+        size_t used = 0; /* read and checked at open */
+        return kci_record_decode(buffer, cached, out, &used) == KCI_RECORD_OK && used == cached
+                   ? KC_OK
+                   : KC_ERR_CORRUPT;
+    }
     uint64_t seq = position >> KCI_QUEUE_JS_BATCH_SHIFT;
     uint32_t index = (uint32_t)(position & (KCI_QUEUE_JS_BATCH_RECORDS - 1));
     natsStatus status = js_GetMsg(&message, store->js, store->stream, seq, NULL, &code);
@@ -824,7 +847,9 @@ static kci_queue_js *store_new(natsConnection *connection, const kci_queue_js_co
     store->ring = calloc(KCI_QUEUE_JS_WINDOW, sizeof *store->ring);
     store->encode_buffer = malloc(KCI_RECORD_BYTES_MAX);
     store->batch_buffer = malloc(KCI_QUEUE_JS_BATCH_BYTES);
-    if (store->ring == NULL || store->encode_buffer == NULL || store->batch_buffer == NULL) {
+    store->cache = kci_queue_js_cache_new();
+    if (store->ring == NULL || store->encode_buffer == NULL || store->batch_buffer == NULL ||
+        store->cache == NULL) {
         kci_queue_js_close(store);
         return NULL;
     }
@@ -872,8 +897,11 @@ kc_err kci_queue_js_open(kci_queue_js **out, natsConnection *connection,
         snprintf(error, error_size, "JetStream: %s", nats_GetLastError(NULL));
         err = KC_ERR_IO;
     }
-    scan_state state = {
-        .stream = store->stream, .visit = visit, .context = context, .report = report};
+    scan_state state = {.stream = store->stream,
+                        .visit = visit,
+                        .context = context,
+                        .report = report,
+                        .cache = store->cache};
     if (err == KC_OK) err = catch_up_and_fence(store, &state, error, error_size);
     if (err == KC_OK) err = store_start(store, error, error_size);
     report->duration_us = kci_monotonic_us() - start_us;
@@ -917,5 +945,6 @@ void kci_queue_js_close(kci_queue_js *store)
     free(store->ring);
     free(store->encode_buffer);
     free(store->batch_buffer);
+    kci_queue_js_cache_free(store->cache);
     free(store);
 }
