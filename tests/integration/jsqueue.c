@@ -679,6 +679,17 @@ static void test_cluster_server_paused(void **state)
     persisters_pinned = false;
 }
 
+/* Persister 0 active, 1 standing by; then one client submits every slot,
+ * each acknowledged. */
+static void persisters_start_and_submit(void)
+{
+    persister_spawn(0);
+    assert_int_equal(active_persister(-1, ACTIVE_TIMEOUT_MS), 0);
+    persister_spawn(1);
+    client_main((void *)(intptr_t)0);
+    assert_int_equal(atomic_load(&acked_total), slot_count);
+}
+
 /* kc.reply.get's Kc-Error for the request at index starts with prefix. */
 static bool reply_error_is(int index, const char *prefix)
 {
@@ -717,11 +728,7 @@ static void test_local_dead(void **state)
     client_count = 1;
     slots_make(DEAD_SUBMITS);
     service_start();
-    persister_spawn(0);
-    assert_int_equal(active_persister(-1, ACTIVE_TIMEOUT_MS), 0);
-    persister_spawn(1);
-    client_main((void *)(intptr_t)0);
-    assert_int_equal(atomic_load(&acked_total), slot_count);
+    persisters_start_and_submit();
     wait_all_dead();
     persister_kill(0);
     assert_int_equal(active_persister(0, ACTIVE_TIMEOUT_MS), 1);
@@ -855,11 +862,7 @@ static void restart_case(void)
         slots[index].type = index % 3 == 2 ? "later" : NULL;
     }
     service_start();
-    persister_spawn(0);
-    assert_int_equal(active_persister(-1, ACTIVE_TIMEOUT_MS), 0);
-    persister_spawn(1);
-    client_main((void *)(intptr_t)0);
-    assert_int_equal(atomic_load(&acked_total), slot_count);
+    persisters_start_and_submit();
     wait_settled(false);
     char stats_before[256], stats_after[256];
     stats_line(stats_before, sizeof stats_before);
@@ -928,11 +931,7 @@ static void test_local_notify(void **state)
     assert_int_equal(natsConnection_SubscribeSync(&notified, service_connection, notify_inbox),
                      NATS_OK);
     natsSubscription_SetPendingLimits(notified, -1, -1);
-    persister_spawn(0);
-    assert_int_equal(active_persister(-1, ACTIVE_TIMEOUT_MS), 0);
-    persister_spawn(1);
-    client_main((void *)(intptr_t)0);
-    assert_int_equal(atomic_load(&acked_total), slot_count);
+    persisters_start_and_submit();
     wait_settled(false); /* all pending, none forwarded */
     persister_kill(0);
     assert_int_equal(active_persister(0, ACTIVE_TIMEOUT_MS), 1);
