@@ -14,7 +14,14 @@
  *
  * A message missing below the last sequence (deleted) is asked for again
  * MISSING_TRIES_MAX times (a leader just elected may not have applied the
- * last messages yet), then skipped; the hash chain reports the gap. */
+ * last messages yet), then skipped; the hash chain reports the gap.
+ *
+ * Far behind (at start, or after a long pause), it reads in batches
+ * instead: an ephemeral pull consumer from the next sequence, no
+ * acknowledgements, BATCH_MAX messages per fetch, deleted after the
+ * catch-up (a pull consumer has no heartbeats, so nats.c starts no thread
+ * for it). A replica that lags only delivers less; any error, or a gap, and
+ * the rest is read one message at a time as above. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +35,10 @@ enum {
     POLL_MS = 1000,      /* the last sequence asked again without a hint */
     READ_WAIT_MS = 2000, /* one message */
     MISSING_TRIES_MAX = 5,
-    RECENT_MAX = 1000, /* verdicts kept for kc.arbiter.verdicts */
+    RECENT_MAX = 1000,         /* verdicts kept for kc.arbiter.verdicts */
+    BATCH_FROM = 4,            /* messages behind before reading in batches */
+    BATCH_MAX = 256,           /* messages per fetch */
+    BATCH_INACTIVE_MS = 10000, /* the server deletes a consumer left behind after */
 };
 
 static void note_broken(kci_verdict_js *verdicts, uint64_t seq)
@@ -92,6 +102,74 @@ void kci_verdict_js_on_hint(natsConnection *connection, natsSubscription *subscr
     pthread_mutex_unlock(&verdicts->arbiter->lock);
 }
 
+/* Unlocked: an ephemeral pull consumer from seq, or NULL. */
+static natsSubscription *batch_subscribe(kci_verdict_js *verdicts, uint64_t seq)
+{
+    jsSubOptions options;
+    jsSubOptions_Init(&options);
+    options.Stream = verdicts->stream;
+    options.Config.DeliverPolicy = js_DeliverByStartSequence;
+    options.Config.OptStartSeq = seq;
+    options.Config.AckPolicy = js_AckNone;
+    options.Config.InactiveThreshold = (int64_t)BATCH_INACTIVE_MS * 1000000LL;
+    jsOptions js_options;
+    jsOptions_Init(&js_options);
+    js_options.Wait = READ_WAIT_MS;
+    natsSubscription *subscription = NULL;
+    jsErrCode error_code = 0;
+    if (js_PullSubscribe(&subscription, verdicts->js, verdicts->subject, NULL, &js_options,
+                         &options, &error_code) != NATS_OK) {
+        kci_debug("arbiter: verdict stream %s: no batch read (%s, %d): one by one",
+                  verdicts->stream, nats_GetLastError(NULL), (int)error_code);
+        return NULL;
+    }
+    return subscription;
+}
+
+/* Under the lock: the fetched messages that come next, in order; false at
+ * the first that does not (a gap: read one by one). */
+static bool batch_apply(kci_verdict_js *verdicts, natsMsgList *list)
+{
+    for (int index = 0; index < list->Count; index++) {
+        jsMsgMetaData *meta = NULL;
+        if (natsMsg_GetMetaData(&meta, list->Msgs[index]) != NATS_OK) return false;
+        uint64_t seq = meta->Sequence.Stream;
+        jsMsgMetaData_Destroy(meta);
+        if (seq <= verdicts->applied_seq) continue;
+        if (seq != verdicts->applied_seq + 1) return false;
+        int length = natsMsg_GetDataLength(list->Msgs[index]);
+        read_one(verdicts, seq, natsMsg_GetData(list->Msgs[index]),
+                 length > 0 ? (size_t)length : 0);
+    }
+    return list->Count > 0;
+}
+
+/* Under the lock (released while asking): reads in batches to the last
+ * sequence known; false if nothing was read that way. */
+static bool read_batches(kci_verdict_js *verdicts)
+{
+    uint64_t start = verdicts->applied_seq;
+    pthread_mutex_unlock(&verdicts->arbiter->lock);
+    natsSubscription *subscription = batch_subscribe(verdicts, start + 1);
+    pthread_mutex_lock(&verdicts->arbiter->lock);
+    bool going = subscription != NULL;
+    while (going && !verdicts->closing && verdicts->known_last > verdicts->applied_seq) {
+        pthread_mutex_unlock(&verdicts->arbiter->lock);
+        natsMsgList list = {0};
+        jsErrCode error_code = 0;
+        natsStatus status =
+            natsSubscription_Fetch(&list, subscription, BATCH_MAX, READ_WAIT_MS, &error_code);
+        pthread_mutex_lock(&verdicts->arbiter->lock);
+        going = status == NATS_OK && batch_apply(verdicts, &list);
+        natsMsgList_Destroy(&list);
+    }
+    pthread_mutex_unlock(&verdicts->arbiter->lock);
+    if (subscription != NULL) natsSubscription_Unsubscribe(subscription); /* deletes it */
+    natsSubscription_Destroy(subscription);
+    pthread_mutex_lock(&verdicts->arbiter->lock);
+    return verdicts->applied_seq > start;
+}
+
 /* Under the lock (released while asking): the next message, or a pause. */
 static void read_next(kci_verdict_js *verdicts, uint32_t *missing_tries)
 {
@@ -145,9 +223,16 @@ void *kci_verdict_js_follower_main(void *context)
 {
     kci_verdict_js *verdicts = context;
     uint32_t missing_tries = 0;
+    uint64_t batch_after = 0; /* no batch read before this sequence */
     int64_t next_look_ms = kci_monotonic_ms() + POLL_MS;
     pthread_mutex_lock(&verdicts->arbiter->lock);
     while (!verdicts->closing) {
+        /* After a batch read that read nothing, one by one for a while. */
+        if (verdicts->known_last >= verdicts->applied_seq + BATCH_FROM &&
+            verdicts->applied_seq >= batch_after) {
+            if (read_batches(verdicts)) continue;
+            batch_after = verdicts->applied_seq + BATCH_FROM;
+        }
         if (verdicts->known_last > verdicts->applied_seq)
             read_next(verdicts, &missing_tries);
         else

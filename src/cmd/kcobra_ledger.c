@@ -290,13 +290,16 @@ static const char MINT_DESCRIPTION[] =
     "\n"
     "Examples:\n"
     "  kcobra mint --to alice --denominations 100,50,10\n"
-    "  kcobra mint --to alice --amount 1000 --denomination 100\n";
+    "  kcobra mint --to alice --amount 1000 --denomination 100\n"
+    "  kcobra mint --to alice --denominations 100 --id $(uuidgen)   # safe to send again\n";
 
 static int run_mint(const kcobra_command *command, int argc, char **argv)
 {
     const char *directory = NULL, *to = NULL, *list = NULL, *amount_text = NULL,
-               *denomination_text = NULL;
+               *denomination_text = NULL, *id = NULL;
     const kcobra_flag flags[] = {
+        {"id", "UUID", KCOBRA_FLAG_STRING, &id,
+         "the mint's id: the same mint sent again with it mints nothing more"},
         {"to", "W", KCOBRA_FLAG_STRING, &to, "the wallet (name or address) that gets the coins"},
         {"denominations", "LIST", KCOBRA_FLAG_STRING, &list, "the coins, e.g. 100,50,10"},
         {"amount", "A", KCOBRA_FLAG_STRING, &amount_text, "the total, in smallest units"},
@@ -336,14 +339,14 @@ static int run_mint(const kcobra_command *command, int argc, char **argv)
     json_t *asked = json_array();
     for (uint32_t index = 0; index < count; index++)
         json_array_append_new(asked, json_integer((json_int_t)denominations[index]));
-    return call_and_print(&invocation.common, "mint",
-                          json_pack("{s:s, s:o}", "to", text, "denominations", asked),
-                          print_issued);
+    json_t *body = json_pack("{s:s, s:o}", "to", text, "denominations", asked);
+    if (id != NULL) json_object_set_new(body, "id", json_string(id)); /* the ledger checks it */
+    return call_and_print(&invocation.common, "mint", body, print_issued);
 }
 
 const kcobra_command kcobra_command_mint = {
     .name = "mint",
-    .synopsis = "mint --to W (--denominations LIST | --amount A [--denomination D])",
+    .synopsis = "mint --to W (--denominations LIST | --amount A [--denomination D]) [--id UUID]",
     .summary = "issue new coins to a wallet",
     .description = MINT_DESCRIPTION,
     .run = run_mint,

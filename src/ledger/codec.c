@@ -484,10 +484,25 @@ static kc_err parse_grant(kci_ledger_grant *out, json_t *object, char *error, si
     return err;
 }
 
-/* {"to","denominations"} or {"grants":[{"to","denominations"}...]}. */
+/* {"to","denominations"} or {"grants":[{"to","denominations"}...]}, each
+ * with an optional "id" (a UUID): the mint's, so a retry is not minted
+ * again (store.h, kci_ledger_mint_ids_derive). */
 static kc_err parse_mint(kci_ledger_request *out, json_t *root, char *error, size_t error_size)
 {
     json_t *grants = json_object_get(root, "grants");
+    out->has_mint_id = json_object_get(root, "id") != NULL;
+    if (out->has_mint_id) {
+        kc_err err = get_id(out->mint_id, root, "id", error, error_size);
+        if (err != KC_OK) return err;
+        json_t *copy = json_copy(root); /* the rest as without an id */
+        if (copy == NULL) return kci_ledger_fail(error, error_size, KC_ERR_PARSE, "out of memory");
+        json_object_del(copy, "id");
+        out->has_mint_id = false;
+        err = parse_mint(out, copy, error, error_size);
+        json_decref(copy);
+        out->has_mint_id = true;
+        return err;
+    }
     if (grants == NULL) {
         out->grants = calloc(1, sizeof *out->grants);
         if (out->grants == NULL)

@@ -149,6 +149,8 @@ typedef struct kci_ledger_request {
     /* mint */
     uint32_t grant_count;
     kci_ledger_grant *grants;
+    bool has_mint_id; /* "id": the client's; a retry with it mints nothing more */
+    uint8_t mint_id[KCI_LEDGER_ID_BYTES];
     /* transfer, exchange (count 1) and transfer.batch */
     uint32_t transfer_count;
     kci_ledger_transfer *transfers;

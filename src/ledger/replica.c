@@ -24,7 +24,7 @@
  * the two can land). If it loses the lease meanwhile, it answers 503 and
  * the client retries the same signed transfer, which the ledger answers
  * "replayed" if it was applied (transfers and payment claims are
- * idempotent; a mint is not: docs/ledger.md says so).
+ * idempotent, and so is a mint with an "id": its issue ids derive from it).
  *
  * Threads: everything here runs on the service's writer thread (the one
  * LMDB writer), except the digest answers (nats.c's delivery thread, read
@@ -309,7 +309,12 @@ static replicate_result replicate(kci_ledger_replica *replica, const kci_ledger_
 static void job_ids_make(kci_ledger_job *work)
 {
     const kci_ledger_request *request = &work->request;
-    if (request->operation == KCI_LEDGER_OP_MINT)
+    if (request->operation == KCI_LEDGER_OP_MINT && request->has_mint_id)
+        for (uint32_t index = 0; index < request->grant_count; index++)
+            kci_ledger_mint_ids_derive(request->mint_id, index, work->issue_ids[index],
+                                       work->issued[index], request->grants[index].denominations,
+                                       request->grants[index].denomination_count);
+    else if (request->operation == KCI_LEDGER_OP_MINT)
         for (uint32_t index = 0; index < request->grant_count; index++)
             kci_ledger_issue_ids_make(work->issue_ids[index], work->issued[index],
                                       request->grants[index].denominations,

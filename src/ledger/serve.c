@@ -104,8 +104,16 @@ static kc_err apply_job(kci_ledger_batch *batch, job *work)
     assert(request->operation != KCI_LEDGER_OP_MINT || work->issue_count == request->grant_count);
     switch (request->operation) {
     case KCI_LEDGER_OP_MINT:
-        return kci_ledger_apply_mint(batch, request->grants, request->grant_count, work->issue_ids,
-                                     work->issued, &work->outcomes[0]);
+        if (!request->has_mint_id)
+            return kci_ledger_apply_mint(batch, request->grants, request->grant_count,
+                                         work->issue_ids, work->issued, &work->outcomes[0]);
+        for (uint32_t index = 0; index < request->grant_count; index++)
+            kci_ledger_mint_ids_derive(request->mint_id, index, work->issue_ids[index],
+                                       work->issued[index], request->grants[index].denominations,
+                                       request->grants[index].denomination_count);
+        return kci_ledger_apply_mint_given(batch, request->grants, request->grant_count,
+                                           (const uint8_t(*)[KCI_LEDGER_ID_BYTES])work->issue_ids,
+                                           work->issued, &work->outcomes[0]);
     case KCI_LEDGER_OP_TRANSFER:
     case KCI_LEDGER_OP_TRANSFER_BATCH: {
         kc_err err = KC_OK;
@@ -204,6 +212,7 @@ static void reply_job(kci_ledger *ledger, job *work)
             json_array_append_new(issued, issued_json(work, index, request->grants[index].to,
                                                       request->grants[index].denomination_count));
         body = json_pack("{s:o}", "issued", issued);
+        if (work->outcomes[0].replayed) json_object_set_new(body, "replayed", json_true());
     } else if (request->operation == KCI_LEDGER_OP_EXCHANGE) {
         const kci_ledger_transfer *exchange = &request->transfers[0];
         body = transfer_result(exchange, &work->outcomes[0]);

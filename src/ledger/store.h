@@ -214,6 +214,13 @@ kc_err kci_ledger_apply_mint_given(kci_ledger_batch *batch, const kci_ledger_gra
                                    uint32_t grant_count,
                                    const uint8_t (*transfer_ids)[KCI_LEDGER_ID_BYTES],
                                    kci_ledger_coin *const *coins, kci_ledger_outcome *outcome);
+/* The ids of grant grant_index of the mint mint_id (a client's UUID),
+ * derived from both (BLAKE2b): a retried mint gets the ids it got the first
+ * time, its issue is found already applied, and nothing is minted again
+ * (outcome->replayed), on every replica alike. The coins sorted by id. */
+void kci_ledger_mint_ids_derive(const uint8_t mint_id[KCI_LEDGER_ID_BYTES], uint32_t grant_index,
+                                uint8_t transfer_id[KCI_LEDGER_ID_BYTES], kci_ledger_coin *coins,
+                                const uint64_t *denominations, uint32_t count);
 /* New ids for an issue of count coins of denominations: a UUIDv7 for the
  * issue, then one per coin (increasing, so sorted), with the denominations. */
 void kci_ledger_issue_ids_make(uint8_t transfer_id[KCI_LEDGER_ID_BYTES], kci_ledger_coin *coins,

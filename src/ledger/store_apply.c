@@ -17,6 +17,7 @@
 
 #include <assert.h>
 #include <inttypes.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,6 +214,44 @@ void kci_ledger_issue_ids_make(uint8_t transfer_id[KCI_LEDGER_ID_BYTES], kci_led
     }
 }
 
+/* A UUID (version 8: made by us) from BLAKE2b of the mint id, the grant's
+ * index and the coin's (UINT32_MAX for the issue itself). */
+static void mint_id_derive(uint8_t out[KCI_LEDGER_ID_BYTES], const uint8_t mint_id[],
+                           uint32_t grant_index, uint32_t coin_index)
+{
+    static const char DOMAIN[] = "kingcobra mint id v1";
+    uint8_t input[sizeof DOMAIN + KCI_LEDGER_ID_BYTES + 8];
+    memcpy(input, DOMAIN, sizeof DOMAIN);
+    memcpy(input + sizeof DOMAIN, mint_id, KCI_LEDGER_ID_BYTES);
+    for (int shift = 0; shift < 4; shift++) {
+        input[sizeof DOMAIN + KCI_LEDGER_ID_BYTES + shift] = (uint8_t)(grant_index >> (8 * shift));
+        input[sizeof DOMAIN + KCI_LEDGER_ID_BYTES + 4 + shift] =
+            (uint8_t)(coin_index >> (8 * shift));
+    }
+    crypto_generichash(out, KCI_LEDGER_ID_BYTES, input, sizeof input, NULL, 0);
+    out[6] = (uint8_t)((out[6] & 0x0f) | 0x80); /* version 8 */
+    out[8] = (uint8_t)((out[8] & 0x3f) | 0x80); /* the RFC 4122 variant */
+}
+
+static int coin_compare(const void *left, const void *right)
+{
+    return memcmp(((const kci_ledger_coin *)left)->id, ((const kci_ledger_coin *)right)->id,
+                  KCI_LEDGER_ID_BYTES);
+}
+
+void kci_ledger_mint_ids_derive(const uint8_t mint_id[KCI_LEDGER_ID_BYTES], uint32_t grant_index,
+                                uint8_t transfer_id[KCI_LEDGER_ID_BYTES], kci_ledger_coin *coins,
+                                const uint64_t *denominations, uint32_t count)
+{
+    assert(count > 0 && count <= KCI_LEDGER_DENOMINATIONS_MAX);
+    mint_id_derive(transfer_id, mint_id, grant_index, UINT32_MAX);
+    for (uint32_t index = 0; index < count; index++) {
+        mint_id_derive(coins[index].id, mint_id, grant_index, index);
+        coins[index].denomination = denominations[index];
+    }
+    qsort(coins, count, sizeof *coins, coin_compare); /* a transfer's coins are sorted */
+}
+
 /* Fills issue with the given ids (made by kci_ledger_issue_ids_make, or
  * read back from a replicated batch): the coins are sorted by id, so the
  * same ids give the same issue on every replica. */
@@ -241,6 +280,33 @@ static kc_err issue_prepare(kci_ledger_batch *batch, kci_ledger_transfer *issue,
     return KC_OK;
 }
 
+/* An issue id seen before (a mint retried with its id): the same grant
+ * again is a replay, nothing is written; anything else reuses the id.
+ * *taken says whether the id is taken (outcome set). */
+static kc_err check_issue_replay(kci_ledger_batch *batch, const kci_ledger_grant *grant,
+                                 const uint8_t transfer_id[KCI_LEDGER_ID_BYTES],
+                                 kci_ledger_outcome *outcome, bool *taken)
+{
+    store_head head;
+    MDB_val value;
+    kc_err err = store_head_get(batch->txn, batch->store, transfer_id, &head, &value);
+    *taken = err != KC_ERR_NOT_FOUND;
+    if (err != KC_OK) return err == KC_ERR_NOT_FOUND ? KC_OK : err;
+    uint64_t amount = 0;
+    for (uint32_t index = 0; index < grant->denomination_count; index++)
+        amount += grant->denominations[index];
+    if (head.kind == KCI_LEDGER_KIND_ISSUE && head.amount == amount &&
+        memcmp(head.to, grant->to, KCI_LEDGER_KEY_BYTES) == 0) {
+        outcome->replayed = true;
+        return KC_OK;
+    }
+    char id[37];
+    kci_ledger_id_text(id, transfer_id);
+    kci_ledger_refuse_with(outcome, KCI_LEDGER_TRANSFER_ID_REUSED,
+                           "mint id: issue %s is already another transfer", id);
+    return KC_OK;
+}
+
 static kc_err apply_issue(kci_ledger_batch *batch, const kci_ledger_grant *grant,
                           const uint8_t transfer_id[KCI_LEDGER_ID_BYTES],
                           const kci_ledger_coin *coins, kci_ledger_outcome *outcome)
@@ -250,9 +316,11 @@ static kc_err apply_issue(kci_ledger_batch *batch, const kci_ledger_grant *grant
         kci_ledger_refuse(outcome, KCI_LEDGER_MINT_TO_MINT);
         return KC_OK;
     }
+    bool taken = false;
+    kc_err err = check_issue_replay(batch, grant, transfer_id, outcome, &taken);
+    if (err != KC_OK || taken) return err;
     kci_ledger_transfer issue;
-    kc_err err =
-        issue_prepare(batch, &issue, grant->to, transfer_id, coins, grant->denomination_count);
+    err = issue_prepare(batch, &issue, grant->to, transfer_id, coins, grant->denomination_count);
     if (err != KC_OK) return err;
     if (batch->counters.supply_total + issue.amount > KCI_LEDGER_AMOUNT_MAX) {
         kci_ledger_refuse_with(outcome, KCI_LEDGER_SUPPLY_EXCEEDED,
@@ -287,11 +355,18 @@ kc_err kci_ledger_apply_mint_given(kci_ledger_batch *batch, const kci_ledger_gra
     kc_err err = store_error(mdb_txn_begin(batch->store->env, parent, 0, &child));
     if (err != KC_OK) return err;
     batch->txn = child;
+    uint32_t replayed = 0;
     for (uint32_t index = 0; err == KC_OK && index < grant_count; index++) {
         assert(grants[index].denomination_count > 0);
+        outcome->replayed = false;
         err = apply_issue(batch, &grants[index], transfer_ids[index], coins[index], outcome);
+        replayed += outcome->replayed;
         if (outcome->result != KCI_LEDGER_OK) break;
     }
+    outcome->replayed = replayed > 0;
+    if (err == KC_OK && outcome->result == KCI_LEDGER_OK && replayed > 0 && replayed < grant_count)
+        kci_ledger_refuse_with(outcome, KCI_LEDGER_TRANSFER_ID_REUSED,
+                               "mint id: used before for other grants");
     batch->txn = parent;
     if (err == KC_OK && outcome->result == KCI_LEDGER_OK) return store_error(mdb_txn_commit(child));
     mdb_txn_abort(child);

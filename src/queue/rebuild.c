@@ -12,12 +12,14 @@
  * STORING or REPLYING. */
 #include <assert.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/clock.h"
 #include "common/log.h"
 #include "persister_internal.h"
 #include "queue/metrics.h"
+#include "service/reply_subject.h"
 
 /* A request record: 0 -> PENDING, counted unresolved in its segment. */
 static kc_err rebuild_request(kci_persister *persister, const kci_record *record,
@@ -31,6 +33,15 @@ static kc_err rebuild_request(kci_persister *persister, const kci_record *record
     entry->state = KCI_ENTRY_PENDING;
     entry->request = position;
     entry->attempts = 1;
+    /* A stream keeps Kc-Notify (record.h): the reply is forwarded by
+     * whichever persister records it. */
+    bool notify = record->notify != NULL &&
+                  kci_reply_subject_allowed(record->notify, KCI_REPLY_NOTIFY); /* as submit */
+    if (record->notify != NULL && !notify)
+        kci_warn("queue: request at %" PRIu64 " has a Kc-Notify that is not an inbox: ignored",
+                 position);
+    entry->notify = notify ? strdup(record->notify) : NULL;
+    if (notify && entry->notify == NULL) return KC_ERR_NOMEM;
     const char *type = record->subject;
     size_t type_length = record->subject_length, prefix = strlen(KCI_PERSISTER_REQUEST_PREFIX);
     bool named = type_length > prefix && memcmp(type, KCI_PERSISTER_REQUEST_PREFIX, prefix) == 0;
@@ -68,6 +79,8 @@ kc_err kci_persister_rebuild_record(void *closure, const kci_record *record, kci
             kci_persister_segment_resolve(persister, entry->request);
         entry->state = KCI_ENTRY_REPLIED;
         entry->reply = position;
+        free(entry->notify); /* forwarded when it was recorded */
+        entry->notify = NULL;
         break;
     case KCI_RECORD_REDELIVERY:
         if (kci_record_is_requeue(record))

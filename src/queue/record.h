@@ -74,6 +74,11 @@ typedef struct kci_record {
     uint16_t client_length;
     const void *payload;
     uint32_t payload_length;
+    /* Not encoded: a request's Kc-Notify subject (NULL: none), carried
+     * beside the record by a store that can (the stream keeps it in a
+     * header, so a successor persister still forwards the reply); the local
+     * log drops it, its notify subjects living in memory only. */
+    const char *notify;
 } kci_record;
 
 /* A redelivery marker with attempt 0 is a requeue: an operator brought the

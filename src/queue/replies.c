@@ -27,8 +27,8 @@
 static void forward_notify(kci_persister *persister, const kci_persister_context *context,
                            const char *notify)
 {
-    /* Checked by submit_check when the submit came in (the subject is kept
-     * in memory only, never read back from disk). */
+    /* Checked by submit_check when the submit came in, or by rebuild.c when
+     * read back from a stream (the local log keeps it in memory only). */
     assert(kci_reply_subject_allowed(notify, KCI_REPLY_NOTIFY));
     natsMsg *reply = context->message;
     char id_text[KCI_PERSISTER_ID_TEXT_BYTES];

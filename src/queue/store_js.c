@@ -27,6 +27,7 @@
 #include "queue/metrics.h"
 #include "service/subscriptions.h"
 #include "service/uuid.h"
+#include "store_js_cache.h"
 
 enum {
     SUBJECT_BYTES = 128,
@@ -45,7 +46,9 @@ typedef enum flight_state { FLIGHT_WAITING = 0, FLIGHT_STORED = 1, FLIGHT_FAILED
 typedef struct flight {
     kci_queue_log_done done;
     void *context;
-    uint64_t expected_seq; /* the sequence it gets if the fence holds */
+    uint64_t expected_seq; /* its message's sequence if the fence holds */
+    uint64_t message;      /* the publish number of its message */
+    uint32_t index;        /* its place in that message (a batch), else 0 */
     int64_t deadline_ms;
     flight_state state;
     kc_err status;
@@ -70,15 +73,21 @@ struct kci_queue_js {
     kci_subscriptions acks; /* the publish acknowledgements */
     void (*completions_end)(void *context);
     void *completions_end_context;
-    uint8_t *encode_buffer; /* KCI_RECORD_BYTES_MAX, under lock */
+    uint8_t *encode_buffer;    /* KCI_RECORD_BYTES_MAX, under lock */
+    kci_queue_js_cache *cache; /* the requests read at open, for their first read */
 
     pthread_mutex_t lock;
     pthread_cond_t work;  /* the completer: an outcome, or closing */
     pthread_cond_t space; /* appenders: a free slot */
     flight *ring;         /* KCI_QUEUE_JS_WINDOW */
     uint32_t first, count;
-    uint64_t first_number; /* publish number of ring[first] */
+    uint64_t next_message; /* the publish number of the next message */
+    uint32_t in_flight;    /* messages published, no outcome yet */
     uint64_t next_seq;     /* the sequence the next publish gets */
+    uint8_t *batch_buffer; /* KCI_QUEUE_JS_BATCH_BYTES: the records gathered */
+    size_t batch_bytes;
+    uint32_t batch_count;
+    char *batch_notify[KCI_QUEUE_JS_BATCH_RECORDS]; /* malloc'd or NULL */
     bool broken, closing;
     char broken_reason[REASON_BYTES];
     kci_queue_log_stats stats;
@@ -94,8 +103,10 @@ static void subject_of(char *out, size_t out_size, const char *stream, const cha
     assert(length > 0 && (size_t)length < out_size); /* the stream name is bounded */
 }
 
+enum { SUBJECT_BATCH = KCI_RECORD_KIND_LAST + 1 };
+
 /* The kind a message's subject names: a record kind, 0 for the term marker,
- * -1 for anything else. */
+ * SUBJECT_BATCH for a batch, -1 for anything else. */
 static int kind_of_subject(const char *subject, const char *stream)
 {
     size_t prefix = strlen(KCI_QUEUE_JS_SUBJECT_PREFIX), stream_length = strlen(stream);
@@ -105,6 +116,7 @@ static int kind_of_subject(const char *subject, const char *stream)
         return -1;
     const char *kind = subject + prefix + stream_length + 1;
     if (strcmp(kind, KCI_QUEUE_JS_TERM_KIND) == 0) return 0;
+    if (strcmp(kind, KCI_QUEUE_JS_BATCH_KIND) == 0) return SUBJECT_BATCH;
     for (int candidate = KCI_RECORD_KIND_FIRST; candidate <= KCI_RECORD_KIND_LAST; candidate++)
         if (strcmp(kind, kci_record_kind_name((kci_record_kind)candidate)) == 0) return candidate;
     return -1;
@@ -176,8 +188,9 @@ typedef struct scan_state {
     void *context;
     kci_scan_report *report;
     kci_queue_js_terms terms;
-    uint64_t term_max;  /* the highest Kc-Term of a marker */
-    uint64_t last_seen; /* the last sequence handed on */
+    uint64_t term_max;         /* the highest Kc-Term of a marker */
+    uint64_t last_seen;        /* the last sequence handed on */
+    kci_queue_js_cache *cache; /* the open's: requests without a reply yet; or NULL */
 } scan_state;
 
 static uint64_t header_number(natsMsg *message, const char *name)
@@ -202,7 +215,39 @@ static void scan_term(kci_queue_js_terms *terms, uint64_t term, uint64_t seq)
     terms->regression_after = terms->last;
 }
 
-/* One message of the stream at seq. */
+static void scan_corrupt(kci_scan_report *report, uint64_t seq, size_t length)
+{
+    if (report->corruption_count < KCI_SCAN_CORRUPTIONS_MAX)
+        report->corruptions[report->corruption_count] =
+            (kci_scan_corruption){.segment = 0, .offset = seq, .length_bytes = (uint64_t)length};
+    report->corruption_count++;
+}
+
+/* A request is kept for its dispatch after the open until its reply or
+ * tombstone comes (store_js_cache.h). */
+static void scan_cache(kci_queue_js_cache *cache, const kci_record *record, uint64_t position,
+                       const uint8_t *bytes, size_t length)
+{
+    if (cache == NULL) return;
+    if (record->kind == KCI_RECORD_REQUEST)
+        kci_queue_js_cache_put(cache, &record->id, position, bytes, length);
+    else if (record->kind == KCI_RECORD_REPLY || record->kind == KCI_RECORD_TOMBSTONE)
+        kci_queue_js_cache_drop(cache, &record->id);
+}
+
+/* The Kc-Notify of the record at index of a message (NULL: none). */
+static const char *notify_of(natsMsg *message, bool batch, uint32_t index)
+{
+    char name[sizeof KCI_QUEUE_JS_HEADER_NOTIFY + NUMBER_TEXT_BYTES];
+    if (batch)
+        snprintf(name, sizeof name, KCI_QUEUE_JS_HEADER_NOTIFY "-%" PRIu32, index);
+    else
+        snprintf(name, sizeof name, "%s", KCI_QUEUE_JS_HEADER_NOTIFY);
+    const char *value = NULL;
+    return natsMsgHeader_Get(message, name, &value) == NATS_OK ? value : NULL;
+}
+
+/* One message of the stream at seq: a record, a batch of them, a marker. */
 static kc_err scan_message(scan_state *state, natsMsg *message, uint64_t seq)
 {
     int kind = kind_of_subject(natsMsg_GetSubject(message), state->stream);
@@ -214,25 +259,32 @@ static kc_err scan_message(scan_state *state, natsMsg *message, uint64_t seq)
         if (term > state->term_max) state->term_max = term;
         return KC_OK;
     }
-    kci_scan_report *report = state->report;
-    kci_record record;
-    size_t bytes = 0;
-    int length = natsMsg_GetDataLength(message);
-    kci_record_status decoded = kind < 0
-                                    ? KCI_RECORD_CORRUPT
-                                    : kci_record_decode((const uint8_t *)natsMsg_GetData(message),
-                                                        (size_t)length, &record, &bytes);
-    if (decoded != KCI_RECORD_OK || bytes != (size_t)length || (int)record.kind != kind) {
-        if (report->corruption_count < KCI_SCAN_CORRUPTIONS_MAX)
-            report->corruptions[report->corruption_count] = (kci_scan_corruption){
-                .segment = 0, .offset = seq, .length_bytes = (uint64_t)length};
-        report->corruption_count++;
-        return KC_OK;
+    const uint8_t *data = (const uint8_t *)natsMsg_GetData(message);
+    size_t length = (size_t)natsMsg_GetDataLength(message), offset = 0;
+    bool batch = kind == SUBJECT_BATCH;
+    kc_err err = KC_OK;
+    for (uint32_t index = 0; err == KC_OK && (index == 0 || (batch && offset < length)); index++) {
+        kci_record record;
+        size_t bytes = 0;
+        bool whole =
+            kind > 0 && data != NULL && index < KCI_QUEUE_JS_BATCH_RECORDS &&
+            kci_record_decode(data + offset, length - offset, &record, &bytes) == KCI_RECORD_OK &&
+            (batch || (bytes == length && (int)record.kind == kind));
+        if (!whole) { /* the rest of the message is not read */
+            scan_corrupt(state->report, seq, length);
+            return KC_OK;
+        }
+        scan_cache(state->cache, &record, kci_queue_js_position(seq, index), data + offset, bytes);
+        offset += bytes;
+        /* The request's Kc-Notify, kept beside the record (record.h). */
+        record.notify = record.kind == KCI_RECORD_REQUEST ? notify_of(message, batch, index) : NULL;
+        state->report->record_count++;
+        state->report->record_bytes += bytes;
+        state->report->kind_count[record.kind]++;
+        if (state->visit != NULL)
+            err = state->visit(state->context, &record, kci_queue_js_position(seq, index));
     }
-    report->record_count++;
-    report->record_bytes += bytes;
-    report->kind_count[record.kind]++;
-    return state->visit != NULL ? state->visit(state->context, &record, seq) : KC_OK;
+    return err;
 }
 
 /* Reads from state->last_seen + 1 to last one message at a time, through
@@ -366,18 +418,18 @@ static uint32_t take_outcomes(kci_queue_js *store, finished *chunk, int64_t now_
             mark_broken_locked(store, "a publish was stored at another sequence than expected");
         if (head->state == FLIGHT_FAILED) mark_broken_locked(store, "a publish was refused");
         stored = stored && !store->broken;
-        chunk[taken++] = (finished){.done = head->done,
-                                    .context = head->context,
-                                    .status = stored                         ? KC_OK
-                                              : head->state == FLIGHT_FAILED ? head->status
-                                                                             : KC_ERR_IO,
-                                    .position = stored ? head->seq : 0};
+        chunk[taken++] =
+            (finished){.done = head->done,
+                       .context = head->context,
+                       .status = stored                         ? KC_OK
+                                 : head->state == FLIGHT_FAILED ? head->status
+                                                                : KC_ERR_IO,
+                       .position = stored ? kci_queue_js_position(head->seq, head->index) : 0};
         store->stats.append_count += stored;
         store->stats.append_failed_count += !stored;
         kci_counter_inc(stored ? &kci_persister_metric_values.appends
                                : &kci_persister_metric_values.append_failures);
         store->first = (store->first + 1) % KCI_QUEUE_JS_WINDOW;
-        store->first_number++;
         store->count--;
     }
     if (taken > 0) pthread_cond_broadcast(&store->space);
@@ -410,6 +462,80 @@ static void *completer_main(void *argument)
     pthread_mutex_unlock(&store->lock);
     free(chunk);
     return NULL;
+}
+
+/* ---- publishing ------------------------------------------------------------------- */
+
+/* Publishes message, made for the next publish number (its reply subject
+ * names it) and the next sequence; its records are in the ring already. */
+static kc_err publish_locked(kci_queue_js *store, natsMsg *message)
+{
+    natsStatus status =
+        message != NULL ? natsConnection_PublishMsg(store->connection, message) : NATS_NO_MEMORY;
+    natsMsg_Destroy(message);
+    if (status != NATS_OK) {
+        /* Whether it left is unknown: nothing after it can expect a sequence. */
+        mark_broken_locked(store, "a publish failed");
+        return KC_ERR_IO;
+    }
+    store->next_message++;
+    store->next_seq++;
+    store->in_flight++;
+    store->stats.batch_count++; /* messages: a record alone or a batch */
+    return KC_OK;
+}
+
+/* The reply subject and fence of the next message. */
+static natsMsg *message_new(kci_queue_js *store, const char *kind, const void *data, size_t size)
+{
+    char subject[SUBJECT_BYTES], reply[INBOX_BYTES + NUMBER_TEXT_BYTES],
+        expected[NUMBER_TEXT_BYTES];
+    subject_of(subject, sizeof subject, store->stream, kind);
+    snprintf(reply, sizeof reply, "%s.%" PRIu64, store->ack_prefix, store->next_message);
+    snprintf(expected, sizeof expected, "%" PRIu64, store->next_seq - 1);
+    natsMsg *message = NULL;
+    if (natsMsg_Create(&message, subject, reply, data, (int)size) != NATS_OK) return NULL;
+    natsStatus status = natsMsgHeader_Set(message, "Nats-Expected-Last-Sequence", expected);
+    if (status == NATS_OK)
+        status = natsMsgHeader_Set(message, KCI_QUEUE_JS_HEADER_TERM, store->term_text);
+    if (status != NATS_OK) {
+        natsMsg_Destroy(message);
+        return NULL;
+    }
+    return message;
+}
+
+static void batch_clear_locked(kci_queue_js *store)
+{
+    for (uint32_t index = 0; index < store->batch_count; index++) {
+        free(store->batch_notify[index]);
+        store->batch_notify[index] = NULL;
+    }
+    store->batch_count = 0;
+    store->batch_bytes = 0;
+}
+
+/* Publishes the records gathered, if any, as one message (a broken store
+ * drops them: the completer fails their appends). */
+static kc_err batch_publish_locked(kci_queue_js *store)
+{
+    if (store->batch_count == 0) return KC_OK;
+    natsMsg *message = NULL;
+    if (!store->broken)
+        message =
+            message_new(store, KCI_QUEUE_JS_BATCH_KIND, store->batch_buffer, store->batch_bytes);
+    for (uint32_t index = 0; message != NULL && index < store->batch_count; index++) {
+        char name[sizeof KCI_QUEUE_JS_HEADER_NOTIFY + NUMBER_TEXT_BYTES];
+        snprintf(name, sizeof name, KCI_QUEUE_JS_HEADER_NOTIFY "-%" PRIu32, index);
+        if (store->batch_notify[index] != NULL &&
+            natsMsgHeader_Set(message, name, store->batch_notify[index]) != NATS_OK) {
+            natsMsg_Destroy(message);
+            message = NULL;
+        }
+    }
+    batch_clear_locked(store);
+    if (store->broken) return KC_ERR_IO;
+    return publish_locked(store, message);
 }
 
 /* ---- acknowledgements -------------------------------------------------------------- */
@@ -447,15 +573,25 @@ static void on_ack(natsConnection *connection, natsSubscription *subscription, n
     kc_err status = KC_OK;
     flight_state outcome = ack_outcome(message, &seq, &status);
     pthread_mutex_lock(&store->lock);
-    if (number >= store->first_number && number < store->first_number + store->count) {
-        flight *slot =
-            &store->ring[(store->first + (number - store->first_number)) % KCI_QUEUE_JS_WINDOW];
-        if (slot->state == FLIGHT_WAITING) {
-            slot->state = outcome;
-            slot->seq = seq;
-            slot->status = status;
-            pthread_cond_signal(&store->work);
-        }
+    /* The records of message number: together in the ring, near its front
+     * (acknowledgements come in publish order). */
+    bool matched = false;
+    for (uint32_t offset = 0; offset < store->count && number < store->next_message; offset++) {
+        flight *slot = &store->ring[(store->first + offset) % KCI_QUEUE_JS_WINDOW];
+        if (slot->message > number) break;
+        if (slot->message != number || slot->state != FLIGHT_WAITING) continue;
+        slot->state = outcome;
+        slot->seq = seq;
+        slot->status = status;
+        matched = true;
+    }
+    if (matched) {
+        assert(store->in_flight > 0);
+        store->in_flight--;
+        pthread_cond_signal(&store->work);
+        /* What was gathered meanwhile; not after a refusal: the store breaks
+         * (the completer), and the batch's appends fail with it. */
+        if (outcome == FLIGHT_STORED) batch_publish_locked(store);
     }
     pthread_mutex_unlock(&store->lock);
     natsMsg_Destroy(message);
@@ -463,32 +599,49 @@ static void on_ack(natsConnection *connection, natsSubscription *subscription, n
 
 /* ---- appends ---------------------------------------------------------------------- */
 
-/* The message for an encoded record, fenced on the sequence before it. */
-static natsMsg *record_message(kci_queue_js *store, const kci_record *record, size_t size,
-                               uint64_t number, uint64_t expected_last)
+/* The message for a record alone (encoded), fenced on the sequence before it. */
+static natsMsg *record_message(kci_queue_js *store, const kci_record *record, size_t size)
 {
-    char subject[SUBJECT_BYTES], reply[INBOX_BYTES + NUMBER_TEXT_BYTES],
-        expected[NUMBER_TEXT_BYTES];
-    subject_of(subject, sizeof subject, store->stream, kci_record_kind_name(record->kind));
-    snprintf(reply, sizeof reply, "%s.%" PRIu64, store->ack_prefix, number);
-    snprintf(expected, sizeof expected, "%" PRIu64, expected_last);
-    natsMsg *message = NULL;
-    if (natsMsg_Create(&message, subject, reply, (const char *)store->encode_buffer, (int)size) !=
-        NATS_OK)
-        return NULL;
-    natsStatus status = natsMsgHeader_Set(message, "Nats-Expected-Last-Sequence", expected);
-    if (status == NATS_OK)
-        status = natsMsgHeader_Set(message, KCI_QUEUE_JS_HEADER_TERM, store->term_text);
-    if (status == NATS_OK && record->kind == KCI_RECORD_REQUEST) {
+    natsMsg *message =
+        message_new(store, kci_record_kind_name(record->kind), store->encode_buffer, size);
+    if (message == NULL) return NULL;
+    natsStatus status = NATS_OK;
+    if (record->kind == KCI_RECORD_REQUEST) {
         char id_text[KC_UUID_TEXT_BYTES + 1];
         kci_uuid_format(&record->id, id_text);
         status = natsMsgHeader_Set(message, "Nats-Msg-Id", id_text);
     }
+    if (status == NATS_OK && record->kind == KCI_RECORD_REQUEST && record->notify != NULL)
+        status = natsMsgHeader_Set(message, KCI_QUEUE_JS_HEADER_NOTIFY, record->notify);
     if (status != NATS_OK) {
         natsMsg_Destroy(message);
         return NULL;
     }
     return message;
+}
+
+/* A batch with no room for size more bytes is published now. */
+static kc_err batch_full_locked(kci_queue_js *store, size_t size)
+{
+    if (store->batch_count < KCI_QUEUE_JS_BATCH_RECORDS &&
+        store->batch_bytes + size <= KCI_QUEUE_JS_BATCH_BYTES)
+        return KC_OK;
+    return batch_publish_locked(store);
+}
+
+/* The encoded record joins the batch gathered. */
+static kc_err batch_add_locked(kci_queue_js *store, const kci_record *record, size_t size)
+{
+    assert(store->batch_count < KCI_QUEUE_JS_BATCH_RECORDS &&
+           store->batch_bytes + size <= KCI_QUEUE_JS_BATCH_BYTES);
+    if (record->kind == KCI_RECORD_REQUEST && record->notify != NULL) {
+        store->batch_notify[store->batch_count] = strdup(record->notify);
+        if (store->batch_notify[store->batch_count] == NULL) return KC_ERR_NOMEM;
+    }
+    memcpy(store->batch_buffer + store->batch_bytes, store->encode_buffer, size);
+    store->batch_bytes += size;
+    store->batch_count++;
+    return KC_OK;
 }
 
 /* Under the lock: the lease still ours, with our term. */
@@ -516,27 +669,35 @@ kc_err kci_queue_js_append(kci_queue_js *store, const kci_record *record, kci_qu
         return err;
     }
     kci_record_encode(record, store->encode_buffer);
-    uint64_t number = store->first_number + store->count;
-    natsMsg *message = record_message(store, record, size, number, store->next_seq - 1);
-    natsStatus status =
-        message != NULL ? natsConnection_PublishMsg(store->connection, message) : NATS_NO_MEMORY;
-    natsMsg_Destroy(message);
-    if (status != NATS_OK) {
-        /* Whether it left is unknown: nothing after it can expect a sequence. */
-        mark_broken_locked(store, "a publish failed");
+    /* Gathered while enough is in flight; published alone otherwise. */
+    bool gather = size <= KCI_QUEUE_JS_BATCH_BYTES &&
+                  (store->batch_count > 0 || store->in_flight >= KCI_QUEUE_JS_BATCH_AFTER);
+    kc_err err = gather ? batch_full_locked(store, size) : batch_publish_locked(store);
+    uint64_t expected_seq = store->next_seq, number = store->next_message;
+    uint32_t index = gather ? store->batch_count : 0;
+    if (err == KC_OK && gather)
+        err = batch_add_locked(store, record, size);
+    else if (err == KC_OK)
+        err = publish_locked(store, record_message(store, record, size));
+    if (err != KC_OK) {
         pthread_mutex_unlock(&store->lock);
-        return KC_ERR_IO;
+        return err;
     }
     store->ring[(store->first + store->count) % KCI_QUEUE_JS_WINDOW] =
         (flight){.done = done,
                  .context = context,
-                 .expected_seq = store->next_seq,
+                 .expected_seq = expected_seq,
+                 .message = number,
+                 .index = index,
                  .deadline_ms = kci_monotonic_ms() + KCI_QUEUE_JS_ACK_TIMEOUT_MS};
     store->count++;
-    store->next_seq++;
+    /* Nothing in flight would publish what was gathered. */
+    if (gather && store->in_flight == 0 && batch_publish_locked(store) != KC_OK) {
+        pthread_mutex_unlock(&store->lock); /* its done fails on the completer */
+        return KC_OK;
+    }
     store->stats.bytes_written += size;
     kci_counter_add(&kci_persister_metric_values.appended_bytes, size);
-    store->stats.batch_count++;
     pthread_cond_signal(&store->work);
     pthread_mutex_unlock(&store->lock);
     return KC_OK;
@@ -549,16 +710,35 @@ kc_err kci_queue_js_read(kci_queue_js *store, kci_position position, uint8_t *bu
     jsErrCode code = 0;
     /* Through the leader ($JS.API.STREAM.MSG.GET), not a direct get that a
      * lagging replica may answer. */
-    natsStatus status = js_GetMsg(&message, store->js, store->stream, position, NULL, &code);
+    size_t cached = 0;
+    if (kci_queue_js_cache_take(store->cache, position, buffer, KCI_RECORD_BYTES_MAX, &cached)) {
+        size_t used = 0; /* read and checked at open */
+        return kci_record_decode(buffer, cached, out, &used) == KCI_RECORD_OK && used == cached
+                   ? KC_OK
+                   : KC_ERR_CORRUPT;
+    }
+    uint64_t seq = position >> KCI_QUEUE_JS_BATCH_SHIFT;
+    uint32_t index = (uint32_t)(position & (KCI_QUEUE_JS_BATCH_RECORDS - 1));
+    natsStatus status = js_GetMsg(&message, store->js, store->stream, seq, NULL, &code);
     if (status != NATS_OK) return status == NATS_NOT_FOUND ? KC_ERR_NOT_FOUND : KC_ERR_IO;
-    int length = natsMsg_GetDataLength(message);
+    int kind = kind_of_subject(natsMsg_GetSubject(message), store->stream);
+    const uint8_t *data = (const uint8_t *)natsMsg_GetData(message);
+    size_t length = (size_t)natsMsg_GetDataLength(message), offset = 0, bytes = 0;
+    bool found = kind > 0 && data != NULL && (kind == SUBJECT_BATCH || index == 0);
+    /* In a batch: past the records before it. */
+    for (uint32_t skipped = 0; found && kind == SUBJECT_BATCH && skipped < index; skipped++) {
+        found = kci_record_decode(data + offset, length - offset, out, &bytes) == KCI_RECORD_OK;
+        offset += found ? bytes : 0;
+    }
     kc_err err = KC_ERR_CORRUPT;
-    size_t bytes = 0;
-    if (kind_of_subject(natsMsg_GetSubject(message), store->stream) > 0 && length > 0 &&
-        length <= KCI_RECORD_BYTES_MAX) {
-        memcpy(buffer, natsMsg_GetData(message), (size_t)length);
-        if (kci_record_decode(buffer, (size_t)length, out, &bytes) == KCI_RECORD_OK &&
-            bytes == (size_t)length)
+    if (found && kind != SUBJECT_BATCH) bytes = length;
+    if (found && kind == SUBJECT_BATCH &&
+        kci_record_decode(data + offset, length - offset, out, &bytes) != KCI_RECORD_OK)
+        found = false;
+    if (found && bytes > 0 && bytes <= KCI_RECORD_BYTES_MAX && offset + bytes <= length) {
+        memcpy(buffer, data + offset, bytes); /* out points into buffer, not the message */
+        size_t used = 0;
+        if (kci_record_decode(buffer, bytes, out, &used) == KCI_RECORD_OK && used == bytes)
             err = KC_OK;
     }
     natsMsg_Destroy(message);
@@ -670,7 +850,10 @@ static kci_queue_js *store_new(natsConnection *connection, const kci_queue_js_co
     kci_subscriptions_init(&store->acks);
     store->ring = calloc(KCI_QUEUE_JS_WINDOW, sizeof *store->ring);
     store->encode_buffer = malloc(KCI_RECORD_BYTES_MAX);
-    if (store->ring == NULL || store->encode_buffer == NULL) {
+    store->batch_buffer = malloc(KCI_QUEUE_JS_BATCH_BYTES);
+    store->cache = kci_queue_js_cache_new();
+    if (store->ring == NULL || store->encode_buffer == NULL || store->batch_buffer == NULL ||
+        store->cache == NULL) {
         kci_queue_js_close(store);
         return NULL;
     }
@@ -718,8 +901,11 @@ kc_err kci_queue_js_open(kci_queue_js **out, natsConnection *connection,
         snprintf(error, error_size, "JetStream: %s", nats_GetLastError(NULL));
         err = KC_ERR_IO;
     }
-    scan_state state = {
-        .stream = store->stream, .visit = visit, .context = context, .report = report};
+    scan_state state = {.stream = store->stream,
+                        .visit = visit,
+                        .context = context,
+                        .report = report,
+                        .cache = store->cache};
     if (err == KC_OK) err = catch_up_and_fence(store, &state, error, error_size);
     if (err == KC_OK) err = store_start(store, error, error_size);
     report->duration_us = kci_monotonic_us() - start_us;
@@ -756,7 +942,13 @@ void kci_queue_js_close(kci_queue_js *store)
     pthread_cond_destroy(&store->work);
     pthread_cond_destroy(&store->space);
     pthread_mutex_destroy(&store->lock);
+    batch_clear_locked(store); /* nothing runs any more */
+    if (store->stats.append_count > 0)
+        kci_info("queue: stream %s: %" PRIu64 " records appended in %" PRIu64 " messages",
+                 store->stream, store->stats.append_count, store->stats.batch_count);
     free(store->ring);
     free(store->encode_buffer);
+    free(store->batch_buffer);
+    kci_queue_js_cache_free(store->cache);
     free(store);
 }

@@ -10,11 +10,21 @@
  *              Sequence (the fence, below) and, for a request, Nats-Msg-Id =
  *              its Kc-Id (the stream's duplicate window stores a resubmit
  *              once).
- *   a position the message's stream sequence (never 0). All positions are
+ *   a batch    while KCI_QUEUE_JS_BATCH_AFTER messages are in flight, the
+ *              records appended meanwhile are gathered (at most
+ *              KCI_QUEUE_JS_BATCH_RECORDS, KCI_QUEUE_JS_BATCH_BYTES) and
+ *              published as one message on "kcq.<stream>.batch" when an
+ *              acknowledgement comes: the records' encodings one after
+ *              another, a request's Kc-Notify as header Kc-Notify-<index>,
+ *              no Nats-Msg-Id (the persister's index dedupes). Under load a
+ *              replicated write then carries several records: fewer Raft
+ *              rounds, acknowledgements and store writes per submit.
+ *   a position the message's stream sequence times KCI_QUEUE_JS_BATCH_RECORDS
+ *              plus the record's index in it (0 alone). All positions are
  *              in "segment" 0: retention is the stream's own (max age), not
  *              segment removal.
  *   append     published at once, pipelined (at most KCI_QUEUE_JS_WINDOW in
- *              flight); done runs on a completer thread, in log order, once
+ *              flight), or gathered (a batch); done runs on a completer thread, in log order, once
  *              the publish acknowledgement came: a request is acknowledged
  *              only after JetStream's. A publish that fails, is refused or
  *              is not acknowledged within ack_timeout_ms fails with every
@@ -54,10 +64,16 @@
 #define KCI_QUEUE_JS_TERM_KIND "term"
 #define KCI_QUEUE_JS_HEADER_TERM "Kc-Term"
 #define KCI_QUEUE_JS_HEADER_WRITER "Kc-Writer"
+#define KCI_QUEUE_JS_HEADER_NOTIFY "Kc-Notify" /* a request's, as its submit had it */
+#define KCI_QUEUE_JS_BATCH_KIND "batch"
 
 enum {
     KCI_QUEUE_JS_STREAM_BYTES_MAX = 64,
-    KCI_QUEUE_JS_WINDOW = 8192, /* appends in flight */
+    KCI_QUEUE_JS_WINDOW = 8192,   /* appends in flight */
+    KCI_QUEUE_JS_BATCH_SHIFT = 3, /* position = sequence << shift | index */
+    KCI_QUEUE_JS_BATCH_RECORDS = 1 << KCI_QUEUE_JS_BATCH_SHIFT,
+    KCI_QUEUE_JS_BATCH_BYTES = 64 * 1024, /* a larger record goes alone */
+    KCI_QUEUE_JS_BATCH_AFTER = 2,         /* messages in flight before records are gathered */
     /* A publish not acknowledged by then fails (a leader lost with it). */
     KCI_QUEUE_JS_ACK_TIMEOUT_MS = 4000,
     KCI_QUEUE_JS_OPEN_TIMEOUT_MS = 20000, /* finding or creating the stream */
@@ -69,6 +85,11 @@ enum {
     KCI_QUEUE_JS_REPLICAS_DEFAULT = 3,
     KCI_QUEUE_JS_DUPLICATE_WINDOW_MS = 2 * 60 * 1000,
 };
+
+static inline uint64_t kci_queue_js_position(uint64_t seq, uint32_t index)
+{
+    return seq << KCI_QUEUE_JS_BATCH_SHIFT | index;
+}
 
 typedef struct kci_queue_js_config {
     const char *stream; /* "KC_QUEUE": one subject token */

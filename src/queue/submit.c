@@ -216,6 +216,8 @@ static void build_request_record(kci_record *record, natsMsg *message, const kci
                                                                : strlen(client));
     record->payload = natsMsg_GetData(message);
     record->payload_length = (uint32_t)natsMsg_GetDataLength(message);
+    if (natsMsgHeader_Get(message, KCI_HEADER_NOTIFY, &record->notify) != NATS_OK)
+        record->notify = NULL;                                      /* checked by submit_check */
     assert(record->payload_length <= KCI_RECORD_PAYLOAD_BYTES_MAX); /* submit_check */
 }
 

@@ -70,6 +70,8 @@ enum {
     LOCAL_CLIENTS = 8,
     LOCAL_SUBMITS = 800,
     DEAD_SUBMITS = 20,
+    RESTART_SUBMITS = 60, /* a third each replied, dead, pending */
+    NOTIFY_SUBMITS = 40,
     CLUSTER_CLIENTS = 12,
     CLUSTER_SUBMITS = 3000,
     SUBMIT_TIMEOUT_MS = 1000, /* a submit in flight to a killed persister is retried after */
@@ -94,8 +96,10 @@ typedef struct slot {
     char id[ID_BYTES];
     atomic_bool acked;
     int64_t acked_ms;
-    int deliveries; /* dispatches the service received (under service_lock) */
-    int effects;    /* applied once per Kc-Id */
+    int deliveries;   /* dispatches the service received (under service_lock) */
+    int effects;      /* applied once per Kc-Id */
+    const char *type; /* its request type (NULL: REQUEST_TYPE) */
+    bool mute;        /* the service never answers it: it dies */
 } slot;
 
 static const char *kcobra_binary;
@@ -116,6 +120,9 @@ static atomic_int acked_total;
 static pthread_mutex_t service_lock = PTHREAD_MUTEX_INITIALIZER;
 static natsConnection *service_connection;
 static natsSubscription *service_subscription;
+static natsSubscription *later_subscription; /* the restart case's second type */
+static char single_config[HARNESS_PATH_SIZE_MAX + 64];
+static char notify_inbox[128]; /* the submits' Kc-Notify when set */
 
 /* ======================================================================= processes */
 
@@ -233,7 +240,7 @@ static void on_work(natsConnection *connection, natsSubscription *subscription, 
     }
     const char *reply_to = natsMsg_GetReply(message);
     natsMsg *reply = NULL;
-    if (known && reply_to != NULL && !atomic_load(&silent) &&
+    if (known && reply_to != NULL && !atomic_load(&silent) && !slots[index].mute &&
         natsMsg_Create(&reply, reply_to, NULL, natsMsg_GetData(message),
                        natsMsg_GetDataLength(message)) == NATS_OK) {
         natsMsgHeader_Set(reply, "Kc-Id", id);
@@ -285,6 +292,11 @@ static void service_start(void)
 
 static void service_stop(void)
 {
+    if (later_subscription != NULL) {
+        natsSubscription_Unsubscribe(later_subscription);
+        natsSubscription_Destroy(later_subscription);
+        later_subscription = NULL;
+    }
     if (service_subscription != NULL) {
         natsSubscription_Unsubscribe(service_subscription);
         natsSubscription_Destroy(service_subscription);
@@ -299,13 +311,15 @@ static void service_stop(void)
 /* true once the persister acknowledged it (no error). */
 static bool submit_once(natsConnection *connection, int index)
 {
-    char payload[16];
+    char payload[16], subject[64];
     snprintf(payload, sizeof payload, "%d", index);
+    snprintf(subject, sizeof subject, "kc.submit.%s",
+             slots[index].type != NULL ? slots[index].type : REQUEST_TYPE);
     natsMsg *message = NULL, *reply = NULL;
-    if (natsMsg_Create(&message, "kc.submit." REQUEST_TYPE, NULL, payload, (int)strlen(payload)) !=
-        NATS_OK)
+    if (natsMsg_Create(&message, subject, NULL, payload, (int)strlen(payload)) != NATS_OK)
         return false;
     natsMsgHeader_Set(message, "Kc-Id", slots[index].id);
+    if (notify_inbox[0] != '\0') natsMsgHeader_Set(message, "Kc-Notify", notify_inbox);
     const char *error = NULL;
     bool acked =
         natsConnection_RequestMsg(&reply, connection, message, SUBMIT_TIMEOUT_MS) == NATS_OK &&
@@ -313,6 +327,19 @@ static bool submit_once(natsConnection *connection, int index)
     natsMsg_Destroy(reply);
     natsMsg_Destroy(message);
     return acked;
+}
+
+/* The clients of a case, joined by the case or, if it failed, its teardown
+ * (they use the slots it frees). */
+static pthread_t threads[CLIENTS_MAX];
+static int threads_running;
+static atomic_bool clients_stop;
+
+static void clients_join(void)
+{
+    for (int client = 0; client < threads_running; client++)
+        pthread_join(threads[client], NULL);
+    threads_running = 0;
 }
 
 static void *client_main(void *argument)
@@ -323,9 +350,10 @@ static void *client_main(void *argument)
     int64_t deadline_ms = harness_now_ms() + RUN_TIMEOUT_MS;
     for (int index = client; index < slot_count && harness_now_ms() < deadline_ms;
          index += client_count) {
-        while (!submit_once(connection, index) && harness_now_ms() < deadline_ms)
+        while (!atomic_load(&clients_stop) && !submit_once(connection, index) &&
+               harness_now_ms() < deadline_ms)
             harness_sleep_ms(RETRY_PAUSE_MS);
-        if (harness_now_ms() >= deadline_ms) break;
+        if (atomic_load(&clients_stop) || harness_now_ms() >= deadline_ms) break;
         slots[index].acked_ms = harness_now_ms();
         atomic_store(&slots[index].acked, true);
         atomic_fetch_add(&acked_total, 1);
@@ -573,18 +601,17 @@ static void run_case(const char *name, fault_kind kind, int clients, int submits
     int active = active_persister(-1, ACTIVE_TIMEOUT_MS);
     assert_int_equal(active, 0);
     persister_spawn(1);
-    pthread_t threads[CLIENTS_MAX];
     int64_t start_ms = harness_now_ms();
     for (int client = 0; client < clients; client++)
         assert_int_equal(
             pthread_create(&threads[client], NULL, client_main, (void *)(intptr_t)client), 0);
+    threads_running = clients;
     wait_acked(submits / 2);
     int64_t fault_ms = harness_now_ms();
     int successor = fault(active, kind);
     assert_true(successor >= 0);
     if (kind != FAULT_LEADER) assert_int_equal(successor, 1);
-    for (int client = 0; client < clients; client++)
-        pthread_join(threads[client], NULL);
+    clients_join();
     int64_t end_ms = harness_now_ms();
     fprintf(stderr,
             "jsqueue: %s: %d durable submits from %d clients in %lld ms (%.0f/s with the fault); "
@@ -600,6 +627,9 @@ static void run_case(const char *name, fault_kind kind, int clients, int submits
 static int case_teardown(void **state)
 {
     (void)state;
+    atomic_store(&clients_stop, true);
+    clients_join();
+    atomic_store(&clients_stop, false);
     for (int index = 0; index < PERSISTERS; index++)
         persister_stop(index);
     service_stop();
@@ -609,6 +639,7 @@ static int case_teardown(void **state)
     redelivery = "3s";
     attempts = "10";
     atomic_store(&silent, false);
+    notify_inbox[0] = '\0';
     return 0;
 }
 
@@ -656,6 +687,17 @@ static void test_cluster_server_paused(void **state)
     persisters_pinned = false;
 }
 
+/* Persister 0 active, 1 standing by; then one client submits every slot,
+ * each acknowledged. */
+static void persisters_start_and_submit(void)
+{
+    persister_spawn(0);
+    assert_int_equal(active_persister(-1, ACTIVE_TIMEOUT_MS), 0);
+    persister_spawn(1);
+    client_main((void *)(intptr_t)0);
+    assert_int_equal(atomic_load(&acked_total), slot_count);
+}
+
 /* kc.reply.get's Kc-Error for the request at index starts with prefix. */
 static bool reply_error_is(int index, const char *prefix)
 {
@@ -694,11 +736,7 @@ static void test_local_dead(void **state)
     client_count = 1;
     slots_make(DEAD_SUBMITS);
     service_start();
-    persister_spawn(0);
-    assert_int_equal(active_persister(-1, ACTIVE_TIMEOUT_MS), 0);
-    persister_spawn(1);
-    client_main((void *)(intptr_t)0);
-    assert_int_equal(atomic_load(&acked_total), slot_count);
+    persisters_start_and_submit();
     wait_all_dead();
     persister_kill(0);
     assert_int_equal(active_persister(0, ACTIVE_TIMEOUT_MS), 1);
@@ -719,6 +757,237 @@ static void test_local_dead(void **state)
     assert_true(check_cli() >= 2);
 }
 
+/* ======================================================================= restart */
+
+/* What kc.reply.get says of the request at index: its state header, the
+ * code of its Kc-Error (not the text: it counts attempts) and the payload. */
+static void reply_state(int index, char *out, size_t out_size)
+{
+    natsMsg *reply = NULL;
+    const char *state = NULL, *error = NULL;
+    out[0] = '\0';
+    if (natsConnection_RequestString(&reply, service_connection, "kc.reply.get", slots[index].id,
+                                     SUBMIT_TIMEOUT_MS) != NATS_OK ||
+        natsMsg_IsNoResponders(reply)) {
+        natsMsg_Destroy(reply);
+        return;
+    }
+    if (natsMsgHeader_Get(reply, "Kc-Queue-State", &state) != NATS_OK) state = "-";
+    if (natsMsgHeader_Get(reply, "Kc-Error", &error) != NATS_OK) error = "-";
+    snprintf(out, out_size, "%s|%.3s|%.*s", state, error, natsMsg_GetDataLength(reply),
+             natsMsg_GetData(reply) != NULL ? natsMsg_GetData(reply) : "");
+    natsMsg_Destroy(reply);
+}
+
+/* A reply_state answer is as expected: a state's prefix, or a replied
+ * request's "|payload" at the end. */
+static bool state_is(const char *actual, const char *expected)
+{
+    if (expected[0] != '|') return strncmp(actual, expected, strlen(expected)) == 0;
+    size_t length = strlen(actual), tail = strlen(expected);
+    return strncmp(actual, "replied|", 8) == 0 && length >= tail &&
+           strcmp(actual + length - tail, expected) == 0;
+}
+
+/* Waits until kc.reply.get says of every request what its kind leads to:
+ * replied (its payload), dead (410) or pending (no reply yet). */
+static void wait_settled(bool later_served)
+{
+    int64_t deadline_ms = harness_now_ms() + REPLY_TIMEOUT_MS;
+    for (int index = 0; index < slot_count; index++) {
+        char expected[64], actual[256];
+        if (slots[index].mute)
+            snprintf(expected, sizeof expected, "dead|410|");
+        else if (slots[index].type != NULL && !later_served)
+            snprintf(expected, sizeof expected, "pending|425|");
+        else
+            snprintf(expected, sizeof expected, "|%d", index);
+        for (reply_state(index, actual, sizeof actual); !state_is(actual, expected);
+             reply_state(index, actual, sizeof actual)) {
+            if (harness_now_ms() >= deadline_ms)
+                fail_msg("request %d: kc.reply.get says '%s', expected '%s'", index, actual,
+                         expected);
+            harness_sleep_ms(POLL_MS);
+        }
+    }
+}
+
+/* The stats that must survive a restart, as one line. */
+static void stats_line(char *out, size_t out_size)
+{
+    char *output = malloc(OUTPUT_BYTES_MAX);
+    assert_non_null(output);
+    assert_int_equal(kcobra_queue("stats", "--json", output, OUTPUT_BYTES_MAX), 0);
+    json_error_t json_error;
+    json_t *stats = json_loads(output, 0, &json_error);
+    assert_non_null(stats);
+    snprintf(out, out_size,
+             "requests %lld replied %lld pending %lld dead %lld replies %lld "
+             "tombstones %lld",
+             (long long)json_integer_value(json_object_get(stats, "requests")),
+             (long long)json_integer_value(json_object_get(stats, "replied")),
+             (long long)json_integer_value(json_object_get(stats, "pending")),
+             (long long)json_integer_value(json_object_get(stats, "dead")),
+             (long long)json_integer_value(json_object_get(stats, "replies")),
+             (long long)json_integer_value(json_object_get(stats, "tombstones")));
+    json_decref(stats);
+    free(output);
+}
+
+/* Stops the nats-server(s) and starts them again on the same stores. */
+static void servers_restart(void)
+{
+    if (!clustered) {
+        assert_int_equal(harness_server_stop(&single), HARNESS_OK);
+        assert_int_equal(harness_server_start(&single, single_config), HARNESS_OK);
+        return;
+    }
+    for (int index = 0; index < JS_CLUSTER_SIZE; index++)
+        assert_int_equal(harness_server_stop(&cluster.nodes[index].server), HARNESS_OK);
+    /* All at once: one alone has no quorum to be ready with. */
+    for (int index = 0; index < JS_CLUSTER_SIZE; index++)
+        assert_int_equal(
+            harness_server_start(&cluster.nodes[index].server, cluster.nodes[index].config),
+            HARNESS_OK);
+    assert_int_equal(js_cluster_wait_ready(&cluster, ACTIVE_TIMEOUT_MS), HARNESS_OK);
+}
+
+/* Requests of three kinds: replied, dead (the service never answers them),
+ * pending (their type has no service yet). Then everything stops: the
+ * persisters, the service, the nats-server(s); and starts again from disk.
+ * The stream's counts, its records and kc.reply.get's answers are the same,
+ * the dead stay dead, and the pending are replied once a service comes. */
+static void restart_case(void)
+{
+    snprintf(case_name, sizeof case_name, "restart");
+    snprintf(stream, sizeof stream, "KCQ_restart");
+    redelivery = "200ms";
+    attempts = "2";
+    client_count = 1;
+    slots_make(RESTART_SUBMITS);
+    for (int index = 0; index < slot_count; index++) {
+        slots[index].mute = index % 3 == 1;
+        slots[index].type = index % 3 == 2 ? "later" : NULL;
+    }
+    service_start();
+    persisters_start_and_submit();
+    wait_settled(false);
+    char stats_before[256], stats_after[256];
+    stats_line(stats_before, sizeof stats_before);
+    char *dump_before = malloc(OUTPUT_BYTES_MAX), *dump_after = malloc(OUTPUT_BYTES_MAX);
+    char(*answers)[256] = calloc((size_t)slot_count, sizeof *answers);
+    assert_true(dump_before != NULL && dump_after != NULL && answers != NULL);
+    assert_int_equal(kcobra_queue("dump", "", dump_before, OUTPUT_BYTES_MAX), 0);
+    for (int index = 0; index < slot_count; index++)
+        reply_state(index, answers[index], sizeof answers[index]);
+
+    persister_stop(0);
+    persister_stop(1);
+    service_stop();
+    servers_restart();
+    service_start();
+    persister_spawn(1);
+    persister_spawn(0);
+    assert_true(active_persister(-1, ACTIVE_TIMEOUT_MS) >= 0);
+
+    wait_settled(false);
+    stats_line(stats_after, sizeof stats_after);
+    assert_string_equal(stats_after, stats_before);
+    assert_int_equal(kcobra_queue("dump", "", dump_after, OUTPUT_BYTES_MAX), 0);
+    /* The records from before, in the same order; at most markers after. */
+    assert_int_equal(strncmp(dump_after, dump_before, strlen(dump_before)), 0);
+    for (int index = 0; index < slot_count; index++) {
+        char actual[256];
+        reply_state(index, actual, sizeof actual);
+        assert_string_equal(actual, answers[index]);
+    }
+    fprintf(stderr, "jsqueue: restart: the same after a restart from disk: %s\n", stats_after);
+
+    /* Serving goes on: the pending ones are replied, the dead stay dead. */
+    assert_int_equal(natsConnection_QueueSubscribe(&later_subscription, service_connection,
+                                                   "kc.req.later", "later", on_work, NULL),
+                     NATS_OK);
+    assert_int_equal(natsConnection_FlushTimeout(service_connection, 5000), NATS_OK);
+    wait_settled(true);
+    for (int index = 0; index < slot_count; index++)
+        assert_int_equal(slots[index].effects, 1);
+    assert_int_equal(kcobra_queue("verify", "", dump_after, OUTPUT_BYTES_MAX), 0);
+    free(answers);
+    free(dump_after);
+    free(dump_before);
+}
+
+/* Kc-Notify across a take-over: requests with a Kc-Notify wait for a
+ * service of their type; the active persister is killed (kill -9); once a
+ * service comes, its successor records the replies and forwards each to the
+ * notify inbox, which it knows from the stream (a header beside the record). */
+static void test_local_notify(void **state)
+{
+    (void)state;
+    snprintf(case_name, sizeof case_name, "notify");
+    snprintf(stream, sizeof stream, "KCQ_notify");
+    client_count = 1;
+    slots_make(NOTIFY_SUBMITS);
+    for (int index = 0; index < slot_count; index++)
+        slots[index].type = "later";
+    service_start();
+    natsInbox *inbox = NULL;
+    natsSubscription *notified = NULL;
+    assert_int_equal(natsInbox_Create(&inbox), NATS_OK);
+    snprintf(notify_inbox, sizeof notify_inbox, "%s", (const char *)inbox);
+    natsInbox_Destroy(inbox);
+    assert_int_equal(natsConnection_SubscribeSync(&notified, service_connection, notify_inbox),
+                     NATS_OK);
+    natsSubscription_SetPendingLimits(notified, -1, -1);
+    persisters_start_and_submit();
+    wait_settled(false); /* all pending, none forwarded */
+    persister_kill(0);
+    assert_int_equal(active_persister(0, ACTIVE_TIMEOUT_MS), 1);
+    assert_int_equal(natsConnection_QueueSubscribe(&later_subscription, service_connection,
+                                                   "kc.req.later", "later", on_work, NULL),
+                     NATS_OK);
+    int forwarded = 0;
+    int64_t deadline_ms = harness_now_ms() + REPLY_TIMEOUT_MS;
+    bool *seen = calloc((size_t)slot_count, sizeof *seen);
+    assert_non_null(seen);
+    while (forwarded < slot_count && harness_now_ms() < deadline_ms) {
+        natsMsg *message = NULL;
+        if (natsSubscription_NextMsg(&message, notified, POLL_MS * 10) != NATS_OK) continue;
+        const char *id = NULL;
+        int index = atoi(natsMsg_GetData(message) != NULL ? natsMsg_GetData(message) : "-1");
+        if (index >= 0 && index < slot_count && !seen[index] &&
+            natsMsgHeader_Get(message, "Kc-Id", &id) == NATS_OK &&
+            strcmp(id, slots[index].id) == 0) {
+            seen[index] = true;
+            forwarded++;
+        }
+        natsMsg_Destroy(message);
+    }
+    free(seen);
+    natsSubscription_Unsubscribe(notified);
+    natsSubscription_Destroy(notified);
+    notify_inbox[0] = '\0';
+    fprintf(stderr, "jsqueue: notify: %d of %d replies forwarded by the successor\n", forwarded,
+            slot_count);
+    assert_int_equal(forwarded, slot_count);
+    wait_settled(true);
+}
+
+static void test_local_restart(void **state)
+{
+    (void)state;
+    restart_case();
+}
+
+static void test_cluster_restart(void **state)
+{
+    (void)state;
+    for (int index = 0; index < JS_CLUSTER_SIZE; index++)
+        if (!js_cluster_running(&cluster, index))
+            assert_int_equal(js_cluster_restart(&cluster, index), HARNESS_OK);
+    restart_case();
+}
+
 /* ======================================================================= bench */
 
 /* Durable submits per second with no fault (the persister, its service and
@@ -734,13 +1003,12 @@ static double throughput(const char *name, const char *kind, bool on_cluster)
     service_start();
     persister_spawn(0);
     assert_int_equal(active_persister(-1, ACTIVE_TIMEOUT_MS), 0);
-    pthread_t threads[CLIENTS_MAX];
     int64_t start_ms = harness_now_ms();
     for (int client = 0; client < client_count; client++)
         assert_int_equal(
             pthread_create(&threads[client], NULL, client_main, (void *)(intptr_t)client), 0);
-    for (int client = 0; client < client_count; client++)
-        pthread_join(threads[client], NULL);
+    threads_running = client_count;
+    clients_join();
     double rate = slot_count * 1000.0 / (double)(harness_now_ms() - start_ms + 1);
     assert_int_equal(atomic_load(&acked_total), slot_count);
     fprintf(stderr, "jsqueue bench: %-28s %6d durable submits from %d clients: %8.0f/s\n", name,
@@ -776,10 +1044,10 @@ static int local_setup(void **state)
     if (work_directory_make() != 0 ||
         harness_server_init(&single, getenv("KC_NATS_SERVER")) != HARNESS_OK)
         return -1;
-    char store[HARNESS_PATH_SIZE_MAX], config[HARNESS_PATH_SIZE_MAX + 64];
+    char store[HARNESS_PATH_SIZE_MAX];
     harness_server_path(&single, "store", store, sizeof store);
-    snprintf(config, sizeof config, "jetstream {\n  store_dir: \"%s\"\n}\n", store);
-    if (harness_server_start(&single, config) != HARNESS_OK) return -1;
+    snprintf(single_config, sizeof single_config, "jetstream {\n  store_dir: \"%s\"\n}\n", store);
+    if (harness_server_start(&single, single_config) != HARNESS_OK) return -1;
     snprintf(all_urls, sizeof all_urls, "%s", single.url);
     return 0;
 }
@@ -832,12 +1100,15 @@ int main(int argc, char **argv)
     const struct CMUnitTest local_tests[] = {
         cmocka_unit_test_teardown(test_local_killed, case_teardown),
         cmocka_unit_test_teardown(test_local_dead, case_teardown),
+        cmocka_unit_test_teardown(test_local_restart, case_teardown),
+        cmocka_unit_test_teardown(test_local_notify, case_teardown),
     };
     const struct CMUnitTest cluster_tests[] = {
         cmocka_unit_test_teardown(test_cluster_killed, case_teardown),
         cmocka_unit_test_teardown(test_cluster_paused, case_teardown),
         cmocka_unit_test_teardown(test_cluster_leader_killed, case_teardown),
         cmocka_unit_test_teardown(test_cluster_server_paused, case_teardown),
+        cmocka_unit_test_teardown(test_cluster_restart, case_teardown),
     };
     const struct CMUnitTest bench_tests[] = {cmocka_unit_test(test_bench)};
     int failed = bench       ? cmocka_run_group_tests(bench_tests, bench_setup, group_teardown)

@@ -1037,6 +1037,64 @@ static void test_single(void **state)
     natsConnection_Destroy(connection);
 }
 
+/* A mint with an "id", and its balance. */
+static json_t *mint_with_id(natsConnection *connection, const char *id, const char *address)
+{
+    char body[256];
+    snprintf(body, sizeof body,
+             "{\"id\":\"%s\",\"grants\":[{\"to\":\"%s\",\"denominations\":[5,3]}]}", id, address);
+    json_t *reply = NULL;
+    assert_int_equal(call_until_decided(connection, "kc.ledger.mint", body, &reply, NULL, 0), 0);
+    assert_non_null(reply);
+    return reply;
+}
+
+static long long balance_of(natsConnection *connection, const char *address)
+{
+    char body[128];
+    snprintf(body, sizeof body, "{\"wallet\":\"%s\"}", address);
+    json_t *reply = NULL;
+    assert_int_equal(call_until_decided(connection, "kc.ledger.balance", body, &reply, NULL, 0), 0);
+    long long balance = json_integer_value(json_object_get(reply, "balance"));
+    json_decref(reply);
+    return balance;
+}
+
+/* A mint retried with its id after the active ledger died (its answer
+ * lost, say) is not minted twice: the successor answers it replayed, with
+ * the same issue and coins, and the balance counts it once. */
+static void test_mint_retried(void **state)
+{
+    (void)state;
+    world *w = &the_world;
+    natsConnection *connection = connect_to(w->client_urls);
+    ledgers_start(w, connection);
+    char address[KCI_LEDGER_ADDRESS_TEXT_BYTES + 1];
+    kci_ledger_hex(address, w->public_keys[0], KCI_LEDGER_KEY_BYTES);
+    const char *id = "0190f5a2-7c1e-7b3a-9f00-4d2c6e8a1b10";
+    json_t *first = mint_with_id(connection, id, address);
+    assert_null(json_object_get(first, "replayed"));
+    assert_int_equal(balance_of(connection, address), 8);
+    ledger_kill(w, 0);
+    int64_t deadline_ms = harness_now_ms() + READY_TIMEOUT_MS;
+    while (active_ledger(w, connection) != 1)
+        assert_true(harness_now_ms() < deadline_ms);
+    json_t *again = mint_with_id(connection, id, address);
+    assert_true(json_is_true(json_object_get(again, "replayed")));
+    assert_true(json_equal(json_object_get(first, "issued"), json_object_get(again, "issued")));
+    assert_int_equal(balance_of(connection, address), 8);
+    json_t *other = mint_with_id(connection, "0190f5a2-7c1e-7b3a-9f00-4d2c6e8a1b11", address);
+    assert_null(json_object_get(other, "replayed"));
+    assert_int_equal(balance_of(connection, address), 16);
+    printf("# a mint retried with its id after a take-over: replayed, minted once\n");
+    json_decref(first);
+    json_decref(again);
+    json_decref(other);
+    ledger_spawn(w, 0); /* it catches up and agrees */
+    check_audits(w, w->ledger_count, NULL, NULL);
+    natsConnection_Destroy(connection);
+}
+
 /* SIGSTOP of the active ledger for longer than its lease, then SIGCONT. */
 static void test_single_paused(void **state)
 {
@@ -1084,6 +1142,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_fencing, fencing_setup, single_teardown),
         cmocka_unit_test_setup_teardown(test_single, single_setup, single_teardown),
         cmocka_unit_test_setup_teardown(test_single_paused, single_setup, single_teardown),
+        cmocka_unit_test_setup_teardown(test_mint_retried, single_setup, single_teardown),
         cmocka_unit_test_setup_teardown(test_cluster, cluster_setup, cluster_teardown),
     };
     const struct CMUnitTest server_tests[] = {
