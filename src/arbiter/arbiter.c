@@ -425,6 +425,11 @@ static kc_err subscribe_all(kci_arbiter *arbiter, char *error, size_t error_size
         kc_err err = subscribe(arbiter, table[i].subject, table[i].handler, error, error_size);
         if (err != KC_OK) return err;
     }
+    if (arbiter->verdict_js == NULL) { /* the stream is the shared history otherwise */
+        kc_err err =
+            subscribe(arbiter, "kc.arbiter.verdict", kci_arbiter_on_verdict, error, error_size);
+        if (err != KC_OK) return err;
+    }
     char log_subject[256];
     kci_arbiter_log_subject(arbiter, log_subject, sizeof log_subject, "*");
     kc_err err = subscribe(arbiter, log_subject, kci_arbiter_on_log_reply, error, error_size);
@@ -516,6 +521,7 @@ static void destroy(kci_arbiter *arbiter)
     if (arbiter->verdicts_file != NULL) fclose(arbiter->verdicts_file);
     free(arbiter->verdicts_path);
     json_decref(arbiter->tree);
+    json_decref(arbiter->history);
     kci_observe_destroy(arbiter->observe);
     free_config(&arbiter->config);
     pthread_mutex_destroy(&arbiter->lock);
@@ -542,7 +548,9 @@ kc_err kci_arbiter_start(kci_arbiter **out, kc_client *client, const kci_arbiter
     arbiter->start_wall_ms = kci_wall_ms();
     arbiter->guarantee_holds = true;
     arbiter->observe = kci_observe_create();
-    err = arbiter->observe != NULL ? copy_config(arbiter, config) : KC_ERR_NOMEM;
+    arbiter->history = json_array();
+    err = arbiter->observe != NULL && arbiter->history != NULL ? copy_config(arbiter, config)
+                                                               : KC_ERR_NOMEM;
     if (err == KC_OK) {
         arbiter_node *self = kci_arbiter_node(arbiter, arbiter->id, true);
         if (self != NULL) self->is_arbiter = true;

@@ -3,7 +3,8 @@
  * judge.c (problem reports, endorsements, and each node's reasons),
  * probe.c (probe rounds and their fusion), verdict.c (votes, quorum,
  * verdicts, quarantine, and the answers to status/verdicts/tree),
- * verdict_js.c (the verdicts on a JetStream stream, verdict_js.h).
+ * verdict_js.c (the verdicts on a JetStream stream, verdict_js.h),
+ * verdict_history.c (the verdicts kc.arbiter.verdicts answers with).
  *
  * One mutex guards everything below it; nats.c delivers each subscription
  * on its own thread and the tick runs on one more. */
@@ -39,6 +40,7 @@ enum {
     ARBITER_GUARANTEE_WINDOW = 3,    /* recent rounds that must all meet n > 3f */
     ARBITER_VOTE_TTL_TICKS = 5,
     ARBITER_LOG_EVERY_MS = 10000, /* repeated warnings at most this often */
+    ARBITER_HISTORY_MAX = 1000,   /* verdicts kept for kc.arbiter.verdicts */
 };
 
 typedef enum node_status {
@@ -178,6 +180,7 @@ struct kci_arbiter {
     bool enforce_dirty;
     int64_t log_retry_ms; /* no persister answered: do not ask kc.reply.get before */
     json_t *tree;         /* the last reporting tree */
+    json_t *history;      /* the recent verdicts, by id (verdict_history.c) */
 };
 
 typedef struct kci_arbiter kci_arbiter;
@@ -239,5 +242,23 @@ kc_err kci_arbiter_restore(kci_arbiter *arbiter, char *error, size_t error_size)
 bool kci_arbiter_verdict_apply(kci_arbiter *arbiter, json_t *verdict, int64_t now_ms,
                                bool announce);
 json_t *kci_arbiter_node_json(kci_arbiter *arbiter, arbiter_node *node, int64_t now_ms);
+/* Publishes body on subject signed with the vote key (Kc-Vote-Key,
+ * Kc-Vote-Signature: vote_sign.h); takes body. */
+void kci_arbiter_publish_signed(kci_arbiter *arbiter, const char *subject, json_t *body);
+/* Whether votes (and verdicts) claiming arbiter id count here. */
+bool kci_arbiter_peer_allowed(const kci_arbiter *arbiter, const char *id);
+/* Why a message signed as claimed (an arbiter id) is not to be believed;
+ * NULL when it is (the rules of docs/arbiter.md, "Signed votes"). */
+const char *kci_arbiter_signature_problem(const kci_arbiter *arbiter, const char *claimed,
+                                          natsMsg *message, size_t length);
+
+/* verdict_history.c */
+/* Adds verdict (a new reference) unless its id is there; whether it was added. */
+bool kci_arbiter_history_add(kci_arbiter *arbiter, json_t *verdict);
+/* A copy of the history, oldest first. */
+json_t *kci_arbiter_history_json(kci_arbiter *arbiter);
+/* kc.arbiter.verdict: a verdict another arbiter reached joins the history. */
+void kci_arbiter_on_verdict(natsConnection *connection, natsSubscription *subscription,
+                            natsMsg *message, void *closure);
 
 #endif

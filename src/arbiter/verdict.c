@@ -46,7 +46,6 @@
 
 enum {
     VERDICT_LINE_BYTES_MAX = 64 * 1024,
-    VERDICTS_ANSWERED_MAX = 1000,
     QUARANTINE_DOUBLINGS_MAX = 10,
 };
 
@@ -221,7 +220,8 @@ static void finalize(kci_arbiter *arbiter, arbiter_node *node, kci_vote_kind kin
     arbiter->verdict_count++;
     kci_info("arbiter %s: verdict %s: %s %s", arbiter->id, id,
              kind == KCI_VOTE_QUARANTINE ? "quarantine" : "reinstate (probation)", node->name);
-    kci_arbiter_publish_json(arbiter, "kc.arbiter.verdict", verdict);
+    kci_arbiter_history_add(arbiter, verdict);
+    kci_arbiter_publish_signed(arbiter, "kc.arbiter.verdict", verdict);
     arbiter->enforce_dirty = true;
 }
 
@@ -300,14 +300,13 @@ kc_err kci_arbiter_vote_key_open(kci_arbiter *arbiter, char *error, size_t error
     return KC_OK;
 }
 
-/* Publishes body on kc.arbiter.vote, signed (vote_sign.h); takes body. */
-static void publish_vote(kci_arbiter *arbiter, json_t *body)
+void kci_arbiter_publish_signed(kci_arbiter *arbiter, const char *subject, json_t *body)
 {
     char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
     natsMsg *message = NULL;
     if (text == NULL ||
-        natsMsg_Create(&message, "kc.arbiter.vote", NULL, text, (int)strlen(text)) != NATS_OK) {
+        natsMsg_Create(&message, subject, NULL, text, (int)strlen(text)) != NATS_OK) {
         free(text);
         return;
     }
@@ -319,7 +318,8 @@ static void publish_vote(kci_arbiter *arbiter, json_t *body)
         status = natsMsgHeader_Set(message, KCI_VOTE_SIGNATURE_HEADER, signature);
     if (status == NATS_OK) status = natsConnection_PublishMsg(arbiter->connection, message);
     if (status != NATS_OK && kci_arbiter_warn_due(arbiter, kci_monotonic_ms()))
-        kci_warn("arbiter %s: cannot publish a vote: %s", arbiter->id, natsStatus_GetText(status));
+        kci_warn("arbiter %s: cannot publish on %s: %s", arbiter->id, subject,
+                 natsStatus_GetText(status));
     natsMsg_Destroy(message);
     free(text);
 }
@@ -332,18 +332,19 @@ void kci_arbiter_vote_tick(kci_arbiter *arbiter, int64_t now_ms)
         if (kind == KCI_VOTE_NONE) continue;
         json_t *reasons = json_array();
         kci_arbiter_reasons_json(reasons, node->reasons);
-        publish_vote(arbiter, json_pack("{s:s, s:s, s:s, s:i, s:o, s:o, s:I}", "arbiter",
-                                        arbiter->id, "node", node->name, "vote",
-                                        kind == KCI_VOTE_QUARANTINE ? "quarantine" : "clear",
-                                        "epoch", (json_int_t)node->epoch, "reasons", reasons,
-                                        "evidence", kci_arbiter_node_json(arbiter, node, now_ms),
-                                        "ts_ms", (json_int_t)kci_wall_ms()));
+        kci_arbiter_publish_signed(
+            arbiter, "kc.arbiter.vote",
+            json_pack("{s:s, s:s, s:s, s:i, s:o, s:o, s:I}", "arbiter", arbiter->id, "node",
+                      node->name, "vote", kind == KCI_VOTE_QUARANTINE ? "quarantine" : "clear",
+                      "epoch", (json_int_t)node->epoch, "reasons", reasons, "evidence",
+                      kci_arbiter_node_json(arbiter, node, now_ms), "ts_ms",
+                      (json_int_t)kci_wall_ms()));
     }
 }
 
 /* Its own votes always count; with peers configured, theirs; without, any
  * id's when the cloud has several arbiters, none when it has only this one. */
-static bool peer_allowed(const kci_arbiter *arbiter, const char *id)
+bool kci_arbiter_peer_allowed(const kci_arbiter *arbiter, const char *id)
 {
     if (strcmp(id, arbiter->id) == 0) return true;
     if (arbiter->config.peer_count == 0) return arbiter->config.arbiter_count > 1;
@@ -367,16 +368,15 @@ static const uint8_t *expected_key(const kci_arbiter *arbiter, const char *id)
  * peer keys configured every vote must be signed by the key of the id it
  * claims (its own id included); without, an unsigned vote from a peer
  * still counts (docs/arbiter.md), but a signature that is there must hold. */
-static const char *signature_problem(const kci_arbiter *arbiter, const kci_vote *vote,
-                                     natsMsg *message, size_t length)
+const char *kci_arbiter_signature_problem(const kci_arbiter *arbiter, const char *claimed,
+                                          natsMsg *message, size_t length)
 {
     const char *key_text = NULL, *signature = NULL;
     if (natsMsgHeader_Get(message, KCI_VOTE_KEY_HEADER, &key_text) != NATS_OK) key_text = NULL;
     if (natsMsgHeader_Get(message, KCI_VOTE_SIGNATURE_HEADER, &signature) != NATS_OK)
         signature = NULL;
-    bool keys_required =
-        arbiter->config.peer_key_count > 0 || strcmp(vote->arbiter, arbiter->id) == 0;
-    const uint8_t *expected = expected_key(arbiter, vote->arbiter);
+    bool keys_required = arbiter->config.peer_key_count > 0 || strcmp(claimed, arbiter->id) == 0;
+    const uint8_t *expected = expected_key(arbiter, claimed);
     if (signature == NULL && !keys_required) return NULL;
     if (signature == NULL) return "not signed";
     uint8_t key[KCI_LEDGER_KEY_BYTES];
@@ -398,8 +398,9 @@ void kci_arbiter_on_vote(natsConnection *connection, natsSubscription *subscript
     int length = natsMsg_GetDataLength(message);
     size_t size = length > 0 ? (size_t)length : 0;
     const char *why = kci_vote_parse(&vote, natsMsg_GetData(message), size);
-    if (why == NULL && !peer_allowed(arbiter, vote.arbiter)) why = "from an arbiter not in peers";
-    if (why == NULL) why = signature_problem(arbiter, &vote, message, size);
+    if (why == NULL && !kci_arbiter_peer_allowed(arbiter, vote.arbiter))
+        why = "from an arbiter not in peers";
+    if (why == NULL) why = kci_arbiter_signature_problem(arbiter, vote.arbiter, message, size);
     bool signed_vote = why == NULL && arbiter->config.peer_key_count > 0;
     if (signed_vote && !kci_vote_fresh(vote.ts_ms, kci_wall_ms()))
         why = "too old or from the future (a replay?)";
@@ -489,24 +490,13 @@ static json_t *status_json(kci_arbiter *arbiter, int64_t now_ms)
     return status;
 }
 
-/* The verdicts file, last VERDICTS_ANSWERED_MAX lines (or the stream's). */
+/* The shared history: the stream's, or the one every arbiter keeps from
+ * its file and what it reached or heard (verdict_history.c). */
 static json_t *verdicts_json(kci_arbiter *arbiter)
 {
-    if (arbiter->verdict_js != NULL)
-        return json_pack("{s:s, s:o}", "arbiter", arbiter->id, "verdicts",
-                         kci_verdict_js_recent(arbiter->verdict_js));
-    json_t *list = json_array();
-    FILE *file = arbiter->verdicts_path != NULL ? fopen(arbiter->verdicts_path, "r") : NULL;
-    char *line = malloc(VERDICT_LINE_BYTES_MAX);
-    while (file != NULL && line != NULL && fgets(line, VERDICT_LINE_BYTES_MAX, file) != NULL) {
-        json_t *verdict = json_loads(line, 0, NULL);
-        if (verdict == NULL) continue;
-        json_array_append_new(list, verdict);
-        if (json_array_size(list) > VERDICTS_ANSWERED_MAX) json_array_remove(list, 0);
-    }
-    free(line);
-    if (file != NULL) fclose(file);
-    return json_pack("{s:s, s:o}", "arbiter", arbiter->id, "verdicts", list);
+    return json_pack("{s:s, s:o}", "arbiter", arbiter->id, "verdicts",
+                     arbiter->verdict_js != NULL ? kci_verdict_js_recent(arbiter->verdict_js)
+                                                 : kci_arbiter_history_json(arbiter));
 }
 
 static json_t *reinstate_json(kci_arbiter *arbiter, natsMsg *message)
@@ -603,7 +593,7 @@ bool kci_arbiter_verdict_apply(kci_arbiter *arbiter, json_t *verdict, int64_t no
     kci_info("arbiter %s: verdict %s: %s %s", arbiter->id,
              json_string_value(json_object_get(verdict, "id")),
              quarantine ? "quarantine" : "reinstate (probation)", node->name);
-    kci_arbiter_publish_json(arbiter, "kc.arbiter.verdict", json_incref(verdict));
+    kci_arbiter_publish_signed(arbiter, "kc.arbiter.verdict", json_incref(verdict));
     arbiter->enforce_dirty = true;
     return true;
 }
@@ -622,6 +612,7 @@ static void restore_line(kci_arbiter *arbiter, const char *line, int64_t now_ms)
         node->epoch = (uint32_t)json_integer_value(epoch);
         node->offences += quarantine;
         node->status_since_ms = now_ms; /* the time served before a restart is not known */
+        kci_arbiter_history_add(arbiter, verdict);
     }
     json_decref(verdict);
 }
