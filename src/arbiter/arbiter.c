@@ -227,7 +227,9 @@ static void settle(kci_arbiter *arbiter, kci_observation *observation)
     bool bad =
         sample.failed || sample.deadline_missed || sample.latency_ms > arbiter->config.qos.slow_ms;
     if (bad) kci_arbiter_evidence_add(server, observation->id);
-    if (observation->price >= 0)
+    /* Paid through the ledger: the price is what the transfer paid (price.c). */
+    bool asked = kci_arbiter_price_ask(arbiter, observation, observation->replied_ms);
+    if (!asked && observation->price >= 0)
         kci_arbiter_price_add(server, observation->type, observation->price);
     arbiter_node *requester = kci_arbiter_node(arbiter, observation->requester, true);
     if (requester != NULL && refused) requester->refusals_provoked++;
@@ -251,6 +253,7 @@ static void on_request(natsConnection *connection, natsSubscription *subscriptio
         snprintf(observation->type, sizeof observation->type, "%s",
                  subject + strlen(REQUEST_PREFIX));
         snprintf(observation->requester, sizeof observation->requester, "%s", headers.node);
+        snprintf(observation->pay, sizeof observation->pay, "%s", headers.pay);
         observation->deadline_wall_ms = headers.deadline_ms;
         if (observation->replied_ms != 0 && !observation->settled) settle(arbiter, observation);
         pthread_mutex_unlock(&arbiter->lock);
@@ -358,6 +361,7 @@ static void tick(kci_arbiter *arbiter)
     pthread_mutex_unlock(&arbiter->lock);
     kci_arbiter_probe_tick(arbiter, now_ms); /* takes the lock itself: it sends */
     pthread_mutex_lock(&arbiter->lock);
+    kci_arbiter_market_tick(arbiter);
     kci_arbiter_rank_tick(arbiter, now_ms);
     kci_arbiter_vote_tick(arbiter, now_ms);
     if (arbiter->enforce_dirty) kci_arbiter_enforce(arbiter);
@@ -423,6 +427,12 @@ static kc_err subscribe_all(kci_arbiter *arbiter, char *error, size_t error_size
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
         if (table[i].observes && !arbiter->config.observe_requests) continue;
         kc_err err = subscribe(arbiter, table[i].subject, table[i].handler, error, error_size);
+        if (err != KC_OK) return err;
+    }
+    if (arbiter->config.observe_requests) { /* what paid requests paid (price.c) */
+        char subject[256];
+        snprintf(subject, sizeof subject, "%s.*", kci_arbiter_market_inbox(arbiter));
+        kc_err err = subscribe(arbiter, subject, kci_arbiter_on_price_answer, error, error_size);
         if (err != KC_OK) return err;
     }
     if (arbiter->verdict_js == NULL) { /* the stream is the shared history otherwise */
@@ -522,6 +532,7 @@ static void destroy(kci_arbiter *arbiter)
     free(arbiter->verdicts_path);
     json_decref(arbiter->tree);
     json_decref(arbiter->history);
+    kci_arbiter_market_close(arbiter);
     kci_observe_destroy(arbiter->observe);
     free_config(&arbiter->config);
     pthread_mutex_destroy(&arbiter->lock);
@@ -551,6 +562,7 @@ kc_err kci_arbiter_start(kci_arbiter **out, kc_client *client, const kci_arbiter
     arbiter->history = json_array();
     err = arbiter->observe != NULL && arbiter->history != NULL ? copy_config(arbiter, config)
                                                                : KC_ERR_NOMEM;
+    if (err == KC_OK) err = kci_arbiter_market_open(arbiter);
     if (err == KC_OK) {
         arbiter_node *self = kci_arbiter_node(arbiter, arbiter->id, true);
         if (self != NULL) self->is_arbiter = true;

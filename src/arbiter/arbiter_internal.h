@@ -178,12 +178,30 @@ struct kci_arbiter {
     uint64_t verdict_count;
     int64_t last_warning_ms;
     bool enforce_dirty;
-    int64_t log_retry_ms; /* no persister answered: do not ask kc.reply.get before */
-    json_t *tree;         /* the last reporting tree */
-    json_t *history;      /* the recent verdicts, by id (verdict_history.c) */
+    int64_t log_retry_ms;              /* no persister answered: do not ask kc.reply.get before */
+    json_t *tree;                      /* the last reporting tree */
+    json_t *history;                   /* the recent verdicts, by id (verdict_history.c) */
+    struct kci_arbiter_market *market; /* paid prices and the equilibrium (price.c) */
 };
 
 typedef struct kci_arbiter kci_arbiter;
+typedef struct kci_arbiter_market kci_arbiter_market;
+
+/* price.c */
+kc_err kci_arbiter_market_open(kci_arbiter *arbiter);
+void kci_arbiter_market_close(kci_arbiter *arbiter);
+/* The inbox the ledger's answers come to, as <inbox>.<request id>. */
+const char *kci_arbiter_market_inbox(const kci_arbiter *arbiter);
+/* A paid request (Kc-Pay) was served: asks the ledger what it paid;
+ * whether it asked (the reply's declared price then does not count). */
+bool kci_arbiter_price_ask(kci_arbiter *arbiter, kci_observation *observation, int64_t now_ms);
+void kci_arbiter_on_price_answer(natsConnection *connection, natsSubscription *subscription,
+                                 natsMsg *message, void *closure);
+/* Once a tick: solves the market again after new payments. */
+void kci_arbiter_market_tick(kci_arbiter *arbiter);
+/* The equilibrium price of type; 0 when there is none. */
+double kci_arbiter_price_equilibrium(const kci_arbiter *arbiter, const char *type);
+uint64_t kci_arbiter_market_paid_requests(const kci_arbiter *arbiter);
 
 /* arbiter.c */
 /* The node named name, created if there is room; NULL when the table is
@@ -207,6 +225,8 @@ void kci_arbiter_judge_pending(kci_arbiter *arbiter, int64_t now_ms);
 uint32_t kci_arbiter_reasons(kci_arbiter *arbiter, arbiter_node *node, int64_t now_ms);
 double kci_arbiter_price_mean(const arbiter_node *node, const char *type, uint32_t *count);
 double kci_arbiter_price_reference(kci_arbiter *arbiter, const char *type);
+/* Where the reference price of type comes from: "equilibrium", "median" or "none". */
+const char *kci_arbiter_price_reference_source(kci_arbiter *arbiter, const char *type);
 void kci_arbiter_price_add(arbiter_node *node, const char *type, double price);
 void kci_arbiter_reasons_json(json_t *list, uint32_t reasons);
 

@@ -66,6 +66,28 @@ static int64_t quarantine_length_ms(const kci_arbiter *arbiter, uint32_t offence
 
 /* ---- node JSON (status, votes, verdict evidence) ---------------------------------- */
 
+/* The evidence of price fairness: per type the node's mean price (what
+ * paid requests paid, from the ledger: price.c) against the reference and
+ * where that comes from; and the mean over all its priced replies. */
+static json_t *prices_json(kci_arbiter *arbiter, const arbiter_node *node, double *mean_out)
+{
+    json_t *list = json_array();
+    double sum = 0;
+    uint32_t count = 0;
+    for (uint32_t i = 0; i < node->price_type_count; i++) {
+        const node_price *price = &node->prices[i];
+        sum += price->sum, count += price->count;
+        json_array_append_new(
+            list,
+            json_pack("{s:s, s:f, s:I, s:f, s:s}", "type", price->type, "mean",
+                      price->sum / price->count, "count", (json_int_t)price->count, "reference",
+                      kci_arbiter_price_reference(arbiter, price->type), "reference_from",
+                      kci_arbiter_price_reference_source(arbiter, price->type)));
+    }
+    *mean_out = count > 0 ? sum / count : 0;
+    return list;
+}
+
 json_t *kci_arbiter_node_json(kci_arbiter *arbiter, arbiter_node *node, int64_t now_ms)
 {
     json_t *reasons = json_array(), *ids = json_array();
@@ -79,7 +101,9 @@ json_t *kci_arbiter_node_json(kci_arbiter *arbiter, arbiter_node *node, int64_t 
         double ratio = reference > 0 ? node->prices[i].sum / node->prices[i].count / reference : 0;
         if (ratio > price_ratio) price_ratio = ratio;
     }
-    return json_pack(
+    double price_mean = 0;
+    json_t *prices = prices_json(arbiter, node, &price_mean);
+    json_t *object = json_pack(
         "{s:s, s:s, s:i, s:o, s:f, s:f, s:I, s:f, s:i, s:i, s:[f,f], s:[f,f], s:f, s:f, s:i, s:i, "
         "s:f, s:f, s:o, s:b, s:s, s:I}",
         "name", node->name, "status", status_names[node->status], "epoch", (json_int_t)node->epoch,
@@ -97,6 +121,13 @@ json_t *kci_arbiter_node_json(kci_arbiter *arbiter, arbiter_node *node, int64_t 
         : node->served   ? "service"
                          : "client",
         "refusals_provoked", (json_int_t)node->refusals_provoked);
+    if (object != NULL) {
+        json_object_set_new(object, "price", json_real(price_mean));
+        json_object_set_new(object, "prices", prices);
+    } else {
+        json_decref(prices);
+    }
+    return object;
 }
 
 /* ---- verdicts -------------------------------------------------------------------- */

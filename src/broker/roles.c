@@ -37,9 +37,10 @@ static const kci_permissions role_permissions[KCI_ROLE_COUNT] = {
     [KCI_ROLE_ARBITER] =
         {
             /* votes, verdicts, alarms; the broker's quarantine set; probes
-             * and the persister's records; answers to its queries */
+             * and the persister's records; what paid requests paid (a
+             * ledger read: src/arbiter/price.c); answers to its queries */
             .publish = ALLOW("kc.arbiter.>", "kc.sys.quarantine.set", "kc.req.>", "kc.reply.get",
-                             "_INBOX.>"),
+                             "kc.ledger.transfer.get", "_INBOX.>"),
             /* observing the traffic is its job */
             .subscribe = ALLOW("kc.>", "_INBOX.>", "_KCQ.>"),
         },

@@ -145,8 +145,8 @@ static int print_status(json_t *answer)
            (long long)json_integer_value(json_object_get(answer, "reports_malformed")),
            (long long)json_integer_value(json_object_get(answer, "reports_dropped")),
            (long long)json_integer_value(json_object_get(answer, "verdicts")));
-    printf("%-20s %-8s %-12s %6s %9s %6s %6s %7s %6s  %s\n", "NODE", "ROLE", "STATUS", "QOS",
-           "LATENCY", "CRED", "MERIT", "PROBES", "PRICE", "REASONS");
+    printf("%-20s %-8s %-12s %6s %9s %6s %6s %7s %8s %5s  %s\n", "NODE", "ROLE", "STATUS", "QOS",
+           "LATENCY", "CRED", "MERIT", "PROBES", "PRICE", "xREF", "REASONS");
     size_t index;
     json_t *node;
     json_array_foreach(json_object_get(answer, "nodes"), index, node)
@@ -157,11 +157,11 @@ static int print_status(json_t *answer)
                  (long long)json_integer_value(json_object_get(node, "fusion_suspect")),
                  (long long)json_integer_value(json_object_get(node, "fusion_rounds")));
         const char *role = json_string_value(json_object_get(node, "role"));
-        printf("%-20s %-8s %-12s %6.3f %7.1fms %6.3f %6.3f %7s %6.2f  %s\n",
+        printf("%-20s %-8s %-12s %6.3f %7.1fms %6.3f %6.3f %7s %8.2f %5.2f  %s\n",
                json_string_value(json_object_get(node, "name")), role != NULL ? role : "-",
                json_string_value(json_object_get(node, "status")), number(node, "qos"),
                number(node, "latency_ms"), number(node, "credibility"), number(node, "merit"),
-               probes, number(node, "price_ratio"), reasons);
+               probes, number(node, "price"), number(node, "price_ratio"), reasons);
     }
     return fflush(stdout) == 0 ? KCOBRA_EXIT_OK : KCOBRA_EXIT_FAILURE;
 }
