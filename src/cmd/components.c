@@ -302,11 +302,9 @@ static kc_err start_ledger(kci_components *components, const kci_components_conf
                                    KCI_ROLE_LEDGER, false, error, error_size);
     if (err != KC_OK) return err;
     kci_ledger_config ledger_config = kci_ledger_settings_runtime(&config->ledger, config->node);
-    /* A dangerous combination is said at start (docs/ledger.md, "Mint"). */
-    if (!ledger_config.mint_disabled && !kci_auth_required(&server->options))
-        kci_warn("ledger: any client can mint (kc.ledger.mint) since no users are configured: "
-                 "add users with permissions that keep kc.ledger.mint to an operator, or set "
-                 "ledger { mint: false }");
+    /* Who may mint, and a dangerous combination, are said at start
+     * (docs/ledger.md, "Who may mint"). */
+    kci_components_mint_guard_log(&config->ledger, &server->options);
     return kci_ledger_start(&components->ledger, components->ledger_connection, &ledger_config,
                             error, error_size);
 }

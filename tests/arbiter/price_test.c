@@ -51,7 +51,7 @@ static void sleep_ms(int duration_ms)
 static void config_text(fixture *f, char text[CONFIG_BYTES_MAX])
 {
     snprintf(text, CONFIG_BYTES_MAX,
-             "ledger {\n  enabled: true\n  dir: \"%s/ledger\"\n}\n"
+             "ledger {\n  enabled: true\n  dir: \"%s/ledger\"\n  mint_open: true\n}\n"
              "arbiter {\n  enabled: true\n  id: \"arb\"\n  tick: \"100ms\"\n"
              "  quarantine: \"1h\"\n}\n",
              f->server.directory_path);
