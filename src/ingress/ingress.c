@@ -709,8 +709,7 @@ kc_err kci_ingress_start(kci_ingress **out, kc_client *client, const kci_ingress
     ingress->thread_started = true;
     kci_info("ingress: listening for seed-format lines on %s:%d (type %s)", ingress->host,
              ingress->port, ingress->type);
-    if (strncmp(ingress->host, "127.", 4) != 0 && strcmp(ingress->host, "::1") != 0 &&
-        strcmp(ingress->host, "localhost") != 0)
+    if (!kci_host_is_loopback(ingress->host))
         kci_warn("ingress: %s is reachable beyond this host and the seed format has no "
                  "authentication or TLS: anyone who reaches it makes requests with kcobrad's "
                  "ingress identity (docs/ingress.md)",
