@@ -1,4 +1,5 @@
-/* reserve.c - a publish subject reserved to some users (reserve.h).
+/* reserve.c - a publish subject reserved to some users (reserve.h), and
+ * the permissions of kcobrad's ingress connection (options.h).
  *
  * Permissions are looked up per login (auth.c, kci_permissions_for): a
  * user's own when it has any, else the defaults. So the reservation adds a
@@ -7,6 +8,9 @@
  * them as its own (before the deny is added), or, with no defaults, an
  * allow-all of its own, so the deny in the defaults does not reach it. */
 #include "reserve.h"
+
+#include "auth.h"
+#include "roles.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
@@ -66,6 +70,16 @@ static kc_err keep_reserved(kci_user *user, const kci_permissions *defaults)
     user->permissions.publish.present = true;
     return strings_append(&user->permissions.publish.allow, &user->permissions.publish.allow_count,
                           ">");
+}
+
+const kci_permissions *kci_options_role_permissions(const kci_options *options, int role)
+{
+    if (role != KCI_ROLE_INGRESS || options->ingress_user == NULL)
+        return kci_role_permissions((kci_role)role);
+    for (size_t i = 0; i < options->user_count; i++)
+        if (strcmp(options->users[i].user, options->ingress_user) == 0)
+            return kci_permissions_for(options, &options->users[i]);
+    return kci_permissions_for(options, NULL); /* checked at load: not reached */
 }
 
 kc_err kci_options_reserve_publish(kci_options *options, const char *subject, char *const *users,

@@ -29,17 +29,11 @@ static bool guarded(const kci_ledger_settings *ledger)
     return ledger->enabled && ledger->mint && !ledger->mint_open;
 }
 
-kc_err kci_components_mint_guard(kci_options *options, char *error, size_t error_size)
+kc_err kci_components_mint_guard(kci_options *options, const kci_ledger_settings *ledger)
 {
-    kci_components_config config;
-    kc_err err = kci_components_config_load(&config, options, error, error_size);
-    if (err != KC_OK) return err;
-    if (guarded(&config.ledger))
-        err = kci_options_reserve_publish(options, MINT_SUBJECT, config.ledger.operators.items,
-                                          config.ledger.operators.count);
-    if (err == KC_ERR_NOMEM) snprintf(error, error_size, "out of memory");
-    kci_components_config_free(&config);
-    return err;
+    if (!guarded(ledger)) return KC_OK;
+    return kci_options_reserve_publish(options, MINT_SUBJECT, ledger->operators.items,
+                                       ledger->operators.count);
 }
 
 static bool user_exists(const kci_options *options, const char *name)

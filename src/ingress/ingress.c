@@ -41,6 +41,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/net.h"
+#include "gate.h"
 #include "seed_line.h"
 #include "service/headers.h"
 
@@ -62,6 +63,7 @@ struct connection {
     int fd;
     uint32_t slot; /* in ingress->connections */
     kci_seed_line_parser parser;
+    kci_gate gate; /* the token line first, when the ingress has a token */
     pending *head;
     pending *tail;
     uint32_t pending_count;
@@ -78,6 +80,7 @@ struct connection {
 struct kci_ingress {
     kc_client *client;
     char type[KC_TYPE_BYTES_MAX + 1];
+    char token[KCI_INGRESS_TOKEN_BYTES_MAX + 1]; /* "": no token line */
     char host[KCI_INGRESS_HOST_BYTES_MAX];
     int port;
     int64_t timeout_ms;
@@ -453,6 +456,14 @@ static bool consume_input(kci_ingress *ingress, connection *owner, const uint8_t
                           size_t size)
 {
     size_t offset = 0;
+    if (ingress->token[0] != '\0' && owner->gate.state != KCI_GATE_OPEN) {
+        kci_gate_state state = kci_gate_feed(&owner->gate, ingress->token, bytes, size, &offset);
+        if (state == KCI_GATE_REFUSED) { /* answered, then closed: nothing more is read */
+            owner->read_closed = true;
+            return push_error(ingress, owner,
+                              "not authorized (the first line must be AUTH#<token>)");
+        }
+    }
     while (offset < size) {
         size_t consumed = 0;
         kci_seed_line line;
@@ -477,6 +488,7 @@ static bool connection_read(kci_ingress *ingress, connection *owner)
     if (got > 0) return consume_input(ingress, owner, ingress->read_buffer, (size_t)got);
     /* The peer is done sending (it may still read): answer what it sent. */
     owner->read_closed = true;
+    if (ingress->token[0] != '\0' && owner->gate.state != KCI_GATE_OPEN) return true;
     if (kci_seed_line_finish(&owner->parser))
         return push_parse_error(ingress, owner, owner->parser.error);
     return true;
@@ -640,6 +652,13 @@ static kc_err check_config(const kci_ingress_config *config, char *error, size_t
         snprintf(error, error_size, "ingress: no listen host, or one too long");
         return KC_ERR_CONFIG;
     }
+    if (config->token != NULL &&
+        (config->token[0] == '\0' || strlen(config->token) > KCI_INGRESS_TOKEN_BYTES_MAX ||
+         strpbrk(config->token, "\r\n") != NULL)) {
+        snprintf(error, error_size, "ingress: the token must be 1 to %d bytes on one line",
+                 KCI_INGRESS_TOKEN_BYTES_MAX);
+        return KC_ERR_CONFIG;
+    }
     return KC_OK;
 }
 
@@ -650,6 +669,7 @@ static kci_ingress *ingress_new(kc_client *client, const kci_ingress_config *con
     ingress->client = client;
     snprintf(ingress->type, sizeof ingress->type, "%s", config->type);
     snprintf(ingress->host, sizeof ingress->host, "%s", config->host);
+    if (config->token != NULL) snprintf(ingress->token, sizeof ingress->token, "%s", config->token);
     ingress->timeout_ms = config->timeout_ms;
     ingress->line_bytes_max =
         config->line_bytes_max > 0 ? config->line_bytes_max : KCI_SEED_LINE_BYTES_MAX_DEFAULT;
@@ -709,10 +729,10 @@ kc_err kci_ingress_start(kci_ingress **out, kc_client *client, const kci_ingress
     ingress->thread_started = true;
     kci_info("ingress: listening for seed-format lines on %s:%d (type %s)", ingress->host,
              ingress->port, ingress->type);
-    if (!kci_host_is_loopback(ingress->host))
-        kci_warn("ingress: %s is reachable beyond this host and the seed format has no "
-                 "authentication or TLS: anyone who reaches it makes requests with kcobrad's "
-                 "ingress identity (docs/ingress.md)",
+    if (!kci_host_is_loopback(ingress->host) && ingress->token[0] == '\0')
+        kci_warn("ingress: %s is reachable beyond this host and has no token: anyone who reaches "
+                 "it makes requests with the ingress's identity (set ingress { token }; "
+                 "docs/ingress.md)",
                  ingress->host);
     *out = ingress;
     return KC_OK;

@@ -1,0 +1,161 @@
+/* ingress_auth_test.c - the seed-format ingress's token and user (issue
+ * 15, finding 6). argv[1] is kcobrad (it hosts the ingress; any other
+ * server: skipped, exit 77).
+ *
+ *  - with ingress { token }, a connection whose first line is not
+ *    AUTH#<token> gets ERROR#not authorized... and is closed, without its
+ *    request being made; with the right token its lines are served;
+ *  - with ingress { user: seed }, the ingress's requests have seed's
+ *    permissions: seed may publish kc.req.allowed only, so an ingress of
+ *    type "forbidden" is refused by the broker (the request never reaches
+ *    the service, which would answer: the line gets ERROR#timeout), and an
+ *    ingress of type "allowed" is served. Before, the ingress's requests
+ *    had kcobrad's internal ingress role's permissions (kc.req.>). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "fixture.h"
+#include "kingcobra/kingcobra.h"
+
+enum {
+    EXIT_SKIP = 77,
+    CONFIG_BYTES_MAX = 2048,
+    LINE_BYTES_MAX = 1024,
+    ANSWER_WAIT_MS = 10000,
+};
+
+static const char USERS[] =
+    "authorization {\n  users: [\n"
+    "    {user: svc, password: s3cr3t}\n"
+    "    {user: seed, password: s3cr3t, permissions: {publish: {allow: [\"kc.req.allowed\"]}, "
+    "subscribe: {allow: [\"_INBOX.>\"]}}}\n"
+    "  ]\n}\n";
+
+static void handler(const kc_request *request, kc_response *response, void *closure)
+{
+    (void)request, (void)closure;
+    kc_response_set_payload(response, "served", 6);
+}
+
+typedef struct service {
+    kc_client *client;
+    kc_service *service;
+} service;
+
+static void serve(fixture *f, service *out, const char *type, bool with_user)
+{
+    kc_client_options options;
+    kc_client_options_init(&options);
+    options.servers = f->server.url;
+    options.node = "svc";
+    if (with_user) options.user = "svc", options.password = "s3cr3t";
+    assert_int_equal(kc_client_open(&out->client, &options), KC_OK);
+    assert_int_equal(kc_service_start(&out->service, out->client, type, handler, NULL, NULL),
+                     KC_OK);
+}
+
+static void unserve(service *s)
+{
+    kc_service_stop(s->service);
+    kc_client_close(s->client, 2000);
+}
+
+static int start(fixture *f, const char *users, const char *ingress_keys)
+{
+    int port = 0;
+    assert_int_equal(harness_port_pick(&port), HARNESS_OK);
+    char config[CONFIG_BYTES_MAX];
+    snprintf(config, sizeof config,
+             "%sdata_dir: \"%s/data\"\ningress {\n  enabled: true\n  listen: \"127.0.0.1:%d\"\n  "
+             "timeout: \"1s\"\n"
+             "%s}\n",
+             users, f->server.directory_path, port, ingress_keys);
+    fixture_start(f, config);
+    return port;
+}
+
+/* Sends text on a new connection; the first line answered into line. One
+ * connection at a time (static: nothing leaks when an assertion jumps out). */
+static harness_raw *exchange(int port, const char *text, char *line)
+{
+    static harness_raw storage;
+    harness_raw *raw = &storage;
+    harness_raw_init(raw);
+    assert_int_equal(harness_raw_connect(raw, port, 0), HARNESS_OK);
+    assert_int_equal(harness_raw_send_text(raw, text), HARNESS_OK);
+    assert_int_equal(harness_raw_read_line(raw, line, LINE_BYTES_MAX, ANSWER_WAIT_MS), HARNESS_OK);
+    return raw;
+}
+
+static void expect_refused(int port, const char *text)
+{
+    char line[LINE_BYTES_MAX];
+    harness_raw *raw = exchange(port, text, line);
+    assert_non_null(strstr(line, "ERROR#not authorized"));
+    assert_int_equal(harness_raw_expect_closed(raw, ANSWER_WAIT_MS), HARNESS_OK);
+    harness_raw_close(raw);
+}
+
+static void test_token(void **state)
+{
+    fixture *f = fixture_of(state);
+    int port = start(f, "", "  type: \"t\"\n  token: \"open-sesame\"\n");
+    service s;
+    serve(f, &s, "t", false);
+    expect_refused(port, "REQUEST#c#1#hello\n");
+    expect_refused(port, "AUTH#open-sesam\nREQUEST#c#1#hello\n");
+    expect_refused(port, "AUTH#open-sesame-\r\nREQUEST#c#1#hello\n");
+    char line[LINE_BYTES_MAX];
+    harness_raw *raw = exchange(port, "AUTH#open-sesame\r\nREQUEST#c#1#hello\n", line);
+    assert_string_equal(line, "REPLY#c#1#served");
+    harness_raw_close(raw);
+    unserve(&s);
+}
+
+static void test_user_permissions(void **state)
+{
+    fixture *f = fixture_of(state);
+    int port = start(f, USERS, "  type: \"forbidden\"\n  user: \"seed\"\n");
+    service s;
+    serve(f, &s, "forbidden", true);
+    char line[LINE_BYTES_MAX];
+    harness_raw *raw = exchange(port, "REQUEST#c#1#hello\n", line);
+    if (strncmp(line, "ERROR#", 6) != 0) fail_msg("served although seed may not: %s", line);
+    harness_raw_close(raw);
+    unserve(&s);
+}
+
+static void test_user_permissions_allow(void **state)
+{
+    fixture *f = fixture_of(state);
+    int port = start(f, USERS, "  type: \"allowed\"\n  user: \"seed\"\n");
+    service s;
+    serve(f, &s, "allowed", true);
+    char line[LINE_BYTES_MAX];
+    harness_raw *raw = exchange(port, "REQUEST#c#1#hello\n", line);
+    assert_string_equal(line, "REPLY#c#1#served");
+    harness_raw_close(raw);
+    unserve(&s);
+}
+
+int main(int argc, char **argv)
+{
+    if (!fixture_parse_arguments(argc, argv)) return 2;
+    if (strstr(fixture_server_binary, "kcobrad") == NULL) {
+        fprintf(stderr, "ingress_auth_test: kcobrad hosts the ingress; skipping\n");
+        return EXIT_SKIP;
+    }
+    const struct CMUnitTest tests[] = {
+        FIXTURE_CASE(test_token),
+        FIXTURE_CASE(test_user_permissions),
+        FIXTURE_CASE(test_user_permissions_allow),
+    };
+    return cmocka_run_group_tests(tests, fixture_group_setup, fixture_group_teardown);
+}
