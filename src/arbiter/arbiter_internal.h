@@ -23,6 +23,7 @@
 #include "arbiter/qos.h"
 #include "arbiter/quorum.h"
 #include "arbiter/verdict_js.h"
+#include "arbiter/verdict_log.h"
 #include "ledger/wallet.h"
 #include "service/subscriptions.h"
 
@@ -150,7 +151,8 @@ struct kci_arbiter {
     char *verdicts_path;
     kci_wallet vote_key; /* signs its votes (vote_sign.h) */
     FILE *verdicts_file;
-    kci_verdict_js *verdict_js; /* verdicts on a stream instead of the file */
+    kci_verdict_js *verdict_js;   /* verdicts on a stream instead of the file */
+    kci_verdict_chain file_chain; /* the file's lines so far and the last one's hash */
     pthread_mutex_t lock;
     pthread_cond_t changed;
     bool stopping;

@@ -151,10 +151,29 @@ static bool append_line(int fd, const char *line, size_t length)
     return false;
 }
 
+/* The line was appended: the chain goes on, and the signed head says so
+ * (verdict_log.h). A head that cannot be written leaves the verdict
+ * durable; the next append writes it again, and meanwhile `--verify`
+ * says the last lines are not covered. */
+static void chain_line(kci_arbiter *arbiter, const char *line, size_t length)
+{
+    kci_verdict_chain *chain = &arbiter->file_chain;
+    kci_verdict_chain_add(chain, chain->last_seq + 1, line, length);
+    int error =
+        kci_verdict_log_head_write(arbiter->verdicts_path, chain->last_seq, chain->last_hash,
+                                   arbiter->vote_key.public_key, arbiter->vote_key.secret_key);
+    if (error != 0)
+        kci_error("arbiter %s: cannot write the signed head of %s: %s", arbiter->id,
+                  arbiter->verdicts_path, strerror(error));
+}
+
 /* Whether the verdict is durable in the file (or there is no file). */
 static bool persist(kci_arbiter *arbiter, json_t *verdict, const char *id)
 {
     if (arbiter->verdicts_file == NULL) return true;
+    const kci_verdict_chain *chain = &arbiter->file_chain;
+    json_object_set_new(verdict, KCI_VERDICT_PREV_KEY,
+                        json_string(chain->last_seq > 0 ? chain->last_hash : ""));
     char *line = json_dumps(verdict, JSON_COMPACT);
     size_t length = line != NULL ? strlen(line) : 0;
     char *with_newline = line != NULL ? realloc(line, length + 1) : NULL;
@@ -165,6 +184,7 @@ static bool persist(kci_arbiter *arbiter, json_t *verdict, const char *id)
         errno = ENOMEM;
     }
     bool ok = with_newline != NULL && append_line(fileno(arbiter->verdicts_file), line, length);
+    if (ok) chain_line(arbiter, line, length - 1);
     if (!ok)
         kci_error("arbiter %s: cannot append verdict %s to %s: %s (not taken; the next vote "
                   "retries it)",
@@ -684,6 +704,26 @@ static int cut_torn_tail(kci_arbiter *arbiter, int fd, off_t whole_bytes)
     return 0;
 }
 
+/* Where the file's chain ends (new lines go on from there), and whether it
+ * and its signed head are intact (verdict_log.h): a break is logged, not
+ * refused, as on the stream (the file is still what this arbiter has). */
+static kc_err check_chain(kci_arbiter *arbiter, char *error, size_t error_size)
+{
+    kci_verdict_log_report report;
+    kc_err err = kci_verdict_log_verify(arbiter->verdicts_path, NULL, &report, NULL);
+    if (err == KC_ERR_NOT_FOUND) err = KC_OK;
+    if (err != KC_OK) {
+        snprintf(error, error_size, "arbiter: cannot read %s again: %s", arbiter->verdicts_path,
+                 kc_strerror(err));
+        return err;
+    }
+    arbiter->file_chain = report.chain;
+    if (report.problem[0] != '\0' && report.chain.checked > 0)
+        kci_warn("arbiter %s: %s is not intact: %s (kcobra arbiter verdicts --verify)", arbiter->id,
+                 arbiter->verdicts_path, report.problem);
+    return KC_OK;
+}
+
 /* Opens <data_dir>/arbiter-<id>.verdicts.jsonl and replays it: the
  * quarantined set survives a restart. */
 kc_err kci_arbiter_restore(kci_arbiter *arbiter, char *error, size_t error_size)
@@ -729,5 +769,5 @@ kc_err kci_arbiter_restore(kci_arbiter *arbiter, char *error, size_t error_size)
     if (restored > 0)
         kci_info("arbiter %s: replayed %u verdict(s) from %s", arbiter->id, restored,
                  arbiter->verdicts_path);
-    return KC_OK;
+    return check_chain(arbiter, error, error_size);
 }

@@ -13,7 +13,14 @@
  *
  * Also: a verdict published on kc.arbiter.verdict by a client that is not
  * one of the arbiters (an id outside the peers) does not join the
- * history. */
+ * history.
+ *
+ * The verdicts file is tamper-evident (src/arbiter/verdict_log.h): after a
+ * quarantine and a reinstatement, `kcobra arbiter verdicts --verify
+ * --data-dir D --id ID` says the file is intact (exit 0); with a byte of
+ * its first line changed it finds the broken hash chain, and with its last
+ * line cut off the signed head shows the truncation (exit 1 both). The
+ * file had no chain and no head before, and --verify read only a stream. */
 #include <jansson.h>
 #include <nats/nats.h>
 #include <setjmp.h>
@@ -166,9 +173,9 @@ static int run_kcobra(const char *url, const char *const *arguments, char *outpu
     if (pid == 0) {
         dup2(pipe_fds[1], 1);
         close(pipe_fds[0]);
-        const char *argv[16] = {kcobra, "--server", url};
+        const char *argv[24] = {kcobra, "--server", url};
         int argc = 3;
-        for (int i = 0; arguments[i] != NULL && argc < 15; i++)
+        for (int i = 0; arguments[i] != NULL && argc < 23; i++)
             argv[argc++] = arguments[i];
         execv(kcobra, (char *const *)argv);
         _exit(127);
@@ -243,6 +250,94 @@ static void test_verdicts_from_any_arbiter(void **state)
         stop(pids[i]);
 }
 
+static const char SINGLE_CONFIG[] =
+    "arbiter {\n  enabled: true\n  id: \"arb\"\n  tick: \"100ms\"\n  slow: \"50ms\"\n"
+    "  target: \"50ms\"\n  qos_samples: 10\n  quarantine: \"1h\"\n}\n";
+
+static size_t file_read(const char *path, char *bytes, size_t size)
+{
+    FILE *file = fopen(path, "r");
+    assert_non_null(file);
+    size_t length = fread(bytes, 1, size - 1, file);
+    fclose(file);
+    bytes[length] = '\0';
+    return length;
+}
+
+static void file_write(const char *path, const char *bytes, size_t length)
+{
+    FILE *file = fopen(path, "w");
+    assert_non_null(file);
+    assert_int_equal(fwrite(bytes, 1, length, file), length);
+    assert_int_equal(fclose(file), 0);
+}
+
+static void test_verdicts_file_tamper_evident(void **state)
+{
+    if (getenv("KCOBRA") == NULL) skip();
+    fixture *f = fixture_of(state);
+    fixture_start(f, SINGLE_CONFIG);
+    natsConnection *watcher = fixture_connect(f);
+    natsSubscription *verdicts = fixture_subscribe_flushed(f, watcher, "kc.arbiter.verdict");
+    kc_client *good_client = open_client(f, "good"), *bad_client = open_client(f, "bad");
+    kc_service *good = NULL, *bad = NULL;
+    assert_int_equal(kc_service_start(&good, good_client, "t", handler, NULL, NULL), KC_OK);
+    assert_int_equal(kc_service_start(&bad, bad_client, "t", handler, bad_client, NULL), KC_OK);
+    kc_client *client = open_client(f, "client");
+    bool done = false;
+    for (int i = 0; i < DETECT_REQUESTS_MAX && !done; i++) {
+        kc_reply *reply = NULL;
+        kc_client_request(&reply, client, "t", "x", 1, REQUEST_TIMEOUT_MS);
+        kc_reply_destroy(reply);
+        done = quarantined(verdicts, 0);
+    }
+    if (!done) done = quarantined(verdicts, VERDICT_WAIT_MS);
+    assert_true(done);
+    natsMsg *reply = NULL;
+    assert_int_equal(natsConnection_RequestString(&reply, watcher, "kc.arbiter.reinstate",
+                                                  "{\"node\":\"bad\"}", REQUEST_TIMEOUT_MS),
+                     NATS_OK);
+    natsMsg_Destroy(reply);
+    bool reinstated = false;
+    natsMsg *message = NULL;
+    while (!reinstated &&
+           natsSubscription_NextMsg(&message, verdicts, VERDICT_WAIT_MS) == NATS_OK) {
+        reinstated = strstr(natsMsg_GetData(message), "\"action\":\"reinstate\"") != NULL;
+        natsMsg_Destroy(message);
+    }
+    assert_true(reinstated);
+    char data_dir[512], path[600];
+    snprintf(data_dir, sizeof data_dir, "%s/data", f->server.directory_path);
+    snprintf(path, sizeof path, "%s/arbiter-arb.verdicts.jsonl", data_dir);
+    static char output[OUTPUT_BYTES_MAX], original[OUTPUT_BYTES_MAX], changed[OUTPUT_BYTES_MAX];
+    const char *const verify[] = {"arbiter", "verdicts", "--verify", "--data-dir",
+                                  data_dir,  "--id",     "arb",      NULL};
+    assert_int_equal(run_kcobra(f->server.url, verify, output, sizeof output), 0);
+    assert_non_null(strstr(output, "2 verdict(s), hash chain intact"));
+    size_t length = file_read(path, original, sizeof original);
+    /* a byte of the first line changed: the second line's prev no longer holds */
+    memcpy(changed, original, length + 1);
+    char *node = strstr(changed, "\"node\":\"bad\"");
+    assert_non_null(node);
+    node[9] = 'x';
+    file_write(path, changed, length);
+    assert_int_equal(run_kcobra(f->server.url, verify, output, sizeof output), 1);
+    assert_non_null(strstr(output, "hash chain breaks at line 2"));
+    /* the last line cut off: the chain holds, the signed head does not */
+    char *second = strchr(original, '\n');
+    assert_non_null(second);
+    file_write(path, original, (size_t)(second + 1 - original));
+    assert_int_equal(run_kcobra(f->server.url, verify, output, sizeof output), 1);
+    assert_non_null(strstr(output, "truncated"));
+    file_write(path, original, length);
+    assert_int_equal(run_kcobra(f->server.url, verify, output, sizeof output), 0);
+    kc_client_close(client, 2000);
+    kc_service_stop(bad);
+    kc_service_stop(good);
+    kc_client_close(bad_client, 2000);
+    kc_client_close(good_client, 2000);
+}
+
 int main(int argc, char **argv)
 {
     if (!fixture_parse_arguments(argc, argv)) return 2;
@@ -252,6 +347,7 @@ int main(int argc, char **argv)
     }
     const struct CMUnitTest tests[] = {
         FIXTURE_CASE(test_verdicts_from_any_arbiter),
+        FIXTURE_CASE(test_verdicts_file_tamper_evident),
     };
     return cmocka_run_group_tests(tests, fixture_group_setup, fixture_group_teardown);
 }
