@@ -10,7 +10,11 @@
  *    type "forbidden" is refused by the broker (the request never reaches
  *    the service, which would answer: the line gets ERROR#timeout), and an
  *    ingress of type "allowed" is served. Before, the ingress's requests
- *    had kcobrad's internal ingress role's permissions (kc.req.>). */
+ *    had kcobrad's internal ingress role's permissions (kc.req.>);
+ *  - with ingress { cert_file, key_file }, a TLS client (verifying the
+ *    server with the test's CA) with the token is served, several lines on
+ *    one connection; a plain-TCP client's line gets no answer (the
+ *    connection closes: not a TLS handshake). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +24,9 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <unistd.h>
 
 #include "fixture.h"
 #include "kingcobra/kingcobra.h"
@@ -145,6 +152,79 @@ static void test_user_permissions_allow(void **state)
     unserve(&s);
 }
 
+/* A TLS client: connects, verifies the server against ca.pem, sends text,
+ * reads until lines LFs arrived (into answer). */
+static void tls_exchange(fixture *f, int port, const char *text, int lines, char *answer,
+                         size_t size)
+{
+    char ca[HARNESS_PATH_SIZE_MAX + 16];
+    assert_int_equal(harness_server_path(&f->server, "ca.pem", ca, sizeof ca), HARNESS_OK);
+    SSL_CTX *context = SSL_CTX_new(TLS_client_method());
+    assert_non_null(context);
+    assert_int_equal(SSL_CTX_load_verify_locations(context, ca, NULL), 1);
+    SSL_CTX_set_verify(context, SSL_VERIFY_PEER, NULL);
+    int fd = harness_tcp_connect(port, 0);
+    assert_true(fd >= 0);
+    SSL *ssl = SSL_new(context);
+    SSL_set_fd(ssl, fd);
+    SSL_set_tlsext_host_name(ssl, "localhost");
+    int connected = SSL_connect(ssl);
+    if (connected != 1) {
+        char reason[256];
+        ERR_error_string_n(ERR_get_error(), reason, sizeof reason);
+        fail_msg("TLS handshake with the ingress: %s", reason);
+    }
+    assert_int_equal(SSL_write(ssl, text, (int)strlen(text)), (int)strlen(text));
+    size_t used = 0;
+    int seen = 0;
+    while (seen < lines && used + 1 < size) {
+        int got = SSL_read(ssl, answer + used, (int)(size - used - 1));
+        if (got <= 0) break;
+        for (int i = 0; i < got; i++)
+            seen += answer[used + (size_t)i] == '\n';
+        used += (size_t)got;
+    }
+    answer[used] = '\0';
+    SSL_shutdown(ssl);
+    SSL_free(ssl);
+    close(fd);
+    SSL_CTX_free(context);
+}
+
+static void test_tls(void **state)
+{
+    fixture *f = fixture_of(state);
+    assert_int_equal(harness_tls_generate(&f->server), HARNESS_OK);
+    char keys[1024];
+    snprintf(keys, sizeof keys,
+             "  type: \"t\"\n  token: \"open-sesame\"\n  cert_file: \"%s/server-cert.pem\"\n"
+             "  key_file: \"%s/server-key.pem\"\n",
+             f->server.directory_path, f->server.directory_path);
+    int port = start(f, "", keys);
+    service s;
+    serve(f, &s, "t", false);
+    char answer[LINE_BYTES_MAX];
+    tls_exchange(f, port, "AUTH#open-sesame\nREQUEST#c#1#one\nREQUEST#c#2#two\n", 2, answer,
+                 sizeof answer);
+    assert_string_equal(answer, "REPLY#c#1#served\nREPLY#c#2#served\n");
+    tls_exchange(f, port, "AUTH#wrong\nREQUEST#c#1#one\n", 1, answer, sizeof answer);
+    assert_non_null(strstr(answer, "ERROR#not authorized"));
+    /* plain TCP: no answer, the connection is closed */
+    static harness_raw raw;
+    harness_raw_init(&raw);
+    assert_int_equal(harness_raw_connect(&raw, port, 0), HARNESS_OK);
+    assert_int_equal(harness_raw_send_text(&raw, "AUTH#open-sesame\nREQUEST#c#1#one\n"),
+                     HARNESS_OK);
+    char received[256] = "";
+    size_t total = 0;
+    assert_int_equal(
+        harness_raw_read_until_closed(&raw, received, sizeof received, &total, ANSWER_WAIT_MS),
+        HARNESS_OK);
+    assert_null(strstr(received, "REPLY#"));
+    harness_raw_close(&raw);
+    unserve(&s);
+}
+
 int main(int argc, char **argv)
 {
     if (!fixture_parse_arguments(argc, argv)) return 2;
@@ -156,6 +236,7 @@ int main(int argc, char **argv)
         FIXTURE_CASE(test_token),
         FIXTURE_CASE(test_user_permissions),
         FIXTURE_CASE(test_user_permissions_allow),
+        FIXTURE_CASE(test_tls),
     };
     return cmocka_run_group_tests(tests, fixture_group_setup, fixture_group_teardown);
 }
