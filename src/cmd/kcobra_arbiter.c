@@ -100,8 +100,9 @@ static int ask(json_t **out, const kcobra_invocation *invocation, const char *su
     int status = kcobra_nats_connect(&connection, &invocation->common);
     if (status != KCOBRA_EXIT_OK) return status;
     natsMsg *reply = NULL;
-    status = kcobra_call(&reply, connection, &invocation->common, subject, payload, "arbiter",
-                         "enable the arbiter block in kcobrad, or run kcobra arbiter serve", NULL);
+    /* every arbiter answers: the first one speaks */
+    status = kcobra_call_first(&reply, connection, &invocation->common, subject, payload, "arbiter",
+                               "enable the arbiter block in kcobrad, or run kcobra arbiter serve");
     if (status == KCOBRA_EXIT_OK) {
         *out = json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0, NULL);
         if (*out == NULL) {

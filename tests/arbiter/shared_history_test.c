@@ -163,33 +163,44 @@ static bool quarantined(natsSubscription *verdicts, int wait_ms)
     return false;
 }
 
+/* "good" and "bad" (slow) serve type t; "client" asks until the arbiters
+ * quarantine bad (the verdict seen on verdicts). */
+typedef struct cloud {
+    kc_client *good_client, *bad_client, *client;
+    kc_service *good, *bad;
+} cloud;
+
+static void quarantine_bad(fixture *f, natsSubscription *verdicts, cloud *c)
+{
+    c->good_client = open_client(f, "good"), c->bad_client = open_client(f, "bad");
+    assert_int_equal(kc_service_start(&c->good, c->good_client, "t", handler, NULL, NULL), KC_OK);
+    assert_int_equal(kc_service_start(&c->bad, c->bad_client, "t", handler, c->bad_client, NULL),
+                     KC_OK);
+    c->client = open_client(f, "client");
+    bool done = false;
+    for (int i = 0; i < DETECT_REQUESTS_MAX && !done; i++) {
+        kc_reply *reply = NULL;
+        kc_client_request(&reply, c->client, "t", "x", 1, REQUEST_TIMEOUT_MS);
+        kc_reply_destroy(reply);
+        done = quarantined(verdicts, 0);
+    }
+    if (!done) done = quarantined(verdicts, VERDICT_WAIT_MS);
+    assert_true(done);
+}
+
+static void cloud_close(cloud *c)
+{
+    kc_client_close(c->client, 2000);
+    kc_service_stop(c->bad);
+    kc_service_stop(c->good);
+    kc_client_close(c->bad_client, 2000);
+    kc_client_close(c->good_client, 2000);
+}
+
 /* Runs kcobra with arguments; stdout into output; its exit status. */
 static int run_kcobra(const char *url, const char *const *arguments, char *output, size_t size)
 {
-    const char *kcobra = getenv("KCOBRA");
-    int pipe_fds[2];
-    if (pipe(pipe_fds) != 0) return -1;
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(pipe_fds[1], 1);
-        close(pipe_fds[0]);
-        const char *argv[24] = {kcobra, "--server", url};
-        int argc = 3;
-        for (int i = 0; arguments[i] != NULL && argc < 23; i++)
-            argv[argc++] = arguments[i];
-        execv(kcobra, (char *const *)argv);
-        _exit(127);
-    }
-    close(pipe_fds[1]);
-    size_t used = 0;
-    ssize_t got;
-    while (used + 1 < size && (got = read(pipe_fds[0], output + used, size - used - 1)) > 0)
-        used += (size_t)got;
-    output[used] = '\0';
-    close(pipe_fds[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return harness_run(getenv("KCOBRA"), url, arguments, output, size);
 }
 
 static void test_verdicts_from_any_arbiter(void **state)
@@ -206,26 +217,15 @@ static void test_verdicts_from_any_arbiter(void **state)
         sleep_ms(200);
     assert_int_equal(arbiters_answering(watcher), PEERS + 1);
     natsSubscription *verdicts = fixture_subscribe_flushed(f, watcher, "kc.arbiter.verdict");
-    kc_client *good_client = open_client(f, "good"), *bad_client = open_client(f, "bad");
-    kc_service *good = NULL, *bad = NULL;
-    assert_int_equal(kc_service_start(&good, good_client, "t", handler, NULL, NULL), KC_OK);
-    assert_int_equal(kc_service_start(&bad, bad_client, "t", handler, bad_client, NULL), KC_OK);
-    kc_client *client = open_client(f, "client");
-    bool done = false;
-    for (int i = 0; i < DETECT_REQUESTS_MAX && !done; i++) {
-        kc_reply *reply = NULL;
-        kc_client_request(&reply, client, "t", "x", 1, REQUEST_TIMEOUT_MS);
-        kc_reply_destroy(reply);
-        done = quarantined(verdicts, 0);
-    }
-    if (!done) done = quarantined(verdicts, VERDICT_WAIT_MS);
-    assert_true(done);
+    cloud c;
+    quarantine_bad(f, verdicts, &c);
     sleep_ms(1000);                       /* ten ticks: every arbiter has reached or heard it */
     static char output[OUTPUT_BYTES_MAX]; /* static: nothing leaks when an assertion jumps out */
     const char *const ask[] = {"arbiter", "verdicts", NULL};
     for (int i = 0; i < ASKS; i++) {
-        assert_int_equal(run_kcobra(f->server.url, ask, output, OUTPUT_BYTES_MAX), 0);
-        if (strstr(output, "bad") == NULL) print_error("ask %d: %s", i, output);
+        int status = run_kcobra(f->server.url, ask, output, OUTPUT_BYTES_MAX);
+        if (status != 0 || strstr(output, "bad") == NULL)
+            fail_msg("ask %d: exit %d: %s", i, status, output);
         assert_non_null(strstr(output, "quarantine"));
         assert_non_null(strstr(output, "bad"));
     }
@@ -241,11 +241,7 @@ static void test_verdicts_from_any_arbiter(void **state)
         assert_non_null(strstr(output, "\"bad\""));
         assert_null(strstr(output, "mallory"));
     }
-    kc_client_close(client, 2000);
-    kc_service_stop(bad);
-    kc_service_stop(good);
-    kc_client_close(bad_client, 2000);
-    kc_client_close(good_client, 2000);
+    cloud_close(&c);
     for (int i = 0; i < PEERS; i++)
         stop(pids[i]);
 }
@@ -279,20 +275,8 @@ static void test_verdicts_file_tamper_evident(void **state)
     fixture_start(f, SINGLE_CONFIG);
     natsConnection *watcher = fixture_connect(f);
     natsSubscription *verdicts = fixture_subscribe_flushed(f, watcher, "kc.arbiter.verdict");
-    kc_client *good_client = open_client(f, "good"), *bad_client = open_client(f, "bad");
-    kc_service *good = NULL, *bad = NULL;
-    assert_int_equal(kc_service_start(&good, good_client, "t", handler, NULL, NULL), KC_OK);
-    assert_int_equal(kc_service_start(&bad, bad_client, "t", handler, bad_client, NULL), KC_OK);
-    kc_client *client = open_client(f, "client");
-    bool done = false;
-    for (int i = 0; i < DETECT_REQUESTS_MAX && !done; i++) {
-        kc_reply *reply = NULL;
-        kc_client_request(&reply, client, "t", "x", 1, REQUEST_TIMEOUT_MS);
-        kc_reply_destroy(reply);
-        done = quarantined(verdicts, 0);
-    }
-    if (!done) done = quarantined(verdicts, VERDICT_WAIT_MS);
-    assert_true(done);
+    cloud c;
+    quarantine_bad(f, verdicts, &c);
     natsMsg *reply = NULL;
     assert_int_equal(natsConnection_RequestString(&reply, watcher, "kc.arbiter.reinstate",
                                                   "{\"node\":\"bad\"}", REQUEST_TIMEOUT_MS),
@@ -331,11 +315,7 @@ static void test_verdicts_file_tamper_evident(void **state)
     assert_non_null(strstr(output, "truncated"));
     file_write(path, original, length);
     assert_int_equal(run_kcobra(f->server.url, verify, output, sizeof output), 0);
-    kc_client_close(client, 2000);
-    kc_service_stop(bad);
-    kc_service_stop(good);
-    kc_client_close(bad_client, 2000);
-    kc_client_close(good_client, 2000);
+    cloud_close(&c);
 }
 
 int main(int argc, char **argv)
