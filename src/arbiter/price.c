@@ -13,9 +13,11 @@
  * an inbox of its own made at start, and takes the transfer's "amount" as
  * the request's price: the node's price samples get it, and so does the
  * market below. A transfer that names another request as the one it paid
- * ("paid_request") is not this request's price. No ledger ("no
- * responders"): the arbiter stops asking for LEDGER_RETRY_MS and uses
- * what replies declare (Kc-Price, a JSON "price") meanwhile.
+ * ("paid_request") is not this request's price. A ledger that does not
+ * know the transfer (a refusal) leaves the price the reply declared
+ * (Kc-Price, a JSON "price"), if any. No ledger ("no responders"): the
+ * arbiter stops asking for LEDGER_RETRY_MS and uses what replies declare
+ * meanwhile.
  *
  * The market: the requesters are the buyers, their budgets what they were
  * seen paying; the request types are the goods, their supply the paid
@@ -108,7 +110,10 @@ bool kci_arbiter_price_ask(kci_arbiter *arbiter, kci_observation *observation, i
                                             body) != NATS_OK)
         return false;
     market->asks_this_tick++;
-    observation->price = -1; /* what the reply declared gives way to what was paid */
+    /* what the reply declared gives way to what was paid, unless the
+     * ledger does not know the transfer */
+    observation->price_declared = observation->price;
+    observation->price = -1;
     return true;
 }
 
@@ -149,6 +154,15 @@ static void paid(kci_arbiter *arbiter, kci_observation *observation, double amou
     market->paid_requests++;
 }
 
+/* The ledger could not say: the reply's declared price counts, as for an
+ * unpaid request (not in the market: no money was seen). */
+static void declared(kci_arbiter *arbiter, kci_observation *observation)
+{
+    observation->price = observation->price_declared;
+    arbiter_node *server = kci_arbiter_node(arbiter, observation->server, false);
+    if (server != NULL) kci_arbiter_price_add(server, observation->type, observation->price);
+}
+
 /* The ledger's answer is about this request's transfer, and not another's. */
 static double answered_amount(json_t *root, const kci_observation *observation)
 {
@@ -171,6 +185,7 @@ void kci_arbiter_on_price_answer(natsConnection *connection, natsSubscription *s
     const char *request_id = strrchr(subject, '.') != NULL ? strrchr(subject, '.') + 1 : "";
     const char *error = NULL;
     if (natsMsgHeader_Get(message, KCI_HEADER_ERROR, &error) != NATS_OK) error = NULL;
+    bool refused = error != NULL || natsMsg_IsNoResponders(message);
     json_t *root =
         natsMsg_GetDataLength(message) > 0 && error == NULL
             ? json_loadb(natsMsg_GetData(message), (size_t)natsMsg_GetDataLength(message), 0, NULL)
@@ -183,11 +198,14 @@ void kci_arbiter_on_price_answer(natsConnection *connection, natsSubscription *s
                      "(asking again in %d s)",
                      arbiter->id, TRANSFER_GET_SUBJECT, LEDGER_RETRY_MS / 1000);
         arbiter->market->ledger_retry_ms = now_ms + LEDGER_RETRY_MS;
-    } else if (root != NULL) {
-        kci_observation *observation = kci_observe_get(arbiter->observe, request_id);
-        double amount =
-            observation != NULL && observation->price < 0 ? answered_amount(root, observation) : -1;
+    }
+    kci_observation *observation = kci_observe_get(arbiter->observe, request_id);
+    if (observation != NULL && observation->price < 0 && root != NULL) {
+        double amount = answered_amount(root, observation);
         if (amount >= 0) paid(arbiter, observation, amount);
+    } else if (observation != NULL && observation->price < 0 && refused &&
+               observation->price_declared >= 0) {
+        declared(arbiter, observation);
     }
     pthread_mutex_unlock(&arbiter->lock);
     json_decref(root);
