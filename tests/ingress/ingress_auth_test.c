@@ -11,11 +11,15 @@
  *    the service, which would answer: the line gets ERROR#timeout), and an
  *    ingress of type "allowed" is served. Before, the ingress's requests
  *    had kcobrad's internal ingress role's permissions (kc.req.>);
+ *  - a reload that takes kc.req.allowed from seed refuses the same ingress's
+ *    next line (its connection has the user's new permissions: the old
+ *    ones were freed with the old configuration);
  *  - with ingress { cert_file, key_file }, a TLS client (verifying the
  *    server with the test's CA) with the token is served, several lines on
  *    one connection; a plain-TCP client's line gets no answer (the
  *    connection closes: not a TLS handshake). */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -152,6 +156,44 @@ static void test_user_permissions_allow(void **state)
     unserve(&s);
 }
 
+static const char USERS_TIGHTER[] =
+    "authorization {\n  users: [\n"
+    "    {user: svc, password: s3cr3t}\n"
+    "    {user: seed, password: s3cr3t, permissions: {publish: {allow: [\"kc.req.other\"]}, "
+    "subscribe: {allow: [\"_INBOX.>\"]}}}\n"
+    "  ]\n}\n";
+
+static void test_user_permissions_reload(void **state)
+{
+    fixture *f = fixture_of(state);
+    int port = start(f, USERS, "  type: \"allowed\"\n  user: \"seed\"\n");
+    service s;
+    serve(f, &s, "allowed", true);
+    char line[LINE_BYTES_MAX];
+    harness_raw *raw = exchange(port, "REQUEST#c#1#hello\n", line);
+    assert_string_equal(line, "REPLY#c#1#served");
+    harness_raw_close(raw);
+    char config[CONFIG_BYTES_MAX];
+    snprintf(config, sizeof config,
+             "%sdata_dir: \"%s/data\"\ningress {\n  enabled: true\n  listen: \"127.0.0.1:%d\"\n"
+             "  timeout: \"1s\"\n  type: \"allowed\"\n  user: \"seed\"\n}\n",
+             USERS_TIGHTER, f->server.directory_path, port);
+    FILE *file = fopen(f->server.config_path, "w");
+    assert_non_null(file);
+    assert_int_equal(fputs(config, file) >= 0, 1);
+    assert_int_equal(fclose(file), 0);
+    assert_int_equal(harness_server_signal(&f->server, SIGHUP), HARNESS_OK);
+    bool refused = false;
+    for (int i = 0; i < 20 && !refused; i++) { /* the reload is applied by the server's loop */
+        raw = exchange(port, "REQUEST#c#2#hello\n", line);
+        refused = strncmp(line, "ERROR#", 6) == 0;
+        harness_raw_close(raw);
+        if (!refused) harness_sleep_ms(100);
+    }
+    assert_true(refused);
+    unserve(&s);
+}
+
 /* A TLS client: connects, verifies the server against ca.pem, sends text,
  * reads until lines LFs arrived (into answer). */
 static void tls_exchange(fixture *f, int port, const char *text, int lines, char *answer,
@@ -236,6 +278,7 @@ int main(int argc, char **argv)
         FIXTURE_CASE(test_token),
         FIXTURE_CASE(test_user_permissions),
         FIXTURE_CASE(test_user_permissions_allow),
+        FIXTURE_CASE(test_user_permissions_reload),
         FIXTURE_CASE(test_tls),
     };
     return cmocka_run_group_tests(tests, fixture_group_setup, fixture_group_teardown);
