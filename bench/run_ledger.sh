@@ -88,7 +88,7 @@ ledger_round() {
     port=$(free_port)
     dir=$SCRATCH/ledger-$round
     mkdir -p "$dir"
-    printf 'data_dir: "%s/data"\nledger { dir: "%s/ledger" }\n' "$dir" "$dir" >"$dir/kcobrad.conf"
+    printf 'data_dir: "%s/data"\nledger { dir: "%s/ledger", mint_open: true }\n' "$dir" "$dir" >"$dir/kcobrad.conf"
     "$KCOBRAD" -a 127.0.0.1 -p "$port" -c "$dir/kcobrad.conf" >"$dir/kcobrad.log" 2>&1 &
     KCOBRAD_PID=$!
     local tries=0

@@ -240,7 +240,9 @@ static void settle(kci_arbiter *arbiter, kci_observation *observation)
     bool bad =
         sample.failed || sample.deadline_missed || sample.latency_ms > arbiter->config.qos.slow_ms;
     if (bad) kci_arbiter_evidence_add(server, observation->id);
-    if (observation->price >= 0)
+    /* Paid through the ledger: the price is what the transfer paid (price.c). */
+    bool asked = kci_arbiter_price_ask(arbiter, observation, observation->replied_ms);
+    if (!asked && observation->price >= 0)
         kci_arbiter_price_add(server, observation->type, observation->price);
     arbiter_node *requester = kci_arbiter_node(arbiter, observation->requester, true);
     if (requester != NULL && refused) requester->refusals_provoked++;
@@ -264,6 +266,7 @@ static void on_request(natsConnection *connection, natsSubscription *subscriptio
         snprintf(observation->type, sizeof observation->type, "%s",
                  subject + strlen(REQUEST_PREFIX));
         snprintf(observation->requester, sizeof observation->requester, "%s", headers.node);
+        snprintf(observation->pay, sizeof observation->pay, "%s", headers.pay);
         observation->deadline_wall_ms = headers.deadline_ms;
         if (observation->replied_ms != 0 && !observation->settled) settle(arbiter, observation);
         pthread_mutex_unlock(&arbiter->lock);
@@ -372,6 +375,7 @@ static void tick(kci_arbiter *arbiter)
     pthread_mutex_unlock(&arbiter->lock);
     kci_arbiter_probe_tick(arbiter, now_ms); /* takes the lock itself: it sends */
     pthread_mutex_lock(&arbiter->lock);
+    kci_arbiter_market_tick(arbiter);
     kci_arbiter_rank_tick(arbiter, now_ms);
     kci_arbiter_vote_tick(arbiter, now_ms);
     if (arbiter->enforce_dirty) kci_arbiter_enforce(arbiter);
@@ -467,6 +471,17 @@ static kc_err subscribe_all(kci_arbiter *arbiter, char *error, size_t error_size
             subscribe(arbiter, table[i].subject, table[i].handler, stats, error, error_size);
         if (err != KC_OK) return err;
     }
+    if (arbiter->config.observe_requests) { /* what paid requests paid (price.c) */
+        char subject[256];
+        snprintf(subject, sizeof subject, "%s.*", kci_arbiter_market_inbox(arbiter));
+        kc_err err = subscribe(arbiter, subject, kci_arbiter_on_price_answer, error, error_size);
+        if (err != KC_OK) return err;
+    }
+    if (arbiter->verdict_js == NULL) { /* the stream is the shared history otherwise */
+        kc_err err =
+            subscribe(arbiter, "kc.arbiter.verdict", kci_arbiter_on_verdict, error, error_size);
+        if (err != KC_OK) return err;
+    }
     char log_subject[256];
     kci_arbiter_log_subject(arbiter, log_subject, sizeof log_subject, "*");
     kc_err err = subscribe(arbiter, log_subject, kci_arbiter_on_log_reply, NULL, error, error_size);
@@ -558,6 +573,8 @@ static void destroy(kci_arbiter *arbiter)
     if (arbiter->verdicts_file != NULL) fclose(arbiter->verdicts_file);
     free(arbiter->verdicts_path);
     json_decref(arbiter->tree);
+    json_decref(arbiter->history);
+    kci_arbiter_market_close(arbiter);
     kci_observe_destroy(arbiter->observe);
     free_config(&arbiter->config);
     for (int index = 0; index < ARBITER_ENDPOINTS; index++)
@@ -589,7 +606,10 @@ kc_err kci_arbiter_start(kci_arbiter **out, kc_client *client, const kci_arbiter
     arbiter->start_wall_ms = kci_wall_ms();
     arbiter->guarantee_holds = true;
     arbiter->observe = kci_observe_create();
-    err = arbiter->observe != NULL ? copy_config(arbiter, config) : KC_ERR_NOMEM;
+    arbiter->history = json_array();
+    err = arbiter->observe != NULL && arbiter->history != NULL ? copy_config(arbiter, config)
+                                                               : KC_ERR_NOMEM;
+    if (err == KC_OK) err = kci_arbiter_market_open(arbiter);
     if (err == KC_OK) {
         arbiter_node *self = kci_arbiter_node(arbiter, arbiter->id, true);
         if (self != NULL) self->is_arbiter = true;

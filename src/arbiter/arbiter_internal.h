@@ -3,7 +3,8 @@
  * judge.c (problem reports, endorsements, and each node's reasons),
  * probe.c (probe rounds and their fusion), verdict.c (votes, quorum,
  * verdicts, quarantine, and the answers to status/verdicts/tree),
- * verdict_js.c (the verdicts on a JetStream stream, verdict_js.h).
+ * verdict_js.c (the verdicts on a JetStream stream, verdict_js.h),
+ * verdict_history.c (the verdicts kc.arbiter.verdicts answers with).
  *
  * One mutex guards everything below it; nats.c delivers each subscription
  * on its own thread and the tick runs on one more. */
@@ -22,6 +23,7 @@
 #include "arbiter/qos.h"
 #include "arbiter/quorum.h"
 #include "arbiter/verdict_js.h"
+#include "arbiter/verdict_log.h"
 #include "ledger/wallet.h"
 #include "service/micro.h"
 #include "service/subscriptions.h"
@@ -41,6 +43,7 @@ enum {
     ARBITER_GUARANTEE_WINDOW = 3,    /* recent rounds that must all meet n > 3f */
     ARBITER_VOTE_TTL_TICKS = 5,
     ARBITER_LOG_EVERY_MS = 10000, /* repeated warnings at most this often */
+    ARBITER_HISTORY_MAX = 1000,   /* verdicts kept for kc.arbiter.verdicts */
 };
 
 typedef enum node_status {
@@ -150,7 +153,8 @@ struct kci_arbiter {
     char *verdicts_path;
     kci_wallet vote_key; /* signs its votes (vote_sign.h) */
     FILE *verdicts_file;
-    kci_verdict_js *verdict_js; /* verdicts on a stream instead of the file */
+    kci_verdict_js *verdict_js;   /* verdicts on a stream instead of the file */
+    kci_verdict_chain file_chain; /* the file's lines so far and the last one's hash */
     pthread_mutex_t lock;
     pthread_cond_t changed;
     bool stopping;
@@ -181,11 +185,30 @@ struct kci_arbiter {
     uint64_t verdict_count;
     int64_t last_warning_ms;
     bool enforce_dirty;
-    int64_t log_retry_ms; /* no persister answered: do not ask kc.reply.get before */
-    json_t *tree;         /* the last reporting tree */
+    int64_t log_retry_ms;              /* no persister answered: do not ask kc.reply.get before */
+    json_t *tree;                      /* the last reporting tree */
+    json_t *history;                   /* the recent verdicts, by id (verdict_history.c) */
+    struct kci_arbiter_market *market; /* paid prices and the equilibrium (price.c) */
 };
 
 typedef struct kci_arbiter kci_arbiter;
+typedef struct kci_arbiter_market kci_arbiter_market;
+
+/* price.c */
+kc_err kci_arbiter_market_open(kci_arbiter *arbiter);
+void kci_arbiter_market_close(kci_arbiter *arbiter);
+/* The inbox the ledger's answers come to, as <inbox>.<request id>. */
+const char *kci_arbiter_market_inbox(const kci_arbiter *arbiter);
+/* A paid request (Kc-Pay) was served: asks the ledger what it paid;
+ * whether it asked (the reply's declared price then does not count). */
+bool kci_arbiter_price_ask(kci_arbiter *arbiter, kci_observation *observation, int64_t now_ms);
+void kci_arbiter_on_price_answer(natsConnection *connection, natsSubscription *subscription,
+                                 natsMsg *message, void *closure);
+/* Once a tick: solves the market again after new payments. */
+void kci_arbiter_market_tick(kci_arbiter *arbiter);
+/* The equilibrium price of type; 0 when there is none. */
+double kci_arbiter_price_equilibrium(const kci_arbiter *arbiter, const char *type);
+uint64_t kci_arbiter_market_paid_requests(const kci_arbiter *arbiter);
 
 /* arbiter.c */
 /* The node named name, created if there is room; NULL when the table is
@@ -209,6 +232,8 @@ void kci_arbiter_judge_pending(kci_arbiter *arbiter, int64_t now_ms);
 uint32_t kci_arbiter_reasons(kci_arbiter *arbiter, arbiter_node *node, int64_t now_ms);
 double kci_arbiter_price_mean(const arbiter_node *node, const char *type, uint32_t *count);
 double kci_arbiter_price_reference(kci_arbiter *arbiter, const char *type);
+/* Where the reference price of type comes from: "equilibrium", "median" or "none". */
+const char *kci_arbiter_price_reference_source(kci_arbiter *arbiter, const char *type);
 void kci_arbiter_price_add(arbiter_node *node, const char *type, double price);
 void kci_arbiter_reasons_json(json_t *list, uint32_t reasons);
 
@@ -244,5 +269,23 @@ kc_err kci_arbiter_restore(kci_arbiter *arbiter, char *error, size_t error_size)
 bool kci_arbiter_verdict_apply(kci_arbiter *arbiter, json_t *verdict, int64_t now_ms,
                                bool announce);
 json_t *kci_arbiter_node_json(kci_arbiter *arbiter, arbiter_node *node, int64_t now_ms);
+/* Publishes body on subject signed with the vote key (Kc-Vote-Key,
+ * Kc-Vote-Signature: vote_sign.h); takes body. */
+void kci_arbiter_publish_signed(kci_arbiter *arbiter, const char *subject, json_t *body);
+/* Whether votes (and verdicts) claiming arbiter id count here. */
+bool kci_arbiter_peer_allowed(const kci_arbiter *arbiter, const char *id);
+/* Why a message signed as claimed (an arbiter id) is not to be believed;
+ * NULL when it is (the rules of docs/arbiter.md, "Signed votes"). */
+const char *kci_arbiter_signature_problem(const kci_arbiter *arbiter, const char *claimed,
+                                          natsMsg *message, size_t length);
+
+/* verdict_history.c */
+/* Adds verdict (a new reference) unless its id is there; whether it was added. */
+bool kci_arbiter_history_add(kci_arbiter *arbiter, json_t *verdict);
+/* A copy of the history, oldest first. */
+json_t *kci_arbiter_history_json(kci_arbiter *arbiter);
+/* kc.arbiter.verdict: a verdict another arbiter reached joins the history. */
+void kci_arbiter_on_verdict(natsConnection *connection, natsSubscription *subscription,
+                            natsMsg *message, void *closure);
 
 #endif

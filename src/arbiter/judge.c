@@ -80,9 +80,8 @@ static int compare_double(const void *left, const void *right)
     return a < b ? -1 : a > b;
 }
 
-/* The median over the nodes serving type of their mean price: the market's
- * reference when no equilibrium price is published. */
-double kci_arbiter_price_reference(kci_arbiter *arbiter, const char *type)
+/* The median over the nodes serving type of their mean price. */
+static double price_median(kci_arbiter *arbiter, const char *type)
 {
     double *values = malloc(arbiter->node_count * sizeof *values);
     if (values == NULL) return 0;
@@ -99,6 +98,19 @@ double kci_arbiter_price_reference(kci_arbiter *arbiter, const char *type)
     }
     free(values);
     return reference;
+}
+
+/* The market's equilibrium price of type (price.c), else the median. */
+double kci_arbiter_price_reference(kci_arbiter *arbiter, const char *type)
+{
+    double equilibrium = kci_arbiter_price_equilibrium(arbiter, type);
+    return equilibrium > 0 ? equilibrium : price_median(arbiter, type);
+}
+
+const char *kci_arbiter_price_reference_source(kci_arbiter *arbiter, const char *type)
+{
+    if (kci_arbiter_price_equilibrium(arbiter, type) > 0) return "equilibrium";
+    return price_median(arbiter, type) > 0 ? "median" : "none";
 }
 
 /* 1: over the reference, 0: fair, -1: not enough data. */

@@ -63,6 +63,7 @@ kci_observation *kci_observe_put(kci_observe *observe, const char *id, int64_t n
     snprintf(victim->id, sizeof victim->id, "%s", id);
     victim->requested_ms = now_ms;
     victim->price = -1;
+    victim->price_declared = -1;
     return victim;
 }
 

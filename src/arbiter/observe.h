@@ -28,10 +28,12 @@ typedef struct kci_observation {
     int64_t deadline_wall_ms;           /* Kc-Deadline, 0: none */
     int64_t replied_ms;                 /* 0: no reply seen */
     int64_t replied_wall_ms;
-    int error_code; /* Kc-Error code of the reply */
-    double price;   /* < 0: not known */
-    bool settled;   /* replied, or counted as unanswered */
-    bool from_log;  /* learnt from the persister's log: no latency */
+    int error_code;        /* Kc-Error code of the reply */
+    double price;          /* < 0: not known */
+    double price_declared; /* what the reply declared while the ledger is asked; < 0: none */
+    char pay[KC_UUID_TEXT_BYTES + 1]; /* Kc-Pay: the ledger transfer that paid it; "" none */
+    bool settled;                     /* replied, or counted as unanswered */
+    bool from_log;                    /* learnt from the persister's log: no latency */
 } kci_observation;
 
 typedef struct kci_observe kci_observe;

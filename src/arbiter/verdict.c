@@ -47,7 +47,6 @@
 
 enum {
     VERDICT_LINE_BYTES_MAX = 64 * 1024,
-    VERDICTS_ANSWERED_MAX = 1000,
     QUARANTINE_DOUBLINGS_MAX = 10,
 };
 
@@ -68,6 +67,28 @@ static int64_t quarantine_length_ms(const kci_arbiter *arbiter, uint32_t offence
 
 /* ---- node JSON (status, votes, verdict evidence) ---------------------------------- */
 
+/* The evidence of price fairness: per type the node's mean price (what
+ * paid requests paid, from the ledger: price.c) against the reference and
+ * where that comes from; and the mean over all its priced replies. */
+static json_t *prices_json(kci_arbiter *arbiter, const arbiter_node *node, double *mean_out)
+{
+    json_t *list = json_array();
+    double sum = 0;
+    uint32_t count = 0;
+    for (uint32_t i = 0; i < node->price_type_count; i++) {
+        const node_price *price = &node->prices[i];
+        sum += price->sum, count += price->count;
+        json_array_append_new(
+            list,
+            json_pack("{s:s, s:f, s:I, s:f, s:s}", "type", price->type, "mean",
+                      price->sum / price->count, "count", (json_int_t)price->count, "reference",
+                      kci_arbiter_price_reference(arbiter, price->type), "reference_from",
+                      kci_arbiter_price_reference_source(arbiter, price->type)));
+    }
+    *mean_out = count > 0 ? sum / count : 0;
+    return list;
+}
+
 json_t *kci_arbiter_node_json(kci_arbiter *arbiter, arbiter_node *node, int64_t now_ms)
 {
     json_t *reasons = json_array(), *ids = json_array();
@@ -81,7 +102,9 @@ json_t *kci_arbiter_node_json(kci_arbiter *arbiter, arbiter_node *node, int64_t 
         double ratio = reference > 0 ? node->prices[i].sum / node->prices[i].count / reference : 0;
         if (ratio > price_ratio) price_ratio = ratio;
     }
-    return json_pack(
+    double price_mean = 0;
+    json_t *prices = prices_json(arbiter, node, &price_mean);
+    json_t *object = json_pack(
         "{s:s, s:s, s:i, s:o, s:f, s:f, s:I, s:f, s:i, s:i, s:[f,f], s:[f,f], s:f, s:f, s:i, s:i, "
         "s:f, s:f, s:o, s:b, s:s, s:I}",
         "name", node->name, "status", status_names[node->status], "epoch", (json_int_t)node->epoch,
@@ -99,6 +122,13 @@ json_t *kci_arbiter_node_json(kci_arbiter *arbiter, arbiter_node *node, int64_t 
         : node->served   ? "service"
                          : "client",
         "refusals_provoked", (json_int_t)node->refusals_provoked);
+    if (object != NULL) {
+        json_object_set_new(object, "price", json_real(price_mean));
+        json_object_set_new(object, "prices", prices);
+    } else {
+        json_decref(prices);
+    }
+    return object;
 }
 
 /* ---- verdicts -------------------------------------------------------------------- */
@@ -122,10 +152,29 @@ static bool append_line(int fd, const char *line, size_t length)
     return false;
 }
 
+/* The line was appended: the chain goes on, and the signed head says so
+ * (verdict_log.h). A head that cannot be written leaves the verdict
+ * durable; the next append writes it again, and meanwhile `--verify`
+ * says the last lines are not covered. */
+static void chain_line(kci_arbiter *arbiter, const char *line, size_t length)
+{
+    kci_verdict_chain *chain = &arbiter->file_chain;
+    kci_verdict_chain_add(chain, chain->last_seq + 1, line, length);
+    int error =
+        kci_verdict_log_head_write(arbiter->verdicts_path, chain->last_seq, chain->last_hash,
+                                   arbiter->vote_key.public_key, arbiter->vote_key.secret_key);
+    if (error != 0)
+        kci_error("arbiter %s: cannot write the signed head of %s: %s", arbiter->id,
+                  arbiter->verdicts_path, strerror(error));
+}
+
 /* Whether the verdict is durable in the file (or there is no file). */
 static bool persist(kci_arbiter *arbiter, json_t *verdict, const char *id)
 {
     if (arbiter->verdicts_file == NULL) return true;
+    const kci_verdict_chain *chain = &arbiter->file_chain;
+    json_object_set_new(verdict, KCI_VERDICT_PREV_KEY,
+                        json_string(chain->last_seq > 0 ? chain->last_hash : ""));
     char *line = json_dumps(verdict, JSON_COMPACT);
     size_t length = line != NULL ? strlen(line) : 0;
     char *with_newline = line != NULL ? realloc(line, length + 1) : NULL;
@@ -136,6 +185,7 @@ static bool persist(kci_arbiter *arbiter, json_t *verdict, const char *id)
         errno = ENOMEM;
     }
     bool ok = with_newline != NULL && append_line(fileno(arbiter->verdicts_file), line, length);
+    if (ok) chain_line(arbiter, line, length - 1);
     if (!ok)
         kci_error("arbiter %s: cannot append verdict %s to %s: %s (not taken; the next vote "
                   "retries it)",
@@ -224,7 +274,8 @@ static void finalize(kci_arbiter *arbiter, arbiter_node *node, kci_vote_kind kin
     kci_arbiter_metrics_count_nodes(arbiter);
     kci_info("arbiter %s: verdict %s: %s %s", arbiter->id, id,
              kind == KCI_VOTE_QUARANTINE ? "quarantine" : "reinstate (probation)", node->name);
-    kci_arbiter_publish_json(arbiter, "kc.arbiter.verdict", verdict);
+    kci_arbiter_history_add(arbiter, verdict);
+    kci_arbiter_publish_signed(arbiter, "kc.arbiter.verdict", verdict);
     arbiter->enforce_dirty = true;
 }
 
@@ -303,14 +354,13 @@ kc_err kci_arbiter_vote_key_open(kci_arbiter *arbiter, char *error, size_t error
     return KC_OK;
 }
 
-/* Publishes body on kc.arbiter.vote, signed (vote_sign.h); takes body. */
-static void publish_vote(kci_arbiter *arbiter, json_t *body)
+void kci_arbiter_publish_signed(kci_arbiter *arbiter, const char *subject, json_t *body)
 {
     char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
     natsMsg *message = NULL;
     if (text == NULL ||
-        natsMsg_Create(&message, "kc.arbiter.vote", NULL, text, (int)strlen(text)) != NATS_OK) {
+        natsMsg_Create(&message, subject, NULL, text, (int)strlen(text)) != NATS_OK) {
         free(text);
         return;
     }
@@ -322,7 +372,8 @@ static void publish_vote(kci_arbiter *arbiter, json_t *body)
         status = natsMsgHeader_Set(message, KCI_VOTE_SIGNATURE_HEADER, signature);
     if (status == NATS_OK) status = natsConnection_PublishMsg(arbiter->connection, message);
     if (status != NATS_OK && kci_arbiter_warn_due(arbiter, kci_monotonic_ms()))
-        kci_warn("arbiter %s: cannot publish a vote: %s", arbiter->id, natsStatus_GetText(status));
+        kci_warn("arbiter %s: cannot publish on %s: %s", arbiter->id, subject,
+                 natsStatus_GetText(status));
     natsMsg_Destroy(message);
     free(text);
 }
@@ -335,18 +386,19 @@ void kci_arbiter_vote_tick(kci_arbiter *arbiter, int64_t now_ms)
         if (kind == KCI_VOTE_NONE) continue;
         json_t *reasons = json_array();
         kci_arbiter_reasons_json(reasons, node->reasons);
-        publish_vote(arbiter, json_pack("{s:s, s:s, s:s, s:i, s:o, s:o, s:I}", "arbiter",
-                                        arbiter->id, "node", node->name, "vote",
-                                        kind == KCI_VOTE_QUARANTINE ? "quarantine" : "clear",
-                                        "epoch", (json_int_t)node->epoch, "reasons", reasons,
-                                        "evidence", kci_arbiter_node_json(arbiter, node, now_ms),
-                                        "ts_ms", (json_int_t)kci_wall_ms()));
+        kci_arbiter_publish_signed(
+            arbiter, "kc.arbiter.vote",
+            json_pack("{s:s, s:s, s:s, s:i, s:o, s:o, s:I}", "arbiter", arbiter->id, "node",
+                      node->name, "vote", kind == KCI_VOTE_QUARANTINE ? "quarantine" : "clear",
+                      "epoch", (json_int_t)node->epoch, "reasons", reasons, "evidence",
+                      kci_arbiter_node_json(arbiter, node, now_ms), "ts_ms",
+                      (json_int_t)kci_wall_ms()));
     }
 }
 
 /* Its own votes always count; with peers configured, theirs; without, any
  * id's when the cloud has several arbiters, none when it has only this one. */
-static bool peer_allowed(const kci_arbiter *arbiter, const char *id)
+bool kci_arbiter_peer_allowed(const kci_arbiter *arbiter, const char *id)
 {
     if (strcmp(id, arbiter->id) == 0) return true;
     if (arbiter->config.peer_count == 0) return arbiter->config.arbiter_count > 1;
@@ -370,16 +422,15 @@ static const uint8_t *expected_key(const kci_arbiter *arbiter, const char *id)
  * peer keys configured every vote must be signed by the key of the id it
  * claims (its own id included); without, an unsigned vote from a peer
  * still counts (docs/arbiter.md), but a signature that is there must hold. */
-static const char *signature_problem(const kci_arbiter *arbiter, const kci_vote *vote,
-                                     natsMsg *message, size_t length)
+const char *kci_arbiter_signature_problem(const kci_arbiter *arbiter, const char *claimed,
+                                          natsMsg *message, size_t length)
 {
     const char *key_text = NULL, *signature = NULL;
     if (natsMsgHeader_Get(message, KCI_VOTE_KEY_HEADER, &key_text) != NATS_OK) key_text = NULL;
     if (natsMsgHeader_Get(message, KCI_VOTE_SIGNATURE_HEADER, &signature) != NATS_OK)
         signature = NULL;
-    bool keys_required =
-        arbiter->config.peer_key_count > 0 || strcmp(vote->arbiter, arbiter->id) == 0;
-    const uint8_t *expected = expected_key(arbiter, vote->arbiter);
+    bool keys_required = arbiter->config.peer_key_count > 0 || strcmp(claimed, arbiter->id) == 0;
+    const uint8_t *expected = expected_key(arbiter, claimed);
     if (signature == NULL && !keys_required) return NULL;
     if (signature == NULL) return "not signed";
     uint8_t key[KCI_LEDGER_KEY_BYTES];
@@ -401,8 +452,9 @@ void kci_arbiter_on_vote(natsConnection *connection, natsSubscription *subscript
     int length = natsMsg_GetDataLength(message);
     size_t size = length > 0 ? (size_t)length : 0;
     const char *why = kci_vote_parse(&vote, natsMsg_GetData(message), size);
-    if (why == NULL && !peer_allowed(arbiter, vote.arbiter)) why = "from an arbiter not in peers";
-    if (why == NULL) why = signature_problem(arbiter, &vote, message, size);
+    if (why == NULL && !kci_arbiter_peer_allowed(arbiter, vote.arbiter))
+        why = "from an arbiter not in peers";
+    if (why == NULL) why = kci_arbiter_signature_problem(arbiter, vote.arbiter, message, size);
     bool signed_vote = why == NULL && arbiter->config.peer_key_count > 0;
     if (signed_vote && !kci_vote_fresh(vote.ts_ms, kci_wall_ms()))
         why = "too old or from the future (a replay?)";
@@ -492,24 +544,13 @@ static json_t *status_json(kci_arbiter *arbiter, int64_t now_ms)
     return status;
 }
 
-/* The verdicts file, last VERDICTS_ANSWERED_MAX lines (or the stream's). */
+/* The shared history: the stream's, or the one every arbiter keeps from
+ * its file and what it reached or heard (verdict_history.c). */
 static json_t *verdicts_json(kci_arbiter *arbiter)
 {
-    if (arbiter->verdict_js != NULL)
-        return json_pack("{s:s, s:o}", "arbiter", arbiter->id, "verdicts",
-                         kci_verdict_js_recent(arbiter->verdict_js));
-    json_t *list = json_array();
-    FILE *file = arbiter->verdicts_path != NULL ? fopen(arbiter->verdicts_path, "r") : NULL;
-    char *line = malloc(VERDICT_LINE_BYTES_MAX);
-    while (file != NULL && line != NULL && fgets(line, VERDICT_LINE_BYTES_MAX, file) != NULL) {
-        json_t *verdict = json_loads(line, 0, NULL);
-        if (verdict == NULL) continue;
-        json_array_append_new(list, verdict);
-        if (json_array_size(list) > VERDICTS_ANSWERED_MAX) json_array_remove(list, 0);
-    }
-    free(line);
-    if (file != NULL) fclose(file);
-    return json_pack("{s:s, s:o}", "arbiter", arbiter->id, "verdicts", list);
+    return json_pack("{s:s, s:o}", "arbiter", arbiter->id, "verdicts",
+                     arbiter->verdict_js != NULL ? kci_verdict_js_recent(arbiter->verdict_js)
+                                                 : kci_arbiter_history_json(arbiter));
 }
 
 static json_t *reinstate_json(kci_arbiter *arbiter, natsMsg *message)
@@ -608,7 +649,7 @@ bool kci_arbiter_verdict_apply(kci_arbiter *arbiter, json_t *verdict, int64_t no
     kci_info("arbiter %s: verdict %s: %s %s", arbiter->id,
              json_string_value(json_object_get(verdict, "id")),
              quarantine ? "quarantine" : "reinstate (probation)", node->name);
-    kci_arbiter_publish_json(arbiter, "kc.arbiter.verdict", json_incref(verdict));
+    kci_arbiter_publish_signed(arbiter, "kc.arbiter.verdict", json_incref(verdict));
     arbiter->enforce_dirty = true;
     return true;
 }
@@ -627,6 +668,7 @@ static void restore_line(kci_arbiter *arbiter, const char *line, int64_t now_ms)
         node->epoch = (uint32_t)json_integer_value(epoch);
         node->offences += quarantine;
         node->status_since_ms = now_ms; /* the time served before a restart is not known */
+        kci_arbiter_history_add(arbiter, verdict);
     }
     json_decref(verdict);
 }
@@ -665,6 +707,26 @@ static int cut_torn_tail(kci_arbiter *arbiter, int fd, off_t whole_bytes)
              (long long)(status.st_size - whole_bytes), arbiter->verdicts_path);
     if (kci_io_retry_ftruncate(fd, whole_bytes) != 0 || kci_io_retry_fsync(fd) != 0) return errno;
     return 0;
+}
+
+/* Where the file's chain ends (new lines go on from there), and whether it
+ * and its signed head are intact (verdict_log.h): a break is logged, not
+ * refused, as on the stream (the file is still what this arbiter has). */
+static kc_err check_chain(kci_arbiter *arbiter, char *error, size_t error_size)
+{
+    kci_verdict_log_report report;
+    kc_err err = kci_verdict_log_verify(arbiter->verdicts_path, NULL, &report, NULL);
+    if (err == KC_ERR_NOT_FOUND) err = KC_OK;
+    if (err != KC_OK) {
+        snprintf(error, error_size, "arbiter: cannot read %s again: %s", arbiter->verdicts_path,
+                 kc_strerror(err));
+        return err;
+    }
+    arbiter->file_chain = report.chain;
+    if (report.problem[0] != '\0' && report.chain.checked > 0)
+        kci_warn("arbiter %s: %s is not intact: %s (kcobra arbiter verdicts --verify)", arbiter->id,
+                 arbiter->verdicts_path, report.problem);
+    return KC_OK;
 }
 
 /* Opens <data_dir>/arbiter-<id>.verdicts.jsonl and replays it: the
@@ -712,5 +774,5 @@ kc_err kci_arbiter_restore(kci_arbiter *arbiter, char *error, size_t error_size)
     if (restored > 0)
         kci_info("arbiter %s: replayed %u verdict(s) from %s", arbiter->id, restored,
                  arbiter->verdicts_path);
-    return KC_OK;
+    return check_chain(arbiter, error, error_size);
 }

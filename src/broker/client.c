@@ -360,7 +360,7 @@ static int authenticate(kci_client *client, json_t *root)
     kci_role role = internal_role(client, &credentials);
     if (role != KCI_ROLE_NONE) {
         client->role = (uint8_t)role;
-        client->permissions = kci_role_permissions(role);
+        client->permissions = kci_options_role_permissions(&client->server->options, role);
         free(client->user_name);
         client->user_name = strdup(kci_role_user(role));
         return 0;

@@ -34,6 +34,7 @@
 #include "client.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/net.h"
 #include "http.h"
 #include "verifier.h"
 
@@ -867,12 +868,6 @@ static void answer_request(void *context, const kci_http_request *request, const
 
 /* ---- API ------------------------------------------------------------------ */
 
-static bool host_is_loopback(const char *host)
-{
-    return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
-           strcmp(host, "localhost") == 0;
-}
-
 static kc_err open_monitor(kci_monitor *monitor, char *error, size_t error_size)
 {
     const kci_options *options = &monitor->server->options;
@@ -902,7 +897,7 @@ kc_err kci_monitor_create(kci_server *server, kci_monitor **out, char *error, si
     bool bracket = strchr(monitor->host, ':') != NULL; /* IPv6, as host:port needs */
     kci_info("Starting http monitor on %s%s%s:%d", bracket ? "[" : "", monitor->host,
              bracket ? "]" : "", kci_http_server_port(monitor->http));
-    if (!host_is_loopback(monitor->host))
+    if (!kci_host_is_loopback(monitor->host))
         kci_warn("the http monitor on %s has no authentication and is reachable beyond this "
                  "host: it shows connections, user names and subjects (bind it with "
                  "http: \"127.0.0.1:%d\" unless that is what you want)",

@@ -116,6 +116,7 @@ void kci_options_free(kci_options *options)
     free(options->log_file);
     free(options->pid_file);
     free(options->data_dir);
+    free(options->ingress_user);
     kci_conf_free(options->conf);
     free(options->config_file);
     for (int i = 0; i < options->argument_count; i++)

@@ -103,6 +103,9 @@ typedef struct kci_options {
     kci_conf_value *conf;  /* the parsed config file; NULL without one */
     char *data_dir;        /* default "data" */
     int ingress_port_flag; /* --ingress_port: run the ingress there; -2: not given */
+    /* ingress { user }: kcobrad's ingress connection has this user's
+     * permissions instead of its role's (set by the parts' adjust) */
+    char *ingress_user;
     /* where the options came from */
     char *config_file;
     char **arguments;   /* a copy of argv made by kci_options_load, so that */
@@ -118,6 +121,15 @@ void kci_options_free(kci_options *options);
 typedef kc_err (*kci_options_part_check)(const kci_options *options, char *error,
                                          size_t error_size);
 void kci_options_set_part_check(kci_options_part_check check);
+/* After the check, kcobrad may change the options from the parts' blocks
+ * (the ledger's operators reserve kc.ledger.mint: reserve.h), at every
+ * load and reload. */
+typedef kc_err (*kci_options_part_adjust)(kci_options *options, char *error, size_t error_size);
+void kci_options_set_part_adjust(kci_options_part_adjust adjust);
+/* The permissions of a connection of an internal role (roles.h): the
+ * role's, except kcobrad's ingress with ingress_user, which has that user's
+ * (every subject when the user has no permissions of its own or default). */
+const kci_permissions *kci_options_role_permissions(const kci_options *options, int role);
 
 /* Applies a parsed config tree on top of options. Unknown keys are an
  * error naming the key and its line, except keys listed in docs/config.md as

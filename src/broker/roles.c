@@ -39,10 +39,11 @@ static const kci_permissions role_permissions[KCI_ROLE_COUNT] = {
     [KCI_ROLE_ARBITER] =
         {
             /* votes, verdicts, alarms; the broker's quarantine set; probes
-             * and the persister's records; answers to its queries; a
-             * payment report's charge, read from the ledger (payment_check.c) */
+             * and the persister's records; what paid requests paid and a
+             * payment report's charge (ledger reads: src/arbiter/price.c,
+             * payment_check.c); answers to its queries */
             .publish = ALLOW("kc.arbiter.>", "kc.sys.quarantine.set", "kc.req.>", "kc.reply.get",
-                             "_INBOX.>", "kc.ledger.transfer.get"),
+                             "kc.ledger.transfer.get", "_INBOX.>"),
             /* observing the traffic is its job */
             .subscribe = ALLOW("kc.>", "_INBOX.>", "_KCQ.>", "$SRV.>"),
         },

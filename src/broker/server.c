@@ -532,7 +532,10 @@ static void reapply_client_settings(kci_server *server, const kci_options *previ
     client->parser.max_payload_bytes = (uint32_t)options->max_payload_bytes;
     client->parser.max_control_line_bytes = (uint32_t)options->max_control_line_bytes;
     if (!client->connect_received) return;
-    if (client->role != KCI_ROLE_NONE) return; /* a component's role is fixed (roles.h) */
+    if (client->role != KCI_ROLE_NONE) { /* a component's role is fixed (roles.h) */
+        client->permissions = kci_options_role_permissions(options, client->role);
+        return;
+    }
     if (!login_still_holds(previous, options, client)) {
         kci_info("the reload ended the login of %s; closing cid:%llu",
                  client->user_name != NULL ? client->user_name

@@ -191,6 +191,37 @@ kc_err kci_components_check(const kci_options *options, char *error, size_t erro
     return err;
 }
 
+/* The ingress's requests carry its user's permissions (docs/ingress.md). */
+static kc_err ingress_user(kci_options *options, const kci_ingress_settings *ingress, char *error,
+                           size_t error_size)
+{
+    free(options->ingress_user);
+    options->ingress_user = NULL;
+    if (!ingress->enabled || ingress->user == NULL) return KC_OK;
+    bool known = false;
+    for (size_t i = 0; i < options->user_count; i++)
+        known |= strcmp(options->users[i].user, ingress->user) == 0;
+    if (!known) {
+        snprintf(error, error_size, "ingress user \"%s\" is not a user of the authorization block",
+                 ingress->user);
+        return KC_ERR_CONFIG;
+    }
+    options->ingress_user = strdup(ingress->user);
+    return options->ingress_user != NULL ? KC_OK : KC_ERR_NOMEM;
+}
+
+kc_err kci_components_adjust(kci_options *options, char *error, size_t error_size)
+{
+    kci_components_config config;
+    kc_err err = kci_components_config_load(&config, options, error, error_size);
+    if (err != KC_OK) return err;
+    err = ingress_user(options, &config.ingress, error, error_size);
+    if (err == KC_OK) err = kci_components_mint_guard(options, &config.ledger);
+    if (err == KC_ERR_NOMEM) snprintf(error, error_size, "out of memory");
+    kci_components_config_free(&config);
+    return err;
+}
+
 void kci_components_config_free(kci_components_config *config)
 {
     free(config->node);
@@ -302,11 +333,9 @@ static kc_err start_ledger(kci_components *components, const kci_components_conf
                                    KCI_ROLE_LEDGER, false, error, error_size);
     if (err != KC_OK) return err;
     kci_ledger_config ledger_config = kci_ledger_settings_runtime(&config->ledger, config->node);
-    /* A dangerous combination is said at start (docs/ledger.md, "Mint"). */
-    if (!ledger_config.mint_disabled && !kci_auth_required(&server->options))
-        kci_warn("ledger: any client can mint (kc.ledger.mint) since no users are configured: "
-                 "add users with permissions that keep kc.ledger.mint to an operator, or set "
-                 "ledger { mint: false }");
+    /* Who may mint, and a dangerous combination, are said at start
+     * (docs/ledger.md, "Who may mint"). */
+    kci_components_mint_guard_log(&config->ledger, &server->options);
     return kci_ledger_start(&components->ledger, components->ledger_connection, &ledger_config,
                             error, error_size);
 }

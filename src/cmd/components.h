@@ -39,6 +39,15 @@ kc_err kci_components_config_load(kci_components_config *config, const kci_optio
 /* The same, only to check (kci_options_set_part_check). */
 kc_err kci_components_check(const kci_options *options, char *error, size_t error_size);
 void kci_components_config_free(kci_components_config *config);
+/* What the parts' blocks change in the broker's options, at every load and
+ * reload (kci_options_set_part_adjust): the mint guard below, and the
+ * ingress user's permissions for kcobrad's ingress (ingress { user }). */
+kc_err kci_components_adjust(kci_options *options, char *error, size_t error_size);
+/* With the ledger hosted, keeps kc.ledger.mint to its operators unless
+ * mint_open (mint_guard.c). */
+kc_err kci_components_mint_guard(kci_options *options, const kci_ledger_settings *ledger);
+/* What the mint guard says at start: who may mint, and warnings. */
+void kci_components_mint_guard_log(const kci_ledger_settings *ledger, const kci_options *options);
 /* Starts the enabled components against the running server (its bound
  * port, TLS, and internal credentials). */
 kc_err kci_components_start(kci_components **out, const kci_components_config *config,

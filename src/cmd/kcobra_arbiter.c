@@ -18,6 +18,8 @@
 #include "arbiter/config.h"
 #include "arbiter/tree.h"
 #include "arbiter/verdict_js.h"
+#include "arbiter/verdict_log.h"
+#include "arbiter/vote_sign.h"
 #include "common/log.h"
 #include "kcobra_common.h"
 #include "kcobra_settings.h"
@@ -33,8 +35,10 @@ static const char ARBITER_DESCRIPTION[] =
     "  serve                 run an arbiter in this process until SIGINT/SIGTERM\n"
     "  status                each node's status, QoS, credibility, merit, probes, reasons\n"
     "  verdicts              the final verdicts, with their votes and evidence\n"
-    "  verdicts --verify     read the verdict stream (verdict_storage jetstream) from its\n"
-    "                        first message and check its hash chain (exit 1 if broken)\n"
+    "  verdicts --verify     with --data-dir D --id ID [--peer-key ID=KEY]: check that\n"
+    "                        arbiter's verdicts file (hash chain, signed head); else read\n"
+    "                        the verdict stream (verdict_storage jetstream) from its first\n"
+    "                        message and check its hash chain (exit 1 if broken)\n"
     "  reinstate <node>      ask the arbiters to reinstate a quarantined node (quorum)\n"
     "  tree [--format F]     the reporting structure: text, json or dot\n"
     "  permissions           nats-server permissions that enforce the quarantine there\n"
@@ -96,8 +100,9 @@ static int ask(json_t **out, const kcobra_invocation *invocation, const char *su
     int status = kcobra_nats_connect(&connection, &invocation->common);
     if (status != KCOBRA_EXIT_OK) return status;
     natsMsg *reply = NULL;
-    status = kcobra_call(&reply, connection, &invocation->common, subject, payload, "arbiter",
-                         "enable the arbiter block in kcobrad, or run kcobra arbiter serve", NULL);
+    /* every arbiter answers: the first one speaks */
+    status = kcobra_call_first(&reply, connection, &invocation->common, subject, payload, "arbiter",
+                               "enable the arbiter block in kcobrad, or run kcobra arbiter serve");
     if (status == KCOBRA_EXIT_OK) {
         *out = json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0, NULL);
         if (*out == NULL) {
@@ -145,8 +150,8 @@ static int print_status(json_t *answer)
            (long long)json_integer_value(json_object_get(answer, "reports_malformed")),
            (long long)json_integer_value(json_object_get(answer, "reports_dropped")),
            (long long)json_integer_value(json_object_get(answer, "verdicts")));
-    printf("%-20s %-8s %-12s %6s %9s %6s %6s %7s %6s  %s\n", "NODE", "ROLE", "STATUS", "QOS",
-           "LATENCY", "CRED", "MERIT", "PROBES", "PRICE", "REASONS");
+    printf("%-20s %-8s %-12s %6s %9s %6s %6s %7s %8s %5s  %s\n", "NODE", "ROLE", "STATUS", "QOS",
+           "LATENCY", "CRED", "MERIT", "PROBES", "PRICE", "xREF", "REASONS");
     size_t index;
     json_t *node;
     json_array_foreach(json_object_get(answer, "nodes"), index, node)
@@ -157,11 +162,11 @@ static int print_status(json_t *answer)
                  (long long)json_integer_value(json_object_get(node, "fusion_suspect")),
                  (long long)json_integer_value(json_object_get(node, "fusion_rounds")));
         const char *role = json_string_value(json_object_get(node, "role"));
-        printf("%-20s %-8s %-12s %6.3f %7.1fms %6.3f %6.3f %7s %6.2f  %s\n",
+        printf("%-20s %-8s %-12s %6.3f %7.1fms %6.3f %6.3f %7s %8.2f %5.2f  %s\n",
                json_string_value(json_object_get(node, "name")), role != NULL ? role : "-",
                json_string_value(json_object_get(node, "status")), number(node, "qos"),
                number(node, "latency_ms"), number(node, "credibility"), number(node, "merit"),
-               probes, number(node, "price_ratio"), reasons);
+               probes, number(node, "price"), number(node, "price_ratio"), reasons);
     }
     return fflush(stdout) == 0 ? KCOBRA_EXIT_OK : KCOBRA_EXIT_FAILURE;
 }
@@ -274,6 +279,60 @@ static int query(const kcobra_command *command, const kcobra_invocation *invocat
     return status;
 }
 
+/* The key the head must be signed with: --peer-key ID=KEY for the id when
+ * given, else the one the head names (said in the output). */
+static const uint8_t *expected_head_key(const kci_arbiter_settings *settings, kci_vote_key *key)
+{
+    for (size_t i = 0; i < settings->peer_keys.count; i++)
+        if (kci_vote_key_parse(key, settings->peer_keys.items[i]) &&
+            strcmp(key->arbiter, settings->id) == 0)
+            return key->key;
+    return NULL;
+}
+
+/* `verdicts --verify` of a local file: <data_dir>/arbiter-<id>.verdicts.jsonl
+ * and its signed head, read here (verdict_log.h). */
+static int verify_file(const kcobra_command *command, const kcobra_invocation *invocation,
+                       const kci_arbiter_settings *settings)
+{
+    if (settings->id == NULL)
+        return kcobra_usage_error(command,
+                                  "--verify of a verdicts file needs --id with --data-dir");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/arbiter-%s.verdicts.jsonl", settings->data_dir, settings->id);
+    kci_vote_key key;
+    const uint8_t *expected = expected_head_key(settings, &key);
+    kci_verdict_log_report report;
+    json_t *list = json_array();
+    kc_err err = kci_verdict_log_verify(path, expected, &report, list);
+    if (err != KC_OK) {
+        json_decref(list);
+        kcobra_error("%s: %s", path, err == KC_ERR_NOT_FOUND ? "no such file" : kc_strerror(err));
+        return err == KC_ERR_NOT_FOUND ? KCOBRA_EXIT_SERVICE_ERROR : KCOBRA_EXIT_FAILURE;
+    }
+    bool intact = report.problem[0] == '\0';
+    json_t *answer =
+        json_pack("{s:s, s:o, s:I, s:b, s:s, s:s}", "file", path, "verdicts", list, "checked",
+                  (json_int_t)report.chain.checked, "intact", intact, "problem", report.problem,
+                  "key", expected != NULL ? "peer-key" : "the head's own");
+    int status;
+    if (invocation->common.json) {
+        status = kcobra_json_print(answer);
+    } else {
+        status = print_verdicts(answer);
+        if (intact)
+            printf("file %s: %llu verdict(s), hash chain intact, signed head covers them (key: "
+                   "%s)\n",
+                   path, (unsigned long long)report.chain.checked,
+                   expected != NULL ? "--peer-key" : "the head's own; give --peer-key to pin it");
+        else
+            printf("file %s: %llu verdict(s), NOT INTACT: %s\n", path,
+                   (unsigned long long)report.chain.checked, report.problem);
+        json_decref(answer);
+    }
+    return status == KCOBRA_EXIT_OK && !intact ? KCOBRA_EXIT_FAILURE : status;
+}
+
 /* `verdicts --verify`: from the stream itself, not from an arbiter's word. */
 static int verify_verdicts(const kcobra_invocation *invocation,
                            const kci_arbiter_settings *settings)
@@ -322,7 +381,8 @@ static int dispatch(const kcobra_command *command, int argc, char **argv,
     const kcobra_flag extra[] = {
         {"format", "F", KCOBRA_FLAG_STRING, &values.format, "tree: text (default), json or dot"},
         {"verify", NULL, KCOBRA_FLAG_BOOL, &values.verify,
-         "verdicts: read the verdict stream (--verdict-stream) and check its hash chain"},
+         "verdicts: check a verdicts file (--data-dir, --id) or the verdict stream "
+         "(--verdict-stream)"},
     };
     size_t key_count = 0;
     const kci_config_key *keys = kci_arbiter_settings_keys(&key_count);
@@ -338,6 +398,11 @@ static int dispatch(const kcobra_command *command, int argc, char **argv,
     }
     if (values.verify && (strcmp(what, "verdicts") != 0 || invocation.positional_count != 1))
         return kcobra_usage_error(command, "--verify goes with verdicts alone");
+    /* --data-dir names a verdicts file; without it, the stream (as before) */
+    bool stream =
+        settings->data_dir == NULL ||
+        (settings->verdict_storage != NULL && strcmp(settings->verdict_storage, "jetstream") == 0);
+    if (values.verify && !stream) return verify_file(command, &invocation, settings);
     if (values.verify) return verify_verdicts(&invocation, settings);
     if (strcmp(what, "status") == 0 || strcmp(what, "verdicts") == 0 || strcmp(what, "tree") == 0 ||
         strcmp(what, "reinstate") == 0 || strcmp(what, "permissions") == 0)

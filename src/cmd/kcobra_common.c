@@ -668,6 +668,15 @@ int kcobra_call(natsMsg **reply, natsConnection *connection, const kcobra_common
     return call_status(err, common, subject, who, runs_in);
 }
 
+int kcobra_call_first(natsMsg **reply, natsConnection *connection, const kcobra_common *common,
+                      const char *subject, const char *body, const char *who, const char *runs_in)
+{
+    kci_refusal refused;
+    kc_err err = kci_call_first(reply, connection, subject, body, body != NULL ? strlen(body) : 0,
+                                common->timeout_ms, &refused);
+    return call_status(err, common, subject, who, runs_in);
+}
+
 int kcobra_call_message(natsMsg **reply, natsConnection *connection, const kcobra_common *common,
                         natsMsg *request, const char *who, const char *runs_in,
                         kci_refusal *refusal)

@@ -242,6 +242,10 @@ const char *kcobra_nats_error(natsStatus status);
  * refusal when that is not NULL: the caller says what it means);
  * KCOBRA_EXIT_NO_RESPONDERS, KCOBRA_EXIT_TIMEOUT or KCOBRA_EXIT_FAILURE
  * after printing why. */
+/* kcobra_call of a subject several components answer: the first answer
+ * (kci_call_first). */
+int kcobra_call_first(natsMsg **reply, natsConnection *connection, const kcobra_common *common,
+                      const char *subject, const char *body, const char *who, const char *runs_in);
 int kcobra_call(natsMsg **reply, natsConnection *connection, const kcobra_common *common,
                 const char *subject, const char *body, const char *who, const char *runs_in,
                 kci_refusal *refusal);

@@ -54,3 +54,9 @@ kc_err kci_listen_tcp(const char *host, int port, int backlog, const char *what,
     *port_out = bound;
     return KC_OK;
 }
+
+bool kci_host_is_loopback(const char *host)
+{
+    return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
+           strcmp(host, "localhost") == 0;
+}

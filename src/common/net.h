@@ -3,6 +3,7 @@
 #ifndef KCI_NET_H
 #define KCI_NET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "kingcobra/err.h"
@@ -13,5 +14,10 @@
  * actually bound) are set. */
 kc_err kci_listen_tcp(const char *host, int port, int backlog, const char *what, int *fd_out,
                       int *port_out, char *error, size_t error_size);
+
+/* Whether a listener on host is reachable from this host only: 127.0.0.0/8
+ * ("127." and anything after), "::1" or "localhost". A listener without
+ * authentication warns at start otherwise (monitoring, the ingress). */
+bool kci_host_is_loopback(const char *host);
 
 #endif

@@ -39,6 +39,25 @@ static const kci_config_key keys[] = {
      .value_name = "DURATION",
      .help = "time limit per request",
      .flag = "request-timeout"}, /* --timeout is the connection's */
+    {.name = "token",
+     .kind = KCI_KEY_STRING,
+     .offset = offsetof(kci_ingress_settings, token),
+     .value_name = "TOKEN",
+     .help = "every connection's first line must be AUTH#<TOKEN>",
+     .flag = "ingress-token"}, /* --token is the connection's */
+    {.name = "user", .kind = KCI_KEY_STRING, .offset = offsetof(kci_ingress_settings, user)},
+    {.name = "cert_file",
+     .kind = KCI_KEY_STRING,
+     .offset = offsetof(kci_ingress_settings, cert_file),
+     .value_name = "PEM",
+     .help = "with key_file: connections speak TLS (the certificate chain)",
+     .flag = "ingress-cert"},
+    {.name = "key_file",
+     .kind = KCI_KEY_STRING,
+     .offset = offsetof(kci_ingress_settings, key_file),
+     .value_name = "PEM",
+     .help = "the TLS private key",
+     .flag = "ingress-key"},
 };
 
 const kci_config_key *kci_ingress_settings_keys(size_t *count)
@@ -80,7 +99,10 @@ kci_ingress_config kci_ingress_settings_runtime(const kci_ingress_settings *sett
     return (kci_ingress_config){.host = settings->host,
                                 .port = settings->port,
                                 .type = settings->type,
-                                .timeout_ms = settings->timeout_ms};
+                                .timeout_ms = settings->timeout_ms,
+                                .token = settings->token,
+                                .cert_file = settings->cert_file,
+                                .key_file = settings->key_file};
 }
 
 bool kci_ingress_settings_equal(const kci_ingress_settings *a, const kci_ingress_settings *b)

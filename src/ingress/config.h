@@ -24,6 +24,12 @@ typedef struct kci_ingress_settings {
     int port;           /* default 4223; 0: any free port (logged) */
     char *type;         /* the request type of every line; default "default" */
     int64_t timeout_ms; /* per request; default 5 s */
+    char *token;        /* the first line of a connection must be AUTH#<token>; NULL: none */
+    char *cert_file;    /* with key_file: connections speak TLS (PEM files) */
+    char *key_file;
+    /* kcobrad only: the user whose permissions its ingress's requests have
+     * (src/cmd/mint_guard.c hands them to the broker); NULL: the role's */
+    char *user;
 } kci_ingress_settings;
 
 const kci_config_key *kci_ingress_settings_keys(size_t *count);

@@ -41,9 +41,11 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/net.h"
+#include "gate.h"
 #include "ingress/metrics.h"
 #include "seed_line.h"
 #include "service/headers.h"
+#include "transport.h"
 
 typedef struct connection connection;
 
@@ -61,8 +63,12 @@ typedef struct pending {
 
 struct connection {
     int fd;
-    uint32_t slot; /* in ingress->connections */
+    SSL *ssl;              /* NULL: plain TCP */
+    bool read_wants_write; /* TLS: a read must wait until the socket is writable */
+    bool write_wants_read; /* TLS: a write must wait until the socket is readable */
+    uint32_t slot;         /* in ingress->connections */
     kci_seed_line_parser parser;
+    kci_gate gate; /* the token line first, when the ingress has a token */
     pending *head;
     pending *tail;
     uint32_t pending_count;
@@ -79,11 +85,13 @@ struct connection {
 struct kci_ingress {
     kc_client *client;
     char type[KC_TYPE_BYTES_MAX + 1];
+    char token[KCI_INGRESS_TOKEN_BYTES_MAX + 1]; /* "": no token line */
     char host[KCI_INGRESS_HOST_BYTES_MAX];
     int port;
     int64_t timeout_ms;
     size_t line_bytes_max;
     uint32_t connections_max;
+    SSL_CTX *tls; /* NULL: plain TCP */
     int listen_fd;
     int epoll_fd;
     int wake_fd;
@@ -350,6 +358,7 @@ static bool dispatch_line(kci_ingress *ingress, connection *owner, const kci_see
 static void connection_close(kci_ingress *ingress, connection *owner)
 {
     epoll_ctl(ingress->epoll_fd, EPOLL_CTL_DEL, owner->fd, NULL);
+    kci_transport_close(owner->ssl);
     close(owner->fd);
     pthread_mutex_lock(&ingress->lock);
     for (connection **link = &ingress->ready_head; *link != NULL; link = &(*link)->ready_next) {
@@ -416,11 +425,13 @@ static bool collect_answers(kci_ingress *ingress, connection *owner)
 /* Writes what it can; false if the connection failed. */
 static bool write_output(connection *owner)
 {
+    owner->write_wants_read = false;
     while (owner->output_sent < owner->output_length) {
-        ssize_t sent = send(owner->fd, owner->output + owner->output_sent,
-                            owner->output_length - owner->output_sent, MSG_NOSIGNAL);
-        if (sent < 0 && errno == EINTR) continue;
-        if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+        ssize_t sent =
+            kci_transport_write(owner->ssl, owner->fd, owner->output + owner->output_sent,
+                                owner->output_length - owner->output_sent);
+        if (sent == KCI_TRANSPORT_WANT_WRITE) return true;
+        if (sent == KCI_TRANSPORT_WANT_READ) return owner->write_wants_read = true;
         if (sent <= 0) return false;
         owner->output_sent += (size_t)sent;
     }
@@ -429,14 +440,21 @@ static bool write_output(connection *owner)
     return true;
 }
 
+/* Not paused by back-pressure, and the peer may still send. */
+static bool can_read(const connection *owner)
+{
+    return !owner->read_closed && owner->pending_count < KCI_INGRESS_PIPELINE_MAX &&
+           owner->output_length - owner->output_sent < KCI_INGRESS_OUTPUT_BYTES_HIGH;
+}
+
+static bool connection_read(kci_ingress *ingress, connection *owner);
+
 static void update_interest(kci_ingress *ingress, connection *owner)
 {
     size_t unsent = owner->output_length - owner->output_sent;
     uint32_t events = 0;
-    if (!owner->read_closed && owner->pending_count < KCI_INGRESS_PIPELINE_MAX &&
-        unsent < KCI_INGRESS_OUTPUT_BYTES_HIGH)
-        events |= EPOLLIN;
-    if (unsent > 0) events |= EPOLLOUT;
+    if (can_read(owner) || owner->write_wants_read) events |= EPOLLIN;
+    if (unsent > 0 || owner->read_wants_write) events |= EPOLLOUT;
     if (events == owner->events) return;
     struct epoll_event event = {.events = events, .data.ptr = owner};
     if (epoll_ctl(ingress->epoll_fd, EPOLL_CTL_MOD, owner->fd, &event) == 0) owner->events = events;
@@ -446,7 +464,19 @@ static void update_interest(kci_ingress *ingress, connection *owner)
  * finished (the peer is done sending and everything was answered). */
 static void connection_settle(kci_ingress *ingress, connection *owner)
 {
-    bool ok = collect_answers(ingress, owner) && write_output(owner);
+    bool ok = true;
+    /* TLS may hold decrypted bytes that epoll cannot see: read them while
+     * back-pressure allows, a bounded number of times, then come back. */
+    for (int round = 0; ok && round < KCI_INGRESS_PIPELINE_MAX; round++) {
+        ok = collect_answers(ingress, owner) && write_output(owner);
+        if (!ok || !kci_transport_pending(owner->ssl) || !can_read(owner)) break;
+        ok = connection_read(ingress, owner);
+    }
+    if (ok && kci_transport_pending(owner->ssl) && can_read(owner)) {
+        pthread_mutex_lock(&ingress->lock);
+        mark_ready(ingress, owner);
+        pthread_mutex_unlock(&ingress->lock);
+    }
     bool finished =
         owner->read_closed && owner->head == NULL && owner->output_sent == owner->output_length;
     if (!ok || finished) {
@@ -461,6 +491,14 @@ static bool consume_input(kci_ingress *ingress, connection *owner, const uint8_t
                           size_t size)
 {
     size_t offset = 0;
+    if (ingress->token[0] != '\0' && owner->gate.state != KCI_GATE_OPEN) {
+        kci_gate_state state = kci_gate_feed(&owner->gate, ingress->token, bytes, size, &offset);
+        if (state == KCI_GATE_REFUSED) { /* answered, then closed: nothing more is read */
+            owner->read_closed = true;
+            return push_error(ingress, owner,
+                              "not authorized (the first line must be AUTH#<token>)");
+        }
+    }
     while (offset < size) {
         size_t consumed = 0;
         kci_seed_line line;
@@ -480,11 +518,16 @@ static bool consume_input(kci_ingress *ingress, connection *owner, const uint8_t
 /* One read; false if the connection must close. */
 static bool connection_read(kci_ingress *ingress, connection *owner)
 {
-    ssize_t got = read(owner->fd, ingress->read_buffer, KCI_INGRESS_READ_BYTES);
-    if (got < 0) return errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK;
+    owner->read_wants_write = false;
+    ssize_t got =
+        kci_transport_read(owner->ssl, owner->fd, ingress->read_buffer, KCI_INGRESS_READ_BYTES);
+    if (got == KCI_TRANSPORT_WANT_READ) return true;
+    if (got == KCI_TRANSPORT_WANT_WRITE) return owner->read_wants_write = true;
+    if (got == KCI_TRANSPORT_FAILED) return false;
     if (got > 0) return consume_input(ingress, owner, ingress->read_buffer, (size_t)got);
     /* The peer is done sending (it may still read): answer what it sent. */
     owner->read_closed = true;
+    if (ingress->token[0] != '\0' && owner->gate.state != KCI_GATE_OPEN) return true;
     if (kci_seed_line_finish(&owner->parser))
         return push_parse_error(ingress, owner, owner->parser.error);
     return true;
@@ -493,7 +536,9 @@ static bool connection_read(kci_ingress *ingress, connection *owner)
 static void connection_event(kci_ingress *ingress, connection *owner, uint32_t events)
 {
     bool ok = (events & (EPOLLERR | EPOLLHUP)) == 0;
-    if (ok && (events & EPOLLIN) != 0 && !owner->read_closed) ok = connection_read(ingress, owner);
+    bool readable =
+        (events & EPOLLIN) != 0 || ((events & EPOLLOUT) != 0 && owner->read_wants_write);
+    if (ok && readable && !owner->read_closed) ok = connection_read(ingress, owner);
     if (!ok) {
         connection_close(ingress, owner);
         return;
@@ -527,6 +572,14 @@ static void accept_one(kci_ingress *ingress, int fd)
         return;
     }
     owner->fd = fd;
+    owner->ssl = ingress->tls != NULL ? kci_transport_tls_accept(ingress->tls, fd) : NULL;
+    if (ingress->tls != NULL && owner->ssl == NULL) {
+        kci_warn("ingress: cannot start TLS on a connection");
+        epoll_ctl(ingress->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
+        free(owner);
+        close(fd);
+        return;
+    }
     owner->events = EPOLLIN;
     owner->slot = ingress->connection_count;
     kci_seed_line_init(&owner->parser, ingress->line_bytes_max);
@@ -629,6 +682,7 @@ static void ingress_free(kci_ingress *ingress)
     if (ingress->listen_fd >= 0) close(ingress->listen_fd);
     if (ingress->epoll_fd >= 0) close(ingress->epoll_fd);
     if (ingress->wake_fd >= 0) close(ingress->wake_fd);
+    kci_transport_tls_destroy(ingress->tls);
     pthread_mutex_destroy(&ingress->lock);
     free(ingress->connections);
     free(ingress->read_buffer);
@@ -651,6 +705,13 @@ static kc_err check_config(const kci_ingress_config *config, char *error, size_t
         snprintf(error, error_size, "ingress: no listen host, or one too long");
         return KC_ERR_CONFIG;
     }
+    if (config->token != NULL &&
+        (config->token[0] == '\0' || strlen(config->token) > KCI_INGRESS_TOKEN_BYTES_MAX ||
+         strpbrk(config->token, "\r\n") != NULL)) {
+        snprintf(error, error_size, "ingress: the token must be 1 to %d bytes on one line",
+                 KCI_INGRESS_TOKEN_BYTES_MAX);
+        return KC_ERR_CONFIG;
+    }
     return KC_OK;
 }
 
@@ -661,6 +722,7 @@ static kci_ingress *ingress_new(kc_client *client, const kci_ingress_config *con
     ingress->client = client;
     snprintf(ingress->type, sizeof ingress->type, "%s", config->type);
     snprintf(ingress->host, sizeof ingress->host, "%s", config->host);
+    if (config->token != NULL) snprintf(ingress->token, sizeof ingress->token, "%s", config->token);
     ingress->timeout_ms = config->timeout_ms;
     ingress->line_bytes_max =
         config->line_bytes_max > 0 ? config->line_bytes_max : KCI_SEED_LINE_BYTES_MAX_DEFAULT;
@@ -709,7 +771,9 @@ kc_err kci_ingress_start(kci_ingress **out, kc_client *client, const kci_ingress
         snprintf(error, error_size, "ingress: out of memory");
         return KC_ERR_NOMEM;
     }
-    err = open_fds(ingress, config->port, error, error_size);
+    err = kci_transport_tls_create(&ingress->tls, config->cert_file, config->key_file, error,
+                                   error_size);
+    if (err == KC_OK) err = open_fds(ingress, config->port, error, error_size);
     if (err == KC_OK && pthread_create(&ingress->thread, NULL, ingress_main, ingress) != 0) {
         snprintf(error, error_size, "ingress: cannot start its thread");
         err = KC_ERR_IO;
@@ -719,13 +783,13 @@ kc_err kci_ingress_start(kci_ingress **out, kc_client *client, const kci_ingress
         return err;
     }
     ingress->thread_started = true;
-    kci_info("ingress: listening for seed-format lines on %s:%d (type %s)", ingress->host,
-             ingress->port, ingress->type);
-    if (strncmp(ingress->host, "127.", 4) != 0 && strcmp(ingress->host, "::1") != 0 &&
-        strcmp(ingress->host, "localhost") != 0)
-        kci_warn("ingress: %s is reachable beyond this host and the seed format has no "
-                 "authentication or TLS: anyone who reaches it makes requests with kcobrad's "
-                 "ingress identity (docs/ingress.md)",
+    kci_info("ingress: listening for seed-format lines on %s:%d (type %s%s%s)", ingress->host,
+             ingress->port, ingress->type, ingress->tls != NULL ? ", TLS" : "",
+             ingress->token[0] != '\0' ? ", token" : "");
+    if (!kci_host_is_loopback(ingress->host) && ingress->token[0] == '\0')
+        kci_warn("ingress: %s is reachable beyond this host and has no token: anyone who reaches "
+                 "it makes requests with the ingress's identity (set ingress { token }; "
+                 "docs/ingress.md)",
                  ingress->host);
     *out = ingress;
     return KC_OK;

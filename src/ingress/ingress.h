@@ -41,6 +41,11 @@ typedef struct kci_ingress_config {
     int64_t timeout_ms;       /* per request; > 0 */
     uint32_t connections_max; /* 0: the default */
     size_t line_bytes_max;    /* 0: KCI_SEED_LINE_BYTES_MAX_DEFAULT */
+    /* non-NULL: every connection's first line must be AUTH#<token> (gate.h) */
+    const char *token;
+    /* both non-NULL: connections speak TLS (transport.h) */
+    const char *cert_file;
+    const char *key_file;
 } kci_ingress_config;
 
 /* Binds the listener and starts the thread. */

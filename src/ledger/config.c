@@ -60,6 +60,9 @@ static const kci_config_key keys[] = {
      .help = "serve, jetstream: the log's replicas when this ledger creates it (1 on one server)",
      .flag = "stream-replicas"}, /* --replicas is audit's */
     KCI_LEASE_SETTINGS_KEYS(kci_ledger_settings, lease),
+    /* kcobrad's broker keeps kc.ledger.mint to these users (file only) */
+    {.name = "operators", .kind = KCI_KEY_STRINGS, KEY(operators)},
+    {.name = "mint_open", .kind = KCI_KEY_BOOL, KEY(mint_open)},
 };
 
 const kci_config_key *kci_ledger_settings_keys(size_t *count)

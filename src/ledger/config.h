@@ -27,6 +27,9 @@ typedef struct kci_ledger_settings {
     char *stream;             /* jetstream: the log's stream */
     int64_t replicas;         /* jetstream: the stream's replicas when this ledger makes it */
     kci_lease_settings lease; /* jetstream: one active ledger (lease_* keys) */
+    /* kcobrad only: who may publish kc.ledger.mint (src/broker/reserve.h) */
+    kci_config_strings operators; /* the users who may mint; default none */
+    bool mint_open;               /* every client may mint (kcobrad warns); default false */
 } kci_ledger_settings;
 
 const kci_config_key *kci_ledger_settings_keys(size_t *count);

@@ -63,3 +63,35 @@ kc_err kci_call_message(natsMsg **reply, natsConnection *connection, natsMsg *re
         natsConnection_RequestMsg(reply, connection, request, timeout_ms > 0 ? timeout_ms : 1);
     return call_outcome(status, *reply, natsMsg_GetSubject(request), timeout_ms, refusal);
 }
+
+kc_err kci_call_first(natsMsg **reply, natsConnection *connection, const char *subject,
+                      const void *body, size_t body_length, int64_t timeout_ms,
+                      kci_refusal *refusal)
+{
+    assert(reply != NULL && connection != NULL && subject != NULL && refusal != NULL);
+    *reply = NULL;
+    *refusal = (kci_refusal){0};
+    if (body_length > INT_MAX)
+        return kci_fail(KC_ERR_TOO_LARGE, "%s: a body of %zu bytes", subject, body_length);
+    natsInbox *inbox = NULL;
+    natsSubscription *answers = NULL;
+    natsStatus status = natsInbox_Create(&inbox);
+    if (status == NATS_OK) status = natsConnection_SubscribeSync(&answers, connection, inbox);
+    if (status == NATS_OK) status = natsSubscription_AutoUnsubscribe(answers, 1);
+    if (status == NATS_OK)
+        status = natsConnection_PublishRequest(connection, subject, inbox, body, (int)body_length);
+    if (status == NATS_OK)
+        status = natsSubscription_NextMsg(reply, answers, timeout_ms > 0 ? timeout_ms : 1);
+    if (status == NATS_OK && natsMsg_IsNoResponders(*reply)) {
+        natsMsg_Destroy(*reply);
+        *reply = NULL;
+        status = NATS_NO_RESPONDERS;
+    }
+    if (status != NATS_OK && *reply != NULL) {
+        natsMsg_Destroy(*reply);
+        *reply = NULL;
+    }
+    natsSubscription_Destroy(answers);
+    natsInbox_Destroy(inbox);
+    return call_outcome(status, *reply, subject, timeout_ms, refusal);
+}

@@ -45,5 +45,13 @@ kc_err kci_call(natsMsg **reply, natsConnection *connection, const char *subject
 /* The same for a request with headers (request is the caller's). */
 kc_err kci_call_message(natsMsg **reply, natsConnection *connection, natsMsg *request,
                         int64_t timeout_ms, kci_refusal *refusal);
+/* kci_call to a subject that several components answer (every arbiter
+ * answers kc.arbiter.status): the first answer, on an inbox of its own that
+ * the server closes after one message, so the others are never sent
+ * (nats.c 3.4's shared reply subscription could leak a late second answer
+ * at close). */
+kc_err kci_call_first(natsMsg **reply, natsConnection *connection, const char *subject,
+                      const void *body, size_t body_length, int64_t timeout_ms,
+                      kci_refusal *refusal);
 
 #endif

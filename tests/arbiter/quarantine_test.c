@@ -343,30 +343,7 @@ static void test_quarantine_survives_restart(void **state)
  * status (-1 if it could not run). */
 static int run_kcobra(const char *url, const char *const *arguments, char *output, size_t size)
 {
-    const char *kcobra = getenv("KCOBRA");
-    int pipe_fds[2];
-    if (kcobra == NULL || pipe(pipe_fds) != 0) return -1;
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(pipe_fds[1], 1);
-        close(pipe_fds[0]);
-        const char *argv[16] = {kcobra, "--server", url};
-        int argc = 3;
-        for (int i = 0; arguments[i] != NULL && argc < 15; i++)
-            argv[argc++] = arguments[i];
-        execv(kcobra, (char *const *)argv);
-        _exit(127);
-    }
-    close(pipe_fds[1]);
-    size_t used = 0;
-    ssize_t got;
-    while (used + 1 < size && (got = read(pipe_fds[0], output + used, size - used - 1)) > 0)
-        used += (size_t)got;
-    output[used] = '\0';
-    close(pipe_fds[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return harness_run(getenv("KCOBRA"), url, arguments, output, size);
 }
 
 static void test_cli(void **state)

@@ -835,3 +835,33 @@ harness_status harness_json_field(const char *json, const char *key, char *value
     value[end - cursor] = '\0';
     return HARNESS_OK;
 }
+
+int harness_run(const char *program, const char *url, const char *const *arguments, char *output,
+                size_t output_size)
+{
+    const char *argv[HARNESS_RUN_ARGUMENTS_MAX + 4] = {program};
+    int argc = 1;
+    if (url != NULL) argv[argc++] = "--server", argv[argc++] = url;
+    for (int i = 0; arguments[i] != NULL && i < HARNESS_RUN_ARGUMENTS_MAX; i++)
+        argv[argc++] = arguments[i];
+    int pipe_fds[2];
+    if (program == NULL || output_size == 0 || pipe(pipe_fds) != 0) return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(pipe_fds[1], 1);
+        close(pipe_fds[0]);
+        execv(program, (char *const *)argv);
+        _exit(127);
+    }
+    close(pipe_fds[1]);
+    size_t used = 0;
+    ssize_t got;
+    while (pid > 0 && used + 1 < output_size &&
+           (got = read(pipe_fds[0], output + used, output_size - used - 1)) > 0)
+        used += (size_t)got;
+    output[used] = '\0';
+    close(pipe_fds[0]);
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid) return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}

@@ -143,6 +143,16 @@ void harness_raw_abort(harness_raw *raw);
 harness_status harness_http_get(int port, const char *path, char *response, size_t response_size,
                                 int timeout_ms);
 
+enum { HARNESS_RUN_ARGUMENTS_MAX = 32 };
+
+/* Runs program with the arguments (NULL-terminated, at most
+ * HARNESS_RUN_ARGUMENTS_MAX) after "--server url" when url is not NULL,
+ * and waits for it: its stdout is copied (NUL-terminated, truncated) into
+ * output. Returns its exit status, or -1 if it could not run or was
+ * killed by a signal. */
+int harness_run(const char *program, const char *url, const char *const *arguments, char *output,
+                size_t output_size);
+
 /* The value of "key" in a flat JSON object such as an INFO line: strings
  * without their quotes, other values as written. */
 harness_status harness_json_field(const char *json, const char *key, char *value,

@@ -95,7 +95,7 @@ static void ledger_start(world *w)
 {
     if (ledger_in_server) {
         char config[512];
-        snprintf(config, sizeof config, "ledger { dir: \"%s\" }\n", w->ledger_dir);
+        snprintf(config, sizeof config, "ledger { dir: \"%s\", mint_open: true }\n", w->ledger_dir);
         assert_int_equal(harness_server_start(&w->server, config), HARNESS_OK);
     } else {
         char log_path[HARNESS_PATH_SIZE_MAX + 32];
@@ -157,7 +157,7 @@ static int group_setup(void **state)
     snprintf(w->ledger_dir, sizeof w->ledger_dir, "%.240s/ledger", w->server.directory_path);
     if (ledger_in_server) {
         char config[512];
-        snprintf(config, sizeof config, "ledger { dir: \"%s\" }\n", w->ledger_dir);
+        snprintf(config, sizeof config, "ledger { dir: \"%s\", mint_open: true }\n", w->ledger_dir);
         if (harness_server_start(&w->server, config) != HARNESS_OK) return -1;
     } else if (harness_server_start(&w->server, NULL) != HARNESS_OK) {
         return -1;
