@@ -474,12 +474,13 @@ static kc_err subscribe_all(kci_arbiter *arbiter, char *error, size_t error_size
     if (arbiter->config.observe_requests) { /* what paid requests paid (price.c) */
         char subject[256];
         snprintf(subject, sizeof subject, "%s.*", kci_arbiter_market_inbox(arbiter));
-        kc_err err = subscribe(arbiter, subject, kci_arbiter_on_price_answer, error, error_size);
+        kc_err err =
+            subscribe(arbiter, subject, kci_arbiter_on_price_answer, NULL, error, error_size);
         if (err != KC_OK) return err;
     }
     if (arbiter->verdict_js == NULL) { /* the stream is the shared history otherwise */
-        kc_err err =
-            subscribe(arbiter, "kc.arbiter.verdict", kci_arbiter_on_verdict, error, error_size);
+        kc_err err = subscribe(arbiter, "kc.arbiter.verdict", kci_arbiter_on_verdict, NULL, error,
+                               error_size);
         if (err != KC_OK) return err;
     }
     char log_subject[256];
