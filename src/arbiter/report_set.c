@@ -79,7 +79,8 @@ static kc_err grow_records(kci_report_set *set)
 kc_err kci_report_set_add(kci_report_set *set, int64_t ts_ms, const char *node,
                           const char *reporter, kc_problem_reason reason)
 {
-    if ((int)reason < 0 || (int)reason >= KCI_REPORT_REASONS) return KC_ERR_INVALID_ARGUMENT;
+    if (reason < KC_PROBLEM_WRONG_ANSWER || (int)reason >= KCI_REPORT_REASONS)
+        return KC_ERR_INVALID_ARGUMENT;
     kci_report_record record = {.ts_ms = ts_ms};
     kc_err err = grow_records(set);
     if (err == KC_OK) err = intern(set, node, &record.node);
@@ -112,7 +113,7 @@ bool kci_report_line_parse(const char *line, size_t length, int64_t *ts_ms, char
     if (ok) {
         *ts_ms = (int64_t)json_integer_value(ts);
         *reason = kc_problem_reason_from_name(reason_name);
-        ok = (int)*reason >= 0 && (int)*reason < KCI_REPORT_REASONS;
+        ok = *reason >= KC_PROBLEM_WRONG_ANSWER && (int)*reason < KCI_REPORT_REASONS;
     }
     json_decref(root);
     return ok;
