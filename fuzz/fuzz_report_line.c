@@ -25,9 +25,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char node_again[KC_NODE_BYTES_MAX + 1], reporter_again[KC_NODE_BYTES_MAX + 1];
     kc_problem_reason reason, reason_again;
     bool ok = kci_report_line_parse((const char *)data, size, &ts, node, reporter, &reason);
-    bool again =
-        kci_report_line_parse((const char *)data, size, &ts_again, node_again, reporter_again,
-                              &reason_again);
+    bool again = kci_report_line_parse((const char *)data, size, &ts_again, node_again,
+                                       reporter_again, &reason_again);
     FUZZ_CHECK(ok == again);
     if (!ok) return 0;
     FUZZ_CHECK(ts == ts_again && reason == reason_again && strcmp(node, node_again) == 0 &&

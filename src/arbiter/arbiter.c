@@ -21,9 +21,9 @@
 #include "common/clock.h"
 #include "common/hash.h"
 #include "common/log.h"
+#include "report_log.h"
 #include "service/component.h"
 #include "service/headers.h"
-#include "report_log.h"
 
 #define PRICE_HEADER "Kc-Price"
 #define REQUEST_PREFIX "kc.req."

@@ -149,7 +149,8 @@ struct kci_arbiter {
     kci_wallet vote_key; /* signs its votes (vote_sign.h) */
     FILE *verdicts_file;
     kci_verdict_js *verdict_js; /* verdicts on a stream instead of the file */
-    struct kci_report_log *report_log; /* received reports (report_log.h); NULL: none */
+    /* received reports, for the analytics (report_log.h); NULL: none */
+    struct kci_report_log *report_log;
     pthread_mutex_t lock;
     pthread_cond_t changed;
     bool stopping;

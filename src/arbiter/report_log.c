@@ -30,8 +30,7 @@ struct kci_report_log {
     char path[PATH_BYTES_MAX];
 };
 
-bool kci_report_log_path(char *path, size_t path_size, const char *data_dir,
-                         const char *arbiter_id)
+bool kci_report_log_path(char *path, size_t path_size, const char *data_dir, const char *arbiter_id)
 {
     int wrote = snprintf(path, path_size, "%s/arbiter-%s.reports.jsonl", data_dir, arbiter_id);
     return wrote > 0 && (size_t)wrote < path_size;
@@ -73,9 +72,9 @@ void kci_report_log_append(kci_report_log *log, const kci_report *report, int64_
 {
     if (log == NULL) return;
     /* jansson escapes: a subject token may still hold a quote. */
-    json_t *record = json_pack("{s:I,s:s,s:s,s:s}", "ts", (json_int_t)wall_ms, "node",
-                               report->node, "reason", kc_problem_reason_name(report->reason),
-                               "reporter", report->reporter);
+    json_t *record =
+        json_pack("{s:I,s:s,s:s,s:s}", "ts", (json_int_t)wall_ms, "node", report->node, "reason",
+                  kc_problem_reason_name(report->reason), "reporter", report->reporter);
     if (record != NULL && report->request_id[0] != '\0')
         json_object_set_new(record, "request_id", json_string(report->request_id));
     char line[KCI_REPORT_LOG_LINE_BYTES_MAX];

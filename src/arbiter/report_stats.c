@@ -55,8 +55,7 @@ static void counts_add(json_t *counts, const kci_report_set *set, size_t i)
 
 /* The totals and the non-empty windows, in time order. */
 static kc_err counts_run(const kci_report_set *set, const kci_report_stats_params *params,
-                         int64_t first_ms, int64_t window_count, json_t *out,
-                         kci_econ_error *error)
+                         int64_t first_ms, int64_t window_count, json_t *out, kci_econ_error *error)
 {
     json_t **windows = calloc((size_t)window_count, sizeof *windows);
     json_t *totals = counts_new();
@@ -64,8 +63,8 @@ static kc_err counts_run(const kci_report_set *set, const kci_report_stats_param
     kc_err err = windows != NULL && totals != NULL && list != NULL ? KC_OK : KC_ERR_NOMEM;
     for (size_t i = 0; err == KC_OK && i < set->count; i++) {
         if (!included(set, i, params)) continue;
-        int64_t w = (window_start(set->records[i].ts_ms, params->window_ms) - first_ms) /
-                    params->window_ms;
+        int64_t w =
+            (window_start(set->records[i].ts_ms, params->window_ms) - first_ms) / params->window_ms;
         if (windows[w] == NULL) windows[w] = counts_new();
         if (windows[w] == NULL) {
             err = KC_ERR_NOMEM;
@@ -76,8 +75,7 @@ static kc_err counts_run(const kci_report_set *set, const kci_report_stats_param
     }
     for (int64_t w = 0; windows != NULL && w < window_count; w++) {
         if (windows[w] == NULL) continue;
-        json_object_set_new(windows[w], "start_ms",
-                            json_integer(first_ms + w * params->window_ms));
+        json_object_set_new(windows[w], "start_ms", json_integer(first_ms + w * params->window_ms));
         if (err == KC_OK) json_array_append(list, windows[w]);
         json_decref(windows[w]);
     }
@@ -138,10 +136,10 @@ static kc_err bursts_run(const kci_report_set *set, const kci_report_stats_param
     size_t n = 0;
     for (size_t i = 0; i < set->count; i++)
         if (included(set, i, params))
-            pairs[n++] = (node_window){
-                set->records[i].node,
-                (window_start(set->records[i].ts_ms, params->window_ms) - first_ms) /
-                    params->window_ms};
+            pairs[n++] =
+                (node_window){set->records[i].node,
+                              (window_start(set->records[i].ts_ms, params->window_ms) - first_ms) /
+                                  params->window_ms};
     qsort(pairs, n, sizeof *pairs, node_window_compare);
     int64_t before = 0;
     for (size_t i = 0; i < n;) {
@@ -173,10 +171,10 @@ static json_t *edges_json(const kci_econ_graph *graph)
 {
     json_t *edges = json_array();
     for (igraph_integer_t e = 0; edges != NULL && e < graph->edge_count; e++)
-        json_array_append_new(
-            edges, json_pack("{s:s,s:s,s:I}", "from", graph->names[IGRAPH_FROM(&graph->graph, e)],
-                             "to", graph->names[IGRAPH_TO(&graph->graph, e)], "reports",
-                             (json_int_t)VECTOR(graph->amounts)[e]));
+        json_array_append_new(edges, json_pack("{s:s,s:s,s:I}", "from",
+                                               graph->names[IGRAPH_FROM(&graph->graph, e)], "to",
+                                               graph->names[IGRAPH_TO(&graph->graph, e)], "reports",
+                                               (json_int_t)VECTOR(graph->amounts)[e]));
     return edges;
 }
 
@@ -198,9 +196,9 @@ static json_t *rings_json(const kci_econ_graph *graph, const kci_econ_scc *scc)
                 VECTOR(scc->membership)[IGRAPH_TO(&graph->graph, e)] == component)
                 inside += VECTOR(graph->amounts)[e];
         json_array_append_new(
-            rings, json_pack("{s:o,s:I,s:o}", "members", members, "reports", (json_int_t)inside,
-                             "cycle",
-                             names_of(graph, igraph_vector_int_list_get_ptr(&scc->cycles, c))));
+            rings,
+            json_pack("{s:o,s:I,s:o}", "members", members, "reports", (json_int_t)inside, "cycle",
+                      names_of(graph, igraph_vector_int_list_get_ptr(&scc->cycles, c))));
     }
     return rings;
 }
@@ -208,8 +206,7 @@ static json_t *rings_json(const kci_econ_graph *graph, const kci_econ_scc *scc)
 static json_t *core_json(const kci_econ_graph *graph, const kci_econ_cores *cores)
 {
     json_t *members = json_array();
-    for (int64_t v = 0; members != NULL && cores->k_max >= CORE_K_MIN && v < graph->node_count;
-         v++)
+    for (int64_t v = 0; members != NULL && cores->k_max >= CORE_K_MIN && v < graph->node_count; v++)
         if (VECTOR(cores->coreness)[v] == cores->k_max)
             json_array_append_new(members, json_string(graph->names[v]));
     return members;
@@ -290,13 +287,13 @@ kc_err kci_report_stats_run(const kci_report_set *set, const kci_report_stats_pa
                            (long long)window_count, KCI_REPORT_WINDOWS_MAX);
         return KC_ERR_TOO_LARGE;
     }
-    json_t *answer = json_pack(
-        "{s:I,s:I,s:I,s:I,s:I,s:I,s:{s:f,s:I,s:I}}", "reports", (json_int_t)reports, "skipped",
-        (json_int_t)set->skipped, "since_ms", (json_int_t)params->since_ms, "window_ms",
-        (json_int_t)params->window_ms, "first_ms", (json_int_t)first_ms, "last_ms",
-        (json_int_t)last_ms, "params", "burst_factor", params->burst_factor, "burst_count_min",
-        (json_int_t)params->burst_count_min, "baseline_windows_min",
-        (json_int_t)params->baseline_windows_min);
+    json_t *answer =
+        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:{s:f,s:I,s:I}}", "reports", (json_int_t)reports,
+                  "skipped", (json_int_t)set->skipped, "since_ms", (json_int_t)params->since_ms,
+                  "window_ms", (json_int_t)params->window_ms, "first_ms", (json_int_t)first_ms,
+                  "last_ms", (json_int_t)last_ms, "params", "burst_factor", params->burst_factor,
+                  "burst_count_min", (json_int_t)params->burst_count_min, "baseline_windows_min",
+                  (json_int_t)params->baseline_windows_min);
     if (answer == NULL) return KC_ERR_NOMEM;
     kc_err err = counts_run(set, params, first_ms, window_count, answer, error);
     if (err == KC_OK) err = bursts_run(set, params, first_ms, answer, error);

@@ -48,7 +48,8 @@ static const char ARBITER_DESCRIPTION[] =
     "  kcobra arbiter status\n"
     "  kcobra arbiter tree --format dot | dot -Tsvg > tree.svg\n"
     "  kcobra arbiter reinstate node-7\n"
-    "  kcobra arbiter reports --data-dir /var/lib/kingcobra --id arbiter-0 --window 10m --svg r.svg\n";
+    "  kcobra arbiter reports --data-dir /var/lib/kingcobra --id arbiter-0 --window 10m --svg "
+    "r.svg\n";
 
 typedef struct arbiter_flags {
     const char *format;
@@ -362,7 +363,8 @@ static int dispatch(const kcobra_command *command, int argc, char **argv,
         strcmp(what, "reinstate") == 0 || strcmp(what, "permissions") == 0)
         return query(command, &invocation, &values);
     return kcobra_usage_error(
-        command, "unknown subcommand '%s': serve, status, verdicts, reinstate, tree, permissions or reports",
+        command,
+        "unknown subcommand '%s': serve, status, verdicts, reinstate, tree, permissions or reports",
         what);
 }
 
@@ -377,7 +379,8 @@ static int run_arbiter(const kcobra_command *command, int argc, char **argv)
 
 const kcobra_command kcobra_command_arbiter = {
     .name = "arbiter",
-    .synopsis = "arbiter serve|status|verdicts|reinstate <node>|tree [--format F]|permissions|reports",
+    .synopsis =
+        "arbiter serve|status|verdicts|reinstate <node>|tree [--format F]|permissions|reports",
     .summary = "the arbiters: QoS, reports, ranking, fusion, quarantine",
     .description = ARBITER_DESCRIPTION,
     .run = run_arbiter,

@@ -65,7 +65,10 @@ static void print_names(json_t *names)
 {
     size_t index;
     json_t *name;
-    json_array_foreach(names, index, name) printf("%s%s", index ? ", " : "", json_string_value(name));
+    json_array_foreach(names, index, name)
+    {
+        printf("%s%s", index ? ", " : "", json_string_value(name));
+    }
 }
 
 static int print_text(json_t *stats)
@@ -81,11 +84,13 @@ static int print_text(json_t *stats)
     size_t index;
     json_t *item;
     json_array_foreach(json_object_get(stats, "bursts"), index, item)
+    {
         printf("burst: %s, %lld report(s) in the window from %lld ms (baseline %.2f per window)\n",
                json_string_value(json_object_get(item, "node")),
                (long long)json_integer_value(json_object_get(item, "count")),
                (long long)json_integer_value(json_object_get(item, "start_ms")),
                json_number_value(json_object_get(item, "baseline")));
+    }
     json_t *graph = json_object_get(stats, "graph");
     json_array_foreach(json_object_get(graph, "rings"), index, item)
     {

@@ -43,7 +43,8 @@ static void time_text(int64_t ms, char text[TIME_TEXT_BYTES])
 {
     time_t seconds = (time_t)(ms / 1000);
     struct tm utc;
-    if (gmtime_r(&seconds, &utc) == NULL || strftime(text, TIME_TEXT_BYTES, "%Y-%m-%d %H:%M:%SZ", &utc) == 0)
+    if (gmtime_r(&seconds, &utc) == NULL ||
+        strftime(text, TIME_TEXT_BYTES, "%Y-%m-%d %H:%M:%SZ", &utc) == 0)
         snprintf(text, TIME_TEXT_BYTES, "%lld ms", (long long)ms);
 }
 
@@ -56,7 +57,10 @@ static bool burst_at(json_t *bursts, int64_t start_ms)
 {
     size_t index;
     json_t *burst;
-    json_array_foreach(bursts, index, burst) if (integer(burst, "start_ms") == start_ms) return true;
+    json_array_foreach(bursts, index, burst)
+    {
+        if (integer(burst, "start_ms") == start_ms) return true;
+    }
     return false;
 }
 
@@ -70,10 +74,14 @@ static void chart(FILE *out, json_t *stats)
     size_t index;
     json_t *window;
     json_t *windows = json_object_get(stats, "windows");
-    json_array_foreach(windows, index, window) if (integer(window, "total") > top) top =
-        integer(window, "total");
+    json_array_foreach(windows, index, window)
+    {
+        if (integer(window, "total") > top) top = integer(window, "total");
+    }
     double bar_width = (double)(WIDTH - 2 * MARGIN) / (double)bars;
-    fprintf(out, "<text x=\"%d\" y=\"%d\" font-size=\"14\">reports per window (max %lld; red: a burst)</text>\n",
+    fprintf(out,
+            "<text x=\"%d\" y=\"%d\" font-size=\"14\">reports per window (max %lld; red: a "
+            "burst)</text>\n",
             MARGIN, MARGIN - 12, (long long)top);
     json_array_foreach(windows, index, window)
     {
@@ -81,9 +89,11 @@ static void chart(FILE *out, json_t *stats)
         double height = (double)CHART_HEIGHT * (double)integer(window, "total") / (double)top;
         double x = MARGIN + bar_width * (double)((start_ms - first_ms) / window_ms);
         fprintf(out,
-                "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"><title>%lld</title></rect>\n",
+                "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
+                "fill=\"%s\"><title>%lld</title></rect>\n",
                 x, MARGIN + CHART_HEIGHT - height, bar_width > 1.5 ? bar_width - 0.5 : bar_width,
-                height, burst_at(json_object_get(stats, "bursts"), start_ms) ? "#c0392b" : "#4682b4",
+                height,
+                burst_at(json_object_get(stats, "bursts"), start_ms) ? "#c0392b" : "#4682b4",
                 (long long)integer(window, "total"));
     }
     char first[TIME_TEXT_BYTES], last[TIME_TEXT_BYTES];
@@ -101,7 +111,10 @@ static bool listed(json_t *names, const char *name)
 {
     size_t index;
     json_t *value;
-    json_array_foreach(names, index, value) if (strcmp(json_string_value(value), name) == 0) return true;
+    json_array_foreach(names, index, value)
+    {
+        if (strcmp(json_string_value(value), name) == 0) return true;
+    }
     return false;
 }
 
@@ -117,7 +130,8 @@ static json_t *layout(json_t *edges)
                                json_string_value(json_object_get(edge, "to"))};
         for (int i = 0; i < 2; i++)
             if (json_object_get(positions, ends[i]) == NULL)
-                json_object_set_new(positions, ends[i], json_integer((json_int_t)json_object_size(positions)));
+                json_object_set_new(positions, ends[i],
+                                    json_integer((json_int_t)json_object_size(positions)));
     }
     return positions;
 }
@@ -136,7 +150,9 @@ static json_t *ring_members(json_t *graph)
     size_t index;
     json_t *ring;
     json_array_foreach(json_object_get(graph, "rings"), index, ring)
+    {
         json_array_extend(members, json_object_get(ring, "members"));
+    }
     return members;
 }
 

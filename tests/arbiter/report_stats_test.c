@@ -76,7 +76,8 @@ static void test_counts(void **state)
     stats = run(&set, T0_MS + 2 * MINUTE_MS);
     assert_int_equal(json_integer_value(json_object_get(stats, "reports")), 1);
     assert_int_equal(at(stats, "by_reason", "overcharged"), 1);
-    assert_null(json_object_get(json_object_get(json_object_get(stats, "totals"), "by_node"), "n2"));
+    assert_null(
+        json_object_get(json_object_get(json_object_get(stats, "totals"), "by_node"), "n2"));
     json_decref(stats);
     kci_report_set_free(&set);
 }
@@ -119,8 +120,10 @@ static bool has(json_t *names, const char *name)
 {
     size_t index;
     json_t *value;
-    json_array_foreach(names, index, value) if (strcmp(json_string_value(value), name) == 0) return
-        true;
+    json_array_foreach(names, index, value)
+    {
+        if (strcmp(json_string_value(value), name) == 0) return true;
+    }
     return false;
 }
 
@@ -131,9 +134,9 @@ static void test_rings(void **state)
     kci_report_set_init(&set);
     /* a ring r1 -> r2 -> r3 -> r1 with r1 -> r3 too; honest clients
      * reporting a bad node (a star: no cycle); a self-report is dropped */
-    const char *pairs[][2] = {{"r1", "r2"}, {"r2", "r3"}, {"r3", "r1"}, {"r1", "r3"},
-                              {"r1", "r2"}, {"c1", "bad"}, {"c2", "bad"}, {"c3", "bad"},
-                              {"bad", "bad"}};
+    const char *pairs[][2] = {{"r1", "r2"},  {"r2", "r3"},  {"r3", "r1"},
+                              {"r1", "r3"},  {"r1", "r2"},  {"c1", "bad"},
+                              {"c2", "bad"}, {"c3", "bad"}, {"bad", "bad"}};
     for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++)
         add(&set, T0_MS + (int64_t)i, pairs[i][1], pairs[i][0], KC_PROBLEM_WRONG_ANSWER);
     json_t *stats = run(&set, 0);

@@ -89,8 +89,8 @@ static json_t *analysis(fixture *f, long long want)
 {
     char path[HARNESS_PATH_SIZE_MAX + 64];
     snprintf(path, sizeof path, "%s/data/arbiter-arb.reports.jsonl", f->server.directory_path);
-    const char *arguments[] = {"arbiter", "reports", "--file", path, "--window", "1m", "--json",
-                               NULL};
+    const char *arguments[] = {"arbiter",  "reports", "--file", path,
+                               "--window", "1m",      "--json", NULL};
     char *output = malloc(OUTPUT_BYTES_MAX);
     assert_non_null(output);
     json_t *stats = NULL;
@@ -118,8 +118,10 @@ static bool has(json_t *names, const char *name)
 {
     size_t index;
     json_t *value;
-    json_array_foreach(names, index, value) if (strcmp(json_string_value(value), name) == 0) return
-        true;
+    json_array_foreach(names, index, value)
+    {
+        if (strcmp(json_string_value(value), name) == 0) return true;
+    }
     return false;
 }
 
