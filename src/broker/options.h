@@ -118,6 +118,11 @@ void kci_options_free(kci_options *options);
 typedef kc_err (*kci_options_part_check)(const kci_options *options, char *error,
                                          size_t error_size);
 void kci_options_set_part_check(kci_options_part_check check);
+/* After the check, kcobrad may change the options from the parts' blocks
+ * (the ledger's operators reserve kc.ledger.mint: reserve.h), at every
+ * load and reload. */
+typedef kc_err (*kci_options_part_adjust)(kci_options *options, char *error, size_t error_size);
+void kci_options_set_part_adjust(kci_options_part_adjust adjust);
 
 /* Applies a parsed config tree on top of options. Unknown keys are an
  * error naming the key and its line, except keys listed in docs/config.md as

@@ -293,8 +293,10 @@ static kc_err copy_arguments(kci_options *options, int argc, char *const *argv)
     return KC_OK;
 }
 
-/* kcobrad's check of the parts' blocks (kci_options_set_part_check). */
+/* kcobrad's check of the parts' blocks (kci_options_set_part_check), and
+ * what they change (kci_options_set_part_adjust). */
 static kci_options_part_check part_check;
+static kci_options_part_adjust part_adjust;
 
 /* The file, then the flags on top, then the derived fields, then checks. */
 static kc_err build(kci_options *options, char *error, size_t error_size)
@@ -325,7 +327,13 @@ static kc_err build(kci_options *options, char *error, size_t error_size)
     options->tls_enabled = options->tls_cert_file != NULL && options->tls_key_file != NULL;
     err = kci_options_validate(options, error, error_size);
     if (err == KC_OK && part_check != NULL) err = part_check(options, error, error_size);
+    if (err == KC_OK && part_adjust != NULL) err = part_adjust(options, error, error_size);
     return err;
+}
+
+void kci_options_set_part_adjust(kci_options_part_adjust adjust)
+{
+    part_adjust = adjust;
 }
 
 void kci_options_set_part_check(kci_options_part_check check)

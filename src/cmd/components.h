@@ -39,6 +39,9 @@ kc_err kci_components_config_load(kci_components_config *config, const kci_optio
 /* The same, only to check (kci_options_set_part_check). */
 kc_err kci_components_check(const kci_options *options, char *error, size_t error_size);
 void kci_components_config_free(kci_components_config *config);
+/* With the keeper hosted, keeps each operator's kc.suggest.change.<user>
+ * to that user (keeper_guard.c; kci_options_set_part_adjust). */
+kc_err kci_components_keeper_guard(kci_options *options, char *error, size_t error_size);
 /* Starts the enabled components against the running server (its bound
  * port, TLS, and internal credentials). */
 kc_err kci_components_start(kci_components **out, const kci_components_config *config,

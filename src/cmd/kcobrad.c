@@ -120,6 +120,7 @@ int main(int argc, char **argv)
     kci_options options;
     char error[1024] = "";
     kci_options_set_part_check(kci_components_check);
+    kci_options_set_part_adjust(kci_components_keeper_guard);
     kc_err err = kci_options_load(&options, argc, argv, error, sizeof error);
     if (err == KC_ERR_HELP) return 0;
     if (err != KC_OK) {
