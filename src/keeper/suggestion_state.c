@@ -111,12 +111,14 @@ bool kci_suggestion_change_parse(const char *line, size_t length, json_t **root,
 
 static json_t *change_object(const kci_suggestion_change *change, bool with_id)
 {
-    json_t *object =
-        json_pack("{s:s,s:s,s:s}", "action", kci_suggestion_action_name(change->action), "by",
-                  change->by, "ts", change->ts != NULL ? change->ts : "");
+    /* the id first: a line of the file reads {"change":id,...} */
+    json_t *object = with_id ? json_pack("{s:s}", "change", change->id) : json_object();
     if (object == NULL) return NULL;
-    bool ok = true;
-    if (with_id) ok &= json_object_set_new(object, "change", json_string(change->id)) == 0;
+    bool ok =
+        json_object_set_new(object, "action",
+                            json_string(kci_suggestion_action_name(change->action))) == 0 &&
+        json_object_set_new(object, "by", json_string(change->by)) == 0 &&
+        json_object_set_new(object, "ts", json_string(change->ts != NULL ? change->ts : "")) == 0;
     if (change->assignee != NULL)
         ok &= json_object_set_new(object, "assignee", json_string(change->assignee)) == 0;
     if (change->note != NULL)
