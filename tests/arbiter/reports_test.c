@@ -22,20 +22,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "fixture.h"
+#include "kcobra_run.h"
 
 enum {
     EXIT_SKIP = 77,
     OUTPUT_BYTES_MAX = 1024 * 1024,
     RECORD_WAIT_MS = 15000, /* the arbiter records what it received */
     POLL_MS = 100,
-    ARGUMENTS_MAX = 24,
 };
 
 static const char CONFIG[] = "arbiter {\n  enabled: true\n  id: \"arb\"\n}\n";
@@ -46,42 +45,11 @@ static void sleep_ms(int duration_ms)
     nanosleep(&pause, NULL);
 }
 
-/* Runs KCOBRA --server url arguments...; stdout into output; its exit status. */
-static int run_kcobra(const char *url, const char *const *arguments, char *output, size_t size)
-{
-    const char *kcobra = getenv("KCOBRA");
-    int pipe_fds[2];
-    if (kcobra == NULL || pipe(pipe_fds) != 0) return -1;
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(pipe_fds[1], 1);
-        close(pipe_fds[0]);
-        const char *argv[ARGUMENTS_MAX] = {kcobra};
-        int argc = 1;
-        for (int i = 0; arguments[i] != NULL && argc < ARGUMENTS_MAX - 3; i++)
-            argv[argc++] = arguments[i];
-        argv[argc++] = "--server";
-        argv[argc++] = url;
-        execv(kcobra, (char *const *)argv);
-        _exit(127);
-    }
-    close(pipe_fds[1]);
-    size_t used = 0;
-    ssize_t got;
-    while (used + 1 < size && (got = read(pipe_fds[0], output + used, size - used - 1)) > 0)
-        used += (size_t)got;
-    output[used] = '\0';
-    close(pipe_fds[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 static void report(fixture *f, const char *reporter, const char *node, const char *reason)
 {
     char output[1024];
     const char *arguments[] = {"problem", node, reason, "--node", reporter, NULL};
-    assert_int_equal(run_kcobra(f->server.url, arguments, output, sizeof output), 0);
+    assert_int_equal(kcobra_run(f->server.url, arguments, output, sizeof output), 0);
 }
 
 /* kcobra arbiter reports --json, until it counts want reports (bounded). */
@@ -98,7 +66,7 @@ static json_t *analysis(fixture *f, long long want)
          sleep_ms(POLL_MS)) {
         json_decref(stats);
         stats = NULL;
-        if (run_kcobra(f->server.url, arguments, output, OUTPUT_BYTES_MAX) != 0) continue;
+        if (kcobra_run(f->server.url, arguments, output, OUTPUT_BYTES_MAX) != 0) continue;
         stats = json_loads(output, 0, NULL);
         if (json_integer_value(json_object_get(stats, "reports")) >= want) break;
     }
@@ -169,7 +137,7 @@ static void test_reports_counted_and_ring_found(void **state)
     char file[HARNESS_PATH_SIZE_MAX + 64];
     snprintf(file, sizeof file, "%s/data/arbiter-arb.reports.jsonl", f->server.directory_path);
     const char *draw[] = {"arbiter", "reports", "--file", file, "--svg", svg, NULL};
-    assert_int_equal(run_kcobra(f->server.url, draw, output, sizeof output), 0);
+    assert_int_equal(kcobra_run(f->server.url, draw, output, sizeof output), 0);
     assert_non_null(strstr(output, "ring of 3"));
     FILE *picture = fopen(svg, "r");
     assert_non_null(picture);
