@@ -21,16 +21,15 @@ static void test_transitions(void **state)
     (void)state;
     enum { S = 4, A = 4 };
     /* expected next status, or -1: refused */
-    static const int table[S][A] =
-        {
-            /*             accept                   reject                   done assign */
-            [KCI_SUGGESTION_OPEN] = {KCI_SUGGESTION_ACCEPTED, KCI_SUGGESTION_REJECTED, -1,
-                                     KCI_SUGGESTION_OPEN},
-            [KCI_SUGGESTION_ACCEPTED] = {-1, KCI_SUGGESTION_REJECTED, KCI_SUGGESTION_DONE,
-                                         KCI_SUGGESTION_ACCEPTED},
-            [KCI_SUGGESTION_REJECTED] = {-1, -1, -1, -1},
-            [KCI_SUGGESTION_DONE] = {-1, -1, -1, -1},
-        };
+    static const int table[S][A] = {
+        /* columns: accept, reject, done, assign */
+        [KCI_SUGGESTION_OPEN] = {KCI_SUGGESTION_ACCEPTED, KCI_SUGGESTION_REJECTED, -1,
+                                 KCI_SUGGESTION_OPEN},
+        [KCI_SUGGESTION_ACCEPTED] = {-1, KCI_SUGGESTION_REJECTED, KCI_SUGGESTION_DONE,
+                                     KCI_SUGGESTION_ACCEPTED},
+        [KCI_SUGGESTION_REJECTED] = {-1, -1, -1, -1},
+        [KCI_SUGGESTION_DONE] = {-1, -1, -1, -1},
+    };
     for (int status = 0; status < S; status++)
         for (int action = 0; action < A; action++) {
             kci_suggestion_status next = KCI_SUGGESTION_OPEN;
