@@ -279,6 +279,7 @@ static kc_err start_suggestions(kci_components *components, const kci_components
     kc_err err = component_connect(&components->keeper_connection, server, "kcobrad-suggestions",
                                    KCI_ROLE_KEEPER, false, error, error_size);
     if (err != KC_OK) return err;
+    kci_components_keeper_guard_log(&config->keeper, &server->options);
     kci_suggestions_config keeper_config = {.file_path = config->keeper.file,
                                             .node = config->node,
                                             .operators = config->keeper.operators.items,

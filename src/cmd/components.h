@@ -42,6 +42,8 @@ void kci_components_config_free(kci_components_config *config);
 /* With the keeper hosted, keeps each operator's kc.suggest.change.<user>
  * to that user (keeper_guard.c; kci_options_set_part_adjust). */
 kc_err kci_components_keeper_guard(kci_options *options, char *error, size_t error_size);
+/* Who may change a suggestion's status, said at the keeper's start. */
+void kci_components_keeper_guard_log(const kci_keeper_config *keeper, const kci_options *options);
 /* Starts the enabled components against the running server (its bound
  * port, TLS, and internal credentials). */
 kc_err kci_components_start(kci_components **out, const kci_components_config *config,

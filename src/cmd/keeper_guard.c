@@ -13,8 +13,11 @@
  * options. A keeper run as `kcobra keeper serve` is guarded by the server's
  * permissions instead: give kc.suggest.change.<user> to <user> alone. */
 #include <stdio.h>
+#include <string.h>
 
+#include "broker/auth.h"
 #include "broker/reserve.h"
+#include "common/log.h"
 #include "components.h"
 #include "keeper/suggestions.h"
 
@@ -35,4 +38,31 @@ kc_err kci_components_keeper_guard(kci_options *options, char *error, size_t err
     if (err == KC_ERR_NOMEM) snprintf(error, error_size, "out of memory");
     kci_components_config_free(&config);
     return err;
+}
+
+static bool user_exists(const kci_options *options, const char *name)
+{
+    for (size_t i = 0; i < options->user_count; i++)
+        if (strcmp(options->users[i].user, name) == 0) return true;
+    return false;
+}
+
+void kci_components_keeper_guard_log(const kci_keeper_config *keeper, const kci_options *options)
+{
+    if (keeper->operators.count == 0 || !kci_auth_required(options)) {
+        kci_info("suggestions: nobody may change a suggestion's status (name operator users in "
+                 "suggestions { operators: [...] })");
+        if (keeper->operators.count > 0)
+            kci_warn("suggestions: operators are named but no users are configured: nobody can "
+                     "log in as one");
+        return;
+    }
+    for (size_t i = 0; i < keeper->operators.count; i++) {
+        if (user_exists(options, keeper->operators.items[i]))
+            kci_info("suggestions: %s may change a suggestion's status",
+                     keeper->operators.items[i]);
+        else
+            kci_warn("suggestions: operator \"%s\" is not a configured user",
+                     keeper->operators.items[i]);
+    }
 }
