@@ -24,7 +24,7 @@
 
 enum {
     SUGGESTIONS_PRINTED_MAX = 100000,
-    TIME_TEXT_BYTES = 32,
+    TIME_TEXT_BYTES = KCOBRA_SUGGESTION_TIME_BYTES,
     TEXT_COLUMN_BYTES_MAX = 4096, /* a text longer than this is cut in the table */
     PROBLEM_REASON_FIRST = KC_PROBLEM_WRONG_ANSWER,
     PROBLEM_REASON_LAST = KC_PROBLEM_OTHER,
@@ -184,7 +184,7 @@ static const char SUGGESTIONS_DESCRIPTION[] =
 
 /* ts as the keeper sends it: a number of ms, an HLC "<ms>.<counter>", or
  * text (printed as it is). */
-static void format_time(const json_t *ts, char text[TIME_TEXT_BYTES])
+void kcobra_suggestion_time(const json_t *ts, char text[KCOBRA_SUGGESTION_TIME_BYTES])
 {
     long long wall_ms = -1;
     if (json_is_integer(ts)) wall_ms = (long long)json_integer_value(ts);
@@ -213,7 +213,7 @@ static const char *string_field(const json_t *object, const char *key)
 static void print_suggestion_row(const json_t *entry)
 {
     char time_text[TIME_TEXT_BYTES];
-    format_time(json_object_get(entry, "ts"), time_text);
+    kcobra_suggestion_time(json_object_get(entry, "ts"), time_text);
     char text[TEXT_COLUMN_BYTES_MAX];
     snprintf(text, sizeof text, "%s", string_field(entry, "text"));
     for (char *cursor = text; *cursor != '\0'; cursor++)

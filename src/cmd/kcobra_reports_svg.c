@@ -23,6 +23,7 @@ enum {
     GRAPH_NODES_MAX = 400, /* more would be unreadable: the graph is left out */
     BARS_MAX = 100 * 1000,
     NODE_RADIUS = 7,
+    EDGE_OFFSET = 3, /* pixels between the two directions of a pair */
     TIME_TEXT_BYTES = 32,
 };
 
@@ -167,9 +168,13 @@ static void graph_edges(FILE *out, json_t *edges, json_t *positions)
         point(positions, json_string_value(json_object_get(edge, "to")), &x2, &y2);
         double length = hypot(x2 - x1, y2 - y1);
         if (length < 1) continue;
-        /* stop at the target's circle so the arrowhead shows */
-        x2 -= (x2 - x1) * (NODE_RADIUS + 2) / length;
-        y2 -= (y2 - y1) * (NODE_RADIUS + 2) / length;
+        /* a little to the right of the centre line, so that a -> b and
+         * b -> a are two lines; stop at the target's circle so the
+         * arrowhead shows */
+        double dx = (x2 - x1) / length, dy = (y2 - y1) / length;
+        x1 -= dy * EDGE_OFFSET, y1 += dx * EDGE_OFFSET;
+        x2 -= dy * EDGE_OFFSET + dx * (NODE_RADIUS + 2);
+        y2 += dx * EDGE_OFFSET - dy * (NODE_RADIUS + 2);
         fprintf(out,
                 "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#777\" "
                 "stroke-width=\"%.1f\" marker-end=\"url(#arrow)\"/>\n",

@@ -37,7 +37,9 @@ static void print_state(json_t *answer)
     {
         const char *to = json_string_value(json_object_get(entry, "assignee"));
         const char *note = json_string_value(json_object_get(entry, "note"));
-        printf("  %s  %-6s by %s%s%s%s%s\n", json_string_value(json_object_get(entry, "ts")),
+        char when[KCOBRA_SUGGESTION_TIME_BYTES];
+        kcobra_suggestion_time(json_object_get(entry, "ts"), when);
+        printf("  %s  %-6s by %s%s%s%s%s\n", when,
                json_string_value(json_object_get(entry, "action")),
                json_string_value(json_object_get(entry, "by")), to != NULL ? " to " : "",
                to != NULL ? to : "", note != NULL ? ": " : "", note != NULL ? note : "");
