@@ -1,11 +1,11 @@
 /* fuzz_suggestion_change.c - libFuzzer target for a change line of the
  * suggestions file (kci_suggestion_change_parse, src/keeper/suggestion_state.c),
  * which the keeper's loader reads at every start. Checks: an accepted line
- * names a UUID, an action among ours, an operator and, for assign only, an
- * assignee that are subject tokens; written back with
- * kci_suggestion_change_format it parses to the same change (the writer and
- * the reader agree); and a book holding its suggestion applies it as the
- * state machine says. */
+ * names an action among ours, an operator that is a subject token and, for
+ * assign only, an assignee; written back with kci_suggestion_change_format
+ * it parses to the same change (the writer and the reader agree); and a
+ * book holding its suggestion applies it exactly when the state machine
+ * allows it from open. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,8 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     json_t *root = NULL;
     kci_suggestion_change change;
-    bool ok = kci_suggestion_change_parse((const char *)data, size, &root, &change);
-    if (ok) {
+    if (kci_suggestion_change_parse((const char *)data, size, &root, &change)) {
         FUZZ_CHECK(kci_token_valid(change.by));
         FUZZ_CHECK((change.action == KCI_SUGGESTION_ASSIGN) == (change.assignee != NULL));
         round_trip(&change);

@@ -23,6 +23,7 @@
 #include "common/clock.h"
 #include "common/hash.h"
 #include "common/log.h"
+#include "report_log.h"
 #include "service/component.h"
 #include "service/headers.h"
 
@@ -572,6 +573,7 @@ static void destroy(kci_arbiter *arbiter)
         free(arbiter->nodes[i]);
     }
     if (arbiter->verdicts_file != NULL) fclose(arbiter->verdicts_file);
+    kci_report_log_close(arbiter->report_log);
     free(arbiter->verdicts_path);
     json_decref(arbiter->tree);
     json_decref(arbiter->history);
@@ -619,6 +621,9 @@ kc_err kci_arbiter_start(kci_arbiter **out, kc_client *client, const kci_arbiter
         err = arbiter->config.verdicts_jetstream ? kci_verdict_js_open(arbiter, error, error_size)
                                                  : kci_arbiter_restore(arbiter, error, error_size);
         if (err == KC_OK) err = kci_arbiter_vote_key_open(arbiter, error, error_size);
+        if (err == KC_OK)
+            err = kci_report_log_open(&arbiter->report_log, arbiter->config.data_dir, arbiter->id,
+                                      error, error_size);
     }
     if (err == KC_OK) err = subscribe_all(arbiter, error, error_size);
     if (err == KC_OK) micro_start(arbiter);

@@ -155,6 +155,8 @@ struct kci_arbiter {
     FILE *verdicts_file;
     kci_verdict_js *verdict_js;   /* verdicts on a stream instead of the file */
     kci_verdict_chain file_chain; /* the file's lines so far and the last one's hash */
+    /* received reports, for the analytics (report_log.h); NULL: none */
+    struct kci_report_log *report_log;
     pthread_mutex_t lock;
     pthread_cond_t changed;
     bool stopping;

@@ -20,6 +20,7 @@
  * opinion weighted by it; a refuted one lowers it. A report never
  * quarantines on its own: only what the arbiter confirms counts. */
 #include "arbiter_internal.h"
+#include "report_log.h"
 
 #include <assert.h>
 #include <math.h>
@@ -383,6 +384,7 @@ void kci_arbiter_on_problem(natsConnection *connection, natsSubscription *subscr
                      arbiter->id, natsMsg_GetSubject(message), why,
                      (unsigned long long)arbiter->reports_malformed);
     } else {
+        kci_report_log_append(arbiter->report_log, &parsed, kci_wall_ms()); /* analytics */
         queue_report(arbiter, &parsed, now_ms);
     }
     pthread_mutex_unlock(&arbiter->lock);

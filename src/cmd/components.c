@@ -219,6 +219,7 @@ kc_err kci_components_adjust(kci_options *options, char *error, size_t error_siz
     if (err == KC_OK) err = kci_components_mint_guard(options, &config.ledger);
     if (err == KC_ERR_NOMEM) snprintf(error, error_size, "out of memory");
     kci_components_config_free(&config);
+    if (err == KC_OK) err = kci_components_keeper_guard(options, error, error_size);
     return err;
 }
 
@@ -310,7 +311,11 @@ static kc_err start_suggestions(kci_components *components, const kci_components
     kc_err err = component_connect(&components->keeper_connection, server, "kcobrad-suggestions",
                                    KCI_ROLE_KEEPER, false, error, error_size);
     if (err != KC_OK) return err;
-    kci_suggestions_config keeper_config = {.file_path = config->keeper.file, .node = config->node};
+    kci_components_keeper_guard_log(&config->keeper, &server->options);
+    kci_suggestions_config keeper_config = {.file_path = config->keeper.file,
+                                            .node = config->node,
+                                            .operators = config->keeper.operators.items,
+                                            .operator_count = config->keeper.operators.count};
     return kci_suggestions_start(&components->suggestions, components->keeper_connection,
                                  &keeper_config, error, error_size);
 }

@@ -40,14 +40,20 @@ kc_err kci_components_config_load(kci_components_config *config, const kci_optio
 kc_err kci_components_check(const kci_options *options, char *error, size_t error_size);
 void kci_components_config_free(kci_components_config *config);
 /* What the parts' blocks change in the broker's options, at every load and
- * reload (kci_options_set_part_adjust): the mint guard below, and the
- * ingress user's permissions for kcobrad's ingress (ingress { user }). */
+ * reload (kci_options_set_part_adjust): the mint guard below, the
+ * ingress user's permissions for kcobrad's ingress (ingress { user }), and
+ * the keeper's guard of the operators' change subjects. */
 kc_err kci_components_adjust(kci_options *options, char *error, size_t error_size);
 /* With the ledger hosted, keeps kc.ledger.mint to its operators unless
  * mint_open (mint_guard.c). */
 kc_err kci_components_mint_guard(kci_options *options, const kci_ledger_settings *ledger);
 /* What the mint guard says at start: who may mint, and warnings. */
 void kci_components_mint_guard_log(const kci_ledger_settings *ledger, const kci_options *options);
+/* With the keeper hosted, keeps each operator's kc.suggest.change.<user>
+ * to that user (keeper_guard.c; called by kci_components_adjust). */
+kc_err kci_components_keeper_guard(kci_options *options, char *error, size_t error_size);
+/* Who may change a suggestion's status, said at the keeper's start. */
+void kci_components_keeper_guard_log(const kci_keeper_config *keeper, const kci_options *options);
 /* Starts the enabled components against the running server (its bound
  * port, TLS, and internal credentials). */
 kc_err kci_components_start(kci_components **out, const kci_components_config *config,

@@ -22,6 +22,7 @@
 #include "arbiter/vote_sign.h"
 #include "common/log.h"
 #include "kcobra_common.h"
+#include "kcobra_reports.h"
 #include "kcobra_settings.h"
 
 enum {
@@ -42,17 +43,22 @@ static const char ARBITER_DESCRIPTION[] =
     "  reinstate <node>      ask the arbiters to reinstate a quarantined node (quorum)\n"
     "  tree [--format F]     the reporting structure: text, json or dot\n"
     "  permissions           nats-server permissions that enforce the quarantine there\n"
+    "  reports               analytics of the recorded problem reports: counts by node,\n"
+    "                        reason and reporter per --window, bursts, rings (--json, --svg)\n"
     "\n"
     "Examples:\n"
     "  kcobra arbiter serve --id arbiter-2 --arbiters 4 --probe 'sense=21.5' \\\n"
     "      --peer arbiter-0 --peer arbiter-1 --peer arbiter-3\n"
     "  kcobra arbiter status\n"
     "  kcobra arbiter tree --format dot | dot -Tsvg > tree.svg\n"
-    "  kcobra arbiter reinstate node-7\n";
+    "  kcobra arbiter reinstate node-7\n"
+    "  kcobra arbiter reports --data-dir /var/lib/kingcobra --id arbiter-0 --window 10m --svg "
+    "r.svg\n";
 
 typedef struct arbiter_flags {
     const char *format;
     bool verify;
+    kcobra_reports_flags reports;
 } arbiter_flags;
 
 /* ---- serve ---------------------------------------------------------------------- */
@@ -383,6 +389,18 @@ static int dispatch(const kcobra_command *command, int argc, char **argv,
         {"verify", NULL, KCOBRA_FLAG_BOOL, &values.verify,
          "verdicts: check a verdicts file (--data-dir, --id) or the verdict stream "
          "(--verdict-stream)"},
+        {"file", "PATH", KCOBRA_FLAG_STRING, &values.reports.file,
+         "reports: the report file (default <data-dir>/arbiter-<id>.reports.jsonl)"},
+        {"window", "D", KCOBRA_FLAG_DURATION, &values.reports.window_ms,
+         "reports: the width of a time window (default 1h)"},
+        {"since", "D", KCOBRA_FLAG_DURATION, &values.reports.since_ms,
+         "reports: only the reports of the last D"},
+        {"svg", "FILE", KCOBRA_FLAG_STRING, &values.reports.svg,
+         "reports: also draw them as SVG into FILE (- for stdout)"},
+        {"burst-factor", "X", KCOBRA_FLAG_STRING, &values.reports.burst_factor,
+         "reports: a burst is X times a node's baseline + 1 (default 3)"},
+        {"burst-min", "N", KCOBRA_FLAG_COUNT, &values.reports.burst_min,
+         "reports: and at least N reports in the window (default 5)"},
     };
     size_t key_count = 0;
     const kci_config_key *keys = kci_arbiter_settings_keys(&key_count);
@@ -404,11 +422,14 @@ static int dispatch(const kcobra_command *command, int argc, char **argv,
         (settings->verdict_storage != NULL && strcmp(settings->verdict_storage, "jetstream") == 0);
     if (values.verify && !stream) return verify_file(command, &invocation, settings);
     if (values.verify) return verify_verdicts(&invocation, settings);
+    if (strcmp(what, "reports") == 0)
+        return kcobra_reports_run(command, &invocation, settings, &values.reports);
     if (strcmp(what, "status") == 0 || strcmp(what, "verdicts") == 0 || strcmp(what, "tree") == 0 ||
         strcmp(what, "reinstate") == 0 || strcmp(what, "permissions") == 0)
         return query(command, &invocation, &values);
     return kcobra_usage_error(
-        command, "unknown subcommand '%s': serve, status, verdicts, reinstate, tree or permissions",
+        command,
+        "unknown subcommand '%s': serve, status, verdicts, reinstate, tree, permissions or reports",
         what);
 }
 
@@ -423,7 +444,8 @@ static int run_arbiter(const kcobra_command *command, int argc, char **argv)
 
 const kcobra_command kcobra_command_arbiter = {
     .name = "arbiter",
-    .synopsis = "arbiter serve|status|verdicts|reinstate <node>|tree [--format F]|permissions",
+    .synopsis =
+        "arbiter serve|status|verdicts|reinstate <node>|tree [--format F]|permissions|reports",
     .summary = "the arbiters: QoS, reports, ranking, fusion, quarantine",
     .description = ARBITER_DESCRIPTION,
     .run = run_arbiter,

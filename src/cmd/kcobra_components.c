@@ -87,6 +87,8 @@ static int keeper_serve(const kcobra_command *command, int argc, char **argv,
     kci_suggestions_config config = {
         .file_path = settings->file,
         .node = invocation.common.node != NULL ? invocation.common.node : "kcobra-keeper",
+        .operators = settings->operators.items,
+        .operator_count = settings->operators.count,
     };
     if (kci_suggestions_start(&keeper, connection, &config, error, sizeof error) != KC_OK) {
         kcobra_error("keeper: %s", error);

@@ -17,18 +17,19 @@
 #include <time.h>
 
 #include "kcobra_common.h"
+#include "kcobra_suggestions.h"
 
 #define SUGGEST_LIST_SUBJECT "kc.suggest.list"
 #define KC_ERROR_HEADER "Kc-Error"
 
 enum {
     SUGGESTIONS_PRINTED_MAX = 100000,
-    TIME_TEXT_BYTES = 32,
+    TIME_TEXT_BYTES = KCOBRA_SUGGESTION_TIME_BYTES,
     TEXT_COLUMN_BYTES_MAX = 4096, /* a text longer than this is cut in the table */
     PROBLEM_REASON_FIRST = KC_PROBLEM_WRONG_ANSWER,
     PROBLEM_REASON_LAST = KC_PROBLEM_OTHER,
     REASON_LIST_BYTES = 256,
-    SUGGESTIONS_REQUEST_BYTES_MAX = 64,
+    SUGGESTIONS_REQUEST_BYTES_MAX = 512,
 };
 
 /* ================================================================== problem */
@@ -182,12 +183,21 @@ const kcobra_command kcobra_command_suggest = {
 
 static const char SUGGESTIONS_DESCRIPTION[] =
     "Lists the newest suggestions the keeper holds (a request on kc.suggest.list) as a\n"
-    "table of id, time (UTC), node and text, oldest first; with --json prints the keeper's\n"
-    "answer as one line. Exit 4 when no keeper runs.\n";
+    "table of id, time (UTC), node, status, assignee and text, oldest first; with --json\n"
+    "prints the keeper's answer as one line. Exit 4 when no keeper runs.\n"
+    "\n"
+    "  list [--status S] [--assignee U] [--limit N]   (the default)\n"
+    "  show <id>                  status, assignee and history\n"
+    "  accept|reject|done <id>    change the status (operators only: --user)\n"
+    "  assign <id> <user>         who works on it (operators only)\n"
+    "\n"
+    "Examples:\n"
+    "  kcobra suggestions --status open\n"
+    "  kcobra --user admin --password ... suggestions accept <id> --note 'next release'\n";
 
 /* ts as the keeper sends it: a number of ms, an HLC "<ms>.<counter>", or
  * text (printed as it is). */
-static void format_time(const json_t *ts, char text[TIME_TEXT_BYTES])
+void kcobra_suggestion_time(const json_t *ts, char text[KCOBRA_SUGGESTION_TIME_BYTES])
 {
     long long wall_ms = -1;
     if (json_is_integer(ts)) wall_ms = (long long)json_integer_value(ts);
@@ -216,13 +226,14 @@ static const char *string_field(const json_t *object, const char *key)
 static void print_suggestion_row(const json_t *entry)
 {
     char time_text[TIME_TEXT_BYTES];
-    format_time(json_object_get(entry, "ts"), time_text);
+    kcobra_suggestion_time(json_object_get(entry, "ts"), time_text);
     char text[TEXT_COLUMN_BYTES_MAX];
     snprintf(text, sizeof text, "%s", string_field(entry, "text"));
     for (char *cursor = text; *cursor != '\0'; cursor++)
         if ((unsigned char)*cursor < ' ') *cursor = ' ';
-    printf("%-36s  %-19s  %-16s  %s\n", string_field(entry, "id"), time_text,
-           string_field(entry, "node"), text);
+    printf("%-36s  %-19s  %-16s  %-8s  %-12s  %s\n", string_field(entry, "id"), time_text,
+           string_field(entry, "node"), string_field(entry, "status"),
+           string_field(entry, "assignee"), text);
 }
 
 /* answer: the keeper's object {"suggestions":[...],"returned","total",
@@ -231,7 +242,8 @@ static int print_suggestion_table(const json_t *answer)
 {
     const json_t *array = json_is_array(answer) ? answer : json_object_get(answer, "suggestions");
     size_t count = json_array_size(array);
-    printf("%-36s  %-19s  %-16s  %s\n", "ID", "TIME (UTC)", "NODE", "TEXT");
+    printf("%-36s  %-19s  %-16s  %-8s  %-12s  %s\n", "ID", "TIME (UTC)", "NODE", "STATUS",
+           "ASSIGNEE", "TEXT");
     for (size_t index = 0; index < count && index < SUGGESTIONS_PRINTED_MAX; index++)
         print_suggestion_row(json_array_get(array, index));
     const json_t *total = json_object_get(answer, "total");
@@ -265,10 +277,26 @@ static int suggestions_print(natsMsg *reply, bool json)
     return status;
 }
 
-static int suggestions_fetch(natsConnection *connection, const kcobra_common *common, int64_t limit)
+typedef struct suggestions_flags {
+    int64_t limit;
+    const char *status;
+    const char *assignee;
+    const char *note;
+} suggestions_flags;
+
+static int suggestions_fetch(natsConnection *connection, const kcobra_common *common,
+                             const suggestions_flags *flags)
 {
     char request[SUGGESTIONS_REQUEST_BYTES_MAX] = "";
-    if (limit > 0) snprintf(request, sizeof request, "{\"limit\":%lld}", (long long)limit);
+    json_t *filter = json_object();
+    if (flags->limit > 0) json_object_set_new(filter, "limit", json_integer(flags->limit));
+    if (flags->status != NULL) json_object_set_new(filter, "status", json_string(flags->status));
+    if (flags->assignee != NULL)
+        json_object_set_new(filter, "assignee", json_string(flags->assignee));
+    if (json_object_size(filter) > 0 &&
+        json_dumpb(filter, request, sizeof request - 1, JSON_COMPACT) >= sizeof request - 1)
+        request[0] = '\0';
+    json_decref(filter);
     natsMsg *reply = NULL;
     int status = kcobra_call(&reply, connection, common, SUGGEST_LIST_SUBJECT, request,
                              "suggestion keeper", "it runs in kcobrad", NULL);
@@ -279,28 +307,43 @@ static int suggestions_fetch(natsConnection *connection, const kcobra_common *co
 
 static int run_suggestions(const kcobra_command *command, int argc, char **argv)
 {
-    int64_t limit = 0;
+    suggestions_flags values = {0};
     const kcobra_flag flags[] = {
-        {"limit", "N", KCOBRA_FLAG_COUNT, &limit,
+        {"limit", "N", KCOBRA_FLAG_COUNT, &values.limit,
          "at most the N newest (default: the keeper's maximum, 1000)"},
+        {"status", "S", KCOBRA_FLAG_STRING, &values.status,
+         "list: only open, accepted, rejected or done ones"},
+        {"assignee", "USER", KCOBRA_FLAG_STRING, &values.assignee, "list: only USER's"},
+        {"note", "T", KCOBRA_FLAG_STRING, &values.note, "accept|reject|done|assign: why"},
     };
     kcobra_invocation invocation;
     int status = kcobra_parse(command, flags, KCOBRA_ARRAY_COUNT(flags), argc, argv, &invocation);
     if (status != KCOBRA_EXIT_OK || invocation.help) return status;
+    const char *what = invocation.positional_count > 0 ? invocation.positional[0] : "list";
+    if (strcmp(what, "list") != 0) {
+        if (strcmp(what, "show") != 0 && strcmp(what, "accept") != 0 &&
+            strcmp(what, "reject") != 0 && strcmp(what, "done") != 0 && strcmp(what, "assign") != 0)
+            return kcobra_usage_error(
+                command, "unknown subcommand '%s': list, show, accept, reject, done or assign",
+                what);
+        return kcobra_suggestions_handle(command, &invocation, values.note);
+    }
+    if (invocation.positional_count > 1)
+        return kcobra_usage_error(command, "list takes no argument");
     natsConnection *connection = NULL;
     status = kcobra_nats_connect(&connection, &invocation.common);
     if (status != KCOBRA_EXIT_OK) return status;
-    status = suggestions_fetch(connection, &invocation.common, limit);
+    status = suggestions_fetch(connection, &invocation.common, &values);
     kcobra_nats_finish(connection);
     return status;
 }
 
 const kcobra_command kcobra_command_suggestions = {
     .name = "suggestions",
-    .synopsis = "suggestions [--limit N]",
+    .synopsis = "suggestions [list|show <id>|accept|reject|done <id>|assign <id> <user>]",
     .summary = "list the suggestions kept for review",
     .description = SUGGESTIONS_DESCRIPTION,
     .run = run_suggestions,
     .positional_min = 0,
-    .positional_max = 0,
+    .positional_max = 3,
 };

@@ -1,6 +1,9 @@
 /* config.c - the suggestion keeper's settings (config.h). */
 #include "config.h"
 
+#include "service/headers.h"
+#include "suggestion_state.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +17,11 @@ static const kci_config_key keys[] = {
      .offset = offsetof(kci_keeper_config, file),
      .value_name = "PATH",
      .help = "the JSON-lines file"},
+    {.name = "operators",
+     .kind = KCI_KEY_STRINGS,
+     .offset = offsetof(kci_keeper_config, operators),
+     .value_name = "USER",
+     .help = "a user who may change a suggestion's status (repeatable)"},
 };
 
 const kci_config_key *kci_keeper_config_keys(size_t *count)
@@ -38,6 +46,13 @@ kc_err kci_keeper_config_check(const kci_keeper_config *config, char *error, siz
         snprintf(error, error_size, "suggestions file is empty");
         return KC_ERR_CONFIG;
     }
+    for (size_t i = 0; i < config->operators.count; i++)
+        if (strlen(config->operators.items[i]) > KCI_SUGGESTION_USER_BYTES_MAX ||
+            !kci_token_valid(config->operators.items[i])) {
+            snprintf(error, error_size, "suggestions operator \"%s\" is not one subject token",
+                     config->operators.items[i]);
+            return KC_ERR_CONFIG;
+        }
     return KC_OK;
 }
 

@@ -12,6 +12,9 @@
 typedef struct kci_keeper_config {
     bool enabled; /* kcobrad runs it (file only); default true */
     char *file;   /* the JSON-lines file; default <data_dir>/suggestions.jsonl */
+    /* who may change a suggestion's status; kcobrad keeps each one's
+     * kc.suggest.change.<user> to that user (src/cmd/keeper_guard.c) */
+    kci_config_strings operators;
 } kci_keeper_config;
 
 const kci_config_key *kci_keeper_config_keys(size_t *count);

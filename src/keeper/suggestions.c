@@ -58,14 +58,16 @@
 #include "service/micro.h"
 #include "service/subscriptions.h"
 #include "service/uuid.h"
+#include "suggestion_state.h"
 
 enum {
     MESSAGE_BYTES_MAX = 256,       /* an error reply's text */
     LIST_ENVELOPE_BYTES = 128,     /* {"suggestions":[...],"total":N,...} around the lines */
     LIST_HEADERS_BYTES_MAX = 1024, /* the reply's headers count against max_payload too */
     LIST_REPLY_BYTES_DEFAULT = 1024 * 1024, /* if the server did not say its max_payload */
+    LIST_STATE_BYTES_MAX = 256,             /* a listed suggestion's "status" and "assignee" */
     STOP_MARGIN_MS = 2000,                  /* after drain_ms, for nats.c's completion callbacks */
-    KEEPER_ENDPOINTS = 2,                   /* kc.suggest and kc.suggest.list, for $SRV */
+    KEEPER_ENDPOINTS = 4, /* kc.suggest, .list, .show and .change.*, for $SRV */
 };
 
 typedef struct kept_line {
@@ -78,7 +80,7 @@ struct kci_suggestions {
     kci_subscriptions subscriptions;
     char node[KC_NODE_BYTES_MAX + 1];
     char *file_path;
-    kci_micro_stats endpoint_stats[KEEPER_ENDPOINTS]; /* suggest, list: $SRV.STATS */
+    kci_micro_stats endpoint_stats[KEEPER_ENDPOINTS]; /* suggest, list, show, change */
     kci_micro *micro;                                 /* NULL when it could not start */
 
     pthread_mutex_t lock; /* everything below */
@@ -90,6 +92,9 @@ struct kci_suggestions {
     uint32_t ring_count;
     size_t ring_bytes;
     uint64_t total_count; /* suggestions in the file */
+    json_t *book;         /* id -> status, assignee, history (suggestion_state.h) */
+    char **operators;     /* who may change a status */
+    size_t operator_count;
 };
 
 /* A request's outcome: code 0 and id, or an error code and message. */
@@ -212,7 +217,8 @@ static kc_err open_file(kci_suggestions *keeper, char *error, size_t error_size)
 
 /* A stored line is a suggestion if it is an object with the four strings and
  * a usable id. Returns its compact form (malloc'd) or NULL. */
-static char *suggestion_from_line(const char *line, size_t length)
+static char *suggestion_from_line(const char *line, size_t length,
+                                  char id_out[KC_UUID_TEXT_BYTES + 1])
 {
     json_error_t json_error;
     json_t *object = json_loadb(line, length, 0, &json_error);
@@ -223,6 +229,7 @@ static char *suggestion_from_line(const char *line, size_t length)
                  json_is_string(json_object_get(object, "node")) &&
                  json_is_string(json_object_get(object, "text"));
     char *compact = valid ? json_dumps(object, JSON_COMPACT) : NULL;
+    if (compact != NULL) snprintf(id_out, KC_UUID_TEXT_BYTES + 1, "%s", id);
     json_decref(object);
     return compact;
 }
@@ -236,11 +243,34 @@ typedef struct load_state {
     uint64_t skipped_count;
 } load_state;
 
+/* A change line ({"change":id,...}) applied to the book; false: it is not
+ * one, or it does not apply (a corrupt line, skipped like any other). */
+static bool load_change(kci_suggestions *keeper, const char *line, size_t length)
+{
+    json_t *root = NULL;
+    kci_suggestion_change change;
+    bool ok = kci_suggestion_change_parse(line, length, &root, &change) &&
+              kci_suggestion_book_apply(keeper->book, &change) == KC_OK;
+    json_decref(root);
+    return ok;
+}
+
 static void load_accept_line(kci_suggestions *keeper, load_state *state)
 {
     state->line_number++;
-    char *compact = state->oversized ? NULL : suggestion_from_line(state->line, state->length);
-    if (compact == NULL) {
+    char id[KC_UUID_TEXT_BYTES + 1] = "";
+    bool change = !state->oversized && state->length > 0 &&
+                  memmem(state->line, state->length, "\"change\"", 8) != NULL &&
+                  load_change(keeper, state->line, state->length);
+    char *compact =
+        state->oversized || change ? NULL : suggestion_from_line(state->line, state->length, id);
+    if (compact != NULL && kci_suggestion_book_add(keeper->book, id) != KC_OK) {
+        free(compact);
+        compact = NULL;
+    }
+    if (change) {
+        /* applied */
+    } else if (compact == NULL) {
         kci_warn("suggestions: %s line %" PRIu64 " is not a suggestion; skipped", keeper->file_path,
                  state->line_number);
         state->skipped_count++;
@@ -412,6 +442,9 @@ static void store_suggestion(kci_suggestions *keeper, const kci_hlc_timestamp *r
         outcome_fail(result, KCI_SUGGESTION_CODE_UNAVAILABLE,
                      "the suggestions file is unusable; see kcobrad's log");
     } else if (append_durably(keeper, line, length, result) == 0) {
+        if (kci_suggestion_book_add(keeper->book, result->id) != KC_OK)
+            kci_error("suggestions: out of memory: %s is stored but has no status until a restart",
+                      result->id);
         line[length - 1] = '\0'; /* the ring keeps the object without its LF */
         ring_push(keeper, line, length - 1);
         line = NULL;
@@ -481,56 +514,105 @@ static void on_suggest(natsConnection *connection, natsSubscription *subscriptio
 
 /* ---- kc.suggest.list ------------------------------------------------------ */
 
-/* An empty payload, {}, or {"limit": n >= 1}; n above KCI_SUGGESTION_LIST_MAX
+/* What kc.suggest.list asks: an empty payload, {}, or {"limit": n >= 1,
+ * "status": "open"|..., "assignee": "user"}; n above KCI_SUGGESTION_LIST_MAX
  * is clamped to it (the reply says "truncated"). */
-static uint32_t parse_limit(natsMsg *message, outcome *result)
+typedef struct list_request {
+    uint32_t limit;
+    bool by_status;
+    kci_suggestion_status status;
+    char assignee[KCI_SUGGESTION_USER_BYTES_MAX + 1]; /* "": any */
+} list_request;
+
+static void parse_list_request(natsMsg *message, list_request *request, outcome *result)
 {
-    if (natsMsg_GetDataLength(message) == 0) return KCI_SUGGESTION_LIST_MAX;
+    *request = (list_request){.limit = KCI_SUGGESTION_LIST_MAX};
+    if (natsMsg_GetDataLength(message) == 0) return;
     json_error_t json_error;
     json_t *root = json_loadb(natsMsg_GetData(message), (size_t)natsMsg_GetDataLength(message), 0,
                               &json_error);
     json_t *limit = json_object_get(root, "limit");
+    json_t *status = json_object_get(root, "status");
+    json_t *assignee = json_object_get(root, "assignee");
     json_int_t value = limit != NULL ? json_integer_value(limit) : KCI_SUGGESTION_LIST_MAX;
+    request->by_status = status != NULL;
     if (root == NULL)
         outcome_fail(result, KCI_SUGGESTION_CODE_BAD_REQUEST, "bad JSON: %s", json_error.text);
     else if (!json_is_object(root) || (limit != NULL && !json_is_integer(limit)) || value < 1)
         outcome_fail(result, KCI_SUGGESTION_CODE_BAD_REQUEST,
                      "expected {} or {\"limit\": n} with n >= 1");
+    else if (status != NULL &&
+             !kci_suggestion_status_parse(json_string_value(status), &request->status))
+        outcome_fail(result, KCI_SUGGESTION_CODE_BAD_REQUEST,
+                     "\"status\" is open, accepted, rejected or done");
+    else if (assignee != NULL && (!json_is_string(assignee) ||
+                                  json_string_length(assignee) > KCI_SUGGESTION_USER_BYTES_MAX))
+        outcome_fail(result, KCI_SUGGESTION_CODE_BAD_REQUEST, "\"assignee\" is a user name");
+    else if (assignee != NULL)
+        snprintf(request->assignee, sizeof request->assignee, "%s", json_string_value(assignee));
     json_decref(root);
     if (value > KCI_SUGGESTION_LIST_MAX) value = KCI_SUGGESTION_LIST_MAX;
-    return result->code == 0 ? (uint32_t)value : 0;
+    request->limit = result->code == 0 ? (uint32_t)value : 0;
 }
 
-/* Under the lock: the newest lines (at most limit) that fit in
- * bytes_max, oldest first, as the reply's JSON (malloc'd). */
-static char *build_list(const kci_suggestions *keeper, uint32_t limit, size_t bytes_max,
-                        size_t *length)
+/* A kept line with its status and assignee from the book, or NULL. */
+static json_t *decorated(const kci_suggestions *keeper, const kept_line *line)
 {
+    json_t *item = json_loadb(line->json, line->length, 0, NULL);
+    json_t *state = json_object_get(keeper->book, json_string_value(json_object_get(item, "id")));
+    if (item == NULL || state == NULL) return item;
+    json_object_set(item, "status", json_object_get(state, "status"));
+    json_object_set(item, "assignee", json_object_get(state, "assignee"));
+    return item;
+}
+
+static bool list_matches(json_t *item, const list_request *request)
+{
+    const char *status = json_string_value(json_object_get(item, "status"));
+    const char *assignee = json_string_value(json_object_get(item, "assignee"));
+    if (request->by_status &&
+        (status == NULL || strcmp(status, kci_suggestion_status_name(request->status)) != 0))
+        return false;
+    return request->assignee[0] == '\0' ||
+           (assignee != NULL && strcmp(assignee, request->assignee) == 0);
+}
+
+/* Under the lock: the newest matching lines (at most limit) that fit in
+ * bytes_max, oldest first, as the reply's JSON (malloc'd). */
+static char *build_list(const kci_suggestions *keeper, const list_request *request,
+                        size_t bytes_max, size_t *length)
+{
+    json_t *items = json_array();
+    size_t bytes = LIST_HEADERS_BYTES_MAX + LIST_ENVELOPE_BYTES;
     uint32_t count = 0;
-    size_t lines_bytes = 0;
-    while (count < limit && count < keeper->ring_count) {
-        const kept_line *line = ring_at(keeper, keeper->ring_count - 1 - count);
-        if (LIST_HEADERS_BYTES_MAX + LIST_ENVELOPE_BYTES + lines_bytes + line->length + 1 >
-            bytes_max)
+    bool stopped = false;
+    for (uint32_t age = keeper->ring_count; items != NULL && age-- > 0;) {
+        const kept_line *line = ring_at(keeper, age);
+        json_t *item = decorated(keeper, line);
+        if (item == NULL || !list_matches(item, request)) {
+            json_decref(item);
+            continue;
+        }
+        stopped =
+            count == request->limit || bytes + line->length + LIST_STATE_BYTES_MAX > bytes_max;
+        if (stopped || json_array_insert_new(items, 0, item) != 0) {
+            if (!stopped)
+                items = (json_decref(items), NULL);
+            else
+                json_decref(item);
             break;
-        lines_bytes += line->length + 1; /* and its comma */
+        }
+        bytes += line->length + LIST_STATE_BYTES_MAX;
         count++;
     }
-    size_t capacity = LIST_ENVELOPE_BYTES + lines_bytes + 1;
-    char *text = malloc(capacity);
-    if (text == NULL) return NULL;
-    size_t used = (size_t)snprintf(text, capacity, "{\"suggestions\":[");
-    for (uint32_t index = keeper->ring_count - count; index < keeper->ring_count; index++) {
-        const kept_line *line = ring_at(keeper, index);
-        if (index > keeper->ring_count - count) text[used++] = ',';
-        memcpy(text + used, line->json, line->length);
-        used += line->length;
-    }
-    int tail = snprintf(text + used, capacity - used,
-                        "],\"returned\":%" PRIu32 ",\"total\":%" PRIu64 ",\"truncated\":%s}", count,
-                        keeper->total_count, count < keeper->total_count ? "true" : "false");
-    assert(tail > 0 && used + (size_t)tail < capacity);
-    *length = used + (size_t)tail;
+    json_t *answer =
+        items == NULL ? NULL
+                      : json_pack("{s:o,s:I,s:I,s:b}", "suggestions", items, "returned",
+                                  (json_int_t)count, "total", (json_int_t)keeper->total_count,
+                                  "truncated", stopped || keeper->ring_count < keeper->total_count);
+    char *text = answer != NULL ? json_dumps(answer, JSON_COMPACT) : NULL;
+    json_decref(answer);
+    *length = text != NULL ? strlen(text) : 0;
     return text;
 }
 
@@ -541,8 +623,9 @@ static void on_list(natsConnection *connection, natsSubscription *subscription, 
     kci_kc_headers headers = {0};
     kci_hlc_timestamp received = {0};
     outcome result = {0};
+    list_request request = {0};
     read_headers(message, &headers, &received, &result);
-    uint32_t limit = result.code == 0 ? parse_limit(message, &result) : 0;
+    if (result.code == 0) parse_list_request(message, &request, &result);
     if (result.code != 0) {
         respond_outcome(keeper, message, &headers, &result);
         natsMsg_Destroy(message);
@@ -552,7 +635,7 @@ static void on_list(natsConnection *connection, natsSubscription *subscription, 
     size_t bytes_max = payload_max > 0 ? (size_t)payload_max : LIST_REPLY_BYTES_DEFAULT;
     size_t length = 0;
     pthread_mutex_lock(&keeper->lock);
-    char *text = build_list(keeper, limit, bytes_max, &length);
+    char *text = build_list(keeper, &request, bytes_max, &length);
     pthread_mutex_unlock(&keeper->lock);
     if (text == NULL) {
         outcome_fail(&result, KCI_SUGGESTION_CODE_STORAGE, "out of memory");
@@ -561,6 +644,172 @@ static void on_list(natsConnection *connection, natsSubscription *subscription, 
         respond(keeper, message, &headers, &result, text, length);
     }
     free(text);
+    natsMsg_Destroy(message);
+}
+
+/* ---- kc.suggest.show and kc.suggest.change.<operator> ------------------------- */
+
+/* The request's "id" (a UUID), or an outcome. */
+static json_t *parse_id_request(natsMsg *message, const char **id, outcome *result)
+{
+    json_t *root = json_loadb(natsMsg_GetData(message), (size_t)natsMsg_GetDataLength(message),
+                              JSON_REJECT_DUPLICATES, NULL);
+    *id = json_string_value(json_object_get(root, "id"));
+    kci_uuid uuid;
+    if (!json_is_object(root) || *id == NULL || !kci_uuid_parse(*id, strlen(*id), &uuid))
+        outcome_fail(result, KCI_SUGGESTION_CODE_BAD_REQUEST,
+                     "expected {\"id\": \"<suggestion id>\", ...}");
+    return root;
+}
+
+/* Under the lock: the suggestion's state and, while it is among the newest
+ * kept in memory, its fields; NULL if unknown. */
+static json_t *show(const kci_suggestions *keeper, const char *id)
+{
+    json_t *state = json_object_get(keeper->book, id);
+    if (state == NULL) return NULL;
+    json_t *answer = json_deep_copy(state);
+    for (uint32_t age = keeper->ring_count; answer != NULL && age-- > 0;) {
+        json_t *item =
+            json_loadb(ring_at(keeper, age)->json, ring_at(keeper, age)->length, 0, NULL);
+        bool found = strcmp(json_string_value(json_object_get(item, "id")), id) == 0;
+        if (found) json_object_update_missing(answer, item);
+        json_decref(item);
+        if (found) break;
+    }
+    if (answer != NULL) json_object_set_new(answer, "id", json_string(id));
+    return answer;
+}
+
+static void respond_json(kci_suggestions *keeper, natsMsg *message, const kci_kc_headers *headers,
+                         outcome *result, json_t *answer)
+{
+    char *text = answer != NULL && result->code == 0 ? json_dumps(answer, JSON_COMPACT) : NULL;
+    if (result->code == 0 && text == NULL)
+        outcome_fail(result, KCI_SUGGESTION_CODE_STORAGE, "out of memory");
+    if (result->code != 0)
+        respond_outcome(keeper, message, headers, result);
+    else
+        respond(keeper, message, headers, result, text, strlen(text));
+    free(text);
+}
+
+static void on_show(natsConnection *connection, natsSubscription *subscription, natsMsg *message,
+                    void *closure)
+{
+    kci_suggestions *keeper = closure;
+    kci_kc_headers headers = {0};
+    kci_hlc_timestamp received = {0};
+    outcome result = {0};
+    const char *id = NULL;
+    json_t *answer = NULL;
+    read_headers(message, &headers, &received, &result);
+    json_t *root = result.code == 0 ? parse_id_request(message, &id, &result) : NULL;
+    if (result.code == 0) {
+        pthread_mutex_lock(&keeper->lock);
+        answer = show(keeper, id);
+        pthread_mutex_unlock(&keeper->lock);
+        if (answer == NULL)
+            outcome_fail(&result, KCI_SUGGESTION_CODE_NOT_FOUND, "no suggestion %s", id);
+    }
+    respond_json(keeper, message, &headers, &result, answer);
+    json_decref(answer);
+    json_decref(root);
+    natsMsg_Destroy(message);
+}
+
+static bool is_operator(const kci_suggestions *keeper, const char *user)
+{
+    for (size_t i = 0; i < keeper->operator_count; i++)
+        if (strcmp(keeper->operators[i], user) == 0) return true;
+    return false;
+}
+
+/* The change asked for by operator user (the subject's last token). */
+static void parse_change(natsMsg *message, const char *user, json_t **root,
+                         kci_suggestion_change *change, outcome *result)
+{
+    memset(change, 0, sizeof *change);
+    change->by = user;
+    *root = parse_id_request(message, &change->id, result);
+    if (result->code != 0) return;
+    const char *action = json_string_value(json_object_get(*root, "action"));
+    change->assignee = json_string_value(json_object_get(*root, "assignee"));
+    change->note = json_string_value(json_object_get(*root, "note"));
+    if (!kci_suggestion_action_parse(action, &change->action))
+        outcome_fail(result, KCI_SUGGESTION_CODE_BAD_REQUEST,
+                     "\"action\" is accept, reject, done or assign");
+    else if ((change->action == KCI_SUGGESTION_ASSIGN) != (change->assignee != NULL) ||
+             (change->assignee != NULL &&
+              (strlen(change->assignee) > KCI_SUGGESTION_USER_BYTES_MAX ||
+               !kci_token_valid(change->assignee))))
+        outcome_fail(result, KCI_SUGGESTION_CODE_BAD_REQUEST,
+                     "assign, and only assign, names an \"assignee\" (one subject token)");
+    else if (change->note != NULL && strlen(change->note) > KCI_SUGGESTION_NOTE_BYTES_MAX)
+        outcome_fail(result, KCI_SUGGESTION_CODE_TOO_LARGE, "the note is longer than %d bytes",
+                     KCI_SUGGESTION_NOTE_BYTES_MAX);
+}
+
+/* Under the lock: checks, appends durably, then applies. */
+static void store_change(kci_suggestions *keeper, const kci_suggestion_change *change,
+                         outcome *result)
+{
+    const char *why = NULL;
+    kc_err err = keeper->broken ? KC_ERR_IO : kci_suggestion_book_check(keeper->book, change, &why);
+    if (keeper->broken)
+        outcome_fail(result, KCI_SUGGESTION_CODE_UNAVAILABLE,
+                     "the suggestions file is unusable; see kcobrad's log");
+    else if (err != KC_OK)
+        outcome_fail(
+            result,
+            err == KC_ERR_NOT_FOUND ? KCI_SUGGESTION_CODE_NOT_FOUND : KCI_SUGGESTION_CODE_REFUSED,
+            "cannot %s %s: %s", kci_suggestion_action_name(change->action), change->id, why);
+    if (result->code != 0) return;
+    char *line = kci_suggestion_change_format(change);
+    size_t length = line != NULL ? strlen(line) : 0;
+    char *with_newline = line != NULL ? realloc(line, length + 2) : NULL;
+    if (with_newline == NULL) {
+        free(line);
+        outcome_fail(result, KCI_SUGGESTION_CODE_STORAGE, "out of memory");
+        return;
+    }
+    with_newline[length] = '\n';
+    if (append_durably(keeper, with_newline, length + 1, result) == 0 &&
+        kci_suggestion_book_apply(keeper->book, change) != KC_OK)
+        kci_error("suggestions: out of memory: the change to %s is stored, seen after a restart",
+                  change->id);
+    free(with_newline);
+}
+
+static void on_change(natsConnection *connection, natsSubscription *subscription, natsMsg *message,
+                      void *closure)
+{
+    kci_suggestions *keeper = closure;
+    kci_kc_headers headers = {0};
+    kci_hlc_timestamp received = {0};
+    outcome result = {0};
+    json_t *root = NULL, *answer = NULL;
+    kci_suggestion_change change;
+    const char *user = natsMsg_GetSubject(message) + strlen(KCI_SUGGEST_CHANGE_PREFIX);
+    read_headers(message, &headers, &received, &result);
+    if (result.code == 0 && !is_operator(keeper, user))
+        outcome_fail(&result, KCI_SUGGESTION_CODE_NOT_OPERATOR,
+                     "%s is not an operator of the suggestions (suggestions { operators })", user);
+    if (result.code == 0) parse_change(message, user, &root, &change, &result);
+    char ts[KCI_HLC_TEXT_BYTES_MAX];
+    kci_hlc_format(&received, ts);
+    change.ts = ts;
+    if (result.code == 0) {
+        pthread_mutex_lock(&keeper->lock);
+        store_change(keeper, &change, &result);
+        if (result.code == 0) answer = show(keeper, change.id);
+        pthread_mutex_unlock(&keeper->lock);
+        kci_info("suggestions: %s %s %s%s", user, kci_suggestion_action_name(change.action),
+                 change.id, result.code == 0 ? "" : " refused");
+    }
+    respond_json(keeper, message, &headers, &result, answer);
+    json_decref(answer);
+    json_decref(root);
     natsMsg_Destroy(message);
 }
 
@@ -581,12 +830,17 @@ static kc_err subscribe(kci_suggestions *keeper, const char *subject, const char
     return KC_OK;
 }
 
-/* Answers $SRV (micro.h) for kc.suggest and kc.suggest.list. */
+static void keeper_free(kci_suggestions *keeper);
+
+/* Answers $SRV (micro.h) for the keeper's four endpoints. */
 static void micro_start(kci_suggestions *keeper)
 {
     const kci_micro_endpoint endpoints[KEEPER_ENDPOINTS] = {
         {"suggest", KCI_SUGGEST_SUBJECT, KCI_SUGGEST_QUEUE, &keeper->endpoint_stats[0]},
         {"list", KCI_SUGGEST_LIST_SUBJECT, KCI_SUGGEST_LIST_QUEUE, &keeper->endpoint_stats[1]},
+        {"show", KCI_SUGGEST_SHOW_SUBJECT, KCI_SUGGEST_SHOW_QUEUE, &keeper->endpoint_stats[2]},
+        {"change", KCI_SUGGEST_CHANGE_PREFIX "*", KCI_SUGGEST_CHANGE_QUEUE,
+         &keeper->endpoint_stats[3]},
     };
     const kci_micro_description about = {
         .name = "kc-keeper",
@@ -610,10 +864,20 @@ static kci_suggestions *keeper_new(const kci_suggestions_config *config)
         return NULL;
     }
     snprintf(keeper->node, sizeof keeper->node, "%s", config->node);
+    keeper->book = kci_suggestion_book_new();
+    keeper->operators = calloc(config->operator_count + 1, sizeof *keeper->operators);
+    bool copied = keeper->book != NULL && keeper->operators != NULL;
+    for (size_t i = 0; copied && i < config->operator_count; i++)
+        copied =
+            (keeper->operators[keeper->operator_count++] = strdup(config->operators[i])) != NULL;
     kci_subscriptions_init(&keeper->subscriptions);
     for (int index = 0; index < KEEPER_ENDPOINTS; index++)
         kci_micro_stats_init(&keeper->endpoint_stats[index]);
     pthread_mutex_init(&keeper->lock, NULL);
+    if (!copied) {
+        keeper_free(keeper);
+        return NULL;
+    }
     return keeper;
 }
 
@@ -626,6 +890,10 @@ static void keeper_free(kci_suggestions *keeper)
     pthread_mutex_destroy(&keeper->lock);
     for (int index = 0; index < KEEPER_ENDPOINTS; index++)
         kci_micro_stats_destroy(&keeper->endpoint_stats[index]);
+    for (size_t i = 0; i < keeper->operator_count; i++)
+        free(keeper->operators[i]);
+    free(keeper->operators);
+    json_decref(keeper->book);
     free(keeper->file_path);
     free(keeper);
 }
@@ -660,6 +928,12 @@ kc_err kci_suggestions_start(kci_suggestions **out, natsConnection *connection,
     if (err == KC_OK)
         err = subscribe(keeper, KCI_SUGGEST_LIST_SUBJECT, KCI_SUGGEST_LIST_QUEUE, on_list,
                         &keeper->endpoint_stats[1], error, error_size);
+    if (err == KC_OK)
+        err = subscribe(keeper, KCI_SUGGEST_SHOW_SUBJECT, KCI_SUGGEST_SHOW_QUEUE, on_show,
+                        &keeper->endpoint_stats[2], error, error_size);
+    if (err == KC_OK)
+        err = subscribe(keeper, KCI_SUGGEST_CHANGE_PREFIX "*", KCI_SUGGEST_CHANGE_QUEUE, on_change,
+                        &keeper->endpoint_stats[3], error, error_size);
     if (err == KC_OK &&
         (err = kci_subscriptions_flush(connection, KCI_SUGGESTION_SUBSCRIBE_TIMEOUT_MS)) != KC_OK)
         err = fail_text(error, error_size, err, "suggestions: %s", kc_last_error());

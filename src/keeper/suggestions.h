@@ -18,9 +18,16 @@
 
 #define KCI_SUGGEST_SUBJECT "kc.suggest"
 #define KCI_SUGGEST_LIST_SUBJECT "kc.suggest.list"
+/* Status changes: kc.suggest.change.<operator>, the operator's own subject
+ * (the broker lets only that user publish it: docs/ingress.md), and one
+ * suggestion's state on kc.suggest.show. */
+#define KCI_SUGGEST_CHANGE_PREFIX "kc.suggest.change."
+#define KCI_SUGGEST_SHOW_SUBJECT "kc.suggest.show"
 /* Queue groups: with several keepers on one fabric, one answers each request. */
 #define KCI_SUGGEST_QUEUE "kc-suggest"
 #define KCI_SUGGEST_LIST_QUEUE "kc-suggest-list"
+#define KCI_SUGGEST_CHANGE_QUEUE "kc-suggest-change"
+#define KCI_SUGGEST_SHOW_QUEUE "kc-suggest-show"
 
 enum {
     KCI_SUGGESTION_TEXT_BYTES_MAX = 64 * 1024,          /* of "text", UTF-8 bytes */
@@ -34,6 +41,9 @@ enum {
 /* Error codes in Kc-Error (HTTP-like, as libkingcobra's own). */
 enum {
     KCI_SUGGESTION_CODE_BAD_REQUEST = 400,
+    KCI_SUGGESTION_CODE_NOT_OPERATOR = 403, /* a status change by someone else */
+    KCI_SUGGESTION_CODE_NOT_FOUND = 404,
+    KCI_SUGGESTION_CODE_REFUSED = 409, /* not allowed from its status (suggestion_state.h) */
     KCI_SUGGESTION_CODE_TOO_LARGE = 413,
     KCI_SUGGESTION_CODE_STORAGE = 500,     /* this write failed; the file is as before */
     KCI_SUGGESTION_CODE_UNAVAILABLE = 503, /* the file is unusable until a restart */
@@ -44,6 +54,10 @@ typedef struct kci_suggestions kci_suggestions;
 typedef struct kci_suggestions_config {
     const char *file_path; /* created, with its directories, if missing */
     const char *node;      /* Kc-Node of the replies: one subject token */
+    /* the users who may change a suggestion's status (suggestion_state.h);
+     * none: nobody */
+    char *const *operators;
+    size_t operator_count;
 } kci_suggestions_config;
 
 /* Opens and locks the file, loads what it holds (a torn last line is
