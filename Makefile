@@ -2,6 +2,7 @@
 # packages (scripts/deps.sh), so every one works on a fresh Debian 12 machine.
 #   make          build into build/
 #   make run      build, then start build/src/cmd/kcobrad with etc/kcobrad.conf
+#                 (data in ./data)
 #   make test     sanitizer build (ASan+UBSan) in build-test/, all tests, fuzzers
 #   make bench    release build in build-bench/, kcobrad vs nats-server, and each
 #                 part's benchmark against its peer (bench/run_<part>.sh)
@@ -31,7 +32,7 @@ build: deps
 	ninja -C build
 
 run: build
-	./build/src/cmd/kcobrad -c etc/kcobrad.conf
+	./build/src/cmd/kcobrad -c etc/kcobrad.conf --data_dir data
 
 lint: deps
 	scripts/lint.sh

@@ -25,6 +25,7 @@
 #include "kcobra_common.h"
 #include "kcobra_settings.h"
 #include "kcobra_submit_batch.h"
+#include "common/data_dir.h"
 #include "queue/config.h"
 #include "queue/dump.h"
 #include "queue/index.h"
@@ -317,7 +318,8 @@ static const char QUEUE_DESCRIPTION[] =
     "With --storage jetstream the queue is a stream on the --server cluster:\n"
     "serve then runs one of several persisters (the one holding the lease is\n"
     "active), and dump, stats and verify read the stream (--stream).\n"
-    "dump, stats and verify only read --dir (default data/queue): they are safe\n"
+    "dump, stats and verify only read --dir (default: the queue/ of --data-dir, of\n"
+    "--config's data_dir, of the installed kcobrad.conf's, else data/queue): safe\n"
     "while kcobrad runs. A torn tail (a write interrupted by a crash, or being\n"
     "written right now) is reported but is not corruption: it was never\n"
     "acknowledged.\n"
@@ -340,7 +342,32 @@ typedef struct queue_flags {
     const char *id;
     const char *type;
     bool live;
+    const char *data_dir;    /* --data-dir: the queue is its queue/ */
+    const char *config_path; /* --config: kcobrad's file, its data_dir */
 } queue_flags;
+
+/* Without --dir, the queue is <data_dir>/queue of --data-dir, of --config's
+ * data_dir, or of the installed default configuration and data directory
+ * (data_dir.h), so `kcobra queue` finds kcobrad's queue from any directory. */
+static kc_err queue_directory_choose(queue_flags *flags, char *error, size_t error_size)
+{
+    if (strcmp(flags->settings.dir, DEFAULT_DIRECTORY) != 0) return KC_OK; /* --dir wins */
+    const char *config_path = flags->config_path;
+    if (flags->data_dir == NULL && config_path == NULL) config_path = kci_default_config_path();
+    char *data_dir = NULL;
+    if (flags->data_dir != NULL || config_path == NULL)
+        data_dir = strdup(flags->data_dir != NULL ? flags->data_dir : kci_data_dir_default());
+    else if (kci_data_dir_from_config(config_path, &data_dir, error, error_size) != KC_OK)
+        return KC_ERR_CONFIG;
+    size_t size = data_dir != NULL ? strlen(data_dir) + sizeof "/queue" : 0;
+    char *directory = size > 0 ? malloc(size) : NULL;
+    if (directory != NULL) snprintf(directory, size, "%s/queue", data_dir);
+    free(data_dir);
+    if (directory == NULL) return snprintf(error, error_size, "out of memory"), KC_ERR_NOMEM;
+    free(flags->settings.dir);
+    flags->settings.dir = directory;
+    return KC_OK;
+}
 
 /* ---- dump ---- */
 
@@ -827,6 +854,10 @@ static int parse_and_run(const kcobra_command *command, int argc, char **argv, q
         {"follow", NULL, KCOBRA_FLAG_BOOL, &flags->follow, "dump: keep printing new records"},
         {"live", NULL, KCOBRA_FLAG_BOOL, &flags->live,
          "stats, compact, requeue: ask the running persister over --server"},
+        {"data-dir", "DIR", KCOBRA_FLAG_STRING, &flags->data_dir,
+         "kcobrad's data_dir: the queue is DIR/queue (unless --dir)"},
+        {"config", "FILE", KCOBRA_FLAG_STRING, &flags->config_path,
+         "kcobrad's configuration: the queue is in its data_dir (unless --dir)"},
     };
     size_t key_count = 0;
     const kci_config_key *keys = kci_persister_settings_keys(&key_count);
@@ -835,6 +866,8 @@ static int parse_and_run(const kcobra_command *command, int argc, char **argv, q
                                        extra, KCOBRA_ARRAY_COUNT(extra), &invocation);
     if (status != KCOBRA_EXIT_OK || invocation.help) return status;
     char error[ERROR_BYTES] = "";
+    if (queue_directory_choose(flags, error, sizeof error) != KC_OK)
+        return kcobra_usage_error(command, "%s", error);
     if (kci_persister_settings_check(&flags->settings, error, sizeof error) != KC_OK)
         return kcobra_usage_error(command, "%s", error);
     flags->directory = flags->settings.dir;

@@ -795,7 +795,18 @@ static void test_stats(void **state_in)
     expect_contains(state->result.out, "Slow consumers:");
     RUN(state, "stats", "--monitor", state->monitor_url, "--json");
     expect_stdout(state, STATUS_OK, "\"server_id\"");
-    expect_contains(state->result.out, "\"max_payload\": 65536");
+    expect_contains(state->result.out, "\"max_payload\":65536");
+    /* One object a line (issue 18): it was 51 pretty-printed lines. */
+    assert_int_equal(strchr(state->result.out, '\n') - state->result.out + 1,
+                     (long)state->result.out_length);
+    /* --server (here KCOBRA_SERVER) is honoured: without --monitor, port
+     * 8222 of its host, which is not this server's, is never reported as
+     * if it were; with --monitor of another server than --server, refused. */
+    RUN(state, "stats");
+    assert_int_not_equal(state->result.status, STATUS_OK);
+    expect_contains(state->result.err, "--monitor");
+    RUN(state, "stats", "--monitor", state->monitor_url, "--server", "nats://127.0.0.1:1");
+    expect_stderr(state, STATUS_FAILURE, "belongs to the server on port");
     RUN(state, "stats", "--monitor", "http://127.0.0.1:1");
     expect_status(&state->result, STATUS_CONNECT);
     RUN(state, "stats", "--monitor", "ftp://127.0.0.1");

@@ -75,6 +75,9 @@ harness_status harness_server_path(const harness_server *server, const char *nam
 /* Writes config_text (NULL: no config file) and starts the server. The first
  * start picks a port; later starts reuse it (restart on the same port). */
 harness_status harness_server_start(harness_server *server, const char *config_text);
+/* The same with a configuration file that already exists at config_path
+ * (anywhere: the server still runs in its own directory). */
+harness_status harness_server_start_file(harness_server *server, const char *config_path);
 /* SIGTERM, a bounded wait, then SIGKILL. Keeps the port and the directory. */
 harness_status harness_server_stop(harness_server *server);
 /* Sends signal_number (SIGHUP, SIGTERM...) to the running server. */

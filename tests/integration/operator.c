@@ -1,0 +1,194 @@
+/*
+ * What an operator tripped over, tried as a new user would (issue 18): each
+ * case runs the real kcobrad (argv[1]) and the real kcobra (KCOBRA) the way
+ * a person at a shell does, from a working directory that is not the
+ * server's, and checks what was printed.
+ *
+ * - data_dir in a configuration file is relative to the file, and kcobra
+ *   finds the queue from anywhere with --config or --data-dir;
+ * - kcobrad --help names the default configuration.
+ *
+ * Every wait is bounded; nothing asserts a speed.
+ */
+#include "fixture.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+enum {
+    EXIT_SKIP = 77,
+    RUN_TIMEOUT_MS = 20000, /* one foreground kcobra, sanitizers included */
+    POLL_INTERVAL_MS = 20,
+    READY_TIMEOUT_MS = 10000,
+    OUTPUT_BYTES_MAX = 64 * 1024,
+    PATH_BYTES = 1024,
+};
+
+static const char *kcobra_path = NULL;
+
+typedef struct run_result {
+    int status; /* exit status, or 128 + signal */
+    char out[OUTPUT_BYTES_MAX];
+    char err[OUTPUT_BYTES_MAX];
+} run_result;
+
+typedef struct operator_state {
+    harness_server server;
+    run_result result;
+    int run_counter;
+} operator_state;
+
+static void read_text(const char *path, char *text, size_t size)
+{
+    text[0] = '\0';
+    FILE *file = fopen(path, "r");
+    if (file == NULL) return;
+    size_t length = fread(text, 1, size - 1, file);
+    text[length] = '\0';
+    fclose(file);
+}
+
+/* Runs program with arguments in directory, stdout and stderr to files of the
+ * server's directory; bounded. */
+static void run_in(operator_state *state, const char *directory, const char *program,
+                   char *const arguments[])
+{
+    char out_path[PATH_BYTES], err_path[PATH_BYTES], name[64];
+    snprintf(name, sizeof name, "run-%d.out", ++state->run_counter);
+    assert_int_equal(harness_server_path(&state->server, name, out_path, sizeof out_path),
+                     HARNESS_OK);
+    snprintf(name, sizeof name, "run-%d.err", state->run_counter);
+    assert_int_equal(harness_server_path(&state->server, name, err_path, sizeof err_path),
+                     HARNESS_OK);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int out_fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        int err_fd = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        int null_fd = open("/dev/null", O_RDONLY);
+        dup2(null_fd, STDIN_FILENO);
+        dup2(out_fd, STDOUT_FILENO);
+        dup2(err_fd, STDERR_FILENO);
+        if (chdir(directory) != 0) _exit(126);
+        execv(program, arguments);
+        _exit(127);
+    }
+    int wait_status = 0;
+    int64_t deadline_ms = harness_now_ms() + RUN_TIMEOUT_MS;
+    while (waitpid(pid, &wait_status, WNOHANG) == 0) {
+        if (harness_now_ms() > deadline_ms) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &wait_status, 0);
+            fail_msg("%s %s did not finish within %d ms", program, arguments[1], RUN_TIMEOUT_MS);
+        }
+        harness_sleep_ms(POLL_INTERVAL_MS);
+    }
+    state->result.status = WIFEXITED(wait_status) ? WEXITSTATUS(wait_status)
+                                                  : 128 + WTERMSIG(wait_status);
+    read_text(out_path, state->result.out, sizeof state->result.out);
+    read_text(err_path, state->result.err, sizeof state->result.err);
+}
+
+#define KCOBRA_IN(state, directory, ...)                                                           \
+    run_in((state), (directory), kcobra_path, (char *[]){"kcobra", __VA_ARGS__, NULL})
+
+static void expect_status(const operator_state *state, int status)
+{
+    if (state->result.status != status)
+        fail_msg("exited %d, expected %d\nstdout: %s\nstderr: %s", state->result.status, status,
+                 state->result.out, state->result.err);
+}
+
+static void expect_contains(const char *haystack, const char *needle)
+{
+    if (strstr(haystack, needle) == NULL) fail_msg("expected \"%s\" in:\n%s", needle, haystack);
+}
+
+static int case_setup(void **state_out)
+{
+    operator_state *state = calloc(1, sizeof *state);
+    if (state == NULL) return -1;
+    if (harness_server_init(&state->server, fixture_server_binary) != HARNESS_OK) return -1;
+    *state_out = state;
+    return 0;
+}
+
+static int case_teardown(void **state_in)
+{
+    operator_state *state = *state_in;
+    harness_server_cleanup(&state->server);
+    free(state);
+    return 0;
+}
+
+/* ==================================================================== cases */
+
+/* The configuration lives in etc/ beside the server's working directory;
+ * its data_dir "kept" is etc/kept (it was kept/ of wherever kcobrad
+ * started), and kcobra, run from /, reads that queue with --config or
+ * --data-dir (it used to say "no queue directory data/queue"). */
+static void test_data_dir_relative_to_the_config(void **state_in)
+{
+    operator_state *state = *state_in;
+    char etc[PATH_BYTES], config[PATH_BYTES + 32], kept[PATH_BYTES + 32], text[PATH_BYTES * 2];
+    assert_int_equal(harness_server_path(&state->server, "etc", etc, sizeof etc), HARNESS_OK);
+    assert_int_equal(mkdir(etc, 0700), 0);
+    snprintf(config, sizeof config, "%s/kcobrad.conf", etc);
+    snprintf(kept, sizeof kept, "%s/kept", etc);
+    FILE *file = fopen(config, "w");
+    assert_non_null(file);
+    fputs("data_dir: \"kept\"\n", file);
+    fclose(file);
+    assert_int_equal(harness_server_start_file(&state->server, config), HARNESS_OK);
+    struct stat status;
+    snprintf(text, sizeof text, "%s/queue", kept);
+    int64_t deadline_ms = harness_now_ms() + READY_TIMEOUT_MS; /* the persister may be late */
+    while (stat(text, &status) != 0 && harness_now_ms() < deadline_ms)
+        harness_sleep_ms(POLL_INTERVAL_MS);
+    if (stat(text, &status) != 0) fail_msg("no queue directory %s", text);
+    KCOBRA_IN(state, "/", "submit", "operator", "hello", "--server", state->server.url,
+              "--timeout", "10s");
+    expect_status(state, 0);
+    KCOBRA_IN(state, "/", "queue", "stats", "--config", config, "--json");
+    expect_status(state, 0);
+    snprintf(text, sizeof text, "\"directory\":\"%s/queue\"", kept);
+    expect_contains(state->result.out, text);
+    expect_contains(state->result.out, "\"records\":1,");
+    KCOBRA_IN(state, "/", "queue", "dump", "--data-dir", kept);
+    expect_status(state, 0);
+    expect_contains(state->result.out, "operator");
+}
+
+/* kcobrad --help says which file it reads by default and the rule for
+ * data_dir (it said "default: none" while the README named etc/kcobrad.conf). */
+static void test_help_names_the_default_config(void **state_in)
+{
+    operator_state *state = *state_in;
+    run_in(state, "/", fixture_server_binary, (char *[]){"kcobrad", "--help", NULL});
+    expect_status(state, 0);
+    expect_contains(state->result.out, "/kingcobra/kcobrad.conf");
+    expect_contains(state->result.out, "relative to the file's directory");
+}
+
+int main(int argc, char **argv)
+{
+    if (!fixture_parse_arguments(argc, argv)) return 2;
+    kcobra_path = getenv("KCOBRA");
+    if (kcobra_path == NULL || kcobra_path[0] == '\0') {
+        fprintf(stderr, "operator: KCOBRA (the kcobra binary) is not set; skipping\n");
+        return EXIT_SKIP;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_data_dir_relative_to_the_config, case_setup,
+                                        case_teardown),
+        cmocka_unit_test_setup_teardown(test_help_names_the_default_config, case_setup,
+                                        case_teardown),
+    };
+    return cmocka_run_group_tests_name("operator", tests, NULL, NULL);
+}
