@@ -69,6 +69,8 @@ enum {
     RESPONSE_INLINE_BYTES = 1024,      /* replies up to this size are not malloc'd */
     SUBSCRIBE_FLUSH_TIMEOUT_MS = 5000, /* the server has the SUB before start returns */
     MICRO_DRAIN_MS = 1000,             /* $SRV answers being built at stop */
+    SERVICE_DRAIN_CONNECTED_MS = 30 * 1000, /* nats.c's default: a live server answers at once */
+    SERVICE_DRAIN_DISCONNECTED_MS = 500,    /* no server: only what is queued here */
     DESCRIPTION_BYTES_MAX = 256,
 };
 
@@ -638,9 +640,17 @@ static void client_unregister(kc_client *client, kc_service *service)
 /* Ends the subscription: drained (what nats.c holds is still served) or,
  * if that cannot start (the connection is closed), unsubscribed. Either way
  * the leader's NextMsg then reports the end and every worker returns. */
+/* Connected, the drain ends as soon as the server has seen the UNSUB; without
+ * a server it could only end at nats.c's 30 s default, so SIGTERM of a serve
+ * that lost its server waited that long with nothing running (issue 18):
+ * what is queued here still gets a short bound to be taken. */
 static void subscription_end(kc_service *service)
 {
-    if (natsSubscription_Drain(service->subscription) != NATS_OK)
+    natsConnection *connection = service->client->connection;
+    int64_t drain_ms = natsConnection_Status(connection) == NATS_CONN_STATUS_CONNECTED
+                           ? SERVICE_DRAIN_CONNECTED_MS
+                           : SERVICE_DRAIN_DISCONNECTED_MS;
+    if (natsSubscription_DrainTimeout(service->subscription, drain_ms) != NATS_OK)
         natsSubscription_Unsubscribe(service->subscription); /* closed already: harmless */
 }
 

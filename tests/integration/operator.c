@@ -6,7 +6,9 @@
  *
  * - data_dir in a configuration file is relative to the file, and kcobra
  *   finds the queue from anywhere with --config or --data-dir;
- * - kcobrad --help names the default configuration.
+ * - kcobrad --help names the default configuration;
+ * - kcobra serve logs losing and regaining the server and stops at once
+ *   on SIGTERM without one.
  *
  * Every wait is bounded; nothing asserts a speed.
  */
@@ -26,6 +28,7 @@ enum {
     RUN_TIMEOUT_MS = 20000, /* one foreground kcobra, sanitizers included */
     POLL_INTERVAL_MS = 20,
     READY_TIMEOUT_MS = 10000,
+    STOP_BOUND_MS = 10000, /* well above the 1.5 s it takes, far below nats.c's 30 s */
     OUTPUT_BYTES_MAX = 64 * 1024,
     PATH_BYTES = 1024,
 };
@@ -42,6 +45,7 @@ typedef struct operator_state {
     harness_server server;
     run_result result;
     int run_counter;
+    pid_t background_pid; /* a kcobra serve; teardown kills it if still running */
 } operator_state;
 
 static void read_text(const char *path, char *text, size_t size)
@@ -95,6 +99,52 @@ static void run_in(operator_state *state, const char *directory, const char *pro
     read_text(err_path, state->result.err, sizeof state->result.err);
 }
 
+/* kcobra in the background, stderr to log_path; its pid. */
+static pid_t start_background(operator_state *state, char *const arguments[], char *log_path)
+{
+    char name[64];
+    snprintf(name, sizeof name, "background-%d.log", ++state->run_counter);
+    assert_int_equal(harness_server_path(&state->server, name, log_path, PATH_BYTES), HARNESS_OK);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        int null_fd = open("/dev/null", O_RDWR);
+        dup2(null_fd, STDIN_FILENO);
+        dup2(null_fd, STDOUT_FILENO);
+        dup2(log_fd, STDERR_FILENO);
+        execv(kcobra_path, arguments);
+        _exit(127);
+    }
+    state->background_pid = pid;
+    return pid;
+}
+
+static void wait_log(operator_state *state, const char *log_path, const char *marker)
+{
+    int64_t deadline_ms = harness_now_ms() + READY_TIMEOUT_MS;
+    while (harness_now_ms() < deadline_ms) {
+        read_text(log_path, state->result.err, sizeof state->result.err);
+        if (strstr(state->result.err, marker) != NULL) return;
+        harness_sleep_ms(POLL_INTERVAL_MS);
+    }
+    fail_msg("no '%s' within %d ms in:\n%s", marker, READY_TIMEOUT_MS, state->result.err);
+}
+
+/* Waits up to timeout_ms for the background kcobra to exit; false if not. */
+static bool background_exited(operator_state *state, int timeout_ms)
+{
+    int64_t deadline_ms = harness_now_ms() + timeout_ms;
+    while (harness_now_ms() < deadline_ms) {
+        if (waitpid(state->background_pid, NULL, WNOHANG) == state->background_pid) {
+            state->background_pid = 0;
+            return true;
+        }
+        harness_sleep_ms(POLL_INTERVAL_MS);
+    }
+    return false;
+}
+
 #define KCOBRA_IN(state, directory, ...)                                                           \
     run_in((state), (directory), kcobra_path, (char *[]){"kcobra", __VA_ARGS__, NULL})
 
@@ -122,6 +172,10 @@ static int case_setup(void **state_out)
 static int case_teardown(void **state_in)
 {
     operator_state *state = *state_in;
+    if (state->background_pid > 0) {
+        kill(state->background_pid, SIGKILL);
+        waitpid(state->background_pid, NULL, 0);
+    }
     harness_server_cleanup(&state->server);
     free(state);
     return 0;
@@ -176,6 +230,33 @@ static void test_help_names_the_default_config(void **state_in)
     expect_contains(state->result.out, "relative to the file's directory");
 }
 
+/* kcobra serve says when it loses the server and when it has it back (it
+ * said nothing), and SIGTERM without a server and with nothing running stops
+ * it at once (it took nats.c's 30 s drain). */
+static void test_serve_logs_the_server_and_stops_promptly(void **state_in)
+{
+    operator_state *state = *state_in;
+    assert_int_equal(harness_server_start(&state->server, NULL), HARNESS_OK);
+    char log_path[PATH_BYTES];
+    start_background(state,
+                     (char *[]){"kcobra", "serve", "operator", "--exec", "cat", "--server",
+                                state->server.url, NULL},
+                     log_path);
+    wait_log(state, log_path, "serving type");
+    assert_int_equal(harness_server_stop(&state->server), HARNESS_OK);
+    wait_log(state, log_path, "lost the server");
+    assert_int_equal(harness_server_start(&state->server, NULL), HARNESS_OK);
+    wait_log(state, log_path, "reconnected to");
+    assert_int_equal(harness_server_stop(&state->server), HARNESS_OK);
+    harness_sleep_ms(POLL_INTERVAL_MS * 10); /* let it see the loss again */
+    kill(state->background_pid, SIGTERM);
+    if (!background_exited(state, STOP_BOUND_MS)) {
+        read_text(log_path, state->result.err, sizeof state->result.err);
+        fail_msg("kcobra serve without a server ignored SIGTERM for %d ms:\n%s", STOP_BOUND_MS,
+                 state->result.err);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (!fixture_parse_arguments(argc, argv)) return 2;
@@ -189,6 +270,8 @@ int main(int argc, char **argv)
                                         case_teardown),
         cmocka_unit_test_setup_teardown(test_help_names_the_default_config, case_setup,
                                         case_teardown),
+        cmocka_unit_test_setup_teardown(test_serve_logs_the_server_and_stops_promptly,
+                                        case_setup, case_teardown),
     };
     return cmocka_run_group_tests_name("operator", tests, NULL, NULL);
 }
