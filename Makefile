@@ -1,5 +1,7 @@
 # The commands people type. Each target first installs missing Debian
-# packages (scripts/deps.sh), so every one works on a fresh Debian 12 machine.
+# packages (scripts/deps.sh), so every one works on a fresh Debian 12 machine:
+# make and make run only what running needs (scripts/deps.sh run), the others
+# what the tests need too. build/ has no tests (they are build-test/'s).
 #   make          build into build/
 #   make run      build, then start build/src/cmd/kcobrad with etc/kcobrad.conf
 #                 (data in ./data)
@@ -27,8 +29,9 @@ all: build
 deps:
 	@scripts/deps.sh
 
-build: deps
-	@[ -f build/build.ninja ] || meson setup build
+build:
+	@scripts/deps.sh run
+	@[ -f build/build.ninja ] || meson setup build -Dtests=false -Dbench=false
 	ninja -C build
 
 run: build
