@@ -618,7 +618,7 @@ static void test_payload_too_large(void **state_in)
     assert_non_null(payload);
     memset(payload, 'x', TOO_LARGE_PAYLOAD_BYTES);
     RUN_INPUT(state, payload, TOO_LARGE_PAYLOAD_BYTES, "request", "echo", "-");
-    expect_stderr(state, STATUS_FAILURE, "max_payload");
+    expect_stderr(state, STATUS_FAILURE, "exceeds the server's max_payload of 65536 bytes");
     RUN_INPUT(state, payload, TOO_LARGE_PAYLOAD_BYTES, "pub", "cli.big", "-");
     expect_stderr(state, STATUS_FAILURE, "exceeds the server's max_payload of 65536 bytes");
     free(payload);

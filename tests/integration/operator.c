@@ -8,7 +8,9 @@
  *   finds the queue from anywhere with --config or --data-dir;
  * - kcobrad --help names the default configuration;
  * - kcobra serve logs losing and regaining the server and stops at once
- *   on SIGTERM without one.
+ *   on SIGTERM without one;
+ * - submit --wait --timeout, queue stats --live, wallet list, pay, ledger
+ *   history print what a person expects.
  *
  * Every wait is bounded; nothing asserts a speed.
  */
@@ -28,7 +30,9 @@ enum {
     RUN_TIMEOUT_MS = 20000, /* one foreground kcobra, sanitizers included */
     POLL_INTERVAL_MS = 20,
     READY_TIMEOUT_MS = 10000,
-    STOP_BOUND_MS = 10000, /* well above the 1.5 s it takes, far below nats.c's 30 s */
+    STOP_BOUND_MS = 10000,
+    STATUS_TIMEOUT = 3,
+    KC_UUID_TEXT_LENGTH = 36, /* well above the 1.5 s it takes, far below nats.c's 30 s */
     OUTPUT_BYTES_MAX = 64 * 1024,
     PATH_BYTES = 1024,
 };
@@ -257,6 +261,69 @@ static void test_serve_logs_the_server_and_stops_promptly(void **state_in)
     }
 }
 
+/* submit --wait --timeout bounds the reply wait too (it waited 30 s); queue
+ * stats --live prints JSON only with --json. */
+static void test_submit_wait_and_live_stats(void **state_in)
+{
+    operator_state *state = *state_in;
+    assert_int_equal(harness_server_start(&state->server, NULL), HARNESS_OK);
+    char *url = state->server.url;
+    int64_t start_ms = harness_now_ms();
+    KCOBRA_IN(state, "/", "submit", "nobody_serves_this", "x", "--wait", "--timeout", "2s",
+              "--server", url);
+    expect_status(state, STATUS_TIMEOUT);
+    fprintf(stderr, "operator: submit --wait --timeout 2s took %lld ms\n",
+            (long long)(harness_now_ms() - start_ms));
+    KCOBRA_IN(state, "/", "queue", "stats", "--live", "--server", url);
+    expect_status(state, 0);
+    if (state->result.out[0] == '{' || strchr(state->result.out, '\n') == state->result.out)
+        fail_msg("queue stats --live without --json printed:\n%s", state->result.out);
+    expect_contains(state->result.out, "pending");
+    KCOBRA_IN(state, "/", "--json", "queue", "stats", "--live", "--server", url);
+    expect_status(state, 0);
+    assert_int_equal(state->result.out[0], '{');
+}
+
+/* wallet list; pay says what the id it prints is; ledger history shows
+ * RFC 3339 times and the names of the wallets it knows. */
+static void test_wallets_pay_and_history(void **state_in)
+{
+    operator_state *state = *state_in;
+    char wallets[PATH_BYTES];
+    assert_int_equal(harness_server_path(&state->server, "wallets", wallets, sizeof wallets),
+                     HARNESS_OK);
+    setenv("KCOBRA_WALLET_DIR", wallets, 1);
+    assert_int_equal(harness_server_start(&state->server, "ledger { enabled: true }\n"),
+                     HARNESS_OK);
+    char *url = state->server.url;
+    KCOBRA_IN(state, "/", "wallet", "new", "alice");
+    expect_status(state, 0);
+    KCOBRA_IN(state, "/", "wallet", "new", "shop");
+    expect_status(state, 0);
+    KCOBRA_IN(state, "/", "wallet", "list");
+    expect_status(state, 0);
+    expect_contains(state->result.out, "alice ");
+    expect_contains(state->result.out, "shop ");
+    KCOBRA_IN(state, "/", "mint", "--to", "alice", "--denominations", "100", "--server", url);
+    expect_status(state, 0);
+    KCOBRA_IN(state, "/", "pay", "--from", "alice", "--to", "shop", "--amount", "100", "--server",
+              url);
+    expect_status(state, 0);
+    expect_contains(state->result.err, "transfer id");
+    assert_int_equal(strlen(state->result.out), KC_UUID_TEXT_LENGTH + 1); /* the bare id */
+    KCOBRA_IN(state, "/", "ledger", "history", "--server", url);
+    expect_status(state, 0);
+    expect_contains(state->result.out, "TIME ");
+    expect_contains(state->result.out, "  alice ");
+    expect_contains(state->result.out, "  shop ");
+    const char *row = strchr(state->result.out, '\n');
+    assert_non_null(row);
+    /* 2026-12-08T01:02:03.456Z */
+    if (!(row[5] == '-' && row[8] == '-' && row[11] == 'T' && row[24] == 'Z'))
+        fail_msg("not an RFC 3339 time:\n%s", state->result.out);
+    unsetenv("KCOBRA_WALLET_DIR");
+}
+
 int main(int argc, char **argv)
 {
     if (!fixture_parse_arguments(argc, argv)) return 2;
@@ -272,6 +339,9 @@ int main(int argc, char **argv)
                                         case_teardown),
         cmocka_unit_test_setup_teardown(test_serve_logs_the_server_and_stops_promptly,
                                         case_setup, case_teardown),
+        cmocka_unit_test_setup_teardown(test_submit_wait_and_live_stats, case_setup,
+                                        case_teardown),
+        cmocka_unit_test_setup_teardown(test_wallets_pay_and_history, case_setup, case_teardown),
     };
     return cmocka_run_group_tests_name("operator", tests, NULL, NULL);
 }
