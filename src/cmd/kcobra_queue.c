@@ -22,11 +22,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
+#include "common/data_dir.h"
 #include "kcobra_common.h"
 #include "kcobra_settings.h"
 #include "kcobra_submit_batch.h"
-#include "common/clock.h"
-#include "common/data_dir.h"
 #include "queue/config.h"
 #include "queue/dump.h"
 #include "queue/index.h"
@@ -91,7 +91,8 @@ static const char SUBMIT_DESCRIPTION[] =
     "is on disk and will be dispatched on kc.req.<type> until a service replies.\n"
     "Prints the request's id (the Kc-Id). With --wait, also waits up to --wait-for\n"
     "for the reply and prints it; without --wait-for, --timeout bounds the whole\n"
-    "of `submit --wait --timeout 3s` (acknowledgement and reply), else 30 s. The payload is the argument, or stdin with '-'.\n"
+    "of `submit --wait --timeout 3s` (acknowledgement and reply), else 30 s.\n"
+    "The payload is the argument, or stdin with '-'.\n"
     "Submitting again with the same --id is acknowledged again and stored once.\n"
     "\n"
     "--batch FILE|- submits one request per line (the line, without its newline,\n"
@@ -641,7 +642,8 @@ static void print_fields(const json_t *object, const char *prefix)
 {
     const char *key;
     json_t *value;
-    json_object_foreach((json_t *)object, key, value) {
+    json_object_foreach((json_t *)object, key, value)
+    {
         char name[LIVE_FIELD_NAME_BYTES];
         snprintf(name, sizeof name, "%s%s%s", prefix, prefix[0] != '\0' ? "." : "", key);
         if (json_is_object(value)) {

@@ -313,10 +313,10 @@ static int stats_print(const char *body, size_t body_length, bool json)
     }
     int status;
     if (json) { /* one object a line, as every --json of kcobra: lines for jq and logs */
-        status = json_dumpf(varz, stdout, JSON_COMPACT) == 0 && printf("\n") > 0 &&
-                         fflush(stdout) == 0
-                     ? KCOBRA_EXIT_OK
-                     : KCOBRA_EXIT_FAILURE;
+        status =
+            json_dumpf(varz, stdout, JSON_COMPACT) == 0 && printf("\n") > 0 && fflush(stdout) == 0
+                ? KCOBRA_EXIT_OK
+                : KCOBRA_EXIT_FAILURE;
     } else {
         status = print_summary(varz);
     }

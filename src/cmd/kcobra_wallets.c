@@ -55,7 +55,8 @@ static bool entry_load(wallet_entry *entry, const char *directory, const char *f
     snprintf(entry->name, sizeof entry->name, "%.*s", (int)(length - suffix), file_name);
     if (!kci_wallet_name_valid(entry->name)) return false;
     char path[PATH_MAX], error[256];
-    if (snprintf(path, sizeof path, "%s/%s", directory, file_name) >= (int)sizeof path) return false;
+    if (snprintf(path, sizeof path, "%s/%s", directory, file_name) >= (int)sizeof path)
+        return false;
     kci_wallet wallet;
     if (kci_wallet_load(&wallet, path, error, sizeof error) != KC_OK) return false;
     kci_wallet_address(entry->address, &wallet);
@@ -93,8 +94,9 @@ int kcobra_wallet_list(const kcobra_invocation *invocation, const char *director
     if (invocation->common.json) {
         json_t *wallets = json_array();
         for (size_t index = 0; index < table.count; index++)
-            json_array_append_new(wallets, json_pack("{s:s, s:s}", "name", table.entries[index].name,
-                                                     "address", table.entries[index].address));
+            json_array_append_new(wallets,
+                                  json_pack("{s:s, s:s}", "name", table.entries[index].name,
+                                            "address", table.entries[index].address));
         status = kcobra_json_print(json_pack("{s:s, s:o}", "directory", path, "wallets", wallets));
     } else {
         for (size_t index = 0; index < table.count; index++)

@@ -48,8 +48,7 @@ char *kci_data_dir_resolve(const char *config_path, const char *data_dir)
     return path;
 }
 
-kc_err kci_data_dir_from_config(const char *config_path, char **out, char *error,
-                                size_t error_size)
+kc_err kci_data_dir_from_config(const char *config_path, char **out, char *error, size_t error_size)
 {
     kci_conf_value *root = NULL;
     kc_err err = kci_conf_parse_file(config_path, &root, error, error_size);

@@ -69,8 +69,6 @@ enum {
     RESPONSE_INLINE_BYTES = 1024,      /* replies up to this size are not malloc'd */
     SUBSCRIBE_FLUSH_TIMEOUT_MS = 5000, /* the server has the SUB before start returns */
     MICRO_DRAIN_MS = 1000,             /* $SRV answers being built at stop */
-    SERVICE_DRAIN_CONNECTED_MS = 30 * 1000, /* nats.c's default: a live server answers at once */
-    SERVICE_DRAIN_DISCONNECTED_MS = 500,    /* no server: only what is queued here */
     DESCRIPTION_BYTES_MAX = 256,
 };
 
@@ -637,10 +635,16 @@ static void client_unregister(kc_client *client, kc_service *service)
     pthread_mutex_unlock(&client->lock);
 }
 
+/* The subscription's drain at stop (subscription_end). */
+enum {
+    SERVICE_DRAIN_CONNECTED_MS = 30 * 1000, /* nats.c's default: a live server answers at once */
+    SERVICE_DRAIN_DISCONNECTED_MS = 500,    /* no server: only what is queued here */
+};
+
 /* Ends the subscription: drained (what nats.c holds is still served) or,
  * if that cannot start (the connection is closed), unsubscribed. Either way
- * the leader's NextMsg then reports the end and every worker returns. */
-/* Connected, the drain ends as soon as the server has seen the UNSUB; without
+ * the leader's NextMsg then reports the end and every worker returns.
+ * Connected, the drain ends as soon as the server has seen the UNSUB; without
  * a server it could only end at nats.c's 30 s default, so SIGTERM of a serve
  * that lost its server waited that long with nothing running (issue 18):
  * what is queued here still gets a short bound to be taken. */

@@ -97,8 +97,8 @@ static void run_in(operator_state *state, const char *directory, const char *pro
         }
         harness_sleep_ms(POLL_INTERVAL_MS);
     }
-    state->result.status = WIFEXITED(wait_status) ? WEXITSTATUS(wait_status)
-                                                  : 128 + WTERMSIG(wait_status);
+    state->result.status =
+        WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : 128 + WTERMSIG(wait_status);
     read_text(out_path, state->result.out, sizeof state->result.out);
     read_text(err_path, state->result.err, sizeof state->result.err);
 }
@@ -210,8 +210,8 @@ static void test_data_dir_relative_to_the_config(void **state_in)
     while (stat(text, &status) != 0 && harness_now_ms() < deadline_ms)
         harness_sleep_ms(POLL_INTERVAL_MS);
     if (stat(text, &status) != 0) fail_msg("no queue directory %s", text);
-    KCOBRA_IN(state, "/", "submit", "operator", "hello", "--server", state->server.url,
-              "--timeout", "10s");
+    KCOBRA_IN(state, "/", "submit", "operator", "hello", "--server", state->server.url, "--timeout",
+              "10s");
     expect_status(state, 0);
     KCOBRA_IN(state, "/", "queue", "stats", "--config", config, "--json");
     expect_status(state, 0);
@@ -337,10 +337,9 @@ int main(int argc, char **argv)
                                         case_teardown),
         cmocka_unit_test_setup_teardown(test_help_names_the_default_config, case_setup,
                                         case_teardown),
-        cmocka_unit_test_setup_teardown(test_serve_logs_the_server_and_stops_promptly,
-                                        case_setup, case_teardown),
-        cmocka_unit_test_setup_teardown(test_submit_wait_and_live_stats, case_setup,
+        cmocka_unit_test_setup_teardown(test_serve_logs_the_server_and_stops_promptly, case_setup,
                                         case_teardown),
+        cmocka_unit_test_setup_teardown(test_submit_wait_and_live_stats, case_setup, case_teardown),
         cmocka_unit_test_setup_teardown(test_wallets_pay_and_history, case_setup, case_teardown),
     };
     return cmocka_run_group_tests_name("operator", tests, NULL, NULL);
