@@ -266,12 +266,7 @@ static background *start_background(cli_state *state, char *const arguments[])
 /* The file's contents (NUL-terminated, truncated to size). */
 static void read_file(const char *path, char *text, size_t size)
 {
-    text[0] = '\0';
-    FILE *file = fopen(path, "r");
-    if (file == NULL) return;
-    size_t length = fread(text, 1, size - 1, file);
-    text[length] = '\0';
-    fclose(file);
+    harness_read_text(path, text, size);
 }
 
 static void wait_ready(cli_state *state, background *job, const char *marker)

@@ -52,16 +52,6 @@ typedef struct operator_state {
     pid_t background_pid; /* a kcobra serve; teardown kills it if still running */
 } operator_state;
 
-static void read_text(const char *path, char *text, size_t size)
-{
-    text[0] = '\0';
-    FILE *file = fopen(path, "r");
-    if (file == NULL) return;
-    size_t length = fread(text, 1, size - 1, file);
-    text[length] = '\0';
-    fclose(file);
-}
-
 /* Runs program with arguments in directory, stdout and stderr to files of the
  * server's directory; bounded. */
 static void run_in(operator_state *state, const char *directory, const char *program,
@@ -87,20 +77,13 @@ static void run_in(operator_state *state, const char *directory, const char *pro
         execv(program, arguments);
         _exit(127);
     }
-    int wait_status = 0;
-    int64_t deadline_ms = harness_now_ms() + RUN_TIMEOUT_MS;
-    while (waitpid(pid, &wait_status, WNOHANG) == 0) {
-        if (harness_now_ms() > deadline_ms) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &wait_status, 0);
-            fail_msg("%s %s did not finish within %d ms", program, arguments[1], RUN_TIMEOUT_MS);
-        }
-        harness_sleep_ms(POLL_INTERVAL_MS);
+    if (!harness_child_wait(pid, RUN_TIMEOUT_MS, &state->result.status)) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        fail_msg("%s %s did not finish within %d ms", program, arguments[1], RUN_TIMEOUT_MS);
     }
-    state->result.status =
-        WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : 128 + WTERMSIG(wait_status);
-    read_text(out_path, state->result.out, sizeof state->result.out);
-    read_text(err_path, state->result.err, sizeof state->result.err);
+    harness_read_text(out_path, state->result.out, sizeof state->result.out);
+    harness_read_text(err_path, state->result.err, sizeof state->result.err);
 }
 
 /* kcobra in the background, stderr to log_path; its pid. */
@@ -128,7 +111,7 @@ static void wait_log(operator_state *state, const char *log_path, const char *ma
 {
     int64_t deadline_ms = harness_now_ms() + READY_TIMEOUT_MS;
     while (harness_now_ms() < deadline_ms) {
-        read_text(log_path, state->result.err, sizeof state->result.err);
+        harness_read_text(log_path, state->result.err, sizeof state->result.err);
         if (strstr(state->result.err, marker) != NULL) return;
         harness_sleep_ms(POLL_INTERVAL_MS);
     }
@@ -138,15 +121,10 @@ static void wait_log(operator_state *state, const char *log_path, const char *ma
 /* Waits up to timeout_ms for the background kcobra to exit; false if not. */
 static bool background_exited(operator_state *state, int timeout_ms)
 {
-    int64_t deadline_ms = harness_now_ms() + timeout_ms;
-    while (harness_now_ms() < deadline_ms) {
-        if (waitpid(state->background_pid, NULL, WNOHANG) == state->background_pid) {
-            state->background_pid = 0;
-            return true;
-        }
-        harness_sleep_ms(POLL_INTERVAL_MS);
-    }
-    return false;
+    int exit_status = 0;
+    if (!harness_child_wait(state->background_pid, timeout_ms, &exit_status)) return false;
+    state->background_pid = 0;
+    return true;
 }
 
 #define KCOBRA_IN(state, directory, ...)                                                           \
@@ -255,7 +233,7 @@ static void test_serve_logs_the_server_and_stops_promptly(void **state_in)
     harness_sleep_ms(POLL_INTERVAL_MS * 10); /* let it see the loss again */
     kill(state->background_pid, SIGTERM);
     if (!background_exited(state, STOP_BOUND_MS)) {
-        read_text(log_path, state->result.err, sizeof state->result.err);
+        harness_read_text(log_path, state->result.err, sizeof state->result.err);
         fail_msg("kcobra serve without a server ignored SIGTERM for %d ms:\n%s", STOP_BOUND_MS,
                  state->result.err);
     }
