@@ -1,7 +1,10 @@
 # The commands people type. Each target first installs missing Debian
-# packages (scripts/deps.sh), so every one works on a fresh Debian 12 machine.
+# packages (scripts/deps.sh), so every one works on a fresh Debian 12 machine:
+# make and make run only what running needs (scripts/deps.sh run), the others
+# what the tests need too. build/ has no tests (they are build-test/'s).
 #   make          build into build/
 #   make run      build, then start build/src/cmd/kcobrad with etc/kcobrad.conf
+#                 (data in ./data)
 #   make test     sanitizer build (ASan+UBSan) in build-test/, all tests, fuzzers
 #   make bench    release build in build-bench/, kcobrad vs nats-server, and each
 #                 part's benchmark against its peer (bench/run_<part>.sh)
@@ -26,12 +29,13 @@ all: build
 deps:
 	@scripts/deps.sh
 
-build: deps
-	@[ -f build/build.ninja ] || meson setup build
+build:
+	@scripts/deps.sh run
+	@[ -f build/build.ninja ] || meson setup build -Dtests=false -Dbench=false
 	ninja -C build
 
 run: build
-	./build/src/cmd/kcobrad -c etc/kcobrad.conf
+	./build/src/cmd/kcobrad -c etc/kcobrad.conf --data_dir data
 
 lint: deps
 	scripts/lint.sh

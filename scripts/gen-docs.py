@@ -152,8 +152,11 @@ def main():
                        "[options]", [("OPTIONS", [("", run_help(kcobrad, "--help"))]),
                                      ("FILES", [("", "/etc/kingcobra/kcobrad.conf  the "
                                                      "configuration kcobrad.service starts "
-                                                     "it with\n/var/lib/kingcobra  its state "
-                                                     "directory (data_dir is relative to it)")])],
+                                                     "it with, and the installed kcobrad's "
+                                                     "without -c\n/var/lib/kingcobra  its "
+                                                     "state directory, the installed "
+                                                     "kcobrad's data_dir unless the file "
+                                                     "sets one (relative to the file)")])],
                        ".BR kcobra (1)"))
     with open(f"{outdir}/kcobra", "w", encoding="utf-8") as out:
         out.write(completion(top, helps))

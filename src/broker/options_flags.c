@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/data_dir.h"
 #include "options_internal.h"
 
 #ifndef KC_VERSION
@@ -299,6 +300,19 @@ static kci_options_part_check part_check;
 static kci_options_part_adjust part_adjust;
 
 /* The file, then the flags on top, then the derived fields, then checks. */
+/* A relative data_dir of the file is relative to the file (data_dir.h), so
+ * kcobrad finds the same data from any working directory. */
+static kc_err resolve_data_dir(kci_options *options, char *error, size_t error_size)
+{
+    if (options->data_dir == NULL || options->data_dir[0] == '\0') return KC_OK;
+    char *resolved = kci_data_dir_resolve(options->config_file, options->data_dir);
+    if (resolved == NULL)
+        return kci_options_plain_error(error, error_size, "out of memory"), KC_ERR_NOMEM;
+    free(options->data_dir);
+    options->data_dir = resolved;
+    return KC_OK;
+}
+
 static kc_err build(kci_options *options, char *error, size_t error_size)
 {
     if (options->host == NULL)
@@ -311,6 +325,8 @@ static kc_err build(kci_options *options, char *error, size_t error_size)
         err = kci_options_apply_conf(options, root, error, error_size);
         kci_conf_free(options->conf);
         options->conf = root; /* the parts read their blocks from it */
+        if (err != KC_OK) return err;
+        err = resolve_data_dir(options, error, error_size); /* before --data_dir */
         if (err != KC_OK) return err;
     }
     flag_auth auth = {0};
@@ -363,6 +379,7 @@ static kc_err load(kci_options *options, int argc, char **argv, char *error, siz
         fflush(stdout);
         return KC_ERR_HELP;
     }
+    if (scan.config_path == NULL) scan.config_path = kci_default_config_path();
     if (kci_config_string_set(&options->config_file, scan.config_path) != KC_OK)
         return kci_options_plain_error(error, error_size, "out of memory"), KC_ERR_NOMEM;
     err = build(options, error, error_size);
@@ -410,13 +427,15 @@ void kci_options_print_usage(const char *program)
            "    -p, --port <port>                Use port for clients (default: %d)\n"
            "    -n, --name, --server_name <name> Server name (default: the server id)\n"
            "    -m, --http_port <port>           Use port for HTTP monitoring (default: 0, off)\n"
-           "    -c, --config <file>              Configuration file (default: none)\n"
+           "    -c, --config <file>              Configuration file (default: none; the\n"
+           "                                     installed kcobrad reads %s)\n"
            "    -t                               Test the configuration and exit\n"
            "    -P, --pid <file>                 File to store the PID (default: none)\n"
            "        --max_payload <size>         Largest message payload (default: %d, 1MB)\n"
            "\n"
            "Component options (docs/ingress.md):\n"
-           "        --data_dir <dir>             Directory for kept data (default: data)\n"
+           "        --data_dir <dir>             Directory for kept data (default: data; in a\n"
+           "                                     file, relative to the file's directory)\n"
            "        --ingress_port <port>        Run the seed-format ingress (default: off)\n"
            "\n"
            "Logging options:\n"
@@ -450,6 +469,7 @@ void kci_options_print_usage(const char *program)
            "\n"
            "Long flags also work with one dash (-port 4222), as with nats-server. Flags win\n"
            "over the config file. SIGHUP re-reads the config file (see docs/config.md).\n",
-           program, KCI_OPTIONS_DEFAULT_HOST, KCI_DEFAULT_PORT, KCI_DEFAULT_MAX_PAYLOAD_BYTES);
+           program, KCI_OPTIONS_DEFAULT_HOST, KCI_DEFAULT_PORT, KCI_DEFAULT_CONFIG,
+           KCI_DEFAULT_MAX_PAYLOAD_BYTES);
     fflush(stdout);
 }

@@ -32,6 +32,7 @@
 #include "arbiter/arbiter.h"
 #include "broker/auth.h"
 #include "broker/roles.h"
+#include "common/data_dir.h"
 #include "common/log.h"
 #include "ingress/config.h"
 #include "ingress/ingress.h"
@@ -54,7 +55,6 @@ enum {
     CLIENT_CLOSE_MS = 1000, /* then its connection's */
 };
 
-#define DEFAULT_DATA_DIR "data"
 #define QUEUE_DIRECTORY_NAME "queue"
 #define DEFAULT_NODE "kcobrad"
 #define LEDGER_DIR_NAME "ledger"
@@ -172,7 +172,7 @@ kc_err kci_components_config_load(kci_components_config *config, const kci_optio
                                   char *error, size_t error_size)
 {
     memset(config, 0, sizeof *config);
-    const char *data_dir = options->data_dir != NULL ? options->data_dir : DEFAULT_DATA_DIR;
+    const char *data_dir = options->data_dir != NULL ? options->data_dir : kci_data_dir_default();
     config->node = node_name(options);
     kc_err err = parts_load(config, options, data_dir, error, error_size);
     if (err != KC_OK) {

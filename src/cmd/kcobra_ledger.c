@@ -25,6 +25,7 @@
 #include "kcobra_ledger_hold.h"
 #include "kcobra_ledger_replicas.h"
 #include "kcobra_settings.h"
+#include "kcobra_wallets.h"
 #include "ledger/client.h"
 #include "ledger/config.h"
 #include "ledger/serve.h"
@@ -217,6 +218,7 @@ static const char WALLET_DESCRIPTION[] =
     "new NAME       makes a key pair in <wallet-dir>/NAME.key (mode 0600) and prints\n"
     "               its address (the public key, 64 hex digits)\n"
     "show NAME      prints the address\n"
+    "list           the wallets of the directory: NAME ADDRESS\n"
     "balance W      the balance of W (a wallet name or an address)\n"
     "coins W        the coins W holds\n"
     "The wallet directory: --wallet-dir, else $KCOBRA_WALLET_DIR, else\n"
@@ -239,9 +241,11 @@ static int run_wallet(const kcobra_command *command, int argc, char **argv)
     const char *name = invocation.positional[1];
     if (strcmp(action, "new") == 0) return wallet_new(&invocation, directory, name);
     if (strcmp(action, "show") == 0) return wallet_show(&invocation, directory, name);
+    if (strcmp(action, "list") == 0) return kcobra_wallet_list(&invocation, directory);
+    if (name == NULL) return kcobra_usage_error(command, "%s needs a wallet", action);
     bool balance = strcmp(action, "balance") == 0;
     if (!balance && strcmp(action, "coins") != 0)
-        return kcobra_usage_error(command, "unknown action '%s': new, show, balance or coins",
+        return kcobra_usage_error(command, "unknown action '%s': new, show, list, balance or coins",
                                   action);
     uint8_t address[KCI_LEDGER_KEY_BYTES];
     status = address_resolve(address, directory, name);
@@ -255,11 +259,11 @@ static int run_wallet(const kcobra_command *command, int argc, char **argv)
 
 const kcobra_command kcobra_command_wallet = {
     .name = "wallet",
-    .synopsis = "wallet new|show|balance|coins <name|address> [--wallet-dir DIR]",
+    .synopsis = "wallet new|show|balance|coins <name|address> | list [--wallet-dir DIR]",
     .summary = "make and inspect MAC wallets",
     .description = WALLET_DESCRIPTION,
     .run = run_wallet,
-    .positional_min = 2,
+    .positional_min = 1,
     .positional_max = 2,
 };
 
@@ -504,7 +508,11 @@ int kcobra_ledger_pay_run(const kcobra_command *command, const kcobra_invocation
         json_object_set_new(reply, "amount", json_integer((json_int_t)amount));
         if (hold_ms > 0) json_object_set_new(reply, "expires_in_ms", json_integer(hold_ms));
         status = kcobra_json_print(json_incref(reply));
-    } else if (status == KCOBRA_EXIT_OK) {
+    } else if (status == KCOBRA_EXIT_OK) { /* stdout: the bare id, for $(kcobra pay ...) */
+        if (hold_ms > 0)
+            fprintf(stderr, "held %" PRIu64 ": hold id (for kcobra request --pay-hold):\n", amount);
+        else
+            fprintf(stderr, "paid %" PRIu64 ": transfer id (for kcobra request --pay):\n", amount);
         printf("%s\n", json_string_value(json_object_get(reply, "transfer")));
     }
     json_decref(reply);
@@ -711,14 +719,17 @@ const kcobra_command kcobra_command_coin = {
 static void print_history(const json_t *reply)
 {
     const json_t *edges = json_object_get(reply, "edges");
-    printf("%-13s  %-36s  %-16s  %-16s  %s\n", "TIME_MS", "TRANSFER", "FROM", "TO", "AMOUNT");
+    printf("%-24s  %-36s  %-16s  %-16s  %s\n", "TIME", "TRANSFER", "FROM", "TO", "AMOUNT");
     for (size_t index = 0; index < json_array_size(edges); index++) {
         const json_t *edge = json_array_get(edges, index);
-        printf("%-13" JSON_INTEGER_FORMAT "  %-36s  %-16.16s  %-16.16s  %" JSON_INTEGER_FORMAT "\n",
-               json_integer_value(json_object_get(edge, "time_ms")),
+        char time[KCOBRA_TIME_TEXT_BYTES]; /* names where the wallet directory knows them */
+        kcobra_time_rfc3339(time, json_integer_value(json_object_get(edge, "time_ms")));
+        const char *from = json_string_value(json_object_get(edge, "from"));
+        const char *to = json_string_value(json_object_get(edge, "to"));
+        const char *from_name = kcobra_wallet_name_of(from), *to_name = kcobra_wallet_name_of(to);
+        printf("%-24s  %-36s  %-16.16s  %-16.16s  %" JSON_INTEGER_FORMAT "\n", time,
                json_string_value(json_object_get(edge, "transfer")),
-               json_string_value(json_object_get(edge, "from")),
-               json_string_value(json_object_get(edge, "to")),
+               from_name != NULL ? from_name : from, to_name != NULL ? to_name : to,
                json_integer_value(json_object_get(edge, "amount")));
     }
     if (json_is_string(json_object_get(reply, "next")))

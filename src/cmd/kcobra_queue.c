@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
+#include "common/data_dir.h"
 #include "kcobra_common.h"
 #include "kcobra_settings.h"
 #include "kcobra_submit_batch.h"
@@ -42,6 +44,7 @@
 
 enum {
     ERROR_BYTES = 512,
+    LIVE_FIELD_NAME_BYTES = 128, /* "a.b.c" of a live reply's field */
     WAIT_MS_DEFAULT = 30 * 1000,
     FOLLOW_POLL_MS = 200,
     STOP_DRAIN_MS = 2000,
@@ -87,7 +90,9 @@ static const char SUBMIT_DESCRIPTION[] =
     "waits up to --timeout for its acknowledgement: once acknowledged, the request\n"
     "is on disk and will be dispatched on kc.req.<type> until a service replies.\n"
     "Prints the request's id (the Kc-Id). With --wait, also waits up to --wait-for\n"
-    "for the reply and prints it. The payload is the argument, or stdin with '-'.\n"
+    "for the reply and prints it; without --wait-for, --timeout bounds the whole\n"
+    "of `submit --wait --timeout 3s` (acknowledgement and reply), else 30 s.\n"
+    "The payload is the argument, or stdin with '-'.\n"
     "Submitting again with the same --id is acknowledged again and stored once.\n"
     "\n"
     "--batch FILE|- submits one request per line (the line, without its newline,\n"
@@ -145,6 +150,7 @@ static int submit_wait_reply(natsSubscription *subscription, const char *id, int
     return printed;
 }
 
+/* wait_ms < 0: -(a monotonic deadline) for the whole (submit --timeout). */
 static int submit_send(natsConnection *connection, const kcobra_invocation *invocation,
                        const kcobra_buffer *payload, const char *id, bool wait, int64_t wait_ms)
 {
@@ -172,6 +178,10 @@ static int submit_send(natsConnection *connection, const kcobra_invocation *invo
                               : (printf("%s\n", id),
                                  fflush(stdout) == 0 ? KCOBRA_EXIT_OK : KCOBRA_EXIT_FAILURE);
     } else if (result == KCOBRA_EXIT_OK) {
+        if (wait_ms < 0) { /* -deadline: what --timeout left */
+            wait_ms = -wait_ms - kci_monotonic_ms();
+            if (wait_ms < 1) wait_ms = 1;
+        }
         if (!common->json) fprintf(stderr, "stored %s; waiting for the reply\n", id);
         result = submit_wait_reply(subscription, id, wait_ms, common->json);
     }
@@ -193,6 +203,17 @@ static int run_submit_batch(const kcobra_command *command, const kcobra_invocati
     return kcobra_submit_batch(&invocation->common, invocation->positional[0], path, window);
 }
 
+/* Whether --name (or --name=...) is among the arguments before "--". */
+static bool flag_given(int argc, char **argv, const char *name)
+{
+    size_t length = strlen(name);
+    for (int index = 1; index < argc && strcmp(argv[index], "--") != 0; index++)
+        if (strncmp(argv[index], "--", 2) == 0 && strncmp(argv[index] + 2, name, length) == 0 &&
+            (argv[index][2 + length] == '\0' || argv[index][2 + length] == '='))
+            return true;
+    return false;
+}
+
 static int run_submit(const kcobra_command *command, int argc, char **argv)
 {
     bool wait = false;
@@ -207,7 +228,7 @@ static int run_submit(const kcobra_command *command, int argc, char **argv)
          "with --batch: requests in flight at most (default 1024, at most 65536)"},
         {"wait", NULL, KCOBRA_FLAG_BOOL, &wait, "also wait for the reply and print it"},
         {"wait-for", "DURATION", KCOBRA_FLAG_DURATION, &wait_ms,
-         "how long --wait waits for the reply (default 30s)"},
+         "how long --wait waits for the reply (default: --timeout when given, else 30s)"},
         {"id", "ID", KCOBRA_FLAG_STRING, &id_flag,
          "the request's id (a UUID; default: a new UUIDv7); resubmitting an id stores it once"},
     };
@@ -219,6 +240,11 @@ static int run_submit(const kcobra_command *command, int argc, char **argv)
                                   invocation.positional[0]);
     if (batch_path != NULL)
         return run_submit_batch(command, &invocation, batch_path, id_flag != NULL || wait, window);
+    /* `--wait --timeout 3s` means three seconds in all (it waited 30 s for
+     * the reply): the reply wait is what the acknowledgement left. */
+    int64_t deadline_ms = 0;
+    if (flag_given(argc, argv, "timeout") && !flag_given(argc, argv, "wait-for"))
+        deadline_ms = kci_monotonic_ms() + invocation.common.timeout_ms;
     char id[KC_UUID_TEXT_BYTES + 1];
     kci_uuid parsed;
     if (id_flag != NULL && !kci_uuid_parse(id_flag, strlen(id_flag), &parsed))
@@ -234,7 +260,8 @@ static int run_submit(const kcobra_command *command, int argc, char **argv)
     natsConnection *connection = NULL;
     status = kcobra_nats_connect(&connection, &invocation.common);
     if (status == KCOBRA_EXIT_OK)
-        status = submit_send(connection, &invocation, &payload, id, wait, wait_ms);
+        status = submit_send(connection, &invocation, &payload, id, wait,
+                             deadline_ms > 0 ? -deadline_ms : wait_ms);
     if (connection != NULL) kcobra_nats_finish(connection);
     kcobra_buffer_free(&payload);
     return status;
@@ -317,7 +344,8 @@ static const char QUEUE_DESCRIPTION[] =
     "With --storage jetstream the queue is a stream on the --server cluster:\n"
     "serve then runs one of several persisters (the one holding the lease is\n"
     "active), and dump, stats and verify read the stream (--stream).\n"
-    "dump, stats and verify only read --dir (default data/queue): they are safe\n"
+    "dump, stats and verify only read --dir (default: the queue/ of --data-dir, of\n"
+    "--config's data_dir, of the installed kcobrad.conf's, else data/queue): safe\n"
     "while kcobrad runs. A torn tail (a write interrupted by a crash, or being\n"
     "written right now) is reported but is not corruption: it was never\n"
     "acknowledged.\n"
@@ -340,7 +368,32 @@ typedef struct queue_flags {
     const char *id;
     const char *type;
     bool live;
+    const char *data_dir;    /* --data-dir: the queue is its queue/ */
+    const char *config_path; /* --config: kcobrad's file, its data_dir */
 } queue_flags;
+
+/* Without --dir, the queue is <data_dir>/queue of --data-dir, of --config's
+ * data_dir, or of the installed default configuration and data directory
+ * (data_dir.h), so `kcobra queue` finds kcobrad's queue from any directory. */
+static kc_err queue_directory_choose(queue_flags *flags, char *error, size_t error_size)
+{
+    if (strcmp(flags->settings.dir, DEFAULT_DIRECTORY) != 0) return KC_OK; /* --dir wins */
+    const char *config_path = flags->config_path;
+    if (flags->data_dir == NULL && config_path == NULL) config_path = kci_default_config_path();
+    char *data_dir = NULL;
+    if (flags->data_dir != NULL || config_path == NULL)
+        data_dir = strdup(flags->data_dir != NULL ? flags->data_dir : kci_data_dir_default());
+    else if (kci_data_dir_from_config(config_path, &data_dir, error, error_size) != KC_OK)
+        return KC_ERR_CONFIG;
+    size_t size = data_dir != NULL ? strlen(data_dir) + sizeof "/queue" : 0;
+    char *directory = size > 0 ? malloc(size) : NULL;
+    if (directory != NULL) snprintf(directory, size, "%s/queue", data_dir);
+    free(data_dir);
+    if (directory == NULL) return snprintf(error, error_size, "out of memory"), KC_ERR_NOMEM;
+    free(flags->settings.dir);
+    flags->settings.dir = directory;
+    return KC_OK;
+}
 
 /* ---- dump ---- */
 
@@ -583,6 +636,42 @@ static int queue_stats(const queue_flags *flags, bool json, bool verify_only)
 /* ---- compact ---- */
 
 /* Asks the running persister on subject and prints its JSON answer. */
+/* A reply's fields as "name value" lines, nested objects as a.b (issue 18:
+ * `queue stats --live` printed JSON without --json). */
+static void print_fields(const json_t *object, const char *prefix)
+{
+    const char *key;
+    json_t *value;
+    json_object_foreach((json_t *)object, key, value)
+    {
+        char name[LIVE_FIELD_NAME_BYTES];
+        snprintf(name, sizeof name, "%s%s%s", prefix, prefix[0] != '\0' ? "." : "", key);
+        if (json_is_object(value)) {
+            print_fields(value, name);
+            continue;
+        }
+        char *text = json_is_string(value) ? NULL : json_dumps(value, JSON_ENCODE_ANY);
+        printf("%-28s %s\n", name, text != NULL ? text : json_string_value(value));
+        free(text);
+    }
+}
+
+static int print_live_reply(const natsMsg *reply, bool json)
+{
+    const char *data = natsMsg_GetData(reply);
+    size_t length = (size_t)natsMsg_GetDataLength(reply);
+    json_t *object = json ? NULL : json_loadb(data, length, 0, NULL);
+    if (!json_is_object(object)) { /* --json, or not an object: as received */
+        json_decref(object);
+        int status = kcobra_write_payload(data, length);
+        if (!isatty(STDOUT_FILENO)) printf("\n");
+        return status;
+    }
+    print_fields(object, "");
+    json_decref(object);
+    return fflush(stdout) == 0 ? KCOBRA_EXIT_OK : KCOBRA_EXIT_FAILURE;
+}
+
 static int ask_live(const kcobra_common *common, const char *subject, const char *body)
 {
     natsConnection *connection = NULL;
@@ -591,10 +680,7 @@ static int ask_live(const kcobra_common *common, const char *subject, const char
     natsMsg *reply = NULL;
     status = kcobra_call(&reply, connection, common, subject, body, "persister", PERSISTER_RUNS_IN,
                          NULL);
-    if (status == KCOBRA_EXIT_OK) {
-        status = kcobra_write_payload(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply));
-        if (!isatty(STDOUT_FILENO)) printf("\n");
-    }
+    if (status == KCOBRA_EXIT_OK) status = print_live_reply(reply, common->json);
     natsMsg_Destroy(reply);
     kcobra_nats_finish(connection);
     return status;
@@ -827,6 +913,10 @@ static int parse_and_run(const kcobra_command *command, int argc, char **argv, q
         {"follow", NULL, KCOBRA_FLAG_BOOL, &flags->follow, "dump: keep printing new records"},
         {"live", NULL, KCOBRA_FLAG_BOOL, &flags->live,
          "stats, compact, requeue: ask the running persister over --server"},
+        {"data-dir", "DIR", KCOBRA_FLAG_STRING, &flags->data_dir,
+         "kcobrad's data_dir: the queue is DIR/queue (unless --dir)"},
+        {"config", "FILE", KCOBRA_FLAG_STRING, &flags->config_path,
+         "kcobrad's configuration: the queue is in its data_dir (unless --dir)"},
     };
     size_t key_count = 0;
     const kci_config_key *keys = kci_persister_settings_keys(&key_count);
@@ -835,6 +925,8 @@ static int parse_and_run(const kcobra_command *command, int argc, char **argv, q
                                        extra, KCOBRA_ARRAY_COUNT(extra), &invocation);
     if (status != KCOBRA_EXIT_OK || invocation.help) return status;
     char error[ERROR_BYTES] = "";
+    if (queue_directory_choose(flags, error, sizeof error) != KC_OK)
+        return kcobra_usage_error(command, "%s", error);
     if (kci_persister_settings_check(&flags->settings, error, sizeof error) != KC_OK)
         return kcobra_usage_error(command, "%s", error);
     flags->directory = flags->settings.dir;

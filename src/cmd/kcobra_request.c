@@ -81,7 +81,7 @@ static int report_failure(kc_err err, const char *type, const kcobra_common *com
     case KC_ERR_EXPIRED: kcobra_error("timed out after %s (%s)", timeout_text, detail); break;
     case KC_ERR_TOO_LARGE:
     case KC_ERR_LIMIT:
-        kcobra_error("request not sent: %s (the server's max_payload)", detail);
+        kcobra_error("request not sent: %s", detail); /* it names max_payload and its value */
         break;
     case KC_ERR_NOT_CONNECTED:
     case KC_ERR_CLOSED:

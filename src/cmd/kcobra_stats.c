@@ -23,7 +23,6 @@
 #include "common/clock.h"
 #include "kcobra_common.h"
 
-#define STATS_MONITOR_DEFAULT "http://127.0.0.1:8222"
 #define STATS_PATH "/varz"
 
 static const char STATS_TIMED_OUT[] = "timed out";
@@ -36,6 +35,8 @@ enum {
     STATS_REQUEST_BYTES_MAX = 1024,
     STATS_STATUS_OK = 200,
     STATS_SIZE_TEXT_BYTES = 32,
+    STATS_MONITOR_PORT_DEFAULT = 8222, /* nats-server's and etc/kcobrad.conf's http_port */
+    STATS_NATS_PORT_DEFAULT = 4222,
 };
 
 typedef struct stats_url {
@@ -311,14 +312,11 @@ static int stats_print(const char *body, size_t body_length, bool json)
         return KCOBRA_EXIT_FAILURE;
     }
     int status;
-    if (json) {
-        /* As received: the server's bytes, not a re-encoding. */
-        while (body_length > 0 && (body[body_length - 1] == '\n' || body[body_length - 1] == '\r'))
-            body_length--;
-        status = fwrite(body, 1, body_length, stdout) == body_length && printf("\n") > 0 &&
-                         fflush(stdout) == 0
-                     ? KCOBRA_EXIT_OK
-                     : KCOBRA_EXIT_FAILURE;
+    if (json) { /* one object a line, as every --json of kcobra: lines for jq and logs */
+        status =
+            json_dumpf(varz, stdout, JSON_COMPACT) == 0 && printf("\n") > 0 && fflush(stdout) == 0
+                ? KCOBRA_EXIT_OK
+                : KCOBRA_EXIT_FAILURE;
     } else {
         status = print_summary(varz);
     }
@@ -331,33 +329,101 @@ static int stats_print(const char *body, size_t body_length, bool json)
 static const char STATS_DESCRIPTION[] =
     "Reads /varz from a server's HTTP monitoring port (kcobrad -m PORT, or nats-server's)\n"
     "and prints server, version, uptime, connections, subscriptions, messages and bytes\n"
-    "in and out, slow consumers and memory. --json prints the /varz object as received.\n"
-    "--timeout bounds the whole exchange.\n"
+    "in and out, slow consumers and memory. --json prints the /varz object on one line.\n"
+    "--timeout bounds the whole exchange. Without --monitor it asks port 8222 on\n"
+    "--server's host (KCOBRA_SERVER); when --server or KCOBRA_SERVER is given, a /varz\n"
+    "whose port is not --server's is refused, never printed as if it were its.\n"
     "\n"
     "Examples:\n"
-    "  kcobra stats\n"
+    "  kcobra stats --server nats://10.0.0.5:4222\n"
     "  kcobra stats --monitor http://10.0.0.5:8222 --json\n";
+
+/* The first URL of --server (or KCOBRA_SERVER): its host and its port. */
+static bool server_address(const char *servers, stats_url *out)
+{
+    memset(out, 0, sizeof *out);
+    size_t length = strcspn(servers, ",");
+    const char *scheme_end = strstr(servers, "://");
+    const char *start = scheme_end != NULL && (size_t)(scheme_end - servers) < length
+                            ? scheme_end + strlen("://")
+                            : servers;
+    const char *end = servers + length;
+    const char *at = memchr(start, '@', (size_t)(end - start));
+    if (at != NULL) start = at + 1; /* user:password@ */
+    while (end > start && end[-1] == ' ')
+        end--;
+    while (start < end && *start == ' ')
+        start++;
+    const char *colon = end;
+    while (colon > start && colon[-1] != ':' && colon[-1] != ']')
+        colon--;
+    bool has_port = colon > start && colon[-1] == ':';
+    const char *host_end = has_port ? colon - 1 : end;
+    size_t host_length = (size_t)(host_end - start);
+    size_t port_length = has_port ? (size_t)(end - colon) : 0;
+    if (host_length == 0 || host_length >= sizeof out->host || port_length >= sizeof out->port)
+        return false;
+    memcpy(out->host, start, host_length);
+    if (has_port)
+        memcpy(out->port, colon, port_length);
+    else
+        snprintf(out->port, sizeof out->port, "%d", STATS_NATS_PORT_DEFAULT);
+    return true;
+}
+
+/* /varz of another server than --server is refused, never printed: the
+ * monitoring port of a server names its client port. */
+static int stats_check_server(const char *body, size_t body_length, const char *monitor,
+                              const stats_url *server)
+{
+    json_t *varz = json_loadb(body, body_length, 0, NULL);
+    json_t *port = json_object_get(varz, "port");
+    int status = KCOBRA_EXIT_OK;
+    if (json_is_integer(port) && json_integer_value(port) != atoll(server->port)) {
+        kcobra_error("the monitoring port %s belongs to the server on port %lld, not to "
+                     "--server's %s:%s: give the server's own --monitor URL",
+                     monitor, (long long)json_integer_value(port), server->host, server->port);
+        status = KCOBRA_EXIT_FAILURE;
+    }
+    json_decref(varz);
+    return status;
+}
 
 static int run_stats(const kcobra_command *command, int argc, char **argv)
 {
-    const char *monitor = STATS_MONITOR_DEFAULT;
+    const char *monitor = NULL;
     const kcobra_flag flags[] = {
         {"monitor", "URL", KCOBRA_FLAG_STRING, &monitor,
-         "the monitoring port (default " STATS_MONITOR_DEFAULT ")"},
+         "the monitoring port (default: --server's host, port 8222)"},
     };
     kcobra_invocation invocation;
     int status = kcobra_parse(command, flags, KCOBRA_ARRAY_COUNT(flags), argc, argv, &invocation);
     if (status != KCOBRA_EXIT_OK || invocation.help) return status;
-    stats_url url;
+    stats_url server, url;
+    bool server_given = strcmp(invocation.common.server, KCOBRA_SERVER_DEFAULT) != 0;
+    if (!server_address(invocation.common.server, &server))
+        return kcobra_usage_error(command, "invalid --server '%s'", invocation.common.server);
+    char derived[STATS_HOST_BYTES_MAX + 32];
+    if (monitor == NULL) { /* --server's host: never another machine's server */
+        bool v6 = strchr(server.host, ':') != NULL && server.host[0] != '[';
+        snprintf(derived, sizeof derived, "http://%s%s%s:%d", v6 ? "[" : "", server.host,
+                 v6 ? "]" : "", STATS_MONITOR_PORT_DEFAULT);
+        monitor = derived;
+    }
     if (!url_parse(monitor, &url))
         return kcobra_usage_error(command, "invalid --monitor URL '%s': expected http://host:port",
                                   monitor);
     kcobra_buffer response;
     status = http_get_varz(&url, invocation.common.timeout_ms, &response);
+    if (status != KCOBRA_EXIT_OK && monitor == derived)
+        fprintf(stderr, "kcobra: (the monitoring port was guessed from --server; give "
+                        "--monitor URL)\n");
     if (status != KCOBRA_EXIT_OK) return status;
     const char *body = NULL;
     size_t body_length = 0;
     status = http_body(&response, url.base_path, &body, &body_length);
+    if (status == KCOBRA_EXIT_OK && (server_given || monitor == derived))
+        status = stats_check_server(body, body_length, monitor, &server);
     if (status == KCOBRA_EXIT_OK) status = stats_print(body, body_length, invocation.common.json);
     kcobra_buffer_free(&response);
     return status;
@@ -365,7 +431,7 @@ static int run_stats(const kcobra_command *command, int argc, char **argv)
 
 const kcobra_command kcobra_command_stats = {
     .name = "stats",
-    .synopsis = "stats [--monitor URL]",
+    .synopsis = "stats [--monitor URL] [--server URL]",
     .summary = "print a server's statistics from its monitoring port (/varz)",
     .description = STATS_DESCRIPTION,
     .run = run_stats,

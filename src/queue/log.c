@@ -39,7 +39,11 @@
 #include "queue/metrics.h"
 #include "store_js.h"
 
-enum { BROKEN_REASON_BYTES = 256, PATH_BYTES = PATH_MAX };
+enum {
+    BROKEN_REASON_BYTES = 256,
+    PATH_BYTES = PATH_MAX,
+    PREALLOCATE_FIRST_BYTES = 1024 * 1024, /* a segment's first step (preallocate) */
+};
 
 typedef struct completion {
     kci_queue_log_done done;
@@ -101,7 +105,7 @@ struct kci_queue_log {
     int segment_fd;
     uint32_t segment_number;
     uint64_t segment_offset;
-    bool preallocated;
+    uint64_t preallocated_bytes; /* of the current segment; 0: none (or a failed try) */
 
     kci_queue_js *js; /* storage jetstream: everything above unused */
 };
@@ -131,12 +135,22 @@ const char *kci_durability_name(kci_durability durability)
 
 /* ---- segment files (writer thread) ----------------------------------------- */
 
-static void preallocate(kci_queue_log *log)
+/* A segment is preallocated as it fills, never all at once: the first step
+ * is PREALLOCATE_FIRST_BYTES, each later one doubles what it holds, up to
+ * segment_bytes. A near-empty queue then costs about 1 MiB on disk, not a
+ * 64 MiB file to copy (issue 18), and a busy one still allocates a segment
+ * in a handful of calls, not at every write. */
+static void preallocate(kci_queue_log *log, uint64_t needed_end)
 {
-    if (!log->config.preallocate || log->preallocated) return;
-    int result = kci_io_retry_fallocate(log->segment_fd, 0, (off_t)log->config.segment_bytes);
+    if (!log->config.preallocate) return;
+    if (log->preallocated_bytes > 0 && needed_end <= log->preallocated_bytes) return;
+    uint64_t target = log->preallocated_bytes * 2;
+    if (target < PREALLOCATE_FIRST_BYTES) target = PREALLOCATE_FIRST_BYTES;
+    if (target < needed_end) target = needed_end;
+    if (target > log->config.segment_bytes) target = log->config.segment_bytes;
+    int result = kci_io_retry_fallocate(log->segment_fd, 0, (off_t)target);
     if (result == 0) {
-        log->preallocated = true;
+        log->preallocated_bytes = target;
         return;
     }
     /* Not fatal: the writes themselves say whether there is room. */
@@ -158,8 +172,8 @@ static kc_err segment_open(kci_queue_log *log, uint32_t number, bool create)
     log->segment_fd = fd;
     log->segment_number = number;
     log->segment_offset = 0;
-    log->preallocated = false;
-    preallocate(log);
+    log->preallocated_bytes = 0;
+    preallocate(log, 0);
     int sync_error = create ? kci_directory_sync(log->directory) : 0;
     if (sync_error != 0) {
         kci_error("queue: cannot sync directory %s: %s", log->directory, strerror(sync_error));
@@ -229,7 +243,7 @@ static kc_err write_run(kci_queue_log *log, const batch *full, uint32_t first, u
     }
     *next = index;
     if (run_bytes == 0) return KC_OK;
-    if (!log->preallocated) preallocate(log);
+    if (start + run_bytes > log->preallocated_bytes) preallocate(log, start + run_bytes);
     kc_err err =
         kci_io_pwrite_all(log->segment_fd, full->bytes + *byte_cursor, run_bytes, (off_t)start) == 0
             ? KC_OK
@@ -239,7 +253,7 @@ static kc_err write_run(kci_queue_log *log, const batch *full, uint32_t first, u
         /* Nothing of a failed run may look like data: cut it off. */
         if (kci_io_retry_ftruncate(log->segment_fd, (off_t)start) != 0)
             kci_warn("queue: cannot cut segment %u back: %s", log->segment_number, strerror(errno));
-        log->preallocated = false;
+        log->preallocated_bytes = 0;
         errno = saved;
         return err;
     }
@@ -528,8 +542,8 @@ static kc_err open_tail(kci_queue_log *log, const kci_scan_report *report)
      * so no stale bytes ever sit behind new records, then preallocate again. */
     if (kci_io_retry_ftruncate(log->segment_fd, (off_t)report->end_offset) != 0) return KC_ERR_IO;
     log->segment_offset = report->end_offset;
-    log->preallocated = false;
-    preallocate(log);
+    log->preallocated_bytes = 0;
+    preallocate(log, report->end_offset);
     return KC_OK;
 }
 

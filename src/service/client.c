@@ -30,6 +30,8 @@
 #include "service/last_error.h"
 #include "service/nats_options.h"
 
+enum { CLIENT_URL_TEXT_BYTES = 256 }; /* a server URL in a log line */
+
 /* ---- helpers shared by the service layer -------------------------------- */
 
 static kc_err nats_status_to_err(natsStatus status)
@@ -135,6 +137,25 @@ static void on_async_error(natsConnection *connection, natsSubscription *subscri
              subject != NULL ? subject : "");
 }
 
+/* A long-running client (kcobra serve) says when it loses and regains the
+ * server: it used to go quiet while its requests went nowhere (issue 18). */
+static void on_disconnected(natsConnection *connection, void *closure)
+{
+    kc_client *client = closure;
+    pthread_mutex_lock(&client->lock);
+    bool closing = client->closing;
+    pthread_mutex_unlock(&client->lock);
+    if (closing || natsConnection_IsClosed(connection)) return; /* our own close */
+    kci_warn("kingcobra: lost the server; reconnecting");
+}
+
+static void on_reconnected(natsConnection *connection, void *closure)
+{
+    char url[CLIENT_URL_TEXT_BYTES] = "";
+    natsConnection_GetConnectedUrl(connection, url, sizeof url);
+    kci_info("kingcobra: reconnected to %s", url);
+}
+
 static kc_err build_nats_options(natsOptions *nats_options, const kc_client_options *options,
                                  kc_client *client)
 {
@@ -147,6 +168,10 @@ static kc_err build_nats_options(natsOptions *nats_options, const kc_client_opti
     natsStatus status = natsOptions_SetSendAsap(nats_options, !options->publish_buffered);
     if (status == NATS_OK) status = natsOptions_SetClosedCB(nats_options, on_closed, client);
     if (status == NATS_OK) status = natsOptions_SetErrorHandler(nats_options, on_async_error, NULL);
+    if (status == NATS_OK)
+        status = natsOptions_SetDisconnectedCB(nats_options, on_disconnected, client);
+    if (status == NATS_OK)
+        status = natsOptions_SetReconnectedCB(nats_options, on_reconnected, client);
     return status == NATS_OK ? KC_OK : kci_nats_fail(status, "options");
 }
 

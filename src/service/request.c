@@ -98,11 +98,18 @@ static kc_err check_timeout(int64_t timeout_ms)
     return KC_OK;
 }
 
-static kc_err too_large(size_t payload_len)
+/* Names the limit (issue 18: "exceeds the server's maximum" said not which). */
+static kc_err too_large(const kc_client *client, size_t payload_len)
 {
+    int64_t max_payload = natsConnection_GetMaxPayload(client->connection);
+    if (max_payload <= 0)
+        return kci_fail(KC_ERR_TOO_LARGE,
+                        "payload of %zu bytes (with the headers) exceeds the server's maximum",
+                        payload_len);
     return kci_fail(KC_ERR_TOO_LARGE,
-                    "payload of %zu bytes (with the headers) exceeds the server's maximum",
-                    payload_len);
+                    "payload of %zu bytes (with the headers) exceeds the server's max_payload of "
+                    "%" PRId64 " bytes",
+                    payload_len, max_payload);
 }
 
 /* A stamped request message; headers->id is the request's Kc-Id. */
@@ -117,7 +124,7 @@ static kc_err build_request(natsMsg **out, kc_client *client, const char *subjec
      * included, and current after a reconnect: NATS_MAX_PAYLOAD, then
      * too_large). Asking here too would take the connection's lock once more
      * per request. natsMsg_Create takes an int. */
-    if (payload_len > (size_t)INT32_MAX) return too_large(payload_len);
+    if (payload_len > (size_t)INT32_MAX) return too_large(client, payload_len);
     natsMsg *message = NULL;
     natsStatus status = natsMsg_Create(&message, subject, reply_subject,
                                        payload_len > 0 ? payload : NULL, (int)payload_len);
@@ -184,7 +191,7 @@ static kc_err request_sync(kc_reply **out, kc_client *client, const char *type, 
             : natsConnection_RequestMsg(&reply, client->connection, request, timeout_ms);
     kci_channel_give_back(client, channel);
     natsMsg_Destroy(request);
-    if (status == NATS_MAX_PAYLOAD) return too_large(payload_len);
+    if (status == NATS_MAX_PAYLOAD) return too_large(client, payload_len);
     if (status == NATS_TIMEOUT)
         return kci_fail(KC_ERR_TIMEOUT, "no reply to %s %s within %" PRId64 " ms", type, headers.id,
                         timeout_ms);
@@ -678,7 +685,7 @@ kc_err kci_async_send(kc_client *client, const char *subject, const char *type, 
         if (id_out != NULL) memcpy(id_out, headers.id, KC_UUID_TEXT_BYTES + 1);
         natsStatus status = natsConnection_PublishMsg(client->connection, request);
         if (status == NATS_MAX_PAYLOAD)
-            err = too_large(payload_len);
+            err = too_large(client, payload_len);
         else if (status != NATS_OK)
             err = kci_nats_fail(status, "request");
         natsMsg_Destroy(request);

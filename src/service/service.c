@@ -657,12 +657,26 @@ static void client_unregister(kc_client *client, kc_service *service)
     pthread_mutex_unlock(&client->lock);
 }
 
+/* The subscription's drain at stop (subscription_end). */
+enum {
+    SERVICE_DRAIN_CONNECTED_MS = 30 * 1000, /* nats.c's default: a live server answers at once */
+    SERVICE_DRAIN_DISCONNECTED_MS = 500,    /* no server: only what is queued here */
+};
+
 /* Ends the subscription: drained (what nats.c holds is still served) or,
  * if that cannot start (the connection is closed), unsubscribed. Either way
- * the leader's NextMsg then reports the end and every worker returns. */
+ * the leader's NextMsg then reports the end and every worker returns.
+ * Connected, the drain ends as soon as the server has seen the UNSUB; without
+ * a server it could only end at nats.c's 30 s default, so SIGTERM of a serve
+ * that lost its server waited that long with nothing running (issue 18):
+ * what is queued here still gets a short bound to be taken. */
 static void subscription_end(kc_service *service)
 {
-    if (natsSubscription_Drain(service->subscription) != NATS_OK)
+    natsConnection *connection = service->client->connection;
+    int64_t drain_ms = natsConnection_Status(connection) == NATS_CONN_STATUS_CONNECTED
+                           ? SERVICE_DRAIN_CONNECTED_MS
+                           : SERVICE_DRAIN_DISCONNECTED_MS;
+    if (natsSubscription_DrainTimeout(service->subscription, drain_ms) != NATS_OK)
         natsSubscription_Unsubscribe(service->subscription); /* closed already: harmless */
 }
 

@@ -266,12 +266,7 @@ static background *start_background(cli_state *state, char *const arguments[])
 /* The file's contents (NUL-terminated, truncated to size). */
 static void read_file(const char *path, char *text, size_t size)
 {
-    text[0] = '\0';
-    FILE *file = fopen(path, "r");
-    if (file == NULL) return;
-    size_t length = fread(text, 1, size - 1, file);
-    text[length] = '\0';
-    fclose(file);
+    harness_read_text(path, text, size);
 }
 
 static void wait_ready(cli_state *state, background *job, const char *marker)
@@ -618,7 +613,7 @@ static void test_payload_too_large(void **state_in)
     assert_non_null(payload);
     memset(payload, 'x', TOO_LARGE_PAYLOAD_BYTES);
     RUN_INPUT(state, payload, TOO_LARGE_PAYLOAD_BYTES, "request", "echo", "-");
-    expect_stderr(state, STATUS_FAILURE, "max_payload");
+    expect_stderr(state, STATUS_FAILURE, "exceeds the server's max_payload of 65536 bytes");
     RUN_INPUT(state, payload, TOO_LARGE_PAYLOAD_BYTES, "pub", "cli.big", "-");
     expect_stderr(state, STATUS_FAILURE, "exceeds the server's max_payload of 65536 bytes");
     free(payload);
@@ -795,7 +790,18 @@ static void test_stats(void **state_in)
     expect_contains(state->result.out, "Slow consumers:");
     RUN(state, "stats", "--monitor", state->monitor_url, "--json");
     expect_stdout(state, STATUS_OK, "\"server_id\"");
-    expect_contains(state->result.out, "\"max_payload\": 65536");
+    expect_contains(state->result.out, "\"max_payload\":65536");
+    /* One object a line (issue 18): it was 51 pretty-printed lines. */
+    assert_int_equal(strchr(state->result.out, '\n') - state->result.out + 1,
+                     (long)state->result.out_length);
+    /* --server (here KCOBRA_SERVER) is honoured: without --monitor, port
+     * 8222 of its host, which is not this server's, is never reported as
+     * if it were; with --monitor of another server than --server, refused. */
+    RUN(state, "stats");
+    assert_int_not_equal(state->result.status, STATUS_OK);
+    expect_contains(state->result.err, "--monitor");
+    RUN(state, "stats", "--monitor", state->monitor_url, "--server", "nats://127.0.0.1:1");
+    expect_stderr(state, STATUS_FAILURE, "belongs to the server on port");
     RUN(state, "stats", "--monitor", "http://127.0.0.1:1");
     expect_status(&state->result, STATUS_CONNECT);
     RUN(state, "stats", "--monitor", "ftp://127.0.0.1");

@@ -361,6 +361,28 @@ static harness_status server_pick_ports(harness_server *server)
     return port_pick(&server->monitor_port);
 }
 
+static harness_status server_start_configured(harness_server *server);
+
+bool harness_child_wait(pid_t pid, int timeout_ms, int *exit_status_out)
+{
+    int wait_status = 0;
+    if (!process_reap_by(pid, harness_now_ms() + timeout_ms, &wait_status)) return false;
+    const int signalled_base = 128;
+    *exit_status_out = WIFSIGNALED(wait_status) ? signalled_base + WTERMSIG(wait_status)
+                                                : WEXITSTATUS(wait_status);
+    return true;
+}
+
+void harness_read_text(const char *path, char *text, size_t size)
+{
+    text[0] = '\0';
+    FILE *file = fopen(path, "r");
+    if (file == NULL) return;
+    size_t length = fread(text, 1, size - 1, file);
+    text[length] = '\0';
+    fclose(file);
+}
+
 harness_status harness_server_start(harness_server *server, const char *config_text)
 {
     if (server->pid != 0) return HARNESS_ERROR;
@@ -369,6 +391,19 @@ harness_status harness_server_start(harness_server *server, const char *config_t
         harness_server_write_file(server, "server.conf", config_text, server->config_path,
                                   sizeof(server->config_path)) != 0)
         return HARNESS_ERROR;
+    return server_start_configured(server);
+}
+
+harness_status harness_server_start_file(harness_server *server, const char *config_path)
+{
+    if (server->pid != 0) return HARNESS_ERROR;
+    int written = snprintf(server->config_path, sizeof server->config_path, "%s", config_path);
+    if (written < 0 || (size_t)written >= sizeof server->config_path) return HARNESS_ERROR;
+    return server_start_configured(server);
+}
+
+static harness_status server_start_configured(harness_server *server)
+{
     bool port_kept = server->port != 0; /* a restart must come back where it was */
     harness_status status = HARNESS_ERROR;
     for (int attempt = 0; attempt < START_ATTEMPTS_MAX; attempt++) {

@@ -75,6 +75,14 @@ harness_status harness_server_path(const harness_server *server, const char *nam
 /* Writes config_text (NULL: no config file) and starts the server. The first
  * start picks a port; later starts reuse it (restart on the same port). */
 harness_status harness_server_start(harness_server *server, const char *config_text);
+/* Waits up to timeout_ms for child pid and reaps it: true, with its exit
+ * status (128 + the signal when a signal killed it); false if it still runs. */
+bool harness_child_wait(pid_t pid, int timeout_ms, int *exit_status_out);
+/* The file's contents, NUL-terminated, truncated to size; "" if unreadable. */
+void harness_read_text(const char *path, char *text, size_t size);
+/* The same with a configuration file that already exists at config_path
+ * (anywhere: the server still runs in its own directory). */
+harness_status harness_server_start_file(harness_server *server, const char *config_path);
 /* SIGTERM, a bounded wait, then SIGKILL. Keeps the port and the directory. */
 harness_status harness_server_stop(harness_server *server);
 /* Sends signal_number (SIGHUP, SIGTERM...) to the running server. */

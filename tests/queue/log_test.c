@@ -220,6 +220,51 @@ static void test_roll_over(void **state)
     free(numbers);
 }
 
+static off_t segment_size(uint32_t number)
+{
+    char path[PATH_MAX];
+    segment_file(path, number);
+    struct stat status;
+    assert_int_equal(stat(path, &status), 0);
+    return status.st_size;
+}
+
+/* A near-empty queue's segment is preallocated by 1 MiB, not to its 64 MiB
+ * (issue 18), and grows by doubling as records come: the file is always at
+ * least its data and never more than the segment's size. */
+static void test_preallocation_grows(void **state)
+{
+    (void)state;
+    enum { FIRST_STEP_BYTES = 1024 * 1024, RECORDS = 3000, PAYLOAD_BYTES = 1200 };
+    append_and_reopen(KCI_DURABILITY_NONE, 0, 10, 256);
+    off_t small = segment_size(1);
+    assert_true(small > 0 && small <= FIRST_STEP_BYTES);
+    char error[256];
+    uint32_t *numbers = NULL;
+    size_t count = 0;
+    assert_int_equal(kci_segment_list(directory, &numbers, &count, error, sizeof error), KC_OK);
+    free(numbers);
+    assert_int_equal(count, 1);
+    /* ~3.6 MB more: past the first step, still far from 64 MiB. */
+    tracker *owner = tracker_new();
+    seen *found = calloc(1, sizeof *found);
+    kci_scan_report report;
+    kci_queue_log *log = NULL;
+    assert_int_equal(open_log(&log, KCI_DURABILITY_NONE, 0, false, found, &report), KC_OK);
+    append_range(log, owner, 0, RECORDS, PAYLOAD_BYTES);
+    wait_done(owner, RECORDS);
+    kci_queue_log_close(log);
+    off_t grown = segment_size(1);
+    assert_true(grown >= (off_t)RECORDS * PAYLOAD_BYTES);
+    assert_true(grown <= 8 * FIRST_STEP_BYTES);
+    assert_int_equal(open_log(&log, KCI_DURABILITY_NONE, 0, false, found, &report), KC_OK);
+    assert_int_equal(found->count, 10 + RECORDS);
+    assert_false(report.torn_tail);
+    kci_queue_log_close(log);
+    free(found);
+    tracker_free(owner);
+}
+
 /* 100 records, closed; returns the tracker (positions known). */
 static tracker *hundred_records(void)
 {
@@ -530,6 +575,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_always, setup, teardown),
         cmocka_unit_test_setup_teardown(test_none, setup, teardown),
         cmocka_unit_test_setup_teardown(test_roll_over, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_preallocation_grows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bit_flip_in_the_middle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_last_record_may_have_been_acknowledged, setup,
