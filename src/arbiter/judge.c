@@ -101,17 +101,26 @@ static double price_median(kci_arbiter *arbiter, const char *type)
     return reference;
 }
 
-/* The market's equilibrium price of type (price.c), else the median. */
+/* The market's equilibrium price of type (price.c), but never below the
+ * median of the peers' prices. The market model (linear utilities, demand
+ * as utility) puts buyers' money on corner solutions: a type bought beside
+ * others, or served by one node alone, can get an equilibrium well under
+ * what every node fairly charges (seen: 6.06 against a uniform 10, and an
+ * honest node quarantined for overcharging). An overcharger still stands
+ * out, against either. */
 double kci_arbiter_price_reference(kci_arbiter *arbiter, const char *type)
 {
     double equilibrium = kci_arbiter_price_equilibrium(arbiter, type);
-    return equilibrium > 0 ? equilibrium : price_median(arbiter, type);
+    double median = price_median(arbiter, type);
+    return equilibrium > median ? equilibrium : median;
 }
 
 const char *kci_arbiter_price_reference_source(kci_arbiter *arbiter, const char *type)
 {
-    if (kci_arbiter_price_equilibrium(arbiter, type) > 0) return "equilibrium";
-    return price_median(arbiter, type) > 0 ? "median" : "none";
+    double equilibrium = kci_arbiter_price_equilibrium(arbiter, type);
+    double median = price_median(arbiter, type);
+    if (equilibrium > 0 && equilibrium >= median) return "equilibrium";
+    return median > 0 ? "median" : "none";
 }
 
 /* 1: over the reference, 0: fair, -1: not enough data. */
