@@ -274,6 +274,7 @@ const char *kci_http_status_text(int status)
     switch (status) {
     case 200: return "OK";
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 414: return "URI Too Long";
@@ -386,11 +387,14 @@ static size_t render_head(char *head, size_t size, const kci_http_response *resp
     strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &utc);
     int len = snprintf(head, size,
                        "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: %s\r\n"
-                       "Content-Length: %zu\r\n%sCache-Control: no-cache\r\n"
+                       "Content-Length: %zu\r\n%s%sCache-Control: no-cache\r\n"
                        "Connection: close\r\n\r\n",
                        response->status, kci_http_status_text(response->status), date,
                        response->content_type, body_len,
-                       response->status == 405 ? "Allow: GET, HEAD\r\n" : "");
+                       response->status == 405 ? "Allow: GET, HEAD\r\n" : "",
+                       response->status == 401 ? "WWW-Authenticate: Basic realm=\"kcobrad\", "
+                                                 "charset=\"UTF-8\"\r\n"
+                                               : "");
     assert(len > 0 && (size_t)len < size && "HTTP_HEAD_BYTES_MAX fits every head");
     return (size_t)len;
 }
