@@ -60,12 +60,13 @@ typedef struct kci_user {
 
 typedef struct kci_options {
     /* listening */
-    char *host;          /* default "0.0.0.0" */
-    int port;            /* default 4222; 0 picks an ephemeral port; -1 likewise */
-    char *server_name;   /* default: the generated server id */
-    char *http_host;     /* default: same as host */
-    int http_port;       /* 0 = monitoring off (default) */
-    char *http_user;     /* the console's basic auth (docs/console.md); NULL: none */
+    char *host;        /* default "0.0.0.0" */
+    int port;          /* default 4222; 0 picks an ephemeral port; -1 likewise */
+    char *server_name; /* default: the generated server id */
+    char *http_host;   /* default: same as host */
+    int http_port;     /* 0 = monitoring off (default) */
+    /* the monitoring port's basic auth (docs/console.md); NULL: none */
+    char *http_user;
     char *http_password; /* plain or bcrypt ($2a$...), as a user's password */
     /* limits */
     int64_t max_payload_bytes;

@@ -38,8 +38,9 @@ struct kci_console_gatherer {
     bool stopping;
     json_t *queue_previous; /* the last kc.sys.queue.stats, for rates */
     int64_t queue_previous_ms;
-    json_t *audit; /* the last kc.ledger.audit answer */
-    int64_t audit_ms;
+    json_t *audit;             /* the last kc.ledger.audit answer */
+    int64_t audit_ms;          /* wall clock, as the history's time_ms */
+    int64_t audit_duration_ms; /* the last audit's */
 };
 
 /* Asks subject; the answer as JSON, or NULL with the reason in reason. */
@@ -141,6 +142,36 @@ static json_t *window_edges(kci_console_gatherer *gatherer, int64_t since_ms, ch
     return NULL;
 }
 
+/* The audit (the supply, and a check of every signature) is run again once
+ * the window shows a transfer it has not seen, or every
+ * KCI_CONSOLE_AUDIT_INTERVAL_MS; never sooner than KCI_CONSOLE_AUDIT_GAP_MIN_MS
+ * or ten times its last duration after the last, so it takes at most a
+ * tenth of the ledger's time however large the ledger grows. */
+static bool audit_due(const kci_console_gatherer *gatherer, const json_t *edges, int64_t now_ms)
+{
+    if (gatherer->audit_ms == 0) return true;
+    int64_t gap_ms = 10 * gatherer->audit_duration_ms;
+    if (gap_ms < KCI_CONSOLE_AUDIT_GAP_MIN_MS) gap_ms = KCI_CONSOLE_AUDIT_GAP_MIN_MS;
+    if (now_ms - gatherer->audit_ms < gap_ms) return false;
+    if (now_ms - gatherer->audit_ms >= KCI_CONSOLE_AUDIT_INTERVAL_MS) return true;
+    const json_t *last = json_array_get(edges, json_array_size(edges) - 1);
+    return last != NULL &&
+           json_integer_value(json_object_get(last, "time_ms")) > gatherer->audit_ms;
+}
+
+static void refresh_audit(kci_console_gatherer *gatherer, int64_t now_ms)
+{
+    char reason[256];
+    int64_t started_ms = kci_monotonic_ms();
+    json_t *audit =
+        ask(gatherer, "kc.ledger.audit", "{}", KCI_CONSOLE_AUDIT_TIMEOUT_MS, reason, sizeof reason);
+    gatherer->audit_duration_ms = kci_monotonic_ms() - started_ms;
+    gatherer->audit_ms = now_ms; /* a refused audit (busy) is retried after the gap */
+    if (audit == NULL) return;
+    json_decref(gatherer->audit);
+    gatherer->audit = audit;
+}
+
 static void gather_ledger(kci_console_gatherer *gatherer)
 {
     char reason[256];
@@ -150,15 +181,7 @@ static void gather_ledger(kci_console_gatherer *gatherer)
         put("ledger", kci_console_unavailable(reason, now_ms));
         return;
     }
-    if (gatherer->audit == NULL || now_ms - gatherer->audit_ms >= KCI_CONSOLE_AUDIT_INTERVAL_MS) {
-        json_t *audit = ask(gatherer, "kc.ledger.audit", "{}", KCI_CONSOLE_AUDIT_TIMEOUT_MS, reason,
-                            sizeof reason);
-        if (audit != NULL) {
-            json_decref(gatherer->audit);
-            gatherer->audit = audit;
-        }
-        gatherer->audit_ms = now_ms; /* a refused audit (busy) is retried next interval */
-    }
+    if (audit_due(gatherer, edges, now_ms)) refresh_audit(gatherer, now_ms);
     put("ledger",
         kci_console_ledger_view(edges, gatherer->audit, KCI_CONSOLE_WINDOW_MS, kci_wall_ms()));
     json_decref(edges);

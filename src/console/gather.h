@@ -15,6 +15,7 @@
 enum {
     KCI_CONSOLE_GATHER_INTERVAL_MS = 2000,
     KCI_CONSOLE_AUDIT_INTERVAL_MS = 30 * 1000, /* an audit checks every signature */
+    KCI_CONSOLE_AUDIT_GAP_MIN_MS = 4 * 1000,   /* between two audits, at least */
     KCI_CONSOLE_WINDOW_MS = 60 * 1000,         /* the ledger's recent window */
     KCI_CONSOLE_CALL_TIMEOUT_MS = 1500,
     KCI_CONSOLE_AUDIT_TIMEOUT_MS = 10 * 1000,

@@ -163,7 +163,8 @@ function drawGraph(graph) {
   }
   for (const v of vertices) {
     const [x, y] = place.get(v.id);
-    const fill = v.hub ? "#c62828" : v.stratum === "rich" ? "#d4a017" : "#7a8699";
+    const fill = v.hub ? "#c62828" : v.stratum === "rich" ? "#d4a017"
+      : v.stratum === "mint" ? "#1565c0" : "#7a8699";
     const dot = svg("circle", { cx: x, cy: y, r: v.hub ? 9 : 6, fill: fill,
       "data-vertex": v.id, "data-stratum": v.stratum, "data-hub": String(!!v.hub) });
     const title = svg("title");
@@ -179,7 +180,7 @@ function drawGraph(graph) {
 function drawLedger(l) {
   if (unavailable("ledger", l)) return;
   set("ledger-supply", integer(l.supply));
-  set("ledger-transfers-rate", rate(l.transfers_per_s));
+  set("ledger-transfers-rate", fixed(l.transfers_per_s, 2));
   set("ledger-window-transfers", integer(l.window_transfers));
   set("ledger-window", (l.window_ms / 1000).toFixed(0) + " s");
   document.getElementById("ledger-assets").replaceChildren(...(l.assets || []).map((a) =>
@@ -193,12 +194,17 @@ function drawLedger(l) {
 // ---- polling --------------------------------------------------------------
 
 const PANELS = { broker: drawBroker, queue: drawQueue, nodes: drawNodes, ledger: drawLedger };
+// The documents each panel last drew, for programs driving the page (the
+// browser test compares the panels with them).
+window.kcConsole = { documents: {} };
 
 async function poll() {
   const problems = [];
   await Promise.all(Object.entries(PANELS).map(async ([name, draw]) => {
     try {
-      draw(await fetchJson(name));
+      const document_ = await fetchJson(name);
+      draw(document_);
+      window.kcConsole.documents[name] = document_;
     } catch (error) {
       problems.push(name + ": " + error.message);
     }
