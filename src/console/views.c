@@ -69,12 +69,13 @@ json_t *kci_console_nodes_view(const json_t *status, const json_t *verdicts, con
         if (strcmp(state, "quarantined") == 0) counts[2]++;
     }
     json_t *tree_nodes = json_object_get(tree, "nodes");
-    return json_pack(
-        "{s:b, s:I, s:O?, s:o, s:{s:I, s:I, s:I}, s:{s:O?, s:O}, s:o}", "available", true,
-        "updated_ms", (json_int_t)now_ms, "arbiter", json_object_get(status, "arbiter"), "nodes",
-        rows, "counts", "active", counts[0], "probation", counts[1], "quarantined", counts[2],
-        "tree", "root", json_object_get(tree, "root"), "nodes",
-        tree_nodes != NULL ? tree_nodes : json_array(), "verdicts", recent_verdicts(verdicts));
+    tree_nodes = tree_nodes != NULL ? json_incref(tree_nodes) : json_array(); /* taken below */
+    return json_pack("{s:b, s:I, s:O?, s:o, s:{s:I, s:I, s:I}, s:{s:O?, s:o}, s:o}", "available",
+                     true, "updated_ms", (json_int_t)now_ms, "arbiter",
+                     json_object_get(status, "arbiter"), "nodes", rows, "counts", "active",
+                     counts[0], "probation", counts[1], "quarantined", counts[2], "tree", "root",
+                     json_object_get(tree, "root"), "nodes", tree_nodes, "verdicts",
+                     recent_verdicts(verdicts));
 }
 
 /* ---- queue ---------------------------------------------------------------------- */
