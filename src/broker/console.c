@@ -127,12 +127,13 @@ static void answer_feed(const char *name, kci_http_response *response)
 {
     size_t len = 0;
     int64_t wall_ms = 0;
+    kci_feed_want(wall_now_ms());
     char *text = kci_feed_get(name, &len, &wall_ms);
     if (text == NULL) {
         respond_document(response, 503,
                          json_pack("{s:s}", "error",
-                                   "nothing gathered yet (the console's gatherer runs in "
-                                   "kcobrad beside its components)"));
+                                   "gathering: the components' figures are gathered while the "
+                                   "console is watched; ask again in a moment"));
         return;
     }
     response->status = 200;

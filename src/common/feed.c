@@ -17,6 +17,7 @@ typedef struct feed_entry {
 
 static pthread_mutex_t feed_lock = PTHREAD_MUTEX_INITIALIZER;
 static feed_entry feed_entries[KCI_FEED_NAMES_MAX];
+static int64_t feed_wanted_ms;
 
 /* The entry named name, or a free one when create (NULL: none). */
 static feed_entry *find_entry(const char *name, bool create)
@@ -78,6 +79,21 @@ char *kci_feed_get(const char *name, size_t *len, int64_t *wall_ms)
     return copy;
 }
 
+void kci_feed_want(int64_t wall_ms)
+{
+    pthread_mutex_lock(&feed_lock);
+    feed_wanted_ms = wall_ms;
+    pthread_mutex_unlock(&feed_lock);
+}
+
+int64_t kci_feed_wanted_ms(void)
+{
+    pthread_mutex_lock(&feed_lock);
+    int64_t wanted_ms = feed_wanted_ms;
+    pthread_mutex_unlock(&feed_lock);
+    return wanted_ms;
+}
+
 void kci_feed_clear(void)
 {
     pthread_mutex_lock(&feed_lock);
@@ -85,5 +101,6 @@ void kci_feed_clear(void)
         free(feed_entries[i].text);
         feed_entries[i] = (feed_entry){0};
     }
+    feed_wanted_ms = 0;
     pthread_mutex_unlock(&feed_lock);
 }

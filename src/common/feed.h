@@ -28,6 +28,12 @@ bool kci_feed_put(const char *name, const char *text, size_t len, int64_t wall_m
 /* A malloc'd, NUL-terminated copy of the document under name (*len its
  * length, *wall_ms when it was put), or NULL when there is none. */
 char *kci_feed_get(const char *name, size_t *len, int64_t *wall_ms);
+/* The console was asked for a document at wall_ms: the gatherer gathers
+ * only while someone watches (gather.h), so an unwatched console costs
+ * the components nothing and adds nothing to the broker's counters. */
+void kci_feed_want(int64_t wall_ms);
+/* The last kci_feed_want's wall_ms (0: never). */
+int64_t kci_feed_wanted_ms(void);
 /* Forgets every document (tests; kcobrad at stop). */
 void kci_feed_clear(void);
 

@@ -14,6 +14,8 @@
 
 enum {
     KCI_CONSOLE_GATHER_INTERVAL_MS = 2000,
+    KCI_CONSOLE_WATCHED_MS = 60 * 1000,        /* gathers this long after the last question */
+    KCI_CONSOLE_IDLE_CHECK_MS = 200,           /* unwatched: how often it looks again */
     KCI_CONSOLE_AUDIT_INTERVAL_MS = 30 * 1000, /* an audit checks every signature */
     KCI_CONSOLE_AUDIT_GAP_MIN_MS = 4 * 1000,   /* between two audits, at least */
     KCI_CONSOLE_WINDOW_MS = 60 * 1000,         /* the ledger's recent window */

@@ -189,7 +189,11 @@ static void test_feed(void **state)
     }
     assert_false(kci_feed_put("one-too-many", "1", 1, 0)); /* the table is bounded */
     assert_false(kci_feed_put("", "1", 1, 0));
+    assert_int_equal(kci_feed_wanted_ms(), 0);
+    kci_feed_want(77);
+    assert_int_equal(kci_feed_wanted_ms(), 77);
     kci_feed_clear();
+    assert_int_equal(kci_feed_wanted_ms(), 0);
     assert_null(kci_feed_get("nodes", &len, &wall_ms));
 }
 

@@ -139,10 +139,15 @@ static bool arbiter_quarantined(void)
     return found;
 }
 
-/* Polls path until ready(document) (bounded); the document. */
+/* Polls path until ready(document) (bounded); the document. The first
+ * questions may be answered 503: the gatherer starts when watched. */
 static json_t *wait_document(const char *path, bool (*ready)(const json_t *))
 {
     int64_t deadline_ms = harness_now_ms() + SETTLE_WAIT_MS;
+    while (get_status(server.monitor_port, path, NULL) == 503) {
+        if (harness_now_ms() > deadline_ms) fail_msg("%s: still 503", path);
+        harness_sleep_ms(POLL_MS);
+    }
     for (;;) {
         json_t *document = get_json(path);
         if (ready(document)) return document;
