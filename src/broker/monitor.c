@@ -890,8 +890,15 @@ static kc_err open_monitor(kci_monitor *monitor, char *error, size_t error_size)
     monitor->host = strdup(text_or(options->http_host, text_or(options->host, "0.0.0.0")));
     if (monitor->host == NULL) return KC_ERR_NOMEM;
     int port = options->http_port < 0 ? 0 : options->http_port;
-    return kci_http_server_create(&monitor->http, monitor->server, monitor->host, port,
-                                  answer_request, monitor, error, error_size);
+    if (options->http_tls && monitor->server->tls_context == NULL) {
+        snprintf(error, error_size, "http_tls needs the tls block's cert_file and key_file");
+        return KC_ERR_CONFIG;
+    }
+    kc_err err = kci_http_server_create(&monitor->http, monitor->server, monitor->host, port,
+                                        answer_request, monitor, error, error_size);
+    if (err == KC_OK && options->http_tls)
+        kci_http_server_set_tls(monitor->http, monitor->server->tls_context);
+    return err;
 }
 
 kc_err kci_monitor_create(kci_server *server, kci_monitor **out, char *error, size_t error_size)
@@ -911,8 +918,9 @@ kc_err kci_monitor_create(kci_server *server, kci_monitor **out, char *error, si
     /* The first CPU figure then covers start-up to the first /varz. */
     monitor->cpu_sampled_ms = server->start_ms;
     bool bracket = strchr(monitor->host, ':') != NULL; /* IPv6, as host:port needs */
-    kci_info("Starting http monitor on %s%s%s:%d", bracket ? "[" : "", monitor->host,
-             bracket ? "]" : "", kci_http_server_port(monitor->http));
+    kci_info("Starting %s monitor on %s%s%s:%d", server->options.http_tls ? "https" : "http",
+             bracket ? "[" : "", monitor->host, bracket ? "]" : "",
+             kci_http_server_port(monitor->http));
     if (!host_is_loopback(monitor->host) && server->options.http_user == NULL)
         kci_warn("WARNING: the http monitor and web console on %s have no authentication and "
                  "are reachable beyond this host: they show connections, user names, subjects, "

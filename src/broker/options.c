@@ -652,6 +652,7 @@ static const kci_config_key top_level_rules[] = {
     {.name = "monitor_port", .kind = KCI_KEY_PORT, .offset = OPTION(http_port)},
     {.name = "http_user", .kind = KCI_KEY_STRING, .offset = OPTION(http_user)},
     {.name = "http_password", .kind = KCI_KEY_STRING, .offset = OPTION(http_password)},
+    {.name = "http_tls", .kind = KCI_KEY_BOOL, .offset = OPTION(http_tls)},
     {.name = "max_payload",
      .kind = KCI_KEY_SIZE,
      .offset = OPTION(max_payload_bytes),

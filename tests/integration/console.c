@@ -1,6 +1,9 @@
 /* console.c - the web console on kcobrad's monitoring port, end to end
  * (argv[1] is kcobrad; with another server the program skips, exit 77):
  *
+ *  - HTTPS (http_tls with the tls block's certificate): a client that
+ *    checks the certificate against the CA gets the console and its JSON;
+ *    a plain HTTP request on that port gets no HTTP answer;
  *  - basic auth: with http_user and a bcrypt'd http_password configured,
  *    every path but /healthz answers 401 (with WWW-Authenticate) without
  *    credentials or with a wrong password, and 200 with the right ones;
@@ -17,10 +20,14 @@
  * Every wait is bounded; no speed is asserted. */
 #include <jansson.h>
 #include <nats/nats.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -122,6 +129,72 @@ static void test_basic_auth(void **state)
     assert_non_null(strstr(response, "<title>kcobrad console</title>"));
     assert_int_equal(get_status(port, "/healthz", NULL), 200); /* probes stay open */
     harness_server_cleanup(&guarded);
+}
+
+/* ---- HTTPS ------------------------------------------------------------------------ */
+
+/* GET path over TLS, the certificate checked against ca; the status. */
+static int https_status(const harness_server *target, const char *path)
+{
+    char ca[HARNESS_PATH_SIZE_MAX];
+    assert_int_equal(harness_server_path(target, "ca.pem", ca, sizeof ca), HARNESS_OK);
+    int fd = harness_tcp_connect(target->monitor_port, 0);
+    assert_true(fd >= 0);
+    struct timeval timeout = {.tv_sec = HTTP_TIMEOUT_MS / 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    SSL_CTX *context = SSL_CTX_new(TLS_client_method());
+    assert_non_null(context);
+    assert_int_equal(SSL_CTX_load_verify_locations(context, ca, NULL), 1);
+    SSL_CTX_set_verify(context, SSL_VERIFY_PEER, NULL);
+    SSL *ssl = SSL_new(context);
+    SSL_set_fd(ssl, fd);
+    SSL_set1_host(ssl, "127.0.0.1");
+    if (SSL_connect(ssl) != 1) fail_msg("TLS handshake with the monitoring port failed");
+    char request[REQUEST_BYTES_MAX];
+    snprintf(request, sizeof request, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", path);
+    assert_true(SSL_write(ssl, request, (int)strlen(request)) > 0);
+    size_t len = 0;
+    int n;
+    while (len < sizeof response - 1 &&
+           (n = SSL_read(ssl, response + len, (int)(sizeof response - 1 - len))) > 0)
+        len += (size_t)n;
+    response[len] = '\0';
+    ERR_clear_error();
+    SSL_free(ssl);
+    SSL_CTX_free(context);
+    close(fd);
+    assert_true(strncmp(response, "HTTP/1.1 ", 9) == 0);
+    return atoi(response + 9);
+}
+
+static void test_https(void **state)
+{
+    (void)state;
+    harness_server secure;
+    assert_int_equal(harness_server_init(&secure, server_binary), HARNESS_OK);
+    assert_int_equal(harness_tls_generate(&secure), HARNESS_OK);
+    secure.monitor_enabled = true;
+    char config[CONFIG_BYTES_MAX];
+    snprintf(config, sizeof config,
+             "persister { enabled: false }\nhttp_tls: true\n"
+             "tls {\n  cert_file: \"%s/server-cert.pem\"\n  key_file: \"%s/server-key.pem\"\n}\n",
+             secure.directory_path, secure.directory_path);
+    assert_int_equal(harness_server_start(&secure, config), HARNESS_OK);
+    assert_int_equal(https_status(&secure, "/"), 200);
+    assert_non_null(strstr(response, "<title>kcobrad console</title>"));
+    assert_int_equal(https_status(&secure, "/console/api/broker"), 200);
+    assert_non_null(strstr(response, "\"connections\""));
+    /* plain HTTP on the HTTPS port: no HTTP answer */
+    harness_raw *raw = malloc(sizeof *raw);
+    assert_non_null(raw);
+    assert_int_equal(harness_raw_connect(raw, secure.monitor_port, 0), HARNESS_OK);
+    assert_int_equal(harness_raw_send_text(raw, "GET /varz HTTP/1.0\r\n\r\n"), HARNESS_OK);
+    response[0] = '\0';
+    harness_raw_read_until_closed(raw, response, sizeof response, NULL, HTTP_TIMEOUT_MS);
+    assert_null(strstr(response, "HTTP/1."));
+    harness_raw_close(raw);
+    free(raw);
+    harness_server_cleanup(&secure);
 }
 
 /* ---- the panels' JSON --------------------------------------------------------------- */
@@ -322,7 +395,8 @@ int main(int argc, char **argv)
     if (sodium_init() < 0) return 1;
     /* console_browser.sh runs the panels again, in a browser, and only them. */
     if (getenv("CONSOLE_BROWSER") != NULL) cmocka_set_test_filter("test_panels");
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_basic_auth),
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_https),
+                                       cmocka_unit_test(test_basic_auth),
                                        cmocka_unit_test(test_panels)};
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
