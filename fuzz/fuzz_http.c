@@ -8,7 +8,11 @@
  * Then the result is checked against the grammar: a complete request has a
  * served method, a target of visible bytes split at its first '?', and an
  * HTTP/1.x version; a refused one carries one of the parser's statuses; no
- * feed reads past the input or past KCI_HTTP_REQUEST_BYTES_MAX. */
+ * feed reads past the input or past KCI_HTTP_REQUEST_BYTES_MAX.
+ * A complete request's headers are then read as the console does
+ * (http_header.h): a value found lies inside the head, after the request
+ * line, with no blank at either end, and an Authorization value is decoded
+ * as basic credentials, which come back NUL-terminated within their bound. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -16,6 +20,7 @@
 #include <string.h>
 
 #include "broker/http.h"
+#include "broker/http_header.h"
 
 enum {
     FUZZ_PIECE_BYTES_MAX = 23,
@@ -90,6 +95,22 @@ static void check_complete(const kci_http_request *request, const char *bytes)
     if (request->header_line_count > KCI_HTTP_HEADER_LINES_MAX) abort();
 }
 
+static void check_header(const kci_http_request *request, const char *bytes, const char *name)
+{
+    uint32_t start = 0, len = 0;
+    if (!kci_http_header_value(request, bytes, name, &start, &len)) return;
+    if (start < request->version_start + request->version_len || start + len > request->position)
+        abort();
+    if (len > 0 && (bytes[start] == ' ' || bytes[start] == '\t' || bytes[start + len - 1] == ' ' ||
+                    bytes[start + len - 1] == '\t'))
+        abort();
+    char user[KCI_HTTP_CREDENTIAL_BYTES_MAX], password[KCI_HTTP_CREDENTIAL_BYTES_MAX];
+    if (kci_http_basic_credentials(bytes + start, len, user, password) &&
+        (memchr(user, '\0', sizeof user) == NULL ||
+         memchr(password, '\0', sizeof password) == NULL))
+        abort();
+}
+
 static void check_result(const kci_http_request *request, kci_http_result result, const char *bytes,
                          size_t size)
 {
@@ -97,6 +118,8 @@ static void check_result(const kci_http_request *request, kci_http_result result
     if (result == KCI_HTTP_COMPLETE) {
         if (request->state != KCI_HTTP_PARSE_DONE || request->error_status != 0) abort();
         check_complete(request, bytes);
+        check_header(request, bytes, "Authorization");
+        check_header(request, bytes, "Host");
     } else if (result == KCI_HTTP_FAILED) {
         int status = request->error_status;
         if (status != 400 && status != 405 && status != 414 && status != 431 && status != 505)

@@ -44,6 +44,7 @@ if [ "$set_name" != run ]; then
     groff-base                                     # man pages rendered by tests/install
     man-db bsdextrautils systemd                   # tests/install: man -l, col, systemd-analyze verify
     debhelper dpkg-dev fakeroot                    # make deb (dpkg-buildpackage)
+    chromium                                       # the web console's browser test (console_browser)
   )
   # npm for that test (it installs @nats-io/services under the build dir). A
   # nodejs that bundles npm (e.g. NodeSource's) conflicts with Debian's npm

@@ -30,14 +30,21 @@
  * If accept(2) fails for want of descriptors or memory, the listener is
  * left out of epoll until the next housekeeping tick instead of spinning.
  *
- * Known limits: no keep-alive, no HTTPS, no request bodies (GET and HEAD
- * only), headers are counted but never read. The server's own error bodies
+ * HTTPS (kci_http_server_set_tls) runs the same steps through OpenSSL on
+ * the same non-blocking socket: the handshake happens inside the first
+ * reads.
+ *
+ * Known limits: no keep-alive, no request bodies (GET and HEAD only);
+ * headers are counted by the parser and read by name only on demand
+ * (http_header.h). The server's own error bodies
  * (503, 500) are JSON, as the monitor's are. */
 #include "http.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -274,6 +281,7 @@ const char *kci_http_status_text(int status)
     switch (status) {
     case 200: return "OK";
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 414: return "URI Too Long";
@@ -302,6 +310,7 @@ typedef struct http_connection {
     char *out; /* the whole answer once rendered; NULL while reading */
     size_t out_len;
     size_t out_sent;
+    SSL *ssl; /* HTTPS (kci_http_server_set_tls); NULL: plain */
 } http_connection;
 
 struct kci_http_server {
@@ -317,6 +326,7 @@ struct kci_http_server {
     bool listener_held;   /* kci_http_server_watch(false): not watched */
     bool listener_paused; /* accept(2) ran out of descriptors: not watched */
     uint64_t evicted_count;
+    SSL_CTX *tls_context; /* the broker's; NULL: plain HTTP */
 };
 
 /* ---- connections ---------------------------------------------------------- */
@@ -328,6 +338,12 @@ static void close_connection(http_connection *connection)
     epoll_ctl(http->server->epoll_fd, EPOLL_CTL_DEL, connection->fd, NULL);
     /* FIN rather than RST: unread input at close() makes the kernel reset
      * the connection, and the peer could lose the answer. */
+    if (connection->ssl != NULL) {
+        SSL_shutdown(connection->ssl); /* best effort: a close_notify, never waited for */
+        SSL_free(connection->ssl);
+        ERR_clear_error();
+        connection->ssl = NULL;
+    }
     shutdown(connection->fd, SHUT_WR);
     for (int i = 0; i < HTTP_DRAIN_READS_MAX; i++)
         if (recv(connection->fd, connection->received, sizeof connection->received, MSG_DONTWAIT) <=
@@ -352,22 +368,64 @@ static void arm_writable(http_connection *connection)
     connection->want_write = true;
 }
 
+/* Moves bytes through TLS when the connection has it: > 0 bytes moved, -1
+ * would block in the same direction (wait for the socket), 0 closed or
+ * failed. TLS wanting the other direction (a renegotiation, a handshake
+ * whose answer does not fit the socket buffer) counts as failed: the
+ * connection is closed rather than its epoll interest juggled for a case
+ * that a one-request connection does not meet. */
+static ssize_t tls_result(SSL *ssl, int n, int would_block)
+{
+    if (n > 0) return n;
+    int error = SSL_get_error(ssl, n);
+    ERR_clear_error();
+    return error == would_block ? -1 : 0;
+}
+
+static ssize_t connection_read(http_connection *connection, char *bytes, size_t len)
+{
+    if (connection->ssl != NULL)
+        return tls_result(connection->ssl,
+                          SSL_read(connection->ssl, bytes, len > INT32_MAX ? INT32_MAX : (int)len),
+                          SSL_ERROR_WANT_READ);
+    for (;;) {
+        ssize_t n = recv(connection->fd, bytes, len, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return -1;
+        return n < 0 ? 0 : n;
+    }
+}
+
+static ssize_t connection_write(http_connection *connection, const char *bytes, size_t len)
+{
+    if (connection->ssl != NULL)
+        return tls_result(connection->ssl,
+                          SSL_write(connection->ssl, bytes, len > INT32_MAX ? INT32_MAX : (int)len),
+                          SSL_ERROR_WANT_WRITE);
+    for (;;) {
+        ssize_t n = send(connection->fd, bytes, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return -1;
+        return n < 0 ? 0 : n;
+    }
+}
+
 /* Writes what the socket takes; closes once all is sent or on error. */
 static void continue_writing(http_connection *connection)
 {
     assert(connection->out != NULL && connection->out_sent <= connection->out_len);
     while (connection->out_sent < connection->out_len) {
-        ssize_t n = send(connection->fd, connection->out + connection->out_sent,
-                         connection->out_len - connection->out_sent, MSG_NOSIGNAL);
+        ssize_t n = connection_write(connection, connection->out + connection->out_sent,
+                                     connection->out_len - connection->out_sent);
         if (n > 0) {
             connection->out_sent += (size_t)n;
             /* A deadline between writes, not for the whole answer: a slow
              * reader that keeps taking bytes is served; a stuck one is not. */
             connection->deadline_ms = connection->http->server->now_ms + HTTP_WRITE_TIMEOUT_MS;
-        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        } else if (n < 0) {
             arm_writable(connection);
             return;
-        } else if (n == 0 || errno != EINTR) {
+        } else {
             break;
         }
     }
@@ -386,11 +444,14 @@ static size_t render_head(char *head, size_t size, const kci_http_response *resp
     strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &utc);
     int len = snprintf(head, size,
                        "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: %s\r\n"
-                       "Content-Length: %zu\r\n%sCache-Control: no-cache\r\n"
+                       "Content-Length: %zu\r\n%s%sCache-Control: no-cache\r\n"
                        "Connection: close\r\n\r\n",
                        response->status, kci_http_status_text(response->status), date,
                        response->content_type, body_len,
-                       response->status == 405 ? "Allow: GET, HEAD\r\n" : "");
+                       response->status == 405 ? "Allow: GET, HEAD\r\n" : "",
+                       response->status == 401 ? "WWW-Authenticate: Basic realm=\"kcobrad\", "
+                                                 "charset=\"UTF-8\"\r\n"
+                                               : "");
     assert(len > 0 && (size_t)len < size && "HTTP_HEAD_BYTES_MAX fits every head");
     return (size_t)len;
 }
@@ -448,11 +509,10 @@ static void read_request(http_connection *connection)
     for (;;) {
         /* The parser refuses a request at KCI_HTTP_REQUEST_BYTES_MAX. */
         assert(connection->received_len < sizeof connection->received);
-        ssize_t n = recv(connection->fd, connection->received + connection->received_len,
-                         sizeof connection->received - connection->received_len, 0);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-        if (n <= 0) { /* the peer left before finishing its request */
+        ssize_t n = connection_read(connection, connection->received + connection->received_len,
+                                    sizeof connection->received - connection->received_len);
+        if (n < 0) return; /* more later */
+        if (n == 0) {      /* the peer left before finishing its request (or TLS failed) */
             close_connection(connection);
             return;
         }
@@ -463,6 +523,18 @@ static void read_request(http_connection *connection)
             return;
         }
     }
+}
+
+/* The handshake runs inside the first reads (SSL_read accepts). */
+static bool start_tls(http_connection *connection)
+{
+    connection->ssl = SSL_new(connection->http->tls_context);
+    if (connection->ssl == NULL || SSL_set_fd(connection->ssl, connection->fd) != 1) {
+        ERR_clear_error();
+        return false;
+    }
+    SSL_set_accept_state(connection->ssl);
+    return true;
 }
 
 static void open_connection(kci_http_server *http, http_connection *connection, int fd,
@@ -485,7 +557,8 @@ static void open_connection(kci_http_server *http, http_connection *connection, 
                                              : ((const struct sockaddr_in *)address)->sin_port);
     http->connection_count++;
     struct epoll_event event = {.events = EPOLLIN, .data.ptr = &connection->source};
-    if (epoll_ctl(http->server->epoll_fd, EPOLL_CTL_ADD, fd, &event) != 0) {
+    if (epoll_ctl(http->server->epoll_fd, EPOLL_CTL_ADD, fd, &event) != 0 ||
+        (http->tls_context != NULL && !start_tls(connection))) {
         close_connection(connection);
         return;
     }
@@ -655,6 +728,11 @@ void kci_http_server_housekeeping(kci_http_server *http, int64_t now_ms)
                   (unsigned)connection->port, connection->out != NULL ? "write" : "read");
         close_connection(connection);
     }
+}
+
+void kci_http_server_set_tls(kci_http_server *http, SSL_CTX *context)
+{
+    http->tls_context = context;
 }
 
 int kci_http_server_port(const kci_http_server *http)

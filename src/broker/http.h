@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/ssl.h>
+
 #include "kingcobra/err.h"
 #include "server.h"
 
@@ -115,6 +117,9 @@ kc_err kci_http_server_create(kci_http_server **out, kci_server *server, const c
 void kci_http_server_on_event(kci_http_server *http, kci_source *source, uint32_t events);
 /* Closes connections past their read or write deadline. */
 void kci_http_server_housekeeping(kci_http_server *http, int64_t now_ms);
+/* Serves HTTPS with context (the broker's, tls.h; borrowed) from now on:
+ * each connection's TLS handshake runs in its first reads. */
+void kci_http_server_set_tls(kci_http_server *http, SSL_CTX *context);
 /* The bound port. */
 int kci_http_server_port(const kci_http_server *http);
 /* Stops or resumes watching the listening socket (connections wait in the

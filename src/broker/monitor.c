@@ -35,6 +35,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/net.h"
+#include "console.h"
 #include "http.h"
 #include "verifier.h"
 
@@ -70,6 +71,7 @@ struct kci_monitor {
     uint64_t cpu_ticks_sampled;
     int64_t cpu_sampled_ms;
     double cpu_percent;
+    kci_console console; /* the web console and the port's basic auth */
 };
 
 /* ---- formatting helpers --------------------------------------------------- */
@@ -798,7 +800,9 @@ static void handle_index(kci_monitor *monitor, const http_query *query, kci_http
                                 "/connz     connections (offset, limit, sort, subs, cid)\n"
                                 "/subsz     subscription index statistics\n"
                                 "/healthz   health probe\n"
-                                "/metrics   Prometheus metrics\n";
+                                "/metrics   Prometheus metrics\n"
+                                "/          the web console (docs/console.md)\n"
+                                "/console/api/broker, nodes, queue, ledger   its JSON\n";
     respond_bytes(response, 200, "text/plain; charset=utf-8", INDEX, sizeof INDEX - 1);
 }
 
@@ -811,13 +815,10 @@ typedef struct http_route {
 } http_route;
 
 static const http_route ROUTES[] = {
-    {"/", handle_index},
-    {"/varz", handle_varz},
-    {"/connz", handle_connz},
-    {"/subsz", handle_subsz},
+    {"/index.txt", handle_index},      {"/varz", handle_varz},
+    {"/connz", handle_connz},          {"/subsz", handle_subsz},
     {"/subscriptionsz", handle_subsz}, /* nats-server's alias */
-    {"/healthz", handle_healthz},
-    {"/metrics", handle_metrics},
+    {"/healthz", handle_healthz},      {"/metrics", handle_metrics},
 };
 #define ROUTE_COUNT (sizeof ROUTES / sizeof ROUTES[0])
 _Static_assert(ROUTE_COUNT <= (size_t)HTTP_ROUTES_MAX, "route_requests has a slot per route");
@@ -862,8 +863,18 @@ static void answer_request(void *context, const kci_http_request *request, const
         return;
     }
     assert(request->state == KCI_HTTP_PARSE_DONE);
+    const char *path = bytes + request->target_start;
+    /* /healthz stays open: probes carry no password and it says nothing. */
+    bool probe = request->path_len == 8 && memcmp(path, "/healthz", 8) == 0;
+    if (!probe &&
+        !kci_console_authorized(&monitor->console, &monitor->server->options, request, bytes)) {
+        respond_error(response, 401, "authentication required (http_user, docs/console.md)");
+        return;
+    }
+    if (kci_console_answer(&monitor->console, monitor->server, path, request->path_len, response))
+        return;
     http_query query = {.text = bytes + request->query_start, .len = request->query_len};
-    route(monitor, bytes + request->target_start, request->path_len, &query, response);
+    route(monitor, path, request->path_len, &query, response);
 }
 
 /* ---- API ------------------------------------------------------------------ */
@@ -874,8 +885,15 @@ static kc_err open_monitor(kci_monitor *monitor, char *error, size_t error_size)
     monitor->host = strdup(text_or(options->http_host, text_or(options->host, "0.0.0.0")));
     if (monitor->host == NULL) return KC_ERR_NOMEM;
     int port = options->http_port < 0 ? 0 : options->http_port;
-    return kci_http_server_create(&monitor->http, monitor->server, monitor->host, port,
-                                  answer_request, monitor, error, error_size);
+    if (options->http_tls && monitor->server->tls_context == NULL) {
+        snprintf(error, error_size, "http_tls needs the tls block's cert_file and key_file");
+        return KC_ERR_CONFIG;
+    }
+    kc_err err = kci_http_server_create(&monitor->http, monitor->server, monitor->host, port,
+                                        answer_request, monitor, error, error_size);
+    if (err == KC_OK && options->http_tls)
+        kci_http_server_set_tls(monitor->http, monitor->server->tls_context);
+    return err;
 }
 
 kc_err kci_monitor_create(kci_server *server, kci_monitor **out, char *error, size_t error_size)
@@ -895,12 +913,15 @@ kc_err kci_monitor_create(kci_server *server, kci_monitor **out, char *error, si
     /* The first CPU figure then covers start-up to the first /varz. */
     monitor->cpu_sampled_ms = server->start_ms;
     bool bracket = strchr(monitor->host, ':') != NULL; /* IPv6, as host:port needs */
-    kci_info("Starting http monitor on %s%s%s:%d", bracket ? "[" : "", monitor->host,
-             bracket ? "]" : "", kci_http_server_port(monitor->http));
-    if (!kci_host_is_loopback(monitor->host))
-        kci_warn("the http monitor on %s has no authentication and is reachable beyond this "
-                 "host: it shows connections, user names and subjects (bind it with "
-                 "http: \"127.0.0.1:%d\" unless that is what you want)",
+    kci_info("Starting %s monitor on %s%s%s:%d", server->options.http_tls ? "https" : "http",
+             bracket ? "[" : "", monitor->host, bracket ? "]" : "",
+             kci_http_server_port(monitor->http));
+    if (!kci_host_is_loopback(monitor->host) && server->options.http_user == NULL)
+        kci_warn("WARNING: the http monitor and web console on %s have no authentication and "
+                 "are reachable beyond this host: they show connections, user names, subjects, "
+                 "nodes and payments to anyone who can reach the port. Set http_user and "
+                 "http_password (docs/console.md), or bind it with http: \"127.0.0.1:%d\". "
+                 "Not refused, so that existing scrapers keep working.",
                  monitor->host, kci_http_server_port(monitor->http));
     *out = monitor;
     return KC_OK;
@@ -932,6 +953,7 @@ void kci_monitor_destroy(kci_monitor *monitor)
 {
     if (monitor == NULL) return;
     kci_http_server_destroy(monitor->http);
+    kci_console_free(&monitor->console);
     free(monitor->host);
     free(monitor);
 }

@@ -105,6 +105,8 @@ void kci_options_free(kci_options *options)
     free(options->host);
     free(options->server_name);
     free(options->http_host);
+    free(options->http_user);
+    free(options->http_password);
     free(options->auth_token);
     kci_options_users_free(options->users, options->user_count);
     permissions_free(&options->default_permissions);
@@ -649,6 +651,9 @@ static const kci_config_key top_level_rules[] = {
     {.name = "http", .kind = KCI_KEY_HANDLER, .handler = apply_http},
     {.name = "http_port", .kind = KCI_KEY_PORT, .offset = OPTION(http_port)},
     {.name = "monitor_port", .kind = KCI_KEY_PORT, .offset = OPTION(http_port)},
+    {.name = "http_user", .kind = KCI_KEY_STRING, .offset = OPTION(http_user)},
+    {.name = "http_password", .kind = KCI_KEY_STRING, .offset = OPTION(http_password)},
+    {.name = "http_tls", .kind = KCI_KEY_BOOL, .offset = OPTION(http_tls)},
     {.name = "max_payload",
      .kind = KCI_KEY_SIZE,
      .offset = OPTION(max_payload_bytes),

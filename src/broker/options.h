@@ -65,6 +65,10 @@ typedef struct kci_options {
     char *server_name; /* default: the generated server id */
     char *http_host;   /* default: same as host */
     int http_port;     /* 0 = monitoring off (default) */
+    /* the monitoring port's basic auth (docs/console.md); NULL: none */
+    char *http_user;
+    char *http_password; /* plain or bcrypt ($2a$...), as a user's password */
+    bool http_tls;       /* HTTPS on the monitoring port, with the tls block's certificate */
     /* limits */
     int64_t max_payload_bytes;
     int64_t max_pending_bytes;

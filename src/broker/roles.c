@@ -58,12 +58,19 @@ static const kci_permissions role_permissions[KCI_ROLE_COUNT] = {
             .publish = ALLOW("kc.req.>"),
             .subscribe = ALLOW("_INBOX.>"),
         },
+    [KCI_ROLE_CONSOLE] =
+        {
+            /* read-only questions: what the console shows */
+            .publish = ALLOW("kc.arbiter.status", "kc.arbiter.verdicts", "kc.arbiter.tree",
+                             "kc.sys.queue.stats", "kc.ledger.history", "kc.ledger.audit"),
+            .subscribe = ALLOW("_INBOX.>"),
+        },
 };
 
 static const char *const role_users[KCI_ROLE_COUNT] = {
     [KCI_ROLE_PERSISTER] = "kcobrad-persister", [KCI_ROLE_LEDGER] = "kcobrad-ledger",
     [KCI_ROLE_ARBITER] = "kcobrad-arbiter",     [KCI_ROLE_KEEPER] = "kcobrad-keeper",
-    [KCI_ROLE_INGRESS] = "kcobrad-ingress",
+    [KCI_ROLE_INGRESS] = "kcobrad-ingress",     [KCI_ROLE_CONSOLE] = "kcobrad-console",
 };
 
 const char *kci_role_user(kci_role role)

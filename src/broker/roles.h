@@ -25,9 +25,10 @@ typedef enum kci_role {
     KCI_ROLE_ARBITER = 3,
     KCI_ROLE_KEEPER = 4,
     KCI_ROLE_INGRESS = 5,
+    KCI_ROLE_CONSOLE = 6, /* the web console's gatherer (src/console/gather.h) */
 } kci_role;
 
-enum { KCI_ROLE_COUNT = 6 };
+enum { KCI_ROLE_COUNT = 7 };
 
 /* The role's user name ("kcobrad-persister", ...); NULL for KCI_ROLE_NONE. */
 const char *kci_role_user(kci_role role);

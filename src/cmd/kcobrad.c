@@ -16,9 +16,11 @@
 #include <unistd.h>
 
 #include "broker/options.h"
+#include "broker/roles.h"
 #include "broker/server.h"
 #include "common/log.h"
 #include "components.h"
+#include "console/gather.h"
 
 typedef struct broker_thread {
     kci_server *server;
@@ -54,6 +56,21 @@ static void *run_broker(void *argument)
 }
 
 enum { RELOAD_WAIT_MS = 10 * 1000 };
+
+/* The web console's gatherer, when the monitoring port is on (its panels
+ * then show the components; docs/console.md). Failing to start it costs
+ * only those panels. */
+static kci_console_gatherer *start_console(const kci_server *server)
+{
+    if (server->options.http_port == 0) return NULL;
+    char url[64], error[256] = "";
+    snprintf(url, sizeof url, "nats://127.0.0.1:%d", server->internal_port);
+    kci_console_gatherer *console = NULL;
+    if (kci_console_gather_start(&console, url, kci_role_user(KCI_ROLE_CONSOLE),
+                                 server->internal_password, error, sizeof error) != KC_OK)
+        kci_warn("%s: the console shows the broker only", error);
+    return console;
+}
 
 /* SIGHUP: the broker re-reads the file on its loop, then the components
  * whose settings changed start, stop or restart (components.h). */
@@ -101,10 +118,12 @@ static int start(kci_options *options, const sigset_t *mask)
     kci_components *components = NULL;
     err = kci_components_start(&components, &components_config, server, error, sizeof error);
     if (err != KC_OK) kci_error("components: %s", error[0] ? error : kc_strerror(err));
+    kci_console_gatherer *console = err == KC_OK ? start_console(server) : NULL;
     if (err == KC_OK) {
         kci_server_open_public(server);
         wait_for_shutdown(mask, server, components, &components_config);
     }
+    kci_console_gather_stop(console);
     kci_components_stop(components);
     kci_server_stop(server);
     pthread_join(thread, NULL);

@@ -41,6 +41,7 @@
 #include "harness.h"
 #include "kingcobra/kingcobra.h"
 #include "ledger/client.h"
+#include "traffic.h"
 
 enum {
     EXIT_SKIP = 77,
@@ -50,8 +51,6 @@ enum {
     POLL_MS = 100,
     HTTP_TIMEOUT_MS = 5000,
     RESPONSE_BYTES_MAX = 512 * 1024,
-    SLOW_MS = 120,
-    DETECT_REQUESTS_MAX = 400,
     CONFIG_BYTES_MAX = 2048,
     LINE_BYTES_MAX = 1024,
 };
@@ -103,35 +102,6 @@ static double wait_for(const char *series, double target)
     }
 }
 
-/* ---- the services ---------------------------------------------------------------- */
-
-static void sleep_ms(int duration_ms)
-{
-    struct timespec pause = {duration_ms / 1000, (duration_ms % 1000) * 1000000L};
-    nanosleep(&pause, NULL);
-}
-
-/* Echoes; closure non-NULL: slow (the arbiter's bar is 50 ms). */
-static void handler(const kc_request *request, kc_response *response_out, void *closure)
-{
-    if (closure != NULL) sleep_ms(SLOW_MS);
-    size_t len = 0;
-    const void *payload = kc_request_payload(request, &len);
-    kc_response_set_payload(response_out, payload, len);
-}
-
-static kc_client *open_client(const char *name)
-{
-    kc_client_options options;
-    kc_client_options_init(&options);
-    options.servers = server.url;
-    options.node = name;
-    options.name = name; /* the broker knows the node by its connection name */
-    kc_client *client = NULL;
-    assert_int_equal(kc_client_open(&client, &options), KC_OK);
-    return client;
-}
-
 /* ---- driving each part ------------------------------------------------------------- */
 
 static void drive_persister(kc_client *client)
@@ -144,85 +114,10 @@ static void drive_persister(kc_client *client)
     }
 }
 
-static json_t *call_ok(natsConnection *connection, const char *operation, json_t *body)
+static bool arbiter_quarantined(void)
 {
-    json_t *reply = NULL;
-    kci_ledger_refusal refusal;
-    kc_err err = kci_ledger_call(&reply, connection, operation, body, REQUEST_TIMEOUT_MS, &refusal);
-    if (err != KC_OK) fail_msg("kc.ledger.%s: %d %s", operation, refusal.code, refusal.message);
-    return reply;
-}
-
-/* The ledger's Kc-Error code for a transfer (0: applied). */
-static int transfer_code(natsConnection *connection, const kci_ledger_transfer *transfer)
-{
-    json_t *reply = NULL;
-    kci_ledger_refusal refusal;
-    kc_err err = kci_ledger_call(&reply, connection, "transfer", kci_ledger_transfer_json(transfer),
-                                 REQUEST_TIMEOUT_MS, &refusal);
-    json_decref(reply);
-    return err == KC_OK ? 0 : refusal.code;
-}
-
-/* Mints one coin to alice, pays it to bob (applied), pays it again (a
- * double spend) and sends a forged transfer (a bad signature). */
-static void drive_ledger(natsConnection *connection)
-{
-    kci_wallet alice, bob;
-    crypto_sign_keypair(alice.public_key, alice.secret_key);
-    crypto_sign_keypair(bob.public_key, bob.secret_key);
-    char address[65];
-    kci_ledger_hex(address, alice.public_key, 32);
-    json_t *reply = call_ok(connection, "mint",
-                            json_pack("{s:s, s:[i,i]}", "to", address, "denominations", 10, 10));
-    json_t *coins = json_object_get(json_array_get(json_object_get(reply, "issued"), 0), "coins");
-    kci_ledger_coin coin[2];
-    for (size_t i = 0; i < 2; i++) {
-        assert_true(kci_ledger_id_parse(
-            coin[i].id, json_string_value(json_object_get(json_array_get(coins, i), "id"))));
-        coin[i].denomination = 10;
-    }
-    json_decref(reply);
-    kci_ledger_transfer transfer;
-    assert_int_equal(kci_ledger_transfer_make(&transfer, &alice, bob.public_key, &coin[0], 1),
-                     KC_OK);
-    assert_int_equal(transfer_code(connection, &transfer), 0);
-    kci_ledger_transfer_free(&transfer);
-    assert_int_equal(kci_ledger_transfer_make(&transfer, &alice, bob.public_key, &coin[0], 1),
-                     KC_OK);
-    assert_int_equal(transfer_code(connection, &transfer), 409); /* spent already */
-    kci_ledger_transfer_free(&transfer);
-    assert_int_equal(kci_ledger_transfer_make(&transfer, &alice, bob.public_key, &coin[1], 1),
-                     KC_OK);
-    transfer.signature[5] ^= 1;
-    assert_int_equal(transfer_code(connection, &transfer), 401);
-    kci_ledger_transfer_free(&transfer);
-}
-
-/* "good" and "bad" serve type t in one queue group; bad answers in 120 ms
- * where the arbiter's bar is 50 ms, until the arbiter quarantines it. */
-static void drive_arbiter(kc_client *requester)
-{
-    kc_client *good = open_client("good"), *bad = open_client("bad");
-    kc_service *good_service = NULL, *bad_service = NULL;
-    assert_int_equal(kc_service_start(&good_service, good, "t", handler, NULL, NULL), KC_OK);
-    assert_int_equal(kc_service_start(&bad_service, bad, "t", handler, bad, NULL), KC_OK);
-    bool quarantined = false;
-    for (int i = 0; i < DETECT_REQUESTS_MAX && !quarantined; i++) {
-        kc_reply *reply = NULL;
-        kc_err err = kc_client_request(&reply, requester, "t", "x", 1, REQUEST_TIMEOUT_MS);
-        kc_reply_destroy(reply);
-        assert_int_equal(err, KC_OK);
-        if (i % 10 == 9) {
-            scrape();
-            quarantined = value_of("kcobra_arbiter_nodes{state=\"quarantined\"}") >= 1;
-        }
-    }
-    assert_true(quarantined);
-    kc_service_stop(bad_service);
-    kc_service_stop(good_service);
-    kc_client_close(bad, 2000);
-    kc_client_close(good, 2000);
+    scrape();
+    return value_of("kcobra_arbiter_nodes{state=\"quarantined\"}") >= 1;
 }
 
 /* One good line and one malformed one on the seed-format port. */
@@ -319,10 +214,11 @@ static void expect_ingress_and_broker(void)
 static void test_metrics_after_traffic(void **state)
 {
     (void)state;
-    kc_client *requester = open_client("requester");
-    kc_client *echo = open_client("echo-node");
+    kc_client *requester = traffic_open_client(server.url, "requester");
+    kc_client *echo = traffic_open_client(server.url, "echo-node");
     kc_service *echo_service = NULL;
-    assert_int_equal(kc_service_start(&echo_service, echo, "echo", handler, NULL, NULL), KC_OK);
+    assert_int_equal(kc_service_start(&echo_service, echo, "echo", traffic_echo, NULL, NULL),
+                     KC_OK);
     natsConnection *connection = NULL;
     assert_int_equal(natsConnection_ConnectTo(&connection, server.url), NATS_OK);
     scrape(); /* before any traffic: already whole and strict */
@@ -330,9 +226,9 @@ static void test_metrics_after_traffic(void **state)
     assert_int_equal(value_of("kcobra_ledger_transfers_total"), 0);
 
     drive_persister(requester);
-    drive_ledger(connection);
+    traffic_drive_ledger(connection);
     drive_ingress();
-    drive_arbiter(requester);
+    traffic_drive_arbiter(server.url, requester, arbiter_quarantined);
     scrape();
     expect_conventions();
     expect_persister();
@@ -403,7 +299,7 @@ static void test_part_alone(void **state)
     natsConnection *connection = NULL;
     assert_int_equal(natsConnection_ConnectTo(&connection, broker.url), NATS_OK);
     wait_ledger(connection);
-    drive_ledger(connection);
+    traffic_drive_ledger(connection);
     scrape_port(metrics_port);
     expect_ledger();
     assert_null(exposition_family_find(&parsed, "kcobra_broker_connections"));
