@@ -267,7 +267,11 @@ static void on_request(natsConnection *connection, natsSubscription *subscriptio
         snprintf(observation->type, sizeof observation->type, "%s",
                  subject + strlen(REQUEST_PREFIX));
         snprintf(observation->requester, sizeof observation->requester, "%s", headers.node);
-        snprintf(observation->pay, sizeof observation->pay, "%s", headers.pay);
+        /* A transfer (Kc-Pay) or an escrow hold (Kc-Pay-Hold): either is
+         * read back from the ledger for the request's price (price.c). */
+        observation->pay_is_hold = headers.pay[0] == '\0' && headers.pay_hold[0] != '\0';
+        snprintf(observation->pay, sizeof observation->pay, "%s",
+                 observation->pay_is_hold ? headers.pay_hold : headers.pay);
         observation->deadline_wall_ms = headers.deadline_ms;
         if (observation->replied_ms != 0 && !observation->settled) settle(arbiter, observation);
         pthread_mutex_unlock(&arbiter->lock);

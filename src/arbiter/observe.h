@@ -32,6 +32,7 @@ typedef struct kci_observation {
     double price;          /* < 0: not known */
     double price_declared; /* what the reply declared while the ledger is asked; < 0: none */
     char pay[KC_UUID_TEXT_BYTES + 1]; /* Kc-Pay: the ledger transfer that paid it; "" none */
+    bool pay_is_hold;                 /* pay is a Kc-Pay-Hold: charged only once posted */
     bool settled;                     /* replied, or counted as unanswered */
     bool from_log;                    /* learnt from the persister's log: no latency */
 } kci_observation;

@@ -15,7 +15,10 @@
  * market below. A transfer that names another request as the one it paid
  * ("paid_request") is not this request's price. A ledger that does not
  * know the transfer (a refusal) leaves the price the reply declared
- * (Kc-Price, a JSON "price"), if any. No ledger ("no responders"): the
+ * (Kc-Price, a JSON "price"), if any. A request paid by an escrow hold
+ * (Kc-Pay-Hold) is asked about the same way, and costs the hold's amount
+ * once the service posted it (a voided hold charged nothing). No ledger
+ * ("no responders"): the
  * arbiter stops asking for LEDGER_RETRY_MS and uses what replies declare
  * meanwhile.
  *
@@ -173,6 +176,12 @@ static double answered_amount(json_t *root, const kci_observation *observation)
         json_integer_value(amount) < 0)
         return -1;
     if (paid_request != NULL && strcmp(paid_request, observation->id) != 0) return -1;
+    /* A hold charges only once posted (a paid service posts it before it
+     * answers); a voided or expired one moved nothing. */
+    const char *hold_state =
+        json_string_value(json_object_get(json_object_get(root, "hold"), "state"));
+    if (observation->pay_is_hold && (hold_state == NULL || strcmp(hold_state, "posted") != 0))
+        return -1;
     return (double)json_integer_value(amount);
 }
 

@@ -228,6 +228,25 @@ static void test_failing_service_voids(void **state)
     assert_int_equal(balance(w, "shop"), shop_before);
 }
 
+/* The price kcobrad's arbiter saw node charge (its status), -1 if none. */
+static double arbiter_price(const world *w, const char *node)
+{
+    int status = 0;
+    json_t *reply = kcobra_json(w, "arbiter status", &status);
+    double price = -1;
+    size_t index;
+    json_t *entry;
+    json_array_foreach(json_object_get(reply, "nodes"), index, entry)
+    {
+        const char *name = json_string_value(json_object_get(entry, "name"));
+        if (name != NULL && strcmp(name, node) == 0 &&
+            json_is_number(json_object_get(entry, "price")))
+            price = json_number_value(json_object_get(entry, "price"));
+    }
+    json_decref(reply);
+    return price;
+}
+
 static void test_working_service_paid_once(void **state)
 {
     world *w = *state;
@@ -257,6 +276,12 @@ static void test_working_service_paid_once(void **state)
     json_decref(coins);
     assert_int_equal(balance(w, "payer"), payer_before - 5);
     assert_int_equal(balance(w, "shop"), shop_before + 5);
+    /* The arbiter reads the posted hold's amount as the request's price
+     * (the voided one of the failing service charged nothing). */
+    int64_t deadline_ms = harness_now_ms() + WAIT_MS;
+    while (arbiter_price(w, "shop-node") != 5.0 && harness_now_ms() < deadline_ms)
+        harness_sleep_ms(100);
+    assert_true(arbiter_price(w, "shop-node") == 5.0);
     /* The same hold for another request: refused, nothing moves. */
     assert_int_equal(request_held(w, "works", id, &code, payload, sizeof payload), 5);
     assert_int_equal(code, 402);
