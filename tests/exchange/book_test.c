@@ -1,9 +1,9 @@
-/* book_test.c - the matching engine (src/exchange/book.c): cases worked by
- * hand (price-time priority, partial fills, market orders, cancel, bounds),
- * then random order streams (seeded) against a brute-force reference that
- * keeps resting orders in a plain array and finds the best maker by a full
- * scan, comparing refusals, results, every trade, depth and each order's
- * rest after every step. */
+/* book_test.c - the matching engine (src/exchange/book.c, and books.c for
+ * the books by symbol): cases worked by hand (price-time priority, partial
+ * fills, market orders, cancel, bounds, symbols), then random order streams (seeded) against a
+ * brute-force reference that keeps resting orders in a plain array and finds the best maker by a
+ * full scan, comparing refusals, results, every trade, depth and each order's rest after every
+ * step. */
 /* clang-format off */
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "exchange/book.h"
+#include "exchange/books.h"
 
 enum {
     TRADES_MAX = 4096,
@@ -424,6 +424,35 @@ static void test_random_streams_match_reference(void **state_unused)
     }
 }
 
+/* Books by symbol: listing, lookup, unknown symbols, independence. */
+static void test_books_by_symbol(void **state)
+{
+    (void)state;
+    kci_books *books = NULL;
+    assert_int_equal(kci_books_create(&books, 8), KC_OK);
+    assert_int_equal(kci_books_list(books, "ZETA"), KC_OK);
+    assert_int_equal(kci_books_list(books, "ACME"), KC_OK);
+    assert_int_equal(kci_books_list(books, "NODE7"), KC_OK);
+    assert_int_equal(kci_books_list(books, "ACME"), KC_ERR_EXISTS);
+    assert_int_equal(kci_books_list(books, "acme"), KC_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kci_books_count(books), 3);
+    assert_string_equal(kci_book_symbol(kci_books_at(books, 0)), "ACME");
+    assert_string_equal(kci_book_symbol(kci_books_at(books, 1)), "NODE7");
+    assert_string_equal(kci_book_symbol(kci_books_at(books, 2)), "ZETA");
+    assert_null(kci_books_find(books, "NOPE"));
+    assert_null(kci_books_find(books, ""));
+    kci_book *acme = kci_books_find(books, "ACME"), *zeta = kci_books_find(books, "ZETA");
+    assert_non_null(acme);
+    trade_log log = {0};
+    kci_book_result result;
+    assert_int_equal(limit(acme, 1, KCI_BOOK_SELL, 50, 3, &log, &result), KCI_BOOK_ACCEPTED);
+    assert_int_equal(limit(zeta, 1, KCI_BOOK_BUY, 60, 3, &log, &result), KCI_BOOK_ACCEPTED);
+    assert_int_equal(log.count, 0); /* the same id and crossing prices, but other books */
+    assert_int_equal(kci_book_best(acme, KCI_BOOK_SELL), 50);
+    assert_int_equal(kci_book_best(zeta, KCI_BOOK_BUY), 60);
+    kci_books_destroy(books);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -432,6 +461,7 @@ int main(void)
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_market_notional_bound),
         cmocka_unit_test(test_random_streams_match_reference),
+        cmocka_unit_test(test_books_by_symbol),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
