@@ -1,9 +1,9 @@
 /* book_test.c - the matching engine (src/exchange/book.c, and books.c for
  * the books by symbol): cases worked by hand (price-time priority, partial
- * fills, market orders, cancel, bounds, symbols), then random order streams (seeded) against a
- * brute-force reference that keeps resting orders in a plain array and finds the best maker by a
- * full scan, comparing refusals, results, every trade, depth and each order's rest after every
- * step. */
+ * fills, market orders, cancel, bounds, symbols), then random order streams
+ * (seeded) against a brute-force reference that keeps resting orders in a
+ * plain array and finds the best maker by a full scan, comparing refusals,
+ * results, every trade, depth and each order's rest after every step. */
 /* clang-format off */
 #include <stdarg.h>
 #include <stddef.h>
