@@ -17,9 +17,7 @@
 
 enum {
     TRADES_MAX = 4096,
-    REFERENCE_ORDERS_MAX = 64, /* small, so that streams fill the book */
-    STREAM_SEEDS = 150,
-    STREAM_STEPS = 1500,
+    REFERENCE_ORDERS_MAX = 1024, /* the largest book a stream uses */
     DEPTH_MAX = 128,
 };
 
@@ -190,6 +188,7 @@ typedef struct reference_order {
 
 typedef struct reference_book {
     reference_order orders[REFERENCE_ORDERS_MAX];
+    uint32_t capacity; /* the book's orders_max */
     uint32_t count;
     uint64_t sequence, trade_sequence;
 } reference_book;
@@ -212,7 +211,7 @@ static kci_book_refusal reference_check(const reference_book *ref, const kci_boo
     if (order->price > KCI_BOOK_PRICE_MAX) return KCI_BOOK_PRICE_TOO_LARGE;
     wide_int notional = (wide_int)order->price * order->quantity;
     if (notional > INT64_MAX) return KCI_BOOK_NOTIONAL_OVERFLOW;
-    if (ref->count == REFERENCE_ORDERS_MAX) return KCI_BOOK_FULL;
+    if (ref->count == ref->capacity) return KCI_BOOK_FULL;
     return KCI_BOOK_ACCEPTED;
 }
 
@@ -324,16 +323,30 @@ static int64_t random_range(uint64_t *state, int64_t low, int64_t high)
     return low + (int64_t)(random_next(state) % (uint64_t)(high - low + 1));
 }
 
-/* Mostly ordinary orders around 100 so books cross often; now and then an
- * edge: zero or negative amounts, huge prices, an id reused. */
-static kci_book_order random_order(uint64_t *state, uint64_t *next_id)
+/* A kind of stream: a small book of few prices fills and crosses often; a
+ * larger one with many prices exercises many levels and a busier index. */
+typedef struct stream_shape {
+    uint32_t orders_max;
+    int64_t price_low, price_high;
+    uint64_t seeds;
+    int steps;
+} stream_shape;
+
+static const stream_shape stream_shapes[] = {
+    {.orders_max = 64, .price_low = 95, .price_high = 105, .seeds = 150, .steps = 1500},
+    {.orders_max = 1024, .price_low = 50, .price_high = 150, .seeds = 6, .steps = 6000},
+};
+
+/* Mostly ordinary orders within the shape's prices so books cross often; now
+ * and then an edge: zero or negative amounts, huge prices, an id reused. */
+static kci_book_order random_order(uint64_t *state, uint64_t *next_id, const stream_shape *shape)
 {
     kci_book_order order = {.order_id = (*next_id)++,
                             .owner = (uint64_t)random_range(state, 1, 8),
                             .side = (kci_book_side)random_range(state, 0, 1),
                             .kind =
                                 random_range(state, 0, 9) < 2 ? KCI_BOOK_MARKET : KCI_BOOK_LIMIT,
-                            .price = random_range(state, 95, 105),
+                            .price = random_range(state, shape->price_low, shape->price_high),
                             .quantity = random_range(state, 1, 20)};
     switch (random_range(state, 0, 60)) {
     case 0: order.quantity = random_range(state, -2, 0); break;
@@ -381,7 +394,8 @@ static void trade_compare(const kci_book_trade *got, const kci_book_trade *want)
     assert_int_equal(got->quantity, want->quantity);
 }
 
-static void compare_step(kci_book *book, reference_book *ref, uint64_t *state, uint64_t *next_id)
+static void compare_step(kci_book *book, reference_book *ref, uint64_t *state, uint64_t *next_id,
+                         const stream_shape *shape)
 {
     static trade_log got_log, want_log;
     got_log.count = want_log.count = 0;
@@ -393,7 +407,7 @@ static void compare_step(kci_book *book, reference_book *ref, uint64_t *state, u
                          i >= 0 ? KCI_BOOK_ACCEPTED : KCI_BOOK_ORDER_UNKNOWN);
         return;
     }
-    kci_book_order order = random_order(state, next_id);
+    kci_book_order order = random_order(state, next_id, shape);
     kci_book_result got, want;
     kci_book_refusal want_refusal = reference_submit(ref, &order, &want_log, &want);
     assert_int_equal(kci_book_submit(book, &order, trade_record, &got_log, &got), want_refusal);
@@ -410,17 +424,21 @@ static void compare_step(kci_book *book, reference_book *ref, uint64_t *state, u
 static void test_random_streams_match_reference(void **state_unused)
 {
     (void)state_unused;
-    for (uint64_t seed = 1; seed <= STREAM_SEEDS; seed++) {
-        kci_book *book = book_new(REFERENCE_ORDERS_MAX);
-        static reference_book ref;
-        memset(&ref, 0, sizeof ref);
-        uint64_t state = seed, next_id = 1;
-        for (int step = 0; step < STREAM_STEPS; step++) {
-            compare_step(book, &ref, &state, &next_id);
-            compare_books(book, &ref);
+    for (size_t s = 0; s < sizeof stream_shapes / sizeof stream_shapes[0]; s++) {
+        const stream_shape *shape = &stream_shapes[s];
+        for (uint64_t seed = 1; seed <= shape->seeds; seed++) {
+            kci_book *book = book_new(shape->orders_max);
+            static reference_book ref;
+            memset(&ref, 0, sizeof ref);
+            ref.capacity = shape->orders_max;
+            uint64_t state = seed * 1000 + s, next_id = 1;
+            for (int step = 0; step < shape->steps; step++) {
+                compare_step(book, &ref, &state, &next_id, shape);
+                compare_books(book, &ref);
+            }
+            assert_int_equal(kci_book_trade_count(book), ref.trade_sequence);
+            kci_book_destroy(book);
         }
-        assert_int_equal(kci_book_trade_count(book), ref.trade_sequence);
-        kci_book_destroy(book);
     }
 }
 
