@@ -67,7 +67,7 @@ enum {
     LIST_REPLY_BYTES_DEFAULT = 1024 * 1024, /* if the server did not say its max_payload */
     LIST_STATE_BYTES_MAX = 256,             /* a listed suggestion's "status" and "assignee" */
     STOP_MARGIN_MS = 2000,                  /* after drain_ms, for nats.c's completion callbacks */
-    KEEPER_ENDPOINTS = 4, /* kc.suggest, .list, .show and .change.*, for $SRV */
+    KEEPER_ENDPOINTS = 4,                   /* kc.suggest, .list, .show and .change.*, for $SRV */
 };
 
 typedef struct kept_line {

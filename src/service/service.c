@@ -105,7 +105,7 @@ struct kc_service {
     char wallet[KCI_WALLET_TEXT_BYTES + 1];
     kci_micro_stats stats; /* its one endpoint's, for $SRV.STATS (micro.h) */
     kci_micro *micro;      /* answers $SRV; NULL when it could not start */
-    bool has_wallet_key; /* it settles holds (Kc-Pay-Hold) */
+    bool has_wallet_key;   /* it settles holds (Kc-Pay-Hold) */
     uint8_t wallet_secret_key[KCI_WALLET_SECRET_BYTES];
 };
 

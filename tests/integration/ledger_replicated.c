@@ -767,7 +767,7 @@ static void inject(world *w, natsConnection *connection, int fault, int before, 
     }
     *victim = active_ledger(w, connection);
     assert_true(*victim >= 0);
-    *fault_ms = harness_now_ms();   /* the time counts from the signal */
+    *fault_ms = harness_now_ms(); /* the time counts from the signal */
     if (fault == FAULT_PARTITION) {
         /* The active ledger's server and the ledger itself stop: nats.c
          * learns the other servers from the cluster and would reconnect
