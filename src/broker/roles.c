@@ -56,12 +56,18 @@ static const kci_permissions role_permissions[KCI_ROLE_COUNT] = {
             .publish = ALLOW("kc.req.>"),
             .subscribe = ALLOW("_INBOX.>"),
         },
+    [KCI_ROLE_EVENTNET] =
+        {
+            /* answers to walks; observing the traffic is its job */
+            .publish = ALLOW("_INBOX.>"),
+            .subscribe = ALLOW("kc.>", "_INBOX.>"),
+        },
 };
 
 static const char *const role_users[KCI_ROLE_COUNT] = {
     [KCI_ROLE_PERSISTER] = "kcobrad-persister", [KCI_ROLE_LEDGER] = "kcobrad-ledger",
     [KCI_ROLE_ARBITER] = "kcobrad-arbiter",     [KCI_ROLE_KEEPER] = "kcobrad-keeper",
-    [KCI_ROLE_INGRESS] = "kcobrad-ingress",
+    [KCI_ROLE_INGRESS] = "kcobrad-ingress",     [KCI_ROLE_EVENTNET] = "kcobrad-eventnet",
 };
 
 const char *kci_role_user(kci_role role)
@@ -86,5 +92,5 @@ const kci_permissions *kci_role_permissions(kci_role role)
 
 bool kci_role_observes(kci_role role)
 {
-    return role == KCI_ROLE_ARBITER || role == KCI_ROLE_PERSISTER;
+    return role == KCI_ROLE_ARBITER || role == KCI_ROLE_PERSISTER || role == KCI_ROLE_EVENTNET;
 }

@@ -17,11 +17,11 @@
 #include "eventnet/store.h"
 
 #include <assert.h>
-#include <errno.h>
 #include <lmdb.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+
+#include "common/dir.h"
 
 #include "service/last_error.h"
 
@@ -90,8 +90,10 @@ kc_err kci_eventnet_store_open(kci_eventnet_store **out, const char *directory, 
                                uint64_t events_max)
 {
     *out = NULL;
-    if (!read_only && mkdir(directory, 0700) != 0 && errno != EEXIST)
-        return kci_fail(KC_ERR_IO, "eventnet: cannot create %s", directory);
+    int error_number = read_only || directory[0] == '\0' ? 0 : kci_directory_create_path(directory, 0700);
+    if (error_number != 0)
+        return kci_fail(KC_ERR_IO, "eventnet: cannot create %s: %s", directory,
+                        strerror(error_number));
     kci_eventnet_store *store = calloc(1, sizeof *store);
     if (store == NULL) return kci_fail(KC_ERR_NOMEM, "eventnet: out of memory");
     store->events_max = events_max;
