@@ -60,7 +60,7 @@ static const kci_permissions role_permissions[KCI_ROLE_COUNT] = {
         {
             /* answers to walks; observing the traffic is its job */
             .publish = ALLOW("_INBOX.>"),
-            .subscribe = ALLOW("kc.>", "_INBOX.>"),
+            .subscribe = ALLOW("kc.>", "_INBOX.>", "_KCQ.>"),
         },
 };
 

@@ -162,6 +162,7 @@ kc_err kci_eventnet_recorder_start(kci_eventnet_recorder **out, natsConnection *
                                          (uint64_t)config->events_max);
     if (err == KC_OK) err = subscribe(recorder, "kc.>", NULL, on_traffic);
     if (err == KC_OK) err = subscribe(recorder, "_INBOX.>", NULL, on_traffic);
+    if (err == KC_OK) err = subscribe(recorder, "_KCQ.>", NULL, on_traffic);
     if (err == KC_OK)
         err = subscribe(recorder, KCI_EVENTNET_WALK_SUBJECT, KCI_EVENTNET_WALK_QUEUE, on_walk);
     if (err == KC_OK) err = kci_subscriptions_flush(connection, KCI_EVENTNET_SUBSCRIBE_TIMEOUT_MS);
@@ -170,7 +171,7 @@ kc_err kci_eventnet_recorder_start(kci_eventnet_recorder **out, natsConnection *
         kci_eventnet_recorder_stop(recorder, 0);
         return err;
     }
-    kci_info("eventnet: recording kc.> and _INBOX.> into %s", config->directory);
+    kci_info("eventnet: recording kc.>, _INBOX.> and _KCQ.> into %s", config->directory);
     *out = recorder;
     return KC_OK;
 }

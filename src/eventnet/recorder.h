@@ -1,5 +1,6 @@
 /* recorder.h - the EventNet recorder (docs/eventnet.md): a component that
- * observes the traffic (kc.> and _INBOX.>) without taking part in it, and
+ * observes the traffic (kc.>, _INBOX.> and the persister's _KCQ.> replies)
+ * without taking part in it, and
  * records every message that carries a Kc-Id and a Kc-Ts as an event, with
  * its Kc-Cause (and Kc-Reply-To) as edges, in the store. It answers walks
  * on kc.eventnet.walk.
