@@ -74,6 +74,12 @@ kc_err kci_nats_fail(natsStatus status, const char *what);
 /* Stamps message for sending: a new Kc-Id and Kc-Ts (written back into
  * headers), Kc-Node from client, and what else headers sets. */
 kc_err kci_client_stamp(kc_client *client, natsMsg *message, kci_kc_headers *headers);
+/* A request stamped by client (Kc-Type type) whose Kc-Cause names request's
+ * Kc-Id and its Kc-Pay (a payment claim is caused by the paid request and
+ * the transfer or hold that pays it: docs/eventnet.md); request_caused.c. */
+natsStatus kci_request_caused(natsMsg **reply, kc_client *client, const char *subject,
+                              const char *body, const char *type, const kci_kc_headers *request,
+                              int64_t timeout_ms);
 /* Observes a received Kc-Ts (when present) on the process clock. */
 kc_err kci_client_observe(const kci_kc_headers *headers);
 /* "kc.req.<type>" into subject; KC_ERR_INVALID_ARGUMENT unless type is a token. */

@@ -7,9 +7,7 @@
  * price and has paid no other request (it records the request atomically;
  * the same request claiming again is fine, so redeliveries pass). Any
  * other answer - a refusal, no ledger, no answer in time - refuses the
- * request: an unverifiable payment is no payment. docs/ledger.md. The
- * claim is stamped, its Kc-Cause naming the request and the transfer (or
- * hold) that pays it (docs/eventnet.md). */
+ * request: an unverifiable payment is no payment. docs/ledger.md. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -39,27 +37,6 @@ static int64_t claim_timeout_ms(const kci_kc_headers *headers)
     return timeout_ms;
 }
 
-/* The claim as a stamped request caused by the paid request and its
- * payment; a claim that cannot be built is NATS_NO_MEMORY (refused). */
-static natsStatus claim_request(natsMsg **reply, kc_client *client, const char *body,
-                                const kci_kc_headers *request, int64_t timeout_ms)
-{
-    natsMsg *message = NULL;
-    natsStatus status =
-        natsMsg_Create(&message, PAYMENT_SUBJECT, NULL, body, (int)strlen(body));
-    if (status != NATS_OK) return status;
-    kci_kc_headers headers;
-    kci_headers_clear(&headers);
-    kci_text_copy(headers.type, sizeof headers.type, "payment");
-    (void)kci_cause_append(headers.cause, request->id);
-    (void)kci_cause_append(headers.cause, request->pay);
-    if (kci_client_stamp(client, message, &headers) != KC_OK) status = NATS_NO_MEMORY;
-    if (status == NATS_OK)
-        status = natsConnection_RequestMsg(reply, client->connection, message, timeout_ms);
-    natsMsg_Destroy(message);
-    return status;
-}
-
 kc_err kci_payment_claim(kc_client *client, const char *wallet, int64_t price,
                          const kci_kc_headers *headers, char *message, size_t message_size)
 {
@@ -76,7 +53,8 @@ kc_err kci_payment_claim(kc_client *client, const char *wallet, int64_t price,
              "{\"transfer\":\"%s\",\"payee\":\"%s\",\"min_amount\":%" PRId64 ",\"request\":\"%s\"}",
              headers->pay, wallet, price, headers->id);
     natsMsg *reply = NULL;
-    natsStatus status = claim_request(&reply, client, body, headers, claim_timeout_ms(headers));
+    natsStatus status = kci_request_caused(&reply, client, PAYMENT_SUBJECT, body, "payment",
+                                           headers, claim_timeout_ms(headers));
     const char *error = NULL;
     if (status == NATS_OK && natsMsgHeader_Get(reply, KCI_HEADER_ERROR, &error) == NATS_OK &&
         error != NULL) {
