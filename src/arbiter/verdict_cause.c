@@ -36,9 +36,9 @@ void kci_arbiter_publish_verdict(kci_arbiter *arbiter, json_t *verdict)
     verdict_cause(verdict, headers.cause);
     json_decref(verdict);
     natsMsg *message = NULL;
-    natsStatus status = text != NULL ? natsMsg_Create(&message, "kc.arbiter.verdict", NULL, text,
-                                                      (int)strlen(text))
-                                     : NATS_NO_MEMORY;
+    natsStatus status =
+        text != NULL ? natsMsg_Create(&message, "kc.arbiter.verdict", NULL, text, (int)strlen(text))
+                     : NATS_NO_MEMORY;
     if (status == NATS_OK && kci_headers_stamp(message, &headers) != KC_OK)
         status = NATS_ERR; /* the id is one token: cannot happen */
     if (status == NATS_OK) status = natsConnection_PublishMsg(arbiter->connection, message);

@@ -180,8 +180,8 @@ static kc_err eventnet_load(kci_components_config *config, const kci_options *op
     const kci_config_key *keys = kci_eventnet_config_keys(&key_count);
     kc_err err = kci_eventnet_config_init(&config->eventnet, data_dir);
     if (err == KC_OK)
-        err = apply_block(options, "eventnet", keys, key_count, &config->eventnet, error,
-                          error_size);
+        err =
+            apply_block(options, "eventnet", keys, key_count, &config->eventnet, error, error_size);
     if (err == KC_OK) err = kci_eventnet_config_check(&config->eventnet, error, error_size);
     return err;
 }

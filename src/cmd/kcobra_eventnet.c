@@ -183,8 +183,7 @@ static void walk_print(json_t *walk)
         printf("(truncated at %d events)\n", KCI_EVENTNET_WALK_NODES_MAX);
 }
 
-static int run_walk(const kcobra_invocation *invocation, const eventnet_flags *flags,
-                    bool effects)
+static int run_walk(const kcobra_invocation *invocation, const eventnet_flags *flags, bool effects)
 {
     if (invocation->positional_count != 2) {
         kcobra_error("eventnet %s takes one event id", effects ? "effects" : "causes");
@@ -304,7 +303,8 @@ static void dot_write(FILE *out, const export_window *window)
             char cause[KC_UUID_TEXT_BYTES + 1];
             kci_uuid_format(&event->causes[position], cause);
             if (!window_has(window, &event->causes[position]))
-                fprintf(out, "  \"%s\" [shape=ellipse, style=dashed, label=\"%.8s\\n(outside)\"];\n",
+                fprintf(out,
+                        "  \"%s\" [shape=ellipse, style=dashed, label=\"%.8s\\n(outside)\"];\n",
                         cause, cause);
             fprintf(out, "  \"%s\" -> \"%s\";\n", cause, effect);
         }
@@ -360,8 +360,8 @@ static int run_export(const eventnet_flags *flags, const char *directory)
         kcobra_error("--since '%s' is not <wall ms>[.<counter>]", flags->since);
         return KCOBRA_EXIT_USAGE;
     }
-    export_window window = {.capacity = (size_t)(flags->limit > EXPORT_LIMIT_MAX ? EXPORT_LIMIT_MAX
-                                                                                 : flags->limit)};
+    export_window window = {
+        .capacity = (size_t)(flags->limit > EXPORT_LIMIT_MAX ? EXPORT_LIMIT_MAX : flags->limit)};
     window.events = calloc(window.capacity, sizeof window.events[0]);
     kci_eventnet_store *store = NULL;
     int status = window.events == NULL ? KCOBRA_EXIT_FAILURE : store_open(&store, directory);
@@ -403,9 +403,8 @@ static int run_eventnet(const kcobra_command *command, int argc, char **argv)
         return kcobra_usage_error(command, "eventnet %s takes no argument", action);
     if (strcmp(action, "check") == 0) return run_check(&invocation, directory);
     if (strcmp(action, "export") == 0) return run_export(&flags, directory);
-    return kcobra_usage_error(command,
-                              "unknown action '%s' (serve, causes, effects, check, export)",
-                              action);
+    return kcobra_usage_error(
+        command, "unknown action '%s' (serve, causes, effects, check, export)", action);
 }
 
 const kcobra_command kcobra_command_eventnet = {

@@ -40,8 +40,7 @@ kc_err kci_eventnet_config_init(kci_eventnet_config *config, const char *data_di
     return KC_OK;
 }
 
-kc_err kci_eventnet_config_check(const kci_eventnet_config *config, char *error,
-                                 size_t error_size)
+kc_err kci_eventnet_config_check(const kci_eventnet_config *config, char *error, size_t error_size)
 {
     if (config->directory == NULL || config->directory[0] == '\0') {
         snprintf(error, error_size, "eventnet directory is empty");

@@ -22,8 +22,7 @@ typedef struct kci_eventnet_config {
 const kci_config_key *kci_eventnet_config_keys(size_t *count);
 /* The defaults; KC_ERR_NOMEM. */
 kc_err kci_eventnet_config_init(kci_eventnet_config *config, const char *data_dir);
-kc_err kci_eventnet_config_check(const kci_eventnet_config *config, char *error,
-                                 size_t error_size);
+kc_err kci_eventnet_config_check(const kci_eventnet_config *config, char *error, size_t error_size);
 void kci_eventnet_config_free(kci_eventnet_config *config);
 
 #endif

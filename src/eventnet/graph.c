@@ -165,9 +165,9 @@ static void problem_add(check_state *state, const char *problem, const kci_event
                         const kci_uuid *cause, const kci_event *cause_event)
 {
     if (json_array_size(state->result->problems) >= KCI_EVENTNET_PROBLEMS_MAX) return;
-    json_t *object = json_pack("{s:s, s:o, s:o, s:o}", "problem", problem, "effect",
-                               id_json(&effect->id), "effect_ts", ts_json(&effect->ts), "cause",
-                               id_json(cause));
+    json_t *object =
+        json_pack("{s:s, s:o, s:o, s:o}", "problem", problem, "effect", id_json(&effect->id),
+                  "effect_ts", ts_json(&effect->ts), "cause", id_json(cause));
     if (cause_event != NULL) json_object_set_new(object, "cause_ts", ts_json(&cause_event->ts));
     json_array_append_new(state->result->problems, object);
 }

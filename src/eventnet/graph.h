@@ -14,7 +14,7 @@ enum {
     KCI_EVENTNET_WALK_NODES_MAX = 10000, /* events one walk visits at most */
     KCI_EVENTNET_FANOUT_MAX = 1024,      /* effects of one event followed at most */
     KCI_EVENTNET_DEPTH_MAX = 1000,
-    KCI_EVENTNET_PROBLEMS_MAX = 1000,    /* problems a check lists (it counts them all) */
+    KCI_EVENTNET_PROBLEMS_MAX = 1000, /* problems a check lists (it counts them all) */
 };
 
 /* {"root": id, "direction": "causes"|"effects", "events": [{"id", "ts", "kind",

@@ -44,14 +44,16 @@ struct kci_eventnet_store {
 
 static kc_err lmdb_fail(int rc, const char *what)
 {
-    if (rc == MDB_MAP_FULL) return kci_fail(KC_ERR_LIMIT, "eventnet: %s: %s", what, mdb_strerror(rc));
+    if (rc == MDB_MAP_FULL)
+        return kci_fail(KC_ERR_LIMIT, "eventnet: %s: %s", what, mdb_strerror(rc));
     return kci_fail(KC_ERR_IO, "eventnet: %s: %s", what, mdb_strerror(rc));
 }
 
 static void ts_encode(const kci_hlc_timestamp *ts, unsigned char out[TS_BYTES])
 {
     uint64_t wall = (uint64_t)ts->wall_ms;
-    for (int index = 0; index < 8; index++) out[index] = (unsigned char)(wall >> (56 - 8 * index));
+    for (int index = 0; index < 8; index++)
+        out[index] = (unsigned char)(wall >> (56 - 8 * index));
     for (int index = 0; index < 4; index++)
         out[8 + index] = (unsigned char)(ts->counter >> (24 - 8 * index));
 }
@@ -60,8 +62,10 @@ static void ts_decode(const unsigned char in[TS_BYTES], kci_hlc_timestamp *ts)
 {
     uint64_t wall = 0;
     uint32_t counter = 0;
-    for (int index = 0; index < 8; index++) wall = wall << 8 | in[index];
-    for (int index = 0; index < 4; index++) counter = counter << 8 | in[8 + index];
+    for (int index = 0; index < 8; index++)
+        wall = wall << 8 | in[index];
+    for (int index = 0; index < 4; index++)
+        counter = counter << 8 | in[8 + index];
     ts->wall_ms = (int64_t)wall;
     ts->counter = counter;
 }
@@ -90,7 +94,8 @@ kc_err kci_eventnet_store_open(kci_eventnet_store **out, const char *directory, 
                                uint64_t events_max)
 {
     *out = NULL;
-    int error_number = read_only || directory[0] == '\0' ? 0 : kci_directory_create_path(directory, 0700);
+    int error_number =
+        read_only || directory[0] == '\0' ? 0 : kci_directory_create_path(directory, 0700);
     if (error_number != 0)
         return kci_fail(KC_ERR_IO, "eventnet: cannot create %s: %s", directory,
                         strerror(error_number));
@@ -101,7 +106,8 @@ kc_err kci_eventnet_store_open(kci_eventnet_store **out, const char *directory, 
     if (rc == 0) rc = mdb_env_set_maxdbs(store->env, DATABASE_COUNT);
     if (rc == 0) rc = mdb_env_set_mapsize(store->env, MAP_SIZE_BYTES);
     if (rc == 0)
-        rc = mdb_env_open(store->env, directory, (read_only ? MDB_RDONLY : 0) | MDB_NOSYNC | MDB_NOTLS, 0600);
+        rc = mdb_env_open(store->env, directory,
+                          (read_only ? MDB_RDONLY : 0) | MDB_NOSYNC | MDB_NOTLS, 0600);
     kc_err err = rc == 0 ? open_databases(store, read_only) : lmdb_fail(rc, directory);
     if (err != KC_OK) {
         kci_eventnet_store_close(store);
@@ -248,7 +254,8 @@ static int put_event(kci_eventnet_store *store, MDB_txn *txn, const kci_event *e
     for (size_t index = 0; rc == 0 && index < event->cause_count; index++) {
         MDB_val cause = {ID_BYTES, (void *)&event->causes[index]};
         rc = mdb_put(txn, store->causes, &key, &cause, MDB_NODUPDATA);
-        if (rc == 0 || rc == MDB_KEYEXIST) rc = mdb_put(txn, store->effects, &cause, &key, MDB_NODUPDATA);
+        if (rc == 0 || rc == MDB_KEYEXIST)
+            rc = mdb_put(txn, store->effects, &cause, &key, MDB_NODUPDATA);
         if (rc == MDB_KEYEXIST) rc = 0;
     }
     return rc;

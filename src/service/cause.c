@@ -69,8 +69,7 @@ static bool feed_byte(kci_cause_parser *parser, char c)
         parser->state = KCI_CAUSE_ID;
         parser->position = 0;
         return true;
-    case KCI_CAUSE_ERROR:
-        return false;
+    case KCI_CAUSE_ERROR: return false;
     }
     return fail(parser, "bad state");
 }
@@ -87,8 +86,8 @@ bool kci_cause_parser_finish(kci_cause_parser *parser)
 {
     if (parser->state == KCI_CAUSE_ERROR) return false;
     if (parser->state != KCI_CAUSE_AFTER_ID)
-        return fail(parser, parser->id_count == 0 && parser->position == 0 ? "empty"
-                                                                             : "an id cut short");
+        return fail(parser,
+                    parser->id_count == 0 && parser->position == 0 ? "empty" : "an id cut short");
     assert(parser->id_count >= 1 && parser->id_count <= KCI_CAUSE_IDS_MAX);
     return true;
 }

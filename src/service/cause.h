@@ -27,9 +27,9 @@ enum {
 };
 
 typedef enum kci_cause_state {
-    KCI_CAUSE_ID = 0,    /* in an id: position says where */
-    KCI_CAUSE_AFTER_ID,  /* an id ended: ',' or the end */
-    KCI_CAUSE_ERROR,     /* refused; problem says why */
+    KCI_CAUSE_ID = 0,   /* in an id: position says where */
+    KCI_CAUSE_AFTER_ID, /* an id ended: ',' or the end */
+    KCI_CAUSE_ERROR,    /* refused; problem says why */
 } kci_cause_state;
 
 typedef struct kci_cause_parser {

@@ -188,8 +188,7 @@ static kc_err parse_cause(const char *name, const char *value, kci_kc_headers *o
     kci_uuid ids[KCI_CAUSE_IDS_MAX];
     size_t id_count = 0;
     const char *problem = NULL;
-    if (!kci_cause_parse(value, strnlen(value, KCI_CAUSE_TEXT_BYTES_MAX), ids, &id_count,
-                         &problem))
+    if (!kci_cause_parse(value, strnlen(value, KCI_CAUSE_TEXT_BYTES_MAX), ids, &id_count, &problem))
         return header_fail(name, problem, value);
     kci_cause_format(ids, id_count, out->cause);
     return KC_OK;

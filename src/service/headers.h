@@ -42,8 +42,8 @@ typedef struct kci_kc_headers {
  * The clock is the process's, kci_process_hlc() (one HLC per process: every
  * client in it is the same node as far as causality goes). Also sets Kc-Pay
  * when pay is set, Kc-Cause when cause is set (a reply's Kc-Reply-To is
- * added to its cause: every reply names its request there too), and, on a message stamped before (it carries a Kc-Id),
- * deletes the optional headers whose fields are empty, so a message stamped
+ * added to its cause: every reply names its request there too), and, on a message stamped before
+ * (it carries a Kc-Id), deletes the optional headers whose fields are empty, so a message stamped
  * twice carries only what the struct says. Fields that
  * the reader would refuse are KC_ERR_INVALID_ARGUMENT (node is required);
  * control bytes in error_message become spaces. */

@@ -31,8 +31,9 @@ typedef struct fixture {
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
+    if (f == NULL) return -1;
     snprintf(f->directory, sizeof f->directory, "/tmp/eventnet_test.XXXXXX");
-    if (f == NULL || mkdtemp(f->directory) == NULL) return -1;
+    if (mkdtemp(f->directory) == NULL) return -1;
     if (kci_eventnet_store_open(&f->store, f->directory, false, 1000) != KC_OK) return -1;
     *state = f;
     return 0;
@@ -112,8 +113,8 @@ static size_t walk_count(kci_eventnet_store *store, const kci_uuid *id, bool eff
     size_t count = json_array_size(events), index;
     json_t *event;
     *missing = 0;
-    json_array_foreach(events, index, event) if (json_is_true(json_object_get(event, "missing")))(
-        *missing)++;
+    json_array_foreach(events, index,
+                       event) if (json_is_true(json_object_get(event, "missing")))(*missing)++;
     json_decref(walk);
     return count;
 }

@@ -113,7 +113,8 @@ static int teardown(void **state)
     world *w = *state;
     natsConnection_Destroy(w->connection);
     harness_server_cleanup(&w->server);
-    for (int index = 0; index < NODE_COUNT; index++) kci_hlc_destroy(&w->nodes[index].hlc);
+    for (int index = 0; index < NODE_COUNT; index++)
+        kci_hlc_destroy(&w->nodes[index].hlc);
     free(w);
     return 0;
 }
@@ -137,20 +138,16 @@ static const sent_event *send_event(world *w, int node, const char *subject, con
     sent_event *sent = &w->sent[w->sent_count++];
     snprintf(sent->id, sizeof sent->id, "%s", headers.id);
     sent->ts = headers.timestamp;
-    const char *value = NULL;
     snprintf(sent->cause, sizeof sent->cause, "%s", cause);
     if (reply_to[0] != '\0') (void)kci_cause_append(sent->cause, reply_to);
-    (void)value;
     return sent;
 }
 
 /* The next message on subscription, observed by node's clock. */
-static natsMsg *receive(world *w, int node, natsSubscription *subscription,
-                        kci_kc_headers *headers)
+static natsMsg *receive(world *w, int node, natsSubscription *subscription, kci_kc_headers *headers)
 {
     natsMsg *message = NULL;
-    assert_int_equal(natsSubscription_NextMsg(&message, subscription, RECEIVE_TIMEOUT_MS),
-                     NATS_OK);
+    assert_int_equal(natsSubscription_NextMsg(&message, subscription, RECEIVE_TIMEOUT_MS), NATS_OK);
     assert_int_equal(kci_headers_read(message, false, headers), KC_OK);
     if (headers->ts[0] != '\0')
         assert_int_equal(kci_headers_observe(&w->nodes[node].hlc, headers, NULL), KC_OK);
@@ -223,8 +220,8 @@ static void verify_edges(const world *w)
         size_t cause_count = 0;
         const char *problem = NULL;
         if (sent->cause[0] != '\0')
-            assert_true(kci_cause_parse(sent->cause, strlen(sent->cause), causes, &cause_count,
-                                        &problem));
+            assert_true(
+                kci_cause_parse(sent->cause, strlen(sent->cause), causes, &cause_count, &problem));
         assert_int_equal(event.cause_count, cause_count);
         for (size_t position = 0; position < cause_count; position++) {
             kci_uuid effects[64];
@@ -341,7 +338,8 @@ static void test_skewed_nodes(void **state)
     free(output);
 
     natsSubscription *subscriptions[] = {service, a_inbox, c_inbox, d_sees_c, d_problems};
-    for (size_t index = 0; index < 5; index++) natsSubscription_Destroy(subscriptions[index]);
+    for (size_t index = 0; index < 5; index++)
+        natsSubscription_Destroy(subscriptions[index]);
 
     /* kill -9 and restart: the graph is kept, and recording goes on */
     assert_int_equal(harness_server_signal(&w->server, SIGKILL), HARNESS_OK);

@@ -67,8 +67,8 @@ static void test_valid_table(void **state)
         kci_uuid ids[KCI_CAUSE_IDS_MAX];
         size_t count = 0;
         const char *problem = NULL;
-        assert_true(kci_cause_parse(valid_values[row], strlen(valid_values[row]), ids, &count,
-                                    &problem));
+        assert_true(
+            kci_cause_parse(valid_values[row], strlen(valid_values[row]), ids, &count, &problem));
         assert_int_equal(count, valid_counts[row]);
         char text[KCI_CAUSE_TEXT_BYTES_MAX];
         kci_cause_format(ids, count, text);
@@ -196,7 +196,7 @@ static void test_headers(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_valid_table),  cmocka_unit_test(test_invalid_table),
+        cmocka_unit_test(test_valid_table),      cmocka_unit_test(test_invalid_table),
         cmocka_unit_test(test_splits_and_bytes), cmocka_unit_test(test_append),
         cmocka_unit_test(test_headers),
     };
