@@ -33,7 +33,10 @@ static int setup(void **state)
     fixture *f = calloc(1, sizeof *f);
     if (f == NULL) return -1;
     snprintf(f->directory, sizeof f->directory, "/tmp/eventnet_test.XXXXXX");
-    if (mkdtemp(f->directory) == NULL) return -1;
+    if (mkdtemp(f->directory) == NULL) {
+        free(f);
+        return -1;
+    }
     if (kci_eventnet_store_open(&f->store, f->directory, false, 1000) != KC_OK) return -1;
     *state = f;
     return 0;
