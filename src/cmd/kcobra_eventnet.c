@@ -63,29 +63,20 @@ typedef struct eventnet_flags {
 
 /* ---- serve ----------------------------------------------------------------- */
 
-static int serve(const kcobra_command *command, int argc, char **argv,
-                 kci_eventnet_config *settings)
+static int serve(const kcobra_invocation *invocation, const kci_eventnet_config *settings)
 {
-    size_t key_count = 0;
-    const kci_config_key *keys = kci_eventnet_config_keys(&key_count);
-    kcobra_invocation invocation;
-    int status =
-        kcobra_settings_parse(command, argc, argv, keys, key_count, settings, NULL, 0, &invocation);
-    if (status != KCOBRA_EXIT_OK || invocation.help) return status;
-    char error[EVENTNET_ERROR_BYTES] = "";
-    if (kci_eventnet_config_check(settings, error, sizeof error) != KC_OK)
-        return kcobra_usage_error(command, "%s", error);
     sigset_t stop_signals;
     kci_log_configure(KCI_LOG_INFO, true);
     kcobra_stop_signals_block(&stop_signals);
     natsConnection *connection = NULL;
-    status = kcobra_nats_connect_long_running(&connection, &invocation.common);
+    int status = kcobra_nats_connect_long_running(&connection, &invocation->common);
     if (status != KCOBRA_EXIT_OK) return status;
     kci_eventnet_recorder_config config = {
         .directory = settings->directory,
         .events_max = settings->events_max,
-        .node = invocation.common.node != NULL ? invocation.common.node : "kcobra-eventnet"};
+        .node = invocation->common.node != NULL ? invocation->common.node : "kcobra-eventnet"};
     kci_eventnet_recorder *recorder = NULL;
+    char error[EVENTNET_ERROR_BYTES] = "";
     if (kci_eventnet_recorder_start(&recorder, connection, &config, error, sizeof error) != KC_OK) {
         kcobra_error("%s", error);
         kcobra_nats_finish(connection);
@@ -96,18 +87,6 @@ static int serve(const kcobra_command *command, int argc, char **argv,
     kci_eventnet_recorder_stop(recorder, DRAIN_MS);
     kcobra_nats_finish(connection);
     return KCOBRA_EXIT_OK;
-}
-
-static int run_serve(const kcobra_command *command, int argc, char **argv)
-{
-    kci_eventnet_config settings;
-    if (kci_eventnet_config_init(&settings, "data") != KC_OK) {
-        kcobra_error("out of memory");
-        return KCOBRA_EXIT_FAILURE;
-    }
-    int status = serve(command, argc, argv, &settings);
-    kci_eventnet_config_free(&settings);
-    return status;
 }
 
 /* ---- walks ----------------------------------------------------------------- */
@@ -378,11 +357,13 @@ static int run_export(const eventnet_flags *flags, const char *directory)
 
 /* ---- the command ----------------------------------------------------------- */
 
-static int run_eventnet(const kcobra_command *command, int argc, char **argv)
+/* One parse for every action (serve's settings from the recorder's key
+ * table, the others' flags beside them), as `kcobra ledger` does. */
+static int eventnet_action(const kcobra_command *command, int argc, char **argv,
+                           kci_eventnet_config *settings)
 {
-    if (argc > 1 && strcmp(argv[1], "serve") == 0) return run_serve(command, argc, argv);
     eventnet_flags flags = {.depth = DEPTH_DEFAULT, .limit = EXPORT_LIMIT_DEFAULT};
-    const kcobra_flag flag_table[] = {
+    const kcobra_flag extra[] = {
         {"depth", "N", KCOBRA_FLAG_COUNT, &flags.depth, "causes/effects: steps to follow"},
         {"data-dir", "DIR", KCOBRA_FLAG_STRING, &flags.data_dir,
          "the recorder's LMDB directory (read it, not the recorder)"},
@@ -391,20 +372,38 @@ static int run_eventnet(const kcobra_command *command, int argc, char **argv)
         {"since", "TS", KCOBRA_FLAG_STRING, &flags.since, "export: from this Kc-Ts or wall ms"},
         {"limit", "N", KCOBRA_FLAG_COUNT, &flags.limit, "export: events drawn at most"},
     };
+    size_t key_count = 0;
+    const kci_config_key *keys = kci_eventnet_config_keys(&key_count);
     kcobra_invocation invocation;
-    int status = kcobra_parse(command, flag_table, (int)(sizeof flag_table / sizeof flag_table[0]),
-                              argc, argv, &invocation);
+    int status = kcobra_settings_parse(command, argc, argv, keys, key_count, settings, extra,
+                                       KCOBRA_ARRAY_COUNT(extra), &invocation);
     if (status != KCOBRA_EXIT_OK || invocation.help) return status;
+    char error[EVENTNET_ERROR_BYTES] = "";
+    if (kci_eventnet_config_check(settings, error, sizeof error) != KC_OK)
+        return kcobra_usage_error(command, "%s", error);
     const char *action = invocation.positional[0];
     const char *directory = flags.data_dir != NULL ? flags.data_dir : DIRECTORY_DEFAULT;
     if (strcmp(action, "causes") == 0) return run_walk(&invocation, &flags, false);
     if (strcmp(action, "effects") == 0) return run_walk(&invocation, &flags, true);
     if (invocation.positional_count != 1)
         return kcobra_usage_error(command, "eventnet %s takes no argument", action);
+    if (strcmp(action, "serve") == 0) return serve(&invocation, settings);
     if (strcmp(action, "check") == 0) return run_check(&invocation, directory);
     if (strcmp(action, "export") == 0) return run_export(&flags, directory);
     return kcobra_usage_error(
         command, "unknown action '%s' (serve, causes, effects, check, export)", action);
+}
+
+static int run_eventnet(const kcobra_command *command, int argc, char **argv)
+{
+    kci_eventnet_config settings;
+    if (kci_eventnet_config_init(&settings, "data") != KC_OK) {
+        kcobra_error("out of memory");
+        return KCOBRA_EXIT_FAILURE;
+    }
+    int status = eventnet_action(command, argc, argv, &settings);
+    kci_eventnet_config_free(&settings);
+    return status;
 }
 
 const kcobra_command kcobra_command_eventnet = {
