@@ -224,6 +224,8 @@ bool kci_arbiter_serves(const arbiter_node *node, const char *type);
 void kci_arbiter_evidence_add(arbiter_node *node, const char *request_id);
 bool kci_arbiter_warn_due(kci_arbiter *arbiter, int64_t now_ms);
 void kci_arbiter_publish_json(kci_arbiter *arbiter, const char *subject, json_t *object);
+/* kc.arbiter.verdict, stamped, Kc-Cause its evidence (verdict_cause.c); takes verdict. */
+void kci_arbiter_publish_verdict(kci_arbiter *arbiter, json_t *verdict);
 
 /* judge.c */
 void kci_arbiter_on_problem(natsConnection *connection, natsSubscription *subscription,

@@ -275,7 +275,7 @@ static void finalize(kci_arbiter *arbiter, arbiter_node *node, kci_vote_kind kin
     kci_info("arbiter %s: verdict %s: %s %s", arbiter->id, id,
              kind == KCI_VOTE_QUARANTINE ? "quarantine" : "reinstate (probation)", node->name);
     kci_arbiter_history_add(arbiter, verdict);
-    kci_arbiter_publish_signed(arbiter, "kc.arbiter.verdict", verdict);
+    kci_arbiter_publish_verdict(arbiter, verdict);
     arbiter->enforce_dirty = true;
 }
 
@@ -649,7 +649,7 @@ bool kci_arbiter_verdict_apply(kci_arbiter *arbiter, json_t *verdict, int64_t no
     kci_info("arbiter %s: verdict %s: %s %s", arbiter->id,
              json_string_value(json_object_get(verdict, "id")),
              quarantine ? "quarantine" : "reinstate (probation)", node->name);
-    kci_arbiter_publish_signed(arbiter, "kc.arbiter.verdict", json_incref(verdict));
+    kci_arbiter_publish_verdict(arbiter, json_incref(verdict));
     arbiter->enforce_dirty = true;
     return true;
 }

@@ -696,6 +696,7 @@ static const kci_config_key top_level_rules[] = {
     {.name = "ledger", .kind = KCI_KEY_HANDLER, .handler = apply_part_block},
     {.name = "persister", .kind = KCI_KEY_HANDLER, .handler = apply_part_block},
     {.name = "arbiter", .kind = KCI_KEY_HANDLER, .handler = apply_part_block},
+    {.name = "eventnet", .kind = KCI_KEY_HANDLER, .handler = apply_part_block},
     /* accepted and ignored: see docs/config.md */
     {.name = "client_advertise", .kind = KCI_KEY_IGNORED},
     {.name = "ports_file_dir", .kind = KCI_KEY_IGNORED},

@@ -64,6 +64,11 @@ static const kci_permissions role_permissions[KCI_ROLE_COUNT] = {
             .publish = ALLOW("kc.arbiter.status", "kc.arbiter.verdicts", "kc.arbiter.tree",
                              "kc.sys.queue.stats", "kc.ledger.history", "kc.ledger.audit"),
             .subscribe = ALLOW("_INBOX.>"),
+    [KCI_ROLE_EVENTNET] =
+        {
+            /* answers to walks; observing the traffic is its job */
+            .publish = ALLOW("_INBOX.>"),
+            .subscribe = ALLOW("kc.>", "_INBOX.>", "_KCQ.>"),
         },
 };
 
@@ -71,6 +76,7 @@ static const char *const role_users[KCI_ROLE_COUNT] = {
     [KCI_ROLE_PERSISTER] = "kcobrad-persister", [KCI_ROLE_LEDGER] = "kcobrad-ledger",
     [KCI_ROLE_ARBITER] = "kcobrad-arbiter",     [KCI_ROLE_KEEPER] = "kcobrad-keeper",
     [KCI_ROLE_INGRESS] = "kcobrad-ingress",     [KCI_ROLE_CONSOLE] = "kcobrad-console",
+    [KCI_ROLE_EVENTNET] = "kcobrad-eventnet",
 };
 
 const char *kci_role_user(kci_role role)
@@ -95,5 +101,5 @@ const kci_permissions *kci_role_permissions(kci_role role)
 
 bool kci_role_observes(kci_role role)
 {
-    return role == KCI_ROLE_ARBITER || role == KCI_ROLE_PERSISTER;
+    return role == KCI_ROLE_ARBITER || role == KCI_ROLE_PERSISTER || role == KCI_ROLE_EVENTNET;
 }

@@ -26,9 +26,10 @@ typedef enum kci_role {
     KCI_ROLE_KEEPER = 4,
     KCI_ROLE_INGRESS = 5,
     KCI_ROLE_CONSOLE = 6, /* the web console's gatherer (src/console/gather.h) */
+    KCI_ROLE_EVENTNET = 7, /* the EventNet recorder (src/eventnet/) */
 } kci_role;
 
-enum { KCI_ROLE_COUNT = 7 };
+enum { KCI_ROLE_COUNT = 8 };
 
 /* The role's user name ("kcobrad-persister", ...); NULL for KCI_ROLE_NONE. */
 const char *kci_role_user(kci_role role);
@@ -38,7 +39,8 @@ kci_role kci_role_from_user(const char *user);
 /* The role's permissions (never NULL for a role other than NONE). */
 const kci_permissions *kci_role_permissions(kci_role role);
 /* A role that watches traffic it does not serve (the arbiter's kc.req.> and
- * _INBOX.>, the persister's record_requests): its plain wildcard
+ * _INBOX.>, the persister's record_requests, the EventNet recorder's kc.>
+ * and _INBOX.>): its plain wildcard
  * subscriptions are taps. A tap gets every message but is not a responder:
  * a request it alone receives still gets "no responders" (router.c), so
  * turning the arbiter on never changes what a requester sees. */

@@ -1,7 +1,8 @@
 /* components.c - the host of kcobrad's built-in components (components.h):
  * the suggestion keeper (src/keeper/), the persister (src/queue/), the
  * seed-format ingress (src/ingress/), the ledger (src/ledger/) and the
- * arbiter (src/arbiter/).
+ * arbiter (src/arbiter/), and the EventNet recorder (src/eventnet/, off by
+ * default; enabled on purpose, so its failure fails the start).
  *
  * Each component is a client of the running broker, logged in as its
  * role's user (src/broker/roles.h: the least permissions it needs) through
@@ -34,6 +35,7 @@
 #include "broker/roles.h"
 #include "common/data_dir.h"
 #include "common/log.h"
+#include "eventnet/recorder.h"
 #include "ingress/config.h"
 #include "ingress/ingress.h"
 #include "keeper/config.h"
@@ -70,6 +72,8 @@ struct kci_components {
     kci_persister *persister;
     kc_client *arbiter_client;
     kci_arbiter *arbiter;
+    natsConnection *eventnet_connection;
+    kci_eventnet_recorder *eventnet;
 };
 
 /* ---- config ------------------------------------------------------------------ */
@@ -168,6 +172,20 @@ static kc_err parts_load(kci_components_config *config, const kci_options *optio
     return err;
 }
 
+/* The EventNet recorder: off unless its block says enabled: true. */
+static kc_err eventnet_load(kci_components_config *config, const kci_options *options,
+                            const char *data_dir, char *error, size_t error_size)
+{
+    size_t key_count = 0;
+    const kci_config_key *keys = kci_eventnet_config_keys(&key_count);
+    kc_err err = kci_eventnet_config_init(&config->eventnet, data_dir);
+    if (err == KC_OK)
+        err =
+            apply_block(options, "eventnet", keys, key_count, &config->eventnet, error, error_size);
+    if (err == KC_OK) err = kci_eventnet_config_check(&config->eventnet, error, error_size);
+    return err;
+}
+
 kc_err kci_components_config_load(kci_components_config *config, const kci_options *options,
                                   char *error, size_t error_size)
 {
@@ -175,6 +193,7 @@ kc_err kci_components_config_load(kci_components_config *config, const kci_optio
     const char *data_dir = options->data_dir != NULL ? options->data_dir : kci_data_dir_default();
     config->node = node_name(options);
     kc_err err = parts_load(config, options, data_dir, error, error_size);
+    if (err == KC_OK) err = eventnet_load(config, options, data_dir, error, error_size);
     if (err != KC_OK) {
         if (err == KC_ERR_NOMEM) snprintf(error, error_size, "out of memory");
         kci_components_config_free(config);
@@ -231,6 +250,7 @@ void kci_components_config_free(kci_components_config *config)
     kci_ledger_settings_free(&config->ledger);
     kci_persister_settings_free(&config->persister);
     kci_arbiter_settings_free(&config->arbiter);
+    kci_eventnet_config_free(&config->eventnet);
     memset(config, 0, sizeof *config);
 }
 
@@ -431,6 +451,26 @@ static void stop_suggestions(kci_components *components)
     kci_disconnect(&components->keeper_connection);
 }
 
+static kc_err start_eventnet(kci_components *components, const kci_components_config *config,
+                             const kci_server *server, char *error, size_t error_size)
+{
+    kc_err err = component_connect(&components->eventnet_connection, server, "kcobrad-eventnet",
+                                   KCI_ROLE_EVENTNET, false, error, error_size);
+    if (err != KC_OK) return err;
+    kci_eventnet_recorder_config recorder_config = {.directory = config->eventnet.directory,
+                                                    .events_max = config->eventnet.events_max,
+                                                    .node = config->node};
+    return kci_eventnet_recorder_start(&components->eventnet, components->eventnet_connection,
+                                       &recorder_config, error, error_size);
+}
+
+static void stop_eventnet(kci_components *components)
+{
+    kci_eventnet_recorder_stop(components->eventnet, DRAIN_MS);
+    components->eventnet = NULL;
+    kci_disconnect(&components->eventnet_connection);
+}
+
 /* The ingress first stops taking lines, then its client closes, answering
  * what is still in flight. */
 static void stop_ingress(kci_components *components)
@@ -454,6 +494,9 @@ kc_err kci_components_start(kci_components **out, const kci_components_config *c
         snprintf(error, error_size, "out of memory");
         err = KC_ERR_NOMEM;
     }
+    /* The recorder first, so it sees what the others send from the start. */
+    if (err == KC_OK && config->eventnet.enabled)
+        err = start_eventnet(components, config, server, error, error_size);
     if (err == KC_OK && config->keeper.enabled &&
         start_suggestions(components, config, server, error, error_size) != KC_OK) {
         /* On by default, so it must not keep the broker from serving. */
@@ -488,6 +531,7 @@ void kci_components_stop(kci_components *components)
     stop_ingress(components);
     stop_persister(components);
     stop_suggestions(components);
+    stop_eventnet(components);
     free(components);
 }
 
@@ -532,6 +576,11 @@ static bool persister_enabled(const kci_components_config *config)
     return config->persister.enabled;
 }
 
+static bool eventnet_enabled(const kci_components_config *config)
+{
+    return config->eventnet.enabled;
+}
+
 static bool ingress_equal(const void *running_settings, const void *fresh_settings)
 {
     return kci_ingress_settings_equal(running_settings, fresh_settings);
@@ -548,6 +597,9 @@ static const part_ops reloadable_parts[] = {
      kci_ledger_settings_keys, ledger_enabled, start_ledger, stop_ledger, NULL},
     {"the persister", offsetof(kci_components_config, persister), sizeof(kci_persister_settings),
      kci_persister_settings_keys, persister_enabled, start_persister, stop_persister, NULL},
+    {"the EventNet recorder", offsetof(kci_components_config, eventnet),
+     sizeof(kci_eventnet_config), kci_eventnet_config_keys, eventnet_enabled, start_eventnet,
+     stop_eventnet, NULL},
 };
 
 /* Stops the part if it ran, takes the fresh settings (running gets them,

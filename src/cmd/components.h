@@ -13,6 +13,7 @@
 #include "arbiter/config.h"
 #include "broker/options.h"
 #include "broker/server.h"
+#include "eventnet/config.h"
 #include "ingress/config.h"
 #include "keeper/config.h"
 #include "kingcobra/err.h"
@@ -30,6 +31,7 @@ typedef struct kci_components_config {
     kci_ledger_settings ledger;       /* ledger { } (src/ledger/config.h) */
     kci_persister_settings persister; /* persister { } (src/queue/config.h) */
     kci_arbiter_settings arbiter;     /* arbiter { } (src/arbiter/config.h) */
+    kci_eventnet_config eventnet;     /* eventnet { } (src/eventnet/config.h) */
 } kci_components_config;
 
 /* Each part's defaults, then its block of the config file (read with its

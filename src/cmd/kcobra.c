@@ -46,6 +46,7 @@ static const kcobra_command *const COMMANDS[] = {
     &kcobra_command_arbiter,
     &kcobra_command_sim,
     &kcobra_command_services,
+    &kcobra_command_eventnet,
 };
 // clang-format on
 enum { COMMAND_COUNT = sizeof COMMANDS / sizeof COMMANDS[0] };

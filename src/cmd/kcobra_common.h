@@ -140,6 +140,7 @@ extern const kcobra_command kcobra_command_econ;    /* kcobra_econ.c */
 extern const kcobra_command kcobra_command_arbiter; /* kcobra_arbiter.c */
 extern const kcobra_command kcobra_command_sim;
 extern const kcobra_command kcobra_command_services; /* kcobra_services.c */
+extern const kcobra_command kcobra_command_eventnet; /* kcobra_eventnet.c */
 
 /* ---- long-running commands ---------------------------------------------- */
 

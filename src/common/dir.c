@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/io.h"
@@ -30,4 +31,16 @@ int kci_parent_directory_sync(const char *path, char *directory, size_t director
     else
         *slash = '\0';
     return kci_directory_sync(directory);
+}
+
+int kci_directory_create_path(const char *directory, unsigned mode)
+{
+    char copy[4096];
+    if (snprintf(copy, sizeof copy, "%s", directory) >= (int)sizeof copy) return ENAMETOOLONG;
+    for (char *cursor = strchr(copy + 1, '/');; cursor = strchr(cursor + 1, '/')) {
+        if (cursor != NULL) *cursor = '\0';
+        if (copy[0] != '\0' && mkdir(copy, (mode_t)mode) != 0 && errno != EEXIST) return errno;
+        if (cursor == NULL) return 0;
+        *cursor = '/';
+    }
 }

@@ -11,5 +11,8 @@ int kci_directory_sync(const char *directory);
 /* The same for the directory that holds path ("." for a bare name);
  * directory gets its name, for messages. */
 int kci_parent_directory_sync(const char *path, char *directory, size_t directory_size);
+/* mkdir -p of directory, mode for what it creates: 0, ENAMETOOLONG, or the
+ * errno of the mkdir that failed. */
+int kci_directory_create_path(const char *directory, unsigned mode);
 
 #endif

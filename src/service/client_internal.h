@@ -74,6 +74,12 @@ kc_err kci_nats_fail(natsStatus status, const char *what);
 /* Stamps message for sending: a new Kc-Id and Kc-Ts (written back into
  * headers), Kc-Node from client, and what else headers sets. */
 kc_err kci_client_stamp(kc_client *client, natsMsg *message, kci_kc_headers *headers);
+/* A request stamped by client (Kc-Type type) whose Kc-Cause names request's
+ * Kc-Id and its Kc-Pay (a payment claim is caused by the paid request and
+ * the transfer or hold that pays it: docs/eventnet.md); request_caused.c. */
+natsStatus kci_request_caused(natsMsg **reply, kc_client *client, const char *subject,
+                              const char *body, const char *type, const kci_kc_headers *request,
+                              int64_t timeout_ms);
 /* Observes a received Kc-Ts (when present) on the process clock. */
 kc_err kci_client_observe(const kci_kc_headers *headers);
 /* "kc.req.<type>" into subject; KC_ERR_INVALID_ARGUMENT unless type is a token. */
@@ -106,11 +112,13 @@ kc_err kci_payment_claim(kc_client *client, const char *wallet, int64_t price,
 bool kci_wallet_address_valid(const char *wallet);
 /* How long a claim may take: the bound, or what is left of the deadline. */
 int64_t kci_payment_timeout_ms(const kci_kc_headers *headers);
-/* Asks the ledger on subject: KC_OK when it answers without Kc-Error;
- * otherwise KC_ERR_PAYMENT with "<what> refused by the ledger: ..." (or
- * why it could not ask) in message. */
-kc_err kci_ledger_ask(kc_client *client, const char *subject, const char *body, int64_t timeout_ms,
-                      const char *what, char *message, size_t message_size);
+/* Asks the ledger on subject, the question caused by request (Kc-Cause:
+ * its id and payment): KC_OK when it answers without Kc-Error; otherwise
+ * KC_ERR_PAYMENT with "<what> refused by the ledger: ..." (or why it could
+ * not ask) in message. */
+kc_err kci_ledger_ask(kc_client *client, const char *subject, const char *body,
+                      const kci_kc_headers *request, int64_t timeout_ms, const char *what,
+                      char *message, size_t message_size);
 
 /* ---- hold.c: escrowed payment ------------------------------------------- */
 

@@ -11,6 +11,7 @@
  *   Kc-Ts                       "<wall ms>.<counter>" as hlc.c parses it
  *   Kc-Node, Kc-Type            one subject token (kci_token_valid)
  *   Kc-Deadline                 a positive decimal ms, no sign or leading 0
+ *   Kc-Cause                    1 to 8 UUIDs, comma-separated (cause.h)
  *   Kc-Error                    "<code> <message>": code a positive decimal
  *                               int; message printable (no control bytes),
  *                               under KC_ERROR_MESSAGE_BYTES_MAX; "<code>"
@@ -187,6 +188,17 @@ static kc_err parse_pay_hold(const char *name, const char *value, kci_kc_headers
     return uuid_parse_into(name, value, out->pay_hold);
 }
 
+static kc_err parse_cause(const char *name, const char *value, kci_kc_headers *out)
+{
+    kci_uuid ids[KCI_CAUSE_IDS_MAX];
+    size_t id_count = 0;
+    const char *problem = NULL;
+    if (!kci_cause_parse(value, strnlen(value, KCI_CAUSE_TEXT_BYTES_MAX), ids, &id_count, &problem))
+        return header_fail(name, problem, value);
+    kci_cause_format(ids, id_count, out->cause);
+    return KC_OK;
+}
+
 static kc_err parse_ts(const char *name, const char *value, kci_kc_headers *out)
 {
     if (!kci_hlc_parse(value, strnlen(value, KCI_HLC_TEXT_BYTES_MAX), &out->timestamp))
@@ -267,6 +279,7 @@ static const header_field header_fields[] = {
     {KCI_HEADER_ERROR, false, parse_error},
     {KCI_HEADER_PAY, false, parse_pay},
     {KCI_HEADER_PAY_HOLD, false, parse_pay_hold},
+    {KCI_HEADER_CAUSE, false, parse_cause},
 };
 enum { HEADER_FIELD_COUNT = sizeof header_fields / sizeof header_fields[0] };
 
@@ -338,6 +351,28 @@ static kc_err stamp_uuid_canonical(const char *name, const char *text,
     char quoted[QUOTE_TEXT_BYTES];
     return kci_fail(KC_ERR_INVALID_ARGUMENT, "%s: %s is not a usable UUID", name,
                     quote(text, quoted));
+}
+
+/* The caller's cause made canonical, with the request a reply answers
+ * added: a reply names its request in Kc-Cause like every other effect. */
+static kc_err stamp_cause_canonical(const kci_kc_headers *headers,
+                                    const char reply_to[KC_UUID_TEXT_BYTES + 1],
+                                    char cause[KCI_CAUSE_TEXT_BYTES_MAX])
+{
+    cause[0] = '\0';
+    size_t length = strnlen(headers->cause, KCI_CAUSE_TEXT_BYTES_MAX);
+    kci_uuid ids[KCI_CAUSE_IDS_MAX];
+    size_t id_count = 0;
+    const char *problem = NULL;
+    char quoted[QUOTE_TEXT_BYTES];
+    if (length == KCI_CAUSE_TEXT_BYTES_MAX ||
+        (length > 0 && !kci_cause_parse(headers->cause, length, ids, &id_count, &problem)))
+        return kci_fail(KC_ERR_INVALID_ARGUMENT, "Kc-Cause: %s: %s",
+                        problem != NULL ? problem : "too long", quote(headers->cause, quoted));
+    if (id_count > 0) kci_cause_format(ids, id_count, cause);
+    if (reply_to[0] != '\0' && !kci_cause_append(cause, reply_to))
+        return kci_fail(KC_ERR_INVALID_ARGUMENT, "Kc-Cause: no room for the Kc-Reply-To");
+    return KC_OK;
 }
 
 static bool field_terminated(const char *field, size_t size)
@@ -457,6 +492,7 @@ void kci_headers_clear(kci_kc_headers *headers)
     headers->error_message[0] = '\0';
     headers->pay[0] = '\0';
     headers->pay_hold[0] = '\0';
+    headers->cause[0] = '\0';
 }
 
 size_t kci_text_copy(char *out, size_t out_size, const char *text)
@@ -478,6 +514,8 @@ kc_err kci_headers_stamp_with_hlc(natsMsg *message, kci_kc_headers *headers, kci
     if (err == KC_OK) err = stamp_uuid_canonical(KCI_HEADER_REPLY_TO, headers->reply_to, reply_to);
     if (err == KC_OK) err = stamp_uuid_canonical(KCI_HEADER_PAY, headers->pay, pay);
     if (err == KC_OK) err = stamp_uuid_canonical(KCI_HEADER_PAY_HOLD, headers->pay_hold, pay_hold);
+    char cause[KCI_CAUSE_TEXT_BYTES_MAX];
+    if (err == KC_OK) err = stamp_cause_canonical(headers, reply_to, cause);
     if (err != KC_OK) return err;
 
     /* A fresh message has no optional header to delete: one lookup instead
@@ -501,6 +539,7 @@ kc_err kci_headers_stamp_with_hlc(natsMsg *message, kci_kc_headers *headers, kci
         {KCI_HEADER_DEADLINE, deadline},  {KCI_HEADER_REPLY_TO, reply_to},
         {KCI_HEADER_ERROR, error},        {KCI_HEADER_PAY, pay},
         {KCI_HEADER_PAY_HOLD, pay_hold},
+        {KCI_HEADER_CAUSE, cause},
     };
     _Static_assert(sizeof settings / sizeof settings[0] == HEADER_FIELD_COUNT,
                    "stamp writes every header read reads");

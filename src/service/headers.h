@@ -8,6 +8,7 @@
 #include <nats/nats.h>
 #include <stdbool.h>
 
+#include "cause.h"
 #include "hlc.h"
 #include "kingcobra/kingcobra.h"
 #include "uuid.h"
@@ -21,6 +22,7 @@
 #define KCI_HEADER_ERROR "Kc-Error"
 #define KCI_HEADER_PAY "Kc-Pay"
 #define KCI_HEADER_PAY_HOLD "Kc-Pay-Hold" /* a ledger hold (escrow) that pays this request */
+#define KCI_HEADER_CAUSE "Kc-Cause"
 
 typedef struct kci_kc_headers {
     char id[KC_UUID_TEXT_BYTES + 1];
@@ -34,14 +36,16 @@ typedef struct kci_kc_headers {
     char error_message[KC_ERROR_MESSAGE_BYTES_MAX];
     char pay[KC_UUID_TEXT_BYTES + 1];
     char pay_hold[KC_UUID_TEXT_BYTES + 1];
+    char cause[KCI_CAUSE_TEXT_BYTES_MAX]; /* Kc-Cause, canonical (cause.h); "" none */
 } kci_kc_headers;
 
 /* Sets Kc-Id, Kc-Ts, Kc-Node, and Kc-Type/Kc-Deadline/Kc-Reply-To/Kc-Error
  * when the corresponding fields of headers are set; fills in id and ts.
  * The clock is the process's, kci_process_hlc() (one HLC per process: every
  * client in it is the same node as far as causality goes). Also sets Kc-Pay
- * when pay is set, and, on a message stamped before (it carries a Kc-Id),
- * deletes the optional headers whose fields are empty, so a message stamped
+ * when pay is set, Kc-Cause when cause is set (a reply's Kc-Reply-To is
+ * added to its cause: every reply names its request there too), and, on a message stamped before
+ * (it carries a Kc-Id), deletes the optional headers whose fields are empty, so a message stamped
  * twice carries only what the struct says. Fields that
  * the reader would refuse are KC_ERR_INVALID_ARGUMENT (node is required);
  * control bytes in error_message become spaces. */

@@ -91,8 +91,8 @@ kc_err kci_hold_claim(kc_client *client, const uint8_t secret_key[KCI_WALLET_SEC
         snprintf(message, message_size, "%s: not a hold id", what);
         return KC_ERR_PAYMENT;
     }
-    return kci_ledger_ask(client, HOLD_CLAIM_SUBJECT, body, kci_payment_timeout_ms(headers), what,
-                          message, message_size);
+    return kci_ledger_ask(client, HOLD_CLAIM_SUBJECT, body, headers,
+                          kci_payment_timeout_ms(headers), what, message, message_size);
 }
 
 void kci_hold_settle(kc_client *client, const uint8_t secret_key[KCI_WALLET_SECRET_BYTES],
@@ -105,7 +105,7 @@ void kci_hold_settle(kc_client *client, const uint8_t secret_key[KCI_WALLET_SECR
         return; /* the claim checked it */
     /* Not bounded by the request's deadline: the reply is ready, the money
      * must still be settled. */
-    if (kci_ledger_ask(client, post ? HOLD_POST_SUBJECT : HOLD_VOID_SUBJECT, body,
+    if (kci_ledger_ask(client, post ? HOLD_POST_SUBJECT : HOLD_VOID_SUBJECT, body, headers,
                        KCI_PAYMENT_TIMEOUT_MS, what, message, sizeof message) != KC_OK)
         kci_warn("kingcobra: %s; the hold returns to the payer at its expiry", message);
 }

@@ -53,16 +53,17 @@ kc_err kci_payment_claim(kc_client *client, const char *wallet, int64_t price,
              headers->pay, wallet, price, headers->id);
     char what[64];
     snprintf(what, sizeof what, "payment %s", headers->pay);
-    return kci_ledger_ask(client, PAYMENT_SUBJECT, body, kci_payment_timeout_ms(headers), what,
-                          message, message_size);
+    return kci_ledger_ask(client, PAYMENT_SUBJECT, body, headers, kci_payment_timeout_ms(headers),
+                          what, message, message_size);
 }
 
-kc_err kci_ledger_ask(kc_client *client, const char *subject, const char *body, int64_t timeout_ms,
-                      const char *what, char *message, size_t message_size)
+kc_err kci_ledger_ask(kc_client *client, const char *subject, const char *body,
+                      const kci_kc_headers *request, int64_t timeout_ms, const char *what,
+                      char *message, size_t message_size)
 {
     natsMsg *reply = NULL;
     natsStatus status =
-        natsConnection_RequestString(&reply, client->connection, subject, body, timeout_ms);
+        kci_request_caused(&reply, client, subject, body, "payment", request, timeout_ms);
     const char *error = NULL;
     if (status == NATS_OK && natsMsgHeader_Get(reply, KCI_HEADER_ERROR, &error) == NATS_OK &&
         error != NULL) {

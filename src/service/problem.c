@@ -104,8 +104,10 @@ static kc_err check_problem(const kc_client *client, const char *node, kc_proble
     return KC_OK;
 }
 
+/* cause (NULL: none) becomes Kc-Cause: a problem report names the request
+ * it is about (docs/eventnet.md). */
 static kc_err publish_stamped(kc_client *client, const char *subject, const char *type,
-                              const char *payload)
+                              const char *payload, const char *cause)
 {
     assert(payload != NULL);
     natsMsg *message = NULL;
@@ -113,6 +115,7 @@ static kc_err publish_stamped(kc_client *client, const char *subject, const char
     if (status != NATS_OK) return kci_nats_fail(status, subject);
     kci_kc_headers headers = {0};
     snprintf(headers.type, sizeof(headers.type), "%s", type);
+    if (cause != NULL) (void)kci_cause_append(headers.cause, cause); /* Nil/Max: no cause */
     kc_err err = kci_client_stamp(client, message, &headers);
     if (err == KC_OK) {
         status = natsConnection_PublishMsg(client->connection, message);
@@ -134,7 +137,7 @@ static kc_err report(kc_client *client, const char *node, kc_problem_reason reas
     if (err != KC_OK) return err;
     char subject[KCI_SUBJECT_BYTES_MAX];
     snprintf(subject, sizeof(subject), "kc.problem.%s", node);
-    err = publish_stamped(client, subject, "problem", payload);
+    err = publish_stamped(client, subject, "problem", payload, request_id);
     free(payload);
     return err;
 }
