@@ -84,7 +84,8 @@ typedef enum kci_persister_context_kind {
 /* One append awaiting its sync. */
 typedef struct kci_persister_context {
     kci_persister *persister;
-    natsMsg *message; /* the submit or the reply, owned until done */
+    natsMsg *message;   /* the submit or the reply, owned until done */
+    const char *notify; /* a request's Kc-Notify, in message's headers, or NULL */
     kci_uuid id;
     kci_persister_context_kind kind;
     struct kci_persister_context *next_free;

@@ -45,11 +45,16 @@ static void acknowledge(kci_persister *persister, const char *reply_subject, con
 {
     if (reply_subject == NULL || reply_subject[0] == '\0') return;
     if (!kci_reply_subject_allowed(reply_subject, KCI_REPLY_ANSWER)) return;
-    char body[KCI_PERSISTER_ID_TEXT_BYTES + 16];
-    int length = snprintf(body, sizeof body, "{\"id\":\"%s\"}", id_text);
-    assert(length > 0 && (size_t)length < sizeof body);
+    /* {"id":"<id>"}, without printf: this runs once per submit. */
+    static const char head[] = "{\"id\":\"", tail[] = "\"}";
+    char body[sizeof head - 1 + KC_UUID_TEXT_BYTES + sizeof tail];
+    assert(strlen(id_text) == KC_UUID_TEXT_BYTES);
+    memcpy(body, head, sizeof head - 1);
+    memcpy(body + sizeof head - 1, id_text, KC_UUID_TEXT_BYTES);
+    memcpy(body + sizeof head - 1 + KC_UUID_TEXT_BYTES, tail, sizeof tail);
     natsMsg *message = NULL;
-    if (natsMsg_Create(&message, reply_subject, NULL, body, length) != NATS_OK) return;
+    if (natsMsg_Create(&message, reply_subject, NULL, body, (int)sizeof body - 1) != NATS_OK)
+        return;
     /* Only Kc-Id: the acknowledgement is on the hot path, and each header
      * costs nats.c allocations. */
     kci_persister_set_header(message, KCI_HEADER_ID, id_text);
@@ -116,8 +121,7 @@ static void on_request_done(void *closure, kc_err status, kci_position position)
     char id_text[KCI_PERSISTER_ID_TEXT_BYTES];
     kci_uuid_format(&context->id, id_text);
     natsMsg *message = context->message;
-    const char *notify = NULL;
-    if (natsMsgHeader_Get(message, KCI_HEADER_NOTIFY, &notify) != NATS_OK) notify = NULL;
+    const char *notify = context->notify;
     int64_t now_ms = kci_monotonic_ms();
     const char *type = natsMsg_GetSubject(message) + strlen(KCI_SUBMIT_PREFIX);
     bool dispatch = false;
@@ -170,7 +174,9 @@ static void answer_known(kci_persister *persister, natsMsg *message, const kci_i
     natsMsg_Destroy(message);
 }
 
-static const char *submit_check(natsMsg *message, kci_uuid *id, int *code)
+/* NULL when the submit is acceptable, with its id and its Kc-Notify (or
+ * NULL), else the problem and the code to answer. */
+static const char *submit_check(natsMsg *message, kci_uuid *id, const char **notify_out, int *code)
 {
     const char *subject = natsMsg_GetSubject(message);
     const char *type = subject + strlen(KCI_SUBMIT_PREFIX);
@@ -180,6 +186,7 @@ static const char *submit_check(natsMsg *message, kci_uuid *id, int *code)
     if (!submit_id(message, id)) return "Kc-Id is not a UUID";
     const char *notify = NULL;
     if (natsMsgHeader_Get(message, KCI_HEADER_NOTIFY, &notify) != NATS_OK) notify = NULL;
+    *notify_out = notify;
     /* The persister forwards the service's reply there with its own
      * identity: only to the client's inbox (reply_subject.h). */
     if (notify != NULL && !kci_reply_subject_allowed(notify, KCI_REPLY_NOTIFY))
@@ -191,12 +198,14 @@ static const char *submit_check(natsMsg *message, kci_uuid *id, int *code)
 }
 
 static void build_request_record(kci_record *record, natsMsg *message, const kci_uuid *id,
-                                 char *subject, size_t subject_size)
+                                 const char *notify, char *subject, size_t subject_size)
 {
     const char *type = natsMsg_GetSubject(message) + strlen(KCI_SUBMIT_PREFIX);
-    int subject_length =
-        snprintf(subject, subject_size, "%s%s", KCI_PERSISTER_REQUEST_PREFIX, type);
-    assert(subject_length > 0 && (size_t)subject_length < subject_size); /* submit_check */
+    size_t prefix_length = strlen(KCI_PERSISTER_REQUEST_PREFIX), type_length = strlen(type);
+    size_t subject_length = prefix_length + type_length;
+    assert(subject_length < subject_size); /* submit_check */
+    memcpy(subject, KCI_PERSISTER_REQUEST_PREFIX, prefix_length);
+    memcpy(subject + prefix_length, type, type_length + 1);
     const char *reply = natsMsg_GetReply(message);
     const char *client = NULL;
     if (natsMsgHeader_Get(message, KCI_HEADER_NODE, &client) != NATS_OK || client == NULL)
@@ -216,8 +225,7 @@ static void build_request_record(kci_record *record, natsMsg *message, const kci
                                                                : strlen(client));
     record->payload = natsMsg_GetData(message);
     record->payload_length = (uint32_t)natsMsg_GetDataLength(message);
-    if (natsMsgHeader_Get(message, KCI_HEADER_NOTIFY, &record->notify) != NATS_OK)
-        record->notify = NULL;                                      /* checked by submit_check */
+    record->notify = notify;                                        /* checked by submit_check */
     assert(record->payload_length <= KCI_RECORD_PAYLOAD_BYTES_MAX); /* submit_check */
 }
 
@@ -256,7 +264,8 @@ void kci_persister_on_submit(natsConnection *connection, natsSubscription *subsc
     if (!kci_persister_answerable(persister, message, "kc.submit")) return;
     kci_uuid id;
     int code = 0;
-    const char *problem = submit_check(message, &id, &code);
+    const char *notify = NULL;
+    const char *problem = submit_check(message, &id, &notify, &code);
     char id_text[KCI_PERSISTER_ID_TEXT_BYTES];
     if (problem != NULL) {
         kci_persister_respond_error(persister, natsMsg_GetReply(message), NULL, code, NULL, "%s",
@@ -276,11 +285,12 @@ void kci_persister_on_submit(natsConnection *connection, natsSubscription *subsc
     if (!submit_entry(persister, message, context, &id, id_text)) return;
     *context = (kci_persister_context){.persister = persister,
                                        .message = message,
+                                       .notify = notify,
                                        .id = id,
                                        .kind = KCI_PERSISTER_CONTEXT_REQUEST};
     char subject[KCI_PERSISTER_SUBJECT_BYTES_MAX + 1];
     kci_record record;
-    build_request_record(&record, message, &id, subject, sizeof subject);
+    build_request_record(&record, message, &id, notify, subject, sizeof subject);
     /* submit_check and answerable bound every field: the log takes it. */
     assert(kci_record_size(&record) != 0);
     kc_err err = kci_queue_log_append(persister->log, &record, on_request_done, context);
