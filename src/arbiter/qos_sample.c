@@ -71,7 +71,7 @@ kci_qos_sample_status kci_qos_sample_check(kci_qos_signed *out, kci_qos_last *la
 
 const char *kci_qos_sample_status_name(kci_qos_sample_status status)
 {
-    static const char *const NAMES[KCI_QOS_SAMPLE_STATUSES] = {
-        "ok", "unknown_key", "bad_signature", "malformed", "replay"};
+    static const char *const NAMES[KCI_QOS_SAMPLE_STATUSES] = {"ok", "unknown_key", "bad_signature",
+                                                               "malformed", "replay"};
     return status < KCI_QOS_SAMPLE_STATUSES ? NAMES[status] : "?";
 }

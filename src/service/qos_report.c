@@ -32,11 +32,11 @@ struct kci_qos_reporter {
 
 char *kci_qos_report_body(const kci_qos_report *report, const char *reporter)
 {
-    json_t *root = json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:i, s:b, s:I}", "node", report->node,
-                             "reporter", reporter, "type", report->type, "request_id",
-                             report->request_id, "latency_ms", (json_int_t)report->latency_ms,
-                             "ok", report->error_code == 0, "error_code", report->error_code,
-                             "deadline_missed", 0, "ts_ms", (json_int_t)report->ts_ms);
+    json_t *root =
+        json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:i, s:b, s:I}", "node", report->node, "reporter",
+                  reporter, "type", report->type, "request_id", report->request_id, "latency_ms",
+                  (json_int_t)report->latency_ms, "ok", report->error_code == 0, "error_code",
+                  report->error_code, "deadline_missed", 0, "ts_ms", (json_int_t)report->ts_ms);
     char *body = root != NULL ? json_dumps(root, JSON_COMPACT) : NULL;
     json_decref(root);
     return body;
@@ -67,8 +67,10 @@ static void publish_one(kc_client *client, kci_qos_reporter *reporter, const kci
     natsMsg_Destroy(message);
     free(body);
     pthread_mutex_lock(&reporter->lock);
-    if (status == NATS_OK) reporter->published++;
-    else reporter->dropped++;
+    if (status == NATS_OK)
+        reporter->published++;
+    else
+        reporter->dropped++;
     pthread_mutex_unlock(&reporter->lock);
 }
 

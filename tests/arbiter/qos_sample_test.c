@@ -68,8 +68,8 @@ static kci_qos_sample_status check(fixture *f, kci_qos_last *last, const char *r
     char signature[SIGNATURE_TEXT_BYTES];
     kci_qos_sign(signature, body, secret);
     if (tamper) body[strstr(body, "500") - body] = '2'; /* error 500 becomes 200 */
-    kci_qos_sample_status status = kci_qos_sample_check(
-        out, last, f->keys, 1, reporter, node, signature, body, strlen(body), f->now_ms);
+    kci_qos_sample_status status = kci_qos_sample_check(out, last, f->keys, 1, reporter, node,
+                                                        signature, body, strlen(body), f->now_ms);
     free(body);
     return status;
 }
