@@ -64,6 +64,12 @@ typedef struct kc_client_options {
      * thread writes them in batches, which halves the client's CPU per
      * submit when many are in flight (docs/queue.md, "Speed"). */
     bool publish_buffered;
+    /* QoS samples (docs/service.md, "QoS samples"): with an Ed25519 secret
+     * key (64 bytes, libsodium's layout, e.g. read from a `kcobra wallet
+     * new` key file; copied), each reply to a synchronous request is
+     * reported, signed, on kc.qos.<the node that answered> for arbiters
+     * that cannot watch requests. NULL (default): nothing is reported. */
+    const uint8_t *qos_secret_key;
 } kc_client_options;
 
 KC_EXPORT void kc_client_options_init(kc_client_options *options);

@@ -322,9 +322,52 @@ static bool trusted_name(const kci_arbiter *arbiter, const char *name)
     return false;
 }
 
+/* A sample signed by its reporter (qos_sample.h), the lock held: counted
+ * like an observed request, a refusal the reporter caused (4xx) against the
+ * reporter rather than the node; dropped when the reporter is a perjurer
+ * (its problem reports were mostly refuted), whose word counts for nothing
+ * here either. */
+static void signed_sample(kci_arbiter *arbiter, natsMsg *message, const char *reporter_name,
+                          const char *name, int64_t now_ms)
+{
+    const char *signature = NULL;
+    natsMsgHeader_Get(message, KCI_QOS_SAMPLE_SIGNATURE_HEADER, &signature);
+    arbiter_node *reporter = kci_arbiter_node(arbiter, reporter_name, false);
+    kci_qos_last last = reporter != NULL ? reporter->qos_last : (kci_qos_last){0};
+    kci_qos_signed sample;
+    kci_qos_sample_status status = kci_qos_sample_check(
+        &sample, &last, arbiter->config.node_keys, arbiter->config.node_key_count, reporter_name,
+        name, signature, natsMsg_GetData(message), (size_t)natsMsg_GetDataLength(message),
+        kci_wall_ms());
+    if (status == KCI_QOS_SAMPLE_OK) reporter = kci_arbiter_node(arbiter, reporter_name, true);
+    arbiter_node *node = reporter != NULL ? kci_arbiter_node(arbiter, name, true) : NULL;
+    if (status != KCI_QOS_SAMPLE_OK || node == NULL ||
+        kci_credibility_perjurer(&reporter->credibility, &arbiter->config.credibility)) {
+        kci_counter_inc(&kci_arbiter_metric_values.samples_refused);
+        kci_debug("arbiter %s: QoS sample about %s from %s refused: %s", arbiter->id, name,
+                  reporter_name, kci_qos_sample_status_name(status));
+        return;
+    }
+    reporter->qos_last = last;
+    reporter->qos_reported++;
+    bool refused = !sample.ok && kci_qos_error_is_client_caused(sample.error_code);
+    kci_qos_sample qos = {.latency_ms = sample.latency_ms,
+                          .failed = !sample.ok && !refused,
+                          .deadline_missed = sample.deadline_missed};
+    kci_qos_add(&node->qos, &arbiter->config.qos, &qos, now_ms);
+    node->qos_samples++;
+    node->served = true;
+    kci_arbiter_served_type_add(node, sample.type);
+    kci_counter_inc(&kci_arbiter_metric_values.samples[KCI_ARBITER_SAMPLE_SIGNED]);
+    if (qos.failed || qos.deadline_missed || qos.latency_ms > arbiter->config.qos.slow_ms)
+        kci_arbiter_evidence_add(node, sample.request_id);
+    if (refused) reporter->refusals_provoked++;
+}
+
 /* kc.qos.<node>: {"latency_ms": n, "ok": b, "deadline_missed": b, "price": p,
- * "type": t}, believed only from pre-trusted senders: anyone else could
- * sink an honest node's score with made-up samples. */
+ * "type": t}, believed from pre-trusted senders, and from reporters in
+ * node_keys when signed (signed_sample): anyone else could sink an honest
+ * node's score with made-up samples. */
 static void on_qos(natsConnection *connection, natsSubscription *subscription, natsMsg *message,
                    void *closure)
 {
@@ -342,11 +385,16 @@ static void on_qos(natsConnection *connection, natsSubscription *subscription, n
     int64_t now_ms = kci_monotonic_ms();
     pthread_mutex_lock(&arbiter->lock);
     bool trusted = trusted_name(arbiter, headers.node);
+    if (!trusted && headers.node[0] != '\0' && kci_token_valid(name))
+        signed_sample(arbiter, message, headers.node, name, now_ms);
     arbiter_node *node = trusted ? kci_arbiter_node(arbiter, name, true) : NULL;
     if (node != NULL && json_is_number(latency) && json_number_value(latency) >= 0) {
         kci_qos_sample sample = {
             .latency_ms = json_number_value(latency),
-            .failed = json_is_false(json_object_get(root, "ok")),
+            /* a refusal the requester caused (error_code 4xx) is not a failure */
+            .failed = json_is_false(json_object_get(root, "ok")) &&
+                      !kci_qos_error_is_client_caused(
+                          (int)json_integer_value(json_object_get(root, "error_code"))),
             .deadline_missed = json_is_true(json_object_get(root, "deadline_missed")),
         };
         kci_qos_add(&node->qos, &arbiter->config.qos, &sample, now_ms);

@@ -26,6 +26,7 @@
 
 #include "arbiter/credibility.h"
 #include "arbiter/qos.h"
+#include "arbiter/qos_sample.h"
 #include "arbiter/ranking.h"
 #include "arbiter/vote_sign.h"
 #include "kingcobra/kingcobra.h"
@@ -81,6 +82,9 @@ typedef struct kci_arbiter_config {
      * signed by the key configured for the id it claims. */
     uint32_t peer_key_count;
     kci_vote_key peer_keys[KCI_ARBITER_PEERS_MAX];
+    /* Reporters whose signed kc.qos.<node> samples count (qos_sample.h). */
+    uint32_t node_key_count;
+    kci_vote_key node_keys[KCI_ARBITER_NODE_KEYS_MAX];
     uint32_t pretrusted_count; /* besides the arbiters */
     const char *pretrusted[KCI_ARBITER_PRETRUSTED_MAX];
     kci_qos_params qos;

@@ -94,6 +94,8 @@ typedef struct arbiter_node {
     uint32_t reports_confirmed; /* about this node */
     uint32_t reports_refuted;
     uint64_t refusals_provoked; /* as a requester: error replies it caused (4xx) */
+    kci_qos_last qos_last;      /* as a reporter: its last signed sample counted */
+    uint64_t qos_reported;      /* as a reporter: signed samples counted */
     double complaint_weight;    /* sum of the credibility of confirmed complaints */
     char evidence_ids[ARBITER_EVIDENCE_IDS_MAX][KC_UUID_TEXT_BYTES + 1];
     uint32_t evidence_next;

@@ -90,6 +90,12 @@ static const kci_config_key keys[] = {
      .value_name = "ID=KEY",
      .help = "a peer arbiter's vote key, <id>=<hex> (repeatable): its votes must be signed",
      .flag = "peer-key"},
+    {.name = "node_keys",
+     .kind = KCI_KEY_STRINGS,
+     KEY(node_keys),
+     .value_name = "NODE=KEY",
+     .help = "a reporting node's key, <node>=<hex> (repeatable): its signed kc.qos samples count",
+     .flag = "node-key"},
     {.name = "peers",
      .kind = KCI_KEY_STRINGS,
      KEY(peers),
@@ -158,9 +164,12 @@ kc_err kci_arbiter_settings_check(const kci_arbiter_settings *settings, char *er
     if (settings->probes.count > KCI_ARBITER_PROBES_MAX ||
         settings->peer_keys.count > KCI_ARBITER_PEERS_MAX ||
         settings->pretrusted.count > KCI_ARBITER_PRETRUSTED_MAX ||
-        settings->peers.count > KCI_ARBITER_PEERS_MAX) {
-        snprintf(error, error_size, "arbiter: at most %d probes, %d pretrusted nodes, %d peers",
-                 KCI_ARBITER_PROBES_MAX, KCI_ARBITER_PRETRUSTED_MAX, KCI_ARBITER_PEERS_MAX);
+        settings->peers.count > KCI_ARBITER_PEERS_MAX ||
+        settings->node_keys.count > KCI_ARBITER_NODE_KEYS_MAX) {
+        snprintf(error, error_size,
+                 "arbiter: at most %d probes, %d pretrusted nodes, %d peers, %d node keys",
+                 KCI_ARBITER_PROBES_MAX, KCI_ARBITER_PRETRUSTED_MAX, KCI_ARBITER_PEERS_MAX,
+                 KCI_ARBITER_NODE_KEYS_MAX);
         return KC_ERR_CONFIG;
     }
     if (settings->verdict_storage != NULL && strcmp(settings->verdict_storage, "local") != 0 &&
@@ -228,6 +237,16 @@ kc_err kci_arbiter_settings_runtime(const kci_arbiter_settings *settings,
             return KC_ERR_CONFIG;
         }
         config->peer_key_count++;
+    }
+    for (size_t i = 0; i < settings->node_keys.count && i < KCI_ARBITER_NODE_KEYS_MAX; i++) {
+        if (!kci_vote_key_parse(&config->node_keys[config->node_key_count],
+                                settings->node_keys.items[i])) {
+            snprintf(error, error_size, "arbiter node key \"%s\" is not \"<node>=<64 hex digits>\"",
+                     settings->node_keys.items[i]);
+            kci_arbiter_probe_texts_free(probe_texts);
+            return KC_ERR_CONFIG;
+        }
+        config->node_key_count++;
     }
     return KC_OK;
 }

@@ -35,6 +35,7 @@ typedef struct kci_arbiter_settings {
     int64_t replicas;              /* the stream's replicas when this arbiter creates it */
     char *verdict_servers;         /* the JetStream servers; NULL: the arbiter's connection */
     kci_config_strings peer_keys;  /* "<id>=<hex key>": votes must be signed by it */
+    kci_config_strings node_keys;  /* "<node>=<hex key>": its signed QoS samples count */
 } kci_arbiter_settings;
 
 const kci_config_key *kci_arbiter_settings_keys(size_t *count);

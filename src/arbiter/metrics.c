@@ -10,7 +10,8 @@ kci_arbiter_metrics kci_arbiter_metric_values;
 
 #define VALUES kci_arbiter_metric_values
 
-static const char *const SAMPLE_SOURCES[KCI_ARBITER_SAMPLE_SOURCES] = {"observed", "trusted"};
+static const char *const SAMPLE_SOURCES[KCI_ARBITER_SAMPLE_SOURCES] = {"observed", "trusted",
+                                                                       "signed"};
 static const char *const VERDICT_ACTIONS[] = {"quarantine", "reinstate"};
 /* In node_status order (arbiter_internal.h). */
 static const char *const NODE_STATES[] = {"active", "quarantined", "probation"};
@@ -19,12 +20,17 @@ _Static_assert(NODE_ACTIVE == 0 && NODE_QUARANTINED == 1 && NODE_PROBATION == 2,
 
 static const kci_metric ARBITER_METRICS[] = {
     {.name = "kcobra_arbiter_samples_total",
-     .help = "QoS samples taken, by source: observed on the fabric, or sent by a trusted node.",
+     .help = "QoS samples taken, by source: observed on the fabric, sent by a trusted node, "
+             "or signed by a reporter in node_keys.",
      .type = KCI_METRIC_COUNTER,
      .label = "source",
      .label_values = SAMPLE_SOURCES,
      .series_count = KCI_ARBITER_SAMPLE_SOURCES,
      .series.counters = VALUES.samples},
+    KCI_COUNTER_METRIC("kcobra_arbiter_samples_refused_total",
+                       "QoS samples dropped: neither from a trusted node nor signed by a key in "
+                       "node_keys (unknown key, bad signature, malformed, replayed).",
+                       &VALUES.samples_refused),
     KCI_COUNTER_METRIC("kcobra_arbiter_reports_total", "Problem reports queued for judgement.",
                        &VALUES.reports),
     KCI_COUNTER_METRIC("kcobra_arbiter_reports_dropped_total",

@@ -14,11 +14,13 @@
 typedef enum kci_arbiter_sample_source {
     KCI_ARBITER_SAMPLE_OBSERVED = 0, /* a request and its reply seen on the fabric */
     KCI_ARBITER_SAMPLE_TRUSTED = 1,  /* kc.qos.<node> from a pre-trusted sender */
-    KCI_ARBITER_SAMPLE_SOURCES = 2,
+    KCI_ARBITER_SAMPLE_SIGNED = 2,   /* kc.qos.<node> signed by a reporter in node_keys */
+    KCI_ARBITER_SAMPLE_SOURCES = 3,
 } kci_arbiter_sample_source;
 
 typedef struct kci_arbiter_metrics {
     kci_counter samples[KCI_ARBITER_SAMPLE_SOURCES];
+    kci_counter samples_refused; /* kc.qos.<node> neither trusted nor validly signed */
     kci_counter reports;         /* problem reports queued for judgement */
     kci_counter reports_dropped; /* the queue of reports was full */
     kci_counter probe_rounds;

@@ -125,6 +125,8 @@ json_t *kci_arbiter_node_json(kci_arbiter *arbiter, arbiter_node *node, int64_t 
     if (object != NULL) {
         json_object_set_new(object, "price", json_real(price_mean));
         json_object_set_new(object, "prices", prices);
+        /* as a reporter: its signed QoS samples counted (qos_sample.h) */
+        json_object_set_new(object, "qos_reported", json_integer((json_int_t)node->qos_reported));
     } else {
         json_decref(prices);
     }

@@ -592,6 +592,7 @@ static void client_options_from(kc_client_options *options, const kcobra_common 
     options->tls_cert_file = common->tls_cert;
     options->tls_key_file = common->tls_key;
     options->connect_timeout_ms = common->timeout_ms;
+    options->qos_secret_key = common->qos_secret_key;
 }
 
 int kcobra_client_open(kc_client **out, const kcobra_common *common)

@@ -70,6 +70,7 @@ typedef struct kcobra_common {
     const char *tls_ca;
     const char *tls_cert;
     const char *tls_key;
+    const uint8_t *qos_secret_key; /* kc_client_options.qos_secret_key (a command's --qos-key) */
 } kcobra_common;
 
 typedef enum kcobra_flag_kind {

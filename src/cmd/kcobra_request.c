@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "kcobra_common.h"
+#include "ledger/wallet.h"
 
 static const char REQUEST_DESCRIPTION[] =
     "Sends a request of <type> on subject kc.req.<type> and waits up to --timeout for the\n"
@@ -129,10 +130,27 @@ static int request_send(kc_client *client, const kcobra_invocation *invocation, 
     return status;
 }
 
+/* --qos-key: the reporter's key, for the client's options (key outlives the
+ * client). */
+static int qos_key_load(kci_wallet *key, const char *path, kcobra_common *common)
+{
+    memset(key, 0, sizeof *key);
+    if (path == NULL) return KCOBRA_EXIT_OK;
+    char error[KCI_LEDGER_ERROR_BYTES_MAX + 256];
+    if (kci_wallet_load(key, path, error, sizeof error) != KC_OK) {
+        kcobra_error("--qos-key: %s", error);
+        return KCOBRA_EXIT_USAGE;
+    }
+    common->qos_secret_key = key->secret_key;
+    return KCOBRA_EXIT_OK;
+}
+
 static int run_request(const kcobra_command *command, int argc, char **argv)
 {
-    const char *pay = NULL, *pay_hold = NULL;
+    const char *pay = NULL, *pay_hold = NULL, *qos_key = NULL;
     const kcobra_flag flags[] = {
+        {"qos-key", "FILE", KCOBRA_FLAG_STRING, &qos_key,
+         "a key file (kcobra wallet new): report the reply as a signed QoS sample"},
         {"pay", "ID", KCOBRA_FLAG_STRING, &pay,
          "the ledger transfer that paid a paid service (sent as Kc-Pay)"},
         {"pay-hold", "ID", KCOBRA_FLAG_STRING, &pay_hold,
@@ -153,11 +171,14 @@ static int run_request(const kcobra_command *command, int argc, char **argv)
     status = kcobra_read_payload(invocation.positional_count > 1 ? invocation.positional[1] : NULL,
                                  &payload);
     if (status != KCOBRA_EXIT_OK) return status;
+    kci_wallet key;
+    status = qos_key_load(&key, qos_key, &invocation.common);
     kc_client *client = NULL;
-    status = kcobra_client_open(&client, &invocation.common);
+    if (status == KCOBRA_EXIT_OK) status = kcobra_client_open(&client, &invocation.common);
     if (status == KCOBRA_EXIT_OK)
         status = request_send(client, &invocation, type, &payload, pay, pay_hold);
     kcobra_client_close(client);
+    kci_wallet_wipe(&key);
     kcobra_buffer_free(&payload);
     return status;
 }

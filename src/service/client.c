@@ -29,6 +29,7 @@
 #include "service/hlc.h"
 #include "service/last_error.h"
 #include "service/nats_options.h"
+#include "service/qos_report.h"
 
 enum { CLIENT_URL_TEXT_BYTES = 256 }; /* a server URL in a log line */
 
@@ -235,6 +236,9 @@ kc_err kc_client_open(kc_client **out, const kc_client_options *options)
                                         ? options->submits_in_flight_max
                                         : KCI_SUBMITS_IN_FLIGHT_DEFAULT;
     kc_err err = set_node(client, options->node);
+    /* Before the connection: it publishes only what requests queue. */
+    if (err == KC_OK && options->qos_secret_key != NULL)
+        err = kci_qos_reporter_start(client, options->qos_secret_key);
     natsOptions *nats_options = NULL;
     if (err == KC_OK) {
         natsStatus status = natsOptions_Create(&nats_options);
@@ -247,6 +251,7 @@ kc_err kc_client_open(kc_client **out, const kc_client_options *options)
     }
     natsOptions_Destroy(nats_options);
     if (err != KC_OK) {
+        kci_qos_reporter_stop(client);
         /* A failed connect never ran the closed callback: nothing refers to client. */
         assert(client->connection == NULL);
         client_free(client);
@@ -326,6 +331,7 @@ kc_err kc_client_close(kc_client *client, int64_t timeout_ms)
     stop_services(client);
     kci_async_wait_idle(client, deadline_ms);
     kci_channels_unsubscribe(client);
+    kci_qos_reporter_stop(client); /* publishes what is queued before the drain */
     kc_err err = drain_connection(client, deadline_ms);
     kci_async_destroy(client);
     kci_channels_destroy(client);

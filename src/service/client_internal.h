@@ -45,6 +45,7 @@ enum {
 
 typedef struct kci_async kci_async;
 typedef struct kci_channel kci_channel;
+typedef struct kci_qos_reporter kci_qos_reporter;
 
 struct kc_client {
     natsConnection *connection;
@@ -60,6 +61,7 @@ struct kc_client {
     kci_channel *channels_all;  /* every channel made, through all_next */
     uint32_t channel_count;
     uint32_t submits_in_flight_max; /* set at open, 1..KCI_ASYNC_PENDING_MAX */
+    kci_qos_reporter *qos;          /* NULL unless opened with a QoS key (qos_report.h) */
 };
 
 struct kc_reply {

@@ -37,6 +37,7 @@
 #include "common/log.h"
 #include "service/client_internal.h"
 #include "service/last_error.h"
+#include "service/qos_report.h"
 
 #define SLOT_NONE UINT32_MAX
 
@@ -185,6 +186,7 @@ static kc_err request_sync(kc_reply **out, kc_client *client, const char *type, 
         return err;
     }
     natsMsg *reply = NULL;
+    int64_t started_ms = kci_monotonic_ms();
     natsStatus status =
         channel != NULL
             ? channel_round_trip(client, channel, request, reply_subject, timeout_ms, &reply)
@@ -198,7 +200,9 @@ static kc_err request_sync(kc_reply **out, kc_client *client, const char *type, 
     if (status == NATS_NO_RESPONDERS)
         return kci_fail(KC_ERR_NO_RESPONDERS, "no service serves type %s", type);
     if (status != NATS_OK) return kci_nats_fail(status, "request");
-    return kci_reply_adopt(out, reply, headers.id);
+    err = kci_reply_adopt(out, reply, headers.id);
+    kci_qos_report_reply(client, *out, type, headers.id, kci_monotonic_ms() - started_ms);
+    return err;
 }
 
 kc_err kc_client_request(kc_reply **out, kc_client *client, const char *type, const void *payload,

@@ -44,6 +44,9 @@ enum {
     SLOW_TIMEOUT_BOUND_MS = 4000, /* --timeout 500ms must end well before sleep 5 */
     GROUP_GONE_TIMEOUT_MS = 3000, /* a killed group is gone long before its sleep 30 */
     EXEC_LIMIT_BOUND_MS = 15000,  /* a 1 s exec limit must end well before sleep 30 */
+    SIGNED_SAMPLE_REQUESTS = 25,  /* over the arbiter's qos_samples (20) */
+    FORGED_SAMPLE_WAIT_MS = 2000, /* for forged samples to (not) show */
+    VERDICT_WAIT_MS = 30000,      /* for the arbiter's tick, vote and verdict */
     STATUS_OK = 0,
     STATUS_FAILURE = 1,
     STATUS_USAGE = 2,
@@ -709,6 +712,68 @@ static void test_arbiter_without_observation(void **state_in)
     assert_int_equal(stop_background(arbiter, SIGTERM), 0);
 }
 
+/* A new wallet's key file under the server's directory; its address in
+ * address. */
+static void wallet_new(cli_state *state, char *name, char *directory, char *address)
+{
+    state_path(state, "wallets", directory);
+    RUN(state, "wallet", "new", name, "--wallet-dir", directory);
+    expect_stdout(state, STATUS_OK, "address ");
+    snprintf(address, 65, "%s", strstr(state->result.out, "address ") + strlen("address "));
+}
+
+/* Polls `kcobra arbiter status` until its output has text; false after
+ * timeout_ms. */
+static bool arbiter_status_says(cli_state *state, const char *text, int timeout_ms)
+{
+    int64_t deadline_ms = harness_now_ms() + timeout_ms;
+    do {
+        RUN(state, "arbiter", "status");
+        if (state->result.status == STATUS_OK && strstr(state->result.out, text) != NULL)
+            return true;
+        harness_sleep_ms(POLL_INTERVAL_MS * 5);
+    } while (harness_now_ms() < deadline_ms);
+    return false;
+}
+
+/* On nats-server the arbiter cannot watch requests (it runs with
+ * --no-observe-requests, so "no responders" stays true): it quarantines a
+ * failing node from the QoS samples its clients sign (kcobra request
+ * --qos-key, arbiter --node-key), and samples signed with another key than
+ * the one configured for the reporter change nothing. */
+static void test_arbiter_from_signed_samples(void **state_in)
+{
+    cli_state *state = *state_in;
+    if (strstr(fixture_server_binary, "nats-server") == NULL) return; /* kcobrad's arbiter taps */
+    char alice_dir[PATH_BYTES_MAX], mallory_dir[PATH_BYTES_MAX], data_dir[PATH_BYTES_MAX];
+    char alice[80], mallory[80], node_key[128], alice_key[PATH_BYTES_MAX + 16],
+        mallory_key[PATH_BYTES_MAX + 16];
+    wallet_new(state, "alice", alice_dir, alice);
+    wallet_new(state, "mallory", mallory_dir, mallory);
+    snprintf(alice_key, sizeof alice_key, "%s/alice.key", alice_dir);
+    snprintf(mallory_key, sizeof mallory_key, "%s/mallory.key", mallory_dir);
+    snprintf(node_key, sizeof node_key, "alice=%s", alice);
+    state_path(state, "arbiter", data_dir);
+    background *arbiter = BACKGROUND(state, "arbiter", "serve", "--no-observe-requests", "--id",
+                                     "qos-arbiter", "--node-key", node_key, "--data-dir", data_dir);
+    wait_ready(state, arbiter, "watching the fabric");
+    SERVE(state, "flaky", "--exec", "false", "--node", "badnode");
+    for (int i = 0; i < SIGNED_SAMPLE_REQUESTS; i++) { /* alice's name, mallory's key */
+        RUN(state, "request", "flaky", "x", "--node", "alice", "--qos-key", mallory_key);
+        expect_status(&state->result, STATUS_SERVICE_ERROR);
+    }
+    assert_false(arbiter_status_says(state, "badnode", FORGED_SAMPLE_WAIT_MS));
+    for (int i = 0; i < SIGNED_SAMPLE_REQUESTS; i++) {
+        RUN(state, "request", "flaky", "x", "--node", "alice", "--qos-key", alice_key);
+        expect_status(&state->result, STATUS_SERVICE_ERROR);
+    }
+    assert_true(arbiter_status_says(state, "quarantined", VERDICT_WAIT_MS));
+    expect_contains(state->result.out, "badnode");
+    RUN(state, "request", "nobody", "hi");
+    expect_status(&state->result, STATUS_NO_RESPONDERS);
+    assert_int_equal(stop_background(arbiter, SIGTERM), 0);
+}
+
 static void test_suggestions(void **state_in)
 {
     cli_state *state = *state_in;
@@ -908,6 +973,7 @@ int main(int argc, char **argv)
         CASE(test_pub_sub),
         CASE(test_submit_names_its_node),
         CASE(test_arbiter_without_observation),
+        CASE(test_arbiter_from_signed_samples),
         CASE(test_suggestions),
         CASE(test_keeper_standalone),
         CASE(test_ingress_standalone),
