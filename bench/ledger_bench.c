@@ -14,7 +14,10 @@
  * Prints one JSON object: transfers acknowledged, refused, seconds,
  * transfers_per_s, p50_ms, p99_ms, and audit_ok (with --audit: the
  * ledger's audit after the run, untimed: every signature re-checked, supply
- * equal to the balances, one owner per coin). */
+ * equal to the balances, one owner per coin).
+ *
+ * --verify-limit THREADS [--seconds S]: no ledger; the verification limit
+ * instead (verify_limit.c), which run_ledger.sh divides the ledger by. */
 #include <getopt.h>
 #include <inttypes.h>
 #include <nats/nats.h>
@@ -26,6 +29,7 @@
 #include <time.h>
 
 #include "ledger/client.h"
+#include "verify_limit.h"
 
 enum {
     CLIENTS_MAX = 256,
@@ -41,7 +45,9 @@ typedef struct options {
     int coins_per_client;
     int transfers_per_client;
     int batch;
-    bool audit; /* after the run, ask the ledger to audit itself (untimed) */
+    bool audit;               /* after the run, ask the ledger to audit itself (untimed) */
+    int verify_limit_threads; /* > 0: only measure the verification limit */
+    double verify_limit_seconds;
 } options;
 
 typedef struct client {
@@ -197,12 +203,14 @@ static void parse_options(int argc, char **argv, options *config)
                         .client_count = 16,
                         .coins_per_client = 500,
                         .transfers_per_client = 2000,
-                        .batch = 64};
+                        .batch = 64,
+                        .verify_limit_seconds = 3};
     static const struct option long_options[] = {
         {"server", required_argument, NULL, 's'},    {"wallets", required_argument, NULL, 'w'},
         {"clients", required_argument, NULL, 'c'},   {"coins", required_argument, NULL, 'k'},
         {"transfers", required_argument, NULL, 't'}, {"batch", required_argument, NULL, 'b'},
-        {"audit", no_argument, NULL, 'a'},           {NULL, 0, NULL, 0},
+        {"audit", no_argument, NULL, 'a'},           {"verify-limit", required_argument, NULL, 'v'},
+        {"seconds", required_argument, NULL, 'S'},   {NULL, 0, NULL, 0},
     };
     int option;
     while ((option = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
@@ -214,9 +222,12 @@ static void parse_options(int argc, char **argv, options *config)
         case 't': config->transfers_per_client = atoi(optarg); break;
         case 'b': config->batch = atoi(optarg); break;
         case 'a': config->audit = true; break;
+        case 'v': config->verify_limit_threads = atoi(optarg); break;
+        case 'S': config->verify_limit_seconds = atof(optarg); break;
         default:
             fprintf(stderr, "usage: ledger_bench --server URL [--wallets N] [--clients N] "
-                            "[--coins N] [--transfers N] [--batch N] [--audit]\n");
+                            "[--coins N] [--transfers N] [--batch N] [--audit]\n"
+                            "       ledger_bench --verify-limit THREADS [--seconds S]\n");
             exit(2);
         }
     }
@@ -234,6 +245,8 @@ int main(int argc, char **argv)
     options config;
     parse_options(argc, argv, &config);
     if (sodium_init() < 0) return 1;
+    if (config.verify_limit_threads > 0)
+        return kc_bench_verify_limit(config.verify_limit_threads, config.verify_limit_seconds);
     kci_wallet *wallets = calloc((size_t)config.wallet_count, sizeof *wallets);
     for (int index = 0; index < config.wallet_count; index++)
         crypto_sign_keypair(wallets[index].public_key, wallets[index].secret_key);

@@ -22,13 +22,23 @@
 # are retried (--max-tries) and counted by pgbench. No signatures: Postgres
 # is given the bookkeeping only.
 #
+# The limit, in the same run: after each ledger round, `ledger_bench
+# --verify-limit WORKERS` loops crypto_sign_verify_detached over one signed
+# transfer's bytes on as many threads as the ledger has workers (nothing
+# else: no broker, no client, no LMDB); every transfer costs the ledger one
+# such verification, so ledger/limit is how close it comes to its bound.
+# Then a sweep: BENCH_LEDGER_SWEEP_ROUNDS rounds of the ledger with 1 and
+# with 2 workers, each beside the limit on as many threads.
+#
 # Prints per round and the medians: transfers/s, p50 and p99 latency (a
 # ledger transfer's latency is its batch's round trip; PostgreSQL's is one
-# transaction's), and the ratio ledger/PostgreSQL.
+# transaction's), the ratio ledger/PostgreSQL and the ratio ledger/limit.
 #
 # Environment: BENCH_LEDGER_ROUNDS (5), BENCH_LEDGER_CLIENTS (16),
 # BENCH_LEDGER_BATCH (64), BENCH_LEDGER_TRANSFERS (per client, 4000),
-# BENCH_LEDGER_PG_SECONDS (10), PG_BIN (/usr/lib/postgresql/15/bin),
+# BENCH_LEDGER_PG_SECONDS (10), BENCH_LEDGER_WORKERS (the ledger's default:
+# one per core), BENCH_LEDGER_LIMIT_SECONDS (3), BENCH_LEDGER_SWEEP_ROUNDS
+# (3; 0 skips the 1/2-worker sweep), PG_BIN (/usr/lib/postgresql/15/bin),
 # KCOBRAD (BUILD_DIR/src/cmd/kcobrad).
 set -euo pipefail
 
@@ -37,6 +47,9 @@ CLIENTS=${BENCH_LEDGER_CLIENTS:-16}
 BATCH=${BENCH_LEDGER_BATCH:-64}
 TRANSFERS=${BENCH_LEDGER_TRANSFERS:-4000}
 PG_SECONDS=${BENCH_LEDGER_PG_SECONDS:-10}
+WORKERS=${BENCH_LEDGER_WORKERS:-$(nproc)}
+LIMIT_SECONDS=${BENCH_LEDGER_LIMIT_SECONDS:-3}
+SWEEP_ROUNDS=${BENCH_LEDGER_SWEEP_ROUNDS:-3}
 WALLETS=10000
 COINS_PER_CLIENT=500
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
@@ -82,13 +95,14 @@ json_field() { # json_field FIELD < line
     /usr/bin/python3 -c "import json,sys; print(json.loads(sys.stdin.read())['$1'])"
 }
 
-ledger_round() {
-    local round=$1 port dir audit=""
-    [ "$round" -ne 1 ] || audit=--audit # once: it re-checks every signature
+ledger_round() { # ledger_round ROUND WORKERS
+    local round=$1 workers=$2 port dir audit=""
+    [ "$round" != 1 ] || audit=--audit # once: it re-checks every signature
     port=$(free_port)
-    dir=$SCRATCH/ledger-$round
+    dir=$SCRATCH/ledger-$round-$workers
     mkdir -p "$dir"
-    printf 'data_dir: "%s/data"\nledger { dir: "%s/ledger", mint_open: true }\n' "$dir" "$dir" >"$dir/kcobrad.conf"
+    printf 'data_dir: "%s/data"\nledger { dir: "%s/ledger", mint_open: true, workers: %d }\n' \
+        "$dir" "$dir" "$workers" >"$dir/kcobrad.conf"
     "$KCOBRAD" -a 127.0.0.1 -p "$port" -c "$dir/kcobrad.conf" >"$dir/kcobrad.log" 2>&1 &
     KCOBRAD_PID=$!
     local tries=0
@@ -103,6 +117,10 @@ ledger_round() {
     wait "$KCOBRAD_PID" 2>/dev/null || true
     KCOBRAD_PID=""
     cat "$dir/result.json"
+}
+
+limit_round() { # limit_round THREADS: verifications/s, nothing else running
+    "$BENCH" --verify-limit "$1" --seconds "$LIMIT_SECONDS" | json_field verifies_per_s
 }
 
 pg_setup() {
@@ -153,14 +171,17 @@ pg_round() {
     printf '{"transfers_per_s":%s,"p50_ms":%s,"p99_ms":%s}\n' "$tps" "${p50:-0}" "${p99:-0}"
 }
 
-echo "ledger benchmark: $CLIENTS clients, batches of $BATCH, $WALLETS wallets, $ROUNDS rounds"
+echo "ledger benchmark: $CLIENTS clients, batches of $BATCH, $WALLETS wallets, $WORKERS workers, $ROUNDS rounds"
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 [ $PG_OK -eq 0 ] || pg_setup
 : >"$SCRATCH/ledger.tps"; : >"$SCRATCH/ledger.p50"; : >"$SCRATCH/ledger.p99"
-: >"$SCRATCH/pg.tps"; : >"$SCRATCH/pg.p50"; : >"$SCRATCH/pg.p99"
+: >"$SCRATCH/pg.tps"; : >"$SCRATCH/pg.p50"; : >"$SCRATCH/pg.p99"; : >"$SCRATCH/limit"
 for round in $(seq 1 "$ROUNDS"); do
-    line=$(ledger_round "$round")
+    line=$(ledger_round "$round" "$WORKERS")
     echo "round $round ledger:     $line"
+    limit=$(limit_round "$WORKERS")
+    echo "round $round limit:      $limit verifications/s on $WORKERS threads"
+    echo "$limit" >>"$SCRATCH/limit"
     echo "$line" | json_field transfers_per_s >>"$SCRATCH/ledger.tps"
     echo "$line" | json_field p50_ms >>"$SCRATCH/ledger.p50"
     echo "$line" | json_field p99_ms >>"$SCRATCH/ledger.p99"
@@ -172,12 +193,35 @@ for round in $(seq 1 "$ROUNDS"); do
         echo "$line" | json_field p99_ms >>"$SCRATCH/pg.p99"
     fi
 done
+for workers in 1 2; do
+    : >"$SCRATCH/sweep-$workers.tps"; : >"$SCRATCH/sweep-$workers.limit"
+    for round in $(seq 1 "$SWEEP_ROUNDS"); do
+        line=$(ledger_round "sweep$round" "$workers")
+        limit=$(limit_round "$workers")
+        echo "sweep $workers worker(s) round $round: $line; limit $limit/s"
+        echo "$line" | json_field transfers_per_s >>"$SCRATCH/sweep-$workers.tps"
+        echo "$limit" >>"$SCRATCH/sweep-$workers.limit"
+    done
+done
 ledger_tps=$(median <"$SCRATCH/ledger.tps")
+limit_tps=$(median <"$SCRATCH/limit")
 printf '\n%-12s %14s %10s %10s\n' "" "transfers/s" "p50 ms" "p99 ms"
 printf '%-12s %14.0f %10s %10s\n' ledger "$ledger_tps" "$(median <"$SCRATCH/ledger.p50")" "$(median <"$SCRATCH/ledger.p99")"
+printf '%-12s %14.0f %10s %10s\n' limit "$limit_tps" "-" "-"
 if [ $PG_OK -eq 1 ]; then
     pg_tps=$(median <"$SCRATCH/pg.tps")
     printf '%-12s %14.0f %10s %10s\n' postgresql "$pg_tps" "$(median <"$SCRATCH/pg.p50")" "$(median <"$SCRATCH/pg.p99")"
     awk -v a="$ledger_tps" -v b="$pg_tps" 'BEGIN {printf "ratio ledger/postgresql: %.2fx (target 20x)\n", a / b}'
 fi
-echo "target: 100000 transfers/s; medians of $ROUNDS rounds"
+awk -v a="$ledger_tps" -v b="$limit_tps" -v w="$WORKERS" \
+    'BEGIN {printf "ratio ledger/limit: %.2f (limit: crypto_sign_verify_detached on %d threads; target 0.9)\n", a / b, w}'
+if [ "$SWEEP_ROUNDS" -gt 0 ]; then
+    printf '\n%-12s %14s %14s %8s\n' workers "transfers/s" "limit/s" "ratio"
+    for workers in 1 2; do
+        tps=$(median <"$SCRATCH/sweep-$workers.tps")
+        lim=$(median <"$SCRATCH/sweep-$workers.limit")
+        awk -v w="$workers" -v a="$tps" -v b="$lim" 'BEGIN {printf "%-12d %14.0f %14.0f %8.2f\n", w, a, b, a / b}'
+    done
+fi
+echo "target: 100000 transfers/s; medians of $ROUNDS rounds ($SWEEP_ROUNDS for the sweep)"
+echo "command: BENCH_LEDGER_ROUNDS=$ROUNDS BENCH_LEDGER_CLIENTS=$CLIENTS BENCH_LEDGER_BATCH=$BATCH BENCH_LEDGER_TRANSFERS=$TRANSFERS BENCH_LEDGER_WORKERS=$WORKERS BENCH_LEDGER_SWEEP_ROUNDS=$SWEEP_ROUNDS bench/run_ledger.sh $BUILD_DIR"
