@@ -7,14 +7,17 @@
  * log is built in memory as the active ledger writes it (batch_codec.h): a
  * genesis, mint entries of one coin to each of --coins grants among
  * --wallets wallets, then --transfers transfers of one coin from its
- * current owner to a random payee, --entry transfers per entry. The
+ * current owner to a random payee, --entry transfers per entry, with
+ * UUIDv7 ids as clients make them. The
  * transfers' signatures are random bytes: a replica never checks them (the
  * active ledger did before the entry was written), so the replay does the
  * same work a standby does. The genesis and the mints are applied untimed.
  *
  * Timed, on one thread: every transfer entry decoded
  * (kci_ledger_log_decode) and applied (kci_ledger_log_apply: one LMDB
- * write transaction per entry, committed and synced). Then the store is
+ * write transaction per entry, committed and synced, as a standby that
+ * keeps up does), or with --group N, N entries at a time in one
+ * transaction (kci_ledger_log_apply_group, as catching up on a backlog). Then the store is
  * closed and the restart is timed: kci_ledger_store_open, the applied
  * position and the counters read back.
  *
@@ -35,8 +38,9 @@
 #include "ledger/batch_apply.h"
 #include "ledger/batch_codec.h"
 #include "ledger/store.h"
+#include "service/uuid.h"
 
-enum { GRANTS_PER_ENTRY = 1000, ERROR_BYTES = 512 };
+enum { GRANTS_PER_ENTRY = 1000, ERROR_BYTES = 512, GROUP_MAX = 4096 };
 #define MAP_BYTES ((uint64_t)16 << 30) /* address space; the file grows as needed */
 #define NOW_MS ((int64_t)1800000000000)
 
@@ -45,6 +49,7 @@ typedef struct options {
     int wallets;
     int coins;
     int entry_transfers;
+    int group; /* entries per LMDB transaction (kci_ledger_log_apply_group); 1: one each */
     const char *directory; /* NULL: a new one under /tmp, removed after */
 } options;
 
@@ -110,6 +115,26 @@ static int64_t apply(world *w, const log_entry *entry, kci_ledger_outcome *outco
     return refused;
 }
 
+/* Decodes entries[0..count) and applies them in one transaction. */
+static void apply_group(world *w, const log_entry *entries, int64_t count)
+{
+    kci_ledger_log_entry decoded[GROUP_MAX];
+    kci_ledger_log_item items[GROUP_MAX];
+    char error[ERROR_BYTES];
+    for (int64_t index = 0; index < count; index++) {
+        if (kci_ledger_log_decode(&decoded[index], entries[index].bytes, entries[index].length,
+                                  error, sizeof error) != KC_OK)
+            die("decode", error);
+        items[index] = (kci_ledger_log_item){.entry = &decoded[index],
+                                             .bytes = entries[index].bytes,
+                                             .length = entries[index].length};
+    }
+    if (kci_ledger_log_apply_group(w->store, &w->applied, items, (uint32_t)count) != KC_OK)
+        die("apply", kc_last_error());
+    for (int64_t index = 0; index < count; index++)
+        kci_ledger_log_entry_free(&decoded[index]);
+}
+
 /* The genesis and the mints, applied now (untimed). */
 static void mint_all(world *w, kci_ledger_outcome *outcomes)
 {
@@ -164,7 +189,9 @@ static log_entry *build_log(world *w, int64_t *entry_count)
                                             .time_ms = w->now_ms,
                                             .coin_count = 1,
                                             .coins = &w->coins[coin]};
-            randombytes_buf(transfer.id, sizeof transfer.id);
+            kci_uuid id; /* as clients make them (client.c): time-ordered */
+            kci_uuid_v7(&id);
+            memcpy(transfer.id, id.bytes, KCI_LEDGER_ID_BYTES);
             randombytes_buf(transfer.signature, sizeof transfer.signature); /* never checked */
             memcpy(transfer.from, w->wallets[w->owners[coin]], KCI_LEDGER_KEY_BYTES);
             memcpy(transfer.to, w->wallets[payee], KCI_LEDGER_KEY_BYTES);
@@ -219,12 +246,19 @@ static double restart(world *w, const char *directory)
 
 static void parse_options(int argc, char **argv, options *config)
 {
-    *config =
-        (options){.transfers = 1000000, .wallets = 10000, .coins = 100000, .entry_transfers = 1024};
+    *config = (options){.transfers = 1000000,
+                        .wallets = 10000,
+                        .coins = 100000,
+                        .entry_transfers = 1024,
+                        .group = 1};
     static const struct option long_options[] = {
-        {"transfers", required_argument, NULL, 't'}, {"wallets", required_argument, NULL, 'w'},
-        {"coins", required_argument, NULL, 'k'},     {"entry", required_argument, NULL, 'e'},
-        {"dir", required_argument, NULL, 'd'},       {NULL, 0, NULL, 0},
+        {"transfers", required_argument, NULL, 't'},
+        {"wallets", required_argument, NULL, 'w'},
+        {"coins", required_argument, NULL, 'k'},
+        {"entry", required_argument, NULL, 'e'},
+        {"dir", required_argument, NULL, 'd'},
+        {"group", required_argument, NULL, 'g'},
+        {NULL, 0, NULL, 0},
     };
     int option;
     while ((option = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
@@ -234,14 +268,16 @@ static void parse_options(int argc, char **argv, options *config)
         case 'k': config->coins = atoi(optarg); break;
         case 'e': config->entry_transfers = atoi(optarg); break;
         case 'd': config->directory = optarg; break;
+        case 'g': config->group = atoi(optarg); break;
         default:
             fprintf(stderr, "usage: ledger_replay [--transfers N] [--wallets N] [--coins N] "
-                            "[--entry N] [--dir DIR]\n");
+                            "[--entry N] [--group N] [--dir DIR]\n");
             exit(2);
         }
     }
     if (config->transfers < 1 || config->wallets < 2 || config->coins < 1 ||
-        config->entry_transfers < 1 || config->entry_transfers > KCI_LEDGER_LOG_OPS_MAX) {
+        config->entry_transfers < 1 || config->entry_transfers > KCI_LEDGER_LOG_OPS_MAX ||
+        config->group < 1 || config->group > GROUP_MAX) {
         fprintf(stderr, "ledger_replay: an option is out of range\n");
         exit(2);
     }
@@ -271,16 +307,20 @@ int main(int argc, char **argv)
     int64_t entry_count = 0;
     log_entry *entries = build_log(&w, &entry_count);
     int64_t refused = 0, started_ns = now_ns();
-    for (int64_t index = 0; index < entry_count; index++)
-        refused += apply(&w, &entries[index], outcomes);
+    for (int64_t index = 0; index < entry_count; index += config.group) {
+        int64_t count = entry_count - index < config.group ? entry_count - index : config.group;
+        if (config.group == 1)
+            refused += apply(&w, &entries[index], outcomes);
+        else
+            apply_group(&w, &entries[index], count); /* a refusal is not reported here */
+    }
     double seconds = (double)(now_ns() - started_ns) / 1e9;
     double restart_ms = restart(&w, directory);
-    printf(
-        "{\"transfers\":%" PRId64 ",\"refused\":%" PRId64 ",\"entries\":%" PRId64
-        ",\"replay_s\":%.3f,\"transfers_per_s\":%.0f,\"restart_ms\":%.1f,\"store_bytes\":%" PRIu64
-        "}\n",
-        config.transfers, refused, entry_count, seconds, (double)config.transfers / seconds,
-        restart_ms, directory_bytes(directory));
+    printf("{\"transfers\":%" PRId64 ",\"refused\":%" PRId64 ",\"entries\":%" PRId64
+           ",\"group\":%d,\"replay_s\":%.3f,\"transfers_per_s\":%.0f,\"restart_ms\":%.1f,\"store_"
+           "bytes\":%" PRIu64 "}\n",
+           config.transfers, refused, entry_count, config.group, seconds,
+           (double)config.transfers / seconds, restart_ms, directory_bytes(directory));
     kci_ledger_store_close(w.store);
     for (int64_t index = 0; index < entry_count; index++)
         free(entries[index].bytes);
