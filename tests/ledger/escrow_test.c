@@ -169,7 +169,7 @@ static int group_setup(void **state)
     if (harness_server_init(&w->server, server_binary) != HARNESS_OK) return -1;
     char config[2 * HARNESS_PATH_SIZE_MAX + 256];
     snprintf(config, sizeof config,
-             "ledger { dir: \"%.200s/ledger\" }\n"
+             "ledger { dir: \"%.200s/ledger\", mint_open: true }\n"
              "arbiter { enabled: true, id: arbiter-0, data_dir: \"%.200s/arbiter\" }\n",
              w->server.directory_path, w->server.directory_path);
     if (harness_server_start(&w->server, config) != HARNESS_OK) return -1;
