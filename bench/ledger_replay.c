@@ -130,7 +130,7 @@ static int64_t apply(world *w, const log_entry *entry, kci_ledger_outcome *outco
 static void apply_group(world *w, const log_entry *entries, int64_t count)
 {
     kci_ledger_log_entry decoded[GROUP_MAX];
-    kci_ledger_log_item items[GROUP_MAX];
+    kci_ledger_log_item items[GROUP_MAX] = {{0}}; /* all set below; the compiler cannot tell */
     char error[ERROR_BYTES];
     for (int64_t index = 0; index < count; index++) {
         if (kci_ledger_log_decode(&decoded[index], entries[index].bytes, entries[index].length,
@@ -339,6 +339,10 @@ int main(int argc, char **argv)
     for (int64_t index = 0; index < entry_count; index++)
         free(entries[index].bytes);
     free(entries);
+    free(outcomes);
+    free(w.owners);
+    free(w.coins);
+    free(w.wallets);
     if (config.directory == NULL) {
         char command[128];
         snprintf(command, sizeof command, "rm -rf %s", directory);
