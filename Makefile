@@ -61,7 +61,7 @@ bench:
 	ninja -C build-bench
 	bench/run.sh build-bench
 	@# The later parts' benchmarks, each with its own peer (bench/README.md).
-	@for part in queue ledger ledger_replicated econ auth lease jsqueue; do \
+	@for part in queue ledger ledger_replay ledger_replicated econ auth lease jsqueue; do \
 		[ ! -x bench/run_$$part.sh ] || bench/run_$$part.sh build-bench || exit 1; \
 	done
 

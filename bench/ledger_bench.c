@@ -14,7 +14,14 @@
  * Prints one JSON object: transfers acknowledged, refused, seconds,
  * transfers_per_s, p50_ms, p99_ms, and audit_ok (with --audit: the
  * ledger's audit after the run, untimed: every signature re-checked, supply
- * equal to the balances, one owner per coin). */
+ * equal to the balances, one owner per coin).
+ *
+ * --rate R --seconds S: offered load instead of as fast as it goes: the
+ * clients send their batches on a fixed schedule, R transfers/s in all for
+ * S seconds, and a batch's latency counts from when it was due.
+ *
+ * --verify-limit THREADS [--seconds S]: no ledger; the verification limit
+ * instead (verify_limit.c), which run_ledger.sh divides the ledger by. */
 #include <getopt.h>
 #include <inttypes.h>
 #include <nats/nats.h>
@@ -26,6 +33,7 @@
 #include <time.h>
 
 #include "ledger/client.h"
+#include "verify_limit.h"
 
 enum {
     CLIENTS_MAX = 256,
@@ -41,7 +49,10 @@ typedef struct options {
     int coins_per_client;
     int transfers_per_client;
     int batch;
-    bool audit; /* after the run, ask the ledger to audit itself (untimed) */
+    bool audit;               /* after the run, ask the ledger to audit itself (untimed) */
+    int verify_limit_threads; /* > 0: only measure the verification limit */
+    double seconds;           /* the limit's loop; with rate, the run's length */
+    double rate;              /* > 0: transfers/s offered in all, on a fixed schedule */
 } options;
 
 typedef struct client {
@@ -56,6 +67,7 @@ typedef struct client {
     int64_t refused;
     int64_t failed_batches;
     pthread_barrier_t *start;
+    int index; /* spreads the clients' schedules over an interval (--rate) */
 } client;
 
 static int64_t now_ns(void)
@@ -145,13 +157,30 @@ static void presign(client *self)
     }
 }
 
+/* With --rate, when batch is due (open loop: a late reply does not push
+ * the schedule back, and the latency counts from when it was due, so a
+ * queue that builds up shows); else now. */
+static int64_t due_ns(const client *self, int64_t started_ns, int batch)
+{
+    const options *config = self->config;
+    if (config->rate <= 0) return now_ns();
+    double interval_ns = (double)config->batch * config->client_count * 1e9 / config->rate;
+    int64_t due =
+        started_ns + (int64_t)(interval_ns * (batch + (double)self->index / config->client_count));
+    struct timespec until = {.tv_sec = due / 1000000000, .tv_nsec = due % 1000000000};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL) != 0) {
+    }
+    return due;
+}
+
 static void *client_main(void *argument)
 {
     client *self = argument;
     natsConnection *connection = connect_to(self->config->server);
     pthread_barrier_wait(self->start);
+    int64_t started_ns = now_ns();
     for (int batch = 0; batch < self->batch_count; batch++) {
-        int64_t sent_ns = now_ns();
+        int64_t sent_ns = due_ns(self, started_ns, batch);
         natsMsg *reply = NULL;
         natsStatus status = natsConnection_RequestString(
             &reply, connection, "kc.ledger.transfer.batch", self->batches[batch], CALL_TIMEOUT_MS);
@@ -197,12 +226,20 @@ static void parse_options(int argc, char **argv, options *config)
                         .client_count = 16,
                         .coins_per_client = 500,
                         .transfers_per_client = 2000,
-                        .batch = 64};
+                        .batch = 64,
+                        .seconds = 3};
     static const struct option long_options[] = {
-        {"server", required_argument, NULL, 's'},    {"wallets", required_argument, NULL, 'w'},
-        {"clients", required_argument, NULL, 'c'},   {"coins", required_argument, NULL, 'k'},
-        {"transfers", required_argument, NULL, 't'}, {"batch", required_argument, NULL, 'b'},
-        {"audit", no_argument, NULL, 'a'},           {NULL, 0, NULL, 0},
+        {"server", required_argument, NULL, 's'},
+        {"wallets", required_argument, NULL, 'w'},
+        {"clients", required_argument, NULL, 'c'},
+        {"coins", required_argument, NULL, 'k'},
+        {"transfers", required_argument, NULL, 't'},
+        {"batch", required_argument, NULL, 'b'},
+        {"audit", no_argument, NULL, 'a'},
+        {"verify-limit", required_argument, NULL, 'v'},
+        {"seconds", required_argument, NULL, 'S'},
+        {"rate", required_argument, NULL, 'r'},
+        {NULL, 0, NULL, 0},
     };
     int option;
     while ((option = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
@@ -214,9 +251,14 @@ static void parse_options(int argc, char **argv, options *config)
         case 't': config->transfers_per_client = atoi(optarg); break;
         case 'b': config->batch = atoi(optarg); break;
         case 'a': config->audit = true; break;
+        case 'v': config->verify_limit_threads = atoi(optarg); break;
+        case 'S': config->seconds = atof(optarg); break;
+        case 'r': config->rate = atof(optarg); break;
         default:
             fprintf(stderr, "usage: ledger_bench --server URL [--wallets N] [--clients N] "
-                            "[--coins N] [--transfers N] [--batch N] [--audit]\n");
+                            "[--coins N] [--transfers N] [--batch N] [--audit]\n"
+                            "       [--rate TRANSFERS_PER_S --seconds S]\n"
+                            "       ledger_bench --verify-limit THREADS [--seconds S]\n");
             exit(2);
         }
     }
@@ -233,7 +275,11 @@ int main(int argc, char **argv)
 {
     options config;
     parse_options(argc, argv, &config);
+    if (config.rate > 0) /* as many as the schedule sends in --seconds */
+        config.transfers_per_client = (int)(config.rate * config.seconds / config.client_count) + 1;
     if (sodium_init() < 0) return 1;
+    if (config.verify_limit_threads > 0)
+        return kc_bench_verify_limit(config.verify_limit_threads, config.seconds);
     kci_wallet *wallets = calloc((size_t)config.wallet_count, sizeof *wallets);
     for (int index = 0; index < config.wallet_count; index++)
         crypto_sign_keypair(wallets[index].public_key, wallets[index].secret_key);
@@ -241,7 +287,8 @@ int main(int argc, char **argv)
     pthread_barrier_t start;
     pthread_barrier_init(&start, NULL, (unsigned)config.client_count + 1);
     for (int index = 0; index < config.client_count; index++) {
-        clients[index] = (client){.config = &config, .wallets = wallets, .start = &start};
+        clients[index] =
+            (client){.config = &config, .wallets = wallets, .start = &start, .index = index};
         clients[index].coins = calloc((size_t)config.coins_per_client, sizeof(kci_ledger_coin));
         clients[index].owners = calloc((size_t)config.coins_per_client, sizeof(int));
     }

@@ -53,25 +53,57 @@ static kc_err apply_op(kci_ledger_batch *batch, const kci_ledger_log_op *op,
     }
 }
 
-kc_err kci_ledger_log_apply(kci_ledger_store *store, kci_ledger_applied *applied, uint64_t sequence,
-                            const kci_ledger_log_entry *entry, const uint8_t *bytes, size_t length,
-                            kci_ledger_outcome *outcomes)
+/* One entry into an open batch: its ops by its clock, then its position. */
+static kc_err apply_entry(kci_ledger_store *store, kci_ledger_batch *batch,
+                          kci_ledger_applied *position, uint64_t sequence,
+                          const kci_ledger_log_item *item, kci_ledger_outcome *outcomes)
 {
-    assert(sequence == applied->sequence + 1); /* the log is applied in order, once */
+    assert(sequence == position->sequence + 1); /* the log is applied in order, once */
+    const kci_ledger_log_entry *entry = item->entry;
     if (memcmp(entry->mint, kci_ledger_store_mint_key(store), KCI_LEDGER_KEY_BYTES) != 0)
         return kci_fail(KC_ERR_CONFIG,
                         "ledger log entry %llu names another mint than %s: every replica "
                         "needs the same mint.key",
                         (unsigned long long)sequence, kci_ledger_store_mint_address(store));
-    kci_ledger_batch *batch = NULL;
-    kc_err err = kci_ledger_batch_begin_at(&batch, store, entry->now_ms);
+    kci_ledger_batch_set_now(batch, entry->now_ms);
+    kc_err err = KC_OK;
     for (uint32_t index = 0; err == KC_OK && index < entry->op_count; index++) {
         kci_ledger_outcome scratch = {0};
         err = apply_op(batch, &entry->ops[index], outcomes != NULL ? &outcomes[index] : &scratch);
     }
     kci_ledger_applied next = {.sequence = sequence};
-    kci_ledger_log_chain(applied->chain, bytes, length, next.chain);
+    kci_ledger_log_chain(position->chain, item->bytes, item->length, next.chain);
     if (err == KC_OK) err = kci_ledger_batch_set_applied(batch, &next);
+    if (err == KC_OK) *position = next;
+    return err;
+}
+
+kc_err kci_ledger_log_apply(kci_ledger_store *store, kci_ledger_applied *applied, uint64_t sequence,
+                            const kci_ledger_log_entry *entry, const uint8_t *bytes, size_t length,
+                            kci_ledger_outcome *outcomes)
+{
+    kci_ledger_log_item item = {.entry = entry, .bytes = bytes, .length = length};
+    kci_ledger_batch *batch = NULL;
+    kci_ledger_applied next = *applied;
+    kc_err err = kci_ledger_batch_begin_at(&batch, store, entry->now_ms);
+    if (err == KC_OK) err = apply_entry(store, batch, &next, sequence, &item, outcomes);
+    if (err == KC_OK)
+        err = kci_ledger_batch_commit(batch);
+    else
+        kci_ledger_batch_abort(batch);
+    if (err == KC_OK) *applied = next;
+    return err;
+}
+
+kc_err kci_ledger_log_apply_group(kci_ledger_store *store, kci_ledger_applied *applied,
+                                  const kci_ledger_log_item *items, uint32_t count)
+{
+    assert(count > 0);
+    kci_ledger_batch *batch = NULL;
+    kci_ledger_applied next = *applied;
+    kc_err err = kci_ledger_batch_begin_at(&batch, store, items[0].entry->now_ms);
+    for (uint32_t index = 0; err == KC_OK && index < count; index++)
+        err = apply_entry(store, batch, &next, next.sequence + 1, &items[index], NULL);
     if (err == KC_OK)
         err = kci_ledger_batch_commit(batch);
     else

@@ -28,4 +28,22 @@ kc_err kci_ledger_log_apply(kci_ledger_store *store, kci_ledger_applied *applied
                             const kci_ledger_log_entry *entry, const uint8_t *bytes, size_t length,
                             kci_ledger_outcome *outcomes);
 
+/* One entry of a group (kci_ledger_log_apply_group). */
+typedef struct kci_ledger_log_item {
+    const kci_ledger_log_entry *entry;
+    const uint8_t *bytes;
+    size_t length;
+} kci_ledger_log_item;
+
+/* Applies items[0..count) as the log entries after *applied (updated on
+ * success), in order, each by its own clock and with its own chain digest,
+ * in one LMDB transaction and one commit: the same state, byte for byte,
+ * as count kci_ledger_log_apply calls, with one sync instead of count and
+ * each page the entries share written once. For catching up on a backlog
+ * (a standby behind, a restart): the log is durable already, so nothing is
+ * acknowledged per entry and no outcomes are kept. All or nothing; errors
+ * as kci_ledger_log_apply. */
+kc_err kci_ledger_log_apply_group(kci_ledger_store *store, kci_ledger_applied *applied,
+                                  const kci_ledger_log_item *items, uint32_t count);
+
 #endif

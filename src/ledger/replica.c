@@ -53,6 +53,7 @@ enum {
     OPEN_RETRY_MS = 250,        /* between attempts while a leader is elected */
     FOLLOW_PAUSE_MS = 50,       /* a standby at the log's end looks again after */
     FOLLOW_ENTRIES_MAX = 256,   /* entries a standby applies between other duties */
+    FOLLOW_GROUP_MAX = 32,      /* entries of a backlog applied in one transaction */
     ACTIVE_WAIT_MS = 100,       /* the active writer waits this long for jobs */
     RETRY_PAUSE_MS = 100,       /* after a publish that failed */
     ENTRY_SLACK_BYTES = 4096,   /* headers and protocol beside an entry's bytes */
@@ -136,14 +137,64 @@ static kc_err apply_entry(kci_ledger_replica *replica, uint64_t sequence, const 
 
 /* The log entry after the last applied one, read through the stream's
  * leader. KC_ERR_NOT_FOUND at the log's end. */
-static kc_err next_message(kci_ledger_replica *replica, natsMsg **out)
+static kc_err message_at(kci_ledger_replica *replica, uint64_t sequence, natsMsg **out)
 {
     jsErrCode code = 0;
-    natsStatus status =
-        js_GetMsg(out, replica->js, replica->stream, replica->applied.sequence + 1, NULL, &code);
+    natsStatus status = js_GetMsg(out, replica->js, replica->stream, sequence, NULL, &code);
     if (status == NATS_OK) return KC_OK;
     if (status == NATS_NOT_FOUND) return KC_ERR_NOT_FOUND;
     return nats_fail(status, code, "read");
+}
+
+static kc_err next_message(kci_ledger_replica *replica, natsMsg **out)
+{
+    return message_at(replica, replica->applied.sequence + 1, out);
+}
+
+/* A backlog: up to count_max entries that follow, read ahead and applied
+ * FOLLOW_GROUP_MAX at a time in one transaction (one sync, and the pages
+ * they share written once: kci_ledger_log_apply_group). An entry that does
+ * not decode, or a group that fails, goes through apply_entry one by one,
+ * which says why and marks the replica broken if it cannot follow. Returns
+ * how many were applied; *at_end when the log has nothing after them. */
+static uint32_t follow_group(kci_ledger_replica *replica, uint32_t count_max, bool *at_end)
+{
+    natsMsg *messages[FOLLOW_GROUP_MAX];
+    kci_ledger_log_entry entries[FOLLOW_GROUP_MAX];
+    kci_ledger_log_item items[FOLLOW_GROUP_MAX];
+    uint32_t count = 0;
+    char error[KCI_LEDGER_ERROR_BYTES_MAX];
+    while (count < FOLLOW_GROUP_MAX && count < count_max) {
+        uint64_t sequence = replica->applied.sequence + 1 + count;
+        kc_err read = message_at(replica, sequence, &messages[count]);
+        if (read != KC_OK) {
+            *at_end = count == 0 && read == KC_ERR_NOT_FOUND; /* nothing to read one by one */
+            break;
+        }
+        const uint8_t *bytes = (const uint8_t *)natsMsg_GetData(messages[count]);
+        size_t length = (size_t)natsMsg_GetDataLength(messages[count]);
+        bool usable =
+            natsMsg_GetSequence(messages[count]) == sequence &&
+            kci_ledger_log_decode(&entries[count], bytes, length, error, sizeof error) == KC_OK;
+        if (!usable) {
+            if (natsMsg_GetSequence(messages[count]) == sequence)
+                kci_ledger_log_entry_free(&entries[count]);
+            natsMsg_Destroy(messages[count]);
+            break; /* follow() meets it on its own and says why */
+        }
+        items[count] =
+            (kci_ledger_log_item){.entry = &entries[count], .bytes = bytes, .length = length};
+        count++;
+    }
+    kc_err err = count > 1 ? kci_ledger_log_apply_group(replica->ledger->store, &replica->applied,
+                                                        items, count)
+                           : KC_ERR_INVALID_ARGUMENT; /* none or one: one by one */
+    if (err == KC_OK) atomic_store(&replica->applied_sequence, replica->applied.sequence);
+    for (uint32_t index = 0; index < count; index++) {
+        kci_ledger_log_entry_free(&entries[index]);
+        natsMsg_Destroy(messages[index]);
+    }
+    return err == KC_OK ? count : 0;
 }
 
 /* Applies up to count_max entries that follow. own_id (may be NULL): the
@@ -154,6 +205,14 @@ static uint32_t follow(kci_ledger_replica *replica, uint32_t count_max, const ui
                        kci_ledger_outcome *own_outcomes, bool *own_found)
 {
     uint32_t applied = 0;
+    bool at_end = false;
+    /* Catching up with nothing of its own in doubt: in groups while they go. */
+    while (own_id == NULL && !replica->broken && applied < count_max && !at_end) {
+        uint32_t step = follow_group(replica, count_max - applied, &at_end);
+        if (step == 0) break;
+        applied += step;
+    }
+    if (at_end) return applied;
     while (!replica->broken && applied < count_max && (own_found == NULL || !*own_found)) {
         natsMsg *message = NULL;
         kc_err err = next_message(replica, &message);

@@ -695,6 +695,11 @@ kc_err kci_ledger_batch_begin_at(kci_ledger_batch **out, kci_ledger_store *store
     return KC_OK;
 }
 
+void kci_ledger_batch_set_now(kci_ledger_batch *batch, int64_t now_ms)
+{
+    batch->now_ms = now_ms;
+}
+
 kc_err kci_ledger_batch_commit(kci_ledger_batch *batch)
 {
     kci_ledger_store *store = batch->store;

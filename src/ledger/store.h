@@ -194,6 +194,9 @@ kc_err kci_ledger_batch_begin(kci_ledger_batch **out, kci_ledger_store *store);
 kc_err kci_ledger_batch_begin_at(kci_ledger_batch **out, kci_ledger_store *store, int64_t now_ms);
 /* Commits (durably: LMDB syncs on commit), publishes the counters and
  * frees the batch, whatever the result. KC_ERR_LIMIT: the map is full. */
+/* The clock of what follows in the batch (a group of replicated log entries
+ * applied in one transaction, each by its own clock: batch_apply.h). */
+void kci_ledger_batch_set_now(kci_ledger_batch *batch, int64_t now_ms);
 kc_err kci_ledger_batch_commit(kci_ledger_batch *batch);
 void kci_ledger_batch_abort(kci_ledger_batch *batch); /* frees it; NULL is fine */
 

@@ -491,6 +491,67 @@ static void test_replicas_end_with_the_same_bytes(void **state)
     world_free(&w);
 }
 
+/* A backlog applied as a group in one transaction (catching up) ends with
+ * the same bytes, the same chain and the same per-entry chain digests as
+ * the entries applied one by one; a group that does not follow the applied
+ * position changes nothing. */
+static void test_a_group_applies_like_its_entries(void **state)
+{
+    (void)state;
+    replica a, b;
+    world w;
+    replicas_open(&a, &b, &w);
+    kci_ledger_log_writer genesis, everything;
+    encode_genesis(&w, &genesis);
+    encode_everything(&w, &everything);
+    assert_int_equal(replica_apply(&a, &genesis, NULL), KC_OK);
+    assert_int_equal(replica_apply(&a, &everything, NULL), KC_OK);
+    kci_ledger_log_entry decoded[2];
+    const kci_ledger_log_writer *writers[2] = {&genesis, &everything};
+    kci_ledger_log_item items[2];
+    char error[256];
+    for (int index = 0; index < 2; index++) {
+        assert_int_equal(kci_ledger_log_decode(&decoded[index], writers[index]->bytes,
+                                               writers[index]->length, error, sizeof error),
+                         KC_OK);
+        items[index] = (kci_ledger_log_item){.entry = &decoded[index],
+                                             .bytes = writers[index]->bytes,
+                                             .length = writers[index]->length};
+    }
+    assert_int_equal(kci_ledger_log_apply_group(b.store, &b.applied, items, 2), KC_OK);
+    assert_int_equal(b.applied.sequence, 2);
+    uint8_t digest_a[KCI_LEDGER_DIGEST_BYTES], digest_b[KCI_LEDGER_DIGEST_BYTES];
+    state_digest(&a, digest_a);
+    state_digest(&b, digest_b);
+    assert_memory_equal(digest_a, digest_b, KCI_LEDGER_DIGEST_BYTES);
+    assert_memory_equal(a.applied.chain, b.applied.chain, KCI_LEDGER_DIGEST_BYTES);
+    kci_ledger_read *read_a = NULL, *read_b = NULL;
+    uint8_t first_a[KCI_LEDGER_DIGEST_BYTES], first_b[KCI_LEDGER_DIGEST_BYTES];
+    assert_int_equal(kci_ledger_read_begin(&read_a, a.store), KC_OK);
+    assert_int_equal(kci_ledger_read_begin(&read_b, b.store), KC_OK);
+    assert_int_equal(kci_ledger_chain_get(read_a, 1, first_a), KC_OK);
+    assert_int_equal(kci_ledger_chain_get(read_b, 1, first_b), KC_OK);
+    assert_memory_equal(first_a, first_b, KCI_LEDGER_DIGEST_BYTES);
+    kci_ledger_read_end(read_a);
+    kci_ledger_read_end(read_b);
+    /* Again at positions already taken: refused, nothing changes. */
+    kci_ledger_applied stale = {.sequence = 1}, kept = b.applied;
+    memcpy(stale.chain, first_b, KCI_LEDGER_DIGEST_BYTES);
+    b.applied = stale;
+    assert_int_not_equal(kci_ledger_log_apply_group(b.store, &b.applied, &items[1], 1), KC_OK);
+    assert_int_equal(b.applied.sequence, 1);
+    b.applied = kept;
+    state_digest(&b, digest_b);
+    assert_memory_equal(digest_a, digest_b, KCI_LEDGER_DIGEST_BYTES);
+    for (int index = 0; index < 2; index++)
+        kci_ledger_log_entry_free(&decoded[index]);
+    replica_close(&a);
+    replica_close(&b);
+    kci_ledger_log_writer_free(&genesis);
+    kci_ledger_log_writer_free(&everything);
+    world_free(&w);
+}
+
 /* A hold of alice's coin for bob, expiring at expires_ms. */
 static kci_ledger_transfer make_hold(const world *w, const kci_ledger_coin *coin,
                                      int64_t expires_ms)
@@ -618,6 +679,7 @@ int main(void)
         cmocka_unit_test(test_broken_entries_are_refused),
         cmocka_unit_test(test_rule_breaking_ops_are_refused),
         cmocka_unit_test(test_replicas_end_with_the_same_bytes),
+        cmocka_unit_test(test_a_group_applies_like_its_entries),
         cmocka_unit_test(test_another_mint_is_refused),
         cmocka_unit_test(test_escrow_entries_replay_alike),
     };
