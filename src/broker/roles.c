@@ -64,6 +64,7 @@ static const kci_permissions role_permissions[KCI_ROLE_COUNT] = {
             .publish = ALLOW("kc.arbiter.status", "kc.arbiter.verdicts", "kc.arbiter.tree",
                              "kc.sys.queue.stats", "kc.ledger.history", "kc.ledger.audit"),
             .subscribe = ALLOW("_INBOX.>"),
+        },
     [KCI_ROLE_EVENTNET] =
         {
             /* answers to walks; observing the traffic is its job */
