@@ -814,6 +814,8 @@ static void test_help(void **state)
          line = strstr(line + 1, "\n    ")) {
         const char *end = strchr(line + 1, '\n');
         size_t length = end != NULL ? (size_t)(end - line) : strlen(line);
+        size_t indent = strspn(line, "\n ");
+        if (line[indent] != '-') continue; /* a wrapped description's next line */
         bool has_default = memmem(line, length, "default", 7) != NULL;
         bool exempt = memmem(line, length, "-h, --help", 10) != NULL ||
                       memmem(line, length, "--version", 9) != NULL ||

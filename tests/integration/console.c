@@ -370,7 +370,7 @@ static int group_setup(void **state)
     snprintf(
         config, sizeof config,
         "persister { dir: \"%s/queue\" }\n"
-        "ledger { dir: \"%s/ledger\" }\n"
+        "ledger { dir: \"%s/ledger\", mint_open: true }\n"
         "arbiter {\n  enabled: true\n  id: \"arb\"\n  tick: \"100ms\"\n  slow: \"50ms\"\n"
         "  target: \"50ms\"\n  qos_samples: 10\n  quarantine: \"1h\"\n  probation: \"1h\"\n}\n",
         server.directory_path, server.directory_path);

@@ -750,7 +750,7 @@ static void test_reply_sizes(void **state)
         kc_client_request(&reply, client, "resize", oversized, sizeof(oversized), TIMEOUT_MS),
         KC_ERR_TOO_LARGE);
     assert_null(reply);
-    assert_non_null(strstr(kc_last_error(), "maximum"));
+    assert_non_null(strstr(kc_last_error(), "max_payload"));
     static async_result result;
     static async_call call;
     async_result_init(&result);
