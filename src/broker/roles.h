@@ -25,7 +25,7 @@ typedef enum kci_role {
     KCI_ROLE_ARBITER = 3,
     KCI_ROLE_KEEPER = 4,
     KCI_ROLE_INGRESS = 5,
-    KCI_ROLE_CONSOLE = 6, /* the web console's gatherer (src/console/gather.h) */
+    KCI_ROLE_CONSOLE = 6,  /* the web console's gatherer (src/console/gather.h) */
     KCI_ROLE_EVENTNET = 7, /* the EventNet recorder (src/eventnet/) */
 } kci_role;
 

@@ -538,8 +538,7 @@ kc_err kci_headers_stamp_with_hlc(natsMsg *message, kci_kc_headers *headers, kci
         {KCI_HEADER_NODE, headers->node}, {KCI_HEADER_TYPE, headers->type},
         {KCI_HEADER_DEADLINE, deadline},  {KCI_HEADER_REPLY_TO, reply_to},
         {KCI_HEADER_ERROR, error},        {KCI_HEADER_PAY, pay},
-        {KCI_HEADER_PAY_HOLD, pay_hold},
-        {KCI_HEADER_CAUSE, cause},
+        {KCI_HEADER_PAY_HOLD, pay_hold},  {KCI_HEADER_CAUSE, cause},
     };
     _Static_assert(sizeof settings / sizeof settings[0] == HEADER_FIELD_COUNT,
                    "stamp writes every header read reads");

@@ -271,8 +271,9 @@ static void test_wallets_pay_and_history(void **state_in)
     assert_int_equal(harness_server_path(&state->server, "wallets", wallets, sizeof wallets),
                      HARNESS_OK);
     setenv("KCOBRA_WALLET_DIR", wallets, 1);
-    assert_int_equal(harness_server_start(&state->server, "ledger { enabled: true, mint_open: true }\n"),
-                     HARNESS_OK);
+    assert_int_equal(
+        harness_server_start(&state->server, "ledger { enabled: true, mint_open: true }\n"),
+        HARNESS_OK);
     char *url = state->server.url;
     KCOBRA_IN(state, "/", "wallet", "new", "alice");
     expect_status(state, 0);
