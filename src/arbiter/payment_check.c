@@ -10,10 +10,16 @@
  * keeps the request as evidence against the node. A check the ledger does
  * not answer judges nothing.
  *
- * Limits: the ledger says what was charged, not whether the service
- * answered well (a posted hold means its handler answered without an
- * error); the node's wallet is not known here, so a report naming some
- * other node's payment is only as good as the reporter's credibility. */
+ * Then the service side, for a charge: kc.reply.get asks the persister
+ * for its record of the request. A recorded reply from the node without an
+ * error refutes "without service"; a dead or pending request, an error
+ * reply, or no record at all (a request that was not submitted durably)
+ * leaves the ledger's word standing.
+ *
+ * Limits: the record says the node answered, not whether it answered well
+ * (that is the QoS and fusion judgement's job); the node's wallet is not
+ * known here, so a report naming some other node's payment is only as good
+ * as the reporter's credibility. */
 #include "arbiter/payment_check.h"
 
 #include <stdio.h>
@@ -26,6 +32,9 @@
 #include "service/uuid.h"
 
 #define PAYMENT_CHECK_SUBJECT "kc.ledger.transfer.get"
+#define QUEUE_RECORD_SUBJECT "kc.reply.get"
+#define QUEUE_STATE_HEADER "Kc-Queue-State" /* queue/persister.h, not linked here */
+#define REPLIED_BY_HEADER "Kc-Replied-By"
 
 enum {
     PAYMENT_CHECK_TIMEOUT_MS = 2000,
@@ -42,6 +51,20 @@ bool kci_payment_charged(const json_t *transfer, const char *request_id)
     const char *state =
         json_string_value(json_object_get(json_object_get(transfer, "hold"), "state"));
     return strcmp(kind, "hold") == 0 && state != NULL && strcmp(state, "posted") == 0;
+}
+
+int kci_payment_served(const char *queue_state, const char *error, const char *replied_by,
+                       const char *node)
+{
+    if (queue_state == NULL || strcmp(queue_state, "unknown") == 0) return -1;
+    if (strcmp(queue_state, "replied") != 0) return 0; /* dead or pending */
+    if (error != NULL && error[0] != '\0') return 0;
+    return replied_by == NULL || strcmp(replied_by, node) == 0 ? 1 : 0;
+}
+
+bool kci_payment_report_confirmed(int charged, int served)
+{
+    return charged == 1 && served != 1;
 }
 
 typedef struct payment_report {
@@ -109,6 +132,24 @@ static int ledger_says(natsConnection *connection, const payment_report *report)
     return answer;
 }
 
+/* kci_payment_served of the persister's answer about the request. */
+static int queue_says(natsConnection *connection, const payment_report *report)
+{
+    char body[96];
+    snprintf(body, sizeof body, "{\"id\":\"%s\"}", report->request_id);
+    natsMsg *reply = NULL;
+    if (natsConnection_RequestString(&reply, connection, QUEUE_RECORD_SUBJECT, body,
+                                     PAYMENT_CHECK_TIMEOUT_MS) != NATS_OK)
+        return -1;
+    const char *state = NULL, *error = NULL, *replied_by = NULL;
+    (void)natsMsgHeader_Get(reply, QUEUE_STATE_HEADER, &state);
+    (void)natsMsgHeader_Get(reply, KCI_HEADER_ERROR, &error);
+    (void)natsMsgHeader_Get(reply, REPLIED_BY_HEADER, &replied_by);
+    int served = kci_payment_served(state, error, replied_by, report->node);
+    natsMsg_Destroy(reply);
+    return served;
+}
+
 void kci_arbiter_on_payment_problem(natsConnection *connection, natsSubscription *subscription,
                                     natsMsg *message, void *closure)
 {
@@ -125,6 +166,8 @@ void kci_arbiter_on_payment_problem(natsConnection *connection, natsSubscription
                   report.payment, report.request_id);
         return;
     }
+    int served = charged == 1 ? queue_says(connection, &report) : -1;
+    bool confirmed = kci_payment_report_confirmed(charged, served);
     pthread_mutex_lock(&arbiter->lock);
     arbiter_node *reporter = kci_arbiter_node(arbiter, report.reporter, false);
     /* judge.c's handler makes the reporter known, on another thread; this
@@ -134,12 +177,13 @@ void kci_arbiter_on_payment_problem(natsConnection *connection, natsSubscription
         arbiter->speaker_count += reporter != NULL;
     }
     arbiter_node *accused = kci_arbiter_node(arbiter, report.node, false);
-    if (reporter != NULL) kci_credibility_judge(&reporter->credibility, charged == 1);
-    if (charged == 1 && accused != NULL) kci_arbiter_evidence_add(accused, report.request_id);
+    if (reporter != NULL) kci_credibility_judge(&reporter->credibility, confirmed);
+    if (confirmed && accused != NULL) kci_arbiter_evidence_add(accused, report.request_id);
     pthread_mutex_unlock(&arbiter->lock);
-    kci_info("arbiter %s: %s reports it paid %s (%s) for request %s without service: the "
-             "ledger %s",
+    kci_info("arbiter %s: %s reports it paid %s (%s) for request %s without service: %s",
              arbiter->id, report.reporter, report.node, report.payment, report.request_id,
-             charged == 1 ? "confirms the charge"
-                          : "shows no charge: counted against the reporter");
+             charged != 1  ? "the ledger shows no charge: counted against the reporter"
+             : served == 1 ? "the queue's record shows the node's reply: counted against the "
+                             "reporter"
+                           : "the ledger confirms the charge");
 }

@@ -54,11 +54,39 @@ static void test_no_charges(void **state)
     assert_false(charged("{}", REQUEST));
 }
 
+/* The queue's record of the request, from kc.reply.get's headers. */
+static void test_served(void **state)
+{
+    (void)state;
+    assert_int_equal(kci_payment_served("replied", NULL, "shop", "shop"), 1);
+    assert_int_equal(kci_payment_served("replied", "", "shop", "shop"), 1);
+    assert_int_equal(kci_payment_served("replied", NULL, NULL, "shop"), 1);
+    assert_int_equal(kci_payment_served("replied", "500 broke", "shop", "shop"), 0);
+    assert_int_equal(kci_payment_served("replied", NULL, "other", "shop"), 0);
+    assert_int_equal(kci_payment_served("dead", "410 dead", NULL, "shop"), 0);
+    assert_int_equal(kci_payment_served("pending", "425 not yet", NULL, "shop"), 0);
+    assert_int_equal(kci_payment_served("unknown", "404 no request", NULL, "shop"), -1);
+    assert_int_equal(kci_payment_served(NULL, NULL, NULL, "shop"), -1);
+}
+
+/* Confirmed only when charged and the record does not show the service. */
+static void test_confirmed(void **state)
+{
+    (void)state;
+    assert_true(kci_payment_report_confirmed(1, 0));
+    assert_true(kci_payment_report_confirmed(1, -1));
+    assert_false(kci_payment_report_confirmed(1, 1));
+    assert_false(kci_payment_report_confirmed(0, 0));
+    assert_false(kci_payment_report_confirmed(0, -1));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_charges),
         cmocka_unit_test(test_no_charges),
+        cmocka_unit_test(test_served),
+        cmocka_unit_test(test_confirmed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
