@@ -6,12 +6,35 @@
  * Both answer only a reply subject the persister may answer. */
 #include <assert.h>
 #include <jansson.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "persister_internal.h"
 #include "service/answer.h"
 #include "service/reply_subject.h"
+#include "service/uuid.h"
+
+/* The age of the oldest pending request, read from its id: a UUIDv7 (what
+ * libkingcobra makes) begins with its Unix time in ms, so no time needs
+ * keeping per request; ids of other versions are skipped. A scan of the
+ * pending array: stats are asked for rarely (kcobra, the console's poll). */
+static int64_t oldest_pending_age_ms_locked(const kci_persister *persister)
+{
+    int64_t oldest_ms = INT64_MAX;
+    for (uint32_t index = 0; index < persister->pending_count; index++) {
+        const kci_uuid *id = &persister->pending[index].id;
+        if (kci_uuid_version(id) != 7) continue;
+        int64_t ms = 0;
+        for (int byte = 0; byte < 6; byte++)
+            ms = (ms << 8) | id->bytes[byte];
+        if (ms < oldest_ms) oldest_ms = ms;
+    }
+    if (oldest_ms == INT64_MAX) return -1;
+    int64_t age_ms = kci_wall_ms() - oldest_ms;
+    return age_ms > 0 ? age_ms : 0;
+}
 
 void kci_persister_stats_get(kci_persister *persister, kci_persister_stats *out)
 {
@@ -21,6 +44,7 @@ void kci_persister_stats_get(kci_persister *persister, kci_persister_stats *out)
     out->pending = persister->pending_count;
     out->waiting = kci_persister_waiting_count_locked(persister);
     out->types_waiting = persister->types_waiting;
+    out->oldest_pending_age_ms = oldest_pending_age_ms_locked(persister);
     pthread_mutex_unlock(&persister->lock);
     /* Every pending request is in the index (state.c). */
     assert(out->pending <= out->requests);
@@ -48,6 +72,11 @@ static char *stats_json(kci_persister *persister)
         "types_waiting", (json_int_t)stats.types_waiting, "no_responders",
         (json_int_t)stats.no_responders, "probes", (json_int_t)stats.probes, "released",
         (json_int_t)stats.released, "requeued", (json_int_t)stats.requeued);
+    if (root != NULL)
+        json_object_set_new(root, "oldest_pending_age_ms",
+                            stats.oldest_pending_age_ms >= 0
+                                ? json_integer((json_int_t)stats.oldest_pending_age_ms)
+                                : json_null());
     char *text = root != NULL ? json_dumps(root, JSON_COMPACT) : NULL;
     json_decref(root);
     return text;

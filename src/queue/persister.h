@@ -134,6 +134,7 @@ typedef struct kci_persister_stats {
     uint64_t probes;                 /* probes sent for types nobody served */
     uint64_t released;               /* waiting requests dispatched once a service appeared */
     uint64_t requeued;               /* dead requests brought back (kcobra queue requeue) */
+    int64_t oldest_pending_age_ms;   /* from its UUIDv7 id; -1: none pending with a v7 id */
     kci_queue_log_stats log;
     kci_scan_report recovery;
 } kci_persister_stats;

@@ -96,6 +96,11 @@ static void test_queue_view(void **state)
     assert_float_equal(json_real_value(json_object_get(view, "redeliveries_per_s")), 3.0, 1e-9);
     assert_true(json_is_null(json_object_get(view, "oldest_pending_age_ms")));
     json_decref(view);
+    json_t *aged = parse("{\"pending\":3,\"oldest_pending_age_ms\":1500}");
+    view = kci_console_queue_view(aged, NULL, 0, 7);
+    assert_int_equal(integer_at(view, "oldest_pending_age_ms"), 1500);
+    json_decref(view);
+    json_decref(aged);
     view = kci_console_queue_view(now, NULL, 0, 7); /* the first answer: no rate yet */
     assert_float_equal(json_real_value(json_object_get(view, "redeliveries_per_s")), 0.0, 1e-9);
     json_decref(view);

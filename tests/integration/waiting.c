@@ -336,6 +336,8 @@ static void test_absent(void **state)
     harness_sleep_ms(ABSENT_WAIT_MS);
     assert_int_equal(queue_stat(w, "dead"), 0);
     assert_int_equal(queue_stat(w, "pending"), ABSENT_COUNT);
+    /* Its ids (the persister's UUIDv7s) tell how long the oldest waited. */
+    assert_true(queue_stat(w, "oldest_pending_age_ms") >= ABSENT_WAIT_MS / 2);
     assert_int_equal(dead_lines(w), 0);
     service_start(w, "absent", false);
     assert_true(wait_stat(w, "replied", ABSENT_COUNT, PROMPT_MS));
