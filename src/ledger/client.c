@@ -56,6 +56,8 @@ kc_err kci_ledger_call(json_t **out, natsConnection *connection, const char *ope
     if (err == KC_ERR_NO_RESPONDERS)
         return refuse(refusal, err, 0,
                       "no ledger answers on %s (start kcobrad or kcobra ledger serve)", subject);
+    if (err == KC_ERR_PERMISSION) /* e.g. a mint by a client that is not an operator */
+        return refuse(refusal, err, 0, "%s", kc_last_error());
     if (err != KC_OK && err != KC_ERR_SERVICE)
         return refuse(refusal, KC_ERR_IO, 0, "%s", kc_last_error());
     if (err == KC_ERR_SERVICE) {

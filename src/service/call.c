@@ -24,12 +24,32 @@ bool kci_refusal_read(natsMsg *reply, kci_refusal *refusal)
     return true;
 }
 
+/* The server's refusal of our publish on subject, if that is what the
+ * connection's last error says: a publish the server's permissions refuse
+ * is dropped with an asynchronous -ERR, so the request itself only times
+ * out (e.g. kc.ledger.mint, kept to operators). */
+static const char *publish_refused(natsConnection *connection, const char *subject)
+{
+    const char *text = NULL;
+    if (natsConnection_GetLastError(connection, &text) != NATS_NOT_PERMITTED || text == NULL)
+        return NULL;
+    const char *quoted = strstr(text, "Publish to \"");
+    if (quoted == NULL) return NULL;
+    quoted += strlen("Publish to \"");
+    size_t length = strlen(subject);
+    return strncmp(quoted, subject, length) == 0 && quoted[length] == '"' ? text : NULL;
+}
+
 /* What a request's status means (call.h). */
-static kc_err call_outcome(natsStatus status, natsMsg *reply, const char *subject,
-                           int64_t timeout_ms, kci_refusal *refusal)
+static kc_err call_outcome(natsConnection *connection, natsStatus status, natsMsg *reply,
+                           const char *subject, int64_t timeout_ms, kci_refusal *refusal)
 {
     if (status == NATS_NO_RESPONDERS)
         return kci_fail(KC_ERR_NO_RESPONDERS, "nobody serves %s", subject);
+    const char *refused = status == NATS_TIMEOUT ? publish_refused(connection, subject) : NULL;
+    if (refused != NULL)
+        return kci_fail(KC_ERR_PERMISSION, "the server refused the request on %s: %s", subject,
+                        refused);
     if (status == NATS_TIMEOUT)
         return kci_fail(KC_ERR_TIMEOUT, "no answer on %s within %lld ms", subject,
                         (long long)timeout_ms);
@@ -50,7 +70,7 @@ kc_err kci_call(natsMsg **reply, natsConnection *connection, const char *subject
         return kci_fail(KC_ERR_TOO_LARGE, "%s: a body of %zu bytes", subject, body_length);
     natsStatus status = natsConnection_Request(reply, connection, subject, body, (int)body_length,
                                                timeout_ms > 0 ? timeout_ms : 1);
-    return call_outcome(status, *reply, subject, timeout_ms, refusal);
+    return call_outcome(connection, status, *reply, subject, timeout_ms, refusal);
 }
 
 kc_err kci_call_message(natsMsg **reply, natsConnection *connection, natsMsg *request,
@@ -61,7 +81,8 @@ kc_err kci_call_message(natsMsg **reply, natsConnection *connection, natsMsg *re
     *refusal = (kci_refusal){0};
     natsStatus status =
         natsConnection_RequestMsg(reply, connection, request, timeout_ms > 0 ? timeout_ms : 1);
-    return call_outcome(status, *reply, natsMsg_GetSubject(request), timeout_ms, refusal);
+    return call_outcome(connection, status, *reply, natsMsg_GetSubject(request), timeout_ms,
+                        refusal);
 }
 
 kc_err kci_call_first(natsMsg **reply, natsConnection *connection, const char *subject,
@@ -93,5 +114,5 @@ kc_err kci_call_first(natsMsg **reply, natsConnection *connection, const char *s
     }
     natsSubscription_Destroy(answers);
     natsInbox_Destroy(inbox);
-    return call_outcome(status, *reply, subject, timeout_ms, refusal);
+    return call_outcome(connection, status, *reply, subject, timeout_ms, refusal);
 }

@@ -38,6 +38,8 @@ bool kci_refusal_read(natsMsg *reply, kci_refusal *refusal);
  *                         is the answer (its body may say more), to destroy
  *   KC_ERR_NO_RESPONDERS  nobody serves subject (*reply NULL)
  *   KC_ERR_TIMEOUT        no answer within timeout_ms
+ *   KC_ERR_PERMISSION     no answer, and the server refused our publish on
+ *                         subject (its -ERR, the connection's last error)
  *   KC_ERR_NOT_CONNECTED  other failures of the connection
  * Each failure also leaves a sentence in kc_last_error(). */
 kc_err kci_call(natsMsg **reply, natsConnection *connection, const char *subject, const void *body,
