@@ -26,9 +26,7 @@ static int64_t oldest_pending_age_ms_locked(const kci_persister *persister)
     for (uint32_t index = 0; index < persister->pending_count; index++) {
         const kci_uuid *id = &persister->pending[index].id;
         if (kci_uuid_version(id) != 7) continue;
-        int64_t ms = 0;
-        for (int byte = 0; byte < 6; byte++)
-            ms = (ms << 8) | id->bytes[byte];
+        int64_t ms = kci_uuid_v7_time_ms(id);
         if (ms < oldest_ms) oldest_ms = ms;
     }
     if (oldest_ms == INT64_MAX) return -1;
